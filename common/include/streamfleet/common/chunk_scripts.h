@@ -1,0 +1,20 @@
+#pragma once
+// The Lua scripts of the chunk path. Each runs atomically in Redis, which is what makes the effects
+// idempotent under at-least-once delivery. Argument layouts are documented beside each script source in
+// chunk_scripts.cc and wrapped by ChunkBuffer (compactor/chunk_buffer.h); nothing else builds their argv.
+#include "streamfleet/common/redis.h"
+
+namespace streamfleet::scripts {
+
+// Apply a batch of chunk/finish items of ONE generation: dedupe by seq (bitmap), append, update meta,
+// set TTLs on creation, re-open a compacted generation, and either queue finalization (all seqs
+// 0..total-1 present) or push the idle deadline.
+const LuaScript& ApplyChunks();
+// Turn due deadlines into finalize-stream entries, atomically and once.
+const LuaScript& SweepDeadlines();
+// After the row commit: mark compacted unless chunks arrived meanwhile; optionally shorten the TTLs.
+const LuaScript& MarkCompacted();
+// Ingest: bind scenario, count bytes against the per-generation limit, XADD the envelopes.
+const LuaScript& IngestAppend();
+
+}  // namespace streamfleet::scripts

@@ -1,0 +1,88 @@
+#pragma once
+// Configuration from environment variables (12-factor). Every variable has a default, listed in one table
+// (kConfigVars) that docs/CONFIGURATION.md mirrors and `streamfleetctl config` prints. A malformed value is a
+// startup error naming the variable; nothing falls back silently.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "streamfleet/common/status.h"
+
+namespace streamfleet {
+
+struct ConfigVar {
+  const char* name;
+  const char* default_value;  // "" = empty / unset
+  const char* description;
+};
+
+// The table of every variable the fleet reads.
+const std::vector<ConfigVar>& ConfigVars();
+
+enum class ChunkStorage { kRedis, kDb, kBoth };
+enum class KeySchemaMode { kStandard, kCluster };
+
+struct RedisConfig {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string password;
+  int db = 0;
+  int connect_timeout_ms = 2000;
+  int command_timeout_ms = 5000;
+};
+
+struct Config {
+  RedisConfig redis;
+  std::string database_url;
+  std::string key_prefix;     // seeds' "app:scenario_planning"
+  std::string stream_prefix;  // "streamfleet": streams, deadlines, dead letters
+  KeySchemaMode key_schema = KeySchemaMode::kStandard;
+
+  int64_t chunk_ttl_s = 86400;
+  ChunkStorage chunk_storage = ChunkStorage::kRedis;
+  int64_t idle_timeout_ms = 30000;
+  int64_t llen_alert_threshold = 1000;
+  int64_t max_chunks_per_generation = 100000;
+  bool delete_after_compact = false;
+  int64_t delete_grace_s = 300;
+  int64_t ir_cache_ttl_s = 604800;
+
+  int chunk_streams = 4;
+  std::string consumer_name;
+  int64_t visibility_timeout_ms = 30000;
+  int64_t max_deliveries = 5;
+  int64_t dead_consumer_idle_ms = 3600000;
+
+  std::string metrics_listen;
+  std::string ingest_listen = "0.0.0.0:8080";
+  int ingest_threads = 64;
+  int64_t max_chunk_bytes = 1 << 20;
+  int64_t max_body_bytes = 16 << 20;
+  int64_t max_generation_bytes = 64 << 20;
+  int64_t backpressure_lag = 200000;
+  std::map<int64_t, std::string> ingest_tokens;  // org id -> bearer token
+
+  std::string log_level = "info";
+  bool log_json = false;
+};
+
+// Reads a variable; tests pass their own lookup instead of the process environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup ProcessEnv();
+
+// Loads the configuration. default_metrics_listen is the per-process default of METRICS_LISTEN.
+StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_metrics_listen);
+
+// Parses "250ms", "30s", "5m", "1h" or a bare integer meaning `bare_unit_ms` each.
+StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms);
+
+// Parses a DATABASE_URL-independent "redis://[:password@]host[:port][/db]".
+StatusOr<RedisConfig> ParseRedisUrl(const std::string& url);
+
+// Splits "host:port" (host may be empty or "0.0.0.0").
+StatusOr<std::pair<std::string, int>> ParseListen(const std::string& text);
+
+}  // namespace streamfleet

@@ -1,0 +1,74 @@
+#pragma once
+// The key schema, in one place. Standard mode keeps the seed key names users already inspect:
+//   {key_prefix}:org:{org}[:scenario:{scenario}]:generation:{gen}:chunks       (list)
+//   ...:chunks:meta                                                             (hash)
+// Cluster mode wraps the generation identity in a hash tag so one generation's keys share a slot:
+//   {key_prefix}:{org:{org}[:scenario:{scenario}]:generation:{gen}}:chunks
+// Fleet-internal keys live under stream_prefix.
+#include <cstdint>
+#include <string>
+
+#include "streamfleet/common/config.h"
+
+namespace streamfleet {
+
+struct GenerationId {
+  int64_t org = 0;
+  int64_t scenario = 0;  // 0 = none
+  int64_t gen = 0;
+  bool operator==(const GenerationId&) const = default;
+};
+
+class KeySchema {
+ public:
+  KeySchema(std::string key_prefix, std::string stream_prefix, KeySchemaMode mode, int chunk_streams)
+      : key_prefix_(std::move(key_prefix)),
+        stream_prefix_(std::move(stream_prefix)),
+        mode_(mode),
+        chunk_streams_(chunk_streams) {}
+  static KeySchema FromConfig(const Config& c) {
+    return KeySchema(c.key_prefix, c.stream_prefix, c.key_schema, c.chunk_streams);
+  }
+
+  // Buffer keys of one generation (all in one hash slot in cluster mode).
+  std::string BufferKey(const GenerationId& g) const { return Base(g) + ":chunks"; }
+  std::string MetaKey(const GenerationId& g) const { return BufferKey(g) + ":meta"; }
+  // Bitmap of seqs already applied: the dedupe structure next to the append.
+  std::string SeenKey(const GenerationId& g) const { return BufferKey(g) + ":seen"; }
+  // Per-generation control hash that does not depend on the scenario (ingest's seq counter, scenario
+  // binding, byte count; the compactor's state). Always the scenario-less form so /progress can find it.
+  std::string ControlKey(const GenerationId& g) const {
+    return Base(GenerationId{g.org, 0, g.gen}) + ":ctl";
+  }
+  // SCAN pattern matching both buffer key forms of a generation.
+  std::string BufferScanPattern(int64_t org, int64_t gen) const;
+  // SCAN pattern for all buffer lists.
+  std::string AllBuffersPattern() const;
+
+  int chunk_streams() const { return chunk_streams_; }
+  std::string ChunkStream(int shard) const { return stream_prefix_ + ":chunks:" + std::to_string(shard); }
+  // A generation always maps to the same chunk stream.
+  int ShardOf(const GenerationId& g) const;
+  std::string FinalizeStream() const { return stream_prefix_ + ":finalize"; }
+  std::string DeadlinesKey() const { return stream_prefix_ + ":deadlines"; }
+  std::string EventsStream() const { return stream_prefix_ + ":events"; }
+  std::string ChunkDeadLetterStream() const { return stream_prefix_ + ":dlq:chunks"; }
+  std::string CompactorGroup() const { return "compactor"; }
+
+  // Deadline member / finalize identity, "org:scenario:gen".
+  static std::string Member(const GenerationId& g);
+  static bool ParseMember(const std::string& s, GenerationId* out);
+
+  const std::string& key_prefix() const { return key_prefix_; }
+  const std::string& stream_prefix() const { return stream_prefix_; }
+
+ private:
+  std::string Base(const GenerationId& g) const;
+
+  std::string key_prefix_;
+  std::string stream_prefix_;
+  KeySchemaMode mode_;
+  int chunk_streams_;
+};
+
+}  // namespace streamfleet

@@ -1,0 +1,42 @@
+#pragma once
+// Every process's observability endpoint: /metrics (Prometheus text 0.0.4 from a prometheus-cpp registry),
+// /healthz (alive), /readyz (the readiness check: Redis and DB reachable). Thread-safe.
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "streamfleet/common/http_server.h"
+#include "streamfleet/common/status.h"
+
+namespace streamfleet {
+
+class MetricsServer {
+ public:
+  using ReadyCheck = std::function<Status()>;
+  // Called before each scrape: refresh sampled gauges (bounded cost).
+  using CollectHook = std::function<void()>;
+
+  // Registers build info and process metrics into registry.
+  static StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen, const std::string& process,
+                                                        std::shared_ptr<prometheus::Registry> registry,
+                                                        ReadyCheck ready, CollectHook hook = nullptr);
+  int port() const { return http_->port(); }
+  void Stop() { http_->Stop(); }
+  // The exposition text, as served on /metrics.
+  std::string Render();
+
+ private:
+  MetricsServer() = default;
+  void Handle(HttpExchange& ex);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  ReadyCheck ready_;
+  CollectHook hook_;
+  prometheus::Gauge* rss_ = nullptr;
+  std::unique_ptr<HttpServer> http_;
+};
+
+}  // namespace streamfleet

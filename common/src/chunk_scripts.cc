@@ -1,0 +1,163 @@
+#include "streamfleet/common/chunk_scripts.h"
+
+namespace streamfleet::scripts {
+
+namespace {
+
+// Redis server time in ms, unless the caller passed an override (the clock seam, tests only).
+constexpr const char* kNow = R"(
+local function now_ms(override)
+  local o = tonumber(override)
+  if o and o > 0 then return o end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+)";
+
+}  // namespace
+
+// KEYS: 1 buffer list, 2 meta hash, 3 seen bitmap, 4 ctl hash, 5 deadlines zset, 6 finalize stream
+// ARGV: 1 now override, 2 idle_ms, 3 ttl_s, 4 member "org:scenario:gen", 5 max_chunks, 6 n,
+//       then n items of 3: kind ("c" chunk | "f" finish), seq (or total for "f"), data ("" for "f").
+//       A final chunk is sent as a "c" item followed by an "f" item with total = seq + 1 when no total
+//       was given.
+// Returns {applied_flags (array of 0/1 per item), llen, queued_finalize (0/1)}.
+const LuaScript& ApplyChunks() {
+  static const LuaScript s(std::string(kNow) + R"(
+local now = now_ms(ARGV[1])
+local idle = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local member = ARGV[4]
+local maxc = tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
+local existed = redis.call('EXISTS', KEYS[2]) == 1
+local old_total = tonumber(redis.call('HGET', KEYS[2], 'total_chunks') or '0')
+local total = old_total
+local flags = {}
+local changed = false
+for i = 0, n - 1 do
+  local kind = ARGV[7 + i * 3]
+  local v = tonumber(ARGV[8 + i * 3])
+  local data = ARGV[9 + i * 3]
+  if v == nil or v < 0 or v >= maxc + (kind == 'f' and 1 or 0) then
+    return redis.error_reply('SFINVALID seq/total ' .. tostring(ARGV[8 + i * 3]) .. ' out of range')
+  end
+  if kind == 'c' then
+    if redis.call('SETBIT', KEYS[3], v, 1) == 0 then
+      redis.call('RPUSH', KEYS[1], v .. ':' .. data)
+      redis.call('HINCRBY', KEYS[2], 'received_chunks', 1)
+      redis.call('HINCRBY', KEYS[2], 'received_bytes', #data)
+      redis.call('HSETNX', KEYS[2], 'first_chunk_at', now)
+      redis.call('HSET', KEYS[2], 'last_chunk_at', now)
+      flags[i + 1] = 1
+      changed = true
+    else
+      flags[i + 1] = 0
+    end
+  else
+    flags[i + 1] = 0
+    if v ~= total then
+      total = v
+      changed = true
+      flags[i + 1] = 1
+    end
+  end
+end
+local llen = redis.call('LLEN', KEYS[1])
+if not changed then
+  -- A redelivery or duplicate: nothing changes, not even the deadline.
+  return {flags, llen, 0}
+end
+if total ~= old_total then redis.call('HSET', KEYS[2], 'total_chunks', total) end
+local state = redis.call('HGET', KEYS[4], 'state')
+if not existed or state == 'compacted' then
+  -- New buffer, or a straggler re-opening a compacted one: (re)start the TTL of every key.
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[3], ttl)
+  redis.call('EXPIRE', KEYS[4], ttl)
+end
+local complete = false
+if total > 0 then
+  complete = redis.call('BITCOUNT', KEYS[3], 0, total - 1, 'BIT') >= total
+end
+if complete then
+  redis.call('ZREM', KEYS[5], member)
+  redis.call('HSET', KEYS[4], 'state', 'finalizing')
+  redis.call('XADD', KEYS[6], '*', 'm', member, 'r', 'complete', 'at', now)
+  return {flags, llen, 1}
+end
+redis.call('HSET', KEYS[4], 'state', 'receiving')
+redis.call('ZADD', KEYS[5], now + idle, member)
+return {flags, llen, 0}
+)");
+  return s;
+}
+
+// KEYS: 1 deadlines zset, 2 finalize stream. ARGV: 1 now override, 2 limit.
+// Returns the number of deadlines turned into finalize entries. ZREM+XADD in one script: exactly once,
+// whichever compactor runs it.
+const LuaScript& SweepDeadlines() {
+  static const LuaScript s(std::string(kNow) + R"(
+local now = now_ms(ARGV[1])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('XADD', KEYS[2], '*', 'm', m, 'r', 'idle_timeout', 'at', now)
+end
+return #due
+)");
+  return s;
+}
+
+// KEYS: 1 ctl hash, 2 buffer list, 3 meta hash, 4 seen bitmap.
+// ARGV: 1 finalized received_chunks, 2 grace_s (0 = keep the buffer until its TTL), 3 finalize id.
+// Returns 1 when marked compacted, 0 when chunks arrived after the snapshot (a later finalize follows).
+const LuaScript& MarkCompacted() {
+  static const LuaScript s(R"(
+local rc = tonumber(redis.call('HGET', KEYS[3], 'received_chunks') or '0')
+redis.call('HSET', KEYS[1], 'last_finalize_id', ARGV[3])
+if rc ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'compacted', 'compacted_chunks', rc)
+local grace = tonumber(ARGV[2])
+if grace > 0 then
+  redis.call('EXPIRE', KEYS[2], grace)
+  redis.call('EXPIRE', KEYS[3], grace)
+  redis.call('EXPIRE', KEYS[4], grace)
+end
+return 1
+)");
+  return s;
+}
+
+// KEYS: 1 ctl hash, 2 chunk stream.
+// ARGV: 1 scenario id ("0" = none), 2 bytes in this request, 3 max generation bytes, 4 ttl_s, 5 n,
+//       then n envelopes (protobuf bytes).
+// Errors: SFCONFLICT when the scenario differs from the one the generation started with; SFLIMIT when
+// the generation would exceed its byte limit. Nothing is appended in either case.
+// Returns the last stream id.
+const LuaScript& IngestAppend() {
+  static const LuaScript s(R"(
+local bound = redis.call('HGET', KEYS[1], 'scenario')
+if bound and bound ~= ARGV[1] then
+  return redis.error_reply('SFCONFLICT scenario_id ' .. ARGV[1] .. ' differs from ' .. bound .. ' used by this generation')
+end
+local bytes = tonumber(redis.call('HGET', KEYS[1], 'ingested_bytes') or '0')
+if bytes + tonumber(ARGV[2]) > tonumber(ARGV[3]) then
+  return redis.error_reply('SFLIMIT generation would exceed ' .. ARGV[3] .. ' bytes')
+end
+if not bound then
+  redis.call('HSET', KEYS[1], 'scenario', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+end
+redis.call('HINCRBY', KEYS[1], 'ingested_bytes', tonumber(ARGV[2]))
+local id = ''
+for i = 1, tonumber(ARGV[5]) do
+  id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[5 + i])
+end
+return id
+)");
+  return s;
+}
+
+}  // namespace streamfleet::scripts

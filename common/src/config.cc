@@ -1,0 +1,300 @@
+#include "streamfleet/common/config.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+
+namespace streamfleet {
+
+const std::vector<ConfigVar>& ConfigVars() {
+  static const std::vector<ConfigVar> vars = {
+      {"REDIS_URL", "", "redis://[:password@]host[:port][/db]; when set it wins over REDIS_HOST/PORT/PASSWORD"},
+      {"REDIS_HOST", "127.0.0.1", "Redis host"},
+      {"REDIS_PORT", "6379", "Redis port"},
+      {"REDIS_PASSWORD", "", "Redis AUTH password (empty: no AUTH)"},
+      {"REDIS_DB", "0", "Redis logical database"},
+      {"REDIS_TIMEOUT", "5s", "Redis connect/command timeout (blocking reads add their BLOCK time)"},
+      {"DATABASE_URL", "sqlite:streamfleet.db", "sqlite:PATH (embedded default) or postgresql://user:pass@host:port/db"},
+      {"STREAMFLEET_KEY_PREFIX", "app:scenario_planning", "prefix of the generation buffer keys users inspect"},
+      {"STREAMFLEET_STREAM_PREFIX", "streamfleet", "prefix of the fleet's streams, deadlines and dead letters"},
+      {"STREAMFLEET_KEY_SCHEMA", "standard", "standard (seed key names) | cluster (hash-tagged per generation)"},
+      {"GENERATION_CHUNK_TTL", "86400", "seconds a generation buffer lives, set when the buffer is created"},
+      {"GENERATION_CHUNK_STORAGE", "redis", "redis | db | both: where chunks are kept besides the final row"},
+      {"GENERATION_IDLE_TIMEOUT", "30s", "finalize a generation after this long without a chunk (bare number = seconds)"},
+      {"GENERATION_LLEN_ALERT_THRESHOLD", "1000", "buffers longer than this are counted and logged once"},
+      {"GENERATION_MAX_CHUNKS", "100000", "largest seq+1 accepted for one generation (bounds the dedupe bitmap)"},
+      {"GENERATION_DELETE_AFTER_COMPACT", "false", "after the row is committed, expire the buffer after the grace period"},
+      {"GENERATION_DELETE_GRACE", "300s", "how long a compacted buffer is kept for late stragglers when deleting"},
+      {"IR_CACHE_TTL", "604800", "cache TTL in seconds (0 disables the Redis tier)"},
+      {"CHUNK_STREAMS", "4", "number of chunk streams; a generation always maps to the same one"},
+      {"CONSUMER_NAME", "", "consumer name in the groups (default hostname-pid; use the pod name on Kubernetes)"},
+      {"VISIBILITY_TIMEOUT", "30s", "entries pending this long on a consumer are claimed by another"},
+      {"MAX_DELIVERIES", "5", "an entry delivered more often than this goes to the dead-letter stream"},
+      {"DEAD_CONSUMER_IDLE", "1h", "consumers idle this long with nothing pending are removed from the group"},
+      {"METRICS_LISTEN", "(per process)", "/metrics, /healthz, /readyz; 0.0.0.0:9100 ingest, :9101 compactor, :9102 queue-worker"},
+      {"INGEST_LISTEN", "0.0.0.0:8080", "the ingest HTTP API"},
+      {"INGEST_THREADS", "64", "ingest HTTP worker threads (concurrent keep-alive connections)"},
+      {"INGEST_MAX_CHUNK_BYTES", "1048576", "largest chunk accepted (413 above)"},
+      {"INGEST_MAX_BODY_BYTES", "16777216", "largest request body accepted (413 above)"},
+      {"INGEST_MAX_GENERATION_BYTES", "67108864", "largest total size of one generation (413 above)"},
+      {"INGEST_BACKPRESSURE_LAG", "200000", "consumer-group lag over the chunk streams above which ingest answers 503"},
+      {"INGEST_TOKENS", "", "per-organization bearer tokens, \"ORG:TOKEN,ORG:TOKEN\"; empty = open (dev only)"},
+      {"LOG_LEVEL", "info", "trace | debug | info | warn | error"},
+      {"LOG_FORMAT", "text", "text | json (one JSON object per line)"},
+  };
+  return vars;
+}
+
+EnvLookup ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+namespace {
+
+std::string DefaultOf(const std::string& name) {
+  for (const auto& v : ConfigVars()) {
+    if (name == v.name) return v.default_value;
+  }
+  return "";
+}
+
+class Reader {
+ public:
+  explicit Reader(const EnvLookup& env) : env_(env) {}
+
+  std::string Str(const std::string& name) {
+    auto v = env_(name);
+    return v ? *v : DefaultOf(name);
+  }
+  bool IsSet(const std::string& name) { return env_(name).has_value(); }
+
+  int64_t Int(const std::string& name, int64_t min, int64_t max) {
+    std::string s = Str(name);
+    int64_t out = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size()) {
+      Fail(name, s, "an integer");
+      return 0;
+    }
+    if (out < min || out > max) {
+      Fail(name, s, "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    }
+    return out;
+  }
+  int64_t Duration(const std::string& name, int64_t bare_unit_ms, int64_t min_ms) {
+    std::string s = Str(name);
+    auto d = ParseDurationMs(s, bare_unit_ms);
+    if (!d.ok() || *d < min_ms) {
+      Fail(name, s, "a duration like 500ms, 30s, 5m (at least " + std::to_string(min_ms) + "ms)");
+      return 0;
+    }
+    return *d;
+  }
+  bool Bool(const std::string& name) {
+    std::string s = Str(name);
+    if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
+    if (s == "0" || s == "false" || s == "no" || s == "off" || s.empty()) return false;
+    Fail(name, s, "true or false");
+    return false;
+  }
+  void Fail(const std::string& name, const std::string& value, const std::string& expected) {
+    if (error_.ok()) {
+      error_ = Status::InvalidArgument(name + "=\"" + value + "\" is malformed: expected " + expected);
+    }
+  }
+  const Status& error() const { return error_; }
+
+ private:
+  const EnvLookup& env_;
+  Status error_;
+};
+
+std::string DefaultConsumerName() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return std::string(host[0] ? host : "consumer") + "-" + std::to_string(getpid());
+}
+
+}  // namespace
+
+StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms) {
+  if (text.empty()) return Status::InvalidArgument("empty duration");
+  size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  if (i == 0 || i > 15) return Status::InvalidArgument("bad duration: " + text);
+  int64_t n = std::stoll(text.substr(0, i));
+  std::string unit = text.substr(i);
+  if (unit.empty()) return n * bare_unit_ms;
+  if (unit == "ms") return n;
+  if (unit == "s") return n * 1000;
+  if (unit == "m") return n * 60000;
+  if (unit == "h") return n * 3600000;
+  return Status::InvalidArgument("bad duration unit in: " + text);
+}
+
+StatusOr<RedisConfig> ParseRedisUrl(const std::string& url) {
+  RedisConfig rc;
+  const std::string scheme = "redis://";
+  if (url.rfind(scheme, 0) != 0) return Status::InvalidArgument("expected redis://...");
+  std::string rest = url.substr(scheme.size());
+  auto at = rest.rfind('@');
+  if (at != std::string::npos) {
+    std::string auth = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    auto colon = auth.find(':');
+    rc.password = colon == std::string::npos ? auth : auth.substr(colon + 1);
+  }
+  auto slash = rest.find('/');
+  if (slash != std::string::npos) {
+    std::string db = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+    if (!db.empty()) {
+      auto [p, ec] = std::from_chars(db.data(), db.data() + db.size(), rc.db);
+      if (ec != std::errc() || p != db.data() + db.size() || rc.db < 0) {
+        return Status::InvalidArgument("bad database number in redis url");
+      }
+    }
+  }
+  auto colon = rest.rfind(':');
+  if (colon != std::string::npos) {
+    std::string port = rest.substr(colon + 1);
+    rest = rest.substr(0, colon);
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), rc.port);
+    if (ec != std::errc() || p != port.data() + port.size() || rc.port <= 0 || rc.port > 65535) {
+      return Status::InvalidArgument("bad port in redis url");
+    }
+  }
+  if (rest.empty()) return Status::InvalidArgument("missing host in redis url");
+  rc.host = rest;
+  return rc;
+}
+
+StatusOr<std::pair<std::string, int>> ParseListen(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) return Status::InvalidArgument("expected host:port");
+  std::string host = text.substr(0, colon);
+  std::string port_s = text.substr(colon + 1);
+  int port = 0;
+  auto [p, ec] = std::from_chars(port_s.data(), port_s.data() + port_s.size(), port);
+  if (port_s.empty() || ec != std::errc() || p != port_s.data() + port_s.size() || port < 0 || port > 65535) {
+    return Status::InvalidArgument("bad port in " + text);
+  }
+  if (host.empty()) host = "0.0.0.0";
+  return std::make_pair(host, port);
+}
+
+StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_metrics_listen) {
+  Reader r(env);
+  Config c;
+  if (r.IsSet("REDIS_URL") && !r.Str("REDIS_URL").empty()) {
+    auto rc = ParseRedisUrl(r.Str("REDIS_URL"));
+    if (!rc.ok()) {
+      r.Fail("REDIS_URL", r.Str("REDIS_URL"), "redis://[:password@]host[:port][/db] (" + rc.status().message() + ")");
+    } else {
+      c.redis = *rc;
+    }
+  } else {
+    c.redis.host = r.Str("REDIS_HOST");
+    c.redis.port = static_cast<int>(r.Int("REDIS_PORT", 1, 65535));
+    c.redis.password = r.Str("REDIS_PASSWORD");
+    c.redis.db = static_cast<int>(r.Int("REDIS_DB", 0, 1 << 20));
+    if (c.redis.host.empty()) r.Fail("REDIS_HOST", "", "a host name");
+  }
+  int64_t timeout = r.Duration("REDIS_TIMEOUT", 1000, 10);
+  c.redis.connect_timeout_ms = static_cast<int>(timeout);
+  c.redis.command_timeout_ms = static_cast<int>(timeout);
+
+  c.database_url = r.Str("DATABASE_URL");
+  if (c.database_url.rfind("sqlite:", 0) != 0 && c.database_url.rfind("postgresql://", 0) != 0 &&
+      c.database_url.rfind("postgres://", 0) != 0) {
+    r.Fail("DATABASE_URL", c.database_url, "sqlite:PATH or postgresql://...");
+  }
+  c.key_prefix = r.Str("STREAMFLEET_KEY_PREFIX");
+  c.stream_prefix = r.Str("STREAMFLEET_STREAM_PREFIX");
+  if (c.key_prefix.empty()) r.Fail("STREAMFLEET_KEY_PREFIX", "", "a non-empty prefix");
+  if (c.stream_prefix.empty()) r.Fail("STREAMFLEET_STREAM_PREFIX", "", "a non-empty prefix");
+  std::string schema = r.Str("STREAMFLEET_KEY_SCHEMA");
+  if (schema == "standard") {
+    c.key_schema = KeySchemaMode::kStandard;
+  } else if (schema == "cluster") {
+    c.key_schema = KeySchemaMode::kCluster;
+  } else {
+    r.Fail("STREAMFLEET_KEY_SCHEMA", schema, "standard or cluster");
+  }
+
+  c.chunk_ttl_s = r.Int("GENERATION_CHUNK_TTL", 1, int64_t{1} << 31);
+  std::string storage = r.Str("GENERATION_CHUNK_STORAGE");
+  if (storage == "redis") {
+    c.chunk_storage = ChunkStorage::kRedis;
+  } else if (storage == "db") {
+    c.chunk_storage = ChunkStorage::kDb;
+  } else if (storage == "both") {
+    c.chunk_storage = ChunkStorage::kBoth;
+  } else {
+    r.Fail("GENERATION_CHUNK_STORAGE", storage, "redis, db or both");
+  }
+  c.idle_timeout_ms = r.Duration("GENERATION_IDLE_TIMEOUT", 1000, 1);
+  c.llen_alert_threshold = r.Int("GENERATION_LLEN_ALERT_THRESHOLD", 1, int64_t{1} << 40);
+  c.max_chunks_per_generation = r.Int("GENERATION_MAX_CHUNKS", 1, 10000000);
+  c.delete_after_compact = r.Bool("GENERATION_DELETE_AFTER_COMPACT");
+  c.delete_grace_s = r.Duration("GENERATION_DELETE_GRACE", 1000, 1000) / 1000;
+  c.ir_cache_ttl_s = r.Int("IR_CACHE_TTL", 0, int64_t{1} << 31);
+
+  c.chunk_streams = static_cast<int>(r.Int("CHUNK_STREAMS", 1, 1024));
+  c.consumer_name = r.Str("CONSUMER_NAME");
+  if (c.consumer_name.empty()) c.consumer_name = DefaultConsumerName();
+  c.visibility_timeout_ms = r.Duration("VISIBILITY_TIMEOUT", 1000, 10);
+  c.max_deliveries = r.Int("MAX_DELIVERIES", 1, 1000);
+  c.dead_consumer_idle_ms = r.Duration("DEAD_CONSUMER_IDLE", 1000, 1000);
+
+  c.metrics_listen = r.IsSet("METRICS_LISTEN") ? r.Str("METRICS_LISTEN") : default_metrics_listen;
+  if (!ParseListen(c.metrics_listen).ok()) r.Fail("METRICS_LISTEN", c.metrics_listen, "host:port");
+  c.ingest_listen = r.Str("INGEST_LISTEN");
+  if (!ParseListen(c.ingest_listen).ok()) r.Fail("INGEST_LISTEN", c.ingest_listen, "host:port");
+  c.ingest_threads = static_cast<int>(r.Int("INGEST_THREADS", 1, 1024));
+  c.max_chunk_bytes = r.Int("INGEST_MAX_CHUNK_BYTES", 1, int64_t{1} << 30);
+  c.max_body_bytes = r.Int("INGEST_MAX_BODY_BYTES", 1, int64_t{1} << 34);
+  c.max_generation_bytes = r.Int("INGEST_MAX_GENERATION_BYTES", 1, int64_t{1} << 40);
+  c.backpressure_lag = r.Int("INGEST_BACKPRESSURE_LAG", 1, int64_t{1} << 40);
+
+  std::string tokens = r.Str("INGEST_TOKENS");
+  size_t pos = 0;
+  while (pos < tokens.size()) {
+    size_t comma = tokens.find(',', pos);
+    std::string item = tokens.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? tokens.size() : comma + 1;
+    if (item.empty()) continue;
+    auto colon = item.find(':');
+    int64_t org = 0;
+    bool ok = colon != std::string::npos && colon > 0 && colon + 1 < item.size();
+    if (ok) {
+      auto [p, ec] = std::from_chars(item.data(), item.data() + colon, org);
+      ok = ec == std::errc() && p == item.data() + colon && org > 0;
+    }
+    if (!ok) {
+      r.Fail("INGEST_TOKENS", "...", "ORG:TOKEN pairs separated by commas, ORG a positive integer");
+      break;
+    }
+    c.ingest_tokens[org] = item.substr(colon + 1);
+  }
+
+  c.log_level = r.Str("LOG_LEVEL");
+  if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+      c.log_level != "error") {
+    r.Fail("LOG_LEVEL", c.log_level, "trace, debug, info, warn or error");
+  }
+  std::string fmt = r.Str("LOG_FORMAT");
+  if (fmt != "text" && fmt != "json") r.Fail("LOG_FORMAT", fmt, "text or json");
+  c.log_json = fmt == "json";
+
+  if (!r.error().ok()) return r.error();
+  return c;
+}
+
+}  // namespace streamfleet

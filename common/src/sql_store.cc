@@ -1,0 +1,551 @@
+#include "streamfleet/common/sql_store.h"
+
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include <chrono>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "streamfleet/common/codec.h"
+
+namespace streamfleet {
+
+namespace {
+
+struct Migration {
+  int version;
+  const char* name;
+  std::vector<std::string> sqlite;
+  std::vector<std::string> postgres;
+};
+
+// Versioned migrations; never edit an applied one, add a new version.
+const std::vector<Migration>& AllMigrations() {
+  static const std::vector<Migration> m = {
+      {1,
+       "scenario_generations and generation_chunks",
+       {
+           "CREATE TABLE IF NOT EXISTS scenario_generations ("
+           " id INTEGER PRIMARY KEY, organization_id INTEGER NOT NULL, scenario_id INTEGER NULL,"
+           " llm_response TEXT NULL, compacted TEXT NULL, metadata TEXT NOT NULL DEFAULT '{}',"
+           " chunk_count INTEGER NOT NULL DEFAULT 0, compacted_at TEXT NULL, compacted_by TEXT NULL,"
+           " created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_chunk_count ON scenario_generations(chunk_count)",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_compacted_at ON scenario_generations(compacted_at)",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_organization_id ON "
+           "scenario_generations(organization_id)",
+           "CREATE TABLE IF NOT EXISTS generation_chunks ("
+           " generation_id INTEGER NOT NULL, organization_id INTEGER NOT NULL, scenario_id INTEGER NULL,"
+           " seq INTEGER NOT NULL, data_base64 TEXT NOT NULL, created_at TEXT NOT NULL,"
+           " PRIMARY KEY (generation_id, seq))",
+           "CREATE INDEX IF NOT EXISTS idx_generation_chunks_created_at ON generation_chunks(created_at)",
+       },
+       {
+           "CREATE TABLE IF NOT EXISTS scenario_generations ("
+           " id BIGINT PRIMARY KEY, organization_id BIGINT NOT NULL, scenario_id BIGINT NULL,"
+           " llm_response JSONB NULL, compacted TEXT NULL, metadata JSONB NOT NULL DEFAULT '{}'::jsonb,"
+           " chunk_count BIGINT NOT NULL DEFAULT 0, compacted_at TIMESTAMPTZ NULL, compacted_by TEXT NULL,"
+           " created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_chunk_count ON scenario_generations(chunk_count)",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_compacted_at ON scenario_generations(compacted_at)",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_organization_id ON "
+           "scenario_generations(organization_id)",
+           "CREATE TABLE IF NOT EXISTS generation_chunks ("
+           " generation_id BIGINT NOT NULL, organization_id BIGINT NOT NULL, scenario_id BIGINT NULL,"
+           " seq BIGINT NOT NULL, data_base64 TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+           " PRIMARY KEY (generation_id, seq))",
+           "CREATE INDEX IF NOT EXISTS idx_generation_chunks_created_at ON generation_chunks(created_at)",
+       }},
+  };
+  return m;
+}
+
+Status FromSoci(const char* what, const soci::soci_error& e) {
+  std::string msg = std::string(what) + ": " + e.get_error_message();
+  // SQLite under several writers: retryable, not a failure of the data.
+  if (msg.find("database is locked") != std::string::npos || msg.find("busy") != std::string::npos) {
+    return Status::Unavailable(msg);
+  }
+  switch (e.get_error_category()) {
+    case soci::soci_error::connection_error:
+      return Status::Unavailable(msg);
+    case soci::soci_error::constraint_violation:
+      return {StatusCode::kAlreadyExists, msg};
+    case soci::soci_error::no_privilege:
+      return Status::PermissionDenied(msg);
+    case soci::soci_error::unknown_transaction_state:
+      return Status::Unavailable(msg);
+    default:
+      break;
+  }
+  // libpq reports a dropped server as a generic error with these phrases.
+  if (msg.find("server closed") != std::string::npos || msg.find("connection") != std::string::npos ||
+      msg.find("terminating") != std::string::npos || msg.find("could not") != std::string::npos) {
+    return Status::Unavailable(msg);
+  }
+  return Status::Internal(msg);
+}
+
+nlohmann::json ParseObject(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return nlohmann::json::object();
+  return j;
+}
+
+}  // namespace
+
+StatusOr<std::string> PostgresUrlToConninfo(const std::string& url) {
+  std::string rest;
+  for (const char* scheme : {"postgresql://", "postgres://"}) {
+    if (url.rfind(scheme, 0) == 0) rest = url.substr(std::string(scheme).size());
+  }
+  if (rest.empty()) return Status::InvalidArgument("DATABASE_URL: expected postgresql://user@host:port/db");
+  auto decode = [](const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '%' && i + 2 < s.size()) {
+        out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+        i += 2;
+      } else {
+        out += s[i];
+      }
+    }
+    return out;
+  };
+  auto quote = [](const std::string& v) {
+    std::string q = "'";
+    for (char c : v) {
+      if (c == '\\' || c == '\'') q += '\\';
+      q += c;
+    }
+    return q + "'";
+  };
+  std::string query;
+  if (auto qm = rest.find('?'); qm != std::string::npos) {
+    query = rest.substr(qm + 1);
+    rest = rest.substr(0, qm);
+  }
+  std::string dbname;
+  if (auto slash = rest.find('/'); slash != std::string::npos) {
+    dbname = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  std::string conninfo;
+  if (auto at = rest.rfind('@'); at != std::string::npos) {
+    std::string auth = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    auto colon = auth.find(':');
+    conninfo += "user=" + quote(decode(auth.substr(0, colon)));
+    if (colon != std::string::npos) conninfo += " password=" + quote(decode(auth.substr(colon + 1)));
+  }
+  std::string host = rest, port;
+  if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (!host.empty()) conninfo += " host=" + quote(host);
+  if (!port.empty()) conninfo += " port=" + quote(port);
+  if (!dbname.empty()) conninfo += " dbname=" + quote(decode(dbname));
+  size_t pos = 0;
+  while (pos < query.size()) {
+    size_t amp = query.find('&', pos);
+    std::string kv = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    pos = amp == std::string::npos ? query.size() : amp + 1;
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    conninfo += " " + kv.substr(0, eq) + "=" + quote(decode(kv.substr(eq + 1)));
+  }
+  if (conninfo.find("connect_timeout") == std::string::npos) conninfo += " connect_timeout=5";
+  return conninfo;
+}
+
+std::string IsoUtcFromMs(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+std::string IsoUtcNow() {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  return IsoUtcFromMs(ms);
+}
+
+StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const std::string& url) {
+  std::unique_ptr<SqlStore> s;
+  if (url.rfind("sqlite:", 0) == 0) {
+    std::string path = url.substr(7);
+    if (path.rfind("//", 0) == 0) path = path.substr(2);
+    if (path.empty()) return Status::InvalidArgument("DATABASE_URL: empty sqlite path");
+    s.reset(new SqlStore(SqlDialect::kSqlite, "db=" + path + " timeout=10"));
+  } else if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
+    auto conninfo = PostgresUrlToConninfo(url);
+    if (!conninfo.ok()) return conninfo.status();
+    s.reset(new SqlStore(SqlDialect::kPostgres, *conninfo));
+  } else {
+    return Status::InvalidArgument("DATABASE_URL must start with sqlite: or postgresql://");
+  }
+  std::lock_guard<std::mutex> l(s->mu_);
+  // An unreachable database is not a startup failure: calls report kUnavailable and reconnect later.
+  (void)s->Connect();
+  return s;
+}
+
+SqlStore::SqlStore(SqlDialect d, std::string connect) : dialect_(d), connect_(std::move(connect)) {}
+
+SqlStore::~SqlStore() = default;
+
+Status SqlStore::Connect() {
+  try {
+    if (dialect_ == SqlDialect::kSqlite) {
+      sql_ = std::make_unique<soci::session>(soci::sqlite3, connect_);
+      // WAL + busy timeout: several compactors may write the same file.
+      *sql_ << "PRAGMA journal_mode=WAL";
+      *sql_ << "PRAGMA synchronous=NORMAL";
+      *sql_ << "PRAGMA busy_timeout=10000";
+    } else {
+      sql_ = std::make_unique<soci::session>(soci::postgresql, connect_);
+      *sql_ << "SET client_min_messages=warning";
+    }
+    return Status::Ok();
+  } catch (const soci::soci_error& e) {
+    sql_.reset();
+    return Status::Unavailable(std::string("database connect: ") + e.get_error_message());
+  } catch (const std::exception& e) {
+    sql_.reset();
+    return Status::Unavailable(std::string("database connect: ") + e.what());
+  }
+}
+
+template <typename F>
+Status SqlStore::Run(const char* what, F&& f) {
+  if (!sql_) SF_RETURN_IF_ERROR(Connect());
+  try {
+    f(*sql_);
+    return Status::Ok();
+  } catch (const soci::soci_error& e) {
+    Status s = FromSoci(what, e);
+    try {
+      *sql_ << "ROLLBACK";
+    } catch (...) {
+      // Not in a transaction, or the connection is gone; either way nothing to undo.
+    }
+    if (s.code() == StatusCode::kUnavailable && dialect_ == SqlDialect::kPostgres) sql_.reset();
+    return s;
+  } catch (const std::exception& e) {
+    try {
+      *sql_ << "ROLLBACK";
+    } catch (...) {
+    }
+    return Status::Internal(std::string(what) + ": " + e.what());
+  }
+}
+
+std::string SqlStore::Begin() const {
+  // SQLite: take the write lock up front so read-modify-write transactions cannot deadlock on upgrade.
+  return dialect_ == SqlDialect::kSqlite ? "BEGIN IMMEDIATE" : "BEGIN";
+}
+
+std::string SqlStore::TsOut(const std::string& col) const {
+  if (dialect_ == SqlDialect::kSqlite) return col;
+  return "to_char(" + col + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+}
+
+Status SqlStore::Migrate() {
+  std::lock_guard<std::mutex> l(mu_);
+  return Run("migrate", [&](soci::session& sql) {
+    sql << Begin();
+    if (dialect_ == SqlDialect::kPostgres) sql << "SELECT pg_advisory_xact_lock(4242001)";
+    sql << "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+           " applied_at TEXT NOT NULL)";
+    for (const auto& m : AllMigrations()) {
+      int count = 0;
+      int version = m.version;
+      sql << "SELECT COUNT(*) FROM schema_migrations WHERE version = :v", soci::use(version), soci::into(count);
+      if (count > 0) continue;
+      for (const auto& stmt : dialect_ == SqlDialect::kSqlite ? m.sqlite : m.postgres) sql << stmt;
+      std::string name = m.name;
+      std::string now = IsoUtcNow();
+      sql << "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)", soci::use(version),
+          soci::use(name), soci::use(now);
+    }
+    sql << "COMMIT";
+  });
+}
+
+StatusOr<std::vector<MigrationInfo>> SqlStore::Migrations() {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<MigrationInfo> out;
+  Status s = Run("migrations", [&](soci::session& sql) {
+    bool table = false;
+    int n = 0;
+    if (dialect_ == SqlDialect::kSqlite) {
+      sql << "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='schema_migrations'", soci::into(n);
+    } else {
+      sql << "SELECT COUNT(*) FROM information_schema.tables WHERE table_name='schema_migrations'", soci::into(n);
+    }
+    table = n > 0;
+    for (const auto& m : AllMigrations()) {
+      int count = 0;
+      int version = m.version;
+      if (table) {
+        sql << "SELECT COUNT(*) FROM schema_migrations WHERE version = :v", soci::use(version), soci::into(count);
+      }
+      out.push_back({m.version, m.name, count > 0});
+    }
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<bool> SqlStore::UpsertGeneration(const GenerationWrite& w) {
+  // Two finalizers may both find no row and both INSERT; the loser sees a unique violation and retries
+  // the whole transaction, which then finds the row (and its finalize id).
+  for (int attempt = 0;; ++attempt) {
+    auto r = UpsertGenerationOnce(w);
+    if (r.ok() || r.status().code() != StatusCode::kAlreadyExists || attempt >= 3) return r;
+  }
+}
+
+StatusOr<bool> SqlStore::UpsertGenerationOnce(const GenerationWrite& w) {
+  std::lock_guard<std::mutex> l(mu_);
+  bool changed = false;
+  Status s = Run("upsert generation", [&](soci::session& sql) {
+    sql << Begin();
+    std::string metadata;
+    soci::indicator mind = soci::i_null;
+    int64_t id = w.id;
+    std::string lock = dialect_ == SqlDialect::kPostgres ? " FOR UPDATE" : "";
+    std::string meta_col = dialect_ == SqlDialect::kPostgres ? "metadata::text" : "metadata";
+    sql << "SELECT " + meta_col + " FROM scenario_generations WHERE id = :id" + lock, soci::use(id),
+        soci::into(metadata, mind);
+    bool exists = sql.got_data();
+    nlohmann::json merged = exists && mind == soci::i_ok ? ParseObject(metadata) : nlohmann::json::object();
+    if (!w.finalize_id.empty() && merged.value("finalize_id", std::string()) == w.finalize_id) {
+      sql << "COMMIT";  // this finalization was already applied: replay changes nothing
+      return;
+    }
+    nlohmann::json patch = ParseObject(w.metadata_patch);
+    for (auto it = patch.begin(); it != patch.end(); ++it) merged[it.key()] = it.value();
+    if (!w.finalize_id.empty()) merged["finalize_id"] = w.finalize_id;
+    std::string merged_text = merged.dump();
+    int64_t org = w.organization_id;
+    int64_t scenario = w.scenario_id;
+    soci::indicator sind = scenario > 0 ? soci::i_ok : soci::i_null;
+    std::string llm = w.llm_response.value_or("");
+    soci::indicator lind = w.llm_response ? soci::i_ok : soci::i_null;
+    std::string compacted = w.compacted.value_or("");
+    soci::indicator cind = w.compacted ? soci::i_ok : soci::i_null;
+    int64_t chunk_count = w.chunk_count;
+    std::string at = w.compacted_at;
+    std::string by = w.compacted_by;
+    std::string now = IsoUtcNow();
+    if (exists) {
+      // llm_response stays unchanged when this finalization could not decode JSON.
+      std::string set_llm = w.llm_response ? "llm_response = :llm, " : "";
+      std::string q = "UPDATE scenario_generations SET organization_id = :org, scenario_id = :sc, " + set_llm +
+                      "compacted = :cmp, metadata = :md, chunk_count = :cc, compacted_at = :at, "
+                      "compacted_by = :by, updated_at = :now WHERE id = :id";
+      if (w.llm_response) {
+        sql << q, soci::use(org), soci::use(scenario, sind), soci::use(llm, lind), soci::use(compacted, cind),
+            soci::use(merged_text), soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now),
+            soci::use(id);
+      } else {
+        sql << q, soci::use(org), soci::use(scenario, sind), soci::use(compacted, cind), soci::use(merged_text),
+            soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now), soci::use(id);
+      }
+    } else {
+      sql << "INSERT INTO scenario_generations (id, organization_id, scenario_id, llm_response, compacted,"
+             " metadata, chunk_count, compacted_at, compacted_by, created_at, updated_at) VALUES"
+             " (:id, :org, :sc, :llm, :cmp, :md, :cc, :at, :by, :now1, :now2)",
+          soci::use(id), soci::use(org), soci::use(scenario, sind), soci::use(llm, lind),
+          soci::use(compacted, cind), soci::use(merged_text), soci::use(chunk_count), soci::use(at), soci::use(by),
+          soci::use(now), soci::use(now);
+    }
+    sql << "COMMIT";
+    changed = true;
+  });
+  if (!s.ok()) return s;
+  return changed;
+}
+
+Status SqlStore::MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenario, const std::string& patch_text) {
+  for (int attempt = 0;; ++attempt) {
+    Status s = MergeGenerationMetadataOnce(id, org, scenario, patch_text);
+    if (s.ok() || s.code() != StatusCode::kAlreadyExists || attempt >= 3) return s;
+  }
+}
+
+Status SqlStore::MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t scenario,
+                                             const std::string& patch_text) {
+  std::lock_guard<std::mutex> l(mu_);
+  return Run("merge metadata", [&](soci::session& sql) {
+    sql << Begin();
+    std::string metadata;
+    soci::indicator mind = soci::i_null;
+    int64_t rid = id;
+    std::string lock = dialect_ == SqlDialect::kPostgres ? " FOR UPDATE" : "";
+    std::string meta_col = dialect_ == SqlDialect::kPostgres ? "metadata::text" : "metadata";
+    sql << "SELECT " + meta_col + " FROM scenario_generations WHERE id = :id" + lock, soci::use(rid),
+        soci::into(metadata, mind);
+    bool exists = sql.got_data();
+    nlohmann::json merged = exists && mind == soci::i_ok ? ParseObject(metadata) : nlohmann::json::object();
+    nlohmann::json patch = ParseObject(patch_text);
+    for (auto it = patch.begin(); it != patch.end(); ++it) merged[it.key()] = it.value();
+    std::string md = merged.dump();
+    std::string now = IsoUtcNow();
+    int64_t o = org, sc = scenario;
+    soci::indicator sind = sc > 0 ? soci::i_ok : soci::i_null;
+    if (exists) {
+      sql << "UPDATE scenario_generations SET metadata = :md, updated_at = :now WHERE id = :id", soci::use(md),
+          soci::use(now), soci::use(rid);
+    } else {
+      sql << "INSERT INTO scenario_generations (id, organization_id, scenario_id, metadata, chunk_count,"
+             " created_at, updated_at) VALUES (:id, :org, :sc, :md, 0, :n1, :n2)",
+          soci::use(rid), soci::use(o), soci::use(sc, sind), soci::use(md), soci::use(now), soci::use(now);
+    }
+    sql << "COMMIT";
+  });
+}
+
+StatusOr<std::optional<GenerationRow>> SqlStore::GetGeneration(int64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::optional<GenerationRow> out;
+  Status s = Run("get generation", [&](soci::session& sql) {
+    GenerationRow r;
+    long long org = 0, sc = 0, cc = 0;
+    std::string llm, cmp, md, at, by;
+    soci::indicator sind, lind, cind, mind, aind, bind;
+    std::string text = dialect_ == SqlDialect::kPostgres ? "::text" : "";
+    int64_t rid = id;
+    sql << "SELECT organization_id, scenario_id, llm_response" + text + ", compacted, metadata" + text +
+               ", chunk_count, " + TsOut("compacted_at") + ", compacted_by FROM scenario_generations WHERE id = :id",
+        soci::use(rid), soci::into(org), soci::into(sc, sind), soci::into(llm, lind), soci::into(cmp, cind),
+        soci::into(md, mind), soci::into(cc), soci::into(at, aind), soci::into(by, bind);
+    if (!sql.got_data()) return;
+    r.id = id;
+    r.organization_id = org;
+    if (sind == soci::i_ok) r.scenario_id = sc;
+    if (lind == soci::i_ok) r.llm_response = llm;
+    if (cind == soci::i_ok) r.compacted = cmp;
+    r.metadata = mind == soci::i_ok ? md : "{}";
+    r.chunk_count = cc;
+    if (aind == soci::i_ok) r.compacted_at = at;
+    if (bind == soci::i_ok) r.compacted_by = by;
+    out = std::move(r);
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<int64_t> SqlStore::CountGenerations() {
+  std::lock_guard<std::mutex> l(mu_);
+  long long n = 0;
+  Status s = Run("count generations", [&](soci::session& sql) {
+    sql << "SELECT COUNT(*) FROM scenario_generations", soci::into(n);
+  });
+  if (!s.ok()) return s;
+  return static_cast<int64_t>(n);
+}
+
+Status SqlStore::UpsertChunks(const std::vector<ChunkRow>& chunks) {
+  if (chunks.empty()) return Status::Ok();
+  std::lock_guard<std::mutex> l(mu_);
+  return Run("upsert chunks", [&](soci::session& sql) {
+    sql << Begin();
+    for (const auto& c : chunks) {
+      int64_t g = c.generation_id, o = c.organization_id, sc = c.scenario_id, seq = c.seq;
+      soci::indicator sind = sc > 0 ? soci::i_ok : soci::i_null;
+      std::string data = Base64Encode(c.data);
+      std::string now = IsoUtcNow();
+      sql << "INSERT INTO generation_chunks (generation_id, organization_id, scenario_id, seq, data_base64,"
+             " created_at) VALUES (:g, :o, :s, :q, :d, :t) ON CONFLICT (generation_id, seq) DO NOTHING",
+          soci::use(g), soci::use(o), soci::use(sc, sind), soci::use(seq), soci::use(data), soci::use(now);
+    }
+    sql << "COMMIT";
+  });
+}
+
+StatusOr<std::vector<ChunkRow>> SqlStore::GetChunks(int64_t generation_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<ChunkRow> out;
+  Status s = Run("get chunks", [&](soci::session& sql) {
+    int64_t g = generation_id;
+    soci::rowset<soci::row> rs = (sql.prepare << "SELECT organization_id, scenario_id, seq, data_base64 FROM "
+                                                 "generation_chunks WHERE generation_id = :g ORDER BY seq",
+                                  soci::use(g));
+    for (const auto& row : rs) {
+      ChunkRow c;
+      c.generation_id = generation_id;
+      auto num = [&](size_t i) -> int64_t {
+        if (row.get_indicator(i) == soci::i_null) return 0;
+        switch (row.get_properties(i).get_data_type()) {
+          case soci::dt_long_long: return row.get<long long>(i);
+          case soci::dt_integer: return row.get<int>(i);
+          case soci::dt_unsigned_long_long: return static_cast<int64_t>(row.get<unsigned long long>(i));
+          default: return std::stoll(row.get<std::string>(i));
+        }
+      };
+      c.organization_id = num(0);
+      c.scenario_id = num(1);
+      c.seq = num(2);
+      auto d = Base64Decode(row.get<std::string>(3));
+      c.data = d.value_or("");
+      out.push_back(std::move(c));
+    }
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
+  std::lock_guard<std::mutex> l(mu_);
+  int64_t moved = 0;
+  Status s = Run("migrate compacted", [&](soci::session& sql) {
+    sql << Begin();
+    std::string text = dialect_ == SqlDialect::kPostgres ? "::text" : "";
+    std::vector<std::pair<int64_t, std::string>> rows;
+    {
+      soci::rowset<soci::row> rs = (sql.prepare << "SELECT id, metadata" + text + " FROM scenario_generations");
+      for (const auto& row : rs) {
+        int64_t id = row.get_properties(0).get_data_type() == soci::dt_integer ? row.get<int>(0)
+                                                                                : row.get<long long>(0);
+        rows.emplace_back(id, row.get_indicator(1) == soci::i_null ? "{}" : row.get<std::string>(1));
+      }
+    }
+    for (auto& [id, md] : rows) {
+      nlohmann::json j = ParseObject(md);
+      if (!j.contains("compacted") || !j["compacted"].is_string()) continue;
+      ++moved;
+      if (preview) continue;
+      std::string blob = j["compacted"].get<std::string>();
+      j.erase("compacted");
+      std::string md2 = j.dump();
+      int64_t rid = id;
+      // Only fill the column if it is empty: a newer compaction already wrote the real value.
+      sql << "UPDATE scenario_generations SET compacted = COALESCE(compacted, :b), metadata = :m WHERE id = :id",
+          soci::use(blob), soci::use(md2), soci::use(rid);
+    }
+    sql << (preview ? "ROLLBACK" : "COMMIT");
+  });
+  if (!s.ok()) return s;
+  return moved;
+}
+
+Status SqlStore::Ping() {
+  std::lock_guard<std::mutex> l(mu_);
+  return Run("ping", [&](soci::session& sql) {
+    int one = 0;
+    sql << "SELECT 1", soci::into(one);
+  });
+}
+
+}  // namespace streamfleet

@@ -1,0 +1,150 @@
+#include "compactor/chunk_buffer.h"
+
+#include "streamfleet/common/chunk_scripts.h"
+
+namespace streamfleet::compactor {
+
+int64_t BufferSnapshot::MetaInt(const std::string& k) const {
+  auto it = meta.find(k);
+  if (it == meta.end()) return 0;
+  try {
+    return std::stoll(it->second);
+  } catch (...) {
+    return 0;
+  }
+}
+
+Status ChunkBuffer::Validate(const ChunkItem& item) const {
+  if (item.gen.org <= 0 || item.gen.gen <= 0 || item.gen.scenario < 0) {
+    return Status::InvalidArgument("organization_id and generation_id must be positive");
+  }
+  const int64_t max = config_.max_chunks_per_generation;
+  if (!item.finish && (item.seq < 0 || item.seq >= max)) {
+    return Status::InvalidArgument("seq " + std::to_string(item.seq) + " outside [0, " + std::to_string(max) + ")");
+  }
+  if (item.total < 0 || item.total > max) {
+    return Status::InvalidArgument("total_chunks " + std::to_string(item.total) + " outside [0, " +
+                                   std::to_string(max) + "]");
+  }
+  if (item.finish && item.total <= 0) return Status::InvalidArgument("finish without total_chunks");
+  if (!item.finish && item.total > 0 && item.seq >= item.total) {
+    return Status::InvalidArgument("seq " + std::to_string(item.seq) + " >= total_chunks " +
+                                   std::to_string(item.total));
+  }
+  return Status::Ok();
+}
+
+StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<ChunkItem>& items) {
+  redis.Register(scripts::ApplyChunks());
+  // Group by generation, keeping arrival order inside each group.
+  std::vector<GenerationId> order;
+  std::vector<std::vector<size_t>> groups;
+  for (size_t i = 0; i < items.size(); ++i) {
+    size_t g = 0;
+    for (; g < order.size(); ++g) {
+      if (order[g] == items[i].gen) break;
+    }
+    if (g == order.size()) {
+      order.push_back(items[i].gen);
+      groups.emplace_back();
+    }
+    groups[g].push_back(i);
+  }
+  std::string now = std::to_string(clock_.NowMsOverride());
+  std::string idle = std::to_string(config_.idle_timeout_ms);
+  std::string ttl = std::to_string(config_.chunk_ttl_s);
+  std::string maxc = std::to_string(config_.max_chunks_per_generation);
+  std::vector<std::vector<std::string>> cmds;
+  std::vector<std::vector<int>> slot_of;  // per group: for each script item, the input index (-1 = synthetic)
+  for (size_t g = 0; g < order.size(); ++g) {
+    const GenerationId& gen = order[g];
+    std::vector<std::string> args = {now, idle, ttl, KeySchema::Member(gen), maxc, ""};
+    std::vector<int> slots;
+    for (size_t i : groups[g]) {
+      const ChunkItem& it = items[i];
+      if (it.finish) {
+        args.insert(args.end(), {"f", std::to_string(it.total), ""});
+        slots.push_back(static_cast<int>(i));
+        continue;
+      }
+      args.insert(args.end(), {"c", std::to_string(it.seq), it.data});
+      slots.push_back(static_cast<int>(i));
+      int64_t total = it.total > 0 ? it.total : (it.final ? it.seq + 1 : 0);
+      if (total > 0) {
+        args.insert(args.end(), {"f", std::to_string(total), ""});
+        slots.push_back(-1);
+      }
+    }
+    args[5] = std::to_string(slots.size());
+    cmds.push_back(RedisClient::EvalArgv(
+        scripts::ApplyChunks(),
+        {keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen), keys_.ControlKey(gen), keys_.DeadlinesKey(),
+         keys_.FinalizeStream()},
+        args));
+    slot_of.push_back(std::move(slots));
+  }
+  auto replies = redis.Pipeline(cmds);
+  if (!replies.ok()) return replies.status();
+  ApplyResult out;
+  out.applied.assign(items.size(), false);
+  for (size_t g = 0; g < order.size(); ++g) {
+    const RedisValue& v = (*replies)[g];
+    if (v.is_error()) return TranslateRedisError(v.str);
+    if (!v.is_array() || v.elements.size() < 3) return Status::Internal("unexpected apply reply");
+    const auto& flags = v.elements[0].elements;
+    for (size_t k = 0; k < flags.size() && k < slot_of[g].size(); ++k) {
+      int idx = slot_of[g][k];
+      if (idx >= 0) out.applied[static_cast<size_t>(idx)] = flags[k].integer == 1;
+    }
+    out.finalize_queued += v.elements[2].integer;
+    out.max_llen = std::max<int64_t>(out.max_llen, v.elements[1].integer);
+    out.llens.emplace_back(order[g], v.elements[1].integer);
+  }
+  // A finish item that only repeats a known total reports 0; that is the duplicate case too.
+  return out;
+}
+
+StatusOr<BufferSnapshot> ChunkBuffer::Snapshot(RedisClient& redis, const GenerationId& gen) {
+  auto r = redis.Pipeline({{"LRANGE", keys_.BufferKey(gen), "0", "-1"},
+                           {"HGETALL", keys_.MetaKey(gen)},
+                           {"HGETALL", keys_.ControlKey(gen)}});
+  if (!r.ok()) return r.status();
+  for (const auto& v : *r) {
+    if (v.is_error()) return TranslateRedisError(v.str);
+  }
+  BufferSnapshot s;
+  for (auto& e : (*r)[0].elements) s.elements.push_back(std::move(e.str));
+  for (auto& [k, v] : ParsePairs((*r)[1])) s.meta[k] = v.str;
+  for (auto& [k, v] : ParsePairs((*r)[2])) s.control[k] = v.str;
+  s.exists = !s.elements.empty() || !s.meta.empty();
+  return s;
+}
+
+StatusOr<bool> ChunkBuffer::MarkCompacted(RedisClient& redis, const GenerationId& gen, int64_t received_chunks,
+                                          const std::string& finalize_id) {
+  int64_t grace = config_.delete_after_compact ? config_.delete_grace_s : 0;
+  auto r = redis.Eval(scripts::MarkCompacted(),
+                      {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen)},
+                      {std::to_string(received_chunks), std::to_string(grace), finalize_id});
+  if (!r.ok()) return r.status();
+  return r->integer == 1;
+}
+
+StatusOr<int64_t> ChunkBuffer::SweepDeadlines(RedisClient& redis, int limit) {
+  auto r = redis.Eval(scripts::SweepDeadlines(), {keys_.DeadlinesKey(), keys_.FinalizeStream()},
+                      {std::to_string(clock_.NowMsOverride()), std::to_string(limit)});
+  if (!r.ok()) return r.status();
+  return static_cast<int64_t>(r->integer);
+}
+
+Status ChunkBuffer::QueueFinalize(RedisClient& redis, const GenerationId& gen, const std::string& reason) {
+  auto r = redis.Pipeline({{"ZREM", keys_.DeadlinesKey(), KeySchema::Member(gen)},
+                           {"XADD", keys_.FinalizeStream(), "*", "m", KeySchema::Member(gen), "r", reason}});
+  if (!r.ok()) return r.status();
+  for (const auto& v : *r) {
+    if (v.is_error()) return TranslateRedisError(v.str);
+  }
+  return Status::Ok();
+}
+
+}  // namespace streamfleet::compactor

@@ -1,0 +1,427 @@
+#include "compactor/compactor_service.h"
+
+#include <random>
+#include <thread>
+
+#include "streamfleet/common/log.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/v1/chunk.pb.h"
+
+namespace streamfleet::compactor {
+
+namespace {
+
+using Clk = std::chrono::steady_clock;
+
+void SleepUnlessStopped(int64_t ms, const std::atomic<bool>& stop) {
+  auto until = Clk::now() + std::chrono::milliseconds(ms);
+  while (!stop.load() && Clk::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+bool DecodeChunk(const StreamEntry& e, ChunkItem* item, std::string* why) {
+  const std::string* raw = e.Field("e");
+  if (raw == nullptr) {
+    *why = "entry has no \"e\" field (expected a streamfleet.v1.ChunkEnvelope)";
+    return false;
+  }
+  v1::ChunkEnvelope env;
+  if (!env.ParseFromString(*raw)) {
+    *why = "undecodable ChunkEnvelope";
+    return false;
+  }
+  item->gen = GenerationId{env.organization_id(), env.scenario_id(), env.generation_id()};
+  item->finish = env.kind() == v1::ChunkEnvelope::FINISH;
+  item->seq = env.seq();
+  item->data = env.data();
+  item->final = env.final();
+  item->total = env.total_chunks();
+  return true;
+}
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+CompactorService::CompactorService(const Config& config, Clock& clock, SqlStore& store,
+                                   prometheus::Registry& registry, LoopOptions options)
+    : config_(config),
+      clock_(clock),
+      store_(store),
+      options_(options),
+      metrics_(registry),
+      buffer_(config, clock),
+      finalizer_(config, buffer_, store, config.consumer_name),
+      read_(RedisClient::Lazy(config.redis)),
+      write_(RedisClient::Lazy(config.redis)),
+      sample_(RedisClient::Lazy(config.redis)) {
+  metrics_.db_up.Set(1);
+}
+
+std::vector<std::string> CompactorService::Streams() const {
+  std::vector<std::string> s;
+  for (int i = 0; i < buffer_.keys().chunk_streams(); ++i) s.push_back(buffer_.keys().ChunkStream(i));
+  s.push_back(buffer_.keys().FinalizeStream());
+  return s;
+}
+
+Status CompactorService::EnsureGroups() {
+  // Created at start so autoscalers (KEDA lag) never see a missing group.
+  for (const auto& s : Streams()) SF_RETURN_IF_ERROR(EnsureGroup(*write_, s, buffer_.keys().CompactorGroup()));
+  groups_ready_ = true;
+  return Status::Ok();
+}
+
+Status CompactorService::Ready() const {
+  if (!redis_ok_.load()) return Status::Unavailable("redis unreachable");
+  if (!db_ok_.load()) return Status::Unavailable("database unavailable");
+  return Status::Ok();
+}
+
+template <typename F>
+Status CompactorService::Retry(const char* what, const std::atomic<bool>& stop, F&& f) {
+  int64_t backoff = 50;
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  bool logged = false;
+  while (true) {
+    Status s = f();
+    if (s.ok() || !s.retryable() || stop.load()) {
+      if (logged && s.ok()) SF_LOG_INFO("{}: recovered", what);
+      return s;
+    }
+    if (!logged) {
+      // Once per outage, not once per attempt: no log flood.
+      SF_LOG_WARN("{}: {} (retrying with backoff)", what, s.ToString());
+      logged = true;
+    }
+    SleepUnlessStopped(backoff / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(backoff / 2 + 1)), stop);
+    backoff = std::min<int64_t>(backoff * 2, 5000);
+  }
+}
+
+void CompactorService::Run(const std::atomic<bool>& stop) {
+  int64_t backoff = 50;
+  while (!stop.load()) {
+    auto r = RunOnce(stop);
+    if (r.ok()) {
+      backoff = 50;
+      continue;
+    }
+    SleepUnlessStopped(backoff, stop);
+    backoff = std::min<int64_t>(backoff * 2, 5000);
+  }
+  SF_LOG_INFO("compactor: stopped reading; unacknowledged entries stay pending for the group");
+}
+
+StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
+  if (!groups_ready_) {
+    Status s = EnsureGroups();
+    redis_ok_.store(s.ok());
+    if (!s.ok()) {
+      metrics_.redis_errors.Increment();
+      return s;
+    }
+  }
+  std::vector<std::string> streams = Streams();
+  std::vector<std::string> cmd = {"XREADGROUP", "GROUP", buffer_.keys().CompactorGroup(), config_.consumer_name,
+                                  "COUNT", std::to_string(options_.read_count)};
+  // After a restart under the same consumer name, first take back what this consumer left pending.
+  bool history = !own_pending_recovered_;
+  if (!history) cmd.insert(cmd.end(), {"BLOCK", std::to_string(options_.block_ms)});
+  cmd.push_back("STREAMS");
+  cmd.insert(cmd.end(), streams.begin(), streams.end());
+  for (size_t i = 0; i < streams.size(); ++i) cmd.push_back(history ? "0" : ">");
+  auto reply = read_->Command(cmd, history ? 0 : options_.block_ms);
+  if (!reply.ok()) {
+    redis_ok_.store(false);
+    metrics_.redis_errors.Increment();
+    if (reply.status().code() == StatusCode::kFailedPrecondition) groups_ready_ = false;  // NOGROUP: recreate
+    return reply.status();
+  }
+  redis_ok_.store(true);
+  auto entries = ParseStreamReply(*reply);
+  if (history && entries.empty()) own_pending_recovered_ = true;
+  int n = static_cast<int>(entries.size());
+  if (n > 0) Process(std::move(entries), stop);
+
+  auto now = Clk::now();
+  if (now >= next_sweep_) {
+    next_sweep_ = now + std::chrono::milliseconds(options_.sweep_interval_ms);
+    (void)SweepNow();
+  }
+  if (now >= next_claim_) {
+    next_claim_ = now + std::chrono::milliseconds(std::min<int64_t>(config_.visibility_timeout_ms / 2 + 1, 5000));
+    (void)ClaimNow(stop);
+  }
+  if (now >= next_trim_) {
+    next_trim_ = now + std::chrono::milliseconds(options_.trim_interval_ms);
+    (void)TrimNow();
+  }
+  return n;
+}
+
+void CompactorService::Process(std::vector<StreamEntry> entries, const std::atomic<bool>& stop) {
+  std::vector<StreamEntry> chunks, finals;
+  const std::string fin = buffer_.keys().FinalizeStream();
+  for (auto& e : entries) (e.stream == fin ? finals : chunks).push_back(std::move(e));
+  if (!chunks.empty()) ProcessChunks(chunks, stop);
+  if (!finals.empty()) ProcessFinalizes(finals, stop);
+}
+
+void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop) {
+  auto started = Clk::now();
+  std::vector<ChunkItem> items;
+  std::vector<StreamEntry> good;
+  for (const auto& e : entries) {
+    if (e.fields.empty()) {  // trimmed while pending: nothing to apply
+      good.push_back(e);
+      continue;
+    }
+    ChunkItem item;
+    std::string why;
+    if (!DecodeChunk(e, &item, &why)) {
+      DeadLetterEntry(e, why, 1);
+      continue;
+    }
+    Status v = buffer_.Validate(item);
+    if (!v.ok()) {
+      DeadLetterEntry(e, v.message(), 1);
+      continue;
+    }
+    items.push_back(std::move(item));
+    good.push_back(e);
+  }
+  if (!items.empty()) {
+    if (config_.chunk_storage != ChunkStorage::kRedis) {
+      std::vector<ChunkRow> rows;
+      for (const auto& it : items) {
+        if (!it.finish) rows.push_back({it.gen.gen, it.gen.org, it.gen.scenario, it.seq, it.data});
+      }
+      Status s = Retry("store chunks", stop, [&] {
+        Status st = store_.UpsertChunks(rows);
+        db_ok_.store(st.ok() || !st.retryable());
+        if (!st.ok()) metrics_.db_errors.Increment();
+        metrics_.db_up.Set(db_ok_.load() ? 1 : 0);
+        return st;
+      });
+      if (!s.ok()) return;  // not acked: redelivered or claimed later
+    }
+    ApplyResult result;
+    Status s = Retry("apply chunks", stop, [&] {
+      auto r = buffer_.Apply(*write_, items);
+      if (!r.ok()) {
+        metrics_.redis_errors.Increment();
+        redis_ok_.store(!r.status().retryable());
+        return r.status();
+      }
+      result = std::move(*r);
+      return Status::Ok();
+    });
+    if (!s.ok()) {
+      if (!stop.load()) {
+        // Not retryable (e.g. a script rejected the batch): park every entry of it with the reason.
+        for (size_t i = 0; i < good.size(); ++i) DeadLetterEntry(good[i], s.ToString(), 1);
+      }
+      return;
+    }
+    for (bool a : result.applied) (a ? metrics_.chunks_applied : metrics_.chunks_duplicate).Increment();
+    for (const auto& [g, llen] : result.llens) NoteLlen(g, llen);
+  }
+  Ack(good);
+  metrics_.apply_batch_latency.Observe(std::chrono::duration<double>(Clk::now() - started).count());
+}
+
+void CompactorService::ProcessFinalizes(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop) {
+  for (const auto& e : entries) {
+    if (stop.load()) return;
+    const std::string* m = e.Field("m");
+    const std::string* r = e.Field("r");
+    GenerationId gen;
+    if (e.fields.empty()) {
+      Ack({e});
+      continue;
+    }
+    if (m == nullptr || !KeySchema::ParseMember(*m, &gen) || gen.org <= 0 || gen.gen <= 0) {
+      DeadLetterEntry(e, "malformed finalize entry", 1);
+      continue;
+    }
+    FinalizeRequest req{gen, r ? *r : "complete", e.id};
+    FinalizeOutcome outcome;
+    Status s = Retry("finalize", stop, [&] {
+      auto o = finalizer_.Finalize(*write_, req);
+      if (!o.ok()) {
+        bool db = o.status().message().find("redis") == std::string::npos;
+        if (db) {
+          metrics_.db_errors.Increment();
+          db_ok_.store(!o.status().retryable());
+        } else {
+          metrics_.redis_errors.Increment();
+        }
+        metrics_.db_up.Set(db_ok_.load() ? 1 : 0);
+        return o.status();
+      }
+      db_ok_.store(true);
+      metrics_.db_up.Set(1);
+      outcome = std::move(*o);
+      return Status::Ok();
+    });
+    if (!s.ok()) {
+      if (stop.load()) return;  // left pending: another compactor (or our restart) finishes it
+      SF_LOG_ERROR("finalize {} failed permanently: {}", *m, s.ToString());
+      DeadLetterEntry(e, s.ToString(), 1);
+      continue;
+    }
+    if (outcome.empty) {
+      SF_LOG_WARN("finalize {}: no buffer (expired or already deleted); nothing to write", *m);
+    } else if (outcome.replay) {
+      metrics_.finalize_replays.Increment();
+    } else {
+      if (req.reason == "idle_timeout") {
+        metrics_.finalized_idle.Increment();
+      } else if (req.reason == "complete") {
+        metrics_.finalized_complete.Increment();
+      } else {
+        metrics_.finalized_manual.Increment();
+      }
+      if (!outcome.json_valid) metrics_.json_fallbacks.Increment();
+      int64_t queued = StreamIdMs(e.id);
+      if (queued > 0) metrics_.finalize_latency.Observe(std::max<double>(0, (WallMs() - queued) / 1000.0));
+    }
+    Ack({e});
+  }
+}
+
+void CompactorService::Ack(const std::vector<StreamEntry>& entries) {
+  if (entries.empty()) return;
+  std::map<std::string, std::vector<std::string>> by_stream;
+  for (const auto& e : entries) by_stream[e.stream].push_back(e.id);
+  std::vector<std::vector<std::string>> cmds;
+  for (auto& [stream, ids] : by_stream) {
+    std::vector<std::string> c = {"XACK", stream, buffer_.keys().CompactorGroup()};
+    c.insert(c.end(), ids.begin(), ids.end());
+    cmds.push_back(std::move(c));
+  }
+  // A failed ack is harmless: the entry is redelivered and re-applying it changes nothing.
+  auto r = write_->Pipeline(cmds);
+  if (!r.ok()) metrics_.redis_errors.Increment();
+}
+
+void CompactorService::DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered) {
+  SF_LOG_WARN("dead-lettering {} {}: {}", e.stream, e.id, reason);
+  Status s = DeadLetter(*write_, buffer_.keys().ChunkDeadLetterStream(), e, buffer_.keys().CompactorGroup(), reason,
+                        times_delivered);
+  if (!s.ok()) {
+    metrics_.redis_errors.Increment();
+    return;  // not acked: it will come back and be dead-lettered then
+  }
+  metrics_.dead_lettered.Increment();
+  Ack({e});
+}
+
+void CompactorService::NoteLlen(const GenerationId& g, int64_t llen) {
+  if (llen <= config_.llen_alert_threshold) return;
+  std::string m = KeySchema::Member(g);
+  if (over_threshold_logged_.size() > 10000) over_threshold_logged_.clear();
+  if (over_threshold_logged_.insert(m).second) {
+    SF_LOG_WARN("generation buffer {} has LLEN {} > GENERATION_LLEN_ALERT_THRESHOLD {}", buffer_.keys().BufferKey(g),
+                llen, config_.llen_alert_threshold);
+  }
+}
+
+Status CompactorService::SweepNow() {
+  auto r = buffer_.SweepDeadlines(*write_, 500);
+  if (!r.ok()) {
+    metrics_.redis_errors.Increment();
+    return r.status();
+  }
+  return Status::Ok();
+}
+
+Status CompactorService::ClaimNow(const std::atomic<bool>& stop) {
+  for (const auto& stream : Streams()) {
+    auto claimed = ClaimIdle(*write_, stream, buffer_.keys().CompactorGroup(), config_.consumer_name,
+                             config_.visibility_timeout_ms, 100);
+    if (!claimed.ok()) {
+      metrics_.redis_errors.Increment();
+      return claimed.status();
+    }
+    std::vector<StreamEntry> redo;
+    for (auto& c : *claimed) {
+      metrics_.claimed.Increment();
+      if (c.times_delivered > config_.max_deliveries) {
+        DeadLetterEntry(c.entry, "delivered " + std::to_string(c.times_delivered) + " times (MAX_DELIVERIES " +
+                                     std::to_string(config_.max_deliveries) + ")",
+                        c.times_delivered);
+      } else {
+        redo.push_back(std::move(c.entry));
+      }
+    }
+    if (!redo.empty()) {
+      SF_LOG_INFO("claimed {} entries of {} from dead consumers", redo.size(), stream);
+      Process(std::move(redo), stop);
+    }
+  }
+  return Status::Ok();
+}
+
+Status CompactorService::TrimNow() {
+  for (const auto& stream : Streams()) {
+    auto t = TrimAcknowledged(*write_, stream);
+    if (!t.ok()) return t.status();
+    metrics_.trimmed.Increment(static_cast<double>(*t));
+    auto d = RemoveDeadConsumers(*write_, stream, buffer_.keys().CompactorGroup(), config_.dead_consumer_idle_ms);
+    if (!d.ok()) return d.status();
+  }
+  return Status::Ok();
+}
+
+void CompactorService::SampleGauges() {
+  std::lock_guard<std::mutex> l(sample_mu_);
+  // Buffers: SCAN (never KEYS) in batches of 100, at most 100 batches per scrape.
+  std::string cursor = "0";
+  int64_t live = 0, sum = 0, max = 0, over = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto r = sample_->Command({"SCAN", cursor, "MATCH", buffer_.keys().AllBuffersPattern(), "COUNT", "100", "TYPE",
+                               "list"});
+    if (!r.ok() || r->elements.size() < 2) return;
+    cursor = r->elements[0].str;
+    std::vector<std::vector<std::string>> cmds;
+    for (const auto& k : r->elements[1].elements) cmds.push_back({"LLEN", k.str});
+    if (!cmds.empty()) {
+      auto lens = sample_->Pipeline(cmds);
+      if (!lens.ok()) return;
+      for (const auto& v : *lens) {
+        ++live;
+        sum += v.integer;
+        max = std::max<int64_t>(max, v.integer);
+        if (v.integer > config_.llen_alert_threshold) ++over;
+      }
+    }
+    if (cursor == "0") break;
+  }
+  metrics_.buffers_live.Set(static_cast<double>(live));
+  metrics_.buffer_chunks.Set(static_cast<double>(sum));
+  metrics_.buffer_llen_max.Set(static_cast<double>(max));
+  metrics_.buffers_over_threshold.Set(static_cast<double>(over));
+  auto z = sample_->Command({"ZCARD", buffer_.keys().DeadlinesKey()});
+  if (z.ok()) metrics_.deadlines_pending.Set(static_cast<double>(z->integer));
+  std::vector<std::string> streams = Streams();
+  streams.push_back(buffer_.keys().ChunkDeadLetterStream());
+  for (const auto& s : streams) {
+    auto st = GetStreamStats(*sample_, s);
+    if (!st.ok()) continue;
+    metrics_.stream_length.Add({{"stream", s}}).Set(static_cast<double>(st->length));
+    for (const auto& g : st->groups) {
+      prometheus::Labels l = {{"stream", s}, {"group", g.name}};
+      metrics_.stream_pending.Add(l).Set(static_cast<double>(g.pending));
+      metrics_.stream_lag.Add(l).Set(static_cast<double>(std::max<int64_t>(0, g.lag)));
+      metrics_.stream_oldest_pending.Add(l).Set(g.oldest_pending_seconds);
+      metrics_.stream_consumers.Add(l).Set(static_cast<double>(g.consumers));
+    }
+  }
+}
+
+}  // namespace streamfleet::compactor

@@ -1,0 +1,87 @@
+#pragma once
+// The compactor's main loop: one consumer in the "compactor" group reading every chunk stream and the
+// finalize stream with one XREADGROUP. Per batch: apply chunks (one script call per generation, one round
+// trip), then XACK; finalize entries are finalized, then XACKed. Between reads: sweep idle deadlines,
+// take over entries of dead consumers, trim acknowledged entries, drop dead consumers.
+//
+// Threading: Run/RunOnce on one thread. Ready() and SampleGauges() may be called from the metrics thread.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "compactor/chunk_buffer.h"
+#include "compactor/finalizer.h"
+#include "compactor/metrics.h"
+#include "streamfleet/common/clock.h"
+#include "streamfleet/common/config.h"
+#include "streamfleet/common/redis.h"
+#include "streamfleet/common/sql_store.h"
+
+namespace streamfleet::compactor {
+
+struct LoopOptions {
+  int read_count = 500;
+  int block_ms = 500;
+  int sweep_interval_ms = 200;
+  int trim_interval_ms = 10000;
+};
+
+class CompactorService {
+ public:
+  CompactorService(const Config& config, Clock& clock, SqlStore& store, prometheus::Registry& registry,
+                   LoopOptions options = {});
+
+  // Loops until stop is set (or SIGTERM). In-flight work is finished or left pending (never half-acked).
+  void Run(const std::atomic<bool>& stop);
+  // One read-process-maintain cycle. Returns the number of entries handled.
+  StatusOr<int> RunOnce(const std::atomic<bool>& stop);
+  // Housekeeping now (tests call it after moving the clock).
+  Status SweepNow();
+  Status ClaimNow(const std::atomic<bool>& stop);
+  Status TrimNow();
+
+  // Redis reachable and the database writable, as last seen.
+  Status Ready() const;
+  // Refresh sampled gauges (buffers via SCAN, stream stats). Bounded cost; called per scrape.
+  void SampleGauges();
+
+  CompactorMetrics& metrics() { return metrics_; }
+  ChunkBuffer& buffer() { return buffer_; }
+
+ private:
+  Status EnsureGroups();
+  std::vector<std::string> Streams() const;
+  void Process(std::vector<StreamEntry> entries, const std::atomic<bool>& stop);
+  void ProcessChunks(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop);
+  void ProcessFinalizes(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop);
+  void Ack(const std::vector<StreamEntry>& entries);
+  void DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered);
+  // Retries f while it fails with a retryable status, with jittered backoff, until stop.
+  template <typename F>
+  Status Retry(const char* what, const std::atomic<bool>& stop, F&& f);
+  void NoteLlen(const GenerationId& g, int64_t llen);
+
+  const Config& config_;
+  Clock& clock_;
+  SqlStore& store_;
+  LoopOptions options_;
+  CompactorMetrics metrics_;
+  ChunkBuffer buffer_;
+  Finalizer finalizer_;
+  std::unique_ptr<RedisClient> read_;   // parked in XREADGROUP BLOCK
+  std::unique_ptr<RedisClient> write_;  // applies, acks, housekeeping
+  std::mutex sample_mu_;
+  std::unique_ptr<RedisClient> sample_;  // metrics thread, guarded by sample_mu_
+  bool groups_ready_ = false;
+  bool own_pending_recovered_ = false;
+  std::atomic<bool> redis_ok_{false};
+  std::atomic<bool> db_ok_{true};
+  std::chrono::steady_clock::time_point next_sweep_{}, next_claim_{}, next_trim_{};
+  std::unordered_set<std::string> over_threshold_logged_;
+};
+
+}  // namespace streamfleet::compactor

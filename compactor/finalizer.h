@@ -1,0 +1,45 @@
+#pragma once
+// Finalization: snapshot the buffer, assemble in seq order, decode JSON (with a recorded fallback),
+// base64-compact, upsert the row in one transaction, then mark the buffer compacted and publish a
+// generation.compacted event. Idempotent: replaying the same finalize id changes nothing.
+// Used by the compactor loop and by `streamfleetctl compact-generation` (same code).
+#include <cstdint>
+#include <string>
+
+#include "compactor/chunk_buffer.h"
+#include "streamfleet/common/sql_store.h"
+
+namespace streamfleet::compactor {
+
+struct FinalizeRequest {
+  GenerationId gen;
+  std::string reason;        // "complete" | "idle_timeout" | "manual"
+  std::string finalize_id;   // the finalize stream entry id (or a manual id); decides compacted_at
+};
+
+struct FinalizeOutcome {
+  bool empty = false;            // nothing buffered (expired or never started): no row written
+  bool replay = false;           // this finalize id was already committed
+  bool marked_compacted = false; // false when chunks arrived during finalization (a later one follows)
+  bool json_valid = false;
+  int64_t chunk_count = 0;
+  std::vector<int64_t> missing;
+};
+
+class Finalizer {
+ public:
+  Finalizer(const Config& config, ChunkBuffer& buffer, SqlStore& store, std::string consumer_name)
+      : config_(config), buffer_(buffer), store_(store), consumer_(std::move(consumer_name)) {}
+
+  // Redis errors come back as kUnavailable etc.; DB errors as the store reports them (kUnavailable for
+  // an outage: retry later, the finalize entry stays pending).
+  StatusOr<FinalizeOutcome> Finalize(RedisClient& redis, const FinalizeRequest& req);
+
+ private:
+  const Config& config_;
+  ChunkBuffer& buffer_;
+  SqlStore& store_;
+  std::string consumer_;
+};
+
+}  // namespace streamfleet::compactor

@@ -1,0 +1,56 @@
+// streamfleet-compactor: thin main over the compactor library.
+#include <atomic>
+#include <iostream>
+#include <thread>
+
+#include "compactor/compactor_service.h"
+#include "streamfleet/common/log.h"
+#include "streamfleet/common/metrics_server.h"
+#include "streamfleet/common/shutdown.h"
+
+using namespace streamfleet;
+
+int main() {
+  auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9101");
+  if (!config.ok()) {
+    std::cerr << "streamfleet-compactor: configuration error: " << config.status().message() << "\n";
+    return 2;
+  }
+  InitLogging("compactor", config->log_level, config->log_json);
+  Shutdown::InstallSignalHandlers();
+  auto store = SqlStore::Open(config->database_url);
+  if (!store.ok()) {
+    SF_LOG_ERROR("database: {}", store.status().ToString());
+    return 2;
+  }
+  // Migrations are idempotent and serialized across processes; wait for the DB if it is not up yet.
+  for (int backoff = 100; !Shutdown::Requested(); backoff = std::min(backoff * 2, 5000)) {
+    Status s = (*store)->Migrate();
+    if (s.ok()) break;
+    SF_LOG_WARN("database not ready: {}", s.ToString());
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+  }
+  RedisServerClock clock;
+  auto registry = std::make_shared<prometheus::Registry>();
+  compactor::CompactorService service(*config, clock, **store, *registry);
+  auto metrics = MetricsServer::Start(
+      config->metrics_listen, "compactor", registry, [&] { return service.Ready(); },
+      [&] { service.SampleGauges(); });
+  if (!metrics.ok()) {
+    SF_LOG_ERROR("metrics listener: {}", metrics.status().ToString());
+    return 2;
+  }
+  SF_LOG_INFO("compactor {} started: redis {}:{}, database {}, metrics on port {}", config->consumer_name,
+              config->redis.host, config->redis.port, config->database_url.substr(0, config->database_url.find('@')),
+              (*metrics)->port());
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    while (!Shutdown::Requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stop.store(true);
+  });
+  service.Run(stop);
+  watcher.join();
+  (*metrics)->Stop();
+  SF_LOG_INFO("compactor stopped");
+  return 0;
+}

@@ -1,0 +1,42 @@
+#pragma once
+// Every metric the compactor exports, declared in one place. References stay valid for the registry's life.
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+
+namespace streamfleet::compactor {
+
+struct CompactorMetrics {
+  explicit CompactorMetrics(prometheus::Registry& r);
+
+  prometheus::Counter& chunks_applied;
+  prometheus::Counter& chunks_duplicate;
+  prometheus::Counter& finalized_complete;
+  prometheus::Counter& finalized_idle;
+  prometheus::Counter& finalized_manual;
+  prometheus::Counter& finalize_replays;
+  prometheus::Counter& json_fallbacks;
+  prometheus::Counter& dead_lettered;
+  prometheus::Counter& claimed;
+  prometheus::Counter& db_errors;
+  prometheus::Counter& redis_errors;
+  prometheus::Counter& trimmed;
+  prometheus::Histogram& finalize_latency;  // last chunk -> row committed
+  prometheus::Histogram& apply_batch_latency;
+  prometheus::Gauge& buffers_live;
+  prometheus::Gauge& buffer_chunks;
+  prometheus::Gauge& buffer_llen_max;
+  prometheus::Gauge& buffers_over_threshold;
+  prometheus::Gauge& deadlines_pending;
+  prometheus::Gauge& db_up;
+  prometheus::Family<prometheus::Gauge>& stream_length;
+  prometheus::Family<prometheus::Gauge>& stream_pending;
+  prometheus::Family<prometheus::Gauge>& stream_lag;
+  prometheus::Family<prometheus::Gauge>& stream_oldest_pending;
+  prometheus::Family<prometheus::Gauge>& stream_consumers;
+};
+
+}  // namespace streamfleet::compactor

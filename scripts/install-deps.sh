@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package streamfleet needs to build, test and run.
+# Idempotent and quick when everything is present: apt is only called for what is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config ninja-build
+  libhiredis-dev libuv1-dev
+  libprotobuf-dev protobuf-compiler
+  libsoci-dev libsqlite3-dev libpq-dev libboost-dev
+  prometheus-cpp-dev libcivetweb-dev civetweb
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  redis-server redis-tools postgresql postgresql-client sqlite3
+  prometheus curl jq python3-redis python3-protobuf
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian packages start system services on install; the project starts its own throwaway
+# servers on free loopback ports, so the stock ones are not needed (and not relied on).

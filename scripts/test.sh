@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine:
+#   installs packages, builds with -Wall -Wextra -Werror, starts a throwaway PostgreSQL on loopback
+#   (each test binary starts its own redis-server on a free port), runs every test with ctest, then
+#   builds and runs everything again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Every server it starts is stopped on exit, also on failure or Ctrl-C.
+#   SKIP_SANITIZERS=1 scripts/test.sh   runs only the normal build (quick local loop)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+JOBS=${JOBS:-2}
+
+bash scripts/install-deps.sh
+
+PG_DIR=$(mktemp -d /tmp/streamfleet-test-pg.XXXXXX)
+cleanup() { bash scripts/pg.sh stop "$PG_DIR" || true; }
+trap cleanup EXIT INT TERM
+export STREAMFLEET_TEST_PG_URL=$(bash scripts/pg.sh start "$PG_DIR")
+echo "test PostgreSQL: $STREAMFLEET_TEST_PG_URL"
+
+build_and_test() {
+  local dir=$1; shift
+  cmake -S "$ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+  (cd "$dir" && ctest --output-on-failure -j 1)
+}
+
+echo "== build + tests (-Wall -Wextra -Werror) =="
+build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+if [ "${SKIP_SANITIZERS:-0}" != "1" ]; then
+  echo "== build + tests under AddressSanitizer + UndefinedBehaviorSanitizer =="
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DSTREAMFLEET_SANITIZE=ON -DSTREAMFLEET_BUILD_BENCH=OFF
+fi

@@ -1,0 +1,116 @@
+#include "streamfleet/common/config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace streamfleet {
+namespace {
+
+EnvLookup Env(std::map<std::string, std::string> m) {
+  return [m](const std::string& k) -> std::optional<std::string> {
+    auto it = m.find(k);
+    if (it == m.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(ConfigTest, DefaultsMatchTheDocumentedTable) {
+  auto c = LoadConfig(Env({}), "0.0.0.0:9101");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->redis.host, "127.0.0.1");
+  EXPECT_EQ(c->redis.port, 6379);
+  EXPECT_EQ(c->database_url, "sqlite:streamfleet.db");
+  EXPECT_EQ(c->chunk_ttl_s, 86400);
+  EXPECT_EQ(c->chunk_storage, ChunkStorage::kRedis);
+  EXPECT_EQ(c->idle_timeout_ms, 30000);
+  EXPECT_EQ(c->ir_cache_ttl_s, 604800);
+  EXPECT_EQ(c->metrics_listen, "0.0.0.0:9101");
+  EXPECT_EQ(c->ingest_listen, "0.0.0.0:8080");
+  EXPECT_EQ(c->key_prefix, "app:scenario_planning");
+  EXPECT_FALSE(c->consumer_name.empty());
+  EXPECT_TRUE(c->ingest_tokens.empty());
+}
+
+TEST(ConfigTest, ReadsEveryVariable) {
+  auto c = LoadConfig(Env({{"REDIS_HOST", "redis.internal"},
+                           {"REDIS_PORT", "7000"},
+                           {"REDIS_PASSWORD", "s3cret"},
+                           {"DATABASE_URL", "postgresql://u:p@db:5432/fleet"},
+                           {"GENERATION_CHUNK_TTL", "60"},
+                           {"GENERATION_CHUNK_STORAGE", "both"},
+                           {"GENERATION_IDLE_TIMEOUT", "1500ms"},
+                           {"GENERATION_LLEN_ALERT_THRESHOLD", "50"},
+                           {"IR_CACHE_TTL", "0"},
+                           {"METRICS_LISTEN", "127.0.0.1:19100"},
+                           {"INGEST_LISTEN", ":18080"},
+                           {"CHUNK_STREAMS", "8"},
+                           {"CONSUMER_NAME", "pod-1"},
+                           {"STREAMFLEET_KEY_SCHEMA", "cluster"},
+                           {"INGEST_TOKENS", "12:abc,13:def"},
+                           {"LOG_FORMAT", "json"}}),
+                      "0.0.0.0:9100");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->redis.host, "redis.internal");
+  EXPECT_EQ(c->redis.port, 7000);
+  EXPECT_EQ(c->redis.password, "s3cret");
+  EXPECT_EQ(c->chunk_ttl_s, 60);
+  EXPECT_EQ(c->chunk_storage, ChunkStorage::kBoth);
+  EXPECT_EQ(c->idle_timeout_ms, 1500);
+  EXPECT_EQ(c->llen_alert_threshold, 50);
+  EXPECT_EQ(c->ir_cache_ttl_s, 0);
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:19100");
+  EXPECT_EQ(c->chunk_streams, 8);
+  EXPECT_EQ(c->consumer_name, "pod-1");
+  EXPECT_EQ(c->key_schema, KeySchemaMode::kCluster);
+  EXPECT_EQ(c->ingest_tokens.at(12), "abc");
+  EXPECT_EQ(c->ingest_tokens.at(13), "def");
+  EXPECT_TRUE(c->log_json);
+}
+
+TEST(ConfigTest, RedisUrlWinsOverHostAndPort) {
+  auto c = LoadConfig(Env({{"REDIS_URL", "redis://:pw@10.0.0.5:6380/2"}, {"REDIS_HOST", "ignored"}}), ":9100");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->redis.host, "10.0.0.5");
+  EXPECT_EQ(c->redis.port, 6380);
+  EXPECT_EQ(c->redis.password, "pw");
+  EXPECT_EQ(c->redis.db, 2);
+}
+
+TEST(ConfigTest, MalformedValuesNameTheVariable) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"REDIS_PORT", "abc"},          {"REDIS_PORT", "70000"},
+      {"GENERATION_CHUNK_TTL", "-5"}, {"GENERATION_CHUNK_STORAGE", "s3"},
+      {"GENERATION_IDLE_TIMEOUT", "soon"}, {"DATABASE_URL", "mysql://x"},
+      {"METRICS_LISTEN", "nowhere"},  {"REDIS_URL", "http://x"},
+      {"INGEST_TOKENS", "abc"},       {"LOG_LEVEL", "loud"},
+      {"CHUNK_STREAMS", "0"},         {"GENERATION_DELETE_AFTER_COMPACT", "maybe"},
+  };
+  for (const auto& [k, v] : bad) {
+    auto c = LoadConfig(Env({{k, v}}), ":9100");
+    ASSERT_FALSE(c.ok()) << k << "=" << v << " was accepted";
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(c.status().message().find(k), std::string::npos) << c.status().message();
+  }
+}
+
+TEST(ConfigTest, DurationsAcceptUnits) {
+  EXPECT_EQ(*ParseDurationMs("250ms", 1000), 250);
+  EXPECT_EQ(*ParseDurationMs("30s", 1000), 30000);
+  EXPECT_EQ(*ParseDurationMs("2m", 1000), 120000);
+  EXPECT_EQ(*ParseDurationMs("1h", 1000), 3600000);
+  EXPECT_EQ(*ParseDurationMs("7", 1000), 7000);
+  EXPECT_FALSE(ParseDurationMs("7d", 1000).ok());
+  EXPECT_FALSE(ParseDurationMs("", 1000).ok());
+}
+
+TEST(ConfigTest, EveryVariableIsDocumentedOnce) {
+  std::set<std::string> seen;
+  for (const auto& v : ConfigVars()) {
+    EXPECT_TRUE(seen.insert(v.name).second) << v.name;
+    EXPECT_NE(std::string(v.description), "");
+  }
+}
+
+}  // namespace
+}  // namespace streamfleet

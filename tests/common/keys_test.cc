@@ -1,0 +1,94 @@
+#include "streamfleet/common/keys.h"
+
+#include <gtest/gtest.h>
+
+#include "streamfleet/v1/chunk.pb.h"
+#include "streamfleet/v1/event.pb.h"
+#include "streamfleet/v1/task.pb.h"
+
+namespace streamfleet {
+namespace {
+
+TEST(KeySchemaTest, SeedKeyNamesInStandardMode) {
+  KeySchema k("app:scenario_planning", "streamfleet", KeySchemaMode::kStandard, 4);
+  EXPECT_EQ(k.BufferKey({12, 345, 59}), "app:scenario_planning:org:12:scenario:345:generation:59:chunks");
+  EXPECT_EQ(k.MetaKey({12, 345, 59}), "app:scenario_planning:org:12:scenario:345:generation:59:chunks:meta");
+  EXPECT_EQ(k.BufferKey({12, 0, 59}), "app:scenario_planning:org:12:generation:59:chunks");
+  EXPECT_EQ(k.MetaKey({12, 0, 59}), "app:scenario_planning:org:12:generation:59:chunks:meta");
+  EXPECT_EQ(k.ControlKey({12, 345, 59}), "app:scenario_planning:org:12:generation:59:ctl");
+}
+
+TEST(KeySchemaTest, PrefixIsConfigurable) {
+  KeySchema k("tenant-a", "sf", KeySchemaMode::kStandard, 1);
+  EXPECT_EQ(k.BufferKey({1, 0, 2}), "tenant-a:org:1:generation:2:chunks");
+  EXPECT_EQ(k.ChunkStream(0), "sf:chunks:0");
+}
+
+TEST(KeySchemaTest, ClusterModeSharesOneHashTagPerGeneration) {
+  KeySchema k("app:scenario_planning", "streamfleet", KeySchemaMode::kCluster, 4);
+  GenerationId g{12, 345, 59};
+  std::string tag = "{org:12:scenario:345:generation:59}";
+  for (const auto& key : {k.BufferKey(g), k.MetaKey(g), k.SeenKey(g)}) {
+    EXPECT_NE(key.find(tag), std::string::npos) << key;
+  }
+}
+
+TEST(KeySchemaTest, GenerationAlwaysMapsToTheSameShard) {
+  KeySchema k("p", "s", KeySchemaMode::kStandard, 8);
+  std::set<int> used;
+  for (int64_t g = 1; g < 200; ++g) {
+    int a = k.ShardOf({1, 0, g});
+    EXPECT_EQ(a, k.ShardOf({1, 0, g}));
+    EXPECT_EQ(a, k.ShardOf({1, 7, g})) << "scenario must not change the shard";
+    used.insert(a);
+  }
+  EXPECT_EQ(used.size(), 8u);
+}
+
+TEST(KeySchemaTest, MemberRoundTripsAndRejectsJunk) {
+  GenerationId g;
+  ASSERT_TRUE(KeySchema::ParseMember(KeySchema::Member({12, 0, 59}), &g));
+  EXPECT_EQ(g, (GenerationId{12, 0, 59}));
+  EXPECT_FALSE(KeySchema::ParseMember("12:0", &g));
+  EXPECT_FALSE(KeySchema::ParseMember("12:x:59", &g));
+  EXPECT_FALSE(KeySchema::ParseMember("12:0:59:1", &g));
+}
+
+TEST(EnvelopeTest, ChunkRoundTripsBinaryData) {
+  v1::ChunkEnvelope e;
+  e.set_kind(v1::ChunkEnvelope::CHUNK);
+  e.set_organization_id(12);
+  e.set_scenario_id(345);
+  e.set_generation_id(59);
+  e.set_seq(7);
+  e.set_data(std::string("h\0\xff\xc3\xa9", 5));
+  e.set_final(true);
+  e.set_total_chunks(8);
+  v1::ChunkEnvelope back;
+  ASSERT_TRUE(back.ParseFromString(e.SerializeAsString()));
+  EXPECT_EQ(back.data(), std::string("h\0\xff\xc3\xa9", 5));
+  EXPECT_EQ(back.seq(), 7);
+  EXPECT_TRUE(back.final());
+  EXPECT_EQ(back.total_chunks(), 8);
+}
+
+TEST(EnvelopeTest, TaskAndEventRoundTrip) {
+  v1::TaskEnvelope t;
+  t.set_id("t1");
+  t.set_type("webhook");
+  t.set_payload(R"({"url":"http://x"})");
+  t.set_attempt(2);
+  t.add_errors("boom");
+  v1::TaskEnvelope tb;
+  ASSERT_TRUE(tb.ParseFromString(t.SerializeAsString()));
+  EXPECT_EQ(tb.type(), "webhook");
+  EXPECT_EQ(tb.errors(0), "boom");
+  v1::Event ev;
+  ev.mutable_generation_compacted()->set_generation_id(59);
+  v1::Event eb;
+  ASSERT_TRUE(eb.ParseFromString(ev.SerializeAsString()));
+  EXPECT_EQ(eb.generation_compacted().generation_id(), 59);
+}
+
+}  // namespace
+}  // namespace streamfleet

@@ -1,0 +1,541 @@
+// The compactor against a real redis-server and real SQL (SQLite and PostgreSQL).
+#include "compactor/compactor_service.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+#include <thread>
+
+#include "streamfleet/common/codec.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/v1/chunk.pb.h"
+#include "streamfleet/v1/event.pb.h"
+#include "support/redis_server.h"
+
+namespace streamfleet::compactor {
+namespace {
+
+constexpr int64_t kStart = 1'800'000'000'000;
+
+class CompactorTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+
+  void SetUp() override {
+    redis_ = RedisClient::Connect(server_->config()).value();
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    if (GetParam() == "sqlite") {
+      path_ = testing::TempPath("sf-compactor") + ".db";
+      db_url_ = "sqlite:" + path_;
+    } else {
+      db_url_ = testing::PostgresUrl();
+      if (db_url_.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
+      soci::session s(soci::postgresql, *PostgresUrlToConninfo(db_url_));
+      s << "SET client_min_messages=warning";
+      s << "DROP TABLE IF EXISTS scenario_generations, generation_chunks, schema_migrations";
+    }
+    env_ = {{"REDIS_PORT", std::to_string(server_->port())},
+            {"DATABASE_URL", db_url_},
+            {"CONSUMER_NAME", "c1"},
+            {"GENERATION_IDLE_TIMEOUT", "30s"},
+            {"VISIBILITY_TIMEOUT", "100ms"},
+            {"CHUNK_STREAMS", "2"}};
+  }
+  void TearDown() override {
+    services_.clear();
+    stores_.clear();
+    if (!path_.empty()) {
+      for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
+    }
+  }
+
+  Config MakeConfig(std::map<std::string, std::string> extra = {}) {
+    auto env = env_;
+    for (auto& [k, v] : extra) env[k] = v;
+    auto c = LoadConfig([env](const std::string& k) -> std::optional<std::string> {
+      auto it = env.find(k);
+      if (it == env.end()) return std::nullopt;
+      return it->second;
+    }, "127.0.0.1:0");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return *c;
+  }
+
+  CompactorService& AddService(std::map<std::string, std::string> extra = {}) {
+    configs_.push_back(std::make_unique<Config>(MakeConfig(extra)));
+    auto st = SqlStore::Open(db_url_);
+    EXPECT_TRUE(st.ok());
+    EXPECT_TRUE((*st)->Migrate().ok());
+    stores_.push_back(std::move(*st));
+    registries_.push_back(std::make_unique<prometheus::Registry>());
+    LoopOptions o;
+    o.block_ms = 10;
+    services_.push_back(std::make_unique<CompactorService>(*configs_.back(), clock_, *stores_.back(),
+                                                           *registries_.back(), o));
+    return *services_.back();
+  }
+
+  std::string Envelope(GenerationId g, int64_t seq, const std::string& data, bool final = false, int64_t total = 0,
+                       bool finish = false) {
+    v1::ChunkEnvelope e;
+    e.set_kind(finish ? v1::ChunkEnvelope::FINISH : v1::ChunkEnvelope::CHUNK);
+    e.set_organization_id(g.org);
+    e.set_scenario_id(g.scenario);
+    e.set_generation_id(g.gen);
+    e.set_seq(seq);
+    e.set_data(data);
+    e.set_final(final);
+    e.set_total_chunks(total);
+    return e.SerializeAsString();
+  }
+  void Send(GenerationId g, int64_t seq, const std::string& data, bool final = false, int64_t total = 0) {
+    KeySchema k = KeySchema::FromConfig(MakeConfig());
+    ASSERT_TRUE(redis_->Command({"XADD", k.ChunkStream(k.ShardOf(g)), "*", "e", Envelope(g, seq, data, final, total)}).ok());
+  }
+  void Finish(GenerationId g, int64_t total) {
+    KeySchema k = KeySchema::FromConfig(MakeConfig());
+    ASSERT_TRUE(redis_->Command({"XADD", k.ChunkStream(k.ShardOf(g)), "*", "e", Envelope(g, 0, "", false, total, true)}).ok());
+  }
+  // Runs the service until a cycle handles nothing.
+  void Pump(CompactorService& s, int max_cycles = 50) {
+    for (int i = 0; i < max_cycles; ++i) {
+      auto r = s.RunOnce(stop_);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      if (*r == 0 && i > 0) return;
+    }
+  }
+  std::optional<GenerationRow> Row(int64_t gen) {
+    auto r = stores_.front()->GetGeneration(gen);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::nullopt;
+  }
+  std::string Decoded(const GenerationRow& row) { return Base64Decode(row.compacted.value_or("")).value_or("<bad>"); }
+  nlohmann::json Meta(const GenerationRow& row) { return nlohmann::json::parse(row.metadata); }
+  double CounterValue(prometheus::Counter& c) { return c.Value(); }
+  int64_t Pending(const std::string& stream) {
+    auto st = GetStreamStats(*redis_, stream);
+    EXPECT_TRUE(st.ok());
+    int64_t n = 0;
+    for (const auto& g : st->groups) n += g.pending;
+    return n;
+  }
+
+  static testing::RedisServer* server_;
+  std::unique_ptr<RedisClient> redis_;
+  std::string path_, db_url_;
+  std::map<std::string, std::string> env_;
+  ManualClock clock_{kStart};
+  std::atomic<bool> stop_{false};
+  std::vector<std::unique_ptr<Config>> configs_;
+  std::vector<std::unique_ptr<SqlStore>> stores_;
+  std::vector<std::unique_ptr<prometheus::Registry>> registries_;
+  std::vector<std::unique_ptr<CompactorService>> services_;
+};
+testing::RedisServer* CompactorTest::server_ = nullptr;
+
+TEST_P(CompactorTest, InOrderGenerationBecomesOneRow) {
+  auto& svc = AddService();
+  GenerationId g{12, 345, 59};
+  const std::vector<std::string> parts = {"{\"title\": ", "\"Plan é\", ", "\"steps\": [1, 2", ", 3]}"};
+  for (size_t i = 0; i < parts.size(); ++i) Send(g, static_cast<int64_t>(i), parts[i], i + 1 == parts.size());
+  Pump(svc);
+  auto row = Row(59);
+  ASSERT_TRUE(row.has_value());
+  std::string all = parts[0] + parts[1] + parts[2] + parts[3];
+  EXPECT_EQ(Decoded(*row), all);
+  EXPECT_EQ(nlohmann::json::parse(*row->llm_response), nlohmann::json::parse(all));
+  EXPECT_EQ(row->chunk_count, 4);
+  EXPECT_EQ(row->organization_id, 12);
+  EXPECT_EQ(row->scenario_id, 345);
+  EXPECT_EQ(row->compacted_by, "c1");
+  auto md = Meta(*row);
+  EXPECT_EQ(md["progress"]["received_chunks"], 4);
+  EXPECT_EQ(md["progress"]["total_chunks"], 4);
+  EXPECT_EQ(md["progress"]["percent"], 100);
+  EXPECT_EQ(md["finalize_trigger"], "complete");
+  EXPECT_EQ(md["received_bytes"], all.size());
+  EXPECT_FALSE(md.contains("compacted"));
+  // The buffer keys users inspect, with the TTL set at creation.
+  const KeySchema& k = svc.buffer().keys();
+  EXPECT_EQ(redis_->Command({"LLEN", k.BufferKey(g)})->integer, 4);
+  auto ttl = redis_->Command({"TTL", k.BufferKey(g)})->integer;
+  EXPECT_GT(ttl, 86000);
+  auto meta = redis_->Command({"HGETALL", k.MetaKey(g)});
+  std::map<std::string, std::string> m;
+  for (auto& [f, v] : ParsePairs(*meta)) m[f] = v.str;
+  EXPECT_EQ(m["received_chunks"], "4");
+  EXPECT_EQ(m["total_chunks"], "4");
+  EXPECT_EQ(m["received_bytes"], std::to_string(all.size()));
+  EXPECT_EQ(m["first_chunk_at"], std::to_string(kStart));
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(g), "state"})->str, "compacted");
+  // A generation.compacted event for the queue-worker.
+  auto events = redis_->Command({"XRANGE", k.EventsStream(), "-", "+"});
+  ASSERT_EQ(events->elements.size(), 1u);
+  v1::Event ev;
+  ASSERT_TRUE(ev.ParseFromString(*ParseEntries(k.EventsStream(), *events)[0].Field("e")));
+  EXPECT_EQ(ev.generation_compacted().generation_id(), 59);
+  EXPECT_EQ(ev.generation_compacted().chunk_count(), 4);
+  // Everything acknowledged.
+  for (int i = 0; i < 2; ++i) {
+    auto st = GetStreamStats(*redis_, k.ChunkStream(i));
+    for (auto& gs : st->groups) EXPECT_EQ(gs.pending, 0);
+  }
+}
+
+TEST_P(CompactorTest, OutOfOrderAndDuplicatesAreAssembledBySeq) {
+  auto& svc = AddService();
+  GenerationId g{1, 0, 7};
+  std::vector<int> order = {3, 0, 4, 1, 1, 3, 2, 0, 4};
+  for (int s : order) Send(g, s, "<" + std::to_string(s) + ">", s == 4);
+  Pump(svc);
+  auto row = Row(7);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "<0><1><2><3><4>");
+  EXPECT_EQ(row->chunk_count, 5);
+  EXPECT_FALSE(row->llm_response.has_value());
+  EXPECT_EQ(CounterValue(svc.metrics().chunks_applied), 5);
+  EXPECT_EQ(CounterValue(svc.metrics().chunks_duplicate), 4);
+  EXPECT_EQ(CounterValue(svc.metrics().finalized_complete), 1) << "finalized once per completion";
+  EXPECT_EQ(redis_->Command({"HGET", svc.buffer().keys().MetaKey(g), "received_chunks"})->str, "5");
+}
+
+TEST_P(CompactorTest, FinalBeforeTheLastChunksWaitsForThem) {
+  auto& svc = AddService();
+  GenerationId g{1, 0, 8};
+  Send(g, 0, "a");
+  Send(g, 3, "d", /*final=*/true);
+  Pump(svc);
+  EXPECT_FALSE(Row(8).has_value()) << "seqs 1 and 2 are missing";
+  Send(g, 2, "c");
+  Send(g, 1, "b");
+  Pump(svc);
+  auto row = Row(8);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "abcd");
+}
+
+TEST_P(CompactorTest, FinishWithTotalFinalizesWhenAllArrived) {
+  auto& svc = AddService();
+  GenerationId g{1, 0, 9};
+  Send(g, 1, "y");
+  Finish(g, 3);
+  Send(g, 0, "x");
+  Pump(svc);
+  EXPECT_FALSE(Row(9).has_value());
+  Send(g, 2, "z");
+  Pump(svc);
+  ASSERT_TRUE(Row(9).has_value());
+  EXPECT_EQ(Decoded(*Row(9)), "xyz");
+}
+
+TEST_P(CompactorTest, IdleTimeoutFinalizesWhatIsThereAndRecordsMissingSeqs) {
+  auto& svc = AddService();
+  GenerationId g{1, 0, 10};
+  Send(g, 0, "[1,");
+  Send(g, 2, "3]");
+  Finish(g, 4);
+  Pump(svc);
+  EXPECT_FALSE(Row(10).has_value());
+  clock_.Advance(29'000);
+  ASSERT_TRUE(svc.SweepNow().ok());
+  Pump(svc);
+  EXPECT_FALSE(Row(10).has_value()) << "not idle long enough";
+  clock_.Advance(2'000);
+  ASSERT_TRUE(svc.SweepNow().ok());
+  Pump(svc);
+  auto row = Row(10);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "[1,3]");
+  auto md = Meta(*row);
+  EXPECT_EQ(md["finalize_trigger"], "idle_timeout");
+  EXPECT_EQ(md["missing_seqs"], nlohmann::json::array({1, 3}));
+  EXPECT_EQ(md["progress"]["percent"], 50);
+  EXPECT_EQ(CounterValue(svc.metrics().finalized_idle), 1);
+  // Sweeping again fires nothing: each deadline turns into exactly one finalization.
+  clock_.Advance(60'000);
+  ASSERT_TRUE(svc.SweepNow().ok());
+  Pump(svc);
+  EXPECT_EQ(CounterValue(svc.metrics().finalized_idle), 1);
+}
+
+TEST_P(CompactorTest, IdleDeadlineFiresOnAnotherCompactorWhenTheFirstIsGone) {
+  GenerationId g{1, 0, 11};
+  {
+    auto& first = AddService({{"CONSUMER_NAME", "first"}});
+    Send(g, 0, "\"only chunk\"");
+    Pump(first);
+  }
+  // "first" is never run again. The deadline lives in Redis, so "second" fires it.
+  auto& second = AddService({{"CONSUMER_NAME", "second"}});
+  clock_.Advance(31'000);
+  ASSERT_TRUE(second.SweepNow().ok());
+  Pump(second);
+  auto row = Row(11);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->compacted_by, "second");
+  EXPECT_EQ(nlohmann::json::parse(*row->llm_response), "only chunk");
+}
+
+TEST_P(CompactorTest, InvalidJsonIsStoredWithARecordedFallback) {
+  auto& svc = AddService();
+  GenerationId g{1, 0, 12};
+  Send(g, 0, "{\"a\": 1,");
+  Send(g, 1, " oops", true);
+  Pump(svc);
+  auto row = Row(12);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_FALSE(row->llm_response.has_value());
+  EXPECT_EQ(Decoded(*row), "{\"a\": 1, oops");
+  auto md = Meta(*row);
+  EXPECT_EQ(md["json_valid"], false);
+  EXPECT_TRUE(md["json_fallback"]["reason"].is_string());
+  EXPECT_EQ(CounterValue(svc.metrics().json_fallbacks), 1);
+}
+
+TEST_P(CompactorTest, LateStragglerReopensAndRefinalizesWithCompleteContent) {
+  auto& svc = AddService();
+  GenerationId g{1, 0, 13};
+  Send(g, 0, "a");
+  Send(g, 2, "c");
+  Finish(g, 3);
+  Pump(svc);
+  clock_.Advance(31'000);
+  ASSERT_TRUE(svc.SweepNow().ok());
+  Pump(svc);
+  ASSERT_EQ(Decoded(*Row(13)), "ac");
+  EXPECT_EQ(redis_->Command({"HGET", svc.buffer().keys().ControlKey(g), "state"})->str, "compacted");
+  Send(g, 1, "b");  // the straggler completes the generation
+  Pump(svc);
+  auto row = Row(13);
+  EXPECT_EQ(Decoded(*row), "abc");
+  EXPECT_EQ(row->chunk_count, 3);
+  EXPECT_EQ(Meta(*row)["missing_seqs"], nlohmann::json::array());
+  EXPECT_EQ(Meta(*row)["finalize_trigger"], "complete");
+}
+
+// What a compactor that dies mid-work leaves behind: entries read, effects applied, no XACK.
+std::vector<ChunkItem> ReadAsDeadConsumer(RedisClient& redis, const KeySchema& k, std::vector<StreamEntry>* out) {
+  auto read = redis.Command({"XREADGROUP", "GROUP", "compactor", "dead", "COUNT", "100", "STREAMS", k.ChunkStream(0),
+                             k.ChunkStream(1), ">", ">"});
+  EXPECT_TRUE(read.ok());
+  *out = ParseStreamReply(*read);
+  std::vector<ChunkItem> items;
+  for (auto& e : *out) {
+    v1::ChunkEnvelope env;
+    EXPECT_TRUE(env.ParseFromString(*e.Field("e")));
+    items.push_back({GenerationId{env.organization_id(), env.scenario_id(), env.generation_id()}, false, env.seq(),
+                     env.data(), env.final(), env.total_chunks()});
+  }
+  return items;
+}
+
+TEST_P(CompactorTest, CrashBetweenApplyAndAckChangesNothingOnRedelivery) {
+  Config cfg = MakeConfig();
+  KeySchema k = KeySchema::FromConfig(cfg);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(EnsureGroup(*redis_, k.ChunkStream(i), "compactor").ok());
+  GenerationId h{1, 0, 15};
+  for (int s = 0; s < 3; ++s) Send(h, s, std::string(1, static_cast<char>('x' + s)), s == 2);
+  std::vector<StreamEntry> entries;
+  auto items = ReadAsDeadConsumer(*redis_, k, &entries);
+  ASSERT_EQ(items.size(), 3u);
+  ChunkBuffer dead_buffer(cfg, clock_);
+  ASSERT_TRUE(dead_buffer.Apply(*redis_, items).ok());  // applied ... and the process dies here.
+
+  auto& svc = AddService();
+  Pump(svc);  // the finalization the dead consumer queued
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // VISIBILITY_TIMEOUT=100ms
+  ASSERT_TRUE(svc.ClaimNow(stop_).ok());
+  Pump(svc);
+  EXPECT_EQ(Decoded(*Row(15)), "xyz");
+  EXPECT_EQ(redis_->Command({"LLEN", k.BufferKey(h)})->integer, 3) << "redelivery appended nothing";
+  EXPECT_EQ(CounterValue(svc.metrics().claimed), 3);
+  EXPECT_EQ(CounterValue(svc.metrics().chunks_duplicate), 3);
+  EXPECT_EQ(CounterValue(svc.metrics().chunks_applied), 0);
+  EXPECT_EQ(CounterValue(svc.metrics().finalized_complete), 1);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(Pending(k.ChunkStream(i)), 0);
+  }
+}
+
+TEST_P(CompactorTest, CrashDuringFinalizationIsReplayedIdempotently) {
+  auto& svc = AddService();
+  Config cfg = MakeConfig();
+  KeySchema k = KeySchema::FromConfig(cfg);
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());  // creates the groups
+  GenerationId g{1, 0, 16};
+  Send(g, 0, "[\"x\"]", true);
+  std::vector<StreamEntry> entries;
+  auto items = ReadAsDeadConsumer(*redis_, k, &entries);
+  ChunkBuffer dead_buffer(cfg, clock_);
+  ASSERT_TRUE(dead_buffer.Apply(*redis_, items).ok());
+  ASSERT_TRUE(redis_->Command({"XACK", entries[0].stream, "compactor", entries[0].id}).ok());
+  // The dead consumer takes the finalize entry, commits the row, and dies before XACK.
+  auto fin = redis_->Command({"XREADGROUP", "GROUP", "compactor", "dead", "STREAMS", k.FinalizeStream(), ">"});
+  auto fe = ParseStreamReply(*fin);
+  ASSERT_EQ(fe.size(), 1u);
+  GenerationId parsed;
+  ASSERT_TRUE(KeySchema::ParseMember(*fe[0].Field("m"), &parsed));
+  Finalizer dead_finalizer(cfg, dead_buffer, *stores_.front(), "dead");
+  auto done = dead_finalizer.Finalize(*redis_, {parsed, "complete", fe[0].id});
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  auto before = Row(16);
+  ASSERT_TRUE(before.has_value());
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE(svc.ClaimNow(stop_).ok());
+  auto after = Row(16);
+  EXPECT_EQ(CounterValue(svc.metrics().finalize_replays), 1);
+  EXPECT_EQ(after->compacted_by, "dead") << "the replay changed nothing";
+  EXPECT_EQ(after->metadata, before->metadata);
+  EXPECT_EQ(*stores_.front()->CountGenerations(), 1);
+  EXPECT_EQ(Pending(k.FinalizeStream()), 0);
+}
+
+TEST_P(CompactorTest, PoisonEntriesGoToTheDeadLetterStreamWithTheirReason) {
+  auto& svc = AddService({{"GENERATION_MAX_CHUNKS", "100"}});
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  KeySchema k = svc.buffer().keys();
+  ASSERT_TRUE(redis_->Command({"XADD", k.ChunkStream(0), "*", "e", "\xff\xffnot a protobuf"}).ok());
+  ASSERT_TRUE(redis_->Command({"XADD", k.ChunkStream(0), "*", "other", "field"}).ok());
+  Send({1, 0, 17}, 1000000000, "huge seq");  // must not allocate a gigabit bitmap
+  Send({1, 0, 18}, 0, "fine", true);
+  Pump(svc);
+  auto dlq = redis_->Command({"XRANGE", k.ChunkDeadLetterStream(), "-", "+"});
+  auto dead = ParseEntries(k.ChunkDeadLetterStream(), *dlq);
+  ASSERT_EQ(dead.size(), 3u);
+  EXPECT_NE(dead[2].Field("reason")->find("outside [0, 100)"), std::string::npos) << *dead[2].Field("reason");
+  EXPECT_EQ(redis_->Command({"EXISTS", k.SeenKey({1, 0, 17})})->integer, 0);
+  EXPECT_TRUE(Row(18).has_value()) << "one bad entry does not block the others";
+  EXPECT_EQ(CounterValue(svc.metrics().dead_lettered), 3);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(Pending(k.ChunkStream(i)), 0);
+  }
+}
+
+TEST_P(CompactorTest, EntriesDeliveredTooOftenAreDeadLettered) {
+  auto& svc = AddService({{"MAX_DELIVERIES", "2"}});
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  KeySchema k = svc.buffer().keys();
+  Send({1, 0, 19}, 0, "x");
+  // Three consumers take it and die in turn.
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    ASSERT_TRUE(ClaimIdle(*redis_, k.ChunkStream(k.ShardOf({1, 0, 19})), "compactor", "dying", 0, 10).ok() || i == 0);
+    if (i == 0) {
+      std::vector<StreamEntry> e;
+      ReadAsDeadConsumer(*redis_, k, &e);
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE(svc.ClaimNow(stop_).ok());
+  auto dlq = ParseEntries(k.ChunkDeadLetterStream(), *redis_->Command({"XRANGE", k.ChunkDeadLetterStream(), "-", "+"}));
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_NE(dlq[0].Field("reason")->find("MAX_DELIVERIES"), std::string::npos);
+}
+
+TEST_P(CompactorTest, StorageBothKeepsChunksInTheDatabase) {
+  auto& svc = AddService({{"GENERATION_CHUNK_STORAGE", "both"}});
+  GenerationId g{3, 0, 20};
+  Send(g, 1, "b");
+  Send(g, 0, "a");
+  Send(g, 1, "b");
+  Send(g, 2, "c", true);
+  Pump(svc);
+  auto rows = stores_.front()->GetChunks(20);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[2].data, "c");
+  EXPECT_EQ(Decoded(*Row(20)), "abc");
+}
+
+TEST_P(CompactorTest, TrimmingKeepsUnacknowledgedEntries) {
+  auto& svc = AddService();
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  KeySchema k = svc.buffer().keys();
+  for (int s = 0; s < 10; ++s) Send({1, 0, 21}, s, "x");
+  std::vector<StreamEntry> taken;
+  ReadAsDeadConsumer(*redis_, k, &taken);  // 10 pending on a dead consumer
+  for (int s = 0; s < 10; ++s) Send({1, 0, 22}, s, "y", s == 9);
+  Pump(svc);
+  ASSERT_TRUE(svc.TrimNow().ok());
+  int64_t total = 0;
+  for (int i = 0; i < 2; ++i) total += redis_->Command({"XLEN", k.ChunkStream(i)})->integer;
+  EXPECT_GE(total, 10) << "the 10 pending entries survive trimming";
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE(svc.ClaimNow(stop_).ok());
+  Pump(svc);
+  ASSERT_TRUE(svc.TrimNow().ok());
+  total = 0;
+  for (int i = 0; i < 2; ++i) total += redis_->Command({"XLEN", k.ChunkStream(i)})->integer;
+  EXPECT_LE(total, 2) << "only the last delivered entry of each stream may stay";
+}
+
+TEST_P(CompactorTest, ThreeCompactorsOnAThousandGenerationsWithRandomOrderAndDuplicates) {
+  constexpr int kGens = 1000, kChunks = 20;
+  std::mt19937 rng(42);
+  std::vector<std::pair<GenerationId, int>> sends;
+  std::map<int64_t, std::string> expected;
+  auto chunk = [](int64_t gen, int seq) {
+    // Multi-byte UTF-8 and a JSON shape, different per generation.
+    return std::string(seq == 0 ? "[\"" : "") + "é" + std::to_string(gen * 100 + seq) + "ü" +
+           std::string(seq == kChunks - 1 ? "\"]" : "");
+  };
+  for (int g = 1; g <= kGens; ++g) {
+    for (int s = 0; s < kChunks; ++s) {
+      sends.push_back({GenerationId{g % 7 + 1, g % 3 == 0 ? 500 + g : 0, 100000 + g}, s});
+      expected[100000 + g] += chunk(100000 + g, s);
+      if (rng() % 5 == 0) sends.push_back({GenerationId{g % 7 + 1, g % 3 == 0 ? 500 + g : 0, 100000 + g}, s});
+    }
+  }
+  std::shuffle(sends.begin(), sends.end(), rng);
+  KeySchema k = KeySchema::FromConfig(MakeConfig());
+  for (size_t i = 0; i < sends.size(); i += 500) {
+    std::vector<std::vector<std::string>> cmds;
+    for (size_t j = i; j < std::min(sends.size(), i + 500); ++j) {
+      auto& [g, s] = sends[j];
+      cmds.push_back({"XADD", k.ChunkStream(k.ShardOf(g)), "*", "e", Envelope(g, s, chunk(g.gen, s), s == kChunks - 1)});
+    }
+    ASSERT_TRUE(redis_->Pipeline(cmds).ok());
+  }
+  std::vector<CompactorService*> fleet;
+  for (int i = 0; i < 3; ++i) {
+    fleet.push_back(&AddService({{"CONSUMER_NAME", "fleet-" + std::to_string(i)}, {"VISIBILITY_TIMEOUT", "5s"}}));
+  }
+  std::vector<std::thread> threads;
+  std::atomic<bool> stop{false};
+  for (auto* s : fleet) threads.emplace_back([s, &stop] { s->Run(stop); });
+  for (int i = 0; i < 600 && *stores_.front()->CountGenerations() < kGens; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(*stores_.front()->CountGenerations(), kGens);
+  double finalized = 0, applied = 0;
+  for (auto* s : fleet) {
+    finalized += CounterValue(s->metrics().finalized_complete);
+    applied += CounterValue(s->metrics().chunks_applied);
+  }
+  EXPECT_EQ(finalized, kGens) << "each generation finalized exactly once";
+  EXPECT_EQ(applied, kGens * kChunks);
+  EXPECT_EQ(redis_->Command({"XLEN", k.ChunkDeadLetterStream()})->integer, 0);
+  for (const auto& [gen, text] : expected) {
+    auto row = Row(gen);
+    ASSERT_TRUE(row.has_value()) << gen;
+    ASSERT_EQ(Decoded(*row), text) << gen;
+    ASSERT_EQ(row->chunk_count, kChunks);
+    ASSERT_TRUE(row->llm_response.has_value());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, CompactorTest, ::testing::Values("sqlite", "postgresql"));
+
+}  // namespace
+}  // namespace streamfleet::compactor
