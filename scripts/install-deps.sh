@@ -9,7 +9,7 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler
   libsoci-dev libsqlite3-dev libpq-dev libboost-dev
   prometheus-cpp-dev libcivetweb-dev civetweb
-  libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   redis-server redis-tools postgresql postgresql-client sqlite3
   prometheus curl jq python3-redis python3-protobuf

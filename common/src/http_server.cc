@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 namespace streamfleet {
@@ -76,9 +77,10 @@ int HttpExchange::Read(char* buf, size_t n) { return mg_read(conn_, buf, n); }
 
 StatusOr<std::string> HttpExchange::ReadBody(size_t max_bytes) {
   std::string body;
-  char buf[16384];
+  std::vector<char> buffer(16384);  // heap: civetweb worker stacks are small
+  char* buf = buffer.data();
   while (true) {
-    int n = Read(buf, sizeof(buf));
+    int n = Read(buf, buffer.size());
     if (n < 0) return Status::InvalidArgument("error reading request body");
     if (n == 0) break;
     if (body.size() + static_cast<size_t>(n) > max_bytes) {

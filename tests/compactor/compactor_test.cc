@@ -456,7 +456,8 @@ TEST_P(CompactorTest, StorageBothKeepsChunksInTheDatabase) {
 }
 
 TEST_P(CompactorTest, TrimmingKeepsUnacknowledgedEntries) {
-  auto& svc = AddService();
+  // Long enough that the dead consumer's entries are not claimed while the test looks at them.
+  auto& svc = AddService({{"VISIBILITY_TIMEOUT", "1500ms"}});
   ASSERT_TRUE(svc.RunOnce(stop_).ok());
   KeySchema k = svc.buffer().keys();
   for (int s = 0; s < 10; ++s) Send({1, 0, 21}, s, "x");
@@ -468,7 +469,7 @@ TEST_P(CompactorTest, TrimmingKeepsUnacknowledgedEntries) {
   int64_t total = 0;
   for (int i = 0; i < 2; ++i) total += redis_->Command({"XLEN", k.ChunkStream(i)})->integer;
   EXPECT_GE(total, 10) << "the 10 pending entries survive trimming";
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
   ASSERT_TRUE(svc.ClaimNow(stop_).ok());
   Pump(svc);
   ASSERT_TRUE(svc.TrimNow().ok());

@@ -1,0 +1,125 @@
+#include "ingest/chunk_writer.h"
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "streamfleet/common/chunk_scripts.h"
+#include "streamfleet/common/sql_store.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/v1/chunk.pb.h"
+
+namespace streamfleet::ingest {
+
+StatusOr<AppendResult> ChunkWriter::Append(RedisClient& redis, const GenerationId& gen,
+                                           std::vector<PendingChunk>& chunks, const std::string& source) {
+  AppendResult out;
+  if (chunks.empty()) return out;
+  const std::string ctl = keys_.ControlKey(gen);
+  int64_t need = 0;
+  for (const auto& c : chunks) {
+    if (!c.finish && !c.seq) ++need;
+  }
+  if (need > 0) {
+    // One atomic reservation for the whole batch: concurrent requests never get the same seq.
+    auto r = redis.Command({"HINCRBY", ctl, "next_seq", std::to_string(need)});
+    if (!r.ok()) return r.status();
+    int64_t next = r->integer - need;
+    for (auto& c : chunks) {
+      if (!c.finish && !c.seq) c.seq = next++;
+    }
+  }
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  int64_t bytes = 0;
+  std::vector<std::string> args = {std::to_string(gen.scenario), "", std::to_string(config_.max_generation_bytes),
+                                   std::to_string(config_.chunk_ttl_s), std::to_string(chunks.size())};
+  for (const auto& c : chunks) {
+    v1::ChunkEnvelope e;
+    e.set_kind(c.finish ? v1::ChunkEnvelope::FINISH : v1::ChunkEnvelope::CHUNK);
+    e.set_organization_id(gen.org);
+    e.set_scenario_id(gen.scenario);
+    e.set_generation_id(gen.gen);
+    e.set_seq(c.seq.value_or(0));
+    e.set_data(c.data);
+    e.set_final(c.final);
+    e.set_total_chunks(c.total_chunks);
+    e.set_produced_at_ms(now);
+    e.set_source(source);
+    args.push_back(e.SerializeAsString());
+    bytes += static_cast<int64_t>(c.data.size());
+    if (!c.finish) {
+      ++out.accepted;
+      out.last_seq = std::max(out.last_seq, *c.seq);
+    }
+  }
+  args[1] = std::to_string(bytes);
+  auto r = redis.Eval(scripts::IngestAppend(), {ctl, keys_.ChunkStream(keys_.ShardOf(gen))}, args);
+  if (!r.ok()) return r.status();
+  out.last_id = r->str;
+  return out;
+}
+
+StatusOr<std::string> ChunkWriter::Progress(RedisClient& redis, int64_t org, int64_t gen,
+                                            std::optional<int64_t> scenario) {
+  GenerationId g{org, 0, gen};
+  auto ctl = redis.Command({"HGETALL", keys_.ControlKey(g)});
+  if (!ctl.ok()) return ctl.status();
+  std::map<std::string, std::string> c;
+  for (auto& [k, v] : ParsePairs(*ctl)) c[k] = v.str;
+  if (scenario) {
+    g.scenario = *scenario;
+  } else if (auto it = c.find("scenario"); it != c.end()) {
+    g.scenario = std::stoll(it->second);
+  }
+  auto meta = redis.Command({"HGETALL", keys_.MetaKey(g)});
+  if (!meta.ok()) return meta.status();
+  std::map<std::string, std::string> m;
+  for (auto& [k, v] : ParsePairs(*meta)) m[k] = v.str;
+  if (c.empty() && m.empty()) return Status::NotFound("no such generation in Redis (never started, or expired)");
+  auto num = [](const std::map<std::string, std::string>& h, const char* k) -> int64_t {
+    auto it = h.find(k);
+    return it == h.end() ? 0 : std::stoll(it->second);
+  };
+  int64_t received = num(m, "received_chunks");
+  int64_t total = num(m, "total_chunks");
+  auto iso = [&](const char* k) -> nlohmann::json {
+    int64_t ms = num(m, k);
+    return ms > 0 ? nlohmann::json(IsoUtcFromMs(ms)) : nlohmann::json(nullptr);
+  };
+  std::string state = c.count("state") ? c["state"] : "receiving";
+  nlohmann::json j = {{"organization_id", org},
+                      {"generation_id", gen},
+                      {"scenario_id", g.scenario > 0 ? nlohmann::json(g.scenario) : nlohmann::json(nullptr)},
+                      {"received_chunks", received},
+                      {"received_bytes", num(m, "received_bytes")},
+                      {"total_chunks", total > 0 ? nlohmann::json(total) : nlohmann::json(nullptr)},
+                      {"expected_total_bytes", nullptr},
+                      {"percent", total > 0 ? nlohmann::json(std::min<int64_t>(100, 100 * received / total))
+                                            : nlohmann::json(nullptr)},
+                      {"first_chunk_at", iso("first_chunk_at")},
+                      {"last_chunk_at", iso("last_chunk_at")},
+                      {"ingested_bytes", num(c, "ingested_bytes")},
+                      {"state", state}};
+  return j.dump();
+}
+
+StatusOr<int64_t> ChunkWriter::Backlog(RedisClient& redis) {
+  int64_t total = 0;
+  for (int i = 0; i < keys_.chunk_streams(); ++i) {
+    auto st = GetStreamStats(redis, keys_.ChunkStream(i));
+    if (!st.ok()) return st.status();
+    bool found = false;
+    for (const auto& g : st->groups) {
+      if (g.name == keys_.CompactorGroup()) {
+        total += g.lag >= 0 ? g.lag : st->length;
+        found = true;
+      }
+    }
+    if (!found) total += st->length;
+  }
+  return total;
+}
+
+}  // namespace streamfleet::ingest

@@ -1,0 +1,52 @@
+#pragma once
+// Ingest's Redis side: assign seqs, build envelopes, append them to the generation's chunk stream in one
+// atomic script call (scenario binding and per-generation byte limit checked in the same call), read
+// progress, and measure the backlog for backpressure. Thread-safe (stateless); pass a client per thread.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "streamfleet/common/config.h"
+#include "streamfleet/common/keys.h"
+#include "streamfleet/common/redis.h"
+
+namespace streamfleet::ingest {
+
+struct PendingChunk {
+  std::optional<int64_t> seq;  // absent: assigned from the generation's counter
+  std::string data;
+  bool final = false;
+  int64_t total_chunks = 0;
+  bool finish = false;         // a FINISH marker (total_chunks required), no data
+};
+
+struct AppendResult {
+  int64_t accepted = 0;
+  int64_t last_seq = -1;
+  std::string last_id;
+};
+
+class ChunkWriter {
+ public:
+  explicit ChunkWriter(const Config& config) : config_(config), keys_(KeySchema::FromConfig(config)) {}
+
+  // All or nothing per call. Errors: kFailedPrecondition (scenario differs from the generation's),
+  // kResourceExhausted (generation byte limit), kUnavailable (Redis down: nothing was acknowledged).
+  StatusOr<AppendResult> Append(RedisClient& redis, const GenerationId& gen, std::vector<PendingChunk>& chunks,
+                                const std::string& source);
+
+  // Progress JSON from Redis; kNotFound when nothing is known about the generation.
+  StatusOr<std::string> Progress(RedisClient& redis, int64_t org, int64_t gen, std::optional<int64_t> scenario);
+
+  // Entries in the chunk streams not yet delivered to the compactor group (XLEN where no group exists).
+  StatusOr<int64_t> Backlog(RedisClient& redis);
+
+  const KeySchema& keys() const { return keys_; }
+
+ private:
+  const Config& config_;
+  KeySchema keys_;
+};
+
+}  // namespace streamfleet::ingest

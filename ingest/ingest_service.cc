@@ -1,0 +1,440 @@
+#include "ingest/ingest_service.h"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "ingest/request_parsing.h"
+#include "streamfleet/common/log.h"
+
+namespace streamfleet::ingest {
+
+namespace {
+
+using Clk = std::chrono::steady_clock;
+constexpr size_t kBatchChunks = 100;
+constexpr size_t kBatchBytes = 256 * 1024;
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::string MediaType(const std::optional<std::string>& header) {
+  if (!header) return "";
+  std::string t = header->substr(0, header->find(';'));
+  while (!t.empty() && t.back() == ' ') t.pop_back();
+  for (auto& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return t;
+}
+
+const char* RouteName(Route::Kind k) {
+  switch (k) {
+    case Route::Kind::kChunks: return "chunks";
+    case Route::Kind::kFinish: return "finish";
+    case Route::Kind::kProgress: return "progress";
+    case Route::Kind::kStart: return "start";
+    default: return "other";
+  }
+}
+
+}  // namespace
+
+struct IngestService::Ctx {
+  GenerationId gen;
+  int64_t line = 0;
+};
+
+IngestService::IngestService(const Config& config, prometheus::Registry& registry)
+    : config_(config), metrics_(registry), writer_(config), pool_(config.redis) {}
+
+IngestService::~IngestService() { Stop(); }
+
+Status IngestService::Start() {
+  if (config_.ingest_tokens.empty()) {
+    SF_LOG_WARN("INGEST_TOKENS is empty: the ingest API is OPEN to anyone who can reach {} (embedded default only; "
+                "set per-organization tokens in production)",
+                config_.ingest_listen);
+  }
+  auto http = HttpServer::Start(config_.ingest_listen, config_.ingest_threads, [this](HttpExchange& ex) { Handle(ex); });
+  if (!http.ok()) return http.status();
+  http_ = std::move(*http);
+  sampler_ = std::thread([this] {
+    while (!stopping_.load()) {
+      SampleBacklog();
+      for (int i = 0; i < 10 && !stopping_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  return Status::Ok();
+}
+
+void IngestService::Stop() {
+  stopping_.store(true);
+  if (http_) http_->Stop();  // in-flight requests finish first
+  if (sampler_.joinable()) sampler_.join();
+}
+
+Status IngestService::Ready() {
+  if (!redis_ok_.load()) return Status::Unavailable("redis unreachable");
+  return Status::Ok();
+}
+
+void IngestService::SampleBacklog() {
+  auto lease = pool_.Acquire();
+  if (!lease.ok()) {
+    redis_ok_.store(false);
+    metrics_.redis_up.Set(0);
+    return;
+  }
+  auto b = writer_.Backlog(**lease);
+  redis_ok_.store(b.ok());
+  metrics_.redis_up.Set(b.ok() ? 1 : 0);
+  if (b.ok()) {
+    backlog_.store(*b);
+    metrics_.backlog.Set(static_cast<double>(*b));
+  }
+}
+
+void IngestService::Reject(HttpExchange& ex, int status, const std::string& reason, const std::string& detail,
+                           std::vector<std::pair<std::string, std::string>> headers) {
+  metrics_.rejections.Add({{"reason", reason}}).Increment();
+  ex.RespondJson(status, JsonError(reason, detail), headers);
+}
+
+void IngestService::Handle(HttpExchange& ex) {
+  auto started = Clk::now();
+  Route route = MatchRoute(ex.path());
+  if (ex.path() == "/healthz") {
+    ex.Respond(200, "text/plain", "ok\n");
+  } else if (ex.path() == "/readyz") {
+    Status s = Ready();
+    ex.Respond(s.ok() ? 200 : 503, "text/plain", s.ok() ? "ready\n" : "not ready: " + s.ToString() + "\n");
+  } else if (route.kind == Route::Kind::kUnknown || route.kind == Route::Kind::kStart) {
+    Reject(ex, 404, "not_found", "no route for " + ex.method() + " " + ex.path());
+  } else if (!route.bad_id.empty()) {
+    Reject(ex, 400, "invalid_id", route.bad_id);
+  } else if ((route.kind == Route::Kind::kProgress) != (ex.method() == "GET") ||
+             (route.kind != Route::Kind::kProgress && ex.method() != "POST")) {
+    Reject(ex, 405, "method_not_allowed", ex.method() + " is not allowed on " + ex.path());
+  } else if (Authorize(ex, route.org)) {
+    Ctx ctx;
+    ctx.gen = GenerationId{route.org, 0, route.gen};
+    bool ok = true;
+    if (auto sc = ex.QueryParam("scenario_id"); sc && !sc->empty()) {
+      auto id = ParseId(*sc);
+      if (!id) {
+        Reject(ex, 400, "invalid_id", "scenario_id \"" + *sc + "\" is not a positive integer");
+        ok = false;
+      } else {
+        ctx.gen.scenario = *id;
+      }
+    }
+    if (ok) {
+      switch (route.kind) {
+        case Route::Kind::kChunks: HandleChunks(ex, ctx); break;
+        case Route::Kind::kFinish: HandleFinish(ex, ctx); break;
+        case Route::Kind::kProgress: HandleProgress(ex, ctx); break;
+        default: break;
+      }
+    }
+  }
+  const char* name = RouteName(route.kind);
+  metrics_.requests.Add({{"route", name}, {"status", std::to_string(ex.status())}}).Increment();
+  metrics_.request_seconds
+      .Add({{"route", name}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                                      0.1, 0.25, 0.5, 1, 5})
+      .Observe(std::chrono::duration<double>(Clk::now() - started).count());
+}
+
+bool IngestService::Authorize(HttpExchange& ex, int64_t org) {
+  if (config_.ingest_tokens.empty()) return true;
+  auto auth = ex.Header("Authorization");
+  if (!auth || auth->rfind("Bearer ", 0) != 0) {
+    Reject(ex, 401, "unauthorized", "missing bearer token", {{"WWW-Authenticate", "Bearer"}});
+    return false;
+  }
+  std::string token = auth->substr(7);
+  bool known_elsewhere = false;
+  for (const auto& [o, t] : config_.ingest_tokens) {
+    if (ConstantTimeEquals(t, token)) {
+      if (o == org) return true;
+      known_elsewhere = true;
+    }
+  }
+  if (known_elsewhere) {
+    Reject(ex, 403, "forbidden", "this token does not grant access to organization " + std::to_string(org));
+  } else {
+    Reject(ex, 401, "unauthorized", "unknown bearer token", {{"WWW-Authenticate", "Bearer"}});
+  }
+  return false;
+}
+
+bool IngestService::Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source,
+                          AppendResult* total) {
+  if (batch.empty()) return true;
+  auto lease = pool_.Acquire();
+  if (!lease.ok()) {
+    redis_ok_.store(false);
+    Reject(ex, 503, "redis_unavailable", lease.status().message(), {{"Retry-After", "1"}});
+    return false;
+  }
+  auto t0 = Clk::now();
+  auto r = writer_.Append(**lease, ctx.gen, batch, source);
+  metrics_.redis_write_seconds.Observe(std::chrono::duration<double>(Clk::now() - t0).count());
+  if (!r.ok()) {
+    const Status& s = r.status();
+    if (s.code() == StatusCode::kFailedPrecondition) {
+      Reject(ex, 409, "scenario_conflict", s.message());
+    } else if (s.code() == StatusCode::kResourceExhausted) {
+      Reject(ex, 413, "generation_too_large", s.message());
+    } else if (s.retryable()) {
+      redis_ok_.store(false);
+      Reject(ex, 503, "redis_unavailable", s.message(), {{"Retry-After", "1"}});
+    } else {
+      Reject(ex, 500, "internal", s.message());
+    }
+    return false;
+  }
+  redis_ok_.store(true);
+  int64_t bytes = 0;
+  for (const auto& c : batch) bytes += static_cast<int64_t>(c.data.size());
+  metrics_.chunks.Increment(static_cast<double>(r->accepted));
+  metrics_.bytes.Increment(static_cast<double>(bytes));
+  total->accepted += r->accepted;
+  total->last_seq = std::max(total->last_seq, r->last_seq);
+  batch.clear();
+  return true;
+}
+
+void IngestService::HandleChunks(HttpExchange& ex, Ctx& ctx) {
+  if (backlog_.load() > config_.backpressure_lag) {
+    Reject(ex, 503, "backpressure",
+           "chunk backlog " + std::to_string(backlog_.load()) + " exceeds " + std::to_string(config_.backpressure_lag),
+           {{"Retry-After", "1"}});
+    return;
+  }
+  if (auto cl = ex.Header("Content-Length")) {
+    if (std::strtoll(cl->c_str(), nullptr, 10) > config_.max_body_bytes) {
+      Reject(ex, 413, "body_too_large", "request body exceeds " + std::to_string(config_.max_body_bytes) + " bytes");
+      return;
+    }
+  }
+  std::string type = MediaType(ex.Header("Content-Type"));
+  if (type == "application/json") {
+    HandleJsonChunk(ex, ctx);
+  } else if (type == "application/x-ndjson") {
+    HandleStreamed(ex, ctx, /*sse=*/false);
+  } else if (type == "text/event-stream") {
+    HandleStreamed(ex, ctx, /*sse=*/true);
+  } else {
+    Reject(ex, 415, "unsupported_media_type",
+           "Content-Type must be application/json, application/x-ndjson or text/event-stream");
+  }
+}
+
+namespace {
+// Limits every chunk must meet; kResourceExhausted -> 413, kInvalidArgument -> 400.
+Status CheckChunk(const Config& c, const ChunkInput& in) {
+  if (static_cast<int64_t>(in.data.size()) > c.max_chunk_bytes) {
+    return Status::ResourceExhausted("chunk of " + std::to_string(in.data.size()) + " bytes exceeds " +
+                                     std::to_string(c.max_chunk_bytes));
+  }
+  if (in.seq && *in.seq >= c.max_chunks_per_generation) {
+    return Status::InvalidArgument("seq " + std::to_string(*in.seq) + " exceeds the maximum of " +
+                                   std::to_string(c.max_chunks_per_generation - 1));
+  }
+  if (in.total_chunks > c.max_chunks_per_generation) {
+    return Status::InvalidArgument("total_chunks exceeds " + std::to_string(c.max_chunks_per_generation));
+  }
+  if (in.seq && in.total_chunks > 0 && *in.seq >= in.total_chunks) {
+    return Status::InvalidArgument("seq must be below total_chunks");
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+void IngestService::HandleJsonChunk(HttpExchange& ex, Ctx& ctx) {
+  auto body = ex.ReadBody(static_cast<size_t>(config_.max_body_bytes));
+  if (!body.ok()) {
+    Reject(ex, 413, "body_too_large", body.status().message());
+    return;
+  }
+  auto in = ParseChunkJson(*body);
+  if (!in.ok()) {
+    Reject(ex, 400, "invalid_chunk", in.status().message());
+    return;
+  }
+  Status lim = CheckChunk(config_, *in);
+  if (!lim.ok()) {
+    bool big = lim.code() == StatusCode::kResourceExhausted;
+    Reject(ex, big ? 413 : 400, big ? "chunk_too_large" : "invalid_chunk", lim.message());
+    return;
+  }
+  std::vector<PendingChunk> batch = {{in->seq, std::move(in->data), in->final, in->total_chunks, false}};
+  AppendResult total;
+  if (!Write(ex, ctx, batch, "ingest-json", &total)) return;
+  ex.RespondJson(202, nlohmann::json{{"accepted", total.accepted}, {"last_seq", total.last_seq}}.dump());
+}
+
+void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
+  const char* source = sse ? "ingest-sse" : "ingest-ndjson";
+  std::vector<PendingChunk> batch;
+  size_t batch_bytes = 0;
+  AppendResult total;
+  std::string pending;  // bytes of an incomplete line
+  int64_t body_bytes = 0;
+  bool done = false;
+  const size_t max_line = static_cast<size_t>(config_.max_chunk_bytes) * 6 + 4096;  // JSON escaping headroom
+  auto fail_line = [&](int status, const std::string& reason, const std::string& detail) {
+    // Lines before the bad one are durable already or flushed now; nothing from the bad line on is applied.
+    if (!Write(ex, ctx, batch, source, &total)) return;
+    metrics_.rejections.Add({{"reason", reason}}).Increment();
+    ex.RespondJson(status, nlohmann::json{{"error", reason},
+                                          {"detail", "line " + std::to_string(ctx.line) + ": " + detail},
+                                          {"line", ctx.line},
+                                          {"accepted", total.accepted},
+                                          {"last_seq", total.last_seq}}
+                               .dump());
+  };
+  // Returns false when the request already got its answer.
+  auto handle_line = [&](std::string_view line) -> bool {
+    ++ctx.line;
+    if (done) return true;  // after [DONE], ignore trailing lines
+    if (sse) {
+      auto l = ParseSseLine(line);
+      if (!l.ok()) {
+        fail_line(400, "malformed_line", l.status().message());
+        return false;
+      }
+      if (l->kind == SseLine::Kind::kDone) {
+        if (!Write(ex, ctx, batch, source, &total)) return false;
+        done = true;
+        return true;
+      }
+      if (l->kind == SseLine::Kind::kSkip) return true;
+      if (static_cast<int64_t>(l->text.size()) > config_.max_chunk_bytes) {
+        fail_line(413, "chunk_too_large", "delta exceeds " + std::to_string(config_.max_chunk_bytes) + " bytes");
+        return false;
+      }
+      batch_bytes += l->text.size();
+      batch.push_back({std::nullopt, std::move(l->text), false, 0, false});
+    } else {
+      if (line.empty() || line == "\r") return true;
+      auto in = ParseChunkJson(line);
+      if (!in.ok()) {
+        fail_line(400, "malformed_line", in.status().message());
+        return false;
+      }
+      Status lim = CheckChunk(config_, *in);
+      if (!lim.ok()) {
+        bool big = lim.code() == StatusCode::kResourceExhausted;
+        fail_line(big ? 413 : 400, big ? "chunk_too_large" : "invalid_chunk", lim.message());
+        return false;
+      }
+      batch_bytes += in->data.size();
+      batch.push_back({in->seq, std::move(in->data), in->final, in->total_chunks, false});
+    }
+    if (batch.size() >= kBatchChunks || batch_bytes >= kBatchBytes) {
+      // Appended as the body streams in: a long stream is durable line by line, not at the end.
+      if (!Write(ex, ctx, batch, source, &total)) return false;
+      batch_bytes = 0;
+    }
+    return true;
+  };
+  // Heap, not stack: civetweb worker threads have small stacks. Small reads: civetweb's mg_read on a
+  // chunked body returns only when the buffer is full or the body ended, so the read size bounds how long
+  // a complete line can wait before it is appended.
+  std::vector<char> buffer(2048);
+  char* buf = buffer.data();
+  while (true) {
+    int n = ex.Read(buf, buffer.size());
+    if (n < 0) {
+      fail_line(400, "read_error", "the request body ended abruptly");
+      return;
+    }
+    if (n == 0) break;
+    body_bytes += n;
+    if (body_bytes > config_.max_body_bytes) {
+      fail_line(413, "body_too_large", "request body exceeds " + std::to_string(config_.max_body_bytes) + " bytes");
+      return;
+    }
+    pending.append(buf, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+      if (!handle_line(std::string_view(pending).substr(start, nl - start))) return;
+    }
+    pending.erase(0, start);
+    if (pending.size() > max_line) {
+      ++ctx.line;
+      fail_line(413, "chunk_too_large", "line longer than " + std::to_string(max_line) + " bytes");
+      return;
+    }
+  }
+  if (!pending.empty() && !handle_line(pending)) return;
+  if (!Write(ex, ctx, batch, source, &total)) return;
+  if (sse && done) {
+    // The provider's stream ended: the total is every seq this generation was given.
+    auto lease = pool_.Acquire();
+    if (!lease.ok()) {
+      Reject(ex, 503, "redis_unavailable", lease.status().message(), {{"Retry-After", "1"}});
+      return;
+    }
+    auto next = (*lease)->Command({"HGET", writer_.keys().ControlKey(ctx.gen), "next_seq"});
+    if (!next.ok()) {
+      Reject(ex, 503, "redis_unavailable", next.status().message(), {{"Retry-After", "1"}});
+      return;
+    }
+    int64_t n = next->AsInt();
+    if (n > 0) {
+      std::vector<PendingChunk> fin = {{std::nullopt, "", false, n, true}};
+      AppendResult ignore;
+      if (!Write(ex, ctx, fin, source, &ignore)) return;
+    }
+  }
+  nlohmann::json j = {{"accepted", total.accepted}, {"last_seq", total.last_seq}};
+  if (sse) j["done"] = done;
+  ex.RespondJson(202, j.dump());
+}
+
+void IngestService::HandleFinish(HttpExchange& ex, Ctx& ctx) {
+  auto body = ex.ReadBody(64 * 1024);
+  if (!body.ok()) {
+    Reject(ex, 413, "body_too_large", body.status().message());
+    return;
+  }
+  nlohmann::json j = nlohmann::json::parse(*body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("total_chunks") || !j["total_chunks"].is_number_integer() ||
+      j["total_chunks"].get<int64_t>() <= 0 || j["total_chunks"].get<int64_t>() > config_.max_chunks_per_generation) {
+    Reject(ex, 400, "invalid_finish",
+           "expected {\"total_chunks\": N} with 0 < N <= " + std::to_string(config_.max_chunks_per_generation));
+    return;
+  }
+  int64_t n = j["total_chunks"].get<int64_t>();
+  std::vector<PendingChunk> fin = {{std::nullopt, "", false, n, true}};
+  AppendResult ignore;
+  if (!Write(ex, ctx, fin, "ingest-finish", &ignore)) return;
+  ex.RespondJson(202, nlohmann::json{{"total_chunks", n}}.dump());
+}
+
+void IngestService::HandleProgress(HttpExchange& ex, Ctx& ctx) {
+  auto lease = pool_.Acquire();
+  if (!lease.ok()) {
+    Reject(ex, 503, "redis_unavailable", lease.status().message(), {{"Retry-After", "1"}});
+    return;
+  }
+  std::optional<int64_t> scenario;
+  if (ctx.gen.scenario > 0) scenario = ctx.gen.scenario;
+  auto p = writer_.Progress(**lease, ctx.gen.org, ctx.gen.gen, scenario);
+  if (!p.ok()) {
+    if (p.status().code() == StatusCode::kNotFound) {
+      Reject(ex, 404, "not_found", p.status().message());
+    } else {
+      Reject(ex, 503, "redis_unavailable", p.status().message(), {{"Retry-After", "1"}});
+    }
+    return;
+  }
+  ex.RespondJson(200, *p);
+}
+
+}  // namespace streamfleet::ingest

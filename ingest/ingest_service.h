@@ -1,0 +1,58 @@
+#pragma once
+// The ingest HTTP API (see docs/API.md): chunks in as JSON, NDJSON (streamed) or SSE, made durable in the
+// chunk streams before the 2xx answer. Handlers run concurrently on civetweb threads; each request borrows
+// a Redis client from a pool. A background thread samples the backlog for backpressure.
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "ingest/chunk_writer.h"
+#include "ingest/metrics.h"
+#include "streamfleet/common/config.h"
+#include "streamfleet/common/http_server.h"
+#include "streamfleet/common/redis.h"
+
+namespace streamfleet::ingest {
+
+class IngestService {
+ public:
+  IngestService(const Config& config, prometheus::Registry& registry);
+  ~IngestService();
+
+  // Starts listening on INGEST_LISTEN (port 0 = any) and the backlog sampler.
+  Status Start();
+  // Stops accepting, finishes in-flight requests, stops the sampler. Idempotent.
+  void Stop();
+  int port() const { return http_ ? http_->port() : 0; }
+  Status Ready();
+
+  // One HTTP exchange (public for the server callback).
+  void Handle(HttpExchange& ex);
+
+ private:
+  struct Ctx;
+  void HandleChunks(HttpExchange& ex, Ctx& ctx);
+  void HandleJsonChunk(HttpExchange& ex, Ctx& ctx);
+  void HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse);
+  void HandleFinish(HttpExchange& ex, Ctx& ctx);
+  void HandleProgress(HttpExchange& ex, Ctx& ctx);
+  // Authorization for org; responds 401/403 and returns false when denied.
+  bool Authorize(HttpExchange& ex, int64_t org);
+  void Reject(HttpExchange& ex, int status, const std::string& reason, const std::string& detail,
+              std::vector<std::pair<std::string, std::string>> headers = {});
+  // Appends with the pool; maps errors to HTTP answers. Returns false when it already responded.
+  bool Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source, AppendResult* total);
+  void SampleBacklog();
+
+  const Config& config_;
+  IngestMetrics metrics_;
+  ChunkWriter writer_;
+  RedisPool pool_;
+  std::unique_ptr<HttpServer> http_;
+  std::atomic<int64_t> backlog_{0};
+  std::atomic<bool> redis_ok_{false};
+  std::atomic<bool> stopping_{false};
+  std::thread sampler_;
+};
+
+}  // namespace streamfleet::ingest

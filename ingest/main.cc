@@ -1,0 +1,40 @@
+// streamfleet-ingest: thin main over the ingest library.
+#include <iostream>
+#include <thread>
+
+#include "ingest/ingest_service.h"
+#include "streamfleet/common/log.h"
+#include "streamfleet/common/metrics_server.h"
+#include "streamfleet/common/shutdown.h"
+
+using namespace streamfleet;
+
+int main() {
+  auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9100");
+  if (!config.ok()) {
+    std::cerr << "streamfleet-ingest: configuration error: " << config.status().message() << "\n";
+    return 2;
+  }
+  InitLogging("ingest", config->log_level, config->log_json);
+  Shutdown::InstallSignalHandlers();
+  auto registry = std::make_shared<prometheus::Registry>();
+  ingest::IngestService service(*config, *registry);
+  Status s = service.Start();
+  if (!s.ok()) {
+    SF_LOG_ERROR("ingest listener {}: {}", config->ingest_listen, s.ToString());
+    return 2;
+  }
+  auto metrics = MetricsServer::Start(config->metrics_listen, "ingest", registry, [&] { return service.Ready(); });
+  if (!metrics.ok()) {
+    SF_LOG_ERROR("metrics listener: {}", metrics.status().ToString());
+    return 2;
+  }
+  SF_LOG_INFO("ingest listening on port {} (metrics on port {}), redis {}:{}", service.port(), (*metrics)->port(),
+              config->redis.host, config->redis.port);
+  while (!Shutdown::Requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  SF_LOG_INFO("ingest: SIGTERM received, finishing in-flight requests");
+  service.Stop();
+  (*metrics)->Stop();
+  SF_LOG_INFO("ingest stopped");
+  return 0;
+}

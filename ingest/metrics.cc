@@ -1,0 +1,46 @@
+#include "ingest/metrics.h"
+
+namespace streamfleet::ingest {
+
+IngestMetrics::IngestMetrics(prometheus::Registry& r)
+    : requests(prometheus::BuildCounter()
+                   .Name("streamfleet_ingest_requests_total")
+                   .Help("HTTP requests by route and status code")
+                   .Register(r)),
+      request_seconds(prometheus::BuildHistogram()
+                          .Name("streamfleet_ingest_request_duration_seconds")
+                          .Help("HTTP request duration by route")
+                          .Register(r)),
+      rejections(prometheus::BuildCounter()
+                     .Name("streamfleet_ingest_rejections_total")
+                     .Help("Requests or lines rejected, by reason")
+                     .Register(r)),
+      chunks(prometheus::BuildCounter()
+                 .Name("streamfleet_ingest_chunks_total")
+                 .Help("Chunks appended to the chunk streams")
+                 .Register(r)
+                 .Add({})),
+      bytes(prometheus::BuildCounter()
+                .Name("streamfleet_ingest_bytes_total")
+                .Help("Chunk payload bytes appended to the chunk streams")
+                .Register(r)
+                .Add({})),
+      redis_write_seconds(prometheus::BuildHistogram()
+                              .Name("streamfleet_ingest_redis_write_seconds")
+                              .Help("Latency of one append to Redis (one script call)")
+                              .Register(r)
+                              .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001,
+                                                                               0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                                               0.1, 0.25, 1})),
+      backlog(prometheus::BuildGauge()
+                  .Name("streamfleet_ingest_backlog")
+                  .Help("Chunk-stream entries not yet delivered to the compactors, as last seen")
+                  .Register(r)
+                  .Add({})),
+      redis_up(prometheus::BuildGauge()
+                   .Name("streamfleet_redis_up")
+                   .Help("1 when the last Redis operation of this process succeeded")
+                   .Register(r)
+                   .Add({})) {}
+
+}  // namespace streamfleet::ingest

@@ -1,0 +1,45 @@
+#pragma once
+// Pure parsing of what clients send to ingest: ids in paths, chunk JSON objects (one per request or per
+// NDJSON line), and OpenAI-compatible SSE lines. No I/O, unit-tested on its own.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "streamfleet/common/status.h"
+
+namespace streamfleet::ingest {
+
+// A positive integer id of at most 18 digits ("12"); anything else (sign, spaces, "*", ":") is rejected so
+// nothing but digits ever reaches a key.
+std::optional<int64_t> ParseId(std::string_view s);
+
+struct Route {
+  enum class Kind { kChunks, kFinish, kProgress, kStart, kUnknown };
+  Kind kind = Kind::kUnknown;
+  int64_t org = 0;
+  int64_t gen = 0;
+  std::string bad_id;  // set when the shape matched but an id was malformed
+};
+// /v1/orgs/{org}/generations/{gen}/(chunks|finish|progress) and /v1/orgs/{org}/generations.
+Route MatchRoute(std::string_view path);
+
+struct ChunkInput {
+  std::optional<int64_t> seq;  // absent: ingest assigns the next one
+  std::string data;
+  bool final = false;
+  int64_t total_chunks = 0;  // 0 = unknown
+};
+// {"seq": 0, "data": "...", "final": false, "total_chunks": null}; kInvalidArgument with the reason.
+StatusOr<ChunkInput> ParseChunkJson(std::string_view text);
+
+// One line of an SSE stream. kData: a delta text (possibly empty); kDone: "data: [DONE]"; kSkip: comment,
+// event/id/retry field, blank line, or an event without delta content.
+struct SseLine {
+  enum class Kind { kData, kDone, kSkip };
+  Kind kind = Kind::kSkip;
+  std::string text;
+};
+StatusOr<SseLine> ParseSseLine(std::string_view line);
+
+}  // namespace streamfleet::ingest

@@ -1,0 +1,339 @@
+// ingest against a real redis-server, through a real HTTP client (libcurl).
+#include "ingest/ingest_service.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "compactor/compactor_service.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/v1/chunk.pb.h"
+#include "support/http_client.h"
+#include "support/redis_server.h"
+
+namespace streamfleet::ingest {
+namespace {
+
+using testing::HttpRequest;
+using testing::HttpResponse;
+
+class IngestTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+
+  void SetUp() override {
+    redis_ = RedisClient::Connect(server_->config()).value();
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  }
+  void TearDown() override {
+    if (service_) service_->Stop();
+  }
+
+  void StartIngest(std::map<std::string, std::string> extra = {}) {
+    std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->port())},
+                                              {"INGEST_LISTEN", "127.0.0.1:0"},
+                                              {"CHUNK_STREAMS", "1"},
+                                              {"INGEST_THREADS", "16"},
+                                              {"REDIS_TIMEOUT", "1s"}};
+    for (auto& [k, v] : extra) env[k] = v;
+    auto c = LoadConfig([env](const std::string& k) -> std::optional<std::string> {
+      auto it = env.find(k);
+      if (it == env.end()) return std::nullopt;
+      return it->second;
+    }, "127.0.0.1:0");
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    config_ = std::make_unique<Config>(*c);
+    registry_ = std::make_unique<prometheus::Registry>();
+    service_ = std::make_unique<IngestService>(*config_, *registry_);
+    ASSERT_TRUE(service_->Start().ok());
+  }
+
+  std::string Url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(service_->port()) + path; }
+  HttpResponse Post(const std::string& path, const std::string& body, const std::string& type = "application/json",
+                    std::vector<std::string> headers = {}) {
+    HttpRequest r;
+    r.method = "POST";
+    r.url = Url(path);
+    r.body = body;
+    headers.push_back("Content-Type: " + type);
+    r.headers = headers;
+    return testing::Send(r);
+  }
+  HttpResponse Get(const std::string& path) {
+    HttpRequest r;
+    r.url = Url(path);
+    return testing::Send(r);
+  }
+  std::vector<v1::ChunkEnvelope> Stream(int shard = 0) {
+    auto r = redis_->Command({"XRANGE", "streamfleet:chunks:" + std::to_string(shard), "-", "+"});
+    std::vector<v1::ChunkEnvelope> out;
+    for (auto& e : ParseEntries("s", *r)) {
+      v1::ChunkEnvelope env;
+      EXPECT_TRUE(env.ParseFromString(*e.Field("e")));
+      out.push_back(env);
+    }
+    return out;
+  }
+  nlohmann::json Json(const HttpResponse& r) { return nlohmann::json::parse(r.body, nullptr, false); }
+
+  static testing::RedisServer* server_;
+  std::unique_ptr<RedisClient> redis_;
+  std::unique_ptr<Config> config_;
+  std::unique_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<IngestService> service_;
+};
+testing::RedisServer* IngestTest::server_ = nullptr;
+
+TEST_F(IngestTest, JsonChunkIsInRedisWhenAnswered) {
+  StartIngest();
+  auto r = Post("/v1/orgs/12/generations/59/chunks?scenario_id=345", R"({"seq": 0, "data": "héllo", "final": false})");
+  ASSERT_EQ(r.status, 202) << r.body << r.error;
+  EXPECT_EQ(Json(r)["accepted"], 1);
+  EXPECT_EQ(Json(r)["last_seq"], 0);
+  auto s = Stream();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].organization_id(), 12);
+  EXPECT_EQ(s[0].scenario_id(), 345);
+  EXPECT_EQ(s[0].generation_id(), 59);
+  EXPECT_EQ(s[0].data(), "héllo");
+  EXPECT_EQ(s[0].source(), "ingest-json");
+}
+
+TEST_F(IngestTest, SeqIsAssignedAtomicallyUnderConcurrentRequests) {
+  StartIngest();
+  constexpr int kThreads = 8, kEach = 40;
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = Post("/v1/orgs/1/generations/2/chunks", R"({"data": ")" + std::to_string(t * 1000 + i) + "\"}");
+        if (r.status == 202) ++ok;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
+  std::set<int64_t> seqs;
+  for (auto& e : Stream()) seqs.insert(e.seq());
+  EXPECT_EQ(seqs.size(), static_cast<size_t>(kThreads * kEach));
+  EXPECT_EQ(*seqs.begin(), 0);
+  EXPECT_EQ(*seqs.rbegin(), kThreads * kEach - 1);
+}
+
+TEST_F(IngestTest, NdjsonIsAppendedAsTheBodyStreamsIn) {
+  StartIngest();
+  int sent = 0;
+  bool saw_before_end = false;
+  HttpRequest req;
+  req.method = "POST";
+  req.url = Url("/v1/orgs/1/generations/3/chunks");
+  req.headers = {"Content-Type: application/x-ndjson"};
+  req.stream = [&](std::string* piece) {
+    if (sent == 150) {
+      // Halfway through the body: the first full batch must already be in Redis.
+      for (int i = 0; i < 100 && !saw_before_end; ++i) {
+        saw_before_end = redis_->Command({"XLEN", "streamfleet:chunks:0"})->integer >= 100;
+        if (!saw_before_end) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    if (sent == 300) return false;
+    *piece = R"({"seq": )" + std::to_string(sent) + R"(, "data": "line )" + std::to_string(sent) + std::string(80, '.') + "\"" +
+             (sent == 299 ? R"(, "final": true)" : "") + "}\n";
+    ++sent;
+    return true;
+  };
+  auto r = testing::Send(req);
+  ASSERT_EQ(r.status, 202) << r.body << r.error;
+  EXPECT_TRUE(saw_before_end) << "chunks were only appended after the whole body arrived";
+  EXPECT_EQ(Json(r)["accepted"], 300);
+  EXPECT_EQ(Json(r)["last_seq"], 299);
+  auto s = Stream();
+  ASSERT_EQ(s.size(), 300u);
+  EXPECT_TRUE(s[299].final());
+  EXPECT_EQ(s[7].data(), "line 7" + std::string(80, '.'));
+}
+
+TEST_F(IngestTest, MalformedNdjsonLineIsReportedAndNothingAfterItApplied) {
+  StartIngest();
+  std::string body = "{\"data\": \"a\"}\n{\"data\": \"b\"}\n{\"data\": oops}\n{\"data\": \"d\"}\n";
+  auto r = Post("/v1/orgs/1/generations/4/chunks", body, "application/x-ndjson");
+  EXPECT_EQ(r.status, 400);
+  auto j = Json(r);
+  EXPECT_EQ(j["error"], "malformed_line");
+  EXPECT_EQ(j["line"], 3);
+  EXPECT_EQ(j["accepted"], 2);
+  auto s = Stream();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[1].data(), "b");
+}
+
+TEST_F(IngestTest, SseStreamIsRelayedWithAFinishMarker) {
+  StartIngest();
+  std::string body =
+      ": keep-alive\n\n"
+      "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"{\\\"a\\\": \"}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"1}\"}}]}\n\n"
+      "data: [DONE]\n\n";
+  auto r = Post("/v1/orgs/5/generations/6/chunks", body, "text/event-stream");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(Json(r)["accepted"], 2);
+  EXPECT_EQ(Json(r)["done"], true);
+  auto s = Stream();
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].data(), "{\"a\": ");
+  EXPECT_EQ(s[1].seq(), 1);
+  EXPECT_EQ(s[2].kind(), v1::ChunkEnvelope::FINISH);
+  EXPECT_EQ(s[2].total_chunks(), 2);
+  auto bad = Post("/v1/orgs/5/generations/7/chunks", "data: {broken\n\n", "text/event-stream");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(Json(bad)["line"], 1);
+}
+
+TEST_F(IngestTest, FinishAndProgressEndToEndWithTheCompactor) {
+  StartIngest();
+  std::string db = testing::TempPath("sf-ingest") + ".db";
+  Config cc = *config_;
+  cc.database_url = "sqlite:" + db;
+  cc.consumer_name = "c";
+  auto store = SqlStore::Open(cc.database_url).value();
+  ASSERT_TRUE(store->Migrate().ok());
+  prometheus::Registry reg;
+  RedisServerClock clock;
+  compactor::LoopOptions lo;
+  lo.block_ms = 20;
+  compactor::CompactorService compactor(cc, clock, *store, reg, lo);
+  std::atomic<bool> stop{false};
+  EXPECT_EQ(Get("/v1/orgs/12/generations/77/progress").status, 404);
+  ASSERT_EQ(Post("/v1/orgs/12/generations/77/chunks?scenario_id=3", R"({"seq": 1, "data": "b"})").status, 202);
+  ASSERT_EQ(Post("/v1/orgs/12/generations/77/chunks?scenario_id=3", R"({"seq": 0, "data": "a"})").status, 202);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(compactor.RunOnce(stop).ok());
+  auto p = Json(Get("/v1/orgs/12/generations/77/progress"));
+  EXPECT_EQ(p["received_chunks"], 2);
+  EXPECT_EQ(p["state"], "receiving");
+  EXPECT_EQ(p["scenario_id"], 3);
+  EXPECT_TRUE(p["total_chunks"].is_null());
+  auto f = Post("/v1/orgs/12/generations/77/finish?scenario_id=3", R"({"total_chunks": 2})");
+  ASSERT_EQ(f.status, 202) << f.body;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(compactor.RunOnce(stop).ok());
+  p = Json(Get("/v1/orgs/12/generations/77/progress"));
+  EXPECT_EQ(p["state"], "compacted");
+  EXPECT_EQ(p["percent"], 100);
+  EXPECT_EQ(p["total_chunks"], 2);
+  auto row = store->GetGeneration(77);
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ((*row)->scenario_id, 3);
+  EXPECT_EQ((*row)->chunk_count, 2);
+  std::remove(db.c_str());
+}
+
+TEST_F(IngestTest, AuthenticationPerOrganization) {
+  StartIngest({{"INGEST_TOKENS", "12:tok-twelve,13:tok-thirteen"}});
+  const std::string path = "/v1/orgs/12/generations/1/chunks";
+  const std::string body = R"({"data": "x"})";
+  auto none = Post(path, body);
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(Json(none)["error"], "unauthorized");
+  EXPECT_EQ(Post(path, body, "application/json", {"Authorization: Bearer nope"}).status, 401);
+  EXPECT_EQ(Post(path, body, "application/json", {"Authorization: Bearer tok-thirteen"}).status, 403);
+  EXPECT_EQ(Post(path, body, "application/json", {"Authorization: Bearer tok-twelve"}).status, 202);
+  EXPECT_EQ(Stream().size(), 1u);
+}
+
+TEST_F(IngestTest, BadIdsAreRejectedBeforeTouchingRedis) {
+  StartIngest();
+  for (const char* p : {"/v1/orgs/abc/generations/1/chunks", "/v1/orgs/0/generations/1/chunks",
+                        "/v1/orgs/1/generations/-5/chunks", "/v1/orgs/1*/generations/1/chunks",
+                        "/v1/orgs/1/generations/1/chunks?scenario_id=x:y"}) {
+    auto r = Post(p, R"({"data": "x"})");
+    EXPECT_EQ(r.status, 400) << p;
+    EXPECT_EQ(Json(r)["error"], "invalid_id") << p;
+  }
+  EXPECT_EQ(Post("/v1/orgs/1/generations/1/nope", "{}").status, 404);
+  EXPECT_EQ(Get("/v1/orgs/1/generations/1/chunks").status, 405);
+  EXPECT_EQ(Post("/v1/orgs/1/generations/1/chunks", "x", "text/plain").status, 415);
+  EXPECT_EQ(Post("/v1/orgs/1/generations/1/chunks", "{\"data\": ").status, 400);
+  EXPECT_EQ(Post("/v1/orgs/1/generations/1/finish", "{\"total_chunks\": 0}").status, 400);
+  EXPECT_EQ(redis_->Command({"DBSIZE"})->integer, 0);
+}
+
+TEST_F(IngestTest, LimitsAnswer413AndApplyNothing) {
+  StartIngest({{"INGEST_MAX_CHUNK_BYTES", "100"},
+               {"INGEST_MAX_BODY_BYTES", "1000"},
+               {"INGEST_MAX_GENERATION_BYTES", "150"},
+               {"GENERATION_MAX_CHUNKS", "1000"}});
+  auto big = Post("/v1/orgs/1/generations/1/chunks", R"({"data": ")" + std::string(101, 'x') + "\"}");
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(Json(big)["error"], "chunk_too_large");
+  auto body = Post("/v1/orgs/1/generations/1/chunks", R"({"data": ")" + std::string(2000, 'x') + "\"}");
+  EXPECT_EQ(body.status, 413);
+  EXPECT_EQ(Post("/v1/orgs/1/generations/1/chunks", R"({"data": "x", "seq": 1000})").status, 400);
+  ASSERT_EQ(Post("/v1/orgs/1/generations/2/chunks", R"({"data": ")" + std::string(100, 'a') + "\"}").status, 202);
+  auto gen = Post("/v1/orgs/1/generations/2/chunks", R"({"data": ")" + std::string(60, 'b') + "\"}");
+  EXPECT_EQ(gen.status, 413);
+  EXPECT_EQ(Json(gen)["error"], "generation_too_large");
+  EXPECT_EQ(Stream().size(), 1u);
+}
+
+TEST_F(IngestTest, ScenarioCannotChangeWithinAGeneration) {
+  StartIngest();
+  ASSERT_EQ(Post("/v1/orgs/1/generations/9/chunks?scenario_id=4", R"({"data": "a"})").status, 202);
+  auto r = Post("/v1/orgs/1/generations/9/chunks?scenario_id=5", R"({"data": "b"})");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(Post("/v1/orgs/1/generations/9/chunks", R"({"data": "c"})").status, 409);
+  EXPECT_EQ(Stream().size(), 1u);
+}
+
+TEST_F(IngestTest, BackpressureAnswers503WithRetryAfter) {
+  StartIngest({{"INGEST_BACKPRESSURE_LAG", "5"}});
+  ASSERT_TRUE(EnsureGroup(*redis_, "streamfleet:chunks:0", "compactor").ok());
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(Post("/v1/orgs/1/generations/1/chunks", R"({"data": "x"})").status, 202);
+  HttpResponse r;
+  for (int i = 0; i < 40; ++i) {
+    r = Post("/v1/orgs/1/generations/1/chunks", R"({"data": "x"})");
+    if (r.status == 503) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(Json(r)["error"], "backpressure");
+  EXPECT_NE(r.headers.find("Retry-After: 1"), std::string::npos) << r.headers;
+  // The group catches up: accepted again.
+  auto read = redis_->Command({"XREADGROUP", "GROUP", "compactor", "c", "COUNT", "1000", "STREAMS",
+                               "streamfleet:chunks:0", ">"});
+  ASSERT_TRUE(read.ok());
+  for (int i = 0; i < 40; ++i) {
+    r = Post("/v1/orgs/1/generations/1/chunks", R"({"data": "x"})");
+    if (r.status == 202) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(r.status, 202);
+}
+
+TEST_F(IngestTest, RedisDownAnswers503AndAcknowledgesNothingUnwritten) {
+  StartIngest();
+  ASSERT_EQ(Post("/v1/orgs/1/generations/1/chunks", R"({"data": "before"})").status, 202);
+  server_->Kill();
+  auto r = Post("/v1/orgs/1/generations/1/chunks", R"({"data": "during"})");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(Json(r)["error"], "redis_unavailable");
+  server_->Start();  // an empty server: "before" was not persisted (no AOF in this test)
+  redis_ = RedisClient::Connect(server_->config()).value();
+  HttpResponse after;
+  for (int i = 0; i < 50; ++i) {
+    after = Post("/v1/orgs/1/generations/1/chunks", R"({"data": "after"})");
+    if (after.status == 202) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(after.status, 202);
+  auto s = Stream();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].data(), "after") << "the 503'd chunk must not have been written";
+}
+
+}  // namespace
+}  // namespace streamfleet::ingest
