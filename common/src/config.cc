@@ -41,6 +41,14 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"INGEST_MAX_GENERATION_BYTES", "67108864", "largest total size of one generation (413 above)"},
       {"INGEST_BACKPRESSURE_LAG", "200000", "consumer-group lag over the chunk streams above which ingest answers 503"},
       {"INGEST_TOKENS", "", "per-organization bearer tokens, \"ORG:TOKEN,ORG:TOKEN\"; empty = open (dev only)"},
+      {"QUEUES", "critical:6,default:3,low:1", "queue-worker: queues and their weights (a busy low queue cannot starve critical)"},
+      {"WORKER_CONCURRENCY", "4", "queue-worker: tasks run at once per process"},
+      {"TASK_MAX_ATTEMPTS", "5", "queue-worker: attempts before a task is dead-lettered (per type: TASK_POLICY)"},
+      {"TASK_BACKOFF_BASE", "1s", "queue-worker: first retry delay; doubles per attempt, with jitter"},
+      {"TASK_BACKOFF_CAP", "5m", "queue-worker: largest retry delay"},
+      {"TASK_POLICY", "", "queue-worker: per-type overrides \"type=attempts/base_ms/cap_ms,...\""},
+      {"TASK_RESULT_TTL", "86400", "queue-worker: seconds a task's status/result hash is kept (0 = not written)"},
+      {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval fleet-wide"},
       {"LOG_LEVEL", "info", "trace | debug | info | warn | error"},
       {"LOG_FORMAT", "text", "text | json (one JSON object per line)"},
   };
@@ -283,6 +291,39 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
     }
     c.ingest_tokens[org] = item.substr(colon + 1);
   }
+
+  c.queues.clear();
+  {
+    std::string q = r.Str("QUEUES");
+    size_t pos = 0;
+    while (pos < q.size()) {
+      size_t comma = q.find(',', pos);
+      std::string item = q.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      pos = comma == std::string::npos ? q.size() : comma + 1;
+      if (item.empty()) continue;
+      auto colon = item.find(':');
+      std::string name = item.substr(0, colon);
+      int weight = 1;
+      if (colon != std::string::npos) {
+        auto w = item.substr(colon + 1);
+        auto [p, ec] = std::from_chars(w.data(), w.data() + w.size(), weight);
+        if (ec != std::errc() || p != w.data() + w.size() || weight < 1) weight = -1;
+      }
+      if (name.empty() || weight < 1) {
+        r.Fail("QUEUES", q, "name:weight pairs, weight a positive integer");
+        break;
+      }
+      c.queues.emplace_back(name, weight);
+    }
+    if (c.queues.empty()) r.Fail("QUEUES", q, "at least one queue");
+  }
+  c.worker_concurrency = static_cast<int>(r.Int("WORKER_CONCURRENCY", 1, 1024));
+  c.task_max_attempts = static_cast<int>(r.Int("TASK_MAX_ATTEMPTS", 1, 1000));
+  c.task_backoff_base_ms = r.Duration("TASK_BACKOFF_BASE", 1000, 0);
+  c.task_backoff_cap_ms = r.Duration("TASK_BACKOFF_CAP", 1000, 0);
+  c.task_policy = r.Str("TASK_POLICY");
+  c.task_result_ttl_s = r.Int("TASK_RESULT_TTL", 0, int64_t{1} << 31);
+  c.periodic_tasks = r.Str("PERIODIC_TASKS");
 
   c.log_level = r.Str("LOG_LEVEL");
   if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&

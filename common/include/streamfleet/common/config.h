@@ -65,6 +65,15 @@ struct Config {
   int64_t backpressure_lag = 200000;
   std::map<int64_t, std::string> ingest_tokens;  // org id -> bearer token
 
+  std::vector<std::pair<std::string, int>> queues;  // name, weight
+  int worker_concurrency = 4;
+  int task_max_attempts = 5;
+  int64_t task_backoff_base_ms = 1000;
+  int64_t task_backoff_cap_ms = 300000;
+  std::string task_policy;      // parsed by the queue-worker
+  int64_t task_result_ttl_s = 86400;
+  std::string periodic_tasks;   // parsed by the queue-worker
+
   std::string log_level = "info";
   bool log_json = false;
 };

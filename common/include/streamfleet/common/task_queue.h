@@ -1,0 +1,65 @@
+#pragma once
+// The task queue's client side, shared by the queue-worker, the CLI and tests: key names, enqueue
+// (immediate, delayed, unique), moving due scheduled tasks, and the atomic retry / dead-letter transitions.
+// Any language can enqueue by XADD of a streamfleet.v1.TaskEnvelope to `{prefix}:queue:{name}`, field "e".
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "streamfleet/common/redis.h"
+#include "streamfleet/v1/task.pb.h"
+
+namespace streamfleet {
+
+class TaskKeys {
+ public:
+  explicit TaskKeys(std::string prefix) : p_(std::move(prefix)) {}
+  std::string Queue(const std::string& name) const { return p_ + ":queue:" + name; }
+  std::string Scheduled() const { return p_ + ":scheduled"; }  // zset: "queue|envelope" by run_at ms
+  std::string DeadLetters() const { return p_ + ":dlq:tasks"; }
+  std::string Status(const std::string& id) const { return p_ + ":task:" + id; }
+  std::string Unique(const std::string& key) const { return p_ + ":unique:" + key; }
+  std::string Paused() const { return p_ + ":paused"; }
+  std::string Periodic(const std::string& name, int64_t period) const {
+    return p_ + ":periodic:" + name + ":" + std::to_string(period);
+  }
+  static std::string Group() { return "workers"; }
+
+ private:
+  std::string p_;
+};
+
+// Queue names are [a-z0-9_.-]{1,64}: they become key names.
+bool ValidQueueName(const std::string& name);
+
+struct EnqueueOptions {
+  std::string queue = "default";
+  int64_t run_at_ms = 0;          // 0 = now
+  std::string unique_key;         // "" = not unique
+  int64_t unique_ttl_s = 3600;
+  std::string id;                 // "" = generated
+};
+
+struct EnqueueResult {
+  std::string id;
+  bool duplicate = false;  // unique key already held: nothing enqueued
+  bool scheduled = false;  // waiting in the scheduled set
+};
+
+// now_ms is the caller's clock (tests move it); delayed tasks wait in Redis, never in a process.
+StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, const std::string& type,
+                                    const std::string& payload, const EnqueueOptions& opts, int64_t now_ms);
+
+// Moves scheduled tasks due at now_ms to their queue streams (ZREM + XADD in one script: once).
+StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t now_ms, int limit);
+
+// Atomically schedules a retry (envelope with attempt+1 and the error appended) and XACKs the entry.
+Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
+                     const v1::TaskEnvelope& next, int64_t run_at_ms);
+// Atomically dead-letters (with reason and history) and XACKs the entry.
+Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
+                      const std::string& raw_envelope, const std::string& reason, int64_t times_delivered);
+
+int64_t WallClockMs();
+
+}  // namespace streamfleet

@@ -1,0 +1,129 @@
+#include "streamfleet/common/task_queue.h"
+
+#include <chrono>
+#include <random>
+
+namespace streamfleet {
+
+namespace {
+
+// KEYS: 1 scheduled zset. ARGV: 1 now, 2 limit, 3 queue key prefix ("{p}:queue:").
+const LuaScript& MoveDueScript() {
+  static const LuaScript s(R"(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  local bar = string.find(m, '|', 1, true)
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('XADD', ARGV[3] .. string.sub(m, 1, bar - 1), '*', 'e', string.sub(m, bar + 1))
+end
+return #due
+)");
+  return s;
+}
+
+// KEYS: 1 scheduled zset, 2 stream. ARGV: 1 run_at, 2 member, 3 group, 4 entry id.
+const LuaScript& RetryScript() {
+  static const LuaScript s(R"(
+redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[2])
+return redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+)");
+  return s;
+}
+
+// KEYS: 1 dlq stream, 2 stream. ARGV: 1 group, 2 entry id, 3 envelope, 4 reason, 5 times delivered, 6 now.
+const LuaScript& DeadLetterScript() {
+  static const LuaScript s(R"(
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000000, '*', 'source_stream', KEYS[2], 'source_id', ARGV[2],
+  'group', ARGV[1], 'reason', ARGV[4], 'times_delivered', ARGV[5], 'failed_at_ms', ARGV[6], 'e', ARGV[3])
+return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+)");
+  return s;
+}
+
+std::string NewId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 20; ++i) id += hex[rng() % 16];
+  return id;
+}
+
+}  // namespace
+
+int64_t WallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool ValidQueueName(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char c : n) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, const std::string& type,
+                                    const std::string& payload, const EnqueueOptions& opts, int64_t now_ms) {
+  if (!ValidQueueName(opts.queue)) return Status::InvalidArgument("invalid queue name \"" + opts.queue + "\"");
+  if (type.empty()) return Status::InvalidArgument("empty task type");
+  EnqueueResult out;
+  out.id = opts.id.empty() ? NewId() : opts.id;
+  if (!opts.unique_key.empty()) {
+    auto r = redis.Command({"SET", keys.Unique(opts.unique_key), out.id, "NX", "EX", std::to_string(opts.unique_ttl_s)});
+    if (!r.ok()) return r.status();
+    if (r->is_nil()) {
+      out.duplicate = true;
+      auto holder = redis.Command({"GET", keys.Unique(opts.unique_key)});
+      if (holder.ok() && !holder->is_nil()) out.id = holder->str;
+      return out;
+    }
+  }
+  v1::TaskEnvelope e;
+  e.set_id(out.id);
+  e.set_type(type);
+  e.set_payload(payload);
+  e.set_attempt(0);
+  e.set_enqueued_at_ms(now_ms);
+  e.set_run_at_ms(opts.run_at_ms);
+  e.set_unique_key(opts.unique_key);
+  e.set_queue(opts.queue);
+  std::string raw = e.SerializeAsString();
+  StatusOr<RedisValue> r = Status::Ok();
+  if (opts.run_at_ms > now_ms) {
+    out.scheduled = true;
+    r = redis.Command({"ZADD", keys.Scheduled(), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
+  } else {
+    r = redis.Command({"XADD", keys.Queue(opts.queue), "*", "e", raw});
+  }
+  if (!r.ok()) return r.status();
+  (void)redis.Command({"HSET", keys.Status(out.id), "state", out.scheduled ? "scheduled" : "pending", "type", type,
+                       "queue", opts.queue, "attempts", "0"});
+  (void)redis.Command({"EXPIRE", keys.Status(out.id), "86400"});
+  return out;
+}
+
+StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t now_ms, int limit) {
+  auto r = redis.Eval(MoveDueScript(), {keys.Scheduled()},
+                      {std::to_string(now_ms), std::to_string(limit), keys.Queue("")});
+  if (!r.ok()) return r.status();
+  return static_cast<int64_t>(r->integer);
+}
+
+Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
+                     const v1::TaskEnvelope& next, int64_t run_at_ms) {
+  auto r = redis.Eval(RetryScript(), {keys.Scheduled(), stream},
+                      {std::to_string(run_at_ms), next.queue() + "|" + next.SerializeAsString(), TaskKeys::Group(),
+                       entry_id});
+  return r.status();
+}
+
+Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
+                      const std::string& raw_envelope, const std::string& reason, int64_t times_delivered) {
+  auto r = redis.Eval(DeadLetterScript(), {keys.DeadLetters(), stream},
+                      {TaskKeys::Group(), entry_id, raw_envelope, reason, std::to_string(times_delivered),
+                       std::to_string(WallClockMs())});
+  return r.status();
+}
+
+}  // namespace streamfleet

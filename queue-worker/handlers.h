@@ -1,0 +1,55 @@
+#pragma once
+// Task handlers: the registry a worker dispatches on, per-type retry policies, and the built-in types.
+#include <functional>
+#include <map>
+#include <string>
+
+#include "streamfleet/common/clock.h"
+#include "streamfleet/common/config.h"
+#include "streamfleet/common/redis.h"
+#include "streamfleet/v1/task.pb.h"
+
+namespace streamfleet::worker {
+
+struct TaskContext {
+  const v1::TaskEnvelope& task;
+  RedisClient& redis;   // this worker slot's own connection
+  const Config& config;
+  std::string result;   // set by the handler; kept in the status hash (TASK_RESULT_TTL)
+};
+
+// A handler returns OK, or an error (retried with backoff up to the policy's attempts). Exceptions are
+// caught by the worker and treated as errors.
+using Handler = std::function<Status(TaskContext&)>;
+
+struct RetryPolicy {
+  int max_attempts = 5;
+  int64_t base_ms = 1000;
+  int64_t cap_ms = 300000;
+};
+
+class HandlerRegistry {
+ public:
+  void Register(const std::string& type, Handler h) { handlers_[type] = std::move(h); }
+  const Handler* Find(const std::string& type) const {
+    auto it = handlers_.find(type);
+    return it == handlers_.end() ? nullptr : &it->second;
+  }
+  void SetPolicy(const std::string& type, RetryPolicy p) { policies_[type] = p; }
+  RetryPolicy Policy(const std::string& type, const RetryPolicy& fallback) const {
+    auto it = policies_.find(type);
+    return it == policies_.end() ? fallback : it->second;
+  }
+
+ private:
+  std::map<std::string, Handler> handlers_;
+  std::map<std::string, RetryPolicy> policies_;
+};
+
+// "type=attempts/base_ms/cap_ms,..." (TASK_POLICY) into the registry.
+Status ApplyPolicies(const std::string& spec, HandlerRegistry& registry);
+
+// Registers noop, generation.compact and cache.flush.
+void RegisterBuiltins(HandlerRegistry& registry, Clock& clock);
+
+}  // namespace streamfleet::worker

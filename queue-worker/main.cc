@@ -1,0 +1,53 @@
+// streamfleet-queue-worker: thin main over the worker library.
+#include <iostream>
+#include <thread>
+
+#include "queue-worker/worker_service.h"
+#include "streamfleet/common/log.h"
+#include "streamfleet/common/metrics_server.h"
+#include "streamfleet/common/shutdown.h"
+
+using namespace streamfleet;
+
+int main() {
+  auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9102");
+  if (!config.ok()) {
+    std::cerr << "streamfleet-queue-worker: configuration error: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (auto p = worker::ParsePeriodic(config->periodic_tasks); !p.ok()) {
+    std::cerr << "streamfleet-queue-worker: configuration error: " << p.status().message() << "\n";
+    return 2;
+  }
+  InitLogging("queue-worker", config->log_level, config->log_json);
+  Shutdown::InstallSignalHandlers();
+  RedisServerClock clock;
+  worker::HandlerRegistry handlers;
+  worker::RegisterBuiltins(handlers, clock);
+  if (Status s = worker::ApplyPolicies(config->task_policy, handlers); !s.ok()) {
+    std::cerr << "streamfleet-queue-worker: configuration error: " << s.message() << "\n";
+    return 2;
+  }
+  auto registry = std::make_shared<prometheus::Registry>();
+  worker::WorkerService service(*config, clock, handlers, *registry);
+  auto metrics = MetricsServer::Start(
+      config->metrics_listen, "queue-worker", registry, [&] { return service.Ready(); },
+      [&] { service.SampleGauges(); });
+  if (!metrics.ok()) {
+    SF_LOG_ERROR("metrics listener: {}", metrics.status().ToString());
+    return 2;
+  }
+  SF_LOG_INFO("queue-worker {} started with {} slots, metrics on port {}", config->consumer_name,
+              config->worker_concurrency, (*metrics)->port());
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    while (!Shutdown::Requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    SF_LOG_INFO("queue-worker: SIGTERM received, finishing running tasks");
+    stop.store(true);
+  });
+  service.Run(stop);
+  watcher.join();
+  (*metrics)->Stop();
+  SF_LOG_INFO("queue-worker stopped");
+  return 0;
+}

@@ -1,0 +1,364 @@
+#include "queue-worker/worker_service.h"
+
+#include <chrono>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "streamfleet/common/log.h"
+#include "streamfleet/common/stream_admin.h"
+
+namespace streamfleet::worker {
+
+namespace {
+using Clk = std::chrono::steady_clock;
+thread_local std::mt19937_64 rng{std::random_device{}()};
+}  // namespace
+
+StatusOr<std::vector<PeriodicTask>> ParsePeriodic(const std::string& spec) {
+  std::vector<PeriodicTask> out;
+  size_t pos = 0;
+  while (pos < spec.size()) {
+    size_t comma = spec.find(',', pos);
+    std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? spec.size() : comma + 1;
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    auto at = item.find('@', eq == std::string::npos ? 0 : eq);
+    if (eq == std::string::npos || at == std::string::npos || eq == 0 || at == eq + 1) {
+      return Status::InvalidArgument("PERIODIC_TASKS item \"" + item + "\": expected name=type@interval[@queue]");
+    }
+    PeriodicTask p;
+    p.name = item.substr(0, eq);
+    p.type = item.substr(eq + 1, at - eq - 1);
+    std::string rest = item.substr(at + 1);
+    auto at2 = rest.find('@');
+    if (at2 != std::string::npos) {
+      p.queue = rest.substr(at2 + 1);
+      rest = rest.substr(0, at2);
+    }
+    auto d = ParseDurationMs(rest, 1000);
+    if (!d.ok() || *d <= 0 || !ValidQueueName(p.queue)) {
+      return Status::InvalidArgument("PERIODIC_TASKS item \"" + item + "\": bad interval or queue");
+    }
+    p.interval_ms = *d;
+    out.push_back(p);
+  }
+  return out;
+}
+
+int64_t BackoffMs(const RetryPolicy& p, int attempt, uint64_t random) {
+  int64_t d = p.base_ms;
+  for (int i = 1; i < attempt && d < p.cap_ms; ++i) d *= 2;
+  d = std::min(d, p.cap_ms);
+  if (d <= 1) return d;
+  return d / 2 + static_cast<int64_t>(random % static_cast<uint64_t>(d / 2 + 1));
+}
+
+WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRegistry& handlers,
+                             prometheus::Registry& r)
+    : config_(config),
+      clock_(clock),
+      handlers_(handlers),
+      keys_(config.stream_prefix),
+      processed_(prometheus::BuildCounter()
+                     .Name("streamfleet_worker_tasks_processed_total")
+                     .Help("Tasks run, by type and outcome (succeeded, retried, dead_lettered)")
+                     .Register(r)),
+      duration_(prometheus::BuildHistogram()
+                    .Name("streamfleet_worker_task_duration_seconds")
+                    .Help("Task handler run time, by type")
+                    .Register(r)),
+      retries_(prometheus::BuildCounter()
+                   .Name("streamfleet_worker_retries_total")
+                   .Help("Task retries scheduled")
+                   .Register(r)
+                   .Add({})),
+      dead_lettered_(prometheus::BuildCounter()
+                         .Name("streamfleet_worker_dead_lettered_total")
+                         .Help("Tasks sent to the dead-letter stream")
+                         .Register(r)
+                         .Add({})),
+      claimed_(prometheus::BuildCounter()
+                   .Name("streamfleet_worker_claimed_total")
+                   .Help("Tasks taken over from dead workers")
+                   .Register(r)
+                   .Add({})),
+      busy_(prometheus::BuildGauge()
+                .Name("streamfleet_worker_busy")
+                .Help("Worker slots running a task now")
+                .Register(r)
+                .Add({})),
+      scheduled_(prometheus::BuildGauge()
+                     .Name("streamfleet_worker_scheduled_tasks")
+                     .Help("Delayed tasks and retries waiting in Redis")
+                     .Register(r)
+                     .Add({})),
+      stream_length_(prometheus::BuildGauge().Name("streamfleet_stream_length").Help("Entries in the stream").Register(r)),
+      stream_pending_(prometheus::BuildGauge()
+                          .Name("streamfleet_stream_pending")
+                          .Help("Entries delivered but not acknowledged")
+                          .Register(r)),
+      stream_lag_(prometheus::BuildGauge().Name("streamfleet_stream_lag").Help("Entries not yet delivered to the group").Register(r)),
+      stream_oldest_(prometheus::BuildGauge()
+                         .Name("streamfleet_stream_oldest_pending_seconds")
+                         .Help("Age of the oldest pending entry")
+                         .Register(r)),
+      sample_(RedisClient::Lazy(config.redis)) {
+  auto p = ParsePeriodic(config.periodic_tasks);
+  if (p.ok()) periodic_ = *p;
+}
+
+int64_t WorkerService::NowMs() {
+  int64_t o = clock_.NowMsOverride();
+  return o > 0 ? o : WallClockMs();
+}
+
+double WorkerService::Processed(const std::string& type, const std::string& outcome) {
+  return processed_.Add({{"type", type}, {"outcome", outcome}}).Value();
+}
+
+Status WorkerService::Ready() const {
+  return redis_ok_.load() ? Status::Ok() : Status::Unavailable("redis unreachable");
+}
+
+Status WorkerService::EnsureGroups(RedisClient& redis) {
+  for (const auto& [q, w] : config_.queues) SF_RETURN_IF_ERROR(EnsureGroup(redis, keys_.Queue(q), TaskKeys::Group()));
+  return Status::Ok();
+}
+
+std::vector<std::string> WorkerService::WeightedOrder() {
+  // Weighted sampling without replacement: critical (6) comes first most often, low (1) still gets turns.
+  std::vector<std::pair<std::string, int>> left = config_.queues;
+  std::vector<std::string> order;
+  while (!left.empty()) {
+    int total = 0;
+    for (auto& [q, w] : left) total += w;
+    int pick = static_cast<int>(rng() % static_cast<uint64_t>(total));
+    for (size_t i = 0; i < left.size(); ++i) {
+      pick -= left[i].second;
+      if (pick < 0) {
+        order.push_back(left[i].first);
+        left.erase(left.begin() + static_cast<long>(i));
+        break;
+      }
+    }
+  }
+  return order;
+}
+
+StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& consumer, int block_ms) {
+  auto paused_r = redis.Command({"SMEMBERS", keys_.Paused()});
+  if (!paused_r.ok()) {
+    redis_ok_.store(false);
+    return paused_r.status();
+  }
+  redis_ok_.store(true);
+  std::set<std::string> paused;
+  for (auto& p : paused_r->elements) paused.insert(p.str);
+  std::vector<std::string> streams;
+  for (const auto& q : WeightedOrder()) {
+    if (!paused.count(q)) streams.push_back(keys_.Queue(q));
+  }
+  if (streams.empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(block_ms));
+    return 0;
+  }
+  for (const auto& s : streams) {
+    auto r = redis.Command({"XREADGROUP", "GROUP", TaskKeys::Group(), consumer, "COUNT", "1", "STREAMS", s, ">"});
+    if (!r.ok()) return r.status();
+    auto e = ParseStreamReply(*r);
+    if (!e.empty()) {
+      Execute(redis, e[0], 1);
+      return 1;
+    }
+  }
+  std::vector<std::string> cmd = {"XREADGROUP", "GROUP", TaskKeys::Group(), consumer, "COUNT", "1",
+                                  "BLOCK", std::to_string(block_ms), "STREAMS"};
+  cmd.insert(cmd.end(), streams.begin(), streams.end());
+  for (size_t i = 0; i < streams.size(); ++i) cmd.push_back(">");
+  auto r = redis.Command(cmd, block_ms);
+  if (!r.ok()) return r.status();
+  auto e = ParseStreamReply(*r);
+  if (e.empty()) return 0;
+  Execute(redis, e[0], 1);
+  return 1;
+}
+
+void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered) {
+  const std::string* raw = entry.Field("e");
+  v1::TaskEnvelope task;
+  if (raw == nullptr || !task.ParseFromString(*raw)) {
+    SF_LOG_WARN("dead-lettering undecodable task {} {}", entry.stream, entry.id);
+    if (DeadLetterTask(redis, keys_, entry.stream, entry.id, raw ? *raw : "", "undecodable TaskEnvelope",
+                       times_delivered).ok()) {
+      dead_lettered_.Increment();
+    }
+    return;
+  }
+  if (task.queue().empty()) task.set_queue(entry.stream.substr(keys_.Queue("").size()));
+  const Handler* h = handlers_.Find(task.type());
+  if (h == nullptr) {
+    SF_LOG_WARN("dead-lettering task {}: unknown type \"{}\"", task.id(), task.type());
+    if (DeadLetterTask(redis, keys_, entry.stream, entry.id, *raw, "unknown task type \"" + task.type() + "\"",
+                       times_delivered).ok()) {
+      dead_lettered_.Increment();
+      processed_.Add({{"type", "unknown"}, {"outcome", "dead_lettered"}}).Increment();
+    }
+    return;
+  }
+  const bool keep_status = config_.task_result_ttl_s > 0 && !task.id().empty();
+  if (keep_status) (void)redis.Command({"HSET", keys_.Status(task.id()), "state", "running", "worker", entry.id});
+  busy_.Increment();
+  auto t0 = Clk::now();
+  TaskContext ctx{task, redis, config_, ""};
+  Status s;
+  try {
+    s = (*h)(ctx);
+  } catch (const std::exception& e) {
+    s = Status::Internal(std::string("handler threw: ") + e.what());
+  } catch (...) {
+    s = Status::Internal("handler threw a non-exception");
+  }
+  busy_.Decrement();
+  duration_.Add({{"type", task.type()}}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1,
+                                                                                 5, 30, 120})
+      .Observe(std::chrono::duration<double>(Clk::now() - t0).count());
+  std::string ttl = std::to_string(config_.task_result_ttl_s);
+  if (s.ok()) {
+    std::vector<std::vector<std::string>> cmds = {{"XACK", entry.stream, TaskKeys::Group(), entry.id}};
+    if (keep_status) {
+      cmds.push_back({"HSET", keys_.Status(task.id()), "state", "succeeded", "result", ctx.result, "attempts",
+                      std::to_string(task.attempt() + 1)});
+      cmds.push_back({"EXPIRE", keys_.Status(task.id()), ttl});
+    }
+    (void)redis.Pipeline(cmds);
+    processed_.Add({{"type", task.type()}, {"outcome", "succeeded"}}).Increment();
+    return;
+  }
+  RetryPolicy fallback{config_.task_max_attempts, config_.task_backoff_base_ms, config_.task_backoff_cap_ms};
+  RetryPolicy policy = handlers_.Policy(task.type(), fallback);
+  v1::TaskEnvelope next = task;
+  next.set_attempt(task.attempt() + 1);
+  next.add_errors("attempt " + std::to_string(task.attempt() + 1) + ": " + s.ToString());
+  // Invalid input will not get better by retrying: dead-letter at once.
+  bool permanent = s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kFailedPrecondition;
+  if (permanent || next.attempt() >= policy.max_attempts) {
+    std::string reason = (permanent ? "permanent error: " : "failed after " + std::to_string(next.attempt()) +
+                                                                " attempts: ") + s.ToString();
+    SF_LOG_WARN("dead-lettering task {} ({}): {}", task.id(), task.type(), reason);
+    if (DeadLetterTask(redis, keys_, entry.stream, entry.id, next.SerializeAsString(), reason, times_delivered).ok()) {
+      dead_lettered_.Increment();
+      processed_.Add({{"type", task.type()}, {"outcome", "dead_lettered"}}).Increment();
+      if (keep_status) {
+        (void)redis.Pipeline({{"HSET", keys_.Status(task.id()), "state", "dead", "error", s.ToString(), "attempts",
+                               std::to_string(next.attempt())},
+                              {"EXPIRE", keys_.Status(task.id()), ttl}});
+      }
+    }
+    return;
+  }
+  int64_t run_at = NowMs() + BackoffMs(policy, next.attempt(), rng());
+  next.set_run_at_ms(run_at);
+  if (ScheduleRetry(redis, keys_, entry.stream, entry.id, next, run_at).ok()) {
+    retries_.Increment();
+    processed_.Add({{"type", task.type()}, {"outcome", "retried"}}).Increment();
+    if (keep_status) {
+      (void)redis.Pipeline({{"HSET", keys_.Status(task.id()), "state", "retry_scheduled", "error", s.ToString(),
+                             "attempts", std::to_string(next.attempt()), "run_at_ms", std::to_string(run_at)},
+                            {"EXPIRE", keys_.Status(task.id()), ttl}});
+    }
+  }
+}
+
+Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consumer) {
+  auto moved = MoveDueTasks(redis, keys_, NowMs(), 500);
+  if (!moved.ok()) return moved.status();
+  int64_t now = NowMs();
+  for (const auto& p : periodic_) {
+    int64_t period = now / p.interval_ms;
+    // SET NX on the period's key: exactly one process of the fleet fires it.
+    auto r = redis.Command({"SET", keys_.Periodic(p.name, period), consumer, "NX", "PX",
+                            std::to_string(p.interval_ms * 2 + 1000)});
+    if (!r.ok()) return r.status();
+    if (r->is_nil()) continue;
+    EnqueueOptions o;
+    o.queue = p.queue;
+    auto e = EnqueueTask(redis, keys_, p.type, "{}", o, now);
+    if (!e.ok()) return e.status();
+  }
+  for (const auto& [q, w] : config_.queues) {
+    auto claimed = ClaimIdle(redis, keys_.Queue(q), TaskKeys::Group(), consumer, config_.visibility_timeout_ms, 10);
+    if (!claimed.ok()) return claimed.status();
+    for (auto& c : *claimed) {
+      claimed_.Increment();
+      if (c.times_delivered > config_.max_deliveries) {
+        const std::string* raw = c.entry.Field("e");
+        if (DeadLetterTask(redis, keys_, c.entry.stream, c.entry.id, raw ? *raw : "",
+                           "delivered " + std::to_string(c.times_delivered) + " times (MAX_DELIVERIES)",
+                           c.times_delivered).ok()) {
+          dead_lettered_.Increment();
+        }
+        continue;
+      }
+      SF_LOG_INFO("running task {} taken over from a dead worker", c.entry.id);
+      Execute(redis, c.entry, c.times_delivered);
+    }
+  }
+  return Status::Ok();
+}
+
+void WorkerService::Run(const std::atomic<bool>& stop) {
+  std::vector<std::thread> threads;
+  for (int i = 0; i < config_.worker_concurrency; ++i) {
+    threads.emplace_back([this, i, &stop] {
+      auto redis = RedisClient::Lazy(config_.redis);
+      std::string consumer = config_.consumer_name + "-" + std::to_string(i);
+      bool groups = false;
+      int64_t backoff = 50;
+      while (!stop.load()) {
+        if (!groups) groups = EnsureGroups(*redis).ok();
+        auto r = groups ? PollOnce(*redis, consumer, 500) : StatusOr<int>(Status::Unavailable("no groups"));
+        if (r.ok()) {
+          backoff = 50;
+          continue;
+        }
+        redis_ok_.store(false);
+        if (r.status().code() == StatusCode::kFailedPrecondition) groups = false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+        backoff = std::min<int64_t>(backoff * 2, 5000);
+      }
+    });
+  }
+  threads.emplace_back([this, &stop] {
+    auto redis = RedisClient::Lazy(config_.redis);
+    std::string consumer = config_.consumer_name + "-housekeeper";
+    while (!stop.load()) {
+      (void)HousekeepOnce(*redis, consumer);
+      for (int i = 0; i < 5 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  for (auto& t : threads) t.join();  // each slot finishes its running task first: graceful drain
+}
+
+void WorkerService::SampleGauges() {
+  std::lock_guard<std::mutex> l(sample_mu_);
+  auto z = sample_->Command({"ZCARD", keys_.Scheduled()});
+  if (z.ok()) scheduled_.Set(static_cast<double>(z->integer));
+  std::vector<std::string> streams;
+  for (const auto& [q, w] : config_.queues) streams.push_back(keys_.Queue(q));
+  streams.push_back(keys_.DeadLetters());
+  for (const auto& s : streams) {
+    auto st = GetStreamStats(*sample_, s);
+    if (!st.ok()) continue;
+    stream_length_.Add({{"stream", s}}).Set(static_cast<double>(st->length));
+    for (const auto& g : st->groups) {
+      prometheus::Labels lb = {{"stream", s}, {"group", g.name}};
+      stream_pending_.Add(lb).Set(static_cast<double>(g.pending));
+      stream_lag_.Add(lb).Set(static_cast<double>(std::max<int64_t>(0, g.lag)));
+      stream_oldest_.Add(lb).Set(g.oldest_pending_seconds);
+    }
+  }
+}
+
+}  // namespace streamfleet::worker

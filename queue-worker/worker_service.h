@@ -1,0 +1,75 @@
+#pragma once
+// The queue-worker: WORKER_CONCURRENCY slots, each a consumer (own connection) in the "workers" group of
+// every queue stream, picking queues by weight; one housekeeping thread moves due scheduled tasks, fires
+// periodic tasks once per period fleet-wide, and takes over tasks of dead workers (XAUTOCLAIM).
+// Failures retry with exponential backoff and jitter through the scheduled set; the last failure, an
+// unknown type or an undecodable envelope goes to the dead-letter stream with its reason and history.
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "queue-worker/handlers.h"
+#include "streamfleet/common/task_queue.h"
+
+namespace streamfleet::worker {
+
+struct PeriodicTask {
+  std::string name, type, queue = "default";
+  int64_t interval_ms = 0;
+};
+// "name=type@interval[@queue],..." with interval like 30s / 5m.
+StatusOr<std::vector<PeriodicTask>> ParsePeriodic(const std::string& spec);
+
+// Milliseconds to wait before attempt `attempt` (1-based retry number), jittered in [d/2, d].
+int64_t BackoffMs(const RetryPolicy& p, int attempt, uint64_t random);
+
+class WorkerService {
+ public:
+  WorkerService(const Config& config, Clock& clock, const HandlerRegistry& handlers, prometheus::Registry& registry);
+
+  // Runs every slot and the housekeeper until stop; running tasks finish (graceful drain), then returns.
+  void Run(const std::atomic<bool>& stop);
+  // One poll of one slot: runs at most one task. Returns 1 if a task ran.
+  StatusOr<int> PollOnce(RedisClient& redis, const std::string& consumer, int block_ms);
+  // Move due tasks, fire periodic tasks, claim from dead workers (and run what was claimed).
+  Status HousekeepOnce(RedisClient& redis, const std::string& consumer);
+  Status EnsureGroups(RedisClient& redis);
+  Status Ready() const;
+  void SampleGauges();
+
+  double Processed(const std::string& type, const std::string& outcome);
+
+ private:
+  void Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered);
+  std::vector<std::string> WeightedOrder();
+  int64_t NowMs();
+
+  const Config& config_;
+  Clock& clock_;
+  const HandlerRegistry& handlers_;
+  TaskKeys keys_;
+  std::vector<PeriodicTask> periodic_;
+  prometheus::Family<prometheus::Counter>& processed_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Counter& retries_;
+  prometheus::Counter& dead_lettered_;
+  prometheus::Counter& claimed_;
+  prometheus::Gauge& busy_;
+  prometheus::Gauge& scheduled_;
+  prometheus::Family<prometheus::Gauge>& stream_length_;
+  prometheus::Family<prometheus::Gauge>& stream_pending_;
+  prometheus::Family<prometheus::Gauge>& stream_lag_;
+  prometheus::Family<prometheus::Gauge>& stream_oldest_;
+  std::atomic<bool> redis_ok_{false};
+  std::mutex sample_mu_;
+  std::unique_ptr<RedisClient> sample_;
+};
+
+}  // namespace streamfleet::worker

@@ -1,0 +1,287 @@
+// The queue-worker against a real redis-server.
+#include "queue-worker/worker_service.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <thread>
+
+#include "streamfleet/common/stream_admin.h"
+#include "support/redis_server.h"
+
+namespace streamfleet::worker {
+namespace {
+
+constexpr int64_t kStart = 1'900'000'000'000;
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override {
+    redis_ = RedisClient::Connect(server_->config()).value();
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  }
+  WorkerService& Make(std::map<std::string, std::string> extra = {}) {
+    std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->port())},
+                                              {"QUEUES", "critical:6,default:3,low:1"},
+                                              {"VISIBILITY_TIMEOUT", "200ms"},
+                                              {"TASK_BACKOFF_BASE", "1s"},
+                                              {"TASK_BACKOFF_CAP", "10s"},
+                                              {"TASK_MAX_ATTEMPTS", "3"}};
+    for (auto& [k, v] : extra) env[k] = v;
+    auto c = LoadConfig([env](const std::string& k) -> std::optional<std::string> {
+      auto it = env.find(k);
+      if (it == env.end()) return std::nullopt;
+      return it->second;
+    }, "127.0.0.1:0");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    configs_.push_back(std::make_unique<Config>(*c));
+    services_.push_back(std::make_unique<WorkerService>(*configs_.back(), clock_, handlers_, registry_));
+    EXPECT_TRUE(services_.back()->EnsureGroups(*redis_).ok());
+    return *services_.back();
+  }
+  std::string Enqueue(const std::string& type, const std::string& payload = "{}", EnqueueOptions o = {}) {
+    auto r = EnqueueTask(*redis_, keys_, type, payload, o, clock_.NowMsOverride());
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r->id;
+  }
+  int Drain(WorkerService& w, const std::string& consumer = "w") {
+    int n = 0;
+    for (int i = 0; i < 1000; ++i) {
+      auto r = w.PollOnce(*redis_, consumer, 10);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok() || *r == 0) break;
+      n += *r;
+    }
+    return n;
+  }
+  std::vector<StreamEntry> DeadLetters() {
+    return ParseEntries(keys_.DeadLetters(), *redis_->Command({"XRANGE", keys_.DeadLetters(), "-", "+"}));
+  }
+  std::string StatusField(const std::string& id, const std::string& f) {
+    auto r = redis_->Command({"HGET", keys_.Status(id), f});
+    return r.ok() ? r->str : "";
+  }
+
+  static testing::RedisServer* server_;
+  std::unique_ptr<RedisClient> redis_;
+  ManualClock clock_{kStart};
+  TaskKeys keys_{"streamfleet"};
+  HandlerRegistry handlers_;
+  prometheus::Registry registry_;
+  std::vector<std::unique_ptr<Config>> configs_;  // services keep references
+  std::vector<std::unique_ptr<WorkerService>> services_;
+};
+testing::RedisServer* WorkerTest::server_ = nullptr;
+
+TEST_F(WorkerTest, RunsATaskAndKeepsItsResult) {
+  std::vector<std::string> seen;
+  handlers_.Register("echo", [&](TaskContext& c) {
+    seen.push_back(c.task.payload());
+    c.result = "done";
+    return Status::Ok();
+  });
+  auto& w = Make();
+  std::string id = Enqueue("echo", R"({"x":1})");
+  EXPECT_EQ(Drain(w), 1);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], R"({"x":1})");
+  EXPECT_EQ(StatusField(id, "state"), "succeeded");
+  EXPECT_EQ(StatusField(id, "result"), "done");
+  EXPECT_GT(redis_->Command({"TTL", keys_.Status(id)})->integer, 0);
+  EXPECT_EQ(w.Processed("echo", "succeeded"), 1);
+}
+
+TEST_F(WorkerTest, RetriesWithBackoffThroughTheClockThenSucceeds) {
+  int calls = 0;
+  handlers_.Register("flaky", [&](TaskContext&) {
+    return ++calls < 3 ? Status::Unavailable("upstream down") : Status::Ok();
+  });
+  auto& w = Make();
+  std::string id = Enqueue("flaky");
+  EXPECT_EQ(Drain(w), 1);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(StatusField(id, "state"), "retry_scheduled");
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(Drain(w), 0) << "not due yet: the retry waits in Redis";
+  clock_.Advance(1'001);  // first retry: within [0.5s, 1s]
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(Drain(w), 1);
+  EXPECT_EQ(calls, 2);
+  clock_.Advance(999);  // second retry: within [1s, 2s] - maybe not yet
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  Drain(w);
+  clock_.Advance(1'001);
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  Drain(w);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(StatusField(id, "state"), "succeeded");
+  EXPECT_EQ(StatusField(id, "attempts"), "3");
+  EXPECT_TRUE(DeadLetters().empty());
+}
+
+TEST_F(WorkerTest, LastFailureGoesToTheDeadLetterStreamWithHistory) {
+  handlers_.Register("broken", [](TaskContext&) -> Status { throw std::runtime_error("kaboom"); });
+  auto& w = Make();
+  std::string id = Enqueue("broken");
+  for (int i = 0; i < 5; ++i) {
+    Drain(w);
+    clock_.Advance(20'000);
+    ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  }
+  auto dlq = DeadLetters();
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_NE(dlq[0].Field("reason")->find("failed after 3 attempts"), std::string::npos) << *dlq[0].Field("reason");
+  v1::TaskEnvelope e;
+  ASSERT_TRUE(e.ParseFromString(*dlq[0].Field("e")));
+  ASSERT_EQ(e.errors_size(), 3);
+  EXPECT_NE(e.errors(0).find("kaboom"), std::string::npos);
+  EXPECT_EQ(StatusField(id, "state"), "dead");
+  EXPECT_EQ(w.Processed("broken", "retried"), 2);
+}
+
+TEST_F(WorkerTest, UnknownTypesAndUndecodableEnvelopesAreDeadLetteredAtOnce) {
+  auto& w = Make();
+  Enqueue("no.such.type");
+  ASSERT_TRUE(redis_->Command({"XADD", keys_.Queue("default"), "*", "e", "\xff\x01garbage"}).ok());
+  Drain(w);
+  auto dlq = DeadLetters();
+  ASSERT_EQ(dlq.size(), 2u);
+  std::set<std::string> reasons = {*dlq[0].Field("reason"), *dlq[1].Field("reason")};
+  EXPECT_TRUE(reasons.count("unknown task type \"no.such.type\""));
+  EXPECT_TRUE(reasons.count("undecodable TaskEnvelope"));
+  EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0);
+}
+
+TEST_F(WorkerTest, DelayedTaskRunsOnlyWhenDueAndUniqueKeysDedupe) {
+  int calls = 0;
+  handlers_.Register("t", [&](TaskContext&) {
+    ++calls;
+    return Status::Ok();
+  });
+  auto& w = Make();
+  EnqueueOptions o;
+  o.run_at_ms = kStart + 30'000;
+  o.unique_key = "report:42";
+  auto first = EnqueueTask(*redis_, keys_, "t", "{}", o, kStart);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(first->scheduled);
+  auto dup = EnqueueTask(*redis_, keys_, "t", "{}", o, kStart);
+  ASSERT_TRUE(dup.ok());
+  EXPECT_TRUE(dup->duplicate);
+  EXPECT_EQ(dup->id, first->id);
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  Drain(w);
+  EXPECT_EQ(calls, 0);
+  clock_.Advance(30'000);
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk2").ok());  // a second worker moves nothing twice
+  Drain(w);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(WorkerTest, TaskOfADeadWorkerIsTakenOverAndCompleted) {
+  int calls = 0;
+  handlers_.Register("t", [&](TaskContext&) {
+    ++calls;
+    return Status::Ok();
+  });
+  auto& w = Make();
+  Enqueue("t");
+  // A worker takes the task and is SIGKILLed before finishing.
+  auto r = redis_->Command({"XREADGROUP", "GROUP", "workers", "dead", "COUNT", "1", "STREAMS",
+                            keys_.Queue("default"), ">"});
+  ASSERT_EQ(ParseStreamReply(*r).size(), 1u);
+  EXPECT_EQ(Drain(w), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "alive").ok());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0);
+}
+
+TEST_F(WorkerTest, PeriodicTaskFiresOncePerPeriodAcrossThreeWorkers) {
+  auto& a = Make({{"PERIODIC_TASKS", "tick=noop@10s"}});
+  auto& b = Make({{"PERIODIC_TASKS", "tick=noop@10s"}});
+  auto& c = Make({{"PERIODIC_TASKS", "tick=noop@10s"}});
+  for (int period = 0; period < 3; ++period) {
+    for (auto* w : {&a, &b, &c}) ASSERT_TRUE(w->HousekeepOnce(*redis_, "hk").ok());
+    clock_.Advance(10'000);
+  }
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 3);
+}
+
+TEST_F(WorkerTest, WeightedQueuesServeCriticalMostButNeverStarveLow) {
+  std::map<std::string, int> ran;
+  handlers_.Register("t", [&](TaskContext& c) {
+    ++ran[c.task.queue()];
+    return Status::Ok();
+  });
+  auto& w = Make();
+  for (const char* q : {"critical", "default", "low"}) {
+    EnqueueOptions o;
+    o.queue = q;
+    for (int i = 0; i < 300; ++i) Enqueue("t", "{}", o);
+  }
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(w.PollOnce(*redis_, "w", 10).ok());
+  EXPECT_GT(ran["critical"], ran["default"]);
+  EXPECT_GT(ran["default"], ran["low"]);
+  EXPECT_GT(ran["low"], 0) << "a busy low queue is slow, not starved";
+}
+
+TEST_F(WorkerTest, PausedQueueIsNotServed) {
+  int calls = 0;
+  handlers_.Register("t", [&](TaskContext&) {
+    ++calls;
+    return Status::Ok();
+  });
+  auto& w = Make();
+  ASSERT_TRUE(redis_->Command({"SADD", keys_.Paused(), "default"}).ok());
+  Enqueue("t");
+  Drain(w);
+  EXPECT_EQ(calls, 0);
+  ASSERT_TRUE(redis_->Command({"SREM", keys_.Paused(), "default"}).ok());
+  Drain(w);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(WorkerTest, StopLetsRunningTasksFinish) {
+  std::atomic<int> finished{0};
+  std::atomic<bool> started{false};
+  handlers_.Register("slow", [&](TaskContext&) {
+    started = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ++finished;
+    return Status::Ok();
+  });
+  auto& w = Make({{"WORKER_CONCURRENCY", "2"}, {"CONSUMER_NAME", "drain"}});
+  Enqueue("slow");
+  std::atomic<bool> stop{false};
+  std::thread t([&] { w.Run(stop); });
+  for (int i = 0; i < 200 && !started; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop = true;  // as on SIGTERM
+  t.join();
+  EXPECT_EQ(finished.load(), 1);
+  EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0) << "acked before exit";
+}
+
+TEST(BackoffTest, ExponentialWithJitterAndCap) {
+  RetryPolicy p{10, 1000, 8000};
+  EXPECT_EQ(BackoffMs(p, 1, 0), 500);
+  EXPECT_EQ(BackoffMs(p, 1, 500), 1000);
+  EXPECT_EQ(BackoffMs(p, 3, 0), 2000);
+  EXPECT_EQ(BackoffMs(p, 10, 4000), 8000);
+}
+
+TEST(PeriodicParseTest, SpecAndErrors) {
+  auto p = ParsePeriodic("purge=generation_chunks.purge@1h@low,tick=noop@30s");
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->size(), 2u);
+  EXPECT_EQ((*p)[0].queue, "low");
+  EXPECT_EQ((*p)[0].interval_ms, 3600000);
+  EXPECT_FALSE(ParsePeriodic("bad").ok());
+  EXPECT_FALSE(ParsePeriodic("x=y@soon").ok());
+}
+
+}  // namespace
+}  // namespace streamfleet::worker
