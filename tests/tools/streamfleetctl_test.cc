@@ -1,0 +1,134 @@
+// streamfleetctl as an operator runs it: the real binary, a real redis-server, SQLite and PostgreSQL.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "compactor/chunk_buffer.h"
+#include "support/redis_server.h"
+
+namespace streamfleet {
+namespace {
+
+struct CtlRun {
+  int code;
+  std::string out;
+};
+
+class CtlTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override {
+    redis_ = RedisClient::Connect(server_->config()).value();
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    db_ = testing::TempPath("sf-ctl") + ".db";
+  }
+  void TearDown() override { std::remove(db_.c_str()); }
+  CtlRun Ctl(const std::string& args, const std::string& env = "") {
+    std::string cmd = "REDIS_PORT=" + std::to_string(server_->port()) + " DATABASE_URL=sqlite:" + db_ + " " + env +
+                      " " STREAMFLEETCTL_PATH " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+    int st = pclose(p);
+    return {WEXITSTATUS(st), out};
+  }
+  static testing::RedisServer* server_;
+  std::unique_ptr<RedisClient> redis_;
+  std::string db_;
+};
+testing::RedisServer* CtlTest::server_ = nullptr;
+
+TEST_F(CtlTest, WrongArgumentsAndUnreachableServicesFailClearly) {
+  EXPECT_NE(Ctl("").code, 0) << "a subcommand is required";
+  EXPECT_NE(Ctl("inspect-generation abc 1").code, 0);
+  auto down = Ctl("streams", "REDIS_PORT=" + std::to_string(testing::FreePort()));
+  EXPECT_EQ(down.code, 1);
+  EXPECT_NE(down.out.find("redis"), std::string::npos) << down.out;
+  auto bad_cfg = Ctl("streams", "GENERATION_CHUNK_STORAGE=s3");
+  EXPECT_EQ(bad_cfg.code, 2);
+  EXPECT_NE(bad_cfg.out.find("GENERATION_CHUNK_STORAGE"), std::string::npos);
+  auto db_down = Ctl("migrate", "DATABASE_URL=postgresql://postgres@127.0.0.1:" + std::to_string(testing::FreePort()) + "/x");
+  EXPECT_EQ(db_down.code, 1);
+  EXPECT_NE(db_down.out.find("database"), std::string::npos) << db_down.out;
+}
+
+TEST_F(CtlTest, MigrateOnSqliteAndPostgres) {
+  auto st = Ctl("--json migrate status");
+  ASSERT_EQ(st.code, 0) << st.out;
+  EXPECT_EQ(nlohmann::json::parse(st.out)[0]["applied"], false);
+  ASSERT_EQ(Ctl("migrate").code, 0);
+  EXPECT_EQ(nlohmann::json::parse(Ctl("--json migrate status").out)[0]["applied"], true);
+  std::string pg = testing::PostgresUrl();
+  ASSERT_FALSE(pg.empty()) << "STREAMFLEET_TEST_PG_URL is not set";
+  auto pgm = Ctl("--json migrate", "DATABASE_URL=" + pg);
+  ASSERT_EQ(pgm.code, 0) << pgm.out;
+  EXPECT_EQ(nlohmann::json::parse(pgm.out)[0]["applied"], true);
+  auto prev = Ctl("--json migrate-compacted-from-metadata --preview", "DATABASE_URL=" + pg);
+  ASSERT_EQ(prev.code, 0) << prev.out;
+  EXPECT_EQ(nlohmann::json::parse(prev.out)["preview"], true);
+}
+
+TEST_F(CtlTest, InspectCompactAndDeleteAGeneration) {
+  Config c = LoadConfig([](const std::string&) { return std::nullopt; }, ":0").value();
+  c.redis = server_->config();
+  ManualClock clock(1'800'000'000'000);
+  compactor::ChunkBuffer buf(c, clock);
+  GenerationId g{12, 345, 59};
+  ASSERT_TRUE(buf.Apply(*redis_, {{g, false, 1, "2]", false, 0}, {g, false, 0, "[1,", false, 0}}).ok());
+  auto in = Ctl("--json inspect-generation 12 59");
+  ASSERT_EQ(in.code, 0) << in.out;
+  auto j = nlohmann::json::parse(in.out);
+  bool saw_list = false;
+  for (auto& k : j["keys"]) {
+    if (k["key"] == "app:scenario_planning:org:12:scenario:345:generation:59:chunks") {
+      saw_list = true;
+      EXPECT_EQ(k["llen"], 2);
+    }
+  }
+  EXPECT_TRUE(saw_list) << in.out;
+  auto cp = Ctl("--json compact-generation 12 59 --scenario-id 345 --delete");
+  ASSERT_EQ(cp.code, 0) << cp.out;
+  auto cj = nlohmann::json::parse(cp.out);
+  EXPECT_EQ(cj["chunk_count"], 2);
+  EXPECT_EQ(cj["json_valid"], true);
+  EXPECT_EQ(redis_->Command({"EXISTS", buf.keys().BufferKey(g)})->integer, 0);
+  auto again = Ctl("compact-generation 12 59 --scenario-id 345");
+  EXPECT_EQ(again.code, 1) << "nothing left to compact";
+}
+
+TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {
+  auto e = Ctl("--json enqueue cache.flush --payload '{\"pattern\":\"x:*\"}' --delay 30s --unique-key k1");
+  ASSERT_EQ(e.code, 0) << e.out;
+  auto ej = nlohmann::json::parse(e.out);
+  EXPECT_EQ(ej["scheduled"], true);
+  EXPECT_EQ(nlohmann::json::parse(Ctl("--json enqueue cache.flush --unique-key k1").out)["duplicate"], true);
+  auto sch = nlohmann::json::parse(Ctl("--json tasks scheduled").out);
+  ASSERT_EQ(sch.size(), 1u);
+  EXPECT_EQ(sch[0]["type"], "cache.flush");
+  auto show = nlohmann::json::parse(Ctl("--json tasks show " + ej["id"].get<std::string>()).out);
+  EXPECT_EQ(show["state"], "scheduled");
+  EXPECT_EQ(Ctl("enqueue x --payload '{broken'").code, 1);
+  ASSERT_EQ(Ctl("queues pause low").code, 0);
+  EXPECT_EQ(redis_->Command({"SISMEMBER", "streamfleet:paused", "low"})->integer, 1);
+  ASSERT_EQ(Ctl("queues resume low").code, 0);
+  // A dead letter, listed, requeued to its source stream.
+  ASSERT_TRUE(redis_->Command({"XADD", "streamfleet:dlq:tasks", "*", "source_stream", "streamfleet:queue:default",
+                               "reason", "boom", "e", "payload"}).ok());
+  auto l = nlohmann::json::parse(Ctl("--json dlq list").out);
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0]["reason"], "boom");
+  ASSERT_EQ(Ctl("dlq requeue --all").code, 0);
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:queue:default"})->integer, 1);
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 0);
+  auto s = Ctl("--json streams");
+  ASSERT_EQ(s.code, 0) << s.out;
+  EXPECT_TRUE(nlohmann::json::parse(s.out).is_array());
+}
+
+}  // namespace
+}  // namespace streamfleet

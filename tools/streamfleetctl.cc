@@ -1,0 +1,346 @@
+// streamfleetctl: the operator's command line. Same configuration (environment) as the fleet; the same
+// code paths as the processes (compact-generation runs the compactor's Finalizer).
+// Exit codes: 0 success, 1 operation failed (one-line reason on stderr), 2 usage or configuration error.
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "compactor/finalizer.h"
+#include "streamfleet/common/config.h"
+#include "streamfleet/common/keys.h"
+#include "streamfleet/common/redis.h"
+#include "streamfleet/common/sql_store.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/common/task_queue.h"
+
+using namespace streamfleet;
+using nlohmann::json;
+
+namespace {
+
+struct Failure {
+  std::string message;
+};
+
+template <typename T>
+T Must(StatusOr<T> v, const std::string& what) {
+  if (!v.ok()) throw Failure{what + ": " + v.status().ToString()};
+  return std::move(v).value();
+}
+void Must(const Status& s, const std::string& what) {
+  if (!s.ok()) throw Failure{what + ": " + s.ToString()};
+}
+
+std::unique_ptr<RedisClient> Redis(const Config& c) { return Must(RedisClient::Connect(c.redis), "redis"); }
+std::unique_ptr<SqlStore> Store(const Config& c) {
+  auto s = Must(SqlStore::Open(c.database_url), "database");
+  Must(s->Ping(), "database");
+  return s;
+}
+
+void Print(bool as_json, const json& j, const std::string& human) {
+  if (as_json) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << human;
+  }
+}
+
+std::vector<std::string> ScanAll(RedisClient& r, const std::string& pattern) {
+  std::vector<std::string> keys;
+  std::string cursor = "0";
+  do {
+    auto v = Must(r.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "100"}), "SCAN");
+    cursor = v.elements[0].str;
+    for (auto& k : v.elements[1].elements) keys.push_back(k.str);
+  } while (cursor != "0");
+  return keys;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"streamfleetctl: operate a streamfleet deployment (configuration from the environment, see docs/CONFIGURATION.md)"};
+  app.require_subcommand(1);
+  bool as_json = false;
+  app.add_flag("--json", as_json, "machine-readable output");
+
+  int64_t org = 0, gen = 0, scenario = 0;
+  bool del = false, preview = false;
+  auto* inspect = app.add_subcommand("inspect-generation", "show a generation's Redis buffer (both key forms)\n"
+                                                           "  example: streamfleetctl inspect-generation 12 59");
+  inspect->add_option("ORG", org)->required()->check(CLI::PositiveNumber);
+  inspect->add_option("GEN", gen)->required()->check(CLI::PositiveNumber);
+  inspect->add_option("--scenario-id", scenario)->check(CLI::PositiveNumber);
+  inspect->add_flag("--delete", del, "delete the buffer keys found");
+
+  auto* compact = app.add_subcommand("compact-generation", "assemble from Redis and persist now (the compactor's code)\n"
+                                                           "  example: streamfleetctl compact-generation 12 59 --scenario-id 345");
+  compact->add_option("ORG", org)->required()->check(CLI::PositiveNumber);
+  compact->add_option("GEN", gen)->required()->check(CLI::PositiveNumber);
+  compact->add_option("--scenario-id", scenario)->check(CLI::PositiveNumber);
+  compact->add_flag("--delete", del, "delete the Redis buffer after the row is committed");
+
+  auto* migrate = app.add_subcommand("migrate", "apply database migrations; `migrate status` lists them");
+  std::string migrate_what;
+  migrate->add_option("status", migrate_what, "status: list migrations without applying")->check(CLI::IsMember({"status"}));
+
+  auto* mcm = app.add_subcommand("migrate-compacted-from-metadata", "move old blobs from metadata.compacted to the compacted column");
+  mcm->add_flag("--preview", preview, "count only; change nothing");
+
+  auto* streams = app.add_subcommand("streams", "every fleet stream and group: length, pending, lag, oldest pending");
+
+  auto* dlq = app.add_subcommand("dlq", "dead letters of chunks and tasks");
+  std::string dlq_cmd, dlq_id;
+  dlq->add_option("COMMAND", dlq_cmd, "list | show | requeue | purge")->required()->check(
+      CLI::IsMember({"list", "show", "requeue", "purge"}));
+  dlq->add_option("ID", dlq_id, "dead-letter entry id (show, requeue)");
+  bool dlq_all = false;
+  dlq->add_flag("--all", dlq_all, "requeue every entry");
+
+  auto* enqueue = app.add_subcommand("enqueue", "enqueue a task\n  example: streamfleetctl enqueue cache.flush --payload '{\"pattern\":\"ir_cache:*\"}'");
+  std::string type, payload = "{}", queue = "default", delay, unique;
+  enqueue->add_option("TYPE", type)->required();
+  enqueue->add_option("--payload", payload, "JSON payload");
+  enqueue->add_option("--queue", queue);
+  enqueue->add_option("--delay", delay, "run later, e.g. 30s, 5m");
+  enqueue->add_option("--unique-key", unique, "a duplicate enqueue within an hour is a no-op");
+
+  auto* tasks = app.add_subcommand("tasks", "`tasks show ID`: a task's status; `tasks scheduled`: delayed tasks and retries");
+  std::string tasks_cmd, task_id;
+  tasks->add_option("COMMAND", tasks_cmd)->required()->check(CLI::IsMember({"show", "scheduled"}));
+  tasks->add_option("ID", task_id);
+
+  auto* queues = app.add_subcommand("queues", "`queues pause Q` / `queues resume Q`");
+  std::string queues_cmd, queue_name;
+  queues->add_option("COMMAND", queues_cmd)->required()->check(CLI::IsMember({"pause", "resume"}));
+  queues->add_option("QUEUE", queue_name)->required();
+
+  auto* buffers = app.add_subcommand("buffers", "live generation buffers: count, total chunks, largest LLEN, over threshold");
+  auto* config_cmd = app.add_subcommand("config", "print every configuration variable with its default");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (config_cmd->parsed()) {
+    json j = json::array();
+    for (const auto& v : ConfigVars()) {
+      j.push_back({{"name", v.name}, {"default", v.default_value}, {"description", v.description}});
+      if (!as_json) std::cout << v.name << "=" << v.default_value << "\n    " << v.description << "\n";
+    }
+    if (as_json) std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  auto cfg = LoadConfig(ProcessEnv(), "0.0.0.0:0");
+  if (!cfg.ok()) {
+    std::cerr << "streamfleetctl: configuration error: " << cfg.status().message() << "\n";
+    return 2;
+  }
+  const Config& c = *cfg;
+  KeySchema keys = KeySchema::FromConfig(c);
+  TaskKeys tkeys(c.stream_prefix);
+  try {
+    if (inspect->parsed()) {
+      auto r = Redis(c);
+      std::vector<std::string> found;
+      for (const auto& k : ScanAll(*r, keys.BufferScanPattern(org, gen))) {
+        if (scenario > 0 && k.find(":scenario:" + std::to_string(scenario) + ":") == std::string::npos) continue;
+        found.push_back(k);
+      }
+      json out = json::array();
+      std::string human;
+      for (const auto& k : found) {
+        auto type = Must(r->Command({"TYPE", k}), "TYPE").str;
+        auto ttl = Must(r->Command({"TTL", k}), "TTL").integer;
+        json e = {{"key", k}, {"type", type}, {"ttl", ttl}};
+        human += k + "  type=" + type + " ttl=" + std::to_string(ttl);
+        if (type == "list") {
+          e["llen"] = Must(r->Command({"LLEN", k}), "LLEN").integer;
+          human += " llen=" + std::to_string(e["llen"].get<int64_t>());
+        } else if (type == "hash") {
+          json h = json::object();
+          for (auto& [f, v] : ParsePairs(Must(r->Command({"HGETALL", k}), "HGETALL"))) h[f] = v.str;
+          e["hash"] = h;
+          human += " " + h.dump();
+        }
+        human += "\n";
+        out.push_back(e);
+      }
+      if (found.empty()) human = "no buffer keys for org " + std::to_string(org) + " generation " + std::to_string(gen) + "\n";
+      if (del && !found.empty()) {
+        std::vector<std::string> cmd = {"DEL"};
+        cmd.insert(cmd.end(), found.begin(), found.end());
+        auto n = Must(r->Command(cmd), "DEL").integer;
+        human += "deleted " + std::to_string(n) + " keys\n";
+      }
+      Print(as_json, json{{"keys", out}, {"deleted", del ? found.size() : 0}}, human);
+    } else if (compact->parsed()) {
+      auto r = Redis(c);
+      auto store = Store(c);
+      Must(store->Migrate(), "migrate");
+      RedisServerClock clock;
+      compactor::ChunkBuffer buffer(c, clock);
+      compactor::Finalizer fin(c, buffer, *store, "streamfleetctl");
+      GenerationId g{org, scenario, gen};
+      auto o = Must(fin.Finalize(*r, {g, "manual", std::to_string(WallClockMs()) + "-manual"}), "compact");
+      if (o.empty) throw Failure{"no buffer for " + keys.BufferKey(g) + " (nothing to compact)"};
+      if (del) {
+        Must(r->Command({"DEL", keys.BufferKey(g), keys.MetaKey(g), keys.SeenKey(g)}), "DEL");
+        Must(r->Command({"ZREM", keys.DeadlinesKey(), KeySchema::Member(g)}), "ZREM");
+      }
+      Print(as_json, json{{"generation_id", gen}, {"chunk_count", o.chunk_count}, {"json_valid", o.json_valid},
+                          {"missing_seqs", o.missing}, {"buffer_deleted", del}},
+            "compacted generation " + std::to_string(gen) + ": " + std::to_string(o.chunk_count) + " chunks, json " +
+                (o.json_valid ? "valid" : "invalid (fallback recorded)") + (del ? ", buffer deleted" : "") + "\n");
+    } else if (migrate->parsed()) {
+      auto store = Store(c);
+      if (migrate_what != "status") Must(store->Migrate(), "migrate");
+      auto list = Must(store->Migrations(), "migrations");
+      json j = json::array();
+      std::string human;
+      for (const auto& m : list) {
+        j.push_back({{"version", m.version}, {"name", m.name}, {"applied", m.applied}});
+        human += std::to_string(m.version) + "  " + (m.applied ? "applied" : "pending") + "  " + m.name + "\n";
+      }
+      Print(as_json, j, human);
+    } else if (mcm->parsed()) {
+      auto store = Store(c);
+      auto n = Must(store->MigrateCompactedFromMetadata(preview), "migrate-compacted-from-metadata");
+      Print(as_json, json{{"rows", n}, {"preview", preview}},
+            std::to_string(n) + (preview ? " rows would be moved (preview: nothing changed)\n" : " rows moved\n"));
+    } else if (streams->parsed()) {
+      auto r = Redis(c);
+      std::vector<std::string> names;
+      for (int i = 0; i < keys.chunk_streams(); ++i) names.push_back(keys.ChunkStream(i));
+      for (auto s : {keys.FinalizeStream(), keys.EventsStream(), keys.ChunkDeadLetterStream(), tkeys.DeadLetters()}) names.push_back(s);
+      for (const auto& [q, w] : c.queues) names.push_back(tkeys.Queue(q));
+      json j = json::array();
+      char line[256];
+      std::snprintf(line, sizeof(line), "%-32s %8s  %-10s %8s %8s %9s %12s\n", "STREAM", "LENGTH", "GROUP", "PENDING",
+                    "LAG", "CONSUMERS", "OLDEST(s)");
+      std::string human = line;
+      for (const auto& s : names) {
+        auto st = Must(GetStreamStats(*r, s), "stream " + s);
+        json g = json::array();
+        if (st.groups.empty()) {
+          std::snprintf(line, sizeof(line), "%-32s %8lld  %-10s\n", s.c_str(), static_cast<long long>(st.length), "-");
+          human += line;
+        }
+        for (const auto& gs : st.groups) {
+          g.push_back({{"group", gs.name}, {"pending", gs.pending}, {"lag", gs.lag}, {"consumers", gs.consumers},
+                       {"oldest_pending_seconds", gs.oldest_pending_seconds}});
+          std::snprintf(line, sizeof(line), "%-32s %8lld  %-10s %8lld %8lld %9lld %12.1f\n", s.c_str(),
+                        static_cast<long long>(st.length), gs.name.c_str(), static_cast<long long>(gs.pending),
+                        static_cast<long long>(gs.lag), static_cast<long long>(gs.consumers), gs.oldest_pending_seconds);
+          human += line;
+        }
+        j.push_back({{"stream", s}, {"length", st.length}, {"groups", g}});
+      }
+      Print(as_json, j, human);
+    } else if (dlq->parsed()) {
+      auto r = Redis(c);
+      std::vector<std::string> dl = {keys.ChunkDeadLetterStream(), tkeys.DeadLetters()};
+      if (dlq_cmd == "list" || dlq_cmd == "show") {
+        json j = json::array();
+        std::string human;
+        for (const auto& s : dl) {
+          for (const auto& e : ParseEntries(s, Must(r->Command({"XRANGE", s, "-", "+", "COUNT", "1000"}), "XRANGE"))) {
+            if (dlq_cmd == "show" && e.id != dlq_id) continue;
+            json f = {{"dlq", s}, {"id", e.id}};
+            for (const auto& [k, v] : e.fields) {
+              if (k != "e") f[k] = v;
+            }
+            j.push_back(f);
+            human += s + " " + e.id + "  " + (e.Field("source_stream") ? *e.Field("source_stream") : "") + "  " +
+                     (e.Field("reason") ? *e.Field("reason") : "") + "\n";
+          }
+        }
+        if (dlq_cmd == "show" && j.empty()) throw Failure{"no dead letter with id " + dlq_id};
+        Print(as_json, j, human.empty() ? "no dead letters\n" : human);
+      } else if (dlq_cmd == "requeue") {
+        if (!dlq_all && dlq_id.empty()) throw Failure{"requeue needs an ID or --all"};
+        int64_t n = 0;
+        for (const auto& s : dl) {
+          for (const auto& e : ParseEntries(s, Must(r->Command({"XRANGE", s, "-", "+"}), "XRANGE"))) {
+            if (!dlq_all && e.id != dlq_id) continue;
+            const std::string* src = e.Field("source_stream");
+            const std::string* env = e.Field("e");
+            if (src == nullptr || env == nullptr) continue;
+            Must(r->Command({"XADD", *src, "*", "e", *env}), "XADD");
+            Must(r->Command({"XDEL", s, e.id}), "XDEL");
+            ++n;
+          }
+        }
+        if (!dlq_all && n == 0) throw Failure{"no dead letter with id " + dlq_id};
+        Print(as_json, json{{"requeued", n}}, "requeued " + std::to_string(n) + "\n");
+      } else {
+        int64_t n = 0;
+        for (const auto& s : dl) n += Must(r->Command({"XLEN", s}), "XLEN").integer;
+        for (const auto& s : dl) Must(r->Command({"DEL", s}), "DEL");
+        Print(as_json, json{{"purged", n}}, "purged " + std::to_string(n) + "\n");
+      }
+    } else if (enqueue->parsed()) {
+      if (json::parse(payload, nullptr, false).is_discarded()) throw Failure{"--payload is not valid JSON"};
+      auto r = Redis(c);
+      EnqueueOptions o;
+      o.queue = queue;
+      o.unique_key = unique;
+      int64_t now = WallClockMs();
+      if (!delay.empty()) o.run_at_ms = now + Must(ParseDurationMs(delay, 1000), "--delay");
+      auto res = Must(EnqueueTask(*r, tkeys, type, payload, o, now), "enqueue");
+      Print(as_json, json{{"id", res.id}, {"duplicate", res.duplicate}, {"scheduled", res.scheduled}},
+            res.duplicate ? "duplicate of task " + res.id + " (unique key held): nothing enqueued\n"
+                          : "enqueued " + res.id + (res.scheduled ? " (scheduled)\n" : "\n"));
+    } else if (tasks->parsed()) {
+      auto r = Redis(c);
+      if (tasks_cmd == "show") {
+        if (task_id.empty()) throw Failure{"tasks show needs an ID"};
+        json h = json::object();
+        for (auto& [f, v] : ParsePairs(Must(r->Command({"HGETALL", tkeys.Status(task_id)}), "HGETALL"))) h[f] = v.str;
+        if (h.empty()) throw Failure{"no status for task " + task_id + " (unknown or expired)"};
+        std::string human;
+        for (auto it = h.begin(); it != h.end(); ++it) human += it.key() + ": " + it.value().get<std::string>() + "\n";
+        Print(as_json, h, human);
+      } else {
+        auto z = Must(r->Command({"ZRANGE", tkeys.Scheduled(), "0", "99", "WITHSCORES"}), "ZRANGE");
+        json j = json::array();
+        std::string human;
+        for (size_t i = 0; i + 1 < z.elements.size(); i += 2) {
+          const std::string& m = z.elements[i].str;
+          v1::TaskEnvelope t;
+          t.ParseFromString(m.substr(m.find('|') + 1));
+          j.push_back({{"id", t.id()}, {"type", t.type()}, {"queue", t.queue()}, {"attempt", t.attempt()},
+                       {"run_at_ms", z.elements[i + 1].AsInt()}});
+          human += t.id() + "  " + t.type() + "  queue=" + t.queue() + " attempt=" + std::to_string(t.attempt()) +
+                   " run_at=" + IsoUtcFromMs(z.elements[i + 1].AsInt()) + "\n";
+        }
+        Print(as_json, j, human.empty() ? "no scheduled tasks\n" : human);
+      }
+    } else if (queues->parsed()) {
+      if (!ValidQueueName(queue_name)) throw Failure{"invalid queue name"};
+      auto r = Redis(c);
+      Must(r->Command({queues_cmd == "pause" ? "SADD" : "SREM", tkeys.Paused(), queue_name}), queues_cmd);
+      Print(as_json, json{{"queue", queue_name}, {"paused", queues_cmd == "pause"}},
+            "queue " + queue_name + (queues_cmd == "pause" ? " paused\n" : " resumed\n"));
+    } else if (buffers->parsed()) {
+      auto r = Redis(c);
+      int64_t count = 0, sum = 0, max = 0;
+      json over = json::array();
+      for (const auto& k : ScanAll(*r, keys.AllBuffersPattern())) {
+        auto n = Must(r->Command({"LLEN", k}), "LLEN").integer;
+        ++count;
+        sum += n;
+        max = std::max<int64_t>(max, n);
+        if (n > c.llen_alert_threshold) over.push_back({{"key", k}, {"llen", n}});
+      }
+      std::string human = "buffers: " + std::to_string(count) + "\ntotal chunks: " + std::to_string(sum) +
+                          "\nlargest LLEN: " + std::to_string(max) + "\nover threshold (" +
+                          std::to_string(c.llen_alert_threshold) + "): " + std::to_string(over.size()) + "\n";
+      for (const auto& o : over) human += "  " + o["key"].get<std::string>() + " " + std::to_string(o["llen"].get<int64_t>()) + "\n";
+      Print(as_json, json{{"buffers", count}, {"total_chunks", sum}, {"max_llen", max}, {"over_threshold", over}}, human);
+    }
+  } catch (const Failure& f) {
+    std::cerr << "streamfleetctl: " << f.message << "\n";
+    return 1;
+  }
+  return 0;
+}
