@@ -24,7 +24,7 @@
 namespace streamfleet::compactor {
 
 struct LoopOptions {
-  int read_count = 500;
+  int read_count = 200;  // per stream; bounds how long a finalize entry waits behind chunk batches
   int block_ms = 500;
   int sweep_interval_ms = 200;
   int trim_interval_ms = 10000;

@@ -99,8 +99,9 @@ void HttpExchange::Respond(int status, const std::string& content_type, const st
   head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   for (const auto& [k, v] : headers) head += k + ": " + v + "\r\n";
   head += "\r\n";
+  // One write: headers and body in separate small segments would wait for the client's delayed ACK.
+  if (method_ != "HEAD") head += body;
   mg_write(conn_, head.data(), head.size());
-  if (!body.empty() && method_ != "HEAD") mg_write(conn_, body.data(), body.size());
 }
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen, int threads,
@@ -113,7 +114,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& liste
   if (port_opt.rfind("0.0.0.0:", 0) == 0) port_opt = port_opt.substr(8);  // civetweb: bare port = all addresses
   std::string threads_s = std::to_string(threads);
   const char* options[] = {"listening_ports", port_opt.c_str(), "num_threads", threads_s.c_str(),
-                           "enable_keep_alive", "yes", "keep_alive_timeout_ms", "30000",
+                           "enable_keep_alive", "yes", "keep_alive_timeout_ms", "30000", "tcp_nodelay", "1",
                            "request_timeout_ms", "60000", nullptr};
   mg_callbacks cb;
   std::memset(&cb, 0, sizeof(cb));

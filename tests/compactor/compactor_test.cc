@@ -17,6 +17,7 @@
 #include "streamfleet/v1/chunk.pb.h"
 #include "streamfleet/v1/event.pb.h"
 #include "support/redis_server.h"
+#include "support/tcp_proxy.h"
 
 namespace streamfleet::compactor {
 namespace {
@@ -534,6 +535,44 @@ TEST_P(CompactorTest, ThreeCompactorsOnAThousandGenerationsWithRandomOrderAndDup
     ASSERT_EQ(row->chunk_count, kChunks);
     ASSERT_TRUE(row->llm_response.has_value());
   }
+}
+
+TEST_P(CompactorTest, DatabaseDownThenUpLosesNothingAndReadinessFollows) {
+  if (GetParam() != "postgresql") GTEST_SKIP() << "the outage is simulated on the PostgreSQL connection";
+  // Route the compactor's database connection through a proxy we can cut.
+  std::string url = db_url_;
+  auto colon = url.rfind(':');
+  int pg_port = std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1));
+  testing::TcpProxy proxy(pg_port);
+  db_url_ = url.substr(0, colon + 1) + std::to_string(proxy.port()) + url.substr(url.find('/', colon));
+  auto& svc = AddService();
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { svc.Run(stop); });
+  GenerationId g{2, 0, 30};
+  proxy.Down();
+  Send(g, 0, "[\"kept\", ");
+  Send(g, 1, "\"safe\"]", true);
+  bool unready = false;
+  for (int i = 0; i < 100 && !unready; ++i) {
+    unready = !svc.Ready().ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(unready) << "readiness must turn false while the database is down";
+  EXPECT_GT(Pending(svc.buffer().keys().FinalizeStream()), 0) << "the finalization stays pending, not acked";
+  proxy.Up();
+  std::optional<GenerationRow> row;
+  for (int i = 0; i < 200 && !row; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto r = stores_.front()->GetGeneration(30);
+    if (r.ok()) row = *r;
+  }
+  stop = true;
+  loop.join();
+  ASSERT_TRUE(row.has_value()) << "finalized once the database came back";
+  EXPECT_EQ(Decoded(*row), "[\"kept\", \"safe\"]");
+  EXPECT_TRUE(svc.Ready().ok());
+  EXPECT_GT(CounterValue(svc.metrics().db_errors), 0);
+  EXPECT_EQ(Pending(svc.buffer().keys().FinalizeStream()), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CompactorTest, ::testing::Values("sqlite", "postgresql"));

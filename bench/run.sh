@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# streamfleet benchmarks, one command:  bash bench/run.sh
+#
+# Builds what it needs (cmake --build -j1), starts its own redis-server on a free loopback port, runs
+#   1. the Redis ceilings (redis-benchmark XADD, pipeline 1 and 16),
+#   2. ingest: the streamfleet-ingest binary under 64 keep-alive clients (single JSON chunks, then NDJSON),
+#   3. the compactor: raw XREADGROUP+XACK ceiling, 1 and 2 in-process CompactorService instances draining a
+#      pre-fill, 1 instance under a steady producer, and the streamfleet-compactor binary,
+# prints a markdown table and stops everything it started. See docs/performance.md.
+#
+# Knobs (environment): BUILD_DIR (default build), INGEST_CLIENTS (64), INGEST_DURATION (10 s per phase),
+# COMPACTOR_GENS (2000 generations x 50 chunks), PACED_RATE (10000 chunks/s for the steady-state finalize
+# latency), CHUNK_BYTES (200), SKIP_BUILD=1.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD_DIR:-$ROOT/build}
+INGEST_CLIENTS=${INGEST_CLIENTS:-64}
+INGEST_DURATION=${INGEST_DURATION:-10}
+COMPACTOR_GENS=${COMPACTOR_GENS:-2000}
+PACED_RATE=${PACED_RATE:-10000}
+CHUNK_BYTES=${CHUNK_BYTES:-200}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamfleet-bench.XXXXXX")
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+REDIS_PORT=""
+INGEST_PID=""
+CHILD_PID=""
+
+# Runs a benchmark driver in the background and waits for it, so a signal interrupts the wait at once
+# (bash defers traps while a foreground command runs) and cleanup can stop the driver.
+run_child() {
+  "$@" &
+  CHILD_PID=$!
+  wait "$CHILD_PID"
+  CHILD_PID=""
+}
+
+log() { echo "[bench] $*" >&2; }
+
+# Stops only what this script started, by pid.
+cleanup() {
+  local rc=$?
+  if [ -n "$CHILD_PID" ] && kill -0 "$CHILD_PID" 2>/dev/null; then
+    kill -TERM "$CHILD_PID" 2>/dev/null || true
+    wait "$CHILD_PID" 2>/dev/null || true
+  fi
+  if [ -n "$INGEST_PID" ] && kill -0 "$INGEST_PID" 2>/dev/null; then
+    kill -TERM "$INGEST_PID" 2>/dev/null || true
+    wait "$INGEST_PID" 2>/dev/null || true
+  fi
+  # compactor_bench stops the compactor binary itself; this covers an interrupted run.
+  local cpid
+  cpid=$(sed -n 's/^compactor_pid=//p' "$RESULTS" 2>/dev/null | tail -1)
+  if [ -n "$cpid" ] && grep -qs streamfleet-compactor "/proc/$cpid/cmdline"; then
+    kill -TERM "$cpid" 2>/dev/null || true
+  fi
+  if [ -s "$WORK/redis.pid" ]; then
+    local rpid
+    rpid=$(cat "$WORK/redis.pid")
+    if grep -qs redis-server "/proc/$rpid/cmdline"; then
+      kill -TERM "$rpid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$rpid" 2>/dev/null || break; sleep 0.1; done
+    fi
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# ---- build ------------------------------------------------------------------------------------------
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  if grep -qs '^STREAMFLEET_BUILD_BENCH:BOOL=OFF' "$BUILD/CMakeCache.txt"; then
+    log "enabling STREAMFLEET_BUILD_BENCH in $BUILD"
+    cmake -DSTREAMFLEET_BUILD_BENCH=ON "$BUILD" >/dev/null
+  fi
+  log "building (cmake --build -j1)"
+  cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench streamfleet-ingest streamfleet-compactor >&2
+fi
+for b in bench/ingest_bench bench/compactor_bench ingest/streamfleet-ingest compactor/streamfleet-compactor; do
+  [ -x "$BUILD/$b" ] || { log "missing $BUILD/$b"; exit 1; }
+done
+
+# ---- redis ------------------------------------------------------------------------------------------
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+  --pidfile "$WORK/redis.pid" --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null
+for _ in $(seq 100); do
+  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+  sleep 0.05
+done
+for _ in $(seq 100); do [ -s "$WORK/redis.pid" ] && break; sleep 0.05; done
+log "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$REDIS_PORT (pid $(cat "$WORK/redis.pid"))"
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# ---- 1. Redis ceilings ---------------------------------------------------------------------------------
+PAYLOAD=$(head -c "$CHUNK_BYTES" /dev/zero | tr '\0' 'x')
+xadd_ceiling() {  # $1 = pipeline depth
+  rcli flushall >/dev/null
+  local out
+  out=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c 50 -n 200000 -P "$1" --csv \
+          XADD benchstream '*' e "$PAYLOAD" 2>/dev/null | tail -1)
+  echo "$out" | awk -F'","' '{print $2}' | tr -d '"'
+}
+log "redis-benchmark XADD -c 50 -n 200000 -P 1"
+echo "xadd_p1_rps=$(xadd_ceiling 1)" >>"$RESULTS"
+log "redis-benchmark XADD -c 50 -n 200000 -P 16"
+echo "xadd_p16_rps=$(xadd_ceiling 16)" >>"$RESULTS"
+rcli flushall >/dev/null
+
+# ---- 2. ingest ----------------------------------------------------------------------------------------
+INGEST_PORT=$(free_port)
+REDIS_PORT=$REDIS_PORT INGEST_LISTEN=127.0.0.1:$INGEST_PORT INGEST_THREADS=80 \
+  INGEST_BACKPRESSURE_LAG=100000000 METRICS_LISTEN=127.0.0.1:0 LOG_LEVEL=warn \
+  "$BUILD/ingest/streamfleet-ingest" >"$WORK/ingest.log" 2>&1 &
+INGEST_PID=$!
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$INGEST_PORT/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$INGEST_PORT/readyz" >/dev/null || { log "ingest did not become ready"; cat "$WORK/ingest.log" >&2; exit 1; }
+echo "ingest_rss_idle_mb=$(awk '/^VmRSS:/ {printf "%.1f", $2/1024}' "/proc/$INGEST_PID/status")" >>"$RESULTS"
+log "ingest (pid $INGEST_PID) on 127.0.0.1:$INGEST_PORT: $INGEST_CLIENTS clients, ${INGEST_DURATION}s per phase"
+run_child "$BUILD/bench/ingest_bench" --port "$INGEST_PORT" --redis-port "$REDIS_PORT" --pid "$INGEST_PID" \
+  --clients "$INGEST_CLIENTS" --duration "$INGEST_DURATION" --chunk-bytes "$CHUNK_BYTES" --batch 100 >>"$RESULTS"
+kill -TERM "$INGEST_PID"
+wait "$INGEST_PID" || true
+INGEST_PID=""
+rcli flushall >/dev/null
+
+# ---- 3. compactor -------------------------------------------------------------------------------------
+log "compactor: $COMPACTOR_GENS generations x 50 chunks of $CHUNK_BYTES bytes"
+run_child "$BUILD/bench/compactor_bench" --redis-port "$REDIS_PORT" --gens "$COMPACTOR_GENS" --chunks 50 \
+  --chunk-bytes "$CHUNK_BYTES" --tmpdir "$WORK" --paced-rate "$PACED_RATE" --paced-seconds 5 --compactor-bin "$BUILD/compactor/streamfleet-compactor" >>"$RESULTS"
+
+# ---- table ----------------------------------------------------------------------------------------------
+awk -F= -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" -v gens="$COMPACTOR_GENS" -v cb="$CHUNK_BYTES" '
+  { v[$1] = $2 }
+  function f0(x) { return sprintf("%.0f", x) }
+  function f1(x) { return sprintf("%.1f", x) }
+  function f2(x) { return sprintf("%.2f", x) }
+  function pct(a, b) { return b > 0 ? sprintf("%.0f%%", 100 * a / b) : "n/a" }
+  function met(ok) { return ok ? "**yes**" : "**no**" }
+  END {
+    p1 = v["xadd_p1_rps"]; p16 = v["xadd_p16_rps"]; raw = v["raw_consume_eps"]
+    printf "\nstreamfleet benchmarks: %s cores shared by redis, services and load generators; %d-byte chunks\n\n", cores, cb
+    print "| Benchmark | Measured | Reference / target | Ratio | Target met |"
+    print "|---|---|---|---|---|"
+    printf "| redis-benchmark XADD, -c 50, pipeline 1 | %s ops/s | ceiling | | |\n", f0(p1)
+    printf "| redis-benchmark XADD, -c 50, pipeline 16 | %s ops/s | ceiling | | |\n", f0(p16)
+    printf "| ingest, 1 chunk per POST (JSON), %d keep-alive clients | %s chunks/s | >= 50%% of XADD P1 (%s) | %s | %s |\n", clients, f0(v["ingest_single_cps"]), f0(p1 / 2), pct(v["ingest_single_cps"], p1), met(v["ingest_single_cps"] >= 0.5 * p1)
+    printf "| ingest, 1 chunk per POST: request latency p50 / p99 | %s / %s ms | | | |\n", f2(v["ingest_single_p50_ms"]), f2(v["ingest_single_p99_ms"])
+    printf "| ingest, NDJSON 100 chunks per POST, %d clients | %s chunks/s | >= 25%% of XADD P16 (%s) | %s | %s |\n", clients, f0(v["ingest_ndjson_cps"]), f0(p16 / 4), pct(v["ingest_ndjson_cps"], p16), met(v["ingest_ndjson_cps"] >= 0.25 * p16)
+    printf "| ingest, NDJSON: request latency p50 / p99 | %s / %s ms | | | |\n", f2(v["ingest_ndjson_p50_ms"]), f2(v["ingest_ndjson_p99_ms"])
+    printf "| ingest RSS (streamfleet-ingest VmRSS after load; idle %s MB, peak VmHWM %s MB) | %s MB | < 50 MB | | %s |\n", f1(v["ingest_rss_idle_mb"]), f1(v["ingest_hwm_mb"]), f1(v["ingest_rss_mb"]), met(v["ingest_hwm_mb"] < 50)
+    printf "| raw stream ceiling: 1 consumer, XREADGROUP COUNT 100 + XACK, no work | %s entries/s | ceiling | | |\n", f0(raw)
+    printf "| compactor end to end, 1 instance (%d gens x 50 chunks) | %s chunks/s | >= 40%% of raw (%s) | %s | %s |\n", gens, f0(v["svc1_cps"]), f0(0.4 * raw), pct(v["svc1_cps"], raw), met(v["svc1_cps"] >= 0.4 * raw)
+    printf "| compactor end to end, 2 instances | %s chunks/s | >= 40%% of raw (%s) | %s | %s |\n", f0(v["svc2_cps"]), f0(0.4 * raw), pct(v["svc2_cps"], raw), met(v["svc2_cps"] >= 0.4 * raw)
+    printf "| compactor end to end, streamfleet-compactor binary (incl. start-up) | %s chunks/s | >= 40%% of raw (%s) | %s | %s |\n", f0(v["bin_cps"]), f0(0.4 * raw), pct(v["bin_cps"], raw), met(v["bin_cps"] >= 0.4 * raw)
+    printf "| finalize latency p50 / p99, 1 instance, draining the pre-fill (SQLite) | %s / %s ms | p99 <= 25 ms | %s%% <= 25 ms | %s |\n", f1(v["svc1_finalize_p50_ms"]), f1(v["svc1_finalize_p99_ms"]), f1(100 * v["svc1_finalize_le25ms_frac"]), met(v["svc1_finalize_le25ms_frac"] >= 0.99)
+    printf "| finalize latency p50 / p99, 2 instances, draining the pre-fill (SQLite) | %s / %s ms | p99 <= 25 ms | %s%% <= 25 ms | %s |\n", f1(v["svc2_finalize_p50_ms"]), f1(v["svc2_finalize_p99_ms"]), f1(100 * v["svc2_finalize_le25ms_frac"]), met(v["svc2_finalize_le25ms_frac"] >= 0.99)
+    printf "| finalize latency p50 / p99, 1 instance, steady %s chunks/s (%d gens streaming, 64 at a time) | %s / %s ms | p99 <= 25 ms | %s%% <= 25 ms | %s |\n", f0(v["paced_rate_cps"]), v["paced_gens"], f1(v["paced_finalize_p50_ms"]), f1(v["paced_finalize_p99_ms"]), f1(100 * v["paced_finalize_le25ms_frac"]), met(v["paced_finalize_le25ms_frac"] >= 0.99)
+    printf "| Redis used_memory per buffered chunk byte (buffers only) | %sx | <= 2x | | %s |\n", f2(v["svc1_redis_buffer_bytes_per_chunk_byte"]), met(v["svc1_redis_buffer_bytes_per_chunk_byte"] <= 2)
+    printf "| Redis used_memory per chunk byte while still in the chunk streams | %sx | (info) | | |\n", f2(v["svc1_redis_stream_bytes_per_chunk_byte"])
+    printf "| compactor RSS, streamfleet-compactor binary (VmHWM) | %s MB | <= 64 MB | | %s |\n", f1(v["bin_hwm_mb"]), met(v["bin_hwm_mb"] <= 64)
+    printf "| bench process RSS peak with 1 / 2 in-process compactors (incl. harness; %s MB before start) | %s / %s MB | (info) | | |\n", f1(v["svc1_rss_before_mb"]), f1(v["svc1_rss_peak_mb"]), f1(v["svc2_rss_peak_mb"])
+    printf "\nCPU during the runs (cores busy, of %s): ingest JSON %s + redis %s; ingest NDJSON %s + redis %s; compactor 1x %s + redis %s; compactor 2x %s + redis %s\n", cores, f2(v["ingest_single_cpu_cores"]), f2(v["ingest_single_redis_cpu_cores"]), f2(v["ingest_ndjson_cpu_cores"]), f2(v["ingest_ndjson_redis_cpu_cores"]), f2(v["svc1_cpu_cores"]), f2(v["svc1_redis_cpu_cores"]), f2(v["svc2_cpu_cores"]), f2(v["svc2_redis_cpu_cores"])
+    printf "Errors: ingest JSON %d, NDJSON %d; rows written %d / %d / %d of %d (1x, 2x, binary), %d of %d (steady)\n", v["ingest_single_errors"], v["ingest_ndjson_errors"], v["svc1_rows"], v["svc2_rows"], v["bin_rows"], gens, v["paced_rows"], v["paced_gens"]
+  }' "$RESULTS"

@@ -1,0 +1,80 @@
+#include "support/tcp_proxy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace streamfleet::testing {
+
+TcpProxy::TcpProxy(int upstream_port) : upstream_(upstream_port) {
+  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  port_ = ntohs(a.sin_port);
+  listen(listen_fd_, 64);
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+}
+
+TcpProxy::~TcpProxy() {
+  stop_ = true;
+  Down();
+  shutdown(listen_fd_, SHUT_RDWR);
+  close(listen_fd_);
+  acceptor_.join();
+  for (auto& t : threads_) t.join();
+}
+
+void TcpProxy::Down() {
+  down_ = true;
+  std::lock_guard<std::mutex> l(mu_);
+  for (int fd : fds_) shutdown(fd, SHUT_RDWR);
+}
+
+void TcpProxy::AcceptLoop() {
+  while (!stop_) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    int client = accept(listen_fd_, nullptr, nullptr);
+    if (client < 0) continue;
+    if (down_) {
+      close(client);
+      continue;
+    }
+    int up = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(upstream_));
+    if (connect(up, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      close(client);
+      close(up);
+      continue;
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    fds_.push_back(client);
+    fds_.push_back(up);
+    threads_.emplace_back([this, client, up] { Pump(client, up); });
+    threads_.emplace_back([this, client, up] { Pump(up, client); });
+  }
+}
+
+void TcpProxy::Pump(int from, int to) {
+  char buf[16384];
+  while (true) {
+    ssize_t n = read(from, buf, sizeof(buf));
+    if (n <= 0) break;
+    if (write(to, buf, static_cast<size_t>(n)) != n) break;
+  }
+  shutdown(from, SHUT_RDWR);
+  shutdown(to, SHUT_RDWR);
+}
+
+}  // namespace streamfleet::testing
