@@ -89,17 +89,18 @@ StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, co
   e.set_unique_key(opts.unique_key);
   e.set_queue(opts.queue);
   std::string raw = e.SerializeAsString();
+  out.scheduled = opts.run_at_ms > now_ms;
+  // Status first: a fast worker may finish the task before a later write would land.
+  (void)redis.Command({"HSET", keys.Status(out.id), "state", out.scheduled ? "scheduled" : "pending", "type", type,
+                       "queue", opts.queue, "attempts", "0"});
+  (void)redis.Command({"EXPIRE", keys.Status(out.id), "86400"});
   StatusOr<RedisValue> r = Status::Ok();
-  if (opts.run_at_ms > now_ms) {
-    out.scheduled = true;
+  if (out.scheduled) {
     r = redis.Command({"ZADD", keys.Scheduled(), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
   } else {
     r = redis.Command({"XADD", keys.Queue(opts.queue), "*", "e", raw});
   }
   if (!r.ok()) return r.status();
-  (void)redis.Command({"HSET", keys.Status(out.id), "state", out.scheduled ? "scheduled" : "pending", "type", type,
-                       "queue", opts.queue, "attempts", "0"});
-  (void)redis.Command({"EXPIRE", keys.Status(out.id), "86400"});
   return out;
 }
 

@@ -5,6 +5,7 @@
 # Usage: fleet_test.sh BUILD_DIR
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d /tmp/streamfleet-e2e.XXXXXX)
 PIDS=()
 fail() { echo "FAIL: $*" >&2; for f in "$WORK"/*.log; do echo "--- $f"; tail -20 "$f"; done >&2; exit 1; }
@@ -45,6 +46,9 @@ for g in $(seq 1 40); do
   if [ "$g" = 20 ]; then kill -9 "$C1"; fi
 done
 "$BUILD/tools/streamfleetctl" enqueue noop >/dev/null
+# A task from another language: the Python example (Debian's python3-redis + python3-protobuf).
+PYTASK=$(cd /tmp && /usr/bin/python3 "$HERE/../../examples/enqueue_task.py" --port "$RP" --type noop \
+  --payload '{"from": "python"}') || fail "python example failed"
 
 for _ in $(seq 1 150); do
   n=$(sqlite3 "$WORK/fleet.db" 'SELECT COUNT(*) FROM scenario_generations' 2>/dev/null || echo 0)
@@ -65,7 +69,13 @@ for p in $MI $MC2 $MW; do
   promtool check metrics < "$WORK/m$p.txt" || fail "promtool rejected /metrics on port $p"
 done
 grep -q '^streamfleet_ingest_chunks_total 1200' "$WORK/m$MI.txt" || fail "ingest chunk counter is not 1200"
-grep -q 'streamfleet_worker_tasks_processed_total{outcome="succeeded",type="noop"} 1' "$WORK/m$MW.txt" || fail "noop task not counted"
+for _ in $(seq 1 50); do
+  [ "$("$BUILD/tools/streamfleetctl" --json tasks show "$PYTASK" | jq -r .state)" = succeeded ] && break; sleep 0.1
+done
+[ "$("$BUILD/tools/streamfleetctl" --json tasks show "$PYTASK" | jq -r .state)" = succeeded ] || fail "python task $PYTASK did not run: $("$BUILD/tools/streamfleetctl" --json tasks show "$PYTASK" 2>&1)"
+curl -sf "http://127.0.0.1:$MW/metrics" > "$WORK/m$MW.txt"
+grep -q 'streamfleet_worker_tasks_processed_total{outcome="succeeded",type="noop"} 2' "$WORK/m$MW.txt" || fail "noop tasks not counted"
+echo "a task enqueued from Python ran"
 echo "promtool accepts every process's /metrics"
 
 for pid in $INGEST $C2 $W; do kill -TERM "$pid"; done
