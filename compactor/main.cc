@@ -10,6 +10,16 @@
 
 using namespace streamfleet;
 
+namespace {
+// Never log credentials: "postgresql://user:secret@host/db" -> "postgresql://host/db".
+std::string RedactedUrl(const std::string& url) {
+  auto at = url.rfind('@');
+  auto scheme = url.find("://");
+  if (at == std::string::npos || scheme == std::string::npos) return url;
+  return url.substr(0, scheme + 3) + url.substr(at + 1);
+}
+}  // namespace
+
 int main() {
   auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9101");
   if (!config.ok()) {
@@ -41,7 +51,7 @@ int main() {
     return 2;
   }
   SF_LOG_INFO("compactor {} started: redis {}:{}, database {}, metrics on port {}", config->consumer_name,
-              config->redis.host, config->redis.port, config->database_url.substr(0, config->database_url.find('@')),
+              config->redis.host, config->redis.port, RedactedUrl(config->database_url),
               (*metrics)->port());
   std::atomic<bool> stop{false};
   std::thread watcher([&] {

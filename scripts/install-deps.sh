@@ -12,7 +12,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   redis-server redis-tools postgresql postgresql-client sqlite3
-  prometheus curl jq python3-redis python3-protobuf
+  prometheus curl jq python3-redis python3-protobuf yamllint python3-yaml
 )
 
 missing=()

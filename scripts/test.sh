@@ -25,6 +25,9 @@ build_and_test() {
   (cd "$dir" && ctest --output-on-failure -j 1)
 }
 
+echo "== deploy checks (promtool rules/tests, dashboard PromQL, kustomize renders, yamllint) =="
+bash scripts/check-deploy.sh
+
 echo "== build + tests (-Wall -Wextra -Werror) =="
 build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
