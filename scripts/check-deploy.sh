@@ -30,7 +30,8 @@ ok() { echo "   ok: $*"; }
 skip() { echo "   SKIPPED: $*"; }
 fail() { echo "   FAILED: $*" >&2; exit 1; }
 have() { command -v "$1" >/dev/null 2>&1; }
-have_pyyaml() { have python3 && python3 -c 'import yaml' 2>/dev/null; }
+PY=/usr/bin/python3  # Debian's python: pyenv's python3 on PATH does not see python3-yaml
+have_pyyaml() { [ -x "$PY" ] && "$PY" -c 'import yaml' 2>/dev/null; }
 
 have promtool || fail "promtool not found (Debian package: prometheus)"
 have jq || fail "jq not found (Debian package: jq)"
@@ -44,7 +45,7 @@ promtool test rules "$PROM/alerts_test.yml" || fail "promtool test rules $PROM/a
 
 step "every alert has a firing and a not-firing test case"
 if have_pyyaml; then
-  python3 - "$PROM/alerts.yml" "$PROM/alerts_test.yml" <<'EOF'
+  "$PY" - "$PROM/alerts.yml" "$PROM/alerts_test.yml" <<'EOF'
 import sys, yaml
 alerts = [r["alert"] for g in yaml.safe_load(open(sys.argv[1]))["groups"] for r in g["rules"] if "alert" in r]
 firing, quiet = set(), set()
@@ -71,7 +72,7 @@ elif grep -q "field kubernetes_sd_configs not found" "$TMP/config.out"; then
   if have_pyyaml; then
     mkdir -p "$TMP/prom"
     cp "$PROM/alerts.yml" "$TMP/prom/alerts.yml"
-    python3 - "$PROM/prometheus.yml" "$TMP/prom/prometheus.yml" <<'EOF'
+    "$PY" - "$PROM/prometheus.yml" "$TMP/prom/prometheus.yml" <<'EOF'
 import sys, yaml
 cfg = yaml.safe_load(open(sys.argv[1]))
 n = 0
@@ -150,7 +151,7 @@ if have kubectl; then
     kubectl kustomize "$o" >"$TMP/$name.yaml" || fail "kustomize build of $o"
     ok "$(grep -c '^kind:' "$TMP/$name.yaml") objects: $(grep '^kind:' "$TMP/$name.yaml" | awk '{print $2}' | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}' | sed 's/, $//')"
     if have_pyyaml; then
-      python3 - "$TMP/$name.yaml" "$name" <<'EOF'
+      "$PY" - "$TMP/$name.yaml" "$name" <<'EOF'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 overlay = sys.argv[2]
