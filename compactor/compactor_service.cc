@@ -57,7 +57,8 @@ CompactorService::CompactorService(const Config& config, Clock& clock, SqlStore&
       finalizer_(config, buffer_, store, config.consumer_name),
       read_(RedisClient::Lazy(config.redis)),
       write_(RedisClient::Lazy(config.redis)),
-      sample_(RedisClient::Lazy(config.redis)) {
+      sample_(RedisClient::Lazy(config.redis)),
+      redis_info_(registry) {
   metrics_.db_up.Set(1);
 }
 
@@ -380,6 +381,7 @@ Status CompactorService::TrimNow() {
 
 void CompactorService::SampleGauges() {
   std::lock_guard<std::mutex> l(sample_mu_);
+  if (config_.redis_info_metrics) (void)redis_info_.Sample(*sample_);
   // Buffers: SCAN (never KEYS) in batches of 100, at most 100 batches per scrape.
   std::string cursor = "0";
   int64_t live = 0, sum = 0, max = 0, over = 0;

@@ -19,6 +19,7 @@
 #include "streamfleet/common/clock.h"
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/redis.h"
+#include "streamfleet/common/redis_info_metrics.h"
 #include "streamfleet/common/sql_store.h"
 
 namespace streamfleet::compactor {
@@ -76,6 +77,7 @@ class CompactorService {
   std::unique_ptr<RedisClient> write_;  // applies, acks, housekeeping
   std::mutex sample_mu_;
   std::unique_ptr<RedisClient> sample_;  // metrics thread, guarded by sample_mu_
+  RedisInfoMetrics redis_info_;           // guarded by sample_mu_
   bool groups_ready_ = false;
   bool own_pending_recovered_ = false;
   std::atomic<bool> redis_ok_{false};

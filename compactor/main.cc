@@ -50,6 +50,7 @@ int main() {
     SF_LOG_ERROR("metrics listener: {}", metrics.status().ToString());
     return 2;
   }
+  (*metrics)->EnableRedisHealth(config->redis);
   SF_LOG_INFO("compactor {} started: redis {}:{}, database {}, metrics on port {}", config->consumer_name,
               config->redis.host, config->redis.port, RedactedUrl(config->database_url),
               (*metrics)->port());

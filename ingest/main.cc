@@ -29,6 +29,7 @@ int main() {
     SF_LOG_ERROR("metrics listener: {}", metrics.status().ToString());
     return 2;
   }
+  (*metrics)->EnableRedisHealth(config->redis);
   SF_LOG_INFO("ingest listening on port {} (metrics on port {}), redis {}:{}", service.port(), (*metrics)->port(),
               config->redis.host, config->redis.port);
   while (!Shutdown::Requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -37,6 +37,7 @@ int main() {
     SF_LOG_ERROR("metrics listener: {}", metrics.status().ToString());
     return 2;
   }
+  (*metrics)->EnableRedisHealth(config->redis);
   SF_LOG_INFO("queue-worker {} started with {} slots, metrics on port {}", config->consumer_name,
               config->worker_concurrency, (*metrics)->port());
   std::atomic<bool> stop{false};

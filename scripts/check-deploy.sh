@@ -13,17 +13,64 @@
 #   6. kubectl kustomize renders deploy/k8s/overlays/{dev,prod}; structural checks of the render
 #      (probes, resources, security context, CONSUMER_NAME from the pod name; needs python3-yaml)
 #   7. yamllint (if installed; Debian package `yamllint`) on the renders and on deploy/**/*.yml|yaml
+#   8. the PrometheusRule of deploy/k8s/components/monitoring is generated from alerts.yml (text
+#      identical to a fresh generation, and identical groups in both renders); the dashboard
+#      ConfigMap in the renders holds exactly deploy/grafana/streamfleet-dashboard.json (label
+#      grafana_dashboard: "1"); the PodMonitor selects the three processes' pods on port `metrics`
+#   9. offline schema validation of every object of both renders (tools/k8s-validate: Node.js
+#      models of the Kubernetes, KEDA and prometheus-operator schemas; `npm ci` there first when
+#      node_modules is missing or older than package-lock.json; needs node + npm and the npm registry)
+#  10. the renders match the binaries: every env variable set for a streamfleet container (env,
+#      envFrom ConfigMaps/Secrets, KEDA *FromEnv) is one `streamfleetctl --json config` lists
+#      (binary: $STREAMFLEETCTL, default build/tools/streamfleetctl; this part is skipped when it
+#      is missing); probes GET /healthz or /readyz on a port the process serves; container
+#      ports, Service targetPorts and PodMonitor ports match METRICS_LISTEN / INGEST_LISTEN as set
+#      in the manifests (defaults 9100 ingest, 9101 compactor, 9102 queue-worker, 8080 ingest API)
 # Exits non-zero on the first failure. Run from anywhere: it cds to the repository root.
+#   scripts/check-deploy.sh --update-prometheusrule   regenerates the PrometheusRule and exits
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PROM=deploy/prometheus
 DASH=deploy/grafana/streamfleet-dashboard.json
 OVERLAYS=(deploy/k8s/overlays/dev deploy/k8s/overlays/prod)
+PROMRULE=deploy/k8s/components/monitoring/prometheusrule.yaml
+K8S_VALIDATE=tools/k8s-validate
+STREAMFLEETCTL=${STREAMFLEETCTL:-build/tools/streamfleetctl}
 YAMLLINT_CONFIG='{extends: default, rules: {document-start: disable, indentation: {indent-sequences: whatever}, line-length: {max: 140}, truthy: disable}}'
+# The renders embed the dashboard JSON (a ConfigMap value) with its long lines: no line-length there.
+RENDER_YAMLLINT_CONFIG='{extends: default, rules: {document-start: disable, indentation: {indent-sequences: whatever}, line-length: disable, truthy: disable}}'
 
 TMP=$(mktemp -d /tmp/streamfleet-check-deploy.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+
+# The PrometheusRule is alerts.yml's content (without its leading comments) under `spec:`, so its
+# groups are identical to alerts.yml by construction; printed to stdout.
+generate_prometheusrule() {
+  cat <<'HDR'
+# GENERATED from deploy/prometheus/alerts.yml by `scripts/check-deploy.sh --update-prometheusrule`.
+# Do not edit: change alerts.yml (and alerts_test.yml), then regenerate. scripts/check-deploy.sh
+# fails when this file is not what the generation gives.
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: streamfleet
+  labels:
+    app.kubernetes.io/name: streamfleet
+    app.kubernetes.io/part-of: streamfleet
+spec:
+HDR
+  awk 'started || !/^[[:space:]]*(#|$)/ { started = 1; if ($0 == "") print ""; else print "  " $0 }' "$PROM/alerts.yml"
+}
+
+if [ "${1:-}" = "--update-prometheusrule" ]; then
+  generate_prometheusrule >"$PROMRULE"
+  echo "wrote $PROMRULE from $PROM/alerts.yml"
+  exit 0
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [--update-prometheusrule]" >&2
+  exit 2
+fi
 
 step() { echo; echo "== $*"; }
 ok() { echo "   ok: $*"; }
@@ -61,6 +108,14 @@ EOF
 else
   skip "python3 with the yaml module (python3-yaml) not available"
 fi
+
+step "$PROMRULE is generated from $PROM/alerts.yml"
+generate_prometheusrule >"$TMP/prometheusrule.yaml"
+if ! diff -u "$PROMRULE" "$TMP/prometheusrule.yaml" >"$TMP/prometheusrule.diff"; then
+  head -40 "$TMP/prometheusrule.diff" >&2
+  fail "$PROMRULE differs from $PROM/alerts.yml: run scripts/check-deploy.sh --update-prometheusrule"
+fi
+ok "identical to a fresh generation (the renders' groups are compared to alerts.yml below)"
 
 # ---------------------------------------------------------------------------------------------
 step "promtool check config $PROM/prometheus.yml"
@@ -145,6 +200,29 @@ yamllint_ok=0
 if have yamllint; then yamllint_ok=1; fi
 
 if have kubectl; then
+  step "schema validator $K8S_VALIDATE (Node.js)"
+  have node || fail "node not found (Debian packages nodejs npm); needed for the schema validation"
+  have npm || fail "npm not found (Debian package npm); needed to install $K8S_VALIDATE"
+  # npm ci when node_modules is missing or older than the lock file (npm writes its own copy of
+  # the lock to node_modules/.package-lock.json on every install).
+  if [ ! -f "$K8S_VALIDATE/node_modules/.package-lock.json" ] \
+     || [ "$K8S_VALIDATE/package-lock.json" -nt "$K8S_VALIDATE/node_modules/.package-lock.json" ]; then
+    echo "   npm ci in $K8S_VALIDATE"
+    (cd "$K8S_VALIDATE" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci in $K8S_VALIDATE"
+  fi
+  ok "node $(node --version), $(cd "$K8S_VALIDATE" && node -p '["kubernetes-models", "@kubernetes-models/keda", "@kubernetes-models/prometheus-operator", "yaml"].map(p => p + "@" + require("./node_modules/" + p + "/package.json").version).join(", ")')"
+
+  step "streamfleetctl --json config (env variables the binaries read)"
+  if [ -x "$STREAMFLEETCTL" ]; then
+    "$STREAMFLEETCTL" --json config >"$TMP/config-vars.json" || fail "$STREAMFLEETCTL --json config"
+    jq -e 'type == "array" and length > 0 and all(.[]; .name | type == "string")' "$TMP/config-vars.json" >/dev/null \
+      || fail "$STREAMFLEETCTL --json config: expected a JSON array of {name, default, description}"
+    ok "$(jq length "$TMP/config-vars.json") variables from $STREAMFLEETCTL"
+  else
+    echo '[]' >"$TMP/config-vars.json"
+    skip "env variable names are NOT checked: $STREAMFLEETCTL not found (build it, or set STREAMFLEETCTL=/path/to/streamfleetctl); probes and ports are still checked"
+  fi
+
   for o in "${OVERLAYS[@]}"; do
     name=$(basename "$o")
     step "kubectl kustomize $o"
@@ -245,8 +323,183 @@ EOF
     else
       skip "structural checks (python3-yaml not available)"
     fi
+    echo "   schema validation of the $name render ($K8S_VALIDATE/validate.mjs)"
+    node "$K8S_VALIDATE/validate.mjs" "$TMP/$name.yaml" | sed 's/^/   ok: /' \
+      || fail "schema validation of the $name render (kubectl kustomize $o | node $K8S_VALIDATE/validate.mjs -)"
+    if have_pyyaml; then
+      "$PY" - "$TMP/$name.yaml" "$PROM/alerts.yml" "$DASH" <<'EOF'
+# Monitoring objects: PrometheusRule groups == alerts.yml, dashboard ConfigMap == the JSON file,
+# the PodMonitor selects the fleet's pods on a port they have.
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+alerts = yaml.safe_load(open(sys.argv[2]))["groups"]
+dash_text = open(sys.argv[3]).read()
+errors = []
+def kinds(k):
+    return [d for d in docs if d["kind"] == k]
+rules = kinds("PrometheusRule")
+if len(rules) != 1:
+    errors.append(f"expected 1 PrometheusRule, found {len(rules)}")
+for r in rules:
+    if r["spec"].get("groups") != alerts:
+        errors.append(f"PrometheusRule {r['metadata']['name']}: spec.groups differ from alerts.yml")
+dash = [d for d in kinds("ConfigMap") if (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"]
+if len(dash) != 1:
+    errors.append(f'expected 1 ConfigMap labelled grafana_dashboard="1", found {len(dash)}')
+for cm in dash:
+    data = cm.get("data") or {}
+    if list(data) != ["streamfleet-dashboard.json"] or data["streamfleet-dashboard.json"] != dash_text:
+        errors.append(f"ConfigMap {cm['metadata']['name']}: must hold exactly streamfleet-dashboard.json, unchanged")
+def selects(sel, labels):
+    for k, v in (sel.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in sel.get("matchExpressions") or []:
+        k, op, vals = e["key"], e["operator"], e.get("values") or []
+        if (op == "In" and labels.get(k) not in vals) or (op == "NotIn" and labels.get(k) in vals) \
+           or (op == "Exists" and k not in labels) or (op == "DoesNotExist" and k in labels):
+            return False
+    return True
+pms = kinds("PodMonitor")
+if not pms:
+    errors.append("no PodMonitor")
+for proc in ("streamfleet-ingest", "streamfleet-compactor", "streamfleet-queue-worker", "streamfleet-redis-exporter"):
+    dep = next((d for d in kinds("Deployment") if d["metadata"]["name"] == proc), None)
+    if dep is None:
+        errors.append(f"Deployment {proc} missing")
+        continue
+    tmpl = dep["spec"]["template"]
+    ports = {p.get("name") for c in tmpl["spec"]["containers"] for p in c.get("ports", [])}
+    scraped = [(pm, ep) for pm in pms if selects(pm["spec"]["selector"], tmpl["metadata"].get("labels") or {})
+               for ep in pm["spec"].get("podMetricsEndpoints", []) if ep.get("port") in ports]
+    if not scraped:
+        errors.append(f"no PodMonitor scrapes a named port of {proc}")
+    for pm, ep in scraped:
+        if ep.get("path", "/metrics") != "/metrics":
+            errors.append(f"PodMonitor {pm['metadata']['name']}: path must be /metrics")
+        if pm["spec"].get("jobLabel") != "app.kubernetes.io/name":
+            errors.append(f"PodMonitor {pm['metadata']['name']}: jobLabel must be app.kubernetes.io/name (alerts use job=streamfleet-*)")
+if errors:
+    sys.exit("   FAILED:\n     " + "\n     ".join(errors))
+print(f"   ok: PrometheusRule = alerts.yml ({len(alerts)} groups), dashboard ConfigMap = {sys.argv[3]}, PodMonitor scrapes the fleet")
+EOF
+      "$PY" - "$TMP/$name.yaml" "$TMP/config-vars.json" "$o" <<'EOF'
+# The manifests against what the binaries read and serve.
+import glob, json, os, re, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+known = {v["name"] for v in json.load(open(sys.argv[2]))}
+overlay_dir = sys.argv[3]
+errors = []
+# METRICS_LISTEN defaults per binary (/metrics, /healthz, /readyz); ingest also serves its API,
+# /healthz and /readyz on INGEST_LISTEN (default 8080).
+DEFAULT_METRICS = {"streamfleet-ingest": 9100, "streamfleet-compactor": 9101, "streamfleet-queue-worker": 9102}
+PROBE_PATHS = {"/healthz", "/readyz"}
+by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+# Secrets created out of band (prod): their keys as documented in the overlay's *.example.yaml.
+for f in sorted(glob.glob(os.path.join(overlay_dir, "*.example.yaml"))):
+    for d in yaml.safe_load_all(open(f)):
+        if d and d.get("kind") == "Secret":
+            by_name.setdefault(("Secret", d["metadata"]["name"]), d)
+def keys_of(kind, name, where):
+    d = by_name.get((kind, name))
+    if d is None:
+        errors.append(f"{where}: envFrom {kind} {name} is neither in the render nor in {overlay_dir}/*.example.yaml")
+        return {}
+    if kind == "ConfigMap":
+        return dict(d.get("data") or {})
+    return {k: None for k in list(d.get("data") or {}) + list(d.get("stringData") or {})}
+def port_of(listen, var, where):
+    m = re.fullmatch(r"(?:.*:)?(\d+)", str(listen))
+    if not m:
+        errors.append(f"{where}: cannot take a port from {var}={listen!r}")
+        return None
+    return int(m.group(1))
+containers_env = {}  # (workload, container) -> env names it gets
+pods = []            # (labels, {port name: number}, served ports) of the serving processes
+for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")):
+    tmpl = w["spec"]["template"]
+    for c in tmpl["spec"]["containers"]:
+        cmd = (c.get("command") or [""])[0]
+        if not cmd.startswith("streamfleet"):
+            continue  # datastores, the Redis exporter
+        where = f"{w['kind']} {w['metadata']['name']}/{c['name']}"
+        env = {}
+        for ef in c.get("envFrom", []):
+            for kind, ref in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                if ref in ef:
+                    for k, v in keys_of(kind, ef[ref]["name"], where).items():
+                        env[ef.get("prefix", "") + k] = (v, f"{kind} {ef[ref]['name']}")
+        for e in c.get("env", []):
+            env[e["name"]] = (e.get("value"), "env")
+        containers_env[(w["metadata"]["name"], c["name"])] = set(env)
+        if known:
+            for n, (_, src) in sorted(env.items()):
+                if n not in known:
+                    errors.append(f"{where}: {n} (from {src}) is read by no streamfleet binary (streamfleetctl --json config)")
+        if cmd not in DEFAULT_METRICS:
+            if c.get("ports"):
+                errors.append(f"{where}: {cmd} serves no port")
+            continue
+        served = {}
+        mv = env.get("METRICS_LISTEN", (None,))[0]
+        mp = port_of(mv, "METRICS_LISTEN", where) if mv is not None else DEFAULT_METRICS[cmd]
+        served[mp] = "METRICS_LISTEN"
+        ip = None
+        if cmd == "streamfleet-ingest":
+            iv = env.get("INGEST_LISTEN", (None,))[0]
+            ip = port_of(iv, "INGEST_LISTEN", where) if iv is not None else 8080
+            served[ip] = "INGEST_LISTEN"
+        named = {}
+        for p in c.get("ports", []):
+            if p["containerPort"] not in served:
+                errors.append(f"{where}: containerPort {p['containerPort']} is not served "
+                              f"({', '.join(f'{v}={k}' for k, v in served.items())})")
+            if p.get("name"):
+                named[p["name"]] = p["containerPort"]
+        if named.get("metrics") != mp:
+            errors.append(f"{where}: port `metrics` must be {mp} (METRICS_LISTEN)")
+        if ip is not None and named.get("http") != ip:
+            errors.append(f"{where}: port `http` must be {ip} (INGEST_LISTEN)")
+        for pn in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if pn not in c:
+                continue
+            hg = c[pn].get("httpGet")
+            if hg is None:
+                errors.append(f"{where}: {pn} must be an httpGet of /healthz or /readyz")
+                continue
+            if hg.get("path") not in PROBE_PATHS:
+                errors.append(f"{where}: {pn} path {hg.get('path')!r} is not /healthz or /readyz")
+            port = named.get(hg.get("port"), hg.get("port"))
+            if port not in served:
+                errors.append(f"{where}: {pn} port {hg.get('port')!r} is not one the process serves ({sorted(served)})")
+        pods.append((tmpl["metadata"].get("labels") or {}, named, served))
+# Services: a named targetPort must be on some selected streamfleet pod, a number must be served.
+for svc in (d for d in docs if d["kind"] == "Service"):
+    sel = svc["spec"].get("selector") or {}
+    matched = [p for p in pods if sel and all(p[0].get(k) == v for k, v in sel.items())]
+    for sp in svc["spec"].get("ports", []) if matched else []:
+        tp = sp.get("targetPort", sp["port"])
+        if isinstance(tp, str) and not any(tp in p[1] for p in matched):
+            errors.append(f"Service {svc['metadata']['name']}: targetPort {tp} is on none of its streamfleet pods")
+        elif isinstance(tp, int) and not any(tp in p[2] for p in matched):
+            errors.append(f"Service {svc['metadata']['name']}: targetPort {tp} is served by none of its streamfleet pods")
+# KEDA's scalers read connection parameters (*FromEnv) from the target container's environment.
+for so in (d for d in docs if d["kind"] == "ScaledObject"):
+    target = so["spec"]["scaleTargetRef"]["name"]
+    names = set().union(*[v for (w, _), v in containers_env.items() if w == target])
+    for t in so["spec"].get("triggers", []):
+        for k, v in (t.get("metadata") or {}).items():
+            if k.endswith("FromEnv") and v not in names:
+                errors.append(f"ScaledObject {so['metadata']['name']}: {k}={v} is not set in {target}'s containers")
+if errors:
+    sys.exit("   FAILED:\n     " + "\n     ".join(errors))
+print(f"   ok: {len(pods)} serving processes: probes, ports, Service targetPorts, KEDA *FromEnv"
+      + (f"; env names of {len(containers_env)} containers all read by the binaries" if known
+         else "; env names NOT checked (no streamfleetctl)"))
+EOF
+    fi
     if [ $yamllint_ok = 1 ]; then
-      yamllint -s -d "$YAMLLINT_CONFIG" "$TMP/$name.yaml" || fail "yamllint of the $name render"
+      yamllint -s -d "$RENDER_YAMLLINT_CONFIG" "$TMP/$name.yaml" || fail "yamllint of the $name render"
       ok "yamllint $name render"
     fi
   done

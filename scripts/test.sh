@@ -25,11 +25,11 @@ build_and_test() {
   (cd "$dir" && ctest --output-on-failure -j 1)
 }
 
-echo "== deploy checks (promtool rules/tests, dashboard PromQL, kustomize renders, yamllint) =="
-bash scripts/check-deploy.sh
-
 echo "== build + tests (-Wall -Wextra -Werror) =="
 build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+echo "== deploy checks (promtool, dashboard PromQL, kustomize renders, schemas, manifests vs binaries, yamllint) =="
+STREAMFLEETCTL="$ROOT/build/tools/streamfleetctl" bash scripts/check-deploy.sh
 
 if [ "${SKIP_SANITIZERS:-0}" != "1" ]; then
   echo "== build + tests under AddressSanitizer + UndefinedBehaviorSanitizer =="

@@ -49,6 +49,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"TASK_POLICY", "", "queue-worker: per-type overrides \"type=attempts/base_ms/cap_ms,...\""},
       {"TASK_RESULT_TTL", "86400", "queue-worker: seconds a task's status/result hash is kept (0 = not written)"},
       {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval fleet-wide"},
+      {"REDIS_INFO_METRICS", "true", "compactor: export Redis INFO metrics (hit rate, evictions, memory); keep it on one process kind"},
       {"LOG_LEVEL", "info", "trace | debug | info | warn | error"},
       {"LOG_FORMAT", "text", "text | json (one JSON object per line)"},
   };
@@ -325,6 +326,7 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.task_result_ttl_s = r.Int("TASK_RESULT_TTL", 0, int64_t{1} << 31);
   c.periodic_tasks = r.Str("PERIODIC_TASKS");
 
+  c.redis_info_metrics = r.Bool("REDIS_INFO_METRICS");
   c.log_level = r.Str("LOG_LEVEL");
   if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
       c.log_level != "error") {

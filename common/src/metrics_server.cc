@@ -1,5 +1,7 @@
 #include "streamfleet/common/metrics_server.h"
 
+#include "streamfleet/common/redis_info_metrics.h"
+
 #include <prometheus/text_serializer.h>
 #include <unistd.h>
 
@@ -52,6 +54,11 @@ StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string&
   return m;
 }
 
+void MetricsServer::EnableRedisHealth(const RedisConfig& redis) {
+  std::lock_guard<std::mutex> l(health_mu_);
+  health_redis_ = RedisClient::Lazy(redis);
+}
+
 std::string MetricsServer::Render() {
   // Scrapes may overlap; hooks refresh shared gauges, so run them one at a time.
   static std::mutex mu;
@@ -67,6 +74,15 @@ void MetricsServer::Handle(HttpExchange& ex) {
     ex.Respond(200, "text/plain; version=0.0.4; charset=utf-8", Render());
   } else if (ex.path() == "/healthz") {
     ex.Respond(200, "text/plain", "ok\n");
+  } else if (ex.path() == "/health") {
+    std::lock_guard<std::mutex> l(health_mu_);
+    if (!health_redis_) {
+      ex.RespondJson(404, JsonError("not_found", "/health is not enabled"));
+      return;
+    }
+    auto j = RedisInfoMetrics::HealthJson(*health_redis_);
+    bool connected = j.ok() && j->find("\"connected\":true") != std::string::npos;
+    ex.RespondJson(connected ? 200 : 503, j.ok() ? *j : JsonError("unavailable", j.status().message()));
   } else if (ex.path() == "/readyz") {
     Status s = ready_ ? ready_() : Status::Ok();
     if (s.ok()) {

@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <fstream>
 
+#include "streamfleet/common/redis_info_metrics.h"
 #include "support/redis_server.h"
+
+#include <nlohmann/json.hpp>
 
 namespace streamfleet {
 namespace {
@@ -63,6 +66,46 @@ TEST(MetricsServerTest, PromtoolAcceptsTheExposition) {
   std::ifstream out(path + ".out");
   std::string msg((std::istreambuf_iterator<char>(out)), {});
   EXPECT_EQ(rc, 0) << msg;
+}
+
+}  // namespace
+}  // namespace streamfleet
+
+namespace streamfleet {
+namespace {
+
+TEST(RedisInfoMetricsTest, MirrorsHitsMissesAndEvictionsAndServesHealth) {
+  testing::RedisServer server("--maxmemory 2mb --maxmemory-policy allkeys-lru");
+  auto redis = RedisClient::Connect(server.config()).value();
+  prometheus::Registry registry;
+  RedisInfoMetrics m(registry);
+  ASSERT_TRUE(redis->Command({"SET", "k", "v"}).ok());
+  ASSERT_TRUE(redis->Command({"GET", "k"}).ok());
+  ASSERT_TRUE(redis->Command({"GET", "missing"}).ok());
+  ASSERT_TRUE(m.Sample(*redis).ok());
+  std::string big(1024, 'x');
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(redis->Pipeline({{"SET", "fill:" + std::to_string(i), big}}).ok());
+  ASSERT_TRUE(redis->Command({"GET", "k"}).ok());
+  ASSERT_TRUE(m.Sample(*redis).ok());
+  auto value = [&](const std::string& name) {
+    for (const auto& f : registry.Collect()) {
+      if (f.name == name) return f.metric[0].counter.value + f.metric[0].gauge.value;
+    }
+    return -1.0;
+  };
+  EXPECT_GE(value("streamfleet_redis_keyspace_hits_total"), 1);
+  EXPECT_GE(value("streamfleet_redis_keyspace_misses_total"), 1);
+  EXPECT_GT(value("streamfleet_redis_evicted_keys_total"), 100) << "5 MB into a 2 MB Redis must evict";
+  EXPECT_EQ(value("streamfleet_redis_maxmemory_bytes"), 2 * 1024 * 1024);
+  EXPECT_EQ(value("streamfleet_redis_server_up"), 1);
+  auto health = nlohmann::json::parse(*RedisInfoMetrics::HealthJson(*redis));
+  EXPECT_EQ(health["connected"], true);
+  EXPECT_GT(health["dbSize"].get<int64_t>(), 0);
+  EXPECT_TRUE(health.contains("used_memory_human"));
+  server.Kill();
+  EXPECT_FALSE(m.Sample(*redis).ok());
+  EXPECT_EQ(value("streamfleet_redis_server_up"), 0);
+  EXPECT_EQ(nlohmann::json::parse(*RedisInfoMetrics::HealthJson(*redis))["connected"], false);
 }
 
 }  // namespace

@@ -76,7 +76,9 @@ done
 curl -sf "http://127.0.0.1:$MW/metrics" > "$WORK/m$MW.txt"
 grep -q 'streamfleet_worker_tasks_processed_total{outcome="succeeded",type="noop"} 2' "$WORK/m$MW.txt" || fail "noop tasks not counted"
 echo "a task enqueued from Python ran"
-echo "promtool accepts every process's /metrics"
+grep -q '^streamfleet_redis_keyspace_hits_total' "$WORK/m$MC2.txt" || fail "compactor does not export Redis INFO metrics"
+curl -sf "http://127.0.0.1:$MW/health" | jq -e '.connected == true and .dbSize > 0' >/dev/null || fail "/health JSON"
+echo "promtool accepts every process's /metrics; /health reports Redis"
 
 for pid in $INGEST $C2 $W; do kill -TERM "$pid"; done
 for pid in $INGEST $C2 $W; do

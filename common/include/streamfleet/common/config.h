@@ -74,6 +74,7 @@ struct Config {
   int64_t task_result_ttl_s = 86400;
   std::string periodic_tasks;   // parsed by the queue-worker
 
+  bool redis_info_metrics = true;
   std::string log_level = "info";
   bool log_json = false;
 };

@@ -6,9 +6,11 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "streamfleet/common/http_server.h"
+#include "streamfleet/common/redis.h"
 #include "streamfleet/common/status.h"
 
 namespace streamfleet {
@@ -24,6 +26,9 @@ class MetricsServer {
                                                         std::shared_ptr<prometheus::Registry> registry,
                                                         ReadyCheck ready, CollectHook hook = nullptr);
   int port() const { return http_->port(); }
+  // Serves GET /health: the seed's JSON (connected, dbSize, total_connections_received,
+  // total_commands_processed, used_memory_human) from its own Redis connection.
+  void EnableRedisHealth(const RedisConfig& redis);
   void Stop() { http_->Stop(); }
   // The exposition text, as served on /metrics.
   std::string Render();
@@ -36,6 +41,8 @@ class MetricsServer {
   ReadyCheck ready_;
   CollectHook hook_;
   prometheus::Gauge* rss_ = nullptr;
+  std::mutex health_mu_;
+  std::unique_ptr<RedisClient> health_redis_;  // guarded by health_mu_
   std::unique_ptr<HttpServer> http_;
 };
 
