@@ -30,6 +30,8 @@ build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 echo "== deploy checks (promtool, dashboard PromQL, kustomize renders, schemas, manifests vs binaries, yamllint) =="
 STREAMFLEETCTL="$ROOT/build/tools/streamfleetctl" bash scripts/check-deploy.sh
+echo "== deploy/Dockerfile runtime stage provides every shared library of the executables =="
+bash scripts/check-image-libs.sh build
 
 if [ "${SKIP_SANITIZERS:-0}" != "1" ]; then
   echo "== build + tests under AddressSanitizer + UndefinedBehaviorSanitizer =="
