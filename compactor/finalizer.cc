@@ -4,6 +4,7 @@
 
 #include "compactor/assembly.h"
 #include "streamfleet/common/codec.h"
+#include "streamfleet/common/log.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/event.pb.h"
 
@@ -35,6 +36,21 @@ StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisClient& redis, const Finalize
   }
   int64_t total = snap->MetaInt("total_chunks");
   Assembled a = Assemble(snap->elements, from_db, total);
+  // A buffer only grows, unless it was deleted (GENERATION_DELETE_AFTER_COMPACT) or expired and a late
+  // chunk re-created it: never replace a fuller row with less content.
+  auto existing = store_.GetGeneration(req.gen.gen);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value() && (*existing)->chunk_count > a.chunk_count) {
+    SF_LOG_WARN("finalize {}: buffer has {} chunks but the row already has {} (buffer deleted or expired before a "
+                "late chunk); keeping the row",
+                KeySchema::Member(req.gen), a.chunk_count, (*existing)->chunk_count);
+    out.replay = true;
+    out.chunk_count = (*existing)->chunk_count;
+    auto marked = buffer_.MarkCompacted(redis, req.gen, snap->MetaInt("received_chunks"), req.finalize_id);
+    if (!marked.ok()) return marked.status();
+    out.marked_compacted = *marked;
+    return out;
+  }
   JsonDecode json = DecodeJson(a.text);
   out.json_valid = json.valid;
   out.chunk_count = a.chunk_count;

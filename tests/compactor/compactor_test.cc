@@ -337,6 +337,24 @@ std::vector<ChunkItem> ReadAsDeadConsumer(RedisClient& redis, const KeySchema& k
   return items;
 }
 
+TEST_P(CompactorTest, LateChunkAfterTheBufferWasDeletedNeverShrinksTheRow) {
+  auto& svc = AddService({{"GENERATION_DELETE_AFTER_COMPACT", "true"}, {"GENERATION_DELETE_GRACE", "1s"}});
+  GenerationId g{1, 0, 23};
+  for (int s = 0; s < 3; ++s) Send(g, s, std::string(1, static_cast<char>('a' + s)), s == 2);
+  Pump(svc);
+  ASSERT_EQ(Decoded(*Row(23)), "abc");
+  EXPECT_GT(redis_->Command({"PTTL", svc.buffer().keys().BufferKey(g)})->integer, 0) << "grace TTL set";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // the buffer expires (Redis time)
+  ASSERT_EQ(redis_->Command({"EXISTS", svc.buffer().keys().BufferKey(g)})->integer, 0);
+  Send(g, 5, "late");
+  Pump(svc);
+  clock_.Advance(31'000);
+  ASSERT_TRUE(svc.SweepNow().ok());
+  Pump(svc);
+  EXPECT_EQ(Decoded(*Row(23)), "abc") << "a re-created buffer with less content must not replace the row";
+  EXPECT_EQ(Row(23)->chunk_count, 3);
+}
+
 TEST_P(CompactorTest, CrashBetweenApplyAndAckChangesNothingOnRedelivery) {
   Config cfg = MakeConfig();
   KeySchema k = KeySchema::FromConfig(cfg);
