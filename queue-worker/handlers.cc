@@ -8,12 +8,7 @@
 namespace streamfleet::worker {
 
 Status ApplyPolicies(const std::string& spec, HandlerRegistry& registry) {
-  size_t pos = 0;
-  while (pos < spec.size()) {
-    size_t comma = spec.find(',', pos);
-    std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    pos = comma == std::string::npos ? spec.size() : comma + 1;
-    if (item.empty()) continue;
+  for (const std::string& item : SplitList(spec, ',')) {
     auto eq = item.find('=');
     RetryPolicy p;
     long long v[3];

@@ -17,12 +17,7 @@ thread_local std::mt19937_64 rng{std::random_device{}()};
 
 StatusOr<std::vector<PeriodicTask>> ParsePeriodic(const std::string& spec) {
   std::vector<PeriodicTask> out;
-  size_t pos = 0;
-  while (pos < spec.size()) {
-    size_t comma = spec.find(',', pos);
-    std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    pos = comma == std::string::npos ? spec.size() : comma + 1;
-    if (item.empty()) continue;
+  for (const std::string& item : SplitList(spec, ',')) {
     auto eq = item.find('=');
     auto at = item.find('@', eq == std::string::npos ? 0 : eq);
     if (eq == std::string::npos || at == std::string::npos || eq == 0 || at == eq + 1) {

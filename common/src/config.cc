@@ -132,6 +132,18 @@ std::string DefaultConsumerName() {
 
 }  // namespace
 
+std::vector<std::string> SplitList(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(sep, pos);
+    if (end == std::string::npos) end = text.size();
+    if (end > pos) out.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
 StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms) {
   if (text.empty()) return Status::InvalidArgument("empty duration");
   size_t i = 0;
@@ -273,12 +285,7 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.backpressure_lag = r.Int("INGEST_BACKPRESSURE_LAG", 1, int64_t{1} << 40);
 
   std::string tokens = r.Str("INGEST_TOKENS");
-  size_t pos = 0;
-  while (pos < tokens.size()) {
-    size_t comma = tokens.find(',', pos);
-    std::string item = tokens.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    pos = comma == std::string::npos ? tokens.size() : comma + 1;
-    if (item.empty()) continue;
+  for (const std::string& item : SplitList(tokens, ',')) {
     auto colon = item.find(':');
     int64_t org = 0;
     bool ok = colon != std::string::npos && colon > 0 && colon + 1 < item.size();
@@ -296,12 +303,7 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.queues.clear();
   {
     std::string q = r.Str("QUEUES");
-    size_t pos = 0;
-    while (pos < q.size()) {
-      size_t comma = q.find(',', pos);
-      std::string item = q.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-      pos = comma == std::string::npos ? q.size() : comma + 1;
-      if (item.empty()) continue;
+    for (const std::string& item : SplitList(q, ',')) {
       auto colon = item.find(':');
       std::string name = item.substr(0, colon);
       int weight = 1;

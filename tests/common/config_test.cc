@@ -114,3 +114,13 @@ TEST(ConfigTest, EveryVariableIsDocumentedOnce) {
 
 }  // namespace
 }  // namespace streamfleet
+
+namespace streamfleet {
+namespace {
+TEST(SplitListTest, NonEmptyItemsInOrder) {
+  EXPECT_EQ(SplitList("a,b,,c,", ','), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(SplitList("", ',').empty());
+  EXPECT_EQ(SplitList("one", ','), (std::vector<std::string>{"one"}));
+}
+}  // namespace
+}  // namespace streamfleet

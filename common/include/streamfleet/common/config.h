@@ -92,6 +92,9 @@ StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms)
 // Parses a DATABASE_URL-independent "redis://[:password@]host[:port][/db]".
 StatusOr<RedisConfig> ParseRedisUrl(const std::string& url);
 
+// Splits "a,b,,c" into its non-empty items ("a", "b", "c"): the list syntax of every list variable.
+std::vector<std::string> SplitList(const std::string& text, char sep);
+
 // Splits "host:port" (host may be empty or "0.0.0.0").
 StatusOr<std::pair<std::string, int>> ParseListen(const std::string& text);
 
