@@ -4,16 +4,12 @@
 
 #include <map>
 
+#include "support/map_env.h"
+
 namespace streamfleet {
 namespace {
 
-EnvLookup Env(std::map<std::string, std::string> m) {
-  return [m](const std::string& k) -> std::optional<std::string> {
-    auto it = m.find(k);
-    if (it == m.end()) return std::nullopt;
-    return it->second;
-  };
-}
+EnvLookup Env(std::map<std::string, std::string> m) { return testing::MapEnv(std::move(m)); }
 
 TEST(ConfigTest, DefaultsMatchTheDocumentedTable) {
   auto c = LoadConfig(Env({}), "0.0.0.0:9101");

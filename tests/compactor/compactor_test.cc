@@ -16,6 +16,7 @@
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "streamfleet/v1/event.pb.h"
+#include "support/map_env.h"
 #include "support/redis_server.h"
 #include "support/tcp_proxy.h"
 
@@ -60,11 +61,7 @@ class CompactorTest : public ::testing::TestWithParam<std::string> {
   Config MakeConfig(std::map<std::string, std::string> extra = {}) {
     auto env = env_;
     for (auto& [k, v] : extra) env[k] = v;
-    auto c = LoadConfig([env](const std::string& k) -> std::optional<std::string> {
-      auto it = env.find(k);
-      if (it == env.end()) return std::nullopt;
-      return it->second;
-    }, "127.0.0.1:0");
+    auto c = LoadConfig(testing::MapEnv(env), "127.0.0.1:0");
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return *c;
   }

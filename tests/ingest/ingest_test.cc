@@ -12,6 +12,7 @@
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "support/http_client.h"
+#include "support/map_env.h"
 #include "support/redis_server.h"
 
 namespace streamfleet::ingest {
@@ -40,11 +41,7 @@ class IngestTest : public ::testing::Test {
                                               {"INGEST_THREADS", "16"},
                                               {"REDIS_TIMEOUT", "1s"}};
     for (auto& [k, v] : extra) env[k] = v;
-    auto c = LoadConfig([env](const std::string& k) -> std::optional<std::string> {
-      auto it = env.find(k);
-      if (it == env.end()) return std::nullopt;
-      return it->second;
-    }, "127.0.0.1:0");
+    auto c = LoadConfig(testing::MapEnv(env), "127.0.0.1:0");
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     config_ = std::make_unique<Config>(*c);
     registry_ = std::make_unique<prometheus::Registry>();

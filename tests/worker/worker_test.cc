@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "streamfleet/common/stream_admin.h"
+#include "support/map_env.h"
 #include "support/redis_server.h"
 
 namespace streamfleet::worker {
@@ -30,11 +31,7 @@ class WorkerTest : public ::testing::Test {
                                               {"TASK_BACKOFF_CAP", "10s"},
                                               {"TASK_MAX_ATTEMPTS", "3"}};
     for (auto& [k, v] : extra) env[k] = v;
-    auto c = LoadConfig([env](const std::string& k) -> std::optional<std::string> {
-      auto it = env.find(k);
-      if (it == env.end()) return std::nullopt;
-      return it->second;
-    }, "127.0.0.1:0");
+    auto c = LoadConfig(testing::MapEnv(env), "127.0.0.1:0");
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     configs_.push_back(std::make_unique<Config>(*c));
     services_.push_back(std::make_unique<WorkerService>(*configs_.back(), clock_, handlers_, registry_));
