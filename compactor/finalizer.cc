@@ -36,21 +36,6 @@ StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisClient& redis, const Finalize
   }
   int64_t total = snap->MetaInt("total_chunks");
   Assembled a = Assemble(snap->elements, from_db, total);
-  // A buffer only grows, unless it was deleted (GENERATION_DELETE_AFTER_COMPACT) or expired and a late
-  // chunk re-created it: never replace a fuller row with less content.
-  auto existing = store_.GetGeneration(req.gen.gen);
-  if (!existing.ok()) return existing.status();
-  if (existing->has_value() && (*existing)->chunk_count > a.chunk_count) {
-    SF_LOG_WARN("finalize {}: buffer has {} chunks but the row already has {} (buffer deleted or expired before a "
-                "late chunk); keeping the row",
-                KeySchema::Member(req.gen), a.chunk_count, (*existing)->chunk_count);
-    out.replay = true;
-    out.chunk_count = (*existing)->chunk_count;
-    auto marked = buffer_.MarkCompacted(redis, req.gen, snap->MetaInt("received_chunks"), req.finalize_id);
-    if (!marked.ok()) return marked.status();
-    out.marked_compacted = *marked;
-    return out;
-  }
   JsonDecode json = DecodeJson(a.text);
   out.json_valid = json.valid;
   out.chunk_count = a.chunk_count;
@@ -99,9 +84,18 @@ StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisClient& redis, const Finalize
   w.compacted_at = compacted_at;
   w.compacted_by = consumer_;
   w.finalize_id = req.finalize_id;
-  auto changed = store_.UpsertGeneration(w);
-  if (!changed.ok()) return changed.status();
-  out.replay = !*changed;
+  auto written = store_.UpsertGeneration(w);
+  if (!written.ok()) return written.status();
+  out.replay = *written != UpsertResult::kWritten;
+  if (*written == UpsertResult::kKeptFullerRow) {
+    SF_LOG_WARN("finalize {}: buffer has {} chunks but the row already has more (buffer deleted or expired before "
+                "a late chunk); keeping the row",
+                KeySchema::Member(req.gen), a.chunk_count);
+    auto marked = buffer_.MarkCompacted(redis, req.gen, received, req.finalize_id);
+    if (!marked.ok()) return marked.status();
+    out.marked_compacted = *marked;
+    return out;
+  }
 
   auto marked = buffer_.MarkCompacted(redis, req.gen, received, req.finalize_id);
   if (!marked.ok()) return marked.status();

@@ -306,7 +306,7 @@ StatusOr<std::vector<MigrationInfo>> SqlStore::Migrations() {
   return out;
 }
 
-StatusOr<bool> SqlStore::UpsertGeneration(const GenerationWrite& w) {
+StatusOr<UpsertResult> SqlStore::UpsertGeneration(const GenerationWrite& w) {
   // Two finalizers may both find no row and both INSERT; the loser sees a unique violation and retries
   // the whole transaction, which then finds the row (and its finalize id).
   for (int attempt = 0;; ++attempt) {
@@ -315,9 +315,9 @@ StatusOr<bool> SqlStore::UpsertGeneration(const GenerationWrite& w) {
   }
 }
 
-StatusOr<bool> SqlStore::UpsertGenerationOnce(const GenerationWrite& w) {
+StatusOr<UpsertResult> SqlStore::UpsertGenerationOnce(const GenerationWrite& w) {
   std::lock_guard<std::mutex> l(mu_);
-  bool changed = false;
+  UpsertResult result = UpsertResult::kAlreadyApplied;
   Status s = Run("upsert generation", [&](soci::session& sql) {
     sql << Begin();
     std::string metadata;
@@ -325,10 +325,18 @@ StatusOr<bool> SqlStore::UpsertGenerationOnce(const GenerationWrite& w) {
     int64_t id = w.id;
     std::string lock = dialect_ == SqlDialect::kPostgres ? " FOR UPDATE" : "";
     std::string meta_col = dialect_ == SqlDialect::kPostgres ? "metadata::text" : "metadata";
-    sql << "SELECT " + meta_col + " FROM scenario_generations WHERE id = :id" + lock, soci::use(id),
-        soci::into(metadata, mind);
+    long long existing_count = 0;
+    sql << "SELECT " + meta_col + ", chunk_count FROM scenario_generations WHERE id = :id" + lock, soci::use(id),
+        soci::into(metadata, mind), soci::into(existing_count);
     bool exists = sql.got_data();
     nlohmann::json merged = exists && mind == soci::i_ok ? ParseObject(metadata) : nlohmann::json::object();
+    if (exists && existing_count > w.chunk_count) {
+      // A buffer only grows, unless it was deleted or expired and a late chunk re-created it: never
+      // replace a fuller row with less content. Checked here, under the row lock, not before the write.
+      sql << "COMMIT";
+      result = UpsertResult::kKeptFullerRow;
+      return;
+    }
     if (!w.finalize_id.empty() && merged.value("finalize_id", std::string()) == w.finalize_id) {
       sql << "COMMIT";  // this finalization was already applied: replay changes nothing
       return;
@@ -371,10 +379,10 @@ StatusOr<bool> SqlStore::UpsertGenerationOnce(const GenerationWrite& w) {
           soci::use(now), soci::use(now);
     }
     sql << "COMMIT";
-    changed = true;
+    result = UpsertResult::kWritten;
   });
   if (!s.ok()) return s;
-  return changed;
+  return result;
 }
 
 Status SqlStore::MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenario, const std::string& patch_text) {

@@ -65,7 +65,7 @@ TEST_P(SqlStoreTest, UpsertIsIdempotentPerFinalizeIdAndMergesMetadata) {
   w.finalize_id = "1700000000000-0";
   auto first = store_->UpsertGeneration(w);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
-  EXPECT_TRUE(*first);
+  EXPECT_EQ(*first, UpsertResult::kWritten);
   auto row1 = store_->GetGeneration(59);
   ASSERT_TRUE(row1.ok() && row1->has_value());
 
@@ -73,7 +73,7 @@ TEST_P(SqlStoreTest, UpsertIsIdempotentPerFinalizeIdAndMergesMetadata) {
   replay.compacted_by = "c2";  // another consumer replays the same finalization
   auto again = store_->UpsertGeneration(replay);
   ASSERT_TRUE(again.ok());
-  EXPECT_FALSE(*again);
+  EXPECT_EQ(*again, UpsertResult::kAlreadyApplied);
   auto row2 = store_->GetGeneration(59);
   ASSERT_TRUE(row2.ok() && row2->has_value());
   EXPECT_EQ((*row2)->compacted_by, (*row1)->compacted_by);

@@ -64,6 +64,12 @@ struct ChunkRow {
   std::string data;  // raw bytes (stored base64 so any bytes survive both backends)
 };
 
+enum class UpsertResult {
+  kWritten,         // the row was inserted or updated
+  kAlreadyApplied,  // this finalize_id was committed before: nothing changed
+  kKeptFullerRow,   // the stored row has more chunks than this write: nothing changed
+};
+
 class SqlStore {
  public:
   // database_url: "sqlite:PATH" (also sqlite://PATH) or "postgresql://..." (libpq URI).
@@ -79,9 +85,8 @@ class SqlStore {
   Status Migrate();
   StatusOr<std::vector<MigrationInfo>> Migrations();
 
-  // Idempotent upsert in one transaction. Returns true if the row changed, false if this finalize_id
-  // was already applied.
-  StatusOr<bool> UpsertGeneration(const GenerationWrite& w);
+  // Idempotent upsert in one transaction (see UpsertResult).
+  StatusOr<UpsertResult> UpsertGeneration(const GenerationWrite& w);
   // Creates the row with initial metadata if it does not exist (the generation.run path); keeps an
   // existing row's metadata keys and adds the given ones.
   Status MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenario, const std::string& metadata_patch);
@@ -99,7 +104,7 @@ class SqlStore {
  private:
   SqlStore(SqlDialect d, std::string connect);
   Status Connect();
-  StatusOr<bool> UpsertGenerationOnce(const GenerationWrite& w);
+  StatusOr<UpsertResult> UpsertGenerationOnce(const GenerationWrite& w);
   Status MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t scenario, const std::string& patch);
   template <typename F>
   Status Run(const char* what, F&& f);
