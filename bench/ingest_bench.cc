@@ -1,11 +1,19 @@
-// Ingest load generator: N keep-alive HTTP clients (one thread and one reused CURL easy handle each) posting
+// Ingest load generator: N keep-alive HTTP/1.1 connections driven by epoll loops (--client-threads) posting
 // 200-byte chunks to a running streamfleet-ingest, first one chunk per request (application/json), then
 // NDJSON batches. Prints key=value result lines (see bench/run.sh).
 //
 //   ingest_bench --port INGEST_PORT --redis-port P --pid INGEST_PID [--clients 64] [--duration 10]
-#include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <strings.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "bench/bench_util.h"
@@ -16,11 +24,65 @@ using namespace streamfleet::bench;
 
 namespace {
 
-size_t Discard(char* p, size_t size, size_t n, void* out) {
-  auto* s = static_cast<std::string*>(out);
-  if (s->size() < 4096) s->append(p, size * n);
-  return size * n;
-}
+// One keep-alive HTTP/1.1 connection driven by the epoll loop: one request in flight at a time.
+struct HttpConn {
+  explicit HttpConn(int client_index) : client(client_index) {}
+  int client;
+  int fd = -1;
+  std::string in;
+  Clk::time_point t0;
+  int64_t sent_chunks = 0;
+
+  void Open(int port) {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      std::perror("ingest_bench: connect");
+      std::exit(1);
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  // Blocking write of the whole request (the socket is blocking; requests are small next to its buffer).
+  void Send(const std::string& req) {
+    size_t off = 0;
+    while (off < req.size()) {
+      ssize_t w = write(fd, req.data() + off, req.size() - off);
+      if (w <= 0) {
+        std::perror("ingest_bench: write");
+        std::exit(1);
+      }
+      off += static_cast<size_t>(w);
+    }
+  }
+  // Reads what is there; true once a whole response (headers + Content-Length body) has arrived.
+  bool Receive(int* status) {
+    char buf[16384];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      std::cerr << "ingest_bench: connection closed by ingest\n";
+      std::exit(1);
+    }
+    in.append(buf, static_cast<size_t>(n));
+    size_t head_end = in.find("\r\n\r\n");
+    if (head_end == std::string::npos) return false;
+    size_t length = 0;
+    for (size_t p = 0; p < head_end;) {
+      size_t eol = in.find("\r\n", p);
+      if (eol - p > 15 && strncasecmp(in.data() + p, "content-length:", 15) == 0) {
+        length = std::strtoul(in.data() + p + 15, nullptr, 10);
+      }
+      p = eol + 2;
+    }
+    if (in.size() < head_end + 4 + length) return false;
+    *status = std::atoi(in.data() + 9);  // "HTTP/1.1 202 ..."
+    in.erase(0, head_end + 4 + length);
+    return true;
+  }
+};
 
 struct PhaseResult {
   double seconds = 0;
@@ -42,6 +104,7 @@ struct Options {
   double duration_s = 10;
   int chunk_bytes = 200;
   int batch = 100;  // NDJSON lines per request
+  int client_threads = 2;
 };
 
 std::string Payload(int bytes) {
@@ -70,66 +133,64 @@ PhaseResult RunPhase(const Options& o, int batch, const char* name) {
 
   std::atomic<bool> stop{false}, measuring{false};
   std::atomic<int64_t> acked_total{0};
-  std::vector<PhaseResult> per(static_cast<size_t>(o.clients));
+  // Event-loop clients (like wrk or redis-benchmark) rather than a thread per connection, so the load
+  // generator's own CPU does not cap what is measured on a 2-core machine.
+  const int threads_n = std::max(1, std::min(o.client_threads, o.clients));
+  std::vector<PhaseResult> per(static_cast<size_t>(threads_n));
   std::vector<std::thread> threads;
-  for (int t = 0; t < o.clients; ++t) {
+  for (int t = 0; t < threads_n; ++t) {
     threads.emplace_back([&, t] {
       PhaseResult& r = per[static_cast<size_t>(t)];
-      r.latencies_ms.reserve(batch == 0 ? 200000 : 20000);
-      CURL* c = curl_easy_init();
-      std::string response;
-      curl_slist* hs = nullptr;
-      hs = curl_slist_append(hs, content_type.c_str());
-      hs = curl_slist_append(hs, "Expect:");
-      curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
-      curl_easy_setopt(c, CURLOPT_POST, 1L);
-      curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-      curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Discard);
-      curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
-      curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-      curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-      curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-      int64_t sent_chunks = 0;
-      int64_t gen = -1;
-      std::string url;
+      r.latencies_ms.reserve(batch == 0 ? 400000 : 40000);
+      std::vector<HttpConn> conns;
+      for (int c = t; c < o.clients; c += threads_n) conns.emplace_back(c);
+      int ep = epoll_create1(0);
+      for (auto& c : conns) {
+        c.Open(o.port);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.ptr = &c;
+        epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+      }
+      auto send_next = [&](HttpConn& c) {
+        int64_t g = 1 + c.client + static_cast<int64_t>(o.clients) * (c.sent_chunks / rotate_every);
+        c.Send("POST /v1/orgs/1/generations/" + std::to_string(g) +
+               "/chunks HTTP/1.1\r\nHost: 127.0.0.1\r\n" + content_type +
+               "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+        c.t0 = Clk::now();
+      };
       bool logged = false;
+      for (auto& c : conns) send_next(c);
+      std::vector<epoll_event> events(conns.size());
       while (!stop.load(std::memory_order_relaxed)) {
-        int64_t g = 1 + t + static_cast<int64_t>(o.clients) * (sent_chunks / rotate_every);
-        if (g != gen) {
-          gen = g;
-          url = "http://127.0.0.1:" + std::to_string(o.port) + "/v1/orgs/1/generations/" + std::to_string(gen) +
-                "/chunks";
-          curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-        }
-        response.clear();
-        auto t0 = Clk::now();
-        CURLcode rc = curl_easy_perform(c);
-        auto t1 = Clk::now();
-        long status = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        bool ok = rc == CURLE_OK && status == 202;
-        bool m = measuring.load(std::memory_order_relaxed);
-        if (ok) {
-          sent_chunks += per_request;
-          acked_total.fetch_add(per_request, std::memory_order_relaxed);
-        }
-        if (!ok && !logged) {
-          std::cerr << "ingest_bench: " << name << ": request failed: curl=" << curl_easy_strerror(rc)
-                    << " status=" << status << " body=" << response.substr(0, 300) << "\n";
-          logged = true;
-        }
-        if (!m) continue;
-        if (ok) {
-          ++r.requests;
-          r.chunks += per_request;
-          r.latencies_ms.push_back(Seconds(t1 - t0) * 1000.0);
-        } else {
-          ++r.errors;
+        int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+        for (int i = 0; i < n; ++i) {
+          auto& c = *static_cast<HttpConn*>(events[static_cast<size_t>(i)].data.ptr);
+          int status = 0;
+          if (!c.Receive(&status)) continue;  // response not complete yet
+          auto t1 = Clk::now();
+          bool ok = status == 202;
+          if (ok) {
+            c.sent_chunks += per_request;
+            acked_total.fetch_add(per_request, std::memory_order_relaxed);
+          } else if (!logged) {
+            std::cerr << "ingest_bench: " << name << ": request failed: status=" << status << "\n";
+            logged = true;
+          }
+          if (measuring.load(std::memory_order_relaxed)) {
+            if (ok) {
+              ++r.requests;
+              r.chunks += per_request;
+              r.latencies_ms.push_back(Seconds(t1 - c.t0) * 1000.0);
+            } else {
+              ++r.errors;
+            }
+          }
+          send_next(c);
         }
       }
-      curl_slist_free_all(hs);
-      curl_easy_cleanup(c);
+      for (auto& c : conns) close(c.fd);
+      close(ep);
     });
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup_s));
@@ -187,12 +248,12 @@ int main(int argc, char** argv) {
   o.duration_s = f.Double("duration", 10);
   o.chunk_bytes = static_cast<int>(f.Int("chunk-bytes", 200));
   o.batch = static_cast<int>(f.Int("batch", 100));
+  o.client_threads = static_cast<int>(f.Int("client-threads", 2));
   if (o.port == 0 || o.redis_port == 0 || o.pid == 0) {
     std::cerr << "usage: ingest_bench --port INGEST_PORT --redis-port P --pid INGEST_PID [--clients 64] "
-                 "[--duration 10] [--warmup 1] [--chunk-bytes 200] [--batch 100]\n";
+                 "[--duration 10] [--warmup 1] [--chunk-bytes 200] [--batch 100] [--client-threads 2]\n";
     return 2;
   }
-  curl_global_init(CURL_GLOBAL_DEFAULT);
 
   PhaseResult single = RunPhase(o, 0, "single");
   Emit("ingest_single_cps", static_cast<double>(single.chunks) / single.seconds);
@@ -215,6 +276,5 @@ int main(int argc, char** argv) {
 
   auto redis = ConnectOrDie(o.redis_port);
   (void)redis->Command({"FLUSHALL"});
-  curl_global_cleanup();
   return 0;
 }

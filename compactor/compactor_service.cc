@@ -1,8 +1,8 @@
 #include "compactor/compactor_service.h"
 
-#include <random>
 #include <thread>
 
+#include "streamfleet/common/backoff.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
@@ -84,8 +84,7 @@ Status CompactorService::Ready() const {
 
 template <typename F>
 Status CompactorService::Retry(const char* what, const std::atomic<bool>& stop, F&& f) {
-  int64_t backoff = 50;
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  JitteredBackoff backoff;
   bool logged = false;
   while (true) {
     Status s = f();
@@ -98,21 +97,19 @@ Status CompactorService::Retry(const char* what, const std::atomic<bool>& stop, 
       SF_LOG_WARN("{}: {} (retrying with backoff)", what, s.ToString());
       logged = true;
     }
-    SleepUnlessStopped(backoff / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(backoff / 2 + 1)), stop);
-    backoff = std::min<int64_t>(backoff * 2, 5000);
+    SleepUnlessStopped(backoff.Next(), stop);
   }
 }
 
 void CompactorService::Run(const std::atomic<bool>& stop) {
-  int64_t backoff = 50;
+  JitteredBackoff backoff;
   while (!stop.load()) {
     auto r = RunOnce(stop);
     if (r.ok()) {
-      backoff = 50;
+      backoff.Reset();
       continue;
     }
-    SleepUnlessStopped(backoff, stop);
-    backoff = std::min<int64_t>(backoff * 2, 5000);
+    SleepUnlessStopped(backoff.Next(), stop);
   }
   SF_LOG_INFO("compactor: stopped reading; unacknowledged entries stay pending for the group");
 }

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "compactor/compactor_service.h"
+#include "streamfleet/common/backoff.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/metrics_server.h"
 #include "streamfleet/common/shutdown.h"
@@ -34,11 +35,11 @@ int main() {
     return 2;
   }
   // Migrations are idempotent and serialized across processes; wait for the DB if it is not up yet.
-  for (int backoff = 100; !Shutdown::Requested(); backoff = std::min(backoff * 2, 5000)) {
+  for (JitteredBackoff backoff(100); !Shutdown::Requested();) {
     Status s = (*store)->Migrate();
     if (s.ok()) break;
     SF_LOG_WARN("database not ready: {}", s.ToString());
-    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff.Next()));
   }
   RedisServerClock clock;
   auto registry = std::make_shared<prometheus::Registry>();

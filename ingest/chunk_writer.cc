@@ -11,30 +11,20 @@
 
 namespace streamfleet::ingest {
 
-StatusOr<AppendResult> ChunkWriter::Append(RedisClient& redis, const GenerationId& gen,
+StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const GenerationId& gen,
                                            std::vector<PendingChunk>& chunks, const std::string& source) {
   AppendResult out;
   if (chunks.empty()) return out;
   const std::string ctl = keys_.ControlKey(gen);
-  int64_t need = 0;
-  for (const auto& c : chunks) {
-    if (!c.finish && !c.seq) ++need;
-  }
-  if (need > 0) {
-    // One atomic reservation for the whole batch: concurrent requests never get the same seq.
-    auto r = redis.Command({"HINCRBY", ctl, "next_seq", std::to_string(need)});
-    if (!r.ok()) return r.status();
-    int64_t next = r->integer - need;
-    for (auto& c : chunks) {
-      if (!c.finish && !c.seq) c.seq = next++;
-    }
-  }
   int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
   int64_t bytes = 0;
+  // Chunks without a seq get theirs from the generation's counter inside the script (see IngestAppend):
+  // one round trip per request, and concurrent requests never share a seq.
+  std::string needs_seq;
   std::vector<std::string> args = {std::to_string(gen.scenario), "", std::to_string(config_.max_generation_bytes),
-                                   std::to_string(config_.chunk_ttl_s), std::to_string(chunks.size())};
+                                   std::to_string(config_.chunk_ttl_s), std::to_string(chunks.size()), ""};
   for (const auto& c : chunks) {
     v1::ChunkEnvelope e;
     e.set_kind(c.finish ? v1::ChunkEnvelope::FINISH : v1::ChunkEnvelope::CHUNK);
@@ -48,20 +38,26 @@ StatusOr<AppendResult> ChunkWriter::Append(RedisClient& redis, const GenerationI
     e.set_produced_at_ms(now);
     e.set_source(source);
     args.push_back(e.SerializeAsString());
+    needs_seq.push_back(!c.finish && !c.seq ? '1' : '0');
     bytes += static_cast<int64_t>(c.data.size());
-    if (!c.finish) {
-      ++out.accepted;
-      out.last_seq = std::max(out.last_seq, *c.seq);
-    }
   }
   args[1] = std::to_string(bytes);
+  args[5] = needs_seq;
   auto r = redis.Eval(scripts::IngestAppend(), {ctl, keys_.ChunkStream(keys_.ShardOf(gen))}, args);
   if (!r.ok()) return r.status();
-  out.last_id = r->str;
+  if (!r->is_array() || r->elements.size() != 2) return Status::Internal("IngestAppend: unexpected reply");
+  out.last_id = r->elements[0].str;
+  int64_t next = r->elements[1].AsInt();
+  for (auto& c : chunks) {
+    if (c.finish) continue;
+    if (!c.seq) c.seq = next++;
+    ++out.accepted;
+    out.last_seq = std::max(out.last_seq, *c.seq);
+  }
   return out;
 }
 
-StatusOr<std::string> ChunkWriter::Progress(RedisClient& redis, int64_t org, int64_t gen,
+StatusOr<std::string> ChunkWriter::Progress(RedisCommands& redis, int64_t org, int64_t gen,
                                             std::optional<int64_t> scenario) {
   GenerationId g{org, 0, gen};
   auto ctl = redis.Command({"HGETALL", keys_.ControlKey(g)});

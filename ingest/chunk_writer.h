@@ -1,7 +1,8 @@
 #pragma once
 // Ingest's Redis side: assign seqs, build envelopes, append them to the generation's chunk stream in one
 // atomic script call (scenario binding and per-generation byte limit checked in the same call), read
-// progress, and measure the backlog for backpressure. Thread-safe (stateless); pass a client per thread.
+// progress, and measure the backlog for backpressure. Thread-safe (stateless): Append and Progress take any
+// RedisCommands (the ingest service passes its shared AsyncRedis).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,11 +34,11 @@ class ChunkWriter {
 
   // All or nothing per call. Errors: kFailedPrecondition (scenario differs from the generation's),
   // kResourceExhausted (generation byte limit), kUnavailable (Redis down: nothing was acknowledged).
-  StatusOr<AppendResult> Append(RedisClient& redis, const GenerationId& gen, std::vector<PendingChunk>& chunks,
+  StatusOr<AppendResult> Append(RedisCommands& redis, const GenerationId& gen, std::vector<PendingChunk>& chunks,
                                 const std::string& source);
 
   // Progress JSON from Redis; kNotFound when nothing is known about the generation.
-  StatusOr<std::string> Progress(RedisClient& redis, int64_t org, int64_t gen, std::optional<int64_t> scenario);
+  StatusOr<std::string> Progress(RedisCommands& redis, int64_t org, int64_t gen, std::optional<int64_t> scenario);
 
   // Entries in the chunk streams not yet delivered to the compactor group (XLEN where no group exists).
   StatusOr<int64_t> Backlog(RedisClient& redis);

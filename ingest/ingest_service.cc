@@ -47,7 +47,7 @@ struct IngestService::Ctx {
 };
 
 IngestService::IngestService(const Config& config, prometheus::Registry& registry)
-    : config_(config), metrics_(registry), writer_(config), pool_(config.redis) {}
+    : config_(config), metrics_(registry), writer_(config), redis_(config.redis), sampler_redis_(RedisClient::Lazy(config.redis)) {}
 
 IngestService::~IngestService() { Stop(); }
 
@@ -81,13 +81,7 @@ Status IngestService::Ready() {
 }
 
 void IngestService::SampleBacklog() {
-  auto lease = pool_.Acquire();
-  if (!lease.ok()) {
-    redis_ok_.store(false);
-    metrics_.redis_up.Set(0);
-    return;
-  }
-  auto b = writer_.Backlog(**lease);
+  auto b = writer_.Backlog(*sampler_redis_);
   redis_ok_.store(b.ok());
   metrics_.redis_up.Set(b.ok() ? 1 : 0);
   if (b.ok()) {
@@ -173,14 +167,8 @@ bool IngestService::Authorize(HttpExchange& ex, int64_t org) {
 bool IngestService::Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source,
                           AppendResult* total) {
   if (batch.empty()) return true;
-  auto lease = pool_.Acquire();
-  if (!lease.ok()) {
-    redis_ok_.store(false);
-    Reject(ex, 503, "redis_unavailable", lease.status().message(), {{"Retry-After", "1"}});
-    return false;
-  }
   auto t0 = Clk::now();
-  auto r = writer_.Append(**lease, ctx.gen, batch, source);
+  auto r = writer_.Append(redis_, ctx.gen, batch, source);
   metrics_.redis_write_seconds.Observe(std::chrono::duration<double>(Clk::now() - t0).count());
   if (!r.ok()) {
     const Status& s = r.status();
@@ -375,12 +363,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
   if (!Write(ex, ctx, batch, source, &total)) return;
   if (sse && done) {
     // The provider's stream ended: the total is every seq this generation was given.
-    auto lease = pool_.Acquire();
-    if (!lease.ok()) {
-      Reject(ex, 503, "redis_unavailable", lease.status().message(), {{"Retry-After", "1"}});
-      return;
-    }
-    auto next = (*lease)->Command({"HGET", writer_.keys().ControlKey(ctx.gen), "next_seq"});
+    auto next = redis_.Command({"HGET", writer_.keys().ControlKey(ctx.gen), "next_seq"});
     if (!next.ok()) {
       Reject(ex, 503, "redis_unavailable", next.status().message(), {{"Retry-After", "1"}});
       return;
@@ -418,14 +401,9 @@ void IngestService::HandleFinish(HttpExchange& ex, Ctx& ctx) {
 }
 
 void IngestService::HandleProgress(HttpExchange& ex, Ctx& ctx) {
-  auto lease = pool_.Acquire();
-  if (!lease.ok()) {
-    Reject(ex, 503, "redis_unavailable", lease.status().message(), {{"Retry-After", "1"}});
-    return;
-  }
   std::optional<int64_t> scenario;
   if (ctx.gen.scenario > 0) scenario = ctx.gen.scenario;
-  auto p = writer_.Progress(**lease, ctx.gen.org, ctx.gen.gen, scenario);
+  auto p = writer_.Progress(redis_, ctx.gen.org, ctx.gen.gen, scenario);
   if (!p.ok()) {
     if (p.status().code() == StatusCode::kNotFound) {
       Reject(ex, 404, "not_found", p.status().message());

@@ -1,13 +1,15 @@
 #pragma once
 // The ingest HTTP API (see docs/API.md): chunks in as JSON, NDJSON (streamed) or SSE, made durable in the
-// chunk streams before the 2xx answer. Handlers run concurrently on civetweb threads; each request borrows
-// a Redis client from a pool. A background thread samples the backlog for backpressure.
+// chunk streams before the 2xx answer. Handlers run concurrently on civetweb threads and share one
+// AsyncRedis connection, so concurrent requests' commands are pipelined to Redis together. A background
+// thread samples the backlog for backpressure on its own synchronous client.
 #include <atomic>
 #include <memory>
 #include <thread>
 
 #include "ingest/chunk_writer.h"
 #include "ingest/metrics.h"
+#include "streamfleet/common/async_redis.h"
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/http_server.h"
 #include "streamfleet/common/redis.h"
@@ -40,14 +42,15 @@ class IngestService {
   bool Authorize(HttpExchange& ex, int64_t org);
   void Reject(HttpExchange& ex, int status, const std::string& reason, const std::string& detail,
               std::vector<std::pair<std::string, std::string>> headers = {});
-  // Appends with the pool; maps errors to HTTP answers. Returns false when it already responded.
+  // Appends through redis_; maps errors to HTTP answers. Returns false when it already responded.
   bool Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source, AppendResult* total);
   void SampleBacklog();
 
   const Config& config_;
   IngestMetrics metrics_;
   ChunkWriter writer_;
-  RedisPool pool_;
+  AsyncRedis redis_;
+  std::unique_ptr<RedisClient> sampler_redis_;  // only the sampler thread uses it
   std::unique_ptr<HttpServer> http_;
   std::atomic<int64_t> backlog_{0};
   std::atomic<bool> redis_ok_{false};

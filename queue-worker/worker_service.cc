@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "streamfleet/common/backoff.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/stream_admin.h"
 
@@ -310,18 +311,17 @@ void WorkerService::Run(const std::atomic<bool>& stop) {
       auto redis = RedisClient::Lazy(config_.redis);
       std::string consumer = config_.consumer_name + "-" + std::to_string(i);
       bool groups = false;
-      int64_t backoff = 50;
+      JitteredBackoff backoff;
       while (!stop.load()) {
         if (!groups) groups = EnsureGroups(*redis).ok();
         auto r = groups ? PollOnce(*redis, consumer, 500) : StatusOr<int>(Status::Unavailable("no groups"));
         if (r.ok()) {
-          backoff = 50;
+          backoff.Reset();
           continue;
         }
         redis_ok_.store(false);
         if (r.status().code() == StatusCode::kFailedPrecondition) groups = false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-        backoff = std::min<int64_t>(backoff * 2, 5000);
+        std::this_thread::sleep_for(std::chrono::milliseconds(backoff.Next()));
       }
     });
   }

@@ -137,6 +137,11 @@ return 1
 // the generation would exceed its byte limit. Nothing is appended in either case.
 // Returns the last stream id.
 const LuaScript& IngestAppend() {
+  // ARGV: scenario, batch bytes, byte limit, ctl TTL, n, seq flags ('1' = assign a seq), n envelopes.
+  // Seqs are reserved here, after the checks, so a rejected batch burns none and the request needs one
+  // round trip. The seq goes into the envelope by appending field 5 (varint) to its bytes: in protobuf a
+  // scalar field that occurs again later in the message wins, so the result is a valid envelope carrying
+  // that seq without Lua having to parse or re-encode it.
   static const LuaScript s(R"(
 local bound = redis.call('HGET', KEYS[1], 'scenario')
 if bound and bound ~= ARGV[1] then
@@ -151,11 +156,34 @@ if not bound then
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 end
 redis.call('HINCRBY', KEYS[1], 'ingested_bytes', tonumber(ARGV[2]))
-local id = ''
-for i = 1, tonumber(ARGV[5]) do
-  id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[5 + i])
+local n = tonumber(ARGV[5])
+local flags = ARGV[6]
+local need = 0
+for i = 1, n do
+  if string.byte(flags, i) == 49 then need = need + 1 end
 end
-return id
+local first = 0
+if need > 0 then first = redis.call('HINCRBY', KEYS[1], 'next_seq', need) - need end
+local function varint(v)
+  local out = {}
+  while v >= 128 do
+    out[#out + 1] = string.char(v % 128 + 128)
+    v = math.floor(v / 128)
+  end
+  out[#out + 1] = string.char(v)
+  return table.concat(out)
+end
+local id = ''
+local seq = first
+for i = 1, n do
+  local e = ARGV[6 + i]
+  if string.byte(flags, i) == 49 then
+    e = e .. string.char(40) .. varint(seq)
+    seq = seq + 1
+  end
+  id = redis.call('XADD', KEYS[2], '*', 'e', e)
+end
+return {id, first}
 )");
   return s;
 }

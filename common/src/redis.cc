@@ -1,11 +1,12 @@
 #include "streamfleet/common/redis.h"
 
+#include "redis_internal.h"
+
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <random>
 #include <thread>
 
 namespace streamfleet {
@@ -51,9 +52,7 @@ LuaScript::LuaScript(std::string source) : source_(std::move(source)) {
   }
 }
 
-namespace {
-
-RedisValue Own(const redisReply* r) {
+RedisValue OwnReply(const redisReply* r) {
   RedisValue v;
   switch (r->type) {
     case REDIS_REPLY_STRING:
@@ -75,13 +74,15 @@ RedisValue Own(const redisReply* r) {
     case REDIS_REPLY_ARRAY:
       v.type = RedisValue::Type::kArray;
       v.elements.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) v.elements.push_back(Own(r->element[i]));
+      for (size_t i = 0; i < r->elements; ++i) v.elements.push_back(OwnReply(r->element[i]));
       break;
     default:
       v.type = RedisValue::Type::kNil;
   }
   return v;
 }
+
+namespace {
 
 timeval ToTimeval(int ms) {
   timeval tv;
@@ -91,15 +92,8 @@ timeval ToTimeval(int ms) {
 }
 
 void AppendArgv(redisContext* c, const std::vector<std::string>& argv) {
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  redisAppendCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+  ArgvView v(argv);
+  redisAppendCommandArgv(c, v.argc(), v.ptrs.data(), v.lens.data());
 }
 
 }  // namespace
@@ -178,14 +172,10 @@ Status RedisClient::EnsureConnected() {
   if (now < next_attempt_) return Status::Unavailable("redis unavailable (reconnect backing off)");
   Status s = Open();
   if (s.ok()) {
-    backoff_ms_ = 0;
+    backoff_.Reset();
     return s;
   }
-  // Jittered exponential backoff: 50ms doubling to 5s, full jitter in [b/2, b].
-  backoff_ms_ = backoff_ms_ == 0 ? 50 : std::min<int64_t>(backoff_ms_ * 2, 5000);
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  int64_t wait = backoff_ms_ / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(backoff_ms_ / 2 + 1));
-  next_attempt_ = now + std::chrono::milliseconds(wait);
+  next_attempt_ = now + std::chrono::milliseconds(backoff_.Next());
   return s;
 }
 
@@ -202,7 +192,7 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
       return ContextError();
     }
     redisReply* reply = static_cast<redisReply*>(raw);
-    out.push_back(Own(reply));
+    out.push_back(OwnReply(reply));
     freeReplyObject(reply);
   }
   if (extra_timeout_ms > 0) redisSetTimeout(ctx_, ToTimeval(config_.command_timeout_ms));

@@ -14,7 +14,8 @@ const LuaScript& ApplyChunks();
 const LuaScript& SweepDeadlines();
 // After the row commit: mark compacted unless chunks arrived meanwhile; optionally shorten the TTLs.
 const LuaScript& MarkCompacted();
-// Ingest: bind scenario, count bytes against the per-generation limit, XADD the envelopes.
+// Ingest: bind scenario, count bytes against the per-generation limit, reserve seqs for the envelopes
+// that have none, XADD the envelopes. Returns [last entry id, first reserved seq].
 const LuaScript& IngestAppend();
 
 }  // namespace streamfleet::scripts

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "streamfleet/common/backoff.h"
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/status.h"
 
@@ -57,20 +58,32 @@ class LuaScript {
   std::string sha_;
 };
 
-class RedisClient {
+// What request-path code needs from Redis, whichever client serves it: a RedisClient owned by the calling
+// thread, or the shared AsyncRedis event loop (async_redis.h) that pipelines many threads' commands on one
+// connection. Error replies become Statuses through TranslateRedisError in both.
+class RedisCommands {
+ public:
+  virtual ~RedisCommands() = default;
+  virtual StatusOr<RedisValue> Command(const std::vector<std::string>& argv, int extra_timeout_ms = 0) = 0;
+  // EVALSHA with NOSCRIPT fallback.
+  virtual StatusOr<RedisValue> Eval(const LuaScript& script, const std::vector<std::string>& keys,
+                                    const std::vector<std::string>& args) = 0;
+};
+
+class RedisClient final : public RedisCommands {
  public:
   // Connects (and AUTH/SELECT). kUnavailable if the server cannot be reached.
   static StatusOr<std::unique_ptr<RedisClient>> Connect(const RedisConfig& config);
   // A client that connects on first use (and reconnects after errors, with jittered backoff): for
   // long-running processes that must stay up while Redis is down.
   static std::unique_ptr<RedisClient> Lazy(const RedisConfig& config);
-  ~RedisClient();
+  ~RedisClient() override;
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
 
   // Runs one command; an error reply becomes a non-OK Status. extra_timeout_ms extends the socket timeout
   // for this call (blocking reads pass their BLOCK time).
-  StatusOr<RedisValue> Command(const std::vector<std::string>& argv, int extra_timeout_ms = 0);
+  StatusOr<RedisValue> Command(const std::vector<std::string>& argv, int extra_timeout_ms = 0) override;
 
   // Sends all commands in one round trip. The call fails only on connection errors; per-command error
   // replies come back as RedisValue{kError} in their slot. EVALSHA commands answered NOSCRIPT are loaded
@@ -80,7 +93,7 @@ class RedisClient {
 
   // EVALSHA with NOSCRIPT fallback; an error reply becomes a non-OK Status.
   StatusOr<RedisValue> Eval(const LuaScript& script, const std::vector<std::string>& keys,
-                            const std::vector<std::string>& args);
+                            const std::vector<std::string>& args) override;
   // The argv of an EVALSHA, for pipelines.
   static std::vector<std::string> EvalArgv(const LuaScript& script, const std::vector<std::string>& keys,
                                            const std::vector<std::string>& args);
@@ -104,7 +117,7 @@ class RedisClient {
   std::vector<const LuaScript*> scripts_;
   // Reconnect backoff: after a failed connect, calls fail fast until next_attempt_.
   std::chrono::steady_clock::time_point next_attempt_{};
-  int64_t backoff_ms_ = 0;
+  JitteredBackoff backoff_;
 };
 
 // A small pool of clients for request-handling threads. Thread-safe.
