@@ -105,27 +105,47 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
 }
 
 StatusOr<BufferSnapshot> ChunkBuffer::Snapshot(RedisClient& redis, const GenerationId& gen) {
-  auto r = redis.Pipeline({{"LRANGE", keys_.BufferKey(gen), "0", "-1"},
-                           {"HGETALL", keys_.MetaKey(gen)},
-                           {"HGETALL", keys_.ControlKey(gen)}});
+  auto r = Snapshots(redis, {gen});
+  if (!r.ok()) return r.status();
+  return std::move(r->at(0));
+}
+
+StatusOr<std::vector<BufferSnapshot>> ChunkBuffer::Snapshots(RedisClient& redis, const std::vector<GenerationId>& gens) {
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(gens.size() * 3);
+  for (const auto& gen : gens) {
+    cmds.push_back({"LRANGE", keys_.BufferKey(gen), "0", "-1"});
+    cmds.push_back({"HGETALL", keys_.MetaKey(gen)});
+    cmds.push_back({"HGETALL", keys_.ControlKey(gen)});
+  }
+  auto r = redis.Pipeline(cmds);
   if (!r.ok()) return r.status();
   for (const auto& v : *r) {
     if (v.is_error()) return TranslateRedisError(v.str);
   }
-  BufferSnapshot s;
-  for (auto& e : (*r)[0].elements) s.elements.push_back(std::move(e.str));
-  for (auto& [k, v] : ParsePairs((*r)[1])) s.meta[k] = v.str;
-  for (auto& [k, v] : ParsePairs((*r)[2])) s.control[k] = v.str;
-  s.exists = !s.elements.empty() || !s.meta.empty();
-  return s;
+  std::vector<BufferSnapshot> out(gens.size());
+  for (size_t i = 0; i < gens.size(); ++i) {
+    BufferSnapshot& s = out[i];
+    for (auto& e : (*r)[3 * i].elements) s.elements.push_back(std::move(e.str));
+    for (auto& [k, v] : ParsePairs((*r)[3 * i + 1])) s.meta[k] = v.str;
+    for (auto& [k, v] : ParsePairs((*r)[3 * i + 2])) s.control[k] = v.str;
+    s.exists = !s.elements.empty() || !s.meta.empty();
+  }
+  return out;
+}
+
+std::vector<std::string> ChunkBuffer::MarkCompactedCommand(RedisClient& redis, const GenerationId& gen,
+                                                           int64_t received_chunks, const std::string& finalize_id) {
+  redis.Register(scripts::MarkCompacted());
+  int64_t grace = config_.delete_after_compact ? config_.delete_grace_s : 0;
+  return RedisClient::EvalArgv(scripts::MarkCompacted(),
+                               {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen)},
+                               {std::to_string(received_chunks), std::to_string(grace), finalize_id});
 }
 
 StatusOr<bool> ChunkBuffer::MarkCompacted(RedisClient& redis, const GenerationId& gen, int64_t received_chunks,
                                           const std::string& finalize_id) {
-  int64_t grace = config_.delete_after_compact ? config_.delete_grace_s : 0;
-  auto r = redis.Eval(scripts::MarkCompacted(),
-                      {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen)},
-                      {std::to_string(received_chunks), std::to_string(grace), finalize_id});
+  auto r = redis.Command(MarkCompactedCommand(redis, gen, received_chunks, finalize_id));
   if (!r.ok()) return r.status();
   return r->integer == 1;
 }

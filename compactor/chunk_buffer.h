@@ -52,10 +52,16 @@ class ChunkBuffer {
   StatusOr<ApplyResult> Apply(RedisClient& redis, const std::vector<ChunkItem>& items);
 
   StatusOr<BufferSnapshot> Snapshot(RedisClient& redis, const GenerationId& gen);
+  // Many generations' snapshots in one round trip, in input order.
+  StatusOr<std::vector<BufferSnapshot>> Snapshots(RedisClient& redis, const std::vector<GenerationId>& gens);
 
   // After the row committed. Returns true when marked compacted, false when more chunks arrived.
   StatusOr<bool> MarkCompacted(RedisClient& redis, const GenerationId& gen, int64_t received_chunks,
                                const std::string& finalize_id);
+  // The MarkCompacted script call as a command, for pipelines (registers the script on `redis` for
+  // NOSCRIPT repair). Its reply is integer 1 when marked.
+  std::vector<std::string> MarkCompactedCommand(RedisClient& redis, const GenerationId& gen, int64_t received_chunks,
+                                                const std::string& finalize_id);
 
   // Moves due idle deadlines to the finalize stream. Returns how many.
   StatusOr<int64_t> SweepDeadlines(RedisClient& redis, int limit);

@@ -233,63 +233,89 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
 }
 
 void CompactorService::ProcessFinalizes(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop) {
+  std::vector<FinalizeRequest> reqs;
+  std::vector<StreamEntry> owners;  // owners[k] is the finalize entry of reqs[k]
   for (const auto& e : entries) {
-    if (stop.load()) return;
-    const std::string* m = e.Field("m");
-    const std::string* r = e.Field("r");
-    GenerationId gen;
-    if (e.fields.empty()) {
+    if (e.fields.empty()) {  // trimmed while pending: nothing to finalize
       Ack({e});
       continue;
     }
+    const std::string* m = e.Field("m");
+    const std::string* r = e.Field("r");
+    GenerationId gen;
     if (m == nullptr || !KeySchema::ParseMember(*m, &gen) || gen.org <= 0 || gen.gen <= 0) {
       DeadLetterEntry(e, "malformed finalize entry", 1);
       continue;
     }
-    FinalizeRequest req{gen, r ? *r : "complete", e.id};
-    FinalizeOutcome outcome;
-    Status s = Retry("finalize", stop, [&] {
-      auto o = finalizer_.Finalize(*write_, req);
-      if (!o.ok()) {
-        bool db = o.status().message().find("redis") == std::string::npos;
-        if (db) {
-          metrics_.db_errors.Increment();
-          db_ok_.store(!o.status().retryable());
-        } else {
-          metrics_.redis_errors.Increment();
-        }
-        metrics_.db_up.Set(db_ok_.load() ? 1 : 0);
-        return o.status();
-      }
-      db_ok_.store(true);
-      metrics_.db_up.Set(1);
-      outcome = std::move(*o);
-      return Status::Ok();
-    });
-    if (!s.ok()) {
-      if (stop.load()) return;  // left pending: another compactor (or our restart) finishes it
-      SF_LOG_ERROR("finalize {} failed permanently: {}", *m, s.ToString());
-      DeadLetterEntry(e, s.ToString(), 1);
-      continue;
-    }
-    if (outcome.empty) {
-      SF_LOG_WARN("finalize {}: no buffer (expired or already deleted); nothing to write", *m);
-    } else if (outcome.replay) {
-      metrics_.finalize_replays.Increment();
-    } else {
-      if (req.reason == "idle_timeout") {
-        metrics_.finalized_idle.Increment();
-      } else if (req.reason == "complete") {
-        metrics_.finalized_complete.Increment();
-      } else {
-        metrics_.finalized_manual.Increment();
-      }
-      if (!outcome.json_valid) metrics_.json_fallbacks.Increment();
-      int64_t queued = StreamIdMs(e.id);
-      if (queued > 0) metrics_.finalize_latency.Observe(std::max<double>(0, (WallMs() - queued) / 1000.0));
-    }
-    Ack({e});
+    reqs.push_back(FinalizeRequest{gen, r ? *r : "complete", e.id});
+    owners.push_back(e);
   }
+  if (reqs.empty()) return;
+  // The whole batch first: one snapshot round trip, one DB transaction, one mark+event round trip.
+  std::vector<FinalizeOutcome> outcomes;
+  Status s = RetryFinalize(reqs, &outcomes, stop);
+  if (s.ok()) {
+    for (size_t k = 0; k < reqs.size(); ++k) RecordFinalized(reqs[k], owners[k], outcomes[k]);
+    Ack(owners);
+    return;
+  }
+  if (stop.load()) return;  // left pending: another compactor (or our restart) finishes it
+  // A permanent failure: find the poisoned finalization(s) one by one; the others still complete.
+  for (size_t k = 0; k < reqs.size() && !stop.load(); ++k) {
+    std::vector<FinalizeOutcome> one;
+    Status s1 = RetryFinalize({reqs[k]}, &one, stop);
+    if (s1.ok()) {
+      RecordFinalized(reqs[k], owners[k], one[0]);
+      Ack({owners[k]});
+    } else if (!stop.load()) {
+      SF_LOG_ERROR("finalize {} failed permanently: {}", KeySchema::Member(reqs[k].gen), s1.ToString());
+      DeadLetterEntry(owners[k], s1.ToString(), 1);
+    }
+  }
+}
+
+Status CompactorService::RetryFinalize(const std::vector<FinalizeRequest>& reqs, std::vector<FinalizeOutcome>* out,
+                                       const std::atomic<bool>& stop) {
+  return Retry("finalize", stop, [&] {
+    auto o = finalizer_.FinalizeBatch(*write_, reqs);
+    if (!o.ok()) {
+      bool db = o.status().message().find("redis") == std::string::npos;
+      if (db) {
+        metrics_.db_errors.Increment();
+        db_ok_.store(!o.status().retryable());
+      } else {
+        metrics_.redis_errors.Increment();
+      }
+      metrics_.db_up.Set(db_ok_.load() ? 1 : 0);
+      return o.status();
+    }
+    db_ok_.store(true);
+    metrics_.db_up.Set(1);
+    *out = std::move(*o);
+    return Status::Ok();
+  });
+}
+
+void CompactorService::RecordFinalized(const FinalizeRequest& req, const StreamEntry& e,
+                                       const FinalizeOutcome& outcome) {
+  if (outcome.empty) {
+    SF_LOG_WARN("finalize {}: no buffer (expired or already deleted); nothing to write", KeySchema::Member(req.gen));
+    return;
+  }
+  if (outcome.replay) {
+    metrics_.finalize_replays.Increment();
+    return;
+  }
+  if (req.reason == "idle_timeout") {
+    metrics_.finalized_idle.Increment();
+  } else if (req.reason == "complete") {
+    metrics_.finalized_complete.Increment();
+  } else {
+    metrics_.finalized_manual.Increment();
+  }
+  if (!outcome.json_valid) metrics_.json_fallbacks.Increment();
+  int64_t queued = StreamIdMs(e.id);
+  if (queued > 0) metrics_.finalize_latency.Observe(std::max<double>(0, (WallMs() - queued) / 1000.0));
 }
 
 void CompactorService::Ack(const std::vector<StreamEntry>& entries) {

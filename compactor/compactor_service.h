@@ -59,6 +59,9 @@ class CompactorService {
   void Process(std::vector<StreamEntry> entries, const std::atomic<bool>& stop);
   void ProcessChunks(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop);
   void ProcessFinalizes(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop);
+  Status RetryFinalize(const std::vector<FinalizeRequest>& reqs, std::vector<FinalizeOutcome>* out,
+                       const std::atomic<bool>& stop);
+  void RecordFinalized(const FinalizeRequest& req, const StreamEntry& e, const FinalizeOutcome& outcome);
   void Ack(const std::vector<StreamEntry>& entries);
   void DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered);
   // Retries f while it fails with a retryable status, with jittered backoff, until stop.

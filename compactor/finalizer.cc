@@ -21,32 +21,27 @@ nlohmann::json MsToIso(const BufferSnapshot& s, const std::string& key) {
 }  // namespace
 
 StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisClient& redis, const FinalizeRequest& req) {
-  auto snap = buffer_.Snapshot(redis, req.gen);
-  if (!snap.ok()) return snap.status();
-  std::map<int64_t, std::string> from_db;
-  if (config_.chunk_storage != ChunkStorage::kRedis) {
-    auto rows = store_.GetChunks(req.gen.gen);
-    if (!rows.ok()) return rows.status();
-    for (auto& r : *rows) from_db.emplace(r.seq, std::move(r.data));
-  }
-  FinalizeOutcome out;
-  if (!snap->exists && from_db.empty()) {
-    out.empty = true;
-    return out;
-  }
-  int64_t total = snap->MetaInt("total_chunks");
-  Assembled a = Assemble(snap->elements, from_db, total);
-  JsonDecode json = DecodeJson(a.text);
-  out.json_valid = json.valid;
-  out.chunk_count = a.chunk_count;
-  out.missing = a.missing;
+  auto r = FinalizeBatch(redis, {req});
+  if (!r.ok()) return r.status();
+  return std::move(r->at(0));
+}
 
-  int64_t received = snap->MetaInt("received_chunks");
-  int64_t received_bytes = snap->MetaInt("received_bytes");
+GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSnapshot& snap,
+                                      const std::map<int64_t, std::string>& from_db, FinalizeOutcome* out,
+                                      int64_t* received) const {
+  int64_t total = snap.MetaInt("total_chunks");
+  Assembled a = Assemble(snap.elements, from_db, total);
+  JsonDecode json = DecodeJson(a.text);
+  out->json_valid = json.valid;
+  out->chunk_count = a.chunk_count;
+  out->missing = a.missing;
+
+  *received = snap.MetaInt("received_chunks");
+  int64_t received_bytes = snap.MetaInt("received_bytes");
   int64_t queued_ms = StreamIdMs(req.finalize_id);
   std::string compacted_at = IsoUtcFromMs(queued_ms > 0 ? queued_ms : 0);
 
-  nlohmann::json progress = {{"received_chunks", received},
+  nlohmann::json progress = {{"received_chunks", *received},
                              {"total_chunks", total > 0 ? nlohmann::json(total) : nlohmann::json(nullptr)},
                              {"received_bytes", received_bytes},
                              {"expected_total_bytes", nullptr},
@@ -56,10 +51,10 @@ StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisClient& redis, const Finalize
                        {"chunk_count", a.chunk_count},
                        {"compacted_at", compacted_at},
                        {"compacted_by", consumer_},
-                       {"received_chunks", received},
+                       {"received_chunks", *received},
                        {"received_bytes", received_bytes},
-                       {"first_chunk_at", MsToIso(*snap, "first_chunk_at")},
-                       {"last_chunk_at", MsToIso(*snap, "last_chunk_at")},
+                       {"first_chunk_at", MsToIso(snap, "first_chunk_at")},
+                       {"last_chunk_at", MsToIso(snap, "last_chunk_at")},
                        {"finalize_trigger", req.reason},
                        {"json_valid", json.valid}};
   if (!json.valid) {
@@ -84,41 +79,86 @@ StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisClient& redis, const Finalize
   w.compacted_at = compacted_at;
   w.compacted_by = consumer_;
   w.finalize_id = req.finalize_id;
-  auto written = store_.UpsertGeneration(w);
-  if (!written.ok()) return written.status();
-  out.replay = *written != UpsertResult::kWritten;
-  if (*written == UpsertResult::kKeptFullerRow) {
-    SF_LOG_WARN("finalize {}: buffer has {} chunks but the row already has more (buffer deleted or expired before "
-                "a late chunk); keeping the row",
-                KeySchema::Member(req.gen), a.chunk_count);
-    auto marked = buffer_.MarkCompacted(redis, req.gen, received, req.finalize_id);
-    if (!marked.ok()) return marked.status();
-    out.marked_compacted = *marked;
-    return out;
-  }
+  return w;
+}
 
-  auto marked = buffer_.MarkCompacted(redis, req.gen, received, req.finalize_id);
-  if (!marked.ok()) return marked.status();
-  out.marked_compacted = *marked;
+std::vector<std::string> Finalizer::EventCommand(const FinalizeRequest& req, const FinalizeOutcome& out) const {
+  v1::Event ev;
+  auto* gc = ev.mutable_generation_compacted();
+  gc->set_organization_id(req.gen.org);
+  gc->set_scenario_id(req.gen.scenario);
+  gc->set_generation_id(req.gen.gen);
+  gc->set_chunk_count(out.chunk_count);
+  gc->set_trigger(req.reason);
+  gc->set_json_valid(out.json_valid);
+  gc->set_compacted_by(consumer_);
+  gc->set_compacted_at_ms(StreamIdMs(req.finalize_id));
+  return {"XADD", buffer_.keys().EventsStream(), "MAXLEN", "~", "100000", "*", "type", "generation.compacted",
+          "e", ev.SerializeAsString()};
+}
 
-  // Published on replays too (at-least-once): a crash between the commit and this XADD must not lose the
-  // event. Consumers dedupe on (generation_id, compacted_at_ms).
-  {
-    v1::Event ev;
-    auto* gc = ev.mutable_generation_compacted();
-    gc->set_organization_id(req.gen.org);
-    gc->set_scenario_id(req.gen.scenario);
-    gc->set_generation_id(req.gen.gen);
-    gc->set_chunk_count(a.chunk_count);
-    gc->set_trigger(req.reason);
-    gc->set_json_valid(json.valid);
-    gc->set_compacted_by(consumer_);
-    gc->set_compacted_at_ms(queued_ms);
-    auto x = redis.Command({"XADD", buffer_.keys().EventsStream(), "MAXLEN", "~", "100000", "*", "type",
-                            "generation.compacted", "e", ev.SerializeAsString()});
-    if (!x.ok()) return x.status();
+StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& redis,
+                                                               const std::vector<FinalizeRequest>& reqs) {
+  std::vector<FinalizeOutcome> outs(reqs.size());
+  if (reqs.empty()) return outs;
+  // 1. Every buffer in one round trip.
+  std::vector<GenerationId> gens;
+  gens.reserve(reqs.size());
+  for (const auto& r : reqs) gens.push_back(r.gen);
+  auto snaps = buffer_.Snapshots(redis, gens);
+  if (!snaps.ok()) return snaps.status();
+
+  // 2. Assemble and decode each; every row in one transaction.
+  std::vector<GenerationWrite> writes;
+  std::vector<size_t> written_of;  // writes[k] belongs to reqs[written_of[k]]
+  std::vector<int64_t> received(reqs.size(), 0);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    std::map<int64_t, std::string> from_db;
+    if (config_.chunk_storage != ChunkStorage::kRedis) {
+      auto rows = store_.GetChunks(reqs[i].gen.gen);
+      if (!rows.ok()) return rows.status();
+      for (auto& r : *rows) from_db.emplace(r.seq, std::move(r.data));
+    }
+    const BufferSnapshot& snap = (*snaps)[i];
+    if (!snap.exists && from_db.empty()) {
+      outs[i].empty = true;
+      continue;
+    }
+    writes.push_back(BuildWrite(reqs[i], snap, from_db, &outs[i], &received[i]));
+    written_of.push_back(i);
   }
-  return out;
+  if (writes.empty()) return outs;
+  auto results = store_.UpsertGenerations(writes);
+  if (!results.ok()) return results.status();
+
+  // 3. After the commit: mark each buffer compacted and publish the events, in one round trip.
+  std::vector<std::vector<std::string>> cmds;
+  std::vector<int> mark_slot(reqs.size(), -1);
+  for (size_t k = 0; k < writes.size(); ++k) {
+    size_t i = written_of[k];
+    UpsertResult res = (*results)[k];
+    outs[i].replay = res != UpsertResult::kWritten;
+    if (res == UpsertResult::kKeptFullerRow) {
+      SF_LOG_WARN("finalize {}: buffer has {} chunks but the row already has more (buffer deleted or expired "
+                  "before a late chunk); keeping the row",
+                  KeySchema::Member(reqs[i].gen), outs[i].chunk_count);
+    }
+    mark_slot[i] = static_cast<int>(cmds.size());
+    cmds.push_back(buffer_.MarkCompactedCommand(redis, reqs[i].gen, received[i], reqs[i].finalize_id));
+    // Published on replays too (at-least-once): a crash between the commit and this XADD must not lose
+    // the event. Consumers dedupe on (generation_id, compacted_at_ms). Not for a kept fuller row: this
+    // finalization changed nothing.
+    if (res != UpsertResult::kKeptFullerRow) cmds.push_back(EventCommand(reqs[i], outs[i]));
+  }
+  auto replies = redis.Pipeline(cmds);
+  if (!replies.ok()) return replies.status();
+  for (const auto& v : *replies) {
+    if (v.is_error()) return TranslateRedisError(v.str);
+  }
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (mark_slot[i] >= 0) outs[i].marked_compacted = (*replies)[static_cast<size_t>(mark_slot[i])].integer == 1;
+  }
+  return outs;
 }
 
 }  // namespace streamfleet::compactor

@@ -4,7 +4,9 @@
 // generation.compacted event. Idempotent: replaying the same finalize id changes nothing.
 // Used by the compactor loop and by `streamfleetctl compact-generation` (same code).
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "compactor/chunk_buffer.h"
 #include "streamfleet/common/sql_store.h"
@@ -34,8 +36,17 @@ class Finalizer {
   // Redis errors come back as kUnavailable etc.; DB errors as the store reports them (kUnavailable for
   // an outage: retry later, the finalize entry stays pending).
   StatusOr<FinalizeOutcome> Finalize(RedisClient& redis, const FinalizeRequest& req);
+  // Many finalizations with one Redis round trip per step and ONE database transaction for all rows
+  // (outcomes in input order). All or nothing: on an error nothing is acknowledged and the whole batch is
+  // retried, which is safe because every step is idempotent.
+  StatusOr<std::vector<FinalizeOutcome>> FinalizeBatch(RedisClient& redis, const std::vector<FinalizeRequest>& reqs);
 
  private:
+  GenerationWrite BuildWrite(const FinalizeRequest& req, const BufferSnapshot& snap,
+                             const std::map<int64_t, std::string>& from_db, FinalizeOutcome* out,
+                             int64_t* received) const;
+  std::vector<std::string> EventCommand(const FinalizeRequest& req, const FinalizeOutcome& out) const;
+
   const Config& config_;
   ChunkBuffer& buffer_;
   SqlStore& store_;

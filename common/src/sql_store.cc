@@ -4,6 +4,7 @@
 #include <soci/soci.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -307,82 +308,103 @@ StatusOr<std::vector<MigrationInfo>> SqlStore::Migrations() {
 }
 
 StatusOr<UpsertResult> SqlStore::UpsertGeneration(const GenerationWrite& w) {
+  auto r = UpsertGenerations({w});
+  if (!r.ok()) return r.status();
+  return r->at(0);
+}
+
+StatusOr<std::vector<UpsertResult>> SqlStore::UpsertGenerations(const std::vector<GenerationWrite>& writes) {
   // Two finalizers may both find no row and both INSERT; the loser sees a unique violation and retries
   // the whole transaction, which then finds the row (and its finalize id).
   for (int attempt = 0;; ++attempt) {
-    auto r = UpsertGenerationOnce(w);
+    auto r = UpsertGenerationsOnce(writes);
     if (r.ok() || r.status().code() != StatusCode::kAlreadyExists || attempt >= 3) return r;
   }
 }
 
-StatusOr<UpsertResult> SqlStore::UpsertGenerationOnce(const GenerationWrite& w) {
+SqlStore::LockedRow SqlStore::ReadForUpdate(soci::session& sql, int64_t id) {
+  LockedRow row;
+  std::string metadata;
+  soci::indicator mind = soci::i_null;
+  long long count = 0;
+  std::string lock = dialect_ == SqlDialect::kPostgres ? " FOR UPDATE" : "";
+  std::string meta_col = dialect_ == SqlDialect::kPostgres ? "metadata::text" : "metadata";
+  sql << "SELECT " + meta_col + ", chunk_count FROM scenario_generations WHERE id = :id" + lock, soci::use(id),
+      soci::into(metadata, mind), soci::into(count);
+  row.exists = sql.got_data();
+  row.metadata = row.exists && mind == soci::i_ok ? ParseObject(metadata) : nlohmann::json::object();
+  row.chunk_count = count;
+  return row;
+}
+
+StatusOr<std::vector<UpsertResult>> SqlStore::UpsertGenerationsOnce(const std::vector<GenerationWrite>& writes) {
   std::lock_guard<std::mutex> l(mu_);
-  UpsertResult result = UpsertResult::kAlreadyApplied;
-  Status s = Run("upsert generation", [&](soci::session& sql) {
+  std::vector<UpsertResult> results(writes.size(), UpsertResult::kAlreadyApplied);
+  // Rows are locked in id order, so two compactors committing overlapping batches on PostgreSQL wait for
+  // each other instead of deadlocking.
+  std::vector<size_t> order(writes.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return writes[a].id < writes[b].id; });
+  Status s = Run("upsert generations", [&](soci::session& sql) {
+    // One transaction for the batch: on SQLite one WAL commit instead of one per generation.
     sql << Begin();
-    std::string metadata;
-    soci::indicator mind = soci::i_null;
-    int64_t id = w.id;
-    std::string lock = dialect_ == SqlDialect::kPostgres ? " FOR UPDATE" : "";
-    std::string meta_col = dialect_ == SqlDialect::kPostgres ? "metadata::text" : "metadata";
-    long long existing_count = 0;
-    sql << "SELECT " + meta_col + ", chunk_count FROM scenario_generations WHERE id = :id" + lock, soci::use(id),
-        soci::into(metadata, mind), soci::into(existing_count);
-    bool exists = sql.got_data();
-    nlohmann::json merged = exists && mind == soci::i_ok ? ParseObject(metadata) : nlohmann::json::object();
-    if (exists && existing_count > w.chunk_count) {
-      // A buffer only grows, unless it was deleted or expired and a late chunk re-created it: never
-      // replace a fuller row with less content. Checked here, under the row lock, not before the write.
-      sql << "COMMIT";
-      result = UpsertResult::kKeptFullerRow;
-      return;
-    }
-    if (!w.finalize_id.empty() && merged.value("finalize_id", std::string()) == w.finalize_id) {
-      sql << "COMMIT";  // this finalization was already applied: replay changes nothing
-      return;
-    }
-    nlohmann::json patch = ParseObject(w.metadata_patch);
-    for (auto it = patch.begin(); it != patch.end(); ++it) merged[it.key()] = it.value();
-    if (!w.finalize_id.empty()) merged["finalize_id"] = w.finalize_id;
-    std::string merged_text = merged.dump();
-    int64_t org = w.organization_id;
-    int64_t scenario = w.scenario_id;
-    soci::indicator sind = scenario > 0 ? soci::i_ok : soci::i_null;
-    std::string llm = w.llm_response.value_or("");
-    soci::indicator lind = w.llm_response ? soci::i_ok : soci::i_null;
-    std::string compacted = w.compacted.value_or("");
-    soci::indicator cind = w.compacted ? soci::i_ok : soci::i_null;
-    int64_t chunk_count = w.chunk_count;
-    std::string at = w.compacted_at;
-    std::string by = w.compacted_by;
-    std::string now = IsoUtcNow();
-    if (exists) {
-      // llm_response stays unchanged when this finalization could not decode JSON.
-      std::string set_llm = w.llm_response ? "llm_response = :llm, " : "";
-      std::string q = "UPDATE scenario_generations SET organization_id = :org, scenario_id = :sc, " + set_llm +
-                      "compacted = :cmp, metadata = :md, chunk_count = :cc, compacted_at = :at, "
-                      "compacted_by = :by, updated_at = :now WHERE id = :id";
-      if (w.llm_response) {
-        sql << q, soci::use(org), soci::use(scenario, sind), soci::use(llm, lind), soci::use(compacted, cind),
-            soci::use(merged_text), soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now),
-            soci::use(id);
-      } else {
-        sql << q, soci::use(org), soci::use(scenario, sind), soci::use(compacted, cind), soci::use(merged_text),
-            soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now), soci::use(id);
-      }
-    } else {
-      sql << "INSERT INTO scenario_generations (id, organization_id, scenario_id, llm_response, compacted,"
-             " metadata, chunk_count, compacted_at, compacted_by, created_at, updated_at) VALUES"
-             " (:id, :org, :sc, :llm, :cmp, :md, :cc, :at, :by, :now1, :now2)",
-          soci::use(id), soci::use(org), soci::use(scenario, sind), soci::use(llm, lind),
-          soci::use(compacted, cind), soci::use(merged_text), soci::use(chunk_count), soci::use(at), soci::use(by),
-          soci::use(now), soci::use(now);
-    }
+    for (size_t i : order) results[i] = UpsertLocked(sql, writes[i]);
     sql << "COMMIT";
-    result = UpsertResult::kWritten;
   });
   if (!s.ok()) return s;
-  return result;
+  return results;
+}
+
+UpsertResult SqlStore::UpsertLocked(soci::session& sql, const GenerationWrite& w) {
+  LockedRow row = ReadForUpdate(sql, w.id);
+  if (row.exists && row.chunk_count > w.chunk_count) {
+    // A buffer only grows, unless it was deleted or expired and a late chunk re-created it: never replace
+    // a fuller row with less content. Checked here, under the row lock, not before the write.
+    return UpsertResult::kKeptFullerRow;
+  }
+  if (!w.finalize_id.empty() && row.metadata.value("finalize_id", std::string()) == w.finalize_id) {
+    return UpsertResult::kAlreadyApplied;  // this finalization was already applied: replay changes nothing
+  }
+  nlohmann::json& merged = row.metadata;
+  nlohmann::json patch = ParseObject(w.metadata_patch);
+  for (auto it = patch.begin(); it != patch.end(); ++it) merged[it.key()] = it.value();
+  if (!w.finalize_id.empty()) merged["finalize_id"] = w.finalize_id;
+  std::string merged_text = merged.dump();
+  int64_t id = w.id;
+  int64_t org = w.organization_id;
+  int64_t scenario = w.scenario_id;
+  soci::indicator sind = scenario > 0 ? soci::i_ok : soci::i_null;
+  std::string llm = w.llm_response.value_or("");
+  soci::indicator lind = w.llm_response ? soci::i_ok : soci::i_null;
+  std::string compacted = w.compacted.value_or("");
+  soci::indicator cind = w.compacted ? soci::i_ok : soci::i_null;
+  int64_t chunk_count = w.chunk_count;
+  std::string at = w.compacted_at;
+  std::string by = w.compacted_by;
+  std::string now = IsoUtcNow();
+  if (row.exists) {
+    // llm_response stays unchanged when this finalization could not decode JSON.
+    std::string set_llm = w.llm_response ? "llm_response = :llm, " : "";
+    std::string q = "UPDATE scenario_generations SET organization_id = :org, scenario_id = :sc, " + set_llm +
+                    "compacted = :cmp, metadata = :md, chunk_count = :cc, compacted_at = :at, "
+                    "compacted_by = :by, updated_at = :now WHERE id = :id";
+    if (w.llm_response) {
+      sql << q, soci::use(org), soci::use(scenario, sind), soci::use(llm, lind), soci::use(compacted, cind),
+          soci::use(merged_text), soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now),
+          soci::use(id);
+    } else {
+      sql << q, soci::use(org), soci::use(scenario, sind), soci::use(compacted, cind), soci::use(merged_text),
+          soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now), soci::use(id);
+    }
+  } else {
+    sql << "INSERT INTO scenario_generations (id, organization_id, scenario_id, llm_response, compacted,"
+           " metadata, chunk_count, compacted_at, compacted_by, created_at, updated_at) VALUES"
+           " (:id, :org, :sc, :llm, :cmp, :md, :cc, :at, :by, :now1, :now2)",
+        soci::use(id), soci::use(org), soci::use(scenario, sind), soci::use(llm, lind), soci::use(compacted, cind),
+        soci::use(merged_text), soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now),
+        soci::use(now);
+  }
+  return UpsertResult::kWritten;
 }
 
 Status SqlStore::MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenario, const std::string& patch_text) {
@@ -397,22 +419,14 @@ Status SqlStore::MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t sc
   std::lock_guard<std::mutex> l(mu_);
   return Run("merge metadata", [&](soci::session& sql) {
     sql << Begin();
-    std::string metadata;
-    soci::indicator mind = soci::i_null;
-    int64_t rid = id;
-    std::string lock = dialect_ == SqlDialect::kPostgres ? " FOR UPDATE" : "";
-    std::string meta_col = dialect_ == SqlDialect::kPostgres ? "metadata::text" : "metadata";
-    sql << "SELECT " + meta_col + " FROM scenario_generations WHERE id = :id" + lock, soci::use(rid),
-        soci::into(metadata, mind);
-    bool exists = sql.got_data();
-    nlohmann::json merged = exists && mind == soci::i_ok ? ParseObject(metadata) : nlohmann::json::object();
+    LockedRow row = ReadForUpdate(sql, id);
     nlohmann::json patch = ParseObject(patch_text);
-    for (auto it = patch.begin(); it != patch.end(); ++it) merged[it.key()] = it.value();
-    std::string md = merged.dump();
+    for (auto it = patch.begin(); it != patch.end(); ++it) row.metadata[it.key()] = it.value();
+    std::string md = row.metadata.dump();
     std::string now = IsoUtcNow();
-    int64_t o = org, sc = scenario;
+    int64_t rid = id, o = org, sc = scenario;
     soci::indicator sind = sc > 0 ? soci::i_ok : soci::i_null;
-    if (exists) {
+    if (row.exists) {
       sql << "UPDATE scenario_generations SET metadata = :md, updated_at = :now WHERE id = :id", soci::use(md),
           soci::use(now), soci::use(rid);
     } else {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "streamfleet/common/status.h"
 
 namespace soci {
@@ -87,6 +89,9 @@ class SqlStore {
 
   // Idempotent upsert in one transaction (see UpsertResult).
   StatusOr<UpsertResult> UpsertGeneration(const GenerationWrite& w);
+  // The same for many rows in ONE transaction (results in input order): all or nothing, and one commit
+  // for a whole batch of finalizations.
+  StatusOr<std::vector<UpsertResult>> UpsertGenerations(const std::vector<GenerationWrite>& writes);
   // Creates the row with initial metadata if it does not exist (the generation.run path); keeps an
   // existing row's metadata keys and adds the given ones.
   Status MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenario, const std::string& metadata_patch);
@@ -104,7 +109,16 @@ class SqlStore {
  private:
   SqlStore(SqlDialect d, std::string connect);
   Status Connect();
-  StatusOr<UpsertResult> UpsertGenerationOnce(const GenerationWrite& w);
+  // A generation row read inside a transaction, locked until COMMIT (FOR UPDATE on PostgreSQL; SQLite's
+  // BEGIN IMMEDIATE holds the database write lock already).
+  struct LockedRow {
+    bool exists = false;
+    nlohmann::json metadata;  // an object; {} when there is no row or no metadata
+    int64_t chunk_count = 0;
+  };
+  LockedRow ReadForUpdate(soci::session& sql, int64_t id);
+  StatusOr<std::vector<UpsertResult>> UpsertGenerationsOnce(const std::vector<GenerationWrite>& writes);
+  UpsertResult UpsertLocked(soci::session& sql, const GenerationWrite& w);
   Status MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t scenario, const std::string& patch);
   template <typename F>
   Status Run(const char* what, F&& f);
