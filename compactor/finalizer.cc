@@ -4,6 +4,7 @@
 
 #include "compactor/assembly.h"
 #include "streamfleet/common/codec.h"
+#include "streamfleet/common/generation_cache.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/event.pb.h"
@@ -87,6 +88,12 @@ StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisClient& redis, const Finalize
   auto written = store_.UpsertGeneration(w);
   if (!written.ok()) return written.status();
   out.replay = *written != UpsertResult::kWritten;
+  if (cache_ != nullptr && *written != UpsertResult::kKeptFullerRow) {
+    // Also on a replay: the first attempt may have committed and then failed here. An error leaves the
+    // finalize entry pending, so the redelivery (a replay) invalidates again.
+    auto inv = cache_->Invalidate(kGenerationCacheName, GenerationCacheContent(req.gen.org, req.gen.gen));
+    if (!inv.ok()) return inv.status();
+  }
   if (*written == UpsertResult::kKeptFullerRow) {
     SF_LOG_WARN("finalize {}: buffer has {} chunks but the row already has more (buffer deleted or expired before "
                 "a late chunk); keeping the row",

@@ -2,21 +2,26 @@
 // The ingest HTTP API (see docs/API.md): chunks in as JSON, NDJSON (streamed) or SSE, made durable in the
 // chunk streams before the 2xx answer. Handlers run concurrently on civetweb threads; each request borrows
 // a Redis client from a pool. A background thread samples the backlog for backpressure.
+// GET /v1/orgs/{org}/generations/{gen} answers the compacted row from the SQL store, cache-aside through the
+// fleet's multi-tier cache (common/cache.h); it is the only route that needs the database.
 #include <atomic>
 #include <memory>
 #include <thread>
 
 #include "ingest/chunk_writer.h"
 #include "ingest/metrics.h"
+#include "streamfleet/common/cache.h"
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/http_server.h"
 #include "streamfleet/common/redis.h"
+#include "streamfleet/common/sql_store.h"
 
 namespace streamfleet::ingest {
 
 class IngestService {
  public:
-  IngestService(const Config& config, prometheus::Registry& registry);
+  // store: where GET .../generations/{gen} reads rows (nullptr: that route answers 503).
+  IngestService(const Config& config, prometheus::Registry& registry, SqlStore* store = nullptr);
   ~IngestService();
 
   // Starts listening on INGEST_LISTEN (port 0 = any) and the backlog sampler.
@@ -36,6 +41,7 @@ class IngestService {
   void HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse);
   void HandleFinish(HttpExchange& ex, Ctx& ctx);
   void HandleProgress(HttpExchange& ex, Ctx& ctx);
+  void HandleGeneration(HttpExchange& ex, Ctx& ctx);
   // Authorization for org; responds 401/403 and returns false when denied.
   bool Authorize(HttpExchange& ex, int64_t org);
   void Reject(HttpExchange& ex, int status, const std::string& reason, const std::string& detail,
@@ -48,6 +54,8 @@ class IngestService {
   IngestMetrics metrics_;
   ChunkWriter writer_;
   RedisPool pool_;
+  SqlStore* store_;
+  Cache cache_;
   std::unique_ptr<HttpServer> http_;
   std::atomic<int64_t> backlog_{0};
   std::atomic<bool> redis_ok_{false};
