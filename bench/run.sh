@@ -6,11 +6,12 @@
 #   2. ingest: the streamfleet-ingest binary under 64 keep-alive clients (single JSON chunks, then NDJSON),
 #   3. the compactor: raw XREADGROUP+XACK ceiling, 1 and 2 in-process CompactorService instances draining a
 #      pre-fill, 1 instance under a steady producer, and the streamfleet-compactor binary,
-# prints a markdown table and stops everything it started. See docs/performance.md.
+#   4. the cache: GetOrCompute latency p50/p99 per tier and Redis hits/s (bench/cache_bench.cc),
+# prints markdown tables and stops everything it started. See docs/performance.md.
 #
 # Knobs (environment): BUILD_DIR (default build), INGEST_CLIENTS (64), INGEST_DURATION (10 s per phase),
 # COMPACTOR_GENS (2000 generations x 50 chunks), PACED_RATE (10000 chunks/s for the steady-state finalize
-# latency), CHUNK_BYTES (200), SKIP_BUILD=1.
+# latency), CHUNK_BYTES (200), CACHE_ITERATIONS (5000 gets per tier), ONLY=cache (just part 4), SKIP_BUILD=1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +21,8 @@ INGEST_DURATION=${INGEST_DURATION:-10}
 COMPACTOR_GENS=${COMPACTOR_GENS:-2000}
 PACED_RATE=${PACED_RATE:-10000}
 CHUNK_BYTES=${CHUNK_BYTES:-200}
+CACHE_ITERATIONS=${CACHE_ITERATIONS:-5000}
+ONLY=${ONLY:-}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamfleet-bench.XXXXXX")
 RESULTS=$WORK/results.txt
@@ -81,9 +84,9 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cmake -DSTREAMFLEET_BUILD_BENCH=ON "$BUILD" >/dev/null
   fi
   log "building (cmake --build -j1)"
-  cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench streamfleet-ingest streamfleet-compactor >&2
+  cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench cache_bench streamfleet-ingest streamfleet-compactor >&2
 fi
-for b in bench/ingest_bench bench/compactor_bench ingest/streamfleet-ingest compactor/streamfleet-compactor; do
+for b in bench/ingest_bench bench/compactor_bench bench/cache_bench ingest/streamfleet-ingest compactor/streamfleet-compactor; do
   [ -x "$BUILD/$b" ] || { log "missing $BUILD/$b"; exit 1; }
 done
 
@@ -99,6 +102,7 @@ for _ in $(seq 100); do [ -s "$WORK/redis.pid" ] && break; sleep 0.05; done
 log "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$REDIS_PORT (pid $(cat "$WORK/redis.pid"))"
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
+if [ "$ONLY" != cache ]; then
 # ---- 1. Redis ceilings ---------------------------------------------------------------------------------
 PAYLOAD=$(head -c "$CHUNK_BYTES" /dev/zero | tr '\0' 'x')
 xadd_ceiling() {  # $1 = pipeline depth
@@ -139,8 +143,16 @@ log "compactor: $COMPACTOR_GENS generations x 50 chunks of $CHUNK_BYTES bytes"
 run_child "$BUILD/bench/compactor_bench" --redis-port "$REDIS_PORT" --gens "$COMPACTOR_GENS" --chunks 50 \
   --chunk-bytes "$CHUNK_BYTES" --tmpdir "$WORK" --paced-rate "$PACED_RATE" --paced-seconds 5 --compactor-bin "$BUILD/compactor/streamfleet-compactor" >>"$RESULTS"
 
-# ---- table ----------------------------------------------------------------------------------------------
-awk -F= -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" -v gens="$COMPACTOR_GENS" -v cb="$CHUNK_BYTES" '
+fi
+
+# ---- 4. cache -----------------------------------------------------------------------------------------
+rcli flushall >/dev/null
+log "cache: $CACHE_ITERATIONS GetOrCompute calls per tier, then Redis hits/s with 1 and 4 threads"
+run_child "$BUILD/bench/cache_bench" --redis-port "$REDIS_PORT" --tmpdir "$WORK" --iterations "$CACHE_ITERATIONS" \
+  --threads 4 --seconds 3 >>"$RESULTS"
+
+# ---- tables ---------------------------------------------------------------------------------------------
+[ "$ONLY" = cache ] || awk -F= -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" -v gens="$COMPACTOR_GENS" -v cb="$CHUNK_BYTES" '
   { v[$1] = $2 }
   function f0(x) { return sprintf("%.0f", x) }
   function f1(x) { return sprintf("%.1f", x) }
@@ -172,4 +184,19 @@ awk -F= -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" -v gens="$COMPACTOR_GEN
     printf "| bench process RSS peak with 1 / 2 in-process compactors (incl. harness; %s MB before start) | %s / %s MB | (info) | | |\n", f1(v["svc1_rss_before_mb"]), f1(v["svc1_rss_peak_mb"]), f1(v["svc2_rss_peak_mb"])
     printf "\nCPU during the runs (cores busy, of %s): ingest JSON %s + redis %s; ingest NDJSON %s + redis %s; compactor 1x %s + redis %s; compactor 2x %s + redis %s\n", cores, f2(v["ingest_single_cpu_cores"]), f2(v["ingest_single_redis_cpu_cores"]), f2(v["ingest_ndjson_cpu_cores"]), f2(v["ingest_ndjson_redis_cpu_cores"]), f2(v["svc1_cpu_cores"]), f2(v["svc1_redis_cpu_cores"]), f2(v["svc2_cpu_cores"]), f2(v["svc2_redis_cpu_cores"])
     printf "Errors: ingest JSON %d, NDJSON %d; rows written %d / %d / %d of %d (1x, 2x, binary), %d of %d (steady)\n", v["ingest_single_errors"], v["ingest_ndjson_errors"], v["svc1_rows"], v["svc2_rows"], v["bin_rows"], gens, v["paced_rows"], v["paced_gens"]
+  }' "$RESULTS"
+
+awk -F= -v cores="$(nproc)" '
+  { v[$1] = $2 }
+  function f0(x) { return sprintf("%.0f", x) }
+  function us(p) { return sprintf("%.0f / %.0f", v["cache_" p "_p50_us"], v["cache_" p "_p99_us"]) }
+  END {
+    printf "\ncache (common/cache.h): %s cores shared by redis and the driver; %d-byte values; GetOrCompute from one thread\n\n", cores, v["cache_value_bytes"]
+    print "| Tier that answered | p50 / p99 (us) | What the call did |"
+    print "|---|---|---|"
+    printf "| redis hit | %s | GET ver, GET epoch, GET key (one pipelined round trip) |\n", us("redis_hit")
+    printf "| filesystem hit | %s | the Redis round trip (miss), read + parse + SHA-256 check of the file, SET PX to warm Redis |\n", us("fs_hit")
+    printf "| filesystem hit, Redis down | %s | file only (degraded mode; Redis retried once a second) |\n", us("fs_hit_redis_down")
+    printf "| origin (trivial compute) | %s | the whole miss path: Redis miss, file miss, SET NX lock, GET, SET PX, atomic file write, unlock script |\n", us("origin")
+    printf "\nRedis hits/s: %s with 1 thread, %s with %d threads\n", f0(v["cache_redis_hits_per_s_1"]), f0(v["cache_redis_hits_per_s_n"]), v["cache_threads"]
   }' "$RESULTS"

@@ -47,6 +47,7 @@ class CompactorService {
 
   // Redis reachable and the database writable, as last seen.
   Status Ready() const;
+  Cache& cache() { return cache_; }
   // Refresh sampled gauges (buffers via SCAN, stream stats). Bounded cost; called per scrape.
   void SampleGauges();
 
@@ -75,6 +76,7 @@ class CompactorService {
   LoopOptions options_;
   CompactorMetrics metrics_;
   ChunkBuffer buffer_;
+  Cache cache_;  // invalidated by finalizer_ (declared before it)
   Finalizer finalizer_;
   std::unique_ptr<RedisClient> read_;   // parked in XREADGROUP BLOCK
   std::unique_ptr<RedisClient> write_;  // applies, acks, housekeeping

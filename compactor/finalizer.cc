@@ -4,6 +4,7 @@
 
 #include "compactor/assembly.h"
 #include "streamfleet/common/codec.h"
+#include "streamfleet/common/generation_cache.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/event.pb.h"
@@ -131,7 +132,23 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
   auto results = store_.UpsertGenerations(writes);
   if (!results.ok()) return results.status();
 
-  // 3. After the commit: mark each buffer compacted and publish the events, in one round trip.
+  // 3. After the commit, before anything is acknowledged: drop the cached rows, so GET .../generations/{gen}
+  // never serves the row from before this write. Also on a replay: the first attempt may have committed and
+  // then failed here; an error leaves the finalize entries pending and their redelivery invalidates again.
+  if (cache_ != nullptr) {
+    std::vector<std::string> stale;
+    for (size_t k = 0; k < writes.size(); ++k) {
+      if ((*results)[k] == UpsertResult::kKeptFullerRow) continue;
+      const GenerationId& g = reqs[written_of[k]].gen;
+      auto key = cache_->Key(kGenerationCacheName, GenerationCacheContent(g.org, g.gen));
+      if (!key.ok()) return key.status();
+      stale.push_back(std::move(*key));
+    }
+    auto inv = cache_->InvalidateKeys(stale);
+    if (!inv.ok()) return inv.status();
+  }
+
+  // 4. Mark each buffer compacted and publish the events, in one round trip.
   std::vector<std::vector<std::string>> cmds;
   std::vector<int> mark_slot(reqs.size(), -1);
   for (size_t k = 0; k < writes.size(); ++k) {

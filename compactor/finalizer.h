@@ -3,12 +3,15 @@
 // base64-compact, upsert the row in one transaction, then mark the buffer compacted and publish a
 // generation.compacted event. Idempotent: replaying the same finalize id changes nothing.
 // Used by the compactor loop and by `streamfleetctl compact-generation` (same code).
+// With a cache, a committed (or replayed) write invalidates the generation's cache entry
+// (common/generation_cache.h), so GET .../generations/{gen} never serves the row from before it.
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "compactor/chunk_buffer.h"
+#include "streamfleet/common/cache.h"
 #include "streamfleet/common/sql_store.h"
 
 namespace streamfleet::compactor {
@@ -30,8 +33,10 @@ struct FinalizeOutcome {
 
 class Finalizer {
  public:
-  Finalizer(const Config& config, ChunkBuffer& buffer, SqlStore& store, std::string consumer_name)
-      : config_(config), buffer_(buffer), store_(store), consumer_(std::move(consumer_name)) {}
+  // cache: the fleet cache to invalidate after a write (nullptr: none).
+  Finalizer(const Config& config, ChunkBuffer& buffer, SqlStore& store, std::string consumer_name,
+            Cache* cache = nullptr)
+      : config_(config), buffer_(buffer), store_(store), consumer_(std::move(consumer_name)), cache_(cache) {}
 
   // Redis errors come back as kUnavailable etc.; DB errors as the store reports them (kUnavailable for
   // an outage: retry later, the finalize entry stays pending).
@@ -51,6 +56,7 @@ class Finalizer {
   ChunkBuffer& buffer_;
   SqlStore& store_;
   std::string consumer_;
+  Cache* cache_;
 };
 
 }  // namespace streamfleet::compactor

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ingest/request_parsing.h"
+#include "streamfleet/common/generation_cache.h"
 #include "streamfleet/common/log.h"
 
 namespace streamfleet::ingest {
@@ -34,6 +35,7 @@ const char* RouteName(Route::Kind k) {
     case Route::Kind::kChunks: return "chunks";
     case Route::Kind::kFinish: return "finish";
     case Route::Kind::kProgress: return "progress";
+    case Route::Kind::kGeneration: return "generation";
     case Route::Kind::kStart: return "start";
     default: return "other";
   }
@@ -46,8 +48,14 @@ struct IngestService::Ctx {
   int64_t line = 0;
 };
 
-IngestService::IngestService(const Config& config, prometheus::Registry& registry)
-    : config_(config), metrics_(registry), writer_(config), redis_(config.redis), sampler_redis_(RedisClient::Lazy(config.redis)) {}
+IngestService::IngestService(const Config& config, prometheus::Registry& registry, SqlStore* store)
+    : config_(config),
+      metrics_(registry),
+      writer_(config),
+      redis_(config.redis),
+      sampler_redis_(RedisClient::Lazy(config.redis)),
+      store_(store),
+      cache_(config.redis, CacheOptionsFromConfig(config), &registry) {}
 
 IngestService::~IngestService() { Stop(); }
 
@@ -108,8 +116,8 @@ void IngestService::Handle(HttpExchange& ex) {
     Reject(ex, 404, "not_found", "no route for " + ex.method() + " " + ex.path());
   } else if (!route.bad_id.empty()) {
     Reject(ex, 400, "invalid_id", route.bad_id);
-  } else if ((route.kind == Route::Kind::kProgress) != (ex.method() == "GET") ||
-             (route.kind != Route::Kind::kProgress && ex.method() != "POST")) {
+  } else if (bool get_route = route.kind == Route::Kind::kProgress || route.kind == Route::Kind::kGeneration;
+             get_route != (ex.method() == "GET") || (!get_route && ex.method() != "POST")) {
     Reject(ex, 405, "method_not_allowed", ex.method() + " is not allowed on " + ex.path());
   } else if (Authorize(ex, route.org)) {
     Ctx ctx;
@@ -129,6 +137,7 @@ void IngestService::Handle(HttpExchange& ex) {
         case Route::Kind::kChunks: HandleChunks(ex, ctx); break;
         case Route::Kind::kFinish: HandleFinish(ex, ctx); break;
         case Route::Kind::kProgress: HandleProgress(ex, ctx); break;
+        case Route::Kind::kGeneration: HandleGeneration(ex, ctx); break;
         default: break;
       }
     }
@@ -413,6 +422,27 @@ void IngestService::HandleProgress(HttpExchange& ex, Ctx& ctx) {
     return;
   }
   ex.RespondJson(200, *p);
+}
+
+void IngestService::HandleGeneration(HttpExchange& ex, Ctx& ctx) {
+  if (store_ == nullptr) {
+    Reject(ex, 503, "database_unavailable", "this ingest has no database configured", {{"Retry-After", "5"}});
+    return;
+  }
+  auto r = GetCachedGeneration(cache_, *store_, ctx.gen.org, ctx.gen.gen);
+  if (!r.ok()) {
+    const Status& s = r.status();
+    if (s.code() == StatusCode::kNotFound) {
+      Reject(ex, 404, "not_found", s.message());
+    } else if (s.retryable()) {
+      Reject(ex, 503, "database_unavailable", s.message(), {{"Retry-After", "1"}});
+    } else {
+      Reject(ex, 500, "internal", s.message());
+    }
+    return;
+  }
+  // X-Cache says which tier answered (redis, filesystem, origin or stale): useful when debugging freshness.
+  ex.RespondJson(200, r->value, {{"X-Cache", CacheTierName(r->tier)}});
 }
 
 }  // namespace streamfleet::ingest

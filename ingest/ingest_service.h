@@ -3,6 +3,8 @@
 // chunk streams before the 2xx answer. Handlers run concurrently on civetweb threads and share one
 // AsyncRedis connection, so concurrent requests' commands are pipelined to Redis together. A background
 // thread samples the backlog for backpressure on its own synchronous client.
+// GET /v1/orgs/{org}/generations/{gen} answers the compacted row from the SQL store, cache-aside through the
+// fleet's multi-tier cache (common/cache.h); it is the only route that needs the database.
 #include <atomic>
 #include <memory>
 #include <thread>
@@ -10,15 +12,18 @@
 #include "ingest/chunk_writer.h"
 #include "ingest/metrics.h"
 #include "streamfleet/common/async_redis.h"
+#include "streamfleet/common/cache.h"
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/http_server.h"
 #include "streamfleet/common/redis.h"
+#include "streamfleet/common/sql_store.h"
 
 namespace streamfleet::ingest {
 
 class IngestService {
  public:
-  IngestService(const Config& config, prometheus::Registry& registry);
+  // store: where GET .../generations/{gen} reads rows (nullptr: that route answers 503).
+  IngestService(const Config& config, prometheus::Registry& registry, SqlStore* store = nullptr);
   ~IngestService();
 
   // Starts listening on INGEST_LISTEN (port 0 = any) and the backlog sampler.
@@ -38,6 +43,7 @@ class IngestService {
   void HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse);
   void HandleFinish(HttpExchange& ex, Ctx& ctx);
   void HandleProgress(HttpExchange& ex, Ctx& ctx);
+  void HandleGeneration(HttpExchange& ex, Ctx& ctx);
   // Authorization for org; responds 401/403 and returns false when denied.
   bool Authorize(HttpExchange& ex, int64_t org);
   void Reject(HttpExchange& ex, int status, const std::string& reason, const std::string& detail,
@@ -51,6 +57,8 @@ class IngestService {
   ChunkWriter writer_;
   AsyncRedis redis_;
   std::unique_ptr<RedisClient> sampler_redis_;  // only the sampler thread uses it
+  SqlStore* store_;
+  Cache cache_;
   std::unique_ptr<HttpServer> http_;
   std::atomic<int64_t> backlog_{0};
   std::atomic<bool> redis_ok_{false};

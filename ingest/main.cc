@@ -18,7 +18,15 @@ int main() {
   InitLogging("ingest", config->log_level, config->log_json);
   Shutdown::InstallSignalHandlers();
   auto registry = std::make_shared<prometheus::Registry>();
-  ingest::IngestService service(*config, *registry);
+  // Only GET /v1/orgs/{org}/generations/{gen} uses the database; chunks never wait on it. Open() does not
+  // connect eagerly, so an unreachable database is a 503 on that route, not a startup failure.
+  std::unique_ptr<SqlStore> store;
+  if (auto s = SqlStore::Open(config->database_url); s.ok()) {
+    store = std::move(*s);
+  } else {
+    SF_LOG_WARN("DATABASE_URL: {}; GET .../generations/{{gen}} will answer 503", s.status().ToString());
+  }
+  ingest::IngestService service(*config, *registry, store.get());
   Status s = service.Start();
   if (!s.ok()) {
     SF_LOG_ERROR("ingest listener {}: {}", config->ingest_listen, s.ToString());

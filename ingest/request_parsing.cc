@@ -30,10 +30,11 @@ Route MatchRoute(std::string_view path) {
   auto org = ParseId(parts[2]);
   if (parts.size() == 4) {
     r.kind = Route::Kind::kStart;
-  } else if (parts.size() == 6) {
-    if (parts[5] == "chunks") r.kind = Route::Kind::kChunks;
-    if (parts[5] == "finish") r.kind = Route::Kind::kFinish;
-    if (parts[5] == "progress") r.kind = Route::Kind::kProgress;
+  } else if (parts.size() == 5 || parts.size() == 6) {
+    if (parts.size() == 5) r.kind = Route::Kind::kGeneration;
+    if (parts.size() == 6 && parts[5] == "chunks") r.kind = Route::Kind::kChunks;
+    if (parts.size() == 6 && parts[5] == "finish") r.kind = Route::Kind::kFinish;
+    if (parts.size() == 6 && parts[5] == "progress") r.kind = Route::Kind::kProgress;
     if (r.kind == Route::Kind::kUnknown) return r;
     auto gen = ParseId(parts[4]);
     if (!gen) r.bad_id = "generation id \"" + std::string(parts[4]) + "\" is not a positive integer";

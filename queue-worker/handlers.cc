@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compactor/chunk_buffer.h"
+#include "streamfleet/common/generation_cache.h"
 
 namespace streamfleet::worker {
 
@@ -50,29 +51,50 @@ void RegisterBuiltins(HandlerRegistry& registry, Clock& clock) {
     if (s.ok()) ctx.result = "finalization queued for " + KeySchema::Member(g);
     return s;
   });
+}
 
-  // Delete keys matching a pattern with SCAN in batches of 100 (never KEYS) and UNLINK.
-  registry.Register("cache.flush", [](TaskContext& ctx) {
+void RegisterCacheHandlers(HandlerRegistry& registry, Cache& cache, SqlStore* store) {
+  registry.Register("cache.flush", [&cache](TaskContext& ctx) {
     auto j = nlohmann::json::parse(ctx.task.payload(), nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.value("pattern", nlohmann::json()).is_string()) {
-      return Status::InvalidArgument("payload must be {\"pattern\": \"prefix:*\"}");
+    auto is_str = [&](const char* f) { return j.is_object() && j.contains(f) && j[f].is_string(); };
+    int given = is_str("key") + is_str("name") + is_str("pattern");
+    if (j.is_discarded() || given != 1) {
+      return Status::InvalidArgument("payload must be one of {\"key\": K}, {\"name\": N}, {\"pattern\": P}");
     }
-    std::string pattern = j["pattern"].get<std::string>();
-    std::string cursor = "0";
-    int64_t deleted = 0;
-    do {
-      auto r = ctx.redis.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "100"});
-      if (!r.ok()) return r.status();
-      cursor = r->elements[0].str;
-      if (!r->elements[1].elements.empty()) {
-        std::vector<std::string> cmd = {"UNLINK"};
-        for (const auto& k : r->elements[1].elements) cmd.push_back(k.str);
-        auto d = ctx.redis.Command(cmd);
-        if (!d.ok()) return d.status();
-        deleted += d->integer;
+    StatusOr<int64_t> n = is_str("key")    ? cache.InvalidateKey(j["key"].get<std::string>())
+                          : is_str("name") ? cache.InvalidateName(j["name"].get<std::string>())
+                                           : cache.InvalidatePattern(j["pattern"].get<std::string>());
+    if (!n.ok()) return n.status();
+    ctx.result = std::to_string(*n) + " keys deleted";
+    return Status::Ok();
+  });
+
+  registry.Register("cache.warm", [&cache, store](TaskContext& ctx) {
+    auto j = nlohmann::json::parse(ctx.task.payload(), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("generations") || !j["generations"].is_array()) {
+      return Status::InvalidArgument(
+          "payload must be {\"generations\": [{\"organization_id\": N, \"generation_id\": N}, ...], \"force\": false}");
+    }
+    if (store == nullptr) return Status::FailedPrecondition("cache.warm needs a database (DATABASE_URL)");
+    GetOptions opts;
+    opts.force_refresh = j.value("force", false);
+    int64_t loaded = 0, cached = 0, missing = 0;
+    for (const auto& g : j["generations"]) {
+      if (!g.is_object() || !g.value("organization_id", nlohmann::json()).is_number_integer() ||
+          !g.value("generation_id", nlohmann::json()).is_number_integer()) {
+        return Status::InvalidArgument("each generation needs integer organization_id and generation_id");
       }
-    } while (cursor != "0");
-    ctx.result = std::to_string(deleted) + " keys deleted";
+      auto r = GetCachedGeneration(cache, *store, g["organization_id"].get<int64_t>(),
+                                   g["generation_id"].get<int64_t>(), opts);
+      if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
+        ++missing;  // nothing to warm; not an error worth a retry
+        continue;
+      }
+      if (!r.ok()) return r.status();  // retried with backoff; rows already warm are hits next time
+      ++(r->tier == CacheTier::kOrigin ? loaded : cached);
+    }
+    ctx.result = std::to_string(loaded) + " loaded, " + std::to_string(cached) + " already cached, " +
+                 std::to_string(missing) + " not found";
     return Status::Ok();
   });
 }

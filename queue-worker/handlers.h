@@ -4,9 +4,11 @@
 #include <map>
 #include <string>
 
+#include "streamfleet/common/cache.h"
 #include "streamfleet/common/clock.h"
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/redis.h"
+#include "streamfleet/common/sql_store.h"
 #include "streamfleet/v1/task.pb.h"
 
 namespace streamfleet::worker {
@@ -49,7 +51,13 @@ class HandlerRegistry {
 // "type=attempts/base_ms/cap_ms,..." (TASK_POLICY) into the registry.
 Status ApplyPolicies(const std::string& spec, HandlerRegistry& registry);
 
-// Registers noop, generation.compact and cache.flush.
+// Registers noop and generation.compact.
 void RegisterBuiltins(HandlerRegistry& registry, Clock& clock);
+
+// Registers the cache tasks over the fleet cache (common/cache.h); both must outlive the registry.
+//   cache.flush  {"key": K} | {"name": N} | {"pattern": P}: invalidation, SCAN COUNT 100, cache keys only.
+//   cache.warm   {"generations": [{"organization_id": O, "generation_id": G}, ...], "force": false}: loads the
+//                rows into the generation cache (store may be nullptr: then cache.warm fails, not retried).
+void RegisterCacheHandlers(HandlerRegistry& registry, Cache& cache, SqlStore* store);
 
 }  // namespace streamfleet::worker

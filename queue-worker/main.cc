@@ -29,6 +29,15 @@ int main() {
     return 2;
   }
   auto registry = std::make_shared<prometheus::Registry>();
+  // cache.warm reads rows; Open() does not connect eagerly (an outage fails those tasks, which retry).
+  std::unique_ptr<SqlStore> store;
+  if (auto s = SqlStore::Open(config->database_url); s.ok()) {
+    store = std::move(*s);
+  } else {
+    SF_LOG_WARN("DATABASE_URL: {}; cache.warm tasks will fail", s.status().ToString());
+  }
+  Cache cache(config->redis, CacheOptionsFromConfig(*config), registry.get());
+  worker::RegisterCacheHandlers(handlers, cache, store.get());
   worker::WorkerService service(*config, clock, handlers, *registry);
   auto metrics = MetricsServer::Start(
       config->metrics_listen, "queue-worker", registry, [&] { return service.Ready(); },

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compactor/finalizer.h"
+#include "streamfleet/common/cache.h"
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/keys.h"
 #include "streamfleet/common/redis.h"
@@ -98,7 +99,7 @@ int main(int argc, char** argv) {
   bool dlq_all = false;
   dlq->add_flag("--all", dlq_all, "requeue every entry");
 
-  auto* enqueue = app.add_subcommand("enqueue", "enqueue a task\n  example: streamfleetctl enqueue cache.flush --payload '{\"pattern\":\"ir_cache:*\"}'");
+  auto* enqueue = app.add_subcommand("enqueue", "enqueue a task\n  example: streamfleetctl enqueue cache.flush --payload '{\"name\":\"generation\"}'");
   std::string type, payload = "{}", queue = "default", delay, unique;
   enqueue->add_option("TYPE", type)->required();
   enqueue->add_option("--payload", payload, "JSON payload");
@@ -118,6 +119,18 @@ int main(int argc, char** argv) {
 
   auto* buffers = app.add_subcommand("buffers", "live generation buffers: count, total chunks, largest LLEN, over threshold");
   auto* config_cmd = app.add_subcommand("config", "print every configuration variable with its default");
+
+  auto* cache_cmd = app.add_subcommand("cache", "the fleet cache (IR_CACHE_*): `cache stats`, `cache flush --key|--name|--pattern`\n"
+                                                "  example: streamfleetctl cache flush --name generation");
+  cache_cmd->require_subcommand(1);
+  auto* cache_stats = cache_cmd->add_subcommand("stats", "Redis keys and bytes (MEMORY USAGE), names, this host's files");
+  auto* cache_flush = cache_cmd->add_subcommand("flush", "delete cache entries (SCAN COUNT 100; only cache keys)");
+  std::string flush_key, flush_name, flush_pattern;
+  auto* fk = cache_flush->add_option("--key", flush_key, "one key, e.g. ir_cache:generation_1a2b3c4d");
+  auto* fn = cache_flush->add_option("--name", flush_name, "every key of a name, e.g. generation");
+  auto* fp = cache_flush->add_option("--pattern", flush_pattern, "a Redis glob over keys, e.g. 'ir_cache:*'");
+  fk->excludes(fn)->excludes(fp);
+  fn->excludes(fp);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -179,7 +192,8 @@ int main(int argc, char** argv) {
       Must(store->Migrate(), "migrate");
       RedisServerClock clock;
       compactor::ChunkBuffer buffer(c, clock);
-      compactor::Finalizer fin(c, buffer, *store, "streamfleetctl");
+      Cache cache(c.redis, CacheOptionsFromConfig(c));
+      compactor::Finalizer fin(c, buffer, *store, "streamfleetctl", &cache);
       GenerationId g{org, scenario, gen};
       auto o = Must(fin.Finalize(*r, {g, "manual", std::to_string(WallClockMs()) + "-manual"}), "compact");
       if (o.empty) throw Failure{"no buffer for " + keys.BufferKey(g) + " (nothing to compact)"};
@@ -321,6 +335,31 @@ int main(int argc, char** argv) {
       Must(r->Command({queues_cmd == "pause" ? "SADD" : "SREM", tkeys.Paused(), queue_name}), queues_cmd);
       Print(as_json, json{{"queue", queue_name}, {"paused", queues_cmd == "pause"}},
             "queue " + queue_name + (queues_cmd == "pause" ? " paused\n" : " resumed\n"));
+    } else if (cache_cmd->parsed()) {
+      Cache cache(c.redis, CacheOptionsFromConfig(c));
+      if (cache_stats->parsed()) {
+        CacheStats s = cache.Stats();
+        if (!s.redis_ok) throw Failure{"redis: unreachable (cache stats need Redis)"};
+        json names = json::object();
+        std::string human = "redis keys: " + std::to_string(s.redis_keys) + "\nredis bytes: " +
+                            std::to_string(s.redis_bytes) + "\nnames:\n";
+        for (const auto& [n, k] : s.names) {
+          names[n] = k;
+          human += "  " + n + " " + std::to_string(k) + "\n";
+        }
+        human += "filesystem files: " + std::to_string(s.fs_files) + " (" + c.ir_cache_dir + "/" + c.ir_cache_prefix +
+                 ")\nfilesystem bytes: " + std::to_string(s.fs_bytes) + "\n";
+        Print(as_json, json{{"prefix", c.ir_cache_prefix}, {"redis_keys", s.redis_keys}, {"redis_bytes", s.redis_bytes},
+                            {"names", names}, {"fs_files", s.fs_files}, {"fs_bytes", s.fs_bytes}},
+              human);
+      } else {
+        StatusOr<int64_t> n = Status::InvalidArgument("cache flush needs --key, --name or --pattern");
+        if (!flush_key.empty()) n = cache.InvalidateKey(flush_key);
+        if (!flush_name.empty()) n = cache.InvalidateName(flush_name);
+        if (!flush_pattern.empty()) n = cache.InvalidatePattern(flush_pattern);
+        int64_t deleted = Must(std::move(n), "cache flush");
+        Print(as_json, json{{"deleted", deleted}}, "deleted " + std::to_string(deleted) + " cache keys\n");
+      }
     } else if (buffers->parsed()) {
       auto r = Redis(c);
       int64_t count = 0, sum = 0, max = 0;

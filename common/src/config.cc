@@ -27,7 +27,9 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"GENERATION_MAX_CHUNKS", "100000", "largest seq+1 accepted for one generation (bounds the dedupe bitmap)"},
       {"GENERATION_DELETE_AFTER_COMPACT", "false", "after the row is committed, expire the buffer after the grace period"},
       {"GENERATION_DELETE_GRACE", "300s", "how long a compacted buffer is kept for late stragglers when deleting"},
-      {"IR_CACHE_TTL", "604800", "cache TTL in seconds (0 disables the Redis tier)"},
+      {"IR_CACHE_TTL", "604800", "cache TTL in seconds, Redis and filesystem tiers (0 disables both: every lookup computes)"},
+      {"IR_CACHE_PREFIX", "ir_cache", "cache key prefix: keys {prefix}:{name}_{hash8}, files IR_CACHE_DIR/{prefix}/"},
+      {"IR_CACHE_DIR", ".cache", "root of the cache's filesystem tier (per host; empty disables the tier)"},
       {"CHUNK_STREAMS", "4", "number of chunk streams; a generation always maps to the same one"},
       {"CONSUMER_NAME", "", "consumer name in the groups (default hostname-pid; use the pod name on Kubernetes)"},
       {"VISIBILITY_TIMEOUT", "30s", "entries pending this long on a consumer are claimed by another"},
@@ -266,6 +268,11 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.delete_after_compact = r.Bool("GENERATION_DELETE_AFTER_COMPACT");
   c.delete_grace_s = r.Duration("GENERATION_DELETE_GRACE", 1000, 1000) / 1000;
   c.ir_cache_ttl_s = r.Int("IR_CACHE_TTL", 0, int64_t{1} << 31);
+  c.ir_cache_prefix = r.Str("IR_CACHE_PREFIX");
+  if (c.ir_cache_prefix.empty() || c.ir_cache_prefix.find_first_of("*?[]/ ") != std::string::npos) {
+    r.Fail("IR_CACHE_PREFIX", c.ir_cache_prefix, "a non-empty prefix without glob characters, '/' or spaces");
+  }
+  c.ir_cache_dir = r.Str("IR_CACHE_DIR");
 
   c.chunk_streams = static_cast<int>(r.Int("CHUNK_STREAMS", 1, 1024));
   c.consumer_name = r.Str("CONSUMER_NAME");

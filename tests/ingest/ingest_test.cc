@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -34,7 +35,7 @@ class IngestTest : public ::testing::Test {
     if (service_) service_->Stop();
   }
 
-  void StartIngest(std::map<std::string, std::string> extra = {}) {
+  void StartIngest(std::map<std::string, std::string> extra = {}, SqlStore* store = nullptr) {
     std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->port())},
                                               {"INGEST_LISTEN", "127.0.0.1:0"},
                                               {"CHUNK_STREAMS", "1"},
@@ -45,7 +46,7 @@ class IngestTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     config_ = std::make_unique<Config>(*c);
     registry_ = std::make_unique<prometheus::Registry>();
-    service_ = std::make_unique<IngestService>(*config_, *registry_);
+    service_ = std::make_unique<IngestService>(*config_, *registry_, store);
     ASSERT_TRUE(service_->Start().ok());
   }
 
@@ -60,9 +61,10 @@ class IngestTest : public ::testing::Test {
     r.headers = headers;
     return testing::Send(r);
   }
-  HttpResponse Get(const std::string& path) {
+  HttpResponse Get(const std::string& path, std::vector<std::string> headers = {}) {
     HttpRequest r;
     r.url = Url(path);
+    r.headers = std::move(headers);
     return testing::Send(r);
   }
   std::vector<v1::ChunkEnvelope> Stream(int shard = 0) {
@@ -330,6 +332,73 @@ TEST_F(IngestTest, RedisDownAnswers503AndAcknowledgesNothingUnwritten) {
   auto s = Stream();
   ASSERT_EQ(s.size(), 1u);
   EXPECT_EQ(s[0].data(), "after") << "the 503'd chunk must not have been written";
+}
+
+// GET /v1/orgs/{org}/generations/{gen}: the compacted row, cache-aside (Redis, then this host's files, then the
+// database), invalidated by a re-finalization.
+TEST_F(IngestTest, GenerationEndpointServesTheRowThroughTheCacheAndReFinalizationInvalidates) {
+  std::string db = testing::TempPath("sf-ingest-gen") + ".db";
+  std::string cache_dir = testing::TempPath("sf-ingest-cache");
+  auto store = SqlStore::Open("sqlite:" + db).value();
+  ASSERT_TRUE(store->Migrate().ok());
+  StartIngest({{"INGEST_TOKENS", "12:tok-twelve,13:tok-thirteen"}, {"IR_CACHE_DIR", cache_dir}}, store.get());
+  Config cc = *config_;
+  cc.database_url = "sqlite:" + db;
+  cc.consumer_name = "c";
+  prometheus::Registry reg;
+  RedisServerClock clock;
+  compactor::LoopOptions lo;
+  lo.block_ms = 20;
+  compactor::CompactorService compactor(cc, clock, *store, reg, lo);
+  std::atomic<bool> stop{false};
+  const std::vector<std::string> auth = {"Authorization: Bearer tok-twelve"};
+  auto post = [&](const std::string& path, const std::string& body) {
+    return Post(path, body, "application/json", auth).status;
+  };
+
+  EXPECT_EQ(Get("/v1/orgs/12/generations/80").status, 401);
+  EXPECT_EQ(Get("/v1/orgs/12/generations/80", {"Authorization: Bearer tok-thirteen"}).status, 403);
+  auto missing = Get("/v1/orgs/12/generations/80", auth);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(Json(missing)["error"], "not_found");
+  EXPECT_EQ(Post("/v1/orgs/12/generations/80", "{}", "application/json", auth).status, 405);
+  EXPECT_EQ(Get("/v1/orgs/12/generations/x1", auth).status, 400);
+
+  ASSERT_EQ(post("/v1/orgs/12/generations/80/chunks", R"({"seq": 0, "data": "{\"answer\": "})"), 202);
+  ASSERT_EQ(post("/v1/orgs/12/generations/80/chunks", R"({"seq": 1, "data": "42}"})"), 202);
+  ASSERT_EQ(post("/v1/orgs/12/generations/80/finish", R"({"total_chunks": 2})"), 202);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(compactor.RunOnce(stop).ok());
+
+  auto r = Get("/v1/orgs/12/generations/80", auth);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.headers.find("X-Cache: origin"), std::string::npos) << r.headers;
+  auto j = Json(r);
+  EXPECT_EQ(j["llm_response"]["answer"], 42);
+  EXPECT_EQ(j["chunk_count"], 2);
+  EXPECT_EQ(j["metadata"]["chunk_count"], 2);
+  EXPECT_TRUE(j["compacted_at"].is_string());
+  r = Get("/v1/orgs/12/generations/80", auth);
+  EXPECT_NE(r.headers.find("X-Cache: redis"), std::string::npos) << r.headers;
+  EXPECT_EQ(Json(r), j);
+  // The same generation id asked for by another organization is not found (and not served from the cache).
+  EXPECT_EQ(Get("/v1/orgs/13/generations/80", {"Authorization: Bearer tok-thirteen"}).status, 404);
+
+  // A late chunk and a new total re-finalize the generation: the next GET sees the new row.
+  ASSERT_EQ(post("/v1/orgs/12/generations/80/chunks", R"({"seq": 2, "data": " "})"), 202);
+  ASSERT_EQ(post("/v1/orgs/12/generations/80/finish", R"({"total_chunks": 3})"), 202);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(compactor.RunOnce(stop).ok());
+  ASSERT_EQ((*store->GetGeneration(80))->chunk_count, 3);
+  r = Get("/v1/orgs/12/generations/80", auth);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.headers.find("X-Cache: origin"), std::string::npos) << r.headers;
+  EXPECT_EQ(Json(r)["chunk_count"], 3);
+
+  // Without a database the route says so instead of failing obscurely.
+  service_->Stop();
+  StartIngest();
+  EXPECT_EQ(Get("/v1/orgs/12/generations/80").status, 503);
+  std::remove(db.c_str());
+  std::filesystem::remove_all(cache_dir);
 }
 
 }  // namespace

@@ -21,6 +21,10 @@ TEST(MatchRouteTest, RoutesAndBadIds) {
   EXPECT_EQ(MatchRoute("/v1/orgs/12/generations/59/finish").kind, Route::Kind::kFinish);
   EXPECT_EQ(MatchRoute("/v1/orgs/12/generations/59/progress").kind, Route::Kind::kProgress);
   EXPECT_EQ(MatchRoute("/v1/orgs/12/generations/59/other").kind, Route::Kind::kUnknown);
+  auto gen = MatchRoute("/v1/orgs/12/generations/59");
+  EXPECT_EQ(gen.kind, Route::Kind::kGeneration);
+  EXPECT_EQ(gen.gen, 59);
+  EXPECT_NE(MatchRoute("/v1/orgs/12/generations/5*").bad_id.find("generation"), std::string::npos);
   EXPECT_EQ(MatchRoute("/v2/orgs/12/generations/59/chunks").kind, Route::Kind::kUnknown);
   auto bad = MatchRoute("/v1/orgs/1*/generations/59/chunks");
   EXPECT_EQ(bad.kind, Route::Kind::kChunks);

@@ -3,9 +3,11 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "compactor/chunk_buffer.h"
+#include "streamfleet/common/cache.h"
 #include "support/redis_server.h"
 
 namespace streamfleet {
@@ -128,6 +130,46 @@ TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {
   auto s = Ctl("--json streams");
   ASSERT_EQ(s.code, 0) << s.out;
   EXPECT_TRUE(nlohmann::json::parse(s.out).is_array());
+}
+
+TEST_F(CtlTest, CacheStatsAndFlushByKeyNameAndPattern) {
+  std::string dir = testing::TempPath("sf-ctl-cache");
+  CacheOptions o;
+  o.fs_dir = dir;
+  Cache cache(server_->config(), o);
+  auto fill = [&](const std::string& name, int n) {
+    for (int i = 0; i < n; ++i) {
+      ASSERT_TRUE(cache.GetOrCompute(name, std::to_string(i), [] { return StatusOr<std::string>(std::string(500, 'v')); }).ok());
+    }
+  };
+  fill("a", 3);
+  fill("b", 1);
+  std::string env = "IR_CACHE_DIR=" + dir;
+  auto st = Ctl("--json cache stats", env);
+  ASSERT_EQ(st.code, 0) << st.out;
+  auto j = nlohmann::json::parse(st.out);
+  EXPECT_EQ(j["redis_keys"], 4);
+  EXPECT_GT(j["redis_bytes"].get<int64_t>(), 2000);
+  EXPECT_EQ(j["names"]["a"], 3);
+  EXPECT_EQ(j["names"]["b"], 1);
+  EXPECT_EQ(j["fs_files"], 4);
+  EXPECT_GT(j["fs_bytes"].get<int64_t>(), 2000);
+  EXPECT_NE(Ctl("cache stats", env).out.find("redis keys: 4"), std::string::npos);
+
+  auto f = Ctl("--json cache flush --name a", env);
+  ASSERT_EQ(f.code, 0) << f.out;
+  EXPECT_EQ(nlohmann::json::parse(f.out)["deleted"], 3);
+  EXPECT_EQ(nlohmann::json::parse(Ctl("--json cache flush --key " + *cache.Key("b", "0"), env).out)["deleted"], 1);
+  fill("c", 2);
+  ASSERT_TRUE(redis_->Command({"SET", "other:key", "keep"}).ok());
+  EXPECT_EQ(nlohmann::json::parse(Ctl("--json cache flush --pattern 'ir_cache:c_*'", env).out)["deleted"], 2);
+  EXPECT_EQ(nlohmann::json::parse(Ctl("--json cache stats", env).out)["redis_keys"], 0);
+  EXPECT_EQ(redis_->Command({"EXISTS", "other:key"})->integer, 1);
+  EXPECT_EQ(Ctl("cache flush", env).code, 1);
+  EXPECT_NE(Ctl("cache flush --key k --name n", env).code, 0);
+  EXPECT_EQ(Ctl("cache flush --key not-a-cache-key", env).code, 1);
+  EXPECT_EQ(Ctl("cache stats", "REDIS_PORT=" + std::to_string(testing::FreePort())).code, 1);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

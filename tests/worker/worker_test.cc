@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "streamfleet/common/generation_cache.h"
 #include "streamfleet/common/stream_admin.h"
 #include "support/map_env.h"
 #include "support/redis_server.h"
@@ -278,6 +281,62 @@ TEST(PeriodicParseTest, SpecAndErrors) {
   EXPECT_EQ((*p)[0].interval_ms, 3600000);
   EXPECT_FALSE(ParsePeriodic("bad").ok());
   EXPECT_FALSE(ParsePeriodic("x=y@soon").ok());
+}
+
+// cache.warm loads generation rows into the fleet cache; cache.flush invalidates through the same library.
+TEST_F(WorkerTest, CacheWarmAndCacheFlushUseTheCacheLibrary) {
+  std::string db = testing::TempPath("sf-worker-cache") + ".db";
+  std::string dir = testing::TempPath("sf-worker-cachedir");
+  auto store = SqlStore::Open("sqlite:" + db).value();
+  ASSERT_TRUE(store->Migrate().ok());
+  GenerationWrite gw;
+  gw.id = 5;
+  gw.organization_id = 3;
+  gw.llm_response = R"({"a": 1})";
+  gw.chunk_count = 1;
+  gw.compacted_at = "2026-11-25T12:00:00.000Z";
+  gw.compacted_by = "test";
+  gw.finalize_id = "f1";
+  ASSERT_TRUE(store->UpsertGeneration(gw).ok());
+  CacheOptions o;
+  o.fs_dir = dir;
+  Cache cache(server_->config(), o);
+  RegisterCacheHandlers(handlers_, cache, store.get());
+  auto& w = Make();
+  std::string key = *cache.Key(kGenerationCacheName, GenerationCacheContent(3, 5));
+
+  std::string id = Enqueue("cache.warm", R"({"generations": [{"organization_id": 3, "generation_id": 5},
+                                                             {"organization_id": 3, "generation_id": 6}]})");
+  EXPECT_EQ(Drain(w), 1);
+  EXPECT_EQ(StatusField(id, "state"), "succeeded");
+  EXPECT_EQ(StatusField(id, "result"), "1 loaded, 0 already cached, 1 not found");
+  auto v = redis_->Command({"GET", key});
+  ASSERT_EQ(v->type, RedisValue::Type::kString);
+  EXPECT_EQ(nlohmann::json::parse(v->str)["llm_response"]["a"], 1);
+  id = Enqueue("cache.warm", R"({"generations": [{"organization_id": 3, "generation_id": 5}]})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "result"), "0 loaded, 1 already cached, 0 not found");
+
+  id = Enqueue("cache.flush", R"({"key": ")" + key + R"("})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "result"), "1 keys deleted");
+  EXPECT_EQ(redis_->Command({"EXISTS", key})->integer, 0);
+  Enqueue("cache.warm", R"({"generations": [{"organization_id": 3, "generation_id": 5}]})");
+  Drain(w);
+  ASSERT_TRUE(redis_->Command({"SET", "unrelated:key", "keep"}).ok());
+  id = Enqueue("cache.flush", R"({"name": "generation"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "result"), "1 keys deleted");
+  id = Enqueue("cache.flush", R"({"pattern": "*"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "result"), "0 keys deleted");
+  EXPECT_EQ(redis_->Command({"EXISTS", "unrelated:key"})->integer, 1) << "flushes touch cache keys only";
+
+  id = Enqueue("cache.flush", R"({"key": "a", "name": "b"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "dead") << "an ambiguous payload is not retried";
+  std::remove(db.c_str());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

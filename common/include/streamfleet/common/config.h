@@ -49,6 +49,8 @@ struct Config {
   bool delete_after_compact = false;
   int64_t delete_grace_s = 300;
   int64_t ir_cache_ttl_s = 604800;
+  std::string ir_cache_prefix = "ir_cache";
+  std::string ir_cache_dir = ".cache";
 
   int chunk_streams = 4;
   std::string consumer_name;

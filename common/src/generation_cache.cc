@@ -1,0 +1,48 @@
+#include "streamfleet/common/generation_cache.h"
+
+#include <nlohmann/json.hpp>
+
+namespace streamfleet {
+
+namespace {
+
+nlohmann::json JsonOrNull(const std::optional<std::string>& text) {
+  if (!text) return nullptr;
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+}  // namespace
+
+std::string GenerationCacheContent(int64_t org, int64_t gen) {
+  return std::to_string(org) + ":" + std::to_string(gen);
+}
+
+std::string GenerationCacheValue(const GenerationRow& row) {
+  nlohmann::json j = {{"generation_id", row.id},
+                      {"organization_id", row.organization_id},
+                      {"scenario_id", row.scenario_id ? nlohmann::json(*row.scenario_id) : nlohmann::json(nullptr)},
+                      {"llm_response", JsonOrNull(row.llm_response)},
+                      {"metadata", JsonOrNull(row.metadata)},
+                      {"chunk_count", row.chunk_count},
+                      {"compacted_at", row.compacted_at ? nlohmann::json(*row.compacted_at) : nlohmann::json(nullptr)}};
+  return j.dump();
+}
+
+StatusOr<CacheResult> GetCachedGeneration(Cache& cache, SqlStore& store, int64_t org, int64_t gen,
+                                          GetOptions options) {
+  return cache.GetOrCompute(
+      kGenerationCacheName, GenerationCacheContent(org, gen),
+      [&]() -> StatusOr<std::string> {
+        auto row = store.GetGeneration(gen);
+        if (!row.ok()) return row.status();
+        // Another organization's row is "not found" to this one: ids are not secrets, rows are.
+        if (!*row || (*row)->organization_id != org) {
+          return Status::NotFound("no generation " + std::to_string(gen) + " in organization " + std::to_string(org));
+        }
+        return GenerationCacheValue(**row);
+      },
+      options);
+}
+
+}  // namespace streamfleet
