@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "compactor/finalizer.h"
+#include "tools/progress_bar.h"
+#include "tools/replay_generation.h"
 #include "streamfleet/common/cache.h"
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/keys.h"
@@ -82,6 +84,11 @@ int main(int argc, char** argv) {
   compact->add_option("--scenario-id", scenario)->check(CLI::PositiveNumber);
   compact->add_flag("--delete", del, "delete the Redis buffer after the row is committed");
 
+  auto* replay = app.add_subcommand("replay-generation", "rebuild the Redis buffer from generation_chunks and finalize it\n"
+                                                         "  example: streamfleetctl replay-generation 59 --delete");
+  replay->add_option("GEN", gen)->required()->check(CLI::PositiveNumber);
+  replay->add_flag("--delete", del, "delete the rebuilt Redis buffer after the row is committed");
+
   auto* migrate = app.add_subcommand("migrate", "apply database migrations; `migrate status` lists them");
   std::string migrate_what;
   migrate->add_option("status", migrate_what, "status: list migrations without applying")->check(CLI::IsMember({"status"}));
@@ -120,17 +127,22 @@ int main(int argc, char** argv) {
   auto* buffers = app.add_subcommand("buffers", "live generation buffers: count, total chunks, largest LLEN, over threshold");
   auto* config_cmd = app.add_subcommand("config", "print every configuration variable with its default");
 
-  auto* cache_cmd = app.add_subcommand("cache", "the fleet cache (IR_CACHE_*): `cache stats`, `cache flush --key|--name|--pattern`\n"
+  auto* cache_cmd = app.add_subcommand("cache", "the fleet cache (IR_CACHE_*): `cache stats [NAME]`, `cache flush NAME|--key|--name|--pattern`\n"
                                                 "  example: streamfleetctl cache flush --name generation");
   cache_cmd->require_subcommand(1);
   auto* cache_stats = cache_cmd->add_subcommand("stats", "Redis keys and bytes (MEMORY USAGE), names, this host's files");
+  std::string stats_name;
+  cache_stats->add_option("NAME", stats_name, "show only this name's key count");
   auto* cache_flush = cache_cmd->add_subcommand("flush", "delete cache entries (SCAN COUNT 100; only cache keys)");
   std::string flush_key, flush_name, flush_pattern;
   auto* fk = cache_flush->add_option("--key", flush_key, "one key, e.g. ir_cache:generation_1a2b3c4d");
   auto* fn = cache_flush->add_option("--name", flush_name, "every key of a name, e.g. generation");
   auto* fp = cache_flush->add_option("--pattern", flush_pattern, "a Redis glob over keys, e.g. 'ir_cache:*'");
-  fk->excludes(fn)->excludes(fp);
-  fn->excludes(fp);
+  std::string flush_positional;
+  auto* fpos = cache_flush->add_option("NAME", flush_positional, "same as --name NAME");
+  fk->excludes(fn)->excludes(fp)->excludes(fpos);
+  fn->excludes(fp)->excludes(fpos);
+  fp->excludes(fpos);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -205,6 +217,32 @@ int main(int argc, char** argv) {
                           {"missing_seqs", o.missing}, {"buffer_deleted", del}},
             "compacted generation " + std::to_string(gen) + ": " + std::to_string(o.chunk_count) + " chunks, json " +
                 (o.json_valid ? "valid" : "invalid (fallback recorded)") + (del ? ", buffer deleted" : "") + "\n");
+    } else if (replay->parsed()) {
+      auto r = Redis(c);
+      auto store = Store(c);
+      Must(store->Migrate(), "migrate");
+      RedisServerClock clock;
+      compactor::ChunkBuffer buffer(c, clock);
+      Cache cache(c.redis, CacheOptionsFromConfig(c));
+      compactor::Finalizer fin(c, buffer, *store, "streamfleetctl", &cache);
+      std::unique_ptr<ctl::ProgressBar> bar;
+      auto res = Must(ctl::ReplayGeneration(*r, *store, buffer, fin, gen, del,
+                                            [&](int64_t done, int64_t total) {
+                                              if (!bar) bar = std::make_unique<ctl::ProgressBar>("replaying", total);
+                                              bar->Update(done);
+                                            }),
+                      "replay");
+      bar.reset();
+      const auto& o = res.outcome;
+      Print(as_json,
+            json{{"organization_id", res.gen.org}, {"scenario_id", res.gen.scenario}, {"generation_id", gen},
+                 {"rows", res.rows}, {"appended", res.appended}, {"chunk_count", o.chunk_count},
+                 {"json_valid", o.json_valid}, {"missing_seqs", o.missing}, {"buffer_deleted", res.buffer_deleted}},
+            "replayed generation " + std::to_string(gen) + " (org " + std::to_string(res.gen.org) + "): " +
+                std::to_string(res.rows) + " rows, " + std::to_string(res.appended) + " re-buffered, " +
+                std::to_string(o.chunk_count) + " chunks compacted, json " +
+                (o.json_valid ? "valid" : "invalid (fallback recorded)") +
+                (res.buffer_deleted ? ", buffer deleted" : "") + "\n");
     } else if (migrate->parsed()) {
       auto store = Store(c);
       if (migrate_what != "status") Must(store->Migrate(), "migrate");
@@ -274,7 +312,12 @@ int main(int argc, char** argv) {
         if (!dlq_all && dlq_id.empty()) throw Failure{"requeue needs an ID or --all"};
         int64_t n = 0;
         for (const auto& s : dl) {
-          for (const auto& e : ParseEntries(s, Must(r->Command({"XRANGE", s, "-", "+"}), "XRANGE"))) {
+          auto entries = ParseEntries(s, Must(r->Command({"XRANGE", s, "-", "+"}), "XRANGE"));
+          std::unique_ptr<ctl::ProgressBar> bar;
+          if (dlq_all) bar = std::make_unique<ctl::ProgressBar>("requeueing " + s, static_cast<int64_t>(entries.size()));
+          int64_t seen = 0;
+          for (const auto& e : entries) {
+            if (bar) bar->Update(++seen);
             if (!dlq_all && e.id != dlq_id) continue;
             const std::string* src = e.Field("source_stream");
             const std::string* env = e.Field("e");
@@ -344,6 +387,7 @@ int main(int argc, char** argv) {
         std::string human = "redis keys: " + std::to_string(s.redis_keys) + "\nredis bytes: " +
                             std::to_string(s.redis_bytes) + "\nnames:\n";
         for (const auto& [n, k] : s.names) {
+          if (!stats_name.empty() && n != stats_name) continue;
           names[n] = k;
           human += "  " + n + " " + std::to_string(k) + "\n";
         }
@@ -353,7 +397,8 @@ int main(int argc, char** argv) {
                             {"names", names}, {"fs_files", s.fs_files}, {"fs_bytes", s.fs_bytes}},
               human);
       } else {
-        StatusOr<int64_t> n = Status::InvalidArgument("cache flush needs --key, --name or --pattern");
+        if (!flush_positional.empty()) flush_name = flush_positional;
+        StatusOr<int64_t> n = Status::InvalidArgument("cache flush needs NAME, --key, --name or --pattern");
         if (!flush_key.empty()) n = cache.InvalidateKey(flush_key);
         if (!flush_name.empty()) n = cache.InvalidateName(flush_name);
         if (!flush_pattern.empty()) n = cache.InvalidatePattern(flush_pattern);

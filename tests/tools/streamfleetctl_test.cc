@@ -3,11 +3,14 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "compactor/chunk_buffer.h"
 #include "streamfleet/common/cache.h"
+#include "streamfleet/common/codec.h"
+#include "streamfleet/common/sql_store.h"
 #include "support/redis_server.h"
 
 namespace streamfleet {
@@ -103,6 +106,60 @@ TEST_F(CtlTest, InspectCompactAndDeleteAGeneration) {
   EXPECT_EQ(again.code, 1) << "nothing left to compact";
 }
 
+TEST_F(CtlTest, ReplayGenerationRebuildsTheBufferFromGenerationChunksAndFinalizes) {
+  std::string pg = testing::PostgresUrl();
+  ASSERT_FALSE(pg.empty()) << "STREAMFLEET_TEST_PG_URL is not set";
+  // A generation id of its own per run: the PostgreSQL database is shared with other suites.
+  const int64_t gen = 700000 + static_cast<int64_t>(::time(nullptr) % 100000);
+  for (const std::string& url : {"sqlite:" + db_, pg}) {
+    SCOPED_TRACE(url);
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    const std::string env = "DATABASE_URL=" + url;
+    auto store = SqlStore::Open(url).value();
+    ASSERT_TRUE(store->Migrate().ok());
+    const std::string text = "{\"greeting\": \"h\u00e9llo \u00e9t\u00e9\"}";
+    std::vector<std::string> parts = {"{\"greeting\": ", "\"h\u00e9llo ", "\u00e9t\u00e9\"}"};
+    std::vector<ChunkRow> rows;
+    for (size_t i = 0; i < parts.size(); ++i) rows.push_back({gen, 5, 0, static_cast<int64_t>(i), parts[i]});
+    ASSERT_TRUE(store->UpsertChunks(rows).ok());
+
+    auto r = Ctl("--json replay-generation " + std::to_string(gen), env);
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["organization_id"], 5);
+    EXPECT_EQ(j["rows"], 3);
+    EXPECT_EQ(j["appended"], 3);
+    EXPECT_EQ(j["chunk_count"], 3);
+    EXPECT_EQ(j["json_valid"], true);
+    EXPECT_EQ(j["buffer_deleted"], false);
+    auto row = store->GetGeneration(gen).value();
+    ASSERT_TRUE(row.has_value());
+    EXPECT_EQ(row->organization_id, 5);
+    EXPECT_EQ(row->chunk_count, 3);
+    ASSERT_TRUE(row->compacted.has_value());
+    EXPECT_EQ(Base64Decode(*row->compacted).value_or(""), text);
+    EXPECT_NE(row->metadata.find("replay"), std::string::npos) << row->metadata;
+    Config c = LoadConfig([](const std::string&) { return std::nullopt; }, ":0").value();
+    KeySchema keys = KeySchema::FromConfig(c);
+    GenerationId g{5, 0, gen};
+    EXPECT_EQ(redis_->Command({"LLEN", keys.BufferKey(g)})->integer, 3);
+
+    // Again, deleting: the buffer dedupes by seq (nothing re-appended), the row is rewritten, the buffer goes.
+    auto again = Ctl("--json replay-generation " + std::to_string(gen) + " --delete", env);
+    ASSERT_EQ(again.code, 0) << again.out;
+    auto aj = nlohmann::json::parse(again.out);
+    EXPECT_EQ(aj["appended"], 0);
+    EXPECT_EQ(aj["chunk_count"], 3);
+    EXPECT_EQ(aj["buffer_deleted"], true);
+    EXPECT_EQ(redis_->Command({"EXISTS", keys.BufferKey(g), keys.MetaKey(g), keys.SeenKey(g)})->integer, 0);
+
+    auto none = Ctl("replay-generation " + std::to_string(gen + 1), env);
+    EXPECT_EQ(none.code, 1);
+    EXPECT_NE(none.out.find("no generation_chunks rows"), std::string::npos) << none.out;
+  }
+  EXPECT_NE(Ctl("replay-generation -3").code, 0);
+}
+
 TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {
   auto e = Ctl("--json enqueue cache.flush --payload '{\"pattern\":\"x:*\"}' --delay 30s --unique-key k1");
   ASSERT_EQ(e.code, 0) << e.out;
@@ -155,8 +212,11 @@ TEST_F(CtlTest, CacheStatsAndFlushByKeyNameAndPattern) {
   EXPECT_EQ(j["fs_files"], 4);
   EXPECT_GT(j["fs_bytes"].get<int64_t>(), 2000);
   EXPECT_NE(Ctl("cache stats", env).out.find("redis keys: 4"), std::string::npos);
+  auto only_b = nlohmann::json::parse(Ctl("--json cache stats b", env).out);
+  EXPECT_EQ(only_b["names"].size(), 1u);
+  EXPECT_EQ(only_b["names"]["b"], 1);
 
-  auto f = Ctl("--json cache flush --name a", env);
+  auto f = Ctl("--json cache flush a", env);  // positional NAME = --name
   ASSERT_EQ(f.code, 0) << f.out;
   EXPECT_EQ(nlohmann::json::parse(f.out)["deleted"], 3);
   EXPECT_EQ(nlohmann::json::parse(Ctl("--json cache flush --key " + *cache.Key("b", "0"), env).out)["deleted"], 1);
@@ -167,6 +227,7 @@ TEST_F(CtlTest, CacheStatsAndFlushByKeyNameAndPattern) {
   EXPECT_EQ(redis_->Command({"EXISTS", "other:key"})->integer, 1);
   EXPECT_EQ(Ctl("cache flush", env).code, 1);
   EXPECT_NE(Ctl("cache flush --key k --name n", env).code, 0);
+  EXPECT_NE(Ctl("cache flush a --name b", env).code, 0);
   EXPECT_EQ(Ctl("cache flush --key not-a-cache-key", env).code, 1);
   EXPECT_EQ(Ctl("cache stats", "REDIS_PORT=" + std::to_string(testing::FreePort())).code, 1);
   std::filesystem::remove_all(dir);
