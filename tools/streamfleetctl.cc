@@ -111,7 +111,9 @@ int main(int argc, char** argv) {
   enqueue->add_option("TYPE", type)->required();
   enqueue->add_option("--payload", payload, "JSON payload");
   enqueue->add_option("--queue", queue);
-  enqueue->add_option("--delay", delay, "run later, e.g. 30s, 5m");
+  std::string at;
+  auto* delay_opt = enqueue->add_option("--delay", delay, "run later, e.g. 30s, 5m");
+  enqueue->add_option("--at", at, "run at a time: ISO-8601 UTC (2026-11-25T18:00:00Z) or unix seconds")->excludes(delay_opt);
   enqueue->add_option("--unique-key", unique, "a duplicate enqueue within an hour is a no-op");
 
   auto* tasks = app.add_subcommand("tasks", "`tasks show ID`: a task's status; `tasks scheduled`: delayed tasks and retries");
@@ -271,19 +273,28 @@ int main(int argc, char** argv) {
                     "LAG", "CONSUMERS", "OLDEST(s)");
       std::string human = line;
       for (const auto& s : names) {
-        auto st = Must(GetStreamStats(*r, s), "stream " + s);
+        auto st = Must(GetStreamStats(*r, s, /*with_consumers=*/true), "stream " + s);
         json g = json::array();
         if (st.groups.empty()) {
           std::snprintf(line, sizeof(line), "%-32s %8lld  %-10s\n", s.c_str(), static_cast<long long>(st.length), "-");
           human += line;
         }
         for (const auto& gs : st.groups) {
+          json consumers = json::array();
+          for (const auto& cs : gs.consumer_list) {
+            consumers.push_back({{"name", cs.name}, {"pending", cs.pending}, {"idle_seconds", cs.idle_ms / 1000.0}});
+          }
           g.push_back({{"group", gs.name}, {"pending", gs.pending}, {"lag", gs.lag}, {"consumers", gs.consumers},
-                       {"oldest_pending_seconds", gs.oldest_pending_seconds}});
+                       {"oldest_pending_seconds", gs.oldest_pending_seconds}, {"consumer_list", consumers}});
           std::snprintf(line, sizeof(line), "%-32s %8lld  %-10s %8lld %8lld %9lld %12.1f\n", s.c_str(),
                         static_cast<long long>(st.length), gs.name.c_str(), static_cast<long long>(gs.pending),
                         static_cast<long long>(gs.lag), static_cast<long long>(gs.consumers), gs.oldest_pending_seconds);
           human += line;
+          for (const auto& cs : gs.consumer_list) {
+            std::snprintf(line, sizeof(line), "    consumer %-28s pending %lld, idle %.1f s\n", cs.name.c_str(),
+                          static_cast<long long>(cs.pending), cs.idle_ms / 1000.0);
+            human += line;
+          }
         }
         j.push_back({{"stream", s}, {"length", st.length}, {"groups", g}});
       }
@@ -343,6 +354,7 @@ int main(int argc, char** argv) {
       o.unique_key = unique;
       int64_t now = WallClockMs();
       if (!delay.empty()) o.run_at_ms = now + Must(ParseDurationMs(delay, 1000), "--delay");
+      if (!at.empty()) o.run_at_ms = Must(ParseTimeMs(at), "--at");
       auto res = Must(EnqueueTask(*r, tkeys, type, payload, o, now), "enqueue");
       Print(as_json, json{{"id", res.id}, {"duplicate", res.duplicate}, {"scheduled", res.scheduled}},
             res.duplicate ? "duplicate of task " + res.id + " (unique key held): nothing enqueued\n"

@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <ctime>
 #include <charconv>
 #include <cstdlib>
 
@@ -144,6 +147,35 @@ std::vector<std::string> SplitList(const std::string& text, char sep) {
     pos = end + 1;
   }
   return out;
+}
+
+StatusOr<int64_t> ParseTimeMs(const std::string& text) {
+  Status bad = Status::InvalidArgument("\"" + text + "\" is not unix seconds or ISO-8601 UTC (2026-11-25T18:00:00Z)");
+  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    if (text.size() > 12) return bad;
+    return std::stoll(text) * 1000;
+  }
+  std::tm tm{};
+  int ms = 0;
+  char rest[8] = {0};
+  // "%4d-%2d-%2dT%2d:%2d:%2d" then either "Z" or ".mmmZ"
+  int n = std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%7s", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                      &tm.tm_min, &tm.tm_sec, rest);
+  if (n != 7) return bad;
+  std::string tail = rest;
+  if (tail.size() == 5 && tail[0] == '.' && tail[4] == 'Z' &&
+      std::all_of(tail.begin() + 1, tail.begin() + 4, [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    ms = std::stoi(tail.substr(1, 3));
+  } else if (tail != "Z") {
+    return bad;
+  }
+  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60) {
+    return bad;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
 }
 
 StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms) {

@@ -124,7 +124,7 @@ StatusOr<int64_t> RemoveDeadConsumers(RedisClient& redis, const std::string& str
   return removed;
 }
 
-StatusOr<StreamStats> GetStreamStats(RedisClient& redis, const std::string& stream) {
+StatusOr<StreamStats> GetStreamStats(RedisClient& redis, const std::string& stream, bool with_consumers) {
   StreamStats st;
   st.stream = stream;
   auto len = redis.Command({"XLEN", stream});
@@ -152,6 +152,19 @@ StatusOr<StreamStats> GetStreamStats(RedisClient& redis, const std::string& stre
       if (p.ok() && p->elements.size() >= 2 && !p->elements[1].is_nil()) {
         int64_t ms = StreamIdMs(p->elements[1].str);
         gs.oldest_pending_seconds = ms > 0 && now > ms ? static_cast<double>(now - ms) / 1000.0 : 0.0;
+      }
+    }
+    if (with_consumers) {
+      auto cs = redis.Command({"XINFO", "CONSUMERS", stream, gs.name});
+      if (!cs.ok()) return cs.status();
+      for (const auto& c : cs->elements) {
+        ConsumerStats one;
+        for (const auto& [k, v] : ParsePairs(c)) {
+          if (k == "name") one.name = v.str;
+          if (k == "pending") one.pending = v.integer;
+          if (k == "idle") one.idle_ms = v.integer;
+        }
+        gs.consumer_list.push_back(std::move(one));
       }
     }
     st.groups.push_back(gs);

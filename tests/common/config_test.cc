@@ -100,6 +100,17 @@ TEST(ConfigTest, DurationsAcceptUnits) {
   EXPECT_FALSE(ParseDurationMs("", 1000).ok());
 }
 
+TEST(ConfigTest, TimesAcceptUnixSecondsAndIsoUtc) {
+  EXPECT_EQ(*ParseTimeMs("1795000000"), 1795000000000);
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00Z"), 1795629600000);
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00.250Z"), 1795629600250);
+  EXPECT_FALSE(ParseTimeMs("2026-11-25 18:00:00").ok());
+  EXPECT_FALSE(ParseTimeMs("2026-11-25T18:00:00+01:00").ok());
+  EXPECT_FALSE(ParseTimeMs("2026-13-25T18:00:00Z").ok());
+  EXPECT_FALSE(ParseTimeMs("tomorrow").ok());
+  EXPECT_FALSE(ParseTimeMs("").ok());
+}
+
 TEST(ConfigTest, EveryVariableIsDocumentedOnce) {
   std::set<std::string> seen;
   for (const auto& v : ConfigVars()) {

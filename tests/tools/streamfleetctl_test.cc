@@ -166,9 +166,15 @@ TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {
   auto ej = nlohmann::json::parse(e.out);
   EXPECT_EQ(ej["scheduled"], true);
   EXPECT_EQ(nlohmann::json::parse(Ctl("--json enqueue cache.flush --unique-key k1").out)["duplicate"], true);
+  auto at = Ctl("--json enqueue noop --at 2099-01-01T00:00:00Z");
+  ASSERT_EQ(at.code, 0) << at.out;
+  EXPECT_EQ(Ctl("enqueue noop --at tomorrow").code, 1);
+  EXPECT_NE(Ctl("enqueue noop --at 2099-01-01T00:00:00Z --delay 5s").code, 0) << "--at and --delay exclude";
   auto sch = nlohmann::json::parse(Ctl("--json tasks scheduled").out);
-  ASSERT_EQ(sch.size(), 1u);
+  ASSERT_EQ(sch.size(), 2u);
   EXPECT_EQ(sch[0]["type"], "cache.flush");
+  EXPECT_EQ(sch[1]["type"], "noop");
+  EXPECT_EQ(sch[1]["run_at_ms"], 4070908800000);
   auto show = nlohmann::json::parse(Ctl("--json tasks show " + ej["id"].get<std::string>()).out);
   EXPECT_EQ(show["state"], "scheduled");
   EXPECT_EQ(Ctl("enqueue x --payload '{broken'").code, 1);
@@ -184,9 +190,25 @@ TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {
   ASSERT_EQ(Ctl("dlq requeue --all").code, 0);
   EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:queue:default"})->integer, 1);
   EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 0);
+  // A consumer holding an entry shows up with its pending count and idle time.
+  ASSERT_TRUE(redis_->Command({"XGROUP", "CREATE", "streamfleet:queue:default", "workers", "0", "MKSTREAM"}).ok());
+  ASSERT_TRUE(redis_->Command({"XREADGROUP", "GROUP", "workers", "w-1", "COUNT", "1", "STREAMS",
+                               "streamfleet:queue:default", ">"}).ok());
   auto s = Ctl("--json streams");
   ASSERT_EQ(s.code, 0) << s.out;
-  EXPECT_TRUE(nlohmann::json::parse(s.out).is_array());
+  bool saw = false;
+  for (auto& st : nlohmann::json::parse(s.out)) {
+    if (st["stream"] != "streamfleet:queue:default") continue;
+    for (auto& g : st["groups"]) {
+      ASSERT_EQ(g["consumer_list"].size(), 1u) << s.out;
+      EXPECT_EQ(g["consumer_list"][0]["name"], "w-1");
+      EXPECT_EQ(g["consumer_list"][0]["pending"], 1);
+      EXPECT_GE(g["consumer_list"][0]["idle_seconds"].get<double>(), 0.0);
+      saw = true;
+    }
+  }
+  EXPECT_TRUE(saw) << s.out;
+  EXPECT_NE(Ctl("streams").out.find("consumer w-1"), std::string::npos);
 }
 
 TEST_F(CtlTest, CacheStatsAndFlushByKeyNameAndPattern) {

@@ -91,6 +91,10 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
 // Parses "250ms", "30s", "5m", "1h" or a bare integer meaning `bare_unit_ms` each.
 StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms);
 
+// Parses a point in time: unix seconds ("1795000000") or ISO-8601 UTC ("2026-11-25T18:00:00Z", optional
+// ".mmm"), into unix milliseconds.
+StatusOr<int64_t> ParseTimeMs(const std::string& text);
+
 // Parses a DATABASE_URL-independent "redis://[:password@]host[:port][/db]".
 StatusOr<RedisConfig> ParseRedisUrl(const std::string& url);
 

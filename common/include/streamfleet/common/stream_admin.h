@@ -31,6 +31,11 @@ StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream
 StatusOr<int64_t> RemoveDeadConsumers(RedisClient& redis, const std::string& stream, const std::string& group,
                                       int64_t idle_ms);
 
+struct ConsumerStats {
+  std::string name;
+  int64_t pending = 0;
+  int64_t idle_ms = 0;
+};
 struct GroupStats {
   std::string name;
   int64_t consumers = 0;
@@ -38,14 +43,16 @@ struct GroupStats {
   int64_t lag = -1;  // -1 when Redis cannot tell (NIL lag)
   std::string last_delivered_id;
   double oldest_pending_seconds = 0;
+  std::vector<ConsumerStats> consumer_list;  // filled only when asked for (XINFO CONSUMERS per group)
 };
 struct StreamStats {
   std::string stream;
   int64_t length = 0;
   std::vector<GroupStats> groups;
 };
-// XLEN + XINFO GROUPS + oldest pending age. A missing stream yields length 0 and no groups.
-StatusOr<StreamStats> GetStreamStats(RedisClient& redis, const std::string& stream);
+// XLEN + XINFO GROUPS + oldest pending age (+ XINFO CONSUMERS of each group with `with_consumers`: the CLI
+// wants it, the metrics samplers do not pay for it). A missing stream yields length 0 and no groups.
+StatusOr<StreamStats> GetStreamStats(RedisClient& redis, const std::string& stream, bool with_consumers = false);
 
 // XADD a dead letter: the original fields plus where it came from and why.
 Status DeadLetter(RedisClient& redis, const std::string& dlq_stream, const StreamEntry& entry,
