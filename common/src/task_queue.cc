@@ -63,10 +63,53 @@ bool ValidQueueName(const std::string& n) {
   return true;
 }
 
-StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, const std::string& type,
-                                    const std::string& payload, const EnqueueOptions& opts, int64_t now_ms) {
+namespace {
+
+// The commands that enqueue one non-unique task, status hash first: Redis runs a pipeline in order, so a
+// fast worker can never finish the task before its "pending" status lands (and overwrite "succeeded").
+void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const std::string& payload,
+                           const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out,
+                           std::vector<std::vector<std::string>>& cmds) {
+  v1::TaskEnvelope e;
+  e.set_id(out.id);
+  e.set_type(type);
+  e.set_payload(payload);
+  e.set_attempt(0);
+  e.set_enqueued_at_ms(now_ms);
+  e.set_run_at_ms(opts.run_at_ms);
+  e.set_unique_key(opts.unique_key);
+  e.set_queue(opts.queue);
+  std::string raw = e.SerializeAsString();
+  out.scheduled = opts.run_at_ms > now_ms;
+  cmds.push_back({"HSET", keys.Status(out.id), "state", out.scheduled ? "scheduled" : "pending", "type", type,
+                  "queue", opts.queue, "attempts", "0"});
+  cmds.push_back({"EXPIRE", keys.Status(out.id), "86400"});
+  if (out.scheduled) {
+    cmds.push_back({"ZADD", keys.Scheduled(), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
+  } else {
+    cmds.push_back({"XADD", keys.Queue(opts.queue), "*", "e", raw});
+  }
+}
+
+Status CheckEnqueue(const std::string& type, const EnqueueOptions& opts) {
   if (!ValidQueueName(opts.queue)) return Status::InvalidArgument("invalid queue name \"" + opts.queue + "\"");
   if (type.empty()) return Status::InvalidArgument("empty task type");
+  return Status::Ok();
+}
+
+// Every third reply is the ZADD/XADD; the status writes before it are best effort.
+Status EnqueueReplies(const std::vector<RedisValue>& replies) {
+  for (size_t i = 2; i < replies.size(); i += 3) {
+    if (replies[i].is_error()) return TranslateRedisError(replies[i].str);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, const std::string& type,
+                                    const std::string& payload, const EnqueueOptions& opts, int64_t now_ms) {
+  SF_RETURN_IF_ERROR(CheckEnqueue(type, opts));
   EnqueueResult out;
   out.id = opts.id.empty() ? NewId() : opts.id;
   if (!opts.unique_key.empty()) {
@@ -79,28 +122,32 @@ StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, co
       return out;
     }
   }
-  v1::TaskEnvelope e;
-  e.set_id(out.id);
-  e.set_type(type);
-  e.set_payload(payload);
-  e.set_attempt(0);
-  e.set_enqueued_at_ms(now_ms);
-  e.set_run_at_ms(opts.run_at_ms);
-  e.set_unique_key(opts.unique_key);
-  e.set_queue(opts.queue);
-  std::string raw = e.SerializeAsString();
-  out.scheduled = opts.run_at_ms > now_ms;
-  // Status first: a fast worker may finish the task before a later write would land.
-  (void)redis.Command({"HSET", keys.Status(out.id), "state", out.scheduled ? "scheduled" : "pending", "type", type,
-                       "queue", opts.queue, "attempts", "0"});
-  (void)redis.Command({"EXPIRE", keys.Status(out.id), "86400"});
-  StatusOr<RedisValue> r = Status::Ok();
-  if (out.scheduled) {
-    r = redis.Command({"ZADD", keys.Scheduled(), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
-  } else {
-    r = redis.Command({"XADD", keys.Queue(opts.queue), "*", "e", raw});
-  }
+  std::vector<std::vector<std::string>> cmds;
+  AppendEnqueueCommands(keys, type, payload, opts, now_ms, out, cmds);
+  auto r = redis.Pipeline(cmds);  // one round trip
   if (!r.ok()) return r.status();
+  SF_RETURN_IF_ERROR(EnqueueReplies(*r));
+  return out;
+}
+
+StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisClient& redis, const TaskKeys& keys,
+                                                  const std::vector<TaskToEnqueue>& tasks, int64_t now_ms) {
+  std::vector<EnqueueResult> out(tasks.size());
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(tasks.size() * 3);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const TaskToEnqueue& t = tasks[i];
+    SF_RETURN_IF_ERROR(CheckEnqueue(t.type, t.options));
+    if (!t.options.unique_key.empty()) {
+      return Status::InvalidArgument("EnqueueTasks does not take unique tasks (use EnqueueTask)");
+    }
+    out[i].id = t.options.id.empty() ? NewId() : t.options.id;
+    AppendEnqueueCommands(keys, t.type, t.payload, t.options, now_ms, out[i], cmds);
+  }
+  if (cmds.empty()) return out;
+  auto r = redis.Pipeline(cmds);
+  if (!r.ok()) return r.status();
+  SF_RETURN_IF_ERROR(EnqueueReplies(*r));
   return out;
 }
 

@@ -50,6 +50,16 @@ struct EnqueueResult {
 StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms);
 
+// Many tasks in one round trip (BullMQ's addBulk): all or nothing on a connection error. Unique tasks are
+// refused here (each needs its own SET NX answer first); use EnqueueTask for them.
+struct TaskToEnqueue {
+  std::string type;
+  std::string payload;
+  EnqueueOptions options;
+};
+StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisClient& redis, const TaskKeys& keys,
+                                                  const std::vector<TaskToEnqueue>& tasks, int64_t now_ms);
+
 // Moves scheduled tasks due at now_ms to their queue streams (ZREM + XADD in one script: once).
 StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t now_ms, int limit);
 
