@@ -7,11 +7,15 @@
 #   3. the compactor: raw XREADGROUP+XACK ceiling, 1 and 2 in-process CompactorService instances draining a
 #      pre-fill, 1 instance under a steady producer, and the streamfleet-compactor binary,
 #   4. the cache: GetOrCompute latency p50/p99 per tier and Redis hits/s (bench/cache_bench.cc),
+#   5. the queue-worker: raw XADD->XREADGROUP->XACK ceiling, enqueue, 1 and 2 streamfleet-queue-worker
+#      processes on no-op tasks, p99 enqueue-to-start at half the peak; BullMQ (bench/bullmq, npm) on the
+#      same Redis,
 # prints markdown tables and stops everything it started. See docs/performance.md.
 #
 # Knobs (environment): BUILD_DIR (default build), INGEST_CLIENTS (64), INGEST_DURATION (10 s per phase),
 # COMPACTOR_GENS (2000 generations x 50 chunks), PACED_RATE (10000 chunks/s for the steady-state finalize
-# latency), CHUNK_BYTES (200), CACHE_ITERATIONS (5000 gets per tier), ONLY=cache (just part 4), SKIP_BUILD=1.
+# latency), CHUNK_BYTES (200), CACHE_ITERATIONS (5000 gets per tier), ONLY=cache|worker (just part 4 or 5),
+# WORKER_TASKS (50000), WORKER_CONCURRENCY (8 slots per worker process), SKIP_BUILD=1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +27,8 @@ PACED_RATE=${PACED_RATE:-10000}
 CHUNK_BYTES=${CHUNK_BYTES:-200}
 CACHE_ITERATIONS=${CACHE_ITERATIONS:-5000}
 ONLY=${ONLY:-}
+WORKER_TASKS=${WORKER_TASKS:-50000}
+WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-8}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamfleet-bench.XXXXXX")
 RESULTS=$WORK/results.txt
@@ -84,9 +90,11 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cmake -DSTREAMFLEET_BUILD_BENCH=ON "$BUILD" >/dev/null
   fi
   log "building (cmake --build -j1)"
-  cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench cache_bench streamfleet-ingest streamfleet-compactor >&2
+  cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench cache_bench worker_bench streamfleet-ingest \
+    streamfleet-compactor streamfleet-queue-worker >&2
 fi
-for b in bench/ingest_bench bench/compactor_bench bench/cache_bench ingest/streamfleet-ingest compactor/streamfleet-compactor; do
+for b in bench/ingest_bench bench/compactor_bench bench/cache_bench bench/worker_bench ingest/streamfleet-ingest \
+         compactor/streamfleet-compactor queue-worker/streamfleet-queue-worker; do
   [ -x "$BUILD/$b" ] || { log "missing $BUILD/$b"; exit 1; }
 done
 
@@ -102,7 +110,7 @@ for _ in $(seq 100); do [ -s "$WORK/redis.pid" ] && break; sleep 0.05; done
 log "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$REDIS_PORT (pid $(cat "$WORK/redis.pid"))"
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
-if [ "$ONLY" != cache ]; then
+if [ -z "$ONLY" ]; then
 # ---- 1. Redis ceilings ---------------------------------------------------------------------------------
 PAYLOAD=$(head -c "$CHUNK_BYTES" /dev/zero | tr '\0' 'x')
 xadd_ceiling() {  # $1 = pipeline depth
@@ -145,14 +153,33 @@ run_child "$BUILD/bench/compactor_bench" --redis-port "$REDIS_PORT" --gens "$COM
 
 fi
 
+if [ -z "$ONLY" ] || [ "$ONLY" = cache ]; then
 # ---- 4. cache -----------------------------------------------------------------------------------------
 rcli flushall >/dev/null
 log "cache: $CACHE_ITERATIONS GetOrCompute calls per tier, then Redis hits/s with 1 and 4 threads"
 run_child "$BUILD/bench/cache_bench" --redis-port "$REDIS_PORT" --tmpdir "$WORK" --iterations "$CACHE_ITERATIONS" \
   --threads 4 --seconds 3 >>"$RESULTS"
+fi
+
+if [ -z "$ONLY" ] || [ "$ONLY" = worker ]; then
+# ---- 5. queue-worker and BullMQ on the same Redis ----------------------------------------------------
+rcli flushall >/dev/null
+log "queue-worker: $WORKER_TASKS no-op tasks: raw ceiling, enqueue, 1 and 2 worker processes, latency at half peak"
+run_child "$BUILD/bench/worker_bench" --redis-port "$REDIS_PORT" --tasks "$WORKER_TASKS" \
+  --concurrency "$WORKER_CONCURRENCY" --worker-bin "$BUILD/queue-worker/streamfleet-queue-worker" >>"$RESULTS"
+rcli flushall >/dev/null
+if command -v node >/dev/null && { [ -d "$ROOT/bench/bullmq/node_modules/bullmq" ] ||
+     (cd "$ROOT/bench/bullmq" && npm ci --no-audit --no-fund >/dev/null 2>&1); }; then
+  log "BullMQ $(node -p 'require("'"$ROOT"'/bench/bullmq/node_modules/bullmq/package.json").version'): $WORKER_TASKS no-op jobs, concurrency 1, 10, 50"
+  run_child node "$ROOT/bench/bullmq/bench.mjs" --port "$REDIS_PORT" --jobs "$WORKER_TASKS" --concurrency 1,10,50 >>"$RESULTS"
+else
+  log "BullMQ skipped: node or the npm registry is not available"
+fi
+rcli flushall >/dev/null
+fi
 
 # ---- tables ---------------------------------------------------------------------------------------------
-[ "$ONLY" = cache ] || awk -F= -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" -v gens="$COMPACTOR_GENS" -v cb="$CHUNK_BYTES" '
+[ -n "$ONLY" ] || awk -F= -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" -v gens="$COMPACTOR_GENS" -v cb="$CHUNK_BYTES" '
   { v[$1] = $2 }
   function f0(x) { return sprintf("%.0f", x) }
   function f1(x) { return sprintf("%.1f", x) }
@@ -186,7 +213,7 @@ run_child "$BUILD/bench/cache_bench" --redis-port "$REDIS_PORT" --tmpdir "$WORK"
     printf "Errors: ingest JSON %d, NDJSON %d; rows written %d / %d / %d of %d (1x, 2x, binary), %d of %d (steady)\n", v["ingest_single_errors"], v["ingest_ndjson_errors"], v["svc1_rows"], v["svc2_rows"], v["bin_rows"], gens, v["paced_rows"], v["paced_gens"]
   }' "$RESULTS"
 
-awk -F= -v cores="$(nproc)" '
+{ [ -z "$ONLY" ] || [ "$ONLY" = cache ]; } && awk -F= -v cores="$(nproc)" '
   { v[$1] = $2 }
   function f0(x) { return sprintf("%.0f", x) }
   function us(p) { return sprintf("%.0f / %.0f", v["cache_" p "_p50_us"], v["cache_" p "_p99_us"]) }
@@ -200,3 +227,33 @@ awk -F= -v cores="$(nproc)" '
     printf "| origin (trivial compute) | %s | the whole miss path: Redis miss, file miss, SET NX lock, GET, SET PX, atomic file write, unlock script |\n", us("origin")
     printf "\nRedis hits/s: %s with 1 thread, %s with %d threads\n", f0(v["cache_redis_hits_per_s_1"]), f0(v["cache_redis_hits_per_s_n"]), v["cache_threads"]
   }' "$RESULTS"
+
+{ [ -z "$ONLY" ] || [ "$ONLY" = worker ]; } && awk -F= -v cores="$(nproc)" -v tasks="$WORKER_TASKS" -v conc="$WORKER_CONCURRENCY" '
+  { v[$1] = $2 }
+  function f0(x) { return sprintf("%.0f", x) }
+  function f1(x) { return sprintf("%.1f", x) }
+  function f2(x) { return sprintf("%.2f", x) }
+  function pct(a, b) { return b > 0 ? sprintf("%.0f%%", 100 * a / b) : "n/a" }
+  function met(ok) { return ok ? "**yes**" : "**no**" }
+  END {
+    raw = v["raw_cycle_tps"]
+    best = 0; bestc = "-"
+    split("1 10 50", cs, " ")
+    for (i in cs) { k = "bullmq_c" cs[i] "_process_jps"; if ((k in v) && v[k] > best) { best = v[k]; bestc = cs[i] } }
+    ours = v["w1_tps"] > v["w2_tps"] ? v["w1_tps"] : v["w2_tps"]
+    printf "\nqueue-worker: %s cores shared by redis, the workers and the driver; %d no-op tasks, WORKER_CONCURRENCY=%d per process\n\n", cores, tasks, conc
+    print "| Benchmark | Measured | Reference / target | Ratio | Target met |"
+    print "|---|---|---|---|---|"
+    printf "| raw XADD -> XREADGROUP -> XACK ceiling (COUNT 100, pipelined producer) | %s tasks/s | ceiling | | |\n", f0(raw)
+    printf "| enqueue, EnqueueTasks (bulk, 1000 per call) / EnqueueTask (one at a time) | %s / %s tasks/s | | | |\n", f0(v["enqueue_bulk_tps"]), f0(v["enqueue_single_tps"])
+    if (best > 0) printf "| BullMQ, no-op worker, best of concurrency 1/10/50 (c=%s) | %s jobs/s | reference | | |\n", bestc, f0(best)
+    printf "| streamfleet-queue-worker, 1 process | %s tasks/s | >= 3x BullMQ (%s) | %s | %s |\n", f0(v["w1_tps"]), f0(3 * best), (best > 0 ? sprintf("%.1fx", v["w1_tps"] / best) : "n/a"), met(best > 0 && v["w1_tps"] >= 3 * best)
+    printf "| streamfleet-queue-worker, 2 processes | %s tasks/s | >= 40%% of raw (%s) | %s | %s |\n", f0(v["w2_tps"]), f0(0.4 * raw), pct(v["w2_tps"], raw), met(v["w2_tps"] >= 0.4 * raw)
+    printf "| best of 1 and 2 processes vs the raw ceiling | %s tasks/s | >= 40%% of raw (%s) | %s | %s |\n", f0(ours), f0(0.4 * raw), pct(ours, raw), met(ours >= 0.4 * raw)
+    printf "| 1 process with result retention on (TASK_RESULT_TTL=3600) | %s tasks/s | (cost of status hashes) | %s of off | |\n", f0(v["w1_retained_tps"]), pct(v["w1_retained_tps"], v["w1_tps"])
+    printf "| worker RSS (VmHWM, 1 / 2 processes) | %s / %s MB | <= 32 MB | | %s |\n", f1(v["w1_rss_mb"]), f1(v["w2_rss_mb"]), met(v["w1_rss_mb"] <= 32 && v["w2_rss_mb"] <= 32)
+    if (best > 0) printf "| BullMQ process RSS at c=%s | %s MB | (info) | | |\n", bestc, f1(v["bullmq_c" bestc "_rss_mb"])
+    printf "| p99 enqueue-to-start at half the peak rate (%s tasks/s offered) | <= %s ms (histogram bucket) | <= 5 ms | | %s |\n", f0(v["latency_rate_tps"]), f1(v["latency_wait_p99_ms"]), met(v["latency_wait_p99_ms"] >= 0 && v["latency_wait_p99_ms"] <= 5)
+    printf "\nCPU (cores busy, of %s): 1 worker %s + redis %s; 2 workers %s + redis %s\n", cores, f2(v["w1_cpu_cores"]), f2(v["w1_redis_cpu_cores"]), f2(v["w2_cpu_cores"]), f2(v["w2_redis_cpu_cores"])
+  }' "$RESULTS"
+true

@@ -1,0 +1,314 @@
+// Queue-worker benchmark: no-op tasks through the real streamfleet-queue-worker binary, against the raw
+// stream ceiling, on one Redis. Prints key=value result lines (bench/run.sh makes the table; BullMQ runs
+// beside it from bench/bullmq).
+//
+//   worker_bench --redis-port P --worker-bin PATH [--tasks 50000] [--concurrency 8]
+//
+// Phases:
+//   raw      a producer thread pipelines XADD (batches of 100) while a consumer does XREADGROUP COUNT 100 +
+//            XACK: the XADD -> XREADGROUP -> XACK ceiling of this Redis on this machine.
+//   enqueue  EnqueueTasks in batches of 1000 (the bulk API) and EnqueueTask one at a time.
+//   process  the queue is paused, N tasks are enqueued, 1 or 2 worker processes start and report ready, the
+//            queue is resumed and the clock runs until the group has read and acknowledged all N. Result
+//            retention off (TASK_RESULT_TTL=0), then on (1 h) for the cost of keeping status hashes.
+//   latency  one worker, tasks enqueued one by one at half the measured peak rate for a few seconds; the
+//            p99 of enqueue-to-start comes from the worker's own histogram
+//            (streamfleet_worker_task_wait_seconds on /metrics).
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <thread>
+
+#include "bench/bench_util.h"
+#include "streamfleet/common/task_queue.h"
+
+extern char** environ;
+
+using namespace streamfleet;
+using namespace streamfleet::bench;
+
+namespace {
+
+struct Options {
+  int redis_port = 0;
+  std::string worker_bin;
+  int64_t tasks = 50000;
+  int concurrency = 8;
+  double latency_s = 5;
+};
+
+int FreePort() {
+  // Ask the kernel for a port by binding a socket to port 0 (released at once; good enough for a bench).
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+struct Worker {
+  pid_t pid = -1;
+  int metrics_port = 0;
+};
+
+Worker StartWorker(const Options& o, int index, const std::map<std::string, std::string>& extra) {
+  Worker w;
+  w.metrics_port = FreePort();
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  env["REDIS_URL"] = "redis://127.0.0.1:" + std::to_string(o.redis_port);
+  env["METRICS_LISTEN"] = "127.0.0.1:" + std::to_string(w.metrics_port);
+  env["QUEUES"] = "default:1";
+  env["WORKER_CONCURRENCY"] = std::to_string(o.concurrency);
+  env["CONSUMER_NAME"] = "bench-" + std::to_string(index);
+  env["LOG_LEVEL"] = "warn";
+  for (const auto& [k, v] : extra) env[k] = v;
+  std::vector<std::string> strings;
+  for (const auto& [k, v] : env) strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string bin = o.worker_bin;
+  char* argv[] = {bin.data(), nullptr};
+  if (posix_spawn(&w.pid, bin.c_str(), nullptr, nullptr, argv, envp.data()) != 0) {
+    std::perror("worker_bench: posix_spawn");
+    std::exit(1);
+  }
+  return w;
+}
+
+// GET http://127.0.0.1:port/path over a plain socket; "" on failure. Enough for /readyz and /metrics.
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return "";
+  }
+  std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return "";
+  }
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+void WaitReady(const Worker& w) {
+  for (int i = 0; i < 500; ++i) {
+    if (HttpGet(w.metrics_port, "/readyz").find(" 200 ") != std::string::npos) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::cerr << "worker_bench: worker " << w.pid << " did not become ready\n";
+  std::exit(1);
+}
+
+void StopWorker(const Worker& w) {
+  kill(w.pid, SIGTERM);
+  int st = 0;
+  waitpid(w.pid, &st, 0);
+}
+
+// entries-read and pending of the worker group on the default queue.
+std::pair<int64_t, int64_t> GroupProgress(RedisClient& r, const std::string& stream) {
+  auto g = r.Command({"XINFO", "GROUPS", stream});
+  if (!g.ok()) return {0, 0};
+  for (const auto& grp : g->elements) {
+    int64_t read = 0, pending = 0;
+    bool ours = false;
+    for (const auto& [k, v] : ParsePairs(grp)) {
+      if (k == "name") ours = v.str == TaskKeys::Group();
+      if (k == "entries-read") read = v.is_nil() ? 0 : v.integer;
+      if (k == "pending") pending = v.integer;
+    }
+    if (ours) return {read, pending};
+  }
+  return {0, 0};
+}
+
+void EnqueueBulk(RedisClient& r, const TaskKeys& keys, int64_t n) {
+  for (int64_t i = 0; i < n; i += 1000) {
+    std::vector<TaskToEnqueue> batch(static_cast<size_t>(std::min<int64_t>(1000, n - i)), {"noop", "{}", {}});
+    MustOk(EnqueueTasks(r, keys, batch, WallClockMs()).status(), "EnqueueTasks");
+  }
+}
+
+void Raw(const Options& o) {
+  auto r = ConnectOrDie(o.redis_port);
+  MustOk(r->Command({"FLUSHALL"}).status(), "FLUSHALL");
+  const std::string stream = "bench:raw";
+  MustOk(r->Command({"XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"}).status(), "XGROUP");
+  const std::string payload(64, 'x');  // about the size of a no-op task envelope
+  auto t0 = Clk::now();
+  std::thread producer([&] {
+    auto p = ConnectOrDie(o.redis_port);
+    for (int64_t i = 0; i < o.tasks; i += 100) {
+      std::vector<std::vector<std::string>> cmds;
+      for (int64_t k = i; k < std::min(o.tasks, i + 100); ++k) cmds.push_back({"XADD", stream, "*", "e", payload});
+      MustOk(p->Pipeline(cmds).status(), "XADD");
+    }
+  });
+  int64_t consumed = 0;
+  while (consumed < o.tasks) {
+    auto reply = r->Command({"XREADGROUP", "GROUP", "g", "c", "COUNT", "100", "BLOCK", "1000", "STREAMS", stream, ">"},
+                            1000);
+    MustOk(reply.status(), "XREADGROUP");
+    auto entries = ParseStreamReply(*reply);
+    if (entries.empty()) continue;
+    std::vector<std::string> ack = {"XACK", stream, "g"};
+    for (const auto& e : entries) ack.push_back(e.id);
+    MustOk(r->Command(ack).status(), "XACK");
+    consumed += static_cast<int64_t>(entries.size());
+  }
+  producer.join();
+  Emit("raw_cycle_tps", static_cast<double>(o.tasks) / Seconds(Clk::now() - t0));
+}
+
+void Enqueue(const Options& o) {
+  auto r = ConnectOrDie(o.redis_port);
+  MustOk(r->Command({"FLUSHALL"}).status(), "FLUSHALL");
+  TaskKeys keys("streamfleet");
+  auto t0 = Clk::now();
+  EnqueueBulk(*r, keys, o.tasks);
+  Emit("enqueue_bulk_tps", static_cast<double>(o.tasks) / Seconds(Clk::now() - t0));
+  int64_t n = std::min<int64_t>(o.tasks, 20000);
+  t0 = Clk::now();
+  for (int64_t i = 0; i < n; ++i) MustOk(EnqueueTask(*r, keys, "noop", "{}", {}, WallClockMs()).status(), "EnqueueTask");
+  Emit("enqueue_single_tps", static_cast<double>(n) / Seconds(Clk::now() - t0));
+  (void)r->Command({"FLUSHALL"});
+}
+
+// Returns tasks/s.
+double Process(const Options& o, int workers, bool retention, const std::string& tag) {
+  auto r = ConnectOrDie(o.redis_port);
+  MustOk(r->Command({"FLUSHALL"}).status(), "FLUSHALL");
+  TaskKeys keys("streamfleet");
+  MustOk(r->Command({"SADD", keys.Paused(), "default"}).status(), "pause");
+  EnqueueBulk(*r, keys, o.tasks);
+  std::vector<Worker> ws;
+  for (int i = 0; i < workers; ++i) {
+    ws.push_back(StartWorker(o, i, {{"TASK_RESULT_TTL", retention ? "3600" : "0"}}));
+  }
+  for (const auto& w : ws) WaitReady(w);
+  std::vector<double> cpu0;
+  for (const auto& w : ws) cpu0.push_back(ProcCpuSeconds(w.pid));
+  double rcpu0 = RedisCpuSeconds(*r);
+  auto t0 = Clk::now();
+  MustOk(r->Command({"SREM", keys.Paused(), "default"}).status(), "resume");
+  while (true) {
+    auto [read, pending] = GroupProgress(*r, keys.Queue("default"));
+    if (read >= o.tasks && pending == 0) break;
+    if (Seconds(Clk::now() - t0) > 300) {
+      std::cerr << "worker_bench: " << tag << ": gave up after 300 s (" << read << " read, " << pending << " pending)\n";
+      std::exit(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  double s = Seconds(Clk::now() - t0);
+  double cpu = 0;
+  long long hwm = 0;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    cpu += ProcCpuSeconds(ws[i].pid) - cpu0[i];
+    hwm = std::max(hwm, ProcStatusKb(ws[i].pid, "VmHWM"));
+  }
+  Emit(tag + "_tps", static_cast<double>(o.tasks) / s);
+  Emit(tag + "_cpu_cores", cpu / s);
+  Emit(tag + "_redis_cpu_cores", (RedisCpuSeconds(*r) - rcpu0) / s);
+  Emit(tag + "_rss_mb", static_cast<double>(hwm) / 1024.0);
+  for (const auto& w : ws) StopWorker(w);
+  return static_cast<double>(o.tasks) / s;
+}
+
+// p99 upper bound (seconds) from a Prometheus histogram's cumulative buckets; -1 without samples.
+double HistogramP99(const std::string& metrics, const std::string& name) {
+  std::vector<std::pair<double, double>> buckets;  // (le, cumulative count), summed over label sets
+  std::istringstream in(metrics);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + "_bucket{", 0) != 0) continue;
+    auto le = line.find("le=\"");
+    auto end = line.find('"', le + 4);
+    std::string bound = line.substr(le + 4, end - le - 4);
+    double b = bound == "+Inf" ? 1e300 : std::atof(bound.c_str());
+    double c = std::atof(line.substr(line.rfind(' ') + 1).c_str());
+    auto it = std::find_if(buckets.begin(), buckets.end(), [&](auto& p) { return p.first == b; });
+    if (it == buckets.end()) {
+      buckets.push_back({b, c});
+    } else {
+      it->second += c;
+    }
+  }
+  if (buckets.empty()) return -1;
+  std::sort(buckets.begin(), buckets.end());
+  double total = buckets.back().second;
+  if (total <= 0) return -1;
+  for (const auto& [b, c] : buckets) {
+    if (c >= 0.99 * total) return b;
+  }
+  return -1;
+}
+
+void Latency(const Options& o, double rate) {
+  auto r = ConnectOrDie(o.redis_port);
+  MustOk(r->Command({"FLUSHALL"}).status(), "FLUSHALL");
+  TaskKeys keys("streamfleet");
+  Worker w = StartWorker(o, 0, {{"TASK_RESULT_TTL", "0"}});
+  WaitReady(w);
+  const int64_t n = static_cast<int64_t>(rate * o.latency_s);
+  auto t0 = Clk::now();
+  for (int64_t i = 0; i < n; ++i) {
+    auto due = t0 + std::chrono::duration_cast<Clk::duration>(std::chrono::duration<double>(i / rate));
+    std::this_thread::sleep_until(due);
+    MustOk(EnqueueTask(*r, keys, "noop", "{}", {}, WallClockMs()).status(), "EnqueueTask");
+  }
+  while (GroupProgress(*r, keys.Queue("default")).first < n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::string m = HttpGet(w.metrics_port, "/metrics");
+  Emit("latency_rate_tps", static_cast<double>(n) / Seconds(Clk::now() - t0));
+  Emit("latency_wait_p99_ms", HistogramP99(m, "streamfleet_worker_task_wait_seconds") * 1000.0);
+  StopWorker(w);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f(argc, argv);
+  Options o;
+  o.redis_port = static_cast<int>(f.Int("redis-port", 0));
+  o.worker_bin = f.Str("worker-bin", "");
+  o.tasks = f.Int("tasks", 50000);
+  o.concurrency = static_cast<int>(f.Int("concurrency", 8));
+  o.latency_s = f.Double("latency-seconds", 5);
+  if (o.redis_port == 0 || o.worker_bin.empty()) {
+    std::cerr << "usage: worker_bench --redis-port P --worker-bin PATH [--tasks 50000] [--concurrency 8]\n";
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  Raw(o);
+  Enqueue(o);
+  double one = Process(o, 1, false, "w1");
+  double two = Process(o, 2, false, "w2");
+  double peak = std::max(one, two);
+  Process(o, 1, true, "w1_retained");
+  Latency(o, peak / 2);
+  return 0;
+}
