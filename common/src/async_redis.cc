@@ -177,7 +177,7 @@ void AsyncRedis::Connect() {
       if (!r.ok()) SF_LOG_ERROR("redis {} failed: {}", what, r.status().ToString());
     };
   };
-  if (!config_.password.empty()) Issue(Request{{"AUTH", config_.password}, std::string(), check("AUTH"), 0});
+  if (!config_.password.empty()) Issue(Request{AuthCommand(config_), std::string(), check("AUTH"), 0});
   if (config_.db != 0) Issue(Request{{"SELECT", std::to_string(config_.db)}, std::string(), check("SELECT"), 0});
 }
 

@@ -16,6 +16,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"REDIS_URL", "", "redis://[:password@]host[:port][/db]; when set it wins over REDIS_HOST/PORT/PASSWORD"},
       {"REDIS_HOST", "127.0.0.1", "Redis host"},
       {"REDIS_PORT", "6379", "Redis port"},
+      {"REDIS_USERNAME", "", "Redis ACL user for AUTH (empty: the default user); see deploy/redis/users.acl"},
       {"REDIS_PASSWORD", "", "Redis AUTH password (empty: no AUTH)"},
       {"REDIS_DB", "0", "Redis logical database"},
       {"REDIS_TIMEOUT", "5s", "Redis connect/command timeout (blocking reads add their BLOCK time)"},
@@ -202,8 +203,10 @@ StatusOr<RedisConfig> ParseRedisUrl(const std::string& url) {
   if (at != std::string::npos) {
     std::string auth = rest.substr(0, at);
     rest = rest.substr(at + 1);
+    // redis://user:password@host (ACL user), redis://:password@host or redis://password@host (default user)
     auto colon = auth.find(':');
     rc.password = colon == std::string::npos ? auth : auth.substr(colon + 1);
+    if (colon != std::string::npos) rc.username = auth.substr(0, colon);
   }
   auto slash = rest.find('/');
   if (slash != std::string::npos) {
@@ -250,13 +253,14 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   if (r.IsSet("REDIS_URL") && !r.Str("REDIS_URL").empty()) {
     auto rc = ParseRedisUrl(r.Str("REDIS_URL"));
     if (!rc.ok()) {
-      r.Fail("REDIS_URL", r.Str("REDIS_URL"), "redis://[:password@]host[:port][/db] (" + rc.status().message() + ")");
+      r.Fail("REDIS_URL", r.Str("REDIS_URL"), "redis://[[user]:password@]host[:port][/db] (" + rc.status().message() + ")");
     } else {
       c.redis = *rc;
     }
   } else {
     c.redis.host = r.Str("REDIS_HOST");
     c.redis.port = static_cast<int>(r.Int("REDIS_PORT", 1, 65535));
+    c.redis.username = r.Str("REDIS_USERNAME");
     c.redis.password = r.Str("REDIS_PASSWORD");
     c.redis.db = static_cast<int>(r.Int("REDIS_DB", 0, 1 << 20));
     if (c.redis.host.empty()) r.Fail("REDIS_HOST", "", "a host name");

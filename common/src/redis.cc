@@ -34,12 +34,18 @@ Status TranslateRedisError(const std::string& e) {
   if (prefix == "BUSYGROUP") return {StatusCode::kAlreadyExists, e};
   if (prefix == "NOSCRIPT") return Status::NotFound(e);
   if (prefix == "NOAUTH" || prefix == "WRONGPASS") return Status::Unauthenticated(e);
+  if (prefix == "NOPERM") return Status::PermissionDenied(e);
   if (prefix == "OOM") return Status::ResourceExhausted(e);
   if (prefix == "LOADING" || prefix == "BUSY" || prefix == "TRYAGAIN" || prefix == "MASTERDOWN" ||
       prefix == "CLUSTERDOWN" || prefix == "READONLY") {
     return Status::Unavailable(e);
   }
   return Status::Internal(e);
+}
+
+std::vector<std::string> AuthCommand(const RedisConfig& config) {
+  if (config.username.empty()) return {"AUTH", config.password};
+  return {"AUTH", config.username, config.password};
 }
 
 LuaScript::LuaScript(std::string source) : source_(std::move(source)) {
@@ -146,7 +152,7 @@ Status RedisClient::Open() {
   redisSetTimeout(ctx_, ToTimeval(config_.command_timeout_ms));
   redisEnableKeepAlive(ctx_);
   if (!config_.password.empty()) {
-    auto r = RawPipeline({{"AUTH", config_.password}}, 0);
+    auto r = RawPipeline({AuthCommand(config_)}, 0);
     if (!r.ok()) return r.status();
     if ((*r)[0].is_error()) {
       Status s = TranslateRedisError((*r)[0].str);

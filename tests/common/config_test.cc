@@ -70,7 +70,16 @@ TEST(ConfigTest, RedisUrlWinsOverHostAndPort) {
   EXPECT_EQ(c->redis.host, "10.0.0.5");
   EXPECT_EQ(c->redis.port, 6380);
   EXPECT_EQ(c->redis.password, "pw");
+  EXPECT_EQ(c->redis.username, "");
   EXPECT_EQ(c->redis.db, 2);
+  auto acl = LoadConfig(Env({{"REDIS_URL", "redis://compactor:s3cret@redis:6379"}}), ":9100");
+  ASSERT_TRUE(acl.ok());
+  EXPECT_EQ(acl->redis.username, "compactor");
+  EXPECT_EQ(acl->redis.password, "s3cret");
+  auto parts = LoadConfig(Env({{"REDIS_USERNAME", "worker"}, {"REDIS_PASSWORD", "pw2"}}), ":9100");
+  ASSERT_TRUE(parts.ok());
+  EXPECT_EQ(parts->redis.username, "worker");
+  EXPECT_EQ(parts->redis.password, "pw2");
 }
 
 TEST(ConfigTest, MalformedValuesNameTheVariable) {

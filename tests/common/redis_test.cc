@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "streamfleet/common/async_redis.h"
 #include "streamfleet/common/stream_admin.h"
 #include "support/redis_server.h"
 
@@ -149,6 +150,23 @@ TEST_F(RedisTest, AuthIsSentWhenConfigured) {
   auto wrong = RedisClient::Connect(c);
   ASSERT_FALSE(wrong.ok());
   EXPECT_EQ(wrong.status().code(), StatusCode::kUnauthenticated);
+}
+
+TEST_F(RedisTest, AclUserIsSentAndForbiddenCommandsAreTranslated) {
+  testing::RedisServer acl("--user default off --user alice on >wonderland ~allowed:* +@all -flushall");
+  RedisConfig c = acl.config();
+  c.username = "alice";
+  c.password = "wonderland";
+  auto sync = RedisClient::Connect(c);
+  ASSERT_TRUE(sync.ok()) << sync.status().ToString();
+  EXPECT_TRUE((*sync)->Command({"SET", "allowed:x", "1"}).ok());
+  EXPECT_EQ((*sync)->Command({"SET", "other:x", "1"}).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ((*sync)->Command({"FLUSHALL"}).status().code(), StatusCode::kPermissionDenied);
+  AsyncRedis async(c);
+  EXPECT_EQ(async.Command({"GET", "allowed:x"})->str, "1");
+  EXPECT_EQ(async.Command({"GET", "other:x"}).status().code(), StatusCode::kPermissionDenied);
+  c.password = "wrong";
+  EXPECT_EQ(RedisClient::Connect(c).status().code(), StatusCode::kUnauthenticated);
 }
 
 }  // namespace

@@ -28,6 +28,7 @@ enum class KeySchemaMode { kStandard, kCluster };
 struct RedisConfig {
   std::string host = "127.0.0.1";
   int port = 6379;
+  std::string username;  // Redis 6+ ACL user ("" = AUTH with the password only, the default user)
   std::string password;
   int db = 0;
   int connect_timeout_ms = 2000;

@@ -10,7 +10,7 @@
 //   socket timeout                   -> kDeadlineExceeded
 //   LOADING, BUSY, TRYAGAIN, MASTERDOWN, CLUSTERDOWN -> kUnavailable
 //   NOGROUP -> kFailedPrecondition, BUSYGROUP -> kAlreadyExists, NOSCRIPT -> kNotFound
-//   NOAUTH, WRONGPASS -> kUnauthenticated, OOM -> kResourceExhausted
+//   NOAUTH, WRONGPASS -> kUnauthenticated, NOPERM (ACL) -> kPermissionDenied, OOM -> kResourceExhausted
 //   script errors "SFINVALID ..." -> kInvalidArgument, "SFLIMIT ..." -> kResourceExhausted,
 //   "SFCONFLICT ..." -> kFailedPrecondition; anything else -> kInternal.
 #include <chrono>
@@ -45,6 +45,9 @@ struct RedisValue {
 
 // Maps a Redis error reply ("NOGROUP No such key ...") to a Status.
 Status TranslateRedisError(const std::string& error_reply);
+
+// AUTH [username] password, for a connection's first command.
+std::vector<std::string> AuthCommand(const RedisConfig& config);
 
 // A Lua script identified by its SHA1, run with EVALSHA and loaded on NOSCRIPT.
 class LuaScript {
