@@ -53,13 +53,16 @@ CompactorService::CompactorService(const Config& config, Clock& clock, SqlStore&
       store_(store),
       options_(options),
       metrics_(registry),
+      redis_health_(registry, Dependency::kRedis),
+      db_health_(registry, Dependency::kDatabase, &metrics_.db_up),
       buffer_(config, clock),
       cache_(config.redis, CacheOptionsFromConfig(config), &registry),
       finalizer_(config, buffer_, store, config.consumer_name, &cache_),
       read_(RedisClient::Lazy(config.redis)),
       write_(RedisClient::Lazy(config.redis)),
       sample_(RedisClient::Lazy(config.redis)),
-      redis_info_(registry) {
+      redis_info_(registry),
+      stream_gauges_(registry) {
   metrics_.db_up.Set(1);
 }
 
@@ -78,26 +81,19 @@ Status CompactorService::EnsureGroups() {
 }
 
 Status CompactorService::Ready() const {
-  if (!redis_ok_.load()) return Status::Unavailable("redis unreachable");
-  if (!db_ok_.load()) return Status::Unavailable("database unavailable");
+  if (!redis_health_.up()) return Status::Unavailable("redis unreachable");
+  // main migrated the database before starting: unknown counts as writable until a write fails.
+  if (db_health_.down()) return Status::Unavailable("database unavailable");
   return Status::Ok();
 }
 
 template <typename F>
-Status CompactorService::Retry(const char* what, const std::atomic<bool>& stop, F&& f) {
+Status CompactorService::Retry(const std::atomic<bool>& stop, F&& f) {
+  // No logging here: f reports each attempt to redis_health_ / db_health_, which log once per outage.
   JitteredBackoff backoff;
-  bool logged = false;
   while (true) {
     Status s = f();
-    if (s.ok() || !s.retryable() || stop.load()) {
-      if (logged && s.ok()) SF_LOG_INFO("{}: recovered", what);
-      return s;
-    }
-    if (!logged) {
-      // Once per outage, not once per attempt: no log flood.
-      SF_LOG_WARN("{}: {} (retrying with backoff)", what, s.ToString());
-      logged = true;
-    }
+    if (s.ok() || !s.retryable() || stop.load()) return s;
     SleepUnlessStopped(backoff.Next(), stop);
   }
 }
@@ -118,7 +114,7 @@ void CompactorService::Run(const std::atomic<bool>& stop) {
 StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
   if (!groups_ready_) {
     Status s = EnsureGroups();
-    redis_ok_.store(s.ok());
+    redis_health_.Report(s, "create consumer groups");
     if (!s.ok()) {
       metrics_.redis_errors.Increment();
       return s;
@@ -134,13 +130,12 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
   cmd.insert(cmd.end(), streams.begin(), streams.end());
   for (size_t i = 0; i < streams.size(); ++i) cmd.push_back(history ? "0" : ">");
   auto reply = read_->Command(cmd, history ? 0 : options_.block_ms);
+  redis_health_.Report(reply.status(), "read streams");
   if (!reply.ok()) {
-    redis_ok_.store(false);
     metrics_.redis_errors.Increment();
     if (reply.status().code() == StatusCode::kFailedPrecondition) groups_ready_ = false;  // NOGROUP: recreate
     return reply.status();
   }
-  redis_ok_.store(true);
   auto entries = ParseStreamReply(*reply);
   if (history && entries.empty()) own_pending_recovered_ = true;
   int n = static_cast<int>(entries.size());
@@ -199,21 +194,20 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
       for (const auto& it : items) {
         if (!it.finish) rows.push_back({it.gen.gen, it.gen.org, it.gen.scenario, it.seq, it.data});
       }
-      Status s = Retry("store chunks", stop, [&] {
+      Status s = Retry(stop, [&] {
         Status st = store_.UpsertChunks(rows);
-        db_ok_.store(st.ok() || !st.retryable());
+        db_health_.Report(st, "store chunks");
         if (!st.ok()) metrics_.db_errors.Increment();
-        metrics_.db_up.Set(db_ok_.load() ? 1 : 0);
         return st;
       });
       if (!s.ok()) return;  // not acked: redelivered or claimed later
     }
     ApplyResult result;
-    Status s = Retry("apply chunks", stop, [&] {
+    Status s = Retry(stop, [&] {
       auto r = buffer_.Apply(*write_, items);
+      redis_health_.Report(r.status(), "apply chunks");
       if (!r.ok()) {
         metrics_.redis_errors.Increment();
-        redis_ok_.store(!r.status().retryable());
         return r.status();
       }
       result = std::move(*r);
@@ -263,6 +257,7 @@ void CompactorService::ProcessFinalizes(const std::vector<StreamEntry>& entries,
   if (stop.load()) return;  // left pending: another compactor (or our restart) finishes it
   // A permanent failure: find the poisoned finalization(s) one by one; the others still complete.
   for (size_t k = 0; k < reqs.size() && !stop.load(); ++k) {
+    LogScope scope(LogContext().Generation(reqs[k].gen.org, reqs[k].gen.gen).Entry(owners[k].id));
     std::vector<FinalizeOutcome> one;
     Status s1 = RetryFinalize({reqs[k]}, &one, stop);
     if (s1.ok()) {
@@ -277,21 +272,15 @@ void CompactorService::ProcessFinalizes(const std::vector<StreamEntry>& entries,
 
 Status CompactorService::RetryFinalize(const std::vector<FinalizeRequest>& reqs, std::vector<FinalizeOutcome>* out,
                                        const std::atomic<bool>& stop) {
-  return Retry("finalize", stop, [&] {
+  return Retry(stop, [&] {
     auto o = finalizer_.FinalizeBatch(*write_, reqs);
     if (!o.ok()) {
       bool db = o.status().message().find("redis") == std::string::npos;
-      if (db) {
-        metrics_.db_errors.Increment();
-        db_ok_.store(!o.status().retryable());
-      } else {
-        metrics_.redis_errors.Increment();
-      }
-      metrics_.db_up.Set(db_ok_.load() ? 1 : 0);
+      (db ? metrics_.db_errors : metrics_.redis_errors).Increment();
+      (db ? db_health_ : redis_health_).Report(o.status(), "finalize");
       return o.status();
     }
-    db_ok_.store(true);
-    metrics_.db_up.Set(1);
+    db_health_.Report(Status::Ok(), "finalize");
     *out = std::move(*o);
     return Status::Ok();
   });
@@ -299,6 +288,7 @@ Status CompactorService::RetryFinalize(const std::vector<FinalizeRequest>& reqs,
 
 void CompactorService::RecordFinalized(const FinalizeRequest& req, const StreamEntry& e,
                                        const FinalizeOutcome& outcome) {
+  LogScope scope(LogContext().Generation(req.gen.org, req.gen.gen).Entry(e.id));
   if (outcome.empty) {
     SF_LOG_WARN("finalize {}: no buffer (expired or already deleted); nothing to write", KeySchema::Member(req.gen));
     return;
@@ -331,10 +321,12 @@ void CompactorService::Ack(const std::vector<StreamEntry>& entries) {
   }
   // A failed ack is harmless: the entry is redelivered and re-applying it changes nothing.
   auto r = write_->Pipeline(cmds);
+  redis_health_.Report(r.status(), "acknowledge");
   if (!r.ok()) metrics_.redis_errors.Increment();
 }
 
 void CompactorService::DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered) {
+  LogScope scope(LogContext().Entry(e.id));
   SF_LOG_WARN("dead-lettering {} {}: {}", e.stream, e.id, reason);
   Status s = DeadLetter(*write_, buffer_.keys().ChunkDeadLetterStream(), e, buffer_.keys().CompactorGroup(), reason,
                         times_delivered);
@@ -351,6 +343,7 @@ void CompactorService::NoteLlen(const GenerationId& g, int64_t llen) {
   std::string m = KeySchema::Member(g);
   if (over_threshold_logged_.size() > 10000) over_threshold_logged_.clear();
   if (over_threshold_logged_.insert(m).second) {
+    LogScope scope(LogContext().Generation(g.org, g.gen));
     SF_LOG_WARN("generation buffer {} has LLEN {} > GENERATION_LLEN_ALERT_THRESHOLD {}", buffer_.keys().BufferKey(g),
                 llen, config_.llen_alert_threshold);
   }
@@ -358,6 +351,7 @@ void CompactorService::NoteLlen(const GenerationId& g, int64_t llen) {
 
 Status CompactorService::SweepNow() {
   auto r = buffer_.SweepDeadlines(*write_, 500);
+  redis_health_.Report(r.status(), "sweep deadlines");
   if (!r.ok()) {
     metrics_.redis_errors.Increment();
     return r.status();
@@ -436,18 +430,7 @@ void CompactorService::SampleGauges() {
   if (z.ok()) metrics_.deadlines_pending.Set(static_cast<double>(z->integer));
   std::vector<std::string> streams = Streams();
   streams.push_back(buffer_.keys().ChunkDeadLetterStream());
-  for (const auto& s : streams) {
-    auto st = GetStreamStats(*sample_, s);
-    if (!st.ok()) continue;
-    metrics_.stream_length.Add({{"stream", s}}).Set(static_cast<double>(st->length));
-    for (const auto& g : st->groups) {
-      prometheus::Labels l = {{"stream", s}, {"group", g.name}};
-      metrics_.stream_pending.Add(l).Set(static_cast<double>(g.pending));
-      metrics_.stream_lag.Add(l).Set(static_cast<double>(std::max<int64_t>(0, g.lag)));
-      metrics_.stream_oldest_pending.Add(l).Set(g.oldest_pending_seconds);
-      metrics_.stream_consumers.Add(l).Set(static_cast<double>(g.consumers));
-    }
-  }
+  stream_gauges_.Sample(*sample_, streams);
 }
 
 }  // namespace streamfleet::compactor

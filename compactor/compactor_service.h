@@ -18,9 +18,11 @@
 #include "compactor/metrics.h"
 #include "streamfleet/common/clock.h"
 #include "streamfleet/common/config.h"
+#include "streamfleet/common/dependency_health.h"
 #include "streamfleet/common/redis.h"
 #include "streamfleet/common/redis_info_metrics.h"
 #include "streamfleet/common/sql_store.h"
+#include "streamfleet/common/stream_gauges.h"
 
 namespace streamfleet::compactor {
 
@@ -52,6 +54,8 @@ class CompactorService {
   void SampleGauges();
 
   CompactorMetrics& metrics() { return metrics_; }
+  const DependencyHealth& redis_health() const { return redis_health_; }
+  const DependencyHealth& db_health() const { return db_health_; }
   ChunkBuffer& buffer() { return buffer_; }
 
  private:
@@ -67,7 +71,7 @@ class CompactorService {
   void DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered);
   // Retries f while it fails with a retryable status, with jittered backoff, until stop.
   template <typename F>
-  Status Retry(const char* what, const std::atomic<bool>& stop, F&& f);
+  Status Retry(const std::atomic<bool>& stop, F&& f);
   void NoteLlen(const GenerationId& g, int64_t llen);
 
   const Config& config_;
@@ -75,6 +79,8 @@ class CompactorService {
   SqlStore& store_;
   LoopOptions options_;
   CompactorMetrics metrics_;
+  DependencyHealth redis_health_;  // logs and counts outages; Ready() reads it
+  DependencyHealth db_health_;
   ChunkBuffer buffer_;
   Cache cache_;  // invalidated by finalizer_ (declared before it)
   Finalizer finalizer_;
@@ -83,10 +89,9 @@ class CompactorService {
   std::mutex sample_mu_;
   std::unique_ptr<RedisClient> sample_;  // metrics thread, guarded by sample_mu_
   RedisInfoMetrics redis_info_;           // guarded by sample_mu_
+  StreamGauges stream_gauges_;            // guarded by sample_mu_
   bool groups_ready_ = false;
   bool own_pending_recovered_ = false;
-  std::atomic<bool> redis_ok_{false};
-  std::atomic<bool> db_ok_{true};
   std::chrono::steady_clock::time_point next_sweep_{}, next_claim_{}, next_trim_{};
   std::unordered_set<std::string> over_threshold_logged_;
 };

@@ -34,11 +34,17 @@ int main() {
     SF_LOG_ERROR("database: {}", store.status().ToString());
     return 2;
   }
-  // Migrations are idempotent and serialized across processes; wait for the DB if it is not up yet.
+  // Migrations are idempotent and serialized across processes; wait for the DB if it is not up yet
+  // (logged when the wait starts and when it ends, not per attempt).
+  bool waiting = false;
   for (JitteredBackoff backoff(100); !Shutdown::Requested();) {
     Status s = (*store)->Migrate();
-    if (s.ok()) break;
-    SF_LOG_WARN("database not ready: {}", s.ToString());
+    if (s.ok()) {
+      if (waiting) SF_LOG_INFO("database ready");
+      break;
+    }
+    if (!waiting) SF_LOG_WARN("database not ready: {} (retrying with backoff)", s.ToString());
+    waiting = true;
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff.Next()));
   }
   RedisServerClock clock;

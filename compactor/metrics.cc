@@ -10,9 +10,6 @@ prometheus::Counter& C(prometheus::Registry& r, const char* name, const char* he
 prometheus::Gauge& G(prometheus::Registry& r, const char* name, const char* help) {
   return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
 }
-prometheus::Family<prometheus::Gauge>& GF(prometheus::Registry& r, const char* name, const char* help) {
-  return prometheus::BuildGauge().Name(name).Help(help).Register(r);
-}
 prometheus::Counter& Finalized(prometheus::Registry& r, const char* trigger) {
   // Registry merges families with the same name, so each trigger is one label set of one family.
   return prometheus::BuildCounter()
@@ -57,11 +54,6 @@ CompactorMetrics::CompactorMetrics(prometheus::Registry& r)
       buffers_over_threshold(G(r, "streamfleet_buffers_over_threshold",
                                "Buffers longer than GENERATION_LLEN_ALERT_THRESHOLD")),
       deadlines_pending(G(r, "streamfleet_compactor_deadlines", "Idle-timeout deadlines waiting in Redis")),
-      db_up(G(r, "streamfleet_compactor_db_up", "1 when the last database operation succeeded")),
-      stream_length(GF(r, "streamfleet_stream_length", "Entries in the stream")),
-      stream_pending(GF(r, "streamfleet_stream_pending", "Entries delivered but not acknowledged")),
-      stream_lag(GF(r, "streamfleet_stream_lag", "Entries not yet delivered to the group")),
-      stream_oldest_pending(GF(r, "streamfleet_stream_oldest_pending_seconds", "Age of the oldest pending entry")),
-      stream_consumers(GF(r, "streamfleet_stream_consumers", "Consumers in the group")) {}
+      db_up(G(r, "streamfleet_compactor_db_up", "1 when the last database operation succeeded")) {}
 
 }  // namespace streamfleet::compactor

@@ -32,11 +32,7 @@ struct CompactorMetrics {
   prometheus::Gauge& buffers_over_threshold;
   prometheus::Gauge& deadlines_pending;
   prometheus::Gauge& db_up;
-  prometheus::Family<prometheus::Gauge>& stream_length;
-  prometheus::Family<prometheus::Gauge>& stream_pending;
-  prometheus::Family<prometheus::Gauge>& stream_lag;
-  prometheus::Family<prometheus::Gauge>& stream_oldest_pending;
-  prometheus::Family<prometheus::Gauge>& stream_consumers;
+  // Stream gauges: streamfleet::StreamGauges (shared with the queue-worker).
 };
 
 }  // namespace streamfleet::compactor

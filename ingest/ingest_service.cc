@@ -51,6 +51,8 @@ struct IngestService::Ctx {
 IngestService::IngestService(const Config& config, prometheus::Registry& registry, SqlStore* store)
     : config_(config),
       metrics_(registry),
+      redis_health_(registry, Dependency::kRedis, &metrics_.redis_up),
+      db_health_(registry, Dependency::kDatabase),
       writer_(config),
       redis_(config.redis),
       sampler_redis_(RedisClient::Lazy(config.redis)),
@@ -84,14 +86,13 @@ void IngestService::Stop() {
 }
 
 Status IngestService::Ready() {
-  if (!redis_ok_.load()) return Status::Unavailable("redis unreachable");
+  if (!redis_health_.up()) return Status::Unavailable("redis unreachable");
   return Status::Ok();
 }
 
 void IngestService::SampleBacklog() {
   auto b = writer_.Backlog(*sampler_redis_);
-  redis_ok_.store(b.ok());
-  metrics_.redis_up.Set(b.ok() ? 1 : 0);
+  redis_health_.Report(b.status(), "sample backlog");
   if (b.ok()) {
     backlog_.store(*b);
     metrics_.backlog.Set(static_cast<double>(*b));
@@ -133,6 +134,7 @@ void IngestService::Handle(HttpExchange& ex) {
       }
     }
     if (ok) {
+      LogScope scope(LogContext().Generation(ctx.gen.org, ctx.gen.gen));
       switch (route.kind) {
         case Route::Kind::kChunks: HandleChunks(ex, ctx); break;
         case Route::Kind::kFinish: HandleFinish(ex, ctx); break;
@@ -186,14 +188,14 @@ bool IngestService::Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>&
     } else if (s.code() == StatusCode::kResourceExhausted) {
       Reject(ex, 413, "generation_too_large", s.message());
     } else if (s.retryable()) {
-      redis_ok_.store(false);
+      redis_health_.Report(s, "append chunks");
       Reject(ex, 503, "redis_unavailable", s.message(), {{"Retry-After", "1"}});
     } else {
       Reject(ex, 500, "internal", s.message());
     }
     return false;
   }
-  redis_ok_.store(true);
+  redis_health_.Report(Status::Ok(), "append chunks");
   int64_t bytes = 0;
   for (const auto& c : batch) bytes += static_cast<int64_t>(c.data.size());
   metrics_.chunks.Increment(static_cast<double>(r->accepted));
@@ -435,12 +437,14 @@ void IngestService::HandleGeneration(HttpExchange& ex, Ctx& ctx) {
     if (s.code() == StatusCode::kNotFound) {
       Reject(ex, 404, "not_found", s.message());
     } else if (s.retryable()) {
+      db_health_.Report(s, "read generation");
       Reject(ex, 503, "database_unavailable", s.message(), {{"Retry-After", "1"}});
     } else {
       Reject(ex, 500, "internal", s.message());
     }
     return;
   }
+  if (r->tier == CacheTier::kOrigin) db_health_.Report(Status::Ok(), "read generation");
   // X-Cache says which tier answered (redis, filesystem, origin or stale): useful when debugging freshness.
   ex.RespondJson(200, r->value, {{"X-Cache", CacheTierName(r->tier)}});
 }

@@ -14,6 +14,7 @@
 #include "streamfleet/common/async_redis.h"
 #include "streamfleet/common/cache.h"
 #include "streamfleet/common/config.h"
+#include "streamfleet/common/dependency_health.h"
 #include "streamfleet/common/http_server.h"
 #include "streamfleet/common/redis.h"
 #include "streamfleet/common/sql_store.h"
@@ -32,6 +33,7 @@ class IngestService {
   void Stop();
   int port() const { return http_ ? http_->port() : 0; }
   Status Ready();
+  const DependencyHealth& redis_health() const { return redis_health_; }
 
   // One HTTP exchange (public for the server callback).
   void Handle(HttpExchange& ex);
@@ -54,6 +56,8 @@ class IngestService {
 
   const Config& config_;
   IngestMetrics metrics_;
+  DependencyHealth redis_health_;  // logs and counts outages; Ready() reads it
+  DependencyHealth db_health_;     // only GET .../generations/{gen} reaches the database
   ChunkWriter writer_;
   AsyncRedis redis_;
   std::unique_ptr<RedisClient> sampler_redis_;  // only the sampler thread uses it
@@ -61,7 +65,6 @@ class IngestService {
   Cache cache_;
   std::unique_ptr<HttpServer> http_;
   std::atomic<int64_t> backlog_{0};
-  std::atomic<bool> redis_ok_{false};
   std::atomic<bool> stopping_{false};
   std::thread sampler_;
 };

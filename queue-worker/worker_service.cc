@@ -90,16 +90,8 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
                      .Help("Delayed tasks and retries waiting in Redis")
                      .Register(r)
                      .Add({})),
-      stream_length_(prometheus::BuildGauge().Name("streamfleet_stream_length").Help("Entries in the stream").Register(r)),
-      stream_pending_(prometheus::BuildGauge()
-                          .Name("streamfleet_stream_pending")
-                          .Help("Entries delivered but not acknowledged")
-                          .Register(r)),
-      stream_lag_(prometheus::BuildGauge().Name("streamfleet_stream_lag").Help("Entries not yet delivered to the group").Register(r)),
-      stream_oldest_(prometheus::BuildGauge()
-                         .Name("streamfleet_stream_oldest_pending_seconds")
-                         .Help("Age of the oldest pending entry")
-                         .Register(r)),
+      stream_gauges_(r),
+      redis_health_(r, Dependency::kRedis),
       sample_(RedisClient::Lazy(config.redis)) {
   auto p = ParsePeriodic(config.periodic_tasks);
   if (p.ok()) periodic_ = *p;
@@ -115,7 +107,7 @@ double WorkerService::Processed(const std::string& type, const std::string& outc
 }
 
 Status WorkerService::Ready() const {
-  return redis_ok_.load() ? Status::Ok() : Status::Unavailable("redis unreachable");
+  return redis_health_.up() ? Status::Ok() : Status::Unavailable("redis unreachable");
 }
 
 Status WorkerService::EnsureGroups(RedisClient& redis) {
@@ -145,11 +137,8 @@ std::vector<std::string> WorkerService::WeightedOrder() {
 
 StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& consumer, int block_ms) {
   auto paused_r = redis.Command({"SMEMBERS", keys_.Paused()});
-  if (!paused_r.ok()) {
-    redis_ok_.store(false);
-    return paused_r.status();
-  }
-  redis_ok_.store(true);
+  redis_health_.Report(paused_r.status(), "poll queues");
+  if (!paused_r.ok()) return paused_r.status();
   std::set<std::string> paused;
   for (auto& p : paused_r->elements) paused.insert(p.str);
   std::vector<std::string> streams;
@@ -182,6 +171,8 @@ StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& con
 }
 
 void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered) {
+  // Every line logged while this task runs (ours and its handler's) carries its entry and task id.
+  LogScope entry_scope(LogContext().Entry(entry.id));
   const std::string* raw = entry.Field("e");
   v1::TaskEnvelope task;
   if (raw == nullptr || !task.ParseFromString(*raw)) {
@@ -192,6 +183,7 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
     }
     return;
   }
+  LogScope task_scope(LogContext().Task(task.id()));
   if (task.queue().empty()) task.set_queue(entry.stream.substr(keys_.Queue("").size()));
   const Handler* h = handlers_.Find(task.type());
   if (h == nullptr) {
@@ -319,7 +311,7 @@ void WorkerService::Run(const std::atomic<bool>& stop) {
           backoff.Reset();
           continue;
         }
-        redis_ok_.store(false);
+        redis_health_.Report(r.status(), "poll queues");
         if (r.status().code() == StatusCode::kFailedPrecondition) groups = false;
         std::this_thread::sleep_for(std::chrono::milliseconds(backoff.Next()));
       }
@@ -329,7 +321,7 @@ void WorkerService::Run(const std::atomic<bool>& stop) {
     auto redis = RedisClient::Lazy(config_.redis);
     std::string consumer = config_.consumer_name + "-housekeeper";
     while (!stop.load()) {
-      (void)HousekeepOnce(*redis, consumer);
+      redis_health_.Report(HousekeepOnce(*redis, consumer), "housekeeping");
       for (int i = 0; i < 5 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
@@ -343,17 +335,7 @@ void WorkerService::SampleGauges() {
   std::vector<std::string> streams;
   for (const auto& [q, w] : config_.queues) streams.push_back(keys_.Queue(q));
   streams.push_back(keys_.DeadLetters());
-  for (const auto& s : streams) {
-    auto st = GetStreamStats(*sample_, s);
-    if (!st.ok()) continue;
-    stream_length_.Add({{"stream", s}}).Set(static_cast<double>(st->length));
-    for (const auto& g : st->groups) {
-      prometheus::Labels lb = {{"stream", s}, {"group", g.name}};
-      stream_pending_.Add(lb).Set(static_cast<double>(g.pending));
-      stream_lag_.Add(lb).Set(static_cast<double>(std::max<int64_t>(0, g.lag)));
-      stream_oldest_.Add(lb).Set(g.oldest_pending_seconds);
-    }
-  }
+  stream_gauges_.Sample(*sample_, streams);
 }
 
 }  // namespace streamfleet::worker

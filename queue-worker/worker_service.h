@@ -16,6 +16,8 @@
 #include <prometheus/registry.h>
 
 #include "queue-worker/handlers.h"
+#include "streamfleet/common/dependency_health.h"
+#include "streamfleet/common/stream_gauges.h"
 #include "streamfleet/common/task_queue.h"
 
 namespace streamfleet::worker {
@@ -42,6 +44,7 @@ class WorkerService {
   Status HousekeepOnce(RedisClient& redis, const std::string& consumer);
   Status EnsureGroups(RedisClient& redis);
   Status Ready() const;
+  const DependencyHealth& redis_health() const { return redis_health_; }
   void SampleGauges();
 
   double Processed(const std::string& type, const std::string& outcome);
@@ -63,11 +66,8 @@ class WorkerService {
   prometheus::Counter& claimed_;
   prometheus::Gauge& busy_;
   prometheus::Gauge& scheduled_;
-  prometheus::Family<prometheus::Gauge>& stream_length_;
-  prometheus::Family<prometheus::Gauge>& stream_pending_;
-  prometheus::Family<prometheus::Gauge>& stream_lag_;
-  prometheus::Family<prometheus::Gauge>& stream_oldest_;
-  std::atomic<bool> redis_ok_{false};
+  StreamGauges stream_gauges_;  // guarded by sample_mu_
+  DependencyHealth redis_health_;  // every slot and the housekeeper report to it; Ready() reads it
   std::mutex sample_mu_;
   std::unique_ptr<RedisClient> sample_;
 };

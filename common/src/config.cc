@@ -57,7 +57,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval fleet-wide"},
       {"REDIS_INFO_METRICS", "true", "compactor: export Redis INFO metrics (hit rate, evictions, memory); keep it on one process kind"},
       {"LOG_LEVEL", "info", "trace | debug | info | warn | error"},
-      {"LOG_FORMAT", "text", "text | json (one JSON object per line)"},
+      {"LOG_FORMAT", "text", "text | json: one JSON object per line (ts, level, process, msg, org/generation/task/entry ids)"},
   };
   return vars;
 }

@@ -1,26 +1,20 @@
 #include "streamfleet/common/metrics_server.h"
 
+#include "process_metrics.h"
 #include "streamfleet/common/redis_info_metrics.h"
 
 #include <prometheus/text_serializer.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <mutex>
+
+#ifndef STREAMFLEET_VERSION
+#define STREAMFLEET_VERSION "unknown"
+#endif
 
 namespace streamfleet {
 
-namespace {
-
-double ResidentBytes() {
-  std::ifstream f("/proc/self/statm");
-  long pages_total = 0, pages_resident = 0;
-  f >> pages_total >> pages_resident;
-  return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
-}
-
-}  // namespace
+MetricsServer::~MetricsServer() = default;
 
 StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen, const std::string& process,
                                                               std::shared_ptr<prometheus::Registry> registry,
@@ -33,7 +27,7 @@ StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string&
       .Name("streamfleet_build_info")
       .Help("Build information; always 1")
       .Register(*m->registry_)
-      .Add({{"process", process}, {"version", "0.1.0"}})
+      .Add({{"process", process}, {"version", STREAMFLEET_VERSION}})
       .Set(1);
   double start = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   prometheus::BuildGauge()
@@ -42,11 +36,7 @@ StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string&
       .Register(*m->registry_)
       .Add({})
       .Set(start);
-  m->rss_ = &prometheus::BuildGauge()
-                 .Name("process_resident_memory_bytes")
-                 .Help("Resident memory size in bytes")
-                 .Register(*m->registry_)
-                 .Add({});
+  m->process_ = std::make_unique<ProcessMetrics>(*m->registry_);
   MetricsServer* raw = m.get();
   auto http = HttpServer::Start(listen, 4, [raw](HttpExchange& ex) { raw->Handle(ex); });
   if (!http.ok()) return http.status();
@@ -64,7 +54,7 @@ std::string MetricsServer::Render() {
   static std::mutex mu;
   std::lock_guard<std::mutex> l(mu);
   if (hook_) hook_();
-  rss_->Set(ResidentBytes());
+  process_->Refresh();
   prometheus::TextSerializer s;
   return s.Serialize(registry_->Collect());
 }

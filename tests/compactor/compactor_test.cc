@@ -19,6 +19,7 @@
 #include "support/map_env.h"
 #include "support/redis_server.h"
 #include "support/tcp_proxy.h"
+#include "support/wait.h"
 
 namespace streamfleet::compactor {
 namespace {
@@ -587,7 +588,32 @@ TEST_P(CompactorTest, DatabaseDownThenUpLosesNothingAndReadinessFollows) {
   EXPECT_EQ(Decoded(*row), "[\"kept\", \"safe\"]");
   EXPECT_TRUE(svc.Ready().ok());
   EXPECT_GT(CounterValue(svc.metrics().db_errors), 0);
+  EXPECT_EQ(svc.db_health().outages(), 1) << "one outage, however many calls failed during it";
   EXPECT_EQ(Pending(svc.buffer().keys().FinalizeStream()), 0);
+}
+
+TEST_P(CompactorTest, RedisOutageIsCountedOnceAndReadinessFollows) {
+  if (GetParam() != "sqlite") GTEST_SKIP() << "the Redis outage does not depend on the database backend";
+  auto& svc = AddService();
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { svc.Run(stop); });
+  auto wait_for = [&](bool ready) { return testing::WaitUntil([&] { return svc.Ready().ok() == ready; }); };
+  ASSERT_TRUE(wait_for(true));
+  EXPECT_EQ(svc.redis_health().outages(), 0);
+  server_->Kill();
+  EXPECT_TRUE(wait_for(false)) << "not ready while Redis is down";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // many failed reads, still one outage
+  server_->Start();
+  EXPECT_TRUE(wait_for(true)) << "ready again once Redis is back";
+  stop = true;
+  loop.join();
+  EXPECT_EQ(svc.redis_health().outages(), 1);
+  redis_ = RedisClient::Connect(server_->config()).value();
+  // Delivery still works after the restart (the groups were recreated on the empty server).
+  GenerationId g{2, 0, 31};
+  Send(g, 0, "[1]", true);
+  Pump(AddService());
+  EXPECT_TRUE(Row(31).has_value());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CompactorTest, ::testing::Values("sqlite", "postgresql"));

@@ -6,18 +6,10 @@
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
-WORK=$(mktemp -d /tmp/streamfleet-e2e.XXXXXX)
-PIDS=()
-fail() { echo "FAIL: $*" >&2; for f in "$WORK"/*.log; do echo "--- $f"; tail -20 "$f"; done >&2; exit 1; }
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; fail "$1 not up"; }
+source "$HERE/lib.sh"
 
 RP=$(free_port); IP=$(free_port); MI=$(free_port); MC1=$(free_port); MC2=$(free_port); MW=$(free_port)
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" &
-PIDS+=($!)
-for _ in $(seq 1 50); do redis-cli -p "$RP" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+start_redis "$RP"
 export REDIS_PORT=$RP DATABASE_URL="sqlite:$WORK/fleet.db" GENERATION_IDLE_TIMEOUT=2s VISIBILITY_TIMEOUT=1s LOG_LEVEL=warn
 INGEST_LISTEN=127.0.0.1:$IP METRICS_LISTEN=127.0.0.1:$MI "$BUILD/ingest/streamfleet-ingest" 2>"$WORK/ingest.log" &
 INGEST=$!; PIDS+=($INGEST)

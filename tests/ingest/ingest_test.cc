@@ -332,6 +332,8 @@ TEST_F(IngestTest, RedisDownAnswers503AndAcknowledgesNothingUnwritten) {
   auto s = Stream();
   ASSERT_EQ(s.size(), 1u);
   EXPECT_EQ(s[0].data(), "after") << "the 503'd chunk must not have been written";
+  EXPECT_EQ(service_->redis_health().outages(), 1) << "the failed write and the sampler saw one outage";
+  EXPECT_TRUE(service_->redis_health().up());
 }
 
 // GET /v1/orgs/{org}/generations/{gen}: the compacted row, cache-aside (Redis, then this host's files, then the

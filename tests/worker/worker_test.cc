@@ -12,6 +12,7 @@
 #include "streamfleet/common/stream_admin.h"
 #include "support/map_env.h"
 #include "support/redis_server.h"
+#include "support/wait.h"
 
 namespace streamfleet::worker {
 namespace {
@@ -263,6 +264,23 @@ TEST_F(WorkerTest, StopLetsRunningTasksFinish) {
   t.join();
   EXPECT_EQ(finished.load(), 1);
   EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0) << "acked before exit";
+}
+
+TEST_F(WorkerTest, RedisOutageIsCountedOnceAndReadinessFollows) {
+  auto& w = Make({{"WORKER_CONCURRENCY", "2"}, {"CONSUMER_NAME", "outage"}, {"REDIS_TIMEOUT", "200ms"}});
+  std::atomic<bool> stop{false};
+  std::thread t([&] { w.Run(stop); });
+  auto wait_for = [&](bool ready) { return testing::WaitUntil([&] { return w.Ready().ok() == ready; }); };
+  EXPECT_TRUE(wait_for(true));
+  server_->Kill();
+  EXPECT_TRUE(wait_for(false)) << "not ready while Redis is down";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // every slot keeps failing: still one outage
+  server_->Start();
+  EXPECT_TRUE(wait_for(true)) << "ready again once Redis is back";
+  stop = true;
+  t.join();
+  EXPECT_EQ(w.redis_health().outages(), 1);
+  redis_ = RedisClient::Connect(server_->config()).value();
 }
 
 TEST(BackoffTest, ExponentialWithJitterAndCap) {

@@ -15,13 +15,15 @@
 
 namespace streamfleet {
 
+class ProcessMetrics;
+
 class MetricsServer {
  public:
   using ReadyCheck = std::function<Status()>;
   // Called before each scrape: refresh sampled gauges (bounded cost).
   using CollectHook = std::function<void()>;
 
-  // Registers build info and process metrics into registry.
+  // Registers streamfleet_build_info{process,version} and the process_* metrics into registry.
   static StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen, const std::string& process,
                                                         std::shared_ptr<prometheus::Registry> registry,
                                                         ReadyCheck ready, CollectHook hook = nullptr);
@@ -30,6 +32,7 @@ class MetricsServer {
   // total_commands_processed, used_memory_human) from its own Redis connection.
   void EnableRedisHealth(const RedisConfig& redis);
   void Stop() { http_->Stop(); }
+  ~MetricsServer();
   // The exposition text, as served on /metrics.
   std::string Render();
 
@@ -40,7 +43,7 @@ class MetricsServer {
   std::shared_ptr<prometheus::Registry> registry_;
   ReadyCheck ready_;
   CollectHook hook_;
-  prometheus::Gauge* rss_ = nullptr;
+  std::unique_ptr<ProcessMetrics> process_;
   std::mutex health_mu_;
   std::unique_ptr<RedisClient> health_redis_;  // guarded by health_mu_
   std::unique_ptr<HttpServer> http_;
