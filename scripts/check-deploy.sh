@@ -218,6 +218,9 @@ if have kubectl; then
     jq -e 'type == "array" and length > 0 and all(.[]; .name | type == "string")' "$TMP/config-vars.json" >/dev/null \
       || fail "$STREAMFLEETCTL --json config: expected a JSON array of {name, default, description}"
     ok "$(jq length "$TMP/config-vars.json") variables from $STREAMFLEETCTL"
+    STREAMFLEETCTL="$STREAMFLEETCTL" bash scripts/gen-config-doc.sh --check >/dev/null \
+      || fail "docs/CONFIGURATION.md differs from streamfleetctl config: run bash scripts/gen-config-doc.sh"
+    ok "docs/CONFIGURATION.md matches the code's table"
   else
     echo '[]' >"$TMP/config-vars.json"
     skip "env variable names are NOT checked: $STREAMFLEETCTL not found (build it, or set STREAMFLEETCTL=/path/to/streamfleetctl); probes and ports are still checked"

@@ -13,7 +13,7 @@ namespace streamfleet {
 
 const std::vector<ConfigVar>& ConfigVars() {
   static const std::vector<ConfigVar> vars = {
-      {"REDIS_URL", "", "redis://[:password@]host[:port][/db]; when set it wins over REDIS_HOST/PORT/PASSWORD"},
+      {"REDIS_URL", "", "redis://[[user]:password@]host[:port][/db]; when set it wins over REDIS_HOST/PORT/USERNAME/PASSWORD"},
       {"REDIS_HOST", "127.0.0.1", "Redis host"},
       {"REDIS_PORT", "6379", "Redis port"},
       {"REDIS_USERNAME", "", "Redis ACL user for AUTH (empty: the default user); see deploy/redis/users.acl"},
