@@ -19,6 +19,10 @@ int main() {
     std::cerr << "streamfleet-queue-worker: configuration error: " << p.status().message() << "\n";
     return 2;
   }
+  if (auto t = worker::ParseTimeouts(config->task_timeouts); !t.ok()) {
+    std::cerr << "streamfleet-queue-worker: configuration error: " << t.status().message() << "\n";
+    return 2;
+  }
   InitLogging("queue-worker", config->log_level, config->log_json);
   Shutdown::InstallSignalHandlers();
   RedisServerClock clock;

@@ -43,6 +43,19 @@ StatusOr<std::vector<PeriodicTask>> ParsePeriodic(const std::string& spec) {
   return out;
 }
 
+StatusOr<std::map<std::string, int64_t>> ParseTimeouts(const std::string& spec) {
+  std::map<std::string, int64_t> out;
+  for (const std::string& item : SplitList(spec, ',')) {
+    auto eq = item.find('=');
+    auto d = eq == std::string::npos ? StatusOr<int64_t>(Status::InvalidArgument("")) : ParseDurationMs(item.substr(eq + 1), 1000);
+    if (eq == 0 || !d.ok() || *d < 0) {
+      return Status::InvalidArgument("TASK_TIMEOUTS item \"" + item + "\": expected type=duration (0 = none)");
+    }
+    out[item.substr(0, eq)] = *d;
+  }
+  return out;
+}
+
 int64_t BackoffMs(const RetryPolicy& p, int attempt, uint64_t random) {
   int64_t d = p.base_ms;
   for (int i = 1; i < attempt && d < p.cap_ms; ++i) d *= 2;
@@ -100,9 +113,32 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
                          .Name("streamfleet_stream_oldest_pending_seconds")
                          .Help("Age of the oldest pending entry")
                          .Register(r)),
+      timeouts_total_(prometheus::BuildCounter()
+                          .Name("streamfleet_worker_task_timeouts_total")
+                          .Help("Task attempts that ran past their timeout (TASK_TIMEOUT, TASK_TIMEOUTS), by type")
+                          .Register(r)),
+      lease_extensions_(prometheus::BuildCounter()
+                            .Name("streamfleet_worker_lease_extensions_total")
+                            .Help("Heartbeats that kept a running task from being claimed by another worker")
+                            .Register(r)
+                            .Add({})),
+      abandoned_(prometheus::BuildGauge()
+                     .Name("streamfleet_worker_abandoned_handlers")
+                     .Help("Handler threads still running after their timeout and grace (they ignored cancellation)")
+                     .Register(r)
+                     .Add({})),
       sample_(RedisClient::Lazy(config.redis)) {
   auto p = ParsePeriodic(config.periodic_tasks);
   if (p.ok()) periodic_ = *p;
+  auto t = ParseTimeouts(config.task_timeouts);
+  if (t.ok()) timeouts_ = *t;
+}
+
+AttemptRunner& WorkerService::RunnerFor(const std::string& consumer) {
+  std::lock_guard<std::mutex> l(runners_mu_);
+  auto& r = runners_[consumer];
+  if (!r) r = std::make_unique<AttemptRunner>(config_.redis);
+  return *r;
 }
 
 int64_t WorkerService::NowMs() {
@@ -165,7 +201,7 @@ StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& con
     if (!r.ok()) return r.status();
     auto e = ParseStreamReply(*r);
     if (!e.empty()) {
-      Execute(redis, e[0], 1);
+      Execute(redis, e[0], 1, consumer);
       return 1;
     }
   }
@@ -177,11 +213,12 @@ StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& con
   if (!r.ok()) return r.status();
   auto e = ParseStreamReply(*r);
   if (e.empty()) return 0;
-  Execute(redis, e[0], 1);
+  Execute(redis, e[0], 1, consumer);
   return 1;
 }
 
-void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered) {
+void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered,
+                            const std::string& consumer) {
   const std::string* raw = entry.Field("e");
   v1::TaskEnvelope task;
   if (raw == nullptr || !task.ParseFromString(*raw)) {
@@ -207,24 +244,40 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
   if (keep_status) (void)redis.Command({"HSET", keys_.Status(task.id()), "state", "running", "worker", entry.id});
   busy_.Increment();
   auto t0 = Clk::now();
-  TaskContext ctx{task, redis, config_, ""};
-  Status s;
-  try {
-    s = (*h)(ctx);
-  } catch (const std::exception& e) {
-    s = Status::Internal(std::string("handler threw: ") + e.what());
-  } catch (...) {
-    s = Status::Internal("handler threw a non-exception");
-  }
+  AttemptRunner::Options opts;
+  auto timeout = timeouts_.find(task.type());
+  opts.timeout_ms = timeout == timeouts_.end() ? config_.task_timeout_ms : timeout->second;
+  opts.grace_ms = config_.task_timeout_grace_ms;
+  // Three heartbeats per visibility timeout: one lost round trip still leaves the lease alive.
+  opts.heartbeat_ms = std::max<int64_t>(10, config_.visibility_timeout_ms / 3);
+  auto heartbeat = [&] {
+    auto owned = ExtendLease(redis, entry.stream, TaskKeys::Group(), consumer, entry.id);
+    if (owned.ok() && *owned) lease_extensions_.Increment();
+    // A Redis error is not a lost lease: the next heartbeat tries again within the visibility timeout.
+    return !owned.ok() || *owned;
+  };
+  AttemptRunner::Outcome out = RunnerFor(consumer).Run(*h, task, config_, opts, heartbeat);
   busy_.Decrement();
   duration_.Add({{"type", task.type()}}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1,
                                                                                  5, 30, 120})
       .Observe(std::chrono::duration<double>(Clk::now() - t0).count());
+  if (out.lease_lost) {
+    SF_LOG_WARN("task {} ({}) was taken over by another worker while running here; leaving it to that worker",
+                task.id(), task.type());
+    processed_.Add({{"type", task.type()}, {"outcome", "lease_lost"}}).Increment();
+    return;
+  }
+  if (out.timed_out) {
+    SF_LOG_WARN("task {} ({}) timed out after {}ms{}", task.id(), task.type(), opts.timeout_ms,
+                out.abandoned ? "; its handler ignored cancellation and was abandoned" : "");
+    timeouts_total_.Add({{"type", task.type()}}).Increment();
+  }
+  const Status& s = out.status;
   std::string ttl = std::to_string(config_.task_result_ttl_s);
   if (s.ok()) {
     std::vector<std::vector<std::string>> cmds = {{"XACK", entry.stream, TaskKeys::Group(), entry.id}};
     if (keep_status) {
-      cmds.push_back({"HSET", keys_.Status(task.id()), "state", "succeeded", "result", ctx.result, "attempts",
+      cmds.push_back({"HSET", keys_.Status(task.id()), "state", "succeeded", "result", out.result, "attempts",
                       std::to_string(task.attempt() + 1)});
       cmds.push_back({"EXPIRE", keys_.Status(task.id()), ttl});
     }
@@ -298,7 +351,7 @@ Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consu
         continue;
       }
       SF_LOG_INFO("running task {} taken over from a dead worker", c.entry.id);
-      Execute(redis, c.entry, c.times_delivered);
+      Execute(redis, c.entry, c.times_delivered, consumer);
     }
   }
   return Status::Ok();
@@ -338,6 +391,7 @@ void WorkerService::Run(const std::atomic<bool>& stop) {
 
 void WorkerService::SampleGauges() {
   std::lock_guard<std::mutex> l(sample_mu_);
+  abandoned_.Set(static_cast<double>(AttemptRunner::AbandonedNow()));
   auto z = sample_->Command({"ZCARD", keys_.Scheduled()});
   if (z.ok()) scheduled_.Set(static_cast<double>(z->integer));
   std::vector<std::string> streams;

@@ -12,6 +12,7 @@
 #include "streamfleet/common/stream_admin.h"
 #include "support/map_env.h"
 #include "support/redis_server.h"
+#include "support/tcp_proxy.h"
 
 namespace streamfleet::worker {
 namespace {
@@ -263,6 +264,100 @@ TEST_F(WorkerTest, StopLetsRunningTasksFinish) {
   t.join();
   EXPECT_EQ(finished.load(), 1);
   EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0) << "acked before exit";
+}
+
+// TASK_TIMEOUTS: the attempt fails with reason "timeout" and goes through the retry policy like any failure.
+TEST_F(WorkerTest, TimeoutFailsTheAttemptThenRetriesThenDeadLetters) {
+  std::atomic<int> saw_cancel{0};
+  handlers_.Register("slow", [&](TaskContext& c) {
+    while (!c.Cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ++saw_cancel;
+    return Status::Ok();  // too late: the attempt already counts as failed
+  });
+  auto& w = Make({{"TASK_TIMEOUTS", "slow=100ms,other=1m"}, {"TASK_TIMEOUT_GRACE", "2s"}});
+  std::string id = Enqueue("slow");
+  EXPECT_EQ(Drain(w), 1);
+  EXPECT_EQ(saw_cancel.load(), 1);
+  EXPECT_EQ(StatusField(id, "state"), "retry_scheduled");
+  EXPECT_NE(StatusField(id, "error").find("timeout"), std::string::npos) << StatusField(id, "error");
+  for (int i = 0; i < 4; ++i) {
+    clock_.Advance(20'000);
+    ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+    Drain(w);
+  }
+  auto dlq = DeadLetters();
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_NE(dlq[0].Field("reason")->find("timeout"), std::string::npos) << *dlq[0].Field("reason");
+  EXPECT_EQ(saw_cancel.load(), 3);
+  EXPECT_EQ(w.Processed("slow", "retried"), 2);
+  EXPECT_EQ(w.Processed("slow", "dead_lettered"), 1);
+}
+
+// A handler that ignores cancellation holds its slot for timeout + grace at most; then it is abandoned.
+TEST_F(WorkerTest, HandlerIgnoringCancellationIsAbandonedAfterTheGrace) {
+  auto finished = std::make_shared<std::atomic<bool>>(false);  // outlives the abandoned attempt
+  handlers_.Register("stubborn", [finished](TaskContext&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    finished->store(true);
+    return Status::Ok();
+  });
+  auto& w = Make({{"TASK_TIMEOUT", "100ms"}, {"TASK_TIMEOUT_GRACE", "100ms"}});
+  std::string id = Enqueue("stubborn");
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(*w.PollOnce(*redis_, "w", 10), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000)) << "the slot is not held";
+  EXPECT_FALSE(finished->load());
+  EXPECT_EQ(AttemptRunner::AbandonedNow(), 1);
+  EXPECT_EQ(StatusField(id, "state"), "retry_scheduled");
+  EXPECT_NE(StatusField(id, "error").find("abandoned"), std::string::npos) << StatusField(id, "error");
+  for (int i = 0; i < 300 && !finished->load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 100 && AttemptRunner::AbandonedNow() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(AttemptRunner::AbandonedNow(), 0);
+}
+
+// A live worker renews the lease of a task that runs longer than VISIBILITY_TIMEOUT, so a second worker does
+// not take it; once the first one is cut off (as by SIGKILL, nothing acked) the second takes it over.
+TEST_F(WorkerTest, LeaseKeepsALongTaskOwnedUntilItsWorkerDies) {
+  std::atomic<int> calls{0};
+  handlers_.Register("long", [&](TaskContext&) {
+    if (++calls == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    return Status::Ok();
+  });
+  testing::TcpProxy proxy(server_->port());
+  auto& a = Make({{"REDIS_PORT", std::to_string(proxy.port())}});  // VISIBILITY_TIMEOUT 200ms
+  auto& b = Make();
+  std::string id = Enqueue("long");
+  auto a_redis = RedisClient::Connect(configs_[0]->redis).value();
+  std::thread first([&] { (void)a.PollOnce(*a_redis, "a", 10); });
+  for (int i = 0; i < 200 && calls.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(calls.load(), 1);
+  for (int i = 0; i < 12; ++i) {  // 600ms: three visibility timeouts
+    ASSERT_TRUE(b.HousekeepOnce(*redis_, "b").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(calls.load(), 1) << "a live worker's task was stolen";
+  proxy.Down();  // the first worker is gone: no heartbeat, no ack
+  for (int i = 0; i < 100 && calls.load() < 2; ++i) {
+    ASSERT_TRUE(b.HousekeepOnce(*redis_, "b").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  first.join();
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_EQ(StatusField(id, "state"), "succeeded");
+  EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0);
+}
+
+TEST(TimeoutParseTest, SpecAndErrors) {
+  auto t = ParseTimeouts("webhook=30s,hash.sync=10m,noop=0");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->at("webhook"), 30000);
+  EXPECT_EQ(t->at("hash.sync"), 600000);
+  EXPECT_EQ(t->at("noop"), 0);
+  EXPECT_FALSE(ParseTimeouts("webhook").ok());
+  EXPECT_FALSE(ParseTimeouts("=30s").ok());
+  EXPECT_FALSE(ParseTimeouts("x=soon").ok());
 }
 
 TEST(BackoffTest, ExponentialWithJitterAndCap) {
