@@ -127,7 +127,12 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
                      .Help("Handler threads still running after their timeout and grace (they ignored cancellation)")
                      .Register(r)
                      .Add({})),
+      events_forwarded_(prometheus::BuildCounter()
+                            .Name("streamfleet_worker_events_forwarded_total")
+                            .Help("Fleet events turned into webhook tasks (forwarded) or acked without one (skipped)")
+                            .Register(r)),
       sample_(RedisClient::Lazy(config.redis)) {
+  if (!config.events_webhook_url.empty()) forwarder_ = std::make_unique<EventForwarder>(config, keys_);
   auto p = ParsePeriodic(config.periodic_tasks);
   if (p.ok()) periodic_ = *p;
   auto t = ParseTimeouts(config.task_timeouts);
@@ -335,6 +340,12 @@ Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consu
     o.queue = p.queue;
     auto e = EnqueueTask(redis, keys_, p.type, "{}", o, now);
     if (!e.ok()) return e.status();
+  }
+  if (forwarder_) {
+    auto round = forwarder_->ForwardOnce(redis, consumer, now, 100);
+    if (!round.ok()) return round.status();
+    events_forwarded_.Add({{"outcome", "forwarded"}}).Increment(static_cast<double>(round->forwarded));
+    events_forwarded_.Add({{"outcome", "skipped"}}).Increment(static_cast<double>(round->skipped));
   }
   for (const auto& [q, w] : config_.queues) {
     auto claimed = ClaimIdle(redis, keys_.Queue(q), TaskKeys::Group(), consumer, config_.visibility_timeout_ms, 10);

@@ -3,7 +3,8 @@
 // every queue stream, picking queues by weight; one housekeeping thread moves due scheduled tasks, fires
 // periodic tasks once per period fleet-wide, and takes over tasks of dead workers (XAUTOCLAIM). While a
 // task runs, its slot renews the task's lease (ExtendLease every third of VISIBILITY_TIMEOUT) so only a dead
-// worker's tasks are taken over, and enforces the type's timeout (attempt_runner.h).
+// worker's tasks are taken over, and enforces the type's timeout (attempt_runner.h). With EVENTS_WEBHOOK_URL
+// the housekeeper also turns fleet events into webhook tasks (event_forwarder.h).
 // Failures retry with exponential backoff and jitter through the scheduled set; the last failure, an
 // unknown type or an undecodable envelope goes to the dead-letter stream with its reason and history.
 #include <atomic>
@@ -19,6 +20,7 @@
 #include <prometheus/registry.h>
 
 #include "queue-worker/attempt_runner.h"
+#include "queue-worker/event_forwarder.h"
 #include "queue-worker/handlers.h"
 #include "streamfleet/common/task_queue.h"
 
@@ -80,6 +82,8 @@ class WorkerService {
   prometheus::Family<prometheus::Counter>& timeouts_total_;
   prometheus::Counter& lease_extensions_;
   prometheus::Gauge& abandoned_;
+  prometheus::Family<prometheus::Counter>& events_forwarded_;
+  std::unique_ptr<EventForwarder> forwarder_;  // only with EVENTS_WEBHOOK_URL; housekeeping thread only
   std::atomic<bool> redis_ok_{false};
   std::mutex sample_mu_;
   std::unique_ptr<RedisClient> sample_;
