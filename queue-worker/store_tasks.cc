@@ -31,7 +31,8 @@ Status SyncHashes(TaskContext& ctx, SqlStore& store) {
   auto j = nlohmann::json::parse(ctx.task.payload(), nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("pattern") || !j["pattern"].is_string() ||
       j["pattern"].get<std::string>().empty() || (j.contains("table") && !j["table"].is_string())) {
-    return Status::InvalidArgument("payload must be {\"pattern\": \"progress:*\", \"table\": \"redis_hash_snapshots\"}");
+    return Status::InvalidArgument(
+        "payload must be {\"pattern\": \"progress:*\", \"table\": \"redis_hash_snapshots\"}");
   }
   if (j.contains("table") && j["table"].get<std::string>() != kHashSnapshotTable) {
     return Status::InvalidArgument(std::string("hash.sync writes only the table ") + kHashSnapshotTable);
@@ -40,7 +41,9 @@ Status SyncHashes(TaskContext& ctx, SqlStore& store) {
   std::string cursor = "0";
   int64_t synced = 0;
   do {
-    if (ctx.Cancelled()) return Status::DeadlineExceeded("hash.sync cancelled after " + std::to_string(synced) + " hashes");
+    if (ctx.Cancelled()) {
+      return Status::DeadlineExceeded("hash.sync cancelled after " + std::to_string(synced) + " hashes");
+    }
     auto page = ctx.redis.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "100", "TYPE", "hash"});
     if (!page.ok()) return page.status();
     if (!page->is_array() || page->elements.size() != 2) return Status::Internal("unexpected SCAN reply");
@@ -78,7 +81,9 @@ StatusOr<int64_t> ParseRetentionMs(const std::string& text) {
   } else {
     ms = ParseDurationMs(text, 1000);
   }
-  if (!ms.ok() || *ms <= 0) return Status::InvalidArgument("older_than \"" + text + "\": expected a duration like 7d, 12h, 30m");
+  if (!ms.ok() || *ms <= 0) {
+    return Status::InvalidArgument("older_than \"" + text + "\": expected a duration like 7d, 12h, 30m");
+  }
   return ms;
 }
 

@@ -110,7 +110,8 @@ void RegisterWebhookHandler(HandlerRegistry& registry) {
     req.timeout_ms = j.value("timeout_ms", ctx.config.webhook_timeout_ms);
     // Never wait past the attempt's own timeout: it is failed then anyway.
     if (ctx.deadline != std::chrono::steady_clock::time_point::max()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
       req.timeout_ms = std::min<int64_t>(req.timeout_ms, std::max<int64_t>(1, left.count()));
     }
     long code = 0;

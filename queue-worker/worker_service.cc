@@ -47,7 +47,8 @@ StatusOr<std::map<std::string, int64_t>> ParseTimeouts(const std::string& spec) 
   std::map<std::string, int64_t> out;
   for (const std::string& item : SplitList(spec, ',')) {
     auto eq = item.find('=');
-    auto d = eq == std::string::npos ? StatusOr<int64_t>(Status::InvalidArgument("")) : ParseDurationMs(item.substr(eq + 1), 1000);
+    auto d = eq == std::string::npos ? StatusOr<int64_t>(Status::InvalidArgument(""))
+                                     : ParseDurationMs(item.substr(eq + 1), 1000);
     if (eq == 0 || !d.ok() || *d < 0) {
       return Status::InvalidArgument("TASK_TIMEOUTS item \"" + item + "\": expected type=duration (0 = none)");
     }
@@ -131,6 +132,10 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
                             .Name("streamfleet_worker_events_forwarded_total")
                             .Help("Fleet events turned into webhook tasks (forwarded) or acked without one (skipped)")
                             .Register(r)),
+      oldest_waiting_(prometheus::BuildGauge()
+                          .Name("streamfleet_worker_oldest_waiting_task_seconds")
+                          .Help("Age of the oldest task of a queue not yet given to a worker (0 when none waits)")
+                          .Register(r)),
       sample_(RedisClient::Lazy(config.redis)) {
   if (!config.events_webhook_url.empty()) forwarder_ = std::make_unique<EventForwarder>(config, keys_);
   auto p = ParsePeriodic(config.periodic_tasks);
@@ -419,6 +424,25 @@ void WorkerService::SampleGauges() {
       stream_oldest_.Add(lb).Set(g.oldest_pending_seconds);
     }
   }
+  for (const auto& [q, w] : config_.queues) {
+    auto age = OldestWaitingSeconds(*sample_, keys_.Queue(q));
+    if (age.ok()) oldest_waiting_.Add({{"queue", q}}).Set(*age);
+  }
+}
+
+StatusOr<double> WorkerService::OldestWaitingSeconds(RedisClient& redis, const std::string& stream) {
+  auto st = GetStreamStats(redis, stream);
+  if (!st.ok()) return st.status();
+  std::string after = "0-0";
+  for (const auto& g : st->groups) {
+    if (g.name == TaskKeys::Group()) after = g.last_delivered_id;
+  }
+  // The first entry the group has not been given yet: its id is its enqueue time (Redis server clock).
+  auto r = redis.Command({"XRANGE", stream, "(" + after, "+", "COUNT", "1"});
+  if (!r.ok()) return r.status();
+  auto e = ParseEntries(stream, *r);
+  if (e.empty()) return 0.0;
+  return std::max<double>(0, static_cast<double>(WallClockMs() - StreamIdMs(e[0].id)) / 1000.0);
 }
 
 }  // namespace streamfleet::worker

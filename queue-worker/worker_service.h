@@ -52,6 +52,8 @@ class WorkerService {
   Status EnsureGroups(RedisClient& redis);
   Status Ready() const;
   void SampleGauges();
+  // Seconds the oldest not-yet-delivered task of a queue stream has waited (0 when none waits).
+  StatusOr<double> OldestWaitingSeconds(RedisClient& redis, const std::string& stream);
 
   double Processed(const std::string& type, const std::string& outcome);
 
@@ -83,6 +85,7 @@ class WorkerService {
   prometheus::Counter& lease_extensions_;
   prometheus::Gauge& abandoned_;
   prometheus::Family<prometheus::Counter>& events_forwarded_;
+  prometheus::Family<prometheus::Gauge>& oldest_waiting_;
   std::unique_ptr<EventForwarder> forwarder_;  // only with EVENTS_WEBHOOK_URL; housekeeping thread only
   std::atomic<bool> redis_ok_{false};
   std::mutex sample_mu_;

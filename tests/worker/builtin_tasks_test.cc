@@ -32,7 +32,9 @@ class FakeReceiver {
     server_ = HttpServer::Start("127.0.0.1:0", 4, [this](HttpExchange& x) { Serve(x); }).value();
   }
   ~FakeReceiver() { server_->Stop(); }
-  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(server_->port()) + path; }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
+  }
   void Script(const std::string& path, std::deque<int> statuses) {
     std::lock_guard<std::mutex> l(mu_);
     script_[path] = std::move(statuses);

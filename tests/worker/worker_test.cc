@@ -289,6 +289,18 @@ TEST_F(WorkerTest, LeaseKeepsALongTaskOwnedUntilItsWorkerDies) {
   EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0);
 }
 
+TEST_F(WorkerTest, OldestWaitingTaskAgeCountsOnlyUndeliveredTasks) {
+  handlers_.Register("t", [](TaskContext&) { return Status::Ok(); });
+  auto& w = Make();
+  EXPECT_EQ(*w.OldestWaitingSeconds(*redis_, keys_.Queue("default")), 0);
+  Enqueue("t");
+  Enqueue("t");
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  EXPECT_GE(*w.OldestWaitingSeconds(*redis_, keys_.Queue("default")), 0.05);
+  Drain(w);
+  EXPECT_EQ(*w.OldestWaitingSeconds(*redis_, keys_.Queue("default")), 0);
+}
+
 TEST(TimeoutParseTest, SpecAndErrors) {
   auto t = ParseTimeouts("webhook=30s,hash.sync=10m,noop=0");
   ASSERT_TRUE(t.ok());
