@@ -1,5 +1,7 @@
 #pragma once
 // Task handlers: the registry a worker dispatches on, per-type retry policies, and the built-in types.
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -15,9 +17,16 @@ namespace streamfleet::worker {
 
 struct TaskContext {
   const v1::TaskEnvelope& task;
-  RedisClient& redis;   // this worker slot's own connection
+  RedisClient& redis;   // this attempt's own connection (not shared with the slot's lease heartbeat)
   const Config& config;
   std::string result;   // set by the handler; kept in the status hash (TASK_RESULT_TTL)
+  // Set when the attempt's timeout (TASK_TIMEOUT / TASK_TIMEOUTS) passed or its lease was lost: the
+  // attempt already counts as failed, so a long handler should check it between steps and return.
+  const std::atomic<bool>* cancelled = nullptr;
+  // When the timeout fires (time_point::max() without one): for handlers that pass timeouts on (HTTP).
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+
+  bool Cancelled() const { return cancelled != nullptr && cancelled->load(); }
 };
 
 // A handler returns OK, or an error (retried with backoff up to the policy's attempts). Exceptions are

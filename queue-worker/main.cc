@@ -2,6 +2,8 @@
 #include <iostream>
 #include <thread>
 
+#include "queue-worker/store_tasks.h"
+#include "queue-worker/webhook.h"
 #include "queue-worker/worker_service.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/metrics_server.h"
@@ -19,6 +21,10 @@ int main() {
     std::cerr << "streamfleet-queue-worker: configuration error: " << p.status().message() << "\n";
     return 2;
   }
+  if (auto t = worker::ParseTimeouts(config->task_timeouts); !t.ok()) {
+    std::cerr << "streamfleet-queue-worker: configuration error: " << t.status().message() << "\n";
+    return 2;
+  }
   InitLogging("queue-worker", config->log_level, config->log_json);
   Shutdown::InstallSignalHandlers();
   RedisServerClock clock;
@@ -29,15 +35,18 @@ int main() {
     return 2;
   }
   auto registry = std::make_shared<prometheus::Registry>();
-  // cache.warm reads rows; Open() does not connect eagerly (an outage fails those tasks, which retry).
+  // cache.warm, hash.sync and generation_chunks.purge use the database; Open() does not connect eagerly (an outage fails those tasks, which retry).
   std::unique_ptr<SqlStore> store;
   if (auto s = SqlStore::Open(config->database_url); s.ok()) {
     store = std::move(*s);
   } else {
-    SF_LOG_WARN("DATABASE_URL: {}; cache.warm tasks will fail", s.status().ToString());
+    SF_LOG_WARN("DATABASE_URL: {}; cache.warm, hash.sync and generation_chunks.purge tasks will fail",
+                s.status().ToString());
   }
   Cache cache(config->redis, CacheOptionsFromConfig(*config), registry.get());
   worker::RegisterCacheHandlers(handlers, cache, store.get());
+  worker::RegisterStoreHandlers(handlers, store.get(), clock);
+  worker::RegisterWebhookHandler(handlers);
   worker::WorkerService service(*config, clock, handlers, *registry);
   auto metrics = MetricsServer::Start(
       config->metrics_listen, "queue-worker", registry, [&] { return service.Ready(); },

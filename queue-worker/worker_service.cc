@@ -43,6 +43,20 @@ StatusOr<std::vector<PeriodicTask>> ParsePeriodic(const std::string& spec) {
   return out;
 }
 
+StatusOr<std::map<std::string, int64_t>> ParseTimeouts(const std::string& spec) {
+  std::map<std::string, int64_t> out;
+  for (const std::string& item : SplitList(spec, ',')) {
+    auto eq = item.find('=');
+    auto d = eq == std::string::npos ? StatusOr<int64_t>(Status::InvalidArgument(""))
+                                     : ParseDurationMs(item.substr(eq + 1), 1000);
+    if (eq == 0 || !d.ok() || *d < 0) {
+      return Status::InvalidArgument("TASK_TIMEOUTS item \"" + item + "\": expected type=duration (0 = none)");
+    }
+    out[item.substr(0, eq)] = *d;
+  }
+  return out;
+}
+
 int64_t BackoffMs(const RetryPolicy& p, int attempt, uint64_t random) {
   int64_t d = p.base_ms;
   for (int i = 1; i < attempt && d < p.cap_ms; ++i) d *= 2;
@@ -92,9 +106,41 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
                      .Add({})),
       stream_gauges_(r),
       redis_health_(r, Dependency::kRedis),
+      timeouts_total_(prometheus::BuildCounter()
+                          .Name("streamfleet_worker_task_timeouts_total")
+                          .Help("Task attempts that ran past their timeout (TASK_TIMEOUT, TASK_TIMEOUTS), by type")
+                          .Register(r)),
+      lease_extensions_(prometheus::BuildCounter()
+                            .Name("streamfleet_worker_lease_extensions_total")
+                            .Help("Heartbeats that kept a running task from being claimed by another worker")
+                            .Register(r)
+                            .Add({})),
+      abandoned_(prometheus::BuildGauge()
+                     .Name("streamfleet_worker_abandoned_handlers")
+                     .Help("Handler threads still running after their timeout and grace (they ignored cancellation)")
+                     .Register(r)
+                     .Add({})),
+      events_forwarded_(prometheus::BuildCounter()
+                            .Name("streamfleet_worker_events_forwarded_total")
+                            .Help("Fleet events turned into webhook tasks (forwarded) or acked without one (skipped)")
+                            .Register(r)),
+      oldest_waiting_(prometheus::BuildGauge()
+                          .Name("streamfleet_worker_oldest_waiting_task_seconds")
+                          .Help("Age of the oldest task of a queue not yet given to a worker (0 when none waits)")
+                          .Register(r)),
       sample_(RedisClient::Lazy(config.redis)) {
+  if (!config.events_webhook_url.empty()) forwarder_ = std::make_unique<EventForwarder>(config, keys_);
   auto p = ParsePeriodic(config.periodic_tasks);
   if (p.ok()) periodic_ = *p;
+  auto t = ParseTimeouts(config.task_timeouts);
+  if (t.ok()) timeouts_ = *t;
+}
+
+AttemptRunner& WorkerService::RunnerFor(const std::string& consumer) {
+  std::lock_guard<std::mutex> l(runners_mu_);
+  auto& r = runners_[consumer];
+  if (!r) r = std::make_unique<AttemptRunner>(config_.redis);
+  return *r;
 }
 
 int64_t WorkerService::NowMs() {
@@ -154,7 +200,7 @@ StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& con
     if (!r.ok()) return r.status();
     auto e = ParseStreamReply(*r);
     if (!e.empty()) {
-      Execute(redis, e[0], 1);
+      Execute(redis, e[0], 1, consumer);
       return 1;
     }
   }
@@ -166,11 +212,12 @@ StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& con
   if (!r.ok()) return r.status();
   auto e = ParseStreamReply(*r);
   if (e.empty()) return 0;
-  Execute(redis, e[0], 1);
+  Execute(redis, e[0], 1, consumer);
   return 1;
 }
 
-void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered) {
+void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered,
+                            const std::string& consumer) {
   // Every line logged while this task runs (ours and its handler's) carries its entry and task id.
   LogScope entry_scope(LogContext().Entry(entry.id));
   const std::string* raw = entry.Field("e");
@@ -199,24 +246,40 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
   if (keep_status) (void)redis.Command({"HSET", keys_.Status(task.id()), "state", "running", "worker", entry.id});
   busy_.Increment();
   auto t0 = Clk::now();
-  TaskContext ctx{task, redis, config_, ""};
-  Status s;
-  try {
-    s = (*h)(ctx);
-  } catch (const std::exception& e) {
-    s = Status::Internal(std::string("handler threw: ") + e.what());
-  } catch (...) {
-    s = Status::Internal("handler threw a non-exception");
-  }
+  AttemptRunner::Options opts;
+  auto timeout = timeouts_.find(task.type());
+  opts.timeout_ms = timeout == timeouts_.end() ? config_.task_timeout_ms : timeout->second;
+  opts.grace_ms = config_.task_timeout_grace_ms;
+  // Three heartbeats per visibility timeout: one lost round trip still leaves the lease alive.
+  opts.heartbeat_ms = std::max<int64_t>(10, config_.visibility_timeout_ms / 3);
+  auto heartbeat = [&] {
+    auto owned = ExtendLease(redis, entry.stream, TaskKeys::Group(), consumer, entry.id);
+    if (owned.ok() && *owned) lease_extensions_.Increment();
+    // A Redis error is not a lost lease: the next heartbeat tries again within the visibility timeout.
+    return !owned.ok() || *owned;
+  };
+  AttemptRunner::Outcome out = RunnerFor(consumer).Run(*h, task, config_, opts, heartbeat);
   busy_.Decrement();
   duration_.Add({{"type", task.type()}}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1,
                                                                                  5, 30, 120})
       .Observe(std::chrono::duration<double>(Clk::now() - t0).count());
+  if (out.lease_lost) {
+    SF_LOG_WARN("task {} ({}) was taken over by another worker while running here; leaving it to that worker",
+                task.id(), task.type());
+    processed_.Add({{"type", task.type()}, {"outcome", "lease_lost"}}).Increment();
+    return;
+  }
+  if (out.timed_out) {
+    SF_LOG_WARN("task {} ({}) timed out after {}ms{}", task.id(), task.type(), opts.timeout_ms,
+                out.abandoned ? "; its handler ignored cancellation and was abandoned" : "");
+    timeouts_total_.Add({{"type", task.type()}}).Increment();
+  }
+  const Status& s = out.status;
   std::string ttl = std::to_string(config_.task_result_ttl_s);
   if (s.ok()) {
     std::vector<std::vector<std::string>> cmds = {{"XACK", entry.stream, TaskKeys::Group(), entry.id}};
     if (keep_status) {
-      cmds.push_back({"HSET", keys_.Status(task.id()), "state", "succeeded", "result", ctx.result, "attempts",
+      cmds.push_back({"HSET", keys_.Status(task.id()), "state", "succeeded", "result", out.result, "attempts",
                       std::to_string(task.attempt() + 1)});
       cmds.push_back({"EXPIRE", keys_.Status(task.id()), ttl});
     }
@@ -275,6 +338,12 @@ Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consu
     auto e = EnqueueTask(redis, keys_, p.type, "{}", o, now);
     if (!e.ok()) return e.status();
   }
+  if (forwarder_) {
+    auto round = forwarder_->ForwardOnce(redis, consumer, now, 100);
+    if (!round.ok()) return round.status();
+    events_forwarded_.Add({{"outcome", "forwarded"}}).Increment(static_cast<double>(round->forwarded));
+    events_forwarded_.Add({{"outcome", "skipped"}}).Increment(static_cast<double>(round->skipped));
+  }
   for (const auto& [q, w] : config_.queues) {
     auto claimed = ClaimIdle(redis, keys_.Queue(q), TaskKeys::Group(), consumer, config_.visibility_timeout_ms, 10);
     if (!claimed.ok()) return claimed.status();
@@ -290,7 +359,7 @@ Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consu
         continue;
       }
       SF_LOG_INFO("running task {} taken over from a dead worker", c.entry.id);
-      Execute(redis, c.entry, c.times_delivered);
+      Execute(redis, c.entry, c.times_delivered, consumer);
     }
   }
   return Status::Ok();
@@ -330,12 +399,32 @@ void WorkerService::Run(const std::atomic<bool>& stop) {
 
 void WorkerService::SampleGauges() {
   std::lock_guard<std::mutex> l(sample_mu_);
+  abandoned_.Set(static_cast<double>(AttemptRunner::AbandonedNow()));
   auto z = sample_->Command({"ZCARD", keys_.Scheduled()});
   if (z.ok()) scheduled_.Set(static_cast<double>(z->integer));
   std::vector<std::string> streams;
   for (const auto& [q, w] : config_.queues) streams.push_back(keys_.Queue(q));
   streams.push_back(keys_.DeadLetters());
   stream_gauges_.Sample(*sample_, streams);
+  for (const auto& [q, w] : config_.queues) {
+    auto age = OldestWaitingSeconds(*sample_, keys_.Queue(q));
+    if (age.ok()) oldest_waiting_.Add({{"queue", q}}).Set(*age);
+  }
+}
+
+StatusOr<double> WorkerService::OldestWaitingSeconds(RedisClient& redis, const std::string& stream) {
+  auto st = GetStreamStats(redis, stream);
+  if (!st.ok()) return st.status();
+  std::string after = "0-0";
+  for (const auto& g : st->groups) {
+    if (g.name == TaskKeys::Group()) after = g.last_delivered_id;
+  }
+  // The first entry the group has not been given yet: its id is its enqueue time (Redis server clock).
+  auto r = redis.Command({"XRANGE", stream, "(" + after, "+", "COUNT", "1"});
+  if (!r.ok()) return r.status();
+  auto e = ParseEntries(stream, *r);
+  if (e.empty()) return 0.0;
+  return std::max<double>(0, static_cast<double>(WallClockMs() - StreamIdMs(e[0].id)) / 1000.0);
 }
 
 }  // namespace streamfleet::worker

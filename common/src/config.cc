@@ -55,6 +55,12 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"TASK_POLICY", "", "queue-worker: per-type overrides \"type=attempts/base_ms/cap_ms,...\""},
       {"TASK_RESULT_TTL", "86400", "queue-worker: seconds a task's status/result hash is kept (0 = not written)"},
       {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval fleet-wide"},
+      {"TASK_TIMEOUT", "0", "queue-worker: run time after which an attempt fails with reason timeout (0 = none; per type: TASK_TIMEOUTS)"},
+      {"TASK_TIMEOUTS", "", "queue-worker: per-type timeouts \"type=duration,...\", e.g. webhook=30s,hash.sync=10m"},
+      {"TASK_TIMEOUT_GRACE", "5s", "queue-worker: after a timeout, how long a handler that ignores cancellation is waited for before its thread is abandoned"},
+      {"WEBHOOK_TIMEOUT", "10s", "queue-worker: default HTTP timeout of webhook tasks (payload timeout_ms overrides)"},
+      {"EVENTS_WEBHOOK_URL", "", "queue-worker: POST every fleet event (generation.compacted) here as a webhook task; empty = off"},
+      {"CHUNK_RETENTION", "168h", "queue-worker: generation_chunks.purge deletes chunk rows older than this (payload older_than overrides)"},
       {"REDIS_INFO_METRICS", "true", "compactor: export Redis INFO metrics (hit rate, evictions, memory); keep it on one process kind"},
       {"LOG_LEVEL", "info", "trace | debug | info | warn | error"},
       {"LOG_FORMAT", "text", "text | json: one JSON object per line (ts, level, process, msg, org/generation/task/entry ids)"},
@@ -370,6 +376,16 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.task_policy = r.Str("TASK_POLICY");
   c.task_result_ttl_s = r.Int("TASK_RESULT_TTL", 0, int64_t{1} << 31);
   c.periodic_tasks = r.Str("PERIODIC_TASKS");
+  c.task_timeout_ms = r.Duration("TASK_TIMEOUT", 1000, 0);
+  c.task_timeouts = r.Str("TASK_TIMEOUTS");
+  c.task_timeout_grace_ms = r.Duration("TASK_TIMEOUT_GRACE", 1000, 0);
+  c.webhook_timeout_ms = r.Duration("WEBHOOK_TIMEOUT", 1000, 1);
+  c.events_webhook_url = r.Str("EVENTS_WEBHOOK_URL");
+  if (!c.events_webhook_url.empty() && c.events_webhook_url.rfind("http://", 0) != 0 &&
+      c.events_webhook_url.rfind("https://", 0) != 0) {
+    r.Fail("EVENTS_WEBHOOK_URL", c.events_webhook_url, "an http:// or https:// URL");
+  }
+  c.chunk_retention_ms = r.Duration("CHUNK_RETENTION", 1000, 1000);
 
   c.redis_info_metrics = r.Bool("REDIS_INFO_METRICS");
   c.log_level = r.Str("LOG_LEVEL");

@@ -59,6 +59,16 @@ const std::vector<Migration>& AllMigrations() {
            " PRIMARY KEY (generation_id, seq))",
            "CREATE INDEX IF NOT EXISTS idx_generation_chunks_created_at ON generation_chunks(created_at)",
        }},
+      {2,
+       "redis_hash_snapshots (hash.sync write-behind)",
+       {
+           "CREATE TABLE IF NOT EXISTS redis_hash_snapshots ("
+           " key TEXT PRIMARY KEY, fields TEXT NOT NULL, synced_at TEXT NOT NULL)",
+       },
+       {
+           "CREATE TABLE IF NOT EXISTS redis_hash_snapshots ("
+           " key TEXT PRIMARY KEY, fields JSONB NOT NULL, synced_at TIMESTAMPTZ NOT NULL)",
+       }},
   };
   return m;
 }
@@ -560,6 +570,54 @@ StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
   });
   if (!s.ok()) return s;
   return moved;
+}
+
+StatusOr<int64_t> SqlStore::PurgeChunksOlderThan(const std::string& cutoff_iso) {
+  std::lock_guard<std::mutex> l(mu_);
+  int64_t deleted = 0;
+  Status s = Run("purge chunks", [&](soci::session& sql) {
+    std::string t = cutoff_iso;
+    // SQLite keeps ISO-8601 UTC text (ordered like the times it spells); PostgreSQL a TIMESTAMPTZ.
+    std::string cutoff = dialect_ == SqlDialect::kPostgres ? "CAST(:t AS TIMESTAMPTZ)" : ":t";
+    soci::statement st = (sql.prepare << "DELETE FROM generation_chunks WHERE created_at < " + cutoff, soci::use(t));
+    st.execute(true);
+    deleted = st.get_affected_rows();
+  });
+  if (!s.ok()) return s;
+  return deleted;
+}
+
+Status SqlStore::UpsertHashSnapshots(const std::vector<HashSnapshot>& rows) {
+  if (rows.empty()) return Status::Ok();
+  std::lock_guard<std::mutex> l(mu_);
+  return Run("upsert hash snapshots", [&](soci::session& sql) {
+    std::string fields = dialect_ == SqlDialect::kPostgres ? "CAST(:f AS JSONB)" : ":f";
+    std::string at = dialect_ == SqlDialect::kPostgres ? "CAST(:t AS TIMESTAMPTZ)" : ":t";
+    std::string now = IsoUtcNow();
+    sql << Begin();
+    for (const auto& r : rows) {
+      std::string key = r.key, json = r.fields_json;
+      sql << "INSERT INTO redis_hash_snapshots (key, fields, synced_at) VALUES (:k, " + fields + ", " + at +
+                 ") ON CONFLICT (key) DO UPDATE SET fields = excluded.fields, synced_at = excluded.synced_at",
+          soci::use(key), soci::use(json), soci::use(now);
+    }
+    sql << "COMMIT";
+  });
+}
+
+StatusOr<std::optional<std::string>> SqlStore::GetHashSnapshot(const std::string& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::optional<std::string> out;
+  Status s = Run("get hash snapshot", [&](soci::session& sql) {
+    std::string k = key, fields;
+    soci::indicator ind = soci::i_null;
+    std::string text = dialect_ == SqlDialect::kPostgres ? "::text" : "";
+    sql << "SELECT fields" + text + " FROM redis_hash_snapshots WHERE key = :k", soci::use(k),
+        soci::into(fields, ind);
+    if (sql.got_data() && ind == soci::i_ok) out = fields;
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 Status SqlStore::Ping() {

@@ -22,7 +22,25 @@ int64_t WallMs() {
   return static_cast<int64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
 }
 
+// KEYS: 1 stream. ARGV: 1 group, 2 consumer, 3 entry id.
+const LuaScript& LeaseScript() {
+  static const LuaScript s(R"(
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+)");
+  return s;
+}
+
 }  // namespace
+
+StatusOr<bool> ExtendLease(RedisClient& redis, const std::string& stream, const std::string& group,
+                           const std::string& consumer, const std::string& id) {
+  auto r = redis.Eval(LeaseScript(), {stream}, {group, consumer, id});
+  if (!r.ok()) return r.status();
+  return r->integer == 1;
+}
 
 int64_t StreamIdMs(const std::string& id) { return static_cast<int64_t>(SplitId(id).first); }
 

@@ -2,12 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 
 #include "support/redis_server.h"
+#include "support/sql_database.h"
 
 namespace streamfleet {
 namespace {
@@ -16,17 +18,8 @@ namespace {
 class SqlStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "sqlite") {
-      path_ = testing::TempPath("sf-sql") + ".db";
-      url_ = "sqlite:" + path_;
-    } else {
-      url_ = testing::PostgresUrl();
-      if (url_.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
-      // A clean schema per test.
-      soci::session s(soci::postgresql, *PostgresUrlToConninfo(url_));
-      s << "SET client_min_messages=warning";
-      s << "DROP TABLE IF EXISTS scenario_generations, generation_chunks, schema_migrations";
-    }
+    url_ = testing::FreshDatabaseUrl(GetParam(), "sf-sql", &path_);
+    if (url_.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
     auto st = SqlStore::Open(url_);
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(*st);
@@ -128,6 +121,32 @@ TEST_P(SqlStoreTest, MigrateCompactedFromMetadataPreviewChangesNothing) {
   EXPECT_EQ(*(*row)->compacted, "QUJD");
   EXPECT_FALSE(nlohmann::json::parse((*row)->metadata).contains("compacted"));
   EXPECT_EQ(*store_->MigrateCompactedFromMetadata(false), 0) << "idempotent";
+}
+
+TEST_P(SqlStoreTest, PurgeChunksDeletesOnlyRowsOlderThanTheCutoff) {
+  ASSERT_TRUE(store_->UpsertChunks({{61, 12, 0, 0, "a"}, {61, 12, 0, 1, "b"}}).ok());
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+  auto none = store_->PurgeChunksOlderThan(IsoUtcFromMs(now - 3'600'000));
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(*none, 0);
+  EXPECT_EQ(store_->GetChunks(61)->size(), 2u);
+  auto all = store_->PurgeChunksOlderThan(IsoUtcFromMs(now + 3'600'000));
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all, 2);
+  EXPECT_TRUE(store_->GetChunks(61)->empty());
+}
+
+TEST_P(SqlStoreTest, HashSnapshotsUpsertIdempotently) {
+  ASSERT_TRUE(store_->UpsertHashSnapshots({{"progress:1", R"({"a":"1"})"}, {"progress:2", R"({"b":"x'; --"})"}}).ok());
+  ASSERT_TRUE(store_->UpsertHashSnapshots({{"progress:1", R"({"a":"2"})"}}).ok());
+  ASSERT_TRUE(store_->UpsertHashSnapshots({{"progress:1", R"({"a":"2"})"}}).ok()) << "replay";
+  auto one = store_->GetHashSnapshot("progress:1");
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  ASSERT_TRUE(one->has_value());
+  EXPECT_EQ(nlohmann::json::parse(**one)["a"], "2");
+  EXPECT_EQ(nlohmann::json::parse(**store_->GetHashSnapshot("progress:2"))["b"], "x'; --");
+  EXPECT_FALSE(store_->GetHashSnapshot("progress:3")->has_value());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SqlStoreTest, ::testing::Values("sqlite", "postgresql"));

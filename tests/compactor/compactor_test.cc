@@ -18,6 +18,7 @@
 #include "streamfleet/v1/event.pb.h"
 #include "support/map_env.h"
 #include "support/redis_server.h"
+#include "support/sql_database.h"
 #include "support/tcp_proxy.h"
 #include "support/wait.h"
 
@@ -34,16 +35,8 @@ class CompactorTest : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     redis_ = RedisClient::Connect(server_->config()).value();
     ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
-    if (GetParam() == "sqlite") {
-      path_ = testing::TempPath("sf-compactor") + ".db";
-      db_url_ = "sqlite:" + path_;
-    } else {
-      db_url_ = testing::PostgresUrl();
-      if (db_url_.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
-      soci::session s(soci::postgresql, *PostgresUrlToConninfo(db_url_));
-      s << "SET client_min_messages=warning";
-      s << "DROP TABLE IF EXISTS scenario_generations, generation_chunks, schema_migrations";
-    }
+    db_url_ = testing::FreshDatabaseUrl(GetParam(), "sf-compactor", &path_);
+    if (db_url_.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
     env_ = {{"REDIS_PORT", std::to_string(server_->port())},
             {"DATABASE_URL", db_url_},
             {"CONSUMER_NAME", "c1"},

@@ -16,8 +16,12 @@ redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WOR
   --aclfile "$WORK/users.acl" &
 PIDS+=($!)
 rc() { local u=$1 p=$2; shift 2; redis-cli -p "$RP" --user "$u" --pass "$p" --no-auth-warning "$@"; }
-for _ in $(seq 1 50); do rc operator change-me-operator ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
-rc operator change-me-operator ping | grep -q PONG || fail "redis-server did not start with the ACL file"
+# Output is captured before grep: `redis-cli ... | grep -q` races with SIGPIPE under pipefail.
+answer() { "$@" 2>&1 || true; }
+# says PATTERN COMMAND...: the command's answer contains PATTERN.
+says() { local want=$1; shift; grep -q "$want" <<<"$(answer "$@")"; }
+for _ in $(seq 1 50); do says PONG rc operator change-me-operator ping && break; sleep 0.1; done
+says PONG rc operator change-me-operator ping || fail "redis-server did not start with the ACL file"
 
 url() { echo "redis://$1:change-me-$1@127.0.0.1:$RP"; }
 export DATABASE_URL="sqlite:$WORK/fleet.db" GENERATION_IDLE_TIMEOUT=2s LOG_LEVEL=warn
@@ -56,12 +60,12 @@ echo "ok: task enqueued by user operator, run by user worker"
 REDIS_URL=$(url operator) "$BUILD/tools/streamfleetctl" streams >/dev/null || fail "streamfleetctl streams as operator"
 
 # What must be refused.
-redis-cli -p "$RP" ping 2>&1 | grep -q NOAUTH || fail "the default user must be off"
-rc ingest change-me-ingest flushall 2>&1 | grep -q NOPERM || fail "ingest may not FLUSHALL"
-rc ingest change-me-ingest keys '*' 2>&1 | grep -q NOPERM || fail "ingest may not KEYS"
-rc ingest change-me-ingest hgetall "streamfleet:task:$id" 2>&1 | grep -q NOPERM || fail "ingest may not read task status"
-rc worker change-me-worker config get maxmemory 2>&1 | grep -q NOPERM || fail "worker may not CONFIG"
-rc compactor wrong-password ping 2>&1 | grep -q WRONGPASS || fail "a wrong password must be rejected"
+says NOAUTH redis-cli -p "$RP" ping || fail "the default user must be off"
+says NOPERM rc ingest change-me-ingest flushall || fail "ingest may not FLUSHALL"
+says NOPERM rc ingest change-me-ingest keys '*' || fail "ingest may not KEYS"
+says NOPERM rc ingest change-me-ingest hgetall "streamfleet:task:$id" || fail "ingest may not read task status"
+says NOPERM rc worker change-me-worker config get maxmemory || fail "worker may not CONFIG"
+says WRONGPASS rc compactor wrong-password ping || fail "a wrong password must be rejected"
 echo "ok: default user off; FLUSHALL, KEYS, CONFIG and foreign keys refused; wrong password rejected"
 for f in "$WORK"/ingest.log "$WORK"/compactor.log "$WORK"/worker.log; do
   if grep -q NOPERM "$f"; then fail "$(basename "$f") hit an ACL refusal: the ACL misses something it needs"; fi

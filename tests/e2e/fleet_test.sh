@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end with the real binaries: redis-server + ingest + 2 compactors + queue-worker on free loopback
 # ports. Checks: generations become byte-exact rows, promtool accepts every process's /metrics, readiness,
-# a compactor SIGKILLed mid-run loses nothing, and SIGTERM makes every process exit 0 within its grace period.
+# a compactor SIGKILLed mid-run loses nothing, every generation.compacted event reaches a webhook receiver
+# (EVENTS_WEBHOOK_URL), and SIGTERM makes every process exit 0 within its grace period.
 # Usage: fleet_test.sh BUILD_DIR
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
@@ -9,6 +10,19 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/lib.sh"
 
 RP=$(free_port); IP=$(free_port); MI=$(free_port); MC1=$(free_port); MC2=$(free_port); MW=$(free_port)
+HP=$(free_port)
+# The webhook receiver: appends every POSTed body as one line.
+python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(sys.argv[2], "ab") as f: f.write(body + b"\n")
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+' "$HP" "$WORK/hooks.ndjson" 2>"$WORK/hooks.log" &
+PIDS+=($!)
 start_redis "$RP"
 export REDIS_PORT=$RP DATABASE_URL="sqlite:$WORK/fleet.db" GENERATION_IDLE_TIMEOUT=2s VISIBILITY_TIMEOUT=1s LOG_LEVEL=warn
 INGEST_LISTEN=127.0.0.1:$IP METRICS_LISTEN=127.0.0.1:$MI "$BUILD/ingest/streamfleet-ingest" 2>"$WORK/ingest.log" &
@@ -17,13 +31,18 @@ CONSUMER_NAME=c1 METRICS_LISTEN=127.0.0.1:$MC1 "$BUILD/compactor/streamfleet-com
 C1=$!; PIDS+=($C1)
 CONSUMER_NAME=c2 METRICS_LISTEN=127.0.0.1:$MC2 "$BUILD/compactor/streamfleet-compactor" 2>"$WORK/c2.log" &
 C2=$!; PIDS+=($C2)
-CONSUMER_NAME=w METRICS_LISTEN=127.0.0.1:$MW "$BUILD/queue-worker/streamfleet-queue-worker" 2>"$WORK/w.log" &
+CONSUMER_NAME=w METRICS_LISTEN=127.0.0.1:$MW EVENTS_WEBHOOK_URL=http://127.0.0.1:$HP/events \
+  "$BUILD/queue-worker/streamfleet-queue-worker" 2>"$WORK/w.log" &
 W=$!; PIDS+=($W)
 for p in $IP $MI $MC1 $MC2 $MW; do wait_http "http://127.0.0.1:$p/healthz"; done
 for p in $MI $MC1 $MC2 $MW; do
   for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
   curl -sf "http://127.0.0.1:$p/readyz" >/dev/null || fail "port $p not ready"
 done
+
+# The worker's housekeeper creates the events group (at the stream's end) before any event is published.
+for _ in $(seq 1 50); do redis-cli -p "$RP" XINFO GROUPS streamfleet:events 2>/dev/null | grep -q webhooks && break; sleep 0.1; done
+redis-cli -p "$RP" XINFO GROUPS streamfleet:events | grep -q webhooks || fail "no webhooks group on the events stream"
 
 # 40 generations x 30 chunks in NDJSON (random order within each body); c1 is SIGKILLed halfway.
 API=http://127.0.0.1:$IP/v1/orgs/7/generations
@@ -55,6 +74,11 @@ for g in $(seq 1 40); do
   [ "$cc" = 30 ] || fail "generation $g chunk_count $cc"
 done
 echo "40 generations byte-exact after a compactor was SIGKILLed"
+# Events are at least once (a replayed finalization publishes again): count distinct generations.
+hooks() { jq -s '[.[] | select(.type == "generation.compacted") | .generation_id] | unique | length' "$WORK/hooks.ndjson" 2>/dev/null || echo 0; }
+for _ in $(seq 1 100); do [ "$(hooks)" = 40 ] && break; sleep 0.1; done
+[ "$(hooks)" = 40 ] || fail "webhook receiver saw $(hooks) of 40 generation.compacted events"
+echo "every generation.compacted event was POSTed to EVENTS_WEBHOOK_URL"
 
 for p in $MI $MC2 $MW; do
   curl -sf "http://127.0.0.1:$p/metrics" > "$WORK/m$p.txt"

@@ -10,71 +10,12 @@
 
 #include "streamfleet/common/generation_cache.h"
 #include "streamfleet/common/stream_admin.h"
-#include "support/map_env.h"
-#include "support/redis_server.h"
+#include "support/tcp_proxy.h"
 #include "support/wait.h"
+#include "worker/worker_fixture.h"
 
 namespace streamfleet::worker {
 namespace {
-
-constexpr int64_t kStart = 1'900'000'000'000;
-
-class WorkerTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
-  static void TearDownTestSuite() { delete server_; }
-  void SetUp() override {
-    redis_ = RedisClient::Connect(server_->config()).value();
-    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
-  }
-  WorkerService& Make(std::map<std::string, std::string> extra = {}) {
-    std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->port())},
-                                              {"QUEUES", "critical:6,default:3,low:1"},
-                                              {"VISIBILITY_TIMEOUT", "200ms"},
-                                              {"TASK_BACKOFF_BASE", "1s"},
-                                              {"TASK_BACKOFF_CAP", "10s"},
-                                              {"TASK_MAX_ATTEMPTS", "3"}};
-    for (auto& [k, v] : extra) env[k] = v;
-    auto c = LoadConfig(testing::MapEnv(env), "127.0.0.1:0");
-    EXPECT_TRUE(c.ok()) << c.status().ToString();
-    configs_.push_back(std::make_unique<Config>(*c));
-    services_.push_back(std::make_unique<WorkerService>(*configs_.back(), clock_, handlers_, registry_));
-    EXPECT_TRUE(services_.back()->EnsureGroups(*redis_).ok());
-    return *services_.back();
-  }
-  std::string Enqueue(const std::string& type, const std::string& payload = "{}", EnqueueOptions o = {}) {
-    auto r = EnqueueTask(*redis_, keys_, type, payload, o, clock_.NowMsOverride());
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r->id;
-  }
-  int Drain(WorkerService& w, const std::string& consumer = "w") {
-    int n = 0;
-    for (int i = 0; i < 1000; ++i) {
-      auto r = w.PollOnce(*redis_, consumer, 10);
-      EXPECT_TRUE(r.ok()) << r.status().ToString();
-      if (!r.ok() || *r == 0) break;
-      n += *r;
-    }
-    return n;
-  }
-  std::vector<StreamEntry> DeadLetters() {
-    return ParseEntries(keys_.DeadLetters(), *redis_->Command({"XRANGE", keys_.DeadLetters(), "-", "+"}));
-  }
-  std::string StatusField(const std::string& id, const std::string& f) {
-    auto r = redis_->Command({"HGET", keys_.Status(id), f});
-    return r.ok() ? r->str : "";
-  }
-
-  static testing::RedisServer* server_;
-  std::unique_ptr<RedisClient> redis_;
-  ManualClock clock_{kStart};
-  TaskKeys keys_{"streamfleet"};
-  HandlerRegistry handlers_;
-  prometheus::Registry registry_;
-  std::vector<std::unique_ptr<Config>> configs_;  // services keep references
-  std::vector<std::unique_ptr<WorkerService>> services_;
-};
-testing::RedisServer* WorkerTest::server_ = nullptr;
 
 TEST_F(WorkerTest, RunsATaskAndKeepsItsResult) {
   std::vector<std::string> seen;
@@ -281,6 +222,112 @@ TEST_F(WorkerTest, RedisOutageIsCountedOnceAndReadinessFollows) {
   t.join();
   EXPECT_EQ(w.redis_health().outages(), 1);
   redis_ = RedisClient::Connect(server_->config()).value();
+}
+
+// TASK_TIMEOUTS: the attempt fails with reason "timeout" and goes through the retry policy like any failure.
+TEST_F(WorkerTest, TimeoutFailsTheAttemptThenRetriesThenDeadLetters) {
+  std::atomic<int> saw_cancel{0};
+  handlers_.Register("slow", [&](TaskContext& c) {
+    while (!c.Cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ++saw_cancel;
+    return Status::Ok();  // too late: the attempt already counts as failed
+  });
+  auto& w = Make({{"TASK_TIMEOUTS", "slow=100ms,other=1m"}, {"TASK_TIMEOUT_GRACE", "2s"}});
+  std::string id = Enqueue("slow");
+  EXPECT_EQ(Drain(w), 1);
+  EXPECT_EQ(saw_cancel.load(), 1);
+  EXPECT_EQ(StatusField(id, "state"), "retry_scheduled");
+  EXPECT_NE(StatusField(id, "error").find("timeout"), std::string::npos) << StatusField(id, "error");
+  for (int i = 0; i < 4; ++i) {
+    clock_.Advance(20'000);
+    ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+    Drain(w);
+  }
+  auto dlq = DeadLetters();
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_NE(dlq[0].Field("reason")->find("timeout"), std::string::npos) << *dlq[0].Field("reason");
+  EXPECT_EQ(saw_cancel.load(), 3);
+  EXPECT_EQ(w.Processed("slow", "retried"), 2);
+  EXPECT_EQ(w.Processed("slow", "dead_lettered"), 1);
+}
+
+// A handler that ignores cancellation holds its slot for timeout + grace at most; then it is abandoned.
+TEST_F(WorkerTest, HandlerIgnoringCancellationIsAbandonedAfterTheGrace) {
+  auto finished = std::make_shared<std::atomic<bool>>(false);  // outlives the abandoned attempt
+  handlers_.Register("stubborn", [finished](TaskContext&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    finished->store(true);
+    return Status::Ok();
+  });
+  auto& w = Make({{"TASK_TIMEOUT", "100ms"}, {"TASK_TIMEOUT_GRACE", "100ms"}});
+  std::string id = Enqueue("stubborn");
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(*w.PollOnce(*redis_, "w", 10), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000)) << "the slot is not held";
+  EXPECT_FALSE(finished->load());
+  EXPECT_EQ(AttemptRunner::AbandonedNow(), 1);
+  EXPECT_EQ(StatusField(id, "state"), "retry_scheduled");
+  EXPECT_NE(StatusField(id, "error").find("abandoned"), std::string::npos) << StatusField(id, "error");
+  for (int i = 0; i < 300 && !finished->load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 100 && AttemptRunner::AbandonedNow() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(AttemptRunner::AbandonedNow(), 0);
+}
+
+// A live worker renews the lease of a task that runs longer than VISIBILITY_TIMEOUT, so a second worker does
+// not take it; once the first one is cut off (as by SIGKILL, nothing acked) the second takes it over.
+TEST_F(WorkerTest, LeaseKeepsALongTaskOwnedUntilItsWorkerDies) {
+  std::atomic<int> calls{0};
+  handlers_.Register("long", [&](TaskContext&) {
+    if (++calls == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    return Status::Ok();
+  });
+  testing::TcpProxy proxy(server_->port());
+  auto& a = Make({{"REDIS_PORT", std::to_string(proxy.port())}});  // VISIBILITY_TIMEOUT 200ms
+  auto& b = Make();
+  std::string id = Enqueue("long");
+  auto a_redis = RedisClient::Connect(configs_[0]->redis).value();
+  std::thread first([&] { (void)a.PollOnce(*a_redis, "a", 10); });
+  for (int i = 0; i < 200 && calls.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(calls.load(), 1);
+  for (int i = 0; i < 12; ++i) {  // 600ms: three visibility timeouts
+    ASSERT_TRUE(b.HousekeepOnce(*redis_, "b").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(calls.load(), 1) << "a live worker's task was stolen";
+  proxy.Down();  // the first worker is gone: no heartbeat, no ack
+  for (int i = 0; i < 100 && calls.load() < 2; ++i) {
+    ASSERT_TRUE(b.HousekeepOnce(*redis_, "b").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  first.join();
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_EQ(StatusField(id, "state"), "succeeded");
+  EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0);
+}
+
+TEST_F(WorkerTest, OldestWaitingTaskAgeCountsOnlyUndeliveredTasks) {
+  handlers_.Register("t", [](TaskContext&) { return Status::Ok(); });
+  auto& w = Make();
+  EXPECT_EQ(*w.OldestWaitingSeconds(*redis_, keys_.Queue("default")), 0);
+  Enqueue("t");
+  Enqueue("t");
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  EXPECT_GE(*w.OldestWaitingSeconds(*redis_, keys_.Queue("default")), 0.05);
+  Drain(w);
+  EXPECT_EQ(*w.OldestWaitingSeconds(*redis_, keys_.Queue("default")), 0);
+}
+
+TEST(TimeoutParseTest, SpecAndErrors) {
+  auto t = ParseTimeouts("webhook=30s,hash.sync=10m,noop=0");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->at("webhook"), 30000);
+  EXPECT_EQ(t->at("hash.sync"), 600000);
+  EXPECT_EQ(t->at("noop"), 0);
+  EXPECT_FALSE(ParseTimeouts("webhook").ok());
+  EXPECT_FALSE(ParseTimeouts("=30s").ok());
+  EXPECT_FALSE(ParseTimeouts("x=soon").ok());
 }
 
 TEST(BackoffTest, ExponentialWithJitterAndCap) {

@@ -76,6 +76,12 @@ struct Config {
   std::string task_policy;      // parsed by the queue-worker
   int64_t task_result_ttl_s = 86400;
   std::string periodic_tasks;   // parsed by the queue-worker
+  int64_t task_timeout_ms = 0;  // TASK_TIMEOUT: 0 = no timeout
+  std::string task_timeouts;    // TASK_TIMEOUTS, parsed by the queue-worker
+  int64_t task_timeout_grace_ms = 5000;
+  int64_t webhook_timeout_ms = 10000;
+  std::string events_webhook_url;  // EVENTS_WEBHOOK_URL: "" = events are not forwarded
+  int64_t chunk_retention_ms = 7 * 24 * 3600 * 1000LL;
 
   bool redis_info_metrics = true;
   std::string log_level = "info";

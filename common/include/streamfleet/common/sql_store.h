@@ -66,6 +66,12 @@ struct ChunkRow {
   std::string data;  // raw bytes (stored base64 so any bytes survive both backends)
 };
 
+// One Redis hash as hash.sync writes it: the key and its fields as a JSON object of strings.
+struct HashSnapshot {
+  std::string key;
+  std::string fields_json;
+};
+
 enum class UpsertResult {
   kWritten,         // the row was inserted or updated
   kAlreadyApplied,  // this finalize_id was committed before: nothing changed
@@ -103,6 +109,15 @@ class SqlStore {
   StatusOr<std::vector<ChunkRow>> GetChunks(int64_t generation_id);
   // Rows whose compacted value still lives in metadata.compacted (old layout).
   StatusOr<int64_t> MigrateCompactedFromMetadata(bool preview);
+
+  // Deletes generation_chunks rows created before cutoff_iso (ISO-8601 UTC). Returns how many.
+  StatusOr<int64_t> PurgeChunksOlderThan(const std::string& cutoff_iso);
+  // Upserts rows of the one write-behind table, redis_hash_snapshots (key, fields, synced_at), in one
+  // transaction; replaying the same snapshot changes nothing but synced_at. The table name is fixed here:
+  // no caller-provided name ever reaches SQL.
+  Status UpsertHashSnapshots(const std::vector<HashSnapshot>& rows);
+  // The stored fields JSON of one key, or nullopt.
+  StatusOr<std::optional<std::string>> GetHashSnapshot(const std::string& key);
 
   Status Ping();
 

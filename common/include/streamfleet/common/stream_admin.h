@@ -23,6 +23,13 @@ struct ClaimedEntry {
 StatusOr<std::vector<ClaimedEntry>> ClaimIdle(RedisClient& redis, const std::string& stream, const std::string& group,
                                               const std::string& consumer, int64_t min_idle_ms, int count);
 
+// Keeps an entry this consumer is working on from being claimed: if `consumer` still owns it, resets its
+// idle time (XCLAIM ... JUSTID, which leaves the delivery count alone) and returns true; returns false when
+// the entry is no longer pending on `consumer` (acked, or claimed by another consumer: the lease is lost).
+// Check and claim are one script, so a lease is never taken back from a consumer that claimed it.
+StatusOr<bool> ExtendLease(RedisClient& redis, const std::string& stream, const std::string& group,
+                           const std::string& consumer, const std::string& id);
+
 // Trims entries every group on the stream has both delivered and acknowledged: below the minimum over
 // groups of min(oldest pending id, last-delivered-id). Returns the number of entries removed.
 StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream);

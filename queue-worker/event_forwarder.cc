@@ -1,0 +1,78 @@
+#include "queue-worker/event_forwarder.h"
+
+#include <nlohmann/json.hpp>
+
+#include "streamfleet/common/keys.h"
+#include "streamfleet/common/log.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/v1/event.pb.h"
+
+namespace streamfleet::worker {
+
+EventForwarder::EventForwarder(const Config& config, const TaskKeys& keys)
+    : config_(config), keys_(keys), stream_(KeySchema::FromConfig(config).EventsStream()) {}
+
+StatusOr<std::string> EventForwarder::EventBody(const StreamEntry& entry) {
+  const std::string* raw = entry.Field("e");
+  v1::Event ev;
+  if (raw == nullptr || !ev.ParseFromString(*raw)) return Status::InvalidArgument("undecodable v1::Event");
+  if (!ev.has_generation_compacted()) return Status::InvalidArgument("unknown event body");
+  const auto& g = ev.generation_compacted();
+  nlohmann::json body = {{"type", "generation.compacted"},
+                         {"event_id", entry.id},
+                         {"organization_id", g.organization_id()},
+                         {"scenario_id", g.scenario_id()},
+                         {"generation_id", g.generation_id()},
+                         {"chunk_count", g.chunk_count()},
+                         {"trigger", g.trigger()},
+                         {"json_valid", g.json_valid()},
+                         {"compacted_by", g.compacted_by()},
+                         {"compacted_at_ms", g.compacted_at_ms()}};
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+StatusOr<EventForwarder::Round> EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry>& entries,
+                                                        int64_t now_ms) {
+  Round round;
+  for (const auto& e : entries) {
+    auto body = EventBody(e);
+    if (body.ok()) {
+      nlohmann::json payload = {{"url", config_.events_webhook_url}, {"body", nlohmann::json::parse(*body)}};
+      EnqueueOptions o;
+      o.unique_key = "event:" + e.id;
+      o.unique_ttl_s = 86400;  // far longer than any redelivery of the entry
+      auto r = EnqueueTask(redis, keys_, "webhook", payload.dump(), o, now_ms);
+      if (!r.ok()) return r.status();  // not acked: redelivered, and the unique key dedupes it
+      ++round.forwarded;
+    } else {
+      SF_LOG_WARN("events {} {}: {}; acked without a webhook", stream_, e.id, body.status().ToString());
+      ++round.skipped;
+    }
+    auto ack = redis.Command({"XACK", stream_, Group(), e.id});
+    if (!ack.ok()) return ack.status();
+  }
+  return round;
+}
+
+StatusOr<EventForwarder::Round> EventForwarder::ForwardOnce(RedisClient& redis, const std::string& consumer,
+                                                            int64_t now_ms, int count) {
+  if (!group_ready_) {
+    auto r = redis.Command({"XGROUP", "CREATE", stream_, Group(), "$", "MKSTREAM"});
+    if (!r.ok() && r.status().code() != StatusCode::kAlreadyExists) return r.status();
+    group_ready_ = true;
+  }
+  auto claimed = ClaimIdle(redis, stream_, Group(), consumer, config_.visibility_timeout_ms, count);
+  if (!claimed.ok()) return claimed.status();
+  std::vector<StreamEntry> entries;
+  for (auto& c : *claimed) entries.push_back(std::move(c.entry));
+  auto read = redis.Command(
+      {"XREADGROUP", "GROUP", Group(), consumer, "COUNT", std::to_string(count), "STREAMS", stream_, ">"});
+  if (!read.ok()) {
+    if (read.status().code() == StatusCode::kFailedPrecondition) group_ready_ = false;  // NOGROUP: stream deleted
+    return read.status();
+  }
+  for (auto& e : ParseStreamReply(*read)) entries.push_back(std::move(e));
+  return Forward(redis, entries, now_ms);
+}
+
+}  // namespace streamfleet::worker

@@ -1,0 +1,124 @@
+#include "queue-worker/webhook.h"
+
+#include <curl/curl.h>
+
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+namespace streamfleet::worker {
+
+namespace {
+
+constexpr size_t kMaxResponseBytes = 1024;  // kept for the error message / result, the rest is dropped
+
+struct CurlDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+size_t KeepPrefix(char* data, size_t size, size_t n, void* user) {
+  auto* out = static_cast<std::string*>(user);
+  size_t len = size * n;
+  if (out->size() < kMaxResponseBytes) out->append(data, std::min(len, kMaxResponseBytes - out->size()));
+  return len;
+}
+
+int AbortIfCancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* cancelled = static_cast<const std::atomic<bool>*>(user);
+  return cancelled != nullptr && cancelled->load() ? 1 : 0;
+}
+
+bool HasLineBreak(const std::string& s) { return s.find_first_of("\r\n") != std::string::npos; }
+
+}  // namespace
+
+Status PostWebhook(const WebhookRequest& req, const std::atomic<bool>* cancelled, long* status_code) {
+  *status_code = 0;
+  if (req.url.rfind("http://", 0) != 0 && req.url.rfind("https://", 0) != 0) {
+    return Status::InvalidArgument("webhook url must be http:// or https://");
+  }
+  static std::once_flag init;
+  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (!curl) return Status::Internal("curl_easy_init failed");
+  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  auto add_header = [&](const std::string& line) {
+    curl_slist* l = curl_slist_append(headers.get(), line.c_str());
+    if (l != nullptr) {
+      (void)headers.release();
+      headers.reset(l);
+    }
+  };
+  add_header("Content-Type: application/json");
+  for (const auto& [name, value] : req.headers) {
+    // A header made of user input must not smuggle in a second header or a second request.
+    if (name.empty() || HasLineBreak(name) || HasLineBreak(value) || name.find(':') != std::string::npos) {
+      return Status::InvalidArgument("webhook header \"" + name + "\" is malformed");
+    }
+    add_header(name + ": " + value);
+  }
+  std::string response;
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_POST, 1L);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "streamfleet-queue-worker");
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<int64_t>(1, req.timeout_ms)));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // worker threads: no SIGALRM-based DNS timeouts
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, KeepPrefix);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, AbortIfCancelled);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancelled));
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  CURLcode rc = curl_easy_perform(c);
+  if (rc == CURLE_OPERATION_TIMEDOUT) return Status::DeadlineExceeded("webhook timed out: " + req.url);
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return Status::DeadlineExceeded("webhook cancelled (task timeout)");
+  if (rc != CURLE_OK) return Status::Unavailable(std::string("webhook: ") + curl_easy_strerror(rc));
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status_code);
+  long code = *status_code;
+  std::string what = "webhook answered HTTP " + std::to_string(code) + (response.empty() ? "" : ": " + response);
+  if (code >= 200 && code < 300) return Status::Ok();
+  if (code == 408 || code == 429 || code >= 500) return Status::Unavailable(what);
+  return Status::FailedPrecondition(what);
+}
+
+void RegisterWebhookHandler(HandlerRegistry& registry) {
+  registry.Register("webhook", [](TaskContext& ctx) {
+    auto j = nlohmann::json::parse(ctx.task.payload(), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("url") || !j["url"].is_string() ||
+        (j.contains("headers") && !j["headers"].is_object()) ||
+        (j.contains("timeout_ms") && !j["timeout_ms"].is_number_integer())) {
+      return Status::InvalidArgument(
+          "payload must be {\"url\": U, \"body\": {...}, \"headers\": {\"Name\": \"value\"}, \"timeout_ms\": N?}");
+    }
+    WebhookRequest req;
+    req.url = j["url"].get<std::string>();
+    req.body = j.contains("body") ? j["body"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "{}";
+    if (j.contains("headers")) {
+      for (const auto& [name, value] : j["headers"].items()) {
+        if (!value.is_string()) return Status::InvalidArgument("webhook header values must be strings");
+        req.headers.emplace_back(name, value.get<std::string>());
+      }
+    }
+    if (!ctx.task.id().empty()) req.headers.emplace_back("Idempotency-Key", ctx.task.id());
+    req.timeout_ms = j.value("timeout_ms", ctx.config.webhook_timeout_ms);
+    // Never wait past the attempt's own timeout: it is failed then anyway.
+    if (ctx.deadline != std::chrono::steady_clock::time_point::max()) {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
+      req.timeout_ms = std::min<int64_t>(req.timeout_ms, std::max<int64_t>(1, left.count()));
+    }
+    long code = 0;
+    Status s = PostWebhook(req, ctx.cancelled, &code);
+    if (s.ok()) ctx.result = "HTTP " + std::to_string(code);
+    return s;
+  });
+}
+
+}  // namespace streamfleet::worker

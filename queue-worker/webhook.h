@@ -1,0 +1,36 @@
+#pragma once
+// The `webhook` task type: POST a JSON document to a URL with libcurl.
+//   payload {"url": "https://...", "body": {...}, "headers": {"Name": "value"}, "timeout_ms": 5000}
+// The outcome decides the retry (handlers.h: kInvalidArgument / kFailedPrecondition are dead-lettered at
+// once, anything else is retried with backoff):
+//   2xx                                      -> success
+//   408, 429, 5xx, connect/transport error   -> kUnavailable (retried: the receiver may recover)
+//   timeout or cancellation                  -> kDeadlineExceeded (retried)
+//   other 1xx/3xx/4xx                        -> kFailedPrecondition (the receiver refuses this request;
+//                                               repeating it would be a retry storm: dead-lettered)
+// Delivery is at least once; every request carries `Idempotency-Key: <task id>` so receivers can dedupe.
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "queue-worker/handlers.h"
+
+namespace streamfleet::worker {
+
+struct WebhookRequest {
+  std::string url;  // http:// or https:// only
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int64_t timeout_ms = 10000;
+};
+
+// Sends the request; status_code gets the HTTP status (0 when none arrived). `cancelled` (may be null)
+// aborts the transfer when set. Errors as in the table above.
+Status PostWebhook(const WebhookRequest& req, const std::atomic<bool>* cancelled, long* status_code);
+
+// Registers `webhook` (default timeout WEBHOOK_TIMEOUT, never past the attempt's deadline).
+void RegisterWebhookHandler(HandlerRegistry& registry);
+
+}  // namespace streamfleet::worker

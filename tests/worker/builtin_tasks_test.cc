@@ -1,0 +1,294 @@
+// The built-in task types that talk to the outside: webhook (against a local HTTP server), events routed to
+// a webhook, generation_chunks.purge and hash.sync (on SQLite and PostgreSQL), each against a real
+// redis-server.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "queue-worker/store_tasks.h"
+#include "queue-worker/webhook.h"
+#include "streamfleet/common/http_server.h"
+#include "streamfleet/common/keys.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/v1/event.pb.h"
+#include "support/sql_database.h"
+#include "worker/worker_fixture.h"
+
+namespace streamfleet::worker {
+namespace {
+
+// A webhook receiver: answers each path with its scripted statuses in turn (the last one repeats) and
+// records every request.
+class FakeReceiver {
+ public:
+  struct Request {
+    std::string path, body, content_type, custom, idempotency_key;
+  };
+  FakeReceiver() {
+    server_ = HttpServer::Start("127.0.0.1:0", 4, [this](HttpExchange& x) { Serve(x); }).value();
+  }
+  ~FakeReceiver() { server_->Stop(); }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
+  }
+  void Script(const std::string& path, std::deque<int> statuses) {
+    std::lock_guard<std::mutex> l(mu_);
+    script_[path] = std::move(statuses);
+  }
+  std::vector<Request> Received() {
+    std::lock_guard<std::mutex> l(mu_);
+    return received_;
+  }
+
+ private:
+  void Serve(HttpExchange& x) {
+    auto body = x.ReadBody(1 << 20);
+    Request r{x.path(), body.ok() ? *body : "", x.Header("Content-Type").value_or(""),
+              x.Header("X-Custom").value_or(""), x.Header("Idempotency-Key").value_or("")};
+    int status = 200;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      received_.push_back(r);
+      auto& q = script_[r.path];
+      if (!q.empty()) {
+        status = q.front();
+        if (q.size() > 1) q.pop_front();
+      }
+    }
+    if (r.path == "/slow") std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    x.RespondJson(status, R"({"status":)" + std::to_string(status) + "}");
+  }
+
+  std::unique_ptr<HttpServer> server_;
+  std::mutex mu_;
+  std::map<std::string, std::deque<int>> script_;
+  std::vector<Request> received_;
+};
+
+class WebhookTest : public WorkerTest {
+ protected:
+  void SetUp() override {
+    WorkerTest::SetUp();
+    RegisterWebhookHandler(handlers_);
+  }
+  std::string EnqueueWebhook(const std::string& url, nlohmann::json extra = nlohmann::json::object()) {
+    extra["url"] = url;
+    return Enqueue("webhook", extra.dump());
+  }
+  // Moves due retries and runs them, `rounds` times, each a retry delay (cap 10s) later.
+  void RunRetries(WorkerService& w, int rounds) {
+    for (int i = 0; i < rounds; ++i) {
+      clock_.Advance(20'000);
+      ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+      Drain(w);
+    }
+  }
+  FakeReceiver receiver_;
+};
+
+TEST_F(WebhookTest, PostsTheBodyWithHeadersAndAnIdempotencyKey) {
+  auto& w = Make();
+  std::string id = EnqueueWebhook(receiver_.Url("/ok"), {{"body", {{"a", 1}}}, {"headers", {{"X-Custom", "v"}}}});
+  EXPECT_EQ(Drain(w), 1);
+  EXPECT_EQ(StatusField(id, "state"), "succeeded");
+  EXPECT_EQ(StatusField(id, "result"), "HTTP 200");
+  auto got = receiver_.Received();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].path, "/ok");
+  EXPECT_EQ(nlohmann::json::parse(got[0].body), nlohmann::json({{"a", 1}}));
+  EXPECT_EQ(got[0].content_type, "application/json");
+  EXPECT_EQ(got[0].custom, "v");
+  EXPECT_EQ(got[0].idempotency_key, id);
+}
+
+TEST_F(WebhookTest, ClientErrorIsDeadLetteredWithoutRetries) {
+  receiver_.Script("/bad", {400});
+  auto& w = Make();
+  std::string id = EnqueueWebhook(receiver_.Url("/bad"));
+  Drain(w);
+  RunRetries(w, 2);
+  EXPECT_EQ(StatusField(id, "state"), "dead");
+  EXPECT_EQ(receiver_.Received().size(), 1u) << "a 4xx is not repeated";
+  auto dlq = DeadLetters();
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_NE(dlq[0].Field("reason")->find("HTTP 400"), std::string::npos) << *dlq[0].Field("reason");
+
+  std::string ftp = EnqueueWebhook("ftp://127.0.0.1/x");
+  Drain(w);
+  EXPECT_EQ(StatusField(ftp, "state"), "dead") << "only http and https";
+  std::string smuggle = EnqueueWebhook(receiver_.Url("/ok"), {{"headers", {{"X-A", "1\r\nX-B: 2"}}}});
+  Drain(w);
+  EXPECT_EQ(StatusField(smuggle, "state"), "dead") << "no header injection";
+}
+
+TEST_F(WebhookTest, ServerErrorsAndTooManyRequestsAreRetriedWithBackoff) {
+  receiver_.Script("/flaky", {503, 429, 200});
+  auto& w = Make();
+  std::string id = EnqueueWebhook(receiver_.Url("/flaky"));
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "retry_scheduled");
+  EXPECT_NE(StatusField(id, "error").find("HTTP 503"), std::string::npos) << StatusField(id, "error");
+  RunRetries(w, 1);
+  EXPECT_NE(StatusField(id, "error").find("HTTP 429"), std::string::npos) << StatusField(id, "error");
+  RunRetries(w, 1);
+  EXPECT_EQ(StatusField(id, "state"), "succeeded");
+  EXPECT_EQ(StatusField(id, "attempts"), "3");
+  EXPECT_EQ(receiver_.Received().size(), 3u);
+}
+
+TEST_F(WebhookTest, ConnectErrorsAndTimeoutsAreRetried) {
+  auto& w = Make();
+  std::string refused = EnqueueWebhook("http://127.0.0.1:" + std::to_string(testing::FreePort()) + "/x");
+  std::string slow = EnqueueWebhook(receiver_.Url("/slow"), {{"timeout_ms", 100}});
+  Drain(w);
+  EXPECT_EQ(StatusField(refused, "state"), "retry_scheduled");
+  EXPECT_EQ(StatusField(slow, "state"), "retry_scheduled");
+  EXPECT_NE(StatusField(slow, "error").find("timed out"), std::string::npos) << StatusField(slow, "error");
+}
+
+// End to end: an event as the compactor XADDs it becomes one webhook POST, also when the forwarder dies
+// between enqueueing and acking (the redelivered event finds its unique key taken).
+TEST_F(WebhookTest, CompactedEventsArePostedToTheEventsWebhookOnce) {
+  auto& w = Make({{"EVENTS_WEBHOOK_URL", receiver_.Url("/events")}});
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());  // creates the "webhooks" group at the stream's end
+  std::string events = KeySchema::FromConfig(*configs_.back()).EventsStream();
+  auto publish = [&](int64_t gen) {
+    v1::Event ev;
+    auto* gc = ev.mutable_generation_compacted();
+    gc->set_organization_id(7);
+    gc->set_generation_id(gen);
+    gc->set_chunk_count(3);
+    gc->set_trigger("complete");
+    gc->set_json_valid(true);
+    return redis_->Command({"XADD", events, "*", "type", "generation.compacted", "e", ev.SerializeAsString()})->str;
+  };
+  publish(100);
+  ASSERT_TRUE(redis_->Command({"XADD", events, "*", "type", "bogus", "e", "\xff"}).ok());
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 1) << "the bogus event is skipped";
+
+  // A forwarder reads event 101, enqueues its task and dies before XACK.
+  std::string second = publish(101);
+  ASSERT_EQ(ParseStreamReply(*redis_->Command({"XREADGROUP", "GROUP", "webhooks", "dead", "COUNT", "1", "STREAMS",
+                                               events, ">"})).size(), 1u);
+  EnqueueOptions o;
+  o.unique_key = "event:" + second;
+  Enqueue("webhook", nlohmann::json({{"url", receiver_.Url("/events")}, {"body", {{"generation_id", 101}}}}).dump(), o);
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // VISIBILITY_TIMEOUT 200ms
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 2) << "the redelivered event enqueued nothing";
+  EXPECT_EQ(GetStreamStats(*redis_, events)->groups[0].pending, 0);
+
+  EXPECT_EQ(Drain(w), 2);
+  auto got = receiver_.Received();
+  ASSERT_EQ(got.size(), 2u);
+  auto first = nlohmann::json::parse(got[0].body);
+  EXPECT_EQ(first["type"], "generation.compacted");
+  EXPECT_EQ(first["organization_id"], 7);
+  EXPECT_EQ(first["generation_id"], 100);
+  EXPECT_EQ(first["trigger"], "complete");
+  EXPECT_EQ(nlohmann::json::parse(got[1].body)["generation_id"], 101);
+}
+
+class StoreTaskTest : public WorkerTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    WorkerTest::SetUp();
+    std::string url = testing::FreshDatabaseUrl(GetParam(), "sf-worker-store", &path_);
+    if (url.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
+    store_ = SqlStore::Open(url).value();
+    ASSERT_TRUE(store_->Migrate().ok());
+    RegisterStoreHandlers(handlers_, store_.get(), clock_);
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!path_.empty()) {
+      for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
+    }
+  }
+  std::string path_;
+  std::unique_ptr<SqlStore> store_;
+};
+
+// Rows of one generation, failing the test (not throwing) when the store answers an error.
+size_t ChunkCount(SqlStore& store, int64_t generation) {
+  auto rows = store.GetChunks(generation);
+  EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+  return rows.ok() ? rows->size() : 0;
+}
+
+TEST_P(StoreTaskTest, PurgeDeletesChunkRowsOlderThanTheRetention) {
+  clock_.Set(WallClockMs());
+  ASSERT_TRUE(store_->UpsertChunks({{70, 1, 0, 0, "a"}, {70, 1, 0, 1, "b"}}).ok());
+  auto& w = Make();
+  std::string id = Enqueue("generation_chunks.purge", R"({"older_than": "1h"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "succeeded") << StatusField(id, "error");
+  EXPECT_EQ(ChunkCount(*store_, 70), 2u);
+  clock_.Advance(2 * 3'600'000);
+  id = Enqueue("generation_chunks.purge", R"({"older_than": "1h"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "result").rfind("2 chunk rows", 0), 0u) << StatusField(id, "result");
+  EXPECT_EQ(ChunkCount(*store_, 70), 0u);
+
+  ASSERT_TRUE(store_->UpsertChunks({{71, 1, 0, 0, "a"}}).ok());
+  clock_.Advance(6 * 24 * 3'600'000LL);
+  Enqueue("generation_chunks.purge");  // CHUNK_RETENTION 168h: six days is not old enough
+  Drain(w);
+  EXPECT_EQ(ChunkCount(*store_, 71), 1u);
+  clock_.Advance(2 * 24 * 3'600'000LL);
+  Enqueue("generation_chunks.purge", R"({"older_than": "7d"})");
+  Drain(w);
+  EXPECT_EQ(ChunkCount(*store_, 71), 0u);
+  id = Enqueue("generation_chunks.purge", R"({"older_than": "soon"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "dead");
+}
+
+TEST_P(StoreTaskTest, HashSyncUpsertsMatchingHashesIdempotently) {
+  ASSERT_TRUE(redis_->Command({"HSET", "progress:1", "received", "3", "total", "10"}).ok());
+  ASSERT_TRUE(redis_->Command({"HSET", "progress:2", "received", "1"}).ok());
+  ASSERT_TRUE(redis_->Command({"SET", "progress:plain", "not a hash"}).ok());
+  ASSERT_TRUE(redis_->Command({"HSET", "other:1", "x", "1"}).ok());
+  for (int i = 0; i < 250; ++i) {  // several SCAN pages
+    ASSERT_TRUE(redis_->Command({"HSET", "progress:bulk:" + std::to_string(i), "i", std::to_string(i)}).ok());
+  }
+  auto& w = Make();
+  std::string id = Enqueue("hash.sync", R"({"pattern": "progress:*", "table": "redis_hash_snapshots"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "result"), "252 hashes synced to redis_hash_snapshots");
+  auto one = store_->GetHashSnapshot("progress:1");
+  ASSERT_TRUE(one.ok() && one->has_value());
+  EXPECT_EQ(nlohmann::json::parse(**one), nlohmann::json({{"received", "3"}, {"total", "10"}}));
+  EXPECT_EQ(nlohmann::json::parse(**store_->GetHashSnapshot("progress:bulk:249"))["i"], "249");
+  EXPECT_FALSE(store_->GetHashSnapshot("other:1")->has_value());
+  EXPECT_FALSE(store_->GetHashSnapshot("progress:plain")->has_value());
+
+  ASSERT_TRUE(redis_->Command({"HSET", "progress:1", "received", "4"}).ok());
+  id = Enqueue("hash.sync", R"({"pattern": "progress:*"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "succeeded");
+  EXPECT_EQ(nlohmann::json::parse(**store_->GetHashSnapshot("progress:1"))["received"], "4");
+
+  id = Enqueue("hash.sync", R"({"pattern": "progress:*", "table": "scenario_generations; DROP TABLE x"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "dead") << "only the snapshot table is writable";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTaskTest, ::testing::Values("sqlite", "postgresql"));
+
+TEST(RetentionParseTest, DaysHoursAndErrors) {
+  EXPECT_EQ(*ParseRetentionMs("7d"), 7 * 24 * 3'600'000LL);
+  EXPECT_EQ(*ParseRetentionMs("12h"), 12 * 3'600'000LL);
+  EXPECT_EQ(*ParseRetentionMs("90"), 90'000);
+  EXPECT_FALSE(ParseRetentionMs("0d").ok());
+  EXPECT_FALSE(ParseRetentionMs("d").ok());
+  EXPECT_FALSE(ParseRetentionMs("soon").ok());
+}
+
+}  // namespace
+}  // namespace streamfleet::worker
