@@ -9,7 +9,7 @@
 #include <memory>
 #include <thread>
 
-#include "ingest/chunk_writer.h"
+#include "streamfleet/common/chunk_writer.h"
 #include "ingest/metrics.h"
 #include "streamfleet/common/async_redis.h"
 #include "streamfleet/common/cache.h"

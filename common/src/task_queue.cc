@@ -63,7 +63,7 @@ bool ValidQueueName(const std::string& n) {
   return true;
 }
 
-StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, const std::string& type,
+StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms) {
   if (!ValidQueueName(opts.queue)) return Status::InvalidArgument("invalid queue name \"" + opts.queue + "\"");
   if (type.empty()) return Status::InvalidArgument("empty task type");

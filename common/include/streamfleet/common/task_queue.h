@@ -47,7 +47,7 @@ struct EnqueueResult {
 };
 
 // now_ms is the caller's clock (tests move it); delayed tasks wait in Redis, never in a process.
-StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, const std::string& type,
+StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms);
 
 // Moves scheduled tasks due at now_ms to their queue streams (ZREM + XADD in one script: once).

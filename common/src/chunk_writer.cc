@@ -1,4 +1,4 @@
-#include "ingest/chunk_writer.h"
+#include "streamfleet/common/chunk_writer.h"
 
 #include <chrono>
 #include <map>
@@ -9,7 +9,7 @@
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 
-namespace streamfleet::ingest {
+namespace streamfleet {
 
 StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const GenerationId& gen,
                                            std::vector<PendingChunk>& chunks, const std::string& source) {
@@ -118,4 +118,4 @@ StatusOr<int64_t> ChunkWriter::Backlog(RedisClient& redis) {
   return total;
 }
 
-}  // namespace streamfleet::ingest
+}  // namespace streamfleet

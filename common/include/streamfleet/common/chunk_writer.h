@@ -1,8 +1,9 @@
 #pragma once
-// Ingest's Redis side: assign seqs, build envelopes, append them to the generation's chunk stream in one
-// atomic script call (scenario binding and per-generation byte limit checked in the same call), read
-// progress, and measure the backlog for backpressure. Thread-safe (stateless): Append and Progress take any
-// RedisCommands (the ingest service passes its shared AsyncRedis).
+// The producer side of the chunk path, shared by ingest and the queue-worker's generation.run: assign seqs,
+// build envelopes, append them to the generation's chunk stream in one atomic script call (scenario binding
+// and per-generation byte limit checked in the same call), read progress, and measure the backlog for
+// backpressure. Thread-safe (stateless): Append and Progress take any RedisCommands (ingest passes its
+// shared AsyncRedis, a worker slot its own RedisClient).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,7 +13,7 @@
 #include "streamfleet/common/keys.h"
 #include "streamfleet/common/redis.h"
 
-namespace streamfleet::ingest {
+namespace streamfleet {
 
 struct PendingChunk {
   std::optional<int64_t> seq;  // absent: assigned from the generation's counter
@@ -50,4 +51,4 @@ class ChunkWriter {
   KeySchema keys_;
 };
 
-}  // namespace streamfleet::ingest
+}  // namespace streamfleet
