@@ -54,6 +54,13 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"TASK_POLICY", "", "queue-worker: per-type overrides \"type=attempts/base_ms/cap_ms,...\""},
       {"TASK_RESULT_TTL", "86400", "queue-worker: seconds a task's status/result hash is kept (0 = not written)"},
       {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval fleet-wide"},
+      {"PROVIDER_BASE_URL", "https://api.openai.com/v1", "queue-worker generation.run: OpenAI-compatible API base; POST {base}/chat/completions"},
+      {"PROVIDER_API_KEY", "", "queue-worker generation.run: bearer token for the provider (never logged; mount from a Secret)"},
+      {"PROVIDER_MODEL", "gpt-4o-mini", "queue-worker generation.run: model when the request names none"},
+      {"PROVIDER_NAME", "openai-compatible", "queue-worker generation.run: written to metadata.provider (the seeds' ABACUS)"},
+      {"PROVIDER_CONNECT_TIMEOUT", "10s", "queue-worker generation.run: TCP+TLS connect timeout; a failure is retried (TASK_POLICY)"},
+      {"PROVIDER_SILENCE_TIMEOUT", "60s", "queue-worker generation.run: no byte for this long aborts the stream (whole seconds, at least 1s)"},
+      {"PROVIDER_RETRY_FROM_SCRATCH", "false", "queue-worker generation.run: a stream cut mid-way restarts from seq 0 (true) instead of failing the generation"},
       {"REDIS_INFO_METRICS", "true", "compactor: export Redis INFO metrics (hit rate, evictions, memory); keep it on one process kind"},
       {"LOG_LEVEL", "info", "trace | debug | info | warn | error"},
       {"LOG_FORMAT", "text", "text | json (one JSON object per line)"},
@@ -366,6 +373,18 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.task_policy = r.Str("TASK_POLICY");
   c.task_result_ttl_s = r.Int("TASK_RESULT_TTL", 0, int64_t{1} << 31);
   c.periodic_tasks = r.Str("PERIODIC_TASKS");
+
+  c.provider_base_url = r.Str("PROVIDER_BASE_URL");
+  if (c.provider_base_url.rfind("http://", 0) != 0 && c.provider_base_url.rfind("https://", 0) != 0) {
+    r.Fail("PROVIDER_BASE_URL", c.provider_base_url, "an http:// or https:// URL");
+  }
+  c.provider_api_key = r.Str("PROVIDER_API_KEY");
+  c.provider_model = r.Str("PROVIDER_MODEL");
+  c.provider_name = r.Str("PROVIDER_NAME");
+  c.provider_connect_timeout_ms = r.Duration("PROVIDER_CONNECT_TIMEOUT", 1000, 1);
+  // libcurl's low-speed check counts whole seconds.
+  c.provider_silence_timeout_s = r.Duration("PROVIDER_SILENCE_TIMEOUT", 1000, 1000) / 1000;
+  c.provider_retry_from_scratch = r.Bool("PROVIDER_RETRY_FROM_SCRATCH");
 
   c.redis_info_metrics = r.Bool("REDIS_INFO_METRICS");
   c.log_level = r.Str("LOG_LEVEL");

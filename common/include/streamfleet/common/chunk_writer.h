@@ -41,6 +41,13 @@ class ChunkWriter {
   // Progress JSON from Redis; kNotFound when nothing is known about the generation.
   StatusOr<std::string> Progress(RedisCommands& redis, int64_t org, int64_t gen, std::optional<int64_t> scenario);
 
+  // Discards what an earlier attempt of a producer wrote (buffer, meta, seen bitmap, control hash, idle
+  // deadline) so a fresh attempt starts at seq 0 without mixing with old chunks. Atomic, and only once the
+  // compactor has applied every seq the control hash handed out: otherwise an old chunk still in the stream
+  // would land in the fresh buffer. kUnavailable "not yet applied" then (retry later). Not for generations
+  // whose FINISH marker was written (those are finalized, not restarted).
+  Status Reset(RedisCommands& redis, const GenerationId& gen);
+
   // Entries in the chunk streams not yet delivered to the compactor group (XLEN where no group exists).
   StatusOr<int64_t> Backlog(RedisClient& redis);
 
