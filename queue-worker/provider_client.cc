@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 
 #include "streamfleet/common/sse.h"
@@ -14,7 +15,7 @@ ProviderOptions ProviderOptions::FromConfig(const Config& c) {
   o.base_url = c.provider_base_url;
   o.api_key = c.provider_api_key;
   o.connect_timeout_ms = c.provider_connect_timeout_ms;
-  o.silence_timeout_s = c.provider_silence_timeout_s;
+  o.silence_timeout_ms = c.provider_silence_timeout_s * 1000;
   return o;
 }
 
@@ -25,9 +26,14 @@ namespace {
 constexpr size_t kMaxErrorBody = 2048;
 constexpr size_t kMaxLine = 4 << 20;  // a provider event larger than this is not a chat-completion chunk
 
-// State of one transfer, shared with the write callback.
+using Clk = std::chrono::steady_clock;
+
+// State of one transfer, shared with the callbacks.
 struct Transfer {
   CURL* curl = nullptr;
+  Clk::time_point last_byte = Clk::now();
+  std::chrono::milliseconds silence{60000};
+  bool silent = false;  // aborted by OnProgress for silence
   const DeltaSink* sink = nullptr;
   long http_status = 0;
   std::string error_body;  // first bytes of a non-200 answer, for the error message
@@ -52,6 +58,7 @@ void HandleLine(Transfer& t, std::string_view line, std::vector<std::string>& de
 size_t OnWrite(char* data, size_t size, size_t n, void* user) {
   auto& t = *static_cast<Transfer*>(user);
   size_t bytes = size * n;
+  t.last_byte = Clk::now();
   if (t.http_status == 0) curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &t.http_status);
   if (t.http_status != 200) {
     t.error_body.append(data, std::min(bytes, kMaxErrorBody - std::min(kMaxErrorBody, t.error_body.size())));
@@ -75,6 +82,16 @@ size_t OnWrite(char* data, size_t size, size_t n, void* user) {
   }
   // [DONE] is the end even if the server keeps the connection open: stop reading (CURLE_WRITE_ERROR).
   return t.done ? 0 : bytes;
+}
+
+// Called by libcurl at least once a second, also while nothing arrives: the silence check. (libcurl's own
+// CURLOPT_LOW_SPEED_TIME averages the speed over a window of several seconds: measured here, a 1 s setting
+// aborted a silent stream only after 7 s.)
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto& t = *static_cast<Transfer*>(user);
+  if (Clk::now() - t.last_byte < t.silence) return 0;
+  t.silent = true;
+  return 1;  // CURLE_ABORTED_BY_CALLBACK
 }
 
 struct CurlDeleter {
@@ -109,6 +126,7 @@ StatusOr<StreamResult> StreamChat(const ProviderOptions& options, const std::str
   Transfer t;
   t.curl = curl.get();
   t.sink = &on_deltas;
+  t.silence = std::chrono::milliseconds(options.silence_timeout_ms);
   char errbuf[CURL_ERROR_SIZE] = {0};
   CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -121,16 +139,18 @@ StatusOr<StreamResult> StreamChat(const ProviderOptions& options, const std::str
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // several slot threads: no SIGALRM-based timeouts
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout_ms));
-  // Silence: less than 1 byte/s for silence_timeout_s seconds aborts with CURLE_OPERATION_TIMEDOUT. There
-  // is deliberately no total timeout: a long generation that keeps talking is fine.
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options.silence_timeout_s));
+  // Silence: no byte for silence_timeout_ms aborts (OnProgress). There is deliberately no total timeout: a
+  // long generation that keeps talking is fine.
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   CURLcode rc = curl_easy_perform(c);
   if (t.http_status == 0) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &t.http_status);
   std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 
   if (rc == CURLE_WRITE_ERROR && !t.sink_status.ok()) return t.sink_status;
   if (t.http_status != 200) {
+    if (t.http_status == 0 && t.silent) return Status::Unavailable("provider silent before answering");
     if (t.http_status == 0) return Status::Unavailable("provider unreachable: " + why);
     std::string msg = "provider answered HTTP " + std::to_string(t.http_status) + ": " + t.error_body;
     bool transient = t.http_status == 408 || t.http_status == 429 || t.http_status >= 500;
@@ -147,9 +167,9 @@ StatusOr<StreamResult> StreamChat(const ProviderOptions& options, const std::str
   }
   if (t.done) {
     t.result.end = StreamEnd::kDone;
-  } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+  } else if (t.silent) {
     t.result.end = StreamEnd::kSilent;
-    t.result.detail = "no data for " + std::to_string(options.silence_timeout_s) + "s: " + why;
+    t.result.detail = "no data for " + std::to_string(options.silence_timeout_ms) + " ms";
   } else {
     t.result.end = StreamEnd::kCut;
     t.result.detail = rc == CURLE_OK ? "the stream ended without [DONE]" : why;

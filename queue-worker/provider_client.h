@@ -23,7 +23,7 @@ struct ProviderOptions {
   std::string base_url;  // ".../v1"
   std::string api_key;   // "" = no Authorization header; never logged
   int64_t connect_timeout_ms = 10000;
-  int64_t silence_timeout_s = 60;  // no byte for this long aborts (CURLOPT_LOW_SPEED_LIMIT/TIME)
+  int64_t silence_timeout_ms = 60000;  // no byte for this long aborts the transfer
   static ProviderOptions FromConfig(const Config& c);
 };
 
@@ -31,7 +31,7 @@ struct ProviderOptions {
 enum class StreamEnd {
   kDone,    // "data: [DONE]"
   kCut,     // the connection closed or failed before [DONE]
-  kSilent,  // nothing arrived for silence_timeout_s: the transfer was aborted
+  kSilent,  // nothing arrived for silence_timeout_ms: the transfer was aborted
 };
 
 struct StreamResult {
