@@ -5,7 +5,9 @@
 
 #include "ingest/request_parsing.h"
 #include "streamfleet/common/generation_cache.h"
+#include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/log.h"
+#include "streamfleet/common/task_queue.h"
 
 namespace streamfleet::ingest {
 
@@ -113,7 +115,7 @@ void IngestService::Handle(HttpExchange& ex) {
   } else if (ex.path() == "/readyz") {
     Status s = Ready();
     ex.Respond(s.ok() ? 200 : 503, "text/plain", s.ok() ? "ready\n" : "not ready: " + s.ToString() + "\n");
-  } else if (route.kind == Route::Kind::kUnknown || route.kind == Route::Kind::kStart) {
+  } else if (route.kind == Route::Kind::kUnknown) {
     Reject(ex, 404, "not_found", "no route for " + ex.method() + " " + ex.path());
   } else if (!route.bad_id.empty()) {
     Reject(ex, 400, "invalid_id", route.bad_id);
@@ -140,6 +142,7 @@ void IngestService::Handle(HttpExchange& ex) {
         case Route::Kind::kFinish: HandleFinish(ex, ctx); break;
         case Route::Kind::kProgress: HandleProgress(ex, ctx); break;
         case Route::Kind::kGeneration: HandleGeneration(ex, ctx); break;
+        case Route::Kind::kStart: HandleStart(ex, ctx); break;
         default: break;
       }
     }
@@ -424,6 +427,45 @@ void IngestService::HandleProgress(HttpExchange& ex, Ctx& ctx) {
     return;
   }
   ex.RespondJson(200, *p);
+}
+
+void IngestService::HandleStart(HttpExchange& ex, Ctx& ctx) {
+  if (MediaType(ex.Header("Content-Type")) != "application/json") {
+    Reject(ex, 415, "unsupported_media_type", "Content-Type must be application/json");
+    return;
+  }
+  auto body = ex.ReadBody(static_cast<size_t>(config_.max_body_bytes));
+  if (!body.ok()) {
+    Reject(ex, 413, "body_too_large", body.status().message());
+    return;
+  }
+  auto req = ParseGenerationRequest(ctx.gen.org, *body);
+  if (!req.ok()) {
+    Reject(ex, 400, "invalid_generation", req.status().message());
+    return;
+  }
+  if (req->scenario_id == 0) req->scenario_id = ctx.gen.scenario;  // ?scenario_id= like the other routes
+  if (req->source.empty()) req->source = "api";
+  // Redis only (id from INCR, task XADD): the worker that runs generation.run creates the SQL row.
+  auto started = StartGeneration(redis_, config_, *req, WallClockMs());
+  if (!started.ok()) {
+    const Status& s = started.status();
+    if (s.retryable()) {
+      Reject(ex, 503, "redis_unavailable", s.message(), {{"Retry-After", "1"}});
+    } else {
+      Reject(ex, 500, "internal", s.message());
+    }
+    return;
+  }
+  std::string gen = std::to_string(started->generation_id);
+  std::string org = std::to_string(ctx.gen.org);
+  ex.RespondJson(202, nlohmann::json{{"generation_id", started->generation_id},
+                                     {"organization_id", ctx.gen.org},
+                                     {"scenario_id", req->scenario_id > 0 ? nlohmann::json(req->scenario_id)
+                                                                          : nlohmann::json(nullptr)},
+                                     {"task_id", started->task_id},
+                                     {"progress", "/v1/orgs/" + org + "/generations/" + gen + "/progress"}}
+                          .dump());
 }
 
 void IngestService::HandleGeneration(HttpExchange& ex, Ctx& ctx) {

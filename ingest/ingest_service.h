@@ -5,11 +5,12 @@
 // thread samples the backlog for backpressure on its own synchronous client.
 // GET /v1/orgs/{org}/generations/{gen} answers the compacted row from the SQL store, cache-aside through the
 // fleet's multi-tier cache (common/cache.h); it is the only route that needs the database.
+// POST /v1/orgs/{org}/generations starts a provider generation: an id and a generation.run task, in Redis.
 #include <atomic>
 #include <memory>
 #include <thread>
 
-#include "ingest/chunk_writer.h"
+#include "streamfleet/common/chunk_writer.h"
 #include "ingest/metrics.h"
 #include "streamfleet/common/async_redis.h"
 #include "streamfleet/common/cache.h"
@@ -46,6 +47,8 @@ class IngestService {
   void HandleFinish(HttpExchange& ex, Ctx& ctx);
   void HandleProgress(HttpExchange& ex, Ctx& ctx);
   void HandleGeneration(HttpExchange& ex, Ctx& ctx);
+  // POST /v1/orgs/{org}/generations: validate, allocate the id, enqueue generation.run (Redis only).
+  void HandleStart(HttpExchange& ex, Ctx& ctx);
   // Authorization for org; responds 401/403 and returns false when denied.
   bool Authorize(HttpExchange& ex, int64_t org);
   void Reject(HttpExchange& ex, int status, const std::string& reason, const std::string& detail,

@@ -1,11 +1,12 @@
 #pragma once
 // Pure parsing of what clients send to ingest: ids in paths, chunk JSON objects (one per request or per
-// NDJSON line), and OpenAI-compatible SSE lines. No I/O, unit-tested on its own.
+// NDJSON line). OpenAI-compatible SSE lines: streamfleet/common/sse.h. No I/O, unit-tested on its own.
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "streamfleet/common/sse.h"
 #include "streamfleet/common/status.h"
 
 namespace streamfleet::ingest {
@@ -32,14 +33,5 @@ struct ChunkInput {
 };
 // {"seq": 0, "data": "...", "final": false, "total_chunks": null}; kInvalidArgument with the reason.
 StatusOr<ChunkInput> ParseChunkJson(std::string_view text);
-
-// One line of an SSE stream. kData: a delta text (possibly empty); kDone: "data: [DONE]"; kSkip: comment,
-// event/id/retry field, blank line, or an event without delta content.
-struct SseLine {
-  enum class Kind { kData, kDone, kSkip };
-  Kind kind = Kind::kSkip;
-  std::string text;
-};
-StatusOr<SseLine> ParseSseLine(std::string_view line);
 
 }  // namespace streamfleet::ingest

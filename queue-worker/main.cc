@@ -2,6 +2,7 @@
 #include <iostream>
 #include <thread>
 
+#include "queue-worker/generation_run.h"
 #include "queue-worker/store_tasks.h"
 #include "queue-worker/webhook.h"
 #include "queue-worker/worker_service.h"
@@ -30,12 +31,9 @@ int main() {
   RedisServerClock clock;
   worker::HandlerRegistry handlers;
   worker::RegisterBuiltins(handlers, clock);
-  if (Status s = worker::ApplyPolicies(config->task_policy, handlers); !s.ok()) {
-    std::cerr << "streamfleet-queue-worker: configuration error: " << s.message() << "\n";
-    return 2;
-  }
   auto registry = std::make_shared<prometheus::Registry>();
-  // cache.warm, hash.sync and generation_chunks.purge use the database; Open() does not connect eagerly (an outage fails those tasks, which retry).
+  // cache.warm, hash.sync and generation_chunks.purge use the database, generation.run writes rows; Open()
+  // does not connect eagerly (an outage fails those tasks, which retry).
   std::unique_ptr<SqlStore> store;
   if (auto s = SqlStore::Open(config->database_url); s.ok()) {
     store = std::move(*s);
@@ -47,6 +45,12 @@ int main() {
   worker::RegisterCacheHandlers(handlers, cache, store.get());
   worker::RegisterStoreHandlers(handlers, store.get(), clock);
   worker::RegisterWebhookHandler(handlers);
+  worker::RegisterGenerationRun(handlers, store.get());
+  // After every registration: TASK_POLICY overrides the handlers' own default policies.
+  if (Status s = worker::ApplyPolicies(config->task_policy, handlers); !s.ok()) {
+    std::cerr << "streamfleet-queue-worker: configuration error: " << s.message() << "\n";
+    return 2;
+  }
   worker::WorkerService service(*config, clock, handlers, *registry);
   auto metrics = MetricsServer::Start(
       config->metrics_listen, "queue-worker", registry, [&] { return service.Ready(); },

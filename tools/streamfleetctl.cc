@@ -10,6 +10,7 @@
 #include "tools/replay_generation.h"
 #include "streamfleet/common/cache.h"
 #include "streamfleet/common/config.h"
+#include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/keys.h"
 #include "streamfleet/common/redis.h"
 #include "streamfleet/common/sql_store.h"
@@ -115,6 +116,19 @@ int main(int argc, char** argv) {
   auto* delay_opt = enqueue->add_option("--delay", delay, "run later, e.g. 30s, 5m");
   enqueue->add_option("--at", at, "run at a time: ISO-8601 UTC (2026-11-25T18:00:00Z) or unix seconds")->excludes(delay_opt);
   enqueue->add_option("--unique-key", unique, "a duplicate enqueue within an hour is a no-op");
+
+  auto* generate = app.add_subcommand(
+      "generate", "start a provider generation (the generation.run task, as POST /v1/orgs/{org}/generations)\n"
+                  "  example: streamfleetctl generate 12 --content 'Plan Q3' --language en --scenario-id 345");
+  int64_t gen_org = 0, gen_scenario = 0;
+  std::string gen_content, gen_source = "cli", gen_language, gen_model, gen_initiator;
+  generate->add_option("ORG", gen_org, "organization id")->required()->check(CLI::PositiveNumber);
+  generate->add_option("--content", gen_content, "the instruction text")->required();
+  generate->add_option("--source", gen_source, "where the instruction came from (default cli)");
+  generate->add_option("--language", gen_language);
+  generate->add_option("--scenario-id", gen_scenario)->check(CLI::PositiveNumber);
+  generate->add_option("--model", gen_model, "default PROVIDER_MODEL");
+  generate->add_option("--initiator", gen_initiator, "who started it (kept in metadata.initiator)");
 
   auto* tasks = app.add_subcommand("tasks", "`tasks show ID`: a task's status; `tasks scheduled`: delayed tasks and retries");
   std::string tasks_cmd, task_id;
@@ -359,6 +373,17 @@ int main(int argc, char** argv) {
       Print(as_json, json{{"id", res.id}, {"duplicate", res.duplicate}, {"scheduled", res.scheduled}},
             res.duplicate ? "duplicate of task " + res.id + " (unique key held): nothing enqueued\n"
                           : "enqueued " + res.id + (res.scheduled ? " (scheduled)\n" : "\n"));
+    } else if (generate->parsed()) {
+      // Through the same request validation as the HTTP route.
+      json body = {{"instruction", {{"content", gen_content}, {"source", gen_source}, {"language", gen_language}}},
+                   {"model", gen_model},
+                   {"scenario_id", gen_scenario > 0 ? json(gen_scenario) : json(nullptr)},
+                   {"initiator", gen_initiator.empty() ? json(nullptr) : json(gen_initiator)}};
+      GenerationRequest req = Must(ParseGenerationRequest(gen_org, body.dump()), "generate");
+      auto r = Redis(c);
+      auto started = Must(StartGeneration(*r, c, req, WallClockMs()), "generate");
+      Print(as_json, json{{"generation_id", started.generation_id}, {"task_id", started.task_id}},
+            "generation " + std::to_string(started.generation_id) + " started (task " + started.task_id + ")\n");
     } else if (tasks->parsed()) {
       auto r = Redis(c);
       if (tasks_cmd == "show") {

@@ -4,6 +4,7 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
+#include <condition_variable>
 #include <future>
 
 #include "redis_internal.h"
@@ -59,7 +60,7 @@ void AsyncRedis::Send(std::vector<std::string> argv, Callback cb, int extra_time
     cb(Status::Unavailable("redis client stopped"));
     return;
   }
-  queue_.push_back(Request{std::move(argv), std::string(), std::move(cb), extra_timeout_ms});
+  queue_.push_back(Request{std::move(argv), std::string(), std::move(cb), extra_timeout_ms, false});
   // Under the lock: the destructor cannot close the handle between our check and this call.
   uv_async_send(&loop_->wake);
 }
@@ -72,7 +73,7 @@ void AsyncRedis::SendEval(const LuaScript& script, const std::vector<std::string
     cb(Status::Unavailable("redis client stopped"));
     return;
   }
-  queue_.push_back(Request{RedisClient::EvalArgv(script, keys, args), script.source(), std::move(cb), 0});
+  queue_.push_back(Request{RedisClient::EvalArgv(script, keys, args), script.source(), std::move(cb), 0, false});
   uv_async_send(&loop_->wake);
 }
 
@@ -96,6 +97,41 @@ StatusOr<RedisValue> AsyncRedis::Eval(const LuaScript& script, const std::vector
   auto result = done.get_future();
   SendEval(script, keys, args, [&done](StatusOr<RedisValue> r) { done.set_value(std::move(r)); });
   return result.get();
+}
+
+StatusOr<std::vector<RedisValue>> AsyncRedis::Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                                       int extra_timeout_ms) {
+  if (std::this_thread::get_id() == thread_.get_id()) {
+    return Status::FailedPrecondition("blocking AsyncRedis::Pipeline called on its own loop thread");
+  }
+  std::vector<RedisValue> out(commands.size());
+  if (commands.empty()) return out;
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t left = commands.size();
+  Status failed;
+  auto done = [&](size_t i, StatusOr<RedisValue> r) {
+    std::lock_guard<std::mutex> l(mu);
+    if (r.ok()) {
+      out[i] = std::move(*r);
+    } else if (failed.ok()) {
+      failed = r.status();
+    }
+    if (--left == 0) cv.notify_one();
+  };
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    if (stopping_) return Status::Unavailable("redis client stopped");
+    for (size_t i = 0; i < commands.size(); ++i) {
+      queue_.push_back(Request{commands[i], std::string(), [&done, i](StatusOr<RedisValue> r) { done(i, std::move(r)); },
+                               extra_timeout_ms, true});
+    }
+    uv_async_send(&loop_->wake);
+  }
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return left == 0; });
+  if (!failed.ok()) return failed;
+  return out;
 }
 
 void AsyncRedis::OnWake() {
@@ -177,8 +213,8 @@ void AsyncRedis::Connect() {
       if (!r.ok()) SF_LOG_ERROR("redis {} failed: {}", what, r.status().ToString());
     };
   };
-  if (!config_.password.empty()) Issue(Request{AuthCommand(config_), std::string(), check("AUTH"), 0});
-  if (config_.db != 0) Issue(Request{{"SELECT", std::to_string(config_.db)}, std::string(), check("SELECT"), 0});
+  if (!config_.password.empty()) Issue(Request{AuthCommand(config_), std::string(), check("AUTH"), 0, false});
+  if (config_.db != 0) Issue(Request{{"SELECT", std::to_string(config_.db)}, std::string(), check("SELECT"), 0, false});
 }
 
 void AsyncRedis::ConnectFailed() {
@@ -235,7 +271,7 @@ void AsyncRedis::OnReply(redisAsyncContext* ac, void* r, void* privdata) {
     return;
   }
   RedisValue v = OwnReply(reply);
-  if (v.is_error()) {
+  if (v.is_error() && !f->req.raw_errors) {
     if (!f->req.eval_source.empty() && v.str.rfind("NOSCRIPT", 0) == 0 && self->ctx_ == ac) {
       Request again = std::move(f->req);
       again.argv[0] = "EVAL";

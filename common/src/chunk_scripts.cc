@@ -188,4 +188,20 @@ return {id, first}
   return s;
 }
 
+const LuaScript& ResetGeneration() {
+  // KEYS: 1 ctl hash, 2 buffer list, 3 meta hash, 4 seen bitmap, 5 deadlines zset. ARGV: 1 deadline member.
+  // received_chunks counts distinct seqs applied and the producer wrote seqs 0..next_seq-1, so equality
+  // means no chunk of the old attempt is still in a stream (a redelivery of an applied-but-unacked entry
+  // after a compactor crash is the remaining, documented, window).
+  static const LuaScript s(R"(
+local handed = tonumber(redis.call('HGET', KEYS[1], 'next_seq') or '0')
+local applied = tonumber(redis.call('HGET', KEYS[3], 'received_chunks') or '0')
+if applied < handed then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
+)");
+  return s;
+}
+
 }  // namespace streamfleet::scripts

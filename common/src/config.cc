@@ -61,6 +61,13 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"WEBHOOK_TIMEOUT", "10s", "queue-worker: default HTTP timeout of webhook tasks (payload timeout_ms overrides)"},
       {"EVENTS_WEBHOOK_URL", "", "queue-worker: POST every fleet event (generation.compacted) here as a webhook task; empty = off"},
       {"CHUNK_RETENTION", "168h", "queue-worker: generation_chunks.purge deletes chunk rows older than this (payload older_than overrides)"},
+      {"PROVIDER_BASE_URL", "https://api.openai.com/v1", "queue-worker generation.run: OpenAI-compatible API base; POST {base}/chat/completions"},
+      {"PROVIDER_API_KEY", "", "queue-worker generation.run: bearer token for the provider (never logged; mount from a Secret)"},
+      {"PROVIDER_MODEL", "gpt-4o-mini", "queue-worker generation.run: model when the request names none"},
+      {"PROVIDER_NAME", "openai-compatible", "queue-worker generation.run: written to metadata.provider (the seeds' ABACUS)"},
+      {"PROVIDER_CONNECT_TIMEOUT", "10s", "queue-worker generation.run: TCP+TLS connect timeout; a failure is retried (TASK_POLICY)"},
+      {"PROVIDER_SILENCE_TIMEOUT", "60s", "queue-worker generation.run: no byte for this long aborts the stream (whole seconds, at least 1s)"},
+      {"PROVIDER_RETRY_FROM_SCRATCH", "false", "queue-worker generation.run: a stream cut mid-way restarts from seq 0 (true) instead of failing the generation"},
       {"REDIS_INFO_METRICS", "true", "compactor: export Redis INFO metrics (hit rate, evictions, memory); keep it on one process kind"},
       {"LOG_LEVEL", "info", "trace | debug | info | warn | error"},
       {"LOG_FORMAT", "text", "text | json: one JSON object per line (ts, level, process, msg, org/generation/task/entry ids)"},
@@ -386,6 +393,18 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
     r.Fail("EVENTS_WEBHOOK_URL", c.events_webhook_url, "an http:// or https:// URL");
   }
   c.chunk_retention_ms = r.Duration("CHUNK_RETENTION", 1000, 1000);
+
+  c.provider_base_url = r.Str("PROVIDER_BASE_URL");
+  if (c.provider_base_url.rfind("http://", 0) != 0 && c.provider_base_url.rfind("https://", 0) != 0) {
+    r.Fail("PROVIDER_BASE_URL", c.provider_base_url, "an http:// or https:// URL");
+  }
+  c.provider_api_key = r.Str("PROVIDER_API_KEY");
+  c.provider_model = r.Str("PROVIDER_MODEL");
+  c.provider_name = r.Str("PROVIDER_NAME");
+  c.provider_connect_timeout_ms = r.Duration("PROVIDER_CONNECT_TIMEOUT", 1000, 1);
+  // libcurl's low-speed check counts whole seconds.
+  c.provider_silence_timeout_s = r.Duration("PROVIDER_SILENCE_TIMEOUT", 1000, 1000) / 1000;
+  c.provider_retry_from_scratch = r.Bool("PROVIDER_RETRY_FROM_SCRATCH");
 
   c.redis_info_metrics = r.Bool("REDIS_INFO_METRICS");
   c.log_level = r.Str("LOG_LEVEL");

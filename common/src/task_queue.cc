@@ -107,7 +107,7 @@ Status EnqueueReplies(const std::vector<RedisValue>& replies) {
 
 }  // namespace
 
-StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, const std::string& type,
+StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms) {
   SF_RETURN_IF_ERROR(CheckEnqueue(type, opts));
   EnqueueResult out;

@@ -50,6 +50,13 @@ done
 echo "ok: chunks appended by user ingest, compacted by user compactor"
 curl -sf "http://127.0.0.1:$IP/v1/orgs/12/generations/59/progress" >/dev/null || fail "progress under the ACL"
 
+# Starting a generation through ingest: an id from the counter and a generation.run task (its run needs a
+# provider; here only that user ingest may enqueue it).
+curl -sf -X POST "http://127.0.0.1:$IP/v1/orgs/12/generations" -H 'Content-Type: application/json' \
+  -d '{"instruction": {"content": "Plan a launch", "source": "api", "language": "en"}}' >/dev/null \
+  || fail "POST /v1/orgs/12/generations refused under the ACL"
+echo "ok: generation started by user ingest"
+
 # The task path: enqueued by the operator, run by user worker.
 id=$(REDIS_URL=$(url operator) "$BUILD/tools/streamfleetctl" --json enqueue noop | jq -r .id)
 until [ "$(rc operator change-me-operator hget "streamfleet:task:$id" state)" = succeeded ]; do
@@ -63,7 +70,8 @@ REDIS_URL=$(url operator) "$BUILD/tools/streamfleetctl" streams >/dev/null || fa
 says NOAUTH redis-cli -p "$RP" ping || fail "the default user must be off"
 says NOPERM rc ingest change-me-ingest flushall || fail "ingest may not FLUSHALL"
 says NOPERM rc ingest change-me-ingest keys '*' || fail "ingest may not KEYS"
-says NOPERM rc ingest change-me-ingest hgetall "streamfleet:task:$id" || fail "ingest may not read task status"
+says NOPERM rc ingest change-me-ingest zrange streamfleet:scheduled 0 -1 || fail "ingest may not read the task schedule"
+says NOPERM rc ingest change-me-ingest xrange streamfleet:dlq:tasks - + || fail "ingest may not read task dead letters"
 says NOPERM rc worker change-me-worker config get maxmemory || fail "worker may not CONFIG"
 says WRONGPASS rc compactor wrong-password ping || fail "a wrong password must be rejected"
 echo "ok: default user off; FLUSHALL, KEYS, CONFIG and foreign keys refused; wrong password rejected"

@@ -10,10 +10,12 @@
 #include <thread>
 
 #include "compactor/compactor_service.h"
+#include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
+#include "support/queued_generations.h"
 #include "support/redis_server.h"
 
 namespace streamfleet::ingest {
@@ -229,6 +231,52 @@ TEST_F(IngestTest, FinishAndProgressEndToEndWithTheCompactor) {
   EXPECT_EQ((*row)->scenario_id, 3);
   EXPECT_EQ((*row)->chunk_count, 2);
   std::remove(db.c_str());
+}
+
+TEST_F(IngestTest, StartGenerationValidatesAuthorizesAndEnqueuesGenerationRun) {
+  StartIngest({{"INGEST_TOKENS", "12:tok-twelve,13:tok-thirteen"}});  // no database: starting needs none
+  const std::string path = "/v1/orgs/12/generations";
+  const std::vector<std::string> auth = {"Authorization: Bearer tok-twelve"};
+  const std::string body =
+      R"({"instruction": {"content": "Plan Q3", "source": "app", "language": "en"}, "scenario_id": 345,
+          "model": "m1", "initiator": {"user": 7}})";
+  EXPECT_EQ(Post(path, body).status, 401);
+  EXPECT_EQ(Post(path, body, "application/json", {"Authorization: Bearer tok-thirteen"}).status, 403);
+  EXPECT_EQ(Get(path, auth).status, 405);
+  EXPECT_EQ(Post(path, body, "text/plain", auth).status, 415);
+  EXPECT_EQ(Json(Post("/v1/orgs/x/generations", body, "application/json", auth))["error"], "invalid_id");
+  for (const char* bad : {"{", "[]", R"({"instruction": {}})", R"({"instruction": {"content": ""}})",
+                          R"({"instruction": {"content": "x", "language": 5}})",
+                          R"({"instruction": {"content": "x"}, "scenario_id": -1})",
+                          R"({"instruction": {"content": "x"}, "model": 5})",
+                          R"({"instruction": {"content": "x"}, "initiator": [1]})"}) {
+    auto r = Post(path, bad, "application/json", auth);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(Json(r)["error"], "invalid_generation") << bad;
+    EXPECT_TRUE(Json(r)["detail"].is_string()) << bad;
+  }
+  EXPECT_EQ(redis_->Command({"EXISTS", "streamfleet:queue:default"})->integer, 0) << "nothing enqueued so far";
+
+  auto r = Post(path, body, "application/json", auth);
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(Json(r)["generation_id"], 1);
+  EXPECT_EQ(Json(r)["task_id"], "generation-1");
+  EXPECT_EQ(Json(r)["scenario_id"], 345);
+  EXPECT_EQ(Json(r)["progress"], "/v1/orgs/12/generations/1/progress");
+  auto second = Post(path, R"({"instruction": {"content": "again"}})", "application/json", auth);
+  EXPECT_EQ(Json(second)["generation_id"], 2);
+  EXPECT_EQ(redis_->Command({"GET", "streamfleet:generation_ids"})->str, "2");
+
+  auto queued = testing::QueuedGenerations(*redis_);
+  ASSERT_EQ(queued.size(), 2u);
+  EXPECT_EQ(queued[0].type, "generation.run");
+  EXPECT_EQ(queued[0].task_id, "generation-1");
+  ASSERT_EQ(queued[0].payload_error, "");
+  // The whole payload the worker will get, round-tripped through the shared parser.
+  EXPECT_EQ(nlohmann::json::parse(GenerationRunPayload(queued[0].request)), nlohmann::json::parse(R"(
+      {"organization_id": 12, "generation_id": 1, "scenario_id": 345, "model": "m1", "initiator": {"user": 7},
+       "instruction": {"content": "Plan Q3", "source": "app", "language": "en"}})"));
+  EXPECT_EQ(queued[1].request.source, "api") << "the route's default source";
 }
 
 TEST_F(IngestTest, AuthenticationPerOrganization) {

@@ -2,24 +2,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "support/loopback.h"
 
 namespace streamfleet::testing {
 
 TcpProxy::TcpProxy(int upstream_port) : upstream_(upstream_port) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port_ = ntohs(a.sin_port);
-  listen(listen_fd_, 64);
+  listen_fd_ = ListenOnLoopback(&port_);
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 
@@ -40,9 +31,7 @@ void TcpProxy::Down() {
 
 void TcpProxy::AcceptLoop() {
   while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    int client = accept(listen_fd_, nullptr, nullptr);
+    int client = AcceptWithTimeout(listen_fd_);
     if (client < 0) continue;
     if (down_) {
       close(client);

@@ -11,6 +11,7 @@
 #include "streamfleet/common/cache.h"
 #include "streamfleet/common/codec.h"
 #include "streamfleet/common/sql_store.h"
+#include "support/queued_generations.h"
 #include "support/redis_server.h"
 
 namespace streamfleet {
@@ -209,6 +210,25 @@ TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {
   }
   EXPECT_TRUE(saw) << s.out;
   EXPECT_NE(Ctl("streams").out.find("consumer w-1"), std::string::npos);
+}
+
+TEST_F(CtlTest, GenerateEnqueuesGenerationRunLikeTheHttpRoute) {
+  auto g = Ctl("--json generate 12 --content 'Plan Q3' --language en --scenario-id 345 --model m1 --initiator ops");
+  ASSERT_EQ(g.code, 0) << g.out;
+  auto j = nlohmann::json::parse(g.out);
+  EXPECT_EQ(j["generation_id"], 1);
+  EXPECT_EQ(j["task_id"], "generation-1");
+  auto queued = testing::QueuedGenerations(*redis_);
+  ASSERT_EQ(queued.size(), 1u);
+  EXPECT_EQ(queued[0].type, "generation.run");
+  ASSERT_EQ(queued[0].payload_error, "");
+  EXPECT_EQ(nlohmann::json::parse(GenerationRunPayload(queued[0].request)), nlohmann::json::parse(R"(
+      {"organization_id": 12, "generation_id": 1, "scenario_id": 345, "model": "m1", "initiator": "ops",
+       "instruction": {"content": "Plan Q3", "source": "cli", "language": "en"}})"));
+  EXPECT_NE(Ctl("generate 12 --content 'x'").out.find("generation 2 started"), std::string::npos);
+  EXPECT_NE(Ctl("generate 12").code, 0) << "--content is required";
+  EXPECT_NE(Ctl("generate 0 --content x").code, 0) << "the organization must be positive";
+  EXPECT_EQ(Ctl("generate 12 --content ''").code, 1) << "same validation as the HTTP route";
 }
 
 TEST_F(CtlTest, CacheStatsAndFlushByKeyNameAndPattern) {

@@ -60,6 +60,9 @@ class AsyncRedis final : public RedisCommands {
   StatusOr<RedisValue> Command(const std::vector<std::string>& argv, int extra_timeout_ms = 0) override;
   StatusOr<RedisValue> Eval(const LuaScript& script, const std::vector<std::string>& keys,
                             const std::vector<std::string>& args) override;
+  // Queued together, so they go out in one write; error replies stay in their slots (not translated).
+  StatusOr<std::vector<RedisValue>> Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                             int extra_timeout_ms = 0) override;
 
   bool connected() const { return connected_.load(); }
   // Successful connects so far (1 + reconnects): lets tests and metrics see a reconnect happen.
@@ -71,6 +74,7 @@ class AsyncRedis final : public RedisCommands {
     std::string eval_source;  // set for an EVALSHA: re-sent as EVAL with this source on NOSCRIPT
     Callback cb;
     int extra_timeout_ms = 0;
+    bool raw_errors = false;  // deliver error replies as RedisValue{kError} (Pipeline) instead of a Status
   };
   struct InFlight;
   struct Loop;  // libuv handles, defined in the .cc so uv.h stays out of this header

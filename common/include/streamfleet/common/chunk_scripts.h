@@ -17,5 +17,9 @@ const LuaScript& MarkCompacted();
 // Ingest: bind scenario, count bytes against the per-generation limit, reserve seqs for the envelopes
 // that have none, XADD the envelopes. Returns [last entry id, first reserved seq].
 const LuaScript& IngestAppend();
+// A producer restarting a generation from scratch: if every seq handed out was applied, delete the
+// buffer, meta, seen bitmap and control hash and drop the idle deadline. Returns 1 when reset, 0 when
+// chunks are still on their way to the compactor.
+const LuaScript& ResetGeneration();
 
 }  // namespace streamfleet::scripts

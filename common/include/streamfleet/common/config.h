@@ -83,6 +83,15 @@ struct Config {
   std::string events_webhook_url;  // EVENTS_WEBHOOK_URL: "" = events are not forwarded
   int64_t chunk_retention_ms = 7 * 24 * 3600 * 1000LL;
 
+  // generation.run (queue-worker): the OpenAI-compatible provider.
+  std::string provider_base_url;
+  std::string provider_api_key;  // secret: never logged
+  std::string provider_model;
+  std::string provider_name;
+  int64_t provider_connect_timeout_ms = 10000;
+  int64_t provider_silence_timeout_s = 60;
+  bool provider_retry_from_scratch = false;
+
   bool redis_info_metrics = true;
   std::string log_level = "info";
   bool log_json = false;

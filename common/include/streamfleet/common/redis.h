@@ -68,6 +68,10 @@ class RedisCommands {
  public:
   virtual ~RedisCommands() = default;
   virtual StatusOr<RedisValue> Command(const std::vector<std::string>& argv, int extra_timeout_ms = 0) = 0;
+  // All commands in one round trip, replies in order. Fails only on connection errors; per-command error
+  // replies come back as RedisValue{kError} in their slot.
+  virtual StatusOr<std::vector<RedisValue>> Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                                     int extra_timeout_ms = 0) = 0;
   // EVALSHA with NOSCRIPT fallback.
   virtual StatusOr<RedisValue> Eval(const LuaScript& script, const std::vector<std::string>& keys,
                                     const std::vector<std::string>& args) = 0;
@@ -92,7 +96,7 @@ class RedisClient final : public RedisCommands {
   // replies come back as RedisValue{kError} in their slot. EVALSHA commands answered NOSCRIPT are loaded
   // and re-run, in order.
   StatusOr<std::vector<RedisValue>> Pipeline(const std::vector<std::vector<std::string>>& commands,
-                                             int extra_timeout_ms = 0);
+                                             int extra_timeout_ms = 0) override;
 
   // EVALSHA with NOSCRIPT fallback; an error reply becomes a non-OK Status.
   StatusOr<RedisValue> Eval(const LuaScript& script, const std::vector<std::string>& keys,

@@ -47,7 +47,7 @@ struct EnqueueResult {
 };
 
 // now_ms is the caller's clock (tests move it); delayed tasks wait in Redis, never in a process.
-StatusOr<EnqueueResult> EnqueueTask(RedisClient& redis, const TaskKeys& keys, const std::string& type,
+StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms);
 
 // Many tasks in one round trip (BullMQ's addBulk): all or nothing on a connection error. Unique tasks are

@@ -1,4 +1,4 @@
-#include "ingest/chunk_writer.h"
+#include "streamfleet/common/chunk_writer.h"
 
 #include <chrono>
 #include <map>
@@ -9,7 +9,7 @@
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 
-namespace streamfleet::ingest {
+namespace streamfleet {
 
 StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const GenerationId& gen,
                                            std::vector<PendingChunk>& chunks, const std::string& source) {
@@ -101,6 +101,16 @@ StatusOr<std::string> ChunkWriter::Progress(RedisCommands& redis, int64_t org, i
   return j.dump();
 }
 
+Status ChunkWriter::Reset(RedisCommands& redis, const GenerationId& gen) {
+  auto r = redis.Eval(scripts::ResetGeneration(),
+                      {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen),
+                       keys_.DeadlinesKey()},
+                      {KeySchema::Member(gen)});
+  if (!r.ok()) return r.status();
+  if (r->AsInt() != 1) return Status::Unavailable("chunks of the earlier attempt are not yet applied by the compactor");
+  return Status::Ok();
+}
+
 StatusOr<int64_t> ChunkWriter::Backlog(RedisClient& redis) {
   int64_t total = 0;
   for (int i = 0; i < keys_.chunk_streams(); ++i) {
@@ -118,4 +128,4 @@ StatusOr<int64_t> ChunkWriter::Backlog(RedisClient& redis) {
   return total;
 }
 
-}  // namespace streamfleet::ingest
+}  // namespace streamfleet

@@ -1,8 +1,9 @@
 #pragma once
-// Ingest's Redis side: assign seqs, build envelopes, append them to the generation's chunk stream in one
-// atomic script call (scenario binding and per-generation byte limit checked in the same call), read
-// progress, and measure the backlog for backpressure. Thread-safe (stateless): Append and Progress take any
-// RedisCommands (the ingest service passes its shared AsyncRedis).
+// The producer side of the chunk path, shared by ingest and the queue-worker's generation.run: assign seqs,
+// build envelopes, append them to the generation's chunk stream in one atomic script call (scenario binding
+// and per-generation byte limit checked in the same call), read progress, and measure the backlog for
+// backpressure. Thread-safe (stateless): Append and Progress take any RedisCommands (ingest passes its
+// shared AsyncRedis, a worker slot its own RedisClient).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,7 +13,7 @@
 #include "streamfleet/common/keys.h"
 #include "streamfleet/common/redis.h"
 
-namespace streamfleet::ingest {
+namespace streamfleet {
 
 struct PendingChunk {
   std::optional<int64_t> seq;  // absent: assigned from the generation's counter
@@ -40,6 +41,13 @@ class ChunkWriter {
   // Progress JSON from Redis; kNotFound when nothing is known about the generation.
   StatusOr<std::string> Progress(RedisCommands& redis, int64_t org, int64_t gen, std::optional<int64_t> scenario);
 
+  // Discards what an earlier attempt of a producer wrote (buffer, meta, seen bitmap, control hash, idle
+  // deadline) so a fresh attempt starts at seq 0 without mixing with old chunks. Atomic, and only once the
+  // compactor has applied every seq the control hash handed out: otherwise an old chunk still in the stream
+  // would land in the fresh buffer. kUnavailable "not yet applied" then (retry later). Not for generations
+  // whose FINISH marker was written (those are finalized, not restarted).
+  Status Reset(RedisCommands& redis, const GenerationId& gen);
+
   // Entries in the chunk streams not yet delivered to the compactor group (XLEN where no group exists).
   StatusOr<int64_t> Backlog(RedisClient& redis);
 
@@ -50,4 +58,4 @@ class ChunkWriter {
   KeySchema keys_;
 };
 
-}  // namespace streamfleet::ingest
+}  // namespace streamfleet

@@ -1,0 +1,170 @@
+#include "queue-worker/generation_run.h"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "queue-worker/provider_client.h"
+#include "streamfleet/common/chunk_writer.h"
+#include "streamfleet/common/generation_request.h"
+#include "streamfleet/common/log.h"
+
+namespace streamfleet::worker {
+
+namespace {
+
+constexpr const char* kSource = "provider";  // ChunkEnvelope.source of everything this handler appends
+
+bool FinalStatus(const std::string& s) { return s == "completed" || s == "failed" || s == "silent"; }
+
+nlohmann::json Usage(const StreamResult& r) {
+  if (!r.usage) return nullptr;
+  nlohmann::json u = nlohmann::json::object();
+  for (const char* k : {"prompt_tokens", "completion_tokens", "total_tokens"}) {
+    if (r.usage->contains(k)) u[k] = (*r.usage)[k];
+  }
+  return u;
+}
+
+// One attempt of one generation: the row, the stream, the outcome.
+class Run {
+ public:
+  Run(TaskContext& ctx, SqlStore& store, const GenerationRequest& req, bool last_attempt)
+      : ctx_(ctx),
+        store_(store),
+        req_(req),
+        gen_{req.organization_id, req.scenario_id, req.generation_id},
+        writer_(ctx.config),
+        last_attempt_(last_attempt) {}
+
+  Status Execute() {
+    auto row = store_.GetGeneration(gen_.gen);
+    if (!row.ok()) return row.status();
+    if (row->has_value()) {
+      const GenerationRow& r = **row;
+      if (r.organization_id != gen_.org) {
+        return Status::FailedPrecondition("generation " + std::to_string(gen_.gen) + " belongs to organization " +
+                                          std::to_string(r.organization_id));
+      }
+      auto md = nlohmann::json::parse(r.metadata, nullptr, false);
+      std::string status = md.is_object() ? md.value("status", "") : "";
+      if (FinalStatus(status)) {
+        ctx_.result = "already " + status;  // a redelivery after the generation finished
+        return Status::Ok();
+      }
+    }
+    std::string model = req_.model.empty() ? ctx_.config.provider_model : req_.model;
+    nlohmann::json initial = {
+        {"used_instruction", {{"content", req_.content}, {"source", req_.source}, {"language", req_.language}}},
+        {"initiator", req_.initiator},
+        {"provider", ctx_.config.provider_name},
+        {"model", model},
+        {"status", "running"},
+        {"provider_attempt", ctx_.task.attempt() + 1}};
+    SF_RETURN_IF_ERROR(store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, initial.dump()));
+    // What an earlier attempt (a retry, or a worker that died mid-stream) wrote must not mix with this one.
+    SF_RETURN_IF_ERROR(writer_.Reset(ctx_.redis, gen_));
+
+    auto streamed = StreamChat(ProviderOptions::FromConfig(ctx_.config), model, req_.content,
+                               [this](std::vector<std::string>& deltas) { return Append(deltas); });
+    if (!streamed.ok()) return Failed(streamed.status());
+    const StreamResult& r = *streamed;
+    if (r.end != StreamEnd::kDone && written_ == 0) {
+      // Nothing is in the buffer: as good as never started, so retry like a connect failure.
+      return Failed(Status::Unavailable("provider stream ended before any content: " + r.detail));
+    }
+    nlohmann::json md = {{"usage", Usage(r)}, {"malformed_events", r.malformed_events}, {"provider_chunks", written_}};
+    switch (r.end) {
+      case StreamEnd::kDone:
+        SF_RETURN_IF_ERROR(Finish());
+        md["status"] = "completed";
+        md["error"] = nullptr;
+        break;
+      case StreamEnd::kSilent:
+        // No FINISH marker: the compactor's idle timeout finalizes what arrived (finalize_trigger
+        // idle_timeout), as for any producer that stopped talking.
+        md["status"] = "silent";
+        md["error"] = "provider went silent after " + std::to_string(written_) + " chunks: " + r.detail;
+        break;
+      case StreamEnd::kCut:
+        std::string why = "provider stream cut after " + std::to_string(written_) + " chunks: " + r.detail;
+        if (ctx_.config.provider_retry_from_scratch && !last_attempt_) {
+          // Best effort now (usually the compactor has applied everything within a few ms); if not, the next
+          // attempt's Reset waits for it. Either way the retry starts at seq 0 on an empty buffer.
+          Status reset = Status::Unavailable("");
+          for (int i = 0; i < 40 && !(reset = writer_.Reset(ctx_.redis, gen_)).ok(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+          (void)store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario,
+                                               nlohmann::json{{"status", "retrying"}, {"error", why}}.dump());
+          return Status::Unavailable(why + " (retrying from scratch)");
+        }
+        // Finalize what arrived, never leave it hanging: the total is what was written.
+        SF_RETURN_IF_ERROR(Finish());
+        md["status"] = "failed";
+        md["error"] = why;
+        break;
+    }
+    SF_RETURN_IF_ERROR(store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, md.dump()));
+    ctx_.result = "generation " + std::to_string(gen_.gen) + " " + md["status"].get<std::string>() + ", " +
+                  std::to_string(written_) + " chunks";
+    return Status::Ok();
+  }
+
+ private:
+  Status Append(std::vector<std::string>& deltas) {
+    std::vector<PendingChunk> batch;
+    batch.reserve(deltas.size());
+    for (auto& d : deltas) batch.push_back({std::nullopt, std::move(d), false, 0, false});
+    auto r = writer_.Append(ctx_.redis, gen_, batch, kSource);
+    if (!r.ok()) return r.status();
+    written_ += r->accepted;
+    return Status::Ok();
+  }
+
+  Status Finish() {
+    if (written_ == 0) return Status::Ok();  // an empty answer: no buffer to finalize
+    std::vector<PendingChunk> fin = {{std::nullopt, "", false, written_, true}};
+    auto r = writer_.Append(ctx_.redis, gen_, fin, kSource);
+    return r.ok() ? Status::Ok() : r.status();
+  }
+
+  // An error the worker will retry (or dead-letter). On the last attempt, and for errors that retrying
+  // will not fix, the row says failed first, so the generation is never left "running".
+  Status Failed(const Status& s) {
+    bool final = last_attempt_ || !s.retryable();
+    nlohmann::json md = {{"status", final ? "failed" : "retrying"}, {"error", s.ToString()}};
+    (void)store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, md.dump());
+    if (final && written_ > 0) (void)Finish();
+    return s;
+  }
+
+  TaskContext& ctx_;
+  SqlStore& store_;
+  const GenerationRequest& req_;
+  GenerationId gen_;
+  ChunkWriter writer_;
+  bool last_attempt_;
+  int64_t written_ = 0;
+};
+
+}  // namespace
+
+void RegisterGenerationRun(HandlerRegistry& registry, SqlStore* store) {
+  InitProviderClient();
+  registry.SetPolicy(kGenerationRunTask, RetryPolicy{6, 2000, 60000});
+  registry.Register(kGenerationRunTask, [&registry, store](TaskContext& ctx) {
+    auto req = ParseGenerationRunPayload(ctx.task.payload());
+    if (!req.ok()) return req.status();
+    if (store == nullptr) return Status::FailedPrecondition("generation.run needs a database (DATABASE_URL)");
+    RetryPolicy fallback{ctx.config.task_max_attempts, ctx.config.task_backoff_base_ms,
+                         ctx.config.task_backoff_cap_ms};
+    bool last = ctx.task.attempt() + 1 >= registry.Policy(kGenerationRunTask, fallback).max_attempts;
+    Run run(ctx, *store, *req, last);
+    Status s = run.Execute();
+    if (!s.ok()) SF_LOG_WARN("generation.run {}: {}", req->generation_id, s.ToString());
+    return s;
+  });
+}
+
+}  // namespace streamfleet::worker

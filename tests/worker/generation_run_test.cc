@@ -1,0 +1,328 @@
+// generation.run end to end: a fake OpenAI-compatible provider, a real redis-server, the real compactor
+// running in-process, a WorkerService with the handler, SQLite; and ingest for the progress endpoint.
+#include "queue-worker/generation_run.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "compactor/compactor_service.h"
+#include "ingest/ingest_service.h"
+#include "queue-worker/worker_service.h"
+#include "streamfleet/common/codec.h"
+#include "streamfleet/common/generation_request.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/v1/chunk.pb.h"
+#include "support/fake_provider.h"
+#include "support/http_client.h"
+#include "support/map_env.h"
+#include "support/redis_server.h"
+
+namespace streamfleet::worker {
+namespace {
+
+using Mode = testing::FakeProvider::Mode;
+constexpr int64_t kStart = 1'900'000'000'000;
+
+class GenerationRunTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override {
+    redis_ = RedisClient::Connect(server_->config()).value();
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    db_ = testing::TempPath("sf-genrun") + ".db";
+    store_ = SqlStore::Open("sqlite:" + db_).value();
+    ASSERT_TRUE(store_->Migrate().ok());
+  }
+  void TearDown() override {
+    stop_ = true;
+    if (compactor_thread_.joinable()) compactor_thread_.join();
+    if (ingest_) ingest_->Stop();
+    std::remove(db_.c_str());
+  }
+
+  // Config, compactor (own thread, real time, 1 s idle timeout) and worker (manual clock for retries).
+  void Start(std::map<std::string, std::string> extra = {}) {
+    std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->port())},
+                                              {"DATABASE_URL", "sqlite:" + db_},
+                                              {"CHUNK_STREAMS", "1"},
+                                              {"CONSUMER_NAME", "c"},
+                                              {"INGEST_LISTEN", "127.0.0.1:0"},
+                                              {"GENERATION_IDLE_TIMEOUT", "1s"},
+                                              {"PROVIDER_BASE_URL", provider_.base_url()},
+                                              {"PROVIDER_API_KEY", "sk-test"},
+                                              {"PROVIDER_MODEL", "fake-model"},
+                                              {"PROVIDER_NAME", "ABACUS"},
+                                              {"PROVIDER_CONNECT_TIMEOUT", "2s"},
+                                              {"PROVIDER_SILENCE_TIMEOUT", "1s"},
+                                              {"TASK_BACKOFF_BASE", "1s"},
+                                              {"TASK_BACKOFF_CAP", "10s"}};
+    for (auto& [k, v] : extra) env[k] = v;
+    auto c = LoadConfig(testing::MapEnv(env), "127.0.0.1:0");
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    config_ = std::make_unique<Config>(*c);
+    compactor::LoopOptions lo;
+    lo.block_ms = 20;
+    lo.sweep_interval_ms = 50;
+    compactor_ = std::make_unique<compactor::CompactorService>(*config_, server_clock_, *store_, registry_, lo);
+    compactor_thread_ = std::thread([this] { compactor_->Run(stop_); });
+    RegisterGenerationRun(handlers_, store_.get());
+    worker_ = std::make_unique<WorkerService>(*config_, clock_, handlers_, registry_);
+    ASSERT_TRUE(worker_->EnsureGroups(*redis_).ok());
+  }
+
+  int64_t StartGeneration(const std::string& content = "Say hello", int64_t scenario = 0) {
+    GenerationRequest req;
+    req.organization_id = 12;
+    req.scenario_id = scenario;
+    req.content = content;
+    req.source = "api";
+    req.language = "en";
+    req.initiator = "user:7";
+    auto r = streamfleet::StartGeneration(*redis_, *config_, req, clock_.NowMsOverride());
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->generation_id : 0;
+  }
+  // Runs one task on this thread (a stream blocks its slot until it ends).
+  int RunOne() {
+    auto r = worker_->PollOnce(*redis_, "w", 10);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : 0;
+  }
+  // Moves the worker's clock past the longest backoff and runs the retry.
+  int RunRetry() {
+    clock_.Advance(11'000);
+    EXPECT_TRUE(worker_->HousekeepOnce(*redis_, "hk").ok());
+    return RunOne();
+  }
+  // Waits for the compactor's row (compacted_at set), up to 10 s.
+  GenerationRow WaitForRow(int64_t id) {
+    for (int i = 0; i < 200; ++i) {
+      auto r = store_->GetGeneration(id);
+      if (r.ok() && r->has_value() && (*r)->compacted_at) return **r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "generation " << id << " was never finalized";
+    return {};
+  }
+  nlohmann::json Metadata(int64_t id) {
+    auto r = store_->GetGeneration(id);
+    if (!r.ok() || !r->has_value()) return nullptr;
+    return nlohmann::json::parse((*r)->metadata);
+  }
+  static std::string Content(const GenerationRow& row) {
+    return row.compacted ? Base64Decode(*row.compacted).value_or("<bad base64>") : "<none>";
+  }
+  std::string TaskState(int64_t id) {
+    auto r = redis_->Command({"HGET", TaskKeys("streamfleet").Status("generation-" + std::to_string(id)), "state"});
+    return r.ok() ? r->str : "";
+  }
+
+  static testing::RedisServer* server_;
+  std::unique_ptr<RedisClient> redis_;
+  std::string db_;
+  std::unique_ptr<SqlStore> store_;
+  testing::FakeProvider provider_;
+  std::unique_ptr<Config> config_;
+  prometheus::Registry registry_;
+  RedisServerClock server_clock_;
+  ManualClock clock_{kStart};
+  HandlerRegistry handlers_;
+  std::unique_ptr<WorkerService> worker_;
+  std::unique_ptr<compactor::CompactorService> compactor_;
+  std::thread compactor_thread_;
+  std::atomic<bool> stop_{false};
+  prometheus::Registry ingest_registry_;
+  std::unique_ptr<ingest::IngestService> ingest_;
+};
+testing::RedisServer* GenerationRunTest::server_ = nullptr;
+
+TEST_F(GenerationRunTest, NormalStreamBecomesTheRowWithInitialMetadataAndUsage) {
+  Start();
+  int64_t id = StartGeneration("Say hello", 345);
+  EXPECT_EQ(RunOne(), 1);
+  GenerationRow row = WaitForRow(id);
+  EXPECT_EQ(Content(row), "Hello, world");
+  EXPECT_EQ(row.chunk_count, 4);
+  EXPECT_EQ(row.organization_id, 12);
+  EXPECT_EQ(row.scenario_id, 345);
+  auto md = Metadata(id);
+  EXPECT_EQ(md["status"], "completed");
+  EXPECT_EQ(md["provider"], "ABACUS");
+  EXPECT_EQ(md["model"], "fake-model");
+  EXPECT_EQ(md["initiator"], "user:7");
+  EXPECT_EQ(md["used_instruction"]["content"], "Say hello");
+  EXPECT_EQ(md["used_instruction"]["language"], "en");
+  EXPECT_EQ(md["usage"]["prompt_tokens"], 7);
+  EXPECT_EQ(md["usage"]["completion_tokens"], 4);
+  EXPECT_EQ(md["usage"]["total_tokens"], 11);
+  EXPECT_EQ(md["malformed_events"], 0);
+  EXPECT_EQ(md["finalize_trigger"], "complete");
+  EXPECT_EQ(TaskState(id), "succeeded");
+  // What went to the provider, and what went into the chunk stream.
+  std::string req = provider_.last_request();
+  EXPECT_NE(req.find("POST /v1/chat/completions"), std::string::npos) << req;
+  EXPECT_NE(req.find("Authorization: Bearer sk-test"), std::string::npos);
+  EXPECT_NE(req.find(R"("stream":true)"), std::string::npos);
+  EXPECT_NE(req.find(R"("model":"fake-model")"), std::string::npos);
+  auto entries = ParseEntries("s", *redis_->Command({"XRANGE", "streamfleet:chunks:0", "-", "+"}));
+  ASSERT_EQ(entries.size(), 5u);  // 4 chunks + FINISH
+  for (size_t i = 0; i < entries.size(); ++i) {
+    v1::ChunkEnvelope e;
+    ASSERT_TRUE(e.ParseFromString(*entries[i].Field("e")));
+    EXPECT_EQ(e.source(), "provider");
+    if (i < 4) {
+      EXPECT_EQ(e.seq(), static_cast<int64_t>(i));
+    } else {
+      EXPECT_EQ(e.total_chunks(), 4);
+    }
+  }
+  // A redelivery of the finished task changes nothing.
+  int before = provider_.requests();
+  EnqueueOptions again;
+  again.id = "generation-" + std::to_string(id) + "-again";
+  GenerationRequest req2;
+  req2.organization_id = 12;
+  req2.scenario_id = 345;
+  req2.generation_id = id;
+  req2.content = "Say hello";
+  ASSERT_TRUE(EnqueueTask(*redis_, TaskKeys("streamfleet"), kGenerationRunTask, GenerationRunPayload(req2), again,
+                          clock_.NowMsOverride())
+                  .ok());
+  EXPECT_EQ(RunOne(), 1);
+  EXPECT_EQ(provider_.requests(), before);
+  EXPECT_EQ(Metadata(id)["status"], "completed");
+}
+
+TEST_F(GenerationRunTest, SlowStreamShowsProgressWhileStreaming) {
+  provider_.set_mode(Mode::kSlow);
+  provider_.set_pause_ms(300);
+  Start();
+  ingest_ = std::make_unique<ingest::IngestService>(*config_, ingest_registry_);
+  ASSERT_TRUE(ingest_->Start().ok());
+  int64_t id = StartGeneration();
+  std::atomic<bool> finished{false};
+  std::thread slot([&] {
+    RunOne();
+    finished = true;
+  });
+  testing::HttpRequest get;
+  get.url = "http://127.0.0.1:" + std::to_string(ingest_->port()) + "/v1/orgs/12/generations/" + std::to_string(id) +
+            "/progress";
+  bool seen_mid_stream = false;
+  for (int i = 0; i < 100 && !finished && !seen_mid_stream; ++i) {
+    auto r = testing::Send(get);
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (r.status == 200 && j["received_chunks"].get<int64_t>() >= 1 && j["state"] == "receiving" && !finished) {
+      seen_mid_stream = true;
+      EXPECT_TRUE(j["total_chunks"].is_null());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  slot.join();
+  EXPECT_TRUE(seen_mid_stream) << "progress never showed chunks while the provider was still streaming";
+  GenerationRow row = WaitForRow(id);
+  EXPECT_EQ(Content(row), "Hello, world");
+  EXPECT_EQ(Metadata(id)["status"], "completed");
+}
+
+TEST_F(GenerationRunTest, TooManyRequestsIsRetriedWithBackoffThenSucceeds) {
+  provider_.set_mode(Mode::kTooManyRequestsOnce);
+  Start();
+  int64_t id = StartGeneration();
+  EXPECT_EQ(RunOne(), 1);
+  EXPECT_EQ(TaskState(id), "retry_scheduled");
+  auto md = Metadata(id);
+  EXPECT_EQ(md["status"], "retrying");
+  EXPECT_NE(md["error"].get<std::string>().find("429"), std::string::npos) << md.dump();
+  EXPECT_EQ(RunOne(), 0) << "the retry waits for its backoff";
+  EXPECT_EQ(RunRetry(), 1);
+  GenerationRow row = WaitForRow(id);
+  EXPECT_EQ(Content(row), "Hello, world");
+  md = Metadata(id);
+  EXPECT_EQ(md["status"], "completed");
+  EXPECT_EQ(md["provider_attempt"], 2);
+  EXPECT_TRUE(md["error"].is_null());
+  EXPECT_EQ(provider_.requests(), 2);
+}
+
+TEST_F(GenerationRunTest, UnavailableProviderMarksTheGenerationFailedOnTheLastAttempt) {
+  provider_.set_mode(Mode::kAlwaysUnavailable);
+  Start();
+  handlers_.SetPolicy(kGenerationRunTask, RetryPolicy{2, 1000, 1000});  // as TASK_POLICY would
+  int64_t id = StartGeneration();
+  EXPECT_EQ(RunOne(), 1);
+  EXPECT_EQ(Metadata(id)["status"], "retrying");
+  EXPECT_EQ(RunRetry(), 1);
+  auto md = Metadata(id);
+  EXPECT_EQ(md["status"], "failed");
+  EXPECT_NE(md["error"].get<std::string>().find("503"), std::string::npos) << md.dump();
+  EXPECT_EQ(TaskState(id), "dead");
+}
+
+TEST_F(GenerationRunTest, CutMidStreamFinalizesWhatArrivedAndMarksItFailed) {
+  provider_.set_mode(Mode::kCut);
+  Start();
+  int64_t id = StartGeneration();
+  EXPECT_EQ(RunOne(), 1);
+  GenerationRow row = WaitForRow(id);
+  EXPECT_EQ(Content(row), "Hello");
+  EXPECT_EQ(row.chunk_count, 2);
+  auto md = Metadata(id);
+  EXPECT_EQ(md["status"], "failed");
+  EXPECT_NE(md["error"].get<std::string>().find("cut after 2 chunks"), std::string::npos) << md.dump();
+  EXPECT_EQ(md["finalize_trigger"], "complete") << "the FINISH marker carries the chunks written";
+  EXPECT_EQ(TaskState(id), "succeeded");
+}
+
+TEST_F(GenerationRunTest, CutWithRetryFromScratchRestartsAtSeqZeroWithoutOldChunks) {
+  provider_.set_mode(Mode::kCutOnce);
+  Start({{"PROVIDER_RETRY_FROM_SCRATCH", "true"}});
+  int64_t id = StartGeneration();
+  EXPECT_EQ(RunOne(), 1);
+  EXPECT_EQ(TaskState(id), "retry_scheduled");
+  EXPECT_EQ(Metadata(id)["status"], "retrying");
+  EXPECT_EQ(RunRetry(), 1);
+  GenerationRow row = WaitForRow(id);
+  EXPECT_EQ(Content(row), "Hello, world") << "nothing of the cut attempt (OLD-ATTEMPT-) may remain";
+  EXPECT_EQ(row.chunk_count, 4);
+  auto md = Metadata(id);
+  EXPECT_EQ(md["status"], "completed");
+  EXPECT_EQ(md["received_chunks"], 4);
+  EXPECT_EQ(md["missing_count"], 0);
+}
+
+TEST_F(GenerationRunTest, MalformedEventIsSkippedAndCounted) {
+  provider_.set_mode(Mode::kMalformed);
+  Start();
+  int64_t id = StartGeneration();
+  EXPECT_EQ(RunOne(), 1);
+  GenerationRow row = WaitForRow(id);
+  EXPECT_EQ(Content(row), "Hello, world");
+  auto md = Metadata(id);
+  EXPECT_EQ(md["status"], "completed");
+  EXPECT_EQ(md["malformed_events"], 1);
+}
+
+TEST_F(GenerationRunTest, SilentProviderIsAbortedAndTheIdleTimeoutFinalizesIt) {
+  provider_.set_mode(Mode::kSilence);
+  Start();
+  int64_t id = StartGeneration();
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(RunOne(), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4)) << "PROVIDER_SILENCE_TIMEOUT=1s";
+  EXPECT_EQ(Metadata(id)["status"], "silent");
+  GenerationRow row = WaitForRow(id);
+  EXPECT_EQ(Content(row), "Hello");
+  auto md = Metadata(id);
+  EXPECT_EQ(md["status"], "silent");
+  EXPECT_EQ(md["finalize_trigger"], "idle_timeout");
+  EXPECT_NE(md["error"].get<std::string>().find("silent"), std::string::npos) << md.dump();
+}
+
+}  // namespace
+}  // namespace streamfleet::worker
