@@ -15,10 +15,11 @@ std::atomic<int64_t> g_abandoned{0};
 // Everything an attempt's thread touches. Shared with the slot, and owned by the thread alone once
 // abandoned, so nothing it uses can die under it.
 struct Attempt {
-  Attempt(const Handler& h, const v1::TaskEnvelope& t, const Config& c) : handler(h), task(t), config(c) {}
+  Attempt(const Handler& h, const v1::TaskEnvelope& t, std::shared_ptr<const Config> c)
+      : handler(h), task(t), config(std::move(c)) {}
   Handler handler;
   v1::TaskEnvelope task;
-  Config config;
+  std::shared_ptr<const Config> config;  // one copy per runner, shared by its attempts
   std::unique_ptr<RedisClient> redis;
   std::atomic<bool> cancelled{false};
   Clk::time_point deadline = Clk::time_point::max();
@@ -32,7 +33,7 @@ struct Attempt {
 };
 
 void RunAttempt(const std::shared_ptr<Attempt>& a) {
-  TaskContext ctx{a->task, *a->redis, a->config, ""};
+  TaskContext ctx{a->task, *a->redis, *a->config, ""};
   ctx.cancelled = &a->cancelled;
   ctx.deadline = a->deadline;
   Status s;
@@ -54,16 +55,60 @@ void RunAttempt(const std::shared_ptr<Attempt>& a) {
 
 }  // namespace
 
+// The slot's attempt thread, kept from attempt to attempt: creating a thread per task cost more than a
+// no-op task itself. Shared with the thread, so an abandoned executor outlives its runner.
+struct AttemptRunner::Executor {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::shared_ptr<Attempt> job;  // guarded by mu
+  bool quit = false;             // guarded by mu
+  std::thread thread;
+
+  static void Loop(const std::shared_ptr<Executor>& e) {
+    while (true) {
+      std::shared_ptr<Attempt> a;
+      {
+        std::unique_lock<std::mutex> l(e->mu);
+        e->cv.wait(l, [&] { return e->quit || e->job != nullptr; });
+        if (e->job == nullptr) return;  // quit with nothing to run
+        a = std::move(e->job);
+      }
+      RunAttempt(a);
+      std::lock_guard<std::mutex> l(e->mu);
+      if (e->quit) return;  // abandoned while running: this thread ends with its attempt
+    }
+  }
+};
+
+AttemptRunner::~AttemptRunner() {
+  if (!executor_) return;
+  {
+    std::lock_guard<std::mutex> l(executor_->mu);
+    executor_->quit = true;
+  }
+  executor_->cv.notify_all();
+  executor_->thread.join();
+}
+
 int64_t AttemptRunner::AbandonedNow() { return g_abandoned.load(); }
 
 AttemptRunner::Outcome AttemptRunner::Run(const Handler& handler, const v1::TaskEnvelope& task, const Config& config,
                                           const Options& opts, const std::function<bool()>& heartbeat) {
-  auto a = std::make_shared<Attempt>(handler, task, config);
+  if (!config_) config_ = std::make_shared<const Config>(config);
+  auto a = std::make_shared<Attempt>(handler, task, config_);
   a->redis = spare_ ? std::move(spare_) : RedisClient::Lazy(redis_config_);
   const Clk::time_point start = Clk::now();
   if (opts.timeout_ms > 0) a->deadline = start + std::chrono::milliseconds(opts.timeout_ms);
   const auto beat = std::chrono::milliseconds(std::max<int64_t>(1, opts.heartbeat_ms));
-  std::thread worker([a] { RunAttempt(a); });
+  if (!executor_) {
+    executor_ = std::make_shared<Executor>();
+    executor_->thread = std::thread([e = executor_] { Executor::Loop(e); });
+  }
+  {
+    std::lock_guard<std::mutex> el(executor_->mu);
+    executor_->job = a;
+  }
+  executor_->cv.notify_one();
 
   Outcome out;
   Clk::time_point next_beat = start + beat;
@@ -87,7 +132,12 @@ AttemptRunner::Outcome AttemptRunner::Run(const Handler& handler, const v1::Task
       a->abandoned = true;
       g_abandoned.fetch_add(1);
       l.unlock();
-      worker.detach();
+      {
+        std::lock_guard<std::mutex> el(executor_->mu);
+        executor_->quit = true;  // its thread ends when the handler finally returns
+      }
+      executor_->thread.detach();
+      executor_.reset();
       out.abandoned = true;
       out.status = Status::DeadlineExceeded("timeout: still running " + std::to_string(opts.grace_ms) +
                                             "ms after it was cancelled; handler abandoned");
@@ -95,7 +145,6 @@ AttemptRunner::Outcome AttemptRunner::Run(const Handler& handler, const v1::Task
     }
   }
   l.unlock();
-  worker.join();
   spare_ = std::move(a->redis);
   if (out.timed_out) {
     out.status = Status::DeadlineExceeded("timeout: ran longer than " + std::to_string(opts.timeout_ms) + "ms");

@@ -1,5 +1,5 @@
 #pragma once
-// Runs one handler attempt on a thread of its own, so the slot thread stays free to keep the task's lease
+// Runs one handler attempt on a thread of its own (kept across attempts), so the slot thread stays free to keep the task's lease
 // (worker_service.cc heartbeats with ExtendLease) and to enforce the attempt's timeout.
 //
 // Timeout: at the deadline the attempt's cancelled flag is set (TaskContext::Cancelled()) and the attempt
@@ -24,6 +24,7 @@ namespace streamfleet::worker {
 class AttemptRunner {
  public:
   explicit AttemptRunner(const RedisConfig& redis) : redis_config_(redis) {}
+  ~AttemptRunner();
   AttemptRunner(const AttemptRunner&) = delete;
   AttemptRunner& operator=(const AttemptRunner&) = delete;
 
@@ -50,7 +51,10 @@ class AttemptRunner {
   static int64_t AbandonedNow();
 
  private:
+  struct Executor;
   RedisConfig redis_config_;
+  std::shared_ptr<const Config> config_;  // copied on the first Run; the configuration does not change
+  std::shared_ptr<Executor> executor_;    // the attempt thread; replaced after an abandonment
   // The handlers' connection, reused from attempt to attempt; an abandoned attempt keeps it.
   std::unique_ptr<RedisClient> spare_;
 };

@@ -79,6 +79,10 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
                     .Name("streamfleet_worker_task_duration_seconds")
                     .Help("Task handler run time, by type")
                     .Register(r)),
+      wait_(prometheus::BuildHistogram()
+                .Name("streamfleet_worker_task_wait_seconds")
+                .Help("Time from enqueue (or the due time of a delayed task) to the start of its first attempt, by queue")
+                .Register(r)),
       retries_(prometheus::BuildCounter()
                    .Name("streamfleet_worker_retries_total")
                    .Help("Task retries scheduled")
@@ -182,32 +186,22 @@ std::vector<std::string> WorkerService::WeightedOrder() {
 }
 
 StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& consumer, int block_ms) {
-  auto paused_r = redis.Command({"SMEMBERS", keys_.Paused()});
-  redis_health_.Report(paused_r.status(), "poll queues");
-  if (!paused_r.ok()) return paused_r.status();
-  std::set<std::string> paused;
-  for (auto& p : paused_r->elements) paused.insert(p.str);
-  std::vector<std::string> streams;
-  for (const auto& q : WeightedOrder()) {
-    if (!paused.count(q)) streams.push_back(keys_.Queue(q));
+  // Pause check and non-blocking reads of every open queue, in weighted order, in one round trip.
+  auto next = ReadNextTask(redis, keys_, TaskKeys::Group(), consumer, WeightedOrder());
+  redis_health_.Report(next.status(), "poll queues");
+  if (!next.ok()) return next.status();
+  if (next->entry) {
+    Execute(redis, *next->entry, 1, consumer);
+    return 1;
   }
-  if (streams.empty()) {
+  if (next->open_queues.empty()) {  // every queue paused
     std::this_thread::sleep_for(std::chrono::milliseconds(block_ms));
     return 0;
   }
-  for (const auto& s : streams) {
-    auto r = redis.Command({"XREADGROUP", "GROUP", TaskKeys::Group(), consumer, "COUNT", "1", "STREAMS", s, ">"});
-    if (!r.ok()) return r.status();
-    auto e = ParseStreamReply(*r);
-    if (!e.empty()) {
-      Execute(redis, e[0], 1, consumer);
-      return 1;
-    }
-  }
   std::vector<std::string> cmd = {"XREADGROUP", "GROUP", TaskKeys::Group(), consumer, "COUNT", "1",
                                   "BLOCK", std::to_string(block_ms), "STREAMS"};
-  cmd.insert(cmd.end(), streams.begin(), streams.end());
-  for (size_t i = 0; i < streams.size(); ++i) cmd.push_back(">");
+  for (const auto& q : next->open_queues) cmd.push_back(keys_.Queue(q));
+  for (size_t i = 0; i < next->open_queues.size(); ++i) cmd.push_back(">");
   auto r = redis.Command(cmd, block_ms);
   if (!r.ok()) return r.status();
   auto e = ParseStreamReply(*r);
@@ -232,6 +226,15 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
   }
   LogScope task_scope(LogContext().Task(task.id()));
   if (task.queue().empty()) task.set_queue(entry.stream.substr(keys_.Queue("").size()));
+  if (task.attempt() == 0 && times_delivered == 1) {
+    // Queue latency (Sidekiq's "latency"): what users feel when workers are too few. Wall clocks of the
+    // enqueuer and this host; a skew below zero counts as zero.
+    int64_t since = std::max(task.enqueued_at_ms(), task.run_at_ms());
+    double waited = since > 0 ? std::max<double>(0, static_cast<double>(WallClockMs() - since) / 1000.0) : 0;
+    wait_.Add({{"queue", task.queue()}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
+                                                                               0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300})
+        .Observe(waited);
+  }
   const Handler* h = handlers_.Find(task.type());
   if (h == nullptr) {
     SF_LOG_WARN("dead-lettering task {}: unknown type \"{}\"", task.id(), task.type());

@@ -75,6 +75,7 @@ class WorkerService {
   std::map<std::string, int64_t> timeouts_;  // per type, from TASK_TIMEOUTS
   prometheus::Family<prometheus::Counter>& processed_;
   prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Family<prometheus::Histogram>& wait_;
   prometheus::Counter& retries_;
   prometheus::Counter& dead_lettered_;
   prometheus::Counter& claimed_;

@@ -31,6 +31,27 @@ return redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
 }
 
 // KEYS: 1 dlq stream, 2 stream. ARGV: 1 group, 2 entry id, 3 envelope, 4 reason, 5 times delivered, 6 now.
+// KEYS[1] = paused set, KEYS[2..] = queue streams in the order to try; ARGV[1] = group, ARGV[2] = consumer,
+// ARGV[3..] = the queue names of KEYS[2..]. The pause check and the non-blocking reads in one round trip:
+// {1, XREADGROUP reply} for the first task found, or {0, {open queue names}} when none is waiting.
+const LuaScript& NextTaskScript() {
+  static const LuaScript s(R"(
+local paused = {}
+for _, q in ipairs(redis.call('SMEMBERS', KEYS[1])) do paused[q] = true end
+local open = {}
+for i = 2, #KEYS do
+  local name = ARGV[i + 1]
+  if not paused[name] then
+    open[#open + 1] = name
+    local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', '1', 'STREAMS', KEYS[i], '>')
+    if r then return {1, r} end
+  end
+end
+return {0, open}
+)");
+  return s;
+}
+
 const LuaScript& DeadLetterScript() {
   static const LuaScript s(R"(
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000000, '*', 'source_stream', KEYS[2], 'source_id', ARGV[2],
@@ -172,6 +193,27 @@ Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::strin
                       {TaskKeys::Group(), entry_id, raw_envelope, reason, std::to_string(times_delivered),
                        std::to_string(WallClockMs())});
   return r.status();
+}
+
+StatusOr<NextTask> ReadNextTask(RedisClient& redis, const TaskKeys& keys, const std::string& group,
+                                const std::string& consumer, const std::vector<std::string>& queues) {
+  std::vector<std::string> k = {keys.Paused()};
+  std::vector<std::string> args = {group, consumer};
+  for (const auto& q : queues) {
+    k.push_back(keys.Queue(q));
+    args.push_back(q);
+  }
+  auto r = redis.Eval(NextTaskScript(), k, args);
+  if (!r.ok()) return r.status();
+  if (!r->is_array() || r->elements.size() != 2) return Status::Internal("next task script: unexpected reply");
+  NextTask out;
+  if (r->elements[0].AsInt() == 1) {
+    auto entries = ParseStreamReply(r->elements[1]);
+    if (!entries.empty()) out.entry = std::move(entries[0]);
+    return out;
+  }
+  for (const auto& q : r->elements[1].elements) out.open_queues.push_back(q.str);
+  return out;
 }
 
 }  // namespace streamfleet

@@ -72,4 +72,13 @@ Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::strin
 
 int64_t WallClockMs();
 
+// One round trip for a worker slot: which queues are paused, and the first waiting task of the open ones
+// (tried in the given order, e.g. weighted). Without a task, open_queues lists where to block next.
+struct NextTask {
+  std::optional<StreamEntry> entry;
+  std::vector<std::string> open_queues;
+};
+StatusOr<NextTask> ReadNextTask(RedisClient& redis, const TaskKeys& keys, const std::string& group,
+                                const std::string& consumer, const std::vector<std::string>& queues);
+
 }  // namespace streamfleet
