@@ -90,16 +90,20 @@ int main(int argc, char** argv) {
   replay->add_option("GEN", gen)->required()->check(CLI::PositiveNumber);
   replay->add_flag("--delete", del, "delete the rebuilt Redis buffer after the row is committed");
 
-  auto* migrate = app.add_subcommand("migrate", "apply database migrations; `migrate status` lists them");
+  auto* migrate = app.add_subcommand("migrate", "apply database migrations; `migrate status` lists them\n"
+                                                  "  example: streamfleetctl migrate status");
   std::string migrate_what;
   migrate->add_option("status", migrate_what, "status: list migrations without applying")->check(CLI::IsMember({"status"}));
 
-  auto* mcm = app.add_subcommand("migrate-compacted-from-metadata", "move old blobs from metadata.compacted to the compacted column");
+  auto* mcm = app.add_subcommand("migrate-compacted-from-metadata", "move old blobs from metadata.compacted to the compacted column\n"
+                                                                           "  example: streamfleetctl migrate-compacted-from-metadata --preview");
   mcm->add_flag("--preview", preview, "count only; change nothing");
 
-  auto* streams = app.add_subcommand("streams", "every fleet stream and group: length, pending, lag, oldest pending");
+  auto* streams = app.add_subcommand("streams", "every fleet stream and group: length, pending, lag, oldest pending, consumers\n"
+                                                  "  example: streamfleetctl --json streams");
 
-  auto* dlq = app.add_subcommand("dlq", "dead letters of chunks and tasks");
+  auto* dlq = app.add_subcommand("dlq", "dead letters of chunks and tasks\n"
+                                          "  example: streamfleetctl dlq show 1795622292908-0; streamfleetctl dlq requeue --all");
   std::string dlq_cmd, dlq_id;
   dlq->add_option("COMMAND", dlq_cmd, "list | show | requeue | purge")->required()->check(
       CLI::IsMember({"list", "show", "requeue", "purge"}));
@@ -130,26 +134,32 @@ int main(int argc, char** argv) {
   generate->add_option("--model", gen_model, "default PROVIDER_MODEL");
   generate->add_option("--initiator", gen_initiator, "who started it (kept in metadata.initiator)");
 
-  auto* tasks = app.add_subcommand("tasks", "`tasks show ID`: a task's status; `tasks scheduled`: delayed tasks and retries");
+  auto* tasks = app.add_subcommand("tasks", "`tasks show ID`: a task's status; `tasks scheduled`: delayed tasks and retries\n"
+                                              "  example: streamfleetctl tasks show 9c296fdc4df40a81b930");
   std::string tasks_cmd, task_id;
   tasks->add_option("COMMAND", tasks_cmd)->required()->check(CLI::IsMember({"show", "scheduled"}));
   tasks->add_option("ID", task_id);
 
-  auto* queues = app.add_subcommand("queues", "`queues pause Q` / `queues resume Q`");
+  auto* queues = app.add_subcommand("queues", "`queues pause Q` / `queues resume Q`\n"
+                                                "  example: streamfleetctl queues pause low");
   std::string queues_cmd, queue_name;
   queues->add_option("COMMAND", queues_cmd)->required()->check(CLI::IsMember({"pause", "resume"}));
   queues->add_option("QUEUE", queue_name)->required();
 
-  auto* buffers = app.add_subcommand("buffers", "live generation buffers: count, total chunks, largest LLEN, over threshold");
-  auto* config_cmd = app.add_subcommand("config", "print every configuration variable with its default");
+  auto* buffers = app.add_subcommand("buffers", "live generation buffers: count, total chunks, largest LLEN, over threshold\n"
+                                                  "  example: streamfleetctl --json buffers");
+  auto* config_cmd = app.add_subcommand("config", "print every configuration variable with its default\n"
+                                                     "  example: streamfleetctl --json config");
 
   auto* cache_cmd = app.add_subcommand("cache", "the fleet cache (IR_CACHE_*): `cache stats [NAME]`, `cache flush NAME|--key|--name|--pattern`\n"
                                                 "  example: streamfleetctl cache flush --name generation");
   cache_cmd->require_subcommand(1);
-  auto* cache_stats = cache_cmd->add_subcommand("stats", "Redis keys and bytes (MEMORY USAGE), names, this host's files");
+  auto* cache_stats = cache_cmd->add_subcommand("stats", "Redis keys and bytes (MEMORY USAGE), names, this host's files\n"
+                                                           "  example: streamfleetctl cache stats generation");
   std::string stats_name;
   cache_stats->add_option("NAME", stats_name, "show only this name's key count");
-  auto* cache_flush = cache_cmd->add_subcommand("flush", "delete cache entries (SCAN COUNT 100; only cache keys)");
+  auto* cache_flush = cache_cmd->add_subcommand("flush", "delete cache entries (SCAN COUNT 100; only cache keys)\n"
+                                                           "  example: streamfleetctl cache flush generation");
   std::string flush_key, flush_name, flush_pattern;
   auto* fk = cache_flush->add_option("--key", flush_key, "one key, e.g. ir_cache:generation_1a2b3c4d");
   auto* fn = cache_flush->add_option("--name", flush_name, "every key of a name, e.g. generation");

@@ -49,6 +49,16 @@ class CtlTest : public ::testing::Test {
 };
 testing::RedisServer* CtlTest::server_ = nullptr;
 
+TEST_F(CtlTest, EveryCommandsHelpHasAnExample) {
+  for (const std::string cmd : {"inspect-generation", "compact-generation", "replay-generation", "generate", "migrate",
+                                "migrate-compacted-from-metadata", "streams", "dlq", "enqueue", "tasks", "queues",
+                                "buffers", "config", "cache", "cache stats", "cache flush"}) {
+    auto h = Ctl(cmd + " --help");
+    EXPECT_EQ(h.code, 0) << cmd;
+    EXPECT_NE(h.out.find("example: streamfleetctl"), std::string::npos) << cmd << ":\n" << h.out;
+  }
+}
+
 TEST_F(CtlTest, WrongArgumentsAndUnreachableServicesFailClearly) {
   EXPECT_NE(Ctl("").code, 0) << "a subcommand is required";
   EXPECT_NE(Ctl("inspect-generation abc 1").code, 0);
@@ -105,6 +115,20 @@ TEST_F(CtlTest, InspectCompactAndDeleteAGeneration) {
   EXPECT_EQ(redis_->Command({"EXISTS", buf.keys().BufferKey(g)})->integer, 0);
   auto again = Ctl("compact-generation 12 59 --scenario-id 345");
   EXPECT_EQ(again.code, 1) << "nothing left to compact";
+
+  // The same on PostgreSQL (a generation id of its own: the database is shared with other suites).
+  std::string pg = testing::PostgresUrl();
+  ASSERT_FALSE(pg.empty()) << "STREAMFLEET_TEST_PG_URL is not set";
+  const int64_t id = 800000 + static_cast<int64_t>(::time(nullptr) % 100000);
+  GenerationId pg_gen{12, 345, id};
+  ASSERT_TRUE(buf.Apply(*redis_, {{pg_gen, false, 0, "{\"a\":", false, 0}, {pg_gen, false, 1, "1}", false, 0}}).ok());
+  auto pc = Ctl("--json compact-generation 12 " + std::to_string(id) + " --scenario-id 345", "DATABASE_URL=" + pg);
+  ASSERT_EQ(pc.code, 0) << pc.out;
+  EXPECT_EQ(nlohmann::json::parse(pc.out)["chunk_count"], 2);
+  auto row = SqlStore::Open(pg).value()->GetGeneration(id).value();
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->chunk_count, 2);
+  EXPECT_EQ(Base64Decode(*row->compacted).value_or(""), "{\"a\":1}");
 }
 
 TEST_F(CtlTest, ReplayGenerationRebuildsTheBufferFromGenerationChunksAndFinalizes) {
