@@ -261,7 +261,9 @@ void AsyncRedis::OnReply(redisAsyncContext* ac, void* r, void* privdata) {
   if (!self->deadlines_.empty()) self->deadlines_.pop_front();
   auto* reply = static_cast<redisReply*>(r);
   if (reply == nullptr) {
-    // The connection failed or was freed before this reply arrived.
+    // The connection failed or was freed before this reply arrived. hiredis calls the pending callbacks
+    // before the disconnect callback: say "not connected" now, so a caller reacting to this failure sees it.
+    self->connected_.store(false);
     if (self->fail_reason_) {
       f->req.cb(*self->fail_reason_);
     } else {
