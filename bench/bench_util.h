@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <spawn.h>
 #include <unistd.h>
 
 #include "streamfleet/common/config.h"
@@ -148,6 +149,22 @@ inline void MustOk(const Status& s, const char* what) {
     std::cerr << "bench: " << what << ": " << s.ToString() << "\n";
     std::exit(1);
   }
+}
+
+// Starts a service binary (no arguments) with exactly `env` ("NAME=value" each); exits the benchmark if it
+// cannot. Callers that want the parent's environment too pass it in `env`.
+inline pid_t SpawnBinary(const std::string& bin, std::vector<std::string> env) {
+  std::vector<char*> envp;
+  for (auto& s : env) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string path = bin;
+  char* argv[] = {path.data(), nullptr};
+  pid_t pid = 0;
+  if (posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv, envp.data()) != 0) {
+    std::cerr << "bench: cannot start " << bin << "\n";
+    std::exit(1);
+  }
+  return pid;
 }
 
 }  // namespace streamfleet::bench

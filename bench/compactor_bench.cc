@@ -12,7 +12,6 @@
 //   compactor_bench --redis-port P [--gens 2000] [--chunks 50] [--chunk-bytes 200] [--tmpdir DIR]
 //                   [--paced-rate 10000] [--paced-seconds 5] [--compactor-bin build/compactor/streamfleet-compactor]
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -26,8 +25,6 @@
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/sql_store.h"
 #include "streamfleet/v1/chunk.pb.h"
-
-extern char** environ;
 
 using namespace streamfleet;
 using namespace streamfleet::bench;
@@ -371,19 +368,9 @@ void BinaryPhase(const Options& o) {
   Prefill(*r, o, keys);
   const int64_t total_chunks = o.gens * o.chunks;
 
-  std::vector<std::string> env_s = {"REDIS_PORT=" + std::to_string(o.redis_port), "DATABASE_URL=sqlite:" + db,
-                                    "CONSUMER_NAME=bench-bin", "METRICS_LISTEN=127.0.0.1:0", "LOG_LEVEL=warn"};
-  std::vector<char*> envp;
-  for (auto& s : env_s) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::string bin = o.compactor_bin;
-  char* argv[] = {bin.data(), nullptr};
-  pid_t pid = 0;
   auto t0 = Clk::now();
-  if (posix_spawn(&pid, bin.c_str(), nullptr, nullptr, argv, envp.data()) != 0) {
-    std::cerr << "compactor_bench: cannot start " << bin << "\n";
-    std::exit(1);
-  }
+  pid_t pid = SpawnBinary(o.compactor_bin, {"REDIS_PORT=" + std::to_string(o.redis_port), "DATABASE_URL=sqlite:" + db,
+                                            "CONSUMER_NAME=bench-bin", "METRICS_LISTEN=127.0.0.1:0", "LOG_LEVEL=warn"});
   std::cout << "compactor_pid=" << pid << std::endl;  // run.sh records it so its trap can stop it
   long long rss_peak_kb = 0;
   int64_t events = 0;

@@ -16,7 +16,6 @@
 //            (streamfleet_worker_task_wait_seconds on /metrics).
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -77,15 +76,7 @@ Worker StartWorker(const Options& o, int index, const std::map<std::string, std:
   for (const auto& [k, v] : extra) env[k] = v;
   std::vector<std::string> strings;
   for (const auto& [k, v] : env) strings.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& s : strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::string bin = o.worker_bin;
-  char* argv[] = {bin.data(), nullptr};
-  if (posix_spawn(&w.pid, bin.c_str(), nullptr, nullptr, argv, envp.data()) != 0) {
-    std::perror("worker_bench: posix_spawn");
-    std::exit(1);
-  }
+  w.pid = SpawnBinary(o.worker_bin, std::move(strings));
   return w;
 }
 
