@@ -22,6 +22,10 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+# npm (the offline Kubernetes-manifest validation in check-deploy.sh): Debian's package only when no npm is
+# on the PATH, so a Node.js installed another way (e.g. NodeSource) is not replaced.
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
