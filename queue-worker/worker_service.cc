@@ -186,32 +186,77 @@ std::vector<std::string> WorkerService::WeightedOrder() {
 }
 
 StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& consumer, int block_ms) {
-  // Pause check and non-blocking reads of every open queue, in weighted order, in one round trip.
-  auto next = ReadNextTask(redis, keys_, TaskKeys::Group(), consumer, WeightedOrder());
-  redis_health_.Report(next.status(), "poll queues");
-  if (!next.ok()) return next.status();
-  if (next->entry) {
-    Execute(redis, *next->entry, 1, consumer);
-    return 1;
+  Slot slot(consumer);
+  auto ran = PollBatch(redis, slot, block_ms);
+  Status flushed = FlushSlot(redis, slot);
+  if (!ran.ok()) return ran;
+  if (!flushed.ok()) return flushed;
+  return ran;
+}
+
+Status WorkerService::FlushSlot(RedisClient& redis, Slot& slot) {
+  std::vector<std::vector<std::string>> cmds = std::move(slot.status_writes);
+  slot.status_writes.clear();
+  for (const TaskAck& a : slot.acks) cmds.push_back({"XACK", a.stream, TaskKeys::Group(), a.id});
+  if (cmds.empty()) return Status::Ok();
+  auto r = redis.Pipeline(cmds);
+  if (!r.ok()) {
+    // Owed again: the next read (or flush) sends them. A task whose ack never arrives runs again.
+    slot.status_writes.assign(cmds.begin(), cmds.end() - static_cast<long>(slot.acks.size()));
+    return r.status();
   }
-  if (next->open_queues.empty()) {  // every queue paused
-    std::this_thread::sleep_for(std::chrono::milliseconds(block_ms));
-    return 0;
+  slot.acks.clear();
+  return Status::Ok();
+}
+
+StatusOr<int> WorkerService::PollBatch(RedisClient& redis, Slot& slot, int block_ms) {
+  if (slot.held.empty()) {
+    if (!slot.status_writes.empty()) {
+      auto w = redis.Pipeline(slot.status_writes);  // before the acks below: a result is never behind its ack
+      if (!w.ok()) return w.status();
+      slot.status_writes.clear();
+    }
+    // The owed acks, the pause check and non-blocking reads of every open queue, in weighted order, in one
+    // round trip.
+    auto next = ReadNextTasks(redis, keys_, TaskKeys::Group(), slot.consumer, WeightedOrder(), slot.prefetch, slot.acks);
+    redis_health_.Report(next.status(), "poll queues");
+    if (!next.ok()) return next.status();
+    slot.acks.clear();
+    std::vector<StreamEntry> entries = std::move(next->entries);
+    if (entries.empty()) {
+      if (next->open_queues.empty()) {  // every queue paused
+        std::this_thread::sleep_for(std::chrono::milliseconds(block_ms));
+        return 0;
+      }
+      std::vector<std::string> cmd = {"XREADGROUP", "GROUP", TaskKeys::Group(), slot.consumer, "COUNT",
+                                      std::to_string(slot.prefetch), "BLOCK", std::to_string(block_ms), "STREAMS"};
+      for (const auto& q : next->open_queues) cmd.push_back(keys_.Queue(q));
+      for (size_t i = 0; i < next->open_queues.size(); ++i) cmd.push_back(">");
+      auto r = redis.Command(cmd, block_ms);
+      if (!r.ok()) return r.status();
+      entries = ParseStreamReply(*r);
+      if (entries.empty()) return 0;
+    }
+    slot.held.assign(std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
+    slot.batch_fast = true;
   }
-  std::vector<std::string> cmd = {"XREADGROUP", "GROUP", TaskKeys::Group(), consumer, "COUNT", "1",
-                                  "BLOCK", std::to_string(block_ms), "STREAMS"};
-  for (const auto& q : next->open_queues) cmd.push_back(keys_.Queue(q));
-  for (size_t i = 0; i < next->open_queues.size(); ++i) cmd.push_back(">");
-  auto r = redis.Command(cmd, block_ms);
-  if (!r.ok()) return r.status();
-  auto e = ParseStreamReply(*r);
-  if (e.empty()) return 0;
-  Execute(redis, e[0], 1, consumer);
+  StreamEntry entry = std::move(slot.held.front());
+  slot.held.pop_front();
+  Execute(redis, entry, 1, slot);
+  if (slot.held.empty()) {
+    slot.prefetch = slot.batch_fast ? std::min(slot.prefetch * 2, std::max(1, config_.worker_prefetch)) : 1;
+  }
   return 1;
 }
 
-void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered,
-                            const std::string& consumer) {
+prometheus::Counter& WorkerService::ProcessedChild(Slot& slot, const std::string& type, const std::string& outcome) {
+  prometheus::Counter*& c = slot.processed[type + '\n' + outcome];
+  if (c == nullptr) c = &processed_.Add({{"type", type}, {"outcome", outcome}});
+  return *c;
+}
+
+void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot) {
+  const std::string& consumer = slot.consumer;
   // Every line logged while this task runs (ours and its handler's) carries its entry and task id.
   LogScope entry_scope(LogContext().Entry(entry.id));
   const std::string* raw = entry.Field("e");
@@ -231,9 +276,13 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
     // enqueuer and this host; a skew below zero counts as zero.
     int64_t since = std::max(task.enqueued_at_ms(), task.run_at_ms());
     double waited = since > 0 ? std::max<double>(0, static_cast<double>(WallClockMs() - since) / 1000.0) : 0;
-    wait_.Add({{"queue", task.queue()}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
-                                                                               0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300})
-        .Observe(waited);
+    prometheus::Histogram*& h = slot.waits[task.queue()];
+    if (h == nullptr) {
+      h = &wait_.Add({{"queue", task.queue()}}, prometheus::Histogram::BucketBoundaries{
+                                                     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                                     5, 30, 300});
+    }
+    h->Observe(waited);
   }
   const Handler* h = handlers_.Find(task.type());
   if (h == nullptr) {
@@ -241,7 +290,7 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
     if (DeadLetterTask(redis, keys_, entry.stream, entry.id, *raw, "unknown task type \"" + task.type() + "\"",
                        times_delivered).ok()) {
       dead_lettered_.Increment();
-      processed_.Add({{"type", "unknown"}, {"outcome", "dead_lettered"}}).Increment();
+      ProcessedChild(slot, "unknown", "dead_lettered").Increment();
     }
     return;
   }
@@ -258,18 +307,25 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
   auto heartbeat = [&] {
     auto owned = ExtendLease(redis, entry.stream, TaskKeys::Group(), consumer, entry.id);
     if (owned.ok() && *owned) lease_extensions_.Increment();
+    // The tasks read ahead wait behind this one: keep them from looking dead too.
+    for (const StreamEntry& h : slot.held) (void)ExtendLease(redis, h.stream, TaskKeys::Group(), consumer, h.id);
     // A Redis error is not a lost lease: the next heartbeat tries again within the visibility timeout.
     return !owned.ok() || *owned;
   };
   AttemptRunner::Outcome out = RunnerFor(consumer).Run(*h, task, config_, opts, heartbeat);
   busy_.Decrement();
-  duration_.Add({{"type", task.type()}}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1,
-                                                                                 5, 30, 120})
-      .Observe(std::chrono::duration<double>(Clk::now() - t0).count());
+  const auto took = Clk::now() - t0;
+  if (took > std::chrono::milliseconds(kShortTaskMs)) slot.batch_fast = false;
+  prometheus::Histogram*& dur = slot.durations[task.type()];
+  if (dur == nullptr) {
+    dur = &duration_.Add({{"type", task.type()}},
+                         prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120});
+  }
+  dur->Observe(std::chrono::duration<double>(took).count());
   if (out.lease_lost) {
     SF_LOG_WARN("task {} ({}) was taken over by another worker while running here; leaving it to that worker",
                 task.id(), task.type());
-    processed_.Add({{"type", task.type()}, {"outcome", "lease_lost"}}).Increment();
+    ProcessedChild(slot, task.type(), "lease_lost").Increment();
     return;
   }
   if (out.timed_out) {
@@ -280,14 +336,13 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
   const Status& s = out.status;
   std::string ttl = std::to_string(config_.task_result_ttl_s);
   if (s.ok()) {
-    std::vector<std::vector<std::string>> cmds = {{"XACK", entry.stream, TaskKeys::Group(), entry.id}};
     if (keep_status) {
-      cmds.push_back({"HSET", keys_.Status(task.id()), "state", "succeeded", "result", out.result, "attempts",
-                      std::to_string(task.attempt() + 1)});
-      cmds.push_back({"EXPIRE", keys_.Status(task.id()), ttl});
+      slot.status_writes.push_back({"HSET", keys_.Status(task.id()), "state", "succeeded", "result", out.result,
+                                    "attempts", std::to_string(task.attempt() + 1)});
+      slot.status_writes.push_back({"EXPIRE", keys_.Status(task.id()), ttl});
     }
-    (void)redis.Pipeline(cmds);
-    processed_.Add({{"type", task.type()}, {"outcome", "succeeded"}}).Increment();
+    slot.acks.push_back({entry.stream, entry.id});
+    ProcessedChild(slot, task.type(), "succeeded").Increment();
     return;
   }
   RetryPolicy fallback{config_.task_max_attempts, config_.task_backoff_base_ms, config_.task_backoff_cap_ms};
@@ -303,7 +358,7 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
     SF_LOG_WARN("dead-lettering task {} ({}): {}", task.id(), task.type(), reason);
     if (DeadLetterTask(redis, keys_, entry.stream, entry.id, next.SerializeAsString(), reason, times_delivered).ok()) {
       dead_lettered_.Increment();
-      processed_.Add({{"type", task.type()}, {"outcome", "dead_lettered"}}).Increment();
+      ProcessedChild(slot, task.type(), "dead_lettered").Increment();
       if (keep_status) {
         (void)redis.Pipeline({{"HSET", keys_.Status(task.id()), "state", "dead", "error", s.ToString(), "attempts",
                                std::to_string(next.attempt())},
@@ -316,7 +371,7 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
   next.set_run_at_ms(run_at);
   if (ScheduleRetry(redis, keys_, entry.stream, entry.id, next, run_at).ok()) {
     retries_.Increment();
-    processed_.Add({{"type", task.type()}, {"outcome", "retried"}}).Increment();
+    ProcessedChild(slot, task.type(), "retried").Increment();
     if (keep_status) {
       (void)redis.Pipeline({{"HSET", keys_.Status(task.id()), "state", "retry_scheduled", "error", s.ToString(),
                              "attempts", std::to_string(next.attempt()), "run_at_ms", std::to_string(run_at)},
@@ -347,6 +402,7 @@ Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consu
     events_forwarded_.Add({{"outcome", "forwarded"}}).Increment(static_cast<double>(round->forwarded));
     events_forwarded_.Add({{"outcome", "skipped"}}).Increment(static_cast<double>(round->skipped));
   }
+  Slot slot(consumer);
   for (const auto& [q, w] : config_.queues) {
     auto claimed = ClaimIdle(redis, keys_.Queue(q), TaskKeys::Group(), consumer, config_.visibility_timeout_ms, 10);
     if (!claimed.ok()) return claimed.status();
@@ -362,7 +418,8 @@ Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consu
         continue;
       }
       SF_LOG_INFO("running task {} taken over from a dead worker", c.entry.id);
-      Execute(redis, c.entry, c.times_delivered, consumer);
+      Execute(redis, c.entry, c.times_delivered, slot);
+      SF_RETURN_IF_ERROR(FlushSlot(redis, slot));
     }
   }
   return Status::Ok();
@@ -373,12 +430,13 @@ void WorkerService::Run(const std::atomic<bool>& stop) {
   for (int i = 0; i < config_.worker_concurrency; ++i) {
     threads.emplace_back([this, i, &stop] {
       auto redis = RedisClient::Lazy(config_.redis);
-      std::string consumer = config_.consumer_name + "-" + std::to_string(i);
+      Slot slot(config_.consumer_name + "-" + std::to_string(i));
       bool groups = false;
       JitteredBackoff backoff;
-      while (!stop.load()) {
+      // On stop the slot still runs the short tasks it read ahead (graceful drain), then sends its acks.
+      while (!stop.load() || !slot.held.empty()) {
         if (!groups) groups = EnsureGroups(*redis).ok();
-        auto r = groups ? PollOnce(*redis, consumer, 500) : StatusOr<int>(Status::Unavailable("no groups"));
+        auto r = groups ? PollBatch(*redis, slot, 500) : StatusOr<int>(Status::Unavailable("no groups"));
         if (r.ok()) {
           backoff.Reset();
           continue;
@@ -387,6 +445,7 @@ void WorkerService::Run(const std::atomic<bool>& stop) {
         if (r.status().code() == StatusCode::kFailedPrecondition) groups = false;
         std::this_thread::sleep_for(std::chrono::milliseconds(backoff.Next()));
       }
+      redis_health_.Report(FlushSlot(*redis, slot), "ack tasks");
     });
   }
   threads.emplace_back([this, &stop] {

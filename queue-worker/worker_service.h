@@ -1,6 +1,6 @@
 #pragma once
 // The queue-worker: WORKER_CONCURRENCY slots, each a consumer (own connection) in the "workers" group of
-// every queue stream, picking queues by weight; one housekeeping thread moves due scheduled tasks, fires
+// every queue stream, picking queues by weight, reading short tasks ahead in batches (Slot); one housekeeping thread moves due scheduled tasks, fires
 // periodic tasks once per period fleet-wide, and takes over tasks of dead workers (XAUTOCLAIM). While a
 // task runs, its slot renews the task's lease (ExtendLease every third of VISIBILITY_TIMEOUT) so only a dead
 // worker's tasks are taken over, and enforces the type's timeout (attempt_runner.h). With EVENTS_WEBHOOK_URL
@@ -8,10 +8,12 @@
 // Failures retry with exponential backoff and jitter through the scheduled set; the last failure, an
 // unknown type or an undecodable envelope goes to the dead-letter stream with its reason and history.
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <prometheus/counter.h>
@@ -41,14 +43,37 @@ StatusOr<std::map<std::string, int64_t>> ParseTimeouts(const std::string& spec);
 // Milliseconds to wait before attempt `attempt` (1-based retry number), jittered in [d/2, d].
 int64_t BackoffMs(const RetryPolicy& p, int attempt, uint64_t random);
 
+// What one slot carries from poll to poll. Short tasks are read ahead and acked in batches: the acks of a
+// batch ride on the read of the next one (one round trip per batch instead of two per task).
+struct Slot {
+  explicit Slot(std::string c) : consumer(std::move(c)) {}
+  std::string consumer;
+  std::deque<StreamEntry> held;                          // read ahead, not started (in this consumer's PEL)
+  std::vector<TaskAck> acks;                             // finished, not XACKed yet
+  std::vector<std::vector<std::string>> status_writes;   // result hashes to write before those acks
+  int prefetch = 1;         // tasks to read next time: doubles while a batch's tasks are short, else 1
+  bool batch_fast = true;   // every task of the current batch finished within kShortTaskMs
+  // Metric children by label, so the hot path does not hash label maps under the family's lock.
+  std::unordered_map<std::string, prometheus::Counter*> processed;  // "type\noutcome"
+  std::unordered_map<std::string, prometheus::Histogram*> durations, waits;
+};
+
 class WorkerService {
  public:
   WorkerService(const Config& config, Clock& clock, const HandlerRegistry& handlers, prometheus::Registry& registry);
 
   // Runs every slot and the housekeeper until stop; running tasks finish (graceful drain), then returns.
   void Run(const std::atomic<bool>& stop);
-  // One poll of one slot: runs at most one task. Returns 1 if a task ran.
+  // One poll of one slot: runs at most one task and acks it. Returns 1 if a task ran.
   StatusOr<int> PollOnce(RedisClient& redis, const std::string& consumer, int block_ms);
+  // What a slot thread does in a loop: runs the next task it holds, reading a batch first (with the acks
+  // it owes) when it holds none. Acks may stay owed after it returns: FlushSlot sends them.
+  StatusOr<int> PollBatch(RedisClient& redis, Slot& slot, int block_ms);
+  // Writes the slot's owed result hashes and acks now (before blocking, and when the slot stops).
+  Status FlushSlot(RedisClient& redis, Slot& slot);
+  // A batch grows only while each of its tasks finishes within this: read-ahead never delays a long task's
+  // successors by more than that, and a held task's lease is renewed with the running task's heartbeat.
+  static constexpr int64_t kShortTaskMs = 5;
   // Move due tasks, fire periodic tasks, claim from dead workers (and run what was claimed).
   Status HousekeepOnce(RedisClient& redis, const std::string& consumer);
   Status EnsureGroups(RedisClient& redis);
@@ -62,7 +87,9 @@ class WorkerService {
 
  private:
   // Runs one delivery of a task held by `consumer`, keeping its lease while it runs (see attempt_runner.h).
-  void Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, const std::string& consumer);
+  // A success is acked through the slot (Slot::acks), everything else at once.
+  void Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot);
+  prometheus::Counter& ProcessedChild(Slot& slot, const std::string& type, const std::string& outcome);
   AttemptRunner& RunnerFor(const std::string& consumer);
   std::vector<std::string> WeightedOrder();
   int64_t NowMs();

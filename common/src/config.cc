@@ -49,6 +49,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"INGEST_TOKENS", "", "per-organization bearer tokens, \"ORG:TOKEN,ORG:TOKEN\"; empty = open (dev only)"},
       {"QUEUES", "critical:6,default:3,low:1", "queue-worker: queues and their weights (a busy low queue cannot starve critical)"},
       {"WORKER_CONCURRENCY", "4", "queue-worker: tasks run at once per process"},
+      {"WORKER_PREFETCH", "32", "queue-worker: most tasks a slot reads (and acks) per round trip while its tasks finish in under 5 ms; 1 = one at a time"},
       {"TASK_MAX_ATTEMPTS", "5", "queue-worker: attempts before a task is dead-lettered (per type: TASK_POLICY)"},
       {"TASK_BACKOFF_BASE", "1s", "queue-worker: first retry delay; doubles per attempt, with jitter"},
       {"TASK_BACKOFF_CAP", "5m", "queue-worker: largest retry delay"},
@@ -377,6 +378,7 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
     if (c.queues.empty()) r.Fail("QUEUES", q, "at least one queue");
   }
   c.worker_concurrency = static_cast<int>(r.Int("WORKER_CONCURRENCY", 1, 1024));
+  c.worker_prefetch = static_cast<int>(r.Int("WORKER_PREFETCH", 1, 1000));
   c.task_max_attempts = static_cast<int>(r.Int("TASK_MAX_ATTEMPTS", 1, 1000));
   c.task_backoff_base_ms = r.Duration("TASK_BACKOFF_BASE", 1000, 0);
   c.task_backoff_cap_ms = r.Duration("TASK_BACKOFF_CAP", 1000, 0);

@@ -1,5 +1,6 @@
 #include "streamfleet/common/task_queue.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -32,18 +33,24 @@ return redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
 
 // KEYS: 1 dlq stream, 2 stream. ARGV: 1 group, 2 entry id, 3 envelope, 4 reason, 5 times delivered, 6 now.
 // KEYS[1] = paused set, KEYS[2..] = queue streams in the order to try; ARGV[1] = group, ARGV[2] = consumer,
-// ARGV[3..] = the queue names of KEYS[2..]. The pause check and the non-blocking reads in one round trip:
-// {1, XREADGROUP reply} for the first task found, or {0, {open queue names}} when none is waiting.
+// ARGV[3] = count, ARGV[4] = number of acks A, ARGV[5..4+2A] = (KEYS index, entry id) pairs to XACK first,
+// then the queue names of KEYS[2..]. Acks, the pause check and the non-blocking reads in one round trip:
+// {1, XREADGROUP reply} for the tasks found, or {0, {open queue names}} when none is waiting.
 const LuaScript& NextTaskScript() {
   static const LuaScript s(R"(
+local acks = tonumber(ARGV[4])
+for i = 0, acks - 1 do
+  redis.call('XACK', KEYS[tonumber(ARGV[5 + 2 * i])], ARGV[1], ARGV[6 + 2 * i])
+end
+local names = 4 + 2 * acks
 local paused = {}
 for _, q in ipairs(redis.call('SMEMBERS', KEYS[1])) do paused[q] = true end
 local open = {}
 for i = 2, #KEYS do
-  local name = ARGV[i + 1]
+  local name = ARGV[names + i - 1]
   if not paused[name] then
     open[#open + 1] = name
-    local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', '1', 'STREAMS', KEYS[i], '>')
+    local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[i], '>')
     if r then return {1, r} end
   end
 end
@@ -195,21 +202,26 @@ Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::strin
   return r.status();
 }
 
-StatusOr<NextTask> ReadNextTask(RedisClient& redis, const TaskKeys& keys, const std::string& group,
-                                const std::string& consumer, const std::vector<std::string>& queues) {
+StatusOr<NextTask> ReadNextTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
+                                 const std::string& consumer, const std::vector<std::string>& queues, int count,
+                                 const std::vector<TaskAck>& acks) {
   std::vector<std::string> k = {keys.Paused()};
-  std::vector<std::string> args = {group, consumer};
-  for (const auto& q : queues) {
-    k.push_back(keys.Queue(q));
-    args.push_back(q);
+  for (const auto& q : queues) k.push_back(keys.Queue(q));
+  std::vector<std::string> args = {group, consumer, std::to_string(std::max(1, count)), std::to_string(acks.size())};
+  args.reserve(4 + 2 * acks.size() + queues.size());
+  for (const TaskAck& a : acks) {
+    auto key = std::find(k.begin() + 1, k.end(), a.stream);
+    if (key == k.end()) return Status::InvalidArgument("ack of " + a.stream + ": not one of the queues read");
+    args.push_back(std::to_string(key - k.begin() + 1));  // Lua's KEYS is 1-based
+    args.push_back(a.id);
   }
+  for (const auto& q : queues) args.push_back(q);
   auto r = redis.Eval(NextTaskScript(), k, args);
   if (!r.ok()) return r.status();
   if (!r->is_array() || r->elements.size() != 2) return Status::Internal("next task script: unexpected reply");
   NextTask out;
   if (r->elements[0].AsInt() == 1) {
-    auto entries = ParseStreamReply(r->elements[1]);
-    if (!entries.empty()) out.entry = std::move(entries[0]);
+    out.entries = ParseStreamReply(r->elements[1]);
     return out;
   }
   for (const auto& q : r->elements[1].elements) out.open_queues.push_back(q.str);

@@ -207,6 +207,83 @@ TEST_F(WorkerTest, StopLetsRunningTasksFinish) {
   EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0) << "acked before exit";
 }
 
+// Short tasks: a slot reads a growing batch ahead and its acks ride on the next read, so a batch costs one
+// round trip. Nothing is acked before it ran, and FlushSlot sends what is still owed.
+TEST_F(WorkerTest, ShortTasksAreReadAheadAndAckedInBatches) {
+  std::map<std::string, int> runs;
+  handlers_.Register("t", [&](TaskContext& c) {
+    ++runs[c.task.id()];
+    return Status::Ok();
+  });
+  auto& w = Make({{"WORKER_PREFETCH", "16"}});
+  for (int i = 0; i < 100; ++i) Enqueue("t");
+  auto evals = [&] {
+    auto info = redis_->Command({"INFO", "commandstats"});
+    auto at = info->str.find("cmdstat_evalsha:calls=");
+    return at == std::string::npos ? 0 : std::stoi(info->str.substr(at + 22));
+  };
+  int evals_before = evals();
+  Slot slot("w");
+  int ran = 0;
+  int most_owed = 0;
+  while (ran < 100) {
+    auto r = w.PollBatch(*redis_, slot, 10);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(*r, 1);
+    ++ran;
+    most_owed = std::max(most_owed, static_cast<int>(slot.acks.size()));
+    // Every task read is either still held or owed an ack or acked: the PEL holds exactly the first two.
+    auto pending = GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending;
+    ASSERT_EQ(pending, static_cast<int64_t>(slot.held.size() + slot.acks.size()));
+  }
+  EXPECT_EQ(slot.prefetch, 16) << "the batch grew to WORKER_PREFETCH while tasks were short";
+  EXPECT_GT(most_owed, 1);
+  EXPECT_LT(evals() - evals_before, 20) << "one read script per batch, not per task";
+  ASSERT_TRUE(w.FlushSlot(*redis_, slot).ok());
+  EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0);
+  EXPECT_EQ(runs.size(), 100u);
+  for (auto& [id, n] : runs) EXPECT_EQ(n, 1) << id;
+}
+
+// A task longer than kShortTaskMs ends read-ahead: its successors would wait behind it.
+TEST_F(WorkerTest, SlowTaskStopsReadAhead) {
+  std::atomic<bool> slow{false};
+  handlers_.Register("t", [&](TaskContext&) {
+    if (slow) std::this_thread::sleep_for(std::chrono::milliseconds(2 * WorkerService::kShortTaskMs));
+    return Status::Ok();
+  });
+  auto& w = Make({{"WORKER_PREFETCH", "8"}});
+  for (int i = 0; i < 40; ++i) Enqueue("t");
+  Slot slot("w");
+  while (slot.prefetch < 8) ASSERT_EQ(*w.PollBatch(*redis_, slot, 10), 1);
+  slow = true;
+  do ASSERT_EQ(*w.PollBatch(*redis_, slot, 10), 1);
+  while (!slot.held.empty());
+  EXPECT_EQ(slot.prefetch, 1);
+  ASSERT_EQ(*w.PollBatch(*redis_, slot, 10), 1);
+  EXPECT_TRUE(slot.held.empty()) << "one at a time now";
+}
+
+// SIGTERM while a slot holds tasks it read ahead: it runs them, acks everything, and leaves the rest unread.
+TEST_F(WorkerTest, StopRunsTheReadAheadTasksAndAcksThem) {
+  std::atomic<int> runs{0};
+  handlers_.Register("t", [&](TaskContext&) {
+    ++runs;
+    return Status::Ok();
+  });
+  auto& w = Make({{"WORKER_CONCURRENCY", "1"}, {"WORKER_PREFETCH", "64"}, {"CONSUMER_NAME", "ahead"}});
+  for (int i = 0; i < 3000; ++i) Enqueue("t");
+  std::atomic<bool> stop{false};
+  std::thread t([&] { w.Run(stop); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return runs.load() > 200; }));
+  stop = true;
+  t.join();
+  auto st = GetStreamStats(*redis_, keys_.Queue("default"));
+  EXPECT_EQ(st->groups[0].pending, 0) << "nothing held or owed after stop";
+  auto unread = redis_->Command({"XRANGE", keys_.Queue("default"), "(" + st->groups[0].last_delivered_id, "+"});
+  EXPECT_EQ(runs.load() + static_cast<int>(unread->elements.size()), 3000) << "every task ran once or is unread";
+}
+
 TEST_F(WorkerTest, RedisOutageIsCountedOnceAndReadinessFollows) {
   auto& w = Make({{"WORKER_CONCURRENCY", "2"}, {"CONSUMER_NAME", "outage"}, {"REDIS_TIMEOUT", "200ms"}});
   std::atomic<bool> stop{false};

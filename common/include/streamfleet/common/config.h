@@ -70,6 +70,7 @@ struct Config {
 
   std::vector<std::pair<std::string, int>> queues;  // name, weight
   int worker_concurrency = 4;
+  int worker_prefetch = 32;  // most tasks a slot reads ahead, only while its tasks are short
   int task_max_attempts = 5;
   int64_t task_backoff_base_ms = 1000;
   int64_t task_backoff_cap_ms = 300000;

@@ -72,13 +72,20 @@ Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::strin
 
 int64_t WallClockMs();
 
-// One round trip for a worker slot: which queues are paused, and the first waiting task of the open ones
-// (tried in the given order, e.g. weighted). Without a task, open_queues lists where to block next.
+// One round trip for a worker slot: the acks of the tasks it finished since its last read, which queues are
+// paused, and up to `count` waiting tasks of the first open queue that has any (queues tried in the given
+// order, e.g. weighted). Without a task, open_queues lists where to block next. Every ack's stream must be
+// one of `queues`' streams (it is a KEYS entry of the script, so the call stays cluster-safe).
+struct TaskAck {
+  std::string stream;
+  std::string id;
+};
 struct NextTask {
-  std::optional<StreamEntry> entry;
+  std::vector<StreamEntry> entries;  // empty when none was waiting
   std::vector<std::string> open_queues;
 };
-StatusOr<NextTask> ReadNextTask(RedisClient& redis, const TaskKeys& keys, const std::string& group,
-                                const std::string& consumer, const std::vector<std::string>& queues);
+StatusOr<NextTask> ReadNextTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
+                                 const std::string& consumer, const std::vector<std::string>& queues, int count,
+                                 const std::vector<TaskAck>& acks = {});
 
 }  // namespace streamfleet
