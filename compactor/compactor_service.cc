@@ -108,6 +108,7 @@ void CompactorService::Run(const std::atomic<bool>& stop) {
     }
     SleepUnlessStopped(backoff.Next(), stop);
   }
+  (void)FlushAcks();
   SF_LOG_INFO("compactor: stopped reading; unacknowledged entries stay pending for the group");
 }
 
@@ -129,7 +130,21 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
   cmd.push_back("STREAMS");
   cmd.insert(cmd.end(), streams.begin(), streams.end());
   for (size_t i = 0; i < streams.size(); ++i) cmd.push_back(history ? "0" : ">");
-  auto reply = read_->Command(cmd, history ? 0 : options_.block_ms);
+  // The previous batch's acks, then the read, in one round trip. Acks are sent only for entries whose
+  // effects are stored, and re-sending an ack is harmless, so a failed round trip just keeps them queued.
+  std::vector<std::vector<std::string>> cmds = TakeAckCommands();
+  const size_t ack_count = cmds.size();
+  cmds.push_back(std::move(cmd));
+  auto sent = read_->Pipeline(cmds, history ? 0 : options_.block_ms);
+  StatusOr<RedisValue> reply = Status::Unavailable("no reply");
+  if (!sent.ok()) {
+    reply = sent.status();
+    for (size_t i = 0; i < ack_count; ++i) RequeueAck(cmds[i]);
+  } else if (sent->back().is_error()) {
+    reply = TranslateRedisError(sent->back().str);
+  } else {
+    reply = std::move(sent->back());
+  }
   redis_health_.Report(reply.status(), "read streams");
   if (!reply.ok()) {
     metrics_.redis_errors.Increment();
@@ -310,19 +325,37 @@ void CompactorService::RecordFinalized(const FinalizeRequest& req, const StreamE
 }
 
 void CompactorService::Ack(const std::vector<StreamEntry>& entries) {
-  if (entries.empty()) return;
-  std::map<std::string, std::vector<std::string>> by_stream;
-  for (const auto& e : entries) by_stream[e.stream].push_back(e.id);
+  for (const auto& e : entries) acks_[e.stream].push_back(e.id);
+}
+
+std::vector<std::vector<std::string>> CompactorService::TakeAckCommands() {
   std::vector<std::vector<std::string>> cmds;
-  for (auto& [stream, ids] : by_stream) {
+  for (auto& [stream, ids] : acks_) {
     std::vector<std::string> c = {"XACK", stream, buffer_.keys().CompactorGroup()};
-    c.insert(c.end(), ids.begin(), ids.end());
+    c.insert(c.end(), std::make_move_iterator(ids.begin()), std::make_move_iterator(ids.end()));
     cmds.push_back(std::move(c));
   }
+  acks_.clear();
+  return cmds;
+}
+
+void CompactorService::RequeueAck(const std::vector<std::string>& xack) {
+  auto& ids = acks_[xack[1]];
+  ids.insert(ids.end(), xack.begin() + 3, xack.end());
+}
+
+Status CompactorService::FlushAcks() {
+  auto cmds = TakeAckCommands();
+  if (cmds.empty()) return Status::Ok();
   // A failed ack is harmless: the entry is redelivered and re-applying it changes nothing.
   auto r = write_->Pipeline(cmds);
   redis_health_.Report(r.status(), "acknowledge");
-  if (!r.ok()) metrics_.redis_errors.Increment();
+  if (!r.ok()) {
+    metrics_.redis_errors.Increment();
+    for (const auto& c : cmds) RequeueAck(c);
+    return r.status();
+  }
+  return Status::Ok();
 }
 
 void CompactorService::DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered) {
@@ -383,7 +416,8 @@ Status CompactorService::ClaimNow(const std::atomic<bool>& stop) {
       Process(std::move(redo), stop);
     }
   }
-  return Status::Ok();
+  // Takeovers are rare: ack them now rather than with the next read.
+  return FlushAcks();
 }
 
 Status CompactorService::TrimNow() {

@@ -7,6 +7,7 @@
 // Threading: Run/RunOnce on one thread. Ready() and SampleGauges() may be called from the metrics thread.
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,8 +41,10 @@ class CompactorService {
 
   // Loops until stop is set (or SIGTERM). In-flight work is finished or left pending (never half-acked).
   void Run(const std::atomic<bool>& stop);
-  // One read-process-maintain cycle. Returns the number of entries handled.
+  // One read-process-maintain cycle. Returns the number of entries handled. The acks of what it handled
+  // go out with the next cycle's read (one round trip fewer per batch); FlushAcks sends them at once.
   StatusOr<int> RunOnce(const std::atomic<bool>& stop);
+  Status FlushAcks();
   // Housekeeping now (tests call it after moving the clock).
   Status SweepNow();
   Status ClaimNow(const std::atomic<bool>& stop);
@@ -67,7 +70,10 @@ class CompactorService {
   Status RetryFinalize(const std::vector<FinalizeRequest>& reqs, std::vector<FinalizeOutcome>* out,
                        const std::atomic<bool>& stop);
   void RecordFinalized(const FinalizeRequest& req, const StreamEntry& e, const FinalizeOutcome& outcome);
+  // Queues XACKs; they go out ahead of the next XREADGROUP in the same round trip (FlushAcks otherwise).
   void Ack(const std::vector<StreamEntry>& entries);
+  std::vector<std::vector<std::string>> TakeAckCommands();
+  void RequeueAck(const std::vector<std::string>& xack);  // an XACK that was not sent: queue its ids again
   void DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered);
   // Retries f while it fails with a retryable status, with jittered backoff, until stop.
   template <typename F>
@@ -90,6 +96,7 @@ class CompactorService {
   std::unique_ptr<RedisClient> sample_;  // metrics thread, guarded by sample_mu_
   RedisInfoMetrics redis_info_;           // guarded by sample_mu_
   StreamGauges stream_gauges_;            // guarded by sample_mu_
+  std::map<std::string, std::vector<std::string>> acks_;  // stream -> ids processed, not acked yet
   bool groups_ready_ = false;
   bool own_pending_recovered_ = false;
   std::chrono::steady_clock::time_point next_sweep_{}, next_claim_{}, next_trim_{};

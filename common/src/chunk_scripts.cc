@@ -33,35 +33,46 @@ local n = tonumber(ARGV[6])
 local existed = redis.call('EXISTS', KEYS[2]) == 1
 local old_total = tonumber(redis.call('HGET', KEYS[2], 'total_chunks') or '0')
 local total = old_total
-local flags = {}
-local changed = false
+-- Validate every item before writing anything: a rejected batch leaves no seen bit without its chunk.
 for i = 0, n - 1 do
   local kind = ARGV[7 + i * 3]
   local v = tonumber(ARGV[8 + i * 3])
-  local data = ARGV[9 + i * 3]
   if v == nil or v < 0 or v >= maxc + (kind == 'f' and 1 or 0) then
     return redis.error_reply('SFINVALID seq/total ' .. tostring(ARGV[8 + i * 3]) .. ' out of range')
   end
+end
+-- Per chunk only the dedupe bit is a Redis call; the new elements go in one RPUSH and the meta counters
+-- in one write each per call (a call carries a whole read batch of one generation).
+local flags = {}
+local changed = false
+local pushed = {}
+local bytes = 0
+for i = 0, n - 1 do
+  local kind = ARGV[7 + i * 3]
+  local v = tonumber(ARGV[8 + i * 3])
+  flags[i + 1] = 0
   if kind == 'c' then
     if redis.call('SETBIT', KEYS[3], v, 1) == 0 then
-      redis.call('RPUSH', KEYS[1], v .. ':' .. data)
-      redis.call('HINCRBY', KEYS[2], 'received_chunks', 1)
-      redis.call('HINCRBY', KEYS[2], 'received_bytes', #data)
-      redis.call('HSETNX', KEYS[2], 'first_chunk_at', now)
-      redis.call('HSET', KEYS[2], 'last_chunk_at', now)
+      local data = ARGV[9 + i * 3]
+      pushed[#pushed + 1] = v .. ':' .. data
+      bytes = bytes + #data
       flags[i + 1] = 1
       changed = true
-    else
-      flags[i + 1] = 0
     end
-  else
-    flags[i + 1] = 0
-    if v ~= total then
-      total = v
-      changed = true
-      flags[i + 1] = 1
-    end
+  elseif v ~= total then
+    total = v
+    changed = true
+    flags[i + 1] = 1
   end
+end
+if #pushed > 0 then
+  for first = 1, #pushed, 1000 do  -- unpack's stack limit
+    redis.call('RPUSH', KEYS[1], unpack(pushed, first, math.min(first + 999, #pushed)))
+  end
+  redis.call('HINCRBY', KEYS[2], 'received_chunks', #pushed)
+  redis.call('HINCRBY', KEYS[2], 'received_bytes', bytes)
+  redis.call('HSETNX', KEYS[2], 'first_chunk_at', now)
+  redis.call('HSET', KEYS[2], 'last_chunk_at', now)
 end
 local llen = redis.call('LLEN', KEYS[1])
 if not changed then
