@@ -18,7 +18,7 @@ function h(tag, attrs, ...children) {
     else if (k === "style") el.style.cssText = v;  // CSSOM: allowed by the CSP, unlike a style attribute
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -121,7 +121,7 @@ const pages = {
               h("td", {}, g.organization_id), h("td", {}, g.scenario_id || "–"),
               h("td", {}, link(`/generations?org=${g.organization_id}&gen=${g.generation_id}&scenario=${g.scenario_id || ""}`, String(g.generation_id))),
               h("td", {}, progress(g)),
-              h("td", { class: "num" }, g.llen), h("td", { class: "num" }, g.received_bytes), h("td", {}, g.last_chunk_at || "–"))))),
+              h("td", { class: "num" }, g.llen), h("td", { class: "num" }, g.received_bytes), h("td", {}, /^\d{12,}$/.test(g.last_chunk_at || "") ? when(Number(g.last_chunk_at)) : g.last_chunk_at || "–"))))),
         b.over_threshold.length ? h("div", {}, h("h2", { class: "error" }, "Buffers over the LLEN threshold"),
           h("table", {}, b.over_threshold.map((o) => h("tr", {}, h("td", {}, h("code", {}, o.key)), h("td", { class: "num" }, o.llen))))) : null);
     },
@@ -354,7 +354,7 @@ function render() {
   const page = pages[name];
   document.title = page.title + " · streamfleet admin";
   dataSlot = h("div", { "data-testid": "page-" + name }, h("p", { class: "muted" }, "loading…"));
-  main.replaceChildren(h("h1", {}, page.title), page.form ? page.form() : null, dataSlot);
+  main.replaceChildren(...[h("h1", {}, page.title), page.form ? page.form() : null, dataSlot].filter(Boolean));
   refresh();
 }
 
