@@ -316,13 +316,13 @@ TEST_F(AdminApiTest, OverviewShowsLiveGenerationProgressAndRedisStats) {
   // The sampler (100ms) has collected a few samples by now; chunks added to a stream show as a rate.
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(redis_->Command({"XADD", keys.ChunkStream(0), "*", "e", "x"}).ok());
   bool seen = false;
+  json samples;
   for (int i = 0; i < 50 && !seen; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    for (const auto& s : json::parse(Get("/api/overview", {bearer}).body)["samples"]) {
-      seen = seen || s["chunks_in_per_s"].get<double>() > 0;
-    }
+    samples = json::parse(Get("/api/overview", {bearer}).body)["samples"];
+    for (const auto& s : samples) seen = seen || s["chunks_in_per_s"].get<double>() > 0;
   }
-  EXPECT_TRUE(seen) << "no sample saw the 50 chunks";
+  EXPECT_TRUE(seen) << "no sample saw the 50 chunks: " << samples.dump();
 }
 
 TEST_F(AdminApiTest, GenerationSearchAndCompactNow) {
