@@ -27,6 +27,10 @@ function h(tag, attrs, ...children) {
 const fmt = (n, d = 0) => (n === null || n === undefined ? "–" : Number(n).toFixed(d));
 const ago = (s) => (s >= 3600 ? fmt(s / 3600, 1) + " h" : s >= 60 ? fmt(s / 60, 1) + " min" : fmt(s, 1) + " s");
 const when = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + "Z" : "–");
+// A header row; a name ending in "#" is a numeric column (right-aligned like its cells).
+function heads(names) {
+  return h("tr", {}, names.map((t) => (t.endsWith("#") ? h("th", { class: "num" }, t.slice(0, -1)) : h("th", {}, t))));
+}
 function link(href, text, attrs) { return h("a", Object.assign({ href, "data-link": "1" }, attrs || {}), text); }
 
 async function api(path, body) {
@@ -144,7 +148,7 @@ const pages = {
         }
       }
       return h("div", { class: "scroll" }, h("table", { "data-testid": "streams" },
-        h("tr", {}, ["stream", "length", "group", "pending", "lag", "oldest pending", "consumers (idle)", ""].map((t) => h("th", {}, t))), rows));
+        heads(["stream", "length#", "group", "pending#", "lag#", "oldest pending#", "consumers (idle)", ""]), rows));
     },
   },
 
@@ -161,7 +165,7 @@ const pages = {
         h("p", {}, h("code", {}, stream), " / group ", h("b", {}, group), ". ",
           h("span", { class: "muted" }, "Release hands an entry back to the fleet now (any consumer's next claim takes it); claim moves it to the consumer you name.")),
         d.length === 0 ? h("p", { class: "muted" }, "nothing pending") : h("table", {},
-          h("tr", {}, ["id", "consumer", "idle", "deliveries", ""].map((t) => h("th", {}, t))),
+          heads(["id", "consumer", "idle", "deliveries#", ""]),
           d.map((p) => h("tr", {}, h("td", {}, h("code", {}, p.id)), h("td", {}, p.consumer), h("td", {}, ago(p.idle_seconds)),
             h("td", { class: "num" }, p.times_delivered),
             h("td", {},
@@ -191,7 +195,7 @@ const pages = {
     view(d) {
       return h("div", {},
         h("table", { "data-testid": "queues" },
-          h("tr", {}, ["queue", "weight", "state", "waiting", "active", "scheduled", "dead", "consumers", ""].map((t) => h("th", {}, t))),
+          heads(["queue", "weight#", "state", "waiting#", "active#", "scheduled#", "dead#", "consumers#", ""]),
           d.queues.map((q) => h("tr", { "data-queue": q.queue },
             h("td", {}, h("b", {}, q.queue)), h("td", { class: "num" }, q.weight),
             h("td", {}, h("span", { class: "badge " + (q.paused ? "paused" : "running"), "data-testid": "queue-state-" + q.queue }, q.paused ? "paused" : "running")),
@@ -202,7 +206,7 @@ const pages = {
               : h("button", { "data-testid": "pause-" + q.queue, onclick: () => act("pause " + q.queue, "queues/pause", { queue: q.queue }) }, "pause"))))),
         h("h2", {}, "Scheduled and delayed tasks (" + d.scheduled_total + ")"),
         d.scheduled.length === 0 ? h("p", { class: "muted" }, "none") : h("table", {},
-          h("tr", {}, ["task", "type", "queue", "attempt", "runs at", "last error"].map((t) => h("th", {}, t))),
+          heads(["task", "type", "queue", "attempt#", "runs at", "last error"]),
           d.scheduled.map((t) => h("tr", {}, h("td", {}, link("/tasks/" + encodeURIComponent(t.id), t.id)), h("td", {}, t.type), h("td", {}, t.queue),
             h("td", { class: "num" }, t.attempt), h("td", {}, when(t.scheduled_for_ms)), h("td", {}, t.errors.length ? t.errors[t.errors.length - 1] : "")))));
     },
@@ -235,7 +239,7 @@ const pages = {
           h("button", { "data-testid": "requeue-all", disabled: d.length === 0, onclick: () => confirm("Requeue all " + d.length + " dead letters?") && act("requeue all", "dead-letters/requeue", { all: true }) }, "requeue all"), " ",
           h("button", { class: "danger", disabled: d.length === 0, onclick: () => confirm("Delete all " + d.length + " dead letters?") && act("delete all", "dead-letters/delete", { all: true }) }, "delete all")),
         d.length === 0 ? h("p", { class: "muted", "data-testid": "no-dead-letters" }, "no dead letters") : h("div", { class: "scroll" }, h("table", { "data-testid": "dead-letters" },
-          h("tr", {}, ["kind", "id", "source", "reason", "deliveries", "what", ""].map((t) => h("th", {}, t))),
+          heads(["kind", "id", "source", "reason", "deliveries#", "what", ""]),
           d.map((x) => [
             h("tr", { "data-dead-letter": x.id },
               h("td", {}, x.kind), h("td", {}, link("/dead-letters?id=" + x.id, x.id)), h("td", {}, h("code", {}, x.source_stream || "")),

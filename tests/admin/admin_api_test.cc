@@ -40,37 +40,47 @@ std::string HeaderValue(const std::string& headers, const std::string& name) {
   return headers.substr(start, end - start);
 }
 
+// One admin server for the suite (stopping civetweb takes ~2 s); tests needing other settings start
+// their own with StartAdmin.
 class AdminApiTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { server_ = new streamfleet::testing::RedisServer(); }
-  static void TearDownTestSuite() { delete server_; }
+  static void TearDownTestSuite() {
+    shared_.reset();
+    store_.reset();
+    shared_config_.reset();
+    delete server_;
+  }
 
   void SetUp() override {
     redis_ = RedisClient::Connect(server_->config()).value();
     ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
   }
-  void TearDown() override {
-    if (admin_) admin_->Stop();
-  }
 
-  StatusOr<std::unique_ptr<AdminServer>> StartAdmin(std::map<std::string, std::string> extra = {}) {
+  static StatusOr<std::unique_ptr<AdminServer>> StartAdmin(std::unique_ptr<Config>* holder,
+                                                           std::map<std::string, std::string> extra = {}) {
     std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->port())},
                                               {"CHUNK_STREAMS", "1"},
                                               {"ADMIN_TOKEN", kToken},
                                               {"ADMIN_SAMPLE_INTERVAL", "100ms"},
-                                              {"DATABASE_URL", "sqlite:" + db_path_}};
+                                              {"GENERATION_LLEN_ALERT_THRESHOLD", "3"},
+                                              {"DATABASE_URL", "sqlite:" + streamfleet::testing::TempPath("admin-test") + ".db"}};
     for (auto& [k, v] : extra) env[k] = v;
     if (env["ADMIN_TOKEN"].empty()) env.erase("ADMIN_TOKEN");
     auto c = LoadConfig(streamfleet::testing::MapEnv(env), "127.0.0.1:0");
     if (!c.ok()) return c.status();
-    config_ = std::make_unique<Config>(*c);
-    if (!store_) store_ = SqlStore::Open(config_->database_url).value();
-    return AdminServer::Start(*config_, store_.get(), "127.0.0.1:0");
+    *holder = std::make_unique<Config>(*c);
+    if (!store_) store_ = SqlStore::Open((*holder)->database_url).value();
+    return AdminServer::Start(**holder, store_.get(), "127.0.0.1:0");
   }
-  void Start(std::map<std::string, std::string> extra = {}) {
-    auto s = StartAdmin(std::move(extra));
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    admin_ = std::move(*s);
+  void Start() {
+    if (!shared_) {
+      auto s = StartAdmin(&shared_config_);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      shared_ = std::move(*s);
+    }
+    admin_ = shared_.get();
+    config_ = shared_config_.get();
   }
 
   std::string Origin() { return "http://127.0.0.1:" + std::to_string(admin_->port()); }
@@ -120,21 +130,26 @@ class AdminApiTest : public ::testing::Test {
   }
 
   static streamfleet::testing::RedisServer* server_;
+  static std::unique_ptr<Config> shared_config_;
+  static std::unique_ptr<SqlStore> store_;
+  static std::unique_ptr<AdminServer> shared_;
   std::unique_ptr<RedisClient> redis_;
-  std::unique_ptr<Config> config_;
-  std::string db_path_ = streamfleet::testing::TempPath("admin-test") + ".db";
-  std::unique_ptr<SqlStore> store_;
-  std::unique_ptr<AdminServer> admin_;
+  Config* config_ = nullptr;
+  AdminServer* admin_ = nullptr;
   std::string csrf_;
 };
 streamfleet::testing::RedisServer* AdminApiTest::server_ = nullptr;
+std::unique_ptr<Config> AdminApiTest::shared_config_;
+std::unique_ptr<SqlStore> AdminApiTest::store_;
+std::unique_ptr<AdminServer> AdminApiTest::shared_;
 
 TEST_F(AdminApiTest, RefusesToStartWithoutATokenUnlessInsecure) {
-  auto s = StartAdmin({{"ADMIN_TOKEN", ""}});
+  std::unique_ptr<Config> c1, c2;
+  auto s = StartAdmin(&c1, {{"ADMIN_TOKEN", ""}});
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(s.status().message().find("ADMIN_TOKEN"), std::string::npos);
-  auto insecure = StartAdmin({{"ADMIN_TOKEN", ""}, {"ADMIN_INSECURE", "true"}});
+  auto insecure = StartAdmin(&c2, {{"ADMIN_TOKEN", ""}, {"ADMIN_INSECURE", "true"}});
   ASSERT_TRUE(insecure.ok()) << insecure.status().ToString();
   (*insecure)->Stop();
 }
@@ -294,7 +309,7 @@ TEST_F(AdminApiTest, RequeueAllBringsChunkAndTaskDeadLettersBack) {
 }
 
 TEST_F(AdminApiTest, OverviewShowsLiveGenerationProgressAndRedisStats) {
-  Start({{"GENERATION_LLEN_ALERT_THRESHOLD", "3"}});
+  Start();
   KeySchema keys = KeySchema::FromConfig(*config_);
   GenerationId g{7, 0, 42};
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(redis_->Command({"RPUSH", keys.BufferKey(g), "chunk"}).ok());
