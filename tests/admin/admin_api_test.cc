@@ -392,6 +392,20 @@ TEST(SamplerTest, RatesAreCounterDifferencesPerSecond) {
   EXPECT_EQ(s.chunk_lag, 7);
 }
 
+TEST(AdminConfigTest, DefaultsAndMalformedValues) {
+  auto d = LoadConfig(streamfleet::testing::MapEnv({}), "0.0.0.0:9103");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->admin_listen, "0.0.0.0:8090");
+  EXPECT_EQ(d->admin_token, "");
+  EXPECT_FALSE(d->admin_insecure);
+  EXPECT_EQ(d->admin_sample_interval_ms, 2000);
+  auto bad_listen = LoadConfig(streamfleet::testing::MapEnv({{"ADMIN_LISTEN", "nope"}}), "0.0.0.0:9103");
+  ASSERT_FALSE(bad_listen.ok());
+  EXPECT_NE(bad_listen.status().message().find("ADMIN_LISTEN"), std::string::npos);
+  EXPECT_FALSE(LoadConfig(streamfleet::testing::MapEnv({{"ADMIN_INSECURE", "maybe"}}), "0.0.0.0:9103").ok());
+  EXPECT_FALSE(LoadConfig(streamfleet::testing::MapEnv({{"ADMIN_SAMPLE_INTERVAL", "10ms"}}), "0.0.0.0:9103").ok());
+}
+
 TEST(AuthTest, CookieParsingAndConstantTimeCompare) {
   EXPECT_EQ(CookieValue("a=1; sf_admin=abc; b=2", "sf_admin").value_or(""), "abc");
   EXPECT_FALSE(CookieValue("xsf_admin=abc", "sf_admin").has_value());
