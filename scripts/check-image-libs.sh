@@ -12,7 +12,7 @@ runtime=$(awk '/^FROM .* AS runtime/{r=1} r && /apt-get install/{i=1; next} i{ i
 closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
   --no-enhances $runtime 2>/dev/null | grep -v '^ ' | sed 's/:amd64$//' | sort -u)
 bad=0
-for bin in ingest/streamfleet-ingest compactor/streamfleet-compactor queue-worker/streamfleet-queue-worker tools/streamfleetctl; do
+for bin in ingest/streamfleet-ingest compactor/streamfleet-compactor queue-worker/streamfleet-queue-worker tools/streamfleetctl admin/streamfleet-admin; do
   [ -x "$BUILD/$bin" ] || { echo "check-image-libs: $BUILD/$bin not built"; exit 1; }
   for lib in $(ldd "$BUILD/$bin" | awk '/=> \//{print $3}'); do
     pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1) || true

@@ -5,11 +5,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "compactor/finalizer.h"
+#include "compactor/manual_compaction.h"
 #include "tools/progress_bar.h"
 #include "tools/replay_generation.h"
 #include "streamfleet/common/cache.h"
 #include "streamfleet/common/config.h"
+#include "streamfleet/common/fleet_admin.h"
 #include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/keys.h"
 #include "streamfleet/common/redis.h"
@@ -48,17 +49,6 @@ void Print(bool as_json, const json& j, const std::string& human) {
   } else {
     std::cout << human;
   }
-}
-
-std::vector<std::string> ScanAll(RedisClient& r, const std::string& pattern) {
-  std::vector<std::string> keys;
-  std::string cursor = "0";
-  do {
-    auto v = Must(r.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "100"}), "SCAN");
-    cursor = v.elements[0].str;
-    for (auto& k : v.elements[1].elements) keys.push_back(k.str);
-  } while (cursor != "0");
-  return keys;
 }
 
 }  // namespace
@@ -192,26 +182,18 @@ int main(int argc, char** argv) {
   try {
     if (inspect->parsed()) {
       auto r = Redis(c);
-      std::vector<std::string> found;
-      for (const auto& k : ScanAll(*r, keys.BufferScanPattern(org, gen))) {
-        if (scenario > 0 && k.find(":scenario:" + std::to_string(scenario) + ":") == std::string::npos) continue;
-        found.push_back(k);
-      }
+      auto found = Must(InspectGenerationBuffer(*r, keys, org, gen, scenario), "inspect");
       json out = json::array();
       std::string human;
       for (const auto& k : found) {
-        auto type = Must(r->Command({"TYPE", k}), "TYPE").str;
-        auto ttl = Must(r->Command({"TTL", k}), "TTL").integer;
-        json e = {{"key", k}, {"type", type}, {"ttl", ttl}};
-        human += k + "  type=" + type + " ttl=" + std::to_string(ttl);
-        if (type == "list") {
-          e["llen"] = Must(r->Command({"LLEN", k}), "LLEN").integer;
-          human += " llen=" + std::to_string(e["llen"].get<int64_t>());
-        } else if (type == "hash") {
-          json h = json::object();
-          for (auto& [f, v] : ParsePairs(Must(r->Command({"HGETALL", k}), "HGETALL"))) h[f] = v.str;
-          e["hash"] = h;
-          human += " " + h.dump();
+        json e = {{"key", k.key}, {"type", k.type}, {"ttl", k.ttl}};
+        human += k.key + "  type=" + k.type + " ttl=" + std::to_string(k.ttl);
+        if (k.type == "list") {
+          e["llen"] = k.llen;
+          human += " llen=" + std::to_string(k.llen);
+        } else if (k.type == "hash") {
+          e["hash"] = k.hash;
+          human += " " + e["hash"].dump();
         }
         human += "\n";
         out.push_back(e);
@@ -219,7 +201,7 @@ int main(int argc, char** argv) {
       if (found.empty()) human = "no buffer keys for org " + std::to_string(org) + " generation " + std::to_string(gen) + "\n";
       if (del && !found.empty()) {
         std::vector<std::string> cmd = {"DEL"};
-        cmd.insert(cmd.end(), found.begin(), found.end());
+        for (const auto& k : found) cmd.push_back(k.key);
         auto n = Must(r->Command(cmd), "DEL").integer;
         human += "deleted " + std::to_string(n) + " keys\n";
       }
@@ -227,20 +209,12 @@ int main(int argc, char** argv) {
     } else if (compact->parsed()) {
       auto r = Redis(c);
       auto store = Store(c);
-      Must(store->Migrate(), "migrate");
-      RedisServerClock clock;
-      compactor::ChunkBuffer buffer(c, clock);
-      Cache cache(c.redis, CacheOptionsFromConfig(c));
-      compactor::Finalizer fin(c, buffer, *store, "streamfleetctl", &cache);
-      GenerationId g{org, scenario, gen};
-      auto o = Must(fin.Finalize(*r, {g, "manual", std::to_string(WallClockMs()) + "-manual"}), "compact");
-      if (o.empty) throw Failure{"no buffer for " + keys.BufferKey(g) + " (nothing to compact)"};
-      if (del) {
-        Must(r->Command({"DEL", keys.BufferKey(g), keys.MetaKey(g), keys.SeenKey(g)}), "DEL");
-        Must(r->Command({"ZREM", keys.DeadlinesKey(), KeySchema::Member(g)}), "ZREM");
-      }
+      auto m = compactor::CompactGenerationNow(c, *r, *store, GenerationId{org, scenario, gen}, del, "streamfleetctl");
+      if (!m.ok() && m.status().code() == StatusCode::kNotFound) throw Failure{m.status().message()};
+      auto res = Must(std::move(m), "compact");
+      const auto& o = res.outcome;
       Print(as_json, json{{"generation_id", gen}, {"chunk_count", o.chunk_count}, {"json_valid", o.json_valid},
-                          {"missing_seqs", o.missing}, {"buffer_deleted", del}},
+                          {"missing_seqs", o.missing}, {"buffer_deleted", res.buffer_deleted}},
             "compacted generation " + std::to_string(gen) + ": " + std::to_string(o.chunk_count) + " chunks, json " +
                 (o.json_valid ? "valid" : "invalid (fallback recorded)") + (del ? ", buffer deleted" : "") + "\n");
     } else if (replay->parsed()) {
@@ -287,10 +261,7 @@ int main(int argc, char** argv) {
             std::to_string(n) + (preview ? " rows would be moved (preview: nothing changed)\n" : " rows moved\n"));
     } else if (streams->parsed()) {
       auto r = Redis(c);
-      std::vector<std::string> names;
-      for (int i = 0; i < keys.chunk_streams(); ++i) names.push_back(keys.ChunkStream(i));
-      for (auto s : {keys.FinalizeStream(), keys.EventsStream(), keys.ChunkDeadLetterStream(), tkeys.DeadLetters()}) names.push_back(s);
-      for (const auto& [q, w] : c.queues) names.push_back(tkeys.Queue(q));
+      std::vector<std::string> names = FleetStreams(c);
       json j = json::array();
       char line[256];
       std::snprintf(line, sizeof(line), "%-32s %8s  %-10s %8s %8s %9s %12s\n", "STREAM", "LENGTH", "GROUP", "PENDING",
@@ -325,49 +296,40 @@ int main(int argc, char** argv) {
       Print(as_json, j, human);
     } else if (dlq->parsed()) {
       auto r = Redis(c);
-      std::vector<std::string> dl = {keys.ChunkDeadLetterStream(), tkeys.DeadLetters()};
       if (dlq_cmd == "list" || dlq_cmd == "show") {
         json j = json::array();
         std::string human;
-        for (const auto& s : dl) {
-          for (const auto& e : ParseEntries(s, Must(r->Command({"XRANGE", s, "-", "+", "COUNT", "1000"}), "XRANGE"))) {
-            if (dlq_cmd == "show" && e.id != dlq_id) continue;
-            json f = {{"dlq", s}, {"id", e.id}};
-            for (const auto& [k, v] : e.fields) {
-              if (k != "e") f[k] = v;
-            }
-            j.push_back(f);
-            human += s + " " + e.id + "  " + (e.Field("source_stream") ? *e.Field("source_stream") : "") + "  " +
-                     (e.Field("reason") ? *e.Field("reason") : "") + "\n";
+        for (const auto& d : Must(ListDeadLetters(*r, c, 1000), "XRANGE")) {
+          const StreamEntry& e = d.entry;
+          if (dlq_cmd == "show" && e.id != dlq_id) continue;
+          json f = {{"dlq", d.dlq}, {"id", e.id}};
+          for (const auto& [k, v] : e.fields) {
+            if (k != "e") f[k] = v;
           }
+          j.push_back(f);
+          human += d.dlq + " " + e.id + "  " + (e.Field("source_stream") ? *e.Field("source_stream") : "") + "  " +
+                   (e.Field("reason") ? *e.Field("reason") : "") + "\n";
         }
         if (dlq_cmd == "show" && j.empty()) throw Failure{"no dead letter with id " + dlq_id};
         Print(as_json, j, human.empty() ? "no dead letters\n" : human);
       } else if (dlq_cmd == "requeue") {
         if (!dlq_all && dlq_id.empty()) throw Failure{"requeue needs an ID or --all"};
-        int64_t n = 0;
-        for (const auto& s : dl) {
-          auto entries = ParseEntries(s, Must(r->Command({"XRANGE", s, "-", "+"}), "XRANGE"));
-          std::unique_ptr<ctl::ProgressBar> bar;
-          if (dlq_all) bar = std::make_unique<ctl::ProgressBar>("requeueing " + s, static_cast<int64_t>(entries.size()));
-          int64_t seen = 0;
-          for (const auto& e : entries) {
-            if (bar) bar->Update(++seen);
-            if (!dlq_all && e.id != dlq_id) continue;
-            const std::string* src = e.Field("source_stream");
-            const std::string* env = e.Field("e");
-            if (src == nullptr || env == nullptr) continue;
-            Must(r->Command({"XADD", *src, "*", "e", *env}), "XADD");
-            Must(r->Command({"XDEL", s, e.id}), "XDEL");
-            ++n;
+        std::unique_ptr<ctl::ProgressBar> bar;
+        std::string bar_stream;
+        auto progress = [&](const std::string& s, int64_t done, int64_t total) {
+          if (!dlq_all) return;
+          if (s != bar_stream) {
+            bar = std::make_unique<ctl::ProgressBar>("requeueing " + s, total);
+            bar_stream = s;
           }
-        }
+          bar->Update(done);
+        };
+        int64_t n = Must(RequeueDeadLetters(*r, c, dlq_all ? "" : dlq_id, progress), "requeue");
+        bar.reset();
         if (!dlq_all && n == 0) throw Failure{"no dead letter with id " + dlq_id};
         Print(as_json, json{{"requeued", n}}, "requeued " + std::to_string(n) + "\n");
       } else {
-        int64_t n = 0;
-        for (const auto& s : dl) n += Must(r->Command({"XLEN", s}), "XLEN").integer;
-        for (const auto& s : dl) Must(r->Command({"DEL", s}), "DEL");
+        int64_t n = Must(PurgeDeadLetters(*r, c), "purge");
         Print(as_json, json{{"purged", n}}, "purged " + std::to_string(n) + "\n");
       }
     } else if (enqueue->parsed()) {
@@ -398,31 +360,27 @@ int main(int argc, char** argv) {
       auto r = Redis(c);
       if (tasks_cmd == "show") {
         if (task_id.empty()) throw Failure{"tasks show needs an ID"};
-        json h = json::object();
-        for (auto& [f, v] : ParsePairs(Must(r->Command({"HGETALL", tkeys.Status(task_id)}), "HGETALL"))) h[f] = v.str;
+        json h = Must(TaskStatus(*r, tkeys, task_id), "HGETALL");
         if (h.empty()) throw Failure{"no status for task " + task_id + " (unknown or expired)"};
         std::string human;
         for (auto it = h.begin(); it != h.end(); ++it) human += it.key() + ": " + it.value().get<std::string>() + "\n";
         Print(as_json, h, human);
       } else {
-        auto z = Must(r->Command({"ZRANGE", tkeys.Scheduled(), "0", "99", "WITHSCORES"}), "ZRANGE");
         json j = json::array();
         std::string human;
-        for (size_t i = 0; i + 1 < z.elements.size(); i += 2) {
-          const std::string& m = z.elements[i].str;
-          v1::TaskEnvelope t;
-          t.ParseFromString(m.substr(m.find('|') + 1));
+        for (const auto& st : Must(ListScheduled(*r, tkeys, 100), "ZRANGE")) {
+          const v1::TaskEnvelope& t = st.task;
           j.push_back({{"id", t.id()}, {"type", t.type()}, {"queue", t.queue()}, {"attempt", t.attempt()},
-                       {"run_at_ms", z.elements[i + 1].AsInt()}});
+                       {"run_at_ms", st.run_at_ms}});
           human += t.id() + "  " + t.type() + "  queue=" + t.queue() + " attempt=" + std::to_string(t.attempt()) +
-                   " run_at=" + IsoUtcFromMs(z.elements[i + 1].AsInt()) + "\n";
+                   " run_at=" + IsoUtcFromMs(st.run_at_ms) + "\n";
         }
         Print(as_json, j, human.empty() ? "no scheduled tasks\n" : human);
       }
     } else if (queues->parsed()) {
       if (!ValidQueueName(queue_name)) throw Failure{"invalid queue name"};
       auto r = Redis(c);
-      Must(r->Command({queues_cmd == "pause" ? "SADD" : "SREM", tkeys.Paused(), queue_name}), queues_cmd);
+      Must(SetQueuePaused(*r, tkeys, queue_name, queues_cmd == "pause"), queues_cmd);
       Print(as_json, json{{"queue", queue_name}, {"paused", queues_cmd == "pause"}},
             "queue " + queue_name + (queues_cmd == "pause" ? " paused\n" : " resumed\n"));
     } else if (cache_cmd->parsed()) {
@@ -454,20 +412,15 @@ int main(int argc, char** argv) {
       }
     } else if (buffers->parsed()) {
       auto r = Redis(c);
-      int64_t count = 0, sum = 0, max = 0;
+      auto b = Must(SummarizeBuffers(*r, keys, c.llen_alert_threshold), "buffers");
       json over = json::array();
-      for (const auto& k : ScanAll(*r, keys.AllBuffersPattern())) {
-        auto n = Must(r->Command({"LLEN", k}), "LLEN").integer;
-        ++count;
-        sum += n;
-        max = std::max<int64_t>(max, n);
-        if (n > c.llen_alert_threshold) over.push_back({{"key", k}, {"llen", n}});
-      }
-      std::string human = "buffers: " + std::to_string(count) + "\ntotal chunks: " + std::to_string(sum) +
-                          "\nlargest LLEN: " + std::to_string(max) + "\nover threshold (" +
+      for (const auto& o : b.over_threshold) over.push_back({{"key", o.key}, {"llen", o.llen}});
+      std::string human = "buffers: " + std::to_string(b.count) + "\ntotal chunks: " + std::to_string(b.total_chunks) +
+                          "\nlargest LLEN: " + std::to_string(b.max_llen) + "\nover threshold (" +
                           std::to_string(c.llen_alert_threshold) + "): " + std::to_string(over.size()) + "\n";
-      for (const auto& o : over) human += "  " + o["key"].get<std::string>() + " " + std::to_string(o["llen"].get<int64_t>()) + "\n";
-      Print(as_json, json{{"buffers", count}, {"total_chunks", sum}, {"max_llen", max}, {"over_threshold", over}}, human);
+      for (const auto& o : b.over_threshold) human += "  " + o.key + " " + std::to_string(o.llen) + "\n";
+      Print(as_json, json{{"buffers", b.count}, {"total_chunks", b.total_chunks}, {"max_llen", b.max_llen},
+                          {"over_threshold", over}}, human);
     }
   } catch (const Failure& f) {
     std::cerr << "streamfleetctl: " << f.message << "\n";

@@ -39,7 +39,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"VISIBILITY_TIMEOUT", "30s", "entries pending this long on a consumer are claimed by another"},
       {"MAX_DELIVERIES", "5", "an entry delivered more often than this goes to the dead-letter stream"},
       {"DEAD_CONSUMER_IDLE", "1h", "consumers idle this long with nothing pending are removed from the group"},
-      {"METRICS_LISTEN", "(per process)", "/metrics, /healthz, /readyz; 0.0.0.0:9100 ingest, :9101 compactor, :9102 queue-worker"},
+      {"METRICS_LISTEN", "(per process)", "/metrics, /healthz, /readyz; 0.0.0.0:9100 ingest, :9101 compactor, :9102 queue-worker, :9103 admin"},
       {"INGEST_LISTEN", "0.0.0.0:8080", "the ingest HTTP API"},
       {"INGEST_THREADS", "64", "ingest HTTP worker threads (concurrent keep-alive connections)"},
       {"INGEST_MAX_CHUNK_BYTES", "1048576", "largest chunk accepted (413 above)"},
@@ -70,6 +70,10 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"PROVIDER_SILENCE_TIMEOUT", "60s", "queue-worker generation.run: no byte for this long aborts the stream (whole seconds, at least 1s)"},
       {"PROVIDER_RETRY_FROM_SCRATCH", "false", "queue-worker generation.run: a stream cut mid-way restarts from seq 0 (true) instead of failing the generation"},
       {"REDIS_INFO_METRICS", "true", "compactor: export Redis INFO metrics (hit rate, evictions, memory); keep it on one process kind"},
+      {"ADMIN_LISTEN", "0.0.0.0:8090", "streamfleet-admin: the admin web UI and its JSON API (docs/admin-ui.md)"},
+      {"ADMIN_TOKEN", "", "streamfleet-admin: the admin token (login form, or Authorization: Bearer); empty = refuse to start unless ADMIN_INSECURE"},
+      {"ADMIN_INSECURE", "false", "streamfleet-admin: start without ADMIN_TOKEN, every page and action open (local development only)"},
+      {"ADMIN_SAMPLE_INTERVAL", "2s", "streamfleet-admin: how often the overview samples Redis for its throughput/latency charts"},
       {"LOG_LEVEL", "info", "trace | debug | info | warn | error"},
       {"LOG_FORMAT", "text", "text | json: one JSON object per line (ts, level, process, msg, org/generation/task/entry ids)"},
   };
@@ -356,6 +360,12 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
     }
     c.ingest_tokens[org] = item.substr(colon + 1);
   }
+
+  c.admin_listen = r.Str("ADMIN_LISTEN");
+  if (!ParseListen(c.admin_listen).ok()) r.Fail("ADMIN_LISTEN", c.admin_listen, "host:port");
+  c.admin_token = r.Str("ADMIN_TOKEN");
+  c.admin_insecure = r.Bool("ADMIN_INSECURE");
+  c.admin_sample_interval_ms = r.Duration("ADMIN_SAMPLE_INTERVAL", 1000, 100);
 
   c.queues.clear();
   {

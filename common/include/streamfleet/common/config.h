@@ -93,6 +93,12 @@ struct Config {
   int64_t provider_silence_timeout_s = 60;
   bool provider_retry_from_scratch = false;
 
+  // streamfleet-admin (the admin web UI).
+  std::string admin_listen = "0.0.0.0:8090";
+  std::string admin_token;  // secret: never logged
+  bool admin_insecure = false;
+  int64_t admin_sample_interval_ms = 2000;
+
   bool redis_info_metrics = true;
   std::string log_level = "info";
   bool log_json = false;

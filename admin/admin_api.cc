@@ -1,0 +1,432 @@
+#include "admin/admin_api.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <regex>
+
+#include "compactor/manual_compaction.h"
+#include "streamfleet/common/fleet_admin.h"
+#include "streamfleet/common/redis_info_metrics.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/common/task_queue.h"
+#include "streamfleet/v1/chunk.pb.h"
+
+namespace streamfleet::admin {
+namespace {
+
+using json = nlohmann::json;
+
+// A refused request: HTTP status, machine-readable error, human detail.
+struct ApiError {
+  int status;
+  std::string error, detail;
+};
+
+template <typename T>
+T Must(StatusOr<T> v) {
+  if (!v.ok()) throw ApiError{v.status().code() == StatusCode::kInvalidArgument ? 400 : 502, "redis", v.status().ToString()};
+  return std::move(v).value();
+}
+void Must(const Status& s) {
+  if (!s.ok()) throw ApiError{s.code() == StatusCode::kInvalidArgument ? 400 : 502, "redis", s.ToString()};
+}
+
+bool ValidStreamId(const std::string& id) { return std::regex_match(id, std::regex("[0-9]{1,20}-[0-9]{1,20}")); }
+
+std::string Str(const json& body, const char* field) {
+  if (!body.contains(field) || !body[field].is_string() || body[field].get<std::string>().empty()) {
+    throw ApiError{400, "invalid_request", std::string("\"") + field + "\" (a non-empty string) is required"};
+  }
+  return body[field].get<std::string>();
+}
+int64_t Int(const json& body, const char* field, int64_t fallback = -1) {
+  if (!body.contains(field) || body[field].is_null()) {
+    if (fallback >= 0) return fallback;
+    throw ApiError{400, "invalid_request", std::string("\"") + field + "\" (an integer) is required"};
+  }
+  if (body[field].is_number_integer()) return body[field].get<int64_t>();
+  if (body[field].is_string()) {
+    try {
+      return std::stoll(body[field].get<std::string>());
+    } catch (...) {
+    }
+  }
+  throw ApiError{400, "invalid_request", std::string("\"") + field + "\" must be an integer"};
+}
+
+json TaskJson(const v1::TaskEnvelope& t) {
+  return {{"id", t.id()},         {"type", t.type()},
+          {"queue", t.queue()},   {"attempt", t.attempt()},
+          {"payload", t.payload()}, {"enqueued_at_ms", t.enqueued_at_ms()},
+          {"run_at_ms", t.run_at_ms()}, {"errors", std::vector<std::string>(t.errors().begin(), t.errors().end())}};
+}
+
+// A dead letter with its envelope decoded (task or chunk, by the stream it came from).
+json DeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
+  json j = {{"dlq", d.dlq}, {"id", d.entry.id}, {"kind", task_dlq ? "task" : "chunk"}};
+  for (const auto& [k, v] : d.entry.fields) {
+    if (k != "e") j[k] = v;
+  }
+  if (const std::string* e = d.entry.Field("e")) {
+    if (task_dlq) {
+      v1::TaskEnvelope t;
+      if (t.ParseFromString(*e)) j["task"] = TaskJson(t);
+    } else {
+      v1::ChunkEnvelope c;
+      if (c.ParseFromString(*e)) {
+        j["chunk"] = {{"organization_id", c.organization_id()}, {"scenario_id", c.scenario_id()},
+                      {"generation_id", c.generation_id()},     {"seq", c.seq()},
+                      {"final", c.final()},                     {"total_chunks", c.total_chunks()},
+                      {"bytes", c.data().size()},               {"data_preview", c.data().substr(0, 200)}};
+      }
+    }
+  }
+  return j;
+}
+
+// org/scenario/generation ids from a buffer key (either key form, either schema mode).
+json IdsFromKey(const std::string& key) {
+  static const std::regex re(":org:([0-9]+)(:scenario:([0-9]+))?:generation:([0-9]+)");
+  std::smatch m;
+  if (!std::regex_search(key, m, re)) return json::object();
+  return {{"organization_id", std::stoll(m[1])},
+          {"scenario_id", m[3].matched ? std::stoll(m[3]) : 0},
+          {"generation_id", std::stoll(m[4])}};
+}
+
+int64_t MetaInt(const std::map<std::string, std::string>& meta, const char* field) {
+  auto it = meta.find(field);
+  if (it == meta.end()) return 0;
+  try {
+    return std::stoll(it->second);
+  } catch (...) {
+    return 0;
+  }
+}
+
+}  // namespace
+
+void AdminApi::Handle(HttpExchange& ex, const std::string& route) {
+  try {
+    auto lease = redis_.Acquire();
+    if (!lease.ok()) throw ApiError{503, "redis_unavailable", lease.status().ToString()};
+    RedisClient& r = **lease;
+    json out;
+    if (ex.method() == "POST") {
+      auto body = ex.ReadBody(1 << 20);
+      if (!body.ok()) throw ApiError{413, "body_too_large", body.status().message()};
+      json j = body->empty() ? json::object() : json::parse(*body, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) throw ApiError{400, "invalid_json", "the body must be a JSON object"};
+      out = Action(r, route, j);
+    } else if (ex.method() != "GET") {
+      throw ApiError{405, "method_not_allowed", ex.method()};
+    } else if (route == "overview") {
+      out = Overview(r);
+    } else if (route == "streams") {
+      out = Streams(r);
+    } else if (route == "streams/pending") {
+      out = Pending(r, ex.QueryParam("stream").value_or(""), ex.QueryParam("group").value_or(""));
+    } else if (route == "queues") {
+      out = Queues(r);
+    } else if (route.rfind("tasks/", 0) == 0) {
+      out = Task(r, route.substr(6));
+    } else if (route == "dead-letters") {
+      out = DeadLetters(r);
+    } else if (route == "generations") {
+      json q = {{"org", ex.QueryParam("org").value_or("")}, {"gen", ex.QueryParam("gen").value_or("")},
+                {"scenario", ex.QueryParam("scenario").value_or("0")}};
+      if (q["scenario"] == "") q["scenario"] = "0";
+      out = Generation(r, Int(q, "org"), Int(q, "gen"), Int(q, "scenario", 0));
+    } else {
+      throw ApiError{404, "not_found", "no API route " + route};
+    }
+    ex.RespondJson(200, out.dump(-1, ' ', false, json::error_handler_t::replace), {{"Cache-Control", "no-store"}});
+  } catch (const ApiError& e) {
+    ex.RespondJson(e.status, JsonError(e.error, e.detail), {{"Cache-Control", "no-store"}});
+  }
+}
+
+json AdminApi::Overview(RedisClient& r) {
+  json samples = json::array();
+  for (const auto& s : sampler_.Samples()) {
+    samples.push_back({{"at_ms", s.at_ms},
+                       {"chunks_in_per_s", s.chunks_in_per_s},
+                       {"chunks_out_per_s", s.chunks_out_per_s},
+                       {"tasks_in_per_s", s.tasks_in_per_s},
+                       {"tasks_out_per_s", s.tasks_out_per_s},
+                       {"chunk_lag", s.chunk_lag},
+                       {"task_lag", s.task_lag},
+                       {"oldest_pending_s", s.oldest_pending_s},
+                       {"redis_rtt_ms", s.redis_rtt_ms}});
+  }
+  auto info = ParseInfo(Must(r.Command({"INFO"})).str);
+  auto num = [&](const char* k) -> int64_t {
+    auto it = info.find(k);
+    return it == info.end() ? 0 : std::atoll(it->second.c_str());
+  };
+  int64_t hits = num("keyspace_hits"), misses = num("keyspace_misses");
+  json redis = {{"used_memory", num("used_memory")},
+                {"used_memory_human", info["used_memory_human"]},
+                {"maxmemory", num("maxmemory")},
+                {"keyspace_hits", hits},
+                {"keyspace_misses", misses},
+                {"hit_rate", hits + misses > 0 ? json(static_cast<double>(hits) / static_cast<double>(hits + misses)) : json(nullptr)},
+                {"evicted_keys", num("evicted_keys")},
+                {"connected_clients", num("connected_clients")},
+                {"redis_version", info["redis_version"]}};
+  KeySchema keys = KeySchema::FromConfig(config_);
+  auto b = Must(SummarizeBuffers(r, keys, config_.llen_alert_threshold, /*with_meta=*/true));
+  json live = json::array(), over = json::array();
+  for (const auto& buf : b.buffers) {
+    json g = IdsFromKey(buf.key);
+    g["key"] = buf.key;
+    g["llen"] = buf.llen;
+    int64_t received = MetaInt(buf.meta, "received_chunks"), total = MetaInt(buf.meta, "total_chunks");
+    g["received_chunks"] = received;
+    g["total_chunks"] = total > 0 ? json(total) : json(nullptr);
+    g["percent"] = total > 0 ? json(std::min<int64_t>(100, received * 100 / total)) : json(nullptr);
+    g["received_bytes"] = MetaInt(buf.meta, "received_bytes");
+    g["last_chunk_at"] = buf.meta.count("last_chunk_at") ? json(buf.meta.at("last_chunk_at")) : json(nullptr);
+    g["compacted"] = buf.meta.count("compacted_at") > 0;
+    live.push_back(g);
+  }
+  for (const auto& o : b.over_threshold) over.push_back({{"key", o.key}, {"llen", o.llen}});
+  return {{"samples", samples},
+          {"sample_interval_ms", config_.admin_sample_interval_ms},
+          {"redis", redis},
+          {"buffers",
+           {{"count", b.count}, {"total_chunks", b.total_chunks}, {"max_llen", b.max_llen},
+            {"threshold", config_.llen_alert_threshold}, {"over_threshold", over}, {"live", live}}}};
+}
+
+json AdminApi::Streams(RedisClient& r) {
+  json out = json::array();
+  for (const auto& s : FleetStreams(config_)) {
+    auto st = Must(GetStreamStats(r, s, /*with_consumers=*/true));
+    json groups = json::array();
+    for (const auto& g : st.groups) {
+      json consumers = json::array();
+      for (const auto& c : g.consumer_list) {
+        consumers.push_back({{"name", c.name}, {"pending", c.pending}, {"idle_seconds", c.idle_ms / 1000.0}});
+      }
+      groups.push_back({{"group", g.name}, {"pending", g.pending}, {"lag", g.lag}, {"consumers", g.consumers},
+                        {"last_delivered_id", g.last_delivered_id},
+                        {"oldest_pending_seconds", g.oldest_pending_seconds}, {"consumer_list", consumers}});
+    }
+    out.push_back({{"stream", s}, {"length", st.length}, {"groups", groups}});
+  }
+  return out;
+}
+
+json AdminApi::Pending(RedisClient& r, const std::string& stream, const std::string& group) {
+  auto streams = FleetStreams(config_);
+  if (std::find(streams.begin(), streams.end(), stream) == streams.end() || group.empty()) {
+    throw ApiError{400, "invalid_request", "stream must be one of the fleet's streams, group non-empty"};
+  }
+  auto p = Must(r.Command({"XPENDING", stream, group, "-", "+", "100"}));
+  json out = json::array();
+  for (const auto& e : p.elements) {
+    if (e.elements.size() < 4) continue;
+    out.push_back({{"id", e.elements[0].str}, {"consumer", e.elements[1].str},
+                   {"idle_seconds", e.elements[2].integer / 1000.0}, {"times_delivered", e.elements[3].integer}});
+  }
+  return out;
+}
+
+json AdminApi::Queues(RedisClient& r) {
+  TaskKeys tkeys(config_.stream_prefix);
+  auto paused = Must(PausedQueues(r, tkeys));
+  auto scheduled = Must(ListScheduled(r, tkeys, 1000));
+  auto dead = Must(ListDeadLetters(r, config_, 1000));
+  json queues = json::array();
+  for (const auto& [q, weight] : config_.queues) {
+    auto st = Must(GetStreamStats(r, tkeys.Queue(q)));
+    int64_t pending = 0, lag = 0, consumers = 0;
+    for (const auto& g : st.groups) {
+      if (g.name != TaskKeys::Group()) continue;
+      pending = g.pending;
+      lag = std::max<int64_t>(0, g.lag);
+      consumers = g.consumers;
+    }
+    int64_t n_scheduled = 0, n_dead = 0;
+    for (const auto& s : scheduled) n_scheduled += s.task.queue() == q;
+    for (const auto& d : dead) {
+      const std::string* src = d.entry.Field("source_stream");
+      n_dead += src != nullptr && *src == tkeys.Queue(q);
+    }
+    queues.push_back({{"queue", q}, {"weight", weight},
+                      {"paused", std::find(paused.begin(), paused.end(), q) != paused.end()},
+                      {"stream_length", st.length}, {"waiting", lag}, {"active", pending},
+                      {"consumers", consumers}, {"scheduled", n_scheduled}, {"dead", n_dead}});
+  }
+  json sched = json::array();
+  for (const auto& s : scheduled) {
+    json t = TaskJson(s.task);
+    t["scheduled_for_ms"] = s.run_at_ms;
+    sched.push_back(t);
+    if (sched.size() >= 100) break;
+  }
+  return {{"queues", queues}, {"scheduled", sched}, {"scheduled_total", scheduled.size()}};
+}
+
+json AdminApi::Task(RedisClient& r, const std::string& id) {
+  if (id.empty() || id.size() > 128) throw ApiError{400, "invalid_request", "task id"};
+  TaskKeys tkeys(config_.stream_prefix);
+  auto status = Must(TaskStatus(r, tkeys, id));
+  // The envelope (payload, attempt, error history) is wherever the task sits now: a dead letter, the
+  // scheduled set (delayed or waiting for a retry), or the recent tail of its queue.
+  json envelope = nullptr;
+  std::string where;
+  for (const auto& d : Must(ListDeadLetters(r, config_, 1000))) {
+    v1::TaskEnvelope t;
+    const std::string* e = d.entry.Field("e");
+    if (d.dlq == tkeys.DeadLetters() && e != nullptr && t.ParseFromString(*e) && t.id() == id) {
+      envelope = TaskJson(t);
+      envelope["dead_letter_id"] = d.entry.id;
+      where = "dead letters";
+    }
+  }
+  if (envelope.is_null()) {
+    for (const auto& s : Must(ListScheduled(r, tkeys, 1000))) {
+      if (s.task.id() != id) continue;
+      envelope = TaskJson(s.task);
+      where = "scheduled";
+    }
+  }
+  if (envelope.is_null()) {
+    for (const auto& [q, w] : config_.queues) {
+      auto tail = Must(r.Command({"XREVRANGE", tkeys.Queue(q), "+", "-", "COUNT", "500"}));
+      for (const auto& e : ParseEntries(tkeys.Queue(q), tail)) {
+        v1::TaskEnvelope t;
+        const std::string* raw = e.Field("e");
+        if (raw == nullptr || !t.ParseFromString(*raw) || t.id() != id) continue;
+        envelope = TaskJson(t);
+        envelope["entry_id"] = e.id;
+        where = "queue " + q;
+        break;
+      }
+      if (!envelope.is_null()) break;
+    }
+  }
+  if (status.empty() && envelope.is_null()) throw ApiError{404, "not_found", "no task " + id + " (unknown or expired)"};
+  return {{"id", id}, {"status", status}, {"envelope", envelope}, {"found_in", where}};
+}
+
+json AdminApi::DeadLetters(RedisClient& r) {
+  std::string task_dlq = TaskKeys(config_.stream_prefix).DeadLetters();
+  json out = json::array();
+  for (const auto& d : Must(ListDeadLetters(r, config_, 500))) out.push_back(DeadLetterJson(d, d.dlq == task_dlq));
+  return out;
+}
+
+json AdminApi::Generation(RedisClient& r, int64_t org, int64_t gen, int64_t scenario) {
+  if (org <= 0 || gen <= 0 || scenario < 0) throw ApiError{400, "invalid_request", "org and gen must be positive"};
+  KeySchema keys = KeySchema::FromConfig(config_);
+  json buffer = json::array();
+  for (const auto& k : Must(InspectGenerationBuffer(r, keys, org, gen, scenario))) {
+    json e = {{"key", k.key}, {"type", k.type}, {"ttl", k.ttl}};
+    if (k.llen >= 0) e["llen"] = k.llen;
+    if (!k.hash.empty()) e["hash"] = k.hash;
+    buffer.push_back(e);
+  }
+  json row = nullptr;
+  std::string row_error;
+  if (store_ == nullptr) {
+    row_error = "no database";
+  } else {
+    std::lock_guard<std::mutex> lock(store_mu_);
+    auto g = store_->GetGeneration(gen);
+    if (!g.ok()) {
+      row_error = g.status().ToString();
+    } else if (*g && (*g)->organization_id == org) {  // never show another org's row
+      const GenerationRow& x = **g;
+      row = {{"id", x.id}, {"organization_id", x.organization_id},
+             {"scenario_id", x.scenario_id ? json(*x.scenario_id) : json(nullptr)},
+             {"chunk_count", x.chunk_count},
+             {"compacted_at", x.compacted_at ? json(*x.compacted_at) : json(nullptr)},
+             {"compacted_by", x.compacted_by ? json(*x.compacted_by) : json(nullptr)},
+             {"compacted_bytes", x.compacted ? json(x.compacted->size()) : json(nullptr)},
+             {"metadata", json::parse(x.metadata, nullptr, false).is_discarded() ? json(x.metadata)
+                                                                                 : json::parse(x.metadata)},
+             {"llm_response_preview", x.llm_response ? json(x.llm_response->substr(0, 2000)) : json(nullptr)}};
+    }
+  }
+  return {{"organization_id", org}, {"generation_id", gen}, {"scenario_id", scenario},
+          {"buffer", buffer}, {"row", row}, {"row_error", row_error}};
+}
+
+json AdminApi::Action(RedisClient& r, const std::string& route, const json& body) {
+  TaskKeys tkeys(config_.stream_prefix);
+  if (route == "queues/pause" || route == "queues/resume") {
+    std::string q = Str(body, "queue");
+    Must(SetQueuePaused(r, tkeys, q, route == "queues/pause"));
+    return {{"queue", q}, {"paused", route == "queues/pause"}};
+  }
+  if (route == "tasks/enqueue") {
+    std::string type = Str(body, "type");
+    std::string payload = body.contains("payload") && body["payload"].is_string() ? body["payload"].get<std::string>() : "{}";
+    if (json::parse(payload, nullptr, false).is_discarded()) throw ApiError{400, "invalid_request", "payload is not valid JSON"};
+    EnqueueOptions o;
+    o.queue = body.contains("queue") && body["queue"].is_string() ? body["queue"].get<std::string>() : "default";
+    if (!ValidQueueName(o.queue)) throw ApiError{400, "invalid_request", "invalid queue name"};
+    int64_t now = WallClockMs();
+    int64_t delay_s = Int(body, "delay_seconds", 0);
+    if (delay_s > 0) o.run_at_ms = now + delay_s * 1000;
+    auto res = Must(EnqueueTask(r, tkeys, type, payload, o, now));
+    return {{"id", res.id}, {"duplicate", res.duplicate}, {"scheduled", res.scheduled}};
+  }
+  if (route == "dead-letters/requeue") {
+    bool all = body.value("all", false);
+    std::string id = all ? "" : Str(body, "id");
+    if (!all && !ValidStreamId(id)) throw ApiError{400, "invalid_request", "id must be a stream id"};
+    int64_t n = Must(RequeueDeadLetters(r, config_, id));
+    if (!all && n == 0) throw ApiError{404, "not_found", "no dead letter " + id + " (or it has no source)"};
+    return {{"requeued", n}};
+  }
+  if (route == "dead-letters/delete") {
+    if (body.value("all", false)) return {{"deleted", Must(PurgeDeadLetters(r, config_))}};
+    std::string id = Str(body, "id");
+    if (!ValidStreamId(id)) throw ApiError{400, "invalid_request", "id must be a stream id"};
+    int64_t n = Must(DeleteDeadLetter(r, config_, id));
+    if (n == 0) throw ApiError{404, "not_found", "no dead letter " + id};
+    return {{"deleted", n}};
+  }
+  if (route == "streams/claim" || route == "streams/release") {
+    std::string stream = Str(body, "stream"), group = Str(body, "group"), id = Str(body, "id");
+    auto streams = FleetStreams(config_);
+    if (std::find(streams.begin(), streams.end(), stream) == streams.end() || !ValidStreamId(id)) {
+      throw ApiError{400, "invalid_request", "stream must be one of the fleet's streams and id a stream id"};
+    }
+    std::vector<std::string> cmd;
+    if (route == "streams/claim") {
+      // Moves the entry to another consumer now (e.g. off a stuck one); counts as a delivery.
+      cmd = {"XCLAIM", stream, group, Str(body, "consumer"), "0", id};
+    } else {
+      // Hands the entry back to the fleet: same owner, idle time set past the visibility timeout, so the
+      // next XAUTOCLAIM of any consumer takes it instead of waiting out the timeout. JUSTID: no delivery.
+      auto p = Must(r.Command({"XPENDING", stream, group, id, id, "1"}));
+      if (p.elements.empty() || p.elements[0].elements.size() < 2) throw ApiError{404, "not_found", "not pending: " + id};
+      cmd = {"XCLAIM", stream, group, p.elements[0].elements[1].str, "0", id,
+             "IDLE", std::to_string(config_.visibility_timeout_ms + 1000), "JUSTID"};
+    }
+    auto res = Must(r.Command(cmd));
+    if (res.elements.empty()) throw ApiError{404, "not_found", "not pending: " + id};
+    return {{"stream", stream}, {"group", group}, {"id", id}, {"done", route.substr(8)}};
+  }
+  if (route == "generations/compact") {
+    if (store_ == nullptr) throw ApiError{503, "no_database", "DATABASE_URL was not reachable at startup"};
+    GenerationId g{Int(body, "org"), Int(body, "scenario", 0), Int(body, "gen")};
+    if (g.org <= 0 || g.gen <= 0) throw ApiError{400, "invalid_request", "org and gen must be positive"};
+    std::lock_guard<std::mutex> lock(store_mu_);
+    auto m = compactor::CompactGenerationNow(config_, r, *store_, g, body.value("delete_buffer", false),
+                                             "streamfleet-admin");
+    if (!m.ok() && m.status().code() == StatusCode::kNotFound) throw ApiError{404, "not_found", m.status().message()};
+    auto res = Must(std::move(m));
+    return {{"generation_id", g.gen}, {"chunk_count", res.outcome.chunk_count},
+            {"json_valid", res.outcome.json_valid}, {"missing_seqs", res.outcome.missing},
+            {"buffer_deleted", res.buffer_deleted}};
+  }
+  throw ApiError{404, "not_found", "no action " + route};
+}
+
+}  // namespace streamfleet::admin

@@ -1,0 +1,213 @@
+#include "admin/admin_server.h"
+
+#include <cctype>
+#include <map>
+#include <thread>
+
+#include "admin/web_assets.h"
+#include "streamfleet/common/log.h"
+
+namespace streamfleet::admin {
+namespace {
+
+// Headers on every response: no framing (clickjacking), no MIME sniffing, a script policy that allows
+// only our own files (the UI has no inline script), and nothing cached (the data is live).
+const std::vector<std::pair<std::string, std::string>> kSecurityHeaders = {
+    {"X-Frame-Options", "DENY"},
+    {"X-Content-Type-Options", "nosniff"},
+    {"Content-Security-Policy",
+     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"},
+    {"Referrer-Policy", "same-origin"},
+    {"Cache-Control", "no-store"}};
+
+std::vector<std::pair<std::string, std::string>> WithSecurity(std::vector<std::pair<std::string, std::string>> h) {
+  h.insert(h.end(), kSecurityHeaders.begin(), kSecurityHeaders.end());
+  return h;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string UrlDecode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
+               HexValue(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string UrlEncode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> ParseForm(const std::string& body) {
+  std::map<std::string, std::string> out;
+  size_t pos = 0;
+  while (pos <= body.size()) {
+    size_t end = body.find('&', pos);
+    if (end == std::string::npos) end = body.size();
+    std::string item = body.substr(pos, end - pos);
+    size_t eq = item.find('=');
+    if (eq != std::string::npos) out[UrlDecode(item.substr(0, eq))] = UrlDecode(item.substr(eq + 1));
+    pos = end + 1;
+  }
+  return out;
+}
+
+std::string SafeNext(const std::string& next) {
+  if (next.size() < 1 || next[0] != '/' || (next.size() > 1 && (next[1] == '/' || next[1] == '\\'))) return "/";
+  for (char c : next) {
+    if (c == '\r' || c == '\n') return "/";
+  }
+  return next;
+}
+
+AdminServer::AdminServer(const Config& config, SqlStore* store)
+    : config_(config),
+      auth_(config.admin_token, config.admin_insecure),
+      redis_(config.redis),
+      sampler_(std::make_unique<Sampler>(config)),
+      api_(std::make_unique<AdminApi>(config, redis_, store, *sampler_)) {}
+
+StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const Config& config, SqlStore* store,
+                                                          const std::string& listen) {
+  if (config.admin_token.empty() && !config.admin_insecure) {
+    return Status::FailedPrecondition(
+        "ADMIN_TOKEN is not set: refusing to serve the admin UI without authentication "
+        "(set ADMIN_TOKEN, or ADMIN_INSECURE=true for local development only)");
+  }
+  std::unique_ptr<AdminServer> s(new AdminServer(config, store));
+  AdminServer* self = s.get();
+  auto http = HttpServer::Start(listen.empty() ? config.admin_listen : listen, 16,
+                                [self](HttpExchange& ex) { self->Handle(ex); });
+  if (!http.ok()) return http.status();
+  s->http_ = std::move(*http);
+  s->sampler_->Start();
+  return s;
+}
+
+AdminServer::~AdminServer() { Stop(); }
+
+void AdminServer::Stop() {
+  if (http_) http_->Stop();
+  sampler_->Stop();
+}
+
+void AdminServer::ServePage(HttpExchange& ex, const std::string& name, int status,
+                            const std::vector<std::pair<std::string, std::string>>& extra_headers) {
+  const WebAsset* a = FindWebAsset(name);
+  if (a == nullptr) {
+    ex.Respond(404, "text/plain", "not found\n", WithSecurity({}));
+    return;
+  }
+  ex.Respond(status, std::string(a->content_type), std::string(a->body), WithSecurity(extra_headers));
+}
+
+void AdminServer::HandleLogin(HttpExchange& ex) {
+  if (ex.method() == "GET") {
+    ServePage(ex, "login.html");
+    return;
+  }
+  auto body = ex.ReadBody(16 * 1024);
+  auto form = body.ok() ? ParseForm(*body) : std::map<std::string, std::string>{};
+  std::string next = SafeNext(form["next"]);
+  // The login form is a POST from our own page: a foreign Origin is a login-CSRF attempt.
+  if (ex.Header("Origin") && !AdminAuth::SameOrigin(ex)) {
+    ex.Respond(403, "text/plain", "cross-origin login refused\n", WithSecurity({}));
+    return;
+  }
+  if (!auth_.TokenMatches(form["token"])) {
+    SF_LOG_WARN("admin: failed login from {}", ex.Header("X-Forwarded-For").value_or("a direct client"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // slows guessing; tokens are long anyway
+    ex.Respond(303, "text/plain", "", WithSecurity({{"Location", "/login?error=1&next=" + UrlEncode(next)}}));
+    return;
+  }
+  Session s = auth_.CreateSession();
+  ex.Respond(303, "text/plain", "", WithSecurity({{"Location", next}, {"Set-Cookie", AdminAuth::CookieFor(s)}}));
+}
+
+void AdminServer::Handle(HttpExchange& ex) {
+  const std::string& path = ex.path();
+  if (path == "/healthz") {
+    ex.Respond(200, "text/plain", "ok\n");
+    return;
+  }
+  if (path.rfind("/static/", 0) == 0) {
+    ServePage(ex, path.substr(8));
+    return;
+  }
+  if (path == "/login") {
+    HandleLogin(ex);
+    return;
+  }
+  bool api = path.rfind("/api/", 0) == 0;
+  std::string form_csrf;
+  RequestAuth a = auth_.Check(ex, form_csrf);
+  // Insecure mode: a browser without a session gets one on its first page load (CSRF still applies).
+  std::vector<std::pair<std::string, std::string>> set_cookie;
+  if (a.result == AuthResult::kOk && auth_.insecure() && !a.session && !a.bearer && !api && ex.method() == "GET") {
+    a.session = auth_.CreateSession();
+    set_cookie.push_back({"Set-Cookie", AdminAuth::CookieFor(*a.session)});
+  }
+  if (a.result == AuthResult::kUnauthenticated) {
+    if (api || ex.method() != "GET") {
+      ex.RespondJson(401, JsonError("unauthenticated", a.reason), WithSecurity({{"WWW-Authenticate", "Bearer"}}));
+    } else {
+      std::string target = path + (ex.query().empty() ? "" : "?" + ex.query());
+      ex.Respond(302, "text/plain", "", WithSecurity({{"Location", "/login?next=" + UrlEncode(target)}}));
+    }
+    return;
+  }
+  if (a.result == AuthResult::kCsrfRefused) {
+    SF_LOG_WARN("admin: refused {} {}: {}", ex.method(), path, a.reason);
+    ex.RespondJson(403, JsonError("csrf", a.reason), WithSecurity({}));
+    return;
+  }
+  if (path == "/logout" && ex.method() == "POST") {
+    if (a.session) auth_.EndSession(a.session->id);
+    ex.RespondJson(200, "{\"logged_out\":true}", WithSecurity({{"Set-Cookie", AdminAuth::ClearCookie()}}));
+    return;
+  }
+  if (path == "/api/session") {
+    nlohmann::json j = {{"csrf", a.session ? a.session->csrf : ""}, {"insecure", auth_.insecure()},
+                        {"bearer", a.bearer}};
+    ex.RespondJson(200, j.dump(), WithSecurity({}));
+    return;
+  }
+  if (api) {
+    api_->Handle(ex, path.substr(5));
+    return;
+  }
+  if (ex.method() != "GET") {
+    ex.RespondJson(405, JsonError("method_not_allowed", ex.method()), WithSecurity({}));
+    return;
+  }
+  ServePage(ex, "index.html", 200, set_cookie);
+}
+
+}  // namespace streamfleet::admin

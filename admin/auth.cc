@@ -1,0 +1,132 @@
+#include "admin/auth.h"
+
+#include <openssl/rand.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace streamfleet::admin {
+namespace {
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+    std::abort();  // no randomness: never hand out guessable sessions
+  }
+  std::string hex;
+  char buf[3];
+  for (unsigned char c : raw) {
+    std::snprintf(buf, sizeof(buf), "%02x", c);
+    hex += buf;
+  }
+  return hex;
+}
+
+}  // namespace
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::optional<std::string> CookieValue(const std::string& header, const std::string& name) {
+  size_t pos = 0;
+  while (pos < header.size()) {
+    size_t end = header.find(';', pos);
+    if (end == std::string::npos) end = header.size();
+    std::string item = header.substr(pos, end - pos);
+    size_t first = item.find_first_not_of(' ');
+    if (first != std::string::npos) item = item.substr(first);
+    size_t eq = item.find('=');
+    if (eq != std::string::npos && item.substr(0, eq) == name) return item.substr(eq + 1);
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+bool AdminAuth::TokenMatches(const std::string& candidate) const {
+  return !token_.empty() && ConstantTimeEquals(candidate, token_);
+}
+
+Session AdminAuth::CreateSession() {
+  Session s{RandomHex(32), RandomHex(32), std::chrono::steady_clock::now() + ttl_};
+  std::lock_guard<std::mutex> lock(mu_);
+  // Drop expired sessions here: logins are rare, so this keeps the map small without a timer.
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    it = it->second.expires < now ? sessions_.erase(it) : std::next(it);
+  }
+  sessions_[s.id] = s;
+  return s;
+}
+
+void AdminAuth::EndSession(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sessions_.erase(id);
+}
+
+std::optional<Session> AdminAuth::FindSession(const HttpExchange& ex) {
+  auto header = ex.Header("Cookie");
+  if (!header) return std::nullopt;
+  auto id = CookieValue(*header, kCookie);
+  if (!id) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(*id);
+  if (it == sessions_.end()) return std::nullopt;
+  if (it->second.expires < std::chrono::steady_clock::now()) {
+    sessions_.erase(it);
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+bool AdminAuth::SameOrigin(const HttpExchange& ex) {
+  auto origin = ex.Header("Origin");
+  auto host = ex.Header("Host");
+  if (!origin || !host) return false;
+  return *origin == "http://" + *host || *origin == "https://" + *host;
+}
+
+RequestAuth AdminAuth::Check(const HttpExchange& ex, const std::string& form_csrf) {
+  RequestAuth out;
+  out.session = FindSession(ex);
+  auto authz = ex.Header("Authorization");
+  const std::string bearer = "Bearer ";
+  if (authz && authz->compare(0, bearer.size(), bearer) == 0 && TokenMatches(authz->substr(bearer.size()))) {
+    out.bearer = true;
+  }
+  if (!out.session && !out.bearer && !insecure_) {
+    out.reason = "log in with the admin token (or send Authorization: Bearer)";
+    return out;
+  }
+  bool unsafe = ex.method() != "GET" && ex.method() != "HEAD";
+  if (unsafe) {
+    if (ex.Header("Origin") && !SameOrigin(ex)) {
+      out.result = AuthResult::kCsrfRefused;
+      out.reason = "cross-origin request refused (Origin does not match Host)";
+      return out;
+    }
+    if (!out.bearer) {
+      // A browser: the session's CSRF token and a same-origin Origin are both required.
+      auto header = ex.Header("X-CSRF-Token");
+      std::string sent = header ? *header : form_csrf;
+      if (!out.session || sent.empty() || !ConstantTimeEquals(sent, out.session->csrf) || !SameOrigin(ex)) {
+        out.result = AuthResult::kCsrfRefused;
+        out.reason = "missing or wrong CSRF token (reload the page)";
+        return out;
+      }
+    }
+  }
+  out.result = AuthResult::kOk;
+  return out;
+}
+
+std::string AdminAuth::CookieFor(const Session& s) {
+  return std::string(kCookie) + "=" + s.id + "; Path=/; HttpOnly; SameSite=Strict";
+}
+
+std::string AdminAuth::ClearCookie() { return std::string(kCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"; }
+
+}  // namespace streamfleet::admin

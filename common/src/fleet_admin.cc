@@ -1,0 +1,179 @@
+#include "streamfleet/common/fleet_admin.h"
+
+#include <algorithm>
+
+namespace streamfleet {
+
+StatusOr<std::vector<std::string>> ScanKeys(RedisClient& redis, const std::string& pattern) {
+  std::vector<std::string> keys;
+  std::string cursor = "0";
+  do {
+    auto v = redis.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "100"});
+    if (!v.ok()) return v.status();
+    cursor = v->elements[0].str;
+    for (auto& k : v->elements[1].elements) keys.push_back(k.str);
+  } while (cursor != "0");
+  return keys;
+}
+
+std::vector<std::string> FleetStreams(const Config& config) {
+  KeySchema keys = KeySchema::FromConfig(config);
+  TaskKeys tkeys(config.stream_prefix);
+  std::vector<std::string> names;
+  for (int i = 0; i < keys.chunk_streams(); ++i) names.push_back(keys.ChunkStream(i));
+  for (auto s : {keys.FinalizeStream(), keys.EventsStream(), keys.ChunkDeadLetterStream(), tkeys.DeadLetters()}) {
+    names.push_back(s);
+  }
+  for (const auto& [q, w] : config.queues) names.push_back(tkeys.Queue(q));
+  return names;
+}
+
+std::vector<std::string> DeadLetterStreams(const Config& config) {
+  return {KeySchema::FromConfig(config).ChunkDeadLetterStream(), TaskKeys(config.stream_prefix).DeadLetters()};
+}
+
+StatusOr<std::vector<DeadLetterEntry>> ListDeadLetters(RedisClient& redis, const Config& config, int limit) {
+  std::vector<DeadLetterEntry> out;
+  for (const auto& s : DeadLetterStreams(config)) {
+    auto r = redis.Command({"XRANGE", s, "-", "+", "COUNT", std::to_string(limit)});
+    if (!r.ok()) return r.status();
+    for (auto& e : ParseEntries(s, *r)) out.push_back({s, std::move(e)});
+  }
+  return out;
+}
+
+StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, const std::string& id,
+                                     const RequeueProgress& progress) {
+  int64_t n = 0;
+  for (const auto& s : DeadLetterStreams(config)) {
+    // One entry: XRANGE id id; all: the whole stream (dead-letter streams are small by nature).
+    auto r = id.empty() ? redis.Command({"XRANGE", s, "-", "+"}) : redis.Command({"XRANGE", s, id, id});
+    if (!r.ok()) return r.status();
+    auto entries = ParseEntries(s, *r);
+    int64_t done = 0;
+    for (const auto& e : entries) {
+      if (progress) progress(s, ++done, static_cast<int64_t>(entries.size()));
+      const std::string* src = e.Field("source_stream");
+      const std::string* env = e.Field("e");
+      if (src == nullptr || env == nullptr) continue;
+      auto add = redis.Command({"XADD", *src, "*", "e", *env});
+      if (!add.ok()) return add.status();
+      auto del = redis.Command({"XDEL", s, e.id});
+      if (!del.ok()) return del.status();
+      ++n;
+    }
+  }
+  return n;
+}
+
+StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, const std::string& id) {
+  int64_t n = 0;
+  for (const auto& s : DeadLetterStreams(config)) {
+    auto r = redis.Command({"XDEL", s, id});
+    if (!r.ok()) return r.status();
+    n += r->integer;
+  }
+  return n;
+}
+
+StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config) {
+  int64_t n = 0;
+  for (const auto& s : DeadLetterStreams(config)) {
+    auto len = redis.Command({"XLEN", s});
+    if (!len.ok()) return len.status();
+    n += len->integer;
+    auto del = redis.Command({"DEL", s});
+    if (!del.ok()) return del.status();
+  }
+  return n;
+}
+
+Status SetQueuePaused(RedisClient& redis, const TaskKeys& keys, const std::string& queue, bool paused) {
+  if (!ValidQueueName(queue)) return Status::InvalidArgument("invalid queue name");
+  return redis.Command({paused ? "SADD" : "SREM", keys.Paused(), queue}).status();
+}
+
+StatusOr<std::vector<std::string>> PausedQueues(RedisClient& redis, const TaskKeys& keys) {
+  auto r = redis.Command({"SMEMBERS", keys.Paused()});
+  if (!r.ok()) return r.status();
+  std::vector<std::string> out;
+  for (const auto& e : r->elements) out.push_back(e.str);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+StatusOr<std::vector<ScheduledTask>> ListScheduled(RedisClient& redis, const TaskKeys& keys, int limit) {
+  auto z = redis.Command({"ZRANGE", keys.Scheduled(), "0", std::to_string(limit - 1), "WITHSCORES"});
+  if (!z.ok()) return z.status();
+  std::vector<ScheduledTask> out;
+  for (size_t i = 0; i + 1 < z->elements.size(); i += 2) {
+    const std::string& m = z->elements[i].str;  // "queue|envelope"
+    ScheduledTask t;
+    size_t bar = m.find('|');
+    if (bar == std::string::npos || !t.task.ParseFromString(m.substr(bar + 1))) continue;
+    t.run_at_ms = z->elements[i + 1].AsInt();
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+StatusOr<std::map<std::string, std::string>> TaskStatus(RedisClient& redis, const TaskKeys& keys,
+                                                        const std::string& id) {
+  auto r = redis.Command({"HGETALL", keys.Status(id)});
+  if (!r.ok()) return r.status();
+  std::map<std::string, std::string> out;
+  for (auto& [f, v] : ParsePairs(*r)) out[f] = v.str;
+  return out;
+}
+
+StatusOr<std::vector<BufferKeyInfo>> InspectGenerationBuffer(RedisClient& redis, const KeySchema& keys, int64_t org,
+                                                             int64_t gen, int64_t scenario) {
+  auto found = ScanKeys(redis, keys.BufferScanPattern(org, gen));
+  if (!found.ok()) return found.status();
+  std::sort(found->begin(), found->end());
+  std::vector<BufferKeyInfo> out;
+  for (const auto& k : *found) {
+    if (scenario > 0 && k.find(":scenario:" + std::to_string(scenario) + ":") == std::string::npos) continue;
+    auto r = redis.Pipeline({{"TYPE", k}, {"TTL", k}});
+    if (!r.ok()) return r.status();
+    BufferKeyInfo info{k, (*r)[0].str, (*r)[1].integer, -1, {}};
+    if (info.type == "list") {
+      auto n = redis.Command({"LLEN", k});
+      if (!n.ok()) return n.status();
+      info.llen = n->integer;
+    } else if (info.type == "hash") {
+      auto h = redis.Command({"HGETALL", k});
+      if (!h.ok()) return h.status();
+      for (auto& [f, v] : ParsePairs(*h)) info.hash[f] = v.str;
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+StatusOr<BufferSummary> SummarizeBuffers(RedisClient& redis, const KeySchema& keys, int64_t threshold, bool with_meta,
+                                         size_t max_buffers) {
+  auto found = ScanKeys(redis, keys.AllBuffersPattern());
+  if (!found.ok()) return found.status();
+  std::sort(found->begin(), found->end());
+  BufferSummary s;
+  for (const auto& k : *found) {
+    std::vector<std::vector<std::string>> cmds = {{"LLEN", k}};
+    bool meta = with_meta && s.buffers.size() < max_buffers;
+    if (meta) cmds.push_back({"HGETALL", k + ":meta"});
+    auto r = redis.Pipeline(cmds);
+    if (!r.ok()) return r.status();
+    LiveBuffer b{k, (*r)[0].integer, {}};
+    if (meta && (*r)[1].is_array()) {
+      for (auto& [f, v] : ParsePairs((*r)[1])) b.meta[f] = v.str;
+    }
+    ++s.count;
+    s.total_chunks += b.llen;
+    s.max_llen = std::max(s.max_llen, b.llen);
+    if (b.llen > threshold) s.over_threshold.push_back(b);
+    if (meta) s.buffers.push_back(std::move(b));
+  }
+  return s;
+}
+
+}  // namespace streamfleet

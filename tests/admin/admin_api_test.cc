@@ -1,0 +1,420 @@
+// The admin UI's HTTP surface against a real redis-server (and SQLite): authentication, CSRF, and the
+// actions (pause/resume, dead-letter requeue and delete, compact now) with their effects read back from
+// Redis and the database.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "admin/admin_server.h"
+#include "admin/auth.h"
+#include "admin/sampler.h"
+#include "compactor/chunk_buffer.h"
+#include "streamfleet/common/clock.h"
+#include "streamfleet/common/keys.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/common/task_queue.h"
+#include "support/http_client.h"
+#include "support/map_env.h"
+#include "support/redis_server.h"
+
+namespace streamfleet::admin {
+namespace {
+
+using nlohmann::json;
+using streamfleet::testing::HttpRequest;
+using streamfleet::testing::HttpResponse;
+using streamfleet::testing::Send;
+
+constexpr const char* kToken = "s3cret-admin-token";
+
+std::string HeaderValue(const std::string& headers, const std::string& name) {
+  std::string lower = headers;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string key = name;
+  for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t p = lower.find("\n" + key + ":");
+  if (p == std::string::npos) return "";
+  size_t start = headers.find_first_not_of(' ', p + key.size() + 2);
+  size_t end = headers.find('\r', start);
+  return headers.substr(start, end - start);
+}
+
+// One admin server for the suite (stopping civetweb takes ~2 s); tests needing other settings start
+// their own with StartAdmin.
+class AdminApiTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new streamfleet::testing::RedisServer(); }
+  static void TearDownTestSuite() {
+    shared_.reset();
+    store_.reset();
+    shared_config_.reset();
+    delete server_;
+  }
+
+  void SetUp() override {
+    redis_ = RedisClient::Connect(server_->config()).value();
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  }
+
+  static StatusOr<std::unique_ptr<AdminServer>> StartAdmin(std::unique_ptr<Config>* holder,
+                                                           std::map<std::string, std::string> extra = {}) {
+    std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->port())},
+                                              {"CHUNK_STREAMS", "1"},
+                                              {"ADMIN_TOKEN", kToken},
+                                              {"ADMIN_SAMPLE_INTERVAL", "100ms"},
+                                              {"GENERATION_LLEN_ALERT_THRESHOLD", "3"},
+                                              {"DATABASE_URL", "sqlite:" + streamfleet::testing::TempPath("admin-test") + ".db"}};
+    for (auto& [k, v] : extra) env[k] = v;
+    if (env["ADMIN_TOKEN"].empty()) env.erase("ADMIN_TOKEN");
+    auto c = LoadConfig(streamfleet::testing::MapEnv(env), "127.0.0.1:0");
+    if (!c.ok()) return c.status();
+    *holder = std::make_unique<Config>(*c);
+    if (!store_) store_ = SqlStore::Open((*holder)->database_url).value();
+    return AdminServer::Start(**holder, store_.get(), "127.0.0.1:0");
+  }
+  void Start() {
+    if (!shared_) {
+      auto s = StartAdmin(&shared_config_);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      shared_ = std::move(*s);
+    }
+    admin_ = shared_.get();
+    config_ = shared_config_.get();
+  }
+
+  std::string Origin() { return "http://127.0.0.1:" + std::to_string(admin_->port()); }
+  HttpResponse Get(const std::string& path, std::vector<std::string> headers = {}) {
+    HttpRequest r;
+    r.url = Origin() + path;
+    r.headers = std::move(headers);
+    return Send(r);
+  }
+  HttpResponse Post(const std::string& path, const std::string& body, std::vector<std::string> headers) {
+    HttpRequest r;
+    r.method = "POST";
+    r.url = Origin() + path;
+    r.body = body;
+    r.headers = std::move(headers);
+    r.headers.push_back("Content-Type: application/json");
+    return Send(r);
+  }
+
+  // Logs in through the form; returns "Cookie: ..." and fills csrf_.
+  std::string Login() {
+    HttpRequest r;
+    r.method = "POST";
+    r.url = Origin() + "/login";
+    r.body = std::string("token=") + kToken + "&next=%2Fqueues";
+    r.headers = {"Content-Type: application/x-www-form-urlencoded", "Origin: " + Origin()};
+    HttpResponse res = Send(r);
+    EXPECT_EQ(res.status, 303);
+    EXPECT_EQ(HeaderValue(res.headers, "Location"), "/queues");
+    std::string set = HeaderValue(res.headers, "Set-Cookie");
+    EXPECT_NE(set.find("HttpOnly"), std::string::npos);
+    EXPECT_NE(set.find("SameSite=Strict"), std::string::npos);
+    std::string cookie = "Cookie: " + set.substr(0, set.find(';'));
+    HttpResponse s = Get("/api/session", {cookie});
+    EXPECT_EQ(s.status, 200) << s.body;
+    csrf_ = json::parse(s.body)["csrf"].get<std::string>();
+    EXPECT_EQ(csrf_.size(), 64u);
+    return cookie;
+  }
+  // A POST as the logged-in browser makes it: cookie, CSRF header, same Origin.
+  HttpResponse BrowserPost(const std::string& cookie, const std::string& path, const json& body) {
+    return Post(path, body.dump(), {cookie, "X-CSRF-Token: " + csrf_, "Origin: " + Origin()});
+  }
+
+  bool Paused(const std::string& q) {
+    return redis_->Command({"SISMEMBER", TaskKeys("streamfleet").Paused(), q})->integer == 1;
+  }
+
+  static streamfleet::testing::RedisServer* server_;
+  static std::unique_ptr<Config> shared_config_;
+  static std::unique_ptr<SqlStore> store_;
+  static std::unique_ptr<AdminServer> shared_;
+  std::unique_ptr<RedisClient> redis_;
+  Config* config_ = nullptr;
+  AdminServer* admin_ = nullptr;
+  std::string csrf_;
+};
+streamfleet::testing::RedisServer* AdminApiTest::server_ = nullptr;
+std::unique_ptr<Config> AdminApiTest::shared_config_;
+std::unique_ptr<SqlStore> AdminApiTest::store_;
+std::unique_ptr<AdminServer> AdminApiTest::shared_;
+
+TEST_F(AdminApiTest, RefusesToStartWithoutATokenUnlessInsecure) {
+  std::unique_ptr<Config> c1, c2;
+  auto s = StartAdmin(&c1, {{"ADMIN_TOKEN", ""}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("ADMIN_TOKEN"), std::string::npos);
+  auto insecure = StartAdmin(&c2, {{"ADMIN_TOKEN", ""}, {"ADMIN_INSECURE", "true"}});
+  ASSERT_TRUE(insecure.ok()) << insecure.status().ToString();
+  (*insecure)->Stop();
+}
+
+TEST_F(AdminApiTest, UnauthenticatedRequestsAreRefused) {
+  Start();
+  EXPECT_EQ(Get("/api/overview").status, 401);
+  EXPECT_EQ(Get("/api/dead-letters").status, 401);
+  EXPECT_EQ(Get("/api/queues", {"Authorization: Bearer wrong"}).status, 401);
+  EXPECT_EQ(Get("/api/queues", {"Cookie: sf_admin=0123456789abcdef"}).status, 401);
+  EXPECT_EQ(Post("/api/queues/pause", R"({"queue":"low"})", {"Origin: " + Origin()}).status, 401);
+  EXPECT_FALSE(Paused("low"));
+  // A page redirects to the login form, keeping where the user wanted to go.
+  HttpResponse page = Get("/queues?x=1");
+  EXPECT_EQ(page.status, 302);
+  EXPECT_EQ(HeaderValue(page.headers, "Location"), "/login?next=/queues%3Fx%3D1");
+  // The login page and the static files hold no data and are served to everyone.
+  EXPECT_EQ(Get("/login").status, 200);
+  HttpResponse js = Get("/static/app.js");
+  EXPECT_EQ(js.status, 200);
+  EXPECT_NE(HeaderValue(js.headers, "Content-Type").find("javascript"), std::string::npos);
+  EXPECT_NE(HeaderValue(js.headers, "Content-Security-Policy").find("script-src 'self'"), std::string::npos);
+  EXPECT_EQ(Get("/healthz").status, 200);
+}
+
+TEST_F(AdminApiTest, WrongTokenDoesNotLogIn) {
+  Start();
+  HttpRequest r;
+  r.method = "POST";
+  r.url = Origin() + "/login";
+  r.body = "token=guess&next=%2F";
+  r.headers = {"Content-Type: application/x-www-form-urlencoded", "Origin: " + Origin()};
+  HttpResponse res = Send(r);
+  EXPECT_EQ(res.status, 303);
+  EXPECT_EQ(HeaderValue(res.headers, "Location").rfind("/login?error=1", 0), 0u);
+  EXPECT_EQ(HeaderValue(res.headers, "Set-Cookie"), "");
+  // An off-site next= is not followed after a successful login either.
+  EXPECT_EQ(SafeNext("//evil.example/"), "/");
+  EXPECT_EQ(SafeNext("https://evil.example/"), "/");
+  EXPECT_EQ(SafeNext("/queues?x=1"), "/queues?x=1");
+}
+
+TEST_F(AdminApiTest, SessionPostsNeedTheCsrfTokenAndOurOrigin) {
+  Start();
+  std::string cookie = Login();
+  EXPECT_EQ(Get("/api/queues", {cookie}).status, 200);
+  EXPECT_EQ(Get("/queues", {cookie}).status, 200);
+  const std::string body = R"({"queue":"low"})";
+  // No token, a wrong token, a foreign Origin, no Origin: all refused, nothing changes.
+  EXPECT_EQ(Post("/api/queues/pause", body, {cookie, "Origin: " + Origin()}).status, 403);
+  EXPECT_EQ(Post("/api/queues/pause", body, {cookie, "Origin: " + Origin(), "X-CSRF-Token: " + std::string(64, 'a')}).status, 403);
+  EXPECT_EQ(Post("/api/queues/pause", body, {cookie, "Origin: http://evil.example", "X-CSRF-Token: " + csrf_}).status, 403);
+  EXPECT_EQ(Post("/api/queues/pause", body, {cookie, "X-CSRF-Token: " + csrf_}).status, 403);
+  EXPECT_FALSE(Paused("low"));
+  HttpResponse ok = BrowserPost(cookie, "/api/queues/pause", json{{"queue", "low"}});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_TRUE(Paused("low"));
+  // A login form posted from another site is refused (login CSRF).
+  HttpRequest r;
+  r.method = "POST";
+  r.url = Origin() + "/login";
+  r.body = std::string("token=") + kToken;
+  r.headers = {"Content-Type: application/x-www-form-urlencoded", "Origin: http://evil.example"};
+  EXPECT_EQ(Send(r).status, 403);
+  // After logout the cookie is worthless.
+  EXPECT_EQ(BrowserPost(cookie, "/logout", json::object()).status, 200);
+  EXPECT_EQ(Get("/api/queues", {cookie}).status, 401);
+}
+
+TEST_F(AdminApiTest, PauseAndResumeAQueue) {
+  Start();
+  std::string cookie = Login();
+  ASSERT_EQ(BrowserPost(cookie, "/api/queues/pause", json{{"queue", "default"}}).status, 200);
+  EXPECT_TRUE(Paused("default"));
+  json q = json::parse(Get("/api/queues", {cookie}).body);
+  for (const auto& x : q["queues"]) EXPECT_EQ(x["paused"].get<bool>(), x["queue"] == "default") << x.dump();
+  ASSERT_EQ(BrowserPost(cookie, "/api/queues/resume", json{{"queue", "default"}}).status, 200);
+  EXPECT_FALSE(Paused("default"));
+  EXPECT_EQ(BrowserPost(cookie, "/api/queues/pause", json{{"queue", "no such*queue"}}).status, 400);
+  // A script with the bearer token needs no CSRF token (browsers never send it on their own)...
+  std::string bearer = std::string("Authorization: Bearer ") + kToken;
+  EXPECT_EQ(Post("/api/queues/pause", R"({"queue":"critical"})", {bearer}).status, 200);
+  EXPECT_TRUE(Paused("critical"));
+  // ...but a foreign Origin is still refused.
+  EXPECT_EQ(Post("/api/queues/resume", R"({"queue":"critical"})", {bearer, "Origin: http://evil.example"}).status, 403);
+  EXPECT_TRUE(Paused("critical"));
+}
+
+TEST_F(AdminApiTest, RequeueAndDeleteDeadLetters) {
+  Start();
+  std::string cookie = Login();
+  TaskKeys tkeys("streamfleet");
+  // Two dead-lettered tasks, as the worker writes them (DeadLetterTask).
+  std::vector<std::string> ids;
+  for (const char* id : {"poison-1", "poison-2"}) {
+    v1::TaskEnvelope t;
+    t.set_id(id);
+    t.set_type("noop");
+    t.set_queue("default");
+    t.set_payload(R"({"n":1})");
+    t.add_errors("boom");
+    auto add = redis_->Command({"XADD", tkeys.Queue("default"), "*", "e", t.SerializeAsString()});
+    ASSERT_TRUE(add.ok());
+    ASSERT_TRUE(EnsureGroup(*redis_, tkeys.Queue("default"), TaskKeys::Group()).ok());
+    ASSERT_TRUE(redis_->Command({"XREADGROUP", "GROUP", TaskKeys::Group(), "w", "COUNT", "1", "STREAMS",
+                                 tkeys.Queue("default"), ">"}).ok());
+    ASSERT_TRUE(DeadLetterTask(*redis_, tkeys, tkeys.Queue("default"), add->str, t.SerializeAsString(), "boom", 6).ok());
+  }
+  json dl = json::parse(Get("/api/dead-letters", {cookie}).body);
+  ASSERT_EQ(dl.size(), 2u) << dl.dump();
+  EXPECT_EQ(dl[0]["kind"], "task");
+  EXPECT_EQ(dl[0]["task"]["id"], "poison-1");
+  EXPECT_EQ(dl[0]["task"]["errors"][0], "boom");
+  for (const auto& d : dl) ids.push_back(d["id"]);
+  json task = json::parse(Get("/api/tasks/poison-1", {cookie}).body);
+  EXPECT_EQ(task["found_in"], "dead letters");
+  EXPECT_EQ(task["envelope"]["payload"], R"({"n":1})");
+
+  int64_t before = redis_->Command({"XLEN", tkeys.Queue("default")})->integer;
+  // CSRF-less requeue is refused and changes nothing.
+  EXPECT_EQ(Post("/api/dead-letters/requeue", json{{"id", ids[0]}}.dump(), {cookie, "Origin: " + Origin()}).status, 403);
+  EXPECT_EQ(redis_->Command({"XLEN", tkeys.DeadLetters()})->integer, 2);
+  HttpResponse rq = BrowserPost(cookie, "/api/dead-letters/requeue", json{{"id", ids[0]}});
+  ASSERT_EQ(rq.status, 200) << rq.body;
+  EXPECT_EQ(json::parse(rq.body)["requeued"], 1);
+  EXPECT_EQ(redis_->Command({"XLEN", tkeys.DeadLetters()})->integer, 1);
+  auto last = ParseEntries(tkeys.Queue("default"), *redis_->Command({"XREVRANGE", tkeys.Queue("default"), "+", "-", "COUNT", "1"}));
+  ASSERT_EQ(last.size(), 1u);
+  v1::TaskEnvelope back;
+  ASSERT_TRUE(back.ParseFromString(*last[0].Field("e")));
+  EXPECT_EQ(back.id(), "poison-1");
+  EXPECT_EQ(redis_->Command({"XLEN", tkeys.Queue("default")})->integer, before + 1);
+  // Requeuing it again: it is gone.
+  EXPECT_EQ(BrowserPost(cookie, "/api/dead-letters/requeue", json{{"id", ids[0]}}).status, 404);
+  EXPECT_EQ(BrowserPost(cookie, "/api/dead-letters/requeue", json{{"id", "not-an-id"}}).status, 400);
+  // Delete the other one.
+  ASSERT_EQ(BrowserPost(cookie, "/api/dead-letters/delete", json{{"id", ids[1]}}).status, 200);
+  EXPECT_EQ(redis_->Command({"XLEN", tkeys.DeadLetters()})->integer, 0);
+  EXPECT_EQ(redis_->Command({"XLEN", tkeys.Queue("default")})->integer, before + 1);
+}
+
+TEST_F(AdminApiTest, RequeueAllBringsChunkAndTaskDeadLettersBack) {
+  Start();
+  std::string cookie = Login();
+  KeySchema keys = KeySchema::FromConfig(*config_);
+  TaskKeys tkeys("streamfleet");
+  StreamEntry chunk{keys.ChunkStream(0), "1-1", {{"e", "chunk-envelope"}}};
+  StreamEntry task{tkeys.Queue("low"), "1-2", {{"e", "task-envelope"}}};
+  ASSERT_TRUE(DeadLetter(*redis_, keys.ChunkDeadLetterStream(), chunk, "compactor", "bad", 6).ok());
+  ASSERT_TRUE(DeadLetter(*redis_, tkeys.DeadLetters(), task, "workers", "bad", 6).ok());
+  HttpResponse r = BrowserPost(cookie, "/api/dead-letters/requeue", json{{"all", true}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["requeued"], 2);
+  EXPECT_EQ(redis_->Command({"XLEN", keys.ChunkStream(0)})->integer, 1);
+  EXPECT_EQ(redis_->Command({"XLEN", tkeys.Queue("low")})->integer, 1);
+  EXPECT_EQ(redis_->Command({"XLEN", keys.ChunkDeadLetterStream()})->integer, 0);
+}
+
+TEST_F(AdminApiTest, OverviewShowsLiveGenerationProgressAndRedisStats) {
+  Start();
+  KeySchema keys = KeySchema::FromConfig(*config_);
+  GenerationId g{7, 0, 42};
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(redis_->Command({"RPUSH", keys.BufferKey(g), "chunk"}).ok());
+  ASSERT_TRUE(redis_->Command({"HSET", keys.MetaKey(g), "received_chunks", "5", "total_chunks", "20"}).ok());
+  std::string bearer = std::string("Authorization: Bearer ") + kToken;
+  HttpResponse r = Get("/api/overview", {bearer});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json o = json::parse(r.body);
+  ASSERT_EQ(o["buffers"]["live"].size(), 1u);
+  const json& live = o["buffers"]["live"][0];
+  EXPECT_EQ(live["organization_id"], 7);
+  EXPECT_EQ(live["generation_id"], 42);
+  EXPECT_EQ(live["received_chunks"], 5);
+  EXPECT_EQ(live["total_chunks"], 20);
+  EXPECT_EQ(live["percent"], 25);
+  EXPECT_EQ(o["buffers"]["over_threshold"].size(), 1u);
+  EXPECT_GT(o["redis"]["used_memory"].get<int64_t>(), 0);
+  EXPECT_TRUE(o["redis"].contains("evicted_keys"));
+  // The sampler (100ms) has collected a few samples by now; chunks added to a stream show as a rate.
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(redis_->Command({"XADD", keys.ChunkStream(0), "*", "e", "x"}).ok());
+  bool seen = false;
+  json samples;
+  for (int i = 0; i < 50 && !seen; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    samples = json::parse(Get("/api/overview", {bearer}).body)["samples"];
+    for (const auto& s : samples) seen = seen || s["chunks_in_per_s"].get<double>() > 0;
+  }
+  EXPECT_TRUE(seen) << "no sample saw the 50 chunks: " << samples.dump();
+}
+
+TEST_F(AdminApiTest, GenerationSearchAndCompactNow) {
+  Start();
+  std::string cookie = Login();
+  GenerationId g{3, 0, 9};
+  HttpResponse none = BrowserPost(cookie, "/api/generations/compact", json{{"org", 3}, {"gen", 9}});
+  EXPECT_EQ(none.status, 404) << none.body;
+  EXPECT_EQ(Get("/api/generations?org=0&gen=9", {cookie}).status, 400);
+  // A buffer of 3 of 4 chunks, applied by the compactor's own code (seqs out of order).
+  RedisServerClock clock;
+  compactor::ChunkBuffer buffer(*config_, clock);
+  std::vector<compactor::ChunkItem> items;
+  for (int seq : {2, 0, 1}) items.push_back({g, false, seq, "part" + std::to_string(seq) + " ", false, 4});
+  ASSERT_TRUE(buffer.Apply(*redis_, items).ok());
+  json d = json::parse(Get("/api/generations?org=3&gen=9", {cookie}).body);
+  ASSERT_FALSE(d["buffer"].empty()) << d.dump();
+  bool list_seen = false;
+  for (const auto& k : d["buffer"]) {
+    if (k["type"] == "list") {
+      list_seen = true;
+      EXPECT_EQ(k["llen"], 3);
+      EXPECT_GT(k["ttl"].get<int64_t>(), 0);
+    }
+    if (k["key"].get<std::string>().ends_with(":meta")) {
+      EXPECT_EQ(k["hash"]["total_chunks"], "4");
+    }
+  }
+  EXPECT_TRUE(list_seen);
+  EXPECT_TRUE(d["row"].is_null());
+  HttpResponse c = BrowserPost(cookie, "/api/generations/compact", json{{"org", 3}, {"gen", 9}});
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(json::parse(c.body)["chunk_count"], 3);
+  json after = json::parse(Get("/api/generations?org=3&gen=9", {cookie}).body);
+  ASSERT_FALSE(after["row"].is_null()) << after.dump();
+  EXPECT_EQ(after["row"]["chunk_count"], 3);
+  EXPECT_EQ(after["row"]["compacted_by"], "streamfleet-admin");
+  // Another organization's id does not reveal the row.
+  EXPECT_TRUE(json::parse(Get("/api/generations?org=4&gen=9", {cookie}).body)["row"].is_null());
+}
+
+TEST(SamplerTest, RatesAreCounterDifferencesPerSecond) {
+  Counters a, b;
+  a.chunks_added = 100;
+  b.chunks_added = 300;
+  a.tasks_read = 10;
+  b.tasks_read = 5;  // went down (stream deleted): no negative rate
+  b.chunk_lag = 7;
+  Sample s = RateBetween(a, b, 2000);
+  EXPECT_DOUBLE_EQ(s.chunks_in_per_s, 100.0);
+  EXPECT_DOUBLE_EQ(s.tasks_out_per_s, 0.0);
+  EXPECT_EQ(s.chunk_lag, 7);
+}
+
+TEST(AdminConfigTest, DefaultsAndMalformedValues) {
+  auto d = LoadConfig(streamfleet::testing::MapEnv({}), "0.0.0.0:9103");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->admin_listen, "0.0.0.0:8090");
+  EXPECT_EQ(d->admin_token, "");
+  EXPECT_FALSE(d->admin_insecure);
+  EXPECT_EQ(d->admin_sample_interval_ms, 2000);
+  auto bad_listen = LoadConfig(streamfleet::testing::MapEnv({{"ADMIN_LISTEN", "nope"}}), "0.0.0.0:9103");
+  ASSERT_FALSE(bad_listen.ok());
+  EXPECT_NE(bad_listen.status().message().find("ADMIN_LISTEN"), std::string::npos);
+  EXPECT_FALSE(LoadConfig(streamfleet::testing::MapEnv({{"ADMIN_INSECURE", "maybe"}}), "0.0.0.0:9103").ok());
+  EXPECT_FALSE(LoadConfig(streamfleet::testing::MapEnv({{"ADMIN_SAMPLE_INTERVAL", "10ms"}}), "0.0.0.0:9103").ok());
+}
+
+TEST(AuthTest, CookieParsingAndConstantTimeCompare) {
+  EXPECT_EQ(CookieValue("a=1; sf_admin=abc; b=2", "sf_admin").value_or(""), "abc");
+  EXPECT_FALSE(CookieValue("xsf_admin=abc", "sf_admin").has_value());
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abcd"));
+  AdminAuth none("", false);
+  EXPECT_FALSE(none.TokenMatches(""));
+}
+
+}  // namespace
+}  // namespace streamfleet::admin
