@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian 12 machine:
 #   installs packages, builds with -Wall -Wextra -Werror, starts a throwaway PostgreSQL on loopback
 #   (each test binary starts its own redis-server on a free port), runs every test with ctest, then
-#   builds and runs everything again under AddressSanitizer + UndefinedBehaviorSanitizer.
+#   builds and runs everything again under AddressSanitizer + UndefinedBehaviorSanitizer (all but the
+#   long end-to-end scripts labelled e2e).
 # Every server it starts is stopped on exit, also on failure or Ctrl-C.
 #   SKIP_SANITIZERS=1 scripts/test.sh   runs only the normal build (quick local loop)
 set -euo pipefail
@@ -18,15 +19,17 @@ trap cleanup EXIT INT TERM
 export STREAMFLEET_TEST_PG_URL=$(bash scripts/pg.sh start "$PG_DIR")
 echo "test PostgreSQL: $STREAMFLEET_TEST_PG_URL"
 
+# build_and_test DIR "CTEST ARGS" CMAKE ARGS...
 build_and_test() {
-  local dir=$1; shift
+  local dir=$1 ctest_args=$2; shift 2
   cmake -S "$ROOT" -B "$dir" -G Ninja "$@" >/dev/null
   cmake --build "$dir" -j "$JOBS"
-  (cd "$dir" && ctest --output-on-failure -j 1)
+  # shellcheck disable=SC2086
+  (cd "$dir" && ctest --output-on-failure -j 1 $ctest_args)
 }
 
 echo "== build + tests (-Wall -Wextra -Werror) =="
-build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+build_and_test build "" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 echo "== deploy checks (promtool, dashboard PromQL, kustomize renders, schemas, manifests vs binaries, yamllint) =="
 STREAMFLEETCTL="$ROOT/build/tools/streamfleetctl" bash scripts/check-deploy.sh
@@ -37,5 +40,7 @@ if [ "${SKIP_SANITIZERS:-0}" != "1" ]; then
   echo "== build + tests under AddressSanitizer + UndefinedBehaviorSanitizer =="
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DSTREAMFLEET_SANITIZE=ON -DSTREAMFLEET_BUILD_BENCH=OFF
+  # The long end-to-end scripts (label e2e: browser UI, fault suite) ran above; under the sanitizers every
+  # unit and integration suite runs, plus the short fleet/ACL/Prometheus scripts on the sanitized binaries.
+  build_and_test build-asan "-LE e2e" -DCMAKE_BUILD_TYPE=Debug -DSTREAMFLEET_SANITIZE=ON -DSTREAMFLEET_BUILD_BENCH=OFF
 fi
