@@ -362,11 +362,9 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
       return;
     }
     pending.append(buf, static_cast<size_t>(n));
-    size_t start = 0;
-    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
-      if (!handle_line(std::string_view(pending).substr(start, nl - start))) return;
-    }
-    pending.erase(0, start);
+    size_t consumed = ForEachCompleteLine(pending, handle_line);
+    if (consumed == std::string_view::npos) return;
+    pending.erase(0, consumed);
     if (pending.size() > max_line) {
       ++ctx.line;
       fail_line(413, "chunk_too_large", "line longer than " + std::to_string(max_line) + " bytes");

@@ -74,4 +74,12 @@ StatusOr<ChunkInput> ParseChunkJson(std::string_view text) {
   return c;
 }
 
+size_t ForEachCompleteLine(std::string_view buffer, const std::function<bool(std::string_view)>& on_line) {
+  size_t start = 0;
+  for (size_t nl; (nl = buffer.find('\n', start)) != std::string_view::npos; start = nl + 1) {
+    if (!on_line(buffer.substr(start, nl - start))) return std::string_view::npos;
+  }
+  return start;
+}
+
 }  // namespace streamfleet::ingest

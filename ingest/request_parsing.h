@@ -2,6 +2,7 @@
 // Pure parsing of what clients send to ingest: ids in paths, chunk JSON objects (one per request or per
 // NDJSON line). OpenAI-compatible SSE lines: streamfleet/common/sse.h. No I/O, unit-tested on its own.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,5 +34,10 @@ struct ChunkInput {
 };
 // {"seq": 0, "data": "...", "final": false, "total_chunks": null}; kInvalidArgument with the reason.
 StatusOr<ChunkInput> ParseChunkJson(std::string_view text);
+
+// A streamed body (NDJSON or SSE) arrives in reads of any size: hands each complete line of `buffer` to
+// on_line, without its '\n', in order, stopping when on_line returns false. Returns how many bytes were
+// consumed (the rest is an incomplete line the caller keeps for the next read), or npos when on_line stopped.
+size_t ForEachCompleteLine(std::string_view buffer, const std::function<bool(std::string_view)>& on_line);
 
 }  // namespace streamfleet::ingest

@@ -13,7 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   redis-server redis-tools postgresql postgresql-client sqlite3
   prometheus curl jq python3-redis python3-protobuf yamllint python3-yaml
-  chromium
+  chromium  # tests/e2e/admin: the admin UI in headless Chromium
+  clang libclang-rt-dev llvm  # scripts/fuzz.sh: libFuzzer runtime, llvm-symbolizer for its stack traces
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #   long end-to-end scripts labelled e2e).
 # Every server it starts is stopped on exit, also on failure or Ctrl-C.
 #   SKIP_SANITIZERS=1 scripts/test.sh   runs only the normal build (quick local loop)
+#   SKIP_FUZZ=1 scripts/test.sh         skips the short libFuzzer pass (scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -35,6 +36,14 @@ echo "== deploy checks (promtool, dashboard PromQL, kustomize renders, schemas, 
 STREAMFLEETCTL="$ROOT/build/tools/streamfleetctl" bash scripts/check-deploy.sh
 echo "== deploy/Dockerfile runtime stage provides every shared library of the executables =="
 bash scripts/check-image-libs.sh build
+
+if [ "${SKIP_FUZZ:-0}" != "1" ]; then
+  # Short: ~1 min of build plus FUZZ_SECONDS per target, two targets at a time. Longer runs on demand:
+  # bash scripts/fuzz.sh 60 (docs/reliability.md, Fuzzing).
+  FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+  echo "== fuzz (libFuzzer, $FUZZ_SECONDS s per target) =="
+  JOBS="$JOBS" FUZZ_JOBS="$JOBS" bash scripts/fuzz.sh "$FUZZ_SECONDS"
+fi
 
 if [ "${SKIP_SANITIZERS:-0}" != "1" ]; then
   echo "== build + tests under AddressSanitizer + UndefinedBehaviorSanitizer =="

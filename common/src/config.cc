@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <charconv>
+#include <cstdint>
 #include <cstdlib>
 
 namespace streamfleet {
@@ -204,12 +205,23 @@ StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms)
   if (i == 0 || i > 15) return Status::InvalidArgument("bad duration: " + text);
   int64_t n = std::stoll(text.substr(0, i));
   std::string unit = text.substr(i);
-  if (unit.empty()) return n * bare_unit_ms;
-  if (unit == "ms") return n;
-  if (unit == "s") return n * 1000;
-  if (unit == "m") return n * 60000;
-  if (unit == "h") return n * 3600000;
-  return Status::InvalidArgument("bad duration unit in: " + text);
+  int64_t unit_ms = 0;
+  if (unit.empty()) {
+    unit_ms = bare_unit_ms;
+  } else if (unit == "ms") {
+    unit_ms = 1;
+  } else if (unit == "s") {
+    unit_ms = 1000;
+  } else if (unit == "m") {
+    unit_ms = 60000;
+  } else if (unit == "h") {
+    unit_ms = 3600000;
+  } else {
+    return Status::InvalidArgument("bad duration unit in: " + text);
+  }
+  // 15 digits of hours do not fit in int64 milliseconds (signed overflow: UBSan in fuzz/fuzz_config).
+  if (unit_ms > 0 && n > INT64_MAX / unit_ms) return Status::InvalidArgument("duration too large: " + text);
+  return n * unit_ms;
 }
 
 StatusOr<RedisConfig> ParseRedisUrl(const std::string& url) {

@@ -1,7 +1,5 @@
 #include "streamfleet/common/generation_request.h"
 
-#include "streamfleet/common/task_queue.h"
-
 namespace streamfleet {
 
 namespace {
@@ -75,21 +73,6 @@ StatusOr<GenerationRequest> ParseGenerationRunPayload(std::string_view payload) 
   }
   SF_RETURN_IF_ERROR(ReadCommon(j, &r));
   return r;
-}
-
-std::string GenerationIdsKey(const Config& config) { return config.stream_prefix + ":generation_ids"; }
-
-StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& config, GenerationRequest& req,
-                                            int64_t now_ms) {
-  auto id = redis.Command({"INCR", GenerationIdsKey(config)});
-  if (!id.ok()) return id.status();
-  req.generation_id = id->AsInt();
-  EnqueueOptions opts;
-  opts.id = "generation-" + std::to_string(req.generation_id);
-  auto r = EnqueueTask(redis, TaskKeys(config.stream_prefix), kGenerationRunTask, GenerationRunPayload(req), opts,
-                       now_ms);
-  if (!r.ok()) return r.status();
-  return StartedGeneration{req.generation_id, r->id};
 }
 
 }  // namespace streamfleet

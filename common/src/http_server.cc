@@ -46,7 +46,10 @@ std::string UrlDecode(const std::string& s) {
 }  // namespace
 
 std::string JsonError(const std::string& error, const std::string& detail) {
-  return nlohmann::json{{"error", error}, {"detail", detail}}.dump();
+  // The detail often quotes what the client sent (a path, an id), which can be any bytes: invalid UTF-8 is
+  // replaced with U+FFFD, or dump() would throw and a 400 would turn into a 500 (found by fuzz/fuzz_route).
+  return nlohmann::json{{"error", error}, {"detail", detail}}.dump(-1, ' ', false,
+                                                                   nlohmann::json::error_handler_t::replace);
 }
 
 HttpExchange::HttpExchange(mg_connection* conn) : conn_(conn) {

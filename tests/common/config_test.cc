@@ -107,6 +107,11 @@ TEST(ConfigTest, DurationsAcceptUnits) {
   EXPECT_EQ(*ParseDurationMs("7", 1000), 7000);
   EXPECT_FALSE(ParseDurationMs("7d", 1000).ok());
   EXPECT_FALSE(ParseDurationMs("", 1000).ok());
+  // 15 digits of hours overflowed int64 milliseconds (UBSan in fuzz/fuzz_config) instead of failing.
+  EXPECT_FALSE(ParseDurationMs("999999999999999h", 1000).ok());
+  EXPECT_FALSE(ParseDurationMs("999999999999999", 3600000).ok());
+  EXPECT_EQ(*ParseDurationMs("999999999999999ms", 1000), 999999999999999);
+  EXPECT_EQ(*ParseDurationMs("2562047h", 1000), int64_t{2562047} * 3600000);
 }
 
 TEST(ConfigTest, TimesAcceptUnixSecondsAndIsoUtc) {

@@ -451,5 +451,21 @@ TEST_F(IngestTest, GenerationEndpointServesTheRowThroughTheCacheAndReFinalizatio
   std::filesystem::remove_all(cache_dir);
 }
 
+// Found by fuzz/fuzz_route: the 400 body quotes the bad id, and a percent-encoded byte that is not UTF-8
+// made serializing it throw, so the client got a 500 "internal" instead of a 400 "invalid_id".
+TEST_F(IngestTest, BadIdThatIsNotUtf8IsA400WithJsonBody) {
+  StartIngest();
+  for (const char* p : {"/v1/orgs/%8C/generations/1/chunks", "/v1/orgs/1/generations/%FF%FE/progress"}) {
+    auto r = std::string_view(p).ends_with("chunks") ? Post(p, R"({"data": "x"})") : Get(p);
+    EXPECT_EQ(r.status, 400) << p;
+    auto j = Json(r);
+    EXPECT_EQ(j["error"], "invalid_id") << p;
+    EXPECT_NE(j["detail"].get<std::string>().find("\xEF\xBF\xBD"), std::string::npos) << j.dump();
+  }
+  auto unknown = Get("/v1/%FF");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(Json(unknown)["error"], "not_found");
+}
+
 }  // namespace
 }  // namespace streamfleet::ingest

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace streamfleet::ingest {
 namespace {
 
@@ -64,6 +67,22 @@ TEST(ParseSseLineTest, OpenAiDeltas) {
   EXPECT_EQ(ParseSseLine(R"(data: {"choices":[],"usage":{"total_tokens":9}})")->kind, SseLine::Kind::kSkip);
   EXPECT_FALSE(ParseSseLine("data: {not json").ok());
   EXPECT_FALSE(ParseSseLine(R"(data: {"choices":[{"delta":{"content":5}}]})").ok());
+}
+
+TEST(ForEachCompleteLineTest, CompleteLinesOnlyAndStopsWhenAsked) {
+  std::vector<std::string> lines;
+  auto collect = [&](std::string_view l) {
+    lines.emplace_back(l);
+    return true;
+  };
+  EXPECT_EQ(ForEachCompleteLine("a\n\nb\r\nrest", collect), 6u);  // "rest" waits for the next read
+  EXPECT_EQ(lines, (std::vector<std::string>{"a", "", "b\r"}));
+  lines.clear();
+  EXPECT_EQ(ForEachCompleteLine("no newline", collect), 0u);
+  EXPECT_TRUE(lines.empty());
+  int seen = 0;
+  EXPECT_EQ(ForEachCompleteLine("1\n2\n3\n", [&](std::string_view) { return ++seen < 2; }), std::string_view::npos);
+  EXPECT_EQ(seen, 2);
 }
 
 }  // namespace

@@ -66,6 +66,7 @@ class HttpServer {
   int port_ = 0;
 };
 
+// {"error": error, "detail": detail}; bytes of detail that are not UTF-8 become U+FFFD.
 std::string JsonError(const std::string& error, const std::string& detail);
 
 }  // namespace streamfleet

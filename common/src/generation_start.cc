@@ -1,0 +1,23 @@
+// StartGeneration: the Redis side of starting a generation (generation_request.h). Apart from the pure
+// parsing in generation_request.cc, so the parsers link (and are fuzzed) without the Redis client.
+#include "streamfleet/common/generation_request.h"
+#include "streamfleet/common/task_queue.h"
+
+namespace streamfleet {
+
+std::string GenerationIdsKey(const Config& config) { return config.stream_prefix + ":generation_ids"; }
+
+StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& config, GenerationRequest& req,
+                                            int64_t now_ms) {
+  auto id = redis.Command({"INCR", GenerationIdsKey(config)});
+  if (!id.ok()) return id.status();
+  req.generation_id = id->AsInt();
+  EnqueueOptions opts;
+  opts.id = "generation-" + std::to_string(req.generation_id);
+  auto r = EnqueueTask(redis, TaskKeys(config.stream_prefix), kGenerationRunTask, GenerationRunPayload(req), opts,
+                       now_ms);
+  if (!r.ok()) return r.status();
+  return StartedGeneration{req.generation_id, r->id};
+}
+
+}  // namespace streamfleet
