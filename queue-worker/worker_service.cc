@@ -1,6 +1,7 @@
 #include "queue-worker/worker_service.h"
 
 #include <chrono>
+#include <limits>
 #include <random>
 #include <set>
 #include <thread>
@@ -59,7 +60,8 @@ StatusOr<std::map<std::string, int64_t>> ParseTimeouts(const std::string& spec) 
 
 int64_t BackoffMs(const RetryPolicy& p, int attempt, uint64_t random) {
   int64_t d = p.base_ms;
-  for (int i = 1; i < attempt && d < p.cap_ms; ++i) d *= 2;
+  // Doubling stops at the cap, and before it could overflow (a TASK_POLICY base near 2^63 ms).
+  for (int i = 1; i < attempt && d < p.cap_ms && d <= std::numeric_limits<int64_t>::max() / 2; ++i) d *= 2;
   d = std::min(d, p.cap_ms);
   if (d <= 1) return d;
   return d / 2 + static_cast<int64_t>(random % static_cast<uint64_t>(d / 2 + 1));
@@ -294,6 +296,9 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
     }
     return;
   }
+  // The attempt count comes from the envelope: a hand-made one could say INT32_MAX (or less than zero), and
+  // attempt + 1 below must not overflow. Such a task has no attempts left anyway.
+  if (task.attempt() < 0 || task.attempt() == std::numeric_limits<int32_t>::max()) task.set_attempt(1 << 30);
   const bool keep_status = config_.task_result_ttl_s > 0 && !task.id().empty();
   if (keep_status) (void)redis.Command({"HSET", keys_.Status(task.id()), "state", "running", "worker", entry.id});
   busy_.Increment();

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -94,6 +95,26 @@ TEST_F(WorkerTest, UnknownTypesAndUndecodableEnvelopesAreDeadLetteredAtOnce) {
   EXPECT_TRUE(reasons.count("unknown task type \"no.such.type\""));
   EXPECT_TRUE(reasons.count("undecodable TaskEnvelope"));
   EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0);
+}
+
+// A hand-made envelope claiming INT32_MAX (or negative) attempts: no overflow (UBSan runs this), the
+// failure is dead-lettered at once as a task with no attempts left.
+TEST_F(WorkerTest, EnvelopeWithAbsurdAttemptCountIsDeadLetteredWithoutOverflow) {
+  handlers_.Register("fails", [](TaskContext&) { return Status::Unavailable("down"); });
+  auto& w = Make();
+  for (int32_t attempt : {std::numeric_limits<int32_t>::max(), -5}) {
+    v1::TaskEnvelope t;
+    t.set_id("absurd" + std::to_string(attempt));
+    t.set_type("fails");
+    t.set_queue("default");
+    t.set_attempt(attempt);
+    ASSERT_TRUE(redis_->Command({"XADD", keys_.Queue("default"), "*", "e", t.SerializeAsString()}).ok());
+  }
+  EXPECT_EQ(Drain(w), 2);
+  auto dlq = DeadLetters();
+  ASSERT_EQ(dlq.size(), 2u);
+  for (const auto& d : dlq) EXPECT_NE(d.Field("reason")->find("failed after"), std::string::npos) << *d.Field("reason");
+  EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()}).value().integer, 0) << "no retry scheduled";
 }
 
 TEST_F(WorkerTest, DelayedTaskRunsOnlyWhenDueAndUniqueKeysDedupe) {
