@@ -3,6 +3,8 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/common/text.h"
+
 namespace streamfleet::compactor {
 
 Assembled Assemble(const std::vector<std::string>& elements, const std::map<int64_t, std::string>& extra,
@@ -44,7 +46,9 @@ JsonDecode DecodeJson(const std::string& text) {
     d.normalized = j.dump();
   } catch (const nlohmann::json::exception& e) {
     d.valid = false;
-    d.error = e.what();
+    // The parser quotes the bytes it stopped at; they may be invalid UTF-8 (a chunk that cut a multi-byte
+    // character), and this message goes into the row's metadata JSON.
+    d.error = ToValidUtf8(e.what());
   }
   return d;
 }

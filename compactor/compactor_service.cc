@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "streamfleet/common/backoff.h"
+#include "streamfleet/common/envelope_version.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
@@ -27,6 +28,10 @@ bool DecodeChunk(const StreamEntry& e, ChunkItem* item, std::string* why) {
   v1::ChunkEnvelope env;
   if (!env.ParseFromString(*raw)) {
     *why = "undecodable ChunkEnvelope";
+    return false;
+  }
+  if (std::string v = UnknownVersionReason("ChunkEnvelope", env.version(), kChunkEnvelopeVersion); !v.empty()) {
+    *why = v;
     return false;
   }
   item->gen = GenerationId{env.organization_id(), env.scenario_id(), env.generation_id()};
@@ -278,9 +283,16 @@ void CompactorService::ProcessFinalizes(const std::vector<StreamEntry>& entries,
     if (s1.ok()) {
       RecordFinalized(reqs[k], owners[k], one[0]);
       Ack({owners[k]});
+      last_failure_.erase(owners[k].id);
     } else if (!stop.load()) {
-      SF_LOG_ERROR("finalize {} failed permanently: {}", KeySchema::Member(reqs[k].gen), s1.ToString());
-      DeadLetterEntry(owners[k], s1.ToString(), 1);
+      // Neither acked nor dead-lettered yet: the buffer stays, and the claim path retries the entry after
+      // VISIBILITY_TIMEOUT (a database that refused the row may accept it once an operator fixed it). Only
+      // after MAX_DELIVERIES does it go to the dead letters, with this error as its reason.
+      SF_LOG_ERROR("finalize {} failed: {}; left pending, retried after VISIBILITY_TIMEOUT",
+                   KeySchema::Member(reqs[k].gen), s1.ToString());
+      metrics_.finalize_rejected.Increment();
+      if (last_failure_.size() > 10000) last_failure_.clear();
+      last_failure_[owners[k].id] = s1.ToString();
     }
   }
 }
@@ -404,9 +416,13 @@ Status CompactorService::ClaimNow(const std::atomic<bool>& stop) {
     for (auto& c : *claimed) {
       metrics_.claimed.Increment();
       if (c.times_delivered > config_.max_deliveries) {
-        DeadLetterEntry(c.entry, "delivered " + std::to_string(c.times_delivered) + " times (MAX_DELIVERIES " +
-                                     std::to_string(config_.max_deliveries) + ")",
-                        c.times_delivered);
+        std::string reason = "delivered " + std::to_string(c.times_delivered) + " times (MAX_DELIVERIES " +
+                             std::to_string(config_.max_deliveries) + ")";
+        if (auto f = last_failure_.find(c.entry.id); f != last_failure_.end()) {
+          reason += "; last error: " + f->second;
+          last_failure_.erase(f);
+        }
+        DeadLetterEntry(c.entry, reason, c.times_delivered);
       } else {
         redo.push_back(std::move(c.entry));
       }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -101,6 +102,9 @@ class CompactorService {
   bool own_pending_recovered_ = false;
   std::chrono::steady_clock::time_point next_sweep_{}, next_claim_{}, next_trim_{};
   std::unordered_set<std::string> over_threshold_logged_;
+  // Entry id -> error of a finalization that failed permanently here; the dead-letter reason once it has
+  // been delivered MAX_DELIVERIES times. Loop thread only; bounded.
+  std::unordered_map<std::string, std::string> last_failure_;
 };
 
 }  // namespace streamfleet::compactor

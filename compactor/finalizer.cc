@@ -7,6 +7,7 @@
 #include "streamfleet/common/generation_cache.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/stream_admin.h"
+#include "streamfleet/common/text.h"
 #include "streamfleet/v1/event.pb.h"
 
 namespace streamfleet::compactor {
@@ -60,6 +61,8 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
                        {"json_valid", json.valid}};
   if (!json.valid) {
     md["json_fallback"] = {{"reason", json.error}, {"stored", "compacted only; llm_response left unchanged"}};
+    // Producers writing envelopes directly may send any bytes; they are kept byte-exact in `compacted`.
+    if (auto bad = FirstInvalidUtf8(a.text)) md["json_fallback"]["invalid_utf8_at"] = *bad;
   } else {
     md["json_fallback"] = nullptr;
   }

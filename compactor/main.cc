@@ -8,18 +8,9 @@
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/metrics_server.h"
 #include "streamfleet/common/shutdown.h"
+#include "streamfleet/common/text.h"
 
 using namespace streamfleet;
-
-namespace {
-// Never log credentials: "postgresql://user:secret@host/db" -> "postgresql://host/db".
-std::string RedactedUrl(const std::string& url) {
-  auto at = url.rfind('@');
-  auto scheme = url.find("://");
-  if (at == std::string::npos || scheme == std::string::npos) return url;
-  return url.substr(0, scheme + 3) + url.substr(at + 1);
-}
-}  // namespace
 
 int main() {
   auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9101");
@@ -59,7 +50,7 @@ int main() {
   }
   (*metrics)->EnableRedisHealth(config->redis);
   SF_LOG_INFO("compactor {} started: redis {}:{}, database {}, metrics on port {}", config->consumer_name,
-              config->redis.host, config->redis.port, RedactedUrl(config->database_url),
+              config->redis.host, config->redis.port, RedactUrl(config->database_url),
               (*metrics)->port());
   std::atomic<bool> stop{false};
   std::thread watcher([&] {

@@ -36,6 +36,9 @@ CompactorMetrics::CompactorMetrics(prometheus::Registry& r)
       dead_lettered(C(r, "streamfleet_compactor_dead_lettered_total", "Entries sent to the dead-letter stream")),
       claimed(C(r, "streamfleet_compactor_claimed_total", "Entries taken over from dead consumers")),
       db_errors(C(r, "streamfleet_compactor_db_errors_total", "Database write failures (retried)")),
+      finalize_rejected(C(r, "streamfleet_compactor_finalizations_rejected_total",
+                          "Finalizations that failed permanently (e.g. the database refused the row): left pending, "
+                          "retried after VISIBILITY_TIMEOUT, dead-lettered after MAX_DELIVERIES")),
       redis_errors(C(r, "streamfleet_compactor_redis_errors_total", "Redis failures (retried)")),
       trimmed(C(r, "streamfleet_compactor_stream_trimmed_total", "Acknowledged stream entries trimmed")),
       finalize_latency(prometheus::BuildHistogram()

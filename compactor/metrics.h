@@ -22,6 +22,7 @@ struct CompactorMetrics {
   prometheus::Counter& dead_lettered;
   prometheus::Counter& claimed;
   prometheus::Counter& db_errors;
+  prometheus::Counter& finalize_rejected;
   prometheus::Counter& redis_errors;
   prometheus::Counter& trimmed;
   prometheus::Histogram& finalize_latency;  // last chunk -> row committed

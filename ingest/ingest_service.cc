@@ -8,6 +8,7 @@
 #include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/task_queue.h"
+#include "streamfleet/common/text.h"
 
 namespace streamfleet::ingest {
 
@@ -69,7 +70,8 @@ Status IngestService::Start() {
                 "set per-organization tokens in production)",
                 config_.ingest_listen);
   }
-  auto http = HttpServer::Start(config_.ingest_listen, config_.ingest_threads, [this](HttpExchange& ex) { Handle(ex); });
+  auto http = HttpServer::Start(config_.ingest_listen, config_.ingest_threads, [this](HttpExchange& ex) { Handle(ex); },
+                                config_.ingest_request_timeout_ms);
   if (!http.ok()) return http.status();
   http_ = std::move(*http);
   sampler_ = std::thread([this] {
@@ -256,12 +258,35 @@ Status CheckChunk(const Config& c, const ChunkInput& in) {
 }
 }  // namespace
 
+void IngestService::RejectBody(HttpExchange& ex, const Status& s) {
+  if (s.code() == StatusCode::kResourceExhausted) {
+    Reject(ex, 413, "body_too_large", s.message());
+  } else {
+    // Bad chunked encoding, a body shorter than its Content-Length, a client that went quiet: nothing read
+    // from it was applied.
+    Reject(ex, 400, "bad_body", s.message());
+  }
+}
+
+bool IngestService::RejectNonUtf8(HttpExchange& ex, const std::string& body) {
+  auto bad = FirstInvalidUtf8(body);
+  if (!bad) return false;
+  // JSON text is UTF-8 (RFC 8259): reject with the offset instead of storing bytes no JSON reader accepts.
+  metrics_.rejections.Add({{"reason", "invalid_utf8"}}).Increment();
+  ex.RespondJson(400, nlohmann::json{{"error", "invalid_utf8"},
+                                     {"detail", "byte " + std::to_string(*bad) + " of the body is not valid UTF-8"},
+                                     {"offset", *bad}}
+                          .dump());
+  return true;
+}
+
 void IngestService::HandleJsonChunk(HttpExchange& ex, Ctx& ctx) {
   auto body = ex.ReadBody(static_cast<size_t>(config_.max_body_bytes));
   if (!body.ok()) {
-    Reject(ex, 413, "body_too_large", body.status().message());
+    RejectBody(ex, body.status());
     return;
   }
+  if (RejectNonUtf8(ex, *body)) return;
   auto in = ParseChunkJson(*body);
   if (!in.ok()) {
     Reject(ex, 400, "invalid_chunk", in.status().message());
@@ -285,24 +310,32 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
   size_t batch_bytes = 0;
   AppendResult total;
   std::string pending;  // bytes of an incomplete line
+  int64_t pending_offset = 0;  // body offset of pending[0]
   int64_t body_bytes = 0;
   bool done = false;
   const size_t max_line = static_cast<size_t>(config_.max_chunk_bytes) * 6 + 4096;  // JSON escaping headroom
-  auto fail_line = [&](int status, const std::string& reason, const std::string& detail) {
+  auto fail_line = [&](int status, const std::string& reason, const std::string& detail,
+                       std::optional<int64_t> offset = std::nullopt) {
     // Lines before the bad one are durable already or flushed now; nothing from the bad line on is applied.
     if (!Write(ex, ctx, batch, source, &total)) return;
     metrics_.rejections.Add({{"reason", reason}}).Increment();
-    ex.RespondJson(status, nlohmann::json{{"error", reason},
-                                          {"detail", "line " + std::to_string(ctx.line) + ": " + detail},
-                                          {"line", ctx.line},
-                                          {"accepted", total.accepted},
-                                          {"last_seq", total.last_seq}}
-                               .dump());
+    nlohmann::json j = {{"error", reason},
+                        {"detail", "line " + std::to_string(ctx.line) + ": " + detail},
+                        {"line", ctx.line},
+                        {"accepted", total.accepted},
+                        {"last_seq", total.last_seq}};
+    if (offset) j["offset"] = *offset;
+    ex.RespondJson(status, j.dump());
   };
-  // Returns false when the request already got its answer.
-  auto handle_line = [&](std::string_view line) -> bool {
+  // Returns false when the request already got its answer. line_offset: the line's offset in the body.
+  auto handle_line = [&](std::string_view line, int64_t line_offset) -> bool {
     ++ctx.line;
     if (done) return true;  // after [DONE], ignore trailing lines
+    if (auto bad = FirstInvalidUtf8(line)) {
+      int64_t at = line_offset + static_cast<int64_t>(*bad);
+      fail_line(400, "invalid_utf8", "byte " + std::to_string(at) + " of the body is not valid UTF-8", at);
+      return false;
+    }
     if (sse) {
       auto l = ParseSseLine(line);
       if (!l.ok()) {
@@ -352,7 +385,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
   while (true) {
     int n = ex.Read(buf, buffer.size());
     if (n < 0) {
-      fail_line(400, "read_error", "the request body ended abruptly");
+      fail_line(400, "bad_body", "the request body ended abruptly or its chunked encoding is malformed");
       return;
     }
     if (n == 0) break;
@@ -362,16 +395,19 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
       return;
     }
     pending.append(buf, static_cast<size_t>(n));
-    size_t consumed = ForEachCompleteLine(pending, handle_line);
+    size_t consumed = ForEachCompleteLine(pending, [&](std::string_view line) {
+      return handle_line(line, pending_offset + static_cast<int64_t>(line.data() - pending.data()));
+    });
     if (consumed == std::string_view::npos) return;
     pending.erase(0, consumed);
+    pending_offset += static_cast<int64_t>(consumed);
     if (pending.size() > max_line) {
       ++ctx.line;
       fail_line(413, "chunk_too_large", "line longer than " + std::to_string(max_line) + " bytes");
       return;
     }
   }
-  if (!pending.empty() && !handle_line(pending)) return;
+  if (!pending.empty() && !handle_line(pending, pending_offset)) return;
   if (!Write(ex, ctx, batch, source, &total)) return;
   if (sse && done) {
     // The provider's stream ended: the total is every seq this generation was given.
@@ -395,9 +431,10 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
 void IngestService::HandleFinish(HttpExchange& ex, Ctx& ctx) {
   auto body = ex.ReadBody(64 * 1024);
   if (!body.ok()) {
-    Reject(ex, 413, "body_too_large", body.status().message());
+    RejectBody(ex, body.status());
     return;
   }
+  if (RejectNonUtf8(ex, *body)) return;
   nlohmann::json j = nlohmann::json::parse(*body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("total_chunks") || !j["total_chunks"].is_number_integer() ||
       j["total_chunks"].get<int64_t>() <= 0 || j["total_chunks"].get<int64_t>() > config_.max_chunks_per_generation) {
@@ -434,9 +471,10 @@ void IngestService::HandleStart(HttpExchange& ex, Ctx& ctx) {
   }
   auto body = ex.ReadBody(static_cast<size_t>(config_.max_body_bytes));
   if (!body.ok()) {
-    Reject(ex, 413, "body_too_large", body.status().message());
+    RejectBody(ex, body.status());
     return;
   }
+  if (RejectNonUtf8(ex, *body)) return;
   auto req = ParseGenerationRequest(ctx.gen.org, *body);
   if (!req.ok()) {
     Reject(ex, 400, "invalid_generation", req.status().message());

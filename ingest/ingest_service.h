@@ -53,6 +53,10 @@ class IngestService {
   bool Authorize(HttpExchange& ex, int64_t org);
   void Reject(HttpExchange& ex, int status, const std::string& reason, const std::string& detail,
               std::vector<std::pair<std::string, std::string>> headers = {});
+  // Responds 413 body_too_large (kResourceExhausted) or 400 bad_body for a failed ReadBody.
+  void RejectBody(HttpExchange& ex, const Status& s);
+  // Responds 400 invalid_utf8 (with the byte offset) and returns true when body is not valid UTF-8.
+  bool RejectNonUtf8(HttpExchange& ex, const std::string& body);
   // Appends through redis_; maps errors to HTTP answers. Returns false when it already responded.
   bool Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source, AppendResult* total);
   void SampleBacklog();

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/common/text.h"
+
 namespace streamfleet::worker {
 
 namespace {
@@ -77,7 +79,7 @@ Status PostWebhook(const WebhookRequest& req, const std::atomic<bool>* cancelled
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancelled));
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   CURLcode rc = curl_easy_perform(c);
-  if (rc == CURLE_OPERATION_TIMEDOUT) return Status::DeadlineExceeded("webhook timed out: " + req.url);
+  if (rc == CURLE_OPERATION_TIMEDOUT) return Status::DeadlineExceeded("webhook timed out: " + RedactUrl(req.url));
   if (rc == CURLE_ABORTED_BY_CALLBACK) return Status::DeadlineExceeded("webhook cancelled (task timeout)");
   if (rc != CURLE_OK) return Status::Unavailable(std::string("webhook: ") + curl_easy_strerror(rc));
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status_code);

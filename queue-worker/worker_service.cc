@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "streamfleet/common/backoff.h"
+#include "streamfleet/common/envelope_version.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/stream_admin.h"
 
@@ -272,6 +273,14 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
     return;
   }
   LogScope task_scope(LogContext().Task(task.id()));
+  if (std::string v = UnknownVersionReason("TaskEnvelope", task.version(), kTaskEnvelopeVersion); !v.empty()) {
+    SF_LOG_WARN("dead-lettering task {} {}: {}", entry.stream, entry.id, v);
+    if (DeadLetterTask(redis, keys_, entry.stream, entry.id, *raw, v, times_delivered).ok()) {
+      dead_lettered_.Increment();
+      processed_.Add({{"type", "unknown"}, {"outcome", "dead_lettered"}}).Increment();
+    }
+    return;
+  }
   if (task.queue().empty()) task.set_queue(entry.stream.substr(keys_.Queue("").size()));
   if (task.attempt() == 0 && times_delivered == 1) {
     // Queue latency (Sidekiq's "latency"): what users feel when workers are too few. Wall clocks of the

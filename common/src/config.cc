@@ -1,5 +1,7 @@
 #include "streamfleet/common/config.h"
 
+#include "streamfleet/common/text.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,6 +49,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"INGEST_MAX_BODY_BYTES", "16777216", "largest request body accepted (413 above)"},
       {"INGEST_MAX_GENERATION_BYTES", "67108864", "largest total size of one generation (413 above)"},
       {"INGEST_BACKPRESSURE_LAG", "200000", "consumer-group lag over the chunk streams above which ingest answers 503"},
+      {"INGEST_REQUEST_TIMEOUT", "60s", "longest a client may take to send a request's headers, and the longest wait for body data (slow or stalled clients)"},
       {"INGEST_TOKENS", "", "per-organization bearer tokens, \"ORG:TOKEN,ORG:TOKEN\"; empty = open (dev only)"},
       {"QUEUES", "critical:6,default:3,low:1", "queue-worker: queues and their weights (a busy low queue cannot starve critical)"},
       {"WORKER_CONCURRENCY", "4", "queue-worker: tasks run at once per process"},
@@ -283,7 +286,7 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   if (r.IsSet("REDIS_URL") && !r.Str("REDIS_URL").empty()) {
     auto rc = ParseRedisUrl(r.Str("REDIS_URL"));
     if (!rc.ok()) {
-      r.Fail("REDIS_URL", r.Str("REDIS_URL"), "redis://[[user]:password@]host[:port][/db] (" + rc.status().message() + ")");
+      r.Fail("REDIS_URL", RedactUrl(r.Str("REDIS_URL")), "redis://[[user]:password@]host[:port][/db] (" + rc.status().message() + ")");
     } else {
       c.redis = *rc;
     }
@@ -302,7 +305,7 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.database_url = r.Str("DATABASE_URL");
   if (c.database_url.rfind("sqlite:", 0) != 0 && c.database_url.rfind("postgresql://", 0) != 0 &&
       c.database_url.rfind("postgres://", 0) != 0) {
-    r.Fail("DATABASE_URL", c.database_url, "sqlite:PATH or postgresql://...");
+    r.Fail("DATABASE_URL", RedactUrl(c.database_url), "sqlite:PATH or postgresql://...");
   }
   c.key_prefix = r.Str("STREAMFLEET_KEY_PREFIX");
   c.stream_prefix = r.Str("STREAMFLEET_STREAM_PREFIX");
@@ -356,6 +359,7 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.max_body_bytes = r.Int("INGEST_MAX_BODY_BYTES", 1, int64_t{1} << 34);
   c.max_generation_bytes = r.Int("INGEST_MAX_GENERATION_BYTES", 1, int64_t{1} << 40);
   c.backpressure_lag = r.Int("INGEST_BACKPRESSURE_LAG", 1, int64_t{1} << 40);
+  c.ingest_request_timeout_ms = r.Duration("INGEST_REQUEST_TIMEOUT", 1000, 100);
 
   std::string tokens = r.Str("INGEST_TOKENS");
   for (const std::string& item : SplitList(tokens, ',')) {
@@ -414,13 +418,13 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.events_webhook_url = r.Str("EVENTS_WEBHOOK_URL");
   if (!c.events_webhook_url.empty() && c.events_webhook_url.rfind("http://", 0) != 0 &&
       c.events_webhook_url.rfind("https://", 0) != 0) {
-    r.Fail("EVENTS_WEBHOOK_URL", c.events_webhook_url, "an http:// or https:// URL");
+    r.Fail("EVENTS_WEBHOOK_URL", RedactUrl(c.events_webhook_url), "an http:// or https:// URL");
   }
   c.chunk_retention_ms = r.Duration("CHUNK_RETENTION", 1000, 1000);
 
   c.provider_base_url = r.Str("PROVIDER_BASE_URL");
   if (c.provider_base_url.rfind("http://", 0) != 0 && c.provider_base_url.rfind("https://", 0) != 0) {
-    r.Fail("PROVIDER_BASE_URL", c.provider_base_url, "an http:// or https:// URL");
+    r.Fail("PROVIDER_BASE_URL", RedactUrl(c.provider_base_url), "an http:// or https:// URL");
   }
   c.provider_api_key = r.Str("PROVIDER_API_KEY");
   c.provider_model = r.Str("PROVIDER_MODEL");

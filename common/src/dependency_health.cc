@@ -22,7 +22,10 @@ DependencyHealth::DependencyHealth(prometheus::Registry& registry, Dependency de
       up_gauge_(up_gauge) {}
 
 void DependencyHealth::Report(const Status& s, const char* what) {
-  State to = s.ok() ? kUp : (s.retryable() ? kDown : kUnknown);
+  // A rejected password (WRONGPASS/NOAUTH) makes the dependency as unusable as an outage, and it must be
+  // logged with its reason: the calls after it only say "reconnect backing off".
+  bool down = s.retryable() || s.code() == StatusCode::kUnauthenticated;
+  State to = s.ok() ? kUp : (down ? kDown : kUnknown);
   if (to == kUnknown || state_.load() == to) return;  // the hot path: nothing changes
   Change(to, s, what);
 }

@@ -2,6 +2,7 @@
 
 #include <civetweb.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -57,6 +58,7 @@ HttpExchange::HttpExchange(mg_connection* conn) : conn_(conn) {
   method_ = ri->request_method ? ri->request_method : "";
   path_ = ri->local_uri ? ri->local_uri : "";
   query_ = ri->query_string ? ri->query_string : "";
+  content_length_ = ri->content_length;  // -1 when absent (chunked or no body)
 }
 
 std::optional<std::string> HttpExchange::Header(const char* name) const {
@@ -79,7 +81,14 @@ std::optional<std::string> HttpExchange::QueryParam(const std::string& name) con
   return std::nullopt;
 }
 
-int HttpExchange::Read(char* buf, size_t n) { return mg_read(conn_, buf, n); }
+int HttpExchange::Read(char* buf, size_t n) {
+  int r = mg_read(conn_, buf, n);
+  if (r > 0) body_read_ += r;
+  // civetweb reports a connection closed before Content-Length bytes as a plain end of body: a truncated
+  // request would pass for a complete one (an NDJSON body cut at a line boundary, say).
+  if (r == 0 && content_length_ >= 0 && body_read_ < content_length_) return -1;
+  return r;
+}
 
 StatusOr<std::string> HttpExchange::ReadBody(size_t max_bytes) {
   std::string body;
@@ -87,7 +96,10 @@ StatusOr<std::string> HttpExchange::ReadBody(size_t max_bytes) {
   char* buf = buffer.data();
   while (true) {
     int n = Read(buf, buffer.size());
-    if (n < 0) return Status::InvalidArgument("error reading request body");
+    if (n < 0) {
+      return Status::InvalidArgument("error reading the request body (malformed chunked encoding, or the client "
+                                     "stopped sending)");
+    }
     if (n == 0) break;
     if (body.size() + static_cast<size_t>(n) > max_bytes) {
       return Status::ResourceExhausted("request body larger than " + std::to_string(max_bytes) + " bytes");
@@ -111,7 +123,7 @@ void HttpExchange::Respond(int status, const std::string& content_type, const st
 }
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen, int threads,
-                                                         HttpHandler handler) {
+                                                         HttpHandler handler, int64_t request_timeout_ms) {
   static std::once_flag init;
   std::call_once(init, [] { mg_init_library(0); });
   std::unique_ptr<HttpServer> s(new HttpServer());
@@ -119,9 +131,12 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& liste
   std::string port_opt = listen;
   if (port_opt.rfind("0.0.0.0:", 0) == 0) port_opt = port_opt.substr(8);  // civetweb: bare port = all addresses
   std::string threads_s = std::to_string(threads);
+  std::string timeout_s = std::to_string(request_timeout_ms);
+  // On a kept-alive connection civetweb waits keep_alive_timeout_ms for the next request's headers instead.
+  std::string keep_alive_s = std::to_string(std::min<int64_t>(30000, request_timeout_ms));
   const char* options[] = {"listening_ports", port_opt.c_str(), "num_threads", threads_s.c_str(),
-                           "enable_keep_alive", "yes", "keep_alive_timeout_ms", "30000", "tcp_nodelay", "1",
-                           "request_timeout_ms", "60000", nullptr};
+                           "enable_keep_alive", "yes", "keep_alive_timeout_ms", keep_alive_s.c_str(), "tcp_nodelay", "1",
+                           "request_timeout_ms", timeout_s.c_str(), nullptr};
   mg_callbacks cb;
   std::memset(&cb, 0, sizeof(cb));
   s->ctx_ = mg_start(&cb, nullptr, options);

@@ -35,8 +35,9 @@ Status TranslateRedisError(const std::string& e) {
   if (prefix == "NOSCRIPT") return Status::NotFound(e);
   if (prefix == "NOAUTH" || prefix == "WRONGPASS") return Status::Unauthenticated(e);
   if (prefix == "NOPERM") return Status::PermissionDenied(e);
-  if (prefix == "OOM") return Status::ResourceExhausted(e);
-  if (prefix == "LOADING" || prefix == "BUSY" || prefix == "TRYAGAIN" || prefix == "MASTERDOWN" ||
+  // OOM (maxmemory reached with noeviction) is retryable, not a limit of the request: memory comes back as
+  // the compactors drain the buffers. Ingest answers 503 and consumers back off without acking anything.
+  if (prefix == "OOM" || prefix == "LOADING" || prefix == "BUSY" || prefix == "TRYAGAIN" || prefix == "MASTERDOWN" ||
       prefix == "CLUSTERDOWN" || prefix == "READONLY") {
     return Status::Unavailable(e);
   }

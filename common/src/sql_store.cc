@@ -79,6 +79,11 @@ Status FromSoci(const char* what, const soci::soci_error& e) {
   if (msg.find("database is locked") != std::string::npos || msg.find("busy") != std::string::npos) {
     return Status::Unavailable(msg);
   }
+  // The whole database refuses writes (a read-only SQLite file or mount, a PostgreSQL standby or
+  // default_transaction_read_only): an outage until an operator fixes it, not a property of the row.
+  if (msg.find("readonly database") != std::string::npos || msg.find("read-only transaction") != std::string::npos) {
+    return Status::Unavailable(msg);
+  }
   switch (e.get_error_category()) {
     case soci::soci_error::connection_error:
       return Status::Unavailable(msg);

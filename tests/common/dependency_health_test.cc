@@ -35,6 +35,14 @@ TEST(DependencyHealthTest, AnsweredErrorsAreNotOutages) {
   EXPECT_EQ(h.outages(), 0);
 }
 
+TEST(DependencyHealthTest, ARejectedPasswordIsAnOutage) {
+  prometheus::Registry registry;
+  DependencyHealth h(registry, Dependency::kRedis);
+  h.Report(Status::Unauthenticated("WRONGPASS invalid username-password pair"), "connect");
+  EXPECT_FALSE(h.up()) << "logged with its reason and counted, not ignored like an answered error";
+  EXPECT_EQ(h.outages(), 1);
+}
+
 TEST(DependencyHealthTest, UnreachableAtStartIsAnOutageAndTheCounterIsExported) {
   prometheus::Registry registry;
   DependencyHealth h(registry, Dependency::kDatabase);

@@ -44,6 +44,11 @@ TEST_F(RedisTest, ErrorRepliesAreTranslated) {
   auto g = client_->Command({"XREADGROUP", "GROUP", "nogroup", "c", "STREAMS", "nostream", ">"});
   EXPECT_EQ(g.status().code(), StatusCode::kFailedPrecondition);  // NOGROUP
   EXPECT_EQ(TranslateRedisError("LOADING Redis is loading").code(), StatusCode::kUnavailable);
+  // Retryable, not a limit of the request (badinput_test RedisErrorsTest has the real replies).
+  EXPECT_EQ(TranslateRedisError("OOM command not allowed when used memory > 'maxmemory'.").code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(TranslateRedisError("READONLY You can't write against a read only replica.").code(),
+            StatusCode::kUnavailable);
   EXPECT_EQ(TranslateRedisError("BUSYGROUP Consumer Group name already exists").code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(TranslateRedisError("NOSCRIPT No matching script").code(), StatusCode::kNotFound);
   EXPECT_EQ(TranslateRedisError("WRONGPASS invalid").code(), StatusCode::kUnauthenticated);

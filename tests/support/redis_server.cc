@@ -68,6 +68,19 @@ RedisConfig RedisServer::config() const {
 }
 
 void RedisServer::Start() {
+  StartLoading();
+  for (int i = 0; i < 200; ++i) {
+    auto c = RedisClient::Connect(config());
+    if (c.ok()) {
+      auto p = (*c)->Command({"PING"});
+      if (p.ok() || p.status().code() == StatusCode::kUnauthenticated) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  throw std::runtime_error("redis-server did not start on port " + std::to_string(port_));
+}
+
+void RedisServer::StartLoading() {
   std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                    "--save", "", "--appendonly", "no", "--dir", dir_, "--daemonize", "no",
                                    "--loglevel", "warning", "--logfile", dir_ + "/redis.log"};
@@ -81,15 +94,6 @@ void RedisServer::Start() {
     execvp("redis-server", argv.data());
     _exit(127);
   }
-  for (int i = 0; i < 200; ++i) {
-    auto c = RedisClient::Connect(config());
-    if (c.ok()) {
-      auto p = (*c)->Command({"PING"});
-      if (p.ok() || p.status().code() == StatusCode::kUnauthenticated) return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  throw std::runtime_error("redis-server did not start on port " + std::to_string(port_));
 }
 
 void RedisServer::Kill() {

@@ -18,6 +18,8 @@ class RedisServer {
   RedisServer& operator=(const RedisServer&) = delete;
 
   void Start();       // on the same port as before, if it ran already
+  // Starts without waiting for PING to succeed: for a server that answers LOADING while it reads its RDB.
+  void StartLoading();
   void Kill();        // SIGKILL, as a crash
   void Stop();        // SIGTERM and wait
   int port() const { return port_; }

@@ -66,6 +66,7 @@ struct Config {
   int64_t max_body_bytes = 16 << 20;
   int64_t max_generation_bytes = 64 << 20;
   int64_t backpressure_lag = 200000;
+  int64_t ingest_request_timeout_ms = 60000;  // INGEST_REQUEST_TIMEOUT: header time and body read wait
   std::map<int64_t, std::string> ingest_tokens;  // org id -> bearer token
 
   std::vector<std::pair<std::string, int>> queues;  // name, weight

@@ -1,6 +1,7 @@
 #pragma once
 // A small HTTP/1.1 server over civetweb (thread per connection, keep-alive). Used for /metrics, /healthz,
 // /readyz on every process and for the ingest API. Handlers run on civetweb worker threads, concurrently.
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -24,7 +25,8 @@ class HttpExchange {
   std::optional<std::string> Header(const char* name) const;
   // First value of a query parameter (URL-decoded).
   std::optional<std::string> QueryParam(const std::string& name) const;
-  // Reads up to n body bytes (civetweb de-chunks Transfer-Encoding: chunked). 0 at the end, <0 on error.
+  // Reads up to n body bytes (civetweb de-chunks Transfer-Encoding: chunked). 0 at the end, <0 on error,
+  // including a connection that closed before Content-Length bytes arrived.
   int Read(char* buf, size_t n);
   // Reads the whole body, failing with kResourceExhausted past max_bytes.
   StatusOr<std::string> ReadBody(size_t max_bytes);
@@ -40,6 +42,8 @@ class HttpExchange {
  private:
   mg_connection* conn_;
   std::string method_, path_, query_;
+  int64_t content_length_ = -1;
+  int64_t body_read_ = 0;
   int status_ = 0;
 };
 
@@ -48,7 +52,12 @@ using HttpHandler = std::function<void(HttpExchange&)>;
 class HttpServer {
  public:
   // listen: "host:port" (port 0 = any free port). handler sees every request.
-  static StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& listen, int threads, HttpHandler handler);
+  // request_timeout_ms bounds how long a client may take to send a request's headers (all of them, from the
+  // first byte: a slowloris client trickling a byte a second is cut off) and how long one body read may wait
+  // for data. Each connection holds a worker thread while it is open, so this bounds how long a slow client
+  // can keep one busy; `threads` slow clients at once still delay the others by up to this long.
+  static StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& listen, int threads, HttpHandler handler,
+                                                     int64_t request_timeout_ms = 60000);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

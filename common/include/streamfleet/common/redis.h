@@ -8,9 +8,9 @@
 // Errors, translated in one place (TranslateRedisError):
 //   connection refused / reset / EOF -> kUnavailable (retry; the client reconnects with jittered backoff)
 //   socket timeout                   -> kDeadlineExceeded
-//   LOADING, BUSY, TRYAGAIN, MASTERDOWN, CLUSTERDOWN -> kUnavailable
+//   LOADING, READONLY, OOM, BUSY, TRYAGAIN, MASTERDOWN, CLUSTERDOWN -> kUnavailable (retry with backoff)
 //   NOGROUP -> kFailedPrecondition, BUSYGROUP -> kAlreadyExists, NOSCRIPT -> kNotFound
-//   NOAUTH, WRONGPASS -> kUnauthenticated, NOPERM (ACL) -> kPermissionDenied, OOM -> kResourceExhausted
+//   NOAUTH, WRONGPASS -> kUnauthenticated, NOPERM (ACL) -> kPermissionDenied
 //   script errors "SFINVALID ..." -> kInvalidArgument, "SFLIMIT ..." -> kResourceExhausted,
 //   "SFCONFLICT ..." -> kFailedPrecondition; anything else -> kInternal.
 #include <chrono>

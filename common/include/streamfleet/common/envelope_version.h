@@ -1,0 +1,20 @@
+#pragma once
+// The envelope format versions this build understands (field `version` of ChunkEnvelope and TaskEnvelope in
+// proto/streamfleet/v1; 0 = unset = 1). An entry written by a newer producer is dead-lettered with the reason
+// from UnknownVersionReason, never read with the old meaning of its fields.
+#include <cstdint>
+#include <string>
+
+namespace streamfleet {
+
+inline constexpr uint32_t kChunkEnvelopeVersion = 1;
+inline constexpr uint32_t kTaskEnvelopeVersion = 1;
+
+// "" when `version` is understood, else the dead-letter reason.
+inline std::string UnknownVersionReason(const char* envelope, uint32_t version, uint32_t known) {
+  if (version <= known) return "";
+  return std::string(envelope) + " version " + std::to_string(version) + " is newer than this build understands (" +
+         std::to_string(known) + "); upgrade the consumers, then replay the dead letter";
+}
+
+}  // namespace streamfleet

@@ -1,0 +1,25 @@
+#pragma once
+// Text hygiene at the edges: UTF-8 validation (ingest rejects non-UTF-8 JSON text with the byte offset; the
+// compactor stores any bytes but must not put invalid UTF-8 into a JSON document it writes) and URL redaction
+// (a URL from the configuration may carry a password or a token; logs, errors and task payload errors get
+// the redacted form only).
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace streamfleet {
+
+// Offset of the first byte that does not belong to a well-formed UTF-8 sequence (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF), or nullopt when all of `text` is valid UTF-8.
+std::optional<size_t> FirstInvalidUtf8(std::string_view text);
+
+// `text` with every invalid byte replaced by U+FFFD: safe to put into a JSON document or a log line.
+std::string ToValidUtf8(std::string_view text);
+
+// "scheme://user:secret@host:port/path?query" -> "scheme://user:***@host:port/path?***". A password in the
+// userinfo and the whole query string (tokens often ride there) are masked; scheme, user, host, port and
+// path stay, so the operator still sees where the process tried to connect. Text without "://" is
+// returned unchanged.
+std::string RedactUrl(std::string_view url);
+
+}  // namespace streamfleet

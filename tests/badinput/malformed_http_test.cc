@@ -1,0 +1,190 @@
+// Malformed HTTP against a real ingest, over raw TCP sockets (libcurl would not send these): each gets a
+// clear answer or a closed connection, writes nothing to Redis, and the server keeps serving.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "streamfleet/common/redis.h"
+#include "support/ingest_harness.h"
+#include "support/raw_http.h"
+#include "support/redis_server.h"
+
+namespace streamfleet::testing {
+namespace {
+
+using Clk = std::chrono::steady_clock;
+
+class MalformedHttpTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override {
+    redis_ = RedisClient::Connect(server_->config()).value();
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  }
+  int64_t StreamLength() { return redis_->Command({"XLEN", "streamfleet:chunks:0"})->integer; }
+  int64_t Keys() { return redis_->Command({"DBSIZE"})->integer; }
+  // A well-formed request still succeeds: the server survived whatever came before.
+  void ExpectStillServing(IngestHarness& ingest) {
+    auto r = ingest.Post("/v1/orgs/9/generations/9/chunks", R"({"data": "still serving"})");
+    EXPECT_EQ(r.status, 202) << r.body << r.error;
+  }
+  static std::string ChunkPost(const std::string& extra_headers, const std::string& body) {
+    return "POST /v1/orgs/1/generations/1/chunks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n" +
+           extra_headers + "\r\n" + body;
+  }
+
+  inline static RedisServer* server_ = nullptr;
+  std::unique_ptr<RedisClient> redis_;
+};
+
+TEST_F(MalformedHttpTest, TruncatedRequestsWriteNothing) {
+  IngestHarness ingest(server_->port());
+  // Headers cut off mid-line, then the client half-closes: civetweb answers 400 without calling a handler.
+  std::string cut = RawExchange(ingest.port(), "POST /v1/orgs/1/generations/1/chunks HTTP/1.1\r\nHost: t\r\nCont");
+  EXPECT_TRUE(StatusOf(cut) == 400 || StatusOf(cut) == 0) << cut;
+  // A body shorter than its Content-Length.
+  std::string short_body = RawExchange(ingest.port(), ChunkPost("Content-Length: 100\r\n", R"({"data": "cut)"));
+  int status = StatusOf(short_body);
+  EXPECT_TRUE(status == 0 || status == 400) << short_body;
+  // An NDJSON stream cut in the middle of its third line: the two complete lines are durable (and reported
+  // when the client is still there to read it), the partial line is not applied.
+  std::string ndjson = "POST /v1/orgs/1/generations/2/chunks HTTP/1.1\r\nHost: t\r\n"
+                       "Content-Type: application/x-ndjson\r\nContent-Length: 500\r\n\r\n"
+                       "{\"seq\": 0, \"data\": \"a\"}\n{\"seq\": 1, \"data\": \"b\"}\n{\"seq\": 2, \"da";
+  std::string answer = RawExchange(ingest.port(), ndjson);
+  EXPECT_EQ(StatusOf(answer), 400) << answer;
+  auto j = nlohmann::json::parse(BodyOf(answer), nullptr, false);
+  EXPECT_EQ(j.value("error", ""), "bad_body") << answer;
+  EXPECT_EQ(j.value("accepted", -1), 2) << answer;
+  EXPECT_EQ(StreamLength(), 2) << "only the complete lines";
+  ExpectStillServing(ingest);
+}
+
+TEST_F(MalformedHttpTest, HugeHeadersAreRefusedAndTheServerKeepsServing) {
+  IngestHarness ingest(server_->port());
+  std::string huge = ChunkPost("X-Padding: " + std::string(64 * 1024, 'a') + "\r\nContent-Length: 13\r\n",
+                               R"({"data": "x"})");
+  std::string answer = RawExchange(ingest.port(), huge);
+  int status = StatusOf(answer);
+  // civetweb answers 413 or 431 for a request head over its 16 KiB limit, or drops the connection.
+  EXPECT_TRUE(status == 0 || status == 413 || status == 431 || status == 400) << answer.substr(0, 200);
+  std::string many;
+  for (int i = 0; i < 200; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";  // more than civetweb's 64
+  answer = RawExchange(ingest.port(), ChunkPost(many + "Content-Length: 13\r\n", R"({"data": "x"})"));
+  status = StatusOf(answer);
+  EXPECT_TRUE(status == 0 || status == 400 || status == 413 || status == 431) << answer.substr(0, 200);
+  EXPECT_EQ(Keys(), 0);
+  ExpectStillServing(ingest);
+}
+
+TEST_F(MalformedHttpTest, BadChunkedEncodingIsA400AndWritesNothing) {
+  IngestHarness ingest(server_->port());
+  // Not hexadecimal chunk sizes.
+  std::string answer = RawExchange(ingest.port(), ChunkPost("Transfer-Encoding: chunked\r\n", "zz\r\n{\"data\": \"x\"}\r\n0\r\n\r\n"));
+  EXPECT_TRUE(StatusOf(answer) == 400 || StatusOf(answer) == 0) << answer;
+  if (StatusOf(answer) == 400) {
+    EXPECT_EQ(nlohmann::json::parse(BodyOf(answer), nullptr, false).value("error", ""), "bad_body");
+  }
+  // A chunk longer than its declared size, on the streamed (NDJSON) path.
+  std::string nd = "POST /v1/orgs/1/generations/3/chunks HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"data\": \"abcdefgh\"}\n\r\n0\r\n\r\n";
+  answer = RawExchange(ingest.port(), nd);
+  EXPECT_TRUE(StatusOf(answer) == 400 || StatusOf(answer) == 0) << answer;
+  // A chunk size so large it would overflow.
+  answer = RawExchange(ingest.port(), ChunkPost("Transfer-Encoding: chunked\r\n", "ffffffffffffffffff\r\nx\r\n"));
+  EXPECT_NE(StatusOf(answer), 202) << answer;
+  EXPECT_NE(StatusOf(answer), 500) << answer;
+  EXPECT_EQ(StreamLength(), 0);
+  ExpectStillServing(ingest);
+}
+
+// A slowloris client trickles its headers; it holds one worker thread until INGEST_REQUEST_TIMEOUT, then is
+// cut off. Meanwhile other clients are served as usual.
+TEST_F(MalformedHttpTest, SlowlorisIsCutOffAndDoesNotBlockOthers) {
+  IngestHarness ingest(server_->port(), {{"INGEST_REQUEST_TIMEOUT", "1s"}, {"INGEST_THREADS", "4"}});
+  RawConnection slow(ingest.port());
+  std::atomic<bool> closed{false};
+  auto started = Clk::now();
+  std::thread trickle([&] {
+    std::string head = "POST /v1/orgs/1/generations/1/chunks HTTP/1.1\r\nHost: t\r\nX-Slow: " + std::string(200, 's');
+    for (char c : head) {
+      if (!slow.Send(std::string_view(&c, 1))) {
+        closed = true;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // well within any per-read timeout
+      if (Clk::now() - started > std::chrono::seconds(8)) return;
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    auto t0 = Clk::now();
+    auto r = ingest.Post("/v1/orgs/2/generations/" + std::to_string(i + 1) + "/chunks", R"({"data": "fast"})");
+    EXPECT_EQ(r.status, 202) << r.body << r.error;
+    EXPECT_LT(Clk::now() - t0, std::chrono::milliseconds(500)) << "a normal request waited on the slow client";
+  }
+  bool cut = slow.WaitClosed(5000);
+  trickle.join();
+  auto held = Clk::now() - started;
+  EXPECT_TRUE(cut || closed) << "the slow client was never cut off";
+  EXPECT_LT(held, std::chrono::seconds(4)) << "cut off near INGEST_REQUEST_TIMEOUT (1s), not after the whole header";
+  EXPECT_EQ(StreamLength(), 20);
+}
+
+// JSON text is UTF-8: a body with other bytes is refused with the offset of the first bad byte, on every
+// body format, before anything from it is written.
+TEST_F(MalformedHttpTest, NonUtf8BodiesAreRefusedWithTheByteOffset) {
+  IngestHarness ingest(server_->port());
+  std::string body = std::string(R"({"data": "ok )") + "\xff\xfe" + "\"}";
+  auto r = ingest.Post("/v1/orgs/1/generations/1/chunks", body);
+  EXPECT_EQ(r.status, 400) << r.body;
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  EXPECT_EQ(j.value("error", ""), "invalid_utf8");
+  EXPECT_EQ(j.value("offset", -1), 13);
+  // A truncated multi-byte character (the first two bytes of "€") is just as invalid.
+  r = ingest.Post("/v1/orgs/1/generations/1/chunks", std::string(R"({"data": ")") + "\xe2\x82" + "\"}");
+  EXPECT_EQ(nlohmann::json::parse(r.body, nullptr, false).value("offset", -1), 10) << r.body;
+
+  std::string nd = "{\"data\": \"fine\"}\n{\"data\": \"x\xc3\"}\n{\"data\": \"never\"}\n";
+  r = ingest.Post("/v1/orgs/1/generations/2/chunks", nd, "application/x-ndjson");
+  EXPECT_EQ(r.status, 400) << r.body;
+  j = nlohmann::json::parse(r.body, nullptr, false);
+  EXPECT_EQ(j.value("error", ""), "invalid_utf8");
+  EXPECT_EQ(j.value("line", -1), 2);
+  EXPECT_EQ(j.value("offset", -1), 17 + 11);
+  EXPECT_EQ(j.value("accepted", -1), 1) << "the line before is durable";
+
+  std::string sse = "data: {\"choices\":[{\"delta\":{\"content\":\"\xc0\xaf\"}}]}\n\n";  // overlong '/'
+  r = ingest.Post("/v1/orgs/1/generations/3/chunks", sse, "text/event-stream");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body, nullptr, false).value("error", ""), "invalid_utf8");
+
+  r = ingest.Post("/v1/orgs/1/generations", std::string(R"({"instruction": {"content": ")") + "\xff\"}}");
+  EXPECT_EQ(r.status, 400) << r.body;
+  // Bytes that are not UTF-8 in an id (%FF decodes to 0xFF) are a 400 naming the id, never a 500.
+  r = ingest.Post("/v1/orgs/%FF/generations/1/chunks", R"({"data": "x"})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body, nullptr, false).value("error", ""), "invalid_id") << r.body;
+  EXPECT_EQ(StreamLength(), 1) << "only the NDJSON line before the bad one";
+  ExpectStillServing(ingest);
+}
+
+TEST_F(MalformedHttpTest, OversizedLinesAndDeltasAnswer413) {
+  IngestHarness ingest(server_->port(), {{"INGEST_MAX_CHUNK_BYTES", "100"}});
+  // An NDJSON line that never ends: cut off once it passes what any chunk of the limit could need.
+  auto r = ingest.Post("/v1/orgs/1/generations/1/chunks", "{\"data\": \"" + std::string(20000, 'x'),
+                       "application/x-ndjson");
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body, nullptr, false).value("error", ""), "chunk_too_large");
+  std::string sse = "data: {\"choices\":[{\"delta\":{\"content\":\"" + std::string(101, 'y') + "\"}}]}\n\n";
+  r = ingest.Post("/v1/orgs/1/generations/2/chunks", sse, "text/event-stream");
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_EQ(StreamLength(), 0);
+  ExpectStillServing(ingest);
+}
+
+}  // namespace
+}  // namespace streamfleet::testing

@@ -1,0 +1,38 @@
+#pragma once
+// Test support: a raw TCP client for HTTP that a well-behaved client (libcurl) will not send: truncated
+// requests, oversized headers, broken chunked encoding, a header trickled byte by byte.
+#include <string>
+#include <string_view>
+
+namespace streamfleet::testing {
+
+class RawConnection {
+ public:
+  explicit RawConnection(int port);  // connects to 127.0.0.1:port (throws std::runtime_error on failure)
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  // Writes all of `bytes`; false when the peer closed or reset the connection.
+  bool Send(std::string_view bytes);
+  // Half-close: the server sees the end of the request stream but can still answer.
+  void CloseWrite();
+  // Everything the peer sends until it closes the connection or timeout_ms passes.
+  std::string ReadUntilClosed(int timeout_ms);
+  // True when the peer closed (or reset) the connection within timeout_ms; discards what it sent.
+  bool WaitClosed(int timeout_ms);
+
+ private:
+  int fd_ = -1;
+};
+
+// One request over a fresh connection, half-closed after sending; returns the raw answer.
+std::string RawExchange(int port, std::string_view request, int timeout_ms = 3000);
+
+// The status code of a raw HTTP answer ("HTTP/1.1 400 Bad Request..." -> 400), 0 when there is none.
+int StatusOf(const std::string& answer);
+
+// The body of a raw HTTP answer (after the blank line), "" when there is none.
+std::string BodyOf(const std::string& answer);
+
+}  // namespace streamfleet::testing
