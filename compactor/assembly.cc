@@ -44,7 +44,12 @@ JsonDecode DecodeJson(const std::string& text) {
     d.normalized = j.dump();
   } catch (const nlohmann::json::exception& e) {
     d.valid = false;
-    d.error = e.what();
+    // A parse error quotes the bytes it read ("last read: 'tr\xC3'"), cut wherever the lexer stopped: possibly
+    // inside a multi-byte UTF-8 character. The reason goes into the metadata JSON, whose dump() throws on
+    // invalid UTF-8, so make it valid here (U+FFFD for the cut bytes).
+    d.error = nlohmann::json::parse(
+                  nlohmann::json(e.what()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+                  .get<std::string>();
   }
   return d;
 }

@@ -291,6 +291,22 @@ TEST_P(CompactorTest, InvalidJsonIsStoredWithARecordedFallback) {
   EXPECT_EQ(CounterValue(svc.metrics().json_fallbacks), 1);
 }
 
+// Regression (fault suite): prose whose JSON parse stops inside a multi-byte character ("tr" + "é": the
+// lexer expected "true") used to throw in the metadata dump and take the compactor down on every delivery.
+TEST_P(CompactorTest, ProseWhoseParseStopsInsideAUtf8CharacterIsStored) {
+  auto& svc = AddService();
+  GenerationId g{1, 0, 112};
+  Send(g, 0, "tr\xC3\xA9s ");
+  Send(g, 1, "bien \xF0\x9F\x98\x80", true);
+  Pump(svc);
+  auto row = Row(112);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "tr\xC3\xA9s bien \xF0\x9F\x98\x80");
+  auto md = Meta(*row);
+  EXPECT_EQ(md["json_valid"], false);
+  EXPECT_TRUE(md["json_fallback"]["reason"].is_string());
+}
+
 TEST_P(CompactorTest, LateStragglerReopensAndRefinalizesWithCompleteContent) {
   auto& svc = AddService();
   GenerationId g{1, 0, 13};
