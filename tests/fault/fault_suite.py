@@ -32,8 +32,10 @@ from fleet import Fleet, Killer, free_port, wait_until  # noqa: E402
 import task_load  # noqa: E402
 
 SIZES = {
-    "short": dict(chunks=150, redis_restart=80, pg_outage=80, pg_down_s=3, tasks=3000, poison=20),
-    "long": dict(chunks=2000, redis_restart=2000, pg_outage=2000, pg_down_s=10, tasks=50000, poison=100),
+    "short": dict(chunks=150, redis_restart=80, pg_outage=80, pg_down_s=3, tasks=3000, poison=20,
+                  settle_s=120),
+    "long": dict(chunks=2000, redis_restart=2000, pg_outage=2000, pg_down_s=10, tasks=50000, poison=100,
+                 settle_s=1200),
 }
 # Redis documents everysec as losing "one second of writes" and up to two when a slow fsync postpones the
 # write(2) of the AOF buffer; acknowledged chunks acked this long before the kill may be missing.
@@ -64,7 +66,7 @@ class StreamSampler(threading.Thread):
                 pass
 
 
-def chunk_scenario(fleet, name, gens, seed, database_url, disrupt=None, tolerated_window=None, settle_s=90):
+def chunk_scenario(fleet, name, gens, seed, database_url, settle_s, disrupt=None, tolerated_window=None):
     """Posts a plan while compactors are SIGKILLed every second; `disrupt(fleet, figures)`, a generator the
     main loop steps every 50 ms, starts once half the chunks are acknowledged and adds its figures. Returns once every generation's row is byte-exact (or fails)."""
     started = time.monotonic()
@@ -76,7 +78,7 @@ def chunk_scenario(fleet, name, gens, seed, database_url, disrupt=None, tolerate
     comps = [fleet.compactor(i, env) for i in (1, 2, 3)]
     killer = Killer(comps, 1.0, seed)
     sampler = StreamSampler(fleet)
-    poster = Poster(plan, ingest.api, threads=8, deadline_s=settle_s * 10)
+    poster = Poster(plan, ingest.api, threads=8, deadline_s=900)
     pt = threading.Thread(target=poster.run, daemon=True)
     extra = {}
     steps = None  # the disruption's generator, once started
@@ -106,10 +108,9 @@ def chunk_scenario(fleet, name, gens, seed, database_url, disrupt=None, tolerate
 
     rows = Rows(database_url)
     want = {g: (len(c), b64_len(sum(map(len, c)))) for g, c in plan.gens.items()}
-    try:
-        wait_until(lambda: rows.summary(org) == want, settle_s, f"{name}: every generation's row", 0.5)
-    except TimeoutError:
-        pass  # the verdict below says what is wrong
+    settle_started = time.monotonic()
+    left = settle(fleet, lambda: rows.summary(org) == want, settle_s)
+    settle_took = time.monotonic() - settle_started
     sampler.stop.set()
 
     def tolerated(g, missing):
@@ -127,13 +128,52 @@ def chunk_scenario(fleet, name, gens, seed, database_url, disrupt=None, tolerate
             bad_generations=len(v.bad), tolerated_generations=len(v.tolerated_gens),
             tolerated_chunks=sum(len(m) for _, m in v.tolerated_gens),
             triggers="/".join(f"{k}:{n}" for k, n in sorted(v.triggers.items())),
-            max_chunk_stream_len=sampler.max_len, posting_s=f"{posted_s:.1f}", seconds=f"{elapsed:.1f}")
+            max_chunk_stream_len=sampler.max_len, posting_s=f"{posted_s:.1f}", settle_s=f"{settle_took:.1f}",
+            backlog_at_verdict=left or 0, seconds=f"{elapsed:.1f}")
     for g, m in v.tolerated_gens:
         print(f"  tolerated (AOF everysec window): generation {g} missing seqs {m}")
     if not v.ok():
-        raise Failure(f"{name}: {len(v.bad)} generations wrong, e.g. {v.bad[:5]}")
+        why = f"still busy after {settle_s} s: {left}" if left else "the fleet was idle: lost, not slow"
+        raise Failure(f"{name}: {len(v.bad)} generations wrong ({why}), e.g. {v.bad[:5]}")
     for p in [ingest] + comps:
         p.kill9()
+
+
+def backlog(fleet):
+    """What the compactors still have to do, or None when nothing is left: every chunk and finalize entry
+    delivered and acknowledged, and no idle deadline waiting (a deadline's finalization can still change a
+    row)."""
+    import redis
+    r = redis.Redis(port=fleet.redis_port)
+    left = {}
+    for s in [f"streamfleet:chunks:{i}" for i in range(4)] + ["streamfleet:finalize"]:
+        for g in r.xinfo_groups(s):
+            if g["name"] == b"compactor" and (g["pending"] or g.get("lag")):
+                left[s.split(":", 1)[1]] = f"pending {g['pending']} lag {g.get('lag')}"
+    deadlines = r.zcard("streamfleet:deadlines")
+    if deadlines:
+        left["deadlines"] = deadlines
+    return left or None
+
+
+def settle(fleet, done, timeout_s):
+    """Waits until `done()` or until the compactors have nothing left to do (then once more: the last
+    finalization may have committed a moment ago), at most timeout_s. Returns the backlog left, None when
+    the fleet went idle. Adaptive: a loaded machine drains a backlog slower, and a fixed wait would call
+    that a loss."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if done():
+            return None
+        try:
+            left = backlog(fleet)
+        except Exception as e:  # noqa: BLE001 - a stream not created yet
+            left = {"error": str(e)}
+        if left is None:
+            time.sleep(1.0)
+            return None
+        time.sleep(0.5)
+    return backlog(fleet)
 
 
 def pause(seconds):
@@ -144,7 +184,7 @@ def pause(seconds):
 
 def scenario_chunks(fleet, size):
     fleet.start_redis()
-    chunk_scenario(fleet, "chunks", size["chunks"], 11, f"sqlite:{fleet.work}/fleet.db")
+    chunk_scenario(fleet, "chunks", size["chunks"], 11, f"sqlite:{fleet.work}/fleet.db", size["settle_s"])
 
 
 def scenario_redis_restart(fleet, size):
@@ -159,7 +199,7 @@ def scenario_redis_restart(fleet, size):
         f.wait_redis()
         extra.update(redis_kills=1, redis_down_s=f"{time.time() - window['kill']:.1f}")
 
-    chunk_scenario(fleet, "redis_restart", size["redis_restart"], 12, f"sqlite:{fleet.work}/fleet.db",
+    chunk_scenario(fleet, "redis_restart", size["redis_restart"], 12, f"sqlite:{fleet.work}/fleet.db", size["settle_s"],
                    disrupt, lambda: (window["kill"] - AOF_WINDOW_S, window["kill"]))
 
 
@@ -175,7 +215,7 @@ def scenario_pg_outage(fleet, size):
         f.restart_pg(port)
         extra.update(pg_stops=1, pg_down_s=f"{time.time() - t0:.1f}")
 
-    chunk_scenario(fleet, "pg_outage", size["pg_outage"], 13, url, disrupt, settle_s=120)
+    chunk_scenario(fleet, "pg_outage", size["pg_outage"], 13, url, size["settle_s"], disrupt)
 
 
 def scenario_tasks(fleet, size):
