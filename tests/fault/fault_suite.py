@@ -112,6 +112,8 @@ def chunk_scenario(fleet, name, gens, seed, database_url, settle_s, disrupt=None
     left = settle(fleet, lambda: rows.summary(org) == want, settle_s)
     settle_took = time.monotonic() - settle_started
     sampler.stop.set()
+    # One generation.compacted event per finalization that wrote (and per replay): how often rows were rewritten.
+    compacted_events = fleet.redis_cli("XLEN", "streamfleet:events")
 
     def tolerated(g, missing):
         if tolerated_window is None:
@@ -127,7 +129,7 @@ def chunk_scenario(fleet, name, gens, seed, database_url, settle_s, disrupt=None
             **extra, byte_exact=v.ok_gens, lost=v.lost_chunks, duplicated=v.duplicated_chunks,
             bad_generations=len(v.bad), tolerated_generations=len(v.tolerated_gens),
             tolerated_chunks=sum(len(m) for _, m in v.tolerated_gens),
-            triggers="/".join(f"{k}:{n}" for k, n in sorted(v.triggers.items())),
+            triggers="/".join(f"{k}:{n}" for k, n in sorted(v.triggers.items())), compacted_events=compacted_events,
             max_chunk_stream_len=sampler.max_len, posting_s=f"{posted_s:.1f}", settle_s=f"{settle_took:.1f}",
             backlog_at_verdict=left or 0, seconds=f"{elapsed:.1f}")
     for g, m in v.tolerated_gens:
