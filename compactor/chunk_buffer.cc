@@ -1,5 +1,6 @@
 #include "compactor/chunk_buffer.h"
 
+#include "compactor/consumed_watermark.h"
 #include "streamfleet/common/chunk_scripts.h"
 
 namespace streamfleet::compactor {
@@ -50,7 +51,8 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
     }
     groups[g].push_back(i);
   }
-  std::string now = std::to_string(clock_.NowMsOverride());
+  const int64_t override_ms = clock_.NowMsOverride();
+  std::string now = std::to_string(override_ms);
   std::string idle = std::to_string(config_.idle_timeout_ms);
   std::string ttl = std::to_string(config_.chunk_ttl_s);
   std::string maxc = std::to_string(config_.max_chunks_per_generation);
@@ -58,7 +60,13 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
   std::vector<std::vector<int>> slot_of;  // per group: for each script item, the input index (-1 = synthetic)
   for (size_t g = 0; g < order.size(); ++g) {
     const GenerationId& gen = order[g];
-    std::vector<std::string> args = {now, idle, ttl, KeySchema::Member(gen), maxc, ""};
+    // The deadline counts from the newest ingest time in the batch. A test clock replaces every time
+    // reading, this one too ("0" = the script's now).
+    int64_t ingested = 0;
+    if (override_ms == 0) {
+      for (size_t i : groups[g]) ingested = std::max(ingested, items[i].ingested_ms);
+    }
+    std::vector<std::string> args = {now, idle, ttl, KeySchema::Member(gen), maxc, "", std::to_string(ingested)};
     std::vector<int> slots;
     for (size_t i : groups[g]) {
       const ChunkItem& it = items[i];
@@ -151,8 +159,12 @@ StatusOr<bool> ChunkBuffer::MarkCompacted(RedisClient& redis, const GenerationId
 }
 
 StatusOr<int64_t> ChunkBuffer::SweepDeadlines(RedisClient& redis, int limit) {
+  std::vector<std::string> streams;
+  for (int i = 0; i < keys_.chunk_streams(); ++i) streams.push_back(keys_.ChunkStream(i));
+  auto wm = ConsumedWatermarkMs(redis, streams, keys_.CompactorGroup());
+  if (!wm.ok()) return wm.status();
   auto r = redis.Eval(scripts::SweepDeadlines(), {keys_.DeadlinesKey(), keys_.FinalizeStream()},
-                      {std::to_string(clock_.NowMsOverride()), std::to_string(limit)});
+                      {std::to_string(clock_.NowMsOverride()), std::to_string(limit), std::to_string(*wm)});
   if (!r.ok()) return r.status();
   return static_cast<int64_t>(r->integer);
 }

@@ -21,6 +21,7 @@ struct ChunkItem {
   std::string data;
   bool final = false;
   int64_t total = 0;      // 0 = unknown
+  int64_t ingested_ms = 0;  // ms of its chunk-stream entry id: when ingest queued it (0 = unknown: now)
 };
 
 struct ApplyResult {
@@ -63,7 +64,8 @@ class ChunkBuffer {
   std::vector<std::string> MarkCompactedCommand(RedisClient& redis, const GenerationId& gen, int64_t received_chunks,
                                                 const std::string& finalize_id);
 
-  // Moves due idle deadlines to the finalize stream. Returns how many.
+  // Moves due idle deadlines to the finalize stream: those past both now and the compactor group's
+  // consumed watermark (compactor/consumed_watermark.h). Returns how many.
   StatusOr<int64_t> SweepDeadlines(RedisClient& redis, int limit);
 
   // Queues a finalization now (operators, the generation.compact task).

@@ -40,6 +40,7 @@ bool DecodeChunk(const StreamEntry& e, ChunkItem* item, std::string* why) {
   item->data = env.data();
   item->final = env.final();
   item->total = env.total_chunks();
+  item->ingested_ms = StreamIdMs(e.id);
   return true;
 }
 

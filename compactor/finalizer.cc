@@ -78,7 +78,9 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
   w.scenario_id = req.gen.scenario;
   if (json.valid) w.llm_response = json.normalized;
   w.compacted = Base64Encode(a.text);
-  w.metadata_patch = md.dump();
+  // replace, not throw: no string in the metadata may take the compactor down (it would crash-loop on this
+  // finalize entry until it is dead-lettered, and the generation would have no row).
+  w.metadata_patch = md.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   w.chunk_count = a.chunk_count;
   w.compacted_at = compacted_at;
   w.compacted_by = consumer_;

@@ -18,6 +18,7 @@ end
 
 // KEYS: 1 buffer list, 2 meta hash, 3 seen bitmap, 4 ctl hash, 5 deadlines zset, 6 finalize stream
 // ARGV: 1 now override, 2 idle_ms, 3 ttl_s, 4 member "org:scenario:gen", 5 max_chunks, 6 n,
+//       7 ingest time of the newest item (its stream-id ms; "0" = now),
 //       then n items of 3: kind ("c" chunk | "f" finish), seq (or total for "f"), data ("" for "f").
 //       A final chunk is sent as a "c" item followed by an "f" item with total = seq + 1 when no total
 //       was given.
@@ -30,15 +31,17 @@ local ttl = tonumber(ARGV[3])
 local member = ARGV[4]
 local maxc = tonumber(ARGV[5])
 local n = tonumber(ARGV[6])
+local ingested = tonumber(ARGV[7])
+if not ingested or ingested <= 0 then ingested = now end
 local existed = redis.call('EXISTS', KEYS[2]) == 1
 local old_total = tonumber(redis.call('HGET', KEYS[2], 'total_chunks') or '0')
 local total = old_total
 -- Validate every item before writing anything: a rejected batch leaves no seen bit without its chunk.
 for i = 0, n - 1 do
-  local kind = ARGV[7 + i * 3]
-  local v = tonumber(ARGV[8 + i * 3])
+  local kind = ARGV[8 + i * 3]
+  local v = tonumber(ARGV[9 + i * 3])
   if v == nil or v < 0 or v >= maxc + (kind == 'f' and 1 or 0) then
-    return redis.error_reply('SFINVALID seq/total ' .. tostring(ARGV[8 + i * 3]) .. ' out of range')
+    return redis.error_reply('SFINVALID seq/total ' .. tostring(ARGV[9 + i * 3]) .. ' out of range')
   end
 end
 -- Per chunk only the dedupe bit is a Redis call; the new elements go in one RPUSH and the meta counters
@@ -48,12 +51,12 @@ local changed = false
 local pushed = {}
 local bytes = 0
 for i = 0, n - 1 do
-  local kind = ARGV[7 + i * 3]
-  local v = tonumber(ARGV[8 + i * 3])
+  local kind = ARGV[8 + i * 3]
+  local v = tonumber(ARGV[9 + i * 3])
   flags[i + 1] = 0
   if kind == 'c' then
     if redis.call('SETBIT', KEYS[3], v, 1) == 0 then
-      local data = ARGV[9 + i * 3]
+      local data = ARGV[10 + i * 3]
       pushed[#pushed + 1] = v .. ':' .. data
       bytes = bytes + #data
       flags[i + 1] = 1
@@ -99,19 +102,27 @@ if complete then
   return {flags, llen, 1}
 end
 redis.call('HSET', KEYS[4], 'state', 'receiving')
-redis.call('ZADD', KEYS[5], now + idle, member)
+-- Idle is measured in ingest time (the deadline sweep waits until the compactors have read that far):
+-- GT keeps a later deadline when an older entry (a redelivery, a claimed one) is applied after newer ones.
+redis.call('ZADD', KEYS[5], 'GT', ingested + idle, member)
 return {flags, llen, 0}
 )");
   return s;
 }
 
-// KEYS: 1 deadlines zset, 2 finalize stream. ARGV: 1 now override, 2 limit.
+// KEYS: 1 deadlines zset, 2 finalize stream. ARGV: 1 now override, 2 limit, 3 consumed watermark (ms of
+// ingest time before which every chunk entry is applied; "0" = all of them, compactor/consumed_watermark.h).
+// A deadline is due when it has passed and the compactors have read past it: a generation whose later
+// chunks still wait in the backlog is not idle.
 // Returns the number of deadlines turned into finalize entries. ZREM+XADD in one script: exactly once,
 // whichever compactor runs it.
 const LuaScript& SweepDeadlines() {
   static const LuaScript s(std::string(kNow) + R"(
 local now = now_ms(ARGV[1])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local cut = now
+local wm = tonumber(ARGV[3])
+if wm and wm > 0 and wm < cut then cut = wm end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cut, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
   redis.call('XADD', KEYS[2], '*', 'm', m, 'r', 'idle_timeout', 'at', now)

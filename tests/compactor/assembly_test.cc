@@ -43,5 +43,16 @@ TEST(AssemblyTest, JsonDecodeWithFallbackReason) {
   EXPECT_FALSE(DecodeJson("").valid);
 }
 
+// Found by the fault suite: "tré" makes the lexer stop inside "é" (it expected "true"), and the error quoted
+// the cut bytes; the compactor then died in metadata.dump() (type_error 316) on every delivery.
+TEST(AssemblyTest, JsonDecodeErrorIsValidUtf8WhenTheParseStopsInsideACharacter) {
+  for (const char* text : {"tr\xC3\xA9s bien", "n\xE4\xB8\xAD", "fa\xF0\x9F\x98\x80", "\xC3"}) {
+    auto bad = DecodeJson(text);
+    EXPECT_FALSE(bad.valid) << text;
+    EXPECT_NO_THROW((void)nlohmann::json(bad.error).dump()) << bad.error;
+    EXPECT_NE(bad.error.find("parse"), std::string::npos) << bad.error;
+  }
+}
+
 }  // namespace
 }  // namespace streamfleet::compactor

@@ -60,19 +60,33 @@ class CompactorTest : public ::testing::TestWithParam<std::string> {
     return *c;
   }
 
-  CompactorService& AddService(std::map<std::string, std::string> extra = {}) {
+  CompactorService& AddService(std::map<std::string, std::string> extra = {}, Clock* clock = nullptr,
+                               LoopOptions o = Fast()) {
     configs_.push_back(std::make_unique<Config>(MakeConfig(extra)));
     auto st = SqlStore::Open(db_url_);
     EXPECT_TRUE(st.ok());
     EXPECT_TRUE((*st)->Migrate().ok());
     stores_.push_back(std::move(*st));
     registries_.push_back(std::make_unique<prometheus::Registry>());
-    LoopOptions o;
-    o.block_ms = 10;
-    services_.push_back(std::make_unique<CompactorService>(*configs_.back(), clock_, *stores_.back(),
-                                                           *registries_.back(), o));
+    services_.push_back(std::make_unique<CompactorService>(*configs_.back(), clock ? *clock : clock_,
+                                                           *stores_.back(), *registries_.back(), o));
     return *services_.back();
   }
+  static LoopOptions Fast() {
+    LoopOptions o;
+    o.block_ms = 10;
+    return o;
+  }
+  // One cycle that handles something (the first cycle after a start only looks at its own pending entries).
+  void RunUntilHandled(CompactorService& s) {
+    for (int i = 0; i < 20; ++i) {
+      auto r = s.RunOnce(stop_);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      if (*r > 0) return;
+    }
+    FAIL() << "nothing to handle";
+  }
+  int64_t Len(const std::string& key) { return redis_->Command({"XLEN", key})->integer; }
 
   std::string Envelope(GenerationId g, int64_t seq, const std::string& data, bool final = false, int64_t total = 0,
                        bool finish = false) {
@@ -124,6 +138,7 @@ class CompactorTest : public ::testing::TestWithParam<std::string> {
   std::string path_, db_url_;
   std::map<std::string, std::string> env_;
   ManualClock clock_{kStart};
+  RedisServerClock server_clock_;  // for tests where ingest time (stream ids) and deadlines must agree
   std::atomic<bool> stop_{false};
   std::vector<std::unique_ptr<Config>> configs_;
   std::vector<std::unique_ptr<SqlStore>> stores_;
@@ -275,6 +290,49 @@ TEST_P(CompactorTest, IdleDeadlineFiresOnAnotherCompactorWhenTheFirstIsGone) {
   EXPECT_EQ(nlohmann::json::parse(*row->llm_response), "only chunk");
 }
 
+// Regression (fault suite, pg_outage long): with the compactors behind, a generation whose next chunks
+// were still queued looked idle (its deadline counted from when a chunk was applied) and was finalized
+// again and again while the backlog drained, each time rewriting its row. Idle is measured in ingest
+// time, and a deadline waits until the compactors have read past it (compactor/consumed_watermark.h).
+TEST_P(CompactorTest, IdleDeadlineDoesNotFireWhileTheGenerationsNextChunkIsStillQueued) {
+  LoopOptions one = Fast();
+  one.read_count = 1;  // a compactor behind: it reads the backlog one entry at a time
+  auto& svc = AddService({{"GENERATION_IDLE_TIMEOUT", "1s"}}, &server_clock_, one);
+  GenerationId g{1, 0, 30};
+  Send(g, 0, "[1,");
+  Send(g, 1, "2]");  // ingested right after the first: the generation was never idle
+  RunUntilHandled(svc);  // applies seq 0 only
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // longer than the idle timeout
+  ASSERT_TRUE(svc.SweepNow().ok());
+  EXPECT_EQ(Len(svc.buffer().keys().FinalizeStream()), 0) << "seq 1 is still queued: not idle";
+  Pump(svc);  // seq 1; its deadline is 1 s after its ingest time, already past: fires now
+  ASSERT_TRUE(svc.SweepNow().ok());
+  Pump(svc);
+  auto row = Row(30);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "[1,2]");
+  EXPECT_EQ(Len(svc.buffer().keys().FinalizeStream()), 1) << "one idle finalization, with both chunks";
+  EXPECT_EQ(CounterValue(svc.metrics().finalized_idle), 1);
+}
+
+// The other side: a real pause in what ingest received is an idle timeout even when the compactor only
+// reads both chunks later, after the pause is over.
+TEST_P(CompactorTest, IdleDeadlineCountsFromIngestTimeNotFromWhenTheCompactorReadTheChunk) {
+  LoopOptions one = Fast();
+  one.read_count = 1;
+  auto& svc = AddService({{"GENERATION_IDLE_TIMEOUT", "1s"}}, &server_clock_, one);
+  GenerationId g{1, 0, 31};
+  Send(g, 0, "\"a");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // ingest got nothing for > 1 s
+  Send(g, 1, "b\"");
+  RunUntilHandled(svc);  // seq 0, read now: its deadline passed and the compactor has read past it
+  ASSERT_TRUE(svc.SweepNow().ok());
+  EXPECT_EQ(Len(svc.buffer().keys().FinalizeStream()), 1);
+  Pump(svc);
+  ASSERT_TRUE(Row(31).has_value());
+  EXPECT_EQ(Meta(*Row(31))["finalize_trigger"], "idle_timeout");
+}
+
 TEST_P(CompactorTest, InvalidJsonIsStoredWithARecordedFallback) {
   auto& svc = AddService();
   GenerationId g{1, 0, 12};
@@ -289,6 +347,22 @@ TEST_P(CompactorTest, InvalidJsonIsStoredWithARecordedFallback) {
   EXPECT_EQ(md["json_valid"], false);
   EXPECT_TRUE(md["json_fallback"]["reason"].is_string());
   EXPECT_EQ(CounterValue(svc.metrics().json_fallbacks), 1);
+}
+
+// Regression (fault suite): prose whose JSON parse stops inside a multi-byte character ("tr" + "é": the
+// lexer expected "true") used to throw in the metadata dump and take the compactor down on every delivery.
+TEST_P(CompactorTest, ProseWhoseParseStopsInsideAUtf8CharacterIsStored) {
+  auto& svc = AddService();
+  GenerationId g{1, 0, 112};
+  Send(g, 0, "tr\xC3\xA9s ");
+  Send(g, 1, "bien \xF0\x9F\x98\x80", true);
+  Pump(svc);
+  auto row = Row(112);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "tr\xC3\xA9s bien \xF0\x9F\x98\x80");
+  auto md = Meta(*row);
+  EXPECT_EQ(md["json_valid"], false);
+  EXPECT_TRUE(md["json_fallback"]["reason"].is_string());
 }
 
 TEST_P(CompactorTest, LateStragglerReopensAndRefinalizesWithCompleteContent) {
