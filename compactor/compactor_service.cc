@@ -396,6 +396,9 @@ void CompactorService::NoteLlen(const GenerationId& g, int64_t llen) {
 }
 
 Status CompactorService::SweepNow() {
+  // The sweep waits for the group's acknowledged watermark (consumed_watermark.h): our own queued acks
+  // first, or the batch just applied would hold its generations' deadlines back by one sweep.
+  SF_RETURN_IF_ERROR(FlushAcks());
   auto r = buffer_.SweepDeadlines(*write_, 500);
   redis_health_.Report(r.status(), "sweep deadlines");
   if (!r.ok()) {
