@@ -238,6 +238,32 @@ TEST_F(AdminApiTest, PauseAndResumeAQueue) {
   EXPECT_TRUE(Paused("critical"));
 }
 
+// Streams page actions: claim moves a pending entry to another consumer; release hands it back to the
+// fleet (idle past VISIBILITY_TIMEOUT, so the next XAUTOCLAIM takes it); bad input is refused clearly.
+TEST_F(AdminApiTest, ClaimAndReleaseAPendingEntry) {
+  Start();
+  std::string cookie = Login();
+  const std::string stream = TaskKeys(config_->stream_prefix).Queue("default");
+  ASSERT_TRUE(redis_->Command({"XGROUP", "CREATE", stream, "workers", "0", "MKSTREAM"}).ok());
+  std::string id = redis_->Command({"XADD", stream, "*", "e", "x"}).value().str;
+  ASSERT_TRUE(redis_->Command({"XREADGROUP", "GROUP", "workers", "stuck", "STREAMS", stream, ">"}).ok());
+  auto owner_and_idle = [&] {
+    auto p = redis_->Command({"XPENDING", stream, "workers", "-", "+", "1"}).value();
+    return std::make_pair(p.elements.at(0).elements.at(1).str, p.elements.at(0).elements.at(2).integer);
+  };
+  json body = {{"stream", stream}, {"group", "workers"}, {"id", id}, {"consumer", "rescuer"}};
+  ASSERT_EQ(BrowserPost(cookie, "/api/streams/claim", body).status, 200);
+  EXPECT_EQ(owner_and_idle().first, "rescuer");
+  ASSERT_EQ(BrowserPost(cookie, "/api/streams/release", body).status, 200);
+  auto [owner, idle] = owner_and_idle();
+  EXPECT_EQ(owner, "rescuer");
+  EXPECT_GT(idle, config_->visibility_timeout_ms) << "released: any consumer's next XAUTOCLAIM takes it";
+  EXPECT_EQ(BrowserPost(cookie, "/api/streams/claim", json{{"stream", "not:a:fleet:stream"}, {"group", "workers"},
+                                                          {"id", id}, {"consumer", "x"}}).status, 400);
+  EXPECT_EQ(BrowserPost(cookie, "/api/streams/release", json{{"stream", stream}, {"group", "workers"}, {"id", "1-1"}}).status,
+            404);
+}
+
 TEST_F(AdminApiTest, RequeueAndDeleteDeadLetters) {
   Start();
   std::string cookie = Login();
