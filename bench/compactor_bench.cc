@@ -289,7 +289,8 @@ void ServicePhase(const Options& o, int instances) {
   Emit(tag + "_rss_peak_mb", static_cast<double>(rss_peak_kb) / 1024.0);
 
   // Redis memory of what stays buffered: drop the transport streams, keep the generation buffers.
-  std::vector<std::string> del = {"DEL", keys.FinalizeStream(), keys.EventsStream(), keys.ChunkDeadLetterStream()};
+  std::vector<std::string> del = {"DEL", keys.EventsStream(), keys.ChunkDeadLetterStream()};
+  for (int s = 0; s < keys.control_shards(); ++s) del.push_back(keys.FinalizeStream(s));
   for (int s = 0; s < keys.chunk_streams(); ++s) del.push_back(keys.ChunkStream(s));
   MustOk(r->Command(del).status(), "DEL streams");
   double mem_buffers = RedisInfoField(*r, "memory", "used_memory");

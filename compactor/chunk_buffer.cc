@@ -86,8 +86,8 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
     args[5] = std::to_string(slots.size());
     cmds.push_back(RedisClient::EvalArgv(
         scripts::ApplyChunks(),
-        {keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen), keys_.ControlKey(gen), keys_.DeadlinesKey(),
-         keys_.FinalizeStream()},
+        {keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen), keys_.ControlKey(gen), keys_.DeadlinesKeyOf(gen),
+         keys_.FinalizeStreamOf(gen)},
         args));
     slot_of.push_back(std::move(slots));
   }
@@ -159,19 +159,27 @@ StatusOr<bool> ChunkBuffer::MarkCompacted(RedisClient& redis, const GenerationId
 }
 
 StatusOr<int64_t> ChunkBuffer::SweepDeadlines(RedisClient& redis, int limit) {
-  std::vector<std::string> streams;
-  for (int i = 0; i < keys_.chunk_streams(); ++i) streams.push_back(keys_.ChunkStream(i));
-  auto wm = ConsumedWatermarkMs(redis, streams, keys_.CompactorGroup());
-  if (!wm.ok()) return wm.status();
-  auto r = redis.Eval(scripts::SweepDeadlines(), {keys_.DeadlinesKey(), keys_.FinalizeStream()},
-                      {std::to_string(clock_.NowMsOverride()), std::to_string(limit), std::to_string(*wm)});
-  if (!r.ok()) return r.status();
-  return static_cast<int64_t>(r->integer);
+  int64_t queued = 0;
+  for (int shard = 0; shard < keys_.control_shards(); ++shard) {
+    // A shard's deadlines belong to generations of its own chunk stream (cluster mode); the single deadline
+    // set of standard mode to those of every chunk stream.
+    std::vector<std::string> streams;
+    for (int i = 0; i < keys_.chunk_streams(); ++i) {
+      if (!keys_.cluster() || i == shard) streams.push_back(keys_.ChunkStream(i));
+    }
+    auto wm = ConsumedWatermarkMs(redis, streams, keys_.CompactorGroup());
+    if (!wm.ok()) return wm.status();
+    auto r = redis.Eval(scripts::SweepDeadlines(), {keys_.DeadlinesKey(shard), keys_.FinalizeStream(shard)},
+                        {std::to_string(clock_.NowMsOverride()), std::to_string(limit), std::to_string(*wm)});
+    if (!r.ok()) return r.status();
+    queued += r->integer;
+  }
+  return queued;
 }
 
 Status ChunkBuffer::QueueFinalize(RedisClient& redis, const GenerationId& gen, const std::string& reason) {
-  auto r = redis.Pipeline({{"ZREM", keys_.DeadlinesKey(), KeySchema::Member(gen)},
-                           {"XADD", keys_.FinalizeStream(), "*", "m", KeySchema::Member(gen), "r", reason}});
+  auto r = redis.Pipeline({{"ZREM", keys_.DeadlinesKeyOf(gen), KeySchema::Member(gen)},
+                           {"XADD", keys_.FinalizeStreamOf(gen), "*", "m", KeySchema::Member(gen), "r", reason}});
   if (!r.ok()) return r.status();
   for (const auto& v : *r) {
     if (v.is_error()) return TranslateRedisError(v.str);

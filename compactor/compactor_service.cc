@@ -75,7 +75,7 @@ CompactorService::CompactorService(const Config& config, Clock& clock, SqlStore&
 std::vector<std::string> CompactorService::Streams() const {
   std::vector<std::string> s;
   for (int i = 0; i < buffer_.keys().chunk_streams(); ++i) s.push_back(buffer_.keys().ChunkStream(i));
-  s.push_back(buffer_.keys().FinalizeStream());
+  for (int i = 0; i < buffer_.keys().control_shards(); ++i) s.push_back(buffer_.keys().FinalizeStream(i));
   return s;
 }
 
@@ -127,40 +127,43 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
       return s;
     }
   }
-  std::vector<std::string> streams = Streams();
-  std::vector<std::string> cmd = {"XREADGROUP", "GROUP", buffer_.keys().CompactorGroup(), config_.consumer_name,
-                                  "COUNT", std::to_string(options_.read_count)};
   // After a restart under the same consumer name, first take back what this consumer left pending.
   bool history = !own_pending_recovered_;
-  if (!history) cmd.insert(cmd.end(), {"BLOCK", std::to_string(options_.block_ms)});
-  cmd.push_back("STREAMS");
-  cmd.insert(cmd.end(), streams.begin(), streams.end());
-  for (size_t i = 0; i < streams.size(); ++i) cmd.push_back(history ? "0" : ">");
-  // The previous batch's acks, then the read, in one round trip. Acks are sent only for entries whose
+  std::vector<std::vector<std::string>> reads = ReadCommands(history);
+  // The previous batch's acks, then the read(s), in one round trip. Acks are sent only for entries whose
   // effects are stored, and re-sending an ack is harmless, so a failed round trip just keeps them queued.
   std::vector<std::vector<std::string>> cmds = TakeAckCommands();
   const size_t ack_count = cmds.size();
-  cmds.push_back(std::move(cmd));
-  auto sent = read_->Pipeline(cmds, history ? 0 : options_.block_ms);
-  StatusOr<RedisValue> reply = Status::Unavailable("no reply");
+  cmds.insert(cmds.end(), std::make_move_iterator(reads.begin()), std::make_move_iterator(reads.end()));
+  bool blocking = !history && !buffer_.keys().cluster();
+  auto sent = read_->Pipeline(cmds, blocking ? options_.block_ms : 0);
+  Status read_status;
+  std::vector<StreamEntry> entries;
   if (!sent.ok()) {
-    reply = sent.status();
+    read_status = sent.status();
     for (size_t i = 0; i < ack_count; ++i) RequeueAck(cmds[i]);
-  } else if (sent->back().is_error()) {
-    reply = TranslateRedisError(sent->back().str);
   } else {
-    reply = std::move(sent->back());
+    for (size_t i = ack_count; i < sent->size(); ++i) {
+      const RedisValue& v = (*sent)[i];
+      if (v.is_error()) {
+        read_status = TranslateRedisError(v.str);
+        continue;  // the other shards' entries are still processed
+      }
+      auto part = ParseStreamReply(v);
+      entries.insert(entries.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    }
   }
-  redis_health_.Report(reply.status(), "read streams");
-  if (!reply.ok()) {
+  redis_health_.Report(read_status, "read streams");
+  if (!read_status.ok()) {
     metrics_.redis_errors.Increment();
-    if (reply.status().code() == StatusCode::kFailedPrecondition) groups_ready_ = false;  // NOGROUP: recreate
-    return reply.status();
+    if (read_status.code() == StatusCode::kFailedPrecondition) groups_ready_ = false;  // NOGROUP: recreate
+    if (entries.empty()) return read_status;
   }
-  auto entries = ParseStreamReply(*reply);
-  if (history && entries.empty()) own_pending_recovered_ = true;
+  if (history && entries.empty() && read_status.ok()) own_pending_recovered_ = true;
   int n = static_cast<int>(entries.size());
   if (n > 0) Process(std::move(entries), stop);
+  if (n == 0 && !history && !blocking) IdlePoll(stop);
+  if (n > 0) idle_poll_ms_ = 0;
 
   auto now = Clk::now();
   if (now >= next_sweep_) {
@@ -178,10 +181,42 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
   return n;
 }
 
+std::vector<std::vector<std::string>> CompactorService::ReadCommands(bool history) const {
+  std::vector<std::string> head = {"XREADGROUP", "GROUP", buffer_.keys().CompactorGroup(), config_.consumer_name,
+                                   "COUNT", std::to_string(options_.read_count)};
+  std::vector<std::string> streams = Streams();
+  const char* from = history ? "0" : ">";
+  std::vector<std::vector<std::string>> reads;
+  if (buffer_.keys().cluster()) {
+    // Redis Cluster refuses a multi-key command across slots, and every shard's stream has its own slot:
+    // one non-blocking read per stream (the client pipelines them per master); IdlePoll paces empty rounds.
+    for (const auto& s : streams) {
+      auto cmd = head;
+      cmd.insert(cmd.end(), {"STREAMS", s, from});
+      reads.push_back(std::move(cmd));
+    }
+    return reads;
+  }
+  auto cmd = head;
+  if (!history) cmd.insert(cmd.end(), {"BLOCK", std::to_string(options_.block_ms)});
+  cmd.push_back("STREAMS");
+  cmd.insert(cmd.end(), streams.begin(), streams.end());
+  for (size_t i = 0; i < streams.size(); ++i) cmd.push_back(from);
+  reads.push_back(std::move(cmd));
+  return reads;
+}
+
+void CompactorService::IdlePoll(const std::atomic<bool>& stop) {
+  // Without a blocking read (cluster mode), an empty round waits before the next: 1 ms doubling up to
+  // block_ms (at most 50 ms), so an idle compactor costs Redis little and a busy one never sleeps.
+  idle_poll_ms_ = std::min<int64_t>({idle_poll_ms_ == 0 ? 1 : idle_poll_ms_ * 2, options_.block_ms, 50});
+  auto until = Clk::now() + std::chrono::milliseconds(idle_poll_ms_);
+  while (!stop.load() && Clk::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
 void CompactorService::Process(std::vector<StreamEntry> entries, const std::atomic<bool>& stop) {
   std::vector<StreamEntry> chunks, finals;
-  const std::string fin = buffer_.keys().FinalizeStream();
-  for (auto& e : entries) (e.stream == fin ? finals : chunks).push_back(std::move(e));
+  for (auto& e : entries) (buffer_.keys().IsFinalizeStream(e.stream) ? finals : chunks).push_back(std::move(e));
   if (!chunks.empty()) ProcessChunks(chunks, stop);
   if (!finals.empty()) ProcessFinalizes(finals, stop);
 }
@@ -480,8 +515,13 @@ void CompactorService::SampleGauges() {
   metrics_.buffer_chunks.Set(static_cast<double>(sum));
   metrics_.buffer_llen_max.Set(static_cast<double>(max));
   metrics_.buffers_over_threshold.Set(static_cast<double>(over));
-  auto z = sample_->Command({"ZCARD", buffer_.keys().DeadlinesKey()});
-  if (z.ok()) metrics_.deadlines_pending.Set(static_cast<double>(z->integer));
+  std::vector<std::vector<std::string>> zcards;
+  for (int i = 0; i < buffer_.keys().control_shards(); ++i) zcards.push_back({"ZCARD", buffer_.keys().DeadlinesKey(i)});
+  if (auto z = sample_->Pipeline(zcards); z.ok()) {
+    int64_t pending = 0;
+    for (const auto& v : *z) pending += v.integer;
+    metrics_.deadlines_pending.Set(static_cast<double>(pending));
+  }
   std::vector<std::string> streams = Streams();
   streams.push_back(buffer_.keys().ChunkDeadLetterStream());
   stream_gauges_.Sample(*sample_, streams);

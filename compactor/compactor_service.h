@@ -65,6 +65,10 @@ class CompactorService {
  private:
   Status EnsureGroups();
   std::vector<std::string> Streams() const;
+  // The XREADGROUP(s) of one round: one blocking read of every stream (standard mode), or one non-blocking
+  // read per stream (cluster mode: each stream in its own slot). history re-reads this consumer's pending.
+  std::vector<std::vector<std::string>> ReadCommands(bool history) const;
+  void IdlePoll(const std::atomic<bool>& stop);
   void Process(std::vector<StreamEntry> entries, const std::atomic<bool>& stop);
   void ProcessChunks(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop);
   void ProcessFinalizes(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop);
@@ -100,6 +104,7 @@ class CompactorService {
   std::map<std::string, std::vector<std::string>> acks_;  // stream -> ids processed, not acked yet
   bool groups_ready_ = false;
   bool own_pending_recovered_ = false;
+  int64_t idle_poll_ms_ = 0;  // cluster mode: the current wait after an empty round
   std::chrono::steady_clock::time_point next_sweep_{}, next_claim_{}, next_trim_{};
   std::unordered_set<std::string> over_threshold_logged_;
   // Entry id -> error of a finalization that failed permanently here; the dead-letter reason once it has

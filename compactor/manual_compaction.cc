@@ -19,7 +19,7 @@ StatusOr<ManualCompaction> CompactGenerationNow(const Config& config, RedisClien
   if (delete_buffer) {
     auto d = redis.Command({"DEL", keys.BufferKey(gen), keys.MetaKey(gen), keys.SeenKey(gen)});
     if (!d.ok()) return d.status();
-    auto z = redis.Command({"ZREM", keys.DeadlinesKey(), KeySchema::Member(gen)});
+    auto z = redis.Command({"ZREM", keys.DeadlinesKeyOf(gen), KeySchema::Member(gen)});
     if (!z.ok()) return z.status();
     out.buffer_deleted = true;
   }

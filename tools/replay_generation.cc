@@ -45,7 +45,7 @@ StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store,
   if (delete_buffer) {
     const KeySchema& keys = buffer.keys();
     auto d = redis.Pipeline({{"DEL", keys.BufferKey(out.gen), keys.MetaKey(out.gen), keys.SeenKey(out.gen)},
-                             {"ZREM", keys.DeadlinesKey(), KeySchema::Member(out.gen)}});
+                             {"ZREM", keys.DeadlinesKeyOf(out.gen), KeySchema::Member(out.gen)}});
     if (!d.ok()) return d.status();
     out.buffer_deleted = true;
   }

@@ -21,7 +21,8 @@ std::vector<std::string> FleetStreams(const Config& config) {
   TaskKeys tkeys(config.stream_prefix);
   std::vector<std::string> names;
   for (int i = 0; i < keys.chunk_streams(); ++i) names.push_back(keys.ChunkStream(i));
-  for (auto s : {keys.FinalizeStream(), keys.EventsStream(), keys.ChunkDeadLetterStream(), tkeys.DeadLetters()}) {
+  for (int i = 0; i < keys.control_shards(); ++i) names.push_back(keys.FinalizeStream(i));
+  for (auto s : {keys.EventsStream(), keys.ChunkDeadLetterStream(), tkeys.DeadLetters()}) {
     names.push_back(s);
   }
   for (const auto& [q, w] : config.queues) names.push_back(tkeys.Queue(q));

@@ -8,30 +8,54 @@ std::string KeySchema::Base(const GenerationId& g) const {
   std::string ident = "org:" + std::to_string(g.org);
   if (g.scenario > 0) ident += ":scenario:" + std::to_string(g.scenario);
   ident += ":generation:" + std::to_string(g.gen);
-  if (mode_ == KeySchemaMode::kCluster) return key_prefix_ + ":{" + ident + "}";
+  if (cluster()) return key_prefix_ + ":" + ShardTag(ShardOf(g)) + ":" + ident;
   return key_prefix_ + ":" + ident;
 }
 
-std::string KeySchema::BufferScanPattern(int64_t org, int64_t gen) const {
-  // Ids are validated integers, so they carry no glob characters. The prefix may; escape it.
-  std::string p;
-  for (char c : key_prefix_) {
-    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') p += '\\';
-    p += c;
-  }
-  std::string o = std::to_string(org), g = std::to_string(gen);
-  if (mode_ == KeySchemaMode::kCluster) return p + ":\\{org:" + o + ":*generation:" + g + "\\}:chunks*";
-  return p + ":org:" + o + ":*generation:" + g + ":chunks*";
+std::string KeySchema::ChunkStream(int shard) const {
+  if (cluster()) return ShardTag(shard) + ":chunks";
+  return stream_prefix_ + ":chunks:" + std::to_string(shard);
 }
 
-std::string KeySchema::AllBuffersPattern() const {
+std::string KeySchema::FinalizeStream(int control_shard) const {
+  if (cluster()) return ShardTag(control_shard) + ":finalize";
+  return stream_prefix_ + ":finalize";
+}
+
+std::string KeySchema::DeadlinesKey(int control_shard) const {
+  if (cluster()) return ShardTag(control_shard) + ":deadlines";
+  return stream_prefix_ + ":deadlines";
+}
+
+bool KeySchema::IsFinalizeStream(const std::string& stream) const {
+  for (int i = 0; i < control_shards(); ++i) {
+    if (stream == FinalizeStream(i)) return true;
+  }
+  return false;
+}
+
+namespace {
+
+std::string GlobEscape(const std::string& s) {
   std::string p;
-  for (char c : key_prefix_) {
-    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') p += '\\';
+  for (char c : s) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\' || c == '{' || c == '}') p += '\\';
     p += c;
   }
-  return p + ":*:chunks";
+  return p;
 }
+
+}  // namespace
+
+std::string KeySchema::BufferScanPattern(int64_t org, int64_t gen) const {
+  // Ids are validated integers, so they carry no glob characters. The prefixes may; escape them.
+  std::string o = std::to_string(org), g = std::to_string(gen);
+  std::string head = key_prefix_ + ":";
+  if (cluster()) head += ShardTag(ShardOf(GenerationId{org, 0, gen})) + ":";
+  return GlobEscape(head) + "org:" + o + ":*generation:" + g + ":chunks*";
+}
+
+std::string KeySchema::AllBuffersPattern() const { return GlobEscape(key_prefix_) + ":*:chunks"; }
 
 int KeySchema::ShardOf(const GenerationId& g) const {
   // Stable across processes and releases: a fixed mix of the ids, not std::hash.

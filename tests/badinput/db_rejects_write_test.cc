@@ -75,7 +75,7 @@ TEST_P(DbRejectsWriteTest, RefusedRowStaysPendingAndIsWrittenOnceTheDatabaseAcce
   c.Pump();
   EXPECT_FALSE(c.Row(40).has_value());
   EXPECT_GE(c.service().metrics().finalize_rejected.Value(), 1);
-  EXPECT_EQ(PendingOf(*redis_, c.keys().FinalizeStream()), 1) << "not acknowledged";
+  EXPECT_EQ(PendingOf(*redis_, c.keys().FinalizeStreamOf({1, 0, 40})), 1) << "not acknowledged";
   EXPECT_EQ(redis_->Command({"LLEN", c.keys().BufferKey({1, 0, 40})})->integer, 2) << "the buffer is kept";
   EXPECT_EQ(ReadStream(*redis_, c.keys().ChunkDeadLetterStream()).size(), 0u) << "not dead-lettered at once";
 
@@ -85,7 +85,7 @@ TEST_P(DbRejectsWriteTest, RefusedRowStaysPendingAndIsWrittenOnceTheDatabaseAcce
   auto row = c.Row(40);
   ASSERT_TRUE(row.has_value()) << "retried through the claim path once the database accepted rows";
   EXPECT_EQ(DecodedText(*row), "{\"n\": 1}");
-  EXPECT_EQ(PendingOf(*redis_, c.keys().FinalizeStream()), 0);
+  EXPECT_EQ(PendingOf(*redis_, c.keys().FinalizeStreamOf({1, 0, 40})), 0);
 }
 
 TEST_P(DbRejectsWriteTest, RefusedTooOftenIsDeadLetteredWithTheDatabaseError) {
@@ -100,9 +100,9 @@ TEST_P(DbRejectsWriteTest, RefusedTooOftenIsDeadLetteredWithTheDatabaseError) {
   }
   auto dead = ReadStream(*redis_, c.keys().ChunkDeadLetterStream());
   ASSERT_EQ(dead.size(), 1u);
-  EXPECT_EQ(*dead[0].Field("source_stream"), c.keys().FinalizeStream());
+  EXPECT_EQ(*dead[0].Field("source_stream"), c.keys().FinalizeStreamOf({1, 0, 41}));
   EXPECT_NE(dead[0].Field("reason")->find("rows refused by policy"), std::string::npos) << *dead[0].Field("reason");
-  EXPECT_EQ(PendingOf(*redis_, c.keys().FinalizeStream()), 0);
+  EXPECT_EQ(PendingOf(*redis_, c.keys().FinalizeStreamOf({1, 0, 41})), 0);
   EXPECT_EQ(redis_->Command({"LLEN", c.keys().BufferKey({1, 0, 41})})->integer, 2)
       << "the buffer survives for a replay (streamfleetctl dlq requeue)";
 }

@@ -24,12 +24,51 @@ TEST(KeySchemaTest, PrefixIsConfigurable) {
   EXPECT_EQ(k.ChunkStream(0), "sf:chunks:0");
 }
 
-TEST(KeySchemaTest, ClusterModeSharesOneHashTagPerGeneration) {
-  KeySchema k("app:scenario_planning", "streamfleet", KeySchemaMode::kCluster, 4);
-  GenerationId g{12, 345, 59};
-  std::string tag = "{org:12:scenario:345:generation:59}";
-  for (const auto& key : {k.BufferKey(g), k.MetaKey(g), k.SeenKey(g)}) {
-    EXPECT_NE(key.find(tag), std::string::npos) << key;
+// The hash tag Redis Cluster hashes: the text inside the first {...} when it is not empty, else the key.
+std::string HashTag(const std::string& key) {
+  auto open = key.find('{');
+  if (open == std::string::npos) return key;
+  auto close = key.find('}', open + 1);
+  if (close == std::string::npos || close == open + 1) return key;
+  return key.substr(open + 1, close - open - 1);
+}
+
+TEST(KeySchemaTest, ClusterModeKeepsEveryScriptsKeysInOneSlot) {
+  KeySchema k("app:scenario_planning", "streamfleet", KeySchemaMode::kCluster, 16);
+  for (GenerationId g : {GenerationId{12, 345, 59}, GenerationId{12, 0, 59}, GenerationId{7, 1, 1000}}) {
+    int shard = k.ShardOf(g);
+    std::string tag = "streamfleet:" + std::to_string(shard);
+    // Everything the ingest append, apply, mark-compacted, reset and sweep scripts touch for g.
+    for (const auto& key : {k.BufferKey(g), k.MetaKey(g), k.SeenKey(g), k.ControlKey(g), k.DeadlinesKeyOf(g),
+                            k.FinalizeStreamOf(g), k.ChunkStream(shard)}) {
+      EXPECT_EQ(HashTag(key), tag) << key;
+    }
+  }
+  EXPECT_EQ(k.BufferKey({12, 345, 59}),
+            "app:scenario_planning:{streamfleet:" + std::to_string(k.ShardOf({12, 345, 59})) +
+                "}:org:12:scenario:345:generation:59:chunks");
+  EXPECT_EQ(k.control_shards(), 16);
+  EXPECT_TRUE(k.IsFinalizeStream(k.FinalizeStream(15)));
+  EXPECT_FALSE(k.IsFinalizeStream(k.ChunkStream(15)));
+}
+
+TEST(KeySchemaTest, StandardModeHasOneDeadlineSetAndFinalizeStream) {
+  KeySchema k("app:scenario_planning", "streamfleet", KeySchemaMode::kStandard, 4);
+  EXPECT_EQ(k.control_shards(), 1);
+  EXPECT_EQ(k.DeadlinesKeyOf({1, 0, 2}), "streamfleet:deadlines");
+  EXPECT_EQ(k.FinalizeStreamOf({1, 0, 3}), "streamfleet:finalize");
+  EXPECT_EQ(k.ChunkStream(3), "streamfleet:chunks:3");
+}
+
+TEST(KeySchemaTest, BufferScanPatternFindsBothFormsInBothModes) {
+  for (auto mode : {KeySchemaMode::kStandard, KeySchemaMode::kCluster}) {
+    KeySchema k("app:x", "sf", mode, 8);
+    std::string p = k.BufferScanPattern(12, 59);
+    // The pattern is a Redis glob; check the literal parts rather than reimplementing glob matching.
+    std::string head = mode == KeySchemaMode::kCluster
+                           ? "app:x:\\{sf:" + std::to_string(k.ShardOf({12, 0, 59})) + "\\}:org:12:*generation:59:chunks*"
+                           : "app:x:org:12:*generation:59:chunks*";
+    EXPECT_EQ(p, head);
   }
 }
 

@@ -304,14 +304,14 @@ TEST_P(CompactorTest, IdleDeadlineDoesNotFireWhileTheGenerationsNextChunkIsStill
   RunUntilHandled(svc);  // applies seq 0 only
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // longer than the idle timeout
   ASSERT_TRUE(svc.SweepNow().ok());
-  EXPECT_EQ(Len(svc.buffer().keys().FinalizeStream()), 0) << "seq 1 is still queued: not idle";
+  EXPECT_EQ(Len(svc.buffer().keys().FinalizeStreamOf(g)), 0) << "seq 1 is still queued: not idle";
   Pump(svc);  // seq 1; its deadline is 1 s after its ingest time, already past: fires now
   ASSERT_TRUE(svc.SweepNow().ok());
   Pump(svc);
   auto row = Row(30);
   ASSERT_TRUE(row.has_value());
   EXPECT_EQ(Decoded(*row), "[1,2]");
-  EXPECT_EQ(Len(svc.buffer().keys().FinalizeStream()), 1) << "one idle finalization, with both chunks";
+  EXPECT_EQ(Len(svc.buffer().keys().FinalizeStreamOf(g)), 1) << "one idle finalization, with both chunks";
   EXPECT_EQ(CounterValue(svc.metrics().finalized_idle), 1);
 }
 
@@ -327,7 +327,7 @@ TEST_P(CompactorTest, IdleDeadlineCountsFromIngestTimeNotFromWhenTheCompactorRea
   Send(g, 1, "b\"");
   RunUntilHandled(svc);  // seq 0, read now: its deadline passed and the compactor has read past it
   ASSERT_TRUE(svc.SweepNow().ok());
-  EXPECT_EQ(Len(svc.buffer().keys().FinalizeStream()), 1);
+  EXPECT_EQ(Len(svc.buffer().keys().FinalizeStreamOf(g)), 1);
   Pump(svc);
   ASSERT_TRUE(Row(31).has_value());
   EXPECT_EQ(Meta(*Row(31))["finalize_trigger"], "idle_timeout");
@@ -461,7 +461,7 @@ TEST_P(CompactorTest, CrashDuringFinalizationIsReplayedIdempotently) {
   ASSERT_TRUE(dead_buffer.Apply(*redis_, items).ok());
   ASSERT_TRUE(redis_->Command({"XACK", entries[0].stream, "compactor", entries[0].id}).ok());
   // The dead consumer takes the finalize entry, commits the row, and dies before XACK.
-  auto fin = redis_->Command({"XREADGROUP", "GROUP", "compactor", "dead", "STREAMS", k.FinalizeStream(), ">"});
+  auto fin = redis_->Command({"XREADGROUP", "GROUP", "compactor", "dead", "STREAMS", k.FinalizeStreamOf(g), ">"});
   auto fe = ParseStreamReply(*fin);
   ASSERT_EQ(fe.size(), 1u);
   GenerationId parsed;
@@ -479,7 +479,7 @@ TEST_P(CompactorTest, CrashDuringFinalizationIsReplayedIdempotently) {
   EXPECT_EQ(after->compacted_by, "dead") << "the replay changed nothing";
   EXPECT_EQ(after->metadata, before->metadata);
   EXPECT_EQ(*stores_.front()->CountGenerations(), 1);
-  EXPECT_EQ(Pending(k.FinalizeStream()), 0);
+  EXPECT_EQ(Pending(k.FinalizeStreamOf(g)), 0);
 }
 
 TEST_P(CompactorTest, PoisonEntriesGoToTheDeadLetterStreamWithTheirReason) {
@@ -641,7 +641,7 @@ TEST_P(CompactorTest, DatabaseDownThenUpLosesNothingAndReadinessFollows) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(unready) << "readiness must turn false while the database is down";
-  EXPECT_GT(Pending(svc.buffer().keys().FinalizeStream()), 0) << "the finalization stays pending, not acked";
+  EXPECT_GT(Pending(svc.buffer().keys().FinalizeStreamOf(g)), 0) << "the finalization stays pending, not acked";
   proxy.Up();
   std::optional<GenerationRow> row;
   for (int i = 0; i < 200 && !row; ++i) {
@@ -656,7 +656,7 @@ TEST_P(CompactorTest, DatabaseDownThenUpLosesNothingAndReadinessFollows) {
   EXPECT_TRUE(svc.Ready().ok());
   EXPECT_GT(CounterValue(svc.metrics().db_errors), 0);
   EXPECT_EQ(svc.db_health().outages(), 1) << "one outage, however many calls failed during it";
-  EXPECT_EQ(Pending(svc.buffer().keys().FinalizeStream()), 0);
+  EXPECT_EQ(Pending(svc.buffer().keys().FinalizeStreamOf(g)), 0);
 }
 
 TEST_P(CompactorTest, RedisOutageIsCountedOnceAndReadinessFollows) {

@@ -2,9 +2,14 @@
 // The key schema, in one place. Standard mode keeps the seed key names users already inspect:
 //   {key_prefix}:org:{org}[:scenario:{scenario}]:generation:{gen}:chunks       (list)
 //   ...:chunks:meta                                                             (hash)
-// Cluster mode wraps the generation identity in a hash tag so one generation's keys share a slot:
-//   {key_prefix}:{org:{org}[:scenario:{scenario}]:generation:{gen}}:chunks
-// Fleet-internal keys live under stream_prefix.
+// Cluster mode (Redis Cluster) shards everything a Lua script touches by the generation's chunk-stream
+// shard: shard i's chunk stream, deadline set and finalize stream, and the buffer/meta/dedupe/control keys
+// of every generation mapped to shard i, share the hash tag {stream_prefix:i}, so every script and every
+// multi-key command stays inside one slot while the shards spread over all masters:
+//   {key_prefix}:{streamfleet:3}:org:{org}[:scenario:{scenario}]:generation:{gen}:chunks
+//   {streamfleet:3}:chunks   {streamfleet:3}:deadlines   {streamfleet:3}:finalize
+// In standard mode there is one deadline set and one finalize stream (the names of the first sessions);
+// the shard arguments below are then ignored. Fleet-internal keys live under stream_prefix.
 #include <cstdint>
 #include <string>
 
@@ -45,12 +50,19 @@ class KeySchema {
   // SCAN pattern for all buffer lists.
   std::string AllBuffersPattern() const;
 
+  bool cluster() const { return mode_ == KeySchemaMode::kCluster; }
   int chunk_streams() const { return chunk_streams_; }
-  std::string ChunkStream(int shard) const { return stream_prefix_ + ":chunks:" + std::to_string(shard); }
+  std::string ChunkStream(int shard) const;
   // A generation always maps to the same chunk stream.
   int ShardOf(const GenerationId& g) const;
-  std::string FinalizeStream() const { return stream_prefix_ + ":finalize"; }
-  std::string DeadlinesKey() const { return stream_prefix_ + ":deadlines"; }
+  // Deadline sets / finalize streams: one per chunk stream in cluster mode, one in all in standard mode.
+  int control_shards() const { return cluster() ? chunk_streams_ : 1; }
+  int ControlShardOf(const GenerationId& g) const { return cluster() ? ShardOf(g) : 0; }
+  std::string FinalizeStream(int control_shard) const;
+  std::string DeadlinesKey(int control_shard) const;
+  std::string FinalizeStreamOf(const GenerationId& g) const { return FinalizeStream(ControlShardOf(g)); }
+  std::string DeadlinesKeyOf(const GenerationId& g) const { return DeadlinesKey(ControlShardOf(g)); }
+  bool IsFinalizeStream(const std::string& stream) const;
   std::string EventsStream() const { return stream_prefix_ + ":events"; }
   std::string ChunkDeadLetterStream() const { return stream_prefix_ + ":dlq:chunks"; }
   std::string CompactorGroup() const { return "compactor"; }
@@ -64,6 +76,8 @@ class KeySchema {
 
  private:
   std::string Base(const GenerationId& g) const;
+  // "{stream_prefix:shard}": the hash tag of one shard (cluster mode).
+  std::string ShardTag(int shard) const { return "{" + stream_prefix_ + ":" + std::to_string(shard) + "}"; }
 
   std::string key_prefix_;
   std::string stream_prefix_;
