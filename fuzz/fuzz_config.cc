@@ -22,6 +22,7 @@ void CheckValue(const std::string& v) {
   (void)ParseTimeMs(v);
   if (auto r = ParseRedisUrl(v); r.ok()) {
     FUZZ_CHECK(!r->host.empty() && r->port > 0 && r->port <= 65535 && r->db >= 0);
+    FUZZ_CHECK(!r->seeds.empty() && r->seeds[0] == r->host + ":" + std::to_string(r->port));
   }
   if (auto l = ParseListen(v); l.ok()) FUZZ_CHECK(!l->first.empty() && l->second >= 0 && l->second <= 65535);
   for (const std::string& item : SplitList(v, ',')) FUZZ_CHECK(!item.empty() && item.find(',') == std::string::npos);
@@ -51,6 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto c = LoadConfig(lookup, "127.0.0.1:0");
   if (c.ok()) {
     FUZZ_CHECK(c->redis.port > 0 && c->redis.port <= 65535 && !c->redis.host.empty());
+    FUZZ_CHECK(!c->redis.seeds.empty() && (c->redis.cluster || c->redis.seeds.size() == 1));
+    FUZZ_CHECK(!c->redis.cluster || (c->redis.db == 0 && c->key_schema == KeySchemaMode::kCluster));
     FUZZ_CHECK(c->chunk_streams >= 1 && !c->queues.empty() && c->idle_timeout_ms >= 1);
     for (const auto& [org, token] : c->ingest_tokens) FUZZ_CHECK(org > 0 && !token.empty());
   } else {

@@ -158,6 +158,13 @@ void AsyncRedis::Shutdown() {
 }
 
 void AsyncRedis::Dispatch(Request req) {
+  if (config_.cluster) {
+    // One async connection cannot follow a cluster's slots; refuse loudly rather than talk to one node.
+    req.cb(Status::FailedPrecondition(
+        "AsyncRedis does not support Redis Cluster (REDIS_CLUSTER=true): use PooledRedisCommands "
+        "(pooled_redis_commands.h) over cluster-mode RedisClients"));
+    return;
+  }
   if (ctx_ == nullptr) {
     if (SteadyClock::now() < next_attempt_) {
       req.cb(Status::Unavailable("redis unavailable (reconnect backing off): " + last_error_.message()));

@@ -16,7 +16,8 @@ namespace streamfleet {
 
 const std::vector<ConfigVar>& ConfigVars() {
   static const std::vector<ConfigVar> vars = {
-      {"REDIS_URL", "", "redis://[[user]:password@]host[:port][/db]; when set it wins over REDIS_HOST/PORT/USERNAME/PASSWORD"},
+      {"REDIS_URL", "", "redis://[[user]:password@]host[:port][/db]; when set it wins over REDIS_HOST/PORT/USERNAME/PASSWORD. With REDIS_CLUSTER=true a comma-separated list of seed nodes: redis://[user:pass@]h1:p1,h2:p2,..."},
+      {"REDIS_CLUSTER", "false", "true: Redis Cluster mode (commands routed by key slot, MOVED/ASK followed, failover tracked; REDIS_DB must be 0; docs/redis-cluster.md)"},
       {"REDIS_HOST", "127.0.0.1", "Redis host"},
       {"REDIS_PORT", "6379", "Redis port"},
       {"REDIS_USERNAME", "", "Redis ACL user for AUTH (empty: the default user); see deploy/redis/users.acl"},
@@ -26,7 +27,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"DATABASE_URL", "sqlite:streamfleet.db", "sqlite:PATH (embedded default) or postgresql://user:pass@host:port/db"},
       {"STREAMFLEET_KEY_PREFIX", "app:scenario_planning", "prefix of the generation buffer keys users inspect"},
       {"STREAMFLEET_STREAM_PREFIX", "streamfleet", "prefix of the fleet's streams, deadlines and dead letters"},
-      {"STREAMFLEET_KEY_SCHEMA", "standard", "standard (seed key names) | cluster (hash-tagged per generation)"},
+      {"STREAMFLEET_KEY_SCHEMA", "standard", "standard (seed key names) | cluster (hash-tagged per generation); defaults to cluster when REDIS_CLUSTER=true, where standard is refused"},
       {"GENERATION_CHUNK_TTL", "86400", "seconds a generation buffer lives, set when the buffer is created"},
       {"GENERATION_CHUNK_STORAGE", "redis", "redis | db | both: where chunks are kept besides the final row"},
       {"GENERATION_IDLE_TIMEOUT", "30s", "finalize a generation after this long without a chunk (bare number = seconds)"},
@@ -252,17 +253,28 @@ StatusOr<RedisConfig> ParseRedisUrl(const std::string& url) {
       }
     }
   }
-  auto colon = rest.rfind(':');
-  if (colon != std::string::npos) {
-    std::string port = rest.substr(colon + 1);
-    rest = rest.substr(0, colon);
-    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), rc.port);
-    if (ec != std::errc() || p != port.data() + port.size() || rc.port <= 0 || rc.port > 65535) {
-      return Status::InvalidArgument("bad port in redis url");
+  // "h1:p1,h2:p2": every node is a seed; the first is also host/port (what a single-node client uses).
+  std::vector<std::string> nodes = SplitList(rest, ',');
+  if (nodes.empty()) return Status::InvalidArgument("missing host in redis url");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    std::string host = nodes[i];
+    int port = 6379;
+    auto colon = host.rfind(':');
+    if (colon != std::string::npos) {
+      std::string port_s = host.substr(colon + 1);
+      host = host.substr(0, colon);
+      auto [p, ec] = std::from_chars(port_s.data(), port_s.data() + port_s.size(), port);
+      if (ec != std::errc() || p != port_s.data() + port_s.size() || port <= 0 || port > 65535) {
+        return Status::InvalidArgument("bad port in redis url");
+      }
     }
+    if (host.empty()) return Status::InvalidArgument("missing host in redis url");
+    if (i == 0) {
+      rc.host = host;
+      rc.port = port;
+    }
+    rc.seeds.push_back(host + ":" + std::to_string(port));
   }
-  if (rest.empty()) return Status::InvalidArgument("missing host in redis url");
-  rc.host = rest;
   return rc;
 }
 
@@ -298,6 +310,16 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
     c.redis.db = static_cast<int>(r.Int("REDIS_DB", 0, 1 << 20));
     if (c.redis.host.empty()) r.Fail("REDIS_HOST", "", "a host name");
   }
+  c.redis.cluster = r.Bool("REDIS_CLUSTER");
+  if (c.redis.seeds.empty()) c.redis.seeds.push_back(c.redis.host + ":" + std::to_string(c.redis.port));
+  if (c.redis.cluster && c.redis.db != 0) {
+    // Redis Cluster has only database 0 (SELECT fails there).
+    r.Fail(r.IsSet("REDIS_URL") ? "REDIS_URL" : "REDIS_DB", std::to_string(c.redis.db),
+           "database 0 with REDIS_CLUSTER=true (a cluster has no other database)");
+  }
+  if (!c.redis.cluster && c.redis.seeds.size() > 1) {
+    r.Fail("REDIS_URL", RedactUrl(r.Str("REDIS_URL")), "one node unless REDIS_CLUSTER=true");
+  }
   int64_t timeout = r.Duration("REDIS_TIMEOUT", 1000, 10);
   c.redis.connect_timeout_ms = static_cast<int>(timeout);
   c.redis.command_timeout_ms = static_cast<int>(timeout);
@@ -311,8 +333,13 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.stream_prefix = r.Str("STREAMFLEET_STREAM_PREFIX");
   if (c.key_prefix.empty()) r.Fail("STREAMFLEET_KEY_PREFIX", "", "a non-empty prefix");
   if (c.stream_prefix.empty()) r.Fail("STREAMFLEET_STREAM_PREFIX", "", "a non-empty prefix");
-  std::string schema = r.Str("STREAMFLEET_KEY_SCHEMA");
-  if (schema == "standard") {
+  // A cluster needs the hash-tagged schema (a script's keys must share a slot): it is the default there,
+  // and asking for the standard one is a contradiction, not something to fall back from silently.
+  std::string schema = r.IsSet("STREAMFLEET_KEY_SCHEMA") ? r.Str("STREAMFLEET_KEY_SCHEMA")
+                                                         : (c.redis.cluster ? "cluster" : "standard");
+  if (c.redis.cluster && schema == "standard") {
+    r.Fail("STREAMFLEET_KEY_SCHEMA", schema, "cluster when REDIS_CLUSTER=true (multi-key scripts need hash tags)");
+  } else if (schema == "standard") {
     c.key_schema = KeySchemaMode::kStandard;
   } else if (schema == "cluster") {
     c.key_schema = KeySchemaMode::kCluster;

@@ -1,5 +1,6 @@
 #include "streamfleet/common/redis.h"
 
+#include "cluster_router.h"
 #include "redis_internal.h"
 
 #include <hiredis/hiredis.h>
@@ -105,11 +106,33 @@ void AppendArgv(redisContext* c, const std::vector<std::string>& argv) {
 
 }  // namespace
 
+RedisClient::RedisClient(const RedisConfig& config) : config_(config) {
+  if (config_.cluster) cluster_ = std::make_unique<ClusterRouter>(config_);
+}
+
 StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(const RedisConfig& config) {
   std::unique_ptr<RedisClient> c(new RedisClient(config));
-  Status s = c->Open();
+  Status s = c->cluster_ ? c->cluster_->Refresh() : c->Open();
   if (!s.ok()) return s;
   return c;
+}
+
+bool RedisClient::connected() const { return cluster_ ? cluster_->ready() : ctx_ != nullptr; }
+
+std::vector<std::string> RedisClient::Masters() {
+  if (!cluster_) return {config_.host + ":" + std::to_string(config_.port)};
+  auto m = cluster_->Masters();
+  if (!m.ok()) return {};
+  return *m;
+}
+
+StatusOr<RedisValue> RedisClient::CommandOn(const std::string& node, const std::vector<std::string>& argv,
+                                            int extra_timeout_ms) {
+  if (cluster_) return cluster_->CommandOn(node, argv, extra_timeout_ms);
+  if (node != config_.host + ":" + std::to_string(config_.port)) {
+    return Status::InvalidArgument("not this client's server: " + node);
+  }
+  return Command(argv, extra_timeout_ms);
 }
 
 std::unique_ptr<RedisClient> RedisClient::Lazy(const RedisConfig& config) {
@@ -208,6 +231,7 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
 
 StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
                                                         int extra_timeout_ms) {
+  if (cluster_) return cluster_->Pipeline(commands, extra_timeout_ms);
   SF_RETURN_IF_ERROR(EnsureConnected());
   auto r = RawPipeline(commands, extra_timeout_ms);
   if (!r.ok()) return r;
@@ -250,6 +274,7 @@ std::vector<std::string> RedisClient::EvalArgv(const LuaScript& script, const st
 }
 
 void RedisClient::Register(const LuaScript& script) {
+  if (cluster_) cluster_->Register(script);
   if (std::find(scripts_.begin(), scripts_.end(), &script) == scripts_.end()) scripts_.push_back(&script);
 }
 

@@ -82,6 +82,57 @@ TEST(ConfigTest, RedisUrlWinsOverHostAndPort) {
   EXPECT_EQ(parts->redis.password, "pw2");
 }
 
+TEST(ConfigTest, ClusterModeTakesASeedListAndTheClusterKeySchema) {
+  auto c = LoadConfig(Env({{"REDIS_URL", "redis://u:pw@10.0.0.1:7000,10.0.0.2:7001,redis-c"},
+                           {"REDIS_CLUSTER", "true"}}),
+                      ":9100");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->redis.cluster);
+  EXPECT_EQ(c->redis.seeds, (std::vector<std::string>{"10.0.0.1:7000", "10.0.0.2:7001", "redis-c:6379"}));
+  EXPECT_EQ(c->redis.host, "10.0.0.1");
+  EXPECT_EQ(c->redis.port, 7000);
+  EXPECT_EQ(c->redis.username, "u");
+  EXPECT_EQ(c->redis.password, "pw");
+  EXPECT_EQ(c->key_schema, KeySchemaMode::kCluster);  // the default in cluster mode
+  // Explicitly cluster is fine too; host/port variables give the one seed.
+  auto hp = LoadConfig(Env({{"REDIS_HOST", "r1"}, {"REDIS_PORT", "7005"}, {"REDIS_CLUSTER", "true"},
+                            {"STREAMFLEET_KEY_SCHEMA", "cluster"}}),
+                       ":9100");
+  ASSERT_TRUE(hp.ok()) << hp.status().ToString();
+  EXPECT_EQ(hp->redis.seeds, std::vector<std::string>{"r1:7005"});
+  EXPECT_TRUE(hp->redis.cluster);
+}
+
+TEST(ConfigTest, StandardModeIsTheDefaultAndKeepsOneNode) {
+  auto c = LoadConfig(Env({{"REDIS_URL", "redis://10.0.0.1:7000"}}), ":9100");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->redis.cluster);
+  EXPECT_EQ(c->redis.seeds, std::vector<std::string>{"10.0.0.1:7000"});
+  EXPECT_EQ(c->key_schema, KeySchemaMode::kStandard);
+  auto off = LoadConfig(Env({{"REDIS_CLUSTER", "false"}}), ":9100");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->redis.cluster);
+}
+
+TEST(ConfigTest, ClusterModeContradictionsAreErrors) {
+  const std::vector<std::pair<std::map<std::string, std::string>, std::string>> bad = {
+      {{{"REDIS_CLUSTER", "true"}, {"STREAMFLEET_KEY_SCHEMA", "standard"}}, "STREAMFLEET_KEY_SCHEMA"},
+      {{{"REDIS_CLUSTER", "true"}, {"REDIS_URL", "redis://h1:7000,h2:7001/3"}}, "REDIS_URL"},
+      {{{"REDIS_CLUSTER", "true"}, {"REDIS_DB", "1"}}, "REDIS_DB"},
+      {{{"REDIS_CLUSTER", "yes please"}}, "REDIS_CLUSTER"},
+      // A node list without cluster mode would silently use the first node only.
+      {{{"REDIS_URL", "redis://h1:7000,h2:7001"}}, "REDIS_URL"},
+      {{{"REDIS_CLUSTER", "true"}, {"REDIS_URL", "redis://h1:7000,h2:x"}}, "REDIS_URL"},
+      {{{"REDIS_CLUSTER", "true"}, {"REDIS_URL", "redis://h1:7000,:7001"}}, "REDIS_URL"},
+  };
+  for (const auto& [env, var] : bad) {
+    auto c = LoadConfig(Env(env), ":9100");
+    ASSERT_FALSE(c.ok()) << var << " case was accepted";
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(c.status().message().find(var), std::string::npos) << c.status().message();
+  }
+}
+
 TEST(ConfigTest, MalformedValuesNameTheVariable) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"REDIS_PORT", "abc"},          {"REDIS_PORT", "70000"},

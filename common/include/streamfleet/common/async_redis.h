@@ -17,6 +17,8 @@
 //    while backing off, commands fail fast with kUnavailable instead of queueing without bound.
 //  - AUTH and SELECT are sent first on every new connection.
 //  - EVALSHA answered NOSCRIPT is re-sent once as EVAL, which also loads the script.
+//  - Redis Cluster is not supported: with config.cluster every command fails with kFailedPrecondition
+//    (PooledRedisCommands is the cluster-capable RedisCommands).
 // Callbacks must not block. The blocking Command/Eval are for other threads; called on the loop thread
 // they would deadlock, so they return kFailedPrecondition there instead.
 #include <atomic>

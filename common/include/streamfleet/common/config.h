@@ -33,6 +33,10 @@ struct RedisConfig {
   int db = 0;
   int connect_timeout_ms = 2000;
   int command_timeout_ms = 5000;
+  // Redis Cluster (REDIS_CLUSTER=true): RedisClient routes every command by key slot over the masters it
+  // learns from CLUSTER SLOTS, asked of these seed nodes ("host:port"; host/port above are the first seed).
+  bool cluster = false;
+  std::vector<std::string> seeds;
 };
 
 struct Config {
@@ -119,7 +123,9 @@ StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms)
 // ".mmm"), into unix milliseconds.
 StatusOr<int64_t> ParseTimeMs(const std::string& text);
 
-// Parses a DATABASE_URL-independent "redis://[:password@]host[:port][/db]".
+// Parses a DATABASE_URL-independent "redis://[:password@]host[:port][/db]", or a comma-separated list of
+// nodes "redis://[user:pass@]h1:p1,h2:p2[/db]" (the cluster seeds: every node lands in `seeds`, the first
+// one also in host/port). Does not set `cluster`: REDIS_CLUSTER does.
 StatusOr<RedisConfig> ParseRedisUrl(const std::string& url);
 
 // Splits "a,b,,c" into its non-empty items ("a", "b", "c"): the list syntax of every list variable.

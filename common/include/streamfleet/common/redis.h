@@ -28,6 +28,8 @@ struct redisContext;
 
 namespace streamfleet {
 
+class ClusterRouter;
+
 // An owned copy of a reply (hiredis replies die with their callback/free).
 struct RedisValue {
   enum class Type { kNil, kString, kInteger, kArray, kStatus, kError };
@@ -77,6 +79,11 @@ class RedisCommands {
                                     const std::vector<std::string>& args) = 0;
 };
 
+// Redis Cluster (config.cluster): the same calls, routed. Each command goes to the master of its first key's
+// slot (keyless commands to one fixed master); a pipeline becomes one pipeline per master with the replies
+// put back in order; MOVED / ASK / TRYAGAIN are followed (kMaxRedirects); after a connection error the slot
+// map is reloaded from any reachable node on the next call, so a failover is followed once the cluster has
+// promoted a replica (meanwhile calls fail with kUnavailable). docs/redis-cluster.md.
 class RedisClient final : public RedisCommands {
  public:
   // Connects (and AUTH/SELECT). kUnavailable if the server cannot be reached.
@@ -107,11 +114,20 @@ class RedisClient final : public RedisCommands {
   // Registers a script so NOSCRIPT replies in pipelines can be repaired.
   void Register(const LuaScript& script);
 
-  bool connected() const { return ctx_ != nullptr; }
+  // Cluster mode: a slot map is loaded and no connection error happened since.
+  bool connected() const;
   const RedisConfig& config() const { return config_; }
 
+  // host:port of every master, for commands that must run on each (SCAN, INFO, DBSIZE, FLUSHALL); in
+  // standard mode the one server. Empty when the cluster cannot be reached.
+  std::vector<std::string> Masters();
+  // Runs a command on one node ("host:port", e.g. from Masters()), not routed; an error reply becomes a
+  // non-OK Status. In standard mode `node` must be the server's own host:port.
+  StatusOr<RedisValue> CommandOn(const std::string& node, const std::vector<std::string>& argv,
+                                 int extra_timeout_ms = 0);
+
  private:
-  explicit RedisClient(const RedisConfig& config) : config_(config) {}
+  explicit RedisClient(const RedisConfig& config);
   Status EnsureConnected();
   Status Open();
   void Drop();
@@ -125,6 +141,7 @@ class RedisClient final : public RedisCommands {
   // Reconnect backoff: after a failed connect, calls fail fast until next_attempt_.
   std::chrono::steady_clock::time_point next_attempt_{};
   JitteredBackoff backoff_;
+  std::unique_ptr<ClusterRouter> cluster_;  // set in cluster mode: every call is delegated to it
 };
 
 // A small pool of clients for request-handling threads. Thread-safe.

@@ -1,0 +1,206 @@
+#include "cluster_router.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "command_key.h"
+
+namespace streamfleet {
+
+namespace {
+
+bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 :6381" -> slot and node; an empty host means "the host you asked".
+bool ParseRedirect(const std::string& error, const std::string& asked_node, int* slot, std::string* node) {
+  auto sp1 = error.find(' ');
+  auto sp2 = sp1 == std::string::npos ? std::string::npos : error.find(' ', sp1 + 1);
+  if (sp2 == std::string::npos) return false;
+  try {
+    *slot = std::stoi(error.substr(sp1 + 1, sp2 - sp1 - 1));
+  } catch (...) {
+    return false;
+  }
+  std::string target = error.substr(sp2 + 1);
+  auto hp = SplitHostPort(target);
+  if (!hp) return false;
+  if (hp->first.empty()) {
+    auto asked = SplitHostPort(asked_node);
+    if (!asked) return false;
+    target = asked->first + ":" + std::to_string(hp->second);
+  }
+  *node = target;
+  return true;
+}
+
+}  // namespace
+
+ClusterRouter::ClusterRouter(RedisConfig config) : config_(std::move(config)) {}
+
+RedisClient& ClusterRouter::Node(const std::string& name) {
+  auto it = nodes_.find(name);
+  if (it != nodes_.end()) return *it->second;
+  RedisConfig c = config_;
+  c.cluster = false;
+  c.seeds = {name};
+  c.db = 0;
+  if (auto hp = SplitHostPort(name)) {
+    c.host = hp->first;
+    c.port = hp->second;
+  }
+  auto client = RedisClient::Lazy(c);
+  for (const LuaScript* s : scripts_) client->Register(*s);
+  return *nodes_.emplace(name, std::move(client)).first->second;
+}
+
+Status ClusterRouter::Refresh() {
+  std::vector<std::string> candidates = map_.Masters();
+  for (const auto& s : config_.seeds) candidates.push_back(s);
+  for (const auto& [name, client] : nodes_) candidates.push_back(name);
+  std::set<std::string> tried;
+  Status last = Status::Unavailable("redis cluster: no seed nodes configured");
+  for (const auto& name : candidates) {
+    if (!tried.insert(name).second) continue;
+    auto r = Node(name).Command({"CLUSTER", "SLOTS"});
+    if (!r.ok()) {
+      last = r.status();
+      continue;
+    }
+    auto hp = SplitHostPort(name);
+    auto ranges = ParseClusterSlots(*r, hp ? hp->first : "");
+    if (!ranges.ok() || ranges->empty()) {
+      last = Status::Unavailable("redis cluster: " + name + " has no usable slot map");
+      continue;
+    }
+    map_.Assign(*ranges);
+    stale_ = false;
+    broken_ = false;
+    // Drop connections to nodes that no longer serve slots (old masters, replicas used as seeds).
+    std::vector<std::string> masters = map_.Masters();
+    std::set<std::string> keep(masters.begin(), masters.end());
+    for (auto it = nodes_.begin(); it != nodes_.end();) {
+      it = keep.count(it->first) ? std::next(it) : nodes_.erase(it);
+    }
+    return Status::Ok();
+  }
+  stale_ = true;
+  broken_ = true;
+  // Callers retry kUnavailable with backoff; whatever the last node said, the cluster is unreachable.
+  return Status::Unavailable("redis cluster: no node answered CLUSTER SLOTS (last: " + last.message() + ")");
+}
+
+Status ClusterRouter::EnsureMap() {
+  if (!stale_ && !map_.empty()) return Status::Ok();
+  return Refresh();
+}
+
+void ClusterRouter::Register(const LuaScript& script) {
+  if (std::find(scripts_.begin(), scripts_.end(), &script) != scripts_.end()) return;
+  scripts_.push_back(&script);
+  for (auto& [name, client] : nodes_) client->Register(script);
+}
+
+std::optional<std::string> ClusterRouter::Route(const std::vector<std::string>& argv) {
+  auto key = CommandKey(argv);
+  if (key) return map_.NodeOf(KeySlot(*key));
+  // Keyless: always the same master (the first in sorted order), so e.g. SCRIPT LOAD then EVALSHA of a
+  // keyless script meet on one node.
+  auto masters = map_.Masters();
+  if (masters.empty()) return std::nullopt;
+  return masters.front();
+}
+
+StatusOr<std::vector<ClusterRouter::Routed>> ClusterRouter::SendOnce(
+    const std::vector<std::vector<std::string>>& commands, const std::vector<Routed>& batch, int extra_timeout_ms,
+    std::vector<RedisValue>* out, bool* try_again) {
+  // Group by node, keeping the caller's order within a node (commands on one slot stay in order).
+  std::map<std::string, std::vector<const Routed*>> by_node;
+  for (const auto& r : batch) by_node[r.node].push_back(&r);
+  std::vector<Routed> again;
+  for (const auto& [node, items] : by_node) {
+    std::vector<std::vector<std::string>> wire;
+    for (const Routed* r : items) {
+      if (r->asking) wire.push_back({"ASKING"});
+      wire.push_back(commands[r->index]);
+    }
+    auto replies = Node(node).Pipeline(wire, extra_timeout_ms);
+    if (!replies.ok()) {
+      // The node is down or a timeout left it out of step: the topology may have changed (failover).
+      stale_ = true;
+      broken_ = true;
+      return replies.status();
+    }
+    size_t k = 0;
+    for (const Routed* r : items) {
+      if (r->asking) ++k;  // ASKING's +OK
+      RedisValue& v = (*replies)[k++];
+      if (v.is_error()) {
+        int slot = 0;
+        std::string target;
+        if (StartsWith(v.str, "MOVED ") && ParseRedirect(v.str, node, &slot, &target)) {
+          // The slot has a new owner for good: fix this slot now, reload the whole map on the next call
+          // (a reshard usually moves many slots).
+          map_.Set(slot, target);
+          stale_ = true;
+          again.push_back({r->index, target, false});
+        } else if (StartsWith(v.str, "ASK ") && ParseRedirect(v.str, node, &slot, &target)) {
+          // Only this command, only this time: the slot is being migrated and the key is already there.
+          again.push_back({r->index, target, true});
+        } else if (StartsWith(v.str, "TRYAGAIN")) {
+          // A multi-key command during a migration with its keys split between nodes: retry shortly.
+          *try_again = true;
+          again.push_back({r->index, node, false});
+        }
+      }
+      (*out)[r->index] = std::move(v);
+    }
+  }
+  return again;
+}
+
+StatusOr<std::vector<RedisValue>> ClusterRouter::Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                                          int extra_timeout_ms) {
+  SF_RETURN_IF_ERROR(EnsureMap());
+  std::vector<RedisValue> out(commands.size());
+  std::vector<Routed> batch;
+  batch.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    auto node = Route(commands[i]);
+    if (!node) {
+      out[i] = RedisValue{RedisValue::Type::kError, "CLUSTERDOWN Hash slot not served (client slot map)", 0, {}};
+      stale_ = true;
+      continue;
+    }
+    batch.push_back({i, *node, false});
+  }
+  for (int attempt = 0; !batch.empty() && attempt <= kMaxRedirects; ++attempt) {
+    bool try_again = false;
+    auto again = SendOnce(commands, batch, extra_timeout_ms, &out, &try_again);
+    if (!again.ok()) return again.status();
+    batch = std::move(*again);
+    if (try_again && !batch.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+  }
+  // Whatever is still redirected after kMaxRedirects keeps its last error reply in its slot.
+  return out;
+}
+
+StatusOr<std::vector<std::string>> ClusterRouter::Masters() {
+  SF_RETURN_IF_ERROR(EnsureMap());
+  return map_.Masters();
+}
+
+StatusOr<RedisValue> ClusterRouter::CommandOn(const std::string& node, const std::vector<std::string>& argv,
+                                              int extra_timeout_ms) {
+  if (!SplitHostPort(node)) return Status::InvalidArgument("not a host:port node: " + node);
+  auto r = Node(node).Command(argv, extra_timeout_ms);
+  if (!r.ok() && (r.status().code() == StatusCode::kUnavailable ||
+                  r.status().code() == StatusCode::kDeadlineExceeded)) {
+    stale_ = true;
+    broken_ = true;
+  }
+  return r;
+}
+
+}  // namespace streamfleet
