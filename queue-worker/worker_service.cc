@@ -374,7 +374,6 @@ int WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t
   if (config_.task_result_ttl_s > 0 && !task.id().empty()) {
     (void)redis.Command({"HSET", keys_.Status(task.id()), "state", "running", "worker", entry.id});
   }
-  busy_.Increment();
   RunningAttempt a;
   a.entry = &entry;
   a.task = &task;
@@ -433,7 +432,6 @@ void WorkerService::FinishOrphan(RedisClient& redis, Slot& slot, const Abandoned
 
 void WorkerService::Finish(RedisClient& redis, Slot& slot, AttemptEnd&& end) {
   const v1::TaskEnvelope& task = end.task;
-  busy_.Decrement();
   if (end.took > std::chrono::milliseconds(kShortTaskMs)) slot.batch_fast = false;
   Slot::TypeStats& type = TypeFor(slot, task.type());
   type.duration->Observe(std::chrono::duration<double>(end.took).count());
@@ -621,6 +619,14 @@ void WorkerService::Run(const std::atomic<bool>& stop) {
 void WorkerService::SampleGauges() {
   std::lock_guard<std::mutex> l(sample_mu_);
   abandoned_.Set(static_cast<double>(Watchdog::AbandonedNow()));
+  // Counted when scraped, not kept per task: two updates of one shared atomic per task, from every slot
+  // thread, cost more than a no-op task's own work.
+  int busy = 0;
+  for (const auto& slot : watchdog_.Slots()) {
+    std::lock_guard<std::mutex> l(slot->mu);
+    busy += slot->running != nullptr;
+  }
+  busy_.Set(busy);
   auto z = sample_->Command({"ZCARD", keys_.Scheduled()});
   if (z.ok()) scheduled_.Set(static_cast<double>(z->integer));
   std::vector<std::string> streams;

@@ -162,5 +162,27 @@ TEST_F(WorkerTest, ReadAheadTasksKeepTheirLeasesWhileALongTaskRunsInline) {
   EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0);
 }
 
+// streamfleet_worker_busy is counted from the slots when scraped (not updated per task).
+TEST_F(WorkerTest, BusyGaugeCountsTheSlotsRunningATask) {
+  std::atomic<bool> release{false};
+  std::atomic<int> started{0};
+  handlers_.Register("hold", [&](TaskContext&) {
+    ++started;
+    while (!release.load()) std::this_thread::sleep_for(milliseconds(5));
+    return Status::Ok();
+  });
+  auto& w = Make({{"WORKER_CONCURRENCY", "3"}, {"CONSUMER_NAME", "busy"}});
+  Enqueue("hold");
+  Enqueue("hold");
+  Running run(w);
+  ASSERT_TRUE(testing::WaitUntil([&] { return started.load() == 2; }));
+  w.SampleGauges();
+  EXPECT_EQ(MetricValue(registry_, "streamfleet_worker_busy"), 2);
+  release = true;
+  ASSERT_TRUE(testing::WaitUntil([&] { return w.Processed("hold", "succeeded") == 2; }));
+  w.SampleGauges();
+  EXPECT_EQ(MetricValue(registry_, "streamfleet_worker_busy"), 0);
+}
+
 }  // namespace
 }  // namespace streamfleet::worker
