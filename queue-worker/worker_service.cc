@@ -259,7 +259,9 @@ StatusOr<int> WorkerService::PollBatch(RedisClient& redis, Slot& slot, int block
     std::vector<StreamEntry> entries = std::move(next->entries);
     if (entries.empty()) {
       if (next->open_queues.empty()) {  // every queue paused
-        std::this_thread::sleep_for(std::chrono::milliseconds(block_ms));
+        // Not the whole BLOCK time: a resumed queue is served within kPausedPollMs (one cheap script call
+        // per slot per period while paused).
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(block_ms, kPausedPollMs)));
         return 0;
       }
       std::vector<std::string> cmd = {"XREADGROUP", "GROUP", TaskKeys::Group(), slot.consumer, "COUNT",

@@ -106,6 +106,8 @@ class WorkerService {
   // A batch grows only while each of its tasks finishes within this: read-ahead never delays a long task's
   // successors by more than that, and a held task's lease is renewed with the running task's heartbeat.
   static constexpr int64_t kShortTaskMs = 5;
+  // How often a slot whose queues are all paused checks again (PAUSE / RESUME take effect this fast).
+  static constexpr int64_t kPausedPollMs = 100;
   // Move due tasks, fire periodic tasks, claim from dead workers (and run what was claimed, inline).
   Status HousekeepOnce(RedisClient& redis, const std::string& consumer);
   Status EnsureGroups(RedisClient& redis);

@@ -184,5 +184,30 @@ TEST_F(WorkerTest, BusyGaugeCountsTheSlotsRunningATask) {
   EXPECT_EQ(MetricValue(registry_, "streamfleet_worker_busy"), 0);
 }
 
+// A slot whose queues are all paused checks again every kPausedPollMs, not every BLOCK time (500ms in Run):
+// RESUME takes effect at once. Four rounds, so the old 0-500ms wait would pass by luck 1 time in 16.
+TEST_F(WorkerTest, ResumedQueueIsServedWithinThePausedPoll) {
+  std::atomic<int> calls{0};
+  handlers_.Register("t", [&](TaskContext&) {
+    ++calls;
+    return Status::Ok();
+  });
+  auto& w = Make({{"WORKER_CONCURRENCY", "1"}, {"CONSUMER_NAME", "resume"}, {"QUEUES", "default:1"}});
+  Running run(w);
+  for (int round = 1; round <= 4; ++round) {
+    ASSERT_TRUE(redis_->Command({"SADD", keys_.Paused(), "default"}).ok());
+    // A read blocked before the pause still takes what arrives (up to its 500ms BLOCK): wait that out, so the
+    // slot is polling the paused queue.
+    std::this_thread::sleep_for(milliseconds(600));
+    Enqueue("t");
+    std::this_thread::sleep_for(milliseconds(120 * round % 500));
+    EXPECT_EQ(calls.load(), round - 1) << "a paused queue was served";
+    auto t0 = SteadyClock::now();
+    ASSERT_TRUE(redis_->Command({"SREM", keys_.Paused(), "default"}).ok());
+    while (calls.load() < round && SteadyClock::now() - t0 < milliseconds(2000)) std::this_thread::sleep_for(milliseconds(2));
+    EXPECT_LT(SteadyClock::now() - t0, milliseconds(WorkerService::kPausedPollMs + 150)) << "round " << round;
+  }
+}
+
 }  // namespace
 }  // namespace streamfleet::worker
