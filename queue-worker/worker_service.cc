@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "queue-worker/slot_threads.h"
 #include "streamfleet/common/backoff.h"
 #include "streamfleet/common/envelope_version.h"
 #include "streamfleet/common/log.h"
@@ -135,19 +136,18 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
                           .Name("streamfleet_worker_oldest_waiting_task_seconds")
                           .Help("Age of the oldest task of a queue not yet given to a worker (0 when none waits)")
                           .Register(r)),
-      sample_(RedisClient::Lazy(config.redis)) {
+      sample_(RedisClient::Lazy(config.redis)),
+      shared_config_(std::make_shared<const Config>(config)),
+      // Three heartbeats per visibility timeout: one lost round trip still leaves the lease alive.
+      watchdog_(config.redis,
+                Watchdog::Options{TaskKeys::Group(), std::max<int64_t>(10, config.visibility_timeout_ms / 3),
+                                  config.task_timeout_grace_ms, 5},
+                Watchdog::Hooks{[this] { lease_extensions_.Increment(); }}) {
   if (!config.events_webhook_url.empty()) forwarder_ = std::make_unique<EventForwarder>(config, keys_);
   auto p = ParsePeriodic(config.periodic_tasks);
   if (p.ok()) periodic_ = *p;
   auto t = ParseTimeouts(config.task_timeouts);
   if (t.ok()) timeouts_ = *t;
-}
-
-AttemptRunner& WorkerService::RunnerFor(const std::string& consumer) {
-  std::lock_guard<std::mutex> l(runners_mu_);
-  auto& r = runners_[consumer];
-  if (!r) r = std::make_unique<AttemptRunner>(config_.redis);
-  return *r;
 }
 
 int64_t WorkerService::NowMs() {
@@ -212,6 +212,37 @@ Status WorkerService::FlushSlot(RedisClient& redis, Slot& slot) {
   return Status::Ok();
 }
 
+void WorkerService::EnsureWatched(Slot& slot) {
+  if (slot.config) return;
+  slot.config = shared_config_;
+  watchdog_.Watch(slot.watch);
+}
+
+RedisClient& WorkerService::HandlerRedis(Slot& slot) {
+  if (slot.handler_redis == nullptr) {
+    std::lock_guard<std::mutex> l(spares_mu_);
+    auto& c = spares_[slot.consumer];
+    if (!c) c = RedisClient::Lazy(config_.redis);
+    slot.handler_redis = c.get();
+  }
+  return *slot.handler_redis;
+}
+
+Slot::TypeStats& WorkerService::TypeFor(Slot& slot, const std::string& type) {
+  auto it = slot.types.find(type);
+  if (it != slot.types.end()) return it->second;
+  Slot::TypeStats& t = slot.types[type];
+  if (const Handler* h = handlers_.Find(type)) {
+    t.handler = std::make_shared<const Handler>(*h);
+    auto timeout = timeouts_.find(type);
+    t.timeout_ms = timeout == timeouts_.end() ? config_.task_timeout_ms : timeout->second;
+    t.duration = &duration_.Add({{"type", type}}, prometheus::Histogram::BucketBoundaries{
+                                                      0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120});
+    t.succeeded = &processed_.Add({{"type", type}, {"outcome", "succeeded"}});
+  }
+  return t;
+}
+
 StatusOr<int> WorkerService::PollBatch(RedisClient& redis, Slot& slot, int block_ms) {
   if (slot.held.empty()) {
     if (!slot.status_writes.empty()) {
@@ -228,7 +259,9 @@ StatusOr<int> WorkerService::PollBatch(RedisClient& redis, Slot& slot, int block
     std::vector<StreamEntry> entries = std::move(next->entries);
     if (entries.empty()) {
       if (next->open_queues.empty()) {  // every queue paused
-        std::this_thread::sleep_for(std::chrono::milliseconds(block_ms));
+        // Not the whole BLOCK time: a resumed queue is served within kPausedPollMs (one cheap script call
+        // per slot per period while paused).
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(block_ms, kPausedPollMs)));
         return 0;
       }
       std::vector<std::string> cmd = {"XREADGROUP", "GROUP", TaskKeys::Group(), slot.consumer, "COUNT",
@@ -240,12 +273,26 @@ StatusOr<int> WorkerService::PollBatch(RedisClient& redis, Slot& slot, int block
       entries = ParseStreamReply(*r);
       if (entries.empty()) return 0;
     }
+    EnsureWatched(slot);
+    std::lock_guard<std::mutex> l(slot.watch->mu);
     slot.held.assign(std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
+    slot.watch->leases_fresh_at = WatchClock::now();  // delivery reset their idle time
     slot.batch_fast = true;
   }
-  StreamEntry entry = std::move(slot.held.front());
-  slot.held.pop_front();
-  Execute(redis, entry, 1, slot);
+  StreamEntry entry;
+  {
+    std::lock_guard<std::mutex> l(slot.watch->mu);
+    entry = std::move(slot.held.front());
+    slot.held.pop_front();
+  }
+  if (Execute(redis, entry, 1, slot) == kAbandoned) return kAbandoned;
+  if (!slot.batch_fast && !slot.held.empty()) {
+    // A slow batch: ack now. A finished task's lease is no longer renewed, so an ack owed until the tasks
+    // held behind it ran could let another worker take it over and run it again.
+    Status flushed = FlushSlot(redis, slot);
+    redis_health_.Report(flushed, "ack tasks");
+    if (!flushed.ok()) return flushed;
+  }
   if (slot.held.empty()) {
     slot.prefetch = slot.batch_fast ? std::min(slot.prefetch * 2, std::max(1, config_.worker_prefetch)) : 1;
   }
@@ -258,28 +305,46 @@ prometheus::Counter& WorkerService::ProcessedChild(Slot& slot, const std::string
   return *c;
 }
 
-void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot) {
-  const std::string& consumer = slot.consumer;
-  // Every line logged while this task runs (ours and its handler's) carries its entry and task id.
-  LogScope entry_scope(LogContext().Entry(entry.id));
+namespace {
+
+// No exception leaves a handler: it is the attempt's error.
+Status RunHandler(const Handler& handler, TaskContext& ctx) {
+  try {
+    return handler(ctx);
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("handler threw: ") + e.what());
+  } catch (...) {
+    return Status::Internal("handler threw a non-exception");
+  }
+}
+
+}  // namespace
+
+int WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot) {
+  EnsureWatched(slot);
   const std::string* raw = entry.Field("e");
-  v1::TaskEnvelope task;
+  // Reused by this thread from task to task (its strings keep their capacity). Per thread, not per slot: an
+  // abandoned thread's handler may still read its envelope while the slot's next thread decodes the next one.
+  thread_local v1::TaskEnvelope task;
+  task.Clear();
   if (raw == nullptr || !task.ParseFromString(*raw)) {
+    LogScope entry_scope(LogContext().Entry(entry.id));
     SF_LOG_WARN("dead-lettering undecodable task {} {}", entry.stream, entry.id);
     if (DeadLetterTask(redis, keys_, entry.stream, entry.id, raw ? *raw : "", "undecodable TaskEnvelope",
                        times_delivered).ok()) {
       dead_lettered_.Increment();
     }
-    return;
+    return 0;
   }
-  LogScope task_scope(LogContext().Task(task.id()));
+  // Every line logged while this task runs (ours and its handler's) carries its entry and task id.
+  LogScope scope(LogContext().Entry(entry.id).Task(task.id()));
   if (std::string v = UnknownVersionReason("TaskEnvelope", task.version(), kTaskEnvelopeVersion); !v.empty()) {
     SF_LOG_WARN("dead-lettering task {} {}: {}", entry.stream, entry.id, v);
     if (DeadLetterTask(redis, keys_, entry.stream, entry.id, *raw, v, times_delivered).ok()) {
       dead_lettered_.Increment();
       processed_.Add({{"type", "unknown"}, {"outcome", "dead_lettered"}}).Increment();
     }
-    return;
+    return 0;
   }
   if (task.queue().empty()) task.set_queue(entry.stream.substr(keys_.Queue("").size()));
   if (task.attempt() == 0 && times_delivered == 1) {
@@ -295,70 +360,111 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
     }
     h->Observe(waited);
   }
-  const Handler* h = handlers_.Find(task.type());
-  if (h == nullptr) {
+  Slot::TypeStats& type = TypeFor(slot, task.type());
+  if (type.handler == nullptr) {
     SF_LOG_WARN("dead-lettering task {}: unknown type \"{}\"", task.id(), task.type());
     if (DeadLetterTask(redis, keys_, entry.stream, entry.id, *raw, "unknown task type \"" + task.type() + "\"",
                        times_delivered).ok()) {
       dead_lettered_.Increment();
       ProcessedChild(slot, "unknown", "dead_lettered").Increment();
     }
-    return;
+    return 0;
   }
   // The attempt count comes from the envelope: a hand-made one could say INT32_MAX (or less than zero), and
   // attempt + 1 below must not overflow. Such a task has no attempts left anyway.
   if (task.attempt() < 0 || task.attempt() == std::numeric_limits<int32_t>::max()) task.set_attempt(1 << 30);
-  const bool keep_status = config_.task_result_ttl_s > 0 && !task.id().empty();
-  if (keep_status) (void)redis.Command({"HSET", keys_.Status(task.id()), "state", "running", "worker", entry.id});
-  busy_.Increment();
-  auto t0 = Clk::now();
-  AttemptRunner::Options opts;
-  auto timeout = timeouts_.find(task.type());
-  opts.timeout_ms = timeout == timeouts_.end() ? config_.task_timeout_ms : timeout->second;
-  opts.grace_ms = config_.task_timeout_grace_ms;
-  // Three heartbeats per visibility timeout: one lost round trip still leaves the lease alive.
-  opts.heartbeat_ms = std::max<int64_t>(10, config_.visibility_timeout_ms / 3);
-  auto heartbeat = [&] {
-    auto owned = ExtendLease(redis, entry.stream, TaskKeys::Group(), consumer, entry.id);
-    if (owned.ok() && *owned) lease_extensions_.Increment();
-    // The tasks read ahead wait behind this one: keep them from looking dead too.
-    for (const StreamEntry& h : slot.held) (void)ExtendLease(redis, h.stream, TaskKeys::Group(), consumer, h.id);
-    // A Redis error is not a lost lease: the next heartbeat tries again within the visibility timeout.
-    return !owned.ok() || *owned;
-  };
-  AttemptRunner::Outcome out = RunnerFor(consumer).Run(*h, task, config_, opts, heartbeat);
-  busy_.Decrement();
-  const auto took = Clk::now() - t0;
-  if (took > std::chrono::milliseconds(kShortTaskMs)) slot.batch_fast = false;
-  prometheus::Histogram*& dur = slot.durations[task.type()];
-  if (dur == nullptr) {
-    dur = &duration_.Add({{"type", task.type()}},
-                         prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120});
+  if (config_.task_result_ttl_s > 0 && !task.id().empty()) {
+    (void)redis.Command({"HSET", keys_.Status(task.id()), "state", "running", "worker", entry.id});
   }
-  dur->Observe(std::chrono::duration<double>(took).count());
-  if (out.lease_lost) {
+  RunningAttempt a;
+  a.entry = &entry;
+  a.task = &task;
+  a.times_delivered = times_delivered;
+  a.timeout_ms = type.timeout_ms;
+  a.started = WatchClock::now();
+  if (a.timeout_ms > 0) a.deadline = a.started + std::chrono::milliseconds(a.timeout_ms);
+  {
+    std::lock_guard<std::mutex> l(slot.watch->mu);
+    slot.watch->running = &a;
+    ++slot.watch->attempts;
+  }
+  // What the handler uses stays valid even if this thread is abandoned and outlives the service: the handler
+  // copy and the configuration belong to the slot, which this thread's owner keeps alive.
+  const Handler& handler = *type.handler;
+  TaskContext ctx{task, HandlerRedis(slot), *slot.config, ""};
+  ctx.cancelled = &a.cancelled;
+  ctx.deadline = a.deadline;
+  Status s = RunHandler(handler, ctx);
+  const auto ended = WatchClock::now();
+  AttemptEnd end{entry.stream, entry.id, task};
+  {
+    std::lock_guard<std::mutex> l(slot.watch->mu);
+    if (a.abandoned) {
+      // The slot, its task and its leases belong to the replacement thread now: touch nothing.
+      Watchdog::AbandonedThreadEnded();
+      return kAbandoned;
+    }
+    slot.watch->running = nullptr;
+    // A handler that returns after its deadline timed out, even if the watchdog has not looked yet.
+    end.timed_out = a.timed_out || ended >= a.deadline;
+    end.lease_lost = a.lease_lost;
+  }
+  end.times_delivered = times_delivered;
+  end.timeout_ms = a.timeout_ms;
+  end.took = ended - a.started;
+  end.status = std::move(s);
+  end.result = std::move(ctx.result);
+  Finish(redis, slot, std::move(end));
+  return 0;
+}
+
+void WorkerService::FinishOrphan(RedisClient& redis, Slot& slot, const AbandonedAttempt& o) {
+  LogScope scope(LogContext().Entry(o.id).Task(o.task.id()));
+  AttemptEnd end{o.stream, o.id, o.task};
+  end.times_delivered = o.times_delivered;
+  end.timeout_ms = o.timeout_ms;
+  end.took = o.abandoned_at - o.started;
+  end.status = Status::DeadlineExceeded("timeout: still running " + std::to_string(o.grace_ms) +
+                                        "ms after it was cancelled; handler abandoned");
+  end.timed_out = o.timed_out;
+  end.lease_lost = o.lease_lost;
+  end.abandoned = true;
+  Finish(redis, slot, std::move(end));
+}
+
+void WorkerService::Finish(RedisClient& redis, Slot& slot, AttemptEnd&& end) {
+  const v1::TaskEnvelope& task = end.task;
+  if (end.took > std::chrono::milliseconds(kShortTaskMs)) slot.batch_fast = false;
+  Slot::TypeStats& type = TypeFor(slot, task.type());
+  type.duration->Observe(std::chrono::duration<double>(end.took).count());
+  if (end.lease_lost) {
     SF_LOG_WARN("task {} ({}) was taken over by another worker while running here; leaving it to that worker",
                 task.id(), task.type());
     ProcessedChild(slot, task.type(), "lease_lost").Increment();
     return;
   }
-  if (out.timed_out) {
-    SF_LOG_WARN("task {} ({}) timed out after {}ms{}", task.id(), task.type(), opts.timeout_ms,
-                out.abandoned ? "; its handler ignored cancellation and was abandoned" : "");
+  if (end.timed_out) {
+    SF_LOG_WARN("task {} ({}) timed out after {}ms{}", task.id(), task.type(), end.timeout_ms,
+                end.abandoned ? "; its handler ignored cancellation and was abandoned" : "");
     timeouts_total_.Add({{"type", task.type()}}).Increment();
+    // A result that came too late is not trusted to be complete (handlers are idempotent: it runs again).
+    if (!end.abandoned) {
+      end.status = Status::DeadlineExceeded("timeout: ran longer than " + std::to_string(end.timeout_ms) + "ms");
+    }
   }
-  const Status& s = out.status;
-  std::string ttl = std::to_string(config_.task_result_ttl_s);
+  const Status& s = end.status;
+  const bool keep_status = config_.task_result_ttl_s > 0 && !task.id().empty();
   if (s.ok()) {
     if (keep_status) {
-      slot.status_writes.push_back({"HSET", keys_.Status(task.id()), "state", "succeeded", "result", out.result,
+      slot.status_writes.push_back({"HSET", keys_.Status(task.id()), "state", "succeeded", "result", end.result,
                                     "attempts", std::to_string(task.attempt() + 1)});
-      slot.status_writes.push_back({"EXPIRE", keys_.Status(task.id()), ttl});
+      slot.status_writes.push_back({"EXPIRE", keys_.Status(task.id()), std::to_string(config_.task_result_ttl_s)});
     }
-    slot.acks.push_back({entry.stream, entry.id});
-    ProcessedChild(slot, task.type(), "succeeded").Increment();
+    slot.acks.push_back({end.stream, end.id});
+    type.succeeded->Increment();
     return;
   }
+  const std::string ttl = std::to_string(config_.task_result_ttl_s);
   RetryPolicy fallback{config_.task_max_attempts, config_.task_backoff_base_ms, config_.task_backoff_cap_ms};
   RetryPolicy policy = handlers_.Policy(task.type(), fallback);
   v1::TaskEnvelope next = task;
@@ -370,7 +476,7 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
     std::string reason = (permanent ? "permanent error: " : "failed after " + std::to_string(next.attempt()) +
                                                                 " attempts: ") + s.ToString();
     SF_LOG_WARN("dead-lettering task {} ({}): {}", task.id(), task.type(), reason);
-    if (DeadLetterTask(redis, keys_, entry.stream, entry.id, next.SerializeAsString(), reason, times_delivered).ok()) {
+    if (DeadLetterTask(redis, keys_, end.stream, end.id, next.SerializeAsString(), reason, end.times_delivered).ok()) {
       dead_lettered_.Increment();
       ProcessedChild(slot, task.type(), "dead_lettered").Increment();
       if (keep_status) {
@@ -383,7 +489,7 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
   }
   int64_t run_at = NowMs() + BackoffMs(policy, next.attempt(), rng());
   next.set_run_at_ms(run_at);
-  if (ScheduleRetry(redis, keys_, entry.stream, entry.id, next, run_at).ok()) {
+  if (ScheduleRetry(redis, keys_, end.stream, end.id, next, run_at).ok()) {
     retries_.Increment();
     ProcessedChild(slot, task.type(), "retried").Increment();
     if (keep_status) {
@@ -395,6 +501,13 @@ void WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_
 }
 
 Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consumer) {
+  Slot slot(consumer);
+  auto r = Housekeep(redis, slot);
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+StatusOr<int> WorkerService::Housekeep(RedisClient& redis, Slot& slot) {
+  const std::string& consumer = slot.consumer;
   auto moved = MoveDueTasks(redis, keys_, NowMs(), 500);
   if (!moved.ok()) return moved.status();
   int64_t now = NowMs();
@@ -416,7 +529,7 @@ Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consu
     events_forwarded_.Add({{"outcome", "forwarded"}}).Increment(static_cast<double>(round->forwarded));
     events_forwarded_.Add({{"outcome", "skipped"}}).Increment(static_cast<double>(round->skipped));
   }
-  Slot slot(consumer);
+  EnsureWatched(slot);
   for (const auto& [q, w] : config_.queues) {
     auto claimed = ClaimIdle(redis, keys_.Queue(q), TaskKeys::Group(), consumer, config_.visibility_timeout_ms, 10);
     if (!claimed.ok()) return claimed.status();
@@ -432,50 +545,90 @@ Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consu
         continue;
       }
       SF_LOG_INFO("running task {} taken over from a dead worker", c.entry.id);
-      Execute(redis, c.entry, c.times_delivered, slot);
+      {
+        // Claiming reset its idle time; the watchdog renews it from here (the claimed tasks behind it wait
+        // unrenewed: if they wait longer than the visibility timeout, a housekeeper claims them again).
+        std::lock_guard<std::mutex> l(slot.watch->mu);
+        slot.watch->leases_fresh_at = WatchClock::now();
+      }
+      if (Execute(redis, c.entry, c.times_delivered, slot) == kAbandoned) return kAbandoned;
       SF_RETURN_IF_ERROR(FlushSlot(redis, slot));
     }
   }
-  return Status::Ok();
+  return 0;
+}
+
+bool WorkerService::SlotLoop(Slot& slot, std::optional<AbandonedAttempt> orphan, const std::atomic<bool>& stop) {
+  // This thread's connections: an abandoned thread keeps its own, so they are never shared with the thread
+  // that replaces it.
+  auto redis = RedisClient::Lazy(config_.redis);
+  auto handler_redis = RedisClient::Lazy(config_.redis);
+  slot.handler_redis = handler_redis.get();
+  if (orphan) FinishOrphan(*redis, slot, *orphan);
+  bool groups = false;
+  JitteredBackoff backoff;
+  // On stop the slot still runs the short tasks it read ahead (graceful drain), then sends its acks.
+  while (!stop.load() || !slot.held.empty()) {
+    if (!groups) groups = EnsureGroups(*redis).ok();
+    auto r = groups ? PollBatch(*redis, slot, 500) : StatusOr<int>(Status::Unavailable("no groups"));
+    if (r.ok() && *r == kAbandoned) return false;  // this thread was replaced: `this` may be gone
+    if (r.ok()) {
+      backoff.Reset();
+      continue;
+    }
+    redis_health_.Report(r.status(), "poll queues");
+    if (r.status().code() == StatusCode::kFailedPrecondition) groups = false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff.Next()));
+  }
+  redis_health_.Report(FlushSlot(*redis, slot), "ack tasks");
+  return true;
+}
+
+bool WorkerService::HousekeeperLoop(Slot& slot, std::optional<AbandonedAttempt> orphan,
+                                    const std::atomic<bool>& stop) {
+  auto redis = RedisClient::Lazy(config_.redis);
+  auto handler_redis = RedisClient::Lazy(config_.redis);
+  slot.handler_redis = handler_redis.get();
+  if (orphan) {
+    FinishOrphan(*redis, slot, *orphan);
+    redis_health_.Report(FlushSlot(*redis, slot), "housekeeping");
+  }
+  while (!stop.load()) {
+    auto r = Housekeep(*redis, slot);
+    if (r.ok() && *r == kAbandoned) return false;
+    redis_health_.Report(r.ok() ? Status::Ok() : r.status(), "housekeeping");
+    for (int i = 0; i < 5 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
 }
 
 void WorkerService::Run(const std::atomic<bool>& stop) {
-  std::vector<std::thread> threads;
+  SlotThreads threads;
   for (int i = 0; i < config_.worker_concurrency; ++i) {
-    threads.emplace_back([this, i, &stop] {
-      auto redis = RedisClient::Lazy(config_.redis);
-      Slot slot(config_.consumer_name + "-" + std::to_string(i));
-      bool groups = false;
-      JitteredBackoff backoff;
-      // On stop the slot still runs the short tasks it read ahead (graceful drain), then sends its acks.
-      while (!stop.load() || !slot.held.empty()) {
-        if (!groups) groups = EnsureGroups(*redis).ok();
-        auto r = groups ? PollBatch(*redis, slot, 500) : StatusOr<int>(Status::Unavailable("no groups"));
-        if (r.ok()) {
-          backoff.Reset();
-          continue;
-        }
-        redis_health_.Report(r.status(), "poll queues");
-        if (r.status().code() == StatusCode::kFailedPrecondition) groups = false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(backoff.Next()));
-      }
-      redis_health_.Report(FlushSlot(*redis, slot), "ack tasks");
+    // Shared with the slot's threads: a replacement carries on with the slot an abandoned thread left.
+    auto slot = std::make_shared<Slot>(config_.consumer_name + "-" + std::to_string(i));
+    threads.Start(slot->watch, [this, slot, &stop](std::optional<AbandonedAttempt> orphan) {
+      return SlotLoop(*slot, std::move(orphan), stop);
     });
   }
-  threads.emplace_back([this, &stop] {
-    auto redis = RedisClient::Lazy(config_.redis);
-    std::string consumer = config_.consumer_name + "-housekeeper";
-    while (!stop.load()) {
-      redis_health_.Report(HousekeepOnce(*redis, consumer), "housekeeping");
-      for (int i = 0; i < 5 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+  auto housekeeper = std::make_shared<Slot>(config_.consumer_name + "-housekeeper");
+  threads.Start(housekeeper->watch, [this, housekeeper, &stop](std::optional<AbandonedAttempt> orphan) {
+    return HousekeeperLoop(*housekeeper, std::move(orphan), stop);
   });
-  for (auto& t : threads) t.join();  // each slot finishes its running task first: graceful drain
+  threads.Wait();  // each slot finishes its running and read-ahead tasks first: graceful drain
 }
 
 void WorkerService::SampleGauges() {
   std::lock_guard<std::mutex> l(sample_mu_);
-  abandoned_.Set(static_cast<double>(AttemptRunner::AbandonedNow()));
+  abandoned_.Set(static_cast<double>(Watchdog::AbandonedNow()));
+  // Counted when scraped, not kept per task: two updates of one shared atomic per task, from every slot
+  // thread, cost more than a no-op task's own work.
+  int busy = 0;
+  for (const auto& slot : watchdog_.Slots()) {
+    std::lock_guard<std::mutex> l(slot->mu);
+    busy += slot->running != nullptr;
+  }
+  busy_.Set(busy);
   auto z = sample_->Command({"ZCARD", keys_.Scheduled()});
   if (z.ok()) scheduled_.Set(static_cast<double>(z->integer));
   std::vector<std::string> streams;

@@ -1,0 +1,214 @@
+// Handlers run inline on their slot's thread; the per-process watchdog keeps leases, enforces timeouts and
+// replaces a slot thread whose handler ignores cancellation (queue-worker/watchdog.h, slot_threads.h).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include "streamfleet/common/stream_admin.h"
+#include "support/wait.h"
+#include "worker/worker_fixture.h"
+
+namespace streamfleet::worker {
+namespace {
+
+using std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
+
+double MetricValue(prometheus::Registry& r, const std::string& name) {
+  for (const auto& f : r.Collect()) {
+    if (f.name == name && !f.metric.empty()) return f.metric[0].gauge.value + f.metric[0].counter.value;
+  }
+  return -1;
+}
+
+// Runs WorkerService::Run on a thread of its own until Stop().
+class Running {
+ public:
+  explicit Running(WorkerService& w) : thread_([this, &w] { w.Run(stop_); }) {}
+  ~Running() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Two tasks that succeed only if both run at the same time (each waits up to 2 s for the other): they prove
+// that two slots are free.
+struct Pair {
+  std::atomic<int> arrived{0};
+  std::atomic<int> met{0};
+  Status Meet() {
+    ++arrived;
+    bool both = testing::WaitUntil([&] { return arrived.load() >= 2; }, 2000);
+    if (both) ++met;
+    return both ? Status::Ok() : Status::Unavailable("the other task of the pair never ran alongside");
+  }
+};
+
+TEST_F(WorkerTest, HandlerIgnoringCancellationIsAbandonedAndItsSlotThreadReplaced) {
+  // Shared with the handler, which outlives the test's stack frame only if abandonment failed to be undone.
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  auto started = std::make_shared<std::atomic<bool>>(false);
+  auto returned = std::make_shared<std::atomic<bool>>(false);
+  handlers_.Register("stubborn", [release, started, returned](TaskContext&) {
+    started->store(true);
+    while (!release->load()) std::this_thread::sleep_for(milliseconds(5));  // ignores Cancelled()
+    returned->store(true);
+    return Status::Ok();
+  });
+  Pair pair;
+  handlers_.Register("pair", [&pair](TaskContext&) { return pair.Meet(); });
+  auto& w = Make({{"WORKER_CONCURRENCY", "2"},
+                  {"CONSUMER_NAME", "abandon"},
+                  {"TASK_TIMEOUTS", "stubborn=100ms"},
+                  {"TASK_TIMEOUT_GRACE", "100ms"}});
+  std::string id = Enqueue("stubborn");
+  Running run(w);
+  ASSERT_TRUE(testing::WaitUntil([&] { return started->load(); }));
+  ASSERT_TRUE(testing::WaitUntil([&] { return StatusField(id, "state") == "retry_scheduled"; }))
+      << "the replacement thread retries the abandoned attempt";
+  EXPECT_NE(StatusField(id, "error").find("handler abandoned"), std::string::npos) << StatusField(id, "error");
+  EXPECT_EQ(Watchdog::AbandonedNow(), 1);
+  w.SampleGauges();
+  EXPECT_EQ(MetricValue(registry_, "streamfleet_worker_abandoned_handlers"), 1);
+
+  // The stubborn handler still holds its old thread: both slots must be free to run the pair together.
+  Enqueue("pair");
+  Enqueue("pair");
+  ASSERT_TRUE(testing::WaitUntil([&] { return w.Processed("pair", "succeeded") + w.Processed("pair", "retried") == 2; }));
+  EXPECT_EQ(pair.met.load(), 2) << "two slots ran at once while the abandoned handler ran on";
+  EXPECT_FALSE(returned->load());
+
+  // Stop does not wait for the abandoned thread (it is detached), and nothing it does later counts.
+  auto t0 = SteadyClock::now();
+  run.Stop();
+  EXPECT_LT(SteadyClock::now() - t0, milliseconds(2000));
+  release->store(true);
+  ASSERT_TRUE(testing::WaitUntil([&] { return Watchdog::AbandonedNow() == 0; })) << "the gauge falls back";
+  EXPECT_TRUE(returned->load());
+  EXPECT_EQ(w.Processed("stubborn", "succeeded"), 0) << "the abandoned attempt's late OK is not an ack";
+  EXPECT_EQ(StatusField(id, "state"), "retry_scheduled");
+  auto st = GetStreamStats(*redis_, keys_.Queue("default"));
+  EXPECT_EQ(st->groups[0].pending, 0) << "the retry took the stubborn task out of the PEL";
+}
+
+// A task running for several heartbeat periods (VISIBILITY_TIMEOUT 200ms: one per ~66ms) under Run keeps its
+// lease through the watchdog: another worker's housekeeper never takes it over.
+TEST_F(WorkerTest, WatchdogKeepsALongInlineTaskFromBeingTakenOver) {
+  std::atomic<int> calls{0};
+  handlers_.Register("long", [&](TaskContext&) {
+    ++calls;
+    std::this_thread::sleep_for(milliseconds(900));
+    return Status::Ok();
+  });
+  auto& a = Make({{"WORKER_CONCURRENCY", "1"}, {"CONSUMER_NAME", "a"}});
+  auto& b = Make();
+  std::string id = Enqueue("long");
+  Running run(a);
+  ASSERT_TRUE(testing::WaitUntil([&] { return calls.load() == 1; }));
+  for (int i = 0; i < 14; ++i) {  // 700ms: three and a half visibility timeouts
+    ASSERT_TRUE(b.HousekeepOnce(*redis_, "b").ok());
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_TRUE(testing::WaitUntil([&] { return StatusField(id, "state") == "succeeded"; }));
+  EXPECT_EQ(calls.load(), 1) << "a live worker's task was taken over";
+  EXPECT_GE(MetricValue(registry_, "streamfleet_worker_lease_extensions_total"), 3);
+}
+
+// Tasks read ahead wait behind a long task that runs inline; the watchdog renews their leases too, so no
+// other worker takes them over, and each runs exactly once.
+TEST_F(WorkerTest, ReadAheadTasksKeepTheirLeasesWhileALongTaskRunsInline) {
+  std::map<std::string, int> runs;
+  std::mutex mu;
+  handlers_.Register("t", [&](TaskContext& c) {
+    int n = 0;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      n = ++runs[c.task.id()];
+    }
+    if (n == 1 && c.task.payload() == "long") std::this_thread::sleep_for(milliseconds(800));
+    return Status::Ok();
+  });
+  auto& w = Make();
+  auto& b = Make();
+  Enqueue("t", "long");
+  for (int i = 0; i < 3; ++i) Enqueue("t");
+  Slot slot("w");
+  slot.prefetch = 4;
+  std::thread first([&] { ASSERT_EQ(*w.PollBatch(*redis_, slot, 10), 1); });
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    std::lock_guard<std::mutex> l(mu);
+    return !runs.empty();
+  }));
+  auto other = RedisClient::Connect(server_->config()).value();
+  for (int i = 0; i < 12; ++i) {  // 600ms: three visibility timeouts
+    ASSERT_TRUE(b.HousekeepOnce(*other, "b").ok());
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  first.join();
+  EXPECT_EQ(slot.held.size(), 3u) << "still held by the first worker";
+  EXPECT_TRUE(slot.acks.empty()) << "after a slow task the slot acks at once: a finished task has no lease";
+  while (!slot.held.empty()) ASSERT_EQ(*w.PollBatch(*redis_, slot, 10), 1);
+  ASSERT_TRUE(w.FlushSlot(*redis_, slot).ok());
+  EXPECT_EQ(runs.size(), 4u);
+  for (auto& [id, n] : runs) EXPECT_EQ(n, 1) << id << " ran twice: its lease was not kept";
+  EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0);
+}
+
+// streamfleet_worker_busy is counted from the slots when scraped (not updated per task).
+TEST_F(WorkerTest, BusyGaugeCountsTheSlotsRunningATask) {
+  std::atomic<bool> release{false};
+  std::atomic<int> started{0};
+  handlers_.Register("hold", [&](TaskContext&) {
+    ++started;
+    while (!release.load()) std::this_thread::sleep_for(milliseconds(5));
+    return Status::Ok();
+  });
+  auto& w = Make({{"WORKER_CONCURRENCY", "3"}, {"CONSUMER_NAME", "busy"}});
+  Enqueue("hold");
+  Enqueue("hold");
+  Running run(w);
+  ASSERT_TRUE(testing::WaitUntil([&] { return started.load() == 2; }));
+  w.SampleGauges();
+  EXPECT_EQ(MetricValue(registry_, "streamfleet_worker_busy"), 2);
+  release = true;
+  ASSERT_TRUE(testing::WaitUntil([&] { return w.Processed("hold", "succeeded") == 2; }));
+  w.SampleGauges();
+  EXPECT_EQ(MetricValue(registry_, "streamfleet_worker_busy"), 0);
+}
+
+// A slot whose queues are all paused checks again every kPausedPollMs, not every BLOCK time (500ms in Run):
+// RESUME takes effect at once. Four rounds, so the old 0-500ms wait would pass by luck 1 time in 16.
+TEST_F(WorkerTest, ResumedQueueIsServedWithinThePausedPoll) {
+  std::atomic<int> calls{0};
+  handlers_.Register("t", [&](TaskContext&) {
+    ++calls;
+    return Status::Ok();
+  });
+  auto& w = Make({{"WORKER_CONCURRENCY", "1"}, {"CONSUMER_NAME", "resume"}, {"QUEUES", "default:1"}});
+  Running run(w);
+  for (int round = 1; round <= 4; ++round) {
+    ASSERT_TRUE(redis_->Command({"SADD", keys_.Paused(), "default"}).ok());
+    // A read blocked before the pause still takes what arrives (up to its 500ms BLOCK): wait that out, so the
+    // slot is polling the paused queue.
+    std::this_thread::sleep_for(milliseconds(600));
+    Enqueue("t");
+    std::this_thread::sleep_for(milliseconds(120 * round % 500));
+    EXPECT_EQ(calls.load(), round - 1) << "a paused queue was served";
+    auto t0 = SteadyClock::now();
+    ASSERT_TRUE(redis_->Command({"SREM", keys_.Paused(), "default"}).ok());
+    while (calls.load() < round && SteadyClock::now() - t0 < milliseconds(2000)) std::this_thread::sleep_for(milliseconds(2));
+    // Half Run's BLOCK time (500ms), whatever kPausedPollMs says.
+    EXPECT_LT(SteadyClock::now() - t0, milliseconds(250)) << "round " << round;
+  }
+}
+
+}  // namespace
+}  // namespace streamfleet::worker
