@@ -18,6 +18,7 @@
 #include "streamfleet/v1/event.pb.h"
 #include "support/map_env.h"
 #include "support/redis_server.h"
+#include "support/test_redis.h"
 #include "support/sql_database.h"
 #include "support/tcp_proxy.h"
 #include "support/wait.h"
@@ -29,20 +30,22 @@ constexpr int64_t kStart = 1'800'000'000'000;
 
 class CompactorTest : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  // A single redis-server, or the 3+3 cluster with STREAMFLEET_TEST_REDIS=cluster (compactor_cluster_test).
+  static void SetUpTestSuite() { server_ = new testing::TestRedis(); }
   static void TearDownTestSuite() { delete server_; }
 
   void SetUp() override {
+    server_->FlushAll();
     redis_ = RedisClient::Connect(server_->config()).value();
-    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
     db_url_ = testing::FreshDatabaseUrl(GetParam(), "sf-compactor", &path_);
     if (db_url_.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
-    env_ = {{"REDIS_PORT", std::to_string(server_->port())},
-            {"DATABASE_URL", db_url_},
-            {"CONSUMER_NAME", "c1"},
-            {"GENERATION_IDLE_TIMEOUT", "30s"},
-            {"VISIBILITY_TIMEOUT", "100ms"},
-            {"CHUNK_STREAMS", "2"}};
+    env_ = server_->env();
+    env_.insert({{"DATABASE_URL", db_url_},
+                 {"CONSUMER_NAME", "c1"},
+                 {"GENERATION_IDLE_TIMEOUT", "30s"},
+                 {"VISIBILITY_TIMEOUT", "100ms"},
+                 // In cluster mode more shards than masters, so every master serves some.
+                 {"CHUNK_STREAMS", server_->cluster() ? "8" : "2"}});
   }
   void TearDown() override {
     services_.clear();
@@ -133,7 +136,7 @@ class CompactorTest : public ::testing::TestWithParam<std::string> {
     return n;
   }
 
-  static testing::RedisServer* server_;
+  static testing::TestRedis* server_;
   std::unique_ptr<RedisClient> redis_;
   std::string path_, db_url_;
   std::map<std::string, std::string> env_;
@@ -145,7 +148,7 @@ class CompactorTest : public ::testing::TestWithParam<std::string> {
   std::vector<std::unique_ptr<prometheus::Registry>> registries_;
   std::vector<std::unique_ptr<CompactorService>> services_;
 };
-testing::RedisServer* CompactorTest::server_ = nullptr;
+testing::TestRedis* CompactorTest::server_ = nullptr;
 
 TEST_P(CompactorTest, InOrderGenerationBecomesOneRow) {
   auto& svc = AddService();
@@ -190,7 +193,7 @@ TEST_P(CompactorTest, InOrderGenerationBecomesOneRow) {
   EXPECT_EQ(ev.generation_compacted().generation_id(), 59);
   EXPECT_EQ(ev.generation_compacted().chunk_count(), 4);
   // Everything acknowledged.
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < k.chunk_streams(); ++i) {
     auto st = GetStreamStats(*redis_, k.ChunkStream(i));
     for (auto& gs : st->groups) EXPECT_EQ(gs.pending, 0);
   }
@@ -388,10 +391,16 @@ TEST_P(CompactorTest, LateStragglerReopensAndRefinalizesWithCompleteContent) {
 
 // What a compactor that dies mid-work leaves behind: entries read, effects applied, no XACK.
 std::vector<ChunkItem> ReadAsDeadConsumer(RedisClient& redis, const KeySchema& k, std::vector<StreamEntry>* out) {
-  auto read = redis.Command({"XREADGROUP", "GROUP", "compactor", "dead", "COUNT", "100", "STREAMS", k.ChunkStream(0),
-                             k.ChunkStream(1), ">", ">"});
-  EXPECT_TRUE(read.ok());
-  *out = ParseStreamReply(*read);
+  // One read per stream: in cluster mode each stream has its own slot.
+  out->clear();
+  for (int i = 0; i < k.chunk_streams(); ++i) {
+    auto read = redis.Command(
+        {"XREADGROUP", "GROUP", "compactor", "dead", "COUNT", "100", "STREAMS", k.ChunkStream(i), ">"});
+    EXPECT_TRUE(read.ok()) << read.status().ToString();
+    if (!read.ok()) return {};
+    auto part = ParseStreamReply(*read);
+    out->insert(out->end(), part.begin(), part.end());
+  }
   std::vector<ChunkItem> items;
   for (auto& e : *out) {
     v1::ChunkEnvelope env;
@@ -423,7 +432,7 @@ TEST_P(CompactorTest, LateChunkAfterTheBufferWasDeletedNeverShrinksTheRow) {
 TEST_P(CompactorTest, CrashBetweenApplyAndAckChangesNothingOnRedelivery) {
   Config cfg = MakeConfig();
   KeySchema k = KeySchema::FromConfig(cfg);
-  for (int i = 0; i < 2; ++i) ASSERT_TRUE(EnsureGroup(*redis_, k.ChunkStream(i), "compactor").ok());
+  for (int i = 0; i < k.chunk_streams(); ++i) ASSERT_TRUE(EnsureGroup(*redis_, k.ChunkStream(i), "compactor").ok());
   GenerationId h{1, 0, 15};
   for (int s = 0; s < 3; ++s) Send(h, s, std::string(1, static_cast<char>('x' + s)), s == 2);
   std::vector<StreamEntry> entries;
@@ -443,7 +452,7 @@ TEST_P(CompactorTest, CrashBetweenApplyAndAckChangesNothingOnRedelivery) {
   EXPECT_EQ(CounterValue(svc.metrics().chunks_duplicate), 3);
   EXPECT_EQ(CounterValue(svc.metrics().chunks_applied), 0);
   EXPECT_EQ(CounterValue(svc.metrics().finalized_complete), 1);
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < k.chunk_streams(); ++i) {
     EXPECT_EQ(Pending(k.ChunkStream(i)), 0);
   }
 }
@@ -498,7 +507,7 @@ TEST_P(CompactorTest, PoisonEntriesGoToTheDeadLetterStreamWithTheirReason) {
   EXPECT_EQ(redis_->Command({"EXISTS", k.SeenKey({1, 0, 17})})->integer, 0);
   EXPECT_TRUE(Row(18).has_value()) << "one bad entry does not block the others";
   EXPECT_EQ(CounterValue(svc.metrics().dead_lettered), 3);
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < k.chunk_streams(); ++i) {
     EXPECT_EQ(Pending(k.ChunkStream(i)), 0);
   }
 }
@@ -551,14 +560,14 @@ TEST_P(CompactorTest, TrimmingKeepsUnacknowledgedEntries) {
   Pump(svc);
   ASSERT_TRUE(svc.TrimNow().ok());
   int64_t total = 0;
-  for (int i = 0; i < 2; ++i) total += redis_->Command({"XLEN", k.ChunkStream(i)})->integer;
+  for (int i = 0; i < k.chunk_streams(); ++i) total += redis_->Command({"XLEN", k.ChunkStream(i)})->integer;
   EXPECT_GE(total, 10) << "the 10 pending entries survive trimming";
   std::this_thread::sleep_for(std::chrono::milliseconds(1600));
   ASSERT_TRUE(svc.ClaimNow(stop_).ok());
   Pump(svc);
   ASSERT_TRUE(svc.TrimNow().ok());
   total = 0;
-  for (int i = 0; i < 2; ++i) total += redis_->Command({"XLEN", k.ChunkStream(i)})->integer;
+  for (int i = 0; i < k.chunk_streams(); ++i) total += redis_->Command({"XLEN", k.ChunkStream(i)})->integer;
   EXPECT_LE(total, 2) << "only the last delivered entry of each stream may stay";
 }
 
@@ -661,16 +670,17 @@ TEST_P(CompactorTest, DatabaseDownThenUpLosesNothingAndReadinessFollows) {
 
 TEST_P(CompactorTest, RedisOutageIsCountedOnceAndReadinessFollows) {
   if (GetParam() != "sqlite") GTEST_SKIP() << "the Redis outage does not depend on the database backend";
+  if (server_->cluster()) GTEST_SKIP() << "the cluster's outage is a failover: redis_cluster_test, fleet cluster test";
   auto& svc = AddService();
   std::atomic<bool> stop{false};
   std::thread loop([&] { svc.Run(stop); });
   auto wait_for = [&](bool ready) { return testing::WaitUntil([&] { return svc.Ready().ok() == ready; }); };
   ASSERT_TRUE(wait_for(true));
   EXPECT_EQ(svc.redis_health().outages(), 0);
-  server_->Kill();
+  server_->server()->Kill();
   EXPECT_TRUE(wait_for(false)) << "not ready while Redis is down";
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // many failed reads, still one outage
-  server_->Start();
+  server_->server()->Start();
   EXPECT_TRUE(wait_for(true)) << "ready again once Redis is back";
   stop = true;
   loop.join();
