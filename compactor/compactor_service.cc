@@ -5,6 +5,7 @@
 #include "streamfleet/common/backoff.h"
 #include "streamfleet/common/envelope_version.h"
 #include "streamfleet/common/log.h"
+#include "streamfleet/common/redis_scan.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 
@@ -489,28 +490,26 @@ Status CompactorService::TrimNow() {
 void CompactorService::SampleGauges() {
   std::lock_guard<std::mutex> l(sample_mu_);
   if (config_.redis_info_metrics) (void)redis_info_.Sample(*sample_);
-  // Buffers: SCAN (never KEYS) in batches of 100, at most 100 batches per scrape.
-  std::string cursor = "0";
+  // Buffers: SCAN (never KEYS) in batches of 100, at most 100 batches per scrape, on every master.
   int64_t live = 0, sum = 0, max = 0, over = 0;
-  for (int i = 0; i < 100; ++i) {
-    auto r = sample_->Command({"SCAN", cursor, "MATCH", buffer_.keys().AllBuffersPattern(), "COUNT", "100", "TYPE",
-                               "list"});
-    if (!r.ok() || r->elements.size() < 2) return;
-    cursor = r->elements[0].str;
+  int batches = 0;
+  Status scanned = ScanAll(*sample_, buffer_.keys().AllBuffersPattern(), 100, [&](const std::vector<std::string>& keys) {
     std::vector<std::vector<std::string>> cmds;
-    for (const auto& k : r->elements[1].elements) cmds.push_back({"LLEN", k.str});
+    for (const auto& k : keys) cmds.push_back({"LLEN", k});
     if (!cmds.empty()) {
       auto lens = sample_->Pipeline(cmds);
-      if (!lens.ok()) return;
+      if (!lens.ok()) return false;
       for (const auto& v : *lens) {
+        if (v.type != RedisValue::Type::kInteger) continue;  // not a list (AllBuffersPattern also matches others)
         ++live;
         sum += v.integer;
         max = std::max<int64_t>(max, v.integer);
         if (v.integer > config_.llen_alert_threshold) ++over;
       }
     }
-    if (cursor == "0") break;
-  }
+    return ++batches < 100;
+  });
+  if (!scanned.ok()) return;
   metrics_.buffers_live.Set(static_cast<double>(live));
   metrics_.buffer_chunks.Set(static_cast<double>(sum));
   metrics_.buffer_llen_max.Set(static_cast<double>(max));

@@ -7,6 +7,7 @@
 #include "streamfleet/common/generation_cache.h"
 #include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/log.h"
+#include "streamfleet/common/pooled_redis_commands.h"
 #include "streamfleet/common/task_queue.h"
 #include "streamfleet/common/text.h"
 
@@ -51,13 +52,24 @@ struct IngestService::Ctx {
   int64_t line = 0;
 };
 
+namespace {
+
+// One shared pipelined connection for the request threads (AsyncRedis); on a Redis Cluster, which that
+// client does not speak, a pool of cluster-routing clients instead.
+std::unique_ptr<RedisCommands> RequestPathRedis(const RedisConfig& config) {
+  if (config.cluster) return std::make_unique<PooledRedisCommands>(config);
+  return std::make_unique<AsyncRedis>(config);
+}
+
+}  // namespace
+
 IngestService::IngestService(const Config& config, prometheus::Registry& registry, SqlStore* store)
     : config_(config),
       metrics_(registry),
       redis_health_(registry, Dependency::kRedis, &metrics_.redis_up),
       db_health_(registry, Dependency::kDatabase),
       writer_(config),
-      redis_(config.redis),
+      redis_(RequestPathRedis(config.redis)),
       sampler_redis_(RedisClient::Lazy(config.redis)),
       store_(store),
       cache_(config.redis, CacheOptionsFromConfig(config), &registry) {}
@@ -184,7 +196,7 @@ bool IngestService::Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>&
                           AppendResult* total) {
   if (batch.empty()) return true;
   auto t0 = Clk::now();
-  auto r = writer_.Append(redis_, ctx.gen, batch, source);
+  auto r = writer_.Append(*redis_, ctx.gen, batch, source);
   metrics_.redis_write_seconds.Observe(std::chrono::duration<double>(Clk::now() - t0).count());
   if (!r.ok()) {
     const Status& s = r.status();
@@ -411,7 +423,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
   if (!Write(ex, ctx, batch, source, &total)) return;
   if (sse && done) {
     // The provider's stream ended: the total is every seq this generation was given.
-    auto next = redis_.Command({"HGET", writer_.keys().ControlKey(ctx.gen), "next_seq"});
+    auto next = redis_->Command({"HGET", writer_.keys().ControlKey(ctx.gen), "next_seq"});
     if (!next.ok()) {
       Reject(ex, 503, "redis_unavailable", next.status().message(), {{"Retry-After", "1"}});
       return;
@@ -452,7 +464,7 @@ void IngestService::HandleFinish(HttpExchange& ex, Ctx& ctx) {
 void IngestService::HandleProgress(HttpExchange& ex, Ctx& ctx) {
   std::optional<int64_t> scenario;
   if (ctx.gen.scenario > 0) scenario = ctx.gen.scenario;
-  auto p = writer_.Progress(redis_, ctx.gen.org, ctx.gen.gen, scenario);
+  auto p = writer_.Progress(*redis_, ctx.gen.org, ctx.gen.gen, scenario);
   if (!p.ok()) {
     if (p.status().code() == StatusCode::kNotFound) {
       Reject(ex, 404, "not_found", p.status().message());
@@ -483,7 +495,7 @@ void IngestService::HandleStart(HttpExchange& ex, Ctx& ctx) {
   if (req->scenario_id == 0) req->scenario_id = ctx.gen.scenario;  // ?scenario_id= like the other routes
   if (req->source.empty()) req->source = "api";
   // Redis only (id from INCR, task XADD): the worker that runs generation.run creates the SQL row.
-  auto started = StartGeneration(redis_, config_, *req, WallClockMs());
+  auto started = StartGeneration(*redis_, config_, *req, WallClockMs());
   if (!started.ok()) {
     const Status& s = started.status();
     if (s.retryable()) {

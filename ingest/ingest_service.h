@@ -1,7 +1,8 @@
 #pragma once
 // The ingest HTTP API (see docs/API.md): chunks in as JSON, NDJSON (streamed) or SSE, made durable in the
 // chunk streams before the 2xx answer. Handlers run concurrently on civetweb threads and share one
-// AsyncRedis connection, so concurrent requests' commands are pipelined to Redis together. A background
+// AsyncRedis connection, so concurrent requests' commands are pipelined to Redis together (on a Redis
+// Cluster, which AsyncRedis does not speak, a pool of cluster-routing clients instead). A background
 // thread samples the backlog for backpressure on its own synchronous client.
 // GET /v1/orgs/{org}/generations/{gen} answers the compacted row from the SQL store, cache-aside through the
 // fleet's multi-tier cache (common/cache.h); it is the only route that needs the database.
@@ -66,7 +67,7 @@ class IngestService {
   DependencyHealth redis_health_;  // logs and counts outages; Ready() reads it
   DependencyHealth db_health_;     // only GET .../generations/{gen} reaches the database
   ChunkWriter writer_;
-  AsyncRedis redis_;
+  std::unique_ptr<RedisCommands> redis_;  // AsyncRedis, or a PooledRedisCommands on a cluster
   std::unique_ptr<RedisClient> sampler_redis_;  // only the sampler thread uses it
   SqlStore* store_;
   Cache cache_;
