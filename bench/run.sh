@@ -253,7 +253,7 @@ fi
     printf "| 1 process with result retention on (TASK_RESULT_TTL=3600) | %s tasks/s | (cost of status hashes) | %s of off | |\n", f0(v["w1_retained_tps"]), pct(v["w1_retained_tps"], v["w1_tps"])
     printf "| worker RSS (VmHWM, 1 / 2 processes) | %s / %s MB | <= 32 MB | | %s |\n", f1(v["w1_rss_mb"]), f1(v["w2_rss_mb"]), met(v["w1_rss_mb"] <= 32 && v["w2_rss_mb"] <= 32)
     if (best > 0) printf "| BullMQ process RSS at c=%s | %s MB | (info) | | |\n", bestc, f1(v["bullmq_c" bestc "_rss_mb"])
-    printf "| p99 enqueue-to-start at half the peak rate (%s tasks/s offered) | <= %s ms (histogram bucket) | <= 5 ms | | %s |\n", f0(v["latency_rate_tps"]), f1(v["latency_wait_p99_ms"]), met(v["latency_wait_p99_ms"] >= 0 && v["latency_wait_p99_ms"] <= 5)
+    printf "| p99 enqueue-to-start at half the peak rate (target %s, offered %s tasks/s) | <= %s ms (histogram bucket) | <= 5 ms | | %s |\n", f0(v["latency_target_tps"]), f0(v["latency_rate_tps"]), f1(v["latency_wait_p99_ms"]), met(v["latency_wait_p99_ms"] >= 0 && v["latency_wait_p99_ms"] <= 5 && v["latency_rate_tps"] >= 0.9 * v["latency_target_tps"])
     printf "\nCPU (cores busy, of %s): 1 worker %s + redis %s; 2 workers %s + redis %s\n", cores, f2(v["w1_cpu_cores"]), f2(v["w1_redis_cpu_cores"]), f2(v["w2_cpu_cores"]), f2(v["w2_redis_cpu_cores"])
   }' "$RESULTS"
 true

@@ -265,16 +265,29 @@ void Latency(const Options& o, double rate) {
   Worker w = StartWorker(o, 0, {{"TASK_RESULT_TTL", "0"}});
   WaitReady(w);
   const int64_t n = static_cast<int64_t>(rate * o.latency_s);
+  // Offered in small bulk batches (EnqueueTasks, 50 per call, paced to the rate): one task per round trip
+  // cannot reach half the peak from a load generator sharing these 2 cores with the worker and Redis, and
+  // many producers' tasks arrive together in real use too. Each task's wait is measured from its batch's
+  // enqueue time.
+  const int64_t batch = 50;
   auto t0 = Clk::now();
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < n; i += batch) {
     auto due = t0 + std::chrono::duration_cast<Clk::duration>(std::chrono::duration<double>(i / rate));
     std::this_thread::sleep_until(due);
-    MustOk(EnqueueTask(*r, keys, "noop", "{}", {}, WallClockMs()).status(), "EnqueueTask");
+    std::vector<TaskToEnqueue> tasks(static_cast<size_t>(std::min(batch, n - i)));
+    for (auto& t : tasks) {
+      t.type = "noop";
+      t.payload = "{}";
+    }
+    MustOk(EnqueueTasks(*r, keys, tasks, WallClockMs()).status(), "EnqueueTasks");
   }
+  // The rate actually offered: tasks over the enqueue phase (below the target when the producers lag).
+  const double offered = static_cast<double>(n) / Seconds(Clk::now() - t0);
   while (GroupProgress(*r, keys.Queue("default")).first < n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   std::string m = HttpGet(w.metrics_port, "/metrics");
-  Emit("latency_rate_tps", static_cast<double>(n) / Seconds(Clk::now() - t0));
+  Emit("latency_target_tps", rate);
+  Emit("latency_rate_tps", offered);
   Emit("latency_wait_p99_ms", HistogramP99(m, "streamfleet_worker_task_wait_seconds") * 1000.0);
   StopWorker(w);
 }
