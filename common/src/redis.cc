@@ -38,8 +38,10 @@ Status TranslateRedisError(const std::string& e) {
   if (prefix == "NOPERM") return Status::PermissionDenied(e);
   // OOM (maxmemory reached with noeviction) is retryable, not a limit of the request: memory comes back as
   // the compactors drain the buffers. Ingest answers 503 and consumers back off without acking anything.
+  // MOVED / ASK reach a caller only when the cluster client's bounded redirects ran out while the topology
+  // was still changing (a failover mid-election): retry later, with a reloaded slot map, never park the work.
   if (prefix == "OOM" || prefix == "LOADING" || prefix == "BUSY" || prefix == "TRYAGAIN" || prefix == "MASTERDOWN" ||
-      prefix == "CLUSTERDOWN" || prefix == "READONLY") {
+      prefix == "CLUSTERDOWN" || prefix == "READONLY" || prefix == "MOVED" || prefix == "ASK") {
     return Status::Unavailable(e);
   }
   return Status::Internal(e);

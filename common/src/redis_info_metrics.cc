@@ -45,31 +45,44 @@ RedisInfoMetrics::RedisInfoMetrics(prometheus::Registry& r)
       maxmemory_(Gau(r, "streamfleet_redis_maxmemory_bytes", "Redis maxmemory (0 = unlimited)")),
       clients_(Gau(r, "streamfleet_redis_connected_clients", "Redis connected_clients")) {}
 
-void RedisInfoMetrics::Mirror(prometheus::Counter& c, const std::string& key,
+void RedisInfoMetrics::Mirror(prometheus::Counter& c, const std::string& node, const std::string& key,
                               const std::map<std::string, std::string>& info) {
   double v = Num(info, key);
-  auto it = last_.find(key);
+  const std::string last_key = node + "|" + key;  // per server: one master's restart resets only its own
+  auto it = last_.find(last_key);
   // First sample counts everything so far; a lower value means Redis restarted: count from zero.
   double inc = it == last_.end() ? v : (v >= it->second ? v - it->second : v);
   if (inc > 0) c.Increment(inc);
-  last_[key] = v;
+  last_[last_key] = v;
 }
 
 Status RedisInfoMetrics::Sample(RedisClient& redis) {
-  auto r = redis.Command({"INFO"});
-  if (!r.ok()) {
+  // Every master of a cluster (one entry, the server, otherwise): counters add up, gauges are fleet totals.
+  double used = 0, max = 0, clients = 0;
+  const std::vector<std::string> masters = redis.Masters();
+  if (masters.empty()) {
     up_.Set(0);
-    return r.status();
+    return Status::Unavailable("redis: no master reachable");
   }
-  auto info = ParseInfo(r->str);
+  for (const std::string& node : masters) {
+    auto r = redis.CommandOn(node, {"INFO"});
+    if (!r.ok()) {
+      up_.Set(0);
+      return r.status();
+    }
+    auto info = ParseInfo(r->str);
+    Mirror(hits_, node, "keyspace_hits", info);
+    Mirror(misses_, node, "keyspace_misses", info);
+    Mirror(evicted_, node, "evicted_keys", info);
+    Mirror(expired_, node, "expired_keys", info);
+    used += Num(info, "used_memory");
+    max += Num(info, "maxmemory");
+    clients += Num(info, "connected_clients");
+  }
   up_.Set(1);
-  Mirror(hits_, "keyspace_hits", info);
-  Mirror(misses_, "keyspace_misses", info);
-  Mirror(evicted_, "evicted_keys", info);
-  Mirror(expired_, "expired_keys", info);
-  used_memory_.Set(Num(info, "used_memory"));
-  maxmemory_.Set(Num(info, "maxmemory"));
-  clients_.Set(Num(info, "connected_clients"));
+  used_memory_.Set(used);
+  maxmemory_.Set(max);
+  clients_.Set(clients);
   return Status::Ok();
 }
 

@@ -51,6 +51,10 @@ TEST_F(RedisTest, ErrorRepliesAreTranslated) {
             StatusCode::kUnavailable);
   EXPECT_EQ(TranslateRedisError("BUSYGROUP Consumer Group name already exists").code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(TranslateRedisError("NOSCRIPT No matching script").code(), StatusCode::kNotFound);
+  // Redirects left over when the cluster client's bounded redirects ran out mid-failover: retry, never park.
+  EXPECT_EQ(TranslateRedisError("MOVED 11497 127.0.0.1:44387").code(), StatusCode::kUnavailable);
+  EXPECT_EQ(TranslateRedisError("ASK 11497 127.0.0.1:44387").code(), StatusCode::kUnavailable);
+  EXPECT_EQ(TranslateRedisError("CROSSSLOT Keys in request don't hash to the same slot").code(), StatusCode::kInternal);
   EXPECT_EQ(TranslateRedisError("WRONGPASS invalid").code(), StatusCode::kUnauthenticated);
   EXPECT_EQ(TranslateRedisError("ERR Error running script: SFLIMIT too big").code(), StatusCode::kResourceExhausted);
 }

@@ -8,7 +8,8 @@
 // Errors, translated in one place (TranslateRedisError):
 //   connection refused / reset / EOF -> kUnavailable (retry; the client reconnects with jittered backoff)
 //   socket timeout                   -> kDeadlineExceeded
-//   LOADING, READONLY, OOM, BUSY, TRYAGAIN, MASTERDOWN, CLUSTERDOWN -> kUnavailable (retry with backoff)
+//   LOADING, READONLY, OOM, BUSY, TRYAGAIN, MASTERDOWN, CLUSTERDOWN, and MOVED/ASK left after the cluster
+//   client's bounded redirects -> kUnavailable (retry with backoff)
 //   NOGROUP -> kFailedPrecondition, BUSYGROUP -> kAlreadyExists, NOSCRIPT -> kNotFound
 //   NOAUTH, WRONGPASS -> kUnauthenticated, NOPERM (ACL) -> kPermissionDenied
 //   script errors "SFINVALID ..." -> kInvalidArgument, "SFLIMIT ..." -> kResourceExhausted,

@@ -25,7 +25,8 @@ class RedisInfoMetrics {
   static StatusOr<std::string> HealthJson(RedisClient& redis);
 
  private:
-  void Mirror(prometheus::Counter& c, const std::string& key, const std::map<std::string, std::string>& info);
+  void Mirror(prometheus::Counter& c, const std::string& node, const std::string& key,
+              const std::map<std::string, std::string>& info);
 
   prometheus::Gauge& up_;
   prometheus::Counter& hits_;
