@@ -199,8 +199,8 @@ std::vector<std::string> WorkerService::WeightedOrder() {
 StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& consumer, int block_ms) {
   Slot slot(consumer);
   auto ran = PollBatch(redis, slot, block_ms);
-  // Cluster mode reads every shard of a queue in one round trip, so one read may hold more tasks than the
-  // slot's prefetch: this slot dies with the call, so it runs them all rather than leave them pending.
+  // A cluster-mode read may hold more tasks than the slot's prefetch (ReadNextTasks): this slot dies with
+  // the call, so it runs them all rather than leave them pending until another worker claims them.
   while (ran.ok() && *ran > 0 && !slot.held.empty()) {
     auto more = PollBatch(redis, slot, block_ms);
     if (!more.ok()) {
@@ -677,7 +677,9 @@ void WorkerService::SampleGauges() {
     bool any = false;
     for (const auto& stream : keys_.QueueShards(q)) {
       auto age = OldestWaitingSeconds(*sample_, stream);
-      if (age.ok()) oldest = std::max(oldest, *age), any = true;
+      if (!age.ok()) continue;
+      oldest = std::max(oldest, *age);
+      any = true;
     }
     if (any) oldest_waiting_.Add({{"queue", q}}).Set(oldest);
   }
