@@ -234,29 +234,33 @@ json AdminApi::Pending(RedisClient& r, const std::string& stream, const std::str
 }
 
 json AdminApi::Queues(RedisClient& r) {
-  TaskKeys tkeys(config_.stream_prefix);
+  TaskKeys tkeys = TaskKeys::FromConfig(config_);
   auto paused = Must(PausedQueues(r, tkeys));
-  auto scheduled = Must(ListScheduled(r, tkeys, 1000));
+  auto scheduled = Must(ListScheduled(r, tkeys, 1000, QueueNames(config_)));
   auto dead = Must(ListDeadLetters(r, config_, 1000));
   json queues = json::array();
   for (const auto& [q, weight] : config_.queues) {
-    auto st = Must(GetStreamStats(r, tkeys.Queue(q)));
-    int64_t pending = 0, lag = 0, consumers = 0;
-    for (const auto& g : st.groups) {
-      if (g.name != TaskKeys::Group()) continue;
-      pending = g.pending;
-      lag = std::max<int64_t>(0, g.lag);
-      consumers = g.consumers;
+    // One stream per queue in standard mode, its shards summed in cluster mode.
+    int64_t length = 0, pending = 0, lag = 0, consumers = 0;
+    for (const auto& stream : tkeys.QueueShards(q)) {
+      auto st = Must(GetStreamStats(r, stream));
+      length += st.length;
+      for (const auto& g : st.groups) {
+        if (g.name != TaskKeys::Group()) continue;
+        pending += g.pending;
+        lag += std::max<int64_t>(0, g.lag);
+        consumers = std::max<int64_t>(consumers, g.consumers);
+      }
     }
     int64_t n_scheduled = 0, n_dead = 0;
     for (const auto& s : scheduled) n_scheduled += s.task.queue() == q;
     for (const auto& d : dead) {
       const std::string* src = d.entry.Field("source_stream");
-      n_dead += src != nullptr && *src == tkeys.Queue(q);
+      n_dead += src != nullptr && tkeys.QueueOf(*src) == q;
     }
     queues.push_back({{"queue", q}, {"weight", weight},
                       {"paused", std::find(paused.begin(), paused.end(), q) != paused.end()},
-                      {"stream_length", st.length}, {"waiting", lag}, {"active", pending},
+                      {"stream_length", length}, {"waiting", lag}, {"active", pending},
                       {"consumers", consumers}, {"scheduled", n_scheduled}, {"dead", n_dead}});
   }
   json sched = json::array();
@@ -271,32 +275,34 @@ json AdminApi::Queues(RedisClient& r) {
 
 json AdminApi::Task(RedisClient& r, const std::string& id) {
   if (id.empty() || id.size() > 128) throw ApiError{400, "invalid_request", "task id"};
-  TaskKeys tkeys(config_.stream_prefix);
+  TaskKeys tkeys = TaskKeys::FromConfig(config_);
   auto status = Must(TaskStatus(r, tkeys, id));
   // The envelope (payload, attempt, error history) is wherever the task sits now: a dead letter, the
   // scheduled set (delayed or waiting for a retry), or the recent tail of its queue.
   json envelope = nullptr;
   std::string where;
+  const std::string chunk_dlq = KeySchema::FromConfig(config_).ChunkDeadLetterStream();
   for (const auto& d : Must(ListDeadLetters(r, config_, 1000))) {
     v1::TaskEnvelope t;
     const std::string* e = d.entry.Field("e");
-    if (d.dlq == tkeys.DeadLetters() && e != nullptr && t.ParseFromString(*e) && t.id() == id) {
+    if (d.dlq != chunk_dlq && e != nullptr && t.ParseFromString(*e) && t.id() == id) {
       envelope = TaskJson(t);
       envelope["dead_letter_id"] = d.entry.id;
       where = "dead letters";
     }
   }
   if (envelope.is_null()) {
-    for (const auto& s : Must(ListScheduled(r, tkeys, 1000))) {
+    for (const auto& s : Must(ListScheduled(r, tkeys, 1000, QueueNames(config_)))) {
       if (s.task.id() != id) continue;
       envelope = TaskJson(s.task);
       where = "scheduled";
     }
   }
   if (envelope.is_null()) {
-    for (const auto& [q, w] : config_.queues) {
-      auto tail = Must(r.Command({"XREVRANGE", tkeys.Queue(q), "+", "-", "COUNT", "500"}));
-      for (const auto& e : ParseEntries(tkeys.Queue(q), tail)) {
+    for (const auto& stream : tkeys.QueueStreams(QueueNames(config_))) {
+      const std::string q = tkeys.QueueOf(stream);
+      auto tail = Must(r.Command({"XREVRANGE", stream, "+", "-", "COUNT", "500"}));
+      for (const auto& e : ParseEntries(stream, tail)) {
         v1::TaskEnvelope t;
         const std::string* raw = e.Field("e");
         if (raw == nullptr || !t.ParseFromString(*raw) || t.id() != id) continue;
@@ -313,9 +319,9 @@ json AdminApi::Task(RedisClient& r, const std::string& id) {
 }
 
 json AdminApi::DeadLetters(RedisClient& r) {
-  std::string task_dlq = TaskKeys(config_.stream_prefix).DeadLetters();
+  const std::string chunk_dlq = KeySchema::FromConfig(config_).ChunkDeadLetterStream();
   json out = json::array();
-  for (const auto& d : Must(ListDeadLetters(r, config_, 500))) out.push_back(DeadLetterJson(d, d.dlq == task_dlq));
+  for (const auto& d : Must(ListDeadLetters(r, config_, 500))) out.push_back(DeadLetterJson(d, d.dlq != chunk_dlq));
   return out;
 }
 
@@ -356,7 +362,7 @@ json AdminApi::Generation(RedisClient& r, int64_t org, int64_t gen, int64_t scen
 }
 
 json AdminApi::Action(RedisClient& r, const std::string& route, const json& body) {
-  TaskKeys tkeys(config_.stream_prefix);
+  TaskKeys tkeys = TaskKeys::FromConfig(config_);
   if (route == "queues/pause" || route == "queues/resume") {
     std::string q = Str(body, "queue");
     Must(SetQueuePaused(r, tkeys, q, route == "queues/pause"));

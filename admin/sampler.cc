@@ -52,7 +52,7 @@ double PerSecond(int64_t before, int64_t after, int64_t dt_ms) {
 
 StatusOr<Counters> ReadCounters(RedisClient& redis, const Config& config) {
   KeySchema keys = KeySchema::FromConfig(config);
-  TaskKeys tkeys(config.stream_prefix);
+  TaskKeys tkeys = TaskKeys::FromConfig(config);
   Counters c;
   auto oldest = [&](const std::string& stream) -> Status {
     auto st = GetStreamStats(redis, stream);
@@ -68,13 +68,15 @@ StatusOr<Counters> ReadCounters(RedisClient& redis, const Config& config) {
     c.chunk_lag += s->lag;
     if (Status st = oldest(keys.ChunkStream(i)); !st.ok()) return st;
   }
-  for (const auto& [q, w] : config.queues) {
-    auto s = ReadStream(redis, tkeys.Queue(q), TaskKeys::Group());
+  std::vector<std::string> queues;
+  for (const auto& [q, w] : config.queues) queues.push_back(q);
+  for (const auto& stream : tkeys.QueueStreams(queues)) {  // every shard in cluster mode
+    auto s = ReadStream(redis, stream, TaskKeys::Group());
     if (!s.ok()) return s.status();
     c.tasks_added += s->added;
     c.tasks_read += s->read;
     c.task_lag += s->lag;
-    if (Status st = oldest(tkeys.Queue(q)); !st.ok()) return st;
+    if (Status st = oldest(stream); !st.ok()) return st;
   }
   return c;
 }

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/common/redis_scan.h"
 #include "streamfleet/common/task_queue.h"
 
 namespace streamfleet::worker {
@@ -38,35 +39,44 @@ Status SyncHashes(TaskContext& ctx, SqlStore& store) {
     return Status::InvalidArgument(std::string("hash.sync writes only the table ") + kHashSnapshotTable);
   }
   const std::string pattern = j["pattern"].get<std::string>();
-  std::string cursor = "0";
   int64_t synced = 0;
-  do {
+  Status failed;
+  // Every master (ScanAll). SCAN's TYPE filter is per node and ScanAll has none: HGETALL answers WRONGTYPE
+  // for the keys that are not hashes, which are skipped.
+  Status scanned = ScanAll(ctx.redis, pattern, 100, [&](const std::vector<std::string>& keys) {
     if (ctx.Cancelled()) {
-      return Status::DeadlineExceeded("hash.sync cancelled after " + std::to_string(synced) + " hashes");
+      failed = Status::DeadlineExceeded("hash.sync cancelled after " + std::to_string(synced) + " hashes");
+      return false;
     }
-    auto page = ctx.redis.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "100", "TYPE", "hash"});
-    if (!page.ok()) return page.status();
-    if (!page->is_array() || page->elements.size() != 2) return Status::Internal("unexpected SCAN reply");
-    cursor = page->elements[0].str;
-    const auto& keys = page->elements[1].elements;
-    if (keys.empty()) continue;
+    if (keys.empty()) return true;
     std::vector<std::vector<std::string>> cmds;
-    for (const auto& k : keys) cmds.push_back({"HGETALL", k.str});
+    for (const auto& k : keys) cmds.push_back({"HGETALL", k});
     auto values = ctx.redis.Pipeline(cmds);
-    if (!values.ok()) return values.status();
+    if (!values.ok()) {
+      failed = values.status();
+      return false;
+    }
     std::vector<HashSnapshot> rows;
     for (size_t i = 0; i < keys.size(); ++i) {
       const RedisValue& v = (*values)[i];
-      if (v.is_error()) return TranslateRedisError(v.str);
+      if (v.is_error() && v.str.rfind("WRONGTYPE", 0) == 0) continue;  // not a hash
+      if (v.is_error()) {
+        failed = TranslateRedisError(v.str);
+        return false;
+      }
       if (!v.is_array() || v.elements.empty()) continue;  // deleted since SCAN saw it
       nlohmann::json fields = nlohmann::json::object();
       for (size_t f = 0; f + 1 < v.elements.size(); f += 2) fields[v.elements[f].str] = v.elements[f + 1].str;
       // Hash values are bytes; JSON needs UTF-8: invalid sequences become U+FFFD rather than failing.
-      rows.push_back({keys[i].str, fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+      rows.push_back({keys[i], fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
     }
-    SF_RETURN_IF_ERROR(store.UpsertHashSnapshots(rows));
+    failed = store.UpsertHashSnapshots(rows);
+    if (!failed.ok()) return false;
     synced += static_cast<int64_t>(rows.size());
-  } while (cursor != "0");
+    return true;
+  });
+  SF_RETURN_IF_ERROR(failed);
+  SF_RETURN_IF_ERROR(scanned);
   ctx.result = std::to_string(synced) + " hashes synced to " + kHashSnapshotTable;
   return Status::Ok();
 }

@@ -74,7 +74,7 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
     : config_(config),
       clock_(clock),
       handlers_(handlers),
-      keys_(config.stream_prefix),
+      keys_(TaskKeys::FromConfig(config)),
       processed_(prometheus::BuildCounter()
                      .Name("streamfleet_worker_tasks_processed_total")
                      .Help("Tasks run, by type and outcome (succeeded, retried, dead_lettered)")
@@ -164,8 +164,16 @@ Status WorkerService::Ready() const {
 }
 
 Status WorkerService::EnsureGroups(RedisClient& redis) {
-  for (const auto& [q, w] : config_.queues) SF_RETURN_IF_ERROR(EnsureGroup(redis, keys_.Queue(q), TaskKeys::Group()));
+  for (const auto& stream : keys_.QueueStreams(QueueNames())) {
+    SF_RETURN_IF_ERROR(EnsureGroup(redis, stream, TaskKeys::Group()));
+  }
   return Status::Ok();
+}
+
+std::vector<std::string> WorkerService::QueueNames() const {
+  std::vector<std::string> names;
+  for (const auto& [q, w] : config_.queues) names.push_back(q);
+  return names;
 }
 
 std::vector<std::string> WorkerService::WeightedOrder() {
@@ -191,6 +199,16 @@ std::vector<std::string> WorkerService::WeightedOrder() {
 StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& consumer, int block_ms) {
   Slot slot(consumer);
   auto ran = PollBatch(redis, slot, block_ms);
+  // A cluster-mode read may hold more tasks than the slot's prefetch (ReadNextTasks): this slot dies with
+  // the call, so it runs them all rather than leave them pending until another worker claims them.
+  while (ran.ok() && *ran > 0 && !slot.held.empty()) {
+    auto more = PollBatch(redis, slot, block_ms);
+    if (!more.ok()) {
+      ran = more;
+      break;
+    }
+    *ran += *more;
+  }
   Status flushed = FlushSlot(redis, slot);
   if (!ran.ok()) return ran;
   if (!flushed.ok()) return flushed;
@@ -264,6 +282,11 @@ StatusOr<int> WorkerService::PollBatch(RedisClient& redis, Slot& slot, int block
         std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(block_ms, kPausedPollMs)));
         return 0;
       }
+      if (keys_.cluster()) {
+        // No blocking XREADGROUP over several streams in a cluster (they live on different masters).
+        IdleWait(slot, block_ms);
+        return 0;
+      }
       std::vector<std::string> cmd = {"XREADGROUP", "GROUP", TaskKeys::Group(), slot.consumer, "COUNT",
                                       std::to_string(slot.prefetch), "BLOCK", std::to_string(block_ms), "STREAMS"};
       for (const auto& q : next->open_queues) cmd.push_back(keys_.Queue(q));
@@ -273,6 +296,7 @@ StatusOr<int> WorkerService::PollBatch(RedisClient& redis, Slot& slot, int block
       entries = ParseStreamReply(*r);
       if (entries.empty()) return 0;
     }
+    slot.idle_ms = 0;
     EnsureWatched(slot);
     std::lock_guard<std::mutex> l(slot.watch->mu);
     slot.held.assign(std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
@@ -346,7 +370,7 @@ int WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t
     }
     return 0;
   }
-  if (task.queue().empty()) task.set_queue(entry.stream.substr(keys_.Queue("").size()));
+  if (task.queue().empty()) task.set_queue(keys_.QueueOf(entry.stream));
   if (task.attempt() == 0 && times_delivered == 1) {
     // Queue latency (Sidekiq's "latency"): what users feel when workers are too few. Wall clocks of the
     // enqueuer and this host; a skew below zero counts as zero.
@@ -508,7 +532,7 @@ Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consu
 
 StatusOr<int> WorkerService::Housekeep(RedisClient& redis, Slot& slot) {
   const std::string& consumer = slot.consumer;
-  auto moved = MoveDueTasks(redis, keys_, NowMs(), 500);
+  auto moved = MoveDueTasks(redis, keys_, NowMs(), 500, QueueNames());
   if (!moved.ok()) return moved.status();
   int64_t now = NowMs();
   for (const auto& p : periodic_) {
@@ -530,8 +554,8 @@ StatusOr<int> WorkerService::Housekeep(RedisClient& redis, Slot& slot) {
     events_forwarded_.Add({{"outcome", "skipped"}}).Increment(static_cast<double>(round->skipped));
   }
   EnsureWatched(slot);
-  for (const auto& [q, w] : config_.queues) {
-    auto claimed = ClaimIdle(redis, keys_.Queue(q), TaskKeys::Group(), consumer, config_.visibility_timeout_ms, 10);
+  for (const auto& stream : keys_.QueueStreams(QueueNames())) {
+    auto claimed = ClaimIdle(redis, stream, TaskKeys::Group(), consumer, config_.visibility_timeout_ms, 10);
     if (!claimed.ok()) return claimed.status();
     for (auto& c : *claimed) {
       claimed_.Increment();
@@ -618,6 +642,13 @@ void WorkerService::Run(const std::atomic<bool>& stop) {
   threads.Wait();  // each slot finishes its running and read-ahead tasks first: graceful drain
 }
 
+void WorkerService::IdleWait(Slot& slot, int block_ms) {
+  // Polling instead of blocking: 1 ms doubling up to the BLOCK time (at most 50 ms), so an idle slot costs
+  // Redis little and a busy one never sleeps (the compactor's IdlePoll on the chunk path).
+  slot.idle_ms = std::min<int64_t>({slot.idle_ms == 0 ? 1 : slot.idle_ms * 2, std::max(1, block_ms), 50});
+  std::this_thread::sleep_for(std::chrono::milliseconds(slot.idle_ms));
+}
+
 void WorkerService::SampleGauges() {
   std::lock_guard<std::mutex> l(sample_mu_);
   abandoned_.Set(static_cast<double>(Watchdog::AbandonedNow()));
@@ -629,15 +660,28 @@ void WorkerService::SampleGauges() {
     busy += slot->running != nullptr;
   }
   busy_.Set(busy);
-  auto z = sample_->Command({"ZCARD", keys_.Scheduled()});
-  if (z.ok()) scheduled_.Set(static_cast<double>(z->integer));
-  std::vector<std::string> streams;
-  for (const auto& [q, w] : config_.queues) streams.push_back(keys_.Queue(q));
-  streams.push_back(keys_.DeadLetters());
+  std::vector<std::vector<std::string>> zcards;
+  for (const auto& z : keys_.AllScheduled(QueueNames())) zcards.push_back({"ZCARD", z});
+  auto z = sample_->Pipeline(zcards);
+  if (z.ok()) {
+    double n = 0;
+    for (const RedisValue& v : *z) n += v.is_error() ? 0 : static_cast<double>(v.integer);
+    scheduled_.Set(n);
+  }
+  std::vector<std::string> streams = keys_.QueueStreams(QueueNames());
+  for (const auto& d : keys_.AllDeadLetters(QueueNames())) streams.push_back(d);
   stream_gauges_.Sample(*sample_, streams);
   for (const auto& [q, w] : config_.queues) {
-    auto age = OldestWaitingSeconds(*sample_, keys_.Queue(q));
-    if (age.ok()) oldest_waiting_.Add({{"queue", q}}).Set(*age);
+    // A queue waits as long as its oldest shard.
+    double oldest = 0;
+    bool any = false;
+    for (const auto& stream : keys_.QueueShards(q)) {
+      auto age = OldestWaitingSeconds(*sample_, stream);
+      if (!age.ok()) continue;
+      oldest = std::max(oldest, *age);
+      any = true;
+    }
+    if (any) oldest_waiting_.Add({{"queue", q}}).Set(oldest);
   }
 }
 

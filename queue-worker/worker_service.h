@@ -75,6 +75,7 @@ struct Slot {
   std::vector<std::vector<std::string>> status_writes;   // result hashes to write before those acks
   int prefetch = 1;         // tasks to read next time: doubles while a batch's tasks are short, else 1
   bool batch_fast = true;   // every task of the current batch finished within kShortTaskMs
+  int64_t idle_ms = 0;      // cluster mode: the current idle poll backoff (0 after a read found tasks)
   // Set on the slot's first task. The configuration the handlers see: kept alive by the slot, so by an
   // abandoned thread too.
   std::shared_ptr<const Config> config;
@@ -93,7 +94,8 @@ class WorkerService {
 
   // Runs every slot and the housekeeper until stop; running tasks finish (graceful drain), then returns.
   void Run(const std::atomic<bool>& stop);
-  // One poll of one slot: runs at most one task and acks it. Returns 1 if a task ran.
+  // One poll of one slot: runs the tasks of one read and acks them; returns how many ran. Standard mode
+  // reads at most one; cluster mode at most one per shard of the first queue that has any.
   StatusOr<int> PollOnce(RedisClient& redis, const std::string& consumer, int block_ms);
   // What a slot thread does in a loop: runs the next task it holds, inline on the calling thread, reading a
   // batch first (with the acks it owes) when it holds none. Acks may stay owed after it returns: FlushSlot
@@ -152,6 +154,9 @@ class WorkerService {
   RedisClient& HandlerRedis(Slot& slot);
   prometheus::Counter& ProcessedChild(Slot& slot, const std::string& type, const std::string& outcome);
   std::vector<std::string> WeightedOrder();
+  std::vector<std::string> QueueNames() const;  // the configured queues (QUEUES), in config order
+  // Cluster mode, nothing waiting: sleep the slot's idle backoff instead of a blocking read.
+  void IdleWait(Slot& slot, int block_ms);
   int64_t NowMs();
 
   const Config& config_;

@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
   }
   const Config& c = *cfg;
   KeySchema keys = KeySchema::FromConfig(c);
-  TaskKeys tkeys(c.stream_prefix);
+  TaskKeys tkeys = TaskKeys::FromConfig(c);
   try {
     if (inspect->parsed()) {
       auto r = Redis(c);
@@ -368,7 +368,7 @@ int main(int argc, char** argv) {
       } else {
         json j = json::array();
         std::string human;
-        for (const auto& st : Must(ListScheduled(*r, tkeys, 100), "ZRANGE")) {
+        for (const auto& st : Must(ListScheduled(*r, tkeys, 100, QueueNames(c)), "ZRANGE")) {
           const v1::TaskEnvelope& t = st.task;
           j.push_back({{"id", t.id()}, {"type", t.type()}, {"queue", t.queue()}, {"attempt", t.attempt()},
                        {"run_at_ms", st.run_at_ms}});

@@ -6,6 +6,7 @@
 
 #include "cache_fs.h"
 #include "streamfleet/common/log.h"
+#include "streamfleet/common/redis_scan.h"
 
 namespace streamfleet {
 
@@ -368,21 +369,25 @@ StatusOr<int64_t> Cache::InvalidateMatching(const std::string& pattern, bool bum
     if (!e.ok()) return fail(e.status());
   }
   int64_t deleted = 0;
-  std::string cursor = "0";
-  do {
-    auto r = (*lease)->Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "100"});
-    if (!r.ok()) return fail(r.status());
-    cursor = r->elements[0].str;
-    std::vector<std::string> cmd = {"UNLINK"};
-    for (const auto& k : r->elements[1].elements) {
-      if (IsValueKey(options_.prefix, k.str, nullptr)) cmd.push_back(k.str);
+  Status unlinked;
+  // Every master (a cluster holds a third of the keys on each); one UNLINK per key, pipelined, since a
+  // multi-key UNLINK across slots is CROSSSLOT.
+  Status scanned = ScanAll(**lease, pattern, 100, [&](const std::vector<std::string>& keys) {
+    std::vector<std::vector<std::string>> cmds;
+    for (const auto& k : keys) {
+      if (IsValueKey(options_.prefix, k, nullptr)) cmds.push_back({"UNLINK", k});
     }
-    if (cmd.size() > 1) {
-      auto d = (*lease)->Command(cmd);
-      if (!d.ok()) return fail(d.status());
-      deleted += d->integer;
+    if (cmds.empty()) return true;
+    auto d = (*lease)->Pipeline(cmds);
+    if (!d.ok()) {
+      unlinked = d.status();
+      return false;
     }
-  } while (cursor != "0");
+    for (const auto& v : *d) deleted += v.integer;
+    return true;
+  });
+  if (!unlinked.ok()) return fail(unlinked);
+  if (!scanned.ok()) return fail(scanned);
   return deleted;
 }
 
@@ -391,31 +396,29 @@ CacheStats Cache::Stats() {
   if (fs_) fs_->Usage(&st.fs_files, &st.fs_bytes);
   auto lease = Redis();
   if (!lease.ok()) return st;
-  std::string cursor = "0";
-  do {
-    auto r = (*lease)->Command({"SCAN", cursor, "MATCH", options_.prefix + ":*", "COUNT", "100"});
-    if (!r.ok()) {
-      RedisFailed(r.status());
-      return st;
-    }
-    cursor = r->elements[0].str;
+  Status usage_failed;
+  Status scanned = ScanAll(**lease, options_.prefix + ":*", 100, [&](const std::vector<std::string>& keys) {
     std::vector<std::vector<std::string>> usage;
-    for (const auto& k : r->elements[1].elements) {
+    for (const auto& k : keys) {
       std::string name;
-      if (!IsValueKey(options_.prefix, k.str, &name)) continue;
+      if (!IsValueKey(options_.prefix, k, &name)) continue;
       ++st.redis_keys;
       ++st.names[name];
-      usage.push_back({"MEMORY", "USAGE", k.str});
+      usage.push_back({"MEMORY", "USAGE", k});
     }
-    if (!usage.empty()) {
-      auto u = (*lease)->Pipeline(usage);
-      if (!u.ok()) {
-        RedisFailed(u.status());
-        return st;
-      }
-      for (const auto& v : *u) st.redis_bytes += v.integer;  // nil (expired meanwhile) counts 0
+    if (usage.empty()) return true;
+    auto u = (*lease)->Pipeline(usage);
+    if (!u.ok()) {
+      usage_failed = u.status();
+      return false;
     }
-  } while (cursor != "0");
+    for (const auto& v : *u) st.redis_bytes += v.integer;  // nil (expired meanwhile) counts 0
+    return true;
+  });
+  if (!usage_failed.ok() || !scanned.ok()) {
+    RedisFailed(!usage_failed.ok() ? usage_failed : scanned);
+    return st;
+  }
   st.redis_ok = true;
   return st;
 }

@@ -39,6 +39,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"IR_CACHE_PREFIX", "ir_cache", "cache key prefix: keys {prefix}:{name}_{hash8}, files IR_CACHE_DIR/{prefix}/"},
       {"IR_CACHE_DIR", ".cache", "root of the cache's filesystem tier (per host; empty disables the tier)"},
       {"CHUNK_STREAMS", "4", "number of chunk streams; a generation always maps to the same one"},
+      {"TASK_QUEUE_SHARDS", "(1; 4 with REDIS_CLUSTER=true)", "stream shards per task queue in cluster mode, so a queue spreads over the masters; must be 1 in standard mode (one {prefix}:queue:{name} stream per queue)"},
       {"CONSUMER_NAME", "", "consumer name in the groups (default hostname-pid; use the pod name on Kubernetes)"},
       {"VISIBILITY_TIMEOUT", "30s", "entries pending this long on a consumer are claimed by another"},
       {"MAX_DELIVERIES", "5", "an entry delivered more often than this goes to the dead-letter stream"},
@@ -371,6 +372,12 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.ir_cache_dir = r.Str("IR_CACHE_DIR");
 
   c.chunk_streams = static_cast<int>(r.Int("CHUNK_STREAMS", 1, 1024));
+  // Standard mode keeps one stream per queue: the documented XADD-enqueue contract names it.
+  c.task_queue_shards = r.IsSet("TASK_QUEUE_SHARDS") ? static_cast<int>(r.Int("TASK_QUEUE_SHARDS", 1, 1024))
+                                                    : (c.key_schema == KeySchemaMode::kCluster ? 4 : 1);
+  if (c.key_schema != KeySchemaMode::kCluster && c.task_queue_shards != 1) {
+    r.Fail("TASK_QUEUE_SHARDS", std::to_string(c.task_queue_shards), "1 unless STREAMFLEET_KEY_SCHEMA=cluster");
+  }
   c.consumer_name = r.Str("CONSUMER_NAME");
   if (c.consumer_name.empty()) c.consumer_name = DefaultConsumerName();
   c.visibility_timeout_ms = r.Duration("VISIBILITY_TIMEOUT", 1000, 10);

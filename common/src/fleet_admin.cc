@@ -2,35 +2,45 @@
 
 #include <algorithm>
 
+#include "streamfleet/common/redis_scan.h"
+
 namespace streamfleet {
 
 StatusOr<std::vector<std::string>> ScanKeys(RedisClient& redis, const std::string& pattern) {
   std::vector<std::string> keys;
-  std::string cursor = "0";
-  do {
-    auto v = redis.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "100"});
-    if (!v.ok()) return v.status();
-    cursor = v->elements[0].str;
-    for (auto& k : v->elements[1].elements) keys.push_back(k.str);
-  } while (cursor != "0");
+  Status s = ScanAll(redis, pattern, 100, [&keys](const std::vector<std::string>& batch) {
+    keys.insert(keys.end(), batch.begin(), batch.end());
+    return true;
+  });
+  if (!s.ok()) return s;
+  // SCAN may return a key twice (a rehash during the scan): callers list each once.
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   return keys;
+}
+
+std::vector<std::string> QueueNames(const Config& config) {
+  std::vector<std::string> names;
+  for (const auto& [q, w] : config.queues) names.push_back(q);
+  return names;
 }
 
 std::vector<std::string> FleetStreams(const Config& config) {
   KeySchema keys = KeySchema::FromConfig(config);
-  TaskKeys tkeys(config.stream_prefix);
+  TaskKeys tkeys = TaskKeys::FromConfig(config);
   std::vector<std::string> names;
   for (int i = 0; i < keys.chunk_streams(); ++i) names.push_back(keys.ChunkStream(i));
   for (int i = 0; i < keys.control_shards(); ++i) names.push_back(keys.FinalizeStream(i));
-  for (auto s : {keys.EventsStream(), keys.ChunkDeadLetterStream(), tkeys.DeadLetters()}) {
-    names.push_back(s);
-  }
-  for (const auto& [q, w] : config.queues) names.push_back(tkeys.Queue(q));
+  names.push_back(keys.EventsStream());
+  for (const auto& s : DeadLetterStreams(config)) names.push_back(s);
+  for (const auto& s : tkeys.QueueStreams(QueueNames(config))) names.push_back(s);
   return names;
 }
 
 std::vector<std::string> DeadLetterStreams(const Config& config) {
-  return {KeySchema::FromConfig(config).ChunkDeadLetterStream(), TaskKeys(config.stream_prefix).DeadLetters()};
+  std::vector<std::string> out = {KeySchema::FromConfig(config).ChunkDeadLetterStream()};
+  for (const auto& s : TaskKeys::FromConfig(config).AllDeadLetters(QueueNames(config))) out.push_back(s);
+  return out;
 }
 
 StatusOr<std::vector<DeadLetterEntry>> ListDeadLetters(RedisClient& redis, const Config& config, int limit) {
@@ -91,6 +101,20 @@ StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config) {
 
 Status SetQueuePaused(RedisClient& redis, const TaskKeys& keys, const std::string& queue, bool paused) {
   if (!ValidQueueName(queue)) return Status::InvalidArgument("invalid queue name");
+  if (!keys.cluster()) return redis.Command({paused ? "SADD" : "SREM", keys.Paused(), queue}).status();
+  // Cluster mode: the flag of every shard is what the workers' scripts read (a script may only touch its
+  // shard's slot); the set stays the list operators see. Flags first, then the set: the
+  // two disagree only between these two round trips.
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& stream : keys.QueueShards(queue)) {
+    cmds.push_back(paused ? std::vector<std::string>{"SET", keys.PausedFlagOf(stream), "1"}
+                          : std::vector<std::string>{"DEL", keys.PausedFlagOf(stream)});
+  }
+  auto flags = redis.Pipeline(cmds);
+  if (!flags.ok()) return flags.status();
+  for (const RedisValue& v : *flags) {
+    if (v.is_error()) return TranslateRedisError(v.str);
+  }
   return redis.Command({paused ? "SADD" : "SREM", keys.Paused(), queue}).status();
 }
 
@@ -103,18 +127,30 @@ StatusOr<std::vector<std::string>> PausedQueues(RedisClient& redis, const TaskKe
   return out;
 }
 
-StatusOr<std::vector<ScheduledTask>> ListScheduled(RedisClient& redis, const TaskKeys& keys, int limit) {
-  auto z = redis.Command({"ZRANGE", keys.Scheduled(), "0", std::to_string(limit - 1), "WITHSCORES"});
-  if (!z.ok()) return z.status();
-  std::vector<ScheduledTask> out;
-  for (size_t i = 0; i + 1 < z->elements.size(); i += 2) {
-    const std::string& m = z->elements[i].str;  // "queue|envelope"
-    ScheduledTask t;
-    size_t bar = m.find('|');
-    if (bar == std::string::npos || !t.task.ParseFromString(m.substr(bar + 1))) continue;
-    t.run_at_ms = z->elements[i + 1].AsInt();
-    out.push_back(std::move(t));
+StatusOr<std::vector<ScheduledTask>> ListScheduled(RedisClient& redis, const TaskKeys& keys, int limit,
+                                                   const std::vector<std::string>& queues) {
+  // The first `limit` of each zset (one in standard mode, one per shard in cluster mode), merged.
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& zset : keys.AllScheduled(queues)) {
+    cmds.push_back({"ZRANGE", zset, "0", std::to_string(limit - 1), "WITHSCORES"});
   }
+  auto replies = redis.Pipeline(cmds);
+  if (!replies.ok()) return replies.status();
+  std::vector<ScheduledTask> out;
+  for (const RedisValue& z : *replies) {
+    if (z.is_error()) return TranslateRedisError(z.str);
+    for (size_t i = 0; i + 1 < z.elements.size(); i += 2) {
+      const std::string& m = z.elements[i].str;  // "queue|envelope"
+      ScheduledTask t;
+      size_t bar = m.find('|');
+      if (bar == std::string::npos || !t.task.ParseFromString(m.substr(bar + 1))) continue;
+      t.run_at_ms = z.elements[i + 1].AsInt();
+      out.push_back(std::move(t));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ScheduledTask& a, const ScheduledTask& b) { return a.run_at_ms < b.run_at_ms; });
+  if (out.size() > static_cast<size_t>(std::max(0, limit))) out.resize(static_cast<size_t>(std::max(0, limit)));
   return out;
 }
 

@@ -14,7 +14,7 @@ StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& 
   req.generation_id = id->AsInt();
   EnqueueOptions opts;
   opts.id = "generation-" + std::to_string(req.generation_id);
-  auto r = EnqueueTask(redis, TaskKeys(config.stream_prefix), kGenerationRunTask, GenerationRunPayload(req), opts,
+  auto r = EnqueueTask(redis, TaskKeys::FromConfig(config), kGenerationRunTask, GenerationRunPayload(req), opts,
                        now_ms);
   if (!r.ok()) return r.status();
   return StartedGeneration{req.generation_id, r->id};

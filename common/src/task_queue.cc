@@ -22,6 +22,32 @@ return #due
   return s;
 }
 
+// Cluster mode, one queue shard. KEYS: 1 its scheduled zset, 2 its stream. ARGV: 1 now, 2 limit.
+const LuaScript& MoveDueShardScript() {
+  static const LuaScript s(R"(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  local bar = string.find(m, '|', 1, true)
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('XADD', KEYS[2], '*', 'e', string.sub(m, bar + 1))
+end
+return #due
+)");
+  return s;
+}
+
+// Cluster mode, one queue shard. KEYS: 1 its pause flag, 2 its stream. ARGV: 1 group, 2 consumer, 3 count.
+// {-1} paused, {0} open and empty, {1, XREADGROUP reply}.
+const LuaScript& NextTaskShardScript() {
+  static const LuaScript s(R"(
+if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[2], '>')
+if r then return {1, r} end
+return {0}
+)");
+  return s;
+}
+
 // KEYS: 1 scheduled zset, 2 stream. ARGV: 1 run_at, 2 member, 3 group, 4 entry id.
 const LuaScript& RetryScript() {
   static const LuaScript s(R"(
@@ -109,13 +135,14 @@ void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const 
   e.set_queue(opts.queue);
   std::string raw = e.SerializeAsString();
   out.scheduled = opts.run_at_ms > now_ms;
+  const std::string stream = keys.Queue(opts.queue, keys.ShardFor(opts.unique_key));
   cmds.push_back({"HSET", keys.Status(out.id), "state", out.scheduled ? "scheduled" : "pending", "type", type,
                   "queue", opts.queue, "attempts", "0"});
   cmds.push_back({"EXPIRE", keys.Status(out.id), "86400"});
   if (out.scheduled) {
-    cmds.push_back({"ZADD", keys.Scheduled(), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
+    cmds.push_back({"ZADD", keys.ScheduledOf(stream), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
   } else {
-    cmds.push_back({"XADD", keys.Queue(opts.queue), "*", "e", raw});
+    cmds.push_back({"XADD", stream, "*", "e", raw});
   }
 }
 
@@ -125,10 +152,27 @@ Status CheckEnqueue(const std::string& type, const EnqueueOptions& opts) {
   return Status::Ok();
 }
 
-// Every third reply is the ZADD/XADD; the status writes before it are best effort.
-Status EnqueueReplies(const std::vector<RedisValue>& replies) {
-  for (size_t i = 2; i < replies.size(); i += 3) {
-    if (replies[i].is_error()) return TranslateRedisError(replies[i].str);
+// Sends AppendEnqueueCommands' triples. Every third command is the ZADD/XADD; the status writes before it
+// are best effort. A cluster splits a pipeline per master and the masters' order is not the callers', so
+// there the status writes go first in a round trip of their own.
+Status RunEnqueue(RedisCommands& redis, const TaskKeys& keys, const std::vector<std::vector<std::string>>& cmds) {
+  std::vector<std::vector<std::string>> adds;
+  if (!keys.cluster()) {
+    auto r = redis.Pipeline(cmds);  // one round trip
+    if (!r.ok()) return r.status();
+    for (size_t i = 2; i < r->size(); i += 3) {
+      if ((*r)[i].is_error()) return TranslateRedisError((*r)[i].str);
+    }
+    return Status::Ok();
+  }
+  std::vector<std::vector<std::string>> statuses;
+  for (size_t i = 0; i < cmds.size(); ++i) (i % 3 == 2 ? adds : statuses).push_back(cmds[i]);
+  auto s = redis.Pipeline(statuses);
+  if (!s.ok()) return s.status();
+  auto r = redis.Pipeline(adds);
+  if (!r.ok()) return r.status();
+  for (const RedisValue& v : *r) {
+    if (v.is_error()) return TranslateRedisError(v.str);
   }
   return Status::Ok();
 }
@@ -152,9 +196,7 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
   }
   std::vector<std::vector<std::string>> cmds;
   AppendEnqueueCommands(keys, type, payload, opts, now_ms, out, cmds);
-  auto r = redis.Pipeline(cmds);  // one round trip
-  if (!r.ok()) return r.status();
-  SF_RETURN_IF_ERROR(EnqueueReplies(*r));
+  SF_RETURN_IF_ERROR(RunEnqueue(redis, keys, cmds));
   return out;
 }
 
@@ -173,13 +215,29 @@ StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisClient& redis, const Task
     AppendEnqueueCommands(keys, t.type, t.payload, t.options, now_ms, out[i], cmds);
   }
   if (cmds.empty()) return out;
-  auto r = redis.Pipeline(cmds);
-  if (!r.ok()) return r.status();
-  SF_RETURN_IF_ERROR(EnqueueReplies(*r));
+  SF_RETURN_IF_ERROR(RunEnqueue(redis, keys, cmds));
   return out;
 }
 
-StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t now_ms, int limit) {
+StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t now_ms, int limit,
+                               const std::vector<std::string>& queues) {
+  if (keys.cluster()) {
+    std::vector<std::vector<std::string>> cmds;
+    for (const auto& stream : keys.QueueStreams(queues)) {
+      cmds.push_back(RedisClient::EvalArgv(MoveDueShardScript(), {keys.ScheduledOf(stream), stream},
+                                           {std::to_string(now_ms), std::to_string(limit)}));
+    }
+    if (cmds.empty()) return int64_t{0};
+    redis.Register(MoveDueShardScript());
+    auto r = redis.Pipeline(cmds);
+    if (!r.ok()) return r.status();
+    int64_t moved = 0;
+    for (const RedisValue& v : *r) {
+      if (v.is_error()) return TranslateRedisError(v.str);
+      moved += v.integer;
+    }
+    return moved;
+  }
   auto r = redis.Eval(MoveDueScript(), {keys.Scheduled()},
                       {std::to_string(now_ms), std::to_string(limit), keys.Queue("")});
   if (!r.ok()) return r.status();
@@ -188,7 +246,7 @@ StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t
 
 Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
                      const v1::TaskEnvelope& next, int64_t run_at_ms) {
-  auto r = redis.Eval(RetryScript(), {keys.Scheduled(), stream},
+  auto r = redis.Eval(RetryScript(), {keys.ScheduledOf(stream), stream},
                       {std::to_string(run_at_ms), next.queue() + "|" + next.SerializeAsString(), TaskKeys::Group(),
                        entry_id});
   return r.status();
@@ -196,15 +254,73 @@ Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string
 
 Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
                       const std::string& raw_envelope, const std::string& reason, int64_t times_delivered) {
-  auto r = redis.Eval(DeadLetterScript(), {keys.DeadLetters(), stream},
+  auto r = redis.Eval(DeadLetterScript(), {keys.DeadLettersOf(stream), stream},
                       {TaskKeys::Group(), entry_id, raw_envelope, reason, std::to_string(times_delivered),
                        std::to_string(WallClockMs())});
   return r.status();
 }
 
+namespace {
+
+StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
+                                        const std::string& consumer, const std::vector<std::string>& queues,
+                                        int count, const std::vector<TaskAck>& acks) {
+  // Shards are read `width` at a time, each up to `per_shard`: all of a queue's shards in one round trip
+  // when the batch is at least one per shard, else `count` shards per round trip reading one each, so a
+  // slot never holds more than it asked for (a long task must not keep tasks other slots could run).
+  count = std::max(1, count);
+  const int shards = keys.shards();
+  const int width = std::min(count, shards);
+  const std::string per_shard = std::to_string((count + width - 1) / width);
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  const int start = static_cast<int>(rng() % static_cast<unsigned>(shards));  // no shard is always first
+  redis.Register(NextTaskShardScript());
+  NextTask out;
+  std::vector<std::vector<std::string>> cmds;
+  for (const TaskAck& a : acks) cmds.push_back({"XACK", a.stream, group, a.id});
+  for (const auto& q : queues) {
+    bool open = false;
+    for (int first = 0; first < shards; first += width) {
+      const size_t first_read = cmds.size();
+      for (int i = first; i < std::min(shards, first + width); ++i) {
+        const std::string stream = keys.Queue(q, (start + i) % shards);
+        cmds.push_back(RedisClient::EvalArgv(NextTaskShardScript(), {keys.PausedFlagOf(stream), stream},
+                                             {group, consumer, per_shard}));
+      }
+      auto r = redis.Pipeline(cmds);
+      if (!r.ok()) return r.status();
+      Status ack_error;
+      for (size_t i = 0; i < r->size(); ++i) {
+        const RedisValue& v = (*r)[i];
+        if (i < first_read) {
+          if (v.is_error()) ack_error = TranslateRedisError(v.str);
+          continue;
+        }
+        if (v.is_error()) return TranslateRedisError(v.str);
+        if (!v.is_array() || v.elements.empty()) return Status::Internal("next task script: unexpected reply");
+        int64_t state = v.elements[0].AsInt();
+        open = open || state >= 0;
+        if (state == 1 && v.elements.size() == 2) {
+          for (auto& e : ParseStreamReply(v.elements[1])) out.entries.push_back(std::move(e));
+        }
+      }
+      // A failed ack is owed again unless tasks came back (then they must be held: the ack's task just
+      // runs again after the visibility timeout, as after a crash).
+      if (!out.entries.empty()) return out;
+      if (!ack_error.ok()) return ack_error;
+      cmds.clear();  // the acks went with the first round trip
+    }
+    if (open) out.open_queues.push_back(q);
+  }
+  return out;
+}
+
+}  // namespace
+
 StatusOr<NextTask> ReadNextTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
                                  const std::string& consumer, const std::vector<std::string>& queues, int count,
                                  const std::vector<TaskAck>& acks) {
+  if (keys.cluster()) return ReadNextShardedTasks(redis, keys, group, consumer, queues, count, acks);
   std::vector<std::string> k = {keys.Paused()};
   for (const auto& q : queues) k.push_back(keys.Queue(q));
   std::vector<std::string> args = {group, consumer, std::to_string(std::max(1, count)), std::to_string(acks.size())};

@@ -169,7 +169,7 @@ TEST_F(WebhookTest, CompactedEventsArePostedToTheEventsWebhookOnce) {
   publish(100);
   ASSERT_TRUE(redis_->Command({"XADD", events, "*", "type", "bogus", "e", "\xff"}).ok());
   ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
-  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 1) << "the bogus event is skipped";
+  EXPECT_EQ(QueueLen("default"), 1) << "the bogus event is skipped";
 
   // A forwarder reads event 101, enqueues its task and dies before XACK.
   std::string second = publish(101);
@@ -180,7 +180,7 @@ TEST_F(WebhookTest, CompactedEventsArePostedToTheEventsWebhookOnce) {
   Enqueue("webhook", nlohmann::json({{"url", receiver_.Url("/events")}, {"body", {{"generation_id", 101}}}}).dump(), o);
   std::this_thread::sleep_for(std::chrono::milliseconds(250));  // VISIBILITY_TIMEOUT 200ms
   ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
-  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 2) << "the redelivered event enqueued nothing";
+  EXPECT_EQ(QueueLen("default"), 2) << "the redelivered event enqueued nothing";
   EXPECT_EQ(GetStreamStats(*redis_, events)->groups[0].pending, 0);
 
   EXPECT_EQ(Drain(w), 2);

@@ -147,7 +147,7 @@ TEST_F(WorkerTest, ReadAheadTasksKeepTheirLeasesWhileALongTaskRunsInline) {
     std::lock_guard<std::mutex> l(mu);
     return !runs.empty();
   }));
-  auto other = RedisClient::Connect(server_->config()).value();
+  auto other = RedisClient::Connect(RedisConfigForTest()).value();
   for (int i = 0; i < 12; ++i) {  // 600ms: three visibility timeouts
     ASSERT_TRUE(b.HousekeepOnce(*other, "b").ok());
     std::this_thread::sleep_for(milliseconds(50));
@@ -159,7 +159,7 @@ TEST_F(WorkerTest, ReadAheadTasksKeepTheirLeasesWhileALongTaskRunsInline) {
   ASSERT_TRUE(w.FlushSlot(*redis_, slot).ok());
   EXPECT_EQ(runs.size(), 4u);
   for (auto& [id, n] : runs) EXPECT_EQ(n, 1) << id << " ran twice: its lease was not kept";
-  EXPECT_EQ(GetStreamStats(*redis_, keys_.Queue("default"))->groups[0].pending, 0);
+  EXPECT_EQ(Pending("default"), 0);
 }
 
 // streamfleet_worker_busy is counted from the slots when scraped (not updated per task).
@@ -195,7 +195,7 @@ TEST_F(WorkerTest, ResumedQueueIsServedWithinThePausedPoll) {
   auto& w = Make({{"WORKER_CONCURRENCY", "1"}, {"CONSUMER_NAME", "resume"}, {"QUEUES", "default:1"}});
   Running run(w);
   for (int round = 1; round <= 4; ++round) {
-    ASSERT_TRUE(redis_->Command({"SADD", keys_.Paused(), "default"}).ok());
+    SetPaused("default", true);
     // A read blocked before the pause still takes what arrives (up to its 500ms BLOCK): wait that out, so the
     // slot is polling the paused queue.
     std::this_thread::sleep_for(milliseconds(600));
@@ -203,7 +203,7 @@ TEST_F(WorkerTest, ResumedQueueIsServedWithinThePausedPoll) {
     std::this_thread::sleep_for(milliseconds(120 * round % 500));
     EXPECT_EQ(calls.load(), round - 1) << "a paused queue was served";
     auto t0 = SteadyClock::now();
-    ASSERT_TRUE(redis_->Command({"SREM", keys_.Paused(), "default"}).ok());
+    SetPaused("default", false);
     while (calls.load() < round && SteadyClock::now() - t0 < milliseconds(2000)) std::this_thread::sleep_for(milliseconds(2));
     // Half Run's BLOCK time (500ms), whatever kPausedPollMs says.
     EXPECT_LT(SteadyClock::now() - t0, milliseconds(250)) << "round " << round;

@@ -1,6 +1,9 @@
 #pragma once
 // The queue-worker test fixture: one redis-server per suite, services built from a map environment, a
 // manual clock, and helpers to enqueue, drain and read the dead letters and status hashes.
+// STREAMFLEET_TEST_REDIS=cluster runs the same tests against a real 3+3 Redis Cluster (one per suite) with
+// the cluster key schema and TASK_QUEUE_SHARDS=4 (ctest entry worker_cluster_test).
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -9,28 +12,63 @@
 #include <gtest/gtest.h>
 
 #include "queue-worker/worker_service.h"
+#include "streamfleet/common/fleet_admin.h"
+#include "streamfleet/common/stream_admin.h"
 #include "support/map_env.h"
+#include "support/redis_cluster.h"
 #include "support/redis_server.h"
 
 namespace streamfleet::worker {
 
 constexpr int64_t kStart = 1'900'000'000'000;
+constexpr int kTestQueueShards = 4;
+
+inline bool ClusterRun() {
+  const char* v = std::getenv("STREAMFLEET_TEST_REDIS");
+  return v != nullptr && std::string(v) == "cluster";
+}
 
 class WorkerTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
-  static void TearDownTestSuite() { delete server_; }
+  static void SetUpTestSuite() {
+    if (ClusterRun()) {
+      cluster_ = new testing::RedisCluster();
+    } else {
+      server_ = new testing::RedisServer();
+    }
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete cluster_;
+    server_ = nullptr;
+    cluster_ = nullptr;
+  }
   void SetUp() override {
-    redis_ = RedisClient::Connect(server_->config()).value();
-    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    redis_ = RedisClient::Connect(RedisConfigForTest()).value();
+    if (cluster_ != nullptr) {
+      cluster_->FlushAll();
+    } else {
+      ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    }
+  }
+  static RedisConfig RedisConfigForTest() { return cluster_ != nullptr ? cluster_->config() : server_->config(); }
+  // The environment that points a process at the test's Redis (server or cluster).
+  static std::map<std::string, std::string> RedisEnv() {
+    if (cluster_ == nullptr) return {{"REDIS_PORT", std::to_string(server_->port())}};
+    auto env = cluster_->env();
+    env["TASK_QUEUE_SHARDS"] = std::to_string(kTestQueueShards);
+    return env;
+  }
+  static TaskKeys TestTaskKeys() {
+    return ClusterRun() ? TaskKeys("streamfleet", KeySchemaMode::kCluster, kTestQueueShards) : TaskKeys("streamfleet");
   }
   WorkerService& Make(std::map<std::string, std::string> extra = {}) {
-    std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->port())},
-                                              {"QUEUES", "critical:6,default:3,low:1"},
-                                              {"VISIBILITY_TIMEOUT", "200ms"},
-                                              {"TASK_BACKOFF_BASE", "1s"},
-                                              {"TASK_BACKOFF_CAP", "10s"},
-                                              {"TASK_MAX_ATTEMPTS", "3"}};
+    std::map<std::string, std::string> env = RedisEnv();
+    env.insert({{"QUEUES", "critical:6,default:3,low:1"},
+                {"VISIBILITY_TIMEOUT", "200ms"},
+                {"TASK_BACKOFF_BASE", "1s"},
+                {"TASK_BACKOFF_CAP", "10s"},
+                {"TASK_MAX_ATTEMPTS", "3"}});
     for (auto& [k, v] : extra) env[k] = v;
     auto c = LoadConfig(testing::MapEnv(env), "127.0.0.1:0");
     EXPECT_TRUE(c.ok()) << c.status().ToString();
@@ -54,8 +92,31 @@ class WorkerTest : public ::testing::Test {
     }
     return n;
   }
+  // Every task dead-letter stream of the fixture's queues (one in standard mode, one per shard in a cluster).
   std::vector<StreamEntry> DeadLetters() {
-    return ParseEntries(keys_.DeadLetters(), *redis_->Command({"XRANGE", keys_.DeadLetters(), "-", "+"}));
+    std::vector<StreamEntry> out;
+    for (const auto& dlq : keys_.AllDeadLetters({"critical", "default", "low"})) {
+      for (auto& e : ParseEntries(dlq, *redis_->Command({"XRANGE", dlq, "-", "+"}))) out.push_back(std::move(e));
+    }
+    return out;
+  }
+  // A queue's length and its group's pending count, over all its shards (one stream in standard mode).
+  int64_t QueueLen(const std::string& queue) {
+    int64_t n = 0;
+    for (const auto& s : keys_.QueueShards(queue)) n += redis_->Command({"XLEN", s})->integer;
+    return n;
+  }
+  int64_t Pending(const std::string& queue) {
+    int64_t n = 0;
+    for (const auto& s : keys_.QueueShards(queue)) {
+      auto st = GetStreamStats(*redis_, s);
+      if (st.ok() && !st->groups.empty()) n += st->groups[0].pending;
+    }
+    return n;
+  }
+  // Pauses / resumes a queue the way operators do (streamfleetctl, admin): works in both modes.
+  void SetPaused(const std::string& queue, bool paused) {
+    ASSERT_TRUE(SetQueuePaused(*redis_, keys_, queue, paused).ok());
   }
   std::string StatusField(const std::string& id, const std::string& f) {
     auto r = redis_->Command({"HGET", keys_.Status(id), f});
@@ -63,9 +124,10 @@ class WorkerTest : public ::testing::Test {
   }
 
   inline static testing::RedisServer* server_ = nullptr;
+  inline static testing::RedisCluster* cluster_ = nullptr;
   std::unique_ptr<RedisClient> redis_;
   ManualClock clock_{kStart};
-  TaskKeys keys_{"streamfleet"};
+  TaskKeys keys_ = TestTaskKeys();
   HandlerRegistry handlers_;
   prometheus::Registry registry_;
   std::vector<std::unique_ptr<Config>> configs_;  // services keep references

@@ -58,6 +58,8 @@ struct Config {
   std::string ir_cache_dir = ".cache";
 
   int chunk_streams = 4;
+  // TASK_QUEUE_SHARDS: stream shards per task queue (cluster key schema only; 1 in standard mode).
+  int task_queue_shards = 1;
   std::string consumer_name;
   int64_t visibility_timeout_ms = 30000;
   int64_t max_deliveries = 5;

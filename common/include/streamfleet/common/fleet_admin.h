@@ -17,15 +17,19 @@
 
 namespace streamfleet {
 
-// Every key matching a glob, with SCAN ... COUNT 100 (never KEYS).
+// Every key matching a glob, with SCAN ... COUNT 100 on every master (never KEYS), each key once.
 StatusOr<std::vector<std::string>> ScanKeys(RedisClient& redis, const std::string& pattern);
 
-// The fleet's streams in display order: chunk shards, finalize, events, both dead-letter streams, the
-// configured task queues.
+// The configured task queues' names (QUEUES), in config order.
+std::vector<std::string> QueueNames(const Config& config);
+
+// The fleet's streams in display order: chunk shards, finalize, events, the dead-letter streams, the
+// configured task queues (every shard stream in cluster mode).
 std::vector<std::string> FleetStreams(const Config& config);
 
 // --- dead letters -------------------------------------------------------------------------------------
-// The two dead-letter streams: chunks first, then tasks.
+// The dead-letter streams: chunks first, then tasks (one per queue shard of the configured queues in
+// cluster mode).
 std::vector<std::string> DeadLetterStreams(const Config& config);
 
 struct DeadLetterEntry {
@@ -44,11 +48,12 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
 
 // Deletes one dead letter (any dead-letter stream) by id; returns how many entries were removed (0 or 1).
 StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, const std::string& id);
-// Deletes both dead-letter streams; returns how many entries they held.
+// Deletes every dead-letter stream; returns how many entries they held.
 StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config);
 
 // --- task queues --------------------------------------------------------------------------------------
-// Pauses (SADD) or resumes (SREM) a queue; kInvalidArgument for a bad queue name.
+// Pauses (SADD) or resumes (SREM) a queue; kInvalidArgument for a bad queue name. Cluster mode also sets
+// (deletes) the pause flag of every shard, which is what the workers read. PausedQueues reads the set.
 Status SetQueuePaused(RedisClient& redis, const TaskKeys& keys, const std::string& queue, bool paused);
 StatusOr<std::vector<std::string>> PausedQueues(RedisClient& redis, const TaskKeys& keys);
 
@@ -56,8 +61,10 @@ struct ScheduledTask {
   v1::TaskEnvelope task;
   int64_t run_at_ms = 0;
 };
-// The first `limit` tasks of the scheduled set (delayed tasks and retries), earliest first.
-StatusOr<std::vector<ScheduledTask>> ListScheduled(RedisClient& redis, const TaskKeys& keys, int limit);
+// The first `limit` tasks of the scheduled sets (delayed tasks and retries), earliest first. Cluster mode
+// reads every shard's set of `queues`; standard mode the one set (queues ignored).
+StatusOr<std::vector<ScheduledTask>> ListScheduled(RedisClient& redis, const TaskKeys& keys, int limit,
+                                                   const std::vector<std::string>& queues = {});
 // A task's status hash (state, type, attempts, error, result, ...); empty when unknown or expired.
 StatusOr<std::map<std::string, std::string>> TaskStatus(RedisClient& redis, const TaskKeys& keys,
                                                         const std::string& id);

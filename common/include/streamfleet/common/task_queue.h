@@ -1,33 +1,17 @@
 #pragma once
 // The task queue's client side, shared by the queue-worker, the CLI and tests: key names, enqueue
 // (immediate, delayed, unique), moving due scheduled tasks, and the atomic retry / dead-letter transitions.
-// Any language can enqueue by XADD of a streamfleet.v1.TaskEnvelope to `{prefix}:queue:{name}`, field "e".
+// Any language can enqueue by XADD of a streamfleet.v1.TaskEnvelope to `{prefix}:queue:{name}`, field "e"
+// (standard mode). In cluster mode every script's keys share one queue shard's hash tag (task_keys.h).
 #include <cstdint>
 #include <optional>
 #include <string>
 
 #include "streamfleet/common/redis.h"
+#include "streamfleet/common/task_keys.h"
 #include "streamfleet/v1/task.pb.h"
 
 namespace streamfleet {
-
-class TaskKeys {
- public:
-  explicit TaskKeys(std::string prefix) : p_(std::move(prefix)) {}
-  std::string Queue(const std::string& name) const { return p_ + ":queue:" + name; }
-  std::string Scheduled() const { return p_ + ":scheduled"; }  // zset: "queue|envelope" by run_at ms
-  std::string DeadLetters() const { return p_ + ":dlq:tasks"; }
-  std::string Status(const std::string& id) const { return p_ + ":task:" + id; }
-  std::string Unique(const std::string& key) const { return p_ + ":unique:" + key; }
-  std::string Paused() const { return p_ + ":paused"; }
-  std::string Periodic(const std::string& name, int64_t period) const {
-    return p_ + ":periodic:" + name + ":" + std::to_string(period);
-  }
-  static std::string Group() { return "workers"; }
-
- private:
-  std::string p_;
-};
 
 // Queue names are [a-z0-9_.-]{1,64}: they become key names.
 bool ValidQueueName(const std::string& name);
@@ -60,9 +44,13 @@ struct TaskToEnqueue {
 StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisClient& redis, const TaskKeys& keys,
                                                   const std::vector<TaskToEnqueue>& tasks, int64_t now_ms);
 
-// Moves scheduled tasks due at now_ms to their queue streams (ZREM + XADD in one script: once).
-StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t now_ms, int limit);
+// Moves scheduled tasks due at now_ms to their queue streams (ZREM + XADD in one script: once). Standard
+// mode moves every queue's from the one scheduled set; cluster mode runs one script per shard of each of
+// `queues` (up to `limit` each), pipelined.
+StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t now_ms, int limit,
+                               const std::vector<std::string>& queues = {});
 
+// `stream` is the entry's stream shard: the retry and the dead letter stay in its shard (cluster mode).
 // Atomically schedules a retry (envelope with attempt+1 and the error appended) and XACKs the entry.
 Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
                      const v1::TaskEnvelope& next, int64_t run_at_ms);
@@ -75,7 +63,11 @@ int64_t WallClockMs();
 // One round trip for a worker slot: the acks of the tasks it finished since its last read, which queues are
 // paused, and up to `count` waiting tasks of the first open queue that has any (queues tried in the given
 // order, e.g. weighted). Without a task, open_queues lists where to block next. Every ack's stream must be
-// one of `queues`' streams (it is a KEYS entry of the script, so the call stays cluster-safe).
+// one of `queues`' streams (standard mode: it is a KEYS entry of the script). Cluster mode: one script per
+// shard (its pause flag + its stream), queue after queue until one has tasks. With count >= shards all of a
+// queue's shards go in one pipelined round trip, ceil(count / shards) each (so up to shards - 1 more than
+// count); with fewer, `count` shards per round trip, one task each (never more than count). The acks ride
+// on the first round trip as XACKs.
 struct TaskAck {
   std::string stream;
   std::string id;
