@@ -51,7 +51,7 @@ if [ "${SKIP_SANITIZERS:-0}" != "1" ]; then
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   # The long end-to-end scripts (label e2e: browser UI, fault suite) ran above; under the sanitizers every
   # unit and integration suite runs, plus the short fleet/ACL/Prometheus scripts on the sanitized binaries.
-  # The compactor and ingest suites re-run on the cluster (label cluster_suite) are the same code as their
+  # The compactor, ingest and worker suites re-run on the cluster (label cluster_suite) are the same code as their
   # single-server runs; the cluster client itself runs sanitized in redis_cluster_test and
   # chunk_path_cluster_test.
   build_and_test build-asan "-LE e2e|cluster_suite" -DCMAKE_BUILD_TYPE=Debug -DSTREAMFLEET_SANITIZE=ON -DSTREAMFLEET_BUILD_BENCH=OFF

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -18,6 +20,7 @@
 #include "support/queued_generations.h"
 #include "support/redis_server.h"
 #include "support/test_redis.h"
+#include "streamfleet/common/task_keys.h"
 
 namespace streamfleet::ingest {
 namespace {
@@ -271,7 +274,13 @@ TEST_F(IngestTest, StartGenerationValidatesAuthorizesAndEnqueuesGenerationRun) {
   EXPECT_EQ(Json(second)["generation_id"], 2);
   EXPECT_EQ(redis_->Command({"GET", "streamfleet:generation_ids"})->str, "2");
 
-  auto queued = testing::QueuedGenerations(*redis_);
+  // Every shard of the queue (one stream in standard mode), in task-id order.
+  std::vector<testing::QueuedGeneration> queued;
+  for (const auto& shard : TaskKeys::FromConfig(*config_).QueueShards("default")) {
+    auto part = testing::QueuedGenerations(*redis_, shard);
+    queued.insert(queued.end(), part.begin(), part.end());
+  }
+  std::sort(queued.begin(), queued.end(), [](const auto& a, const auto& b) { return a.task_id < b.task_id; });
   ASSERT_EQ(queued.size(), 2u);
   EXPECT_EQ(queued[0].type, "generation.run");
   EXPECT_EQ(queued[0].task_id, "generation-1");
