@@ -9,6 +9,7 @@
 #include <string>
 
 #include "streamfleet/common/config.h"
+#include "streamfleet/common/keys.h"
 #include "streamfleet/common/redis.h"
 #include "streamfleet/common/task_queue.h"
 
@@ -18,7 +19,7 @@ class EventForwarder {
  public:
   EventForwarder(const Config& config, const TaskKeys& keys);
 
-  static std::string Group() { return "webhooks"; }
+  static std::string Group() { return KeySchema::EventsGroup(); }
 
   struct Round {
     int64_t forwarded = 0;  // webhook tasks enqueued (or already enqueued: duplicates)

@@ -10,14 +10,17 @@
 #      schemaVersion, uid, unique panel ids, every panel has a query), and every PromQL `expr`
 #      parses (Grafana variables substituted, wrapped as recording rules for promtool check rules)
 #   5. every streamfleet_* metric the alerts and the dashboard use is registered in the sources
-#   6. kubectl kustomize renders deploy/k8s/overlays/{dev,prod}; structural checks of the render
-#      (probes, resources, security context, CONSUMER_NAME from the pod name; needs python3-yaml)
+#   6. kubectl kustomize renders deploy/k8s/overlays/{dev,prod,prod-cluster}; structural checks of the
+#      render (probes, resources, security context, CONSUMER_NAME from the pod name; needs python3-yaml);
+#      the KEDA triggers name exactly the streams `streamfleetctl --json streams --keys` lists for the
+#      overlay's ConfigMap (one per chunk shard and task-queue shard; type redis-cluster-streams when
+#      REDIS_CLUSTER=true)
 #   7. yamllint (if installed; Debian package `yamllint`) on the renders and on deploy/**/*.yml|yaml
 #   8. the PrometheusRule of deploy/k8s/components/monitoring is generated from alerts.yml (text
-#      identical to a fresh generation, and identical groups in both renders); the dashboard
+#      identical to a fresh generation, and identical groups in every render); the dashboard
 #      ConfigMap in the renders holds exactly deploy/grafana/streamfleet-dashboard.json (label
 #      grafana_dashboard: "1"); the PodMonitor selects the three processes' pods on port `metrics`
-#   9. offline schema validation of every object of both renders (tools/k8s-validate: Node.js
+#   9. offline schema validation of every object of every render (tools/k8s-validate: Node.js
 #      models of the Kubernetes, KEDA and prometheus-operator schemas; `npm ci` there first when
 #      node_modules is missing or older than package-lock.json; needs node + npm and the npm registry)
 #  10. the renders match the binaries: every env variable set for a streamfleet container (env,
@@ -33,7 +36,7 @@ cd "$(dirname "$0")/.."
 
 PROM=deploy/prometheus
 DASH=deploy/grafana/streamfleet-dashboard.json
-OVERLAYS=(deploy/k8s/overlays/dev deploy/k8s/overlays/prod)
+OVERLAYS=(deploy/k8s/overlays/dev deploy/k8s/overlays/prod deploy/k8s/overlays/prod-cluster)
 PROMRULE=deploy/k8s/components/monitoring/prometheusrule.yaml
 K8S_VALIDATE=tools/k8s-validate
 STREAMFLEETCTL=${STREAMFLEETCTL:-build/tools/streamfleetctl}
@@ -232,10 +235,24 @@ if have kubectl; then
     kubectl kustomize "$o" >"$TMP/$name.yaml" || fail "kustomize build of $o"
     ok "$(grep -c '^kind:' "$TMP/$name.yaml") objects: $(grep '^kind:' "$TMP/$name.yaml" | awk '{print $2}' | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}' | sed 's/, $//')"
     if have_pyyaml; then
-      "$PY" - "$TMP/$name.yaml" "$name" <<'EOF'
-import sys, yaml
+      # The streams the consumer groups read under this overlay's ConfigMap, from the binary itself.
+      echo '[]' >"$TMP/$name.keys.json"
+      if [ -x "$STREAMFLEETCTL" ]; then
+        "$PY" - "$TMP/$name.yaml" "$STREAMFLEETCTL" >"$TMP/$name.keys.json" <<'EOF' \
+          || fail "streamfleetctl --json streams --keys with the $name ConfigMap"
+import os, subprocess, sys, yaml
+cm = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ConfigMap"
+      and d["metadata"]["name"].startswith("streamfleet-config")]
+env = {"PATH": os.environ["PATH"], **cm[0]["data"]}
+sys.stdout.write(subprocess.run([sys.argv[2], "--json", "streams", "--keys"], env=env, check=True,
+                                capture_output=True, text=True).stdout)
+EOF
+      fi
+      "$PY" - "$TMP/$name.yaml" "$name" "$TMP/$name.keys.json" <<'EOF'
+import json, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 overlay = sys.argv[2]
+consumed = json.load(open(sys.argv[3]))
 errors = []
 by_kind = {}
 for d in docs:
@@ -278,7 +295,7 @@ for name in fleet:
             errors.append(f"{name}/{c['name']}: envFrom ConfigMap and Secret")
 names = {(d["kind"], d["metadata"]["name"]) for d in docs}
 # Every ConfigMap/Secret a workload references must be in the render (prod: streamfleet-secrets is external).
-external = {("Secret", "streamfleet-secrets")} if overlay == "prod" else set()
+external = {("Secret", "streamfleet-secrets")} if overlay.startswith("prod") else set()
 def refs(o, acc):
     if isinstance(o, dict):
         for k, v in o.items():
@@ -308,13 +325,29 @@ for so in by_kind.get("ScaledObject", []):
         errors.append(f"ScaledObject {so['metadata']['name']}: apiVersion")
     if so["spec"]["scaleTargetRef"]["name"] not in deps:
         errors.append(f"ScaledObject {so['metadata']['name']}: target not in render")
+cms = [d for d in by_kind.get("ConfigMap", []) if d["metadata"]["name"].startswith("streamfleet-config")]
+cluster = bool(cms) and cms[0]["data"].get("REDIS_CLUSTER", "false") == "true"
+want_type = "redis-cluster-streams" if cluster else "redis-streams"
+for so in by_kind.get("ScaledObject", []):
     for t in so["spec"]["triggers"]:
-        if t["type"] != "redis-streams" or "lagCount" not in t["metadata"]:
-            errors.append(f"ScaledObject {so['metadata']['name']}: redis-streams trigger with lagCount")
-triggers = {(t["metadata"]["stream"], t["metadata"]["consumerGroup"]) for so in by_kind.get("ScaledObject", []) for t in so["spec"]["triggers"]}
-for want in (("streamfleet:chunks:0", "compactor"), ("streamfleet:queue:default", "workers")):
-    if want not in triggers:
-        errors.append(f"no KEDA trigger on {want[0]} group {want[1]}")
+        if t["type"] != want_type or "lagCount" not in t["metadata"]:
+            errors.append(f"ScaledObject {so['metadata']['name']}: {want_type} trigger with lagCount")
+# Every chunk shard and task-queue shard the binaries read (streamfleetctl streams --keys with this
+# ConfigMap) has a trigger on the Deployment that reads it, and no trigger names a stream nobody reads.
+triggers = {(t["metadata"]["stream"], t["metadata"]["consumerGroup"], so["spec"]["scaleTargetRef"]["name"])
+            for so in by_kind.get("ScaledObject", []) for t in so["spec"]["triggers"]}
+if consumed:
+    read = {(c["stream"], c["group"], c["process"]) for c in consumed}
+    for c in consumed:
+        scaled = c["group"] in ("compactor", "workers") and not c["stream"].endswith("finalize")
+        if scaled and (c["stream"], c["group"], c["process"]) not in triggers:
+            errors.append(f"no KEDA trigger on {c['stream']} group {c['group']} for {c['process']}")
+    for t in sorted(triggers - read):
+        errors.append(f"KEDA trigger on {t[0]} group {t[1]} for {t[2]}: no consumer group reads it")
+else:
+    for want in (("streamfleet:chunks:0", "compactor"), ("streamfleet:queue:default", "workers")):
+        if not any(t[:2] == want for t in triggers):
+            errors.append(f"no KEDA trigger on {want[0]} group {want[1]}")
 if overlay == "dev":
     for sts in ("redis", "postgresql"):
         if ("StatefulSet", sts) not in names:
@@ -398,8 +431,14 @@ errors = []
 DEFAULT_METRICS = {"streamfleet-ingest": 9100, "streamfleet-compactor": 9101, "streamfleet-queue-worker": 9102}
 PROBE_PATHS = {"/healthz", "/readyz"}
 by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-# Secrets created out of band (prod): their keys as documented in the overlay's *.example.yaml.
-for f in sorted(glob.glob(os.path.join(overlay_dir, "*.example.yaml"))):
+# Secrets created out of band (prod): their keys as documented in the overlay's *.example.yaml, or in
+# those of the overlays it builds on (prod-cluster: ../prod).
+example_dirs = [overlay_dir]
+kust = yaml.safe_load(open(os.path.join(overlay_dir, "kustomization.yaml")))
+for r in kust.get("resources", []):
+    if os.path.isdir(os.path.join(overlay_dir, r)) and "overlays" in os.path.normpath(os.path.join(overlay_dir, r)):
+        example_dirs.append(os.path.join(overlay_dir, r))
+for f in sorted(f for d in example_dirs for f in glob.glob(os.path.join(d, "*.example.yaml"))):
     for d in yaml.safe_load_all(open(f)):
         if d and d.get("kind") == "Secret":
             by_name.setdefault(("Secret", d["metadata"]["name"]), d)

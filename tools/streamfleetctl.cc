@@ -91,6 +91,10 @@ int main(int argc, char** argv) {
 
   auto* streams = app.add_subcommand("streams", "every fleet stream and group: length, pending, lag, oldest pending, consumers\n"
                                                   "  example: streamfleetctl --json streams");
+  bool streams_keys = false;
+  streams->add_flag("--keys", streams_keys,
+                    "only list the streams consumer groups read under this configuration, with group and process, "
+                    "without connecting to Redis (what an autoscaler such as KEDA must watch)");
 
   auto* dlq = app.add_subcommand("dlq", "dead letters of chunks and tasks\n"
                                           "  example: streamfleetctl dlq show 1795622292908-0; streamfleetctl dlq requeue --all");
@@ -259,6 +263,14 @@ int main(int argc, char** argv) {
       auto n = Must(store->MigrateCompactedFromMetadata(preview), "migrate-compacted-from-metadata");
       Print(as_json, json{{"rows", n}, {"preview", preview}},
             std::to_string(n) + (preview ? " rows would be moved (preview: nothing changed)\n" : " rows moved\n"));
+    } else if (streams->parsed() && streams_keys) {
+      json j = json::array();
+      std::string human;
+      for (const auto& s : ConsumedStreams(c)) {
+        j.push_back({{"stream", s.stream}, {"group", s.group}, {"process", s.process}});
+        human += s.stream + "  group=" + s.group + "  " + s.process + "\n";
+      }
+      Print(as_json, j, human);
     } else if (streams->parsed()) {
       auto r = Redis(c);
       std::vector<std::string> names = FleetStreams(c);

@@ -37,6 +37,25 @@ std::vector<std::string> FleetStreams(const Config& config) {
   return names;
 }
 
+std::vector<ConsumedStream> ConsumedStreams(const Config& config) {
+  KeySchema keys = KeySchema::FromConfig(config);
+  std::vector<ConsumedStream> out;
+  for (int i = 0; i < keys.chunk_streams(); ++i) {
+    out.push_back({keys.ChunkStream(i), keys.CompactorGroup(), "streamfleet-compactor"});
+  }
+  for (int i = 0; i < keys.control_shards(); ++i) {
+    out.push_back({keys.FinalizeStream(i), keys.CompactorGroup(), "streamfleet-compactor"});
+  }
+  // The queue-worker reads the events stream only when EVENTS_WEBHOOK_URL is set.
+  if (!config.events_webhook_url.empty()) {
+    out.push_back({keys.EventsStream(), KeySchema::EventsGroup(), "streamfleet-queue-worker"});
+  }
+  for (const auto& s : TaskKeys::FromConfig(config).QueueStreams(QueueNames(config))) {
+    out.push_back({s, TaskKeys::Group(), "streamfleet-queue-worker"});
+  }
+  return out;
+}
+
 std::vector<std::string> DeadLetterStreams(const Config& config) {
   std::vector<std::string> out = {KeySchema::FromConfig(config).ChunkDeadLetterStream()};
   for (const auto& s : TaskKeys::FromConfig(config).AllDeadLetters(QueueNames(config))) out.push_back(s);

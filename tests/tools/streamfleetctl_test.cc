@@ -185,6 +185,44 @@ TEST_F(CtlTest, ReplayGenerationRebuildsTheBufferFromGenerationChunksAndFinalize
   EXPECT_NE(Ctl("replay-generation -3").code, 0);
 }
 
+// `streams --keys` works offline (an unreachable Redis is fine) and names exactly the streams the consumer
+// groups read, in both key schemas: the KEDA triggers of every deploy overlay are checked against it.
+TEST_F(CtlTest, StreamsKeysListsWhatTheConsumerGroupsReadWithoutRedis) {
+  std::string offline = "REDIS_HOST=127.0.0.1 REDIS_PORT=" + std::to_string(testing::FreePort());
+  auto std_run = Ctl("--json streams --keys", offline + " CHUNK_STREAMS=2 QUEUES=critical:6,default:3");
+  ASSERT_EQ(std_run.code, 0) << std_run.out;
+  std::vector<std::string> got;
+  for (const auto& e : nlohmann::json::parse(std_run.out)) {
+    got.push_back(e["stream"].get<std::string>() + "|" + e["group"].get<std::string>() + "|" +
+                  e["process"].get<std::string>());
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "streamfleet:chunks:0|compactor|streamfleet-compactor",
+                     "streamfleet:chunks:1|compactor|streamfleet-compactor",
+                     "streamfleet:finalize|compactor|streamfleet-compactor",
+                     "streamfleet:queue:critical|workers|streamfleet-queue-worker",
+                     "streamfleet:queue:default|workers|streamfleet-queue-worker",
+                 }));
+  // Cluster: hash-tagged chunk shards with their own finalize streams, 2 shards per queue, and the events
+  // stream once the webhook forwarding is on.
+  auto cl = Ctl("--json streams --keys", "REDIS_CLUSTER=true REDIS_URL=redis://127.0.0.1:" +
+                                             std::to_string(testing::FreePort()) +
+                                             " CHUNK_STREAMS=2 TASK_QUEUE_SHARDS=2 QUEUES=default:1"
+                                             " EVENTS_WEBHOOK_URL=http://127.0.0.1:9/hook");
+  ASSERT_EQ(cl.code, 0) << cl.out;
+  got.clear();
+  for (const auto& e : nlohmann::json::parse(cl.out)) got.push_back(e["stream"].get<std::string>() + "|" + e["group"].get<std::string>());
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "{streamfleet:0}:chunks|compactor",
+                     "{streamfleet:1}:chunks|compactor",
+                     "{streamfleet:0}:finalize|compactor",
+                     "{streamfleet:1}:finalize|compactor",
+                     "streamfleet:events|webhooks",
+                     "{streamfleet:queue:default:0}|workers",
+                     "{streamfleet:queue:default:1}|workers",
+                 }));
+}
+
 TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {
   auto e = Ctl("--json enqueue cache.flush --payload '{\"pattern\":\"x:*\"}' --delay 30s --unique-key k1");
   ASSERT_EQ(e.code, 0) << e.out;

@@ -27,6 +27,17 @@ std::vector<std::string> QueueNames(const Config& config);
 // configured task queues (every shard stream in cluster mode).
 std::vector<std::string> FleetStreams(const Config& config);
 
+// A stream the fleet reads in a consumer group, with the group and the process that reads it.
+struct ConsumedStream {
+  std::string stream;
+  std::string group;
+  std::string process;  // streamfleet-compactor | streamfleet-queue-worker
+};
+// Every stream a consumer group reads under this configuration, computed offline (no Redis): chunk shards
+// and finalize streams (compactor), the events stream and every task-queue shard (queue-worker). What an
+// autoscaler must watch; scripts/check-deploy.sh checks the KEDA triggers against it.
+std::vector<ConsumedStream> ConsumedStreams(const Config& config);
+
 // --- dead letters -------------------------------------------------------------------------------------
 // The dead-letter streams: chunks first, then tasks (one per queue shard of the configured queues in
 // cluster mode).

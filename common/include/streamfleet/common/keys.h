@@ -66,6 +66,8 @@ class KeySchema {
   std::string EventsStream() const { return stream_prefix_ + ":events"; }
   std::string ChunkDeadLetterStream() const { return stream_prefix_ + ":dlq:chunks"; }
   std::string CompactorGroup() const { return "compactor"; }
+  // The queue-worker's group on EventsStream (it turns generation.compacted events into webhook tasks).
+  static std::string EventsGroup() { return "webhooks"; }
 
   // Deadline member / finalize identity, "org:scenario:gen".
   static std::string Member(const GenerationId& g);
