@@ -19,14 +19,16 @@ uint16_t Crc16(std::string_view data) {
   return crc;
 }
 
-int KeySlot(std::string_view key) {
+std::string_view HashedPart(std::string_view key) {
   size_t open = key.find('{');
   if (open != std::string_view::npos) {
     size_t close = key.find('}', open + 1);
-    if (close != std::string_view::npos && close > open + 1) key = key.substr(open + 1, close - open - 1);
+    if (close != std::string_view::npos && close > open + 1) return key.substr(open + 1, close - open - 1);
   }
-  return Crc16(key) & (kClusterSlots - 1);
+  return key;
 }
+
+int KeySlot(std::string_view key) { return Crc16(HashedPart(key)) & (kClusterSlots - 1); }
 
 std::optional<std::pair<std::string, int>> SplitHostPort(const std::string& node) {
   auto colon = node.rfind(':');

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "streamfleet/common/cluster_slots.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "streamfleet/v1/event.pb.h"
 #include "streamfleet/v1/task.pb.h"
@@ -24,13 +25,13 @@ TEST(KeySchemaTest, PrefixIsConfigurable) {
   EXPECT_EQ(k.ChunkStream(0), "sf:chunks:0");
 }
 
-// The hash tag Redis Cluster hashes: the text inside the first {...} when it is not empty, else the key.
-std::string HashTag(const std::string& key) {
-  auto open = key.find('{');
-  if (open == std::string::npos) return key;
-  auto close = key.find('}', open + 1);
-  if (close == std::string::npos || close == open + 1) return key;
-  return key.substr(open + 1, close - open - 1);
+TEST(KeySchemaTest, HashedPartIsTheFirstNonEmptyTagElseTheKey) {
+  EXPECT_EQ(HashedPart("app:{streamfleet:3}:org:1"), "streamfleet:3");
+  EXPECT_EQ(HashedPart("{a}{b}"), "a");
+  EXPECT_EQ(HashedPart("x{}{y}"), "x{}{y}");  // the first '{' has an empty tag: the whole key
+  EXPECT_EQ(HashedPart("open{only"), "open{only");
+  EXPECT_EQ(HashedPart("plain"), "plain");
+  EXPECT_EQ(KeySlot("{user1000}.following"), KeySlot("{user1000}.followers"));
 }
 
 TEST(KeySchemaTest, ClusterModeKeepsEveryScriptsKeysInOneSlot) {
@@ -41,7 +42,7 @@ TEST(KeySchemaTest, ClusterModeKeepsEveryScriptsKeysInOneSlot) {
     // Everything the ingest append, apply, mark-compacted, reset and sweep scripts touch for g.
     for (const auto& key : {k.BufferKey(g), k.MetaKey(g), k.SeenKey(g), k.ControlKey(g), k.DeadlinesKeyOf(g),
                             k.FinalizeStreamOf(g), k.ChunkStream(shard)}) {
-      EXPECT_EQ(HashTag(key), tag) << key;
+      EXPECT_EQ(HashedPart(key), tag) << key;
     }
   }
   EXPECT_EQ(k.BufferKey({12, 345, 59}),

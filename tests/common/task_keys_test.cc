@@ -13,15 +13,6 @@
 namespace streamfleet {
 namespace {
 
-// The part of a key Redis Cluster hashes: the first non-empty {tag}, else the whole key.
-std::string HashTag(const std::string& key) {
-  auto open = key.find('{');
-  if (open == std::string::npos) return key;
-  auto close = key.find('}', open + 1);
-  if (close == std::string::npos || close == open + 1) return key;
-  return key.substr(open + 1, close - open - 1);
-}
-
 TEST(TaskKeysTest, StandardModeKeepsTheDocumentedNames) {
   TaskKeys k("streamfleet");
   EXPECT_FALSE(k.cluster());
@@ -50,7 +41,7 @@ TEST(TaskKeysTest, ClusterModeKeepsEveryScriptsKeysInTheShardsHashTag) {
       // move-due (scheduled + stream), retry (scheduled + stream), dead-letter (dlq + stream),
       // next-task (pause flag + stream).
       for (const std::string& key : {stream, k.ScheduledOf(stream), k.DeadLettersOf(stream), k.PausedFlagOf(stream)}) {
-        EXPECT_EQ(HashTag(key), tag) << key;
+        EXPECT_EQ(HashedPart(key), tag) << key;
         EXPECT_EQ(KeySlot(key), KeySlot(stream)) << key;
       }
       EXPECT_EQ(k.QueueOf(stream), q);

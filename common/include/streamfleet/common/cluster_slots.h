@@ -20,8 +20,11 @@ inline constexpr int kClusterSlots = 16384;
 // CRC16-CCITT (XMODEM: poly 0x1021, init 0), the checksum Redis Cluster hashes keys with.
 uint16_t Crc16(std::string_view data);
 
-// The slot of a key: when the key has a non-empty "{tag}" (first '{', then the first '}' after it), only the
-// tag is hashed, so keys sharing a tag share a slot. "{}" and an unclosed '{' hash the whole key.
+// The part of a key Redis Cluster hashes: a non-empty "{tag}" (first '{', then the first '}' after it) when
+// there is one, else the whole key ("{}" and an unclosed '{' count as no tag). Keys sharing it share a slot.
+std::string_view HashedPart(std::string_view key);
+
+// The slot of a key: CRC16 of HashedPart(key) mod 16384.
 int KeySlot(std::string_view key);
 
 // One range of CLUSTER SLOTS: [first, last] served by `master` ("host:port"), with its replicas.
