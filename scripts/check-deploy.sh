@@ -28,7 +28,8 @@
 #      (binary: $STREAMFLEETCTL, default build/tools/streamfleetctl; this part is skipped when it
 #      is missing); probes GET /healthz or /readyz on a port the process serves; container
 #      ports, Service targetPorts and PodMonitor ports match METRICS_LISTEN / INGEST_LISTEN as set
-#      in the manifests (defaults 9100 ingest, 9101 compactor, 9102 queue-worker, 8080 ingest API)
+#      in the manifests (defaults 9100 ingest, 9101 compactor, 9102 queue-worker, 9103 admin, 8080 ingest API,
+#      8090 admin UI)
 # Exits non-zero on the first failure. Run from anywhere: it cds to the repository root.
 #   scripts/check-deploy.sh --update-prometheusrule   regenerates the PrometheusRule and exits
 set -euo pipefail
@@ -428,7 +429,10 @@ overlay_dir = sys.argv[3]
 errors = []
 # METRICS_LISTEN defaults per binary (/metrics, /healthz, /readyz); ingest also serves its API,
 # /healthz and /readyz on INGEST_LISTEN (default 8080).
-DEFAULT_METRICS = {"streamfleet-ingest": 9100, "streamfleet-compactor": 9101, "streamfleet-queue-worker": 9102}
+DEFAULT_METRICS = {"streamfleet-ingest": 9100, "streamfleet-compactor": 9101, "streamfleet-queue-worker": 9102,
+                   "streamfleet-admin": 9103}
+# The second listener a process serves besides its metrics port: (variable, default port).
+API_LISTEN = {"streamfleet-ingest": ("INGEST_LISTEN", 8080), "streamfleet-admin": ("ADMIN_LISTEN", 8090)}
 PROBE_PATHS = {"/healthz", "/readyz"}
 by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
 # Secrets created out of band (prod): their keys as documented in the overlay's *.example.yaml, or in
@@ -487,10 +491,11 @@ for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonS
         mp = port_of(mv, "METRICS_LISTEN", where) if mv is not None else DEFAULT_METRICS[cmd]
         served[mp] = "METRICS_LISTEN"
         ip = None
-        if cmd == "streamfleet-ingest":
-            iv = env.get("INGEST_LISTEN", (None,))[0]
-            ip = port_of(iv, "INGEST_LISTEN", where) if iv is not None else 8080
-            served[ip] = "INGEST_LISTEN"
+        if cmd in API_LISTEN:
+            var, default = API_LISTEN[cmd]
+            iv = env.get(var, (None,))[0]
+            ip = port_of(iv, var, where) if iv is not None else default
+            served[ip] = var
         named = {}
         for p in c.get("ports", []):
             if p["containerPort"] not in served:
@@ -501,7 +506,7 @@ for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonS
         if named.get("metrics") != mp:
             errors.append(f"{where}: port `metrics` must be {mp} (METRICS_LISTEN)")
         if ip is not None and named.get("http") != ip:
-            errors.append(f"{where}: port `http` must be {ip} (INGEST_LISTEN)")
+            errors.append(f"{where}: port `http` must be {ip} ({API_LISTEN[cmd][0]})")
         for pn in ("startupProbe", "readinessProbe", "livenessProbe"):
             if pn not in c:
                 continue
