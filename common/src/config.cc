@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 
 namespace streamfleet {
 
@@ -126,11 +127,14 @@ class Reader {
     }
     return out;
   }
-  int64_t Duration(const std::string& name, int64_t bare_unit_ms, int64_t min_ms) {
+  int64_t Duration(const std::string& name, int64_t bare_unit_ms, int64_t min_ms,
+                   int64_t max_ms = std::numeric_limits<int64_t>::max()) {
     std::string s = Str(name);
     auto d = ParseDurationMs(s, bare_unit_ms);
-    if (!d.ok() || *d < min_ms) {
-      Fail(name, s, "a duration like 500ms, 30s, 5m (at least " + std::to_string(min_ms) + "ms)");
+    if (!d.ok() || *d < min_ms || *d > max_ms) {
+      std::string range = "at least " + std::to_string(min_ms) + "ms";
+      if (max_ms != std::numeric_limits<int64_t>::max()) range += ", at most " + std::to_string(max_ms) + "ms";
+      Fail(name, s, "a duration like 500ms, 30s, 5m (" + range + ")");
       return 0;
     }
     return *d;
@@ -321,7 +325,8 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   if (!c.redis.cluster && c.redis.seeds.size() > 1) {
     r.Fail("REDIS_URL", RedactUrl(r.Str("REDIS_URL")), "one node unless REDIS_CLUSTER=true");
   }
-  int64_t timeout = r.Duration("REDIS_TIMEOUT", 1000, 10);
+  // The Redis clients keep their timeouts in int milliseconds: a day is far beyond any sane timeout.
+  int64_t timeout = r.Duration("REDIS_TIMEOUT", 1000, 10, 86400000);
   c.redis.connect_timeout_ms = static_cast<int>(timeout);
   c.redis.command_timeout_ms = static_cast<int>(timeout);
 

@@ -141,6 +141,8 @@ TEST(ConfigTest, MalformedValuesNameTheVariable) {
       {"METRICS_LISTEN", "nowhere"},  {"REDIS_URL", "http://x"},
       {"INGEST_TOKENS", "abc"},       {"LOG_LEVEL", "loud"},
       {"CHUNK_STREAMS", "0"},         {"GENERATION_DELETE_AFTER_COMPACT", "maybe"},
+      // Past a day: the Redis clients hold their timeouts in int milliseconds (3000000 s would overflow).
+      {"REDIS_TIMEOUT", "3000000s"},
   };
   for (const auto& [k, v] : bad) {
     auto c = LoadConfig(Env({{k, v}}), ":9100");
