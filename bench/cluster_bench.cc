@@ -2,15 +2,20 @@
 //   1. routed writes: XADDs of 200-byte entries to 16 shard streams in pipelines of 100 (the cluster client
 //      splits each pipeline per master: one round trip per master instead of one);
 //   2. the chunk path end to end: chunk streams pre-filled with G generations x 50 chunks, one in-process
-//      compactor (apply, finalize, SQLite rows) until every row is written.
+//      compactor (apply, finalize, SQLite rows) until every row is written;
+//   3. the task queue: N no-op tasks enqueued in bulk (EnqueueTasks, 500 per call), then run by one
+//      in-process WorkerService (4 slots, default prefetch) until every one succeeded. The cluster uses
+//      TASK_QUEUE_SHARDS' default there (4 shards per queue), one Redis the single queue stream.
 // Both servers are started by the bench (tests/support harness) and stopped at the end; prints a table.
-//   cluster_bench [--gens 300] [--xadds 20000]
+//   cluster_bench [--gens 300] [--xadds 20000] [--tasks 20000]
 #include <filesystem>
 #include <iostream>
 #include <thread>
 
 #include "bench/bench_util.h"
 #include "compactor/compactor_service.h"
+#include "queue-worker/worker_service.h"
+#include "streamfleet/common/task_queue.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "support/redis_cluster.h"
 #include "support/redis_server.h"
@@ -39,7 +44,41 @@ std::string Envelope(const GenerationId& g, int64_t seq, const std::string& data
 struct Result {
   double xadd_per_s = 0;
   double chunks_per_s = 0;
+  double enqueue_per_s = 0;
+  double tasks_per_s = 0;
 };
+
+// Part 3: enqueue then process `tasks` no-op tasks; fills out.enqueue_per_s and out.tasks_per_s.
+void RunTasks(std::map<std::string, std::string> env, const std::function<void()>& flush, int tasks,
+              Result& out) {
+  env.insert({{"QUEUES", "default:1"}, {"WORKER_CONCURRENCY", "4"}, {"CONSUMER_NAME", "bench"}});
+  Config cfg = MakeConfig(env);
+  const TaskKeys keys = TaskKeys::FromConfig(cfg);
+  auto r = RedisClient::Connect(cfg.redis);
+  MustOk(r.status(), "connect");
+  flush();
+  worker::HandlerRegistry handlers;
+  handlers.Register("bench.noop", [](worker::TaskContext&) { return Status::Ok(); });
+  prometheus::Registry registry;
+  RedisServerClock clock;
+  worker::WorkerService svc(cfg, clock, handlers, registry);
+  MustOk(svc.EnsureGroups(**r), "groups");
+
+  auto t0 = Clk::now();
+  for (int i = 0; i < tasks; i += 500) {
+    std::vector<TaskToEnqueue> batch(static_cast<size_t>(std::min(500, tasks - i)), TaskToEnqueue{"bench.noop", "{}", {}});
+    MustOk(EnqueueTasks(**r, keys, batch, WallClockMs()).status(), "enqueue");
+  }
+  out.enqueue_per_s = tasks / Seconds(Clk::now() - t0);
+
+  std::atomic<bool> stop{false};
+  t0 = Clk::now();
+  std::thread loop([&] { svc.Run(stop); });
+  while (svc.Processed("bench.noop", "succeeded") < tasks) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  out.tasks_per_s = tasks / Seconds(Clk::now() - t0);
+  stop = true;
+  loop.join();
+}
 
 Result Run(std::map<std::string, std::string> env, const std::function<void()>& flush, int gens, int xadds) {
   Result out;
@@ -103,16 +142,19 @@ int main(int argc, char** argv) {
   Flags f(argc, argv);
   const int gens = static_cast<int>(f.Int("gens", 300));
   const int xadds = static_cast<int>(f.Int("xadds", 20000));
+  const int tasks = static_cast<int>(f.Int("tasks", 20000));
 
   Result single, cluster;
   {
     testing::RedisServer server;
     auto flush = [&] { MustOk(ConnectOrDie(server.port())->Command({"FLUSHALL"}).status(), "FLUSHALL"); };
     single = Run({{"REDIS_PORT", std::to_string(server.port())}}, flush, gens, xadds);
+    RunTasks({{"REDIS_PORT", std::to_string(server.port())}}, flush, tasks, single);
   }
   {
     testing::RedisCluster c;
     cluster = Run(c.env(), [&] { c.FlushAll(); }, gens, xadds);
+    RunTasks(c.env(), [&] { c.FlushAll(); }, tasks, cluster);
   }
   auto us = [](double per_s) { return per_s > 0 ? 1e6 / per_s : 0; };
   std::printf("| Path (this 2-core machine, every server on it) | 1 Redis | 3-master cluster | cluster / 1 Redis |\n");
@@ -123,5 +165,11 @@ int main(int argc, char** argv) {
   std::printf("| chunk path end to end, 1 compactor, %d gens x %d chunks | %.0f chunks/s (%.1f us/chunk) | %.0f chunks/s (%.1f us/chunk) | %.2f |\n",
               gens, kChunks, single.chunks_per_s, us(single.chunks_per_s), cluster.chunks_per_s,
               us(cluster.chunks_per_s), cluster.chunks_per_s / single.chunks_per_s);
+  std::printf("| enqueue no-op tasks, bulk of 500 (%d tasks) | %.0f tasks/s (%.1f us/task) | %.0f tasks/s (%.1f us/task) | %.2f |\n",
+              tasks, single.enqueue_per_s, us(single.enqueue_per_s), cluster.enqueue_per_s, us(cluster.enqueue_per_s),
+              cluster.enqueue_per_s / single.enqueue_per_s);
+  std::printf("| process no-op tasks, 1 worker x 4 slots (%d tasks) | %.0f tasks/s (%.1f us/task) | %.0f tasks/s (%.1f us/task) | %.2f |\n",
+              tasks, single.tasks_per_s, us(single.tasks_per_s), cluster.tasks_per_s, us(cluster.tasks_per_s),
+              cluster.tasks_per_s / single.tasks_per_s);
   return 0;
 }

@@ -138,10 +138,18 @@ TEST_F(WorkerTest, ReadAheadTasksKeepTheirLeasesWhileALongTaskRunsInline) {
   });
   auto& w = Make();
   auto& b = Make();
-  Enqueue("t", "long");
-  for (int i = 0; i < 3; ++i) Enqueue("t");
+  // All four on one shard, read in one batch in enqueue order (the long one first): a cluster-mode batch
+  // reads prefetch / shards from each shard.
+  auto unique = UniqueKeysOnOneShard(4, "lease");
+  EnqueueOptions o;
+  o.unique_key = unique[0];
+  Enqueue("t", "long", o);
+  for (int i = 1; i < 4; ++i) {
+    o.unique_key = unique[i];
+    Enqueue("t", "{}", o);
+  }
   Slot slot("w");
-  slot.prefetch = 4;
+  slot.prefetch = 4 * keys_.shards();
   std::thread first([&] { ASSERT_EQ(*w.PollBatch(*redis_, slot, 10), 1); });
   ASSERT_TRUE(testing::WaitUntil([&] {
     std::lock_guard<std::mutex> l(mu);

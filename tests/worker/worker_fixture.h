@@ -3,6 +3,7 @@
 // manual clock, and helpers to enqueue, drain and read the dead letters and status hashes.
 // STREAMFLEET_TEST_REDIS=cluster runs the same tests against a real 3+3 Redis Cluster (one per suite) with
 // the cluster key schema and TASK_QUEUE_SHARDS=4 (ctest entry worker_cluster_test).
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -114,6 +115,78 @@ class WorkerTest : public ::testing::Test {
     }
     return n;
   }
+  // Helpers that look at a queue the way one hand-written reader would, over every shard (one stream in
+  // standard mode), so a test asserts the same thing in both modes.
+
+  // Takes up to `count` new tasks of a queue as consumer `consumer` (a worker that then dies, say): one
+  // XREADGROUP per shard, stopping at the first shard that has any.
+  std::vector<StreamEntry> ReadAs(const std::string& consumer, const std::string& queue, int count = 1) {
+    for (const auto& s : keys_.QueueShards(queue)) {
+      auto r = redis_->Command({"XREADGROUP", "GROUP", TaskKeys::Group(), consumer, "COUNT", std::to_string(count),
+                                "STREAMS", s, ">"});
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) return {};
+      auto entries = ParseStreamReply(*r);
+      if (!entries.empty()) return entries;
+    }
+    return {};
+  }
+  // Entries of a queue its group has not been given yet (after each shard's last-delivered-id).
+  int64_t Unread(const std::string& queue) {
+    int64_t n = 0;
+    for (const auto& s : keys_.QueueShards(queue)) {
+      auto st = GetStreamStats(*redis_, s);
+      EXPECT_TRUE(st.ok()) << st.status().ToString();
+      if (!st.ok()) continue;
+      std::string after = "0-0";
+      for (const auto& g : st->groups) {
+        if (g.name == TaskKeys::Group()) after = g.last_delivered_id;
+      }
+      n += static_cast<int64_t>(redis_->Command({"XRANGE", s, "(" + after, "+"})->elements.size());
+    }
+    return n;
+  }
+  // How long a queue's oldest undelivered task has waited: its oldest shard's, as the gauge reports it.
+  double OldestWaiting(WorkerService& w, const std::string& queue) {
+    double oldest = 0;
+    for (const auto& s : keys_.QueueShards(queue)) {
+      auto age = w.OldestWaitingSeconds(*redis_, s);
+      EXPECT_TRUE(age.ok()) << age.status().ToString();
+      if (age.ok()) oldest = std::max(oldest, *age);
+    }
+    return oldest;
+  }
+  // Successful calls of one Redis command (e.g. "evalsha") so far, summed over every master (INFO
+  // commandstats calls - failed_calls: an EVALSHA answered NOSCRIPT, then repaired and re-sent, is one).
+  int64_t CommandCalls(const std::string& command) {
+    auto field = [](const std::string& info, const std::string& name) -> int64_t {
+      auto at = info.find(name);
+      return at == std::string::npos ? 0 : std::stoll(info.substr(at + name.size()));
+    };
+    int64_t n = 0;
+    const std::string line = "cmdstat_" + command + ":";
+    for (const auto& m : redis_->Masters()) {
+      auto info = redis_->CommandOn(m, {"INFO", "commandstats"});
+      EXPECT_TRUE(info.ok()) << info.status().ToString();
+      if (!info.ok()) continue;
+      auto at = info->str.find(line);
+      if (at == std::string::npos) continue;
+      const std::string stats = info->str.substr(at, info->str.find('\n', at) - at);
+      n += field(stats, "calls=") - field(stats, "failed_calls=");
+    }
+    return n;
+  }
+  // `n` unique keys whose tasks all land on the same shard (TaskKeys::ShardFor), so a test can read them in
+  // enqueue order in one batch; any keys do in standard mode.
+  std::vector<std::string> UniqueKeysOnOneShard(int n, const std::string& stem) {
+    std::vector<std::string> out;
+    for (int i = 0; static_cast<int>(out.size()) < n; ++i) {
+      std::string k = stem + ":" + std::to_string(i);
+      if (keys_.ShardFor(k) == 0) out.push_back(k);
+    }
+    return out;
+  }
+
   // Pauses / resumes a queue the way operators do (streamfleetctl, admin): works in both modes.
   void SetPaused(const std::string& queue, bool paused) {
     ASSERT_TRUE(SetQueuePaused(*redis_, keys_, queue, paused).ok());
