@@ -16,7 +16,7 @@
 #include "compactor/compactor_service.h"
 #include "queue-worker/worker_service.h"
 #include "streamfleet/common/task_queue.h"
-#include "streamfleet/v1/chunk.pb.h"
+#include "support/chunk_envelope.h"
 #include "support/redis_cluster.h"
 #include "support/redis_server.h"
 
@@ -29,16 +29,7 @@ constexpr int kShards = 16;
 constexpr int kChunks = 50;
 
 std::string Envelope(const GenerationId& g, int64_t seq, const std::string& data, bool final) {
-  v1::ChunkEnvelope e;
-  e.set_kind(v1::ChunkEnvelope::CHUNK);
-  e.set_organization_id(g.org);
-  e.set_scenario_id(g.scenario);
-  e.set_generation_id(g.gen);
-  e.set_seq(seq);
-  e.set_data(data);
-  e.set_final(final);
-  e.set_source("bench");
-  return e.SerializeAsString();
+  return streamfleet::testing::ChunkEnvelopeBytes(g, seq, data, final, 0, false, 0, "bench");
 }
 
 struct Result {

@@ -24,7 +24,7 @@
 #include "streamfleet/common/keys.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/sql_store.h"
-#include "streamfleet/v1/chunk.pb.h"
+#include "tests/support/chunk_envelope.h"
 
 using namespace streamfleet;
 using namespace streamfleet::bench;
@@ -49,16 +49,7 @@ std::string Payload(int bytes, int64_t salt) {
 }
 
 std::string Envelope(const GenerationId& g, int64_t seq, const std::string& data, bool final) {
-  v1::ChunkEnvelope e;
-  e.set_kind(v1::ChunkEnvelope::CHUNK);
-  e.set_organization_id(g.org);
-  e.set_scenario_id(g.scenario);
-  e.set_generation_id(g.gen);
-  e.set_seq(seq);
-  e.set_data(data);
-  e.set_final(final);
-  e.set_source("bench");
-  return e.SerializeAsString();
+  return streamfleet::testing::ChunkEnvelopeBytes(g, seq, data, final, 0, false, 0, "bench");
 }
 
 void Pipeline(RedisClient& r, std::vector<std::vector<std::string>>& cmds) {

@@ -58,7 +58,7 @@ class DbRejectsWriteTest : public ::testing::TestWithParam<std::string> {
   void AcceptRows() { Sql(GetParam() == "sqlite" ? "DROP TRIGGER refuse_rows" : "DROP TRIGGER refuse_rows ON scenario_generations"); }
   void SendGeneration(CompactorUnderTest& c, int64_t gen) {
     const std::string stream = c.keys().ChunkStream(0);
-    ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, gen}, 0, "{\"n\": ", false)}).ok());
+    ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, gen}, 0, "{\"n\": ")}).ok());
     ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, gen}, 1, "1}", true)}).ok());
   }
 

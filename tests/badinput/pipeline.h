@@ -18,6 +18,7 @@
 #include "streamfleet/common/codec.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
+#include "support/chunk_envelope.h"
 #include "support/map_env.h"
 
 namespace streamfleet::testing {
@@ -82,20 +83,6 @@ class CompactorUnderTest {
   std::atomic<bool> stop_{false}, loop_stop_{false};
   std::thread loop_;
 };
-
-inline std::string ChunkEnvelopeBytes(GenerationId g, int64_t seq, const std::string& data, bool final,
-                                      uint32_t version = 0) {
-  v1::ChunkEnvelope e;
-  e.set_kind(v1::ChunkEnvelope::CHUNK);
-  e.set_organization_id(g.org);
-  e.set_scenario_id(g.scenario);
-  e.set_generation_id(g.gen);
-  e.set_seq(seq);
-  e.set_data(data);
-  e.set_final(final);
-  e.set_version(version);
-  return e.SerializeAsString();
-}
 
 inline std::vector<StreamEntry> ReadStream(RedisClient& redis, const std::string& stream) {
   return ParseEntries(stream, *redis.Command({"XRANGE", stream, "-", "+"}));

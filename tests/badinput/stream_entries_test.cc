@@ -38,9 +38,9 @@ TEST_F(StreamEntriesTest, CompactorDeadLettersAFutureEnvelopeVersionAndKeepsGoin
   CompactorUnderTest c(server_->port(), db_url_);
   c.Pump(1);  // creates the groups
   const std::string stream = c.keys().ChunkStream(0);
-  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 5}, 0, "[1]", true, 2)}).ok());
+  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 5}, 0, "[1]", true, 0, false, 2)}).ok());
   ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", "garbage that is no protobuf \xff"}).ok());
-  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 6}, 0, "[2]", true, 1)}).ok());
+  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 6}, 0, "[2]", true, 0, false, 1)}).ok());
   c.Pump();
   auto dead = ReadStream(*redis_, c.keys().ChunkDeadLetterStream());
   ASSERT_EQ(dead.size(), 2u);
@@ -65,7 +65,7 @@ TEST_F(StreamEntriesTest, CompactorStoresNonUtf8BytesExactly) {
   const std::string stream = c.keys().ChunkStream(0);
   const std::string part1 = "{\"a\": \"caf\xc3";  // "é" cut in half between two chunks...
   const std::string part2 = "\xff\xfe\"}";        // ...and never completed
-  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 7}, 0, part1, false)}).ok());
+  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 7}, 0, part1)}).ok());
   ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 7}, 1, part2, true)}).ok());
   c.Pump();
   auto row = c.Row(7);

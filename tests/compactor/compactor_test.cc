@@ -16,6 +16,7 @@
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "streamfleet/v1/event.pb.h"
+#include "support/chunk_envelope.h"
 #include "support/map_env.h"
 #include "support/redis_server.h"
 #include "support/test_redis.h"
@@ -93,16 +94,7 @@ class CompactorTest : public ::testing::TestWithParam<std::string> {
 
   std::string Envelope(GenerationId g, int64_t seq, const std::string& data, bool final = false, int64_t total = 0,
                        bool finish = false) {
-    v1::ChunkEnvelope e;
-    e.set_kind(finish ? v1::ChunkEnvelope::FINISH : v1::ChunkEnvelope::CHUNK);
-    e.set_organization_id(g.org);
-    e.set_scenario_id(g.scenario);
-    e.set_generation_id(g.gen);
-    e.set_seq(seq);
-    e.set_data(data);
-    e.set_final(final);
-    e.set_total_chunks(total);
-    return e.SerializeAsString();
+    return testing::ChunkEnvelopeBytes(g, seq, data, final, total, finish);
   }
   void Send(GenerationId g, int64_t seq, const std::string& data, bool final = false, int64_t total = 0) {
     KeySchema k = KeySchema::FromConfig(MakeConfig());
