@@ -2,7 +2,8 @@
 // stream ceiling, on one Redis. Prints key=value result lines (bench/run.sh makes the table; BullMQ runs
 // beside it from bench/bullmq).
 //
-//   worker_bench --redis-port P --worker-bin PATH [--tasks 50000] [--concurrency 8]
+//   worker_bench --redis-port P --worker-bin PATH [--tasks 50000] [--concurrency 8] [--producers 2]
+//                [--latency-batch 50] [--latency-seconds 5] [--latency-rate R]
 //
 // Phases:
 //   raw      a producer thread pipelines XADD (batches of 100) while a consumer does XREADGROUP COUNT 100 +
@@ -11,9 +12,11 @@
 //   process  the queue is paused, N tasks are enqueued, 1 or 2 worker processes start and report ready, the
 //            queue is resumed and the clock runs until the group has read and acknowledged all N. Result
 //            retention off (TASK_RESULT_TTL=0), then on (1 h) for the cost of keeping status hashes.
-//   latency  one worker, tasks enqueued one by one at half the measured peak rate for a few seconds; the
-//            p99 of enqueue-to-start comes from the worker's own histogram
-//            (streamfleet_worker_task_wait_seconds on /metrics).
+//   latency  one worker, tasks enqueued at half the measured peak rate for a few seconds by --producers
+//            threads in paced batches; the p50/p99 of enqueue-to-start come from the worker's own histogram
+//            (streamfleet_worker_task_wait_seconds on /metrics), with the CPU of producers, worker and Redis.
+//            --latency-rate R skips raw/process and runs enqueue and latency at target R (to compare builds
+//            at one rate, back to back).
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -38,6 +41,8 @@ struct Options {
   int64_t tasks = 50000;
   int concurrency = 8;
   double latency_s = 5;
+  int producers = 2;
+  int64_t latency_batch = 50;
 };
 
 int FreePort() {
@@ -178,9 +183,13 @@ void Enqueue(const Options& o) {
   auto r = ConnectOrDie(o.redis_port);
   MustOk(r->Command({"FLUSHALL"}).status(), "FLUSHALL");
   TaskKeys keys("streamfleet");
+  // Redis and client CPU per enqueued task: what the enqueue path costs the server every producer shares.
+  const double redis0 = RedisCpuSeconds(*r), self0 = ProcCpuSeconds(getpid());
   auto t0 = Clk::now();
   EnqueueBulk(*r, keys, o.tasks);
   Emit("enqueue_bulk_tps", static_cast<double>(o.tasks) / Seconds(Clk::now() - t0));
+  Emit("enqueue_bulk_redis_us_per_task", (RedisCpuSeconds(*r) - redis0) * 1e6 / static_cast<double>(o.tasks));
+  Emit("enqueue_bulk_client_us_per_task", (ProcCpuSeconds(getpid()) - self0) * 1e6 / static_cast<double>(o.tasks));
   int64_t n = std::min<int64_t>(o.tasks, 20000);
   t0 = Clk::now();
   for (int64_t i = 0; i < n; ++i) MustOk(EnqueueTask(*r, keys, "noop", "{}", {}, WallClockMs()).status(), "EnqueueTask");
@@ -229,9 +238,10 @@ double Process(const Options& o, int workers, bool retention, const std::string&
   return static_cast<double>(o.tasks) / s;
 }
 
-// p99 upper bound (seconds) from a Prometheus histogram's cumulative buckets; -1 without samples.
-double HistogramP99(const std::string& metrics, const std::string& name) {
-  std::vector<std::pair<double, double>> buckets;  // (le, cumulative count), summed over label sets
+// Upper bound (seconds) of the bucket holding quantile q of a Prometheus histogram's cumulative buckets,
+// summed over label sets; -1 without samples.
+double HistogramQuantile(const std::string& metrics, const std::string& name, double q) {
+  std::vector<std::pair<double, double>> buckets;  // (le, cumulative count)
   std::istringstream in(metrics);
   std::string line;
   while (std::getline(in, line)) {
@@ -253,9 +263,22 @@ double HistogramP99(const std::string& metrics, const std::string& name) {
   double total = buckets.back().second;
   if (total <= 0) return -1;
   for (const auto& [b, c] : buckets) {
-    if (c >= 0.99 * total) return b;
+    if (c >= q * total) return b;
   }
   return -1;
+}
+
+// One producer of the latency phase: its share of the tasks, in batches paced to its share of the rate from
+// its start time. A producer that falls behind sends back to back until it has caught up; the offered rate
+// is measured over the whole phase, so it says what the producers managed.
+void ProduceShare(int port, const TaskKeys& keys, int64_t tasks, double rate, int64_t batch, Clk::time_point t0) {
+  auto r = ConnectOrDie(port);
+  std::vector<TaskToEnqueue> buf;
+  for (int64_t i = 0; i < tasks; i += batch) {
+    std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clk::duration>(std::chrono::duration<double>(i / rate)));
+    buf.assign(static_cast<size_t>(std::min(batch, tasks - i)), {"noop", "{}", {}});
+    MustOk(EnqueueTasks(*r, keys, buf, WallClockMs()).status(), "EnqueueTasks");
+  }
 }
 
 void Latency(const Options& o, double rate) {
@@ -265,30 +288,37 @@ void Latency(const Options& o, double rate) {
   Worker w = StartWorker(o, 0, {{"TASK_RESULT_TTL", "0"}});
   WaitReady(w);
   const int64_t n = static_cast<int64_t>(rate * o.latency_s);
-  // Offered in small bulk batches (EnqueueTasks, 50 per call, paced to the rate): one task per round trip
-  // cannot reach half the peak from a load generator sharing these 2 cores with the worker and Redis, and
-  // many producers' tasks arrive together in real use too. Each task's wait is measured from its batch's
-  // enqueue time.
-  const int64_t batch = 50;
+  // Offered by o.producers threads (each its own connection, like separate app processes), each in small
+  // bulk batches (EnqueueTasks) paced to its share of the rate: one task per round trip from one thread
+  // cannot reach half the peak from a load generator sharing these 2 cores with the worker and Redis. Each
+  // task's wait is measured from its batch's enqueue time.
+  const int producers = std::max(1, o.producers);
+  const double cpu_gen0 = ProcCpuSeconds(getpid()), cpu_worker0 = ProcCpuSeconds(w.pid), cpu_redis0 = RedisCpuSeconds(*r);
   auto t0 = Clk::now();
-  for (int64_t i = 0; i < n; i += batch) {
-    auto due = t0 + std::chrono::duration_cast<Clk::duration>(std::chrono::duration<double>(i / rate));
-    std::this_thread::sleep_until(due);
-    std::vector<TaskToEnqueue> tasks(static_cast<size_t>(std::min(batch, n - i)));
-    for (auto& t : tasks) {
-      t.type = "noop";
-      t.payload = "{}";
-    }
-    MustOk(EnqueueTasks(*r, keys, tasks, WallClockMs()).status(), "EnqueueTasks");
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p) {
+    const int64_t share = n / producers + (p < n % producers ? 1 : 0);
+    threads.emplace_back(ProduceShare, o.redis_port, std::cref(keys), share, rate / producers, o.latency_batch,
+                         // staggered by one batch time so the producers' batches interleave
+                         t0 + std::chrono::duration_cast<Clk::duration>(
+                                  std::chrono::duration<double>(static_cast<double>(p * o.latency_batch) / rate)));
   }
+  for (auto& t : threads) t.join();
   // The rate actually offered: tasks over the enqueue phase (below the target when the producers lag).
-  const double offered = static_cast<double>(n) / Seconds(Clk::now() - t0);
+  const double s = Seconds(Clk::now() - t0);
+  const double offered = static_cast<double>(n) / s;
+  Emit("latency_gen_cpu_cores", (ProcCpuSeconds(getpid()) - cpu_gen0) / s);
+  Emit("latency_worker_cpu_cores", (ProcCpuSeconds(w.pid) - cpu_worker0) / s);
+  Emit("latency_redis_cpu_cores", (RedisCpuSeconds(*r) - cpu_redis0) / s);
   while (GroupProgress(*r, keys.Queue("default")).first < n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   std::string m = HttpGet(w.metrics_port, "/metrics");
   Emit("latency_target_tps", rate);
   Emit("latency_rate_tps", offered);
-  Emit("latency_wait_p99_ms", HistogramP99(m, "streamfleet_worker_task_wait_seconds") * 1000.0);
+  Emit("latency_producers", producers);
+  Emit("latency_batch", static_cast<double>(o.latency_batch));
+  Emit("latency_wait_p50_ms", HistogramQuantile(m, "streamfleet_worker_task_wait_seconds", 0.5) * 1000.0);
+  Emit("latency_wait_p99_ms", HistogramQuantile(m, "streamfleet_worker_task_wait_seconds", 0.99) * 1000.0);
   StopWorker(w);
 }
 
@@ -302,11 +332,19 @@ int main(int argc, char** argv) {
   o.tasks = f.Int("tasks", 50000);
   o.concurrency = static_cast<int>(f.Int("concurrency", 8));
   o.latency_s = f.Double("latency-seconds", 5);
+  o.producers = static_cast<int>(f.Int("producers", 2));
+  o.latency_batch = std::max<int64_t>(1, f.Int("latency-batch", 50));
   if (o.redis_port == 0 || o.worker_bin.empty()) {
-    std::cerr << "usage: worker_bench --redis-port P --worker-bin PATH [--tasks 50000] [--concurrency 8]\n";
+    std::cerr << "usage: worker_bench --redis-port P --worker-bin PATH [--tasks 50000] [--concurrency 8] [--producers 2]\n"
+                 "                    [--latency-batch 50] [--latency-seconds 5] [--latency-rate R]\n";
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  if (const double rate = f.Double("latency-rate", 0); rate > 0) {
+    Enqueue(o);
+    Latency(o, rate);
+    return 0;
+  }
   Raw(o);
   Enqueue(o);
   double one = Process(o, 1, false, "w1");

@@ -97,8 +97,14 @@ return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 std::string NewId() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char* hex = "0123456789abcdef";
-  std::string id;
-  for (int i = 0; i < 20; ++i) id += hex[rng() % 16];
+  // 20 hex digits from two 64-bit draws (4 bits per digit) instead of one draw per digit.
+  std::string id(20, '0');
+  uint64_t bits = rng();
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (i == 16) bits = rng();
+    id[i] = hex[bits & 15];
+    bits >>= 4;
+  }
   return id;
 }
 
@@ -124,7 +130,9 @@ namespace {
 void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const std::string& payload,
                            const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out,
                            std::vector<std::vector<std::string>>& cmds) {
-  v1::TaskEnvelope e;
+  // Reused by this thread from task to task: its strings keep their capacity.
+  thread_local v1::TaskEnvelope e;
+  e.Clear();
   e.set_id(out.id);
   e.set_type(type);
   e.set_payload(payload);
@@ -135,14 +143,15 @@ void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const 
   e.set_queue(opts.queue);
   std::string raw = e.SerializeAsString();
   out.scheduled = opts.run_at_ms > now_ms;
-  const std::string stream = keys.Queue(opts.queue, keys.ShardFor(opts.unique_key));
-  cmds.push_back({"HSET", keys.Status(out.id), "state", out.scheduled ? "scheduled" : "pending", "type", type,
-                  "queue", opts.queue, "attempts", "0"});
-  cmds.push_back({"EXPIRE", keys.Status(out.id), "86400"});
+  std::string stream = keys.Queue(opts.queue, keys.ShardFor(opts.unique_key));
+  std::string status = keys.Status(out.id);
+  cmds.push_back({"HSET", status, "state", out.scheduled ? "scheduled" : "pending", "type", type, "queue", opts.queue,
+                  "attempts", "0"});
+  cmds.push_back({"EXPIRE", std::move(status), "86400"});
   if (out.scheduled) {
     cmds.push_back({"ZADD", keys.ScheduledOf(stream), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
   } else {
-    cmds.push_back({"XADD", stream, "*", "e", raw});
+    cmds.push_back({"XADD", std::move(stream), "*", "e", std::move(raw)});
   }
 }
 
@@ -195,6 +204,7 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
     }
   }
   std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(3);
   AppendEnqueueCommands(keys, type, payload, opts, now_ms, out, cmds);
   SF_RETURN_IF_ERROR(RunEnqueue(redis, keys, cmds));
   return out;
