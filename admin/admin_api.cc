@@ -372,7 +372,7 @@ json AdminApi::Action(RedisClient& r, const std::string& route, const json& body
     std::string type = Str(body, "type");
     std::string payload = body.contains("payload") && body["payload"].is_string() ? body["payload"].get<std::string>() : "{}";
     if (json::parse(payload, nullptr, false).is_discarded()) throw ApiError{400, "invalid_request", "payload is not valid JSON"};
-    EnqueueOptions o;
+    EnqueueOptions o = EnqueueOptions::FromConfig(config_);
     o.queue = body.contains("queue") && body["queue"].is_string() ? body["queue"].get<std::string>() : "default";
     if (!ValidQueueName(o.queue)) throw ApiError{400, "invalid_request", "invalid queue name"};
     int64_t now = WallClockMs();

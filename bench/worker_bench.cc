@@ -141,9 +141,18 @@ std::pair<int64_t, int64_t> GroupProgress(RedisClient& r, const std::string& str
   return {0, 0};
 }
 
-void EnqueueBulk(RedisClient& r, const TaskKeys& keys, int64_t n) {
+// The producers' enqueue options for workers running with TASK_RESULT_TTL=result_ttl_s, as a fleet sharing
+// one configuration enqueues: with retention off no status record is written (docs/performance.md).
+EnqueueOptions ProducerOptions(int64_t result_ttl_s) {
+  EnqueueOptions o;
+  o.status_ttl_s = result_ttl_s;
+  return o;
+}
+
+void EnqueueBulk(RedisClient& r, const TaskKeys& keys, int64_t n, int64_t result_ttl_s) {
   for (int64_t i = 0; i < n; i += 1000) {
-    std::vector<TaskToEnqueue> batch(static_cast<size_t>(std::min<int64_t>(1000, n - i)), {"noop", "{}", {}});
+    std::vector<TaskToEnqueue> batch(static_cast<size_t>(std::min<int64_t>(1000, n - i)),
+                                     {"noop", "{}", ProducerOptions(result_ttl_s)});
     MustOk(EnqueueTasks(r, keys, batch, WallClockMs()).status(), "EnqueueTasks");
   }
 }
@@ -186,7 +195,7 @@ void Enqueue(const Options& o) {
   // Redis and client CPU per enqueued task: what the enqueue path costs the server every producer shares.
   const double redis0 = RedisCpuSeconds(*r), self0 = ProcCpuSeconds(getpid());
   auto t0 = Clk::now();
-  EnqueueBulk(*r, keys, o.tasks);
+  EnqueueBulk(*r, keys, o.tasks, EnqueueOptions{}.status_ttl_s);  // the default: status records kept
   Emit("enqueue_bulk_tps", static_cast<double>(o.tasks) / Seconds(Clk::now() - t0));
   Emit("enqueue_bulk_redis_us_per_task", (RedisCpuSeconds(*r) - redis0) * 1e6 / static_cast<double>(o.tasks));
   Emit("enqueue_bulk_client_us_per_task", (ProcCpuSeconds(getpid()) - self0) * 1e6 / static_cast<double>(o.tasks));
@@ -203,7 +212,7 @@ double Process(const Options& o, int workers, bool retention, const std::string&
   MustOk(r->Command({"FLUSHALL"}).status(), "FLUSHALL");
   TaskKeys keys("streamfleet");
   MustOk(r->Command({"SADD", keys.Paused(), "default"}).status(), "pause");
-  EnqueueBulk(*r, keys, o.tasks);
+  EnqueueBulk(*r, keys, o.tasks, retention ? 3600 : 0);
   std::vector<Worker> ws;
   for (int i = 0; i < workers; ++i) {
     ws.push_back(StartWorker(o, i, {{"TASK_RESULT_TTL", retention ? "3600" : "0"}}));
@@ -276,7 +285,8 @@ void ProduceShare(int port, const TaskKeys& keys, int64_t tasks, double rate, in
   std::vector<TaskToEnqueue> buf;
   for (int64_t i = 0; i < tasks; i += batch) {
     std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clk::duration>(std::chrono::duration<double>(i / rate)));
-    buf.assign(static_cast<size_t>(std::min(batch, tasks - i)), {"noop", "{}", {}});
+    // The worker runs with TASK_RESULT_TTL=0, so no status records (as a fleet on one configuration).
+    buf.assign(static_cast<size_t>(std::min(batch, tasks - i)), {"noop", "{}", ProducerOptions(0)});
     MustOk(EnqueueTasks(*r, keys, buf, WallClockMs()).status(), "EnqueueTasks");
   }
 }

@@ -38,7 +38,7 @@ StatusOr<EventForwarder::Round> EventForwarder::Forward(RedisClient& redis, cons
     auto body = EventBody(e);
     if (body.ok()) {
       nlohmann::json payload = {{"url", config_.events_webhook_url}, {"body", nlohmann::json::parse(*body)}};
-      EnqueueOptions o;
+      EnqueueOptions o = EnqueueOptions::FromConfig(config_);
       o.unique_key = "event:" + e.id;
       o.unique_ttl_s = 86400;  // far longer than any redelivery of the entry
       auto r = EnqueueTask(redis, keys_, "webhook", payload.dump(), o, now_ms);

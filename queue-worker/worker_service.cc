@@ -542,7 +542,7 @@ StatusOr<int> WorkerService::Housekeep(RedisClient& redis, Slot& slot) {
                             std::to_string(p.interval_ms * 2 + 1000)});
     if (!r.ok()) return r.status();
     if (r->is_nil()) continue;
-    EnqueueOptions o;
+    EnqueueOptions o = EnqueueOptions::FromConfig(config_);
     o.queue = p.queue;
     auto e = EnqueueTask(redis, keys_, p.type, "{}", o, now);
     if (!e.ok()) return e.status();

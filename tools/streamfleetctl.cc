@@ -347,7 +347,7 @@ int main(int argc, char** argv) {
     } else if (enqueue->parsed()) {
       if (json::parse(payload, nullptr, false).is_discarded()) throw Failure{"--payload is not valid JSON"};
       auto r = Redis(c);
-      EnqueueOptions o;
+      EnqueueOptions o = EnqueueOptions::FromConfig(c);
       o.queue = queue;
       o.unique_key = unique;
       int64_t now = WallClockMs();
@@ -373,7 +373,11 @@ int main(int argc, char** argv) {
       if (tasks_cmd == "show") {
         if (task_id.empty()) throw Failure{"tasks show needs an ID"};
         json h = Must(TaskStatus(*r, tkeys, task_id), "HGETALL");
-        if (h.empty()) throw Failure{"no status for task " + task_id + " (unknown or expired)"};
+        if (h.empty()) {
+          throw Failure{"no status for task " + task_id +
+                        (c.task_result_ttl_s > 0 ? std::string(" (unknown or expired)")
+                                                 : std::string(" (TASK_RESULT_TTL=0: no task status is kept)"))};
+        }
         std::string human;
         for (auto it = h.begin(); it != h.end(); ++it) human += it.key() + ": " + it.value().get<std::string>() + "\n";
         Print(as_json, h, human);

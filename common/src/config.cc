@@ -61,7 +61,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"TASK_BACKOFF_BASE", "1s", "queue-worker: first retry delay; doubles per attempt, with jitter"},
       {"TASK_BACKOFF_CAP", "5m", "queue-worker: largest retry delay"},
       {"TASK_POLICY", "", "queue-worker: per-type overrides \"type=attempts/base_ms/cap_ms,...\""},
-      {"TASK_RESULT_TTL", "86400", "queue-worker: seconds a task's status/result hash is kept (0 = not written)"},
+      {"TASK_RESULT_TTL", "86400", "seconds a task's status/result hash is kept, from enqueue (every producer: ctl, admin, ingest, workers) to its result (0 = not written at all)"},
       {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval fleet-wide"},
       {"TASK_TIMEOUT", "0", "queue-worker: run time after which an attempt fails with reason timeout (0 = none; per type: TASK_TIMEOUTS)"},
       {"TASK_TIMEOUTS", "", "queue-worker: per-type timeouts \"type=duration,...\", e.g. webhook=30s,hash.sync=10m"},

@@ -12,7 +12,7 @@ StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& 
   auto id = redis.Command({"INCR", GenerationIdsKey(config)});
   if (!id.ok()) return id.status();
   req.generation_id = id->AsInt();
-  EnqueueOptions opts;
+  EnqueueOptions opts = EnqueueOptions::FromConfig(config);
   opts.id = "generation-" + std::to_string(req.generation_id);
   auto r = EnqueueTask(redis, TaskKeys::FromConfig(config), kGenerationRunTask, GenerationRunPayload(req), opts,
                        now_ms);

@@ -125,8 +125,9 @@ bool ValidQueueName(const std::string& n) {
 
 namespace {
 
-// The commands that enqueue one non-unique task, status hash first: Redis runs a pipeline in order, so a
-// fast worker can never finish the task before its "pending" status lands (and overwrite "succeeded").
+// The commands that enqueue one non-unique task, status hash first (unless status records are off): Redis
+// runs a pipeline in order, so a fast worker can never finish the task before its "pending" status lands
+// (and overwrite "succeeded").
 void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const std::string& payload,
                            const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out,
                            std::vector<std::vector<std::string>>& cmds) {
@@ -144,10 +145,12 @@ void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const 
   std::string raw = e.SerializeAsString();
   out.scheduled = opts.run_at_ms > now_ms;
   std::string stream = keys.Queue(opts.queue, keys.ShardFor(opts.unique_key));
-  std::string status = keys.Status(out.id);
-  cmds.push_back({"HSET", status, "state", out.scheduled ? "scheduled" : "pending", "type", type, "queue", opts.queue,
-                  "attempts", "0"});
-  cmds.push_back({"EXPIRE", std::move(status), "86400"});
+  if (opts.status_ttl_s > 0) {
+    std::string status = keys.Status(out.id);
+    cmds.push_back({"HSET", status, "state", out.scheduled ? "scheduled" : "pending", "type", type, "queue",
+                    opts.queue, "attempts", "0"});
+    cmds.push_back({"EXPIRE", std::move(status), std::to_string(opts.status_ttl_s)});
+  }
   if (out.scheduled) {
     cmds.push_back({"ZADD", keys.ScheduledOf(stream), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
   } else {
@@ -161,21 +164,31 @@ Status CheckEnqueue(const std::string& type, const EnqueueOptions& opts) {
   return Status::Ok();
 }
 
-// Sends AppendEnqueueCommands' triples. Every third command is the ZADD/XADD; the status writes before it
-// are best effort. A cluster splits a pipeline per master and the masters' order is not the callers', so
-// there the status writes go first in a round trip of their own.
+bool IsStatusWrite(const std::vector<std::string>& cmd) { return cmd[0] == "HSET" || cmd[0] == "EXPIRE"; }
+
+// Sends AppendEnqueueCommands' commands. The ZADD/XADD must succeed; the status writes before them are best
+// effort. A cluster splits a pipeline per master and the masters' order is not the callers', so there the
+// status writes go first in a round trip of their own.
 Status RunEnqueue(RedisCommands& redis, const TaskKeys& keys, const std::vector<std::vector<std::string>>& cmds) {
   std::vector<std::vector<std::string>> adds;
   if (!keys.cluster()) {
     auto r = redis.Pipeline(cmds);  // one round trip
     if (!r.ok()) return r.status();
-    for (size_t i = 2; i < r->size(); i += 3) {
-      if ((*r)[i].is_error()) return TranslateRedisError((*r)[i].str);
+    for (size_t i = 0; i < r->size(); ++i) {
+      if (!IsStatusWrite(cmds[i]) && (*r)[i].is_error()) return TranslateRedisError((*r)[i].str);
     }
     return Status::Ok();
   }
   std::vector<std::vector<std::string>> statuses;
-  for (size_t i = 0; i < cmds.size(); ++i) (i % 3 == 2 ? adds : statuses).push_back(cmds[i]);
+  for (const auto& cmd : cmds) (IsStatusWrite(cmd) ? statuses : adds).push_back(cmd);
+  if (statuses.empty()) {
+    auto r = redis.Pipeline(adds);
+    if (!r.ok()) return r.status();
+    for (const RedisValue& v : *r) {
+      if (v.is_error()) return TranslateRedisError(v.str);
+    }
+    return Status::Ok();
+  }
   auto s = redis.Pipeline(statuses);
   if (!s.ok()) return s.status();
   auto r = redis.Pipeline(adds);

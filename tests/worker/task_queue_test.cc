@@ -57,6 +57,33 @@ TEST_F(TaskQueueTest, EnqueueTasksWritesStatusAndEnvelopesInOneCall) {
   EXPECT_EQ(e.enqueued_at_ms(), kNow);
 }
 
+// The status record follows TASK_RESULT_TTL from enqueue on: its TTL is the configured one, and with
+// retention off (0) there is none at all (the workers would never update it), only the envelope.
+TEST_F(TaskQueueTest, StatusRecordFollowsTheConfiguredTtlAndIsNotWrittenWhenOff) {
+  Config hour;
+  hour.task_result_ttl_s = 3600;
+  Config off;
+  off.task_result_ttl_s = 0;
+  EXPECT_EQ(EnqueueOptions{}.status_ttl_s, 86400);
+  auto kept = EnqueueTask(*redis_, keys_, "noop", "{}", EnqueueOptions::FromConfig(hour), kNow);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  int64_t ttl = redis_->Command({"TTL", keys_.Status(kept->id)})->integer;
+  EXPECT_GT(ttl, 3500);
+  EXPECT_LE(ttl, 3600);
+  EnqueueOptions delayed = EnqueueOptions::FromConfig(off);
+  delayed.run_at_ms = kNow + 60'000;
+  auto bulk = EnqueueTasks(*redis_, keys_,
+                           {{"noop", "{}", EnqueueOptions::FromConfig(off)}, {"noop", "{}", delayed}}, kNow);
+  ASSERT_TRUE(bulk.ok()) << bulk.status().ToString();
+  auto single = EnqueueTask(*redis_, keys_, "noop", "{}", EnqueueOptions::FromConfig(off), kNow);
+  ASSERT_TRUE(single.ok()) << single.status().ToString();
+  for (const std::string& id : {(*bulk)[0].id, (*bulk)[1].id, single->id}) {
+    EXPECT_EQ(redis_->Command({"EXISTS", keys_.Status(id)})->integer, 0) << id;
+  }
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 3);  // kept + bulk[0] + single
+  EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()})->integer, 1);
+}
+
 TEST_F(TaskQueueTest, EnqueueTasksRefusesBadInputWithoutWritingAnything) {
   EnqueueOptions bad;
   bad.queue = "no spaces";

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "streamfleet/common/config.h"
 #include "streamfleet/common/redis.h"
 #include "streamfleet/common/task_keys.h"
 #include "streamfleet/v1/task.pb.h"
@@ -22,6 +23,18 @@ struct EnqueueOptions {
   std::string unique_key;         // "" = not unique
   int64_t unique_ttl_s = 3600;
   std::string id;                 // "" = generated
+  // TTL of the task's status record ({prefix}:task:{id}, "pending"/"scheduled" until a worker updates it).
+  // 0 = no status record: what TASK_RESULT_TTL=0 means fleet-wide, since the workers then never update it
+  // (a record written here would say "pending" long after the task ran). It is also most of what an
+  // enqueue costs Redis (HSET + EXPIRE next to the XADD).
+  int64_t status_ttl_s = 86400;
+
+  // Defaults with the status TTL of this fleet's configuration (TASK_RESULT_TTL).
+  static EnqueueOptions FromConfig(const Config& config) {
+    EnqueueOptions o;
+    o.status_ttl_s = config.task_result_ttl_s;
+    return o;
+  }
 };
 
 struct EnqueueResult {
