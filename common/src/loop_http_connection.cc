@@ -36,6 +36,17 @@ std::string DecodePath(std::string_view s) {
   return out;
 }
 
+// NDJSON and SSE bodies are read line by line as they arrive: handed to a worker at the end of the head,
+// so lines are parsed (and appended) while the rest is still on its way, instead of after it all came.
+bool IsStreamingMediaType(const std::vector<std::pair<std::string, std::string>>& headers) {
+  for (const auto& [k, v] : headers) {
+    if (strcasecmp(k.c_str(), "Content-Type") != 0) continue;
+    return strncasecmp(v.c_str(), "application/x-ndjson", 20) == 0 ||
+           strncasecmp(v.c_str(), "text/event-stream", 17) == 0;
+  }
+  return false;
+}
+
 LoopHttpConnection* Self(http_parser* p) { return static_cast<LoopHttpConnection*>(p->data); }
 
 struct WriteReq {
@@ -235,7 +246,8 @@ int LoopHttpConnection::OnHeadersComplete(http_parser* p) {
   }
   bool chunked = (p->flags & F_CHUNKED) != 0;
   bool has_length = (p->flags & F_CONTENTLENGTH) != 0;
-  if (c->ctx_.fast && !chunked && (!has_length || p->content_length <= LoopHttpServer::kMaxFastBodyBytes)) {
+  if (c->ctx_.fast && !chunked && !IsStreamingMediaType(c->head_.headers) &&
+      (!has_length || p->content_length <= LoopHttpServer::kMaxFastBodyBytes)) {
     c->buffer_body_ = true;  // small body: collect it here, then offer the request to the fast handler
     if (has_length) c->body_.reserve(p->content_length);
   } else {

@@ -25,7 +25,7 @@
 namespace streamfleet {
 
 // Called on the loop thread for a request whose body is complete (bodies up to kMaxFastBodyBytes with a
-// Content-Length). Returns false to decline: the request then goes to `handler` on a worker thread. When it
+// Content-Length, not chunked, not NDJSON or SSE: those stream to a worker as they arrive). Returns false to decline: the request then goes to `handler` on a worker thread. When it
 // returns true it owns the answer: ex->Respond from any thread, exactly once, without blocking the loop.
 using FastHttpHandler = std::function<bool(const std::shared_ptr<HttpExchange>& ex)>;
 
