@@ -16,7 +16,8 @@
 # COMPACTOR_GENS (2000 generations x 50 chunks), PACED_RATE (10000 chunks/s for the steady-state finalize
 # latency), CHUNK_BYTES (200), CACHE_ITERATIONS (5000 gets per tier), ONLY=cache|worker (just part 4 or 5),
 # WORKER_TASKS (50000), WORKER_CONCURRENCY (8 slots per worker process), LATENCY_PRODUCERS (2 producer threads,
-# each its own connection, offer the latency phase's load), SKIP_BUILD=1.
+# each its own connection, offer the latency phase's load), SKIP_BUILD=1, ONLY=ingest (parts 1 and 2),
+# INGEST_BIN (the streamfleet-ingest binary to measure, default BUILD_DIR's: A/B against another build).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +29,7 @@ PACED_RATE=${PACED_RATE:-10000}
 CHUNK_BYTES=${CHUNK_BYTES:-200}
 CACHE_ITERATIONS=${CACHE_ITERATIONS:-5000}
 ONLY=${ONLY:-}
+INGEST_BIN=${INGEST_BIN:-$BUILD/ingest/streamfleet-ingest}
 WORKER_TASKS=${WORKER_TASKS:-50000}
 WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-8}
 LATENCY_PRODUCERS=${LATENCY_PRODUCERS:-2}
@@ -92,11 +94,18 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cmake -DSTREAMFLEET_BUILD_BENCH=ON "$BUILD" >/dev/null
   fi
   log "building (cmake --build -j1)"
-  cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench cache_bench worker_bench streamfleet-ingest \
-    streamfleet-compactor streamfleet-queue-worker >&2
+  if [ "$ONLY" = ingest ]; then
+    cmake --build "$BUILD" -j1 --target ingest_bench streamfleet-ingest >&2
+  else
+    cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench cache_bench worker_bench streamfleet-ingest \
+      streamfleet-compactor streamfleet-queue-worker >&2
+  fi
 fi
-for b in bench/ingest_bench bench/compactor_bench bench/cache_bench bench/worker_bench ingest/streamfleet-ingest \
-         compactor/streamfleet-compactor queue-worker/streamfleet-queue-worker; do
+NEEDED="bench/ingest_bench bench/compactor_bench bench/cache_bench bench/worker_bench compactor/streamfleet-compactor
+        queue-worker/streamfleet-queue-worker"
+[ "$ONLY" = ingest ] && NEEDED="bench/ingest_bench"
+[ -x "$INGEST_BIN" ] || { log "missing $INGEST_BIN"; exit 1; }
+for b in $NEEDED; do
   [ -x "$BUILD/$b" ] || { log "missing $BUILD/$b"; exit 1; }
 done
 
@@ -112,7 +121,7 @@ for _ in $(seq 100); do [ -s "$WORK/redis.pid" ] && break; sleep 0.05; done
 log "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$REDIS_PORT (pid $(cat "$WORK/redis.pid"))"
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
-if [ -z "$ONLY" ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = ingest ]; then
 # ---- 1. Redis ceilings ---------------------------------------------------------------------------------
 PAYLOAD=$(head -c "$CHUNK_BYTES" /dev/zero | tr '\0' 'x')
 xadd_ceiling() {  # $1 = pipeline depth
@@ -132,7 +141,7 @@ rcli flushall >/dev/null
 INGEST_PORT=$(free_port)
 REDIS_PORT=$REDIS_PORT INGEST_LISTEN=127.0.0.1:$INGEST_PORT INGEST_THREADS=80 \
   INGEST_BACKPRESSURE_LAG=100000000 METRICS_LISTEN=127.0.0.1:0 LOG_LEVEL=warn \
-  "$BUILD/ingest/streamfleet-ingest" >"$WORK/ingest.log" 2>&1 &
+  "$INGEST_BIN" >"$WORK/ingest.log" 2>&1 &
 INGEST_PID=$!
 for _ in $(seq 100); do
   curl -fs "http://127.0.0.1:$INGEST_PORT/readyz" >/dev/null 2>&1 && break
@@ -147,7 +156,9 @@ kill -TERM "$INGEST_PID"
 wait "$INGEST_PID" || true
 INGEST_PID=""
 rcli flushall >/dev/null
+fi
 
+if [ -z "$ONLY" ]; then
 # ---- 3. compactor -------------------------------------------------------------------------------------
 log "compactor: $COMPACTOR_GENS generations x 50 chunks of $CHUNK_BYTES bytes"
 run_child "$BUILD/bench/compactor_bench" --redis-port "$REDIS_PORT" --gens "$COMPACTOR_GENS" --chunks 50 \
@@ -181,7 +192,7 @@ rcli flushall >/dev/null
 fi
 
 # ---- tables ---------------------------------------------------------------------------------------------
-[ -n "$ONLY" ] || awk -F= -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" -v gens="$COMPACTOR_GENS" -v cb="$CHUNK_BYTES" '
+{ [ -z "$ONLY" ] || [ "$ONLY" = ingest ]; } && awk -F= -v only="$ONLY" -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" -v gens="$COMPACTOR_GENS" -v cb="$CHUNK_BYTES" '
   { v[$1] = $2 }
   function f0(x) { return sprintf("%.0f", x) }
   function f1(x) { return sprintf("%.1f", x) }
@@ -200,6 +211,10 @@ fi
     printf "| ingest, NDJSON 100 chunks per POST, %d clients | %s chunks/s | >= 25%% of XADD P16 (%s) | %s | %s |\n", clients, f0(v["ingest_ndjson_cps"]), f0(p16 / 4), pct(v["ingest_ndjson_cps"], p16), met(v["ingest_ndjson_cps"] >= 0.25 * p16)
     printf "| ingest, NDJSON: request latency p50 / p99 | %s / %s ms | | | |\n", f2(v["ingest_ndjson_p50_ms"]), f2(v["ingest_ndjson_p99_ms"])
     printf "| ingest RSS (streamfleet-ingest VmRSS after load; idle %s MB, peak VmHWM %s MB) | %s MB | < 50 MB | | %s |\n", f1(v["ingest_rss_idle_mb"]), f1(v["ingest_hwm_mb"]), f1(v["ingest_rss_mb"]), met(v["ingest_hwm_mb"] < 50)
+    if (only == "ingest") {
+      printf "\nCPU (cores busy, of %s): ingest JSON %s + redis %s; ingest NDJSON %s + redis %s. Errors: ingest JSON %d, NDJSON %d\n", cores, f2(v["ingest_single_cpu_cores"]), f2(v["ingest_single_redis_cpu_cores"]), f2(v["ingest_ndjson_cpu_cores"]), f2(v["ingest_ndjson_redis_cpu_cores"]), v["ingest_single_errors"], v["ingest_ndjson_errors"]
+      exit
+    }
     printf "| raw stream ceiling: 1 consumer, XREADGROUP COUNT 100 + XACK, no work | %s entries/s | ceiling | | |\n", f0(raw)
     printf "| compactor end to end, 1 instance (%d gens x 50 chunks) | %s chunks/s | >= 40%% of raw (%s) | %s | %s |\n", gens, f0(v["svc1_cps"]), f0(0.4 * raw), pct(v["svc1_cps"], raw), met(v["svc1_cps"] >= 0.4 * raw)
     printf "| compactor end to end, 2 instances | %s chunks/s | >= 40%% of raw (%s) | %s | %s |\n", f0(v["svc2_cps"]), f0(0.4 * raw), pct(v["svc2_cps"], raw), met(v["svc2_cps"] >= 0.4 * raw)

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ingest/request_parsing.h"
+#include "streamfleet/common/chunk_scripts.h"
 #include "streamfleet/common/generation_cache.h"
 #include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/log.h"
@@ -15,7 +16,6 @@ namespace streamfleet::ingest {
 
 namespace {
 
-using Clk = std::chrono::steady_clock;
 constexpr size_t kBatchChunks = 100;
 constexpr size_t kBatchBytes = 256 * 1024;
 
@@ -70,6 +70,7 @@ IngestService::IngestService(const Config& config, prometheus::Registry& registr
       db_health_(registry, Dependency::kDatabase),
       writer_(config),
       redis_(RequestPathRedis(config.redis)),
+      async_redis_(dynamic_cast<AsyncRedis*>(redis_.get())),
       sampler_redis_(RedisClient::Lazy(config.redis)),
       store_(store),
       cache_(config.redis, CacheOptionsFromConfig(config), &registry) {}
@@ -82,8 +83,9 @@ Status IngestService::Start() {
                 "set per-organization tokens in production)",
                 config_.ingest_listen);
   }
-  auto http = HttpServer::Start(config_.ingest_listen, config_.ingest_threads, [this](HttpExchange& ex) { Handle(ex); },
-                                config_.ingest_request_timeout_ms);
+  auto http = LoopHttpServer::Start(
+      config_.ingest_listen, config_.ingest_threads, [this](HttpExchange& ex) { Handle(ex); },
+      config_.ingest_request_timeout_ms, [this](const std::shared_ptr<HttpExchange>& ex) { return HandleFast(ex); });
   if (!http.ok()) return http.status();
   http_ = std::move(*http);
   sampler_ = std::thread([this] {
@@ -121,9 +123,7 @@ void IngestService::Reject(HttpExchange& ex, int status, const std::string& reas
   ex.RespondJson(status, JsonError(reason, detail), headers);
 }
 
-void IngestService::Handle(HttpExchange& ex) {
-  auto started = Clk::now();
-  Route route = MatchRoute(ex.path());
+bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
   if (ex.path() == "/healthz") {
     ex.Respond(200, "text/plain", "ok\n");
   } else if (ex.path() == "/readyz") {
@@ -137,36 +137,79 @@ void IngestService::Handle(HttpExchange& ex) {
              get_route != (ex.method() == "GET") || (!get_route && ex.method() != "POST")) {
     Reject(ex, 405, "method_not_allowed", ex.method() + " is not allowed on " + ex.path());
   } else if (Authorize(ex, route.org)) {
-    Ctx ctx;
     ctx.gen = GenerationId{route.org, 0, route.gen};
-    bool ok = true;
     if (auto sc = ex.QueryParam("scenario_id"); sc && !sc->empty()) {
       auto id = ParseId(*sc);
       if (!id) {
         Reject(ex, 400, "invalid_id", "scenario_id \"" + *sc + "\" is not a positive integer");
-        ok = false;
-      } else {
-        ctx.gen.scenario = *id;
+        return false;
       }
+      ctx.gen.scenario = *id;
     }
-    if (ok) {
-      LogScope scope(LogContext().Generation(ctx.gen.org, ctx.gen.gen));
-      switch (route.kind) {
-        case Route::Kind::kChunks: HandleChunks(ex, ctx); break;
-        case Route::Kind::kFinish: HandleFinish(ex, ctx); break;
-        case Route::Kind::kProgress: HandleProgress(ex, ctx); break;
-        case Route::Kind::kGeneration: HandleGeneration(ex, ctx); break;
-        case Route::Kind::kStart: HandleStart(ex, ctx); break;
-        default: break;
-      }
-    }
+    return true;
   }
-  const char* name = RouteName(route.kind);
+  return false;
+}
+
+void IngestService::RecordRequest(Route::Kind kind, const HttpExchange& ex, Clk::time_point started) {
+  const char* name = RouteName(kind);
   metrics_.requests.Add({{"route", name}, {"status", std::to_string(ex.status())}}).Increment();
   metrics_.request_seconds
       .Add({{"route", name}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                                       0.1, 0.25, 0.5, 1, 5})
       .Observe(std::chrono::duration<double>(Clk::now() - started).count());
+}
+
+void IngestService::Handle(HttpExchange& ex) {
+  auto started = Clk::now();
+  Route route = MatchRoute(ex.path());
+  Ctx ctx;
+  if (Admit(ex, route, ctx)) {
+    LogScope scope(LogContext().Generation(ctx.gen.org, ctx.gen.gen));
+    switch (route.kind) {
+      case Route::Kind::kChunks: HandleChunks(ex, ctx); break;
+      case Route::Kind::kFinish: HandleFinish(ex, ctx); break;
+      case Route::Kind::kProgress: HandleProgress(ex, ctx); break;
+      case Route::Kind::kGeneration: HandleGeneration(ex, ctx); break;
+      case Route::Kind::kStart: HandleStart(ex, ctx); break;
+      default: break;
+    }
+  }
+  RecordRequest(route.kind, ex, started);
+}
+
+bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
+  // Only a single JSON chunk on the shared AsyncRedis; everything else (streamed bodies, other routes, the
+  // cluster's blocking pooled clients) goes to Handle on a worker thread.
+  if (async_redis_ == nullptr || exchange->method() != "POST") return false;
+  Route route = MatchRoute(exchange->path());
+  if (route.kind != Route::Kind::kChunks || MediaType(exchange->Header("Content-Type")) != "application/json") {
+    return false;
+  }
+  HttpExchange& ex = *exchange;
+  auto started = Clk::now();
+  Ctx ctx;
+  std::optional<PendingChunk> chunk;
+  if (Admit(ex, route, ctx) && AdmitChunks(ex)) chunk = ReadJsonChunk(ex);  // the body is complete: no wait
+  if (!chunk) {
+    RecordRequest(route.kind, ex, started);
+    return true;
+  }
+  auto batch = std::make_shared<std::vector<PendingChunk>>();
+  batch->push_back(std::move(*chunk));
+  ChunkWriter::AppendCall call = writer_.PrepareAppend(ctx.gen, *batch, "ingest-json");
+  // The callback runs on the Redis loop thread; its answer reaches the HTTP loop through the server's outbox.
+  async_redis_->SendEval(scripts::IngestAppend(), call.keys, call.args,
+                         [this, exchange, batch, started](StatusOr<RedisValue> reply) {
+                           metrics_.redis_write_seconds.Observe(
+                               std::chrono::duration<double>(Clk::now() - started).count());
+                           AppendResult total;
+                           if (Written(*exchange, ChunkWriter::ParseAppendReply(reply, *batch), *batch, &total)) {
+                             RespondAccepted(*exchange, total);
+                           }
+                           RecordRequest(Route::Kind::kChunks, *exchange, started);
+                         });
+  return true;
 }
 
 bool IngestService::Authorize(HttpExchange& ex, int64_t org) {
@@ -198,6 +241,13 @@ bool IngestService::Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>&
   auto t0 = Clk::now();
   auto r = writer_.Append(*redis_, ctx.gen, batch, source);
   metrics_.redis_write_seconds.Observe(std::chrono::duration<double>(Clk::now() - t0).count());
+  if (!Written(ex, r, batch, total)) return false;
+  batch.clear();
+  return true;
+}
+
+bool IngestService::Written(HttpExchange& ex, const StatusOr<AppendResult>& r, const std::vector<PendingChunk>& batch,
+                            AppendResult* total) {
   if (!r.ok()) {
     const Status& s = r.status();
     if (s.code() == StatusCode::kFailedPrecondition) {
@@ -219,23 +269,27 @@ bool IngestService::Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>&
   metrics_.bytes.Increment(static_cast<double>(bytes));
   total->accepted += r->accepted;
   total->last_seq = std::max(total->last_seq, r->last_seq);
-  batch.clear();
   return true;
 }
 
-void IngestService::HandleChunks(HttpExchange& ex, Ctx& ctx) {
+bool IngestService::AdmitChunks(HttpExchange& ex) {
   if (backlog_.load() > config_.backpressure_lag) {
     Reject(ex, 503, "backpressure",
            "chunk backlog " + std::to_string(backlog_.load()) + " exceeds " + std::to_string(config_.backpressure_lag),
            {{"Retry-After", "1"}});
-    return;
+    return false;
   }
   if (auto cl = ex.Header("Content-Length")) {
     if (std::strtoll(cl->c_str(), nullptr, 10) > config_.max_body_bytes) {
       Reject(ex, 413, "body_too_large", "request body exceeds " + std::to_string(config_.max_body_bytes) + " bytes");
-      return;
+      return false;
     }
   }
+  return true;
+}
+
+void IngestService::HandleChunks(HttpExchange& ex, Ctx& ctx) {
+  if (!AdmitChunks(ex)) return;
   std::string type = MediaType(ex.Header("Content-Type"));
   if (type == "application/json") {
     HandleJsonChunk(ex, ctx);
@@ -292,28 +346,38 @@ bool IngestService::RejectNonUtf8(HttpExchange& ex, const std::string& body) {
   return true;
 }
 
-void IngestService::HandleJsonChunk(HttpExchange& ex, Ctx& ctx) {
+std::optional<PendingChunk> IngestService::ReadJsonChunk(HttpExchange& ex) {
   auto body = ex.ReadBody(static_cast<size_t>(config_.max_body_bytes));
   if (!body.ok()) {
     RejectBody(ex, body.status());
-    return;
+    return std::nullopt;
   }
-  if (RejectNonUtf8(ex, *body)) return;
+  if (RejectNonUtf8(ex, *body)) return std::nullopt;
   auto in = ParseChunkJson(*body);
   if (!in.ok()) {
     Reject(ex, 400, "invalid_chunk", in.status().message());
-    return;
+    return std::nullopt;
   }
   Status lim = CheckChunk(config_, *in);
   if (!lim.ok()) {
     bool big = lim.code() == StatusCode::kResourceExhausted;
     Reject(ex, big ? 413 : 400, big ? "chunk_too_large" : "invalid_chunk", lim.message());
-    return;
+    return std::nullopt;
   }
-  std::vector<PendingChunk> batch = {{in->seq, std::move(in->data), in->final, in->total_chunks, false}};
+  return PendingChunk{in->seq, std::move(in->data), in->final, in->total_chunks, false};
+}
+
+void IngestService::RespondAccepted(HttpExchange& ex, const AppendResult& total) {
+  ex.RespondJson(202, nlohmann::json{{"accepted", total.accepted}, {"last_seq", total.last_seq}}.dump());
+}
+
+void IngestService::HandleJsonChunk(HttpExchange& ex, Ctx& ctx) {
+  auto chunk = ReadJsonChunk(ex);
+  if (!chunk) return;
+  std::vector<PendingChunk> batch = {std::move(*chunk)};
   AppendResult total;
   if (!Write(ex, ctx, batch, "ingest-json", &total)) return;
-  ex.RespondJson(202, nlohmann::json{{"accepted", total.accepted}, {"last_seq", total.last_seq}}.dump());
+  RespondAccepted(ex, total);
 }
 
 void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
@@ -389,9 +453,9 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
     }
     return true;
   };
-  // Heap, not stack: civetweb worker threads have small stacks. Small reads: civetweb's mg_read on a
-  // chunked body returns only when the buffer is full or the body ended, so the read size bounds how long
-  // a complete line can wait before it is appended.
+  // Small reads: each line is appended as soon as the read that completes it returns (LoopHttpServer's Read
+  // returns what has arrived; a server that fills the buffer before returning would make the read size
+  // bound how long a complete line waits).
   std::vector<char> buffer(2048);
   char* buf = buffer.data();
   while (true) {

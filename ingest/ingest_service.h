@@ -1,23 +1,29 @@
 #pragma once
 // The ingest HTTP API (see docs/API.md): chunks in as JSON, NDJSON (streamed) or SSE, made durable in the
-// chunk streams before the 2xx answer. Handlers run concurrently on civetweb threads and share one
-// AsyncRedis connection, so concurrent requests' commands are pipelined to Redis together (on a Redis
-// Cluster, which AsyncRedis does not speak, a pool of cluster-routing clients instead). A background
-// thread samples the backlog for backpressure on its own synchronous client.
+// chunk streams before the 2xx answer. HTTP is served by LoopHttpServer (one libuv loop + worker threads).
+// A single JSON chunk (the hot path) is handled on the HTTP loop thread without blocking: HandleFast
+// validates it and sends the append script through the shared AsyncRedis, whose callback answers 202.
+// Every other request runs Handle on a worker thread; those share the same AsyncRedis connection, so
+// concurrent requests' commands are pipelined to Redis together (on a Redis Cluster, which AsyncRedis does
+// not speak, a pool of cluster-routing clients instead, and every request takes the worker path). A
+// background thread samples the backlog for backpressure on its own synchronous client.
 // GET /v1/orgs/{org}/generations/{gen} answers the compacted row from the SQL store, cache-aside through the
 // fleet's multi-tier cache (common/cache.h); it is the only route that needs the database.
 // POST /v1/orgs/{org}/generations starts a provider generation: an id and a generation.run task, in Redis.
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "streamfleet/common/chunk_writer.h"
 #include "ingest/metrics.h"
+#include "ingest/request_parsing.h"
 #include "streamfleet/common/async_redis.h"
 #include "streamfleet/common/cache.h"
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/dependency_health.h"
-#include "streamfleet/common/http_server.h"
+#include "streamfleet/common/loop_http_server.h"
 #include "streamfleet/common/redis.h"
 #include "streamfleet/common/sql_store.h"
 
@@ -37,11 +43,24 @@ class IngestService {
   Status Ready();
   const DependencyHealth& redis_health() const { return redis_health_; }
 
-  // One HTTP exchange (public for the server callback).
+  // One HTTP exchange on a worker thread (public for the server callback).
   void Handle(HttpExchange& ex);
+  // On the HTTP loop thread, a request whose body is complete: takes single JSON chunks (answered from the
+  // AsyncRedis callback), declines everything else (false: the server runs Handle on a worker thread).
+  bool HandleFast(const std::shared_ptr<HttpExchange>& ex);
 
  private:
   struct Ctx;
+  using Clk = std::chrono::steady_clock;
+  // Health routes, route/method checks, authorization, ?scenario_id=. Returns true when the route's handler
+  // should run (ctx filled); false when it already answered.
+  bool Admit(HttpExchange& ex, const Route& route, Ctx& ctx);
+  // Backpressure and the declared body size for the chunk routes; false when it answered.
+  bool AdmitChunks(HttpExchange& ex);
+  // Reads, checks and parses a single JSON chunk body; nullopt when it answered (4xx).
+  std::optional<PendingChunk> ReadJsonChunk(HttpExchange& ex);
+  void RespondAccepted(HttpExchange& ex, const AppendResult& total);
+  void RecordRequest(Route::Kind kind, const HttpExchange& ex, Clk::time_point started);
   void HandleChunks(HttpExchange& ex, Ctx& ctx);
   void HandleJsonChunk(HttpExchange& ex, Ctx& ctx);
   void HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse);
@@ -60,6 +79,9 @@ class IngestService {
   bool RejectNonUtf8(HttpExchange& ex, const std::string& body);
   // Appends through redis_; maps errors to HTTP answers. Returns false when it already responded.
   bool Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source, AppendResult* total);
+  // Counts an append's outcome, or answers its error (409/413/503/500) and returns false.
+  bool Written(HttpExchange& ex, const StatusOr<AppendResult>& r, const std::vector<PendingChunk>& batch,
+               AppendResult* total);
   void SampleBacklog();
 
   const Config& config_;
@@ -68,10 +90,11 @@ class IngestService {
   DependencyHealth db_health_;     // only GET .../generations/{gen} reaches the database
   ChunkWriter writer_;
   std::unique_ptr<RedisCommands> redis_;  // AsyncRedis, or a PooledRedisCommands on a cluster
+  AsyncRedis* async_redis_;               // redis_ when it is an AsyncRedis (HandleFast), else nullptr
   std::unique_ptr<RedisClient> sampler_redis_;  // only the sampler thread uses it
   SqlStore* store_;
   Cache cache_;
-  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<LoopHttpServer> http_;
   std::atomic<int64_t> backlog_{0};
   std::atomic<bool> stopping_{false};
   std::thread sampler_;

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config ninja-build
-  libhiredis-dev libuv1-dev
+  libhiredis-dev libuv1-dev libhttp-parser-dev
   libprotobuf-dev protobuf-compiler
   libsoci-dev libsqlite3-dev libpq-dev libboost-dev
   prometheus-cpp-dev libcivetweb-dev civetweb

@@ -11,11 +11,8 @@
 
 namespace streamfleet {
 
-StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const GenerationId& gen,
-                                           std::vector<PendingChunk>& chunks, const std::string& source) {
-  AppendResult out;
-  if (chunks.empty()) return out;
-  const std::string ctl = keys_.ControlKey(gen);
+ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
+                                                   const std::string& source) const {
   int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
@@ -43,9 +40,13 @@ StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const Generatio
   }
   args[1] = std::to_string(bytes);
   args[5] = needs_seq;
-  auto r = redis.Eval(scripts::IngestAppend(), {ctl, keys_.ChunkStream(keys_.ShardOf(gen))}, args);
+  return {{keys_.ControlKey(gen), keys_.ChunkStream(keys_.ShardOf(gen))}, std::move(args)};
+}
+
+StatusOr<AppendResult> ChunkWriter::ParseAppendReply(const StatusOr<RedisValue>& r, std::vector<PendingChunk>& chunks) {
   if (!r.ok()) return r.status();
   if (!r->is_array() || r->elements.size() != 2) return Status::Internal("IngestAppend: unexpected reply");
+  AppendResult out;
   out.last_id = r->elements[0].str;
   int64_t next = r->elements[1].AsInt();
   for (auto& c : chunks) {
@@ -55,6 +56,13 @@ StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const Generatio
     out.last_seq = std::max(out.last_seq, *c.seq);
   }
   return out;
+}
+
+StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const GenerationId& gen,
+                                           std::vector<PendingChunk>& chunks, const std::string& source) {
+  if (chunks.empty()) return AppendResult{};
+  AppendCall call = PrepareAppend(gen, chunks, source);
+  return ParseAppendReply(redis.Eval(scripts::IngestAppend(), call.keys, call.args), chunks);
 }
 
 StatusOr<std::string> ChunkWriter::Progress(RedisCommands& redis, int64_t org, int64_t gen,

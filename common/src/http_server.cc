@@ -12,48 +12,22 @@ namespace streamfleet {
 
 namespace {
 
-const char* Reason(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Status";
-  }
-}
+// The civetweb side of HttpExchange: a request on a civetweb worker thread.
+class CivetExchange final : public HttpExchange {
+ public:
+  explicit CivetExchange(mg_connection* conn);
+  std::optional<std::string> Header(const char* name) const override;
+  int Read(char* buf, size_t n) override;
 
-std::string UrlDecode(const std::string& s) {
-  std::string out(s.size() + 1, '\0');
-  int n = mg_url_decode(s.data(), static_cast<int>(s.size()), out.data(), static_cast<int>(out.size()), 1);
-  out.resize(n < 0 ? 0 : static_cast<size_t>(n));
-  return out;
-}
+ private:
+  void SendResponse(std::string bytes) override { mg_write(conn_, bytes.data(), bytes.size()); }
 
-}  // namespace
+  mg_connection* conn_;
+  int64_t content_length_ = -1;
+  int64_t body_read_ = 0;
+};
 
-std::string JsonError(const std::string& error, const std::string& detail) {
-  // The detail often quotes what the client sent (a path, an id), which can be any bytes: invalid UTF-8 is
-  // replaced with U+FFFD, or dump() would throw and a 400 would turn into a 500 (found by fuzz/fuzz_route).
-  return nlohmann::json{{"error", error}, {"detail", detail}}.dump(-1, ' ', false,
-                                                                   nlohmann::json::error_handler_t::replace);
-}
-
-HttpExchange::HttpExchange(mg_connection* conn) : conn_(conn) {
+CivetExchange::CivetExchange(mg_connection* conn) : conn_(conn) {
   const mg_request_info* ri = mg_get_request_info(conn);
   method_ = ri->request_method ? ri->request_method : "";
   path_ = ri->local_uri ? ri->local_uri : "";
@@ -61,27 +35,13 @@ HttpExchange::HttpExchange(mg_connection* conn) : conn_(conn) {
   content_length_ = ri->content_length;  // -1 when absent (chunked or no body)
 }
 
-std::optional<std::string> HttpExchange::Header(const char* name) const {
+std::optional<std::string> CivetExchange::Header(const char* name) const {
   const char* v = mg_get_header(conn_, name);
   if (v == nullptr) return std::nullopt;
   return std::string(v);
 }
 
-std::optional<std::string> HttpExchange::QueryParam(const std::string& name) const {
-  size_t pos = 0;
-  while (pos <= query_.size()) {
-    size_t amp = query_.find('&', pos);
-    std::string item = query_.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
-    auto eq = item.find('=');
-    std::string k = UrlDecode(item.substr(0, eq));
-    if (k == name) return eq == std::string::npos ? std::string() : UrlDecode(item.substr(eq + 1));
-    if (amp == std::string::npos) break;
-    pos = amp + 1;
-  }
-  return std::nullopt;
-}
-
-int HttpExchange::Read(char* buf, size_t n) {
+int CivetExchange::Read(char* buf, size_t n) {
   int r = mg_read(conn_, buf, n);
   if (r > 0) body_read_ += r;
   // civetweb reports a connection closed before Content-Length bytes as a plain end of body: a truncated
@@ -90,37 +50,7 @@ int HttpExchange::Read(char* buf, size_t n) {
   return r;
 }
 
-StatusOr<std::string> HttpExchange::ReadBody(size_t max_bytes) {
-  std::string body;
-  std::vector<char> buffer(16384);  // heap: civetweb worker stacks are small
-  char* buf = buffer.data();
-  while (true) {
-    int n = Read(buf, buffer.size());
-    if (n < 0) {
-      return Status::InvalidArgument("error reading the request body (malformed chunked encoding, or the client "
-                                     "stopped sending)");
-    }
-    if (n == 0) break;
-    if (body.size() + static_cast<size_t>(n) > max_bytes) {
-      return Status::ResourceExhausted("request body larger than " + std::to_string(max_bytes) + " bytes");
-    }
-    body.append(buf, static_cast<size_t>(n));
-  }
-  return body;
-}
-
-void HttpExchange::Respond(int status, const std::string& content_type, const std::string& body,
-                           const std::vector<std::pair<std::string, std::string>>& headers) {
-  status_ = status;
-  std::string head = "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) + "\r\n";
-  head += "Content-Type: " + content_type + "\r\n";
-  head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  for (const auto& [k, v] : headers) head += k + ": " + v + "\r\n";
-  head += "\r\n";
-  // One write: headers and body in separate small segments would wait for the client's delayed ACK.
-  if (method_ != "HEAD") head += body;
-  mg_write(conn_, head.data(), head.size());
-}
+}  // namespace
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen, int threads,
                                                          HttpHandler handler, int64_t request_timeout_ms) {
@@ -150,7 +80,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& liste
 
 int HttpServer::Dispatch(mg_connection* conn, void* cbdata) {
   auto* self = static_cast<HttpServer*>(cbdata);
-  HttpExchange ex(conn);
+  CivetExchange ex(conn);
   try {
     self->handler_(ex);
   } catch (const std::exception& e) {

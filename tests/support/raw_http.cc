@@ -57,6 +57,32 @@ std::string RawConnection::ReadUntilClosed(int timeout_ms) {
   return out;
 }
 
+std::string RawConnection::ReadResponse(int timeout_ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  char buf[4096];
+  while (true) {
+    size_t head_end = pending_.find("\r\n\r\n");
+    if (head_end != std::string::npos) {
+      size_t length = 0;
+      size_t cl = pending_.find("Content-Length: ");
+      if (cl != std::string::npos && cl < head_end) length = std::stoul(pending_.substr(cl + 16));
+      if (pending_.size() >= head_end + 4 + length) {
+        std::string answer = pending_.substr(0, head_end + 4 + length);
+        pending_.erase(0, answer.size());
+        return answer;
+      }
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return "";
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return "";
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return "";
+    pending_.append(buf, static_cast<size_t>(n));
+  }
+}
+
 bool RawConnection::WaitClosed(int timeout_ms) {
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   char buf[4096];

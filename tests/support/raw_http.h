@@ -19,11 +19,15 @@ class RawConnection {
   void CloseWrite();
   // Everything the peer sends until it closes the connection or timeout_ms passes.
   std::string ReadUntilClosed(int timeout_ms);
+  // One answer (head + Content-Length body) on a kept-alive connection; "" on close or timeout. Bytes of the
+  // next answer that came with it are kept for the next call.
+  std::string ReadResponse(int timeout_ms);
   // True when the peer closed (or reset) the connection within timeout_ms; discards what it sent.
   bool WaitClosed(int timeout_ms);
 
  private:
   int fd_ = -1;
+  std::string pending_;  // read past the end of the last ReadResponse answer
 };
 
 // One request over a fresh connection, half-closed after sending; returns the raw answer.

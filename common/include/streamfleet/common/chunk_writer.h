@@ -38,6 +38,17 @@ class ChunkWriter {
   StatusOr<AppendResult> Append(RedisCommands& redis, const GenerationId& gen, std::vector<PendingChunk>& chunks,
                                 const std::string& source);
 
+  // Append in two halves, for a caller that sends the script itself without blocking (ingest's loop-thread
+  // path, AsyncRedis::SendEval): the script's keys and args, then the reply turned into the result (seqs
+  // assigned by the script are written back into chunks).
+  struct AppendCall {
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+  };
+  AppendCall PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
+                           const std::string& source) const;
+  static StatusOr<AppendResult> ParseAppendReply(const StatusOr<RedisValue>& reply, std::vector<PendingChunk>& chunks);
+
   // Progress JSON from Redis; kNotFound when nothing is known about the generation.
   StatusOr<std::string> Progress(RedisCommands& redis, int64_t org, int64_t gen, std::optional<int64_t> scenario);
 

@@ -1,0 +1,53 @@
+#pragma once
+// Messages from any thread to the HTTP event loop: a response to write, or "resume reading" a connection
+// whose body pipe drained. Post wakes the loop only when the queue was empty, so many replies that arrive
+// together (one AsyncRedis read answers many pipelined EVALSHAs) cost one wake-up.
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <uv.h>
+
+namespace streamfleet {
+
+struct HttpOutMessage {
+  enum class Kind { kResponse, kResume };
+  uint64_t conn = 0;
+  Kind kind = Kind::kResponse;
+  std::string bytes;
+};
+
+class HttpOutbox {
+ public:
+  explicit HttpOutbox(uv_async_t* wake) : wake_(wake) {}
+
+  // Any thread. Dropped once Close()d (the server is gone; nobody can be answered any more).
+  void Post(HttpOutMessage m) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (wake_ == nullptr) return;
+    bool was_empty = queue_.empty();
+    queue_.push_back(std::move(m));
+    if (was_empty) uv_async_send(wake_);
+  }
+  // Loop thread.
+  std::vector<HttpOutMessage> Take() {
+    std::vector<HttpOutMessage> out;
+    std::lock_guard<std::mutex> lock(mu_);
+    out.swap(queue_);
+    return out;
+  }
+  // Loop thread, before the wake handle is closed.
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_ = nullptr;
+    queue_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  uv_async_t* wake_;
+  std::vector<HttpOutMessage> queue_;
+};
+
+}  // namespace streamfleet
