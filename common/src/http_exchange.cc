@@ -103,8 +103,9 @@ StatusOr<std::string> HttpExchange::ReadBody(size_t max_bytes) {
 
 void HttpExchange::Respond(int status, const std::string& content_type, const std::string& body,
                            const std::vector<std::pair<std::string, std::string>>& headers) {
-  if (status_ != 0) return;  // answered already: a second answer would corrupt the connection
-  status_ = status;
+  int unanswered = 0;
+  // Answered already: a second answer would corrupt the connection (or answer the next pipelined request).
+  if (!status_.compare_exchange_strong(unanswered, status)) return;
   std::string head = "HTTP/1.1 " + std::to_string(status) + " " + HttpReason(status) + "\r\n";
   head += "Content-Type: " + content_type + "\r\n";
   head += "Content-Length: " + std::to_string(body.size()) + "\r\n";

@@ -83,8 +83,16 @@ void LoopHttpConnection::Start() {
   UpdateReading();
 }
 
+bool LoopHttpConnection::WriteBacklogged() const {
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_)) > kMaxQueuedWriteBytes;
+}
+
 void LoopHttpConnection::UpdateReading() {
-  bool want = !closing_ && (lingering_ || (!broken_ && !pipe_full_ && !(dispatched_ && body_complete_)));
+  // Not while answers pile up unsent: a client that pipelines requests without reading the answers would
+  // otherwise grow our memory without bound (reading resumes from the write callback; an idle connection
+  // times out meanwhile).
+  bool want = !closing_ && (lingering_ || (!broken_ && !pipe_full_ && !(dispatched_ && body_complete_) &&
+                                           !WriteBacklogged()));
   if (want && !reading_) {
     reading_ = uv_read_start(stream(), &OnAlloc, &OnRead) == 0;
   } else if (!want && reading_) {
@@ -133,7 +141,7 @@ void LoopHttpConnection::Feed(const char* data, size_t n) {
 }
 
 void LoopHttpConnection::ParseBuffered() {
-  if (unparsed_.empty() || closing_ || broken_ || (dispatched_ && body_complete_)) return;
+  if (unparsed_.empty() || closing_ || broken_ || (dispatched_ && body_complete_) || WriteBacklogged()) return;
   size_t k = Execute(unparsed_.data(), unparsed_.size());
   if (closing_ || broken_) {
     unparsed_.clear();
@@ -148,7 +156,7 @@ size_t LoopHttpConnection::Execute(const char* data, size_t n) {
   auto err = HTTP_PARSER_ERRNO(&parser_);
   if (err == HPE_PAUSED) return k;  // a complete request: the rest waits for its answer
   if (err != HPE_OK) {
-    if (header_too_large_) {
+    if (header_too_large_ && !dispatched_) {
       RejectAndClose(431, "headers_too_large",
                      "request head over " + std::to_string(LoopHttpServer::kMaxHeaderBytes) + " bytes or " +
                          std::to_string(LoopHttpServer::kMaxHeaderLines) + " header lines");
@@ -171,6 +179,8 @@ size_t LoopHttpConnection::Execute(const char* data, size_t n) {
 }
 
 bool LoopHttpConnection::CountHeaderBytes(size_t n) {
+  // Trailers of a chunked body already handed to a handler: ignored (the head was complete and dispatched).
+  if (dispatched_) return true;
   header_bytes_ += n;
   if (header_bytes_ > LoopHttpServer::kMaxHeaderBytes) {
     header_too_large_ = true;
@@ -203,6 +213,7 @@ int LoopHttpConnection::OnUrl(http_parser* p, const char* at, size_t n) {
 
 int LoopHttpConnection::OnHeaderField(http_parser* p, const char* at, size_t n) {
   auto* c = Self(p);
+  if (c->dispatched_) return 0;  // a trailer (see CountHeaderBytes)
   if (!c->CountHeaderBytes(n)) return -1;
   if (c->head_.headers.empty() || c->last_was_value_) {
     if (c->head_.headers.size() >= LoopHttpServer::kMaxHeaderLines) {
@@ -218,6 +229,7 @@ int LoopHttpConnection::OnHeaderField(http_parser* p, const char* at, size_t n) 
 
 int LoopHttpConnection::OnHeaderValue(http_parser* p, const char* at, size_t n) {
   auto* c = Self(p);
+  if (c->dispatched_) return 0;  // a trailer
   if (!c->CountHeaderBytes(n)) return -1;
   if (c->head_.headers.empty()) return -1;
   c->head_.headers.back().second.append(at, n);
@@ -354,6 +366,9 @@ void LoopHttpConnection::Write(std::string bytes, bool close_after) {
       c->Linger();
     } else if (w->close_after) {
       c->Close();  // the request was read to its end: nothing of the client's can be left to cause a RST
+    } else if (!c->closing_ && !c->dispatched_) {
+      c->ParseBuffered();  // the backlog drained: go on with pipelined requests held back (WriteBacklogged)
+      c->UpdateReading();
     }
     delete w;
   });

@@ -65,6 +65,9 @@ class LoopHttpConnection {
   void Feed(const char* data, size_t n);
   size_t Execute(const char* data, size_t n);
   void ParseBuffered();
+  // More than kMaxQueuedWriteBytes of answers not yet accepted by the socket.
+  bool WriteBacklogged() const;
+  static constexpr size_t kMaxQueuedWriteBytes = 256 * 1024;
   void Dispatch(std::shared_ptr<HttpBodyPipe> body, bool complete);
   void Write(std::string bytes, bool close_after);
   void RejectAndClose(int status, const std::string& error, const std::string& detail);

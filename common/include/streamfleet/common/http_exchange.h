@@ -2,6 +2,7 @@
 // One HTTP request and its answer, as handlers see it. Two servers implement it: HttpServer (civetweb,
 // thread per connection; metrics and admin servers) and LoopHttpServer (libuv + http_parser; ingest).
 // Handlers are written once against this interface and run unchanged on either.
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,15 +29,15 @@ class HttpExchange {
   // Reads the whole body, failing with kResourceExhausted past max_bytes.
   StatusOr<std::string> ReadBody(size_t max_bytes);
 
-  // Answers the request; only the first call counts. Thread-safe on LoopHttpServer's exchanges (the ingest
-  // fast path answers from the Redis loop thread).
+  // Answers the request; only the first call counts, also when two threads answer at once (the ingest fast
+  // path answers from the Redis loop thread while the HTTP loop may answer a handler's exception).
   void Respond(int status, const std::string& content_type, const std::string& body,
                const std::vector<std::pair<std::string, std::string>>& headers = {});
   void RespondJson(int status, const std::string& json_body,
                    const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     Respond(status, "application/json", json_body, headers);
   }
-  int status() const { return status_; }
+  int status() const { return status_.load(); }
 
  protected:
   // Writes one complete response (status line, headers and body in one buffer).
@@ -45,7 +46,7 @@ class HttpExchange {
   std::string method_, path_, query_;
 
  private:
-  int status_ = 0;
+  std::atomic<int> status_{0};
 };
 
 // {"error": error, "detail": detail}; bytes of detail that are not UTF-8 become U+FFFD.
