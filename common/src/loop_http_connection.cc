@@ -78,6 +78,19 @@ LoopHttpConnection::LoopHttpConnection(LoopHttpContext& ctx, uint64_t id) : ctx_
   deadline_ms_ = uv_now(ctx_.loop) + static_cast<uint64_t>(ctx_.request_timeout_ms);
 }
 
+namespace {
+
+// Whether a response head already has a Connection header (case-insensitive name at a line start).
+bool HasConnectionHeader(std::string_view head) {
+  for (size_t at = head.find("\r\n"); at != std::string_view::npos; at = head.find("\r\n", at + 2)) {
+    std::string_view line = head.substr(at + 2, 11);
+    if (line.size() == 11 && strncasecmp(line.data(), "Connection:", 11) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 void LoopHttpConnection::Start() {
   uv_tcp_nodelay(&tcp_, 1);
   UpdateReading();
@@ -332,6 +345,12 @@ void LoopHttpConnection::OnResponse(std::string bytes) {
     unread_input_ = !body_complete_ || !unparsed_.empty();
     if (pipe_ && !body_complete_) pipe_->Fail();
     broken_ = true;
+    // Say so (when the handler did not): a client that pools connections would otherwise send its next
+    // request into a socket we are closing (e.g. during a rolling deploy) and see a reset.
+    size_t head_end = bytes.find("\r\n\r\n");
+    if (head_end != std::string::npos && !HasConnectionHeader(std::string_view(bytes).substr(0, head_end))) {
+      bytes.insert(head_end + 2, "Connection: close\r\n");
+    }
     Write(std::move(bytes), true);
     UpdateReading();
     return;

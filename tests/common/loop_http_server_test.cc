@@ -213,6 +213,24 @@ TEST(LoopHttpServerTest, MalformedRequestsAre400AndHugeHeaders431) {
   EXPECT_EQ(BodyOf(RawExchange(server->port(), Get("/ok", "Connection: close\r\n"))), "ok:0");
 }
 
+// When the server closes after an answer (the client asked, or the body was not read to its end), the answer
+// says "Connection: close", so a pooling client does not send its next request into a closing socket.
+TEST(LoopHttpServerTest, AnAnswerBeforeAClosingSaysConnectionClose) {
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [](HttpExchange& ex) {
+    ex.Respond(ex.path() == "/unread" ? 413 : 200, "text/plain", "x");  // never reads the body
+  }).value();
+  std::string asked = RawExchange(server->port(), Get("/a", "Connection: close\r\n"));
+  EXPECT_NE(asked.find("\r\nConnection: close\r\n"), std::string::npos) << asked;
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send("POST /unread HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"));
+  std::string unread = c.ReadResponse(3000);
+  EXPECT_EQ(StatusOf(unread), 413);
+  EXPECT_NE(unread.find("\r\nConnection: close\r\n"), std::string::npos) << unread;
+  RawConnection kept(server->port());
+  ASSERT_TRUE(kept.Send(Get("/k")));
+  EXPECT_EQ(kept.ReadResponse(3000).find("Connection: close"), std::string::npos);
+}
+
 TEST(LoopHttpServerTest, SlowHeadersAreCutOffAtTheRequestTimeout) {
   auto server = LoopHttpServer::Start("127.0.0.1:0", 2, EchoPath, 300).value();
   RawConnection c(server->port());
