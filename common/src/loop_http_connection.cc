@@ -449,6 +449,13 @@ void LoopHttpConnection::OnStop() {
   if (!dispatched_ && !lingering_) Close();
 }
 
+void LoopHttpConnection::CutOffBody() {
+  if (!dispatched_ || body_complete_ || closing_ || !pipe_) return;
+  pipe_->Fail();   // the handler's next Read fails: it answers, and the connection closes after that answer
+  broken_ = true;
+  UpdateReading();
+}
+
 void LoopHttpConnection::Close() {
   if (closing_) return;
   closing_ = true;

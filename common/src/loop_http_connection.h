@@ -48,6 +48,7 @@ class LoopHttpConnection {
   void OnResume();                       // the body pipe drained: read again
   void CheckTimeout(uint64_t now_ms);    // periodic: cut off slow or idle clients
   void OnStop();                         // the server stops: close unless a request is being answered
+  void CutOffBody();                     // the stop's grace is over: a body still arriving ends in an error
   void Close();
 
  private:

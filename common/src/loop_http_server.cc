@@ -24,6 +24,8 @@ struct LoopHttpServer::Impl {
   uint64_t next_id = 1;
   int port = 0;
   std::atomic<bool> stop_requested{false};
+  std::atomic<int64_t> stop_grace_ms{LoopHttpServer::kStopGraceMs};
+  uint64_t stop_deadline_ms = 0;  // loop time after which bodies still arriving are cut off
   bool finishing = false;
   std::thread thread;
 
@@ -95,10 +97,14 @@ void LoopHttpServer::Impl::OnTimer(uv_timer_t* t) {
   auto* self = static_cast<Impl*>(t->data);
   uint64_t now = uv_now(&self->loop);
   for (auto& [id, c] : self->conns) c->CheckTimeout(now);
+  if (self->ctx.stopping && now >= self->stop_deadline_ms) {
+    for (auto& [id, c] : self->conns) c->CutOffBody();
+  }
 }
 
 void LoopHttpServer::Impl::BeginStop() {
   ctx.stopping = true;
+  stop_deadline_ms = uv_now(&loop) + static_cast<uint64_t>(std::max<int64_t>(0, stop_grace_ms.load()));
   uv_close(reinterpret_cast<uv_handle_t*>(&listener), nullptr);
   for (auto& [id, c] : conns) c->OnStop();  // closes asynchronously: the map is not changed here
 }
@@ -165,8 +171,9 @@ StatusOr<std::unique_ptr<LoopHttpServer>> LoopHttpServer::Start(const std::strin
   return std::unique_ptr<LoopHttpServer>(new LoopHttpServer(std::move(impl)));
 }
 
-void LoopHttpServer::Stop() {
+void LoopHttpServer::Stop(int64_t grace_ms) {
   if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->stop_grace_ms.store(grace_ms);
   impl_->stop_requested.store(true);
   uv_async_send(&impl_->wake);
   impl_->thread.join();  // the loop ends once every handed-out request is answered and every socket closed

@@ -46,8 +46,11 @@ class LoopHttpServer {
 
   int port() const;
   // Stops accepting, closes idle connections, waits for every request already handed to a handler to be
-  // answered and written, then closes the rest. Idempotent.
-  void Stop();
+  // answered and written, then closes the rest. Idempotent. A request body still arriving after grace_ms (a
+  // long NDJSON/SSE upload, a client trickling bytes) is cut off: its handler sees a read error and answers
+  // with what it has, so a SIGTERM'd process exits within its termination grace period (Kubernetes: 30 s).
+  static constexpr int64_t kStopGraceMs = 20000;
+  void Stop(int64_t grace_ms = kStopGraceMs);
 
   struct Impl;  // public for the connection code in src/; defined in loop_http_server.cc
 
