@@ -1,16 +1,19 @@
 // Compactor benchmark against a running redis-server:
-//   1. raw ceiling: pipelined XADD of the same envelopes, then one consumer doing XREADGROUP COUNT 100 + XACK
-//      with no work;
-//   2. end to end: chunk streams pre-filled with N generations x 50 chunks (ChunkEnvelope in field "e", last
+//   1. raw ceilings: (raw) pipelined XADD of the same envelopes, then one consumer doing XREADGROUP COUNT 100
+//      + XACK with no work (the read+ack drain alone); (loop) the ceiling, one loop doing XADD x100
+//      pipelined -> XREADGROUP COUNT 100 -> XACK;
+//   2. drain (svcN): chunk streams pre-filled with N generations x 50 chunks (ChunkEnvelope in field "e", last
 //      chunk final), then 1 and then 2 CompactorService instances (threads, own SqlStore each, one SQLite
 //      file) run until every generation is finalized; finalize latency from the compactor's histogram;
 //      Redis memory of the buffers per chunk byte; process RSS;
-//   3. steady state: 1 instance while a producer XADDs at a fixed rate (finalize latency when not saturated);
-//   4. optionally the same with the real streamfleet-compactor binary (clean process RSS).
+//   3. end to end (e2eN): the same with a producer XADDing while the compactors run, first XADD to last row;
+//   4. steady state: 1 instance while a producer XADDs at a fixed rate (finalize latency when not saturated);
+//   5. optionally the drain with the real streamfleet-compactor binary (clean process RSS).
 // Prints key=value result lines (see bench/run.sh).
 //
 //   compactor_bench --redis-port P [--gens 2000] [--chunks 50] [--chunk-bytes 200] [--tmpdir DIR]
 //                   [--paced-rate 10000] [--paced-seconds 5] [--compactor-bin build/compactor/streamfleet-compactor]
+//                   [--phases raw,loop,svc1,svc2,e2e1,e2e2,paced,bin]
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -188,9 +191,40 @@ void RawCeiling(const Options& o, const KeySchema& keys) {
   (void)r->Command({"FLUSHALL"});
 }
 
-// Runs `instances` CompactorService threads over a fresh pre-fill until every generation has its row.
-void ServicePhase(const Options& o, int instances) {
-  const std::string tag = "svc" + std::to_string(instances);
+// The ceiling: one connection looping XADD x100 (pipelined) -> XREADGROUP COUNT 100 -> XACK, no work.
+// Producing and consuming share Redis, as they do end to end (the `e2e` phases below).
+void RawLoopCeiling(const Options& o, const KeySchema& keys) {
+  auto r = ConnectOrDie(o.redis_port);
+  MustOk(r->Command({"FLUSHALL"}).status(), "FLUSHALL");
+  const std::string stream = "bench:raw-loop";
+  auto all = ChunkCommands(o, keys, o.gens, stream);
+  MustOk(r->Command({"XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"}).status(), "XGROUP CREATE");
+  int64_t consumed = 0;
+  std::vector<std::vector<std::string>> cmds;
+  auto t0 = Clk::now();
+  for (size_t next = 0; next < all.size() || consumed < static_cast<int64_t>(all.size());) {
+    for (size_t k = 0; k < 100 && next < all.size(); ++k) cmds.push_back(std::move(all[next++]));
+    Pipeline(*r, cmds);
+    auto reply = r->Command({"XREADGROUP", "GROUP", "g", "c", "COUNT", "100", "STREAMS", stream, ">"});
+    MustOk(reply.status(), "XREADGROUP");
+    auto entries = ParseStreamReply(*reply);
+    if (entries.empty()) continue;
+    std::vector<std::string> ack = {"XACK", stream, "g"};
+    for (const auto& e : entries) ack.push_back(e.id);
+    MustOk(r->Command(ack).status(), "XACK");
+    consumed += static_cast<int64_t>(entries.size());
+  }
+  double s = Seconds(Clk::now() - t0);
+  std::cerr << "compactor_bench: raw loop: " << consumed << " entries added, read and acked in " << s << " s\n";
+  Emit("raw_loop_eps", static_cast<double>(consumed) / s);
+  (void)r->Command({"FLUSHALL"});
+}
+
+// Runs `instances` CompactorService threads until every generation has its row: over a pre-fill (drain:
+// tag svcN, throughput of the compactors alone), or while a producer thread XADDs the chunks pipelined in
+// batches of 100 as fast as Redis takes them (end to end: tag e2eN, from the first XADD to the last row).
+void ServicePhase(const Options& o, int instances, bool with_producer = false) {
+  const std::string tag = (with_producer ? "e2e" : "svc") + std::to_string(instances);
   auto r = ConnectOrDie(o.redis_port);
   MustOk(r->Command({"FLUSHALL"}).status(), "FLUSHALL");
   const std::string db = o.tmpdir + "/compactor-bench-" + tag + "-" + std::to_string(getpid()) + ".db";
@@ -204,12 +238,18 @@ void ServicePhase(const Options& o, int instances) {
   }
   KeySchema keys = KeySchema::FromConfig(*configs[0]);
   double mem0 = RedisInfoField(*r, "memory", "used_memory");
-  double fill_s = Prefill(*r, o, keys);
-  double mem_streams = RedisInfoField(*r, "memory", "used_memory");
   const int64_t total_chunks = o.gens * o.chunks;
   const double chunk_bytes = static_cast<double>(total_chunks) * o.chunk_bytes;
-  std::cerr << "compactor_bench: " << tag << ": pre-filled " << total_chunks << " chunks (" << o.gens
-            << " generations) in " << fill_s << " s\n";
+  double mem_streams = mem0;
+  std::vector<std::vector<std::string>> to_send;
+  if (with_producer) {
+    to_send = ChunkCommands(o, keys, o.gens);
+  } else {
+    double fill_s = Prefill(*r, o, keys);
+    mem_streams = RedisInfoField(*r, "memory", "used_memory");
+    std::cerr << "compactor_bench: " << tag << ": pre-filled " << total_chunks << " chunks (" << o.gens
+              << " generations) in " << fill_s << " s\n";
+  }
 
   std::vector<std::unique_ptr<SqlStore>> stores;
   for (int i = 0; i < instances; ++i) {
@@ -230,11 +270,29 @@ void ServicePhase(const Options& o, int instances) {
     raw.push_back(services.back().get());
   }
   std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  if (with_producer) {
+    // The services create their groups and park in XREADGROUP BLOCK before the clock starts.
+    for (auto* s : raw) threads.emplace_back([s, &stop] { s->Run(stop); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
   double cpu0 = ProcCpuSeconds(getpid());
   double rcpu0 = RedisCpuSeconds(*r);
   auto t0 = Clk::now();
-  std::vector<std::thread> threads;
-  for (auto* s : raw) threads.emplace_back([s, &stop] { s->Run(stop); });
+  std::thread producer;
+  if (with_producer) {
+    producer = std::thread([&] {
+      auto p = ConnectOrDie(o.redis_port);
+      std::vector<std::vector<std::string>> cmds;
+      for (auto& c : to_send) {
+        cmds.push_back(std::move(c));
+        if (cmds.size() >= 100) Pipeline(*p, cmds);
+      }
+      Pipeline(*p, cmds);
+    });
+  } else {
+    for (auto* s : raw) threads.emplace_back([s, &stop] { s->Run(stop); });
+  }
   long long rss_peak_kb = 0;
   auto deadline = t0 + std::chrono::seconds(120);
   double done = 0;
@@ -250,6 +308,7 @@ void ServicePhase(const Options& o, int instances) {
   double rcpu1 = RedisCpuSeconds(*r);
   rss_peak_kb = std::max(rss_peak_kb, ProcStatusKb(0, "VmRSS"));
   stop.store(true);
+  if (producer.joinable()) producer.join();
   for (auto& th : threads) th.join();
   if (done < static_cast<double>(o.gens)) {
     std::cerr << "compactor_bench: " << tag << ": TIMED OUT with " << done << "/" << o.gens << " finalized\n";
@@ -285,7 +344,7 @@ void ServicePhase(const Options& o, int instances) {
   for (int s = 0; s < keys.chunk_streams(); ++s) del.push_back(keys.ChunkStream(s));
   MustOk(r->Command(del).status(), "DEL streams");
   double mem_buffers = RedisInfoField(*r, "memory", "used_memory");
-  Emit(tag + "_redis_stream_bytes_per_chunk_byte", (mem_streams - mem0) / chunk_bytes);
+  if (!with_producer) Emit(tag + "_redis_stream_bytes_per_chunk_byte", (mem_streams - mem0) / chunk_bytes);
   Emit(tag + "_redis_buffer_bytes_per_chunk_byte", (mem_buffers - mem0) / chunk_bytes);
 
   services.clear();
@@ -421,10 +480,16 @@ int main(int argc, char** argv) {
   Config cfg = MakeConfig({{"REDIS_PORT", std::to_string(o.redis_port)}});
   KeySchema keys = KeySchema::FromConfig(cfg);
   Emit("compactor_chunks_total", static_cast<double>(o.gens * o.chunks));
-  RawCeiling(o, keys);
-  ServicePhase(o, 1);
-  ServicePhase(o, 2);
-  PacedPhase(o, f.Double("paced-rate", 10000), f.Double("paced-seconds", 5));
-  if (!o.compactor_bin.empty()) BinaryPhase(o);
+  // --phases picks some (comma-separated; default all): raw, loop, svc1, svc2, e2e1, e2e2, paced, bin.
+  const std::string phases = "," + f.Str("phases", "raw,loop,svc1,svc2,e2e1,e2e2,paced,bin") + ",";
+  auto want = [&](const char* p) { return phases.find("," + std::string(p) + ",") != std::string::npos; };
+  if (want("raw")) RawCeiling(o, keys);
+  if (want("loop")) RawLoopCeiling(o, keys);
+  if (want("svc1")) ServicePhase(o, 1);
+  if (want("svc2")) ServicePhase(o, 2);
+  if (want("e2e1")) ServicePhase(o, 1, true);
+  if (want("e2e2")) ServicePhase(o, 2, true);
+  if (want("paced")) PacedPhase(o, f.Double("paced-rate", 10000), f.Double("paced-seconds", 5));
+  if (want("bin") && !o.compactor_bin.empty()) BinaryPhase(o);
   return 0;
 }

@@ -75,7 +75,13 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
         slots.push_back(static_cast<int>(i));
         continue;
       }
-      args.insert(args.end(), {"c", std::to_string(it.seq), it.data});
+      std::string seq = std::to_string(it.seq);
+      std::string element;
+      element.reserve(seq.size() + 1 + it.data.size());
+      element.append(seq).append(1, ':').append(it.data);
+      args.push_back("c");
+      args.push_back(std::move(seq));
+      args.push_back(std::move(element));
       slots.push_back(static_cast<int>(i));
       int64_t total = it.total > 0 ? it.total : (it.final ? it.seq + 1 : 0);
       if (total > 0) {

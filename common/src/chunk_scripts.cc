@@ -19,10 +19,16 @@ end
 // KEYS: 1 buffer list, 2 meta hash, 3 seen bitmap, 4 ctl hash, 5 deadlines zset, 6 finalize stream
 // ARGV: 1 now override, 2 idle_ms, 3 ttl_s, 4 member "org:scenario:gen", 5 max_chunks, 6 n,
 //       7 ingest time of the newest item (its stream-id ms; "0" = now),
-//       then n items of 3: kind ("c" chunk | "f" finish), seq (or total for "f"), data ("" for "f").
+//       then n items of 3: kind ("c" chunk | "f" finish), seq (or total for "f"), and for "c" the list
+//       element "<seq>:<data>" (the caller formats it: no string building in Lua), "" for "f".
 //       A final chunk is sent as a "c" item followed by an "f" item with total = seq + 1 when no total
 //       was given.
 // Returns {applied_flags (array of 0/1 per item), llen, queued_finalize (0/1)}.
+//
+// Cost: a redis.call from Lua costs ~1 us on top of the command itself, more than most of the commands
+// here, so the script makes a fixed number of calls per generation and batch (7 in the common case),
+// however many chunks the batch carries: one BITFIELD does every dedupe bit, one RPUSH every element,
+// one HMGET + one HSET the meta counters (read-modify-write is safe: the script is atomic).
 const LuaScript& ApplyChunks() {
   static const LuaScript s(std::string(kNow) + R"(
 local now = now_ms(ARGV[1])
@@ -33,9 +39,6 @@ local maxc = tonumber(ARGV[5])
 local n = tonumber(ARGV[6])
 local ingested = tonumber(ARGV[7])
 if not ingested or ingested <= 0 then ingested = now end
-local existed = redis.call('EXISTS', KEYS[2]) == 1
-local old_total = tonumber(redis.call('HGET', KEYS[2], 'total_chunks') or '0')
-local total = old_total
 -- Validate every item before writing anything: a rejected batch leaves no seen bit without its chunk.
 for i = 0, n - 1 do
   local kind = ARGV[8 + i * 3]
@@ -44,45 +47,76 @@ for i = 0, n - 1 do
     return redis.error_reply('SFINVALID seq/total ' .. tostring(ARGV[9 + i * 3]) .. ' out of range')
   end
 end
--- Per chunk only the dedupe bit is a Redis call; the new elements go in one RPUSH and the meta counters
--- in one write each per call (a call carries a whole read batch of one generation).
+local m = redis.call('HMGET', KEYS[2], 'total_chunks', 'received_chunks', 'received_bytes', 'first_chunk_at')
+local existed = m[1] ~= false or m[2] ~= false
+local old_total = tonumber(m[1] or '0')
+local total = old_total
 local flags = {}
+local ops = {}
+local chunk_items = {}
+for i = 0, n - 1 do
+  flags[i + 1] = 0
+  if ARGV[8 + i * 3] == 'c' then
+    ops[#ops + 1] = 'SET'
+    ops[#ops + 1] = 'u1'
+    ops[#ops + 1] = ARGV[9 + i * 3]
+    ops[#ops + 1] = '1'
+    chunk_items[#chunk_items + 1] = i
+  end
+end
+-- One BITFIELD sets every seq's bit and returns the old bits in order (a seq twice in the batch: the
+-- second sees 1), so dedupe and append stay one atomic step.
 local changed = false
 local pushed = {}
 local bytes = 0
-for i = 0, n - 1 do
-  local kind = ARGV[8 + i * 3]
-  local v = tonumber(ARGV[9 + i * 3])
-  flags[i + 1] = 0
-  if kind == 'c' then
-    if redis.call('SETBIT', KEYS[3], v, 1) == 0 then
-      local data = ARGV[10 + i * 3]
-      pushed[#pushed + 1] = v .. ':' .. data
-      bytes = bytes + #data
+local k = 0
+for first = 1, #ops, 1000 do  -- unpack's stack limit; 1000 is a whole number of 4-argument ops
+  local old = redis.call('BITFIELD', KEYS[3], unpack(ops, first, math.min(first + 999, #ops)))
+  for _, bit in ipairs(old) do
+    k = k + 1
+    if bit == 0 then
+      local i = chunk_items[k]
+      local e = ARGV[10 + i * 3]
+      pushed[#pushed + 1] = e
+      bytes = bytes + #e - #ARGV[9 + i * 3] - 1
       flags[i + 1] = 1
       changed = true
     end
-  elseif v ~= total then
-    total = v
-    changed = true
-    flags[i + 1] = 1
   end
 end
-if #pushed > 0 then
-  for first = 1, #pushed, 1000 do  -- unpack's stack limit
-    redis.call('RPUSH', KEYS[1], unpack(pushed, first, math.min(first + 999, #pushed)))
+for i = 0, n - 1 do
+  if ARGV[8 + i * 3] == 'f' then
+    local v = tonumber(ARGV[9 + i * 3])
+    if v ~= total then
+      total = v
+      changed = true
+      flags[i + 1] = 1
+    end
   end
-  redis.call('HINCRBY', KEYS[2], 'received_chunks', #pushed)
-  redis.call('HINCRBY', KEYS[2], 'received_bytes', bytes)
-  redis.call('HSETNX', KEYS[2], 'first_chunk_at', now)
-  redis.call('HSET', KEYS[2], 'last_chunk_at', now)
 end
-local llen = redis.call('LLEN', KEYS[1])
+local llen = false
+for first = 1, #pushed, 1000 do
+  llen = redis.call('RPUSH', KEYS[1], unpack(pushed, first, math.min(first + 999, #pushed)))
+end
+if not llen then llen = redis.call('LLEN', KEYS[1]) end
 if not changed then
   -- A redelivery or duplicate: nothing changes, not even the deadline.
   return {flags, llen, 0}
 end
-if total ~= old_total then redis.call('HSET', KEYS[2], 'total_chunks', total) end
+local meta = {}
+if #pushed > 0 then
+  meta = {'received_chunks', tonumber(m[2] or '0') + #pushed, 'received_bytes', tonumber(m[3] or '0') + bytes,
+          'last_chunk_at', now}
+  if not m[4] then
+    meta[#meta + 1] = 'first_chunk_at'
+    meta[#meta + 1] = now
+  end
+end
+if total ~= old_total then
+  meta[#meta + 1] = 'total_chunks'
+  meta[#meta + 1] = total
+end
+redis.call('HSET', KEYS[2], unpack(meta))
 local state = redis.call('HGET', KEYS[4], 'state')
 if not existed or state == 'compacted' then
   -- New buffer, or a straggler re-opening a compacted one: (re)start the TTL of every key.
@@ -101,7 +135,7 @@ if complete then
   redis.call('XADD', KEYS[6], '*', 'm', member, 'r', 'complete', 'at', now)
   return {flags, llen, 1}
 end
-redis.call('HSET', KEYS[4], 'state', 'receiving')
+if state ~= 'receiving' then redis.call('HSET', KEYS[4], 'state', 'receiving') end
 -- Idle is measured in ingest time (the deadline sweep waits until the compactors have read that far):
 -- GT keeps a later deadline when an older entry (a redelivery, a claimed one) is applied after newer ones.
 redis.call('ZADD', KEYS[5], 'GT', ingested + idle, member)

@@ -27,6 +27,8 @@ class DbRejectsWriteTest : public ::testing::TestWithParam<std::string> {
     if (db_url_.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
   }
   void TearDown() override {
+    // The PostgreSQL database is shared with the suites that run after this one: never leave the trigger.
+    if (GetParam() == "postgresql" && !db_url_.empty()) Sql("DROP TRIGGER IF EXISTS refuse_rows ON scenario_generations");
     for (auto suffix : {"", "-wal", "-shm"}) std::remove((db_path_ + suffix).c_str());
   }
   void Sql(const std::string& statement) {
