@@ -13,7 +13,8 @@
 //
 //   compactor_bench --redis-port P [--gens 2000] [--chunks 50] [--chunk-bytes 200] [--tmpdir DIR]
 //                   [--paced-rate 10000] [--paced-seconds 5] [--compactor-bin build/compactor/streamfleet-compactor]
-//                   [--phases raw,loop,svc1,svc2,e2e1,e2e2,paced,bin]
+//                   [--loops N (consumer loops per compactor; default COMPACTOR_LOOPS')]
+//                   [--phases raw,loop,svc1,svc2,e2e1,e2e2,paced,bin (svcN/e2eN: N compactors, N <= 8)]
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -22,7 +23,7 @@
 #include <thread>
 
 #include "bench/bench_util.h"
-#include "compactor/compactor_service.h"
+#include "compactor/compactor_loops.h"
 #include "streamfleet/common/clock.h"
 #include "streamfleet/common/keys.h"
 #include "streamfleet/common/log.h"
@@ -40,6 +41,7 @@ struct Options {
   int chunks = 50;
   int chunk_bytes = 200;
   int window = 64;  // generations in flight at once (their chunks interleave in the streams)
+  int loops = 0;    // consumer loops per compactor (0 = COMPACTOR_LOOPS' default)
   std::string tmpdir = "/tmp";
   std::string compactor_bin;
 };
@@ -144,10 +146,10 @@ double HistogramQuantile(const std::vector<std::pair<double, double>>& buckets, 
 }
 
 // Sums several services' finalize-latency histograms into cumulative (upper bound, count) pairs.
-std::vector<std::pair<double, double>> MergeHistograms(std::vector<compactor::CompactorService*> services) {
+std::vector<std::pair<double, double>> MergeHistograms(std::vector<compactor::CompactorMetrics*> services) {
   std::vector<std::pair<double, double>> out;
   for (auto* s : services) {
-    auto m = s->metrics().finalize_latency.Collect();
+    auto m = s->finalize_latency.Collect();
     const auto& b = m.histogram.bucket;
     if (out.empty()) {
       for (const auto& x : b) out.push_back({x.upper_bound, 0});
@@ -251,24 +253,27 @@ void ServicePhase(const Options& o, int instances, bool with_producer = false) {
               << " generations) in " << fill_s << " s\n";
   }
 
-  std::vector<std::unique_ptr<SqlStore>> stores;
-  for (int i = 0; i < instances; ++i) {
-    auto st = SqlStore::Open("sqlite:" + db);
-    MustOk(st.status(), "SqlStore::Open");
-    MustOk((*st)->Migrate(), "Migrate");
-    stores.push_back(std::move(*st));
-  }
+  auto store = SqlStore::Open("sqlite:" + db);
+  MustOk(store.status(), "SqlStore::Open");
+  MustOk((*store)->Migrate(), "Migrate");
   long long rss_before_kb = ProcStatusKb(0, "VmRSS");
   RedisServerClock clock;
+  // One CompactorLoops per compactor (what one streamfleet-compactor process runs), each with its own
+  // registry; its loops share that registry, so one CompactorMetrics reads the compactor's totals.
   std::vector<std::unique_ptr<prometheus::Registry>> registries;
-  std::vector<std::unique_ptr<compactor::CompactorService>> services;
-  std::vector<compactor::CompactorService*> raw;
+  std::vector<std::unique_ptr<compactor::CompactorLoops>> services;
+  std::vector<compactor::CompactorLoops*> raw;
+  std::vector<compactor::CompactorMetrics*> metrics;
   for (int i = 0; i < instances; ++i) {
     registries.push_back(std::make_unique<prometheus::Registry>());
-    services.push_back(std::make_unique<compactor::CompactorService>(*configs[static_cast<size_t>(i)], clock,
-                                                                     *stores.back(), *registries.back()));
+    auto loops = compactor::CompactorLoops::Open(*configs[static_cast<size_t>(i)], clock, *registries.back(), {},
+                                                 o.loops);
+    MustOk(loops.status(), "CompactorLoops::Open");
+    services.push_back(std::move(*loops));
     raw.push_back(services.back().get());
+    metrics.push_back(&services.back()->metrics());
   }
+  const int loops_each = raw.front()->size();
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   if (with_producer) {
@@ -298,7 +303,7 @@ void ServicePhase(const Options& o, int instances, bool with_producer = false) {
   double done = 0;
   while (Clk::now() < deadline) {
     done = 0;
-    for (auto* s : raw) done += s->metrics().finalized_complete.Value();
+    for (auto* m : metrics) done += m->finalized_complete.Value();
     if (done >= static_cast<double>(o.gens)) break;
     rss_peak_kb = std::max(rss_peak_kb, ProcStatusKb(0, "VmRSS"));
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -313,7 +318,7 @@ void ServicePhase(const Options& o, int instances, bool with_producer = false) {
   if (done < static_cast<double>(o.gens)) {
     std::cerr << "compactor_bench: " << tag << ": TIMED OUT with " << done << "/" << o.gens << " finalized\n";
   }
-  auto rows = stores.front()->CountGenerations();
+  auto rows = (*store)->CountGenerations();
   MustOk(rows.status(), "CountGenerations");
   double applied = 0, dup = 0, dead = 0;
   for (auto* s : raw) {
@@ -325,8 +330,19 @@ void ServicePhase(const Options& o, int instances, bool with_producer = false) {
             << " duplicates, " << dead << " dead-lettered, in " << secs << " s\n";
   if (*rows != o.gens) std::cerr << "compactor_bench: " << tag << ": ROW COUNT MISMATCH\n";
 
-  auto hist = MergeHistograms(raw);
+  auto hist = MergeHistograms(metrics);
   double n = hist.empty() ? 0 : hist.back().second;
+  double apply_s = 0;  // where the loops' time went: applying chunk batches (the rest: reads, finalizing)
+  double finalize_s = 0, batches = 0;
+  for (auto* s : raw) {
+    batches += static_cast<double>(s->metrics().apply_batch_latency.Collect().histogram.sample_count);
+    apply_s += s->metrics().apply_batch_latency.Collect().histogram.sample_sum;
+    finalize_s += s->metrics().finalize_batch_latency.Collect().histogram.sample_sum;
+  }
+  Emit(tag + "_loops_each", loops_each);
+  Emit(tag + "_chunks_per_batch", batches > 0 ? applied / batches : 0);
+  Emit(tag + "_apply_share", apply_s / (secs * instances * loops_each));
+  Emit(tag + "_finalize_share", finalize_s / (secs * instances * loops_each));
   Emit(tag + "_cps", static_cast<double>(total_chunks) / secs);
   Emit(tag + "_seconds", secs);
   Emit(tag + "_rows", static_cast<double>(*rows));
@@ -348,7 +364,7 @@ void ServicePhase(const Options& o, int instances, bool with_producer = false) {
   Emit(tag + "_redis_buffer_bytes_per_chunk_byte", (mem_buffers - mem0) / chunk_bytes);
 
   services.clear();
-  stores.clear();
+  store->reset();
   for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db + suffix);
   (void)r->Command({"FLUSHALL"});
 }
@@ -372,7 +388,9 @@ void PacedPhase(const Options& o, double rate, double seconds) {
   MustOk((*st)->Migrate(), "Migrate");
   RedisServerClock clock;
   prometheus::Registry registry;
-  compactor::CompactorService svc(cfg, clock, **st, registry);
+  auto opened = compactor::CompactorLoops::Open(cfg, clock, registry, {}, o.loops);
+  MustOk(opened.status(), "CompactorLoops::Open");
+  compactor::CompactorLoops& svc = **opened;
   std::atomic<bool> stop{false};
   std::thread runner([&] { svc.Run(stop); });
   auto t0 = Clk::now();
@@ -393,7 +411,7 @@ void PacedPhase(const Options& o, double rate, double seconds) {
   runner.join();
   auto rows = (*st)->CountGenerations();
   MustOk(rows.status(), "CountGenerations");
-  auto hist = MergeHistograms({&svc});
+  auto hist = MergeHistograms({&svc.metrics()});
   double n = hist.empty() ? 0 : hist.back().second;
   std::cerr << "compactor_bench: paced: " << all.size() << " chunks at " << rate << "/s over " << send_s << " s, "
             << *rows << " rows\n";
@@ -469,6 +487,7 @@ int main(int argc, char** argv) {
   o.chunks = static_cast<int>(f.Int("chunks", 50));
   o.chunk_bytes = static_cast<int>(f.Int("chunk-bytes", 200));
   o.window = static_cast<int>(f.Int("window", 64));
+  o.loops = static_cast<int>(f.Int("loops", 0));
   o.tmpdir = f.Str("tmpdir", "/tmp");
   o.compactor_bin = f.Str("compactor-bin", "");
   if (o.redis_port == 0) {
@@ -485,10 +504,12 @@ int main(int argc, char** argv) {
   auto want = [&](const char* p) { return phases.find("," + std::string(p) + ",") != std::string::npos; };
   if (want("raw")) RawCeiling(o, keys);
   if (want("loop")) RawLoopCeiling(o, keys);
-  if (want("svc1")) ServicePhase(o, 1);
-  if (want("svc2")) ServicePhase(o, 2);
-  if (want("e2e1")) ServicePhase(o, 1, true);
-  if (want("e2e2")) ServicePhase(o, 2, true);
+  for (int n = 1; n <= 8; ++n) {
+    if (want(("svc" + std::to_string(n)).c_str())) ServicePhase(o, n);
+  }
+  for (int n = 1; n <= 8; ++n) {
+    if (want(("e2e" + std::to_string(n)).c_str())) ServicePhase(o, n, true);
+  }
   if (want("paced")) PacedPhase(o, f.Double("paced-rate", 10000), f.Double("paced-seconds", 5));
   if (want("bin") && !o.compactor_bin.empty()) BinaryPhase(o);
   return 0;

@@ -52,12 +52,24 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
     groups[g].push_back(i);
   }
   const int64_t override_ms = clock_.NowMsOverride();
-  std::string now = std::to_string(override_ms);
-  std::string idle = std::to_string(config_.idle_timeout_ms);
-  std::string ttl = std::to_string(config_.chunk_ttl_s);
-  std::string maxc = std::to_string(config_.max_chunks_per_generation);
+  // One script call for the whole batch; on Redis Cluster one per generation (a call's keys share a slot).
+  const std::vector<std::string> head = {std::to_string(override_ms), std::to_string(config_.idle_timeout_ms),
+                                         std::to_string(config_.chunk_ttl_s),
+                                         std::to_string(config_.max_chunks_per_generation), "0"};
   std::vector<std::vector<std::string>> cmds;
-  std::vector<std::vector<int>> slot_of;  // per group: for each script item, the input index (-1 = synthetic)
+  std::vector<std::vector<size_t>> gens_of_cmd;  // per command: the generations (indexes into order)
+  std::vector<std::vector<int>> slot_of;  // per generation: for each script item, the input index (-1 = synthetic)
+  std::vector<std::string> keys, args = head;
+  std::vector<size_t> gens_here;
+  auto flush = [&] {
+    if (gens_here.empty()) return;
+    args[4] = std::to_string(gens_here.size());
+    cmds.push_back(RedisClient::EvalArgv(scripts::ApplyChunks(), keys, args));
+    gens_of_cmd.push_back(std::move(gens_here));
+    keys.clear();
+    args = head;
+    gens_here.clear();
+  };
   for (size_t g = 0; g < order.size(); ++g) {
     const GenerationId& gen = order[g];
     // The deadline counts from the newest ingest time in the batch. A test clock replaces every time
@@ -66,7 +78,12 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
     if (override_ms == 0) {
       for (size_t i : groups[g]) ingested = std::max(ingested, items[i].ingested_ms);
     }
-    std::vector<std::string> args = {now, idle, ttl, KeySchema::Member(gen), maxc, "", std::to_string(ingested)};
+    keys.insert(keys.end(), {keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen), keys_.ControlKey(gen),
+                             keys_.DeadlinesKeyOf(gen), keys_.FinalizeStreamOf(gen)});
+    args.push_back(KeySchema::Member(gen));
+    const size_t n_at = args.size();
+    args.push_back("");
+    args.push_back(std::to_string(ingested));
     std::vector<int> slots;
     for (size_t i : groups[g]) {
       const ChunkItem& it = items[i];
@@ -89,30 +106,33 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
         slots.push_back(-1);
       }
     }
-    args[5] = std::to_string(slots.size());
-    cmds.push_back(RedisClient::EvalArgv(
-        scripts::ApplyChunks(),
-        {keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen), keys_.ControlKey(gen), keys_.DeadlinesKeyOf(gen),
-         keys_.FinalizeStreamOf(gen)},
-        args));
+    args[n_at] = std::to_string(slots.size());
     slot_of.push_back(std::move(slots));
+    gens_here.push_back(g);
+    if (keys_.cluster()) flush();
   }
+  flush();
   auto replies = redis.Pipeline(cmds);
   if (!replies.ok()) return replies.status();
   ApplyResult out;
   out.applied.assign(items.size(), false);
-  for (size_t g = 0; g < order.size(); ++g) {
-    const RedisValue& v = (*replies)[g];
-    if (v.is_error()) return TranslateRedisError(v.str);
-    if (!v.is_array() || v.elements.size() < 3) return Status::Internal("unexpected apply reply");
-    const auto& flags = v.elements[0].elements;
-    for (size_t k = 0; k < flags.size() && k < slot_of[g].size(); ++k) {
-      int idx = slot_of[g][k];
-      if (idx >= 0) out.applied[static_cast<size_t>(idx)] = flags[k].integer == 1;
+  for (size_t c = 0; c < cmds.size(); ++c) {
+    const RedisValue& r = (*replies)[c];
+    if (r.is_error()) return TranslateRedisError(r.str);
+    if (!r.is_array() || r.elements.size() != gens_of_cmd[c].size()) return Status::Internal("unexpected apply reply");
+    for (size_t j = 0; j < gens_of_cmd[c].size(); ++j) {
+      const size_t g = gens_of_cmd[c][j];
+      const RedisValue& v = r.elements[j];
+      if (!v.is_array() || v.elements.size() < 3) return Status::Internal("unexpected apply reply");
+      const auto& flags = v.elements[0].elements;
+      for (size_t k = 0; k < flags.size() && k < slot_of[g].size(); ++k) {
+        int idx = slot_of[g][k];
+        if (idx >= 0) out.applied[static_cast<size_t>(idx)] = flags[k].integer == 1;
+      }
+      out.finalize_queued += v.elements[2].integer;
+      out.max_llen = std::max<int64_t>(out.max_llen, v.elements[1].integer);
+      out.llens.emplace_back(order[g], v.elements[1].integer);
     }
-    out.finalize_queued += v.elements[2].integer;
-    out.max_llen = std::max<int64_t>(out.max_llen, v.elements[1].integer);
-    out.llens.emplace_back(order[g], v.elements[1].integer);
   }
   // A finish item that only repeats a known total reports 0; that is the duplicate case too.
   return out;

@@ -33,6 +33,10 @@ struct LoopOptions {
   int block_ms = 500;
   int sweep_interval_ms = 200;
   int trim_interval_ms = 10000;
+  // After a blocking read returned fewer than min_batch entries, wait linger_ms before the next read (see
+  // RunOnce). 0 = never.
+  int min_batch = 100;
+  int linger_ms = 2;
 };
 
 class CompactorService {

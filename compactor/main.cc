@@ -3,7 +3,7 @@
 #include <iostream>
 #include <thread>
 
-#include "compactor/compactor_service.h"
+#include "compactor/compactor_loops.h"
 #include "streamfleet/common/backoff.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/metrics_server.h"
@@ -40,7 +40,13 @@ int main() {
   }
   RedisServerClock clock;
   auto registry = std::make_shared<prometheus::Registry>();
-  compactor::CompactorService service(*config, clock, **store, *registry);
+  store->reset();  // migrated; each loop opens its own session
+  auto opened = compactor::CompactorLoops::Open(*config, clock, *registry);
+  if (!opened.ok()) {
+    SF_LOG_ERROR("database: {}", opened.status().ToString());
+    return 2;
+  }
+  compactor::CompactorLoops& service = **opened;
   auto metrics = MetricsServer::Start(
       config->metrics_listen, "compactor", registry, [&] { return service.Ready(); },
       [&] { service.SampleGauges(); });
@@ -49,8 +55,8 @@ int main() {
     return 2;
   }
   (*metrics)->EnableRedisHealth(config->redis);
-  SF_LOG_INFO("compactor {} started: redis {}:{}, database {}, metrics on port {}", config->consumer_name,
-              config->redis.host, config->redis.port, RedactUrl(config->database_url),
+  SF_LOG_INFO("compactor {} started: {} loops, redis {}:{}, database {}, metrics on port {}", config->consumer_name,
+              service.size(), config->redis.host, config->redis.port, RedactUrl(config->database_url),
               (*metrics)->port());
   std::atomic<bool> stop{false};
   std::thread watcher([&] {

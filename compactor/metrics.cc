@@ -51,6 +51,12 @@ CompactorMetrics::CompactorMetrics(prometheus::Registry& r)
                               .Help("Time to apply and acknowledge one batch of chunk entries")
                               .Register(r)
                               .Add({}, kLatency)),
+      finalize_batch_latency(prometheus::BuildHistogram()
+                                 .Name("streamfleet_compactor_finalize_batch_seconds")
+                                 .Help("Time to finalize one batch of finalize entries (snapshot, one DB "
+                                       "transaction, mark compacted)")
+                                 .Register(r)
+                                 .Add({}, kLatency)),
       buffers_live(G(r, "streamfleet_buffers_live", "Generation buffers currently in Redis (sampled with SCAN)")),
       buffer_chunks(G(r, "streamfleet_buffer_chunks", "Sum of LLEN over live generation buffers")),
       buffer_llen_max(G(r, "streamfleet_buffer_llen_max", "Largest LLEN of a live generation buffer")),

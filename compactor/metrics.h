@@ -27,6 +27,7 @@ struct CompactorMetrics {
   prometheus::Counter& trimmed;
   prometheus::Histogram& finalize_latency;  // last chunk -> row committed
   prometheus::Histogram& apply_batch_latency;
+  prometheus::Histogram& finalize_batch_latency;  // one batch of finalize entries: snapshot, commit, mark
   prometheus::Gauge& buffers_live;
   prometheus::Gauge& buffer_chunks;
   prometheus::Gauge& buffer_llen_max;

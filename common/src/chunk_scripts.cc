@@ -16,130 +16,148 @@ end
 
 }  // namespace
 
-// KEYS: 1 buffer list, 2 meta hash, 3 seen bitmap, 4 ctl hash, 5 deadlines zset, 6 finalize stream
-// ARGV: 1 now override, 2 idle_ms, 3 ttl_s, 4 member "org:scenario:gen", 5 max_chunks, 6 n,
-//       7 ingest time of the newest item (its stream-id ms; "0" = now),
+// Applies chunks of one or more generations (a read batch's worth) in one call.
+// KEYS: per generation g (0-based) 6 keys at 6g+1..6g+6: buffer list, meta hash, seen bitmap, ctl hash,
+//       deadlines zset, finalize stream. (Redis Cluster: one generation per call, its keys share a slot.)
+// ARGV: 1 now override, 2 idle_ms, 3 ttl_s, 4 max_chunks, 5 G (generations), then per generation:
+//       member "org:scenario:gen", n, ingest time of its newest item (stream-id ms; "0" = now),
 //       then n items of 3: kind ("c" chunk | "f" finish), seq (or total for "f"), and for "c" the list
 //       element "<seq>:<data>" (the caller formats it: no string building in Lua), "" for "f".
 //       A final chunk is sent as a "c" item followed by an "f" item with total = seq + 1 when no total
 //       was given.
-// Returns {applied_flags (array of 0/1 per item), llen, queued_finalize (0/1)}.
+// Returns per generation {applied_flags (array of 0/1 per item), llen, queued_finalize (0/1)}.
 //
-// Cost: a redis.call from Lua costs ~1 us on top of the command itself, more than most of the commands
-// here, so the script makes a fixed number of calls per generation and batch (7 in the common case),
-// however many chunks the batch carries: one BITFIELD does every dedupe bit, one RPUSH every element,
-// one HMGET + one HSET the meta counters (read-modify-write is safe: the script is atomic).
+// Cost: every redis.call and every script call has a fixed cost, which a batch of few chunks per
+// generation (many generations streaming at once) pays per chunk. So one call per read batch, one TIME
+// per call, and per generation a fixed number of calls (6 in the common case) however many chunks it has:
+// one BITFIELD does every dedupe bit, one RPUSH every element, one HMGET + one HSET the meta counters
+// (read-modify-write is safe: the script is atomic).
 const LuaScript& ApplyChunks() {
   static const LuaScript s(std::string(kNow) + R"(
 local now = now_ms(ARGV[1])
 local idle = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
-local member = ARGV[4]
-local maxc = tonumber(ARGV[5])
-local n = tonumber(ARGV[6])
-local ingested = tonumber(ARGV[7])
-if not ingested or ingested <= 0 then ingested = now end
--- Validate every item before writing anything: a rejected batch leaves no seen bit without its chunk.
-for i = 0, n - 1 do
-  local kind = ARGV[8 + i * 3]
-  local v = tonumber(ARGV[9 + i * 3])
-  if v == nil or v < 0 or v >= maxc + (kind == 'f' and 1 or 0) then
-    return redis.error_reply('SFINVALID seq/total ' .. tostring(ARGV[9 + i * 3]) .. ' out of range')
-  end
-end
-local m = redis.call('HMGET', KEYS[2], 'total_chunks', 'received_chunks', 'received_bytes', 'first_chunk_at')
-local existed = m[1] ~= false or m[2] ~= false
-local old_total = tonumber(m[1] or '0')
-local total = old_total
-local flags = {}
-local ops = {}
-local chunk_items = {}
-for i = 0, n - 1 do
-  flags[i + 1] = 0
-  if ARGV[8 + i * 3] == 'c' then
-    ops[#ops + 1] = 'SET'
-    ops[#ops + 1] = 'u1'
-    ops[#ops + 1] = ARGV[9 + i * 3]
-    ops[#ops + 1] = '1'
-    chunk_items[#chunk_items + 1] = i
-  end
-end
--- One BITFIELD sets every seq's bit and returns the old bits in order (a seq twice in the batch: the
--- second sees 1), so dedupe and append stay one atomic step.
-local changed = false
-local pushed = {}
-local bytes = 0
-local k = 0
-for first = 1, #ops, 1000 do  -- unpack's stack limit; 1000 is a whole number of 4-argument ops
-  local old = redis.call('BITFIELD', KEYS[3], unpack(ops, first, math.min(first + 999, #ops)))
-  for _, bit in ipairs(old) do
-    k = k + 1
-    if bit == 0 then
-      local i = chunk_items[k]
-      local e = ARGV[10 + i * 3]
-      pushed[#pushed + 1] = e
-      bytes = bytes + #e - #ARGV[9 + i * 3] - 1
-      flags[i + 1] = 1
-      changed = true
+local maxc = tonumber(ARGV[4])
+local gens = tonumber(ARGV[5])
+-- Validate every item of every generation before writing anything: a rejected call leaves no seen bit
+-- without its chunk.
+local starts = {}
+local a = 6
+for g = 1, gens do
+  starts[g] = a
+  local n = tonumber(ARGV[a + 1])
+  if n == nil then return redis.error_reply('SFINVALID malformed apply arguments') end
+  for i = 0, n - 1 do
+    local kind = ARGV[a + 3 + i * 3]
+    local v = tonumber(ARGV[a + 4 + i * 3])
+    if v == nil or v < 0 or v >= maxc + (kind == 'f' and 1 or 0) then
+      return redis.error_reply('SFINVALID seq/total ' .. tostring(ARGV[a + 4 + i * 3]) .. ' out of range')
     end
   end
+  a = a + 3 + n * 3
 end
-for i = 0, n - 1 do
-  if ARGV[8 + i * 3] == 'f' then
-    local v = tonumber(ARGV[9 + i * 3])
-    if v ~= total then
-      total = v
-      changed = true
-      flags[i + 1] = 1
+
+local function apply(k, a)
+  local member = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  local ingested = tonumber(ARGV[a + 2])
+  if not ingested or ingested <= 0 then ingested = now end
+  local first_item = a + 3
+  local m = redis.call('HMGET', KEYS[k + 2], 'total_chunks', 'received_chunks', 'received_bytes', 'first_chunk_at')
+  local existed = m[1] ~= false or m[2] ~= false
+  local old_total = tonumber(m[1] or '0')
+  local total = old_total
+  local flags = {}
+  local ops = {}
+  local chunk_items = {}
+  for i = 0, n - 1 do
+    flags[i + 1] = 0
+    if ARGV[first_item + i * 3] == 'c' then
+      ops[#ops + 1] = 'SET'
+      ops[#ops + 1] = 'u1'
+      ops[#ops + 1] = ARGV[first_item + 1 + i * 3]
+      ops[#ops + 1] = '1'
+      chunk_items[#chunk_items + 1] = i
     end
   end
-end
-local llen = false
-for first = 1, #pushed, 1000 do
-  llen = redis.call('RPUSH', KEYS[1], unpack(pushed, first, math.min(first + 999, #pushed)))
-end
-if not llen then llen = redis.call('LLEN', KEYS[1]) end
-if not changed then
-  -- A redelivery or duplicate: nothing changes, not even the deadline.
+  -- One BITFIELD sets every seq's bit and returns the old bits in order (a seq twice in the batch: the
+  -- second sees 1), so dedupe and append stay one atomic step.
+  local changed = false
+  local pushed = {}
+  local bytes = 0
+  local c = 0
+  for first = 1, #ops, 1000 do  -- unpack's stack limit; 1000 is a whole number of 4-argument ops
+    local old = redis.call('BITFIELD', KEYS[k + 3], unpack(ops, first, math.min(first + 999, #ops)))
+    for _, bit in ipairs(old) do
+      c = c + 1
+      if bit == 0 then
+        local i = chunk_items[c]
+        local e = ARGV[first_item + 2 + i * 3]
+        pushed[#pushed + 1] = e
+        bytes = bytes + #e - #ARGV[first_item + 1 + i * 3] - 1
+        flags[i + 1] = 1
+        changed = true
+      end
+    end
+  end
+  for i = 0, n - 1 do
+    if ARGV[first_item + i * 3] == 'f' then
+      local v = tonumber(ARGV[first_item + 1 + i * 3])
+      if v ~= total then
+        total = v
+        changed = true
+        flags[i + 1] = 1
+      end
+    end
+  end
+  local llen = false
+  for first = 1, #pushed, 1000 do
+    llen = redis.call('RPUSH', KEYS[k + 1], unpack(pushed, first, math.min(first + 999, #pushed)))
+  end
+  if not llen then llen = redis.call('LLEN', KEYS[k + 1]) end
+  if not changed then
+    -- A redelivery or duplicate: nothing changes, not even the deadline.
+    return {flags, llen, 0}
+  end
+  local meta = {}
+  if #pushed > 0 then
+    meta = {'received_chunks', tonumber(m[2] or '0') + #pushed, 'received_bytes', tonumber(m[3] or '0') + bytes,
+            'last_chunk_at', now}
+    if not m[4] then
+      meta[#meta + 1] = 'first_chunk_at'
+      meta[#meta + 1] = now
+    end
+  end
+  if total ~= old_total then
+    meta[#meta + 1] = 'total_chunks'
+    meta[#meta + 1] = total
+  end
+  redis.call('HSET', KEYS[k + 2], unpack(meta))
+  local state = redis.call('HGET', KEYS[k + 4], 'state')
+  if not existed or state == 'compacted' then
+    -- New buffer, or a straggler re-opening a compacted one: (re)start the TTL of every key.
+    for j = 1, 4 do redis.call('EXPIRE', KEYS[k + j], ttl) end
+  end
+  local complete = false
+  if total > 0 then
+    complete = redis.call('BITCOUNT', KEYS[k + 3], 0, total - 1, 'BIT') >= total
+  end
+  if complete then
+    redis.call('ZREM', KEYS[k + 5], member)
+    redis.call('HSET', KEYS[k + 4], 'state', 'finalizing')
+    redis.call('XADD', KEYS[k + 6], '*', 'm', member, 'r', 'complete', 'at', now)
+    return {flags, llen, 1}
+  end
+  if state ~= 'receiving' then redis.call('HSET', KEYS[k + 4], 'state', 'receiving') end
+  -- Idle is measured in ingest time (the deadline sweep waits until the compactors have read that far):
+  -- GT keeps a later deadline when an older entry (a redelivery, a claimed one) is applied after newer ones.
+  redis.call('ZADD', KEYS[k + 5], 'GT', ingested + idle, member)
   return {flags, llen, 0}
 end
-local meta = {}
-if #pushed > 0 then
-  meta = {'received_chunks', tonumber(m[2] or '0') + #pushed, 'received_bytes', tonumber(m[3] or '0') + bytes,
-          'last_chunk_at', now}
-  if not m[4] then
-    meta[#meta + 1] = 'first_chunk_at'
-    meta[#meta + 1] = now
-  end
-end
-if total ~= old_total then
-  meta[#meta + 1] = 'total_chunks'
-  meta[#meta + 1] = total
-end
-redis.call('HSET', KEYS[2], unpack(meta))
-local state = redis.call('HGET', KEYS[4], 'state')
-if not existed or state == 'compacted' then
-  -- New buffer, or a straggler re-opening a compacted one: (re)start the TTL of every key.
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-  redis.call('EXPIRE', KEYS[3], ttl)
-  redis.call('EXPIRE', KEYS[4], ttl)
-end
-local complete = false
-if total > 0 then
-  complete = redis.call('BITCOUNT', KEYS[3], 0, total - 1, 'BIT') >= total
-end
-if complete then
-  redis.call('ZREM', KEYS[5], member)
-  redis.call('HSET', KEYS[4], 'state', 'finalizing')
-  redis.call('XADD', KEYS[6], '*', 'm', member, 'r', 'complete', 'at', now)
-  return {flags, llen, 1}
-end
-if state ~= 'receiving' then redis.call('HSET', KEYS[4], 'state', 'receiving') end
--- Idle is measured in ingest time (the deadline sweep waits until the compactors have read that far):
--- GT keeps a later deadline when an older entry (a redelivery, a claimed one) is applied after newer ones.
-redis.call('ZADD', KEYS[5], 'GT', ingested + idle, member)
-return {flags, llen, 0}
+
+local out = {}
+for g = 1, gens do out[g] = apply((g - 1) * 6, starts[g]) end
+return out
 )");
   return s;
 }

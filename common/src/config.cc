@@ -76,6 +76,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"PROVIDER_CONNECT_TIMEOUT", "10s", "queue-worker generation.run: TCP+TLS connect timeout; a failure is retried (TASK_POLICY)"},
       {"PROVIDER_SILENCE_TIMEOUT", "60s", "queue-worker generation.run: no byte for this long aborts the stream (whole seconds, at least 1s)"},
       {"PROVIDER_RETRY_FROM_SCRATCH", "false", "queue-worker generation.run: a stream cut mid-way restarts from seq 0 (true) instead of failing the generation"},
+      {"COMPACTOR_LOOPS", "2", "compactor: consumer loops per process (threads, each its own consumer CONSUMER_NAME, CONSUMER_NAME-2, ...); a loop mostly waits on Redis and the database"},
       {"REDIS_INFO_METRICS", "true", "compactor: export Redis INFO metrics (hit rate, evictions, memory); keep it on one process kind"},
       {"ADMIN_LISTEN", "0.0.0.0:8090", "streamfleet-admin: the admin web UI and its JSON API (docs/admin-ui.md)"},
       {"ADMIN_TOKEN", "", "streamfleet-admin: the admin token (login form, or Authorization: Bearer); empty = refuse to start unless ADMIN_INSECURE"},
@@ -387,6 +388,7 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   if (c.consumer_name.empty()) c.consumer_name = DefaultConsumerName();
   c.visibility_timeout_ms = r.Duration("VISIBILITY_TIMEOUT", 1000, 10);
   c.max_deliveries = r.Int("MAX_DELIVERIES", 1, 1000);
+  c.compactor_loops = static_cast<int>(r.Int("COMPACTOR_LOOPS", 1, 64));
   c.dead_consumer_idle_ms = r.Duration("DEAD_CONSUMER_IDLE", 1000, 1000);
 
   c.metrics_listen = r.IsSet("METRICS_LISTEN") ? r.Str("METRICS_LISTEN") : default_metrics_listen;

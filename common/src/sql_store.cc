@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <map>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -195,6 +197,31 @@ std::string IsoUtcNow() {
   return IsoUtcFromMs(ms);
 }
 
+namespace {
+
+// SQLite has one writer per file, and a session that finds the file locked sleeps in its busy handler
+// (1, 2, 5, 10, ... ms) instead of waking when the lock is released: with several sessions in one process
+// (the compactor's loops) those sleeps, not the writes, made finalize latency. Sessions of one process on
+// one file take turns on a mutex instead; other processes still meet the busy handler.
+std::shared_ptr<std::mutex> SqliteFileLock(const std::string& path) {
+  static std::mutex registry_mu;
+  static std::map<std::string, std::weak_ptr<std::mutex>> locks;
+  std::error_code ec;
+  std::string key = std::filesystem::weakly_canonical(path, ec).string();
+  if (ec || key.empty()) key = path;
+  std::lock_guard<std::mutex> l(registry_mu);
+  for (auto it = locks.begin(); it != locks.end();) it = it->second.expired() ? locks.erase(it) : std::next(it);
+  auto& slot = locks[key];
+  auto lock = slot.lock();
+  if (!lock) {
+    lock = std::make_shared<std::mutex>();
+    slot = lock;
+  }
+  return lock;
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const std::string& url) {
   std::unique_ptr<SqlStore> s;
   if (url.rfind("sqlite:", 0) == 0) {
@@ -202,6 +229,7 @@ StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const std::string& url) {
     if (path.rfind("//", 0) == 0) path = path.substr(2);
     if (path.empty()) return Status::InvalidArgument("DATABASE_URL: empty sqlite path");
     s.reset(new SqlStore(SqlDialect::kSqlite, "db=" + path + " timeout=10"));
+    s->mu_ = SqliteFileLock(path);
   } else if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
     auto conninfo = PostgresUrlToConninfo(url);
     if (!conninfo.ok()) return conninfo.status();
@@ -209,7 +237,7 @@ StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const std::string& url) {
   } else {
     return Status::InvalidArgument("DATABASE_URL must start with sqlite: or postgresql://");
   }
-  std::lock_guard<std::mutex> l(s->mu_);
+  std::lock_guard<std::mutex> l(*s->mu_);
   // An unreachable database is not a startup failure: calls report kUnavailable and reconnect later.
   (void)s->Connect();
   return s;
@@ -276,7 +304,7 @@ std::string SqlStore::TsOut(const std::string& col) const {
 }
 
 Status SqlStore::Migrate() {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   return Run("migrate", [&](soci::session& sql) {
     sql << Begin();
     if (dialect_ == SqlDialect::kPostgres) sql << "SELECT pg_advisory_xact_lock(4242001)";
@@ -298,7 +326,7 @@ Status SqlStore::Migrate() {
 }
 
 StatusOr<std::vector<MigrationInfo>> SqlStore::Migrations() {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   std::vector<MigrationInfo> out;
   Status s = Run("migrations", [&](soci::session& sql) {
     bool table = false;
@@ -353,7 +381,7 @@ SqlStore::LockedRow SqlStore::ReadForUpdate(soci::session& sql, int64_t id) {
 }
 
 StatusOr<std::vector<UpsertResult>> SqlStore::UpsertGenerationsOnce(const std::vector<GenerationWrite>& writes) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   std::vector<UpsertResult> results(writes.size(), UpsertResult::kAlreadyApplied);
   // Rows are locked in id order, so two compactors committing overlapping batches on PostgreSQL wait for
   // each other instead of deadlocking.
@@ -431,7 +459,7 @@ Status SqlStore::MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenar
 
 Status SqlStore::MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t scenario,
                                              const std::string& patch_text) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   return Run("merge metadata", [&](soci::session& sql) {
     sql << Begin();
     LockedRow row = ReadForUpdate(sql, id);
@@ -454,7 +482,7 @@ Status SqlStore::MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t sc
 }
 
 StatusOr<std::optional<GenerationRow>> SqlStore::GetGeneration(int64_t id) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   std::optional<GenerationRow> out;
   Status s = Run("get generation", [&](soci::session& sql) {
     GenerationRow r;
@@ -484,7 +512,7 @@ StatusOr<std::optional<GenerationRow>> SqlStore::GetGeneration(int64_t id) {
 }
 
 StatusOr<int64_t> SqlStore::CountGenerations() {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   long long n = 0;
   Status s = Run("count generations", [&](soci::session& sql) {
     sql << "SELECT COUNT(*) FROM scenario_generations", soci::into(n);
@@ -495,7 +523,7 @@ StatusOr<int64_t> SqlStore::CountGenerations() {
 
 Status SqlStore::UpsertChunks(const std::vector<ChunkRow>& chunks) {
   if (chunks.empty()) return Status::Ok();
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   return Run("upsert chunks", [&](soci::session& sql) {
     sql << Begin();
     for (const auto& c : chunks) {
@@ -512,7 +540,7 @@ Status SqlStore::UpsertChunks(const std::vector<ChunkRow>& chunks) {
 }
 
 StatusOr<std::vector<ChunkRow>> SqlStore::GetChunks(int64_t generation_id) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   std::vector<ChunkRow> out;
   Status s = Run("get chunks", [&](soci::session& sql) {
     int64_t g = generation_id;
@@ -544,7 +572,7 @@ StatusOr<std::vector<ChunkRow>> SqlStore::GetChunks(int64_t generation_id) {
 }
 
 StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   int64_t moved = 0;
   Status s = Run("migrate compacted", [&](soci::session& sql) {
     sql << Begin();
@@ -578,7 +606,7 @@ StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
 }
 
 StatusOr<int64_t> SqlStore::PurgeChunksOlderThan(const std::string& cutoff_iso) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   int64_t deleted = 0;
   Status s = Run("purge chunks", [&](soci::session& sql) {
     std::string t = cutoff_iso;
@@ -594,7 +622,7 @@ StatusOr<int64_t> SqlStore::PurgeChunksOlderThan(const std::string& cutoff_iso) 
 
 Status SqlStore::UpsertHashSnapshots(const std::vector<HashSnapshot>& rows) {
   if (rows.empty()) return Status::Ok();
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   return Run("upsert hash snapshots", [&](soci::session& sql) {
     std::string fields = dialect_ == SqlDialect::kPostgres ? "CAST(:f AS JSONB)" : ":f";
     std::string at = dialect_ == SqlDialect::kPostgres ? "CAST(:t AS TIMESTAMPTZ)" : ":t";
@@ -611,7 +639,7 @@ Status SqlStore::UpsertHashSnapshots(const std::vector<HashSnapshot>& rows) {
 }
 
 StatusOr<std::optional<std::string>> SqlStore::GetHashSnapshot(const std::string& key) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   std::optional<std::string> out;
   Status s = Run("get hash snapshot", [&](soci::session& sql) {
     std::string k = key, fields;
@@ -626,7 +654,7 @@ StatusOr<std::optional<std::string>> SqlStore::GetHashSnapshot(const std::string
 }
 
 Status SqlStore::Ping() {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(*mu_);
   return Run("ping", [&](soci::session& sql) {
     int one = 0;
     sql << "SELECT 1", soci::into(one);

@@ -8,10 +8,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 #include <thread>
 
+#include "compactor/compactor_loops.h"
 #include "streamfleet/common/codec.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
@@ -619,6 +621,57 @@ TEST_P(CompactorTest, ThreeCompactorsOnAThousandGenerationsWithRandomOrderAndDup
     ASSERT_EQ(row->chunk_count, kChunks);
     ASSERT_TRUE(row->llm_response.has_value());
   }
+}
+
+TEST_P(CompactorTest, LoopsOfOneProcessAreConsumersThatShareTheWorkAndTheMetrics) {
+  constexpr int kGens = 200, kChunks = 5;
+  KeySchema k = KeySchema::FromConfig(MakeConfig());
+  std::vector<std::vector<std::string>> cmds;
+  std::map<int64_t, std::string> expected;
+  for (int s = 0; s < kChunks; ++s) {  // round-robin: every generation is in flight at once
+    for (int g = 1; g <= kGens; ++g) {
+      GenerationId gen{3, 0, 200000 + g};
+      std::string data = std::string(s == 0 ? "[\"" : "") + std::to_string(g * 10 + s) + (s == kChunks - 1 ? "\"]" : "");
+      expected[gen.gen] += data;
+      cmds.push_back({"XADD", k.ChunkStream(k.ShardOf(gen)), "*", "e", Envelope(gen, s, data, s == kChunks - 1)});
+    }
+  }
+  ASSERT_TRUE(redis_->Pipeline(cmds).ok());
+  AddService();  // migrates the schema (main does before opening the loops); never run: it only reads rows
+  configs_.push_back(std::make_unique<Config>(MakeConfig({{"CONSUMER_NAME", "pod-a"}, {"COMPACTOR_LOOPS", "3"}})));
+  prometheus::Registry registry;
+  auto loops = CompactorLoops::Open(*configs_.back(), server_clock_, registry, Fast());
+  ASSERT_TRUE(loops.ok()) << loops.status().ToString();
+  ASSERT_EQ((*loops)->size(), 3);
+  std::atomic<bool> stop{false};
+  std::thread runner([&] { (*loops)->Run(stop); });
+  for (int i = 0; i < 300 && *stores_.front()->CountGenerations() < kGens; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE((*loops)->Ready().ok());
+  stop = true;
+  runner.join();  // Run returns once every loop has stopped
+  ASSERT_EQ(*stores_.front()->CountGenerations(), kGens);
+  for (const auto& [gen, text] : expected) {
+    auto row = Row(gen);
+    ASSERT_TRUE(row.has_value()) << gen;
+    EXPECT_EQ(Decoded(*row), text) << gen;
+  }
+  // One registry: the loops' counters add up (each generation finalized once, each chunk applied once).
+  EXPECT_EQ(CounterValue((*loops)->metrics().finalized_complete), kGens);
+  EXPECT_EQ(CounterValue((*loops)->loop(2).metrics().chunks_applied), kGens * kChunks);
+  EXPECT_EQ(CounterValue((*loops)->metrics().chunks_duplicate), 0);
+  // Each loop is its own consumer of the group, named after the process's CONSUMER_NAME.
+  auto consumers = redis_->Command({"XINFO", "CONSUMERS", k.ChunkStream(0), k.CompactorGroup()});
+  ASSERT_TRUE(consumers.ok());
+  std::set<std::string> names;
+  for (const auto& c : consumers->elements) {
+    for (size_t i = 0; i + 1 < c.elements.size(); i += 2) {
+      if (c.elements[i].str == "name") names.insert(c.elements[i + 1].str);
+    }
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"pod-a", "pod-a-2", "pod-a-3"}));
+  for (int s = 0; s < k.chunk_streams(); ++s) EXPECT_EQ(Pending(k.ChunkStream(s)), 0);
 }
 
 TEST_P(CompactorTest, DatabaseDownThenUpLosesNothingAndReadinessFollows) {

@@ -63,6 +63,7 @@ struct Config {
   std::string consumer_name;
   int64_t visibility_timeout_ms = 30000;
   int64_t max_deliveries = 5;
+  int compactor_loops = 2;  // COMPACTOR_LOOPS: consumer loops (threads) per compactor process
   int64_t dead_consumer_idle_ms = 3600000;
 
   std::string metrics_listen;

@@ -142,7 +142,8 @@ class SqlStore {
 
   SqlDialect dialect_;
   std::string connect_;
-  std::mutex mu_;
+  // Per store; for SQLite shared by every store of the process on the same file (SqlStore::Open).
+  std::shared_ptr<std::mutex> mu_ = std::make_shared<std::mutex>();
   std::unique_ptr<soci::session> sql_;  // guarded by mu_; null while disconnected
 };
 
