@@ -58,7 +58,9 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
                                          std::to_string(config_.max_chunks_per_generation), "0"};
   std::vector<std::vector<std::string>> cmds;
   std::vector<std::vector<size_t>> gens_of_cmd;  // per command: the generations (indexes into order)
-  std::vector<std::vector<int>> slot_of;  // per generation: for each script item, the input index (-1 = synthetic)
+  // Per generation: the input index of each chunk it sends, and of each total (-1: a final chunk's implied
+  // total, not an input item of its own).
+  std::vector<std::vector<int>> chunks_of(order.size()), totals_of(order.size());
   std::vector<std::string> keys, args = head;
   std::vector<size_t> gens_here;
   auto flush = [&] {
@@ -81,33 +83,32 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
     keys.insert(keys.end(), {keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen), keys_.ControlKey(gen),
                              keys_.DeadlinesKeyOf(gen), keys_.FinalizeStreamOf(gen)});
     args.push_back(KeySchema::Member(gen));
-    const size_t n_at = args.size();
-    args.push_back("");
-    args.push_back(std::to_string(ingested));
-    std::vector<int> slots;
+    const size_t counts_at = args.size();
+    args.insert(args.end(), {"", "", std::to_string(ingested)});
+    std::vector<std::string> totals;
     for (size_t i : groups[g]) {
       const ChunkItem& it = items[i];
       if (it.finish) {
-        args.insert(args.end(), {"f", std::to_string(it.total), ""});
-        slots.push_back(static_cast<int>(i));
+        totals.push_back(std::to_string(it.total));
+        totals_of[g].push_back(static_cast<int>(i));
         continue;
       }
       std::string seq = std::to_string(it.seq);
       std::string element;
       element.reserve(seq.size() + 1 + it.data.size());
       element.append(seq).append(1, ':').append(it.data);
-      args.push_back("c");
       args.push_back(std::move(seq));
       args.push_back(std::move(element));
-      slots.push_back(static_cast<int>(i));
+      chunks_of[g].push_back(static_cast<int>(i));
       int64_t total = it.total > 0 ? it.total : (it.final ? it.seq + 1 : 0);
       if (total > 0) {
-        args.insert(args.end(), {"f", std::to_string(total), ""});
-        slots.push_back(-1);
+        totals.push_back(std::to_string(total));
+        totals_of[g].push_back(-1);
       }
     }
-    args[n_at] = std::to_string(slots.size());
-    slot_of.push_back(std::move(slots));
+    args[counts_at] = std::to_string(chunks_of[g].size());
+    args[counts_at + 1] = std::to_string(totals.size());
+    args.insert(args.end(), std::make_move_iterator(totals.begin()), std::make_move_iterator(totals.end()));
     gens_here.push_back(g);
     if (keys_.cluster()) flush();
   }
@@ -123,15 +124,20 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
     for (size_t j = 0; j < gens_of_cmd[c].size(); ++j) {
       const size_t g = gens_of_cmd[c][j];
       const RedisValue& v = r.elements[j];
-      if (!v.is_array() || v.elements.size() < 3) return Status::Internal("unexpected apply reply");
-      const auto& flags = v.elements[0].elements;
-      for (size_t k = 0; k < flags.size() && k < slot_of[g].size(); ++k) {
-        int idx = slot_of[g][k];
-        if (idx >= 0) out.applied[static_cast<size_t>(idx)] = flags[k].integer == 1;
+      if (!v.is_array() || v.elements.size() < 4) return Status::Internal("unexpected apply reply");
+      // Every chunk is applied but the duplicates the script lists; a total only when it changed the known one.
+      for (int idx : chunks_of[g]) out.applied[static_cast<size_t>(idx)] = true;
+      for (const auto& d : v.elements[0].elements) {
+        size_t k = static_cast<size_t>(d.integer - 1);
+        if (k < chunks_of[g].size()) out.applied[static_cast<size_t>(chunks_of[g][k])] = false;
       }
-      out.finalize_queued += v.elements[2].integer;
-      out.max_llen = std::max<int64_t>(out.max_llen, v.elements[1].integer);
-      out.llens.emplace_back(order[g], v.elements[1].integer);
+      for (const auto& t : v.elements[1].elements) {
+        size_t k = static_cast<size_t>(t.integer - 1);
+        if (k < totals_of[g].size() && totals_of[g][k] >= 0) out.applied[static_cast<size_t>(totals_of[g][k])] = true;
+      }
+      out.finalize_queued += v.elements[3].integer;
+      out.max_llen = std::max<int64_t>(out.max_llen, v.elements[2].integer);
+      out.llens.emplace_back(order[g], v.elements[2].integer);
     }
   }
   // A finish item that only repeats a known total reports 0; that is the duplicate case too.

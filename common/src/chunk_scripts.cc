@@ -20,17 +20,17 @@ end
 // KEYS: per generation g (0-based) 6 keys at 6g+1..6g+6: buffer list, meta hash, seen bitmap, ctl hash,
 //       deadlines zset, finalize stream. (Redis Cluster: one generation per call, its keys share a slot.)
 // ARGV: 1 now override, 2 idle_ms, 3 ttl_s, 4 max_chunks, 5 G (generations), then per generation:
-//       member "org:scenario:gen", n, ingest time of its newest item (stream-id ms; "0" = now),
-//       then n items of 3: kind ("c" chunk | "f" finish), seq (or total for "f"), and for "c" the list
-//       element "<seq>:<data>" (the caller formats it: no string building in Lua), "" for "f".
-//       A final chunk is sent as a "c" item followed by an "f" item with total = seq + 1 when no total
-//       was given.
-// Returns per generation {applied_flags (array of 0/1 per item), llen, queued_finalize (0/1)}.
+//       member "org:scenario:gen", nc (chunks), nf (totals), ingest time of its newest item (stream-id ms;
+//       "0" = now), then nc pairs: seq, list element "<seq>:<data>" (the caller formats it: no string
+//       building in Lua), then nf totals (from finish envelopes, and seq + 1 of a final chunk without one).
+// Returns per generation {duplicate chunks (1-based positions among its nc), totals that changed the known
+// total (1-based positions among its nf), llen, queued_finalize (0/1)}.
 //
-// Cost: every redis.call and every script call has a fixed cost, which a batch of few chunks per
-// generation (many generations streaming at once) pays per chunk. So one call per read batch, one TIME
-// per call, and per generation a fixed number of calls (6 in the common case) however many chunks it has:
-// one BITFIELD does every dedupe bit, one RPUSH every element, one HMGET + one HSET the meta counters
+// Cost: this script is most of the compactor's Redis time, and its cost is per argument and per call:
+// every ARGV string is created in Lua, every redis.call converts its arguments back. So two arguments per
+// chunk, duplicates (rare) reported instead of a flag per chunk, one call per read batch with one TIME,
+// and per generation a fixed number of calls (6 in the common case) however many chunks it has: one
+// BITFIELD does every dedupe bit, one RPUSH every element, one HMGET + one HSET the meta counters
 // (read-modify-write is safe: the script is atomic).
 const LuaScript& ApplyChunks() {
   static const LuaScript s(std::string(kNow) + R"(
@@ -39,75 +39,72 @@ local idle = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local maxc = tonumber(ARGV[4])
 local gens = tonumber(ARGV[5])
--- Validate every item of every generation before writing anything: a rejected call leaves no seen bit
--- without its chunk.
-local starts = {}
+-- Pass 1, before anything is written (a rejected call leaves no seen bit without its chunk): validate
+-- every seq and total, and build each generation's BITFIELD arguments.
+local starts, ops = {}, {}
 local a = 6
 for g = 1, gens do
   starts[g] = a
-  local n = tonumber(ARGV[a + 1])
-  if n == nil then return redis.error_reply('SFINVALID malformed apply arguments') end
-  for i = 0, n - 1 do
-    local kind = ARGV[a + 3 + i * 3]
-    local v = tonumber(ARGV[a + 4 + i * 3])
-    if v == nil or v < 0 or v >= maxc + (kind == 'f' and 1 or 0) then
-      return redis.error_reply('SFINVALID seq/total ' .. tostring(ARGV[a + 4 + i * 3]) .. ' out of range')
+  local nc, nf = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  if nc == nil or nf == nil then return redis.error_reply('SFINVALID malformed apply arguments') end
+  local o = {}
+  local p = a + 4
+  for i = 1, nc do
+    local v = tonumber(ARGV[p])
+    if v == nil or v < 0 or v >= maxc then
+      return redis.error_reply('SFINVALID seq ' .. tostring(ARGV[p]) .. ' out of range')
+    end
+    local j = i * 4
+    o[j - 3] = 'SET'
+    o[j - 2] = 'u1'
+    o[j - 1] = ARGV[p]
+    o[j] = '1'
+    p = p + 2
+  end
+  for i = 1, nf do
+    local v = tonumber(ARGV[p + i - 1])
+    if v == nil or v < 1 or v > maxc then
+      return redis.error_reply('SFINVALID total ' .. tostring(ARGV[p + i - 1]) .. ' out of range')
     end
   end
-  a = a + 3 + n * 3
+  ops[g] = o
+  a = p + nf
 end
 
-local function apply(k, a)
+local function apply(k, a, o)
   local member = ARGV[a]
-  local n = tonumber(ARGV[a + 1])
-  local ingested = tonumber(ARGV[a + 2])
+  local nc, nf = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local ingested = tonumber(ARGV[a + 3])
   if not ingested or ingested <= 0 then ingested = now end
-  local first_item = a + 3
   local m = redis.call('HMGET', KEYS[k + 2], 'total_chunks', 'received_chunks', 'received_bytes', 'first_chunk_at')
   local existed = m[1] ~= false or m[2] ~= false
   local old_total = tonumber(m[1] or '0')
   local total = old_total
-  local flags = {}
-  local ops = {}
-  local chunk_items = {}
-  for i = 0, n - 1 do
-    flags[i + 1] = 0
-    if ARGV[first_item + i * 3] == 'c' then
-      ops[#ops + 1] = 'SET'
-      ops[#ops + 1] = 'u1'
-      ops[#ops + 1] = ARGV[first_item + 1 + i * 3]
-      ops[#ops + 1] = '1'
-      chunk_items[#chunk_items + 1] = i
-    end
-  end
   -- One BITFIELD sets every seq's bit and returns the old bits in order (a seq twice in the batch: the
   -- second sees 1), so dedupe and append stay one atomic step.
-  local changed = false
-  local pushed = {}
+  local pushed, dups, totals_changed = {}, {}, {}
   local bytes = 0
-  local c = 0
-  for first = 1, #ops, 1000 do  -- unpack's stack limit; 1000 is a whole number of 4-argument ops
-    local old = redis.call('BITFIELD', KEYS[k + 3], unpack(ops, first, math.min(first + 999, #ops)))
+  local i = 0
+  for first = 1, #o, 1000 do  -- unpack's stack limit; 1000 is a whole number of 4-argument ops
+    local old = redis.call('BITFIELD', KEYS[k + 3], unpack(o, first, math.min(first + 999, #o)))
     for _, bit in ipairs(old) do
-      c = c + 1
+      i = i + 1
       if bit == 0 then
-        local i = chunk_items[c]
-        local e = ARGV[first_item + 2 + i * 3]
+        local p = a + 2 + i * 2
+        local e = ARGV[p + 1]
         pushed[#pushed + 1] = e
-        bytes = bytes + #e - #ARGV[first_item + 1 + i * 3] - 1
-        flags[i + 1] = 1
-        changed = true
+        bytes = bytes + #e - #ARGV[p] - 1
+      else
+        dups[#dups + 1] = i
       end
     end
   end
-  for i = 0, n - 1 do
-    if ARGV[first_item + i * 3] == 'f' then
-      local v = tonumber(ARGV[first_item + 1 + i * 3])
-      if v ~= total then
-        total = v
-        changed = true
-        flags[i + 1] = 1
-      end
+  local f = a + 4 + nc * 2
+  for j = 1, nf do
+    local v = tonumber(ARGV[f + j - 1])
+    if v ~= total then
+      total = v
+      totals_changed[#totals_changed + 1] = j
     end
   end
   local llen = false
@@ -115,9 +112,9 @@ local function apply(k, a)
     llen = redis.call('RPUSH', KEYS[k + 1], unpack(pushed, first, math.min(first + 999, #pushed)))
   end
   if not llen then llen = redis.call('LLEN', KEYS[k + 1]) end
-  if not changed then
+  if #pushed == 0 and #totals_changed == 0 then
     -- A redelivery or duplicate: nothing changes, not even the deadline.
-    return {flags, llen, 0}
+    return {dups, totals_changed, llen, 0}
   end
   local meta = {}
   if #pushed > 0 then
@@ -146,17 +143,17 @@ local function apply(k, a)
     redis.call('ZREM', KEYS[k + 5], member)
     redis.call('HSET', KEYS[k + 4], 'state', 'finalizing')
     redis.call('XADD', KEYS[k + 6], '*', 'm', member, 'r', 'complete', 'at', now)
-    return {flags, llen, 1}
+    return {dups, totals_changed, llen, 1}
   end
   if state ~= 'receiving' then redis.call('HSET', KEYS[k + 4], 'state', 'receiving') end
   -- Idle is measured in ingest time (the deadline sweep waits until the compactors have read that far):
   -- GT keeps a later deadline when an older entry (a redelivery, a claimed one) is applied after newer ones.
   redis.call('ZADD', KEYS[k + 5], 'GT', ingested + idle, member)
-  return {flags, llen, 0}
+  return {dups, totals_changed, llen, 0}
 end
 
 local out = {}
-for g = 1, gens do out[g] = apply((g - 1) * 6, starts[g]) end
+for g = 1, gens do out[g] = apply((g - 1) * 6, starts[g], ops[g]) end
 return out
 )");
   return s;
