@@ -42,6 +42,7 @@ struct Options {
   int chunk_bytes = 200;
   int window = 64;  // generations in flight at once (their chunks interleave in the streams)
   int loops = 0;    // consumer loops per compactor (0 = COMPACTOR_LOOPS' default)
+  compactor::LoopOptions loop_options;  // --linger-ms, --min-batch: A/B of the small-batch linger
   std::string tmpdir = "/tmp";
   std::string compactor_bin;
 };
@@ -266,8 +267,8 @@ void ServicePhase(const Options& o, int instances, bool with_producer = false) {
   std::vector<compactor::CompactorMetrics*> metrics;
   for (int i = 0; i < instances; ++i) {
     registries.push_back(std::make_unique<prometheus::Registry>());
-    auto loops = compactor::CompactorLoops::Open(*configs[static_cast<size_t>(i)], clock, *registries.back(), {},
-                                                 o.loops);
+    auto loops = compactor::CompactorLoops::Open(*configs[static_cast<size_t>(i)], clock, *registries.back(),
+                                                 o.loop_options, o.loops);
     MustOk(loops.status(), "CompactorLoops::Open");
     services.push_back(std::move(*loops));
     raw.push_back(services.back().get());
@@ -388,7 +389,7 @@ void PacedPhase(const Options& o, double rate, double seconds) {
   MustOk((*st)->Migrate(), "Migrate");
   RedisServerClock clock;
   prometheus::Registry registry;
-  auto opened = compactor::CompactorLoops::Open(cfg, clock, registry, {}, o.loops);
+  auto opened = compactor::CompactorLoops::Open(cfg, clock, registry, o.loop_options, o.loops);
   MustOk(opened.status(), "CompactorLoops::Open");
   compactor::CompactorLoops& svc = **opened;
   std::atomic<bool> stop{false};
@@ -488,6 +489,8 @@ int main(int argc, char** argv) {
   o.chunk_bytes = static_cast<int>(f.Int("chunk-bytes", 200));
   o.window = static_cast<int>(f.Int("window", 64));
   o.loops = static_cast<int>(f.Int("loops", 0));
+  o.loop_options.linger_ms = static_cast<int>(f.Int("linger-ms", o.loop_options.linger_ms));
+  o.loop_options.min_batch = static_cast<int>(f.Int("min-batch", o.loop_options.min_batch));
   o.tmpdir = f.Str("tmpdir", "/tmp");
   o.compactor_bin = f.Str("compactor-bin", "");
   if (o.redis_port == 0) {

@@ -162,13 +162,15 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
   }
   if (history && entries.empty() && read_status.ok()) own_pending_recovered_ = true;
   int n = static_cast<int>(entries.size());
+  finalize_queued_ = false;
   if (n > 0) Process(std::move(entries), stop);
   if (n == 0 && !history && !blocking) IdlePoll(stop);
   // Streaming, with consumers faster than the producers, a blocking read returns as soon as one entry is
   // there, and a small batch costs Redis nearly what a full one does (a script call per generation in it):
   // with 8 loops on 4 streams batches fell to ~70 entries and throughput to a third. After a small batch,
   // wait a moment so the next read finds more (Kafka's fetch.min.bytes + fetch.max.wait, in effect).
-  if (blocking && n > 0 && n < options_.min_batch && options_.linger_ms > 0 && !stop.load()) {
+  // Not when this batch completed a generation: its finalize entry is waiting, and finalize latency counts.
+  if (blocking && n > 0 && n < options_.min_batch && options_.linger_ms > 0 && !finalize_queued_ && !stop.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.linger_ms));
   }
   if (n > 0) idle_poll_ms_ = 0;
@@ -285,6 +287,7 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
       return;
     }
     for (bool a : result.applied) (a ? metrics_.chunks_applied : metrics_.chunks_duplicate).Increment();
+    if (result.finalize_queued > 0) finalize_queued_ = true;
     for (const auto& [g, llen] : result.llens) NoteLlen(g, llen);
   }
   Ack(good);

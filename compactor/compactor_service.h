@@ -109,6 +109,7 @@ class CompactorService {
   bool groups_ready_ = false;
   bool own_pending_recovered_ = false;
   int64_t idle_poll_ms_ = 0;  // cluster mode: the current wait after an empty round
+  bool finalize_queued_ = false;  // the current batch completed a generation (no linger before the next read)
   std::chrono::steady_clock::time_point next_sweep_{}, next_claim_{}, next_trim_{};
   std::unordered_set<std::string> over_threshold_logged_;
   // Entry id -> error of a finalization that failed permanently here; the dead-letter reason once it has
