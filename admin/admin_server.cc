@@ -6,6 +6,7 @@
 
 #include "admin/web_assets.h"
 #include "streamfleet/common/log.h"
+#include "streamfleet/common/text.h"
 
 namespace streamfleet::admin {
 namespace {
@@ -25,28 +26,6 @@ std::vector<std::pair<std::string, std::string>> WithSecurity(std::vector<std::p
   return h;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string UrlDecode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
-               HexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 std::string UrlEncode(const std::string& s) {
   static const char* hex = "0123456789ABCDEF";
@@ -73,7 +52,7 @@ std::map<std::string, std::string> ParseForm(const std::string& body) {
     if (end == std::string::npos) end = body.size();
     std::string item = body.substr(pos, end - pos);
     size_t eq = item.find('=');
-    if (eq != std::string::npos) out[UrlDecode(item.substr(0, eq))] = UrlDecode(item.substr(eq + 1));
+    if (eq != std::string::npos) out[UrlDecode(item.substr(0, eq), true)] = UrlDecode(item.substr(eq + 1), true);
     pos = end + 1;
   }
   return out;

@@ -2,36 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/common/text.h"
+
 namespace streamfleet {
 
-namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// application/x-www-form-urlencoded decoding; a malformed %-escape is kept as it is.
-std::string UrlDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
-               HexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 const char* HttpReason(int status) {
   switch (status) {
@@ -74,8 +48,8 @@ std::optional<std::string> HttpExchange::QueryParam(const std::string& name) con
     size_t amp = query_.find('&', pos);
     std::string_view item = std::string_view(query_).substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
     auto eq = item.find('=');
-    std::string k = UrlDecode(item.substr(0, eq));
-    if (k == name) return eq == std::string::npos ? std::string() : UrlDecode(item.substr(eq + 1));
+    std::string k = UrlDecode(item.substr(0, eq), true);
+    if (k == name) return eq == std::string::npos ? std::string() : UrlDecode(item.substr(eq + 1), true);
     if (amp == std::string::npos) break;
     pos = amp + 1;
   }

@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include "streamfleet/common/http_exchange.h"
+#include "streamfleet/common/text.h"
 
 namespace streamfleet {
 
@@ -13,28 +14,6 @@ constexpr size_t kPipeCapacity = 64 * 1024;
 // until the client closes too: closing with unread bytes in the socket sends a RST, which can destroy the
 // answer before the client has read it (a 413 to a client still sending its body, say).
 constexpr uint64_t kLingerMs = 2000;
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// The path is matched decoded (as civetweb's local_uri was); '+' stays '+' outside a query.
-std::string DecodePath(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 // NDJSON and SSE bodies are read line by line as they arrive: handed to a worker at the end of the head,
 // so lines are parsed (and appended) while the rest is still on its way, instead of after it all came.
@@ -260,7 +239,7 @@ int LoopHttpConnection::OnHeadersComplete(http_parser* p) {
   }
   url = url.substr(0, url.find('#'));
   size_t q = url.find('?');
-  c->head_.path = DecodePath(url.substr(0, q));
+  c->head_.path = UrlDecode(url.substr(0, q), false);  // matched decoded, as civetweb's local_uri was
   c->head_.query = q == std::string_view::npos ? "" : std::string(url.substr(q + 1));
   c->keep_alive_ = http_should_keep_alive(p) != 0;
   for (const auto& [k, v] : c->head_.headers) {

@@ -35,5 +35,15 @@ TEST(RedactUrlTest, MasksPasswordsAndQueries) {
   EXPECT_EQ(RedactUrl("sqlite:streamfleet.db"), "sqlite:streamfleet.db");
 }
 
+TEST(UrlDecodeTest, EscapesPlusAndMalformedEscapes) {
+  EXPECT_EQ(UrlDecode("a%20b%2Fc%c3%A9", false), "a b/c\xc3\xa9");
+  EXPECT_EQ(UrlDecode("a+b", true), "a b") << "form encoding: '+' is a space";
+  EXPECT_EQ(UrlDecode("a+b", false), "a+b") << "a path keeps '+'";
+  EXPECT_EQ(UrlDecode("100%", true), "100%") << "a cut escape is kept";
+  EXPECT_EQ(UrlDecode("%zz%4", true), "%zz%4");
+  EXPECT_EQ(UrlDecode("%41", true), "A") << "an escape at the very end";
+  EXPECT_EQ(UrlDecode("%00x", false), std::string("\0x", 2));
+}
+
 }  // namespace
 }  // namespace streamfleet

@@ -2,7 +2,7 @@
 // Text hygiene at the edges: UTF-8 validation (ingest rejects non-UTF-8 JSON text with the byte offset; the
 // compactor stores any bytes but must not put invalid UTF-8 into a JSON document it writes) and URL redaction
 // (a URL from the configuration may carry a password or a token; logs, errors and task payload errors get
-// the redacted form only).
+// the redacted form only), and URL decoding (the HTTP servers' paths, query strings and form bodies).
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,5 +21,9 @@ std::string ToValidUtf8(std::string_view text);
 // path stay, so the operator still sees where the process tried to connect. Text without "://" is
 // returned unchanged.
 std::string RedactUrl(std::string_view url);
+
+// Decodes %XX escapes; a malformed escape is kept as it is. plus_is_space: '+' means a space, as in
+// application/x-www-form-urlencoded (query strings, form bodies); in a path '+' stays '+'.
+std::string UrlDecode(std::string_view s, bool plus_is_space);
 
 }  // namespace streamfleet
