@@ -170,31 +170,20 @@ bool IsStatusWrite(const std::vector<std::string>& cmd) { return cmd[0] == "HSET
 // effort. A cluster splits a pipeline per master and the masters' order is not the callers', so there the
 // status writes go first in a round trip of their own.
 Status RunEnqueue(RedisCommands& redis, const TaskKeys& keys, const std::vector<std::vector<std::string>>& cmds) {
-  std::vector<std::vector<std::string>> adds;
-  if (!keys.cluster()) {
-    auto r = redis.Pipeline(cmds);  // one round trip
-    if (!r.ok()) return r.status();
-    for (size_t i = 0; i < r->size(); ++i) {
-      if (!IsStatusWrite(cmds[i]) && (*r)[i].is_error()) return TranslateRedisError((*r)[i].str);
+  const std::vector<std::vector<std::string>>* send = &cmds;  // standard mode: all in one round trip
+  std::vector<std::vector<std::string>> statuses, adds;
+  if (keys.cluster()) {
+    for (const auto& cmd : cmds) (IsStatusWrite(cmd) ? statuses : adds).push_back(cmd);
+    if (!statuses.empty()) {
+      auto s = redis.Pipeline(statuses);
+      if (!s.ok()) return s.status();
     }
-    return Status::Ok();
+    send = &adds;
   }
-  std::vector<std::vector<std::string>> statuses;
-  for (const auto& cmd : cmds) (IsStatusWrite(cmd) ? statuses : adds).push_back(cmd);
-  if (statuses.empty()) {
-    auto r = redis.Pipeline(adds);
-    if (!r.ok()) return r.status();
-    for (const RedisValue& v : *r) {
-      if (v.is_error()) return TranslateRedisError(v.str);
-    }
-    return Status::Ok();
-  }
-  auto s = redis.Pipeline(statuses);
-  if (!s.ok()) return s.status();
-  auto r = redis.Pipeline(adds);
+  auto r = redis.Pipeline(*send);
   if (!r.ok()) return r.status();
-  for (const RedisValue& v : *r) {
-    if (v.is_error()) return TranslateRedisError(v.str);
+  for (size_t i = 0; i < r->size(); ++i) {
+    if (!IsStatusWrite((*send)[i]) && (*r)[i].is_error()) return TranslateRedisError((*r)[i].str);
   }
   return Status::Ok();
 }
