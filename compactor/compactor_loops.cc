@@ -9,13 +9,18 @@ StatusOr<std::unique_ptr<CompactorLoops>> CompactorLoops::Open(const Config& con
                                                                int loops) {
   if (loops <= 0) loops = config.compactor_loops;
   std::unique_ptr<CompactorLoops> out(new CompactorLoops());
+  out->redis_health_ = std::make_unique<DependencyHealth>(registry, Dependency::kRedis);
+  // The db_up gauge lives in the registry (every loop's CompactorMetrics finds the same one).
+  out->db_health_ = std::make_unique<DependencyHealth>(registry, Dependency::kDatabase, &CompactorMetrics(registry).db_up);
+  const CompactorHealth health{out->redis_health_.get(), out->db_health_.get()};
   for (int i = 0; i < loops; ++i) {
     auto c = std::make_unique<Config>(config);
     if (i > 0) c->consumer_name += "-" + std::to_string(i + 1);
     auto store = SqlStore::Open(config.database_url);
     if (!store.ok()) return store.status();
     out->stores_.push_back(std::move(*store));
-    out->loops_.push_back(std::make_unique<CompactorService>(*c, clock, *out->stores_.back(), registry, options));
+    out->loops_.push_back(
+        std::make_unique<CompactorService>(*c, clock, *out->stores_.back(), registry, options, health));
     out->configs_.push_back(std::move(c));
   }
   return out;

@@ -5,8 +5,8 @@
 // more pods. Each loop is a consumer of the group like a loop of another process: its own name
 // (CONSUMER_NAME for the first, CONSUMER_NAME-2, -3, ... for the others, stable across restarts so a
 // restarted pod takes back each loop's own pending entries), its own Redis connections and its own
-// database session. They share the metrics registry: counters and histograms add up over the loops, and
-// only the first loop samples the gauges.
+// database session. They share the metrics registry (counters and histograms add up over the loops, and
+// only the first loop samples the gauges) and the Redis/database health (an outage counts once).
 #include <atomic>
 #include <memory>
 #include <vector>
@@ -39,6 +39,8 @@ class CompactorLoops {
  private:
   CompactorLoops() = default;
 
+  // One pair for the process: an outage seen by every loop is logged and counted once.
+  std::unique_ptr<DependencyHealth> redis_health_, db_health_;
   std::vector<std::unique_ptr<Config>> configs_;  // per loop: the consumer name differs
   std::vector<std::unique_ptr<SqlStore>> stores_;
   std::vector<std::unique_ptr<CompactorService>> loops_;

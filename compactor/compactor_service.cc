@@ -54,14 +54,17 @@ int64_t WallMs() {
 }  // namespace
 
 CompactorService::CompactorService(const Config& config, Clock& clock, SqlStore& store,
-                                   prometheus::Registry& registry, LoopOptions options)
+                                   prometheus::Registry& registry, LoopOptions options, CompactorHealth health)
     : config_(config),
       clock_(clock),
       store_(store),
       options_(options),
       metrics_(registry),
-      redis_health_(registry, Dependency::kRedis),
-      db_health_(registry, Dependency::kDatabase, &metrics_.db_up),
+      own_redis_health_(health.redis ? nullptr : std::make_unique<DependencyHealth>(registry, Dependency::kRedis)),
+      own_db_health_(health.db ? nullptr
+                               : std::make_unique<DependencyHealth>(registry, Dependency::kDatabase, &metrics_.db_up)),
+      redis_health_(health.redis ? *health.redis : *own_redis_health_),
+      db_health_(health.db ? *health.db : *own_db_health_),
       buffer_(config, clock),
       cache_(config.redis, CacheOptionsFromConfig(config), &registry),
       finalizer_(config, buffer_, store, config.consumer_name, &cache_),

@@ -39,10 +39,18 @@ struct LoopOptions {
   int linger_ms = 2;
 };
 
+// Shared reachability trackers (see the CompactorService constructor).
+struct CompactorHealth {
+  DependencyHealth* redis = nullptr;
+  DependencyHealth* db = nullptr;
+};
+
 class CompactorService {
  public:
+  // Outages are tracked in `health` (CompactorLoops shares one pair among its loops, so an outage counts
+  // once per process); where null, the service tracks its own.
   CompactorService(const Config& config, Clock& clock, SqlStore& store, prometheus::Registry& registry,
-                   LoopOptions options = {});
+                   LoopOptions options = {}, CompactorHealth health = {});
 
   // Loops until stop is set (or SIGTERM). In-flight work is finished or left pending (never half-acked).
   void Run(const std::atomic<bool>& stop);
@@ -94,8 +102,9 @@ class CompactorService {
   SqlStore& store_;
   LoopOptions options_;
   CompactorMetrics metrics_;
-  DependencyHealth redis_health_;  // logs and counts outages; Ready() reads it
-  DependencyHealth db_health_;
+  std::unique_ptr<DependencyHealth> own_redis_health_, own_db_health_;  // unless shared (Health)
+  DependencyHealth& redis_health_;  // logs and counts outages; Ready() reads it
+  DependencyHealth& db_health_;
   ChunkBuffer buffer_;
   Cache cache_;  // invalidated by finalizer_ (declared before it)
   Finalizer finalizer_;

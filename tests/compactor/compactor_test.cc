@@ -643,6 +643,9 @@ TEST_P(CompactorTest, LoopsOfOneProcessAreConsumersThatShareTheWorkAndTheMetrics
   auto loops = CompactorLoops::Open(*configs_.back(), server_clock_, registry, Fast());
   ASSERT_TRUE(loops.ok()) << loops.status().ToString();
   ASSERT_EQ((*loops)->size(), 3);
+  // One Redis and one database health for the process: an outage every loop sees is counted once.
+  EXPECT_EQ(&(*loops)->loop(0).redis_health(), &(*loops)->loop(2).redis_health());
+  EXPECT_EQ(&(*loops)->loop(0).db_health(), &(*loops)->loop(1).db_health());
   std::atomic<bool> stop{false};
   std::thread runner([&] { (*loops)->Run(stop); });
   for (int i = 0; i < 300 && *stores_.front()->CountGenerations() < kGens; ++i) {
