@@ -151,6 +151,22 @@ inline void MustOk(const Status& s, const char* what) {
   }
 }
 
+// The raw ceilings' consumer step: one XREADGROUP COUNT 100 of `stream` as consumer "c" of group "g"
+// (blocking up to block_ms when > 0), then one XACK of what it returned. Returns how many entries that was.
+inline int64_t ReadAndAckBatch(RedisClient& r, const std::string& stream, int block_ms = 0) {
+  std::vector<std::string> read = {"XREADGROUP", "GROUP", "g", "c", "COUNT", "100"};
+  if (block_ms > 0) read.insert(read.end(), {"BLOCK", std::to_string(block_ms)});
+  read.insert(read.end(), {"STREAMS", stream, ">"});
+  auto reply = r.Command(read, block_ms);
+  MustOk(reply.status(), "XREADGROUP");
+  auto entries = ParseStreamReply(*reply);
+  if (entries.empty()) return 0;
+  std::vector<std::string> ack = {"XACK", stream, "g"};
+  for (const auto& e : entries) ack.push_back(e.id);
+  MustOk(r.Command(ack).status(), "XACK");
+  return static_cast<int64_t>(entries.size());
+}
+
 // Starts a service binary (no arguments) with exactly `env` ("NAME=value" each); exits the benchmark if it
 // cannot. Callers that want the parent's environment too pass it in `env`.
 inline pid_t SpawnBinary(const std::string& bin, std::vector<std::string> env) {

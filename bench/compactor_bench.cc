@@ -176,16 +176,7 @@ void RawCeiling(const Options& o, const KeySchema& keys) {
   MustOk(r->Command({"XGROUP", "CREATE", stream, "g", "0"}).status(), "XGROUP CREATE");
   int64_t consumed = 0;
   auto t0 = Clk::now();
-  while (true) {
-    auto reply = r->Command({"XREADGROUP", "GROUP", "g", "c", "COUNT", "100", "STREAMS", stream, ">"});
-    MustOk(reply.status(), "XREADGROUP");
-    auto entries = ParseStreamReply(*reply);
-    if (entries.empty()) break;
-    std::vector<std::string> ack = {"XACK", stream, "g"};
-    for (const auto& e : entries) ack.push_back(e.id);
-    MustOk(r->Command(ack).status(), "XACK");
-    consumed += static_cast<int64_t>(entries.size());
-  }
+  for (int64_t n; (n = ReadAndAckBatch(*r, stream)) > 0;) consumed += n;
   double s = Seconds(Clk::now() - t0);
   std::cerr << "compactor_bench: raw: XADD " << total << " entries in " << add_s << " s; consumed " << consumed
             << " in " << s << " s\n";
@@ -208,14 +199,7 @@ void RawLoopCeiling(const Options& o, const KeySchema& keys) {
   for (size_t next = 0; next < all.size() || consumed < static_cast<int64_t>(all.size());) {
     for (size_t k = 0; k < 100 && next < all.size(); ++k) cmds.push_back(std::move(all[next++]));
     Pipeline(*r, cmds);
-    auto reply = r->Command({"XREADGROUP", "GROUP", "g", "c", "COUNT", "100", "STREAMS", stream, ">"});
-    MustOk(reply.status(), "XREADGROUP");
-    auto entries = ParseStreamReply(*reply);
-    if (entries.empty()) continue;
-    std::vector<std::string> ack = {"XACK", stream, "g"};
-    for (const auto& e : entries) ack.push_back(e.id);
-    MustOk(r->Command(ack).status(), "XACK");
-    consumed += static_cast<int64_t>(entries.size());
+    consumed += ReadAndAckBatch(*r, stream);
   }
   double s = Seconds(Clk::now() - t0);
   std::cerr << "compactor_bench: raw loop: " << consumed << " entries added, read and acked in " << s << " s\n";

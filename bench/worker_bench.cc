@@ -173,17 +173,7 @@ void Raw(const Options& o) {
     }
   });
   int64_t consumed = 0;
-  while (consumed < o.tasks) {
-    auto reply = r->Command({"XREADGROUP", "GROUP", "g", "c", "COUNT", "100", "BLOCK", "1000", "STREAMS", stream, ">"},
-                            1000);
-    MustOk(reply.status(), "XREADGROUP");
-    auto entries = ParseStreamReply(*reply);
-    if (entries.empty()) continue;
-    std::vector<std::string> ack = {"XACK", stream, "g"};
-    for (const auto& e : entries) ack.push_back(e.id);
-    MustOk(r->Command(ack).status(), "XACK");
-    consumed += static_cast<int64_t>(entries.size());
-  }
+  while (consumed < o.tasks) consumed += ReadAndAckBatch(*r, stream, 1000);
   producer.join();
   Emit("raw_cycle_tps", static_cast<double>(o.tasks) / Seconds(Clk::now() - t0));
 }
