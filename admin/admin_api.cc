@@ -6,6 +6,7 @@
 
 #include "compactor/manual_compaction.h"
 #include "streamfleet/common/fleet_admin.h"
+#include "streamfleet/common/json_input.h"
 #include "streamfleet/common/redis_info_metrics.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/common/task_queue.h"
@@ -52,6 +53,12 @@ int64_t Int(const json& body, const char* field, int64_t fallback = -1) {
     }
   }
   throw ApiError{400, "invalid_request", std::string("\"") + field + "\" must be an integer"};
+}
+
+// A row's metadata as JSON for the UI, or as its raw text when it does not parse (within the limits).
+json MetadataJson(const std::string& text) {
+  auto j = ParseJsonInput(text, kGeneratedJsonLimits);
+  return j.ok() ? std::move(*j) : json(text);
 }
 
 json TaskJson(const v1::TaskEnvelope& t) {
@@ -115,8 +122,10 @@ void AdminApi::Handle(HttpExchange& ex, const std::string& route) {
     if (ex.method() == "POST") {
       auto body = ex.ReadBody(1 << 20);
       if (!body.ok()) throw ApiError{413, "body_too_large", body.status().message()};
-      json j = body->empty() ? json::object() : json::parse(*body, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) throw ApiError{400, "invalid_json", "the body must be a JSON object"};
+      auto parsed = body->empty() ? StatusOr<json>(json::object()) : ParseJsonInput(*body);
+      if (!parsed.ok()) throw ApiError{400, "invalid_json", "the body must be a JSON object: " + parsed.status().message()};
+      json j = std::move(*parsed);
+      if (!j.is_object()) throw ApiError{400, "invalid_json", "the body must be a JSON object"};
       out = Action(r, route, j);
     } else if (ex.method() != "GET") {
       throw ApiError{405, "method_not_allowed", ex.method()};
@@ -352,8 +361,7 @@ json AdminApi::Generation(RedisClient& r, int64_t org, int64_t gen, int64_t scen
              {"compacted_at", x.compacted_at ? json(*x.compacted_at) : json(nullptr)},
              {"compacted_by", x.compacted_by ? json(*x.compacted_by) : json(nullptr)},
              {"compacted_bytes", x.compacted ? json(x.compacted->size()) : json(nullptr)},
-             {"metadata", json::parse(x.metadata, nullptr, false).is_discarded() ? json(x.metadata)
-                                                                                 : json::parse(x.metadata)},
+             {"metadata", MetadataJson(x.metadata)},
              {"llm_response_preview", x.llm_response ? json(x.llm_response->substr(0, 2000)) : json(nullptr)}};
     }
   }
@@ -371,7 +379,9 @@ json AdminApi::Action(RedisClient& r, const std::string& route, const json& body
   if (route == "tasks/enqueue") {
     std::string type = Str(body, "type");
     std::string payload = body.contains("payload") && body["payload"].is_string() ? body["payload"].get<std::string>() : "{}";
-    if (json::parse(payload, nullptr, false).is_discarded()) throw ApiError{400, "invalid_request", "payload is not valid JSON"};
+    if (auto p = ParseJsonInput(payload); !p.ok()) {
+      throw ApiError{400, "invalid_request", "payload is not valid JSON: " + p.status().message()};
+    }
     EnqueueOptions o = EnqueueOptions::FromConfig(config_);
     o.queue = body.contains("queue") && body["queue"].is_string() ? body["queue"].get<std::string>() : "default";
     if (!ValidQueueName(o.queue)) throw ApiError{400, "invalid_request", "invalid queue name"};

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "streamfleet/common/codec.h"
+
 namespace streamfleet::admin {
 namespace {
 
@@ -24,13 +26,6 @@ std::string RandomHex(size_t bytes) {
 
 }  // namespace
 
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 std::optional<std::string> CookieValue(const std::string& header, const std::string& name) {
   size_t pos = 0;
   while (pos < header.size()) {
@@ -47,7 +42,7 @@ std::optional<std::string> CookieValue(const std::string& header, const std::str
 }
 
 bool AdminAuth::TokenMatches(const std::string& candidate) const {
-  return !token_.empty() && ConstantTimeEquals(candidate, token_);
+  return !token_.empty() && SecretEquals(candidate, token_);
 }
 
 Session AdminAuth::CreateSession() {
@@ -112,7 +107,7 @@ RequestAuth AdminAuth::Check(const HttpExchange& ex, const std::string& form_csr
       // A browser: the session's CSRF token and a same-origin Origin are both required.
       auto header = ex.Header("X-CSRF-Token");
       std::string sent = header ? *header : form_csrf;
-      if (!out.session || sent.empty() || !ConstantTimeEquals(sent, out.session->csrf) || !SameOrigin(ex)) {
+      if (!out.session || sent.empty() || !SecretEquals(sent, out.session->csrf) || !SameOrigin(ex)) {
         out.result = AuthResult::kCsrfRefused;
         out.reason = "missing or wrong CSRF token (reload the page)";
         return out;

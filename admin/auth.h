@@ -66,8 +66,6 @@ class AdminAuth {
   std::map<std::string, Session> sessions_;  // guarded by mu_
 };
 
-// Constant-time string equality (length leaks, contents do not).
-bool ConstantTimeEquals(const std::string& a, const std::string& b);
 // Value of one cookie from a Cookie header ("a=1; b=2").
 std::optional<std::string> CookieValue(const std::string& header, const std::string& name);
 

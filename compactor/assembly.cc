@@ -3,6 +3,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/common/json_input.h"
 #include "streamfleet/common/text.h"
 
 namespace streamfleet::compactor {
@@ -40,15 +41,17 @@ Assembled Assemble(const std::vector<std::string>& elements, const std::map<int6
 
 JsonDecode DecodeJson(const std::string& text) {
   JsonDecode d;
-  try {
-    auto j = nlohmann::json::parse(text);
+  // Bounded depth: an answer nested deeper than kGeneratedJsonLimits is stored as text with the fallback
+  // recorded, instead of recursing the compactor's stack away.
+  auto j = ParseJsonInput(text, kGeneratedJsonLimits);
+  if (j.ok()) {
     d.valid = true;
-    d.normalized = j.dump();
-  } catch (const nlohmann::json::exception& e) {
+    d.normalized = j->dump();
+  } else {
     d.valid = false;
     // The parser quotes the bytes it stopped at; they may be invalid UTF-8 (a chunk that cut a multi-byte
     // character), and this message goes into the row's metadata JSON.
-    d.error = ToValidUtf8(e.what());
+    d.error = ToValidUtf8(j.status().message());
   }
   return d;
 }

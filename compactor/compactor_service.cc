@@ -4,6 +4,7 @@
 
 #include "streamfleet/common/backoff.h"
 #include "streamfleet/common/envelope_version.h"
+#include "streamfleet/common/generation_owner.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/redis_scan.h"
 #include "streamfleet/common/stream_admin.h"
@@ -322,8 +323,14 @@ void CompactorService::ProcessFinalizes(const std::vector<StreamEntry>& entries,
   Status s = RetryFinalize(reqs, &outcomes, stop);
   metrics_.finalize_batch_latency.Observe(std::chrono::duration<double>(Clk::now() - started).count());
   if (s.ok()) {
-    for (size_t k = 0; k < reqs.size(); ++k) RecordFinalized(reqs[k], owners[k], outcomes[k]);
-    Ack(owners);
+    for (size_t k = 0; k < reqs.size(); ++k) {
+      RecordFinalized(reqs[k], owners[k], outcomes[k]);
+      if (outcomes[k].owned_elsewhere) {
+        RefuseForeignGeneration(reqs[k], owners[k]);
+      } else {
+        Ack({owners[k]});
+      }
+    }
     return;
   }
   if (stop.load()) return;  // left pending: another compactor (or our restart) finishes it
@@ -334,7 +341,11 @@ void CompactorService::ProcessFinalizes(const std::vector<StreamEntry>& entries,
     Status s1 = RetryFinalize({reqs[k]}, &one, stop);
     if (s1.ok()) {
       RecordFinalized(reqs[k], owners[k], one[0]);
-      Ack({owners[k]});
+      if (one[0].owned_elsewhere) {
+        RefuseForeignGeneration(reqs[k], owners[k]);
+      } else {
+        Ack({owners[k]});
+      }
       last_failure_.erase(owners[k].id);
     } else if (!stop.load()) {
       // Neither acked nor dead-lettered yet: the buffer stays, and the claim path retries the entry after
@@ -368,6 +379,7 @@ Status CompactorService::RetryFinalize(const std::vector<FinalizeRequest>& reqs,
 void CompactorService::RecordFinalized(const FinalizeRequest& req, const StreamEntry& e,
                                        const FinalizeOutcome& outcome) {
   LogScope scope(LogContext().Generation(req.gen.org, req.gen.gen).Entry(e.id));
+  if (outcome.owned_elsewhere) return;  // RefuseForeignGeneration counts it
   if (outcome.empty) {
     SF_LOG_WARN("finalize {}: no buffer (expired or already deleted); nothing to write", KeySchema::Member(req.gen));
     return;
@@ -420,6 +432,16 @@ Status CompactorService::FlushAcks() {
     return r.status();
   }
   return Status::Ok();
+}
+
+void CompactorService::RefuseForeignGeneration(const FinalizeRequest& req, const StreamEntry& e) {
+  // Not silent: counted, logged, and the finalize entry kept in the dead letters with the reason (the
+  // buffer stays until its TTL, for an operator to look at).
+  metrics_.owner_conflicts.Increment();
+  DeadLetterEntry(e,
+                  std::string(kOwnedElsewhere) + ": generation " + std::to_string(req.gen.gen) +
+                      " belongs to another organization than " + std::to_string(req.gen.org) + "; no row written",
+                  1);
 }
 
 void CompactorService::DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered) {

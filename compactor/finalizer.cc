@@ -5,6 +5,7 @@
 #include "compactor/assembly.h"
 #include "streamfleet/common/codec.h"
 #include "streamfleet/common/generation_cache.h"
+#include "streamfleet/common/generation_owner.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/common/text.h"
@@ -113,6 +114,20 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
   for (const auto& r : reqs) gens.push_back(r.gen);
   auto snaps = buffer_.Snapshots(redis, gens);
   if (!snaps.ok()) return snaps.status();
+  // 1b. Whose generation is it? The first organization that used the id (ingest recorded it); an envelope
+  // written by hand with no owner record claims it here, before its row exists.
+  std::vector<std::vector<std::string>> claims;
+  for (const auto& g : gens) claims.push_back(ClaimOwnerCommand(buffer_.keys(), g.org, g.gen, config_.owner_ttl_s));
+  auto owners = redis.Pipeline(claims);
+  if (!owners.ok()) return owners.status();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    Status s = CheckClaimReply((*owners)[i], gens[i].org, gens[i].gen);
+    if (IsOwnedElsewhere(s)) {
+      outs[i].owned_elsewhere = true;
+    } else if (!s.ok()) {
+      return s;
+    }
+  }
 
   // 2. Assemble and decode each; every row in one transaction.
   std::vector<GenerationWrite> writes;
@@ -120,12 +135,13 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
   std::vector<int64_t> received(reqs.size(), 0);
   for (size_t i = 0; i < reqs.size(); ++i) {
     std::map<int64_t, std::string> from_db;
-    if (config_.chunk_storage != ChunkStorage::kRedis) {
+    if (config_.chunk_storage != ChunkStorage::kRedis && !outs[i].owned_elsewhere) {
       auto rows = store_.GetChunks(reqs[i].gen.gen);
       if (!rows.ok()) return rows.status();
       for (auto& r : *rows) from_db.emplace(r.seq, std::move(r.data));
     }
     const BufferSnapshot& snap = (*snaps)[i];
+    if (outs[i].owned_elsewhere) continue;
     if (!snap.exists && from_db.empty()) {
       outs[i].empty = true;
       continue;
@@ -143,7 +159,8 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
   if (cache_ != nullptr) {
     std::vector<std::string> stale;
     for (size_t k = 0; k < writes.size(); ++k) {
-      if ((*results)[k] == UpsertResult::kKeptFullerRow) continue;
+      UpsertResult res = (*results)[k];
+      if (res == UpsertResult::kKeptFullerRow || res == UpsertResult::kOwnedElsewhere) continue;
       const GenerationId& g = reqs[written_of[k]].gen;
       auto key = cache_->Key(kGenerationCacheName, GenerationCacheContent(g.org, g.gen));
       if (!key.ok()) return key.status();
@@ -159,6 +176,11 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
   for (size_t k = 0; k < writes.size(); ++k) {
     size_t i = written_of[k];
     UpsertResult res = (*results)[k];
+    if (res == UpsertResult::kOwnedElsewhere) {
+      // The row is another organization's (its Redis owner record expired): the SQL condition refused it.
+      outs[i].owned_elsewhere = true;
+      continue;
+    }
     outs[i].replay = res != UpsertResult::kWritten;
     if (res == UpsertResult::kKeptFullerRow) {
       SF_LOG_WARN("finalize {}: buffer has {} chunks but the row already has more (buffer deleted or expired "

@@ -24,6 +24,9 @@ struct FinalizeRequest {
 
 struct FinalizeOutcome {
   bool empty = false;            // nothing buffered (expired or never started): no row written
+  // The generation id belongs to another organization (its Redis owner record or its row): nothing was
+  // written; the caller dead-letters the finalize entry with kOwnedElsewhere and counts it.
+  bool owned_elsewhere = false;
   bool replay = false;           // this finalize id was already committed
   bool marked_compacted = false; // false when chunks arrived during finalization (a later one follows)
   bool json_valid = false;

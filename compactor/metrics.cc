@@ -39,6 +39,9 @@ CompactorMetrics::CompactorMetrics(prometheus::Registry& r)
       finalize_rejected(C(r, "streamfleet_compactor_finalizations_rejected_total",
                           "Finalizations that failed permanently (e.g. the database refused the row): left pending, "
                           "retried after VISIBILITY_TIMEOUT, dead-lettered after MAX_DELIVERIES")),
+      owner_conflicts(C(r, "streamfleet_compactor_owner_conflicts_total",
+                        "Finalizations refused because the generation id belongs to another organization "
+                        "(dead-lettered, no row written)")),
       redis_errors(C(r, "streamfleet_compactor_redis_errors_total", "Redis failures (retried)")),
       trimmed(C(r, "streamfleet_compactor_stream_trimmed_total", "Acknowledged stream entries trimmed")),
       finalize_latency(prometheus::BuildHistogram()

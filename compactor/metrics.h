@@ -23,6 +23,7 @@ struct CompactorMetrics {
   prometheus::Counter& claimed;
   prometheus::Counter& db_errors;
   prometheus::Counter& finalize_rejected;
+  prometheus::Counter& owner_conflicts;
   prometheus::Counter& redis_errors;
   prometheus::Counter& trimmed;
   prometheus::Histogram& finalize_latency;  // last chunk -> row committed

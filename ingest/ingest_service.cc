@@ -5,8 +5,10 @@
 
 #include "ingest/request_parsing.h"
 #include "streamfleet/common/chunk_scripts.h"
+#include "streamfleet/common/codec.h"
 #include "streamfleet/common/generation_cache.h"
 #include "streamfleet/common/generation_request.h"
+#include "streamfleet/common/json_input.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/pooled_redis_commands.h"
 #include "streamfleet/common/task_queue.h"
@@ -19,19 +21,20 @@ namespace {
 constexpr size_t kBatchChunks = 100;
 constexpr size_t kBatchBytes = 256 * 1024;
 
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 std::string MediaType(const std::optional<std::string>& header) {
   if (!header) return "";
   std::string t = header->substr(0, header->find(';'));
   while (!t.empty() && t.back() == ' ') t.pop_back();
   for (auto& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return t;
+}
+
+bool ValidIdempotencyKey(const std::string& k) {
+  if (k.empty() || k.size() > 200) return false;
+  for (char c : k) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
 }
 
 const char* RouteName(Route::Kind k) {
@@ -50,6 +53,12 @@ const char* RouteName(Route::Kind k) {
 struct IngestService::Ctx {
   GenerationId gen;
   int64_t line = 0;
+  // The request's Idempotency-Key ("" = none). A streamed body keys each appended batch as
+  // "<key>#<first line of the batch>", so a retried upload replays the batches that landed and appends the rest.
+  std::string idempotency_key;
+  std::string BatchKey(int64_t first_line) const {
+    return idempotency_key.empty() ? "" : idempotency_key + "#" + std::to_string(first_line);
+  }
 };
 
 namespace {
@@ -146,6 +155,14 @@ bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
       }
       ctx.gen.scenario = *id;
     }
+    if (auto key = ex.Header("Idempotency-Key")) {
+      if (!ValidIdempotencyKey(*key)) {
+        Reject(ex, 400, "invalid_idempotency_key",
+               "Idempotency-Key must be 1 to 200 visible ASCII characters (no spaces)");
+        return false;
+      }
+      ctx.idempotency_key = *key;
+    }
     return true;
   }
   return false;
@@ -197,7 +214,7 @@ bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
   }
   auto batch = std::make_shared<std::vector<PendingChunk>>();
   batch->push_back(std::move(*chunk));
-  ChunkWriter::AppendCall call = writer_.PrepareAppend(ctx.gen, *batch, "ingest-json");
+  ChunkWriter::AppendCall call = writer_.PrepareAppend(ctx.gen, *batch, "ingest-json", ctx.idempotency_key);
   // The callback runs on the Redis loop thread; its answer reaches the HTTP loop through the server's outbox.
   async_redis_->SendEval(scripts::IngestAppend(), call.keys, call.args,
                          [this, exchange, batch, started](StatusOr<RedisValue> reply) {
@@ -222,7 +239,7 @@ bool IngestService::Authorize(HttpExchange& ex, int64_t org) {
   std::string token = auth->substr(7);
   bool known_elsewhere = false;
   for (const auto& [o, t] : config_.ingest_tokens) {
-    if (ConstantTimeEquals(t, token)) {
+    if (SecretEquals(t, token)) {
       if (o == org) return true;
       known_elsewhere = true;
     }
@@ -236,10 +253,10 @@ bool IngestService::Authorize(HttpExchange& ex, int64_t org) {
 }
 
 bool IngestService::Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source,
-                          AppendResult* total) {
+                          AppendResult* total, const std::string& idempotency_key) {
   if (batch.empty()) return true;
   auto t0 = Clk::now();
-  auto r = writer_.Append(*redis_, ctx.gen, batch, source);
+  auto r = writer_.Append(*redis_, ctx.gen, batch, source, idempotency_key);
   metrics_.redis_write_seconds.Observe(std::chrono::duration<double>(Clk::now() - t0).count());
   if (!Written(ex, r, batch, total)) return false;
   batch.clear();
@@ -251,7 +268,8 @@ bool IngestService::Written(HttpExchange& ex, const StatusOr<AppendResult>& r, c
   if (!r.ok()) {
     const Status& s = r.status();
     if (s.code() == StatusCode::kFailedPrecondition) {
-      Reject(ex, 409, "scenario_conflict", s.message());
+      // Counted by reason in streamfleet_ingest_rejections_total (generation_owned_elsewhere among them).
+      Reject(ex, 409, AppendConflictReason(s), ConflictDetail(s.message()));
     } else if (s.code() == StatusCode::kResourceExhausted) {
       Reject(ex, 413, "generation_too_large", s.message());
     } else if (s.retryable()) {
@@ -263,6 +281,7 @@ bool IngestService::Written(HttpExchange& ex, const StatusOr<AppendResult>& r, c
     return false;
   }
   redis_health_.Report(Status::Ok(), "append chunks");
+  if (r->replayed) metrics_.idempotent_replays.Increment();
   int64_t bytes = 0;
   for (const auto& c : batch) bytes += static_cast<int64_t>(c.data.size());
   metrics_.chunks.Increment(static_cast<double>(r->accepted));
@@ -270,6 +289,16 @@ bool IngestService::Written(HttpExchange& ex, const StatusOr<AppendResult>& r, c
   total->accepted += r->accepted;
   total->last_seq = std::max(total->last_seq, r->last_seq);
   return true;
+}
+
+std::string IngestService::ConflictDetail(const std::string& message) {
+  // "ERR Error running script ... SFCONFLICT seq_conflict: seq 3 was ..." -> "seq 3 was ...": the client
+  // gets the sentence, not Redis's wrapping.
+  size_t colon = message.find(": ", message.find("SFCONFLICT"));
+  if (colon == std::string::npos) return message;
+  std::string detail = message.substr(colon + 2);
+  if (size_t script = detail.find(" script:"); script != std::string::npos) detail.resize(script);
+  return detail;
 }
 
 bool IngestService::AdmitChunks(HttpExchange& ex) {
@@ -376,13 +405,14 @@ void IngestService::HandleJsonChunk(HttpExchange& ex, Ctx& ctx) {
   if (!chunk) return;
   std::vector<PendingChunk> batch = {std::move(*chunk)};
   AppendResult total;
-  if (!Write(ex, ctx, batch, "ingest-json", &total)) return;
+  if (!Write(ex, ctx, batch, "ingest-json", &total, ctx.idempotency_key)) return;
   RespondAccepted(ex, total);
 }
 
 void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
   const char* source = sse ? "ingest-sse" : "ingest-ndjson";
   std::vector<PendingChunk> batch;
+  int64_t batch_line = 0;  // the line of batch[0]: with an Idempotency-Key, what keys the batch
   size_t batch_bytes = 0;
   AppendResult total;
   std::string pending;  // bytes of an incomplete line
@@ -393,7 +423,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
   auto fail_line = [&](int status, const std::string& reason, const std::string& detail,
                        std::optional<int64_t> offset = std::nullopt) {
     // Lines before the bad one are durable already or flushed now; nothing from the bad line on is applied.
-    if (!Write(ex, ctx, batch, source, &total)) return;
+    if (!Write(ex, ctx, batch, source, &total, ctx.BatchKey(batch_line))) return;
     metrics_.rejections.Add({{"reason", reason}}).Increment();
     nlohmann::json j = {{"error", reason},
                         {"detail", "line " + std::to_string(ctx.line) + ": " + detail},
@@ -419,7 +449,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
         return false;
       }
       if (l->kind == SseLine::Kind::kDone) {
-        if (!Write(ex, ctx, batch, source, &total)) return false;
+        if (!Write(ex, ctx, batch, source, &total, ctx.BatchKey(batch_line))) return false;
         done = true;
         return true;
       }
@@ -429,6 +459,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
         return false;
       }
       batch_bytes += l->text.size();
+      if (batch.empty()) batch_line = ctx.line;
       batch.push_back({std::nullopt, std::move(l->text), false, 0, false});
     } else {
       if (line.empty() || line == "\r") return true;
@@ -444,11 +475,12 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
         return false;
       }
       batch_bytes += in->data.size();
+      if (batch.empty()) batch_line = ctx.line;
       batch.push_back({in->seq, std::move(in->data), in->final, in->total_chunks, false});
     }
     if (batch.size() >= kBatchChunks || batch_bytes >= kBatchBytes) {
       // Appended as the body streams in: a long stream is durable line by line, not at the end.
-      if (!Write(ex, ctx, batch, source, &total)) return false;
+      if (!Write(ex, ctx, batch, source, &total, ctx.BatchKey(batch_line))) return false;
       batch_bytes = 0;
     }
     return true;
@@ -484,7 +516,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
     }
   }
   if (!pending.empty() && !handle_line(pending, pending_offset)) return;
-  if (!Write(ex, ctx, batch, source, &total)) return;
+  if (!Write(ex, ctx, batch, source, &total, ctx.BatchKey(batch_line))) return;
   if (sse && done) {
     // The provider's stream ended: the total is every seq this generation was given.
     auto next = redis_->Command({"HGET", writer_.keys().ControlKey(ctx.gen), "next_seq"});
@@ -496,7 +528,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
     if (n > 0) {
       std::vector<PendingChunk> fin = {{std::nullopt, "", false, n, true}};
       AppendResult ignore;
-      if (!Write(ex, ctx, fin, source, &ignore)) return;
+      if (!Write(ex, ctx, fin, source, &ignore, ctx.BatchKey(0))) return;  // line 0: no batch starts there
     }
   }
   nlohmann::json j = {{"accepted", total.accepted}, {"last_seq", total.last_seq}};
@@ -511,8 +543,9 @@ void IngestService::HandleFinish(HttpExchange& ex, Ctx& ctx) {
     return;
   }
   if (RejectNonUtf8(ex, *body)) return;
-  nlohmann::json j = nlohmann::json::parse(*body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("total_chunks") || !j["total_chunks"].is_number_integer() ||
+  auto parsed = ParseJsonInput(*body);
+  nlohmann::json j = parsed.ok() ? std::move(*parsed) : nlohmann::json();
+  if (!parsed.ok() || !j.is_object() || !j.contains("total_chunks") || !j["total_chunks"].is_number_integer() ||
       j["total_chunks"].get<int64_t>() <= 0 || j["total_chunks"].get<int64_t>() > config_.max_chunks_per_generation) {
     Reject(ex, 400, "invalid_finish",
            "expected {\"total_chunks\": N} with 0 < N <= " + std::to_string(config_.max_chunks_per_generation));
@@ -521,7 +554,9 @@ void IngestService::HandleFinish(HttpExchange& ex, Ctx& ctx) {
   int64_t n = j["total_chunks"].get<int64_t>();
   std::vector<PendingChunk> fin = {{std::nullopt, "", false, n, true}};
   AppendResult ignore;
-  if (!Write(ex, ctx, fin, "ingest-finish", &ignore)) return;
+  // Its own key space: a client that reuses a chunk's key for the finish must not get the chunk's answer.
+  std::string key = ctx.idempotency_key.empty() ? "" : "finish:" + ctx.idempotency_key;
+  if (!Write(ex, ctx, fin, "ingest-finish", &ignore, key)) return;
   ex.RespondJson(202, nlohmann::json{{"total_chunks", n}}.dump());
 }
 

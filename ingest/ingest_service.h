@@ -78,7 +78,9 @@ class IngestService {
   // Responds 400 invalid_utf8 (with the byte offset) and returns true when body is not valid UTF-8.
   bool RejectNonUtf8(HttpExchange& ex, const std::string& body);
   // Appends through redis_; maps errors to HTTP answers. Returns false when it already responded.
-  bool Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source, AppendResult* total);
+  bool Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source, AppendResult* total,
+             const std::string& idempotency_key);
+  static std::string ConflictDetail(const std::string& redis_message);
   // Counts an append's outcome, or answers its error (409/413/503/500) and returns false.
   bool Written(HttpExchange& ex, const StatusOr<AppendResult>& r, const std::vector<PendingChunk>& batch,
                AppendResult* total);

@@ -25,6 +25,11 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                 .Help("Chunk payload bytes appended to the chunk streams")
                 .Register(r)
                 .Add({})),
+      idempotent_replays(prometheus::BuildCounter()
+                             .Name("streamfleet_ingest_idempotent_replays_total")
+                             .Help("Appends answered from an earlier call with the same Idempotency-Key (nothing appended)")
+                             .Register(r)
+                             .Add({})),
       redis_write_seconds(prometheus::BuildHistogram()
                               .Name("streamfleet_ingest_redis_write_seconds")
                               .Help("Latency of one append to Redis (one script call)")

@@ -15,6 +15,7 @@ struct IngestMetrics {
   prometheus::Family<prometheus::Counter>& rejections;     // {reason}
   prometheus::Counter& chunks;
   prometheus::Counter& bytes;
+  prometheus::Counter& idempotent_replays;
   prometheus::Histogram& redis_write_seconds;
   prometheus::Gauge& backlog;
   prometheus::Gauge& redis_up;

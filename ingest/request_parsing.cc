@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "streamfleet/common/json_input.h"
+
 namespace streamfleet::ingest {
 
 std::optional<int64_t> ParseId(std::string_view s) {
@@ -48,8 +50,9 @@ Route MatchRoute(std::string_view path) {
 }
 
 StatusOr<ChunkInput> ParseChunkJson(std::string_view text) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::InvalidArgument("not valid JSON");
+  auto parsed = ParseJsonInput(text);
+  if (!parsed.ok()) return parsed.status();
+  const nlohmann::json& j = *parsed;
   if (!j.is_object()) return Status::InvalidArgument("expected a JSON object");
   ChunkInput c;
   auto data = j.find("data");

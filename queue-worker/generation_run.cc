@@ -7,6 +7,7 @@
 #include "queue-worker/provider_client.h"
 #include "streamfleet/common/chunk_writer.h"
 #include "streamfleet/common/generation_request.h"
+#include "streamfleet/common/json_input.h"
 #include "streamfleet/common/log.h"
 
 namespace streamfleet::worker {
@@ -46,8 +47,8 @@ class Run {
         return Status::FailedPrecondition("generation " + std::to_string(gen_.gen) + " belongs to organization " +
                                           std::to_string(r.organization_id));
       }
-      auto md = nlohmann::json::parse(r.metadata, nullptr, false);
-      std::string status = md.is_object() ? md.value("status", "") : "";
+      auto md = ParseJsonInput(r.metadata, kGeneratedJsonLimits);
+      std::string status = md.ok() && md->is_object() ? md->value("status", "") : "";
       if (FinalStatus(status)) {
         ctx_.result = "already " + status;  // a redelivery after the generation finished
         return Status::Ok();

@@ -5,8 +5,16 @@
 
 #include "compactor/chunk_buffer.h"
 #include "streamfleet/common/generation_cache.h"
+#include "streamfleet/common/json_input.h"
 
 namespace streamfleet::worker {
+
+StatusOr<nlohmann::json> TaskContext::PayloadJson() const {
+  if (task.payload().empty()) return nlohmann::json::object();
+  auto j = ParseJsonInput(task.payload());
+  if (!j.ok()) return Status::InvalidArgument("payload: " + j.status().message());
+  return j;
+}
 
 Status ApplyPolicies(const std::string& spec, HandlerRegistry& registry) {
   for (const std::string& item : SplitList(spec, ',')) {
@@ -39,8 +47,10 @@ void RegisterBuiltins(HandlerRegistry& registry, Clock& clock) {
 
   // The seeds' compact:generation: finalize a generation now from its Redis buffer (the compactors do it).
   registry.Register("generation.compact", [&clock](TaskContext& ctx) {
-    auto j = nlohmann::json::parse(ctx.task.payload(), nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.value("organization_id", nlohmann::json()).is_number_integer() ||
+    auto parsed = ctx.PayloadJson();
+    if (!parsed.ok()) return parsed.status();
+    nlohmann::json& j = *parsed;
+    if (!j.is_object() || !j.value("organization_id", nlohmann::json()).is_number_integer() ||
         !j.value("generation_id", nlohmann::json()).is_number_integer()) {
       return Status::InvalidArgument("payload must be {\"organization_id\": N, \"generation_id\": N, \"scenario_id\": N?}");
     }
@@ -55,10 +65,12 @@ void RegisterBuiltins(HandlerRegistry& registry, Clock& clock) {
 
 void RegisterCacheHandlers(HandlerRegistry& registry, Cache& cache, SqlStore* store) {
   registry.Register("cache.flush", [&cache](TaskContext& ctx) {
-    auto j = nlohmann::json::parse(ctx.task.payload(), nullptr, false);
+    auto parsed = ctx.PayloadJson();
+    if (!parsed.ok()) return parsed.status();
+    nlohmann::json& j = *parsed;
     auto is_str = [&](const char* f) { return j.is_object() && j.contains(f) && j[f].is_string(); };
     int given = is_str("key") + is_str("name") + is_str("pattern");
-    if (j.is_discarded() || given != 1) {
+    if (given != 1) {
       return Status::InvalidArgument("payload must be one of {\"key\": K}, {\"name\": N}, {\"pattern\": P}");
     }
     StatusOr<int64_t> n = is_str("key")    ? cache.InvalidateKey(j["key"].get<std::string>())
@@ -70,8 +82,10 @@ void RegisterCacheHandlers(HandlerRegistry& registry, Cache& cache, SqlStore* st
   });
 
   registry.Register("cache.warm", [&cache, store](TaskContext& ctx) {
-    auto j = nlohmann::json::parse(ctx.task.payload(), nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("generations") || !j["generations"].is_array()) {
+    auto parsed = ctx.PayloadJson();
+    if (!parsed.ok()) return parsed.status();
+    nlohmann::json& j = *parsed;
+    if (!j.is_object() || !j.contains("generations") || !j["generations"].is_array()) {
       return Status::InvalidArgument(
           "payload must be {\"generations\": [{\"organization_id\": N, \"generation_id\": N}, ...], \"force\": false}");
     }

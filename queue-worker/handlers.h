@@ -6,6 +6,8 @@
 #include <map>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "streamfleet/common/cache.h"
 #include "streamfleet/common/clock.h"
 #include "streamfleet/common/config.h"
@@ -27,6 +29,10 @@ struct TaskContext {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 
   bool Cancelled() const { return cancelled != nullptr && cancelled->load(); }
+  // The payload as JSON, parsed with the input limits (common/json_input.h): a payload nested too deep,
+  // with duplicate keys or not JSON at all is kInvalidArgument ("payload: <why>"), which dead-letters the
+  // task at once with that reason instead of crashing the worker. An empty payload reads as {}.
+  StatusOr<nlohmann::json> PayloadJson() const;
 };
 
 // A handler returns OK, or an error (retried with backoff up to the policy's attempts). Exceptions are

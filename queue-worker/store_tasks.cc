@@ -10,8 +10,10 @@ namespace streamfleet::worker {
 namespace {
 
 Status PurgeChunks(TaskContext& ctx, SqlStore& store, Clock& clock) {
-  auto j = nlohmann::json::parse(ctx.task.payload().empty() ? "{}" : ctx.task.payload(), nullptr, false);
-  if (j.is_discarded() || !j.is_object() || (j.contains("older_than") && !j["older_than"].is_string())) {
+  auto parsed = ctx.PayloadJson();
+  if (!parsed.ok()) return parsed.status();
+  nlohmann::json& j = *parsed;
+  if (!j.is_object() || (j.contains("older_than") && !j["older_than"].is_string())) {
     return Status::InvalidArgument("payload must be {} or {\"older_than\": \"7d\"}");
   }
   int64_t retention = ctx.config.chunk_retention_ms;
@@ -29,8 +31,10 @@ Status PurgeChunks(TaskContext& ctx, SqlStore& store, Clock& clock) {
 }
 
 Status SyncHashes(TaskContext& ctx, SqlStore& store) {
-  auto j = nlohmann::json::parse(ctx.task.payload(), nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("pattern") || !j["pattern"].is_string() ||
+  auto parsed = ctx.PayloadJson();
+  if (!parsed.ok()) return parsed.status();
+  nlohmann::json& j = *parsed;
+  if (!j.is_object() || !j.contains("pattern") || !j["pattern"].is_string() ||
       j["pattern"].get<std::string>().empty() || (j.contains("table") && !j["table"].is_string())) {
     return Status::InvalidArgument(
         "payload must be {\"pattern\": \"progress:*\", \"table\": \"redis_hash_snapshots\"}");

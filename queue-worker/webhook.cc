@@ -92,8 +92,10 @@ Status PostWebhook(const WebhookRequest& req, const std::atomic<bool>* cancelled
 
 void RegisterWebhookHandler(HandlerRegistry& registry) {
   registry.Register("webhook", [](TaskContext& ctx) {
-    auto j = nlohmann::json::parse(ctx.task.payload(), nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("url") || !j["url"].is_string() ||
+    auto parsed = ctx.PayloadJson();
+    if (!parsed.ok()) return parsed.status();
+    nlohmann::json& j = *parsed;
+    if (!j.is_object() || !j.contains("url") || !j["url"].is_string() ||
         (j.contains("headers") && !j["headers"].is_object()) ||
         (j.contains("timeout_ms") && !j["timeout_ms"].is_number_integer())) {
       return Status::InvalidArgument(

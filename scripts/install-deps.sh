@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config ninja-build
+  build-essential cmake pkg-config ninja-build ccache
   libhiredis-dev libuv1-dev libhttp-parser-dev
   libprotobuf-dev protobuf-compiler
   libsoci-dev libsqlite3-dev libpq-dev libboost-dev

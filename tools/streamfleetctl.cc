@@ -11,6 +11,7 @@
 #include "streamfleet/common/cache.h"
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/fleet_admin.h"
+#include "streamfleet/common/json_input.h"
 #include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/keys.h"
 #include "streamfleet/common/redis.h"
@@ -345,7 +346,7 @@ int main(int argc, char** argv) {
         Print(as_json, json{{"purged", n}}, "purged " + std::to_string(n) + "\n");
       }
     } else if (enqueue->parsed()) {
-      if (json::parse(payload, nullptr, false).is_discarded()) throw Failure{"--payload is not valid JSON"};
+      if (auto p = ParseJsonInput(payload); !p.ok()) throw Failure{"--payload is not valid JSON: " + p.status().message()};
       auto r = Redis(c);
       EnqueueOptions o = EnqueueOptions::FromConfig(c);
       o.queue = queue;

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "cache_fs.h"
+#include "streamfleet/common/codec.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/redis_scan.h"
 

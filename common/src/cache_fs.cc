@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/common/codec.h"
+#include "streamfleet/common/json_input.h"
 
 namespace streamfleet {
 
@@ -44,19 +45,6 @@ Status WriteAll(int fd, const std::string& data) {
 
 }  // namespace
 
-std::string Sha256Hex(std::string_view bytes) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), d);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * sizeof(d));
-  for (unsigned char b : d) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
-}
-
 std::string FsCacheTier::PathOf(const std::string& key) const {
   // key = {prefix}:{stem}; the stem ([A-Za-z0-9._-]+_hash8) is a safe file name.
   return dir_ + "/" + key.substr(prefix_.size() + 1) + kSuffix;
@@ -71,8 +59,9 @@ StatusOr<FsCacheEntry> FsCacheTier::Read(const std::string& key) const {
     Remove(key);
     return Status::DataLoss("cache file " + path + ": " + why);
   };
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return corrupt("not a JSON object (truncated?)");
+  auto parsed = ParseJsonInput(text);
+  if (!parsed.ok() || !parsed->is_object()) return corrupt("not a JSON object (truncated?)");
+  const nlohmann::json& j = *parsed;
   FsCacheEntry e;
   try {
     e.key = j.at("key").get<std::string>();

@@ -16,7 +16,6 @@
 namespace streamfleet {
 
 // Hex SHA-256 of bytes (OpenSSL).
-std::string Sha256Hex(std::string_view bytes);
 
 struct FsCacheEntry {
   std::string key;

@@ -201,14 +201,25 @@ return 1
   return s;
 }
 
-// KEYS: 1 ctl hash, 2 chunk stream.
-// ARGV: 1 scenario id ("0" = none), 2 bytes in this request, 3 max generation bytes, 4 ttl_s, 5 n,
-//       then n envelopes (protobuf bytes).
-// Errors: SFCONFLICT when the scenario differs from the one the generation started with; SFLIMIT when
-// the generation would exceed its byte limit. Nothing is appended in either case.
-// Returns the last stream id.
+// The producer side of a generation, checked and applied in one atomic call (ingest, the SSE relay, the
+// worker's provider stream).
+// KEYS: 1 ctl hash, 2 chunk stream, 3 ingest hash (KeySchema::IngestKey), 4 owner key (standalone only: on a
+//       cluster the owner lives in another slot and the caller claims it first, generation_owner.h).
+// ARGV: 1 scenario id ("0" = none), 2 organization, 3 byte limit, 4 ttl_s, 5 owner ttl_s, 6 idempotency key
+//       ("" = none), 7 n, then per chunk 5: envelope (protobuf bytes), kind ('a' seq to assign, 'c' client
+//       seq, 'f' finish), number (the seq for 'c', the total for 'f'), digest of the data ('c'), data bytes.
+// Refused with nothing written (SFCONFLICT <reason>: ..., SFLIMIT ...):
+//   scenario_conflict        the scenario differs from the one the generation started with;
+//   generation_owned_elsewhere  the id's first user was another organization (checked when this
+//                            organization's control hash is new, i.e. on its first request for the id);
+//   seq_conflict             a client seq already received with other data (the same data again is a retry:
+//                            accepted, not appended again, not counted toward the byte limit);
+//   total_conflict           a finish whose total is smaller than an earlier finish's (equal: a retry, skipped;
+//                            larger: the generation grew, appended);
+//   SFLIMIT                  the generation would exceed its byte limit (counting only new data).
+// An idempotency key seen before returns the answer of its first call and writes nothing.
+// Returns {last stream id, first assigned seq[, 1 when replayed]}.
 const LuaScript& IngestAppend() {
-  // ARGV: scenario, batch bytes, byte limit, ctl TTL, n, seq flags ('1' = assign a seq), n envelopes.
   // Seqs are reserved here, after the checks, so a rejected batch burns none and the request needs one
   // round trip. The seq goes into the envelope by appending field 5 (varint) to its bytes: in protobuf a
   // scalar field that occurs again later in the message wins, so the result is a valid envelope carrying
@@ -216,23 +227,82 @@ const LuaScript& IngestAppend() {
   static const LuaScript s(R"(
 local bound = redis.call('HGET', KEYS[1], 'scenario')
 if bound and bound ~= ARGV[1] then
-  return redis.error_reply('SFCONFLICT scenario_id ' .. ARGV[1] .. ' differs from ' .. bound .. ' used by this generation')
+  return redis.error_reply('SFCONFLICT scenario_conflict: scenario_id ' .. ARGV[1] .. ' differs from ' .. bound .. ' used by this generation')
 end
-local bytes = tonumber(redis.call('HGET', KEYS[1], 'ingested_bytes') or '0')
-if bytes + tonumber(ARGV[2]) > tonumber(ARGV[3]) then
+local idem = ARGV[6]
+if idem ~= '' then
+  local prev = redis.call('HGET', KEYS[3], 'k' .. idem)
+  if prev then
+    local sp = string.find(prev, ' ', 1, true)
+    return {string.sub(prev, 1, sp - 1), tonumber(string.sub(prev, sp + 1)), 1}
+  end
+end
+local claim = false
+if not bound and KEYS[4] then
+  local owner = redis.call('GET', KEYS[4])
+  if owner and owner ~= ARGV[2] then
+    return redis.error_reply('SFCONFLICT generation_owned_elsewhere: this generation id is used by another organization')
+  end
+  claim = not owner
+end
+local n = tonumber(ARGV[7])
+local fields = {}
+for i = 1, n do
+  local b = 8 + (i - 1) * 5
+  if ARGV[b + 1] == 'c' then fields[#fields + 1] = 's' .. ARGV[b + 2] end
+end
+local recorded = {}
+if #fields > 0 then recorded = redis.call('HMGET', KEYS[3], unpack(fields)) end
+local skip, sums, in_batch = {}, {}, {}
+local bytes, need, j = 0, 0, 0
+local finish_total, new_total = false, false
+for i = 1, n do
+  local b = 8 + (i - 1) * 5
+  local kind = ARGV[b + 1]
+  if kind == 'c' then
+    j = j + 1
+    local seq, digest = ARGV[b + 2], ARGV[b + 3]
+    local known = recorded[j] or in_batch[seq]
+    if known then
+      if known ~= digest then
+        return redis.error_reply('SFCONFLICT seq_conflict: seq ' .. seq .. ' was already received with different data')
+      end
+      skip[i] = true
+    else
+      in_batch[seq] = digest
+      sums[#sums + 1] = 's' .. seq
+      sums[#sums + 1] = digest
+      bytes = bytes + tonumber(ARGV[b + 4])
+    end
+  elseif kind == 'f' then
+    if finish_total == false then finish_total = tonumber(redis.call('HGET', KEYS[1], 'finish_total') or '0') end
+    local t = tonumber(ARGV[b + 2])
+    if t < finish_total then
+      return redis.error_reply('SFCONFLICT total_conflict: total_chunks ' .. t .. ' is smaller than the ' .. finish_total .. ' of an earlier finish')
+    end
+    if t == finish_total then
+      skip[i] = true
+    else
+      finish_total = t
+      new_total = t
+    end
+  else
+    need = need + 1
+    bytes = bytes + tonumber(ARGV[b + 4])
+  end
+end
+if bytes > 0 and tonumber(redis.call('HGET', KEYS[1], 'ingested_bytes') or '0') + bytes > tonumber(ARGV[3]) then
   return redis.error_reply('SFLIMIT generation would exceed ' .. ARGV[3] .. ' bytes')
 end
+-- Every check passed: write.
+local ttl = tonumber(ARGV[4])
 if not bound then
   redis.call('HSET', KEYS[1], 'scenario', ARGV[1])
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+  redis.call('EXPIRE', KEYS[1], ttl)
 end
-redis.call('HINCRBY', KEYS[1], 'ingested_bytes', tonumber(ARGV[2]))
-local n = tonumber(ARGV[5])
-local flags = ARGV[6]
-local need = 0
-for i = 1, n do
-  if string.byte(flags, i) == 49 then need = need + 1 end
-end
+if claim then redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[5])) end
+if bytes > 0 then redis.call('HINCRBY', KEYS[1], 'ingested_bytes', bytes) end
+if new_total then redis.call('HSET', KEYS[1], 'finish_total', new_total) end
 local first = 0
 if need > 0 then first = redis.call('HINCRBY', KEYS[1], 'next_seq', need) - need end
 local function varint(v)
@@ -247,20 +317,29 @@ end
 local id = ''
 local seq = first
 for i = 1, n do
-  local e = ARGV[6 + i]
-  if string.byte(flags, i) == 49 then
-    e = e .. string.char(40) .. varint(seq)
-    seq = seq + 1
+  if not skip[i] then
+    local b = 8 + (i - 1) * 5
+    local e = ARGV[b]
+    if ARGV[b + 1] == 'a' then
+      e = e .. string.char(40) .. varint(seq)
+      seq = seq + 1
+    end
+    id = redis.call('XADD', KEYS[2], '*', 'e', e)
   end
-  id = redis.call('XADD', KEYS[2], '*', 'e', e)
 end
+for f = 1, #sums, 1000 do  -- unpack's stack limit
+  redis.call('HSET', KEYS[3], unpack(sums, f, math.min(f + 999, #sums)))
+end
+if idem ~= '' then redis.call('HSET', KEYS[3], 'k' .. idem, id .. ' ' .. first) end
+if #sums > 0 or idem ~= '' then redis.call('EXPIRE', KEYS[3], ttl, 'NX') end
 return {id, first}
 )");
   return s;
 }
 
 const LuaScript& ResetGeneration() {
-  // KEYS: 1 ctl hash, 2 buffer list, 3 meta hash, 4 seen bitmap, 5 deadlines zset. ARGV: 1 deadline member.
+  // KEYS: 1 ctl hash, 2 buffer list, 3 meta hash, 4 seen bitmap, 5 deadlines zset, 6 ingest hash.
+  // ARGV: 1 deadline member.
   // received_chunks counts distinct seqs applied and the producer wrote seqs 0..next_seq-1, so equality
   // means no chunk of the old attempt is still in a stream (a redelivery of an applied-but-unacked entry
   // after a compactor crash is the remaining, documented, window).
@@ -268,7 +347,7 @@ const LuaScript& ResetGeneration() {
 local handed = tonumber(redis.call('HGET', KEYS[1], 'next_seq') or '0')
 local applied = tonumber(redis.call('HGET', KEYS[3], 'received_chunks') or '0')
 if applied < handed then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6])
 redis.call('ZREM', KEYS[5], ARGV[1])
 return 1
 )");

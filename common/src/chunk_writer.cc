@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/common/chunk_scripts.h"
+#include "streamfleet/common/codec.h"
+#include "streamfleet/common/generation_owner.h"
 #include "streamfleet/common/sql_store.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
@@ -12,16 +14,18 @@
 namespace streamfleet {
 
 ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
-                                                   const std::string& source) const {
-  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                   const std::string& source,
+                                                   const std::string& idempotency_key) const {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
-  int64_t bytes = 0;
   // Chunks without a seq get theirs from the generation's counter inside the script (see IngestAppend):
   // one round trip per request, and concurrent requests never share a seq.
-  std::string needs_seq;
-  std::vector<std::string> args = {std::to_string(gen.scenario), "", std::to_string(config_.max_generation_bytes),
-                                   std::to_string(config_.chunk_ttl_s), std::to_string(chunks.size()), ""};
+  std::vector<std::string> args = {std::to_string(gen.scenario),        std::to_string(gen.org),
+                                   std::to_string(config_.max_generation_bytes), std::to_string(config_.chunk_ttl_s),
+                                   std::to_string(config_.owner_ttl_s),  idempotency_key,
+                                   std::to_string(chunks.size())};
+  args.reserve(args.size() + 5 * chunks.size());
   for (const auto& c : chunks) {
     v1::ChunkEnvelope e;
     e.set_kind(c.finish ? v1::ChunkEnvelope::FINISH : v1::ChunkEnvelope::CHUNK);
@@ -35,19 +39,35 @@ ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, cons
     e.set_produced_at_ms(now);
     e.set_source(source);
     args.push_back(e.SerializeAsString());
-    needs_seq.push_back(!c.finish && !c.seq ? '1' : '0');
-    bytes += static_cast<int64_t>(c.data.size());
+    if (c.finish) {
+      args.insert(args.end(), {"f", std::to_string(c.total_chunks), ""});
+    } else if (c.seq) {
+      // A digest of the data, so a resent seq is told apart from the same seq with other data.
+      args.insert(args.end(), {"c", std::to_string(*c.seq), Sha256Hex(c.data).substr(0, 16)});
+    } else {
+      args.insert(args.end(), {"a", "", ""});
+    }
+    args.push_back(std::to_string(c.data.size()));
   }
-  args[1] = std::to_string(bytes);
-  args[5] = needs_seq;
-  return {{keys_.ControlKey(gen), keys_.ChunkStream(keys_.ShardOf(gen))}, std::move(args)};
+  std::vector<std::string> keys = {keys_.ControlKey(gen), keys_.ChunkStream(keys_.ShardOf(gen)), keys_.IngestKey(gen)};
+  if (!keys_.cluster()) keys.push_back(keys_.OwnerKey(gen.gen));
+  return {std::move(keys), std::move(args)};
+}
+
+std::string AppendConflictReason(const Status& s) {
+  if (s.code() != StatusCode::kFailedPrecondition) return "";
+  for (const char* r : {"generation_owned_elsewhere", "seq_conflict", "total_conflict", "scenario_conflict"}) {
+    if (s.message().find(r) != std::string::npos) return r;
+  }
+  return "scenario_conflict";
 }
 
 StatusOr<AppendResult> ChunkWriter::ParseAppendReply(const StatusOr<RedisValue>& r, std::vector<PendingChunk>& chunks) {
   if (!r.ok()) return r.status();
-  if (!r->is_array() || r->elements.size() != 2) return Status::Internal("IngestAppend: unexpected reply");
+  if (!r->is_array() || r->elements.size() < 2) return Status::Internal("IngestAppend: unexpected reply");
   AppendResult out;
   out.last_id = r->elements[0].str;
+  out.replayed = r->elements.size() > 2 && r->elements[2].AsInt() == 1;
   int64_t next = r->elements[1].AsInt();
   for (auto& c : chunks) {
     if (c.finish) continue;
@@ -59,9 +79,16 @@ StatusOr<AppendResult> ChunkWriter::ParseAppendReply(const StatusOr<RedisValue>&
 }
 
 StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const GenerationId& gen,
-                                           std::vector<PendingChunk>& chunks, const std::string& source) {
+                                           std::vector<PendingChunk>& chunks, const std::string& source,
+                                           const std::string& idempotency_key) {
   if (chunks.empty()) return AppendResult{};
-  AppendCall call = PrepareAppend(gen, chunks, source);
+  if (keys_.cluster()) {
+    // The owner key is in another slot than the script's keys: claim it first (SET NX). A request refused
+    // later in the script (scenario, limit) still leaves the id claimed by this organization, which is
+    // what "first user" means.
+    SF_RETURN_IF_ERROR(ClaimGeneration(redis, keys_, gen.org, gen.gen, config_.owner_ttl_s));
+  }
+  AppendCall call = PrepareAppend(gen, chunks, source, idempotency_key);
   return ParseAppendReply(redis.Eval(scripts::IngestAppend(), call.keys, call.args), chunks);
 }
 
@@ -112,7 +139,7 @@ StatusOr<std::string> ChunkWriter::Progress(RedisCommands& redis, int64_t org, i
 Status ChunkWriter::Reset(RedisCommands& redis, const GenerationId& gen) {
   auto r = redis.Eval(scripts::ResetGeneration(),
                       {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen),
-                       keys_.DeadlinesKeyOf(gen)},
+                       keys_.DeadlinesKeyOf(gen), keys_.IngestKey(gen)},
                       {KeySchema::Member(gen)});
   if (!r.ok()) return r.status();
   if (r->AsInt() != 1) return Status::Unavailable("chunks of the earlier attempt are not yet applied by the compactor");

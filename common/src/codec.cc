@@ -1,6 +1,8 @@
 #include "streamfleet/common/codec.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 namespace streamfleet {
 
@@ -26,6 +28,26 @@ std::optional<std::string> Base64Decode(std::string_view text) {
   if (text.size() >= 2 && text[text.size() - 2] == '=') ++pad;
   out.resize(static_cast<size_t>(n) - pad);
   return out;
+}
+
+std::string Sha256Hex(std::string_view bytes) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), d);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * sizeof(d));
+  for (unsigned char b : d) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+bool SecretEquals(std::string_view a, std::string_view b) {
+  unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(a.data()), a.size(), da);
+  SHA256(reinterpret_cast<const unsigned char*>(b.data()), b.size(), db);
+  return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
 }
 
 }  // namespace streamfleet

@@ -30,6 +30,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"STREAMFLEET_STREAM_PREFIX", "streamfleet", "prefix of the fleet's streams, deadlines and dead letters"},
       {"STREAMFLEET_KEY_SCHEMA", "standard", "standard (seed key names) | cluster (hash-tagged per generation); defaults to cluster when REDIS_CLUSTER=true, where standard is refused"},
       {"GENERATION_CHUNK_TTL", "86400", "seconds a generation buffer lives, set when the buffer is created"},
+      {"GENERATION_OWNER_TTL", "2592000", "seconds Redis remembers which organization a generation id belongs to (first use wins; the SQL row keeps its owner for good)"},
       {"GENERATION_CHUNK_STORAGE", "redis", "redis | db | both: where chunks are kept besides the final row"},
       {"GENERATION_IDLE_TIMEOUT", "30s", "finalize a generation after this long without a chunk (bare number = seconds)"},
       {"GENERATION_LLEN_ALERT_THRESHOLD", "1000", "buffers longer than this are counted and logged once"},
@@ -355,6 +356,7 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   }
 
   c.chunk_ttl_s = r.Int("GENERATION_CHUNK_TTL", 1, int64_t{1} << 31);
+  c.owner_ttl_s = r.Int("GENERATION_OWNER_TTL", 1, int64_t{1} << 31);
   std::string storage = r.Str("GENERATION_CHUNK_STORAGE");
   if (storage == "redis") {
     c.chunk_storage = ChunkStorage::kRedis;

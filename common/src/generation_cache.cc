@@ -2,14 +2,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/common/json_input.h"
+
 namespace streamfleet {
 
 namespace {
 
 nlohmann::json JsonOrNull(const std::optional<std::string>& text) {
   if (!text) return nullptr;
-  nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  return j.is_discarded() ? nlohmann::json(nullptr) : j;
+  auto j = ParseJsonInput(*text, kGeneratedJsonLimits);
+  return j.ok() ? std::move(*j) : nlohmann::json(nullptr);
 }
 
 }  // namespace

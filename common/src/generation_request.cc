@@ -1,5 +1,7 @@
 #include "streamfleet/common/generation_request.h"
 
+#include "streamfleet/common/json_input.h"
+
 namespace streamfleet {
 
 namespace {
@@ -41,8 +43,9 @@ Status ReadCommon(const nlohmann::json& j, GenerationRequest* r) {
 }  // namespace
 
 StatusOr<GenerationRequest> ParseGenerationRequest(int64_t org, std::string_view body) {
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::InvalidArgument("not valid JSON");
+  auto parsed = ParseJsonInput(body);
+  if (!parsed.ok()) return parsed.status();
+  const nlohmann::json& j = *parsed;
   if (!j.is_object()) return Status::InvalidArgument("expected a JSON object");
   GenerationRequest r;
   r.organization_id = org;
@@ -61,8 +64,10 @@ std::string GenerationRunPayload(const GenerationRequest& r) {
 }
 
 StatusOr<GenerationRequest> ParseGenerationRunPayload(std::string_view payload) {
-  nlohmann::json j = nlohmann::json::parse(payload, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("payload is not a JSON object");
+  auto parsed = ParseJsonInput(payload);
+  if (!parsed.ok()) return Status::InvalidArgument("payload: " + parsed.status().message());
+  const nlohmann::json& j = *parsed;
+  if (!j.is_object()) return Status::InvalidArgument("payload is not a JSON object");
   GenerationRequest r;
   for (auto [name, out] : {std::pair{"organization_id", &r.organization_id}, std::pair{"generation_id", &r.generation_id}}) {
     auto f = j.find(name);

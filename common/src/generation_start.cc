@@ -1,5 +1,6 @@
 // StartGeneration: the Redis side of starting a generation (generation_request.h). Apart from the pure
 // parsing in generation_request.cc, so the parsers link (and are fuzzed) without the Redis client.
+#include "streamfleet/common/generation_owner.h"
 #include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/task_queue.h"
 
@@ -9,9 +10,22 @@ std::string GenerationIdsKey(const Config& config) { return config.stream_prefix
 
 StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& config, GenerationRequest& req,
                                             int64_t now_ms) {
-  auto id = redis.Command({"INCR", GenerationIdsKey(config)});
-  if (!id.ok()) return id.status();
-  req.generation_id = id->AsInt();
+  // The id must be this organization's: one that somebody already used for chunks of their own (ids are
+  // client-chosen there) is skipped, and the next one is tried.
+  KeySchema keys = KeySchema::FromConfig(config);
+  constexpr int kMaxSkips = 100;
+  for (int i = 0;; ++i) {
+    auto id = redis.Command({"INCR", GenerationIdsKey(config)});
+    if (!id.ok()) return id.status();
+    req.generation_id = id->AsInt();
+    Status claim = ClaimGeneration(redis, keys, req.organization_id, req.generation_id, config.owner_ttl_s);
+    if (claim.ok()) break;
+    if (!IsOwnedElsewhere(claim)) return claim;
+    if (i >= kMaxSkips) {
+      return Status::Internal("generation ids: the next " + std::to_string(kMaxSkips) +
+                              " are all used by other organizations");
+    }
+  }
   EnqueueOptions opts = EnqueueOptions::FromConfig(config);
   opts.id = "generation-" + std::to_string(req.generation_id);
   auto r = EnqueueTask(redis, TaskKeys::FromConfig(config), kGenerationRunTask, GenerationRunPayload(req), opts,

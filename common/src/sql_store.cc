@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/common/codec.h"
+#include "streamfleet/common/json_input.h"
 
 namespace streamfleet {
 
@@ -107,9 +108,9 @@ Status FromSoci(const char* what, const soci::soci_error& e) {
 }
 
 nlohmann::json ParseObject(const std::string& text) {
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return nlohmann::json::object();
-  return j;
+  auto j = ParseJsonInput(text, kGeneratedJsonLimits);
+  if (!j.ok() || !j->is_object()) return nlohmann::json::object();
+  return std::move(*j);
 }
 
 }  // namespace
@@ -369,12 +370,13 @@ SqlStore::LockedRow SqlStore::ReadForUpdate(soci::session& sql, int64_t id) {
   LockedRow row;
   std::string metadata;
   soci::indicator mind = soci::i_null;
-  long long count = 0;
+  long long count = 0, org = 0;
   std::string lock = dialect_ == SqlDialect::kPostgres ? " FOR UPDATE" : "";
   std::string meta_col = dialect_ == SqlDialect::kPostgres ? "metadata::text" : "metadata";
-  sql << "SELECT " + meta_col + ", chunk_count FROM scenario_generations WHERE id = :id" + lock, soci::use(id),
-      soci::into(metadata, mind), soci::into(count);
+  sql << "SELECT " + meta_col + ", chunk_count, organization_id FROM scenario_generations WHERE id = :id" + lock,
+      soci::use(id), soci::into(metadata, mind), soci::into(count), soci::into(org);
   row.exists = sql.got_data();
+  row.organization_id = org;
   row.metadata = row.exists && mind == soci::i_ok ? ParseObject(metadata) : nlohmann::json::object();
   row.chunk_count = count;
   return row;
@@ -400,6 +402,9 @@ StatusOr<std::vector<UpsertResult>> SqlStore::UpsertGenerationsOnce(const std::v
 
 UpsertResult SqlStore::UpsertLocked(soci::session& sql, const GenerationWrite& w) {
   LockedRow row = ReadForUpdate(sql, w.id);
+  // A generation id belongs to the organization whose row it is: another organization's finalization of the
+  // same id (its own chunks, or a hand-written envelope) never replaces or re-owns it.
+  if (row.exists && row.organization_id != w.organization_id) return UpsertResult::kOwnedElsewhere;
   if (row.exists && row.chunk_count > w.chunk_count) {
     // A buffer only grows, unless it was deleted or expired and a late chunk re-created it: never replace
     // a fuller row with less content. Checked here, under the row lock, not before the write.
@@ -428,16 +433,17 @@ UpsertResult SqlStore::UpsertLocked(soci::session& sql, const GenerationWrite& w
   if (row.exists) {
     // llm_response stays unchanged when this finalization could not decode JSON.
     std::string set_llm = w.llm_response ? "llm_response = :llm, " : "";
-    std::string q = "UPDATE scenario_generations SET organization_id = :org, scenario_id = :sc, " + set_llm +
+    // The organization is part of the condition, never of the SET: the row keeps its owner whatever happens.
+    std::string q = "UPDATE scenario_generations SET scenario_id = :sc, " + set_llm +
                     "compacted = :cmp, metadata = :md, chunk_count = :cc, compacted_at = :at, "
-                    "compacted_by = :by, updated_at = :now WHERE id = :id";
+                    "compacted_by = :by, updated_at = :now WHERE id = :id AND organization_id = :org";
     if (w.llm_response) {
-      sql << q, soci::use(org), soci::use(scenario, sind), soci::use(llm, lind), soci::use(compacted, cind),
+      sql << q, soci::use(scenario, sind), soci::use(llm, lind), soci::use(compacted, cind),
           soci::use(merged_text), soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now),
-          soci::use(id);
+          soci::use(id), soci::use(org);
     } else {
-      sql << q, soci::use(org), soci::use(scenario, sind), soci::use(compacted, cind), soci::use(merged_text),
-          soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now), soci::use(id);
+      sql << q, soci::use(scenario, sind), soci::use(compacted, cind), soci::use(merged_text),
+          soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now), soci::use(id), soci::use(org);
     }
   } else {
     sql << "INSERT INTO scenario_generations (id, organization_id, scenario_id, llm_response, compacted,"
@@ -460,9 +466,15 @@ Status SqlStore::MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenar
 Status SqlStore::MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t scenario,
                                              const std::string& patch_text) {
   std::lock_guard<std::mutex> l(*mu_);
-  return Run("merge metadata", [&](soci::session& sql) {
+  bool owned_elsewhere = false;
+  Status s = Run("merge metadata", [&](soci::session& sql) {
     sql << Begin();
     LockedRow row = ReadForUpdate(sql, id);
+    if (row.exists && row.organization_id != org) {
+      owned_elsewhere = true;
+      sql << "ROLLBACK";
+      return;
+    }
     nlohmann::json patch = ParseObject(patch_text);
     for (auto it = patch.begin(); it != patch.end(); ++it) row.metadata[it.key()] = it.value();
     std::string md = row.metadata.dump();
@@ -470,8 +482,8 @@ Status SqlStore::MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t sc
     int64_t rid = id, o = org, sc = scenario;
     soci::indicator sind = sc > 0 ? soci::i_ok : soci::i_null;
     if (row.exists) {
-      sql << "UPDATE scenario_generations SET metadata = :md, updated_at = :now WHERE id = :id", soci::use(md),
-          soci::use(now), soci::use(rid);
+      sql << "UPDATE scenario_generations SET metadata = :md, updated_at = :now WHERE id = :id AND organization_id = :org",
+          soci::use(md), soci::use(now), soci::use(rid), soci::use(o);
     } else {
       sql << "INSERT INTO scenario_generations (id, organization_id, scenario_id, metadata, chunk_count,"
              " created_at, updated_at) VALUES (:id, :org, :sc, :md, 0, :n1, :n2)",
@@ -479,6 +491,12 @@ Status SqlStore::MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t sc
     }
     sql << "COMMIT";
   });
+  if (!s.ok()) return s;
+  if (owned_elsewhere) {
+    return Status::FailedPrecondition("generation_owned_elsewhere: generation " + std::to_string(id) +
+                                      " belongs to another organization");
+  }
+  return Status::Ok();
 }
 
 StatusOr<std::optional<GenerationRow>> SqlStore::GetGeneration(int64_t id) {

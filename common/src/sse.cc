@@ -1,5 +1,7 @@
 #include "streamfleet/common/sse.h"
 
+#include "streamfleet/common/json_input.h"
+
 namespace streamfleet {
 
 StatusOr<SseLine> ParseSseLine(std::string_view line) {
@@ -13,8 +15,10 @@ StatusOr<SseLine> ParseSseLine(std::string_view line) {
     out.kind = SseLine::Kind::kDone;
     return out;
   }
-  nlohmann::json j = nlohmann::json::parse(payload, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("data is not a JSON object");
+  auto parsed = ParseJsonInput(payload);
+  if (!parsed.ok()) return Status::InvalidArgument("data: " + parsed.status().message());
+  const nlohmann::json& j = *parsed;
+  if (!j.is_object()) return Status::InvalidArgument("data is not a JSON object");
   if (auto u = j.find("usage"); u != j.end() && u->is_object()) out.usage = *u;
   auto choices = j.find("choices");
   if (choices == j.end() || !choices->is_array()) {

@@ -11,6 +11,7 @@
 #include "admin/sampler.h"
 #include "compactor/chunk_buffer.h"
 #include "streamfleet/common/clock.h"
+#include "streamfleet/common/codec.h"
 #include "streamfleet/common/keys.h"
 #include "streamfleet/common/stream_admin.h"
 #include "streamfleet/common/task_queue.h"
@@ -435,9 +436,10 @@ TEST(AdminConfigTest, DefaultsAndMalformedValues) {
 TEST(AuthTest, CookieParsingAndConstantTimeCompare) {
   EXPECT_EQ(CookieValue("a=1; sf_admin=abc; b=2", "sf_admin").value_or(""), "abc");
   EXPECT_FALSE(CookieValue("xsf_admin=abc", "sf_admin").has_value());
-  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
-  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
-  EXPECT_FALSE(ConstantTimeEquals("abc", "abcd"));
+  EXPECT_TRUE(SecretEquals("abc", "abc"));
+  EXPECT_FALSE(SecretEquals("abc", "abd"));
+  EXPECT_FALSE(SecretEquals("abc", "abcd"));
+  EXPECT_FALSE(SecretEquals("", "a"));
   AdminAuth none("", false);
   EXPECT_FALSE(none.TokenMatches(""));
 }

@@ -27,16 +27,23 @@ struct AppendResult {
   int64_t accepted = 0;
   int64_t last_seq = -1;
   std::string last_id;
+  bool replayed = false;  // the idempotency key was seen before: this is its first answer, nothing was written
 };
+
+// The reason token of a refused append ("scenario_conflict", "generation_owned_elsewhere", "seq_conflict",
+// "total_conflict"), for kFailedPrecondition errors of Append; "" for others.
+std::string AppendConflictReason(const Status& s);
 
 class ChunkWriter {
  public:
   explicit ChunkWriter(const Config& config) : config_(config), keys_(KeySchema::FromConfig(config)) {}
 
-  // All or nothing per call. Errors: kFailedPrecondition (scenario differs from the generation's),
-  // kResourceExhausted (generation byte limit), kUnavailable (Redis down: nothing was acknowledged).
+  // All or nothing per call. Errors: kFailedPrecondition with an AppendConflictReason (scenario, owner,
+  // seq or total conflict: chunk_scripts.cc IngestAppend), kResourceExhausted (generation byte limit),
+  // kUnavailable (Redis down or slow: the call may still land, which is what idempotency_key is for: a
+  // call repeated with the same key gets the first call's answer and appends nothing).
   StatusOr<AppendResult> Append(RedisCommands& redis, const GenerationId& gen, std::vector<PendingChunk>& chunks,
-                                const std::string& source);
+                                const std::string& source, const std::string& idempotency_key = "");
 
   // Append in two halves, for a caller that sends the script itself without blocking (ingest's loop-thread
   // path, AsyncRedis::SendEval): the script's keys and args, then the reply turned into the result (seqs
@@ -45,8 +52,9 @@ class ChunkWriter {
     std::vector<std::string> keys;
     std::vector<std::string> args;
   };
-  AppendCall PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
-                           const std::string& source) const;
+  // Standalone Redis only (a cluster needs Append's owner claim first).
+  AppendCall PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks, const std::string& source,
+                           const std::string& idempotency_key = "") const;
   static StatusOr<AppendResult> ParseAppendReply(const StatusOr<RedisValue>& reply, std::vector<PendingChunk>& chunks);
 
   // Progress JSON from Redis; kNotFound when nothing is known about the generation.

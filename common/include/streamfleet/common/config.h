@@ -47,6 +47,7 @@ struct Config {
   KeySchemaMode key_schema = KeySchemaMode::kStandard;
 
   int64_t chunk_ttl_s = 86400;
+  int64_t owner_ttl_s = 2592000;  // the generation id -> organization record (tenant isolation)
   ChunkStorage chunk_storage = ChunkStorage::kRedis;
   int64_t idle_timeout_ms = 30000;
   int64_t llen_alert_threshold = 1000;

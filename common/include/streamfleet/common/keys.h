@@ -45,6 +45,12 @@ class KeySchema {
   std::string ControlKey(const GenerationId& g) const {
     return Base(GenerationId{g.org, 0, g.gen}) + ":ctl";
   }
+  // Ingest's record of a generation's writes: per client-chosen seq a digest of its data ("s<seq>"), per
+  // Idempotency-Key the first answer ("k<key>"). Same slot as the control hash.
+  std::string IngestKey(const GenerationId& g) const { return ControlKey(g) + ":ingest"; }
+  // Which organization a generation id belongs to (its first user). Not per organization, so not in any
+  // generation's slot: standalone it is part of ingest's append script, on a cluster a command of its own.
+  std::string OwnerKey(int64_t gen) const { return key_prefix_ + ":generation:" + std::to_string(gen) + ":owner"; }
   // SCAN pattern matching both buffer key forms of a generation.
   std::string BufferScanPattern(int64_t org, int64_t gen) const;
   // SCAN pattern for all buffer lists.

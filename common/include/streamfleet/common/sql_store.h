@@ -76,6 +76,7 @@ enum class UpsertResult {
   kWritten,         // the row was inserted or updated
   kAlreadyApplied,  // this finalize_id was committed before: nothing changed
   kKeptFullerRow,   // the stored row has more chunks than this write: nothing changed
+  kOwnedElsewhere,  // the row belongs to another organization: nothing changed (a row never changes owner)
 };
 
 class SqlStore {
@@ -99,7 +100,8 @@ class SqlStore {
   // for a whole batch of finalizations.
   StatusOr<std::vector<UpsertResult>> UpsertGenerations(const std::vector<GenerationWrite>& writes);
   // Creates the row with initial metadata if it does not exist (the generation.run path); keeps an
-  // existing row's metadata keys and adds the given ones.
+  // existing row's metadata keys and adds the given ones. kFailedPrecondition "generation_owned_elsewhere"
+  // when the row belongs to another organization (nothing is written).
   Status MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenario, const std::string& metadata_patch);
   StatusOr<std::optional<GenerationRow>> GetGeneration(int64_t id);
   StatusOr<int64_t> CountGenerations();
@@ -128,6 +130,7 @@ class SqlStore {
   // BEGIN IMMEDIATE holds the database write lock already).
   struct LockedRow {
     bool exists = false;
+    int64_t organization_id = 0;
     nlohmann::json metadata;  // an object; {} when there is no row or no metadata
     int64_t chunk_count = 0;
   };
