@@ -354,18 +354,15 @@ int WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t
   if (raw == nullptr || !task.ParseFromString(*raw)) {
     LogScope entry_scope(LogContext().Entry(entry.id));
     SF_LOG_WARN("dead-lettering undecodable task {} {}", entry.stream, entry.id);
-    if (DeadLetterTask(redis, keys_, entry.stream, entry.id, raw ? *raw : "", "undecodable TaskEnvelope",
-                       times_delivered).ok()) {
-      dead_lettered_.Increment();
-    }
+    // No status record to update: a failed parse leaves no id that can be trusted.
+    DeadLetter(redis, entry.stream, entry.id, raw ? *raw : "", "undecodable TaskEnvelope", times_delivered, nullptr);
     return 0;
   }
   // Every line logged while this task runs (ours and its handler's) carries its entry and task id.
   LogScope scope(LogContext().Entry(entry.id).Task(task.id()));
   if (std::string v = UnknownVersionReason("TaskEnvelope", task.version(), kTaskEnvelopeVersion); !v.empty()) {
     SF_LOG_WARN("dead-lettering task {} {}: {}", entry.stream, entry.id, v);
-    if (DeadLetterTask(redis, keys_, entry.stream, entry.id, *raw, v, times_delivered).ok()) {
-      dead_lettered_.Increment();
+    if (DeadLetter(redis, entry.stream, entry.id, *raw, v, times_delivered, &task)) {
       processed_.Add({{"type", "unknown"}, {"outcome", "dead_lettered"}}).Increment();
     }
     return 0;
@@ -387,9 +384,8 @@ int WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t
   Slot::TypeStats& type = TypeFor(slot, task.type());
   if (type.handler == nullptr) {
     SF_LOG_WARN("dead-lettering task {}: unknown type \"{}\"", task.id(), task.type());
-    if (DeadLetterTask(redis, keys_, entry.stream, entry.id, *raw, "unknown task type \"" + task.type() + "\"",
-                       times_delivered).ok()) {
-      dead_lettered_.Increment();
+    if (DeadLetter(redis, entry.stream, entry.id, *raw, "unknown task type \"" + task.type() + "\"",
+                   times_delivered, &task)) {
       ProcessedChild(slot, "unknown", "dead_lettered").Increment();
     }
     return 0;
@@ -397,9 +393,7 @@ int WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t
   // The attempt count comes from the envelope: a hand-made one could say INT32_MAX (or less than zero), and
   // attempt + 1 below must not overflow. Such a task has no attempts left anyway.
   if (task.attempt() < 0 || task.attempt() == std::numeric_limits<int32_t>::max()) task.set_attempt(1 << 30);
-  if (config_.task_result_ttl_s > 0 && !task.id().empty()) {
-    (void)redis.Command({"HSET", keys_.Status(task.id()), "state", "running", "worker", entry.id});
-  }
+  WriteStatus(redis, task.id(), "running", {"worker", entry.id});
   RunningAttempt a;
   a.entry = &entry;
   a.task = &task;
@@ -477,18 +471,14 @@ void WorkerService::Finish(RedisClient& redis, Slot& slot, AttemptEnd&& end) {
     }
   }
   const Status& s = end.status;
-  const bool keep_status = config_.task_result_ttl_s > 0 && !task.id().empty();
   if (s.ok()) {
-    if (keep_status) {
-      slot.status_writes.push_back({"HSET", keys_.Status(task.id()), "state", "succeeded", "result", end.result,
-                                    "attempts", std::to_string(task.attempt() + 1)});
-      slot.status_writes.push_back({"EXPIRE", keys_.Status(task.id()), std::to_string(config_.task_result_ttl_s)});
-    }
+    // Written with the ack, before it (FlushSlot): the batch's result costs no round trip of its own.
+    AppendTaskStatus(keys_, task.id(), "succeeded", {"result", std::move(end.result), "attempts",
+                     std::to_string(task.attempt() + 1)}, config_.task_result_ttl_s, slot.status_writes);
     slot.acks.push_back({end.stream, end.id});
     type.succeeded->Increment();
     return;
   }
-  const std::string ttl = std::to_string(config_.task_result_ttl_s);
   RetryPolicy fallback{config_.task_max_attempts, config_.task_backoff_base_ms, config_.task_backoff_cap_ms};
   RetryPolicy policy = handlers_.Policy(task.type(), fallback);
   v1::TaskEnvelope next = task;
@@ -500,14 +490,8 @@ void WorkerService::Finish(RedisClient& redis, Slot& slot, AttemptEnd&& end) {
     std::string reason = (permanent ? "permanent error: " : "failed after " + std::to_string(next.attempt()) +
                                                                 " attempts: ") + s.ToString();
     SF_LOG_WARN("dead-lettering task {} ({}): {}", task.id(), task.type(), reason);
-    if (DeadLetterTask(redis, keys_, end.stream, end.id, next.SerializeAsString(), reason, end.times_delivered).ok()) {
-      dead_lettered_.Increment();
+    if (DeadLetter(redis, end.stream, end.id, next.SerializeAsString(), reason, end.times_delivered, &next)) {
       ProcessedChild(slot, task.type(), "dead_lettered").Increment();
-      if (keep_status) {
-        (void)redis.Pipeline({{"HSET", keys_.Status(task.id()), "state", "dead", "error", s.ToString(), "attempts",
-                               std::to_string(next.attempt())},
-                              {"EXPIRE", keys_.Status(task.id()), ttl}});
-      }
     }
     return;
   }
@@ -516,12 +500,27 @@ void WorkerService::Finish(RedisClient& redis, Slot& slot, AttemptEnd&& end) {
   if (ScheduleRetry(redis, keys_, end.stream, end.id, next, run_at).ok()) {
     retries_.Increment();
     ProcessedChild(slot, task.type(), "retried").Increment();
-    if (keep_status) {
-      (void)redis.Pipeline({{"HSET", keys_.Status(task.id()), "state", "retry_scheduled", "error", s.ToString(),
-                             "attempts", std::to_string(next.attempt()), "run_at_ms", std::to_string(run_at)},
-                            {"EXPIRE", keys_.Status(task.id()), ttl}});
-    }
+    WriteStatus(redis, task.id(), "retry_scheduled", {"error", s.ToString(), "attempts",
+                std::to_string(next.attempt()), "run_at_ms", std::to_string(run_at)});
   }
+}
+
+void WorkerService::WriteStatus(RedisClient& redis, const std::string& task_id, const std::string& state,
+                                std::vector<std::string> fields) {
+  std::vector<std::vector<std::string>> cmds;
+  AppendTaskStatus(keys_, task_id, state, std::move(fields), config_.task_result_ttl_s, cmds);
+  if (!cmds.empty()) (void)redis.Pipeline(cmds);
+}
+
+bool WorkerService::DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                               const std::string& raw, const std::string& reason, int64_t times_delivered,
+                               const v1::TaskEnvelope* task) {
+  if (!DeadLetterTask(redis, keys_, stream, entry_id, raw, reason, times_delivered).ok()) return false;
+  dead_lettered_.Increment();
+  if (task != nullptr) {
+    WriteStatus(redis, task->id(), "dead", {"error", reason, "attempts", std::to_string(task->attempt())});
+  }
+  return true;
 }
 
 Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consumer) {
@@ -561,11 +560,11 @@ StatusOr<int> WorkerService::Housekeep(RedisClient& redis, Slot& slot) {
       claimed_.Increment();
       if (c.times_delivered > config_.max_deliveries) {
         const std::string* raw = c.entry.Field("e");
-        if (DeadLetterTask(redis, keys_, c.entry.stream, c.entry.id, raw ? *raw : "",
-                           "delivered " + std::to_string(c.times_delivered) + " times (MAX_DELIVERIES)",
-                           c.times_delivered).ok()) {
-          dead_lettered_.Increment();
-        }
+        v1::TaskEnvelope task;
+        const bool decoded = raw != nullptr && task.ParseFromString(*raw);
+        DeadLetter(redis, c.entry.stream, c.entry.id, raw ? *raw : "",
+                   "delivered " + std::to_string(c.times_delivered) + " times (MAX_DELIVERIES)", c.times_delivered,
+                   decoded ? &task : nullptr);
         continue;
       }
       SF_LOG_INFO("running task {} taken over from a dead worker", c.entry.id);

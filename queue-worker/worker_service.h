@@ -10,7 +10,8 @@
 // TASK_TIMEOUT_GRACE (slot_threads.h). With EVENTS_WEBHOOK_URL the housekeeper also turns fleet events into
 // webhook tasks (event_forwarder.h).
 // Failures retry with exponential backoff and jitter through the scheduled set; the last failure, an
-// unknown type or an undecodable envelope goes to the dead-letter stream with its reason and history.
+// unknown type or an undecodable envelope goes to the dead-letter stream with its reason and history, and the
+// task's status record (when it has one and its id is known) says "dead" with that reason.
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -149,6 +150,16 @@ class WorkerService {
   bool HousekeeperLoop(Slot& slot, std::optional<AbandonedAttempt> orphan, const std::atomic<bool>& stop);
   void FinishOrphan(RedisClient& redis, Slot& slot, const AbandonedAttempt& a);
   StatusOr<int> Housekeep(RedisClient& redis, Slot& slot);  // HousekeepOnce; kAbandoned as PollBatch
+  // Writes a task's status record now (AppendTaskStatus, TASK_RESULT_TTL). Best effort: the task's fate is
+  // already in its streams, and the record only reports it.
+  void WriteStatus(RedisClient& redis, const std::string& task_id, const std::string& state,
+                   std::vector<std::string> fields);
+  // Dead-letters a delivery (DeadLetterTask) and, when its envelope was decoded (`task`, else nullptr: no
+  // id to name), marks its status record dead with the reason and the attempts made: otherwise the record
+  // says "pending" until it expires. False when the dead letter was not written (the delivery stays
+  // pending and comes back).
+  bool DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id, const std::string& raw,
+                  const std::string& reason, int64_t times_delivered, const v1::TaskEnvelope* task);
   void EnsureWatched(Slot& slot);
   Slot::TypeStats& TypeFor(Slot& slot, const std::string& type);
   RedisClient& HandlerRedis(Slot& slot);

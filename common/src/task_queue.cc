@@ -123,6 +123,17 @@ bool ValidQueueName(const std::string& n) {
   return true;
 }
 
+void AppendTaskStatus(const TaskKeys& keys, const std::string& id, const std::string& state,
+                      std::vector<std::string> fields, int64_t ttl_s, std::vector<std::vector<std::string>>& cmds) {
+  if (ttl_s <= 0 || id.empty()) return;
+  std::string key = keys.Status(id);
+  std::vector<std::string> hset = {"HSET", key, "state", state};
+  hset.reserve(hset.size() + fields.size());
+  for (std::string& f : fields) hset.push_back(std::move(f));
+  cmds.push_back(std::move(hset));
+  cmds.push_back({"EXPIRE", std::move(key), std::to_string(ttl_s)});
+}
+
 namespace {
 
 // The commands that enqueue one non-unique task, status hash first (unless status records are off): Redis
@@ -145,12 +156,8 @@ void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const 
   std::string raw = e.SerializeAsString();
   out.scheduled = opts.run_at_ms > now_ms;
   std::string stream = keys.Queue(opts.queue, keys.ShardFor(opts.unique_key));
-  if (opts.status_ttl_s > 0) {
-    std::string status = keys.Status(out.id);
-    cmds.push_back({"HSET", status, "state", out.scheduled ? "scheduled" : "pending", "type", type, "queue",
-                    opts.queue, "attempts", "0"});
-    cmds.push_back({"EXPIRE", std::move(status), std::to_string(opts.status_ttl_s)});
-  }
+  AppendTaskStatus(keys, out.id, out.scheduled ? "scheduled" : "pending", {"type", type, "queue", opts.queue,
+                   "attempts", "0"}, opts.status_ttl_s, cmds);
   if (out.scheduled) {
     cmds.push_back({"ZADD", keys.ScheduledOf(stream), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
   } else {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "streamfleet/common/envelope_version.h"
 #include "streamfleet/common/generation_cache.h"
 #include "streamfleet/common/stream_admin.h"
 #include "support/tcp_proxy.h"
@@ -95,6 +96,68 @@ TEST_F(WorkerTest, UnknownTypesAndUndecodableEnvelopesAreDeadLetteredAtOnce) {
   EXPECT_TRUE(reasons.count("unknown task type \"no.such.type\""));
   EXPECT_TRUE(reasons.count("undecodable TaskEnvelope"));
   EXPECT_EQ(Pending("default"), 0);
+}
+
+// Input that can never run is dead-lettered on its first delivery (no retries), the worker carries on, and
+// the task's status record says "dead" with the reason instead of "pending" until it expires: an unknown
+// type, a payload nested 100000 levels deep (refused by TaskContext::PayloadJson before anything recurses
+// on it) and an envelope of a newer version.
+TEST_F(WorkerTest, DeadLetteredTasksHaveADeadStatusWithTheReason) {
+  RegisterBuiltins(handlers_, clock_);
+  auto& w = Make();
+  const std::string unknown = Enqueue("no.such.type");
+  const std::string deep = Enqueue("generation.compact", R"({"organization_id":1,"generation_id":2,"x":)" +
+                                                             std::string(100000, '[') + std::string(100000, ']') + "}");
+  v1::TaskEnvelope future;
+  future.set_id("from-the-future");
+  future.set_type("noop");
+  future.set_version(kTaskEnvelopeVersion + 1);
+  std::vector<std::vector<std::string>> status;
+  AppendTaskStatus(keys_, future.id(), "pending", {"attempts", "0"}, 3600, status);
+  ASSERT_TRUE(redis_->Pipeline(status).ok());
+  ASSERT_TRUE(redis_->Command({"XADD", keys_.Queue("default"), "*", "e", future.SerializeAsString()}).ok());
+  Drain(w);
+  EXPECT_EQ(DeadLetters().size(), 3u) << "all at once, on their first delivery";
+  for (const auto& z : keys_.AllScheduled({"default"})) {
+    EXPECT_EQ(redis_->Command({"ZCARD", z})->integer, 0) << "no retry scheduled";
+  }
+  EXPECT_EQ(Pending("default"), 0);
+  const std::map<std::string, std::string> causes = {{unknown, "unknown task type \"no.such.type\""},
+                                                     {deep, "nested deeper than"},
+                                                     {future.id(), "version 2 is newer"}};
+  for (const auto& [id, cause] : causes) {
+    EXPECT_EQ(StatusField(id, "state"), "dead") << id;
+    EXPECT_NE(StatusField(id, "error").find(cause), std::string::npos) << StatusField(id, "error");
+    EXPECT_GT(redis_->Command({"TTL", keys_.Status(id)})->integer, 0) << "TASK_RESULT_TTL applies";
+  }
+  EXPECT_EQ(StatusField(deep, "attempts"), "1");
+  std::string later = Enqueue("noop");
+  Drain(w);
+  EXPECT_EQ(StatusField(later, "state"), "succeeded") << "the worker carries on";
+}
+
+// A task whose workers keep dying is dead-lettered by the housekeeper past MAX_DELIVERIES: its status says so.
+TEST_F(WorkerTest, TaskPastMaxDeliveriesHasADeadStatus) {
+  handlers_.Register("t", [](TaskContext&) { return Status::Ok(); });
+  auto& w = Make({{"MAX_DELIVERIES", "1"}});
+  const std::string id = Enqueue("t");
+  ASSERT_EQ(ReadAs("doomed", "default").size(), 1u);  // delivered once, to a worker that dies
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // VISIBILITY_TIMEOUT 200ms
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(DeadLetters().size(), 1u);
+  EXPECT_EQ(StatusField(id, "state"), "dead");
+  EXPECT_NE(StatusField(id, "error").find("(MAX_DELIVERIES)"), std::string::npos) << StatusField(id, "error");
+}
+
+// With TASK_RESULT_TTL=0 there are no status records: dead-lettering writes none either.
+TEST_F(WorkerTest, DeadLetteringWritesNoStatusRecordWhenTheyAreOff) {
+  auto& w = Make({{"TASK_RESULT_TTL", "0"}});
+  EnqueueOptions o;
+  o.status_ttl_s = 0;
+  const std::string id = Enqueue("no.such.type", "{}", o);
+  Drain(w);
+  EXPECT_EQ(DeadLetters().size(), 1u);
+  EXPECT_EQ(redis_->Command({"EXISTS", keys_.Status(id)})->integer, 0);
 }
 
 // A hand-made envelope claiming INT32_MAX (or negative) attempts: no overflow (UBSan runs this), the

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "streamfleet/common/config.h"
 #include "streamfleet/common/redis.h"
@@ -46,6 +47,13 @@ struct EnqueueResult {
 // now_ms is the caller's clock (tests move it); delayed tasks wait in Redis, never in a process.
 StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms);
+
+// A task's status record ({prefix}:task:{id}): HSET of `state` and the field/value pairs in `fields`, then
+// EXPIRE ttl_s, appended to `cmds`. Every writer of the record (enqueue and each state the worker moves a
+// task to) goes through here, so every state follows one TTL rule: ttl_s <= 0 (TASK_RESULT_TTL=0) or an
+// unknown id appends nothing. The EXPIRE also gives a record that expired while its task waited a TTL again.
+void AppendTaskStatus(const TaskKeys& keys, const std::string& id, const std::string& state,
+                      std::vector<std::string> fields, int64_t ttl_s, std::vector<std::vector<std::string>>& cmds);
 
 // Many tasks in one round trip (BullMQ's addBulk): all or nothing on a connection error. Unique tasks are
 // refused here (each needs its own SET NX answer first); use EnqueueTask for them.
