@@ -1,7 +1,9 @@
 #include "queue-worker/webhook.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -12,7 +14,10 @@ namespace streamfleet::worker {
 
 namespace {
 
-constexpr size_t kMaxResponseBytes = 1024;  // kept for the error message / result, the rest is dropped
+// Of an answer's body only an excerpt goes into the error message (and from there into the status hash,
+// the dead letter and logs): the receiver is not trusted to answer with something short or printable.
+constexpr size_t kExcerptBytes = 200;
+constexpr size_t kMaxResponseBytes = kExcerptBytes + 4;  // kept for the excerpt, the rest is dropped
 
 struct CurlDeleter {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
@@ -34,6 +39,55 @@ int AbortIfCancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
 }
 
 bool HasLineBreak(const std::string& s) { return s.find_first_of("\r\n") != std::string::npos; }
+
+// What the open-socket callback knows: the policy, and the first refusal (for the error message).
+struct Destination {
+  const DestinationPolicy* policy;
+  std::string refusal;
+};
+
+// libcurl's open-socket callback: called with each address it is about to connect to, after resolving, so
+// the check sees the very address of the connection (a name that resolves to a public address when looked
+// up and to 127.0.0.1 a moment later cannot get past it). CURL_SOCKET_BAD makes libcurl skip the address.
+curl_socket_t OpenCheckedSocket(void* user, curlsocktype purpose, curl_sockaddr* address) {
+  auto* d = static_cast<Destination*>(user);
+  IpAddress a;
+  std::string why;
+  if (purpose != CURLSOCKTYPE_IPCXN || !IpAddress::FromSockaddr(&address->addr, a)) {
+    why = "not an IP connection";
+  } else {
+    why = d->policy->Refusal(a);
+  }
+  if (!why.empty()) {
+    if (d->refusal.empty()) d->refusal = std::move(why);
+    return CURL_SOCKET_BAD;
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+// The payload's timeout_ms (or WEBHOOK_TIMEOUT), at most WEBHOOK_MAX_TIMEOUT and at least 1 ms: a task
+// cannot hold a worker slot for as long as it likes.
+int64_t TimeoutMs(const nlohmann::json& payload, const Config& config) {
+  int64_t ms = config.webhook_timeout_ms;
+  if (payload.contains("timeout_ms")) {
+    const nlohmann::json& t = payload["timeout_ms"];
+    // Above INT64_MAX (an unsigned JSON number) it is over the cap too.
+    ms = t.is_number_unsigned() && t.get<uint64_t>() > static_cast<uint64_t>(config.webhook_max_timeout_ms)
+             ? config.webhook_max_timeout_ms
+             : t.get<int64_t>();
+  }
+  return std::clamp<int64_t>(ms, 1, config.webhook_max_timeout_ms);
+}
+
+// WEBHOOK_ALLOW_NETS / WEBHOOK_DENY_NETS (validated by LoadConfig; a Config built another way that does
+// not parse refuses every destination rather than none).
+StatusOr<DestinationPolicy> PolicyOf(const Config& config) {
+  auto allow = ParseIpNets(config.webhook_allow_nets);
+  auto deny = ParseIpNets(config.webhook_deny_nets);
+  if (!allow.ok()) return Status::FailedPrecondition("WEBHOOK_ALLOW_NETS: " + allow.status().message());
+  if (!deny.ok()) return Status::FailedPrecondition("WEBHOOK_DENY_NETS: " + deny.status().message());
+  return DestinationPolicy(std::move(*allow), std::move(*deny));
+}
 
 }  // namespace
 
@@ -63,6 +117,7 @@ Status PostWebhook(const WebhookRequest& req, const std::atomic<bool>* cancelled
     add_header(name + ": " + value);
   }
   std::string response;
+  Destination destination{&req.policy, ""};
   CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -78,13 +133,24 @@ Status PostWebhook(const WebhookRequest& req, const std::atomic<bool>* cancelled
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, AbortIfCancelled);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancelled));
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, OpenCheckedSocket);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &destination);
   CURLcode rc = curl_easy_perform(c);
-  if (rc == CURLE_OPERATION_TIMEDOUT) return Status::DeadlineExceeded("webhook timed out: " + RedactUrl(req.url));
+  if (rc == CURLE_COULDNT_CONNECT && !destination.refusal.empty()) {
+    // Permanent: the same URL resolves to a refused address again (and a rebinding name is no better).
+    return Status::FailedPrecondition("webhook destination refused: " + destination.refusal + " (" +
+                                      RedactUrl(req.url) + ")");
+  }
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return Status::DeadlineExceeded("webhook timed out after " + std::to_string(req.timeout_ms) +
+                                    "ms: " + RedactUrl(req.url));
+  }
   if (rc == CURLE_ABORTED_BY_CALLBACK) return Status::DeadlineExceeded("webhook cancelled (task timeout)");
   if (rc != CURLE_OK) return Status::Unavailable(std::string("webhook: ") + curl_easy_strerror(rc));
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status_code);
   long code = *status_code;
-  std::string what = "webhook answered HTTP " + std::to_string(code) + (response.empty() ? "" : ": " + response);
+  std::string what = "webhook answered HTTP " + std::to_string(code);
+  if (!response.empty()) what += ": " + TextExcerpt(response, kExcerptBytes);
   if (code >= 200 && code < 300) return Status::Ok();
   if (code == 408 || code == 429 || code >= 500) return Status::Unavailable(what);
   return Status::FailedPrecondition(what);
@@ -111,7 +177,10 @@ void RegisterWebhookHandler(HandlerRegistry& registry) {
       }
     }
     if (!ctx.task.id().empty()) req.headers.emplace_back("Idempotency-Key", ctx.task.id());
-    req.timeout_ms = j.value("timeout_ms", ctx.config.webhook_timeout_ms);
+    auto policy = PolicyOf(ctx.config);
+    if (!policy.ok()) return policy.status();
+    req.policy = std::move(*policy);
+    req.timeout_ms = TimeoutMs(j, ctx.config);
     // Never wait past the attempt's own timeout: it is failed then anyway.
     if (ctx.deadline != std::chrono::steady_clock::time_point::max()) {
       auto left =

@@ -8,6 +8,12 @@
 //   timeout or cancellation                  -> kDeadlineExceeded (retried)
 //   other 1xx/3xx/4xx                        -> kFailedPrecondition (the receiver refuses this request;
 //                                               repeating it would be a retry storm: dead-lettered)
+//   every address refused by the policy      -> kFailedPrecondition (dead-lettered; the message names the
+//                                               address and the rule)
+// Destinations: WEBHOOK_ALLOW_NETS / WEBHOOK_DENY_NETS over built-in refusals of loopback, link-local and
+// cloud metadata addresses (common/ip_nets.h), checked on each address libcurl is about to connect to.
+// timeout_ms is capped at WEBHOOK_MAX_TIMEOUT. An error quotes at most 200 bytes of the answer's body,
+// control characters replaced. Redirects are not followed.
 // Delivery is at least once; every request carries `Idempotency-Key: <task id>` so receivers can dedupe.
 #include <atomic>
 #include <chrono>
@@ -16,6 +22,7 @@
 #include <vector>
 
 #include "queue-worker/handlers.h"
+#include "streamfleet/common/ip_nets.h"
 
 namespace streamfleet::worker {
 
@@ -24,6 +31,7 @@ struct WebhookRequest {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   int64_t timeout_ms = 10000;
+  DestinationPolicy policy;  // default: the built-in refusals only
 };
 
 // Sends the request; status_code gets the HTTP status (0 when none arrived). `cancelled` (may be null)

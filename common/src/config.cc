@@ -1,5 +1,6 @@
 #include "streamfleet/common/config.h"
 
+#include "streamfleet/common/ip_nets.h"
 #include "streamfleet/common/text.h"
 
 #include <unistd.h>
@@ -67,7 +68,10 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"TASK_TIMEOUT", "0", "queue-worker: run time after which an attempt fails with reason timeout (0 = none; per type: TASK_TIMEOUTS)"},
       {"TASK_TIMEOUTS", "", "queue-worker: per-type timeouts \"type=duration,...\", e.g. webhook=30s,hash.sync=10m"},
       {"TASK_TIMEOUT_GRACE", "5s", "queue-worker: after a timeout, how long a handler that ignores cancellation is waited for before its thread is abandoned"},
-      {"WEBHOOK_TIMEOUT", "10s", "queue-worker: default HTTP timeout of webhook tasks (payload timeout_ms overrides)"},
+      {"WEBHOOK_TIMEOUT", "10s", "queue-worker: default HTTP timeout of webhook tasks (payload timeout_ms overrides, up to WEBHOOK_MAX_TIMEOUT)"},
+      {"WEBHOOK_MAX_TIMEOUT", "30s", "queue-worker: longest HTTP timeout a webhook task gets; a larger payload timeout_ms (or WEBHOOK_TIMEOUT) is cut to this"},
+      {"WEBHOOK_ALLOW_NETS", "", "queue-worker: comma-separated CIDRs (IPv4/IPv6) webhooks may connect to despite the built-in refusals: loopback 127.0.0.0/8, ::1 (and 0.0.0.0/8, ::), link-local 169.254.0.0/16, fe80::/10, cloud metadata 169.254.169.254, fd00:ec2::254. A net opens a built-in refusal only if it is at least as narrow (127.0.0.0/8 opens loopback, 0.0.0.0/0 opens nothing built in); other addresses are allowed anyway"},
+      {"WEBHOOK_DENY_NETS", "", "queue-worker: comma-separated CIDRs (IPv4/IPv6) webhooks must never connect to; beats WEBHOOK_ALLOW_NETS. Checked on the address actually connected to (DNS rebinding cannot bypass it); a refusal dead-letters the task"},
       {"EVENTS_WEBHOOK_URL", "", "queue-worker: POST every fleet event (generation.compacted) here as a webhook task; empty = off"},
       {"CHUNK_RETENTION", "168h", "queue-worker: generation_chunks.purge deletes chunk rows older than this (payload older_than overrides)"},
       {"PROVIDER_BASE_URL", "https://api.openai.com/v1", "queue-worker generation.run: OpenAI-compatible API base; POST {base}/chat/completions"},
@@ -458,6 +462,15 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.task_timeouts = r.Str("TASK_TIMEOUTS");
   c.task_timeout_grace_ms = r.Duration("TASK_TIMEOUT_GRACE", 1000, 0);
   c.webhook_timeout_ms = r.Duration("WEBHOOK_TIMEOUT", 1000, 1);
+  c.webhook_max_timeout_ms = r.Duration("WEBHOOK_MAX_TIMEOUT", 1000, 1);
+  auto nets = [&r](const char* name) {
+    std::string list = r.Str(name);
+    auto parsed = ParseIpNets(list);
+    if (!parsed.ok()) r.Fail(name, list, "comma-separated IPv4/IPv6 CIDRs (" + parsed.status().message() + ")");
+    return list;
+  };
+  c.webhook_allow_nets = nets("WEBHOOK_ALLOW_NETS");
+  c.webhook_deny_nets = nets("WEBHOOK_DENY_NETS");
   c.events_webhook_url = r.Str("EVENTS_WEBHOOK_URL");
   if (!c.events_webhook_url.empty() && c.events_webhook_url.rfind("http://", 0) != 0 &&
       c.events_webhook_url.rfind("https://", 0) != 0) {

@@ -59,6 +59,25 @@ std::string ToValidUtf8(std::string_view text) {
   return out;
 }
 
+std::string TextExcerpt(std::string_view text, size_t max_bytes) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t n = SequenceLength(text, i);
+    const auto b0 = static_cast<unsigned char>(text[i]);
+    const bool control = (n == 1 && (b0 < 0x20 || b0 == 0x7F)) ||
+                         (n == 2 && b0 == 0xC2 && static_cast<unsigned char>(text[i + 1]) <= 0x9F);
+    const std::string_view piece = n == 0   ? std::string_view("\xEF\xBF\xBD")
+                                   : control ? std::string_view(" ")
+                                             : text.substr(i, n);
+    if (out.size() + piece.size() > max_bytes) break;
+    out.append(piece);
+    i += n == 0 ? 1 : n;
+  }
+  if (i < text.size()) out += "...";
+  return out;
+}
+
 std::string RedactUrl(std::string_view url) {
   auto scheme = url.find("://");
   if (scheme == std::string_view::npos) return std::string(url);

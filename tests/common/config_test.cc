@@ -26,6 +26,9 @@ TEST(ConfigTest, DefaultsMatchTheDocumentedTable) {
   EXPECT_EQ(c->key_prefix, "app:scenario_planning");
   EXPECT_FALSE(c->consumer_name.empty());
   EXPECT_TRUE(c->ingest_tokens.empty());
+  EXPECT_EQ(c->webhook_max_timeout_ms, 30000);
+  EXPECT_EQ(c->webhook_allow_nets, "");
+  EXPECT_EQ(c->webhook_deny_nets, "");
 }
 
 TEST(ConfigTest, ReadsEveryVariable) {
@@ -143,6 +146,8 @@ TEST(ConfigTest, MalformedValuesNameTheVariable) {
       {"CHUNK_STREAMS", "0"},         {"GENERATION_DELETE_AFTER_COMPACT", "maybe"},
       // Past a day: the Redis clients hold their timeouts in int milliseconds (3000000 s would overflow).
       {"REDIS_TIMEOUT", "3000000s"},
+      {"WEBHOOK_ALLOW_NETS", "127.0.0.0/33"}, {"WEBHOOK_DENY_NETS", "10.0.0.0/8,example.com"},
+      {"WEBHOOK_MAX_TIMEOUT", "0"},
   };
   for (const auto& [k, v] : bad) {
     auto c = LoadConfig(Env({{k, v}}), ":9100");

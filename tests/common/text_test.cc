@@ -26,6 +26,16 @@ TEST(Utf8Test, ReplacesInvalidBytes) {
   EXPECT_EQ(FirstInvalidUtf8(ToValidUtf8("\xe2\x82\xc3\xff\x80")), std::nullopt);
 }
 
+TEST(TextExcerptTest, BoundedPrintableValidUtf8) {
+  EXPECT_EQ(TextExcerpt("short", 200), "short");
+  EXPECT_EQ(TextExcerpt("a\r\nb\x1b[0m\x7f\xc2\x85" "c", 200), "a  b [0m  c") << "C0, DEL and C1 controls";
+  EXPECT_EQ(TextExcerpt("x\xff", 200), "x\xef\xbf\xbd");
+  EXPECT_EQ(TextExcerpt("abcdef", 4), "abcd...");
+  EXPECT_EQ(TextExcerpt("ab\xe2\x82\xac", 4), "ab...") << "never inside a character";
+  std::string big(10000, '\xff');
+  EXPECT_LE(TextExcerpt(big, 200).size(), 203u) << "replacements count toward the bound";
+}
+
 TEST(RedactUrlTest, MasksPasswordsAndQueries) {
   EXPECT_EQ(RedactUrl("postgresql://user:s3cret@db:5432/app"), "postgresql://user:***@db:5432/app");
   EXPECT_EQ(RedactUrl("redis://:pw@127.0.0.1:6379/0"), "redis://:***@127.0.0.1:6379/0");

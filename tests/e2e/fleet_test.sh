@@ -31,7 +31,8 @@ CONSUMER_NAME=c1 METRICS_LISTEN=127.0.0.1:$MC1 "$BUILD/compactor/streamfleet-com
 C1=$!; PIDS+=($C1)
 CONSUMER_NAME=c2 METRICS_LISTEN=127.0.0.1:$MC2 "$BUILD/compactor/streamfleet-compactor" 2>"$WORK/c2.log" &
 C2=$!; PIDS+=($C2)
-CONSUMER_NAME=w METRICS_LISTEN=127.0.0.1:$MW EVENTS_WEBHOOK_URL=http://127.0.0.1:$HP/events \
+# The receiver is on loopback, which webhooks are refused by default.
+CONSUMER_NAME=w METRICS_LISTEN=127.0.0.1:$MW EVENTS_WEBHOOK_URL=http://127.0.0.1:$HP/events WEBHOOK_ALLOW_NETS=127.0.0.0/8 \
   "$BUILD/queue-worker/streamfleet-queue-worker" 2>"$WORK/w.log" &
 W=$!; PIDS+=($W)
 for p in $IP $MI $MC1 $MC2 $MW; do wait_http "http://127.0.0.1:$p/healthz"; done

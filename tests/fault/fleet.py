@@ -166,7 +166,9 @@ class Fleet:
         return self._proc(f"compactor{i}", "compactor/streamfleet-compactor", dict(env, CONSUMER_NAME=f"c{i}")).start()
 
     def worker(self, i, env):
-        return self._proc(f"worker{i}", "queue-worker/streamfleet-queue-worker", dict(env, CONSUMER_NAME=f"w{i}")).start()
+        # The webhook receivers of the scenarios listen on loopback, which webhooks are refused by default.
+        env = dict({"WEBHOOK_ALLOW_NETS": "127.0.0.0/8"}, **env, CONSUMER_NAME=f"w{i}")
+        return self._proc(f"worker{i}", "queue-worker/streamfleet-queue-worker", env).start()
 
     def close(self):
         for p in self.procs + ([self.redis] if self.redis else []):

@@ -14,6 +14,7 @@
 #include "streamfleet/common/http_server.h"
 #include "streamfleet/common/keys.h"
 #include "streamfleet/common/stream_admin.h"
+#include "streamfleet/common/text.h"
 #include "streamfleet/v1/event.pb.h"
 #include "support/sql_database.h"
 #include "worker/worker_fixture.h"
@@ -60,6 +61,15 @@ class FakeReceiver {
       }
     }
     if (r.path == "/slow") std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    if (r.path == "/noisy") {
+      // 10 KiB of an answer no one should copy whole into an error: control bytes, an escape sequence,
+      // invalid UTF-8.
+      static const char kNoise[] = "oops\r\n\x1b[31m\x00\x07\xff\xfe\xc2\x85 ";
+      std::string body;
+      while (body.size() < 10 * 1024) body.append(kNoise, sizeof kNoise - 1);
+      x.Respond(status, "text/plain", body);
+      return;
+    }
     x.RespondJson(status, R"({"status":)" + std::to_string(status) + "}");
   }
 
@@ -74,6 +84,11 @@ class WebhookTest : public WorkerTest {
   void SetUp() override {
     WorkerTest::SetUp();
     RegisterWebhookHandler(handlers_);
+  }
+  // The receiver listens on 127.0.0.1, which webhooks are refused by default: the tests open loopback.
+  WorkerService& Make(std::map<std::string, std::string> extra = {}) {
+    extra.insert({"WEBHOOK_ALLOW_NETS", "127.0.0.0/8"});
+    return WorkerTest::Make(std::move(extra));
   }
   std::string EnqueueWebhook(const std::string& url, nlohmann::json extra = nlohmann::json::object()) {
     extra["url"] = url;
@@ -148,6 +163,83 @@ TEST_F(WebhookTest, ConnectErrorsAndTimeoutsAreRetried) {
   EXPECT_EQ(StatusField(refused, "state"), "retry_scheduled");
   EXPECT_EQ(StatusField(slow, "state"), "retry_scheduled");
   EXPECT_NE(StatusField(slow, "error").find("timed out"), std::string::npos) << StatusField(slow, "error");
+}
+
+TEST_F(WebhookTest, LoopbackIsRefusedUnlessAllowed) {
+  auto& closed = WorkerTest::Make();  // no WEBHOOK_ALLOW_NETS
+  const std::string url = receiver_.Url("/ok");
+  std::string by_ip = EnqueueWebhook(url);
+  // The check is on the address connected to, not on the URL's text: a name resolving to loopback is refused.
+  std::string by_name = EnqueueWebhook("http://localhost:" + url.substr(url.rfind(':') + 1));
+  Drain(closed);
+  EXPECT_TRUE(receiver_.Received().empty());
+  EXPECT_EQ(DeadLetters().size(), 2u) << "dead-lettered at once, not retried";
+  for (const std::string& id : {by_ip, by_name}) {
+    EXPECT_EQ(StatusField(id, "state"), "dead");
+    EXPECT_NE(StatusField(id, "error").find("(loopback), refused unless WEBHOOK_ALLOW_NETS"), std::string::npos)
+        << StatusField(id, "error");
+  }
+  EXPECT_NE(StatusField(by_ip, "error").find("127.0.0.1 is in 127.0.0.0/8"), std::string::npos);
+
+  auto& open = Make();  // WEBHOOK_ALLOW_NETS=127.0.0.0/8
+  std::string allowed = EnqueueWebhook(url);
+  Drain(open);
+  EXPECT_EQ(StatusField(allowed, "state"), "succeeded") << StatusField(allowed, "error");
+  EXPECT_EQ(receiver_.Received().size(), 1u);
+}
+
+TEST_F(WebhookTest, CloudMetadataIsRefusedEvenWhenWideNetsAreAllowed) {
+  // A net wider than the metadata address does not open it: only naming 169.254.169.254 itself would.
+  auto& w = Make({{"WEBHOOK_ALLOW_NETS", "0.0.0.0/0,169.254.0.0/16"}});
+  std::string id = EnqueueWebhook("http://169.254.169.254/latest/meta-data/iam/", {{"timeout_ms", 300}});
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "dead") << StatusField(id, "error");
+  EXPECT_NE(StatusField(id, "error").find("169.254.169.254 is in 169.254.169.254/32 (cloud metadata)"),
+            std::string::npos)
+      << StatusField(id, "error");
+  EXPECT_EQ(DeadLetters().size(), 1u);
+}
+
+TEST_F(WebhookTest, ADenyRuleBeatsAnAllowRule) {
+  // Deny narrower than allow, and deny wider than allow: the deny rule wins both times.
+  const std::map<std::string, std::string> configs[] = {
+      {{"WEBHOOK_ALLOW_NETS", "127.0.0.0/8"}, {"WEBHOOK_DENY_NETS", "127.0.0.1/32"}},
+      {{"WEBHOOK_ALLOW_NETS", "127.0.0.1"}, {"WEBHOOK_DENY_NETS", "10.0.0.0/8, 127.0.0.0/8"}},
+  };
+  for (const auto& config : configs) {
+    auto& w = Make(config);
+    std::string id = EnqueueWebhook(receiver_.Url("/ok"));
+    Drain(w);
+    EXPECT_EQ(StatusField(id, "state"), "dead");
+    EXPECT_NE(StatusField(id, "error").find("127.0.0.1 is in WEBHOOK_DENY_NETS net 127.0.0."), std::string::npos)
+        << StatusField(id, "error");
+  }
+  EXPECT_TRUE(receiver_.Received().empty());
+}
+
+TEST_F(WebhookTest, PayloadTimeoutIsCappedAtTheMaximum) {
+  auto& w = Make({{"WEBHOOK_MAX_TIMEOUT", "150ms"}});
+  std::string id = EnqueueWebhook(receiver_.Url("/slow"), {{"timeout_ms", 600'000}});  // /slow takes 500ms
+  std::string huge = EnqueueWebhook(receiver_.Url("/slow"), {{"timeout_ms", 18446744073709551615ULL}});
+  Drain(w);
+  for (const std::string& t : {id, huge}) {
+    EXPECT_EQ(StatusField(t, "state"), "retry_scheduled");
+    EXPECT_NE(StatusField(t, "error").find("timed out after 150ms"), std::string::npos) << StatusField(t, "error");
+  }
+}
+
+TEST_F(WebhookTest, ErrorQuotesABoundedSanitizedExcerptOfTheAnswer) {
+  receiver_.Script("/noisy", {500});
+  auto& w = Make();
+  std::string id = EnqueueWebhook(receiver_.Url("/noisy"));
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "retry_scheduled");
+  const std::string error = StatusField(id, "error");
+  EXPECT_NE(error.find("HTTP 500: oops"), std::string::npos) << error;
+  EXPECT_LT(error.size(), 300u) << "at most 200 bytes of a 10 KiB body";
+  EXPECT_FALSE(FirstInvalidUtf8(error).has_value());
+  for (unsigned char ch : error) EXPECT_TRUE(ch >= 0x20 && ch != 0x7f) << "control byte " << int(ch);
+  EXPECT_EQ(error.find("\xc2\x85"), std::string::npos) << "no C1 control (NEL) either";
 }
 
 // End to end: an event as the compactor XADDs it becomes one webhook POST, also when the forwarder dies

@@ -90,6 +90,10 @@ struct Config {
   std::string task_timeouts;    // TASK_TIMEOUTS, parsed by the queue-worker
   int64_t task_timeout_grace_ms = 5000;
   int64_t webhook_timeout_ms = 10000;
+  int64_t webhook_max_timeout_ms = 30000;  // WEBHOOK_MAX_TIMEOUT: caps WEBHOOK_TIMEOUT and payload timeout_ms
+  // WEBHOOK_ALLOW_NETS / WEBHOOK_DENY_NETS as configured (validated CIDR lists; ip_nets.h parses and applies).
+  std::string webhook_allow_nets;
+  std::string webhook_deny_nets;
   std::string events_webhook_url;  // EVENTS_WEBHOOK_URL: "" = events are not forwarded
   int64_t chunk_retention_ms = 7 * 24 * 3600 * 1000LL;
 

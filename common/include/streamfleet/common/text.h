@@ -16,6 +16,11 @@ std::optional<size_t> FirstInvalidUtf8(std::string_view text);
 // `text` with every invalid byte replaced by U+FFFD: safe to put into a JSON document or a log line.
 std::string ToValidUtf8(std::string_view text);
 
+// At most `max_bytes` of the start of `text` (plus "..." when it was cut), fit for an error message or a
+// log line whatever the text was: valid UTF-8 (as ToValidUtf8), every control character (C0, DEL, C1)
+// replaced by a space, never cut inside a character. For text from outside, e.g. an HTTP answer's body.
+std::string TextExcerpt(std::string_view text, size_t max_bytes);
+
 // "scheme://user:secret@host:port/path?query" -> "scheme://user:***@host:port/path?***". A password in the
 // userinfo and the whole query string (tokens often ride there) are masked; scheme, user, host, port and
 // path stay, so the operator still sees where the process tried to connect. Text without "://" is
