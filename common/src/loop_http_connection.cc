@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include <cstring>
+
 #include "streamfleet/common/http_exchange.h"
 #include "streamfleet/common/text.h"
 
@@ -28,6 +30,41 @@ bool IsStreamingMediaType(const std::vector<std::pair<std::string, std::string>>
 
 LoopHttpConnection* Self(http_parser* p) { return static_cast<LoopHttpConnection*>(p->data); }
 
+// RFC 9110 section 5.6.2 tchar. http_parser 2.9 (not built strict) lets more into a header name, a space
+// among them: "Transfer-Encoding : chunked" would be no header to it but chunked to a lenient proxy.
+bool IsToken(const std::string& s) {
+  if (s.empty()) return false;
+  for (unsigned char ch : s) {
+    bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch != 0 && std::strchr("!#$%&'*+-.^_`|~", ch) != nullptr);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string_view TrimOws(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+// Why a head http_parser accepted is refused anyway, "" when it is not. Requests are framed one way only:
+// a header name must be a token, and a Transfer-Encoding must be exactly one header saying "chunked" (any
+// other coding, or a list, is framed differently by different parsers; RFC 9112 section 6.3).
+std::string StrictHeadProblem(const std::vector<std::pair<std::string, std::string>>& headers) {
+  int transfer_encodings = 0;
+  for (const auto& [name, value] : headers) {
+    if (!IsToken(name)) return "header name \"" + TextExcerpt(name, 64) + "\" is not an RFC 9110 token";
+    if (strcasecmp(name.c_str(), "Transfer-Encoding") != 0) continue;
+    if (++transfer_encodings > 1) return "more than one Transfer-Encoding header";
+    std::string_view coding = TrimOws(value);
+    if (coding.size() != 7 || strncasecmp(coding.data(), "chunked", 7) != 0) {
+      return "Transfer-Encoding \"" + TextExcerpt(value, 64) + "\" is not supported (only chunked)";
+    }
+  }
+  return "";
+}
+
 struct WriteReq {
   uv_write_t req;
   std::string data;
@@ -35,6 +72,28 @@ struct WriteReq {
 };
 
 }  // namespace
+
+bool HeadFoldScanner::Scan(const char* data, size_t n) {
+  for (size_t i = 0; i < n && in_head_; ++i) {
+    const char b = data[i];
+    if (!line_start_) {
+      if (b == '\n') {
+        line_start_ = true;
+        ++lines_;
+      }
+      continue;
+    }
+    if (b == '\r') continue;  // the CR of a CRLF ending a blank line
+    if (b == '\n') {
+      // A blank line ends the head; before the request line it is skipped (as http_parser does).
+      in_head_ = lines_ == 0;
+      continue;
+    }
+    if (lines_ > 0 && (b == ' ' || b == '\t')) return false;
+    line_start_ = false;
+  }
+  return true;
+}
 
 http_parser_settings LoopHttpConnection::Settings() {
   http_parser_settings s;
@@ -144,11 +203,19 @@ void LoopHttpConnection::ParseBuffered() {
 
 size_t LoopHttpConnection::Execute(const char* data, size_t n) {
   static const http_parser_settings settings = Settings();
+  // Every request's bytes start a call here (the parser pauses at each request's end); while it is paused,
+  // the bytes are the next request's and are scanned when it resumes.
+  if (HTTP_PARSER_ERRNO(&parser_) != HPE_PAUSED && !fold_scanner_.Scan(data, n)) {
+    RejectAndClose(400, "bad_request", "a header line starts with a space or tab (obs-fold, RFC 9112 section 5.2)");
+    return n;
+  }
   size_t k = http_parser_execute(&parser_, &settings, data, n);
   auto err = HTTP_PARSER_ERRNO(&parser_);
   if (err == HPE_PAUSED) return k;  // a complete request: the rest waits for its answer
   if (err != HPE_OK) {
-    if (header_too_large_ && !dispatched_) {
+    if (!refusal_.empty()) {
+      RejectAndClose(400, "bad_request", refusal_);
+    } else if (header_too_large_ && !dispatched_) {
       RejectAndClose(431, "headers_too_large",
                      "request head over " + std::to_string(LoopHttpServer::kMaxHeaderBytes) + " bytes or " +
                          std::to_string(LoopHttpServer::kMaxHeaderLines) + " header lines");
@@ -231,6 +298,8 @@ int LoopHttpConnection::OnHeaderValue(http_parser* p, const char* at, size_t n) 
 
 int LoopHttpConnection::OnHeadersComplete(http_parser* p) {
   auto* c = Self(p);
+  c->refusal_ = StrictHeadProblem(c->head_.headers);
+  if (!c->refusal_.empty()) return -1;  // Execute answers 400
   c->head_.method = http_method_str(static_cast<http_method>(p->method));
   std::string_view url = c->url_;
   if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) {  // absolute-form: keep the path
@@ -287,6 +356,7 @@ int LoopHttpConnection::OnMessageComplete(http_parser* p) {
     c->pipe_->End();
   }
   http_parser_pause(p, 1);  // the next pipelined request is parsed after this one is answered
+  c->fold_scanner_.Rearm();
   return 0;
 }
 

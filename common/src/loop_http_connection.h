@@ -35,6 +35,21 @@ struct LoopHttpContext {
   std::vector<char> read_buffer = std::vector<char>(64 * 1024);  // every socket read lands here first
 };
 
+// Finds obs-fold (a header line starting with a space or tab, RFC 9112 section 5.2) in a request head as its
+// bytes arrive, whatever the read boundaries. http_parser 2.9 silently joins such a line to the header
+// before it, where a proxy in front of us may have read it as a header of its own (request smuggling).
+class HeadFoldScanner {
+ public:
+  void Rearm() { *this = {}; }  // the next byte starts a new request
+  // Scans up to the head's blank line (later bytes are body); false on a fold.
+  bool Scan(const char* data, size_t n);
+
+ private:
+  bool in_head_ = true;
+  bool line_start_ = true;
+  int lines_ = 0;  // lines of the head ended so far (the request line is the first)
+};
+
 class LoopHttpConnection {
  public:
   LoopHttpConnection(LoopHttpContext& ctx, uint64_t id);
@@ -99,6 +114,8 @@ class LoopHttpConnection {
   bool last_was_value_ = false;
   size_t header_bytes_ = 0;
   uint64_t deadline_ms_ = 0;
+  HeadFoldScanner fold_scanner_;
+  std::string refusal_;  // why OnHeadersComplete refused a head http_parser took (answered 400)
   std::string unparsed_;  // received bytes not parsed yet (the next pipelined request)
   HttpRequestHead head_;
   std::string url_;
