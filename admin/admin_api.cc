@@ -185,9 +185,26 @@ json AdminApi::Overview(RedisClient& r) {
                 {"redis_version", info["redis_version"]}};
   KeySchema keys = KeySchema::FromConfig(config_);
   auto b = Must(SummarizeBuffers(r, keys, config_.llen_alert_threshold, /*with_meta=*/true));
-  json live = json::array(), over = json::array();
+  // Live means not yet compacted, as /progress says it (the control hash's state): a compacted buffer stays
+  // in Redis until its TTL, and listing those made "live" every generation of the last day.
+  std::vector<std::vector<std::string>> states;
+  std::vector<json> ids;
   for (const auto& buf : b.buffers) {
-    json g = IdsFromKey(buf.key);
+    ids.push_back(IdsFromKey(buf.key));
+    const json& id = ids.back();
+    GenerationId gid{id.value("organization_id", int64_t{0}), 0, id.value("generation_id", int64_t{0})};
+    states.push_back({"HGET", keys.ControlKey(gid), "state"});
+  }
+  auto state = Must(r.Pipeline(states));
+  json live = json::array(), over = json::array();
+  int64_t compacted = 0;
+  for (size_t i = 0; i < b.buffers.size(); ++i) {
+    const LiveBuffer& buf = b.buffers[i];
+    if (state[i].str == "compacted") {
+      ++compacted;
+      continue;
+    }
+    json g = std::move(ids[i]);
     g["key"] = buf.key;
     g["llen"] = buf.llen;
     int64_t received = MetaInt(buf.meta, "received_chunks"), total = MetaInt(buf.meta, "total_chunks");
@@ -196,7 +213,7 @@ json AdminApi::Overview(RedisClient& r) {
     g["percent"] = total > 0 ? json(std::min<int64_t>(100, received * 100 / total)) : json(nullptr);
     g["received_bytes"] = MetaInt(buf.meta, "received_bytes");
     g["last_chunk_at"] = buf.meta.count("last_chunk_at") ? json(buf.meta.at("last_chunk_at")) : json(nullptr);
-    g["compacted"] = buf.meta.count("compacted_at") > 0;
+    g["state"] = state[i].str.empty() ? "receiving" : state[i].str;
     live.push_back(g);
   }
   for (const auto& o : b.over_threshold) over.push_back({{"key", o.key}, {"llen", o.llen}});
@@ -205,7 +222,8 @@ json AdminApi::Overview(RedisClient& r) {
           {"redis", redis},
           {"buffers",
            {{"count", b.count}, {"total_chunks", b.total_chunks}, {"max_llen", b.max_llen},
-            {"threshold", config_.llen_alert_threshold}, {"over_threshold", over}, {"live", live}}}};
+            {"threshold", config_.llen_alert_threshold}, {"over_threshold", over}, {"live", live},
+            {"compacted", compacted}}}};
 }
 
 json AdminApi::Streams(RedisClient& r) {

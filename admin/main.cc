@@ -1,30 +1,31 @@
 // streamfleet-admin: the admin web UI (docs/admin-ui.md), a thin main over admin_lib.
 //   streamfleet-admin [--insecure]   (--insecure = ADMIN_INSECURE=true)
-#include <cstring>
 #include <iostream>
 #include <thread>
 
 #include "admin/admin_server.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/metrics_server.h"
+#include "streamfleet/common/process_cli.h"
 #include "streamfleet/common/shutdown.h"
 
 using namespace streamfleet;
 
 int main(int argc, char** argv) {
+  DaemonInfo info{"streamfleet-admin",
+                  "The operators' web UI and JSON API: streams, groups, queues, dead letters, generations\n"
+                  "(docs/admin-ui.md).",
+                  "ADMIN_LISTEN (default 0.0.0.0:8090: the UI) and METRICS_LISTEN (default 0.0.0.0:9103: "
+                  "/metrics, /healthz, /readyz)",
+                  {{"--insecure", "run without ADMIN_TOKEN (same as ADMIN_INSECURE=true; local development only)"}}};
+  std::vector<std::string> flags;
+  if (auto code = HandleDaemonArgs(argc, argv, info, &flags)) return *code;
   auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9103");
   if (!config.ok()) {
     std::cerr << "streamfleet-admin: configuration error: " << config.status().message() << "\n";
     return 2;
   }
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--insecure") == 0) {
-      config->admin_insecure = true;
-    } else {
-      std::cerr << "usage: streamfleet-admin [--insecure]   (configuration from the environment)\n";
-      return 2;
-    }
-  }
+  if (!flags.empty()) config->admin_insecure = true;
   InitLogging("admin", config->log_level, config->log_json);
   Shutdown::InstallSignalHandlers();
   if (config->admin_token.empty() && config->admin_insecure) {

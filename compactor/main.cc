@@ -7,12 +7,19 @@
 #include "streamfleet/common/backoff.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/metrics_server.h"
+#include "streamfleet/common/process_cli.h"
 #include "streamfleet/common/shutdown.h"
 #include "streamfleet/common/text.h"
 
 using namespace streamfleet;
 
-int main() {
+int main(int argc, char** argv) {
+  DaemonInfo info{"streamfleet-compactor",
+                  "Consumes the chunk streams in the \"compactor\" group, buffers each generation in Redis and\n"
+                  "finalizes it (final marker, total reached or idle timeout) into the scenario_generations row.",
+                  "METRICS_LISTEN (default 0.0.0.0:9101: /metrics, /healthz, /readyz)",
+                  {}};
+  if (auto code = HandleDaemonArgs(argc, argv, info)) return *code;
   auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9101");
   if (!config.ok()) {
     std::cerr << "streamfleet-compactor: configuration error: " << config.status().message() << "\n";

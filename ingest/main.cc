@@ -5,11 +5,19 @@
 #include "ingest/ingest_service.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/metrics_server.h"
+#include "streamfleet/common/process_cli.h"
 #include "streamfleet/common/shutdown.h"
 
 using namespace streamfleet;
 
-int main() {
+int main(int argc, char** argv) {
+  DaemonInfo info{"streamfleet-ingest",
+                  "Takes a generation's text chunks over HTTP (JSON, NDJSON, relayed SSE) per organization and\n"
+                  "appends them to the Redis chunk streams; starts provider generations (docs/API.md).",
+                  "INGEST_LISTEN (default 0.0.0.0:8080: the API) and METRICS_LISTEN (default 0.0.0.0:9100: "
+                  "/metrics, /healthz, /readyz)",
+                  {}};
+  if (auto code = HandleDaemonArgs(argc, argv, info)) return *code;
   auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9100");
   if (!config.ok()) {
     std::cerr << "streamfleet-ingest: configuration error: " << config.status().message() << "\n";

@@ -8,11 +8,18 @@
 #include "queue-worker/worker_service.h"
 #include "streamfleet/common/log.h"
 #include "streamfleet/common/metrics_server.h"
+#include "streamfleet/common/process_cli.h"
 #include "streamfleet/common/shutdown.h"
 
 using namespace streamfleet;
 
-int main() {
+int main(int argc, char** argv) {
+  DaemonInfo info{"streamfleet-queue-worker",
+                  "Runs typed background tasks from the queue streams: retries with backoff, dead letters,\n"
+                  "delayed and periodic tasks, reclaim from dead workers, graceful drain on SIGTERM.",
+                  "METRICS_LISTEN (default 0.0.0.0:9102: /metrics, /healthz, /readyz)",
+                  {}};
+  if (auto code = HandleDaemonArgs(argc, argv, info)) return *code;
   auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9102");
   if (!config.ok()) {
     std::cerr << "streamfleet-queue-worker: configuration error: " << config.status().message() << "\n";

@@ -215,6 +215,14 @@ StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& con
   return ran;
 }
 
+void WorkerService::FlushAndReport(RedisClient& redis, Slot& slot, const char* what) {
+  // Only a flush that talked to Redis says something about it: an empty one succeeds without a round trip,
+  // and reporting that as "reachable again" logged a recovery at shutdown while Redis was down all along.
+  bool owed = !slot.status_writes.empty() || !slot.acks.empty();
+  Status s = FlushSlot(redis, slot);
+  if (owed) redis_health_.Report(s, what);
+}
+
 Status WorkerService::FlushSlot(RedisClient& redis, Slot& slot) {
   std::vector<std::vector<std::string>> cmds = std::move(slot.status_writes);
   slot.status_writes.clear();
@@ -393,7 +401,8 @@ int WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t
   // The attempt count comes from the envelope: a hand-made one could say INT32_MAX (or less than zero), and
   // attempt + 1 below must not overflow. Such a task has no attempts left anyway.
   if (task.attempt() < 0 || task.attempt() == std::numeric_limits<int32_t>::max()) task.set_attempt(1 << 30);
-  WriteStatus(redis, task.id(), "running", {"worker", entry.id});
+  // Who runs it (the consumer name, as XPENDING and the admin show it) and from which stream entry.
+  WriteStatus(redis, task.id(), "running", {"worker", slot.consumer, "entry_id", entry.id});
   RunningAttempt a;
   a.entry = &entry;
   a.task = &task;
@@ -603,7 +612,7 @@ bool WorkerService::SlotLoop(Slot& slot, std::optional<AbandonedAttempt> orphan,
     if (r.status().code() == StatusCode::kFailedPrecondition) groups = false;
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff.Next()));
   }
-  redis_health_.Report(FlushSlot(*redis, slot), "ack tasks");
+  FlushAndReport(*redis, slot, "ack tasks");
   return true;
 }
 
@@ -614,7 +623,7 @@ bool WorkerService::HousekeeperLoop(Slot& slot, std::optional<AbandonedAttempt> 
   slot.handler_redis = handler_redis.get();
   if (orphan) {
     FinishOrphan(*redis, slot, *orphan);
-    redis_health_.Report(FlushSlot(*redis, slot), "housekeeping");
+    FlushAndReport(*redis, slot, "housekeeping");
   }
   while (!stop.load()) {
     auto r = Housekeep(*redis, slot);

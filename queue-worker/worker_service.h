@@ -106,6 +106,8 @@ class WorkerService {
   static constexpr int kAbandoned = -1;
   // Writes the slot's owed result hashes and acks now (before blocking, and when the slot stops).
   Status FlushSlot(RedisClient& redis, Slot& slot);
+  // FlushSlot, reported to redis_health_ only when something was owed (an empty flush proves nothing).
+  void FlushAndReport(RedisClient& redis, Slot& slot, const char* what);
   // A batch grows only while each of its tasks finishes within this: read-ahead never delays a long task's
   // successors by more than that, and a held task's lease is renewed with the running task's heartbeat.
   static constexpr int64_t kShortTaskMs = 5;

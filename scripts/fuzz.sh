@@ -16,12 +16,12 @@ SECONDS_PER_TARGET=${1:-60}
 JOBS=${JOBS:-1}
 FUZZ_JOBS=${FUZZ_JOBS:-1}
 BUILD=${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
-ALL_TARGETS="route chunk_json ndjson sse generation_request chunk_envelope task_envelope config"
+ALL_TARGETS="route chunk_json ndjson sse generation_request chunk_envelope task_envelope config json_input"
 TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 
 dict_of() {
   case $1 in
-    chunk_json|ndjson|sse|generation_request) echo "$ROOT/fuzz/dict/json.dict" ;;
+    chunk_json|ndjson|sse|generation_request|json_input) echo "$ROOT/fuzz/dict/json.dict" ;;
     route) echo "$ROOT/fuzz/dict/route.dict" ;;
     config) echo "$ROOT/fuzz/dict/config.dict" ;;
   esac

@@ -14,6 +14,10 @@ JOBS=${JOBS:-2}
 
 bash scripts/install-deps.sh
 
+# ccache (CMakeLists.txt uses it when present): paths relative to the checkout and no directory in the hash,
+# so a clone in another folder (CI's fresh clone) reuses what an earlier run on this machine compiled.
+export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
+
 PG_DIR=$(mktemp -d /tmp/streamfleet-test-pg.XXXXXX)
 cleanup() { bash scripts/pg.sh stop "$PG_DIR" || true; }
 trap cleanup EXIT INT TERM

@@ -1,7 +1,10 @@
 // streamfleetctl: the operator's command line. Same configuration (environment) as the fleet; the same
 // code paths as the processes (compact-generation runs the compactor's Finalizer).
 // Exit codes: 0 success, 1 operation failed (one-line reason on stderr), 2 usage or configuration error.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +17,7 @@
 #include "streamfleet/common/json_input.h"
 #include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/keys.h"
+#include "streamfleet/common/process_cli.h"
 #include "streamfleet/common/redis.h"
 #include "streamfleet/common/sql_store.h"
 #include "streamfleet/common/stream_admin.h"
@@ -24,9 +28,20 @@ using nlohmann::json;
 
 namespace {
 
+// The operation failed: exit 1.
 struct Failure {
   std::string message;
 };
+// The command line asks for something that cannot be meant: exit 2, like CLI11's own usage errors.
+struct Usage {
+  std::string message;
+};
+
+std::string Join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
 
 template <typename T>
 T Must(StatusOr<T> v, const std::string& what) {
@@ -57,6 +72,10 @@ void Print(bool as_json, const json& j, const std::string& human) {
 int main(int argc, char** argv) {
   CLI::App app{"streamfleetctl: operate a streamfleet deployment (configuration from the environment, see docs/CONFIGURATION.md)"};
   app.require_subcommand(1);
+  // Options of the app are accepted after the command too (`streamfleetctl streams --json`); subcommands
+  // created below inherit this.
+  app.fallthrough();
+  app.set_version_flag("--version", std::string(StreamfleetVersion()));
   bool as_json = false;
   app.add_flag("--json", as_json, "machine-readable output");
 
@@ -103,8 +122,13 @@ int main(int argc, char** argv) {
   dlq->add_option("COMMAND", dlq_cmd, "list | show | requeue | purge")->required()->check(
       CLI::IsMember({"list", "show", "requeue", "purge"}));
   dlq->add_option("ID", dlq_id, "dead-letter entry id (show, requeue)");
-  bool dlq_all = false;
+  bool dlq_all = false, dlq_yes = false;
   dlq->add_flag("--all", dlq_all, "requeue every entry");
+  std::string dlq_older_than, dlq_type, dlq_stream;
+  dlq->add_option("--older-than", dlq_older_than, "purge: only entries dead-lettered longer ago than this (e.g. 7d, 12h)");
+  dlq->add_option("--type", dlq_type, "purge: only task dead letters of this task type");
+  dlq->add_option("--stream", dlq_stream, "purge: only entries that came from this stream");
+  dlq->add_flag("--yes", dlq_yes, "purge: do not ask for confirmation on a terminal");
 
   auto* enqueue = app.add_subcommand("enqueue", "enqueue a task\n  example: streamfleetctl enqueue cache.flush --payload '{\"name\":\"generation\"}'");
   std::string type, payload = "{}", queue = "default", delay, unique;
@@ -115,6 +139,8 @@ int main(int argc, char** argv) {
   auto* delay_opt = enqueue->add_option("--delay", delay, "run later, e.g. 30s, 5m");
   enqueue->add_option("--at", at, "run at a time: ISO-8601 UTC (2026-11-25T18:00:00Z) or unix seconds")->excludes(delay_opt);
   enqueue->add_option("--unique-key", unique, "a duplicate enqueue within an hour is a no-op");
+  bool enqueue_force = false;
+  enqueue->add_flag("--force", enqueue_force, "enqueue to a queue that no worker of this configuration reads (QUEUES)");
 
   auto* generate = app.add_subcommand(
       "generate", "start a provider generation (the generation.run task, as POST /v1/orgs/{org}/generations)\n"
@@ -165,7 +191,14 @@ int main(int argc, char** argv) {
   fn->excludes(fp)->excludes(fpos);
   fp->excludes(fpos);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" with exit code 0; every usage error exits 2 (docs/CLI.md), not
+    // CLI11's own codes (106, 109, ...).
+    app.exit(e);
+    return e.get_exit_code() == 0 ? 0 : 2;
+  }
 
   if (config_cmd->parsed()) {
     json j = json::array();
@@ -342,11 +375,29 @@ int main(int argc, char** argv) {
         if (!dlq_all && n == 0) throw Failure{"no dead letter with id " + dlq_id};
         Print(as_json, json{{"requeued", n}}, "requeued " + std::to_string(n) + "\n");
       } else {
-        int64_t n = Must(PurgeDeadLetters(*r, c), "purge");
+        DeadLetterFilter filter;
+        filter.now_ms = WallClockMs();
+        if (!dlq_older_than.empty()) filter.older_than_ms = Must(ParseDurationMs(dlq_older_than, 1000), "--older-than");
+        filter.task_type = dlq_type;
+        filter.source_stream = dlq_stream;
+        // Deleting dead letters cannot be undone: a person at a terminal is asked first (scripts are not).
+        if (!dlq_yes && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+          int64_t n = Must(PurgeDeadLetters(*r, c, filter, /*dry_run=*/true), "purge");
+          std::cerr << "delete " << n << " dead letter(s)? this cannot be undone [y/N] ";
+          std::string answer;
+          std::getline(std::cin, answer);
+          if (answer != "y" && answer != "yes") throw Failure{"purge cancelled: nothing deleted"};
+        }
+        int64_t n = Must(PurgeDeadLetters(*r, c, filter), "purge");
         Print(as_json, json{{"purged", n}}, "purged " + std::to_string(n) + "\n");
       }
     } else if (enqueue->parsed()) {
       if (auto p = ParseJsonInput(payload); !p.ok()) throw Failure{"--payload is not valid JSON: " + p.status().message()};
+      std::vector<std::string> read = QueueNames(c);
+      if (!enqueue_force && std::find(read.begin(), read.end(), queue) == read.end()) {
+        throw Usage{"no worker of this configuration reads queue \"" + queue + "\" (QUEUES reads " +
+                    Join(read, ", ") + "): the task would wait forever; pass --force if a worker elsewhere reads it"};
+      }
       auto r = Redis(c);
       EnqueueOptions o = EnqueueOptions::FromConfig(c);
       o.queue = queue;
@@ -381,6 +432,13 @@ int main(int argc, char** argv) {
         }
         std::string human;
         for (auto it = h.begin(); it != h.end(); ++it) human += it.key() + ": " + it.value().get<std::string>() + "\n";
+        // The hash holds strings; --json gives counters and timestamps as the numbers they are.
+        for (auto it = h.begin(); it != h.end(); ++it) {
+          const std::string& v = it.value().get_ref<const std::string&>();
+          int64_t n = 0;
+          auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+          if (!v.empty() && ec == std::errc() && end == v.data() + v.size() && (v == "0" || v[0] != '0')) *it = n;
+        }
         Print(as_json, h, human);
       } else {
         json j = json::array();
@@ -442,6 +500,9 @@ int main(int argc, char** argv) {
   } catch (const Failure& f) {
     std::cerr << "streamfleetctl: " << f.message << "\n";
     return 1;
+  } catch (const Usage& u) {
+    std::cerr << "streamfleetctl: " << u.message << "\n";
+    return 2;
   }
   return 0;
 }

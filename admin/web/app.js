@@ -302,7 +302,7 @@ function card(label, value, testid) {
   return h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value", "data-testid": testid }, value));
 }
 function progress(g) {
-  if (g.compacted) return h("span", { class: "badge" }, "compacted");
+  if (g.state === "finalizing") return h("span", { class: "badge" }, "finalizing");
   if (g.percent === null) return h("span", { class: "muted", "data-testid": "progress-" + g.generation_id }, g.received_chunks + " chunks (total unknown)");
   return h("div", { class: "bar", title: g.received_chunks + " / " + g.total_chunks, "data-testid": "progress-" + g.generation_id },
     h("div", { style: "width:" + g.percent + "%" }), h("span", {}, g.received_chunks + " / " + g.total_chunks + " (" + g.percent + "%)"));

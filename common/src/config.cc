@@ -231,6 +231,8 @@ StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms)
     unit_ms = 60000;
   } else if (unit == "h") {
     unit_ms = 3600000;
+  } else if (unit == "d") {
+    unit_ms = 86400000;
   } else {
     return Status::InvalidArgument("bad duration unit in: " + text);
   }

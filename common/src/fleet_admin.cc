@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "streamfleet/common/redis_scan.h"
+#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/v1/task.pb.h"
 
 namespace streamfleet {
 
@@ -106,14 +108,51 @@ StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, con
   return n;
 }
 
-StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config) {
+namespace {
+
+bool Selected(const StreamEntry& e, const DeadLetterFilter& f) {
+  if (f.older_than_ms > 0 && StreamIdMs(e.id) > f.now_ms - f.older_than_ms) return false;
+  if (!f.source_stream.empty()) {
+    const std::string* src = e.Field("source_stream");
+    if (src == nullptr || *src != f.source_stream) return false;
+  }
+  if (!f.task_type.empty()) {
+    const std::string* env = e.Field("e");
+    v1::TaskEnvelope t;
+    if (env == nullptr || !t.ParseFromString(*env) || t.type() != f.task_type) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config, const DeadLetterFilter& filter,
+                                   bool dry_run) {
   int64_t n = 0;
   for (const auto& s : DeadLetterStreams(config)) {
-    auto len = redis.Command({"XLEN", s});
-    if (!len.ok()) return len.status();
-    n += len->integer;
-    auto del = redis.Command({"DEL", s});
-    if (!del.ok()) return del.status();
+    if (filter.empty()) {
+      auto len = redis.Command({"XLEN", s});
+      if (!len.ok()) return len.status();
+      n += len->integer;
+      if (!dry_run) SF_RETURN_IF_ERROR(redis.Command({"DEL", s}).status());
+      continue;
+    }
+    // Filtered: walk the stream in pages and XDEL what matches.
+    std::string from = "-";
+    while (true) {
+      auto page = redis.Command({"XRANGE", s, from, "+", "COUNT", "500"});
+      if (!page.ok()) return page.status();
+      auto entries = ParseEntries(s, *page);
+      if (entries.empty()) break;
+      std::vector<std::string> del = {"XDEL", s};
+      for (const auto& e : entries) {
+        if (Selected(e, filter)) del.push_back(e.id);
+      }
+      n += static_cast<int64_t>(del.size() - 2);
+      if (!dry_run && del.size() > 2) SF_RETURN_IF_ERROR(redis.Command(del).status());
+      if (entries.size() < 500) break;
+      from = "(" + entries.back().id;
+    }
   }
   return n;
 }

@@ -1,16 +1,13 @@
 #include "streamfleet/common/metrics_server.h"
 
 #include "process_metrics.h"
+#include "streamfleet/common/process_cli.h"
 #include "streamfleet/common/redis_info_metrics.h"
 
 #include <prometheus/text_serializer.h>
 
 #include <chrono>
 #include <mutex>
-
-#ifndef STREAMFLEET_VERSION
-#define STREAMFLEET_VERSION "unknown"
-#endif
 
 namespace streamfleet {
 
@@ -27,7 +24,7 @@ StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string&
       .Name("streamfleet_build_info")
       .Help("Build information; always 1")
       .Register(*m->registry_)
-      .Add({{"process", process}, {"version", STREAMFLEET_VERSION}})
+      .Add({{"process", process}, {"version", StreamfleetVersion()}})
       .Set(1);
   double start = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   prometheus::BuildGauge()

@@ -352,8 +352,15 @@ TEST_F(AdminApiTest, OverviewShowsLiveGenerationProgressAndRedisStats) {
   EXPECT_EQ(live["received_chunks"], 5);
   EXPECT_EQ(live["total_chunks"], 20);
   EXPECT_EQ(live["percent"], 25);
+  EXPECT_EQ(live["state"], "receiving");
   EXPECT_EQ(o["buffers"]["over_threshold"].size(), 1u);
   EXPECT_GT(o["redis"]["used_memory"].get<int64_t>(), 0);
+  // Once compacted (what /progress reports as state "compacted"), the buffer is no longer live, although it
+  // stays in Redis until its TTL.
+  ASSERT_TRUE(redis_->Command({"HSET", keys.ControlKey(g), "state", "compacted"}).ok());
+  json after = json::parse(Get("/api/overview", {bearer}).body);
+  EXPECT_EQ(after["buffers"]["live"].size(), 0u);
+  EXPECT_EQ(after["buffers"]["compacted"], 1);
   EXPECT_TRUE(o["redis"].contains("evicted_keys"));
   // The sampler (100ms) has collected a few samples by now; chunks added to a stream show as a rate.
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(redis_->Command({"XADD", keys.ChunkStream(0), "*", "e", "x"}).ok());

@@ -163,7 +163,8 @@ TEST(ConfigTest, DurationsAcceptUnits) {
   EXPECT_EQ(*ParseDurationMs("2m", 1000), 120000);
   EXPECT_EQ(*ParseDurationMs("1h", 1000), 3600000);
   EXPECT_EQ(*ParseDurationMs("7", 1000), 7000);
-  EXPECT_FALSE(ParseDurationMs("7d", 1000).ok());
+  EXPECT_EQ(*ParseDurationMs("7d", 1000), 7 * 86400000LL);
+  EXPECT_FALSE(ParseDurationMs("7w", 1000).ok());
   EXPECT_FALSE(ParseDurationMs("", 1000).ok());
   // 15 digits of hours overflowed int64 milliseconds (UBSan in fuzz/fuzz_config) instead of failing.
   EXPECT_FALSE(ParseDurationMs("999999999999999h", 1000).ok());

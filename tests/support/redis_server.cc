@@ -104,6 +104,14 @@ void RedisServer::Kill() {
   }
 }
 
+void RedisServer::Pause() {
+  if (pid_ > 0) kill(pid_, SIGSTOP);
+}
+
+void RedisServer::Resume() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
+}
+
 void RedisServer::Stop() {
   if (pid_ > 0) {
     kill(pid_, SIGTERM);

@@ -22,6 +22,8 @@ class RedisServer {
   void StartLoading();
   void Kill();        // SIGKILL, as a crash
   void Stop();        // SIGTERM and wait
+  void Pause();       // SIGSTOP: a stalled server (connections stay open, nothing is answered)
+  void Resume();      // SIGCONT
   int port() const { return port_; }
   RedisConfig config() const;
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }

@@ -11,6 +11,7 @@
 #include "streamfleet/common/cache.h"
 #include "streamfleet/common/codec.h"
 #include "streamfleet/common/sql_store.h"
+#include "streamfleet/v1/task.pb.h"
 #include "support/queued_generations.h"
 #include "support/redis_server.h"
 
@@ -240,6 +241,17 @@ TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {
   EXPECT_EQ(sch[1]["run_at_ms"], 4070908800000);
   auto show = nlohmann::json::parse(Ctl("--json tasks show " + ej["id"].get<std::string>()).out);
   EXPECT_EQ(show["state"], "scheduled");
+  for (const auto& [k, v] : show.items()) {
+    bool numeric = k == "attempts" || (k.size() > 3 && k.substr(k.size() - 3) == "_ms");
+    if (numeric) {
+      EXPECT_TRUE(v.is_number()) << k << ": " << v;
+    }
+  }
+  // A queue no worker of this configuration reads (QUEUES): the task would wait forever.
+  auto nowhere = Ctl("enqueue noop --queue nobody-reads-this");
+  EXPECT_EQ(nowhere.code, 2) << nowhere.out;
+  EXPECT_NE(nowhere.out.find("--force"), std::string::npos) << nowhere.out;
+  EXPECT_EQ(Ctl("enqueue noop --queue nobody-reads-this --force").code, 0);
   EXPECT_EQ(Ctl("enqueue x --payload '{broken'").code, 1);
   ASSERT_EQ(Ctl("queues pause low").code, 0);
   EXPECT_EQ(redis_->Command({"SISMEMBER", "streamfleet:paused", "low"})->integer, 1);
@@ -335,6 +347,33 @@ TEST_F(CtlTest, CacheStatsAndFlushByKeyNameAndPattern) {
   EXPECT_EQ(Ctl("cache flush --key not-a-cache-key", env).code, 1);
   EXPECT_EQ(Ctl("cache stats", "REDIS_PORT=" + std::to_string(testing::FreePort())).code, 1);
   std::filesystem::remove_all(dir);
+}
+
+// dlq purge takes filters; without a terminal (scripts, this test) it does not ask.
+TEST_F(CtlTest, DeadLetterPurgeTakesFilters) {
+  auto task_dlq = [&](const std::string& type, const std::string& src, const std::string& id) {
+    v1::TaskEnvelope t;
+    t.set_id("t-" + type);
+    t.set_type(type);
+    ASSERT_TRUE(redis_->Command({"XADD", "streamfleet:dlq:tasks", id, "source_stream", src, "reason", "boom", "e",
+                                 t.SerializeAsString()}).ok());
+  };
+  int64_t now = static_cast<int64_t>(std::time(nullptr)) * 1000;
+  std::string old_id = std::to_string(now - 10LL * 86400 * 1000) + "-0";
+  task_dlq("webhook", "streamfleet:queue:default", old_id);
+  task_dlq("webhook", "streamfleet:queue:low", "*");
+  task_dlq("noop", "streamfleet:queue:default", "*");
+  ASSERT_TRUE(redis_->Command({"XADD", "streamfleet:dlq:chunks", "*", "source_stream", "streamfleet:chunks:0",
+                               "reason", "garbage"}).ok());
+  auto older = Ctl("--json dlq purge --older-than 7d");
+  ASSERT_EQ(older.code, 0) << older.out;
+  EXPECT_EQ(nlohmann::json::parse(older.out)["purged"], 1);
+  EXPECT_EQ(nlohmann::json::parse(Ctl("dlq purge --type webhook --json").out)["purged"], 1);
+  EXPECT_EQ(nlohmann::json::parse(Ctl("--json dlq purge --stream streamfleet:chunks:0").out)["purged"], 1);
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 1) << "the noop one is left";
+  EXPECT_EQ(Ctl("dlq purge --older-than soon").code, 1);
+  EXPECT_EQ(nlohmann::json::parse(Ctl("--json dlq purge").out)["purged"], 1);
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 0);
 }
 
 }  // namespace

@@ -33,6 +33,8 @@ TEST_F(WorkerTest, RunsATaskAndKeepsItsResult) {
   EXPECT_EQ(seen[0], R"({"x":1})");
   EXPECT_EQ(StatusField(id, "state"), "succeeded");
   EXPECT_EQ(StatusField(id, "result"), "done");
+  EXPECT_EQ(StatusField(id, "worker"), "w") << "the consumer that ran it, not its stream entry id";
+  EXPECT_NE(StatusField(id, "entry_id").find('-'), std::string::npos);
   EXPECT_GT(redis_->Command({"TTL", keys_.Status(id)})->integer, 0);
   EXPECT_EQ(w.Processed("echo", "succeeded"), 1);
 }
@@ -382,6 +384,21 @@ TEST_F(WorkerTest, RedisOutageIsCountedOnceAndReadinessFollows) {
   t.join();
   EXPECT_EQ(w.redis_health().outages(), 1);
   redis_ = RedisClient::Connect(server_->config()).value();
+}
+
+// A worker that never reached Redis must not report it reachable when it stops (it used to log "redis
+// reachable again ... ready" at shutdown: the final flush had nothing to send and counted as a success).
+TEST_F(WorkerTest, StoppingWhileRedisIsDownDoesNotReportItReachable) {
+  if (ClusterRun()) GTEST_SKIP() << "standard mode only: points the worker at a closed port";
+  auto& w = Make({{"WORKER_CONCURRENCY", "2"}, {"CONSUMER_NAME", "never-up"}, {"REDIS_TIMEOUT", "200ms"},
+                  {"REDIS_URL", "redis://127.0.0.1:" + std::to_string(testing::FreePort())}});
+  std::atomic<bool> stop{false};
+  std::thread t([&] { w.Run(stop); });
+  EXPECT_TRUE(testing::WaitUntil([&] { return w.redis_health().outages() == 1; }));
+  stop = true;
+  t.join();
+  EXPECT_FALSE(w.redis_health().up()) << "nothing ever reached Redis";
+  EXPECT_EQ(w.redis_health().outages(), 1);
 }
 
 // TASK_TIMEOUTS: the attempt fails with reason "timeout" and goes through the retry policy like any failure.

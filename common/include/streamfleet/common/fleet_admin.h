@@ -60,7 +60,17 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
 // Deletes one dead letter (any dead-letter stream) by id; returns how many entries were removed (0 or 1).
 StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, const std::string& id);
 // Deletes every dead-letter stream; returns how many entries they held.
-StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config);
+// Which dead letters a purge removes; the default (no filter) removes every one.
+struct DeadLetterFilter {
+  int64_t older_than_ms = 0;   // only entries dead-lettered more than this long before now_ms (0 = any age)
+  int64_t now_ms = 0;
+  std::string task_type;       // only task dead letters of this type ("" = any; chunk dead letters never match)
+  std::string source_stream;   // only entries that came from this stream ("" = any)
+  bool empty() const { return older_than_ms == 0 && task_type.empty() && source_stream.empty(); }
+};
+// Deletes the dead letters the filter selects (dry_run: only counts them). Returns how many.
+StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config, const DeadLetterFilter& filter = {},
+                                   bool dry_run = false);
 
 // --- task queues --------------------------------------------------------------------------------------
 // Pauses (SADD) or resumes (SREM) a queue; kInvalidArgument for a bad queue name. Cluster mode also sets
