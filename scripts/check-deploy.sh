@@ -2,7 +2,8 @@
 # Offline checks of everything under deploy/ (no cluster, no Docker, no network needed):
 #   1. promtool check rules  deploy/prometheus/alerts.yml
 #   2. promtool test rules   deploy/prometheus/alerts_test.yml, and every alert has a firing
-#      and a not-firing test case (needs python3-yaml; skipped without it)
+#      and a not-firing test case (needs python3-yaml; skipped without it); every alert has a
+#      runbook_url docs/deploy.md#ANCHOR whose anchor is a heading of docs/deploy.md
 #   3. promtool check config deploy/prometheus/prometheus.yml (Debian's promtool has no Kubernetes
 #      service discovery compiled in; then a copy with kubernetes_sd_configs swapped for a static
 #      target is checked instead, so relabeling, rule_files and alerting are still validated)
@@ -19,7 +20,8 @@
 #   8. the PrometheusRule of deploy/k8s/components/monitoring is generated from alerts.yml (text
 #      identical to a fresh generation, and identical groups in every render); the dashboard
 #      ConfigMap in the renders holds exactly deploy/grafana/streamfleet-dashboard.json (label
-#      grafana_dashboard: "1"); the PodMonitor selects the three processes' pods on port `metrics`
+#      grafana_dashboard: "1"); the PodMonitor selects the pods of ingest, compactor, queue-worker,
+#      admin and the Redis exporter on port `metrics`
 #   9. offline schema validation of every object of every render (tools/k8s-validate: Node.js
 #      models of the Kubernetes, KEDA and prometheus-operator schemas; `npm ci` there first when
 #      node_modules is missing or older than package-lock.json; needs node + npm and the npm registry)
@@ -113,6 +115,35 @@ else
   skip "python3 with the yaml module (python3-yaml) not available"
 fi
 
+step "every alert has a runbook_url to a section of docs/deploy.md"
+if have_pyyaml; then
+  "$PY" - "$PROM/alerts.yml" docs/deploy.md <<'EOF'
+import re, sys, yaml
+rules = [r for g in yaml.safe_load(open(sys.argv[1]))["groups"] for r in g["rules"] if "alert" in r]
+# GitHub's heading anchors: lower case, punctuation but - and _ dropped, spaces to -.
+anchors, fenced = set(), False
+for line in open(sys.argv[2]):
+    if line.startswith("```"):
+        fenced = not fenced
+    m = None if fenced else re.match(r"#{1,6}\s+(.*?)\s*$", line)
+    if m:
+        anchors.add(re.sub(r"[^a-z0-9 _-]", "", m.group(1).strip().lower()).replace(" ", "-"))
+errors = []
+for r in rules:
+    url = (r.get("annotations") or {}).get("runbook_url", "")
+    m = re.fullmatch(r"docs/deploy\.md#([a-z0-9_-]+)", url)
+    if not m:
+        errors.append(f"{r['alert']}: runbook_url {url!r} is not docs/deploy.md#<anchor>")
+    elif m.group(1) not in anchors:
+        errors.append(f"{r['alert']}: no heading in {sys.argv[2]} has the anchor #{m.group(1)}")
+if errors:
+    sys.exit("   FAILED:\n     " + "\n     ".join(errors))
+print(f"   ok: {len(rules)} alerts, each with a runbook section in {sys.argv[2]}")
+EOF
+else
+  skip "python3 with the yaml module (python3-yaml) not available"
+fi
+
 step "$PROMRULE is generated from $PROM/alerts.yml"
 generate_prometheusrule >"$TMP/prometheusrule.yaml"
 if ! diff -u "$PROMRULE" "$TMP/prometheusrule.yaml" >"$TMP/prometheusrule.diff"; then
@@ -194,7 +225,7 @@ used=$( { grep -ohE 'streamfleet_[a-z0-9_]+' "$PROM/alerts.yml" "$PROM/alerts_te
         | sed -E 's/_(bucket|count|sum)$//' | sort -u)
 unknown=()
 for m in $used; do
-  grep -rqF "\"$m\"" common ingest compactor queue-worker tools 2>/dev/null || unknown+=("$m")
+  grep -rqF "\"$m\"" common ingest compactor queue-worker tools admin 2>/dev/null || unknown+=("$m")
 done
 [ ${#unknown[@]} -eq 0 ] || fail "not registered anywhere in the sources: ${unknown[*]}"
 ok "$(echo "$used" | wc -l) metric names"
@@ -400,7 +431,8 @@ def selects(sel, labels):
 pms = kinds("PodMonitor")
 if not pms:
     errors.append("no PodMonitor")
-for proc in ("streamfleet-ingest", "streamfleet-compactor", "streamfleet-queue-worker", "streamfleet-redis-exporter"):
+for proc in ("streamfleet-ingest", "streamfleet-compactor", "streamfleet-queue-worker", "streamfleet-admin",
+             "streamfleet-redis-exporter"):
     dep = next((d for d in kinds("Deployment") if d["metadata"]["name"] == proc), None)
     if dep is None:
         errors.append(f"Deployment {proc} missing")

@@ -23,5 +23,5 @@ for bin in ingest/streamfleet-ingest compactor/streamfleet-compactor queue-worke
     echo "  $bin: $lib ($pkg) is not installed by the runtime stage"; bad=1
   done
 done
-[ $bad = 0 ] && echo "   ok: every library of the 4 executables is provided by the runtime stage"
+[ $bad = 0 ] && echo "   ok: every library of the 5 executables is provided by the runtime stage"
 exit $bad

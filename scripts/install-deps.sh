@@ -1,21 +1,41 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package streamfleet needs to build, test and run.
+# Installs the Debian 12 packages streamfleet needs.
+#   bash scripts/install-deps.sh            everything: build, run and the whole test suite (scripts/test.sh)
+#   bash scripts/install-deps.sh --runtime  only what building and running the fleet needs (scripts/demo.sh):
+#                                           compilers and build tools, the -dev libraries, redis-server,
+#                                           sqlite3, curl; no test frameworks, browsers, clang or PostgreSQL
 # Idempotent and quick when everything is present: apt is only called for what is missing.
 set -euo pipefail
 
-PACKAGES=(
+case ${1:-} in
+  "") MODE=all ;;
+  --runtime) MODE=runtime ;;
+  *) echo "usage: $0 [--runtime]" >&2; exit 2 ;;
+esac
+
+# Build the binaries (tests and benchmarks off) and run the demo: scripts/demo.sh, deploy/Dockerfile's build stage.
+RUNTIME_PACKAGES=(
   build-essential cmake pkg-config ninja-build ccache
   libhiredis-dev libuv1-dev libhttp-parser-dev
   libprotobuf-dev protobuf-compiler
   libsoci-dev libsqlite3-dev libpq-dev libboost-dev
   prometheus-cpp-dev libcivetweb-dev civetweb
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev libcurl4-openssl-dev
-  libgtest-dev libgmock-dev googletest libbenchmark-dev
-  redis-server redis-tools postgresql postgresql-client sqlite3
-  prometheus curl jq python3-redis python3-protobuf yamllint python3-yaml
-  chromium  # tests/e2e/admin: the admin UI in headless Chromium
+  redis-server redis-tools sqlite3  # the embedded default: a local Redis and a SQLite file
+  curl python3                      # demo.sh posts with curl and picks free ports with python3
+)
+# Only for scripts/test.sh and the tools it runs.
+TEST_PACKAGES=(
+  libgtest-dev libgmock-dev googletest libbenchmark-dev  # the suites and bench/ (STREAMFLEET_BUILD_TESTS/BENCH)
+  postgresql postgresql-client                           # scripts/pg.sh: the throwaway test PostgreSQL
+  prometheus jq yamllint python3-yaml                    # scripts/check-deploy.sh (promtool), prometheus_e2e
+  python3-redis python3-protobuf                         # tests/fault
+  chromium                                               # tests/e2e/admin: the admin UI in headless Chromium
   clang libclang-rt-dev llvm  # scripts/fuzz.sh: libFuzzer runtime, llvm-symbolizer for its stack traces
 )
+
+PACKAGES=("${RUNTIME_PACKAGES[@]}")
+if [ "$MODE" = all ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -24,9 +44,9 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-# npm (the offline Kubernetes-manifest validation in check-deploy.sh): Debian's package only when no npm is
-# on the PATH, so a Node.js installed another way (e.g. NodeSource) is not replaced.
-if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+# npm (tests only: the offline Kubernetes-manifest validation in check-deploy.sh): Debian's package only when
+# no npm is on the PATH, so a Node.js installed another way (e.g. NodeSource) is not replaced.
+if [ "$MODE" = all ] && ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

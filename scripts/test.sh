@@ -40,6 +40,8 @@ echo "== deploy checks (promtool, dashboard PromQL, kustomize renders, schemas, 
 STREAMFLEETCTL="$ROOT/build/tools/streamfleetctl" bash scripts/check-deploy.sh
 echo "== deploy/Dockerfile runtime stage provides every shared library of the executables =="
 bash scripts/check-image-libs.sh build
+echo "== deploy/Dockerfile build stage copies every directory and file the build reads; ports, labels =="
+bash scripts/check-dockerfile.sh
 
 if [ "${SKIP_FUZZ:-0}" != "1" ]; then
   # Short: ~1 min of build plus FUZZ_SECONDS per target, two targets at a time. Longer runs on demand:
