@@ -1,5 +1,7 @@
 #include "compactor/compactor_service.h"
 
+#include <algorithm>
+#include <map>
 #include <thread>
 
 #include "streamfleet/common/backoff.h"
@@ -261,10 +263,14 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
   if (!items.empty()) {
     if (config_.chunk_storage != ChunkStorage::kRedis) {
       std::vector<ChunkRow> rows;
-      for (const auto& it : items) {
-        if (!it.finish) rows.push_back({it.gen.gen, it.gen.org, it.gen.scenario, it.seq, it.data});
-      }
       Status s = Retry(stop, [&] {
+        auto r = OwnChunkRows(items);
+        redis_health_.Report(r.status(), "owners of chunk rows");
+        if (r.ok()) rows = std::move(*r);
+        return r.status();
+      });
+      if (!s.ok()) return;
+      s = Retry(stop, [&] {
         Status st = store_.UpsertChunks(rows);
         db_health_.Report(st, "store chunks");
         if (!st.ok()) metrics_.db_errors.Increment();
@@ -432,6 +438,37 @@ Status CompactorService::FlushAcks() {
     return r.status();
   }
   return Status::Ok();
+}
+
+StatusOr<std::vector<ChunkRow>> CompactorService::OwnChunkRows(const std::vector<ChunkItem>& items) {
+  // generation_chunks is keyed by (generation, seq): a foreign organization's chunk stored first would hide
+  // the owner's. Rows are written only for ids that are this organization's or nobody's yet (the finalizer
+  // decides those, and reads back only the finalizing organization's rows).
+  const KeySchema& keys = buffer_.keys();
+  std::vector<std::vector<std::string>> cmds;
+  std::vector<int64_t> gens;
+  for (const auto& it : items) {
+    if (it.finish || std::find(gens.begin(), gens.end(), it.gen.gen) != gens.end()) continue;
+    gens.push_back(it.gen.gen);
+    cmds.push_back({"GET", keys.OwnerKey(it.gen.gen)});
+  }
+  std::map<int64_t, std::string> owner;
+  if (!cmds.empty()) {
+    auto r = write_->Pipeline(cmds);
+    if (!r.ok()) return r.status();
+    for (size_t i = 0; i < gens.size(); ++i) {
+      if ((*r)[i].is_error()) return TranslateRedisError((*r)[i].str);
+      owner[gens[i]] = (*r)[i].str;
+    }
+  }
+  std::vector<ChunkRow> rows;
+  for (const auto& it : items) {
+    if (it.finish) continue;
+    const std::string& o = owner[it.gen.gen];
+    if (!o.empty() && o != std::to_string(it.gen.org)) continue;
+    rows.push_back({it.gen.gen, it.gen.org, it.gen.scenario, it.seq, it.data});
+  }
+  return rows;
 }
 
 void CompactorService::RefuseForeignGeneration(const FinalizeRequest& req, const StreamEntry& e) {

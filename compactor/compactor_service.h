@@ -92,6 +92,9 @@ class CompactorService {
   std::vector<std::vector<std::string>> TakeAckCommands();
   void RequeueAck(const std::vector<std::string>& xack);  // an XACK that was not sent: queue its ids again
   void DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered);
+  // The DB chunk rows of a batch (GENERATION_CHUNK_STORAGE db|both), without those of ids another
+  // organization owns.
+  StatusOr<std::vector<ChunkRow>> OwnChunkRows(const std::vector<ChunkItem>& items);
   // A finalization of a generation id that belongs to another organization: dead-lettered and counted.
   void RefuseForeignGeneration(const FinalizeRequest& req, const StreamEntry& e);
   // Retries f while it fails with a retryable status, with jittered backoff, until stop.

@@ -104,6 +104,44 @@ std::vector<std::string> Finalizer::EventCommand(const FinalizeRequest& req, con
           "e", ev.SerializeAsString()};
 }
 
+Status Finalizer::ResolveOwners(RedisClient& redis, const std::vector<FinalizeRequest>& reqs,
+                                const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
+                                std::vector<std::vector<std::string>>& fixes) {
+  const KeySchema& keys = buffer_.keys();
+  const std::string ttl = std::to_string(config_.owner_ttl_s);
+  // Whose generation is it? The first organization that used the id (ingest recorded it). An envelope
+  // written by hand, with no owner record, claims the id here, before its row exists; a finalization with
+  // nothing buffered (a manual compaction of an expired or unknown generation) only looks.
+  std::vector<std::vector<std::string>> cmds;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const GenerationId& g = reqs[i].gen;
+    cmds.push_back(snaps[i].exists ? ClaimOwnerCommand(keys, g.org, g.gen, config_.owner_ttl_s)
+                                   : std::vector<std::string>{"GET", keys.OwnerKey(g.gen)});
+  }
+  auto owners = redis.Pipeline(cmds);
+  if (!owners.ok()) return owners.status();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const GenerationId& g = reqs[i].gen;
+    Status s = CheckClaimReply((*owners)[i], g.org, g.gen);
+    if (s.ok()) {
+      // In use by its owner: the record lives on (SET NX GET does not restart its TTL).
+      if (snaps[i].exists) fixes.push_back({"EXPIRE", keys.OwnerKey(g.gen), ttl});
+      continue;
+    }
+    if (!IsOwnedElsewhere(s)) return s;
+    // Redis names another organization. Where a row exists it decides: the record may have expired while
+    // this organization kept using the id, and been claimed by another one since.
+    auto row = store_.GetGeneration(g.gen);
+    if (!row.ok()) return row.status();
+    if (*row && (*row)->organization_id == g.org) {
+      fixes.push_back({"SET", keys.OwnerKey(g.gen), std::to_string(g.org), "EX", ttl});
+      continue;
+    }
+    outs[i].owned_elsewhere = true;
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& redis,
                                                                const std::vector<FinalizeRequest>& reqs) {
   std::vector<FinalizeOutcome> outs(reqs.size());
@@ -114,20 +152,9 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
   for (const auto& r : reqs) gens.push_back(r.gen);
   auto snaps = buffer_.Snapshots(redis, gens);
   if (!snaps.ok()) return snaps.status();
-  // 1b. Whose generation is it? The first organization that used the id (ingest recorded it); an envelope
-  // written by hand with no owner record claims it here, before its row exists.
-  std::vector<std::vector<std::string>> claims;
-  for (const auto& g : gens) claims.push_back(ClaimOwnerCommand(buffer_.keys(), g.org, g.gen, config_.owner_ttl_s));
-  auto owners = redis.Pipeline(claims);
-  if (!owners.ok()) return owners.status();
-  for (size_t i = 0; i < reqs.size(); ++i) {
-    Status s = CheckClaimReply((*owners)[i], gens[i].org, gens[i].gen);
-    if (IsOwnedElsewhere(s)) {
-      outs[i].owned_elsewhere = true;
-    } else if (!s.ok()) {
-      return s;
-    }
-  }
+  // Owner-record commands sent with step 4's round trip (TTL refreshes, corrections).
+  std::vector<std::vector<std::string>> owner_fixes;
+  SF_RETURN_IF_ERROR(ResolveOwners(redis, reqs, *snaps, outs, owner_fixes));
 
   // 2. Assemble and decode each; every row in one transaction.
   std::vector<GenerationWrite> writes;
@@ -138,7 +165,9 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
     if (config_.chunk_storage != ChunkStorage::kRedis && !outs[i].owned_elsewhere) {
       auto rows = store_.GetChunks(reqs[i].gen.gen);
       if (!rows.ok()) return rows.status();
-      for (auto& r : *rows) from_db.emplace(r.seq, std::move(r.data));
+      for (auto& r : *rows) {
+        if (r.organization_id == reqs[i].gen.org) from_db.emplace(r.seq, std::move(r.data));  // never another's
+      }
     }
     const BufferSnapshot& snap = (*snaps)[i];
     if (outs[i].owned_elsewhere) continue;
@@ -178,7 +207,14 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
     UpsertResult res = (*results)[k];
     if (res == UpsertResult::kOwnedElsewhere) {
       // The row is another organization's (its Redis owner record expired): the SQL condition refused it.
+      // Redis learns the row's owner again, so ingest refuses the next foreign chunk instead of this one.
       outs[i].owned_elsewhere = true;
+      auto row = store_.GetGeneration(reqs[i].gen.gen);
+      if (!row.ok()) return row.status();
+      if (*row) {
+        owner_fixes.push_back({"SET", buffer_.keys().OwnerKey(reqs[i].gen.gen), std::to_string((*row)->organization_id),
+                               "EX", std::to_string(config_.owner_ttl_s)});
+      }
       continue;
     }
     outs[i].replay = res != UpsertResult::kWritten;
@@ -194,6 +230,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
     // finalization changed nothing.
     if (res != UpsertResult::kKeptFullerRow) cmds.push_back(EventCommand(reqs[i], outs[i]));
   }
+  for (auto& f : owner_fixes) cmds.push_back(std::move(f));
   auto replies = redis.Pipeline(cmds);
   if (!replies.ok()) return replies.status();
   for (const auto& v : *replies) {

@@ -50,6 +50,11 @@ class Finalizer {
   StatusOr<std::vector<FinalizeOutcome>> FinalizeBatch(RedisClient& redis, const std::vector<FinalizeRequest>& reqs);
 
  private:
+  // Sets outs[i].owned_elsewhere for generations that belong to another organization (Redis owner record,
+  // or the row where the record disagrees with it); queues owner-record refreshes and corrections in fixes.
+  Status ResolveOwners(RedisClient& redis, const std::vector<FinalizeRequest>& reqs,
+                       const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
+                       std::vector<std::vector<std::string>>& fixes);
   GenerationWrite BuildWrite(const FinalizeRequest& req, const BufferSnapshot& snap,
                              const std::map<int64_t, std::string>& from_db, FinalizeOutcome* out,
                              int64_t* received) const;

@@ -29,10 +29,12 @@ std::string MediaType(const std::optional<std::string>& header) {
   return t;
 }
 
+// '#' separates a streamed body's line number from the key ("<key>#<line>"): a key containing it could
+// name another request's line.
 bool ValidIdempotencyKey(const std::string& k) {
   if (k.empty() || k.size() > 200) return false;
   for (char c : k) {
-    if (c < 0x21 || c > 0x7e) return false;
+    if (c < 0x21 || c > 0x7e || c == '#') return false;
   }
   return true;
 }
@@ -53,12 +55,11 @@ const char* RouteName(Route::Kind k) {
 struct IngestService::Ctx {
   GenerationId gen;
   int64_t line = 0;
-  // The request's Idempotency-Key ("" = none). A streamed body keys each appended batch as
-  // "<key>#<first line of the batch>", so a retried upload replays the batches that landed and appends the rest.
+  // The request's Idempotency-Key ("" = none). Each chunk of a streamed body is keyed "<key>#<line>", so a
+  // retried upload is answered for the lines that landed (a batch cut short by an error included) and
+  // appends the rest.
   std::string idempotency_key;
-  std::string BatchKey(int64_t first_line) const {
-    return idempotency_key.empty() ? "" : idempotency_key + "#" + std::to_string(first_line);
-  }
+  std::string LineKey() const { return idempotency_key.empty() ? "" : idempotency_key + "#" + std::to_string(line); }
 };
 
 namespace {
@@ -158,7 +159,7 @@ bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
     if (auto key = ex.Header("Idempotency-Key")) {
       if (!ValidIdempotencyKey(*key)) {
         Reject(ex, 400, "invalid_idempotency_key",
-               "Idempotency-Key must be 1 to 200 visible ASCII characters (no spaces)");
+               "Idempotency-Key must be 1 to 200 visible ASCII characters (no spaces, no '#')");
         return false;
       }
       ctx.idempotency_key = *key;
@@ -207,14 +208,14 @@ bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
   auto started = Clk::now();
   Ctx ctx;
   std::optional<PendingChunk> chunk;
-  if (Admit(ex, route, ctx) && AdmitChunks(ex)) chunk = ReadJsonChunk(ex);  // the body is complete: no wait
+  if (Admit(ex, route, ctx) && AdmitChunks(ex)) chunk = ReadJsonChunk(ex, ctx);  // the body is complete: no wait
   if (!chunk) {
     RecordRequest(route.kind, ex, started);
     return true;
   }
   auto batch = std::make_shared<std::vector<PendingChunk>>();
   batch->push_back(std::move(*chunk));
-  ChunkWriter::AppendCall call = writer_.PrepareAppend(ctx.gen, *batch, "ingest-json", ctx.idempotency_key);
+  ChunkWriter::AppendCall call = writer_.PrepareAppend(ctx.gen, *batch, "ingest-json");
   // The callback runs on the Redis loop thread; its answer reaches the HTTP loop through the server's outbox.
   async_redis_->SendEval(scripts::IngestAppend(), call.keys, call.args,
                          [this, exchange, batch, started](StatusOr<RedisValue> reply) {
@@ -253,10 +254,10 @@ bool IngestService::Authorize(HttpExchange& ex, int64_t org) {
 }
 
 bool IngestService::Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source,
-                          AppendResult* total, const std::string& idempotency_key) {
+                          AppendResult* total) {
   if (batch.empty()) return true;
   auto t0 = Clk::now();
-  auto r = writer_.Append(*redis_, ctx.gen, batch, source, idempotency_key);
+  auto r = writer_.Append(*redis_, ctx.gen, batch, source);
   metrics_.redis_write_seconds.Observe(std::chrono::duration<double>(Clk::now() - t0).count());
   if (!Written(ex, r, batch, total)) return false;
   batch.clear();
@@ -281,7 +282,7 @@ bool IngestService::Written(HttpExchange& ex, const StatusOr<AppendResult>& r, c
     return false;
   }
   redis_health_.Report(Status::Ok(), "append chunks");
-  if (r->replayed) metrics_.idempotent_replays.Increment();
+  if (r->replayed > 0) metrics_.idempotent_replays.Increment(static_cast<double>(r->replayed));
   int64_t bytes = 0;
   for (const auto& c : batch) bytes += static_cast<int64_t>(c.data.size());
   metrics_.chunks.Increment(static_cast<double>(r->accepted));
@@ -375,7 +376,7 @@ bool IngestService::RejectNonUtf8(HttpExchange& ex, const std::string& body) {
   return true;
 }
 
-std::optional<PendingChunk> IngestService::ReadJsonChunk(HttpExchange& ex) {
+std::optional<PendingChunk> IngestService::ReadJsonChunk(HttpExchange& ex, const Ctx& ctx) {
   auto body = ex.ReadBody(static_cast<size_t>(config_.max_body_bytes));
   if (!body.ok()) {
     RejectBody(ex, body.status());
@@ -393,7 +394,7 @@ std::optional<PendingChunk> IngestService::ReadJsonChunk(HttpExchange& ex) {
     Reject(ex, big ? 413 : 400, big ? "chunk_too_large" : "invalid_chunk", lim.message());
     return std::nullopt;
   }
-  return PendingChunk{in->seq, std::move(in->data), in->final, in->total_chunks, false};
+  return PendingChunk{in->seq, std::move(in->data), in->final, in->total_chunks, false, ctx.idempotency_key};
 }
 
 void IngestService::RespondAccepted(HttpExchange& ex, const AppendResult& total) {
@@ -401,18 +402,17 @@ void IngestService::RespondAccepted(HttpExchange& ex, const AppendResult& total)
 }
 
 void IngestService::HandleJsonChunk(HttpExchange& ex, Ctx& ctx) {
-  auto chunk = ReadJsonChunk(ex);
+  auto chunk = ReadJsonChunk(ex, ctx);
   if (!chunk) return;
   std::vector<PendingChunk> batch = {std::move(*chunk)};
   AppendResult total;
-  if (!Write(ex, ctx, batch, "ingest-json", &total, ctx.idempotency_key)) return;
+  if (!Write(ex, ctx, batch, "ingest-json", &total)) return;
   RespondAccepted(ex, total);
 }
 
 void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
   const char* source = sse ? "ingest-sse" : "ingest-ndjson";
   std::vector<PendingChunk> batch;
-  int64_t batch_line = 0;  // the line of batch[0]: with an Idempotency-Key, what keys the batch
   size_t batch_bytes = 0;
   AppendResult total;
   std::string pending;  // bytes of an incomplete line
@@ -423,7 +423,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
   auto fail_line = [&](int status, const std::string& reason, const std::string& detail,
                        std::optional<int64_t> offset = std::nullopt) {
     // Lines before the bad one are durable already or flushed now; nothing from the bad line on is applied.
-    if (!Write(ex, ctx, batch, source, &total, ctx.BatchKey(batch_line))) return;
+    if (!Write(ex, ctx, batch, source, &total)) return;
     metrics_.rejections.Add({{"reason", reason}}).Increment();
     nlohmann::json j = {{"error", reason},
                         {"detail", "line " + std::to_string(ctx.line) + ": " + detail},
@@ -449,7 +449,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
         return false;
       }
       if (l->kind == SseLine::Kind::kDone) {
-        if (!Write(ex, ctx, batch, source, &total, ctx.BatchKey(batch_line))) return false;
+        if (!Write(ex, ctx, batch, source, &total)) return false;
         done = true;
         return true;
       }
@@ -459,8 +459,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
         return false;
       }
       batch_bytes += l->text.size();
-      if (batch.empty()) batch_line = ctx.line;
-      batch.push_back({std::nullopt, std::move(l->text), false, 0, false});
+      batch.push_back({std::nullopt, std::move(l->text), false, 0, false, ctx.LineKey()});
     } else {
       if (line.empty() || line == "\r") return true;
       auto in = ParseChunkJson(line);
@@ -475,12 +474,11 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
         return false;
       }
       batch_bytes += in->data.size();
-      if (batch.empty()) batch_line = ctx.line;
-      batch.push_back({in->seq, std::move(in->data), in->final, in->total_chunks, false});
+      batch.push_back({in->seq, std::move(in->data), in->final, in->total_chunks, false, ctx.LineKey()});
     }
     if (batch.size() >= kBatchChunks || batch_bytes >= kBatchBytes) {
       // Appended as the body streams in: a long stream is durable line by line, not at the end.
-      if (!Write(ex, ctx, batch, source, &total, ctx.BatchKey(batch_line))) return false;
+      if (!Write(ex, ctx, batch, source, &total)) return false;
       batch_bytes = 0;
     }
     return true;
@@ -516,7 +514,7 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
     }
   }
   if (!pending.empty() && !handle_line(pending, pending_offset)) return;
-  if (!Write(ex, ctx, batch, source, &total, ctx.BatchKey(batch_line))) return;
+  if (!Write(ex, ctx, batch, source, &total)) return;
   if (sse && done) {
     // The provider's stream ended: the total is every seq this generation was given.
     auto next = redis_->Command({"HGET", writer_.keys().ControlKey(ctx.gen), "next_seq"});
@@ -526,9 +524,9 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
     }
     int64_t n = next->AsInt();
     if (n > 0) {
-      std::vector<PendingChunk> fin = {{std::nullopt, "", false, n, true}};
+      std::vector<PendingChunk> fin = {{std::nullopt, "", false, n, true, ""}};
       AppendResult ignore;
-      if (!Write(ex, ctx, fin, source, &ignore, ctx.BatchKey(0))) return;  // line 0: no batch starts there
+      if (!Write(ex, ctx, fin, source, &ignore)) return;
     }
   }
   nlohmann::json j = {{"accepted", total.accepted}, {"last_seq", total.last_seq}};
@@ -552,11 +550,10 @@ void IngestService::HandleFinish(HttpExchange& ex, Ctx& ctx) {
     return;
   }
   int64_t n = j["total_chunks"].get<int64_t>();
-  std::vector<PendingChunk> fin = {{std::nullopt, "", false, n, true}};
+  std::vector<PendingChunk> fin = {{std::nullopt, "", false, n, true, ""}};
   AppendResult ignore;
-  // Its own key space: a client that reuses a chunk's key for the finish must not get the chunk's answer.
-  std::string key = ctx.idempotency_key.empty() ? "" : "finish:" + ctx.idempotency_key;
-  if (!Write(ex, ctx, fin, "ingest-finish", &ignore, key)) return;
+  // No key needed: a finish with the total of an earlier one is a retry, and is not appended again.
+  if (!Write(ex, ctx, fin, "ingest-finish", &ignore)) return;
   ex.RespondJson(202, nlohmann::json{{"total_chunks", n}}.dump());
 }
 

@@ -58,7 +58,7 @@ class IngestService {
   // Backpressure and the declared body size for the chunk routes; false when it answered.
   bool AdmitChunks(HttpExchange& ex);
   // Reads, checks and parses a single JSON chunk body; nullopt when it answered (4xx).
-  std::optional<PendingChunk> ReadJsonChunk(HttpExchange& ex);
+  std::optional<PendingChunk> ReadJsonChunk(HttpExchange& ex, const Ctx& ctx);
   void RespondAccepted(HttpExchange& ex, const AppendResult& total);
   void RecordRequest(Route::Kind kind, const HttpExchange& ex, Clk::time_point started);
   void HandleChunks(HttpExchange& ex, Ctx& ctx);
@@ -78,8 +78,7 @@ class IngestService {
   // Responds 400 invalid_utf8 (with the byte offset) and returns true when body is not valid UTF-8.
   bool RejectNonUtf8(HttpExchange& ex, const std::string& body);
   // Appends through redis_; maps errors to HTTP answers. Returns false when it already responded.
-  bool Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source, AppendResult* total,
-             const std::string& idempotency_key);
+  bool Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source, AppendResult* total);
   static std::string ConflictDetail(const std::string& redis_message);
   // Counts an append's outcome, or answers its error (409/413/503/500) and returns false.
   bool Written(HttpExchange& ex, const StatusOr<AppendResult>& r, const std::vector<PendingChunk>& batch,

@@ -27,7 +27,7 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                 .Add({})),
       idempotent_replays(prometheus::BuildCounter()
                              .Name("streamfleet_ingest_idempotent_replays_total")
-                             .Help("Appends answered from an earlier call with the same Idempotency-Key (nothing appended)")
+                             .Help("Chunks answered from an earlier append under the same Idempotency-Key (not appended again)")
                              .Register(r)
                              .Add({})),
       redis_write_seconds(prometheus::BuildHistogram()

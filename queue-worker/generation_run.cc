@@ -6,6 +6,7 @@
 
 #include "queue-worker/provider_client.h"
 #include "streamfleet/common/chunk_writer.h"
+#include "streamfleet/common/generation_owner.h"
 #include "streamfleet/common/generation_request.h"
 #include "streamfleet/common/json_input.h"
 #include "streamfleet/common/log.h"
@@ -41,12 +42,14 @@ class Run {
   Status Execute() {
     auto row = store_.GetGeneration(gen_.gen);
     if (!row.ok()) return row.status();
-    if (row->has_value()) {
+    if (!row->has_value()) {
+      // No row yet: the id must still be this organization's to take (a task enqueued by hand or by the CLI
+      // for an id another organization streams into would otherwise create the row first).
+      SF_RETURN_IF_ERROR(
+          ClaimGeneration(ctx_.redis, writer_.keys(), gen_.org, gen_.gen, ctx_.config.owner_ttl_s));
+    } else {
       const GenerationRow& r = **row;
-      if (r.organization_id != gen_.org) {
-        return Status::FailedPrecondition("generation " + std::to_string(gen_.gen) + " belongs to organization " +
-                                          std::to_string(r.organization_id));
-      }
+      if (r.organization_id != gen_.org) return OwnedElsewhereError(gen_.gen);
       auto md = ParseJsonInput(r.metadata, kGeneratedJsonLimits);
       std::string status = md.ok() && md->is_object() ? md->value("status", "") : "";
       if (FinalStatus(status)) {
@@ -116,7 +119,7 @@ class Run {
   Status Append(std::vector<std::string>& deltas) {
     std::vector<PendingChunk> batch;
     batch.reserve(deltas.size());
-    for (auto& d : deltas) batch.push_back({std::nullopt, std::move(d), false, 0, false});
+    for (auto& d : deltas) batch.push_back({std::nullopt, std::move(d), false, 0, false, ""});
     auto r = writer_.Append(ctx_.redis, gen_, batch, kSource);
     if (!r.ok()) return r.status();
     written_ += r->accepted;
@@ -125,7 +128,7 @@ class Run {
 
   Status Finish() {
     if (written_ == 0) return Status::Ok();  // an empty answer: no buffer to finalize
-    std::vector<PendingChunk> fin = {{std::nullopt, "", false, written_, true}};
+    std::vector<PendingChunk> fin = {{std::nullopt, "", false, written_, true, ""}};
     auto r = writer_.Append(ctx_.redis, gen_, fin, kSource);
     return r.ok() ? Status::Ok() : r.status();
   }

@@ -205,20 +205,21 @@ return 1
 // worker's provider stream).
 // KEYS: 1 ctl hash, 2 chunk stream, 3 ingest hash (KeySchema::IngestKey), 4 owner key (standalone only: on a
 //       cluster the owner lives in another slot and the caller claims it first, generation_owner.h).
-// ARGV: 1 scenario id ("0" = none), 2 organization, 3 byte limit, 4 ttl_s, 5 owner ttl_s, 6 idempotency key
-//       ("" = none), 7 n, then per chunk 5: envelope (protobuf bytes), kind ('a' seq to assign, 'c' client
-//       seq, 'f' finish), number (the seq for 'c', the total for 'f'), digest of the data ('c'), data bytes.
+// ARGV: 1 scenario id ("0" = none), 2 organization, 3 byte limit, 4 ttl_s, 5 owner ttl_s, 6 n, then per chunk
+//       5: envelope (protobuf bytes), kind ('a' seq to assign, 'c' client seq, 'f' finish), number (the seq for
+//       'c', the total for 'f', the chunk's idempotency key for 'a' or ""), digest of the data ('c', keyed
+//       'a'), data bytes.
 // Refused with nothing written (SFCONFLICT <reason>: ..., SFLIMIT ...):
-//   scenario_conflict        the scenario differs from the one the generation started with;
-//   generation_owned_elsewhere  the id's first user was another organization (checked when this
-//                            organization's control hash is new, i.e. on its first request for the id);
-//   seq_conflict             a client seq already received with other data (the same data again is a retry:
-//                            accepted, not appended again, not counted toward the byte limit);
-//   total_conflict           a finish whose total is smaller than an earlier finish's (equal: a retry, skipped;
-//                            larger: the generation grew, appended);
-//   SFLIMIT                  the generation would exceed its byte limit (counting only new data).
-// An idempotency key seen before returns the answer of its first call and writes nothing.
-// Returns {last stream id, first assigned seq[, 1 when replayed]}.
+//   scenario_conflict           the scenario differs from the one the generation started with;
+//   generation_owned_elsewhere  the id's owner record names another organization;
+//   seq_conflict                a client seq already received with other data (the same data again is a
+//                               retry: accepted, not appended again, not counted toward the byte limit);
+//   idempotency_key_reused      a chunk idempotency key already used for other data;
+//   total_conflict              a finish whose total is smaller than an earlier finish's (equal: a retry,
+//                               skipped; larger: the generation grew, appended);
+//   SFLIMIT                     the generation would exceed its byte limit (counting only new data).
+// A keyed chunk seen before is not appended again and answers with the seq it got then.
+// Returns {last stream id ("" when nothing was appended), the seq of every 'a' chunk in order, replayed count}.
 const LuaScript& IngestAppend() {
   // Seqs are reserved here, after the checks, so a rejected batch burns none and the request needs one
   // round trip. The seq goes into the envelope by appending field 5 (varint) to its bytes: in protobuf a
@@ -229,54 +230,59 @@ local bound = redis.call('HGET', KEYS[1], 'scenario')
 if bound and bound ~= ARGV[1] then
   return redis.error_reply('SFCONFLICT scenario_conflict: scenario_id ' .. ARGV[1] .. ' differs from ' .. bound .. ' used by this generation')
 end
-local idem = ARGV[6]
-if idem ~= '' then
-  local prev = redis.call('HGET', KEYS[3], 'k' .. idem)
-  if prev then
-    local sp = string.find(prev, ' ', 1, true)
-    return {string.sub(prev, 1, sp - 1), tonumber(string.sub(prev, sp + 1)), 1}
-  end
-end
-local claim = false
-if not bound and KEYS[4] then
+local own = false
+if KEYS[4] then
   local owner = redis.call('GET', KEYS[4])
   if owner and owner ~= ARGV[2] then
     return redis.error_reply('SFCONFLICT generation_owned_elsewhere: this generation id is used by another organization')
   end
-  claim = not owner
+  -- (Re)claim on a new control hash (this organization's first request for the id, or its first after the
+  -- control hash expired) and whenever the record is gone: its TTL restarts while the id is in use.
+  own = not owner or not bound
 end
-local n = tonumber(ARGV[7])
+local n = tonumber(ARGV[6])
+-- What was recorded for this generation's seqs and keys. A new control hash means a new life of the
+-- generation: whatever an older ingest hash says (it may outlive an expired control hash) does not count.
 local fields = {}
-for i = 1, n do
-  local b = 8 + (i - 1) * 5
-  if ARGV[b + 1] == 'c' then fields[#fields + 1] = 's' .. ARGV[b + 2] end
+if bound then
+  for i = 1, n do
+    local b = 7 + (i - 1) * 5
+    local kind = ARGV[b + 1]
+    if kind == 'c' then
+      fields[#fields + 1] = 's' .. ARGV[b + 2]
+    elseif kind == 'a' and ARGV[b + 2] ~= '' then
+      fields[#fields + 1] = 'k' .. ARGV[b + 2]
+    end
+  end
 end
 local recorded = {}
 if #fields > 0 then recorded = redis.call('HMGET', KEYS[3], unpack(fields)) end
-local skip, sums, in_batch = {}, {}, {}
-local bytes, need, j = 0, 0, 0
+local skip, sums, in_batch, aseq = {}, {}, {}, {}
+local bytes, need, j, replayed = 0, 0, 0, 0
 local finish_total, new_total = false, false
 for i = 1, n do
-  local b = 8 + (i - 1) * 5
-  local kind = ARGV[b + 1]
+  local b = 7 + (i - 1) * 5
+  local kind, num, digest = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   if kind == 'c' then
-    j = j + 1
-    local seq, digest = ARGV[b + 2], ARGV[b + 3]
-    local known = recorded[j] or in_batch[seq]
+    local known = in_batch[num]
+    if bound then
+      j = j + 1
+      known = known or recorded[j]
+    end
     if known then
       if known ~= digest then
-        return redis.error_reply('SFCONFLICT seq_conflict: seq ' .. seq .. ' was already received with different data')
+        return redis.error_reply('SFCONFLICT seq_conflict: seq ' .. num .. ' was already received with different data')
       end
       skip[i] = true
     else
-      in_batch[seq] = digest
-      sums[#sums + 1] = 's' .. seq
+      in_batch[num] = digest
+      sums[#sums + 1] = 's' .. num
       sums[#sums + 1] = digest
       bytes = bytes + tonumber(ARGV[b + 4])
     end
   elseif kind == 'f' then
     if finish_total == false then finish_total = tonumber(redis.call('HGET', KEYS[1], 'finish_total') or '0') end
-    local t = tonumber(ARGV[b + 2])
+    local t = tonumber(num)
     if t < finish_total then
       return redis.error_reply('SFCONFLICT total_conflict: total_chunks ' .. t .. ' is smaller than the ' .. finish_total .. ' of an earlier finish')
     end
@@ -287,8 +293,24 @@ for i = 1, n do
       new_total = t
     end
   else
-    need = need + 1
-    bytes = bytes + tonumber(ARGV[b + 4])
+    local known = false
+    if num ~= '' and bound then
+      j = j + 1
+      known = recorded[j]
+    end
+    if known then
+      local c = string.find(known, ':', 1, true)
+      if string.sub(known, c + 1) ~= digest then
+        return redis.error_reply('SFCONFLICT idempotency_key_reused: the Idempotency-Key was used before for other data')
+      end
+      skip[i] = true
+      aseq[#aseq + 1] = tonumber(string.sub(known, 1, c - 1))
+      replayed = replayed + 1
+    else
+      aseq[#aseq + 1] = false
+      need = need + 1
+      bytes = bytes + tonumber(ARGV[b + 4])
+    end
   end
 end
 if bytes > 0 and tonumber(redis.call('HGET', KEYS[1], 'ingested_bytes') or '0') + bytes > tonumber(ARGV[3]) then
@@ -299,12 +321,13 @@ local ttl = tonumber(ARGV[4])
 if not bound then
   redis.call('HSET', KEYS[1], 'scenario', ARGV[1])
   redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('DEL', KEYS[3])
 end
-if claim then redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[5])) end
+if own then redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[5])) end
 if bytes > 0 then redis.call('HINCRBY', KEYS[1], 'ingested_bytes', bytes) end
 if new_total then redis.call('HSET', KEYS[1], 'finish_total', new_total) end
-local first = 0
-if need > 0 then first = redis.call('HINCRBY', KEYS[1], 'next_seq', need) - need end
+local seq = 0
+if need > 0 then seq = redis.call('HINCRBY', KEYS[1], 'next_seq', need) - need end
 local function varint(v)
   local out = {}
   while v >= 128 do
@@ -315,13 +338,20 @@ local function varint(v)
   return table.concat(out)
 end
 local id = ''
-local seq = first
+local ai = 0
 for i = 1, n do
+  local b = 7 + (i - 1) * 5
+  local kind = ARGV[b + 1]
+  if kind == 'a' then ai = ai + 1 end
   if not skip[i] then
-    local b = 8 + (i - 1) * 5
     local e = ARGV[b]
-    if ARGV[b + 1] == 'a' then
+    if kind == 'a' then
       e = e .. string.char(40) .. varint(seq)
+      aseq[ai] = seq
+      if ARGV[b + 2] ~= '' then
+        sums[#sums + 1] = 'k' .. ARGV[b + 2]
+        sums[#sums + 1] = seq .. ':' .. ARGV[b + 3]
+      end
       seq = seq + 1
     end
     id = redis.call('XADD', KEYS[2], '*', 'e', e)
@@ -330,9 +360,9 @@ end
 for f = 1, #sums, 1000 do  -- unpack's stack limit
   redis.call('HSET', KEYS[3], unpack(sums, f, math.min(f + 999, #sums)))
 end
-if idem ~= '' then redis.call('HSET', KEYS[3], 'k' .. idem, id .. ' ' .. first) end
-if #sums > 0 or idem ~= '' then redis.call('EXPIRE', KEYS[3], ttl, 'NX') end
-return {id, first}
+-- Lives as long as the generation's control hash (a new one clears it, above).
+if #sums > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
+return {id, aseq, replayed}
 )");
   return s;
 }

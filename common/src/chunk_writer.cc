@@ -14,17 +14,15 @@
 namespace streamfleet {
 
 ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
-                                                   const std::string& source,
-                                                   const std::string& idempotency_key) const {
+                                                   const std::string& source) const {
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
   // Chunks without a seq get theirs from the generation's counter inside the script (see IngestAppend):
   // one round trip per request, and concurrent requests never share a seq.
-  std::vector<std::string> args = {std::to_string(gen.scenario),        std::to_string(gen.org),
+  std::vector<std::string> args = {std::to_string(gen.scenario), std::to_string(gen.org),
                                    std::to_string(config_.max_generation_bytes), std::to_string(config_.chunk_ttl_s),
-                                   std::to_string(config_.owner_ttl_s),  idempotency_key,
-                                   std::to_string(chunks.size())};
+                                   std::to_string(config_.owner_ttl_s), std::to_string(chunks.size())};
   args.reserve(args.size() + 5 * chunks.size());
   for (const auto& c : chunks) {
     v1::ChunkEnvelope e;
@@ -44,6 +42,8 @@ ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, cons
     } else if (c.seq) {
       // A digest of the data, so a resent seq is told apart from the same seq with other data.
       args.insert(args.end(), {"c", std::to_string(*c.seq), Sha256Hex(c.data).substr(0, 16)});
+    } else if (!c.idempotency_key.empty()) {
+      args.insert(args.end(), {"a", c.idempotency_key, Sha256Hex(c.data).substr(0, 16)});
     } else {
       args.insert(args.end(), {"a", "", ""});
     }
@@ -56,7 +56,8 @@ ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, cons
 
 std::string AppendConflictReason(const Status& s) {
   if (s.code() != StatusCode::kFailedPrecondition) return "";
-  for (const char* r : {"generation_owned_elsewhere", "seq_conflict", "total_conflict", "scenario_conflict"}) {
+  for (const char* r : {"generation_owned_elsewhere", "seq_conflict", "idempotency_key_reused", "total_conflict",
+                        "scenario_conflict"}) {
     if (s.message().find(r) != std::string::npos) return r;
   }
   return "scenario_conflict";
@@ -64,14 +65,20 @@ std::string AppendConflictReason(const Status& s) {
 
 StatusOr<AppendResult> ChunkWriter::ParseAppendReply(const StatusOr<RedisValue>& r, std::vector<PendingChunk>& chunks) {
   if (!r.ok()) return r.status();
-  if (!r->is_array() || r->elements.size() < 2) return Status::Internal("IngestAppend: unexpected reply");
+  if (!r->is_array() || r->elements.size() != 3 || !r->elements[1].is_array()) {
+    return Status::Internal("IngestAppend: unexpected reply");
+  }
   AppendResult out;
   out.last_id = r->elements[0].str;
-  out.replayed = r->elements.size() > 2 && r->elements[2].AsInt() == 1;
-  int64_t next = r->elements[1].AsInt();
+  out.replayed = r->elements[2].AsInt();
+  const auto& assigned = r->elements[1].elements;  // the seq of every chunk without one, in order
+  size_t k = 0;
   for (auto& c : chunks) {
     if (c.finish) continue;
-    if (!c.seq) c.seq = next++;
+    if (!c.seq) {
+      if (k >= assigned.size()) return Status::Internal("IngestAppend: fewer seqs than chunks");
+      c.seq = assigned[k++].AsInt();
+    }
     ++out.accepted;
     out.last_seq = std::max(out.last_seq, *c.seq);
   }
@@ -79,8 +86,7 @@ StatusOr<AppendResult> ChunkWriter::ParseAppendReply(const StatusOr<RedisValue>&
 }
 
 StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const GenerationId& gen,
-                                           std::vector<PendingChunk>& chunks, const std::string& source,
-                                           const std::string& idempotency_key) {
+                                           std::vector<PendingChunk>& chunks, const std::string& source) {
   if (chunks.empty()) return AppendResult{};
   if (keys_.cluster()) {
     // The owner key is in another slot than the script's keys: claim it first (SET NX). A request refused
@@ -88,7 +94,7 @@ StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const Generatio
     // what "first user" means.
     SF_RETURN_IF_ERROR(ClaimGeneration(redis, keys_, gen.org, gen.gen, config_.owner_ttl_s));
   }
-  AppendCall call = PrepareAppend(gen, chunks, source, idempotency_key);
+  AppendCall call = PrepareAppend(gen, chunks, source);
   return ParseAppendReply(redis.Eval(scripts::IngestAppend(), call.keys, call.args), chunks);
 }
 

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "streamfleet/common/text.h"
+
 namespace streamfleet {
 
 namespace {
@@ -39,7 +41,9 @@ class BoundedBuilder {
   }
 
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) {
-    error_ = ex.what();
+    // nlohmann quotes the bytes it stopped at, which may cut a UTF-8 character: the message goes into
+    // JSON error bodies and metadata, so it must be valid UTF-8 itself.
+    error_ = ToValidUtf8(ex.what());
     // nlohmann's message already carries line/column; keep the byte offset too for NDJSON callers.
     error_ += " (byte " + std::to_string(position > 0 ? position - 1 : 0) + ")";
     return false;

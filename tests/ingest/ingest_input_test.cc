@@ -185,10 +185,34 @@ TEST_F(IngestInputTest, IdempotencyKeyReplaysTheFirstAnswerForEveryBodyType) {
   }
   EXPECT_EQ(data, (std::vector<std::string>{"one", "two", "three", "four", "five"}));
   EXPECT_EQ(finishes, 1);
-  EXPECT_EQ(Post("/v1/orgs/12/generations/7/chunks", R"({"data": "x"})", "application/json",
-                 {"Idempotency-Key: has space"})
-                .status,
-            400);
+  for (const char* bad : {"Idempotency-Key: has space", "Idempotency-Key: k#1"}) {
+    EXPECT_EQ(Post("/v1/orgs/12/generations/7/chunks", R"({"data": "x"})", "application/json", {bad}).status, 400)
+        << bad;
+  }
+  auto reused = Post("/v1/orgs/12/generations/7/chunks", R"({"data": "not one"})", "application/json", key);
+  EXPECT_EQ(reused.status, 409) << reused.body;
+  EXPECT_EQ(Error(reused), "idempotency_key_reused");
+}
+
+// Found in review: an upload cut off mid-batch flushed the lines before the cut under the batch's key, and
+// the retry with the whole body was answered from that key without appending the rest.
+TEST_F(IngestInputTest, ARetriedUploadAfterAPartialOneAppendsExactlyTheMissingLines) {
+  StartIngest();
+  const std::vector<std::string> key = {"Idempotency-Key: upload-1"};
+  auto cut = Post("/v1/orgs/12/generations/9/chunks", "{\"data\": \"a\"}\n{\"data\": \"b\"}\n{\"data\": \n",
+                  "application/x-ndjson", key);
+  ASSERT_EQ(cut.status, 400) << cut.body;
+  EXPECT_EQ(nlohmann::json::parse(cut.body)["accepted"], 2);
+  const std::string whole = "{\"data\": \"a\"}\n{\"data\": \"b\"}\n{\"data\": \"c\"}\n";
+  auto retry = Post("/v1/orgs/12/generations/9/chunks", whole, "application/x-ndjson", key);
+  ASSERT_EQ(retry.status, 202) << retry.body;
+  EXPECT_EQ(nlohmann::json::parse(retry.body)["accepted"], 3);
+  EXPECT_EQ(nlohmann::json::parse(retry.body)["last_seq"], 2);
+  auto again = Post("/v1/orgs/12/generations/9/chunks", whole, "application/x-ndjson", key);
+  EXPECT_EQ(again.body, retry.body);
+  std::vector<std::string> data;
+  for (const auto& env : Stream()) data.push_back(env.data() + "@" + std::to_string(env.seq()));
+  EXPECT_EQ(data, (std::vector<std::string>{"a@0", "b@1", "c@2"}));
 }
 
 // The defect as found: with Redis stalled past the command timeout, a chunk without seq got 503 although it

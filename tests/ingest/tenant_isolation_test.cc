@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "compactor/chunk_buffer.h"
 #include "compactor/compactor_service.h"
 #include "ingest/ingest_service.h"
 #include "streamfleet/common/generation_owner.h"
@@ -189,7 +190,7 @@ TEST_P(TenantIsolationTest, HandWrittenEnvelopeForAnotherOrganizationsIdIsDeadLe
 TEST_P(TenantIsolationTest, TheRowKeepsItsOwnerWhenTheRedisRecordIsGone) {
   WriteGeneration(12, 9405, R"({"owner": "twelve"})");
   Compact();
-  KeySchema keys = KeySchema::FromConfig(*config_);
+  const KeySchema keys = KeySchema::FromConfig(*config_);
   ASSERT_EQ(redis_->Command({"DEL", keys.OwnerKey(9405)})->AsInt(), 1);
   WriteGeneration(13, 9405, R"({"owner": "thirteen"})");  // accepted: Redis no longer knows the owner
   Compact();
@@ -209,6 +210,45 @@ TEST_P(TenantIsolationTest, TheRowKeepsItsOwnerWhenTheRedisRecordIsGone) {
   EXPECT_TRUE(IsOwnedElsewhere(merge)) << merge.ToString();
   ExpectRow(9405, 12, R"({"owner": "twelve"})");
   EXPECT_EQ(nlohmann::json::parse((*store_->GetGeneration(9405))->metadata).count("status"), 0u);
+  // Redis learned the row's owner again: the owner writes on, the other organization is refused at once.
+  EXPECT_EQ(redis_->Command({"GET", keys.OwnerKey(9405)})->str, "12");
+  EXPECT_EQ(Send("POST", 12, "/generations/9405/chunks", R"({"seq": 5, "data": " "})").status, 202);
+  ExpectOwnedElsewhere(Send("POST", 13, "/generations/9405/chunks", R"({"seq": 6, "data": " "})"), 12);
+}
+
+// A manual compaction of a generation with nothing buffered claims nothing: it must not take an id from
+// whoever uses it next.
+TEST_P(TenantIsolationTest, FinalizingAnEmptyGenerationClaimsNoId) {
+  compactor::ChunkBuffer buffer(*config_, clock_);
+  ASSERT_TRUE(buffer.QueueFinalize(*redis_, {13, 0, 9411}, "manual").ok());
+  Compact();
+  KeySchema keys = KeySchema::FromConfig(*config_);
+  EXPECT_EQ(redis_->Command({"EXISTS", keys.OwnerKey(9411)})->AsInt(), 0);
+  WriteGeneration(12, 9411, R"({"owner": "twelve"})");
+  Compact();
+  ExpectRow(9411, 12, R"({"owner": "twelve"})");
+}
+
+// GENERATION_CHUNK_STORAGE=both keeps chunks in generation_chunks, keyed by (generation, seq): a foreign
+// organization's chunk must neither hide the owner's nor end up in the owner's row.
+TEST_P(TenantIsolationTest, ChunksStoredInTheDatabaseNeverMixOrganizations) {
+  Config both = *config_;
+  both.chunk_storage = ChunkStorage::kBoth;
+  prometheus::Registry reg;
+  compactor::LoopOptions lo;
+  lo.block_ms = 20;
+  compactor::CompactorService c(both, clock_, *store_, reg, lo);
+  ASSERT_EQ(Send("POST", 12, "/generations/9410/chunks", R"({"seq": 1, "data": "1}"})").status, 202);
+  XaddByHand({13, 0, 9410}, 0, "foreign", 1);  // seq 0 from another organization, before the owner's seq 0
+  ASSERT_EQ(Send("POST", 12, "/generations/9410/chunks", R"({"seq": 0, "data": "{\"a\": "})").status, 202);
+  ASSERT_EQ(Send("POST", 12, "/generations/9410/finish", R"({"total_chunks": 2})").status, 202);
+  std::atomic<bool> stop{false};
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(c.RunOnce(stop).ok());
+  ExpectRow(9410, 12, R"({"a": 1})");
+  auto rows = store_->GetChunks(9410);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  for (const auto& r : *rows) EXPECT_EQ(r.organization_id, 12) << r.data;
 }
 
 // POST /v1/orgs/{org}/generations hands out ids from a counter; one that another organization already used
@@ -218,9 +258,10 @@ TEST_P(TenantIsolationTest, StartedGenerationsSkipIdsOwnedElsewhere) {
   ASSERT_TRUE(redis_->Command({"SET", GenerationIdsKey(*config_), "9406"}).ok());
   auto r = Send("POST", 12, "/generations", R"({"instruction": {"content": "plan it"}})");
   ASSERT_EQ(r.status, 202) << r.body;
-  EXPECT_EQ(nlohmann::json::parse(r.body)["generation_id"], 9408);
+  // 9407 is taken; the skips double (so a run of claimed ids cannot block everyone): 9407 + 2.
+  EXPECT_EQ(nlohmann::json::parse(r.body)["generation_id"], 9409);
   KeySchema keys = KeySchema::FromConfig(*config_);
-  EXPECT_EQ(redis_->Command({"GET", keys.OwnerKey(9408)})->str, "12");
+  EXPECT_EQ(redis_->Command({"GET", keys.OwnerKey(9409)})->str, "12");
   EXPECT_EQ(redis_->Command({"GET", keys.OwnerKey(9407)})->str, "13");
 }
 

@@ -21,17 +21,21 @@ struct PendingChunk {
   bool final = false;
   int64_t total_chunks = 0;
   bool finish = false;         // a FINISH marker (total_chunks required), no data
+  // Chunks without a seq only: a key under which the append is remembered (the request's Idempotency-Key,
+  // "#<line>" added for streamed bodies). The same key again is answered with the seq it got and not
+  // appended twice; with other data it is a conflict. "" = none.
+  std::string idempotency_key;
 };
 
 struct AppendResult {
   int64_t accepted = 0;
   int64_t last_seq = -1;
   std::string last_id;
-  bool replayed = false;  // the idempotency key was seen before: this is its first answer, nothing was written
+  int64_t replayed = 0;  // keyed chunks seen before: answered with their earlier seq, not appended again
 };
 
 // The reason token of a refused append ("scenario_conflict", "generation_owned_elsewhere", "seq_conflict",
-// "total_conflict"), for kFailedPrecondition errors of Append; "" for others.
+// "idempotency_key_reused", "total_conflict"), for kFailedPrecondition errors of Append; "" for others.
 std::string AppendConflictReason(const Status& s);
 
 class ChunkWriter {
@@ -39,11 +43,11 @@ class ChunkWriter {
   explicit ChunkWriter(const Config& config) : config_(config), keys_(KeySchema::FromConfig(config)) {}
 
   // All or nothing per call. Errors: kFailedPrecondition with an AppendConflictReason (scenario, owner,
-  // seq or total conflict: chunk_scripts.cc IngestAppend), kResourceExhausted (generation byte limit),
-  // kUnavailable (Redis down or slow: the call may still land, which is what idempotency_key is for: a
-  // call repeated with the same key gets the first call's answer and appends nothing).
+  // seq, key or total conflict: chunk_scripts.cc IngestAppend), kResourceExhausted (generation byte limit),
+  // kUnavailable (Redis down or slow: the call may still land, which is what client seqs and
+  // PendingChunk::idempotency_key are for: a repeated chunk is answered, not appended twice).
   StatusOr<AppendResult> Append(RedisCommands& redis, const GenerationId& gen, std::vector<PendingChunk>& chunks,
-                                const std::string& source, const std::string& idempotency_key = "");
+                                const std::string& source);
 
   // Append in two halves, for a caller that sends the script itself without blocking (ingest's loop-thread
   // path, AsyncRedis::SendEval): the script's keys and args, then the reply turned into the result (seqs
@@ -53,8 +57,8 @@ class ChunkWriter {
     std::vector<std::string> args;
   };
   // Standalone Redis only (a cluster needs Append's owner claim first).
-  AppendCall PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks, const std::string& source,
-                           const std::string& idempotency_key = "") const;
+  AppendCall PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
+                           const std::string& source) const;
   static StatusOr<AppendResult> ParseAppendReply(const StatusOr<RedisValue>& reply, std::vector<PendingChunk>& chunks);
 
   // Progress JSON from Redis; kNotFound when nothing is known about the generation.
