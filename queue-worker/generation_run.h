@@ -1,5 +1,5 @@
 #pragma once
-// generation.run (issue 11): stream one generation from the configured OpenAI-compatible provider into the
+// generation.run: stream one generation from the configured OpenAI-compatible provider into the
 // chunk streams, where the compactor assembles and finalizes it like any ingested generation.
 //
 //   payload: the request of POST /v1/orgs/{org}/generations with its generation_id

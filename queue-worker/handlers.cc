@@ -45,7 +45,7 @@ Status ApplyPolicies(const std::string& spec, HandlerRegistry& registry) {
 void RegisterBuiltins(HandlerRegistry& registry, Clock& clock) {
   registry.Register("noop", [](TaskContext&) { return Status::Ok(); });
 
-  // The seeds' compact:generation: finalize a generation now from its Redis buffer (the compactors do it).
+  // The apps' compact:generation command: finalize a generation now from its Redis buffer (the compactors do it).
   registry.Register("generation.compact", [&clock](TaskContext& ctx) {
     auto parsed = ctx.PayloadJson();
     if (!parsed.ok()) return parsed.status();

@@ -1,6 +1,6 @@
 #pragma once
 // streamfleetctl replay-generation: rebuild a generation's Redis buffer from its `generation_chunks` rows and
-// finalize it with the compactor's own Finalizer (the seeds' `test:redis-buffer`). Safe to repeat: the
+// finalize it with the compactor's own Finalizer (what a `test:redis-buffer` command did in the PHP apps). Safe to repeat: the
 // buffer dedupes by seq and the row upsert is idempotent.
 #include <cstdint>
 #include <functional>

@@ -1,5 +1,5 @@
 #pragma once
-// A multi-tier cache in front of slow work (the seeds' IR cache): cache-aside over
+// A multi-tier cache in front of slow work (e.g. the intermediate results of a generation): cache-aside over
 //   tier 1  Redis        shared by the fleet, TTL (PX), key {prefix}:{name}_{hash8};
 //   tier 2  filesystem   per host, {dir}/{prefix}/{name}_{hash8}.json written atomically; survives a Redis
 //                        restart and warms Redis back up on a hit;

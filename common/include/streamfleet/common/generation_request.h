@@ -1,5 +1,5 @@
 #pragma once
-// Starting a provider generation (issue 11), one code path for ingest's POST /v1/orgs/{org}/generations,
+// Starting a provider generation, one code path for ingest's POST /v1/orgs/{org}/generations,
 // `streamfleetctl generate` and the queue-worker's generation.run: validation of the request, the task
 // payload both sides agree on, and the start itself (allocate an id, enqueue the task). Redis only: the SQL
 // row is created by the worker that runs the task, so ingest never needs the database to start one.

@@ -2,7 +2,7 @@
 // An HTTP/1.1 server on one libuv event loop (sockets, parsing with nodejs http_parser, timeouts, writes)
 // plus a small worker-thread pool for handlers that block. Serves the same HttpExchange API as HttpServer.
 //
-// Why (docs/performance.md, Session 5): civetweb's thread per connection plus the hand-off to the Redis
+// Why (docs/performance.md, ingest): civetweb's thread per connection plus the hand-off to the Redis
 // loop thread cost about four context switches per request; here a request whose body is complete can be
 // answered without any thread blocking: `fast` runs on the loop thread and may answer later from any thread
 // (ingest answers from the AsyncRedis callback; replies come back to the loop batched, one wake for many).
