@@ -11,7 +11,9 @@ namespace streamfleet::worker {
 
 StatusOr<nlohmann::json> TaskContext::PayloadJson() const {
   if (task.payload().empty()) return nlohmann::json::object();
-  auto j = ParseJsonInput(task.payload());
+  JsonLimits limits;
+  limits.max_bytes = kMaxTaskPayloadBytes;
+  auto j = ParseJsonInput(task.payload(), limits);
   if (!j.ok()) return Status::InvalidArgument("payload: " + j.status().message());
   return j;
 }

@@ -17,6 +17,9 @@
 
 namespace streamfleet::worker {
 
+// The largest task payload a built-in handler parses (the same as ingest's default body limit).
+inline constexpr size_t kMaxTaskPayloadBytes = 16 * 1024 * 1024;
+
 struct TaskContext {
   const v1::TaskEnvelope& task;
   RedisClient& redis;   // this attempt's own connection (not shared with the slot's lease heartbeat)
@@ -30,8 +33,9 @@ struct TaskContext {
 
   bool Cancelled() const { return cancelled != nullptr && cancelled->load(); }
   // The payload as JSON, parsed with the input limits (common/json_input.h): a payload nested too deep,
-  // with duplicate keys or not JSON at all is kInvalidArgument ("payload: <why>"), which dead-letters the
-  // task at once with that reason instead of crashing the worker. An empty payload reads as {}.
+  // larger than kMaxTaskPayloadBytes, with duplicate keys or not JSON at all is kInvalidArgument
+  // ("payload: <why>"), which dead-letters the task at once with that reason instead of crashing the
+  // worker. An empty payload reads as {}.
   StatusOr<nlohmann::json> PayloadJson() const;
 };
 
