@@ -372,6 +372,25 @@ TEST_F(CtlTest, DeadLetterPurgeTakesFilters) {
   EXPECT_EQ(nlohmann::json::parse(Ctl("--json dlq purge --stream streamfleet:chunks:0").out)["purged"], 1);
   EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 1) << "the noop one is left";
   EXPECT_EQ(Ctl("dlq purge --older-than soon").code, 1);
+  // On a terminal (script(1) gives the command a pty) it asks first; anything but "y" deletes nothing.
+  std::string env = "REDIS_PORT=" + std::to_string(server_->port()) + " DATABASE_URL=sqlite:" + db_;
+  auto tty = [&](const std::string& answer) {
+    std::string cmd = "printf '" + answer + "\\n' | script -qec '" + env + " " STREAMFLEETCTL_PATH " dlq purge' /dev/null 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+    return CtlRun{WEXITSTATUS(pclose(p)), out};
+  };
+  auto no = tty("n");
+  EXPECT_EQ(no.code, 1) << no.out;
+  EXPECT_NE(no.out.find("delete 1 dead letter(s)?"), std::string::npos) << no.out;
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 1);
+  auto yes = tty("y");
+  EXPECT_EQ(yes.code, 0) << yes.out;
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 0);
+  task_dlq("noop", "streamfleet:queue:default", "*");
   EXPECT_EQ(nlohmann::json::parse(Ctl("--json dlq purge").out)["purged"], 1);
   EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 0);
 }
