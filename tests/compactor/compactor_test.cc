@@ -21,7 +21,7 @@
 #include "support/chunk_envelope.h"
 #include "support/map_env.h"
 #include "support/redis_server.h"
-#include "support/test_redis.h"
+#include "support/redis_suite.h"
 #include "support/sql_database.h"
 #include "support/tcp_proxy.h"
 #include "support/wait.h"
@@ -31,15 +31,11 @@ namespace {
 
 constexpr int64_t kStart = 1'800'000'000'000;
 
-class CompactorTest : public ::testing::TestWithParam<std::string> {
+// A single redis-server, or the 3+3 cluster with STREAMFLEET_TEST_REDIS=cluster (compactor_cluster_test).
+class CompactorTest : public testing::RedisSuite<::testing::TestWithParam<std::string>> {
  protected:
-  // A single redis-server, or the 3+3 cluster with STREAMFLEET_TEST_REDIS=cluster (compactor_cluster_test).
-  static void SetUpTestSuite() { server_ = new testing::TestRedis(); }
-  static void TearDownTestSuite() { delete server_; }
-
   void SetUp() override {
-    server_->FlushAll();
-    redis_ = RedisClient::Connect(server_->config()).value();
+    RedisSuite::SetUp();
     db_url_ = testing::FreshDatabaseUrl(GetParam(), "sf-compactor", &path_);
     if (db_url_.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
     env_ = server_->env();
@@ -130,8 +126,6 @@ class CompactorTest : public ::testing::TestWithParam<std::string> {
     return n;
   }
 
-  static testing::TestRedis* server_;
-  std::unique_ptr<RedisClient> redis_;
   std::string path_, db_url_;
   std::map<std::string, std::string> env_;
   ManualClock clock_{kStart};
@@ -142,7 +136,6 @@ class CompactorTest : public ::testing::TestWithParam<std::string> {
   std::vector<std::unique_ptr<prometheus::Registry>> registries_;
   std::vector<std::unique_ptr<CompactorService>> services_;
 };
-testing::TestRedis* CompactorTest::server_ = nullptr;
 
 TEST_P(CompactorTest, InOrderGenerationBecomesOneRow) {
   auto& svc = AddService();

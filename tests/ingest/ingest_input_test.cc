@@ -13,7 +13,7 @@
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "support/redis_server.h"
-#include "support/test_redis.h"
+#include "support/redis_suite.h"
 
 namespace streamfleet::ingest {
 namespace {
@@ -23,15 +23,8 @@ using testing::HttpResponse;
 
 std::string Deep(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
 
-class IngestInputTest : public ::testing::Test {
+class IngestInputTest : public testing::RedisSuite<> {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::TestRedis(); }
-  static void TearDownTestSuite() { delete server_; }
-
-  void SetUp() override {
-    server_->FlushAll();
-    redis_ = RedisClient::Connect(server_->config()).value();
-  }
   void TearDown() override {
     if (service_) service_->Stop();
   }
@@ -73,13 +66,10 @@ class IngestInputTest : public ::testing::Test {
   }
   bool Alive() { return Post("/v1/orgs/1/generations/999/chunks", R"({"data": "still here"})").status == 202; }
 
-  static testing::TestRedis* server_;
-  std::unique_ptr<RedisClient> redis_;
   std::unique_ptr<Config> config_;
   prometheus::Registry registry_;
   std::unique_ptr<IngestService> service_;
 };
-testing::TestRedis* IngestInputTest::server_ = nullptr;
 
 // An initiator nested ~70,000 levels deep killed ingest with SIGSEGV; every JSON entry point now answers 400.
 TEST_F(IngestInputTest, DeeplyNestedJsonIsA400OnEveryRoute) {

@@ -19,7 +19,7 @@
 #include "support/map_env.h"
 #include "support/queued_generations.h"
 #include "support/redis_server.h"
-#include "support/test_redis.h"
+#include "support/redis_suite.h"
 #include "streamfleet/common/task_keys.h"
 
 namespace streamfleet::ingest {
@@ -28,16 +28,9 @@ namespace {
 using testing::HttpRequest;
 using testing::HttpResponse;
 
-class IngestTest : public ::testing::Test {
+// A single redis-server, or the 3+3 cluster with STREAMFLEET_TEST_REDIS=cluster (ingest_cluster_test).
+class IngestTest : public testing::RedisSuite<> {
  protected:
-  // A single redis-server, or the 3+3 cluster with STREAMFLEET_TEST_REDIS=cluster (ingest_cluster_test).
-  static void SetUpTestSuite() { server_ = new testing::TestRedis(); }
-  static void TearDownTestSuite() { delete server_; }
-
-  void SetUp() override {
-    server_->FlushAll();
-    redis_ = RedisClient::Connect(server_->config()).value();
-  }
   void TearDown() override {
     if (service_) service_->Stop();
   }
@@ -88,13 +81,10 @@ class IngestTest : public ::testing::Test {
   }
   nlohmann::json Json(const HttpResponse& r) { return nlohmann::json::parse(r.body, nullptr, false); }
 
-  static testing::TestRedis* server_;
-  std::unique_ptr<RedisClient> redis_;
   std::unique_ptr<Config> config_;
   std::unique_ptr<prometheus::Registry> registry_;
   std::unique_ptr<IngestService> service_;
 };
-testing::TestRedis* IngestTest::server_ = nullptr;
 
 TEST_F(IngestTest, JsonChunkIsInRedisWhenAnswered) {
   StartIngest();

@@ -18,8 +18,8 @@
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "support/redis_server.h"
+#include "support/redis_suite.h"
 #include "support/sql_database.h"
-#include "support/test_redis.h"
 
 namespace streamfleet::ingest {
 namespace {
@@ -34,14 +34,10 @@ double CounterValue(prometheus::Registry& reg, const std::string& name) {
   return -1;
 }
 
-class TenantIsolationTest : public ::testing::TestWithParam<std::string> {
+class TenantIsolationTest : public testing::RedisSuite<::testing::TestWithParam<std::string>> {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::TestRedis(); }
-  static void TearDownTestSuite() { delete server_; }
-
   void SetUp() override {
-    server_->FlushAll();
-    redis_ = RedisClient::Connect(server_->config()).value();
+    RedisSuite::SetUp();
     db_url_ = testing::FreshDatabaseUrl(GetParam(), "sf-tenant", &sqlite_path_);
     ASSERT_FALSE(db_url_.empty()) << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh starts PostgreSQL)";
     auto store = SqlStore::Open(db_url_);
@@ -122,8 +118,6 @@ class TenantIsolationTest : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(r.body.find(std::to_string(owner)), std::string::npos) << r.body;
   }
 
-  static testing::TestRedis* server_;
-  std::unique_ptr<RedisClient> redis_;
   std::string db_url_, sqlite_path_;
   std::unique_ptr<SqlStore> store_;
   std::unique_ptr<Config> config_;
@@ -132,7 +126,6 @@ class TenantIsolationTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<IngestService> service_;
   std::unique_ptr<compactor::CompactorService> compactor_;
 };
-testing::TestRedis* TenantIsolationTest::server_ = nullptr;
 
 // The defect as found: org 13 posting to org 12's generation 9401 took over its row.
 TEST_P(TenantIsolationTest, AnotherOrganizationCannotWriteFinishOrReadAnOwnedGeneration) {
