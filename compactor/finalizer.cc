@@ -108,7 +108,6 @@ Status Finalizer::ResolveOwners(RedisClient& redis, const std::vector<FinalizeRe
                                 const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
                                 std::vector<std::vector<std::string>>& fixes) {
   const KeySchema& keys = buffer_.keys();
-  const std::string ttl = std::to_string(config_.owner_ttl_s);
   // Whose generation is it? The first organization that used the id (ingest recorded it). An envelope
   // written by hand, with no owner record, claims the id here, before its row exists; a finalization with
   // nothing buffered (a manual compaction of an expired or unknown generation) only looks.
@@ -125,7 +124,7 @@ Status Finalizer::ResolveOwners(RedisClient& redis, const std::vector<FinalizeRe
     Status s = CheckClaimReply((*owners)[i], g.org, g.gen);
     if (s.ok()) {
       // In use by its owner: the record lives on (SET NX GET does not restart its TTL).
-      if (snaps[i].exists) fixes.push_back({"EXPIRE", keys.OwnerKey(g.gen), ttl});
+      if (snaps[i].exists) fixes.push_back({"EXPIRE", keys.OwnerKey(g.gen), std::to_string(config_.owner_ttl_s)});
       continue;
     }
     if (!IsOwnedElsewhere(s)) return s;
@@ -134,7 +133,7 @@ Status Finalizer::ResolveOwners(RedisClient& redis, const std::vector<FinalizeRe
     auto row = store_.GetGeneration(g.gen);
     if (!row.ok()) return row.status();
     if (*row && (*row)->organization_id == g.org) {
-      fixes.push_back({"SET", keys.OwnerKey(g.gen), std::to_string(g.org), "EX", ttl});
+      fixes.push_back(SetOwnerCommand(keys, g.org, g.gen, config_.owner_ttl_s));
       continue;
     }
     outs[i].owned_elsewhere = true;
@@ -212,8 +211,8 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
       auto row = store_.GetGeneration(reqs[i].gen.gen);
       if (!row.ok()) return row.status();
       if (*row) {
-        owner_fixes.push_back({"SET", buffer_.keys().OwnerKey(reqs[i].gen.gen), std::to_string((*row)->organization_id),
-                               "EX", std::to_string(config_.owner_ttl_s)});
+        owner_fixes.push_back(
+            SetOwnerCommand(buffer_.keys(), (*row)->organization_id, reqs[i].gen.gen, config_.owner_ttl_s));
       }
       continue;
     }

@@ -13,6 +13,14 @@
 
 namespace streamfleet {
 
+namespace {
+
+// 64 bits of the data's SHA-256, as the append script compares them: enough to tell a resent chunk from
+// another one under the same seq or key, without keeping the data.
+std::string DataDigest(const std::string& data) { return Sha256Hex(data).substr(0, 16); }
+
+}  // namespace
+
 ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
                                                    const std::string& source) const {
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -41,9 +49,9 @@ ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, cons
       args.insert(args.end(), {"f", std::to_string(c.total_chunks), ""});
     } else if (c.seq) {
       // A digest of the data, so a resent seq is told apart from the same seq with other data.
-      args.insert(args.end(), {"c", std::to_string(*c.seq), Sha256Hex(c.data).substr(0, 16)});
+      args.insert(args.end(), {"c", std::to_string(*c.seq), DataDigest(c.data)});
     } else if (!c.idempotency_key.empty()) {
-      args.insert(args.end(), {"a", c.idempotency_key, Sha256Hex(c.data).substr(0, 16)});
+      args.insert(args.end(), {"a", c.idempotency_key, DataDigest(c.data)});
     } else {
       args.insert(args.end(), {"a", "", ""});
     }

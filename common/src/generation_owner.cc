@@ -15,6 +15,10 @@ std::vector<std::string> ClaimOwnerCommand(const KeySchema& keys, int64_t org, i
   return {"SET", keys.OwnerKey(gen), std::to_string(org), "NX", "GET", "EX", std::to_string(ttl_s)};
 }
 
+std::vector<std::string> SetOwnerCommand(const KeySchema& keys, int64_t org, int64_t gen, int64_t ttl_s) {
+  return {"SET", keys.OwnerKey(gen), std::to_string(org), "EX", std::to_string(ttl_s)};
+}
+
 Status CheckClaimReply(const RedisValue& reply, int64_t org, int64_t gen) {
   if (reply.is_error()) return TranslateRedisError(reply.str);
   if (reply.is_nil() || reply.str == std::to_string(org)) return Status::Ok();

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/common/codec.h"
+#include "streamfleet/common/generation_owner.h"
 #include "streamfleet/common/json_input.h"
 
 namespace streamfleet {
@@ -493,8 +494,7 @@ Status SqlStore::MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t sc
   });
   if (!s.ok()) return s;
   if (owned_elsewhere) {
-    return Status::FailedPrecondition("generation_owned_elsewhere: generation " + std::to_string(id) +
-                                      " belongs to another organization");
+    return OwnedElsewhereError(id);
   }
   return Status::Ok();
 }

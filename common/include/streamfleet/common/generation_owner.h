@@ -23,6 +23,8 @@ bool IsOwnedElsewhere(const Status& s);
 
 // SET owner org NX GET EX ttl: claims the id when nobody has, and returns the previous owner either way.
 std::vector<std::string> ClaimOwnerCommand(const KeySchema& keys, int64_t org, int64_t gen, int64_t ttl_s);
+// SET owner org EX ttl: records `org` as the owner whatever the record said (a correction from the row).
+std::vector<std::string> SetOwnerCommand(const KeySchema& keys, int64_t org, int64_t gen, int64_t ttl_s);
 // The reply of ClaimOwnerCommand: Ok when `org` owns the id (claimed now or before).
 Status CheckClaimReply(const RedisValue& reply, int64_t org, int64_t gen);
 Status ClaimGeneration(RedisCommands& redis, const KeySchema& keys, int64_t org, int64_t gen, int64_t ttl_s);
