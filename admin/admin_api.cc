@@ -4,12 +4,12 @@
 #include <cstdlib>
 #include <regex>
 
-#include "compactor/manual_compaction.h"
-#include "streamfleet/common/fleet_admin.h"
-#include "streamfleet/common/json_input.h"
-#include "streamfleet/common/redis_info_metrics.h"
-#include "streamfleet/common/stream_admin.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/operations/manual_compaction.h"
+#include "streamfleet/operations/fleet_admin.h"
+#include "streamfleet/base/json_input.h"
+#include "streamfleet/observability/redis_info_metrics.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/taskqueue/task_queue.h"
 #include "streamfleet/v1/chunk.pb.h"
 
 namespace streamfleet::admin {

@@ -1,7 +1,7 @@
 #pragma once
 // The admin UI's JSON API (/api/...): read models of the overview, streams, queues, dead letters and
 // generations, and the operator actions. Every Redis operation is the same shared code streamfleetctl
-// runs (common/fleet_admin.h, compactor/manual_compaction.h). Authentication happens before a request
+// runs (streamfleet/operations/fleet_admin.h, components/operations/include/streamfleet/operations/manual_compaction.h). Authentication happens before a request
 // reaches this class (admin_server.h). Thread-safe: Redis clients come from a pool, the SQL store is used
 // under a mutex.
 #include <memory>
@@ -11,10 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "admin/sampler.h"
-#include "streamfleet/common/config.h"
-#include "streamfleet/common/http_server.h"
-#include "streamfleet/common/redis.h"
-#include "streamfleet/common/sql_store.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/http/http_server.h"
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/sql/sql_store.h"
 
 namespace streamfleet::admin {
 

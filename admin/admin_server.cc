@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "admin/web_assets.h"
-#include "streamfleet/common/log.h"
-#include "streamfleet/common/text.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/base/text.h"
 
 namespace streamfleet::admin {
 namespace {

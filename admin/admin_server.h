@@ -18,7 +18,7 @@
 #include "admin/admin_api.h"
 #include "admin/auth.h"
 #include "admin/sampler.h"
-#include "streamfleet/common/http_server.h"
+#include "streamfleet/http/http_server.h"
 
 namespace streamfleet::admin {
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "streamfleet/common/codec.h"
+#include "streamfleet/base/codec.h"
 
 namespace streamfleet::admin {
 namespace {

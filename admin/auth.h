@@ -16,7 +16,7 @@
 #include <optional>
 #include <string>
 
-#include "streamfleet/common/http_server.h"
+#include "streamfleet/http/http_server.h"
 
 namespace streamfleet::admin {
 

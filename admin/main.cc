@@ -4,10 +4,10 @@
 #include <thread>
 
 #include "admin/admin_server.h"
-#include "streamfleet/common/log.h"
-#include "streamfleet/common/metrics_server.h"
-#include "streamfleet/common/process_cli.h"
-#include "streamfleet/common/shutdown.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/observability/metrics_server.h"
+#include "streamfleet/base/process_cli.h"
+#include "streamfleet/base/shutdown.h"
 
 using namespace streamfleet;
 

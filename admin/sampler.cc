@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <chrono>
 
-#include "streamfleet/common/keys.h"
-#include "streamfleet/common/stream_admin.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/base/keys.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/taskqueue/task_queue.h"
 
 namespace streamfleet::admin {
 namespace {

@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "streamfleet/common/config.h"
-#include "streamfleet/common/redis.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/redis/redis.h"
 
 namespace streamfleet::admin {
 

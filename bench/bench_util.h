@@ -19,8 +19,8 @@
 #include <spawn.h>
 #include <unistd.h>
 
-#include "streamfleet/common/config.h"
-#include "streamfleet/common/redis.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/redis/redis.h"
 
 namespace streamfleet::bench {
 

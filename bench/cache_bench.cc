@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "bench/bench_util.h"
-#include "streamfleet/common/cache.h"
-#include "streamfleet/common/log.h"
+#include "streamfleet/cache/cache.h"
+#include "streamfleet/base/log.h"
 
 using namespace streamfleet;
 using namespace streamfleet::bench;

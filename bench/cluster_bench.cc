@@ -6,7 +6,7 @@
 //   3. the task queue: N no-op tasks enqueued in bulk (EnqueueTasks, 500 per call), then run by one
 //      in-process WorkerService (4 slots, default prefetch) until every one succeeded. The cluster uses
 //      TASK_QUEUE_SHARDS' default there (4 shards per queue), one Redis the single queue stream.
-// Both servers are started by the bench (tests/support harness) and stopped at the end; prints a table.
+// Both servers are started by the bench (streamfleet::testing) and stopped at the end; prints a table.
 //   cluster_bench [--gens 300] [--xadds 20000] [--tasks 20000]
 #include <filesystem>
 #include <iostream>
@@ -15,10 +15,10 @@
 #include "bench/bench_util.h"
 #include "compactor/compactor_service.h"
 #include "queue-worker/worker_service.h"
-#include "streamfleet/common/task_queue.h"
-#include "support/chunk_envelope.h"
-#include "support/redis_cluster.h"
-#include "support/redis_server.h"
+#include "streamfleet/taskqueue/task_queue.h"
+#include "streamfleet/testing/chunk_envelope.h"
+#include "streamfleet/testing/redis_cluster.h"
+#include "streamfleet/testing/redis_server.h"
 
 using namespace streamfleet;
 using namespace streamfleet::bench;

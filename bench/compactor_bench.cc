@@ -24,11 +24,11 @@
 
 #include "bench/bench_util.h"
 #include "compactor/compactor_loops.h"
-#include "streamfleet/common/clock.h"
-#include "streamfleet/common/keys.h"
-#include "streamfleet/common/log.h"
-#include "streamfleet/common/sql_store.h"
-#include "tests/support/chunk_envelope.h"
+#include "streamfleet/base/clock.h"
+#include "streamfleet/base/keys.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/sql/sql_store.h"
+#include "streamfleet/testing/chunk_envelope.h"
 
 using namespace streamfleet;
 using namespace streamfleet::bench;

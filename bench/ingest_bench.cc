@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "bench/bench_util.h"
-#include "streamfleet/common/keys.h"
+#include "streamfleet/base/keys.h"
 
 using namespace streamfleet;
 using namespace streamfleet::bench;

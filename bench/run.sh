@@ -242,7 +242,7 @@ fi
   function f0(x) { return sprintf("%.0f", x) }
   function us(p) { return sprintf("%.0f / %.0f", v["cache_" p "_p50_us"], v["cache_" p "_p99_us"]) }
   END {
-    printf "\ncache (common/cache.h): %s cores shared by redis and the driver; %d-byte values; GetOrCompute from one thread\n\n", cores, v["cache_value_bytes"]
+    printf "\ncache (streamfleet/cache/cache.h): %s cores shared by redis and the driver; %d-byte values; GetOrCompute from one thread\n\n", cores, v["cache_value_bytes"]
     print "| Tier that answered | p50 / p99 (us) | What the call did |"
     print "|---|---|---|"
     printf "| redis hit | %s | GET ver, GET epoch, GET key (one pipelined round trip) |\n", us("redis_hit")

@@ -26,7 +26,7 @@
 #include <thread>
 
 #include "bench/bench_util.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/taskqueue/task_queue.h"
 
 extern char** environ;
 

@@ -4,12 +4,12 @@
 #include <map>
 #include <thread>
 
-#include "streamfleet/common/backoff.h"
-#include "streamfleet/common/envelope_version.h"
-#include "streamfleet/common/generation_owner.h"
-#include "streamfleet/common/log.h"
-#include "streamfleet/common/redis_scan.h"
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/base/backoff.h"
+#include "streamfleet/base/envelope_version.h"
+#include "streamfleet/chunks/generation_owner.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/redis/redis_scan.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 
 namespace streamfleet::compactor {

@@ -15,16 +15,16 @@
 #include <unordered_set>
 #include <vector>
 
-#include "compactor/chunk_buffer.h"
-#include "compactor/finalizer.h"
+#include "streamfleet/chunks/chunk_buffer.h"
+#include "streamfleet/chunks/finalizer.h"
 #include "compactor/metrics.h"
-#include "streamfleet/common/clock.h"
-#include "streamfleet/common/config.h"
-#include "streamfleet/common/dependency_health.h"
-#include "streamfleet/common/redis.h"
-#include "streamfleet/common/redis_info_metrics.h"
-#include "streamfleet/common/sql_store.h"
-#include "streamfleet/common/stream_gauges.h"
+#include "streamfleet/base/clock.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/observability/dependency_health.h"
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/observability/redis_info_metrics.h"
+#include "streamfleet/sql/sql_store.h"
+#include "streamfleet/observability/stream_gauges.h"
 
 namespace streamfleet::compactor {
 

@@ -4,12 +4,12 @@
 #include <thread>
 
 #include "compactor/compactor_loops.h"
-#include "streamfleet/common/backoff.h"
-#include "streamfleet/common/log.h"
-#include "streamfleet/common/metrics_server.h"
-#include "streamfleet/common/process_cli.h"
-#include "streamfleet/common/shutdown.h"
-#include "streamfleet/common/text.h"
+#include "streamfleet/base/backoff.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/observability/metrics_server.h"
+#include "streamfleet/base/process_cli.h"
+#include "streamfleet/base/shutdown.h"
+#include "streamfleet/base/text.h"
 
 using namespace streamfleet;
 

@@ -1,6 +1,6 @@
 // A chunk stream entry's "e" field as the compactor reads it: a streamfleet.v1.ChunkEnvelope from any
 // producer (or garbage XADDed by hand), the "seq:data" buffer element the apply script stores for it, and
-// the assembly and JSON decoding of the generation at finalization (compactor/assembly.h).
+// the assembly and JSON decoding of the generation at finalization (components/chunks/include/streamfleet/chunks/assembly.h).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -8,7 +8,7 @@
 
 #include <google/protobuf/stubs/logging.h>
 
-#include "compactor/assembly.h"
+#include "streamfleet/chunks/assembly.h"
 #include "fuzz/fuzz_check.h"
 #include "streamfleet/v1/chunk.pb.h"
 

@@ -4,7 +4,7 @@
 #include <string_view>
 
 #include "fuzz/fuzz_check.h"
-#include "ingest/request_parsing.h"
+#include "streamfleet/chunks/request_parsing.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto c = streamfleet::ingest::ParseChunkJson(std::string_view(reinterpret_cast<const char*>(data), size));

@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "fuzz/fuzz_check.h"
-#include "streamfleet/common/config.h"
+#include "streamfleet/base/config.h"
 
 using namespace streamfleet;
 

@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "fuzz/fuzz_check.h"
-#include "streamfleet/common/generation_request.h"
+#include "streamfleet/chunks/generation_request.h"
 
 using streamfleet::GenerationRequest;
 

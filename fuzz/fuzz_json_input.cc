@@ -1,4 +1,4 @@
-// ParseJsonInput (common/json_input.h), the one parser every outside JSON document goes through: it must
+// ParseJsonInput (streamfleet/base/json_input.h), the one parser every outside JSON document goes through: it must
 // never crash or recurse on input depth, must refuse what is deeper than the limit, and what it accepts must
 // be exactly what nlohmann's own parser builds (dumped and read back).
 #include <algorithm>
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "fuzz/fuzz_check.h"
-#include "streamfleet/common/json_input.h"
+#include "streamfleet/base/json_input.h"
 
 namespace {
 

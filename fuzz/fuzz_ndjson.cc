@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "fuzz/fuzz_check.h"
-#include "ingest/request_parsing.h"
+#include "streamfleet/chunks/request_parsing.h"
 
 using streamfleet::ingest::ForEachCompleteLine;
 

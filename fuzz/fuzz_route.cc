@@ -6,8 +6,8 @@
 #include <string_view>
 
 #include "fuzz/fuzz_check.h"
-#include "ingest/request_parsing.h"
-#include "streamfleet/common/http_server.h"
+#include "streamfleet/chunks/request_parsing.h"
+#include "streamfleet/http/http_server.h"
 
 using streamfleet::ingest::MatchRoute;
 using streamfleet::ingest::ParseId;

@@ -5,8 +5,8 @@
 #include <string_view>
 
 #include "fuzz/fuzz_check.h"
-#include "ingest/request_parsing.h"
-#include "streamfleet/common/sse.h"
+#include "streamfleet/chunks/request_parsing.h"
+#include "streamfleet/http/sse.h"
 
 using streamfleet::SseLine;
 

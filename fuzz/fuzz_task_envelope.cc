@@ -9,7 +9,7 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include "fuzz/fuzz_check.h"
-#include "streamfleet/common/generation_request.h"
+#include "streamfleet/chunks/generation_request.h"
 #include "streamfleet/v1/task.pb.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

@@ -3,16 +3,17 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
-#include "ingest/request_parsing.h"
-#include "streamfleet/common/chunk_scripts.h"
-#include "streamfleet/common/codec.h"
-#include "streamfleet/common/generation_cache.h"
-#include "streamfleet/common/generation_request.h"
-#include "streamfleet/common/json_input.h"
-#include "streamfleet/common/log.h"
-#include "streamfleet/common/pooled_redis_commands.h"
-#include "streamfleet/common/task_queue.h"
-#include "streamfleet/common/text.h"
+#include "streamfleet/chunks/request_parsing.h"
+#include "streamfleet/chunks/chunk_scripts.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/cache/generation_cache.h"
+#include "streamfleet/chunks/generation_request.h"
+#include "streamfleet/chunks/generation_start.h"
+#include "streamfleet/base/json_input.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/redis/pooled_redis_commands.h"
+#include "streamfleet/taskqueue/task_queue.h"
+#include "streamfleet/base/text.h"
 
 namespace streamfleet::ingest {
 

@@ -8,7 +8,7 @@
 // not speak, a pool of cluster-routing clients instead, and every request takes the worker path). A
 // background thread samples the backlog for backpressure on its own synchronous client.
 // GET /v1/orgs/{org}/generations/{gen} answers the compacted row from the SQL store, cache-aside through the
-// fleet's multi-tier cache (common/cache.h); it is the only route that needs the database.
+// fleet's multi-tier cache (streamfleet/cache/cache.h); it is the only route that needs the database.
 // POST /v1/orgs/{org}/generations starts a provider generation: an id and a generation.run task, in Redis.
 #include <atomic>
 #include <chrono>
@@ -16,16 +16,16 @@
 #include <optional>
 #include <thread>
 
-#include "streamfleet/common/chunk_writer.h"
+#include "streamfleet/chunks/chunk_writer.h"
 #include "ingest/metrics.h"
-#include "ingest/request_parsing.h"
-#include "streamfleet/common/async_redis.h"
-#include "streamfleet/common/cache.h"
-#include "streamfleet/common/config.h"
-#include "streamfleet/common/dependency_health.h"
-#include "streamfleet/common/loop_http_server.h"
-#include "streamfleet/common/redis.h"
-#include "streamfleet/common/sql_store.h"
+#include "streamfleet/chunks/request_parsing.h"
+#include "streamfleet/redis/async_redis.h"
+#include "streamfleet/cache/cache.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/observability/dependency_health.h"
+#include "streamfleet/http/loop_http_server.h"
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/sql/sql_store.h"
 
 namespace streamfleet::ingest {
 

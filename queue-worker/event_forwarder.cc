@@ -2,9 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "streamfleet/common/keys.h"
-#include "streamfleet/common/log.h"
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/base/keys.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/event.pb.h"
 
 namespace streamfleet::worker {

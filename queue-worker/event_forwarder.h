@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <string>
 
-#include "streamfleet/common/config.h"
-#include "streamfleet/common/keys.h"
-#include "streamfleet/common/redis.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/base/keys.h"
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/taskqueue/task_queue.h"
 
 namespace streamfleet::worker {
 

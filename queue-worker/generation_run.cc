@@ -5,11 +5,11 @@
 #include <thread>
 
 #include "queue-worker/provider_client.h"
-#include "streamfleet/common/chunk_writer.h"
-#include "streamfleet/common/generation_owner.h"
-#include "streamfleet/common/generation_request.h"
-#include "streamfleet/common/json_input.h"
-#include "streamfleet/common/log.h"
+#include "streamfleet/chunks/chunk_writer.h"
+#include "streamfleet/chunks/generation_owner.h"
+#include "streamfleet/chunks/generation_request.h"
+#include "streamfleet/base/json_input.h"
+#include "streamfleet/base/log.h"
 
 namespace streamfleet::worker {
 

@@ -3,7 +3,7 @@
 // chunk streams, where the compactor assembles and finalizes it like any ingested generation.
 //
 //   payload: the request of POST /v1/orgs/{org}/generations with its generation_id
-//            (common/generation_request.h builds and parses it).
+//            (streamfleet/chunks/generation_request.h builds and parses it).
 //   row:     created by this handler with initial metadata (used_instruction, initiator, provider, model,
 //            status "running"); at the end status, usage and counters are merged in (see docs/ARCHITECTURE.md
 //            "Provider generations" for every outcome).
@@ -12,7 +12,7 @@
 // its chunks with an earlier attempt's. A generation whose metadata already has a final status is left
 // alone (redelivery after it finished).
 #include "queue-worker/handlers.h"
-#include "streamfleet/common/sql_store.h"
+#include "streamfleet/sql/sql_store.h"
 
 namespace streamfleet::worker {
 

@@ -3,9 +3,9 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
-#include "compactor/chunk_buffer.h"
-#include "streamfleet/common/generation_cache.h"
-#include "streamfleet/common/json_input.h"
+#include "streamfleet/chunks/chunk_buffer.h"
+#include "streamfleet/cache/generation_cache.h"
+#include "streamfleet/base/json_input.h"
 
 namespace streamfleet::worker {
 

@@ -8,11 +8,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "streamfleet/common/cache.h"
-#include "streamfleet/common/clock.h"
-#include "streamfleet/common/config.h"
-#include "streamfleet/common/redis.h"
-#include "streamfleet/common/sql_store.h"
+#include "streamfleet/cache/cache.h"
+#include "streamfleet/base/clock.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/sql/sql_store.h"
 #include "streamfleet/v1/task.pb.h"
 
 namespace streamfleet::worker {
@@ -32,7 +32,7 @@ struct TaskContext {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 
   bool Cancelled() const { return cancelled != nullptr && cancelled->load(); }
-  // The payload as JSON, parsed with the input limits (common/json_input.h): a payload nested too deep,
+  // The payload as JSON, parsed with the input limits (streamfleet/base/json_input.h): a payload nested too deep,
   // larger than kMaxTaskPayloadBytes, with duplicate keys or not JSON at all is kInvalidArgument
   // ("payload: <why>"), which dead-letters the task at once with that reason instead of crashing the
   // worker. An empty payload reads as {}.
@@ -73,7 +73,7 @@ Status ApplyPolicies(const std::string& spec, HandlerRegistry& registry);
 // Registers noop and generation.compact.
 void RegisterBuiltins(HandlerRegistry& registry, Clock& clock);
 
-// Registers the cache tasks over the fleet cache (common/cache.h); both must outlive the registry.
+// Registers the cache tasks over the fleet cache (streamfleet/cache/cache.h); both must outlive the registry.
 //   cache.flush  {"key": K} | {"name": N} | {"pattern": P}: invalidation, SCAN COUNT 100, cache keys only.
 //   cache.warm   {"generations": [{"organization_id": O, "generation_id": G}, ...], "force": false}: loads the
 //                rows into the generation cache (store may be nullptr: then cache.warm fails, not retried).

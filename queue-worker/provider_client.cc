@@ -6,7 +6,7 @@
 #include <chrono>
 #include <memory>
 
-#include "streamfleet/common/sse.h"
+#include "streamfleet/http/sse.h"
 
 namespace streamfleet::worker {
 

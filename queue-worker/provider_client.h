@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "streamfleet/common/config.h"
-#include "streamfleet/common/status.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/base/status.h"
 
 namespace streamfleet::worker {
 

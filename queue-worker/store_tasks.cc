@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "streamfleet/common/redis_scan.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/redis/redis_scan.h"
+#include "streamfleet/taskqueue/task_queue.h"
 
 namespace streamfleet::worker {
 

@@ -1,5 +1,5 @@
 #pragma once
-// Task types over the SQL store (common/sql_store.h). `store` may be nullptr (no database reachable at
+// Task types over the SQL store (streamfleet/sql/sql_store.h). `store` may be nullptr (no database reachable at
 // startup): then these tasks fail with kFailedPrecondition (dead-lettered, not retried).
 //   generation_chunks.purge  {"older_than": "7d"}  (or {} for CHUNK_RETENTION): deletes generation_chunks
 //                            rows created before now - older_than. Meant as a periodic task, e.g.

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/redis/stream_admin.h"
 
 namespace streamfleet::worker {
 

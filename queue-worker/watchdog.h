@@ -30,7 +30,7 @@
 #include <thread>
 #include <vector>
 
-#include "streamfleet/common/redis.h"
+#include "streamfleet/redis/redis.h"
 #include "streamfleet/v1/task.pb.h"
 
 namespace streamfleet::worker {

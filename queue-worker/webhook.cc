@@ -8,7 +8,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "streamfleet/common/text.h"
+#include "streamfleet/base/text.h"
 
 namespace streamfleet::worker {
 

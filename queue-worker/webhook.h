@@ -11,7 +11,7 @@
 //   every address refused by the policy      -> kFailedPrecondition (dead-lettered; the message names the
 //                                               address and the rule)
 // Destinations: WEBHOOK_ALLOW_NETS / WEBHOOK_DENY_NETS over built-in refusals of loopback, link-local and
-// cloud metadata addresses (common/ip_nets.h), checked on each address libcurl is about to connect to.
+// cloud metadata addresses (streamfleet/base/ip_nets.h), checked on each address libcurl is about to connect to.
 // timeout_ms is capped at WEBHOOK_MAX_TIMEOUT. An error quotes at most 200 bytes of the answer's body,
 // control characters replaced. Redirects are not followed.
 // Delivery is at least once; every request carries `Idempotency-Key: <task id>` so receivers can dedupe.
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "queue-worker/handlers.h"
-#include "streamfleet/common/ip_nets.h"
+#include "streamfleet/base/ip_nets.h"
 
 namespace streamfleet::worker {
 

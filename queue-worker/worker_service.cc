@@ -7,10 +7,10 @@
 #include <thread>
 
 #include "queue-worker/slot_threads.h"
-#include "streamfleet/common/backoff.h"
-#include "streamfleet/common/envelope_version.h"
-#include "streamfleet/common/log.h"
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/base/backoff.h"
+#include "streamfleet/base/envelope_version.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/redis/stream_admin.h"
 
 namespace streamfleet::worker {
 

@@ -31,9 +31,9 @@
 #include "queue-worker/event_forwarder.h"
 #include "queue-worker/handlers.h"
 #include "queue-worker/watchdog.h"
-#include "streamfleet/common/dependency_health.h"
-#include "streamfleet/common/stream_gauges.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/observability/dependency_health.h"
+#include "streamfleet/observability/stream_gauges.h"
+#include "streamfleet/taskqueue/task_queue.h"
 
 namespace streamfleet::worker {
 

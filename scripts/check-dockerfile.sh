@@ -8,7 +8,7 @@
 #   2. each COPY has one source, copied to a destination of the same name (`COPY a/ b/ ./` would merge the
 #      contents of a/ and b/ into ./), and no copied path is excluded by deploy/Dockerfile.dockerignore
 #   3. every executable the copied directories add_executable() is installed into /out (the runtime image)
-#   4. the runtime stage EXPOSEs every default port of a *_LISTEN variable in common/src/config.cc
+#   4. the runtime stage EXPOSEs every default port of a *_LISTEN variable in components/base/src/config.cc
 #   5. the runtime stage's org.opencontainers.image.version label default is project(VERSION) in CMakeLists.txt
 # Usage: scripts/check-dockerfile.sh [DOCKERFILE]   (default deploy/Dockerfile; exits 1 on any failure)
 set -euo pipefail
@@ -162,10 +162,10 @@ done
 
 # ---- ports ----
 exposed=" $(grep -iE '^[[:space:]]*EXPOSE' <<<"$runtime_stage" | sed -E 's/^[[:space:]]*EXPOSE//I' | tr '\n' ' ') "
-ports=$(grep -E '^[[:space:]]*\{"[A-Z_]*_LISTEN"' common/src/config.cc | grep -oE ':[0-9]{2,5}\b' | tr -d ':' | sort -un)
-[ -n "$ports" ] || err "no default ports of *_LISTEN variables found in common/src/config.cc"
+ports=$(grep -E '^[[:space:]]*\{"[A-Z_]*_LISTEN"' components/base/src/config.cc | grep -oE ':[0-9]{2,5}\b' | tr -d ':' | sort -un)
+[ -n "$ports" ] || err "no default ports of *_LISTEN variables found in components/base/src/config.cc"
 for p in $ports; do
-  [[ $exposed == *" $p "* || $exposed == *" $p/tcp "* ]] || err "runtime stage does not EXPOSE $p (a default *_LISTEN port in common/src/config.cc)"
+  [[ $exposed == *" $p "* || $exposed == *" $p/tcp "* ]] || err "runtime stage does not EXPOSE $p (a default *_LISTEN port in components/base/src/config.cc)"
 done
 
 # ---- version label ----

@@ -8,20 +8,21 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "compactor/manual_compaction.h"
+#include "streamfleet/operations/manual_compaction.h"
 #include "tools/progress_bar.h"
-#include "tools/replay_generation.h"
-#include "streamfleet/common/cache.h"
-#include "streamfleet/common/config.h"
-#include "streamfleet/common/fleet_admin.h"
-#include "streamfleet/common/json_input.h"
-#include "streamfleet/common/generation_request.h"
-#include "streamfleet/common/keys.h"
-#include "streamfleet/common/process_cli.h"
-#include "streamfleet/common/redis.h"
-#include "streamfleet/common/sql_store.h"
-#include "streamfleet/common/stream_admin.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/operations/replay_generation.h"
+#include "streamfleet/cache/cache.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/operations/fleet_admin.h"
+#include "streamfleet/base/json_input.h"
+#include "streamfleet/chunks/generation_request.h"
+#include "streamfleet/chunks/generation_start.h"
+#include "streamfleet/base/keys.h"
+#include "streamfleet/base/process_cli.h"
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/sql/sql_store.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/taskqueue/task_queue.h"
 
 using namespace streamfleet;
 using nlohmann::json;

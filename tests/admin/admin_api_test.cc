@@ -9,15 +9,15 @@
 #include "admin/admin_server.h"
 #include "admin/auth.h"
 #include "admin/sampler.h"
-#include "compactor/chunk_buffer.h"
-#include "streamfleet/common/clock.h"
-#include "streamfleet/common/codec.h"
-#include "streamfleet/common/keys.h"
-#include "streamfleet/common/stream_admin.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/chunks/chunk_buffer.h"
+#include "streamfleet/base/clock.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/base/keys.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/taskqueue/task_queue.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 
 namespace streamfleet::admin {
 namespace {

@@ -9,7 +9,7 @@
 #include <sqlite3.h>
 
 #include "badinput/pipeline.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 #include "support/sql_database.h"
 #include "support/wait.h"
 

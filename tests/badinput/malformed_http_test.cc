@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "streamfleet/common/redis.h"
+#include "streamfleet/redis/redis.h"
 #include "support/ingest_harness.h"
 #include "support/raw_http.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 
 namespace streamfleet::testing {
 namespace {

@@ -15,10 +15,10 @@
 
 #include "compactor/compactor_service.h"
 #include "queue-worker/worker_service.h"
-#include "streamfleet/common/codec.h"
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
-#include "support/chunk_envelope.h"
+#include "streamfleet/testing/chunk_envelope.h"
 #include "support/map_env.h"
 
 namespace streamfleet::testing {

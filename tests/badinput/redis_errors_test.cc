@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "badinput/pipeline.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/taskqueue/task_queue.h"
 #include "support/ingest_harness.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 #include "support/sql_database.h"
 #include "support/wait.h"
 

@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "badinput/pipeline.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/taskqueue/task_queue.h"
 #include "streamfleet/v1/task.pb.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 #include "support/sql_database.h"
 
 namespace streamfleet::testing {

@@ -10,11 +10,11 @@
 #include <thread>
 
 #include "compactor/compactor_service.h"
-#include "streamfleet/common/chunk_writer.h"
-#include "streamfleet/common/cluster_slots.h"
-#include "streamfleet/common/codec.h"
+#include "streamfleet/chunks/chunk_writer.h"
+#include "streamfleet/redis/cluster_slots.h"
+#include "streamfleet/base/codec.h"
 #include "support/map_env.h"
-#include "support/redis_cluster.h"
+#include "streamfleet/testing/redis_cluster.h"
 #include "support/sql_database.h"
 
 namespace streamfleet {

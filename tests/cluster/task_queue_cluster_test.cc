@@ -14,11 +14,11 @@
 #include <thread>
 
 #include "queue-worker/worker_service.h"
-#include "streamfleet/common/cluster_slots.h"
-#include "streamfleet/common/stream_admin.h"
-#include "streamfleet/common/task_queue.h"
+#include "streamfleet/redis/cluster_slots.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/taskqueue/task_queue.h"
 #include "support/map_env.h"
-#include "support/redis_cluster.h"
+#include "streamfleet/testing/redis_cluster.h"
 #include "support/wait.h"
 
 namespace streamfleet {

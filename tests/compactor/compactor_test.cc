@@ -14,13 +14,13 @@
 #include <thread>
 
 #include "compactor/compactor_loops.h"
-#include "streamfleet/common/codec.h"
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "streamfleet/v1/event.pb.h"
-#include "support/chunk_envelope.h"
+#include "streamfleet/testing/chunk_envelope.h"
 #include "support/map_env.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
 #include "support/sql_database.h"
 #include "support/tcp_proxy.h"
@@ -283,7 +283,7 @@ TEST_P(CompactorTest, IdleDeadlineFiresOnAnotherCompactorWhenTheFirstIsGone) {
 // Regression (fault suite, pg_outage long): with the compactors behind, a generation whose next chunks
 // were still queued looked idle (its deadline counted from when a chunk was applied) and was finalized
 // again and again while the backlog drained, each time rewriting its row. Idle is measured in ingest
-// time, and a deadline waits until the compactors have read past it (compactor/consumed_watermark.h).
+// time, and a deadline waits until the compactors have read past it (components/chunks/include/streamfleet/chunks/consumed_watermark.h).
 TEST_P(CompactorTest, IdleDeadlineDoesNotFireWhileTheGenerationsNextChunkIsStillQueued) {
   LoopOptions one = Fast();
   one.read_count = 1;  // a compactor behind: it reads the backlog one entry at a time

@@ -8,11 +8,11 @@
 #include <thread>
 
 #include "ingest/ingest_service.h"
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
 
 namespace streamfleet::ingest {

@@ -12,15 +12,16 @@
 #include <thread>
 
 #include "compactor/compactor_service.h"
-#include "streamfleet/common/generation_request.h"
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/chunks/generation_request.h"
+#include "streamfleet/chunks/generation_start.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "support/queued_generations.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
-#include "streamfleet/common/task_keys.h"
+#include "streamfleet/taskqueue/task_keys.h"
 
 namespace streamfleet::ingest {
 namespace {

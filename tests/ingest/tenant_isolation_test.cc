@@ -8,16 +8,17 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "compactor/chunk_buffer.h"
+#include "streamfleet/chunks/chunk_buffer.h"
 #include "compactor/compactor_service.h"
 #include "ingest/ingest_service.h"
-#include "streamfleet/common/generation_owner.h"
-#include "streamfleet/common/generation_request.h"
-#include "streamfleet/common/stream_admin.h"
-#include "support/chunk_envelope.h"
+#include "streamfleet/chunks/generation_owner.h"
+#include "streamfleet/chunks/generation_request.h"
+#include "streamfleet/chunks/generation_start.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/testing/chunk_envelope.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
 #include "support/sql_database.h"
 

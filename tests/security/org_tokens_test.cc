@@ -6,7 +6,7 @@
 #include <map>
 
 #include "support/ingest_harness.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 #include "support/sql_database.h"
 
 namespace streamfleet::testing {

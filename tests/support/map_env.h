@@ -3,7 +3,7 @@
 #include <map>
 #include <string>
 
-#include "streamfleet/common/config.h"
+#include "streamfleet/base/config.h"
 
 namespace streamfleet::testing {
 

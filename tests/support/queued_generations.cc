@@ -1,6 +1,6 @@
 #include "support/queued_generations.h"
 
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/task.pb.h"
 
 namespace streamfleet::testing {

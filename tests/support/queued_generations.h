@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "streamfleet/common/generation_request.h"
-#include "streamfleet/common/redis.h"
+#include "streamfleet/chunks/generation_request.h"
+#include "streamfleet/redis/redis.h"
 
 namespace streamfleet::testing {
 

@@ -8,7 +8,7 @@
 
 #include <memory>
 
-#include "streamfleet/common/redis.h"
+#include "streamfleet/redis/redis.h"
 #include "support/test_redis.h"
 
 namespace streamfleet::testing {

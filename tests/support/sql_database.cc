@@ -3,8 +3,8 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 
-#include "streamfleet/common/sql_store.h"
-#include "support/redis_server.h"
+#include "streamfleet/sql/sql_store.h"
+#include "streamfleet/testing/redis_server.h"
 
 namespace streamfleet::testing {
 

@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "streamfleet/common/redis.h"
+#include "streamfleet/redis/redis.h"
 
 namespace streamfleet::testing {
 

@@ -6,9 +6,9 @@
 #include <memory>
 #include <string>
 
-#include "streamfleet/common/config.h"
-#include "support/redis_cluster.h"
-#include "support/redis_server.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/testing/redis_cluster.h"
+#include "streamfleet/testing/redis_server.h"
 
 namespace streamfleet::testing {
 

@@ -7,13 +7,13 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "compactor/chunk_buffer.h"
-#include "streamfleet/common/cache.h"
-#include "streamfleet/common/codec.h"
-#include "streamfleet/common/sql_store.h"
+#include "streamfleet/chunks/chunk_buffer.h"
+#include "streamfleet/cache/cache.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/sql/sql_store.h"
 #include "streamfleet/v1/task.pb.h"
 #include "support/queued_generations.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 
 namespace streamfleet {
 namespace {

@@ -12,14 +12,15 @@
 #include "compactor/compactor_service.h"
 #include "ingest/ingest_service.h"
 #include "queue-worker/worker_service.h"
-#include "streamfleet/common/codec.h"
-#include "streamfleet/common/generation_request.h"
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/chunks/generation_request.h"
+#include "streamfleet/chunks/generation_start.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "support/fake_provider.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_server.h"
 
 namespace streamfleet::worker {
 namespace {

@@ -7,7 +7,7 @@
 #include <memory>
 #include <thread>
 
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "support/wait.h"
 #include "worker/worker_fixture.h"
 

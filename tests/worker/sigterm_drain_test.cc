@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "support/wait.h"
 #include "worker/worker_fixture.h"
 

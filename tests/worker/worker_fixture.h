@@ -13,11 +13,11 @@
 #include <gtest/gtest.h>
 
 #include "queue-worker/worker_service.h"
-#include "streamfleet/common/fleet_admin.h"
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/operations/fleet_admin.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "support/map_env.h"
-#include "support/redis_cluster.h"
-#include "support/redis_server.h"
+#include "streamfleet/testing/redis_cluster.h"
+#include "streamfleet/testing/redis_server.h"
 
 namespace streamfleet::worker {
 

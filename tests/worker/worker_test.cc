@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "streamfleet/common/envelope_version.h"
-#include "streamfleet/common/generation_cache.h"
-#include "streamfleet/common/stream_admin.h"
+#include "streamfleet/base/envelope_version.h"
+#include "streamfleet/cache/generation_cache.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "support/tcp_proxy.h"
 #include "support/wait.h"
 #include "worker/worker_fixture.h"

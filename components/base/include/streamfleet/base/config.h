@@ -1,0 +1,145 @@
+#pragma once
+// Configuration from environment variables (12-factor). Every variable has a default, listed in one table
+// (kConfigVars) that docs/CONFIGURATION.md mirrors and `streamfleetctl config` prints. A malformed value is a
+// startup error naming the variable; nothing falls back silently.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "streamfleet/base/status.h"
+
+namespace streamfleet {
+
+struct ConfigVar {
+  const char* name;
+  const char* default_value;  // "" = empty / unset
+  const char* description;
+};
+
+// The table of every variable the fleet reads.
+const std::vector<ConfigVar>& ConfigVars();
+
+enum class ChunkStorage { kRedis, kDb, kBoth };
+enum class KeySchemaMode { kStandard, kCluster };
+
+struct RedisConfig {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string username;  // Redis 6+ ACL user ("" = AUTH with the password only, the default user)
+  std::string password;
+  int db = 0;
+  int connect_timeout_ms = 2000;
+  int command_timeout_ms = 5000;
+  // Redis Cluster (REDIS_CLUSTER=true): RedisClient routes every command by key slot over the masters it
+  // learns from CLUSTER SLOTS, asked of these seed nodes ("host:port"; host/port above are the first seed).
+  bool cluster = false;
+  std::vector<std::string> seeds;
+};
+
+struct Config {
+  RedisConfig redis;
+  std::string database_url;
+  std::string key_prefix;     // seeds' "app:scenario_planning"
+  std::string stream_prefix;  // "streamfleet": streams, deadlines, dead letters
+  KeySchemaMode key_schema = KeySchemaMode::kStandard;
+
+  int64_t chunk_ttl_s = 86400;
+  int64_t owner_ttl_s = 2592000;  // the generation id -> organization record (tenant isolation)
+  ChunkStorage chunk_storage = ChunkStorage::kRedis;
+  int64_t idle_timeout_ms = 30000;
+  int64_t llen_alert_threshold = 1000;
+  int64_t max_chunks_per_generation = 100000;
+  bool delete_after_compact = false;
+  int64_t delete_grace_s = 300;
+  int64_t ir_cache_ttl_s = 604800;
+  std::string ir_cache_prefix = "ir_cache";
+  std::string ir_cache_dir = ".cache";
+
+  int chunk_streams = 4;
+  // TASK_QUEUE_SHARDS: stream shards per task queue (cluster key schema only; 1 in standard mode).
+  int task_queue_shards = 1;
+  std::string consumer_name;
+  int64_t visibility_timeout_ms = 30000;
+  int64_t max_deliveries = 5;
+  int compactor_loops = 2;  // COMPACTOR_LOOPS: consumer loops (threads) per compactor process
+  int64_t dead_consumer_idle_ms = 3600000;
+
+  std::string metrics_listen;
+  std::string ingest_listen = "0.0.0.0:8080";
+  int ingest_threads = 64;
+  int64_t max_chunk_bytes = 1 << 20;
+  int64_t max_body_bytes = 16 << 20;
+  int64_t max_generation_bytes = 64 << 20;
+  int64_t backpressure_lag = 200000;
+  int64_t ingest_request_timeout_ms = 60000;  // INGEST_REQUEST_TIMEOUT: header time and body read wait
+  std::map<int64_t, std::string> ingest_tokens;  // org id -> bearer token
+
+  std::vector<std::pair<std::string, int>> queues;  // name, weight
+  int worker_concurrency = 4;
+  int worker_prefetch = 32;  // most tasks a slot reads ahead, only while its tasks are short
+  int task_max_attempts = 5;
+  int64_t task_backoff_base_ms = 1000;
+  int64_t task_backoff_cap_ms = 300000;
+  std::string task_policy;      // parsed by the queue-worker
+  int64_t task_result_ttl_s = 86400;
+  std::string periodic_tasks;   // parsed by the queue-worker
+  int64_t task_timeout_ms = 0;  // TASK_TIMEOUT: 0 = no timeout
+  std::string task_timeouts;    // TASK_TIMEOUTS, parsed by the queue-worker
+  int64_t task_timeout_grace_ms = 5000;
+  int64_t webhook_timeout_ms = 10000;
+  int64_t webhook_max_timeout_ms = 30000;  // WEBHOOK_MAX_TIMEOUT: caps WEBHOOK_TIMEOUT and payload timeout_ms
+  // WEBHOOK_ALLOW_NETS / WEBHOOK_DENY_NETS as configured (validated CIDR lists; ip_nets.h parses and applies).
+  std::string webhook_allow_nets;
+  std::string webhook_deny_nets;
+  std::string events_webhook_url;  // EVENTS_WEBHOOK_URL: "" = events are not forwarded
+  int64_t chunk_retention_ms = 7 * 24 * 3600 * 1000LL;
+
+  // generation.run (queue-worker): the OpenAI-compatible provider.
+  std::string provider_base_url;
+  std::string provider_api_key;  // secret: never logged
+  std::string provider_model;
+  std::string provider_name;
+  int64_t provider_connect_timeout_ms = 10000;
+  int64_t provider_silence_timeout_s = 60;
+  bool provider_retry_from_scratch = false;
+
+  // streamfleet-admin (the admin web UI).
+  std::string admin_listen = "0.0.0.0:8090";
+  std::string admin_token;  // secret: never logged
+  bool admin_insecure = false;
+  int64_t admin_sample_interval_ms = 2000;
+
+  bool redis_info_metrics = true;
+  std::string log_level = "info";
+  bool log_json = false;
+};
+
+// Reads a variable; tests pass their own lookup instead of the process environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup ProcessEnv();
+
+// Loads the configuration. default_metrics_listen is the per-process default of METRICS_LISTEN.
+StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_metrics_listen);
+
+// Parses "250ms", "30s", "5m", "1h" or a bare integer meaning `bare_unit_ms` each.
+StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms);
+
+// Parses a point in time: unix seconds ("1795000000") or ISO-8601 UTC ("2026-11-25T18:00:00Z", optional
+// ".mmm"), into unix milliseconds.
+StatusOr<int64_t> ParseTimeMs(const std::string& text);
+
+// Parses a DATABASE_URL-independent "redis://[:password@]host[:port][/db]", or a comma-separated list of
+// nodes "redis://[user:pass@]h1:p1,h2:p2[/db]" (the cluster seeds: every node lands in `seeds`, the first
+// one also in host/port). Does not set `cluster`: REDIS_CLUSTER does.
+StatusOr<RedisConfig> ParseRedisUrl(const std::string& url);
+
+// Splits "a,b,,c" into its non-empty items ("a", "b", "c"): the list syntax of every list variable.
+std::vector<std::string> SplitList(const std::string& text, char sep);
+
+// Splits "host:port" (host may be empty or "0.0.0.0").
+StatusOr<std::pair<std::string, int>> ParseListen(const std::string& text);
+
+}  // namespace streamfleet

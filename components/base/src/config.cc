@@ -1,0 +1,509 @@
+#include "streamfleet/base/config.h"
+
+#include "streamfleet/base/ip_nets.h"
+#include "streamfleet/base/text.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+#include <charconv>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+
+namespace streamfleet {
+
+const std::vector<ConfigVar>& ConfigVars() {
+  static const std::vector<ConfigVar> vars = {
+      {"REDIS_URL", "", "redis://[[user]:password@]host[:port][/db]; when set it wins over REDIS_HOST/PORT/USERNAME/PASSWORD. With REDIS_CLUSTER=true a comma-separated list of seed nodes: redis://[user:pass@]h1:p1,h2:p2,..."},
+      {"REDIS_CLUSTER", "false", "true: Redis Cluster mode (commands routed by key slot, MOVED/ASK followed, failover tracked; REDIS_DB must be 0; docs/redis-cluster.md)"},
+      {"REDIS_HOST", "127.0.0.1", "Redis host"},
+      {"REDIS_PORT", "6379", "Redis port"},
+      {"REDIS_USERNAME", "", "Redis ACL user for AUTH (empty: the default user); see deploy/redis/users.acl"},
+      {"REDIS_PASSWORD", "", "Redis AUTH password (empty: no AUTH)"},
+      {"REDIS_DB", "0", "Redis logical database"},
+      {"REDIS_TIMEOUT", "5s", "Redis connect/command timeout (blocking reads add their BLOCK time)"},
+      {"DATABASE_URL", "sqlite:streamfleet.db", "sqlite:PATH (embedded default) or postgresql://user:pass@host:port/db"},
+      {"STREAMFLEET_KEY_PREFIX", "app:scenario_planning", "prefix of the generation buffer keys users inspect"},
+      {"STREAMFLEET_STREAM_PREFIX", "streamfleet", "prefix of the fleet's streams, deadlines and dead letters"},
+      {"STREAMFLEET_KEY_SCHEMA", "standard", "standard (the documented key names: app:scenario_planning:org:...) | cluster (hash-tagged per generation); defaults to cluster when REDIS_CLUSTER=true, where standard is refused"},
+      {"GENERATION_CHUNK_TTL", "86400", "seconds a generation buffer lives, set when the buffer is created"},
+      {"GENERATION_OWNER_TTL", "2592000", "seconds Redis remembers which organization a generation id belongs to (first use wins; the SQL row keeps its owner for good)"},
+      {"GENERATION_CHUNK_STORAGE", "redis", "redis | db | both: where chunks are kept besides the final row"},
+      {"GENERATION_IDLE_TIMEOUT", "30s", "finalize a generation after this long without a chunk (bare number = seconds)"},
+      {"GENERATION_LLEN_ALERT_THRESHOLD", "1000", "buffers longer than this are counted and logged once"},
+      {"GENERATION_MAX_CHUNKS", "100000", "largest seq+1 accepted for one generation (bounds the dedupe bitmap)"},
+      {"GENERATION_DELETE_AFTER_COMPACT", "false", "after the row is committed, expire the buffer after the grace period"},
+      {"GENERATION_DELETE_GRACE", "300s", "how long a compacted buffer is kept for late stragglers when deleting"},
+      {"IR_CACHE_TTL", "604800", "cache TTL in seconds, Redis and filesystem tiers (0 disables both: every lookup computes)"},
+      {"IR_CACHE_PREFIX", "ir_cache", "cache key prefix: keys {prefix}:{name}_{hash8}, files IR_CACHE_DIR/{prefix}/"},
+      {"IR_CACHE_DIR", ".cache", "root of the cache's filesystem tier (per host; empty disables the tier)"},
+      {"CHUNK_STREAMS", "4", "number of chunk streams; a generation always maps to the same one"},
+      {"TASK_QUEUE_SHARDS", "(1; 4 with REDIS_CLUSTER=true)", "stream shards per task queue in cluster mode, so a queue spreads over the masters; must be 1 in standard mode (one {prefix}:queue:{name} stream per queue)"},
+      {"CONSUMER_NAME", "", "consumer name in the groups (default hostname-pid; use the pod name on Kubernetes)"},
+      {"VISIBILITY_TIMEOUT", "30s", "entries pending this long on a consumer are claimed by another"},
+      {"MAX_DELIVERIES", "5", "an entry delivered more often than this goes to the dead-letter stream"},
+      {"DEAD_CONSUMER_IDLE", "1h", "consumers idle this long with nothing pending are removed from the group"},
+      {"METRICS_LISTEN", "(per process)", "/metrics, /healthz, /readyz; 0.0.0.0:9100 ingest, :9101 compactor, :9102 queue-worker, :9103 admin"},
+      {"INGEST_LISTEN", "0.0.0.0:8080", "the ingest HTTP API"},
+      {"INGEST_THREADS", "64", "ingest HTTP worker threads (concurrent keep-alive connections)"},
+      {"INGEST_MAX_CHUNK_BYTES", "1048576", "largest chunk accepted (413 above)"},
+      {"INGEST_MAX_BODY_BYTES", "16777216", "largest request body accepted (413 above)"},
+      {"INGEST_MAX_GENERATION_BYTES", "67108864", "largest total size of one generation (413 above)"},
+      {"INGEST_BACKPRESSURE_LAG", "200000", "consumer-group lag over the chunk streams above which ingest answers 503"},
+      {"INGEST_REQUEST_TIMEOUT", "60s", "longest a client may take to send a request's headers, and the longest wait for body data (slow or stalled clients)"},
+      {"INGEST_TOKENS", "", "per-organization bearer tokens, \"ORG:TOKEN,ORG:TOKEN\"; empty = open (dev only)"},
+      {"QUEUES", "critical:6,default:3,low:1", "queue-worker: queues and their weights (a busy low queue cannot starve critical)"},
+      {"WORKER_CONCURRENCY", "4", "queue-worker: tasks run at once per process"},
+      {"WORKER_PREFETCH", "32", "queue-worker: most tasks a slot reads (and acks) per round trip while its tasks finish in under 5 ms; 1 = one at a time"},
+      {"TASK_MAX_ATTEMPTS", "5", "queue-worker: attempts before a task is dead-lettered (per type: TASK_POLICY)"},
+      {"TASK_BACKOFF_BASE", "1s", "queue-worker: first retry delay; doubles per attempt, with jitter"},
+      {"TASK_BACKOFF_CAP", "5m", "queue-worker: largest retry delay"},
+      {"TASK_POLICY", "", "queue-worker: per-type overrides \"type=attempts/base_ms/cap_ms,...\""},
+      {"TASK_RESULT_TTL", "86400", "seconds a task's status/result hash is kept, from enqueue (every producer: ctl, admin, ingest, workers) to its result (0 = not written at all)"},
+      {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval fleet-wide"},
+      {"TASK_TIMEOUT", "0", "queue-worker: run time after which an attempt fails with reason timeout (0 = none; per type: TASK_TIMEOUTS)"},
+      {"TASK_TIMEOUTS", "", "queue-worker: per-type timeouts \"type=duration,...\", e.g. webhook=30s,hash.sync=10m"},
+      {"TASK_TIMEOUT_GRACE", "5s", "queue-worker: after a timeout, how long a handler that ignores cancellation is waited for before its thread is abandoned"},
+      {"WEBHOOK_TIMEOUT", "10s", "queue-worker: default HTTP timeout of webhook tasks (payload timeout_ms overrides, up to WEBHOOK_MAX_TIMEOUT)"},
+      {"WEBHOOK_MAX_TIMEOUT", "30s", "queue-worker: longest HTTP timeout a webhook task gets; a larger payload timeout_ms (or WEBHOOK_TIMEOUT) is cut to this"},
+      {"WEBHOOK_ALLOW_NETS", "", "queue-worker: comma-separated CIDRs (IPv4/IPv6) webhooks may connect to despite the built-in refusals: loopback 127.0.0.0/8, ::1 (and 0.0.0.0/8, ::), link-local 169.254.0.0/16, fe80::/10, cloud metadata 169.254.169.254, fd00:ec2::254. A net opens a built-in refusal only if it is at least as narrow (127.0.0.0/8 opens loopback, 0.0.0.0/0 opens nothing built in); other addresses are allowed anyway"},
+      {"WEBHOOK_DENY_NETS", "", "queue-worker: comma-separated CIDRs (IPv4/IPv6) webhooks must never connect to; beats WEBHOOK_ALLOW_NETS. Checked on the address actually connected to (DNS rebinding cannot bypass it); a refusal dead-letters the task"},
+      {"EVENTS_WEBHOOK_URL", "", "queue-worker: POST every fleet event (generation.compacted) here as a webhook task; empty = off"},
+      {"CHUNK_RETENTION", "168h", "queue-worker: generation_chunks.purge deletes chunk rows older than this (payload older_than overrides)"},
+      {"PROVIDER_BASE_URL", "https://api.openai.com/v1", "queue-worker generation.run: OpenAI-compatible API base; POST {base}/chat/completions"},
+      {"PROVIDER_API_KEY", "", "queue-worker generation.run: bearer token for the provider (never logged; mount from a Secret)"},
+      {"PROVIDER_MODEL", "gpt-4o-mini", "queue-worker generation.run: model when the request names none"},
+      {"PROVIDER_NAME", "openai-compatible", "queue-worker generation.run: the provider name written to metadata.provider"},
+      {"PROVIDER_CONNECT_TIMEOUT", "10s", "queue-worker generation.run: TCP+TLS connect timeout; a failure is retried (TASK_POLICY)"},
+      {"PROVIDER_SILENCE_TIMEOUT", "60s", "queue-worker generation.run: no byte for this long aborts the stream (whole seconds, at least 1s)"},
+      {"PROVIDER_RETRY_FROM_SCRATCH", "false", "queue-worker generation.run: a stream cut mid-way restarts from seq 0 (true) instead of failing the generation"},
+      {"COMPACTOR_LOOPS", "2", "compactor: consumer loops per process (threads, each its own consumer CONSUMER_NAME, CONSUMER_NAME-2, ...); a loop mostly waits on Redis and the database"},
+      {"REDIS_INFO_METRICS", "true", "compactor: export Redis INFO metrics (hit rate, evictions, memory); keep it on one process kind"},
+      {"ADMIN_LISTEN", "0.0.0.0:8090", "streamfleet-admin: the admin web UI and its JSON API (docs/admin-ui.md)"},
+      {"ADMIN_TOKEN", "", "streamfleet-admin: the admin token (login form, or Authorization: Bearer); empty = refuse to start unless ADMIN_INSECURE"},
+      {"ADMIN_INSECURE", "false", "streamfleet-admin: start without ADMIN_TOKEN, every page and action open (local development only)"},
+      {"ADMIN_SAMPLE_INTERVAL", "2s", "streamfleet-admin: how often the overview samples Redis for its throughput/latency charts"},
+      {"LOG_LEVEL", "info", "trace | debug | info | warn | error"},
+      {"LOG_FORMAT", "text", "text | json: one JSON object per line (ts, level, process, msg, org/generation/task/entry ids)"},
+  };
+  return vars;
+}
+
+EnvLookup ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+namespace {
+
+std::string DefaultOf(const std::string& name) {
+  for (const auto& v : ConfigVars()) {
+    if (name == v.name) return v.default_value;
+  }
+  return "";
+}
+
+class Reader {
+ public:
+  explicit Reader(const EnvLookup& env) : env_(env) {}
+
+  std::string Str(const std::string& name) {
+    auto v = env_(name);
+    return v ? *v : DefaultOf(name);
+  }
+  bool IsSet(const std::string& name) { return env_(name).has_value(); }
+
+  int64_t Int(const std::string& name, int64_t min, int64_t max) {
+    std::string s = Str(name);
+    int64_t out = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size()) {
+      Fail(name, s, "an integer");
+      return 0;
+    }
+    if (out < min || out > max) {
+      Fail(name, s, "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    }
+    return out;
+  }
+  int64_t Duration(const std::string& name, int64_t bare_unit_ms, int64_t min_ms,
+                   int64_t max_ms = std::numeric_limits<int64_t>::max()) {
+    std::string s = Str(name);
+    auto d = ParseDurationMs(s, bare_unit_ms);
+    if (!d.ok() || *d < min_ms || *d > max_ms) {
+      std::string range = "at least " + std::to_string(min_ms) + "ms";
+      if (max_ms != std::numeric_limits<int64_t>::max()) range += ", at most " + std::to_string(max_ms) + "ms";
+      Fail(name, s, "a duration like 500ms, 30s, 5m (" + range + ")");
+      return 0;
+    }
+    return *d;
+  }
+  bool Bool(const std::string& name) {
+    std::string s = Str(name);
+    if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
+    if (s == "0" || s == "false" || s == "no" || s == "off" || s.empty()) return false;
+    Fail(name, s, "true or false");
+    return false;
+  }
+  void Fail(const std::string& name, const std::string& value, const std::string& expected) {
+    if (error_.ok()) {
+      error_ = Status::InvalidArgument(name + "=\"" + value + "\" is malformed: expected " + expected);
+    }
+  }
+  const Status& error() const { return error_; }
+
+ private:
+  const EnvLookup& env_;
+  Status error_;
+};
+
+std::string DefaultConsumerName() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return std::string(host[0] ? host : "consumer") + "-" + std::to_string(getpid());
+}
+
+}  // namespace
+
+std::vector<std::string> SplitList(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(sep, pos);
+    if (end == std::string::npos) end = text.size();
+    if (end > pos) out.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+StatusOr<int64_t> ParseTimeMs(const std::string& text) {
+  Status bad = Status::InvalidArgument("\"" + text + "\" is not unix seconds or ISO-8601 UTC (2026-11-25T18:00:00Z)");
+  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    if (text.size() > 12) return bad;
+    return std::stoll(text) * 1000;
+  }
+  std::tm tm{};
+  int ms = 0;
+  char rest[8] = {0};
+  // "%4d-%2d-%2dT%2d:%2d:%2d" then either "Z" or ".mmmZ"
+  int n = std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%7s", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                      &tm.tm_min, &tm.tm_sec, rest);
+  if (n != 7) return bad;
+  std::string tail = rest;
+  if (tail.size() == 5 && tail[0] == '.' && tail[4] == 'Z' &&
+      std::all_of(tail.begin() + 1, tail.begin() + 4, [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    ms = std::stoi(tail.substr(1, 3));
+  } else if (tail != "Z") {
+    return bad;
+  }
+  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60) {
+    return bad;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+}
+
+StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms) {
+  if (text.empty()) return Status::InvalidArgument("empty duration");
+  size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  if (i == 0 || i > 15) return Status::InvalidArgument("bad duration: " + text);
+  int64_t n = std::stoll(text.substr(0, i));
+  std::string unit = text.substr(i);
+  int64_t unit_ms = 0;
+  if (unit.empty()) {
+    unit_ms = bare_unit_ms;
+  } else if (unit == "ms") {
+    unit_ms = 1;
+  } else if (unit == "s") {
+    unit_ms = 1000;
+  } else if (unit == "m") {
+    unit_ms = 60000;
+  } else if (unit == "h") {
+    unit_ms = 3600000;
+  } else if (unit == "d") {
+    unit_ms = 86400000;
+  } else {
+    return Status::InvalidArgument("bad duration unit in: " + text);
+  }
+  // 15 digits of hours do not fit in int64 milliseconds (signed overflow: UBSan in fuzz/fuzz_config).
+  if (unit_ms > 0 && n > INT64_MAX / unit_ms) return Status::InvalidArgument("duration too large: " + text);
+  return n * unit_ms;
+}
+
+StatusOr<RedisConfig> ParseRedisUrl(const std::string& url) {
+  RedisConfig rc;
+  const std::string scheme = "redis://";
+  if (url.rfind(scheme, 0) != 0) return Status::InvalidArgument("expected redis://...");
+  std::string rest = url.substr(scheme.size());
+  auto at = rest.rfind('@');
+  if (at != std::string::npos) {
+    std::string auth = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    // redis://user:password@host (ACL user), redis://:password@host or redis://password@host (default user)
+    auto colon = auth.find(':');
+    rc.password = colon == std::string::npos ? auth : auth.substr(colon + 1);
+    if (colon != std::string::npos) rc.username = auth.substr(0, colon);
+  }
+  auto slash = rest.find('/');
+  if (slash != std::string::npos) {
+    std::string db = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+    if (!db.empty()) {
+      auto [p, ec] = std::from_chars(db.data(), db.data() + db.size(), rc.db);
+      if (ec != std::errc() || p != db.data() + db.size() || rc.db < 0) {
+        return Status::InvalidArgument("bad database number in redis url");
+      }
+    }
+  }
+  // "h1:p1,h2:p2": every node is a seed; the first is also host/port (what a single-node client uses).
+  std::vector<std::string> nodes = SplitList(rest, ',');
+  if (nodes.empty()) return Status::InvalidArgument("missing host in redis url");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    std::string host = nodes[i];
+    int port = 6379;
+    auto colon = host.rfind(':');
+    if (colon != std::string::npos) {
+      std::string port_s = host.substr(colon + 1);
+      host = host.substr(0, colon);
+      auto [p, ec] = std::from_chars(port_s.data(), port_s.data() + port_s.size(), port);
+      if (ec != std::errc() || p != port_s.data() + port_s.size() || port <= 0 || port > 65535) {
+        return Status::InvalidArgument("bad port in redis url");
+      }
+    }
+    if (host.empty()) return Status::InvalidArgument("missing host in redis url");
+    if (i == 0) {
+      rc.host = host;
+      rc.port = port;
+    }
+    rc.seeds.push_back(host + ":" + std::to_string(port));
+  }
+  return rc;
+}
+
+StatusOr<std::pair<std::string, int>> ParseListen(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) return Status::InvalidArgument("expected host:port");
+  std::string host = text.substr(0, colon);
+  std::string port_s = text.substr(colon + 1);
+  int port = 0;
+  auto [p, ec] = std::from_chars(port_s.data(), port_s.data() + port_s.size(), port);
+  if (port_s.empty() || ec != std::errc() || p != port_s.data() + port_s.size() || port < 0 || port > 65535) {
+    return Status::InvalidArgument("bad port in " + text);
+  }
+  if (host.empty()) host = "0.0.0.0";
+  return std::make_pair(host, port);
+}
+
+StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_metrics_listen) {
+  Reader r(env);
+  Config c;
+  if (r.IsSet("REDIS_URL") && !r.Str("REDIS_URL").empty()) {
+    auto rc = ParseRedisUrl(r.Str("REDIS_URL"));
+    if (!rc.ok()) {
+      r.Fail("REDIS_URL", RedactUrl(r.Str("REDIS_URL")), "redis://[[user]:password@]host[:port][/db] (" + rc.status().message() + ")");
+    } else {
+      c.redis = *rc;
+    }
+  } else {
+    c.redis.host = r.Str("REDIS_HOST");
+    c.redis.port = static_cast<int>(r.Int("REDIS_PORT", 1, 65535));
+    c.redis.username = r.Str("REDIS_USERNAME");
+    c.redis.password = r.Str("REDIS_PASSWORD");
+    c.redis.db = static_cast<int>(r.Int("REDIS_DB", 0, 1 << 20));
+    if (c.redis.host.empty()) r.Fail("REDIS_HOST", "", "a host name");
+  }
+  c.redis.cluster = r.Bool("REDIS_CLUSTER");
+  if (c.redis.seeds.empty()) c.redis.seeds.push_back(c.redis.host + ":" + std::to_string(c.redis.port));
+  if (c.redis.cluster && c.redis.db != 0) {
+    // Redis Cluster has only database 0 (SELECT fails there).
+    r.Fail(r.IsSet("REDIS_URL") ? "REDIS_URL" : "REDIS_DB", std::to_string(c.redis.db),
+           "database 0 with REDIS_CLUSTER=true (a cluster has no other database)");
+  }
+  if (!c.redis.cluster && c.redis.seeds.size() > 1) {
+    r.Fail("REDIS_URL", RedactUrl(r.Str("REDIS_URL")), "one node unless REDIS_CLUSTER=true");
+  }
+  // The Redis clients keep their timeouts in int milliseconds: a day is far beyond any sane timeout.
+  int64_t timeout = r.Duration("REDIS_TIMEOUT", 1000, 10, 86400000);
+  c.redis.connect_timeout_ms = static_cast<int>(timeout);
+  c.redis.command_timeout_ms = static_cast<int>(timeout);
+
+  c.database_url = r.Str("DATABASE_URL");
+  if (c.database_url.rfind("sqlite:", 0) != 0 && c.database_url.rfind("postgresql://", 0) != 0 &&
+      c.database_url.rfind("postgres://", 0) != 0) {
+    r.Fail("DATABASE_URL", RedactUrl(c.database_url), "sqlite:PATH or postgresql://...");
+  }
+  c.key_prefix = r.Str("STREAMFLEET_KEY_PREFIX");
+  c.stream_prefix = r.Str("STREAMFLEET_STREAM_PREFIX");
+  if (c.key_prefix.empty()) r.Fail("STREAMFLEET_KEY_PREFIX", "", "a non-empty prefix");
+  if (c.stream_prefix.empty()) r.Fail("STREAMFLEET_STREAM_PREFIX", "", "a non-empty prefix");
+  // A cluster needs the hash-tagged schema (a script's keys must share a slot): it is the default there,
+  // and asking for the standard one is a contradiction, not something to fall back from silently.
+  std::string schema = r.IsSet("STREAMFLEET_KEY_SCHEMA") ? r.Str("STREAMFLEET_KEY_SCHEMA")
+                                                         : (c.redis.cluster ? "cluster" : "standard");
+  if (c.redis.cluster && schema == "standard") {
+    r.Fail("STREAMFLEET_KEY_SCHEMA", schema, "cluster when REDIS_CLUSTER=true (multi-key scripts need hash tags)");
+  } else if (schema == "standard") {
+    c.key_schema = KeySchemaMode::kStandard;
+  } else if (schema == "cluster") {
+    c.key_schema = KeySchemaMode::kCluster;
+  } else {
+    r.Fail("STREAMFLEET_KEY_SCHEMA", schema, "standard or cluster");
+  }
+
+  c.chunk_ttl_s = r.Int("GENERATION_CHUNK_TTL", 1, int64_t{1} << 31);
+  c.owner_ttl_s = r.Int("GENERATION_OWNER_TTL", 1, int64_t{1} << 31);
+  std::string storage = r.Str("GENERATION_CHUNK_STORAGE");
+  if (storage == "redis") {
+    c.chunk_storage = ChunkStorage::kRedis;
+  } else if (storage == "db") {
+    c.chunk_storage = ChunkStorage::kDb;
+  } else if (storage == "both") {
+    c.chunk_storage = ChunkStorage::kBoth;
+  } else {
+    r.Fail("GENERATION_CHUNK_STORAGE", storage, "redis, db or both");
+  }
+  c.idle_timeout_ms = r.Duration("GENERATION_IDLE_TIMEOUT", 1000, 1);
+  c.llen_alert_threshold = r.Int("GENERATION_LLEN_ALERT_THRESHOLD", 1, int64_t{1} << 40);
+  c.max_chunks_per_generation = r.Int("GENERATION_MAX_CHUNKS", 1, 10000000);
+  c.delete_after_compact = r.Bool("GENERATION_DELETE_AFTER_COMPACT");
+  c.delete_grace_s = r.Duration("GENERATION_DELETE_GRACE", 1000, 1000) / 1000;
+  c.ir_cache_ttl_s = r.Int("IR_CACHE_TTL", 0, int64_t{1} << 31);
+  c.ir_cache_prefix = r.Str("IR_CACHE_PREFIX");
+  if (c.ir_cache_prefix.empty() || c.ir_cache_prefix.find_first_of("*?[]/ ") != std::string::npos) {
+    r.Fail("IR_CACHE_PREFIX", c.ir_cache_prefix, "a non-empty prefix without glob characters, '/' or spaces");
+  }
+  c.ir_cache_dir = r.Str("IR_CACHE_DIR");
+
+  c.chunk_streams = static_cast<int>(r.Int("CHUNK_STREAMS", 1, 1024));
+  // Standard mode keeps one stream per queue: the documented XADD-enqueue contract names it.
+  c.task_queue_shards = r.IsSet("TASK_QUEUE_SHARDS") ? static_cast<int>(r.Int("TASK_QUEUE_SHARDS", 1, 1024))
+                                                    : (c.key_schema == KeySchemaMode::kCluster ? 4 : 1);
+  if (c.key_schema != KeySchemaMode::kCluster && c.task_queue_shards != 1) {
+    r.Fail("TASK_QUEUE_SHARDS", std::to_string(c.task_queue_shards), "1 unless STREAMFLEET_KEY_SCHEMA=cluster");
+  }
+  c.consumer_name = r.Str("CONSUMER_NAME");
+  if (c.consumer_name.empty()) c.consumer_name = DefaultConsumerName();
+  c.visibility_timeout_ms = r.Duration("VISIBILITY_TIMEOUT", 1000, 10);
+  c.max_deliveries = r.Int("MAX_DELIVERIES", 1, 1000);
+  c.compactor_loops = static_cast<int>(r.Int("COMPACTOR_LOOPS", 1, 64));
+  c.dead_consumer_idle_ms = r.Duration("DEAD_CONSUMER_IDLE", 1000, 1000);
+
+  c.metrics_listen = r.IsSet("METRICS_LISTEN") ? r.Str("METRICS_LISTEN") : default_metrics_listen;
+  if (!ParseListen(c.metrics_listen).ok()) r.Fail("METRICS_LISTEN", c.metrics_listen, "host:port");
+  c.ingest_listen = r.Str("INGEST_LISTEN");
+  if (!ParseListen(c.ingest_listen).ok()) r.Fail("INGEST_LISTEN", c.ingest_listen, "host:port");
+  c.ingest_threads = static_cast<int>(r.Int("INGEST_THREADS", 1, 1024));
+  c.max_chunk_bytes = r.Int("INGEST_MAX_CHUNK_BYTES", 1, int64_t{1} << 30);
+  c.max_body_bytes = r.Int("INGEST_MAX_BODY_BYTES", 1, int64_t{1} << 34);
+  c.max_generation_bytes = r.Int("INGEST_MAX_GENERATION_BYTES", 1, int64_t{1} << 40);
+  c.backpressure_lag = r.Int("INGEST_BACKPRESSURE_LAG", 1, int64_t{1} << 40);
+  c.ingest_request_timeout_ms = r.Duration("INGEST_REQUEST_TIMEOUT", 1000, 100);
+
+  std::string tokens = r.Str("INGEST_TOKENS");
+  for (const std::string& item : SplitList(tokens, ',')) {
+    auto colon = item.find(':');
+    int64_t org = 0;
+    bool ok = colon != std::string::npos && colon > 0 && colon + 1 < item.size();
+    if (ok) {
+      auto [p, ec] = std::from_chars(item.data(), item.data() + colon, org);
+      ok = ec == std::errc() && p == item.data() + colon && org > 0;
+    }
+    if (!ok) {
+      r.Fail("INGEST_TOKENS", "...", "ORG:TOKEN pairs separated by commas, ORG a positive integer");
+      break;
+    }
+    c.ingest_tokens[org] = item.substr(colon + 1);
+  }
+
+  c.admin_listen = r.Str("ADMIN_LISTEN");
+  if (!ParseListen(c.admin_listen).ok()) r.Fail("ADMIN_LISTEN", c.admin_listen, "host:port");
+  c.admin_token = r.Str("ADMIN_TOKEN");
+  c.admin_insecure = r.Bool("ADMIN_INSECURE");
+  c.admin_sample_interval_ms = r.Duration("ADMIN_SAMPLE_INTERVAL", 1000, 100);
+
+  c.queues.clear();
+  {
+    std::string q = r.Str("QUEUES");
+    for (const std::string& item : SplitList(q, ',')) {
+      auto colon = item.find(':');
+      std::string name = item.substr(0, colon);
+      int weight = 1;
+      if (colon != std::string::npos) {
+        auto w = item.substr(colon + 1);
+        auto [p, ec] = std::from_chars(w.data(), w.data() + w.size(), weight);
+        if (ec != std::errc() || p != w.data() + w.size() || weight < 1) weight = -1;
+      }
+      if (name.empty() || weight < 1) {
+        r.Fail("QUEUES", q, "name:weight pairs, weight a positive integer");
+        break;
+      }
+      c.queues.emplace_back(name, weight);
+    }
+    if (c.queues.empty()) r.Fail("QUEUES", q, "at least one queue");
+  }
+  c.worker_concurrency = static_cast<int>(r.Int("WORKER_CONCURRENCY", 1, 1024));
+  c.worker_prefetch = static_cast<int>(r.Int("WORKER_PREFETCH", 1, 1000));
+  c.task_max_attempts = static_cast<int>(r.Int("TASK_MAX_ATTEMPTS", 1, 1000));
+  c.task_backoff_base_ms = r.Duration("TASK_BACKOFF_BASE", 1000, 0);
+  c.task_backoff_cap_ms = r.Duration("TASK_BACKOFF_CAP", 1000, 0);
+  c.task_policy = r.Str("TASK_POLICY");
+  c.task_result_ttl_s = r.Int("TASK_RESULT_TTL", 0, int64_t{1} << 31);
+  c.periodic_tasks = r.Str("PERIODIC_TASKS");
+  c.task_timeout_ms = r.Duration("TASK_TIMEOUT", 1000, 0);
+  c.task_timeouts = r.Str("TASK_TIMEOUTS");
+  c.task_timeout_grace_ms = r.Duration("TASK_TIMEOUT_GRACE", 1000, 0);
+  c.webhook_timeout_ms = r.Duration("WEBHOOK_TIMEOUT", 1000, 1);
+  c.webhook_max_timeout_ms = r.Duration("WEBHOOK_MAX_TIMEOUT", 1000, 1);
+  auto nets = [&r](const char* name) {
+    std::string list = r.Str(name);
+    auto parsed = ParseIpNets(list);
+    if (!parsed.ok()) r.Fail(name, list, "comma-separated IPv4/IPv6 CIDRs (" + parsed.status().message() + ")");
+    return list;
+  };
+  c.webhook_allow_nets = nets("WEBHOOK_ALLOW_NETS");
+  c.webhook_deny_nets = nets("WEBHOOK_DENY_NETS");
+  c.events_webhook_url = r.Str("EVENTS_WEBHOOK_URL");
+  if (!c.events_webhook_url.empty() && c.events_webhook_url.rfind("http://", 0) != 0 &&
+      c.events_webhook_url.rfind("https://", 0) != 0) {
+    r.Fail("EVENTS_WEBHOOK_URL", RedactUrl(c.events_webhook_url), "an http:// or https:// URL");
+  }
+  c.chunk_retention_ms = r.Duration("CHUNK_RETENTION", 1000, 1000);
+
+  c.provider_base_url = r.Str("PROVIDER_BASE_URL");
+  if (c.provider_base_url.rfind("http://", 0) != 0 && c.provider_base_url.rfind("https://", 0) != 0) {
+    r.Fail("PROVIDER_BASE_URL", RedactUrl(c.provider_base_url), "an http:// or https:// URL");
+  }
+  c.provider_api_key = r.Str("PROVIDER_API_KEY");
+  c.provider_model = r.Str("PROVIDER_MODEL");
+  c.provider_name = r.Str("PROVIDER_NAME");
+  c.provider_connect_timeout_ms = r.Duration("PROVIDER_CONNECT_TIMEOUT", 1000, 1);
+  // libcurl's low-speed check counts whole seconds.
+  c.provider_silence_timeout_s = r.Duration("PROVIDER_SILENCE_TIMEOUT", 1000, 1000) / 1000;
+  c.provider_retry_from_scratch = r.Bool("PROVIDER_RETRY_FROM_SCRATCH");
+
+  c.redis_info_metrics = r.Bool("REDIS_INFO_METRICS");
+  c.log_level = r.Str("LOG_LEVEL");
+  if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+      c.log_level != "error") {
+    r.Fail("LOG_LEVEL", c.log_level, "trace, debug, info, warn or error");
+  }
+  std::string fmt = r.Str("LOG_FORMAT");
+  if (fmt != "text" && fmt != "json") r.Fail("LOG_FORMAT", fmt, "text or json");
+  c.log_json = fmt == "json";
+
+  if (!r.error().ok()) return r.error();
+  return c;
+}
+
+}  // namespace streamfleet

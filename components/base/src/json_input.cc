@@ -1,0 +1,115 @@
+#include "streamfleet/base/json_input.h"
+
+#include <string>
+#include <vector>
+
+#include "streamfleet/base/text.h"
+
+namespace streamfleet {
+
+namespace {
+
+using json = nlohmann::json;
+
+// A SAX handler that builds the DOM iteratively with an explicit stack of open containers, so neither the
+// parse nor the build recurses on input-controlled depth.
+class BoundedBuilder {
+ public:
+  explicit BoundedBuilder(const JsonLimits& limits) : limits_(limits) {}
+
+  bool null() { return Put(json(nullptr)); }
+  bool boolean(bool v) { return Put(json(v)); }
+  bool number_integer(json::number_integer_t v) { return Put(json(v)); }
+  bool number_unsigned(json::number_unsigned_t v) { return Put(json(v)); }
+  bool number_float(json::number_float_t v, const json::string_t&) { return Put(json(v)); }
+  bool string(json::string_t& v) { return Put(json(std::move(v))); }
+  bool binary(json::binary_t& v) { return Put(json::binary(std::move(v))); }
+
+  bool start_object(std::size_t) { return Open(json::object()); }
+  bool start_array(std::size_t) { return Open(json::array()); }
+  bool end_object() { return Close(); }
+  bool end_array() { return Close(); }
+
+  bool key(json::string_t& k) {
+    json* obj = open_.back();
+    if (limits_.reject_duplicate_keys && obj->contains(k)) {
+      error_ = "duplicate key \"" + k.substr(0, 64) + "\" in an object";
+      return false;
+    }
+    slot_ = &(*obj)[std::move(k)];
+    return true;
+  }
+
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) {
+    // nlohmann quotes the bytes it stopped at, which may cut a UTF-8 character: the message goes into
+    // JSON error bodies and metadata, so it must be valid UTF-8 itself.
+    error_ = ToValidUtf8(ex.what());
+    // nlohmann's message already carries line/column; keep the byte offset too for NDJSON callers.
+    error_ += " (byte " + std::to_string(position > 0 ? position - 1 : 0) + ")";
+    return false;
+  }
+
+  json Take() { return std::move(root_); }
+  const std::string& error() const { return error_; }
+
+ private:
+  // Places a finished value where the parser is: the root, the next array element, or the last key's slot.
+  json* Place(json&& v) {
+    if (open_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    json* parent = open_.back();
+    if (parent->is_array()) {
+      parent->push_back(std::move(v));
+      return &parent->back();
+    }
+    *slot_ = std::move(v);
+    return slot_;
+  }
+  bool Put(json&& v) {
+    Place(std::move(v));
+    return true;
+  }
+  bool Open(json&& container) {
+    if (static_cast<int>(open_.size()) >= limits_.max_depth) {
+      error_ = "JSON nested deeper than " + std::to_string(limits_.max_depth) + " levels";
+      return false;
+    }
+    open_.push_back(Place(std::move(container)));
+    return true;
+  }
+  bool Close() {
+    open_.pop_back();
+    return true;
+  }
+
+  const JsonLimits& limits_;
+  json root_;
+  std::vector<json*> open_;  // containers still open, innermost last (pointers stay valid: see Place)
+  json* slot_ = nullptr;
+  std::string error_;
+};
+
+}  // namespace
+
+StatusOr<json> ParseJsonInput(std::string_view text, const JsonLimits& limits) {
+  if (limits.max_bytes > 0 && text.size() > limits.max_bytes) {
+    return Status::InvalidArgument("JSON document of " + std::to_string(text.size()) + " bytes exceeds " +
+                                   std::to_string(limits.max_bytes));
+  }
+  BoundedBuilder b(limits);
+  bool ok = false;
+  try {
+    ok = json::sax_parse(text.begin(), text.end(), &b, json::input_format_t::json, /*strict=*/true);
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(std::string("not valid JSON: ") + e.what());
+  }
+  if (!ok) {
+    if (b.error().empty()) return Status::InvalidArgument("not valid JSON");
+    return Status::InvalidArgument(b.error());
+  }
+  return b.Take();
+}
+
+}  // namespace streamfleet

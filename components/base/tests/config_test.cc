@@ -1,0 +1,206 @@
+#include "streamfleet/base/config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "support/map_env.h"
+
+namespace streamfleet {
+namespace {
+
+EnvLookup Env(std::map<std::string, std::string> m) { return testing::MapEnv(std::move(m)); }
+
+TEST(ConfigTest, DefaultsMatchTheDocumentedTable) {
+  auto c = LoadConfig(Env({}), "0.0.0.0:9101");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->redis.host, "127.0.0.1");
+  EXPECT_EQ(c->redis.port, 6379);
+  EXPECT_EQ(c->database_url, "sqlite:streamfleet.db");
+  EXPECT_EQ(c->chunk_ttl_s, 86400);
+  EXPECT_EQ(c->chunk_storage, ChunkStorage::kRedis);
+  EXPECT_EQ(c->idle_timeout_ms, 30000);
+  EXPECT_EQ(c->ir_cache_ttl_s, 604800);
+  EXPECT_EQ(c->metrics_listen, "0.0.0.0:9101");
+  EXPECT_EQ(c->ingest_listen, "0.0.0.0:8080");
+  EXPECT_EQ(c->key_prefix, "app:scenario_planning");
+  EXPECT_FALSE(c->consumer_name.empty());
+  EXPECT_TRUE(c->ingest_tokens.empty());
+  EXPECT_EQ(c->webhook_max_timeout_ms, 30000);
+  EXPECT_EQ(c->webhook_allow_nets, "");
+  EXPECT_EQ(c->webhook_deny_nets, "");
+}
+
+TEST(ConfigTest, ReadsEveryVariable) {
+  auto c = LoadConfig(Env({{"REDIS_HOST", "redis.internal"},
+                           {"REDIS_PORT", "7000"},
+                           {"REDIS_PASSWORD", "s3cret"},
+                           {"DATABASE_URL", "postgresql://u:p@db:5432/fleet"},
+                           {"GENERATION_CHUNK_TTL", "60"},
+                           {"GENERATION_CHUNK_STORAGE", "both"},
+                           {"GENERATION_IDLE_TIMEOUT", "1500ms"},
+                           {"GENERATION_LLEN_ALERT_THRESHOLD", "50"},
+                           {"IR_CACHE_TTL", "0"},
+                           {"METRICS_LISTEN", "127.0.0.1:19100"},
+                           {"INGEST_LISTEN", ":18080"},
+                           {"CHUNK_STREAMS", "8"},
+                           {"CONSUMER_NAME", "pod-1"},
+                           {"STREAMFLEET_KEY_SCHEMA", "cluster"},
+                           {"INGEST_TOKENS", "12:abc,13:def"},
+                           {"LOG_FORMAT", "json"}}),
+                      "0.0.0.0:9100");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->redis.host, "redis.internal");
+  EXPECT_EQ(c->redis.port, 7000);
+  EXPECT_EQ(c->redis.password, "s3cret");
+  EXPECT_EQ(c->chunk_ttl_s, 60);
+  EXPECT_EQ(c->chunk_storage, ChunkStorage::kBoth);
+  EXPECT_EQ(c->idle_timeout_ms, 1500);
+  EXPECT_EQ(c->llen_alert_threshold, 50);
+  EXPECT_EQ(c->ir_cache_ttl_s, 0);
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:19100");
+  EXPECT_EQ(c->chunk_streams, 8);
+  EXPECT_EQ(c->consumer_name, "pod-1");
+  EXPECT_EQ(c->key_schema, KeySchemaMode::kCluster);
+  EXPECT_EQ(c->ingest_tokens.at(12), "abc");
+  EXPECT_EQ(c->ingest_tokens.at(13), "def");
+  EXPECT_TRUE(c->log_json);
+}
+
+TEST(ConfigTest, RedisUrlWinsOverHostAndPort) {
+  auto c = LoadConfig(Env({{"REDIS_URL", "redis://:pw@10.0.0.5:6380/2"}, {"REDIS_HOST", "ignored"}}), ":9100");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->redis.host, "10.0.0.5");
+  EXPECT_EQ(c->redis.port, 6380);
+  EXPECT_EQ(c->redis.password, "pw");
+  EXPECT_EQ(c->redis.username, "");
+  EXPECT_EQ(c->redis.db, 2);
+  auto acl = LoadConfig(Env({{"REDIS_URL", "redis://compactor:s3cret@redis:6379"}}), ":9100");
+  ASSERT_TRUE(acl.ok());
+  EXPECT_EQ(acl->redis.username, "compactor");
+  EXPECT_EQ(acl->redis.password, "s3cret");
+  auto parts = LoadConfig(Env({{"REDIS_USERNAME", "worker"}, {"REDIS_PASSWORD", "pw2"}}), ":9100");
+  ASSERT_TRUE(parts.ok());
+  EXPECT_EQ(parts->redis.username, "worker");
+  EXPECT_EQ(parts->redis.password, "pw2");
+}
+
+TEST(ConfigTest, ClusterModeTakesASeedListAndTheClusterKeySchema) {
+  auto c = LoadConfig(Env({{"REDIS_URL", "redis://u:pw@10.0.0.1:7000,10.0.0.2:7001,redis-c"},
+                           {"REDIS_CLUSTER", "true"}}),
+                      ":9100");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->redis.cluster);
+  EXPECT_EQ(c->redis.seeds, (std::vector<std::string>{"10.0.0.1:7000", "10.0.0.2:7001", "redis-c:6379"}));
+  EXPECT_EQ(c->redis.host, "10.0.0.1");
+  EXPECT_EQ(c->redis.port, 7000);
+  EXPECT_EQ(c->redis.username, "u");
+  EXPECT_EQ(c->redis.password, "pw");
+  EXPECT_EQ(c->key_schema, KeySchemaMode::kCluster);  // the default in cluster mode
+  // Explicitly cluster is fine too; host/port variables give the one seed.
+  auto hp = LoadConfig(Env({{"REDIS_HOST", "r1"}, {"REDIS_PORT", "7005"}, {"REDIS_CLUSTER", "true"},
+                            {"STREAMFLEET_KEY_SCHEMA", "cluster"}}),
+                       ":9100");
+  ASSERT_TRUE(hp.ok()) << hp.status().ToString();
+  EXPECT_EQ(hp->redis.seeds, std::vector<std::string>{"r1:7005"});
+  EXPECT_TRUE(hp->redis.cluster);
+}
+
+TEST(ConfigTest, StandardModeIsTheDefaultAndKeepsOneNode) {
+  auto c = LoadConfig(Env({{"REDIS_URL", "redis://10.0.0.1:7000"}}), ":9100");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->redis.cluster);
+  EXPECT_EQ(c->redis.seeds, std::vector<std::string>{"10.0.0.1:7000"});
+  EXPECT_EQ(c->key_schema, KeySchemaMode::kStandard);
+  auto off = LoadConfig(Env({{"REDIS_CLUSTER", "false"}}), ":9100");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->redis.cluster);
+}
+
+TEST(ConfigTest, ClusterModeContradictionsAreErrors) {
+  const std::vector<std::pair<std::map<std::string, std::string>, std::string>> bad = {
+      {{{"REDIS_CLUSTER", "true"}, {"STREAMFLEET_KEY_SCHEMA", "standard"}}, "STREAMFLEET_KEY_SCHEMA"},
+      {{{"REDIS_CLUSTER", "true"}, {"REDIS_URL", "redis://h1:7000,h2:7001/3"}}, "REDIS_URL"},
+      {{{"REDIS_CLUSTER", "true"}, {"REDIS_DB", "1"}}, "REDIS_DB"},
+      {{{"REDIS_CLUSTER", "yes please"}}, "REDIS_CLUSTER"},
+      // A node list without cluster mode would silently use the first node only.
+      {{{"REDIS_URL", "redis://h1:7000,h2:7001"}}, "REDIS_URL"},
+      {{{"REDIS_CLUSTER", "true"}, {"REDIS_URL", "redis://h1:7000,h2:x"}}, "REDIS_URL"},
+      {{{"REDIS_CLUSTER", "true"}, {"REDIS_URL", "redis://h1:7000,:7001"}}, "REDIS_URL"},
+  };
+  for (const auto& [env, var] : bad) {
+    auto c = LoadConfig(Env(env), ":9100");
+    ASSERT_FALSE(c.ok()) << var << " case was accepted";
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(c.status().message().find(var), std::string::npos) << c.status().message();
+  }
+}
+
+TEST(ConfigTest, MalformedValuesNameTheVariable) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"REDIS_PORT", "abc"},          {"REDIS_PORT", "70000"},
+      {"GENERATION_CHUNK_TTL", "-5"}, {"GENERATION_CHUNK_STORAGE", "s3"},
+      {"GENERATION_IDLE_TIMEOUT", "soon"}, {"DATABASE_URL", "mysql://x"},
+      {"METRICS_LISTEN", "nowhere"},  {"REDIS_URL", "http://x"},
+      {"INGEST_TOKENS", "abc"},       {"LOG_LEVEL", "loud"},
+      {"CHUNK_STREAMS", "0"},         {"GENERATION_DELETE_AFTER_COMPACT", "maybe"},
+      // Past a day: the Redis clients hold their timeouts in int milliseconds (3000000 s would overflow).
+      {"REDIS_TIMEOUT", "3000000s"},
+      {"WEBHOOK_ALLOW_NETS", "127.0.0.0/33"}, {"WEBHOOK_DENY_NETS", "10.0.0.0/8,example.com"},
+      {"WEBHOOK_MAX_TIMEOUT", "0"},
+  };
+  for (const auto& [k, v] : bad) {
+    auto c = LoadConfig(Env({{k, v}}), ":9100");
+    ASSERT_FALSE(c.ok()) << k << "=" << v << " was accepted";
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(c.status().message().find(k), std::string::npos) << c.status().message();
+  }
+}
+
+TEST(ConfigTest, DurationsAcceptUnits) {
+  EXPECT_EQ(*ParseDurationMs("250ms", 1000), 250);
+  EXPECT_EQ(*ParseDurationMs("30s", 1000), 30000);
+  EXPECT_EQ(*ParseDurationMs("2m", 1000), 120000);
+  EXPECT_EQ(*ParseDurationMs("1h", 1000), 3600000);
+  EXPECT_EQ(*ParseDurationMs("7", 1000), 7000);
+  EXPECT_EQ(*ParseDurationMs("7d", 1000), 7 * 86400000LL);
+  EXPECT_FALSE(ParseDurationMs("7w", 1000).ok());
+  EXPECT_FALSE(ParseDurationMs("", 1000).ok());
+  // 15 digits of hours overflowed int64 milliseconds (UBSan in fuzz/fuzz_config) instead of failing.
+  EXPECT_FALSE(ParseDurationMs("999999999999999h", 1000).ok());
+  EXPECT_FALSE(ParseDurationMs("999999999999999", 3600000).ok());
+  EXPECT_EQ(*ParseDurationMs("999999999999999ms", 1000), 999999999999999);
+  EXPECT_EQ(*ParseDurationMs("2562047h", 1000), int64_t{2562047} * 3600000);
+}
+
+TEST(ConfigTest, TimesAcceptUnixSecondsAndIsoUtc) {
+  EXPECT_EQ(*ParseTimeMs("1795000000"), 1795000000000);
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00Z"), 1795629600000);
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00.250Z"), 1795629600250);
+  EXPECT_FALSE(ParseTimeMs("2026-11-25 18:00:00").ok());
+  EXPECT_FALSE(ParseTimeMs("2026-11-25T18:00:00+01:00").ok());
+  EXPECT_FALSE(ParseTimeMs("2026-13-25T18:00:00Z").ok());
+  EXPECT_FALSE(ParseTimeMs("tomorrow").ok());
+  EXPECT_FALSE(ParseTimeMs("").ok());
+}
+
+TEST(ConfigTest, EveryVariableIsDocumentedOnce) {
+  std::set<std::string> seen;
+  for (const auto& v : ConfigVars()) {
+    EXPECT_TRUE(seen.insert(v.name).second) << v.name;
+    EXPECT_NE(std::string(v.description), "");
+  }
+}
+
+}  // namespace
+}  // namespace streamfleet
+
+namespace streamfleet {
+namespace {
+TEST(SplitListTest, NonEmptyItemsInOrder) {
+  EXPECT_EQ(SplitList("a,b,,c,", ','), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(SplitList("", ',').empty());
+  EXPECT_EQ(SplitList("one", ','), (std::vector<std::string>{"one"}));
+}
+}  // namespace
+}  // namespace streamfleet

@@ -1,0 +1,427 @@
+#include "streamfleet/cache/cache.h"
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "cache_fs.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/redis/redis_scan.h"
+
+namespace streamfleet {
+
+namespace {
+
+using SteadyClk = std::chrono::steady_clock;
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClk::now().time_since_epoch()).count();
+}
+
+bool ValidName(const std::string& name) {
+  if (name.empty() || name.size() > 200) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Compare-and-delete: only the holder's token releases the lock (an expired lock re-taken by another caller
+// is left alone).
+const LuaScript& UnlockScript() {
+  static const LuaScript s(
+      "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0");
+  return s;
+}
+
+// {prefix}:{name}_{8 hex}: a value key (not a :lock / :ver marker, not the epoch, not someone else's key).
+bool IsValueKey(const std::string& prefix, const std::string& key, std::string* name) {
+  if (key.size() <= prefix.size() + 1 || key.compare(0, prefix.size(), prefix) != 0 || key[prefix.size()] != ':') {
+    return false;
+  }
+  std::string stem = key.substr(prefix.size() + 1);
+  auto us = stem.rfind('_');
+  if (us == std::string::npos || us == 0 || stem.size() - us != 9 || !ValidName(stem)) return false;
+  for (size_t i = us + 1; i < stem.size(); ++i) {
+    if (!((stem[i] >= '0' && stem[i] <= '9') || (stem[i] >= 'a' && stem[i] <= 'f'))) return false;
+  }
+  if (name != nullptr) *name = stem.substr(0, us);
+  return true;
+}
+
+std::string NewToken() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return std::to_string(rng()) + "-" + std::to_string(rng());
+}
+
+}  // namespace
+
+// The invalidation markers a value was computed under (see the header).
+struct Cache::Markers {
+  int64_t ver = 0;
+  int64_t epoch = 0;
+  bool known = false;  // false when Redis was unreachable
+};
+
+CacheOptions CacheOptionsFromConfig(const Config& c) {
+  CacheOptions o;
+  o.prefix = c.ir_cache_prefix;
+  o.redis_ttl_s = c.ir_cache_ttl_s;
+  o.fs_ttl_s = c.ir_cache_ttl_s;
+  o.fs_dir = c.ir_cache_dir;
+  return o;
+}
+
+const char* CacheTierName(CacheTier t) {
+  switch (t) {
+    case CacheTier::kRedis: return "redis";
+    case CacheTier::kFilesystem: return "filesystem";
+    case CacheTier::kOrigin: return "origin";
+    case CacheTier::kStale: return "stale";
+  }
+  return "?";
+}
+
+Cache::Cache(const RedisConfig& redis, CacheOptions options, prometheus::Registry* registry, Clock* clock)
+    : options_(std::move(options)), pool_(redis), clock_(clock) {
+  if (!options_.fs_dir.empty() && options_.fs_ttl_s > 0) {
+    fs_ = std::make_unique<FsCacheTier>(options_.fs_dir + "/" + options_.prefix, options_.prefix);
+  }
+  if (registry == nullptr) {
+    own_registry_ = std::make_unique<prometheus::Registry>();
+    registry = own_registry_.get();
+  }
+  requests_ = &prometheus::BuildCounter()
+                   .Name("streamfleet_cache_requests_total")
+                   .Help("Cache lookups per tier and result (hit, miss, corrupt, stale, error)")
+                   .Register(*registry);
+  degraded_requests_ = &prometheus::BuildCounter()
+                            .Name("streamfleet_cache_degraded_requests_total")
+                            .Help("Cache requests served without Redis (filesystem and origin tiers only)")
+                            .Register(*registry)
+                            .Add({{"cache", options_.prefix}});
+}
+
+Cache::~Cache() = default;
+
+std::string Cache::Hash8(std::string_view content) { return Sha256Hex(content).substr(0, 8); }
+
+StatusOr<std::string> Cache::Key(const std::string& name, std::string_view content) const {
+  if (!ValidName(name)) return Status::InvalidArgument("cache name \"" + name + "\" must match [A-Za-z0-9._-]+");
+  return options_.prefix + ":" + name + "_" + Hash8(content);
+}
+
+int64_t Cache::NowMs() {
+  int64_t t = clock_ != nullptr ? clock_->NowMsOverride() : 0;
+  if (t != 0) return t;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void Cache::Count(const char* tier, const char* result) {
+  requests_->Add({{"cache", options_.prefix}, {"tier", tier}, {"result", result}}).Increment();
+}
+
+StatusOr<RedisPool::Lease> Cache::Redis() {
+  if (SteadyMs() < redis_retry_at_ms_.load()) return Status::Unavailable("redis marked down (degraded mode)");
+  auto lease = pool_.Acquire();
+  if (!lease.ok()) RedisFailed(lease.status());
+  return lease;
+}
+
+void Cache::RedisFailed(const Status& s) {
+  if (!s.retryable()) {
+    SF_LOG_WARN("cache {}: redis error: {}", options_.prefix, s.ToString());
+    return;
+  }
+  redis_retry_at_ms_.store(SteadyMs() + options_.degraded_retry_ms);
+  if (!degraded_.exchange(true)) {
+    SF_LOG_WARN("cache {}: redis unreachable ({}): serving from the filesystem and origin tiers (degraded mode)",
+                options_.prefix, s.ToString());
+  }
+}
+
+void Cache::RedisRecovered() {
+  if (degraded_.exchange(false)) SF_LOG_INFO("cache {}: redis reachable again, degraded mode over", options_.prefix);
+}
+
+StatusOr<CacheResult> Cache::GetOrCompute(const std::string& name, std::string_view content,
+                                          const ComputeFn& compute, GetOptions opts) {
+  auto key_or = Key(name, content);
+  if (!key_or.ok()) return key_or.status();
+  const std::string key = *key_or;
+  const std::string lock_key = key + ":lock";
+  const std::string ver_key = key + ":ver";
+  const std::string epoch_key = options_.prefix + ":_epoch";
+  Markers m;
+  std::optional<std::string> stale;
+
+  // Tier 1 and the markers, one round trip.
+  std::optional<RedisPool::Lease> redis;
+  if (auto lease = Redis(); lease.ok()) {
+    std::vector<std::vector<std::string>> cmds = {{"GET", ver_key}, {"GET", epoch_key}};
+    bool read_value = redis_tier() && !opts.force_refresh;
+    if (read_value) cmds.push_back({"GET", key});
+    auto r = (*lease)->Pipeline(cmds);
+    if (r.ok()) {
+      RedisRecovered();
+      redis.emplace(std::move(*lease));
+      m.ver = (*r)[0].AsInt();
+      m.epoch = (*r)[1].AsInt();
+      m.known = true;
+      if (read_value) {
+        if ((*r)[2].type == RedisValue::Type::kString) {
+          Count("redis", "hit");
+          return CacheResult{std::move((*r)[2].str), CacheTier::kRedis};
+        }
+        Count("redis", "miss");
+      }
+    } else {
+      RedisFailed(r.status());
+    }
+  }
+  if (!redis) {
+    degraded_requests_->Increment();
+    if (redis_tier() && !opts.force_refresh) Count("redis", "error");
+  }
+
+  // Reads tier 2; a fresh entry valid under the markers is returned, an expired one becomes the stale fallback.
+  auto read_fs = [&](bool count) -> std::optional<FsCacheEntry> {
+    auto e = fs_->Read(key);
+    if (!e.ok()) {
+      if (count) Count("filesystem", e.status().code() == StatusCode::kDataLoss ? "corrupt" : "miss");
+      if (e.status().code() == StatusCode::kDataLoss) SF_LOG_WARN("cache: {} (repairing)", e.status().message());
+      return std::nullopt;
+    }
+    if (m.known && (e->ver != m.ver || e->epoch != m.epoch)) {
+      fs_->Remove(key);  // invalidated since it was written: never served, not even stale
+      if (count) Count("filesystem", "miss");
+      return std::nullopt;
+    }
+    if (e->expires_at_ms <= NowMs()) {
+      stale = e->value;
+      if (count) Count("filesystem", "miss");
+      return std::nullopt;
+    }
+    return std::move(*e);
+  };
+  // A filesystem hit warms Redis for what is left of the entry's TTL.
+  auto warm = [&](const FsCacheEntry& e) {
+    if (!redis || !redis_tier()) return;
+    int64_t left = std::min(e.expires_at_ms - NowMs(), options_.redis_ttl_s * 1000);
+    if (left <= 0) return;
+    auto w = (*redis)->Command({"SET", key, e.value, "PX", std::to_string(left)});
+    if (!w.ok()) RedisFailed(w.status());
+  };
+
+  if (fs_ && !opts.force_refresh) {
+    if (auto e = read_fs(true)) {
+      Count("filesystem", "hit");
+      warm(*e);
+      return CacheResult{std::move(e->value), CacheTier::kFilesystem};
+    }
+  }
+
+  // Tier 3 under the fleet-wide lock. Without a tier to publish the value in, waiting is pointless.
+  std::string token;
+  bool locked = false;
+  if (redis && (redis_tier() || fs_)) {
+    token = NewToken();
+    const int64_t deadline = SteadyMs() + options_.lock_wait_ms;
+    while (true) {
+      auto l = (*redis)->Command({"SET", lock_key, token, "NX", "PX", std::to_string(options_.lock_ttl_ms)});
+      if (!l.ok()) {
+        RedisFailed(l.status());
+        break;  // compute without the lock
+      }
+      if (l->type == RedisValue::Type::kStatus) {
+        locked = true;
+        break;
+      }
+      if (SteadyMs() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.poll_ms));
+      if (opts.force_refresh) continue;
+      // The holder may have published the value by now.
+      if (redis_tier()) {
+        auto v = (*redis)->Command({"GET", key});
+        if (v.ok() && v->type == RedisValue::Type::kString) {
+          Count("redis", "hit");
+          return CacheResult{std::move(v->str), CacheTier::kRedis};
+        }
+      } else if (auto e = read_fs(false)) {
+        Count("filesystem", "hit");
+        return CacheResult{std::move(e->value), CacheTier::kFilesystem};
+      }
+    }
+    if (locked && !opts.force_refresh && redis_tier()) {
+      // Published between our miss and our lock (the previous holder just released it).
+      auto v = (*redis)->Command({"GET", key});
+      if (v.ok() && v->type == RedisValue::Type::kString) {
+        (void)(*redis)->Eval(UnlockScript(), {lock_key}, {token});
+        Count("redis", "hit");
+        return CacheResult{std::move(v->str), CacheTier::kRedis};
+      }
+    }
+    if (!locked && stale) {
+      Count("filesystem", "stale");
+      return CacheResult{std::move(*stale), CacheTier::kStale};
+    }
+  }
+  auto release = [&] {
+    if (!locked || !redis) return;
+    auto u = (*redis)->Eval(UnlockScript(), {lock_key}, {token});
+    if (!u.ok()) RedisFailed(u.status());
+  };
+
+  auto value = compute();
+  if (!value.ok()) {
+    release();
+    if (stale) {
+      SF_LOG_WARN("cache {}: origin failed ({}); serving the stale value", key, value.status().ToString());
+      Count("filesystem", "stale");
+      return CacheResult{std::move(*stale), CacheTier::kStale};
+    }
+    Count("origin", "error");
+    return value.status();
+  }
+  Count("origin", "hit");
+  if (redis && redis_tier()) {
+    auto w = (*redis)->Command({"SET", key, *value, "PX", std::to_string(options_.redis_ttl_s * 1000)});
+    if (!w.ok()) RedisFailed(w.status());
+  }
+  if (fs_) {
+    int64_t now = NowMs();
+    Status s = fs_->Write({key, *value, now, now + options_.fs_ttl_s * 1000, m.ver, m.epoch});
+    if (!s.ok()) SF_LOG_WARN("cache {}: filesystem tier write failed: {}", key, s.ToString());
+  }
+  release();
+  return CacheResult{std::move(*value), CacheTier::kOrigin};
+}
+
+StatusOr<int64_t> Cache::Invalidate(const std::string& name, std::string_view content) {
+  auto key = Key(name, content);
+  if (!key.ok()) return key.status();
+  return InvalidateKey(*key);
+}
+
+StatusOr<int64_t> Cache::InvalidateKey(const std::string& key) { return InvalidateKeys({key}); }
+
+StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& keys) {
+  for (const auto& key : keys) {
+    if (!IsValueKey(options_.prefix, key, nullptr)) {
+      return Status::InvalidArgument("\"" + key + "\" is not a key of cache " + options_.prefix);
+    }
+  }
+  if (keys.empty()) return int64_t{0};
+  if (fs_) {
+    for (const auto& key : keys) fs_->Remove(key);
+  }
+  auto lease = Redis();
+  if (!lease.ok()) return lease.status();
+  // Markers outlive every entry they guard; INCR first so an in-flight filesystem hit cannot re-warm Redis
+  // with a value whose markers it checked before the INCR (it would compare unequal next time).
+  int64_t marker_ttl_ms = (std::max(options_.redis_ttl_s, options_.fs_ttl_s) + 86400) * 1000;
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(keys.size() * 3);
+  for (const auto& key : keys) {
+    cmds.push_back({"INCR", key + ":ver"});
+    cmds.push_back({"PEXPIRE", key + ":ver", std::to_string(marker_ttl_ms)});
+    cmds.push_back({"DEL", key});
+  }
+  auto r = (*lease)->Pipeline(cmds);
+  if (!r.ok()) {
+    RedisFailed(r.status());
+    return r.status();
+  }
+  int64_t deleted = 0;
+  for (const auto& v : *r) {
+    if (v.is_error()) return TranslateRedisError(v.str);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) deleted += (*r)[3 * i + 2].integer;
+  return deleted;
+}
+
+StatusOr<int64_t> Cache::InvalidateName(const std::string& name) {
+  if (!ValidName(name)) return Status::InvalidArgument("cache name \"" + name + "\" must match [A-Za-z0-9._-]+");
+  return InvalidateMatching(options_.prefix + ":" + name + "_*", true);
+}
+
+StatusOr<int64_t> Cache::InvalidatePattern(const std::string& pattern) {
+  if (pattern.empty()) return Status::InvalidArgument("empty pattern");
+  return InvalidateMatching(pattern, true);
+}
+
+
+StatusOr<int64_t> Cache::InvalidateMatching(const std::string& pattern, bool bump_epoch) {
+  if (fs_) fs_->RemoveMatching(pattern);
+  auto lease = Redis();
+  if (!lease.ok()) return lease.status();
+  auto fail = [&](const Status& s) {
+    RedisFailed(s);
+    return s;
+  };
+  if (bump_epoch) {
+    // Every host's filesystem entries written before this point stop matching.
+    auto e = (*lease)->Command({"INCR", options_.prefix + ":_epoch"});
+    if (!e.ok()) return fail(e.status());
+  }
+  int64_t deleted = 0;
+  Status unlinked;
+  // Every master (a cluster holds a third of the keys on each); one UNLINK per key, pipelined, since a
+  // multi-key UNLINK across slots is CROSSSLOT.
+  Status scanned = ScanAll(**lease, pattern, 100, [&](const std::vector<std::string>& keys) {
+    std::vector<std::vector<std::string>> cmds;
+    for (const auto& k : keys) {
+      if (IsValueKey(options_.prefix, k, nullptr)) cmds.push_back({"UNLINK", k});
+    }
+    if (cmds.empty()) return true;
+    auto d = (*lease)->Pipeline(cmds);
+    if (!d.ok()) {
+      unlinked = d.status();
+      return false;
+    }
+    for (const auto& v : *d) deleted += v.integer;
+    return true;
+  });
+  if (!unlinked.ok()) return fail(unlinked);
+  if (!scanned.ok()) return fail(scanned);
+  return deleted;
+}
+
+CacheStats Cache::Stats() {
+  CacheStats st;
+  if (fs_) fs_->Usage(&st.fs_files, &st.fs_bytes);
+  auto lease = Redis();
+  if (!lease.ok()) return st;
+  Status usage_failed;
+  Status scanned = ScanAll(**lease, options_.prefix + ":*", 100, [&](const std::vector<std::string>& keys) {
+    std::vector<std::vector<std::string>> usage;
+    for (const auto& k : keys) {
+      std::string name;
+      if (!IsValueKey(options_.prefix, k, &name)) continue;
+      ++st.redis_keys;
+      ++st.names[name];
+      usage.push_back({"MEMORY", "USAGE", k});
+    }
+    if (usage.empty()) return true;
+    auto u = (*lease)->Pipeline(usage);
+    if (!u.ok()) {
+      usage_failed = u.status();
+      return false;
+    }
+    for (const auto& v : *u) st.redis_bytes += v.integer;  // nil (expired meanwhile) counts 0
+    return true;
+  });
+  if (!usage_failed.ok() || !scanned.ok()) {
+    RedisFailed(!usage_failed.ok() ? usage_failed : scanned);
+    return st;
+  }
+  st.redis_ok = true;
+  return st;
+}
+
+}  // namespace streamfleet

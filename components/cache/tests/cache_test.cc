@@ -1,0 +1,372 @@
+// The multi-tier cache against a real redis-server and temp directories.
+#include "streamfleet/cache/cache.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "streamfleet/testing/redis_server.h"
+
+namespace streamfleet {
+namespace {
+
+namespace fs = std::filesystem;
+
+double CounterValue(prometheus::Registry& r, const std::string& name, const std::map<std::string, std::string>& labels) {
+  double sum = 0;
+  for (const auto& f : r.Collect()) {
+    if (f.name != name) continue;
+    for (const auto& m : f.metric) {
+      bool match = true;
+      for (const auto& [k, v] : labels) {
+        bool found = false;
+        for (const auto& l : m.label) found = found || (l.name == k && l.value == v);
+        match = match && found;
+      }
+      if (match) sum += m.counter.value;
+    }
+  }
+  return sum;
+}
+
+class CacheTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override {
+    redis_ = RedisClient::Connect(server_->config()).value();
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    dir_ = testing::TempPath("sf-cache");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  CacheOptions Options() {
+    CacheOptions o;
+    o.prefix = "ir_cache";
+    o.redis_ttl_s = 60;
+    o.fs_ttl_s = 60;
+    o.fs_dir = dir_;
+    o.degraded_retry_ms = 50;
+    return o;
+  }
+  std::unique_ptr<Cache> Make(CacheOptions o, Clock* clock = nullptr, RedisConfig rc = {}) {
+    if (rc.port == 6379) rc = server_->config();
+    return std::make_unique<Cache>(rc, o, &registry_, clock);
+  }
+  // A compute that counts its calls.
+  ComputeFn Origin(const std::string& value) {
+    return [this, value]() -> StatusOr<std::string> {
+      ++computed_;
+      return value;
+    };
+  }
+  bool RedisHas(const std::string& key) { return redis_->Command({"EXISTS", key})->integer == 1; }
+  std::string FilePath(const std::string& key, const std::string& root = "") {
+    return (root.empty() ? dir_ : root) + "/ir_cache/" + key.substr(std::string("ir_cache:").size()) + ".json";
+  }
+  double Requests(const std::string& tier, const std::string& result) {
+    return CounterValue(registry_, "streamfleet_cache_requests_total",
+                        {{"cache", "ir_cache"}, {"tier", tier}, {"result", result}});
+  }
+
+  static testing::RedisServer* server_;
+  std::unique_ptr<RedisClient> redis_;
+  std::string dir_;
+  prometheus::Registry registry_;
+  std::atomic<int> computed_{0};
+};
+testing::RedisServer* CacheTest::server_ = nullptr;
+
+TEST_F(CacheTest, KeyIsPrefixNameAndContentHash8) {
+  auto c = Make(Options());
+  EXPECT_EQ(Cache::Hash8("abc"), "ba7816bf");  // SHA-256("abc") = ba7816bf8f01cfea...
+  EXPECT_EQ(*c->Key("generation", "abc"), "ir_cache:generation_ba7816bf");
+  EXPECT_EQ(c->Key("bad name", "x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->Key("a:b", "x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->Key("", "x").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(CacheTest, EveryTierTransitionAndItsCounters) {
+  auto c = Make(Options());
+  std::string key = *c->Key("spec", "content-1");
+  auto r = c->GetOrCompute("spec", "content-1", Origin("v1"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, "v1");
+  EXPECT_EQ(r->tier, CacheTier::kOrigin);
+  EXPECT_EQ(computed_, 1);
+  EXPECT_TRUE(RedisHas(key));
+  int64_t pttl = redis_->Command({"PTTL", key})->integer;
+  EXPECT_GT(pttl, 55000);
+  EXPECT_LE(pttl, 60000);
+  EXPECT_TRUE(fs::exists(FilePath(key)));
+  EXPECT_FALSE(RedisHas(key + ":lock")) << "the lock is released after the store";
+
+  r = c->GetOrCompute("spec", "content-1", Origin("never"));
+  EXPECT_EQ(r->tier, CacheTier::kRedis);
+  EXPECT_EQ(r->value, "v1");
+
+  ASSERT_TRUE(redis_->Command({"DEL", key}).ok());
+  r = c->GetOrCompute("spec", "content-1", Origin("never"));
+  EXPECT_EQ(r->tier, CacheTier::kFilesystem);
+  EXPECT_EQ(r->value, "v1");
+  EXPECT_TRUE(RedisHas(key)) << "a filesystem hit warms Redis";
+  EXPECT_GT(redis_->Command({"PTTL", key})->integer, 0) << "warmed with the entry's remaining TTL";
+
+  r = c->GetOrCompute("spec", "content-1", Origin("never"));
+  EXPECT_EQ(r->tier, CacheTier::kRedis);
+  EXPECT_EQ(computed_, 1);
+
+  EXPECT_EQ(Requests("redis", "hit"), 2);
+  EXPECT_EQ(Requests("redis", "miss"), 2);
+  EXPECT_EQ(Requests("filesystem", "hit"), 1);
+  EXPECT_EQ(Requests("filesystem", "miss"), 1);
+  EXPECT_EQ(Requests("origin", "hit"), 1);
+
+  // A different content is a different key.
+  r = c->GetOrCompute("spec", "content-2", Origin("v2"));
+  EXPECT_EQ(r->tier, CacheTier::kOrigin);
+  EXPECT_EQ(r->value, "v2");
+}
+
+TEST_F(CacheTest, RedisTtlExpires) {
+  CacheOptions o = Options();
+  o.redis_ttl_s = 1;
+  o.fs_dir = "";  // Redis tier only
+  auto c = Make(o);
+  ASSERT_EQ(c->GetOrCompute("spec", "x", Origin("v"))->tier, CacheTier::kOrigin);
+  EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("v"))->tier, CacheTier::kRedis);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("v"))->tier, CacheTier::kOrigin);
+  EXPECT_EQ(computed_, 2);
+}
+
+TEST_F(CacheTest, FilesystemTtlExpiresAndTheStaleValueCoversAnOriginFailure) {
+  ManualClock clock(1'900'000'000'000);
+  CacheOptions o = Options();
+  o.redis_ttl_s = 0;  // filesystem tier only
+  auto c = Make(o, &clock);
+  ASSERT_EQ(c->GetOrCompute("spec", "x", Origin("v1"))->tier, CacheTier::kOrigin);
+  EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("v1"))->tier, CacheTier::kFilesystem);
+  clock.Advance(61'000);
+  auto r = c->GetOrCompute("spec", "x", Origin("v2"));
+  EXPECT_EQ(r->tier, CacheTier::kOrigin);
+  EXPECT_EQ(r->value, "v2");
+  clock.Advance(61'000);
+  r = c->GetOrCompute("spec", "x", [] { return StatusOr<std::string>(Status::Unavailable("origin down")); });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->tier, CacheTier::kStale);
+  EXPECT_EQ(r->value, "v2");
+  EXPECT_EQ(Requests("filesystem", "stale"), 1);
+}
+
+TEST_F(CacheTest, TtlZeroDisablesBothTiers) {
+  CacheOptions o = Options();
+  o.redis_ttl_s = 0;
+  o.fs_ttl_s = 0;
+  auto c = Make(o);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("v"))->tier, CacheTier::kOrigin);
+  EXPECT_EQ(computed_, 3);
+  EXPECT_EQ(redis_->Command({"DBSIZE"})->integer, 0);
+  EXPECT_FALSE(fs::exists(dir_ + "/ir_cache"));
+}
+
+TEST_F(CacheTest, ForceRefreshBypassesBothTiersAndStoresTheNewValue) {
+  auto c = Make(Options());
+  ASSERT_EQ(c->GetOrCompute("spec", "x", Origin("v1"))->value, "v1");
+  auto r = c->GetOrCompute("spec", "x", Origin("v2"), GetOptions{.force_refresh = true});
+  EXPECT_EQ(r->tier, CacheTier::kOrigin);
+  EXPECT_EQ(r->value, "v2");
+  EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("never"))->value, "v2");
+  ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("never"))->value, "v2") << "the filesystem tier was refreshed too";
+}
+
+TEST_F(CacheTest, WarmsRedisBackUpAfterAFlush) {
+  auto c = Make(Options());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(c->GetOrCompute("spec", std::to_string(i), Origin("v" + std::to_string(i))).ok());
+  ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  for (int i = 0; i < 5; ++i) {
+    auto r = c->GetOrCompute("spec", std::to_string(i), Origin("never"));
+    EXPECT_EQ(r->tier, CacheTier::kFilesystem);
+    EXPECT_EQ(r->value, "v" + std::to_string(i));
+  }
+  EXPECT_EQ(redis_->Command({"DBSIZE"})->integer, 5);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(c->GetOrCompute("spec", std::to_string(i), Origin("never"))->tier, CacheTier::kRedis);
+  EXPECT_EQ(computed_, 5);
+}
+
+TEST_F(CacheTest, FiftyConcurrentCallersOnAColdKeyComputeOnce) {
+  auto c = Make(Options());
+  std::atomic<int> calls{0};
+  ComputeFn slow = [&]() -> StatusOr<std::string> {
+    ++calls;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return std::string("expensive");
+  };
+  std::vector<std::thread> threads;
+  std::vector<std::string> got(50);
+  std::vector<CacheTier> tiers(50);
+  for (int i = 0; i < 50; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = c->GetOrCompute("spec", "cold", slow);
+      if (r.ok()) {
+        got[i] = r->value;
+        tiers[i] = r->tier;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(calls.load(), 1);
+  int origin = 0;
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(got[i], "expensive") << i;
+    origin += tiers[i] == CacheTier::kOrigin;
+  }
+  EXPECT_EQ(origin, 1);
+}
+
+TEST_F(CacheTest, RedisKilledFilesystemAndOriginKeepServing) {
+  testing::RedisServer own;
+  auto c = Make(Options(), nullptr, own.config());
+  ASSERT_EQ(c->GetOrCompute("spec", "a", Origin("va"))->tier, CacheTier::kOrigin);
+  own.Kill();
+  auto r = c->GetOrCompute("spec", "a", Origin("never"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->tier, CacheTier::kFilesystem);
+  EXPECT_EQ(r->value, "va");
+  EXPECT_TRUE(c->degraded());
+  r = c->GetOrCompute("spec", "b", Origin("vb"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->tier, CacheTier::kOrigin);
+  EXPECT_EQ(c->GetOrCompute("spec", "b", Origin("never"))->tier, CacheTier::kFilesystem);
+  EXPECT_EQ(CounterValue(registry_, "streamfleet_cache_degraded_requests_total", {{"cache", "ir_cache"}}), 3);
+  EXPECT_GE(Requests("redis", "error"), 3);
+  EXPECT_EQ(c->InvalidateKey(*c->Key("spec", "a")).status().code(), StatusCode::kUnavailable);
+
+  own.Start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // past degraded_retry_ms
+  r = c->GetOrCompute("spec", "b", Origin("never"));
+  EXPECT_EQ(r->tier, CacheTier::kFilesystem);
+  EXPECT_FALSE(c->degraded());
+  auto rc = RedisClient::Connect(own.config()).value();
+  EXPECT_EQ(rc->Command({"EXISTS", *c->Key("spec", "b")})->integer, 1) << "warmed after the restart";
+}
+
+TEST_F(CacheTest, CorruptOrTruncatedFileIsAMissThatGetsRepaired) {
+  auto c = Make(Options());
+  std::string key = *c->Key("spec", "x");
+  ASSERT_TRUE(c->GetOrCompute("spec", "x", Origin("the value")).ok());
+  std::string path = FilePath(key);
+  std::string good;
+  {
+    std::ifstream in(path);
+    good.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto corrupt_with = [&](const std::string& text) {
+    std::ofstream(path, std::ios::trunc) << text;
+    ASSERT_TRUE(redis_->Command({"DEL", key}).ok());
+    auto r = c->GetOrCompute("spec", "x", Origin("the value"));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->tier, CacheTier::kOrigin) << text;
+    EXPECT_EQ(r->value, "the value");
+  };
+  corrupt_with(good.substr(0, good.size() / 2));  // truncated
+  corrupt_with("");
+  corrupt_with("\x01\x02 garbage");
+  auto j = nlohmann::json::parse(good);
+  j["value"] = "a wrong value";  // valid JSON, checksum mismatch
+  corrupt_with(j.dump());
+  j = nlohmann::json::parse(good);
+  j["key"] = "ir_cache:spec_00000000";
+  corrupt_with(j.dump());
+  EXPECT_EQ(computed_, 6);
+  EXPECT_EQ(Requests("filesystem", "corrupt"), 5);
+  // Repaired: the file is whole again and serves.
+  ASSERT_TRUE(redis_->Command({"DEL", key}).ok());
+  EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("never"))->tier, CacheTier::kFilesystem);
+}
+
+TEST_F(CacheTest, BinaryValuesRoundTripThroughTheFilesystem) {
+  auto c = Make(Options());
+  std::string bin("\xff\x00\xfe bytes", 9);
+  ASSERT_TRUE(c->GetOrCompute("spec", "bin", Origin(bin)).ok());
+  ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  auto r = c->GetOrCompute("spec", "bin", Origin("never"));
+  EXPECT_EQ(r->tier, CacheTier::kFilesystem);
+  EXPECT_EQ(r->value, bin);
+}
+
+TEST_F(CacheTest, OriginErrorWithoutStaleIsReturnedAndReleasesTheLock) {
+  auto c = Make(Options());
+  auto r = c->GetOrCompute("spec", "x", [] { return StatusOr<std::string>(Status::Internal("boom")); });
+  EXPECT_EQ(r.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(Requests("origin", "error"), 1);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("v"))->tier, CacheTier::kOrigin);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1)) << "no wait on a leftover lock";
+}
+
+TEST_F(CacheTest, InvalidateOneKeyReachesAnotherHostsFilesystemTier) {
+  auto host_a = Make(Options());
+  CacheOptions ob = Options();
+  ob.fs_dir = dir_ + "/host-b";
+  auto host_b = Make(ob);
+  ASSERT_EQ(host_b->GetOrCompute("generation", "12:59", Origin("old"))->tier, CacheTier::kOrigin);
+  std::string key = *host_b->Key("generation", "12:59");
+  ASSERT_TRUE(fs::exists(FilePath(key, ob.fs_dir)));
+  ASSERT_TRUE(host_a->GetOrCompute("generation", "12:60", Origin("other")).ok());
+
+  auto n = host_a->Invalidate("generation", "12:59");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1);
+  EXPECT_FALSE(RedisHas(key));
+  auto r = host_b->GetOrCompute("generation", "12:59", Origin("new"));
+  EXPECT_EQ(r->tier, CacheTier::kOrigin) << "host b's file predates the invalidation";
+  EXPECT_EQ(r->value, "new");
+  EXPECT_EQ(host_a->GetOrCompute("generation", "12:60", Origin("never"))->tier, CacheTier::kRedis)
+      << "other keys are untouched";
+  EXPECT_EQ(host_a->InvalidateKey("other:thing").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(CacheTest, InvalidateByNameAndPatternUseScanAndTouchOnlyCacheKeys) {
+  auto c = Make(Options());
+  for (int i = 0; i < 250; ++i) ASSERT_TRUE(c->GetOrCompute("a", std::to_string(i), Origin("x")).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->GetOrCompute("b", std::to_string(i), Origin("y")).ok());
+  ASSERT_TRUE(redis_->Command({"SET", "app:scenario_planning:org:1:generation:1:chunks", "keep"}).ok());
+  ASSERT_TRUE(redis_->Command({"SET", "ir_cache:not-a-value-key", "keep"}).ok());
+
+  auto n = c->InvalidateName("a");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 250);
+  EXPECT_EQ(c->GetOrCompute("b", "0", Origin("never"))->tier, CacheTier::kRedis);
+  EXPECT_EQ(c->GetOrCompute("a", "0", Origin("x2"))->tier, CacheTier::kOrigin) << "the file went too";
+
+  n = c->InvalidatePattern("*");  // a careless pattern only deletes this cache's value keys
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 4);
+  EXPECT_TRUE(RedisHas("app:scenario_planning:org:1:generation:1:chunks"));
+  EXPECT_TRUE(RedisHas("ir_cache:not-a-value-key"));
+  EXPECT_EQ(c->GetOrCompute("b", "1", Origin("y2"))->tier, CacheTier::kOrigin);
+}
+
+TEST_F(CacheTest, StatsCountKeysBytesNamesAndFiles) {
+  auto c = Make(Options());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->GetOrCompute("a", std::to_string(i), Origin(std::string(1000, 'x'))).ok());
+  ASSERT_TRUE(c->GetOrCompute("b", "0", Origin("y")).ok());
+  CacheStats s = c->Stats();
+  EXPECT_TRUE(s.redis_ok);
+  EXPECT_EQ(s.redis_keys, 4);
+  EXPECT_GT(s.redis_bytes, 3000);
+  EXPECT_EQ(s.names.at("a"), 3);
+  EXPECT_EQ(s.names.at("b"), 1);
+  EXPECT_EQ(s.fs_files, 4);
+  EXPECT_GT(s.fs_bytes, 3000);
+}
+
+}  // namespace
+}  // namespace streamfleet

@@ -1,0 +1,70 @@
+#pragma once
+// Finalization: snapshot the buffer, assemble in seq order, decode JSON (with a recorded fallback),
+// base64-compact, upsert the row in one transaction, then mark the buffer compacted and publish a
+// generation.compacted event. Idempotent: replaying the same finalize id changes nothing.
+// Used by the compactor loop and by `streamfleetctl compact-generation` (same code).
+// With a cache, a committed (or replayed) write invalidates the generation's cache entry
+// (streamfleet/cache/generation_cache.h), so GET .../generations/{gen} never serves the row from before it.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "streamfleet/chunks/chunk_buffer.h"
+#include "streamfleet/cache/cache.h"
+#include "streamfleet/sql/sql_store.h"
+
+namespace streamfleet::compactor {
+
+struct FinalizeRequest {
+  GenerationId gen;
+  std::string reason;        // "complete" | "idle_timeout" | "manual"
+  std::string finalize_id;   // the finalize stream entry id (or a manual id); decides compacted_at
+};
+
+struct FinalizeOutcome {
+  bool empty = false;            // nothing buffered (expired or never started): no row written
+  // The generation id belongs to another organization (its Redis owner record or its row): nothing was
+  // written; the caller dead-letters the finalize entry with kOwnedElsewhere and counts it.
+  bool owned_elsewhere = false;
+  bool replay = false;           // this finalize id was already committed
+  bool marked_compacted = false; // false when chunks arrived during finalization (a later one follows)
+  bool json_valid = false;
+  int64_t chunk_count = 0;
+  std::vector<int64_t> missing;
+};
+
+class Finalizer {
+ public:
+  // cache: the fleet cache to invalidate after a write (nullptr: none).
+  Finalizer(const Config& config, ChunkBuffer& buffer, SqlStore& store, std::string consumer_name,
+            Cache* cache = nullptr)
+      : config_(config), buffer_(buffer), store_(store), consumer_(std::move(consumer_name)), cache_(cache) {}
+
+  // Redis errors come back as kUnavailable etc.; DB errors as the store reports them (kUnavailable for
+  // an outage: retry later, the finalize entry stays pending).
+  StatusOr<FinalizeOutcome> Finalize(RedisClient& redis, const FinalizeRequest& req);
+  // Many finalizations with one Redis round trip per step and ONE database transaction for all rows
+  // (outcomes in input order). All or nothing: on an error nothing is acknowledged and the whole batch is
+  // retried, which is safe because every step is idempotent.
+  StatusOr<std::vector<FinalizeOutcome>> FinalizeBatch(RedisClient& redis, const std::vector<FinalizeRequest>& reqs);
+
+ private:
+  // Sets outs[i].owned_elsewhere for generations that belong to another organization (Redis owner record,
+  // or the row where the record disagrees with it); queues owner-record refreshes and corrections in fixes.
+  Status ResolveOwners(RedisClient& redis, const std::vector<FinalizeRequest>& reqs,
+                       const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
+                       std::vector<std::vector<std::string>>& fixes);
+  GenerationWrite BuildWrite(const FinalizeRequest& req, const BufferSnapshot& snap,
+                             const std::map<int64_t, std::string>& from_db, FinalizeOutcome* out,
+                             int64_t* received) const;
+  std::vector<std::string> EventCommand(const FinalizeRequest& req, const FinalizeOutcome& out) const;
+
+  const Config& config_;
+  ChunkBuffer& buffer_;
+  SqlStore& store_;
+  std::string consumer_;
+  Cache* cache_;
+};
+
+}  // namespace streamfleet::compactor

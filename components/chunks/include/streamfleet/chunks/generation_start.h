@@ -1,0 +1,28 @@
+#pragma once
+// Starting a provider generation: allocate an id this organization owns and enqueue generation.run. One code
+// path for ingest, `streamfleetctl generate` and the admin API. Redis only: the SQL row is created by the
+// worker that runs the task, so ingest never needs the database to start one.
+#include <cstdint>
+#include <string>
+
+#include "streamfleet/base/config.h"
+#include "streamfleet/chunks/generation_request.h"
+#include "streamfleet/redis/redis.h"
+
+namespace streamfleet {
+
+// The key generation ids are allocated from (INCR): "{STREAMFLEET_STREAM_PREFIX}:generation_ids". Apps
+// that also number generations themselves should SET it above their highest id once.
+std::string GenerationIdsKey(const Config& config);
+
+struct StartedGeneration {
+  int64_t generation_id = 0;
+  std::string task_id;  // "generation-{id}": `streamfleetctl tasks show generation-59`
+};
+
+// Allocates the id (INCR) and enqueues generation.run on the "default" queue. req.generation_id is set.
+// kUnavailable when Redis cannot be reached (an id may have been burned; ids are not required to be dense).
+StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& config, GenerationRequest& req,
+                                            int64_t now_ms);
+
+}  // namespace streamfleet

@@ -1,0 +1,180 @@
+#include "streamfleet/chunks/chunk_writer.h"
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "streamfleet/chunks/chunk_scripts.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/chunks/generation_owner.h"
+#include "streamfleet/sql/sql_store.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/v1/chunk.pb.h"
+
+namespace streamfleet {
+
+namespace {
+
+// 64 bits of the data's SHA-256, as the append script compares them: enough to tell a resent chunk from
+// another one under the same seq or key, without keeping the data.
+std::string DataDigest(const std::string& data) { return Sha256Hex(data).substr(0, 16); }
+
+}  // namespace
+
+ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
+                                                   const std::string& source) const {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  // Chunks without a seq get theirs from the generation's counter inside the script (see IngestAppend):
+  // one round trip per request, and concurrent requests never share a seq.
+  std::vector<std::string> args = {std::to_string(gen.scenario), std::to_string(gen.org),
+                                   std::to_string(config_.max_generation_bytes), std::to_string(config_.chunk_ttl_s),
+                                   std::to_string(config_.owner_ttl_s), std::to_string(chunks.size())};
+  args.reserve(args.size() + 5 * chunks.size());
+  for (const auto& c : chunks) {
+    v1::ChunkEnvelope e;
+    e.set_kind(c.finish ? v1::ChunkEnvelope::FINISH : v1::ChunkEnvelope::CHUNK);
+    e.set_organization_id(gen.org);
+    e.set_scenario_id(gen.scenario);
+    e.set_generation_id(gen.gen);
+    e.set_seq(c.seq.value_or(0));
+    e.set_data(c.data);
+    e.set_final(c.final);
+    e.set_total_chunks(c.total_chunks);
+    e.set_produced_at_ms(now);
+    e.set_source(source);
+    args.push_back(e.SerializeAsString());
+    if (c.finish) {
+      args.insert(args.end(), {"f", std::to_string(c.total_chunks), ""});
+    } else if (c.seq) {
+      // A digest of the data, so a resent seq is told apart from the same seq with other data.
+      args.insert(args.end(), {"c", std::to_string(*c.seq), DataDigest(c.data)});
+    } else if (!c.idempotency_key.empty()) {
+      args.insert(args.end(), {"a", c.idempotency_key, DataDigest(c.data)});
+    } else {
+      args.insert(args.end(), {"a", "", ""});
+    }
+    args.push_back(std::to_string(c.data.size()));
+  }
+  std::vector<std::string> keys = {keys_.ControlKey(gen), keys_.ChunkStream(keys_.ShardOf(gen)), keys_.IngestKey(gen)};
+  if (!keys_.cluster()) keys.push_back(keys_.OwnerKey(gen.gen));
+  return {std::move(keys), std::move(args)};
+}
+
+std::string AppendConflictReason(const Status& s) {
+  if (s.code() != StatusCode::kFailedPrecondition) return "";
+  for (const char* r : {"generation_owned_elsewhere", "seq_conflict", "idempotency_key_reused", "total_conflict",
+                        "scenario_conflict"}) {
+    if (s.message().find(r) != std::string::npos) return r;
+  }
+  return "scenario_conflict";
+}
+
+StatusOr<AppendResult> ChunkWriter::ParseAppendReply(const StatusOr<RedisValue>& r, std::vector<PendingChunk>& chunks) {
+  if (!r.ok()) return r.status();
+  if (!r->is_array() || r->elements.size() != 3 || !r->elements[1].is_array()) {
+    return Status::Internal("IngestAppend: unexpected reply");
+  }
+  AppendResult out;
+  out.last_id = r->elements[0].str;
+  out.replayed = r->elements[2].AsInt();
+  const auto& assigned = r->elements[1].elements;  // the seq of every chunk without one, in order
+  size_t k = 0;
+  for (auto& c : chunks) {
+    if (c.finish) continue;
+    if (!c.seq) {
+      if (k >= assigned.size()) return Status::Internal("IngestAppend: fewer seqs than chunks");
+      c.seq = assigned[k++].AsInt();
+    }
+    ++out.accepted;
+    out.last_seq = std::max(out.last_seq, *c.seq);
+  }
+  return out;
+}
+
+StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const GenerationId& gen,
+                                           std::vector<PendingChunk>& chunks, const std::string& source) {
+  if (chunks.empty()) return AppendResult{};
+  if (keys_.cluster()) {
+    // The owner key is in another slot than the script's keys: claim it first (SET NX). A request refused
+    // later in the script (scenario, limit) still leaves the id claimed by this organization, which is
+    // what "first user" means.
+    SF_RETURN_IF_ERROR(ClaimGeneration(redis, keys_, gen.org, gen.gen, config_.owner_ttl_s));
+  }
+  AppendCall call = PrepareAppend(gen, chunks, source);
+  return ParseAppendReply(redis.Eval(scripts::IngestAppend(), call.keys, call.args), chunks);
+}
+
+StatusOr<std::string> ChunkWriter::Progress(RedisCommands& redis, int64_t org, int64_t gen,
+                                            std::optional<int64_t> scenario) {
+  GenerationId g{org, 0, gen};
+  auto ctl = redis.Command({"HGETALL", keys_.ControlKey(g)});
+  if (!ctl.ok()) return ctl.status();
+  std::map<std::string, std::string> c;
+  for (auto& [k, v] : ParsePairs(*ctl)) c[k] = v.str;
+  if (scenario) {
+    g.scenario = *scenario;
+  } else if (auto it = c.find("scenario"); it != c.end()) {
+    g.scenario = std::stoll(it->second);
+  }
+  auto meta = redis.Command({"HGETALL", keys_.MetaKey(g)});
+  if (!meta.ok()) return meta.status();
+  std::map<std::string, std::string> m;
+  for (auto& [k, v] : ParsePairs(*meta)) m[k] = v.str;
+  if (c.empty() && m.empty()) return Status::NotFound("no such generation in Redis (never started, or expired)");
+  auto num = [](const std::map<std::string, std::string>& h, const char* k) -> int64_t {
+    auto it = h.find(k);
+    return it == h.end() ? 0 : std::stoll(it->second);
+  };
+  int64_t received = num(m, "received_chunks");
+  int64_t total = num(m, "total_chunks");
+  auto iso = [&](const char* k) -> nlohmann::json {
+    int64_t ms = num(m, k);
+    return ms > 0 ? nlohmann::json(IsoUtcFromMs(ms)) : nlohmann::json(nullptr);
+  };
+  std::string state = c.count("state") ? c["state"] : "receiving";
+  nlohmann::json j = {{"organization_id", org},
+                      {"generation_id", gen},
+                      {"scenario_id", g.scenario > 0 ? nlohmann::json(g.scenario) : nlohmann::json(nullptr)},
+                      {"received_chunks", received},
+                      {"received_bytes", num(m, "received_bytes")},
+                      {"total_chunks", total > 0 ? nlohmann::json(total) : nlohmann::json(nullptr)},
+                      {"expected_total_bytes", nullptr},
+                      {"percent", total > 0 ? nlohmann::json(std::min<int64_t>(100, 100 * received / total))
+                                            : nlohmann::json(nullptr)},
+                      {"first_chunk_at", iso("first_chunk_at")},
+                      {"last_chunk_at", iso("last_chunk_at")},
+                      {"ingested_bytes", num(c, "ingested_bytes")},
+                      {"state", state}};
+  return j.dump();
+}
+
+Status ChunkWriter::Reset(RedisCommands& redis, const GenerationId& gen) {
+  auto r = redis.Eval(scripts::ResetGeneration(),
+                      {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen),
+                       keys_.DeadlinesKeyOf(gen), keys_.IngestKey(gen)},
+                      {KeySchema::Member(gen)});
+  if (!r.ok()) return r.status();
+  if (r->AsInt() != 1) return Status::Unavailable("chunks of the earlier attempt are not yet applied by the compactor");
+  return Status::Ok();
+}
+
+StatusOr<int64_t> ChunkWriter::Backlog(RedisClient& redis) {
+  int64_t total = 0;
+  for (int i = 0; i < keys_.chunk_streams(); ++i) {
+    auto st = GetStreamStats(redis, keys_.ChunkStream(i));
+    if (!st.ok()) return st.status();
+    bool found = false;
+    for (const auto& g : st->groups) {
+      if (g.name == keys_.CompactorGroup()) {
+        total += g.lag >= 0 ? g.lag : st->length;
+        found = true;
+      }
+    }
+    if (!found) total += st->length;
+  }
+  return total;
+}
+
+}  // namespace streamfleet

@@ -1,0 +1,244 @@
+#include "streamfleet/chunks/finalizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include "streamfleet/chunks/assembly.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/cache/generation_cache.h"
+#include "streamfleet/chunks/generation_owner.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/base/text.h"
+#include "streamfleet/v1/event.pb.h"
+
+namespace streamfleet::compactor {
+
+namespace {
+
+nlohmann::json MsToIso(const BufferSnapshot& s, const std::string& key) {
+  int64_t ms = s.MetaInt(key);
+  if (ms <= 0) return nullptr;
+  return IsoUtcFromMs(ms);
+}
+
+}  // namespace
+
+StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisClient& redis, const FinalizeRequest& req) {
+  auto r = FinalizeBatch(redis, {req});
+  if (!r.ok()) return r.status();
+  return std::move(r->at(0));
+}
+
+GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSnapshot& snap,
+                                      const std::map<int64_t, std::string>& from_db, FinalizeOutcome* out,
+                                      int64_t* received) const {
+  int64_t total = snap.MetaInt("total_chunks");
+  Assembled a = Assemble(snap.elements, from_db, total);
+  JsonDecode json = DecodeJson(a.text);
+  out->json_valid = json.valid;
+  out->chunk_count = a.chunk_count;
+  out->missing = a.missing;
+
+  *received = snap.MetaInt("received_chunks");
+  int64_t received_bytes = snap.MetaInt("received_bytes");
+  int64_t queued_ms = StreamIdMs(req.finalize_id);
+  std::string compacted_at = IsoUtcFromMs(queued_ms > 0 ? queued_ms : 0);
+
+  nlohmann::json progress = {{"received_chunks", *received},
+                             {"total_chunks", total > 0 ? nlohmann::json(total) : nlohmann::json(nullptr)},
+                             {"received_bytes", received_bytes},
+                             {"expected_total_bytes", nullptr},
+                             {"percent", total > 0 ? nlohmann::json(std::min<int64_t>(100, 100 * a.chunk_count / total))
+                                                   : nlohmann::json(100)}};
+  nlohmann::json md = {{"progress", progress},
+                       {"chunk_count", a.chunk_count},
+                       {"compacted_at", compacted_at},
+                       {"compacted_by", consumer_},
+                       {"received_chunks", *received},
+                       {"received_bytes", received_bytes},
+                       {"first_chunk_at", MsToIso(snap, "first_chunk_at")},
+                       {"last_chunk_at", MsToIso(snap, "last_chunk_at")},
+                       {"finalize_trigger", req.reason},
+                       {"json_valid", json.valid}};
+  if (!json.valid) {
+    md["json_fallback"] = {{"reason", json.error}, {"stored", "compacted only; llm_response left unchanged"}};
+    // Producers writing envelopes directly may send any bytes; they are kept byte-exact in `compacted`.
+    if (auto bad = FirstInvalidUtf8(a.text)) md["json_fallback"]["invalid_utf8_at"] = *bad;
+  } else {
+    md["json_fallback"] = nullptr;
+  }
+  if (total > 0) {
+    // Bounded: a generation with many holes must not bloat the metadata column.
+    std::vector<int64_t> shown(a.missing.begin(), a.missing.begin() + std::min<size_t>(a.missing.size(), 1000));
+    md["missing_seqs"] = shown;
+    md["missing_count"] = a.missing.size();
+  }
+  GenerationWrite w;
+  w.id = req.gen.gen;
+  w.organization_id = req.gen.org;
+  w.scenario_id = req.gen.scenario;
+  if (json.valid) w.llm_response = json.normalized;
+  w.compacted = Base64Encode(a.text);
+  // replace, not throw: no string in the metadata may take the compactor down (it would crash-loop on this
+  // finalize entry until it is dead-lettered, and the generation would have no row).
+  w.metadata_patch = md.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  w.chunk_count = a.chunk_count;
+  w.compacted_at = compacted_at;
+  w.compacted_by = consumer_;
+  w.finalize_id = req.finalize_id;
+  return w;
+}
+
+std::vector<std::string> Finalizer::EventCommand(const FinalizeRequest& req, const FinalizeOutcome& out) const {
+  v1::Event ev;
+  auto* gc = ev.mutable_generation_compacted();
+  gc->set_organization_id(req.gen.org);
+  gc->set_scenario_id(req.gen.scenario);
+  gc->set_generation_id(req.gen.gen);
+  gc->set_chunk_count(out.chunk_count);
+  gc->set_trigger(req.reason);
+  gc->set_json_valid(out.json_valid);
+  gc->set_compacted_by(consumer_);
+  gc->set_compacted_at_ms(StreamIdMs(req.finalize_id));
+  return {"XADD", buffer_.keys().EventsStream(), "MAXLEN", "~", "100000", "*", "type", "generation.compacted",
+          "e", ev.SerializeAsString()};
+}
+
+Status Finalizer::ResolveOwners(RedisClient& redis, const std::vector<FinalizeRequest>& reqs,
+                                const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
+                                std::vector<std::vector<std::string>>& fixes) {
+  const KeySchema& keys = buffer_.keys();
+  // Whose generation is it? The first organization that used the id (ingest recorded it). An envelope
+  // written by hand, with no owner record, claims the id here, before its row exists; a finalization with
+  // nothing buffered (a manual compaction of an expired or unknown generation) only looks.
+  std::vector<std::vector<std::string>> cmds;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const GenerationId& g = reqs[i].gen;
+    cmds.push_back(snaps[i].exists ? ClaimOwnerCommand(keys, g.org, g.gen, config_.owner_ttl_s)
+                                   : std::vector<std::string>{"GET", keys.OwnerKey(g.gen)});
+  }
+  auto owners = redis.Pipeline(cmds);
+  if (!owners.ok()) return owners.status();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const GenerationId& g = reqs[i].gen;
+    Status s = CheckClaimReply((*owners)[i], g.org, g.gen);
+    if (s.ok()) {
+      // In use by its owner: the record lives on (SET NX GET does not restart its TTL).
+      if (snaps[i].exists) fixes.push_back({"EXPIRE", keys.OwnerKey(g.gen), std::to_string(config_.owner_ttl_s)});
+      continue;
+    }
+    if (!IsOwnedElsewhere(s)) return s;
+    // Redis names another organization. Where a row exists it decides: the record may have expired while
+    // this organization kept using the id, and been claimed by another one since.
+    auto row = store_.GetGeneration(g.gen);
+    if (!row.ok()) return row.status();
+    if (*row && (*row)->organization_id == g.org) {
+      fixes.push_back(SetOwnerCommand(keys, g.org, g.gen, config_.owner_ttl_s));
+      continue;
+    }
+    outs[i].owned_elsewhere = true;
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& redis,
+                                                               const std::vector<FinalizeRequest>& reqs) {
+  std::vector<FinalizeOutcome> outs(reqs.size());
+  if (reqs.empty()) return outs;
+  // 1. Every buffer in one round trip.
+  std::vector<GenerationId> gens;
+  gens.reserve(reqs.size());
+  for (const auto& r : reqs) gens.push_back(r.gen);
+  auto snaps = buffer_.Snapshots(redis, gens);
+  if (!snaps.ok()) return snaps.status();
+  // Owner-record commands sent with step 4's round trip (TTL refreshes, corrections).
+  std::vector<std::vector<std::string>> owner_fixes;
+  SF_RETURN_IF_ERROR(ResolveOwners(redis, reqs, *snaps, outs, owner_fixes));
+
+  // 2. Assemble and decode each; every row in one transaction.
+  std::vector<GenerationWrite> writes;
+  std::vector<size_t> written_of;  // writes[k] belongs to reqs[written_of[k]]
+  std::vector<int64_t> received(reqs.size(), 0);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    std::map<int64_t, std::string> from_db;
+    if (config_.chunk_storage != ChunkStorage::kRedis && !outs[i].owned_elsewhere) {
+      auto rows = store_.GetChunks(reqs[i].gen.gen);
+      if (!rows.ok()) return rows.status();
+      for (auto& r : *rows) {
+        if (r.organization_id == reqs[i].gen.org) from_db.emplace(r.seq, std::move(r.data));  // never another's
+      }
+    }
+    const BufferSnapshot& snap = (*snaps)[i];
+    if (outs[i].owned_elsewhere) continue;
+    if (!snap.exists && from_db.empty()) {
+      outs[i].empty = true;
+      continue;
+    }
+    writes.push_back(BuildWrite(reqs[i], snap, from_db, &outs[i], &received[i]));
+    written_of.push_back(i);
+  }
+  if (writes.empty()) return outs;
+  auto results = store_.UpsertGenerations(writes);
+  if (!results.ok()) return results.status();
+
+  // 3. After the commit, before anything is acknowledged: drop the cached rows, so GET .../generations/{gen}
+  // never serves the row from before this write. Also on a replay: the first attempt may have committed and
+  // then failed here; an error leaves the finalize entries pending and their redelivery invalidates again.
+  if (cache_ != nullptr) {
+    std::vector<std::string> stale;
+    for (size_t k = 0; k < writes.size(); ++k) {
+      UpsertResult res = (*results)[k];
+      if (res == UpsertResult::kKeptFullerRow || res == UpsertResult::kOwnedElsewhere) continue;
+      const GenerationId& g = reqs[written_of[k]].gen;
+      auto key = cache_->Key(kGenerationCacheName, GenerationCacheContent(g.org, g.gen));
+      if (!key.ok()) return key.status();
+      stale.push_back(std::move(*key));
+    }
+    auto inv = cache_->InvalidateKeys(stale);
+    if (!inv.ok()) return inv.status();
+  }
+
+  // 4. Mark each buffer compacted and publish the events, in one round trip.
+  std::vector<std::vector<std::string>> cmds;
+  std::vector<int> mark_slot(reqs.size(), -1);
+  for (size_t k = 0; k < writes.size(); ++k) {
+    size_t i = written_of[k];
+    UpsertResult res = (*results)[k];
+    if (res == UpsertResult::kOwnedElsewhere) {
+      // The row is another organization's (its Redis owner record expired): the SQL condition refused it.
+      // Redis learns the row's owner again, so ingest refuses the next foreign chunk instead of this one.
+      outs[i].owned_elsewhere = true;
+      auto row = store_.GetGeneration(reqs[i].gen.gen);
+      if (!row.ok()) return row.status();
+      if (*row) {
+        owner_fixes.push_back(
+            SetOwnerCommand(buffer_.keys(), (*row)->organization_id, reqs[i].gen.gen, config_.owner_ttl_s));
+      }
+      continue;
+    }
+    outs[i].replay = res != UpsertResult::kWritten;
+    if (res == UpsertResult::kKeptFullerRow) {
+      SF_LOG_WARN("finalize {}: buffer has {} chunks but the row already has more (buffer deleted or expired "
+                  "before a late chunk); keeping the row",
+                  KeySchema::Member(reqs[i].gen), outs[i].chunk_count);
+    }
+    mark_slot[i] = static_cast<int>(cmds.size());
+    cmds.push_back(buffer_.MarkCompactedCommand(redis, reqs[i].gen, received[i], reqs[i].finalize_id));
+    // Published on replays too (at-least-once): a crash between the commit and this XADD must not lose
+    // the event. Consumers dedupe on (generation_id, compacted_at_ms). Not for a kept fuller row: this
+    // finalization changed nothing.
+    if (res != UpsertResult::kKeptFullerRow) cmds.push_back(EventCommand(reqs[i], outs[i]));
+  }
+  for (auto& f : owner_fixes) cmds.push_back(std::move(f));
+  auto replies = redis.Pipeline(cmds);
+  if (!replies.ok()) return replies.status();
+  for (const auto& v : *replies) {
+    if (v.is_error()) return TranslateRedisError(v.str);
+  }
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (mark_slot[i] >= 0) outs[i].marked_compacted = (*replies)[static_cast<size_t>(mark_slot[i])].integer == 1;
+  }
+  return outs;
+}
+
+}  // namespace streamfleet::compactor

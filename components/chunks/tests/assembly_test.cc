@@ -1,0 +1,58 @@
+#include "streamfleet/chunks/assembly.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace streamfleet::compactor {
+namespace {
+
+TEST(AssemblyTest, OrdersBySeqAndReportsMissing) {
+  auto a = Assemble({"2:c", "0:a", "3:d"}, {}, 5);
+  EXPECT_EQ(a.text, "acd");
+  EXPECT_EQ(a.chunk_count, 3);
+  EXPECT_EQ(a.missing, (std::vector<int64_t>{1, 4}));
+}
+
+TEST(AssemblyTest, DataMayContainColonsAndBinary) {
+  std::string bin("x:\0\xff", 4);
+  auto a = Assemble({"1:" + bin, "0:a:b"}, {}, 0);
+  EXPECT_EQ(a.text, "a:b" + bin);
+  EXPECT_TRUE(a.missing.empty());
+}
+
+TEST(AssemblyTest, DuplicatesAndMalformedElements) {
+  auto a = Assemble({"0:a", "0:a", "junk", "x:y", "1:b"}, {}, 0);
+  EXPECT_EQ(a.text, "ab");
+  EXPECT_EQ(a.malformed_elements, 2);
+}
+
+TEST(AssemblyTest, MergesChunksFromTheDatabase) {
+  auto a = Assemble({"2:c"}, {{0, "a"}, {1, "b"}, {2, "c"}}, 3);
+  EXPECT_EQ(a.text, "abc");
+  EXPECT_TRUE(a.missing.empty());
+}
+
+TEST(AssemblyTest, JsonDecodeWithFallbackReason) {
+  auto ok = DecodeJson(R"( {"b": [1, 2], "a": "é"} )");
+  EXPECT_TRUE(ok.valid);
+  EXPECT_EQ(nlohmann::json::parse(ok.normalized)["b"][1], 2);
+  auto bad = DecodeJson(R"({"a": 1)");
+  EXPECT_FALSE(bad.valid);
+  EXPECT_NE(bad.error.find("parse"), std::string::npos) << bad.error;
+  EXPECT_FALSE(DecodeJson("").valid);
+}
+
+// Found by the fault suite: "tré" makes the lexer stop inside "é" (it expected "true"), and the error quoted
+// the cut bytes; the compactor then died in metadata.dump() (type_error 316) on every delivery.
+TEST(AssemblyTest, JsonDecodeErrorIsValidUtf8WhenTheParseStopsInsideACharacter) {
+  for (const char* text : {"tr\xC3\xA9s bien", "n\xE4\xB8\xAD", "fa\xF0\x9F\x98\x80", "\xC3"}) {
+    auto bad = DecodeJson(text);
+    EXPECT_FALSE(bad.valid) << text;
+    EXPECT_NO_THROW((void)nlohmann::json(bad.error).dump()) << bad.error;
+    EXPECT_NE(bad.error.find("parse"), std::string::npos) << bad.error;
+  }
+}
+
+}  // namespace
+}  // namespace streamfleet::compactor

@@ -1,0 +1,62 @@
+#pragma once
+// An HTTP/1.1 server on one libuv event loop (sockets, parsing with nodejs http_parser, timeouts, writes)
+// plus a small worker-thread pool for handlers that block. Serves the same HttpExchange API as HttpServer.
+//
+// Why (docs/performance.md, ingest): civetweb's thread per connection plus the hand-off to the Redis
+// loop thread cost about four context switches per request; here a request whose body is complete can be
+// answered without any thread blocking: `fast` runs on the loop thread and may answer later from any thread
+// (ingest answers from the AsyncRedis callback; replies come back to the loop batched, one wake for many).
+//
+// Per connection: keep-alive; pipelined requests are answered in order (one request at a time: the next is
+// parsed once the previous answer is written); Content-Length and chunked bodies; a head over
+// kMaxHeaderBytes or kMaxHeaderLines -> 431 and close; malformed HTTP -> 400 and close; a request whose body was not read to
+// the end is answered and then the connection is closed. request_timeout_ms bounds how long a client may
+// take to send a request's headers (from the first byte: slowloris), how long a body may stall, and (capped
+// at 30 s) how long an idle keep-alive connection stays open.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "streamfleet/http/http_exchange.h"
+#include "streamfleet/http/http_server.h"
+#include "streamfleet/base/status.h"
+
+namespace streamfleet {
+
+// Called on the loop thread for a request whose body is complete (bodies up to kMaxFastBodyBytes with a
+// Content-Length, not chunked, not NDJSON or SSE: those stream to a worker as they arrive). Returns false to decline: the request then goes to `handler` on a worker thread. When it
+// returns true it owns the answer: ex->Respond from any thread, exactly once, without blocking the loop.
+using FastHttpHandler = std::function<bool(const std::shared_ptr<HttpExchange>& ex)>;
+
+class LoopHttpServer {
+ public:
+  static constexpr size_t kMaxHeaderBytes = 16 * 1024;
+  static constexpr size_t kMaxHeaderLines = 64;  // civetweb's limit, which clients of ingest already meet
+  static constexpr size_t kMaxFastBodyBytes = 64 * 1024;
+
+  // listen: "host:port" (IPv4, or [IPv6]:port; port 0 = any free port). handler runs on one of `threads`
+  // worker threads and may block (reading a streamed body, a synchronous Redis call).
+  static StatusOr<std::unique_ptr<LoopHttpServer>> Start(const std::string& listen, int threads, HttpHandler handler,
+                                                         int64_t request_timeout_ms = 60000,
+                                                         FastHttpHandler fast = nullptr);
+  ~LoopHttpServer();
+  LoopHttpServer(const LoopHttpServer&) = delete;
+  LoopHttpServer& operator=(const LoopHttpServer&) = delete;
+
+  int port() const;
+  // Stops accepting, closes idle connections, waits for every request already handed to a handler to be
+  // answered and written, then closes the rest. Idempotent. A request body still arriving after grace_ms (a
+  // long NDJSON/SSE upload, a client trickling bytes) is cut off: its handler sees a read error and answers
+  // with what it has, so a SIGTERM'd process exits within its termination grace period (Kubernetes: 30 s).
+  static constexpr int64_t kStopGraceMs = 20000;
+  void Stop(int64_t grace_ms = kStopGraceMs);
+
+  struct Impl;  // public for the connection code in src/; defined in loop_http_server.cc
+
+ private:
+  explicit LoopHttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace streamfleet

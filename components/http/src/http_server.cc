@@ -1,0 +1,103 @@
+#include "streamfleet/http/http_server.h"
+
+#include <civetweb.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <vector>
+#include <nlohmann/json.hpp>
+
+namespace streamfleet {
+
+namespace {
+
+// The civetweb side of HttpExchange: a request on a civetweb worker thread.
+class CivetExchange final : public HttpExchange {
+ public:
+  explicit CivetExchange(mg_connection* conn);
+  std::optional<std::string> Header(const char* name) const override;
+  int Read(char* buf, size_t n) override;
+
+ private:
+  void SendResponse(std::string bytes) override { mg_write(conn_, bytes.data(), bytes.size()); }
+
+  mg_connection* conn_;
+  int64_t content_length_ = -1;
+  int64_t body_read_ = 0;
+};
+
+CivetExchange::CivetExchange(mg_connection* conn) : conn_(conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  method_ = ri->request_method ? ri->request_method : "";
+  path_ = ri->local_uri ? ri->local_uri : "";
+  query_ = ri->query_string ? ri->query_string : "";
+  content_length_ = ri->content_length;  // -1 when absent (chunked or no body)
+}
+
+std::optional<std::string> CivetExchange::Header(const char* name) const {
+  const char* v = mg_get_header(conn_, name);
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+int CivetExchange::Read(char* buf, size_t n) {
+  int r = mg_read(conn_, buf, n);
+  if (r > 0) body_read_ += r;
+  // civetweb reports a connection closed before Content-Length bytes as a plain end of body: a truncated
+  // request would pass for a complete one (an NDJSON body cut at a line boundary, say).
+  if (r == 0 && content_length_ >= 0 && body_read_ < content_length_) return -1;
+  return r;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen, int threads,
+                                                         HttpHandler handler, int64_t request_timeout_ms) {
+  static std::once_flag init;
+  std::call_once(init, [] { mg_init_library(0); });
+  std::unique_ptr<HttpServer> s(new HttpServer());
+  s->handler_ = std::move(handler);
+  std::string port_opt = listen;
+  if (port_opt.rfind("0.0.0.0:", 0) == 0) port_opt = port_opt.substr(8);  // civetweb: bare port = all addresses
+  std::string threads_s = std::to_string(threads);
+  std::string timeout_s = std::to_string(request_timeout_ms);
+  // On a kept-alive connection civetweb waits keep_alive_timeout_ms for the next request's headers instead.
+  std::string keep_alive_s = std::to_string(std::min<int64_t>(30000, request_timeout_ms));
+  const char* options[] = {"listening_ports", port_opt.c_str(), "num_threads", threads_s.c_str(),
+                           "enable_keep_alive", "yes", "keep_alive_timeout_ms", keep_alive_s.c_str(), "tcp_nodelay", "1",
+                           "request_timeout_ms", timeout_s.c_str(), nullptr};
+  mg_callbacks cb;
+  std::memset(&cb, 0, sizeof(cb));
+  s->ctx_ = mg_start(&cb, nullptr, options);
+  if (s->ctx_ == nullptr) return Status::Unavailable("cannot listen on " + listen);
+  mg_set_request_handler(s->ctx_, "/", &HttpServer::Dispatch, s.get());
+  mg_server_port ports[4];
+  int n = mg_get_server_ports(s->ctx_, 4, ports);
+  if (n > 0) s->port_ = ports[0].port;
+  return s;
+}
+
+int HttpServer::Dispatch(mg_connection* conn, void* cbdata) {
+  auto* self = static_cast<HttpServer*>(cbdata);
+  CivetExchange ex(conn);
+  try {
+    self->handler_(ex);
+  } catch (const std::exception& e) {
+    // A handler bug must not take the process down; the client gets a clear 500.
+    if (ex.status() == 0) ex.RespondJson(500, JsonError("internal", e.what()));
+  }
+  if (ex.status() == 0) ex.RespondJson(500, JsonError("internal", "no response"));
+  return ex.status();
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::Stop() {
+  if (ctx_ != nullptr) {
+    mg_stop(ctx_);  // joins worker threads: in-flight requests finish first
+    ctx_ = nullptr;
+  }
+}
+
+}  // namespace streamfleet

@@ -1,0 +1,303 @@
+// LoopHttpServer (streamfleet/http/loop_http_server.h) over real sockets: pipelined requests answered in order across
+// the fast (loop-thread, answered from another thread) and worker paths, a client that closes mid-body,
+// bodies larger than the pipe streamed with backpressure, many connections at once, graceful Stop.
+#include "streamfleet/http/loop_http_server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+#include <vector>
+
+#include "support/raw_http.h"
+
+namespace streamfleet::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string Get(const std::string& path, const std::string& extra = "") {
+  return "GET " + path + " HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n";
+}
+
+std::string Post(const std::string& path, const std::string& body, const std::string& extra = "") {
+  return "POST " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra +
+         "\r\n" + body;
+}
+
+// Answers the path ("/a" -> "a"); /slow sleeps first, so a pipelined answer behind it would overtake it if
+// answers were written as they come.
+void EchoPath(HttpExchange& ex) {
+  if (ex.path() == "/slow") std::this_thread::sleep_for(200ms);
+  auto body = ex.ReadBody(1 << 20);
+  ex.Respond(200, "text/plain", ex.path().substr(1) + (body.ok() ? ":" + std::to_string(body->size()) : ":error"));
+}
+
+TEST(LoopHttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  std::vector<std::thread> answerers;
+  std::mutex mu;
+  // /fast is taken on the loop thread and answered 50 ms later from another thread (as ingest's Redis
+  // callback does); everything else goes to a worker.
+  auto fast = [&](const std::shared_ptr<HttpExchange>& ex) {
+    if (ex->path() != "/fast") return false;
+    std::lock_guard<std::mutex> lock(mu);
+    answerers.emplace_back([ex] {
+      std::this_thread::sleep_for(50ms);
+      ex->Respond(200, "text/plain", "fast");
+    });
+    return true;
+  };
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 4, EchoPath, 5000, fast).value();
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send(Get("/slow") + Post("/fast", "{}") + Post("/b", "12345") + Get("/fast") + Get("/c")));
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 5; ++i) bodies.push_back(BodyOf(c.ReadResponse(3000)));
+  EXPECT_EQ(bodies, (std::vector<std::string>{"slow:0", "fast", "b:5", "fast", "c:0"}));
+  server->Stop();
+  for (auto& t : answerers) t.join();
+}
+
+TEST(LoopHttpServerTest, ClientClosingMidBodyGivesTheHandlerAReadErrorAndTheServerKeepsServing) {
+  std::promise<std::string> seen_chunked, seen_length;
+  auto handler = [&](HttpExchange& ex) {
+    auto body = ex.ReadBody(1 << 20);
+    if (ex.path() == "/chunked") seen_chunked.set_value(body.ok() ? "complete" : "error");
+    if (ex.path() == "/length") seen_length.set_value(body.ok() ? "complete" : "error");
+    ex.Respond(400, "text/plain", "cut");
+  };
+  auto fast = [](const std::shared_ptr<HttpExchange>&) { return false; };
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, handler, 5000, fast).value();
+  {
+    RawConnection c(server->port());  // chunked: streamed to the worker as it comes
+    c.Send("POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nab");
+    std::this_thread::sleep_for(50ms);
+  }
+  {
+    RawConnection c(server->port());  // Content-Length: collected on the loop for the fast handler first
+    c.Send(Post("/length", std::string(100, 'x')).substr(0, 80));
+    std::this_thread::sleep_for(50ms);
+  }
+  auto chunked = seen_chunked.get_future(), length = seen_length.get_future();
+  ASSERT_EQ(chunked.wait_for(3s), std::future_status::ready) << "the handler never saw the chunked body end";
+  EXPECT_EQ(chunked.get(), "error");
+  ASSERT_EQ(length.wait_for(3s), std::future_status::ready) << "the handler never saw the short body";
+  EXPECT_EQ(length.get(), "error");
+  RawConnection again(server->port());
+  again.Send(Post("/other", ""));
+  EXPECT_EQ(StatusOf(again.ReadResponse(3000)), 400);
+}
+
+TEST(LoopHttpServerTest, LargeBodiesStreamThroughTheBoundedPipe) {
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [](HttpExchange& ex) {
+    size_t total = 0;
+    char buf[1000];
+    int n;
+    while ((n = ex.Read(buf, sizeof(buf))) > 0) {
+      total += static_cast<size_t>(n);
+      if (total % 100000 < 1000) std::this_thread::sleep_for(5ms);  // a slow reader: the pipe fills up
+    }
+    ex.Respond(n == 0 ? 200 : 400, "text/plain", std::to_string(total));
+  }).value();
+  RawConnection c(server->port());
+  std::string body(3 * 1000 * 1000, 'z');
+  std::thread sender([&] { c.Send(Post("/big", body)); });
+  std::string answer = c.ReadResponse(10000);
+  sender.join();
+  EXPECT_EQ(StatusOf(answer), 200) << answer.substr(0, 200);
+  EXPECT_EQ(BodyOf(answer), std::to_string(body.size()));
+}
+
+// Trailers after a chunked body that is already streaming to a handler are not a second request head: a
+// head near the size limit plus trailers must not end in 431 while the handler reads (it did, once).
+TEST(LoopHttpServerTest, TrailersOfAStreamedBodyDoNotCountAsHead) {
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, EchoPath).value();
+  RawConnection c(server->port());
+  std::string pad(LoopHttpServer::kMaxHeaderBytes - 1000, 'p');
+  std::string trailer(4000, 't');
+  ASSERT_TRUE(c.Send("POST /up HTTP/1.1\r\nHost: t\r\nX-Pad: " + pad +
+                     "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: " + trailer +
+                     "\r\n\r\n"));
+  std::string answer = c.ReadResponse(3000);
+  EXPECT_EQ(StatusOf(answer), 200) << answer.substr(0, 200);
+  EXPECT_EQ(BodyOf(answer), "up:5");
+  ASSERT_TRUE(c.Send(Get("/next")));  // and the connection is still in step
+  EXPECT_EQ(BodyOf(c.ReadResponse(3000)), "next:0");
+}
+
+// Two threads answering one request at once (ingest's Redis callback and a handler exception on the loop):
+// exactly one answer reaches the client, and the next pipelined request gets its own.
+TEST(LoopHttpServerTest, ConcurrentAnswersToOneRequestSendOne) {
+  auto fast = [](const std::shared_ptr<HttpExchange>& ex) {
+    if (ex->path() != "/race") return false;
+    std::thread a([ex] { ex->Respond(200, "text/plain", "first"); });
+    std::thread b([ex] { ex->Respond(500, "text/plain", "second"); });
+    a.join();
+    b.join();
+    return true;
+  };
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, EchoPath, 5000, fast).value();
+  RawConnection c(server->port());
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(c.Send(Get("/race") + Get("/after")));
+    std::string race = c.ReadResponse(3000);
+    EXPECT_TRUE(BodyOf(race) == "first" || BodyOf(race) == "second") << race;
+    EXPECT_EQ(BodyOf(c.ReadResponse(3000)), "after:0") << "round " << i;
+  }
+}
+
+// A client that pipelines requests but does not read the answers: the server stops taking its requests
+// once answers pile up unsent (instead of buffering without bound), and serves the rest, in order, once the
+// client reads again.
+TEST(LoopHttpServerTest, AClientThatDoesNotReadIsNotServedWithoutBound) {
+  std::atomic<int> handled{0};
+  const std::string big(200 * 1000, 'b');
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
+    ++handled;
+    ex.Respond(200, "text/plain", ex.path() == "/big" ? big : "end");
+  }).value();
+  RawConnection c(server->port());
+  const int n = 150;  // 30 MB of answers: more than the loopback socket buffers hold
+  std::string requests;
+  for (int i = 0; i < n; ++i) requests += Get("/big");
+  requests += Get("/end");
+  std::thread sender([&] { c.Send(requests); });
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_LT(handled.load(), n) << "every request was answered although the client read nothing";
+  for (int i = 0; i < n; ++i) {
+    std::string answer = c.ReadResponse(5000);
+    ASSERT_EQ(BodyOf(answer).size(), big.size()) << "answer " << i;
+  }
+  EXPECT_EQ(BodyOf(c.ReadResponse(5000)), "end");
+  sender.join();
+  EXPECT_EQ(handled.load(), n + 1);
+}
+
+TEST(LoopHttpServerTest, ManyKeepAliveConnectionsAtOnce) {
+  std::atomic<int> fast_count{0};
+  auto fast = [&](const std::shared_ptr<HttpExchange>& ex) {
+    if (ex->path() != "/fast") return false;
+    ++fast_count;
+    ex->Respond(202, "application/json", "{}");
+    return true;
+  };
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 4, EchoPath, 5000, fast).value();
+  constexpr int kClients = 200, kRequests = 20;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      RawConnection c(server->port());
+      for (int r = 0; r < kRequests; ++r) {
+        bool use_fast = (i + r) % 2 == 0;
+        c.Send(use_fast ? Post("/fast", "{\"data\":\"x\"}") : Get("/w"));
+        std::string a = c.ReadResponse(10000);
+        if (StatusOf(a) == (use_fast ? 202 : 200)) ++ok;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), kClients * kRequests);
+  EXPECT_EQ(fast_count.load(), kClients * kRequests / 2);
+}
+
+TEST(LoopHttpServerTest, MalformedRequestsAre400AndHugeHeaders431) {
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, EchoPath).value();
+  EXPECT_EQ(StatusOf(RawExchange(server->port(), "GARBAGE / HTTP/1.1\r\n\r\n")), 400);
+  std::string huge = Get("/x", "X-Big: " + std::string(LoopHttpServer::kMaxHeaderBytes, 'a') + "\r\n");
+  EXPECT_EQ(StatusOf(RawExchange(server->port(), huge)), 431);
+  std::string many;
+  for (size_t i = 0; i <= LoopHttpServer::kMaxHeaderLines; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
+  EXPECT_EQ(StatusOf(RawExchange(server->port(), Get("/x", many))), 431);
+  EXPECT_EQ(BodyOf(RawExchange(server->port(), Get("/ok", "Connection: close\r\n"))), "ok:0");
+}
+
+// When the server closes after an answer (the client asked, or the body was not read to its end), the answer
+// says "Connection: close", so a pooling client does not send its next request into a closing socket.
+TEST(LoopHttpServerTest, AnAnswerBeforeAClosingSaysConnectionClose) {
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [](HttpExchange& ex) {
+    ex.Respond(ex.path() == "/unread" ? 413 : 200, "text/plain", "x");  // never reads the body
+  }).value();
+  std::string asked = RawExchange(server->port(), Get("/a", "Connection: close\r\n"));
+  EXPECT_NE(asked.find("\r\nConnection: close\r\n"), std::string::npos) << asked;
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send("POST /unread HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"));
+  std::string unread = c.ReadResponse(3000);
+  EXPECT_EQ(StatusOf(unread), 413);
+  EXPECT_NE(unread.find("\r\nConnection: close\r\n"), std::string::npos) << unread;
+  RawConnection kept(server->port());
+  ASSERT_TRUE(kept.Send(Get("/k")));
+  EXPECT_EQ(kept.ReadResponse(3000).find("Connection: close"), std::string::npos);
+}
+
+// A body still arriving when the stop's grace is over is cut off: the handler answers with what it read and
+// Stop returns, instead of waiting for the upload (or the request timeout, here 10 s).
+TEST(LoopHttpServerTest, StopCutsOffABodyStillArrivingAfterTheGrace) {
+  std::atomic<int> read_error{0};
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
+    char buf[256];
+    int n, total = 0;
+    while ((n = ex.Read(buf, sizeof(buf))) > 0) total += n;
+    if (n < 0) ++read_error;
+    ex.Respond(n < 0 ? 400 : 200, "text/plain", std::to_string(total));
+  }, 10000).value();
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send("POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"));
+  std::this_thread::sleep_for(200ms);  // the handler is reading; the upload never ends
+  auto t0 = std::chrono::steady_clock::now();
+  server->Stop(300);
+  auto took = std::chrono::steady_clock::now() - t0;
+  // Grace + a timer tick + the 2 s linger of a connection whose body was not read to its end; without the
+  // cut-off it is the 10 s request timeout (the trickling client never lets it fire) or longer.
+  EXPECT_LT(took, 6s) << "Stop waited for the upload";
+  EXPECT_EQ(read_error.load(), 1);
+  std::string answer = c.ReadResponse(1000);
+  EXPECT_EQ(StatusOf(answer), 400) << answer;
+  EXPECT_EQ(BodyOf(answer), "5");
+}
+
+TEST(LoopHttpServerTest, SlowHeadersAreCutOffAtTheRequestTimeout) {
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, EchoPath, 300).value();
+  RawConnection c(server->port());
+  auto t0 = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (char ch : std::string("GET /x HTTP/1.1\r\nHost: slow\r\nX-A: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n")) {
+    if (!c.Send(std::string(1, ch))) {
+      closed = true;
+      break;
+    }
+    std::this_thread::sleep_for(40ms);
+  }
+  closed = closed || c.WaitClosed(2000);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
+}
+
+TEST(LoopHttpServerTest, StopWaitsForAnswersInFlight) {
+  std::shared_ptr<HttpExchange> held;
+  std::promise<void> taken;
+  auto fast = [&](const std::shared_ptr<HttpExchange>& ex) {
+    held = ex;
+    taken.set_value();
+    return true;
+  };
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, EchoPath, 5000, fast).value();
+  RawConnection c(server->port());
+  c.Send(Post("/held", "{}"));
+  taken.get_future().wait();
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    server->Stop();
+    stopped = true;
+  });
+  std::this_thread::sleep_for(200ms);
+  EXPECT_FALSE(stopped.load()) << "Stop returned while a request was still unanswered";
+  held->Respond(202, "text/plain", "late");
+  std::string answer = c.ReadResponse(3000);
+  stopper.join();
+  EXPECT_EQ(BodyOf(answer), "late");
+}
+
+}  // namespace
+}  // namespace streamfleet::testing

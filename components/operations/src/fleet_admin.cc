@@ -1,0 +1,274 @@
+#include "streamfleet/operations/fleet_admin.h"
+
+#include <algorithm>
+
+#include "streamfleet/redis/redis_scan.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/v1/task.pb.h"
+
+namespace streamfleet {
+
+StatusOr<std::vector<std::string>> ScanKeys(RedisClient& redis, const std::string& pattern) {
+  std::vector<std::string> keys;
+  Status s = ScanAll(redis, pattern, 100, [&keys](const std::vector<std::string>& batch) {
+    keys.insert(keys.end(), batch.begin(), batch.end());
+    return true;
+  });
+  if (!s.ok()) return s;
+  // SCAN may return a key twice (a rehash during the scan): callers list each once.
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+std::vector<std::string> QueueNames(const Config& config) {
+  std::vector<std::string> names;
+  for (const auto& [q, w] : config.queues) names.push_back(q);
+  return names;
+}
+
+std::vector<std::string> FleetStreams(const Config& config) {
+  KeySchema keys = KeySchema::FromConfig(config);
+  TaskKeys tkeys = TaskKeys::FromConfig(config);
+  std::vector<std::string> names;
+  for (int i = 0; i < keys.chunk_streams(); ++i) names.push_back(keys.ChunkStream(i));
+  for (int i = 0; i < keys.control_shards(); ++i) names.push_back(keys.FinalizeStream(i));
+  names.push_back(keys.EventsStream());
+  for (const auto& s : DeadLetterStreams(config)) names.push_back(s);
+  for (const auto& s : tkeys.QueueStreams(QueueNames(config))) names.push_back(s);
+  return names;
+}
+
+std::vector<ConsumedStream> ConsumedStreams(const Config& config) {
+  KeySchema keys = KeySchema::FromConfig(config);
+  std::vector<ConsumedStream> out;
+  for (int i = 0; i < keys.chunk_streams(); ++i) {
+    out.push_back({keys.ChunkStream(i), keys.CompactorGroup(), "streamfleet-compactor"});
+  }
+  for (int i = 0; i < keys.control_shards(); ++i) {
+    out.push_back({keys.FinalizeStream(i), keys.CompactorGroup(), "streamfleet-compactor"});
+  }
+  // The queue-worker reads the events stream only when EVENTS_WEBHOOK_URL is set.
+  if (!config.events_webhook_url.empty()) {
+    out.push_back({keys.EventsStream(), KeySchema::EventsGroup(), "streamfleet-queue-worker"});
+  }
+  for (const auto& s : TaskKeys::FromConfig(config).QueueStreams(QueueNames(config))) {
+    out.push_back({s, TaskKeys::Group(), "streamfleet-queue-worker"});
+  }
+  return out;
+}
+
+std::vector<std::string> DeadLetterStreams(const Config& config) {
+  std::vector<std::string> out = {KeySchema::FromConfig(config).ChunkDeadLetterStream()};
+  for (const auto& s : TaskKeys::FromConfig(config).AllDeadLetters(QueueNames(config))) out.push_back(s);
+  return out;
+}
+
+StatusOr<std::vector<DeadLetterEntry>> ListDeadLetters(RedisClient& redis, const Config& config, int limit) {
+  std::vector<DeadLetterEntry> out;
+  for (const auto& s : DeadLetterStreams(config)) {
+    auto r = redis.Command({"XRANGE", s, "-", "+", "COUNT", std::to_string(limit)});
+    if (!r.ok()) return r.status();
+    for (auto& e : ParseEntries(s, *r)) out.push_back({s, std::move(e)});
+  }
+  return out;
+}
+
+StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, const std::string& id,
+                                     const RequeueProgress& progress) {
+  int64_t n = 0;
+  for (const auto& s : DeadLetterStreams(config)) {
+    // One entry: XRANGE id id; all: the whole stream (dead-letter streams are small by nature).
+    auto r = id.empty() ? redis.Command({"XRANGE", s, "-", "+"}) : redis.Command({"XRANGE", s, id, id});
+    if (!r.ok()) return r.status();
+    auto entries = ParseEntries(s, *r);
+    int64_t done = 0;
+    for (const auto& e : entries) {
+      if (progress) progress(s, ++done, static_cast<int64_t>(entries.size()));
+      const std::string* src = e.Field("source_stream");
+      const std::string* env = e.Field("e");
+      if (src == nullptr || env == nullptr) continue;
+      auto add = redis.Command({"XADD", *src, "*", "e", *env});
+      if (!add.ok()) return add.status();
+      auto del = redis.Command({"XDEL", s, e.id});
+      if (!del.ok()) return del.status();
+      ++n;
+    }
+  }
+  return n;
+}
+
+StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, const std::string& id) {
+  int64_t n = 0;
+  for (const auto& s : DeadLetterStreams(config)) {
+    auto r = redis.Command({"XDEL", s, id});
+    if (!r.ok()) return r.status();
+    n += r->integer;
+  }
+  return n;
+}
+
+namespace {
+
+bool Selected(const StreamEntry& e, const DeadLetterFilter& f) {
+  if (f.older_than_ms > 0 && StreamIdMs(e.id) > f.now_ms - f.older_than_ms) return false;
+  if (!f.source_stream.empty()) {
+    const std::string* src = e.Field("source_stream");
+    if (src == nullptr || *src != f.source_stream) return false;
+  }
+  if (!f.task_type.empty()) {
+    const std::string* env = e.Field("e");
+    v1::TaskEnvelope t;
+    if (env == nullptr || !t.ParseFromString(*env) || t.type() != f.task_type) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config, const DeadLetterFilter& filter,
+                                   bool dry_run) {
+  int64_t n = 0;
+  for (const auto& s : DeadLetterStreams(config)) {
+    if (filter.empty()) {
+      auto len = redis.Command({"XLEN", s});
+      if (!len.ok()) return len.status();
+      n += len->integer;
+      if (!dry_run) SF_RETURN_IF_ERROR(redis.Command({"DEL", s}).status());
+      continue;
+    }
+    // Filtered: walk the stream in pages and XDEL what matches.
+    std::string from = "-";
+    while (true) {
+      auto page = redis.Command({"XRANGE", s, from, "+", "COUNT", "500"});
+      if (!page.ok()) return page.status();
+      auto entries = ParseEntries(s, *page);
+      if (entries.empty()) break;
+      std::vector<std::string> del = {"XDEL", s};
+      for (const auto& e : entries) {
+        if (Selected(e, filter)) del.push_back(e.id);
+      }
+      n += static_cast<int64_t>(del.size() - 2);
+      if (!dry_run && del.size() > 2) SF_RETURN_IF_ERROR(redis.Command(del).status());
+      if (entries.size() < 500) break;
+      from = "(" + entries.back().id;
+    }
+  }
+  return n;
+}
+
+Status SetQueuePaused(RedisClient& redis, const TaskKeys& keys, const std::string& queue, bool paused) {
+  if (!ValidQueueName(queue)) return Status::InvalidArgument("invalid queue name");
+  if (!keys.cluster()) return redis.Command({paused ? "SADD" : "SREM", keys.Paused(), queue}).status();
+  // Cluster mode: the flag of every shard is what the workers' scripts read (a script may only touch its
+  // shard's slot); the set stays the list operators see. Flags first, then the set: the
+  // two disagree only between these two round trips.
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& stream : keys.QueueShards(queue)) {
+    cmds.push_back(paused ? std::vector<std::string>{"SET", keys.PausedFlagOf(stream), "1"}
+                          : std::vector<std::string>{"DEL", keys.PausedFlagOf(stream)});
+  }
+  auto flags = redis.Pipeline(cmds);
+  if (!flags.ok()) return flags.status();
+  for (const RedisValue& v : *flags) {
+    if (v.is_error()) return TranslateRedisError(v.str);
+  }
+  return redis.Command({paused ? "SADD" : "SREM", keys.Paused(), queue}).status();
+}
+
+StatusOr<std::vector<std::string>> PausedQueues(RedisClient& redis, const TaskKeys& keys) {
+  auto r = redis.Command({"SMEMBERS", keys.Paused()});
+  if (!r.ok()) return r.status();
+  std::vector<std::string> out;
+  for (const auto& e : r->elements) out.push_back(e.str);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+StatusOr<std::vector<ScheduledTask>> ListScheduled(RedisClient& redis, const TaskKeys& keys, int limit,
+                                                   const std::vector<std::string>& queues) {
+  // The first `limit` of each zset (one in standard mode, one per shard in cluster mode), merged.
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& zset : keys.AllScheduled(queues)) {
+    cmds.push_back({"ZRANGE", zset, "0", std::to_string(limit - 1), "WITHSCORES"});
+  }
+  auto replies = redis.Pipeline(cmds);
+  if (!replies.ok()) return replies.status();
+  std::vector<ScheduledTask> out;
+  for (const RedisValue& z : *replies) {
+    if (z.is_error()) return TranslateRedisError(z.str);
+    for (size_t i = 0; i + 1 < z.elements.size(); i += 2) {
+      const std::string& m = z.elements[i].str;  // "queue|envelope"
+      ScheduledTask t;
+      size_t bar = m.find('|');
+      if (bar == std::string::npos || !t.task.ParseFromString(m.substr(bar + 1))) continue;
+      t.run_at_ms = z.elements[i + 1].AsInt();
+      out.push_back(std::move(t));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ScheduledTask& a, const ScheduledTask& b) { return a.run_at_ms < b.run_at_ms; });
+  if (out.size() > static_cast<size_t>(std::max(0, limit))) out.resize(static_cast<size_t>(std::max(0, limit)));
+  return out;
+}
+
+StatusOr<std::map<std::string, std::string>> TaskStatus(RedisClient& redis, const TaskKeys& keys,
+                                                        const std::string& id) {
+  auto r = redis.Command({"HGETALL", keys.Status(id)});
+  if (!r.ok()) return r.status();
+  std::map<std::string, std::string> out;
+  for (auto& [f, v] : ParsePairs(*r)) out[f] = v.str;
+  return out;
+}
+
+StatusOr<std::vector<BufferKeyInfo>> InspectGenerationBuffer(RedisClient& redis, const KeySchema& keys, int64_t org,
+                                                             int64_t gen, int64_t scenario) {
+  auto found = ScanKeys(redis, keys.BufferScanPattern(org, gen));
+  if (!found.ok()) return found.status();
+  std::sort(found->begin(), found->end());
+  std::vector<BufferKeyInfo> out;
+  for (const auto& k : *found) {
+    if (scenario > 0 && k.find(":scenario:" + std::to_string(scenario) + ":") == std::string::npos) continue;
+    auto r = redis.Pipeline({{"TYPE", k}, {"TTL", k}});
+    if (!r.ok()) return r.status();
+    BufferKeyInfo info{k, (*r)[0].str, (*r)[1].integer, -1, {}};
+    if (info.type == "list") {
+      auto n = redis.Command({"LLEN", k});
+      if (!n.ok()) return n.status();
+      info.llen = n->integer;
+    } else if (info.type == "hash") {
+      auto h = redis.Command({"HGETALL", k});
+      if (!h.ok()) return h.status();
+      for (auto& [f, v] : ParsePairs(*h)) info.hash[f] = v.str;
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+StatusOr<BufferSummary> SummarizeBuffers(RedisClient& redis, const KeySchema& keys, int64_t threshold, bool with_meta,
+                                         size_t max_buffers) {
+  auto found = ScanKeys(redis, keys.AllBuffersPattern());
+  if (!found.ok()) return found.status();
+  std::sort(found->begin(), found->end());
+  BufferSummary s;
+  for (const auto& k : *found) {
+    std::vector<std::vector<std::string>> cmds = {{"LLEN", k}};
+    bool meta = with_meta && s.buffers.size() < max_buffers;
+    if (meta) cmds.push_back({"HGETALL", k + ":meta"});
+    auto r = redis.Pipeline(cmds);
+    if (!r.ok()) return r.status();
+    LiveBuffer b{k, (*r)[0].integer, {}};
+    if (meta && (*r)[1].is_array()) {
+      for (auto& [f, v] : ParsePairs((*r)[1])) b.meta[f] = v.str;
+    }
+    ++s.count;
+    s.total_chunks += b.llen;
+    s.max_llen = std::max(s.max_llen, b.llen);
+    if (b.llen > threshold) s.over_threshold.push_back(b);
+    if (meta) s.buffers.push_back(std::move(b));
+  }
+  return s;
+}
+
+}  // namespace streamfleet

@@ -1,0 +1,55 @@
+#include "streamfleet/operations/replay_generation.h"
+
+#include <algorithm>
+
+#include "streamfleet/taskqueue/task_queue.h"
+
+namespace streamfleet::ctl {
+
+namespace {
+// Chunks per Apply call: one script call per batch keeps Redis responsive for the fleet while a large
+// generation is replayed.
+constexpr size_t kBatch = 500;
+}  // namespace
+
+StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store,
+                                        compactor::ChunkBuffer& buffer, compactor::Finalizer& finalizer,
+                                        int64_t generation_id, bool delete_buffer,
+                                        const std::function<void(int64_t, int64_t)>& on_progress) {
+  auto rows = store.GetChunks(generation_id);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) {
+    return Status::NotFound("no generation_chunks rows for generation " + std::to_string(generation_id) +
+                            " (GENERATION_CHUNK_STORAGE=redis keeps none)");
+  }
+  ReplayResult out;
+  out.rows = static_cast<int64_t>(rows->size());
+  const ChunkRow& first = rows->front();
+  out.gen = GenerationId{first.organization_id, first.scenario_id, generation_id};
+  for (size_t i = 0; i < rows->size(); i += kBatch) {
+    std::vector<compactor::ChunkItem> items;
+    for (size_t k = i; k < std::min(rows->size(), i + kBatch); ++k) {
+      const ChunkRow& r = (*rows)[k];
+      compactor::ChunkItem item{out.gen, false, r.seq, r.data, false, 0};
+      SF_RETURN_IF_ERROR(buffer.Validate(item));
+      items.push_back(std::move(item));
+    }
+    auto applied = buffer.Apply(redis, items);
+    if (!applied.ok()) return applied.status();
+    out.appended += std::count(applied->applied.begin(), applied->applied.end(), true);
+    if (on_progress) on_progress(static_cast<int64_t>(std::min(rows->size(), i + kBatch)), out.rows);
+  }
+  auto o = finalizer.Finalize(redis, {out.gen, "replay", std::to_string(WallClockMs()) + "-replay"});
+  if (!o.ok()) return o.status();
+  out.outcome = std::move(*o);
+  if (delete_buffer) {
+    const KeySchema& keys = buffer.keys();
+    auto d = redis.Pipeline({{"DEL", keys.BufferKey(out.gen), keys.MetaKey(out.gen), keys.SeenKey(out.gen)},
+                             {"ZREM", keys.DeadlinesKeyOf(out.gen), KeySchema::Member(out.gen)}});
+    if (!d.ok()) return d.status();
+    out.buffer_deleted = true;
+  }
+  return out;
+}
+
+}  // namespace streamfleet::ctl

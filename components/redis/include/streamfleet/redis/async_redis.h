@@ -1,0 +1,120 @@
+#pragma once
+// AsyncRedis: hiredis async on a libuv event loop running on its own thread.
+//
+// Why: a process with many request threads (ingest's HTTP handlers) shares ONE connection through it.
+// Commands submitted while earlier ones are in flight go out together in one write, so concurrent requests
+// are pipelined to Redis without any caller batching -- fewer connections and far fewer syscalls on both
+// sides than a connection per thread.
+//
+// Guarantees (tested against a real redis-server in components/redis/tests/async_redis_test.cc):
+//  - every callback is called exactly once, on the loop thread: with the reply; with the translated error
+//    reply (TranslateRedisError); kUnavailable when the connection is refused, fails or closes before the
+//    reply came (the command may or may not have run -- effects are idempotent in this fleet);
+//    kDeadlineExceeded when Redis does not answer within command_timeout_ms (+ the call's extra), after
+//    which the connection is dropped, because a connection that skipped a reply is out of step for good.
+//  - hiredis 0.14 has no async timeouts, so connect and command timeouts are enforced by a loop timer.
+//  - reconnects lazily on the next command after a failure, with jittered backoff (JitteredBackoff);
+//    while backing off, commands fail fast with kUnavailable instead of queueing without bound.
+//  - AUTH and SELECT are sent first on every new connection.
+//  - EVALSHA answered NOSCRIPT is re-sent once as EVAL, which also loads the script.
+//  - Redis Cluster is not supported: with config.cluster every command fails with kFailedPrecondition
+//    (PooledRedisCommands is the cluster-capable RedisCommands).
+// Callbacks must not block. The blocking Command/Eval are for other threads; called on the loop thread
+// they would deadlock, so they return kFailedPrecondition there instead.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "streamfleet/base/backoff.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/redis/redis.h"
+
+struct redisAsyncContext;
+struct redisReply;
+
+namespace streamfleet {
+
+class AsyncRedis final : public RedisCommands {
+ public:
+  using Callback = std::function<void(StatusOr<RedisValue>)>;
+
+  // Starts the loop thread; connects on the first command.
+  explicit AsyncRedis(RedisConfig config);
+  // Stops the loop; callbacks still pending are called with kUnavailable("redis client stopped").
+  ~AsyncRedis() override;
+  AsyncRedis(const AsyncRedis&) = delete;
+  AsyncRedis& operator=(const AsyncRedis&) = delete;
+
+  // Thread-safe. `cb` runs on the loop thread.
+  void Send(std::vector<std::string> argv, Callback cb, int extra_timeout_ms = 0);
+  void SendEval(const LuaScript& script, const std::vector<std::string>& keys,
+                const std::vector<std::string>& args, Callback cb);
+
+  // Blocking forms for threads other than the loop's.
+  StatusOr<RedisValue> Command(const std::vector<std::string>& argv, int extra_timeout_ms = 0) override;
+  StatusOr<RedisValue> Eval(const LuaScript& script, const std::vector<std::string>& keys,
+                            const std::vector<std::string>& args) override;
+  // Queued together, so they go out in one write; error replies stay in their slots (not translated).
+  StatusOr<std::vector<RedisValue>> Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                             int extra_timeout_ms = 0) override;
+
+  bool connected() const { return connected_.load(); }
+  // Successful connects so far (1 + reconnects): lets tests and metrics see a reconnect happen.
+  int64_t connects() const { return connects_.load(); }
+
+ private:
+  struct Request {
+    std::vector<std::string> argv;
+    std::string eval_source;  // set for an EVALSHA: re-sent as EVAL with this source on NOSCRIPT
+    Callback cb;
+    int extra_timeout_ms = 0;
+    bool raw_errors = false;  // deliver error replies as RedisValue{kError} (Pipeline) instead of a Status
+  };
+  struct InFlight;
+  struct Loop;  // libuv handles, defined in the .cc so uv.h stays out of this header
+
+  void RunLoop();
+  void OnWake();
+  void OnTick();
+  void Dispatch(Request req);
+  void Issue(Request req);
+  void Connect();
+  void ConnectFailed();
+  void DropConnection(Status reason);
+  void Shutdown();
+  static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
+  static void OnConnect(const redisAsyncContext* ac, int status);
+  static void OnDisconnect(const redisAsyncContext* ac, int status);
+
+  const RedisConfig config_;
+  std::unique_ptr<Loop> loop_;
+  std::thread thread_;
+
+  std::mutex mu_;                 // guards queue_ and stopping_
+  std::vector<Request> queue_;    // submitted, not yet handed to hiredis
+  bool stopping_ = false;
+
+  // Loop-thread state.
+  redisAsyncContext* ctx_ = nullptr;
+  bool ready_ = false;  // connect completed
+  std::chrono::steady_clock::time_point connect_deadline_{};
+  std::chrono::steady_clock::time_point next_attempt_{};
+  JitteredBackoff backoff_;
+  std::deque<std::chrono::steady_clock::time_point> deadlines_;  // in-flight commands, in reply order
+  std::optional<Status> fail_reason_;  // why pending callbacks are being failed right now
+  Status last_error_ = Status::Unavailable("redis: not connected yet");
+  bool outage_logged_ = false;
+
+  std::atomic<bool> connected_{false};
+  std::atomic<int64_t> connects_{0};
+};
+
+}  // namespace streamfleet

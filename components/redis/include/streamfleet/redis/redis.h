@@ -1,0 +1,193 @@
+#pragma once
+// Synchronous Redis client over hiredis 0.14 (RESP2), the one place that talks to Redis.
+//
+// Threading: a RedisClient is NOT thread-safe; give each thread its own (RedisPool hands them out).
+// A client parked in XREADGROUP ... BLOCK answers nothing else until the block ends, so processes keep a
+// separate client for blocking reads and one for writes/acks.
+//
+// Errors, translated in one place (TranslateRedisError):
+//   connection refused / reset / EOF -> kUnavailable (retry; the client reconnects with jittered backoff)
+//   socket timeout                   -> kDeadlineExceeded
+//   LOADING, READONLY, OOM, BUSY, TRYAGAIN, MASTERDOWN, CLUSTERDOWN, and MOVED/ASK left after the cluster
+//   client's bounded redirects -> kUnavailable (retry with backoff)
+//   NOGROUP -> kFailedPrecondition, BUSYGROUP -> kAlreadyExists, NOSCRIPT -> kNotFound
+//   NOAUTH, WRONGPASS -> kUnauthenticated, NOPERM (ACL) -> kPermissionDenied
+//   script errors "SFINVALID ..." -> kInvalidArgument, "SFLIMIT ..." -> kResourceExhausted,
+//   "SFCONFLICT ..." -> kFailedPrecondition; anything else -> kInternal.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "streamfleet/base/backoff.h"
+#include "streamfleet/base/config.h"
+#include "streamfleet/base/status.h"
+
+struct redisContext;
+
+namespace streamfleet {
+
+class ClusterRouter;
+
+// An owned copy of a reply (hiredis replies die with their callback/free).
+struct RedisValue {
+  enum class Type { kNil, kString, kInteger, kArray, kStatus, kError };
+  Type type = Type::kNil;
+  std::string str;  // kString, kStatus, kError
+  long long integer = 0;
+  std::vector<RedisValue> elements;
+
+  bool is_nil() const { return type == Type::kNil; }
+  bool is_error() const { return type == Type::kError; }
+  bool is_array() const { return type == Type::kArray; }
+  // Integer value, also parsing a bulk string holding digits; 0 otherwise.
+  long long AsInt() const;
+};
+
+// Maps a Redis error reply ("NOGROUP No such key ...") to a Status.
+Status TranslateRedisError(const std::string& error_reply);
+
+// AUTH [username] password, for a connection's first command.
+std::vector<std::string> AuthCommand(const RedisConfig& config);
+
+// A Lua script identified by its SHA1, run with EVALSHA and loaded on NOSCRIPT.
+class LuaScript {
+ public:
+  explicit LuaScript(std::string source);
+  const std::string& source() const { return source_; }
+  const std::string& sha() const { return sha_; }
+
+ private:
+  std::string source_;
+  std::string sha_;
+};
+
+// What request-path code needs from Redis, whichever client serves it: a RedisClient owned by the calling
+// thread, or the shared AsyncRedis event loop (async_redis.h) that pipelines many threads' commands on one
+// connection. Error replies become Statuses through TranslateRedisError in both.
+class RedisCommands {
+ public:
+  virtual ~RedisCommands() = default;
+  virtual StatusOr<RedisValue> Command(const std::vector<std::string>& argv, int extra_timeout_ms = 0) = 0;
+  // All commands in one round trip, replies in order. Fails only on connection errors; per-command error
+  // replies come back as RedisValue{kError} in their slot.
+  virtual StatusOr<std::vector<RedisValue>> Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                                     int extra_timeout_ms = 0) = 0;
+  // EVALSHA with NOSCRIPT fallback.
+  virtual StatusOr<RedisValue> Eval(const LuaScript& script, const std::vector<std::string>& keys,
+                                    const std::vector<std::string>& args) = 0;
+};
+
+// Redis Cluster (config.cluster): the same calls, routed. Each command goes to the master of its first key's
+// slot (keyless commands to one fixed master); a pipeline becomes one pipeline per master with the replies
+// put back in order; MOVED / ASK / TRYAGAIN are followed (kMaxRedirects); after a connection error the slot
+// map is reloaded from any reachable node on the next call, so a failover is followed once the cluster has
+// promoted a replica (meanwhile calls fail with kUnavailable). docs/redis-cluster.md.
+class RedisClient final : public RedisCommands {
+ public:
+  // Connects (and AUTH/SELECT). kUnavailable if the server cannot be reached.
+  static StatusOr<std::unique_ptr<RedisClient>> Connect(const RedisConfig& config);
+  // A client that connects on first use (and reconnects after errors, with jittered backoff): for
+  // long-running processes that must stay up while Redis is down.
+  static std::unique_ptr<RedisClient> Lazy(const RedisConfig& config);
+  ~RedisClient() override;
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  // Runs one command; an error reply becomes a non-OK Status. extra_timeout_ms extends the socket timeout
+  // for this call (blocking reads pass their BLOCK time).
+  StatusOr<RedisValue> Command(const std::vector<std::string>& argv, int extra_timeout_ms = 0) override;
+
+  // Sends all commands in one round trip. The call fails only on connection errors; per-command error
+  // replies come back as RedisValue{kError} in their slot. EVALSHA commands answered NOSCRIPT are loaded
+  // and re-run, in order.
+  StatusOr<std::vector<RedisValue>> Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                             int extra_timeout_ms = 0) override;
+
+  // EVALSHA with NOSCRIPT fallback; an error reply becomes a non-OK Status.
+  StatusOr<RedisValue> Eval(const LuaScript& script, const std::vector<std::string>& keys,
+                            const std::vector<std::string>& args) override;
+  // The argv of an EVALSHA, for pipelines.
+  static std::vector<std::string> EvalArgv(const LuaScript& script, const std::vector<std::string>& keys,
+                                           const std::vector<std::string>& args);
+  // Registers a script so NOSCRIPT replies in pipelines can be repaired.
+  void Register(const LuaScript& script);
+
+  // Cluster mode: a slot map is loaded and no connection error happened since.
+  bool connected() const;
+  const RedisConfig& config() const { return config_; }
+
+  // host:port of every master, for commands that must run on each (SCAN, INFO, DBSIZE, FLUSHALL); in
+  // standard mode the one server. Empty when the cluster cannot be reached.
+  std::vector<std::string> Masters();
+  // Runs a command on one node ("host:port", e.g. from Masters()), not routed; an error reply becomes a
+  // non-OK Status. In standard mode `node` must be the server's own host:port.
+  StatusOr<RedisValue> CommandOn(const std::string& node, const std::vector<std::string>& argv,
+                                 int extra_timeout_ms = 0);
+
+ private:
+  explicit RedisClient(const RedisConfig& config);
+  Status EnsureConnected();
+  Status Open();
+  void Drop();
+  Status ContextError();
+  StatusOr<std::vector<RedisValue>> RawPipeline(const std::vector<std::vector<std::string>>& commands,
+                                                int extra_timeout_ms);
+
+  RedisConfig config_;
+  redisContext* ctx_ = nullptr;  // owned; freed in Drop()
+  std::vector<const LuaScript*> scripts_;
+  // Reconnect backoff: after a failed connect, calls fail fast until next_attempt_.
+  std::chrono::steady_clock::time_point next_attempt_{};
+  JitteredBackoff backoff_;
+  std::unique_ptr<ClusterRouter> cluster_;  // set in cluster mode: every call is delegated to it
+};
+
+// A small pool of clients for request-handling threads. Thread-safe.
+class RedisPool {
+ public:
+  explicit RedisPool(RedisConfig config) : config_(std::move(config)) {}
+
+  class Lease {
+   public:
+    Lease(RedisPool* pool, std::unique_ptr<RedisClient> c) : pool_(pool), client_(std::move(c)) {}
+    Lease(Lease&&) = default;
+    ~Lease() {
+      if (client_) pool_->Release(std::move(client_));
+    }
+    RedisClient* operator->() { return client_.get(); }
+    RedisClient& operator*() { return *client_; }
+
+   private:
+    RedisPool* pool_;
+    std::unique_ptr<RedisClient> client_;
+  };
+
+  // A connected client, or kUnavailable.
+  StatusOr<Lease> Acquire();
+
+ private:
+  void Release(std::unique_ptr<RedisClient> c);
+
+  RedisConfig config_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<RedisClient>> idle_;
+};
+
+// Small helpers for reading stream replies.
+struct StreamEntry {
+  std::string stream;
+  std::string id;
+  std::vector<std::pair<std::string, std::string>> fields;
+  const std::string* Field(const std::string& name) const;
+};
+// Parses an XREADGROUP/XREAD reply ([[stream, [[id, [f, v, ...]], ...]], ...]) into entries.
+std::vector<StreamEntry> ParseStreamReply(const RedisValue& reply);
+// Parses an array of [id, [f, v, ...]] entries (XRANGE, XAUTOCLAIM's second element).
+std::vector<StreamEntry> ParseEntries(const std::string& stream, const RedisValue& entries);
+// Parses a flat [k, v, k, v] array (HGETALL, XINFO) into pairs with string values.
+std::vector<std::pair<std::string, RedisValue>> ParsePairs(const RedisValue& v);
+
+}  // namespace streamfleet

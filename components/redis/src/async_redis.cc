@@ -1,0 +1,336 @@
+#include "streamfleet/redis/async_redis.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include <condition_variable>
+#include <future>
+
+#include "redis_internal.h"
+#include "streamfleet/base/log.h"
+#include "uv_redis_adapter.h"
+
+namespace streamfleet {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// How often the loop checks connect and command deadlines: the timeouts are seconds, so 25 ms of slack
+// costs nothing and keeps the timer cheap.
+constexpr int kTickMs = 25;
+
+struct AsyncRedis::Loop {
+  uv_loop_t loop;
+  uv_async_t wake;  // another thread queued commands (or asked us to stop)
+  uv_timer_t tick;  // deadline checks
+};
+
+struct AsyncRedis::InFlight {
+  AsyncRedis* self;
+  Request req;
+};
+
+AsyncRedis::AsyncRedis(RedisConfig config) : config_(std::move(config)), loop_(std::make_unique<Loop>()) {
+  uv_loop_init(&loop_->loop);
+  uv_async_init(&loop_->loop, &loop_->wake, [](uv_async_t* h) { static_cast<AsyncRedis*>(h->data)->OnWake(); });
+  loop_->wake.data = this;
+  uv_timer_init(&loop_->loop, &loop_->tick);
+  loop_->tick.data = this;
+  uv_timer_start(
+      &loop_->tick, [](uv_timer_t* h) { static_cast<AsyncRedis*>(h->data)->OnTick(); }, kTickMs, kTickMs);
+  thread_ = std::thread([this] { RunLoop(); });
+}
+
+AsyncRedis::~AsyncRedis() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+    uv_async_send(&loop_->wake);
+  }
+  thread_.join();
+  uv_loop_close(&loop_->loop);
+}
+
+void AsyncRedis::RunLoop() { uv_run(&loop_->loop, UV_RUN_DEFAULT); }
+
+void AsyncRedis::Send(std::vector<std::string> argv, Callback cb, int extra_timeout_ms) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (stopping_) {
+    l.unlock();
+    cb(Status::Unavailable("redis client stopped"));
+    return;
+  }
+  queue_.push_back(Request{std::move(argv), std::string(), std::move(cb), extra_timeout_ms, false});
+  // Under the lock: the destructor cannot close the handle between our check and this call.
+  uv_async_send(&loop_->wake);
+}
+
+void AsyncRedis::SendEval(const LuaScript& script, const std::vector<std::string>& keys,
+                          const std::vector<std::string>& args, Callback cb) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (stopping_) {
+    l.unlock();
+    cb(Status::Unavailable("redis client stopped"));
+    return;
+  }
+  queue_.push_back(Request{RedisClient::EvalArgv(script, keys, args), script.source(), std::move(cb), 0, false});
+  uv_async_send(&loop_->wake);
+}
+
+StatusOr<RedisValue> AsyncRedis::Command(const std::vector<std::string>& argv, int extra_timeout_ms) {
+  if (std::this_thread::get_id() == thread_.get_id()) {
+    return Status::FailedPrecondition("blocking AsyncRedis::Command called on its own loop thread");
+  }
+  std::promise<StatusOr<RedisValue>> done;
+  auto result = done.get_future();
+  Send(std::vector<std::string>(argv), [&done](StatusOr<RedisValue> r) { done.set_value(std::move(r)); },
+       extra_timeout_ms);
+  return result.get();
+}
+
+StatusOr<RedisValue> AsyncRedis::Eval(const LuaScript& script, const std::vector<std::string>& keys,
+                                      const std::vector<std::string>& args) {
+  if (std::this_thread::get_id() == thread_.get_id()) {
+    return Status::FailedPrecondition("blocking AsyncRedis::Eval called on its own loop thread");
+  }
+  std::promise<StatusOr<RedisValue>> done;
+  auto result = done.get_future();
+  SendEval(script, keys, args, [&done](StatusOr<RedisValue> r) { done.set_value(std::move(r)); });
+  return result.get();
+}
+
+StatusOr<std::vector<RedisValue>> AsyncRedis::Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                                       int extra_timeout_ms) {
+  if (std::this_thread::get_id() == thread_.get_id()) {
+    return Status::FailedPrecondition("blocking AsyncRedis::Pipeline called on its own loop thread");
+  }
+  std::vector<RedisValue> out(commands.size());
+  if (commands.empty()) return out;
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t left = commands.size();
+  Status failed;
+  auto done = [&](size_t i, StatusOr<RedisValue> r) {
+    std::lock_guard<std::mutex> l(mu);
+    if (r.ok()) {
+      out[i] = std::move(*r);
+    } else if (failed.ok()) {
+      failed = r.status();
+    }
+    if (--left == 0) cv.notify_one();
+  };
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    if (stopping_) return Status::Unavailable("redis client stopped");
+    for (size_t i = 0; i < commands.size(); ++i) {
+      queue_.push_back(Request{commands[i], std::string(), [&done, i](StatusOr<RedisValue> r) { done(i, std::move(r)); },
+                               extra_timeout_ms, true});
+    }
+    uv_async_send(&loop_->wake);
+  }
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return left == 0; });
+  if (!failed.ok()) return failed;
+  return out;
+}
+
+void AsyncRedis::OnWake() {
+  std::vector<Request> batch;
+  bool stop;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    batch.swap(queue_);
+    stop = stopping_;
+  }
+  if (stop) {
+    for (auto& r : batch) r.cb(Status::Unavailable("redis client stopped"));
+    Shutdown();
+    return;
+  }
+  for (auto& r : batch) Dispatch(std::move(r));
+}
+
+void AsyncRedis::Shutdown() {
+  DropConnection(Status::Unavailable("redis client stopped"));
+  uv_timer_stop(&loop_->tick);
+  uv_close(reinterpret_cast<uv_handle_t*>(&loop_->wake), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&loop_->tick), nullptr);
+}
+
+void AsyncRedis::Dispatch(Request req) {
+  if (config_.cluster) {
+    // One async connection cannot follow a cluster's slots; refuse loudly rather than talk to one node.
+    req.cb(Status::FailedPrecondition(
+        "AsyncRedis does not support Redis Cluster (REDIS_CLUSTER=true): use PooledRedisCommands "
+        "(pooled_redis_commands.h) over cluster-mode RedisClients"));
+    return;
+  }
+  if (ctx_ == nullptr) {
+    if (SteadyClock::now() < next_attempt_) {
+      req.cb(Status::Unavailable("redis unavailable (reconnect backing off): " + last_error_.message()));
+      return;
+    }
+    Connect();
+    if (ctx_ == nullptr) {
+      req.cb(last_error_);
+      return;
+    }
+  }
+  Issue(std::move(req));
+}
+
+void AsyncRedis::Issue(Request req) {
+  auto* f = new InFlight{this, std::move(req)};
+  ArgvView argv(f->req.argv);
+  deadlines_.push_back(SteadyClock::now() +
+                       std::chrono::milliseconds(config_.command_timeout_ms + f->req.extra_timeout_ms));
+  if (redisAsyncCommandArgv(ctx_, &AsyncRedis::OnReply, f, argv.argc(), argv.ptrs.data(), argv.lens.data()) !=
+      REDIS_OK) {
+    // The context is already disconnecting: hiredis did not take the command, so we answer it.
+    deadlines_.pop_back();
+    std::unique_ptr<InFlight> owned(f);
+    owned->req.cb(Status::Unavailable("redis connection closing"));
+  }
+}
+
+void AsyncRedis::Connect() {
+  redisAsyncContext* ac = redisAsyncConnect(config_.host.c_str(), config_.port);
+  std::string where = config_.host + ":" + std::to_string(config_.port);
+  if (ac == nullptr || ac->err) {
+    last_error_ = Status::Unavailable("redis connect " + where + ": " + (ac ? ac->errstr : "out of memory"));
+    if (ac != nullptr) redisAsyncFree(ac);
+    ConnectFailed();
+    return;
+  }
+  ac->data = this;
+  if (uvredis::Attach(&loop_->loop, ac) != REDIS_OK) {
+    last_error_ = Status::Internal("redis connect " + where + ": cannot attach the socket to the event loop");
+    redisAsyncFree(ac);
+    ConnectFailed();
+    return;
+  }
+  redisAsyncSetConnectCallback(ac, &AsyncRedis::OnConnect);
+  redisAsyncSetDisconnectCallback(ac, &AsyncRedis::OnDisconnect);
+  ctx_ = ac;
+  ready_ = false;
+  connect_deadline_ = SteadyClock::now() + std::chrono::milliseconds(config_.connect_timeout_ms);
+  // hiredis queues these until the connect completes; every later command is written after them.
+  auto check = [this](const char* what) {
+    return [this, what](StatusOr<RedisValue> r) {
+      if (!r.ok()) SF_LOG_ERROR("redis {} failed: {}", what, r.status().ToString());
+    };
+  };
+  if (!config_.password.empty()) Issue(Request{AuthCommand(config_), std::string(), check("AUTH"), 0, false});
+  if (config_.db != 0) Issue(Request{{"SELECT", std::to_string(config_.db)}, std::string(), check("SELECT"), 0, false});
+}
+
+void AsyncRedis::ConnectFailed() {
+  next_attempt_ = SteadyClock::now() + std::chrono::milliseconds(backoff_.Next());
+  if (!outage_logged_) {
+    // Once per outage, not once per attempt.
+    SF_LOG_WARN("{} (reconnecting with backoff)", last_error_.message());
+    outage_logged_ = true;
+  }
+}
+
+void AsyncRedis::DropConnection(Status reason) {
+  if (ctx_ == nullptr) return;
+  redisAsyncContext* ac = ctx_;
+  ctx_ = nullptr;
+  ready_ = false;
+  connected_.store(false);
+  fail_reason_ = std::move(reason);
+  redisAsyncFree(ac);  // calls every pending callback with a NULL reply, now, in order
+  fail_reason_.reset();
+  deadlines_.clear();
+}
+
+void AsyncRedis::OnTick() {
+  if (ctx_ == nullptr) return;
+  auto now = SteadyClock::now();
+  if (!ready_ && now > connect_deadline_) {
+    last_error_ = Status::Unavailable("redis connect " + config_.host + ":" + std::to_string(config_.port) +
+                                      ": timed out after " + std::to_string(config_.connect_timeout_ms) + " ms");
+    DropConnection(last_error_);
+    ConnectFailed();
+    return;
+  }
+  if (ready_ && !deadlines_.empty() && now > deadlines_.front()) {
+    // Replies come in order: if the oldest is overdue, everything behind it is stuck too.
+    SF_LOG_WARN("redis did not answer within {} ms; dropping the connection", config_.command_timeout_ms);
+    DropConnection(Status::DeadlineExceeded("redis did not answer within the command timeout"));
+  }
+}
+
+void AsyncRedis::OnReply(redisAsyncContext* ac, void* r, void* privdata) {
+  std::unique_ptr<InFlight> f(static_cast<InFlight*>(privdata));
+  AsyncRedis* self = f->self;
+  if (!self->deadlines_.empty()) self->deadlines_.pop_front();
+  auto* reply = static_cast<redisReply*>(r);
+  if (reply == nullptr) {
+    // The connection failed or was freed before this reply arrived. hiredis calls the pending callbacks
+    // before the disconnect callback: say "not connected" now, so a caller reacting to this failure sees it.
+    self->connected_.store(false);
+    if (self->fail_reason_) {
+      f->req.cb(*self->fail_reason_);
+    } else {
+      f->req.cb(Status::Unavailable(std::string("redis connection lost: ") +
+                                    (ac->errstr != nullptr ? ac->errstr : "closed")));
+    }
+    return;
+  }
+  RedisValue v = OwnReply(reply);
+  if (v.is_error() && !f->req.raw_errors) {
+    if (!f->req.eval_source.empty() && v.str.rfind("NOSCRIPT", 0) == 0 && self->ctx_ == ac) {
+      Request again = std::move(f->req);
+      again.argv[0] = "EVAL";
+      again.argv[1] = std::move(again.eval_source);
+      again.eval_source.clear();
+      self->Issue(std::move(again));
+      return;
+    }
+    f->req.cb(TranslateRedisError(v.str));
+    return;
+  }
+  f->req.cb(std::move(v));
+}
+
+void AsyncRedis::OnConnect(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<AsyncRedis*>(ac->data);
+  if (status != REDIS_OK) {
+    // hiredis frees the context right after this returns (pending callbacks get NULL replies).
+    if (self->ctx_ == ac) {
+      self->ctx_ = nullptr;
+      self->ready_ = false;
+    }
+    self->last_error_ = Status::Unavailable("redis connect " + self->config_.host + ":" +
+                                            std::to_string(self->config_.port) + ": " +
+                                            (ac->errstr != nullptr ? ac->errstr : "failed"));
+    self->ConnectFailed();
+    return;
+  }
+  self->ready_ = true;
+  self->connected_.store(true);
+  self->connects_.fetch_add(1);
+  self->backoff_.Reset();
+  if (self->outage_logged_) {
+    SF_LOG_INFO("redis {}:{}: connected again", self->config_.host, self->config_.port);
+    self->outage_logged_ = false;
+  }
+}
+
+void AsyncRedis::OnDisconnect(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<AsyncRedis*>(ac->data);
+  if (self->ctx_ == ac) {
+    self->ctx_ = nullptr;
+    self->ready_ = false;
+  }
+  self->connected_.store(false);
+  if (status != REDIS_OK && !self->outage_logged_) {
+    SF_LOG_WARN("redis connection lost: {} (reconnecting on the next command)",
+                ac->errstr != nullptr ? ac->errstr : "closed");
+    self->outage_logged_ = true;
+  }
+}
+
+}  // namespace streamfleet

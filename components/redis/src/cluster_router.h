@@ -1,0 +1,63 @@
+#pragma once
+// Internal to common: the Redis Cluster side of RedisClient (which delegates to it when config.cluster).
+//
+// One standard-mode RedisClient per node, so connecting, AUTH, timeouts, reconnect backoff and NOSCRIPT
+// repair are the single-node client's, unchanged; this class only decides where each command goes and
+// follows the cluster's redirections. Not thread-safe, like RedisClient.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "streamfleet/redis/cluster_slots.h"
+#include "streamfleet/redis/redis.h"
+
+namespace streamfleet {
+
+class ClusterRouter {
+ public:
+  // Redirections (MOVED/ASK/TRYAGAIN) followed per command before its error reply is handed back.
+  static constexpr int kMaxRedirects = 5;
+
+  explicit ClusterRouter(RedisConfig config);
+
+  // Loads the slot map (CLUSTER SLOTS) from the first reachable node: known masters first, then the seeds.
+  // kUnavailable when none answers.
+  Status Refresh();
+
+  // Same contract as RedisClient::Pipeline: commands grouped into one pipeline per master, replies in the
+  // caller's order; fails only on connection errors (then the map is reloaded on the next call).
+  StatusOr<std::vector<RedisValue>> Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                             int extra_timeout_ms);
+  void Register(const LuaScript& script);
+  StatusOr<std::vector<std::string>> Masters();
+  StatusOr<RedisValue> CommandOn(const std::string& node, const std::vector<std::string>& argv,
+                                 int extra_timeout_ms);
+  // A slot map is loaded and no connection error since (a MOVED does not count: it is routine).
+  bool ready() const { return !broken_ && !map_.empty(); }
+
+ private:
+  struct Routed {
+    size_t index;      // in the caller's command list
+    std::string node;  // where to send it
+    bool asking;       // prefix with ASKING (an ASK redirection)
+  };
+
+  Status EnsureMap();
+  RedisClient& Node(const std::string& name);
+  // The node for a fresh command: its key's slot owner, or the first master for a keyless command.
+  std::optional<std::string> Route(const std::vector<std::string>& argv);
+  // Sends `batch` (one pipeline per node) and fills `out`; returns the commands to send again.
+  StatusOr<std::vector<Routed>> SendOnce(const std::vector<std::vector<std::string>>& commands,
+                                         const std::vector<Routed>& batch, int extra_timeout_ms,
+                                         std::vector<RedisValue>* out, bool* try_again);
+
+  RedisConfig config_;  // the cluster's; node clients get a standard-mode copy
+  SlotMap map_;
+  bool stale_ = true;    // reload the map before the next call
+  bool broken_ = false;  // a connection error since the last successful reload
+  std::map<std::string, std::unique_ptr<RedisClient>> nodes_;
+  std::vector<const LuaScript*> scripts_;
+};
+
+}  // namespace streamfleet

@@ -1,0 +1,350 @@
+#include "streamfleet/redis/redis.h"
+
+#include "cluster_router.h"
+#include "redis_internal.h"
+
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <thread>
+
+namespace streamfleet {
+
+long long RedisValue::AsInt() const {
+  if (type == Type::kInteger) return integer;
+  if (type == Type::kString || type == Type::kStatus) {
+    try {
+      return std::stoll(str);
+    } catch (...) {
+      return 0;
+    }
+  }
+  return 0;
+}
+
+Status TranslateRedisError(const std::string& e) {
+  std::string prefix = e.substr(0, e.find_first_of(" \n"));
+  // Errors raised by our own Lua scripts come back wrapped by Redis in some versions; look inside too.
+  auto has = [&](const char* p) { return prefix == p || e.find(std::string(p) + " ") != std::string::npos; };
+  if (has("SFINVALID")) return Status::InvalidArgument(e);
+  if (has("SFLIMIT")) return Status::ResourceExhausted(e);
+  if (has("SFCONFLICT")) return Status::FailedPrecondition(e);
+  if (prefix == "NOGROUP") return Status::FailedPrecondition(e);
+  if (prefix == "BUSYGROUP") return {StatusCode::kAlreadyExists, e};
+  if (prefix == "NOSCRIPT") return Status::NotFound(e);
+  if (prefix == "NOAUTH" || prefix == "WRONGPASS") return Status::Unauthenticated(e);
+  if (prefix == "NOPERM") return Status::PermissionDenied(e);
+  // OOM (maxmemory reached with noeviction) is retryable, not a limit of the request: memory comes back as
+  // the compactors drain the buffers. Ingest answers 503 and consumers back off without acking anything.
+  // MOVED / ASK reach a caller only when the cluster client's bounded redirects ran out while the topology
+  // was still changing (a failover mid-election): retry later, with a reloaded slot map, never park the work.
+  if (prefix == "OOM" || prefix == "LOADING" || prefix == "BUSY" || prefix == "TRYAGAIN" || prefix == "MASTERDOWN" ||
+      prefix == "CLUSTERDOWN" || prefix == "READONLY" || prefix == "MOVED" || prefix == "ASK") {
+    return Status::Unavailable(e);
+  }
+  return Status::Internal(e);
+}
+
+std::vector<std::string> AuthCommand(const RedisConfig& config) {
+  if (config.username.empty()) return {"AUTH", config.password};
+  return {"AUTH", config.username, config.password};
+}
+
+LuaScript::LuaScript(std::string source) : source_(std::move(source)) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(source_.data()), source_.size(), digest);
+  static const char* hex = "0123456789abcdef";
+  for (unsigned char b : digest) {
+    sha_ += hex[b >> 4];
+    sha_ += hex[b & 15];
+  }
+}
+
+RedisValue OwnReply(const redisReply* r) {
+  RedisValue v;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      v.type = RedisValue::Type::kString;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      v.type = RedisValue::Type::kStatus;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      v.type = RedisValue::Type::kError;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      v.type = RedisValue::Type::kInteger;
+      v.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      v.type = RedisValue::Type::kArray;
+      v.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) v.elements.push_back(OwnReply(r->element[i]));
+      break;
+    default:
+      v.type = RedisValue::Type::kNil;
+  }
+  return v;
+}
+
+namespace {
+
+timeval ToTimeval(int ms) {
+  timeval tv;
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = (ms % 1000) * 1000;
+  return tv;
+}
+
+void AppendArgv(redisContext* c, const std::vector<std::string>& argv) {
+  ArgvView v(argv);
+  redisAppendCommandArgv(c, v.argc(), v.ptrs.data(), v.lens.data());
+}
+
+}  // namespace
+
+RedisClient::RedisClient(const RedisConfig& config) : config_(config) {
+  if (config_.cluster) cluster_ = std::make_unique<ClusterRouter>(config_);
+}
+
+StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(const RedisConfig& config) {
+  std::unique_ptr<RedisClient> c(new RedisClient(config));
+  Status s = c->cluster_ ? c->cluster_->Refresh() : c->Open();
+  if (!s.ok()) return s;
+  return c;
+}
+
+bool RedisClient::connected() const { return cluster_ ? cluster_->ready() : ctx_ != nullptr; }
+
+std::vector<std::string> RedisClient::Masters() {
+  if (!cluster_) return {config_.host + ":" + std::to_string(config_.port)};
+  auto m = cluster_->Masters();
+  if (!m.ok()) return {};
+  return *m;
+}
+
+StatusOr<RedisValue> RedisClient::CommandOn(const std::string& node, const std::vector<std::string>& argv,
+                                            int extra_timeout_ms) {
+  if (cluster_) return cluster_->CommandOn(node, argv, extra_timeout_ms);
+  if (node != config_.host + ":" + std::to_string(config_.port)) {
+    return Status::InvalidArgument("not this client's server: " + node);
+  }
+  return Command(argv, extra_timeout_ms);
+}
+
+std::unique_ptr<RedisClient> RedisClient::Lazy(const RedisConfig& config) {
+  return std::unique_ptr<RedisClient>(new RedisClient(config));
+}
+
+RedisClient::~RedisClient() { Drop(); }
+
+void RedisClient::Drop() {
+  if (ctx_ != nullptr) {
+    redisFree(ctx_);
+    ctx_ = nullptr;
+  }
+}
+
+Status RedisClient::ContextError() {
+  Status s;
+  if (ctx_ == nullptr) return Status::Unavailable("not connected");
+  if (ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT)) {
+    s = Status::DeadlineExceeded(std::string("redis timeout: ") + ctx_->errstr);
+  } else if (ctx_->err == REDIS_ERR_PROTOCOL) {
+    s = Status::Internal(std::string("redis protocol error: ") + ctx_->errstr);
+  } else {
+    s = Status::Unavailable(std::string("redis connection error: ") + ctx_->errstr);
+  }
+  // A context with an error is dead in hiredis; drop it so the next call reconnects.
+  Drop();
+  return s;
+}
+
+Status RedisClient::Open() {
+  Drop();
+  ctx_ = redisConnectWithTimeout(config_.host.c_str(), config_.port, ToTimeval(config_.connect_timeout_ms));
+  if (ctx_ == nullptr) return Status::Unavailable("redis: cannot allocate context");
+  if (ctx_->err) {
+    Status s = Status::Unavailable("redis connect " + config_.host + ":" + std::to_string(config_.port) + ": " +
+                                   ctx_->errstr);
+    Drop();
+    return s;
+  }
+  redisSetTimeout(ctx_, ToTimeval(config_.command_timeout_ms));
+  redisEnableKeepAlive(ctx_);
+  if (!config_.password.empty()) {
+    auto r = RawPipeline({AuthCommand(config_)}, 0);
+    if (!r.ok()) return r.status();
+    if ((*r)[0].is_error()) {
+      Status s = TranslateRedisError((*r)[0].str);
+      Drop();
+      return s;
+    }
+  }
+  if (config_.db != 0) {
+    auto r = RawPipeline({{"SELECT", std::to_string(config_.db)}}, 0);
+    if (!r.ok()) return r.status();
+    if ((*r)[0].is_error()) {
+      Status s = TranslateRedisError((*r)[0].str);
+      Drop();
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+Status RedisClient::EnsureConnected() {
+  if (ctx_ != nullptr) return Status::Ok();
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_attempt_) return Status::Unavailable("redis unavailable (reconnect backing off)");
+  Status s = Open();
+  if (s.ok()) {
+    backoff_.Reset();
+    return s;
+  }
+  next_attempt_ = now + std::chrono::milliseconds(backoff_.Next());
+  return s;
+}
+
+StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std::vector<std::string>>& commands,
+                                                           int extra_timeout_ms) {
+  if (ctx_ == nullptr) return Status::Unavailable("not connected");
+  if (extra_timeout_ms > 0) redisSetTimeout(ctx_, ToTimeval(config_.command_timeout_ms + extra_timeout_ms));
+  for (const auto& argv : commands) AppendArgv(ctx_, argv);
+  std::vector<RedisValue> out;
+  out.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+      return ContextError();
+    }
+    redisReply* reply = static_cast<redisReply*>(raw);
+    out.push_back(OwnReply(reply));
+    freeReplyObject(reply);
+  }
+  if (extra_timeout_ms > 0) redisSetTimeout(ctx_, ToTimeval(config_.command_timeout_ms));
+  return out;
+}
+
+StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                                        int extra_timeout_ms) {
+  if (cluster_) return cluster_->Pipeline(commands, extra_timeout_ms);
+  SF_RETURN_IF_ERROR(EnsureConnected());
+  auto r = RawPipeline(commands, extra_timeout_ms);
+  if (!r.ok()) return r;
+  // Repair NOSCRIPT (script cache flushed or a fresh server): load and re-run the failed EVALSHAs in order.
+  std::vector<size_t> redo;
+  for (size_t i = 0; i < r->size(); ++i) {
+    if ((*r)[i].is_error() && (*r)[i].str.rfind("NOSCRIPT", 0) == 0) redo.push_back(i);
+  }
+  if (redo.empty()) return r;
+  std::vector<std::vector<std::string>> loads;
+  for (const LuaScript* s : scripts_) loads.push_back({"SCRIPT", "LOAD", s->source()});
+  std::vector<std::vector<std::string>> again;
+  for (size_t i : redo) again.push_back(commands[i]);
+  auto l = RawPipeline(loads, 0);
+  if (!l.ok()) return l;
+  auto a = RawPipeline(again, extra_timeout_ms);
+  if (!a.ok()) return a;
+  for (size_t k = 0; k < redo.size(); ++k) (*r)[redo[k]] = std::move((*a)[k]);
+  return r;
+}
+
+StatusOr<RedisValue> RedisClient::Command(const std::vector<std::string>& argv, int extra_timeout_ms) {
+  auto r = Pipeline({argv}, extra_timeout_ms);
+  if (!r.ok()) return r.status();
+  RedisValue v = std::move((*r)[0]);
+  if (v.is_error()) return TranslateRedisError(v.str);
+  return v;
+}
+
+std::vector<std::string> RedisClient::EvalArgv(const LuaScript& script, const std::vector<std::string>& keys,
+                                               const std::vector<std::string>& args) {
+  std::vector<std::string> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.push_back("EVALSHA");
+  argv.push_back(script.sha());
+  argv.push_back(std::to_string(keys.size()));
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+void RedisClient::Register(const LuaScript& script) {
+  if (cluster_) cluster_->Register(script);
+  if (std::find(scripts_.begin(), scripts_.end(), &script) == scripts_.end()) scripts_.push_back(&script);
+}
+
+StatusOr<RedisValue> RedisClient::Eval(const LuaScript& script, const std::vector<std::string>& keys,
+                                       const std::vector<std::string>& args) {
+  Register(script);
+  return Command(EvalArgv(script, keys, args));
+}
+
+StatusOr<RedisPool::Lease> RedisPool::Acquire() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(c));
+    }
+  }
+  auto c = RedisClient::Connect(config_);
+  if (!c.ok()) return c.status();
+  return Lease(this, std::move(*c));
+}
+
+void RedisPool::Release(std::unique_ptr<RedisClient> c) {
+  if (!c->connected()) return;  // broken clients are not pooled
+  std::lock_guard<std::mutex> l(mu_);
+  idle_.push_back(std::move(c));
+}
+
+const std::string* StreamEntry::Field(const std::string& name) const {
+  for (const auto& [k, v] : fields) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+std::vector<StreamEntry> ParseEntries(const std::string& stream, const RedisValue& entries) {
+  std::vector<StreamEntry> out;
+  for (const auto& e : entries.elements) {
+    // Entries deleted or trimmed while pending come back as [id, nil]: keep the id, no fields.
+    if (!e.is_array() || e.elements.empty()) continue;
+    StreamEntry se;
+    se.stream = stream;
+    se.id = e.elements[0].str;
+    if (e.elements.size() > 1 && e.elements[1].is_array()) {
+      const auto& f = e.elements[1].elements;
+      for (size_t i = 0; i + 1 < f.size(); i += 2) se.fields.emplace_back(f[i].str, f[i + 1].str);
+    }
+    out.push_back(std::move(se));
+  }
+  return out;
+}
+
+std::vector<StreamEntry> ParseStreamReply(const RedisValue& reply) {
+  std::vector<StreamEntry> out;
+  if (!reply.is_array()) return out;
+  for (const auto& s : reply.elements) {
+    if (!s.is_array() || s.elements.size() < 2) continue;
+    auto part = ParseEntries(s.elements[0].str, s.elements[1]);
+    out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, RedisValue>> ParsePairs(const RedisValue& v) {
+  std::vector<std::pair<std::string, RedisValue>> out;
+  for (size_t i = 0; i + 1 < v.elements.size(); i += 2) out.emplace_back(v.elements[i].str, v.elements[i + 1]);
+  return out;
+}
+
+}  // namespace streamfleet

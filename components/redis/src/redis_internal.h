@@ -1,0 +1,31 @@
+#pragma once
+// Internal to common: what the sync (redis.cc) and async (async_redis.cc) clients share at the hiredis level.
+#include <hiredis/hiredis.h>
+
+#include <string>
+#include <vector>
+
+#include "streamfleet/redis/redis.h"
+
+namespace streamfleet {
+
+// A deep copy: hiredis frees its reply when the (sync) call or the (async) callback returns.
+RedisValue OwnReply(const redisReply* r);
+
+// The argv/argvlen arrays hiredis's *CommandArgv functions take, pointing into `argv` (binary-safe: lengths
+// are explicit). Valid while `argv` is alive and unchanged.
+struct ArgvView {
+  explicit ArgvView(const std::vector<std::string>& argv) {
+    ptrs.reserve(argv.size());
+    lens.reserve(argv.size());
+    for (const auto& a : argv) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
+  }
+  int argc() const { return static_cast<int>(ptrs.size()); }
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+};
+
+}  // namespace streamfleet

@@ -1,0 +1,207 @@
+#include "streamfleet/redis/stream_admin.h"
+
+#include <sys/time.h>
+
+#include <charconv>
+
+namespace streamfleet {
+
+namespace {
+
+std::pair<uint64_t, uint64_t> SplitId(const std::string& id) {
+  uint64_t ms = 0, seq = 0;
+  auto dash = id.find('-');
+  std::from_chars(id.data(), id.data() + (dash == std::string::npos ? id.size() : dash), ms);
+  if (dash != std::string::npos) std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
+  return {ms, seq};
+}
+
+int64_t WallMs() {
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  return static_cast<int64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
+}
+
+// KEYS: 1 stream. ARGV: 1 group, 2 consumer, 3 entry id.
+const LuaScript& LeaseScript() {
+  static const LuaScript s(R"(
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+)");
+  return s;
+}
+
+}  // namespace
+
+StatusOr<bool> ExtendLease(RedisClient& redis, const std::string& stream, const std::string& group,
+                           const std::string& consumer, const std::string& id) {
+  auto r = redis.Eval(LeaseScript(), {stream}, {group, consumer, id});
+  if (!r.ok()) return r.status();
+  return r->integer == 1;
+}
+
+int64_t StreamIdMs(const std::string& id) { return static_cast<int64_t>(SplitId(id).first); }
+
+int CompareStreamIds(const std::string& a, const std::string& b) {
+  auto x = SplitId(a), y = SplitId(b);
+  if (x < y) return -1;
+  if (y < x) return 1;
+  return 0;
+}
+
+Status EnsureGroup(RedisClient& redis, const std::string& stream, const std::string& group) {
+  auto r = redis.Command({"XGROUP", "CREATE", stream, group, "0", "MKSTREAM"});
+  if (r.ok() || r.status().code() == StatusCode::kAlreadyExists) return Status::Ok();
+  return r.status();
+}
+
+StatusOr<std::vector<ClaimedEntry>> ClaimIdle(RedisClient& redis, const std::string& stream, const std::string& group,
+                                              const std::string& consumer, int64_t min_idle_ms, int count) {
+  auto r = redis.Command({"XAUTOCLAIM", stream, group, consumer, std::to_string(min_idle_ms), "0-0", "COUNT",
+                          std::to_string(count)});
+  if (!r.ok()) return r.status();
+  std::vector<ClaimedEntry> out;
+  if (!r->is_array() || r->elements.size() < 2) return out;
+  // Redis 7: [cursor, entries, deleted ids]. Deleted (trimmed) ids are gone for good: ack them.
+  if (r->elements.size() >= 3 && !r->elements[2].elements.empty()) {
+    std::vector<std::string> ack = {"XACK", stream, group};
+    for (const auto& id : r->elements[2].elements) ack.push_back(id.str);
+    auto a = redis.Command(ack);
+    if (!a.ok()) return a.status();
+  }
+  auto entries = ParseEntries(stream, r->elements[1]);
+  if (entries.empty()) return out;
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& e : entries) cmds.push_back({"XPENDING", stream, group, e.id, e.id, "1"});
+  auto p = redis.Pipeline(cmds);
+  if (!p.ok()) return p.status();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    ClaimedEntry c;
+    c.entry = std::move(entries[i]);
+    const RedisValue& pv = (*p)[i];
+    // [[id, consumer, idle, times_delivered]]
+    if (pv.is_array() && !pv.elements.empty() && pv.elements[0].elements.size() >= 4) {
+      c.times_delivered = pv.elements[0].elements[3].integer;
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream) {
+  auto groups = redis.Command({"XINFO", "GROUPS", stream});
+  if (!groups.ok()) {
+    if (groups.status().message().find("no such key") != std::string::npos) return int64_t{0};
+    return groups.status();
+  }
+  if (groups->elements.empty()) return int64_t{0};  // no group: nobody consumes; leave it to MAXLEN policies
+  std::string safe;
+  for (const auto& g : groups->elements) {
+    std::string name, last;
+    for (const auto& [k, v] : ParsePairs(g)) {
+      if (k == "name") name = v.str;
+      if (k == "last-delivered-id") last = v.str;
+    }
+    std::string bound = last;
+    auto p = redis.Command({"XPENDING", stream, name});
+    if (!p.ok()) return p.status();
+    // Summary form: [count, smallest id, greatest id, consumers].
+    if (p->elements.size() >= 2 && p->elements[0].integer > 0 && !p->elements[1].is_nil()) {
+      if (CompareStreamIds(p->elements[1].str, bound) < 0) bound = p->elements[1].str;
+    }
+    if (safe.empty() || CompareStreamIds(bound, safe) < 0) safe = bound;
+  }
+  if (safe.empty() || safe == "0-0") return int64_t{0};
+  // MINID removes entries with ids strictly lower than `safe`: all delivered and acknowledged.
+  auto t = redis.Command({"XTRIM", stream, "MINID", safe});
+  if (!t.ok()) return t.status();
+  return static_cast<int64_t>(t->integer);
+}
+
+StatusOr<int64_t> RemoveDeadConsumers(RedisClient& redis, const std::string& stream, const std::string& group,
+                                      int64_t idle_ms) {
+  auto r = redis.Command({"XINFO", "CONSUMERS", stream, group});
+  if (!r.ok()) return r.status();
+  int64_t removed = 0;
+  for (const auto& c : r->elements) {
+    std::string name;
+    int64_t pending = 0, idle = 0;
+    for (const auto& [k, v] : ParsePairs(c)) {
+      if (k == "name") name = v.str;
+      if (k == "pending") pending = v.integer;
+      if (k == "idle") idle = v.integer;
+    }
+    if (pending == 0 && idle > idle_ms) {
+      auto d = redis.Command({"XGROUP", "DELCONSUMER", stream, group, name});
+      if (!d.ok()) return d.status();
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+StatusOr<StreamStats> GetStreamStats(RedisClient& redis, const std::string& stream, bool with_consumers) {
+  StreamStats st;
+  st.stream = stream;
+  auto len = redis.Command({"XLEN", stream});
+  if (!len.ok()) return len.status();
+  st.length = len->integer;
+  if (st.length == 0) {
+    auto exists = redis.Command({"EXISTS", stream});
+    if (!exists.ok()) return exists.status();
+    if (exists->integer == 0) return st;
+  }
+  auto groups = redis.Command({"XINFO", "GROUPS", stream});
+  if (!groups.ok()) return groups.status();
+  int64_t now = WallMs();
+  for (const auto& g : groups->elements) {
+    GroupStats gs;
+    for (const auto& [k, v] : ParsePairs(g)) {
+      if (k == "name") gs.name = v.str;
+      if (k == "consumers") gs.consumers = v.integer;
+      if (k == "pending") gs.pending = v.integer;
+      if (k == "last-delivered-id") gs.last_delivered_id = v.str;
+      if (k == "lag") gs.lag = v.is_nil() ? -1 : v.integer;
+    }
+    if (gs.pending > 0) {
+      auto p = redis.Command({"XPENDING", stream, gs.name});
+      if (p.ok() && p->elements.size() >= 2 && !p->elements[1].is_nil()) {
+        int64_t ms = StreamIdMs(p->elements[1].str);
+        gs.oldest_pending_seconds = ms > 0 && now > ms ? static_cast<double>(now - ms) / 1000.0 : 0.0;
+      }
+    }
+    if (with_consumers) {
+      auto cs = redis.Command({"XINFO", "CONSUMERS", stream, gs.name});
+      if (!cs.ok()) return cs.status();
+      for (const auto& c : cs->elements) {
+        ConsumerStats one;
+        for (const auto& [k, v] : ParsePairs(c)) {
+          if (k == "name") one.name = v.str;
+          if (k == "pending") one.pending = v.integer;
+          if (k == "idle") one.idle_ms = v.integer;
+        }
+        gs.consumer_list.push_back(std::move(one));
+      }
+    }
+    st.groups.push_back(gs);
+  }
+  return st;
+}
+
+Status DeadLetter(RedisClient& redis, const std::string& dlq_stream, const StreamEntry& entry,
+                  const std::string& group, const std::string& reason, int64_t times_delivered) {
+  std::vector<std::string> cmd = {"XADD", dlq_stream, "MAXLEN", "~", "1000000", "*",
+                                  "source_stream", entry.stream, "source_id", entry.id, "group", group,
+                                  "reason", reason, "times_delivered", std::to_string(times_delivered),
+                                  "failed_at_ms", std::to_string(WallMs())};
+  for (const auto& [k, v] : entry.fields) {
+    cmd.push_back(k);
+    cmd.push_back(v);
+  }
+  auto r = redis.Command(cmd);
+  return r.status();
+}
+
+}  // namespace streamfleet

@@ -1,0 +1,216 @@
+// AsyncRedis (hiredis async on libuv) against a real redis-server: commands from many threads, error
+// translation, NOSCRIPT fallback, refused connections, kill + restart, timeouts, AUTH/SELECT, and that
+// every callback runs exactly once whatever happens to the connection.
+#include "streamfleet/redis/async_redis.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <algorithm>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <thread>
+
+#include "streamfleet/testing/redis_server.h"
+
+namespace streamfleet {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Records how often each callback ran and with what, so "exactly once" can be checked.
+class CallLog {
+ public:
+  AsyncRedis::Callback For(int id) {
+    return [this, id](StatusOr<RedisValue> r) {
+      std::lock_guard<std::mutex> l(mu_);
+      calls_[id].push_back(r.status());
+      ++total_;
+      cv_.notify_all();
+    };
+  }
+  bool WaitFor(int n, std::chrono::milliseconds limit = 10s) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, limit, [&] { return total_ >= n; });
+  }
+  std::map<int, std::vector<Status>> calls() {
+    std::lock_guard<std::mutex> l(mu_);
+    return calls_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int, std::vector<Status>> calls_;
+  int total_ = 0;
+};
+
+template <typename F>
+StatusOr<RedisValue> Eventually(F f) {
+  StatusOr<RedisValue> r = Status::Unavailable("never tried");
+  for (int i = 0; i < 200; ++i) {
+    r = f();
+    if (r.ok()) return r;
+    std::this_thread::sleep_for(25ms);
+  }
+  return r;
+}
+
+class AsyncRedisTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override {
+    redis_ = std::make_unique<AsyncRedis>(server_->config());
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  }
+  static testing::RedisServer* server_;
+  std::unique_ptr<AsyncRedis> redis_;
+};
+testing::RedisServer* AsyncRedisTest::server_ = nullptr;
+
+TEST_F(AsyncRedisTest, CommandsFromManyThreadsShareOneConnection) {
+  std::string v("a\0b\xff", 4);
+  ASSERT_TRUE(redis_->Command({"SET", "bin", v}).ok());
+  EXPECT_EQ(redis_->Command({"GET", "bin"})->str, v);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([this] {
+      for (int i = 0; i < 500; ++i) ASSERT_TRUE(redis_->Command({"INCR", "n"}).ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(redis_->Command({"GET", "n"})->AsInt(), 4000);
+  EXPECT_EQ(redis_->connects(), 1);
+  // One connection for all of it (plus the test's own CLIENT LIST).
+  auto clients = redis_->Command({"CLIENT", "LIST"});
+  ASSERT_TRUE(clients.ok());
+  EXPECT_EQ(std::count(clients->str.begin(), clients->str.end(), '\n'), 1) << clients->str;
+}
+
+TEST_F(AsyncRedisTest, ErrorRepliesAreTranslatedAndGroupCreationIsIdempotent) {
+  ASSERT_TRUE(redis_->Command({"XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"}).ok());
+  auto again = redis_->Command({"XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"});
+  EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+  auto nogroup = redis_->Command({"XREADGROUP", "GROUP", "nope", "c", "STREAMS", "s", ">"});
+  EXPECT_EQ(nogroup.status().code(), StatusCode::kFailedPrecondition) << nogroup.status().ToString();
+  EXPECT_EQ(redis_->Command({"NOSUCHCOMMAND"}).status().code(), StatusCode::kInternal);
+}
+
+TEST_F(AsyncRedisTest, EvalFallsBackToEvalOnNoscript) {
+  LuaScript script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+  ASSERT_TRUE(redis_->Command({"SCRIPT", "FLUSH"}).ok());
+  auto first = redis_->Eval(script, {"k"}, {"5"});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->integer, 5);
+  // Loaded by the EVAL: the next call is a plain EVALSHA hit, and the script ran once per call.
+  EXPECT_EQ(redis_->Eval(script, {"k"}, {"5"})->integer, 10);
+  EXPECT_EQ(redis_->Command({"SCRIPT", "EXISTS", script.sha()})->elements.at(0).integer, 1);
+}
+
+TEST_F(AsyncRedisTest, RefusedConnectionIsReportedToEveryCaller) {
+  RedisConfig c = server_->config();
+  c.port = testing::FreePort();
+  AsyncRedis down(c);
+  CallLog log;
+  for (int i = 0; i < 20; ++i) down.Send({"PING"}, log.For(i));
+  ASSERT_TRUE(log.WaitFor(20)) << "a refused connect must not swallow callbacks (the stock adapter's bug)";
+  for (auto& [id, calls] : log.calls()) {
+    ASSERT_EQ(calls.size(), 1u) << "callback " << id;
+    EXPECT_EQ(calls[0].code(), StatusCode::kUnavailable) << calls[0].ToString();
+  }
+  auto r = down.Command({"PING"});
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(down.connected());
+}
+
+TEST_F(AsyncRedisTest, ReconnectsAfterKillAndRestartWithEveryCallbackCalledOnce) {
+  ASSERT_TRUE(redis_->Command({"SET", "before", "1"}).ok());
+  CallLog log;
+  // One parked in a finite BLOCK, many more queued behind it on the same connection.
+  redis_->Send({"BLPOP", "never", "5"}, log.For(0), 5000);
+  for (int i = 1; i <= 50; ++i) redis_->Send({"BLPOP", "never", "5"}, log.For(i), 5000);
+  std::this_thread::sleep_for(100ms);
+  server_->Kill();
+  ASSERT_TRUE(log.WaitFor(51, 5s));
+  for (auto& [id, calls] : log.calls()) {
+    ASSERT_EQ(calls.size(), 1u) << "callback " << id;
+    EXPECT_EQ(calls[0].code(), StatusCode::kUnavailable) << calls[0].ToString();
+  }
+  EXPECT_FALSE(redis_->connected());
+  auto during = redis_->Command({"INCR", "counter"});
+  EXPECT_TRUE(during.status().retryable()) << during.status().ToString();
+  server_->Start();
+  auto after = Eventually([&] { return redis_->Command({"INCR", "counter"}); });
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->integer, 1) << "the failed INCR must not have run; the successful one exactly once";
+  EXPECT_EQ(redis_->connects(), 2);
+  EXPECT_TRUE(redis_->connected());
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(log.calls().size(), 51u) << "no callback may run twice after the reconnect";
+}
+
+TEST_F(AsyncRedisTest, UnansweredCommandTimesOutAndTheConnectionRecovers) {
+  RedisConfig c = server_->config();
+  c.command_timeout_ms = 300;
+  AsyncRedis client(c);
+  auto blocked = client.Command({"BLPOP", "never", "5"});  // no extra timeout: Redis takes too long
+  EXPECT_EQ(blocked.status().code(), StatusCode::kDeadlineExceeded) << blocked.status().ToString();
+  auto next = client.Command({"PING"});
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(client.connects(), 2);
+  // A finite BLOCK with its extra timeout is fine.
+  auto waited = client.Command({"BLPOP", "never", "1"}, 1500);
+  ASSERT_TRUE(waited.ok()) << waited.status().ToString();
+  EXPECT_TRUE(waited->is_nil());
+}
+
+TEST_F(AsyncRedisTest, AuthAndSelectAreSentFirst) {
+  testing::RedisServer secured("--requirepass hunter2");
+  RedisConfig c = secured.config();
+  {
+    AsyncRedis anonymous(c);
+    EXPECT_EQ(anonymous.Command({"PING"}).status().code(), StatusCode::kUnauthenticated);
+  }
+  c.password = "wrong";
+  {
+    AsyncRedis wrong(c);
+    EXPECT_EQ(wrong.Command({"PING"}).status().code(), StatusCode::kUnauthenticated);
+  }
+  c.password = "hunter2";
+  c.db = 3;
+  AsyncRedis good(c);
+  ASSERT_TRUE(good.Command({"SET", "where", "db3"}).ok());
+  auto sync = RedisClient::Connect(c);
+  ASSERT_TRUE(sync.ok());
+  EXPECT_EQ((*sync)->Command({"GET", "where"})->str, "db3");
+  c.db = 0;
+  auto db0 = RedisClient::Connect(c);
+  ASSERT_TRUE(db0.ok());
+  EXPECT_TRUE((*db0)->Command({"GET", "where"})->is_nil());
+}
+
+TEST_F(AsyncRedisTest, StoppingAnswersPendingCallbacksOnce) {
+  CallLog log;
+  {
+    AsyncRedis client(server_->config());
+    client.Send({"BLPOP", "never", "10"}, log.For(1), 10000);
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(log.WaitFor(1, 1s));
+  auto calls = log.calls();
+  ASSERT_EQ(calls[1].size(), 1u);
+  EXPECT_EQ(calls[1][0].code(), StatusCode::kUnavailable);
+  EXPECT_NE(calls[1][0].message().find("stopped"), std::string::npos) << calls[1][0].message();
+}
+
+TEST_F(AsyncRedisTest, BlockingCallOnTheLoopThreadIsRefusedNotDeadlocked) {
+  std::promise<Status> inner;
+  redis_->Send({"PING"}, [&](StatusOr<RedisValue>) { inner.set_value(redis_->Command({"PING"}).status()); });
+  auto s = inner.get_future().get();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace streamfleet

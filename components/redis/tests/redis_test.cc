@@ -1,0 +1,182 @@
+#include "streamfleet/redis/redis.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "streamfleet/redis/async_redis.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/testing/redis_server.h"
+
+namespace streamfleet {
+namespace {
+
+class RedisTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override {
+    auto c = RedisClient::Connect(server_->config());
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    client_ = std::move(*c);
+    ASSERT_TRUE(client_->Command({"FLUSHALL"}).ok());
+  }
+  static testing::RedisServer* server_;
+  std::unique_ptr<RedisClient> client_;
+};
+testing::RedisServer* RedisTest::server_ = nullptr;
+
+TEST_F(RedisTest, CommandsAndBinarySafeValues) {
+  std::string v("a\0b\xff", 4);
+  ASSERT_TRUE(client_->Command({"SET", "k", v}).ok());
+  auto r = client_->Command({"GET", "k"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->str, v);
+  auto nil = client_->Command({"GET", "missing"});
+  ASSERT_TRUE(nil.ok());
+  EXPECT_TRUE(nil->is_nil());
+}
+
+TEST_F(RedisTest, ErrorRepliesAreTranslated) {
+  ASSERT_TRUE(client_->Command({"SET", "str", "x"}).ok());
+  auto r = client_->Command({"LPUSH", "str", "y"});
+  EXPECT_EQ(r.status().code(), StatusCode::kInternal);  // WRONGTYPE
+  auto g = client_->Command({"XREADGROUP", "GROUP", "nogroup", "c", "STREAMS", "nostream", ">"});
+  EXPECT_EQ(g.status().code(), StatusCode::kFailedPrecondition);  // NOGROUP
+  EXPECT_EQ(TranslateRedisError("LOADING Redis is loading").code(), StatusCode::kUnavailable);
+  // Retryable, not a limit of the request (badinput_test RedisErrorsTest has the real replies).
+  EXPECT_EQ(TranslateRedisError("OOM command not allowed when used memory > 'maxmemory'.").code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(TranslateRedisError("READONLY You can't write against a read only replica.").code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(TranslateRedisError("BUSYGROUP Consumer Group name already exists").code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(TranslateRedisError("NOSCRIPT No matching script").code(), StatusCode::kNotFound);
+  // Redirects left over when the cluster client's bounded redirects ran out mid-failover: retry, never park.
+  EXPECT_EQ(TranslateRedisError("MOVED 11497 127.0.0.1:44387").code(), StatusCode::kUnavailable);
+  EXPECT_EQ(TranslateRedisError("ASK 11497 127.0.0.1:44387").code(), StatusCode::kUnavailable);
+  EXPECT_EQ(TranslateRedisError("CROSSSLOT Keys in request don't hash to the same slot").code(), StatusCode::kInternal);
+  EXPECT_EQ(TranslateRedisError("WRONGPASS invalid").code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(TranslateRedisError("ERR Error running script: SFLIMIT too big").code(), StatusCode::kResourceExhausted);
+}
+
+TEST_F(RedisTest, GroupCreationIsIdempotent) {
+  EXPECT_TRUE(EnsureGroup(*client_, "s", "g").ok());
+  EXPECT_TRUE(EnsureGroup(*client_, "s", "g").ok());
+  auto groups = client_->Command({"XINFO", "GROUPS", "s"});
+  ASSERT_TRUE(groups.ok());
+  EXPECT_EQ(groups->elements.size(), 1u);
+}
+
+TEST_F(RedisTest, PipelineKeepsOrderAndPerCommandErrors) {
+  auto r = client_->Pipeline({{"SET", "a", "1"}, {"INCR", "a"}, {"LPUSH", "a", "x"}, {"GET", "a"}});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ((*r)[1].integer, 2);
+  EXPECT_TRUE((*r)[2].is_error());
+  EXPECT_EQ((*r)[3].str, "2");
+}
+
+TEST_F(RedisTest, EvalShaLoadsScriptOnNoscript) {
+  static const LuaScript script("return tonumber(ARGV[1]) + 1");
+  auto r = client_->Eval(script, {}, {"41"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->integer, 42);
+  ASSERT_TRUE(client_->Command({"SCRIPT", "FLUSH"}).ok());
+  auto p = client_->Pipeline({RedisClient::EvalArgv(script, {}, {"1"}), RedisClient::EvalArgv(script, {}, {"2"})});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ((*p)[0].integer, 2);
+  EXPECT_EQ((*p)[1].integer, 3);
+}
+
+TEST_F(RedisTest, StreamsClaimAndTrimNeverDropUnacknowledged) {
+  ASSERT_TRUE(EnsureGroup(*client_, "s", "g").ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(client_->Command({"XADD", "s", "*", "i", std::to_string(i)}).ok());
+  auto read = client_->Command({"XREADGROUP", "GROUP", "g", "dead", "COUNT", "4", "STREAMS", "s", ">"});
+  ASSERT_TRUE(read.ok());
+  auto entries = ParseStreamReply(*read);
+  ASSERT_EQ(entries.size(), 4u);
+  // Ack the 2nd..4th: the 1st stays pending on the dead consumer; 6 were never delivered.
+  ASSERT_TRUE(client_->Command({"XACK", "s", "g", entries[1].id, entries[2].id, entries[3].id}).ok());
+  auto trimmed = TrimAcknowledged(*client_, "s");
+  ASSERT_TRUE(trimmed.ok());
+  EXPECT_EQ(*trimmed, 0) << "the oldest entry is pending: nothing below it may go";
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  auto claimed = ClaimIdle(*client_, "s", "g", "alive", 10, 10);
+  ASSERT_TRUE(claimed.ok()) << claimed.status().ToString();
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].entry.id, entries[0].id);
+  EXPECT_EQ((*claimed)[0].times_delivered, 2);
+  ASSERT_TRUE(client_->Command({"XACK", "s", "g", entries[0].id}).ok());
+  trimmed = TrimAcknowledged(*client_, "s");
+  ASSERT_TRUE(trimmed.ok());
+  EXPECT_EQ(*trimmed, 3) << "entries below the last delivered id are acknowledged";
+  auto len = client_->Command({"XLEN", "s"});
+  EXPECT_EQ(len->integer, 7) << "the undelivered 6 and the last delivered stay";
+  auto stats = GetStreamStats(*client_, "s");
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->groups.size(), 1u);
+  EXPECT_EQ(stats->groups[0].lag, 6);
+  EXPECT_EQ(stats->groups[0].pending, 0);
+}
+
+TEST_F(RedisTest, RefusedConnectionIsUnavailable) {
+  RedisConfig c = server_->config();
+  c.port = testing::FreePort();
+  auto r = RedisClient::Connect(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("refused"), std::string::npos) << r.status().message();
+}
+
+TEST_F(RedisTest, ReconnectsAfterServerRestartWithoutLosingOrRepeatingCalls) {
+  ASSERT_TRUE(client_->Command({"SET", "before", "1"}).ok());
+  server_->Kill();
+  auto during = client_->Command({"INCR", "counter"});
+  EXPECT_FALSE(during.ok());
+  EXPECT_TRUE(during.status().retryable()) << during.status().ToString();
+  server_->Start();
+  // The client reconnects by itself (after its backoff); each call runs exactly once.
+  StatusOr<RedisValue> after = Status::Unavailable("not yet");
+  for (int i = 0; i < 100 && !after.ok(); ++i) {
+    after = client_->Command({"INCR", "counter"});
+    if (!after.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->integer, 1) << "the failed INCR must not have been applied, the retried one once";
+}
+
+TEST_F(RedisTest, AuthIsSentWhenConfigured) {
+  testing::RedisServer secured("--requirepass hunter2");
+  RedisConfig c = secured.config();
+  auto no = RedisClient::Connect(c);
+  ASSERT_TRUE(no.ok());  // connecting works, commands do not
+  EXPECT_EQ((*no)->Command({"PING"}).status().code(), StatusCode::kUnauthenticated);
+  c.password = "hunter2";
+  auto yes = RedisClient::Connect(c);
+  ASSERT_TRUE(yes.ok()) << yes.status().ToString();
+  EXPECT_TRUE((*yes)->Command({"PING"}).ok());
+  c.password = "wrong";
+  auto wrong = RedisClient::Connect(c);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), StatusCode::kUnauthenticated);
+}
+
+TEST_F(RedisTest, AclUserIsSentAndForbiddenCommandsAreTranslated) {
+  testing::RedisServer acl("--user default off --user alice on >wonderland ~allowed:* +@all -flushall");
+  RedisConfig c = acl.config();
+  c.username = "alice";
+  c.password = "wonderland";
+  auto sync = RedisClient::Connect(c);
+  ASSERT_TRUE(sync.ok()) << sync.status().ToString();
+  EXPECT_TRUE((*sync)->Command({"SET", "allowed:x", "1"}).ok());
+  EXPECT_EQ((*sync)->Command({"SET", "other:x", "1"}).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ((*sync)->Command({"FLUSHALL"}).status().code(), StatusCode::kPermissionDenied);
+  AsyncRedis async(c);
+  EXPECT_EQ(async.Command({"GET", "allowed:x"})->str, "1");
+  EXPECT_EQ(async.Command({"GET", "other:x"}).status().code(), StatusCode::kPermissionDenied);
+  c.password = "wrong";
+  EXPECT_EQ(RedisClient::Connect(c).status().code(), StatusCode::kUnauthenticated);
+}
+
+}  // namespace
+}  // namespace streamfleet

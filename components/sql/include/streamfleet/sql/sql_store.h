@@ -1,0 +1,161 @@
+#pragma once
+// The SQL store (SOCI), one code path for SQLite (embedded default) and PostgreSQL (production).
+//
+// Thread-safety: a SqlStore is safe for concurrent use (one session behind a mutex); give hot paths their
+// own store. Errors: kUnavailable for connection loss and SQLite "database is locked" (retry), kInternal
+// for invalid statements (a bug), kInvalidArgument for a bad DATABASE_URL.
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "streamfleet/base/status.h"
+
+namespace soci {
+class session;
+}
+
+namespace streamfleet {
+
+enum class SqlDialect { kSqlite, kPostgres };
+
+struct MigrationInfo {
+  int version;
+  std::string name;
+  bool applied;
+};
+
+// What a finalization writes. metadata_patch is a JSON object merged over the stored metadata (top-level
+// keys replaced, other keys kept), so keys set by others (used_instruction, initiator, provider, model)
+// survive. llm_response: JSON text, or nullopt to leave the column as it is.
+struct GenerationWrite {
+  int64_t id = 0;
+  int64_t organization_id = 0;
+  int64_t scenario_id = 0;  // 0 = NULL
+  std::optional<std::string> llm_response;
+  std::optional<std::string> compacted;  // base64
+  std::string metadata_patch = "{}";
+  int64_t chunk_count = 0;
+  std::string compacted_at;  // ISO-8601 UTC
+  std::string compacted_by;
+  // Identity of this finalization; replaying the same one is a no-op (idempotent upsert).
+  std::string finalize_id;
+};
+
+struct GenerationRow {
+  int64_t id = 0;
+  int64_t organization_id = 0;
+  std::optional<int64_t> scenario_id;
+  std::optional<std::string> llm_response;
+  std::optional<std::string> compacted;
+  std::string metadata;
+  int64_t chunk_count = 0;
+  std::optional<std::string> compacted_at;
+  std::optional<std::string> compacted_by;
+};
+
+struct ChunkRow {
+  int64_t generation_id = 0;
+  int64_t organization_id = 0;
+  int64_t scenario_id = 0;
+  int64_t seq = 0;
+  std::string data;  // raw bytes (stored base64 so any bytes survive both backends)
+};
+
+// One Redis hash as hash.sync writes it: the key and its fields as a JSON object of strings.
+struct HashSnapshot {
+  std::string key;
+  std::string fields_json;
+};
+
+enum class UpsertResult {
+  kWritten,         // the row was inserted or updated
+  kAlreadyApplied,  // this finalize_id was committed before: nothing changed
+  kKeptFullerRow,   // the stored row has more chunks than this write: nothing changed
+  kOwnedElsewhere,  // the row belongs to another organization: nothing changed (a row never changes owner)
+};
+
+class SqlStore {
+ public:
+  // database_url: "sqlite:PATH" (also sqlite://PATH) or "postgresql://..." (libpq URI).
+  static StatusOr<std::unique_ptr<SqlStore>> Open(const std::string& database_url);
+  ~SqlStore();
+  SqlStore(const SqlStore&) = delete;
+  SqlStore& operator=(const SqlStore&) = delete;
+
+  SqlDialect dialect() const { return dialect_; }
+
+  // Applies pending migrations in order, each in its own transaction. Safe to run concurrently from
+  // several processes (PostgreSQL: advisory lock; SQLite: BEGIN IMMEDIATE).
+  Status Migrate();
+  StatusOr<std::vector<MigrationInfo>> Migrations();
+
+  // Idempotent upsert in one transaction (see UpsertResult).
+  StatusOr<UpsertResult> UpsertGeneration(const GenerationWrite& w);
+  // The same for many rows in ONE transaction (results in input order): all or nothing, and one commit
+  // for a whole batch of finalizations.
+  StatusOr<std::vector<UpsertResult>> UpsertGenerations(const std::vector<GenerationWrite>& writes);
+  // Creates the row with initial metadata if it does not exist (the generation.run path); keeps an
+  // existing row's metadata keys and adds the given ones. kFailedPrecondition "generation_owned_elsewhere"
+  // when the row belongs to another organization (nothing is written).
+  Status MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenario, const std::string& metadata_patch);
+  StatusOr<std::optional<GenerationRow>> GetGeneration(int64_t id);
+  StatusOr<int64_t> CountGenerations();
+
+  // Idempotent (same generation + seq = same row).
+  Status UpsertChunks(const std::vector<ChunkRow>& chunks);
+  StatusOr<std::vector<ChunkRow>> GetChunks(int64_t generation_id);
+  // Rows whose compacted value still lives in metadata.compacted (old layout).
+  StatusOr<int64_t> MigrateCompactedFromMetadata(bool preview);
+
+  // Deletes generation_chunks rows created before cutoff_iso (ISO-8601 UTC). Returns how many.
+  StatusOr<int64_t> PurgeChunksOlderThan(const std::string& cutoff_iso);
+  // Upserts rows of the one write-behind table, redis_hash_snapshots (key, fields, synced_at), in one
+  // transaction; replaying the same snapshot changes nothing but synced_at. The table name is fixed here:
+  // no caller-provided name ever reaches SQL.
+  Status UpsertHashSnapshots(const std::vector<HashSnapshot>& rows);
+  // The stored fields JSON of one key, or nullopt.
+  StatusOr<std::optional<std::string>> GetHashSnapshot(const std::string& key);
+
+  Status Ping();
+
+ private:
+  SqlStore(SqlDialect d, std::string connect);
+  Status Connect();
+  // A generation row read inside a transaction, locked until COMMIT (FOR UPDATE on PostgreSQL; SQLite's
+  // BEGIN IMMEDIATE holds the database write lock already).
+  struct LockedRow {
+    bool exists = false;
+    int64_t organization_id = 0;
+    nlohmann::json metadata;  // an object; {} when there is no row or no metadata
+    int64_t chunk_count = 0;
+  };
+  LockedRow ReadForUpdate(soci::session& sql, int64_t id);
+  StatusOr<std::vector<UpsertResult>> UpsertGenerationsOnce(const std::vector<GenerationWrite>& writes);
+  UpsertResult UpsertLocked(soci::session& sql, const GenerationWrite& w);
+  Status MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t scenario, const std::string& patch);
+  template <typename F>
+  Status Run(const char* what, F&& f);
+  std::string Begin() const;
+  std::string TsOut(const std::string& col) const;
+
+  SqlDialect dialect_;
+  std::string connect_;
+  // Per store; for SQLite shared by every store of the process on the same file (SqlStore::Open).
+  std::shared_ptr<std::mutex> mu_ = std::make_shared<std::mutex>();
+  std::unique_ptr<soci::session> sql_;  // guarded by mu_; null while disconnected
+};
+
+// "postgresql://user:pass@host:port/db?connect_timeout=5" -> libpq "host=... port=... dbname=..." (SOCI 4.0
+// does not accept URIs). Percent-escapes in user and password are decoded.
+StatusOr<std::string> PostgresUrlToConninfo(const std::string& url);
+
+// Current UTC time as ISO-8601 with milliseconds ("2026-11-25T12:00:00.123Z").
+std::string IsoUtcNow();
+std::string IsoUtcFromMs(int64_t ms);
+
+}  // namespace streamfleet

@@ -1,0 +1,682 @@
+#include "streamfleet/sql/sql_store.h"
+
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "streamfleet/base/codec.h"
+#include "streamfleet/sql/owned_elsewhere.h"
+#include "streamfleet/base/json_input.h"
+
+namespace streamfleet {
+
+namespace {
+
+struct Migration {
+  int version;
+  const char* name;
+  std::vector<std::string> sqlite;
+  std::vector<std::string> postgres;
+};
+
+// Versioned migrations; never edit an applied one, add a new version.
+const std::vector<Migration>& AllMigrations() {
+  static const std::vector<Migration> m = {
+      {1,
+       "scenario_generations and generation_chunks",
+       {
+           "CREATE TABLE IF NOT EXISTS scenario_generations ("
+           " id INTEGER PRIMARY KEY, organization_id INTEGER NOT NULL, scenario_id INTEGER NULL,"
+           " llm_response TEXT NULL, compacted TEXT NULL, metadata TEXT NOT NULL DEFAULT '{}',"
+           " chunk_count INTEGER NOT NULL DEFAULT 0, compacted_at TEXT NULL, compacted_by TEXT NULL,"
+           " created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_chunk_count ON scenario_generations(chunk_count)",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_compacted_at ON scenario_generations(compacted_at)",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_organization_id ON "
+           "scenario_generations(organization_id)",
+           "CREATE TABLE IF NOT EXISTS generation_chunks ("
+           " generation_id INTEGER NOT NULL, organization_id INTEGER NOT NULL, scenario_id INTEGER NULL,"
+           " seq INTEGER NOT NULL, data_base64 TEXT NOT NULL, created_at TEXT NOT NULL,"
+           " PRIMARY KEY (generation_id, seq))",
+           "CREATE INDEX IF NOT EXISTS idx_generation_chunks_created_at ON generation_chunks(created_at)",
+       },
+       {
+           "CREATE TABLE IF NOT EXISTS scenario_generations ("
+           " id BIGINT PRIMARY KEY, organization_id BIGINT NOT NULL, scenario_id BIGINT NULL,"
+           " llm_response JSONB NULL, compacted TEXT NULL, metadata JSONB NOT NULL DEFAULT '{}'::jsonb,"
+           " chunk_count BIGINT NOT NULL DEFAULT 0, compacted_at TIMESTAMPTZ NULL, compacted_by TEXT NULL,"
+           " created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_chunk_count ON scenario_generations(chunk_count)",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_compacted_at ON scenario_generations(compacted_at)",
+           "CREATE INDEX IF NOT EXISTS idx_scenario_generations_organization_id ON "
+           "scenario_generations(organization_id)",
+           "CREATE TABLE IF NOT EXISTS generation_chunks ("
+           " generation_id BIGINT NOT NULL, organization_id BIGINT NOT NULL, scenario_id BIGINT NULL,"
+           " seq BIGINT NOT NULL, data_base64 TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+           " PRIMARY KEY (generation_id, seq))",
+           "CREATE INDEX IF NOT EXISTS idx_generation_chunks_created_at ON generation_chunks(created_at)",
+       }},
+      {2,
+       "redis_hash_snapshots (hash.sync write-behind)",
+       {
+           "CREATE TABLE IF NOT EXISTS redis_hash_snapshots ("
+           " key TEXT PRIMARY KEY, fields TEXT NOT NULL, synced_at TEXT NOT NULL)",
+       },
+       {
+           "CREATE TABLE IF NOT EXISTS redis_hash_snapshots ("
+           " key TEXT PRIMARY KEY, fields JSONB NOT NULL, synced_at TIMESTAMPTZ NOT NULL)",
+       }},
+  };
+  return m;
+}
+
+Status FromSoci(const char* what, const soci::soci_error& e) {
+  std::string msg = std::string(what) + ": " + e.get_error_message();
+  // SQLite under several writers: retryable, not a failure of the data.
+  if (msg.find("database is locked") != std::string::npos || msg.find("busy") != std::string::npos) {
+    return Status::Unavailable(msg);
+  }
+  // The whole database refuses writes (a read-only SQLite file or mount, a PostgreSQL standby or
+  // default_transaction_read_only): an outage until an operator fixes it, not a property of the row.
+  if (msg.find("readonly database") != std::string::npos || msg.find("read-only transaction") != std::string::npos) {
+    return Status::Unavailable(msg);
+  }
+  switch (e.get_error_category()) {
+    case soci::soci_error::connection_error:
+      return Status::Unavailable(msg);
+    case soci::soci_error::constraint_violation:
+      return {StatusCode::kAlreadyExists, msg};
+    case soci::soci_error::no_privilege:
+      return Status::PermissionDenied(msg);
+    case soci::soci_error::unknown_transaction_state:
+      return Status::Unavailable(msg);
+    default:
+      break;
+  }
+  // libpq reports a dropped server as a generic error with these phrases.
+  if (msg.find("server closed") != std::string::npos || msg.find("connection") != std::string::npos ||
+      msg.find("terminating") != std::string::npos || msg.find("could not") != std::string::npos) {
+    return Status::Unavailable(msg);
+  }
+  return Status::Internal(msg);
+}
+
+nlohmann::json ParseObject(const std::string& text) {
+  auto j = ParseJsonInput(text, kGeneratedJsonLimits);
+  if (!j.ok() || !j->is_object()) return nlohmann::json::object();
+  return std::move(*j);
+}
+
+}  // namespace
+
+StatusOr<std::string> PostgresUrlToConninfo(const std::string& url) {
+  std::string rest;
+  for (const char* scheme : {"postgresql://", "postgres://"}) {
+    if (url.rfind(scheme, 0) == 0) rest = url.substr(std::string(scheme).size());
+  }
+  if (rest.empty()) return Status::InvalidArgument("DATABASE_URL: expected postgresql://user@host:port/db");
+  auto decode = [](const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '%' && i + 2 < s.size()) {
+        out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+        i += 2;
+      } else {
+        out += s[i];
+      }
+    }
+    return out;
+  };
+  auto quote = [](const std::string& v) {
+    std::string q = "'";
+    for (char c : v) {
+      if (c == '\\' || c == '\'') q += '\\';
+      q += c;
+    }
+    return q + "'";
+  };
+  std::string query;
+  if (auto qm = rest.find('?'); qm != std::string::npos) {
+    query = rest.substr(qm + 1);
+    rest = rest.substr(0, qm);
+  }
+  std::string dbname;
+  if (auto slash = rest.find('/'); slash != std::string::npos) {
+    dbname = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  std::string conninfo;
+  if (auto at = rest.rfind('@'); at != std::string::npos) {
+    std::string auth = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    auto colon = auth.find(':');
+    conninfo += "user=" + quote(decode(auth.substr(0, colon)));
+    if (colon != std::string::npos) conninfo += " password=" + quote(decode(auth.substr(colon + 1)));
+  }
+  std::string host = rest, port;
+  if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (!host.empty()) conninfo += " host=" + quote(host);
+  if (!port.empty()) conninfo += " port=" + quote(port);
+  if (!dbname.empty()) conninfo += " dbname=" + quote(decode(dbname));
+  size_t pos = 0;
+  while (pos < query.size()) {
+    size_t amp = query.find('&', pos);
+    std::string kv = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    pos = amp == std::string::npos ? query.size() : amp + 1;
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    conninfo += " " + kv.substr(0, eq) + "=" + quote(decode(kv.substr(eq + 1)));
+  }
+  if (conninfo.find("connect_timeout") == std::string::npos) conninfo += " connect_timeout=5";
+  return conninfo;
+}
+
+std::string IsoUtcFromMs(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+std::string IsoUtcNow() {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  return IsoUtcFromMs(ms);
+}
+
+namespace {
+
+// SQLite has one writer per file, and a session that finds the file locked sleeps in its busy handler
+// (1, 2, 5, 10, ... ms) instead of waking when the lock is released: with several sessions in one process
+// (the compactor's loops) those sleeps, not the writes, made finalize latency. Sessions of one process on
+// one file take turns on a mutex instead; other processes still meet the busy handler.
+std::shared_ptr<std::mutex> SqliteFileLock(const std::string& path) {
+  static std::mutex registry_mu;
+  static std::map<std::string, std::weak_ptr<std::mutex>> locks;
+  std::error_code ec;
+  std::string key = std::filesystem::weakly_canonical(path, ec).string();
+  if (ec || key.empty()) key = path;
+  std::lock_guard<std::mutex> l(registry_mu);
+  for (auto it = locks.begin(); it != locks.end();) it = it->second.expired() ? locks.erase(it) : std::next(it);
+  auto& slot = locks[key];
+  auto lock = slot.lock();
+  if (!lock) {
+    lock = std::make_shared<std::mutex>();
+    slot = lock;
+  }
+  return lock;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const std::string& url) {
+  std::unique_ptr<SqlStore> s;
+  if (url.rfind("sqlite:", 0) == 0) {
+    std::string path = url.substr(7);
+    if (path.rfind("//", 0) == 0) path = path.substr(2);
+    if (path.empty()) return Status::InvalidArgument("DATABASE_URL: empty sqlite path");
+    s.reset(new SqlStore(SqlDialect::kSqlite, "db=" + path + " timeout=10"));
+    s->mu_ = SqliteFileLock(path);
+  } else if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
+    auto conninfo = PostgresUrlToConninfo(url);
+    if (!conninfo.ok()) return conninfo.status();
+    s.reset(new SqlStore(SqlDialect::kPostgres, *conninfo));
+  } else {
+    return Status::InvalidArgument("DATABASE_URL must start with sqlite: or postgresql://");
+  }
+  std::lock_guard<std::mutex> l(*s->mu_);
+  // An unreachable database is not a startup failure: calls report kUnavailable and reconnect later.
+  (void)s->Connect();
+  return s;
+}
+
+SqlStore::SqlStore(SqlDialect d, std::string connect) : dialect_(d), connect_(std::move(connect)) {}
+
+SqlStore::~SqlStore() = default;
+
+Status SqlStore::Connect() {
+  try {
+    if (dialect_ == SqlDialect::kSqlite) {
+      sql_ = std::make_unique<soci::session>(soci::sqlite3, connect_);
+      // WAL + busy timeout: several compactors may write the same file.
+      *sql_ << "PRAGMA journal_mode=WAL";
+      *sql_ << "PRAGMA synchronous=NORMAL";
+      *sql_ << "PRAGMA busy_timeout=10000";
+    } else {
+      sql_ = std::make_unique<soci::session>(soci::postgresql, connect_);
+      *sql_ << "SET client_min_messages=warning";
+    }
+    return Status::Ok();
+  } catch (const soci::soci_error& e) {
+    sql_.reset();
+    return Status::Unavailable(std::string("database connect: ") + e.get_error_message());
+  } catch (const std::exception& e) {
+    sql_.reset();
+    return Status::Unavailable(std::string("database connect: ") + e.what());
+  }
+}
+
+template <typename F>
+Status SqlStore::Run(const char* what, F&& f) {
+  if (!sql_) SF_RETURN_IF_ERROR(Connect());
+  try {
+    f(*sql_);
+    return Status::Ok();
+  } catch (const soci::soci_error& e) {
+    Status s = FromSoci(what, e);
+    try {
+      *sql_ << "ROLLBACK";
+    } catch (...) {
+      // Not in a transaction, or the connection is gone; either way nothing to undo.
+    }
+    if (s.code() == StatusCode::kUnavailable && dialect_ == SqlDialect::kPostgres) sql_.reset();
+    return s;
+  } catch (const std::exception& e) {
+    try {
+      *sql_ << "ROLLBACK";
+    } catch (...) {
+    }
+    return Status::Internal(std::string(what) + ": " + e.what());
+  }
+}
+
+std::string SqlStore::Begin() const {
+  // SQLite: take the write lock up front so read-modify-write transactions cannot deadlock on upgrade.
+  return dialect_ == SqlDialect::kSqlite ? "BEGIN IMMEDIATE" : "BEGIN";
+}
+
+std::string SqlStore::TsOut(const std::string& col) const {
+  if (dialect_ == SqlDialect::kSqlite) return col;
+  return "to_char(" + col + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+}
+
+Status SqlStore::Migrate() {
+  std::lock_guard<std::mutex> l(*mu_);
+  return Run("migrate", [&](soci::session& sql) {
+    sql << Begin();
+    if (dialect_ == SqlDialect::kPostgres) sql << "SELECT pg_advisory_xact_lock(4242001)";
+    sql << "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+           " applied_at TEXT NOT NULL)";
+    for (const auto& m : AllMigrations()) {
+      int count = 0;
+      int version = m.version;
+      sql << "SELECT COUNT(*) FROM schema_migrations WHERE version = :v", soci::use(version), soci::into(count);
+      if (count > 0) continue;
+      for (const auto& stmt : dialect_ == SqlDialect::kSqlite ? m.sqlite : m.postgres) sql << stmt;
+      std::string name = m.name;
+      std::string now = IsoUtcNow();
+      sql << "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)", soci::use(version),
+          soci::use(name), soci::use(now);
+    }
+    sql << "COMMIT";
+  });
+}
+
+StatusOr<std::vector<MigrationInfo>> SqlStore::Migrations() {
+  std::lock_guard<std::mutex> l(*mu_);
+  std::vector<MigrationInfo> out;
+  Status s = Run("migrations", [&](soci::session& sql) {
+    bool table = false;
+    int n = 0;
+    if (dialect_ == SqlDialect::kSqlite) {
+      sql << "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='schema_migrations'", soci::into(n);
+    } else {
+      sql << "SELECT COUNT(*) FROM information_schema.tables WHERE table_name='schema_migrations'", soci::into(n);
+    }
+    table = n > 0;
+    for (const auto& m : AllMigrations()) {
+      int count = 0;
+      int version = m.version;
+      if (table) {
+        sql << "SELECT COUNT(*) FROM schema_migrations WHERE version = :v", soci::use(version), soci::into(count);
+      }
+      out.push_back({m.version, m.name, count > 0});
+    }
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<UpsertResult> SqlStore::UpsertGeneration(const GenerationWrite& w) {
+  auto r = UpsertGenerations({w});
+  if (!r.ok()) return r.status();
+  return r->at(0);
+}
+
+StatusOr<std::vector<UpsertResult>> SqlStore::UpsertGenerations(const std::vector<GenerationWrite>& writes) {
+  // Two finalizers may both find no row and both INSERT; the loser sees a unique violation and retries
+  // the whole transaction, which then finds the row (and its finalize id).
+  for (int attempt = 0;; ++attempt) {
+    auto r = UpsertGenerationsOnce(writes);
+    if (r.ok() || r.status().code() != StatusCode::kAlreadyExists || attempt >= 3) return r;
+  }
+}
+
+SqlStore::LockedRow SqlStore::ReadForUpdate(soci::session& sql, int64_t id) {
+  LockedRow row;
+  std::string metadata;
+  soci::indicator mind = soci::i_null;
+  long long count = 0, org = 0;
+  std::string lock = dialect_ == SqlDialect::kPostgres ? " FOR UPDATE" : "";
+  std::string meta_col = dialect_ == SqlDialect::kPostgres ? "metadata::text" : "metadata";
+  sql << "SELECT " + meta_col + ", chunk_count, organization_id FROM scenario_generations WHERE id = :id" + lock,
+      soci::use(id), soci::into(metadata, mind), soci::into(count), soci::into(org);
+  row.exists = sql.got_data();
+  row.organization_id = org;
+  row.metadata = row.exists && mind == soci::i_ok ? ParseObject(metadata) : nlohmann::json::object();
+  row.chunk_count = count;
+  return row;
+}
+
+StatusOr<std::vector<UpsertResult>> SqlStore::UpsertGenerationsOnce(const std::vector<GenerationWrite>& writes) {
+  std::lock_guard<std::mutex> l(*mu_);
+  std::vector<UpsertResult> results(writes.size(), UpsertResult::kAlreadyApplied);
+  // Rows are locked in id order, so two compactors committing overlapping batches on PostgreSQL wait for
+  // each other instead of deadlocking.
+  std::vector<size_t> order(writes.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return writes[a].id < writes[b].id; });
+  Status s = Run("upsert generations", [&](soci::session& sql) {
+    // One transaction for the batch: on SQLite one WAL commit instead of one per generation.
+    sql << Begin();
+    for (size_t i : order) results[i] = UpsertLocked(sql, writes[i]);
+    sql << "COMMIT";
+  });
+  if (!s.ok()) return s;
+  return results;
+}
+
+UpsertResult SqlStore::UpsertLocked(soci::session& sql, const GenerationWrite& w) {
+  LockedRow row = ReadForUpdate(sql, w.id);
+  // A generation id belongs to the organization whose row it is: another organization's finalization of the
+  // same id (its own chunks, or a hand-written envelope) never replaces or re-owns it.
+  if (row.exists && row.organization_id != w.organization_id) return UpsertResult::kOwnedElsewhere;
+  if (row.exists && row.chunk_count > w.chunk_count) {
+    // A buffer only grows, unless it was deleted or expired and a late chunk re-created it: never replace
+    // a fuller row with less content. Checked here, under the row lock, not before the write.
+    return UpsertResult::kKeptFullerRow;
+  }
+  if (!w.finalize_id.empty() && row.metadata.value("finalize_id", std::string()) == w.finalize_id) {
+    return UpsertResult::kAlreadyApplied;  // this finalization was already applied: replay changes nothing
+  }
+  nlohmann::json& merged = row.metadata;
+  nlohmann::json patch = ParseObject(w.metadata_patch);
+  for (auto it = patch.begin(); it != patch.end(); ++it) merged[it.key()] = it.value();
+  if (!w.finalize_id.empty()) merged["finalize_id"] = w.finalize_id;
+  std::string merged_text = merged.dump();
+  int64_t id = w.id;
+  int64_t org = w.organization_id;
+  int64_t scenario = w.scenario_id;
+  soci::indicator sind = scenario > 0 ? soci::i_ok : soci::i_null;
+  std::string llm = w.llm_response.value_or("");
+  soci::indicator lind = w.llm_response ? soci::i_ok : soci::i_null;
+  std::string compacted = w.compacted.value_or("");
+  soci::indicator cind = w.compacted ? soci::i_ok : soci::i_null;
+  int64_t chunk_count = w.chunk_count;
+  std::string at = w.compacted_at;
+  std::string by = w.compacted_by;
+  std::string now = IsoUtcNow();
+  if (row.exists) {
+    // llm_response stays unchanged when this finalization could not decode JSON.
+    std::string set_llm = w.llm_response ? "llm_response = :llm, " : "";
+    // The organization is part of the condition, never of the SET: the row keeps its owner whatever happens.
+    std::string q = "UPDATE scenario_generations SET scenario_id = :sc, " + set_llm +
+                    "compacted = :cmp, metadata = :md, chunk_count = :cc, compacted_at = :at, "
+                    "compacted_by = :by, updated_at = :now WHERE id = :id AND organization_id = :org";
+    if (w.llm_response) {
+      sql << q, soci::use(scenario, sind), soci::use(llm, lind), soci::use(compacted, cind),
+          soci::use(merged_text), soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now),
+          soci::use(id), soci::use(org);
+    } else {
+      sql << q, soci::use(scenario, sind), soci::use(compacted, cind), soci::use(merged_text),
+          soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now), soci::use(id), soci::use(org);
+    }
+  } else {
+    sql << "INSERT INTO scenario_generations (id, organization_id, scenario_id, llm_response, compacted,"
+           " metadata, chunk_count, compacted_at, compacted_by, created_at, updated_at) VALUES"
+           " (:id, :org, :sc, :llm, :cmp, :md, :cc, :at, :by, :now1, :now2)",
+        soci::use(id), soci::use(org), soci::use(scenario, sind), soci::use(llm, lind), soci::use(compacted, cind),
+        soci::use(merged_text), soci::use(chunk_count), soci::use(at), soci::use(by), soci::use(now),
+        soci::use(now);
+  }
+  return UpsertResult::kWritten;
+}
+
+Status SqlStore::MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenario, const std::string& patch_text) {
+  for (int attempt = 0;; ++attempt) {
+    Status s = MergeGenerationMetadataOnce(id, org, scenario, patch_text);
+    if (s.ok() || s.code() != StatusCode::kAlreadyExists || attempt >= 3) return s;
+  }
+}
+
+Status SqlStore::MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t scenario,
+                                             const std::string& patch_text) {
+  std::lock_guard<std::mutex> l(*mu_);
+  bool owned_elsewhere = false;
+  Status s = Run("merge metadata", [&](soci::session& sql) {
+    sql << Begin();
+    LockedRow row = ReadForUpdate(sql, id);
+    if (row.exists && row.organization_id != org) {
+      owned_elsewhere = true;
+      sql << "ROLLBACK";
+      return;
+    }
+    nlohmann::json patch = ParseObject(patch_text);
+    for (auto it = patch.begin(); it != patch.end(); ++it) row.metadata[it.key()] = it.value();
+    std::string md = row.metadata.dump();
+    std::string now = IsoUtcNow();
+    int64_t rid = id, o = org, sc = scenario;
+    soci::indicator sind = sc > 0 ? soci::i_ok : soci::i_null;
+    if (row.exists) {
+      sql << "UPDATE scenario_generations SET metadata = :md, updated_at = :now WHERE id = :id AND organization_id = :org",
+          soci::use(md), soci::use(now), soci::use(rid), soci::use(o);
+    } else {
+      sql << "INSERT INTO scenario_generations (id, organization_id, scenario_id, metadata, chunk_count,"
+             " created_at, updated_at) VALUES (:id, :org, :sc, :md, 0, :n1, :n2)",
+          soci::use(rid), soci::use(o), soci::use(sc, sind), soci::use(md), soci::use(now), soci::use(now);
+    }
+    sql << "COMMIT";
+  });
+  if (!s.ok()) return s;
+  if (owned_elsewhere) {
+    return OwnedElsewhereError(id);
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::optional<GenerationRow>> SqlStore::GetGeneration(int64_t id) {
+  std::lock_guard<std::mutex> l(*mu_);
+  std::optional<GenerationRow> out;
+  Status s = Run("get generation", [&](soci::session& sql) {
+    GenerationRow r;
+    long long org = 0, sc = 0, cc = 0;
+    std::string llm, cmp, md, at, by;
+    soci::indicator sind, lind, cind, mind, aind, bind;
+    std::string text = dialect_ == SqlDialect::kPostgres ? "::text" : "";
+    int64_t rid = id;
+    sql << "SELECT organization_id, scenario_id, llm_response" + text + ", compacted, metadata" + text +
+               ", chunk_count, " + TsOut("compacted_at") + ", compacted_by FROM scenario_generations WHERE id = :id",
+        soci::use(rid), soci::into(org), soci::into(sc, sind), soci::into(llm, lind), soci::into(cmp, cind),
+        soci::into(md, mind), soci::into(cc), soci::into(at, aind), soci::into(by, bind);
+    if (!sql.got_data()) return;
+    r.id = id;
+    r.organization_id = org;
+    if (sind == soci::i_ok) r.scenario_id = sc;
+    if (lind == soci::i_ok) r.llm_response = llm;
+    if (cind == soci::i_ok) r.compacted = cmp;
+    r.metadata = mind == soci::i_ok ? md : "{}";
+    r.chunk_count = cc;
+    if (aind == soci::i_ok) r.compacted_at = at;
+    if (bind == soci::i_ok) r.compacted_by = by;
+    out = std::move(r);
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<int64_t> SqlStore::CountGenerations() {
+  std::lock_guard<std::mutex> l(*mu_);
+  long long n = 0;
+  Status s = Run("count generations", [&](soci::session& sql) {
+    sql << "SELECT COUNT(*) FROM scenario_generations", soci::into(n);
+  });
+  if (!s.ok()) return s;
+  return static_cast<int64_t>(n);
+}
+
+Status SqlStore::UpsertChunks(const std::vector<ChunkRow>& chunks) {
+  if (chunks.empty()) return Status::Ok();
+  std::lock_guard<std::mutex> l(*mu_);
+  return Run("upsert chunks", [&](soci::session& sql) {
+    sql << Begin();
+    for (const auto& c : chunks) {
+      int64_t g = c.generation_id, o = c.organization_id, sc = c.scenario_id, seq = c.seq;
+      soci::indicator sind = sc > 0 ? soci::i_ok : soci::i_null;
+      std::string data = Base64Encode(c.data);
+      std::string now = IsoUtcNow();
+      sql << "INSERT INTO generation_chunks (generation_id, organization_id, scenario_id, seq, data_base64,"
+             " created_at) VALUES (:g, :o, :s, :q, :d, :t) ON CONFLICT (generation_id, seq) DO NOTHING",
+          soci::use(g), soci::use(o), soci::use(sc, sind), soci::use(seq), soci::use(data), soci::use(now);
+    }
+    sql << "COMMIT";
+  });
+}
+
+StatusOr<std::vector<ChunkRow>> SqlStore::GetChunks(int64_t generation_id) {
+  std::lock_guard<std::mutex> l(*mu_);
+  std::vector<ChunkRow> out;
+  Status s = Run("get chunks", [&](soci::session& sql) {
+    int64_t g = generation_id;
+    soci::rowset<soci::row> rs = (sql.prepare << "SELECT organization_id, scenario_id, seq, data_base64 FROM "
+                                                 "generation_chunks WHERE generation_id = :g ORDER BY seq",
+                                  soci::use(g));
+    for (const auto& row : rs) {
+      ChunkRow c;
+      c.generation_id = generation_id;
+      auto num = [&](size_t i) -> int64_t {
+        if (row.get_indicator(i) == soci::i_null) return 0;
+        switch (row.get_properties(i).get_data_type()) {
+          case soci::dt_long_long: return row.get<long long>(i);
+          case soci::dt_integer: return row.get<int>(i);
+          case soci::dt_unsigned_long_long: return static_cast<int64_t>(row.get<unsigned long long>(i));
+          default: return std::stoll(row.get<std::string>(i));
+        }
+      };
+      c.organization_id = num(0);
+      c.scenario_id = num(1);
+      c.seq = num(2);
+      auto d = Base64Decode(row.get<std::string>(3));
+      c.data = d.value_or("");
+      out.push_back(std::move(c));
+    }
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
+  std::lock_guard<std::mutex> l(*mu_);
+  int64_t moved = 0;
+  Status s = Run("migrate compacted", [&](soci::session& sql) {
+    sql << Begin();
+    std::string text = dialect_ == SqlDialect::kPostgres ? "::text" : "";
+    std::vector<std::pair<int64_t, std::string>> rows;
+    {
+      soci::rowset<soci::row> rs = (sql.prepare << "SELECT id, metadata" + text + " FROM scenario_generations");
+      for (const auto& row : rs) {
+        int64_t id = row.get_properties(0).get_data_type() == soci::dt_integer ? row.get<int>(0)
+                                                                                : row.get<long long>(0);
+        rows.emplace_back(id, row.get_indicator(1) == soci::i_null ? "{}" : row.get<std::string>(1));
+      }
+    }
+    for (auto& [id, md] : rows) {
+      nlohmann::json j = ParseObject(md);
+      if (!j.contains("compacted") || !j["compacted"].is_string()) continue;
+      ++moved;
+      if (preview) continue;
+      std::string blob = j["compacted"].get<std::string>();
+      j.erase("compacted");
+      std::string md2 = j.dump();
+      int64_t rid = id;
+      // Only fill the column if it is empty: a newer compaction already wrote the real value.
+      sql << "UPDATE scenario_generations SET compacted = COALESCE(compacted, :b), metadata = :m WHERE id = :id",
+          soci::use(blob), soci::use(md2), soci::use(rid);
+    }
+    sql << (preview ? "ROLLBACK" : "COMMIT");
+  });
+  if (!s.ok()) return s;
+  return moved;
+}
+
+StatusOr<int64_t> SqlStore::PurgeChunksOlderThan(const std::string& cutoff_iso) {
+  std::lock_guard<std::mutex> l(*mu_);
+  int64_t deleted = 0;
+  Status s = Run("purge chunks", [&](soci::session& sql) {
+    std::string t = cutoff_iso;
+    // SQLite keeps ISO-8601 UTC text (ordered like the times it spells); PostgreSQL a TIMESTAMPTZ.
+    std::string cutoff = dialect_ == SqlDialect::kPostgres ? "CAST(:t AS TIMESTAMPTZ)" : ":t";
+    soci::statement st = (sql.prepare << "DELETE FROM generation_chunks WHERE created_at < " + cutoff, soci::use(t));
+    st.execute(true);
+    deleted = st.get_affected_rows();
+  });
+  if (!s.ok()) return s;
+  return deleted;
+}
+
+Status SqlStore::UpsertHashSnapshots(const std::vector<HashSnapshot>& rows) {
+  if (rows.empty()) return Status::Ok();
+  std::lock_guard<std::mutex> l(*mu_);
+  return Run("upsert hash snapshots", [&](soci::session& sql) {
+    std::string fields = dialect_ == SqlDialect::kPostgres ? "CAST(:f AS JSONB)" : ":f";
+    std::string at = dialect_ == SqlDialect::kPostgres ? "CAST(:t AS TIMESTAMPTZ)" : ":t";
+    std::string now = IsoUtcNow();
+    sql << Begin();
+    for (const auto& r : rows) {
+      std::string key = r.key, json = r.fields_json;
+      sql << "INSERT INTO redis_hash_snapshots (key, fields, synced_at) VALUES (:k, " + fields + ", " + at +
+                 ") ON CONFLICT (key) DO UPDATE SET fields = excluded.fields, synced_at = excluded.synced_at",
+          soci::use(key), soci::use(json), soci::use(now);
+    }
+    sql << "COMMIT";
+  });
+}
+
+StatusOr<std::optional<std::string>> SqlStore::GetHashSnapshot(const std::string& key) {
+  std::lock_guard<std::mutex> l(*mu_);
+  std::optional<std::string> out;
+  Status s = Run("get hash snapshot", [&](soci::session& sql) {
+    std::string k = key, fields;
+    soci::indicator ind = soci::i_null;
+    std::string text = dialect_ == SqlDialect::kPostgres ? "::text" : "";
+    sql << "SELECT fields" + text + " FROM redis_hash_snapshots WHERE key = :k", soci::use(k),
+        soci::into(fields, ind);
+    if (sql.got_data() && ind == soci::i_ok) out = fields;
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status SqlStore::Ping() {
+  std::lock_guard<std::mutex> l(*mu_);
+  return Run("ping", [&](soci::session& sql) {
+    int one = 0;
+    sql << "SELECT 1", soci::into(one);
+  });
+}
+
+}  // namespace streamfleet

@@ -1,0 +1,164 @@
+#include "streamfleet/sql/sql_store.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+
+#include "streamfleet/testing/redis_server.h"
+#include "support/sql_database.h"
+
+namespace streamfleet {
+namespace {
+
+// Runs every case on SQLite and, when the test script started one, PostgreSQL.
+class SqlStoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    url_ = testing::FreshDatabaseUrl(GetParam(), "sf-sql", &path_);
+    if (url_.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
+    auto st = SqlStore::Open(url_);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    store_ = std::move(*st);
+    ASSERT_TRUE(store_->Migrate().ok());
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!path_.empty()) {
+      for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
+    }
+  }
+  std::string path_, url_;
+  std::unique_ptr<SqlStore> store_;
+};
+
+TEST_P(SqlStoreTest, MigrationsAreVersionedAndIdempotent) {
+  ASSERT_TRUE(store_->Migrate().ok());
+  auto m = store_->Migrations();
+  ASSERT_TRUE(m.ok());
+  ASSERT_FALSE(m->empty());
+  for (const auto& x : *m) EXPECT_TRUE(x.applied) << x.name;
+}
+
+TEST_P(SqlStoreTest, UpsertIsIdempotentPerFinalizeIdAndMergesMetadata) {
+  ASSERT_TRUE(store_->MergeGenerationMetadata(59, 12, 345, R"({"provider":"abacus","model":"m1","initiator":"u7"})").ok());
+  GenerationWrite w;
+  w.id = 59;
+  w.organization_id = 12;
+  w.scenario_id = 345;
+  w.llm_response = R"({"a":1})";
+  w.compacted = "eyJhIjoxfQ==";
+  w.metadata_patch = R"({"chunk_count":3,"progress":{"percent":100}})";
+  w.chunk_count = 3;
+  w.compacted_at = "2026-11-25T12:00:00.000Z";
+  w.compacted_by = "c1";
+  w.finalize_id = "1700000000000-0";
+  auto first = store_->UpsertGeneration(w);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, UpsertResult::kWritten);
+  auto row1 = store_->GetGeneration(59);
+  ASSERT_TRUE(row1.ok() && row1->has_value());
+
+  GenerationWrite replay = w;
+  replay.compacted_by = "c2";  // another consumer replays the same finalization
+  auto again = store_->UpsertGeneration(replay);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, UpsertResult::kAlreadyApplied);
+  auto row2 = store_->GetGeneration(59);
+  ASSERT_TRUE(row2.ok() && row2->has_value());
+  EXPECT_EQ((*row2)->compacted_by, (*row1)->compacted_by);
+  EXPECT_EQ((*row2)->metadata, (*row1)->metadata);
+
+  auto md = nlohmann::json::parse((*row2)->metadata);
+  EXPECT_EQ(md["provider"], "abacus") << "keys set before compaction survive";
+  EXPECT_EQ(md["initiator"], "u7");
+  EXPECT_EQ(md["chunk_count"], 3);
+  EXPECT_FALSE(md.contains("compacted")) << "metadata never holds the blob";
+  EXPECT_EQ(nlohmann::json::parse(*(*row2)->llm_response), nlohmann::json::parse(R"({"a":1})"));
+  EXPECT_EQ(*(*row2)->compacted, "eyJhIjoxfQ==");
+  EXPECT_EQ((*row2)->chunk_count, 3);
+  EXPECT_EQ((*row2)->scenario_id, 345);
+  EXPECT_EQ(*(*row2)->compacted_at, "2026-11-25T12:00:00.000Z");
+
+  // A later finalization (a straggler) without valid JSON keeps llm_response unchanged.
+  GenerationWrite later = w;
+  later.finalize_id = "1700000000001-0";
+  later.llm_response.reset();
+  later.compacted = "bm90IGpzb24=";
+  later.chunk_count = 4;
+  ASSERT_TRUE(store_->UpsertGeneration(later).ok());
+  auto row3 = store_->GetGeneration(59);
+  EXPECT_EQ(nlohmann::json::parse(*(*row3)->llm_response), nlohmann::json::parse(R"({"a":1})"));
+  EXPECT_EQ(*(*row3)->compacted, "bm90IGpzb24=");
+  EXPECT_EQ((*row3)->chunk_count, 4);
+}
+
+TEST_P(SqlStoreTest, ChunksAreIdempotentAndBinarySafe) {
+  std::string bin("\x00\xff\xc3\xa9x", 5);
+  ASSERT_TRUE(store_->UpsertChunks({{59, 12, 0, 1, "b"}, {59, 12, 0, 0, bin}}).ok());
+  ASSERT_TRUE(store_->UpsertChunks({{59, 12, 0, 1, "b"}}).ok());
+  auto rows = store_->GetChunks(59);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].data, bin);
+  EXPECT_EQ((*rows)[1].data, "b");
+}
+
+TEST_P(SqlStoreTest, MigrateCompactedFromMetadataPreviewChangesNothing) {
+  ASSERT_TRUE(store_->MergeGenerationMetadata(7, 1, 0, R"({"compacted":"QUJD","model":"m"})").ok());
+  auto preview = store_->MigrateCompactedFromMetadata(true);
+  ASSERT_TRUE(preview.ok()) << preview.status().ToString();
+  EXPECT_EQ(*preview, 1);
+  auto row = store_->GetGeneration(7);
+  EXPECT_FALSE((*row)->compacted.has_value());
+  auto moved = store_->MigrateCompactedFromMetadata(false);
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(*moved, 1);
+  row = store_->GetGeneration(7);
+  EXPECT_EQ(*(*row)->compacted, "QUJD");
+  EXPECT_FALSE(nlohmann::json::parse((*row)->metadata).contains("compacted"));
+  EXPECT_EQ(*store_->MigrateCompactedFromMetadata(false), 0) << "idempotent";
+}
+
+TEST_P(SqlStoreTest, PurgeChunksDeletesOnlyRowsOlderThanTheCutoff) {
+  ASSERT_TRUE(store_->UpsertChunks({{61, 12, 0, 0, "a"}, {61, 12, 0, 1, "b"}}).ok());
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+  auto none = store_->PurgeChunksOlderThan(IsoUtcFromMs(now - 3'600'000));
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(*none, 0);
+  EXPECT_EQ(store_->GetChunks(61)->size(), 2u);
+  auto all = store_->PurgeChunksOlderThan(IsoUtcFromMs(now + 3'600'000));
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all, 2);
+  EXPECT_TRUE(store_->GetChunks(61)->empty());
+}
+
+TEST_P(SqlStoreTest, HashSnapshotsUpsertIdempotently) {
+  ASSERT_TRUE(store_->UpsertHashSnapshots({{"progress:1", R"({"a":"1"})"}, {"progress:2", R"({"b":"x'; --"})"}}).ok());
+  ASSERT_TRUE(store_->UpsertHashSnapshots({{"progress:1", R"({"a":"2"})"}}).ok());
+  ASSERT_TRUE(store_->UpsertHashSnapshots({{"progress:1", R"({"a":"2"})"}}).ok()) << "replay";
+  auto one = store_->GetHashSnapshot("progress:1");
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  ASSERT_TRUE(one->has_value());
+  EXPECT_EQ(nlohmann::json::parse(**one)["a"], "2");
+  EXPECT_EQ(nlohmann::json::parse(**store_->GetHashSnapshot("progress:2"))["b"], "x'; --");
+  EXPECT_FALSE(store_->GetHashSnapshot("progress:3")->has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SqlStoreTest, ::testing::Values("sqlite", "postgresql"));
+
+TEST(SqlStoreOutageTest, UnreachableDatabaseIsUnavailableNotFatal) {
+  auto st = SqlStore::Open("postgresql://postgres@127.0.0.1:" + std::to_string(testing::FreePort()) +
+                           "/x?connect_timeout=2");
+  ASSERT_TRUE(st.ok());
+  Status s = (*st)->Ping();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_FALSE(SqlStore::Open("mysql://x").ok());
+}
+
+}  // namespace
+}  // namespace streamfleet

@@ -1,0 +1,104 @@
+#pragma once
+// The task queue's client side, shared by the queue-worker, the CLI and tests: key names, enqueue
+// (immediate, delayed, unique), moving due scheduled tasks, and the atomic retry / dead-letter transitions.
+// Any language can enqueue by XADD of a streamfleet.v1.TaskEnvelope to `{prefix}:queue:{name}`, field "e"
+// (standard mode). In cluster mode every script's keys share one queue shard's hash tag (task_keys.h).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "streamfleet/base/config.h"
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/taskqueue/task_keys.h"
+#include "streamfleet/v1/task.pb.h"
+
+namespace streamfleet {
+
+// Queue names are [a-z0-9_.-]{1,64}: they become key names.
+bool ValidQueueName(const std::string& name);
+
+struct EnqueueOptions {
+  std::string queue = "default";
+  int64_t run_at_ms = 0;          // 0 = now
+  std::string unique_key;         // "" = not unique
+  int64_t unique_ttl_s = 3600;
+  std::string id;                 // "" = generated
+  // TTL of the task's status record ({prefix}:task:{id}, "pending"/"scheduled" until a worker updates it).
+  // 0 = no status record: what TASK_RESULT_TTL=0 means fleet-wide, since the workers then never update it
+  // (a record written here would say "pending" long after the task ran). It is also most of what an
+  // enqueue costs Redis (HSET + EXPIRE next to the XADD).
+  int64_t status_ttl_s = 86400;
+
+  // Defaults with the status TTL of this fleet's configuration (TASK_RESULT_TTL).
+  static EnqueueOptions FromConfig(const Config& config) {
+    EnqueueOptions o;
+    o.status_ttl_s = config.task_result_ttl_s;
+    return o;
+  }
+};
+
+struct EnqueueResult {
+  std::string id;
+  bool duplicate = false;  // unique key already held: nothing enqueued
+  bool scheduled = false;  // waiting in the scheduled set
+};
+
+// now_ms is the caller's clock (tests move it); delayed tasks wait in Redis, never in a process.
+StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
+                                    const std::string& payload, const EnqueueOptions& opts, int64_t now_ms);
+
+// A task's status record ({prefix}:task:{id}): HSET of `state` and the field/value pairs in `fields`, then
+// EXPIRE ttl_s, appended to `cmds`. Every writer of the record (enqueue and each state the worker moves a
+// task to) goes through here, so every state follows one TTL rule: ttl_s <= 0 (TASK_RESULT_TTL=0) or an
+// unknown id appends nothing. The EXPIRE also gives a record that expired while its task waited a TTL again.
+void AppendTaskStatus(const TaskKeys& keys, const std::string& id, const std::string& state,
+                      std::vector<std::string> fields, int64_t ttl_s, std::vector<std::vector<std::string>>& cmds);
+
+// Many tasks in one round trip (BullMQ's addBulk): all or nothing on a connection error. Unique tasks are
+// refused here (each needs its own SET NX answer first); use EnqueueTask for them.
+struct TaskToEnqueue {
+  std::string type;
+  std::string payload;
+  EnqueueOptions options;
+};
+StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisClient& redis, const TaskKeys& keys,
+                                                  const std::vector<TaskToEnqueue>& tasks, int64_t now_ms);
+
+// Moves scheduled tasks due at now_ms to their queue streams (ZREM + XADD in one script: once). Standard
+// mode moves every queue's from the one scheduled set; cluster mode runs one script per shard of each of
+// `queues` (up to `limit` each), pipelined.
+StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t now_ms, int limit,
+                               const std::vector<std::string>& queues = {});
+
+// `stream` is the entry's stream shard: the retry and the dead letter stay in its shard (cluster mode).
+// Atomically schedules a retry (envelope with attempt+1 and the error appended) and XACKs the entry.
+Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
+                     const v1::TaskEnvelope& next, int64_t run_at_ms);
+// Atomically dead-letters (with reason and history) and XACKs the entry.
+Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
+                      const std::string& raw_envelope, const std::string& reason, int64_t times_delivered);
+
+int64_t WallClockMs();
+
+// One round trip for a worker slot: the acks of the tasks it finished since its last read, which queues are
+// paused, and up to `count` waiting tasks of the first open queue that has any (queues tried in the given
+// order, e.g. weighted). Without a task, open_queues lists where to block next. Every ack's stream must be
+// one of `queues`' streams (standard mode: it is a KEYS entry of the script). Cluster mode: one script per
+// shard (its pause flag + its stream), queue after queue until one has tasks. With count >= shards all of a
+// queue's shards go in one pipelined round trip, ceil(count / shards) each (so up to shards - 1 more than
+// count); with fewer, `count` shards per round trip, one task each (never more than count). The acks ride
+// on the first round trip as XACKs.
+struct TaskAck {
+  std::string stream;
+  std::string id;
+};
+struct NextTask {
+  std::vector<StreamEntry> entries;  // empty when none was waiting
+  std::vector<std::string> open_queues;
+};
+StatusOr<NextTask> ReadNextTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
+                                 const std::string& consumer, const std::vector<std::string>& queues, int count,
+                                 const std::vector<TaskAck>& acks = {});
+
+}  // namespace streamfleet

@@ -1,0 +1,366 @@
+#include "streamfleet/taskqueue/task_queue.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+namespace streamfleet {
+
+namespace {
+
+// KEYS: 1 scheduled zset. ARGV: 1 now, 2 limit, 3 queue key prefix ("{p}:queue:").
+const LuaScript& MoveDueScript() {
+  static const LuaScript s(R"(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  local bar = string.find(m, '|', 1, true)
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('XADD', ARGV[3] .. string.sub(m, 1, bar - 1), '*', 'e', string.sub(m, bar + 1))
+end
+return #due
+)");
+  return s;
+}
+
+// Cluster mode, one queue shard. KEYS: 1 its scheduled zset, 2 its stream. ARGV: 1 now, 2 limit.
+const LuaScript& MoveDueShardScript() {
+  static const LuaScript s(R"(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  local bar = string.find(m, '|', 1, true)
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('XADD', KEYS[2], '*', 'e', string.sub(m, bar + 1))
+end
+return #due
+)");
+  return s;
+}
+
+// Cluster mode, one queue shard. KEYS: 1 its pause flag, 2 its stream. ARGV: 1 group, 2 consumer, 3 count.
+// {-1} paused, {0} open and empty, {1, XREADGROUP reply}.
+const LuaScript& NextTaskShardScript() {
+  static const LuaScript s(R"(
+if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[2], '>')
+if r then return {1, r} end
+return {0}
+)");
+  return s;
+}
+
+// KEYS: 1 scheduled zset, 2 stream. ARGV: 1 run_at, 2 member, 3 group, 4 entry id.
+const LuaScript& RetryScript() {
+  static const LuaScript s(R"(
+redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[2])
+return redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+)");
+  return s;
+}
+
+// KEYS: 1 dlq stream, 2 stream. ARGV: 1 group, 2 entry id, 3 envelope, 4 reason, 5 times delivered, 6 now.
+// KEYS[1] = paused set, KEYS[2..] = queue streams in the order to try; ARGV[1] = group, ARGV[2] = consumer,
+// ARGV[3] = count, ARGV[4] = number of acks A, ARGV[5..4+2A] = (KEYS index, entry id) pairs to XACK first,
+// then the queue names of KEYS[2..]. Acks, the pause check and the non-blocking reads in one round trip:
+// {1, XREADGROUP reply} for the tasks found, or {0, {open queue names}} when none is waiting.
+const LuaScript& NextTaskScript() {
+  static const LuaScript s(R"(
+local acks = tonumber(ARGV[4])
+for i = 0, acks - 1 do
+  redis.call('XACK', KEYS[tonumber(ARGV[5 + 2 * i])], ARGV[1], ARGV[6 + 2 * i])
+end
+local names = 4 + 2 * acks
+local paused = {}
+for _, q in ipairs(redis.call('SMEMBERS', KEYS[1])) do paused[q] = true end
+local open = {}
+for i = 2, #KEYS do
+  local name = ARGV[names + i - 1]
+  if not paused[name] then
+    open[#open + 1] = name
+    local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[i], '>')
+    if r then return {1, r} end
+  end
+end
+return {0, open}
+)");
+  return s;
+}
+
+const LuaScript& DeadLetterScript() {
+  static const LuaScript s(R"(
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000000, '*', 'source_stream', KEYS[2], 'source_id', ARGV[2],
+  'group', ARGV[1], 'reason', ARGV[4], 'times_delivered', ARGV[5], 'failed_at_ms', ARGV[6], 'e', ARGV[3])
+return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+)");
+  return s;
+}
+
+std::string NewId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  // 20 hex digits from two 64-bit draws (4 bits per digit) instead of one draw per digit.
+  std::string id(20, '0');
+  uint64_t bits = rng();
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (i == 16) bits = rng();
+    id[i] = hex[bits & 15];
+    bits >>= 4;
+  }
+  return id;
+}
+
+}  // namespace
+
+int64_t WallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool ValidQueueName(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char c : n) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+void AppendTaskStatus(const TaskKeys& keys, const std::string& id, const std::string& state,
+                      std::vector<std::string> fields, int64_t ttl_s, std::vector<std::vector<std::string>>& cmds) {
+  if (ttl_s <= 0 || id.empty()) return;
+  std::string key = keys.Status(id);
+  std::vector<std::string> hset = {"HSET", key, "state", state};
+  hset.reserve(hset.size() + fields.size());
+  for (std::string& f : fields) hset.push_back(std::move(f));
+  cmds.push_back(std::move(hset));
+  cmds.push_back({"EXPIRE", std::move(key), std::to_string(ttl_s)});
+}
+
+namespace {
+
+// The commands that enqueue one non-unique task, status hash first (unless status records are off): Redis
+// runs a pipeline in order, so a fast worker can never finish the task before its "pending" status lands
+// (and overwrite "succeeded").
+void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const std::string& payload,
+                           const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out,
+                           std::vector<std::vector<std::string>>& cmds) {
+  // Reused by this thread from task to task: its strings keep their capacity.
+  thread_local v1::TaskEnvelope e;
+  e.Clear();
+  e.set_id(out.id);
+  e.set_type(type);
+  e.set_payload(payload);
+  e.set_attempt(0);
+  e.set_enqueued_at_ms(now_ms);
+  e.set_run_at_ms(opts.run_at_ms);
+  e.set_unique_key(opts.unique_key);
+  e.set_queue(opts.queue);
+  std::string raw = e.SerializeAsString();
+  out.scheduled = opts.run_at_ms > now_ms;
+  std::string stream = keys.Queue(opts.queue, keys.ShardFor(opts.unique_key));
+  AppendTaskStatus(keys, out.id, out.scheduled ? "scheduled" : "pending", {"type", type, "queue", opts.queue,
+                   "attempts", "0"}, opts.status_ttl_s, cmds);
+  if (out.scheduled) {
+    cmds.push_back({"ZADD", keys.ScheduledOf(stream), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
+  } else {
+    cmds.push_back({"XADD", std::move(stream), "*", "e", std::move(raw)});
+  }
+}
+
+Status CheckEnqueue(const std::string& type, const EnqueueOptions& opts) {
+  if (!ValidQueueName(opts.queue)) return Status::InvalidArgument("invalid queue name \"" + opts.queue + "\"");
+  if (type.empty()) return Status::InvalidArgument("empty task type");
+  return Status::Ok();
+}
+
+bool IsStatusWrite(const std::vector<std::string>& cmd) { return cmd[0] == "HSET" || cmd[0] == "EXPIRE"; }
+
+// Sends AppendEnqueueCommands' commands. The ZADD/XADD must succeed; the status writes before them are best
+// effort. A cluster splits a pipeline per master and the masters' order is not the callers', so there the
+// status writes go first in a round trip of their own.
+Status RunEnqueue(RedisCommands& redis, const TaskKeys& keys, const std::vector<std::vector<std::string>>& cmds) {
+  const std::vector<std::vector<std::string>>* send = &cmds;  // standard mode: all in one round trip
+  std::vector<std::vector<std::string>> statuses, adds;
+  if (keys.cluster()) {
+    for (const auto& cmd : cmds) (IsStatusWrite(cmd) ? statuses : adds).push_back(cmd);
+    if (!statuses.empty()) {
+      auto s = redis.Pipeline(statuses);
+      if (!s.ok()) return s.status();
+    }
+    send = &adds;
+  }
+  auto r = redis.Pipeline(*send);
+  if (!r.ok()) return r.status();
+  for (size_t i = 0; i < r->size(); ++i) {
+    if (!IsStatusWrite((*send)[i]) && (*r)[i].is_error()) return TranslateRedisError((*r)[i].str);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
+                                    const std::string& payload, const EnqueueOptions& opts, int64_t now_ms) {
+  SF_RETURN_IF_ERROR(CheckEnqueue(type, opts));
+  EnqueueResult out;
+  out.id = opts.id.empty() ? NewId() : opts.id;
+  if (!opts.unique_key.empty()) {
+    auto r = redis.Command({"SET", keys.Unique(opts.unique_key), out.id, "NX", "EX", std::to_string(opts.unique_ttl_s)});
+    if (!r.ok()) return r.status();
+    if (r->is_nil()) {
+      out.duplicate = true;
+      auto holder = redis.Command({"GET", keys.Unique(opts.unique_key)});
+      if (holder.ok() && !holder->is_nil()) out.id = holder->str;
+      return out;
+    }
+  }
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(3);
+  AppendEnqueueCommands(keys, type, payload, opts, now_ms, out, cmds);
+  SF_RETURN_IF_ERROR(RunEnqueue(redis, keys, cmds));
+  return out;
+}
+
+StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisClient& redis, const TaskKeys& keys,
+                                                  const std::vector<TaskToEnqueue>& tasks, int64_t now_ms) {
+  std::vector<EnqueueResult> out(tasks.size());
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(tasks.size() * 3);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const TaskToEnqueue& t = tasks[i];
+    SF_RETURN_IF_ERROR(CheckEnqueue(t.type, t.options));
+    if (!t.options.unique_key.empty()) {
+      return Status::InvalidArgument("EnqueueTasks does not take unique tasks (use EnqueueTask)");
+    }
+    out[i].id = t.options.id.empty() ? NewId() : t.options.id;
+    AppendEnqueueCommands(keys, t.type, t.payload, t.options, now_ms, out[i], cmds);
+  }
+  if (cmds.empty()) return out;
+  SF_RETURN_IF_ERROR(RunEnqueue(redis, keys, cmds));
+  return out;
+}
+
+StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t now_ms, int limit,
+                               const std::vector<std::string>& queues) {
+  if (keys.cluster()) {
+    std::vector<std::vector<std::string>> cmds;
+    for (const auto& stream : keys.QueueStreams(queues)) {
+      cmds.push_back(RedisClient::EvalArgv(MoveDueShardScript(), {keys.ScheduledOf(stream), stream},
+                                           {std::to_string(now_ms), std::to_string(limit)}));
+    }
+    if (cmds.empty()) return int64_t{0};
+    redis.Register(MoveDueShardScript());
+    auto r = redis.Pipeline(cmds);
+    if (!r.ok()) return r.status();
+    int64_t moved = 0;
+    for (const RedisValue& v : *r) {
+      if (v.is_error()) return TranslateRedisError(v.str);
+      moved += v.integer;
+    }
+    return moved;
+  }
+  auto r = redis.Eval(MoveDueScript(), {keys.Scheduled()},
+                      {std::to_string(now_ms), std::to_string(limit), keys.Queue("")});
+  if (!r.ok()) return r.status();
+  return static_cast<int64_t>(r->integer);
+}
+
+Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
+                     const v1::TaskEnvelope& next, int64_t run_at_ms) {
+  auto r = redis.Eval(RetryScript(), {keys.ScheduledOf(stream), stream},
+                      {std::to_string(run_at_ms), next.queue() + "|" + next.SerializeAsString(), TaskKeys::Group(),
+                       entry_id});
+  return r.status();
+}
+
+Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
+                      const std::string& raw_envelope, const std::string& reason, int64_t times_delivered) {
+  auto r = redis.Eval(DeadLetterScript(), {keys.DeadLettersOf(stream), stream},
+                      {TaskKeys::Group(), entry_id, raw_envelope, reason, std::to_string(times_delivered),
+                       std::to_string(WallClockMs())});
+  return r.status();
+}
+
+namespace {
+
+StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
+                                        const std::string& consumer, const std::vector<std::string>& queues,
+                                        int count, const std::vector<TaskAck>& acks) {
+  // Shards are read `width` at a time, each up to `per_shard`: all of a queue's shards in one round trip
+  // when the batch is at least one per shard, else `count` shards per round trip reading one each, so a
+  // slot never holds more than it asked for (a long task must not keep tasks other slots could run).
+  count = std::max(1, count);
+  const int shards = keys.shards();
+  const int width = std::min(count, shards);
+  const std::string per_shard = std::to_string((count + width - 1) / width);
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  const int start = static_cast<int>(rng() % static_cast<unsigned>(shards));  // no shard is always first
+  redis.Register(NextTaskShardScript());
+  NextTask out;
+  std::vector<std::vector<std::string>> cmds;
+  for (const TaskAck& a : acks) cmds.push_back({"XACK", a.stream, group, a.id});
+  for (const auto& q : queues) {
+    bool open = false;
+    for (int first = 0; first < shards; first += width) {
+      const size_t first_read = cmds.size();
+      for (int i = first; i < std::min(shards, first + width); ++i) {
+        const std::string stream = keys.Queue(q, (start + i) % shards);
+        cmds.push_back(RedisClient::EvalArgv(NextTaskShardScript(), {keys.PausedFlagOf(stream), stream},
+                                             {group, consumer, per_shard}));
+      }
+      auto r = redis.Pipeline(cmds);
+      if (!r.ok()) return r.status();
+      Status ack_error;
+      for (size_t i = 0; i < r->size(); ++i) {
+        const RedisValue& v = (*r)[i];
+        if (i < first_read) {
+          if (v.is_error()) ack_error = TranslateRedisError(v.str);
+          continue;
+        }
+        if (v.is_error()) return TranslateRedisError(v.str);
+        if (!v.is_array() || v.elements.empty()) return Status::Internal("next task script: unexpected reply");
+        int64_t state = v.elements[0].AsInt();
+        open = open || state >= 0;
+        if (state == 1 && v.elements.size() == 2) {
+          for (auto& e : ParseStreamReply(v.elements[1])) out.entries.push_back(std::move(e));
+        }
+      }
+      // A failed ack is owed again unless tasks came back (then they must be held: the ack's task just
+      // runs again after the visibility timeout, as after a crash).
+      if (!out.entries.empty()) return out;
+      if (!ack_error.ok()) return ack_error;
+      cmds.clear();  // the acks went with the first round trip
+    }
+    if (open) out.open_queues.push_back(q);
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusOr<NextTask> ReadNextTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
+                                 const std::string& consumer, const std::vector<std::string>& queues, int count,
+                                 const std::vector<TaskAck>& acks) {
+  if (keys.cluster()) return ReadNextShardedTasks(redis, keys, group, consumer, queues, count, acks);
+  std::vector<std::string> k = {keys.Paused()};
+  for (const auto& q : queues) k.push_back(keys.Queue(q));
+  std::vector<std::string> args = {group, consumer, std::to_string(std::max(1, count)), std::to_string(acks.size())};
+  args.reserve(4 + 2 * acks.size() + queues.size());
+  for (const TaskAck& a : acks) {
+    auto key = std::find(k.begin() + 1, k.end(), a.stream);
+    if (key == k.end()) return Status::InvalidArgument("ack of " + a.stream + ": not one of the queues read");
+    args.push_back(std::to_string(key - k.begin() + 1));  // Lua's KEYS is 1-based
+    args.push_back(a.id);
+  }
+  for (const auto& q : queues) args.push_back(q);
+  auto r = redis.Eval(NextTaskScript(), k, args);
+  if (!r.ok()) return r.status();
+  if (!r->is_array() || r->elements.size() != 2) return Status::Internal("next task script: unexpected reply");
+  NextTask out;
+  if (r->elements[0].AsInt() == 1) {
+    out.entries = ParseStreamReply(r->elements[1]);
+    return out;
+  }
+  for (const auto& q : r->elements[1].elements) out.open_queues.push_back(q.str);
+  return out;
+}
+
+}  // namespace streamfleet

@@ -1,0 +1,111 @@
+// The enqueue API (streamfleet/taskqueue/task_queue.h) against a real redis-server.
+#include "streamfleet/taskqueue/task_queue.h"
+
+#include <gtest/gtest.h>
+
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/testing/redis_server.h"
+
+namespace streamfleet {
+namespace {
+
+constexpr int64_t kNow = 1'900'000'000'000;
+
+class TaskQueueTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override {
+    redis_ = RedisClient::Connect(server_->config()).value();
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  }
+  std::string Field(const std::string& key, const std::string& f) {
+    auto v = redis_->Command({"HGET", key, f});
+    return v.ok() ? v->str : "";
+  }
+  static testing::RedisServer* server_;
+  std::unique_ptr<RedisClient> redis_;
+  TaskKeys keys_{"streamfleet"};
+};
+testing::RedisServer* TaskQueueTest::server_ = nullptr;
+
+TEST_F(TaskQueueTest, EnqueueTasksWritesStatusAndEnvelopesInOneCall) {
+  EnqueueOptions later;
+  later.run_at_ms = kNow + 60'000;
+  EnqueueOptions low;
+  low.queue = "low";
+  auto r = EnqueueTasks(*redis_, keys_,
+                        {{"noop", "{}", {}}, {"webhook", R"({"url":"x"})", low}, {"noop", "{\"n\":3}", later}}, kNow);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_FALSE((*r)[0].scheduled);
+  EXPECT_TRUE((*r)[2].scheduled);
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 1);
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("low")})->integer, 1);
+  EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()})->integer, 1);
+  EXPECT_EQ(Field(keys_.Status((*r)[0].id), "state"), "pending");
+  EXPECT_EQ(Field(keys_.Status((*r)[1].id), "queue"), "low");
+  EXPECT_EQ(Field(keys_.Status((*r)[2].id), "state"), "scheduled");
+  EXPECT_GT(redis_->Command({"TTL", keys_.Status((*r)[0].id)})->integer, 0);
+  // The envelope carries what a consumer in any language needs.
+  auto entries = ParseEntries(keys_.Queue("default"), *redis_->Command({"XRANGE", keys_.Queue("default"), "-", "+"}));
+  ASSERT_EQ(entries.size(), 1u);
+  v1::TaskEnvelope e;
+  ASSERT_TRUE(e.ParseFromString(*entries[0].Field("e")));
+  EXPECT_EQ(e.id(), (*r)[0].id);
+  EXPECT_EQ(e.type(), "noop");
+  EXPECT_EQ(e.enqueued_at_ms(), kNow);
+}
+
+// The status record follows TASK_RESULT_TTL from enqueue on: its TTL is the configured one, and with
+// retention off (0) there is none at all (the workers would never update it), only the envelope.
+TEST_F(TaskQueueTest, StatusRecordFollowsTheConfiguredTtlAndIsNotWrittenWhenOff) {
+  Config hour;
+  hour.task_result_ttl_s = 3600;
+  Config off;
+  off.task_result_ttl_s = 0;
+  EXPECT_EQ(EnqueueOptions{}.status_ttl_s, 86400);
+  auto kept = EnqueueTask(*redis_, keys_, "noop", "{}", EnqueueOptions::FromConfig(hour), kNow);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  int64_t ttl = redis_->Command({"TTL", keys_.Status(kept->id)})->integer;
+  EXPECT_GT(ttl, 3500);
+  EXPECT_LE(ttl, 3600);
+  EnqueueOptions delayed = EnqueueOptions::FromConfig(off);
+  delayed.run_at_ms = kNow + 60'000;
+  auto bulk = EnqueueTasks(*redis_, keys_,
+                           {{"noop", "{}", EnqueueOptions::FromConfig(off)}, {"noop", "{}", delayed}}, kNow);
+  ASSERT_TRUE(bulk.ok()) << bulk.status().ToString();
+  auto single = EnqueueTask(*redis_, keys_, "noop", "{}", EnqueueOptions::FromConfig(off), kNow);
+  ASSERT_TRUE(single.ok()) << single.status().ToString();
+  for (const std::string& id : {(*bulk)[0].id, (*bulk)[1].id, single->id}) {
+    EXPECT_EQ(redis_->Command({"EXISTS", keys_.Status(id)})->integer, 0) << id;
+  }
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 3);  // kept + bulk[0] + single
+  EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()})->integer, 1);
+}
+
+TEST_F(TaskQueueTest, EnqueueTasksRefusesBadInputWithoutWritingAnything) {
+  EnqueueOptions bad;
+  bad.queue = "no spaces";
+  EXPECT_EQ(EnqueueTasks(*redis_, keys_, {{"noop", "{}", {}}, {"noop", "{}", bad}}, kNow).status().code(),
+            StatusCode::kInvalidArgument);
+  EnqueueOptions unique;
+  unique.unique_key = "k";
+  EXPECT_EQ(EnqueueTasks(*redis_, keys_, {{"noop", "{}", unique}}, kNow).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(EnqueueTasks(*redis_, keys_, {{"", "{}", {}}}, kNow).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(redis_->Command({"DBSIZE"})->integer, 0);
+}
+
+TEST_F(TaskQueueTest, EnqueueTaskIsOneRoundTripAndStillReportsRedisDown) {
+  auto one = EnqueueTask(*redis_, keys_, "noop", "{}", {}, kNow);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(Field(keys_.Status(one->id), "state"), "pending");
+  RedisConfig down = server_->config();
+  down.port = testing::FreePort();
+  auto c = RedisClient::Lazy(down);
+  EXPECT_EQ(EnqueueTask(*c, keys_, "noop", "{}", {}, kNow).status().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace streamfleet

@@ -1,0 +1,32 @@
+#pragma once
+// The chunk envelope as the chunk streams carry it (field "e" of an entry; proto/streamfleet/v1/chunk.proto),
+// built the way any producer would: for tests and benchmarks that XADD chunks directly instead of going
+// through ingest. Header-only so the benchmarks can use it without the test support library.
+#include <cstdint>
+#include <string>
+
+#include "streamfleet/base/keys.h"
+#include "streamfleet/v1/chunk.pb.h"
+
+namespace streamfleet::testing {
+
+// finish: a FINISH marker (carrying total_chunks) instead of a chunk; version 0 = the current envelope
+// version; source: who produced it (ingest sets "json"/"ndjson"/"sse").
+inline std::string ChunkEnvelopeBytes(const GenerationId& g, int64_t seq, const std::string& data,
+                                      bool final = false, int64_t total_chunks = 0, bool finish = false,
+                                      uint32_t version = 0, const std::string& source = "") {
+  v1::ChunkEnvelope e;
+  e.set_kind(finish ? v1::ChunkEnvelope::FINISH : v1::ChunkEnvelope::CHUNK);
+  e.set_organization_id(g.org);
+  e.set_scenario_id(g.scenario);
+  e.set_generation_id(g.gen);
+  e.set_seq(seq);
+  e.set_data(data);
+  e.set_final(final);
+  e.set_total_chunks(total_chunks);
+  e.set_version(version);
+  e.set_source(source);
+  return e.SerializeAsString();
+}
+
+}  // namespace streamfleet::testing
