@@ -411,128 +411,151 @@ void IngestService::HandleJsonChunk(HttpExchange& ex, Ctx& ctx) {
   RespondAccepted(ex, total);
 }
 
-void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
-  const char* source = sse ? "ingest-sse" : "ingest-ndjson";
+// One streamed (NDJSON or SSE) request body being appended: the batch not yet written and what the request
+// has been answered so far.
+struct IngestService::Upload {
+  bool sse = false;
+  const char* source = "";
   std::vector<PendingChunk> batch;
   size_t batch_bytes = 0;
   AppendResult total;
-  std::string pending;  // bytes of an incomplete line
+  bool done = false;  // SSE [DONE] seen
+};
+
+void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
+  Upload up;
+  up.sse = sse;
+  up.source = sse ? "ingest-sse" : "ingest-ndjson";
+  if (!ReadLines(ex, ctx, up)) return;
+  if (!Write(ex, ctx, up.batch, up.source, &up.total)) return;
+  if (sse && up.done && !AppendStreamTotal(ex, ctx, up)) return;
+  nlohmann::json j = {{"accepted", up.total.accepted}, {"last_seq", up.total.last_seq}};
+  if (sse) j["done"] = up.done;
+  ex.RespondJson(202, j.dump());
+}
+
+// Reads the body and hands each complete line to HandleLine. False when the request already got its answer.
+bool IngestService::ReadLines(HttpExchange& ex, Ctx& ctx, Upload& up) {
+  const size_t max_line = static_cast<size_t>(config_.max_chunk_bytes) * 6 + 4096;  // JSON escaping headroom
+  std::string pending;         // bytes of an incomplete line
   int64_t pending_offset = 0;  // body offset of pending[0]
   int64_t body_bytes = 0;
-  bool done = false;
-  const size_t max_line = static_cast<size_t>(config_.max_chunk_bytes) * 6 + 4096;  // JSON escaping headroom
-  auto fail_line = [&](int status, const std::string& reason, const std::string& detail,
-                       std::optional<int64_t> offset = std::nullopt) {
-    // Lines before the bad one are durable already or flushed now; nothing from the bad line on is applied.
-    if (!Write(ex, ctx, batch, source, &total)) return;
-    metrics_.rejections.Add({{"reason", reason}}).Increment();
-    nlohmann::json j = {{"error", reason},
-                        {"detail", "line " + std::to_string(ctx.line) + ": " + detail},
-                        {"line", ctx.line},
-                        {"accepted", total.accepted},
-                        {"last_seq", total.last_seq}};
-    if (offset) j["offset"] = *offset;
-    ex.RespondJson(status, j.dump());
-  };
-  // Returns false when the request already got its answer. line_offset: the line's offset in the body.
-  auto handle_line = [&](std::string_view line, int64_t line_offset) -> bool {
-    ++ctx.line;
-    if (done) return true;  // after [DONE], ignore trailing lines
-    if (auto bad = FirstInvalidUtf8(line)) {
-      int64_t at = line_offset + static_cast<int64_t>(*bad);
-      fail_line(400, "invalid_utf8", "byte " + std::to_string(at) + " of the body is not valid UTF-8", at);
-      return false;
-    }
-    if (sse) {
-      auto l = ParseSseLine(line);
-      if (!l.ok()) {
-        fail_line(400, "malformed_line", l.status().message());
-        return false;
-      }
-      if (l->kind == SseLine::Kind::kDone) {
-        if (!Write(ex, ctx, batch, source, &total)) return false;
-        done = true;
-        return true;
-      }
-      if (l->kind == SseLine::Kind::kSkip) return true;
-      if (static_cast<int64_t>(l->text.size()) > config_.max_chunk_bytes) {
-        fail_line(413, "chunk_too_large", "delta exceeds " + std::to_string(config_.max_chunk_bytes) + " bytes");
-        return false;
-      }
-      batch_bytes += l->text.size();
-      batch.push_back({std::nullopt, std::move(l->text), false, 0, false, ctx.LineKey()});
-    } else {
-      if (line.empty() || line == "\r") return true;
-      auto in = ParseChunkJson(line);
-      if (!in.ok()) {
-        fail_line(400, "malformed_line", in.status().message());
-        return false;
-      }
-      Status lim = CheckChunk(config_, *in);
-      if (!lim.ok()) {
-        bool big = lim.code() == StatusCode::kResourceExhausted;
-        fail_line(big ? 413 : 400, big ? "chunk_too_large" : "invalid_chunk", lim.message());
-        return false;
-      }
-      batch_bytes += in->data.size();
-      batch.push_back({in->seq, std::move(in->data), in->final, in->total_chunks, false, ctx.LineKey()});
-    }
-    if (batch.size() >= kBatchChunks || batch_bytes >= kBatchBytes) {
-      // Appended as the body streams in: a long stream is durable line by line, not at the end.
-      if (!Write(ex, ctx, batch, source, &total)) return false;
-      batch_bytes = 0;
-    }
-    return true;
-  };
   // Small reads: each line is appended as soon as the read that completes it returns (LoopHttpServer's Read
   // returns what has arrived; a server that fills the buffer before returning would make the read size
   // bound how long a complete line waits).
   std::vector<char> buffer(2048);
-  char* buf = buffer.data();
   while (true) {
-    int n = ex.Read(buf, buffer.size());
+    int n = ex.Read(buffer.data(), buffer.size());
     if (n < 0) {
-      fail_line(400, "bad_body", "the request body ended abruptly or its chunked encoding is malformed");
-      return;
+      FailLine(ex, ctx, up, 400, "bad_body", "the request body ended abruptly or its chunked encoding is malformed");
+      return false;
     }
     if (n == 0) break;
     body_bytes += n;
     if (body_bytes > config_.max_body_bytes) {
-      fail_line(413, "body_too_large", "request body exceeds " + std::to_string(config_.max_body_bytes) + " bytes");
-      return;
+      FailLine(ex, ctx, up, 413, "body_too_large",
+               "request body exceeds " + std::to_string(config_.max_body_bytes) + " bytes");
+      return false;
     }
-    pending.append(buf, static_cast<size_t>(n));
+    pending.append(buffer.data(), static_cast<size_t>(n));
     size_t consumed = ForEachCompleteLine(pending, [&](std::string_view line) {
-      return handle_line(line, pending_offset + static_cast<int64_t>(line.data() - pending.data()));
+      return HandleLine(ex, ctx, up, line, pending_offset + static_cast<int64_t>(line.data() - pending.data()));
     });
-    if (consumed == std::string_view::npos) return;
+    if (consumed == std::string_view::npos) return false;
     pending.erase(0, consumed);
     pending_offset += static_cast<int64_t>(consumed);
     if (pending.size() > max_line) {
       ++ctx.line;
-      fail_line(413, "chunk_too_large", "line longer than " + std::to_string(max_line) + " bytes");
-      return;
+      FailLine(ex, ctx, up, 413, "chunk_too_large", "line longer than " + std::to_string(max_line) + " bytes");
+      return false;
     }
   }
-  if (!pending.empty() && !handle_line(pending, pending_offset)) return;
-  if (!Write(ex, ctx, batch, source, &total)) return;
-  if (sse && done) {
-    // The provider's stream ended: the total is every seq this generation was given.
-    auto next = redis_->Command({"HGET", writer_.keys().ControlKey(ctx.gen), "next_seq"});
-    if (!next.ok()) {
-      Reject(ex, 503, "redis_unavailable", next.status().message(), {{"Retry-After", "1"}});
-      return;
-    }
-    int64_t n = next->AsInt();
-    if (n > 0) {
-      std::vector<PendingChunk> fin = {{std::nullopt, "", false, n, true, ""}};
-      AppendResult ignore;
-      if (!Write(ex, ctx, fin, source, &ignore)) return;
-    }
+  return pending.empty() || HandleLine(ex, ctx, up, pending, pending_offset);
+}
+
+// Answers a bad line. Lines before it are durable already or flushed now; nothing from it on is applied.
+void IngestService::FailLine(HttpExchange& ex, Ctx& ctx, Upload& up, int status, const std::string& reason,
+                             const std::string& detail, std::optional<int64_t> offset) {
+  if (!Write(ex, ctx, up.batch, up.source, &up.total)) return;
+  metrics_.rejections.Add({{"reason", reason}}).Increment();
+  nlohmann::json j = {{"error", reason},
+                      {"detail", "line " + std::to_string(ctx.line) + ": " + detail},
+                      {"line", ctx.line},
+                      {"accepted", up.total.accepted},
+                      {"last_seq", up.total.last_seq}};
+  if (offset) j["offset"] = *offset;
+  ex.RespondJson(status, j.dump());
+}
+
+// One line of the body. False when the request already got its answer. line_offset: its offset in the body.
+bool IngestService::HandleLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line, int64_t line_offset) {
+  ++ctx.line;
+  if (up.done) return true;  // after [DONE], ignore trailing lines
+  if (auto bad = FirstInvalidUtf8(line)) {
+    int64_t at = line_offset + static_cast<int64_t>(*bad);
+    FailLine(ex, ctx, up, 400, "invalid_utf8", "byte " + std::to_string(at) + " of the body is not valid UTF-8", at);
+    return false;
   }
-  nlohmann::json j = {{"accepted", total.accepted}, {"last_seq", total.last_seq}};
-  if (sse) j["done"] = done;
-  ex.RespondJson(202, j.dump());
+  if (!(up.sse ? AddSseLine(ex, ctx, up, line) : AddNdjsonLine(ex, ctx, up, line))) return false;
+  if (up.batch.size() >= kBatchChunks || up.batch_bytes >= kBatchBytes) {
+    // Appended as the body streams in: a long stream is durable line by line, not at the end.
+    if (!Write(ex, ctx, up.batch, up.source, &up.total)) return false;
+    up.batch_bytes = 0;
+  }
+  return true;
+}
+
+bool IngestService::AddSseLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line) {
+  auto l = ParseSseLine(line);
+  if (!l.ok()) {
+    FailLine(ex, ctx, up, 400, "malformed_line", l.status().message());
+    return false;
+  }
+  if (l->kind == SseLine::Kind::kDone) {
+    if (!Write(ex, ctx, up.batch, up.source, &up.total)) return false;
+    up.done = true;
+    return true;
+  }
+  if (l->kind == SseLine::Kind::kSkip) return true;
+  if (static_cast<int64_t>(l->text.size()) > config_.max_chunk_bytes) {
+    FailLine(ex, ctx, up, 413, "chunk_too_large", "delta exceeds " + std::to_string(config_.max_chunk_bytes) + " bytes");
+    return false;
+  }
+  up.batch_bytes += l->text.size();
+  up.batch.push_back({std::nullopt, std::move(l->text), false, 0, false, ctx.LineKey()});
+  return true;
+}
+
+bool IngestService::AddNdjsonLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line) {
+  if (line.empty() || line == "\r") return true;
+  auto in = ParseChunkJson(line);
+  if (!in.ok()) {
+    FailLine(ex, ctx, up, 400, "malformed_line", in.status().message());
+    return false;
+  }
+  Status lim = CheckChunk(config_, *in);
+  if (!lim.ok()) {
+    bool big = lim.code() == StatusCode::kResourceExhausted;
+    FailLine(ex, ctx, up, big ? 413 : 400, big ? "chunk_too_large" : "invalid_chunk", lim.message());
+    return false;
+  }
+  up.batch_bytes += in->data.size();
+  up.batch.push_back({in->seq, std::move(in->data), in->final, in->total_chunks, false, ctx.LineKey()});
+  return true;
+}
+
+// The provider's stream ended ([DONE]): the total is every seq this generation was given.
+bool IngestService::AppendStreamTotal(HttpExchange& ex, Ctx& ctx, Upload& up) {
+  auto next = redis_->Command({"HGET", writer_.keys().ControlKey(ctx.gen), "next_seq"});
+  if (!next.ok()) {
+    Reject(ex, 503, "redis_unavailable", next.status().message(), {{"Retry-After", "1"}});
+    return false;
+  }
+  int64_t n = next->AsInt();
+  if (n <= 0) return true;
+  std::vector<PendingChunk> fin = {{std::nullopt, "", false, n, true, ""}};
+  AppendResult ignore;
+  return Write(ex, ctx, fin, up.source, &ignore);
 }
 
 void IngestService::HandleFinish(HttpExchange& ex, Ctx& ctx) {

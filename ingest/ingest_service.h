@@ -14,6 +14,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include "streamfleet/chunks/chunk_writer.h"
@@ -64,6 +65,14 @@ class IngestService {
   void HandleChunks(HttpExchange& ex, Ctx& ctx);
   void HandleJsonChunk(HttpExchange& ex, Ctx& ctx);
   void HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse);
+  struct Upload;
+  bool ReadLines(HttpExchange& ex, Ctx& ctx, Upload& up);
+  bool HandleLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line, int64_t line_offset);
+  bool AddSseLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line);
+  bool AddNdjsonLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line);
+  void FailLine(HttpExchange& ex, Ctx& ctx, Upload& up, int status, const std::string& reason,
+                const std::string& detail, std::optional<int64_t> offset = std::nullopt);
+  bool AppendStreamTotal(HttpExchange& ex, Ctx& ctx, Upload& up);
   void HandleFinish(HttpExchange& ex, Ctx& ctx);
   void HandleProgress(HttpExchange& ex, Ctx& ctx);
   void HandleGeneration(HttpExchange& ex, Ctx& ctx);

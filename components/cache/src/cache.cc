@@ -149,30 +149,52 @@ void Cache::RedisRecovered() {
   if (degraded_.exchange(false)) SF_LOG_INFO("cache {}: redis reachable again, degraded mode over", options_.prefix);
 }
 
+// One GetOrCompute call's state, passed between the tiers.
+struct Cache::Lookup {
+  std::string key, lock_key, ver_key, epoch_key;
+  Markers markers;
+  std::optional<std::string> stale;           // an expired filesystem entry: the fallback when all else fails
+  std::optional<RedisPool::Lease> redis;      // set when Redis answered the first round trip
+  std::string token;                          // the stampede lock's token
+  bool locked = false;
+};
+
 StatusOr<CacheResult> Cache::GetOrCompute(const std::string& name, std::string_view content,
                                           const ComputeFn& compute, GetOptions opts) {
-  auto key_or = Key(name, content);
-  if (!key_or.ok()) return key_or.status();
-  const std::string key = *key_or;
-  const std::string lock_key = key + ":lock";
-  const std::string ver_key = key + ":ver";
-  const std::string epoch_key = options_.prefix + ":_epoch";
-  Markers m;
-  std::optional<std::string> stale;
+  auto key = Key(name, content);
+  if (!key.ok()) return key.status();
+  Lookup l;
+  l.key = *key;
+  l.lock_key = l.key + ":lock";
+  l.ver_key = l.key + ":ver";
+  l.epoch_key = options_.prefix + ":_epoch";
 
-  // Tier 1 and the markers, one round trip.
-  std::optional<RedisPool::Lease> redis;
+  if (auto hit = ReadRedisTier(l, opts)) return std::move(*hit);
+  if (fs_ && !opts.force_refresh) {
+    if (auto e = ReadFsTier(l, true)) {
+      Count("filesystem", "hit");
+      WarmRedis(l, *e);
+      return CacheResult{std::move(e->value), CacheTier::kFilesystem};
+    }
+  }
+  // Tier 3 under the fleet-wide lock. Without a tier to publish the value in, waiting is pointless.
+  if (l.redis && (redis_tier() || fs_)) {
+    if (auto published = WaitForLock(l, opts)) return std::move(*published);
+  }
+  return ComputeAndStore(l, compute);
+}
+
+// Tier 1 and the invalidation markers, one round trip. A miss (or Redis down) returns nothing.
+std::optional<CacheResult> Cache::ReadRedisTier(Lookup& l, const GetOptions& opts) {
   if (auto lease = Redis(); lease.ok()) {
-    std::vector<std::vector<std::string>> cmds = {{"GET", ver_key}, {"GET", epoch_key}};
+    std::vector<std::vector<std::string>> cmds = {{"GET", l.ver_key}, {"GET", l.epoch_key}};
     bool read_value = redis_tier() && !opts.force_refresh;
-    if (read_value) cmds.push_back({"GET", key});
+    if (read_value) cmds.push_back({"GET", l.key});
     auto r = (*lease)->Pipeline(cmds);
     if (r.ok()) {
       RedisRecovered();
-      redis.emplace(std::move(*lease));
-      m.ver = (*r)[0].AsInt();
-      m.epoch = (*r)[1].AsInt();
-      m.known = true;
+      l.redis.emplace(std::move(*lease));
+      l.markers = Markers{(*r)[0].AsInt(), (*r)[1].AsInt(), true};
       if (read_value) {
         if ((*r)[2].type == RedisValue::Type::kString) {
           Count("redis", "hit");
@@ -180,125 +202,128 @@ StatusOr<CacheResult> Cache::GetOrCompute(const std::string& name, std::string_v
         }
         Count("redis", "miss");
       }
-    } else {
+      return std::nullopt;
+    }
+    RedisFailed(r.status());
+  }
+  degraded_requests_->Increment();
+  if (redis_tier() && !opts.force_refresh) Count("redis", "error");
+  return std::nullopt;
+}
+
+// Tier 2: a fresh entry valid under the markers is returned, an expired one becomes the stale fallback.
+std::optional<FsCacheEntry> Cache::ReadFsTier(Lookup& l, bool count) {
+  auto e = fs_->Read(l.key);
+  if (!e.ok()) {
+    if (count) Count("filesystem", e.status().code() == StatusCode::kDataLoss ? "corrupt" : "miss");
+    if (e.status().code() == StatusCode::kDataLoss) SF_LOG_WARN("cache: {} (repairing)", e.status().message());
+    return std::nullopt;
+  }
+  if (l.markers.known && (e->ver != l.markers.ver || e->epoch != l.markers.epoch)) {
+    fs_->Remove(l.key);  // invalidated since it was written: never served, not even stale
+    if (count) Count("filesystem", "miss");
+    return std::nullopt;
+  }
+  if (e->expires_at_ms <= NowMs()) {
+    l.stale = e->value;
+    if (count) Count("filesystem", "miss");
+    return std::nullopt;
+  }
+  return std::move(*e);
+}
+
+// A filesystem hit warms Redis for what is left of the entry's TTL.
+void Cache::WarmRedis(Lookup& l, const FsCacheEntry& e) {
+  if (!l.redis || !redis_tier()) return;
+  int64_t left = std::min(e.expires_at_ms - NowMs(), options_.redis_ttl_s * 1000);
+  if (left <= 0) return;
+  auto w = (*l.redis)->Command({"SET", l.key, e.value, "PX", std::to_string(left)});
+  if (!w.ok()) RedisFailed(w.status());
+}
+
+// The value another caller published while we waited, from whichever tier publishes it.
+std::optional<CacheResult> Cache::ReadPublished(Lookup& l) {
+  if (redis_tier()) {
+    auto v = (*l.redis)->Command({"GET", l.key});
+    if (v.ok() && v->type == RedisValue::Type::kString) {
+      Count("redis", "hit");
+      return CacheResult{std::move(v->str), CacheTier::kRedis};
+    }
+  } else if (auto e = ReadFsTier(l, false)) {
+    Count("filesystem", "hit");
+    return CacheResult{std::move(e->value), CacheTier::kFilesystem};
+  }
+  return std::nullopt;
+}
+
+// Takes the stampede lock (l.locked), waiting up to lock_wait_ms while another caller computes; returns the
+// value when that caller published it meanwhile, or the stale value when the lock could not be had.
+std::optional<CacheResult> Cache::WaitForLock(Lookup& l, const GetOptions& opts) {
+  l.token = NewToken();
+  const int64_t deadline = SteadyMs() + options_.lock_wait_ms;
+  while (true) {
+    auto r = (*l.redis)->Command({"SET", l.lock_key, l.token, "NX", "PX", std::to_string(options_.lock_ttl_ms)});
+    if (!r.ok()) {
       RedisFailed(r.status());
+      break;  // compute without the lock
+    }
+    if (r->type == RedisValue::Type::kStatus) {
+      l.locked = true;
+      break;
+    }
+    if (SteadyMs() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.poll_ms));
+    if (opts.force_refresh) continue;
+    if (auto published = ReadPublished(l)) return published;
+  }
+  if (l.locked && !opts.force_refresh && redis_tier()) {
+    // Published between our miss and our lock (the previous holder just released it).
+    auto v = (*l.redis)->Command({"GET", l.key});
+    if (v.ok() && v->type == RedisValue::Type::kString) {
+      ReleaseLock(l);
+      Count("redis", "hit");
+      return CacheResult{std::move(v->str), CacheTier::kRedis};
     }
   }
-  if (!redis) {
-    degraded_requests_->Increment();
-    if (redis_tier() && !opts.force_refresh) Count("redis", "error");
+  if (!l.locked && l.stale) {
+    Count("filesystem", "stale");
+    return CacheResult{std::move(*l.stale), CacheTier::kStale};
   }
+  return std::nullopt;
+}
 
-  // Reads tier 2; a fresh entry valid under the markers is returned, an expired one becomes the stale fallback.
-  auto read_fs = [&](bool count) -> std::optional<FsCacheEntry> {
-    auto e = fs_->Read(key);
-    if (!e.ok()) {
-      if (count) Count("filesystem", e.status().code() == StatusCode::kDataLoss ? "corrupt" : "miss");
-      if (e.status().code() == StatusCode::kDataLoss) SF_LOG_WARN("cache: {} (repairing)", e.status().message());
-      return std::nullopt;
-    }
-    if (m.known && (e->ver != m.ver || e->epoch != m.epoch)) {
-      fs_->Remove(key);  // invalidated since it was written: never served, not even stale
-      if (count) Count("filesystem", "miss");
-      return std::nullopt;
-    }
-    if (e->expires_at_ms <= NowMs()) {
-      stale = e->value;
-      if (count) Count("filesystem", "miss");
-      return std::nullopt;
-    }
-    return std::move(*e);
-  };
-  // A filesystem hit warms Redis for what is left of the entry's TTL.
-  auto warm = [&](const FsCacheEntry& e) {
-    if (!redis || !redis_tier()) return;
-    int64_t left = std::min(e.expires_at_ms - NowMs(), options_.redis_ttl_s * 1000);
-    if (left <= 0) return;
-    auto w = (*redis)->Command({"SET", key, e.value, "PX", std::to_string(left)});
-    if (!w.ok()) RedisFailed(w.status());
-  };
+void Cache::ReleaseLock(Lookup& l) {
+  if (!l.locked || !l.redis) return;
+  l.locked = false;
+  auto u = (*l.redis)->Eval(UnlockScript(), {l.lock_key}, {l.token});
+  if (!u.ok()) RedisFailed(u.status());
+}
 
-  if (fs_ && !opts.force_refresh) {
-    if (auto e = read_fs(true)) {
-      Count("filesystem", "hit");
-      warm(*e);
-      return CacheResult{std::move(e->value), CacheTier::kFilesystem};
-    }
-  }
-
-  // Tier 3 under the fleet-wide lock. Without a tier to publish the value in, waiting is pointless.
-  std::string token;
-  bool locked = false;
-  if (redis && (redis_tier() || fs_)) {
-    token = NewToken();
-    const int64_t deadline = SteadyMs() + options_.lock_wait_ms;
-    while (true) {
-      auto l = (*redis)->Command({"SET", lock_key, token, "NX", "PX", std::to_string(options_.lock_ttl_ms)});
-      if (!l.ok()) {
-        RedisFailed(l.status());
-        break;  // compute without the lock
-      }
-      if (l->type == RedisValue::Type::kStatus) {
-        locked = true;
-        break;
-      }
-      if (SteadyMs() >= deadline) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(options_.poll_ms));
-      if (opts.force_refresh) continue;
-      // The holder may have published the value by now.
-      if (redis_tier()) {
-        auto v = (*redis)->Command({"GET", key});
-        if (v.ok() && v->type == RedisValue::Type::kString) {
-          Count("redis", "hit");
-          return CacheResult{std::move(v->str), CacheTier::kRedis};
-        }
-      } else if (auto e = read_fs(false)) {
-        Count("filesystem", "hit");
-        return CacheResult{std::move(e->value), CacheTier::kFilesystem};
-      }
-    }
-    if (locked && !opts.force_refresh && redis_tier()) {
-      // Published between our miss and our lock (the previous holder just released it).
-      auto v = (*redis)->Command({"GET", key});
-      if (v.ok() && v->type == RedisValue::Type::kString) {
-        (void)(*redis)->Eval(UnlockScript(), {lock_key}, {token});
-        Count("redis", "hit");
-        return CacheResult{std::move(v->str), CacheTier::kRedis};
-      }
-    }
-    if (!locked && stale) {
-      Count("filesystem", "stale");
-      return CacheResult{std::move(*stale), CacheTier::kStale};
-    }
-  }
-  auto release = [&] {
-    if (!locked || !redis) return;
-    auto u = (*redis)->Eval(UnlockScript(), {lock_key}, {token});
-    if (!u.ok()) RedisFailed(u.status());
-  };
-
+// Tier 3: the origin, then both tiers written (the filesystem entry under the markers read at the start, so
+// an invalidation in between makes it unservable), then the lock released.
+StatusOr<CacheResult> Cache::ComputeAndStore(Lookup& l, const ComputeFn& compute) {
   auto value = compute();
   if (!value.ok()) {
-    release();
-    if (stale) {
-      SF_LOG_WARN("cache {}: origin failed ({}); serving the stale value", key, value.status().ToString());
+    ReleaseLock(l);
+    if (l.stale) {
+      SF_LOG_WARN("cache {}: origin failed ({}); serving the stale value", l.key, value.status().ToString());
       Count("filesystem", "stale");
-      return CacheResult{std::move(*stale), CacheTier::kStale};
+      return CacheResult{std::move(*l.stale), CacheTier::kStale};
     }
     Count("origin", "error");
     return value.status();
   }
   Count("origin", "hit");
-  if (redis && redis_tier()) {
-    auto w = (*redis)->Command({"SET", key, *value, "PX", std::to_string(options_.redis_ttl_s * 1000)});
+  if (l.redis && redis_tier()) {
+    auto w = (*l.redis)->Command({"SET", l.key, *value, "PX", std::to_string(options_.redis_ttl_s * 1000)});
     if (!w.ok()) RedisFailed(w.status());
   }
   if (fs_) {
     int64_t now = NowMs();
-    Status s = fs_->Write({key, *value, now, now + options_.fs_ttl_s * 1000, m.ver, m.epoch});
-    if (!s.ok()) SF_LOG_WARN("cache {}: filesystem tier write failed: {}", key, s.ToString());
+    Status s = fs_->Write({l.key, *value, now, now + options_.fs_ttl_s * 1000, l.markers.ver, l.markers.epoch});
+    if (!s.ok()) SF_LOG_WARN("cache {}: filesystem tier write failed: {}", l.key, s.ToString());
   }
-  release();
+  ReleaseLock(l);
   return CacheResult{std::move(*value), CacheTier::kOrigin};
 }
 

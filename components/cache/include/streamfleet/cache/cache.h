@@ -35,6 +35,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,7 @@
 namespace streamfleet {
 
 class FsCacheTier;
+struct FsCacheEntry;
 
 struct CacheOptions {
   std::string prefix = "ir_cache";  // Redis key prefix, filesystem subdirectory and the metrics' cache label
@@ -124,6 +126,14 @@ class Cache {
 
  private:
   struct Markers;
+  struct Lookup;
+  std::optional<CacheResult> ReadRedisTier(Lookup& l, const GetOptions& opts);
+  std::optional<FsCacheEntry> ReadFsTier(Lookup& l, bool count);
+  void WarmRedis(Lookup& l, const FsCacheEntry& e);
+  std::optional<CacheResult> ReadPublished(Lookup& l);
+  std::optional<CacheResult> WaitForLock(Lookup& l, const GetOptions& opts);
+  void ReleaseLock(Lookup& l);
+  StatusOr<CacheResult> ComputeAndStore(Lookup& l, const ComputeFn& compute);
   StatusOr<RedisPool::Lease> Redis();
   void RedisFailed(const Status& s);
   void RedisRecovered();
