@@ -1,39 +1,23 @@
-// streamfleet-compactor: thin main over the compactor library.
-#include <atomic>
-#include <iostream>
+// streamfleet-compactor: thin main over the compactor library (the shared part is RunProcess).
+#include <chrono>
 #include <thread>
 
 #include "compactor/compactor_loops.h"
 #include "streamfleet/base/backoff.h"
 #include "streamfleet/base/log.h"
-#include "streamfleet/observability/metrics_server.h"
-#include "streamfleet/base/process_cli.h"
 #include "streamfleet/base/shutdown.h"
 #include "streamfleet/base/text.h"
+#include "streamfleet/daemon/run_process.h"
 
 using namespace streamfleet;
 
-int main(int argc, char** argv) {
-  DaemonInfo info{"streamfleet-compactor",
-                  "Consumes the chunk streams in the \"compactor\" group, buffers each generation in Redis and\n"
-                  "finalizes it (final marker, total reached or idle timeout) into the scenario_generations row.",
-                  "METRICS_LISTEN (default 0.0.0.0:9101: /metrics, /healthz, /readyz)",
-                  {}};
-  if (auto code = HandleDaemonArgs(argc, argv, info)) return *code;
-  auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9101");
-  if (!config.ok()) {
-    std::cerr << "streamfleet-compactor: configuration error: " << config.status().message() << "\n";
-    return 2;
-  }
-  InitLogging("compactor", config->log_level, config->log_json);
-  Shutdown::InstallSignalHandlers();
-  auto store = SqlStore::Open(config->database_url);
-  if (!store.ok()) {
-    SF_LOG_ERROR("database: {}", store.status().ToString());
-    return 2;
-  }
-  // Migrations are idempotent and serialized across processes; wait for the DB if it is not up yet
-  // (logged when the wait starts and when it ends, not per attempt).
+namespace {
+
+// Migrations are idempotent and serialized across processes; wait for the database if it is not up yet
+// (logged when the wait starts and when it ends, not per attempt).
+Status MigrateWhenReachable(const std::string& database_url) {
+  auto store = SqlStore::Open(database_url);
+  if (!store.ok()) return Status(store.status().code(), "database: " + store.status().message());
   bool waiting = false;
   for (JitteredBackoff backoff(100); !Shutdown::Requested();) {
     Status s = (*store)->Migrate();
@@ -45,34 +29,34 @@ int main(int argc, char** argv) {
     waiting = true;
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff.Next()));
   }
-  RedisServerClock clock;
-  auto registry = std::make_shared<prometheus::Registry>();
-  store->reset();  // migrated; each loop opens its own session
-  auto opened = compactor::CompactorLoops::Open(*config, clock, *registry);
-  if (!opened.ok()) {
-    SF_LOG_ERROR("database: {}", opened.status().ToString());
-    return 2;
-  }
-  compactor::CompactorLoops& service = **opened;
-  auto metrics = MetricsServer::Start(
-      config->metrics_listen, "compactor", registry, [&] { return service.Ready(); },
-      [&] { service.SampleGauges(); });
-  if (!metrics.ok()) {
-    SF_LOG_ERROR("metrics listener: {}", metrics.status().ToString());
-    return 2;
-  }
-  (*metrics)->EnableRedisHealth(config->redis);
-  SF_LOG_INFO("compactor {} started: {} loops, redis {}:{}, database {}, metrics on port {}", config->consumer_name,
-              service.size(), config->redis.host, config->redis.port, RedactUrl(config->database_url),
-              (*metrics)->port());
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    while (!Shutdown::Requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    stop.store(true);
+  return Status::Ok();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ProcessSpec spec{{"streamfleet-compactor",
+                    "Consumes the chunk streams in the \"compactor\" group, buffers each generation in Redis and\n"
+                    "finalizes it (final marker, total reached or idle timeout) into the scenario_generations row.",
+                    "METRICS_LISTEN (default 0.0.0.0:9101: /metrics, /healthz, /readyz)",
+                    {}},
+                   ProcessRole::kCompactor, "compactor", "0.0.0.0:9101"};
+  return RunProcess(argc, argv, spec, [](ProcessContext& ctx) -> StatusOr<RunningService> {
+    const Config& config = ctx.config;
+    if (Status s = MigrateWhenReachable(config.database_url); !s.ok()) return s;
+    auto clock = std::make_shared<RedisServerClock>();
+    auto opened = compactor::CompactorLoops::Open(config, *clock, *ctx.registry);  // each loop its own session
+    if (!opened.ok()) return Status(opened.status().code(), "database: " + opened.status().message());
+    std::shared_ptr<compactor::CompactorLoops> loops = std::move(*opened);
+    compactor::CompactorLoops* svc = loops.get();
+    RunningService r;
+    r.ready = [svc] { return svc->Ready(); };
+    r.sample_gauges = [svc] { svc->SampleGauges(); };
+    r.run = [svc](const std::atomic<bool>& stop) { svc->Run(stop); };
+    r.started = "compactor " + config.consumer_name + " started: " + std::to_string(svc->size()) +
+                " loops, redis " + config.redis.host + ":" + std::to_string(config.redis.port) + ", database " +
+                RedactUrl(config.database_url);
+    r.parts = {clock, loops};
+    return r;
   });
-  service.Run(stop);
-  watcher.join();
-  (*metrics)->Stop();
-  SF_LOG_INFO("compactor stopped");
-  return 0;
 }

@@ -305,9 +305,10 @@ StatusOr<std::pair<std::string, int>> ParseListen(const std::string& text) {
   return std::make_pair(host, port);
 }
 
-StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_metrics_listen) {
-  Reader r(env);
-  Config c;
+namespace {
+
+// The Redis connection (REDIS_*).
+void LoadRedis(Reader& r, Config& c) {
   if (r.IsSet("REDIS_URL") && !r.Str("REDIS_URL").empty()) {
     auto rc = ParseRedisUrl(r.Str("REDIS_URL"));
     if (!rc.ok()) {
@@ -337,7 +338,10 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   int64_t timeout = r.Duration("REDIS_TIMEOUT", 1000, 10, 86400000);
   c.redis.connect_timeout_ms = static_cast<int>(timeout);
   c.redis.command_timeout_ms = static_cast<int>(timeout);
+}
 
+// Where the data lives: the database URL, key and stream prefixes, the key schema.
+void LoadStorage(Reader& r, Config& c) {
   c.database_url = r.Str("DATABASE_URL");
   if (c.database_url.rfind("sqlite:", 0) != 0 && c.database_url.rfind("postgresql://", 0) != 0 &&
       c.database_url.rfind("postgres://", 0) != 0) {
@@ -360,7 +364,10 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   } else {
     r.Fail("STREAMFLEET_KEY_SCHEMA", schema, "standard or cluster");
   }
+}
 
+// The chunk path's generations (GENERATION_*) and the cache of compacted ones (IR_CACHE_*).
+void LoadGenerations(Reader& r, Config& c) {
   c.chunk_ttl_s = r.Int("GENERATION_CHUNK_TTL", 1, int64_t{1} << 31);
   c.owner_ttl_s = r.Int("GENERATION_OWNER_TTL", 1, int64_t{1} << 31);
   std::string storage = r.Str("GENERATION_CHUNK_STORAGE");
@@ -384,7 +391,10 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
     r.Fail("IR_CACHE_PREFIX", c.ir_cache_prefix, "a non-empty prefix without glob characters, '/' or spaces");
   }
   c.ir_cache_dir = r.Str("IR_CACHE_DIR");
+}
 
+// Streams, shards and consumer groups: what every consumer process shares.
+void LoadConsumers(Reader& r, Config& c) {
   c.chunk_streams = static_cast<int>(r.Int("CHUNK_STREAMS", 1, 1024));
   // Standard mode keeps one stream per queue: the documented XADD-enqueue contract names it.
   c.task_queue_shards = r.IsSet("TASK_QUEUE_SHARDS") ? static_cast<int>(r.Int("TASK_QUEUE_SHARDS", 1, 1024))
@@ -398,9 +408,10 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   c.max_deliveries = r.Int("MAX_DELIVERIES", 1, 1000);
   c.compactor_loops = static_cast<int>(r.Int("COMPACTOR_LOOPS", 1, 64));
   c.dead_consumer_idle_ms = r.Duration("DEAD_CONSUMER_IDLE", 1000, 1000);
+}
 
-  c.metrics_listen = r.IsSet("METRICS_LISTEN") ? r.Str("METRICS_LISTEN") : default_metrics_listen;
-  if (!ParseListen(c.metrics_listen).ok()) r.Fail("METRICS_LISTEN", c.metrics_listen, "host:port");
+// Ingest's HTTP API, limits and per-organization tokens (INGEST_*).
+void LoadIngest(Reader& r, Config& c) {
   c.ingest_listen = r.Str("INGEST_LISTEN");
   if (!ParseListen(c.ingest_listen).ok()) r.Fail("INGEST_LISTEN", c.ingest_listen, "host:port");
   c.ingest_threads = static_cast<int>(r.Int("INGEST_THREADS", 1, 1024));
@@ -425,13 +436,19 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
     }
     c.ingest_tokens[org] = item.substr(colon + 1);
   }
+}
 
+// The admin UI (ADMIN_*).
+void LoadAdmin(Reader& r, Config& c) {
   c.admin_listen = r.Str("ADMIN_LISTEN");
   if (!ParseListen(c.admin_listen).ok()) r.Fail("ADMIN_LISTEN", c.admin_listen, "host:port");
   c.admin_token = r.Str("ADMIN_TOKEN");
   c.admin_insecure = r.Bool("ADMIN_INSECURE");
   c.admin_sample_interval_ms = r.Duration("ADMIN_SAMPLE_INTERVAL", 1000, 100);
+}
 
+// The queue-worker: queues, concurrency, task policy, webhooks, events (QUEUES, WORKER_*, TASK_*, WEBHOOK_*).
+void LoadWorker(Reader& r, Config& c) {
   c.queues.clear();
   {
     std::string q = r.Str("QUEUES");
@@ -479,7 +496,10 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
     r.Fail("EVENTS_WEBHOOK_URL", RedactUrl(c.events_webhook_url), "an http:// or https:// URL");
   }
   c.chunk_retention_ms = r.Duration("CHUNK_RETENTION", 1000, 1000);
+}
 
+// The LLM provider generation.run streams from (PROVIDER_*).
+void LoadProvider(Reader& r, Config& c) {
   c.provider_base_url = r.Str("PROVIDER_BASE_URL");
   if (c.provider_base_url.rfind("http://", 0) != 0 && c.provider_base_url.rfind("https://", 0) != 0) {
     r.Fail("PROVIDER_BASE_URL", RedactUrl(c.provider_base_url), "an http:// or https:// URL");
@@ -491,7 +511,10 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   // libcurl's low-speed check counts whole seconds.
   c.provider_silence_timeout_s = r.Duration("PROVIDER_SILENCE_TIMEOUT", 1000, 1000) / 1000;
   c.provider_retry_from_scratch = r.Bool("PROVIDER_RETRY_FROM_SCRATCH");
+}
 
+// Logs and the fleet's own Redis INFO metrics.
+void LoadObservability(Reader& r, Config& c) {
   c.redis_info_metrics = r.Bool("REDIS_INFO_METRICS");
   c.log_level = r.Str("LOG_LEVEL");
   if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
@@ -501,9 +524,35 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
   std::string fmt = r.Str("LOG_FORMAT");
   if (fmt != "text" && fmt != "json") r.Fail("LOG_FORMAT", fmt, "text or json");
   c.log_json = fmt == "json";
+}
 
+}  // namespace
+
+// The one loader: every section in turn; the first malformed variable is the error (Reader), and a process
+// never starts on a configuration that failed to load.
+StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_metrics_listen) {
+  Reader r(env);
+  Config c;
+  LoadRedis(r, c);
+  LoadStorage(r, c);
+  LoadGenerations(r, c);
+  LoadConsumers(r, c);
+  c.metrics_listen = r.IsSet("METRICS_LISTEN") ? r.Str("METRICS_LISTEN") : default_metrics_listen;
+  if (!ParseListen(c.metrics_listen).ok()) r.Fail("METRICS_LISTEN", c.metrics_listen, "host:port");
+  LoadIngest(r, c);
+  LoadAdmin(r, c);
+  LoadWorker(r, c);
+  LoadProvider(r, c);
+  LoadObservability(r, c);
   if (!r.error().ok()) return r.error();
   return c;
+}
+
+void KeepOnlySecretsOf(ProcessRole role, Config& c) {
+  if (role == ProcessRole::kTool) return;
+  if (role != ProcessRole::kIngest) c.ingest_tokens.clear();
+  if (role != ProcessRole::kAdmin) c.admin_token.clear();
+  if (role != ProcessRole::kWorker) c.provider_api_key.clear();
 }
 
 }  // namespace streamfleet

@@ -197,6 +197,30 @@ TEST(ConfigTest, EveryVariableIsDocumentedOnce) {
 
 namespace streamfleet {
 namespace {
+TEST(ConfigTest, EachProcessKeepsOnlyTheSecretsItUses) {
+  auto loaded = LoadConfig(Env({{"INGEST_TOKENS", "7:ingest-secret"},
+                                {"ADMIN_TOKEN", "admin-secret"},
+                                {"PROVIDER_API_KEY", "provider-secret"}}),
+                           "0.0.0.0:9100");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  struct Case {
+    ProcessRole role;
+    bool tokens, admin, provider;
+  };
+  for (const Case& c : {Case{ProcessRole::kIngest, true, false, false}, Case{ProcessRole::kCompactor, false, false, false},
+                        Case{ProcessRole::kWorker, false, false, true}, Case{ProcessRole::kAdmin, false, true, false},
+                        Case{ProcessRole::kTool, true, true, true}}) {
+    Config config = *loaded;
+    KeepOnlySecretsOf(c.role, config);
+    EXPECT_EQ(config.ingest_tokens.count(7) == 1, c.tokens) << static_cast<int>(c.role);
+    EXPECT_EQ(config.admin_token == "admin-secret", c.admin) << static_cast<int>(c.role);
+    EXPECT_EQ(config.provider_api_key == "provider-secret", c.provider) << static_cast<int>(c.role);
+    if (!c.admin) {
+      EXPECT_TRUE(config.admin_token.empty());
+    }
+  }
+}
+
 TEST(SplitListTest, NonEmptyItemsInOrder) {
   EXPECT_EQ(SplitList("a,b,,c,", ','), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_TRUE(SplitList("", ',').empty());

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/base/codec.h"
+#include "streamfleet/base/log.h"
 #include "streamfleet/sql/owned_elsewhere.h"
 #include "streamfleet/base/json_input.h"
 
@@ -223,6 +224,13 @@ std::shared_ptr<std::mutex> SqliteFileLock(const std::string& path) {
 }
 
 }  // namespace
+
+std::unique_ptr<SqlStore> SqlStore::OpenOptional(const std::string& database_url, const std::string& what_fails) {
+  auto s = Open(database_url);
+  if (s.ok()) return std::move(*s);
+  SF_LOG_WARN("DATABASE_URL: {}; {}", s.status().ToString(), what_fails);
+  return nullptr;
+}
 
 StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const std::string& url) {
   std::unique_ptr<SqlStore> s;

@@ -124,6 +124,12 @@ EnvLookup ProcessEnv();
 // Loads the configuration. default_metrics_listen is the per-process default of METRICS_LISTEN.
 StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_metrics_listen);
 
+// The process a configuration is loaded for. Each keeps only the secrets it uses: ingest the per-organization
+// tokens, the admin UI its token, the queue-worker the provider's API key; a compactor holds none of them,
+// so nothing it logs, dumps or leaks can contain them. kTool (streamfleetctl, tests) keeps everything.
+enum class ProcessRole { kIngest, kCompactor, kWorker, kAdmin, kTool };
+void KeepOnlySecretsOf(ProcessRole role, Config& c);
+
 // Parses "250ms", "30s", "5m", "1h" or a bare integer meaning `bare_unit_ms` each.
 StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms);
 

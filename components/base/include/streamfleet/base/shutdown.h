@@ -1,5 +1,5 @@
 #pragma once
-// SIGTERM/SIGINT -> a flag the main loops poll. Install once in main; tests call RequestStop() instead.
+// SIGTERM/SIGINT -> a flag the main loops poll. Install once in main; tests call Request() instead.
 #include <atomic>
 
 namespace streamfleet {

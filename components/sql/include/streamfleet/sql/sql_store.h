@@ -83,6 +83,9 @@ class SqlStore {
  public:
   // database_url: "sqlite:PATH" (also sqlite://PATH) or "postgresql://..." (libpq URI).
   static StatusOr<std::unique_ptr<SqlStore>> Open(const std::string& database_url);
+  // For a process to which the database is optional (some routes or tasks use it): the store, or null with
+  // a warning that says `what_fails` (Open does not connect eagerly; this fails only on a malformed URL).
+  static std::unique_ptr<SqlStore> OpenOptional(const std::string& database_url, const std::string& what_fails);
   ~SqlStore();
   SqlStore(const SqlStore&) = delete;
   SqlStore& operator=(const SqlStore&) = delete;
