@@ -48,12 +48,6 @@ bool DecodeChunk(const StreamEntry& e, ChunkItem* item, std::string* why) {
   return true;
 }
 
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 CompactorService::CompactorService(const Config& config, Clock& clock, SqlStore& store,
@@ -369,9 +363,10 @@ void CompactorService::ProcessFinalizes(const std::vector<StreamEntry>& entries,
 Status CompactorService::RetryFinalize(const std::vector<FinalizeRequest>& reqs, std::vector<FinalizeOutcome>* out,
                                        const std::atomic<bool>& stop) {
   return Retry(stop, [&] {
-    auto o = finalizer_.FinalizeBatch(*write_, reqs);
+    FinalizeDependency failed = FinalizeDependency::kRedis;
+    auto o = finalizer_.FinalizeBatch(*write_, reqs, &failed);
     if (!o.ok()) {
-      bool db = o.status().message().find("redis") == std::string::npos;
+      bool db = failed == FinalizeDependency::kDatabase;
       (db ? metrics_.db_errors : metrics_.redis_errors).Increment();
       (db ? db_health_ : redis_health_).Report(o.status(), "finalize");
       return o.status();
@@ -403,7 +398,7 @@ void CompactorService::RecordFinalized(const FinalizeRequest& req, const StreamE
   }
   if (!outcome.json_valid) metrics_.json_fallbacks.Increment();
   int64_t queued = StreamIdMs(e.id);
-  if (queued > 0) metrics_.finalize_latency.Observe(std::max<double>(0, (WallMs() - queued) / 1000.0));
+  if (queued > 0) metrics_.finalize_latency.Observe(std::max<double>(0, (WallClockMs() - queued) / 1000.0));
 }
 
 void CompactorService::Ack(const std::vector<StreamEntry>& entries) {

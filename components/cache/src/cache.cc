@@ -7,6 +7,7 @@
 #include "cache_fs.h"
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/log.h"
+#include "streamfleet/base/time.h"
 #include "streamfleet/redis/redis_scan.h"
 
 namespace streamfleet {
@@ -14,10 +15,6 @@ namespace streamfleet {
 namespace {
 
 using SteadyClk = std::chrono::steady_clock;
-
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClk::now().time_since_epoch()).count();
-}
 
 bool ValidName(const std::string& name) {
   if (name.empty() || name.size() > 200) return false;
@@ -115,11 +112,7 @@ StatusOr<std::string> Cache::Key(const std::string& name, std::string_view conte
 }
 
 int64_t Cache::NowMs() {
-  int64_t t = clock_ != nullptr ? clock_->NowMsOverride() : 0;
-  if (t != 0) return t;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return clock_ != nullptr ? clock_->NowMs() : WallClockMs();
 }
 
 void Cache::Count(const char* tier, const char* result) {
@@ -127,7 +120,7 @@ void Cache::Count(const char* tier, const char* result) {
 }
 
 StatusOr<RedisPool::Lease> Cache::Redis() {
-  if (SteadyMs() < redis_retry_at_ms_.load()) return Status::Unavailable("redis marked down (degraded mode)");
+  if (SteadyClockMs() < redis_retry_at_ms_.load()) return Status::Unavailable("redis marked down (degraded mode)");
   auto lease = pool_.Acquire();
   if (!lease.ok()) RedisFailed(lease.status());
   return lease;
@@ -138,7 +131,7 @@ void Cache::RedisFailed(const Status& s) {
     SF_LOG_WARN("cache {}: redis error: {}", options_.prefix, s.ToString());
     return;
   }
-  redis_retry_at_ms_.store(SteadyMs() + options_.degraded_retry_ms);
+  redis_retry_at_ms_.store(SteadyClockMs() + options_.degraded_retry_ms);
   if (!degraded_.exchange(true)) {
     SF_LOG_WARN("cache {}: redis unreachable ({}): serving from the filesystem and origin tiers (degraded mode)",
                 options_.prefix, s.ToString());
@@ -260,7 +253,7 @@ std::optional<CacheResult> Cache::ReadPublished(Lookup& l) {
 // value when that caller published it meanwhile, or the stale value when the lock could not be had.
 std::optional<CacheResult> Cache::WaitForLock(Lookup& l, const GetOptions& opts) {
   l.token = NewToken();
-  const int64_t deadline = SteadyMs() + options_.lock_wait_ms;
+  const int64_t deadline = SteadyClockMs() + options_.lock_wait_ms;
   while (true) {
     auto r = (*l.redis)->Command({"SET", l.lock_key, l.token, "NX", "PX", std::to_string(options_.lock_ttl_ms)});
     if (!r.ok()) {
@@ -271,7 +264,7 @@ std::optional<CacheResult> Cache::WaitForLock(Lookup& l, const GetOptions& opts)
       l.locked = true;
       break;
     }
-    if (SteadyMs() >= deadline) break;
+    if (SteadyClockMs() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.poll_ms));
     if (opts.force_refresh) continue;
     if (auto published = ReadPublished(l)) return published;

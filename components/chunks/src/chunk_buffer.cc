@@ -2,18 +2,11 @@
 
 #include "streamfleet/chunks/consumed_watermark.h"
 #include "streamfleet/chunks/chunk_scripts.h"
+#include "streamfleet/base/hash_fields.h"
 
 namespace streamfleet::compactor {
 
-int64_t BufferSnapshot::MetaInt(const std::string& k) const {
-  auto it = meta.find(k);
-  if (it == meta.end()) return 0;
-  try {
-    return std::stoll(it->second);
-  } catch (...) {
-    return 0;
-  }
-}
+int64_t BufferSnapshot::MetaInt(const std::string& k) const { return IntField(meta, k); }
 
 Status ChunkBuffer::Validate(const ChunkItem& item) const {
   if (item.gen.org <= 0 || item.gen.gen <= 0 || item.gen.scenario < 0) {

@@ -6,6 +6,8 @@
 
 #include "streamfleet/chunks/chunk_scripts.h"
 #include "streamfleet/base/codec.h"
+#include "streamfleet/base/hash_fields.h"
+#include "streamfleet/base/time.h"
 #include "streamfleet/chunks/generation_owner.h"
 #include "streamfleet/sql/sql_store.h"
 #include "streamfleet/redis/stream_admin.h"
@@ -23,9 +25,7 @@ std::string DataDigest(const std::string& data) { return Sha256Hex(data).substr(
 
 ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
                                                    const std::string& source) const {
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+  const int64_t now = WallClockMs();
   // Chunks without a seq get theirs from the generation's counter inside the script (see IngestAppend):
   // one round trip per request, and concurrent requests never share a seq.
   std::vector<std::string> args = {std::to_string(gen.scenario), std::to_string(gen.org),
@@ -115,22 +115,18 @@ StatusOr<std::string> ChunkWriter::Progress(RedisCommands& redis, int64_t org, i
   for (auto& [k, v] : ParsePairs(*ctl)) c[k] = v.str;
   if (scenario) {
     g.scenario = *scenario;
-  } else if (auto it = c.find("scenario"); it != c.end()) {
-    g.scenario = std::stoll(it->second);
+  } else {
+    g.scenario = IntField(c, "scenario");
   }
   auto meta = redis.Command({"HGETALL", keys_.MetaKey(g)});
   if (!meta.ok()) return meta.status();
   std::map<std::string, std::string> m;
   for (auto& [k, v] : ParsePairs(*meta)) m[k] = v.str;
   if (c.empty() && m.empty()) return Status::NotFound("no such generation in Redis (never started, or expired)");
-  auto num = [](const std::map<std::string, std::string>& h, const char* k) -> int64_t {
-    auto it = h.find(k);
-    return it == h.end() ? 0 : std::stoll(it->second);
-  };
-  int64_t received = num(m, "received_chunks");
-  int64_t total = num(m, "total_chunks");
+  int64_t received = IntField(m, "received_chunks");
+  int64_t total = IntField(m, "total_chunks");
   auto iso = [&](const char* k) -> nlohmann::json {
-    int64_t ms = num(m, k);
+    int64_t ms = IntField(m, k);
     return ms > 0 ? nlohmann::json(IsoUtcFromMs(ms)) : nlohmann::json(nullptr);
   };
   std::string state = c.count("state") ? c["state"] : "receiving";
@@ -138,14 +134,14 @@ StatusOr<std::string> ChunkWriter::Progress(RedisCommands& redis, int64_t org, i
                       {"generation_id", gen},
                       {"scenario_id", g.scenario > 0 ? nlohmann::json(g.scenario) : nlohmann::json(nullptr)},
                       {"received_chunks", received},
-                      {"received_bytes", num(m, "received_bytes")},
+                      {"received_bytes", IntField(m, "received_bytes")},
                       {"total_chunks", total > 0 ? nlohmann::json(total) : nlohmann::json(nullptr)},
                       {"expected_total_bytes", nullptr},
                       {"percent", total > 0 ? nlohmann::json(std::min<int64_t>(100, 100 * received / total))
                                             : nlohmann::json(nullptr)},
                       {"first_chunk_at", iso("first_chunk_at")},
                       {"last_chunk_at", iso("last_chunk_at")},
-                      {"ingested_bytes", num(c, "ingested_bytes")},
+                      {"ingested_bytes", IntField(c, "ingested_bytes")},
                       {"state", state}};
   return j.dump();
 }

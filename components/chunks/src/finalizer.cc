@@ -104,9 +104,19 @@ std::vector<std::string> Finalizer::EventCommand(const FinalizeRequest& req, con
           "e", ev.SerializeAsString()};
 }
 
+namespace {
+
+// An error from the database: noted in *failed (errors are Redis's unless noted).
+Status DatabaseError(Status s, FinalizeDependency* failed) {
+  if (failed != nullptr) *failed = FinalizeDependency::kDatabase;
+  return s;
+}
+
+}  // namespace
+
 Status Finalizer::ResolveOwners(RedisClient& redis, const std::vector<FinalizeRequest>& reqs,
                                 const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
-                                std::vector<std::vector<std::string>>& fixes) {
+                                std::vector<std::vector<std::string>>& fixes, FinalizeDependency* failed) {
   const KeySchema& keys = buffer_.keys();
   // Whose generation is it? The first organization that used the id (ingest recorded it). An envelope
   // written by hand, with no owner record, claims the id here, before its row exists; a finalization with
@@ -131,7 +141,7 @@ Status Finalizer::ResolveOwners(RedisClient& redis, const std::vector<FinalizeRe
     // Redis names another organization. Where a row exists it decides: the record may have expired while
     // this organization kept using the id, and been claimed by another one since.
     auto row = store_.GetGeneration(g.gen);
-    if (!row.ok()) return row.status();
+    if (!row.ok()) return DatabaseError(row.status(), failed);
     if (*row && (*row)->organization_id == g.org) {
       fixes.push_back(SetOwnerCommand(keys, g.org, g.gen, config_.owner_ttl_s));
       continue;
@@ -142,7 +152,9 @@ Status Finalizer::ResolveOwners(RedisClient& redis, const std::vector<FinalizeRe
 }
 
 StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& redis,
-                                                               const std::vector<FinalizeRequest>& reqs) {
+                                                               const std::vector<FinalizeRequest>& reqs,
+                                                               FinalizeDependency* failed) {
+  if (failed != nullptr) *failed = FinalizeDependency::kRedis;
   std::vector<FinalizeOutcome> outs(reqs.size());
   if (reqs.empty()) return outs;
   // 1. Every buffer in one round trip.
@@ -153,7 +165,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
   if (!snaps.ok()) return snaps.status();
   // Owner-record commands sent with step 4's round trip (TTL refreshes, corrections).
   std::vector<std::vector<std::string>> owner_fixes;
-  SF_RETURN_IF_ERROR(ResolveOwners(redis, reqs, *snaps, outs, owner_fixes));
+  SF_RETURN_IF_ERROR(ResolveOwners(redis, reqs, *snaps, outs, owner_fixes, failed));
 
   // 2. Assemble and decode each; every row in one transaction.
   std::vector<GenerationWrite> writes;
@@ -163,7 +175,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
     std::map<int64_t, std::string> from_db;
     if (config_.chunk_storage != ChunkStorage::kRedis && !outs[i].owned_elsewhere) {
       auto rows = store_.GetChunks(reqs[i].gen.gen);
-      if (!rows.ok()) return rows.status();
+      if (!rows.ok()) return DatabaseError(rows.status(), failed);
       for (auto& r : *rows) {
         if (r.organization_id == reqs[i].gen.org) from_db.emplace(r.seq, std::move(r.data));  // never another's
       }
@@ -179,7 +191,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
   }
   if (writes.empty()) return outs;
   auto results = store_.UpsertGenerations(writes);
-  if (!results.ok()) return results.status();
+  if (!results.ok()) return DatabaseError(results.status(), failed);
 
   // 3. After the commit, before anything is acknowledged: drop the cached rows, so GET .../generations/{gen}
   // never serves the row from before this write. Also on a replay: the first attempt may have committed and
@@ -209,7 +221,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
       // Redis learns the row's owner again, so ingest refuses the next foreign chunk instead of this one.
       outs[i].owned_elsewhere = true;
       auto row = store_.GetGeneration(reqs[i].gen.gen);
-      if (!row.ok()) return row.status();
+      if (!row.ok()) return DatabaseError(row.status(), failed);
       if (*row) {
         owner_fixes.push_back(
             SetOwnerCommand(buffer_.keys(), (*row)->organization_id, reqs[i].gen.gen, config_.owner_ttl_s));

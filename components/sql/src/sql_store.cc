@@ -13,6 +13,7 @@
 
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/log.h"
+#include "streamfleet/base/time.h"
 #include "streamfleet/sql/owned_elsewhere.h"
 #include "streamfleet/base/json_input.h"
 
@@ -180,24 +181,6 @@ StatusOr<std::string> PostgresUrlToConninfo(const std::string& url) {
   }
   if (conninfo.find("connect_timeout") == std::string::npos) conninfo += " connect_timeout=5";
   return conninfo;
-}
-
-std::string IsoUtcFromMs(int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
-}
-
-std::string IsoUtcNow() {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count();
-  return IsoUtcFromMs(ms);
 }
 
 namespace {

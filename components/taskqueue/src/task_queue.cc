@@ -110,11 +110,6 @@ std::string NewId() {
 
 }  // namespace
 
-int64_t WallClockMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 bool ValidQueueName(const std::string& n) {
   if (n.empty() || n.size() > 64) return false;
   for (char c : n) {

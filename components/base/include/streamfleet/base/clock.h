@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "streamfleet/base/time.h"
+
 namespace streamfleet {
 
 class Clock {
@@ -12,6 +14,11 @@ class Clock {
   virtual ~Clock() = default;
   // Milliseconds since the epoch, or 0 to let Redis scripts use the server's TIME.
   virtual int64_t NowMsOverride() = 0;
+  // The override, else this host's wall clock: for what one process records (a cutoff, a timestamp).
+  int64_t NowMs() {
+    int64_t t = NowMsOverride();
+    return t != 0 ? t : WallClockMs();
+  }
 };
 
 class RedisServerClock : public Clock {

@@ -34,6 +34,10 @@ struct FinalizeOutcome {
   std::vector<int64_t> missing;
 };
 
+// Which dependency an error of FinalizeBatch came from: the compactor counts and reports the outage against
+// the right one (streamfleet_compactor_{redis,db}_errors_total, its readiness).
+enum class FinalizeDependency { kRedis, kDatabase };
+
 class Finalizer {
  public:
   // cache: the fleet cache to invalidate after a write (nullptr: none).
@@ -47,14 +51,16 @@ class Finalizer {
   // Many finalizations with one Redis round trip per step and ONE database transaction for all rows
   // (outcomes in input order). All or nothing: on an error nothing is acknowledged and the whole batch is
   // retried, which is safe because every step is idempotent.
-  StatusOr<std::vector<FinalizeOutcome>> FinalizeBatch(RedisClient& redis, const std::vector<FinalizeRequest>& reqs);
+  // *failed (when given) says which dependency the error came from.
+  StatusOr<std::vector<FinalizeOutcome>> FinalizeBatch(RedisClient& redis, const std::vector<FinalizeRequest>& reqs,
+                                                       FinalizeDependency* failed = nullptr);
 
  private:
   // Sets outs[i].owned_elsewhere for generations that belong to another organization (Redis owner record,
   // or the row where the record disagrees with it); queues owner-record refreshes and corrections in fixes.
   Status ResolveOwners(RedisClient& redis, const std::vector<FinalizeRequest>& reqs,
                        const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
-                       std::vector<std::vector<std::string>>& fixes);
+                       std::vector<std::vector<std::string>>& fixes, FinalizeDependency* failed);
   GenerationWrite BuildWrite(const FinalizeRequest& req, const BufferSnapshot& snap,
                              const std::map<int64_t, std::string>& from_db, FinalizeOutcome* out,
                              int64_t* received) const;

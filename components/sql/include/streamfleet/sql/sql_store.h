@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/base/status.h"
+#include "streamfleet/base/time.h"  // IsoUtcFromMs: the format of compacted_at
 
 namespace soci {
 class session;
@@ -157,8 +158,5 @@ class SqlStore {
 // does not accept URIs). Percent-escapes in user and password are decoded.
 StatusOr<std::string> PostgresUrlToConninfo(const std::string& url);
 
-// Current UTC time as ISO-8601 with milliseconds ("2026-11-25T12:00:00.123Z").
-std::string IsoUtcNow();
-std::string IsoUtcFromMs(int64_t ms);
 
 }  // namespace streamfleet

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "streamfleet/base/config.h"
+#include "streamfleet/base/time.h"
 #include "streamfleet/redis/redis.h"
 #include "streamfleet/taskqueue/task_keys.h"
 #include "streamfleet/v1/task.pb.h"
@@ -78,8 +79,6 @@ Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string
 // Atomically dead-letters (with reason and history) and XACKs the entry.
 Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
                       const std::string& raw_envelope, const std::string& reason, int64_t times_delivered);
-
-int64_t WallClockMs();
 
 // One round trip for a worker slot: the acks of the tasks it finished since its last read, which queues are
 // paused, and up to `count` waiting tasks of the first open queue that has any (queues tried in the given
