@@ -14,6 +14,8 @@
 #include "streamfleet/cache/cache.h"
 #include "streamfleet/base/config.h"
 #include "streamfleet/operations/fleet_admin.h"
+#include "streamfleet/operations/operator_json.h"
+#include "streamfleet/operations/operator_task.h"
 #include "streamfleet/base/json_input.h"
 #include "streamfleet/chunks/generation_request.h"
 #include "streamfleet/chunks/generation_start.h"
@@ -225,13 +227,11 @@ int main(int argc, char** argv) {
       json out = json::array();
       std::string human;
       for (const auto& k : found) {
-        json e = {{"key", k.key}, {"type", k.type}, {"ttl", k.ttl}};
+        json e = BufferKeyJson(k);
         human += k.key + "  type=" + k.type + " ttl=" + std::to_string(k.ttl);
         if (k.type == "list") {
-          e["llen"] = k.llen;
           human += " llen=" + std::to_string(k.llen);
         } else if (k.type == "hash") {
-          e["hash"] = k.hash;
           human += " " + e["hash"].dump();
         }
         human += "\n";
@@ -252,8 +252,7 @@ int main(int argc, char** argv) {
       if (!m.ok() && m.status().code() == StatusCode::kNotFound) throw Failure{m.status().message()};
       auto res = Must(std::move(m), "compact");
       const auto& o = res.outcome;
-      Print(as_json, json{{"generation_id", gen}, {"chunk_count", o.chunk_count}, {"json_valid", o.json_valid},
-                          {"missing_seqs", o.missing}, {"buffer_deleted", res.buffer_deleted}},
+      Print(as_json, ManualCompactionJson(gen, res),
             "compacted generation " + std::to_string(gen) + ": " + std::to_string(o.chunk_count) + " chunks, json " +
                 (o.json_valid ? "valid" : "invalid (fallback recorded)") + (del ? ", buffer deleted" : "") + "\n");
     } else if (replay->parsed()) {
@@ -316,18 +315,11 @@ int main(int argc, char** argv) {
       std::string human = line;
       for (const auto& s : names) {
         auto st = Must(GetStreamStats(*r, s, /*with_consumers=*/true), "stream " + s);
-        json g = json::array();
         if (st.groups.empty()) {
           std::snprintf(line, sizeof(line), "%-32s %8lld  %-10s\n", s.c_str(), static_cast<long long>(st.length), "-");
           human += line;
         }
         for (const auto& gs : st.groups) {
-          json consumers = json::array();
-          for (const auto& cs : gs.consumer_list) {
-            consumers.push_back({{"name", cs.name}, {"pending", cs.pending}, {"idle_seconds", cs.idle_ms / 1000.0}});
-          }
-          g.push_back({{"group", gs.name}, {"pending", gs.pending}, {"lag", gs.lag}, {"consumers", gs.consumers},
-                       {"oldest_pending_seconds", gs.oldest_pending_seconds}, {"consumer_list", consumers}});
           std::snprintf(line, sizeof(line), "%-32s %8lld  %-10s %8lld %8lld %9lld %12.1f\n", s.c_str(),
                         static_cast<long long>(st.length), gs.name.c_str(), static_cast<long long>(gs.pending),
                         static_cast<long long>(gs.lag), static_cast<long long>(gs.consumers), gs.oldest_pending_seconds);
@@ -338,7 +330,7 @@ int main(int argc, char** argv) {
             human += line;
           }
         }
-        j.push_back({{"stream", s}, {"length", st.length}, {"groups", g}});
+        j.push_back(StreamStatsJson(st));
       }
       Print(as_json, j, human);
     } else if (dlq->parsed()) {
@@ -349,11 +341,7 @@ int main(int argc, char** argv) {
         for (const auto& d : Must(ListDeadLetters(*r, c, 1000), "XRANGE")) {
           const StreamEntry& e = d.entry;
           if (dlq_cmd == "show" && e.id != dlq_id) continue;
-          json f = {{"dlq", d.dlq}, {"id", e.id}};
-          for (const auto& [k, v] : e.fields) {
-            if (k != "e") f[k] = v;
-          }
-          j.push_back(f);
+          j.push_back(DeadLetterJson(d));
           human += d.dlq + " " + e.id + "  " + (e.Field("source_stream") ? *e.Field("source_stream") : "") + "  " +
                    (e.Field("reason") ? *e.Field("reason") : "") + "\n";
         }
@@ -371,9 +359,10 @@ int main(int argc, char** argv) {
           }
           bar->Update(done);
         };
-        int64_t n = Must(RequeueDeadLetters(*r, c, dlq_all ? "" : dlq_id, progress), "requeue");
+        auto requeued = RequeueDeadLetters(*r, c, dlq_all ? "" : dlq_id, progress);
         bar.reset();
-        if (!dlq_all && n == 0) throw Failure{"no dead letter with id " + dlq_id};
+        if (requeued.status().code() == StatusCode::kNotFound) throw Failure{"no dead letter with id " + dlq_id};
+        int64_t n = Must(std::move(requeued), "requeue");
         Print(as_json, json{{"requeued", n}}, "requeued " + std::to_string(n) + "\n");
       } else {
         DeadLetterFilter filter;
@@ -393,6 +382,8 @@ int main(int argc, char** argv) {
         Print(as_json, json{{"purged", n}}, "purged " + std::to_string(n) + "\n");
       }
     } else if (enqueue->parsed()) {
+      // EnqueueOperatorTask checks the payload too; checked first here so that the message names the flag and
+      // comes before the queue check and without a connection.
       if (auto p = ParseJsonInput(payload); !p.ok()) throw Failure{"--payload is not valid JSON: " + p.status().message()};
       std::vector<std::string> read = QueueNames(c);
       if (!enqueue_force && std::find(read.begin(), read.end(), queue) == read.end()) {
@@ -400,13 +391,11 @@ int main(int argc, char** argv) {
                     Join(read, ", ") + "): the task would wait forever; pass --force if a worker elsewhere reads it"};
       }
       auto r = Redis(c);
-      EnqueueOptions o = EnqueueOptions::FromConfig(c);
-      o.queue = queue;
-      o.unique_key = unique;
+      OperatorTask task{type, payload, queue, unique, 0};
       int64_t now = WallClockMs();
-      if (!delay.empty()) o.run_at_ms = now + Must(ParseDurationMs(delay, 1000), "--delay");
-      if (!at.empty()) o.run_at_ms = Must(ParseTimeMs(at), "--at");
-      auto res = Must(EnqueueTask(*r, tkeys, type, payload, o, now), "enqueue");
+      if (!delay.empty()) task.run_at_ms = now + Must(ParseDurationMs(delay, 1000), "--delay");
+      if (!at.empty()) task.run_at_ms = Must(ParseTimeMs(at), "--at");
+      auto res = Must(EnqueueOperatorTask(*r, c, task, now), "enqueue");
       Print(as_json, json{{"id", res.id}, {"duplicate", res.duplicate}, {"scheduled", res.scheduled}},
             res.duplicate ? "duplicate of task " + res.id + " (unique key held): nothing enqueued\n"
                           : "enqueued " + res.id + (res.scheduled ? " (scheduled)\n" : "\n"));
