@@ -4,9 +4,11 @@
 #include <cstdlib>
 #include <regex>
 
-#include "streamfleet/operations/manual_compaction.h"
-#include "streamfleet/operations/fleet_admin.h"
 #include "streamfleet/base/json_input.h"
+#include "streamfleet/operations/fleet_admin.h"
+#include "streamfleet/operations/manual_compaction.h"
+#include "streamfleet/operations/operator_json.h"
+#include "streamfleet/operations/operator_task.h"
 #include "streamfleet/observability/redis_info_metrics.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/taskqueue/task_queue.h"
@@ -23,13 +25,17 @@ struct ApiError {
   std::string error, detail;
 };
 
+// A failed operation as an answer: kNotFound is the operations' "no such id" (a dead letter, a buffer to
+// compact), said as it is; anything else is Redis (or the database) refusing or failing.
+void Must(const Status& s) {
+  if (s.ok()) return;
+  if (s.code() == StatusCode::kNotFound) throw ApiError{404, "not_found", s.message()};
+  throw ApiError{s.code() == StatusCode::kInvalidArgument ? 400 : 502, "redis", s.ToString()};
+}
 template <typename T>
 T Must(StatusOr<T> v) {
-  if (!v.ok()) throw ApiError{v.status().code() == StatusCode::kInvalidArgument ? 400 : 502, "redis", v.status().ToString()};
+  Must(v.status());
   return std::move(v).value();
-}
-void Must(const Status& s) {
-  if (!s.ok()) throw ApiError{s.code() == StatusCode::kInvalidArgument ? 400 : 502, "redis", s.ToString()};
 }
 
 bool ValidStreamId(const std::string& id) { return std::regex_match(id, std::regex("[0-9]{1,20}-[0-9]{1,20}")); }
@@ -69,11 +75,9 @@ json TaskJson(const v1::TaskEnvelope& t) {
 }
 
 // A dead letter with its envelope decoded (task or chunk, by the stream it came from).
-json DeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
-  json j = {{"dlq", d.dlq}, {"id", d.entry.id}, {"kind", task_dlq ? "task" : "chunk"}};
-  for (const auto& [k, v] : d.entry.fields) {
-    if (k != "e") j[k] = v;
-  }
+json DecodedDeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
+  json j = DeadLetterJson(d);
+  j["kind"] = task_dlq ? "task" : "chunk";
   if (const std::string* e = d.entry.Field("e")) {
     if (task_dlq) {
       v1::TaskEnvelope t;
@@ -230,17 +234,12 @@ json AdminApi::Streams(RedisClient& r) {
   json out = json::array();
   for (const auto& s : FleetStreams(config_)) {
     auto st = Must(GetStreamStats(r, s, /*with_consumers=*/true));
-    json groups = json::array();
-    for (const auto& g : st.groups) {
-      json consumers = json::array();
-      for (const auto& c : g.consumer_list) {
-        consumers.push_back({{"name", c.name}, {"pending", c.pending}, {"idle_seconds", c.idle_ms / 1000.0}});
-      }
-      groups.push_back({{"group", g.name}, {"pending", g.pending}, {"lag", g.lag}, {"consumers", g.consumers},
-                        {"last_delivered_id", g.last_delivered_id},
-                        {"oldest_pending_seconds", g.oldest_pending_seconds}, {"consumer_list", consumers}});
+    json j = StreamStatsJson(st);
+    // The streams page also shows how far each group has read (claim and release act on what is behind it).
+    for (size_t i = 0; i < st.groups.size(); ++i) {
+      j["groups"][i]["last_delivered_id"] = st.groups[i].last_delivered_id;
     }
-    out.push_back({{"stream", s}, {"length", st.length}, {"groups", groups}});
+    out.push_back(std::move(j));
   }
   return out;
 }
@@ -348,7 +347,9 @@ json AdminApi::Task(RedisClient& r, const std::string& id) {
 json AdminApi::DeadLetters(RedisClient& r) {
   const std::string chunk_dlq = KeySchema::FromConfig(config_).ChunkDeadLetterStream();
   json out = json::array();
-  for (const auto& d : Must(ListDeadLetters(r, config_, 500))) out.push_back(DeadLetterJson(d, d.dlq != chunk_dlq));
+  for (const auto& d : Must(ListDeadLetters(r, config_, 500))) {
+    out.push_back(DecodedDeadLetterJson(d, d.dlq != chunk_dlq));
+  }
   return out;
 }
 
@@ -356,12 +357,7 @@ json AdminApi::Generation(RedisClient& r, int64_t org, int64_t gen, int64_t scen
   if (org <= 0 || gen <= 0 || scenario < 0) throw ApiError{400, "invalid_request", "org and gen must be positive"};
   KeySchema keys = KeySchema::FromConfig(config_);
   json buffer = json::array();
-  for (const auto& k : Must(InspectGenerationBuffer(r, keys, org, gen, scenario))) {
-    json e = {{"key", k.key}, {"type", k.type}, {"ttl", k.ttl}};
-    if (k.llen >= 0) e["llen"] = k.llen;
-    if (!k.hash.empty()) e["hash"] = k.hash;
-    buffer.push_back(e);
-  }
+  for (const auto& k : Must(InspectGenerationBuffer(r, keys, org, gen, scenario))) buffer.push_back(BufferKeyJson(k));
   json row = nullptr;
   std::string row_error;
   if (store_ == nullptr) {
@@ -395,35 +391,32 @@ json AdminApi::Action(RedisClient& r, const std::string& route, const json& body
     return {{"queue", q}, {"paused", route == "queues/pause"}};
   }
   if (route == "tasks/enqueue") {
-    std::string type = Str(body, "type");
-    std::string payload = body.contains("payload") && body["payload"].is_string() ? body["payload"].get<std::string>() : "{}";
-    if (auto p = ParseJsonInput(payload); !p.ok()) {
-      throw ApiError{400, "invalid_request", "payload is not valid JSON: " + p.status().message()};
-    }
-    EnqueueOptions o = EnqueueOptions::FromConfig(config_);
-    o.queue = body.contains("queue") && body["queue"].is_string() ? body["queue"].get<std::string>() : "default";
-    if (!ValidQueueName(o.queue)) throw ApiError{400, "invalid_request", "invalid queue name"};
+    OperatorTask task;
+    task.type = Str(body, "type");
+    if (body.contains("payload") && body["payload"].is_string()) task.payload = body["payload"].get<std::string>();
+    if (body.contains("queue") && body["queue"].is_string()) task.queue = body["queue"].get<std::string>();
     int64_t now = WallClockMs();
     int64_t delay_s = Int(body, "delay_seconds", 0);
-    if (delay_s > 0) o.run_at_ms = now + delay_s * 1000;
-    auto res = Must(EnqueueTask(r, tkeys, type, payload, o, now));
-    return {{"id", res.id}, {"duplicate", res.duplicate}, {"scheduled", res.scheduled}};
+    if (delay_s > 0) task.run_at_ms = now + delay_s * 1000;
+    auto res = EnqueueOperatorTask(r, config_, task, now);
+    // Its kInvalidArgument is about the request (payload, queue name), not Redis.
+    if (res.status().code() == StatusCode::kInvalidArgument) {
+      throw ApiError{400, "invalid_request", res.status().message()};
+    }
+    EnqueueResult done = Must(std::move(res));
+    return {{"id", done.id}, {"duplicate", done.duplicate}, {"scheduled", done.scheduled}};
   }
   if (route == "dead-letters/requeue") {
     bool all = body.value("all", false);
     std::string id = all ? "" : Str(body, "id");
     if (!all && !ValidStreamId(id)) throw ApiError{400, "invalid_request", "id must be a stream id"};
-    int64_t n = Must(RequeueDeadLetters(r, config_, id));
-    if (!all && n == 0) throw ApiError{404, "not_found", "no dead letter " + id + " (or it has no source)"};
-    return {{"requeued", n}};
+    return {{"requeued", Must(RequeueDeadLetters(r, config_, id))}};
   }
   if (route == "dead-letters/delete") {
     if (body.value("all", false)) return {{"deleted", Must(PurgeDeadLetters(r, config_))}};
     std::string id = Str(body, "id");
     if (!ValidStreamId(id)) throw ApiError{400, "invalid_request", "id must be a stream id"};
-    int64_t n = Must(DeleteDeadLetter(r, config_, id));
-    if (n == 0) throw ApiError{404, "not_found", "no dead letter " + id};
-    return {{"deleted", n}};
+    return {{"deleted", Must(DeleteDeadLetter(r, config_, id))}};
   }
   if (route == "streams/claim" || route == "streams/release") {
     std::string stream = Str(body, "stream"), group = Str(body, "group"), id = Str(body, "id");
@@ -452,13 +445,9 @@ json AdminApi::Action(RedisClient& r, const std::string& route, const json& body
     GenerationId g{Int(body, "org"), Int(body, "scenario", 0), Int(body, "gen")};
     if (g.org <= 0 || g.gen <= 0) throw ApiError{400, "invalid_request", "org and gen must be positive"};
     std::lock_guard<std::mutex> lock(store_mu_);
-    auto m = compactor::CompactGenerationNow(config_, r, *store_, g, body.value("delete_buffer", false),
-                                             "streamfleet-admin");
-    if (!m.ok() && m.status().code() == StatusCode::kNotFound) throw ApiError{404, "not_found", m.status().message()};
-    auto res = Must(std::move(m));
-    return {{"generation_id", g.gen}, {"chunk_count", res.outcome.chunk_count},
-            {"json_valid", res.outcome.json_valid}, {"missing_seqs", res.outcome.missing},
-            {"buffer_deleted", res.buffer_deleted}};
+    auto done = Must(compactor::CompactGenerationNow(config_, r, *store_, g, body.value("delete_buffer", false),
+                                                     "streamfleet-admin"));
+    return ManualCompactionJson(g.gen, done);
   }
   throw ApiError{404, "not_found", "no action " + route};
 }

@@ -1,9 +1,10 @@
 #pragma once
 // The admin UI's JSON API (/api/...): read models of the overview, streams, queues, dead letters and
-// generations, and the operator actions. Every Redis operation is the same shared code streamfleetctl
-// runs (streamfleet/operations/fleet_admin.h, components/operations/include/streamfleet/operations/manual_compaction.h). Authentication happens before a request
-// reaches this class (admin_server.h). Thread-safe: Redis clients come from a pool, the SQL store is used
-// under a mutex.
+// generations, and the operator actions. An action streamfleetctl also offers is the same call into
+// components/operations (streamfleet/operations/: fleet_admin.h, operator_task.h, manual_compaction.h), and
+// what both show has the same JSON form (operator_json.h); this class only turns requests into those calls
+// and their results and errors into HTTP answers. Authentication happens before a request reaches this
+// class (admin_server.h). Thread-safe: Redis clients come from a pool, the SQL store is used under a mutex.
 #include <memory>
 #include <mutex>
 #include <string>

@@ -95,6 +95,7 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
       ++n;
     }
   }
+  if (!id.empty() && n == 0) return Status::NotFound("no dead letter " + id + " (or it has no source)");
   return n;
 }
 
@@ -105,6 +106,7 @@ StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, con
     if (!r.ok()) return r.status();
     n += r->integer;
   }
+  if (n == 0) return Status::NotFound("no dead letter " + id);
   return n;
 }
 

@@ -52,14 +52,16 @@ StatusOr<std::vector<DeadLetterEntry>> ListDeadLetters(RedisClient& redis, const
 
 // Requeues entries back onto their source stream (XADD of the original envelope "e", then XDEL from the
 // dead-letter stream). `id` empty = every entry. progress(stream, done, total) is called per entry.
-// Entries without source_stream or envelope are left in place. Returns how many were requeued.
+// Entries without source_stream or envelope are left in place. Returns how many were requeued; kNotFound
+// when `id` names no entry that could be requeued (none, or one without a source to go back to).
 using RequeueProgress = std::function<void(const std::string& dlq, int64_t done, int64_t total)>;
 StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, const std::string& id,
                                      const RequeueProgress& progress = nullptr);
 
-// Deletes one dead letter (any dead-letter stream) by id; returns how many entries were removed (0 or 1).
+// Deletes one dead letter (any dead-letter stream) by id; returns how many entries were removed, kNotFound
+// when none was.
 StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, const std::string& id);
-// Deletes every dead-letter stream; returns how many entries they held.
+
 // Which dead letters a purge removes; the default (no filter) removes every one.
 struct DeadLetterFilter {
   int64_t older_than_ms = 0;   // only entries dead-lettered more than this long before now_ms (0 = any age)

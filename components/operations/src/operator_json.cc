@@ -1,0 +1,41 @@
+#include "streamfleet/operations/operator_json.h"
+
+namespace streamfleet {
+
+using nlohmann::json;
+
+json StreamStatsJson(const StreamStats& stats) {
+  json groups = json::array();
+  for (const auto& g : stats.groups) {
+    json consumers = json::array();
+    for (const auto& c : g.consumer_list) {
+      consumers.push_back({{"name", c.name}, {"pending", c.pending}, {"idle_seconds", c.idle_ms / 1000.0}});
+    }
+    groups.push_back({{"group", g.name}, {"pending", g.pending}, {"lag", g.lag}, {"consumers", g.consumers},
+                      {"oldest_pending_seconds", g.oldest_pending_seconds}, {"consumer_list", consumers}});
+  }
+  return {{"stream", stats.stream}, {"length", stats.length}, {"groups", groups}};
+}
+
+json BufferKeyJson(const BufferKeyInfo& key) {
+  json j = {{"key", key.key}, {"type", key.type}, {"ttl", key.ttl}};
+  if (key.type == "list") j["llen"] = key.llen;
+  if (key.type == "hash") j["hash"] = key.hash;
+  return j;
+}
+
+json DeadLetterJson(const DeadLetterEntry& dead_letter) {
+  json j = {{"dlq", dead_letter.dlq}, {"id", dead_letter.entry.id}};
+  for (const auto& [k, v] : dead_letter.entry.fields) {
+    if (k != "e") j[k] = v;
+  }
+  return j;
+}
+
+json ManualCompactionJson(int64_t generation_id, const compactor::ManualCompaction& result) {
+  const compactor::FinalizeOutcome& o = result.outcome;
+  return {{"generation_id", generation_id}, {"chunk_count", o.chunk_count}, {"json_valid", o.json_valid},
+          {"missing_seqs", o.missing}, {"buffer_deleted", result.buffer_deleted}};
+}
+
+}  // namespace streamfleet

@@ -1,0 +1,110 @@
+// The operator actions both streamfleetctl and the admin API call (streamfleet/operations/operator_task.h,
+// fleet_admin.h's dead-letter answers) and the JSON forms both print (operator_json.h), against a real
+// redis-server.
+#include <gtest/gtest.h>
+
+#include "streamfleet/operations/fleet_admin.h"
+#include "streamfleet/operations/operator_json.h"
+#include "streamfleet/operations/operator_task.h"
+#include "support/map_env.h"
+#include "support/redis_suite.h"
+
+namespace streamfleet {
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kNow = 1'900'000'000'000;
+
+class OperatorActionsTest : public testing::RedisSuite<> {
+ protected:
+  void SetUp() override {
+    RedisSuite::SetUp();
+    config_ = LoadConfig(testing::MapEnv(server_->env()), ":0").value();
+    tkeys_ = TaskKeys::FromConfig(config_);
+  }
+  int64_t Len(const std::string& stream) { return redis_->Command({"XLEN", stream})->integer; }
+
+  Config config_;
+  TaskKeys tkeys_{"streamfleet"};
+};
+
+TEST_F(OperatorActionsTest, EnqueueRefusesWhatCouldOnlyFailBeforeWritingAnything) {
+  OperatorTask broken{"noop", "{broken", "default", "", 0};
+  auto r = EnqueueOperatorTask(*redis_, config_, broken, kNow);
+  ASSERT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message().rfind("payload is not valid JSON: ", 0), 0u) << r.status().message();
+  OperatorTask bad_queue{"noop", "{}", "no such*queue", "", 0};
+  auto q = EnqueueOperatorTask(*redis_, config_, bad_queue, kNow);
+  ASSERT_EQ(q.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(q.status().message(), "invalid queue name");
+  EXPECT_EQ(Len(tkeys_.Queue("default")), 0);
+}
+
+TEST_F(OperatorActionsTest, EnqueueNowLaterAndOnceByUniqueKey) {
+  auto now = EnqueueOperatorTask(*redis_, config_, {"noop", "{}", "low", "", 0}, kNow);
+  ASSERT_TRUE(now.ok()) << now.status().ToString();
+  EXPECT_FALSE(now->scheduled);
+  EXPECT_EQ(Len(tkeys_.Queue("low")), 1);
+  EXPECT_GT(redis_->Command({"TTL", tkeys_.Status(now->id)})->integer, 0) << "kept TASK_RESULT_TTL";
+  OperatorTask later{"noop", R"({"n":1})", "default", "k1", kNow + 60'000};
+  auto first = EnqueueOperatorTask(*redis_, config_, later, kNow);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->scheduled);
+  auto again = EnqueueOperatorTask(*redis_, config_, later, kNow);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->id, first->id);
+}
+
+TEST_F(OperatorActionsTest, AnUnknownDeadLetterIdIsNotFound) {
+  std::string id = redis_->Command({"XADD", tkeys_.DeadLetters(), "*", "source_stream", tkeys_.Queue("default"),
+                                    "reason", "boom", "e", "env"})->str;
+  std::string sourceless = redis_->Command({"XADD", tkeys_.DeadLetters(), "*", "reason", "boom"})->str;
+  EXPECT_EQ(RequeueDeadLetters(*redis_, config_, "1-1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(RequeueDeadLetters(*redis_, config_, sourceless).status().code(), StatusCode::kNotFound)
+      << "nowhere to go back to";
+  auto one = RequeueDeadLetters(*redis_, config_, id);
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_EQ(*one, 1);
+  EXPECT_EQ(Len(tkeys_.Queue("default")), 1);
+  auto all = RequeueDeadLetters(*redis_, config_, "");
+  ASSERT_TRUE(all.ok()) << "requeuing every entry finds nothing to do: not an error";
+  EXPECT_EQ(*all, 0);
+  EXPECT_EQ(DeleteDeadLetter(*redis_, config_, id).status().code(), StatusCode::kNotFound) << "requeued: gone";
+  auto deleted = DeleteDeadLetter(*redis_, config_, sourceless);
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(*deleted, 1);
+}
+
+TEST_F(OperatorActionsTest, JsonFormsNameWhatTheCliAndTheAdminApiShow) {
+  const std::string stream = tkeys_.Queue("default");
+  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", "x"}).ok());
+  ASSERT_TRUE(redis_->Command({"XGROUP", "CREATE", stream, "workers", "0"}).ok());
+  ASSERT_TRUE(redis_->Command({"XREADGROUP", "GROUP", "workers", "w-1", "STREAMS", stream, ">"}).ok());
+  json s = StreamStatsJson(GetStreamStats(*redis_, stream, /*with_consumers=*/true).value());
+  EXPECT_EQ(s["stream"], stream);
+  EXPECT_EQ(s["length"], 1);
+  ASSERT_EQ(s["groups"].size(), 1u);
+  EXPECT_EQ(s["groups"][0]["group"], "workers");
+  EXPECT_EQ(s["groups"][0]["pending"], 1);
+  EXPECT_EQ(s["groups"][0]["consumer_list"][0]["name"], "w-1");
+  EXPECT_FALSE(s["groups"][0].contains("last_delivered_id")) << "the admin API adds it, the CLI does not show it";
+
+  EXPECT_EQ(BufferKeyJson({"k", "list", 60, 3, {}}), json::parse(R"({"key":"k","type":"list","ttl":60,"llen":3})"));
+  EXPECT_EQ(BufferKeyJson({"k:meta", "hash", -1, -1, {{"total_chunks", "4"}}}),
+            json::parse(R"({"key":"k:meta","type":"hash","ttl":-1,"hash":{"total_chunks":"4"}})"));
+
+  DeadLetterEntry d{"streamfleet:dlq:tasks", {"streamfleet:dlq:tasks", "5-1", {{"reason", "boom"}, {"e", "\xff"}}}};
+  EXPECT_EQ(DeadLetterJson(d), json::parse(R"({"dlq":"streamfleet:dlq:tasks","id":"5-1","reason":"boom"})"));
+
+  compactor::ManualCompaction m;
+  m.outcome.chunk_count = 3;
+  m.outcome.json_valid = true;
+  m.outcome.missing = {1};
+  EXPECT_EQ(ManualCompactionJson(9, m), json::parse(R"({"generation_id":9,"chunk_count":3,"json_valid":true,
+                                                          "missing_seqs":[1],"buffer_deleted":false})"));
+}
+
+}  // namespace
+}  // namespace streamfleet

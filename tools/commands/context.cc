@@ -1,0 +1,26 @@
+#include "tools/commands/context.h"
+
+#include <iostream>
+
+namespace streamfleet::ctl {
+
+void Context::OnRun(CLI::App* command, Action action, bool needs_config) {
+  commands_.push_back({command, std::move(action), needs_config});
+}
+
+const Context::Command* Context::Parsed() const {
+  for (const Command& c : commands_) {
+    if (c.app->parsed()) return &c;
+  }
+  return nullptr;
+}
+
+void Context::Print(const nlohmann::json& j, const std::string& human) const {
+  if (as_json) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << human;
+  }
+}
+
+}  // namespace streamfleet::ctl

@@ -1,0 +1,109 @@
+// dlq: the chunk and task dead letters: list or show them, requeue them to where they came from, purge them.
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
+
+#include "streamfleet/operations/fleet_admin.h"
+#include "streamfleet/operations/operator_json.h"
+#include "streamfleet/taskqueue/task_queue.h"
+#include "tools/commands/commands.h"
+#include "tools/commands/connections.h"
+#include "tools/commands/failure.h"
+#include "tools/progress_bar.h"
+
+namespace streamfleet::ctl {
+namespace {
+
+using nlohmann::json;
+
+struct DeadLetterArgs {
+  std::string command, id;  // list | show | requeue | purge; the entry id (show, requeue)
+  bool all = false, yes = false;
+  std::string older_than, type, stream;  // purge filters
+};
+
+// `list` every dead letter; `show ID` only that one.
+void List(const Context& ctx, const Config& c, RedisClient& r, const DeadLetterArgs& a) {
+  json j = json::array();
+  std::string human;
+  for (const auto& d : Must(ListDeadLetters(r, c, 1000), "XRANGE")) {
+    const StreamEntry& e = d.entry;
+    if (a.command == "show" && e.id != a.id) continue;
+    j.push_back(DeadLetterJson(d));
+    human += d.dlq + " " + e.id + "  " + (e.Field("source_stream") ? *e.Field("source_stream") : "") + "  " +
+             (e.Field("reason") ? *e.Field("reason") : "") + "\n";
+  }
+  if (a.command == "show" && j.empty()) throw Failure{"no dead letter with id " + a.id};
+  ctx.Print(j, human.empty() ? "no dead letters\n" : human);
+}
+
+void Requeue(const Context& ctx, const Config& c, RedisClient& r, const DeadLetterArgs& a) {
+  if (!a.all && a.id.empty()) throw Failure{"requeue needs an ID or --all"};
+  // --all may move many entries: a bar per dead-letter stream.
+  std::unique_ptr<ProgressBar> bar;
+  std::string bar_stream;
+  auto progress = [&](const std::string& s, int64_t done, int64_t total) {
+    if (!a.all) return;
+    if (s != bar_stream) {
+      bar = std::make_unique<ProgressBar>("requeueing " + s, total);
+      bar_stream = s;
+    }
+    bar->Update(done);
+  };
+  auto requeued = RequeueDeadLetters(r, c, a.all ? "" : a.id, progress);
+  bar.reset();
+  if (requeued.status().code() == StatusCode::kNotFound) throw Failure{"no dead letter with id " + a.id};
+  int64_t n = Must(std::move(requeued), "requeue");
+  ctx.Print(json{{"requeued", n}}, "requeued " + std::to_string(n) + "\n");
+}
+
+void Purge(const Context& ctx, const Config& c, RedisClient& r, const DeadLetterArgs& a) {
+  DeadLetterFilter filter;
+  filter.now_ms = WallClockMs();
+  if (!a.older_than.empty()) filter.older_than_ms = Must(ParseDurationMs(a.older_than, 1000), "--older-than");
+  filter.task_type = a.type;
+  filter.source_stream = a.stream;
+  // Deleting dead letters cannot be undone: a person at a terminal is asked first (scripts are not).
+  if (!a.yes && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+    int64_t n = Must(PurgeDeadLetters(r, c, filter, /*dry_run=*/true), "purge");
+    std::cerr << "delete " << n << " dead letter(s)? this cannot be undone [y/N] ";
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != "y" && answer != "yes") throw Failure{"purge cancelled: nothing deleted"};
+  }
+  int64_t n = Must(PurgeDeadLetters(r, c, filter), "purge");
+  ctx.Print(json{{"purged", n}}, "purged " + std::to_string(n) + "\n");
+}
+
+void Run(const Context& ctx, const Config& c, const DeadLetterArgs& a) {
+  auto r = ConnectRedis(c);
+  if (a.command == "list" || a.command == "show") {
+    List(ctx, c, *r, a);
+  } else if (a.command == "requeue") {
+    Requeue(ctx, c, *r, a);
+  } else {
+    Purge(ctx, c, *r, a);
+  }
+}
+
+}  // namespace
+
+void RegisterDeadLetterCommands(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<DeadLetterArgs>();
+  auto* dlq = app.add_subcommand("dlq", "dead letters of chunks and tasks\n"
+                                        "  example: streamfleetctl dlq show 1795622292908-0; "
+                                        "streamfleetctl dlq requeue --all");
+  dlq->add_option("COMMAND", a->command, "list | show | requeue | purge")->required()->check(
+      CLI::IsMember({"list", "show", "requeue", "purge"}));
+  dlq->add_option("ID", a->id, "dead-letter entry id (show, requeue)");
+  dlq->add_flag("--all", a->all, "requeue every entry");
+  dlq->add_option("--older-than", a->older_than,
+                  "purge: only entries dead-lettered longer ago than this (e.g. 7d, 12h)");
+  dlq->add_option("--type", a->type, "purge: only task dead letters of this task type");
+  dlq->add_option("--stream", a->stream, "purge: only entries that came from this stream");
+  dlq->add_flag("--yes", a->yes, "purge: do not ask for confirmation on a terminal");
+  ctx.OnRun(dlq, a, Run);
+}
+
+}  // namespace streamfleet::ctl
