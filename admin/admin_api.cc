@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <regex>
 
+#include "streamfleet/base/time.h"
+#include "streamfleet/base/hash_fields.h"
 #include "streamfleet/base/json_input.h"
 #include "streamfleet/operations/fleet_admin.h"
 #include "streamfleet/operations/manual_compaction.h"
@@ -105,15 +107,7 @@ json IdsFromKey(const std::string& key) {
           {"generation_id", std::stoll(m[4])}};
 }
 
-int64_t MetaInt(const std::map<std::string, std::string>& meta, const char* field) {
-  auto it = meta.find(field);
-  if (it == meta.end()) return 0;
-  try {
-    return std::stoll(it->second);
-  } catch (...) {
-    return 0;
-  }
-}
+int64_t MetaInt(const std::map<std::string, std::string>& meta, const char* field) { return IntField(meta, field); }
 
 }  // namespace
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "streamfleet/base/time.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/taskqueue/task_queue.h"

@@ -4,6 +4,7 @@
 #include <map>
 #include <thread>
 
+#include "streamfleet/base/time.h"
 #include "streamfleet/base/backoff.h"
 #include "streamfleet/base/envelope_version.h"
 #include "streamfleet/chunks/generation_owner.h"

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/base/time.h"
 #include "streamfleet/chunks/request_parsing.h"
 #include "streamfleet/chunks/chunk_scripts.h"
 #include "streamfleet/base/codec.h"

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 
+#include "streamfleet/base/time.h"
 #include "streamfleet/operations/fleet_admin.h"
 #include "streamfleet/operations/operator_json.h"
 #include "streamfleet/taskqueue/task_queue.h"

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <memory>
 
+#include "streamfleet/base/time.h"
 #include "streamfleet/base/json_input.h"
 #include "streamfleet/chunks/generation_request.h"
 #include "streamfleet/chunks/generation_start.h"

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/base/time.h"
 #include "streamfleet/chunks/assembly.h"
 #include "streamfleet/base/codec.h"
 #include "streamfleet/cache/generation_cache.h"

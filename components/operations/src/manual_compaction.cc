@@ -1,5 +1,6 @@
 #include "streamfleet/operations/manual_compaction.h"
 
+#include "streamfleet/base/time.h"
 #include "streamfleet/taskqueue/task_queue.h"
 
 namespace streamfleet::compactor {

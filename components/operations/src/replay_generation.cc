@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "streamfleet/base/time.h"
 #include "streamfleet/taskqueue/task_queue.h"
 
 namespace streamfleet::ctl {

@@ -8,6 +8,7 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 
+#include "streamfleet/base/time.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/sql_database.h"
 

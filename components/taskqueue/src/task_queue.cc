@@ -4,6 +4,8 @@
 #include <chrono>
 #include <random>
 
+#include "streamfleet/base/time.h"
+
 namespace streamfleet {
 
 namespace {

@@ -41,7 +41,7 @@ enum class FinalizeDependency { kRedis, kDatabase };
 class Finalizer {
  public:
   // cache: the fleet cache to invalidate after a write (nullptr: none).
-  Finalizer(const Config& config, ChunkBuffer& buffer, SqlStore& store, std::string consumer_name,
+  Finalizer(const Config& config, ChunkBuffer& buffer, GenerationRepository& store, std::string consumer_name,
             Cache* cache = nullptr)
       : config_(config), buffer_(buffer), store_(store), consumer_(std::move(consumer_name)), cache_(cache) {}
 
@@ -68,7 +68,7 @@ class Finalizer {
 
   const Config& config_;
   ChunkBuffer& buffer_;
-  SqlStore& store_;
+  GenerationRepository& store_;
   std::string consumer_;
   Cache* cache_;
 };

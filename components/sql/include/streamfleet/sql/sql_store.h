@@ -80,7 +80,19 @@ enum class UpsertResult {
   kOwnedElsewhere,  // the row belongs to another organization: nothing changed (a row never changes owner)
 };
 
-class SqlStore {
+// The generation rows as the chunk path's finalizer reads and writes them. An interface so that a unit test
+// can put a gMock in place of the database (an outage or a refusal at a chosen step) while Redis stays real;
+// SqlStore is the implementation.
+class GenerationRepository {
+ public:
+  virtual ~GenerationRepository() = default;
+  // Many rows in one transaction, results in input order; all or nothing.
+  virtual StatusOr<std::vector<UpsertResult>> UpsertGenerations(const std::vector<GenerationWrite>& writes) = 0;
+  virtual StatusOr<std::optional<GenerationRow>> GetGeneration(int64_t id) = 0;
+  virtual StatusOr<std::vector<ChunkRow>> GetChunks(int64_t generation_id) = 0;
+};
+
+class SqlStore final : public GenerationRepository {
  public:
   // database_url: "sqlite:PATH" (also sqlite://PATH) or "postgresql://..." (libpq URI).
   static StatusOr<std::unique_ptr<SqlStore>> Open(const std::string& database_url);
@@ -102,17 +114,17 @@ class SqlStore {
   StatusOr<UpsertResult> UpsertGeneration(const GenerationWrite& w);
   // The same for many rows in ONE transaction (results in input order): all or nothing, and one commit
   // for a whole batch of finalizations.
-  StatusOr<std::vector<UpsertResult>> UpsertGenerations(const std::vector<GenerationWrite>& writes);
+  StatusOr<std::vector<UpsertResult>> UpsertGenerations(const std::vector<GenerationWrite>& writes) override;
   // Creates the row with initial metadata if it does not exist (the generation.run path); keeps an
   // existing row's metadata keys and adds the given ones. kFailedPrecondition "generation_owned_elsewhere"
   // when the row belongs to another organization (nothing is written).
   Status MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenario, const std::string& metadata_patch);
-  StatusOr<std::optional<GenerationRow>> GetGeneration(int64_t id);
+  StatusOr<std::optional<GenerationRow>> GetGeneration(int64_t id) override;
   StatusOr<int64_t> CountGenerations();
 
   // Idempotent (same generation + seq = same row).
   Status UpsertChunks(const std::vector<ChunkRow>& chunks);
-  StatusOr<std::vector<ChunkRow>> GetChunks(int64_t generation_id);
+  StatusOr<std::vector<ChunkRow>> GetChunks(int64_t generation_id) override;
   // Rows whose compacted value still lives in metadata.compacted (old layout).
   StatusOr<int64_t> MigrateCompactedFromMetadata(bool preview);
 

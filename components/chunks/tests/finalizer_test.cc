@@ -1,0 +1,121 @@
+// The finalizer against a real Redis and a gMock in place of the database: which dependency an error came
+// from (the compactor counts and reports outages by it), and that a refused write leaves the buffer as it
+// was, so the finalization can run again.
+#include "streamfleet/chunks/finalizer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "streamfleet/base/clock.h"
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/testing/redis_server.h"
+#include "support/map_env.h"
+
+namespace streamfleet::compactor {
+namespace {
+
+using ::testing::_;
+using ::testing::Return;
+
+class MockRepository : public GenerationRepository {
+ public:
+  MOCK_METHOD(StatusOr<std::vector<UpsertResult>>, UpsertGenerations, (const std::vector<GenerationWrite>&),
+              (override));
+  MOCK_METHOD(StatusOr<std::optional<GenerationRow>>, GetGeneration, (int64_t), (override));
+  MOCK_METHOD(StatusOr<std::vector<ChunkRow>>, GetChunks, (int64_t), (override));
+};
+
+class FinalizerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    auto c = LoadConfig(testing::MapEnv({{"REDIS_URL", server_->url()}}), "127.0.0.1:0");
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    config_ = *c;
+    auto r = RedisClient::Connect(config_.redis);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    redis_ = std::move(*r);
+    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    buffer_ = std::make_unique<ChunkBuffer>(config_, clock_);
+  }
+  // A complete two-chunk generation in its buffer, as the compactor's apply step leaves it.
+  GenerationId Buffered(int64_t gen) {
+    GenerationId g{7, 0, gen};
+    auto applied = buffer_->Apply(*redis_, {{g, false, 0, "{\"a\":", false, 0, 0}, {g, false, 1, "1}", true, 0, 0}});
+    EXPECT_TRUE(applied.ok()) << applied.status().ToString();
+    return g;
+  }
+  std::string State(const GenerationId& g) {
+    auto s = redis_->Command({"HGET", buffer_->keys().ControlKey(g), "state"});
+    return s.ok() ? s->str : "?";
+  }
+
+  static testing::RedisServer* server_;
+  Config config_;
+  RedisServerClock clock_;
+  std::unique_ptr<RedisClient> redis_;
+  std::unique_ptr<ChunkBuffer> buffer_;
+  MockRepository db_;
+};
+testing::RedisServer* FinalizerTest::server_ = nullptr;
+
+TEST_F(FinalizerTest, ARefusedWriteIsTheDatabasesErrorAndLeavesTheBufferToRetry) {
+  GenerationId g = Buffered(501);
+  EXPECT_CALL(db_, UpsertGenerations(_)).WillOnce(Return(Status::Unavailable("connection to server lost")));
+  Finalizer fin(config_, *buffer_, db_, "test");
+  FinalizeDependency failed = FinalizeDependency::kRedis;
+  auto out = fin.FinalizeBatch(*redis_, {{g, "complete", "1-0"}}, &failed);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(failed, FinalizeDependency::kDatabase);
+  EXPECT_NE(State(g), "compacted");  // nothing marked: the retry finds the same buffer
+
+  // The database is back: the same finalization writes the row and marks the buffer.
+  EXPECT_CALL(db_, UpsertGenerations(_)).WillOnce([](const std::vector<GenerationWrite>& w) {
+    EXPECT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0].organization_id, 7);
+    EXPECT_EQ(w[0].chunk_count, 2);
+    return StatusOr<std::vector<UpsertResult>>(std::vector<UpsertResult>{UpsertResult::kWritten});
+  });
+  auto again = fin.FinalizeBatch(*redis_, {{g, "complete", "1-0"}}, &failed);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE((*again)[0].marked_compacted);
+  EXPECT_TRUE((*again)[0].json_valid);
+  EXPECT_EQ(State(g), "compacted");
+}
+
+TEST_F(FinalizerTest, AnOwnerCheckThatCannotReadTheRowIsTheDatabasesError) {
+  GenerationId g = Buffered(502);
+  // Another organization holds the id's owner record: the row decides, and the row cannot be read.
+  ASSERT_TRUE(redis_->Command({"SET", buffer_->keys().OwnerKey(g.gen), "8"}).ok());
+  EXPECT_CALL(db_, GetGeneration(502)).WillOnce(Return(Status::Unavailable("database is locked")));
+  EXPECT_CALL(db_, UpsertGenerations(_)).Times(0);
+  Finalizer fin(config_, *buffer_, db_, "test");
+  FinalizeDependency failed = FinalizeDependency::kRedis;
+  auto out = fin.FinalizeBatch(*redis_, {{g, "complete", "1-0"}}, &failed);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(failed, FinalizeDependency::kDatabase);
+}
+
+TEST_F(FinalizerTest, RedisGoneIsRedissErrorAndTheDatabaseIsNotTouched) {
+  GenerationId g{7, 0, 503};
+  EXPECT_CALL(db_, UpsertGenerations(_)).Times(0);
+  EXPECT_CALL(db_, GetGeneration(_)).Times(0);
+  RedisConfig nowhere = config_.redis;
+  nowhere.port = testing::FreePort();
+  nowhere.connect_timeout_ms = nowhere.command_timeout_ms = 200;
+  auto down = RedisClient::Lazy(nowhere);
+  Finalizer fin(config_, *buffer_, db_, "test");
+  FinalizeDependency failed = FinalizeDependency::kDatabase;
+  auto out = fin.FinalizeBatch(*down, {{g, "complete", "1-0"}}, &failed);
+  ASSERT_FALSE(out.ok());
+  EXPECT_TRUE(out.status().retryable()) << out.status().ToString();
+  EXPECT_EQ(failed, FinalizeDependency::kRedis);
+}
+
+}  // namespace
+}  // namespace streamfleet::compactor
