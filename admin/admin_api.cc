@@ -439,7 +439,7 @@ json AdminApi::Action(RedisClient& r, const std::string& route, const json& body
     GenerationId g{Int(body, "org"), Int(body, "scenario", 0), Int(body, "gen")};
     if (g.org <= 0 || g.gen <= 0) throw ApiError{400, "invalid_request", "org and gen must be positive"};
     std::lock_guard<std::mutex> lock(store_mu_);
-    auto done = Must(compactor::CompactGenerationNow(config_, r, *store_, g, body.value("delete_buffer", false),
+    auto done = Must(CompactGenerationNow(config_, r, *store_, g, body.value("delete_buffer", false),
                                                      "streamfleet-admin"));
     return ManualCompactionJson(g.gen, done);
   }

@@ -9,9 +9,9 @@
 #include "streamfleet/chunks/request_parsing.h"
 #include "streamfleet/http/http_server.h"
 
-using streamfleet::ingest::MatchRoute;
-using streamfleet::ingest::ParseId;
-using streamfleet::ingest::Route;
+using MatchRoute;
+using ParseId;
+using Route;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view path(reinterpret_cast<const char*>(data), size);

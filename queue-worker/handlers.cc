@@ -58,7 +58,7 @@ void RegisterBuiltins(HandlerRegistry& registry, Clock& clock) {
     }
     GenerationId g{j["organization_id"].get<int64_t>(), j.value("scenario_id", int64_t{0}),
                    j["generation_id"].get<int64_t>()};
-    compactor::ChunkBuffer buffer(ctx.config, clock);
+    ChunkBuffer buffer(ctx.config, clock);
     Status s = buffer.QueueFinalize(ctx.redis, g, "manual");
     if (s.ok()) ctx.result = "finalization queued for " + KeySchema::Member(g);
     return s;

@@ -383,8 +383,8 @@ TEST_F(AdminApiTest, GenerationSearchAndCompactNow) {
   EXPECT_EQ(Get("/api/generations?org=0&gen=9", {cookie}).status, 400);
   // A buffer of 3 of 4 chunks, applied by the compactor's own code (seqs out of order).
   RedisServerClock clock;
-  compactor::ChunkBuffer buffer(*config_, clock);
-  std::vector<compactor::ChunkItem> items;
+  ChunkBuffer buffer(*config_, clock);
+  std::vector<ChunkItem> items;
   for (int seq : {2, 0, 1}) items.push_back({g, false, seq, "part" + std::to_string(seq) + " ", false, 4});
   ASSERT_TRUE(buffer.Apply(*redis_, items).ok());
   json d = json::parse(Get("/api/generations?org=3&gen=9", {cookie}).body);

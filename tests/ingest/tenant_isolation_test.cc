@@ -213,7 +213,7 @@ TEST_P(TenantIsolationTest, TheRowKeepsItsOwnerWhenTheRedisRecordIsGone) {
 // A manual compaction of a generation with nothing buffered claims nothing: it must not take an id from
 // whoever uses it next.
 TEST_P(TenantIsolationTest, FinalizingAnEmptyGenerationClaimsNoId) {
-  compactor::ChunkBuffer buffer(*config_, clock_);
+  ChunkBuffer buffer(*config_, clock_);
   ASSERT_TRUE(buffer.QueueFinalize(*redis_, {13, 0, 9411}, "manual").ok());
   Compact();
   KeySchema keys = KeySchema::FromConfig(*config_);

@@ -94,7 +94,7 @@ TEST_F(CtlTest, InspectCompactAndDeleteAGeneration) {
   Config c = LoadConfig([](const std::string&) { return std::nullopt; }, ":0").value();
   c.redis = server_->config();
   ManualClock clock(1'800'000'000'000);
-  compactor::ChunkBuffer buf(c, clock);
+  ChunkBuffer buf(c, clock);
   GenerationId g{12, 345, 59};
   ASSERT_TRUE(buf.Apply(*redis_, {{g, false, 1, "2]", false, 0}, {g, false, 0, "[1,", false, 0}}).ok());
   auto in = Ctl("--json inspect-generation 12 59");

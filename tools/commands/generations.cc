@@ -58,7 +58,7 @@ void Compact(const Context& ctx, const Config& c, const GenerationArgs& a) {
   auto r = ConnectRedis(c);
   auto store = OpenStore(c);
   GenerationId gen{a.org, a.scenario, a.gen};
-  auto m = compactor::CompactGenerationNow(c, *r, *store, gen, a.del, "streamfleetctl");
+  auto m = CompactGenerationNow(c, *r, *store, gen, a.del, "streamfleetctl");
   // Nothing buffered is an answer in itself ("no buffer for ..."), not an error to prefix.
   if (!m.ok() && m.status().code() == StatusCode::kNotFound) throw Failure{m.status().message()};
   auto res = Must(std::move(m), "compact");
@@ -78,9 +78,9 @@ void Replay(const Context& ctx, const Config& c, const ReplayArgs& a) {
   auto store = OpenStore(c);
   Must(store->Migrate(), "migrate");
   RedisServerClock clock;
-  compactor::ChunkBuffer buffer(c, clock);
+  ChunkBuffer buffer(c, clock);
   Cache cache(c.redis, CacheOptionsFromConfig(c));
-  compactor::Finalizer fin(c, buffer, *store, "streamfleetctl", &cache);
+  Finalizer fin(c, buffer, *store, "streamfleetctl", &cache);
   std::unique_ptr<ProgressBar> bar;
   auto res = Must(ReplayGeneration(*r, *store, buffer, fin, a.gen, a.del,
                                    [&](int64_t done, int64_t total) {

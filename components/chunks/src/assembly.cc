@@ -6,7 +6,7 @@
 #include "streamfleet/base/json_input.h"
 #include "streamfleet/base/text.h"
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 
 Assembled Assemble(const std::vector<std::string>& elements, const std::map<int64_t, std::string>& extra,
                    int64_t total) {
@@ -56,4 +56,4 @@ JsonDecode DecodeJson(const std::string& text) {
   return d;
 }
 
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

@@ -4,7 +4,7 @@
 #include "streamfleet/chunks/chunk_scripts.h"
 #include "streamfleet/base/hash_fields.h"
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 
 int64_t BufferSnapshot::MetaInt(const std::string& k) const { return IntField(meta, k); }
 
@@ -212,4 +212,4 @@ Status ChunkBuffer::QueueFinalize(RedisClient& redis, const GenerationId& gen, c
   return Status::Ok();
 }
 
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

@@ -4,7 +4,7 @@
 
 #include "streamfleet/redis/stream_admin.h"
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 
 StatusOr<int64_t> ConsumedWatermarkMs(RedisClient& redis, const std::vector<std::string>& streams,
                                       const std::string& group) {
@@ -53,4 +53,4 @@ StatusOr<int64_t> ConsumedWatermarkMs(RedisClient& redis, const std::vector<std:
   return wm;
 }
 
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

@@ -12,7 +12,7 @@
 #include "streamfleet/base/text.h"
 #include "streamfleet/v1/event.pb.h"
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 
 namespace {
 
@@ -254,4 +254,4 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& red
   return outs;
 }
 
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

@@ -5,7 +5,7 @@
 
 #include "streamfleet/base/json_input.h"
 
-namespace streamfleet::ingest {
+namespace streamfleet {
 
 std::optional<int64_t> ParseId(std::string_view s) {
   if (s.empty() || s.size() > 18) return std::nullopt;
@@ -85,4 +85,4 @@ size_t ForEachCompleteLine(std::string_view buffer, const std::function<bool(std
   return start;
 }
 
-}  // namespace streamfleet::ingest
+}  // namespace streamfleet

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 namespace {
 
 TEST(AssemblyTest, OrdersBySeqAndReportsMissing) {
@@ -55,4 +55,4 @@ TEST(AssemblyTest, JsonDecodeErrorIsValidUtf8WhenTheParseStopsInsideACharacter) 
 }
 
 }  // namespace
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

@@ -11,7 +11,7 @@
 #include "streamfleet/testing/redis_server.h"
 #include "support/map_env.h"
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 namespace {
 
 using ::testing::_;
@@ -118,4 +118,4 @@ TEST_F(FinalizerTest, RedisGoneIsRedissErrorAndTheDatabaseIsNotTouched) {
 }
 
 }  // namespace
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace streamfleet::ingest {
+namespace streamfleet {
 namespace {
 
 TEST(ParseIdTest, OnlyPositiveDecimalIntegers) {
@@ -86,4 +86,4 @@ TEST(ForEachCompleteLineTest, CompleteLinesOnlyAndStopsWhenAsked) {
 }
 
 }  // namespace
-}  // namespace streamfleet::ingest
+}  // namespace streamfleet

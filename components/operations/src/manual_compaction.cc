@@ -3,7 +3,7 @@
 #include "streamfleet/base/time.h"
 #include "streamfleet/taskqueue/task_queue.h"
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 
 StatusOr<ManualCompaction> CompactGenerationNow(const Config& config, RedisClient& redis, SqlStore& store,
                                                 const GenerationId& gen, bool delete_buffer, const std::string& by) {
@@ -27,4 +27,4 @@ StatusOr<ManualCompaction> CompactGenerationNow(const Config& config, RedisClien
   return out;
 }
 
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

@@ -32,8 +32,8 @@ json DeadLetterJson(const DeadLetterEntry& dead_letter) {
   return j;
 }
 
-json ManualCompactionJson(int64_t generation_id, const compactor::ManualCompaction& result) {
-  const compactor::FinalizeOutcome& o = result.outcome;
+json ManualCompactionJson(int64_t generation_id, const ManualCompaction& result) {
+  const FinalizeOutcome& o = result.outcome;
   return {{"generation_id", generation_id}, {"chunk_count", o.chunk_count}, {"json_valid", o.json_valid},
           {"missing_seqs", o.missing}, {"buffer_deleted", result.buffer_deleted}};
 }

@@ -5,7 +5,7 @@
 #include "streamfleet/base/time.h"
 #include "streamfleet/taskqueue/task_queue.h"
 
-namespace streamfleet::ctl {
+namespace streamfleet {
 
 namespace {
 // Chunks per Apply call: one script call per batch keeps Redis responsive for the fleet while a large
@@ -14,7 +14,7 @@ constexpr size_t kBatch = 500;
 }  // namespace
 
 StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store,
-                                        compactor::ChunkBuffer& buffer, compactor::Finalizer& finalizer,
+                                        ChunkBuffer& buffer, Finalizer& finalizer,
                                         int64_t generation_id, bool delete_buffer,
                                         const std::function<void(int64_t, int64_t)>& on_progress) {
   auto rows = store.GetChunks(generation_id);
@@ -28,10 +28,10 @@ StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store,
   const ChunkRow& first = rows->front();
   out.gen = GenerationId{first.organization_id, first.scenario_id, generation_id};
   for (size_t i = 0; i < rows->size(); i += kBatch) {
-    std::vector<compactor::ChunkItem> items;
+    std::vector<ChunkItem> items;
     for (size_t k = i; k < std::min(rows->size(), i + kBatch); ++k) {
       const ChunkRow& r = (*rows)[k];
-      compactor::ChunkItem item{out.gen, false, r.seq, r.data, false, 0};
+      ChunkItem item{out.gen, false, r.seq, r.data, false, 0};
       SF_RETURN_IF_ERROR(buffer.Validate(item));
       items.push_back(std::move(item));
     }
@@ -53,4 +53,4 @@ StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store,
   return out;
 }
 
-}  // namespace streamfleet::ctl
+}  // namespace streamfleet

@@ -98,7 +98,7 @@ TEST_F(OperatorActionsTest, JsonFormsNameWhatTheCliAndTheAdminApiShow) {
   DeadLetterEntry d{"streamfleet:dlq:tasks", {"streamfleet:dlq:tasks", "5-1", {{"reason", "boom"}, {"e", "\xff"}}}};
   EXPECT_EQ(DeadLetterJson(d), json::parse(R"({"dlq":"streamfleet:dlq:tasks","id":"5-1","reason":"boom"})"));
 
-  compactor::ManualCompaction m;
+  ManualCompaction m;
   m.outcome.chunk_count = 3;
   m.outcome.json_valid = true;
   m.outcome.missing = {1};

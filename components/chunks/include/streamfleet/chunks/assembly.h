@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 
 struct Assembled {
   std::string text;                 // chunks concatenated in seq order, byte-exact
@@ -28,4 +28,4 @@ struct JsonDecode {
 };
 JsonDecode DecodeJson(const std::string& text);
 
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

@@ -12,7 +12,7 @@
 #include "streamfleet/base/keys.h"
 #include "streamfleet/redis/redis.h"
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 
 struct ChunkItem {
   GenerationId gen;
@@ -77,4 +77,4 @@ class ChunkBuffer {
   Clock& clock_;
 };
 
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

@@ -10,7 +10,7 @@
 
 #include "streamfleet/redis/redis.h"
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 
 // The stream-id time (ms) before which every entry of `streams` has been delivered to `group` and
 // acknowledged: the oldest pending entry or the oldest undelivered one, minus 1 ms, whichever is older.
@@ -19,4 +19,4 @@ namespace streamfleet::compactor {
 StatusOr<int64_t> ConsumedWatermarkMs(RedisClient& redis, const std::vector<std::string>& streams,
                                       const std::string& group);
 
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

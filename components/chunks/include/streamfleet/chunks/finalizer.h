@@ -14,7 +14,7 @@
 #include "streamfleet/cache/cache.h"
 #include "streamfleet/sql/sql_store.h"
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 
 struct FinalizeRequest {
   GenerationId gen;
@@ -73,4 +73,4 @@ class Finalizer {
   Cache* cache_;
 };
 
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

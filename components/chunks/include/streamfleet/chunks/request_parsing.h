@@ -10,7 +10,7 @@
 #include "streamfleet/http/sse.h"
 #include "streamfleet/base/status.h"
 
-namespace streamfleet::ingest {
+namespace streamfleet {
 
 // A positive integer id of at most 18 digits ("12"); anything else (sign, spaces, "*", ":") is rejected so
 // nothing but digits ever reaches a key.
@@ -40,4 +40,4 @@ StatusOr<ChunkInput> ParseChunkJson(std::string_view text);
 // consumed (the rest is an incomplete line the caller keeps for the next read), or npos when on_line stopped.
 size_t ForEachCompleteLine(std::string_view buffer, const std::function<bool(std::string_view)>& on_line);
 
-}  // namespace streamfleet::ingest
+}  // namespace streamfleet

@@ -7,7 +7,7 @@
 
 #include "streamfleet/chunks/finalizer.h"
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 
 struct ManualCompaction {
   FinalizeOutcome outcome;
@@ -19,4 +19,4 @@ struct ManualCompaction {
 StatusOr<ManualCompaction> CompactGenerationNow(const Config& config, RedisClient& redis, SqlStore& store,
                                                 const GenerationId& gen, bool delete_buffer, const std::string& by);
 
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet

@@ -23,6 +23,6 @@ nlohmann::json BufferKeyJson(const BufferKeyInfo& key);
 nlohmann::json DeadLetterJson(const DeadLetterEntry& dead_letter);
 
 // {"generation_id", "chunk_count", "json_valid", "missing_seqs", "buffer_deleted"}
-nlohmann::json ManualCompactionJson(int64_t generation_id, const compactor::ManualCompaction& result);
+nlohmann::json ManualCompactionJson(int64_t generation_id, const ManualCompaction& result);
 
 }  // namespace streamfleet

@@ -7,21 +7,21 @@
 
 #include "streamfleet/chunks/finalizer.h"
 
-namespace streamfleet::ctl {
+namespace streamfleet {
 
 struct ReplayResult {
   GenerationId gen;
   int64_t rows = 0;       // generation_chunks rows read
   int64_t appended = 0;   // chunks that were not in the buffer already
-  compactor::FinalizeOutcome outcome;
+  FinalizeOutcome outcome;
   bool buffer_deleted = false;
 };
 
 // kNotFound when the generation has no generation_chunks rows (GENERATION_CHUNK_STORAGE=redis keeps none).
 // on_progress(done, total) is called as chunks are applied.
 StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store,
-                                        compactor::ChunkBuffer& buffer, compactor::Finalizer& finalizer,
+                                        ChunkBuffer& buffer, Finalizer& finalizer,
                                         int64_t generation_id, bool delete_buffer,
                                         const std::function<void(int64_t, int64_t)>& on_progress);
 
-}  // namespace streamfleet::ctl
+}  // namespace streamfleet
