@@ -25,14 +25,6 @@ int main(int argc, char** argv) {
     std::cerr << "streamfleet-queue-worker: configuration error: " << config.status().message() << "\n";
     return 2;
   }
-  if (auto p = worker::ParsePeriodic(config->periodic_tasks); !p.ok()) {
-    std::cerr << "streamfleet-queue-worker: configuration error: " << p.status().message() << "\n";
-    return 2;
-  }
-  if (auto t = worker::ParseTimeouts(config->task_timeouts); !t.ok()) {
-    std::cerr << "streamfleet-queue-worker: configuration error: " << t.status().message() << "\n";
-    return 2;
-  }
   InitLogging("queue-worker", config->log_level, config->log_json);
   Shutdown::InstallSignalHandlers();
   RedisServerClock clock;
@@ -53,11 +45,6 @@ int main(int argc, char** argv) {
   worker::RegisterStoreHandlers(handlers, store.get(), clock);
   worker::RegisterWebhookHandler(handlers);
   worker::RegisterGenerationRun(handlers, store.get());
-  // After every registration: TASK_POLICY overrides the handlers' own default policies.
-  if (Status s = worker::ApplyPolicies(config->task_policy, handlers); !s.ok()) {
-    std::cerr << "streamfleet-queue-worker: configuration error: " << s.message() << "\n";
-    return 2;
-  }
   worker::WorkerService service(*config, clock, handlers, *registry);
   auto metrics = MetricsServer::Start(
       config->metrics_listen, "queue-worker", registry, [&] { return service.Ready(); },

@@ -19,47 +19,6 @@ using Clk = std::chrono::steady_clock;
 thread_local std::mt19937_64 rng{std::random_device{}()};
 }  // namespace
 
-StatusOr<std::vector<PeriodicTask>> ParsePeriodic(const std::string& spec) {
-  std::vector<PeriodicTask> out;
-  for (const std::string& item : SplitList(spec, ',')) {
-    auto eq = item.find('=');
-    auto at = item.find('@', eq == std::string::npos ? 0 : eq);
-    if (eq == std::string::npos || at == std::string::npos || eq == 0 || at == eq + 1) {
-      return Status::InvalidArgument("PERIODIC_TASKS item \"" + item + "\": expected name=type@interval[@queue]");
-    }
-    PeriodicTask p;
-    p.name = item.substr(0, eq);
-    p.type = item.substr(eq + 1, at - eq - 1);
-    std::string rest = item.substr(at + 1);
-    auto at2 = rest.find('@');
-    if (at2 != std::string::npos) {
-      p.queue = rest.substr(at2 + 1);
-      rest = rest.substr(0, at2);
-    }
-    auto d = ParseDurationMs(rest, 1000);
-    if (!d.ok() || *d <= 0 || !ValidQueueName(p.queue)) {
-      return Status::InvalidArgument("PERIODIC_TASKS item \"" + item + "\": bad interval or queue");
-    }
-    p.interval_ms = *d;
-    out.push_back(p);
-  }
-  return out;
-}
-
-StatusOr<std::map<std::string, int64_t>> ParseTimeouts(const std::string& spec) {
-  std::map<std::string, int64_t> out;
-  for (const std::string& item : SplitList(spec, ',')) {
-    auto eq = item.find('=');
-    auto d = eq == std::string::npos ? StatusOr<int64_t>(Status::InvalidArgument(""))
-                                     : ParseDurationMs(item.substr(eq + 1), 1000);
-    if (eq == 0 || !d.ok() || *d < 0) {
-      return Status::InvalidArgument("TASK_TIMEOUTS item \"" + item + "\": expected type=duration (0 = none)");
-    }
-    out[item.substr(0, eq)] = *d;
-  }
-  return out;
-}
-
 int64_t BackoffMs(const RetryPolicy& p, int attempt, uint64_t random) {
   int64_t d = p.base_ms;
   // Doubling stops at the cap, and before it could overflow (a TASK_POLICY base near 2^63 ms).
@@ -144,10 +103,6 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
                                   config.task_timeout_grace_ms, 5},
                 Watchdog::Hooks{[this] { lease_extensions_.Increment(); }}) {
   if (!config.events_webhook_url.empty()) forwarder_ = std::make_unique<EventForwarder>(config, keys_);
-  auto p = ParsePeriodic(config.periodic_tasks);
-  if (p.ok()) periodic_ = *p;
-  auto t = ParseTimeouts(config.task_timeouts);
-  if (t.ok()) timeouts_ = *t;
 }
 
 int64_t WorkerService::NowMs() {
@@ -260,8 +215,8 @@ Slot::TypeStats& WorkerService::TypeFor(Slot& slot, const std::string& type) {
   Slot::TypeStats& t = slot.types[type];
   if (const Handler* h = handlers_.Find(type)) {
     t.handler = std::make_shared<const Handler>(*h);
-    auto timeout = timeouts_.find(type);
-    t.timeout_ms = timeout == timeouts_.end() ? config_.task_timeout_ms : timeout->second;
+    auto timeout = config_.task_timeouts.find(type);
+    t.timeout_ms = timeout == config_.task_timeouts.end() ? config_.task_timeout_ms : timeout->second;
     t.duration = &duration_.Add({{"type", type}}, prometheus::Histogram::BucketBoundaries{
                                                       0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120});
     t.succeeded = &processed_.Add({{"type", type}, {"outcome", "succeeded"}});
@@ -488,8 +443,7 @@ void WorkerService::Finish(RedisClient& redis, Slot& slot, AttemptEnd&& end) {
     type.succeeded->Increment();
     return;
   }
-  RetryPolicy fallback{config_.task_max_attempts, config_.task_backoff_base_ms, config_.task_backoff_cap_ms};
-  RetryPolicy policy = handlers_.Policy(task.type(), fallback);
+  RetryPolicy policy = handlers_.Policy(task.type(), config_);
   v1::TaskEnvelope next = task;
   next.set_attempt(task.attempt() + 1);
   next.add_errors("attempt " + std::to_string(task.attempt() + 1) + ": " + s.ToString());
@@ -543,7 +497,7 @@ StatusOr<int> WorkerService::Housekeep(RedisClient& redis, Slot& slot) {
   auto moved = MoveDueTasks(redis, keys_, NowMs(), 500, QueueNames());
   if (!moved.ok()) return moved.status();
   int64_t now = NowMs();
-  for (const auto& p : periodic_) {
+  for (const auto& p : config_.periodic_tasks) {
     int64_t period = now / p.interval_ms;
     // SET NX on the period's key: exactly one process of the fleet fires it.
     auto r = redis.Command({"SET", keys_.Periodic(p.name, period), consumer, "NX", "PX",

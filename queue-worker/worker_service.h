@@ -37,16 +37,6 @@
 
 namespace streamfleet::worker {
 
-struct PeriodicTask {
-  std::string name, type, queue = "default";
-  int64_t interval_ms = 0;
-};
-// "name=type@interval[@queue],..." with interval like 30s / 5m.
-StatusOr<std::vector<PeriodicTask>> ParsePeriodic(const std::string& spec);
-
-// "type=duration,..." (TASK_TIMEOUTS) with durations like 30s / 10m; 0 = no timeout for that type.
-StatusOr<std::map<std::string, int64_t>> ParseTimeouts(const std::string& spec);
-
 // Milliseconds to wait before attempt `attempt` (1-based retry number), jittered in [d/2, d].
 int64_t BackoffMs(const RetryPolicy& p, int attempt, uint64_t random);
 
@@ -176,8 +166,6 @@ class WorkerService {
   Clock& clock_;
   const HandlerRegistry& handlers_;
   TaskKeys keys_;
-  std::vector<PeriodicTask> periodic_;
-  std::map<std::string, int64_t> timeouts_;  // per type, from TASK_TIMEOUTS
   prometheus::Family<prometheus::Counter>& processed_;
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Histogram>& wait_;

@@ -490,33 +490,12 @@ TEST_F(WorkerTest, OldestWaitingTaskAgeCountsOnlyUndeliveredTasks) {
   EXPECT_EQ(OldestWaiting(w, "default"), 0);
 }
 
-TEST(TimeoutParseTest, SpecAndErrors) {
-  auto t = ParseTimeouts("webhook=30s,hash.sync=10m,noop=0");
-  ASSERT_TRUE(t.ok());
-  EXPECT_EQ(t->at("webhook"), 30000);
-  EXPECT_EQ(t->at("hash.sync"), 600000);
-  EXPECT_EQ(t->at("noop"), 0);
-  EXPECT_FALSE(ParseTimeouts("webhook").ok());
-  EXPECT_FALSE(ParseTimeouts("=30s").ok());
-  EXPECT_FALSE(ParseTimeouts("x=soon").ok());
-}
-
 TEST(BackoffTest, ExponentialWithJitterAndCap) {
   RetryPolicy p{10, 1000, 8000};
   EXPECT_EQ(BackoffMs(p, 1, 0), 500);
   EXPECT_EQ(BackoffMs(p, 1, 500), 1000);
   EXPECT_EQ(BackoffMs(p, 3, 0), 2000);
   EXPECT_EQ(BackoffMs(p, 10, 4000), 8000);
-}
-
-TEST(PeriodicParseTest, SpecAndErrors) {
-  auto p = ParsePeriodic("purge=generation_chunks.purge@1h@low,tick=noop@30s");
-  ASSERT_TRUE(p.ok());
-  ASSERT_EQ(p->size(), 2u);
-  EXPECT_EQ((*p)[0].queue, "low");
-  EXPECT_EQ((*p)[0].interval_ms, 3600000);
-  EXPECT_FALSE(ParsePeriodic("bad").ok());
-  EXPECT_FALSE(ParsePeriodic("x=y@soon").ok());
 }
 
 // cache.warm loads generation rows into the fleet cache; cache.flush invalidates through the same library.

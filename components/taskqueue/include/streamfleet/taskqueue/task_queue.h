@@ -15,8 +15,8 @@
 
 namespace streamfleet {
 
-// Queue names are [a-z0-9_.-]{1,64}: they become key names.
-bool ValidQueueName(const std::string& name);
+// ValidQueueName (queue names are [a-z0-9_.-]{1,64}: they become key names) comes with config.h, from
+// streamfleet/base/task_specs.h: PERIODIC_TASKS names queues too.
 
 struct EnqueueOptions {
   std::string queue = "default";
