@@ -34,6 +34,7 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
       clock_(clock),
       handlers_(handlers),
       keys_(TaskKeys::FromConfig(config)),
+      lifecycle_(TaskLifecycle::FromConfig(config)),
       processed_(prometheus::BuildCounter()
                      .Name("streamfleet_worker_tasks_processed_total")
                      .Help("Tasks run, by type and outcome (succeeded, retried, dead_lettered)")
@@ -173,25 +174,12 @@ StatusOr<int> WorkerService::PollOnce(RedisClient& redis, const std::string& con
 void WorkerService::FlushAndReport(RedisClient& redis, Slot& slot, const char* what) {
   // Only a flush that talked to Redis says something about it: an empty one succeeds without a round trip,
   // and reporting that as "reachable again" logged a recovery at shutdown while Redis was down all along.
-  bool owed = !slot.status_writes.empty() || !slot.acks.empty();
+  bool owed = !slot.finished.empty();
   Status s = FlushSlot(redis, slot);
   if (owed) redis_health_.Report(s, what);
 }
 
-Status WorkerService::FlushSlot(RedisClient& redis, Slot& slot) {
-  std::vector<std::vector<std::string>> cmds = std::move(slot.status_writes);
-  slot.status_writes.clear();
-  for (const TaskAck& a : slot.acks) cmds.push_back({"XACK", a.stream, TaskKeys::Group(), a.id});
-  if (cmds.empty()) return Status::Ok();
-  auto r = redis.Pipeline(cmds);
-  if (!r.ok()) {
-    // Owed again: the next read (or flush) sends them. A task whose ack never arrives runs again.
-    slot.status_writes.assign(cmds.begin(), cmds.end() - static_cast<long>(slot.acks.size()));
-    return r.status();
-  }
-  slot.acks.clear();
-  return Status::Ok();
-}
+Status WorkerService::FlushSlot(RedisClient& redis, Slot& slot) { return lifecycle_.Flush(redis, slot.finished); }
 
 void WorkerService::EnsureWatched(Slot& slot) {
   if (slot.config) return;
@@ -226,17 +214,15 @@ Slot::TypeStats& WorkerService::TypeFor(Slot& slot, const std::string& type) {
 
 StatusOr<int> WorkerService::PollBatch(RedisClient& redis, Slot& slot, int block_ms) {
   if (slot.held.empty()) {
-    if (!slot.status_writes.empty()) {
-      auto w = redis.Pipeline(slot.status_writes);  // before the acks below: a result is never behind its ack
-      if (!w.ok()) return w.status();
-      slot.status_writes.clear();
-    }
+    // Before the acks below: a result is never behind its ack.
+    SF_RETURN_IF_ERROR(lifecycle_.SendRecords(redis, slot.finished));
     // The owed acks, the pause check and non-blocking reads of every open queue, in weighted order, in one
     // round trip.
-    auto next = ReadNextTasks(redis, keys_, TaskKeys::Group(), slot.consumer, WeightedOrder(), slot.prefetch, slot.acks);
+    auto next = ReadNextTasks(redis, keys_, TaskKeys::Group(), slot.consumer, WeightedOrder(), slot.prefetch,
+                              slot.finished.acks);
     redis_health_.Report(next.status(), "poll queues");
     if (!next.ok()) return next.status();
-    slot.acks.clear();
+    slot.finished.acks.clear();
     std::vector<StreamEntry> entries = std::move(next->entries);
     if (entries.empty()) {
       if (next->open_queues.empty()) {  // every queue paused
@@ -357,7 +343,7 @@ int WorkerService::Execute(RedisClient& redis, const StreamEntry& entry, int64_t
   // attempt + 1 below must not overflow. Such a task has no attempts left anyway.
   if (task.attempt() < 0 || task.attempt() == std::numeric_limits<int32_t>::max()) task.set_attempt(1 << 30);
   // Who runs it (the consumer name, as XPENDING and the admin show it) and from which stream entry.
-  WriteStatus(redis, task.id(), "running", {"worker", slot.consumer, "entry_id", entry.id});
+  lifecycle_.Running(redis, task.id(), slot.consumer, entry.id);
   RunningAttempt a;
   a.entry = &entry;
   a.task = &task;
@@ -437,9 +423,8 @@ void WorkerService::Finish(RedisClient& redis, Slot& slot, AttemptEnd&& end) {
   const Status& s = end.status;
   if (s.ok()) {
     // Written with the ack, before it (FlushSlot): the batch's result costs no round trip of its own.
-    AppendTaskStatus(keys_, task.id(), "succeeded", {"result", std::move(end.result), "attempts",
-                     std::to_string(task.attempt() + 1)}, config_.task_result_ttl_s, slot.status_writes);
-    slot.acks.push_back({end.stream, end.id});
+    lifecycle_.Succeeded(slot.finished, end.stream, end.id, task.id(), std::move(end.result),
+                         int64_t{task.attempt()} + 1);
     type.succeeded->Increment();
     return;
   }
@@ -460,29 +445,17 @@ void WorkerService::Finish(RedisClient& redis, Slot& slot, AttemptEnd&& end) {
   }
   int64_t run_at = NowMs() + BackoffMs(policy, next.attempt(), rng());
   next.set_run_at_ms(run_at);
-  if (ScheduleRetry(redis, keys_, end.stream, end.id, next, run_at).ok()) {
+  if (lifecycle_.Retry(redis, end.stream, end.id, next, run_at, s.ToString()).ok()) {
     retries_.Increment();
     ProcessedChild(slot, task.type(), "retried").Increment();
-    WriteStatus(redis, task.id(), "retry_scheduled", {"error", s.ToString(), "attempts",
-                std::to_string(next.attempt()), "run_at_ms", std::to_string(run_at)});
   }
-}
-
-void WorkerService::WriteStatus(RedisClient& redis, const std::string& task_id, const std::string& state,
-                                std::vector<std::string> fields) {
-  std::vector<std::vector<std::string>> cmds;
-  AppendTaskStatus(keys_, task_id, state, std::move(fields), config_.task_result_ttl_s, cmds);
-  if (!cmds.empty()) (void)redis.Pipeline(cmds);
 }
 
 bool WorkerService::DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id,
                                const std::string& raw, const std::string& reason, int64_t times_delivered,
                                const v1::TaskEnvelope* task) {
-  if (!DeadLetterTask(redis, keys_, stream, entry_id, raw, reason, times_delivered).ok()) return false;
+  if (!lifecycle_.DeadLetter(redis, stream, entry_id, raw, reason, times_delivered, task).ok()) return false;
   dead_lettered_.Increment();
-  if (task != nullptr) {
-    WriteStatus(redis, task->id(), "dead", {"error", reason, "attempts", std::to_string(task->attempt())});
-  }
   return true;
 }
 

@@ -33,6 +33,7 @@
 #include "queue-worker/watchdog.h"
 #include "streamfleet/observability/dependency_health.h"
 #include "streamfleet/observability/stream_gauges.h"
+#include "streamfleet/taskqueue/task_lifecycle.h"
 #include "streamfleet/taskqueue/task_queue.h"
 
 namespace streamfleet::worker {
@@ -62,8 +63,7 @@ struct Slot {
   std::string consumer;
   std::shared_ptr<SlotWatch> watch;  // the held tasks and the running attempt, as the watchdog sees them
   std::deque<StreamEntry>& held;     // watch->held: read ahead, not started (in this consumer's PEL)
-  std::vector<TaskAck> acks;                             // finished, not XACKed yet
-  std::vector<std::vector<std::string>> status_writes;   // result hashes to write before those acks
+  FinishedTasks finished;   // succeeded, not XACKed yet, with their status records (task_lifecycle.h)
   int prefetch = 1;         // tasks to read next time: doubles while a batch's tasks are short, else 1
   bool batch_fast = true;   // every task of the current batch finished within kShortTaskMs
   int64_t idle_ms = 0;      // cluster mode: the current idle poll backoff (0 after a read found tasks)
@@ -94,7 +94,7 @@ class WorkerService {
   // while the task ran (only Run's threads can be abandoned): the caller must then return at once.
   StatusOr<int> PollBatch(RedisClient& redis, Slot& slot, int block_ms);
   static constexpr int kAbandoned = -1;
-  // Writes the slot's owed result hashes and acks now (before blocking, and when the slot stops).
+  // Writes the slot's owed status records and acks now (before blocking, and when the slot stops).
   Status FlushSlot(RedisClient& redis, Slot& slot);
   // FlushSlot, reported to redis_health_ only when something was owed (an empty flush proves nothing).
   void FlushAndReport(RedisClient& redis, Slot& slot, const char* what);
@@ -142,14 +142,9 @@ class WorkerService {
   bool HousekeeperLoop(Slot& slot, std::optional<AbandonedAttempt> orphan, const std::atomic<bool>& stop);
   void FinishOrphan(RedisClient& redis, Slot& slot, const AbandonedAttempt& a);
   StatusOr<int> Housekeep(RedisClient& redis, Slot& slot);  // HousekeepOnce; kAbandoned as PollBatch
-  // Writes a task's status record now (AppendTaskStatus, TASK_RESULT_TTL). Best effort: the task's fate is
-  // already in its streams, and the record only reports it.
-  void WriteStatus(RedisClient& redis, const std::string& task_id, const std::string& state,
-                   std::vector<std::string> fields);
-  // Dead-letters a delivery (DeadLetterTask) and, when its envelope was decoded (`task`, else nullptr: no
-  // id to name), marks its status record dead with the reason and the attempts made: otherwise the record
-  // says "pending" until it expires. False when the dead letter was not written (the delivery stays
-  // pending and comes back).
+  // Dead-letters a delivery (TaskLifecycle::DeadLetter: the status record says "dead" when `task` is the
+  // decoded envelope) and counts it. False when the dead letter was not written (the delivery stays pending
+  // and comes back).
   bool DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id, const std::string& raw,
                   const std::string& reason, int64_t times_delivered, const v1::TaskEnvelope* task);
   void EnsureWatched(Slot& slot);
@@ -166,6 +161,7 @@ class WorkerService {
   Clock& clock_;
   const HandlerRegistry& handlers_;
   TaskKeys keys_;
+  const TaskLifecycle lifecycle_;  // every state change of a task: streams and status record
   prometheus::Family<prometheus::Counter>& processed_;
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Histogram>& wait_;

@@ -312,10 +312,10 @@ TEST_F(WorkerTest, ShortTasksAreReadAheadAndAckedInBatches) {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     ASSERT_EQ(*r, 1);
     ++ran;
-    most_owed = std::max(most_owed, static_cast<int>(slot.acks.size()));
+    most_owed = std::max(most_owed, static_cast<int>(slot.finished.acks.size()));
     // Every task read is either still held or owed an ack or acked: the PEL holds exactly the first two.
     auto pending = Pending("default");
-    ASSERT_EQ(pending, static_cast<int64_t>(slot.held.size() + slot.acks.size()));
+    ASSERT_EQ(pending, static_cast<int64_t>(slot.held.size() + slot.finished.acks.size()));
   }
   EXPECT_EQ(slot.prefetch, 16) << "the batch grew to WORKER_PREFETCH while tasks were short";
   EXPECT_GT(most_owed, 1);
