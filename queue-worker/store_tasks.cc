@@ -22,7 +22,7 @@ Status PurgeChunks(TaskContext& ctx, SqlStore& store, Clock& clock) {
     if (!r.ok()) return r.status();
     retention = *r;
   }
-  int64_t now = clock.NowMsOverride() > 0 ? clock.NowMsOverride() : WallClockMs();
+  int64_t now = TaskClockMs(clock);
   std::string cutoff = IsoUtcFromMs(now - retention);
   auto n = store.PurgeChunksOlderThan(cutoff);
   if (!n.ok()) return n.status();

@@ -498,6 +498,43 @@ TEST(BackoffTest, ExponentialWithJitterAndCap) {
   EXPECT_EQ(BackoffMs(p, 10, 4000), 8000);
 }
 
+// What a failed attempt leads to (retry_policy.h): a permanent error or the last attempt dead-letters, any
+// other failure retries after the jittered backoff; either way the history gets the error.
+TEST(RetryPolicyTest, PermanentErrorsAndTheLastAttemptDieOthersRetry) {
+  v1::TaskEnvelope t;
+  t.set_id("t1");
+  t.set_attempt(0);
+  const RetryPolicy p{3, 1000, 8000};
+  auto retry = DecideFailure(t, Status::Unavailable("down"), p, kStart, 0);
+  EXPECT_FALSE(retry.dead);
+  EXPECT_EQ(retry.next.attempt(), 1);
+  EXPECT_EQ(retry.run_at_ms, kStart + 500);
+  EXPECT_EQ(retry.next.run_at_ms(), retry.run_at_ms);
+  ASSERT_EQ(retry.next.errors_size(), 1);
+  EXPECT_EQ(retry.next.errors(0), "attempt 1: " + Status::Unavailable("down").ToString());
+  auto permanent = DecideFailure(t, Status::InvalidArgument("bad payload"), p, kStart, 0);
+  EXPECT_TRUE(permanent.dead);
+  EXPECT_EQ(permanent.reason, "permanent error: " + Status::InvalidArgument("bad payload").ToString());
+  EXPECT_TRUE(DecideFailure(t, Status::FailedPrecondition("no db"), p, kStart, 0).dead);
+  t.set_attempt(2);
+  auto last = DecideFailure(t, Status::Unavailable("down"), p, kStart, 0);
+  EXPECT_TRUE(last.dead);
+  EXPECT_EQ(last.reason, "failed after 3 attempts: " + Status::Unavailable("down").ToString());
+}
+
+// One answer to "which policy": TASK_POLICY, else the handler's own default, else the TASK_* variables.
+TEST(RetryPolicyTest, TaskPolicyBeatsTheHandlersDefaultWhichBeatsTheFleetDefault) {
+  auto c = LoadConfig(testing::MapEnv({{"TASK_POLICY", "a=9/10/20"}, {"TASK_MAX_ATTEMPTS", "4"}}), ":9102");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  HandlerRegistry r;
+  r.SetPolicy("a", RetryPolicy{2, 1, 1});
+  r.SetPolicy("b", RetryPolicy{7, 2, 3});
+  EXPECT_EQ(r.Policy("a", *c).max_attempts, 9);
+  EXPECT_EQ(r.Policy("b", *c).max_attempts, 7);
+  EXPECT_EQ(r.Policy("c", *c).max_attempts, 4);
+  EXPECT_EQ(r.Policy("c", *c).base_ms, 1000);
+}
+
 // cache.warm loads generation rows into the fleet cache; cache.flush invalidates through the same library.
 TEST_F(WorkerTest, CacheWarmAndCacheFlushUseTheCacheLibrary) {
   std::string db = testing::TempPath("sf-worker-cache") + ".db";

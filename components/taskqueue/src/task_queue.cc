@@ -115,6 +115,11 @@ int64_t WallClockMs() {
       .count();
 }
 
+int64_t TaskClockMs(Clock& clock) {
+  const int64_t o = clock.NowMsOverride();
+  return o > 0 ? o : WallClockMs();
+}
+
 void AppendTaskStatus(const TaskKeys& keys, const std::string& id, const std::string& state,
                       std::vector<std::string> fields, int64_t ttl_s, std::vector<std::vector<std::string>>& cmds) {
   if (ttl_s <= 0 || id.empty()) return;

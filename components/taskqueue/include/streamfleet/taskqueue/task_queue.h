@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "streamfleet/base/clock.h"
 #include "streamfleet/base/config.h"
 #include "streamfleet/redis/redis.h"
 #include "streamfleet/taskqueue/task_keys.h"
@@ -83,7 +84,10 @@ Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string
 Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
                       const std::string& raw_envelope, const std::string& reason, int64_t times_delivered);
 
+// This host's wall clock, in unix milliseconds: enqueue times and due times are wall-clock times.
 int64_t WallClockMs();
+// "Now" for the task queue's calls: the clock's override when it has one (tests move time), else WallClockMs().
+int64_t TaskClockMs(Clock& clock);
 
 // One round trip for a worker slot: the acks of the tasks it finished since its last read, which queues are
 // paused, and up to `count` waiting tasks of the first open queue that has any (queues tried in the given
