@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "bench/bench_util.h"
+#include "streamfleet/base/time.h"
 #include "compactor/compactor_service.h"
 #include "queue-worker/worker_service.h"
 #include "streamfleet/taskqueue/task_queue.h"

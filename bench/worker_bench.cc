@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "bench/bench_util.h"
+#include "streamfleet/base/time.h"
 #include "streamfleet/taskqueue/task_queue.h"
 
 extern char** environ;

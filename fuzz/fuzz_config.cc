@@ -56,6 +56,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!c->redis.cluster || (c->redis.db == 0 && c->key_schema == KeySchemaMode::kCluster));
     FUZZ_CHECK(c->chunk_streams >= 1 && !c->queues.empty() && c->idle_timeout_ms >= 1);
     for (const auto& [org, token] : c->ingest_tokens) FUZZ_CHECK(org > 0 && !token.empty());
+    // The task specs the worker uses without checking again (task_specs.h).
+    for (const auto& [type, p] : c->task_policies) {
+      FUZZ_CHECK(!type.empty() && p.max_attempts >= 1 && p.base_ms >= 0 && p.cap_ms >= 0);
+    }
+    for (const auto& p : c->periodic_tasks) {
+      FUZZ_CHECK(!p.name.empty() && !p.type.empty() && p.interval_ms > 0 && ValidQueueName(p.queue));
+    }
+    for (const auto& [type, ms] : c->task_timeouts) FUZZ_CHECK(!type.empty() && ms >= 0);
   } else {
     FUZZ_CHECK(c.status().code() == StatusCode::kInvalidArgument);
   }

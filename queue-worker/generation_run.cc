@@ -161,9 +161,7 @@ void RegisterGenerationRun(HandlerRegistry& registry, SqlStore* store) {
     auto req = ParseGenerationRunPayload(ctx.task.payload());
     if (!req.ok()) return req.status();
     if (store == nullptr) return Status::FailedPrecondition("generation.run needs a database (DATABASE_URL)");
-    RetryPolicy fallback{ctx.config.task_max_attempts, ctx.config.task_backoff_base_ms,
-                         ctx.config.task_backoff_cap_ms};
-    bool last = ctx.task.attempt() + 1 >= registry.Policy(kGenerationRunTask, fallback).max_attempts;
+    bool last = ctx.task.attempt() + 1 >= registry.Policy(kGenerationRunTask, ctx.config).max_attempts;
     Run run(ctx, *store, *req, last);
     Status s = run.Execute();
     if (!s.ok()) SF_LOG_WARN("generation.run {}: {}", req->generation_id, s.ToString());

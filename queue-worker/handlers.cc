@@ -1,6 +1,5 @@
 #include "queue-worker/handlers.h"
 
-#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/chunks/chunk_buffer.h"
@@ -18,30 +17,10 @@ StatusOr<nlohmann::json> TaskContext::PayloadJson() const {
   return j;
 }
 
-Status ApplyPolicies(const std::string& spec, HandlerRegistry& registry) {
-  for (const std::string& item : SplitList(spec, ',')) {
-    auto eq = item.find('=');
-    RetryPolicy p;
-    long long v[3];
-    bool ok = eq != std::string::npos && eq > 0;
-    size_t at = eq + 1;
-    for (int i = 0; ok && i < 3; ++i) {
-      size_t end = i < 2 ? item.find('/', at) : item.size();
-      if (end == std::string::npos) {
-        ok = false;
-        break;
-      }
-      auto [ptr, ec] = std::from_chars(item.data() + at, item.data() + end, v[i]);
-      ok = ec == std::errc() && ptr == item.data() + end && v[i] >= 0;
-      at = end + 1;
-    }
-    if (!ok || v[0] < 1) return Status::InvalidArgument("TASK_POLICY item \"" + item + "\": expected type=attempts/base_ms/cap_ms");
-    p.max_attempts = static_cast<int>(v[0]);
-    p.base_ms = v[1];
-    p.cap_ms = v[2];
-    registry.SetPolicy(item.substr(0, eq), p);
-  }
-  return Status::Ok();
+RetryPolicy HandlerRegistry::Policy(const std::string& type, const Config& config) const {
+  if (auto it = config.task_policies.find(type); it != config.task_policies.end()) return it->second;
+  if (auto it = policies_.find(type); it != policies_.end()) return it->second;
+  return RetryPolicy{config.task_max_attempts, config.task_backoff_base_ms, config.task_backoff_cap_ms};
 }
 
 void RegisterBuiltins(HandlerRegistry& registry, Clock& clock) {

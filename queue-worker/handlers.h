@@ -43,12 +43,6 @@ struct TaskContext {
 // caught by the worker and treated as errors.
 using Handler = std::function<Status(TaskContext&)>;
 
-struct RetryPolicy {
-  int max_attempts = 5;
-  int64_t base_ms = 1000;
-  int64_t cap_ms = 300000;
-};
-
 class HandlerRegistry {
  public:
   void Register(const std::string& type, Handler h) { handlers_[type] = std::move(h); }
@@ -56,19 +50,17 @@ class HandlerRegistry {
     auto it = handlers_.find(type);
     return it == handlers_.end() ? nullptr : &it->second;
   }
+  // A handler's own default retry policy (RetryPolicy: streamfleet/base/task_specs.h).
   void SetPolicy(const std::string& type, RetryPolicy p) { policies_[type] = p; }
-  RetryPolicy Policy(const std::string& type, const RetryPolicy& fallback) const {
-    auto it = policies_.find(type);
-    return it == policies_.end() ? fallback : it->second;
-  }
+  // The policy a task of `type` runs under: TASK_POLICY's for the type, else the handler's own default,
+  // else TASK_MAX_ATTEMPTS / TASK_BACKOFF_BASE / TASK_BACKOFF_CAP. One answer for the worker's retry
+  // decision and for handlers that must know whether an attempt is their last.
+  RetryPolicy Policy(const std::string& type, const Config& config) const;
 
  private:
   std::map<std::string, Handler> handlers_;
   std::map<std::string, RetryPolicy> policies_;
 };
-
-// "type=attempts/base_ms/cap_ms,..." (TASK_POLICY) into the registry.
-Status ApplyPolicies(const std::string& spec, HandlerRegistry& registry);
 
 // Registers noop and generation.compact.
 void RegisterBuiltins(HandlerRegistry& registry, Clock& clock);

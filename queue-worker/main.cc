@@ -1,83 +1,44 @@
-// streamfleet-queue-worker: thin main over the worker library.
-#include <iostream>
-#include <thread>
-
+// streamfleet-queue-worker: thin main over the worker library (the shared part is RunProcess): which
+// handlers this worker has, and the worker service that runs them.
 #include "queue-worker/generation_run.h"
 #include "queue-worker/store_tasks.h"
 #include "queue-worker/webhook.h"
 #include "queue-worker/worker_service.h"
-#include "streamfleet/base/log.h"
-#include "streamfleet/observability/metrics_server.h"
-#include "streamfleet/base/process_cli.h"
-#include "streamfleet/base/shutdown.h"
+#include "streamfleet/daemon/run_process.h"
 
 using namespace streamfleet;
 
 int main(int argc, char** argv) {
-  DaemonInfo info{"streamfleet-queue-worker",
-                  "Runs typed background tasks from the queue streams: retries with backoff, dead letters,\n"
-                  "delayed and periodic tasks, reclaim from dead workers, graceful drain on SIGTERM.",
-                  "METRICS_LISTEN (default 0.0.0.0:9102: /metrics, /healthz, /readyz)",
-                  {}};
-  if (auto code = HandleDaemonArgs(argc, argv, info)) return *code;
-  auto config = LoadConfig(ProcessEnv(), "0.0.0.0:9102");
-  if (!config.ok()) {
-    std::cerr << "streamfleet-queue-worker: configuration error: " << config.status().message() << "\n";
-    return 2;
-  }
-  if (auto p = worker::ParsePeriodic(config->periodic_tasks); !p.ok()) {
-    std::cerr << "streamfleet-queue-worker: configuration error: " << p.status().message() << "\n";
-    return 2;
-  }
-  if (auto t = worker::ParseTimeouts(config->task_timeouts); !t.ok()) {
-    std::cerr << "streamfleet-queue-worker: configuration error: " << t.status().message() << "\n";
-    return 2;
-  }
-  InitLogging("queue-worker", config->log_level, config->log_json);
-  Shutdown::InstallSignalHandlers();
-  RedisServerClock clock;
-  worker::HandlerRegistry handlers;
-  worker::RegisterBuiltins(handlers, clock);
-  auto registry = std::make_shared<prometheus::Registry>();
-  // cache.warm, hash.sync and generation_chunks.purge use the database, generation.run writes rows; Open()
-  // does not connect eagerly (an outage fails those tasks, which retry).
-  std::unique_ptr<SqlStore> store;
-  if (auto s = SqlStore::Open(config->database_url); s.ok()) {
-    store = std::move(*s);
-  } else {
-    SF_LOG_WARN("DATABASE_URL: {}; cache.warm, hash.sync and generation_chunks.purge tasks will fail",
-                s.status().ToString());
-  }
-  Cache cache(config->redis, CacheOptionsFromConfig(*config), registry.get());
-  worker::RegisterCacheHandlers(handlers, cache, store.get());
-  worker::RegisterStoreHandlers(handlers, store.get(), clock);
-  worker::RegisterWebhookHandler(handlers);
-  worker::RegisterGenerationRun(handlers, store.get());
-  // After every registration: TASK_POLICY overrides the handlers' own default policies.
-  if (Status s = worker::ApplyPolicies(config->task_policy, handlers); !s.ok()) {
-    std::cerr << "streamfleet-queue-worker: configuration error: " << s.message() << "\n";
-    return 2;
-  }
-  worker::WorkerService service(*config, clock, handlers, *registry);
-  auto metrics = MetricsServer::Start(
-      config->metrics_listen, "queue-worker", registry, [&] { return service.Ready(); },
-      [&] { service.SampleGauges(); });
-  if (!metrics.ok()) {
-    SF_LOG_ERROR("metrics listener: {}", metrics.status().ToString());
-    return 2;
-  }
-  (*metrics)->EnableRedisHealth(config->redis);
-  SF_LOG_INFO("queue-worker {} started with {} slots, metrics on port {}", config->consumer_name,
-              config->worker_concurrency, (*metrics)->port());
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    while (!Shutdown::Requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    SF_LOG_INFO("queue-worker: SIGTERM received, finishing running tasks");
-    stop.store(true);
+  ProcessSpec spec{{"streamfleet-queue-worker",
+                    "Runs typed background tasks from the queue streams: retries with backoff, dead letters,\n"
+                    "delayed and periodic tasks, reclaim from dead workers, graceful drain on SIGTERM.",
+                    "METRICS_LISTEN (default 0.0.0.0:9102: /metrics, /healthz, /readyz)",
+                    {}},
+                   ProcessRole::kWorker, "queue-worker", "0.0.0.0:9102"};
+  return RunProcess(argc, argv, spec, [](ProcessContext& ctx) -> StatusOr<RunningService> {
+    const Config& config = ctx.config;
+    auto clock = std::make_shared<RedisServerClock>();
+    auto handlers = std::make_shared<worker::HandlerRegistry>();
+    worker::RegisterBuiltins(*handlers, *clock);
+    // cache.warm, hash.sync and generation_chunks.purge use the database, generation.run writes rows; an
+    // outage fails those tasks, which retry.
+    std::shared_ptr<SqlStore> store = SqlStore::OpenOptional(
+        config.database_url, "cache.warm, hash.sync and generation_chunks.purge tasks will fail");
+    auto cache = std::make_shared<Cache>(config.redis, CacheOptionsFromConfig(config), ctx.registry.get());
+    worker::RegisterCacheHandlers(*handlers, *cache, store.get());
+    worker::RegisterStoreHandlers(*handlers, store.get(), *clock);
+    worker::RegisterWebhookHandler(*handlers);
+    worker::RegisterGenerationRun(*handlers, store.get());
+    auto service = std::make_shared<worker::WorkerService>(config, *clock, *handlers, *ctx.registry);
+    worker::WorkerService* svc = service.get();
+    RunningService r;
+    r.ready = [svc] { return svc->Ready(); };
+    r.sample_gauges = [svc] { svc->SampleGauges(); };
+    r.run = [svc](const std::atomic<bool>& stop) { svc->Run(stop); };
+    r.started = "queue-worker " + config.consumer_name + " started with " +
+                std::to_string(config.worker_concurrency) + " slots";
+    r.stopping = "queue-worker: SIGTERM received, finishing running tasks";
+    r.parts = {clock, handlers, store, cache, service};
+    return r;
   });
-  service.Run(stop);
-  watcher.join();
-  (*metrics)->Stop();
-  SF_LOG_INFO("queue-worker stopped");
-  return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/base/time.h"
 #include "streamfleet/redis/redis_scan.h"
 #include "streamfleet/taskqueue/task_queue.h"
 
@@ -22,7 +23,7 @@ Status PurgeChunks(TaskContext& ctx, SqlStore& store, Clock& clock) {
     if (!r.ok()) return r.status();
     retention = *r;
   }
-  int64_t now = clock.NowMsOverride() > 0 ? clock.NowMsOverride() : WallClockMs();
+  int64_t now = clock.NowMs();
   std::string cutoff = IsoUtcFromMs(now - retention);
   auto n = store.PurgeChunksOlderThan(cutoff);
   if (!n.ok()) return n.status();

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "queue-worker/worker_service.h"
+#include "streamfleet/base/time.h"
 #include "streamfleet/redis/cluster_slots.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/taskqueue/task_queue.h"

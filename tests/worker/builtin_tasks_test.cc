@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "queue-worker/store_tasks.h"
+#include "streamfleet/base/time.h"
 #include "queue-worker/webhook.h"
 #include "streamfleet/http/http_server.h"
 #include "streamfleet/base/keys.h"

@@ -312,10 +312,10 @@ TEST_F(WorkerTest, ShortTasksAreReadAheadAndAckedInBatches) {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     ASSERT_EQ(*r, 1);
     ++ran;
-    most_owed = std::max(most_owed, static_cast<int>(slot.acks.size()));
+    most_owed = std::max(most_owed, static_cast<int>(slot.finished.acks.size()));
     // Every task read is either still held or owed an ack or acked: the PEL holds exactly the first two.
     auto pending = Pending("default");
-    ASSERT_EQ(pending, static_cast<int64_t>(slot.held.size() + slot.acks.size()));
+    ASSERT_EQ(pending, static_cast<int64_t>(slot.held.size() + slot.finished.acks.size()));
   }
   EXPECT_EQ(slot.prefetch, 16) << "the batch grew to WORKER_PREFETCH while tasks were short";
   EXPECT_GT(most_owed, 1);
@@ -490,17 +490,6 @@ TEST_F(WorkerTest, OldestWaitingTaskAgeCountsOnlyUndeliveredTasks) {
   EXPECT_EQ(OldestWaiting(w, "default"), 0);
 }
 
-TEST(TimeoutParseTest, SpecAndErrors) {
-  auto t = ParseTimeouts("webhook=30s,hash.sync=10m,noop=0");
-  ASSERT_TRUE(t.ok());
-  EXPECT_EQ(t->at("webhook"), 30000);
-  EXPECT_EQ(t->at("hash.sync"), 600000);
-  EXPECT_EQ(t->at("noop"), 0);
-  EXPECT_FALSE(ParseTimeouts("webhook").ok());
-  EXPECT_FALSE(ParseTimeouts("=30s").ok());
-  EXPECT_FALSE(ParseTimeouts("x=soon").ok());
-}
-
 TEST(BackoffTest, ExponentialWithJitterAndCap) {
   RetryPolicy p{10, 1000, 8000};
   EXPECT_EQ(BackoffMs(p, 1, 0), 500);
@@ -509,14 +498,41 @@ TEST(BackoffTest, ExponentialWithJitterAndCap) {
   EXPECT_EQ(BackoffMs(p, 10, 4000), 8000);
 }
 
-TEST(PeriodicParseTest, SpecAndErrors) {
-  auto p = ParsePeriodic("purge=generation_chunks.purge@1h@low,tick=noop@30s");
-  ASSERT_TRUE(p.ok());
-  ASSERT_EQ(p->size(), 2u);
-  EXPECT_EQ((*p)[0].queue, "low");
-  EXPECT_EQ((*p)[0].interval_ms, 3600000);
-  EXPECT_FALSE(ParsePeriodic("bad").ok());
-  EXPECT_FALSE(ParsePeriodic("x=y@soon").ok());
+// What a failed attempt leads to (retry_policy.h): a permanent error or the last attempt dead-letters, any
+// other failure retries after the jittered backoff; either way the history gets the error.
+TEST(RetryPolicyTest, PermanentErrorsAndTheLastAttemptDieOthersRetry) {
+  v1::TaskEnvelope t;
+  t.set_id("t1");
+  t.set_attempt(0);
+  const RetryPolicy p{3, 1000, 8000};
+  auto retry = DecideFailure(t, Status::Unavailable("down"), p, kStart, 0);
+  EXPECT_FALSE(retry.dead);
+  EXPECT_EQ(retry.next.attempt(), 1);
+  EXPECT_EQ(retry.run_at_ms, kStart + 500);
+  EXPECT_EQ(retry.next.run_at_ms(), retry.run_at_ms);
+  ASSERT_EQ(retry.next.errors_size(), 1);
+  EXPECT_EQ(retry.next.errors(0), "attempt 1: " + Status::Unavailable("down").ToString());
+  auto permanent = DecideFailure(t, Status::InvalidArgument("bad payload"), p, kStart, 0);
+  EXPECT_TRUE(permanent.dead);
+  EXPECT_EQ(permanent.reason, "permanent error: " + Status::InvalidArgument("bad payload").ToString());
+  EXPECT_TRUE(DecideFailure(t, Status::FailedPrecondition("no db"), p, kStart, 0).dead);
+  t.set_attempt(2);
+  auto last = DecideFailure(t, Status::Unavailable("down"), p, kStart, 0);
+  EXPECT_TRUE(last.dead);
+  EXPECT_EQ(last.reason, "failed after 3 attempts: " + Status::Unavailable("down").ToString());
+}
+
+// One answer to "which policy": TASK_POLICY, else the handler's own default, else the TASK_* variables.
+TEST(RetryPolicyTest, TaskPolicyBeatsTheHandlersDefaultWhichBeatsTheFleetDefault) {
+  auto c = LoadConfig(testing::MapEnv({{"TASK_POLICY", "a=9/10/20"}, {"TASK_MAX_ATTEMPTS", "4"}}), ":9102");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  HandlerRegistry r;
+  r.SetPolicy("a", RetryPolicy{2, 1, 1});
+  r.SetPolicy("b", RetryPolicy{7, 2, 3});
+  EXPECT_EQ(r.Policy("a", *c).max_attempts, 9);
+  EXPECT_EQ(r.Policy("b", *c).max_attempts, 7);
+  EXPECT_EQ(r.Policy("c", *c).max_attempts, 4);
+  EXPECT_EQ(r.Policy("c", *c).base_ms, 1000);
 }
 
 // cache.warm loads generation rows into the fleet cache; cache.flush invalidates through the same library.

@@ -152,6 +152,18 @@ class Reader {
     Fail(name, s, "true or false");
     return false;
   }
+  // A list variable through its parser (task_specs.h), whose error says what was expected and which item
+  // was not. Empty on error.
+  template <typename T>
+  T Spec(const std::string& name, StatusOr<T> (*parse)(const std::string&)) {
+    std::string s = Str(name);
+    auto parsed = parse(s);
+    if (!parsed.ok()) {
+      Fail(name, s, parsed.status().message());
+      return T{};
+    }
+    return std::move(parsed).value();
+  }
   void Fail(const std::string& name, const std::string& value, const std::string& expected) {
     if (error_.ok()) {
       error_ = Status::InvalidArgument(name + "=\"" + value + "\" is malformed: expected " + expected);
@@ -474,11 +486,11 @@ void LoadWorker(Reader& r, Config& c) {
   c.task_max_attempts = static_cast<int>(r.Int("TASK_MAX_ATTEMPTS", 1, 1000));
   c.task_backoff_base_ms = r.Duration("TASK_BACKOFF_BASE", 1000, 0);
   c.task_backoff_cap_ms = r.Duration("TASK_BACKOFF_CAP", 1000, 0);
-  c.task_policy = r.Str("TASK_POLICY");
+  c.task_policies = r.Spec("TASK_POLICY", ParseTaskPolicies);
   c.task_result_ttl_s = r.Int("TASK_RESULT_TTL", 0, int64_t{1} << 31);
-  c.periodic_tasks = r.Str("PERIODIC_TASKS");
+  c.periodic_tasks = r.Spec("PERIODIC_TASKS", ParsePeriodicTasks);
   c.task_timeout_ms = r.Duration("TASK_TIMEOUT", 1000, 0);
-  c.task_timeouts = r.Str("TASK_TIMEOUTS");
+  c.task_timeouts = r.Spec("TASK_TIMEOUTS", ParseTaskTimeouts);
   c.task_timeout_grace_ms = r.Duration("TASK_TIMEOUT_GRACE", 1000, 0);
   c.webhook_timeout_ms = r.Duration("WEBHOOK_TIMEOUT", 1000, 1);
   c.webhook_max_timeout_ms = r.Duration("WEBHOOK_MAX_TIMEOUT", 1000, 1);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <tuple>
 
 #include "support/map_env.h"
 
@@ -182,6 +183,95 @@ TEST(ConfigTest, TimesAcceptUnixSecondsAndIsoUtc) {
   EXPECT_FALSE(ParseTimeMs("2026-13-25T18:00:00Z").ok());
   EXPECT_FALSE(ParseTimeMs("tomorrow").ok());
   EXPECT_FALSE(ParseTimeMs("").ok());
+}
+
+// The queue-worker's task specs are parsed by LoadConfig: the worker gets the values, never the text.
+TEST(ConfigTest, TaskSpecsAreParsedIntoTheConfig) {
+  auto c = LoadConfig(Env({{"TASK_POLICY", "generation.run=2/1000/1000,webhook=8/500/60000"},
+                           {"PERIODIC_TASKS", "purge=generation_chunks.purge@1h@low,tick=noop@30s"},
+                           {"TASK_TIMEOUTS", "webhook=30s,noop=0"}}),
+                      ":9102");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->task_policies.size(), 2u);
+  EXPECT_EQ(c->task_policies.at("generation.run").max_attempts, 2);
+  EXPECT_EQ(c->task_policies.at("webhook").base_ms, 500);
+  EXPECT_EQ(c->task_policies.at("webhook").cap_ms, 60000);
+  ASSERT_EQ(c->periodic_tasks.size(), 2u);
+  EXPECT_EQ(c->periodic_tasks[1].name, "tick");
+  EXPECT_EQ(c->periodic_tasks[1].type, "noop");
+  EXPECT_EQ(c->periodic_tasks[1].queue, "default");
+  EXPECT_EQ(c->periodic_tasks[1].interval_ms, 30000);
+  EXPECT_EQ(c->task_timeouts, (std::map<std::string, int64_t>{{"noop", 0}, {"webhook", 30000}}));
+  auto none = LoadConfig(Env({}), ":9102");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->task_policies.empty() && none->periodic_tasks.empty() && none->task_timeouts.empty());
+}
+
+// A malformed task spec stops every process at start, naming the variable and the item it refused (before,
+// the worker checked two of them in main() and ignored the errors elsewhere).
+TEST(ConfigTest, MalformedTaskSpecsNameTheVariableAndTheItem) {
+  const std::vector<std::tuple<std::string, std::string, std::string>> bad = {
+      {"TASK_POLICY", "webhook", "webhook"},
+      {"TASK_POLICY", "=3/1000/2000", "=3/1000/2000"},
+      {"TASK_POLICY", "ok=3/1/2,webhook=3/1000", "webhook=3/1000"},
+      {"TASK_POLICY", "webhook=0/1000/2000", "webhook=0/1000/2000"},
+      {"TASK_POLICY", "webhook=3/-1/2000", "webhook=3/-1/2000"},
+      {"TASK_POLICY", "webhook=3/1s/2000", "webhook=3/1s/2000"},
+      {"TASK_POLICY", "webhook=3/1000/2000/9", "webhook=3/1000/2000/9"},
+      {"TASK_POLICY", "webhook=99999999999/1/2", "webhook=99999999999/1/2"},
+      {"PERIODIC_TASKS", "bad", "bad"},
+      {"PERIODIC_TASKS", "x=y@soon", "x=y@soon"},
+      {"PERIODIC_TASKS", "x=@30s", "x=@30s"},
+      {"PERIODIC_TASKS", "=noop@30s", "=noop@30s"},
+      {"PERIODIC_TASKS", "x=noop@0s", "x=noop@0s"},
+      {"PERIODIC_TASKS", "x=noop@30s@Not A Queue", "x=noop@30s@Not A Queue"},
+      {"TASK_TIMEOUTS", "webhook", "webhook"},
+      {"TASK_TIMEOUTS", "=30s", "=30s"},
+      {"TASK_TIMEOUTS", "x=soon", "x=soon"},
+      {"TASK_TIMEOUTS", "ok=1s,x=-1s", "x=-1s"},
+  };
+  for (const auto& [var, value, item] : bad) {
+    auto c = LoadConfig(Env({{var, value}}), ":9102");
+    ASSERT_FALSE(c.ok()) << var << "=" << value << " was accepted";
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(c.status().message().rfind(var + "=", 0), 0u) << c.status().message();
+    EXPECT_NE(c.status().message().find("\"" + item + "\" is not one"), std::string::npos) << c.status().message();
+  }
+}
+
+TEST(TaskSpecsTest, TimeoutsSpecAndErrors) {
+  auto t = ParseTaskTimeouts("webhook=30s,hash.sync=10m,noop=0");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->at("webhook"), 30000);
+  EXPECT_EQ(t->at("hash.sync"), 600000);
+  EXPECT_EQ(t->at("noop"), 0);
+  EXPECT_FALSE(ParseTaskTimeouts("webhook").ok());
+  EXPECT_FALSE(ParseTaskTimeouts("=30s").ok());
+  EXPECT_FALSE(ParseTaskTimeouts("x=soon").ok());
+}
+
+TEST(TaskSpecsTest, PeriodicSpecAndErrors) {
+  auto p = ParsePeriodicTasks("purge=generation_chunks.purge@1h@low,tick=noop@30s");
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->size(), 2u);
+  EXPECT_EQ((*p)[0].queue, "low");
+  EXPECT_EQ((*p)[0].interval_ms, 3600000);
+  EXPECT_FALSE(ParsePeriodicTasks("bad").ok());
+  EXPECT_FALSE(ParsePeriodicTasks("x=y@soon").ok());
+}
+
+TEST(TaskSpecsTest, PoliciesSpecAndErrors) {
+  auto p = ParseTaskPolicies("a=1/0/0,b=10/250/8000,a=2/3/4");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_EQ(p->size(), 2u);
+  EXPECT_EQ(p->at("a").max_attempts, 2) << "a later item for the same type wins";
+  EXPECT_EQ(p->at("a").base_ms, 3);
+  EXPECT_EQ(p->at("b").max_attempts, 10);
+  EXPECT_EQ(p->at("b").base_ms, 250);
+  EXPECT_EQ(p->at("b").cap_ms, 8000);
+  EXPECT_TRUE(ParseTaskPolicies("").value().empty());
+  EXPECT_FALSE(ParseTaskPolicies("a=1/2").ok());
+  EXPECT_FALSE(ParseTaskPolicies("a=+1/2/3").ok());
 }
 
 TEST(ConfigTest, EveryVariableIsDocumentedOnce) {

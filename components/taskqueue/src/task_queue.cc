@@ -112,14 +112,6 @@ std::string NewId() {
 
 }  // namespace
 
-bool ValidQueueName(const std::string& n) {
-  if (n.empty() || n.size() > 64) return false;
-  for (char c : n) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')) return false;
-  }
-  return true;
-}
-
 void AppendTaskStatus(const TaskKeys& keys, const std::string& id, const std::string& state,
                       std::vector<std::string> fields, int64_t ttl_s, std::vector<std::vector<std::string>>& cmds) {
   if (ttl_s <= 0 || id.empty()) return;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "streamfleet/base/status.h"
+#include "streamfleet/base/task_specs.h"
 
 namespace streamfleet {
 
@@ -83,11 +84,12 @@ struct Config {
   int task_max_attempts = 5;
   int64_t task_backoff_base_ms = 1000;
   int64_t task_backoff_cap_ms = 300000;
-  std::string task_policy;      // parsed by the queue-worker
+  // TASK_POLICY: per type, over the handler's own default policy and the three variables above.
+  std::map<std::string, RetryPolicy> task_policies;
   int64_t task_result_ttl_s = 86400;
-  std::string periodic_tasks;   // parsed by the queue-worker
+  std::vector<PeriodicTask> periodic_tasks;  // PERIODIC_TASKS
   int64_t task_timeout_ms = 0;  // TASK_TIMEOUT: 0 = no timeout
-  std::string task_timeouts;    // TASK_TIMEOUTS, parsed by the queue-worker
+  std::map<std::string, int64_t> task_timeouts;  // TASK_TIMEOUTS: per type, over TASK_TIMEOUT (0 = none)
   int64_t task_timeout_grace_ms = 5000;
   int64_t webhook_timeout_ms = 10000;
   int64_t webhook_max_timeout_ms = 30000;  // WEBHOOK_MAX_TIMEOUT: caps WEBHOOK_TIMEOUT and payload timeout_ms

@@ -14,7 +14,6 @@
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/base/status.h"
-#include "streamfleet/base/time.h"  // IsoUtcFromMs: the format of compacted_at
 
 namespace soci {
 class session;

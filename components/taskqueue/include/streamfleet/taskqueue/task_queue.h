@@ -1,6 +1,7 @@
 #pragma once
 // The task queue's client side, shared by the queue-worker, the CLI and tests: key names, enqueue
-// (immediate, delayed, unique), moving due scheduled tasks, and the atomic retry / dead-letter transitions.
+// (immediate, delayed, unique), moving due scheduled tasks, and the atomic retry / dead-letter transitions
+// (a worker makes them through task_lifecycle.h, with the status record).
 // Any language can enqueue by XADD of a streamfleet.v1.TaskEnvelope to `{prefix}:queue:{name}`, field "e"
 // (standard mode). In cluster mode every script's keys share one queue shard's hash tag (task_keys.h).
 #include <cstdint>
@@ -8,16 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "streamfleet/base/clock.h"
 #include "streamfleet/base/config.h"
-#include "streamfleet/base/time.h"
 #include "streamfleet/redis/redis.h"
 #include "streamfleet/taskqueue/task_keys.h"
 #include "streamfleet/v1/task.pb.h"
 
 namespace streamfleet {
 
-// Queue names are [a-z0-9_.-]{1,64}: they become key names.
-bool ValidQueueName(const std::string& name);
+// ValidQueueName (queue names are [a-z0-9_.-]{1,64}: they become key names) comes with config.h, from
+// streamfleet/base/task_specs.h: PERIODIC_TASKS names queues too.
 
 struct EnqueueOptions {
   std::string queue = "default";
@@ -50,9 +51,10 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms);
 
 // A task's status record ({prefix}:task:{id}): HSET of `state` and the field/value pairs in `fields`, then
-// EXPIRE ttl_s, appended to `cmds`. Every writer of the record (enqueue and each state the worker moves a
-// task to) goes through here, so every state follows one TTL rule: ttl_s <= 0 (TASK_RESULT_TTL=0) or an
-// unknown id appends nothing. The EXPIRE also gives a record that expired while its task waited a TTL again.
+// EXPIRE ttl_s, appended to `cmds`. Every writer of the record goes through here: enqueue, and TaskLifecycle
+// (task_lifecycle.h) for each state a worker moves a task to, so every state follows one TTL rule: ttl_s <= 0
+// (TASK_RESULT_TTL=0) or an unknown id appends nothing. The EXPIRE also gives a record that expired while its
+// task waited a TTL again.
 void AppendTaskStatus(const TaskKeys& keys, const std::string& id, const std::string& state,
                       std::vector<std::string> fields, int64_t ttl_s, std::vector<std::vector<std::string>>& cmds);
 
@@ -72,6 +74,8 @@ StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisClient& redis, const Task
 StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t now_ms, int limit,
                                const std::vector<std::string>& queues = {});
 
+// The stream side of a retry and of a dead letter. A worker calls them through TaskLifecycle, which also
+// writes the status record to match; these alone leave the record as it was.
 // `stream` is the entry's stream shard: the retry and the dead letter stay in its shard (cluster mode).
 // Atomically schedules a retry (envelope with attempt+1 and the error appended) and XACKs the entry.
 Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,

@@ -1,0 +1,63 @@
+#include "streamfleet/taskqueue/task_lifecycle.h"
+
+namespace streamfleet {
+
+void TaskLifecycle::Record(RedisCommands& redis, const std::string& task_id, const std::string& state,
+                           std::vector<std::string> fields) const {
+  std::vector<std::vector<std::string>> cmds;
+  AppendTaskStatus(keys_, task_id, state, std::move(fields), record_ttl_s_, cmds);
+  if (!cmds.empty()) (void)redis.Pipeline(cmds);
+}
+
+void TaskLifecycle::Running(RedisCommands& redis, const std::string& task_id, const std::string& consumer,
+                            const std::string& entry_id) const {
+  Record(redis, task_id, "running", {"worker", consumer, "entry_id", entry_id});
+}
+
+void TaskLifecycle::Succeeded(FinishedTasks& finished, const std::string& stream, const std::string& entry_id,
+                              const std::string& task_id, std::string result, int64_t attempts) const {
+  AppendTaskStatus(keys_, task_id, "succeeded", {"result", std::move(result), "attempts", std::to_string(attempts)},
+                   record_ttl_s_, finished.records);
+  finished.acks.push_back({stream, entry_id});
+}
+
+Status TaskLifecycle::SendRecords(RedisCommands& redis, FinishedTasks& finished) const {
+  if (finished.records.empty()) return Status::Ok();
+  auto r = redis.Pipeline(finished.records);
+  if (!r.ok()) return r.status();
+  finished.records.clear();
+  return Status::Ok();
+}
+
+Status TaskLifecycle::Flush(RedisCommands& redis, FinishedTasks& finished) const {
+  std::vector<std::vector<std::string>> cmds = std::move(finished.records);
+  finished.records.clear();
+  for (const TaskAck& a : finished.acks) cmds.push_back({"XACK", a.stream, TaskKeys::Group(), a.id});
+  if (cmds.empty()) return Status::Ok();
+  auto r = redis.Pipeline(cmds);
+  if (!r.ok()) {
+    // Owed again: the next read (or flush) sends them.
+    finished.records.assign(cmds.begin(), cmds.end() - static_cast<long>(finished.acks.size()));
+    return r.status();
+  }
+  finished.acks.clear();
+  return Status::Ok();
+}
+
+Status TaskLifecycle::Retry(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                            const v1::TaskEnvelope& next, int64_t run_at_ms, const std::string& error) const {
+  SF_RETURN_IF_ERROR(ScheduleRetry(redis, keys_, stream, entry_id, next, run_at_ms));
+  Record(redis, next.id(), "retry_scheduled",
+         {"error", error, "attempts", std::to_string(next.attempt()), "run_at_ms", std::to_string(run_at_ms)});
+  return Status::Ok();
+}
+
+Status TaskLifecycle::DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                                 const std::string& raw, const std::string& reason, int64_t times_delivered,
+                                 const v1::TaskEnvelope* task) const {
+  SF_RETURN_IF_ERROR(DeadLetterTask(redis, keys_, stream, entry_id, raw, reason, times_delivered));
+  if (task != nullptr) Record(redis, task->id(), "dead", {"error", reason, "attempts", std::to_string(task->attempt())});
+  return Status::Ok();
+}
+
+}  // namespace streamfleet

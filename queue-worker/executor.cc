@@ -1,0 +1,182 @@
+#include "queue-worker/executor.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "streamfleet/base/time.h"
+#include "streamfleet/base/envelope_version.h"
+#include "streamfleet/base/log.h"
+
+namespace streamfleet::worker {
+
+namespace {
+
+// No exception leaves a handler: it is the attempt's error.
+Status RunHandler(const Handler& handler, TaskContext& ctx) {
+  try {
+    return handler(ctx);
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("handler threw: ") + e.what());
+  } catch (...) {
+    return Status::Internal("handler threw a non-exception");
+  }
+}
+
+}  // namespace
+
+Executor::Executor(const Config& config, const HandlerRegistry& handlers, const TaskLifecycle& lifecycle,
+                   WorkerMetrics& metrics, Finisher& finisher, Watchdog& watchdog)
+    : config_(config),
+      handlers_(handlers),
+      lifecycle_(lifecycle),
+      metrics_(metrics),
+      finisher_(finisher),
+      watchdog_(watchdog),
+      shared_config_(std::make_shared<const Config>(config)) {}
+
+void Executor::Watch(Slot& slot) {
+  if (slot.config) return;
+  slot.config = shared_config_;
+  watchdog_.Watch(slot.watch);
+}
+
+RedisClient& Executor::HandlerRedis(Slot& slot) {
+  if (slot.handler_redis == nullptr) {
+    std::lock_guard<std::mutex> l(spares_mu_);
+    auto& c = spares_[slot.consumer];
+    if (!c) c = RedisClient::Lazy(config_.redis);
+    slot.handler_redis = c.get();
+  }
+  return *slot.handler_redis;
+}
+
+Slot::TypeStats& Executor::TypeFor(Slot& slot, const std::string& type) {
+  auto it = slot.types.find(type);
+  if (it != slot.types.end()) return it->second;
+  Slot::TypeStats& t = slot.types[type];
+  if (const Handler* h = handlers_.Find(type)) {
+    t.handler = std::make_shared<const Handler>(*h);
+    auto timeout = config_.task_timeouts.find(type);
+    t.timeout_ms = timeout == config_.task_timeouts.end() ? config_.task_timeout_ms : timeout->second;
+    t.duration = &metrics_.Duration(type);
+    t.succeeded = &metrics_.processed.Add({{"type", type}, {"outcome", "succeeded"}});
+  }
+  return t;
+}
+
+int Executor::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot) {
+  Watch(slot);
+  const std::string* raw = entry.Field("e");
+  // Reused by this thread from task to task (its strings keep their capacity). Per thread, not per slot: an
+  // abandoned thread's handler may still read its envelope while the slot's next thread decodes the next one.
+  thread_local v1::TaskEnvelope task;
+  task.Clear();
+  if (raw == nullptr || !task.ParseFromString(*raw)) {
+    LogScope entry_scope(LogContext().Entry(entry.id));
+    SF_LOG_WARN("dead-lettering undecodable task {} {}", entry.stream, entry.id);
+    // No status record to update: a failed parse leaves no id that can be trusted.
+    finisher_.DeadLetter(redis, entry.stream, entry.id, raw ? *raw : "", "undecodable TaskEnvelope", times_delivered,
+                         nullptr);
+    return 0;
+  }
+  // Every line logged while this task runs (ours and its handler's) carries its entry and task id.
+  LogScope scope(LogContext().Entry(entry.id).Task(task.id()));
+  Slot::TypeStats* type = Admit(redis, entry, times_delivered, slot, task);
+  if (type == nullptr) return 0;
+  return Run(redis, entry, times_delivered, slot, *type, task);
+}
+
+Slot::TypeStats* Executor::Admit(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot,
+                                 v1::TaskEnvelope& task) {
+  // Only the rare dead-letter paths below need the raw envelope again (Execute decoded it: it is there).
+  if (std::string v = UnknownVersionReason("TaskEnvelope", task.version(), kTaskEnvelopeVersion); !v.empty()) {
+    SF_LOG_WARN("dead-lettering task {} {}: {}", entry.stream, entry.id, v);
+    if (finisher_.DeadLetter(redis, entry.stream, entry.id, *entry.Field("e"), v, times_delivered, &task)) {
+      metrics_.Processed(slot, "unknown", "dead_lettered").Increment();
+    }
+    return nullptr;
+  }
+  if (task.queue().empty()) task.set_queue(lifecycle_.keys().QueueOf(entry.stream));
+  if (task.attempt() == 0 && times_delivered == 1) {
+    // Queue latency (Sidekiq's "latency"): what users feel when workers are too few. Wall clocks of the
+    // enqueuer and this host; a skew below zero counts as zero.
+    int64_t since = std::max(task.enqueued_at_ms(), task.run_at_ms());
+    double waited = since > 0 ? std::max<double>(0, static_cast<double>(WallClockMs() - since) / 1000.0) : 0;
+    metrics_.Wait(slot, task.queue()).Observe(waited);
+  }
+  Slot::TypeStats& type = TypeFor(slot, task.type());
+  if (type.handler == nullptr) {
+    SF_LOG_WARN("dead-lettering task {}: unknown type \"{}\"", task.id(), task.type());
+    if (finisher_.DeadLetter(redis, entry.stream, entry.id, *entry.Field("e"),
+                             "unknown task type \"" + task.type() + "\"", times_delivered, &task)) {
+      metrics_.Processed(slot, "unknown", "dead_lettered").Increment();
+    }
+    return nullptr;
+  }
+  // The attempt count comes from the envelope: a hand-made one could say INT32_MAX (or less than zero), and
+  // attempt + 1 must not overflow (retry_policy.h). Such a task has no attempts left anyway.
+  if (task.attempt() < 0 || task.attempt() == std::numeric_limits<int32_t>::max()) task.set_attempt(1 << 30);
+  return &type;
+}
+
+int Executor::Run(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot,
+                  Slot::TypeStats& type, v1::TaskEnvelope& task) {
+  // Who runs it (the consumer name, as XPENDING and the admin show it) and from which stream entry.
+  lifecycle_.Running(redis, task.id(), slot.consumer, entry.id);
+  RunningAttempt a;
+  a.entry = &entry;
+  a.task = &task;
+  a.times_delivered = times_delivered;
+  a.timeout_ms = type.timeout_ms;
+  a.started = WatchClock::now();
+  if (a.timeout_ms > 0) a.deadline = a.started + std::chrono::milliseconds(a.timeout_ms);
+  {
+    std::lock_guard<std::mutex> l(slot.watch->mu);
+    slot.watch->running = &a;
+    ++slot.watch->attempts;
+  }
+  // What the handler uses stays valid even if this thread is abandoned and outlives the service: the handler
+  // copy and the configuration belong to the slot, which this thread's owner keeps alive.
+  const Handler& handler = *type.handler;
+  TaskContext ctx{task, HandlerRedis(slot), *slot.config, ""};
+  ctx.cancelled = &a.cancelled;
+  ctx.deadline = a.deadline;
+  Status s = RunHandler(handler, ctx);
+  const auto ended = WatchClock::now();
+  AttemptEnd end{entry.stream, entry.id, task};
+  {
+    std::lock_guard<std::mutex> l(slot.watch->mu);
+    if (a.abandoned) {
+      // The slot, its task and its leases belong to the replacement thread now: touch nothing.
+      Watchdog::AbandonedThreadEnded();
+      return kAbandoned;
+    }
+    slot.watch->running = nullptr;
+    // A handler that returns after its deadline timed out, even if the watchdog has not looked yet.
+    end.timed_out = a.timed_out || ended >= a.deadline;
+    end.lease_lost = a.lease_lost;
+  }
+  end.times_delivered = times_delivered;
+  end.timeout_ms = a.timeout_ms;
+  end.took = ended - a.started;
+  end.status = std::move(s);
+  end.result = std::move(ctx.result);
+  finisher_.Finish(redis, slot, type, std::move(end));
+  return 0;
+}
+
+void Executor::FinishOrphan(RedisClient& redis, Slot& slot, const AbandonedAttempt& o) {
+  LogScope scope(LogContext().Entry(o.id).Task(o.task.id()));
+  AttemptEnd end{o.stream, o.id, o.task};
+  end.times_delivered = o.times_delivered;
+  end.timeout_ms = o.timeout_ms;
+  end.took = o.abandoned_at - o.started;
+  end.status = Status::DeadlineExceeded("timeout: still running " + std::to_string(o.grace_ms) +
+                                        "ms after it was cancelled; handler abandoned");
+  end.timed_out = o.timed_out;
+  end.lease_lost = o.lease_lost;
+  end.abandoned = true;
+  finisher_.Finish(redis, slot, TypeFor(slot, o.task.type()), std::move(end));
+}
+
+}  // namespace streamfleet::worker

@@ -1,0 +1,64 @@
+#include "queue-worker/finisher.h"
+
+#include <random>
+
+#include "queue-worker/retry_policy.h"
+#include "streamfleet/base/log.h"
+
+namespace streamfleet::worker {
+
+void Finisher::Finish(RedisClient& redis, Slot& slot, Slot::TypeStats& type, AttemptEnd&& end) {
+  const v1::TaskEnvelope& task = end.task;
+  if (end.took > std::chrono::milliseconds(kShortTaskMs)) slot.batch_fast = false;
+  type.duration->Observe(std::chrono::duration<double>(end.took).count());
+  if (end.lease_lost) {
+    SF_LOG_WARN("task {} ({}) was taken over by another worker while running here; leaving it to that worker",
+                task.id(), task.type());
+    metrics_.Processed(slot, task.type(), "lease_lost").Increment();
+    return;
+  }
+  if (end.timed_out) {
+    SF_LOG_WARN("task {} ({}) timed out after {}ms{}", task.id(), task.type(), end.timeout_ms,
+                end.abandoned ? "; its handler ignored cancellation and was abandoned" : "");
+    metrics_.timeouts.Add({{"type", task.type()}}).Increment();
+    // A result that came too late is not trusted to be complete (handlers are idempotent: it runs again).
+    if (!end.abandoned) {
+      end.status = Status::DeadlineExceeded("timeout: ran longer than " + std::to_string(end.timeout_ms) + "ms");
+    }
+  }
+  if (end.status.ok()) {
+    // Written with the ack, before it (TaskLifecycle::Flush): the batch's result costs no round trip of its own.
+    lifecycle_.Succeeded(slot.finished, end.stream, end.id, task.id(), std::move(end.result),
+                         int64_t{task.attempt()} + 1);
+    type.succeeded->Increment();
+    return;
+  }
+  Failed(redis, slot, end);
+}
+
+void Finisher::Failed(RedisClient& redis, Slot& slot, const AttemptEnd& end) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const v1::TaskEnvelope& task = end.task;
+  FailedAttempt f = DecideFailure(task, end.status, handlers_.Policy(task.type(), config_), clock_.NowMs(), rng());
+  if (f.dead) {
+    SF_LOG_WARN("dead-lettering task {} ({}): {}", task.id(), task.type(), f.reason);
+    if (DeadLetter(redis, end.stream, end.id, f.next.SerializeAsString(), f.reason, end.times_delivered, &f.next)) {
+      metrics_.Processed(slot, task.type(), "dead_lettered").Increment();
+    }
+    return;
+  }
+  if (lifecycle_.Retry(redis, end.stream, end.id, f.next, f.run_at_ms, end.status.ToString()).ok()) {
+    metrics_.retries.Increment();
+    metrics_.Processed(slot, task.type(), "retried").Increment();
+  }
+}
+
+bool Finisher::DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                          const std::string& raw, const std::string& reason, int64_t times_delivered,
+                          const v1::TaskEnvelope* task) {
+  if (!lifecycle_.DeadLetter(redis, stream, entry_id, raw, reason, times_delivered, task).ok()) return false;
+  metrics_.dead_lettered.Increment();
+  return true;
+}
+
+}  // namespace streamfleet::worker

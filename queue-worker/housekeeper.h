@@ -1,0 +1,47 @@
+#pragma once
+// What the housekeeping thread does each round, besides the slots' work: moves due scheduled tasks (delayed
+// tasks and retries) to their queues, fires periodic tasks (PERIODIC_TASKS) once per period fleet-wide,
+// forwards fleet events to EVENTS_WEBHOOK_URL (event_forwarder.h), and takes over the tasks of dead workers
+// (XAUTOCLAIM after VISIBILITY_TIMEOUT), running them inline or, past MAX_DELIVERIES, dead-lettering them.
+//
+// Thread-safety: one thread at a time (the housekeeping thread, or a direct caller of HousekeepOnce).
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "queue-worker/event_forwarder.h"
+#include "queue-worker/executor.h"
+#include "queue-worker/finisher.h"
+#include "queue-worker/slot.h"
+#include "queue-worker/worker_metrics.h"
+#include "streamfleet/base/clock.h"
+#include "streamfleet/taskqueue/task_lifecycle.h"
+
+namespace streamfleet::worker {
+
+class Housekeeper {
+ public:
+  Housekeeper(const Config& config, Clock& clock, const TaskLifecycle& lifecycle, Executor& executor,
+              Finisher& finisher, WorkerMetrics& metrics);
+
+  // One round, as the slot's consumer. Returns 0, or kAbandoned if the watchdog abandoned the calling thread
+  // while a claimed task ran (as Poller::PollBatch).
+  StatusOr<int> Housekeep(RedisClient& redis, Slot& slot);
+
+ private:
+  // SET NX on each periodic task's key for the current period: exactly one process of the fleet enqueues it.
+  Status FirePeriodic(RedisClient& redis, const std::string& consumer, int64_t now_ms);
+  Status ForwardEvents(RedisClient& redis, const std::string& consumer, int64_t now_ms);
+  // XAUTOCLAIM of each queue stream's idle tasks; runs them inline (kAbandoned as Housekeep).
+  StatusOr<int> Reclaim(RedisClient& redis, Slot& slot);
+
+  const Config& config_;
+  Clock& clock_;
+  const TaskLifecycle& lifecycle_;
+  Executor& executor_;
+  Finisher& finisher_;
+  WorkerMetrics& metrics_;
+  std::unique_ptr<EventForwarder> forwarder_;  // only with EVENTS_WEBHOOK_URL
+};
+
+}  // namespace streamfleet::worker
