@@ -17,6 +17,7 @@
 #include "streamfleet/taskqueue/task_queue.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
+#include "support/wait.h"
 #include "streamfleet/testing/redis_server.h"
 
 namespace streamfleet::admin {
@@ -362,15 +363,16 @@ TEST_F(AdminApiTest, OverviewShowsLiveGenerationProgressAndRedisStats) {
   EXPECT_EQ(after["buffers"]["live"].size(), 0u);
   EXPECT_EQ(after["buffers"]["compacted"], 1);
   EXPECT_TRUE(o["redis"].contains("evicted_keys"));
-  // The sampler (100ms) has collected a few samples by now; chunks added to a stream show as a rate.
+  // Chunks added to a stream show as a rate once the sampler (every 100ms) has taken its next samples.
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(redis_->Command({"XADD", keys.ChunkStream(0), "*", "e", "x"}).ok());
-  bool seen = false;
   json samples;
-  for (int i = 0; i < 50 && !seen; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  bool seen = streamfleet::testing::WaitUntil([&] {
     samples = json::parse(Get("/api/overview", {bearer}).body)["samples"];
-    for (const auto& s : samples) seen = seen || s["chunks_in_per_s"].get<double>() > 0;
-  }
+    for (const auto& s : samples) {
+      if (s["chunks_in_per_s"].get<double>() > 0) return true;
+    }
+    return false;
+  });
   EXPECT_TRUE(seen) << "no sample saw the 50 chunks: " << samples.dump();
 }
 

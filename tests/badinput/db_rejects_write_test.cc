@@ -82,7 +82,8 @@ TEST_P(DbRejectsWriteTest, RefusedRowStaysPendingAndIsWrittenOnceTheDatabaseAcce
   EXPECT_EQ(ReadStream(*redis_, c.keys().ChunkDeadLetterStream()).size(), 0u) << "not dead-lettered at once";
 
   AcceptRows();
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past VISIBILITY_TIMEOUT
+  // Past VISIBILITY_TIMEOUT on purpose, so ClaimNow takes the entry back (a minimum: load only adds to it).
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
   ASSERT_TRUE(c.service().ClaimNow(std::atomic<bool>{false}).ok());
   auto row = c.Row(40);
   ASSERT_TRUE(row.has_value()) << "retried through the claim path once the database accepted rows";
@@ -97,7 +98,7 @@ TEST_P(DbRejectsWriteTest, RefusedTooOftenIsDeadLetteredWithTheDatabaseError) {
   SendGeneration(c, 41);
   c.Pump();
   for (int i = 0; i < 3; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past VISIBILITY_TIMEOUT on purpose
     ASSERT_TRUE(c.service().ClaimNow(std::atomic<bool>{false}).ok());
   }
   auto dead = ReadStream(*redis_, c.keys().ChunkDeadLetterStream());

@@ -4,6 +4,7 @@
 // holds exactly its chunks, in order, once: nothing lost, nothing applied twice.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -13,9 +14,11 @@
 #include "streamfleet/chunks/chunk_writer.h"
 #include "streamfleet/redis/cluster_slots.h"
 #include "streamfleet/base/codec.h"
+#include "support/compactor_drained.h"
 #include "support/map_env.h"
 #include "streamfleet/testing/redis_cluster.h"
 #include "support/sql_database.h"
+#include "support/wait.h"
 
 namespace streamfleet {
 namespace {
@@ -54,16 +57,15 @@ class ChunkPathClusterTest : public ::testing::Test {
     GenerationId g{gen % 5 + 1, gen % 2 == 0 ? 900 + gen : 0, gen};
     for (int seq = 0; seq < kChunks; ++seq) {
       Status last;
-      for (int attempt = 0; attempt < 600; ++attempt) {
+      testing::WaitUntil([&] {
         std::vector<PendingChunk> one(1);
         one[0].seq = seq;
         one[0].data = ChunkText(gen, seq);
         one[0].final = seq == kChunks - 1;
         auto r = writer.Append(*redis_, g, one, "test");
         last = r.status();
-        if (r.ok()) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
+        return r.ok();
+      }, 60000);
       ASSERT_TRUE(last.ok()) << "gen " << gen << " seq " << seq << ": " << last.ToString();
     }
   }
@@ -101,7 +103,7 @@ TEST_F(ChunkPathClusterTest, MasterFailoverAndSlotMigrationMidRunLoseNothingAndA
 
   ChunkWriter writer(config_);
   const KeySchema& keys = writer.keys();
-  int64_t gen = 1;
+  std::atomic<int64_t> gen = 1;
   for (; gen <= kGens / 3; ++gen) Produce(writer, gen);
 
   // Failover: the master of shard 3's slot dies. Redis replicates asynchronously, so what it acknowledged
@@ -123,18 +125,23 @@ TEST_F(ChunkPathClusterTest, MasterFailoverAndSlotMigrationMidRunLoseNothingAndA
   }
   std::thread migration([&] {
     cluster_->BeginMigration(moving_slot, to);
+    // The slot stays in migration for a while on purpose (chunks keep coming meanwhile), and at least until
+    // a few generations were produced while it moved: a loaded machine could otherwise finish the
+    // migration before any chunk saw ASK / TRYAGAIN.
+    int64_t at_begin = gen.load();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    testing::WaitUntil([&] { return gen.load() >= std::min<int64_t>(at_begin + 5, kGens + 1); });
     cluster_->FinishMigration(moving_slot, to);
   });
   for (; gen <= kGens; ++gen) Produce(writer, gen);
   migration.join();
   EXPECT_EQ(cluster_->MasterOf(moving_slot), to);
 
-  for (int i = 0; i < 600 && *stores.front()->CountGenerations() < kGens; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  // Let any re-finalization of a generation whose state was lost with the killed master settle too.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Every row written, and every entry read and acknowledged: any re-finalization of a generation whose
+  // state was lost with the killed master has happened too.
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] { return *stores.front()->CountGenerations() >= kGens && testing::CompactorDrained(*redis_, keys); }, 120000))
+      << "rows: " << *stores.front()->CountGenerations();
   stop = true;
   for (auto& t : loops) t.join();
 

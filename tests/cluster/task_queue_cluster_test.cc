@@ -6,6 +6,7 @@
 // and for no other id, nothing was dead-lettered, and nothing is left pending, unread or scheduled.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <map>
@@ -58,21 +59,21 @@ class TaskQueueClusterTest : public ::testing::Test {
     EnqueueOptions o;
     o.id = id;
     Status last;
-    for (int attempt = 0; attempt < 600; ++attempt) {
+    bool enqueued = testing::WaitUntil([&] {
       const int64_t now = WallClockMs();
       o.run_at_ms = delay_ms > 0 ? now + delay_ms : 0;
       auto r = EnqueueTask(*redis_, keys, type, "{}", o, now);
       last = r.status();
-      if (r.ok()) {
-        if (delay_ms > 0) {
-          std::lock_guard<std::mutex> l(mu_);
-          run_at_[id] = o.run_at_ms;
-        }
-        return;
-      }
-      std::this_thread::sleep_for(milliseconds(50));
+      return r.ok();
+    }, 60000);
+    if (!enqueued) {
+      ADD_FAILURE() << "task " << id << ": " << last.ToString();
+      return;
     }
-    ADD_FAILURE() << "task " << id << ": " << last.ToString();
+    if (delay_ms > 0) {
+      std::lock_guard<std::mutex> l(mu_);
+      run_at_[id] = o.run_at_ms;
+    }
   }
 
   // Runs, successes and the effect of each task, recorded by the handlers.
@@ -82,7 +83,8 @@ class TaskQueueClusterTest : public ::testing::Test {
     int64_t first_started_ms = 0;
   };
   Status Handle(const worker::TaskContext& c, bool fail_first_attempt) {
-    std::this_thread::sleep_for(milliseconds(3));  // long enough that the run spans the kill and the move
+    // A run that takes time on purpose: long enough that the run spans the kill and the move.
+    std::this_thread::sleep_for(milliseconds(3));
     std::lock_guard<std::mutex> l(mu_);
     Runs& r = runs_[c.task.id()];
     if (r.first_started_ms == 0) r.first_started_ms = WallClockMs();
@@ -163,7 +165,7 @@ TEST_F(TaskQueueClusterTest, MasterFailoverAndSlotMigrationMidRunLoseNoTaskAndAp
     ids.insert(id);
     Produce(keys, id, fails ? "flaky" : "ok", n % 7 == 0 ? 500 + (n % 5) * 500 : 0);
   };
-  int n = 0;
+  std::atomic<int> n = 0;
   for (; n < kTasks / 3; ++n) produce(n);
 
   // Failover: the master of queue shard 1 dies. Redis replicates asynchronously, so what it acknowledged is
@@ -186,7 +188,11 @@ TEST_F(TaskQueueClusterTest, MasterFailoverAndSlotMigrationMidRunLoseNoTaskAndAp
   }
   std::thread migration([&] {
     cluster_->BeginMigration(moving_slot, to);
+    // The slot stays in migration for a while on purpose (tasks keep coming meanwhile), and at least until a
+    // few tasks were produced while it moved: a loaded machine could otherwise finish the migration first.
+    const int at_begin = n.load();
     std::this_thread::sleep_for(milliseconds(300));
+    testing::WaitUntil([&] { return n.load() >= std::min(at_begin + 5, kTasks); });
     cluster_->FinishMigration(moving_slot, to);
   });
   for (; n < kTasks; ++n) produce(n);

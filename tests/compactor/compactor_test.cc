@@ -22,6 +22,7 @@
 #include "support/map_env.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
+#include "support/compactor_drained.h"
 #include "support/sql_database.h"
 #include "support/tcp_proxy.h"
 #include "support/wait.h"
@@ -292,7 +293,9 @@ TEST_P(CompactorTest, IdleDeadlineDoesNotFireWhileTheGenerationsNextChunkIsStill
   Send(g, 0, "[1,");
   Send(g, 1, "2]");  // ingested right after the first: the generation was never idle
   RunUntilHandled(svc);  // applies seq 0 only
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // longer than the idle timeout
+  // Letting time pass is the point: longer than the idle timeout, so only "seq 1 is still queued" keeps the
+  // deadline from firing. A loaded machine only makes the pause longer, which the assertions allow.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   ASSERT_TRUE(svc.SweepNow().ok());
   EXPECT_EQ(Len(svc.buffer().keys().FinalizeStreamOf(g)), 0) << "seq 1 is still queued: not idle";
   Pump(svc);  // seq 1; its deadline is 1 s after its ingest time, already past: fires now
@@ -313,7 +316,8 @@ TEST_P(CompactorTest, IdleDeadlineCountsFromIngestTimeNotFromWhenTheCompactorRea
   auto& svc = AddService({{"GENERATION_IDLE_TIMEOUT", "1s"}}, &server_clock_, one);
   GenerationId g{1, 0, 31};
   Send(g, 0, "\"a");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // ingest got nothing for > 1 s
+  // The point of the test: ingest gets nothing for > 1 s (a minimum; a loaded machine only pauses longer).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   Send(g, 1, "b\"");
   RunUntilHandled(svc);  // seq 0, read now: its deadline passed and the compactor has read past it
   ASSERT_TRUE(svc.SweepNow().ok());
@@ -405,8 +409,9 @@ TEST_P(CompactorTest, LateChunkAfterTheBufferWasDeletedNeverShrinksTheRow) {
   Pump(svc);
   ASSERT_EQ(Decoded(*Row(23)), "abc");
   EXPECT_GT(redis_->Command({"PTTL", svc.buffer().keys().BufferKey(g)})->integer, 0) << "grace TTL set";
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // the buffer expires (Redis time)
-  ASSERT_EQ(redis_->Command({"EXISTS", svc.buffer().keys().BufferKey(g)})->integer, 0);
+  // The buffer expires (Redis time): wait for it rather than for a time that is enough on a quiet machine.
+  ASSERT_TRUE(testing::WaitUntil([&] { return redis_->Command({"EXISTS", svc.buffer().keys().BufferKey(g)})->integer == 0; }))
+      << "the grace TTL never expired the buffer";
   Send(g, 5, "late");
   Pump(svc);
   clock_.Advance(31'000);
@@ -430,7 +435,9 @@ TEST_P(CompactorTest, CrashBetweenApplyAndAckChangesNothingOnRedelivery) {
 
   auto& svc = AddService();
   Pump(svc);  // the finalization the dead consumer queued
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // VISIBILITY_TIMEOUT=100ms
+  // Exceeding the visibility timeout (100ms) on purpose: the dead consumer's entries become claimable. The
+  // sleep is a minimum, so a loaded machine only makes them idler.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
   ASSERT_TRUE(svc.ClaimNow(stop_).ok());
   Pump(svc);
   EXPECT_EQ(Decoded(*Row(15)), "xyz");
@@ -468,7 +475,7 @@ TEST_P(CompactorTest, CrashDuringFinalizationIsReplayedIdempotently) {
   auto before = Row(16);
   ASSERT_TRUE(before.has_value());
 
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past VISIBILITY_TIMEOUT=100ms, on purpose
   ASSERT_TRUE(svc.ClaimNow(stop_).ok());
   auto after = Row(16);
   EXPECT_EQ(CounterValue(svc.metrics().finalize_replays), 1);
@@ -505,15 +512,15 @@ TEST_P(CompactorTest, EntriesDeliveredTooOftenAreDeadLettered) {
   KeySchema k = svc.buffer().keys();
   Send({1, 0, 19}, 0, "x");
   // Three consumers take it and die in turn.
+  // (ClaimIdle with min_idle 0 takes the entry whatever its idle time: no need to wait between them.)
   for (int i = 0; i < 3; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(120));
     ASSERT_TRUE(ClaimIdle(*redis_, k.ChunkStream(k.ShardOf({1, 0, 19})), "compactor", "dying", 0, 10).ok() || i == 0);
     if (i == 0) {
       std::vector<StreamEntry> e;
       ReadAsDeadConsumer(*redis_, k, &e);
     }
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past VISIBILITY_TIMEOUT=100ms, on purpose
   ASSERT_TRUE(svc.ClaimNow(stop_).ok());
   auto dlq = ParseEntries(k.ChunkDeadLetterStream(), *redis_->Command({"XRANGE", k.ChunkDeadLetterStream(), "-", "+"}));
   ASSERT_EQ(dlq.size(), 1u);
@@ -549,7 +556,7 @@ TEST_P(CompactorTest, TrimmingKeepsUnacknowledgedEntries) {
   int64_t total = 0;
   for (int i = 0; i < k.chunk_streams(); ++i) total += redis_->Command({"XLEN", k.ChunkStream(i)})->integer;
   EXPECT_GE(total, 10) << "the 10 pending entries survive trimming";
-  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // past VISIBILITY_TIMEOUT=1500ms, on purpose
   ASSERT_TRUE(svc.ClaimNow(stop_).ok());
   Pump(svc);
   ASSERT_TRUE(svc.TrimNow().ok());
@@ -592,10 +599,10 @@ TEST_P(CompactorTest, ThreeCompactorsOnAThousandGenerationsWithRandomOrderAndDup
   std::vector<std::thread> threads;
   std::atomic<bool> stop{false};
   for (auto* s : fleet) threads.emplace_back([s, &stop] { s->Run(stop); });
-  for (int i = 0; i < 600 && *stores_.front()->CountGenerations() < kGens; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Every row written and every entry (duplicates included, and any finalization they queued) read and
+  // acknowledged: then a duplicate that re-finalized a generation would already show in the counters below.
+  EXPECT_TRUE(testing::WaitUntil([&] { return *stores_.front()->CountGenerations() >= kGens && testing::CompactorDrained(*redis_, k); }, 120000))
+      << "rows: " << *stores_.front()->CountGenerations();
   stop = true;
   for (auto& t : threads) t.join();
   ASSERT_EQ(*stores_.front()->CountGenerations(), kGens);
@@ -644,9 +651,7 @@ TEST_P(CompactorTest, LoopsOfOneProcessAreConsumersThatShareTheWorkAndTheMetrics
   EXPECT_EQ(&(*loops)->loop(0).db_health(), &(*loops)->loop(1).db_health());
   std::atomic<bool> stop{false};
   std::thread runner([&] { (*loops)->Run(stop); });
-  for (int i = 0; i < 300 && *stores_.front()->CountGenerations() < kGens; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  EXPECT_TRUE(testing::WaitUntil([&] { return *stores_.front()->CountGenerations() >= kGens; }, 60000));
   EXPECT_TRUE((*loops)->Ready().ok());
   stop = true;
   runner.join();  // Run returns once every loop has stopped
@@ -685,23 +690,21 @@ TEST_P(CompactorTest, DatabaseDownThenUpLosesNothingAndReadinessFollows) {
   std::atomic<bool> stop{false};
   std::thread loop([&] { svc.Run(stop); });
   GenerationId g{2, 0, 30};
+  // Ready first, so "not ready" below is the outage and not a loop that has not started yet.
+  ASSERT_TRUE(testing::WaitUntil([&] { return svc.Ready().ok(); })) << "never ready";
   proxy.Down();
   Send(g, 0, "[\"kept\", ");
   Send(g, 1, "\"safe\"]", true);
-  bool unready = false;
-  for (int i = 0; i < 100 && !unready; ++i) {
-    unready = !svc.Ready().ok();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_TRUE(unready) << "readiness must turn false while the database is down";
-  EXPECT_GT(Pending(svc.buffer().keys().FinalizeStreamOf(g)), 0) << "the finalization stays pending, not acked";
+  EXPECT_TRUE(testing::WaitUntil([&] { return !svc.Ready().ok(); })) << "readiness must turn false while the database is down";
+  EXPECT_TRUE(testing::WaitUntil([&] { return Pending(svc.buffer().keys().FinalizeStreamOf(g)) > 0; }))
+      << "the finalization stays pending, not acked";
   proxy.Up();
   std::optional<GenerationRow> row;
-  for (int i = 0; i < 200 && !row; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  testing::WaitUntil([&] {
     auto r = stores_.front()->GetGeneration(30);
     if (r.ok()) row = *r;
-  }
+    return row.has_value();
+  });
   stop = true;
   loop.join();
   ASSERT_TRUE(row.has_value()) << "finalized once the database came back";
@@ -723,7 +726,9 @@ TEST_P(CompactorTest, RedisOutageIsCountedOnceAndReadinessFollows) {
   EXPECT_EQ(svc.redis_health().outages(), 0);
   server_->server()->Kill();
   EXPECT_TRUE(wait_for(false)) << "not ready while Redis is down";
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // many failed reads, still one outage
+  // Letting time pass while Redis is down is the point: the loop fails read after read, and it is still one
+  // outage. A loaded machine makes fewer failed reads in this time; the count must be 1 either way.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   server_->server()->Start();
   EXPECT_TRUE(wait_for(true)) << "ready again once Redis is back";
   stop = true;

@@ -14,6 +14,7 @@
 #include "support/map_env.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
+#include "support/wait.h"
 
 namespace streamfleet::ingest {
 namespace {
@@ -217,11 +218,10 @@ TEST_F(IngestInputTest, RetriesWithAnIdempotencyKeyAreAppliedOnceAcrossAStalledR
   server_->server()->Resume();
   EXPECT_EQ(stalled.status, 503) << stalled.body;
   HttpResponse retry;
-  for (int i = 0; i < 50; ++i) {
+  testing::WaitUntil([&] {
     retry = Post("/v1/orgs/12/generations/8/chunks", R"({"data": "two"})", "application/json", k2);
-    if (retry.status == 202) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return retry.status == 202;
+  });
   ASSERT_EQ(retry.status, 202) << retry.body;
   EXPECT_EQ(nlohmann::json::parse(retry.body)["last_seq"], 1);
   ASSERT_EQ(Post("/v1/orgs/12/generations/8/chunks", R"({"data": "one "})", "application/json", k1).status, 202);

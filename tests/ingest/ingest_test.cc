@@ -21,6 +21,7 @@
 #include "support/queued_generations.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
+#include "support/wait.h"
 #include "streamfleet/taskqueue/task_keys.h"
 
 namespace streamfleet::ingest {
@@ -135,10 +136,7 @@ TEST_F(IngestTest, NdjsonIsAppendedAsTheBodyStreamsIn) {
   req.stream = [&](std::string* piece) {
     if (sent == 150) {
       // Halfway through the body: the first full batch must already be in Redis.
-      for (int i = 0; i < 100 && !saw_before_end; ++i) {
-        saw_before_end = redis_->Command({"XLEN", ChunkStream()})->integer >= 100;
-        if (!saw_before_end) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
+      saw_before_end = testing::WaitUntil([&] { return redis_->Command({"XLEN", ChunkStream()})->integer >= 100; });
     }
     if (sent == 300) return false;
     *piece = R"({"seq": )" + std::to_string(sent) + R"(, "data": "line )" + std::to_string(sent) + std::string(80, '.') + "\"" +
@@ -345,11 +343,10 @@ TEST_F(IngestTest, BackpressureAnswers503WithRetryAfter) {
   ASSERT_TRUE(EnsureGroup(*redis_, ChunkStream(), "compactor").ok());
   for (int i = 0; i < 10; ++i) ASSERT_EQ(Post("/v1/orgs/1/generations/1/chunks", R"({"data": "x"})").status, 202);
   HttpResponse r;
-  for (int i = 0; i < 40; ++i) {
+  testing::WaitUntil([&] {  // the lag is sampled: some posts may still be accepted
     r = Post("/v1/orgs/1/generations/1/chunks", R"({"data": "x"})");
-    if (r.status == 503) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return r.status == 503;
+  });
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(Json(r)["error"], "backpressure");
   EXPECT_NE(r.headers.find("Retry-After: 1"), std::string::npos) << r.headers;
@@ -357,11 +354,10 @@ TEST_F(IngestTest, BackpressureAnswers503WithRetryAfter) {
   auto read = redis_->Command({"XREADGROUP", "GROUP", "compactor", "c", "COUNT", "1000", "STREAMS",
                                ChunkStream(), ">"});
   ASSERT_TRUE(read.ok());
-  for (int i = 0; i < 40; ++i) {
+  testing::WaitUntil([&] {
     r = Post("/v1/orgs/1/generations/1/chunks", R"({"data": "x"})");
-    if (r.status == 202) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return r.status == 202;
+  });
   EXPECT_EQ(r.status, 202);
 }
 
@@ -376,11 +372,10 @@ TEST_F(IngestTest, RedisDownAnswers503AndAcknowledgesNothingUnwritten) {
   server_->server()->Start();  // an empty server: "before" was not persisted (no AOF in this test)
   redis_ = RedisClient::Connect(server_->config()).value();
   HttpResponse after;
-  for (int i = 0; i < 50; ++i) {
+  testing::WaitUntil([&] {
     after = Post("/v1/orgs/1/generations/1/chunks", R"({"data": "after"})");
-    if (after.status == 202) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return after.status == 202;
+  });
   EXPECT_EQ(after.status, 202);
   auto s = Stream();
   ASSERT_EQ(s.size(), 1u);

@@ -1,13 +1,19 @@
 #pragma once
-// Test support: poll a condition that background threads make true (readiness after an outage, ...).
+// Test support: wait for a condition that background threads (or a server) make true, instead of sleeping
+// for a time that is long enough only on a quiet machine.
 #include <chrono>
 #include <thread>
 
 namespace streamfleet::testing {
 
+// How long a test waits for something that should happen "soon" before it fails. Generous on purpose: a
+// passing test returns as soon as the condition holds, so only a failing one pays for it, and a loaded CI
+// machine (two cores shared by several builds) must not turn a slow success into a failure.
+inline constexpr int kWaitMs = 20000;
+
 // Polls pred every 25 ms until it holds or timeout_ms passed; returns its last value.
 template <typename Pred>
-bool WaitUntil(Pred pred, int timeout_ms = 5000) {
+bool WaitUntil(Pred pred, int timeout_ms = kWaitMs) {
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= until) return pred();

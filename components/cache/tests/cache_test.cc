@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "streamfleet/testing/redis_server.h"
+#include "support/wait.h"
 
 namespace streamfleet {
 namespace {
@@ -140,7 +141,9 @@ TEST_F(CacheTest, RedisTtlExpires) {
   auto c = Make(o);
   ASSERT_EQ(c->GetOrCompute("spec", "x", Origin("v"))->tier, CacheTier::kOrigin);
   EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("v"))->tier, CacheTier::kRedis);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  // Redis expires the entry (1 s TTL): wait for that rather than for a time enough on a quiet machine.
+  ASSERT_TRUE(testing::WaitUntil([&] { return redis_->Command({"EXISTS", *c->Key("spec", "x")})->integer == 0; }))
+      << "the Redis TTL never expired the entry";
   EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("v"))->tier, CacheTier::kOrigin);
   EXPECT_EQ(computed_, 2);
 }
@@ -205,6 +208,8 @@ TEST_F(CacheTest, FiftyConcurrentCallersOnAColdKeyComputeOnce) {
   std::atomic<int> calls{0};
   ComputeFn slow = [&]() -> StatusOr<std::string> {
     ++calls;
+    // A slow origin on purpose: the other callers arrive while it computes. (Callers a loaded machine starts
+    // only after it finished get the cached value; the assertions hold either way.)
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     return std::string("expensive");
   };
@@ -249,7 +254,8 @@ TEST_F(CacheTest, RedisKilledFilesystemAndOriginKeepServing) {
   EXPECT_EQ(c->InvalidateKey(*c->Key("spec", "a")).status().code(), StatusCode::kUnavailable);
 
   own.Start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // past degraded_retry_ms
+  // Past degraded_retry_ms (50) on purpose, so the next call tries Redis again (a minimum: load only adds).
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   r = c->GetOrCompute("spec", "b", Origin("never"));
   EXPECT_EQ(r->tier, CacheTier::kFilesystem);
   EXPECT_FALSE(c->degraded());

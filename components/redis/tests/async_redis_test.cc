@@ -12,7 +12,9 @@
 #include <map>
 #include <thread>
 
+#include "streamfleet/redis/redis.h"
 #include "streamfleet/testing/redis_server.h"
+#include "support/wait.h"
 
 namespace streamfleet {
 namespace {
@@ -49,12 +51,22 @@ class CallLog {
 template <typename F>
 StatusOr<RedisValue> Eventually(F f) {
   StatusOr<RedisValue> r = Status::Unavailable("never tried");
-  for (int i = 0; i < 200; ++i) {
+  testing::WaitUntil([&] {
     r = f();
-    if (r.ok()) return r;
-    std::this_thread::sleep_for(25ms);
-  }
+    return r.ok();
+  });
   return r;
+}
+
+// How many clients the server has parked in a blocking command (INFO clients), asked on a connection of its
+// own; -1 when it cannot tell.
+int64_t BlockedClients(const RedisConfig& config) {
+  auto c = RedisClient::Connect(config);
+  if (!c.ok()) return -1;
+  auto info = (*c)->Command({"INFO", "clients"});
+  if (!info.ok()) return -1;
+  auto at = info->str.find("blocked_clients:");
+  return at == std::string::npos ? -1 : std::stoll(info->str.substr(at + 16));
 }
 
 class AsyncRedisTest : public ::testing::Test {
@@ -131,9 +143,9 @@ TEST_F(AsyncRedisTest, ReconnectsAfterKillAndRestartWithEveryCallbackCalledOnce)
   // One parked in a finite BLOCK, many more queued behind it on the same connection.
   redis_->Send({"BLPOP", "never", "5"}, log.For(0), 5000);
   for (int i = 1; i <= 50; ++i) redis_->Send({"BLPOP", "never", "5"}, log.For(i), 5000);
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(testing::WaitUntil([&] { return BlockedClients(server_->config()) >= 1; })) << "the BLPOP never parked";
   server_->Kill();
-  ASSERT_TRUE(log.WaitFor(51, 5s));
+  ASSERT_TRUE(log.WaitFor(51, 20s));
   for (auto& [id, calls] : log.calls()) {
     ASSERT_EQ(calls.size(), 1u) << "callback " << id;
     EXPECT_EQ(calls[0].code(), StatusCode::kUnavailable) << calls[0].ToString();
@@ -147,6 +159,7 @@ TEST_F(AsyncRedisTest, ReconnectsAfterKillAndRestartWithEveryCallbackCalledOnce)
   EXPECT_EQ(after->integer, 1) << "the failed INCR must not have run; the successful one exactly once";
   EXPECT_EQ(redis_->connects(), 2);
   EXPECT_TRUE(redis_->connected());
+  // Letting time pass is the point: no callback may run (again) after the reconnect, however long we look.
   std::this_thread::sleep_for(200ms);
   EXPECT_EQ(log.calls().size(), 51u) << "no callback may run twice after the reconnect";
 }
@@ -196,9 +209,9 @@ TEST_F(AsyncRedisTest, StoppingAnswersPendingCallbacksOnce) {
   {
     AsyncRedis client(server_->config());
     client.Send({"BLPOP", "never", "10"}, log.For(1), 10000);
-    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(testing::WaitUntil([&] { return BlockedClients(server_->config()) >= 1; })) << "the BLPOP never parked";
   }
-  ASSERT_TRUE(log.WaitFor(1, 1s));
+  ASSERT_TRUE(log.WaitFor(1, 20s));
   auto calls = log.calls();
   ASSERT_EQ(calls[1].size(), 1u);
   EXPECT_EQ(calls[1][0].code(), StatusCode::kUnavailable);

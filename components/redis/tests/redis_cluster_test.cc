@@ -18,6 +18,7 @@
 #include "streamfleet/redis/redis.h"
 #include "streamfleet/redis/redis_scan.h"
 #include "streamfleet/testing/redis_cluster.h"
+#include "support/wait.h"
 
 namespace streamfleet {
 namespace {
@@ -337,14 +338,11 @@ TEST(RedisClusterFailoverTest, ClientRecoversAfterMasterKilledAndReplicaPromoted
   cluster.KillMasterOf(slot);
   int unavailable = 0, other_errors = 0;
   std::string other;
-  bool recovered = false;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
+  bool recovered = testing::WaitUntil([&] {
     auto g = client->Command({"GET", key});
     if (g.ok()) {
       EXPECT_EQ(g->str, "survives");
-      recovered = true;
-      break;
+      return true;
     }
     if (g.status().code() == StatusCode::kUnavailable) {
       ++unavailable;
@@ -352,8 +350,8 @@ TEST(RedisClusterFailoverTest, ClientRecoversAfterMasterKilledAndReplicaPromoted
       ++other_errors;
       other = g.status().ToString();
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+    return false;
+  }, 30000);
   ASSERT_TRUE(recovered) << "unavailable=" << unavailable << " other=" << other;
   EXPECT_GT(unavailable, 0);
   EXPECT_EQ(other_errors, 0) << other;
