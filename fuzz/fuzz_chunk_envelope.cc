@@ -12,7 +12,7 @@
 #include "fuzz/fuzz_check.h"
 #include "streamfleet/v1/chunk.pb.h"
 
-using Assemble;
+using streamfleet::Assemble;
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   google::protobuf::SetLogHandler(nullptr);  // invalid UTF-8 in a string field is logged on every such input
@@ -40,7 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The data itself as a buffer element (a chunk written by hand without "seq:") and as the document.
   auto raw = Assemble({env.data()}, {{0, "x"}}, 1);
   FUZZ_CHECK(raw.chunk_count + raw.malformed_elements >= 1 && raw.missing.empty());
-  auto json = DecodeJson(a.text);
+  auto json = streamfleet::DecodeJson(a.text);
   FUZZ_CHECK(json.valid ? !json.normalized.empty() && json.error.empty() : !json.error.empty());
   return 0;
 }

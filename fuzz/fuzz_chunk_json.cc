@@ -7,7 +7,7 @@
 #include "streamfleet/chunks/request_parsing.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto c = ParseChunkJson(std::string_view(reinterpret_cast<const char*>(data), size));
+  auto c = streamfleet::ParseChunkJson(std::string_view(reinterpret_cast<const char*>(data), size));
   if (c.ok()) {
     FUZZ_CHECK(!c->seq || *c->seq >= 0);
     FUZZ_CHECK(c->total_chunks >= 0);

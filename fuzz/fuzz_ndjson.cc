@@ -11,7 +11,7 @@
 #include "fuzz/fuzz_check.h"
 #include "streamfleet/chunks/request_parsing.h"
 
-using ForEachCompleteLine;
+using streamfleet::ForEachCompleteLine;
 
 namespace {
 
@@ -51,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   for (const std::string& line : whole) {
     if (line.empty() || line == "\r") continue;
-    auto c = ParseChunkJson(line);
+    auto c = streamfleet::ParseChunkJson(line);
     if (c.ok()) FUZZ_CHECK((!c->seq || *c->seq >= 0) && c->total_chunks >= 0);
   }
   return 0;

@@ -9,9 +9,9 @@
 #include "streamfleet/chunks/request_parsing.h"
 #include "streamfleet/http/http_server.h"
 
-using MatchRoute;
-using ParseId;
-using Route;
+using streamfleet::MatchRoute;
+using streamfleet::ParseId;
+using streamfleet::Route;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view path(reinterpret_cast<const char*>(data), size);

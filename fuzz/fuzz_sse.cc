@@ -29,7 +29,7 @@ void CheckLine(std::string_view line) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
-  size_t consumed = ForEachCompleteLine(body, [](std::string_view line) {
+  size_t consumed = streamfleet::ForEachCompleteLine(body, [](std::string_view line) {
     CheckLine(line);
     return true;
   });
