@@ -1,0 +1,122 @@
+-- ApplyChunks (components/chunks/src/chunk_scripts.cc documents its KEYS and ARGV).
+local now = now_ms(ARGV[1])
+local idle = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local maxc = tonumber(ARGV[4])
+local gens = tonumber(ARGV[5])
+-- Pass 1, before anything is written (a rejected call leaves no seen bit without its chunk): validate
+-- every seq and total, and build each generation's BITFIELD arguments.
+local starts, ops = {}, {}
+local a = 6
+for g = 1, gens do
+  starts[g] = a
+  local nc, nf = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  if nc == nil or nf == nil then return redis.error_reply('SFINVALID malformed apply arguments') end
+  local o = {}
+  local p = a + 4
+  for i = 1, nc do
+    local v = tonumber(ARGV[p])
+    if v == nil or v < 0 or v >= maxc then
+      return redis.error_reply('SFINVALID seq ' .. tostring(ARGV[p]) .. ' out of range')
+    end
+    local j = i * 4
+    o[j - 3] = 'SET'
+    o[j - 2] = 'u1'
+    o[j - 1] = ARGV[p]
+    o[j] = '1'
+    p = p + 2
+  end
+  for i = 1, nf do
+    local v = tonumber(ARGV[p + i - 1])
+    if v == nil or v < 1 or v > maxc then
+      return redis.error_reply('SFINVALID total ' .. tostring(ARGV[p + i - 1]) .. ' out of range')
+    end
+  end
+  ops[g] = o
+  a = p + nf
+end
+
+local function apply(k, a, o)
+  local member = ARGV[a]
+  local nc, nf = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local ingested = tonumber(ARGV[a + 3])
+  if not ingested or ingested <= 0 then ingested = now end
+  local m = redis.call('HMGET', KEYS[k + 2], 'total_chunks', 'received_chunks', 'received_bytes', 'first_chunk_at')
+  local existed = m[1] ~= false or m[2] ~= false
+  local old_total = tonumber(m[1] or '0')
+  local total = old_total
+  -- One BITFIELD sets every seq's bit and returns the old bits in order (a seq twice in the batch: the
+  -- second sees 1), so dedupe and append stay one atomic step.
+  local pushed, dups, totals_changed = {}, {}, {}
+  local bytes = 0
+  local i = 0
+  for first = 1, #o, 1000 do  -- unpack's stack limit; 1000 is a whole number of 4-argument ops
+    local old = redis.call('BITFIELD', KEYS[k + 3], unpack(o, first, math.min(first + 999, #o)))
+    for _, bit in ipairs(old) do
+      i = i + 1
+      if bit == 0 then
+        local p = a + 2 + i * 2
+        local e = ARGV[p + 1]
+        pushed[#pushed + 1] = e
+        bytes = bytes + #e - #ARGV[p] - 1
+      else
+        dups[#dups + 1] = i
+      end
+    end
+  end
+  local f = a + 4 + nc * 2
+  for j = 1, nf do
+    local v = tonumber(ARGV[f + j - 1])
+    if v ~= total then
+      total = v
+      totals_changed[#totals_changed + 1] = j
+    end
+  end
+  local llen = false
+  for first = 1, #pushed, 1000 do
+    llen = redis.call('RPUSH', KEYS[k + 1], unpack(pushed, first, math.min(first + 999, #pushed)))
+  end
+  if not llen then llen = redis.call('LLEN', KEYS[k + 1]) end
+  if #pushed == 0 and #totals_changed == 0 then
+    -- A redelivery or duplicate: nothing changes, not even the deadline.
+    return {dups, totals_changed, llen, 0}
+  end
+  local meta = {}
+  if #pushed > 0 then
+    meta = {'received_chunks', tonumber(m[2] or '0') + #pushed, 'received_bytes', tonumber(m[3] or '0') + bytes,
+            'last_chunk_at', now}
+    if not m[4] then
+      meta[#meta + 1] = 'first_chunk_at'
+      meta[#meta + 1] = now
+    end
+  end
+  if total ~= old_total then
+    meta[#meta + 1] = 'total_chunks'
+    meta[#meta + 1] = total
+  end
+  redis.call('HSET', KEYS[k + 2], unpack(meta))
+  local state = redis.call('HGET', KEYS[k + 4], 'state')
+  if not existed or state == 'compacted' then
+    -- New buffer, or a straggler re-opening a compacted one: (re)start the TTL of every key.
+    for j = 1, 4 do redis.call('EXPIRE', KEYS[k + j], ttl) end
+  end
+  local complete = false
+  if total > 0 then
+    complete = redis.call('BITCOUNT', KEYS[k + 3], 0, total - 1, 'BIT') >= total
+  end
+  if complete then
+    redis.call('ZREM', KEYS[k + 5], member)
+    redis.call('HSET', KEYS[k + 4], 'state', 'finalizing')
+    redis.call('XADD', KEYS[k + 6], '*', 'm', member, 'r', 'complete', 'at', now)
+    return {dups, totals_changed, llen, 1}
+  end
+  if state ~= 'receiving' then redis.call('HSET', KEYS[k + 4], 'state', 'receiving') end
+  -- Idle is measured in ingest time (the deadline sweep waits until the compactors have read that far):
+  -- GT keeps a later deadline when an older entry (a redelivery, a claimed one) is applied after newer ones.
+  redis.call('ZADD', KEYS[k + 5], 'GT', ingested + idle, member)
+  return {dups, totals_changed, llen, 0}
+end
+
+local out = {}
+for g = 1, gens do out[g] = apply((g - 1) * 6, starts[g], ops[g]) end
+return out

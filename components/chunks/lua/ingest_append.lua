@@ -1,0 +1,138 @@
+-- IngestAppend (components/chunks/src/chunk_scripts.cc documents its KEYS and ARGV).
+local bound = redis.call('HGET', KEYS[1], 'scenario')
+if bound and bound ~= ARGV[1] then
+  return redis.error_reply('SFCONFLICT scenario_conflict: scenario_id ' .. ARGV[1] .. ' differs from ' .. bound .. ' used by this generation')
+end
+local own = false
+if KEYS[4] then
+  local owner = redis.call('GET', KEYS[4])
+  if owner and owner ~= ARGV[2] then
+    return redis.error_reply('SFCONFLICT generation_owned_elsewhere: this generation id is used by another organization')
+  end
+  -- (Re)claim on a new control hash (this organization's first request for the id, or its first after the
+  -- control hash expired) and whenever the record is gone: its TTL restarts while the id is in use.
+  own = not owner or not bound
+end
+local n = tonumber(ARGV[6])
+-- What was recorded for this generation's seqs and keys. A new control hash means a new life of the
+-- generation: whatever an older ingest hash says (it may outlive an expired control hash) does not count.
+local fields = {}
+if bound then
+  for i = 1, n do
+    local b = 7 + (i - 1) * 5
+    local kind = ARGV[b + 1]
+    if kind == 'c' then
+      fields[#fields + 1] = 's' .. ARGV[b + 2]
+    elseif kind == 'a' and ARGV[b + 2] ~= '' then
+      fields[#fields + 1] = 'k' .. ARGV[b + 2]
+    end
+  end
+end
+local recorded = {}
+if #fields > 0 then recorded = redis.call('HMGET', KEYS[3], unpack(fields)) end
+local skip, sums, in_batch, aseq = {}, {}, {}, {}
+local bytes, need, j, replayed = 0, 0, 0, 0
+local finish_total, new_total = false, false
+for i = 1, n do
+  local b = 7 + (i - 1) * 5
+  local kind, num, digest = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  if kind == 'c' then
+    local known = in_batch[num]
+    if bound then
+      j = j + 1
+      known = known or recorded[j]
+    end
+    if known then
+      if known ~= digest then
+        return redis.error_reply('SFCONFLICT seq_conflict: seq ' .. num .. ' was already received with different data')
+      end
+      skip[i] = true
+    else
+      in_batch[num] = digest
+      sums[#sums + 1] = 's' .. num
+      sums[#sums + 1] = digest
+      bytes = bytes + tonumber(ARGV[b + 4])
+    end
+  elseif kind == 'f' then
+    if finish_total == false then finish_total = tonumber(redis.call('HGET', KEYS[1], 'finish_total') or '0') end
+    local t = tonumber(num)
+    if t < finish_total then
+      return redis.error_reply('SFCONFLICT total_conflict: total_chunks ' .. t .. ' is smaller than the ' .. finish_total .. ' of an earlier finish')
+    end
+    if t == finish_total then
+      skip[i] = true
+    else
+      finish_total = t
+      new_total = t
+    end
+  else
+    local known = false
+    if num ~= '' and bound then
+      j = j + 1
+      known = recorded[j]
+    end
+    if known then
+      local c = string.find(known, ':', 1, true)
+      if string.sub(known, c + 1) ~= digest then
+        return redis.error_reply('SFCONFLICT idempotency_key_reused: the Idempotency-Key was used before for other data')
+      end
+      skip[i] = true
+      aseq[#aseq + 1] = tonumber(string.sub(known, 1, c - 1))
+      replayed = replayed + 1
+    else
+      aseq[#aseq + 1] = false
+      need = need + 1
+      bytes = bytes + tonumber(ARGV[b + 4])
+    end
+  end
+end
+if bytes > 0 and tonumber(redis.call('HGET', KEYS[1], 'ingested_bytes') or '0') + bytes > tonumber(ARGV[3]) then
+  return redis.error_reply('SFLIMIT generation would exceed ' .. ARGV[3] .. ' bytes')
+end
+-- Every check passed: write.
+local ttl = tonumber(ARGV[4])
+if not bound then
+  redis.call('HSET', KEYS[1], 'scenario', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('DEL', KEYS[3])
+end
+if own then redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[5])) end
+if bytes > 0 then redis.call('HINCRBY', KEYS[1], 'ingested_bytes', bytes) end
+if new_total then redis.call('HSET', KEYS[1], 'finish_total', new_total) end
+local seq = 0
+if need > 0 then seq = redis.call('HINCRBY', KEYS[1], 'next_seq', need) - need end
+local function varint(v)
+  local out = {}
+  while v >= 128 do
+    out[#out + 1] = string.char(v % 128 + 128)
+    v = math.floor(v / 128)
+  end
+  out[#out + 1] = string.char(v)
+  return table.concat(out)
+end
+local id = ''
+local ai = 0
+for i = 1, n do
+  local b = 7 + (i - 1) * 5
+  local kind = ARGV[b + 1]
+  if kind == 'a' then ai = ai + 1 end
+  if not skip[i] then
+    local e = ARGV[b]
+    if kind == 'a' then
+      e = e .. string.char(40) .. varint(seq)
+      aseq[ai] = seq
+      if ARGV[b + 2] ~= '' then
+        sums[#sums + 1] = 'k' .. ARGV[b + 2]
+        sums[#sums + 1] = seq .. ':' .. ARGV[b + 3]
+      end
+      seq = seq + 1
+    end
+    id = redis.call('XADD', KEYS[2], '*', 'e', e)
+  end
+end
+for f = 1, #sums, 1000 do  -- unpack's stack limit
+  redis.call('HSET', KEYS[3], unpack(sums, f, math.min(f + 999, #sums)))
+end
+-- Lives as long as the generation's control hash (a new one clears it, above).
+if #sums > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
+return {id, aseq, replayed}

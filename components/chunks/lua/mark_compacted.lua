@@ -1,0 +1,12 @@
+-- MarkCompacted (components/chunks/src/chunk_scripts.cc documents its KEYS and ARGV).
+local rc = tonumber(redis.call('HGET', KEYS[3], 'received_chunks') or '0')
+redis.call('HSET', KEYS[1], 'last_finalize_id', ARGV[3])
+if rc ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'compacted', 'compacted_chunks', rc)
+local grace = tonumber(ARGV[2])
+if grace > 0 then
+  redis.call('EXPIRE', KEYS[2], grace)
+  redis.call('EXPIRE', KEYS[3], grace)
+  redis.call('EXPIRE', KEYS[4], grace)
+end
+return 1
