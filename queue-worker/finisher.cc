@@ -1,7 +1,7 @@
 #include "queue-worker/finisher.h"
 
-#include <random>
 
+#include "streamfleet/base/random.h"
 #include "queue-worker/retry_policy.h"
 #include "streamfleet/base/log.h"
 
@@ -37,9 +37,8 @@ void Finisher::Finish(RedisClient& redis, Slot& slot, Slot::TypeStats& type, Att
 }
 
 void Finisher::Failed(RedisClient& redis, Slot& slot, const AttemptEnd& end) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   const v1::TaskEnvelope& task = end.task;
-  FailedAttempt f = DecideFailure(task, end.status, handlers_.Policy(task.type(), config_), clock_.NowMs(), rng());
+  FailedAttempt f = DecideFailure(task, end.status, handlers_.Policy(task.type(), config_), clock_.NowMs(), RandomU64());
   if (f.dead) {
     SF_LOG_WARN("dead-lettering task {} ({}): {}", task.id(), task.type(), f.reason);
     if (DeadLetter(redis, end.stream, end.id, f.next.SerializeAsString(), f.reason, end.times_delivered, &f.next)) {

@@ -1,7 +1,7 @@
 #include "queue-worker/queues.h"
+#include "streamfleet/base/random.h"
 
 #include <cstdint>
-#include <random>
 
 namespace streamfleet::worker {
 
@@ -12,13 +12,12 @@ std::vector<std::string> QueueNames(const Config& config) {
 }
 
 std::vector<std::string> WeightedOrder(const std::vector<std::pair<std::string, int>>& queues) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   std::vector<std::pair<std::string, int>> left = queues;
   std::vector<std::string> order;
   while (!left.empty()) {
     int total = 0;
     for (auto& [q, w] : left) total += w;
-    int pick = static_cast<int>(rng() % static_cast<uint64_t>(total));
+    int pick = static_cast<int>(RandomU64() % static_cast<uint64_t>(total));
     for (size_t i = 0; i < left.size(); ++i) {
       pick -= left[i].second;
       if (pick < 0) {

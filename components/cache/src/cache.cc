@@ -1,9 +1,9 @@
 #include "streamfleet/cache/cache.h"
 
 #include <chrono>
-#include <random>
 #include <thread>
 
+#include "streamfleet/base/random.h"
 #include "cache_fs.h"
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/log.h"
@@ -50,8 +50,7 @@ bool IsValueKey(const std::string& prefix, const std::string& key, std::string* 
 }
 
 std::string NewToken() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  return std::to_string(rng()) + "-" + std::to_string(rng());
+  return std::to_string(RandomU64()) + "-" + std::to_string(RandomU64());
 }
 
 }  // namespace

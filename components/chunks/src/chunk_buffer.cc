@@ -28,7 +28,7 @@ Status ChunkBuffer::Validate(const ChunkItem& item) const {
   return Status::Ok();
 }
 
-StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<ChunkItem>& items) {
+StatusOr<ApplyResult> ChunkBuffer::Apply(RedisCommands& redis, const std::vector<ChunkItem>& items) {
   redis.Register(scripts::ApplyChunks());
   // Group by generation, keeping arrival order inside each group.
   std::vector<GenerationId> order;
@@ -137,13 +137,13 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisClient& redis, const std::vector<C
   return out;
 }
 
-StatusOr<BufferSnapshot> ChunkBuffer::Snapshot(RedisClient& redis, const GenerationId& gen) {
+StatusOr<BufferSnapshot> ChunkBuffer::Snapshot(RedisCommands& redis, const GenerationId& gen) {
   auto r = Snapshots(redis, {gen});
   if (!r.ok()) return r.status();
   return std::move(r->at(0));
 }
 
-StatusOr<std::vector<BufferSnapshot>> ChunkBuffer::Snapshots(RedisClient& redis, const std::vector<GenerationId>& gens) {
+StatusOr<std::vector<BufferSnapshot>> ChunkBuffer::Snapshots(RedisCommands& redis, const std::vector<GenerationId>& gens) {
   std::vector<std::vector<std::string>> cmds;
   cmds.reserve(gens.size() * 3);
   for (const auto& gen : gens) {
@@ -167,7 +167,7 @@ StatusOr<std::vector<BufferSnapshot>> ChunkBuffer::Snapshots(RedisClient& redis,
   return out;
 }
 
-std::vector<std::string> ChunkBuffer::MarkCompactedCommand(RedisClient& redis, const GenerationId& gen,
+std::vector<std::string> ChunkBuffer::MarkCompactedCommand(RedisCommands& redis, const GenerationId& gen,
                                                            int64_t received_chunks, const std::string& finalize_id) {
   redis.Register(scripts::MarkCompacted());
   int64_t grace = config_.delete_after_compact ? config_.delete_grace_s : 0;
@@ -176,14 +176,14 @@ std::vector<std::string> ChunkBuffer::MarkCompactedCommand(RedisClient& redis, c
                                {std::to_string(received_chunks), std::to_string(grace), finalize_id});
 }
 
-StatusOr<bool> ChunkBuffer::MarkCompacted(RedisClient& redis, const GenerationId& gen, int64_t received_chunks,
+StatusOr<bool> ChunkBuffer::MarkCompacted(RedisCommands& redis, const GenerationId& gen, int64_t received_chunks,
                                           const std::string& finalize_id) {
   auto r = redis.Command(MarkCompactedCommand(redis, gen, received_chunks, finalize_id));
   if (!r.ok()) return r.status();
   return r->integer == 1;
 }
 
-StatusOr<int64_t> ChunkBuffer::SweepDeadlines(RedisClient& redis, int limit) {
+StatusOr<int64_t> ChunkBuffer::SweepDeadlines(RedisCommands& redis, int limit) {
   int64_t queued = 0;
   for (int shard = 0; shard < keys_.control_shards(); ++shard) {
     // A shard's deadlines belong to generations of its own chunk stream (cluster mode); the single deadline
@@ -202,7 +202,7 @@ StatusOr<int64_t> ChunkBuffer::SweepDeadlines(RedisClient& redis, int limit) {
   return queued;
 }
 
-Status ChunkBuffer::QueueFinalize(RedisClient& redis, const GenerationId& gen, const std::string& reason) {
+Status ChunkBuffer::QueueFinalize(RedisCommands& redis, const GenerationId& gen, const std::string& reason) {
   auto r = redis.Pipeline({{"ZREM", keys_.DeadlinesKeyOf(gen), KeySchema::Member(gen)},
                            {"XADD", keys_.FinalizeStreamOf(gen), "*", "m", KeySchema::Member(gen), "r", reason}});
   if (!r.ok()) return r.status();

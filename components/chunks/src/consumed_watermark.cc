@@ -6,7 +6,7 @@
 
 namespace streamfleet {
 
-StatusOr<int64_t> ConsumedWatermarkMs(RedisClient& redis, const std::vector<std::string>& streams,
+StatusOr<int64_t> ConsumedWatermarkMs(RedisCommands& redis, const std::vector<std::string>& streams,
                                       const std::string& group) {
   // Round trip 1: per stream, the group's oldest pending entry (XPENDING summary) and its read position.
   std::vector<std::vector<std::string>> cmds;

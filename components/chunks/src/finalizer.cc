@@ -24,7 +24,7 @@ nlohmann::json MsToIso(const BufferSnapshot& s, const std::string& key) {
 
 }  // namespace
 
-StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisClient& redis, const FinalizeRequest& req) {
+StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisCommands& redis, const FinalizeRequest& req) {
   auto r = FinalizeBatch(redis, {req});
   if (!r.ok()) return r.status();
   return std::move(r->at(0));
@@ -115,7 +115,7 @@ Status DatabaseError(Status s, FinalizeDependency* failed) {
 
 }  // namespace
 
-Status Finalizer::ResolveOwners(RedisClient& redis, const std::vector<FinalizeRequest>& reqs,
+Status Finalizer::ResolveOwners(RedisCommands& redis, const std::vector<FinalizeRequest>& reqs,
                                 const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
                                 std::vector<std::vector<std::string>>& fixes, FinalizeDependency* failed) {
   const KeySchema& keys = buffer_.keys();
@@ -152,7 +152,7 @@ Status Finalizer::ResolveOwners(RedisClient& redis, const std::vector<FinalizeRe
   return Status::Ok();
 }
 
-StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisClient& redis,
+StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& redis,
                                                                const std::vector<FinalizeRequest>& reqs,
                                                                FinalizeDependency* failed) {
   if (failed != nullptr) *failed = FinalizeDependency::kRedis;

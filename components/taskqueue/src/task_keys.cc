@@ -1,8 +1,8 @@
 #include "streamfleet/taskqueue/task_keys.h"
 
 #include <algorithm>
-#include <random>
 
+#include "streamfleet/base/random.h"
 #include "streamfleet/redis/cluster_slots.h"
 
 namespace streamfleet {
@@ -48,8 +48,7 @@ int TaskKeys::ShardFor(const std::string& unique_key) const {
   if (shards_ == 1) return 0;
   // CRC16 (the cluster's own key hash): stable across processes and languages.
   if (!unique_key.empty()) return Crc16(unique_key) % shards_;
-  static thread_local std::mt19937 rng{std::random_device{}()};
-  return static_cast<int>(rng() % static_cast<unsigned>(shards_));
+  return static_cast<int>(RandomU64() % static_cast<unsigned>(shards_));
 }
 
 std::string TaskKeys::ScheduledOf(const std::string& stream) const {

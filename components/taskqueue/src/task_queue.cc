@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <random>
 
+#include "streamfleet/base/random.h"
 #include "streamfleet/base/time.h"
 
 namespace streamfleet {
@@ -97,13 +97,12 @@ return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 }
 
 std::string NewId() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char* hex = "0123456789abcdef";
   // 20 hex digits from two 64-bit draws (4 bits per digit) instead of one draw per digit.
   std::string id(20, '0');
-  uint64_t bits = rng();
+  uint64_t bits = RandomU64();
   for (size_t i = 0; i < id.size(); ++i) {
-    if (i == 16) bits = rng();
+    if (i == 16) bits = RandomU64();
     id[i] = hex[bits & 15];
     bits >>= 4;
   }
@@ -280,8 +279,7 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
   const int shards = keys.shards();
   const int width = std::min(count, shards);
   const std::string per_shard = std::to_string((count + width - 1) / width);
-  static thread_local std::mt19937 rng{std::random_device{}()};
-  const int start = static_cast<int>(rng() % static_cast<unsigned>(shards));  // no shard is always first
+  const int start = static_cast<int>(RandomU64() % static_cast<unsigned>(shards));  // no shard is always first
   redis.Register(NextTaskShardScript());
   NextTask out;
   std::vector<std::vector<std::string>> cmds;

@@ -4,8 +4,8 @@
 // lost Redis at the same moment do not reconnect in lock step.
 #include <algorithm>
 #include <cstdint>
-#include <optional>
-#include <random>
+
+#include "streamfleet/base/random.h"
 
 namespace streamfleet {
 
@@ -17,10 +17,9 @@ class JitteredBackoff {
   // The next wait, in milliseconds; grows the delay for the call after.
   int64_t Next() {
     delay_ms_ = delay_ms_ == 0 ? initial_ms_ : std::min(delay_ms_ * 2, cap_ms_);
-    // Seeded at the first failure: callers build one per attempt loop on hot paths (the compactor's Retry
-    // per batch), and seeding (random_device + a 2.5 KB engine state) costs more than the attempt itself.
-    if (!rng_) rng_.emplace(std::random_device{}());
-    return delay_ms_ / 2 + static_cast<int64_t>((*rng_)() % static_cast<uint64_t>(delay_ms_ / 2 + 1));
+    // The per-thread engine of random.h: callers build one backoff per attempt loop on hot paths (the
+    // compactor's Retry per batch), where seeding an engine of its own would cost more than the attempt.
+    return delay_ms_ / 2 + static_cast<int64_t>(RandomU64() % static_cast<uint64_t>(delay_ms_ / 2 + 1));
   }
   // After a success: the next failure starts again from the initial delay.
   void Reset() { delay_ms_ = 0; }
@@ -30,7 +29,6 @@ class JitteredBackoff {
   int64_t initial_ms_;
   int64_t cap_ms_;
   int64_t delay_ms_ = 0;
-  std::optional<std::mt19937_64> rng_;
 };
 
 }  // namespace streamfleet

@@ -50,26 +50,26 @@ class ChunkBuffer {
   Status Validate(const ChunkItem& item) const;
 
   // Applies validated items in one round trip (one script call per generation, in arrival order).
-  StatusOr<ApplyResult> Apply(RedisClient& redis, const std::vector<ChunkItem>& items);
+  StatusOr<ApplyResult> Apply(RedisCommands& redis, const std::vector<ChunkItem>& items);
 
-  StatusOr<BufferSnapshot> Snapshot(RedisClient& redis, const GenerationId& gen);
+  StatusOr<BufferSnapshot> Snapshot(RedisCommands& redis, const GenerationId& gen);
   // Many generations' snapshots in one round trip, in input order.
-  StatusOr<std::vector<BufferSnapshot>> Snapshots(RedisClient& redis, const std::vector<GenerationId>& gens);
+  StatusOr<std::vector<BufferSnapshot>> Snapshots(RedisCommands& redis, const std::vector<GenerationId>& gens);
 
   // After the row committed. Returns true when marked compacted, false when more chunks arrived.
-  StatusOr<bool> MarkCompacted(RedisClient& redis, const GenerationId& gen, int64_t received_chunks,
+  StatusOr<bool> MarkCompacted(RedisCommands& redis, const GenerationId& gen, int64_t received_chunks,
                                const std::string& finalize_id);
   // The MarkCompacted script call as a command, for pipelines (registers the script on `redis` for
   // NOSCRIPT repair). Its reply is integer 1 when marked.
-  std::vector<std::string> MarkCompactedCommand(RedisClient& redis, const GenerationId& gen, int64_t received_chunks,
+  std::vector<std::string> MarkCompactedCommand(RedisCommands& redis, const GenerationId& gen, int64_t received_chunks,
                                                 const std::string& finalize_id);
 
   // Moves due idle deadlines to the finalize stream: those past both now and the compactor group's
   // consumed watermark (components/chunks/include/streamfleet/chunks/consumed_watermark.h). Returns how many.
-  StatusOr<int64_t> SweepDeadlines(RedisClient& redis, int limit);
+  StatusOr<int64_t> SweepDeadlines(RedisCommands& redis, int limit);
 
   // Queues a finalization now (operators, the generation.compact task).
-  Status QueueFinalize(RedisClient& redis, const GenerationId& gen, const std::string& reason);
+  Status QueueFinalize(RedisCommands& redis, const GenerationId& gen, const std::string& reason);
 
  private:
   KeySchema keys_;

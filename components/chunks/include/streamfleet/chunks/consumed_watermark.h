@@ -16,7 +16,7 @@ namespace streamfleet {
 // acknowledged: the oldest pending entry or the oldest undelivered one, minus 1 ms, whichever is older.
 // 0 when nothing is behind (every entry read and acknowledged; a missing stream or group counts as that).
 // Conservative when stale: applying entries only moves it forward.
-StatusOr<int64_t> ConsumedWatermarkMs(RedisClient& redis, const std::vector<std::string>& streams,
+StatusOr<int64_t> ConsumedWatermarkMs(RedisCommands& redis, const std::vector<std::string>& streams,
                                       const std::string& group);
 
 }  // namespace streamfleet

@@ -47,18 +47,18 @@ class Finalizer {
 
   // Redis errors come back as kUnavailable etc.; DB errors as the store reports them (kUnavailable for
   // an outage: retry later, the finalize entry stays pending).
-  StatusOr<FinalizeOutcome> Finalize(RedisClient& redis, const FinalizeRequest& req);
+  StatusOr<FinalizeOutcome> Finalize(RedisCommands& redis, const FinalizeRequest& req);
   // Many finalizations with one Redis round trip per step and ONE database transaction for all rows
   // (outcomes in input order). All or nothing: on an error nothing is acknowledged and the whole batch is
   // retried, which is safe because every step is idempotent.
   // *failed (when given) says which dependency the error came from.
-  StatusOr<std::vector<FinalizeOutcome>> FinalizeBatch(RedisClient& redis, const std::vector<FinalizeRequest>& reqs,
+  StatusOr<std::vector<FinalizeOutcome>> FinalizeBatch(RedisCommands& redis, const std::vector<FinalizeRequest>& reqs,
                                                        FinalizeDependency* failed = nullptr);
 
  private:
   // Sets outs[i].owned_elsewhere for generations that belong to another organization (Redis owner record,
   // or the row where the record disagrees with it); queues owner-record refreshes and corrections in fixes.
-  Status ResolveOwners(RedisClient& redis, const std::vector<FinalizeRequest>& reqs,
+  Status ResolveOwners(RedisCommands& redis, const std::vector<FinalizeRequest>& reqs,
                        const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
                        std::vector<std::vector<std::string>>& fixes, FinalizeDependency* failed);
   GenerationWrite BuildWrite(const FinalizeRequest& req, const BufferSnapshot& snap,

@@ -78,6 +78,10 @@ class RedisCommands {
   // EVALSHA with NOSCRIPT fallback.
   virtual StatusOr<RedisValue> Eval(const LuaScript& script, const std::vector<std::string>& keys,
                                     const std::vector<std::string>& args) = 0;
+  // Makes a script known before its EVALSHA is sent inside a Pipeline, so a NOSCRIPT reply there (a
+  // restarted or failed-over server) is repaired by loading it. RedisClient does; the default does nothing,
+  // for implementations whose pipelines do not repair NOSCRIPT (callers then use Eval).
+  virtual void Register(const LuaScript& /*script*/) {}
 };
 
 // Redis Cluster (config.cluster): the same calls, routed. Each command goes to the master of its first key's
@@ -113,7 +117,7 @@ class RedisClient final : public RedisCommands {
   static std::vector<std::string> EvalArgv(const LuaScript& script, const std::vector<std::string>& keys,
                                            const std::vector<std::string>& args);
   // Registers a script so NOSCRIPT replies in pipelines can be repaired.
-  void Register(const LuaScript& script);
+  void Register(const LuaScript& script) override;
 
   // Cluster mode: a slot map is loaded and no connection error happened since.
   bool connected() const;
