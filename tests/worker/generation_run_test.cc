@@ -17,6 +17,7 @@
 #include "streamfleet/chunks/generation_start.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
+#include "support/wait.h"
 #include "support/fake_provider.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
@@ -100,15 +101,17 @@ class GenerationRunTest : public ::testing::Test {
     EXPECT_TRUE(worker_->HousekeepOnce(*redis_, "hk").ok());
     return RunOne();
   }
-  // Waits for the compactor's row (compacted_at set), up to 10 s.
+  // Waits for the compactor's row (compacted_at set).
   GenerationRow WaitForRow(int64_t id) {
-    for (int i = 0; i < 200; ++i) {
+    GenerationRow row;
+    bool found = testing::WaitUntil([&] {
       auto r = store_->GetGeneration(id);
-      if (r.ok() && r->has_value() && (*r)->compacted_at) return **r;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ADD_FAILURE() << "generation " << id << " was never finalized";
-    return {};
+      if (!r.ok() || !r->has_value() || !(*r)->compacted_at) return false;
+      row = **r;
+      return true;
+    });
+    if (!found) ADD_FAILURE() << "generation " << id << " was never finalized";
+    return row;
   }
   nlohmann::json Metadata(int64_t id) {
     auto r = store_->GetGeneration(id);

@@ -220,7 +220,7 @@ TEST_F(WorkerTest, TaskOfADeadWorkerIsTakenOverAndCompleted) {
   // A worker takes the task and is SIGKILLed before finishing.
   ASSERT_EQ(ReadAs("dead", "default").size(), 1u);
   EXPECT_EQ(Drain(w), 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // past VISIBILITY_TIMEOUT 200ms: reclaimable
   ASSERT_TRUE(w.HousekeepOnce(*redis_, "alive").ok());
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(Pending("default"), 0);
@@ -284,7 +284,7 @@ TEST_F(WorkerTest, StopLetsRunningTasksFinish) {
   Enqueue("slow");
   std::atomic<bool> stop{false};
   std::thread t([&] { w.Run(stop); });
-  for (int i = 0; i < 200 && !started; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(testing::WaitUntil([&] { return started.load(); })) << "the task never started";
   stop = true;  // as on SIGTERM
   t.join();
   EXPECT_EQ(finished.load(), 1);
@@ -460,18 +460,20 @@ TEST_F(WorkerTest, LeaseKeepsALongTaskOwnedUntilItsWorkerDies) {
   std::string id = Enqueue("long");
   auto a_redis = RedisClient::Connect(configs_[0]->redis).value();
   std::thread first([&] { (void)a.PollOnce(*a_redis, "a", 10); });
-  for (int i = 0; i < 200 && calls.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  testing::WaitUntil([&] { return calls.load() > 0; });
   ASSERT_EQ(calls.load(), 1);
-  for (int i = 0; i < 12; ++i) {  // 600ms: three visibility timeouts
+  // 600ms or more (a sleep is a minimum, so load only lengthens it): three visibility timeouts in which the
+  // live worker's heartbeat must keep its task.
+  for (int i = 0; i < 12; ++i) {
     ASSERT_TRUE(b.HousekeepOnce(*redis_, "b").ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(calls.load(), 1) << "a live worker's task was stolen";
   proxy.Down();  // the first worker is gone: no heartbeat, no ack
-  for (int i = 0; i < 100 && calls.load() < 2; ++i) {
-    ASSERT_TRUE(b.HousekeepOnce(*redis_, "b").ok());
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  testing::WaitUntil([&] {
+    EXPECT_TRUE(b.HousekeepOnce(*redis_, "b").ok());
+    return calls.load() >= 2;
+  });
   first.join();
   EXPECT_EQ(calls.load(), 2);
   EXPECT_EQ(StatusField(id, "state"), "succeeded");
@@ -484,7 +486,7 @@ TEST_F(WorkerTest, OldestWaitingTaskAgeCountsOnlyUndeliveredTasks) {
   EXPECT_EQ(OldestWaiting(w, "default"), 0);
   Enqueue("t");
   Enqueue("t");
-  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));  // the age being measured; load only adds to it
   EXPECT_GE(OldestWaiting(w, "default"), 0.05);
   Drain(w);
   EXPECT_EQ(OldestWaiting(w, "default"), 0);
