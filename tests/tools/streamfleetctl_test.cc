@@ -14,6 +14,7 @@
 #include "streamfleet/v1/task.pb.h"
 #include "support/queued_generations.h"
 #include "streamfleet/testing/redis_server.h"
+#include "support/redis_suite.h"
 
 namespace streamfleet {
 namespace {
@@ -23,18 +24,15 @@ struct CtlRun {
   std::string out;
 };
 
-class CtlTest : public ::testing::Test {
+class CtlTest : public testing::RedisSuite<> {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
-  static void TearDownTestSuite() { delete server_; }
   void SetUp() override {
-    redis_ = RedisClient::Connect(server_->config()).value();
-    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    RedisSuite::SetUp();
     db_ = testing::TempPath("sf-ctl") + ".db";
   }
   void TearDown() override { std::remove(db_.c_str()); }
   CtlRun Ctl(const std::string& args, const std::string& env = "") {
-    std::string cmd = "REDIS_PORT=" + std::to_string(server_->port()) + " DATABASE_URL=sqlite:" + db_ + " " + env +
+    std::string cmd = "REDIS_PORT=" + std::to_string(server_->config().port) + " DATABASE_URL=sqlite:" + db_ + " " + env +
                       " " STREAMFLEETCTL_PATH " " + args + " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     std::string out;
@@ -44,11 +42,8 @@ class CtlTest : public ::testing::Test {
     int st = pclose(p);
     return {WEXITSTATUS(st), out};
   }
-  static testing::RedisServer* server_;
-  std::unique_ptr<RedisClient> redis_;
   std::string db_;
 };
-testing::RedisServer* CtlTest::server_ = nullptr;
 
 TEST_F(CtlTest, EveryCommandsHelpHasAnExample) {
   for (const std::string cmd : {"inspect-generation", "compact-generation", "replay-generation", "generate", "migrate",
@@ -373,7 +368,7 @@ TEST_F(CtlTest, DeadLetterPurgeTakesFilters) {
   EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 1) << "the noop one is left";
   EXPECT_EQ(Ctl("dlq purge --older-than soon").code, 1);
   // On a terminal (script(1) gives the command a pty) it asks first; anything but "y" deletes nothing.
-  std::string env = "REDIS_PORT=" + std::to_string(server_->port()) + " DATABASE_URL=sqlite:" + db_;
+  std::string env = "REDIS_PORT=" + std::to_string(server_->config().port) + " DATABASE_URL=sqlite:" + db_;
   auto tty = [&](const std::string& answer) {
     std::string cmd = "printf '" + answer + "\\n' | script -qec '" + env + " " STREAMFLEETCTL_PATH " dlq purge' /dev/null 2>&1";
     FILE* p = popen(cmd.c_str(), "r");

@@ -22,6 +22,7 @@
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "streamfleet/testing/redis_server.h"
+#include "support/redis_suite.h"
 
 namespace streamfleet::worker {
 namespace {
@@ -29,13 +30,10 @@ namespace {
 using Mode = testing::FakeProvider::Mode;
 constexpr int64_t kStart = 1'900'000'000'000;
 
-class GenerationRunTest : public ::testing::Test {
+class GenerationRunTest : public testing::RedisSuite<> {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
-  static void TearDownTestSuite() { delete server_; }
   void SetUp() override {
-    redis_ = RedisClient::Connect(server_->config()).value();
-    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    RedisSuite::SetUp();
     db_ = testing::TempPath("sf-genrun") + ".db";
     store_ = SqlStore::Open("sqlite:" + db_).value();
     ASSERT_TRUE(store_->Migrate().ok());
@@ -49,7 +47,7 @@ class GenerationRunTest : public ::testing::Test {
 
   // Config, compactor (own thread, real time, 1 s idle timeout) and worker (manual clock for retries).
   void Start(std::map<std::string, std::string> extra = {}) {
-    std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->port())},
+    std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->config().port)},
                                               {"DATABASE_URL", "sqlite:" + db_},
                                               {"CHUNK_STREAMS", "1"},
                                               {"CONSUMER_NAME", "c"},
@@ -126,8 +124,6 @@ class GenerationRunTest : public ::testing::Test {
     return r.ok() ? r->str : "";
   }
 
-  static testing::RedisServer* server_;
-  std::unique_ptr<RedisClient> redis_;
   std::string db_;
   std::unique_ptr<SqlStore> store_;
   testing::FakeProvider provider_;
@@ -143,7 +139,6 @@ class GenerationRunTest : public ::testing::Test {
   prometheus::Registry ingest_registry_;
   std::unique_ptr<ingest::IngestService> ingest_;
 };
-testing::RedisServer* GenerationRunTest::server_ = nullptr;
 
 TEST_F(GenerationRunTest, NormalStreamBecomesTheRowWithInitialMetadataAndUsage) {
   Start();

@@ -12,6 +12,7 @@
 
 #include "streamfleet/testing/redis_server.h"
 #include "support/wait.h"
+#include "support/redis_suite.h"
 
 namespace streamfleet {
 namespace {
@@ -35,13 +36,10 @@ double CounterValue(prometheus::Registry& r, const std::string& name, const std:
   return sum;
 }
 
-class CacheTest : public ::testing::Test {
+class CacheTest : public testing::RedisSuite<> {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
-  static void TearDownTestSuite() { delete server_; }
   void SetUp() override {
-    redis_ = RedisClient::Connect(server_->config()).value();
-    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    RedisSuite::SetUp();
     dir_ = testing::TempPath("sf-cache");
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -75,13 +73,10 @@ class CacheTest : public ::testing::Test {
                         {{"cache", "ir_cache"}, {"tier", tier}, {"result", result}});
   }
 
-  static testing::RedisServer* server_;
-  std::unique_ptr<RedisClient> redis_;
   std::string dir_;
   prometheus::Registry registry_;
   std::atomic<int> computed_{0};
 };
-testing::RedisServer* CacheTest::server_ = nullptr;
 
 TEST_F(CacheTest, KeyIsPrefixNameAndContentHash8) {
   auto c = Make(Options());

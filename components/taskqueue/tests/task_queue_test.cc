@@ -5,29 +5,24 @@
 
 #include "streamfleet/redis/redis.h"
 #include "streamfleet/testing/redis_server.h"
+#include "support/redis_suite.h"
 
 namespace streamfleet {
 namespace {
 
 constexpr int64_t kNow = 1'900'000'000'000;
 
-class TaskQueueTest : public ::testing::Test {
+class TaskQueueTest : public testing::RedisSuite<> {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
-  static void TearDownTestSuite() { delete server_; }
   void SetUp() override {
-    redis_ = RedisClient::Connect(server_->config()).value();
-    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+    RedisSuite::SetUp();
   }
   std::string Field(const std::string& key, const std::string& f) {
     auto v = redis_->Command({"HGET", key, f});
     return v.ok() ? v->str : "";
   }
-  static testing::RedisServer* server_;
-  std::unique_ptr<RedisClient> redis_;
   TaskKeys keys_{"streamfleet"};
 };
-testing::RedisServer* TaskQueueTest::server_ = nullptr;
 
 TEST_F(TaskQueueTest, EnqueueTasksWritesStatusAndEnvelopesInOneCall) {
   EnqueueOptions later;
