@@ -225,7 +225,7 @@ used=$( { grep -ohE 'streamfleet_[a-z0-9_]+' "$PROM/alerts.yml" "$PROM/alerts_te
         | sed -E 's/_(bucket|count|sum)$//' | sort -u)
 unknown=()
 for m in $used; do
-  grep -rqF "\"$m\"" common ingest compactor queue-worker tools admin 2>/dev/null || unknown+=("$m")
+  grep -rqF "\"$m\"" components ingest compactor queue-worker tools admin 2>/dev/null || unknown+=("$m")
 done
 [ ${#unknown[@]} -eq 0 ] || fail "not registered anywhere in the sources: ${unknown[*]}"
 ok "$(echo "$used" | wc -l) metric names"
