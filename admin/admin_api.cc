@@ -107,8 +107,6 @@ json IdsFromKey(const std::string& key) {
           {"generation_id", std::stoll(m[4])}};
 }
 
-int64_t MetaInt(const std::map<std::string, std::string>& meta, const char* field) { return IntField(meta, field); }
-
 }  // namespace
 
 void AdminApi::Handle(HttpExchange& ex, const std::string& route) {
@@ -205,11 +203,11 @@ json AdminApi::Overview(RedisClient& r) {
     json g = std::move(ids[i]);
     g["key"] = buf.key;
     g["llen"] = buf.llen;
-    int64_t received = MetaInt(buf.meta, "received_chunks"), total = MetaInt(buf.meta, "total_chunks");
+    int64_t received = IntField(buf.meta, "received_chunks"), total = IntField(buf.meta, "total_chunks");
     g["received_chunks"] = received;
     g["total_chunks"] = total > 0 ? json(total) : json(nullptr);
     g["percent"] = total > 0 ? json(std::min<int64_t>(100, received * 100 / total)) : json(nullptr);
-    g["received_bytes"] = MetaInt(buf.meta, "received_bytes");
+    g["received_bytes"] = IntField(buf.meta, "received_bytes");
     g["last_chunk_at"] = buf.meta.count("last_chunk_at") ? json(buf.meta.at("last_chunk_at")) : json(nullptr);
     g["state"] = state[i].str.empty() ? "receiving" : state[i].str;
     live.push_back(g);
