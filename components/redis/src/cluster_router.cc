@@ -186,6 +186,44 @@ StatusOr<std::vector<RedisValue>> ClusterRouter::Pipeline(const std::vector<std:
   return out;
 }
 
+Status ClusterRouter::Send(const std::vector<std::vector<std::string>>& commands) {
+  SF_RETURN_IF_ERROR(EnsureMap());
+  std::map<std::string, std::vector<std::vector<std::string>>> by_node;
+  for (const auto& cmd : commands) {
+    auto node = Route(cmd);
+    if (!node) {
+      stale_ = true;
+      return Status::Unavailable("CLUSTERDOWN Hash slot not served (client slot map)");
+    }
+    by_node[*node].push_back(cmd);
+  }
+  Status first;
+  for (const auto& [node, cmds] : by_node) {
+    Status s = Node(node).Send(cmds);
+    if (!s.ok()) {
+      stale_ = true;
+      broken_ = true;
+      if (first.ok()) first = s;
+    }
+  }
+  return first;
+}
+
+Status ClusterRouter::AwaitSent() {
+  Status first;
+  for (auto& [name, client] : nodes_) {
+    Status s = client->AwaitSent();
+    if (!s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
+int64_t ClusterRouter::DeferredErrors() const {
+  int64_t n = 0;
+  for (const auto& [name, client] : nodes_) n += client->DeferredErrors();
+  return n;
+}
+
 StatusOr<std::vector<std::string>> ClusterRouter::Masters() {
   SF_RETURN_IF_ERROR(EnsureMap());
   return map_.Masters();

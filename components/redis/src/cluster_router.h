@@ -30,6 +30,11 @@ class ClusterRouter {
   StatusOr<std::vector<RedisValue>> Pipeline(const std::vector<std::vector<std::string>>& commands,
                                              int extra_timeout_ms);
   void Register(const LuaScript& script);
+  // RedisClient::Send / AwaitSent: each command written to its slot's master, replies read later by that
+  // node's client. A redirection answered to a sent command is only logged (the command did nothing).
+  Status Send(const std::vector<std::vector<std::string>>& commands);
+  Status AwaitSent();
+  int64_t DeferredErrors() const;
   StatusOr<std::vector<std::string>> Masters();
   StatusOr<RedisValue> CommandOn(const std::string& node, const std::vector<std::string>& argv,
                                  int extra_timeout_ms);

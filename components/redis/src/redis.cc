@@ -2,15 +2,56 @@
 
 #include "cluster_router.h"
 #include "redis_internal.h"
+#include "streamfleet/base/log.h"
 
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
+
+#include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <thread>
 
 namespace streamfleet {
+namespace {
+
+// Writing to a socket the server has closed raises SIGPIPE, which kills a process that does not ignore it,
+// and a library must not rely on its host doing so (the fleet's binaries do; a test or an SDK user may not).
+// As libpq does: block SIGPIPE on this thread while writing, and swallow one the write raised, so a dead
+// server is an error status, never a dead process.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~SigpipeGuard() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        timespec zero{0, 0};
+        sigtimedwait(&pipe_, nullptr, &zero);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool was_pending_ = false;
+};
+
+}  // namespace
 
 long long RedisValue::AsInt() const {
   if (type == Type::kInteger) return integer;
@@ -144,6 +185,7 @@ std::unique_ptr<RedisClient> RedisClient::Lazy(const RedisConfig& config) {
 RedisClient::~RedisClient() { Drop(); }
 
 void RedisClient::Drop() {
+  unread_ = 0;  // their replies die with the connection (the commands were written: Send's contract)
   if (ctx_ != nullptr) {
     redisFree(ctx_);
     ctx_ = nullptr;
@@ -215,7 +257,9 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
                                                            int extra_timeout_ms) {
   if (ctx_ == nullptr) return Status::Unavailable("not connected");
   if (extra_timeout_ms > 0) redisSetTimeout(ctx_, ToTimeval(config_.command_timeout_ms + extra_timeout_ms));
+  SigpipeGuard no_sigpipe;  // redisGetReply writes the appended commands first
   for (const auto& argv : commands) AppendArgv(ctx_, argv);
+  SF_RETURN_IF_ERROR(ReadDeferred());
   std::vector<RedisValue> out;
   out.reserve(commands.size());
   for (size_t i = 0; i < commands.size(); ++i) {
@@ -230,6 +274,46 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
   if (extra_timeout_ms > 0) redisSetTimeout(ctx_, ToTimeval(config_.command_timeout_ms));
   return out;
 }
+
+Status RedisClient::ReadDeferred() {
+  while (unread_ > 0) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return ContextError();
+    --unread_;
+    redisReply* reply = static_cast<redisReply*>(raw);
+    if (reply->type == REDIS_REPLY_ERROR) {
+      ++deferred_errors_;
+      SF_LOG_WARN("redis: a command sent without waiting for its reply failed: {}",
+                  std::string(reply->str, reply->len));
+    }
+    freeReplyObject(reply);
+  }
+  return Status::Ok();
+}
+
+Status RedisClient::Send(const std::vector<std::vector<std::string>>& commands) {
+  if (commands.empty()) return Status::Ok();
+  if (cluster_) return cluster_->Send(commands);
+  SF_RETURN_IF_ERROR(EnsureConnected());
+  for (const auto& argv : commands) AppendArgv(ctx_, argv);
+  // Written now (blocking, within the command timeout), so the server applies them while this thread goes
+  // on; hiredis would otherwise hold them in its output buffer until the next read.
+  SigpipeGuard no_sigpipe;
+  int done = 0;
+  while (!done) {
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return ContextError();
+  }
+  unread_ += commands.size();
+  return Status::Ok();
+}
+
+Status RedisClient::AwaitSent() {
+  if (cluster_) return cluster_->AwaitSent();
+  if (ctx_ == nullptr) return unread_ == 0 ? Status::Ok() : Status::Unavailable("not connected");
+  return ReadDeferred();
+}
+
+int64_t RedisClient::DeferredErrors() const { return cluster_ ? cluster_->DeferredErrors() : deferred_errors_; }
 
 StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
                                                         int extra_timeout_ms) {

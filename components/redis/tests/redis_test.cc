@@ -77,6 +77,52 @@ TEST_F(RedisTest, PipelineKeepsOrderAndPerCommandErrors) {
   EXPECT_EQ((*r)[3].str, "2");
 }
 
+// Send writes at once and does not wait: another connection sees the effect while the sender has read no
+// reply; the sender's next command reads the owed replies first (its own reply is its own), and an error
+// reply among them is counted, not returned.
+TEST_F(RedisTest, SendAppliesWithoutWaitingAndTheNextCallReadsTheOwedReplies) {
+  ASSERT_TRUE(client_->Send({{"SET", "a", "1"}, {"INCR", "not-a-number-yet"}}).ok());
+  ASSERT_TRUE(client_->Send({{"SET", "bad", "x"}, {"INCR", "bad"}, {"SET", "b", "2"}}).ok());
+  auto other = RedisClient::Connect(server_->config()).value();
+  EXPECT_TRUE(testing::WaitUntil([&] { return other->Command({"GET", "b"})->str == "2"; }))
+      << "sent commands were applied without a further call on the sending connection";
+  EXPECT_EQ(client_->DeferredErrors(), 0) << "no reply read yet";
+  auto r = client_->Command({"GET", "a"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->str, "1") << "the reply is this command's, not an owed one";
+  EXPECT_EQ(client_->DeferredErrors(), 1) << "INCR of a non-number";
+  ASSERT_TRUE(client_->Send({{"INCR", "bad"}}).ok());
+  ASSERT_TRUE(client_->AwaitSent().ok());
+  EXPECT_EQ(client_->DeferredErrors(), 2);
+  auto p = client_->Pipeline({{"GET", "b"}, {"GET", "not-a-number-yet"}});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ((*p)[0].str, "2");
+  EXPECT_EQ((*p)[1].str, "1");
+}
+
+// A Send to a server that cannot be reached fails (nothing was written) and leaves the client usable.
+TEST_F(RedisTest, SendToAnUnreachableServerFails) {
+  RedisConfig down = server_->config();
+  down.port = testing::FreePort();
+  auto c = RedisClient::Lazy(down);
+  EXPECT_EQ(c->Send({{"SET", "k", "v"}}).code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(c->AwaitSent().ok()) << "nothing owed";
+}
+
+// gtest does not ignore SIGPIPE, so this process dies if a write to the closed socket raises it.
+TEST_F(RedisTest, SendingOnAConnectionTheServerClosedIsAnErrorNotASigpipe) {
+  auto c = RedisClient::Lazy(server_->config());
+  ASSERT_TRUE(c->Command({"PING"}).ok());
+  ASSERT_TRUE(client_->Command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"}).ok());
+  int failed = 0;
+  for (int i = 0; i < 5 && failed == 0; ++i) {
+    // Large enough that the kernel cannot take it all before the peer's reset arrives.
+    if (!c->Send({{"SET", "k", std::string(1 << 20, 'x')}}).ok() || !c->AwaitSent().ok()) ++failed;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GT(failed, 0) << "the closed connection was noticed";
+}
+
 TEST_F(RedisTest, EvalShaLoadsScriptOnNoscript) {
   static const LuaScript script("return tonumber(ARGV[1]) + 1");
   auto r = client_->Eval(script, {}, {"41"});

@@ -82,6 +82,19 @@ class RedisCommands {
   // restarted or failed-over server) is repaired by loading it. RedisClient does; the default does nothing,
   // for implementations whose pipelines do not repair NOSCRIPT (callers then use Eval).
   virtual void Register(const LuaScript& /*script*/) {}
+
+  // Writes the commands to the server and returns without waiting for their replies: for effects the
+  // caller does not act on (a task's ack and status record), so they cost no round trip of their own.
+  // The replies are read before those of the next call on the same connection, or by AwaitSent; an error
+  // reply among them is logged and counted (DeferredErrors), never returned. Not OK when they could not all
+  // be written (a connection error): those not written did nothing. Meant for idempotent commands (XACK,
+  // HSET, EXPIRE), so a caller may send them all again.
+  // This default waits (a Pipeline) and drops the replies, for implementations without deferred replies.
+  virtual Status Send(const std::vector<std::vector<std::string>>& commands) {
+    return commands.empty() ? Status::Ok() : Pipeline(commands).status();
+  }
+  // Reads the replies of every earlier Send: when it returns OK the server has applied them all.
+  virtual Status AwaitSent() { return Status::Ok(); }
 };
 
 // Redis Cluster (config.cluster): the same calls, routed. Each command goes to the master of its first key's
@@ -119,6 +132,14 @@ class RedisClient final : public RedisCommands {
   // Registers a script so NOSCRIPT replies in pipelines can be repaired.
   void Register(const LuaScript& script) override;
 
+  // RedisCommands::Send without the wait: the commands are written to the socket now (cluster mode: to
+  // each one's master), their replies stay unread until the next call. No NOSCRIPT repair (plain commands
+  // only). A crash after Send returns loses at most what the kernel had not yet delivered.
+  Status Send(const std::vector<std::vector<std::string>>& commands) override;
+  Status AwaitSent() override;
+  // Error replies to Send()s read so far, on this client (cluster mode: summed over its node clients).
+  int64_t DeferredErrors() const;
+
   // Cluster mode: a slot map is loaded and no connection error happened since.
   bool connected() const;
   const RedisConfig& config() const { return config_; }
@@ -139,9 +160,13 @@ class RedisClient final : public RedisCommands {
   Status ContextError();
   StatusOr<std::vector<RedisValue>> RawPipeline(const std::vector<std::vector<std::string>>& commands,
                                                 int extra_timeout_ms);
+  // Reads the replies owed to earlier Send()s (they come before any later command's).
+  Status ReadDeferred();
 
   RedisConfig config_;
   redisContext* ctx_ = nullptr;  // owned; freed in Drop()
+  size_t unread_ = 0;            // replies of Send()s not read yet on ctx_
+  int64_t deferred_errors_ = 0;
   std::vector<const LuaScript*> scripts_;
   // Reconnect backoff: after a failed connect, calls fail fast until next_attempt_.
   std::chrono::steady_clock::time_point next_attempt_{};
