@@ -27,9 +27,10 @@ void Finisher::Finish(RedisClient& redis, Slot& slot, Slot::TypeStats& type, Att
     }
   }
   if (end.status.ok()) {
-    // Written with the ack, before it (TaskLifecycle::Flush): the batch's result costs no round trip of its own.
-    lifecycle_.Succeeded(slot.finished, end.stream, end.id, task.id(), std::move(end.result),
-                         int64_t{task.attempt()} + 1);
+    // Record and ack go now, without waiting for the reply: no round trip, and a crash from here on does not
+    // run this task again. A connection error keeps them owed in the slot (the next poll sends them).
+    (void)lifecycle_.Succeeded(redis, slot.finished, end.stream, end.id, task.id(), std::move(end.result),
+                               int64_t{task.attempt()} + 1);
     type.succeeded->Increment();
     return;
   }

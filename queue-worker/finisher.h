@@ -1,6 +1,6 @@
 #pragma once
 // Turns the end of an attempt into the task's next state: counts it (duration, outcome), then acks it with its
-// result (TaskLifecycle::Succeeded, in the slot's batch), retries it with backoff or dead-letters it
+// result at once (TaskLifecycle::Succeeded, sent without waiting for the reply), retries it with backoff or dead-letters it
 // (retry_policy.h decides, TaskLifecycle makes the transition). Also dead-letters deliveries that never ran
 // (undecodable, unknown type, newer envelope, MAX_DELIVERIES).
 //
@@ -40,7 +40,7 @@ class Finisher {
            WorkerMetrics& metrics)
       : config_(config), clock_(clock), handlers_(handlers), lifecycle_(lifecycle), metrics_(metrics) {}
 
-  // Counts the attempt under its type's stats and acks (through the slot's batch, on success), retries or
+  // Counts the attempt under its type's stats and acks (at once, on success), retries or
   // dead-letters its task. A task whose lease was lost is left to the worker that owns it now.
   void Finish(RedisClient& redis, Slot& slot, Slot::TypeStats& type, AttemptEnd&& end);
 

@@ -22,13 +22,6 @@ StatusOr<int> Poller::PollBatch(RedisClient& redis, Slot& slot, int block_ms) {
     slot.held.pop_front();
   }
   if (executor_.Execute(redis, entry, 1, slot) == kAbandoned) return kAbandoned;
-  if (!slot.batch_fast && !slot.held.empty()) {
-    // A slow batch: ack now. A finished task's lease is no longer renewed, so an ack owed until the tasks
-    // held behind it ran could let another worker take it over and run it again.
-    Status flushed = Flush(redis, slot);
-    redis_health_.Report(flushed, "ack tasks");
-    if (!flushed.ok()) return flushed;
-  }
   if (slot.held.empty()) {
     slot.prefetch = slot.batch_fast ? std::min(slot.prefetch * 2, std::max(1, config_.worker_prefetch)) : 1;
   }
@@ -36,13 +29,16 @@ StatusOr<int> Poller::PollBatch(RedisClient& redis, Slot& slot, int block_ms) {
 }
 
 StatusOr<std::vector<StreamEntry>> Poller::ReadBatch(RedisClient& redis, Slot& slot, int block_ms) {
-  // Before the acks below: a result is never behind its ack.
-  SF_RETURN_IF_ERROR(lifecycle_.SendRecords(redis, slot.finished));
+  if (!slot.finished.empty()) {
+    // Acks a connection error held back: before more work, so they are not owed for longer than needed.
+    Status flushed = Flush(redis, slot);
+    redis_health_.Report(flushed, "ack tasks");
+    if (!flushed.ok()) return flushed;
+  }
   auto next = ReadNextTasks(redis, lifecycle_.keys(), TaskKeys::Group(), slot.consumer, WeightedOrder(config_.queues),
-                            slot.prefetch, slot.finished.acks);
+                            slot.prefetch);
   redis_health_.Report(next.status(), "poll queues");
   if (!next.ok()) return next.status();
-  slot.finished.acks.clear();
   if (!next->entries.empty()) return std::move(next->entries);
   if (next->open_queues.empty()) {  // every queue paused
     // Not the whole BLOCK time: a resumed queue is served within kPausedPollMs (one cheap script call per slot

@@ -1,8 +1,7 @@
 #pragma once
-// How a slot gets its tasks and gives them back: reads a batch (with the acks it owes riding on the read),
-// runs the held tasks one by one inline (Executor), and acks them in batches while they are short. The batch
-// size (Slot::prefetch) doubles while every task of a batch finishes within kShortTaskMs, up to
-// WORKER_PREFETCH, and drops to 1 after a slow one.
+// How a slot gets its tasks: reads a batch, runs the held tasks one by one inline (Executor; each is acked
+// as it finishes, TaskLifecycle::Succeeded). The batch size (Slot::prefetch) doubles while every task of a
+// batch finishes within kShortTaskMs, up to WORKER_PREFETCH, and drops to 1 after a slow one.
 //
 // Thread-safety: each call runs on the thread that owns the slot it is given; the poller has no state of its
 // own.
@@ -25,20 +24,21 @@ class Poller {
   Poller(const Config& config, const TaskLifecycle& lifecycle, Executor& executor, DependencyHealth& redis_health)
       : config_(config), lifecycle_(lifecycle), executor_(executor), redis_health_(redis_health) {}
 
-  // Runs the next task the slot holds, reading a batch first (with the acks it owes) when it holds none. Acks
-  // may stay owed after it returns: Flush sends them. Returns 1 if a task ran, 0 if none, kAbandoned if the
-  // watchdog abandoned the calling thread while the task ran.
+  // Runs the next task the slot holds, reading a batch first when it holds none. Its ack is sent without
+  // waiting for the reply (and stays owed after a connection error): Flush waits for them. Returns 1 if a
+  // task ran, 0 if none, kAbandoned if the watchdog abandoned the calling thread while the task ran.
   StatusOr<int> PollBatch(RedisClient& redis, Slot& slot, int block_ms);
   // One poll with a slot of its own (a direct caller's): runs every task of one read, then acks them.
   StatusOr<int> PollOnce(RedisClient& redis, const std::string& consumer, int block_ms);
-  // Sends the slot's owed status records and acks now.
+  // Sends what the slot still owes (records and acks a connection error held back) and waits until Redis has
+  // applied every ack and record the slot sent.
   Status Flush(RedisClient& redis, Slot& slot) { return lifecycle_.Flush(redis, slot.finished); }
   // Flush, reported to the Redis health only when something was owed (an empty flush proves nothing).
   void FlushAndReport(RedisClient& redis, Slot& slot, const char* what);
 
  private:
-  // The next batch for the slot: the owed records, then one round trip with the owed acks, the pause check
-  // and non-blocking reads of the open queues; when none waits, a blocking read (standard mode), an idle
+  // The next batch for the slot: what it still owes first, then one round trip with the pause check and
+  // non-blocking reads of the open queues; when none waits, a blocking read (standard mode), an idle
   // backoff (cluster mode) or a short sleep (every queue paused). Empty when nothing came.
   StatusOr<std::vector<StreamEntry>> ReadBatch(RedisClient& redis, Slot& slot, int block_ms);
   // Standard mode, nothing waiting: XREADGROUP ... BLOCK over the open queues.

@@ -1,7 +1,6 @@
 #pragma once
-// What one slot of the queue-worker carries from poll to poll. Short tasks are read ahead and acked in
-// batches: the acks of a batch ride on the read of the next one (one round trip per batch instead of two per
-// task). A slot is used by one thread at a time; the watchdog (watchdog.h) sees its held tasks and running
+// What one slot of the queue-worker carries from poll to poll. Short tasks are read ahead in batches (one
+// read per batch); each is acked as it finishes, without waiting for the reply. A slot is used by one thread at a time; the watchdog (watchdog.h) sees its held tasks and running
 // attempt through `watch`. The housekeeper and direct callers (PollOnce, HousekeepOnce) use a Slot too.
 #include <cstdint>
 #include <deque>
@@ -47,7 +46,7 @@ struct Slot {
   std::string consumer;
   std::shared_ptr<SlotWatch> watch;  // the held tasks and the running attempt, as the watchdog sees them
   std::deque<StreamEntry>& held;     // watch->held: read ahead, not started (in this consumer's PEL)
-  FinishedTasks finished;   // succeeded, not XACKed yet, with their status records (task_lifecycle.h)
+  FinishedTasks finished;   // records and acks a connection error held back (task_lifecycle.h)
   int prefetch = 1;         // tasks to read next time: doubles while a batch's tasks are short, else 1
   bool batch_fast = true;   // every task of the current batch finished within kShortTaskMs
   int64_t idle_ms = 0;      // cluster mode: the current idle poll backoff (0 after a read found tasks)

@@ -11,37 +11,26 @@ void TaskLifecycle::Record(RedisCommands& redis, const std::string& task_id, con
 
 void TaskLifecycle::Running(RedisCommands& redis, const std::string& task_id, const std::string& consumer,
                             const std::string& entry_id) const {
-  Record(redis, task_id, "running", {"worker", consumer, "entry_id", entry_id});
+  std::vector<std::vector<std::string>> cmds;
+  AppendTaskStatus(keys_, task_id, "running", {"worker", consumer, "entry_id", entry_id}, record_ttl_s_, cmds);
+  if (!cmds.empty()) (void)redis.Send(cmds);
 }
 
-void TaskLifecycle::Succeeded(FinishedTasks& finished, const std::string& stream, const std::string& entry_id,
-                              const std::string& task_id, std::string result, int64_t attempts) const {
+Status TaskLifecycle::Succeeded(RedisCommands& redis, FinishedTasks& finished, const std::string& stream,
+                                const std::string& entry_id, const std::string& task_id, std::string result,
+                                int64_t attempts) const {
   AppendTaskStatus(keys_, task_id, "succeeded", {"result", std::move(result), "attempts", std::to_string(attempts)},
-                   record_ttl_s_, finished.records);
-  finished.acks.push_back({stream, entry_id});
-}
-
-Status TaskLifecycle::SendRecords(RedisCommands& redis, FinishedTasks& finished) const {
-  if (finished.records.empty()) return Status::Ok();
-  auto r = redis.Pipeline(finished.records);
-  if (!r.ok()) return r.status();
-  finished.records.clear();
+                   record_ttl_s_, finished.owed);
+  finished.owed.push_back({"XACK", stream, TaskKeys::Group(), entry_id});
+  SF_RETURN_IF_ERROR(redis.Send(finished.owed));
+  finished.owed.clear();
   return Status::Ok();
 }
 
 Status TaskLifecycle::Flush(RedisCommands& redis, FinishedTasks& finished) const {
-  std::vector<std::vector<std::string>> cmds = std::move(finished.records);
-  finished.records.clear();
-  for (const TaskAck& a : finished.acks) cmds.push_back({"XACK", a.stream, TaskKeys::Group(), a.id});
-  if (cmds.empty()) return Status::Ok();
-  auto r = redis.Pipeline(cmds);
-  if (!r.ok()) {
-    // Owed again: the next read (or flush) sends them.
-    finished.records.assign(cmds.begin(), cmds.end() - static_cast<long>(finished.acks.size()));
-    return r.status();
-  }
-  finished.acks.clear();
-  return Status::Ok();
+  SF_RETURN_IF_ERROR(redis.Send(finished.owed));
+  finished.owed.clear();
+  return redis.AwaitSent();
 }
 
 Status TaskLifecycle::Retry(RedisClient& redis, const std::string& stream, const std::string& entry_id,

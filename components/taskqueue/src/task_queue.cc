@@ -59,23 +59,16 @@ return redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
   return s;
 }
 
-// KEYS: 1 dlq stream, 2 stream. ARGV: 1 group, 2 entry id, 3 envelope, 4 reason, 5 times delivered, 6 now.
 // KEYS[1] = paused set, KEYS[2..] = queue streams in the order to try; ARGV[1] = group, ARGV[2] = consumer,
-// ARGV[3] = count, ARGV[4] = number of acks A, ARGV[5..4+2A] = (KEYS index, entry id) pairs to XACK first,
-// then the queue names of KEYS[2..]. Acks, the pause check and the non-blocking reads in one round trip:
-// {1, XREADGROUP reply} for the tasks found, or {0, {open queue names}} when none is waiting.
+// ARGV[3] = count, ARGV[4..] = the queue names of KEYS[2..]. The pause check and the non-blocking reads in
+// one round trip: {1, XREADGROUP reply} for the tasks found, or {0, {open queue names}} when none is waiting.
 const LuaScript& NextTaskScript() {
   static const LuaScript s(R"(
-local acks = tonumber(ARGV[4])
-for i = 0, acks - 1 do
-  redis.call('XACK', KEYS[tonumber(ARGV[5 + 2 * i])], ARGV[1], ARGV[6 + 2 * i])
-end
-local names = 4 + 2 * acks
 local paused = {}
 for _, q in ipairs(redis.call('SMEMBERS', KEYS[1])) do paused[q] = true end
 local open = {}
 for i = 2, #KEYS do
-  local name = ARGV[names + i - 1]
+  local name = ARGV[i + 2]
   if not paused[name] then
     open[#open + 1] = name
     local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[i], '>')
@@ -87,6 +80,7 @@ return {0, open}
   return s;
 }
 
+// KEYS: 1 dlq stream, 2 stream. ARGV: 1 group, 2 entry id, 3 envelope, 4 reason, 5 times delivered, 6 now.
 const LuaScript& DeadLetterScript() {
   static const LuaScript s(R"(
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000000, '*', 'source_stream', KEYS[2], 'source_id', ARGV[2],
@@ -271,7 +265,7 @@ namespace {
 
 StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
                                         const std::string& consumer, const std::vector<std::string>& queues,
-                                        int count, const std::vector<TaskAck>& acks) {
+                                        int count) {
   // Shards are read `width` at a time, each up to `per_shard`: all of a queue's shards in one round trip
   // when the batch is at least one per shard, else `count` shards per round trip reading one each, so a
   // slot never holds more than it asked for (a long task must not keep tasks other slots could run).
@@ -283,11 +277,9 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
   redis.Register(NextTaskShardScript());
   NextTask out;
   std::vector<std::vector<std::string>> cmds;
-  for (const TaskAck& a : acks) cmds.push_back({"XACK", a.stream, group, a.id});
   for (const auto& q : queues) {
     bool open = false;
     for (int first = 0; first < shards; first += width) {
-      const size_t first_read = cmds.size();
       for (int i = first; i < std::min(shards, first + width); ++i) {
         const std::string stream = keys.Queue(q, (start + i) % shards);
         cmds.push_back(RedisClient::EvalArgv(NextTaskShardScript(), {keys.PausedFlagOf(stream), stream},
@@ -295,13 +287,7 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
       }
       auto r = redis.Pipeline(cmds);
       if (!r.ok()) return r.status();
-      Status ack_error;
-      for (size_t i = 0; i < r->size(); ++i) {
-        const RedisValue& v = (*r)[i];
-        if (i < first_read) {
-          if (v.is_error()) ack_error = TranslateRedisError(v.str);
-          continue;
-        }
+      for (const RedisValue& v : *r) {
         if (v.is_error()) return TranslateRedisError(v.str);
         if (!v.is_array() || v.elements.empty()) return Status::Internal("next task script: unexpected reply");
         int64_t state = v.elements[0].AsInt();
@@ -310,11 +296,8 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
           for (auto& e : ParseStreamReply(v.elements[1])) out.entries.push_back(std::move(e));
         }
       }
-      // A failed ack is owed again unless tasks came back (then they must be held: the ack's task just
-      // runs again after the visibility timeout, as after a crash).
       if (!out.entries.empty()) return out;
-      if (!ack_error.ok()) return ack_error;
-      cmds.clear();  // the acks went with the first round trip
+      cmds.clear();
     }
     if (open) out.open_queues.push_back(q);
   }
@@ -324,19 +307,12 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
 }  // namespace
 
 StatusOr<NextTask> ReadNextTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
-                                 const std::string& consumer, const std::vector<std::string>& queues, int count,
-                                 const std::vector<TaskAck>& acks) {
-  if (keys.cluster()) return ReadNextShardedTasks(redis, keys, group, consumer, queues, count, acks);
+                                 const std::string& consumer, const std::vector<std::string>& queues, int count) {
+  if (keys.cluster()) return ReadNextShardedTasks(redis, keys, group, consumer, queues, count);
   std::vector<std::string> k = {keys.Paused()};
   for (const auto& q : queues) k.push_back(keys.Queue(q));
-  std::vector<std::string> args = {group, consumer, std::to_string(std::max(1, count)), std::to_string(acks.size())};
-  args.reserve(4 + 2 * acks.size() + queues.size());
-  for (const TaskAck& a : acks) {
-    auto key = std::find(k.begin() + 1, k.end(), a.stream);
-    if (key == k.end()) return Status::InvalidArgument("ack of " + a.stream + ": not one of the queues read");
-    args.push_back(std::to_string(key - k.begin() + 1));  // Lua's KEYS is 1-based
-    args.push_back(a.id);
-  }
+  std::vector<std::string> args = {group, consumer, std::to_string(std::max(1, count))};
+  args.reserve(3 + queues.size());
   for (const auto& q : queues) args.push_back(q);
   auto r = redis.Eval(NextTaskScript(), k, args);
   if (!r.ok()) return r.status();

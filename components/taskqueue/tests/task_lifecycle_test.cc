@@ -8,6 +8,7 @@
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
+#include "support/wait.h"
 
 namespace streamfleet {
 namespace {
@@ -46,41 +47,41 @@ class TaskLifecycleTest : public testing::RedisSuite<> {
   TaskLifecycle lifecycle_{keys_, 3600};
 };
 
-// Running, then Succeeded: the record says who ran it, then the result; the ack waits for SendRecords + the
-// next read (or Flush), and the record never lags behind it.
-TEST_F(TaskLifecycleTest, RunningThenSucceededIsAckedWithItsRecordFirst) {
+// Running, then Succeeded: the record says who ran it, then the result. Record and ack are written at once
+// without waiting for their replies: another connection sees them applied while the worker's connection has
+// read nothing back.
+TEST_F(TaskLifecycleTest, RunningThenSucceededIsAckedAtOnceWithItsRecord) {
   auto [id, entry] = Deliver();
-  lifecycle_.Running(*redis_, id, "w", entry.id);
-  EXPECT_EQ(Field(id, "state"), "running");
+  auto worker = RedisClient::Connect(server_->config()).value();
+  lifecycle_.Running(*worker, id, "w", entry.id);
+  EXPECT_TRUE(testing::WaitUntil([&] { return Field(id, "state") == "running"; }));
   EXPECT_EQ(Field(id, "worker"), "w");
   EXPECT_EQ(Field(id, "entry_id"), entry.id);
   FinishedTasks finished;
-  lifecycle_.Succeeded(finished, entry.stream, entry.id, id, "done", 1);
-  EXPECT_EQ(Field(id, "state"), "running") << "owed, not sent";
-  EXPECT_EQ(finished.acks.size(), 1u);
-  ASSERT_TRUE(lifecycle_.SendRecords(*redis_, finished).ok());
-  EXPECT_EQ(Field(id, "state"), "succeeded");
+  ASSERT_TRUE(lifecycle_.Succeeded(*worker, finished, entry.stream, entry.id, id, "done", 1).ok());
+  EXPECT_TRUE(finished.empty());
+  EXPECT_TRUE(testing::WaitUntil([&] { return Pending() == 0; })) << "acked without a further call";
+  EXPECT_EQ(Field(id, "state"), "succeeded") << "the record went before its ack";
   EXPECT_EQ(Field(id, "result"), "done");
   EXPECT_EQ(Field(id, "attempts"), "1");
-  EXPECT_EQ(Pending(), 1) << "the ack rides on the next read";
-  ASSERT_TRUE(lifecycle_.Flush(*redis_, finished).ok());
-  EXPECT_TRUE(finished.empty());
-  EXPECT_EQ(Pending(), 0);
   EXPECT_GT(redis_->Command({"TTL", keys_.Status(id)})->integer, 3500);
+  ASSERT_TRUE(lifecycle_.Flush(*worker, finished).ok());
+  EXPECT_EQ(worker->DeferredErrors(), 0);
 }
 
-// A flush that cannot reach Redis keeps everything owed, records and acks.
-TEST_F(TaskLifecycleTest, FailedFlushKeepsTheRecordsAndAcksOwed) {
+// A Succeeded that cannot reach Redis keeps its record and ack owed; the next Succeeded or Flush sends them.
+TEST_F(TaskLifecycleTest, UnsentRecordAndAckStayOwed) {
   auto [id, entry] = Deliver();
   FinishedTasks finished;
-  lifecycle_.Succeeded(finished, entry.stream, entry.id, id, "done", 1);
   RedisConfig down = server_->config();
   down.port = testing::FreePort();
   auto closed = RedisClient::Lazy(down);
-  EXPECT_EQ(lifecycle_.Flush(*closed, finished).code(), StatusCode::kUnavailable);
-  EXPECT_EQ(finished.acks.size(), 1u);
-  EXPECT_EQ(finished.records.size(), 2u) << "HSET + EXPIRE";
+  EXPECT_EQ(lifecycle_.Succeeded(*closed, finished, entry.stream, entry.id, id, "done", 1).code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(finished.owed.size(), 3u) << "HSET + EXPIRE + XACK";
+  EXPECT_EQ(Pending(), 1);
   ASSERT_TRUE(lifecycle_.Flush(*redis_, finished).ok());
+  EXPECT_TRUE(finished.empty());
   EXPECT_EQ(Field(id, "state"), "succeeded");
   EXPECT_EQ(Pending(), 0);
 }
@@ -123,8 +124,7 @@ TEST_F(TaskLifecycleTest, NoRecordWhenRecordsAreOff) {
   ASSERT_TRUE(redis_->Command({"DEL", keys_.Status(id)}).ok());
   off.Running(*redis_, id, "w", entry.id);
   FinishedTasks finished;
-  off.Succeeded(finished, entry.stream, entry.id, id, "done", 1);
-  EXPECT_TRUE(finished.records.empty());
+  ASSERT_TRUE(off.Succeeded(*redis_, finished, entry.stream, entry.id, id, "done", 1).ok());
   ASSERT_TRUE(off.Flush(*redis_, finished).ok());
   EXPECT_EQ(Pending(), 0);
   auto [id2, entry2] = Deliver();

@@ -13,9 +13,10 @@
 // of the transition (Running, and the record after Retry / DeadLetter, are best effort), and a record is
 // written only after the stream side of its transition succeeded.
 //
-// Succeeded tasks are acked in batches (a slot's acks ride on its next read, ReadNextTasks): Succeeded only
-// adds the ack and the record to the caller's FinishedTasks, and the record is always sent before its ack,
-// so a client that sees the task acked also sees its result.
+// A succeeded task's record and ack go to Redis at once, written without waiting for their replies
+// (RedisCommands::Send: read with the connection's next reply), record first, so a client that sees the task
+// acked also sees its result. A worker killed at any moment therefore re-runs only the task it was running
+// (and at most the one whose ack the kernel had not yet delivered), never a batch of finished ones.
 //
 // Thread-safety: a TaskLifecycle is immutable after construction and may be shared; a FinishedTasks belongs
 // to one consumer (one thread at a time). Errors: those of the Redis calls (kUnavailable when Redis cannot
@@ -32,11 +33,11 @@
 
 namespace streamfleet {
 
-// Succeeded tasks of one consumer not yet acked, with their "succeeded" records.
+// Succeeded tasks of one consumer whose record and ack could not be sent (a connection error), in order:
+// they go with the next Succeeded or Flush.
 struct FinishedTasks {
-  std::vector<TaskAck> acks;
-  std::vector<std::vector<std::string>> records;  // sent before `acks` (TaskLifecycle::SendRecords / Flush)
-  bool empty() const { return acks.empty() && records.empty(); }
+  std::vector<std::vector<std::string>> owed;
+  bool empty() const { return owed.empty(); }
 };
 
 class TaskLifecycle {
@@ -48,17 +49,18 @@ class TaskLifecycle {
   const TaskKeys& keys() const { return keys_; }
 
   // "running", with the consumer that runs it (as XPENDING and the admin name it) and its stream entry.
+  // Sent without waiting (best effort: the record only reports).
   void Running(RedisCommands& redis, const std::string& task_id, const std::string& consumer,
                const std::string& entry_id) const;
 
-  // "succeeded" with the handler's result and the attempts made; the ack of (stream, entry_id) and the record
-  // wait in `finished` until SendRecords + the next read, or Flush.
-  void Succeeded(FinishedTasks& finished, const std::string& stream, const std::string& entry_id,
-                 const std::string& task_id, std::string result, int64_t attempts) const;
-  // Sends the owed records only: before a read that carries the acks (ReadNextTasks). On error they stay owed.
-  Status SendRecords(RedisCommands& redis, FinishedTasks& finished) const;
-  // Sends the owed records, then the acks, in one round trip. On error both stay owed (a task whose ack never
-  // arrives runs again: handlers are idempotent).
+  // "succeeded" with the handler's result and the attempts made, then the ack of (stream, entry_id): sent
+  // now without waiting for the replies, after whatever `finished` still owes. On a connection error all of
+  // it stays owed in `finished` (a task whose ack never arrives runs again: handlers are idempotent).
+  Status Succeeded(RedisCommands& redis, FinishedTasks& finished, const std::string& stream,
+                   const std::string& entry_id, const std::string& task_id, std::string result,
+                   int64_t attempts) const;
+  // Sends what `finished` owes and waits until Redis has applied it and every earlier Send of this
+  // connection (RedisCommands::AwaitSent): before a consumer gives its tasks up, and in tests.
   Status Flush(RedisCommands& redis, FinishedTasks& finished) const;
 
   // Schedules `next` (the envelope with its attempt counted and its error appended) at run_at_ms and acks the

@@ -84,24 +84,18 @@ Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string
 Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
                       const std::string& raw_envelope, const std::string& reason, int64_t times_delivered);
 
-// One round trip for a worker slot: the acks of the tasks it finished since its last read, which queues are
-// paused, and up to `count` waiting tasks of the first open queue that has any (queues tried in the given
-// order, e.g. weighted). Without a task, open_queues lists where to block next. Every ack's stream must be
-// one of `queues`' streams (standard mode: it is a KEYS entry of the script). Cluster mode: one script per
-// shard (its pause flag + its stream), queue after queue until one has tasks. With count >= shards all of a
-// queue's shards go in one pipelined round trip, ceil(count / shards) each (so up to shards - 1 more than
-// count); with fewer, `count` shards per round trip, one task each (never more than count). The acks ride
-// on the first round trip as XACKs.
-struct TaskAck {
-  std::string stream;
-  std::string id;
-};
+// One round trip for a worker slot: which queues are paused, and up to `count` waiting tasks of the first
+// open queue that has any (queues tried in the given order, e.g. weighted). Without a task, open_queues lists
+// where to block next. Cluster mode: one script per shard (its pause flag + its stream), queue after queue
+// until one has tasks. With count >= shards all of a queue's shards go in one pipelined round trip,
+// ceil(count / shards) each (so up to shards - 1 more than count); with fewer, `count` shards per round
+// trip, one task each (never more than count). (A slot's acks do not wait for this read: each goes out as
+// its task finishes, TaskLifecycle::Succeeded.)
 struct NextTask {
   std::vector<StreamEntry> entries;  // empty when none was waiting
   std::vector<std::string> open_queues;
 };
 StatusOr<NextTask> ReadNextTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
-                                 const std::string& consumer, const std::vector<std::string>& queues, int count,
-                                 const std::vector<TaskAck>& acks = {});
+                                 const std::string& consumer, const std::vector<std::string>& queues, int count);
 
 }  // namespace streamfleet
