@@ -1,55 +1,41 @@
 #!/usr/bin/python3
-"""Enqueue a streamfleet task from Python: XADD of a streamfleet.v1.TaskEnvelope to the queue stream.
+"""Enqueue a streamfleet task from Python with the client in clients/python (docs/task-protocol.md).
 
-Uses Debian's python3-redis and python3-protobuf (run with /usr/bin/python3). The protobuf module is
-generated from proto/streamfleet/v1/task.proto with protoc on first use (into a temporary directory).
+Uses Debian's python3-redis and python3-protobuf (run with /usr/bin/python3). Prints the task id.
 
     /usr/bin/python3 examples/enqueue_task.py --port 6379 --type noop --payload '{"hello": "world"}'
+    /usr/bin/python3 examples/enqueue_task.py --type noop --delay 30 --unique-key report-7
 """
 import argparse
-import importlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
-import uuid
 
-import redis
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "clients", "python"))
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import redis  # noqa: E402
 
-
-def load_task_pb2():
-    out = tempfile.mkdtemp(prefix="streamfleet-pb2-")
-    subprocess.run(["protoc", "-I", os.path.join(ROOT, "proto"), "--python_out", out,
-                    "streamfleet/v1/task.proto"], check=True)
-    sys.path.insert(0, out)
-    return importlib.import_module("streamfleet.v1.task_pb2")
+from streamfleet_client import TaskClient  # noqa: E402
+from streamfleet_client.config import keys_from_env  # noqa: E402
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default=os.environ.get("REDIS_HOST", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("REDIS_PORT", "6379")))
-    ap.add_argument("--prefix", default=os.environ.get("STREAMFLEET_STREAM_PREFIX", "streamfleet"))
     ap.add_argument("--queue", default="default")
     ap.add_argument("--type", required=True)
     ap.add_argument("--payload", default="{}")
+    ap.add_argument("--delay", type=float, help="seconds from now")
+    ap.add_argument("--unique-key", default="")
     args = ap.parse_args()
-    json.loads(args.payload)  # fail early on invalid JSON
+    json.loads(args.payload)  # fail early on invalid JSON: every handler parses its payload as JSON
 
-    task_pb2 = load_task_pb2()
-    task = task_pb2.TaskEnvelope(id=uuid.uuid4().hex[:20], type=args.type, payload=args.payload.encode(),
-                                 attempt=0, enqueued_at_ms=int(time.time() * 1000), queue=args.queue)
-    r = redis.Redis(host=args.host, port=args.port)
-    # The status hash the workers update (optional for producers; lets `streamfleetctl tasks show` find it).
-    # Written BEFORE the XADD: a fast worker may finish the task before this script's next command.
-    r.hset(f"{args.prefix}:task:{task.id}", mapping={"state": "pending", "type": task.type, "queue": args.queue})
-    r.expire(f"{args.prefix}:task:{task.id}", 86400)
-    r.xadd(f"{args.prefix}:queue:{args.queue}", {"e": task.SerializeToString()})
-    print(task.id)
+    # Prefix, key schema, shards and status TTL from the fleet's own variables (STREAMFLEET_STREAM_PREFIX, ...).
+    client = TaskClient(redis.Redis(host=args.host, port=args.port), keys_from_env(dict(os.environ)),
+                        int(os.environ.get("TASK_RESULT_TTL", "86400")))
+    res = client.enqueue(args.type, args.payload, queue=args.queue, delay=args.delay, unique_key=args.unique_key)
+    print(res.id)
 
 
 if __name__ == "__main__":

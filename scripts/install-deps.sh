@@ -29,7 +29,7 @@ TEST_PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev  # the suites and bench/ (STREAMFLEET_BUILD_TESTS/BENCH)
   postgresql postgresql-client                           # scripts/pg.sh: the throwaway test PostgreSQL
   prometheus jq yamllint python3-yaml                    # scripts/check-deploy.sh (promtool), prometheus_e2e
-  python3-redis python3-protobuf                         # tests/fault
+  python3-redis python3-protobuf                         # tests/fault, clients/python and its tests (tests/clients)
   chromium                                               # tests/e2e/admin: the admin UI in headless Chromium
   clang libclang-rt-dev llvm  # scripts/fuzz.sh: libFuzzer runtime, llvm-symbolizer for its stack traces
 )
@@ -44,8 +44,9 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-# npm (tests only: the offline Kubernetes-manifest validation in check-deploy.sh): Debian's package only when
-# no npm is on the PATH, so a Node.js installed another way (e.g. NodeSource) is not replaced.
+# npm (tests only: the offline Kubernetes-manifest validation in check-deploy.sh, and clients/node's tests, which
+# need Node >= 18 for node --test; Debian 12's nodejs is 18): Debian's package only when no npm is on the PATH, so
+# a Node.js installed another way (e.g. NodeSource) is not replaced.
 if [ "$MODE" = all ] && ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -60,5 +60,5 @@ if [ "${SKIP_SANITIZERS:-0}" != "1" ]; then
   # The compactor, ingest and worker suites re-run on the cluster (label cluster_suite) are the same code as their
   # single-server runs; the cluster client itself runs sanitized in redis_cluster_test and
   # chunk_path_cluster_test.
-  build_and_test build-asan "-LE e2e|cluster_suite|install" -DCMAKE_BUILD_TYPE=Debug -DSTREAMFLEET_SANITIZE=ON -DSTREAMFLEET_BUILD_BENCH=OFF
+  build_and_test build-asan "-LE e2e|cluster_suite|install|clients" -DCMAKE_BUILD_TYPE=Debug -DSTREAMFLEET_SANITIZE=ON -DSTREAMFLEET_BUILD_BENCH=OFF
 fi

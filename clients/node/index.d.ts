@@ -1,0 +1,110 @@
+// Types of streamfleet-client (plain JavaScript; these declarations are written by hand next to it).
+import type { Cluster, Redis } from 'ioredis';
+import type { Type } from 'protobufjs';
+
+export const CONSUMER_GROUP: 'workers';
+export const DEFAULT_STATUS_TTL_S: 86400;
+export const DEFAULT_UNIQUE_FOR_S: 3600;
+
+/** JSON by convention: Buffers and strings are sent as they are, anything else is JSON-encoded. */
+export type Payload = Buffer | string | Record<string, unknown> | unknown[];
+
+export interface TaskKeysOptions {
+  /** STREAMFLEET_STREAM_PREFIX, default "streamfleet". */
+  prefix?: string;
+  /** The cluster key schema (hash-tagged queue shards); default false. */
+  cluster?: boolean;
+  /** Stream shards per queue with the cluster schema (the fleet's default there is 4); 1 otherwise. */
+  shards?: number;
+}
+
+export class TaskKeys {
+  constructor(options?: TaskKeysOptions);
+  readonly prefix: string;
+  readonly cluster: boolean;
+  readonly shards: number;
+  queue(name: string, shard?: number): string;
+  queueShards(name: string): string[];
+  shardFor(uniqueKey: string): number;
+  scheduledOf(stream: string): string;
+  deadLettersOf(stream: string): string;
+  pausedFlagOf(stream: string): string;
+  scheduled(): string;
+  deadLetters(): string;
+  paused(): string;
+  status(id: string): string;
+  unique(key: string): string;
+}
+
+export interface EnqueueOptions {
+  /** Default "default"; [a-z0-9_.-]{1,64}. */
+  queue?: string;
+  /** Run this many milliseconds from now (excludes runAt). */
+  delayMs?: number;
+  /** Run at this time (a Date or unix milliseconds; excludes delayMs). */
+  runAt?: Date | number;
+  /** A second enqueue with this key within uniqueForS enqueues nothing and returns the first task's id. */
+  uniqueKey?: string;
+  /** Default 3600. */
+  uniqueForS?: number;
+  /** Default: 20 random hex digits. */
+  id?: string;
+}
+
+export interface Task extends Omit<EnqueueOptions, 'uniqueKey' | 'uniqueForS'> {
+  type: string;
+  payload?: Payload;
+}
+
+export interface EnqueueResult {
+  id: string;
+  /** The unique key was held: nothing was enqueued and `id` is the holder's. */
+  duplicate: boolean;
+  /** Waiting in the scheduled set until its run time. */
+  scheduled: boolean;
+}
+
+export type TaskState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'retry_scheduled' | 'dead';
+
+export interface TaskStatus {
+  state: TaskState;
+  attempts: number;
+  result: string | null;
+  error: string | null;
+  /** Every field of the status hash (docs/task-protocol.md), as strings. */
+  fields: Record<string, string>;
+}
+
+export interface TaskClientOptions {
+  keys?: TaskKeys | TaskKeysOptions;
+  /** TASK_RESULT_TTL: seconds the status record lives; 0 writes none. Default 86400. */
+  statusTtlS?: number;
+  /** Unix milliseconds now; default Date.now. */
+  clock?: () => number;
+}
+
+export class TaskClient {
+  constructor(redis: Redis | Cluster, options?: TaskClientOptions);
+  /** From REDIS_URL / REDIS_HOST..., REDIS_CLUSTER, STREAMFLEET_STREAM_PREFIX, STREAMFLEET_KEY_SCHEMA,
+   * TASK_QUEUE_SHARDS and TASK_RESULT_TTL, with the fleet's defaults. */
+  static fromEnv(env?: Record<string, string | undefined>): TaskClient;
+  readonly redis: Redis | Cluster;
+  readonly keys: TaskKeys;
+  readonly statusTtlS: number;
+  enqueue(type: string, payload?: Payload, options?: EnqueueOptions): Promise<EnqueueResult>;
+  /** One round trip; unique tasks are refused (use enqueue). */
+  enqueueMany(tasks: Task[]): Promise<EnqueueResult[]>;
+  status(id: string): Promise<TaskStatus | null>;
+  pause(queue: string): Promise<void>;
+  resume(queue: string): Promise<void>;
+  pausedQueues(): Promise<string[]>;
+}
+
+export function crc16(data: string | Buffer): number;
+export function validQueueName(name: string): boolean;
+export function keysFromEnv(env: Record<string, string | undefined>): TaskKeys;
+export const TaskEnvelope: Type;
+export function decodeEnvelope(bytes: Uint8Array): {
+  id: string; type: string; payload: Uint8Array; attempt: number; enqueuedAtMs: number; runAtMs: number;
+  uniqueKey: string; traceId: string; queue: string; errors: string[]; version: number;
+};

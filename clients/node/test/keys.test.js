@@ -1,0 +1,54 @@
+'use strict';
+// Key names, the shard function, configuration and the envelope schema: no servers.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const protobuf = require('protobufjs');
+const { TaskKeys, crc16, keysFromEnv, validQueueName } = require('..');
+
+test('crc16 is the cluster checksum', () => {
+  assert.equal(crc16('123456789'), 0x31c3);
+  assert.equal(crc16('foo') % 16384, 12182); // CLUSTER KEYSLOT foo
+});
+
+test('standard and cluster key names', () => {
+  const s = new TaskKeys({ prefix: 'streamfleet', shards: 4 });
+  assert.equal(s.shards, 1);
+  assert.equal(s.queue('default', 3), 'streamfleet:queue:default');
+  assert.equal(s.scheduledOf(s.queue('low')), 'streamfleet:scheduled');
+  assert.equal(s.deadLettersOf(s.queue('low')), 'streamfleet:dlq:tasks');
+  assert.equal(s.status('abc'), 'streamfleet:task:abc');
+  assert.equal(s.unique('report-7'), 'streamfleet:unique:report-7');
+  const c = new TaskKeys({ prefix: 'streamfleet', cluster: true, shards: 4 });
+  const stream = c.queue('default', c.shardFor('report-7'));
+  assert.equal(stream, '{streamfleet:queue:default:1}'); // docs/task-protocol.md's example
+  assert.equal(c.scheduledOf(stream), '{streamfleet:queue:default:1}:scheduled');
+  assert.equal(c.pausedFlagOf(stream), '{streamfleet:queue:default:1}:paused');
+  const picks = new Set(Array.from({ length: 200 }, () => c.shardFor('')));
+  assert.deepEqual([...picks].sort(), [0, 1, 2, 3]);
+});
+
+test('queue names', () => {
+  for (const good of ['default', 'a', 'x'.repeat(64), 'q_1.b-2']) assert.ok(validQueueName(good), good);
+  for (const bad of ['', 'x'.repeat(65), 'Default', 'a:b', 'a b', '{a}']) assert.ok(!validQueueName(bad), bad);
+});
+
+test('configuration follows the fleet', () => {
+  let k = keysFromEnv({});
+  assert.deepEqual([k.prefix, k.cluster, k.shards], ['streamfleet', false, 1]);
+  k = keysFromEnv({ STREAMFLEET_KEY_SCHEMA: 'cluster', STREAMFLEET_STREAM_PREFIX: 'sf' });
+  assert.deepEqual([k.prefix, k.cluster, k.shards], ['sf', true, 4]);
+  k = keysFromEnv({ REDIS_CLUSTER: 'true', TASK_QUEUE_SHARDS: '8' });
+  assert.deepEqual([k.cluster, k.shards], [true, 8]);
+  for (const env of [{ TASK_QUEUE_SHARDS: '2' }, { REDIS_CLUSTER: 'true', STREAMFLEET_KEY_SCHEMA: 'standard' },
+    { STREAMFLEET_KEY_SCHEMA: 'sharded' }, { REDIS_CLUSTER: 'maybe' }]) {
+    assert.throws(() => keysFromEnv(env), undefined, JSON.stringify(env));
+  }
+});
+
+test('lib/task_envelope.json is proto/streamfleet/v1/task.proto', () => {
+  const proto = path.join(__dirname, '..', '..', '..', 'proto', 'streamfleet', 'v1', 'task.proto');
+  const fresh = protobuf.loadSync(proto).toJSON();
+  assert.deepEqual(require('../lib/task_envelope.json'), JSON.parse(JSON.stringify(fresh)),
+    'stale: regenerate lib/task_envelope.json (README.md, "The envelope schema")');
+});

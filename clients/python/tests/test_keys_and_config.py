@@ -1,0 +1,82 @@
+"""Key names, the shard function, configuration from the environment and the generated module: no servers."""
+from __future__ import annotations
+
+import filecmp
+import shutil
+import subprocess
+import tempfile
+import unittest
+from pathlib import Path
+
+from streamfleet_client import TaskKeys, crc16, valid_queue_name
+from streamfleet_client.config import keys_from_env
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+
+
+class KeysTest(unittest.TestCase):
+    def test_crc16_is_the_cluster_checksum(self) -> None:
+        # CRC-16/XMODEM's check value, and the values Redis Cluster documents for its key slots.
+        self.assertEqual(crc16(b"123456789"), 0x31C3)
+        self.assertEqual(crc16(b"foo") % 16384, 12182)  # CLUSTER KEYSLOT foo
+
+    def test_standard_names(self) -> None:
+        k = TaskKeys("streamfleet", cluster=False, shards=4)  # shards are ignored without the cluster schema
+        self.assertEqual(k.shards, 1)
+        self.assertEqual(k.queue("default", 3), "streamfleet:queue:default")
+        self.assertEqual(k.scheduled_of(k.queue("low")), "streamfleet:scheduled")
+        self.assertEqual(k.dead_letters_of(k.queue("low")), "streamfleet:dlq:tasks")
+        self.assertEqual(k.status("abc"), "streamfleet:task:abc")
+        self.assertEqual(k.unique("report-7"), "streamfleet:unique:report-7")
+        self.assertEqual(k.paused(), "streamfleet:paused")
+        self.assertEqual(k.shard_for("report-7"), 0)
+
+    def test_cluster_names_share_the_shard_hash_tag(self) -> None:
+        k = TaskKeys("streamfleet", cluster=True, shards=4)
+        stream = k.queue("default", k.shard_for("report-7"))
+        self.assertEqual(stream, "{streamfleet:queue:default:1}")
+        self.assertEqual(k.scheduled_of(stream), "{streamfleet:queue:default:1}:scheduled")
+        self.assertEqual(k.dead_letters_of(stream), "{streamfleet:queue:default:1}:dlq")
+        self.assertEqual(k.paused_flag_of(stream), "{streamfleet:queue:default:1}:paused")
+        self.assertEqual({k.shard_for("") for _ in range(200)}, {0, 1, 2, 3})
+
+    def test_queue_names(self) -> None:
+        for good in ("default", "a", "x" * 64, "q_1.b-2"):
+            self.assertTrue(valid_queue_name(good), good)
+        for bad in ("", "x" * 65, "Default", "a:b", "a b", "{a}"):
+            self.assertFalse(valid_queue_name(bad), bad)
+
+
+class ConfigTest(unittest.TestCase):
+    def test_defaults_follow_the_fleet(self) -> None:
+        k = keys_from_env({})
+        self.assertEqual((k.prefix, k.cluster, k.shards), ("streamfleet", False, 1))
+        k = keys_from_env({"STREAMFLEET_KEY_SCHEMA": "cluster", "STREAMFLEET_STREAM_PREFIX": "sf"})
+        self.assertEqual((k.prefix, k.cluster, k.shards), ("sf", True, 4))
+        k = keys_from_env({"REDIS_CLUSTER": "true", "TASK_QUEUE_SHARDS": "8"})
+        self.assertEqual((k.cluster, k.shards), (True, 8))
+
+    def test_contradictions_are_errors(self) -> None:
+        for env in ({"TASK_QUEUE_SHARDS": "2"}, {"REDIS_CLUSTER": "true", "STREAMFLEET_KEY_SCHEMA": "standard"},
+                    {"STREAMFLEET_KEY_SCHEMA": "sharded"}, {"REDIS_CLUSTER": "maybe"}):
+            with self.assertRaises(ValueError, msg=str(env)):
+                keys_from_env(env)
+
+
+class GeneratedCodeTest(unittest.TestCase):
+    def test_task_pb2_is_what_protoc_makes_from_the_proto(self) -> None:
+        protoc = shutil.which("protoc")
+        if protoc is None:
+            self.fail("protoc not found (Debian package protobuf-compiler)")
+        with tempfile.TemporaryDirectory() as out:
+            subprocess.run([protoc, "-I", str(ROOT / "proto"), f"--python_out={out}", "streamfleet/v1/task.proto"],
+                           check=True)
+            fresh = Path(out) / "streamfleet" / "v1" / "task_pb2.py"
+            checked_in = HERE.parent / "streamfleet_client" / "task_pb2.py"
+            self.assertTrue(filecmp.cmp(fresh, checked_in, shallow=False),
+                            "clients/python/streamfleet_client/task_pb2.py is stale: run clients/python/regenerate_proto.sh")
+
+
+if __name__ == "__main__":
+    unittest.main()
