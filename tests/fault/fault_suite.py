@@ -37,6 +37,8 @@ SIZES = {
     "long": dict(chunks=2000, redis_restart=2000, pg_outage=2000, pg_down_s=10, tasks=50000, poison=100,
                  settle_s=1200),
 }
+# Slots per worker in the tasks scenario (WORKER_CONCURRENCY); it bounds what a SIGKILL may re-run.
+TASK_SLOTS = 8
 # Redis documents everysec as losing "one second of writes" and up to two when a slow fsync postpones the
 # write(2) of the AOF buffer; acknowledged chunks acked this long before the kill may be missing.
 AOF_WINDOW_S = 2.0
@@ -230,7 +232,7 @@ def scenario_tasks(fleet, size):
         n, poison_webhooks, poison_unknown = size["tasks"], size["poison"] // 2, size["poison"] - size["poison"] // 2
         good, poison = task_load.enqueue(fleet.redis_port, pb2, n, poison_webhooks, poison_unknown, rport)
         env = fleet.env(DATABASE_URL=f"sqlite:{fleet.work}/fleet.db", VISIBILITY_TIMEOUT="2s",
-                        WORKER_CONCURRENCY=8, TASK_BACKOFF_BASE="100ms", TASK_BACKOFF_CAP="1s")
+                        WORKER_CONCURRENCY=TASK_SLOTS, TASK_BACKOFF_BASE="100ms", TASK_BACKOFF_CAP="1s")
         workers = [fleet.worker(i, env) for i in (1, 2)]
         killer = Killer(workers, 1.0, 5)
         # Kill until 90% of the effects are in; then let the fleet finish.
@@ -251,13 +253,17 @@ def scenario_tasks(fleet, size):
         dlq, reasons = task_load.dead_letter_ids(fleet.redis_port, pb2)
         missing = [t for t in good if t not in recv.effects]
         execs = sum(recv.executions.get(t, 0) for t in good)
+        re_executions = execs - (n - len(missing))
+        # The delivery window: a SIGKILL re-runs what was running (one task per slot) and, per slot, one task
+        # whose ack was still in flight; never the read-ahead batch a slot finished but had not acked.
+        window = killer.kills * 2 * TASK_SLOTS
         wrong_effect = [t for t in good if t in recv.effects and recv.effects[t] != ('{"task":"%s"}' % t).encode()]
         unexpected_dlq = sorted(set(dlq) - set(poison))
         missing_dlq = sorted(set(poison) - set(dlq))
         figures("tasks", tasks=n, poison_planted=len(poison), worker_kills=killer.kills,
                 worker_restarts=killer.restarts, effects_distinct=len(recv.effects), lost=len(missing),
                 extra_effects=len(set(recv.effects) - set(good)),
-                executions=execs, re_executions=execs - (n - len(missing)),
+                executions=execs, re_executions=re_executions, re_execution_bound=window,
                 tasks_executed_twice_or_more=sum(1 for t in good if recv.executions.get(t, 0) > 1),
                 dead_letters=len(dlq), unexpected_dead_letters=len(unexpected_dlq),
                 seconds=f"{time.monotonic() - started:.1f}")
@@ -265,6 +271,9 @@ def scenario_tasks(fleet, size):
             print(subprocess.run([os.path.join(fleet.build, "tools/streamfleetctl"), "streams"], env=env,
                                  capture_output=True, text=True).stdout, file=sys.stderr)
             print(fleet.redis_cli("XPENDING", "streamfleet:queue:default", "workers", "-", "+", "20"), file=sys.stderr)
+        if re_executions > window:
+            raise Failure(f"tasks: {re_executions} re-executions after {killer.kills} worker kills, more than "
+                          f"the {window} that in-flight tasks and acks explain")
         if missing or set(recv.effects) - set(good) or unexpected_dlq or missing_dlq or wrong_effect or len(dlq) != len(set(dlq)):
             raise Failure(f"tasks: missing effects {missing[:5]}, unexpected dead letters "
                           f"{[(t, reasons[t]) for t in unexpected_dlq[:5]]}, poison not dead-lettered "
