@@ -16,7 +16,8 @@
 # COMPACTOR_GENS (2000 generations x 50 chunks), PACED_RATE (25000 chunks/s = 500 generations/s, for the steady-state finalize
 # latency), CHUNK_BYTES (200), CACHE_ITERATIONS (5000 gets per tier), ONLY=compactor|cache|worker (just part 3, 4 or 5),
 # WORKER_TASKS (50000), WORKER_CONCURRENCY (8 slots per worker process), LATENCY_PRODUCERS (2 producer threads,
-# each its own connection, offer the latency phase's load), SKIP_BUILD=1, ONLY=ingest (parts 1 and 2),
+# each its own connection, offer the latency phase's load), SKIP_BUILD=1, ONLY=ingest (parts 1 and 2), ANCHORS
+# (../shared/anchors: its raw C streams round runs beside the worker part when present),
 # INGEST_BIN (the streamfleet-ingest binary to measure, default BUILD_DIR's: A/B against another build).
 set -euo pipefail
 
@@ -29,6 +30,7 @@ PACED_RATE=${PACED_RATE:-25000}
 CHUNK_BYTES=${CHUNK_BYTES:-200}
 CACHE_ITERATIONS=${CACHE_ITERATIONS:-5000}
 ONLY=${ONLY:-}
+ANCHORS=${ANCHORS:-$ROOT/../shared/anchors}
 INGEST_BIN=${INGEST_BIN:-$BUILD/ingest/streamfleet-ingest}
 WORKER_TASKS=${WORKER_TASKS:-50000}
 WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-8}
@@ -178,6 +180,18 @@ fi
 if [ -z "$ONLY" ] || [ "$ONLY" = worker ]; then
 # ---- 5. queue-worker and BullMQ on the same Redis ----------------------------------------------------
 rcli flushall >/dev/null
+# The raw C streams round of ../shared/anchors (05_streams_hiredis.c: pipelined XADD producer, 1 consumer doing
+# XREADGROUP COUNT 100 -> XACK, no work), on this run's redis-server, so the worker's ratio to it is the same
+# ratio the anchors report. Skipped (with a note) when the anchors are not beside the checkout.
+if [ -f "$ANCHORS/05_streams_hiredis.c" ] && gcc -O2 -Wall -o "$WORK/streams_hiredis" "$ANCHORS/05_streams_hiredis.c" -lhiredis; then
+  log "anchor 05 (raw C streams round, 1 consumer, concurrent p100): 300000 entries"
+  line=$(timeout 200 "$WORK/streams_hiredis" -P "$REDIS_PORT" -d 150 -n 300000 -k 1 -p 100 -c 100 || true)
+  rate=$(sed -n 's/.*"e2e_rate":\([0-9.]*\).*/\1/p' <<<"$line")
+  [ -n "$rate" ] && echo "anchor_raw_c_tps=$rate" >>"$RESULTS"
+  rcli flushall >/dev/null
+else
+  log "anchor 05 skipped: $ANCHORS/05_streams_hiredis.c not found or not built (set ANCHORS=.../shared/anchors)"
+fi
 log "queue-worker: $WORKER_TASKS no-op tasks: raw ceiling, enqueue, 1 and 2 worker processes, latency at half peak"
 run_child "$BUILD/bench/worker_bench" --redis-port "$REDIS_PORT" --tasks "$WORKER_TASKS" \
   --concurrency "$WORKER_CONCURRENCY" --producers "$LATENCY_PRODUCERS" --worker-bin "$BUILD/queue-worker/streamfleet-queue-worker" >>"$RESULTS"
@@ -268,13 +282,16 @@ fi
     printf "\nqueue-worker: %s cores shared by redis, the workers and the driver; %d no-op tasks, WORKER_CONCURRENCY=%d per process\n\n", cores, tasks, conc
     print "| Benchmark | Measured | Reference / target | Ratio | Target met |"
     print "|---|---|---|---|---|"
+    def = v["w1_retained_tps"]; anchor = v["anchor_raw_c_tps"]
+    printf "| **streamfleet-queue-worker, 1 process, default configuration** (status records on, TASK_RESULT_TTL=3600) | %s tasks/s | >= 3x BullMQ (%s) | %s | %s |\n", f0(def), f0(3 * best), (best > 0 ? sprintf("%.1fx", def / best) : "n/a"), met(best > 0 && def >= 3 * best)
+    printf "| default configuration vs status records off (TASK_RESULT_TTL=0, below) | %s / %s tasks/s | >= 60%% of off | %s | %s |\n", f0(def), f0(v["w1_tps"]), pct(def, v["w1_tps"]), met(v["w1_tps"] > 0 && def >= 0.6 * v["w1_tps"])
+    if (anchor > 0) printf "| raw C streams round, ../shared/anchors/05 (1 consumer, COUNT 100, concurrent p100) | %s entries/s | anchor | default %s, off %s | |\n", f0(anchor), pct(def, anchor), pct(v["w1_tps"], anchor)
     printf "| raw XADD -> XREADGROUP -> XACK ceiling (COUNT 100, pipelined producer) | %s tasks/s | ceiling | | |\n", f0(raw)
     printf "| enqueue, EnqueueTasks (bulk, 1000 per call) / EnqueueTask (one at a time) | %s / %s tasks/s | | | |\n", f0(v["enqueue_bulk_tps"]), f0(v["enqueue_single_tps"])
     if (best > 0) printf "| BullMQ, no-op worker, best of concurrency 1/10/50 (c=%s) | %s jobs/s | reference | | |\n", bestc, f0(best)
-    printf "| streamfleet-queue-worker, 1 process | %s tasks/s | >= 3x BullMQ (%s) | %s | %s |\n", f0(v["w1_tps"]), f0(3 * best), (best > 0 ? sprintf("%.1fx", v["w1_tps"] / best) : "n/a"), met(best > 0 && v["w1_tps"] >= 3 * best)
+    printf "| streamfleet-queue-worker, 1 process, status records off | %s tasks/s | >= 3x BullMQ (%s) | %s | %s |\n", f0(v["w1_tps"]), f0(3 * best), (best > 0 ? sprintf("%.1fx", v["w1_tps"] / best) : "n/a"), met(best > 0 && v["w1_tps"] >= 3 * best)
     printf "| streamfleet-queue-worker, 2 processes | %s tasks/s | >= 40%% of raw (%s) | %s | %s |\n", f0(v["w2_tps"]), f0(0.4 * raw), pct(v["w2_tps"], raw), met(v["w2_tps"] >= 0.4 * raw)
     printf "| best of 1 and 2 processes vs the raw ceiling | %s tasks/s | >= 40%% of raw (%s) | %s | %s |\n", f0(ours), f0(0.4 * raw), pct(ours, raw), met(ours >= 0.4 * raw)
-    printf "| 1 process with result retention on (TASK_RESULT_TTL=3600) | %s tasks/s | (cost of status hashes) | %s of off | |\n", f0(v["w1_retained_tps"]), pct(v["w1_retained_tps"], v["w1_tps"])
     printf "| worker RSS (VmHWM, 1 / 2 processes) | %s / %s MB | <= 32 MB | | %s |\n", f1(v["w1_rss_mb"]), f1(v["w2_rss_mb"]), met(v["w1_rss_mb"] <= 32 && v["w2_rss_mb"] <= 32)
     if (best > 0) printf "| BullMQ process RSS at c=%s | %s MB | (info) | | |\n", bestc, f1(v["bullmq_c" bestc "_rss_mb"])
     printf "| p99 enqueue-to-start at half the peak rate (target %s, offered %s tasks/s = %s, %d producers, batches of %d) | <= %s ms (histogram bucket; p50 <= %s ms) | <= 5 ms, offered >= 90%% | | %s |\n", f0(v["latency_target_tps"]), f0(v["latency_rate_tps"]), pct(v["latency_rate_tps"], v["latency_target_tps"]), v["latency_producers"], v["latency_batch"], f1(v["latency_wait_p99_ms"]), f1(v["latency_wait_p50_ms"]), met(v["latency_wait_p99_ms"] >= 0 && v["latency_wait_p99_ms"] <= 5 && v["latency_rate_tps"] >= 0.9 * v["latency_target_tps"])
