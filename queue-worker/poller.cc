@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "queue-worker/queues.h"
+#include "streamfleet/base/log.h"
 
 namespace streamfleet::worker {
 
@@ -39,6 +40,7 @@ StatusOr<std::vector<StreamEntry>> Poller::ReadBatch(RedisClient& redis, Slot& s
                             slot.prefetch);
   redis_health_.Report(next.status(), "poll queues");
   if (!next.ok()) return next.status();
+  Skipped(next->cancelled);
   if (!next->entries.empty()) return std::move(next->entries);
   if (next->open_queues.empty()) {  // every queue paused
     // Not the whole BLOCK time: a resumed queue is served within kPausedPollMs (one cheap script call per slot
@@ -62,7 +64,18 @@ StatusOr<std::vector<StreamEntry>> Poller::BlockingRead(RedisClient& redis, Slot
   for (size_t i = 0; i < open_queues.size(); ++i) cmd.push_back(">");
   auto r = redis.Command(cmd, block_ms);
   if (!r.ok()) return r.status();
-  return ParseStreamReply(*r);
+  std::vector<StreamEntry> entries = ParseStreamReply(*r);
+  // The next-task script checks cancel markers as it reads; a blocking read cannot, so one more call does.
+  auto skipped = DropCancelled(redis, lifecycle_.keys(), entries);
+  if (!skipped.ok()) return skipped.status();  // the entries stay pending: taken over after the visibility timeout
+  Skipped(*skipped);
+  return entries;
+}
+
+void Poller::Skipped(const std::vector<std::string>& cancelled_ids) {
+  if (cancelled_ids.empty()) return;
+  cancelled_.Increment(static_cast<double>(cancelled_ids.size()));
+  for (const auto& id : cancelled_ids) SF_LOG_INFO("skipped cancelled task {}", id);
 }
 
 void Poller::IdleWait(Slot& slot, int block_ms) {

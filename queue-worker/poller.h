@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
+
 #include "queue-worker/executor.h"
 #include "queue-worker/slot.h"
 #include "streamfleet/observability/dependency_health.h"
@@ -21,8 +23,11 @@ class Poller {
   // How often a slot whose queues are all paused checks again (PAUSE / RESUME take effect this fast).
   static constexpr int64_t kPausedPollMs = 100;
 
-  Poller(const Config& config, const TaskLifecycle& lifecycle, Executor& executor, DependencyHealth& redis_health)
-      : config_(config), lifecycle_(lifecycle), executor_(executor), redis_health_(redis_health) {}
+  // cancelled: counts the cancelled tasks its reads skip (task_control.h).
+  Poller(const Config& config, const TaskLifecycle& lifecycle, Executor& executor, DependencyHealth& redis_health,
+         prometheus::Counter& cancelled)
+      : config_(config), lifecycle_(lifecycle), executor_(executor), redis_health_(redis_health),
+        cancelled_(cancelled) {}
 
   // Runs the next task the slot holds, reading a batch first when it holds none. Its ack is sent without
   // waiting for the reply (and stays owed after a connection error): Flush waits for them. Returns 1 if a
@@ -48,11 +53,14 @@ class Poller {
   void IdleWait(Slot& slot, int block_ms);
   // The slot holds `entries` from now on; the watchdog keeps their leases.
   void Hold(Slot& slot, std::vector<StreamEntry> entries);
+  // Counts and logs the cancelled tasks a read skipped (already acked by it).
+  void Skipped(const std::vector<std::string>& cancelled_ids);
 
   const Config& config_;
   const TaskLifecycle& lifecycle_;
   Executor& executor_;
   DependencyHealth& redis_health_;
+  prometheus::Counter& cancelled_;
 };
 
 }  // namespace streamfleet::worker

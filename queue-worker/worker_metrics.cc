@@ -45,7 +45,10 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
           CounterFamily(r, "streamfleet_worker_events_forwarded_total",
                         "Fleet events turned into webhook tasks (forwarded) or acked without one (skipped)")),
       oldest_waiting(GaugeFamily(r, "streamfleet_worker_oldest_waiting_task_seconds",
-                                 "Age of the oldest task of a queue not yet given to a worker (0 when none waits)")) {}
+                                 "Age of the oldest task of a queue not yet given to a worker (0 when none waits)")),
+      cancelled(CounterFamily(r, "streamfleet_worker_tasks_cancelled_total",
+                              "Cancelled tasks a worker read and acked without running them")
+                    .Add({})) {}
 
 prometheus::Counter& WorkerMetrics::Processed(Slot& slot, const std::string& type, const std::string& outcome) {
   prometheus::Counter*& c = slot.processed[type + '\n' + outcome];

@@ -46,6 +46,7 @@ struct WorkerMetrics {
   prometheus::Gauge& abandoned;
   prometheus::Family<prometheus::Counter>& events_forwarded;
   prometheus::Family<prometheus::Gauge>& oldest_waiting;
+  prometheus::Counter& cancelled;
 };
 
 }  // namespace streamfleet::worker

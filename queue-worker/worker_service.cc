@@ -24,7 +24,7 @@ WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRe
                 Watchdog::Hooks{[this] { metrics_.lease_extensions.Increment(); }}),
       finisher_(config, clock, handlers, lifecycle_, metrics_),
       executor_(config, handlers, lifecycle_, metrics_, finisher_, watchdog_),
-      poller_(config, lifecycle_, executor_, metrics_.redis_health),
+      poller_(config, lifecycle_, executor_, metrics_.redis_health, metrics_.cancelled),
       housekeeper_(config, clock, lifecycle_, executor_, finisher_, metrics_),
       sampler_(config, lifecycle_.keys(), metrics_, watchdog_) {}
 

@@ -5,6 +5,10 @@ import type { Type } from 'protobufjs';
 export const CONSUMER_GROUP: 'workers';
 export const DEFAULT_STATUS_TTL_S: 86400;
 export const DEFAULT_UNIQUE_FOR_S: 3600;
+/** A cancel drops cancel markers older than this (30 days). */
+export const CANCEL_MARKER_TTL_MS: 2592000000;
+/** The standard schema's cancel script, the text of docs/task-protocol.md's ("Cancel"). */
+export const CANCEL_SCRIPT: string;
 
 /** JSON by convention: Buffers and strings are sent as they are, anything else is JSON-encoded. */
 export type Payload = Buffer | string | Record<string, unknown> | unknown[];
@@ -29,9 +33,12 @@ export class TaskKeys {
   scheduledOf(stream: string): string;
   deadLettersOf(stream: string): string;
   pausedFlagOf(stream: string): string;
+  /** The cancel markers the workers check when they read from `stream` (cancelled() with the standard schema). */
+  cancelledOf(stream: string): string;
   scheduled(): string;
   deadLetters(): string;
   paused(): string;
+  cancelled(): string;
   status(id: string): string;
   unique(key: string): string;
 }
@@ -64,15 +71,36 @@ export interface EnqueueResult {
   scheduled: boolean;
 }
 
-export type TaskState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'retry_scheduled' | 'dead';
+export type TaskState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'retry_scheduled' | 'dead' | 'cancelled';
 
 export interface TaskStatus {
   state: TaskState;
   attempts: number;
   result: string | null;
   error: string | null;
+  /** Unix ms at enqueue, by the producer's clock (null in a record an older producer wrote). */
+  enqueuedAtMs: number | null;
+  /** Unix ms when the latest attempt started ("running"), by the worker's clock. */
+  startedAtMs: number | null;
+  /** Unix ms when it succeeded or went dead, by the worker's clock. */
+  finishedAtMs: number | null;
+  /** Unix ms when it was cancelled, by the canceller's clock. */
+  cancelledAtMs: number | null;
   /** Every field of the status hash (docs/task-protocol.md), as strings. */
   fields: Record<string, string>;
+}
+
+/**
+ * cancelled: it was waiting (pending, scheduled or retry_scheduled) and will not run; already_cancelled and
+ * too_late (running, succeeded or dead): nothing changed; not_found: no status record (unknown id, expired, or
+ * TASK_RESULT_TTL=0).
+ */
+export type CancelOutcome = 'cancelled' | 'already_cancelled' | 'not_found' | 'too_late';
+
+export interface CancelResult {
+  outcome: CancelOutcome;
+  /** The record's state before the call ('' when not found). */
+  state: TaskState | '';
 }
 
 export interface TaskClientOptions {
@@ -95,6 +123,9 @@ export class TaskClient {
   /** One round trip; unique tasks are refused (use enqueue). */
   enqueueMany(tasks: Task[]): Promise<EnqueueResult[]>;
   status(id: string): Promise<TaskStatus | null>;
+  /** Cancels the task if it has not started: a worker that reads it acks it without running it. Rejects for an
+   * empty id. */
+  cancel(id: string): Promise<CancelResult>;
   pause(queue: string): Promise<void>;
   resume(queue: string): Promise<void>;
   pausedQueues(): Promise<string[]>;

@@ -8,11 +8,45 @@
 // - a unique task first takes {prefix}:unique:{key} with SET NX EX; when it is held nothing is enqueued and the
 //   result carries the holder's id;
 // - statusTtlS (TASK_RESULT_TTL, default 86400) of 0 writes no status record at all.
+// Cancel is the C++ CancelTask (components/taskqueue task_control.cc): a task whose record says pending, scheduled or
+// retry_scheduled gets a cancel marker (workers ack a marked task without running it when they read it) and the
+// state "cancelled"; standard schema in one script (CANCEL_SCRIPT, the text of the document's), cluster schema as
+// HMGET, then the markers of every shard of the task's queue, then the record.
 const { TaskKeys, newTaskId, validQueueName } = require('./keys');
 const { encodeEnvelope } = require('./envelope');
 
 const DEFAULT_STATUS_TTL_S = 86400; // TASK_RESULT_TTL's default
 const DEFAULT_UNIQUE_FOR_S = 3600;  // EnqueueOptions::unique_ttl_s
+const CANCEL_MARKER_TTL_MS = 30 * 24 * 3600 * 1000; // kCancelMarkerTtlMs: a cancel drops markers older than this
+
+// docs/task-protocol.md, "Cancel": KEYS[1] the status record, KEYS[2] the cancel markers; ARGV id, now ms,
+// TASK_RESULT_TTL, now - 30 days. {0} no record, {1, previous state} cancelled, {2, state} nothing changed.
+// test/keys.test.js checks that this is the document's text, character for character.
+const CANCEL_SCRIPT = `local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {0} end
+if state ~= 'pending' and state ~= 'scheduled' and state ~= 'retry_scheduled' then return {2, state} end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at_ms', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, state}
+`;
+
+// The states a cancel can still stop: the task has not started.
+const CANCELLABLE_STATES = ['pending', 'scheduled', 'retry_scheduled'];
+
+function cancelResult(state) {
+  if (state === 'cancelled') return { outcome: 'already_cancelled', state };
+  if (CANCELLABLE_STATES.includes(state)) return { outcome: 'cancelled', state };
+  return { outcome: 'too_late', state };
+}
+
+const NOT_FOUND = Object.freeze({ outcome: 'not_found', state: '' });
+
+// A timestamp field of the status record as a number, null when absent.
+function ms(value) {
+  return value === undefined || value === '' ? null : Number(value);
+}
 
 function payloadBytes(payload) {
   if (payload === undefined) return Buffer.from('{}');
@@ -103,8 +137,10 @@ class TaskClient {
     const stream = this.keys.queue(task.queue, this.keys.shardFor(task.uniqueKey || ''));
     if (this.statusTtlS > 0) {
       const key = this.keys.status(id);
-      cmds.push(['HSET', key, 'state', scheduled ? 'scheduled' : 'pending', 'type', task.type, 'queue', task.queue,
-        'attempts', '0']);
+      const hset = ['HSET', key, 'state', scheduled ? 'scheduled' : 'pending', 'type', task.type, 'queue', task.queue,
+        'attempts', '0', 'enqueued_at_ms', String(now)];
+      if (scheduled) hset.push('run_at_ms', String(runAt));
+      cmds.push(hset);
       cmds.push(['EXPIRE', key, String(this.statusTtlS)]);
     }
     if (scheduled) {
@@ -136,7 +172,9 @@ class TaskClient {
   }
 
   // The task's status record, or null (unknown id, expired, or TASK_RESULT_TTL=0). state is pending, scheduled,
-  // running, succeeded, retry_scheduled or dead; fields holds every field of the hash.
+  // running, succeeded, retry_scheduled, dead or cancelled; fields holds every field of the hash. The *AtMs
+  // timestamps are unix ms (enqueuedAtMs by the producer's clock, the others by the worker's or the canceller's),
+  // null while the record has no such field.
   async status(id) {
     const fields = await this.redis.hgetall(this.keys.status(id));
     if (!fields || Object.keys(fields).length === 0) return null;
@@ -145,8 +183,49 @@ class TaskClient {
       attempts: Number(fields.attempts || 0),
       result: fields.result ?? null,
       error: fields.error ?? null,
+      enqueuedAtMs: ms(fields.enqueued_at_ms),
+      startedAtMs: ms(fields.started_at_ms),
+      finishedAtMs: ms(fields.finished_at_ms),
+      cancelledAtMs: ms(fields.cancelled_at_ms),
       fields,
     };
+  }
+
+  // Cancels the task if it has not started (its record says pending, scheduled or retry_scheduled): a worker that
+  // reads it acks it without running it. A task a worker had read ahead before the cancel still runs (its record
+  // then moves on from "cancelled"). Needs status records: with statusTtlS 0 every id is not_found and nothing is
+  // sent. Resolves to { outcome: 'cancelled' | 'already_cancelled' | 'not_found' | 'too_late', state } (state: the
+  // record's state before the call, '' when not found); rejects for an empty id or when Redis fails.
+  async cancel(id) {
+    if (typeof id !== 'string' || id === '') throw new Error('empty task id');
+    if (!(this.statusTtlS > 0)) return { ...NOT_FOUND };
+    const now = this.clock();
+    if (this.keys.cluster) return this.#cancelSharded(id, now);
+    const reply = await this.redis.call('EVAL', CANCEL_SCRIPT, '2', this.keys.status(id), this.keys.cancelled(), id,
+      String(now), String(this.statusTtlS), String(now - CANCEL_MARKER_TTL_MS));
+    if (!Array.isArray(reply) || reply.length === 0) throw new Error('cancel script: unexpected reply');
+    if (Number(reply[0]) === 0) return { ...NOT_FOUND };
+    return cancelResult(reply.length > 1 ? String(reply[1]) : '');
+  }
+
+  // The record and the shards live on different masters: no script spans them. The markers first (a worker reading
+  // the task from then on skips it), then the record.
+  async #cancelSharded(id, now) {
+    const key = this.keys.status(id);
+    const [state, queue] = await this.redis.call('HMGET', key, 'state', 'queue');
+    if (state === null || state === undefined) return { ...NOT_FOUND };
+    if (!CANCELLABLE_STATES.includes(state)) return cancelResult(state);
+    if (!validQueueName(queue)) throw new Error(`task ${id} has a record without a valid queue`);
+    await Promise.all(this.keys.queueShards(queue).map(async (stream) => {
+      const markers = this.keys.cancelledOf(stream);
+      await this.redis.call('ZREMRANGEBYSCORE', markers, '-inf', `(${now - CANCEL_MARKER_TTL_MS}`);
+      await this.redis.call('ZADD', markers, String(now), id);
+    }));
+    await Promise.all([ // one key: one connection, in this order
+      this.redis.call('HSET', key, 'state', 'cancelled', 'cancelled_at_ms', String(now)),
+      this.redis.call('EXPIRE', key, String(this.statusTtlS)),
+    ]);
+    return { outcome: 'cancelled', state };
   }
 
   // Workers stop taking tasks from `queue` (they wait in its stream) until resume.
@@ -169,4 +248,4 @@ class TaskClient {
   }
 }
 
-module.exports = { DEFAULT_STATUS_TTL_S, DEFAULT_UNIQUE_FOR_S, TaskClient };
+module.exports = { CANCEL_MARKER_TTL_MS, CANCEL_SCRIPT, DEFAULT_STATUS_TTL_S, DEFAULT_UNIQUE_FOR_S, TaskClient };

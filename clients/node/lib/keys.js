@@ -51,9 +51,12 @@ class TaskKeys {
   scheduledOf(stream) { return this.cluster ? `${stream}:scheduled` : this.scheduled(); }
   deadLettersOf(stream) { return this.cluster ? `${stream}:dlq` : this.deadLetters(); }
   pausedFlagOf(stream) { return `${stream}:paused`; } // cluster schema only: what the workers read
+  // The cancel markers the workers check when they read from `stream` (cancelled() with the standard schema).
+  cancelledOf(stream) { return this.cluster ? `${stream}:cancelled` : this.cancelled(); }
   scheduled() { return `${this.prefix}:scheduled`; }
   deadLetters() { return `${this.prefix}:dlq:tasks`; }
   paused() { return `${this.prefix}:paused`; }
+  cancelled() { return `${this.prefix}:cancelled`; } // standard schema: ids of cancelled tasks not yet skipped
   status(id) { return `${this.prefix}:task:${id}`; }
   unique(key) { return `${this.prefix}:unique:${key}`; }
 }

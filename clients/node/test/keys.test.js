@@ -1,10 +1,11 @@
 'use strict';
-// Key names, the shard function, configuration and the envelope schema: no servers.
+// Key names, the shard function, configuration, the envelope schema and the cancel script's text: no servers.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const protobuf = require('protobufjs');
-const { TaskKeys, crc16, keysFromEnv, validQueueName } = require('..');
+const fs = require('node:fs');
+const { CANCEL_SCRIPT, TaskClient, TaskKeys, crc16, keysFromEnv, validQueueName } = require('..');
 
 test('crc16 is the cluster checksum', () => {
   assert.equal(crc16('123456789'), 0x31c3);
@@ -19,11 +20,14 @@ test('standard and cluster key names', () => {
   assert.equal(s.deadLettersOf(s.queue('low')), 'streamfleet:dlq:tasks');
   assert.equal(s.status('abc'), 'streamfleet:task:abc');
   assert.equal(s.unique('report-7'), 'streamfleet:unique:report-7');
+  assert.equal(s.cancelled(), 'streamfleet:cancelled');
+  assert.equal(s.cancelledOf(s.queue('low')), 'streamfleet:cancelled');
   const c = new TaskKeys({ prefix: 'streamfleet', cluster: true, shards: 4 });
   const stream = c.queue('default', c.shardFor('report-7'));
   assert.equal(stream, '{streamfleet:queue:default:1}'); // docs/task-protocol.md's example
   assert.equal(c.scheduledOf(stream), '{streamfleet:queue:default:1}:scheduled');
   assert.equal(c.pausedFlagOf(stream), '{streamfleet:queue:default:1}:paused');
+  assert.equal(c.cancelledOf(stream), '{streamfleet:queue:default:1}:cancelled');
   const picks = new Set(Array.from({ length: 200 }, () => c.shardFor('')));
   assert.deepEqual([...picks].sort(), [0, 1, 2, 3]);
 });
@@ -51,4 +55,18 @@ test('lib/task_envelope.json is proto/streamfleet/v1/task.proto', () => {
   const fresh = protobuf.loadSync(proto).toJSON();
   assert.deepEqual(require('../lib/task_envelope.json'), JSON.parse(JSON.stringify(fresh)),
     'stale: regenerate lib/task_envelope.json (README.md, "The envelope schema")');
+});
+
+test('the cancel script is the document\'s', () => {
+  // docs/task-protocol.md's "Cancel" section has the one ```lua block: the standard schema's script.
+  const doc = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'task-protocol.md'), 'utf8');
+  const blocks = [...doc.matchAll(/^```lua\n([\s\S]*?)^```/gm)].map((m) => m[1]);
+  assert.equal(blocks.length, 1);
+  assert.equal(CANCEL_SCRIPT, blocks[0]);
+});
+
+test('cancel without status records sends nothing', async () => {
+  const noRedis = new Proxy({}, { get: (_, name) => { throw new Error(`redis.${String(name)} used`); } });
+  assert.deepEqual(await new TaskClient(noRedis, { statusTtlS: 0 }).cancel('abc'), { outcome: 'not_found', state: '' });
+  await assert.rejects(new TaskClient(noRedis).cancel(''), /empty task id/);
 });

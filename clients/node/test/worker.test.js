@@ -2,12 +2,13 @@
 // streamfleet-client against a real redis-server and real streamfleet-queue-workers, one per key schema
 // (tests/clients/node_client_test.sh starts them, tests/clients/fleet.sh, and passes STREAMFLEET_TEST_REDIS_PORT).
 // Tasks enqueued here must run, delayed ones wait, unique ones dedupe, paused queues hold their tasks until
-// resumed, and the status record reads back what the worker wrote.
+// resumed, the status record reads back what the worker wrote, and a cancelled task is acked by the worker without
+// running while a started or finished one cannot be cancelled.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { setTimeout: sleep } = require('node:timers/promises');
 const Redis = require('ioredis');
-const { TaskClient, TaskKeys, crc16, decodeEnvelope } = require('..');
+const { CANCEL_MARKER_TTL_MS, TaskClient, TaskKeys, crc16, decodeEnvelope } = require('..');
 
 const port = Number(process.env.STREAMFLEET_TEST_REDIS_PORT);
 if (!port) throw new Error('STREAMFLEET_TEST_REDIS_PORT is not set: run tests/clients/node_client_test.sh BUILD_DIR');
@@ -20,6 +21,13 @@ async function waitFor(what, condition, timeoutMs = 10000) {
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+// "1700000000000-3" as [ms, seq] numbers, to compare stream entry ids.
+const entryIdParts = (id) => id.split('-').map(Number);
+const entryIdAtLeast = (a, b) => {
+  const [x, y] = [entryIdParts(a), entryIdParts(b)];
+  return x[0] > y[0] || (x[0] === y[0] && x[1] >= y[1]);
+};
 
 // Envelopes in every shard stream of a queue.
 async function queueEnvelopes(redis, keys, queue) {
@@ -40,6 +48,39 @@ for (const [schema, keys] of [
     const state = async (id) => (await client.status(id))?.state ?? null;
     const succeeded = (id) => waitFor(`task ${id} to succeed`, async () => (await state(id)) === 'succeeded');
     t.after(() => redis.quit());
+    // The task's cancel-marker score in the markers of every shard of the queue (one key with the standard schema).
+    const markers = async (queue, id) => {
+      const out = [];
+      for (const s of keys.queueShards(queue)) out.push(await redis.zscore(keys.cancelledOf(s), id));
+      return out;
+    };
+    const noMarkers = Array(keys.shards).fill(null);
+    // [shard stream, entry id] of the task's entry in the queue, or null while it has none.
+    const entryOf = async (queue, id) => {
+      for (const stream of keys.queueShards(queue)) {
+        for (const [entryId, f] of await redis.xrangeBuffer(stream, '-', '+')) {
+          if (decodeEnvelope(f[1]).id === id) return [stream, entryId.toString()];
+        }
+      }
+      return null;
+    };
+    // Waits until a worker has read the cancelled task and skipped it (the read script drops the marker of its
+    // shard and acks the entry in one step); then the entry must be delivered and acked, and the record must never
+    // have moved on from "cancelled".
+    const skipped = async (queue, id) => {
+      await waitFor(`task ${id} to reach a stream`, async () => (await entryOf(queue, id)) !== null);
+      const [stream, entryId] = await entryOf(queue, id);
+      await waitFor(`a worker to skip task ${id}`, async () => (await redis.zscore(keys.cancelledOf(stream), id)) === null);
+      const groups = await redis.xinfo('GROUPS', stream);
+      const group = groups.map((g) => Object.fromEntries(Array.from({ length: g.length / 2 }, (_, i) => [g[2 * i], g[2 * i + 1]])))
+        .find((g) => g.name === 'workers');
+      assert.ok(entryIdAtLeast(group['last-delivered-id'], entryId), 'the entry was read');
+      assert.deepEqual(await redis.xpending(stream, 'workers', entryId, entryId, 1), [], 'the entry is acked');
+      const s = await client.status(id);
+      assert.equal(s.state, 'cancelled');
+      for (const never of ['worker', 'started_at_ms', 'finished_at_ms', 'result']) assert.equal(s.fields[never], undefined, never);
+      assert.equal(s.startedAtMs, null);
+    };
 
     await t.test('an enqueued task runs and its status round-trips', async () => {
       const res = await client.enqueue('noop', { from: 'node' });
@@ -53,17 +94,39 @@ for (const [schema, keys] of [
       assert.match(s.fields.worker, /^w-/);
       const ttl = await redis.ttl(keys.status(res.id));
       assert.ok(ttl > 86000 && ttl <= 86400, String(ttl));
+      // The timestamps: the producer's at enqueue, the worker's when it started and finished (one clock here).
+      assert.equal(typeof s.enqueuedAtMs, 'number');
+      assert.ok(s.enqueuedAtMs <= s.startedAtMs && s.startedAtMs <= s.finishedAtMs,
+        JSON.stringify([s.enqueuedAtMs, s.startedAtMs, s.finishedAtMs]));
+      assert.equal(s.cancelledAtMs, null);
     });
 
     await t.test('the status of a waiting task and of an unknown one', async () => {
+      const before = Date.now();
       const res = await client.enqueue('noop', '{}', { queue: 'unread' });
+      const after = Date.now();
       const s = await client.status(res.id);
-      assert.deepEqual(s.fields, { state: 'pending', type: 'noop', queue: 'unread', attempts: '0' });
+      const enqueuedAt = s.fields.enqueued_at_ms;
+      assert.deepEqual(s.fields, { state: 'pending', type: 'noop', queue: 'unread', attempts: '0', enqueued_at_ms: enqueuedAt });
+      assert.ok(before <= Number(enqueuedAt) && Number(enqueuedAt) <= after, JSON.stringify([before, enqueuedAt, after]));
+      assert.equal(s.enqueuedAtMs, Number(enqueuedAt));
+      assert.equal(s.startedAtMs, null);
       assert.equal(await client.status('no-such-task'), null);
       const envelope = (await queueEnvelopes(redis, keys, 'unread')).find((e) => e.id === res.id);
       assert.equal(envelope.type, 'noop');
       assert.equal(envelope.queue, 'unread');
       assert.equal(Buffer.from(envelope.payload).toString(), '{}');
+      assert.equal(String(envelope.enqueuedAtMs), enqueuedAt); // the same clock reading as the envelope's
+    });
+
+    await t.test('bulk status records carry the enqueue time', async () => {
+      const results = await client.enqueueMany([{ type: 'noop', queue: 'unread' }, { type: 'noop', queue: 'unread', delayMs: 3600000 }]);
+      const fields = [];
+      for (const r of results) fields.push((await client.status(r.id)).fields);
+      assert.deepEqual(fields.map((f) => f.state), ['pending', 'scheduled']);
+      assert.equal(fields[0].enqueued_at_ms, fields[1].enqueued_at_ms); // one clock reading per call
+      const envelope = (await queueEnvelopes(redis, keys, 'unread')).find((e) => e.id === results[0].id);
+      assert.equal(String(envelope.enqueuedAtMs), fields[0].enqueued_at_ms);
     });
 
     await t.test('a delayed task waits until due', async () => {
@@ -139,6 +202,114 @@ for (const [schema, keys] of [
       for (const id of ids) await succeeded(id);
     });
 
+    await t.test('a cancelled task never runs', async () => {
+      await client.pause('low');
+      let doomed;
+      let other;
+      try {
+        // A slot already blocked in XREADGROUP on "low" re-reads the paused set after its BLOCK (500 ms): after this
+        // no worker reads "low", so both tasks wait unread in its stream.
+        await sleep(700);
+        doomed = await client.enqueue('noop', '{}', { queue: 'low' });
+        other = await client.enqueue('noop', '{}', { queue: 'low' });
+        const before = Date.now();
+        assert.deepEqual(await client.cancel(doomed.id), { outcome: 'cancelled', state: 'pending' });
+        const after = Date.now();
+        const s = await client.status(doomed.id);
+        assert.equal(s.state, 'cancelled');
+        assert.ok(before <= s.cancelledAtMs && s.cancelledAtMs <= after);
+        assert.deepEqual([s.fields.type, s.fields.queue], ['noop', 'low']); // HSET keeps the earlier fields
+        // Marked in every shard of the queue (the task's shard is not recorded), scored by the cancel time.
+        assert.deepEqual(await markers('low', doomed.id), Array(keys.shards).fill(String(s.cancelledAtMs)));
+        // A second cancel changes nothing.
+        assert.deepEqual(await client.cancel(doomed.id), { outcome: 'already_cancelled', state: 'cancelled' });
+        assert.deepEqual((await client.status(doomed.id)).fields, s.fields);
+      } finally {
+        await client.resume('low');
+      }
+      await succeeded(other.id);
+      await skipped('low', doomed.id);
+    });
+
+    await t.test('a delayed task cancelled before it is due never runs', async () => {
+      const doomed = await client.enqueue('noop', '{}', { delayMs: 1000 });
+      const other = await client.enqueue('noop', '{}', { delayMs: 1000 });
+      assert.deepEqual(await client.cancel(doomed.id), { outcome: 'cancelled', state: 'scheduled' });
+      assert.equal(await state(doomed.id), 'cancelled');
+      await succeeded(other.id);
+      // It still comes due and moves to its stream; the worker that reads it there skips it.
+      await skipped('default', doomed.id);
+    });
+
+    await t.test('cancelling a finished task is too late and changes nothing', async () => {
+      const ok = await client.enqueue('noop');
+      const dead = await client.enqueue('no.such.type');
+      await succeeded(ok.id);
+      await waitFor('the unknown type to be dead', async () => (await state(dead.id)) === 'dead');
+      for (const [id, st] of [[ok.id, 'succeeded'], [dead.id, 'dead']]) {
+        const before = await client.status(id);
+        await redis.expire(keys.status(id), 1000); // a cancel that wrote anything would reset the TTL
+        assert.deepEqual(await client.cancel(id), { outcome: 'too_late', state: st });
+        assert.deepEqual((await client.status(id)).fields, before.fields);
+        assert.ok((await redis.ttl(keys.status(id))) <= 1000);
+        assert.deepEqual(await markers('default', id), noMarkers);
+      }
+    });
+
+    await t.test('cancelling an unknown task is not found', async () => {
+      assert.deepEqual(await client.cancel('no-such-task'), { outcome: 'not_found', state: '' });
+      assert.equal(await client.status('no-such-task'), null); // nothing created
+      assert.deepEqual(await markers('default', 'no-such-task'), noMarkers);
+      await assert.rejects(client.cancel(''));
+    });
+
+    await t.test('which states can be cancelled', async () => {
+      // Records written by hand (no stream entry) for the states a producer cannot bring about on demand.
+      const expected = {
+        pending: 'cancelled', scheduled: 'cancelled', retry_scheduled: 'cancelled', running: 'too_late',
+        succeeded: 'too_late', dead: 'too_late', cancelled: 'already_cancelled',
+      };
+      for (const [st, outcome] of Object.entries(expected)) {
+        const id = `node-state-${st}-${process.hrtime.bigint()}`;
+        await redis.hset(keys.status(id), { state: st, queue: 'unread' });
+        try {
+          assert.deepEqual(await client.cancel(id), { outcome, state: st });
+          assert.equal(await state(id), outcome === 'too_late' ? st : 'cancelled', st);
+          const marked = await markers('unread', id);
+          if (outcome === 'cancelled') assert.ok(marked.every((m) => m !== null), st);
+          else assert.deepEqual(marked, noMarkers, st);
+        } finally {
+          await redis.del(keys.status(id));
+          for (const s of keys.queueShards('unread')) await redis.zrem(keys.cancelledOf(s), id);
+        }
+      }
+    });
+
+    await t.test('cancel writes its clock and TTL and drops month-old markers', async () => {
+      const now = Date.now();
+      const fixed = new TaskClient(redis, { keys, statusTtlS: 600, clock: () => now });
+      const res = await fixed.enqueue('noop', '{}', { queue: 'unread' });
+      const [stale, edge] = [`node-stale-${now}`, `node-edge-${now}`];
+      const shards = keys.queueShards('unread');
+      for (const s of shards) {
+        await redis.zadd(keys.cancelledOf(s), now - CANCEL_MARKER_TTL_MS - 1, stale, now - CANCEL_MARKER_TTL_MS, edge);
+      }
+      try {
+        assert.deepEqual(await fixed.cancel(res.id), { outcome: 'cancelled', state: 'pending' });
+        const s = await fixed.status(res.id);
+        assert.deepEqual([s.state, s.cancelledAtMs, s.enqueuedAtMs], ['cancelled', now, now]);
+        const ttl = await redis.ttl(keys.status(res.id));
+        assert.ok(ttl > 590 && ttl <= 600, String(ttl));
+        assert.deepEqual(await markers('unread', res.id), Array(shards.length).fill(String(now)));
+        for (const sh of shards) {
+          assert.equal(await redis.zscore(keys.cancelledOf(sh), stale), null); // older than 30 days: dropped
+          assert.notEqual(await redis.zscore(keys.cancelledOf(sh), edge), null); // exactly 30 days: kept
+        }
+      } finally {
+        for (const sh of shards) await redis.zrem(keys.cancelledOf(sh), stale, edge, res.id);
+      }
+    });
+
     await t.test('a refused task is dead with the reason', async () => {
       const bad = await client.enqueue('generation.compact', {});
       const unknown = await client.enqueue('no.such.type');
@@ -148,3 +319,16 @@ for (const [schema, keys] of [
     });
   });
 }
+
+test('statusTtlS 0: no record, so nothing to cancel and no marker written', async (t) => {
+  const redis = new Redis({ port });
+  t.after(() => redis.quit());
+  const client = new TaskClient(redis, { keys: new TaskKeys({ prefix: 'streamfleet' }), statusTtlS: 0 });
+  const before = await redis.xlen('streamfleet:queue:unread');
+  const res = await client.enqueue('noop', { status: 'off' }, { queue: 'unread' });
+  assert.equal(await client.status(res.id), null);
+  assert.equal(await redis.xlen('streamfleet:queue:unread'), before + 1);
+  assert.deepEqual(await client.cancel(res.id), { outcome: 'not_found', state: '' });
+  assert.equal(await redis.zscore(client.keys.cancelled(), res.id), null);
+  assert.equal(await client.status(res.id), null);
+});

@@ -8,9 +8,15 @@ Same semantics as the C++ EnqueueTask / EnqueueTasks (components/taskqueue task_
 - a unique task first takes `{prefix}:unique:{key}` with SET NX EX; when the key is held nothing is enqueued
   and the result carries the holder's task id;
 - status_ttl_s (TASK_RESULT_TTL, default 86400) of 0 writes no status record at all.
+
+Cancel is the C++ CancelTask (components/taskqueue task_control.cc): a task whose record says pending,
+scheduled or retry_scheduled gets a cancel marker (workers ack a marked task without running it when they read
+it) and the state "cancelled"; standard schema in one script (CANCEL_SCRIPT, the text of the document's),
+cluster schema as HMGET, then the markers of every shard of the task's queue, then the record.
 """
 from __future__ import annotations
 
+import enum
 import json
 import time
 from dataclasses import dataclass, field
@@ -28,6 +34,24 @@ RunAt = Union[datetime, float, int]
 
 DEFAULT_STATUS_TTL_S = 86400  # TASK_RESULT_TTL's default
 DEFAULT_UNIQUE_FOR_S = 3600   # EnqueueOptions::unique_ttl_s
+CANCEL_MARKER_TTL_MS = 30 * 24 * 3600 * 1000  # kCancelMarkerTtlMs: a cancel drops markers older than this
+
+# docs/task-protocol.md, "Cancel": KEYS[1] the status record, KEYS[2] the cancel markers; ARGV id, now ms,
+# TASK_RESULT_TTL, now - 30 days. {0} no record, {1, previous state} cancelled, {2, state} nothing changed.
+# tests/test_keys_and_config.py checks that this is the document's text, character for character.
+CANCEL_SCRIPT = """\
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {0} end
+if state ~= 'pending' and state ~= 'scheduled' and state ~= 'retry_scheduled' then return {2, state} end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at_ms', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, state}
+"""
+
+# The states a cancel can still stop: the task has not started.
+CANCELLABLE_STATES = ("pending", "scheduled", "retry_scheduled")
 
 Command = Tuple[Any, ...]
 
@@ -58,9 +82,35 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskStatus:
-    """The status record: `state` is pending, scheduled, running, succeeded, retry_scheduled or dead."""
+    """The status record: `state` is pending, scheduled, running, succeeded, retry_scheduled, dead or cancelled.
+
+    The `*_at_ms` accessors are unix milliseconds (enqueued_at_ms by the producer's clock, the others by the
+    worker's or the canceller's), None while the record has no such field (not reached yet, or written by an
+    older producer or worker)."""
     state: str
     fields: Dict[str, str] = field(default_factory=dict)  # every field of the hash, state included
+
+    def _ms(self, name: str) -> Optional[int]:
+        value = self.fields.get(name)
+        return int(value) if value else None
+
+    @property
+    def enqueued_at_ms(self) -> Optional[int]:
+        return self._ms("enqueued_at_ms")
+
+    @property
+    def started_at_ms(self) -> Optional[int]:
+        """When the latest attempt started ("running")."""
+        return self._ms("started_at_ms")
+
+    @property
+    def finished_at_ms(self) -> Optional[int]:
+        """When it succeeded or went dead."""
+        return self._ms("finished_at_ms")
+
+    @property
+    def cancelled_at_ms(self) -> Optional[int]:
+        return self._ms("cancelled_at_ms")
 
     @property
     def attempts(self) -> int:
@@ -73,6 +123,36 @@ class TaskStatus:
     @property
     def error(self) -> Optional[str]:
         return self.fields.get("error")
+
+
+class CancelOutcome(str, enum.Enum):
+    CANCELLED = "cancelled"                  # it was waiting: it is marked and will not run
+    ALREADY_CANCELLED = "already_cancelled"  # nothing changed
+    NOT_FOUND = "not_found"                  # no record (unknown id, expired, or TASK_RESULT_TTL=0)
+    TOO_LATE = "too_late"                    # running or finished (`state` says which): nothing changed
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    outcome: CancelOutcome
+    state: str = ""  # the record's state before the call ("" when not found)
+
+    @property
+    def cancelled(self) -> bool:
+        """True when this call cancelled the task."""
+        return self.outcome is CancelOutcome.CANCELLED
+
+
+def _cancel_result(state: str) -> CancelResult:
+    if state == "cancelled":
+        return CancelResult(CancelOutcome.ALREADY_CANCELLED, state)
+    if state in CANCELLABLE_STATES:
+        return CancelResult(CancelOutcome.CANCELLED, state)
+    return CancelResult(CancelOutcome.TOO_LATE, state)
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _payload_bytes(payload: Payload) -> bytes:
@@ -177,8 +257,11 @@ class TaskClient:
         stream = self.keys.queue(task.queue, self.keys.shard_for(task.unique_key))
         if self.status_ttl_s > 0:
             key = self.keys.status(task_id)
-            cmds.append(("HSET", key, "state", "scheduled" if scheduled else "pending", "type", task.type,
-                         "queue", task.queue, "attempts", "0"))
+            hset = ["HSET", key, "state", "scheduled" if scheduled else "pending", "type", task.type,
+                    "queue", task.queue, "attempts", "0", "enqueued_at_ms", str(now_ms)]
+            if scheduled:
+                hset += ["run_at_ms", str(run_at_ms)]
+            cmds.append(tuple(hset))
             cmds.append(("EXPIRE", key, str(self.status_ttl_s)))
         if scheduled:
             cmds.append(("ZADD", self.keys.scheduled_of(stream), str(run_at_ms), task.queue.encode() + b"|" + raw))
@@ -218,6 +301,54 @@ class TaskClient:
         if not fields:
             return None
         return TaskStatus(fields.get("state", ""), fields)
+
+    # --- cancel ----------------------------------------------------------------------------------------
+
+    def cancel(self, task_id: str) -> CancelResult:
+        """Cancels the task if it has not started (its record says pending, scheduled or retry_scheduled): a
+        worker that reads it acks it without running it. A task a worker had read ahead before the cancel still
+        runs (its record then moves on from "cancelled"). Needs status records: with status_ttl_s 0 every id
+        is NOT_FOUND and nothing is sent. ValueError for an empty id; redis-py's exceptions when Redis fails."""
+        if not task_id:
+            raise ValueError("empty task id")
+        if self.status_ttl_s <= 0:
+            return CancelResult(CancelOutcome.NOT_FOUND)
+        now = self._clock_ms()
+        if self.keys.cluster:
+            return self._cancel_sharded(task_id, now)
+        reply = self.redis.execute_command("EVAL", CANCEL_SCRIPT, 2, self.keys.status(task_id), self.keys.cancelled(),
+                                           task_id, str(now), str(self.status_ttl_s),
+                                           str(now - CANCEL_MARKER_TTL_MS))
+        if not isinstance(reply, list) or not reply:
+            raise RuntimeError(f"cancel script: unexpected reply {reply!r}")
+        if int(reply[0]) == 0:
+            return CancelResult(CancelOutcome.NOT_FOUND)
+        return _cancel_result(_text(reply[1]) if len(reply) > 1 else "")
+
+    def _cancel_sharded(self, task_id: str, now: int) -> CancelResult:
+        # The record and the shards live on different masters: no script spans them. The markers first (a
+        # worker reading the task from then on skips it), then the record.
+        key = self.keys.status(task_id)
+        state_raw, queue_raw = self.redis.execute_command("HMGET", key, "state", "queue")
+        if state_raw is None:
+            return CancelResult(CancelOutcome.NOT_FOUND)
+        state = _text(state_raw)
+        if state not in CANCELLABLE_STATES:
+            return _cancel_result(state)
+        queue = _text(queue_raw) if queue_raw is not None else ""
+        if not valid_queue_name(queue):
+            raise RuntimeError(f"task {task_id} has a record without a valid queue")
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in self.keys.queue_shards(queue):
+            markers = self.keys.cancelled_of(stream)
+            pipe.execute_command("ZREMRANGEBYSCORE", markers, "-inf", f"({now - CANCEL_MARKER_TTL_MS}")
+            pipe.execute_command("ZADD", markers, str(now), task_id)
+        pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.execute_command("HSET", key, "state", "cancelled", "cancelled_at_ms", str(now))
+        pipe.execute_command("EXPIRE", key, str(self.status_ttl_s))
+        pipe.execute()
+        return CancelResult(CancelOutcome.CANCELLED, state)
 
     # --- pause / resume --------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Key names of the task queue: the Python twin of components/taskqueue task_keys.h (docs/task-protocol.md).
 
 Standard mode: one stream per queue, `{prefix}:queue:{name}`, one scheduled zset `{prefix}:scheduled`.
-Cluster mode: `shards` stream shards per queue, each with its scheduled zset and pause flag in the shard's hash
-tag, `{prefix:queue:name:i}`, `{prefix:queue:name:i}:scheduled`, `{prefix:queue:name:i}:paused`.
+Cluster mode: `shards` stream shards per queue, each with its scheduled zset, pause flag and cancel markers in
+the shard's hash tag, `{prefix:queue:name:i}`, `{prefix:queue:name:i}:scheduled`, `{prefix:queue:name:i}:paused`,
+`{prefix:queue:name:i}:cancelled`.
 """
 from __future__ import annotations
 
@@ -72,6 +73,10 @@ class TaskKeys:
         """Cluster mode only: the flag the workers' per-shard read script checks."""
         return f"{stream}:paused"
 
+    def cancelled_of(self, stream: str) -> str:
+        """The cancel markers the workers check when they read from `stream` (cancelled() in standard mode)."""
+        return f"{stream}:cancelled" if self.cluster else self.cancelled()
+
     def scheduled(self) -> str:
         return f"{self.prefix}:scheduled"
 
@@ -81,6 +86,10 @@ class TaskKeys:
     def paused(self) -> str:
         """The set of paused queue names (both modes; in cluster mode the operators' list)."""
         return f"{self.prefix}:paused"
+
+    def cancelled(self) -> str:
+        """Standard mode: the ids of cancelled tasks no worker has skipped yet (zset by cancel time)."""
+        return f"{self.prefix}:cancelled"
 
     def status(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"

@@ -2,7 +2,8 @@
 
 tests/clients/python_client_test.sh starts them (one worker per key schema, tests/clients/fleet.sh) and passes
 STREAMFLEET_TEST_REDIS_PORT. Tasks enqueued here must run, delayed ones wait until due, unique ones dedupe,
-paused queues hold their tasks until resumed, and the status record reads back what the worker wrote.
+paused queues hold their tasks until resumed, the status record reads back what the worker wrote, and a
+cancelled task is acked by the worker without running while a started or finished one cannot be cancelled.
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import os
 import time
 import unittest
 from datetime import datetime, timedelta, timezone
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import redis
 
-from streamfleet_client import Task, TaskClient, TaskKeys, TaskStatus, crc16
+from streamfleet_client import CancelOutcome, CancelResult, Task, TaskClient, TaskKeys, TaskStatus, crc16, task_pb2
+from streamfleet_client.client import CANCEL_MARKER_TTL_MS, wall_clock_ms
 
 PORT_ENV = "STREAMFLEET_TEST_REDIS_PORT"
 
@@ -50,6 +52,8 @@ class WorkerSuite:
     assertIn: Callable[..., None]
     assertGreaterEqual: Callable[..., None]
     assertLessEqual: Callable[..., None]
+    assertNotIn: Callable[..., None]
+    subTest: Callable[..., object]
 
     def setUp(self) -> None:
         self.r = redis.Redis(port=redis_port())
@@ -72,6 +76,38 @@ class WorkerSuite:
             out += [fields[b"e"] for _, fields in self.r.xrange(stream)]
         return out
 
+    def entry_of(self, queue: str, task_id: str) -> Optional[Tuple[str, bytes]]:
+        """(shard stream, entry id) of the task's entry in `queue`, None while it has none."""
+        for stream in self.keys.queue_shards(queue):
+            for entry_id, fields in self.r.xrange(stream):
+                if task_pb2.TaskEnvelope.FromString(fields[b"e"]).id == task_id:
+                    return stream, entry_id
+        return None
+
+    def markers(self, queue: str, task_id: str) -> List[Optional[float]]:
+        """The task's cancel-marker score in the markers of every shard of `queue` (one key in standard mode)."""
+        return [self.r.zscore(self.keys.cancelled_of(s), task_id) for s in self.keys.queue_shards(queue)]
+
+    def wait_skipped(self, queue: str, task_id: str) -> None:
+        """Waits until a worker has read the cancelled task and skipped it: the read script drops the marker of
+        its shard and acks the entry in one step. Then the entry must be delivered and acked, and the record
+        must never have moved on from "cancelled"."""
+        wait_for(f"task {task_id} to reach a stream", lambda: self.entry_of(queue, task_id) is not None)
+        found = self.entry_of(queue, task_id)
+        assert found is not None
+        stream, entry_id = found
+        wait_for(f"a worker to skip task {task_id}",
+                 lambda: self.r.zscore(self.keys.cancelled_of(stream), task_id) is None)
+        group = next(g for g in self.r.xinfo_groups(stream) if g["name"] == b"workers")
+        last = tuple(int(x) for x in group["last-delivered-id"].split(b"-"))
+        self.assertGreaterEqual(last, tuple(int(x) for x in entry_id.split(b"-")))  # it was read
+        self.assertEqual(self.r.xpending_range(stream, "workers", min=entry_id, max=entry_id, count=1), [])  # acked
+        status = self.client.status(task_id)
+        assert status is not None
+        self.assertEqual(status.state, "cancelled")
+        for never in ("worker", "started_at_ms", "finished_at_ms", "result"):
+            self.assertNotIn(never, status.fields)
+
     # --- the tests ---------------------------------------------------------------------------------------
 
     def test_enqueued_task_runs_and_its_status_round_trips(self) -> None:
@@ -86,13 +122,44 @@ class WorkerSuite:
         self.assertTrue(status.fields["worker"].startswith("w-"))
         ttl = self.r.ttl(self.keys.status(res.id))
         self.assertTrue(86000 < ttl <= 86400, ttl)
+        # The timestamps: the producer's at enqueue, the worker's when it started and finished (one clock here).
+        assert status.enqueued_at_ms is not None and status.started_at_ms is not None
+        assert status.finished_at_ms is not None
+        self.assertLessEqual(status.enqueued_at_ms, status.started_at_ms)
+        self.assertLessEqual(status.started_at_ms, status.finished_at_ms)
+        self.assertIsNone(status.cancelled_at_ms)
 
     def test_status_of_a_waiting_task_and_of_an_unknown_one(self) -> None:
+        before = wall_clock_ms()
         res = self.client.enqueue("noop", "{}", queue="unread")
+        after = wall_clock_ms()
         status = self.client.status(res.id)
         assert status is not None
-        self.assertEqual(status.fields, {"state": "pending", "type": "noop", "queue": "unread", "attempts": "0"})
+        enqueued_at = status.fields.get("enqueued_at_ms", "")
+        self.assertEqual(status.fields, {"state": "pending", "type": "noop", "queue": "unread", "attempts": "0",
+                                         "enqueued_at_ms": enqueued_at})
+        self.assertTrue(before <= int(enqueued_at) <= after, (before, enqueued_at, after))
+        found = self.entry_of("unread", res.id)
+        assert found is not None
+        envelope = task_pb2.TaskEnvelope.FromString(self.r.xrange(found[0], found[1], found[1])[0][1][b"e"])
+        self.assertEqual(envelope.enqueued_at_ms, int(enqueued_at))  # the same clock reading as the envelope's
+        self.assertEqual(status.enqueued_at_ms, int(enqueued_at))
+        self.assertIsNone(status.started_at_ms)
         self.assertIsNone(self.client.status("no-such-task"))
+
+    def test_bulk_status_records_carry_the_enqueue_time(self) -> None:
+        results = self.client.enqueue_many([Task("noop", queue="unread"), Task("noop", queue="unread", delay=3600)])
+        fields = []
+        for r in results:
+            status = self.client.status(r.id)
+            assert status is not None
+            fields.append(status.fields)
+        self.assertEqual([f["state"] for f in fields], ["pending", "scheduled"])
+        self.assertEqual(fields[0]["enqueued_at_ms"], fields[1]["enqueued_at_ms"])  # one clock reading per call
+        found = self.entry_of("unread", results[0].id)
+        assert found is not None
+        envelope = task_pb2.TaskEnvelope.FromString(self.r.xrange(found[0], found[1], found[1])[0][1][b"e"])
+        self.assertEqual(str(envelope.enqueued_at_ms), fields[0]["enqueued_at_ms"])
 
     def test_delayed_task_waits_until_due(self) -> None:
         enqueued = time.time()
@@ -170,6 +237,115 @@ class WorkerSuite:
         for i in ids:
             self.wait_succeeded(i)
 
+    def test_cancelled_task_never_runs(self) -> None:
+        self.client.pause("low")
+        try:
+            # A slot already blocked in XREADGROUP on "low" re-reads the paused set after its BLOCK (500 ms):
+            # after this no worker reads "low", so both tasks wait unread in its stream.
+            time.sleep(0.7)
+            doomed = self.client.enqueue("noop", queue="low")
+            other = self.client.enqueue("noop", queue="low")
+            before = wall_clock_ms()
+            res = self.client.cancel(doomed.id)
+            after = wall_clock_ms()
+            self.assertEqual(res, CancelResult(CancelOutcome.CANCELLED, "pending"))
+            self.assertTrue(res.cancelled)
+            status = self.client.status(doomed.id)
+            assert status is not None and status.cancelled_at_ms is not None
+            self.assertEqual(status.state, "cancelled")
+            self.assertTrue(before <= status.cancelled_at_ms <= after)
+            self.assertEqual((status.fields["type"], status.fields["queue"]), ("noop", "low"))  # HSET keeps fields
+            # Marked in every shard of the queue (the task's shard is not recorded), scored by the cancel time.
+            self.assertEqual(self.markers("low", doomed.id), [float(status.cancelled_at_ms)] * self.keys.shards)
+            # A second cancel changes nothing.
+            self.assertEqual(self.client.cancel(doomed.id), CancelResult(CancelOutcome.ALREADY_CANCELLED, "cancelled"))
+            again = self.client.status(doomed.id)
+            assert again is not None
+            self.assertEqual(again.fields, status.fields)
+        finally:
+            self.client.resume("low")
+        self.wait_succeeded(other.id)
+        self.wait_skipped("low", doomed.id)
+
+    def test_delayed_task_cancelled_before_due_never_runs(self) -> None:
+        doomed = self.client.enqueue("noop", delay=1.0)
+        other = self.client.enqueue("noop", delay=1.0)
+        self.assertEqual(self.client.cancel(doomed.id), CancelResult(CancelOutcome.CANCELLED, "scheduled"))
+        self.assertEqual(self.state(doomed.id), "cancelled")
+        self.wait_succeeded(other.id)
+        # It still comes due and moves to its stream; the worker that reads it there skips it.
+        self.wait_skipped("default", doomed.id)
+
+    def test_cancelling_a_finished_task_is_too_late_and_changes_nothing(self) -> None:
+        ok = self.client.enqueue("noop")
+        dead = self.client.enqueue("no.such.type")
+        self.wait_succeeded(ok.id)
+        wait_for("the unknown type to be dead", lambda: self.state(dead.id) == "dead")
+        for task_id, state in ((ok.id, "succeeded"), (dead.id, "dead")):
+            before = self.client.status(task_id)
+            assert before is not None
+            self.r.expire(self.keys.status(task_id), 1000)  # a cancel that wrote anything would reset the TTL
+            self.assertEqual(self.client.cancel(task_id), CancelResult(CancelOutcome.TOO_LATE, state))
+            after = self.client.status(task_id)
+            assert after is not None
+            self.assertEqual(after.fields, before.fields)
+            self.assertLessEqual(self.r.ttl(self.keys.status(task_id)), 1000)
+            self.assertEqual(self.markers("default", task_id), [None] * self.keys.shards)
+
+    def test_cancelling_an_unknown_task_is_not_found(self) -> None:
+        res = self.client.cancel("no-such-task")
+        self.assertEqual(res, CancelResult(CancelOutcome.NOT_FOUND, ""))
+        self.assertTrue(not res.cancelled)
+        self.assertIsNone(self.client.status("no-such-task"))  # nothing created
+        self.assertEqual(self.markers("default", "no-such-task"), [None] * self.keys.shards)
+        with self.assertRaises(ValueError):
+            self.client.cancel("")
+
+    def test_which_states_can_be_cancelled(self) -> None:
+        # Records written by hand (no stream entry) for the states a producer cannot bring about on demand.
+        expected = {"pending": CancelOutcome.CANCELLED, "scheduled": CancelOutcome.CANCELLED,
+                    "retry_scheduled": CancelOutcome.CANCELLED, "running": CancelOutcome.TOO_LATE,
+                    "succeeded": CancelOutcome.TOO_LATE, "dead": CancelOutcome.TOO_LATE,
+                    "cancelled": CancelOutcome.ALREADY_CANCELLED}
+        for state, outcome in expected.items():
+            with self.subTest(state):
+                task_id = f"py-state-{state}-{time.time_ns()}"
+                self.r.hset(self.keys.status(task_id), mapping={"state": state, "queue": "unread"})
+                try:
+                    self.assertEqual(self.client.cancel(task_id), CancelResult(outcome, state))
+                    marked = self.markers("unread", task_id)
+                    self.assertEqual(self.state(task_id), state if outcome is CancelOutcome.TOO_LATE else "cancelled")
+                    if outcome is CancelOutcome.CANCELLED:
+                        self.assertTrue(all(m is not None for m in marked), marked)
+                    else:
+                        self.assertEqual(marked, [None] * self.keys.shards)
+                finally:
+                    self.r.delete(self.keys.status(task_id))
+                    for s in self.keys.queue_shards("unread"):
+                        self.r.zrem(self.keys.cancelled_of(s), task_id)
+
+    def test_cancel_writes_its_clock_and_ttl_and_drops_month_old_markers(self) -> None:
+        now = wall_clock_ms()
+        client = TaskClient(self.r, self.keys, status_ttl_s=600, clock_ms=lambda: now)
+        res = client.enqueue("noop", queue="unread")
+        stale, edge = f"py-stale-{now}", f"py-edge-{now}"
+        shards = self.keys.queue_shards("unread")
+        for s in shards:
+            self.r.zadd(self.keys.cancelled_of(s), {stale: now - CANCEL_MARKER_TTL_MS - 1, edge: now - CANCEL_MARKER_TTL_MS})
+        try:
+            self.assertEqual(client.cancel(res.id), CancelResult(CancelOutcome.CANCELLED, "pending"))
+            status = client.status(res.id)
+            assert status is not None
+            self.assertEqual((status.state, status.cancelled_at_ms, status.enqueued_at_ms), ("cancelled", now, now))
+            self.assertTrue(590 < self.r.ttl(self.keys.status(res.id)) <= 600)
+            self.assertEqual(self.markers("unread", res.id), [float(now)] * len(shards))
+            for s in shards:
+                self.assertIsNone(self.r.zscore(self.keys.cancelled_of(s), stale))  # older than 30 days: dropped
+                self.assertIsNotNone(self.r.zscore(self.keys.cancelled_of(s), edge))  # exactly 30 days: kept
+        finally:
+            for s in shards:
+                self.r.zrem(self.keys.cancelled_of(s), stale, edge, res.id)
+
     def test_refused_task_is_dead_with_the_reason(self) -> None:
         # generation.compact refuses a payload without ids: a permanent error, dead-lettered at once.
         bad = self.client.enqueue("generation.compact", {})
@@ -219,6 +395,10 @@ class NoStatusRecordTest(unittest.TestCase):
         res = client.enqueue("noop", json.dumps({"status": "off"}), queue="unread")
         self.assertIsNone(client.status(res.id))
         self.assertEqual(r.xlen("streamfleet:queue:unread"), before + 1)
+        # Nothing to cancel without a record: not found, and no marker is written.
+        self.assertEqual(client.cancel(res.id), CancelResult(CancelOutcome.NOT_FOUND, ""))
+        self.assertIsNone(r.zscore(client.keys.cancelled(), res.id))
+        self.assertIsNone(client.status(res.id))
 
 
 if __name__ == "__main__":

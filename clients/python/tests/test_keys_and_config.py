@@ -1,14 +1,17 @@
-"""Key names, the shard function, configuration from the environment and the generated module: no servers."""
+"""Key names, the shard function, configuration from the environment, the generated module and the cancel
+script's text: no servers."""
 from __future__ import annotations
 
 import filecmp
+import re
 import shutil
 import subprocess
 import tempfile
 import unittest
 from pathlib import Path
 
-from streamfleet_client import TaskKeys, crc16, valid_queue_name
+from streamfleet_client import CANCEL_SCRIPT, CancelOutcome, CancelResult, TaskClient, TaskKeys, TaskStatus, crc16, \
+    valid_queue_name
 from streamfleet_client.config import keys_from_env
 
 HERE = Path(__file__).resolve().parent
@@ -30,6 +33,8 @@ class KeysTest(unittest.TestCase):
         self.assertEqual(k.status("abc"), "streamfleet:task:abc")
         self.assertEqual(k.unique("report-7"), "streamfleet:unique:report-7")
         self.assertEqual(k.paused(), "streamfleet:paused")
+        self.assertEqual(k.cancelled(), "streamfleet:cancelled")
+        self.assertEqual(k.cancelled_of(k.queue("low")), "streamfleet:cancelled")
         self.assertEqual(k.shard_for("report-7"), 0)
 
     def test_cluster_names_share_the_shard_hash_tag(self) -> None:
@@ -39,6 +44,7 @@ class KeysTest(unittest.TestCase):
         self.assertEqual(k.scheduled_of(stream), "{streamfleet:queue:default:1}:scheduled")
         self.assertEqual(k.dead_letters_of(stream), "{streamfleet:queue:default:1}:dlq")
         self.assertEqual(k.paused_flag_of(stream), "{streamfleet:queue:default:1}:paused")
+        self.assertEqual(k.cancelled_of(stream), "{streamfleet:queue:default:1}:cancelled")
         self.assertEqual({k.shard_for("") for _ in range(200)}, {0, 1, 2, 3})
 
     def test_queue_names(self) -> None:
@@ -62,6 +68,32 @@ class ConfigTest(unittest.TestCase):
                     {"STREAMFLEET_KEY_SCHEMA": "sharded"}, {"REDIS_CLUSTER": "maybe"}):
             with self.assertRaises(ValueError, msg=str(env)):
                 keys_from_env(env)
+
+
+class CancelTest(unittest.TestCase):
+    def test_the_script_is_the_documents(self) -> None:
+        # docs/task-protocol.md's "Cancel" section has the one ```lua block: the standard schema's script.
+        doc = (ROOT / "docs" / "task-protocol.md").read_text()
+        blocks = re.findall(r"^```lua\n(.*?)^```", doc, re.S | re.M)
+        self.assertEqual(len(blocks), 1)
+        self.assertEqual(CANCEL_SCRIPT, blocks[0])
+
+    def test_no_record_means_nothing_is_sent(self) -> None:
+        class NoRedis:
+            def __getattr__(self, name: str) -> object:
+                raise AssertionError(f"redis.{name} called")
+
+        client = TaskClient(NoRedis(), status_ttl_s=0)
+        self.assertEqual(client.cancel("abc"), CancelResult(CancelOutcome.NOT_FOUND, ""))
+        with self.assertRaises(ValueError):
+            TaskClient(NoRedis()).cancel("")
+
+    def test_status_timestamps(self) -> None:
+        s = TaskStatus("succeeded", {"state": "succeeded", "enqueued_at_ms": "1000", "started_at_ms": "1005",
+                                     "finished_at_ms": "1010"})
+        self.assertEqual((s.enqueued_at_ms, s.started_at_ms, s.finished_at_ms, s.cancelled_at_ms),
+                         (1000, 1005, 1010, None))
+        self.assertIsNone(TaskStatus("pending", {"state": "pending"}).enqueued_at_ms)  # an older producer's record
 
 
 class GeneratedCodeTest(unittest.TestCase):

@@ -61,6 +61,10 @@ std::string TaskKeys::DeadLettersOf(const std::string& stream) const {
 
 std::string TaskKeys::PausedFlagOf(const std::string& stream) const { return stream + ":paused"; }
 
+std::string TaskKeys::CancelledOf(const std::string& stream) const {
+  return cluster_ ? stream + ":cancelled" : Cancelled();
+}
+
 std::vector<std::string> TaskKeys::AllScheduled(const std::vector<std::string>& queues) const {
   if (!cluster_) return {Scheduled()};
   std::vector<std::string> out;

@@ -1,5 +1,7 @@
 #include "streamfleet/taskqueue/task_lifecycle.h"
 
+#include "streamfleet/base/time.h"
+
 namespace streamfleet {
 
 void TaskLifecycle::Record(RedisCommands& redis, const std::string& task_id, const std::string& state,
@@ -12,14 +14,15 @@ void TaskLifecycle::Record(RedisCommands& redis, const std::string& task_id, con
 void TaskLifecycle::Running(RedisCommands& redis, const std::string& task_id, const std::string& consumer,
                             const std::string& entry_id) const {
   std::vector<std::vector<std::string>> cmds;
-  AppendTaskStatus(keys_, task_id, "running", {"worker", consumer, "entry_id", entry_id}, record_ttl_s_, cmds);
+  AppendTaskStatus(keys_, task_id, "running", {"worker", consumer, "entry_id", entry_id, "started_at_ms", std::to_string(WallClockMs())}, record_ttl_s_, cmds);
   if (!cmds.empty()) (void)redis.Send(cmds);
 }
 
 Status TaskLifecycle::Succeeded(RedisCommands& redis, FinishedTasks& finished, const std::string& stream,
                                 const std::string& entry_id, const std::string& task_id, std::string result,
                                 int64_t attempts) const {
-  AppendTaskStatus(keys_, task_id, "succeeded", {"result", std::move(result), "attempts", std::to_string(attempts)},
+  AppendTaskStatus(keys_, task_id, "succeeded", {"result", std::move(result), "attempts", std::to_string(attempts), "finished_at_ms",
+                    std::to_string(WallClockMs())},
                    record_ttl_s_, finished.owed);
   finished.owed.push_back({"XACK", stream, TaskKeys::Group(), entry_id});
   SF_RETURN_IF_ERROR(redis.Send(finished.owed));
@@ -45,7 +48,8 @@ Status TaskLifecycle::DeadLetter(RedisClient& redis, const std::string& stream, 
                                  const std::string& raw, const std::string& reason, int64_t times_delivered,
                                  const v1::TaskEnvelope* task) const {
   SF_RETURN_IF_ERROR(DeadLetterTask(redis, keys_, stream, entry_id, raw, reason, times_delivered));
-  if (task != nullptr) Record(redis, task->id(), "dead", {"error", reason, "attempts", std::to_string(task->attempt())});
+  if (task != nullptr) Record(redis, task->id(), "dead", {"error", reason, "attempts", std::to_string(task->attempt()), "finished_at_ms",
+                                           std::to_string(WallClockMs())});
   return Status::Ok();
 }
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unordered_set>
 
+#include "cancel_markers_lua.h"
 #include "streamfleet/base/random.h"
 #include "streamfleet/base/time.h"
 
@@ -41,11 +43,15 @@ return #due
 // Cluster mode, one queue shard. KEYS: 1 its pause flag, 2 its stream. ARGV: 1 group, 2 consumer, 3 count.
 // {-1} paused, {0} open and empty, {1, XREADGROUP reply}.
 const LuaScript& NextTaskShardScript() {
-  static const LuaScript s(R"(
+  static const LuaScript s(std::string(kCancelMarkersLua) + R"(
 if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
 local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[2], '>')
-if r then return {1, r} end
-return {0}
+local skipped = {}
+if r then
+  r[1][2] = drop_cancelled(KEYS[3], KEYS[2], ARGV[1], r[1][2], skipped)
+  if #r[1][2] > 0 then return {1, r, skipped} end
+end
+return {0, skipped}
 )");
   return s;
 }
@@ -59,23 +65,46 @@ return redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
   return s;
 }
 
-// KEYS[1] = paused set, KEYS[2..] = queue streams in the order to try; ARGV[1] = group, ARGV[2] = consumer,
-// ARGV[3] = count, ARGV[4..] = the queue names of KEYS[2..]. The pause check and the non-blocking reads in
-// one round trip: {1, XREADGROUP reply} for the tasks found, or {0, {open queue names}} when none is waiting.
+// KEYS[1] = paused set, KEYS[2] = cancel markers, KEYS[3..] = queue streams in the order to try; ARGV[1] =
+// group, ARGV[2] = consumer, ARGV[3] = count, ARGV[4..] = the queue names of KEYS[3..]. The pause check, the
+// non-blocking reads and the cancel check in one round trip: {1, XREADGROUP reply, skipped ids} for the
+// tasks found, or {0, {open queue names}, skipped ids} when none is waiting.
 const LuaScript& NextTaskScript() {
-  static const LuaScript s(R"(
+  static const LuaScript s(std::string(kCancelMarkersLua) + R"(
 local paused = {}
 for _, q in ipairs(redis.call('SMEMBERS', KEYS[1])) do paused[q] = true end
-local open = {}
-for i = 2, #KEYS do
-  local name = ARGV[i + 2]
+local open, skipped = {}, {}
+for i = 3, #KEYS do
+  local name = ARGV[i + 1]
   if not paused[name] then
     open[#open + 1] = name
     local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[i], '>')
-    if r then return {1, r} end
+    if r then
+      r[1][2] = drop_cancelled(KEYS[2], KEYS[i], ARGV[1], r[1][2], skipped)
+      if #r[1][2] > 0 then return {1, r, skipped} end
+    end
   end
 end
-return {0, open}
+return {0, open, skipped}
+)");
+  return s;
+}
+
+// KEYS[1] = cancel markers, KEYS[2..] = the stream of each entry; ARGV[1] = group, ARGV[2k], ARGV[2k+1] = the
+// entry id and task id of KEYS[k+1]. The cancel check for entries a blocking XREADGROUP returned: acks the
+// marked ones and returns their task ids.
+const LuaScript& DropCancelledScript() {
+  static const LuaScript s(R"(
+local skipped = {}
+if redis.call('EXISTS', KEYS[1]) == 0 then return skipped end
+for k = 2, #KEYS do
+  local id = ARGV[2 * k - 1]
+  if id ~= '' and redis.call('ZREM', KEYS[1], id) == 1 then
+    redis.call('XACK', KEYS[k], ARGV[1], ARGV[2 * k - 2])
+    skipped[#skipped + 1] = id
+  end
+end
+return skipped
 )");
   return s;
 }
@@ -88,6 +117,19 @@ redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000000, '*', 'source_stream', KEYS[2
 return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 )");
   return s;
+}
+
+// KEYS[1] = a unique key; ARGV[1] = the task id that set it. Deletes the key only while it names that task.
+const LuaScript& ReleaseUniqueScript() {
+  static const LuaScript s(R"(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)");
+  return s;
+}
+
+void AppendStrings(const RedisValue& v, std::vector<std::string>& out) {
+  for (const RedisValue& s : v.elements) out.push_back(s.str);
 }
 
 std::string NewId() {
@@ -138,8 +180,13 @@ void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const 
   std::string raw = e.SerializeAsString();
   out.scheduled = opts.run_at_ms > now_ms;
   std::string stream = keys.Queue(opts.queue, keys.ShardFor(opts.unique_key));
-  AppendTaskStatus(keys, out.id, out.scheduled ? "scheduled" : "pending", {"type", type, "queue", opts.queue,
-                   "attempts", "0"}, opts.status_ttl_s, cmds);
+  std::vector<std::string> fields = {"type", type, "queue", opts.queue, "attempts", "0", "enqueued_at_ms",
+                                     std::to_string(now_ms)};
+  if (out.scheduled) {
+    fields.push_back("run_at_ms");
+    fields.push_back(std::to_string(opts.run_at_ms));
+  }
+  AppendTaskStatus(keys, out.id, out.scheduled ? "scheduled" : "pending", std::move(fields), opts.status_ttl_s, cmds);
   if (out.scheduled) {
     cmds.push_back({"ZADD", keys.ScheduledOf(stream), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
   } else {
@@ -179,6 +226,22 @@ Status RunEnqueue(RedisCommands& redis, const TaskKeys& keys, const std::vector<
 
 }  // namespace
 
+StatusOr<std::vector<std::vector<std::string>>> EnqueueCommands(const TaskKeys& keys, const std::string& type,
+                                                                const std::string& payload,
+                                                                const EnqueueOptions& opts, int64_t now_ms,
+                                                                EnqueueResult& out) {
+  SF_RETURN_IF_ERROR(CheckEnqueue(type, opts));
+  if (out.id.empty()) out.id = opts.id.empty() ? NewId() : opts.id;
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(3);
+  AppendEnqueueCommands(keys, type, payload, opts, now_ms, out, cmds);
+  return cmds;
+}
+
+const LuaScript& ReleaseUniqueKeyScript() { return ReleaseUniqueScript(); }
+
+std::string NewTaskId() { return NewId(); }
+
 StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms) {
   SF_RETURN_IF_ERROR(CheckEnqueue(type, opts));
@@ -197,11 +260,17 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
   std::vector<std::vector<std::string>> cmds;
   cmds.reserve(3);
   AppendEnqueueCommands(keys, type, payload, opts, now_ms, out, cmds);
-  SF_RETURN_IF_ERROR(RunEnqueue(redis, keys, cmds));
+  Status added = RunEnqueue(redis, keys, cmds);
+  if (!added.ok() && !opts.unique_key.empty()) {
+    // The key names a task that was not added: release it (if it is still ours), or a retry of this enqueue
+    // would be answered "duplicate" of nothing for unique_ttl_s. Best effort: Redis may be gone altogether.
+    (void)redis.Eval(ReleaseUniqueScript(), {keys.Unique(opts.unique_key)}, {out.id});
+  }
+  SF_RETURN_IF_ERROR(added);
   return out;
 }
 
-StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisClient& redis, const TaskKeys& keys,
+StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisCommands& redis, const TaskKeys& keys,
                                                   const std::vector<TaskToEnqueue>& tasks, int64_t now_ms) {
   std::vector<EnqueueResult> out(tasks.size());
   std::vector<std::vector<std::string>> cmds;
@@ -282,7 +351,8 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
     for (int first = 0; first < shards; first += width) {
       for (int i = first; i < std::min(shards, first + width); ++i) {
         const std::string stream = keys.Queue(q, (start + i) % shards);
-        cmds.push_back(RedisClient::EvalArgv(NextTaskShardScript(), {keys.PausedFlagOf(stream), stream},
+        cmds.push_back(RedisClient::EvalArgv(NextTaskShardScript(),
+                                             {keys.PausedFlagOf(stream), stream, keys.CancelledOf(stream)},
                                              {group, consumer, per_shard}));
       }
       auto r = redis.Pipeline(cmds);
@@ -292,9 +362,10 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
         if (!v.is_array() || v.elements.empty()) return Status::Internal("next task script: unexpected reply");
         int64_t state = v.elements[0].AsInt();
         open = open || state >= 0;
-        if (state == 1 && v.elements.size() == 2) {
+        if (state == 1 && v.elements.size() == 3) {
           for (auto& e : ParseStreamReply(v.elements[1])) out.entries.push_back(std::move(e));
         }
+        if (state >= 0) AppendStrings(v.elements.back(), out.cancelled);
       }
       if (!out.entries.empty()) return out;
       cmds.clear();
@@ -309,21 +380,48 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
 StatusOr<NextTask> ReadNextTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
                                  const std::string& consumer, const std::vector<std::string>& queues, int count) {
   if (keys.cluster()) return ReadNextShardedTasks(redis, keys, group, consumer, queues, count);
-  std::vector<std::string> k = {keys.Paused()};
+  std::vector<std::string> k = {keys.Paused(), keys.Cancelled()};
   for (const auto& q : queues) k.push_back(keys.Queue(q));
   std::vector<std::string> args = {group, consumer, std::to_string(std::max(1, count))};
   args.reserve(3 + queues.size());
   for (const auto& q : queues) args.push_back(q);
   auto r = redis.Eval(NextTaskScript(), k, args);
   if (!r.ok()) return r.status();
-  if (!r->is_array() || r->elements.size() != 2) return Status::Internal("next task script: unexpected reply");
+  if (!r->is_array() || r->elements.size() != 3) return Status::Internal("next task script: unexpected reply");
   NextTask out;
+  AppendStrings(r->elements[2], out.cancelled);
   if (r->elements[0].AsInt() == 1) {
     out.entries = ParseStreamReply(r->elements[1]);
     return out;
   }
-  for (const auto& q : r->elements[1].elements) out.open_queues.push_back(q.str);
+  AppendStrings(r->elements[1], out.open_queues);
   return out;
+}
+
+StatusOr<std::vector<std::string>> DropCancelled(RedisClient& redis, const TaskKeys& keys,
+                                                 std::vector<StreamEntry>& entries) {
+  if (entries.empty()) return std::vector<std::string>{};
+  std::vector<std::string> k = {keys.CancelledOf(entries.front().stream)};
+  std::vector<std::string> args = {TaskKeys::Group()};
+  thread_local v1::TaskEnvelope e;
+  for (const StreamEntry& entry : entries) {
+    const std::string* raw = entry.Field("e");
+    k.push_back(entry.stream);
+    args.push_back(entry.id);
+    args.push_back(raw != nullptr && e.ParseFromString(*raw) ? e.id() : "");  // undecodable: the worker's
+  }
+  auto r = redis.Eval(DropCancelledScript(), k, args);
+  if (!r.ok()) return r.status();
+  std::vector<std::string> skipped;
+  AppendStrings(*r, skipped);
+  if (!skipped.empty()) {
+    std::unordered_set<std::string> gone(skipped.begin(), skipped.end());
+    std::erase_if(entries, [&](const StreamEntry& entry) {
+      const std::string* raw = entry.Field("e");
+      return raw != nullptr && e.ParseFromString(*raw) && gone.count(e.id()) > 0;
+    });
+  }
+  return skipped;
 }
 
 }  // namespace streamfleet

@@ -11,6 +11,7 @@
 //   {prefix:queue:name:i}:scheduled    its delayed tasks and retries (zset, "queue|envelope" by run_at ms)
 //   {prefix:queue:name:i}:dlq          its dead letters
 //   {prefix:queue:name:i}:paused       its pause flag (a string; the next-task script reads it)
+//   {prefix:queue:name:i}:cancelled    ids of its cancelled tasks (zset by cancel time; task_cancel.h)
 // The paused set `{prefix}:paused` stays the list operators see in both modes (single-key commands only).
 // Status hashes, unique keys and periodic locks are single-key commands: global in both modes.
 #include <cstdint>
@@ -47,6 +48,8 @@ class TaskKeys {
   std::string ScheduledOf(const std::string& stream) const;
   std::string DeadLettersOf(const std::string& stream) const;
   std::string PausedFlagOf(const std::string& stream) const;  // cluster mode only
+  // The cancel markers the next-task scripts check (task_cancel.h): Cancelled() in standard mode.
+  std::string CancelledOf(const std::string& stream) const;
   // Every scheduled zset / dead-letter stream of the queues named (one each in standard mode).
   std::vector<std::string> AllScheduled(const std::vector<std::string>& queues) const;
   std::vector<std::string> AllDeadLetters(const std::vector<std::string>& queues) const;
@@ -55,6 +58,7 @@ class TaskKeys {
   std::string Scheduled() const { return p_ + ":scheduled"; }
   std::string DeadLetters() const { return p_ + ":dlq:tasks"; }
   std::string Paused() const { return p_ + ":paused"; }  // set of paused queue names, both modes
+  std::string Cancelled() const { return p_ + ":cancelled"; }
   std::string Status(const std::string& id) const { return p_ + ":task:" + id; }
   std::string Unique(const std::string& key) const { return p_ + ":unique:" + key; }
   std::string Periodic(const std::string& name, int64_t period) const {

@@ -50,6 +50,21 @@ struct EnqueueResult {
 StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms);
 
+// What EnqueueTask sends after the unique key's SET NX (which it leaves to the caller), in order: the status
+// record (unless status_ttl_s is 0), then the XADD or ZADD that must succeed, last. For callers that send
+// them on a connection of their own, e.g. asynchronously (ingest's task API); standard key schema only (a
+// cluster needs the status writes in a round trip of their own first). kInvalidArgument like EnqueueTask.
+// Fills out.id (opts.id or a new one) and out.scheduled.
+StatusOr<std::vector<std::vector<std::string>>> EnqueueCommands(const TaskKeys& keys, const std::string& type,
+                                                                const std::string& payload,
+                                                                const EnqueueOptions& opts, int64_t now_ms,
+                                                                EnqueueResult& out);
+// A new task id: 20 random lowercase hex digits (what EnqueueTask gives a task without opts.id).
+std::string NewTaskId();
+// The script EnqueueTask runs when the add failed after the unique key was taken: KEYS[1] = the unique
+// key, ARGV[1] = the task id; deletes the key only while it still names that task.
+const LuaScript& ReleaseUniqueKeyScript();
+
 // A task's status record ({prefix}:task:{id}): HSET of `state` and the field/value pairs in `fields`, then
 // EXPIRE ttl_s, appended to `cmds`. Every writer of the record goes through here: enqueue, and TaskLifecycle
 // (task_lifecycle.h) for each state a worker moves a task to, so every state follows one TTL rule: ttl_s <= 0
@@ -65,7 +80,7 @@ struct TaskToEnqueue {
   std::string payload;
   EnqueueOptions options;
 };
-StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisClient& redis, const TaskKeys& keys,
+StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisCommands& redis, const TaskKeys& keys,
                                                   const std::vector<TaskToEnqueue>& tasks, int64_t now_ms);
 
 // Moves scheduled tasks due at now_ms to their queue streams (ZREM + XADD in one script: once). Standard
@@ -91,11 +106,20 @@ Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::strin
 // ceil(count / shards) each (so up to shards - 1 more than count); with fewer, `count` shards per round
 // trip, one task each (never more than count). (A slot's acks do not wait for this read: each goes out as
 // its task finishes, TaskLifecycle::Succeeded.)
+// Tasks marked cancelled (task_control.h) are not returned: the script acks them, drops their markers and
+// lists their ids in `cancelled`.
 struct NextTask {
   std::vector<StreamEntry> entries;  // empty when none was waiting
   std::vector<std::string> open_queues;
+  std::vector<std::string> cancelled;  // ids of the cancelled tasks skipped (and acked) by this read
 };
 StatusOr<NextTask> ReadNextTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
                                  const std::string& consumer, const std::vector<std::string>& queues, int count);
+
+// The same cancel check for the entries of a blocking XREADGROUP (standard mode; the next-task scripts
+// check their own): removes the cancelled ones from `entries`, acks them and returns their task ids. One
+// EXISTS when nothing is cancelled.
+StatusOr<std::vector<std::string>> DropCancelled(RedisClient& redis, const TaskKeys& keys,
+                                                 std::vector<StreamEntry>& entries);
 
 }  // namespace streamfleet
