@@ -1,5 +1,7 @@
 // streamfleetctl as an operator runs it: the real binary, a real redis-server, SQLite and PostgreSQL.
 #include <gtest/gtest.h>
+
+#include <set>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -217,6 +219,44 @@ TEST_F(CtlTest, StreamsKeysListsWhatTheConsumerGroupsReadWithoutRedis) {
                      "{streamfleet:queue:default:0}|workers",
                      "{streamfleet:queue:default:1}|workers",
                  }));
+}
+
+// tasks list pages (the printed cursor leads to the next page, to the end, nothing twice); tasks cancel
+// cancels a waiting task once, and refuses an unknown one.
+TEST_F(CtlTest, TasksListPagesAndTasksCancel) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto e = Ctl("--json enqueue noop --delay " + std::to_string(60 + i) + "s");
+    ASSERT_EQ(e.code, 0) << e.out;
+    ids.insert(nlohmann::json::parse(e.out)["id"].get<std::string>());
+  }
+  std::set<std::string> listed;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto r = Ctl("--json tasks list --state scheduled --limit 2" + (cursor.empty() ? "" : " --cursor " + cursor));
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto page = nlohmann::json::parse(r.out);
+    for (const auto& t : page["tasks"]) EXPECT_TRUE(listed.insert(t["id"].get<std::string>()).second);
+    cursor = page["next_cursor"];
+    ++pages;
+  } while (!cursor.empty() && pages < 10);
+  EXPECT_EQ(listed, ids);
+  EXPECT_GE(pages, 3);
+  auto human = Ctl("tasks list --state scheduled --limit 2");
+  EXPECT_NE(human.out.find("more: streamfleetctl tasks list --state scheduled --limit 2 --cursor "), std::string::npos)
+      << human.out;
+  EXPECT_NE(Ctl("tasks list --state busy").code, 0);
+
+  const std::string id = *ids.begin();
+  auto c = Ctl("--json tasks cancel " + id);
+  ASSERT_EQ(c.code, 0) << c.out;
+  EXPECT_EQ(nlohmann::json::parse(c.out)["previous_state"], "scheduled");
+  EXPECT_EQ(nlohmann::json::parse(Ctl("--json tasks show " + id).out)["state"], "cancelled");
+  EXPECT_EQ(Ctl("tasks cancel " + id).code, 0) << "again: already cancelled";
+  auto unknown = Ctl("tasks cancel no-such-task");
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.out.find("unknown or expired"), std::string::npos) << unknown.out;
 }
 
 TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {

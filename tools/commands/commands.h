@@ -16,7 +16,7 @@ void RegisterDatabaseCommands(CLI::App& app, Context& ctx);
 void RegisterStreamCommands(CLI::App& app, Context& ctx);
 // dlq list | show | requeue | purge (dead_letters.cc)
 void RegisterDeadLetterCommands(CLI::App& app, Context& ctx);
-// enqueue, generate, tasks show | scheduled (tasks.cc)
+// enqueue, generate, tasks show | cancel | list | scheduled (tasks.cc)
 void RegisterTaskCommands(CLI::App& app, Context& ctx);
 // queues pause | resume (queues.cc)
 void RegisterQueueCommands(CLI::App& app, Context& ctx);

@@ -10,6 +10,8 @@
 #include "streamfleet/chunks/generation_start.h"
 #include "streamfleet/operations/fleet_admin.h"
 #include "streamfleet/operations/operator_task.h"
+#include "streamfleet/operations/task_lists.h"
+#include "streamfleet/taskqueue/task_control.h"
 #include "streamfleet/sql/sql_store.h"
 #include "tools/commands/commands.h"
 #include "tools/commands/connections.h"
@@ -108,6 +110,57 @@ void ListScheduledTasks(const Context& ctx, const Config& c, RedisClient& r) {
   ctx.Print(j, human.empty() ? "no scheduled tasks\n" : human);
 }
 
+struct ListArgs {
+  std::string state = "scheduled", queue, type, cursor;
+  int limit = 50;
+};
+
+// One page of a task list; the next page's command is printed under it (human) or in next_cursor (--json).
+void ListTaskPage(const Context& ctx, const Config& c, RedisClient& r, const ListArgs& a) {
+  TaskListQuery q;
+  if (!ParseTaskListKind(a.state, q.kind)) throw Usage{"--state is scheduled, retrying, running, dead or succeeded"};
+  q.queue = a.queue;
+  q.type = a.type;
+  q.limit = a.limit;
+  q.cursor = a.cursor;
+  TaskPage page = Must(ListTasks(r, c, q, WallClockMs()), "tasks list");
+  json j = json::array();
+  std::string human;
+  for (const ListedTask& t : page.tasks) {
+    j.push_back({{"id", t.id}, {"type", t.type}, {"queue", t.queue}, {"attempt", t.attempt}, {"at_ms", t.at_ms},
+                 {"detail", t.detail}, {"entry_id", t.entry_id}});
+    human += t.id + "  " + t.type + "  queue=" + t.queue + " attempt=" + std::to_string(t.attempt) +
+             (t.at_ms > 0 ? " at=" + IsoUtcFromMs(t.at_ms) : "") + (t.detail.empty() ? "" : "  " + t.detail) + "\n";
+  }
+  if (human.empty()) human = "no " + a.state + " tasks" + (a.cursor.empty() ? "" : " after this cursor") + "\n";
+  if (!page.next_cursor.empty()) {
+    human += "more: streamfleetctl tasks list --state " + a.state + (a.queue.empty() ? "" : " --queue " + a.queue) +
+             (a.type.empty() ? "" : " --type " + a.type) + " --limit " + std::to_string(a.limit) + " --cursor " +
+             page.next_cursor + "\n";
+  }
+  ctx.Print(json{{"tasks", j}, {"next_cursor", page.next_cursor}}, human);
+}
+
+void CancelTaskById(const Context& ctx, const Config& c, RedisClient& r, const std::string& id) {
+  if (id.empty()) throw Failure{"tasks cancel needs an ID"};
+  CancelResult res = Must(CancelTask(r, TaskKeys::FromConfig(c), id, c.task_result_ttl_s, WallClockMs()), "cancel");
+  switch (res.outcome) {
+    case CancelOutcome::kCancelled:
+      ctx.Print(json{{"id", id}, {"state", "cancelled"}, {"previous_state", res.state}},
+                "cancelled " + id + " (was " + res.state + "): a worker that reads it skips it\n");
+      return;
+    case CancelOutcome::kAlreadyCancelled:
+      ctx.Print(json{{"id", id}, {"state", "cancelled"}, {"previous_state", res.state}}, id + " was already cancelled\n");
+      return;
+    case CancelOutcome::kNotFound:
+      throw Failure{"no status for task " + id +
+                    (c.task_result_ttl_s > 0 ? std::string(" (unknown or expired)")
+                                             : std::string(" (TASK_RESULT_TTL=0: tasks cannot be cancelled)"))};
+    case CancelOutcome::kTooLate:
+      throw Failure{"task " + id + " is " + res.state + ": only a task that has not started can be cancelled"};
+  }
+}
+
 void AddEnqueue(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<EnqueueArgs>();
   auto* enqueue = app.add_subcommand(
@@ -140,18 +193,32 @@ void AddGenerate(CLI::App& app, Context& ctx) {
 
 void AddTasks(CLI::App& app, Context& ctx) {
   struct TasksArgs {
-    std::string command, id;  // show | scheduled; the task id (show)
+    std::string command, id;  // show | cancel | list | scheduled; the task id (show, cancel)
+    ListArgs list;
   };
   auto a = std::make_shared<TasksArgs>();
-  auto* tasks = app.add_subcommand("tasks",
-                                   "`tasks show ID`: a task's status; `tasks scheduled`: delayed tasks and retries\n"
-                                   "  example: streamfleetctl tasks show 9c296fdc4df40a81b930");
-  tasks->add_option("COMMAND", a->command)->required()->check(CLI::IsMember({"show", "scheduled"}));
+  auto* tasks = app.add_subcommand(
+      "tasks",
+      "`tasks show ID`: a task's status; `tasks cancel ID`: cancel a task that has not started;\n"
+      "  `tasks list --state scheduled|retrying|running|dead|succeeded [--queue Q] [--type T]`: one page (--limit,\n"
+      "  then --cursor from the line it prints); `tasks scheduled`: the first 100 delayed tasks and retries\n"
+      "  example: streamfleetctl tasks list --state retrying --queue default --limit 20");
+  tasks->add_option("COMMAND", a->command)->required()->check(CLI::IsMember({"show", "cancel", "list", "scheduled"}));
   tasks->add_option("ID", a->id);
+  tasks->add_option("--state", a->list.state, "list: scheduled (default), retrying, running, dead or succeeded");
+  tasks->add_option("--queue", a->list.queue, "list: only this queue");
+  tasks->add_option("--type", a->list.type, "list: only this task type");
+  tasks->add_option("--limit", a->list.limit, "list: tasks per page (default 50, at most 1000)")
+      ->check(CLI::Range(1, 1000));
+  tasks->add_option("--cursor", a->list.cursor, "list: the page after the one that printed this cursor");
   ctx.OnRun(tasks, [a](const Context& ctx, const Config& c) {
     auto r = ConnectRedis(c);
     if (a->command == "show") {
       ShowTask(ctx, c, *r, a->id);
+    } else if (a->command == "cancel") {
+      CancelTaskById(ctx, c, *r, a->id);
+    } else if (a->command == "list") {
+      ListTaskPage(ctx, c, *r, a->list);
     } else {
       ListScheduledTasks(ctx, c, *r);
     }
