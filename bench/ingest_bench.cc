@@ -1,6 +1,7 @@
 // Ingest load generator: N keep-alive HTTP/1.1 connections driven by epoll loops (--client-threads) posting
 // 200-byte chunks to a running streamfleet-ingest, first one chunk per request (application/json), then
-// NDJSON batches. Prints key=value result lines (see bench/run.sh).
+// NDJSON batches; then the task API: one task per POST /v1/tasks, next to EnqueueTask called from C++
+// threads on the same Redis. Prints key=value result lines (see bench/run.sh).
 //
 //   ingest_bench --port INGEST_PORT --redis-port P --pid INGEST_PID [--clients 64] [--duration 10]
 #include <netinet/in.h>
@@ -14,10 +15,13 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <thread>
 
 #include "bench/bench_util.h"
 #include "streamfleet/base/keys.h"
+#include "streamfleet/base/time.h"
+#include "streamfleet/taskqueue/task_queue.h"
 
 using namespace streamfleet;
 using namespace streamfleet::bench;
@@ -105,6 +109,17 @@ struct Options {
   int chunk_bytes = 200;
   int batch = 100;  // NDJSON lines per request
   int client_threads = 2;
+  int cpp_threads = 8;  // EnqueueTask callers of the C++ reference
+};
+
+// What one phase sends: the request for a connection's next call, how many items it carries, the status
+// that acknowledges it, and how to count what landed in Redis afterwards.
+struct Phase {
+  const char* name;
+  int per_request;
+  int ok_status;
+  std::function<std::string(const HttpConn&)> request;
+  std::function<int64_t(RedisClient&)> landed;
 };
 
 std::string Payload(int bytes) {
@@ -114,10 +129,13 @@ std::string Payload(int bytes) {
   return s;
 }
 
+std::string Post(const std::string& path, const std::string& content_type, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: " + content_type +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 // batch == 0: one JSON chunk per request; otherwise NDJSON with `batch` lines per request.
-PhaseResult RunPhase(const Options& o, int batch, const char* name) {
-  auto redis = ConnectOrDie(o.redis_port);
-  MustOk(redis->Command({"FLUSHALL"}).status(), "FLUSHALL");
+Phase ChunkPhase(const Options& o, int batch, const char* name) {
   const std::string line = "{\"data\":\"" + Payload(o.chunk_bytes) + "\"}";
   std::string body;
   if (batch == 0) {
@@ -126,10 +144,38 @@ PhaseResult RunPhase(const Options& o, int batch, const char* name) {
     for (int i = 0; i < batch; ++i) body += line + "\n";
   }
   const int per_request = batch == 0 ? 1 : batch;
-  const std::string content_type =
-      batch == 0 ? "Content-Type: application/json" : "Content-Type: application/x-ndjson";
+  const std::string content_type = batch == 0 ? "application/json" : "application/x-ndjson";
   // Each client writes its own generation, moving to a new one well below the per-generation limits.
   const int64_t rotate_every = 20000;
+  const int clients = o.clients;
+  return Phase{name, per_request, 202,
+               [=](const HttpConn& c) {
+                 int64_t g = 1 + c.client + static_cast<int64_t>(clients) * (c.sent_chunks / rotate_every);
+                 return Post("/v1/orgs/1/generations/" + std::to_string(g) + "/chunks", content_type, body);
+               },
+               [](RedisClient& redis) {
+                 KeySchema keys = KeySchema::FromConfig(MakeConfig({}));
+                 int64_t xlen = 0;
+                 for (int s = 0; s < keys.chunk_streams(); ++s) {
+                   auto l = redis.Command({"XLEN", keys.ChunkStream(s)});
+                   if (l.ok()) xlen += l->integer;
+                 }
+                 return xlen;
+               }};
+}
+
+// One small noop task per POST /v1/tasks (ingest's task API, open: no tokens in the bench).
+Phase TaskPhase() {
+  const std::string request = Post("/v1/tasks", "application/json", R"({"type":"noop","payload":{"n":1}})");
+  return Phase{"tasks", 1, 202, [request](const HttpConn&) { return request; },
+               [](RedisClient& redis) { return redis.Command({"XLEN", "streamfleet:queue:default"})->integer; }};
+}
+
+PhaseResult RunPhase(const Options& o, const Phase& phase) {
+  auto redis = ConnectOrDie(o.redis_port);
+  MustOk(redis->Command({"FLUSHALL"}).status(), "FLUSHALL");
+  const int per_request = phase.per_request;
+  const char* name = phase.name;
 
   std::atomic<bool> stop{false}, measuring{false};
   std::atomic<int64_t> acked_total{0};
@@ -141,7 +187,7 @@ PhaseResult RunPhase(const Options& o, int batch, const char* name) {
   for (int t = 0; t < threads_n; ++t) {
     threads.emplace_back([&, t] {
       PhaseResult& r = per[static_cast<size_t>(t)];
-      r.latencies_ms.reserve(batch == 0 ? 400000 : 40000);
+      r.latencies_ms.reserve(per_request == 1 ? 400000 : 40000);
       std::vector<HttpConn> conns;
       for (int c = t; c < o.clients; c += threads_n) conns.emplace_back(c);
       int ep = epoll_create1(0);
@@ -153,10 +199,7 @@ PhaseResult RunPhase(const Options& o, int batch, const char* name) {
         epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
       }
       auto send_next = [&](HttpConn& c) {
-        int64_t g = 1 + c.client + static_cast<int64_t>(o.clients) * (c.sent_chunks / rotate_every);
-        c.Send("POST /v1/orgs/1/generations/" + std::to_string(g) +
-               "/chunks HTTP/1.1\r\nHost: 127.0.0.1\r\n" + content_type +
-               "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+        c.Send(phase.request(c));
         c.t0 = Clk::now();
       };
       bool logged = false;
@@ -169,7 +212,7 @@ PhaseResult RunPhase(const Options& o, int batch, const char* name) {
           int status = 0;
           if (!c.Receive(&status)) continue;  // response not complete yet
           auto t1 = Clk::now();
-          bool ok = status == 202;
+          bool ok = status == phase.ok_status;
           if (ok) {
             c.sent_chunks += per_request;
             acked_total.fetch_add(per_request, std::memory_order_relaxed);
@@ -218,21 +261,46 @@ PhaseResult RunPhase(const Options& o, int batch, const char* name) {
   total.ingest_cpu_s = cpu1 - cpu0;
   total.redis_cpu_s = rcpu1 - rcpu0;
 
-  // Sanity: every acknowledged chunk is in a chunk stream.
-  Config cfg = MakeConfig({{"REDIS_PORT", std::to_string(o.redis_port)}});
-  KeySchema keys = KeySchema::FromConfig(cfg);
-  int64_t xlen = 0;
-  for (int s = 0; s < keys.chunk_streams(); ++s) {
-    auto l = redis->Command({"XLEN", keys.ChunkStream(s)});
-    if (l.ok()) xlen += l->integer;
-  }
+  // Sanity: everything acknowledged is in Redis.
+  int64_t xlen = phase.landed(*redis);
   std::cerr << "ingest_bench: " << name << ": " << total.requests << " requests, " << total.chunks
-            << " chunks in " << total.seconds << " s (" << total.errors << " errors); acknowledged "
-            << total.total_chunks_acked << " chunks, chunk streams hold " << xlen << " entries\n";
+            << " items in " << total.seconds << " s (" << total.errors << " errors); acknowledged "
+            << total.total_chunks_acked << ", Redis holds " << xlen << " entries\n";
   if (xlen < total.total_chunks_acked) {
-    std::cerr << "ingest_bench: " << name << ": FEWER ENTRIES THAN ACKNOWLEDGED CHUNKS\n";
+    std::cerr << "ingest_bench: " << name << ": FEWER ENTRIES THAN ACKNOWLEDGED\n";
   }
   return total;
+}
+
+// The reference for the task API: EnqueueTask (what the API calls) from `threads` C++ threads, each with
+// its own connection, one task per call, for `seconds`. Tasks per second.
+double CppEnqueueRate(const Options& o) {
+  auto redis = ConnectOrDie(o.redis_port);
+  MustOk(redis->Command({"FLUSHALL"}).status(), "FLUSHALL");
+  const Config cfg = MakeConfig({{"REDIS_PORT", std::to_string(o.redis_port)}});
+  const TaskKeys keys = TaskKeys::FromConfig(cfg);
+  std::atomic<bool> stop{false}, measuring{false};
+  std::atomic<int64_t> done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < o.cpp_threads; ++t) {
+    threads.emplace_back([&] {
+      auto c = ConnectOrDie(o.redis_port);
+      const EnqueueOptions opts = EnqueueOptions::FromConfig(cfg);
+      while (!stop.load(std::memory_order_relaxed)) {
+        MustOk(EnqueueTask(*c, keys, "noop", R"({"n":1})", opts, WallClockMs()).status(), "EnqueueTask");
+        if (measuring.load(std::memory_order_relaxed)) done.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup_s));
+  auto start = Clk::now();
+  measuring.store(true);
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.duration_s));
+  measuring.store(false);
+  double seconds = Seconds(Clk::now() - start);
+  stop.store(true);
+  for (auto& th : threads) th.join();
+  return static_cast<double>(done.load()) / seconds;
 }
 
 }  // namespace
@@ -249,13 +317,14 @@ int main(int argc, char** argv) {
   o.chunk_bytes = static_cast<int>(f.Int("chunk-bytes", 200));
   o.batch = static_cast<int>(f.Int("batch", 100));
   o.client_threads = static_cast<int>(f.Int("client-threads", 2));
+  o.cpp_threads = static_cast<int>(f.Int("cpp-threads", 8));
   if (o.port == 0 || o.redis_port == 0 || o.pid == 0) {
     std::cerr << "usage: ingest_bench --port INGEST_PORT --redis-port P --pid INGEST_PID [--clients 64] "
-                 "[--duration 10] [--warmup 1] [--chunk-bytes 200] [--batch 100] [--client-threads 2]\n";
+                 "[--duration 10] [--warmup 1] [--chunk-bytes 200] [--batch 100] [--client-threads 2] [--cpp-threads 8]\n";
     return 2;
   }
 
-  PhaseResult single = RunPhase(o, 0, "single");
+  PhaseResult single = RunPhase(o, ChunkPhase(o, 0, "single"));
   Emit("ingest_single_cps", static_cast<double>(single.chunks) / single.seconds);
   Emit("ingest_single_p50_ms", Quantile(single.latencies_ms, 0.50));
   Emit("ingest_single_p99_ms", Quantile(single.latencies_ms, 0.99));
@@ -264,7 +333,7 @@ int main(int argc, char** argv) {
   Emit("ingest_single_redis_cpu_cores", single.redis_cpu_s / single.seconds);
   Emit("ingest_rss_after_single_mb", static_cast<double>(ProcStatusKb(o.pid, "VmRSS")) / 1024.0);
 
-  PhaseResult nd = RunPhase(o, o.batch, "ndjson");
+  PhaseResult nd = RunPhase(o, ChunkPhase(o, o.batch, "ndjson"));
   Emit("ingest_ndjson_cps", static_cast<double>(nd.chunks) / nd.seconds);
   Emit("ingest_ndjson_p50_ms", Quantile(nd.latencies_ms, 0.50));
   Emit("ingest_ndjson_p99_ms", Quantile(nd.latencies_ms, 0.99));
@@ -273,6 +342,12 @@ int main(int argc, char** argv) {
   Emit("ingest_ndjson_redis_cpu_cores", nd.redis_cpu_s / nd.seconds);
   Emit("ingest_rss_mb", static_cast<double>(ProcStatusKb(o.pid, "VmRSS")) / 1024.0);
   Emit("ingest_hwm_mb", static_cast<double>(ProcStatusKb(o.pid, "VmHWM")) / 1024.0);
+
+  PhaseResult tasks = RunPhase(o, TaskPhase());
+  Emit("tasks_http_tps", static_cast<double>(tasks.chunks) / tasks.seconds);
+  Emit("tasks_http_p99_ms", Quantile(tasks.latencies_ms, 0.99));
+  Emit("tasks_http_errors", static_cast<double>(tasks.errors));
+  Emit("tasks_cpp_tps", CppEnqueueRate(o));
 
   auto redis = ConnectOrDie(o.redis_port);
   (void)redis->Command({"FLUSHALL"});

@@ -3,7 +3,8 @@
 #
 # Builds what it needs (cmake --build -j1), starts its own redis-server on a free loopback port, runs
 #   1. the Redis ceilings (redis-benchmark XADD, pipeline 1 and 16),
-#   2. ingest: the streamfleet-ingest binary under 64 keep-alive clients (single JSON chunks, then NDJSON),
+#   2. ingest: the streamfleet-ingest binary under 64 keep-alive clients (single JSON chunks, then NDJSON,
+#      then one task per POST /v1/tasks next to EnqueueTask from C++ threads),
 #   3. the compactor: raw XREADGROUP+XACK ceiling, 1 and 2 in-process CompactorService instances draining a
 #      pre-fill, 1 instance under a steady producer, and the streamfleet-compactor binary,
 #   4. the cache: GetOrCompute latency p50/p99 per tier and Redis hits/s (bench/cache_bench.cc),
@@ -227,6 +228,7 @@ fi
     printf "| ingest, NDJSON 100 chunks per POST, %d clients | %s chunks/s | >= 25%% of XADD P16 (%s) | %s | %s |\n", clients, f0(v["ingest_ndjson_cps"]), f0(p16 / 4), pct(v["ingest_ndjson_cps"], p16), met(v["ingest_ndjson_cps"] >= 0.25 * p16)
     printf "| ingest, NDJSON: request latency p50 / p99 | %s / %s ms | | | |\n", f2(v["ingest_ndjson_p50_ms"]), f2(v["ingest_ndjson_p99_ms"])
     printf "| ingest RSS (streamfleet-ingest VmRSS after load; idle %s MB, peak VmHWM %s MB) | %s MB | < 50 MB | | %s |\n", f1(v["ingest_rss_idle_mb"]), f1(v["ingest_hwm_mb"]), f1(v["ingest_rss_mb"]), met(v["ingest_hwm_mb"] < 50)
+    printf "| task API: 1 task per POST /v1/tasks, %d keep-alive clients (p99 %s ms, %d errors) | %s tasks/s | >= 50%% of EnqueueTask from C++ (%s tasks/s, 8 threads) | %s | %s |\n", clients, f2(v["tasks_http_p99_ms"]), v["tasks_http_errors"], f0(v["tasks_http_tps"]), f0(v["tasks_cpp_tps"]), pct(v["tasks_http_tps"], v["tasks_cpp_tps"]), met(v["tasks_http_tps"] >= 0.5 * v["tasks_cpp_tps"])
     if (only == "ingest") {
       printf "\nCPU (cores busy, of %s): ingest JSON %s + redis %s; ingest NDJSON %s + redis %s. Errors: ingest JSON %d, NDJSON %d\n", cores, f2(v["ingest_single_cpu_cores"]), f2(v["ingest_single_redis_cpu_cores"]), f2(v["ingest_ndjson_cpu_cores"]), f2(v["ingest_ndjson_redis_cpu_cores"]), v["ingest_single_errors"], v["ingest_ndjson_errors"]
       exit

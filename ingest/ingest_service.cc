@@ -85,7 +85,8 @@ IngestService::IngestService(const Config& config, prometheus::Registry& registr
       async_redis_(dynamic_cast<AsyncRedis*>(redis_.get())),
       sampler_redis_(RedisClient::Lazy(config.redis)),
       store_(store),
-      cache_(config.redis, CacheOptionsFromConfig(config), &registry) {}
+      cache_(config.redis, CacheOptionsFromConfig(config), &registry),
+      tasks_(config, *redis_, metrics_) {}
 
 IngestService::~IngestService() { Stop(); }
 
@@ -171,8 +172,7 @@ bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
   return false;
 }
 
-void IngestService::RecordRequest(Route::Kind kind, const HttpExchange& ex, Clk::time_point started) {
-  const char* name = RouteName(kind);
+void IngestService::RecordRequest(const char* name, const HttpExchange& ex, Clk::time_point started) {
   metrics_.requests.Add({{"route", name}, {"status", std::to_string(ex.status())}}).Increment();
   metrics_.request_seconds
       .Add({{"route", name}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -182,6 +182,11 @@ void IngestService::RecordRequest(Route::Kind kind, const HttpExchange& ex, Clk:
 
 void IngestService::Handle(HttpExchange& ex) {
   auto started = Clk::now();
+  if (TaskApi::Owns(ex.path())) {
+    tasks_.Handle(ex);
+    RecordRequest("tasks", ex, started);
+    return;
+  }
   Route route = MatchRoute(ex.path());
   Ctx ctx;
   if (Admit(ex, route, ctx)) {
@@ -195,13 +200,18 @@ void IngestService::Handle(HttpExchange& ex) {
       default: break;
     }
   }
-  RecordRequest(route.kind, ex, started);
+  RecordRequest(RouteName(route.kind), ex, started);
 }
 
 bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
   // Only a single JSON chunk on the shared AsyncRedis; everything else (streamed bodies, other routes, the
   // cluster's blocking pooled clients) goes to Handle on a worker thread.
   if (async_redis_ == nullptr || exchange->method() != "POST") return false;
+  if (TaskApi::Owns(exchange->path())) {
+    auto started = Clk::now();
+    return tasks_.HandleFast(exchange, *async_redis_,
+                             [this, exchange, started] { RecordRequest("tasks", *exchange, started); });
+  }
   Route route = MatchRoute(exchange->path());
   if (route.kind != Route::Kind::kChunks || MediaType(exchange->Header("Content-Type")) != "application/json") {
     return false;
@@ -212,7 +222,7 @@ bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
   std::optional<PendingChunk> chunk;
   if (Admit(ex, route, ctx) && AdmitChunks(ex)) chunk = ReadJsonChunk(ex, ctx);  // the body is complete: no wait
   if (!chunk) {
-    RecordRequest(route.kind, ex, started);
+    RecordRequest(RouteName(route.kind), ex, started);
     return true;
   }
   auto batch = std::make_shared<std::vector<PendingChunk>>();
@@ -227,7 +237,7 @@ bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
                            if (Written(*exchange, ChunkWriter::ParseAppendReply(reply, *batch), *batch, &total)) {
                              RespondAccepted(*exchange, total);
                            }
-                           RecordRequest(Route::Kind::kChunks, *exchange, started);
+                           RecordRequest(RouteName(Route::Kind::kChunks), *exchange, started);
                          });
   return true;
 }

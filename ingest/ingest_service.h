@@ -10,6 +10,7 @@
 // GET /v1/orgs/{org}/generations/{gen} answers the compacted row from the SQL store, cache-aside through the
 // fleet's multi-tier cache (streamfleet/cache/cache.h); it is the only route that needs the database.
 // POST /v1/orgs/{org}/generations starts a provider generation: an id and a generation.run task, in Redis.
+// /v1/tasks is the task API (task_api.h), on the same worker threads and Redis connection.
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -19,6 +20,7 @@
 
 #include "streamfleet/chunks/chunk_writer.h"
 #include "ingest/metrics.h"
+#include "ingest/task_api.h"
 #include "streamfleet/chunks/request_parsing.h"
 #include "streamfleet/redis/async_redis.h"
 #include "streamfleet/cache/cache.h"
@@ -61,7 +63,7 @@ class IngestService {
   // Reads, checks and parses a single JSON chunk body; nullopt when it answered (4xx).
   std::optional<PendingChunk> ReadJsonChunk(HttpExchange& ex, const Ctx& ctx);
   void RespondAccepted(HttpExchange& ex, const AppendResult& total);
-  void RecordRequest(Route::Kind kind, const HttpExchange& ex, Clk::time_point started);
+  void RecordRequest(const char* route, const HttpExchange& ex, Clk::time_point started);
   void HandleChunks(HttpExchange& ex, Ctx& ctx);
   void HandleJsonChunk(HttpExchange& ex, Ctx& ctx);
   void HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse);
@@ -104,6 +106,7 @@ class IngestService {
   std::unique_ptr<RedisClient> sampler_redis_;  // only the sampler thread uses it
   SqlStore* store_;
   Cache cache_;
+  TaskApi tasks_;  // /v1/tasks: on redis_, declared after it
   std::unique_ptr<LoopHttpServer> http_;
   std::atomic<int64_t> backlog_{0};
   std::atomic<bool> stopping_{false};

@@ -46,6 +46,11 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                    .Name("streamfleet_redis_up")
                    .Help("1 when the last Redis operation of this process succeeded")
                    .Register(r)
-                   .Add({})) {}
+                   .Add({})),
+      tasks_enqueued(prometheus::BuildCounter()
+                         .Name("streamfleet_ingest_tasks_enqueued_total")
+                         .Help("Tasks enqueued through the task API (POST /v1/tasks, /v1/tasks:batch)")
+                         .Register(r)
+                         .Add({})) {}
 
 }  // namespace streamfleet::ingest

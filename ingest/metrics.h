@@ -19,6 +19,7 @@ struct IngestMetrics {
   prometheus::Histogram& redis_write_seconds;
   prometheus::Gauge& backlog;
   prometheus::Gauge& redis_up;
+  prometheus::Counter& tasks_enqueued;  // through the task API (task_api.h)
 };
 
 }  // namespace streamfleet::ingest

@@ -57,6 +57,23 @@ curl -sf -X POST "http://127.0.0.1:$IP/v1/orgs/12/generations" -H 'Content-Type:
   || fail "POST /v1/orgs/12/generations refused under the ACL"
 echo "ok: generation started by user ingest"
 
+# The task API under user ingest (docs/task-api.md): a task now (run by user worker), a delayed unique one,
+# its duplicate, its status and its cancel.
+T="http://127.0.0.1:$IP/v1/tasks"
+now=$(curl -sf -X POST "$T" -H 'Content-Type: application/json' -d '{"type": "noop"}' | jq -r .task_id)
+[ -n "$now" ] && [ "$now" != null ] || fail "POST /v1/tasks refused under the ACL"
+later=$(curl -sf -X POST "$T" -H 'Content-Type: application/json' \
+  -d '{"type": "noop", "delay": "1h", "unique_key": "acl-1"}' | jq -r .task_id)
+[ -n "$later" ] && [ "$later" != null ] || fail "a delayed unique task refused under the ACL"
+[ "$(curl -s -X POST "$T" -H 'Content-Type: application/json' -d '{"type": "noop", "unique_key": "acl-1"}' \
+  | jq -r .task_id)" = "$later" ] || fail "the duplicate did not name its holder under the ACL"
+curl -sf -X DELETE "$T/$later" | jq -e '.state == "cancelled"' >/dev/null || fail "cancel refused under the ACL"
+until [ "$(curl -sf "$T/$now" | jq -r .state)" = succeeded ]; do
+  [ "$SECONDS" -lt "$DEADLINE" ] || fail "task $now (task API) did not succeed under the ACL"
+  sleep 0.2
+done
+echo "ok: task API (now, delayed, unique, status, cancel) under user ingest"
+
 # The task path: enqueued by the operator, run by user worker.
 id=$(REDIS_URL=$(url operator) "$BUILD/tools/streamfleetctl" --json enqueue noop | jq -r .id)
 until [ "$(rc operator change-me-operator hget "streamfleet:task:$id" state)" = succeeded ]; do

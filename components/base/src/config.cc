@@ -56,6 +56,8 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"INGEST_BACKPRESSURE_LAG", "200000", "consumer-group lag over the chunk streams above which ingest answers 503"},
       {"INGEST_REQUEST_TIMEOUT", "60s", "longest a client may take to send a request's headers, and the longest wait for body data (slow or stalled clients)"},
       {"INGEST_TOKENS", "", "per-organization bearer tokens, \"ORG:TOKEN,ORG:TOKEN\"; empty = open (dev only)"},
+      {"TASK_API_TOKENS", "", "ingest's task API (/v1/tasks): bearer tokens with scopes, \"TOKEN:enqueue+read,TOKEN:read\"; empty = open when INGEST_TOKENS is empty too (dev only), else the task API is off"},
+      {"TASK_MAX_PAYLOAD_BYTES", "1048576", "largest task payload the task API accepts (413 above; at most 16 MiB)"},
       {"QUEUES", "critical:6,default:3,low:1", "queue-worker: queues and their weights (a busy low queue cannot starve critical)"},
       {"WORKER_CONCURRENCY", "4", "queue-worker: tasks run at once per process"},
       {"WORKER_PREFETCH", "32", "queue-worker: most tasks a slot reads (and acks) per round trip while its tasks finish in under 5 ms; 1 = one at a time"},
@@ -422,6 +424,33 @@ void LoadConsumers(Reader& r, Config& c) {
   c.dead_consumer_idle_ms = r.Duration("DEAD_CONSUMER_IDLE", 1000, 1000);
 }
 
+// The task API's tokens and limit (TASK_API_TOKENS, TASK_MAX_PAYLOAD_BYTES), served by ingest.
+void LoadTaskApi(Reader& r, Config& c) {
+  c.task_max_payload_bytes = r.Int("TASK_MAX_PAYLOAD_BYTES", 1, int64_t{16} << 20);
+  for (const std::string& item : SplitList(r.Str("TASK_API_TOKENS"), ',')) {
+    auto colon = item.rfind(':');
+    TaskApiToken t;
+    bool ok = colon != std::string::npos && colon > 0 && colon + 1 < item.size();
+    if (ok) {
+      t.token = item.substr(0, colon);
+      for (const std::string& scope : SplitList(item.substr(colon + 1), '+')) {
+        if (scope == "enqueue") {
+          t.enqueue = true;
+        } else if (scope == "read") {
+          t.read = true;
+        } else {
+          ok = false;
+        }
+      }
+    }
+    if (!ok) {
+      r.Fail("TASK_API_TOKENS", "...", "TOKEN:SCOPES pairs separated by commas, SCOPES enqueue, read or enqueue+read");
+      break;
+    }
+    c.task_api_tokens.push_back(std::move(t));
+  }
+}
+
 // Ingest's HTTP API, limits and per-organization tokens (INGEST_*).
 void LoadIngest(Reader& r, Config& c) {
   c.ingest_listen = r.Str("INGEST_LISTEN");
@@ -448,6 +477,7 @@ void LoadIngest(Reader& r, Config& c) {
     }
     c.ingest_tokens[org] = item.substr(colon + 1);
   }
+  LoadTaskApi(r, c);
 }
 
 // The admin UI (ADMIN_*).
@@ -563,6 +593,7 @@ StatusOr<Config> LoadConfig(const EnvLookup& env, const std::string& default_met
 void KeepOnlySecretsOf(ProcessRole role, Config& c) {
   if (role == ProcessRole::kTool) return;
   if (role != ProcessRole::kIngest) c.ingest_tokens.clear();
+  if (role != ProcessRole::kIngest) c.task_api_tokens.clear();
   if (role != ProcessRole::kAdmin) c.admin_token.clear();
   if (role != ProcessRole::kWorker) c.provider_api_key.clear();
 }

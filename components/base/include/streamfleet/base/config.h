@@ -40,6 +40,14 @@ struct RedisConfig {
   std::vector<std::string> seeds;
 };
 
+// One bearer token of the task API (TASK_API_TOKENS) and what it may do: enqueue covers POST (and DELETE,
+// cancelling what one may enqueue), read covers GET. Separate from the per-organization chunk tokens.
+struct TaskApiToken {
+  std::string token;
+  bool enqueue = false;
+  bool read = false;
+};
+
 struct Config {
   RedisConfig redis;
   std::string database_url;
@@ -77,6 +85,8 @@ struct Config {
   int64_t backpressure_lag = 200000;
   int64_t ingest_request_timeout_ms = 60000;  // INGEST_REQUEST_TIMEOUT: header time and body read wait
   std::map<int64_t, std::string> ingest_tokens;  // org id -> bearer token
+  std::vector<TaskApiToken> task_api_tokens;      // TASK_API_TOKENS (secrets: never logged)
+  int64_t task_max_payload_bytes = 1 << 20;       // TASK_MAX_PAYLOAD_BYTES
 
   std::vector<std::pair<std::string, int>> queues;  // name, weight
   int worker_concurrency = 4;
