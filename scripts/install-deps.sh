@@ -30,6 +30,7 @@ TEST_PACKAGES=(
   postgresql postgresql-client                           # scripts/pg.sh: the throwaway test PostgreSQL
   prometheus jq yamllint python3-yaml                    # scripts/check-deploy.sh (promtool), prometheus_e2e
   python3-redis python3-protobuf                         # tests/fault, clients/python and its tests (tests/clients)
+  php-cli php-curl phpunit                               # clients/php (over the HTTP task API) and its tests
   chromium                                               # tests/e2e/admin: the admin UI in headless Chromium
   clang libclang-rt-dev llvm  # scripts/fuzz.sh: libFuzzer runtime, llvm-symbolizer for its stack traces
 )
