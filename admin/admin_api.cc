@@ -1,6 +1,7 @@
 #include "admin/admin_api.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <regex>
 
@@ -11,8 +12,10 @@
 #include "streamfleet/operations/manual_compaction.h"
 #include "streamfleet/operations/operator_json.h"
 #include "streamfleet/operations/operator_task.h"
+#include "streamfleet/operations/task_lists.h"
 #include "streamfleet/observability/redis_info_metrics.h"
 #include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/taskqueue/task_control.h"
 #include "streamfleet/taskqueue/task_queue.h"
 #include "streamfleet/v1/chunk.pb.h"
 
@@ -25,6 +28,12 @@ using json = nlohmann::json;
 struct ApiError {
   int status;
   std::string error, detail;
+};
+
+// A refusal whose answer carries more than error and detail (a cancel that came too late names the state).
+struct ApiRefusal {
+  int status;
+  json body;
 };
 
 // A failed operation as an answer: kNotFound is the operations' "no such id" (a dead letter, a buffer to
@@ -41,6 +50,12 @@ T Must(StatusOr<T> v) {
 }
 
 bool ValidStreamId(const std::string& id) { return std::regex_match(id, std::regex("[0-9]{1,20}-[0-9]{1,20}")); }
+
+// A task id or type as the task API takes them: 1 to 200 visible ASCII characters (an id without '/').
+bool ValidToken(const std::string& s, bool slash_ok) {
+  if (s.empty() || s.size() > 200) return false;
+  return std::all_of(s.begin(), s.end(), [&](char c) { return c > 0x20 && c < 0x7f && (slash_ok || c != '/'); });
+}
 
 std::string Str(const json& body, const char* field) {
   if (!body.contains(field) || !body[field].is_string() || body[field].get<std::string>().empty()) {
@@ -133,6 +148,10 @@ void AdminApi::Handle(HttpExchange& ex, const std::string& route) {
       out = Pending(r, ex.QueryParam("stream").value_or(""), ex.QueryParam("group").value_or(""));
     } else if (route == "queues") {
       out = Queues(r);
+    } else if (route == "tasks") {
+      out = TaskList(r, ex.QueryParam("state").value_or(""), ex.QueryParam("queue").value_or(""),
+                     ex.QueryParam("type").value_or(""), ex.QueryParam("limit").value_or(""),
+                     ex.QueryParam("cursor").value_or(""));
     } else if (route.rfind("tasks/", 0) == 0) {
       out = Task(r, route.substr(6));
     } else if (route == "dead-letters") {
@@ -148,6 +167,8 @@ void AdminApi::Handle(HttpExchange& ex, const std::string& route) {
     ex.RespondJson(200, out.dump(-1, ' ', false, json::error_handler_t::replace), {{"Cache-Control", "no-store"}});
   } catch (const ApiError& e) {
     ex.RespondJson(e.status, JsonError(e.error, e.detail), {{"Cache-Control", "no-store"}});
+  } catch (const ApiRefusal& e) {
+    ex.RespondJson(e.status, e.body.dump(-1, ' ', false, json::error_handler_t::replace), {{"Cache-Control", "no-store"}});
   }
 }
 
@@ -336,6 +357,52 @@ json AdminApi::Task(RedisClient& r, const std::string& id) {
   return {{"id", id}, {"status", status}, {"envelope", envelope}, {"found_in", where}};
 }
 
+json AdminApi::TaskList(RedisClient& r, const std::string& state, const std::string& queue, const std::string& type,
+                        const std::string& limit, const std::string& cursor) {
+  TaskListQuery q;
+  if (!ParseTaskListKind(state, q.kind)) {
+    throw ApiError{400, "invalid_request", "state must be scheduled, retrying, running, dead or succeeded"};
+  }
+  if (!queue.empty() && !ValidQueueName(queue)) throw ApiError{400, "invalid_request", "invalid queue name"};
+  if (!type.empty() && !ValidToken(type, true)) {
+    throw ApiError{400, "invalid_request", "type must be 1 to 200 visible ASCII characters"};
+  }
+  if (!limit.empty()) {
+    int n = 0;
+    auto [end, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), n);
+    if (ec != std::errc() || end != limit.data() + limit.size() || n < 1 || n > 1000) {
+      throw ApiError{400, "invalid_request", "limit must be an integer from 1 to 1000"};
+    }
+    q.limit = n;
+  }
+  q.queue = queue;
+  q.type = type;
+  q.cursor = cursor;
+  auto page = ListTasks(r, config_, q, WallClockMs());
+  // Its kInvalidArgument is about the query (a cursor from elsewhere), not Redis.
+  if (page.status().code() == StatusCode::kInvalidArgument) {
+    throw ApiError{400, "invalid_request", page.status().message()};
+  }
+  TaskPage p = Must(std::move(page));
+  json tasks = json::array();
+  for (const ListedTask& t : p.tasks) {
+    tasks.push_back({{"id", t.id}, {"type", t.type}, {"queue", t.queue}, {"attempt", t.attempt}, {"at_ms", t.at_ms},
+                     {"detail", t.detail}, {"entry_id", t.entry_id}});
+  }
+  // A cancelled task stays in the scheduled set until it is due (the worker skips it then): each waiting
+  // task's record state, so the page says "cancelled" rather than offering the cancel again.
+  if ((q.kind == TaskListKind::kScheduled || q.kind == TaskListKind::kRetrying) && !p.tasks.empty()) {
+    TaskKeys tkeys = TaskKeys::FromConfig(config_);
+    std::vector<std::vector<std::string>> cmds;
+    for (const ListedTask& t : p.tasks) cmds.push_back({"HGET", tkeys.Status(t.id), "state"});
+    auto states = Must(r.Pipeline(cmds));
+    for (size_t i = 0; i < states.size() && i < tasks.size(); ++i) {
+      tasks[i]["record_state"] = states[i].is_error() ? "" : states[i].str;
+    }
+  }
+  return {{"state", state}, {"tasks", tasks}, {"next_cursor", p.next_cursor}};
+}
+
 json AdminApi::DeadLetters(RedisClient& r) {
   const std::string chunk_dlq = KeySchema::FromConfig(config_).ChunkDeadLetterStream();
   json out = json::array();
@@ -397,6 +464,29 @@ json AdminApi::Action(RedisClient& r, const std::string& route, const json& body
     }
     EnqueueResult done = Must(std::move(res));
     return {{"id", done.id}, {"duplicate", done.duplicate}, {"scheduled", done.scheduled}};
+  }
+  if (route == "tasks/cancel") {
+    // As `streamfleetctl tasks cancel` and ingest's DELETE /v1/tasks/{id}: only a task that has not started.
+    std::string id = Str(body, "id");
+    if (!ValidToken(id, false)) {
+      throw ApiError{400, "invalid_request", "id must be a task id: 1 to 200 visible ASCII characters without '/'"};
+    }
+    CancelResult res = Must(CancelTask(r, tkeys, id, config_.task_result_ttl_s, WallClockMs()));
+    switch (res.outcome) {
+      case CancelOutcome::kCancelled:
+      case CancelOutcome::kAlreadyCancelled:
+        return {{"id", id}, {"state", "cancelled"}, {"previous_state", res.state}};
+      case CancelOutcome::kNotFound:
+        throw ApiError{404, "not_found",
+                       "no task " + id +
+                           (config_.task_result_ttl_s > 0 ? std::string(" (unknown, or its record expired)")
+                                                          : std::string(" (TASK_RESULT_TTL=0: tasks cannot be cancelled)"))};
+      case CancelOutcome::kTooLate:
+        throw ApiRefusal{409, {{"error", "too_late"},
+                               {"detail", "task " + id + " is " + res.state +
+                                              ": only a task that has not started can be cancelled"},
+                               {"state", res.state}}};
+    }
   }
   if (route == "dead-letters/requeue") {
     bool all = body.value("all", false);

@@ -1,7 +1,8 @@
 #pragma once
-// The admin UI's JSON API (/api/...): read models of the overview, streams, queues, dead letters and
-// generations, and the operator actions. An action streamfleetctl also offers is the same call into
-// components/operations (streamfleet/operations/: fleet_admin.h, operator_task.h, manual_compaction.h), and
+// The admin UI's JSON API (/api/...): read models of the overview, streams, queues, task lists, dead letters
+// and generations, and the operator actions (among them cancelling a task that has not started). An action
+// streamfleetctl also offers is the same call into components/operations (streamfleet/operations/:
+// fleet_admin.h, operator_task.h, task_lists.h, manual_compaction.h; taskqueue/task_control.h), and
 // what both show has the same JSON form (operator_json.h); this class only turns requests into those calls
 // and their results and errors into HTTP answers. Authentication happens before a request reaches this
 // class (admin_server.h). Thread-safe: Redis clients come from a pool, the SQL store is used under a mutex.
@@ -35,6 +36,9 @@ class AdminApi {
   json Pending(RedisClient& r, const std::string& stream, const std::string& group);
   json Queues(RedisClient& r);
   json Task(RedisClient& r, const std::string& id);
+  // GET tasks?state=&queue=&type=&limit=&cursor=: one page of a task list (streamfleet/operations/task_lists.h).
+  json TaskList(RedisClient& r, const std::string& state, const std::string& queue, const std::string& type,
+                const std::string& limit, const std::string& cursor);
   json DeadLetters(RedisClient& r);
   json Generation(RedisClient& r, int64_t org, int64_t gen, int64_t scenario);
   // POST actions: the JSON answer, or throws ApiError.

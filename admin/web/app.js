@@ -71,6 +71,21 @@ async function act(label, path, body) {
 
 // ---- pages: each has load() -> data and view(data) -> element; `static` parts (forms) are built once.
 
+// The task lists (GET /api/tasks?state=...): what the time and detail columns mean in each, and which
+// tasks can still be cancelled (those that have not started).
+const TASK_TABS = [
+  { state: "scheduled", label: "Scheduled", at: "runs at", detail: "", cancel: true,
+    help: "Delayed tasks, earliest first. A cancelled task stays listed (marked cancelled) until it is due; then the worker skips it." },
+  { state: "retrying", label: "Retries", at: "next attempt", detail: "last error", cancel: true,
+    help: "Failed attempts waiting to run again, earliest first." },
+  { state: "running", label: "Busy", at: "since", detail: "consumer", cancel: false,
+    help: "Tasks a worker holds (running, or read ahead and about to run), oldest first." },
+  { state: "dead", label: "Dead", at: "dead since", detail: "reason", cancel: false,
+    help: "Tasks that failed for good, oldest first; requeue or delete them on the dead letters page." },
+  { state: "succeeded", label: "Succeeded", at: "finished", detail: "result", cancel: false,
+    help: "Recent results (kept TASK_RESULT_TTL): a scan of every record, for a quick look." },
+];
+
 function chart(title, samples, series) {
   const w = 400, hgt = 100;
   const max = Math.max(1e-9, ...samples.flatMap((s) => series.map((x) => s[x.key] || 0)));
@@ -229,6 +244,71 @@ const pages = {
     },
   },
 
+  // Sidekiq Web's Scheduled / Retries / Busy / Dead pages (plus recent results): one page of a list at a time,
+  // in the URL (/tasks?state=&queue=&type=&cursor=), so a page survives reload and the back button.
+  tasks: {
+    title: "Tasks",
+    form() {
+      const q = new URLSearchParams(location.search);
+      const state = TASK_TABS.some((t) => t.state === q.get("state")) ? q.get("state") : "scheduled";
+      const tabs = h("nav", { class: "tabs", "data-testid": "task-tabs" }, TASK_TABS.map((t) => {
+        const p = new URLSearchParams({ state: t.state });
+        for (const k of ["queue", "type"]) if (q.get(k)) p.set(k, q.get(k));
+        return link("/tasks?" + p.toString(), t.label, { class: t.state === state ? "active" : null, "data-tab": t.state });
+      }));
+      const f = h("form", { class: "inline", "data-testid": "task-filter" },
+        h("label", {}, "queue", h("input", { name: "queue", value: q.get("queue") || "", placeholder: "every queue" })),
+        h("label", {}, "type", h("input", { name: "type", value: q.get("type") || "", placeholder: "every type" })),
+        h("button", { class: "primary", type: "submit" }, "Filter"));
+      f.addEventListener("submit", (e) => {
+        e.preventDefault();
+        const p = new URLSearchParams({ state });
+        for (const [k, v] of new FormData(f)) if (String(v).trim() !== "") p.set(k, String(v).trim());
+        navigate("/tasks?" + p.toString());
+      });
+      return h("div", {}, tabs, f);
+    },
+    load() {
+      const q = new URLSearchParams(location.search);
+      const p = new URLSearchParams({ state: q.get("state") || "scheduled" });
+      for (const k of ["queue", "type", "limit", "cursor"]) if (q.get(k)) p.set(k, q.get(k));
+      return api("tasks?" + p.toString());
+    },
+    view(d) {
+      const q = new URLSearchParams(location.search);
+      const tab = TASK_TABS.find((t) => t.state === d.state) || TASK_TABS[0];
+      const pageNo = Number(q.get("page") || 1);
+      const nav = (cursor, page) => {
+        const p = new URLSearchParams(q);
+        if (cursor) { p.set("cursor", cursor); p.set("page", String(page)); } else { p.delete("cursor"); p.delete("page"); }
+        return "/tasks?" + p.toString();
+      };
+      const cancel = (t) => confirm("Cancel task " + t.id + " (" + t.type + ")? It will not run.") &&
+        act("cancel " + t.id, "tasks/cancel", { id: t.id });
+      const pager = h("p", { class: "pager" },
+        q.get("cursor") ? link(nav("", 1), "« first page", { "data-testid": "tasks-first" }) : null,
+        h("span", { class: "muted" }, " page " + pageNo + " "),
+        d.next_cursor ? link(nav(d.next_cursor, pageNo + 1), "next page »", { "data-testid": "tasks-next" }) : null);
+      if (d.tasks.length === 0) {
+        return h("div", {}, h("p", { class: "muted", "data-testid": "no-tasks" },
+          "no " + tab.label.toLowerCase() + " tasks" + (q.get("cursor") ? " after this page" : "")), q.get("cursor") ? pager : null);
+      }
+      return h("div", {},
+        h("p", { class: "muted" }, tab.help),
+        h("div", { class: "scroll" }, h("table", { "data-testid": "tasks" },
+          heads(["task", "type", "queue", "attempt#", tab.at, tab.detail, ""]),
+          d.tasks.map((t) => h("tr", { "data-task": t.id },
+            h("td", {}, link("/tasks/" + encodeURIComponent(t.id), t.id)), h("td", {}, t.type), h("td", {}, t.queue),
+            h("td", { class: "num" }, t.attempt), h("td", {}, when(t.at_ms)),
+            h("td", {}, t.detail, d.state === "running" && t.entry_id ? h("div", { class: "muted" }, "entry ", h("code", {}, t.entry_id)) : null),
+            h("td", {},
+              tab.cancel && t.record_state === "cancelled" ? h("span", { class: "badge paused", "data-testid": "cancelled-" + t.id }, "cancelled") : null,
+              tab.cancel && t.record_state !== "cancelled" ? h("button", { class: "danger", "data-testid": "cancel-" + t.id, onclick: () => cancel(t) }, "cancel") : null,
+              d.state === "dead" && t.entry_id ? link("/dead-letters?id=" + t.entry_id, "dead letter") : null))))),
+        pager);
+    },
+  },
+
   "dead-letters": {
     title: "Dead letters",
     load: () => api("dead-letters"),
@@ -317,6 +397,7 @@ function route() {
   if (p === "/streams") return "streams";
   if (p === "/streams/pending") return "pending";
   if (p === "/queues") return "queues";
+  if (p === "/tasks") return "tasks";
   if (p.startsWith("/tasks/")) return "task";
   if (p === "/dead-letters") return "dead-letters";
   if (p === "/generations") return "generations";
@@ -349,7 +430,7 @@ function render() {
   const name = route();
   const main = document.getElementById("page");
   for (const a of document.querySelectorAll("header nav a")) {
-    a.classList.toggle("active", a.dataset.nav === name || (name === "pending" && a.dataset.nav === "streams") || (name === "task" && a.dataset.nav === "queues"));
+    a.classList.toggle("active", a.dataset.nav === name || (name === "pending" && a.dataset.nav === "streams") || (name === "task" && a.dataset.nav === "tasks"));
   }
   if (!name) {
     main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, link("/", "back to the overview")));

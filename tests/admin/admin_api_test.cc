@@ -1,9 +1,10 @@
-// The admin UI's HTTP surface against a real redis-server (and SQLite): authentication, CSRF, and the
-// actions (pause/resume, dead-letter requeue and delete, compact now) with their effects read back from
-// Redis and the database.
+// The admin UI's HTTP surface against a real redis-server (and SQLite): authentication, CSRF, the task
+// lists, and the actions (pause/resume, task cancel, dead-letter requeue and delete, compact now) with their
+// effects read back from Redis and the database.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "admin/admin_server.h"
@@ -13,7 +14,11 @@
 #include "streamfleet/base/clock.h"
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/keys.h"
+#include "streamfleet/base/time.h"
+#include "streamfleet/operations/operator_task.h"
 #include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/taskqueue/task_control.h"
+#include "streamfleet/taskqueue/task_lifecycle.h"
 #include "streamfleet/taskqueue/task_queue.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
@@ -413,6 +418,289 @@ TEST_F(AdminApiTest, GenerationSearchAndCompactNow) {
   EXPECT_EQ(after["row"]["compacted_by"], "streamfleet-admin");
   // Another organization's id does not reveal the row.
   EXPECT_TRUE(json::parse(Get("/api/generations?org=4&gen=9", {cookie}).body)["row"].is_null());
+}
+
+// The task lists (GET /api/tasks) and cancel (POST /api/tasks/cancel): tasks put where the fleet puts them.
+class AdminTasksTest : public AdminApiTest {
+ protected:
+  void SetUp() override {
+    AdminApiTest::SetUp();
+    Start();
+    tkeys_ = TaskKeys::FromConfig(*config_);
+    for (const char* q : {"critical", "default", "low"}) {
+      ASSERT_TRUE(EnsureGroup(*redis_, tkeys_.Queue(q), TaskKeys::Group()).ok());
+    }
+  }
+  std::string Enqueue(const std::string& type, const std::string& queue, int64_t delay_ms = 0) {
+    int64_t now = WallClockMs();
+    OperatorTask t;
+    t.type = type;
+    t.queue = queue;
+    t.run_at_ms = delay_ms > 0 ? now + delay_ms : 0;
+    auto r = EnqueueOperatorTask(*redis_, *config_, t, now);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->id : "";
+  }
+  // The next waiting entries of `queue`, read as a worker does (they are then pending: running).
+  std::vector<StreamEntry> Read(const std::string& queue, const std::string& consumer, int count) {
+    auto r = redis_->Command({"XREADGROUP", "GROUP", TaskKeys::Group(), consumer, "COUNT", std::to_string(count),
+                              "STREAMS", tkeys_.Queue(queue), ">"});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? ParseStreamReply(*r) : std::vector<StreamEntry>{};
+  }
+  static v1::TaskEnvelope Envelope(const StreamEntry& e) {
+    v1::TaskEnvelope t;
+    EXPECT_TRUE(e.Field("e") != nullptr && t.ParseFromString(*e.Field("e")));
+    return t;
+  }
+  std::string State(const std::string& id) {
+    auto rec = ReadTaskRecord(*redis_, tkeys_, id);
+    EXPECT_TRUE(rec.ok()) << rec.status().ToString();
+    return rec.ok() && *rec ? (*rec)->state() : "";
+  }
+  // Every page of a list, following next_cursor to the end; fails on a repeated id or a page over `limit`.
+  json All(const std::string& cookie, const std::string& query, int limit, int* pages = nullptr) {
+    json out = json::array();
+    std::set<std::string> seen;
+    std::string cursor;
+    for (int page = 1; page < 50; ++page) {
+      HttpResponse r = Get("/api/tasks?" + query + "&limit=" + std::to_string(limit) +
+                               (cursor.empty() ? "" : "&cursor=" + cursor), {cookie});
+      EXPECT_EQ(r.status, 200) << query << ": " << r.body;
+      if (r.status != 200) break;
+      json j = json::parse(r.body);
+      EXPECT_LE(j["tasks"].size(), static_cast<size_t>(limit));
+      for (auto& t : j["tasks"]) {
+        EXPECT_TRUE(seen.insert(t["id"].get<std::string>()).second) << "listed twice: " << t.dump();
+        out.push_back(t);
+      }
+      if (pages) *pages = page;
+      cursor = j["next_cursor"].get<std::string>();
+      if (cursor.empty()) break;
+      EXPECT_EQ(cursor.find_first_not_of("0123456789:-"), std::string::npos) << "cursor needs no URL encoding here";
+    }
+    return out;
+  }
+  static std::vector<std::string> Ids(const json& tasks) {
+    std::vector<std::string> ids;
+    for (const auto& t : tasks) ids.push_back(t["id"]);
+    return ids;
+  }
+
+  TaskKeys tkeys_{"streamfleet"};
+};
+
+TEST_F(AdminTasksTest, EachListShowsWhatIsThereAndPagesToTheEnd) {
+  std::string cookie = Login();
+  TaskLifecycle lifecycle = TaskLifecycle::FromConfig(*config_);
+  // Scheduled: 5 delayed tasks, an hour and more away (in that order), of two types on two queues.
+  std::vector<std::string> scheduled;
+  for (int i = 0; i < 5; ++i) {
+    scheduled.push_back(Enqueue(i % 2 ? "mail" : "report", i < 3 ? "default" : "low", 3600'000 + 1000 * i));
+  }
+  // Retrying: a task that failed once, waiting for its next attempt (as the worker schedules it).
+  std::string retried = Enqueue("mail", "default");
+  auto first = Read("default", "w-retry", 1);
+  ASSERT_EQ(first.size(), 1u);
+  v1::TaskEnvelope next = Envelope(first[0]);
+  ASSERT_EQ(next.id(), retried);
+  next.set_attempt(1);
+  next.add_errors("attempt 1: UNAVAILABLE: smtp down");
+  ASSERT_TRUE(lifecycle.Retry(*redis_, first[0].stream, first[0].id, next, WallClockMs() + 600'000,
+                              "UNAVAILABLE: smtp down").ok());
+  ASSERT_TRUE(redis_->AwaitSent().ok()) << "the record says retry_scheduled";
+  // Running: 3 tasks a worker holds.
+  std::vector<std::string> running;
+  for (int i = 0; i < 3; ++i) running.push_back(Enqueue("report", "critical"));
+  auto held = Read("critical", "host-1-0", 3);
+  ASSERT_EQ(held.size(), 3u);
+  // Dead and succeeded: two tasks of queue low, read and finished each way.
+  std::string dead = Enqueue("report", "low"), done = Enqueue("mail", "low");
+  auto two = Read("low", "w-low", 2);
+  ASSERT_EQ(two.size(), 2u);
+  v1::TaskEnvelope dead_task = Envelope(two[0]);
+  ASSERT_TRUE(lifecycle.DeadLetter(*redis_, two[0].stream, two[0].id, *two[0].Field("e"),
+                                   "failed after 5 attempts: boom", 5, &dead_task).ok());
+  FinishedTasks finished;
+  ASSERT_TRUE(lifecycle.Succeeded(*redis_, finished, two[1].stream, two[1].id, done, "42", 1).ok());
+  ASSERT_TRUE(lifecycle.Flush(*redis_, finished).ok());
+
+  int pages = 0;
+  json s = All(cookie, "state=scheduled", 2, &pages);
+  EXPECT_EQ(Ids(s), scheduled) << "earliest first, every one once: " << s.dump();
+  EXPECT_EQ(pages, 3);
+  for (const auto& t : s) {
+    EXPECT_EQ(t["attempt"], 0);
+    EXPECT_GT(t["at_ms"].get<int64_t>(), WallClockMs() + 3500'000) << "when it runs";
+    EXPECT_EQ(t["record_state"], "scheduled");
+  }
+  EXPECT_EQ(s[3]["queue"], "low");
+  EXPECT_EQ(s[1]["type"], "mail");
+  // Filters: by queue, by type, both.
+  EXPECT_EQ(Ids(All(cookie, "state=scheduled&queue=low", 1)), (std::vector<std::string>{scheduled[3], scheduled[4]}));
+  EXPECT_EQ(Ids(All(cookie, "state=scheduled&type=mail", 10)), (std::vector<std::string>{scheduled[1], scheduled[3]}));
+  EXPECT_EQ(Ids(All(cookie, "state=scheduled&queue=default&type=mail", 10)), (std::vector<std::string>{scheduled[1]}));
+  EXPECT_TRUE(All(cookie, "state=scheduled&queue=critical", 10).empty());
+  // One page at a time: the first page of 2 says where the next starts.
+  json page1 = json::parse(Get("/api/tasks?state=scheduled&limit=2", {cookie}).body);
+  EXPECT_EQ(page1["state"], "scheduled");
+  EXPECT_EQ(page1["tasks"].size(), 2u);
+  EXPECT_FALSE(page1["next_cursor"].get<std::string>().empty());
+  json whole = json::parse(Get("/api/tasks?state=scheduled", {cookie}).body);
+  EXPECT_EQ(whole["tasks"].size(), 5u) << "default limit 50";
+  EXPECT_EQ(whole["next_cursor"], "");
+
+  json r = All(cookie, "state=retrying", 10);
+  ASSERT_EQ(r.size(), 1u) << r.dump();
+  EXPECT_EQ(r[0]["id"], retried);
+  EXPECT_EQ(r[0]["attempt"], 1);
+  EXPECT_EQ(r[0]["detail"], "attempt 1: UNAVAILABLE: smtp down");
+  EXPECT_EQ(r[0]["record_state"], "retry_scheduled");
+  EXPECT_TRUE(All(cookie, "state=retrying&type=report", 10).empty());
+
+  json b = All(cookie, "state=running", 2, &pages);
+  EXPECT_EQ(Ids(b), running) << b.dump();
+  EXPECT_EQ(pages, 2);
+  for (const auto& t : b) {
+    EXPECT_EQ(t["detail"], "host-1-0") << "the consumer holding it";
+    EXPECT_EQ(t["queue"], "critical");
+    EXPECT_FALSE(t["entry_id"].get<std::string>().empty());
+    EXPECT_FALSE(t.contains("record_state"));
+  }
+  EXPECT_TRUE(All(cookie, "state=running&queue=default", 10).empty());
+
+  json d = All(cookie, "state=dead", 10);
+  ASSERT_EQ(d.size(), 1u) << d.dump();
+  EXPECT_EQ(d[0]["id"], dead);
+  EXPECT_EQ(d[0]["detail"], "failed after 5 attempts: boom");
+  EXPECT_FALSE(d[0]["entry_id"].get<std::string>().empty()) << "the dead letter's id (the dead letters page)";
+
+  json ok = All(cookie, "state=succeeded", 1);
+  ASSERT_EQ(ok.size(), 1u) << ok.dump();
+  EXPECT_EQ(ok[0]["id"], done);
+  EXPECT_EQ(ok[0]["detail"], "42");
+  EXPECT_TRUE(All(cookie, "state=succeeded&type=report", 10).empty());
+}
+
+TEST_F(AdminTasksTest, CancelOnlyATaskThatHasNotStarted) {
+  std::string cookie = Login();
+  std::string later = Enqueue("report", "default", 3600'000);
+  ASSERT_EQ(State(later), "scheduled");
+  HttpResponse c = BrowserPost(cookie, "/api/tasks/cancel", json{{"id", later}});
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(json::parse(c.body), (json{{"id", later}, {"state", "cancelled"}, {"previous_state", "scheduled"}}));
+  EXPECT_EQ(State(later), "cancelled");
+  EXPECT_FALSE(redis_->Command({"ZSCORE", tkeys_.Cancelled(), later})->is_nil()) << "the marker workers check";
+  // It stays in the scheduled set until it is due (the worker skips it then); the list says it is cancelled.
+  json s = json::parse(Get("/api/tasks?state=scheduled", {cookie}).body)["tasks"];
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0]["record_state"], "cancelled");
+  // Again: nothing changes, still an answer of success.
+  HttpResponse again = BrowserPost(cookie, "/api/tasks/cancel", json{{"id", later}});
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(json::parse(again.body)["previous_state"], "cancelled");
+
+  // A task waiting for a retry can be cancelled too.
+  TaskLifecycle lifecycle = TaskLifecycle::FromConfig(*config_);
+  std::string retried = Enqueue("mail", "low");
+  auto first = Read("low", "w", 1);
+  ASSERT_EQ(first.size(), 1u);
+  v1::TaskEnvelope next = Envelope(first[0]);
+  next.set_attempt(1);
+  ASSERT_TRUE(lifecycle.Retry(*redis_, first[0].stream, first[0].id, next, WallClockMs() + 600'000, "boom").ok());
+  ASSERT_TRUE(redis_->AwaitSent().ok()) << "the record says retry_scheduled";
+  HttpResponse rc = BrowserPost(cookie, "/api/tasks/cancel", json{{"id", retried}});
+  ASSERT_EQ(rc.status, 200) << rc.body;
+  EXPECT_EQ(json::parse(rc.body)["previous_state"], "retry_scheduled");
+  EXPECT_EQ(State(retried), "cancelled");
+
+  // Running or finished: too late (409, with the state), and nothing changes.
+  std::string busy = Enqueue("report", "critical"), done = Enqueue("report", "critical");
+  auto held = Read("critical", "host-1-0", 2);
+  ASSERT_EQ(held.size(), 2u);
+  lifecycle.Running(*redis_, busy, "host-1-0", held[0].id);
+  FinishedTasks finished;
+  ASSERT_TRUE(lifecycle.Succeeded(*redis_, finished, held[1].stream, held[1].id, done, "ok", 1).ok());
+  ASSERT_TRUE(lifecycle.Flush(*redis_, finished).ok());
+  for (const auto& [id, state] : {std::pair{busy, "running"}, std::pair{done, "succeeded"}}) {
+    HttpResponse late = BrowserPost(cookie, "/api/tasks/cancel", json{{"id", id}});
+    EXPECT_EQ(late.status, 409) << late.body;
+    json j = json::parse(late.body);
+    EXPECT_EQ(j["error"], "too_late");
+    EXPECT_EQ(j["state"], state);
+    EXPECT_NE(j["detail"].get<std::string>().find("only a task that has not started"), std::string::npos) << j.dump();
+    EXPECT_EQ(State(id), state) << "a refused cancel changes nothing";
+    EXPECT_TRUE(redis_->Command({"ZSCORE", tkeys_.Cancelled(), id})->is_nil());
+  }
+
+  // Unknown: 404. Not an id at all: 400.
+  HttpResponse unknown = BrowserPost(cookie, "/api/tasks/cancel", json{{"id", "no-such-task"}});
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  EXPECT_EQ(json::parse(unknown.body)["error"], "not_found");
+  for (const json& body : {json{{"id", ""}}, json{{"id", "a/b"}}, json{{"id", "with space"}}, json{{"id", 42}},
+                           json{{"id", std::string(201, 'x')}}, json::object()}) {
+    HttpResponse bad = BrowserPost(cookie, "/api/tasks/cancel", body);
+    EXPECT_EQ(bad.status, 400) << body.dump() << ": " << bad.body;
+    EXPECT_EQ(json::parse(bad.body)["error"], "invalid_request") << bad.body;
+  }
+  // GET is not how to cancel.
+  EXPECT_EQ(Get("/api/tasks/cancel", {cookie}).status, 404) << "no task named cancel: a read, not an action";
+}
+
+TEST_F(AdminTasksTest, BadListParametersAreRefusedClearly) {
+  std::string cookie = Login();
+  struct Case {
+    std::string query, says;
+  };
+  for (const Case& c : std::vector<Case>{{"", "state must be"},
+                                         {"state=busy", "state must be"},
+                                         {"state=Scheduled", "state must be"},
+                                         {"state=dead&limit=0", "limit"},
+                                         {"state=dead&limit=1001", "limit"},
+                                         {"state=dead&limit=ten", "limit"},
+                                         {"state=dead&limit=5x", "limit"},
+                                         {"state=dead&limit=-1", "limit"},
+                                         {"state=dead&cursor=garbage", "cursor"},
+                                         {"state=scheduled&cursor=0:x", "cursor"},
+                                         {"state=running&queue=Bad%20Queue", "queue"},
+                                         {"state=dead&queue=" + std::string(65, 'q'), "queue"},
+                                         {"state=dead&type=" + std::string(201, 't'), "type"},
+                                         {"state=dead&type=a%20b", "type"}}) {
+    HttpResponse r = Get("/api/tasks?" + c.query, {cookie});
+    EXPECT_EQ(r.status, 400) << c.query << ": " << r.body;
+    json j = json::parse(r.body);
+    EXPECT_EQ(j["error"], "invalid_request") << c.query;
+    EXPECT_NE(j["detail"].get<std::string>().find(c.says), std::string::npos) << c.query << ": " << r.body;
+  }
+  EXPECT_EQ(Get("/api/tasks?state=dead&limit=1000", {cookie}).status, 200);
+  EXPECT_EQ(Get("/api/tasks?state=succeeded&limit=1", {cookie}).status, 200);
+}
+
+TEST_F(AdminTasksTest, TheAuthRulesOfTheOtherActionsApply) {
+  std::string later = Enqueue("report", "default", 3600'000);
+  const std::string body = json{{"id", later}}.dump();
+  // Unauthenticated: 401 for the API, the login form for the page.
+  EXPECT_EQ(Get("/api/tasks?state=scheduled").status, 401);
+  EXPECT_EQ(Get("/api/tasks?state=scheduled", {"Authorization: Bearer wrong"}).status, 401);
+  EXPECT_EQ(Post("/api/tasks/cancel", body, {"Origin: " + Origin()}).status, 401);
+  HttpResponse page = Get("/tasks?state=dead");
+  EXPECT_EQ(page.status, 302);
+  EXPECT_EQ(HeaderValue(page.headers, "Location"), "/login?next=/tasks%3Fstate%3Ddead");
+  // A session without the CSRF token or from another origin: refused.
+  std::string cookie = Login();
+  EXPECT_EQ(Get("/tasks?state=dead", {cookie}).status, 200);
+  EXPECT_EQ(Post("/api/tasks/cancel", body, {cookie, "Origin: " + Origin()}).status, 403);
+  EXPECT_EQ(Post("/api/tasks/cancel", body, {cookie, "X-CSRF-Token: " + csrf_}).status, 403);
+  EXPECT_EQ(Post("/api/tasks/cancel", body, {cookie, "Origin: http://evil.example", "X-CSRF-Token: " + csrf_}).status,
+            403);
+  std::string bearer = std::string("Authorization: Bearer ") + kToken;
+  EXPECT_EQ(Post("/api/tasks/cancel", body, {bearer, "Origin: http://evil.example"}).status, 403);
+  EXPECT_EQ(State(later), "scheduled") << "no refused request cancelled it";
+  // A script with the bearer token needs no CSRF token.
+  EXPECT_EQ(Get("/api/tasks?state=scheduled", {bearer}).status, 200);
+  HttpResponse ok = Post("/api/tasks/cancel", body, {bearer});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(State(later), "cancelled");
 }
 
 TEST(SamplerTest, RatesAreCounterDifferencesPerSecond) {

@@ -89,6 +89,56 @@ try {
   await until("the waiting task ran after resume", async () => (await apiGet("tasks/" + waitingId)).status.state === "succeeded");
   await shot("queues");
 
+  step("tasks: a delayed task shows under Scheduled and is cancelled with its button");
+  await page.fill('[data-testid="enqueue-form"] input[name="type"]', "report.later");
+  await page.fill('[data-testid="enqueue-form"] input[name="delay_seconds"]', "3600");
+  await page.click('[data-testid="enqueue-form"] button[type="submit"]');
+  const laterFlash = await until("delayed enqueue confirmation", async () => {
+    const t = await page.textContent('[data-testid="flash"]');
+    return t.startsWith("enqueued task ") && !t.includes(waitingId) ? t : undefined;
+  });
+  const laterId = laterFlash.slice("enqueued task ".length).trim();
+  check((await apiGet("tasks/" + laterId)).status.state === "scheduled", "the delayed task is not scheduled");
+  await page.click('header nav a[data-nav="tasks"]');
+  await page.waitForSelector('[data-testid="page-tasks"]');
+  check((await page.textContent('[data-testid="task-tabs"] a.active')) === "Scheduled", "Scheduled is not the first tab");
+  const laterRow = page.locator(`[data-testid="tasks"] tr[data-task="${laterId}"]`);
+  await until("the delayed task under Scheduled", async () => (await laterRow.count()) === 1);
+  check((await laterRow.textContent()).includes("report.later"), "row: " + (await laterRow.textContent()));
+  // The filters narrow the list (and live in the URL).
+  await page.fill('[data-testid="task-filter"] input[name="queue"]', "low");
+  await page.click('[data-testid="task-filter"] button[type="submit"]');
+  await page.waitForSelector('[data-testid="no-tasks"]');
+  check(new URL(page.url()).search.includes("queue=low"), "filter is not in the URL: " + page.url());
+  await page.fill('[data-testid="task-filter"] input[name="queue"]', "default");
+  await page.fill('[data-testid="task-filter"] input[name="type"]', "report.later");
+  await page.click('[data-testid="task-filter"] button[type="submit"]');
+  await until("the delayed task, filtered by queue and type", async () => (await laterRow.count()) === 1);
+  page.once("dialog", (d) => d.accept());
+  await page.click(`[data-testid="cancel-${laterId}"]`);
+  await until("the row marked cancelled", async () => (await page.locator(`[data-testid="cancelled-${laterId}"]`).count()) === 1);
+  check((await page.textContent('[data-testid="flash"]')).includes('"state":"cancelled"'), "no cancel confirmation");
+  check((await page.locator(`[data-testid="cancel-${laterId}"]`).count()) === 0, "still offers to cancel it");
+  const rec = (await apiGet("tasks/" + laterId)).status;
+  check(rec.state === "cancelled", "the record says " + rec.state);
+  await shot("tasks-scheduled");
+  // The server's refusal is shown as it says it: the button's action on a task that already ran (409).
+  await page.evaluate((id) => act("cancel " + id, "tasks/cancel", { id }), waitingId);
+  const refused = await until("the refusal", async () => {
+    const t = await page.textContent('#flash .error');
+    return t.includes("failed") ? t : undefined;
+  });
+  check(refused.includes("too_late: task " + waitingId + " is succeeded"), "cancel of a finished task: " + refused);
+
+  step("tasks: the Dead tab lists the poison task");
+  await page.click('header nav a[data-nav="tasks"]');  // the tabs keep the filters; the nav link drops them
+  await page.click('[data-testid="task-tabs"] a[data-tab="dead"]');
+  const deadRow = page.locator(`[data-testid="tasks"] tr[data-task="${POISON_ID}"]`);
+  await until("the poison task under Dead", async () => (await deadRow.count()) === 1, 20000);
+  check((await deadRow.textContent()).includes("MAX_DELIVERIES"), "dead row: " + (await deadRow.textContent()));
+  check((await deadRow.locator("button").count()) === 0, "a dead task offers a cancel");
+  await shot("tasks-dead");
+
   step("dead letters: the poison task is requeued from the UI and then processed");
   await page.click('header nav a[data-nav="dead-letters"]');
   const row = page.locator('[data-testid="dead-letters"] tr', { hasText: POISON_ID });
@@ -112,6 +162,26 @@ try {
   check(new URL(page.url()).pathname === "/dead-letters", "back went to " + page.url());
   await page.reload();
   await page.waitForSelector('[data-testid="no-dead-letters"]');
+
+  step("tasks: Succeeded, one per page, paged to the end and back to the first page");
+  await page.goto(ADMIN_URL + "/tasks?state=succeeded&limit=1");
+  await page.waitForSelector('[data-testid="page-tasks"] [data-testid="tasks"], [data-testid="no-tasks"]');
+  const seen = [];
+  for (let i = 0; i < 10; i++) {
+    const rows = page.locator('[data-testid="tasks"] tr[data-task]');
+    if ((await rows.count()) === 1) seen.push(await rows.getAttribute("data-task"));
+    const next = page.locator('[data-testid="tasks-next"]');
+    if ((await next.count()) === 0) break;
+    const before = page.url();
+    await next.click();
+    await until("the next page", async () => page.url() !== before && (await page.locator('[data-testid="page-tasks"] table, [data-testid="no-tasks"]').count()) > 0);
+  }
+  check(seen.includes(waitingId) && seen.includes(POISON_ID), "succeeded pages listed " + JSON.stringify(seen));
+  check(new Set(seen).size === seen.length, "a task on two pages: " + JSON.stringify(seen));
+  await page.click('[data-testid="tasks-first"]');
+  await until("the first page again", async () => !new URL(page.url()).searchParams.has("cursor") &&
+    (await page.locator('[data-testid="tasks"] tr[data-task]').count()) === 1);
+  await shot("tasks-succeeded");
 
   step("generations: search, buffer and meta");
   await page.click('header nav a[data-nav="generations"]');
