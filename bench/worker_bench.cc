@@ -19,10 +19,13 @@
 //            at one rate, back to back).
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <atomic>
+#include <cstdio>
+#include <map>
 #include <thread>
 
 #include "bench/bench_util.h"
@@ -150,10 +153,11 @@ EnqueueOptions ProducerOptions(int64_t result_ttl_s) {
   return o;
 }
 
-void EnqueueBulk(RedisClient& r, const TaskKeys& keys, int64_t n, int64_t result_ttl_s) {
+void EnqueueBulk(RedisClient& r, const TaskKeys& keys, int64_t n, int64_t result_ttl_s,
+                 const std::string& type = "noop") {
   for (int64_t i = 0; i < n; i += 1000) {
     std::vector<TaskToEnqueue> batch(static_cast<size_t>(std::min<int64_t>(1000, n - i)),
-                                     {"noop", "{}", ProducerOptions(result_ttl_s)});
+                                     {type, "{}", ProducerOptions(result_ttl_s)});
     MustOk(EnqueueTasks(r, keys, batch, WallClockMs()).status(), "EnqueueTasks");
   }
 }
@@ -197,16 +201,105 @@ void Enqueue(const Options& o) {
   (void)r->Command({"FLUSHALL"});
 }
 
-// Returns tasks/s.
-double Process(const Options& o, int workers, bool retention, const std::string& tag) {
+// The trivial keep-alive handler a push-handler worker posts to (TASK_ROUTES): an epoll loop on its own
+// thread answering every request `200 {}`, so what is measured is the worker's HTTP hop, not a handler.
+class PushSink {
+ public:
+  PushSink() {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listen_fd_, 128) != 0) {
+      std::perror("worker_bench: push sink");
+      std::exit(1);
+    }
+    socklen_t len = sizeof a;
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~PushSink() {
+    stop_.store(true);
+    thread_.join();
+    close(listen_fd_);
+  }
+  int port() const { return port_; }
+  int64_t requests() const { return requests_.load(); }
+
+ private:
+  void Loop() {
+    int ep = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = listen_fd_;
+    epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd_, &ev);
+    std::map<int, std::string> in;
+    epoll_event events[64];
+    static const std::string kAnswer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    while (!stop_.load()) {
+      int n = epoll_wait(ep, events, 64, 100);
+      for (int i = 0; i < n; ++i) {
+        int fd = events[i].data.fd;
+        if (fd == listen_fd_) {
+          int c = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK);
+          if (c < 0) continue;
+          epoll_event cev{};
+          cev.events = EPOLLIN;
+          cev.data.fd = c;
+          epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+          in[c];
+          continue;
+        }
+        char buf[65536];
+        ssize_t got = read(fd, buf, sizeof buf);
+        if (got <= 0) {
+          epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+          close(fd);
+          in.erase(fd);
+          continue;
+        }
+        std::string& b = in[fd];
+        b.append(buf, static_cast<size_t>(got));
+        // Every complete request (headers + Content-Length body) gets its answer, in order.
+        for (;;) {
+          size_t head = b.find("\r\n\r\n");
+          if (head == std::string::npos) break;
+          size_t cl = 0;
+          size_t at = b.find("Content-Length:");
+          if (at == std::string::npos) at = b.find("content-length:");
+          if (at != std::string::npos && at < head) cl = std::strtoul(b.c_str() + at + 15, nullptr, 10);
+          if (b.size() < head + 4 + cl) break;
+          b.erase(0, head + 4 + cl);
+          (void)!write(fd, kAnswer.data(), kAnswer.size());
+          requests_.fetch_add(1);
+        }
+      }
+    }
+    for (auto& [fd, unused] : in) close(fd);
+    close(ep);
+  }
+
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> requests_{0};
+  std::thread thread_;
+};
+
+// Returns tasks/s. `type` is what the tasks are; `extra` goes into the workers' environment.
+double Process(const Options& o, int workers, bool retention, const std::string& tag, const std::string& type = "noop",
+               const std::map<std::string, std::string>& extra = {}) {
   auto r = ConnectOrDie(o.redis_port);
   MustOk(r->Command({"FLUSHALL"}).status(), "FLUSHALL");
   TaskKeys keys("streamfleet");
   MustOk(r->Command({"SADD", keys.Paused(), "default"}).status(), "pause");
-  EnqueueBulk(*r, keys, o.tasks, retention ? 3600 : 0);
+  EnqueueBulk(*r, keys, o.tasks, retention ? 3600 : 0, type);
   std::vector<Worker> ws;
   for (int i = 0; i < workers; ++i) {
-    ws.push_back(StartWorker(o, i, {{"TASK_RESULT_TTL", retention ? "3600" : "0"}}));
+    std::map<std::string, std::string> env = extra;
+    env["TASK_RESULT_TTL"] = retention ? "3600" : "0";
+    ws.push_back(StartWorker(o, i, env));
   }
   for (const auto& w : ws) WaitReady(w);
   std::vector<double> cpu0;
@@ -352,6 +445,14 @@ int main(int argc, char** argv) {
   double two = Process(o, 2, false, "w2");
   double peak = std::max(one, two);
   Process(o, 1, true, "w1_retained");
+  {
+    // Push handlers: the same no-op work behind an HTTP hop to a local keep-alive handler (TASK_ROUTES),
+    // default configuration (status records on).
+    PushSink sink;
+    Process(o, 1, true, "push", "bench.push",
+            {{"TASK_ROUTES", "bench.push=http://127.0.0.1:" + std::to_string(sink.port()) + "/"}});
+    Emit("push_sink_requests", static_cast<double>(sink.requests()));
+  }
   Latency(o, peak / 2);
   return 0;
 }

@@ -161,6 +161,7 @@ int Executor::Run(RedisClient& redis, const StreamEntry& entry, int64_t times_de
   end.took = ended - a.started;
   end.status = std::move(s);
   end.result = std::move(ctx.result);
+  end.retry_after_ms = ctx.retry_after_ms;
   finisher_.Finish(redis, slot, type, std::move(end));
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "queue-worker/finisher.h"
 
+#include <algorithm>
 
 #include "streamfleet/base/random.h"
 #include "queue-worker/retry_policy.h"
@@ -46,6 +47,12 @@ void Finisher::Failed(RedisClient& redis, Slot& slot, const AttemptEnd& end) {
       metrics_.Processed(slot, task.type(), "dead_lettered").Increment();
     }
     return;
+  }
+  if (end.retry_after_ms > 0) {
+    // The handler was told when to come back (Retry-After): then, not after the backoff; at most a day, so a
+    // receiver's typo cannot park the task for years.
+    f.run_at_ms = clock_.NowMs() + std::min<int64_t>(end.retry_after_ms, kMaxRetryAfterMs);
+    f.next.set_run_at_ms(f.run_at_ms);
   }
   if (lifecycle_.Retry(redis, end.stream, end.id, f.next, f.run_at_ms, end.status.ToString()).ok()) {
     metrics_.retries.Increment();

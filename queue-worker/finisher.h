@@ -18,6 +18,9 @@
 
 namespace streamfleet::worker {
 
+// The longest wait a handler's retry_after_ms can ask for.
+inline constexpr int64_t kMaxRetryAfterMs = 24LL * 3600 * 1000;
+
 // How an attempt ended. The references point into the caller's frame (the delivery and its envelope).
 struct AttemptEnd {
   AttemptEnd(const std::string& s, const std::string& i, const v1::TaskEnvelope& t) : stream(s), id(i), task(t) {}
@@ -29,6 +32,7 @@ struct AttemptEnd {
   std::chrono::steady_clock::duration took{};
   Status status;
   std::string result;
+  int64_t retry_after_ms = 0;  // the handler's TaskContext::retry_after_ms (0 = the policy's backoff)
   bool timed_out = false;
   bool lease_lost = false;  // another worker owns the task now: neither ack nor retry it
   bool abandoned = false;   // its handler ignored cancellation and its thread was abandoned

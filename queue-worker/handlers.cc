@@ -1,5 +1,7 @@
 #include "queue-worker/handlers.h"
 
+#include <fnmatch.h>
+
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/chunks/chunk_buffer.h"
@@ -15,6 +17,15 @@ StatusOr<nlohmann::json> TaskContext::PayloadJson() const {
   auto j = ParseJsonInput(task.payload(), limits);
   if (!j.ok()) return Status::InvalidArgument("payload: " + j.status().message());
   return j;
+}
+
+const Handler* HandlerRegistry::Find(const std::string& type) const {
+  auto it = handlers_.find(type);
+  if (it != handlers_.end()) return &it->second;
+  for (const auto& [glob, h] : patterns_) {
+    if (fnmatch(glob.c_str(), type.c_str(), 0) == 0) return &h;
+  }
+  return nullptr;
 }
 
 RetryPolicy HandlerRegistry::Policy(const std::string& type, const Config& config) const {

@@ -5,6 +5,8 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +32,9 @@ struct TaskContext {
   const std::atomic<bool>* cancelled = nullptr;
   // When the timeout fires (time_point::max() without one): for handlers that pass timeouts on (HTTP).
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // Set by a handler whose failure says when to try again (an HTTP Retry-After): the retry runs then instead
+  // of after the policy's backoff (still one attempt of the policy's). 0 = the backoff.
+  int64_t retry_after_ms = 0;
 
   bool Cancelled() const { return cancelled != nullptr && cancelled->load(); }
   // The payload as JSON, parsed with the input limits (streamfleet/base/json_input.h): a payload nested too deep,
@@ -46,10 +51,11 @@ using Handler = std::function<Status(TaskContext&)>;
 class HandlerRegistry {
  public:
   void Register(const std::string& type, Handler h) { handlers_[type] = std::move(h); }
-  const Handler* Find(const std::string& type) const {
-    auto it = handlers_.find(type);
-    return it == handlers_.end() ? nullptr : &it->second;
-  }
+  // A handler for every type matching `glob` (fnmatch: *, ?, [...]) that has no handler of its own; globs
+  // are tried in the order they were registered (TASK_ROUTES' order).
+  void RegisterPattern(const std::string& glob, Handler h) { patterns_.emplace_back(glob, std::move(h)); }
+  // The type's own handler, else the first matching pattern's; nullptr for an unknown type.
+  const Handler* Find(const std::string& type) const;
   // A handler's own default retry policy (RetryPolicy: streamfleet/base/task_specs.h).
   void SetPolicy(const std::string& type, RetryPolicy p) { policies_[type] = p; }
   // The policy a task of `type` runs under: TASK_POLICY's for the type, else the handler's own default,
@@ -59,6 +65,7 @@ class HandlerRegistry {
 
  private:
   std::map<std::string, Handler> handlers_;
+  std::vector<std::pair<std::string, Handler>> patterns_;
   std::map<std::string, RetryPolicy> policies_;
 };
 

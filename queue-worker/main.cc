@@ -1,6 +1,7 @@
 // streamfleet-queue-worker: thin main over the worker library (the shared part is RunProcess): which
 // handlers this worker has, and the worker service that runs them.
 #include "queue-worker/generation_run.h"
+#include "queue-worker/push_handlers.h"
 #include "queue-worker/store_tasks.h"
 #include "queue-worker/webhook.h"
 #include "queue-worker/worker_service.h"
@@ -29,6 +30,8 @@ int main(int argc, char** argv) {
     worker::RegisterStoreHandlers(*handlers, store.get(), *clock);
     worker::RegisterWebhookHandler(*handlers);
     worker::RegisterGenerationRun(*handlers, store.get());
+    // Last: a route for a built-in's name replaces it (the app's own handler wins).
+    worker::RegisterPushHandlers(*handlers, config);
     auto service = std::make_shared<worker::WorkerService>(config, *clock, *handlers, *ctx.registry);
     worker::WorkerService* svc = service.get();
     RunningService r;

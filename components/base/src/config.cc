@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
@@ -71,6 +72,9 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"TASK_TIMEOUTS", "", "queue-worker: per-type timeouts \"type=duration,...\", e.g. webhook=30s,hash.sync=10m"},
       {"TASK_TIMEOUT_GRACE", "5s", "queue-worker: after a timeout, how long a handler that ignores cancellation is waited for before its thread is abandoned"},
       {"WEBHOOK_TIMEOUT", "10s", "queue-worker: default HTTP timeout of webhook tasks (payload timeout_ms overrides, up to WEBHOOK_MAX_TIMEOUT)"},
+      {"TASK_ROUTES", "", "queue-worker: task types run by your own HTTP endpoints, \"type=URL,glob.*=URL\" (exact names first, then globs in order); docs/push-handlers.md"},
+      {"TASK_SIGNING_SECRET", "", "queue-worker: HMAC-SHA256 key signing every TASK_ROUTES request (X-Streamfleet-Signature); empty = unsigned (never logged)"},
+      {"TASK_ROUTE_TIMEOUT", "60s", "queue-worker: HTTP timeout of a TASK_ROUTES request when its type has no TASK_TIMEOUTS / TASK_TIMEOUT"},
       {"WEBHOOK_MAX_TIMEOUT", "30s", "queue-worker: longest HTTP timeout a webhook task gets; a larger payload timeout_ms (or WEBHOOK_TIMEOUT) is cut to this"},
       {"WEBHOOK_ALLOW_NETS", "", "queue-worker: comma-separated CIDRs (IPv4/IPv6) webhooks may connect to despite the built-in refusals: loopback 127.0.0.0/8, ::1 (and 0.0.0.0/8, ::), link-local 169.254.0.0/16, fe80::/10, cloud metadata 169.254.169.254, fd00:ec2::254. A net opens a built-in refusal only if it is at least as narrow (127.0.0.0/8 opens loopback, 0.0.0.0/0 opens nothing built in); other addresses are allowed anyway"},
       {"WEBHOOK_DENY_NETS", "", "queue-worker: comma-separated CIDRs (IPv4/IPv6) webhooks must never connect to; beats WEBHOOK_ALLOW_NETS. Checked on the address actually connected to (DNS rebinding cannot bypass it); a refusal dead-letters the task"},
@@ -490,6 +494,32 @@ void LoadAdmin(Reader& r, Config& c) {
 }
 
 // The queue-worker: queues, concurrency, task policy, webhooks, events (QUEUES, WORKER_*, TASK_*, WEBHOOK_*).
+// TASK_ROUTES, TASK_SIGNING_SECRET, TASK_ROUTE_TIMEOUT: the app's own HTTP task handlers (push handlers).
+void LoadTaskRoutes(Reader& r, Config& c) {
+  c.task_signing_secret = r.Str("TASK_SIGNING_SECRET");
+  c.task_route_timeout_ms = r.Duration("TASK_ROUTE_TIMEOUT", 1000, 1);
+  const std::string routes = r.Str("TASK_ROUTES");
+  for (std::string item : SplitList(routes, ',')) {
+    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front()))) item.erase(0, 1);
+    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) item.pop_back();
+    auto eq = item.find('=');
+    TaskRoute route;
+    if (eq != std::string::npos) {
+      route.pattern = item.substr(0, eq);
+      route.url = item.substr(eq + 1);
+    }
+    bool pattern_ok = !route.pattern.empty() && route.pattern.size() <= 200 &&
+                      route.pattern.find_first_of(" \t=,") == std::string::npos;
+    bool url_ok = route.url.rfind("http://", 0) == 0 || route.url.rfind("https://", 0) == 0;
+    if (!pattern_ok || !url_ok) {
+      r.Fail("TASK_ROUTES", RedactUrl(routes), "TYPE=URL pairs separated by commas, TYPE a name or a glob (*, ?), "
+                                               "URL http:// or https://");
+      break;
+    }
+    c.task_routes.push_back(std::move(route));
+  }
+}
+
 void LoadWorker(Reader& r, Config& c) {
   c.queues.clear();
   {
@@ -538,6 +568,7 @@ void LoadWorker(Reader& r, Config& c) {
     r.Fail("EVENTS_WEBHOOK_URL", RedactUrl(c.events_webhook_url), "an http:// or https:// URL");
   }
   c.chunk_retention_ms = r.Duration("CHUNK_RETENTION", 1000, 1000);
+  LoadTaskRoutes(r, c);
 }
 
 // The LLM provider generation.run streams from (PROVIDER_*).
@@ -596,6 +627,7 @@ void KeepOnlySecretsOf(ProcessRole role, Config& c) {
   if (role != ProcessRole::kIngest) c.task_api_tokens.clear();
   if (role != ProcessRole::kAdmin) c.admin_token.clear();
   if (role != ProcessRole::kWorker) c.provider_api_key.clear();
+  if (role != ProcessRole::kWorker) c.task_signing_secret.clear();
 }
 
 }  // namespace streamfleet

@@ -40,6 +40,13 @@ struct RedisConfig {
   std::vector<std::string> seeds;
 };
 
+// One route of TASK_ROUTES: tasks whose type matches `pattern` (an exact name, or a glob with * and ?) are
+// POSTed to `url` by the queue-worker (queue-worker/push_handlers.h).
+struct TaskRoute {
+  std::string pattern;
+  std::string url;
+};
+
 // One bearer token of the task API (TASK_API_TOKENS) and what it may do: enqueue covers POST (and DELETE,
 // cancelling what one may enqueue), read covers GET. Separate from the per-organization chunk tokens.
 struct TaskApiToken {
@@ -107,6 +114,9 @@ struct Config {
   std::string webhook_allow_nets;
   std::string webhook_deny_nets;
   std::string events_webhook_url;  // EVENTS_WEBHOOK_URL: "" = events are not forwarded
+  std::vector<TaskRoute> task_routes;   // TASK_ROUTES, in the configured order
+  std::string task_signing_secret;      // TASK_SIGNING_SECRET (secret: never logged)
+  int64_t task_route_timeout_ms = 60000;  // TASK_ROUTE_TIMEOUT
   int64_t chunk_retention_ms = 7 * 24 * 3600 * 1000LL;
 
   // generation.run (queue-worker): the OpenAI-compatible provider.

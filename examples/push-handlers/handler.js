@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+'use strict';
+// A minimal streamfleet push handler (docs/push-handlers.md), Node stdlib only.
+//
+//   TASK_SIGNING_SECRET=... PORT=8000 node handler.js
+//   # worker: TASK_ROUTES='send_notifications=http://127.0.0.1:8000/tasks'
+//
+// Answers: 200 + a JSON result (stored as the task's result), 401 bad signature (dead-lettered: fix the
+// secret and requeue), 400 unknown type or bad body (dead-lettered), 500 when the handler throws (retried).
+// Node's http server keeps connections alive: the worker reuses one connection per worker slot.
+const http = require('http');
+const { verify } = require('./verify');
+
+const SECRET = process.env.TASK_SIGNING_SECRET || '';
+
+const handlers = {
+  // Delivery is at least once: dedupe side effects on task.id (= the Idempotency-Key header).
+  send_notifications: async (task) => ({ sent: (task.payload.user_ids || []).length }),
+  echo: async (task) => ({ echo: task.payload }),
+};
+
+function answer(res, code, doc) {
+  const body = JSON.stringify(doc);
+  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', async () => {
+    const raw = Buffer.concat(chunks);
+    if (!verify(SECRET, req.headers['x-streamfleet-timestamp'], req.headers['x-streamfleet-signature'], raw)) {
+      return answer(res, 401, { error: 'bad signature' });
+    }
+    let task;
+    try {
+      task = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return answer(res, 400, { error: 'bad body' });
+    }
+    const fn = task && Object.prototype.hasOwnProperty.call(handlers, task.type) ? handlers[task.type] : null;
+    if (!fn) return answer(res, 400, { error: 'unknown task type' });
+    try {
+      answer(res, 200, await fn(task));
+    } catch (e) {
+      answer(res, 500, { error: String(e && e.message) }); // retried by the worker
+    }
+  });
+});
+
+if (!SECRET) {
+  console.error('set TASK_SIGNING_SECRET');
+  process.exit(1);
+}
+server.keepAliveTimeout = 65000; // keep idle connections 65 s (default 5 s): the worker reuses them across quiet gaps
+server.listen(Number(process.env.PORT || 8000), '127.0.0.1', () => {
+  console.log(`push handler on http://127.0.0.1:${server.address().port}`);
+});
