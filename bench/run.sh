@@ -9,7 +9,7 @@
 #      pre-fill, 1 instance under a steady producer, and the streamfleet-compactor binary,
 #   4. the cache: GetOrCompute latency p50/p99 per tier and Redis hits/s (bench/cache_bench.cc),
 #   5. the queue-worker: raw XADD->XREADGROUP->XACK ceiling, enqueue, 1 and 2 streamfleet-queue-worker
-#      processes on no-op tasks, p99 enqueue-to-start at half the peak; BullMQ (bench/bullmq, npm) on the
+#      processes on no-op tasks, push handlers (TASK_ROUTES to a local keep-alive sink), p99 enqueue-to-start at half the peak; BullMQ (bench/bullmq, npm) on the
 #      same Redis,
 # prints markdown tables and stops everything it started. See docs/performance.md.
 #
@@ -296,6 +296,8 @@ fi
     printf "| best of 1 and 2 processes vs the raw ceiling | %s tasks/s | >= 40%% of raw (%s) | %s | %s |\n", f0(ours), f0(0.4 * raw), pct(ours, raw), met(ours >= 0.4 * raw)
     printf "| worker RSS (VmHWM, 1 / 2 processes) | %s / %s MB | <= 32 MB | | %s |\n", f1(v["w1_rss_mb"]), f1(v["w2_rss_mb"]), met(v["w1_rss_mb"] <= 32 && v["w2_rss_mb"] <= 32)
     if (best > 0) printf "| BullMQ process RSS at c=%s | %s MB | (info) | | |\n", bestc, f1(v["bullmq_c" bestc "_rss_mb"])
+    printf "| push handler (TASK_ROUTES: an HTTP POST per task to a local keep-alive handler), 1 process, default configuration | %s tasks/s | >= 1x BullMQ (%s) | %s | %s |\n", f0(v["push_tps"]), f0(best), (best > 0 ? sprintf("%.1fx", v["push_tps"] / best) : "n/a"), met(best > 0 && v["push_tps"] >= best)
+    printf "| push handler worker RSS (VmHWM) | %s MB | <= 48 MB | | %s |\n", f1(v["push_rss_mb"]), met(v["push_rss_mb"] > 0 && v["push_rss_mb"] <= 48)
     printf "| p99 enqueue-to-start at half the peak rate (target %s, offered %s tasks/s = %s, %d producers, batches of %d) | <= %s ms (histogram bucket; p50 <= %s ms) | <= 5 ms, offered >= 90%% | | %s |\n", f0(v["latency_target_tps"]), f0(v["latency_rate_tps"]), pct(v["latency_rate_tps"], v["latency_target_tps"]), v["latency_producers"], v["latency_batch"], f1(v["latency_wait_p99_ms"]), f1(v["latency_wait_p50_ms"]), met(v["latency_wait_p99_ms"] >= 0 && v["latency_wait_p99_ms"] <= 5 && v["latency_rate_tps"] >= 0.9 * v["latency_target_tps"])
     printf "\nCPU (cores busy, of %s): 1 worker %s + redis %s; 2 workers %s + redis %s; latency phase: producers %s + worker %s + redis %s\n", cores, f2(v["w1_cpu_cores"]), f2(v["w1_redis_cpu_cores"]), f2(v["w2_cpu_cores"]), f2(v["w2_redis_cpu_cores"]), f2(v["latency_gen_cpu_cores"]), f2(v["latency_worker_cpu_cores"]), f2(v["latency_redis_cpu_cores"])
     printf "Enqueue cost per task (EnqueueTasks, 1000 per call): redis %s us CPU, producer %s us CPU\n", f2(v["enqueue_bulk_redis_us_per_task"]), f2(v["enqueue_bulk_client_us_per_task"])

@@ -115,6 +115,17 @@ class ProtocolDocTest(unittest.TestCase):
             with self.subTest(example.title()):
                 self.check(example, "python")
 
+    def test_the_cancel_script_is_the_one_the_cpp_code_runs(self) -> None:
+        # The "Cancel" section's ```lua block is the standard schema's cancel script: the C++ one
+        # (components/taskqueue/src/task_control.cc, CancelScript) must be that text (the clients' own tests
+        # compare theirs with the document too).
+        doc_blocks = re.findall(r"^```lua\n(.*?)^```", DOC.read_text(), re.S | re.M)
+        self.assertEqual(len(doc_blocks), 1)
+        source = (ROOT / "components" / "taskqueue" / "src" / "task_control.cc").read_text()
+        m = re.search(r"CancelScript\(\) \{\n  static const LuaScript s\(R\"\(\n(.*?)\)\"\);", source, re.S)
+        self.assertIsNotNone(m, "CancelScript not found in task_control.cc")
+        self.assertEqual(m.group(1), doc_blocks[0])
+
     def test_a_wrong_document_fails(self) -> None:
         # The matcher must be able to fail: the first example with its TTL changed, and with its envelope's
         # payload changed.
