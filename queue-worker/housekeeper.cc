@@ -8,7 +8,13 @@ namespace streamfleet::worker {
 
 Housekeeper::Housekeeper(const Config& config, Clock& clock, const TaskLifecycle& lifecycle, Executor& executor,
                          Finisher& finisher, WorkerMetrics& metrics)
-    : config_(config), clock_(clock), lifecycle_(lifecycle), executor_(executor), finisher_(finisher), metrics_(metrics) {
+    : config_(config),
+      clock_(clock),
+      lifecycle_(lifecycle),
+      executor_(executor),
+      finisher_(finisher),
+      metrics_(metrics),
+      schedules_(config, lifecycle.keys(), metrics.schedules_fired) {
   if (!config.events_webhook_url.empty()) forwarder_ = std::make_unique<EventForwarder>(config, lifecycle_.keys());
 }
 
@@ -17,6 +23,7 @@ StatusOr<int> Housekeeper::Housekeep(RedisClient& redis, Slot& slot) {
   if (!moved.ok()) return moved.status();
   const int64_t now = clock_.NowMs();
   SF_RETURN_IF_ERROR(FirePeriodic(redis, slot.consumer, now));
+  SF_RETURN_IF_ERROR(schedules_.FireDue(redis, now));
   SF_RETURN_IF_ERROR(ForwardEvents(redis, slot.consumer, now));
   return Reclaim(redis, slot);
 }

@@ -1,6 +1,7 @@
 #pragma once
 // What the housekeeping thread does each round, besides the slots' work: moves due scheduled tasks (delayed
-// tasks and retries) to their queues, fires periodic tasks (PERIODIC_TASKS) once per period fleet-wide,
+// tasks and retries) to their queues, fires periodic tasks (PERIODIC_TASKS) once per period and cron
+// schedules (SCHEDULES, schedule_firer.h) once per occurrence fleet-wide,
 // forwards fleet events to EVENTS_WEBHOOK_URL (event_forwarder.h), and takes over the tasks of dead workers
 // (XAUTOCLAIM after VISIBILITY_TIMEOUT), running them inline or, past MAX_DELIVERIES, dead-lettering them.
 //
@@ -12,6 +13,7 @@
 #include "queue-worker/event_forwarder.h"
 #include "queue-worker/executor.h"
 #include "queue-worker/finisher.h"
+#include "queue-worker/schedule_firer.h"
 #include "queue-worker/slot.h"
 #include "queue-worker/worker_metrics.h"
 #include "streamfleet/base/clock.h"
@@ -42,6 +44,7 @@ class Housekeeper {
   Finisher& finisher_;
   WorkerMetrics& metrics_;
   std::unique_ptr<EventForwarder> forwarder_;  // only with EVENTS_WEBHOOK_URL
+  ScheduleFirer schedules_;                    // SCHEDULES
 };
 
 }  // namespace streamfleet::worker

@@ -48,7 +48,9 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                                  "Age of the oldest task of a queue not yet given to a worker (0 when none waits)")),
       cancelled(CounterFamily(r, "streamfleet_worker_tasks_cancelled_total",
                               "Cancelled tasks a worker read and acked without running them")
-                    .Add({})) {}
+                    .Add({})),
+      schedules_fired(CounterFamily(r, "streamfleet_worker_schedules_fired_total",
+                                    "Occurrences of SCHEDULES this process enqueued (one process per occurrence)")) {}
 
 prometheus::Counter& WorkerMetrics::Processed(Slot& slot, const std::string& type, const std::string& outcome) {
   prometheus::Counter*& c = slot.processed[type + '\n' + outcome];

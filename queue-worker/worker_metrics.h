@@ -47,6 +47,7 @@ struct WorkerMetrics {
   prometheus::Family<prometheus::Counter>& events_forwarded;
   prometheus::Family<prometheus::Gauge>& oldest_waiting;
   prometheus::Counter& cancelled;
+  prometheus::Family<prometheus::Counter>& schedules_fired;  // {schedule}
 };
 
 }  // namespace streamfleet::worker

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   ctl::RegisterStreamCommands(app, ctx);
   ctl::RegisterDeadLetterCommands(app, ctx);
   ctl::RegisterTaskCommands(app, ctx);
+  ctl::RegisterScheduleCommands(app, ctx);
   ctl::RegisterQueueCommands(app, ctx);
   ctl::RegisterBufferCommands(app, ctx);
   ctl::RegisterConfigCommands(app, ctx);

@@ -1,6 +1,8 @@
 // streamfleetctl as an operator runs it: the real binary, a real redis-server, SQLite and PostgreSQL.
 #include <gtest/gtest.h>
 
+#include "streamfleet/base/time.h"
+
 #include <set>
 #include <sys/wait.h>
 
@@ -49,7 +51,7 @@ class CtlTest : public testing::RedisSuite<> {
 
 TEST_F(CtlTest, EveryCommandsHelpHasAnExample) {
   for (const std::string cmd : {"inspect-generation", "compact-generation", "replay-generation", "generate", "migrate",
-                                "migrate-compacted-from-metadata", "streams", "dlq", "enqueue", "tasks", "queues",
+                                "migrate-compacted-from-metadata", "streams", "dlq", "enqueue", "tasks", "schedules", "queues",
                                 "buffers", "config", "cache", "cache stats", "cache flush"}) {
     auto h = Ctl(cmd + " --help");
     EXPECT_EQ(h.code, 0) << cmd;
@@ -219,6 +221,30 @@ TEST_F(CtlTest, StreamsKeysListsWhatTheConsumerGroupsReadWithoutRedis) {
                      "{streamfleet:queue:default:0}|workers",
                      "{streamfleet:queue:default:1}|workers",
                  }));
+}
+
+// schedules: each configured schedule with its last fired occurrence (from Redis) and its next run.
+TEST_F(CtlTest, SchedulesListsLastAndNextRun) {
+  const std::string env =
+      "SCHEDULES='[{\"name\": \"nightly\", \"cron\": \"0 3 * * *\", \"type\": \"noop\", \"payload\": {\"a\": 1}}]'";
+  auto r = Ctl("--json schedules", env);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["name"], "nightly");
+  EXPECT_EQ(j[0]["payload"]["a"], 1);
+  EXPECT_TRUE(j[0]["last_fired_ms"].is_null());
+  const int64_t next = j[0]["next_run_ms"].get<int64_t>();
+  EXPECT_EQ(next % (24 * 3600 * 1000), 3 * 3600 * 1000) << "03:00 UTC";
+  EXPECT_GT(next, WallClockMs());
+  // Fired two days ago at 03:00 and not since: yesterday's occurrence was missed, it is due now.
+  const int64_t day = 24 * 3600 * 1000;
+  const int64_t yesterday3 = (WallClockMs() / day - 2) * day + 3 * 3600 * 1000;
+  ASSERT_TRUE(redis_->Command({"SET", "streamfleet:schedule:nightly", std::to_string(yesterday3)}).ok());
+  auto again = nlohmann::json::parse(Ctl("--json schedules", env).out);
+  EXPECT_EQ(again[0]["last_fired_ms"], yesterday3);
+  EXPECT_LE(again[0]["next_run_ms"].get<int64_t>(), WallClockMs()) << "a missed occurrence runs now";
+  EXPECT_NE(Ctl("schedules", "SCHEDULES='[{\"name\": 1}]'").code, 0) << "a malformed SCHEDULES is refused";
 }
 
 // tasks list pages (the printed cursor leads to the next page, to the end, nothing twice); tasks cancel

@@ -18,6 +18,8 @@ void RegisterStreamCommands(CLI::App& app, Context& ctx);
 void RegisterDeadLetterCommands(CLI::App& app, Context& ctx);
 // enqueue, generate, tasks show | cancel | list | scheduled (tasks.cc)
 void RegisterTaskCommands(CLI::App& app, Context& ctx);
+// schedules (schedules.cc)
+void RegisterScheduleCommands(CLI::App& app, Context& ctx);
 // queues pause | resume (queues.cc)
 void RegisterQueueCommands(CLI::App& app, Context& ctx);
 // buffers (buffers.cc)

@@ -11,6 +11,8 @@
 #include <ctime>
 #include <cctype>
 #include <charconv>
+#include <fstream>
+#include <iterator>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
@@ -67,6 +69,8 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"TASK_BACKOFF_CAP", "5m", "queue-worker: largest retry delay"},
       {"TASK_POLICY", "", "queue-worker: per-type overrides \"type=attempts/base_ms/cap_ms,...\""},
       {"TASK_RESULT_TTL", "86400", "seconds a task's status/result hash is kept, from enqueue (every producer: ctl, admin, ingest, workers) to its result (0 = not written at all)"},
+      {"SCHEDULES", "", "queue-worker: cron schedules with payloads, a JSON array of {name, cron, type, payload?, queue?} (cron: 5 fields UTC, @daily, @every 30s); each occurrence fires once fleet-wide, missed ones once on return"},
+      {"SCHEDULES_FILE", "", "queue-worker: a file holding the SCHEDULES JSON (instead of the variable; e.g. a mounted ConfigMap)"},
       {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval fleet-wide"},
       {"TASK_TIMEOUT", "0", "queue-worker: run time after which an attempt fails with reason timeout (0 = none; per type: TASK_TIMEOUTS)"},
       {"TASK_TIMEOUTS", "", "queue-worker: per-type timeouts \"type=duration,...\", e.g. webhook=30s,hash.sync=10m"},
@@ -494,6 +498,33 @@ void LoadAdmin(Reader& r, Config& c) {
 }
 
 // The queue-worker: queues, concurrency, task policy, webhooks, events (QUEUES, WORKER_*, TASK_*, WEBHOOK_*).
+// SCHEDULES (JSON text) or SCHEDULES_FILE (a file holding it), not both.
+void LoadSchedules(Reader& r, Config& c) {
+  std::string text = r.Str("SCHEDULES");
+  const std::string file = r.Str("SCHEDULES_FILE");
+  const char* name = "SCHEDULES";
+  if (!file.empty()) {
+    name = "SCHEDULES_FILE";
+    if (!text.empty()) {
+      r.Fail("SCHEDULES_FILE", file, "either SCHEDULES or SCHEDULES_FILE, not both");
+      return;
+    }
+    std::ifstream in(file);
+    if (!in) {
+      r.Fail("SCHEDULES_FILE", file, "a readable file");
+      return;
+    }
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto parsed = ParseSchedules(text);
+  if (!parsed.ok()) {
+    r.Fail(name, file.empty() ? "..." : file, "a JSON array of {name, cron, type, payload?, queue?} (" +
+                                                  parsed.status().message() + ")");
+    return;
+  }
+  c.schedules = std::move(*parsed);
+}
+
 // TASK_ROUTES, TASK_SIGNING_SECRET, TASK_ROUTE_TIMEOUT: the app's own HTTP task handlers (push handlers).
 void LoadTaskRoutes(Reader& r, Config& c) {
   c.task_signing_secret = r.Str("TASK_SIGNING_SECRET");
@@ -549,6 +580,7 @@ void LoadWorker(Reader& r, Config& c) {
   c.task_policies = r.Spec("TASK_POLICY", ParseTaskPolicies);
   c.task_result_ttl_s = r.Int("TASK_RESULT_TTL", 0, int64_t{1} << 31);
   c.periodic_tasks = r.Spec("PERIODIC_TASKS", ParsePeriodicTasks);
+  LoadSchedules(r, c);
   c.task_timeout_ms = r.Duration("TASK_TIMEOUT", 1000, 0);
   c.task_timeouts = r.Spec("TASK_TIMEOUTS", ParseTaskTimeouts);
   c.task_timeout_grace_ms = r.Duration("TASK_TIMEOUT_GRACE", 1000, 0);

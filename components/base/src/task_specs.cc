@@ -1,11 +1,13 @@
 #include "streamfleet/base/task_specs.h"
 
+#include <cctype>
 #include <charconv>
 #include <limits>
 #include <optional>
 #include <string_view>
 
 #include "streamfleet/base/config.h"
+#include "streamfleet/base/json_input.h"
 
 namespace streamfleet {
 
@@ -96,6 +98,50 @@ StatusOr<std::vector<PeriodicTask>> ParsePeriodicTasks(const std::string& spec) 
     if (!d.ok() || *d <= 0 || !ValidQueueName(p.queue)) return BadItem(kFormat, item);
     p.interval_ms = *d;
     out.push_back(std::move(p));
+  }
+  return out;
+}
+
+StatusOr<std::vector<Schedule>> ParseSchedules(const std::string& json_text) {
+  std::vector<Schedule> out;
+  if (json_text.find_first_not_of(" \t\r\n") == std::string::npos) return out;
+  auto doc = ParseJsonInput(json_text);
+  if (!doc.ok()) return Status::InvalidArgument("not JSON: " + doc.status().message());
+  if (!doc->is_array()) return Status::InvalidArgument("a JSON array of {name, cron, type, payload?, queue?}");
+  for (size_t i = 0; i < doc->size(); ++i) {
+    const auto& j = (*doc)[i];
+    const std::string at = "schedule " + std::to_string(i) + ": ";
+    auto str = [&](const char* k) -> std::optional<std::string> {
+      if (!j.is_object() || !j.contains(k) || !j[k].is_string()) return std::nullopt;
+      return j[k].get<std::string>();
+    };
+    auto name = str("name"), cron = str("cron"), type = str("type");
+    if (!name || !cron || !type || type->empty()) {
+      return Status::InvalidArgument(at + "needs \"name\", \"cron\" and \"type\" strings");
+    }
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() != "name" && it.key() != "cron" && it.key() != "type" && it.key() != "payload" &&
+          it.key() != "queue") {
+        return Status::InvalidArgument(at + "unknown field \"" + it.key() + "\"");
+      }
+    }
+    bool name_ok = !name->empty() && name->size() <= 100;
+    for (char c : *name) name_ok = name_ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+                                              c == ':' || c == '-');
+    if (!name_ok) return Status::InvalidArgument(at + "name must be [A-Za-z0-9_.:-]{1,100}");
+    for (const Schedule& s : out) {
+      if (s.name == *name) return Status::InvalidArgument(at + "name \"" + *name + "\" is used twice");
+    }
+    auto c = CronSchedule::Parse(*cron);
+    if (!c.ok()) return Status::InvalidArgument(at + c.status().message());
+    Schedule s{*name, std::move(*c), *type, "{}", "default"};
+    if (j.contains("payload")) s.payload = j["payload"].dump();
+    if (j.contains("queue")) {
+      auto q = str("queue");
+      if (!q || !ValidQueueName(*q)) return Status::InvalidArgument(at + "queue must be [a-z0-9_.-]{1,64}");
+      s.queue = *q;
+    }
+    out.push_back(std::move(s));
   }
   return out;
 }

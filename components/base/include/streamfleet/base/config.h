@@ -105,6 +105,7 @@ struct Config {
   std::map<std::string, RetryPolicy> task_policies;
   int64_t task_result_ttl_s = 86400;
   std::vector<PeriodicTask> periodic_tasks;  // PERIODIC_TASKS
+  std::vector<Schedule> schedules;           // SCHEDULES / SCHEDULES_FILE
   int64_t task_timeout_ms = 0;  // TASK_TIMEOUT: 0 = no timeout
   std::map<std::string, int64_t> task_timeouts;  // TASK_TIMEOUTS: per type, over TASK_TIMEOUT (0 = none)
   int64_t task_timeout_grace_ms = 5000;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "streamfleet/base/cron.h"
 #include "streamfleet/base/status.h"
 
 namespace streamfleet {
@@ -32,6 +33,19 @@ struct PeriodicTask {
   std::string name, type, queue = "default";
   int64_t interval_ms = 0;
 };
+
+// A task fired at each occurrence of a cron expression (SCHEDULES), with its payload, once fleet-wide.
+struct Schedule {
+  std::string name;
+  CronSchedule cron;
+  std::string type;
+  std::string payload = "{}";  // JSON text
+  std::string queue = "default";
+};
+
+// SCHEDULES: a JSON array of {"name", "cron" (cron.h: 5 fields, a macro or "@every 30s"), "type",
+// "payload"? (any JSON, default {}), "queue"?}; names unique, [A-Za-z0-9_.:-]{1,100} (they become key names).
+StatusOr<std::vector<Schedule>> ParseSchedules(const std::string& json_text);
 
 // TASK_POLICY: "type=attempts/base_ms/cap_ms,..." (attempts >= 1, milliseconds >= 0); a later item for the
 // same type wins.

@@ -64,6 +64,8 @@ class TaskKeys {
   std::string Periodic(const std::string& name, int64_t period) const {
     return p_ + ":periodic:" + name + ":" + std::to_string(period);
   }
+  // SCHEDULES: the last occurrence of schedule `name` that fired (unix ms, a string), fleet-wide.
+  std::string ScheduleLastFired(const std::string& name) const { return p_ + ":schedule:" + name; }
   static std::string Group() { return "workers"; }
 
  private:
