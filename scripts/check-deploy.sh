@@ -296,7 +296,7 @@ for name in fleet:
         errors.append(f"Deployment {name} missing")
         continue
     spec = deps[name]["spec"]["template"]["spec"]
-    if spec.get("terminationGracePeriodSeconds") != 30:
+    if name != "streamfleet-queue-worker" and spec.get("terminationGracePeriodSeconds") != 30:
         errors.append(f"{name}: terminationGracePeriodSeconds must be 30")
     if not spec.get("securityContext", {}).get("runAsNonRoot"):
         errors.append(f"{name}: pod runAsNonRoot")
@@ -359,6 +359,26 @@ for so in by_kind.get("ScaledObject", []):
         errors.append(f"ScaledObject {so['metadata']['name']}: target not in render")
 cms = [d for d in by_kind.get("ConfigMap", []) if d["metadata"]["name"].startswith("streamfleet-config")]
 cluster = bool(cms) and cms[0]["data"].get("REDIS_CLUSTER", "false") == "true"
+# A SIGTERM (rollout, KEDA scale-down) lets running tasks finish up to their timeout: the queue-worker's grace
+# period must outlast the longest TASK_TIMEOUTS / TASK_TIMEOUT plus TASK_TIMEOUT_GRACE and a margin, or
+# Kubernetes SIGKILLs a long task (a generation.run stream) mid-way (docs/deploy.md, Long tasks).
+def seconds(text):
+    text = text.strip()
+    for unit, mul in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+        if text.endswith(unit) and text[: -len(unit)].isdigit():
+            return int(text[: -len(unit)]) * mul
+    return int(text) if text.isdigit() else 0
+if cms and "streamfleet-queue-worker" in deps:
+    data = cms[0]["data"]
+    longest = max([seconds(data.get("TASK_TIMEOUT", "0"))] +
+                  [seconds(item.split("=", 1)[1]) for item in data.get("TASK_TIMEOUTS", "").split(",") if "=" in item])
+    if longest == 0:
+        errors.append("ConfigMap: set TASK_TIMEOUTS (or TASK_TIMEOUT) so the queue-worker's grace period can be sized")
+    need = longest + seconds(data.get("TASK_TIMEOUT_GRACE", "5s")) + 30
+    grace = deps["streamfleet-queue-worker"]["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+    if grace < need:
+        errors.append(f"streamfleet-queue-worker: terminationGracePeriodSeconds {grace} < longest task timeout "
+                      f"{longest:g}s + TASK_TIMEOUT_GRACE + 30s = {need:g}s")
 want_type = "redis-cluster-streams" if cluster else "redis-streams"
 for so in by_kind.get("ScaledObject", []):
     for t in so["spec"]["triggers"]:
