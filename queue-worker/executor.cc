@@ -6,6 +6,8 @@
 #include "streamfleet/base/time.h"
 #include "streamfleet/base/envelope_version.h"
 #include "streamfleet/base/log.h"
+#include "streamfleet/base/random.h"
+#include "streamfleet/taskqueue/task_limits.h"
 
 namespace streamfleet::worker {
 
@@ -60,6 +62,8 @@ Slot::TypeStats& Executor::TypeFor(Slot& slot, const std::string& type) {
     t.timeout_ms = timeout == config_.task_timeouts.end() ? config_.task_timeout_ms : timeout->second;
     t.duration = &metrics_.Duration(type);
     t.succeeded = &metrics_.processed.Add({{"type", type}, {"outcome", "succeeded"}});
+    auto limit = config_.task_limits.find(type);
+    if (limit != config_.task_limits.end()) t.limit = &limit->second;
   }
   return t;
 }
@@ -83,7 +87,32 @@ int Executor::Execute(RedisClient& redis, const StreamEntry& entry, int64_t time
   LogScope scope(LogContext().Entry(entry.id).Task(task.id()));
   Slot::TypeStats* type = Admit(redis, entry, times_delivered, slot, task);
   if (type == nullptr) return 0;
-  return Run(redis, entry, times_delivered, slot, *type, task);
+  if (type->limit != nullptr && !Permit(redis, entry, *type, task)) return 0;
+  const int ran = Run(redis, entry, times_delivered, slot, *type, task);
+  // An abandoned thread touches nothing: its permit expires with its lease.
+  if (type->limit != nullptr && ran != kAbandoned) (void)ReleaseTaskPermit(redis, config_.stream_prefix, task.type(), entry.id);
+  return ran;
+}
+
+bool Executor::Permit(RedisClient& redis, const StreamEntry& entry, Slot::TypeStats& type, const v1::TaskEnvelope& task) {
+  const int64_t now = WallClockMs();
+  // A permit outlives the attempt's timeout (then the worker gives up on it anyway); without one, a default.
+  const int64_t lease = type.timeout_ms > 0 ? type.timeout_ms + config_.task_timeout_grace_ms : kDefaultPermitLeaseMs;
+  auto r = AcquireTaskPermit(redis, config_.stream_prefix, task.type(), *type.limit, entry.id, now, lease);
+  if (!r.ok()) {
+    SF_LOG_WARN("task {}: limit check failed ({}); it stays pending", task.id(), r.status().ToString());
+    return false;
+  }
+  if (*r == LimitOutcome::kAdmitted) return true;
+  const bool rate = *r == LimitOutcome::kRateExceeded;
+  // Back to the scheduled set: the next second for a rate, a short jittered wait for a free slot.
+  const int64_t delay = rate ? 1000 - now % 1000 + static_cast<int64_t>(RandomU64() % 100)
+                             : 100 + static_cast<int64_t>(RandomU64() % 400);
+  const char* held_by = rate ? "per_second" : "max_running";
+  if (lifecycle_.Postpone(redis, entry.stream, entry.id, task, now + delay, held_by).ok()) {
+    metrics_.limited.Add({{"type", task.type()}, {"limit", held_by}}).Increment();
+  }
+  return false;
 }
 
 Slot::TypeStats* Executor::Admit(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot,

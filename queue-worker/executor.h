@@ -40,6 +40,9 @@ class Executor {
   // nullptr) when it can never run; records its queue wait on its first delivery.
   Slot::TypeStats* Admit(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot,
                          v1::TaskEnvelope& task);
+  // The type's fleet-wide limits (TASK_LIMITS, task_limits.h): true with a permit taken; false when the task
+  // was postponed (back to the scheduled set, not an attempt) or Redis failed (it stays pending).
+  bool Permit(RedisClient& redis, const StreamEntry& entry, Slot::TypeStats& type, const v1::TaskEnvelope& task);
   // Runs an admitted task's handler with the watchdog watching; kAbandoned as Execute.
   int Run(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot, Slot::TypeStats& type,
           v1::TaskEnvelope& task);

@@ -41,6 +41,7 @@ struct Slot {
     int64_t timeout_ms = 0;
     prometheus::Histogram* duration = nullptr;
     prometheus::Counter* succeeded = nullptr;
+    const TaskLimit* limit = nullptr;  // TASK_LIMITS of the type (nullptr: none)
   };
 
   std::string consumer;

@@ -50,7 +50,10 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                               "Cancelled tasks a worker read and acked without running them")
                     .Add({})),
       schedules_fired(CounterFamily(r, "streamfleet_worker_schedules_fired_total",
-                                    "Occurrences of SCHEDULES this process enqueued (one process per occurrence)")) {}
+                                    "Occurrences of SCHEDULES this process enqueued (one process per occurrence)")),
+      limited(CounterFamily(r, "streamfleet_worker_tasks_limited_total",
+                            "Tasks held back by a TASK_LIMITS limit (max_running or per_second) and put back in the "
+                            "scheduled set, by type and limit")) {}
 
 prometheus::Counter& WorkerMetrics::Processed(Slot& slot, const std::string& type, const std::string& outcome) {
   prometheus::Counter*& c = slot.processed[type + '\n' + outcome];

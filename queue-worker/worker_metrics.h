@@ -48,6 +48,7 @@ struct WorkerMetrics {
   prometheus::Family<prometheus::Gauge>& oldest_waiting;
   prometheus::Counter& cancelled;
   prometheus::Family<prometheus::Counter>& schedules_fired;  // {schedule}
+  prometheus::Family<prometheus::Counter>& limited;          // {type, limit}
 };
 
 }  // namespace streamfleet::worker

@@ -69,6 +69,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"TASK_BACKOFF_CAP", "5m", "queue-worker: largest retry delay"},
       {"TASK_POLICY", "", "queue-worker: per-type overrides \"type=attempts/base_ms/cap_ms,...\""},
       {"TASK_RESULT_TTL", "86400", "seconds a task's status/result hash is kept, from enqueue (every producer: ctl, admin, ingest, workers) to its result (0 = not written at all)"},
+      {"TASK_LIMITS", "", "queue-worker: fleet-wide limits per type \"type=max_running/per_second,...\" (0 = none), e.g. send_notifications=5/20; a task over a limit waits in the scheduled set (not an attempt)"},
       {"SCHEDULES", "", "queue-worker: cron schedules with payloads, a JSON array of {name, cron, type, payload?, queue?} (cron: 5 fields UTC, @daily, @every 30s); each occurrence fires once fleet-wide, missed ones once on return"},
       {"SCHEDULES_FILE", "", "queue-worker: a file holding the SCHEDULES JSON (instead of the variable; e.g. a mounted ConfigMap)"},
       {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval fleet-wide"},
@@ -583,6 +584,7 @@ void LoadWorker(Reader& r, Config& c) {
   LoadSchedules(r, c);
   c.task_timeout_ms = r.Duration("TASK_TIMEOUT", 1000, 0);
   c.task_timeouts = r.Spec("TASK_TIMEOUTS", ParseTaskTimeouts);
+  c.task_limits = r.Spec("TASK_LIMITS", ParseTaskLimits);
   c.task_timeout_grace_ms = r.Duration("TASK_TIMEOUT_GRACE", 1000, 0);
   c.webhook_timeout_ms = r.Duration("WEBHOOK_TIMEOUT", 1000, 1);
   c.webhook_max_timeout_ms = r.Duration("WEBHOOK_MAX_TIMEOUT", 1000, 1);

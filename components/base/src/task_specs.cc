@@ -146,6 +146,19 @@ StatusOr<std::vector<Schedule>> ParseSchedules(const std::string& json_text) {
   return out;
 }
 
+StatusOr<std::map<std::string, TaskLimit>> ParseTaskLimits(const std::string& spec) {
+  return ParsePerType<TaskLimit>(
+      spec, "type=max_running/per_second items (numbers, 0 = no such limit, not both 0)",
+      [](std::string_view v) -> std::optional<TaskLimit> {
+        const size_t slash = v.find('/');
+        if (slash == v.npos) return std::nullopt;
+        auto running = NonNegative(v.substr(0, slash));
+        auto rate = NonNegative(v.substr(slash + 1));
+        if (!running || !rate || (*running == 0 && *rate == 0)) return std::nullopt;
+        return TaskLimit{*running, *rate};
+      });
+}
+
 StatusOr<std::map<std::string, int64_t>> ParseTaskTimeouts(const std::string& spec) {
   return ParsePerType<int64_t>(spec, "type=duration items (30s, 10m; 0 = no timeout)", TimeoutValue);
 }

@@ -44,6 +44,15 @@ Status TaskLifecycle::Retry(RedisClient& redis, const std::string& stream, const
   return Status::Ok();
 }
 
+Status TaskLifecycle::Postpone(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                               const v1::TaskEnvelope& task, int64_t run_at_ms, const std::string& held_by) const {
+  v1::TaskEnvelope later = task;
+  later.set_run_at_ms(run_at_ms);
+  SF_RETURN_IF_ERROR(ScheduleRetry(redis, keys_, stream, entry_id, later, run_at_ms));
+  Record(redis, task.id(), "scheduled", {"run_at_ms", std::to_string(run_at_ms), "held_by", held_by});
+  return Status::Ok();
+}
+
 Status TaskLifecycle::DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id,
                                  const std::string& raw, const std::string& reason, int64_t times_delivered,
                                  const v1::TaskEnvelope* task) const {

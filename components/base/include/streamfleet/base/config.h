@@ -107,6 +107,7 @@ struct Config {
   std::vector<PeriodicTask> periodic_tasks;  // PERIODIC_TASKS
   std::vector<Schedule> schedules;           // SCHEDULES / SCHEDULES_FILE
   int64_t task_timeout_ms = 0;  // TASK_TIMEOUT: 0 = no timeout
+  std::map<std::string, TaskLimit> task_limits;  // TASK_LIMITS: fleet-wide, per type
   std::map<std::string, int64_t> task_timeouts;  // TASK_TIMEOUTS: per type, over TASK_TIMEOUT (0 = none)
   int64_t task_timeout_grace_ms = 5000;
   int64_t webhook_timeout_ms = 10000;

@@ -47,6 +47,16 @@ struct Schedule {
 // "payload"? (any JSON, default {}), "queue"?}; names unique, [A-Za-z0-9_.:-]{1,100} (they become key names).
 StatusOr<std::vector<Schedule>> ParseSchedules(const std::string& json_text);
 
+// A type's fleet-wide limits (TASK_LIMITS): at most max_running tasks of it running at once across every
+// worker, at most per_second started per second (a fixed one-second window); 0 = no such limit.
+struct TaskLimit {
+  int64_t max_running = 0;
+  int64_t per_second = 0;
+};
+
+// TASK_LIMITS: "type=max_running/per_second,..." (numbers >= 0, not both 0); a later item for a type wins.
+StatusOr<std::map<std::string, TaskLimit>> ParseTaskLimits(const std::string& spec);
+
 // TASK_POLICY: "type=attempts/base_ms/cap_ms,..." (attempts >= 1, milliseconds >= 0); a later item for the
 // same type wins.
 StatusOr<std::map<std::string, RetryPolicy>> ParseTaskPolicies(const std::string& spec);

@@ -69,6 +69,12 @@ class TaskLifecycle {
   Status Retry(RedisClient& redis, const std::string& stream, const std::string& entry_id,
                const v1::TaskEnvelope& next, int64_t run_at_ms, const std::string& error) const;
 
+  // A task a limit holds back (task_limits.h): back to the scheduled set at run_at_ms as it is (not an
+  // attempt: `task` unchanged but for run_at_ms) and acked, atomically; then "scheduled" with run_at_ms and
+  // `held_by` (the limit). Not OK: nothing changed, the delivery stays pending and comes back.
+  Status Postpone(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                  const v1::TaskEnvelope& task, int64_t run_at_ms, const std::string& held_by) const;
+
   // Dead-letters the delivery (raw envelope, reason, times delivered) and acks it, atomically
   // (DeadLetterTask); then, when the envelope was decoded (`task`; nullptr: undecodable, no id to trust),
   // "dead" with the reason and task's attempts, so the record does not say "pending" until it expires.
