@@ -1,12 +1,17 @@
 # `cmake --install`: the component libraries, their public headers, the generated wire-format headers and
 # .proto files, a CMake package (find_package(streamfleet) -> streamfleet::<component>) and a pkg-config
-# file. tests/install/run.sh builds a project against an installed copy in CI.
+# file. tests/install/run.sh builds a project against an installed copy in CI, and
+# tests/install/custom_worker_test.sh builds and runs examples/custom-worker (the C++ task SDK,
+# streamfleet::worker) against one.
 include(CMakePackageConfigHelpers)
 
-set(STREAMFLEET_INSTALLED_COMPONENTS base redis http observability sql cache taskqueue chunk_wire chunks operations)
+set(STREAMFLEET_INSTALLED_COMPONENTS base redis http observability sql cache taskqueue chunk_wire chunks operations
+    daemon worker)
 set(STREAMFLEET_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/streamfleet)
 
-set(_targets streamfleet_proto)
+# worker_lib (queue-worker/): what streamfleet::worker runs; installed as streamfleet::worker_impl, without
+# headers of its own.
+set(_targets streamfleet_proto worker_lib)
 foreach(c IN LISTS STREAMFLEET_INSTALLED_COMPONENTS)
   list(APPEND _targets streamfleet_${c})
 endforeach()
@@ -38,7 +43,7 @@ install(FILES ${PROJECT_BINARY_DIR}/streamfleetConfig.cmake ${PROJECT_BINARY_DIR
 # pkg-config: one module, every component, for builds that do not use CMake. The archives depend on each
 # other in this (reverse) order.
 set(STREAMFLEET_PC_LIBS "")
-foreach(c operations chunks chunk_wire cache taskqueue sql observability http redis base)
+foreach(c worker worker_impl daemon operations chunks chunk_wire cache taskqueue sql observability http redis base)
   string(APPEND STREAMFLEET_PC_LIBS " -lstreamfleet_${c}")
 endforeach()
 string(APPEND STREAMFLEET_PC_LIBS " -lstreamfleet_proto")
