@@ -142,9 +142,10 @@ TEST_F(TaskApiTest, ABatchEnqueuesEveryTaskOrNone) {
   tasks.push_back({{"type", "record"}, {"unique_key", "batch-u"}});
   auto r = Post("/v1/tasks:batch", {{"tasks", tasks}});
   ASSERT_EQ(r.status, 202) << r.body;
-  ASSERT_EQ(Body(r)["tasks"].size(), 6u);
+  const json answer = Body(r);  // kept: a range-for over a temporary's member would dangle
+  ASSERT_EQ(answer["tasks"].size(), 6u);
   EXPECT_EQ(RunAll(), 6);
-  for (const auto& t : Body(r)["tasks"]) EXPECT_TRUE(Ran(t["task_id"]));
+  for (const auto& t : answer["tasks"]) EXPECT_TRUE(Ran(t["task_id"]));
 
   tasks.push_back({{"type", "record"}, {"queue", "nobody-reads-this"}});
   auto bad = Post("/v1/tasks:batch", {{"tasks", tasks}});
