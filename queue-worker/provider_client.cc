@@ -1,5 +1,7 @@
 #include "queue-worker/provider_client.h"
 
+#include "queue-worker/curl_handles.h"
+
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -93,13 +95,6 @@ int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   t.silent = true;
   return 1;  // CURLE_ABORTED_BY_CALLBACK
 }
-
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
 
 }  // namespace
 

@@ -1,5 +1,7 @@
 #include "queue-worker/push_handlers.h"
 
+#include "queue-worker/curl_handles.h"
+
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -46,11 +48,6 @@ size_t KeepRetryAfter(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
-int AbortIfCancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  const auto* cancelled = static_cast<const std::atomic<bool>*>(user);
-  return cancelled != nullptr && cancelled->load() ? 1 : 0;
-}
-
 // One easy handle per thread, reset between requests: curl_easy_reset keeps its connection cache, so a
 // thread's requests to a route reuse one keep-alive connection.
 CURL* ThreadHandle() {
@@ -62,18 +59,13 @@ CURL* ThreadHandle() {
   };
   thread_local Handle h;
   if (h.c == nullptr) {
-    static std::once_flag init;
-    std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    InitCurlOnce();
     h.c = curl_easy_init();
   } else {
     curl_easy_reset(h.c);
   }
   return h.c;
 }
-
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
 
 // The request's timeout and the deadline the receiver is told: the attempt's deadline when it has one.
 struct Timing {

@@ -1,5 +1,7 @@
 #include "queue-worker/webhook.h"
 
+#include "queue-worker/curl_handles.h"
+
 #include <curl/curl.h>
 #include <sys/socket.h>
 
@@ -19,23 +21,11 @@ namespace {
 constexpr size_t kExcerptBytes = 200;
 constexpr size_t kMaxResponseBytes = kExcerptBytes + 4;  // kept for the excerpt, the rest is dropped
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-
 size_t KeepPrefix(char* data, size_t size, size_t n, void* user) {
   auto* out = static_cast<std::string*>(user);
   size_t len = size * n;
   if (out->size() < kMaxResponseBytes) out->append(data, std::min(len, kMaxResponseBytes - out->size()));
   return len;
-}
-
-int AbortIfCancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  const auto* cancelled = static_cast<const std::atomic<bool>*>(user);
-  return cancelled != nullptr && cancelled->load() ? 1 : 0;
 }
 
 bool HasLineBreak(const std::string& s) { return s.find_first_of("\r\n") != std::string::npos; }
@@ -96,8 +86,7 @@ Status PostWebhook(const WebhookRequest& req, const std::atomic<bool>* cancelled
   if (req.url.rfind("http://", 0) != 0 && req.url.rfind("https://", 0) != 0) {
     return Status::InvalidArgument("webhook url must be http:// or https://");
   }
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  InitCurlOnce();
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
   if (!curl) return Status::Internal("curl_easy_init failed");
   std::unique_ptr<curl_slist, SlistDeleter> headers;

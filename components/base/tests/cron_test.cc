@@ -89,5 +89,17 @@ TEST(SchedulesTest, ParsesTheJsonFormAndRefusesMistakes) {
   }
 }
 
+// TASK_LIMITS shares the task_specs parsers: malformed items are refused, so a process stops at start.
+TEST(TaskLimitsTest, ParsesAndRefusesMalformedItems) {
+  auto l = ParseTaskLimits("mail.send=5/20,report=2/0");
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  EXPECT_EQ(l->at("mail.send").max_running, 5);
+  EXPECT_EQ(l->at("mail.send").per_second, 20);
+  EXPECT_EQ(l->at("report").per_second, 0);
+  for (const char* bad : {"mail=5", "mail=0/0", "mail=-1/5", "mail=a/b", "=1/1", "mail=1/2/3", "mail"}) {
+    EXPECT_FALSE(ParseTaskLimits(bad).ok()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace streamfleet

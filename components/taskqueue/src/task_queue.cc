@@ -119,14 +119,18 @@ return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
   return s;
 }
 
+}  // namespace
+
 // KEYS[1] = a unique key; ARGV[1] = the task id that set it. Deletes the key only while it names that task.
-const LuaScript& ReleaseUniqueScript() {
+const LuaScript& ReleaseUniqueKeyScript() {
   static const LuaScript s(R"(
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 )");
   return s;
 }
+
+namespace {
 
 void AppendStrings(const RedisValue& v, std::vector<std::string>& out) {
   for (const RedisValue& s : v.elements) out.push_back(s.str);
@@ -238,8 +242,6 @@ StatusOr<std::vector<std::vector<std::string>>> EnqueueCommands(const TaskKeys& 
   return cmds;
 }
 
-const LuaScript& ReleaseUniqueKeyScript() { return ReleaseUniqueScript(); }
-
 std::string NewTaskId() { return NewId(); }
 
 StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
@@ -264,7 +266,7 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
   if (!added.ok() && !opts.unique_key.empty()) {
     // The key names a task that was not added: release it (if it is still ours), or a retry of this enqueue
     // would be answered "duplicate" of nothing for unique_ttl_s. Best effort: Redis may be gone altogether.
-    (void)redis.Eval(ReleaseUniqueScript(), {keys.Unique(opts.unique_key)}, {out.id});
+    (void)redis.Eval(ReleaseUniqueKeyScript(), {keys.Unique(opts.unique_key)}, {out.id});
   }
   SF_RETURN_IF_ERROR(added);
   return out;
@@ -415,11 +417,13 @@ StatusOr<std::vector<std::string>> DropCancelled(RedisClient& redis, const TaskK
   std::vector<std::string> skipped;
   AppendStrings(*r, skipped);
   if (!skipped.empty()) {
+    // args holds each entry's task id at 2 + 2i (decoded once, above).
     std::unordered_set<std::string> gone(skipped.begin(), skipped.end());
-    std::erase_if(entries, [&](const StreamEntry& entry) {
-      const std::string* raw = entry.Field("e");
-      return raw != nullptr && e.ParseFromString(*raw) && gone.count(e.id()) > 0;
-    });
+    std::vector<StreamEntry> kept;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (gone.count(args[2 + 2 * i]) == 0) kept.push_back(std::move(entries[i]));
+    }
+    entries = std::move(kept);
   }
   return skipped;
 }
