@@ -90,4 +90,18 @@ void HttpExchange::Respond(int status, const std::string& content_type, const st
   SendResponse(std::move(head));
 }
 
+std::shared_ptr<HttpStream> HttpExchange::StartStream(
+    int status, const std::string& content_type, const std::vector<std::pair<std::string, std::string>>& headers) {
+  if (!CanStream()) return nullptr;
+  int unanswered = 0;
+  if (!status_.compare_exchange_strong(unanswered, status)) return nullptr;
+  std::string head = "HTTP/1.1 " + std::to_string(status) + " " + HttpReason(status) + "\r\n";
+  head += "Content-Type: " + content_type + "\r\n";
+  // Chunked, so a client can tell a complete stream (the last chunk) from a cut connection.
+  head += "Transfer-Encoding: chunked\r\nConnection: close\r\n";
+  for (const auto& [k, v] : headers) head += k + ": " + v + "\r\n";
+  head += "\r\n";
+  return OpenStream(std::move(head));
+}
+
 }  // namespace streamfleet

@@ -2,7 +2,9 @@
 // Messages from any thread to the HTTP event loop: a response to write, or "resume reading" a connection
 // whose body pipe drained. Post wakes the loop only when the queue was empty, so many replies that arrive
 // together (one AsyncRedis read answers many pipelined EVALSHAs) cost one wake-up.
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -11,11 +13,20 @@
 
 namespace streamfleet {
 
+// What a streamed answer's writer and its connection share.
+struct HttpStreamState {
+  std::atomic<bool> closed{false};
+  std::atomic<int64_t> buffered{0};  // bytes posted and not yet written to the socket
+};
+
 struct HttpOutMessage {
-  enum class Kind { kResponse, kResume };
+  // kStreamHead answers the request like kResponse but leaves the connection to a stream; kStreamData and
+  // kStreamEnd are that stream's body (already chunk-framed) and its end.
+  enum class Kind { kResponse, kResume, kStreamHead, kStreamData, kStreamEnd };
   uint64_t conn = 0;
   Kind kind = Kind::kResponse;
   std::string bytes;
+  std::shared_ptr<HttpStreamState> stream = {};  // kStreamHead
 };
 
 class HttpOutbox {

@@ -69,6 +69,7 @@ struct WriteReq {
   uv_write_t req;
   std::string data;
   bool close_after;
+  int64_t counted;  // bytes of a stream's body (HttpStreamState::buffered)
 };
 
 }  // namespace
@@ -142,7 +143,7 @@ void LoopHttpConnection::UpdateReading() {
   // Not while answers pile up unsent: a client that pipelines requests without reading the answers would
   // otherwise grow our memory without bound (reading resumes from the write callback; an idle connection
   // times out meanwhile).
-  bool want = !closing_ && (lingering_ || (!broken_ && !pipe_full_ && !(dispatched_ && body_complete_) &&
+  bool want = !closing_ && (lingering_ || streaming_ || (!broken_ && !pipe_full_ && !(dispatched_ && body_complete_) &&
                                            !WriteBacklogged()));
   if (want && !reading_) {
     reading_ = uv_read_start(stream(), &OnAlloc, &OnRead) == 0;
@@ -192,7 +193,7 @@ void LoopHttpConnection::Feed(const char* data, size_t n) {
 }
 
 void LoopHttpConnection::ParseBuffered() {
-  if (unparsed_.empty() || closing_ || broken_ || (dispatched_ && body_complete_) || WriteBacklogged()) return;
+  if (streaming_ || unparsed_.empty() || closing_ || broken_ || (dispatched_ && body_complete_) || WriteBacklogged()) return;
   size_t k = Execute(unparsed_.data(), unparsed_.size());
   if (closing_ || broken_) {
     unparsed_.clear();
@@ -415,32 +416,75 @@ void LoopHttpConnection::OnResponse(std::string bytes) {
   UpdateReading();
 }
 
+void LoopHttpConnection::OnStreamHead(std::string bytes, std::shared_ptr<HttpStreamState> state) {
+  if (!dispatched_ || closing_) {
+    state->closed.store(true);
+    return;
+  }
+  dispatched_ = false;
+  streaming_ = true;
+  stream_ = std::move(state);
+  // The connection ends with the stream: whatever the client sends from now on is read and dropped, only
+  // to notice it closing (Feed discards on broken_).
+  broken_ = true;
+  unparsed_.clear();
+  if (pipe_ && !body_complete_) pipe_->Fail();
+  if (ctx_.stopping) {
+    Write(std::move(bytes) + "0\r\n\r\n", true);
+    stream_->closed.store(true);
+    return;
+  }
+  Write(std::move(bytes), false);
+  UpdateReading();
+}
+
+void LoopHttpConnection::OnStreamData(std::string bytes) {
+  if (!streaming_ || closing_ || stream_->closed.load()) {
+    if (stream_) stream_->buffered.fetch_sub(static_cast<int64_t>(bytes.size()));
+    return;
+  }
+  int64_t n = static_cast<int64_t>(bytes.size());
+  Write(std::move(bytes), false, n);
+}
+
+void LoopHttpConnection::OnStreamEnd() {
+  if (!streaming_ || closing_) return;
+  streaming_ = false;
+  stream_->closed.store(true);
+  Write("0\r\n\r\n", true);  // the last chunk; closed once it is written
+}
+
 void LoopHttpConnection::OnResume() {
   pipe_full_ = false;
   UpdateReading();
 }
 
-void LoopHttpConnection::Write(std::string bytes, bool close_after) {
-  if (closing_) return;
-  auto* w = new WriteReq{{}, std::move(bytes), close_after};
+void LoopHttpConnection::Write(std::string bytes, bool close_after, int64_t counted) {
+  if (closing_) {
+    if (counted > 0) stream_->buffered.fetch_sub(counted);
+    return;
+  }
+  auto* w = new WriteReq{{}, std::move(bytes), close_after, counted};
   w->req.data = this;
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   int r = uv_write(&w->req, stream(), &b, 1, [](uv_write_t* req, int status) {
     auto* w = reinterpret_cast<WriteReq*>(req);
     auto* c = static_cast<LoopHttpConnection*>(req->data);
+    if (w->counted > 0) c->stream_->buffered.fetch_sub(w->counted);
     if (status < 0) {
       c->Close();
     } else if (w->close_after && c->unread_input_) {
       c->Linger();
     } else if (w->close_after) {
       c->Close();  // the request was read to its end: nothing of the client's can be left to cause a RST
-    } else if (!c->closing_ && !c->dispatched_) {
+    } else if (!c->closing_ && !c->dispatched_ && !c->streaming_) {
       c->ParseBuffered();  // the backlog drained: go on with pipelined requests held back (WriteBacklogged)
       c->UpdateReading();
     }
     delete w;
   });
   if (r < 0) {
+    if (counted > 0) stream_->buffered.fetch_sub(counted);
     delete w;
     Close();
   }
@@ -476,8 +520,9 @@ void LoopHttpConnection::CheckTimeout(uint64_t now_ms) {
     if (now_ms > deadline_ms_) Close();
     return;
   }
-  // A request being answered is the handler's (a streamed body has its own per-read timeout).
-  if (dispatched_) return;
+  // A request being answered is the handler's (a streamed body has its own per-read timeout); a streamed
+  // answer's writer keeps its connection alive (keep-alive comments).
+  if (dispatched_ || streaming_) return;
   if (now_ms <= deadline_ms_) return;
   if (buffer_body_ && in_message_) {
     AbandonBufferedBody();
@@ -495,7 +540,11 @@ void LoopHttpConnection::AbandonBufferedBody() {
 }
 
 void LoopHttpConnection::OnStop() {
-  if (!dispatched_ && !lingering_) Close();
+  if (streaming_) {
+    OnStreamEnd();  // a complete end: an SSE client reconnects (to another replica) with its Last-Event-ID
+  } else if (!dispatched_ && !lingering_) {
+    Close();
+  }
 }
 
 void LoopHttpConnection::CutOffBody() {
@@ -508,6 +557,7 @@ void LoopHttpConnection::CutOffBody() {
 void LoopHttpConnection::Close() {
   if (closing_) return;
   closing_ = true;
+  if (stream_) stream_->closed.store(true);
   if (pipe_ && !body_complete_) pipe_->Fail();
   if (reading_) {
     uv_read_stop(stream());

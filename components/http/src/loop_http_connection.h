@@ -61,6 +61,11 @@ class LoopHttpConnection {
   void Start();                          // accepted: start reading
   void OnResponse(std::string bytes);    // the handler answered the current request
   void OnResume();                       // the body pipe drained: read again
+  // A streamed answer (HttpExchange::StartStream): its head, its chunk-framed body pieces, its end. While
+  // streaming, no timeout applies and the connection only reads to notice the client closing.
+  void OnStreamHead(std::string bytes, std::shared_ptr<HttpStreamState> state);
+  void OnStreamData(std::string bytes);
+  void OnStreamEnd();
   void CheckTimeout(uint64_t now_ms);    // periodic: cut off slow or idle clients
   void OnStop();                         // the server stops: close unless a request is being answered
   void CutOffBody();                     // the stop's grace is over: a body still arriving ends in an error
@@ -85,7 +90,8 @@ class LoopHttpConnection {
   bool WriteBacklogged() const;
   static constexpr size_t kMaxQueuedWriteBytes = 256 * 1024;
   void Dispatch(std::shared_ptr<HttpBodyPipe> body, bool complete);
-  void Write(std::string bytes, bool close_after);
+  // counted: bytes of a stream's body, taken off its `buffered` once written.
+  void Write(std::string bytes, bool close_after, int64_t counted = 0);
   void RejectAndClose(int status, const std::string& error, const std::string& detail);
   void UpdateReading();
   void Linger();
@@ -110,6 +116,7 @@ class LoopHttpConnection {
   bool buffer_body_ = false;    // collecting the body here for the fast handler
   bool keep_alive_ = true;
   bool pipe_full_ = false;
+  bool streaming_ = false;  // the answer is a stream (stream_ is its shared state)
   bool header_too_large_ = false;
   bool last_was_value_ = false;
   size_t header_bytes_ = 0;
@@ -121,6 +128,7 @@ class LoopHttpConnection {
   std::string url_;
   std::string body_;  // buffer_body_
   std::shared_ptr<HttpBodyPipe> pipe_;  // streaming to a worker
+  std::shared_ptr<HttpStreamState> stream_;
 };
 
 }  // namespace streamfleet

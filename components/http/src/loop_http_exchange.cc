@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include <cstdio>
+
 namespace streamfleet {
 
 LoopHttpExchange::LoopHttpExchange(std::shared_ptr<HttpOutbox> outbox, uint64_t conn, HttpRequestHead head,
@@ -21,6 +23,30 @@ std::optional<std::string> LoopHttpExchange::Header(const char* name) const {
 
 void LoopHttpExchange::SendResponse(std::string bytes) {
   outbox_->Post({conn_, HttpOutMessage::Kind::kResponse, std::move(bytes)});
+}
+
+std::shared_ptr<HttpStream> LoopHttpExchange::OpenStream(std::string head) {
+  auto state = std::make_shared<HttpStreamState>();
+  outbox_->Post({conn_, HttpOutMessage::Kind::kStreamHead, std::move(head), state});
+  return std::make_shared<LoopHttpStream>(outbox_, conn_, std::move(state));
+}
+
+bool LoopHttpStream::Write(std::string bytes) {
+  if (state_->closed.load() || ended_.load()) return false;
+  if (bytes.empty()) return true;  // an empty chunk would end the body
+  char size[20];
+  int n = std::snprintf(size, sizeof(size), "%zx\r\n", bytes.size());
+  std::string framed;
+  framed.reserve(static_cast<size_t>(n) + bytes.size() + 2);
+  framed.append(size, static_cast<size_t>(n)).append(bytes).append("\r\n");
+  state_->buffered.fetch_add(static_cast<int64_t>(framed.size()));
+  outbox_->Post({conn_, HttpOutMessage::Kind::kStreamData, std::move(framed)});
+  return true;
+}
+
+void LoopHttpStream::End() {
+  if (ended_.exchange(true)) return;
+  outbox_->Post({conn_, HttpOutMessage::Kind::kStreamEnd, {}});
 }
 
 }  // namespace streamfleet

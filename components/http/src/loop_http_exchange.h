@@ -17,6 +17,24 @@ struct HttpRequestHead {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+// A streamed answer's writer: frames each write as an HTTP chunk and posts it to the connection's loop.
+class LoopHttpStream final : public HttpStream {
+ public:
+  LoopHttpStream(std::shared_ptr<HttpOutbox> outbox, uint64_t conn, std::shared_ptr<HttpStreamState> state)
+      : outbox_(std::move(outbox)), conn_(conn), state_(std::move(state)) {}
+  ~LoopHttpStream() override { End(); }
+  bool Write(std::string bytes) override;
+  void End() override;
+  bool closed() const override { return state_->closed.load(); }
+  int64_t buffered() const override { return state_->buffered.load(); }
+
+ private:
+  std::shared_ptr<HttpOutbox> outbox_;
+  uint64_t conn_;
+  std::shared_ptr<HttpStreamState> state_;
+  std::atomic<bool> ended_{false};
+};
+
 class LoopHttpExchange final : public HttpExchange {
  public:
   LoopHttpExchange(std::shared_ptr<HttpOutbox> outbox, uint64_t conn, HttpRequestHead head,
@@ -24,9 +42,11 @@ class LoopHttpExchange final : public HttpExchange {
 
   std::optional<std::string> Header(const char* name) const override;  // case-insensitive, first match
   int Read(char* buf, size_t n) override { return body_->Read(buf, n); }
+  bool CanStream() const override { return true; }
 
  private:
   void SendResponse(std::string bytes) override;
+  std::shared_ptr<HttpStream> OpenStream(std::string head) override;
 
   std::shared_ptr<HttpOutbox> outbox_;
   uint64_t conn_;

@@ -80,13 +80,19 @@ void LoopHttpServer::Impl::OnConnection(uv_stream_t* server, int status) {
 void LoopHttpServer::Impl::OnWake(uv_async_t* a) {
   auto* self = static_cast<Impl*>(a->data);
   for (auto& m : self->ctx.outbox->Take()) {
-    if (m.kind == HttpOutMessage::Kind::kResponse) --self->ctx.inflight;
+    using Kind = HttpOutMessage::Kind;
+    if (m.kind == Kind::kResponse || m.kind == Kind::kStreamHead) --self->ctx.inflight;
     auto it = self->conns.find(m.conn);
-    if (it == self->conns.end()) continue;  // the client went away before its answer
-    if (m.kind == HttpOutMessage::Kind::kResponse) {
-      it->second->OnResponse(std::move(m.bytes));
-    } else {
-      it->second->OnResume();
+    if (it == self->conns.end()) {  // the client went away before its answer
+      if (m.stream) m.stream->closed.store(true);
+      continue;
+    }
+    switch (m.kind) {
+      case Kind::kResponse: it->second->OnResponse(std::move(m.bytes)); break;
+      case Kind::kResume: it->second->OnResume(); break;
+      case Kind::kStreamHead: it->second->OnStreamHead(std::move(m.bytes), std::move(m.stream)); break;
+      case Kind::kStreamData: it->second->OnStreamData(std::move(m.bytes)); break;
+      case Kind::kStreamEnd: it->second->OnStreamEnd(); break;
     }
   }
   if (self->stop_requested.load() && !self->ctx.stopping) self->BeginStop();

@@ -4,6 +4,7 @@
 // Handlers are written once against this interface and run unchanged on either.
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -12,6 +13,22 @@
 #include "streamfleet/base/status.h"
 
 namespace streamfleet {
+
+// A streamed answer (server-sent events): the head went out with StartStream, the body goes out in pieces
+// from any thread, as HTTP/1.1 chunks. Thread-safe. The connection closes when the stream ends.
+class HttpStream {
+ public:
+  virtual ~HttpStream() = default;
+  // Queues bytes for the client (one HTTP chunk). False once the stream is closed: End() was called, the
+  // client went away, or the server is stopping; the bytes are then dropped.
+  virtual bool Write(std::string bytes) = 0;
+  // Ends the body and closes the connection once everything queued is sent. Idempotent.
+  virtual void End() = 0;
+  virtual bool closed() const = 0;
+  // Bytes written and not yet taken by the socket: how far the client is behind. Writers stop feeding a
+  // stream past their own bound (a slow reader must not grow the process's memory).
+  virtual int64_t buffered() const = 0;
+};
 
 class HttpExchange {
  public:
@@ -39,7 +56,17 @@ class HttpExchange {
   }
   int status() const { return status_.load(); }
 
+  // Whether StartStream can work here (LoopHttpServer: yes; the civetweb HttpServer: no).
+  virtual bool CanStream() const { return false; }
+  // Answers with a head (status, content type, headers, chunked transfer encoding, Connection: close) and
+  // returns the stream for the body. nullptr when answered already or !CanStream(). The exchange may be
+  // destroyed while the stream lives on (the handler's thread is free again).
+  std::shared_ptr<HttpStream> StartStream(int status, const std::string& content_type,
+                                          const std::vector<std::pair<std::string, std::string>>& headers = {});
+
  protected:
+  // Sends a streamed answer's head; the connection then belongs to the returned stream.
+  virtual std::shared_ptr<HttpStream> OpenStream(std::string /*head*/) { return nullptr; }
   // Writes one complete response (status line, headers and body in one buffer).
   virtual void SendResponse(std::string bytes) = 0;
 

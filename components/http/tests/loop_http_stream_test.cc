@@ -1,0 +1,145 @@
+// Streamed answers on LoopHttpServer (HttpExchange::StartStream, streamfleet/http/http_exchange.h) over real
+// sockets: chunks written from another thread after the handler returned, the end of the body, a client
+// that goes away (the writer sees `closed`), a client that does not read (`buffered` grows, memory stays
+// bounded by what the writer allows), and Stop ending every stream with a complete last chunk.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "streamfleet/http/loop_http_server.h"
+#include "support/raw_http.h"
+#include "support/wait.h"
+
+namespace streamfleet::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Keeps the streams the handler opened, for the test to write to from its own thread.
+struct Streams {
+  std::mutex mu;
+  std::vector<std::shared_ptr<HttpStream>> all;
+  void Add(std::shared_ptr<HttpStream> s) {
+    std::lock_guard<std::mutex> lock(mu);
+    all.push_back(std::move(s));
+  }
+  std::shared_ptr<HttpStream> At(size_t i) {
+    std::lock_guard<std::mutex> lock(mu);
+    return i < all.size() ? all[i] : nullptr;
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu);
+    return all.size();
+  }
+};
+
+std::unique_ptr<LoopHttpServer> StreamingServer(Streams& streams) {
+  return LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
+           if (ex.path() != "/stream") {
+             ex.Respond(200, "text/plain", "plain");
+             return;
+           }
+           auto s = ex.StartStream(200, "text/event-stream", {{"Cache-Control", "no-store"}});
+           ASSERT_NE(s, nullptr);
+           ex.Respond(500, "text/plain", "ignored: the stream answered");  // must not reach the client
+           streams.Add(std::move(s));
+         }).value();
+}
+
+TEST(LoopHttpStreamTest, ChunksWrittenLaterFromAnotherThreadReachTheClientThenTheEnd) {
+  Streams streams;
+  auto server = StreamingServer(streams);
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(WaitUntil([&] { return streams.size() == 1; }));
+  std::thread writer([&] {
+    auto s = streams.At(0);
+    EXPECT_TRUE(s->Write("data: one\n\n"));
+    EXPECT_TRUE(s->Write(""));  // nothing, and not the end of the body
+    EXPECT_TRUE(s->Write("data: two\n\n"));
+    s->End();
+    EXPECT_FALSE(s->Write("data: after the end\n\n"));
+  });
+  writer.join();
+  std::string raw = c.ReadUntilClosed(5000);
+  EXPECT_EQ(StatusOf(raw), 200) << raw;
+  EXPECT_NE(raw.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Cache-Control: no-store\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(BodyOf(raw), "b\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\n0\r\n\r\n");
+  EXPECT_EQ(raw.find("ignored"), std::string::npos);
+  server->Stop();
+}
+
+TEST(LoopHttpStreamTest, AClientThatGoesAwayClosesTheStreamForItsWriter) {
+  Streams streams;
+  auto server = StreamingServer(streams);
+  {
+    RawConnection c(server->port());
+    ASSERT_TRUE(c.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+    ASSERT_TRUE(WaitUntil([&] { return streams.size() == 1; }));
+    ASSERT_TRUE(streams.At(0)->Write("data: x\n\n"));
+  }  // closed by the client
+  auto s = streams.At(0);
+  ASSERT_TRUE(WaitUntil([&] { return s->closed(); })) << "the writer was never told";
+  EXPECT_FALSE(s->Write("data: y\n\n"));
+  EXPECT_TRUE(WaitUntil([&] { return s->buffered() == 0; }));
+  // The server goes on serving.
+  EXPECT_EQ(BodyOf(RawExchange(server->port(), "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n")), "plain");
+  server->Stop();
+}
+
+TEST(LoopHttpStreamTest, AClientThatDoesNotReadShowsAsBufferedBytes) {
+  Streams streams;
+  auto server = StreamingServer(streams);
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(WaitUntil([&] { return streams.size() == 1; }));
+  auto s = streams.At(0);
+  const std::string piece(64 * 1024, 'x');
+  // A writer that stops at its bound (as the live hub does): the client reads nothing, so past the socket
+  // buffers the bytes stay counted instead of vanishing into an unbounded queue.
+  int written = 0;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (s->buffered() > 1024 * 1024) break;
+    ASSERT_TRUE(s->Write(piece));
+    ++written;
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_GT(s->buffered(), 1024 * 1024) << "the bytes were not counted while the client did not read";
+  std::this_thread::sleep_for(200ms);
+  EXPECT_GT(s->buffered(), 0) << "no client read them; they cannot have been written";
+  // Reading drains it.
+  std::string raw = c.ReadUntilClosed(300);
+  EXPECT_TRUE(WaitUntil([&] { return s->buffered() < 1024 * 1024; }));
+  EXPECT_GT(written, 10);
+  server->Stop();
+  EXPECT_TRUE(s->closed());
+}
+
+TEST(LoopHttpStreamTest, StopEndsOpenStreamsWithTheLastChunk) {
+  Streams streams;
+  auto server = StreamingServer(streams);
+  RawConnection a(server->port()), b(server->port());
+  ASSERT_TRUE(a.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(b.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(WaitUntil([&] { return streams.size() == 2; }));
+  ASSERT_TRUE(streams.At(0)->Write("data: a\n\n"));
+  auto started = std::chrono::steady_clock::now();
+  server->Stop();  // streams never end by themselves: Stop must not wait for its grace
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  for (RawConnection* c : {&a, &b}) {
+    std::string raw = c->ReadUntilClosed(3000);
+    EXPECT_EQ(StatusOf(raw), 200);
+    EXPECT_NE(raw.find("0\r\n\r\n"), std::string::npos) << raw;
+  }
+  EXPECT_TRUE(streams.At(0)->closed());
+  EXPECT_TRUE(streams.At(1)->closed());
+  EXPECT_FALSE(streams.At(1)->Write("late"));
+}
+
+}  // namespace
+}  // namespace streamfleet::testing
