@@ -10,6 +10,7 @@
 #include "streamfleet/cache/generation_cache.h"
 #include "streamfleet/chunks/generation_request.h"
 #include "streamfleet/chunks/generation_start.h"
+#include "streamfleet/chunks/fleet_events.h"
 #include "streamfleet/base/json_input.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/redis/pooled_redis_commands.h"
@@ -48,6 +49,8 @@ const char* RouteName(Route::Kind k) {
     case Route::Kind::kProgress: return "progress";
     case Route::Kind::kGeneration: return "generation";
     case Route::Kind::kStart: return "start";
+    case Route::Kind::kStream: return "stream";
+    case Route::Kind::kEvents: return "events";
     default: return "other";
   }
 }
@@ -86,7 +89,8 @@ IngestService::IngestService(const Config& config, prometheus::Registry& registr
       sampler_redis_(RedisClient::Lazy(config.redis)),
       store_(store),
       cache_(config.redis, CacheOptionsFromConfig(config), &registry),
-      tasks_(config, *redis_, metrics_) {}
+      tasks_(config, *redis_, metrics_),
+      live_(config, *redis_, store, registry) {}
 
 IngestService::~IngestService() { Stop(); }
 
@@ -112,6 +116,7 @@ Status IngestService::Start() {
 
 void IngestService::Stop() {
   stopping_.store(true);
+  live_.Stop();  // live streams end first (their clients reconnect elsewhere): they never finish by themselves
   if (http_) http_->Stop();  // in-flight requests finish first
   if (sampler_.joinable()) sampler_.join();
 }
@@ -146,7 +151,8 @@ bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
     Reject(ex, 404, "not_found", "no route for " + ex.method() + " " + ex.path());
   } else if (!route.bad_id.empty()) {
     Reject(ex, 400, "invalid_id", route.bad_id);
-  } else if (bool get_route = route.kind == Route::Kind::kProgress || route.kind == Route::Kind::kGeneration;
+  } else if (bool get_route = route.kind == Route::Kind::kProgress || route.kind == Route::Kind::kGeneration ||
+                             route.kind == Route::Kind::kStream || route.kind == Route::Kind::kEvents;
              get_route != (ex.method() == "GET") || (!get_route && ex.method() != "POST")) {
     Reject(ex, 405, "method_not_allowed", ex.method() + " is not allowed on " + ex.path());
   } else if (Authorize(ex, route.org)) {
@@ -197,6 +203,8 @@ void IngestService::Handle(HttpExchange& ex) {
       case Route::Kind::kProgress: HandleProgress(ex, ctx); break;
       case Route::Kind::kGeneration: HandleGeneration(ex, ctx); break;
       case Route::Kind::kStart: HandleStart(ex, ctx); break;
+      case Route::Kind::kStream: live_.HandleGenerationStream(ex, ctx.gen.org, ctx.gen.gen); break;
+      case Route::Kind::kEvents: live_.HandleEvents(ex, ctx.gen.org); break;
       default: break;
     }
   }
@@ -230,11 +238,11 @@ bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
   ChunkWriter::AppendCall call = writer_.PrepareAppend(ctx.gen, *batch, "ingest-json");
   // The callback runs on the Redis loop thread; its answer reaches the HTTP loop through the server's outbox.
   async_redis_->SendEval(scripts::IngestAppend(), call.keys, call.args,
-                         [this, exchange, batch, started](StatusOr<RedisValue> reply) {
+                         [this, exchange, batch, started, gen = ctx.gen](StatusOr<RedisValue> reply) {
                            metrics_.redis_write_seconds.Observe(
                                std::chrono::duration<double>(Clk::now() - started).count());
                            AppendResult total;
-                           if (Written(*exchange, ChunkWriter::ParseAppendReply(reply, *batch), *batch, &total)) {
+                           if (Written(*exchange, gen, ChunkWriter::ParseAppendReply(reply, *batch), *batch, &total)) {
                              RespondAccepted(*exchange, total);
                            }
                            RecordRequest(RouteName(Route::Kind::kChunks), *exchange, started);
@@ -271,12 +279,13 @@ bool IngestService::Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>&
   auto t0 = Clk::now();
   auto r = writer_.Append(*redis_, ctx.gen, batch, source);
   metrics_.redis_write_seconds.Observe(std::chrono::duration<double>(Clk::now() - t0).count());
-  if (!Written(ex, r, batch, total)) return false;
+  if (!Written(ex, ctx.gen, r, batch, total)) return false;
   batch.clear();
   return true;
 }
 
-bool IngestService::Written(HttpExchange& ex, const StatusOr<AppendResult>& r, const std::vector<PendingChunk>& batch,
+bool IngestService::Written(HttpExchange& ex, const GenerationId& gen, const StatusOr<AppendResult>& r,
+                            const std::vector<PendingChunk>& batch,
                             AppendResult* total) {
   if (!r.ok()) {
     const Status& s = r.status();
@@ -301,7 +310,19 @@ bool IngestService::Written(HttpExchange& ex, const StatusOr<AppendResult>& r, c
   metrics_.bytes.Increment(static_cast<double>(bytes));
   total->accepted += r->accepted;
   total->last_seq = std::max(total->last_seq, r->last_seq);
+  if (r->started) AnnounceStart(gen);
   return true;
+}
+
+void IngestService::AnnounceStart(const GenerationId& gen) {
+  // Fire and forget: the chunks are durable already; a lost event (a crash right here) only means a live
+  // events client sees the generation's compaction without its start.
+  auto cmd = GenerationStartedCommand(KeySchema::FromConfig(config_), gen, WallClockMs());
+  if (async_redis_ != nullptr) {
+    async_redis_->Send(std::move(cmd), [](StatusOr<RedisValue>) {});
+  } else {
+    (void)redis_->Command(cmd);
+  }
 }
 
 std::string IngestService::ConflictDetail(const std::string& message) {

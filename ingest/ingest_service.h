@@ -11,6 +11,7 @@
 // fleet's multi-tier cache (streamfleet/cache/cache.h); it is the only route that needs the database.
 // POST /v1/orgs/{org}/generations starts a provider generation: an id and a generation.run task, in Redis.
 // /v1/tasks is the task API (task_api.h), on the same worker threads and Redis connection.
+// GET .../generations/{gen}/stream and GET /v1/orgs/{org}/events are live streams (live_routes.h).
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -20,6 +21,7 @@
 
 #include "streamfleet/chunks/chunk_writer.h"
 #include "ingest/metrics.h"
+#include "ingest/live_routes.h"
 #include "ingest/task_api.h"
 #include "streamfleet/chunks/request_parsing.h"
 #include "streamfleet/redis/async_redis.h"
@@ -90,9 +92,12 @@ class IngestService {
   bool RejectNonUtf8(HttpExchange& ex, const std::string& body);
   // Appends through redis_; maps errors to HTTP answers. Returns false when it already responded.
   bool Write(HttpExchange& ex, Ctx& ctx, std::vector<PendingChunk>& batch, const char* source, AppendResult* total);
+  // A generation.started event on the events stream (the append said it was the generation's first).
+  void AnnounceStart(const GenerationId& gen);
   static std::string ConflictDetail(const std::string& redis_message);
   // Counts an append's outcome, or answers its error (409/413/503/500) and returns false.
-  bool Written(HttpExchange& ex, const StatusOr<AppendResult>& r, const std::vector<PendingChunk>& batch,
+  bool Written(HttpExchange& ex, const GenerationId& gen, const StatusOr<AppendResult>& r,
+               const std::vector<PendingChunk>& batch,
                AppendResult* total);
   void SampleBacklog();
 
@@ -107,6 +112,7 @@ class IngestService {
   SqlStore* store_;
   Cache cache_;
   TaskApi tasks_;  // /v1/tasks: on redis_, declared after it
+  LiveRoutes live_;  // .../stream and .../events: its own Redis connections, the owner check on redis_
   std::unique_ptr<LoopHttpServer> http_;
   std::atomic<int64_t> backlog_{0};
   std::atomic<bool> stopping_{false};

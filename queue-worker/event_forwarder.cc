@@ -5,7 +5,7 @@
 #include "streamfleet/base/keys.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/redis/stream_admin.h"
-#include "streamfleet/v1/event.pb.h"
+#include "streamfleet/chunks/fleet_events.h"
 
 namespace streamfleet::worker {
 
@@ -13,22 +13,12 @@ EventForwarder::EventForwarder(const Config& config, const TaskKeys& keys)
     : config_(config), keys_(keys), stream_(KeySchema::FromConfig(config).EventsStream()) {}
 
 StatusOr<std::string> EventForwarder::EventBody(const StreamEntry& entry) {
-  const std::string* raw = entry.Field("e");
-  v1::Event ev;
-  if (raw == nullptr || !ev.ParseFromString(*raw)) return Status::InvalidArgument("undecodable v1::Event");
-  if (!ev.has_generation_compacted()) return Status::InvalidArgument("unknown event body");
-  const auto& g = ev.generation_compacted();
-  nlohmann::json body = {{"type", "generation.compacted"},
-                         {"event_id", entry.id},
-                         {"organization_id", g.organization_id()},
-                         {"scenario_id", g.scenario_id()},
-                         {"generation_id", g.generation_id()},
-                         {"chunk_count", g.chunk_count()},
-                         {"trigger", g.trigger()},
-                         {"json_valid", g.json_valid()},
-                         {"compacted_by", g.compacted_by()},
-                         {"compacted_at_ms", g.compacted_at_ms()}};
-  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto ev = DecodeFleetEvent(entry);
+  if (!ev.ok()) return ev.status();
+  // The webhook is the compaction notice (EVENTS_WEBHOOK_URL); the other lifecycle events are for the live
+  // events route and are acked without one.
+  if (ev->type != "generation.compacted") return Status::NotFound(ev->type + " is not forwarded");
+  return ev->json;
 }
 
 StatusOr<EventForwarder::Round> EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry>& entries,
@@ -45,7 +35,9 @@ StatusOr<EventForwarder::Round> EventForwarder::Forward(RedisClient& redis, cons
       if (!r.ok()) return r.status();  // not acked: redelivered, and the unique key dedupes it
       ++round.forwarded;
     } else {
-      SF_LOG_WARN("events {} {}: {}; acked without a webhook", stream_, e.id, body.status().ToString());
+      if (body.status().code() != StatusCode::kNotFound) {
+        SF_LOG_WARN("events {} {}: {}; acked without a webhook", stream_, e.id, body.status().ToString());
+      }
       ++round.skipped;
     }
     auto ack = redis.Command({"XACK", stream_, Group(), e.id});

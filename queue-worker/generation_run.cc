@@ -1,5 +1,7 @@
 #include "queue-worker/generation_run.h"
 
+#include "streamfleet/chunks/fleet_events.h"
+
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -10,6 +12,7 @@
 #include "streamfleet/chunks/generation_request.h"
 #include "streamfleet/base/json_input.h"
 #include "streamfleet/base/log.h"
+#include "streamfleet/base/time.h"
 
 namespace streamfleet::worker {
 
@@ -140,6 +143,11 @@ class Run {
     nlohmann::json md = {{"status", final ? "failed" : "retrying"}, {"error", s.ToString()}};
     (void)store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, md.dump());
     if (final && written_ > 0) (void)Finish();
+    if (final) {
+      // For the organization's live events (GET /v1/orgs/{org}/events); best effort, like the row above.
+      (void)ctx_.redis.Command(GenerationFailedCommand(KeySchema::FromConfig(ctx_.config), gen_, s.ToString(),
+                                                       WallClockMs()));
+    }
     return s;
   }
 

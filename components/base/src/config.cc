@@ -58,6 +58,11 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"INGEST_MAX_GENERATION_BYTES", "67108864", "largest total size of one generation (413 above)"},
       {"INGEST_BACKPRESSURE_LAG", "200000", "consumer-group lag over the chunk streams above which ingest answers 503"},
       {"INGEST_REQUEST_TIMEOUT", "60s", "longest a client may take to send a request's headers, and the longest wait for body data (slow or stalled clients)"},
+      {"LIVE_KEEPALIVE", "15s", "live streams (.../stream, .../events): a keep-alive comment on a stream quiet this long"},
+      {"LIVE_PROGRESS_INTERVAL", "1s", "live generation streams: an event: progress at most this often while chunks arrive"},
+      {"LIVE_MAX_BUFFERED_BYTES", "1048576", "live streams: most bytes waiting for one client; a reader that stays past it is closed (it resumes with Last-Event-ID)"},
+      {"LIVE_SLOW_READER_TIMEOUT", "10s", "live streams: how long a reader may stay behind LIVE_MAX_BUFFERED_BYTES before it is closed"},
+      {"LIVE_START_WAIT", "30s", "live generation streams: how long to wait for the first chunk of a generation not started yet"},
       {"INGEST_TOKENS", "", "per-organization bearer tokens, \"ORG:TOKEN,ORG:TOKEN\"; empty = open (dev only)"},
       {"TASK_API_TOKENS", "", "ingest's task API (/v1/tasks): bearer tokens with scopes, \"TOKEN:enqueue+read,TOKEN:read\"; empty = open when INGEST_TOKENS is empty too (dev only), else the task API is off"},
       {"TASK_MAX_PAYLOAD_BYTES", "1048576", "largest task payload the task API accepts (413 above; at most 16 MiB)"},
@@ -470,6 +475,11 @@ void LoadIngest(Reader& r, Config& c) {
   c.max_generation_bytes = r.Int("INGEST_MAX_GENERATION_BYTES", 1, int64_t{1} << 40);
   c.backpressure_lag = r.Int("INGEST_BACKPRESSURE_LAG", 1, int64_t{1} << 40);
   c.ingest_request_timeout_ms = r.Duration("INGEST_REQUEST_TIMEOUT", 1000, 100);
+  c.live_keepalive_ms = r.Duration("LIVE_KEEPALIVE", 1000, 100, 3600000);
+  c.live_progress_ms = r.Duration("LIVE_PROGRESS_INTERVAL", 1000, 10, 3600000);
+  c.live_max_buffered_bytes = r.Int("LIVE_MAX_BUFFERED_BYTES", 4096, int64_t{1} << 32);
+  c.live_slow_reader_ms = r.Duration("LIVE_SLOW_READER_TIMEOUT", 1000, 10, 3600000);
+  c.live_start_wait_ms = r.Duration("LIVE_START_WAIT", 1000, 0, 86400000);
 
   std::string tokens = r.Str("INGEST_TOKENS");
   for (const std::string& item : SplitList(tokens, ',')) {

@@ -135,4 +135,5 @@ for f = 1, #sums, 1000 do  -- unpack's stack limit
 end
 -- Lives as long as the generation's control hash (a new one clears it, above).
 if #sums > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
-return {id, aseq, replayed}
+-- The 4th element says this request started a new life of the generation (ingest emits generation.started).
+return {id, aseq, replayed, bound and 0 or 1}

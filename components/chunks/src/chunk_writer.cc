@@ -73,12 +73,13 @@ std::string AppendConflictReason(const Status& s) {
 
 StatusOr<AppendResult> ChunkWriter::ParseAppendReply(const StatusOr<RedisValue>& r, std::vector<PendingChunk>& chunks) {
   if (!r.ok()) return r.status();
-  if (!r->is_array() || r->elements.size() != 3 || !r->elements[1].is_array()) {
+  if (!r->is_array() || r->elements.size() != 4 || !r->elements[1].is_array()) {
     return Status::Internal("IngestAppend: unexpected reply");
   }
   AppendResult out;
   out.last_id = r->elements[0].str;
   out.replayed = r->elements[2].AsInt();
+  out.started = r->elements[3].AsInt() == 1;
   const auto& assigned = r->elements[1].elements;  // the seq of every chunk without one, in order
   size_t k = 0;
   for (auto& c : chunks) {

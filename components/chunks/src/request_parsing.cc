@@ -28,6 +28,13 @@ Route MatchRoute(std::string_view path) {
     pos = slash + 1;
   }
   Route r;
+  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "orgs" && parts[3] == "events") {
+    r.kind = Route::Kind::kEvents;
+    auto org = ParseId(parts[2]);
+    if (!org) r.bad_id = "organization id \"" + std::string(parts[2]) + "\" is not a positive integer";
+    r.org = org.value_or(0);
+    return r;
+  }
   if (parts.size() < 4 || parts[0] != "v1" || parts[1] != "orgs" || parts[3] != "generations") return r;
   auto org = ParseId(parts[2]);
   if (parts.size() == 4) {
@@ -37,6 +44,7 @@ Route MatchRoute(std::string_view path) {
     if (parts.size() == 6 && parts[5] == "chunks") r.kind = Route::Kind::kChunks;
     if (parts.size() == 6 && parts[5] == "finish") r.kind = Route::Kind::kFinish;
     if (parts.size() == 6 && parts[5] == "progress") r.kind = Route::Kind::kProgress;
+    if (parts.size() == 6 && parts[5] == "stream") r.kind = Route::Kind::kStream;
     if (r.kind == Route::Kind::kUnknown) return r;
     auto gen = ParseId(parts[4]);
     if (!gen) r.bad_id = "generation id \"" + std::string(parts[4]) + "\" is not a positive integer";

@@ -94,6 +94,12 @@ struct Config {
   std::map<int64_t, std::string> ingest_tokens;  // org id -> bearer token
   std::vector<TaskApiToken> task_api_tokens;      // TASK_API_TOKENS (secrets: never logged)
   int64_t task_max_payload_bytes = 1 << 20;       // TASK_MAX_PAYLOAD_BYTES
+  // Live streams (GET .../generations/{gen}/stream, GET .../events; components/live).
+  int64_t live_keepalive_ms = 15000;            // LIVE_KEEPALIVE: ": keep-alive" on a quiet stream
+  int64_t live_progress_ms = 1000;              // LIVE_PROGRESS_INTERVAL: "event: progress" at most this often
+  int64_t live_max_buffered_bytes = 1 << 20;    // LIVE_MAX_BUFFERED_BYTES: per connection, not yet sent
+  int64_t live_slow_reader_ms = 10000;          // LIVE_SLOW_READER_TIMEOUT: behind that long -> closed
+  int64_t live_start_wait_ms = 30000;           // LIVE_START_WAIT: wait for a generation's first chunk
 
   std::vector<std::pair<std::string, int>> queues;  // name, weight
   int worker_concurrency = 4;

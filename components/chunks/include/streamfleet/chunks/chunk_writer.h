@@ -32,6 +32,7 @@ struct AppendResult {
   int64_t last_seq = -1;
   std::string last_id;
   int64_t replayed = 0;  // keyed chunks seen before: answered with their earlier seq, not appended again
+  bool started = false;  // the first append of the generation (a new control hash): a generation.started event
 };
 
 // The reason token of a refused append ("scenario_conflict", "generation_owned_elsewhere", "seq_conflict",

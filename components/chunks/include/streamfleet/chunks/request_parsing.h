@@ -17,13 +17,14 @@ namespace streamfleet {
 std::optional<int64_t> ParseId(std::string_view s);
 
 struct Route {
-  enum class Kind { kChunks, kFinish, kProgress, kGeneration, kStart, kUnknown };
+  enum class Kind { kChunks, kFinish, kProgress, kGeneration, kStart, kStream, kEvents, kUnknown };
   Kind kind = Kind::kUnknown;
   int64_t org = 0;
   int64_t gen = 0;
   std::string bad_id;  // set when the shape matched but an id was malformed
 };
-// /v1/orgs/{org}/generations/{gen}[/(chunks|finish|progress)] and /v1/orgs/{org}/generations.
+// /v1/orgs/{org}/generations/{gen}[/(chunks|finish|progress|stream)], /v1/orgs/{org}/generations and
+// /v1/orgs/{org}/events.
 Route MatchRoute(std::string_view path);
 
 struct ChunkInput {

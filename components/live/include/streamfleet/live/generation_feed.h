@@ -1,0 +1,46 @@
+#pragma once
+// What one ingest process knows of a generation that somebody watches: its chunks by seq, as they were
+// read from the buffer list or seen on the chunk stream, and whether it is compacted. Readers each keep
+// their own position (the next seq they need). Pure, no I/O, one thread.
+//
+// Order rule (docs/live.md): a reader gets seqs in order, without a gap: a chunk that arrived before the
+// one in front of it waits. Once the generation is compacted nothing more can fill a gap (the compactor
+// assembled it without the missing seqs), so the rest is released in seq order: every reader's text is the
+// row's `compacted` text, byte for byte.
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "streamfleet/live/sse_events.h"
+
+namespace streamfleet::live {
+
+class GenerationFeed {
+ public:
+  // A chunk; false when its seq is known already (the first copy wins, as in the compactor's assembly).
+  bool Add(int64_t seq, std::string data);
+  // What the producer said the total is (a final chunk, total_chunks, a finish); the largest wins.
+  void NoteTotal(int64_t total);
+  // Compacted: gaps are final from now on.
+  void End(CompactedInfo info);
+
+  bool ended() const { return ended_; }
+  const CompactedInfo& compacted() const { return info_; }
+  bool empty() const { return chunks_.empty(); }
+  FeedProgress progress() const;
+
+  // Whether a reader at next_seq has something to take.
+  bool HasMoreFor(int64_t next_seq) const;
+  // Appends chunk events for a reader at *next_seq to *out until out passes max_bytes or nothing more may
+  // go, and moves *next_seq past them.
+  void Take(int64_t* next_seq, size_t max_bytes, std::string* out) const;
+
+ private:
+  std::map<int64_t, std::string> chunks_;
+  int64_t bytes_ = 0;
+  int64_t total_ = 0;
+  bool ended_ = false;
+  CompactedInfo info_;
+};
+
+}  // namespace streamfleet::live

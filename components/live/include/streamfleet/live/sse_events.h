@@ -1,0 +1,61 @@
+#pragma once
+// The text of the live streams' server-sent events (docs/live.md), and what a reconnecting client sends
+// back. Pure, no I/O.
+//
+// Every event's data is one line of JSON: chunk text can hold any character, and "\r" or "\n" in an SSE
+// data line would be split or rewritten by the client's parser; JSON keeps the text byte-exact.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "streamfleet/base/status.h"
+
+namespace streamfleet::live {
+
+// "id: <id>\nevent: <event>\ndata: <data>\n\n" (no id line when id is empty). data must be one line.
+std::string SseEvent(std::string_view event, std::string_view id, std::string_view data);
+
+inline constexpr std::string_view kKeepAlive = ": keep-alive\n\n";
+// The first bytes of every stream: how long EventSource waits before it reconnects.
+inline constexpr std::string_view kStreamPreamble = "retry: 1000\n\n";
+// The id of a generation stream's last event. A client reconnecting with it is answered 204 (an
+// EventSource then stops reconnecting): it has everything.
+inline constexpr std::string_view kEndId = "end";
+
+// event: chunk, id: seq, data {"seq":..,"text":..}.
+std::string ChunkEvent(int64_t seq, std::string_view text);
+
+struct FeedProgress {
+  int64_t received_chunks = 0;
+  int64_t received_bytes = 0;
+  int64_t total_chunks = 0;  // 0 = not known yet
+};
+// event: progress, no id (a reconnect resumes from the last chunk): received chunks and bytes, total and
+// percent when the total is known.
+std::string ProgressEvent(const FeedProgress& p);
+
+struct CompactedInfo {
+  int64_t chunk_count = 0;
+  bool json_valid = false;
+  std::string trigger;  // "complete" | "idle_timeout" | "manual" | "" (not known)
+};
+// event: compacted, id: end.
+std::string CompactedEvent(const CompactedInfo& c);
+// event: text, id: end: the whole compacted text at once, for a generation whose buffer is gone (served
+// from its row). replaces: the client had part of it; this text replaces what it has.
+std::string WholeTextEvent(std::string_view text, bool replaces);
+// event: closing: why the server ends the stream early ("slow_reader", "not_found", ...).
+std::string ClosingEvent(std::string_view reason, std::string_view detail);
+
+// Where a generation stream resumes. Last-Event-ID (what EventSource sends on reconnect) wins over the
+// from_seq query parameter (the first seq wanted; for clients that keep their own position).
+struct Resume {
+  bool ended = false;    // Last-Event-ID: end
+  int64_t after_seq = -1;  // the last seq the client has (-1: none)
+};
+// kInvalidArgument for anything else than "end", a seq (0 ... 2^53) or a from_seq (0 ... 2^53).
+StatusOr<Resume> ParseResume(const std::optional<std::string>& last_event_id,
+                             const std::optional<std::string>& from_seq);
+
+}  // namespace streamfleet::live

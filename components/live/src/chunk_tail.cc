@@ -1,0 +1,159 @@
+#include "chunk_tail.h"
+
+#include <chrono>
+
+#include "streamfleet/base/log.h"
+#include "streamfleet/v1/chunk.pb.h"
+
+namespace streamfleet::live {
+
+ChunkTail::ChunkTail(const Config& config, int64_t block_ms, std::function<void(TailBatch)> deliver)
+    : config_(config), block_ms_(block_ms), deliver_(std::move(deliver)), redis_(RedisClient::Lazy(config.redis)) {
+  KeySchema keys = KeySchema::FromConfig(config);
+  for (int i = 0; i < keys.chunk_streams(); ++i) streams_.push_back(keys.ChunkStream(i));
+  streams_.push_back(keys.EventsStream());
+  thread_ = std::thread([this] { Run(); });
+}
+
+ChunkTail::~ChunkTail() { Stop(); }
+
+void ChunkTail::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ChunkTail::SetWatched(std::set<GenerationKey> watched) {
+  std::lock_guard<std::mutex> lock(mu_);
+  watched_ = std::move(watched);
+}
+
+void ChunkTail::SetActive(bool active) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (active_ == active) return;
+    active_ = active;
+    if (active) epoch_.fetch_add(1);
+  }
+  cv_.notify_all();
+}
+
+bool ChunkTail::Position(std::vector<std::string>& ids) {
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& s : streams_) cmds.push_back({"XREVRANGE", s, "+", "-", "COUNT", "1"});
+  auto r = redis_->Pipeline(cmds);
+  if (!r.ok()) return false;
+  ids.assign(streams_.size(), "0-0");
+  for (size_t i = 0; i < r->size(); ++i) {
+    const RedisValue& v = (*r)[i];
+    if (v.is_array() && !v.elements.empty() && v.elements[0].is_array() && !v.elements[0].elements.empty()) {
+      ids[i] = v.elements[0].elements[0].str;
+    }
+  }
+  return true;
+}
+
+void ChunkTail::Decode(const StreamEntry& e, bool events, const std::set<GenerationKey>& watched, TailBatch& batch) {
+  if (events) {
+    auto ev = DecodeFleetEvent(e);
+    if (ev.ok()) batch.events.push_back(TailEvent{e.id, std::move(*ev)});
+    return;
+  }
+  const std::string* raw = e.Field("e");
+  v1::ChunkEnvelope env;
+  if (raw == nullptr || !env.ParseFromString(*raw)) return;  // the compactor dead-letters it
+  if (!watched.count({env.organization_id(), env.generation_id()})) return;
+  TailChunk c;
+  c.org = env.organization_id();
+  c.gen = env.generation_id();
+  c.seq = env.seq();
+  if (env.kind() == v1::ChunkEnvelope::FINISH) {
+    c.total = env.total_chunks();
+  } else {
+    c.has_data = true;
+    c.data = env.data();
+    c.total = env.total_chunks() > 0 ? env.total_chunks() : (env.final() ? env.seq() + 1 : 0);
+  }
+  batch.chunks.push_back(std::move(c));
+}
+
+bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch) {
+  std::set<GenerationKey> watched;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    watched = watched_;
+  }
+  std::vector<RedisValue> replies;
+  if (!config_.redis.cluster) {
+    // One blocking read over every stream: they all live on the one server.
+    std::vector<std::string> cmd = {"XREAD", "COUNT", "1000", "BLOCK", std::to_string(block_ms_), "STREAMS"};
+    cmd.insert(cmd.end(), streams_.begin(), streams_.end());
+    cmd.insert(cmd.end(), ids.begin(), ids.end());
+    auto r = redis_->Command(cmd, static_cast<int>(block_ms_));
+    if (!r.ok()) return false;
+    replies.push_back(std::move(*r));
+  } else {
+    // A cluster spreads the streams over its masters: one non-blocking read per stream, pipelined per
+    // master by the client, and a short sleep when nothing came.
+    std::vector<std::vector<std::string>> cmds;
+    for (size_t i = 0; i < streams_.size(); ++i) {
+      cmds.push_back({"XREAD", "COUNT", "1000", "STREAMS", streams_[i], ids[i]});
+    }
+    auto r = redis_->Pipeline(cmds);
+    if (!r.ok()) return false;
+    replies = std::move(*r);
+  }
+  bool any = false;
+  for (const RedisValue& reply : replies) {
+    if (reply.is_error()) continue;
+    for (const StreamEntry& e : ParseStreamReply(reply)) {
+      any = true;
+      for (size_t i = 0; i < streams_.size(); ++i) {
+        if (streams_[i] != e.stream) continue;
+        ids[i] = e.id;
+        Decode(e, i + 1 == streams_.size(), watched, batch);
+      }
+    }
+  }
+  if (!any && config_.redis.cluster) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::max<int64_t>(1, block_ms_ / 10)));
+  }
+  return true;
+}
+
+void ChunkTail::Run() {
+  uint64_t positioned_epoch = 0;
+  std::vector<std::string> ids;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || active_; });
+      if (stop_) return;
+    }
+    uint64_t epoch = epoch_.load();
+    TailBatch batch;
+    batch.epoch = epoch;
+    if (positioned_epoch != epoch) {
+      if (!Position(ids)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));  // Redis is down: the hub's resync says so
+        continue;
+      }
+      positioned_epoch = epoch;
+      TailBatch start;
+      start.epoch = epoch;
+      start.positioned = true;
+      start.events_from = ids.back();
+      deliver_(std::move(start));
+    }
+    if (!ReadOnce(ids, batch)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    if (!batch.chunks.empty() || !batch.events.empty()) deliver_(std::move(batch));
+  }
+}
+
+}  // namespace streamfleet::live

@@ -1,0 +1,40 @@
+#include "streamfleet/live/generation_feed.h"
+
+#include <algorithm>
+
+namespace streamfleet::live {
+
+bool GenerationFeed::Add(int64_t seq, std::string data) {
+  if (seq < 0) return false;
+  auto size = static_cast<int64_t>(data.size());
+  if (!chunks_.emplace(seq, std::move(data)).second) return false;
+  bytes_ += size;
+  return true;
+}
+
+void GenerationFeed::NoteTotal(int64_t total) { total_ = std::max(total_, total); }
+
+void GenerationFeed::End(CompactedInfo info) {
+  ended_ = true;
+  info_ = std::move(info);
+}
+
+FeedProgress GenerationFeed::progress() const {
+  return FeedProgress{static_cast<int64_t>(chunks_.size()), bytes_, total_};
+}
+
+bool GenerationFeed::HasMoreFor(int64_t next_seq) const {
+  auto it = chunks_.lower_bound(next_seq);
+  if (it == chunks_.end()) return false;
+  return ended_ || it->first == next_seq;
+}
+
+void GenerationFeed::Take(int64_t* next_seq, size_t max_bytes, std::string* out) const {
+  for (auto it = chunks_.lower_bound(*next_seq); it != chunks_.end() && out->size() < max_bytes; ++it) {
+    if (!ended_ && it->first != *next_seq) break;  // a gap: wait for it to fill
+    out->append(ChunkEvent(it->first, it->second));
+    *next_seq = it->first + 1;
+  }
+}
+
+}  // namespace streamfleet::live

@@ -1,0 +1,538 @@
+#include "streamfleet/live/live_hub.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "chunk_tail.h"
+#include "streamfleet/base/keys.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/live/generation_feed.h"
+#include "streamfleet/live/sse_events.h"
+#include "streamfleet/redis/stream_admin.h"
+
+namespace streamfleet::live {
+
+LiveOptions LiveOptions::FromConfig(const Config& c) {
+  LiveOptions o;
+  o.keepalive_ms = c.live_keepalive_ms;
+  o.progress_ms = c.live_progress_ms;
+  o.max_buffered_bytes = c.live_max_buffered_bytes;
+  o.slow_reader_ms = c.live_slow_reader_ms;
+  o.start_wait_ms = c.live_start_wait_ms;
+  return o;
+}
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr int64_t kTickMs = 20;
+constexpr size_t kRecentEvents = 10000;  // events kept in memory for the events route; older ones: XRANGE
+constexpr int kEventsPage = 500;
+
+// One open stream and what it was last sent.
+struct Reader {
+  std::shared_ptr<HttpStream> stream;
+  int64_t last_write_ms = 0;
+  int64_t behind_since_ms = 0;  // 0: not behind
+  bool done = false;
+};
+
+struct GenReader : Reader {
+  int64_t next_seq = 0;
+  bool resumed = false;  // the client had part of the text (a row served whole replaces it)
+};
+
+struct EventsReader : Reader {
+  int64_t org = 0;
+  std::string last_id;  // "" until placed (from now on)
+};
+
+// A watched generation.
+struct Watched {
+  GenerationFeed feed;
+  std::vector<GenReader> readers;
+  std::string scenario;        // from the control hash ("" unknown, "0" none)
+  int64_t list_read = 0;       // buffer list elements read so far (the list only grows until it expires)
+  int64_t next_resync_ms = 0;
+  int64_t since_ms = 0;        // when it was first watched (the start wait)
+  bool exists = false;         // something of it was seen in Redis
+  bool compacted = false;      // the control hash says so, or a generation.compacted event
+  bool have_info = false;
+  CompactedInfo info;
+  bool row_checked = false;
+  std::optional<CompactedRow> row;  // served whole: the buffer is gone
+  int64_t last_progress_ms = 0;
+  FeedProgress progress_sent;
+};
+
+struct Inbox {
+  std::vector<std::pair<GenerationKey, GenReader>> gen_readers;
+  std::vector<EventsReader> event_readers;
+  std::vector<TailBatch> batches;
+};
+
+}  // namespace
+
+struct LiveHub::Impl {
+  Impl(const Config& c, LiveOptions o, RowReader r, prometheus::Registry* registry)
+      : config(c), options(o), rows(std::move(r)), keys(KeySchema::FromConfig(c)), redis(RedisClient::Lazy(c.redis)) {
+    if (registry != nullptr) {
+      auto& streams = prometheus::BuildGauge()
+                          .Name("streamfleet_ingest_live_streams")
+                          .Help("Open live streams (server-sent events), by route")
+                          .Register(*registry);
+      gen_streams = &streams.Add({{"route", "generation"}});
+      event_streams = &streams.Add({{"route", "events"}});
+      sent = &prometheus::BuildCounter()
+                  .Name("streamfleet_ingest_live_events_total")
+                  .Help("Server-sent events written to live streams (chunks, progress, lifecycle events)")
+                  .Register(*registry)
+                  .Add({});
+      closed = &prometheus::BuildCounter()
+                    .Name("streamfleet_ingest_live_closed_total")
+                    .Help("Live streams the server ended, by reason")
+                    .Register(*registry);
+    }
+    tail = std::make_unique<ChunkTail>(config, options.tail_block_ms, [this](TailBatch b) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        inbox.batches.push_back(std::move(b));
+      }
+      cv.notify_one();
+    });
+    thread = std::thread([this] { Run(); });
+  }
+
+  void Run();
+  void TakeInbox(int64_t now);
+  void ApplyBatch(TailBatch& b);
+  void Resync(int64_t now);
+  void PumpGeneration(Watched& w, GenReader& r, int64_t now);
+  void PumpEvents(EventsReader& r, int64_t now);
+  void Housekeep(int64_t now);
+  bool Send(Reader& r, std::string bytes, int64_t now);
+  void Close(Reader& r, const char* reason, const std::string& detail, int64_t now);
+  void Finish(Reader& r, std::string last, const char* reason, int64_t now);
+  void EndAll();
+
+  const Config& config;
+  const LiveOptions options;
+  RowReader rows;
+  KeySchema keys;
+  std::unique_ptr<RedisClient> redis;  // the hub thread's reads
+  std::unique_ptr<ChunkTail> tail;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  Inbox inbox;
+  bool stop = false;
+  std::thread thread;
+
+  // Hub thread only.
+  std::map<GenerationKey, Watched> watched;
+  std::vector<EventsReader> event_readers;
+  std::deque<TailEvent> recent;  // every event with an id after covered_from, in order
+  std::string covered_from;      // "" until the tail is positioned
+  uint64_t epoch = 0;
+  bool watch_set_dirty = false;
+
+  prometheus::Gauge* gen_streams = nullptr;
+  prometheus::Gauge* event_streams = nullptr;
+  prometheus::Counter* sent = nullptr;
+  prometheus::Family<prometheus::Counter>* closed = nullptr;
+};
+
+bool LiveHub::Impl::Send(Reader& r, std::string bytes, int64_t now) {
+  if (r.done) return false;
+  if (!r.stream->Write(std::move(bytes))) {
+    r.done = true;  // the client left
+    return false;
+  }
+  r.last_write_ms = now;
+  return true;
+}
+
+void LiveHub::Impl::Finish(Reader& r, std::string last, const char* reason, int64_t now) {
+  if (r.done) return;
+  if (!last.empty()) Send(r, std::move(last), now);
+  r.stream->End();
+  r.done = true;
+  if (closed) closed->Add({{"reason", reason}}).Increment();
+}
+
+void LiveHub::Impl::Close(Reader& r, const char* reason, const std::string& detail, int64_t now) {
+  Finish(r, ClosingEvent(reason, detail), reason, now);
+}
+
+void LiveHub::Impl::TakeInbox(int64_t now) {
+  Inbox in;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    std::swap(in, inbox);
+  }
+  for (auto& [key, reader] : in.gen_readers) {
+    auto [it, fresh] = watched.try_emplace(key);
+    if (fresh) {
+      it->second.since_ms = now;
+      watch_set_dirty = true;
+    }
+    it->second.next_resync_ms = 0;  // read the buffer now: the replay
+    reader.last_write_ms = now;
+    it->second.readers.push_back(std::move(reader));
+  }
+  for (auto& r : in.event_readers) {
+    r.last_write_ms = now;
+    event_readers.push_back(std::move(r));
+  }
+  for (auto& b : in.batches) ApplyBatch(b);
+}
+
+void LiveHub::Impl::ApplyBatch(TailBatch& b) {
+  if (b.epoch != tail->epoch()) return;  // read before the tail was restarted
+  if (b.positioned) {
+    epoch = b.epoch;
+    recent.clear();
+    covered_from = b.events_from;
+  }
+  for (auto& c : b.chunks) {
+    auto it = watched.find({c.org, c.gen});
+    if (it == watched.end()) continue;
+    if (c.has_data) it->second.feed.Add(c.seq, std::move(c.data));
+    if (c.total > 0) it->second.feed.NoteTotal(c.total);
+    it->second.exists = true;
+  }
+  for (auto& e : b.events) {
+    if (e.event.type == "generation.compacted") {
+      auto it = watched.find({e.event.org, e.event.gen});
+      if (it != watched.end()) {
+        it->second.compacted = true;
+        it->second.have_info = true;
+        it->second.info = CompactedInfo{e.event.chunk_count, e.event.json_valid, e.event.trigger};
+        it->second.next_resync_ms = 0;  // the final read of the buffer
+      }
+    }
+    recent.push_back(std::move(e));
+  }
+  while (recent.size() > kRecentEvents) {
+    covered_from = recent.front().id;
+    recent.pop_front();
+  }
+}
+
+void LiveHub::Impl::Resync(int64_t now) {
+  std::vector<Watched*> due;
+  std::vector<GenerationKey> due_keys;
+  for (auto& [key, w] : watched) {
+    if (w.next_resync_ms <= now && !w.feed.ended() && !w.row) {
+      due.push_back(&w);
+      due_keys.push_back(key);
+    }
+  }
+  if (due.empty()) return;
+  // Round 1: the control hash (scenario: where the buffer is; state: compacted yet?).
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& [org, gen] : due_keys) {
+    cmds.push_back({"HMGET", keys.ControlKey(GenerationId{org, 0, gen}), "scenario", "state"});
+  }
+  auto ctl = redis->Pipeline(cmds);
+  if (!ctl.ok()) {
+    for (Watched* w : due) w->next_resync_ms = now + 200;  // Redis is down: the streams wait, with keep-alives
+    return;
+  }
+  // Round 2: what the buffer list has beyond what was read of it.
+  cmds.clear();
+  std::vector<size_t> listed;
+  for (size_t i = 0; i < due.size(); ++i) {
+    Watched& w = *due[i];
+    const RedisValue& v = (*ctl)[i];
+    if (v.is_array() && v.elements.size() == 2) {
+      if (!v.elements[0].is_nil()) {
+        w.scenario = v.elements[0].str;
+        w.exists = true;
+      }
+      if (v.elements[1].str == "compacted") w.compacted = true;
+    }
+    if (w.scenario.empty()) continue;
+    int64_t scenario = 0;
+    try {
+      scenario = std::stoll(w.scenario);
+    } catch (const std::exception&) {
+      continue;
+    }
+    auto [org, gen] = due_keys[i];
+    cmds.push_back({"LRANGE", keys.BufferKey(GenerationId{org, scenario, gen}), std::to_string(w.list_read), "-1"});
+    listed.push_back(i);
+  }
+  if (!cmds.empty()) {
+    auto lists = redis->Pipeline(cmds);
+    if (!lists.ok()) {
+      for (Watched* w : due) w->next_resync_ms = now + 200;
+      return;
+    }
+    for (size_t j = 0; j < listed.size(); ++j) {
+      Watched& w = *due[listed[j]];
+      const RedisValue& v = (*lists)[j];
+      if (!v.is_array()) continue;
+      for (const RedisValue& e : v.elements) {
+        ++w.list_read;
+        auto colon = e.str.find(':');
+        if (colon == std::string::npos || colon == 0) continue;
+        int64_t seq = -1;
+        try {
+          seq = std::stoll(e.str.substr(0, colon));
+        } catch (const std::exception&) {
+          continue;
+        }
+        w.feed.Add(seq, e.str.substr(colon + 1));
+        w.exists = true;
+      }
+    }
+  }
+  for (size_t i = 0; i < due.size(); ++i) {
+    Watched& w = *due[i];
+    w.next_resync_ms = now + options.resync_ms;
+    auto [org, gen] = due_keys[i];
+    bool need_row = (w.compacted && !w.have_info) || (!w.exists && !w.row_checked);
+    if (need_row && rows) {
+      auto row = rows(org, gen);
+      if (!row.ok()) {
+        SF_LOG_WARN("live stream of generation {}: reading its row: {}", gen, row.status().ToString());
+        w.next_resync_ms = now + 200;
+        continue;
+      }
+      w.row_checked = true;
+      if (row->has_value()) {
+        w.have_info = true;
+        w.info = CompactedInfo{(*row)->chunk_count, (*row)->json_valid, (*row)->trigger};
+        if (!w.exists) {
+          w.row = std::move(*row);  // compacted and its buffer gone: the row is all there is
+          continue;
+        }
+      }
+    }
+    if (w.compacted) w.feed.End(w.info);
+  }
+}
+
+void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
+  if (r.done) return;
+  if (r.stream->closed()) {
+    r.done = true;
+    return;
+  }
+  if (w.row) {
+    Send(r, WholeTextEvent(w.row->text, r.resumed), now);
+    Finish(r, CompactedEvent(w.info), "compacted", now);
+    return;
+  }
+  const int64_t budget = options.max_buffered_bytes / 2;
+  while (!r.done && w.feed.HasMoreFor(r.next_seq) && r.stream->buffered() < budget) {
+    std::string out;
+    w.feed.Take(&r.next_seq, static_cast<size_t>(budget - r.stream->buffered()), &out);
+    if (sent) sent->Increment();
+    Send(r, std::move(out), now);
+  }
+  if (r.done) return;
+  if (w.feed.HasMoreFor(r.next_seq)) {
+    // Behind by more than the buffer: fine for a while (a replay, a hiccup), not for ever.
+    if (r.behind_since_ms == 0) r.behind_since_ms = now;
+    if (now - r.behind_since_ms > options.slow_reader_ms) {
+      Close(r, "slow_reader",
+            "more than " + std::to_string(options.max_buffered_bytes / 2) + " bytes waited for this client for " +
+                std::to_string(options.slow_reader_ms) + " ms; reconnect with Last-Event-ID",
+            now);
+    }
+    return;
+  }
+  r.behind_since_ms = 0;
+  if (w.feed.ended()) {
+    Finish(r, CompactedEvent(w.feed.compacted()), "compacted", now);
+  } else if (!w.exists && options.start_wait_ms >= 0 && now - w.since_ms > options.start_wait_ms) {
+    Close(r, "not_found",
+          "no chunk of this generation within " + std::to_string(options.start_wait_ms) + " ms (LIVE_START_WAIT)", now);
+  }
+}
+
+void LiveHub::Impl::PumpEvents(EventsReader& r, int64_t now) {
+  if (r.done) return;
+  if (r.stream->closed()) {
+    r.done = true;
+    return;
+  }
+  if (covered_from.empty()) return;  // the tail is not positioned yet
+  if (r.last_id.empty()) r.last_id = recent.empty() ? covered_from : recent.back().id;  // from now on
+  const int64_t budget = options.max_buffered_bytes / 2;
+  if (r.stream->buffered() >= budget) {
+    if (r.behind_since_ms == 0) r.behind_since_ms = now;
+    if (now - r.behind_since_ms > options.slow_reader_ms) {
+      Close(r, "slow_reader", "this client did not read its events for " + std::to_string(options.slow_reader_ms) + " ms", now);
+    }
+    return;
+  }
+  r.behind_since_ms = 0;
+  std::string out;
+  if (CompareStreamIds(r.last_id, covered_from) < 0) {
+    // Older than what the tail saw: a page of the stream itself.
+    auto page = redis->Command({"XRANGE", keys.EventsStream(), "(" + r.last_id, "+", "COUNT", std::to_string(kEventsPage)});
+    if (!page.ok()) return;  // next tick
+    auto entries = ParseEntries(keys.EventsStream(), *page);
+    for (const auto& e : entries) {
+      r.last_id = e.id;
+      auto ev = DecodeFleetEvent(e);
+      if (ev.ok() && ev->org == r.org) out += SseEvent(ev->type, e.id, ev->json);
+    }
+    if (static_cast<int>(entries.size()) < kEventsPage && CompareStreamIds(r.last_id, covered_from) < 0) {
+      r.last_id = covered_from;  // read to the end: nothing lies between
+    }
+  } else {
+    auto it = std::upper_bound(recent.begin(), recent.end(), r.last_id, [](const std::string& id, const TailEvent& e) {
+      return CompareStreamIds(id, e.id) < 0;
+    });
+    for (; it != recent.end() && static_cast<int64_t>(out.size()) < budget; ++it) {
+      r.last_id = it->id;
+      if (it->event.org == r.org) out += SseEvent(it->event.type, it->id, it->event.json);
+    }
+  }
+  if (!out.empty()) {
+    if (sent) sent->Increment();
+    Send(r, std::move(out), now);
+  }
+}
+
+void LiveHub::Impl::Housekeep(int64_t now) {
+  for (auto& [key, w] : watched) {
+    FeedProgress p = w.feed.progress();
+    bool changed = p.received_chunks != w.progress_sent.received_chunks || p.total_chunks != w.progress_sent.total_chunks;
+    if (changed && now - w.last_progress_ms >= options.progress_ms && !w.feed.ended()) {
+      w.progress_sent = p;
+      w.last_progress_ms = now;
+      std::string ev = ProgressEvent(p);
+      for (auto& r : w.readers) Send(r, ev, now);
+    }
+    for (auto& r : w.readers) {
+      if (!r.done && now - r.last_write_ms >= options.keepalive_ms) Send(r, std::string(kKeepAlive), now);
+    }
+    std::erase_if(w.readers, [](const GenReader& r) { return r.done; });
+  }
+  for (auto it = watched.begin(); it != watched.end();) {
+    if (it->second.readers.empty()) {
+      it = watched.erase(it);
+      watch_set_dirty = true;
+    } else {
+      ++it;
+    }
+  }
+  for (auto& r : event_readers) {
+    if (!r.done && now - r.last_write_ms >= options.keepalive_ms) Send(r, std::string(kKeepAlive), now);
+  }
+  std::erase_if(event_readers, [](const EventsReader& r) { return r.done; });
+  if (watch_set_dirty) {
+    std::set<GenerationKey> set;
+    for (const auto& [key, w] : watched) set.insert(key);
+    tail->SetWatched(std::move(set));
+    watch_set_dirty = false;
+  }
+  bool active = !watched.empty() || !event_readers.empty();
+  if (!active) covered_from.clear();  // a restarted tail starts from the streams' ends again
+  tail->SetActive(active);
+  if (gen_streams) {
+    size_t n = 0;
+    for (const auto& [key, w] : watched) n += w.readers.size();
+    gen_streams->Set(static_cast<double>(n));
+    event_streams->Set(static_cast<double>(event_readers.size()));
+  }
+}
+
+void LiveHub::Impl::EndAll() {
+  TakeInbox(NowMs());
+  for (auto& [key, w] : watched) {
+    for (auto& r : w.readers) Finish(r, "", "server_stopping", NowMs());
+  }
+  for (auto& r : event_readers) Finish(r, "", "server_stopping", NowMs());
+  watched.clear();
+  event_readers.clear();
+}
+
+void LiveHub::Impl::Run() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(kTickMs), [&] {
+        return stop || !inbox.gen_readers.empty() || !inbox.event_readers.empty() || !inbox.batches.empty();
+      });
+      if (stop) break;
+    }
+    int64_t now = NowMs();
+    TakeInbox(now);
+    Resync(now);
+    for (auto& [key, w] : watched) {
+      for (auto& r : w.readers) PumpGeneration(w, r, now);
+    }
+    for (auto& r : event_readers) PumpEvents(r, now);
+    Housekeep(now);
+  }
+  tail->Stop();
+  EndAll();
+}
+
+LiveHub::LiveHub(const Config& config, LiveOptions options, RowReader rows, prometheus::Registry* registry)
+    : impl_(std::make_unique<Impl>(config, options, std::move(rows), registry)) {}
+
+LiveHub::~LiveHub() { Stop(); }
+
+void LiveHub::WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, int64_t gen, int64_t after_seq) {
+  GenReader r;
+  r.stream = std::move(stream);
+  r.next_seq = after_seq + 1;
+  r.resumed = after_seq >= 0;
+  r.stream->Write(std::string(kStreamPreamble));
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stop) {
+      r.stream->End();
+      return;
+    }
+    impl_->inbox.gen_readers.emplace_back(GenerationKey{org, gen}, std::move(r));
+  }
+  impl_->cv.notify_one();
+}
+
+void LiveHub::WatchEvents(std::shared_ptr<HttpStream> stream, int64_t org, std::string after_id) {
+  EventsReader r;
+  r.stream = std::move(stream);
+  r.org = org;
+  r.last_id = std::move(after_id);
+  r.stream->Write(std::string(kStreamPreamble));
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stop) {
+      r.stream->End();
+      return;
+    }
+    impl_->inbox.event_readers.push_back(std::move(r));
+  }
+  impl_->cv.notify_one();
+}
+
+void LiveHub::Stop() {
+  if (!impl_) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.notify_one();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace streamfleet::live

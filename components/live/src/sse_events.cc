@@ -1,0 +1,84 @@
+#include "streamfleet/live/sse_events.h"
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+namespace streamfleet::live {
+
+namespace {
+
+// Text that is not UTF-8 (only an envelope written by hand can carry it: ingest checks) becomes U+FFFD
+// instead of throwing on the hub's thread.
+std::string Dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+constexpr int64_t kMaxSeq = int64_t{1} << 53;
+
+std::optional<int64_t> ParseSeq(std::string_view s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v < 0 || v > kMaxSeq) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::string SseEvent(std::string_view event, std::string_view id, std::string_view data) {
+  std::string out;
+  out.reserve(event.size() + id.size() + data.size() + 24);
+  if (!id.empty()) out.append("id: ").append(id).append("\n");
+  out.append("event: ").append(event).append("\ndata: ").append(data).append("\n\n");
+  return out;
+}
+
+std::string ChunkEvent(int64_t seq, std::string_view text) {
+  return SseEvent("chunk", std::to_string(seq), Dump({{"seq", seq}, {"text", text}}));
+}
+
+std::string ProgressEvent(const FeedProgress& p) {
+  nlohmann::json j = {{"received_chunks", p.received_chunks},
+                      {"received_bytes", p.received_bytes},
+                      {"total_chunks", nullptr},
+                      {"percent", nullptr}};
+  if (p.total_chunks > 0) {
+    j["total_chunks"] = p.total_chunks;
+    j["percent"] = std::min<int64_t>(100, 100 * p.received_chunks / p.total_chunks);
+  }
+  return SseEvent("progress", "", Dump(j));
+}
+
+std::string CompactedEvent(const CompactedInfo& c) {
+  nlohmann::json j = {{"chunk_count", c.chunk_count}, {"json_valid", c.json_valid}, {"trigger", nullptr}};
+  if (!c.trigger.empty()) j["trigger"] = c.trigger;
+  return SseEvent("compacted", kEndId, Dump(j));
+}
+
+std::string WholeTextEvent(std::string_view text, bool replaces) {
+  return SseEvent("text", "", Dump({{"text", text}, {"replaces", replaces}}));
+}
+
+std::string ClosingEvent(std::string_view reason, std::string_view detail) {
+  return SseEvent("closing", "", Dump({{"reason", reason}, {"detail", detail}}));
+}
+
+StatusOr<Resume> ParseResume(const std::optional<std::string>& last_event_id,
+                             const std::optional<std::string>& from_seq) {
+  Resume r;
+  if (last_event_id && !last_event_id->empty()) {
+    if (*last_event_id == kEndId) {
+      r.ended = true;
+      return r;
+    }
+    auto seq = ParseSeq(*last_event_id);
+    if (!seq) return Status::InvalidArgument("Last-Event-ID must be a chunk seq or \"end\"");
+    r.after_seq = *seq;
+    return r;
+  }
+  if (from_seq && !from_seq->empty()) {
+    auto seq = ParseSeq(*from_seq);
+    if (!seq) return Status::InvalidArgument("from_seq must be a non-negative integer");
+    r.after_seq = *seq - 1;
+  }
+  return r;
+}
+
+}  // namespace streamfleet::live

@@ -1,0 +1,107 @@
+#include "ingest/live_routes.h"
+
+#include <nlohmann/json.hpp>
+
+#include "streamfleet/base/codec.h"
+#include "streamfleet/base/keys.h"
+#include "streamfleet/live/sse_events.h"
+
+namespace streamfleet::ingest {
+
+namespace {
+
+// The hub reads a row only for a generation whose buffer is gone; another organization's row is no row.
+live::RowReader RowsFrom(SqlStore* store) {
+  if (store == nullptr) return nullptr;
+  return [store](int64_t org, int64_t gen) -> StatusOr<std::optional<live::CompactedRow>> {
+    auto row = store->GetGeneration(gen);
+    if (!row.ok()) return row.status();
+    if (!row->has_value() || (*row)->organization_id != org || !(*row)->compacted) {
+      return std::optional<live::CompactedRow>();
+    }
+    live::CompactedRow out;
+    auto text = Base64Decode(*(*row)->compacted);
+    if (!text) return Status::Internal("generation " + std::to_string(gen) + ": compacted is not base64");
+    out.text = std::move(*text);
+    out.chunk_count = (*row)->chunk_count;
+    auto md = nlohmann::json::parse((*row)->metadata, nullptr, false);
+    if (md.is_object()) {
+      if (auto v = md.find("json_valid"); v != md.end() && v->is_boolean()) out.json_valid = v->get<bool>();
+      if (auto t = md.find("finalize_trigger"); t != md.end() && t->is_string()) out.trigger = t->get<std::string>();
+    }
+    return std::optional<live::CompactedRow>(std::move(out));
+  };
+}
+
+// Stream ids as XADD makes them ("<ms>-<n>"), or "0" for the start of the retention window.
+bool ValidStreamId(const std::string& id) {
+  if (id == "0") return true;
+  auto dash = id.find('-');
+  if (dash == std::string::npos || dash == 0 || dash + 1 == id.size() || dash > 20 || id.size() - dash - 1 > 20) {
+    return false;
+  }
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (i != dash && (id[i] < '0' || id[i] > '9')) return false;
+  }
+  return true;
+}
+
+void RejectJson(HttpExchange& ex, int status, const std::string& error, const std::string& detail) {
+  ex.RespondJson(status, JsonError(error, detail));
+}
+
+}  // namespace
+
+LiveRoutes::LiveRoutes(const Config& config, RedisCommands& redis, SqlStore* store, prometheus::Registry& registry)
+    : config_(config), redis_(redis), hub_(config, live::LiveOptions::FromConfig(config), RowsFrom(store), &registry) {}
+
+std::shared_ptr<HttpStream> LiveRoutes::Open(HttpExchange& ex) {
+  // no-store: a cache must not replay a live stream; X-Accel-Buffering: nginx would hold the events back.
+  auto stream = ex.StartStream(200, "text/event-stream; charset=utf-8",
+                               {{"Cache-Control", "no-store"}, {"X-Accel-Buffering", "no"}});
+  if (!stream) RejectJson(ex, 501, "not_implemented", "this server cannot stream answers");
+  return stream;
+}
+
+void LiveRoutes::HandleGenerationStream(HttpExchange& ex, int64_t org, int64_t gen) {
+  auto resume = live::ParseResume(ex.Header("Last-Event-ID"), ex.QueryParam("from_seq"));
+  if (!resume.ok()) {
+    RejectJson(ex, 400, "invalid_resume_point", resume.status().message());
+    return;
+  }
+  if (resume->ended) {
+    // The client saw the compacted event: nothing more will come. 204 stops an EventSource reconnecting.
+    ex.Respond(204, "text/plain", "");
+    return;
+  }
+  // Another organization's generation id is not this organization's generation: 404, as for the row.
+  KeySchema keys = KeySchema::FromConfig(config_);
+  auto owner = redis_.Command({"GET", keys.OwnerKey(gen)});
+  if (!owner.ok()) {
+    ex.RespondJson(503, JsonError("redis_unavailable", owner.status().message()), {{"Retry-After", "1"}});
+    return;
+  }
+  if (!owner->is_nil() && owner->str != std::to_string(org)) {
+    RejectJson(ex, 404, "not_found", "no generation " + std::to_string(gen) + " in organization " + std::to_string(org));
+    return;
+  }
+  if (auto stream = Open(ex)) hub_.WatchGeneration(std::move(stream), org, gen, resume->after_seq);
+}
+
+void LiveRoutes::HandleEvents(HttpExchange& ex, int64_t org) {
+  std::string after;
+  if (auto last = ex.Header("Last-Event-ID"); last && !last->empty()) {
+    after = *last;
+  } else if (auto q = ex.QueryParam("after"); q && !q->empty()) {
+    after = *q;
+  }
+  if (!after.empty() && !ValidStreamId(after)) {
+    RejectJson(ex, 400, "invalid_resume_point",
+               "Last-Event-ID (or ?after=) must be an event id such as 1733212800000-0, or 0 for the whole retention window");
+    return;
+  }
+  if (after == "0") after = "0-0";
+  if (auto stream = Open(ex)) hub_.WatchEvents(std::move(stream), org, after);
+}
+
+}  // namespace streamfleet::ingest

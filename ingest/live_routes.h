@@ -1,0 +1,36 @@
+#pragma once
+// The live routes of the ingest API (docs/live.md): GET /v1/orgs/{org}/generations/{gen}/stream and
+// GET /v1/orgs/{org}/events, server-sent events served by a LiveHub (components/live). The handler checks
+// the request (authorization and route checks happened in IngestService::Admit), answers the head and
+// hands the connection to the hub: no worker thread waits for a stream.
+#include <memory>
+
+#include <prometheus/registry.h>
+
+#include "streamfleet/base/config.h"
+#include "streamfleet/http/http_exchange.h"
+#include "streamfleet/live/live_hub.h"
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/sql/sql_store.h"
+
+namespace streamfleet::ingest {
+
+class LiveRoutes {
+ public:
+  // redis: the request path's connection (the owner check). store: compacted rows (nullptr: none).
+  LiveRoutes(const Config& config, RedisCommands& redis, SqlStore* store, prometheus::Registry& registry);
+
+  void HandleGenerationStream(HttpExchange& ex, int64_t org, int64_t gen);
+  void HandleEvents(HttpExchange& ex, int64_t org);
+  // Ends every stream (clients reconnect to another replica). Before the HTTP server stops.
+  void Stop() { hub_.Stop(); }
+
+ private:
+  std::shared_ptr<HttpStream> Open(HttpExchange& ex);
+
+  const Config& config_;
+  RedisCommands& redis_;
+  live::LiveHub hub_;
+};
+
+}  // namespace streamfleet::ingest
