@@ -11,6 +11,7 @@
 #include "streamfleet/chunks/generation_request.h"
 #include "streamfleet/chunks/generation_start.h"
 #include "streamfleet/chunks/fleet_events.h"
+#include "streamfleet/live/signed_link.h"
 #include "streamfleet/base/json_input.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/redis/pooled_redis_commands.h"
@@ -155,7 +156,7 @@ bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
                              route.kind == Route::Kind::kStream || route.kind == Route::Kind::kEvents;
              get_route != (ex.method() == "GET") || (!get_route && ex.method() != "POST")) {
     Reject(ex, 405, "method_not_allowed", ex.method() + " is not allowed on " + ex.path());
-  } else if (Authorize(ex, route.org)) {
+  } else if (AuthorizeRoute(ex, route)) {
     ctx.gen = GenerationId{route.org, 0, route.gen};
     if (auto sc = ex.QueryParam("scenario_id"); sc && !sc->empty()) {
       auto id = ParseId(*sc);
@@ -248,6 +249,22 @@ bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
                            RecordRequest(RouteName(Route::Kind::kChunks), *exchange, started);
                          });
   return true;
+}
+
+bool IngestService::AuthorizeRoute(HttpExchange& ex, const Route& route) {
+  bool live = route.kind == Route::Kind::kStream || route.kind == Route::Kind::kEvents;
+  auto sig = ex.QueryParam("sig");
+  if (!live || !sig || config_.ingest_tokens.empty() || ex.Header("Authorization")) return Authorize(ex, route.org);
+  // A signed link (streamfleet/live/signed_link.h): signed with this organization's token, for this path.
+  auto token = config_.ingest_tokens.find(route.org);
+  auto check = token == config_.ingest_tokens.end()
+                   ? live::LinkCheck::kBadSignature
+                   : live::CheckLink(token->second, ex.path(), ex.QueryParam("exp").value_or(""), *sig,
+                                     WallClockMs() / 1000);
+  if (check == live::LinkCheck::kOk) return true;
+  Reject(ex, check == live::LinkCheck::kMalformed ? 400 : 403,
+         check == live::LinkCheck::kMalformed ? "invalid_signed_link" : "forbidden", live::LinkCheckText(check));
+  return false;
 }
 
 bool IngestService::Authorize(HttpExchange& ex, int64_t org) {

@@ -84,6 +84,8 @@ class IngestService {
   void HandleStart(HttpExchange& ex, Ctx& ctx);
   // Authorization for org; responds 401/403 and returns false when denied.
   bool Authorize(HttpExchange& ex, int64_t org);
+  // Authorize, or on the live routes a signed link (?exp=&sig=, for browsers) instead of a bearer token.
+  bool AuthorizeRoute(HttpExchange& ex, const Route& route);
   void Reject(HttpExchange& ex, int status, const std::string& reason, const std::string& detail,
               std::vector<std::pair<std::string, std::string>> headers = {});
   // Responds 413 body_too_large (kResourceExhausted) or 400 bad_body for a failed ReadBody.

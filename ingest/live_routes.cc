@@ -57,8 +57,19 @@ LiveRoutes::LiveRoutes(const Config& config, RedisCommands& redis, SqlStore* sto
 
 std::shared_ptr<HttpStream> LiveRoutes::Open(HttpExchange& ex) {
   // no-store: a cache must not replay a live stream; X-Accel-Buffering: nginx would hold the events back.
-  auto stream = ex.StartStream(200, "text/event-stream; charset=utf-8",
-                               {{"Cache-Control", "no-store"}, {"X-Accel-Buffering", "no"}});
+  std::vector<std::pair<std::string, std::string>> headers = {{"Cache-Control", "no-store"},
+                                                              {"X-Accel-Buffering", "no"}};
+  // A browser on an allowed origin may read the stream (an EventSource with a signed link: no credentials).
+  if (auto origin = ex.Header("Origin"); origin && !config_.live_cors_origins.empty()) {
+    for (const auto& allowed : config_.live_cors_origins) {
+      if (allowed == "*" || allowed == *origin) {
+        headers.push_back({"Access-Control-Allow-Origin", allowed == "*" ? "*" : *origin});
+        headers.push_back({"Vary", "Origin"});
+        break;
+      }
+    }
+  }
+  auto stream = ex.StartStream(200, "text/event-stream; charset=utf-8", headers);
   if (!stream) RejectJson(ex, 501, "not_implemented", "this server cannot stream answers");
   return stream;
 }

@@ -1,10 +1,10 @@
 #include "queue-worker/push_handlers.h"
 
+#include "streamfleet/base/codec.h"
+
 #include "queue-worker/curl_handles.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <charconv>
@@ -152,18 +152,7 @@ Status Push(TaskContext& ctx, const std::string& url) {
 }  // namespace
 
 std::string PushSignature(const std::string& secret, const std::string& timestamp, const std::string& body) {
-  const std::string message = timestamp + "." + body;
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string out = "v1=";
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(hex[mac[i] >> 4]);
-    out.push_back(hex[mac[i] & 15]);
-  }
-  return out;
+  return "v1=" + HmacSha256Hex(secret, timestamp + "." + body);
 }
 
 int64_t RetryAfterMs(const std::string& value, int64_t now_ms) {

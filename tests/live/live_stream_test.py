@@ -9,6 +9,8 @@ organizations, the wait for a generation that has not started, and a reader that
     live_stream_test.py BUILD_DIR
 """
 import base64
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -60,7 +62,7 @@ class World:
         self.env = self.fleet.env(
             DATABASE_URL=f"sqlite:{self.db}", GENERATION_IDLE_TIMEOUT="3s",
             INGEST_TOKENS=",".join(f"{o}:{t}" for o, t in TOKENS.items()),
-            LIVE_START_WAIT="2s", LIVE_KEEPALIVE="1s", LIVE_MAX_BUFFERED_BYTES="65536", LIVE_SLOW_READER_TIMEOUT="1s")
+            LIVE_CORS_ORIGINS="https://app.example", LIVE_START_WAIT="2s", LIVE_KEEPALIVE="1s", LIVE_MAX_BUFFERED_BYTES="65536", LIVE_SLOW_READER_TIMEOUT="1s")
         self.a = self.fleet.ingest(self.env)
         self.b = self.fleet.ingest(self.env)
         self.compactor = self.fleet.compactor(1, self.env)
@@ -268,6 +270,43 @@ def test_authorization_and_bad_requests(w, gen1):
     print("ok: 401/403/404 across organizations, 400 for bad ids and resume points, 405")
 
 
+def signed(path, token, exp):
+    """A signed stream link, as an app's backend makes it for a browser (docs/live.md)."""
+    sig = hmac.new(token.encode(), f"GET\n{path}\n{exp}".encode(), hashlib.sha256).hexdigest()
+    return f"{path}?exp={exp}&sig={sig}"
+
+
+def test_signed_links_for_browsers(w, gen1):
+    path = f"/v1/orgs/1/generations/{gen1}/stream"
+    exp = int(time.time()) + 60
+    link = signed(path, TOKENS[1], exp)
+    s = SseStream(w.a.api, link)  # no Authorization header: an EventSource cannot send one
+    assert s.status == 200
+    kinds = [e for e, _, _ in s.events()]
+    assert kinds.count("chunk") == 300 and kinds[-1] == "compacted", kinds[-3:]
+    req = urllib.request.Request(f"http://{w.a.api}{link}", headers={"Origin": "https://app.example"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.headers["Access-Control-Allow-Origin"] == "https://app.example", dict(r.headers)
+        r.read()
+    req = urllib.request.Request(f"http://{w.a.api}{link}", headers={"Origin": "https://evil.example"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.headers["Access-Control-Allow-Origin"] is None, "an origin that is not allowed got CORS"
+        r.read()
+    other = f"/v1/orgs/1/generations/{gen1 + 1}/stream"
+    assert status_of(w.a.api, other + link[len(path):]) == 403, "a link is good for its own path only"
+    assert status_of(w.a.api, signed(path, TOKENS[1], int(time.time()) - 5)) == 403, "expired"
+    assert status_of(w.a.api, signed(path, TOKENS[2], exp)) == 403, "signed with another org's token"
+    assert status_of(w.a.api, signed("/v1/orgs/1/events", TOKENS[1], exp).replace("sig=", "sig=0")) == 400
+    # The signature covers the path: the other parameters (after=, from_seq=) stay the client's.
+    s = SseStream(w.a.api, signed("/v1/orgs/1/events", TOKENS[1], exp) + "&after=0", timeout=5)
+    assert s.status == 200
+    first = next(s.events())
+    s.close()
+    assert json.loads(first[2])["organization_id"] == 1, first
+    assert status_of(w.a.api, signed("/v1/orgs/2/events", TOKENS[1], exp)) == 403, "org 1's token signs no org 2 link"
+    print("ok: signed links (path-bound, expiring, per organization) and CORS for allowed origins")
+
+
 def test_waits_for_a_generation_that_has_not_started(w):
     org, gen = 1, 910004
     box = {}
@@ -341,6 +380,7 @@ def main():
         test_served_from_the_row_once_the_buffer_is_gone(w)
         test_events_route_per_organization(w, gen1)
         test_authorization_and_bad_requests(w, gen1)
+        test_signed_links_for_browsers(w, gen1)
         test_waits_for_a_generation_that_has_not_started(w)
         test_a_reader_that_does_not_read_is_closed(w)
     except BaseException:

@@ -63,6 +63,8 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"LIVE_MAX_BUFFERED_BYTES", "1048576", "live streams: most bytes waiting for one client; a reader that stays past it is closed (it resumes with Last-Event-ID)"},
       {"LIVE_SLOW_READER_TIMEOUT", "10s", "live streams: how long a reader may stay behind LIVE_MAX_BUFFERED_BYTES before it is closed"},
       {"LIVE_START_WAIT", "30s", "live generation streams: how long to wait for the first chunk of a generation not started yet"},
+      {"LIVE_MAX_STREAM_AGE", "0", "live streams: end each stream after this long so clients reconnect (with Last-Event-ID) and spread over new replicas; 0 = never"},
+      {"LIVE_CORS_ORIGINS", "", "browser origins (https://app.example.com, comma-separated, or *) allowed to read live streams with a signed link"},
       {"INGEST_TOKENS", "", "per-organization bearer tokens, \"ORG:TOKEN,ORG:TOKEN\"; empty = open (dev only)"},
       {"TASK_API_TOKENS", "", "ingest's task API (/v1/tasks): bearer tokens with scopes, \"TOKEN:enqueue+read,TOKEN:read\"; empty = open when INGEST_TOKENS is empty too (dev only), else the task API is off"},
       {"TASK_MAX_PAYLOAD_BYTES", "1048576", "largest task payload the task API accepts (413 above; at most 16 MiB)"},
@@ -480,6 +482,8 @@ void LoadIngest(Reader& r, Config& c) {
   c.live_max_buffered_bytes = r.Int("LIVE_MAX_BUFFERED_BYTES", 4096, int64_t{1} << 32);
   c.live_slow_reader_ms = r.Duration("LIVE_SLOW_READER_TIMEOUT", 1000, 10, 3600000);
   c.live_start_wait_ms = r.Duration("LIVE_START_WAIT", 1000, 0, 86400000);
+  c.live_max_stream_age_ms = r.Duration("LIVE_MAX_STREAM_AGE", 1000, 0, 86400000);
+  c.live_cors_origins = SplitList(r.Str("LIVE_CORS_ORIGINS"), ',');
 
   std::string tokens = r.Str("INGEST_TOKENS");
   for (const std::string& item : SplitList(tokens, ',')) {

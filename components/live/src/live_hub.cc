@@ -26,6 +26,7 @@ LiveOptions LiveOptions::FromConfig(const Config& c) {
   o.max_buffered_bytes = c.live_max_buffered_bytes;
   o.slow_reader_ms = c.live_slow_reader_ms;
   o.start_wait_ms = c.live_start_wait_ms;
+  o.max_stream_age_ms = c.live_max_stream_age_ms;
   return o;
 }
 
@@ -43,6 +44,7 @@ constexpr int kEventsPage = 500;
 // One open stream and what it was last sent.
 struct Reader {
   std::shared_ptr<HttpStream> stream;
+  int64_t opened_ms = 0;
   int64_t last_write_ms = 0;
   int64_t behind_since_ms = 0;  // 0: not behind
   bool done = false;
@@ -124,6 +126,10 @@ struct LiveHub::Impl {
   bool Send(Reader& r, std::string bytes, int64_t now);
   void Close(Reader& r, const char* reason, const std::string& detail, int64_t now);
   void Finish(Reader& r, std::string last, const char* reason, int64_t now);
+  // LIVE_MAX_STREAM_AGE: a plain end; the client reconnects from its last id (to any replica).
+  void EndIfOld(Reader& r, int64_t now) {
+    if (options.max_stream_age_ms > 0 && now - r.opened_ms >= options.max_stream_age_ms) Finish(r, "", "max_age", now);
+  }
   void EndAll();
 
   const Config& config;
@@ -188,11 +194,11 @@ void LiveHub::Impl::TakeInbox(int64_t now) {
       watch_set_dirty = true;
     }
     it->second.next_resync_ms = 0;  // read the buffer now: the replay
-    reader.last_write_ms = now;
+    reader.last_write_ms = reader.opened_ms = now;
     it->second.readers.push_back(std::move(reader));
   }
   for (auto& r : in.event_readers) {
-    r.last_write_ms = now;
+    r.last_write_ms = r.opened_ms = now;
     event_readers.push_back(std::move(r));
   }
   for (auto& b : in.batches) ApplyBatch(b);
@@ -422,6 +428,7 @@ void LiveHub::Impl::Housekeep(int64_t now) {
     }
     for (auto& r : w.readers) {
       if (!r.done && now - r.last_write_ms >= options.keepalive_ms) Send(r, std::string(kKeepAlive), now);
+      EndIfOld(r, now);
     }
     std::erase_if(w.readers, [](const GenReader& r) { return r.done; });
   }
@@ -435,6 +442,7 @@ void LiveHub::Impl::Housekeep(int64_t now) {
   }
   for (auto& r : event_readers) {
     if (!r.done && now - r.last_write_ms >= options.keepalive_ms) Send(r, std::string(kKeepAlive), now);
+    EndIfOld(r, now);
   }
   std::erase_if(event_readers, [](const EventsReader& r) { return r.done; });
   if (watch_set_dirty) {
