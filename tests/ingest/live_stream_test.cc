@@ -1,0 +1,129 @@
+// The live routes (docs/live.md) in-process, on a single redis-server and, as ingest_cluster_test, on the
+// 3+3 cluster (the tail reads each shard's chunk stream on its own master): a subscriber before the first
+// chunk, chunks out of order across four chunk streams, the compactor running; the subscriber's text is the
+// row's, and the organization's events stream shows the generation's start and compaction.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "compactor/compactor_service.h"
+#include "ingest/ingest_service.h"
+#include "streamfleet/base/codec.h"
+#include "support/http_client.h"
+#include "support/map_env.h"
+#include "support/raw_http.h"
+#include "support/redis_suite.h"
+#include "support/wait.h"
+
+namespace streamfleet::ingest {
+namespace {
+
+// (event, data) of every event in a raw streamed answer. Each HTTP chunk holds whole events, so the chunk
+// framing lines between them are never inside an event.
+std::vector<std::pair<std::string, nlohmann::json>> EventsOf(const std::string& raw) {
+  std::vector<std::pair<std::string, nlohmann::json>> out;
+  size_t at = 0;
+  while ((at = raw.find("event: ", at)) != std::string::npos) {
+    size_t eol = raw.find('\n', at);
+    std::string event = raw.substr(at + 7, eol - at - 7);
+    size_t data = raw.find("data: ", eol);
+    size_t end = raw.find('\n', data);
+    out.emplace_back(event, nlohmann::json::parse(raw.substr(data + 6, end - data - 6), nullptr, false));
+    at = end;
+  }
+  return out;
+}
+
+class LiveStreamTest : public testing::RedisSuite<> {
+ protected:
+  void SetUp() override {
+    RedisSuite::SetUp();
+    std::map<std::string, std::string> env = server_->env();
+    env.insert({{"INGEST_LISTEN", "127.0.0.1:0"}, {"CHUNK_STREAMS", "4"}, {"REDIS_TIMEOUT", "2s"}});
+    config_ = std::make_unique<Config>(LoadConfig(testing::MapEnv(env), "127.0.0.1:0").value());
+    db_ = testing::TempPath("sf-live") + ".db";
+    config_->database_url = "sqlite:" + db_;
+    config_->consumer_name = "c";
+    store_ = SqlStore::Open(config_->database_url).value();
+    ASSERT_TRUE(store_->Migrate().ok());
+    service_ = std::make_unique<IngestService>(*config_, registry_, store_.get());
+    ASSERT_TRUE(service_->Start().ok());
+    compactor::LoopOptions lo;
+    lo.block_ms = 20;
+    compactor_ = std::make_unique<compactor::CompactorService>(*config_, clock_, *store_, registry_, lo);
+    compacting_ = std::thread([this] {
+      while (!stop_.load()) (void)compactor_->RunOnce(stop_);
+    });
+  }
+  void TearDown() override {
+    stop_ = true;
+    if (compacting_.joinable()) compacting_.join();
+    service_->Stop();
+    std::remove(db_.c_str());
+  }
+  int Post(const std::string& path, const std::string& body) {
+    testing::HttpRequest r;
+    r.method = "POST";
+    r.url = "http://127.0.0.1:" + std::to_string(service_->port()) + path;
+    r.body = body;
+    r.headers = {"Content-Type: application/json"};
+    return testing::Send(r).status;
+  }
+
+  std::unique_ptr<Config> config_;
+  prometheus::Registry registry_;
+  std::string db_;
+  std::unique_ptr<SqlStore> store_;
+  std::unique_ptr<IngestService> service_;
+  RedisServerClock clock_;
+  std::unique_ptr<compactor::CompactorService> compactor_;
+  std::atomic<bool> stop_{false};
+  std::thread compacting_;
+};
+
+TEST_F(LiveStreamTest, ASubscriberGetsTheRowsTextInOrderAndTheOrganizationItsEvents) {
+  testing::RawConnection sub(service_->port());
+  ASSERT_TRUE(sub.Send("GET /v1/orgs/12/generations/4242/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  testing::RawConnection events(service_->port());
+  ASSERT_TRUE(events.Send("GET /v1/orgs/12/events?after=0 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  testing::RawConnection other_org(service_->port());
+  ASSERT_TRUE(other_org.Send("GET /v1/orgs/13/events?after=0 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed before the first chunk
+  const std::vector<std::string> texts = {"{\"a\": ", "[1, ", "2]", "}"};
+  for (int seq : {2, 0, 3, 1}) {
+    nlohmann::json body = {{"seq", seq}, {"data", texts[seq]}, {"final", seq == 3}};
+    ASSERT_EQ(Post("/v1/orgs/12/generations/4242/chunks", body.dump()), 202);
+  }
+  std::string raw = sub.ReadUntilClosed(20000);
+  ASSERT_NE(raw.find("HTTP/1.1 200"), std::string::npos) << raw;
+  std::string text;
+  std::vector<int64_t> seqs;
+  std::string last_event;
+  for (auto& [event, data] : EventsOf(raw)) {
+    if (event == "chunk") {
+      seqs.push_back(data["seq"].get<int64_t>());
+      text += data["text"].get<std::string>();
+    }
+    last_event = event;
+  }
+  EXPECT_EQ(seqs, (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(last_event, "compacted") << raw;
+  auto row = store_->GetGeneration(4242);
+  ASSERT_TRUE(row.ok() && row->has_value() && (*row)->compacted);
+  EXPECT_EQ(text, *Base64Decode(*(*row)->compacted));
+
+  std::string ev = events.ReadUntilClosed(1500);
+  std::vector<std::string> kinds;
+  for (auto& [event, data] : EventsOf(ev)) {
+    EXPECT_EQ(data["organization_id"], 12);
+    EXPECT_EQ(data["generation_id"], 4242);
+    kinds.push_back(event);
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"generation.started", "generation.compacted"})) << ev;
+  EXPECT_TRUE(EventsOf(other_org.ReadUntilClosed(300)).empty()) << "organization 13 saw organization 12's events";
+}
+
+}  // namespace
+}  // namespace streamfleet::ingest
