@@ -13,6 +13,7 @@
 #include "ingest/ingest_service.h"
 #include "queue-worker/worker_service.h"
 #include "streamfleet/base/codec.h"
+#include "streamfleet/chunks/fleet_events.h"
 #include "streamfleet/chunks/generation_request.h"
 #include "streamfleet/chunks/generation_start.h"
 #include "streamfleet/redis/stream_admin.h"
@@ -261,6 +262,17 @@ TEST_F(GenerationRunTest, UnavailableProviderMarksTheGenerationFailedOnTheLastAt
   EXPECT_EQ(md["status"], "failed");
   EXPECT_NE(md["error"].get<std::string>().find("503"), std::string::npos) << md.dump();
   EXPECT_EQ(TaskState(id), "dead");
+  // The organization's live events (docs/live.md) say so: one generation.failed, on the last attempt only.
+  std::string events = KeySchema::FromConfig(*config_).EventsStream();
+  std::vector<FleetEvent> failed;
+  for (const auto& e : ParseEntries(events, *redis_->Command({"XRANGE", events, "-", "+"}))) {
+    auto ev = DecodeFleetEvent(e);
+    if (ev.ok() && ev->type == "generation.failed") failed.push_back(*ev);
+  }
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].gen, id);
+  auto j = nlohmann::json::parse(failed[0].json);
+  EXPECT_NE(j["reason"].get<std::string>().find("503"), std::string::npos) << failed[0].json;
 }
 
 TEST_F(GenerationRunTest, CutMidStreamFinalizesWhatArrivedAndMarksItFailed) {
