@@ -5,7 +5,7 @@
 # streamfleet::worker) against one.
 include(CMakePackageConfigHelpers)
 
-set(STREAMFLEET_INSTALLED_COMPONENTS base redis http observability sql cache taskqueue chunk_wire chunks operations
+set(STREAMFLEET_INSTALLED_COMPONENTS base redis http observability sql cache taskqueue chunk_wire chunks live_wire live operations
     daemon worker)
 set(STREAMFLEET_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/streamfleet)
 
