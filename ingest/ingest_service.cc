@@ -70,10 +70,13 @@ struct IngestService::Ctx {
 
 namespace {
 
-// One shared pipelined connection for the request threads (AsyncRedis); on a Redis Cluster, which that
-// client does not speak, a pool of cluster-routing clients instead.
+// One shared pipelined connection for the request threads (AsyncRedis); on a Redis Cluster or over TLS,
+// which that client does not speak, a pool of blocking clients instead.
 std::unique_ptr<RedisCommands> RequestPathRedis(const RedisConfig& config) {
-  if (config.cluster) return std::make_unique<PooledRedisCommands>(config);
+  // The async client speaks neither Cluster, TLS nor Sentinel: the blocking clients, pooled, do.
+  if (config.cluster || config.tls.enabled || !config.sentinel.nodes.empty()) {
+    return std::make_unique<PooledRedisCommands>(config);
+  }
   return std::make_unique<AsyncRedis>(config);
 }
 

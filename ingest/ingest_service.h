@@ -5,7 +5,7 @@
 // validates it and sends the append script through the shared AsyncRedis, whose callback answers 202.
 // Every other request runs Handle on a worker thread; those share the same AsyncRedis connection, so
 // concurrent requests' commands are pipelined to Redis together (on a Redis Cluster, which AsyncRedis does
-// not speak, a pool of cluster-routing clients instead, and every request takes the worker path). A
+// not speak, or over TLS, a pool of blocking clients instead, and every request takes the worker path). A
 // background thread samples the backlog for backpressure on its own synchronous client.
 // GET /v1/orgs/{org}/generations/{gen} answers the compacted row from the SQL store, cache-aside through the
 // fleet's multi-tier cache (streamfleet/cache/cache.h); it is the only route that needs the database.
@@ -108,7 +108,7 @@ class IngestService {
   DependencyHealth redis_health_;  // logs and counts outages; Ready() reads it
   DependencyHealth db_health_;     // only GET .../generations/{gen} reaches the database
   ChunkWriter writer_;
-  std::unique_ptr<RedisCommands> redis_;  // AsyncRedis, or a PooledRedisCommands on a cluster
+  std::unique_ptr<RedisCommands> redis_;  // AsyncRedis, or a PooledRedisCommands on a cluster or over TLS
   AsyncRedis* async_redis_;               // redis_ when it is an AsyncRedis (HandleFast), else nullptr
   std::unique_ptr<RedisClient> sampler_redis_;  // only the sampler thread uses it
   SqlStore* store_;

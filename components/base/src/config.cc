@@ -21,7 +21,17 @@ namespace streamfleet {
 
 const std::vector<ConfigVar>& ConfigVars() {
   static const std::vector<ConfigVar> vars = {
-      {"REDIS_URL", "", "redis://[[user]:password@]host[:port][/db]; when set it wins over REDIS_HOST/PORT/USERNAME/PASSWORD. With REDIS_CLUSTER=true a comma-separated list of seed nodes: redis://[user:pass@]h1:p1,h2:p2,..."},
+      {"REDIS_URL", "", "redis://[[user]:password@]host[:port][/db] (rediss:// for TLS); when set it wins over REDIS_HOST/PORT/USERNAME/PASSWORD. With REDIS_CLUSTER=true a comma-separated list of seed nodes: redis://[user:pass@]h1:p1,h2:p2,..."},
+      {"REDIS_TLS", "false", "true: TLS to Redis (as a rediss:// REDIS_URL does), certificate and host name verified"},
+      {"REDIS_TLS_CA", "", "PEM file of the CA(s) to trust for Redis' certificate (empty: the system's trust store)"},
+      {"REDIS_TLS_CERT", "", "client certificate (PEM) for Redis servers that require one (tls-auth-clients); with REDIS_TLS_KEY"},
+      {"REDIS_TLS_KEY", "", "the client certificate's private key (PEM)"},
+      {"REDIS_TLS_SERVER_NAME", "", "name sent as SNI and verified in Redis' certificate (empty: the host connected to)"},
+      {"REDIS_TLS_INSECURE", "false", "true: no certificate or name verification (development only; logged as a warning)"},
+      {"REDIS_SENTINELS", "", "Redis Sentinel: host:port of the sentinels, comma-separated; the master is asked of them at every (re)connect and a failover is followed (REDIS_HOST/PORT are then unused)"},
+      {"REDIS_SENTINEL_MASTER", "", "the master's name the sentinels monitor (required with REDIS_SENTINELS)"},
+      {"REDIS_SENTINEL_USERNAME", "", "ACL user for the sentinels themselves (empty: the default user)"},
+      {"REDIS_SENTINEL_PASSWORD", "", "password for the sentinels themselves (empty: none)"},
       {"REDIS_CLUSTER", "false", "true: Redis Cluster mode (commands routed by key slot, MOVED/ASK followed, failover tracked; REDIS_DB must be 0; docs/redis-cluster.md)"},
       {"REDIS_HOST", "127.0.0.1", "Redis host"},
       {"REDIS_PORT", "6379", "Redis port"},
@@ -273,9 +283,15 @@ StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms)
 
 StatusOr<RedisConfig> ParseRedisUrl(const std::string& url) {
   RedisConfig rc;
-  const std::string scheme = "redis://";
-  if (url.rfind(scheme, 0) != 0) return Status::InvalidArgument("expected redis://...");
-  std::string rest = url.substr(scheme.size());
+  std::string rest;
+  if (url.rfind("redis://", 0) == 0) {
+    rest = url.substr(8);
+  } else if (url.rfind("rediss://", 0) == 0) {
+    rest = url.substr(9);
+    rc.tls.enabled = true;  // TLS, verified (REDIS_TLS_CA etc. say against what)
+  } else {
+    return Status::InvalidArgument("expected redis://... or rediss://...");
+  }
   auto at = rest.rfind('@');
   if (at != std::string::npos) {
     std::string auth = rest.substr(0, at);
@@ -342,7 +358,7 @@ void LoadRedis(Reader& r, Config& c) {
   if (r.IsSet("REDIS_URL") && !r.Str("REDIS_URL").empty()) {
     auto rc = ParseRedisUrl(r.Str("REDIS_URL"));
     if (!rc.ok()) {
-      r.Fail("REDIS_URL", RedactUrl(r.Str("REDIS_URL")), "redis://[[user]:password@]host[:port][/db] (" + rc.status().message() + ")");
+      r.Fail("REDIS_URL", RedactUrl(r.Str("REDIS_URL")), "redis[s]://[[user]:password@]host[:port][/db] (" + rc.status().message() + ")");
     } else {
       c.redis = *rc;
     }
@@ -355,6 +371,30 @@ void LoadRedis(Reader& r, Config& c) {
     if (c.redis.host.empty()) r.Fail("REDIS_HOST", "", "a host name");
   }
   c.redis.cluster = r.Bool("REDIS_CLUSTER");
+  if (r.Bool("REDIS_TLS")) c.redis.tls.enabled = true;
+  c.redis.tls.ca_file = r.Str("REDIS_TLS_CA");
+  c.redis.tls.cert_file = r.Str("REDIS_TLS_CERT");
+  c.redis.tls.key_file = r.Str("REDIS_TLS_KEY");
+  c.redis.tls.server_name = r.Str("REDIS_TLS_SERVER_NAME");
+  c.redis.tls.insecure = r.Bool("REDIS_TLS_INSECURE");
+  if (c.redis.tls.cert_file.empty() != c.redis.tls.key_file.empty()) {
+    r.Fail(c.redis.tls.cert_file.empty() ? "REDIS_TLS_CERT" : "REDIS_TLS_KEY", "", "set with its pair (REDIS_TLS_CERT and REDIS_TLS_KEY)");
+  }
+  c.redis.sentinel.nodes = SplitList(r.Str("REDIS_SENTINELS"), ',');
+  c.redis.sentinel.master = r.Str("REDIS_SENTINEL_MASTER");
+  c.redis.sentinel.username = r.Str("REDIS_SENTINEL_USERNAME");
+  c.redis.sentinel.password = r.Str("REDIS_SENTINEL_PASSWORD");
+  if (!c.redis.sentinel.nodes.empty()) {
+    if (c.redis.sentinel.master.empty()) r.Fail("REDIS_SENTINEL_MASTER", "", "the master name the sentinels monitor");
+    if (c.redis.cluster) r.Fail("REDIS_SENTINELS", r.Str("REDIS_SENTINELS"), "unset with REDIS_CLUSTER=true");
+    for (const auto& n : c.redis.sentinel.nodes) {
+      auto hp = ParseListen(n);
+      if (!hp.ok() || hp->second == 0) r.Fail("REDIS_SENTINELS", n, "host:port of each sentinel");
+    }
+  }
+  if (!c.redis.tls.enabled && (!c.redis.tls.ca_file.empty() || !c.redis.tls.cert_file.empty())) {
+    r.Fail("REDIS_TLS", "false", "true (or a rediss:// URL) when REDIS_TLS_CA / REDIS_TLS_CERT are set");
+  }
   if (c.redis.seeds.empty()) c.redis.seeds.push_back(c.redis.host + ":" + std::to_string(c.redis.port));
   if (c.redis.cluster && c.redis.db != 0) {
     // Redis Cluster has only database 0 (SELECT fails there).

@@ -86,6 +86,44 @@ TEST(ConfigTest, RedisUrlWinsOverHostAndPort) {
   EXPECT_EQ(parts->redis.password, "pw2");
 }
 
+TEST(ConfigTest, RedisTlsFromARedissUrlOrRedisTlsAndTheirFiles) {
+  auto c = LoadConfig(Env({{"REDIS_URL", "rediss://default:pw@cache.example.com:6380"}, {"REDIS_TLS_CA", "/ca.pem"}}),
+                      ":9100");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->redis.tls.enabled);
+  EXPECT_FALSE(c->redis.tls.insecure);
+  EXPECT_EQ(c->redis.tls.ca_file, "/ca.pem");
+  EXPECT_EQ(c->redis.host, "cache.example.com");
+  EXPECT_EQ(c->redis.port, 6380);
+  auto t = LoadConfig(Env({{"REDIS_TLS", "true"}, {"REDIS_TLS_CERT", "/c.pem"}, {"REDIS_TLS_KEY", "/k.pem"},
+                           {"REDIS_TLS_SERVER_NAME", "redis.internal"}}),
+                      ":9100");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->redis.tls.enabled);
+  EXPECT_EQ(t->redis.tls.server_name, "redis.internal");
+  EXPECT_FALSE(LoadConfig(Env({{"REDIS_URL", "redis://h"}}), ":9100")->redis.tls.enabled);
+  // A certificate without its key, or TLS files without TLS, is a mistake said at start.
+  EXPECT_FALSE(LoadConfig(Env({{"REDIS_TLS", "true"}, {"REDIS_TLS_CERT", "/c.pem"}}), ":9100").ok());
+  EXPECT_FALSE(LoadConfig(Env({{"REDIS_TLS_CA", "/ca.pem"}}), ":9100").ok());
+  EXPECT_FALSE(LoadConfig(Env({{"REDIS_URL", "redisss://h"}}), ":9100").ok());
+}
+
+TEST(ConfigTest, SentinelsNeedTheMasterNameAndNoCluster) {
+  auto c = LoadConfig(Env({{"REDIS_SENTINELS", "s1:26379,10.0.0.2:26380"}, {"REDIS_SENTINEL_MASTER", "mymaster"},
+                           {"REDIS_SENTINEL_PASSWORD", "spw"}}),
+                      ":9100");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->redis.sentinel.nodes, (std::vector<std::string>{"s1:26379", "10.0.0.2:26380"}));
+  EXPECT_EQ(c->redis.sentinel.master, "mymaster");
+  EXPECT_EQ(c->redis.sentinel.password, "spw");
+  EXPECT_FALSE(LoadConfig(Env({{"REDIS_SENTINELS", "s1:26379"}}), ":9100").ok()) << "no master name";
+  EXPECT_FALSE(LoadConfig(Env({{"REDIS_SENTINELS", "s1"}, {"REDIS_SENTINEL_MASTER", "m"}}), ":9100").ok());
+  EXPECT_FALSE(LoadConfig(Env({{"REDIS_SENTINELS", "s1:26379"}, {"REDIS_SENTINEL_MASTER", "m"},
+                               {"REDIS_CLUSTER", "true"}}),
+                          ":9100")
+                   .ok());
+}
+
 TEST(ConfigTest, ClusterModeTakesASeedListAndTheClusterKeySchema) {
   auto c = LoadConfig(Env({{"REDIS_URL", "redis://u:pw@10.0.0.1:7000,10.0.0.2:7001,redis-c"},
                            {"REDIS_CLUSTER", "true"}}),

@@ -73,6 +73,7 @@ struct Watched {
   bool have_info = false;
   CompactedInfo info;
   bool row_checked = false;
+  bool row_error_logged = false;
   std::optional<CompactedRow> row;  // served whole: the buffer is gone
   int64_t last_progress_ms = 0;
   FeedProgress progress_sent;
@@ -313,8 +314,12 @@ void LiveHub::Impl::Resync(int64_t now) {
     if (need_row && rows) {
       auto row = rows(org, gen);
       if (!row.ok()) {
-        SF_LOG_WARN("live stream of generation {}: reading its row: {}", gen, row.status().ToString());
-        w.next_resync_ms = now + 200;
+        // Retried at the next resync; said once per watched generation (a database that is down, or has
+        // no table yet, is not news every second).
+        if (!w.row_error_logged) {
+          SF_LOG_WARN("live stream of generation {}: reading its row: {}", gen, row.status().ToString());
+          w.row_error_logged = true;
+        }
         continue;
       }
       w.row_checked = true;

@@ -194,8 +194,17 @@ void AsyncRedis::Issue(Request req) {
 }
 
 void AsyncRedis::Connect() {
-  redisAsyncContext* ac = redisAsyncConnect(config_.host.c_str(), config_.port);
   std::string where = config_.host + ":" + std::to_string(config_.port);
+  if (config_.tls.enabled || !config_.sentinel.nodes.empty()) {
+    // hiredis's async context reads the socket itself and knows nothing of sentinels; with TLS or Sentinel
+    // the callers use blocking clients (PooledRedisCommands), which speak both. Every command fails with
+    // this reason instead of going out in clear text or to a stale master.
+    last_error_ = Status::FailedPrecondition("redis connect " + where +
+                                             ": the async client does not speak TLS or Sentinel");
+    ConnectFailed();
+    return;
+  }
+  redisAsyncContext* ac = redisAsyncConnect(config_.host.c_str(), config_.port);
   if (ac == nullptr || ac->err) {
     last_error_ = Status::Unavailable("redis connect " + where + ": " + (ac ? ac->errstr : "out of memory"));
     if (ac != nullptr) redisAsyncFree(ac);

@@ -2,6 +2,8 @@
 
 #include "cluster_router.h"
 #include "redis_internal.h"
+#include "redis_transport.h"
+#include "sentinel.h"
 #include "streamfleet/base/log.h"
 
 #include <hiredis/hiredis.h>
@@ -133,22 +135,6 @@ RedisValue OwnReply(const redisReply* r) {
   return v;
 }
 
-namespace {
-
-timeval ToTimeval(int ms) {
-  timeval tv;
-  tv.tv_sec = ms / 1000;
-  tv.tv_usec = (ms % 1000) * 1000;
-  return tv;
-}
-
-void AppendArgv(redisContext* c, const std::vector<std::string>& argv) {
-  ArgvView v(argv);
-  redisAppendCommandArgv(c, v.argc(), v.ptrs.data(), v.lens.data());
-}
-
-}  // namespace
-
 RedisClient::RedisClient(const RedisConfig& config) : config_(config) {
   if (config_.cluster) cluster_ = std::make_unique<ClusterRouter>(config_);
 }
@@ -160,7 +146,7 @@ StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(const RedisConfig& c
   return c;
 }
 
-bool RedisClient::connected() const { return cluster_ ? cluster_->ready() : ctx_ != nullptr; }
+bool RedisClient::connected() const { return cluster_ ? cluster_->ready() : conn_ != nullptr; }
 
 std::vector<std::string> RedisClient::Masters() {
   if (!cluster_) return {config_.host + ":" + std::to_string(config_.port)};
@@ -186,62 +172,52 @@ RedisClient::~RedisClient() { Drop(); }
 
 void RedisClient::Drop() {
   unread_ = 0;  // their replies die with the connection (the commands were written: Send's contract)
-  if (ctx_ != nullptr) {
-    redisFree(ctx_);
-    ctx_ = nullptr;
-  }
+  conn_.reset();
 }
 
-Status RedisClient::ContextError() {
-  Status s;
-  if (ctx_ == nullptr) return Status::Unavailable("not connected");
-  if (ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT)) {
-    s = Status::DeadlineExceeded(std::string("redis timeout: ") + ctx_->errstr);
-  } else if (ctx_->err == REDIS_ERR_PROTOCOL) {
-    s = Status::Internal(std::string("redis protocol error: ") + ctx_->errstr);
-  } else {
-    s = Status::Unavailable(std::string("redis connection error: ") + ctx_->errstr);
-  }
-  // A context with an error is dead in hiredis; drop it so the next call reconnects.
+Status RedisClient::Broken(Status s) {
   Drop();
   return s;
 }
 
 Status RedisClient::Open() {
   Drop();
-  ctx_ = redisConnectWithTimeout(config_.host.c_str(), config_.port, ToTimeval(config_.connect_timeout_ms));
-  if (ctx_ == nullptr) return Status::Unavailable("redis: cannot allocate context");
-  if (ctx_->err) {
-    Status s = Status::Unavailable("redis connect " + config_.host + ":" + std::to_string(config_.port) + ": " +
-                                   ctx_->errstr);
-    Drop();
-    return s;
+  RedisConfig target = config_;
+  if (!config_.sentinel.nodes.empty()) {
+    // Behind Sentinel: whoever is the master now (after a failover, the promoted replica).
+    auto master = AskSentinelsForMaster(config_);
+    if (!master.ok()) return master.status();
+    target.host = master->first;
+    target.port = master->second;
   }
-  redisSetTimeout(ctx_, ToTimeval(config_.command_timeout_ms));
-  redisEnableKeepAlive(ctx_);
+  auto conn = ConnectTransport(target);
+  if (!conn.ok()) return conn.status();
+  conn_ = std::move(*conn);
   if (!config_.password.empty()) {
     auto r = RawPipeline({AuthCommand(config_)}, 0);
     if (!r.ok()) return r.status();
-    if ((*r)[0].is_error()) {
-      Status s = TranslateRedisError((*r)[0].str);
-      Drop();
-      return s;
-    }
+    if ((*r)[0].is_error()) return Broken(TranslateRedisError((*r)[0].str));
   }
   if (config_.db != 0) {
     auto r = RawPipeline({{"SELECT", std::to_string(config_.db)}}, 0);
     if (!r.ok()) return r.status();
-    if ((*r)[0].is_error()) {
-      Status s = TranslateRedisError((*r)[0].str);
-      Drop();
-      return s;
+    if ((*r)[0].is_error()) return Broken(TranslateRedisError((*r)[0].str));
+  }
+  if (!config_.sentinel.nodes.empty()) {
+    // The sentinels may still name a master that was just demoted: never write to a replica.
+    auto r = RawPipeline({{"ROLE"}}, 0);
+    if (!r.ok()) return r.status();
+    const RedisValue& role = (*r)[0];
+    if (!role.is_array() || role.elements.empty() || role.elements[0].str != "master") {
+      return Broken(Status::Unavailable("redis " + target.host + ":" + std::to_string(target.port) +
+                                        " named master by the sentinels is not a master (failover in progress)"));
     }
   }
   return Status::Ok();
 }
 
 Status RedisClient::EnsureConnected() {
-  if (ctx_ != nullptr) return Status::Ok();
+  if (conn_ != nullptr) return Status::Ok();
   auto now = std::chrono::steady_clock::now();
   if (now < next_attempt_) return Status::Unavailable("redis unavailable (reconnect backing off)");
   Status s = Open();
@@ -255,38 +231,34 @@ Status RedisClient::EnsureConnected() {
 
 StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std::vector<std::string>>& commands,
                                                            int extra_timeout_ms) {
-  if (ctx_ == nullptr) return Status::Unavailable("not connected");
-  if (extra_timeout_ms > 0) redisSetTimeout(ctx_, ToTimeval(config_.command_timeout_ms + extra_timeout_ms));
-  SigpipeGuard no_sigpipe;  // redisGetReply writes the appended commands first
-  for (const auto& argv : commands) AppendArgv(ctx_, argv);
+  if (conn_ == nullptr) return Status::Unavailable("not connected");
+  if (extra_timeout_ms > 0) conn_->SetTimeout(config_.command_timeout_ms + extra_timeout_ms);
+  SigpipeGuard no_sigpipe;  // the first read writes the appended commands
+  for (const auto& argv : commands) conn_->Append(argv);
   SF_RETURN_IF_ERROR(ReadDeferred());
   std::vector<RedisValue> out;
   out.reserve(commands.size());
   for (size_t i = 0; i < commands.size(); ++i) {
-    void* raw = nullptr;
-    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-      return ContextError();
-    }
-    redisReply* reply = static_cast<redisReply*>(raw);
-    out.push_back(OwnReply(reply));
-    freeReplyObject(reply);
+    auto reply = conn_->Read();
+    if (!reply.ok()) return Broken(reply.status());
+    out.push_back(OwnReply(*reply));
+    freeReplyObject(*reply);
   }
-  if (extra_timeout_ms > 0) redisSetTimeout(ctx_, ToTimeval(config_.command_timeout_ms));
+  if (extra_timeout_ms > 0) conn_->SetTimeout(config_.command_timeout_ms);
   return out;
 }
 
 Status RedisClient::ReadDeferred() {
   while (unread_ > 0) {
-    void* raw = nullptr;
-    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return ContextError();
+    auto reply = conn_->Read();
+    if (!reply.ok()) return Broken(reply.status());
     --unread_;
-    redisReply* reply = static_cast<redisReply*>(raw);
-    if (reply->type == REDIS_REPLY_ERROR) {
+    if ((*reply)->type == REDIS_REPLY_ERROR) {
       ++deferred_errors_;
       SF_LOG_WARN("redis: a command sent without waiting for its reply failed: {}",
-                  std::string(reply->str, reply->len));
+                  std::string((*reply)->str, (*reply)->len));
     }
-    freeReplyObject(reply);
+    freeReplyObject(*reply);
   }
   return Status::Ok();
 }
@@ -295,21 +267,19 @@ Status RedisClient::Send(const std::vector<std::vector<std::string>>& commands) 
   if (commands.empty()) return Status::Ok();
   if (cluster_) return cluster_->Send(commands);
   SF_RETURN_IF_ERROR(EnsureConnected());
-  for (const auto& argv : commands) AppendArgv(ctx_, argv);
+  for (const auto& argv : commands) conn_->Append(argv);
   // Written now (blocking, within the command timeout), so the server applies them while this thread goes
-  // on; hiredis would otherwise hold them in its output buffer until the next read.
+  // on; they would otherwise wait in the output buffer until the next read.
   SigpipeGuard no_sigpipe;
-  int done = 0;
-  while (!done) {
-    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return ContextError();
-  }
+  Status w = conn_->Flush();
+  if (!w.ok()) return Broken(w);
   unread_ += commands.size();
   return Status::Ok();
 }
 
 Status RedisClient::AwaitSent() {
   if (cluster_) return cluster_->AwaitSent();
-  if (ctx_ == nullptr) return unread_ == 0 ? Status::Ok() : Status::Unavailable("not connected");
+  if (conn_ == nullptr) return unread_ == 0 ? Status::Ok() : Status::Unavailable("not connected");
   return ReadDeferred();
 }
 
@@ -321,6 +291,15 @@ StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::v
   SF_RETURN_IF_ERROR(EnsureConnected());
   auto r = RawPipeline(commands, extra_timeout_ms);
   if (!r.ok()) return r;
+  if (!config_.sentinel.nodes.empty()) {
+    for (const auto& v : *r) {
+      // The master was demoted under us (a failover while connected): the next call asks the sentinels.
+      if (v.is_error() && v.str.rfind("READONLY", 0) == 0) {
+        Drop();
+        break;
+      }
+    }
+  }
   // Repair NOSCRIPT (script cache flushed or a fresh server): load and re-run the failed EVALSHAs in order.
   std::vector<size_t> redo;
   for (size_t i = 0; i < r->size(); ++i) {

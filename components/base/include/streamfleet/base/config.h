@@ -26,6 +26,26 @@ const std::vector<ConfigVar>& ConfigVars();
 enum class ChunkStorage { kRedis, kDb, kBoth };
 enum class KeySchemaMode { kStandard, kCluster };
 
+// TLS to Redis (rediss:// or REDIS_TLS=true): OpenSSL under hiredis's RESP reader (components/redis
+// src/tls_transport.cc). Verification is on unless insecure.
+struct RedisTlsConfig {
+  bool enabled = false;
+  std::string ca_file;      // REDIS_TLS_CA: PEM bundle to trust ("" = the system's trust store)
+  std::string cert_file;    // REDIS_TLS_CERT / REDIS_TLS_KEY: client certificate (mutual TLS)
+  std::string key_file;
+  std::string server_name;  // REDIS_TLS_SERVER_NAME: SNI and the name verified ("" = the host connected to)
+  bool insecure = false;    // REDIS_TLS_INSECURE: no certificate or name check (development only)
+};
+
+// Redis Sentinel (REDIS_SENTINELS): the master's address is asked of the sentinels at every (re)connect,
+// so a failover is followed without a restart (components/redis src/sentinel.cc).
+struct RedisSentinelConfig {
+  std::vector<std::string> nodes;  // "host:port" of the sentinels
+  std::string master;              // REDIS_SENTINEL_MASTER: the monitored master's name
+  std::string username;            // REDIS_SENTINEL_USERNAME / REDIS_SENTINEL_PASSWORD: the sentinels' own auth
+  std::string password;
+};
+
 struct RedisConfig {
   std::string host = "127.0.0.1";
   int port = 6379;
@@ -38,6 +58,8 @@ struct RedisConfig {
   // learns from CLUSTER SLOTS, asked of these seed nodes ("host:port"; host/port above are the first seed).
   bool cluster = false;
   std::vector<std::string> seeds;
+  RedisTlsConfig tls;
+  RedisSentinelConfig sentinel;  // nodes empty: host/port is the server
 };
 
 // One route of TASK_ROUTES: tasks whose type matches `pattern` (an exact name, or a glob with * and ?) are

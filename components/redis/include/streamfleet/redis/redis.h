@@ -25,11 +25,11 @@
 #include "streamfleet/base/config.h"
 #include "streamfleet/base/status.h"
 
-struct redisContext;
 
 namespace streamfleet {
 
 class ClusterRouter;
+class RedisTransport;
 
 // An owned copy of a reply (hiredis replies die with their callback/free).
 struct RedisValue {
@@ -157,15 +157,16 @@ class RedisClient final : public RedisCommands {
   Status EnsureConnected();
   Status Open();
   void Drop();
-  Status ContextError();
+  // A transport error: the connection is dropped (the next call reconnects) and the error returned.
+  Status Broken(Status s);
   StatusOr<std::vector<RedisValue>> RawPipeline(const std::vector<std::vector<std::string>>& commands,
                                                 int extra_timeout_ms);
   // Reads the replies owed to earlier Send()s (they come before any later command's).
   Status ReadDeferred();
 
   RedisConfig config_;
-  redisContext* ctx_ = nullptr;  // owned; freed in Drop()
-  size_t unread_ = 0;            // replies of Send()s not read yet on ctx_
+  std::unique_ptr<RedisTransport> conn_;  // plain TCP or TLS (src/redis_transport.h); null: not connected
+  size_t unread_ = 0;                      // replies of Send()s not read yet on conn_
   int64_t deferred_errors_ = 0;
   std::vector<const LuaScript*> scripts_;
   // Reconnect backoff: after a failed connect, calls fail fast until next_attempt_.

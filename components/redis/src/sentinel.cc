@@ -1,0 +1,63 @@
+#include "sentinel.h"
+
+#include <charconv>
+
+#include "redis_internal.h"
+#include "redis_transport.h"
+
+namespace streamfleet {
+
+namespace {
+
+StatusOr<RedisValue> Ask(RedisTransport& t, const std::vector<std::string>& argv) {
+  t.Append(argv);
+  auto reply = t.Read();
+  if (!reply.ok()) return reply.status();
+  RedisValue v = OwnReply(*reply);
+  freeReplyObject(*reply);
+  if (v.is_error()) return TranslateRedisError(v.str);
+  return v;
+}
+
+StatusOr<std::pair<std::string, int>> AskOne(const RedisConfig& config, const std::string& node) {
+  RedisConfig s;
+  auto colon = node.rfind(':');
+  s.host = node.substr(0, colon);
+  std::from_chars(node.data() + colon + 1, node.data() + node.size(), s.port);
+  s.connect_timeout_ms = config.connect_timeout_ms;
+  s.command_timeout_ms = config.command_timeout_ms;
+  s.tls = config.tls;
+  auto t = ConnectTransport(s);
+  if (!t.ok()) return t.status();
+  if (!config.sentinel.password.empty()) {
+    std::vector<std::string> auth = {"AUTH"};
+    if (!config.sentinel.username.empty()) auth.push_back(config.sentinel.username);
+    auth.push_back(config.sentinel.password);
+    auto a = Ask(**t, auth);
+    if (!a.ok()) return a.status();
+  }
+  auto r = Ask(**t, {"SENTINEL", "get-master-addr-by-name", config.sentinel.master});
+  if (!r.ok()) return r.status();
+  if (!r->is_array() || r->elements.size() != 2) {
+    return Status::NotFound("does not monitor a master named " + config.sentinel.master);
+  }
+  int port = 0;
+  const std::string& p = r->elements[1].str;
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  if (ec != std::errc() || end != p.data() + p.size() || port <= 0) return Status::Internal("bad port " + p);
+  return std::make_pair(r->elements[0].str, port);
+}
+
+}  // namespace
+
+StatusOr<std::pair<std::string, int>> AskSentinelsForMaster(const RedisConfig& config) {
+  std::string answers;
+  for (const auto& node : config.sentinel.nodes) {
+    auto m = AskOne(config, node);
+    if (m.ok()) return m;
+    answers += (answers.empty() ? "" : "; ") + node + ": " + m.status().message();
+  }
+  return Status::Unavailable("no sentinel named the master " + config.sentinel.master + " (" + answers + ")");
+}
+
+}  // namespace streamfleet

@@ -1,0 +1,120 @@
+// RedisClient behind Redis Sentinel on a local set (one master, one replica, three sentinels: Debian's
+// redis-server in sentinel mode): the master is found through the sentinels, a SIGKILLed master is
+// followed to the promoted replica without a restart, acknowledged writes (WAIT) survive, and the demoted
+// master coming back as a replica is never written to.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "streamfleet/redis/redis.h"
+#include "streamfleet/testing/redis_server.h"
+
+namespace streamfleet {
+namespace {
+
+using namespace std::chrono_literals;
+
+class Sentinel {
+ public:
+  Sentinel(const std::string& dir, int master_port) : port_(testing::FreePort()) {
+    conf_ = dir + "/sentinel-" + std::to_string(port_) + ".conf";
+    std::ofstream(conf_) << "port " << port_ << "\nbind 127.0.0.1\ndir " << dir << "\nlogfile " << conf_
+                         << ".log\nsentinel monitor mymaster 127.0.0.1 " << master_port
+                         << " 2\nsentinel down-after-milliseconds mymaster 1000\n"
+                            "sentinel failover-timeout mymaster 5000\nsentinel parallel-syncs mymaster 1\n";
+    pid_ = fork();
+    if (pid_ == 0) {
+      execlp("redis-server", "redis-server", conf_.c_str(), "--sentinel", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~Sentinel() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::string node() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int port_;
+  int pid_ = -1;
+  std::string conf_;
+};
+
+TEST(SentinelTest, FollowsAFailoverWithoutARestartAndNeverWritesToAReplica) {
+  testing::RedisServer master;  // started by its constructor
+  testing::RedisServer replica("--replicaof 127.0.0.1 " + std::to_string(master.port()));
+  std::string dir = testing::TempPath("sf-sentinel");
+  std::filesystem::create_directories(dir);
+  std::vector<std::unique_ptr<Sentinel>> sentinels;
+  for (int i = 0; i < 3; ++i) sentinels.push_back(std::make_unique<Sentinel>(dir, master.port()));
+
+  RedisConfig c;
+  c.host = "unused.invalid";  // the sentinels say where the master is
+  c.port = 1;
+  c.connect_timeout_ms = 1000;
+  c.command_timeout_ms = 2000;
+  c.sentinel.master = "mymaster";
+  for (auto& s : sentinels) c.sentinel.nodes.push_back(s->node());
+  c.sentinel.nodes.insert(c.sentinel.nodes.begin(), "127.0.0.1:1");  // a dead sentinel first: skipped
+  auto client = RedisClient::Lazy(c);
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    up = client->Command({"SET", "before", "1"}).ok();
+    if (!up) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(up) << "no master through the sentinels";
+  auto role = client->Command({"ROLE"});
+  ASSERT_TRUE(role.ok());
+  EXPECT_EQ(role->elements[0].str, "master");
+  // Acknowledged by the replica (WAIT): a write that survives the failover. (The first WAITs may find the
+  // replica still in its initial sync.)
+  long long acked = 0;
+  for (int i = 0; i < 50 && acked < 1; ++i) acked = client->Command({"WAIT", "1", "200"})->integer;
+  EXPECT_EQ(acked, 1);
+
+  master.Kill();
+  auto t0 = std::chrono::steady_clock::now();
+  bool followed = false;
+  while (!followed && std::chrono::steady_clock::now() - t0 < 30s) {
+    followed = client->Command({"SET", "after", "2"}).ok();
+    if (!followed) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(followed) << "the client did not follow the failover";
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << "failover followed in " << took << " s\n";
+  EXPECT_EQ(client->Command({"GET", "before"})->str, "1") << "the acknowledged write was lost";
+  auto direct = RedisClient::Connect(replica.config());
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ((*direct)->Command({"ROLE"})->elements[0].str, "master") << "not the promoted replica";
+  EXPECT_EQ((*direct)->Command({"GET", "after"})->str, "2");
+
+  // The old master comes back; the sentinels turn it into a replica. Writes keep going to the new master.
+  master.Start();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(client->Command({"INCR", "n"}).ok() || i > 0);
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE((*direct)->Command({"GET", "n"})->AsInt(), 49);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SentinelTest, NoSentinelKnowsTheMasterIsAClearError) {
+  RedisConfig c;
+  c.connect_timeout_ms = 500;
+  c.command_timeout_ms = 500;
+  c.sentinel.master = "mymaster";
+  c.sentinel.nodes = {"127.0.0.1:1"};
+  auto r = RedisClient::Connect(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("no sentinel named the master mymaster"), std::string::npos) << r.status().ToString();
+}
+
+}  // namespace
+}  // namespace streamfleet
