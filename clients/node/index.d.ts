@@ -139,3 +139,40 @@ export function decodeEnvelope(bytes: Uint8Array): {
   id: string; type: string; payload: Uint8Array; attempt: number; enqueuedAtMs: number; runAtMs: number;
   uniqueKey: string; traceId: string; queue: string; errors: string[]; version: number;
 };
+
+// Signed live-stream links for browsers (docs/live.md, "Signed links"; lib/live.js).
+
+/** A positive integer id of at most 18 digits: a safe integer, a BigInt, or its decimal digits ("42"). */
+export type StreamId = number | bigint | string;
+
+/** 600: a link is good for ten minutes unless told otherwise. */
+export const DEFAULT_LINK_TTL_S: 600;
+
+export interface StreamLinkOptions {
+  /** Seconds the link stays good, a positive integer; default 600. */
+  ttlS?: number;
+  /** Put before the path: '' (default) for a link relative to the page's origin, or 'https://ingest.example.com'
+   * (a trailing '/' is dropped), optionally with a path prefix that a proxy strips before ingest. */
+  baseUrl?: string;
+  /** A Date or unix seconds (not milliseconds) to count from; default now. */
+  now?: Date | number;
+}
+
+/** `/v1/orgs/{org}/generations/{gen}/stream`; throws a TypeError unless both are positive integers. */
+export function generationStreamPath(org: StreamId, gen: StreamId): string;
+/** `/v1/orgs/{org}/events`; throws a TypeError unless org is a positive integer. */
+export function eventsPath(org: StreamId): string;
+/** Lowercase hex HMAC-SHA256(token, "GET\n" + path + "\n" + exp): the `sig` of a link to `path` until `exp`. */
+export function streamLinkSignature(token: string, path: string, exp: number): string;
+/**
+ * `${baseUrl}${path}?exp=...&sig=...`: a link to one live stream that a browser may open (EventSource) without a
+ * token, until now + ttlS. `token` is the organization's INGEST_TOKENS token; it signs the link and never leaves
+ * the backend. `path` is `/v1/orgs/{org}/generations/{gen}/stream` or `/v1/orgs/{org}/events`, without a query;
+ * the page may append its own parameters (`&from_seq=N`, `&after=0`). Throws a TypeError for invalid arguments.
+ */
+export function signedStreamLink(token: string, path: string, options?: StreamLinkOptions): string;
+/** signedStreamLink for generation `gen`'s stream of organization `org`. */
+export function signedGenerationStreamLink(
+  token: string, org: StreamId, gen: StreamId, options?: StreamLinkOptions): string;
+/** signedStreamLink for organization `org`'s events stream. */
+export function signedEventsLink(token: string, org: StreamId, options?: StreamLinkOptions): string;

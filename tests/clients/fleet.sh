@@ -22,3 +22,17 @@ start_fleet() {
     curl -sf "http://127.0.0.1:$p/readyz" >/dev/null || fail "worker with metrics on $p not ready"
   done
 }
+# start_ingest BUILD: a real streamfleet-ingest on the same redis-server for the signed live-stream links, with
+# INGEST_TOKENS="$INGEST_ORG:$INGEST_TOKEN" (org 3, a random token). Sets INGEST_URL, INGEST_ORG, INGEST_TOKEN.
+# Its SQLite database (the live routes read a compacted generation's row there) is in WORK.
+start_ingest() {
+  local build=$1 ip mi
+  ip=$(free_port); mi=$(free_port)
+  INGEST_ORG=3; INGEST_TOKEN=live-token-$RANDOM$RANDOM; INGEST_URL=http://127.0.0.1:$ip
+  REDIS_PORT=$RP DATABASE_URL="sqlite:$WORK/ingest.db" INGEST_LISTEN=127.0.0.1:$ip METRICS_LISTEN=127.0.0.1:$mi \
+    INGEST_TOKENS="$INGEST_ORG:$INGEST_TOKEN" LOG_LEVEL=warn "$build/ingest/streamfleet-ingest" 2>"$WORK/ingest.log" &
+  PIDS+=($!)
+  wait_http "$INGEST_URL/healthz"
+  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$mi/readyz" >/dev/null && break; sleep 0.1; done
+  curl -sf "http://127.0.0.1:$mi/readyz" >/dev/null || fail "ingest with metrics on $mi not ready"
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# clients/node against a real redis-server and two real streamfleet-queue-workers (tests/clients/fleet.sh),
-# plus its unit tests. Installs the pinned npm packages first (npm ci: package-lock.json, into the gitignored
-# clients/node/node_modules). Every server is stopped on exit, also on failure.
+# clients/node against a real redis-server, two real streamfleet-queue-workers and a real streamfleet-ingest
+# (signed live-stream links; tests/clients/fleet.sh), plus its unit tests. Installs the pinned npm packages first
+# (npm ci: package-lock.json, into the gitignored clients/node/node_modules). Every server is stopped on exit, also
+# on failure.
 # Usage: node_client_test.sh BUILD_DIR
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
@@ -12,6 +13,8 @@ source "$HERE/fleet.sh"
 NODE_DIR="$HERE/../../clients/node"
 (cd "$NODE_DIR" && npm ci --no-audit --no-fund >"$WORK/npm.log" 2>&1) || fail "npm ci in clients/node failed"
 start_fleet "$BUILD"
+start_ingest "$BUILD"
 cd "$NODE_DIR"
-STREAMFLEET_TEST_REDIS_PORT=$RP node --test test/ || fail "clients/node tests failed"
+STREAMFLEET_TEST_REDIS_PORT=$RP STREAMFLEET_TEST_INGEST_URL=$INGEST_URL STREAMFLEET_TEST_INGEST_ORG=$INGEST_ORG \
+STREAMFLEET_TEST_INGEST_TOKEN=$INGEST_TOKEN node --test test/ || fail "clients/node tests failed"
 echo "node client tests passed"

@@ -2,7 +2,8 @@
 # clients/php (ingest's HTTP task API) against a real redis-server, a real streamfleet-ingest with task API
 # tokens enforced, and a real streamfleet-queue-worker; plus a second ingest whose redis-server is killed (503)
 # and tests/fake_server.php under `php -S` for answers ingest never gives. Runs clients/php/tests with Debian's
-# phpunit. Every server is stopped on exit, also on failure.
+# phpunit: TaskClientTest.php, and SignedStreamLinkTest.php (signed live-stream links opened on the first ingest,
+# organization 7 of its INGEST_TOKENS). Every server is stopped on exit, also on failure.
 # Usage: php_client_test.sh BUILD_DIR
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
@@ -16,9 +17,11 @@ php -m | grep -qx curl || fail "PHP has no curl extension (Debian: apt-get insta
 RP=$(free_port); RP2=$(free_port); IP=$(free_port); IP2=$(free_port); MI=$(free_port); MI2=$(free_port)
 MW=$(free_port); FP=$(free_port)
 WRITER=php-writer-$RANDOM$RANDOM; READER=php-reader-$RANDOM$RANDOM
+CHUNK_ORG=7; CHUNK_TOKEN=php-chunk-token   # INGEST_TOKENS: the chunk and live routes' organization token
 start_redis "$RP"
 export DATABASE_URL="sqlite:$WORK/fleet.db" QUEUES=default:3,low:1 LOG_LEVEL=warn \
-  TASK_API_TOKENS="$WRITER:enqueue+read,$READER:read" INGEST_TOKENS=7:php-chunk-token TASK_MAX_PAYLOAD_BYTES=65536
+  TASK_API_TOKENS="$WRITER:enqueue+read,$READER:read" INGEST_TOKENS="$CHUNK_ORG:$CHUNK_TOKEN" \
+  TASK_MAX_PAYLOAD_BYTES=65536
 REDIS_PORT=$RP INGEST_LISTEN=127.0.0.1:$IP METRICS_LISTEN=127.0.0.1:$MI \
   "$BUILD/ingest/streamfleet-ingest" 2>"$WORK/ingest.log" &
 PIDS+=($!)
@@ -51,6 +54,6 @@ cd "$PHP_DIR"
 STREAMFLEET_TEST_URL=http://127.0.0.1:$IP STREAMFLEET_TEST_TOKEN=$WRITER STREAMFLEET_TEST_READ_TOKEN=$READER \
 STREAMFLEET_TEST_DOWN_URL=http://127.0.0.1:$IP2 STREAMFLEET_TEST_FAKE_URL=http://127.0.0.1:$FP \
 STREAMFLEET_TEST_FAKE_LOG="$WORK/fake-requests.ndjson" STREAMFLEET_TEST_CTL="$BUILD/tools/streamfleetctl" \
-STREAMFLEET_TEST_REDIS_PORT=$RP \
-  phpunit --do-not-cache-result --colors=never tests/TaskClientTest.php || fail "clients/php tests failed"
+STREAMFLEET_TEST_REDIS_PORT=$RP STREAMFLEET_TEST_INGEST_ORG=$CHUNK_ORG STREAMFLEET_TEST_INGEST_TOKEN=$CHUNK_TOKEN \
+  phpunit --do-not-cache-result --colors=never tests/ || fail "clients/php tests failed"
 echo "php client tests passed"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# clients/python against a real redis-server and two real streamfleet-queue-workers (tests/clients/fleet.sh),
-# then its unit tests. Every server is stopped on exit, also on failure.
+# clients/python against a real redis-server, two real streamfleet-queue-workers and a real streamfleet-ingest
+# (signed live-stream links; tests/clients/fleet.sh), then its unit tests. Every server is stopped on exit, also
+# on failure.
 # Usage: python_client_test.sh BUILD_DIR
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
@@ -9,9 +10,11 @@ source "$HERE/../e2e/lib.sh"
 source "$HERE/fleet.sh"
 
 start_fleet "$BUILD"
+start_ingest "$BUILD"
 cd "$HERE/../../clients/python"
 # /usr/bin/python3: Debian's python3-redis and python3-protobuf are only visible to it. -t .: the tests import
 # streamfleet_client from this directory, as a user with it on PYTHONPATH would.
-STREAMFLEET_TEST_REDIS_PORT=$RP /usr/bin/python3 -m unittest discover -v -s tests -t . \
+STREAMFLEET_TEST_REDIS_PORT=$RP STREAMFLEET_TEST_INGEST_URL=$INGEST_URL STREAMFLEET_TEST_INGEST_ORG=$INGEST_ORG \
+STREAMFLEET_TEST_INGEST_TOKEN=$INGEST_TOKEN /usr/bin/python3 -m unittest discover -v -s tests -t . \
   || fail "clients/python tests failed"
 echo "python client tests passed"
