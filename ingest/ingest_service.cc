@@ -72,9 +72,11 @@ namespace {
 
 // One shared pipelined connection for the request threads (AsyncRedis); on a Redis Cluster or over TLS,
 // which that client does not speak, a pool of blocking clients instead.
-std::unique_ptr<RedisCommands> RequestPathRedis(const RedisConfig& config) {
-  // The async client speaks neither Cluster, TLS nor Sentinel: the blocking clients, pooled, do.
-  if (config.cluster || config.tls.enabled || !config.sentinel.nodes.empty()) {
+std::unique_ptr<RedisCommands> RequestPathRedis(const Config& full) {
+  const RedisConfig& config = full.redis;
+  // The async client speaks neither Cluster, TLS nor Sentinel: the blocking clients, pooled, do. With
+  // INGEST_WAIT_REPLICAS every append waits on its connection: one shared connection would serialize them.
+  if (config.cluster || config.tls.enabled || !config.sentinel.nodes.empty() || full.ingest_wait_replicas > 0) {
     return std::make_unique<PooledRedisCommands>(config);
   }
   return std::make_unique<AsyncRedis>(config);
@@ -88,7 +90,7 @@ IngestService::IngestService(const Config& config, prometheus::Registry& registr
       redis_health_(registry, Dependency::kRedis, &metrics_.redis_up),
       db_health_(registry, Dependency::kDatabase),
       writer_(config),
-      redis_(RequestPathRedis(config.redis)),
+      redis_(RequestPathRedis(config)),
       async_redis_(dynamic_cast<AsyncRedis*>(redis_.get())),
       sampler_redis_(RedisClient::Lazy(config.redis)),
       store_(store),

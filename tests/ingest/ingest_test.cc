@@ -192,6 +192,28 @@ TEST_F(IngestTest, SseStreamIsRelayedWithAFinishMarker) {
   EXPECT_EQ(Json(bad)["line"], 1);
 }
 
+// INGEST_WAIT_REPLICAS: 202 only once a replica has the chunk; without one a 503 the client retries, and the
+// retry does not append twice.
+TEST_F(IngestTest, WaitReplicasAnswersOnlyOnceAReplicaHasTheChunk) {
+  if (server_->cluster()) GTEST_SKIP() << "a cluster's replicas are its own: the standalone replication path";
+  StartIngest({{"INGEST_WAIT_REPLICAS", "1"}, {"INGEST_WAIT_TIMEOUT", "300ms"}});
+  auto r = Post("/v1/orgs/12/generations/501/chunks", R"({"seq": 0, "data": "kept"})");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("0 of 1 replicas"), std::string::npos) << r.body;
+  testing::RedisServer replica("--replicaof 127.0.0.1 " + std::to_string(server_->config().port));
+  auto rc = RedisClient::Connect(replica.config()).value();
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    auto info = rc->Command({"INFO", "replication"});
+    return info.ok() && info->str.find("master_link_status:up") != std::string::npos;
+  }, 10000));
+  r = Post("/v1/orgs/12/generations/501/chunks", R"({"seq": 0, "data": "kept"})");
+  EXPECT_EQ(r.status, 202) << r.body;
+  r = Post("/v1/orgs/12/generations/501/chunks", R"({"seq": 1, "data": "also"})");
+  EXPECT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(Stream().size(), 2u) << "the retried chunk was appended twice";
+  EXPECT_EQ(rc->Command({"XLEN", ChunkStream()})->integer, 2) << "the replica does not have both";
+}
+
 TEST_F(IngestTest, FinishAndProgressEndToEndWithTheCompactor) {
   StartIngest();
   std::string db = testing::TempPath("sf-ingest") + ".db";

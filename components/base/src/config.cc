@@ -67,6 +67,8 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"INGEST_MAX_BODY_BYTES", "16777216", "largest request body accepted (413 above)"},
       {"INGEST_MAX_GENERATION_BYTES", "67108864", "largest total size of one generation (413 above)"},
       {"INGEST_BACKPRESSURE_LAG", "200000", "consumer-group lag over the chunk streams above which ingest answers 503"},
+      {"INGEST_WAIT_REPLICAS", "0", "ingest (and generation.run): answer 2xx only once this many replicas have the chunks (Redis WAIT); 503 when they do not within INGEST_WAIT_TIMEOUT (the client retries; appends are idempotent). 0: answer when the master has them (docs/deploy.md, High availability)"},
+      {"INGEST_WAIT_TIMEOUT", "1s", "the longest INGEST_WAIT_REPLICAS waits for the replicas"},
       {"INGEST_REQUEST_TIMEOUT", "60s", "longest a client may take to send a request's headers, and the longest wait for body data (slow or stalled clients)"},
       {"LIVE_KEEPALIVE", "15s", "live streams (.../stream, .../events): a keep-alive comment on a stream quiet this long"},
       {"LIVE_PROGRESS_INTERVAL", "1s", "live generation streams: an event: progress at most this often while chunks arrive"},
@@ -517,6 +519,8 @@ void LoadIngest(Reader& r, Config& c) {
   c.max_generation_bytes = r.Int("INGEST_MAX_GENERATION_BYTES", 1, int64_t{1} << 40);
   c.backpressure_lag = r.Int("INGEST_BACKPRESSURE_LAG", 1, int64_t{1} << 40);
   c.ingest_request_timeout_ms = r.Duration("INGEST_REQUEST_TIMEOUT", 1000, 100);
+  c.ingest_wait_replicas = r.Int("INGEST_WAIT_REPLICAS", 0, 100);
+  c.ingest_wait_timeout_ms = r.Duration("INGEST_WAIT_TIMEOUT", 1000, 1, 60000);
   c.live_keepalive_ms = r.Duration("LIVE_KEEPALIVE", 1000, 100, 3600000);
   c.live_progress_ms = r.Duration("LIVE_PROGRESS_INTERVAL", 1000, 10, 3600000);
   c.live_max_buffered_bytes = r.Int("LIVE_MAX_BUFFERED_BYTES", 4096, int64_t{1} << 32);

@@ -104,7 +104,32 @@ StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const Generatio
     SF_RETURN_IF_ERROR(ClaimGeneration(redis, keys_, gen.org, gen.gen, config_.owner_ttl_s));
   }
   AppendCall call = PrepareAppend(gen, chunks, source);
-  return ParseAppendReply(redis.Eval(scripts::IngestAppend(), call.keys, call.args), chunks);
+  if (config_.ingest_wait_replicas <= 0) {
+    return ParseAppendReply(redis.Eval(scripts::IngestAppend(), call.keys, call.args), chunks);
+  }
+  // Zero loss on failover: the append and a WAIT in one pipeline, so both run on the same connection (WAIT
+  // counts the replicas that have this client's writes). EVAL with the source, not EVALSHA: a pooled
+  // connection may not know the script, and a NOSCRIPT repair would split the pair.
+  std::vector<std::string> eval = {"EVAL", scripts::IngestAppend().source(), std::to_string(call.keys.size())};
+  eval.insert(eval.end(), call.keys.begin(), call.keys.end());
+  eval.insert(eval.end(), call.args.begin(), call.args.end());
+  auto replies = redis.Pipeline({eval, {"WAIT", std::to_string(config_.ingest_wait_replicas),
+                                        std::to_string(config_.ingest_wait_timeout_ms)}});
+  if (!replies.ok()) return replies.status();
+  RedisValue& appended = (*replies)[0];
+  auto r = ParseAppendReply(appended.is_error() ? StatusOr<RedisValue>(TranslateRedisError(appended.str))
+                                                : StatusOr<RedisValue>(std::move(appended)),
+                            chunks);
+  if (!r.ok()) return r;
+  long long replicas = (*replies)[1].AsInt();
+  if (replicas < config_.ingest_wait_replicas) {
+    // Written on the master, not yet where a failover keeps it: the client retries (same seqs or
+    // Idempotency-Key: nothing is appended twice).
+    return Status::Unavailable("the chunks reached " + std::to_string(replicas) + " of " +
+                               std::to_string(config_.ingest_wait_replicas) + " replicas within " +
+                               std::to_string(config_.ingest_wait_timeout_ms) + " ms (INGEST_WAIT_REPLICAS)");
+  }
+  return r;
 }
 
 StatusOr<std::string> ChunkWriter::Progress(RedisCommands& redis, int64_t org, int64_t gen,

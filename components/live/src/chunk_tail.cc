@@ -27,8 +27,9 @@ void ChunkTail::Stop() {
 }
 
 void ChunkTail::SetWatched(std::set<GenerationKey> watched) {
+  auto next = std::make_shared<const std::set<GenerationKey>>(std::move(watched));
   std::lock_guard<std::mutex> lock(mu_);
-  watched_ = std::move(watched);
+  watched_ = std::move(next);
 }
 
 void ChunkTail::SetActive(bool active) {
@@ -81,7 +82,7 @@ void ChunkTail::Decode(const StreamEntry& e, bool events, const std::set<Generat
 }
 
 bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch) {
-  std::set<GenerationKey> watched;
+  std::shared_ptr<const std::set<GenerationKey>> watched;  // a snapshot: the pointer, not the set, is copied
   {
     std::lock_guard<std::mutex> lock(mu_);
     watched = watched_;
@@ -114,7 +115,7 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch) {
       for (size_t i = 0; i < streams_.size(); ++i) {
         if (streams_[i] != e.stream) continue;
         ids[i] = e.id;
-        Decode(e, i + 1 == streams_.size(), watched, batch);
+        Decode(e, i + 1 == streams_.size(), *watched, batch);
       }
     }
   }

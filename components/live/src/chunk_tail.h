@@ -72,7 +72,7 @@ class ChunkTail {
   std::unique_ptr<RedisClient> redis_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::set<GenerationKey> watched_;
+  std::shared_ptr<const std::set<GenerationKey>> watched_ = std::make_shared<const std::set<GenerationKey>>();
   bool active_ = false;
   bool stop_ = false;
   std::atomic<uint64_t> epoch_{0};

@@ -5,9 +5,9 @@
 namespace streamfleet::live {
 
 bool GenerationFeed::Add(int64_t seq, std::string data) {
-  if (seq < 0) return false;
+  if (seq < 0 || chunks_.count(seq)) return false;
   auto size = static_cast<int64_t>(data.size());
-  if (!chunks_.emplace(seq, std::move(data)).second) return false;
+  chunks_.emplace(seq, Chunk{ChunkEvent(seq, data), size});
   bytes_ += size;
   return true;
 }
@@ -29,10 +29,15 @@ bool GenerationFeed::HasMoreFor(int64_t next_seq) const {
   return ended_ || it->first == next_seq;
 }
 
+bool GenerationFeed::GapAt(int64_t next_seq) const {
+  auto it = chunks_.lower_bound(next_seq);
+  return !ended_ && it != chunks_.end() && it->first != next_seq;
+}
+
 void GenerationFeed::Take(int64_t* next_seq, size_t max_bytes, std::string* out) const {
   for (auto it = chunks_.lower_bound(*next_seq); it != chunks_.end() && out->size() < max_bytes; ++it) {
     if (!ended_ && it->first != *next_seq) break;  // a gap: wait for it to fill
-    out->append(ChunkEvent(it->first, it->second));
+    out->append(it->second.event);
     *next_seq = it->first + 1;
   }
 }

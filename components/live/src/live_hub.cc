@@ -38,6 +38,14 @@ int64_t NowMs() {
 }
 
 constexpr int64_t kTickMs = 20;
+// Streams with nothing new are looked at only this often (keep-alives, clients gone, start waits): with
+// thousands of idle streams, walking them all every tick cost a sixth of a core (docs/performance.md).
+constexpr int64_t kFullPassMs = 250;
+// A generation just opened, or a reader held at a gap, re-reads its buffer this often instead of every
+// resync_ms: what the tail may have missed (read before the generation was watched, or before the tail
+// started) arrives in a tenth of a second.
+constexpr int64_t kFastResyncMs = 100;
+constexpr int64_t kYoungMs = 2000;
 constexpr size_t kRecentEvents = 10000;  // events kept in memory for the events route; older ones: XRANGE
 constexpr int kEventsPage = 500;
 
@@ -77,6 +85,8 @@ struct Watched {
   std::optional<CompactedRow> row;  // served whole: the buffer is gone
   int64_t last_progress_ms = 0;
   FeedProgress progress_sent;
+  bool dirty = true;   // something changed: pump its readers this tick
+  bool behind = false; // a reader is held back by its buffer: pump every tick until it catches up
 };
 
 struct Inbox {
@@ -123,7 +133,7 @@ struct LiveHub::Impl {
   void Resync(int64_t now);
   void PumpGeneration(Watched& w, GenReader& r, int64_t now);
   void PumpEvents(EventsReader& r, int64_t now);
-  void Housekeep(int64_t now);
+  void Housekeep(int64_t now, bool full);
   bool Send(Reader& r, std::string bytes, int64_t now);
   void Close(Reader& r, const char* reason, const std::string& detail, int64_t now);
   void Finish(Reader& r, std::string last, const char* reason, int64_t now);
@@ -153,6 +163,8 @@ struct LiveHub::Impl {
   std::string covered_from;      // "" until the tail is positioned
   uint64_t epoch = 0;
   bool watch_set_dirty = false;
+  bool events_dirty = true;      // new events (or readers): pump the events readers this tick
+  int64_t next_full_pass_ms = 0;
 
   prometheus::Gauge* gen_streams = nullptr;
   prometheus::Gauge* event_streams = nullptr;
@@ -195,9 +207,19 @@ void LiveHub::Impl::TakeInbox(int64_t now) {
       watch_set_dirty = true;
     }
     it->second.next_resync_ms = 0;  // read the buffer now: the replay
+    it->second.dirty = true;
     reader.last_write_ms = reader.opened_ms = now;
     it->second.readers.push_back(std::move(reader));
   }
+  if (watch_set_dirty) {
+    // At once, not at the end of the tick: every chunk the tail reads from now on is kept.
+    std::set<GenerationKey> set;
+    for (const auto& [key, w] : watched) set.insert(key);
+    tail->SetWatched(std::move(set));
+    watch_set_dirty = false;
+  }
+  if (!in.event_readers.empty()) events_dirty = true;
+  if (!in.gen_readers.empty() || !in.event_readers.empty()) tail->SetActive(true);  // now, not at the next pass
   for (auto& r : in.event_readers) {
     r.last_write_ms = r.opened_ms = now;
     event_readers.push_back(std::move(r));
@@ -211,6 +233,7 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
     epoch = b.epoch;
     recent.clear();
     covered_from = b.events_from;
+    events_dirty = true;
   }
   for (auto& c : b.chunks) {
     auto it = watched.find({c.org, c.gen});
@@ -218,6 +241,7 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
     if (c.has_data) it->second.feed.Add(c.seq, std::move(c.data));
     if (c.total > 0) it->second.feed.NoteTotal(c.total);
     it->second.exists = true;
+    it->second.dirty = true;
   }
   for (auto& e : b.events) {
     if (e.event.type == "generation.compacted") {
@@ -230,6 +254,7 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
       }
     }
     recent.push_back(std::move(e));
+    events_dirty = true;
   }
   while (recent.size() > kRecentEvents) {
     covered_from = recent.front().id;
@@ -308,7 +333,10 @@ void LiveHub::Impl::Resync(int64_t now) {
   }
   for (size_t i = 0; i < due.size(); ++i) {
     Watched& w = *due[i];
-    w.next_resync_ms = now + options.resync_ms;
+    w.dirty = true;
+    bool waiting = now - w.since_ms < kYoungMs;
+    for (const auto& r : w.readers) waiting = waiting || w.feed.GapAt(r.next_seq);
+    w.next_resync_ms = now + (waiting ? std::min<int64_t>(kFastResyncMs, options.resync_ms) : options.resync_ms);
     auto [org, gen] = due_keys[i];
     bool need_row = (w.compacted && !w.have_info) || (!w.exists && !w.row_checked);
     if (need_row && rows) {
@@ -357,6 +385,7 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
   if (r.done) return;
   if (w.feed.HasMoreFor(r.next_seq)) {
     // Behind by more than the buffer: fine for a while (a replay, a hiccup), not for ever.
+    w.behind = true;
     if (r.behind_since_ms == 0) r.behind_since_ms = now;
     if (now - r.behind_since_ms > options.slow_reader_ms) {
       Close(r, "slow_reader",
@@ -385,6 +414,7 @@ void LiveHub::Impl::PumpEvents(EventsReader& r, int64_t now) {
   if (r.last_id.empty()) r.last_id = recent.empty() ? covered_from : recent.back().id;  // from now on
   const int64_t budget = options.max_buffered_bytes / 2;
   if (r.stream->buffered() >= budget) {
+    events_dirty = true;  // look again next tick
     if (r.behind_since_ms == 0) r.behind_since_ms = now;
     if (now - r.behind_since_ms > options.slow_reader_ms) {
       Close(r, "slow_reader", "this client did not read its events for " + std::to_string(options.slow_reader_ms) + " ms", now);
@@ -406,6 +436,7 @@ void LiveHub::Impl::PumpEvents(EventsReader& r, int64_t now) {
     if (static_cast<int>(entries.size()) < kEventsPage && CompareStreamIds(r.last_id, covered_from) < 0) {
       r.last_id = covered_from;  // read to the end: nothing lies between
     }
+    events_dirty = true;  // the rest (from memory) next tick
   } else {
     auto it = std::upper_bound(recent.begin(), recent.end(), r.last_id, [](const std::string& id, const TailEvent& e) {
       return CompareStreamIds(id, e.id) < 0;
@@ -421,8 +452,9 @@ void LiveHub::Impl::PumpEvents(EventsReader& r, int64_t now) {
   }
 }
 
-void LiveHub::Impl::Housekeep(int64_t now) {
+void LiveHub::Impl::Housekeep(int64_t now, bool full) {
   for (auto& [key, w] : watched) {
+    if (!full && !w.dirty) continue;
     FeedProgress p = w.feed.progress();
     bool changed = p.received_chunks != w.progress_sent.received_chunks || p.total_chunks != w.progress_sent.total_chunks;
     if (changed && now - w.last_progress_ms >= options.progress_ms && !w.feed.ended()) {
@@ -431,12 +463,16 @@ void LiveHub::Impl::Housekeep(int64_t now) {
       std::string ev = ProgressEvent(p);
       for (auto& r : w.readers) Send(r, ev, now);
     }
-    for (auto& r : w.readers) {
-      if (!r.done && now - r.last_write_ms >= options.keepalive_ms) Send(r, std::string(kKeepAlive), now);
-      EndIfOld(r, now);
+    if (full) {
+      for (auto& r : w.readers) {
+        if (!r.done && now - r.last_write_ms >= options.keepalive_ms) Send(r, std::string(kKeepAlive), now);
+        EndIfOld(r, now);
+      }
     }
     std::erase_if(w.readers, [](const GenReader& r) { return r.done; });
+    w.dirty = false;
   }
+  if (!full) return;
   for (auto it = watched.begin(); it != watched.end();) {
     if (it->second.readers.empty()) {
       it = watched.erase(it);
@@ -489,11 +525,19 @@ void LiveHub::Impl::Run() {
     int64_t now = NowMs();
     TakeInbox(now);
     Resync(now);
+    bool full = now >= next_full_pass_ms;
+    if (full) next_full_pass_ms = now + kFullPassMs;
     for (auto& [key, w] : watched) {
+      if (!full && !w.dirty && !w.behind) continue;
+      w.behind = false;
       for (auto& r : w.readers) PumpGeneration(w, r, now);
+      w.dirty = true;  // for Housekeep: progress, finished readers
     }
-    for (auto& r : event_readers) PumpEvents(r, now);
-    Housekeep(now);
+    if (full || events_dirty) {
+      events_dirty = false;
+      for (auto& r : event_readers) PumpEvents(r, now);
+    }
+    Housekeep(now, full);
   }
   tail->Stop();
   EndAll();

@@ -113,6 +113,8 @@ struct Config {
   int64_t max_generation_bytes = 64 << 20;
   int64_t backpressure_lag = 200000;
   int64_t ingest_request_timeout_ms = 60000;  // INGEST_REQUEST_TIMEOUT: header time and body read wait
+  int64_t ingest_wait_replicas = 0;       // INGEST_WAIT_REPLICAS: WAIT for this many replicas before 2xx
+  int64_t ingest_wait_timeout_ms = 1000;  // INGEST_WAIT_TIMEOUT: how long that WAIT may take
   std::map<int64_t, std::string> ingest_tokens;  // org id -> bearer token
   std::vector<TaskApiToken> task_api_tokens;      // TASK_API_TOKENS (secrets: never logged)
   int64_t task_max_payload_bytes = 1 << 20;       // TASK_MAX_PAYLOAD_BYTES

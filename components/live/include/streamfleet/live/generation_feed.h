@@ -31,12 +31,18 @@ class GenerationFeed {
 
   // Whether a reader at next_seq has something to take.
   bool HasMoreFor(int64_t next_seq) const;
+  // Whether a reader at next_seq waits behind a gap (something after it is known, not next_seq itself).
+  bool GapAt(int64_t next_seq) const;
   // Appends chunk events for a reader at *next_seq to *out until out passes max_bytes or nothing more may
   // go, and moves *next_seq past them.
   void Take(int64_t* next_seq, size_t max_bytes, std::string* out) const;
 
  private:
-  std::map<int64_t, std::string> chunks_;
+  struct Chunk {
+    std::string event;  // its event text, rendered once for every reader
+    int64_t bytes = 0;  // the chunk's own size (progress)
+  };
+  std::map<int64_t, Chunk> chunks_;
   int64_t bytes_ = 0;
   int64_t total_ = 0;
   bool ended_ = false;
