@@ -11,6 +11,9 @@
 #   5. the queue-worker: raw XADD->XREADGROUP->XACK ceiling, enqueue, 1 and 2 streamfleet-queue-worker
 #      processes on no-op tasks, push handlers (TASK_ROUTES to a local keep-alive sink), p99 enqueue-to-start at half the peak; BullMQ (bench/bullmq, npm) on the
 #      same Redis,
+#   6. live streams (bench/live_bench.cc): 10 000 idle SSE streams on one ingest (its RSS), 1 000 subscribers
+#      of 100 generations fed 20 chunks/s each (delivery latency, every seq once and in order), and the
+#      single-chunk throughput alone and beside those subscribers,
 # prints markdown tables and stops everything it started. See docs/performance.md.
 #
 # Knobs (environment): BUILD_DIR (default build), INGEST_CLIENTS (64), INGEST_DURATION (10 s per phase),
@@ -19,7 +22,10 @@
 # WORKER_TASKS (50000), WORKER_CONCURRENCY (8 slots per worker process), LATENCY_PRODUCERS (2 producer threads,
 # each its own connection, offer the latency phase's load), SKIP_BUILD=1, ONLY=ingest (parts 1 and 2), ANCHORS
 # (../shared/anchors: its raw C streams round runs beside the worker part when present),
-# INGEST_BIN (the streamfleet-ingest binary to measure, default BUILD_DIR's: A/B against another build).
+# INGEST_BIN (the streamfleet-ingest binary to measure, default BUILD_DIR's: A/B against another build),
+# ONLY=live (part 6) with LIVE_IDLE (10000 idle streams), LIVE_GENS (100 generations), LIVE_SUBS (10 subscribers
+# each), LIVE_RATE (20 chunks/s per generation), LIVE_SECONDS (20 s of production), LIVE_DURATION (10 s per
+# throughput phase).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +42,12 @@ INGEST_BIN=${INGEST_BIN:-$BUILD/ingest/streamfleet-ingest}
 WORKER_TASKS=${WORKER_TASKS:-50000}
 WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-8}
 LATENCY_PRODUCERS=${LATENCY_PRODUCERS:-2}
+LIVE_IDLE=${LIVE_IDLE:-10000}
+LIVE_GENS=${LIVE_GENS:-100}
+LIVE_SUBS=${LIVE_SUBS:-10}
+LIVE_RATE=${LIVE_RATE:-20}
+LIVE_SECONDS=${LIVE_SECONDS:-20}
+LIVE_DURATION=${LIVE_DURATION:-10}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamfleet-bench.XXXXXX")
 RESULTS=$WORK/results.txt
@@ -99,15 +111,18 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   log "building (cmake --build -j1)"
   if [ "$ONLY" = ingest ]; then
     cmake --build "$BUILD" -j1 --target ingest_bench streamfleet-ingest >&2
+  elif [ "$ONLY" = live ]; then
+    cmake --build "$BUILD" -j1 --target live_bench streamfleet-ingest streamfleet-compactor >&2
   else
-    cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench cache_bench worker_bench streamfleet-ingest \
+    cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench cache_bench worker_bench live_bench streamfleet-ingest \
       streamfleet-compactor streamfleet-queue-worker >&2
   fi
 fi
-NEEDED="bench/ingest_bench bench/compactor_bench bench/cache_bench bench/worker_bench compactor/streamfleet-compactor
-        queue-worker/streamfleet-queue-worker"
+NEEDED="bench/ingest_bench bench/compactor_bench bench/cache_bench bench/worker_bench bench/live_bench
+        compactor/streamfleet-compactor queue-worker/streamfleet-queue-worker"
 [ "$ONLY" = ingest ] && NEEDED="bench/ingest_bench"
 [ "$ONLY" = compactor ] && NEEDED="bench/compactor_bench compactor/streamfleet-compactor"
+[ "$ONLY" = live ] && NEEDED="bench/live_bench compactor/streamfleet-compactor"
 [ -x "$INGEST_BIN" ] || { log "missing $INGEST_BIN"; exit 1; }
 for b in $NEEDED; do
   [ -x "$BUILD/$b" ] || { log "missing $BUILD/$b"; exit 1; }
@@ -207,6 +222,50 @@ fi
 rcli flushall >/dev/null
 fi
 
+if [ -z "$ONLY" ] || [ "$ONLY" = live ]; then
+# ---- 6. live streams ----------------------------------------------------------------------------------
+rcli flushall >/dev/null
+# Every idle stream is a socket at each end; both the ingest and the driver get room for all of them. Only
+# their subshells change the limit (ulimit -n sets the hard limit too, and could not be raised again here).
+LIVE_NOFILE=$((LIVE_IDLE + 2048))
+with_nofile() {
+  local n=$1
+  shift
+  ulimit -n "$n" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  exec "$@"
+}
+INGEST_PORT=$(free_port)
+# A fresh ingest, configured as in part 2 (same threads, no backpressure: the throughput phases run without a
+# compactor), plus a database for the rows the hub looks up and LIVE_START_WAIT far beyond the run, so
+# streams of generations that never start stay open instead of ending with `closing: not_found`.
+( with_nofile "$LIVE_NOFILE" env REDIS_PORT="$REDIS_PORT" INGEST_LISTEN="127.0.0.1:$INGEST_PORT" INGEST_THREADS=80 \
+    INGEST_BACKPRESSURE_LAG=100000000 METRICS_LISTEN=127.0.0.1:0 LOG_LEVEL=warn DATABASE_URL="sqlite:$WORK/live.db" \
+    LIVE_START_WAIT=3600s "$INGEST_BIN" ) >"$WORK/ingest-live.log" 2>&1 &
+INGEST_PID=$!
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$INGEST_PORT/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$INGEST_PORT/readyz" >/dev/null || { log "ingest did not become ready"; cat "$WORK/ingest-live.log" >&2; exit 1; }
+log "live streams: ingest (pid $INGEST_PID, descriptor limit $(awk '/^Max open files/ {print $4}' "/proc/$INGEST_PID/limits")):" \
+  "$LIVE_IDLE idle streams, $LIVE_GENS generations x $LIVE_SUBS subscribers at $LIVE_RATE chunks/s each, chunk path alone and beside them"
+# The driver starts a streamfleet-compactor (on the same SQLite file) for the idle and live parts and stops it
+# before the throughput phases: see live_bench.cc. It prints compactor_pid= for the cleanup trap.
+run_child with_nofile "$LIVE_NOFILE" "$BUILD/bench/live_bench" --port "$INGEST_PORT" --redis-port "$REDIS_PORT" \
+  --pid "$INGEST_PID" --compactor-bin "$BUILD/compactor/streamfleet-compactor" --db "$WORK/live.db" \
+  --idle "$LIVE_IDLE" --gens "$LIVE_GENS" --subs "$LIVE_SUBS" --rate "$LIVE_RATE" --live-seconds "$LIVE_SECONDS" \
+  --clients "$INGEST_CLIENTS" --duration "$LIVE_DURATION" --chunk-bytes "$CHUNK_BYTES" >>"$RESULTS"
+# The open-API warning is expected (no tokens in the bench); anything else ingest logged is shown.
+if grep -v "INGEST_TOKENS is empty" "$WORK/ingest-live.log" | grep -q "warning\|error"; then
+  log "ingest logged during the live part ($(grep -c . "$WORK/ingest-live.log") lines; the first 5 others):"
+  grep -v "INGEST_TOKENS is empty" "$WORK/ingest-live.log" | head -5 >&2
+fi
+kill -TERM "$INGEST_PID"
+wait "$INGEST_PID" || true
+INGEST_PID=""
+rcli flushall >/dev/null
+fi
+
 # ---- tables ---------------------------------------------------------------------------------------------
 { [ -z "$ONLY" ] || [ "$ONLY" = ingest ] || [ "$ONLY" = compactor ]; } && awk -F= -v only="$ONLY" -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" -v gens="$COMPACTOR_GENS" -v cb="$CHUNK_BYTES" '
   { v[$1] = $2 }
@@ -301,5 +360,34 @@ fi
     printf "| p99 enqueue-to-start at half the peak rate (target %s, offered %s tasks/s = %s, %d producers, batches of %d) | <= %s ms (histogram bucket; p50 <= %s ms) | <= 5 ms, offered >= 90%% | | %s |\n", f0(v["latency_target_tps"]), f0(v["latency_rate_tps"]), pct(v["latency_rate_tps"], v["latency_target_tps"]), v["latency_producers"], v["latency_batch"], f1(v["latency_wait_p99_ms"]), f1(v["latency_wait_p50_ms"]), met(v["latency_wait_p99_ms"] >= 0 && v["latency_wait_p99_ms"] <= 5 && v["latency_rate_tps"] >= 0.9 * v["latency_target_tps"])
     printf "\nCPU (cores busy, of %s): 1 worker %s + redis %s; 2 workers %s + redis %s; latency phase: producers %s + worker %s + redis %s\n", cores, f2(v["w1_cpu_cores"]), f2(v["w1_redis_cpu_cores"]), f2(v["w2_cpu_cores"]), f2(v["w2_redis_cpu_cores"]), f2(v["latency_gen_cpu_cores"]), f2(v["latency_worker_cpu_cores"]), f2(v["latency_redis_cpu_cores"])
     printf "Enqueue cost per task (EnqueueTasks, 1000 per call): redis %s us CPU, producer %s us CPU\n", f2(v["enqueue_bulk_redis_us_per_task"]), f2(v["enqueue_bulk_client_us_per_task"])
+  }' "$RESULTS"
+{ [ -z "$ONLY" ] || [ "$ONLY" = live ]; } && awk -F= -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" '
+  { v[$1] = $2 }
+  function f0(x) { return sprintf("%.0f", x) }
+  function f1(x) { return sprintf("%.1f", x) }
+  function f2(x) { return sprintf("%.2f", x) }
+  function pct(a, b) { return b > 0 ? sprintf("%.0f%%", 100 * a / b) : "n/a" }
+  function met(ok) { return ok ? "**yes**" : "**no**" }
+  END {
+    subs = v["live_b_subs_target"]; gens = v["live_b_gens"]
+    printf "\nlive streams (bench/live_bench.cc): %s cores shared by redis, ingest, the compactor (idle and live rows only) and the driver; %s chunks per generation\n\n", cores, f0(v["live_b_chunks_per_gen"])
+    print "| Live streams | Measured | Target | Ratio | Target met |"
+    print "|---|---|---|---|---|"
+    grow = v["live_idle_rss_mb"] - v["live_idle_rss_before_mb"]
+    printf "| idle: %s concurrent generation streams (%s generations, none started), ingest VmRSS before / with them open (VmHWM %s MB) | %s / %s MB (+%s MB, %s KB per stream) | <= 256 MB | | %s |\n", f0(v["live_idle_open"]), f0(v["live_idle_gens"]), f1(v["live_idle_hwm_mb"]), f1(v["live_idle_rss_before_mb"]), f1(v["live_idle_rss_mb"]), f1(grow), f1(v["live_idle_open"] > 0 ? grow * 1024 / v["live_idle_open"] : 0), met(v["live_idle_open"] >= v["live_idle_target"] && v["live_idle_target"] >= 10000 && v["live_idle_rss_mb"] <= 256 && v["live_idle_hwm_mb"] <= 256)
+    printf "| idle: holding them open, no events (%s still open, %s ended by the server): ingest / redis CPU | %s / %s cores | (info) | | |\n", f0(v["live_idle_still_open"]), f0(v["live_idle_closed_by_server"]), f2(v["live_idle_ingest_cpu_cores"]), f2(v["live_idle_redis_cpu_cores"])
+    printf "| live: %s subscribers (%s generations x %s), producer %s chunks/s: 202 read -> event parsed, p50 / p99 / max | %s / %s / %s ms | p99 <= 50 ms | | %s |\n", f0(v["live_b_subs_ready"]), f0(gens), f0(subs / (gens > 0 ? gens : 1)), f0(v["live_b_produce_cps"]), f2(v["live_b_p50_ms"]), f2(v["live_b_p99_ms"]), f2(v["live_b_max_ms"]), met(v["live_b_samples"] > 0 && v["live_b_p99_ms"] <= 50)
+    printf "| live: events delivered | %s events/s | %s offered | %s | |\n", f0(v["live_b_events_per_s"]), f0(v["live_b_produce_cps"] * subs / (gens > 0 ? gens : 1)), pct(v["live_b_events_per_s"], v["live_b_produce_cps"] * subs / (gens > 0 ? gens : 1))
+    printf "| live: subscribers that got every seq exactly once, in order, byte-exact, then `compacted` (%s out of order, %s missing, %s bad text, %s closed by the server) | %s / %s | all | | %s |\n", f0(v["live_b_out_of_order"]), f0(v["live_b_missing"]), f0(v["live_b_bad_text"]), f0(v["live_b_closed_by_server"]), f0(v["live_b_subs_compacted"] < v["live_b_subs_complete"] ? v["live_b_subs_compacted"] : v["live_b_subs_complete"]), f0(subs), met(subs > 0 && v["live_b_subs_complete"] == subs && v["live_b_subs_compacted"] == subs)
+    c0 = v["live_c0_cps"]; c1 = v["live_c1_cps"] + v["live_c1_live_produce_cps"]; c2 = v["live_c2_cps"] + v["live_c2_live_produce_cps"]
+    printf "| chunk path alone: 1 JSON chunk per POST, %d keep-alive clients (mean of a run first, %s, and last, %s; p99 %s / %s ms) | %s chunks/s | reference | | |\n", clients, f0(v["live_c0a_cps"]), f0(v["live_c0b_cps"]), f2(v["live_c0a_p99_ms"]), f2(v["live_c0b_p99_ms"]), f0(c0)
+    printf "| chunk path beside the live producer, no subscribers (%s of the %s chunks/s are the producer) | %s chunks/s | (info) | %s | |\n", f0(v["live_c1_live_produce_cps"]), f0(c1), f0(c1), pct(c1, c0)
+    printf "| chunk path beside the whole live part: producer + %s subscribers (%s of the %s chunks/s are the producer; the clients alone: %s) | %s chunks/s | >= 80%% of alone | %s | %s |\n", f0(v["live_c2_live_subs_ready"]), f0(v["live_c2_live_produce_cps"]), f0(c2), pct(v["live_c2_cps"], c0), f0(c2), pct(c2, c0), met(c0 > 0 && c2 >= 0.8 * c0)
+    printf "| chunk path beside one stream of a generation that does not start (nothing delivered; the hub'"'"'s tail reads every chunk) | %s chunks/s | (info) | %s | |\n", f0(v["live_c3_cps"]), pct(v["live_c3_cps"], c0)
+    printf "| chunk path beside %s streams of generations that do not start (as the idle row; nothing delivered) | %s chunks/s | (info) | %s | |\n", f0(v["live_c4_streams_open"]), f0(v["live_c4_cps"]), pct(v["live_c4_cps"], c0)
+    printf "| live latency meanwhile, p50 / p99 / max (%s / %s subscribers got every seq once, in order) | %s / %s / %s ms | (info) | | |\n", f0(v["live_c2_live_subs_complete"]), f0(v["live_c2_live_subs_ready"]), f2(v["live_c2_live_p50_ms"]), f2(v["live_c2_live_p99_ms"]), f2(v["live_c2_live_max_ms"])
+    printf "\nCPU (cores busy, of %s): live part ingest %s + redis %s + compactor %s + driver %s; chunk path alone ingest %s + redis %s + driver %s; beside the producer %s + %s + %s; beside the whole live part %s + %s + %s; beside one idle stream %s + %s + %s; beside the idle streams %s + %s + %s\n", cores, f2(v["live_b_ingest_cpu_cores"]), f2(v["live_b_redis_cpu_cores"]), f2(v["live_b_compactor_cpu_cores"]), f2(v["live_b_driver_cpu_cores"]), f2(v["live_c0a_ingest_cpu_cores"]), f2(v["live_c0a_redis_cpu_cores"]), f2(v["live_c0a_driver_cpu_cores"]), f2(v["live_c1_ingest_cpu_cores"]), f2(v["live_c1_redis_cpu_cores"]), f2(v["live_c1_driver_cpu_cores"]), f2(v["live_c2_ingest_cpu_cores"]), f2(v["live_c2_redis_cpu_cores"]), f2(v["live_c2_driver_cpu_cores"]), f2(v["live_c3_ingest_cpu_cores"]), f2(v["live_c3_redis_cpu_cores"]), f2(v["live_c3_driver_cpu_cores"]), f2(v["live_c4_ingest_cpu_cores"]), f2(v["live_c4_redis_cpu_cores"]), f2(v["live_c4_driver_cpu_cores"])
+    printf "Redis XREAD (only the hub'"'"'s tail uses it): %s calls/s, %s cores, %s MB/s sent by Redis in all beside the whole live part; %s calls/s, %s cores, %s MB/s beside one idle stream; %s calls/s beside the idle streams; %s MB/s with the chunk path alone\n", f0(v["live_c2_redis_xread_per_s"]), f2(v["live_c2_redis_xread_cpu_cores"]), f1(v["live_c2_redis_out_mb_per_s"]), f0(v["live_c3_redis_xread_per_s"]), f2(v["live_c3_redis_xread_cpu_cores"]), f1(v["live_c3_redis_out_mb_per_s"]), f0(v["live_c4_redis_xread_per_s"]), f1(v["live_c0a_redis_out_mb_per_s"])
+    printf "Events parsed before the producer had read their 202 (counted as 0 ms): %s of %s (at most %s ms earlier). Errors: producer %s / %s / %s (live, beside the producer, beside the live part), chunk path %s in all phases. ingest VmRSS after the live part %s MB, VmHWM at the end %s MB\n", pct(v["live_b_negative"], v["live_b_samples"]), f0(v["live_b_samples"]), f2(v["live_b_early_max_ms"]), f0(v["live_b_producer_errors"]), f0(v["live_c1_live_producer_errors"]), f0(v["live_c2_live_producer_errors"]), f0(v["live_c0a_errors"] + v["live_c0b_errors"] + v["live_c1_errors"] + v["live_c2_errors"] + v["live_c3_errors"] + v["live_c4_errors"]), f1(v["live_rss_after_live_mb"]), f1(v["live_ingest_hwm_mb"])
   }' "$RESULTS"
 true
