@@ -57,6 +57,54 @@ bool ChunkTail::Position(std::vector<std::string>& ids) {
   return true;
 }
 
+namespace {
+
+// organization_id (field 2) and generation_id (field 4) of a ChunkEnvelope, read off the wire format without
+// parsing the rest (the data above all): the tail sees every chunk of the fleet and keeps only the watched
+// ones. false when the bytes do not scan (the full parse then decides).
+bool PeekOrgAndGen(const std::string& raw, int64_t* org, int64_t* gen) {
+  const auto* p = reinterpret_cast<const unsigned char*>(raw.data());
+  const auto* end = p + raw.size();
+  auto varint = [&](uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; p < end && shift < 64; shift += 7) {
+      unsigned char b = *p++;
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  };
+  *org = *gen = 0;
+  while (p < end) {
+    uint64_t tag = 0, v = 0;
+    if (!varint(&tag)) return false;
+    switch (tag & 7) {
+      case 0:
+        if (!varint(&v)) return false;
+        if ((tag >> 3) == 2) *org = static_cast<int64_t>(v);
+        if ((tag >> 3) == 4) *gen = static_cast<int64_t>(v);
+        break;
+      case 2:
+        if (!varint(&v) || v > static_cast<uint64_t>(end - p)) return false;
+        p += v;
+        break;
+      case 1:
+        if (end - p < 8) return false;
+        p += 8;
+        break;
+      case 5:
+        if (end - p < 4) return false;
+        p += 4;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 void ChunkTail::Decode(const StreamEntry& e, bool events, const std::set<GenerationKey>& watched, TailBatch& batch) {
   if (events) {
     auto ev = DecodeFleetEvent(e);
@@ -64,8 +112,11 @@ void ChunkTail::Decode(const StreamEntry& e, bool events, const std::set<Generat
     return;
   }
   const std::string* raw = e.Field("e");
+  if (raw == nullptr) return;
+  int64_t org = 0, gen = 0;
+  if (PeekOrgAndGen(*raw, &org, &gen) && !watched.count({org, gen})) return;
   v1::ChunkEnvelope env;
-  if (raw == nullptr || !env.ParseFromString(*raw)) return;  // the compactor dead-letters it
+  if (!env.ParseFromString(*raw)) return;  // the compactor dead-letters it
   if (!watched.count({env.organization_id(), env.generation_id()})) return;
   TailChunk c;
   c.org = env.organization_id();
@@ -81,7 +132,7 @@ void ChunkTail::Decode(const StreamEntry& e, bool events, const std::set<Generat
   batch.chunks.push_back(std::move(c));
 }
 
-bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch) {
+bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* got_any) {
   std::shared_ptr<const std::set<GenerationKey>> watched;  // a snapshot: the pointer, not the set, is copied
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -119,6 +170,7 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch) {
       }
     }
   }
+  *got_any = any;
   if (!any && config_.redis.cluster) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::max<int64_t>(1, block_ms_ / 10)));
   }
@@ -149,11 +201,15 @@ void ChunkTail::Run() {
       start.events_from = ids.back();
       deliver_(std::move(start));
     }
-    if (!ReadOnce(ids, batch)) {
+    bool got_any = false;
+    if (!ReadOnce(ids, batch, &got_any)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
     }
     if (!batch.chunks.empty() || !batch.events.empty()) deliver_(std::move(batch));
+    // A read that found entries is followed by a short pause, so the next one takes a batch instead of the
+    // one or two entries that came meanwhile: a tenth of the reads under load for a few ms of latency.
+    if (got_any && !config_.redis.cluster) std::this_thread::sleep_for(std::chrono::milliseconds(kBatchPauseMs));
   }
 }
 

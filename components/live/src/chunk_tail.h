@@ -62,7 +62,8 @@ class ChunkTail {
  private:
   void Run();
   bool Position(std::vector<std::string>& ids);  // the streams' last ids now
-  bool ReadOnce(std::vector<std::string>& ids, TailBatch& batch);
+  bool ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* got_any);
+  static constexpr int64_t kBatchPauseMs = 5;
   void Decode(const StreamEntry& e, bool events, const std::set<GenerationKey>& watched, TailBatch& batch);
 
   const Config& config_;
