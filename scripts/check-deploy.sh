@@ -11,11 +11,25 @@
 #      schemaVersion, uid, unique panel ids, every panel has a query), and every PromQL `expr`
 #      parses (Grafana variables substituted, wrapped as recording rules for promtool check rules)
 #   5. every streamfleet_* metric the alerts and the dashboard use is registered in the sources
-#   6. kubectl kustomize renders deploy/k8s/overlays/{dev,prod,prod-cluster}; structural checks of the
+#   6. kubectl kustomize renders deploy/k8s/overlays/{dev,prod,prod-cluster,prod-sentinel}, and the optional
+#      components on top of an overlay (COMPONENT_RENDERS: prod + redis-tls + redis-tls-client-cert,
+#      prod-cluster + redis-tls, prod-sentinel + redis-tls; every component under deploy/k8s/components is
+#      used by an overlay or rendered there); structural checks of each
 #      render (probes, resources, security context, CONSUMER_NAME from the pod name; needs python3-yaml);
 #      the KEDA triggers name exactly the streams `streamfleetctl --json streams --keys` lists for the
 #      overlay's ConfigMap (one per chunk shard and task-queue shard; type redis-cluster-streams when
-#      REDIS_CLUSTER=true)
+#      REDIS_CLUSTER=true, redis-sentinel-streams with the sentinels and master from the environment when
+#      REDIS_SENTINELS is set); Secrets created out of band are those of the *.example.yaml files of the
+#      overlay, the overlays it builds on and its components, and every key referenced is listed there
+#   6b. Redis credentials in each render: every container that talks to Redis (the streamfleet-* processes;
+#      not `streamfleetctl migrate`, database only) sets REDIS_USERNAME and REDIS_PASSWORD from a Secret
+#      (secretKeyRef), each Deployment its own user; the ConfigMap and the envFrom Secrets carry no Redis
+#      credentials (REDIS_URL would win over them); the exporter sets REDIS_USER/REDIS_PASSWORD from a Secret,
+#      the KEDA TriggerAuthentication username and password; with REDIS_TLS=true every REDIS_TLS_CA/CERT/KEY
+#      (and the exporter's TLS files) is a key of a Secret mounted at that path, the exporter scrapes
+#      rediss:// and KEDA gets `tls: enable` and `ca` (`cert`/`key` with a client certificate); $(VAR) in an
+#      env value names a variable defined before it; where the render loads deploy/redis/users.acl (dev),
+#      every user/password pair the Secrets give exists, is on and has that password there
 #   7. yamllint (if installed; Debian package `yamllint`) on the renders and on deploy/**/*.yml|yaml
 #   8. the PrometheusRule of deploy/k8s/components/monitoring is generated from alerts.yml (text
 #      identical to a fresh generation, and identical groups in every render); the dashboard
@@ -39,7 +53,14 @@ cd "$(dirname "$0")/.."
 
 PROM=deploy/prometheus
 DASH=deploy/grafana/streamfleet-dashboard.json
-OVERLAYS=(deploy/k8s/overlays/dev deploy/k8s/overlays/prod deploy/k8s/overlays/prod-cluster)
+OVERLAYS=(deploy/k8s/overlays/dev deploy/k8s/overlays/prod deploy/k8s/overlays/prod-cluster deploy/k8s/overlays/prod-sentinel)
+# Optional components (deploy/k8s/components) no overlay enables, rendered on top of one and checked like an
+# overlay: NAME=OVERLAY:COMPONENT[,COMPONENT...].
+COMPONENT_RENDERS=(
+  "prod-tls=prod:redis-tls,redis-tls-client-cert"
+  "prod-cluster-tls=prod-cluster:redis-tls"
+  "prod-sentinel-tls=prod-sentinel:redis-tls"
+)
 PROMRULE=deploy/k8s/components/monitoring/prometheusrule.yaml
 K8S_VALIDATE=tools/k8s-validate
 STREAMFLEETCTL=${STREAMFLEETCTL:-build/tools/streamfleetctl}
@@ -261,12 +282,56 @@ if have kubectl; then
     skip "env variable names are NOT checked: $STREAMFLEETCTL not found (build it, or set STREAMFLEETCTL=/path/to/streamfleetctl); probes and ports are still checked"
   fi
 
-  for o in "${OVERLAYS[@]}"; do
+  step "optional components: every one is used by an overlay or rendered on top of one"
+  renders=("${OVERLAYS[@]}")
+  declare -A label=()
+  used=$(sed 's/#.*//' deploy/k8s/overlays/*/kustomization.yaml | grep -o 'components/[a-z0-9-]*' | sed 's|components/||' | sort -u)
+  for cr in "${COMPONENT_RENDERS[@]}"; do
+    rname=${cr%%=*}; spec=${cr#*=}; base=${spec%%:*}; comps=${spec#*:}
+    dir="$TMP/overlays/$rname"
+    mkdir -p "$dir"
+    rel=$(realpath --relative-to="$dir" deploy/k8s)
+    { echo "apiVersion: kustomize.config.k8s.io/v1beta1"; echo "kind: Kustomization"
+      echo "resources:"; echo "  - $rel/overlays/$base"; echo "components:"
+      for c in ${comps//,/ }; do echo "  - $rel/components/$c"; done; } >"$dir/kustomization.yaml"
+    renders+=("$dir")
+    label[$dir]="deploy/k8s/overlays/$base + components ${comps//,/, } (as $rname)"
+    used+=$'\n'$(tr ',' '\n' <<<"$comps")
+  done
+  for c in deploy/k8s/components/*/; do
+    c=$(basename "$c")
+    grep -qx "$c" <<<"$used" || fail "component $c is in no overlay and not in COMPONENT_RENDERS: nothing checks it"
+  done
+  ok "${#COMPONENT_RENDERS[@]} renders with components: ${COMPONENT_RENDERS[*]}"
+
+  for o in "${renders[@]}"; do
     name=$(basename "$o")
-    step "kubectl kustomize $o"
+    step "kubectl kustomize ${label[$o]:-$o}"
     kubectl kustomize "$o" >"$TMP/$name.yaml" || fail "kustomize build of $o"
     ok "$(grep -c '^kind:' "$TMP/$name.yaml") objects: $(grep '^kind:' "$TMP/$name.yaml" | awk '{print $2}' | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}' | sed 's/, $//')"
     if have_pyyaml; then
+      # Secrets created out of band: those of the *.example.yaml files of the overlay, of every overlay it builds
+      # on and of its components (recursively), as {name: [keys]}.
+      "$PY" - "$o" >"$TMP/$name.examples.json" <<'EOF' || fail "reading the *.example.yaml files of $o"
+import glob, json, os, sys, yaml
+secrets, seen = {}, set()
+def walk(d):
+    d = os.path.normpath(d)
+    if d in seen or not os.path.isfile(os.path.join(d, "kustomization.yaml")):
+        return
+    seen.add(d)
+    for f in sorted(glob.glob(os.path.join(d, "*.example.yaml"))):
+        for doc in yaml.safe_load_all(open(f)):
+            if doc and doc.get("kind") == "Secret":
+                keys = secrets.setdefault(doc["metadata"]["name"], [])
+                keys += [k for k in list(doc.get("data") or {}) + list(doc.get("stringData") or {}) if k not in keys]
+    k = yaml.safe_load(open(os.path.join(d, "kustomization.yaml"))) or {}
+    for r in (k.get("resources") or []) + (k.get("components") or []):
+        if os.path.isdir(os.path.join(d, r)):
+            walk(os.path.join(d, r))
+walk(sys.argv[1])
+json.dump(secrets, sys.stdout)
+EOF
       # The streams the consumer groups read under this overlay's ConfigMap, from the binary itself.
       echo '[]' >"$TMP/$name.keys.json"
       if [ -x "$STREAMFLEETCTL" ]; then
@@ -280,11 +345,12 @@ sys.stdout.write(subprocess.run([sys.argv[2], "--json", "streams", "--keys"], en
                                 capture_output=True, text=True).stdout)
 EOF
       fi
-      "$PY" - "$TMP/$name.yaml" "$name" "$TMP/$name.keys.json" <<'EOF'
+      "$PY" - "$TMP/$name.yaml" "$name" "$TMP/$name.keys.json" "$TMP/$name.examples.json" <<'EOF'
 import json, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 overlay = sys.argv[2]
 consumed = json.load(open(sys.argv[3]))
+examples = json.load(open(sys.argv[4]))
 errors = []
 by_kind = {}
 for d in docs:
@@ -326,8 +392,9 @@ for name in fleet:
         if "configMapRef" not in refs or "secretRef" not in refs:
             errors.append(f"{name}/{c['name']}: envFrom ConfigMap and Secret")
 names = {(d["kind"], d["metadata"]["name"]) for d in docs}
-# Every ConfigMap/Secret a workload references must be in the render (prod: streamfleet-secrets is external).
-external = {("Secret", "streamfleet-secrets")} if overlay.startswith("prod") else set()
+# Every ConfigMap/Secret a workload references must be in the render or, created out of band, in an
+# *.example.yaml of the overlay (prod: streamfleet-secrets, streamfleet-redis-users, ...).
+external = {("Secret", n) for n in examples}
 def refs(o, acc):
     if isinstance(o, dict):
         for k, v in o.items():
@@ -379,11 +446,20 @@ if cms and "streamfleet-queue-worker" in deps:
     if grace < need:
         errors.append(f"streamfleet-queue-worker: terminationGracePeriodSeconds {grace} < longest task timeout "
                       f"{longest:g}s + TASK_TIMEOUT_GRACE + 30s = {need:g}s")
-want_type = "redis-cluster-streams" if cluster else "redis-streams"
+sentinel = bool(cms) and bool(cms[0]["data"].get("REDIS_SENTINELS"))
+if sentinel and not cms[0]["data"].get("REDIS_SENTINEL_MASTER"):
+    errors.append("ConfigMap: REDIS_SENTINELS without REDIS_SENTINEL_MASTER")
+want_type = "redis-cluster-streams" if cluster else "redis-sentinel-streams" if sentinel else "redis-streams"
 for so in by_kind.get("ScaledObject", []):
     for t in so["spec"]["triggers"]:
         if t["type"] != want_type or "lagCount" not in t["metadata"]:
             errors.append(f"ScaledObject {so['metadata']['name']}: {want_type} trigger with lagCount")
+        # KEDA must ask the same sentinels for the same master as the processes.
+        if sentinel and (t["metadata"].get("addressesFromEnv") != "REDIS_SENTINELS"
+                         or t["metadata"].get("sentinelMasterFromEnv") != "REDIS_SENTINEL_MASTER"):
+            errors.append(f"ScaledObject {so['metadata']['name']}: redis-sentinel-streams trigger on "
+                          f"{t['metadata'].get('stream')} needs addressesFromEnv: REDIS_SENTINELS and "
+                          "sentinelMasterFromEnv: REDIS_SENTINEL_MASTER")
 # Every chunk shard and task-queue shard the binaries read (streamfleetctl streams --keys with this
 # ConfigMap) has a trigger on the Deployment that reads it, and no trigger names a stream nobody reads.
 triggers = {(t["metadata"]["stream"], t["metadata"]["consumerGroup"], so["spec"]["scaleTargetRef"]["name"])
@@ -407,6 +483,188 @@ if overlay == "dev":
 if errors:
     sys.exit("   FAILED:\n     " + "\n     ".join(errors))
 print(f"   ok: structure of {len(docs)} objects")
+EOF
+      "$PY" - "$TMP/$name.yaml" "$TMP/$name.examples.json" deploy/redis/users.acl <<'EOF'
+# Redis credentials: one ACL user per process from a Secret, KEDA's and the exporter's users, TLS files mounted.
+import base64, json, posixpath, re, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+examples = json.load(open(sys.argv[2]))
+acl_file = open(sys.argv[3]).read()
+errors = []
+secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+def secret_keys(name):
+    """Keys of a Secret in the render or documented in an *.example.yaml (None: neither)."""
+    if name in secrets:
+        d = secrets[name]
+        return set(d.get("data") or {}) | set(d.get("stringData") or {})
+    return set(examples[name]) if name in examples else None
+def secret_value(name, key):
+    """The value when the render holds the Secret (dev, generated), else None."""
+    d = secrets.get(name) or {}
+    if key in (d.get("stringData") or {}):
+        return d["stringData"][key]
+    if key in (d.get("data") or {}):
+        return base64.b64decode(d["data"][key]).decode()
+    return None
+def check_ref(where, name, key):
+    keys = secret_keys(name)
+    if keys is None:
+        errors.append(f"{where}: Secret {name} is neither in the render nor in an *.example.yaml")
+    elif key not in keys:
+        errors.append(f"{where}: Secret {name} has no key {key} (render or *.example.yaml)")
+cms = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("streamfleet-config")]
+config = cms[0].get("data") or {} if cms else {}
+CREDENTIALS = ("REDIS_URL", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD")
+for k in CREDENTIALS:
+    if k in config:
+        errors.append(f"ConfigMap streamfleet-config sets {k}: Redis credentials belong in a Secret, per process "
+                      "(and REDIS_URL would win over REDIS_USERNAME/REDIS_PASSWORD)")
+tls = config.get("REDIS_TLS") == "true"
+def from_secret(env, var, where):
+    e = env.get(var)
+    ref = ((e or {}).get("valueFrom") or {}).get("secretKeyRef")
+    if not ref:
+        errors.append(f"{where}: {var} must come from a Secret (env valueFrom.secretKeyRef)")
+        return None
+    check_ref(f"{where} {var}", ref["name"], ref["key"])
+    return (ref["name"], ref["key"])
+def mounted_secret_key(spec, container, path, where, var):
+    """path must be a key of a Secret volume mounted in this container."""
+    vols = {v["name"]: v for v in spec.get("volumes") or []}
+    for m in container.get("volumeMounts") or []:
+        mp = m["mountPath"].rstrip("/") + "/"
+        if not path.startswith(mp):
+            continue
+        sec = (vols.get(m["name"]) or {}).get("secret")
+        if not sec:
+            errors.append(f"{where}: {var}={path} is on volume {m['name']}, not a Secret")
+            return
+        key = path[len(mp):]
+        items = {i["path"]: i["key"] for i in sec.get("items") or []}
+        check_ref(f"{where} {var}", sec["secretName"], items.get(key, key) if items else key)
+        return
+    errors.append(f"{where}: {var}={path} is not under any volumeMount of the container")
+users = {}  # (secret, key) of REDIS_USERNAME -> workload
+talking = 0
+for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")):
+    spec = w["spec"]["template"]["spec"]
+    for c in spec["containers"]:
+        where = f"{w['kind']} {w['metadata']['name']}/{c['name']}"
+        env = {e["name"]: e for e in c.get("env") or []}
+        # Kubernetes expands $(VAR) only for variables defined before (env order).
+        seen = set()
+        for e in c.get("env") or []:
+            for ref in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", str(e.get("value", ""))):
+                if ref not in seen:
+                    errors.append(f"{where}: {e['name']} uses $({ref}), not defined before it in env")
+            seen.add(e["name"])
+        cmd = c.get("command") or []
+        if cmd[:1] and cmd[0].startswith("streamfleet") and cmd[:2] != ["streamfleetctl", "migrate"]:
+            talking += 1
+            for ef in c.get("envFrom") or []:
+                for kind, refkey in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                    if refkey not in ef:
+                        continue
+                    n = ef[refkey]["name"]
+                    keys = set((next((d for d in docs if d["kind"] == kind and d["metadata"]["name"] == n), {})
+                                .get("data") or {})) | (secret_keys(n) or set() if kind == "Secret" else set())
+                    for k in sorted(keys & set(CREDENTIALS)):
+                        errors.append(f"{where}: envFrom {kind} {n} carries {k}: shared Redis credentials; "
+                                      "give each process its own user (REDIS_USERNAME/REDIS_PASSWORD from a Secret)")
+            user = from_secret(env, "REDIS_USERNAME", where)
+            from_secret(env, "REDIS_PASSWORD", where)
+            if user and w["kind"] == "Deployment":
+                if user in users and users[user] != w["metadata"]["name"]:
+                    errors.append(f"{where}: REDIS_USERNAME from {user[0]}/{user[1]} is also {users[user]}'s: "
+                                  "every Deployment gets its own Redis user")
+                users.setdefault(user, w["metadata"]["name"])
+            if tls:
+                for var in ("REDIS_TLS_CA", "REDIS_TLS_CERT", "REDIS_TLS_KEY"):
+                    path = env.get(var, {}).get("value") or config.get(var)
+                    if path:
+                        mounted_secret_key(spec, c, path, where, var)
+        elif c["name"] == "redis-exporter":
+            talking += 1
+            from_secret(env, "REDIS_USER", where)
+            from_secret(env, "REDIS_PASSWORD", where)
+            addr = env.get("REDIS_ADDR", {}).get("value", "")
+            if "@" in addr:
+                errors.append(f"{where}: REDIS_ADDR carries credentials")
+            if not addr.startswith("rediss://" if tls else "redis://"):
+                errors.append(f"{where}: REDIS_ADDR={addr} must be {'rediss' if tls else 'redis'}:// "
+                              f"(REDIS_TLS={config.get('REDIS_TLS', 'false')})")
+            for var in ("REDIS_EXPORTER_TLS_CA_CERT_FILE", "REDIS_EXPORTER_TLS_CLIENT_CERT_FILE",
+                        "REDIS_EXPORTER_TLS_CLIENT_KEY_FILE"):
+                if env.get(var, {}).get("value"):
+                    mounted_secret_key(spec, c, env[var]["value"], where, var)
+            if tls and bool(config.get("REDIS_TLS_CA")) != bool(env.get("REDIS_EXPORTER_TLS_CA_CERT_FILE")):
+                errors.append(f"{where}: REDIS_EXPORTER_TLS_CA_CERT_FILE must follow REDIS_TLS_CA")
+            if tls and bool(config.get("REDIS_TLS_CERT")) != bool(env.get("REDIS_EXPORTER_TLS_CLIENT_CERT_FILE")):
+                errors.append(f"{where}: REDIS_EXPORTER_TLS_CLIENT_CERT_FILE/KEY_FILE must follow REDIS_TLS_CERT/KEY")
+if talking < 5:
+    errors.append(f"only {talking} containers talk to Redis (ingest, compactor, queue-worker, admin, exporter expected)")
+# KEDA: its own user; TLS as the processes.
+tas = {d["metadata"]["name"]: d for d in docs if d["kind"] == "TriggerAuthentication"}
+for so in (d for d in docs if d["kind"] == "ScaledObject"):
+    for t in so["spec"]["triggers"]:
+        name = (t.get("authenticationRef") or {}).get("name")
+        where = f"ScaledObject {so['metadata']['name']} ({t['metadata'].get('stream')})"
+        if name not in tas:
+            errors.append(f"{where}: authenticationRef names no TriggerAuthentication in the render")
+            continue
+        params = {s["parameter"]: s for s in tas[name]["spec"].get("secretTargetRef") or []}
+        want = {"username", "password"} | ({"tls"} if tls else set()) | \
+               ({"ca"} if tls and config.get("REDIS_TLS_CA") else set()) | \
+               ({"cert", "key"} if tls and config.get("REDIS_TLS_CERT") else set())
+        for p in sorted(want - set(params)):
+            errors.append(f"TriggerAuthentication {name}: no `{p}` (secretTargetRef)")
+        if not tls and "tls" in params:
+            errors.append(f"TriggerAuthentication {name}: `tls` without REDIS_TLS=true")
+for name, ta in tas.items():
+    for s in ta["spec"].get("secretTargetRef") or []:
+        check_ref(f"TriggerAuthentication {name} {s['parameter']}", s["name"], s["key"])
+        if s["parameter"] == "tls":
+            v = secret_value(s["name"], s["key"])
+            if v is not None and v != "enable":
+                errors.append(f"TriggerAuthentication {name}: tls is {v!r}, KEDA wants `enable`")
+# Where the render loads users.acl (dev's Redis): it is deploy/redis/users.acl, and every user/password pair the
+# workloads and KEDA get exists there, is on and has that password.
+acl_secrets = [n for n, d in secrets.items() if "users.acl" in (d.get("data") or {})]
+for n in acl_secrets:
+    text = secret_value(n, "users.acl")
+    if text != acl_file:
+        errors.append(f"Secret {n}: users.acl differs from {sys.argv[3]}")
+    acl = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "user":
+            acl[parts[1]] = parts[2:]
+    pairs = set()
+    for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "Job")):
+        for c in w["spec"]["template"]["spec"]["containers"]:
+            env = {e["name"]: ((e.get("valueFrom") or {}).get("secretKeyRef")) for e in c.get("env") or []}
+            for u, p in (("REDIS_USERNAME", "REDIS_PASSWORD"), ("REDIS_USER", "REDIS_PASSWORD")):
+                if env.get(u) and env.get(p):
+                    pairs.add((f"{w['metadata']['name']}/{c['name']}", env[u]["name"], env[u]["key"], env[p]["name"], env[p]["key"]))
+    for name, ta in tas.items():
+        params = {s["parameter"]: s for s in ta["spec"].get("secretTargetRef") or []}
+        if "username" in params and "password" in params:
+            pairs.add((f"TriggerAuthentication {name}", params["username"]["name"], params["username"]["key"],
+                       params["password"]["name"], params["password"]["key"]))
+    for where, us, uk, ps, pk in sorted(pairs):
+        u, p = secret_value(us, uk), secret_value(ps, pk)
+        if u is None or p is None:
+            continue
+        rules = acl.get(u)
+        if rules is None:
+            errors.append(f"{where}: Redis user {u!r} is not in {sys.argv[3]}")
+        elif "on" not in rules or ">" + p not in rules:
+            errors.append(f"{where}: Redis user {u!r} is off or has another password in {sys.argv[3]}")
+if errors:
+    sys.exit("   FAILED:\n     " + "\n     ".join(errors))
+print(f"   ok: Redis credentials: {talking} containers, each its own ACL user from a Secret; KEDA and exporter users"
+      + ("; TLS files mounted, exporter rediss://, KEDA tls" if tls else "")
+      + ("; users match " + sys.argv[3] if acl_secrets else ""))
 EOF
     else
       skip "structural checks (python3-yaml not available)"
@@ -472,7 +730,7 @@ if errors:
     sys.exit("   FAILED:\n     " + "\n     ".join(errors))
 print(f"   ok: PrometheusRule = alerts.yml ({len(alerts)} groups), dashboard ConfigMap = {sys.argv[3]}, PodMonitor scrapes the fleet")
 EOF
-      "$PY" - "$TMP/$name.yaml" "$TMP/config-vars.json" "$o" <<'EOF'
+      "$PY" - "$TMP/$name.yaml" "$TMP/config-vars.json" "$o" "$TMP/$name.examples.json" <<'EOF'
 # The manifests against what the binaries read and serve.
 import glob, json, os, re, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
@@ -487,17 +745,10 @@ DEFAULT_METRICS = {"streamfleet-ingest": 9100, "streamfleet-compactor": 9101, "s
 API_LISTEN = {"streamfleet-ingest": ("INGEST_LISTEN", 8080), "streamfleet-admin": ("ADMIN_LISTEN", 8090)}
 PROBE_PATHS = {"/healthz", "/readyz"}
 by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-# Secrets created out of band (prod): their keys as documented in the overlay's *.example.yaml, or in
-# those of the overlays it builds on (prod-cluster: ../prod).
-example_dirs = [overlay_dir]
-kust = yaml.safe_load(open(os.path.join(overlay_dir, "kustomization.yaml")))
-for r in kust.get("resources", []):
-    if os.path.isdir(os.path.join(overlay_dir, r)) and "overlays" in os.path.normpath(os.path.join(overlay_dir, r)):
-        example_dirs.append(os.path.join(overlay_dir, r))
-for f in sorted(f for d in example_dirs for f in glob.glob(os.path.join(d, "*.example.yaml"))):
-    for d in yaml.safe_load_all(open(f)):
-        if d and d.get("kind") == "Secret":
-            by_name.setdefault(("Secret", d["metadata"]["name"]), d)
+# Secrets created out of band (prod): their keys as documented in the *.example.yaml files of the overlay,
+# of the overlays it builds on (prod-cluster: ../prod) and of its components.
+for n, keys in json.load(open(sys.argv[4])).items():
+    by_name.setdefault(("Secret", n), {"stringData": {k: None for k in keys}})
 def keys_of(kind, name, where):
     d = by_name.get((kind, name))
     if d is None:
