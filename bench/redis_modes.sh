@@ -18,7 +18,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-bash "$ROOT/tests/support/make_test_certs.sh" "$WORK/certs"
+bash "$ROOT/components/testing/scripts/make_test_certs.sh" "$WORK/certs"
 P=$(port); T=$(port); R=$(port)
 redis-server --port "$P" --tls-port "$T" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
   --tls-cert-file "$WORK/certs/server.crt" --tls-key-file "$WORK/certs/server.key" \

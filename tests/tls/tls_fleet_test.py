@@ -71,7 +71,7 @@ class TlsRedis:
 def run(build, mutual):
     work = tempfile.mkdtemp(prefix="streamfleet-tls.")
     certs = os.path.join(work, "certs")
-    subprocess.run(["bash", os.path.join(ROOT, "tests/support/make_test_certs.sh"), certs], check=True)
+    subprocess.run(["bash", os.path.join(ROOT, "components/testing/scripts/make_test_certs.sh"), certs], check=True)
     fleet = Fleet(build, work, ROOT)
     try:
         redis = TlsRedis(fleet, certs, mutual)

@@ -1,7 +1,7 @@
 // RedisClient over TLS against Debian's redis-server with --tls-port, certificates made by the test
-// (tests/support/make_test_certs.sh): commands, pipelines, large values and scripts over TLS; a wrong CA, a
-// wrong host name, an expired certificate refused with a clear error; mutual TLS; a server restart in the
-// middle (the lazy client reconnects); REDIS_TLS_INSECURE for development.
+// (components/testing/scripts/make_test_certs.sh): commands, pipelines, large values and scripts over TLS;
+// a wrong CA, a wrong host name, an expired certificate refused with a clear error; mutual TLS; a server
+// restart in the middle (the lazy client reconnects); REDIS_TLS_INSECURE for development.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
