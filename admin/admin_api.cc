@@ -49,7 +49,6 @@ T Must(StatusOr<T> v) {
   return std::move(v).value();
 }
 
-bool ValidStreamId(const std::string& id) { return std::regex_match(id, std::regex("[0-9]{1,20}-[0-9]{1,20}")); }
 
 // A task id or type as the task API takes them: 1 to 200 visible ASCII characters (an id without '/').
 bool ValidToken(const std::string& s, bool slash_ok) {

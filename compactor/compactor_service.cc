@@ -6,12 +6,10 @@
 
 #include "streamfleet/base/time.h"
 #include "streamfleet/base/backoff.h"
-#include "streamfleet/base/envelope_version.h"
 #include "streamfleet/chunks/generation_owner.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/redis/redis_scan.h"
 #include "streamfleet/redis/stream_admin.h"
-#include "streamfleet/v1/chunk.pb.h"
 
 namespace streamfleet::compactor {
 
@@ -22,31 +20,6 @@ using Clk = std::chrono::steady_clock;
 void SleepUnlessStopped(int64_t ms, const std::atomic<bool>& stop) {
   auto until = Clk::now() + std::chrono::milliseconds(ms);
   while (!stop.load() && Clk::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-}
-
-bool DecodeChunk(const StreamEntry& e, ChunkItem* item, std::string* why) {
-  const std::string* raw = e.Field("e");
-  if (raw == nullptr) {
-    *why = "entry has no \"e\" field (expected a streamfleet.v1.ChunkEnvelope)";
-    return false;
-  }
-  v1::ChunkEnvelope env;
-  if (!env.ParseFromString(*raw)) {
-    *why = "undecodable ChunkEnvelope";
-    return false;
-  }
-  if (std::string v = UnknownVersionReason("ChunkEnvelope", env.version(), kChunkEnvelopeVersion); !v.empty()) {
-    *why = v;
-    return false;
-  }
-  item->gen = GenerationId{env.organization_id(), env.scenario_id(), env.generation_id()};
-  item->finish = env.kind() == v1::ChunkEnvelope::FINISH;
-  item->seq = env.seq();
-  item->data = env.data();
-  item->final = env.final();
-  item->total = env.total_chunks();
-  item->ingested_ms = StreamIdMs(e.id);
-  return true;
 }
 
 }  // namespace
@@ -243,7 +216,7 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
     }
     ChunkItem item;
     std::string why;
-    if (!DecodeChunk(e, &item, &why)) {
+    if (!DecodeChunkEntry(e, &item, &why)) {
       DeadLetterEntry(e, why, 1);
       continue;
     }

@@ -5,6 +5,7 @@
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/live/sse_events.h"
+#include "streamfleet/redis/stream_admin.h"
 
 namespace streamfleet::ingest {
 
@@ -31,19 +32,6 @@ live::RowReader RowsFrom(SqlStore* store) {
     }
     return std::optional<live::CompactedRow>(std::move(out));
   };
-}
-
-// Stream ids as XADD makes them ("<ms>-<n>"), or "0" for the start of the retention window.
-bool ValidStreamId(const std::string& id) {
-  if (id == "0") return true;
-  auto dash = id.find('-');
-  if (dash == std::string::npos || dash == 0 || dash + 1 == id.size() || dash > 20 || id.size() - dash - 1 > 20) {
-    return false;
-  }
-  for (size_t i = 0; i < id.size(); ++i) {
-    if (i != dash && (id[i] < '0' || id[i] > '9')) return false;
-  }
-  return true;
 }
 
 void RejectJson(HttpExchange& ex, int status, const std::string& error, const std::string& detail) {
@@ -106,7 +94,7 @@ void LiveRoutes::HandleEvents(HttpExchange& ex, int64_t org) {
   } else if (auto q = ex.QueryParam("after"); q && !q->empty()) {
     after = *q;
   }
-  if (!after.empty() && !ValidStreamId(after)) {
+  if (!after.empty() && after != "0" && !ValidStreamId(after)) {
     RejectJson(ex, 400, "invalid_resume_point",
                "Last-Event-ID (or ?after=) must be an event id such as 1733212800000-0, or 0 for the whole retention window");
     return;

@@ -2,9 +2,37 @@
 
 #include "streamfleet/chunks/consumed_watermark.h"
 #include "streamfleet/chunks/chunk_scripts.h"
+#include "streamfleet/base/envelope_version.h"
 #include "streamfleet/base/hash_fields.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/v1/chunk.pb.h"
 
 namespace streamfleet {
+
+bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why) {
+  const std::string* raw = e.Field("e");
+  if (raw == nullptr) {
+    *why = "entry has no \"e\" field (expected a streamfleet.v1.ChunkEnvelope)";
+    return false;
+  }
+  v1::ChunkEnvelope env;
+  if (!env.ParseFromString(*raw)) {
+    *why = "undecodable ChunkEnvelope";
+    return false;
+  }
+  if (std::string v = UnknownVersionReason("ChunkEnvelope", env.version(), kChunkEnvelopeVersion); !v.empty()) {
+    *why = v;
+    return false;
+  }
+  item->gen = GenerationId{env.organization_id(), env.scenario_id(), env.generation_id()};
+  item->finish = env.kind() == v1::ChunkEnvelope::FINISH;
+  item->seq = env.seq();
+  item->data = env.data();
+  item->final = env.final();
+  item->total = env.total_chunks();
+  item->ingested_ms = StreamIdMs(e.id);
+  return true;
+}
 
 int64_t BufferSnapshot::MetaInt(const std::string& k) const { return IntField(meta, k); }
 

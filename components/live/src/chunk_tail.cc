@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "streamfleet/base/log.h"
-#include "streamfleet/v1/chunk.pb.h"
+#include "streamfleet/chunks/chunk_buffer.h"
 
 namespace streamfleet::live {
 
@@ -115,19 +115,19 @@ void ChunkTail::Decode(const StreamEntry& e, bool events, const std::set<Generat
   if (raw == nullptr) return;
   int64_t org = 0, gen = 0;
   if (PeekOrgAndGen(*raw, &org, &gen) && !watched.count({org, gen})) return;
-  v1::ChunkEnvelope env;
-  if (!env.ParseFromString(*raw)) return;  // the compactor dead-letters it
-  if (!watched.count({env.organization_id(), env.generation_id()})) return;
+  ChunkItem item;
+  std::string why;
+  if (!DecodeChunkEntry(e, &item, &why) || !watched.count({item.gen.org, item.gen.gen})) return;
   TailChunk c;
-  c.org = env.organization_id();
-  c.gen = env.generation_id();
-  c.seq = env.seq();
-  if (env.kind() == v1::ChunkEnvelope::FINISH) {
-    c.total = env.total_chunks();
+  c.org = item.gen.org;
+  c.gen = item.gen.gen;
+  c.seq = item.seq;
+  if (item.finish) {
+    c.total = item.total;
   } else {
     c.has_data = true;
-    c.data = env.data();
-    c.total = env.total_chunks() > 0 ? env.total_chunks() : (env.final() ? env.seq() + 1 : 0);
+    c.data = std::move(item.data);
+    c.total = item.total > 0 ? item.total : (item.final ? item.seq + 1 : 0);
   }
   batch.chunks.push_back(std::move(c));
 }

@@ -13,6 +13,7 @@
 #include "chunk_tail.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/base/log.h"
+#include "streamfleet/base/time.h"
 #include "streamfleet/live/generation_feed.h"
 #include "streamfleet/live/sse_events.h"
 #include "streamfleet/redis/stream_admin.h"
@@ -31,11 +32,6 @@ LiveOptions LiveOptions::FromConfig(const Config& c) {
 }
 
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr int64_t kTickMs = 20;
 // Streams with nothing new are looked at only this often (keep-alives, clients gone, start waits): with
@@ -504,11 +500,11 @@ void LiveHub::Impl::Housekeep(int64_t now, bool full) {
 }
 
 void LiveHub::Impl::EndAll() {
-  TakeInbox(NowMs());
+  TakeInbox(SteadyClockMs());
   for (auto& [key, w] : watched) {
-    for (auto& r : w.readers) Finish(r, "", "server_stopping", NowMs());
+    for (auto& r : w.readers) Finish(r, "", "server_stopping", SteadyClockMs());
   }
-  for (auto& r : event_readers) Finish(r, "", "server_stopping", NowMs());
+  for (auto& r : event_readers) Finish(r, "", "server_stopping", SteadyClockMs());
   watched.clear();
   event_readers.clear();
 }
@@ -522,7 +518,7 @@ void LiveHub::Impl::Run() {
       });
       if (stop) break;
     }
-    int64_t now = NowMs();
+    int64_t now = SteadyClockMs();
     TakeInbox(now);
     Resync(now);
     bool full = now >= next_full_pass_ms;

@@ -4,6 +4,7 @@
 
 #include "redis_internal.h"
 #include "redis_transport.h"
+#include "streamfleet/redis/cluster_slots.h"
 
 namespace streamfleet {
 
@@ -20,10 +21,11 @@ StatusOr<RedisValue> Ask(RedisTransport& t, const std::vector<std::string>& argv
 }
 
 StatusOr<std::pair<std::string, int>> AskOne(const RedisConfig& config, const std::string& node) {
+  auto hp = SplitHostPort(node);
+  if (!hp) return Status::InvalidArgument("not host:port");
   RedisConfig s;
-  auto colon = node.rfind(':');
-  s.host = node.substr(0, colon);
-  std::from_chars(node.data() + colon + 1, node.data() + node.size(), s.port);
+  s.host = hp->first;
+  s.port = hp->second;
   s.connect_timeout_ms = config.connect_timeout_ms;
   s.command_timeout_ms = config.command_timeout_ms;
   s.tls = config.tls;

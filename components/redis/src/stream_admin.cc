@@ -204,4 +204,16 @@ Status DeadLetter(RedisClient& redis, const std::string& dlq_stream, const Strea
   return r.status();
 }
 
+bool ValidStreamId(std::string_view id) {
+  auto digits = [](std::string_view d) {
+    if (d.empty() || d.size() > 20) return false;
+    for (char c : d) {
+      if (c < '0' || c > '9') return false;
+    }
+    return true;
+  };
+  auto dash = id.find('-');
+  return dash != std::string_view::npos && digits(id.substr(0, dash)) && digits(id.substr(dash + 1));
+}
+
 }  // namespace streamfleet

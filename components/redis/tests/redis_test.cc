@@ -27,6 +27,17 @@ class RedisTest : public ::testing::Test {
 };
 testing::RedisServer* RedisTest::server_ = nullptr;
 
+// Stream ids as the admin API and the live events route accept them from clients.
+TEST(StreamIdTest, OnlyCompleteXaddIdsAreValid) {
+  for (const char* ok : {"0-0", "1733212800000-0", "12345678901234567890-12345678901234567890"}) {
+    EXPECT_TRUE(ValidStreamId(ok)) << ok;
+  }
+  for (const char* bad : {"", "0", "1-", "-1", "1-2-3", "1 -2", "a-1", "+", "$", "123456789012345678901-0", "1-2\n"}) {
+    EXPECT_FALSE(ValidStreamId(bad)) << bad;
+  }
+  EXPECT_LT(CompareStreamIds("9-0", "10-0"), 0);
+}
+
 TEST_F(RedisTest, CommandsAndBinarySafeValues) {
   std::string v("a\0b\xff", 4);
   ASSERT_TRUE(client_->Command({"SET", "k", v}).ok());

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -28,11 +27,7 @@ class Sentinel {
                          << ".log\nsentinel monitor mymaster 127.0.0.1 " << master_port
                          << " 2\nsentinel down-after-milliseconds mymaster 1000\n"
                             "sentinel failover-timeout mymaster 5000\nsentinel parallel-syncs mymaster 1\n";
-    pid_ = fork();
-    if (pid_ == 0) {
-      execlp("redis-server", "redis-server", conf_.c_str(), "--sentinel", static_cast<char*>(nullptr));
-      _exit(127);
-    }
+    pid_ = testing::SpawnProcess({"redis-server", conf_, "--sentinel"});
   }
   ~Sentinel() {
     kill(pid_, SIGKILL);

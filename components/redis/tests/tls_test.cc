@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -33,14 +32,7 @@ class TlsServer {
                                      "--tls-cert-file", certs_ + "/" + cert_, "--tls-key-file", certs_ + "/server.key",
                                      "--tls-ca-cert-file", certs_ + "/ca.crt", "--tls-auth-clients",
                                      auth_clients_ ? "yes" : "no", "--dir", certs_};
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execvp("redis-server", argv.data());
-      _exit(127);
-    }
+    pid_ = testing::SpawnProcess(args);
     // Listening (a TCP connect succeeds) is enough; the tests say what a handshake must do.
     for (int i = 0; i < 200; ++i) {
       if (system(("bash -c '</dev/tcp/127.0.0.1/" + std::to_string(port_) + "' 2>/dev/null").c_str()) == 0) return;

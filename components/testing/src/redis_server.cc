@@ -86,14 +86,20 @@ void RedisServer::StartLoading() {
                                    "--loglevel", "warning", "--logfile", dir_ + "/redis.log"};
   std::istringstream extra(extra_);
   for (std::string a; extra >> a;) args.push_back(a);
-  pid_ = fork();
-  if (pid_ == 0) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execvp("redis-server", argv.data());
+  pid_ = SpawnProcess(args);
+}
+
+int SpawnProcess(const std::vector<std::string>& argv) {
+  std::vector<std::string> args = argv;  // execvp takes char*
+  int pid = fork();
+  if (pid == 0) {
+    std::vector<char*> ptrs;
+    for (auto& a : args) ptrs.push_back(a.data());
+    ptrs.push_back(nullptr);
+    execvp(ptrs[0], ptrs.data());
     _exit(127);
   }
+  return pid;
 }
 
 void RedisServer::Kill() {

@@ -24,6 +24,11 @@ struct ChunkItem {
   int64_t ingested_ms = 0;  // ms of its chunk-stream entry id: when ingest queued it (0 = unknown: now)
 };
 
+// A chunk-stream entry (field "e": a streamfleet.v1.ChunkEnvelope) as a ChunkItem; false with *why when it
+// is not one, or of an envelope version this code does not know (the compactor dead-letters it; the live tail
+// skips it). The compactor's and the live tail's one reading of the envelope.
+bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why);
+
 struct ApplyResult {
   std::vector<bool> applied;   // per input item: changed the buffer (false = duplicate)
   int64_t finalize_queued = 0; // generations whose last missing chunk arrived in this batch

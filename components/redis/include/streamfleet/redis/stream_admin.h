@@ -3,6 +3,7 @@
 // taking over entries of dead consumers, safe trimming, removing dead consumers, and stream statistics.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "streamfleet/redis/redis.h"
@@ -69,5 +70,7 @@ Status DeadLetter(RedisClient& redis, const std::string& dlq_stream, const Strea
 int64_t StreamIdMs(const std::string& id);
 // Compares two stream ids numerically.
 int CompareStreamIds(const std::string& a, const std::string& b);
+// Whether id is a complete stream id as XADD makes them: "<ms>-<seq>", each 1 to 20 digits.
+bool ValidStreamId(std::string_view id);
 
 }  // namespace streamfleet

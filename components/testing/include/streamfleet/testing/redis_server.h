@@ -1,6 +1,7 @@
 #pragma once
 // Test support: a real redis-server started on a free loopback port, owned by the test.
 #include <string>
+#include <vector>
 
 #include "streamfleet/base/config.h"
 
@@ -8,6 +9,10 @@ namespace streamfleet::testing {
 
 // Returns a TCP port that was free a moment ago (bound to 0, then released).
 int FreePort();
+
+// Starts argv[0] (found on PATH) with these arguments as a child process; returns its pid (the caller
+// kills and reaps it).
+int SpawnProcess(const std::vector<std::string>& argv);
 
 class RedisServer {
  public:
