@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <spawn.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "streamfleet/base/config.h"
@@ -27,6 +28,25 @@ namespace streamfleet::bench {
 using Clk = std::chrono::steady_clock;
 
 inline double Seconds(Clk::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Takes one whole "HTTP/1.1 NNN" answer (head + Content-Length body) off the front of `in`; true with *status
+// once one has arrived, false while it is incomplete (the drivers' keep-alive clients read into `in`).
+inline bool TakeResponse(std::string& in, int* status) {
+  size_t head_end = in.find("\r\n\r\n");
+  if (head_end == std::string::npos) return false;
+  size_t length = 0;
+  for (size_t p = 0; p < head_end;) {
+    size_t eol = in.find("\r\n", p);
+    if (eol - p > 15 && strncasecmp(in.data() + p, "content-length:", 15) == 0) {
+      length = std::strtoul(in.data() + p + 15, nullptr, 10);
+    }
+    p = eol + 2;
+  }
+  if (in.size() < head_end + 4 + length) return false;
+  *status = std::atoi(in.data() + 9);
+  in.erase(0, head_end + 4 + length);
+  return true;
+}
 
 // Command-line flags of the form --name=value (or --name value).
 class Flags {

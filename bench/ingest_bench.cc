@@ -10,7 +10,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <strings.h>
 
 #include <atomic>
 #include <cstdio>
@@ -71,20 +70,7 @@ struct HttpConn {
       std::exit(1);
     }
     in.append(buf, static_cast<size_t>(n));
-    size_t head_end = in.find("\r\n\r\n");
-    if (head_end == std::string::npos) return false;
-    size_t length = 0;
-    for (size_t p = 0; p < head_end;) {
-      size_t eol = in.find("\r\n", p);
-      if (eol - p > 15 && strncasecmp(in.data() + p, "content-length:", 15) == 0) {
-        length = std::strtoul(in.data() + p + 15, nullptr, 10);
-      }
-      p = eol + 2;
-    }
-    if (in.size() < head_end + 4 + length) return false;
-    *status = std::atoi(in.data() + 9);  // "HTTP/1.1 202 ..."
-    in.erase(0, head_end + 4 + length);
-    return true;
+    return TakeResponse(in, status);
   }
 };
 

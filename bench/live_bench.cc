@@ -29,7 +29,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <strings.h>
 
 #include <atomic>
 #include <cerrno>
@@ -139,24 +138,6 @@ struct Texts {
   }
   const std::string& Of(int64_t seq) const { return by_rotation[static_cast<size_t>(seq % kAlphabetSize)]; }
 };
-
-// Parses "HTTP/1.1 NNN" heads with a Content-Length body out of `in`; true with *status once one is whole.
-bool TakeResponse(std::string& in, int* status) {
-  size_t head_end = in.find("\r\n\r\n");
-  if (head_end == std::string::npos) return false;
-  size_t length = 0;
-  for (size_t p = 0; p < head_end;) {
-    size_t eol = in.find("\r\n", p);
-    if (eol - p > 15 && strncasecmp(in.data() + p, "content-length:", 15) == 0) {
-      length = std::strtoul(in.data() + p + 15, nullptr, 10);
-    }
-    p = eol + 2;
-  }
-  if (in.size() < head_end + 4 + length) return false;
-  *status = std::atoi(in.data() + 9);
-  in.erase(0, head_end + 4 + length);
-  return true;
-}
 
 int64_t ParseInt(std::string_view s) {
   int64_t v = 0;

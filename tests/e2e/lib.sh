@@ -14,3 +14,13 @@ start_redis() {
   for _ in $(seq 1 50); do redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done
   fail "redis-server on port $1 did not start"
 }
+# browser_harness: the headless-Chromium harness (tests/e2e/admin: playwright-core from its committed lock
+# file, driving Debian's chromium) ready; npm ci only when the installed tree is missing or stale. Sets CHROMIUM.
+browser_harness() {
+  local dir; dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/admin" && pwd)
+  CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+  [ -x "$CHROMIUM" ] || fail "$CHROMIUM not found (scripts/install-deps.sh installs Debian's chromium)"
+  if [ ! -f "$dir/node_modules/playwright-core/package.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed"
+  fi
+}

@@ -13,7 +13,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import json
 import time
+import urllib.error
 import urllib.request
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -37,6 +39,30 @@ def wait_until(pred, timeout, what, interval=0.05):
             return
         time.sleep(interval)
     raise TimeoutError(f"{what} not within {timeout} s")
+
+
+def http_status(url, method="GET", body=None, headers=None, timeout=10):
+    """The status code of one request (an error status too); 0 when no answer came (refused, reset, timeout).
+    body: a JSON value, sent as application/json."""
+    h = dict(headers or {})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+def post_json(api, path, body, token=None, timeout=10):
+    """POST body as JSON to http://api/path (with a bearer token when given); the status code, 0 on no answer."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return http_status(f"http://{api}{path}", "POST", body, headers, timeout)
 
 
 def http_ok(url):

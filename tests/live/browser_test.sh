@@ -11,11 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 HARNESS=$(cd "$HERE/../e2e/admin" && pwd)
 source "$HERE/../e2e/lib.sh"
 
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-[ -x "$CHROMIUM" ] || fail "$CHROMIUM not found (scripts/install-deps.sh installs Debian's chromium)"
-if [ ! -f "$HARNESS/node_modules/playwright-core/package.json" ] || [ "$HARNESS/package-lock.json" -nt "$HARNESS/node_modules/.package-lock.json" ]; then
-  (cd "$HARNESS" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed"
-fi
+browser_harness
 
 RP=$(free_port); IP=$(free_port); PP=$(free_port)
 TOKEN=tok-browser-$RANDOM$RANDOM

@@ -28,30 +28,22 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fault"))
 sys.path.insert(0, HERE)
 
-from fleet import Fleet, wait_until  # noqa: E402
+from fleet import Fleet, http_status, post_json, wait_until  # noqa: E402
 from sse_client import SseStream, read_generation  # noqa: E402
 
 TOKENS = {1: "tok-org-1", 2: "tok-org-2"}
 
 
 def post_chunk(api, org, gen, body, token):
-    req = urllib.request.Request(f"http://{api}/v1/orgs/{org}/generations/{gen}/chunks",
-                                 data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 202, r.status
+    status = post_json(api, f"/v1/orgs/{org}/generations/{gen}/chunks", body, token)
+    assert status == 202, status
 
 
 def status_of(api, path, token=None, headers=None):
     h = dict(headers or {})
     if token:
         h["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(f"http://{api}{path}", headers=h)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
+    return http_status(f"http://{api}{path}", headers=h, timeout=5)
 
 
 class World:

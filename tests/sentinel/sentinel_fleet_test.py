@@ -17,28 +17,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fault"))
 
-from fleet import Fleet, Proc, free_port, wait_until  # noqa: E402
+from fleet import Fleet, Proc, free_port, post_json, wait_until  # noqa: E402
 
 GENS, CHUNKS = 20, 40
-
-
-def post(api, path, body):
-    req = urllib.request.Request(f"http://{api}{path}", data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return 0
 
 
 def cli(port, *args):
@@ -97,7 +83,7 @@ def main():
                     gen = 970000 + g
                     body = {"seq": seq, "data": f"<{gen}:{seq}>", "final": seq == CHUNKS - 1}
                     deadline = time.monotonic() + 30
-                    while post(ingest.api, f"/v1/orgs/9/generations/{gen}/chunks", body) != 202:
+                    while post_json(ingest.api, f"/v1/orgs/9/generations/{gen}/chunks", body) != 202:
                         if time.monotonic() > deadline:
                             raise SystemExit(f"chunk {gen}/{seq} never accepted")
                         time.sleep(0.05)

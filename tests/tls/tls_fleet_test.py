@@ -15,28 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fault"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "live"))
 
-from fleet import Fleet, Proc, free_port, wait_until  # noqa: E402
+from fleet import Fleet, Proc, free_port, post_json, wait_until  # noqa: E402
 from sse_client import read_generation  # noqa: E402
-
-
-def post(api, path, body):
-    req = urllib.request.Request(f"http://{api}{path}", data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return 0
 
 
 class TlsRedis:
@@ -88,11 +74,11 @@ def run(build, mutual):
         org, gen, n = 4, 960001, 30
         texts = [f"<{s} ünïcode \r\n>" for s in range(n)]
         for s in range(n // 2):
-            assert post(ingest.api, f"/v1/orgs/{org}/generations/{gen}/chunks", {"seq": s, "data": texts[s]}) == 202
+            assert post_json(ingest.api, f"/v1/orgs/{org}/generations/{gen}/chunks", {"seq": s, "data": texts[s]}) == 202
         redis.restart()  # mid-run: every process reconnects over TLS
         for s in range(n // 2, n):
             deadline = time.monotonic() + 20
-            while post(ingest.api, f"/v1/orgs/{org}/generations/{gen}/chunks",
+            while post_json(ingest.api, f"/v1/orgs/{org}/generations/{gen}/chunks",
                        {"seq": s, "data": texts[s], "final": s == n - 1}) != 202:
                 assert time.monotonic() < deadline, "ingest did not come back after the restart"
                 time.sleep(0.2)

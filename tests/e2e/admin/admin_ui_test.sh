@@ -11,12 +11,7 @@ BUILD=$(cd "$1" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../lib.sh"
 
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-[ -x "$CHROMIUM" ] || fail "$CHROMIUM not found (scripts/install-deps.sh installs Debian's chromium)"
-# playwright-core from the committed lock file; npm ci only when the installed tree is missing or stale.
-if [ ! -f "$HERE/node_modules/playwright-core/package.json" ] || [ "$HERE/package-lock.json" -nt "$HERE/node_modules/.package-lock.json" ]; then
-  (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed"
-fi
+browser_harness
 
 RP=$(free_port); IP=$(free_port); AP=$(free_port)
 TOKEN=e2e-admin-token-$RANDOM$RANDOM
