@@ -32,6 +32,7 @@ TEST_PACKAGES=(
   python3-redis python3-protobuf                         # tests/fault, clients/python and its tests (tests/clients)
   php-cli php-curl phpunit                               # clients/php (over the HTTP task API) and its tests
   chromium                                               # tests/e2e/admin: the admin UI in headless Chromium
+  openssl                                                # components/testing/scripts/make_test_certs.sh (TLS tests)
   clang libclang-rt-dev llvm  # scripts/fuzz.sh: libFuzzer runtime, llvm-symbolizer for its stack traces
 )
 
