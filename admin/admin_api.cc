@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <regex>
 
+#include "streamfleet/base/compression.h"
+#include "streamfleet/base/text.h"
 #include "streamfleet/base/time.h"
 #include "streamfleet/base/hash_fields.h"
 #include "streamfleet/base/json_input.h"
@@ -101,10 +103,19 @@ json DecodedDeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
     } else {
       v1::ChunkEnvelope c;
       if (c.ParseFromString(*e)) {
+        // A compressed chunk is shown as its text (a dead letter may be one whose frame is corrupt: then
+        // the preview says so).
+        std::string text = c.data();
+        if (c.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD) {
+          // Bounded: a dead letter's data_size is whatever its producer claimed.
+          auto plain = ZstdDecompress(c.data(), static_cast<size_t>(std::clamp<int64_t>(c.data_size(), 0, 16 << 20)));
+          text = plain.ok() ? std::move(*plain) : "(compressed data that does not decompress: " + plain.status().message() + ")";
+        }
         j["chunk"] = {{"organization_id", c.organization_id()}, {"scenario_id", c.scenario_id()},
                       {"generation_id", c.generation_id()},     {"seq", c.seq()},
                       {"final", c.final()},                     {"total_chunks", c.total_chunks()},
-                      {"bytes", c.data().size()},               {"data_preview", c.data().substr(0, 200)}};
+                      {"bytes", text.size()},                   {"compressed", c.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD},
+                      {"data_preview", ToValidUtf8(text.substr(0, 200))}};
       }
     }
   }

@@ -14,6 +14,8 @@
 #   6. live streams (bench/live_bench.cc): 10 000 idle SSE streams on one ingest (its RSS), 1 000 subscribers
 #      of 100 generations fed 20 chunks/s each (delivery latency, every seq once and in order), and the
 #      single-chunk throughput alone and beside those subscribers,
+#   7. storage (bench/storage_bench.cc): Redis memory per chunk byte and the chunk path's throughput with
+#      CHUNK_COMPRESSION off and zstd, on LLM-like JSON and prose, chunks of 20 B to 64 KiB,
 # prints markdown tables and stops everything it started. See docs/performance.md.
 #
 # Knobs (environment): BUILD_DIR (default build), INGEST_CLIENTS (64), INGEST_DURATION (10 s per phase),
@@ -25,7 +27,7 @@
 # INGEST_BIN (the streamfleet-ingest binary to measure, default BUILD_DIR's: A/B against another build),
 # ONLY=live (part 6) with LIVE_IDLE (10000 idle streams), LIVE_GENS (100 generations), LIVE_SUBS (10 subscribers
 # each), LIVE_RATE (20 chunks/s per generation), LIVE_SECONDS (20 s of production), LIVE_DURATION (10 s per
-# throughput phase).
+# throughput phase), ONLY=storage (part 7) with STORAGE_BYTES (8388608 bytes of text per run), STORAGE_ROUNDS (3).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,6 +50,8 @@ LIVE_SUBS=${LIVE_SUBS:-10}
 LIVE_RATE=${LIVE_RATE:-20}
 LIVE_SECONDS=${LIVE_SECONDS:-20}
 LIVE_DURATION=${LIVE_DURATION:-10}
+STORAGE_BYTES=${STORAGE_BYTES:-8388608}
+STORAGE_ROUNDS=${STORAGE_ROUNDS:-3}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamfleet-bench.XXXXXX")
 RESULTS=$WORK/results.txt
@@ -113,16 +117,19 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cmake --build "$BUILD" -j1 --target ingest_bench streamfleet-ingest >&2
   elif [ "$ONLY" = live ]; then
     cmake --build "$BUILD" -j1 --target live_bench streamfleet-ingest streamfleet-compactor >&2
+  elif [ "$ONLY" = storage ]; then
+    cmake --build "$BUILD" -j1 --target storage_bench >&2
   else
-    cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench cache_bench worker_bench live_bench streamfleet-ingest \
+    cmake --build "$BUILD" -j1 --target ingest_bench compactor_bench cache_bench worker_bench live_bench storage_bench streamfleet-ingest \
       streamfleet-compactor streamfleet-queue-worker >&2
   fi
 fi
-NEEDED="bench/ingest_bench bench/compactor_bench bench/cache_bench bench/worker_bench bench/live_bench
+NEEDED="bench/ingest_bench bench/compactor_bench bench/cache_bench bench/worker_bench bench/live_bench bench/storage_bench
         compactor/streamfleet-compactor queue-worker/streamfleet-queue-worker"
 [ "$ONLY" = ingest ] && NEEDED="bench/ingest_bench"
 [ "$ONLY" = compactor ] && NEEDED="bench/compactor_bench compactor/streamfleet-compactor"
 [ "$ONLY" = live ] && NEEDED="bench/live_bench compactor/streamfleet-compactor"
+[ "$ONLY" = storage ] && NEEDED="bench/storage_bench"
 [ -x "$INGEST_BIN" ] || { log "missing $INGEST_BIN"; exit 1; }
 for b in $NEEDED; do
   [ -x "$BUILD/$b" ] || { log "missing $BUILD/$b"; exit 1; }
@@ -266,6 +273,15 @@ INGEST_PID=""
 rcli flushall >/dev/null
 fi
 
+if [ -z "$ONLY" ] || [ "$ONLY" = storage ]; then
+# ---- 7. storage ---------------------------------------------------------------------------------------
+rcli flushall >/dev/null
+log "storage: CHUNK_COMPRESSION off vs zstd, $STORAGE_BYTES bytes of text per run, best of $STORAGE_ROUNDS"
+run_child "$BUILD/bench/storage_bench" --redis-port "$REDIS_PORT" --tmpdir "$WORK" --bytes "$STORAGE_BYTES" \
+  --rounds "$STORAGE_ROUNDS" >>"$RESULTS"
+rcli flushall >/dev/null
+fi
+
 # ---- tables ---------------------------------------------------------------------------------------------
 { [ -z "$ONLY" ] || [ "$ONLY" = ingest ] || [ "$ONLY" = compactor ]; } && awk -F= -v only="$ONLY" -v cores="$(nproc)" -v clients="$INGEST_CLIENTS" -v gens="$COMPACTOR_GENS" -v cb="$CHUNK_BYTES" '
   { v[$1] = $2 }
@@ -389,5 +405,24 @@ fi
     printf "\nCPU (cores busy, of %s): live part ingest %s + redis %s + compactor %s + driver %s; chunk path alone ingest %s + redis %s + driver %s; beside the producer %s + %s + %s; beside the whole live part %s + %s + %s; beside one idle stream %s + %s + %s; beside the idle streams %s + %s + %s\n", cores, f2(v["live_b_ingest_cpu_cores"]), f2(v["live_b_redis_cpu_cores"]), f2(v["live_b_compactor_cpu_cores"]), f2(v["live_b_driver_cpu_cores"]), f2(v["live_c0a_ingest_cpu_cores"]), f2(v["live_c0a_redis_cpu_cores"]), f2(v["live_c0a_driver_cpu_cores"]), f2(v["live_c1_ingest_cpu_cores"]), f2(v["live_c1_redis_cpu_cores"]), f2(v["live_c1_driver_cpu_cores"]), f2(v["live_c2_ingest_cpu_cores"]), f2(v["live_c2_redis_cpu_cores"]), f2(v["live_c2_driver_cpu_cores"]), f2(v["live_c3_ingest_cpu_cores"]), f2(v["live_c3_redis_cpu_cores"]), f2(v["live_c3_driver_cpu_cores"]), f2(v["live_c4_ingest_cpu_cores"]), f2(v["live_c4_redis_cpu_cores"]), f2(v["live_c4_driver_cpu_cores"])
     printf "Redis XREAD (only the hub'"'"'s tail uses it): %s calls/s, %s cores, %s MB/s sent by Redis in all beside the whole live part; %s calls/s, %s cores, %s MB/s beside one idle stream; %s calls/s beside the idle streams; %s MB/s with the chunk path alone\n", f0(v["live_c2_redis_xread_per_s"]), f2(v["live_c2_redis_xread_cpu_cores"]), f1(v["live_c2_redis_out_mb_per_s"]), f0(v["live_c3_redis_xread_per_s"]), f2(v["live_c3_redis_xread_cpu_cores"]), f1(v["live_c3_redis_out_mb_per_s"]), f0(v["live_c4_redis_xread_per_s"]), f1(v["live_c0a_redis_out_mb_per_s"])
     printf "Events parsed before the producer had read their 202 (counted as 0 ms): %s of %s (at most %s ms earlier). Errors: producer %s / %s / %s (live, beside the producer, beside the live part), chunk path %s in all phases. ingest VmRSS after the live part %s MB, VmHWM at the end %s MB\n", pct(v["live_b_negative"], v["live_b_samples"]), f0(v["live_b_samples"]), f2(v["live_b_early_max_ms"]), f0(v["live_b_producer_errors"]), f0(v["live_c1_live_producer_errors"]), f0(v["live_c2_live_producer_errors"]), f0(v["live_c0a_errors"] + v["live_c0b_errors"] + v["live_c1_errors"] + v["live_c2_errors"] + v["live_c3_errors"] + v["live_c4_errors"]), f1(v["live_rss_after_live_mb"]), f1(v["live_ingest_hwm_mb"])
+  }' "$RESULTS"
+{ [ -z "$ONLY" ] || [ "$ONLY" = storage ]; } && awk -F= -v cores="$(nproc)" '
+  { v[$1] = $2 }
+  function f2(x) { return sprintf("%.2f", x) }
+  function f0(x) { return sprintf("%.0f", x) }
+  END {
+    printf "\nstorage (bench/storage_bench.cc): %s cores shared by redis and the bench (producer = ChunkWriter::Append, 50 chunks per call; compactor = one CompactorService into SQLite); best of the rounds\n\n", cores
+    print "| content, chunk size | Redis bytes per text byte: streams off / zstd | buffers off / zstd (ratio) | chunk path chunks/s off / zstd (cost) | <= 0.6x for >= 1 KiB | cost <= 10% |"
+    print "|---|---|---|---|---|---|"
+    n = split("json prose", contents, " "); m = split("20 200 1024 4096 16384 65536", sizes, " ")
+    for (i = 1; i <= n; i++) for (j = 1; j <= m; j++) {
+      k = contents[i] "_" sizes[j]
+      if (!((k "_off_chunks_per_s") in v)) continue
+      ratio = v[k "_zstd_buffer_mem_per_byte"] / v[k "_off_buffer_mem_per_byte"]
+      sratio = v[k "_zstd_stream_mem_per_byte"] / v[k "_off_stream_mem_per_byte"]
+      cost = 1 - v[k "_zstd_chunks_per_s"] / v[k "_off_chunks_per_s"]
+      big = sizes[j] >= 1024
+      printf "| %s, %s B | %s / %s (%.2fx) | %s / %s (%.2fx) | %s / %s (%+.0f%%) | %s | %s |\n", contents[i], sizes[j], f2(v[k "_off_stream_mem_per_byte"]), f2(v[k "_zstd_stream_mem_per_byte"]), sratio, f2(v[k "_off_buffer_mem_per_byte"]), f2(v[k "_zstd_buffer_mem_per_byte"]), ratio, f0(v[k "_off_chunks_per_s"]), f0(v[k "_zstd_chunks_per_s"]), -100 * cost, big ? (ratio <= 0.6 && sratio <= 0.6 ? "**yes**" : "**no**") : "(left plain)", cost <= 0.10 ? "**yes**" : "**no**"
+    }
   }' "$RESULTS"
 true

@@ -216,7 +216,7 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
     }
     ChunkItem item;
     std::string why;
-    if (!DecodeChunkEntry(e, &item, &why)) {
+    if (!DecodeChunkEntry(e, &item, &why, static_cast<size_t>(config_.max_generation_bytes))) {
       DeadLetterEntry(e, why, 1);
       continue;
     }
@@ -264,7 +264,16 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
       }
       return;
     }
-    for (bool a : result.applied) (a ? metrics_.chunks_applied : metrics_.chunks_duplicate).Increment();
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!result.applied[i]) {
+        metrics_.chunks_duplicate.Increment();
+        continue;
+      }
+      metrics_.chunks_applied.Increment();
+      const ChunkItem& it = items[i];
+      metrics_.chunk_text_bytes.Increment(static_cast<double>(it.compressed ? it.plain_bytes : it.data.size()));
+      metrics_.chunk_stored_bytes.Increment(static_cast<double>(it.data.size()));
+    }
     if (result.finalize_queued > 0) finalize_queued_ = true;
     for (const auto& [g, llen] : result.llens) NoteLlen(g, llen);
   }
@@ -435,7 +444,11 @@ StatusOr<std::vector<ChunkRow>> CompactorService::OwnChunkRows(const std::vector
     if (it.finish) continue;
     const std::string& o = owner[it.gen.gen];
     if (!o.empty() && o != std::to_string(it.gen.org)) continue;
-    rows.push_back({it.gen.gen, it.gen.org, it.gen.scenario, it.seq, it.data});
+    // Rows hold the text (generation_chunks is read by SQL users and replays); a frame that does not
+    // decompress gets no row, and its buffer copy is counted malformed at finalize.
+    auto text = ChunkItemText(it);
+    if (!text.ok()) continue;
+    rows.push_back({it.gen.gen, it.gen.org, it.gen.scenario, it.seq, std::move(*text)});
   }
   return rows;
 }

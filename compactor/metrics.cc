@@ -18,6 +18,12 @@ prometheus::Counter& Finalized(prometheus::Registry& r, const char* trigger) {
       .Register(r)
       .Add({{"trigger", trigger}});
 }
+prometheus::Counter& ChunkBytes(prometheus::Registry& r, const char* form) {
+  return C(r, "streamfleet_compactor_chunk_bytes_total",
+           "Bytes of chunk data appended to buffers, as text and as stored (zstd-compressed where CHUNK_COMPRESSION "
+           "paid)",
+           {{"form", form}});
+}
 const prometheus::Histogram::BucketBoundaries kLatency = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                           0.1,   0.25,   0.5,   1,    2.5,   5, 10, 30, 60};
 }  // namespace
@@ -26,6 +32,8 @@ CompactorMetrics::CompactorMetrics(prometheus::Registry& r)
     : chunks_applied(C(r, "streamfleet_compactor_chunks_applied_total", "Chunks appended to a buffer")),
       chunks_duplicate(C(r, "streamfleet_compactor_chunks_duplicate_total",
                          "Chunks already applied (redelivery or duplicate), changed nothing")),
+      chunk_text_bytes(ChunkBytes(r, "text")),
+      chunk_stored_bytes(ChunkBytes(r, "stored")),
       finalized_complete(Finalized(r, "complete")),
       finalized_idle(Finalized(r, "idle_timeout")),
       finalized_manual(Finalized(r, "manual")),

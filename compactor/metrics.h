@@ -14,6 +14,10 @@ struct CompactorMetrics {
 
   prometheus::Counter& chunks_applied;
   prometheus::Counter& chunks_duplicate;
+  // Chunk data applied, as text and as stored in the buffer lists (CHUNK_COMPRESSION): their ratio is what
+  // compression saves in Redis memory.
+  prometheus::Counter& chunk_text_bytes;
+  prometheus::Counter& chunk_stored_bytes;
   prometheus::Counter& finalized_complete;
   prometheus::Counter& finalized_idle;
   prometheus::Counter& finalized_manual;

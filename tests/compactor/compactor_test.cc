@@ -15,6 +15,10 @@
 
 #include "compactor/compactor_loops.h"
 #include "streamfleet/base/codec.h"
+#include "streamfleet/base/compression.h"
+#include "streamfleet/base/envelope_version.h"
+#include "streamfleet/chunks/buffer_element.h"
+#include "streamfleet/chunks/chunk_writer.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "streamfleet/v1/event.pb.h"
@@ -394,10 +398,10 @@ std::vector<ChunkItem> ReadAsDeadConsumer(RedisClient& redis, const KeySchema& k
   }
   std::vector<ChunkItem> items;
   for (auto& e : *out) {
-    v1::ChunkEnvelope env;
-    EXPECT_TRUE(env.ParseFromString(*e.Field("e")));
-    items.push_back({GenerationId{env.organization_id(), env.scenario_id(), env.generation_id()}, false, env.seq(),
-                     env.data(), env.final(), env.total_chunks()});
+    ChunkItem item;
+    std::string why;
+    EXPECT_TRUE(DecodeChunkEntry(e, &item, &why)) << why;
+    items.push_back(std::move(item));
   }
   return items;
 }
@@ -540,6 +544,102 @@ TEST_P(CompactorTest, StorageBothKeepsChunksInTheDatabase) {
   ASSERT_EQ(rows->size(), 3u);
   EXPECT_EQ((*rows)[2].data, "c");
   EXPECT_EQ(Decoded(*Row(20)), "abc");
+}
+
+// CHUNK_COMPRESSION: a generation whose chunks came partly compressed (ingest of this build, large chunks) and
+// partly plain (small chunks, or a producer of an earlier build during a rolling deploy) is one row whose
+// `compacted` is the base64 of the text, as if nothing were compressed.
+TEST_P(CompactorTest, CompressedAndPlainChunksOfOneGenerationBecomeTheSameRow) {
+  auto& svc = AddService({{"GENERATION_CHUNK_STORAGE", "both"}});
+  Config producer = MakeConfig({{"CHUNK_COMPRESSION", "zstd"}, {"CHUNK_COMPRESSION_MIN_BYTES", "1024"}});
+  ChunkWriter writer(producer);
+  GenerationId g{12, 0, 61};
+  std::string rows_json;
+  for (int i = 0; i < 120; ++i) rows_json += "{\"month\": " + std::to_string(i) + ", \"revenue\": 1200.5},";
+  const std::vector<std::string> parts = {"{\"rows\": [" + rows_json, "{\"month\": -1}", "], \"note\": \"" +
+                                          std::string(3000, 'n') + "\"", "}"};
+  std::vector<PendingChunk> first = {{0, parts[0], false, 0, false, ""}, {1, parts[1], false, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, first, "test").ok());
+  Send(g, 2, parts[2]);  // a producer without compression: plain, though large
+  std::vector<PendingChunk> last = {{3, parts[3], true, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, last, "test").ok());
+
+  // The envelopes: compressed (version 2, so older consumers refuse them) only where it paid.
+  const KeySchema& k = svc.buffer().keys();
+  auto entries = ParseEntries(k.ChunkStream(k.ShardOf(g)), *redis_->Command({"XRANGE", k.ChunkStream(k.ShardOf(g)), "-", "+"}));
+  ASSERT_EQ(entries.size(), 4u);
+  std::map<int64_t, v1::ChunkEnvelope> env;
+  for (const auto& e : entries) {
+    v1::ChunkEnvelope c;
+    ASSERT_TRUE(c.ParseFromString(*e.Field("e")));
+    env[c.seq()] = c;
+  }
+  EXPECT_EQ(env[0].data_encoding(), v1::ChunkEnvelope::DATA_ZSTD);
+  EXPECT_EQ(env[0].version(), 2u);
+  EXPECT_EQ(env[0].data_size(), static_cast<int64_t>(parts[0].size()));
+  EXPECT_LT(env[0].data().size(), parts[0].size() / 3);
+  for (int64_t s : {1, 2, 3}) {
+    EXPECT_EQ(env[s].data_encoding(), v1::ChunkEnvelope::DATA_PLAIN) << s;
+    EXPECT_EQ(env[s].version(), 0u) << "plain entries stay readable by consumers that know only version 1";
+    EXPECT_EQ(env[s].data(), parts[s]);
+  }
+  EXPECT_FALSE(UnknownVersionReason("ChunkEnvelope", env[0].version(), 1).empty());
+
+  Pump(svc);
+  auto row = Row(61);
+  ASSERT_TRUE(row.has_value());
+  std::string all = parts[0] + parts[1] + parts[2] + parts[3];
+  EXPECT_EQ(Decoded(*row), all);
+  EXPECT_EQ(nlohmann::json::parse(*row->llm_response), nlohmann::json::parse(all));
+  EXPECT_EQ(Meta(*row)["received_bytes"], all.size()) << "received_bytes counts text, not stored bytes";
+  // The buffer list keeps the compressed element compressed ("<seq>z:"), the others as "<seq>:<text>".
+  auto list = redis_->Command({"LRANGE", k.BufferKey(g), "0", "-1"});
+  std::map<int64_t, std::string> elements;
+  for (const auto& e : list->elements) {
+    BufferElementView v;
+    ASSERT_TRUE(ParseBufferElement(e.str, &v)) << e.str.substr(0, 20);
+    elements[v.seq] = e.str;
+    EXPECT_EQ(v.compressed, v.seq == 0);
+    EXPECT_EQ(*BufferElementText(v, 1 << 20), parts[v.seq]);
+  }
+  EXPECT_EQ(elements.size(), 4u);
+  EXPECT_EQ(elements[0].substr(0, 3), "0z:");
+  EXPECT_EQ(elements[1], "1:" + parts[1]);
+  // generation_chunks rows hold the text.
+  auto rows = stores_.front()->GetChunks(61);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 4u);
+  EXPECT_EQ((*rows)[0].data, parts[0]);
+}
+
+TEST_P(CompactorTest, CompressedEntriesThatLieAboutTheirSizeAreDeadLettered) {
+  auto& svc = AddService({{"INGEST_MAX_GENERATION_BYTES", "1048576"}});
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  const KeySchema& k = svc.buffer().keys();
+  GenerationId g{1, 0, 62};
+  auto compressed = [&](int64_t seq, const std::string& frame, int64_t size) {
+    v1::ChunkEnvelope e;
+    ASSERT_TRUE(e.ParseFromString(Envelope(g, seq, "")));
+    e.set_data(frame);
+    e.set_data_encoding(v1::ChunkEnvelope::DATA_ZSTD);
+    e.set_data_size(size);
+    e.set_version(2);
+    ASSERT_TRUE(redis_->Command({"XADD", k.ChunkStream(k.ShardOf(g)), "*", "e", e.SerializeAsString()}).ok());
+  };
+  std::string text(5000, 'x');
+  std::string frame = ZstdCompress(text);
+  compressed(0, frame, 10);                                   // claims less than the frame holds
+  compressed(1, frame.substr(0, frame.size() - 2), 5000);     // truncated
+  compressed(2, "not zstd at all", 15);
+  compressed(3, ZstdCompress(std::string(2 << 20, 'a')), 2 << 20);  // over the generation byte limit
+  compressed(4, frame, 5000);                                 // fine
+  Send(g, 5, "end", true);
+  Pump(svc);
+  auto dead = ParseEntries(k.ChunkDeadLetterStream(), *redis_->Command({"XRANGE", k.ChunkDeadLetterStream(), "-", "+"}));
+  ASSERT_EQ(dead.size(), 4u);
+  for (const auto& d : dead) EXPECT_NE(d.Field("reason")->find("compressed chunk data"), std::string::npos) << *d.Field("reason");
+  // The good ones are buffered; the generation waits for the missing seqs (idle timeout) as for any lost chunk.
+  EXPECT_EQ(redis_->Command({"LLEN", k.BufferKey(g)})->integer, 2);
 }
 
 TEST_P(CompactorTest, TrimmingKeepsUnacknowledgedEntries) {

@@ -29,6 +29,7 @@ class Plan:
         self.gens = {}      # gen -> list of chunk bytes (what must come out, in seq order)
         self.open = set()   # generations never finished
         self.big_chunks = 0
+        self.large_chunks = 0  # >= 1 KiB: compressed by ingest (CHUNK_COMPRESSION_MIN_BYTES) when it pays
         for g in range(first_gen, first_gen + generations):
             is_open = rng.random() < open_share
             n = rng.randint(1, chunks_per_gen - 1) if is_open else chunks_per_gen
@@ -37,6 +38,7 @@ class Plan:
                 r = rng.random()
                 size = SIXTY_FOUR_KB if r < big_share else (rng.randint(200, 4000) if r < 0.3 else rng.randint(1, 200))
                 self.big_chunks += size == SIXTY_FOUR_KB
+                self.large_chunks += size >= 1024
                 chunks.append(_text_of_bytes(pool, rng, size))
             self.gens[g] = chunks
             if is_open:

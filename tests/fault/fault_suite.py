@@ -15,6 +15,7 @@ Each prints one FIGURES line; any loss, duplicate, unexpected dead letter or han
 import argparse
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -124,6 +125,7 @@ def chunk_scenario(fleet, name, gens, seed, database_url, settle_s, disrupt=None
         return all(lo <= poster.acked_at.get((g, s), 0) <= hi for s in missing)
 
     v = Verdict(plan, rows.full(org), tolerated if tolerated_window else None)
+    compressed, elements = buffer_forms(fleet, org)
     elapsed = time.monotonic() - started
     figures(name, generations=gens, open_generations=len(plan.open), chunks=plan.chunk_count(),
             bytes=plan.byte_count(), chunks_64k=plan.big_chunks, requests=len(plan.requests),
@@ -133,14 +135,33 @@ def chunk_scenario(fleet, name, gens, seed, database_url, settle_s, disrupt=None
             tolerated_chunks=sum(len(m) for _, m in v.tolerated_gens),
             triggers="/".join(f"{k}:{n}" for k, n in sorted(v.triggers.items())), compacted_events=compacted_events,
             max_chunk_stream_len=sampler.max_len, posting_s=f"{posted_s:.1f}", settle_s=f"{settle_took:.1f}",
-            backlog_at_verdict=left or 0, seconds=f"{elapsed:.1f}")
+            backlog_at_verdict=left or 0, buffer_elements=elements, compressed_elements=compressed,
+            seconds=f"{elapsed:.1f}")
     for g, m in v.tolerated_gens:
         print(f"  tolerated (AOF everysec window): generation {g} missing seqs {m}")
     if not v.ok():
         why = f"still busy after {settle_s} s: {left}" if left else "the fleet was idle: lost, not slow"
         raise Failure(f"{name}: {len(v.bad)} generations wrong ({why}), e.g. {v.bad[:5]}")
+    if plan.large_chunks and elements and not compressed:
+        raise Failure(f"{name}: no chunk was stored compressed, though {plan.large_chunks} were >= 1 KiB "
+                      "(CHUNK_COMPRESSION=zstd is the default)")
     for p in [ingest] + comps:
         p.kill9()
+
+
+def buffer_forms(fleet, org):
+    """(compressed, all) elements of the organization's buffer lists: "<seq>z:<zstd frame>" is compressed
+    (components/chunks/include/streamfleet/chunks/buffer_element.h)."""
+    import redis
+    r = redis.Redis(port=fleet.redis_port)
+    compressed = total = 0
+    for key in r.scan_iter(match=f"app:scenario_planning:org:{org}:*gen:*", count=1000):
+        if r.type(key) != b"list":
+            continue
+        for e in r.lrange(key, 0, -1):
+            total += 1
+            compressed += re.match(rb"\d+z:", e) is not None
+    return compressed, total
 
 
 def backlog(fleet):

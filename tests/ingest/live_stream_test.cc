@@ -11,6 +11,7 @@
 #include "compactor/compactor_service.h"
 #include "ingest/ingest_service.h"
 #include "streamfleet/base/codec.h"
+#include "streamfleet/base/keys.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "support/raw_http.h"
@@ -123,6 +124,49 @@ TEST_F(LiveStreamTest, ASubscriberGetsTheRowsTextInOrderAndTheOrganizationItsEve
   }
   EXPECT_EQ(kinds, (std::vector<std::string>{"generation.started", "generation.compacted"})) << ev;
   EXPECT_TRUE(EventsOf(other_org.ReadUntilClosed(300)).empty()) << "organization 13 saw organization 12's events";
+}
+
+// Compressed chunks (CHUNK_COMPRESSION=zstd, the default, for chunks of 1 KiB and more): a subscriber before the
+// first chunk reads them from the stream tail, one after compaction from the buffer list; both get the text.
+TEST_F(LiveStreamTest, CompressedChunksReachSubscribersAsText) {
+  testing::RawConnection early(service_->port());
+  ASSERT_TRUE(early.Send("GET /v1/orgs/12/generations/4343/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::vector<std::string> texts;
+  for (int i = 0; i < 4; ++i) {
+    std::string t = i == 0 ? "{\"plan\": [" : "";
+    for (int r = 0; r < 60; ++r) t += "{\"part\": " + std::to_string(i) + ", \"line\": \"revenue grows\"},";
+    texts.push_back(t);
+  }
+  texts.back() += "{}]}";
+  for (int seq : {2, 0, 3, 1}) {
+    nlohmann::json body = {{"seq", seq}, {"data", texts[seq]}, {"final", seq == 3}};
+    ASSERT_EQ(Post("/v1/orgs/12/generations/4343/chunks", body.dump()), 202);
+  }
+  std::string all = texts[0] + texts[1] + texts[2] + texts[3];
+  auto text_of = [](const std::string& raw) {
+    std::string text;
+    for (auto& [event, data] : EventsOf(raw)) {
+      // "text": the whole answer from the row, when the live hub serves a compacted generation that way
+      if (event == "chunk" || event == "text") text += data["text"].get<std::string>();
+    }
+    return text;
+  };
+  EXPECT_EQ(text_of(early.ReadUntilClosed(20000)), all);
+  auto row = store_->GetGeneration(4343);
+  ASSERT_TRUE(row.ok() && row->has_value() && (*row)->compacted);
+  EXPECT_EQ(*Base64Decode(*(*row)->compacted), all);
+
+  KeySchema k = KeySchema::FromConfig(*config_);
+  GenerationId g{12, 0, 4343};
+  auto list = RedisClient::Connect(config_->redis).value()->Command({"LRANGE", k.BufferKey(g), "0", "-1"});
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->elements.size(), 4u);
+  for (const auto& e : list->elements) EXPECT_NE(e.str.find("z:"), std::string::npos) << "stored compressed";
+
+  testing::RawConnection late(service_->port());
+  ASSERT_TRUE(late.Send("GET /v1/orgs/12/generations/4343/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  EXPECT_EQ(text_of(late.ReadUntilClosed(20000)), all);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "streamfleet/base/clock.h"
+#include "streamfleet/base/text.h"
 #include "streamfleet/cache/cache.h"
 #include "streamfleet/chunks/chunk_buffer.h"
 #include "streamfleet/chunks/finalizer.h"
@@ -35,7 +36,11 @@ void Inspect(const Context& ctx, const Config& c, const GenerationArgs& a) {
     json e = BufferKeyJson(k);
     human += k.key + "  type=" + k.type + " ttl=" + std::to_string(k.ttl);
     if (k.type == "list") {
-      human += " llen=" + std::to_string(k.llen);
+      human += " llen=" + std::to_string(k.llen) + " compressed=" + std::to_string(k.compressed_elements) +
+               " stored_bytes=" + std::to_string(k.stored_bytes) + " text_bytes=" + std::to_string(k.text.size());
+      // The text itself, decompressed: the first part only in the human form (--json has all of it).
+      constexpr size_t kPreview = 2000;
+      human += "\n  text: " + ToValidUtf8(k.text.substr(0, kPreview)) + (k.text.size() > kPreview ? " ..." : "");
     } else if (k.type == "hash") {
       human += " " + e["hash"].dump();
     }

@@ -46,6 +46,8 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"GENERATION_CHUNK_TTL", "86400", "seconds a generation buffer lives, set when the buffer is created"},
       {"GENERATION_OWNER_TTL", "2592000", "seconds Redis remembers which organization a generation id belongs to (first use wins; the SQL row keeps its owner for good)"},
       {"GENERATION_CHUNK_STORAGE", "redis", "redis | db | both: where chunks are kept besides the final row"},
+      {"CHUNK_COMPRESSION", "zstd", "zstd | off: chunk data of at least CHUNK_COMPRESSION_MIN_BYTES is zstd-compressed in the chunk streams and buffer lists when that saves an eighth or more (docs/storage.md; readers of this build read both forms)"},
+      {"CHUNK_COMPRESSION_MIN_BYTES", "1024", "smallest chunk ingest (and generation.run) compresses; below it compressing does not pay"},
       {"GENERATION_IDLE_TIMEOUT", "30s", "finalize a generation after this long without a chunk (bare number = seconds)"},
       {"GENERATION_LLEN_ALERT_THRESHOLD", "1000", "buffers longer than this are counted and logged once"},
       {"GENERATION_MAX_CHUNKS", "100000", "largest seq+1 accepted for one generation (bounds the dedupe bitmap)"},
@@ -452,6 +454,13 @@ void LoadGenerations(Reader& r, Config& c) {
   } else {
     r.Fail("GENERATION_CHUNK_STORAGE", storage, "redis, db or both");
   }
+  std::string compression = r.Str("CHUNK_COMPRESSION");
+  if (compression == "zstd" || compression == "off") {
+    c.chunk_compression = compression == "zstd";
+  } else {
+    r.Fail("CHUNK_COMPRESSION", compression, "zstd or off");
+  }
+  c.chunk_compression_min_bytes = r.Int("CHUNK_COMPRESSION_MIN_BYTES", 1, int64_t{1} << 30);
   c.idle_timeout_ms = r.Duration("GENERATION_IDLE_TIMEOUT", 1000, 1);
   c.llen_alert_threshold = r.Int("GENERATION_LLEN_ALERT_THRESHOLD", 1, int64_t{1} << 40);
   c.max_chunks_per_generation = r.Int("GENERATION_MAX_CHUNKS", 1, 10000000);

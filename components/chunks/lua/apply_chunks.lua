@@ -6,23 +6,33 @@ local maxc = tonumber(ARGV[4])
 local gens = tonumber(ARGV[5])
 -- Pass 1, before anything is written (a rejected call leaves no seen bit without its chunk): validate
 -- every seq and total, and build each generation's BITFIELD arguments.
-local starts, ops = {}, {}
+local starts, ops, sizes = {}, {}, {}
 local a = 6
 for g = 1, gens do
   starts[g] = a
   local nc, nf = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   if nc == nil or nf == nil then return redis.error_reply('SFINVALID malformed apply arguments') end
-  local o = {}
+  local o, sz = {}, {}
   local p = a + 4
   for i = 1, nc do
-    local v = tonumber(ARGV[p])
+    local s = ARGV[p]
+    local v = tonumber(s)
+    if v == nil then
+      -- "<seq>/<text bytes>": a compressed element, whose length is not the text's.
+      local slash = string.find(s, '/', 1, true)
+      if slash then
+        sz[i] = tonumber(string.sub(s, slash + 1))
+        s = string.sub(s, 1, slash - 1)
+        v = tonumber(s)
+      end
+    end
     if v == nil or v < 0 or v >= maxc then
       return redis.error_reply('SFINVALID seq ' .. tostring(ARGV[p]) .. ' out of range')
     end
     local j = i * 4
     o[j - 3] = 'SET'
     o[j - 2] = 'u1'
-    o[j - 1] = ARGV[p]
+    o[j - 1] = s
     o[j] = '1'
     p = p + 2
   end
@@ -33,10 +43,11 @@ for g = 1, gens do
     end
   end
   ops[g] = o
+  sizes[g] = sz
   a = p + nf
 end
 
-local function apply(k, a, o)
+local function apply(k, a, o, sz)
   local member = ARGV[a]
   local nc, nf = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local ingested = tonumber(ARGV[a + 3])
@@ -58,7 +69,7 @@ local function apply(k, a, o)
         local p = a + 2 + i * 2
         local e = ARGV[p + 1]
         pushed[#pushed + 1] = e
-        bytes = bytes + #e - #ARGV[p] - 1
+        bytes = bytes + (sz[i] or (#e - #ARGV[p] - 1))
       else
         dups[#dups + 1] = i
       end
@@ -118,5 +129,5 @@ local function apply(k, a, o)
 end
 
 local out = {}
-for g = 1, gens do out[g] = apply((g - 1) * 6, starts[g], ops[g]) end
+for g = 1, gens do out[g] = apply((g - 1) * 6, starts[g], ops[g], sizes[g]) end
 return out

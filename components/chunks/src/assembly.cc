@@ -5,26 +5,37 @@
 
 #include "streamfleet/base/json_input.h"
 #include "streamfleet/base/text.h"
+#include "streamfleet/chunks/buffer_element.h"
 
 namespace streamfleet {
 
 Assembled Assemble(const std::vector<std::string>& elements, const std::map<int64_t, std::string>& extra,
-                   int64_t total) {
+                   int64_t total, size_t max_bytes) {
   Assembled a;
   std::map<int64_t, std::string_view> by_seq;
+  std::vector<std::string> inflated;  // decompressed elements; by_seq views into them
+  inflated.reserve(elements.size());
+  size_t budget = max_bytes;          // what decompression may still produce
   for (const auto& [seq, data] : extra) by_seq.emplace(seq, data);
   for (const auto& e : elements) {
-    auto colon = e.find(':');
-    int64_t seq = -1;
-    if (colon != std::string::npos) {
-      auto [p, ec] = std::from_chars(e.data(), e.data() + colon, seq);
-      if (ec != std::errc() || p != e.data() + colon) seq = -1;
-    }
-    if (seq < 0) {
+    BufferElementView v;
+    if (!ParseBufferElement(e, &v)) {
       ++a.malformed_elements;
       continue;
     }
-    by_seq.emplace(seq, std::string_view(e).substr(colon + 1));  // first copy of a seq wins; all are equal
+    if (by_seq.count(v.seq)) continue;  // first copy of a seq wins; all are equal
+    if (v.compressed) {
+      auto text = BufferElementText(v, budget);
+      if (!text.ok()) {
+        ++a.malformed_elements;
+        continue;
+      }
+      budget -= text->size();
+      inflated.push_back(std::move(*text));
+      by_seq.emplace(v.seq, inflated.back());
+    } else {
+      by_seq.emplace(v.seq, v.stored);
+    }
   }
   size_t bytes = 0;
   for (const auto& [seq, d] : by_seq) bytes += d.size();

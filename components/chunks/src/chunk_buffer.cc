@@ -2,14 +2,16 @@
 
 #include "streamfleet/chunks/consumed_watermark.h"
 #include "streamfleet/chunks/chunk_scripts.h"
+#include "streamfleet/base/compression.h"
 #include "streamfleet/base/envelope_version.h"
+#include "streamfleet/chunks/buffer_element.h"
 #include "streamfleet/base/hash_fields.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 
 namespace streamfleet {
 
-bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why) {
+bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why, size_t max_plain_bytes) {
   const std::string* raw = e.Field("e");
   if (raw == nullptr) {
     *why = "entry has no \"e\" field (expected a streamfleet.v1.ChunkEnvelope)";
@@ -28,10 +30,31 @@ bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why) {
   item->finish = env.kind() == v1::ChunkEnvelope::FINISH;
   item->seq = env.seq();
   item->data = env.data();
+  item->compressed = env.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD;
+  item->plain_bytes = static_cast<int64_t>(item->data.size());
+  if (item->compressed) {
+    auto size = ZstdFrameContentSize(item->data, max_plain_bytes);
+    if (!size.ok() || static_cast<int64_t>(*size) != env.data_size()) {
+      *why = "compressed chunk data: " +
+             (size.ok() ? "frame size " + std::to_string(*size) + " differs from data_size " +
+                              std::to_string(env.data_size())
+                        : size.status().message());
+      return false;
+    }
+    item->plain_bytes = env.data_size();
+  } else if (env.data_encoding() != v1::ChunkEnvelope::DATA_PLAIN) {
+    *why = "unknown data_encoding " + std::to_string(env.data_encoding());
+    return false;
+  }
   item->final = env.final();
   item->total = env.total_chunks();
   item->ingested_ms = StreamIdMs(e.id);
   return true;
+}
+
+StatusOr<std::string> ChunkItemText(const ChunkItem& item) {
+  if (!item.compressed) return item.data;
+  return ZstdDecompress(item.data, static_cast<size_t>(item.plain_bytes));
 }
 
 int64_t BufferSnapshot::MetaInt(const std::string& k) const { return IntField(meta, k); }
@@ -114,12 +137,11 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisCommands& redis, const std::vector
         totals_of[g].push_back(static_cast<int>(i));
         continue;
       }
-      std::string seq = std::to_string(it.seq);
-      std::string element;
-      element.reserve(seq.size() + 1 + it.data.size());
-      element.append(seq).append(1, ':').append(it.data);
-      args.push_back(std::move(seq));
-      args.push_back(std::move(element));
+      // A compressed chunk's seq argument carries its text size ("<seq>/<bytes>") for received_bytes; a
+      // plain one's is derived from its element in the script (no extra argument per chunk: apply_chunks.lua).
+      args.push_back(it.compressed ? std::to_string(it.seq) + "/" + std::to_string(it.plain_bytes)
+                                   : std::to_string(it.seq));
+      args.push_back(BufferElement(it.seq, it.data, it.compressed));
       chunks_of[g].push_back(static_cast<int>(i));
       int64_t total = it.total > 0 ? it.total : (it.final ? it.seq + 1 : 0);
       if (total > 0) {

@@ -23,8 +23,10 @@ end
 //       deadlines zset, finalize stream. (Redis Cluster: one generation per call, its keys share a slot.)
 // ARGV: 1 now override, 2 idle_ms, 3 ttl_s, 4 max_chunks, 5 G (generations), then per generation:
 //       member "org:scenario:gen", nc (chunks), nf (totals), ingest time of its newest item (stream-id ms;
-//       "0" = now), then nc pairs: seq, list element "<seq>:<data>" (the caller formats it: no string
-//       building in Lua), then nf totals (from finish envelopes, and seq + 1 of a final chunk without one).
+//       "0" = now), then nc pairs: seq, list element (buffer_element.h: "<seq>:<text>" or "<seq>z:<frame>";
+//       the caller formats it: no string building in Lua), then nf totals (from finish envelopes, and seq + 1 of a final chunk without one).
+//       A compressed chunk's seq is "<seq>/<text bytes>" (its element's length is not its text's, and
+//       received_bytes counts text); plain ones stay bare, so the common case costs no extra argument.
 // Returns per generation {duplicate chunks (1-based positions among its nc), totals that changed the known
 // total (1-based positions among its nf), llen, queued_finalize (0/1)}.
 //

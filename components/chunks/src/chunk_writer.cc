@@ -6,6 +6,8 @@
 
 #include "streamfleet/chunks/chunk_scripts.h"
 #include "streamfleet/base/codec.h"
+#include "streamfleet/base/compression.h"
+#include "streamfleet/base/envelope_version.h"
 #include "streamfleet/base/hash_fields.h"
 #include "streamfleet/base/time.h"
 #include "streamfleet/chunks/generation_owner.h"
@@ -23,6 +25,19 @@ std::string DataDigest(const std::string& data) { return Sha256Hex(data).substr(
 
 }  // namespace
 
+void ChunkWriter::SetEnvelopeData(v1::ChunkEnvelope& e, const std::string& data) const {
+  if (config_.chunk_compression && static_cast<int64_t>(data.size()) >= config_.chunk_compression_min_bytes) {
+    if (auto z = ZstdCompressIfSmaller(data)) {
+      e.set_data(std::move(*z));
+      e.set_data_encoding(v1::ChunkEnvelope::DATA_ZSTD);
+      e.set_data_size(static_cast<int64_t>(data.size()));
+      e.set_version(kChunkEnvelopeVersion);  // consumers that predate compression dead-letter, not misread
+      return;
+    }
+  }
+  e.set_data(data);
+}
+
 ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
                                                    const std::string& source) const {
   const int64_t now = WallClockMs();
@@ -39,7 +54,7 @@ ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, cons
     e.set_scenario_id(gen.scenario);
     e.set_generation_id(gen.gen);
     e.set_seq(c.seq.value_or(0));
-    e.set_data(c.data);
+    SetEnvelopeData(e, c.data);
     e.set_final(c.final);
     e.set_total_chunks(c.total_chunks);
     e.set_produced_at_ms(now);

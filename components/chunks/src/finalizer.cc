@@ -34,7 +34,7 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
                                       const std::map<int64_t, std::string>& from_db, FinalizeOutcome* out,
                                       int64_t* received) const {
   int64_t total = snap.MetaInt("total_chunks");
-  Assembled a = Assemble(snap.elements, from_db, total);
+  Assembled a = Assemble(snap.elements, from_db, total, static_cast<size_t>(config_.max_generation_bytes));
   JsonDecode json = DecodeJson(a.text);
   out->json_valid = json.valid;
   out->chunk_count = a.chunk_count;

@@ -125,8 +125,10 @@ void ChunkTail::Decode(const StreamEntry& e, bool events, const std::set<Generat
   if (item.finish) {
     c.total = item.total;
   } else {
+    auto text = ChunkItemText(item);
+    if (!text.ok()) return;  // a corrupt frame: the compactor dead-letters or counts it; the feed waits on the gap
     c.has_data = true;
-    c.data = std::move(item.data);
+    c.data = std::move(*text);
     c.total = item.total > 0 ? item.total : (item.final ? item.seq + 1 : 0);
   }
   batch.chunks.push_back(std::move(c));

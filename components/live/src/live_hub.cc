@@ -14,6 +14,7 @@
 #include "streamfleet/base/keys.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/base/time.h"
+#include "streamfleet/chunks/buffer_element.h"
 #include "streamfleet/live/generation_feed.h"
 #include "streamfleet/live/sse_events.h"
 #include "streamfleet/redis/stream_admin.h"
@@ -28,6 +29,7 @@ LiveOptions LiveOptions::FromConfig(const Config& c) {
   o.slow_reader_ms = c.live_slow_reader_ms;
   o.start_wait_ms = c.live_start_wait_ms;
   o.max_stream_age_ms = c.live_max_stream_age_ms;
+  o.max_element_bytes = c.max_generation_bytes;
   return o;
 }
 
@@ -314,15 +316,13 @@ void LiveHub::Impl::Resync(int64_t now) {
       if (!v.is_array()) continue;
       for (const RedisValue& e : v.elements) {
         ++w.list_read;
-        auto colon = e.str.find(':');
-        if (colon == std::string::npos || colon == 0) continue;
-        int64_t seq = -1;
-        try {
-          seq = std::stoll(e.str.substr(0, colon));
-        } catch (const std::exception&) {
-          continue;
-        }
-        w.feed.Add(seq, e.str.substr(colon + 1));
+        BufferElementView element;
+        if (!ParseBufferElement(e.str, &element)) continue;
+        // The generation byte limit bounds a compressed element (a corrupt one is skipped: the compactor
+        // counts it, and the feed holds its seq as a gap until compaction).
+        auto text = BufferElementText(element, static_cast<size_t>(options.max_element_bytes));
+        if (!text.ok()) continue;
+        w.feed.Add(element.seq, std::move(*text));
         w.exists = true;
       }
     }

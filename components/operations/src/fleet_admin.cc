@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "streamfleet/chunks/assembly.h"
+#include "streamfleet/chunks/buffer_element.h"
 #include "streamfleet/redis/redis_scan.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/task.pb.h"
@@ -233,11 +235,24 @@ StatusOr<std::vector<BufferKeyInfo>> InspectGenerationBuffer(RedisClient& redis,
     if (scenario > 0 && k.find(":scenario:" + std::to_string(scenario) + ":") == std::string::npos) continue;
     auto r = redis.Pipeline({{"TYPE", k}, {"TTL", k}});
     if (!r.ok()) return r.status();
-    BufferKeyInfo info{k, (*r)[0].str, (*r)[1].integer, -1, {}};
+    BufferKeyInfo info;
+    info.key = k;
+    info.type = (*r)[0].str;
+    info.ttl = (*r)[1].integer;
     if (info.type == "list") {
-      auto n = redis.Command({"LLEN", k});
+      auto n = redis.Command({"LRANGE", k, "0", "-1"});
       if (!n.ok()) return n.status();
-      info.llen = n->integer;
+      std::vector<std::string> elements;
+      for (auto& e : n->elements) {
+        BufferElementView v;
+        if (ParseBufferElement(e.str, &v)) {
+          info.compressed_elements += v.compressed ? 1 : 0;
+          info.stored_bytes += static_cast<int64_t>(v.stored.size());
+        }
+        elements.push_back(std::move(e.str));
+      }
+      info.llen = static_cast<int64_t>(elements.size());
+      info.text = Assemble(elements, {}, 0).text;
     } else if (info.type == "hash") {
       auto h = redis.Command({"HGETALL", k});
       if (!h.ok()) return h.status();

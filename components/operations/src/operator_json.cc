@@ -1,5 +1,7 @@
 #include "streamfleet/operations/operator_json.h"
 
+#include "streamfleet/base/text.h"
+
 namespace streamfleet {
 
 using nlohmann::json;
@@ -19,7 +21,13 @@ json StreamStatsJson(const StreamStats& stats) {
 
 json BufferKeyJson(const BufferKeyInfo& key) {
   json j = {{"key", key.key}, {"type", key.type}, {"ttl", key.ttl}};
-  if (key.type == "list") j["llen"] = key.llen;
+  if (key.type == "list") {
+    j["llen"] = key.llen;
+    j["text"] = ToValidUtf8(key.text);
+    j["text_bytes"] = key.text.size();
+    j["stored_bytes"] = key.stored_bytes;
+    j["compressed_elements"] = key.compressed_elements;
+  }
   if (key.type == "hash") j["hash"] = key.hash;
   return j;
 }

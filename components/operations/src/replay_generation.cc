@@ -31,7 +31,10 @@ StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store,
     std::vector<ChunkItem> items;
     for (size_t k = i; k < std::min(rows->size(), i + kBatch); ++k) {
       const ChunkRow& r = (*rows)[k];
-      ChunkItem item{out.gen, false, r.seq, r.data, false, 0};
+      ChunkItem item;
+      item.gen = out.gen;
+      item.seq = r.seq;
+      item.data = r.data;
       SF_RETURN_IF_ERROR(buffer.Validate(item));
       items.push_back(std::move(item));
     }

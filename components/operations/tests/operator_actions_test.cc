@@ -91,8 +91,11 @@ TEST_F(OperatorActionsTest, JsonFormsNameWhatTheCliAndTheAdminApiShow) {
   EXPECT_EQ(s["groups"][0]["consumer_list"][0]["name"], "w-1");
   EXPECT_FALSE(s["groups"][0].contains("last_delivered_id")) << "the admin API adds it, the CLI does not show it";
 
-  EXPECT_EQ(BufferKeyJson({"k", "list", 60, 3, {}}), json::parse(R"({"key":"k","type":"list","ttl":60,"llen":3})"));
-  EXPECT_EQ(BufferKeyJson({"k:meta", "hash", -1, -1, {{"total_chunks", "4"}}}),
+  BufferKeyInfo list{"k", "list", 60, 3, {}, "abc", 1, 20};
+  EXPECT_EQ(BufferKeyJson(list), json::parse(R"({"key":"k","type":"list","ttl":60,"llen":3,"text":"abc","text_bytes":3,
+                                                 "stored_bytes":20,"compressed_elements":1})"));
+  BufferKeyInfo meta{"k:meta", "hash", -1, -1, {{"total_chunks", "4"}}, "", 0, 0};
+  EXPECT_EQ(BufferKeyJson(meta),
             json::parse(R"({"key":"k:meta","type":"hash","ttl":-1,"hash":{"total_chunks":"4"}})"));
 
   DeadLetterEntry d{"streamfleet:dlq:tasks", {"streamfleet:dlq:tasks", "5-1", {{"reason", "boom"}, {"e", "\xff"}}}};

@@ -87,6 +87,8 @@ struct Config {
   int64_t chunk_ttl_s = 86400;
   int64_t owner_ttl_s = 2592000;  // the generation id -> organization record (tenant isolation)
   ChunkStorage chunk_storage = ChunkStorage::kRedis;
+  bool chunk_compression = true;             // CHUNK_COMPRESSION=zstd (false: off)
+  int64_t chunk_compression_min_bytes = 1024;  // CHUNK_COMPRESSION_MIN_BYTES
   int64_t idle_timeout_ms = 30000;
   int64_t llen_alert_threshold = 1000;
   int64_t max_chunks_per_generation = 100000;

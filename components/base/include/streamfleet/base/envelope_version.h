@@ -7,7 +7,9 @@
 
 namespace streamfleet {
 
-inline constexpr uint32_t kChunkEnvelopeVersion = 1;
+// 2: `data` may be zstd-compressed (ChunkEnvelope.data_encoding). Producers write 2 only on compressed
+// entries (plain ones leave the version unset), so plain entries stay readable by builds that know only 1.
+inline constexpr uint32_t kChunkEnvelopeVersion = 2;
 inline constexpr uint32_t kTaskEnvelopeVersion = 1;
 
 // "" when `version` is understood, else the dead-letter reason.

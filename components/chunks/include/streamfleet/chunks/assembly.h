@@ -13,13 +13,14 @@ struct Assembled {
   std::string text;                 // chunks concatenated in seq order, byte-exact
   int64_t chunk_count = 0;          // distinct seqs present
   std::vector<int64_t> missing;     // seqs in [0, total) absent (only when total is known)
-  int64_t malformed_elements = 0;   // buffer elements without a "seq:" prefix (skipped, counted)
+  int64_t malformed_elements = 0;   // buffer elements of neither form, or compressed and undecodable (skipped, counted)
 };
 
-// elements: buffer list elements "seq:data"; extra: chunks from another store (generation_chunks), merged
-// by seq. total: 0 when unknown.
+// elements: buffer list elements (buffer_element.h: "<seq>:<text>" or "<seq>z:<zstd frame>"); extra: chunks
+// from another store (generation_chunks), merged by seq. total: 0 when unknown. max_bytes bounds what
+// decompression may produce in all (the generation byte limit): a frame past it counts as malformed.
 Assembled Assemble(const std::vector<std::string>& elements, const std::map<int64_t, std::string>& extra,
-                   int64_t total);
+                   int64_t total, size_t max_bytes = size_t{64} << 20);
 
 struct JsonDecode {
   bool valid = false;

@@ -18,16 +18,24 @@ struct ChunkItem {
   GenerationId gen;
   bool finish = false;    // a FINISH envelope (no data)
   int64_t seq = 0;
-  std::string data;
+  std::string data;       // as stored in the envelope: the text, or its zstd frame when compressed
   bool final = false;
   int64_t total = 0;      // 0 = unknown
   int64_t ingested_ms = 0;  // ms of its chunk-stream entry id: when ingest queued it (0 = unknown: now)
+  bool compressed = false;  // data is a zstd frame of plain_bytes bytes of text
+  int64_t plain_bytes = 0;  // the text's size when compressed
 };
 
 // A chunk-stream entry (field "e": a streamfleet.v1.ChunkEnvelope) as a ChunkItem; false with *why when it
 // is not one, or of an envelope version this code does not know (the compactor dead-letters it; the live tail
 // skips it). The compactor's and the live tail's one reading of the envelope.
-bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why);
+// A compressed envelope's frame is checked (one frame, its recorded size equal to data_size and within
+// max_plain_bytes) but not decompressed: the compactor keeps it compressed in the buffer list.
+bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why,
+                      size_t max_plain_bytes = size_t{64} << 20);
+
+// The item's text (decompressed when needed): the live tail, and chunk rows (GENERATION_CHUNK_STORAGE).
+StatusOr<std::string> ChunkItemText(const ChunkItem& item);
 
 struct ApplyResult {
   std::vector<bool> applied;   // per input item: changed the buffer (false = duplicate)

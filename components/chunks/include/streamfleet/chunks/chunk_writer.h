@@ -14,6 +14,9 @@
 #include "streamfleet/redis/redis.h"
 
 namespace streamfleet {
+namespace v1 {
+class ChunkEnvelope;
+}
 
 struct PendingChunk {
   std::optional<int64_t> seq;  // absent: assigned from the generation's counter
@@ -78,6 +81,9 @@ class ChunkWriter {
   const KeySchema& keys() const { return keys_; }
 
  private:
+  // The chunk text into the envelope: zstd-compressed (CHUNK_COMPRESSION) when it is large enough and that pays.
+  void SetEnvelopeData(v1::ChunkEnvelope& e, const std::string& data) const;
+
   const Config& config_;
   KeySchema keys_;
 };

@@ -99,6 +99,10 @@ struct BufferKeyInfo {
   int64_t ttl = -2;
   int64_t llen = -1;                          // lists only
   std::map<std::string, std::string> hash;    // hashes only (the :meta hash)
+  // Lists only (the buffer): its elements decoded (buffer_element.h), compressed ones decompressed, in seq order.
+  std::string text;
+  int64_t compressed_elements = 0;
+  int64_t stored_bytes = 0;  // what the elements' data takes in Redis (compressed frames as stored)
 };
 // Every key of a generation's buffer (both key forms; with scenario > 0 only that scenario's keys).
 StatusOr<std::vector<BufferKeyInfo>> InspectGenerationBuffer(RedisClient& redis, const KeySchema& keys, int64_t org,

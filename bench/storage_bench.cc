@@ -1,0 +1,233 @@
+// Storage benchmark (issue 26, docs/performance.md "Compression"): what CHUNK_COMPRESSION saves in Redis and
+// what it costs the chunk path, on LLM-like output the benchmark writes itself (pretty-printed JSON of a
+// planning answer, and prose; never random bytes, which no model emits and zstd cannot shrink).
+//
+// Per content (json, prose), chunk size (20 B .. 64 KiB) and mode (off, zstd): FLUSHALL, then
+//   1. the producer: ChunkWriter::Append, one call per generation of 50 chunks (ingest's own write path,
+//      envelope building and compression included, no HTTP) -> Redis used_memory of the chunk streams;
+//   2. the compactor: one CompactorService (COMPACTOR_LOOPS' work in one thread) drains every entry into the
+//      buffer lists and finalizes each generation into SQLite -> used_memory of the buffers once the chunk
+//      streams are deleted;
+// and the chunk path's throughput with both steps timed, off and zstd alternating, best of --rounds.
+// Prints key=value lines (bench/run.sh turns them into the table).
+//
+//   storage_bench --redis-port P [--bytes 2097152 (text per run)] [--rounds 2] [--tmpdir /tmp]
+//                 [--contents json,prose] [--sizes 20,200,1024,4096,16384,65536]
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "bench/bench_util.h"
+#include "compactor/compactor_loops.h"
+#include "streamfleet/base/clock.h"
+#include "streamfleet/base/log.h"
+#include "streamfleet/chunks/chunk_writer.h"
+#include "streamfleet/sql/sql_store.h"
+
+using namespace streamfleet;
+using namespace streamfleet::bench;
+
+namespace {
+
+constexpr int kChunksPerGeneration = 50;
+
+// A planning vocabulary with a skewed (Zipf-like) draw: the few common words recur, as in model output.
+const std::vector<std::string>& Words() {
+  static const std::vector<std::string> w = {
+      "the", "of", "and", "to", "in", "a", "is", "for", "revenue", "growth", "plan", "that", "with", "on", "as",
+      "this", "by", "we", "cost", "scenario", "quarter", "are", "be", "market", "from", "team", "budget", "it",
+      "an", "will", "customers", "our", "sales", "which", "margin", "hiring", "risk", "at", "or", "pricing",
+      "increase", "product", "assumption", "expected", "forecast", "demand", "churn", "conversion", "year",
+      "pipeline", "baseline", "capacity", "operating", "expenses", "cash", "runway", "months", "segment",
+      "enterprise", "retention", "acquisition", "channel", "investment", "headcount", "target", "review",
+      "should", "can", "more", "than", "while", "because", "if", "lower", "higher", "next", "each", "per",
+      "strategy", "support", "launch", "region", "contract", "renewal", "discount", "average", "deal", "size",
+      "seasonality", "inflation", "supplier", "inventory", "backlog", "delivery", "timeline", "milestone",
+      "engineering", "marketing", "finance", "operations", "compliance", "security", "infrastructure"};
+  return w;
+}
+
+class TextMaker {
+ public:
+  explicit TextMaker(uint64_t seed) : rng_(seed) {}
+
+  std::string Word() {
+    // Zipf-ish: the index of a uniform draw cubed over the list.
+    double u = std::uniform_real_distribution<double>(0, 1)(rng_);
+    const auto& w = Words();
+    return w[static_cast<size_t>(u * u * u * static_cast<double>(w.size()))];
+  }
+  std::string Sentence() {
+    int n = std::uniform_int_distribution<int>(8, 24)(rng_);
+    std::string s;
+    for (int i = 0; i < n; ++i) {
+      std::string w = Word();
+      if (i == 0) w[0] = static_cast<char>(std::toupper(w[0]));
+      if (i > 0) s += ' ';
+      s += w;
+      if (i > 2 && i + 2 < n && rng_() % 9 == 0) s += ',';
+      if (rng_() % 17 == 0) s += " " + std::to_string(rng_() % 1000) + (rng_() % 2 ? "%" : "");
+    }
+    return s + '.';
+  }
+  std::string Prose(size_t bytes) {
+    std::string s;
+    while (s.size() < bytes) s += Sentence() + (rng_() % 5 == 0 ? "\n\n" : " ");
+    return s;
+  }
+  // A model's pretty-printed JSON answer: monthly rows with figures and a rationale each.
+  std::string Json(size_t bytes) {
+    std::string s = "{\n  \"scenario\": \"" + Word() + " " + Word() + "\",\n  \"months\": [\n";
+    for (int m = 0; s.size() < bytes; ++m) {
+      char row[512];
+      std::snprintf(row, sizeof row,
+                    "    {\n      \"month\": \"%04d-%02d\",\n      \"revenue\": %.2f,\n      \"costs\": {\"payroll\": %.2f, "
+                    "\"marketing\": %.2f, \"infrastructure\": %.2f},\n      \"headcount\": %d,\n      \"rationale\": \"",
+                    2027 + m / 12, m % 12 + 1, 100000 + static_cast<double>(rng_() % 9000000) / 100.0,
+                    50000 + static_cast<double>(rng_() % 4000000) / 100.0, static_cast<double>(rng_() % 2000000) / 100.0,
+                    static_cast<double>(rng_() % 500000) / 100.0, static_cast<int>(20 + rng_() % 80));
+      s += row + Sentence() + "\"\n    },\n";
+    }
+    return s + "    {}\n  ]\n}\n";
+  }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+struct Run {
+  double text_bytes = 0, stream_mem = 0, buffer_mem = 0, seconds = 0;
+  int64_t chunks = 0;
+};
+
+struct Options {
+  int redis_port = 0;
+  int64_t bytes = 2 << 20;
+  int rounds = 2;
+  std::string tmpdir = "/tmp";
+};
+
+// One producer + compactor pass over `chunks` (each generation: kChunksPerGeneration of them, the last final).
+Run Measure(const Options& o, const std::vector<std::string>& chunks, bool compress, int64_t first_gen) {
+  std::map<std::string, std::string> env = {{"REDIS_URL", "redis://127.0.0.1:" + std::to_string(o.redis_port)},
+                                            {"CHUNK_COMPRESSION", compress ? "zstd" : "off"},
+                                            {"CONSUMER_NAME", "bench"},
+                                            {"CHUNK_STREAMS", "4"}};
+  std::string db = o.tmpdir + "/storage-bench-" + std::to_string(getpid()) + ".db";
+  std::filesystem::remove(db);
+  env["DATABASE_URL"] = "sqlite:" + db;
+  Config config = MakeConfig(env);
+  auto redis = RedisClient::Connect(config.redis).value();
+  (void)redis->Command({"FLUSHALL"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto store = SqlStore::Open(config.database_url).value();
+  if (!store->Migrate().ok()) std::exit(1);
+  RedisServerClock clock;
+  prometheus::Registry registry;
+  compactor::LoopOptions lo;
+  lo.block_ms = 5;
+  compactor::CompactorService svc(config, clock, *store, registry, lo);
+  std::atomic<bool> stop{false};
+  (void)svc.RunOnce(stop);  // creates the group before the first entry
+
+  Run run;
+  run.chunks = static_cast<int64_t>(chunks.size());
+  for (const auto& c : chunks) run.text_bytes += static_cast<double>(c.size());
+  double mem0 = RedisInfoField(*redis, "memory", "used_memory");
+  ChunkWriter writer(config);
+  auto t0 = Clk::now();
+  int64_t gens = 0;
+  for (size_t i = 0; i < chunks.size(); i += kChunksPerGeneration, ++gens) {
+    std::vector<PendingChunk> batch;
+    for (size_t k = i; k < std::min(chunks.size(), i + kChunksPerGeneration); ++k) {
+      bool last = k + 1 == std::min(chunks.size(), i + kChunksPerGeneration);
+      batch.push_back({static_cast<int64_t>(k - i), chunks[k], last, 0, false, ""});
+    }
+    auto r = writer.Append(*redis, GenerationId{7, 0, first_gen + gens}, batch, "bench");
+    if (!r.ok()) {
+      std::cerr << "append: " << r.status().ToString() << "\n";
+      std::exit(1);
+    }
+  }
+  auto produced = Clk::now();
+  run.stream_mem = RedisInfoField(*redis, "memory", "used_memory") - mem0;
+  // Drain until every generation is finalized (their final chunks complete them).
+  while (svc.metrics().finalized_complete.Value() < static_cast<double>(gens)) (void)svc.RunOnce(stop);
+  run.seconds = Seconds(Clk::now() - t0);
+  (void)produced;
+  KeySchema keys = KeySchema::FromConfig(config);
+  std::vector<std::string> del = {"DEL", keys.EventsStream()};
+  for (int s = 0; s < keys.chunk_streams(); ++s) {
+    del.push_back(keys.ChunkStream(s));
+    del.push_back(keys.FinalizeStream(s));
+  }
+  (void)redis->Command(del);
+  run.buffer_mem = RedisInfoField(*redis, "memory", "used_memory") - mem0;
+  std::filesystem::remove(db);
+  return run;
+}
+
+std::vector<std::string> Cut(const std::string& text, size_t size) {
+  std::vector<std::string> out;
+  for (size_t at = 0; at + size <= text.size(); at += size) out.push_back(text.substr(at, size));
+  // Whole generations only: the drain waits for every generation's final chunk.
+  out.resize(out.size() - out.size() % kChunksPerGeneration);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f(argc, argv);
+  Options o;
+  o.redis_port = static_cast<int>(f.Int("redis-port", 0));
+  o.bytes = f.Int("bytes", o.bytes);
+  o.rounds = static_cast<int>(f.Int("rounds", 2));
+  o.tmpdir = f.Str("tmpdir", "/tmp");
+  if (o.redis_port <= 0) {
+    std::cerr << "usage: storage_bench --redis-port P [--bytes 2097152] [--rounds 2] [--tmpdir /tmp]\n";
+    return 2;
+  }
+  InitLogging("storage-bench", "warn", false);
+  TextMaker maker(26);
+  int64_t gen = 1;
+  std::set<std::string> only_contents, only_sizes;  // --contents json,prose --sizes 1024,4096: a subset
+  for (auto [flag, set] : {std::pair{"contents", &only_contents}, std::pair{"sizes", &only_sizes}}) {
+    std::string v = f.Str(flag, "");
+    for (size_t at = 0; !v.empty() && at != std::string::npos;) {
+      size_t comma = v.find(',', at);
+      set->insert(v.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+      at = comma == std::string::npos ? comma : comma + 1;
+    }
+  }
+  for (const char* content : {"json", "prose"}) {
+    if (!only_contents.empty() && !only_contents.count(content)) continue;
+    for (size_t size : {20, 200, 1024, 4096, 16384, 65536}) {
+      if (!only_sizes.empty() && !only_sizes.count(std::to_string(size))) continue;
+      // 20-byte chunks: a quarter of the text (100k chunks already say it; the run stays short).
+      size_t want = static_cast<size_t>(o.bytes) / (size == 20 ? 4 : 1);
+      want = std::max(want, size * kChunksPerGeneration * 4);
+      std::string text = std::string(content) == "json" ? maker.Json(want) : maker.Prose(want);
+      std::vector<std::string> chunks = Cut(text, size);
+      Run best[2];
+      for (int round = 0; round < o.rounds; ++round) {
+        for (int mode = 0; mode < 2; ++mode) {
+          Run r = Measure(o, chunks, mode == 1, gen);
+          gen += static_cast<int64_t>(chunks.size() / kChunksPerGeneration);
+          if (round == 0 || r.seconds < best[mode].seconds) best[mode] = r;
+        }
+      }
+      std::string k = std::string(content) + "_" + std::to_string(size);
+      for (int mode = 0; mode < 2; ++mode) {
+        std::string m = k + (mode ? "_zstd" : "_off");
+        Emit(m + "_stream_mem_per_byte", best[mode].stream_mem / best[mode].text_bytes);
+        Emit(m + "_buffer_mem_per_byte", best[mode].buffer_mem / best[mode].text_bytes);
+        Emit(m + "_chunks_per_s", static_cast<double>(best[mode].chunks) / best[mode].seconds);
+        Emit(m + "_mb_per_s", best[mode].text_bytes / 1e6 / best[mode].seconds);
+      }
+    }
+  }
+  return 0;
+}
