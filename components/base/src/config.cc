@@ -56,6 +56,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"IR_CACHE_TTL", "604800", "cache TTL in seconds, Redis and filesystem tiers (0 disables both: every lookup computes)"},
       {"IR_CACHE_PREFIX", "ir_cache", "cache key prefix: keys {prefix}:{name}_{hash8}, files IR_CACHE_DIR/{prefix}/"},
       {"IR_CACHE_DIR", ".cache", "root of the cache's filesystem tier (per host; empty disables the tier)"},
+      {"IR_CACHE_COMPRESS_MIN_BYTES", "0", "cache values of at least this many bytes are kept zstd-compressed in Redis, under {key}:z (0 = never; turn it on once every process runs a build that reads them, docs/storage.md)"},
       {"CHUNK_STREAMS", "4", "number of chunk streams; a generation always maps to the same one"},
       {"TASK_QUEUE_SHARDS", "(1; 4 with REDIS_CLUSTER=true)", "stream shards per task queue in cluster mode, so a queue spreads over the masters; must be 1 in standard mode (one {prefix}:queue:{name} stream per queue)"},
       {"CONSUMER_NAME", "", "consumer name in the groups (default hostname-pid; use the pod name on Kubernetes)"},
@@ -472,6 +473,7 @@ void LoadGenerations(Reader& r, Config& c) {
     r.Fail("IR_CACHE_PREFIX", c.ir_cache_prefix, "a non-empty prefix without glob characters, '/' or spaces");
   }
   c.ir_cache_dir = r.Str("IR_CACHE_DIR");
+  c.ir_cache_compress_min_bytes = r.Int("IR_CACHE_COMPRESS_MIN_BYTES", 0, int64_t{1} << 30);
 }
 
 // Streams, shards and consumer groups: what every consumer process shares.

@@ -6,6 +6,7 @@
 #include "streamfleet/base/random.h"
 #include "cache_fs.h"
 #include "streamfleet/base/codec.h"
+#include "streamfleet/base/compression.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/base/time.h"
 #include "streamfleet/redis/redis_scan.h"
@@ -34,8 +35,16 @@ const LuaScript& UnlockScript() {
   return s;
 }
 
-// {prefix}:{name}_{8 hex}: a value key (not a :lock / :ver marker, not the epoch, not someone else's key).
-bool IsValueKey(const std::string& prefix, const std::string& key, std::string* name) {
+// "{key}:z": where a value is kept compressed (CacheOptions::compress_min_bytes).
+constexpr std::string_view kCompressedSuffix = ":z";
+std::string CompressedKey(const std::string& key) { return key + std::string(kCompressedSuffix); }
+
+// {prefix}:{name}_{8 hex}[:z]: a value key, plain or compressed (not a :lock / :ver marker, not the epoch, not
+// someone else's key).
+bool IsValueKey(const std::string& prefix, std::string key, std::string* name) {
+  if (key.size() > kCompressedSuffix.size() && key.compare(key.size() - 2, 2, kCompressedSuffix) == 0) {
+    key.resize(key.size() - kCompressedSuffix.size());
+  }
   if (key.size() <= prefix.size() + 1 || key.compare(0, prefix.size(), prefix) != 0 || key[prefix.size()] != ':') {
     return false;
   }
@@ -68,6 +77,7 @@ CacheOptions CacheOptionsFromConfig(const Config& c) {
   o.redis_ttl_s = c.ir_cache_ttl_s;
   o.fs_ttl_s = c.ir_cache_ttl_s;
   o.fs_dir = c.ir_cache_dir;
+  o.compress_min_bytes = c.ir_cache_compress_min_bytes;
   return o;
 }
 
@@ -181,16 +191,18 @@ std::optional<CacheResult> Cache::ReadRedisTier(Lookup& l, const GetOptions& opt
   if (auto lease = Redis(); lease.ok()) {
     std::vector<std::vector<std::string>> cmds = {{"GET", l.ver_key}, {"GET", l.epoch_key}};
     bool read_value = redis_tier() && !opts.force_refresh;
-    if (read_value) cmds.push_back({"GET", l.key});
+    if (read_value) {
+      for (auto& c : ValueReads(l.key)) cmds.push_back(std::move(c));
+    }
     auto r = (*lease)->Pipeline(cmds);
     if (r.ok()) {
       RedisRecovered();
       l.redis.emplace(std::move(*lease));
       l.markers = Markers{(*r)[0].AsInt(), (*r)[1].AsInt(), true};
       if (read_value) {
-        if ((*r)[2].type == RedisValue::Type::kString) {
+        if (auto v = ValueFrom((*r)[2], (*r)[3])) {
           Count("redis", "hit");
-          return CacheResult{std::move((*r)[2].str), CacheTier::kRedis};
+          return CacheResult{std::move(*v), CacheTier::kRedis};
         }
         Count("redis", "miss");
       }
@@ -229,17 +241,59 @@ void Cache::WarmRedis(Lookup& l, const FsCacheEntry& e) {
   if (!l.redis || !redis_tier()) return;
   int64_t left = std::min(e.expires_at_ms - NowMs(), options_.redis_ttl_s * 1000);
   if (left <= 0) return;
-  auto w = (*l.redis)->Command({"SET", l.key, e.value, "PX", std::to_string(left)});
+  WriteValue(**l.redis, l.key, e.value, left);
+}
+
+std::vector<std::vector<std::string>> Cache::ValueReads(const std::string& key) const {
+  return {{"GET", key}, {"GET", CompressedKey(key)}};
+}
+
+std::optional<std::string> Cache::ValueFrom(RedisValue& plain, RedisValue& compressed) const {
+  // The compressed form wins: a writer sets it before it deletes the plain one (WriteValue).
+  if (compressed.type == RedisValue::Type::kString) {
+    auto v = ZstdDecompress(compressed.str, static_cast<size_t>(options_.max_value_bytes));
+    if (v.ok()) return std::move(*v);
+    SF_LOG_WARN("cache {}: a compressed value does not decompress ({}): a miss", options_.prefix,
+                v.status().message());
+    return std::nullopt;
+  }
+  if (plain.type == RedisValue::Type::kString) return std::move(plain.str);
+  return std::nullopt;
+}
+
+std::optional<std::string> Cache::ReadValue(RedisClient& redis, const std::string& key) {
+  auto r = redis.Pipeline(ValueReads(key));
+  if (!r.ok()) {
+    RedisFailed(r.status());
+    return std::nullopt;
+  }
+  return ValueFrom((*r)[0], (*r)[1]);
+}
+
+// One form only, so a reader never gets an older value in the other form: the compressed one is set before the
+// plain one is deleted (readers prefer it), the plain one after the compressed one is deleted.
+void Cache::WriteValue(RedisClient& redis, const std::string& key, const std::string& value, int64_t ttl_ms) {
+  std::string px = std::to_string(ttl_ms);
+  std::vector<std::vector<std::string>> cmds;
+  std::optional<std::string> z;
+  if (options_.compress_min_bytes > 0 && static_cast<int64_t>(value.size()) >= options_.compress_min_bytes) {
+    z = ZstdCompressIfSmaller(value);
+  }
+  if (z) {
+    cmds = {{"SET", CompressedKey(key), *z, "PX", px}, {"DEL", key}};
+  } else {
+    cmds = {{"DEL", CompressedKey(key)}, {"SET", key, value, "PX", px}};
+  }
+  auto w = redis.Pipeline(cmds);
   if (!w.ok()) RedisFailed(w.status());
 }
 
 // The value another caller published while we waited, from whichever tier publishes it.
 std::optional<CacheResult> Cache::ReadPublished(Lookup& l) {
   if (redis_tier()) {
-    auto v = (*l.redis)->Command({"GET", l.key});
-    if (v.ok() && v->type == RedisValue::Type::kString) {
+    if (auto v = ReadValue(**l.redis, l.key)) {
       Count("redis", "hit");
-      return CacheResult{std::move(v->str), CacheTier::kRedis};
+      return CacheResult{std::move(*v), CacheTier::kRedis};
     }
   } else if (auto e = ReadFsTier(l, false)) {
     Count("filesystem", "hit");
@@ -270,11 +324,10 @@ std::optional<CacheResult> Cache::WaitForLock(Lookup& l, const GetOptions& opts)
   }
   if (l.locked && !opts.force_refresh && redis_tier()) {
     // Published between our miss and our lock (the previous holder just released it).
-    auto v = (*l.redis)->Command({"GET", l.key});
-    if (v.ok() && v->type == RedisValue::Type::kString) {
+    if (auto v = ReadValue(**l.redis, l.key)) {
       ReleaseLock(l);
       Count("redis", "hit");
-      return CacheResult{std::move(v->str), CacheTier::kRedis};
+      return CacheResult{std::move(*v), CacheTier::kRedis};
     }
   }
   if (!l.locked && l.stale) {
@@ -307,8 +360,7 @@ StatusOr<CacheResult> Cache::ComputeAndStore(Lookup& l, const ComputeFn& compute
   }
   Count("origin", "hit");
   if (l.redis && redis_tier()) {
-    auto w = (*l.redis)->Command({"SET", l.key, *value, "PX", std::to_string(options_.redis_ttl_s * 1000)});
-    if (!w.ok()) RedisFailed(w.status());
+    WriteValue(**l.redis, l.key, *value, options_.redis_ttl_s * 1000);
   }
   if (fs_) {
     int64_t now = NowMs();
@@ -327,11 +379,14 @@ StatusOr<int64_t> Cache::Invalidate(const std::string& name, std::string_view co
 
 StatusOr<int64_t> Cache::InvalidateKey(const std::string& key) { return InvalidateKeys({key}); }
 
-StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& keys) {
-  for (const auto& key : keys) {
+StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& given) {
+  std::vector<std::string> keys;  // the value keys, a compressed form ("{key}:z") named by its plain key
+  for (const auto& key : given) {
     if (!IsValueKey(options_.prefix, key, nullptr)) {
       return Status::InvalidArgument("\"" + key + "\" is not a key of cache " + options_.prefix);
     }
+    bool z = key.size() > kCompressedSuffix.size() && key.compare(key.size() - 2, 2, kCompressedSuffix) == 0;
+    keys.push_back(z ? key.substr(0, key.size() - kCompressedSuffix.size()) : key);
   }
   if (keys.empty()) return int64_t{0};
   if (fs_) {
@@ -343,11 +398,12 @@ StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& keys) {
   // with a value whose markers it checked before the INCR (it would compare unequal next time).
   int64_t marker_ttl_ms = (std::max(options_.redis_ttl_s, options_.fs_ttl_s) + 86400) * 1000;
   std::vector<std::vector<std::string>> cmds;
-  cmds.reserve(keys.size() * 3);
+  cmds.reserve(keys.size() * 4);
   for (const auto& key : keys) {
     cmds.push_back({"INCR", key + ":ver"});
     cmds.push_back({"PEXPIRE", key + ":ver", std::to_string(marker_ttl_ms)});
     cmds.push_back({"DEL", key});
+    cmds.push_back({"DEL", CompressedKey(key)});
   }
   auto r = (*lease)->Pipeline(cmds);
   if (!r.ok()) {
@@ -358,7 +414,7 @@ StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& keys) {
   for (const auto& v : *r) {
     if (v.is_error()) return TranslateRedisError(v.str);
   }
-  for (size_t i = 0; i < keys.size(); ++i) deleted += (*r)[3 * i + 2].integer;
+  for (size_t i = 0; i < keys.size(); ++i) deleted += (*r)[4 * i + 2].integer + (*r)[4 * i + 3].integer;
   return deleted;
 }
 

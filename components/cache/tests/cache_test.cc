@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "streamfleet/base/compression.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/wait.h"
 #include "support/redis_suite.h"
@@ -353,6 +354,55 @@ TEST_F(CacheTest, InvalidateByNameAndPatternUseScanAndTouchOnlyCacheKeys) {
   EXPECT_TRUE(RedisHas("app:scenario_planning:org:1:generation:1:chunks"));
   EXPECT_TRUE(RedisHas("ir_cache:not-a-value-key"));
   EXPECT_EQ(c->GetOrCompute("b", "1", Origin("y2"))->tier, CacheTier::kOrigin);
+}
+
+// IR_CACHE_COMPRESS_MIN_BYTES: a large value lives zstd-compressed under "{key}:z" (a build without compression
+// never reads it as a value), a small one stays plain; one form at a time; invalidation removes both.
+TEST_F(CacheTest, LargeValuesAreKeptCompressedUnderTheirOwnKey) {
+  CacheOptions o = Options();
+  o.compress_min_bytes = 1024;
+  o.fs_dir = "";  // Redis and the origin only: every answer below says which of them served it
+  auto c = Make(o);
+  std::string big;
+  for (int i = 0; i < 200; ++i) big += "{\"row\": " + std::to_string(i) + ", \"label\": \"quarterly revenue\"},";
+  auto key = c->Key("spec", "x");
+  ASSERT_TRUE(key.ok());
+  ASSERT_EQ(c->GetOrCompute("spec", "x", Origin(big))->value, big);
+  EXPECT_FALSE(RedisHas(*key));
+  auto frame = redis_->Command({"GET", *key + ":z"});
+  ASSERT_EQ(frame->type, RedisValue::Type::kString);
+  EXPECT_LT(frame->str.size(), big.size() / 3);
+  EXPECT_EQ(*ZstdDecompress(frame->str, big.size()), big);
+  auto r = c->GetOrCompute("spec", "x", Origin("never"));
+  EXPECT_EQ(r->tier, CacheTier::kRedis);
+  EXPECT_EQ(r->value, big);
+
+  // A refresh to a small value leaves only the plain form, and back.
+  ASSERT_EQ(c->GetOrCompute("spec", "x", Origin("small"), GetOptions{.force_refresh = true})->value, "small");
+  EXPECT_TRUE(RedisHas(*key));
+  EXPECT_FALSE(RedisHas(*key + ":z"));
+  EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("never"))->value, "small");
+  ASSERT_EQ(c->GetOrCompute("spec", "x", Origin(big), GetOptions{.force_refresh = true})->value, big);
+  EXPECT_FALSE(RedisHas(*key));
+  EXPECT_TRUE(RedisHas(*key + ":z"));
+
+  // Stats and invalidation see the compressed key as the value key it is.
+  CacheStats st = c->Stats();
+  EXPECT_EQ(st.names["spec"], 1);
+  auto n = c->InvalidateKey(*key);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1);
+  EXPECT_FALSE(RedisHas(*key + ":z"));
+  ASSERT_TRUE(c->GetOrCompute("spec", "y", Origin(big)).ok());
+  EXPECT_EQ(*c->InvalidateName("spec"), 1);
+
+  // A frame that does not decompress is a miss that the origin repairs, never a wrong value.
+  ASSERT_TRUE(c->GetOrCompute("spec", "z", Origin(big)).ok());
+  auto zkey = *c->Key("spec", "z") + ":z";
+  ASSERT_TRUE(redis_->Command({"SET", zkey, "garbage"}).ok());
+  r = c->GetOrCompute("spec", "z", Origin(big + "!"));
+  EXPECT_EQ(r->tier, CacheTier::kOrigin);
+  EXPECT_EQ(r->value, big + "!");
 }
 
 TEST_F(CacheTest, StatsCountKeysBytesNamesAndFiles) {

@@ -97,6 +97,7 @@ struct Config {
   int64_t ir_cache_ttl_s = 604800;
   std::string ir_cache_prefix = "ir_cache";
   std::string ir_cache_dir = ".cache";
+  int64_t ir_cache_compress_min_bytes = 0;  // IR_CACHE_COMPRESS_MIN_BYTES: 0 = values stay plain
 
   int chunk_streams = 4;
   // TASK_QUEUE_SHARDS: stream shards per task queue (cluster key schema only; 1 in standard mode).

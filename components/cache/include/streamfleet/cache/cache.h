@@ -58,9 +58,13 @@ struct CacheOptions {
   int64_t lock_wait_ms = 5000;      // how long a waiter polls before falling back (stale, else compute)
   int64_t poll_ms = 10;
   int64_t degraded_retry_ms = 1000;  // after a Redis failure, skip Redis this long
+  // Values of at least this many bytes are kept zstd-compressed in Redis, under "{key}:z" (0 = never). The
+  // separate key keeps builds without compression from reading a frame as a value (docs/storage.md).
+  int64_t compress_min_bytes = 0;
+  int64_t max_value_bytes = int64_t{256} << 20;  // most a compressed value may expand to (a larger one is a miss)
 };
 
-// The fleet's cache options: IR_CACHE_PREFIX, IR_CACHE_TTL (both tiers), IR_CACHE_DIR.
+// The fleet's cache options: IR_CACHE_PREFIX, IR_CACHE_TTL (both tiers), IR_CACHE_DIR, IR_CACHE_COMPRESS_MIN_BYTES.
 CacheOptions CacheOptionsFromConfig(const Config& c);
 
 enum class CacheTier { kRedis, kFilesystem, kOrigin, kStale };
@@ -130,6 +134,12 @@ class Cache {
   std::optional<CacheResult> ReadRedisTier(Lookup& l, const GetOptions& opts);
   std::optional<FsCacheEntry> ReadFsTier(Lookup& l, bool count);
   void WarmRedis(Lookup& l, const FsCacheEntry& e);
+  // The Redis value tier's reads and writes, in either form (plain at the key, compressed at "{key}:z").
+  std::vector<std::vector<std::string>> ValueReads(const std::string& key) const;
+  // The value from the replies of ValueReads (nullopt: a miss; a frame that does not decompress is one too).
+  std::optional<std::string> ValueFrom(RedisValue& plain, RedisValue& compressed) const;
+  std::optional<std::string> ReadValue(RedisClient& redis, const std::string& key);
+  void WriteValue(RedisClient& redis, const std::string& key, const std::string& value, int64_t ttl_ms);
   std::optional<CacheResult> ReadPublished(Lookup& l);
   std::optional<CacheResult> WaitForLock(Lookup& l, const GetOptions& opts);
   void ReleaseLock(Lookup& l);
