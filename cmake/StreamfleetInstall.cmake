@@ -5,7 +5,7 @@
 # streamfleet::worker) against one.
 include(CMakePackageConfigHelpers)
 
-set(STREAMFLEET_INSTALLED_COMPONENTS base redis http observability sql cache taskqueue chunk_wire chunks live_wire live operations
+set(STREAMFLEET_INSTALLED_COMPONENTS base redis http observability sql artifacts cache taskqueue chunk_wire chunks live_wire live operations
     daemon worker)
 set(STREAMFLEET_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/streamfleet)
 
@@ -43,7 +43,7 @@ install(FILES ${PROJECT_BINARY_DIR}/streamfleetConfig.cmake ${PROJECT_BINARY_DIR
 # pkg-config: one module, every component, for builds that do not use CMake. The archives depend on each
 # other in this (reverse) order.
 set(STREAMFLEET_PC_LIBS "")
-foreach(c worker worker_impl daemon operations chunks chunk_wire cache taskqueue sql observability http redis base)
+foreach(c worker worker_impl daemon operations chunks chunk_wire cache taskqueue artifacts sql observability http redis base)
   string(APPEND STREAMFLEET_PC_LIBS " -lstreamfleet_${c}")
 endforeach()
 string(APPEND STREAMFLEET_PC_LIBS " -lstreamfleet_proto")

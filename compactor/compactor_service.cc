@@ -349,9 +349,10 @@ Status CompactorService::RetryFinalize(const std::vector<FinalizeRequest>& reqs,
     FinalizeDependency failed = FinalizeDependency::kRedis;
     auto o = finalizer_.FinalizeBatch(*write_, reqs, &failed);
     if (!o.ok()) {
-      bool db = failed == FinalizeDependency::kDatabase;
+      bool db = failed != FinalizeDependency::kRedis;  // the database or the object store
       (db ? metrics_.db_errors : metrics_.redis_errors).Increment();
-      (db ? db_health_ : redis_health_).Report(o.status(), "finalize");
+      (db ? db_health_ : redis_health_)
+          .Report(o.status(), failed == FinalizeDependency::kArtifactStore ? "store artifact" : "finalize");
       return o.status();
     }
     db_health_.Report(Status::Ok(), "finalize");

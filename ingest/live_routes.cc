@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/artifacts/artifact.h"
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/live/sse_events.h"
@@ -12,14 +13,16 @@ namespace streamfleet::ingest {
 namespace {
 
 // The hub reads a row only for a generation whose buffer is gone; another organization's row is no row.
-live::RowReader RowsFrom(SqlStore* store) {
+// A row whose text is in the object store (ARTIFACT_STORE) is read through it, digest checked.
+live::RowReader RowsFrom(SqlStore* store, const Config& config) {
   if (store == nullptr) return nullptr;
-  return [store](int64_t org, int64_t gen) -> StatusOr<std::optional<live::CompactedRow>> {
+  std::shared_ptr<ObjectStore> artifacts = OpenObjectStore(config);
+  return [store, artifacts](int64_t org, int64_t gen) -> StatusOr<std::optional<live::CompactedRow>> {
     auto row = store->GetGeneration(gen);
     if (!row.ok()) return row.status();
-    if (!row->has_value() || (*row)->organization_id != org || !(*row)->compacted) {
-      return std::optional<live::CompactedRow>();
-    }
+    if (!row->has_value() || (*row)->organization_id != org) return std::optional<live::CompactedRow>();
+    SF_RETURN_IF_ERROR(ResolveCompacted(artifacts.get(), **row));
+    if (!(*row)->compacted) return std::optional<live::CompactedRow>();
     live::CompactedRow out;
     auto text = Base64Decode(*(*row)->compacted);
     if (!text) return Status::Internal("generation " + std::to_string(gen) + ": compacted is not base64");
@@ -41,7 +44,7 @@ void RejectJson(HttpExchange& ex, int status, const std::string& error, const st
 }  // namespace
 
 LiveRoutes::LiveRoutes(const Config& config, RedisCommands& redis, SqlStore* store, prometheus::Registry& registry)
-    : config_(config), redis_(redis), hub_(config, live::LiveOptions::FromConfig(config), RowsFrom(store), &registry) {}
+    : config_(config), redis_(redis), hub_(config, live::LiveOptions::FromConfig(config), RowsFrom(store, config), &registry) {}
 
 std::shared_ptr<HttpStream> LiveRoutes::Open(HttpExchange& ex) {
   // no-store: a cache must not replay a live stream; X-Accel-Buffering: nginx would hold the events back.

@@ -48,6 +48,15 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"GENERATION_CHUNK_STORAGE", "redis", "redis | db | both: where chunks are kept besides the final row"},
       {"CHUNK_COMPRESSION", "zstd", "zstd | off: chunk data of at least CHUNK_COMPRESSION_MIN_BYTES is zstd-compressed in the chunk streams and buffer lists when that saves an eighth or more (docs/storage.md; readers of this build read both forms)"},
       {"CHUNK_COMPRESSION_MIN_BYTES", "1024", "smallest chunk ingest (and generation.run) compresses; below it compressing does not pay"},
+      {"ARTIFACT_STORE", "", "s3://BUCKET[/PREFIX]: an S3-compatible bucket for compacted texts larger than ARTIFACT_INLINE_MAX_BYTES (the row keeps a reference and the SHA-256; docs/storage.md); empty = every text stays in its row"},
+      {"ARTIFACT_STORE_ENDPOINT", "", "the store's endpoint, http(s)://HOST[:PORT] (MinIO, GCS, ...); empty = https://s3.{ARTIFACT_STORE_REGION}.amazonaws.com"},
+      {"ARTIFACT_STORE_REGION", "us-east-1", "the region requests are signed for (AWS Signature V4)"},
+      {"ARTIFACT_STORE_CREDENTIALS_FILE", "", "an AWS shared credentials file ([default] aws_access_key_id, aws_secret_access_key, aws_session_token), read at every request (a rotated Secret is picked up); AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY win when set"},
+      {"ARTIFACT_STORE_TIMEOUT", "30s", "the longest one object store request may take"},
+      {"ARTIFACT_INLINE_MAX_BYTES", "1048576", "texts up to this size stay in the row's compacted column; larger ones go to ARTIFACT_STORE"},
+      {"AWS_ACCESS_KEY_ID", "", "the object store's access key id (never logged)"},
+      {"AWS_SECRET_ACCESS_KEY", "", "the object store's secret key (never logged; mount from a Secret)"},
+      {"AWS_SESSION_TOKEN", "", "a session token for temporary credentials (never logged)"},
       {"GENERATION_IDLE_TIMEOUT", "30s", "finalize a generation after this long without a chunk (bare number = seconds)"},
       {"GENERATION_LLEN_ALERT_THRESHOLD", "1000", "buffers longer than this are counted and logged once"},
       {"GENERATION_MAX_CHUNKS", "100000", "largest seq+1 accepted for one generation (bounds the dedupe bitmap)"},
@@ -462,6 +471,29 @@ void LoadGenerations(Reader& r, Config& c) {
     r.Fail("CHUNK_COMPRESSION", compression, "zstd or off");
   }
   c.chunk_compression_min_bytes = r.Int("CHUNK_COMPRESSION_MIN_BYTES", 1, int64_t{1} << 30);
+  std::string store = r.Str("ARTIFACT_STORE");
+  if (!store.empty()) {
+    std::string rest = store.rfind("s3://", 0) == 0 ? store.substr(5) : "";
+    auto slash = rest.find('/');
+    c.artifact_bucket = rest.substr(0, slash);
+    c.artifact_prefix = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    while (!c.artifact_prefix.empty() && c.artifact_prefix.back() == '/') c.artifact_prefix.pop_back();
+    if (c.artifact_bucket.empty() || c.artifact_bucket.find_first_of(" ?#") != std::string::npos) {
+      r.Fail("ARTIFACT_STORE", store, "s3://BUCKET or s3://BUCKET/PREFIX");
+    }
+  }
+  c.artifact_store_endpoint = r.Str("ARTIFACT_STORE_ENDPOINT");
+  if (!c.artifact_store_endpoint.empty() && c.artifact_store_endpoint.rfind("http://", 0) != 0 &&
+      c.artifact_store_endpoint.rfind("https://", 0) != 0) {
+    r.Fail("ARTIFACT_STORE_ENDPOINT", c.artifact_store_endpoint, "http://HOST[:PORT] or https://HOST[:PORT]");
+  }
+  c.artifact_store_region = r.Str("ARTIFACT_STORE_REGION");
+  c.artifact_store_credentials_file = r.Str("ARTIFACT_STORE_CREDENTIALS_FILE");
+  c.artifact_store_timeout_ms = r.Duration("ARTIFACT_STORE_TIMEOUT", 1000, 100, 3600000);
+  c.artifact_inline_max_bytes = r.Int("ARTIFACT_INLINE_MAX_BYTES", 0, int64_t{1} << 40);
+  c.aws_access_key_id = r.Str("AWS_ACCESS_KEY_ID");
+  c.aws_secret_access_key = r.Str("AWS_SECRET_ACCESS_KEY");
+  c.aws_session_token = r.Str("AWS_SESSION_TOKEN");
   c.idle_timeout_ms = r.Duration("GENERATION_IDLE_TIMEOUT", 1000, 1);
   c.llen_alert_threshold = r.Int("GENERATION_LLEN_ALERT_THRESHOLD", 1, int64_t{1} << 40);
   c.max_chunks_per_generation = r.Int("GENERATION_MAX_CHUNKS", 1, 10000000);

@@ -1,5 +1,7 @@
 #include "streamfleet/chunks/finalizer.h"
 
+#include "streamfleet/artifacts/artifact.h"
+
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/base/time.h"
@@ -32,7 +34,7 @@ StatusOr<FinalizeOutcome> Finalizer::Finalize(RedisCommands& redis, const Finali
 
 GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSnapshot& snap,
                                       const std::map<int64_t, std::string>& from_db, FinalizeOutcome* out,
-                                      int64_t* received) const {
+                                      int64_t* received, std::string* text) const {
   int64_t total = snap.MetaInt("total_chunks");
   Assembled a = Assemble(snap.elements, from_db, total, static_cast<size_t>(config_.max_generation_bytes));
   JsonDecode json = DecodeJson(a.text);
@@ -87,7 +89,24 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
   w.compacted_at = compacted_at;
   w.compacted_by = consumer_;
   w.finalize_id = req.finalize_id;
+  *text = std::move(a.text);
   return w;
+}
+
+Status Finalizer::PlaceText(GenerationWrite& w, const std::string& text) {
+  if (!artifacts_) return Status::Ok();
+  nlohmann::json md = nlohmann::json::parse(w.metadata_patch, nullptr, false);
+  if (static_cast<int64_t>(text.size()) > config_.artifact_inline_max_bytes) {
+    // Stored before the row: a row never names an object the store did not acknowledge.
+    auto ref = StoreArtifact(*artifacts_, text);
+    if (!ref.ok()) return ref.status();
+    md["artifact"] = nlohmann::json::parse(ArtifactJson(*ref));
+    w.compacted.reset();
+  } else {
+    md["artifact"] = nullptr;
+  }
+  w.metadata_patch = md.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return Status::Ok();
 }
 
 std::vector<std::string> Finalizer::EventCommand(const FinalizeRequest& req, const FinalizeOutcome& out) const {
@@ -187,7 +206,13 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
       outs[i].empty = true;
       continue;
     }
-    writes.push_back(BuildWrite(reqs[i], snap, from_db, &outs[i], &received[i]));
+    std::string text;
+    writes.push_back(BuildWrite(reqs[i], snap, from_db, &outs[i], &received[i], &text));
+    Status placed = PlaceText(writes.back(), text);
+    if (!placed.ok()) {
+      if (failed != nullptr) *failed = FinalizeDependency::kArtifactStore;
+      return placed;
+    }
     written_of.push_back(i);
   }
   if (writes.empty()) return outs;

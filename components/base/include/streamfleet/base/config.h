@@ -89,6 +89,15 @@ struct Config {
   ChunkStorage chunk_storage = ChunkStorage::kRedis;
   bool chunk_compression = true;             // CHUNK_COMPRESSION=zstd (false: off)
   int64_t chunk_compression_min_bytes = 1024;  // CHUNK_COMPRESSION_MIN_BYTES
+  // ARTIFACT_STORE=s3://bucket/prefix (components/artifacts): large compacted texts live there, not in the row.
+  std::string artifact_bucket;  // "" = no object store
+  std::string artifact_prefix;
+  std::string artifact_store_endpoint;  // "" = AWS's regional endpoint
+  std::string artifact_store_region = "us-east-1";
+  std::string artifact_store_credentials_file;
+  int64_t artifact_store_timeout_ms = 30000;
+  int64_t artifact_inline_max_bytes = 1 << 20;  // ARTIFACT_INLINE_MAX_BYTES
+  std::string aws_access_key_id, aws_secret_access_key, aws_session_token;  // secrets: never logged
   int64_t idle_timeout_ms = 30000;
   int64_t llen_alert_threshold = 1000;
   int64_t max_chunks_per_generation = 100000;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "streamfleet/artifacts/object_store.h"
 #include "streamfleet/chunks/chunk_buffer.h"
 #include "streamfleet/cache/cache.h"
 #include "streamfleet/sql/sql_store.h"
@@ -35,15 +36,19 @@ struct FinalizeOutcome {
 };
 
 // Which dependency an error of FinalizeBatch came from: the compactor counts and reports the outage against
-// the right one (streamfleet_compactor_{redis,db}_errors_total, its readiness).
-enum class FinalizeDependency { kRedis, kDatabase };
+// the right one (streamfleet_compactor_{redis,db}_errors_total, its readiness). The object store
+// (ARTIFACT_STORE), where a large text goes before its row, counts as the database: both are where the
+// result is made durable.
+enum class FinalizeDependency { kRedis, kDatabase, kArtifactStore };
 
 class Finalizer {
  public:
-  // cache: the fleet cache to invalidate after a write (nullptr: none).
+  // cache: the fleet cache to invalidate after a write (nullptr: none). The object store is the one
+  // ARTIFACT_STORE names (none: every text stays in its row).
   Finalizer(const Config& config, ChunkBuffer& buffer, GenerationRepository& store, std::string consumer_name,
             Cache* cache = nullptr)
-      : config_(config), buffer_(buffer), store_(store), consumer_(std::move(consumer_name)), cache_(cache) {}
+      : config_(config), buffer_(buffer), store_(store), consumer_(std::move(consumer_name)), cache_(cache),
+        artifacts_(OpenObjectStore(config)) {}
 
   // Redis errors come back as kUnavailable etc.; DB errors as the store reports them (kUnavailable for
   // an outage: retry later, the finalize entry stays pending).
@@ -61,9 +66,13 @@ class Finalizer {
   Status ResolveOwners(RedisCommands& redis, const std::vector<FinalizeRequest>& reqs,
                        const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
                        std::vector<std::vector<std::string>>& fixes, FinalizeDependency* failed);
+  // *text: the assembled text (the store's copy when it is large).
   GenerationWrite BuildWrite(const FinalizeRequest& req, const BufferSnapshot& snap,
                              const std::map<int64_t, std::string>& from_db, FinalizeOutcome* out,
-                             int64_t* received) const;
+                             int64_t* received, std::string* text) const;
+  // With an object store: a text over ARTIFACT_INLINE_MAX_BYTES goes there and the write keeps its reference
+  // (metadata.artifact) instead of `compacted`; a smaller one clears a reference an earlier write left.
+  Status PlaceText(GenerationWrite& w, const std::string& text);
   std::vector<std::string> EventCommand(const FinalizeRequest& req, const FinalizeOutcome& out) const;
 
   const Config& config_;
@@ -71,6 +80,7 @@ class Finalizer {
   GenerationRepository& store_;
   std::string consumer_;
   Cache* cache_;
+  std::unique_ptr<ObjectStore> artifacts_;
 };
 
 }  // namespace streamfleet

@@ -1,0 +1,233 @@
+// The object store and compacted artifacts against a real S3 API server (s3rver, npm, pinned; started here on
+// a free port) and, for the finalizer, a real redis-server and SQLite. s3rver checks the access key, not the
+// SigV4 signature itself (its v4 verification is unimplemented): signing is libcurl's CURLOPT_AWS_SIGV4.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "streamfleet/artifacts/artifact.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/base/compression.h"
+#include "streamfleet/chunks/finalizer.h"
+#include "streamfleet/testing/redis_server.h"
+#include "support/map_env.h"
+#include "support/redis_suite.h"
+
+namespace streamfleet {
+namespace {
+
+namespace fs = std::filesystem;
+
+// s3rver on a free loopback port, bucket "art", its data in a temp directory; Kill/Start keep the port.
+class S3Server {
+ public:
+  S3Server() : dir_(testing::TempPath("sf-s3rver")), port_(testing::FreePort()) {
+    fs::create_directories(STREAMFLEET_S3RVER_WORK);
+    for (const char* f : {"package.json", "package-lock.json"}) {
+      fs::copy_file(fs::path(STREAMFLEET_S3RVER_PACKAGE) / f, fs::path(STREAMFLEET_S3RVER_WORK) / f,
+                    fs::copy_options::overwrite_existing);
+    }
+    if (!fs::exists(fs::path(STREAMFLEET_S3RVER_WORK) / "node_modules/.bin/s3rver")) {
+      std::string cmd = std::string("cd ") + STREAMFLEET_S3RVER_WORK + " && npm ci --no-audit --no-fund --loglevel=error";
+      EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    }
+    Start();
+  }
+  ~S3Server() {
+    Kill();
+    fs::remove_all(dir_);
+  }
+  void Start() {
+    fs::create_directories(dir_);
+    pid_ = testing::SpawnProcess({"node", std::string(STREAMFLEET_S3RVER_WORK) + "/node_modules/.bin/s3rver", "-d",
+                                  dir_, "-p", std::to_string(port_), "-a", "127.0.0.1", "--configure-bucket", "art",
+                                  "--silent"});
+    // Ready when it answers HTTP.
+    for (int i = 0; i < 200; ++i) {
+      std::string cmd = "curl -s -o /dev/null http://127.0.0.1:" + std::to_string(port_) + "/";
+      if (std::system(cmd.c_str()) == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "s3rver did not start on port " << port_;
+  }
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  std::string dir_;
+  int port_;
+  int pid_ = -1;
+};
+
+class ArtifactsTest : public testing::RedisSuite<> {
+ protected:
+  static void SetUpTestSuite() {
+    RedisSuite::SetUpTestSuite();
+    s3_ = new S3Server();
+  }
+  static void TearDownTestSuite() {
+    delete s3_;
+    s3_ = nullptr;
+    RedisSuite::TearDownTestSuite();
+  }
+  Config MakeConfig(std::map<std::string, std::string> extra = {}) {
+    std::map<std::string, std::string> env = server_->env();
+    env.insert({{"ARTIFACT_STORE", "s3://art/fleet-a"},
+                {"ARTIFACT_STORE_ENDPOINT", s3_->endpoint()},
+                {"AWS_ACCESS_KEY_ID", "S3RVER"},
+                {"AWS_SECRET_ACCESS_KEY", "S3RVER"},
+                {"ARTIFACT_STORE_TIMEOUT", "2s"}});
+    for (auto& [k, v] : extra) env[k] = v;
+    auto c = LoadConfig(testing::MapEnv(env), "127.0.0.1:0");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return *c;
+  }
+  static std::string Text(size_t n) {
+    std::string s = "{\"plan\": [";
+    for (int i = 0; s.size() < n; ++i) s += "{\"month\": " + std::to_string(i) + ", \"revenue\": 1250.5},";
+    return s + "{}]}";
+  }
+  static inline S3Server* s3_ = nullptr;
+};
+
+TEST_F(ArtifactsTest, PutGetUrlsAndErrors) {
+  Config c = MakeConfig();
+  auto store = OpenObjectStore(c);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Put("a/b.bin", std::string("x\0y", 3)).ok());
+  auto got = store->Get("a/b.bin", 100);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, std::string("x\0y", 3));
+  EXPECT_EQ(store->Url("a/b.bin"), "s3://art/fleet-a/a/b.bin");
+  EXPECT_EQ(*store->KeyOf("s3://art/fleet-a/a/b.bin"), "a/b.bin");
+  EXPECT_EQ(store->KeyOf("s3://other/fleet-a/a/b.bin").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->Get("missing", 100).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->Get("a/b.bin", 2).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(OpenObjectStore(MakeConfig({{"ARTIFACT_STORE", ""}})), nullptr);
+  EXPECT_FALSE(LoadConfig(testing::MapEnv({{"ARTIFACT_STORE", "bucket-without-scheme"}}), "127.0.0.1:0").ok());
+}
+
+TEST_F(ArtifactsTest, CredentialsFromAFileAreReadAtEveryRequest) {
+  std::string path = testing::TempPath("sf-aws-credentials");
+  auto write = [&](const std::string& key) {
+    std::ofstream(path) << "[other]\naws_access_key_id = S3RVER\n\n[default]\naws_access_key_id = " << key
+                        << "\naws_secret_access_key = S3RVER\n";
+  };
+  write("NOT-A-KEY");
+  auto store = OpenObjectStore(MakeConfig({{"AWS_ACCESS_KEY_ID", ""},
+                                           {"AWS_SECRET_ACCESS_KEY", ""},
+                                           {"ARTIFACT_STORE_CREDENTIALS_FILE", path}}));
+  Status refused = store->Put("k", "v");
+  EXPECT_EQ(refused.code(), StatusCode::kPermissionDenied) << refused.ToString();
+  write("S3RVER");  // the Secret was rotated: no restart needed
+  EXPECT_TRUE(store->Put("k", "v").ok());
+  std::remove(path.c_str());
+  auto none = OpenObjectStore(MakeConfig({{"AWS_ACCESS_KEY_ID", ""}, {"AWS_SECRET_ACCESS_KEY", ""}}));
+  EXPECT_EQ(none->Put("k", "v").code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ArtifactsTest, ArtifactsAreContentAddressedCompressedAndChecked) {
+  auto store = OpenObjectStore(MakeConfig());
+  std::string text = Text(200000);
+  auto ref = StoreArtifact(*store, text);
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  EXPECT_EQ(ref->sha256, Sha256Hex(text));
+  EXPECT_EQ(ref->url, "s3://art/fleet-a/artifacts/" + ref->sha256 + ".zst");
+  EXPECT_LT(ref->stored_bytes, ref->bytes / 4);
+  EXPECT_EQ(*LoadArtifact(*store, *ref), text);
+  auto again = StoreArtifact(*store, text);  // idempotent: the same object
+  EXPECT_EQ(again->url, ref->url);
+
+  // The object under the reference is not the text it names: an error, never other data.
+  ASSERT_TRUE(store->Put("artifacts/" + ref->sha256 + ".zst", ZstdCompress(Text(1000))).ok());
+  EXPECT_EQ(LoadArtifact(*store, *ref).status().code(), StatusCode::kDataLoss);
+  ASSERT_TRUE(store->Put("artifacts/" + ref->sha256 + ".zst", "not zstd").ok());
+  EXPECT_EQ(LoadArtifact(*store, *ref).status().code(), StatusCode::kDataLoss);
+
+  // ResolveCompacted: a row naming the artifact gets its compacted back.
+  auto fresh = StoreArtifact(*store, text);
+  ASSERT_TRUE(fresh.ok());
+  GenerationRow row;
+  row.id = 5;
+  row.metadata = R"({"json_valid": true, "artifact": )" + ArtifactJson(*fresh) + "}";
+  ASSERT_TRUE(ResolveCompacted(store.get(), row).ok());
+  EXPECT_EQ(*row.compacted, Base64Encode(text));
+  GenerationRow orphan;
+  orphan.metadata = row.metadata;
+  EXPECT_EQ(ResolveCompacted(nullptr, orphan).code(), StatusCode::kFailedPrecondition);
+}
+
+// The finalizer with ARTIFACT_STORE: a large text goes to the store before its row, the row keeps the
+// reference and the digest, and reading it through gives the bytes a store-less fleet keeps in the row. With
+// the store down, finalization fails (nothing marked compacted, no row) and succeeds once it is back.
+TEST_F(ArtifactsTest, FinalizerStoresLargeTextsBeforeTheRowAndRetriesWhileTheStoreIsDown) {
+  Config config = MakeConfig({{"ARTIFACT_INLINE_MAX_BYTES", "4096"}});
+  std::string db = testing::TempPath("sf-artifacts") + ".db";
+  auto sql = SqlStore::Open("sqlite:" + db);
+  ASSERT_TRUE(sql.ok());
+  ASSERT_TRUE((*sql)->Migrate().ok());
+  RedisServerClock clock;
+  ChunkBuffer buffer(config, clock);
+  Finalizer fin(config, buffer, **sql, "test");
+  auto buffered = [&](int64_t gen, const std::string& text) {
+    GenerationId g{7, 0, gen};
+    std::vector<ChunkItem> items;
+    for (size_t at = 0, seq = 0; at < text.size(); at += 3000, ++seq) {
+      ChunkItem it;
+      it.gen = g;
+      it.seq = static_cast<int64_t>(seq);
+      it.data = text.substr(at, 3000);
+      it.final = at + 3000 >= text.size();
+      items.push_back(it);
+    }
+    EXPECT_TRUE(buffer.Apply(*redis_, items).ok());
+    return g;
+  };
+  std::string big = Text(60000), small = Text(1000);
+  GenerationId g_big = buffered(81, big), g_small = buffered(82, small);
+
+  s3_->Kill();
+  FinalizeDependency failed = FinalizeDependency::kRedis;
+  auto down = fin.FinalizeBatch(*redis_, {{g_big, "complete", "1-0"}}, &failed);
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.status().code(), StatusCode::kUnavailable) << down.status().ToString();
+  EXPECT_EQ(failed, FinalizeDependency::kArtifactStore);
+  EXPECT_FALSE((*sql)->GetGeneration(81)->has_value()) << "no row may name an object the store did not take";
+  s3_->Start();
+
+  auto out = fin.FinalizeBatch(*redis_, {{g_big, "complete", "1-0"}, {g_small, "complete", "2-0"}}, &failed);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_TRUE((*out)[0].marked_compacted);
+  auto row = (*sql)->GetGeneration(81);
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_FALSE((*row)->compacted.has_value()) << "the blob is in the store, not the row";
+  auto ref = ArtifactOfMetadata((*row)->metadata);
+  ASSERT_TRUE(ref.has_value()) << (*row)->metadata;
+  EXPECT_EQ(ref->sha256, Sha256Hex(big));
+  EXPECT_EQ(ref->bytes, static_cast<int64_t>(big.size()));
+  EXPECT_EQ(nlohmann::json::parse(*(*row)->llm_response), nlohmann::json::parse(big));
+  auto store = OpenObjectStore(config);
+  ASSERT_TRUE(ResolveCompacted(store.get(), **row).ok());
+  EXPECT_EQ(*(*row)->compacted, Base64Encode(big)) << "compacted consumers get the same bytes either way";
+
+  auto inline_row = (*sql)->GetGeneration(82);
+  ASSERT_TRUE(inline_row.ok() && inline_row->has_value());
+  EXPECT_EQ(*(*inline_row)->compacted, Base64Encode(small));
+  EXPECT_TRUE(nlohmann::json::parse((*inline_row)->metadata)["artifact"].is_null());
+  std::remove(db.c_str());
+}
+
+}  // namespace
+}  // namespace streamfleet
