@@ -10,7 +10,7 @@ namespace streamfleet::ctl {
 
 // inspect-generation, compact-generation, replay-generation (generations.cc)
 void RegisterGenerationCommands(CLI::App& app, Context& ctx);
-// migrate, migrate-compacted-from-metadata (database.cc)
+// migrate, migrate-compacted-from-metadata, migrate-artifacts (database.cc)
 void RegisterDatabaseCommands(CLI::App& app, Context& ctx);
 // streams (streams.cc)
 void RegisterStreamCommands(CLI::App& app, Context& ctx);

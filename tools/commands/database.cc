@@ -1,6 +1,9 @@
-// migrate, migrate-compacted-from-metadata: the generations table's schema and an old data layout, on SQLite
-// or PostgreSQL (DATABASE_URL).
+// migrate, migrate-compacted-from-metadata, migrate-artifacts: the generations table's schema, an old data
+// layout, and where large compacted texts live (rows or ARTIFACT_STORE), on SQLite or PostgreSQL
+// (DATABASE_URL).
 #include <memory>
+
+#include "streamfleet/operations/artifact_moves.h"
 
 #include "tools/commands/commands.h"
 #include "tools/commands/connections.h"
@@ -32,6 +35,26 @@ void MigrateCompactedFromMetadata(const Context& ctx, const Config& c, bool prev
             std::to_string(n) + (preview ? " rows would be moved (preview: nothing changed)\n" : " rows moved\n"));
 }
 
+struct ArtifactMoveArgs {
+  std::string to;
+  bool preview = false;
+};
+
+void MigrateArtifacts(const Context& ctx, const Config& c, const ArtifactMoveArgs& a) {
+  auto store = OpenObjectStore(c);
+  if (!store) throw Failure{"ARTIFACT_STORE is not set: there is no object store to move texts to or from"};
+  auto db = OpenStore(c);
+  auto direction = a.to == "store" ? ArtifactMoveDirection::kToStore : ArtifactMoveDirection::kToDatabase;
+  auto r = Must(MoveArtifacts(*db, *store, c, direction, a.preview), "migrate-artifacts");
+  std::string where = a.to == "store" ? "to " + store->Url("") : "into the rows";
+  ctx.Print(json{{"to", a.to}, {"preview", a.preview}, {"rows", r.rows}, {"text_bytes", r.text_bytes},
+                 {"changed_meanwhile", r.changed}, {"last_id", r.last_id}},
+            std::to_string(r.rows) + " rows (" + std::to_string(r.text_bytes) + " bytes of text) " +
+                (a.preview ? "would move " : "moved ") + where + (a.preview ? " (preview: nothing changed)" : "") +
+                (r.changed > 0 ? "; " + std::to_string(r.changed) + " rewritten by a finalization meanwhile, left to it" : "") +
+                "\n");
+}
+
 }  // namespace
 
 void RegisterDatabaseCommands(CLI::App& app, Context& ctx) {
@@ -47,6 +70,16 @@ void RegisterDatabaseCommands(CLI::App& app, Context& ctx) {
   auto preview = std::make_shared<bool>(false);
   mcm->add_flag("--preview", *preview, "count only; change nothing");
   ctx.OnRun(mcm, [preview](const Context& ctx, const Config& c) { MigrateCompactedFromMetadata(ctx, c, *preview); });
+
+  auto* ma = app.add_subcommand("migrate-artifacts",
+                                "move compacted texts larger than ARTIFACT_INLINE_MAX_BYTES from the rows to\n"
+                                "ARTIFACT_STORE (--to store), or back into the rows (--to database); idempotent,\n"
+                                "run it again to finish an interrupted run\n"
+                                "  example: streamfleetctl migrate-artifacts --to store --preview");
+  auto ma_args = std::make_shared<ArtifactMoveArgs>();
+  ma->add_option("--to", ma_args->to, "store | database")->required()->check(CLI::IsMember({"store", "database"}));
+  ma->add_flag("--preview", ma_args->preview, "count only; change nothing");
+  ctx.OnRun(ma, ma_args, MigrateArtifacts);
 }
 
 }  // namespace streamfleet::ctl

@@ -16,9 +16,11 @@
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/compression.h"
 #include "streamfleet/chunks/finalizer.h"
+#include "streamfleet/operations/artifact_moves.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/map_env.h"
 #include "support/redis_suite.h"
+#include "support/sql_database.h"
 
 namespace streamfleet {
 namespace {
@@ -228,6 +230,82 @@ TEST_F(ArtifactsTest, FinalizerStoresLargeTextsBeforeTheRowAndRetriesWhileTheSto
   EXPECT_TRUE(nlohmann::json::parse((*inline_row)->metadata)["artifact"].is_null());
   std::remove(db.c_str());
 }
+
+// streamfleetctl migrate-artifacts: rows written before the store was turned on move out (preview first),
+// a second run moves nothing, the texts come back byte for byte, and a row a finalization rewrote meanwhile
+// is left to it.
+class ArtifactMovesTest : public ArtifactsTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ArtifactMovesTest, MigrateArtifactsMovesLargeRowsOutAndBackIdempotently) {
+  Config config = MakeConfig({{"ARTIFACT_INLINE_MAX_BYTES", "4096"}});
+  std::string db;
+  std::string url = testing::FreshDatabaseUrl(GetParam(), "sf-artifacts-move", &db);
+  if (url.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
+  auto sql = SqlStore::Open(url);
+  ASSERT_TRUE(sql.ok());
+  ASSERT_TRUE((*sql)->Migrate().ok());
+  std::map<int64_t, std::string> texts = {{1, Text(20000)}, {2, Text(100)}, {3, Text(9000) + "x"}, {4, Text(5000).substr(0, 4096)}};
+  for (auto& [id, text] : texts) {
+    GenerationWrite w;
+    w.id = id;
+    w.organization_id = 7;
+    w.compacted = Base64Encode(text);
+    w.metadata_patch = R"({"json_valid": false})";
+    w.chunk_count = 3;
+    w.compacted_at = "2026-12-03T10:00:00.000Z";
+    w.compacted_by = "old";
+    w.finalize_id = "f" + std::to_string(id);
+    ASSERT_TRUE((*sql)->UpsertGeneration(w).ok());
+  }
+  auto store = OpenObjectStore(config);
+  auto preview = MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToStore, true, 2);
+  ASSERT_TRUE(preview.ok()) << preview.status().ToString();
+  EXPECT_EQ(preview->rows, 2);  // 1 and 3; 4 is exactly at the limit and stays
+  EXPECT_TRUE((*(*sql)->GetGeneration(1))->compacted.has_value()) << "a preview changes nothing";
+
+  auto moved = MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToStore, false, 2);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(moved->rows, 2);
+  EXPECT_EQ(moved->text_bytes, static_cast<int64_t>(texts[1].size() + texts[3].size()));
+  for (int64_t id : {1, 3}) {
+    auto row = **(*sql)->GetGeneration(id);
+    EXPECT_FALSE(row.compacted.has_value());
+    EXPECT_EQ(nlohmann::json::parse(row.metadata)["finalize_id"], "f" + std::to_string(id)) << "the rest is kept";
+    ASSERT_TRUE(ResolveCompacted(store.get(), row).ok());
+    EXPECT_EQ(*row.compacted, Base64Encode(texts[id]));
+  }
+  EXPECT_TRUE((*(*sql)->GetGeneration(4))->compacted.has_value());
+  EXPECT_EQ(MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToStore, false)->rows, 0) << "idempotent";
+
+  // A finalization rewrites row 3 between the listing and the move back: its metadata changed, so the move
+  // leaves it (the optimistic check), and the next run has nothing left for it.
+  auto before = **(*sql)->GetGeneration(3);
+  GenerationWrite again;
+  again.id = 3;
+  again.organization_id = 7;
+  again.compacted = Base64Encode("newer");
+  again.metadata_patch = R"({"artifact": null})";
+  again.chunk_count = 4;
+  again.compacted_at = "2026-12-03T11:00:00.000Z";
+  again.compacted_by = "c2";
+  again.finalize_id = "f3-later";
+  ASSERT_TRUE((*sql)->UpsertGeneration(again).ok());
+  auto stale = (*sql)->ReplaceCompactedIfUnchanged(before, Base64Encode(texts[3]), before.metadata);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_FALSE(*stale);
+  EXPECT_EQ(*(*(*sql)->GetGeneration(3))->compacted, Base64Encode("newer"));
+
+  auto back = MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToDatabase, false);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->rows, 1);
+  auto row1 = **(*sql)->GetGeneration(1);
+  EXPECT_EQ(*row1.compacted, Base64Encode(texts[1]));
+  EXPECT_TRUE(nlohmann::json::parse(row1.metadata)["artifact"].is_null());
+  EXPECT_EQ(MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToDatabase, false)->rows, 0);
+  if (!db.empty()) std::remove(db.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ArtifactMovesTest, ::testing::Values("sqlite", "postgresql"));
 
 }  // namespace
 }  // namespace streamfleet

@@ -520,6 +520,49 @@ StatusOr<std::optional<GenerationRow>> SqlStore::GetGeneration(int64_t id) {
   return out;
 }
 
+StatusOr<std::vector<int64_t>> SqlStore::GenerationIdsByCompacted(int64_t after_id, int64_t with_compacted_over,
+                                                                  int limit) {
+  std::lock_guard<std::mutex> l(*mu_);
+  std::vector<int64_t> ids;
+  Status s = Run("list generations by compacted", [&](soci::session& sql) {
+    ids.clear();
+    long long a = after_id, over = with_compacted_over, n = limit;
+    std::string cond = with_compacted_over >= 0 ? "compacted IS NOT NULL AND LENGTH(compacted) > :o" : "compacted IS NULL";
+    std::string q = "SELECT id FROM scenario_generations WHERE id > :a AND " + cond + " ORDER BY id LIMIT :n";
+    soci::rowset<soci::row> rs = with_compacted_over >= 0
+                                     ? (sql.prepare << q, soci::use(a), soci::use(over), soci::use(n))
+                                     : (sql.prepare << q, soci::use(a), soci::use(n));
+    for (const auto& row : rs) {
+      ids.push_back(row.get_properties(0).get_data_type() == soci::dt_integer ? row.get<int>(0) : row.get<long long>(0));
+    }
+  });
+  if (!s.ok()) return s;
+  return ids;
+}
+
+StatusOr<bool> SqlStore::ReplaceCompactedIfUnchanged(const GenerationRow& before,
+                                                    const std::optional<std::string>& compacted,
+                                                    const std::string& metadata) {
+  std::lock_guard<std::mutex> l(*mu_);
+  bool changed = false;
+  Status s = Run("replace compacted", [&](soci::session& sql) {
+    // PostgreSQL compares the JSONB values (the text read back is jsonb's own rendering), SQLite the text.
+    std::string md = dialect_ == SqlDialect::kPostgres ? "CAST(:m AS JSONB)" : ":m";
+    std::string old = dialect_ == SqlDialect::kPostgres ? "CAST(:old AS JSONB)" : ":old";
+    std::string c = compacted.value_or("");
+    soci::indicator cind = compacted ? soci::i_ok : soci::i_null;
+    std::string m = metadata, o = before.metadata, now = IsoUtcNow();
+    long long id = before.id;
+    soci::statement st = (sql.prepare << "UPDATE scenario_generations SET compacted = :c, metadata = " + md +
+                                             ", updated_at = :now WHERE id = :id AND metadata = " + old,
+                          soci::use(c, cind), soci::use(m), soci::use(now), soci::use(id), soci::use(o));
+    st.execute(true);
+    changed = st.get_affected_rows() == 1;
+  });
+  if (!s.ok()) return s;
+  return changed;
+}
+
 StatusOr<int64_t> SqlStore::CountGenerations() {
   std::lock_guard<std::mutex> l(*mu_);
   long long n = 0;

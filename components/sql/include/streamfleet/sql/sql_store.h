@@ -124,6 +124,14 @@ class SqlStore final : public GenerationRepository {
   // Idempotent (same generation + seq = same row).
   Status UpsertChunks(const std::vector<ChunkRow>& chunks);
   StatusOr<std::vector<ChunkRow>> GetChunks(int64_t generation_id) override;
+  // Moving compacted texts between rows and the object store (components/operations artifact_moves.h).
+  // Ids after after_id in order, at most limit: with_compacted_over >= 0 those whose compacted is longer than
+  // that; -1 those whose compacted is NULL.
+  StatusOr<std::vector<int64_t>> GenerationIdsByCompacted(int64_t after_id, int64_t with_compacted_over, int limit);
+  // Sets compacted and metadata only if the row's metadata is still `before.metadata` (a finalization in
+  // between changes it: then nothing is written and the answer is false).
+  StatusOr<bool> ReplaceCompactedIfUnchanged(const GenerationRow& before, const std::optional<std::string>& compacted,
+                                             const std::string& metadata);
   // Rows whose compacted value still lives in metadata.compacted (old layout).
   StatusOr<int64_t> MigrateCompactedFromMetadata(bool preview);
 
