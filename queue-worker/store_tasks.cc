@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/artifacts/chunk_archive.h"
+#include "streamfleet/base/log.h"
 #include "streamfleet/base/time.h"
 #include "streamfleet/redis/redis_scan.h"
 #include "streamfleet/taskqueue/task_queue.h"
@@ -10,12 +12,64 @@ namespace streamfleet::worker {
 
 namespace {
 
-Status PurgeChunks(TaskContext& ctx, SqlStore& store, Clock& clock) {
+// Generations per page of the archive pass: one SQL query per page, each generation then archived and
+// deleted on its own, so a crash leaves at most one generation archived but not yet deleted (archived again,
+// idempotently, next time).
+constexpr int kArchivePage = 100;
+
+// Whether the archive pass should stop and be retried (the store or the database is away) rather than keep
+// the generation's rows and go on (an archive object that cannot be read, a generation over the limits).
+bool Transient(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded ||
+         s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kUnauthenticated;
+}
+
+Status ArchiveAndPurge(TaskContext& ctx, SqlStore& db, ObjectStore& archive, const std::string& cutoff) {
+  const size_t max_bytes = ChunkArchiveMaxBytes(ctx.config);
+  int64_t generations = 0, deleted = 0, kept = 0;
+  std::string first_kept;
+  for (int64_t after = 0;;) {
+    auto ids = db.GenerationIdsWithChunksBefore(cutoff, after, kArchivePage);
+    if (!ids.ok()) return ids.status();
+    if (ids->empty()) break;
+    for (int64_t id : *ids) {
+      after = id;
+      if (ctx.Cancelled()) {
+        return Status::DeadlineExceeded("generation_chunks.purge cancelled after " + std::to_string(generations) +
+                                        " generations (the rest is archived next time)");
+      }
+      // All the generation's rows, the newer ones too: the archive then holds what the table held, and the
+      // newer rows are archived again (no change) when they are old enough to go.
+      auto rows = db.GetChunks(id);
+      if (!rows.ok()) return rows.status();
+      auto archived = ArchiveChunks(archive, *rows, max_bytes);
+      if (!archived.ok() && Transient(archived.status())) return archived.status();
+      if (!archived.ok()) {
+        // Never delete what is not archived: these rows stay until an operator looks (the result says which).
+        SF_LOG_WARN("generation_chunks.purge: generation {} kept in the table: {}", id, archived.status().ToString());
+        if (kept++ == 0) first_kept = "generation " + std::to_string(id) + ": " + archived.status().message();
+        continue;
+      }
+      auto n = db.DeleteChunksBefore(id, cutoff);
+      if (!n.ok()) return n.status();
+      deleted += *n;
+      ++generations;
+    }
+  }
+  ctx.result = std::to_string(deleted) + " chunk rows created before " + cutoff + " of " +
+               std::to_string(generations) + " generations archived to " + archive.Url("chunk-archive/") +
+               " and deleted";
+  if (kept > 0) ctx.result += "; " + std::to_string(kept) + " generations kept in the table (" + first_kept + ")";
+  return Status::Ok();
+}
+
+Status PurgeChunks(TaskContext& ctx, SqlStore& store, ObjectStore* archive, Clock& clock) {
   auto parsed = ctx.PayloadJson();
   if (!parsed.ok()) return parsed.status();
   nlohmann::json& j = *parsed;
-  if (!j.is_object() || (j.contains("older_than") && !j["older_than"].is_string())) {
-    return Status::InvalidArgument("payload must be {} or {\"older_than\": \"7d\"}");
+  if (!j.is_object() || (j.contains("older_than") && !j["older_than"].is_string()) ||
+      (j.contains("archive") && !j["archive"].is_boolean())) {
+    return Status::InvalidArgument("payload must be {} or {\"older_than\": \"7d\", \"archive\": true|false}");
   }
   int64_t retention = ctx.config.chunk_retention_ms;
   if (j.contains("older_than")) {
@@ -23,8 +77,14 @@ Status PurgeChunks(TaskContext& ctx, SqlStore& store, Clock& clock) {
     if (!r.ok()) return r.status();
     retention = *r;
   }
+  // With an object store the rows are archived before they are deleted, unless the payload says not to.
+  const bool archive_first = j.value("archive", archive != nullptr);
+  if (archive_first && archive == nullptr) {
+    return Status::FailedPrecondition("generation_chunks.purge: \"archive\": true needs ARTIFACT_STORE");
+  }
   int64_t now = clock.NowMs();
   std::string cutoff = IsoUtcFromMs(now - retention);
+  if (archive_first) return ArchiveAndPurge(ctx, store, *archive, cutoff);
   auto n = store.PurgeChunksOlderThan(cutoff);
   if (!n.ok()) return n.status();
   ctx.result = std::to_string(*n) + " chunk rows created before " + cutoff + " deleted";
@@ -102,14 +162,14 @@ StatusOr<int64_t> ParseRetentionMs(const std::string& text) {
   return ms;
 }
 
-void RegisterStoreHandlers(HandlerRegistry& registry, SqlStore* store, Clock& clock) {
+void RegisterStoreHandlers(HandlerRegistry& registry, SqlStore* store, ObjectStore* archive, Clock& clock) {
   auto need_store = [](SqlStore* s, const char* type) {
     return s != nullptr ? Status::Ok()
                         : Status::FailedPrecondition(std::string(type) + " needs a database (DATABASE_URL)");
   };
-  registry.Register("generation_chunks.purge", [store, &clock, need_store](TaskContext& ctx) {
+  registry.Register("generation_chunks.purge", [store, archive, &clock, need_store](TaskContext& ctx) {
     SF_RETURN_IF_ERROR(need_store(store, "generation_chunks.purge"));
-    return PurgeChunks(ctx, *store, clock);
+    return PurgeChunks(ctx, *store, archive, clock);
   });
   registry.Register("hash.sync", [store, need_store](TaskContext& ctx) {
     SF_RETURN_IF_ERROR(need_store(store, "hash.sync"));

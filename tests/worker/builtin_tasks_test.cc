@@ -1,6 +1,6 @@
 // The built-in task types that talk to the outside: webhook (against a local HTTP server), events routed to
-// a webhook, generation_chunks.purge and hash.sync (on SQLite and PostgreSQL), each against a real
-// redis-server.
+// a webhook, generation_chunks.purge (also archiving to s3rver) and hash.sync (on SQLite and PostgreSQL), each
+// against a real redis-server.
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -17,6 +17,9 @@
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/base/text.h"
 #include "streamfleet/v1/event.pb.h"
+#include "streamfleet/artifacts/chunk_archive.h"
+#include "support/map_env.h"
+#include "support/s3_server.h"
 #include "support/sql_database.h"
 #include "worker/worker_fixture.h"
 
@@ -298,7 +301,7 @@ class StoreTaskTest : public WorkerTest, public ::testing::WithParamInterface<st
     if (url.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
     store_ = SqlStore::Open(url).value();
     ASSERT_TRUE(store_->Migrate().ok());
-    RegisterStoreHandlers(handlers_, store_.get(), clock_);
+    RegisterStoreHandlers(handlers_, store_.get(), archive_.get(), clock_);
   }
   void TearDown() override {
     store_.reset();
@@ -308,6 +311,7 @@ class StoreTaskTest : public WorkerTest, public ::testing::WithParamInterface<st
   }
   std::string path_;
   std::unique_ptr<SqlStore> store_;
+  std::unique_ptr<ObjectStore> archive_;  // ARTIFACT_STORE: set by ChunkArchiveTaskTest
 };
 
 // Rows of one generation, failing the test (not throwing) when the store answers an error.
@@ -375,6 +379,126 @@ TEST_P(StoreTaskTest, HashSyncUpsertsMatchingHashesIdempotently) {
   EXPECT_EQ(StatusField(id, "state"), "dead") << "only the snapshot table is writable";
 }
 
+// generation_chunks.purge with an object store (s3rver): each generation's rows are archived, then deleted.
+class ChunkArchiveTaskTest : public StoreTaskTest {
+ protected:
+  static void SetUpTestSuite() {
+    StoreTaskTest::SetUpTestSuite();
+    s3_ = new testing::S3Server();
+  }
+  static void TearDownTestSuite() {
+    delete s3_;
+    s3_ = nullptr;
+    StoreTaskTest::TearDownTestSuite();
+  }
+  void SetUp() override {
+    // A prefix of its own per backend: both share the one bucket.
+    config_ = LoadConfig(testing::MapEnv(s3_->env("archive-" + GetParam())), "127.0.0.1:0").value();
+    archive_ = OpenObjectStore(config_);
+    ASSERT_NE(archive_, nullptr);
+    StoreTaskTest::SetUp();
+  }
+  std::vector<ChunkRow> Archived(int64_t generation) {
+    auto rows = LoadChunkArchive(*archive_, generation, ChunkArchiveMaxBytes(config_));
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    return rows.ok() ? *rows : std::vector<ChunkRow>{};
+  }
+  static std::vector<std::pair<int64_t, std::string>> SeqData(const std::vector<ChunkRow>& rows) {
+    std::vector<std::pair<int64_t, std::string>> out;
+    for (const auto& r : rows) out.emplace_back(r.seq, r.data);
+    return out;
+  }
+  Config config_;
+  static inline testing::S3Server* s3_ = nullptr;
+};
+
+TEST_P(ChunkArchiveTaskTest, PurgeArchivesEachGenerationBeforeDeletingItsRows) {
+  clock_.Set(WallClockMs());
+  // Bytes that are not UTF-8 survive: the archive keeps data base64 like the table.
+  const std::string binary("\xff\x00\xfe{", 4);
+  ASSERT_TRUE(store_->UpsertChunks({{80, 2, 5, 0, "{\"a\": "}, {80, 2, 5, 1, binary}, {80, 2, 5, 2, "1}"}}).ok());
+  ASSERT_TRUE(store_->UpsertChunks({{81, 3, 0, 0, "only"}}).ok());
+  auto& w = Make();
+  clock_.Advance(2 * 3'600'000);
+  std::string id = Enqueue("generation_chunks.purge", R"({"older_than": "1h"})");
+  Drain(w);
+  ASSERT_EQ(StatusField(id, "state"), "succeeded") << StatusField(id, "error");
+  EXPECT_EQ(StatusField(id, "result").rfind("4 chunk rows created before", 0), 0u) << StatusField(id, "result");
+  EXPECT_NE(StatusField(id, "result").find("of 2 generations archived to s3://art/archive-"), std::string::npos);
+  EXPECT_EQ(ChunkCount(*store_, 80), 0u);
+  EXPECT_EQ(ChunkCount(*store_, 81), 0u);
+  auto a80 = Archived(80);
+  EXPECT_EQ(SeqData(a80), (std::vector<std::pair<int64_t, std::string>>{{0, "{\"a\": "}, {1, binary}, {2, "1}"}}));
+  ASSERT_EQ(a80.size(), 3u);
+  EXPECT_EQ(a80[1].organization_id, 2);
+  EXPECT_EQ(a80[1].scenario_id, 5);
+  auto a81 = Archived(81);
+  ASSERT_EQ(a81.size(), 1u);
+  EXPECT_EQ(a81[0].organization_id, 3);
+  EXPECT_EQ(a81[0].scenario_id, 0);
+
+  // More rows of the same generation later (a replay, a late chunk): added to its archive, which keeps what it
+  // had (seq 0 archived before keeps its data).
+  ASSERT_TRUE(store_->UpsertChunks({{80, 2, 5, 0, "other"}, {80, 2, 5, 3, " "}}).ok());
+  clock_.Advance(2 * 3'600'000);
+  id = Enqueue("generation_chunks.purge", R"({"older_than": "1h"})");
+  Drain(w);
+  ASSERT_EQ(StatusField(id, "state"), "succeeded") << StatusField(id, "error");
+  EXPECT_EQ(ChunkCount(*store_, 80), 0u);
+  EXPECT_EQ(SeqData(Archived(80)),
+            (std::vector<std::pair<int64_t, std::string>>{{0, "{\"a\": "}, {1, binary}, {2, "1}"}, {3, " "}}));
+
+  // The store goes away: nothing is deleted, the task is retried, and once the store is back the rows go.
+  ASSERT_TRUE(store_->UpsertChunks({{82, 2, 0, 0, "kept"}}).ok());
+  clock_.Advance(2 * 3'600'000);
+  s3_->Kill();
+  id = Enqueue("generation_chunks.purge", R"({"older_than": "1h"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "retry_scheduled") << StatusField(id, "error");
+  EXPECT_EQ(ChunkCount(*store_, 82), 1u);
+  s3_->Start();
+  clock_.Advance(60'000);
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "succeeded") << StatusField(id, "error");
+  EXPECT_EQ(ChunkCount(*store_, 82), 0u);
+  EXPECT_EQ(Archived(82).size(), 1u);
+
+  // An archive object that is not an archive is never overwritten: its generation's rows stay, the others go.
+  ASSERT_TRUE(archive_->Put(ChunkArchiveKey(83), "not zstd").ok());
+  ASSERT_TRUE(store_->UpsertChunks({{83, 2, 0, 0, "x"}, {84, 2, 0, 0, "y"}}).ok());
+  clock_.Advance(2 * 3'600'000);
+  id = Enqueue("generation_chunks.purge", R"({"older_than": "1h"})");
+  Drain(w);
+  ASSERT_EQ(StatusField(id, "state"), "succeeded") << StatusField(id, "error");
+  EXPECT_NE(StatusField(id, "result").find("1 generations kept in the table (generation 83"), std::string::npos)
+      << StatusField(id, "result");
+  EXPECT_EQ(ChunkCount(*store_, 83), 1u);
+  EXPECT_EQ(ChunkCount(*store_, 84), 0u);
+  EXPECT_EQ(*archive_->Get(ChunkArchiveKey(83), 100), "not zstd");
+
+  // "archive": false purges as without a store.
+  ASSERT_TRUE(store_->UpsertChunks({{85, 2, 0, 0, "z"}}).ok());
+  clock_.Advance(2 * 3'600'000);
+  id = Enqueue("generation_chunks.purge", R"({"older_than": "1h", "archive": false})");
+  Drain(w);
+  ASSERT_EQ(StatusField(id, "state"), "succeeded") << StatusField(id, "error");
+  EXPECT_EQ(ChunkCount(*store_, 85), 0u);
+  EXPECT_EQ(archive_->Get(ChunkArchiveKey(85), 100).status().code(), StatusCode::kNotFound);
+  id = Enqueue("generation_chunks.purge", R"({"archive": "yes"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "dead");
+}
+
+TEST_P(StoreTaskTest, PurgeRefusesToArchiveWithoutAStore) {
+  auto& w = Make();
+  std::string id = Enqueue("generation_chunks.purge", R"({"archive": true})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "dead");
+  EXPECT_NE(StatusField(id, "error").find("needs ARTIFACT_STORE"), std::string::npos) << StatusField(id, "error");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ChunkArchiveTaskTest, ::testing::Values("sqlite", "postgresql"));
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTaskTest, ::testing::Values("sqlite", "postgresql"));
 
 TEST(RetentionParseTest, DaysHoursAndErrors) {

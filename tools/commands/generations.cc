@@ -1,7 +1,9 @@
 // inspect-generation, compact-generation, replay-generation: one generation's Redis buffer, looked at,
-// compacted now, or rebuilt from its generation_chunks rows, with the compactor's own Finalizer.
+// compacted now, or rebuilt from its generation_chunks rows (and the chunk archive of the rows purged), with the
+// compactor's own Finalizer.
 #include <memory>
 
+#include "streamfleet/artifacts/chunk_archive.h"
 #include "streamfleet/base/clock.h"
 #include "streamfleet/base/text.h"
 #include "streamfleet/cache/cache.h"
@@ -86,8 +88,9 @@ void Replay(const Context& ctx, const Config& c, const ReplayArgs& a) {
   ChunkBuffer buffer(c, clock);
   Cache cache(c.redis, CacheOptionsFromConfig(c));
   Finalizer fin(c, buffer, *store, "streamfleetctl", &cache);
+  auto archive = OpenObjectStore(c);  // chunks generation_chunks.purge archived (ARTIFACT_STORE)
   std::unique_ptr<ProgressBar> bar;
-  auto res = Must(ReplayGeneration(*r, *store, buffer, fin, a.gen, a.del,
+  auto res = Must(ReplayGeneration(*r, *store, archive.get(), ChunkArchiveMaxBytes(c), buffer, fin, a.gen, a.del,
                                    [&](int64_t done, int64_t total) {
                                      if (!bar) bar = std::make_unique<ProgressBar>("replaying", total);
                                      bar->Update(done);
@@ -96,10 +99,12 @@ void Replay(const Context& ctx, const Config& c, const ReplayArgs& a) {
   bar.reset();
   const auto& o = res.outcome;
   ctx.Print(json{{"organization_id", res.gen.org}, {"scenario_id", res.gen.scenario}, {"generation_id", a.gen},
-                 {"rows", res.rows}, {"appended", res.appended}, {"chunk_count", o.chunk_count},
+                 {"rows", res.rows}, {"from_archive", res.archived}, {"appended", res.appended}, {"chunk_count", o.chunk_count},
                  {"json_valid", o.json_valid}, {"missing_seqs", o.missing}, {"buffer_deleted", res.buffer_deleted}},
             "replayed generation " + std::to_string(a.gen) + " (org " + std::to_string(res.gen.org) + "): " +
-                std::to_string(res.rows) + " rows, " + std::to_string(res.appended) + " re-buffered, " +
+                std::to_string(res.rows) + " rows" +
+                (res.archived > 0 ? " (" + std::to_string(res.archived) + " from the chunk archive)" : "") + ", " +
+                std::to_string(res.appended) + " re-buffered, " +
                 std::to_string(o.chunk_count) + " chunks compacted, json " +
                 (o.json_valid ? "valid" : "invalid (fallback recorded)") +
                 (res.buffer_deleted ? ", buffer deleted" : "") + "\n");
@@ -131,7 +136,8 @@ void RegisterGenerationCommands(CLI::App& app, Context& ctx) {
 
   auto replay_args = std::make_shared<ReplayArgs>();
   auto* replay = app.add_subcommand("replay-generation",
-                                    "rebuild the Redis buffer from generation_chunks and finalize it\n"
+                                    "rebuild the Redis buffer from generation_chunks (and the chunk archive in\n"
+                                    "  ARTIFACT_STORE, for rows generation_chunks.purge archived) and finalize it\n"
                                     "  example: streamfleetctl replay-generation 59 --delete");
   replay->add_option("GEN", replay_args->gen)->required()->check(CLI::PositiveNumber);
   replay->add_flag("--delete", replay_args->del, "delete the rebuilt Redis buffer after the row is committed");

@@ -1,18 +1,12 @@
-// The object store and compacted artifacts against a real S3 API server (s3rver, npm, pinned; started here on
-// a free port) and, for the finalizer, a real redis-server and SQLite. s3rver checks the access key, not the
-// SigV4 signature itself (its v4 verification is unimplemented): signing is libcurl's CURLOPT_AWS_SIGV4.
-#include <signal.h>
-#include <sys/wait.h>
-
+// The object store and compacted artifacts against a real S3 API server (s3rver: support/s3_server.h) and, for
+// the finalizer, a real redis-server and SQLite.
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "streamfleet/artifacts/artifact.h"
+#include "streamfleet/artifacts/chunk_archive.h"
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/compression.h"
 #include "streamfleet/chunks/finalizer.h"
@@ -20,64 +14,17 @@
 #include "streamfleet/testing/redis_server.h"
 #include "support/map_env.h"
 #include "support/redis_suite.h"
+#include "support/s3_server.h"
 #include "support/sql_database.h"
 
 namespace streamfleet {
 namespace {
 
-namespace fs = std::filesystem;
-
-// s3rver on a free loopback port, bucket "art", its data in a temp directory; Kill/Start keep the port.
-class S3Server {
- public:
-  S3Server() : dir_(testing::TempPath("sf-s3rver")), port_(testing::FreePort()) {
-    fs::create_directories(STREAMFLEET_S3RVER_WORK);
-    for (const char* f : {"package.json", "package-lock.json"}) {
-      fs::copy_file(fs::path(STREAMFLEET_S3RVER_PACKAGE) / f, fs::path(STREAMFLEET_S3RVER_WORK) / f,
-                    fs::copy_options::overwrite_existing);
-    }
-    if (!fs::exists(fs::path(STREAMFLEET_S3RVER_WORK) / "node_modules/.bin/s3rver")) {
-      std::string cmd = std::string("cd ") + STREAMFLEET_S3RVER_WORK + " && npm ci --no-audit --no-fund --loglevel=error";
-      EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    }
-    Start();
-  }
-  ~S3Server() {
-    Kill();
-    fs::remove_all(dir_);
-  }
-  void Start() {
-    fs::create_directories(dir_);
-    pid_ = testing::SpawnProcess({"node", std::string(STREAMFLEET_S3RVER_WORK) + "/node_modules/.bin/s3rver", "-d",
-                                  dir_, "-p", std::to_string(port_), "-a", "127.0.0.1", "--configure-bucket", "art",
-                                  "--silent"});
-    // Ready when it answers HTTP.
-    for (int i = 0; i < 200; ++i) {
-      std::string cmd = "curl -s -o /dev/null http://127.0.0.1:" + std::to_string(port_) + "/";
-      if (std::system(cmd.c_str()) == 0) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ADD_FAILURE() << "s3rver did not start on port " << port_;
-  }
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  std::string dir_;
-  int port_;
-  int pid_ = -1;
-};
-
 class ArtifactsTest : public testing::RedisSuite<> {
  protected:
   static void SetUpTestSuite() {
     RedisSuite::SetUpTestSuite();
-    s3_ = new S3Server();
+    s3_ = new testing::S3Server();
   }
   static void TearDownTestSuite() {
     delete s3_;
@@ -86,11 +33,7 @@ class ArtifactsTest : public testing::RedisSuite<> {
   }
   Config MakeConfig(std::map<std::string, std::string> extra = {}) {
     std::map<std::string, std::string> env = server_->env();
-    env.insert({{"ARTIFACT_STORE", "s3://art/fleet-a"},
-                {"ARTIFACT_STORE_ENDPOINT", s3_->endpoint()},
-                {"AWS_ACCESS_KEY_ID", "S3RVER"},
-                {"AWS_SECRET_ACCESS_KEY", "S3RVER"},
-                {"ARTIFACT_STORE_TIMEOUT", "2s"}});
+    for (auto& [k, v] : s3_->env()) env.insert({k, v});
     for (auto& [k, v] : extra) env[k] = v;
     auto c = LoadConfig(testing::MapEnv(env), "127.0.0.1:0");
     EXPECT_TRUE(c.ok()) << c.status().ToString();
@@ -101,7 +44,7 @@ class ArtifactsTest : public testing::RedisSuite<> {
     for (int i = 0; s.size() < n; ++i) s += "{\"month\": " + std::to_string(i) + ", \"revenue\": 1250.5},";
     return s + "{}]}";
   }
-  static inline S3Server* s3_ = nullptr;
+  static inline testing::S3Server* s3_ = nullptr;
 };
 
 TEST_F(ArtifactsTest, PutGetUrlsAndErrors) {
@@ -174,6 +117,40 @@ TEST_F(ArtifactsTest, ArtifactsAreContentAddressedCompressedAndChecked) {
 // The finalizer with ARTIFACT_STORE: a large text goes to the store before its row, the row keeps the
 // reference and the digest, and reading it through gives the bytes a store-less fleet keeps in the row. With
 // the store down, finalization fails (nothing marked compacted, no row) and succeeds once it is back.
+// The chunk archive's object: what a reader accepts (docs/storage.md, "Chunk archive") and what it refuses.
+TEST_F(ArtifactsTest, ChunkArchivesAreCheckedLineByLineAndBounded) {
+  Config c = MakeConfig();
+  auto store = OpenObjectStore(c);
+  const size_t max = ChunkArchiveMaxBytes(c);
+  EXPECT_EQ(LoadChunkArchive(*store, 900, max).status().code(), StatusCode::kNotFound);
+  ASSERT_EQ(*ArchiveChunks(*store, {{900, 1, 0, 1, "b"}, {900, 1, 0, 0, "a"}}, max), 2);
+  // The documented form: zstd, one JSON line per chunk in seq order, data base64, scenario null when absent.
+  auto text = ZstdDecompress(*store->Get(ChunkArchiveKey(900), 1 << 20), 1 << 20);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text,
+            "{\"data_base64\":\"YQ==\",\"generation_id\":900,\"organization_id\":1,\"scenario_id\":null,\"seq\":0}\n"
+            "{\"data_base64\":\"Yg==\",\"generation_id\":900,\"organization_id\":1,\"scenario_id\":null,\"seq\":1}\n");
+  EXPECT_EQ(ArchiveChunks(*store, {{900, 1, 0, 2, "c"}, {901, 1, 0, 0, "x"}}, max).status().code(),
+            StatusCode::kInvalidArgument);
+  // Over the limit the reader was given: refused on write, and on read before anything is decompressed.
+  EXPECT_EQ(ArchiveChunks(*store, {{900, 1, 0, 2, std::string(4096, 'c')}}, 1024).status().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_EQ(LoadChunkArchive(*store, 900, 64).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(LoadChunkArchive(*store, 900, max)->size(), 2u) << "a refused write left the archive as it was";
+  // Lines of another generation, a negative seq, data that is not base64, not JSON: each is data loss.
+  for (const std::string bad :
+       {"{\"data_base64\":\"YQ==\",\"generation_id\":7,\"organization_id\":1,\"seq\":0}\n",
+        "{\"data_base64\":\"YQ==\",\"generation_id\":902,\"organization_id\":1,\"seq\":-1}\n",
+        "{\"data_base64\":\"**\",\"generation_id\":902,\"organization_id\":1,\"seq\":0}\n", "[1,\n"}) {
+    ASSERT_TRUE(store->Put(ChunkArchiveKey(902), ZstdCompress(bad)).ok());
+    auto got = LoadChunkArchive(*store, 902, max);
+    EXPECT_EQ(got.status().code(), StatusCode::kDataLoss) << bad;
+    EXPECT_NE(got.status().message().find("line 1"), std::string::npos) << got.status().ToString();
+    EXPECT_EQ(ArchiveChunks(*store, {{902, 1, 0, 0, "a"}}, max).status().code(), StatusCode::kDataLoss)
+        << "an unreadable archive is never overwritten";
+  }
+}
+
 TEST_F(ArtifactsTest, FinalizerStoresLargeTextsBeforeTheRowAndRetriesWhileTheStoreIsDown) {
   Config config = MakeConfig({{"ARTIFACT_INLINE_MAX_BYTES", "4096"}});
   std::string db = testing::TempPath("sf-artifacts") + ".db";

@@ -1,7 +1,9 @@
 #include "streamfleet/operations/replay_generation.h"
 
 #include <algorithm>
+#include <map>
 
+#include "streamfleet/artifacts/chunk_archive.h"
 #include "streamfleet/base/time.h"
 #include "streamfleet/taskqueue/task_queue.h"
 
@@ -11,20 +13,46 @@ namespace {
 // Chunks per Apply call: one script call per batch keeps Redis responsive for the fleet while a large
 // generation is replayed.
 constexpr size_t kBatch = 500;
+
+
+// The table's rows and the archive's, in seq order, each seq once (the table's row when both have it).
+StatusOr<std::vector<ChunkRow>> ChunksOf(SqlStore& store, ObjectStore* archive, size_t archive_max_bytes,
+                                         int64_t generation_id, int64_t& only_archived) {
+  auto rows = store.GetChunks(generation_id);
+  if (!rows.ok()) return rows.status();
+  only_archived = 0;
+  if (archive == nullptr) return rows;
+  auto archived = LoadChunkArchive(*archive, generation_id, archive_max_bytes);
+  if (!archived.ok() && archived.status().code() == StatusCode::kNotFound) return rows;
+  if (!archived.ok()) return archived.status();
+  std::map<int64_t, ChunkRow> by_seq;
+  for (ChunkRow& r : *rows) by_seq.emplace(r.seq, std::move(r));
+  for (ChunkRow& r : *archived) {
+    if (by_seq.emplace(r.seq, std::move(r)).second) ++only_archived;
+  }
+  std::vector<ChunkRow> out;
+  out.reserve(by_seq.size());
+  for (auto& [seq, r] : by_seq) out.push_back(std::move(r));
+  return out;
+}
+
 }  // namespace
 
-StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store,
-                                        ChunkBuffer& buffer, Finalizer& finalizer,
+StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store, ObjectStore* archive,
+                                        size_t archive_max_bytes, ChunkBuffer& buffer, Finalizer& finalizer,
                                         int64_t generation_id, bool delete_buffer,
                                         const std::function<void(int64_t, int64_t)>& on_progress) {
-  auto rows = store.GetChunks(generation_id);
+  int64_t only_archived = 0;
+  auto rows = ChunksOf(store, archive, archive_max_bytes, generation_id, only_archived);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) {
     return Status::NotFound("no generation_chunks rows for generation " + std::to_string(generation_id) +
+                            (archive != nullptr ? " in the table or the chunk archive" : "") +
                             " (GENERATION_CHUNK_STORAGE=redis keeps none)");
   }
   ReplayResult out;
   out.rows = static_cast<int64_t>(rows->size());
+  out.archived = only_archived;
   const ChunkRow& first = rows->front();
   out.gen = GenerationId{first.organization_id, first.scenario_id, generation_id};
   for (size_t i = 0; i < rows->size(); i += kBatch) {

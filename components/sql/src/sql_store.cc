@@ -672,6 +672,43 @@ StatusOr<int64_t> SqlStore::PurgeChunksOlderThan(const std::string& cutoff_iso) 
   return deleted;
 }
 
+StatusOr<std::vector<int64_t>> SqlStore::GenerationIdsWithChunksBefore(const std::string& cutoff_iso,
+                                                                       int64_t after_id, int limit) {
+  std::lock_guard<std::mutex> l(*mu_);
+  std::vector<int64_t> ids;
+  Status s = Run("list generations with old chunks", [&](soci::session& sql) {
+    ids.clear();
+    std::string t = cutoff_iso;
+    long long a = after_id, n = limit;
+    std::string cutoff = dialect_ == SqlDialect::kPostgres ? "CAST(:t AS TIMESTAMPTZ)" : ":t";
+    soci::rowset<soci::row> rs =
+        (sql.prepare << "SELECT DISTINCT generation_id FROM generation_chunks WHERE created_at < " + cutoff +
+                            " AND generation_id > :a ORDER BY generation_id LIMIT :n",
+         soci::use(t), soci::use(a), soci::use(n));
+    for (const auto& row : rs) {
+      ids.push_back(row.get_properties(0).get_data_type() == soci::dt_integer ? row.get<int>(0) : row.get<long long>(0));
+    }
+  });
+  if (!s.ok()) return s;
+  return ids;
+}
+
+StatusOr<int64_t> SqlStore::DeleteChunksBefore(int64_t generation_id, const std::string& cutoff_iso) {
+  std::lock_guard<std::mutex> l(*mu_);
+  int64_t deleted = 0;
+  Status s = Run("delete archived chunks", [&](soci::session& sql) {
+    std::string t = cutoff_iso;
+    long long g = generation_id;
+    std::string cutoff = dialect_ == SqlDialect::kPostgres ? "CAST(:t AS TIMESTAMPTZ)" : ":t";
+    soci::statement st = (sql.prepare << "DELETE FROM generation_chunks WHERE generation_id = :g AND created_at < " + cutoff,
+                          soci::use(g), soci::use(t));
+    st.execute(true);
+    deleted = st.get_affected_rows();
+  });
+  if (!s.ok()) return s;
+  return deleted;
+}
+
 Status SqlStore::UpsertHashSnapshots(const std::vector<HashSnapshot>& rows) {
   if (rows.empty()) return Status::Ok();
   std::lock_guard<std::mutex> l(*mu_);

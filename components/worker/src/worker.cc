@@ -67,6 +67,7 @@ StatusOr<RunningService> Start(ProcessContext& ctx, const WorkerOptions& options
   auto handlers = std::make_shared<worker::HandlerRegistry>();
   std::shared_ptr<SqlStore> store;
   std::shared_ptr<Cache> cache;
+  std::shared_ptr<ObjectStore> archive;
   if (options.builtin_handlers) {
     worker::RegisterBuiltins(*handlers, *clock);
     // cache.warm, hash.sync and generation_chunks.purge use the database, generation.run writes rows; an
@@ -75,7 +76,8 @@ StatusOr<RunningService> Start(ProcessContext& ctx, const WorkerOptions& options
                                    "cache.warm, hash.sync and generation_chunks.purge tasks will fail");
     cache = std::make_shared<Cache>(config.redis, CacheOptionsFromConfig(config), ctx.registry.get());
     worker::RegisterCacheHandlers(*handlers, *cache, store.get());
-    worker::RegisterStoreHandlers(*handlers, store.get(), *clock);
+    archive = OpenObjectStore(config);  // ARTIFACT_STORE: chunk rows are archived before they are purged
+    worker::RegisterStoreHandlers(*handlers, store.get(), archive.get(), *clock);
     worker::RegisterWebhookHandler(*handlers);
     worker::RegisterGenerationRun(*handlers, store.get());
   }
@@ -100,7 +102,7 @@ StatusOr<RunningService> Start(ProcessContext& ctx, const WorkerOptions& options
   r.started = options.log_name + " " + config.consumer_name + " started with " +
               std::to_string(config.worker_concurrency) + " slots";
   r.stopping = options.log_name + ": SIGTERM received, finishing running tasks";
-  r.parts = {clock, handlers, store, cache, service};
+  r.parts = {clock, handlers, store, cache, archive, service};
   return r;
 }
 
