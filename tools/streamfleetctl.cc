@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   ctl::Context ctx;
   app.add_flag("--json", ctx.as_json, "machine-readable output");
   ctl::RegisterGenerationCommands(app, ctx);
+  ctl::RegisterGenerationRowCommands(app, ctx);
   ctl::RegisterDatabaseCommands(app, ctx);
   ctl::RegisterStreamCommands(app, ctx);
   ctl::RegisterDeadLetterCommands(app, ctx);

@@ -149,19 +149,30 @@ class Poster:
 class Rows:
     """Reads scenario_generations from SQLite (python's sqlite3, read-only) or PostgreSQL (psql).
     summary(): id -> (chunk_count, length of compacted) for polling; full(): id -> (chunk_count,
-    compacted, metadata, rows with that id) for the verdict."""
+    compacted, metadata, rows with that id) for the verdict. A row whose text is in the object store
+    (compacted NULL, metadata.artifact: docs/storage.md) counts the base64 length of the text it names, and
+    full() reads the text through `resolve(org, gen)` (streamfleetctl show-generation), as users do."""
 
-    def __init__(self, database_url):
+    def __init__(self, database_url, resolve=None):
         self.url = database_url
+        self.resolve = resolve
+        self.in_store = 0  # rows full() found with their text in the object store
 
     def summary(self, org):
-        return {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in self._query(
-            "SELECT id, chunk_count, length(compacted) FROM scenario_generations WHERE organization_id = %d" % org)}
+        return {r[0]: (int(r[1] or 0), int(r[2] or 0) or b64_len(_artifact_bytes(r[3]))) for r in self._query(
+            "SELECT id, chunk_count, length(compacted), CASE WHEN compacted IS NULL THEN metadata END "
+            "FROM scenario_generations WHERE organization_id = %d" % org)}
 
     def full(self, org):
-        return {r[0]: (int(r[1] or 0), r[2], r[3], int(r[4])) for r in self._query(
+        rows = {r[0]: (int(r[1] or 0), r[2], r[3], int(r[4])) for r in self._query(
             "SELECT id, chunk_count, compacted, metadata, (SELECT COUNT(*) FROM scenario_generations s2 "
             "WHERE s2.id = s.id) FROM scenario_generations s WHERE organization_id = %d" % org)}
+        self.in_store = 0
+        for g, (count, b64, meta, n) in rows.items():
+            if not b64 and _artifact_bytes(meta) and self.resolve:
+                self.in_store += 1
+                rows[g] = (count, self.resolve(org, g), meta, n)
+        return rows
 
     def _query(self, sql):
         if self.url.startswith("sqlite:"):
@@ -231,6 +242,15 @@ class Verdict:
 
     def ok(self):
         return not self.bad
+
+
+def _artifact_bytes(meta):
+    """The text size metadata.artifact names, 0 without one."""
+    try:
+        a = json.loads(meta or "{}").get("artifact") or {}
+        return int(a.get("bytes", 0))
+    except (ValueError, AttributeError, TypeError):
+        return 0
 
 
 def _trigger(meta):

@@ -9,6 +9,7 @@ Loopback only: every listener binds 127.0.0.1 on a free port.
 import ctypes
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -166,6 +167,36 @@ class Fleet:
         opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {self.pg_dir} -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         self._pg_ctl("-l", os.path.join(self.pg_dir, "server.log"), "-w", "-t", "60", "-o", opts, "start")
+
+    # --- s3rver (the object store; the package pinned in tests/support/s3rver, installed into the build) --
+    def start_s3(self, bucket):
+        pkg, work = os.path.join(self.root, "tests/support/s3rver"), os.path.join(self.build, "s3rver")
+        os.makedirs(work, exist_ok=True)
+        for f in ("package.json", "package-lock.json"):
+            shutil.copyfile(os.path.join(pkg, f), os.path.join(work, f))
+        if not os.path.exists(os.path.join(work, "node_modules/.bin/s3rver")):
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work, check=True,
+                           timeout=600)
+        self.s3_port = free_port()
+        data = os.path.join(self.work, "s3")
+        os.makedirs(data, exist_ok=True)
+        argv = ["node", os.path.join(work, "node_modules/.bin/s3rver"), "-d", data, "-p", str(self.s3_port),
+                "-a", "127.0.0.1", "--configure-bucket", bucket, "--silent"]
+        self.s3 = Proc(self, "s3rver", argv, os.environ.copy())
+        self.procs.append(self.s3)
+        self.s3.start()
+        self.wait_s3()
+        return {"ARTIFACT_STORE": f"s3://{bucket}/fault", "ARTIFACT_STORE_ENDPOINT": f"http://127.0.0.1:{self.s3_port}",
+                "AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER", "ARTIFACT_STORE_TIMEOUT": "2s"}
+
+    def wait_s3(self):
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", self.s3_port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(listening, 30, "s3rver", 0.1)
 
     # --- streamfleet processes ------------------------------------------------------------------------
     def env(self, **extra):

@@ -53,7 +53,8 @@ class CtlTest : public testing::RedisSuite<> {
 };
 
 TEST_F(CtlTest, EveryCommandsHelpHasAnExample) {
-  for (const std::string cmd : {"inspect-generation", "compact-generation", "replay-generation", "generate", "migrate",
+  for (const std::string cmd : {"inspect-generation", "compact-generation", "replay-generation", "show-generation",
+                                "migrate-artifacts", "generate", "migrate",
                                 "migrate-compacted-from-metadata", "streams", "dlq", "enqueue", "tasks", "schedules", "queues",
                                 "buffers", "config", "cache", "cache stats", "cache flush"}) {
     auto h = Ctl(cmd + " --help");
@@ -226,6 +227,49 @@ TEST_F(CtlTest, ReplayGenerationReadsPurgedRowsFromTheChunkArchive) {
   auto bad = Ctl("replay-generation " + std::to_string(gen), env);
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.out.find("chunk archive s3://art/ctl/chunk-archive/4242.ndjson.zst"), std::string::npos) << bad.out;
+}
+
+// show-generation reads the text wherever the row keeps it: in `compacted`, or in ARTIFACT_STORE (s3rver) through
+// the row's reference, the same bytes either way; another organization's row is not found.
+TEST_F(CtlTest, ShowGenerationReadsTheTextThroughTheObjectStore) {
+  testing::S3Server s3;
+  std::string env = "ARTIFACT_INLINE_MAX_BYTES=16 ";
+  for (const auto& [k, v] : s3.env("show")) env += k + "=" + v + " ";
+  Config c = LoadConfig([](const std::string&) { return std::nullopt; }, ":0").value();
+  c.redis = server_->config();
+  ManualClock clock(1'800'000'000'000);
+  ChunkBuffer buf(c, clock);
+  GenerationId g{14, 0, 61};
+  const std::string text = "{\"answer\": \"d\u00e9j\u00e0 vu, longer than sixteen bytes\"}";
+  ASSERT_TRUE(buf.Apply(*redis_, {{g, false, 0, text.substr(0, 20), false, 0}, {g, false, 1, text.substr(20), false, 0}}).ok());
+  ASSERT_EQ(Ctl("compact-generation 14 61 --delete", env).code, 0);
+
+  auto shown = Ctl("--json show-generation 14 61", env);
+  ASSERT_EQ(shown.code, 0) << shown.out;
+  auto j = nlohmann::json::parse(shown.out);
+  EXPECT_EQ(j["text_in"], "store");
+  EXPECT_EQ(j["text_bytes"], text.size());
+  EXPECT_EQ(j["chunk_count"], 2);
+  EXPECT_EQ(j["compacted"], Base64Encode(text));
+  EXPECT_EQ(j["metadata"]["artifact"]["sha256"], Sha256Hex(text));
+  EXPECT_EQ(Ctl("show-generation 14 61 --text", env).out, text);
+  auto human = Ctl("show-generation 14 61", env);
+  EXPECT_NE(human.out.find("text in store, " + std::to_string(text.size()) + " bytes (s3://art/show/artifacts/"),
+            std::string::npos) << human.out;
+
+  auto other_org = Ctl("show-generation 15 61", env);
+  EXPECT_EQ(other_org.code, 1);
+  EXPECT_NE(other_org.out.find("no generation 61 in organization 15"), std::string::npos) << other_org.out;
+  auto no_store = Ctl("show-generation 14 61");
+  EXPECT_EQ(no_store.code, 1);
+  EXPECT_NE(no_store.out.find("ARTIFACT_STORE is not set"), std::string::npos) << no_store.out;
+
+  // Back into the row: the same bytes.
+  ASSERT_EQ(Ctl("migrate-artifacts --to database", env).code, 0);
+  auto inline_row = nlohmann::json::parse(Ctl("--json show-generation 14 61").out);
+  EXPECT_EQ(inline_row["text_in"], "row");
+  EXPECT_EQ(inline_row["compacted"], Base64Encode(text));
+  EXPECT_EQ(Ctl("show-generation 14 61 --text").out, text);
 }
 
 // `streams --keys` works offline (an unreachable Redis is fine) and names exactly the streams the consumer

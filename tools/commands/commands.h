@@ -10,6 +10,8 @@ namespace streamfleet::ctl {
 
 // inspect-generation, compact-generation, replay-generation (generations.cc)
 void RegisterGenerationCommands(CLI::App& app, Context& ctx);
+// show-generation (generation_row.cc)
+void RegisterGenerationRowCommands(CLI::App& app, Context& ctx);
 // migrate, migrate-compacted-from-metadata, migrate-artifacts (database.cc)
 void RegisterDatabaseCommands(CLI::App& app, Context& ctx);
 // streams (streams.cc)
