@@ -27,7 +27,7 @@
 # INGEST_BIN (the streamfleet-ingest binary to measure, default BUILD_DIR's: A/B against another build),
 # ONLY=live (part 6) with LIVE_IDLE (10000 idle streams), LIVE_GENS (100 generations), LIVE_SUBS (10 subscribers
 # each), LIVE_RATE (20 chunks/s per generation), LIVE_SECONDS (20 s of production), LIVE_DURATION (10 s per
-# throughput phase), ONLY=storage (part 7) with STORAGE_BYTES (8388608 bytes of text per run), STORAGE_ROUNDS (3).
+# throughput phase), ONLY=storage (part 7, with row sizes against s3rver) with STORAGE_BYTES (8388608 bytes of text per run), STORAGE_ROUNDS (3).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -87,6 +87,10 @@ cleanup() {
   cpid=$(sed -n 's/^compactor_pid=//p' "$RESULTS" 2>/dev/null | tail -1)
   if [ -n "$cpid" ] && grep -qs streamfleet-compactor "/proc/$cpid/cmdline"; then
     kill -TERM "$cpid" 2>/dev/null || true
+  fi
+  if [ -n "${S3_PID:-}" ] && kill -0 "$S3_PID" 2>/dev/null; then
+    kill -TERM "$S3_PID" 2>/dev/null || true
+    wait "$S3_PID" 2>/dev/null || true
   fi
   if [ -s "$WORK/redis.pid" ]; then
     local rpid
@@ -277,8 +281,19 @@ if [ -z "$ONLY" ] || [ "$ONLY" = storage ]; then
 # ---- 7. storage ---------------------------------------------------------------------------------------
 rcli flushall >/dev/null
 log "storage: CHUNK_COMPRESSION off vs zstd, $STORAGE_BYTES bytes of text per run, best of $STORAGE_ROUNDS"
+# The row sizes need an S3 API: s3rver, the package the tests pin (tests/support/s3rver), installed into the
+# build tree as they do.
+S3_WORK=$BUILD/s3rver
+mkdir -p "$S3_WORK" "$WORK/s3"
+cp "$ROOT/tests/support/s3rver/package.json" "$ROOT/tests/support/s3rver/package-lock.json" "$S3_WORK/"
+[ -x "$S3_WORK/node_modules/.bin/s3rver" ] || (cd "$S3_WORK" && npm ci --no-audit --no-fund --loglevel=error >&2)
+S3_PORT=$(free_port)
+node "$S3_WORK/node_modules/.bin/s3rver" -d "$WORK/s3" -p "$S3_PORT" -a 127.0.0.1 --configure-bucket bench --silent \
+  >/dev/null 2>&1 &
+S3_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break; sleep 0.1; done
 run_child "$BUILD/bench/storage_bench" --redis-port "$REDIS_PORT" --tmpdir "$WORK" --bytes "$STORAGE_BYTES" \
-  --rounds "$STORAGE_ROUNDS" >>"$RESULTS"
+  --rounds "$STORAGE_ROUNDS" --s3-endpoint "http://127.0.0.1:$S3_PORT" >>"$RESULTS"
 rcli flushall >/dev/null
 fi
 
@@ -423,6 +438,16 @@ fi
       cost = 1 - v[k "_zstd_chunks_per_s"] / v[k "_off_chunks_per_s"]
       big = sizes[j] >= 1024
       printf "| %s, %s B | %s / %s (%.2fx) | %s / %s (%.2fx) | %s / %s (%+.0f%%) | %s | %s |\n", contents[i], sizes[j], f2(v[k "_off_stream_mem_per_byte"]), f2(v[k "_zstd_stream_mem_per_byte"]), sratio, f2(v[k "_off_buffer_mem_per_byte"]), f2(v[k "_zstd_buffer_mem_per_byte"]), ratio, f0(v[k "_off_chunks_per_s"]), f0(v[k "_zstd_chunks_per_s"]), -100 * cost, big ? (ratio <= 0.6 && sratio <= 0.6 ? "**yes**" : "**no**") : "(left plain)", cost <= 0.10 ? "**yes**" : "**no**"
+    }
+    if (!("rows_inline_max" in v)) exit
+    printf "\nrow sizes (bench/storage_bench.cc): one generation finalized into SQLite with its text in the row, then with ARTIFACT_STORE (s3rver) and ARTIFACT_INLINE_MAX_BYTES=%s; row = llm_response + compacted + metadata\n\n", f0(v["rows_inline_max"])
+    print "| content, text size | row bytes, text in the row | row bytes, text in the store (ratio) | object bytes (zstd-6) |"
+    print "|---|---|---|---|"
+    m = split("16384 262144 1048576 4194304", tsizes, " ")
+    for (i = 1; i <= n; i++) for (j = 1; j <= m; j++) {
+      k = "rows_" contents[i] "_" tsizes[j]
+      if (!((k "_text_bytes") in v)) continue
+      printf "| %s, %s KiB | %s | %s (%.2fx) | %s |\n", contents[i], f0(tsizes[j] / 1024), f0(v[k "_inline_row_bytes"]), f0(v[k "_store_row_bytes"]), v[k "_store_row_bytes"] / v[k "_inline_row_bytes"], f0(v[k "_object_bytes"])
     }
   }' "$RESULTS"
 true

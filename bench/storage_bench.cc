@@ -9,10 +9,12 @@
 //      buffer lists and finalizes each generation into SQLite -> used_memory of the buffers once the chunk
 //      streams are deleted;
 // and the chunk path's throughput with both steps timed, off and zstd alternating, best of --rounds.
-// Prints key=value lines (bench/run.sh turns them into the table).
+// With --s3-endpoint, also the size of a generation's row with its text inline and with the text in the object
+// store (texts of 16 KiB to 4 MiB). Prints key=value lines (bench/run.sh turns them into the tables).
 //
 //   storage_bench --redis-port P [--bytes 2097152 (text per run)] [--rounds 2] [--tmpdir /tmp]
 //                 [--contents json,prose] [--sizes 20,200,1024,4096,16384,65536]
+//                 [--s3-endpoint http://127.0.0.1:PORT (bucket "bench") [--inline-max 65536]]
 #include <atomic>
 #include <filesystem>
 #include <random>
@@ -23,7 +25,10 @@
 #include "compactor/compactor_loops.h"
 #include "streamfleet/base/clock.h"
 #include "streamfleet/base/log.h"
+#include "streamfleet/artifacts/artifact.h"
+#include "streamfleet/chunks/chunk_buffer.h"
 #include "streamfleet/chunks/chunk_writer.h"
+#include "streamfleet/chunks/finalizer.h"
 #include "streamfleet/sql/sql_store.h"
 
 using namespace streamfleet;
@@ -177,6 +182,67 @@ std::vector<std::string> Cut(const std::string& text, size_t size) {
   return out;
 }
 
+// Row sizes (issue 26, "Object storage"): one generation of `text`, buffered in 4 KiB chunks and finalized by
+// the compactor's Finalizer into SQLite, once with every text in its row and once with ARTIFACT_STORE (s3rver at
+// s3_endpoint) and ARTIFACT_INLINE_MAX_BYTES=inline_max. Emits the row's bytes (llm_response + compacted +
+// metadata, as SQL stores them) both ways and the object's size.
+void RowSizes(const Options& o, const std::string& key, const std::string& text, const std::string& s3_endpoint,
+              int64_t inline_max, int64_t gen) {
+  double row_bytes[2] = {0, 0};
+  double object_bytes = 0;
+  for (int mode = 0; mode < 2; ++mode) {
+    std::string db = o.tmpdir + "/storage-bench-rows-" + std::to_string(getpid()) + ".db";
+    std::filesystem::remove(db);
+    std::map<std::string, std::string> env = {{"REDIS_URL", "redis://127.0.0.1:" + std::to_string(o.redis_port)},
+                                              {"DATABASE_URL", "sqlite:" + db},
+                                              {"CONSUMER_NAME", "bench"}};
+    if (mode == 1) {
+      env.insert({{"ARTIFACT_STORE", "s3://bench/rows"}, {"ARTIFACT_STORE_ENDPOINT", s3_endpoint},
+                  {"AWS_ACCESS_KEY_ID", "S3RVER"}, {"AWS_SECRET_ACCESS_KEY", "S3RVER"},
+                  {"ARTIFACT_INLINE_MAX_BYTES", std::to_string(inline_max)}});
+    }
+    Config config = MakeConfig(env);
+    auto redis = RedisClient::Connect(config.redis).value();
+    auto store = SqlStore::Open(config.database_url).value();
+    if (!store->Migrate().ok()) std::exit(1);
+    RedisServerClock clock;
+    ChunkBuffer buffer(config, clock);
+    Finalizer finalizer(config, buffer, *store, "bench");
+    GenerationId g{7, 0, gen + mode};
+    std::vector<ChunkItem> items;
+    for (size_t at = 0, seq = 0; at < text.size(); at += 4096, ++seq) {
+      ChunkItem item;
+      item.gen = g;
+      item.seq = static_cast<int64_t>(seq);
+      item.data = text.substr(at, 4096);
+      items.push_back(std::move(item));
+    }
+    for (size_t i = 0; i < items.size(); i += 500) {
+      std::vector<ChunkItem> batch(items.begin() + static_cast<std::ptrdiff_t>(i),
+                                   items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), i + 500)));
+      if (!buffer.Apply(*redis, batch).ok()) std::exit(1);
+    }
+    auto done = finalizer.Finalize(*redis, {g, "complete", "1-0"});
+    if (!done.ok()) {
+      std::cerr << "finalize: " << done.status().ToString() << "\n";
+      std::exit(1);
+    }
+    auto row = store->GetGeneration(g.gen).value();
+    if (!row) std::exit(1);
+    row_bytes[mode] = static_cast<double>(row->llm_response.value_or("").size() + row->compacted.value_or("").size() +
+                                          row->metadata.size());
+    if (mode == 1) {
+      auto ref = ArtifactOfMetadata(row->metadata);
+      object_bytes = ref ? static_cast<double>(ref->stored_bytes) : 0;
+    }
+    std::filesystem::remove(db);
+  }
+  Emit("rows_" + key + "_text_bytes", static_cast<double>(text.size()));
+  Emit("rows_" + key + "_inline_row_bytes", row_bytes[0]);
+  Emit("rows_" + key + "_store_row_bytes", row_bytes[1]);
+  Emit("rows_" + key + "_object_bytes", object_bytes);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -226,6 +292,20 @@ int main(int argc, char** argv) {
         Emit(m + "_buffer_mem_per_byte", best[mode].buffer_mem / best[mode].text_bytes);
         Emit(m + "_chunks_per_s", static_cast<double>(best[mode].chunks) / best[mode].seconds);
         Emit(m + "_mb_per_s", best[mode].text_bytes / 1e6 / best[mode].seconds);
+      }
+    }
+  }
+  // Row sizes, when an S3-compatible endpoint is given (bench/run.sh starts s3rver for it).
+  std::string s3 = f.Str("s3-endpoint", "");
+  if (!s3.empty()) {
+    const int64_t inline_max = f.Int("inline-max", 65536);
+    Emit("rows_inline_max", static_cast<double>(inline_max));
+    for (const char* content : {"json", "prose"}) {
+      if (!only_contents.empty() && !only_contents.count(content)) continue;
+      for (size_t size : {16384, 262144, 1048576, 4194304}) {
+        std::string text = std::string(content) == "json" ? maker.Json(size) : maker.Prose(size);
+        RowSizes(o, std::string(content) + "_" + std::to_string(size), text, s3, inline_max, gen);
+        gen += 2;
       }
     }
   }
