@@ -1,4 +1,6 @@
 // Plain TCP: hiredis's blocking context, as the client always used it.
+#include <sys/socket.h>
+
 #include <cerrno>
 
 #include "redis_internal.h"
@@ -37,6 +39,7 @@ class HiredisTransport final : public RedisTransport {
     return static_cast<redisReply*>(raw);
   }
   void SetTimeout(int ms) override { redisSetTimeout(ctx_, ToTimeval(ms)); }
+  void Shutdown() override { ::shutdown(ctx_->fd, SHUT_RDWR); }
 
  private:
   Status Error() {

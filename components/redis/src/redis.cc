@@ -4,6 +4,7 @@
 #include "redis_internal.h"
 #include "redis_transport.h"
 #include "sentinel.h"
+#include "sentinel_watcher.h"
 #include "streamfleet/base/log.h"
 
 #include <hiredis/hiredis.h>
@@ -137,6 +138,7 @@ RedisValue OwnReply(const redisReply* r) {
 
 RedisClient::RedisClient(const RedisConfig& config) : config_(config) {
   if (config_.cluster) cluster_ = std::make_unique<ClusterRouter>(config_);
+  if (!config_.sentinel.nodes.empty()) sentinel_watch_ = SentinelWatcher::For(config_);
 }
 
 StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(const RedisConfig& config) {
@@ -184,7 +186,9 @@ Status RedisClient::Open() {
   Drop();
   RedisConfig target = config_;
   if (!config_.sentinel.nodes.empty()) {
-    // Behind Sentinel: whoever is the master now (after a failover, the promoted replica).
+    // Behind Sentinel: whoever is the master now (after a failover, the promoted replica). The failover count
+    // is read first: a switch while this connects makes the next call connect again.
+    sentinel_epoch_ = sentinel_watch_->epoch();
     auto master = AskSentinelsForMaster(config_);
     if (!master.ok()) return master.status();
     target.host = master->first;
@@ -217,6 +221,11 @@ Status RedisClient::Open() {
 }
 
 Status RedisClient::EnsureConnected() {
+  // The sentinels announced a new master since this connected: leave the old one (once the replies owed to
+  // earlier Send()s are read, which a dropped connection would lose).
+  if (conn_ != nullptr && sentinel_watch_ != nullptr && unread_ == 0 && sentinel_watch_->epoch() != sentinel_epoch_) {
+    Drop();
+  }
   if (conn_ != nullptr) return Status::Ok();
   auto now = std::chrono::steady_clock::now();
   if (now < next_attempt_) return Status::Unavailable("redis unavailable (reconnect backing off)");

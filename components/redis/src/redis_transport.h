@@ -27,6 +27,9 @@ class RedisTransport {
   virtual StatusOr<redisReply*> Read() = 0;
   // Socket timeout for the reads and writes that follow.
   virtual void SetTimeout(int ms) = 0;
+  // shutdown(2) of the socket: a Read blocked in another thread returns an error. The one call that may come
+  // from another thread (SentinelWatcher's stop).
+  virtual void Shutdown() = 0;
 };
 
 // Connects (TCP or TLS as config.tls says) to config.host:config.port. kUnavailable when the server cannot

@@ -8,9 +8,7 @@
 
 namespace streamfleet {
 
-namespace {
-
-StatusOr<RedisValue> Ask(RedisTransport& t, const std::vector<std::string>& argv) {
+StatusOr<RedisValue> AskSentinel(RedisTransport& t, const std::vector<std::string>& argv) {
   t.Append(argv);
   auto reply = t.Read();
   if (!reply.ok()) return reply.status();
@@ -20,7 +18,7 @@ StatusOr<RedisValue> Ask(RedisTransport& t, const std::vector<std::string>& argv
   return v;
 }
 
-StatusOr<std::pair<std::string, int>> AskOne(const RedisConfig& config, const std::string& node) {
+StatusOr<std::unique_ptr<RedisTransport>> ConnectSentinel(const RedisConfig& config, const std::string& node) {
   auto hp = SplitHostPort(node);
   if (!hp) return Status::InvalidArgument("not host:port");
   RedisConfig s;
@@ -35,19 +33,31 @@ StatusOr<std::pair<std::string, int>> AskOne(const RedisConfig& config, const st
     std::vector<std::string> auth = {"AUTH"};
     if (!config.sentinel.username.empty()) auth.push_back(config.sentinel.username);
     auth.push_back(config.sentinel.password);
-    auto a = Ask(**t, auth);
+    auto a = AskSentinel(**t, auth);
     if (!a.ok()) return a.status();
   }
-  auto r = Ask(**t, {"SENTINEL", "get-master-addr-by-name", config.sentinel.master});
-  if (!r.ok()) return r.status();
-  if (!r->is_array() || r->elements.size() != 2) {
-    return Status::NotFound("does not monitor a master named " + config.sentinel.master);
+  return t;
+}
+
+StatusOr<std::pair<std::string, int>> MasterAddress(const RedisValue& answer, const std::string& master) {
+  if (!answer.is_array() || answer.elements.size() != 2) {
+    return Status::NotFound("does not monitor a master named " + master);
   }
   int port = 0;
-  const std::string& p = r->elements[1].str;
+  const std::string& p = answer.elements[1].str;
   auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
   if (ec != std::errc() || end != p.data() + p.size() || port <= 0) return Status::Internal("bad port " + p);
-  return std::make_pair(r->elements[0].str, port);
+  return std::make_pair(answer.elements[0].str, port);
+}
+
+namespace {
+
+StatusOr<std::pair<std::string, int>> AskOne(const RedisConfig& config, const std::string& node) {
+  auto t = ConnectSentinel(config, node);
+  if (!t.ok()) return t.status();
+  auto r = AskSentinel(**t, {"SENTINEL", "get-master-addr-by-name", config.sentinel.master});
+  if (!r.ok()) return r.status();
+  return MasterAddress(*r, config.sentinel.master);
 }
 
 }  // namespace

@@ -168,6 +168,7 @@ class TlsTransport final : public RedisTransport {
   }
 
   void SetTimeout(int ms) override { SetSocketTimeout(fd_, ms); }
+  void Shutdown() override { ::shutdown(fd_, SHUT_RDWR); }
 
  private:
   Status IoError(int n, const char* what) {

@@ -1,7 +1,7 @@
 // RedisClient behind Redis Sentinel on a local set (one master, one replica, three sentinels: Debian's
 // redis-server in sentinel mode): the master is found through the sentinels, a SIGKILLed master is
-// followed to the promoted replica without a restart, acknowledged writes (WAIT) survive, and the demoted
-// master coming back as a replica is never written to.
+// followed to the promoted replica without a restart, acknowledged writes (WAIT) survive, the demoted
+// master coming back as a replica is never written to, and a manual failover is followed on +switch-master.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -96,6 +96,60 @@ TEST(SentinelTest, FollowsAFailoverWithoutARestartAndNeverWritesToAReplica) {
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_GE((*direct)->Command({"GET", "n"})->AsInt(), 49);
+  std::filesystem::remove_all(dir);
+}
+
+// A failover the client's own calls would not notice: SENTINEL FAILOVER while the old master stays up and is
+// not reconfigured (its CLIENT command renamed away, so the sentinels' reconfiguration, which ends with CLIENT
+// KILL, fails: the old master keeps answering as a master, as one cut off from the sentinels would), and a
+// client that only reads. Nothing fails on the old master; +switch-master moves the client to the new one.
+TEST(SentinelTest, FollowsSwitchMasterAnnouncementsEvenWhenTheOldMasterStaysUp) {
+  testing::RedisServer master("--rename-command CLIENT \"\"");
+  testing::RedisServer replica("--replicaof 127.0.0.1 " + std::to_string(master.port()));
+  std::string dir = testing::TempPath("sf-sentinel-switch");
+  std::filesystem::create_directories(dir);
+  std::vector<std::unique_ptr<Sentinel>> sentinels;
+  for (int i = 0; i < 3; ++i) sentinels.push_back(std::make_unique<Sentinel>(dir, master.port()));
+
+  RedisConfig c;
+  c.connect_timeout_ms = 1000;
+  c.command_timeout_ms = 2000;
+  c.sentinel.master = "mymaster";
+  for (auto& s : sentinels) c.sentinel.nodes.push_back(s->node());
+  auto client = RedisClient::Lazy(c);
+  auto port_of = [&]() -> int64_t {
+    auto info = client->Command({"INFO", "server"});
+    if (!info.ok()) return -1;
+    auto at = info->str.find("tcp_port:");
+    return at == std::string::npos ? -1 : std::atoll(info->str.c_str() + at + 9);
+  };
+  int64_t port = -1;
+  for (int i = 0; i < 100 && port != master.port(); ++i) {
+    port = port_of();
+    if (port != master.port()) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(port, master.port()) << "no master through the sentinels";
+  // The sentinels learn of the replica from the master's INFO (every 10 s at first): ask until one agrees.
+  RedisConfig s0;
+  s0.host = "127.0.0.1";
+  s0.port = std::stoi(sentinels[0]->node().substr(10));
+  auto sentinel = RedisClient::Connect(s0);
+  ASSERT_TRUE(sentinel.ok());
+  bool started = false;
+  for (int i = 0; i < 300 && !started; ++i) {
+    started = (*sentinel)->Command({"SENTINEL", "FAILOVER", "mymaster"}).ok();
+    if (!started) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(started) << "SENTINEL FAILOVER was refused for 30 s";
+  auto t0 = std::chrono::steady_clock::now();
+  while (port != replica.port() && std::chrono::steady_clock::now() - t0 < 30s) {
+    port = port_of();  // reads only: nothing here fails on the old master
+    if (port != replica.port()) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(port, replica.port()) << "the reading client stayed on the old master";
+  std::cout << "switch followed in " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
+            << " s\n";
+  EXPECT_EQ(client->Command({"ROLE"})->elements[0].str, "master");
   std::filesystem::remove_all(dir);
 }
 

@@ -29,6 +29,7 @@
 namespace streamfleet {
 
 class ClusterRouter;
+class SentinelWatcher;
 class RedisTransport;
 
 // An owned copy of a reply (hiredis replies die with their callback/free).
@@ -173,6 +174,10 @@ class RedisClient final : public RedisCommands {
   std::chrono::steady_clock::time_point next_attempt_{};
   JitteredBackoff backoff_;
   std::unique_ptr<ClusterRouter> cluster_;  // set in cluster mode: every call is delegated to it
+  // Behind Sentinel: the process's +switch-master watcher (src/sentinel_watcher.h) and its count of failovers
+  // when this client connected; a count that moved on means reconnect (to the new master) before the next call.
+  std::shared_ptr<SentinelWatcher> sentinel_watch_;
+  uint64_t sentinel_epoch_ = 0;
 };
 
 // A small pool of clients for request-handling threads. Thread-safe.
