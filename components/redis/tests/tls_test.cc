@@ -1,7 +1,7 @@
 // RedisClient over TLS against Debian's redis-server with --tls-port, certificates made by the test
 // (components/testing/scripts/make_test_certs.sh): commands, pipelines, large values and scripts over TLS;
 // a wrong CA, a wrong host name, an expired certificate refused with a clear error; mutual TLS; a server
-// restart in the middle (the lazy client reconnects); REDIS_TLS_INSECURE for development.
+// restart in the middle (the lazy client reconnects); REDIS_TLS_INSECURE for development; cluster mode over TLS.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -21,8 +21,10 @@ using namespace std::chrono_literals;
 
 class TlsServer {
  public:
-  TlsServer(const std::string& certs, const std::string& cert, bool auth_clients)
-      : certs_(certs), cert_(cert), auth_clients_(auth_clients), port_(testing::FreePort()) {
+  TlsServer(const std::string& certs, const std::string& cert, bool auth_clients,
+            std::vector<std::string> extra_args = {})
+      : certs_(certs), cert_(cert), auth_clients_(auth_clients), port_(testing::FreePort()),
+        extra_args_(std::move(extra_args)) {
     Start();
   }
   ~TlsServer() { Kill(); }
@@ -32,6 +34,7 @@ class TlsServer {
                                      "--tls-cert-file", certs_ + "/" + cert_, "--tls-key-file", certs_ + "/server.key",
                                      "--tls-ca-cert-file", certs_ + "/ca.crt", "--tls-auth-clients",
                                      auth_clients_ ? "yes" : "no", "--dir", certs_};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     pid_ = testing::SpawnProcess(args);
     // Listening (a TCP connect succeeds) is enough; the tests say what a handshake must do.
     for (int i = 0; i < 200; ++i) {
@@ -57,11 +60,13 @@ class TlsServer {
     c.tls.ca_file = certs_ + "/ca.crt";
     return c;
   }
+  int port() const { return port_; }
 
  private:
   std::string certs_, cert_;
   bool auth_clients_;
   int port_;
+  std::vector<std::string> extra_args_;
   int pid_ = -1;
 };
 
@@ -170,5 +175,95 @@ TEST_F(TlsTest, ALazyClientReconnectsAfterTheServerRestarts) {
   EXPECT_TRUE(back) << "the client did not reconnect over TLS";
 }
 
+// Redis Cluster over TLS (tls-cluster: the nodes' bus and the ports CLUSTER SLOTS reports are TLS too): three
+// masters joined by redis-cli --tls; the client routes keys, pipelines and scripts over the masters it learned
+// through TLS, follows MOVED after a slot moved, and refuses a cluster whose certificates it does not trust.
+TEST_F(TlsTest, ClusterModeRoutesOverTls) {
+  std::vector<std::unique_ptr<TlsServer>> nodes;
+  std::string joined;
+  for (int i = 0; i < 3; ++i) {
+    // The bus port is set apart: the default (data port + 10000) overflows for ports above 55535. The bus
+    // always verifies its peers, and a node connects to the others with its client certificate (the server
+    // certificate is for serverAuth only).
+    int bus = testing::FreePort();
+    nodes.push_back(std::make_unique<TlsServer>(
+        *certs_, "server.crt", false,
+        std::vector<std::string>{"--cluster-enabled", "yes", "--tls-cluster", "yes", "--cluster-port",
+                                 std::to_string(bus), "--cluster-config-file",
+                                 "nodes-tls-" + std::to_string(bus) + ".conf", "--tls-client-cert-file",
+                                 *certs_ + "/client.crt", "--tls-client-key-file", *certs_ + "/client.key"}));
+    joined += " 127.0.0.1:" + std::to_string(nodes.back()->port());
+  }
+  std::string create = "timeout 60 redis-cli --tls --cacert " + *certs_ + "/ca.crt --cluster create" + joined +
+                       " --cluster-replicas 0 --cluster-yes >" + *certs_ + "/create.log 2>&1";
+  ASSERT_EQ(system(create.c_str()), 0) << create;
+  for (auto& n : nodes) {
+    auto direct = RedisClient::Connect(n->Config());
+    ASSERT_TRUE(direct.ok());
+    bool ok = false;
+    for (int i = 0; i < 200 && !ok; ++i) {
+      auto info = (*direct)->Command({"CLUSTER", "INFO"});
+      ok = info.ok() && info->str.find("cluster_state:ok") != std::string::npos;
+      if (!ok) std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_TRUE(ok) << "node " << n->port() << " never reported cluster_state:ok";
+  }
+
+  RedisConfig c = nodes[0]->Config();
+  c.cluster = true;
+  for (auto& n : nodes) c.seeds.push_back("127.0.0.1:" + std::to_string(n->port()));
+  auto client = RedisClient::Connect(c);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  EXPECT_EQ((*client)->Masters().size(), 3u);
+  std::vector<std::vector<std::string>> sets, gets;
+  for (int i = 0; i < 300; ++i) {
+    sets.push_back({"SET", "k" + std::to_string(i), std::string(1000, static_cast<char>('a' + i % 26))});
+    gets.push_back({"GET", "k" + std::to_string(i)});
+  }
+  ASSERT_TRUE((*client)->Pipeline(sets).ok());
+  auto got = (*client)->Pipeline(gets);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  for (int i = 0; i < 300; ++i) EXPECT_EQ((*got)[i].str, std::string(1000, static_cast<char>('a' + i % 26))) << i;
+  // Keys really spread: every master holds some.
+  for (auto& n : nodes) EXPECT_GT((*RedisClient::Connect(n->Config()))->Command({"DBSIZE"})->integer, 0);
+  LuaScript script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+  EXPECT_EQ((*client)->Eval(script, {"counter"}, {"5"})->integer, 5);
+
+  // Move an empty slot to another master behind the client's back (CLUSTER SETSLOT NODE on every node): its
+  // next write there is answered MOVED, which it follows over TLS.
+  const std::string key = "moved-key";
+  long long slot = (*client)->Command({"CLUSTER", "KEYSLOT", key})->integer;
+  std::string from, to;
+  auto slots = (*client)->CommandOn(c.seeds[0], {"CLUSTER", "SLOTS"});
+  ASSERT_TRUE(slots.ok()) << slots.status().ToString();
+  for (const auto& range : slots->elements) {
+    if (range.elements[0].integer <= slot && slot <= range.elements[1].integer) {
+      from = "127.0.0.1:" + std::to_string(range.elements[2].elements[1].integer);
+    }
+  }
+  ASSERT_FALSE(from.empty());
+  to = from == c.seeds[0] ? c.seeds[1] : c.seeds[0];
+  ASSERT_EQ((*client)->CommandOn(from, {"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)})->integer, 0);
+  std::string to_id = (*client)->CommandOn(to, {"CLUSTER", "MYID"})->str;
+  for (const std::string& node : {to, from}) {
+    ASSERT_TRUE((*client)->CommandOn(node, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", to_id}).ok());
+  }
+  for (const auto& node : c.seeds) {
+    if (node != to && node != from) {
+      ASSERT_TRUE((*client)->CommandOn(node, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", to_id}).ok());
+    }
+  }
+  ASSERT_TRUE((*client)->Command({"SET", key, "after the move"}).ok());
+  EXPECT_EQ((*client)->CommandOn(to, {"GET", key})->str, "after the move") << "not written to the new owner";
+  EXPECT_EQ((*client)->Command({"GET", key})->str, "after the move");
+
+  // A client that does not trust the nodes' certificate learns nothing.
+  RedisConfig untrusted = c;
+  untrusted.tls.ca_file = *certs_ + "/other-ca.crt";
+  auto refused = RedisClient::Connect(untrusted);
+  EXPECT_FALSE(refused.ok());
+}
+
 }  // namespace
 }  // namespace streamfleet
+
