@@ -14,6 +14,11 @@ struct Credentials {
   std::string key_id, secret, token;
 };
 
+std::string TrimBlanks(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r"), e = s.find_last_not_of(" \t\r");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
 // The [default] profile of an AWS shared credentials file (aws_access_key_id, aws_secret_access_key,
 // aws_session_token); other profiles are skipped.
 Credentials ReadCredentialsFile(const std::string& path) {
@@ -22,11 +27,7 @@ Credentials ReadCredentialsFile(const std::string& path) {
   std::string line;
   bool in_default = true;  // keys before any [section] count as the default profile
   while (std::getline(in, line)) {
-    auto trim = [](std::string s) {
-      size_t b = s.find_first_not_of(" \t\r"), e = s.find_last_not_of(" \t\r");
-      return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-    };
-    line = trim(line);
+    line = TrimBlanks(line);
     if (line.empty() || line[0] == '#' || line[0] == ';') continue;
     if (line[0] == '[') {
       in_default = line == "[default]";
@@ -34,7 +35,7 @@ Credentials ReadCredentialsFile(const std::string& path) {
     }
     auto eq = line.find('=');
     if (!in_default || eq == std::string::npos) continue;
-    std::string k = trim(line.substr(0, eq)), v = trim(line.substr(eq + 1));
+    std::string k = TrimBlanks(line.substr(0, eq)), v = TrimBlanks(line.substr(eq + 1));
     if (k == "aws_access_key_id") c.key_id = v;
     if (k == "aws_secret_access_key") c.secret = v;
     if (k == "aws_session_token") c.token = v;

@@ -187,6 +187,12 @@ TEST(ConfigTest, MalformedValuesNameTheVariable) {
       {"REDIS_TIMEOUT", "3000000s"},
       {"WEBHOOK_ALLOW_NETS", "127.0.0.0/33"}, {"WEBHOOK_DENY_NETS", "10.0.0.0/8,example.com"},
       {"WEBHOOK_MAX_TIMEOUT", "0"},
+      // Storage (docs/storage.md).
+      {"CHUNK_COMPRESSION", "gzip"},  {"CHUNK_COMPRESSION_MIN_BYTES", "0"},
+      {"IR_CACHE_COMPRESS_MIN_BYTES", "-1"}, {"IR_CACHE_COMPRESS_MIN_BYTES", "1k"},
+      {"ARTIFACT_STORE", "bucket"},   {"ARTIFACT_STORE", "s3://"}, {"ARTIFACT_STORE", "s3://a b/x"},
+      {"ARTIFACT_STORE_ENDPOINT", "minio:9000"}, {"ARTIFACT_STORE_ENDPOINT", "ftp://minio"},
+      {"ARTIFACT_STORE_TIMEOUT", "0"}, {"ARTIFACT_INLINE_MAX_BYTES", "-1"},
   };
   for (const auto& [k, v] : bad) {
     auto c = LoadConfig(Env({{k, v}}), ":9100");

@@ -38,13 +38,17 @@ const LuaScript& UnlockScript() {
 // "{key}:z": where a value is kept compressed (CacheOptions::compress_min_bytes).
 constexpr std::string_view kCompressedSuffix = ":z";
 std::string CompressedKey(const std::string& key) { return key + std::string(kCompressedSuffix); }
+// The plain key of either form: "{key}:z" -> "{key}", "{key}" -> "{key}".
+std::string PlainKeyOf(const std::string& key) {
+  bool z = key.size() > kCompressedSuffix.size() &&
+           key.compare(key.size() - kCompressedSuffix.size(), kCompressedSuffix.size(), kCompressedSuffix) == 0;
+  return z ? key.substr(0, key.size() - kCompressedSuffix.size()) : key;
+}
 
 // {prefix}:{name}_{8 hex}[:z]: a value key, plain or compressed (not a :lock / :ver marker, not the epoch, not
 // someone else's key).
-bool IsValueKey(const std::string& prefix, std::string key, std::string* name) {
-  if (key.size() > kCompressedSuffix.size() && key.compare(key.size() - 2, 2, kCompressedSuffix) == 0) {
-    key.resize(key.size() - kCompressedSuffix.size());
-  }
+bool IsValueKey(const std::string& prefix, const std::string& given, std::string* name) {
+  const std::string key = PlainKeyOf(given);
   if (key.size() <= prefix.size() + 1 || key.compare(0, prefix.size(), prefix) != 0 || key[prefix.size()] != ':') {
     return false;
   }
@@ -385,8 +389,7 @@ StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& given) {
     if (!IsValueKey(options_.prefix, key, nullptr)) {
       return Status::InvalidArgument("\"" + key + "\" is not a key of cache " + options_.prefix);
     }
-    bool z = key.size() > kCompressedSuffix.size() && key.compare(key.size() - 2, 2, kCompressedSuffix) == 0;
-    keys.push_back(z ? key.substr(0, key.size() - kCompressedSuffix.size()) : key);
+    keys.push_back(PlainKeyOf(key));
   }
   if (keys.empty()) return int64_t{0};
   if (fs_) {
