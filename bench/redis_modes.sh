@@ -6,17 +6,23 @@
 #   plain   REDIS_PORT (the default: ingest's pipelined libuv connection)
 #   tls     rediss:// with the CA (pooled blocking connections over OpenSSL)
 #   wait1   INGEST_WAIT_REPLICAS=1 (every append waits for the replica; pooled connections)
-#   bash bench/redis_modes.sh            (BUILD_DIR, DURATION=5 s per phase, ROUNDS=2)
+# and the task path: bench/worker_bench's `process` phase (one streamfleet-queue-worker, 8 slots, TASKS no-op
+# tasks, status records off and on) with the worker connected over the plain port and over TLS.
+#   bash bench/redis_modes.sh            (BUILD_DIR, DURATION=5 s per phase, ROUNDS=2, TASKS=50000,
+#                                         ONLY=chunks|tasks for one of the two parts)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD_DIR:-$ROOT/build}
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-2}
+TASKS=${TASKS:-50000}
+ONLY=${ONLY:-}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamfleet-redis-modes.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mean() { python3 -c 'import sys; v=[float(x) for x in sys.argv[1:]]; print(round(sum(v)/len(v)))' $1; }
 
 bash "$ROOT/components/testing/scripts/make_test_certs.sh" "$WORK/certs"
 P=$(port); T=$(port); R=$(port)
@@ -42,6 +48,7 @@ measure() {  # mode env... -> "single ndjson"
   echo "$(sed -n 's/^ingest_single_cps=//p' <<<"$out") $(sed -n 's/^ingest_ndjson_cps=//p' <<<"$out")"
 }
 
+if [ "$ONLY" != tasks ]; then
 declare -A single ndjson
 for round in $(seq 1 "$ROUNDS"); do
   for mode in plain tls wait1; do
@@ -55,7 +62,6 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "[redis-modes] round $round $mode: single ${r% *} ndjson ${r#* } chunks/s" >&2
   done
 done
-mean() { python3 -c 'import sys; v=[float(x) for x in sys.argv[1:]]; print(round(sum(v)/len(v)))' $1; }
 echo
 echo "| chunk path (chunks/s, mean of $ROUNDS rounds, $DURATION s each) | one JSON chunk per POST | vs plain | NDJSON | vs plain |"
 echo "|---|---|---|---|---|"
@@ -63,4 +69,36 @@ ps=$(mean "${single[plain]}"); pn=$(mean "${ndjson[plain]}")
 for mode in plain tls wait1; do
   s=$(mean "${single[$mode]}"); n=$(mean "${ndjson[$mode]}")
   echo "| $mode | $s | $((100 * s / ps))% | $n | $((100 * n / pn))% |"
+done
+
+fi
+
+# ---- the task path: the worker over the plain port and over TLS ------------------------------------------
+[ "$ONLY" = chunks ] && exit 0
+tasks() {  # mode [--worker-redis-url URL] -> "records_off records_on" tasks/s
+  local mode=$1; shift
+  local out
+  out=$("$BUILD/bench/worker_bench" --redis-port "$P" \
+    --worker-bin "$BUILD/queue-worker/streamfleet-queue-worker" --tasks "$TASKS" --process-only 1 "$@" 2>/dev/null)
+  echo "$(sed -n 's/^w1_tps=//p' <<<"$out" | cut -d. -f1) $(sed -n 's/^w1_retained_tps=//p' <<<"$out" | cut -d. -f1)"
+}
+declare -A off on
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in plain tls; do
+    case $mode in
+      plain) r=$(tasks plain) ;;
+      tls) r=$(REDIS_TLS_CA="$WORK/certs/ca.crt" tasks tls --worker-redis-url "rediss://127.0.0.1:$T") ;;
+    esac
+    off[$mode]="${off[$mode]:-} ${r% *}"
+    on[$mode]="${on[$mode]:-} ${r#* }"
+    echo "[redis-modes] round $round tasks $mode: records off ${r% *}, on ${r#* } tasks/s" >&2
+  done
+done
+echo
+echo "| task path (tasks/s, one worker with 8 slots, $TASKS no-op tasks, mean of $ROUNDS rounds) | records off (TASK_RESULT_TTL=0) | vs plain | records on (default) | vs plain |"
+echo "|---|---|---|---|---|"
+po=$(mean "${off[plain]}"); pr=$(mean "${on[plain]}")
+for mode in plain tls; do
+  o=$(mean "${off[$mode]}"); n=$(mean "${on[$mode]}")
+  echo "| $mode | $o | $((100 * o / po))% | $n | $((100 * n / pr))% |"
 done

@@ -4,6 +4,7 @@
 //
 //   worker_bench --redis-port P --worker-bin PATH [--tasks 50000] [--concurrency 8] [--producers 2]
 //                [--latency-batch 50] [--latency-seconds 5] [--latency-rate R]
+//                [--worker-redis-url rediss://...] [--process-only 1]
 //
 // Phases:
 //   raw      a producer thread pipelines XADD (batches of 100) while a consumer does XREADGROUP COUNT 100 +
@@ -17,6 +18,8 @@
 //            (streamfleet_worker_task_wait_seconds on /metrics), with the CPU of producers, worker and Redis.
 //            --latency-rate R skips raw/process and runs enqueue and latency at target R (to compare builds
 //            at one rate, back to back).
+// --process-only 1 runs only `process` with one worker (records off, then on); with --worker-redis-url the
+// workers connect there (e.g. over TLS) while the bench enqueues and waits over the plain port.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -47,6 +50,9 @@ struct Options {
   double latency_s = 5;
   int producers = 2;
   int64_t latency_batch = 50;
+  // The workers' REDIS_URL (default redis://127.0.0.1:redis-port): e.g. the same server's TLS port, with
+  // REDIS_TLS_CA in the environment, while the bench itself enqueues and watches over the plain port.
+  std::string worker_redis_url;
 };
 
 int FreePort() {
@@ -76,7 +82,7 @@ Worker StartWorker(const Options& o, int index, const std::map<std::string, std:
     auto eq = kv.find('=');
     if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  env["REDIS_URL"] = "redis://127.0.0.1:" + std::to_string(o.redis_port);
+  env["REDIS_URL"] = o.worker_redis_url.empty() ? "redis://127.0.0.1:" + std::to_string(o.redis_port) : o.worker_redis_url;
   env["METRICS_LISTEN"] = "127.0.0.1:" + std::to_string(w.metrics_port);
   env["QUEUES"] = "default:1";
   env["WORKER_CONCURRENCY"] = std::to_string(o.concurrency);
@@ -428,12 +434,19 @@ int main(int argc, char** argv) {
   o.latency_s = f.Double("latency-seconds", 5);
   o.producers = static_cast<int>(f.Int("producers", 2));
   o.latency_batch = std::max<int64_t>(1, f.Int("latency-batch", 50));
+  o.worker_redis_url = f.Str("worker-redis-url", "");
   if (o.redis_port == 0 || o.worker_bin.empty()) {
     std::cerr << "usage: worker_bench --redis-port P --worker-bin PATH [--tasks 50000] [--concurrency 8] [--producers 2]\n"
                  "                    [--latency-batch 50] [--latency-seconds 5] [--latency-rate R]\n";
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  if (f.Int("process-only", 0) != 0) {
+    // One worker, records off and on: for comparing connections (bench/redis_modes.sh: plain vs TLS).
+    Process(o, 1, false, "w1");
+    Process(o, 1, true, "w1_retained");
+    return 0;
+  }
   if (const double rate = f.Double("latency-rate", 0); rate > 0) {
     Enqueue(o);
     Latency(o, rate);
