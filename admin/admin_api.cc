@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <regex>
 
+#include "streamfleet/artifacts/artifact.h"
 #include "streamfleet/base/compression.h"
 #include "streamfleet/base/text.h"
 #include "streamfleet/base/time.h"
@@ -438,12 +439,16 @@ json AdminApi::Generation(RedisClient& r, int64_t org, int64_t gen, int64_t scen
       row_error = g.status().ToString();
     } else if (*g && (*g)->organization_id == org) {  // never show another org's row
       const GenerationRow& x = **g;
+      const std::optional<ArtifactRef> artifact = x.compacted ? std::nullopt : ArtifactOfMetadata(x.metadata);
       row = {{"id", x.id}, {"organization_id", x.organization_id},
              {"scenario_id", x.scenario_id ? json(*x.scenario_id) : json(nullptr)},
              {"chunk_count", x.chunk_count},
              {"compacted_at", x.compacted_at ? json(*x.compacted_at) : json(nullptr)},
              {"compacted_by", x.compacted_by ? json(*x.compacted_by) : json(nullptr)},
              {"compacted_bytes", x.compacted ? json(x.compacted->size()) : json(nullptr)},
+             // Where the text is: in the row, or in ARTIFACT_STORE (docs/storage.md), with its object's URL.
+             {"text_in", x.compacted ? "row" : (artifact ? "store" : "none")},
+             {"artifact_url", artifact ? json(artifact->url) : json(nullptr)},
              {"metadata", MetadataJson(x.metadata)},
              {"llm_response_preview", x.llm_response ? json(x.llm_response->substr(0, 2000)) : json(nullptr)}};
     }

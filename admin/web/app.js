@@ -370,7 +370,9 @@ const pages = {
         h("h2", {}, "Persisted row"),
         d.row ? h("div", {},
           h("p", {}, "chunk_count ", h("b", { "data-testid": "row-chunk-count" }, d.row.chunk_count), ", compacted at ", d.row.compacted_at || "–",
-            " by ", d.row.compacted_by || "–", ", ", fmt(d.row.compacted_bytes), " bytes compacted"),
+            " by ", d.row.compacted_by || "–", ", ",
+            d.row.text_in === "store" ? h("span", { "data-testid": "row-text-in-store" }, "text in the object store: ", h("code", {}, d.row.artifact_url))
+              : [fmt(d.row.compacted_bytes), " bytes compacted"]),
           h("pre", {}, JSON.stringify(d.row.metadata, null, 2)),
           d.row.llm_response_preview ? h("div", {}, h("h2", {}, "llm_response (first 2000 characters)"), h("pre", {}, d.row.llm_response_preview)) : null)
           : h("p", { class: "muted" }, d.row_error ? "database: " + d.row_error : "no row yet"));

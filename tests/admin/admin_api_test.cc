@@ -416,6 +416,19 @@ TEST_F(AdminApiTest, GenerationSearchAndCompactNow) {
   ASSERT_FALSE(after["row"].is_null()) << after.dump();
   EXPECT_EQ(after["row"]["chunk_count"], 3);
   EXPECT_EQ(after["row"]["compacted_by"], "streamfleet-admin");
+  EXPECT_EQ(after["row"]["text_in"], "row");
+  EXPECT_TRUE(after["row"]["artifact_url"].is_null());
+  // The same row once its text has moved to the object store (as migrate-artifacts leaves it): the page says
+  // where the text is.
+  auto before = store_->GetGeneration(9).value();
+  ASSERT_TRUE(before.has_value());
+  json md = json::parse(before->metadata);
+  md["artifact"] = {{"url", "s3://art/fleet/artifacts/abc.zst"}, {"sha256", "abc"}, {"bytes", 18}, {"stored_bytes", 30}};
+  ASSERT_TRUE(store_->ReplaceCompactedIfUnchanged(*before, std::nullopt, md.dump()).value());
+  json moved = json::parse(Get("/api/generations?org=3&gen=9", {cookie}).body);
+  EXPECT_EQ(moved["row"]["text_in"], "store") << moved.dump();
+  EXPECT_EQ(moved["row"]["artifact_url"], "s3://art/fleet/artifacts/abc.zst");
+  EXPECT_TRUE(moved["row"]["compacted_bytes"].is_null());
   // Another organization's id does not reveal the row.
   EXPECT_TRUE(json::parse(Get("/api/generations?org=4&gen=9", {cookie}).body)["row"].is_null());
 }
