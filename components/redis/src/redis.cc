@@ -182,6 +182,12 @@ Status RedisClient::Broken(Status s) {
   return s;
 }
 
+namespace {
+// How long a client refuses to go back to a master the sentinels announced replaced (RedisClient::Open): longer
+// than the sentinels need to agree, short enough that a watcher's mistake cannot strand a client.
+constexpr auto kSentinelSwitchGrace = std::chrono::seconds(10);
+}  // namespace
+
 Status RedisClient::Open() {
   Drop();
   RedisConfig target = config_;
@@ -193,6 +199,14 @@ Status RedisClient::Open() {
     if (!master.ok()) return master.status();
     target.host = master->first;
     target.port = master->second;
+    const std::string named = master->first + ":" + std::to_string(master->second);
+    // Sentinels learn of a failover from each other within a couple of seconds: until then the first one asked
+    // may still name the master that was announced replaced (which may still answer as a master: split brain).
+    if (named == sentinel_left_ && std::chrono::steady_clock::now() - sentinel_left_at_ < kSentinelSwitchGrace) {
+      return Status::Unavailable("the sentinels still name " + named + ", announced replaced (failover in progress)");
+    }
+    sentinel_master_ = named;
+    if (named != sentinel_left_) sentinel_left_.clear();
   }
   auto conn = ConnectTransport(target);
   if (!conn.ok()) return conn.status();
@@ -221,9 +235,15 @@ Status RedisClient::Open() {
 }
 
 Status RedisClient::EnsureConnected() {
-  // The sentinels announced a new master since this connected: leave the old one (once the replies owed to
-  // earlier Send()s are read, which a dropped connection would lose).
-  if (conn_ != nullptr && sentinel_watch_ != nullptr && unread_ == 0 && sentinel_watch_->epoch() != sentinel_epoch_) {
+  // The sentinels announced a new master since this connected: leave the old one, once the replies owed to
+  // earlier Send()s are read (a dropped connection would lose them).
+  if (conn_ != nullptr && sentinel_watch_ != nullptr && sentinel_watch_->epoch() != sentinel_epoch_) {
+    if (unread_ > 0) {
+      Status owed = ReadDeferred();
+      if (!owed.ok()) return Broken(owed);
+    }
+    sentinel_left_ = sentinel_master_;
+    sentinel_left_at_ = std::chrono::steady_clock::now();
     Drop();
   }
   if (conn_ != nullptr) return Status::Ok();

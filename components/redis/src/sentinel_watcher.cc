@@ -1,5 +1,9 @@
 #include "sentinel_watcher.h"
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
 #include <map>
 
 #include "redis_internal.h"
@@ -16,10 +20,22 @@ constexpr int kSubscribedReadTimeoutMs = 30'000;
 // Between two sentinels that could not be reached.
 constexpr int kRetryMs = 500;
 
+// Short: the watcher's own connections must not hold up its stop (the last client's destructor joins it).
+constexpr int kWatcherTimeoutMs = 1000;
+
+// Everything the watcher's connections depend on: configurations that differ in any of it get their own.
 std::string WatcherKey(const RedisConfig& c) {
-  std::string key = c.sentinel.master + "|" + c.sentinel.username + "|" + (c.tls.enabled ? "tls" : "tcp");
+  std::string key = c.sentinel.master + "|" + c.sentinel.username + "|" + c.sentinel.password + "|" +
+                    (c.tls.enabled ? "tls" : "tcp") + "|" + c.tls.ca_file + "|" + c.tls.cert_file + "|" +
+                    c.tls.key_file + "|" + c.tls.server_name + (c.tls.insecure ? "|insecure" : "");
   for (const auto& n : c.sentinel.nodes) key += "|" + n;
   return key;
+}
+
+RedisConfig WatcherConfig(RedisConfig c) {
+  c.connect_timeout_ms = std::min(c.connect_timeout_ms, kWatcherTimeoutMs);
+  c.command_timeout_ms = std::min(c.command_timeout_ms, kWatcherTimeoutMs);
+  return c;
 }
 
 }  // namespace
@@ -35,7 +51,8 @@ std::shared_ptr<SentinelWatcher> SentinelWatcher::For(const RedisConfig& config)
   return w;
 }
 
-SentinelWatcher::SentinelWatcher(const RedisConfig& config) : config_(config), thread_([this] { Run(); }) {}
+SentinelWatcher::SentinelWatcher(const RedisConfig& config)
+    : config_(WatcherConfig(config)), thread_([this] { Run(); }) {}
 
 SentinelWatcher::~SentinelWatcher() {
   {
@@ -48,35 +65,52 @@ SentinelWatcher::~SentinelWatcher() {
 }
 
 void SentinelWatcher::Run() {
+  // A write to a sentinel that closed (or to the socket Shutdown() closed) must be an error, not SIGPIPE: the
+  // signal goes to this thread, and the CLI and the tests do not ignore it as the daemons do.
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+  size_t failed_in_a_row = 0;
   for (size_t i = 0;; ++i) {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (stop_) return;
     }
-    Watch(config_.sentinel.nodes[i % config_.sentinel.nodes.size()]);
+    failed_in_a_row = Watch(config_.sentinel.nodes[i % config_.sentinel.nodes.size()]) ? 0 : failed_in_a_row + 1;
+    if (failed_in_a_row == config_.sentinel.nodes.size()) {
+      // Once per outage, not at every retry: the clients report it themselves at their next connect.
+      SF_LOG_WARN("redis sentinel: no sentinel of {} accepts a +switch-master subscription; retrying",
+                  config_.sentinel.master);
+    }
     std::unique_lock<std::mutex> l(mu_);
     wake_.wait_for(l, std::chrono::milliseconds(kRetryMs), [this] { return stop_; });
   }
 }
 
-void SentinelWatcher::Watch(const std::string& node) {
+bool SentinelWatcher::Watch(const std::string& node) {
   auto t = ConnectSentinel(config_, node);
-  if (!t.ok()) return;
+  if (!t.ok()) return false;
   {
     std::lock_guard<std::mutex> l(mu_);
-    if (stop_) return;
+    if (stop_) return true;
     current_ = t->get();
   }
   // Subscribe first, then ask (on another connection: a subscribed one takes no other command): a switch
   // between the two is then seen twice (harmless), never missed.
   (*t)->Append({"SUBSCRIBE", "+switch-master"});
   auto subscribed = (*t)->Read();
-  if (!subscribed.ok()) {
+  bool confirmed = false;
+  if (subscribed.ok()) {
+    RedisValue v = OwnReply(*subscribed);
+    freeReplyObject(*subscribed);
+    confirmed = v.is_array() && !v.elements.empty() && v.elements[0].str == "subscribe";  // not -NOPERM, -NOAUTH
+  }
+  if (!confirmed) {
     std::lock_guard<std::mutex> l(mu_);
     current_ = nullptr;
-    return;
+    return false;
   }
-  freeReplyObject(*subscribed);
   auto m = AskSentinelsForMaster(config_);
   if (m.ok()) Noticed(m->first, m->second);
   (*t)->SetTimeout(kSubscribedReadTimeoutMs);
@@ -99,6 +133,7 @@ void SentinelWatcher::Watch(const std::string& node) {
   }
   std::lock_guard<std::mutex> l(mu_);
   current_ = nullptr;
+  return true;
 }
 
 void SentinelWatcher::Noticed(const std::string& host, int port) {

@@ -38,8 +38,8 @@ class SentinelWatcher {
 
  private:
   void Run();
-  // One subscription on `node` until it fails or Stop: returns when it ends.
-  void Watch(const std::string& node);
+  // One subscription on `node` until it fails or the watcher stops. False when it could not subscribe.
+  bool Watch(const std::string& node);
   void Noticed(const std::string& host, int port);
 
   RedisConfig config_;

@@ -178,6 +178,11 @@ class RedisClient final : public RedisCommands {
   // when this client connected; a count that moved on means reconnect (to the new master) before the next call.
   std::shared_ptr<SentinelWatcher> sentinel_watch_;
   uint64_t sentinel_epoch_ = 0;
+  std::string sentinel_master_;  // host:port this client is connected to behind Sentinel
+  // The master it left on an announcement, and when: a sentinel that has not heard of the switch yet may still
+  // name it for a moment, and connecting back to it would keep this client there (see Open).
+  std::string sentinel_left_;
+  std::chrono::steady_clock::time_point sentinel_left_at_{};
 };
 
 // A small pool of clients for request-handling threads. Thread-safe.
