@@ -79,8 +79,15 @@ tasks() {  # mode [--worker-redis-url URL] -> "records_off records_on" tasks/s
   local mode=$1; shift
   local out
   out=$("$BUILD/bench/worker_bench" --redis-port "$P" \
-    --worker-bin "$BUILD/queue-worker/streamfleet-queue-worker" --tasks "$TASKS" --process-only 1 "$@" 2>/dev/null)
-  echo "$(sed -n 's/^w1_tps=//p' <<<"$out" | cut -d. -f1) $(sed -n 's/^w1_retained_tps=//p' <<<"$out" | cut -d. -f1)"
+    --worker-bin "$BUILD/queue-worker/streamfleet-queue-worker" --tasks "$TASKS" --process-only 1 "$@" \
+    2>>"$WORK/worker_bench-$mode.log")
+  local off on
+  off=$(sed -n 's/^w1_tps=//p' <<<"$out" | cut -d. -f1); on=$(sed -n 's/^w1_retained_tps=//p' <<<"$out" | cut -d. -f1)
+  if [ -z "$off" ] || [ -z "$on" ]; then
+    echo "redis_modes: worker_bench ($mode) gave no result:" >&2; tail -n 20 "$WORK/worker_bench-$mode.log" >&2
+    exit 1
+  fi
+  echo "$off $on"
 }
 declare -A off on
 for round in $(seq 1 "$ROUNDS"); do
@@ -89,6 +96,7 @@ for round in $(seq 1 "$ROUNDS"); do
       plain) r=$(tasks plain) ;;
       tls) r=$(REDIS_TLS_CA="$WORK/certs/ca.crt" tasks tls --worker-redis-url "rediss://127.0.0.1:$T") ;;
     esac
+    [ -n "$r" ] || exit 1  # tasks() said why (a failing command substitution does not stop set -e here)
     off[$mode]="${off[$mode]:-} ${r% *}"
     on[$mode]="${on[$mode]:-} ${r#* }"
     echo "[redis-modes] round $round tasks $mode: records off ${r% *}, on ${r#* } tasks/s" >&2

@@ -292,6 +292,7 @@ node "$S3_WORK/node_modules/.bin/s3rver" -d "$WORK/s3" -p "$S3_PORT" -a 127.0.0.
   >/dev/null 2>&1 &
 S3_PID=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break; sleep 0.1; done
+curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" || { log "s3rver did not start on port $S3_PORT"; exit 1; }
 run_child "$BUILD/bench/storage_bench" --redis-port "$REDIS_PORT" --tmpdir "$WORK" --bytes "$STORAGE_BYTES" \
   --rounds "$STORAGE_ROUNDS" --s3-endpoint "http://127.0.0.1:$S3_PORT" >>"$RESULTS"
 rcli flushall >/dev/null

@@ -17,17 +17,29 @@ namespace {
 // idempotently, next time).
 constexpr int kArchivePage = 100;
 
-// Whether the archive pass should stop and be retried (the store or the database is away) rather than keep
-// the generation's rows and go on (an archive object that cannot be read, a generation over the limits).
-bool Transient(const Status& s) {
-  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded ||
-         s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kUnauthenticated;
+// Failures that fail the whole pass (retried with backoff, or dead-lettered with the reason): the store or the
+// database away, credentials refused or missing. Anything else (an archive object that cannot be read, one over
+// the limits, a corrupt row) keeps that generation's rows and the pass goes on.
+bool FailsThePass(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kUnavailable:
+    case StatusCode::kDeadlineExceeded:
+    case StatusCode::kPermissionDenied:
+    case StatusCode::kUnauthenticated:
+    case StatusCode::kFailedPrecondition:
+      return true;
+    default:
+      return false;
+  }
 }
+// A store that fails this many generations in a row is away: stop instead of trying every generation.
+constexpr int kFailuresInARowToStop = 3;
 
 Status ArchiveAndPurge(TaskContext& ctx, SqlStore& db, ObjectStore& archive, const std::string& cutoff) {
   const size_t max_bytes = ChunkArchiveMaxBytes(ctx.config);
-  int64_t generations = 0, deleted = 0, kept = 0;
+  int64_t generations = 0, deleted = 0, kept = 0, failures_in_a_row = 0;
   std::string first_kept;
+  Status pass_failure;  // the first failure of the pass: returned at the end, so the task is retried
   for (int64_t after = 0;;) {
     auto ids = db.GenerationIdsWithChunksBefore(cutoff, after, kArchivePage);
     if (!ids.ok()) return ids.status();
@@ -41,21 +53,31 @@ Status ArchiveAndPurge(TaskContext& ctx, SqlStore& db, ObjectStore& archive, con
       // All the generation's rows, the newer ones too: the archive then holds what the table held, and the
       // newer rows are archived again (no change) when they are old enough to go.
       auto rows = db.GetChunks(id);
-      if (!rows.ok()) return rows.status();
-      auto archived = ArchiveChunks(archive, *rows, max_bytes);
-      if (!archived.ok() && Transient(archived.status())) return archived.status();
+      StatusOr<int64_t> archived = rows.ok() ? ArchiveChunks(archive, *rows, max_bytes) : StatusOr<int64_t>(rows.status());
+      if (!archived.ok() && FailsThePass(archived.status())) {
+        if (pass_failure.ok()) pass_failure = archived.status();
+        // One generation's store trouble (a timeout on a large object) must not stop the others for good.
+        if (++failures_in_a_row >= kFailuresInARowToStop) return pass_failure;
+        continue;
+      }
+      failures_in_a_row = 0;
       if (!archived.ok()) {
         // Never delete what is not archived: these rows stay until an operator looks (the result says which).
         SF_LOG_WARN("generation_chunks.purge: generation {} kept in the table: {}", id, archived.status().ToString());
         if (kept++ == 0) first_kept = "generation " + std::to_string(id) + ": " + archived.status().message();
         continue;
       }
-      auto n = db.DeleteChunksBefore(id, cutoff);
+      // Only the rows read and archived: a row written since is not in the object, so it stays.
+      std::vector<int64_t> seqs;
+      seqs.reserve(rows->size());
+      for (const ChunkRow& r : *rows) seqs.push_back(r.seq);
+      auto n = db.DeleteChunksBefore(id, cutoff, seqs);
       if (!n.ok()) return n.status();
       deleted += *n;
       ++generations;
     }
   }
+  SF_RETURN_IF_ERROR(pass_failure);
   ctx.result = std::to_string(deleted) + " chunk rows created before " + cutoff + " of " +
                std::to_string(generations) + " generations archived to " + archive.Url("chunk-archive/") +
                " and deleted";

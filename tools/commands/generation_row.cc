@@ -39,6 +39,7 @@ void Show(const Context& ctx, const Config& c, const ShowArgs& a) {
     text = std::move(*decoded);
   }
   if (a.text) {  // the bytes themselves, for a pipe: nothing else on stdout
+    if (!row->compacted) throw Failure{"generation " + std::to_string(a.gen) + " has no compacted text"};
     std::fwrite(text.data(), 1, text.size(), stdout);
     return;
   }

@@ -22,6 +22,7 @@ StatusOr<ArtifactRef> StoreArtifact(ObjectStore& store, const std::string& text)
   ref.sha256 = Sha256Hex(text);
   ref.bytes = static_cast<int64_t>(text.size());
   std::string frame = ZstdCompress(text, kArtifactZstdLevel);
+  if (frame.empty()) return Status::Internal("artifact: zstd failed");
   ref.stored_bytes = static_cast<int64_t>(frame.size());
   std::string key = ArtifactKey(ref.sha256);
   ref.url = store.Url(key);

@@ -1,5 +1,6 @@
 #include "streamfleet/artifacts/chunk_archive.h"
 
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -60,7 +61,17 @@ StatusOr<std::vector<ChunkRow>> LoadChunkArchive(ObjectStore& store, int64_t gen
   const std::string key = ChunkArchiveKey(generation_id);
   // A frame is never much larger than its content (zstd's bound); more than that is not an archive.
   auto frame = store.Get(key, max_bytes + max_bytes / 8 + 1024);
+  if (!frame.ok() && frame.status().code() == StatusCode::kResourceExhausted) {
+    return Status::ResourceExhausted("chunk archive " + store.Url(key) + " is larger than this configuration's " +
+                                     "limits allow (INGEST_MAX_GENERATION_BYTES, GENERATION_MAX_CHUNKS)");
+  }
   if (!frame.ok()) return frame.status();
+  // A valid frame recording more than the limit is an archive of larger limits, not a corrupt one.
+  if (auto size = ZstdFrameContentSize(*frame, SIZE_MAX); size.ok() && *size > max_bytes) {
+    return Status::ResourceExhausted("chunk archive " + store.Url(key) + " holds " + std::to_string(*size) +
+                                     " bytes, more than this configuration's limits allow (" +
+                                     std::to_string(max_bytes) + "; INGEST_MAX_GENERATION_BYTES, GENERATION_MAX_CHUNKS)");
+  }
   auto text = ZstdDecompress(*frame, max_bytes);
   if (!text.ok()) return Status::DataLoss("chunk archive " + store.Url(key) + ": " + text.status().message());
   std::map<int64_t, ChunkRow> by_seq;
@@ -106,8 +117,10 @@ StatusOr<int64_t> ArchiveChunks(ObjectStore& store, const std::vector<ChunkRow>&
                                      std::to_string(text.size()) + " bytes, over the limit of " +
                                      std::to_string(max_bytes));
   }
+  std::string frame = ZstdCompress(text, kArchiveZstdLevel);
+  if (frame.empty()) return Status::Internal("chunk archive of generation " + std::to_string(gen) + ": zstd failed");
   // S3 makes the object visible only once the whole PUT completed: a cut upload leaves the previous archive.
-  SF_RETURN_IF_ERROR(store.Put(ChunkArchiveKey(gen), ZstdCompress(text, kArchiveZstdLevel)));
+  SF_RETURN_IF_ERROR(store.Put(ChunkArchiveKey(gen), frame));
   return static_cast<int64_t>(by_seq.size());
 }
 

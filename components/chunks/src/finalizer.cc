@@ -195,6 +195,12 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
     std::map<int64_t, std::string> from_db;
     if (config_.chunk_storage != ChunkStorage::kRedis && !outs[i].owned_elsewhere) {
       auto rows = store_.GetChunks(reqs[i].gen.gen);
+      if (!rows.ok() && rows.status().code() == StatusCode::kDataLoss) {
+        // A row altered outside the fleet: assemble from the buffer alone rather than block this batch forever.
+        SF_LOG_WARN("finalize {}: generation_chunks unreadable, using the Redis buffer only: {}",
+                    KeySchema::Member(reqs[i].gen), rows.status().ToString());
+        rows = std::vector<ChunkRow>{};
+      }
       if (!rows.ok()) return DatabaseError(rows.status(), failed);
       for (auto& r : *rows) {
         if (r.organization_id == reqs[i].gen.org) from_db.emplace(r.seq, std::move(r.data));  // never another's

@@ -15,7 +15,9 @@ namespace {
 constexpr size_t kBatch = 500;
 
 
-// The table's rows and the archive's, in seq order, each seq once (the table's row when both have it).
+// The table's rows and the archive's, in seq order, each seq once: the archived line when both have it, as the
+// archive keeps the first data of a seq (the table's own ON CONFLICT DO NOTHING rule), so a replay gives the
+// same text before and after the next purge.
 StatusOr<std::vector<ChunkRow>> ChunksOf(SqlStore& store, ObjectStore* archive, size_t archive_max_bytes,
                                          int64_t generation_id, int64_t& only_archived) {
   auto rows = store.GetChunks(generation_id);
@@ -26,9 +28,10 @@ StatusOr<std::vector<ChunkRow>> ChunksOf(SqlStore& store, ObjectStore* archive, 
   if (!archived.ok() && archived.status().code() == StatusCode::kNotFound) return rows;
   if (!archived.ok()) return archived.status();
   std::map<int64_t, ChunkRow> by_seq;
-  for (ChunkRow& r : *rows) by_seq.emplace(r.seq, std::move(r));
-  for (ChunkRow& r : *archived) {
-    if (by_seq.emplace(r.seq, std::move(r)).second) ++only_archived;
+  for (ChunkRow& r : *archived) by_seq.emplace(r.seq, std::move(r));
+  only_archived = static_cast<int64_t>(by_seq.size());
+  for (ChunkRow& r : *rows) {
+    if (!by_seq.emplace(r.seq, std::move(r)).second) --only_archived;  // in both
   }
   std::vector<ChunkRow> out;
   out.reserve(by_seq.size());

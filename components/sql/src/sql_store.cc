@@ -594,6 +594,7 @@ Status SqlStore::UpsertChunks(const std::vector<ChunkRow>& chunks) {
 StatusOr<std::vector<ChunkRow>> SqlStore::GetChunks(int64_t generation_id) {
   std::lock_guard<std::mutex> l(*mu_);
   std::vector<ChunkRow> out;
+  int64_t corrupt = -1;  // the seq of a row whose data is not base64
   Status s = Run("get chunks", [&](soci::session& sql) {
     int64_t g = generation_id;
     soci::rowset<soci::row> rs = (sql.prepare << "SELECT organization_id, scenario_id, seq, data_base64 FROM "
@@ -615,11 +616,20 @@ StatusOr<std::vector<ChunkRow>> SqlStore::GetChunks(int64_t generation_id) {
       c.scenario_id = num(1);
       c.seq = num(2);
       auto d = Base64Decode(row.get<std::string>(3));
-      c.data = d.value_or("");
+      if (!d) {
+        corrupt = c.seq;
+        continue;
+      }
+      c.data = std::move(*d);
       out.push_back(std::move(c));
     }
   });
   if (!s.ok()) return s;
+  // Never an empty chunk in its place: a replay would compact a wrong text, an archive would keep one.
+  if (corrupt >= 0) {
+    return Status::DataLoss("generation_chunks row " + std::to_string(generation_id) + "/" + std::to_string(corrupt) +
+                            ": data_base64 is not base64");
+  }
   return out;
 }
 
@@ -693,17 +703,28 @@ StatusOr<std::vector<int64_t>> SqlStore::GenerationIdsWithChunksBefore(const std
   return ids;
 }
 
-StatusOr<int64_t> SqlStore::DeleteChunksBefore(int64_t generation_id, const std::string& cutoff_iso) {
+StatusOr<int64_t> SqlStore::DeleteChunksBefore(int64_t generation_id, const std::string& cutoff_iso,
+                                               const std::vector<int64_t>& seqs) {
   std::lock_guard<std::mutex> l(*mu_);
   int64_t deleted = 0;
   Status s = Run("delete archived chunks", [&](soci::session& sql) {
+    deleted = 0;
     std::string t = cutoff_iso;
     long long g = generation_id;
     std::string cutoff = dialect_ == SqlDialect::kPostgres ? "CAST(:t AS TIMESTAMPTZ)" : ":t";
-    soci::statement st = (sql.prepare << "DELETE FROM generation_chunks WHERE generation_id = :g AND created_at < " + cutoff,
-                          soci::use(g), soci::use(t));
-    st.execute(true);
-    deleted = st.get_affected_rows();
+    // Only the rows named (those archived), in lists of integers formatted here: never a caller's text in SQL.
+    constexpr size_t kPerStatement = 500;
+    for (size_t at = 0; at < seqs.size(); at += kPerStatement) {
+      std::string in;
+      for (size_t k = at; k < std::min(seqs.size(), at + kPerStatement); ++k) {
+        in += (in.empty() ? "" : ",") + std::to_string(seqs[k]);
+      }
+      soci::statement st = (sql.prepare << "DELETE FROM generation_chunks WHERE generation_id = :g AND created_at < " +
+                                               cutoff + " AND seq IN (" + in + ")",
+                            soci::use(g), soci::use(t));
+      st.execute(true);
+      deleted += st.get_affected_rows();
+    }
   });
   if (!s.ok()) return s;
   return deleted;

@@ -21,7 +21,8 @@ struct ReplayResult {
 };
 
 // The chunks come from the table and, when `archive` is not nullptr, from the generation's archive object
-// (read within archive_max_bytes; a table row wins over an archived line of the same seq). kNotFound when
+// (read within archive_max_bytes; an archived line wins over a table row of the same seq: the archive keeps a
+// seq's first data, as the table does). kNotFound when
 // neither has any (GENERATION_CHUNK_STORAGE=redis keeps none); an unreadable archive is an error, not a
 // replay of what is left. on_progress(done, total) is called as chunks are applied.
 StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store, ObjectStore* archive,

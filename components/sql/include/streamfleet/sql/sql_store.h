@@ -123,6 +123,7 @@ class SqlStore final : public GenerationRepository {
 
   // Idempotent (same generation + seq = same row).
   Status UpsertChunks(const std::vector<ChunkRow>& chunks);
+  // kDataLoss when a row's data is not base64 (never an empty chunk in its place).
   StatusOr<std::vector<ChunkRow>> GetChunks(int64_t generation_id) override;
   // Moving compacted texts between rows and the object store (components/operations artifact_moves.h).
   // Ids after after_id in order, at most limit: with_compacted_over >= 0 those whose compacted is longer than
@@ -138,11 +139,12 @@ class SqlStore final : public GenerationRepository {
   // Deletes generation_chunks rows created before cutoff_iso (ISO-8601 UTC). Returns how many.
   StatusOr<int64_t> PurgeChunksOlderThan(const std::string& cutoff_iso);
   // For the chunk archive (generation_chunks.purge with an object store): the generations after after_id, in
-  // order, at most limit, that have rows created before cutoff_iso; and the deletion of one generation's rows
-  // created before cutoff_iso once they are archived. Returns how many were deleted.
+  // order, at most limit, that have rows created before cutoff_iso; and the deletion of those of one
+  // generation's rows, among `seqs` (the ones archived), created before cutoff_iso. Returns how many.
   StatusOr<std::vector<int64_t>> GenerationIdsWithChunksBefore(const std::string& cutoff_iso, int64_t after_id,
                                                                int limit);
-  StatusOr<int64_t> DeleteChunksBefore(int64_t generation_id, const std::string& cutoff_iso);
+  StatusOr<int64_t> DeleteChunksBefore(int64_t generation_id, const std::string& cutoff_iso,
+                                       const std::vector<int64_t>& seqs);
   // Upserts rows of the one write-behind table, redis_hash_snapshots (key, fields, synced_at), in one
   // transaction; replaying the same snapshot changes nothing but synced_at. The table name is fixed here:
   // no caller-provided name ever reaches SQL.
