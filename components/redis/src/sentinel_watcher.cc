@@ -9,6 +9,7 @@
 #include "redis_internal.h"
 #include "sentinel.h"
 #include "streamfleet/base/log.h"
+#include "streamfleet/redis/cluster_slots.h"
 
 namespace streamfleet {
 
@@ -121,15 +122,9 @@ bool SentinelWatcher::Watch(const std::string& node) {
     freeReplyObject(*reply);
     // ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"]
     if (!v.is_array() || v.elements.size() != 3 || v.elements[0].str != "message") continue;
-    std::vector<std::string> words;
-    for (size_t at = 0, sp; at <= v.elements[2].str.size(); at = sp + 1) {
-      sp = v.elements[2].str.find(' ', at);
-      if (sp == std::string::npos) sp = v.elements[2].str.size();
-      words.push_back(v.elements[2].str.substr(at, sp - at));
-    }
+    std::vector<std::string> words = SplitList(v.elements[2].str, ' ');
     if (words.size() != 5 || words[0] != config_.sentinel.master) continue;
-    int port = std::atoi(words[4].c_str());
-    if (port > 0) Noticed(words[3], port);
+    if (auto hp = SplitHostPort(words[3] + ":" + words[4])) Noticed(hp->first, hp->second);
   }
   std::lock_guard<std::mutex> l(mu_);
   current_ = nullptr;
