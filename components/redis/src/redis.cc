@@ -202,7 +202,8 @@ Status RedisClient::Open() {
     const std::string named = master->first + ":" + std::to_string(master->second);
     // Sentinels learn of a failover from each other within a couple of seconds: until then the first one asked
     // may still name the master that was announced replaced (which may still answer as a master: split brain).
-    if (named == sentinel_left_ && std::chrono::steady_clock::now() - sentinel_left_at_ < kSentinelSwitchGrace) {
+    if (named == sentinel_left_ && named != sentinel_watch_->master() &&
+        std::chrono::steady_clock::now() - sentinel_left_at_ < kSentinelSwitchGrace) {
       return Status::Unavailable("the sentinels still name " + named + ", announced replaced (failover in progress)");
     }
     sentinel_master_ = named;
@@ -238,6 +239,12 @@ Status RedisClient::EnsureConnected() {
   // The sentinels announced a new master since this connected: leave the old one, once the replies owed to
   // earlier Send()s are read (a dropped connection would lose them).
   if (conn_ != nullptr && sentinel_watch_ != nullptr && sentinel_watch_->epoch() != sentinel_epoch_) {
+    const uint64_t epoch = sentinel_watch_->epoch();
+    if (sentinel_watch_->master() == sentinel_master_) {
+      // Already on the announced master (this client followed the failover itself, on a lost connection).
+      sentinel_epoch_ = epoch;
+      return Status::Ok();
+    }
     if (unread_ > 0) {
       Status owed = ReadDeferred();
       if (!owed.ok()) return Broken(owed);

@@ -134,6 +134,11 @@ bool SentinelWatcher::Watch(const std::string& node) {
 void SentinelWatcher::Noticed(const std::string& host, int port) {
   std::string m = host + ":" + std::to_string(port);
   if (m == master_) return;
+  {
+    // The address first, then the count: a client that sees the new count also sees the new address.
+    std::lock_guard<std::mutex> l(master_mu_);
+    announced_ = m;
+  }
   if (!master_.empty()) {
     SF_LOG_WARN("redis sentinel: master {} switched from {} to {}: clients reconnect", config_.sentinel.master,
                 master_, m);

@@ -35,6 +35,11 @@ class SentinelWatcher {
   // or, after a (re)subscription, a master address other than the last one known (what a gap between two
   // subscriptions could have missed).
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+  // The master's "host:port" as last announced or asked ("" before the first subscription).
+  std::string master() const {
+    std::lock_guard<std::mutex> l(master_mu_);
+    return announced_;
+  }
 
  private:
   void Run();
@@ -45,6 +50,8 @@ class SentinelWatcher {
   RedisConfig config_;
   std::atomic<uint64_t> epoch_{0};
   std::string master_;  // "host:port" last known; only the watcher's thread touches it
+  mutable std::mutex master_mu_;
+  std::string announced_;  // master_, for the clients (under master_mu_)
 
   std::mutex mu_;
   std::condition_variable wake_;
