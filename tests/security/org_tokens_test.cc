@@ -3,7 +3,9 @@
 // after). ingest_test covers 401/403 on the chunk and start routes; this covers every route and the state.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "support/ingest_harness.h"
 #include "streamfleet/testing/redis_server.h"
@@ -52,6 +54,13 @@ TEST_F(OrgTokensTest, AnotherOrganizationsTokenCanNeitherReadNorWriteNorFinish) 
   const std::string gen = "/v1/orgs/13/generations/70";
   ASSERT_EQ(ingest.Post(gen + "/chunks", R"({"seq": 0, "data": "org 13 only"})", "application/json", kThirteen).status,
             202);
+  // The first chunk's generation.started event is sent after the 202 (fire and forget): wait for it, so the
+  // snapshot holds everything the owner's request wrote and any later difference is the intruders'.
+  const std::string events = KeySchema::FromConfig(ingest.config()).EventsStream();
+  for (int i = 0; i < 500 && redis_->Command({"XLEN", events})->integer < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(redis_->Command({"XLEN", events})->integer, 1);
   auto before = Snapshot();
   ASSERT_FALSE(before.empty());
 
