@@ -4,13 +4,16 @@
 #   bash scripts/install-deps.sh --runtime  only what building and running the fleet needs (scripts/demo.sh):
 #                                           compilers and build tools, the -dev libraries, redis-server,
 #                                           sqlite3, curl; no test frameworks, browsers, clang or PostgreSQL
+#   bash scripts/install-deps.sh --bench    what bench/run.sh needs: the runtime set, Google Benchmark, npm (BullMQ,
+#                                           s3rver), and the other references of ../shared/anchors (Sidekiq)
 # Idempotent and quick when everything is present: apt is only called for what is missing.
 set -euo pipefail
 
 case ${1:-} in
   "") MODE=all ;;
   --runtime) MODE=runtime ;;
-  *) echo "usage: $0 [--runtime]" >&2; exit 2 ;;
+  --bench) MODE=bench ;;
+  *) echo "usage: $0 [--runtime|--bench]" >&2; exit 2 ;;
 esac
 
 # Build the binaries (tests and benchmarks off) and run the demo: scripts/demo.sh, deploy/Dockerfile's build stage.
@@ -21,6 +24,7 @@ RUNTIME_PACKAGES=(
   libsoci-dev libsqlite3-dev libpq-dev libboost-dev
   prometheus-cpp-dev libcivetweb-dev civetweb
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev libcurl4-openssl-dev libzstd-dev
+  libjemalloc-dev  # the process binaries' allocator (cmake/StreamfleetAllocator.cmake)
   redis-server redis-tools sqlite3  # the embedded default: a local Redis and a SQLite file
   curl python3                      # demo.sh posts with curl and picks free ports with python3
 )
@@ -36,8 +40,16 @@ TEST_PACKAGES=(
   clang libclang-rt-dev llvm  # scripts/fuzz.sh: libFuzzer runtime, llvm-symbolizer for its stack traces
 )
 
+# Only for bench/run.sh: the anchors it runs beside its own figures (../shared/anchors/06_sidekiq.py drives
+# Sidekiq with redis-py).
+BENCH_PACKAGES=(
+  libbenchmark-dev libgtest-dev libgmock-dev  # bench/ builds with the suites' frameworks present
+  ruby-sidekiq python3-redis
+)
+
 PACKAGES=("${RUNTIME_PACKAGES[@]}")
 if [ "$MODE" = all ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
+if [ "$MODE" = bench ]; then PACKAGES+=("${BENCH_PACKAGES[@]}"); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -46,10 +58,10 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-# npm (tests only: the offline Kubernetes-manifest validation in check-deploy.sh, and clients/node's tests, which
-# need Node >= 18 for node --test; Debian 12's nodejs is 18): Debian's package only when no npm is on the PATH, so
-# a Node.js installed another way (e.g. NodeSource) is not replaced.
-if [ "$MODE" = all ] && ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+# npm (tests and bench/run.sh: the offline Kubernetes-manifest validation in check-deploy.sh, clients/node's tests,
+# which need Node >= 18 for node --test (Debian 12's nodejs is 18), and bench/run.sh's BullMQ and s3rver): Debian's
+# package only when no npm is on the PATH, so a Node.js installed another way (e.g. NodeSource) is not replaced.
+if [ "$MODE" != runtime ] && ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
