@@ -24,7 +24,7 @@ RUNTIME_PACKAGES=(
   libsoci-dev libsqlite3-dev libpq-dev libboost-dev
   prometheus-cpp-dev libcivetweb-dev civetweb
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libssl-dev libcurl4-openssl-dev libzstd-dev
-  libjemalloc-dev  # the process binaries' allocator (cmake/StreamfleetAllocator.cmake)
+  libjemalloc-dev  # the compactor's allocator (cmake/StreamfleetAllocator.cmake)
   redis-server redis-tools sqlite3  # the embedded default: a local Redis and a SQLite file
   curl python3                      # demo.sh posts with curl and picks free ports with python3
 )
