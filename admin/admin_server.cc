@@ -26,22 +26,6 @@ std::vector<std::pair<std::string, std::string>> WithSecurity(std::vector<std::p
   return h;
 }
 
-
-std::string UrlEncode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::map<std::string, std::string> ParseForm(const std::string& body) {
@@ -123,7 +107,7 @@ void AdminServer::HandleLogin(HttpExchange& ex) {
   if (!auth_.TokenMatches(form["token"])) {
     SF_LOG_WARN("admin: failed login from {}", ex.Header("X-Forwarded-For").value_or("a direct client"));
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // slows guessing; tokens are long anyway
-    ex.Respond(303, "text/plain", "", WithSecurity({{"Location", "/login?error=1&next=" + UrlEncode(next)}}));
+    ex.Respond(303, "text/plain", "", WithSecurity({{"Location", "/login?error=1&next=" + UrlEncodePath(next)}}));
     return;
   }
   Session s = auth_.CreateSession();
@@ -158,7 +142,7 @@ void AdminServer::Handle(HttpExchange& ex) {
       ex.RespondJson(401, JsonError("unauthenticated", a.reason), WithSecurity({{"WWW-Authenticate", "Bearer"}}));
     } else {
       std::string target = path + (ex.query().empty() ? "" : "?" + ex.query());
-      ex.Respond(302, "text/plain", "", WithSecurity({{"Location", "/login?next=" + UrlEncode(target)}}));
+      ex.Respond(302, "text/plain", "", WithSecurity({{"Location", "/login?next=" + UrlEncodePath(target)}}));
     }
     return;
   }

@@ -5,6 +5,7 @@
 
 #include "streamfleet/artifacts/object_store.h"
 #include "streamfleet/base/codec.h"
+#include "streamfleet/base/text.h"
 
 namespace streamfleet {
 
@@ -41,22 +42,6 @@ Credentials ReadCredentialsFile(const std::string& path) {
     if (k == "aws_session_token") c.token = v;
   }
   return c;
-}
-
-// Each path segment percent-encoded (RFC 3986 unreserved kept), '/' kept: the form SigV4 canonicalizes.
-std::string EncodePath(const std::string& path) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char ch : path) {
-    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == '/') {
-      out.push_back(static_cast<char>(ch));
-    } else {
-      out += '%';
-      out += hex[ch >> 4];
-      out += hex[ch & 15];
-    }
-  }
-  return out;
 }
 
 struct Body {
@@ -141,7 +126,7 @@ class S3ObjectStore : public ObjectStore {
     }
     std::unique_ptr<CURL, void (*)(CURL*)> h(curl_easy_init(), curl_easy_cleanup);
     if (!h) return Status::Internal("curl_easy_init failed");
-    std::string url = endpoint_ + "/" + EncodePath(bucket_ + "/" + FullKey(key));
+    std::string url = endpoint_ + "/" + UrlEncodePath(bucket_ + "/" + FullKey(key));
     std::string sigv4 = "aws:amz:" + region_ + ":s3";
     CURL* c = h.get();
     sink->handle = c;

@@ -55,5 +55,16 @@ TEST(UrlDecodeTest, EscapesPlusAndMalformedEscapes) {
   EXPECT_EQ(UrlDecode("%00x", false), std::string("\0x", 2));
 }
 
+TEST(UrlEncodePathTest, KeepsUnreservedAndSlashesEncodesTheRest) {
+  EXPECT_EQ(UrlEncodePath("chunk-archive/42.ndjson.zst"), "chunk-archive/42.ndjson.zst");
+  EXPECT_EQ(UrlEncodePath("a b+c?d&e#f%g"), "a%20b%2Bc%3Fd%26e%23f%25g");
+  EXPECT_EQ(UrlEncodePath("A-Z_a.z~0/9"), "A-Z_a.z~0/9");
+  EXPECT_EQ(UrlEncodePath("\xc3\xa9"), "%C3%A9") << "bytes above 0x7f, upper-case hex";
+  EXPECT_EQ(UrlEncodePath(std::string("\0", 1)), "%00");
+  for (std::string s : {"/admin/queues?state=dead&page=2", "x y/\xff%zz"}) {
+    EXPECT_EQ(UrlDecode(UrlEncodePath(s), false), s) << "round trip";
+  }
+}
+
 }  // namespace
 }  // namespace streamfleet

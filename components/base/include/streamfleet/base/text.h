@@ -31,4 +31,9 @@ std::string RedactUrl(std::string_view url);
 // application/x-www-form-urlencoded (query strings, form bodies); in a path '+' stays '+'.
 std::string UrlDecode(std::string_view s, bool plus_is_space);
 
+// Percent-encodes (upper-case hex) every byte but RFC 3986's unreserved characters and '/': a path, each
+// segment encoded (the form S3's SigV4 canonicalizes), or a path carried in a query value (a login page's
+// `next`), where '?', '&', '#' and '%' must not keep their meaning.
+std::string UrlEncodePath(std::string_view s);
+
 }  // namespace streamfleet
