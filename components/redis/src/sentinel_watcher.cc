@@ -142,8 +142,11 @@ void SentinelWatcher::Noticed(const std::string& host, int port) {
   if (!master_.empty()) {
     SF_LOG_WARN("redis sentinel: master {} switched from {} to {}: clients reconnect", config_.sentinel.master,
                 master_, m);
-    epoch_.fetch_add(1, std::memory_order_acq_rel);
   }
+  // The first address known counts too: a client that connected before the first subscription (it asked the
+  // sentinels itself) may have been told of a master that a switch in between replaced. Each such client
+  // compares once; one on this address only adopts the count (RedisClient::EnsureConnected).
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
   master_ = m;
 }
 

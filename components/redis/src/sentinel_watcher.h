@@ -31,9 +31,9 @@ class SentinelWatcher {
   SentinelWatcher(const SentinelWatcher&) = delete;
   SentinelWatcher& operator=(const SentinelWatcher&) = delete;
 
-  // How many times the master changed since the watcher started: a `+switch-master` of the configured master,
-  // or, after a (re)subscription, a master address other than the last one known (what a gap between two
-  // subscriptions could have missed).
+  // How many times the master's address became known or changed since the watcher started: its first
+  // subscription's answer, a `+switch-master` of the configured master, or, after a (re)subscription, an
+  // address other than the last one known (what a gap between two subscriptions could have missed).
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
   // The master's "host:port" as last announced or asked ("" before the first subscription).
   std::string master() const {
