@@ -345,8 +345,10 @@ log "storage: CHUNK_COMPRESSION off vs zstd, $STORAGE_BYTES bytes of text per ru
 # build tree as they do.
 S3_WORK=$BUILD/s3rver
 mkdir -p "$S3_WORK" "$WORK/s3"
-cp "$ROOT/tests/support/s3rver/package.json" "$ROOT/tests/support/s3rver/package-lock.json" "$S3_WORK/"
-[ -x "$S3_WORK/node_modules/.bin/s3rver" ] || (cd "$S3_WORK" && npm ci --no-audit --no-fund --loglevel=error >&2)
+# Under the tests' install lock (tests/support/s3_server.cc), so a test run meanwhile does not install over it.
+(cd "$S3_WORK" && flock .install.lock sh -c 'test -x node_modules/.bin/s3rver || {
+   cp "$1/package.json" "$1/package-lock.json" . && npm ci --no-audit --no-fund --loglevel=error; }' sh \
+   "$ROOT/tests/support/s3rver" >&2)
 S3_PORT=$(free_port)
 node "$S3_WORK/node_modules/.bin/s3rver" -d "$WORK/s3" -p "$S3_PORT" -a 127.0.0.1 --configure-bucket bench --silent \
   >/dev/null 2>&1 &

@@ -7,6 +7,7 @@ thread only (the scenarios' loops do; load generators and samplers run in thread
 Loopback only: every listener binds 127.0.0.1 on a free port.
 """
 import ctypes
+import fcntl
 import os
 import random
 import shutil
@@ -172,11 +173,14 @@ class Fleet:
     def start_s3(self, bucket):
         pkg, work = os.path.join(self.root, "tests/support/s3rver"), os.path.join(self.build, "s3rver")
         os.makedirs(work, exist_ok=True)
-        for f in ("package.json", "package-lock.json"):
-            shutil.copyfile(os.path.join(pkg, f), os.path.join(work, f))
-        if not os.path.exists(os.path.join(work, "node_modules/.bin/s3rver")):
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work, check=True,
-                           timeout=600)
+        # One installer at a time (the C++ tests install into the same directory under the same lock).
+        with open(os.path.join(work, ".install.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not os.path.exists(os.path.join(work, "node_modules/.bin/s3rver")):
+                for f in ("package.json", "package-lock.json"):
+                    shutil.copyfile(os.path.join(pkg, f), os.path.join(work, f))
+                subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work, check=True,
+                               timeout=600)
         self.s3_port = free_port()
         data = os.path.join(self.work, "s3")
         os.makedirs(data, exist_ok=True)

@@ -18,16 +18,14 @@ namespace fs = std::filesystem;
 
 S3Server::S3Server(std::string bucket)
     : bucket_(std::move(bucket)), dir_(TempPath("sf-s3rver")), port_(FreePort()) {
-  // The pinned package files are copied to the build tree and installed there, never in the sources.
+  // The pinned package files are copied to the build tree and installed there, never in the sources. Test
+  // processes run in parallel (ctest -j, the fault suite): one at a time under a lock on the build tree's
+  // copy, so none overwrites the files another's npm ci is reading or installs over it.
   fs::create_directories(STREAMFLEET_S3RVER_WORK);
-  for (const char* f : {"package.json", "package-lock.json"}) {
-    fs::copy_file(fs::path(STREAMFLEET_S3RVER_PACKAGE) / f, fs::path(STREAMFLEET_S3RVER_WORK) / f,
-                  fs::copy_options::overwrite_existing);
-  }
-  if (!fs::exists(fs::path(STREAMFLEET_S3RVER_WORK) / "node_modules/.bin/s3rver")) {
-    std::string cmd = std::string("cd ") + STREAMFLEET_S3RVER_WORK + " && npm ci --no-audit --no-fund --loglevel=error";
-    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  }
+  std::string cmd = std::string("cd ") + STREAMFLEET_S3RVER_WORK + " && flock .install.lock sh -c '" +
+                    "test -x node_modules/.bin/s3rver || { cp " + STREAMFLEET_S3RVER_PACKAGE + "/package.json " +
+                    STREAMFLEET_S3RVER_PACKAGE + "/package-lock.json . && npm ci --no-audit --no-fund --loglevel=error; }'";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   Start();
 }
 
