@@ -1,4 +1,4 @@
-// Live streams benchmark (docs/live.md, docs/performance.md "Live streams"): drives a running
+// Live streams benchmark (docs/live.md, docs/performance.md "Method of the live-stream part"): drives a running
 // streamfleet-ingest with server-sent-event subscribers and chunk producers, all in this process, so a
 // chunk's 202 and its events are timed on one steady clock. Three parts:
 //   idle  10 000 concurrent generation streams waiting for generations that do not start: ingest VmRSS

@@ -1,4 +1,4 @@
-// Storage benchmark (issue 26, docs/performance.md "Compression"): what CHUNK_COMPRESSION saves in Redis and
+// Storage benchmark (issue 26, docs/performance.md "Method of the storage part"): what CHUNK_COMPRESSION saves in Redis and
 // what it costs the chunk path, on LLM-like output the benchmark writes itself (pretty-printed JSON of a
 // planning answer, and prose; never random bytes, which no model emits and zstd cannot shrink).
 //

@@ -1,6 +1,6 @@
 // Queue-worker benchmark: no-op tasks through the real streamfleet-queue-worker binary, against the raw
 // stream ceiling, on one Redis. Prints key=value result lines (bench/run.sh makes the table; BullMQ runs
-// beside it from bench/bullmq).
+// beside it through ../shared/anchors/03_bullmq.cjs, Sidekiq through 06_sidekiq.py).
 //
 //   worker_bench --redis-port P --worker-bin PATH [--tasks 50000] [--concurrency 8] [--producers 2]
 //                [--latency-batch 50] [--latency-seconds 5] [--latency-rate R]
