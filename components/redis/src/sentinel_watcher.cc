@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 #include "redis_internal.h"
 #include "sentinel.h"
@@ -133,21 +134,21 @@ bool SentinelWatcher::Watch(const std::string& node) {
 
 void SentinelWatcher::Noticed(const std::string& host, int port) {
   std::string m = host + ":" + std::to_string(port);
-  if (m == master_) return;
+  std::string previous;
   {
     // The address first, then the count: a client that sees the new count also sees the new address.
     std::lock_guard<std::mutex> l(master_mu_);
-    announced_ = m;
+    if (m == announced_) return;
+    previous = std::exchange(announced_, m);
   }
-  if (!master_.empty()) {
+  if (!previous.empty()) {
     SF_LOG_WARN("redis sentinel: master {} switched from {} to {}: clients reconnect", config_.sentinel.master,
-                master_, m);
+                previous, m);
   }
   // The first address known counts too: a client that connected before the first subscription (it asked the
   // sentinels itself) may have been told of a master that a switch in between replaced. Each such client
   // compares once; one on this address only adopts the count (RedisClient::EnsureConnected).
   epoch_.fetch_add(1, std::memory_order_acq_rel);
-  master_ = m;
 }
 
 }  // namespace streamfleet

@@ -49,9 +49,8 @@ class SentinelWatcher {
 
   RedisConfig config_;
   std::atomic<uint64_t> epoch_{0};
-  std::string master_;  // "host:port" last known; only the watcher's thread touches it
   mutable std::mutex master_mu_;
-  std::string announced_;  // master_, for the clients (under master_mu_)
+  std::string announced_;  // "host:port" last known, "" before the first (under master_mu_)
 
   std::mutex mu_;
   std::condition_variable wake_;
