@@ -70,13 +70,13 @@ struct IngestService::Ctx {
 
 namespace {
 
-// One shared pipelined connection for the request threads (AsyncRedis); on a Redis Cluster or over TLS,
-// which that client does not speak, a pool of blocking clients instead.
+// One shared pipelined connection for the request threads (AsyncRedis, also over TLS and behind Sentinel);
+// on a Redis Cluster, which that client does not follow, a pool of blocking clients instead.
 std::unique_ptr<RedisCommands> RequestPathRedis(const Config& full) {
   const RedisConfig& config = full.redis;
-  // The async client speaks neither Cluster, TLS nor Sentinel: the blocking clients, pooled, do. With
-  // INGEST_WAIT_REPLICAS every append waits on its connection: one shared connection would serialize them.
-  if (config.cluster || config.tls.enabled || !config.sentinel.nodes.empty() || full.ingest_wait_replicas > 0) {
+  // With INGEST_WAIT_REPLICAS every append waits (WAIT) on its connection: one shared connection would
+  // serialize them, so those get pooled blocking clients too.
+  if (config.cluster || full.ingest_wait_replicas > 0) {
     return std::make_unique<PooledRedisCommands>(config);
   }
   return std::make_unique<AsyncRedis>(config);

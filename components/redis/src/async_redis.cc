@@ -4,12 +4,17 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <condition_variable>
 #include <future>
 
 #include "redis_internal.h"
 #include "streamfleet/base/log.h"
+#include "redis_transport.h"
 #include "uv_redis_adapter.h"
+#include "uv_resp_connection.h"
 
 namespace streamfleet {
 
@@ -30,7 +35,28 @@ struct AsyncRedis::InFlight {
   Request req;
 };
 
-AsyncRedis::AsyncRedis(RedisConfig config) : config_(std::move(config)), loop_(std::make_unique<Loop>()) {
+struct AsyncRedis::DirectOwner final : UvRespConnection::Owner {
+  explicit DirectOwner(AsyncRedis* s) : self(s) {}
+  void OnRespReply(UvRespConnection* conn, redisReply* reply, void* privdata) override {
+    self->Deliver(std::unique_ptr<InFlight>(static_cast<InFlight*>(privdata)), reply, self->direct_lost_,
+                  conn == self->direct_);
+  }
+  void OnRespDown(UvRespConnection* conn, const std::string& why) override {
+    if (conn != self->direct_) return;
+    self->direct_ = nullptr;
+    self->ready_ = false;
+    self->connected_.store(false);
+    self->direct_lost_ = why;
+    if (!self->outage_logged_) {
+      SF_LOG_WARN("redis connection lost: {} (reconnecting on the next command)", why);
+      self->outage_logged_ = true;
+    }
+  }
+  AsyncRedis* self;
+};
+
+AsyncRedis::AsyncRedis(RedisConfig config)
+    : config_(std::move(config)), loop_(std::make_unique<Loop>()), direct_owner_(std::make_unique<DirectOwner>(this)) {
   uv_loop_init(&loop_->loop);
   uv_async_init(&loop_->loop, &loop_->wake, [](uv_async_t* h) { static_cast<AsyncRedis*>(h->data)->OnWake(); });
   loop_->wake.data = this;
@@ -51,7 +77,15 @@ AsyncRedis::~AsyncRedis() {
   uv_loop_close(&loop_->loop);
 }
 
-void AsyncRedis::RunLoop() { uv_run(&loop_->loop, UV_RUN_DEFAULT); }
+void AsyncRedis::RunLoop() {
+  // OpenSSL writes with write(2): a server that closed the connection must be an error there, not a SIGPIPE
+  // that kills the process. A signal blocked on this thread only stays pending for it.
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+  uv_run(&loop_->loop, UV_RUN_DEFAULT);
+}
 
 void AsyncRedis::Send(std::vector<std::string> argv, Callback cb, int extra_timeout_ms) {
   std::unique_lock<std::mutex> l(mu_);
@@ -165,13 +199,13 @@ void AsyncRedis::Dispatch(Request req) {
         "(pooled_redis_commands.h) over cluster-mode RedisClients"));
     return;
   }
-  if (ctx_ == nullptr) {
+  if (!HasConnection()) {
     if (SteadyClock::now() < next_attempt_) {
       req.cb(Status::Unavailable("redis unavailable (reconnect backing off): " + last_error_.message()));
       return;
     }
     Connect();
-    if (ctx_ == nullptr) {
+    if (!HasConnection()) {
       req.cb(last_error_);
       return;
     }
@@ -184,6 +218,10 @@ void AsyncRedis::Issue(Request req) {
   ArgvView argv(f->req.argv);
   deadlines_.push_back(SteadyClock::now() +
                        std::chrono::milliseconds(config_.command_timeout_ms + f->req.extra_timeout_ms));
+  if (direct_ != nullptr) {
+    direct_->Command(f->req.argv, f);
+    return;
+  }
   if (redisAsyncCommandArgv(ctx_, &AsyncRedis::OnReply, f, argv.argc(), argv.ptrs.data(), argv.lens.data()) !=
       REDIS_OK) {
     // The context is already disconnecting: hiredis did not take the command, so we answer it.
@@ -196,12 +234,8 @@ void AsyncRedis::Issue(Request req) {
 void AsyncRedis::Connect() {
   std::string where = config_.host + ":" + std::to_string(config_.port);
   if (config_.tls.enabled || !config_.sentinel.nodes.empty()) {
-    // hiredis's async context reads the socket itself and knows nothing of sentinels; with TLS or Sentinel
-    // the callers use blocking clients (PooledRedisCommands), which speak both. Every command fails with
-    // this reason instead of going out in clear text or to a stale master.
-    last_error_ = Status::FailedPrecondition("redis connect " + where +
-                                             ": the async client does not speak TLS or Sentinel");
-    ConnectFailed();
+    // hiredis's async context reads the socket itself (no TLS) and knows nothing of sentinels.
+    ConnectHandedOver();
     return;
   }
   redisAsyncContext* ac = redisAsyncConnect(config_.host.c_str(), config_.port);
@@ -233,6 +267,36 @@ void AsyncRedis::Connect() {
   if (config_.db != 0) Issue(Request{{"SELECT", std::to_string(config_.db)}, std::string(), check("SELECT"), 0, false});
 }
 
+void AsyncRedis::ConnectHandedOver() {
+  if (opener_ == nullptr) opener_ = RedisClient::Lazy(config_);
+  auto socket = opener_->OpenForHandOver();
+  if (!socket.ok()) {
+    last_error_ = socket.status();
+    ConnectFailed();
+    return;
+  }
+  auto* conn = new UvRespConnection(&loop_->loop, std::move(*socket), direct_owner_.get());
+  if (!conn->Start()) {  // it freed itself
+    last_error_ = Status::Internal("redis: cannot attach the socket to the event loop");
+    ConnectFailed();
+    return;
+  }
+  direct_ = conn;
+  direct_lost_.clear();
+  Connected();  // AUTH, SELECT and the role check are done already
+}
+
+void AsyncRedis::Connected() {
+  ready_ = true;
+  connected_.store(true);
+  connects_.fetch_add(1);
+  backoff_.Reset();
+  if (outage_logged_) {
+    SF_LOG_INFO("redis {}:{}: connected again", config_.host, config_.port);
+    outage_logged_ = false;
+  }
+}
+
 void AsyncRedis::ConnectFailed() {
   next_attempt_ = SteadyClock::now() + std::chrono::milliseconds(backoff_.Next());
   if (!outage_logged_) {
@@ -243,6 +307,17 @@ void AsyncRedis::ConnectFailed() {
 }
 
 void AsyncRedis::DropConnection(Status reason) {
+  if (direct_ != nullptr) {
+    UvRespConnection* conn = direct_;
+    direct_ = nullptr;
+    ready_ = false;
+    connected_.store(false);
+    fail_reason_ = std::move(reason);
+    conn->Close();  // answers every pending command now, in order; frees itself later
+    fail_reason_.reset();
+    deadlines_.clear();
+    return;
+  }
   if (ctx_ == nullptr) return;
   redisAsyncContext* ac = ctx_;
   ctx_ = nullptr;
@@ -255,7 +330,14 @@ void AsyncRedis::DropConnection(Status reason) {
 }
 
 void AsyncRedis::OnTick() {
-  if (ctx_ == nullptr) return;
+  if (!HasConnection()) return;
+  if (direct_ != nullptr && opener_->HandedOverMasterReplaced()) {
+    // The sentinels announced another master: the one this talks to may still accept writes (cut off from
+    // the sentinels, not from us), and whatever it takes now would be lost. Leave it; the next command asks.
+    SF_LOG_WARN("redis: the sentinels announced a new master; leaving the old one");
+    DropConnection(Status::Unavailable("redis master replaced by a failover (+switch-master)"));
+    return;
+  }
   auto now = SteadyClock::now();
   if (!ready_ && now > connect_deadline_) {
     last_error_ = Status::Unavailable("redis connect " + config_.host + ":" + std::to_string(config_.port) +
@@ -274,34 +356,48 @@ void AsyncRedis::OnTick() {
 void AsyncRedis::OnReply(redisAsyncContext* ac, void* r, void* privdata) {
   std::unique_ptr<InFlight> f(static_cast<InFlight*>(privdata));
   AsyncRedis* self = f->self;
-  if (!self->deadlines_.empty()) self->deadlines_.pop_front();
-  auto* reply = static_cast<redisReply*>(r);
-  if (reply == nullptr) {
+  if (r == nullptr) {
     // The connection failed or was freed before this reply arrived. hiredis calls the pending callbacks
     // before the disconnect callback: say "not connected" now, so a caller reacting to this failure sees it.
     self->connected_.store(false);
-    if (self->fail_reason_) {
-      f->req.cb(*self->fail_reason_);
+  }
+  self->Deliver(std::move(f), static_cast<redisReply*>(r), ac->errstr != nullptr ? ac->errstr : "closed",
+                self->ctx_ == ac);
+}
+
+void AsyncRedis::Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const std::string& lost, bool current) {
+  if (!deadlines_.empty()) deadlines_.pop_front();
+  if (reply == nullptr) {
+    if (fail_reason_) {
+      f->req.cb(*fail_reason_);
     } else {
-      f->req.cb(Status::Unavailable(std::string("redis connection lost: ") +
-                                    (ac->errstr != nullptr ? ac->errstr : "closed")));
+      f->req.cb(Status::Unavailable("redis connection lost: " + (lost.empty() ? std::string("closed") : lost)));
     }
     return;
   }
   RedisValue v = OwnReply(reply);
-  if (v.is_error() && !f->req.raw_errors) {
-    if (!f->req.eval_source.empty() && v.str.rfind("NOSCRIPT", 0) == 0 && self->ctx_ == ac) {
-      Request again = std::move(f->req);
-      again.argv[0] = "EVAL";
-      again.argv[1] = std::move(again.eval_source);
-      again.eval_source.clear();
-      self->Issue(std::move(again));
-      return;
-    }
-    f->req.cb(TranslateRedisError(v.str));
+  if (v.is_error() && !f->req.raw_errors && !f->req.eval_source.empty() && v.str.rfind("NOSCRIPT", 0) == 0 &&
+      current) {
+    Request again = std::move(f->req);
+    again.argv[0] = "EVAL";
+    again.argv[1] = std::move(again.eval_source);
+    again.eval_source.clear();
+    Issue(std::move(again));
     return;
   }
-  f->req.cb(std::move(v));
+  // Behind Sentinel, -READONLY means the master was demoted under us (a failover): leave it once this
+  // command has its answer, so the next one asks the sentinels instead of failing on a replica.
+  const bool demoted = v.is_error() && current && direct_ != nullptr && !config_.sentinel.nodes.empty() &&
+                       v.str.rfind("READONLY", 0) == 0;
+  if (v.is_error() && !f->req.raw_errors) {
+    f->req.cb(TranslateRedisError(v.str));
+  } else {
+    f->req.cb(std::move(v));
+  }
+  if (demoted && direct_ != nullptr) {
+    SF_LOG_WARN("redis master answered READONLY (demoted by a failover); asking the sentinels again");
+    DropConnection(Status::Unavailable("redis master demoted (READONLY): failover in progress"));
+  }
 }
 
 void AsyncRedis::OnConnect(const redisAsyncContext* ac, int status) {
@@ -318,14 +414,7 @@ void AsyncRedis::OnConnect(const redisAsyncContext* ac, int status) {
     self->ConnectFailed();
     return;
   }
-  self->ready_ = true;
-  self->connected_.store(true);
-  self->connects_.fetch_add(1);
-  self->backoff_.Reset();
-  if (self->outage_logged_) {
-    SF_LOG_INFO("redis {}:{}: connected again", self->config_.host, self->config_.port);
-    self->outage_logged_ = false;
-  }
+  self->Connected();
 }
 
 void AsyncRedis::OnDisconnect(const redisAsyncContext* ac, int status) {

@@ -1,5 +1,7 @@
 // Plain TCP: hiredis's blocking context, as the client always used it.
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -40,6 +42,8 @@ class HiredisTransport final : public RedisTransport {
   }
   void SetTimeout(int ms) override { redisSetTimeout(ctx_, ToTimeval(ms)); }
   void Shutdown() override { ::shutdown(ctx_->fd, SHUT_RDWR); }
+  // A duplicate of the socket: hiredis closes its own fd when the context is freed.
+  DetachedSocket Detach() override { return DetachedSocket{fcntl(ctx_->fd, F_DUPFD_CLOEXEC, 0), nullptr, nullptr}; }
 
  private:
   Status Error() {

@@ -235,6 +235,29 @@ Status RedisClient::Open() {
   return Status::Ok();
 }
 
+StatusOr<DetachedSocket> RedisClient::OpenForHandOver() {
+  if (cluster_) return Status::FailedPrecondition("OpenForHandOver: not in cluster mode");
+  Status s = Open();
+  if (!s.ok()) {
+    Drop();
+    return s;
+  }
+  DetachedSocket socket = conn_->Detach();
+  Drop();
+  if (socket.fd < 0) return Status::Unavailable("redis: cannot hand the connection over (dup failed)");
+  return socket;
+}
+
+bool RedisClient::HandedOverMasterReplaced() {
+  if (sentinel_watch_ == nullptr || sentinel_watch_->epoch() == sentinel_epoch_) return false;
+  sentinel_epoch_ = sentinel_watch_->epoch();
+  // Same rule as EnsureConnected: an announcement naming the master already held changes nothing.
+  if (sentinel_watch_->master() == sentinel_master_) return false;
+  sentinel_left_ = sentinel_master_;
+  sentinel_left_at_ = std::chrono::steady_clock::now();
+  return true;
+}
+
 Status RedisClient::EnsureConnected() {
   // The sentinels announced a new master since this connected: leave the old one, once the replies owed to
   // earlier Send()s are read (a dropped connection would lose them).

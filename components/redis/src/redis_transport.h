@@ -12,7 +12,19 @@
 #include "streamfleet/base/config.h"
 #include "streamfleet/base/status.h"
 
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+
 namespace streamfleet {
+
+// A connected, authenticated socket taken out of a transport, for an event loop to drive
+// (uv_resp_connection.h): the fd, and for TLS its OpenSSL session and the context that must outlive it.
+// The new owner closes fd and frees ssl.
+struct DetachedSocket {
+  int fd = -1;
+  SSL* ssl = nullptr;  // null: plain TCP
+  std::shared_ptr<SSL_CTX> ctx;
+};
 
 class RedisTransport {
  public:
@@ -30,6 +42,8 @@ class RedisTransport {
   // shutdown(2) of the socket: a Read blocked in another thread returns an error. The one call that may come
   // from another thread (SentinelWatcher's stop).
   virtual void Shutdown() = 0;
+  // Hands the connection over (nothing may be queued or unread); the transport is unusable afterwards.
+  virtual DetachedSocket Detach() = 0;
 };
 
 // Connects (TCP or TLS as config.tls says) to config.host:config.port. kUnavailable when the server cannot

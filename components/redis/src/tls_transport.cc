@@ -129,7 +129,7 @@ class TlsTransport final : public RedisTransport {
       : fd_(fd), ssl_(ssl), ctx_(std::move(ctx)), reader_(redisReaderCreate()) {}
   ~TlsTransport() override {
     SSL_free(ssl_);
-    close(fd_);
+    if (fd_ >= 0) close(fd_);
     redisReaderFree(reader_);
   }
 
@@ -169,6 +169,13 @@ class TlsTransport final : public RedisTransport {
 
   void SetTimeout(int ms) override { SetSocketTimeout(fd_, ms); }
   void Shutdown() override { ::shutdown(fd_, SHUT_RDWR); }
+
+  DetachedSocket Detach() override {
+    DetachedSocket d{fd_, ssl_, ctx_};
+    fd_ = -1;
+    ssl_ = nullptr;
+    return d;
+  }
 
  private:
   Status IoError(int n, const char* what) {

@@ -2,6 +2,7 @@
 // redis-server in sentinel mode): the master is found through the sentinels, a SIGKILLed master is
 // followed to the promoted replica without a restart, acknowledged writes (WAIT) survive, the demoted
 // master coming back as a replica is never written to, and a manual failover is followed on +switch-master.
+// AsyncRedis (the event-loop client) is driven through the same failovers beside the blocking client.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "streamfleet/redis/async_redis.h"
 #include "streamfleet/redis/redis.h"
 #include "streamfleet/testing/redis_server.h"
 
@@ -28,6 +30,18 @@ class Sentinel {
                          << " 2\nsentinel down-after-milliseconds mymaster 1000\n"
                             "sentinel failover-timeout mymaster 5000\nsentinel parallel-syncs mymaster 1\n";
     pid_ = testing::SpawnProcess({"redis-server", conf_, "--sentinel"});
+    // Listening before the test goes on: a test that talks to a sentinel directly must not race its start
+    // (slower under the sanitizers).
+    RedisConfig c;
+    c.host = "127.0.0.1";
+    c.port = port_;
+    c.connect_timeout_ms = 200;
+    for (int i = 0; i < 200; ++i) {
+      auto s = RedisClient::Connect(c);
+      if (s.ok() && (*s)->Command({"PING"}).ok()) return;
+      std::this_thread::sleep_for(25ms);
+    }
+    ADD_FAILURE() << "sentinel on port " << port_ << " did not start";
   }
   ~Sentinel() {
     kill(pid_, SIGKILL);
@@ -58,9 +72,10 @@ TEST(SentinelTest, FollowsAFailoverWithoutARestartAndNeverWritesToAReplica) {
   for (auto& s : sentinels) c.sentinel.nodes.push_back(s->node());
   c.sentinel.nodes.insert(c.sentinel.nodes.begin(), "127.0.0.1:1");  // a dead sentinel first: skipped
   auto client = RedisClient::Lazy(c);
+  AsyncRedis async(c);
   bool up = false;
   for (int i = 0; i < 100 && !up; ++i) {
-    up = client->Command({"SET", "before", "1"}).ok();
+    up = client->Command({"SET", "before", "1"}).ok() && async.Command({"SET", "async-before", "1"}).ok();
     if (!up) std::this_thread::sleep_for(50ms);
   }
   ASSERT_TRUE(up) << "no master through the sentinels";
@@ -88,14 +103,28 @@ TEST(SentinelTest, FollowsAFailoverWithoutARestartAndNeverWritesToAReplica) {
   ASSERT_TRUE(direct.ok());
   EXPECT_EQ((*direct)->Command({"ROLE"})->elements[0].str, "master") << "not the promoted replica";
   EXPECT_EQ((*direct)->Command({"GET", "after"})->str, "2");
+  // The async client follows too, by itself (its connection to the dead master failed).
+  bool async_followed = false;
+  for (auto t1 = std::chrono::steady_clock::now(); !async_followed && std::chrono::steady_clock::now() - t1 < 30s;) {
+    async_followed = async.Command({"SET", "async-after", "2"}).ok();
+    if (!async_followed) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(async_followed) << "the async client did not follow the failover";
+  EXPECT_EQ((*direct)->Command({"GET", "async-after"})->str, "2");
+  EXPECT_EQ((*direct)->Command({"GET", "async-before"})->str, "1");
 
   // The old master comes back; the sentinels turn it into a replica. Writes keep going to the new master.
   master.Start();
+  int async_ok = 0;
   for (int i = 0; i < 50; ++i) {
     ASSERT_TRUE(client->Command({"INCR", "n"}).ok() || i > 0);
+    if (async.Command({"INCR", "async-n"}).ok()) ++async_ok;
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_GE((*direct)->Command({"GET", "n"})->AsInt(), 49);
+  // Every INCR the async client saw succeed landed on the new master: none went to the demoted one.
+  EXPECT_GE(async_ok, 49);
+  EXPECT_EQ((*direct)->Command({"GET", "async-n"})->AsInt(), async_ok);
   sentinels.clear();  // stopped first: a sentinel rewrites its config file in dir after a failover
   std::filesystem::remove_all(dir);
 }
@@ -124,12 +153,21 @@ TEST(SentinelTest, FollowsSwitchMasterAnnouncementsEvenWhenTheOldMasterStaysUp) 
     auto at = info->str.find("tcp_port:");
     return at == std::string::npos ? -1 : std::atoll(info->str.c_str() + at + 9);
   };
-  int64_t port = -1;
-  for (int i = 0; i < 100 && port != master.port(); ++i) {
+  AsyncRedis async(c);
+  auto async_port_of = [&]() -> int64_t {
+    auto info = async.Command({"INFO", "server"});
+    if (!info.ok()) return -1;
+    auto at = info->str.find("tcp_port:");
+    return at == std::string::npos ? -1 : std::atoll(info->str.c_str() + at + 9);
+  };
+  int64_t port = -1, async_port = -1;
+  for (int i = 0; i < 100 && (port != master.port() || async_port != master.port()); ++i) {
     port = port_of();
-    if (port != master.port()) std::this_thread::sleep_for(50ms);
+    async_port = async_port_of();
+    if (port != master.port() || async_port != master.port()) std::this_thread::sleep_for(50ms);
   }
   ASSERT_EQ(port, master.port()) << "no master through the sentinels";
+  ASSERT_EQ(async_port, master.port()) << "no master through the sentinels (async client)";
   // The sentinels learn of the replica from the master's INFO (every 10 s at first): ask until one agrees.
   // Through the second sentinel: the client asks the first one first, which hears of the switch from the others
   // a moment later (the client must not go back to the old master meanwhile).
@@ -150,6 +188,11 @@ TEST(SentinelTest, FollowsSwitchMasterAnnouncementsEvenWhenTheOldMasterStaysUp) 
     if (port != replica.port()) std::this_thread::sleep_for(50ms);
   }
   EXPECT_EQ(port, replica.port()) << "the reading client stayed on the old master";
+  while (async_port != replica.port() && std::chrono::steady_clock::now() - t0 < 30s) {
+    async_port = async_port_of();
+    if (async_port != replica.port()) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(async_port, replica.port()) << "the reading async client stayed on the old master";
   std::cout << "switch followed in " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
             << " s\n";
   auto role = client->Command({"ROLE"});

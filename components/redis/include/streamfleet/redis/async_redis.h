@@ -1,12 +1,19 @@
 #pragma once
-// AsyncRedis: hiredis async on a libuv event loop running on its own thread.
+// AsyncRedis: one Redis connection on a libuv event loop running on its own thread.
 //
 // Why: a process with many request threads (ingest's HTTP handlers) shares ONE connection through it.
 // Commands submitted while earlier ones are in flight go out together in one write, so concurrent requests
 // are pipelined to Redis without any caller batching -- fewer connections and far fewer syscalls on both
 // sides than a connection per thread.
 //
-// Guarantees (tested against a real redis-server in components/redis/tests/async_redis_test.cc):
+// How the connection is made: plain TCP through hiredis's async context. Over TLS (hiredis 0.14 has none)
+// or behind Sentinel, a RedisClient opens it exactly as for a blocking command -- TLS handshake with
+// verification, the sentinels' master, AUTH, SELECT, a replica refused -- on the loop thread (bounded by the
+// connect and command timeouts), and hands the socket over to a UvRespConnection (src/), which drives it on
+// the loop with OpenSSL and hiredis's RESP reader. Everything below holds for both.
+//
+// Guarantees (tested against real redis-servers in components/redis/tests/async_redis_test.cc, tls_test.cc
+// and sentinel_test.cc):
 //  - every callback is called exactly once, on the loop thread: with the reply; with the translated error
 //    reply (TranslateRedisError); kUnavailable when the connection is refused, fails or closes before the
 //    reply came (the command may or may not have run -- effects are idempotent in this fleet);
@@ -17,6 +24,9 @@
 //    while backing off, commands fail fast with kUnavailable instead of queueing without bound.
 //  - AUTH and SELECT are sent first on every new connection.
 //  - EVALSHA answered NOSCRIPT is re-sent once as EVAL, which also loads the script.
+//  - behind Sentinel it leaves a master that answers -READONLY (demoted) or that a +switch-master replaced
+//    (the process's SentinelWatcher): the commands in flight fail with kUnavailable, the next one asks the
+//    sentinels. It never writes on to a master it knows was replaced.
 //  - Redis Cluster is not supported: with config.cluster every command fails with kFailedPrecondition
 //    (PooledRedisCommands is the cluster-capable RedisCommands).
 // Callbacks must not block. The blocking Command/Eval are for other threads; called on the loop thread
@@ -41,6 +51,8 @@ struct redisAsyncContext;
 struct redisReply;
 
 namespace streamfleet {
+
+class UvRespConnection;
 
 class AsyncRedis final : public RedisCommands {
  public:
@@ -79,7 +91,8 @@ class AsyncRedis final : public RedisCommands {
     bool raw_errors = false;  // deliver error replies as RedisValue{kError} (Pipeline) instead of a Status
   };
   struct InFlight;
-  struct Loop;  // libuv handles, defined in the .cc so uv.h stays out of this header
+  struct Loop;         // libuv handles, defined in the .cc so uv.h stays out of this header
+  struct DirectOwner;  // receives a UvRespConnection's replies (src/uv_resp_connection.h)
 
   void RunLoop();
   void OnWake();
@@ -87,7 +100,14 @@ class AsyncRedis final : public RedisCommands {
   void Dispatch(Request req);
   void Issue(Request req);
   void Connect();
+  // TLS or Sentinel: a connection opened by opener_ and handed over to a UvRespConnection.
+  void ConnectHandedOver();
+  void Connected();
   void ConnectFailed();
+  bool HasConnection() const { return ctx_ != nullptr || direct_ != nullptr; }
+  // A reply (or nullptr: the connection went down first) for one in-flight command, from either connection
+  // kind; `current` says the connection it came on is still the one in use (a NOSCRIPT retry goes there).
+  void Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const std::string& lost, bool current);
   void DropConnection(Status reason);
   void Shutdown();
   static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
@@ -103,7 +123,11 @@ class AsyncRedis final : public RedisCommands {
   bool stopping_ = false;
 
   // Loop-thread state.
-  redisAsyncContext* ctx_ = nullptr;
+  redisAsyncContext* ctx_ = nullptr;     // plain TCP: hiredis's async context
+  UvRespConnection* direct_ = nullptr;   // TLS / Sentinel: the handed-over connection (frees itself)
+  std::unique_ptr<DirectOwner> direct_owner_;
+  std::unique_ptr<RedisClient> opener_;  // opens the handed-over connections (and watches the sentinels)
+  std::string direct_lost_;              // why the handed-over connection went down by itself
   bool ready_ = false;  // connect completed
   std::chrono::steady_clock::time_point connect_deadline_{};
   std::chrono::steady_clock::time_point next_attempt_{};

@@ -31,6 +31,7 @@ namespace streamfleet {
 class ClusterRouter;
 class SentinelWatcher;
 class RedisTransport;
+struct DetachedSocket;
 
 // An owned copy of a reply (hiredis replies die with their callback/free).
 struct RedisValue {
@@ -152,6 +153,14 @@ class RedisClient final : public RedisCommands {
   // non-OK Status. In standard mode `node` must be the server's own host:port.
   StatusOr<RedisValue> CommandOn(const std::string& node, const std::vector<std::string>& argv,
                                  int extra_timeout_ms = 0);
+
+  // For AsyncRedis over TLS or behind Sentinel: a new connection opened exactly as for a command (TLS
+  // handshake and verification, the sentinels' master, AUTH, SELECT, a replica refused), then handed over
+  // (the caller owns the socket; this client is left unconnected). Not in cluster mode.
+  StatusOr<DetachedSocket> OpenForHandOver();
+  // Behind Sentinel, after OpenForHandOver: true when the sentinels announced a master other than the one
+  // handed over (the holder must leave it); the client then refuses that old master for a grace period.
+  bool HandedOverMasterReplaced();
 
  private:
   explicit RedisClient(const RedisConfig& config);
