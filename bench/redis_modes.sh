@@ -4,18 +4,20 @@
 # here) and a replica, and the same streamfleet-ingest measured by bench/ingest_bench (64 keep-alive clients,
 # one JSON chunk per POST, then NDJSON) with
 #   plain   REDIS_PORT (the default: ingest's pipelined libuv connection)
-#   tls     rediss:// with the CA (pooled blocking connections over OpenSSL)
+#   tls     rediss:// with the CA (the same pipelined libuv connection, over OpenSSL)
 #   wait1   INGEST_WAIT_REPLICAS=1 (every append waits for the replica; pooled connections)
 # and the task path: bench/worker_bench's `process` phase (one streamfleet-queue-worker, 8 slots, TASKS no-op
 # tasks, status records off and on) with the worker connected over the plain port and over TLS.
-#   bash bench/redis_modes.sh            (BUILD_DIR, DURATION=5 s per phase, ROUNDS=2, TASKS=50000,
+#   bash bench/redis_modes.sh            (BUILD_DIR, DURATION=5 s per phase, ROUNDS=2, TASKS=200000,
 #                                         ONLY=chunks|tasks for one of the two parts)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD_DIR:-$ROOT/build}
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-2}
-TASKS=${TASKS:-50000}
+# 200,000: a paused slot polls every 100 ms, so the resume costs up to 100 ms before the first read, which
+# is noise against a phase that lasts under a second at 50,000 tasks.
+TASKS=${TASKS:-200000}
 ONLY=${ONLY:-}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamfleet-redis-modes.XXXXXX")
 PIDS=()

@@ -69,6 +69,18 @@ Slot::TypeStats& Executor::TypeFor(Slot& slot, const std::string& type) {
 }
 
 int Executor::Execute(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot) {
+  const uint64_t runs = slot.runs;
+  const int ran = ExecuteEntry(redis, entry, times_delivered, slot);
+  // A predecessor's record and ack waited for this entry's "running" write (Finisher::Finish); an entry that
+  // never got that far (dead-lettered, postponed by a limit) sends them now rather than leave them waiting.
+  if (ran != kAbandoned && slot.ack_deferred && slot.runs == runs) {
+    slot.ack_deferred = false;
+    (void)lifecycle_.SendOwed(redis, slot.finished);
+  }
+  return ran;
+}
+
+int Executor::ExecuteEntry(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot) {
   Watch(slot);
   const std::string* raw = entry.Field("e");
   // Reused by this thread from task to task (its strings keep their capacity). Per thread, not per slot: an
@@ -151,7 +163,11 @@ Slot::TypeStats* Executor::Admit(RedisClient& redis, const StreamEntry& entry, i
 int Executor::Run(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot,
                   Slot::TypeStats& type, v1::TaskEnvelope& task) {
   // Who runs it (the consumer name, as XPENDING and the admin show it) and from which stream entry.
-  lifecycle_.Running(redis, task.id(), slot.consumer, entry.id);
+  // With the predecessor's record and ack if they waited for this write (Finisher::Finish), before the handler
+  // starts: a crash from here on re-runs only this task.
+  lifecycle_.Running(redis, slot.finished, task.id(), slot.consumer, entry.id);
+  slot.ack_deferred = false;
+  ++slot.runs;
   RunningAttempt a;
   a.entry = &entry;
   a.task = &task;

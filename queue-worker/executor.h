@@ -36,6 +36,8 @@ class Executor {
   void Watch(Slot& slot);
 
  private:
+  // Execute without the deferred-ack bookkeeping around it.
+  int ExecuteEntry(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot);
   // The checks before a decoded task may run: its version, its queue, its type. Dead-letters it (and returns
   // nullptr) when it can never run; records its queue wait on its first delivery.
   Slot::TypeStats* Admit(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot,

@@ -8,6 +8,13 @@
 
 namespace streamfleet::worker {
 
+namespace {
+bool HoldsMore(Slot& slot) {
+  std::lock_guard<std::mutex> l(slot.watch->mu);
+  return !slot.held.empty();
+}
+}  // namespace
+
 void Finisher::Finish(RedisClient& redis, Slot& slot, Slot::TypeStats& type, AttemptEnd&& end) {
   const v1::TaskEnvelope& task = end.task;
   if (end.took > std::chrono::milliseconds(kShortTaskMs)) slot.batch_fast = false;
@@ -30,8 +37,13 @@ void Finisher::Finish(RedisClient& redis, Slot& slot, Slot::TypeStats& type, Att
   if (end.status.ok()) {
     // Record and ack go now, without waiting for the reply: no round trip, and a crash from here on does not
     // run this task again. A connection error keeps them owed in the slot (the next poll sends them).
+    // With status records on and another task held, they go instead in the same write as that task's
+    // "running" record, which is sent next, before its handler starts: the same crash window, one write
+    // (one TLS record each way) per task instead of two.
+    const bool defer = lifecycle_.records() && !end.abandoned && HoldsMore(slot);
     (void)lifecycle_.Succeeded(redis, slot.finished, end.stream, end.id, task.id(), std::move(end.result),
-                               int64_t{task.attempt()} + 1);
+                               int64_t{task.attempt()} + 1, !defer);
+    slot.ack_deferred = defer;
     type.succeeded->Increment();
     return;
   }

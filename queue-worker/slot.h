@@ -47,7 +47,12 @@ struct Slot {
   std::string consumer;
   std::shared_ptr<SlotWatch> watch;  // the held tasks and the running attempt, as the watchdog sees them
   std::deque<StreamEntry>& held;     // watch->held: read ahead, not started (in this consumer's PEL)
-  FinishedTasks finished;   // records and acks a connection error held back (task_lifecycle.h)
+  FinishedTasks finished;   // records and acks a connection error held back (task_lifecycle.h), or deferred:
+  // with status records on, a finished task's record and ack go out with the next held task's "running"
+  // record, in one write, before that task's handler starts (ack_deferred); `runs` counts the tasks that
+  // reached their handler, so an entry that did not can send what waited for it.
+  bool ack_deferred = false;
+  uint64_t runs = 0;
   int prefetch = 1;         // tasks to read next time: doubles while a batch's tasks are short, else 1
   bool batch_fast = true;   // every task of the current batch finished within kShortTaskMs
   int64_t idle_ms = 0;      // cluster mode: the current idle poll backoff (0 after a read found tasks)

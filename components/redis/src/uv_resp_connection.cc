@@ -174,7 +174,9 @@ void UvRespConnection::ReadAvailable() {
       owner_->OnRespReply(this, r, privdata);
       freeReplyObject(r);
     }
-    if (static_cast<size_t>(n) < sizeof(buf) && (socket_.ssl == nullptr || SSL_pending(socket_.ssl) == 0)) break;
+    // Plain: a short read means the kernel had no more. TLS: OpenSSL may hold bytes it read ahead, which the
+    // poll will never report, so read until it says it wants the socket.
+    if (socket_.ssl == nullptr && static_cast<size_t>(n) < sizeof(buf)) break;
   }
 }
 

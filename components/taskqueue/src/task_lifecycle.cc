@@ -18,13 +18,31 @@ void TaskLifecycle::Running(RedisCommands& redis, const std::string& task_id, co
   if (!cmds.empty()) (void)redis.Send(cmds);
 }
 
+void TaskLifecycle::Running(RedisCommands& redis, FinishedTasks& finished, const std::string& task_id,
+                            const std::string& consumer, const std::string& entry_id) const {
+  const size_t owed = finished.owed.size();
+  AppendTaskStatus(keys_, task_id, "running", {"worker", consumer, "entry_id", entry_id, "started_at_ms", std::to_string(WallClockMs())}, record_ttl_s_, finished.owed);
+  if (finished.owed.empty()) return;
+  if (redis.Send(finished.owed).ok()) {
+    finished.owed.clear();
+  } else {
+    finished.owed.resize(owed);  // the acks stay owed; the record only reported
+  }
+}
+
 Status TaskLifecycle::Succeeded(RedisCommands& redis, FinishedTasks& finished, const std::string& stream,
                                 const std::string& entry_id, const std::string& task_id, std::string result,
-                                int64_t attempts) const {
+                                int64_t attempts, bool send_now) const {
   AppendTaskStatus(keys_, task_id, "succeeded", {"result", std::move(result), "attempts", std::to_string(attempts), "finished_at_ms",
                     std::to_string(WallClockMs())},
                    record_ttl_s_, finished.owed);
   finished.owed.push_back({"XACK", stream, TaskKeys::Group(), entry_id});
+  if (!send_now) return Status::Ok();
+  return SendOwed(redis, finished);
+}
+
+Status TaskLifecycle::SendOwed(RedisCommands& redis, FinishedTasks& finished) const {
+  if (finished.owed.empty()) return Status::Ok();
   SF_RETURN_IF_ERROR(redis.Send(finished.owed));
   finished.owed.clear();
   return Status::Ok();

@@ -13,10 +13,11 @@
 // of the transition (Running, and the record after Retry / DeadLetter, are best effort), and a record is
 // written only after the stream side of its transition succeeded.
 //
-// A succeeded task's record and ack go to Redis at once, written without waiting for their replies
+// A succeeded task's record and ack go to Redis at once (or with the next task's start), without waiting for replies
 // (RedisCommands::Send: read with the connection's next reply), record first, so a client that sees the task
 // acked also sees its result. A worker killed at any moment therefore re-runs only the task it was running
-// (and at most the one whose ack the kernel had not yet delivered), never a batch of finished ones.
+// (and at most one finished task per consumer: the one whose ack the kernel had not yet delivered, or whose
+// ack waited for the next task's "running" write -- see Succeeded), never a batch of finished ones.
 //
 // Thread-safety: a TaskLifecycle is immutable after construction and may be shared; a FinishedTasks belongs
 // to one consumer (one thread at a time). Errors: those of the Redis calls (kUnavailable when Redis cannot
@@ -52,13 +53,23 @@ class TaskLifecycle {
   // Sent without waiting (best effort: the record only reports).
   void Running(RedisCommands& redis, const std::string& task_id, const std::string& consumer,
                const std::string& entry_id) const;
+  // The same, in one write with what `finished` owes before it (a predecessor's record and ack that waited
+  // for this: Succeeded with send_now false). Those stay owed if the write fails; the record is best effort.
+  void Running(RedisCommands& redis, FinishedTasks& finished, const std::string& task_id,
+               const std::string& consumer, const std::string& entry_id) const;
 
   // "succeeded" with the handler's result and the attempts made, then the ack of (stream, entry_id): sent
   // now without waiting for the replies, after whatever `finished` still owes. On a connection error all of
   // it stays owed in `finished` (a task whose ack never arrives runs again: handlers are idempotent).
+  // send_now false: only added to `finished`, for a caller that writes them with its next command -- the
+  // next task's Running, issued before that task's handler starts, so a crash re-runs no more than it would
+  // have (one write per task instead of two, which over TLS is one TLS record each way less).
   Status Succeeded(RedisCommands& redis, FinishedTasks& finished, const std::string& stream,
                    const std::string& entry_id, const std::string& task_id, std::string result,
-                   int64_t attempts) const;
+                   int64_t attempts, bool send_now = true) const;
+  // Writes what `finished` owes without waiting for the replies (RedisCommands::Send); kept owed on error.
+  Status SendOwed(RedisCommands& redis, FinishedTasks& finished) const;
+  bool records() const { return record_ttl_s_ > 0; }
   // Sends what `finished` owes and waits until Redis has applied it and every earlier Send of this
   // connection (RedisCommands::AwaitSent): before a consumer gives its tasks up, and in tests.
   Status Flush(RedisCommands& redis, FinishedTasks& finished) const;
