@@ -4,9 +4,6 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <condition_variable>
 #include <future>
 
@@ -45,12 +42,8 @@ struct AsyncRedis::DirectOwner final : UvRespConnection::Owner {
     if (conn != self->direct_) return;
     self->direct_ = nullptr;
     self->ready_ = false;
-    self->connected_.store(false);
     self->direct_lost_ = why;
-    if (!self->outage_logged_) {
-      SF_LOG_WARN("redis connection lost: {} (reconnecting on the next command)", why);
-      self->outage_logged_ = true;
-    }
+    self->ConnectionLost(why);
   }
   AsyncRedis* self;
 };
@@ -78,12 +71,7 @@ AsyncRedis::~AsyncRedis() {
 }
 
 void AsyncRedis::RunLoop() {
-  // OpenSSL writes with write(2): a server that closed the connection must be an error there, not a SIGPIPE
-  // that kills the process. A signal blocked on this thread only stays pending for it.
-  sigset_t pipe;
-  sigemptyset(&pipe);
-  sigaddset(&pipe, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+  BlockSigpipeOnThisThread();  // OpenSSL writes with write(2), without MSG_NOSIGNAL
   uv_run(&loop_->loop, UV_RUN_DEFAULT);
 }
 
@@ -215,13 +203,13 @@ void AsyncRedis::Dispatch(Request req) {
 
 void AsyncRedis::Issue(Request req) {
   auto* f = new InFlight{this, std::move(req)};
-  ArgvView argv(f->req.argv);
   deadlines_.push_back(SteadyClock::now() +
                        std::chrono::milliseconds(config_.command_timeout_ms + f->req.extra_timeout_ms));
   if (direct_ != nullptr) {
     direct_->Command(f->req.argv, f);
     return;
   }
+  ArgvView argv(f->req.argv);
   if (redisAsyncCommandArgv(ctx_, &AsyncRedis::OnReply, f, argv.argc(), argv.ptrs.data(), argv.lens.data()) !=
       REDIS_OK) {
     // The context is already disconnecting: hiredis did not take the command, so we answer it.
@@ -307,26 +295,30 @@ void AsyncRedis::ConnectFailed() {
 }
 
 void AsyncRedis::DropConnection(Status reason) {
-  if (direct_ != nullptr) {
-    UvRespConnection* conn = direct_;
-    direct_ = nullptr;
-    ready_ = false;
-    connected_.store(false);
-    fail_reason_ = std::move(reason);
-    conn->Close();  // answers every pending command now, in order; frees itself later
-    fail_reason_.reset();
-    deadlines_.clear();
-    return;
-  }
-  if (ctx_ == nullptr) return;
+  if (!HasConnection()) return;
   redisAsyncContext* ac = ctx_;
+  UvRespConnection* conn = direct_;
   ctx_ = nullptr;
+  direct_ = nullptr;
   ready_ = false;
   connected_.store(false);
   fail_reason_ = std::move(reason);
-  redisAsyncFree(ac);  // calls every pending callback with a NULL reply, now, in order
+  // Either kind answers every pending command now, in order (hiredis with NULL replies).
+  if (conn != nullptr) {
+    conn->Close();  // frees itself once libuv has closed its handle
+  } else {
+    redisAsyncFree(ac);
+  }
   fail_reason_.reset();
   deadlines_.clear();
+}
+
+void AsyncRedis::ConnectionLost(const std::string& why) {
+  connected_.store(false);
+  if (!outage_logged_) {
+    SF_LOG_WARN("redis connection lost: {} (reconnecting on the next command)", why);
+    outage_logged_ = true;
+  }
 }
 
 void AsyncRedis::OnTick() {
@@ -423,11 +415,10 @@ void AsyncRedis::OnDisconnect(const redisAsyncContext* ac, int status) {
     self->ctx_ = nullptr;
     self->ready_ = false;
   }
-  self->connected_.store(false);
-  if (status != REDIS_OK && !self->outage_logged_) {
-    SF_LOG_WARN("redis connection lost: {} (reconnecting on the next command)",
-                ac->errstr != nullptr ? ac->errstr : "closed");
-    self->outage_logged_ = true;
+  if (status != REDIS_OK) {
+    self->ConnectionLost(ac->errstr != nullptr ? ac->errstr : "closed");
+  } else {
+    self->connected_.store(false);
   }
 }
 

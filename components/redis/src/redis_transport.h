@@ -54,4 +54,8 @@ StatusOr<std::unique_ptr<RedisTransport>> ConnectTransport(const RedisConfig& co
 // The TLS kind (tls_transport.cc).
 StatusOr<std::unique_ptr<RedisTransport>> ConnectTlsTransport(const RedisConfig& config);
 
+// The first error OpenSSL queued on this thread, as text, and the queue cleared; "" when none was queued
+// (tls_transport.cc).
+std::string TakeOpenSslError();
+
 }  // namespace streamfleet

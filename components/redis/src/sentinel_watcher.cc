@@ -1,8 +1,5 @@
 #include "sentinel_watcher.h"
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <algorithm>
 #include <map>
 #include <utility>
@@ -69,10 +66,7 @@ SentinelWatcher::~SentinelWatcher() {
 void SentinelWatcher::Run() {
   // A write to a sentinel that closed (or to the socket Shutdown() closed) must be an error, not SIGPIPE: the
   // signal goes to this thread, and the CLI and the tests do not ignore it as the daemons do.
-  sigset_t pipe;
-  sigemptyset(&pipe);
-  sigaddset(&pipe, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+  BlockSigpipeOnThisThread();
   size_t failed_in_a_row = 0;
   for (size_t i = 0;; ++i) {
     {

@@ -27,12 +27,8 @@ namespace streamfleet {
 namespace {
 
 std::string OpenSslError() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "no OpenSSL error recorded";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof(buf));
-  return buf;
+  std::string e = TakeOpenSslError();
+  return e.empty() ? "no OpenSSL error recorded" : e;
 }
 
 // One SSL_CTX per TLS setting, for the process's life: certificates are read once (a rotated certificate
@@ -206,6 +202,15 @@ class TlsTransport final : public RedisTransport {
 };
 
 }  // namespace
+
+std::string TakeOpenSslError() {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof(buf));
+  return buf;
+}
 
 StatusOr<std::unique_ptr<RedisTransport>> ConnectTlsTransport(const RedisConfig& config) {
   auto ctx = ContextFor(config.tls);

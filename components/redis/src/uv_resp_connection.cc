@@ -19,15 +19,6 @@ namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 // At most this much is written per step, so one huge value does not hold the loop in one call.
 constexpr size_t kWriteChunk = 256 * 1024;
-
-std::string OpenSslReason() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof(buf));
-  return buf;
-}
 }  // namespace
 
 UvRespConnection::UvRespConnection(uv_loop_t* loop, DetachedSocket socket, Owner* owner)
@@ -111,7 +102,7 @@ long UvRespConnection::ReadSome(char* buf, size_t len) {
   if (e == SSL_ERROR_ZERO_RETURN) {
     error_ = "TLS connection closed by the server";
   } else {
-    std::string reason = OpenSslReason();
+    std::string reason = TakeOpenSslError();
     error_ = "TLS read: " + (!reason.empty() ? reason : saved != 0 ? std::strerror(saved) : "connection closed");
   }
   return -1;
@@ -139,7 +130,7 @@ long UvRespConnection::WriteSome(const char* buf, size_t len) {
     return 0;
   }
   int saved = errno;
-  std::string reason = OpenSslReason();
+  std::string reason = TakeOpenSslError();
   error_ = "TLS write: " + (!reason.empty() ? reason : saved != 0 ? std::strerror(saved) : "connection closed");
   return -1;
 }

@@ -13,9 +13,8 @@ void TaskLifecycle::Record(RedisCommands& redis, const std::string& task_id, con
 
 void TaskLifecycle::Running(RedisCommands& redis, const std::string& task_id, const std::string& consumer,
                             const std::string& entry_id) const {
-  std::vector<std::vector<std::string>> cmds;
-  AppendTaskStatus(keys_, task_id, "running", {"worker", consumer, "entry_id", entry_id, "started_at_ms", std::to_string(WallClockMs())}, record_ttl_s_, cmds);
-  if (!cmds.empty()) (void)redis.Send(cmds);
+  FinishedTasks nothing_owed;
+  Running(redis, nothing_owed, task_id, consumer, entry_id);
 }
 
 void TaskLifecycle::Running(RedisCommands& redis, FinishedTasks& finished, const std::string& task_id,

@@ -109,6 +109,8 @@ class AsyncRedis final : public RedisCommands {
   // kind; `current` says the connection it came on is still the one in use (a NOSCRIPT retry goes there).
   void Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const std::string& lost, bool current);
   void DropConnection(Status reason);
+  // The connection went down by itself: not connected, and one warning per outage.
+  void ConnectionLost(const std::string& why);
   void Shutdown();
   static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
   static void OnConnect(const redisAsyncContext* ac, int status);
