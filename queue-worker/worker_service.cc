@@ -12,6 +12,16 @@
 
 namespace streamfleet::worker {
 
+namespace {
+// The connection a slot reads and acks on. Its acks and status records are sent without waiting
+// (TaskLifecycle), so they ask for no reply either (RedisConfig::quiet_sends): Redis then writes nothing
+// for them, which over TLS saves a record per task, about half of what a task costs Redis there.
+RedisConfig AckingConnection(RedisConfig c) {
+  c.quiet_sends = true;
+  return c;
+}
+}  // namespace
+
 WorkerService::WorkerService(const Config& config, Clock& clock, const HandlerRegistry& handlers,
                              prometheus::Registry& registry)
     : config_(config),
@@ -52,7 +62,7 @@ Status WorkerService::HousekeepOnce(RedisClient& redis, const std::string& consu
 bool WorkerService::SlotLoop(Slot& slot, std::optional<AbandonedAttempt> orphan, const std::atomic<bool>& stop) {
   // This thread's connections: an abandoned thread keeps its own, so they are never shared with the thread
   // that replaces it.
-  auto redis = RedisClient::Lazy(config_.redis);
+  auto redis = RedisClient::Lazy(AckingConnection(config_.redis));
   auto handler_redis = RedisClient::Lazy(config_.redis);
   slot.handler_redis = handler_redis.get();
   if (orphan) executor_.FinishOrphan(*redis, slot, *orphan);
@@ -77,7 +87,7 @@ bool WorkerService::SlotLoop(Slot& slot, std::optional<AbandonedAttempt> orphan,
 
 bool WorkerService::HousekeeperLoop(Slot& slot, std::optional<AbandonedAttempt> orphan,
                                     const std::atomic<bool>& stop) {
-  auto redis = RedisClient::Lazy(config_.redis);
+  auto redis = RedisClient::Lazy(AckingConnection(config_.redis));
   auto handler_redis = RedisClient::Lazy(config_.redis);
   slot.handler_redis = handler_redis.get();
   if (orphan) {

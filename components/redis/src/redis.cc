@@ -201,6 +201,8 @@ RedisClient::~RedisClient() { Drop(); }
 
 void RedisClient::Drop() {
   unread_ = 0;  // their replies die with the connection (the commands were written: Send's contract)
+  quiet_ok_ = false;
+  replies_off_ = false;
   conn_.reset();
 }
 
@@ -259,6 +261,17 @@ Status RedisClient::Open() {
                                         " named master by the sentinels is not a master (failover in progress)"));
     }
   }
+  if (config_.quiet_sends) {
+    // Asked once per connection (a round trip at connect): an ACL without client|reply, or a proxy that does
+    // not know the command, leaves this connection's Sends as they are without quiet_sends.
+    auto r = RawPipeline({{"CLIENT", "REPLY", "ON"}}, 0);
+    if (!r.ok()) return r.status();
+    quiet_ok_ = !(*r)[0].is_error();
+    if (!quiet_ok_ && !quiet_refusal_logged_) {
+      quiet_refusal_logged_ = true;
+      SF_LOG_INFO("redis: CLIENT REPLY refused ({}): acks wait for their replies as usual", (*r)[0].str);
+    }
+  }
   return Status::Ok();
 }
 
@@ -295,8 +308,8 @@ Status RedisClient::EnsureConnected() {
       sentinel_epoch_ = epoch;
       return Status::Ok();
     }
-    if (unread_ > 0) {
-      Status owed = ReadDeferred();
+    if (unread_ > 0 || replies_off_) {
+      Status owed = RawPipeline({}, 0).status();
       if (!owed.ok()) return Broken(owed);
     }
     sentinel_left_ = sentinel_master_;
@@ -320,8 +333,21 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
   if (conn_ == nullptr) return Status::Unavailable("not connected");
   if (extra_timeout_ms > 0) conn_->SetTimeout(config_.command_timeout_ms + extra_timeout_ms);
   SigpipeGuard no_sigpipe;  // the first read writes the appended commands
+  // After quiet Sends, replies are turned on in the same write as the commands that want theirs.
+  const bool turn_on = replies_off_;
+  if (turn_on) conn_->Append({"CLIENT", "REPLY", "ON"});
   for (const auto& argv : commands) conn_->Append(argv);
   SF_RETURN_IF_ERROR(ReadDeferred());
+  if (turn_on) {
+    auto reply = conn_->Read();
+    if (!reply.ok()) return Broken(reply.status());
+    const bool on = (*reply)->type == REDIS_REPLY_STATUS;
+    std::string said((*reply)->str ? (*reply)->str : "", (*reply)->str ? (*reply)->len : 0);
+    freeReplyObject(*reply);
+    // Accepted at connect: a refusal now (an ACL changed since) leaves the connection out of step.
+    if (!on) return Broken(Status::Unavailable("redis: CLIENT REPLY ON refused: " + said));
+    replies_off_ = false;
+  }
   std::vector<RedisValue> out;
   out.reserve(commands.size());
   for (size_t i = 0; i < commands.size(); ++i) {
@@ -353,19 +379,27 @@ Status RedisClient::Send(const std::vector<std::vector<std::string>>& commands) 
   if (commands.empty()) return Status::Ok();
   if (cluster_) return cluster_->Send(commands);
   SF_RETURN_IF_ERROR(EnsureConnected());
+  // Quiet: the OFF itself has no reply, nor has anything after it until the ON of the next read.
+  if (quiet_ok_ && !replies_off_) conn_->Append({"CLIENT", "REPLY", "OFF"});
   for (const auto& argv : commands) conn_->Append(argv);
   // Written now (blocking, within the command timeout), so the server applies them while this thread goes
   // on; they would otherwise wait in the output buffer until the next read.
   SigpipeGuard no_sigpipe;
   Status w = conn_->Flush();
   if (!w.ok()) return Broken(w);
-  unread_ += commands.size();
+  if (quiet_ok_) {
+    replies_off_ = true;
+  } else {
+    unread_ += commands.size();
+  }
   return Status::Ok();
 }
 
 Status RedisClient::AwaitSent() {
   if (cluster_) return cluster_->AwaitSent();
   if (conn_ == nullptr) return unread_ == 0 ? Status::Ok() : Status::Unavailable("not connected");
+  // Quiet Sends are applied once the ON after them is answered (a connection's commands run in order).
+  if (replies_off_) return RawPipeline({}, 0).status();
   return ReadDeferred();
 }
 

@@ -118,6 +118,25 @@ TEST_F(TlsTest, CommandsPipelinesLargeValuesAndScriptsOverTls) {
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
 }
 
+// Quiet sends (RedisConfig::quiet_sends, what the queue-worker's acks use) over TLS: the server sends no
+// TLS record for them, and every later reply is still its own command's.
+TEST_F(TlsTest, QuietSendsKeepRepliesInStepOverTls) {
+  TlsServer server(*certs_, "server.crt", false);
+  RedisConfig config = server.Config();
+  config.quiet_sends = true;
+  auto c = RedisClient::Connect(config);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  for (int i = 0; i < 500; ++i) ASSERT_TRUE((*c)->Send({{"INCR", "n"}, {"SET", "s", "x"}, {"INCR", "s"}}).ok());
+  auto r = (*c)->Command({"GET", "n"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->str, "500");
+  EXPECT_EQ((*c)->DeferredErrors(), 0) << "no reply came for the failing INCRs either";
+  ASSERT_TRUE((*c)->Send({{"SET", "last", "1"}}).ok());
+  ASSERT_TRUE((*c)->AwaitSent().ok());
+  auto other = RedisClient::Connect(server.Config()).value();
+  EXPECT_EQ(other->Command({"GET", "last"})->str, "1");
+}
+
 TEST_F(TlsTest, AWrongCaAWrongNameAndAnExpiredCertificateAreRefusedWithTheReason) {
   TlsServer server(*certs_, "server.crt", false);
   RedisConfig wrong_ca = server.Config();

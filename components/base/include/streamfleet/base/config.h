@@ -60,6 +60,11 @@ struct RedisConfig {
   std::vector<std::string> seeds;
   RedisTlsConfig tls;
   RedisSentinelConfig sentinel;  // nodes empty: host/port is the server
+  // RedisClient::Send asks the server for no replies (CLIENT REPLY OFF until the next call that reads one),
+  // so a fire-and-forget write costs the server no reply write: over TLS each reply is a TLS record of its
+  // own, about half of what an ack costs Redis. Not from the environment: the queue-worker sets it for the
+  // connections that ack tasks. A server that refuses CLIENT REPLY (ACL, proxy) gets the normal Send.
+  bool quiet_sends = false;
 };
 
 // One route of TASK_ROUTES: tasks whose type matches `pattern` (an exact name, or a glob with * and ?) are

@@ -137,6 +137,9 @@ class RedisClient final : public RedisCommands {
   // RedisCommands::Send without the wait: the commands are written to the socket now (cluster mode: to
   // each one's master), their replies stay unread until the next call. No NOSCRIPT repair (plain commands
   // only). A crash after Send returns loses at most what the kernel had not yet delivered.
+  // With RedisConfig::quiet_sends (and a server that accepts CLIENT REPLY) the server sends no replies to
+  // them at all: an error among them is then neither logged nor counted, and AwaitSent reads the one reply
+  // of the CLIENT REPLY ON that ends the quiet run, which the server sends only after applying them.
   Status Send(const std::vector<std::vector<std::string>>& commands) override;
   Status AwaitSent() override;
   // Error replies to Send()s read so far, on this client (cluster mode: summed over its node clients).
@@ -177,7 +180,10 @@ class RedisClient final : public RedisCommands {
   RedisConfig config_;
   std::unique_ptr<RedisTransport> conn_;  // plain TCP or TLS (src/redis_transport.h); null: not connected
   size_t unread_ = 0;                      // replies of Send()s not read yet on conn_
+  bool quiet_ok_ = false;     // quiet_sends and this connection's server accepted CLIENT REPLY (Open)
+  bool replies_off_ = false;  // conn_ is in CLIENT REPLY OFF: the next read must turn replies on first
   int64_t deferred_errors_ = 0;
+  bool quiet_refusal_logged_ = false;  // a server refused CLIENT REPLY: said once per client, not per connect
   std::vector<const LuaScript*> scripts_;
   // Reconnect backoff: after a failed connect, calls fail fast until next_attempt_.
   std::chrono::steady_clock::time_point next_attempt_{};
