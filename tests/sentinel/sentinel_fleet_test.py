@@ -6,7 +6,11 @@ generation has its row and every acknowledged chunk and task is there, except wh
 may lose: acknowledged by the old master in the last moments before the kill and not yet replicated. That
 loss is measured and printed (and bounded: it can only be writes acknowledged in the last second).
 
-    sentinel_fleet_test.py BUILD_DIR
+With --wait-replicas, ingest runs with INGEST_WAIT_REPLICAS=1 (a 202 only once the replica has the chunk):
+then no acknowledged chunk may be lost. The killed master is started again as the promoted replica's replica, so
+that WAIT can be answered again (until then ingest answers 503 and the producer retries).
+
+    sentinel_fleet_test.py BUILD_DIR [--wait-replicas]
 """
 import base64
 import json
@@ -34,6 +38,7 @@ def cli(port, *args):
 
 def main():
     build = sys.argv[1]
+    wait_replicas = "--wait-replicas" in sys.argv[2:]
     work = tempfile.mkdtemp(prefix="streamfleet-sentinel.")
     fleet = Fleet(build, work, ROOT)
     try:
@@ -67,6 +72,8 @@ def main():
         db = os.path.join(work, "fleet.db")
         env = fleet.env(DATABASE_URL=f"sqlite:{db}", GENERATION_IDLE_TIMEOUT="3s", REDIS_SENTINELS=",".join(sentinels),
                         REDIS_SENTINEL_MASTER="mymaster", REDIS_HOST="127.0.0.1", REDIS_PORT="1")
+        if wait_replicas:
+            env.update(INGEST_WAIT_REPLICAS="1", INGEST_WAIT_TIMEOUT="500ms")
         ingest = fleet.ingest(env)
         fleet.compactor(1, env)
         fleet.worker(1, env)
@@ -105,6 +112,14 @@ def main():
         wait_until(lambda: len(acked) >= GENS * CHUNKS // 3, 60, "a third of the chunks")
         kill_at["t"] = time.monotonic()
         master.kill9()
+        if wait_replicas:
+            wait_until(lambda: cli(rport, "ROLE").splitlines()[:1] == ["master"], 30, "the replica's promotion")
+            # Back (empty: no persistence) as the new master's replica, as an orchestrator restarts it; the
+            # sentinels would reconfigure a restarted master too, but only after several seconds.
+            master.argv += ["--replicaof", "127.0.0.1", str(rport)]
+            master.start()
+            wait_until(lambda: "master_link_status:up" in cli(mport, "INFO", "replication"), 30,
+                       "the old master back as a replica")
         pt.join(120)
         assert not pt.is_alive(), "the producer did not finish after the failover"
         time.sleep(2)
@@ -127,6 +142,8 @@ def main():
         lost = [(g, s) for (g, s), (text, _) in acked.items() if text not in got[g]]
         lost_window = [kill_at["t"] - acked[k][1] for k in lost]
         assert all(w < 1.5 for w in lost_window), f"lost chunks acknowledged long before the kill: {lost_window}"
+        if wait_replicas:
+            assert not lost, f"INGEST_WAIT_REPLICAS=1 lost acknowledged chunks: {lost}"
 
         def state(tid):
             out = subprocess.run([ctl, "--json", "tasks", "show", tid], env=env, capture_output=True, text=True,
@@ -135,7 +152,8 @@ def main():
         time.sleep(3)
         lost_tasks = [t for t, at in tasks.items() if state(t) != "succeeded"]
         assert all(kill_at["t"] - tasks[t] < 1.5 for t in lost_tasks), "tasks lost long before the kill"
-        print(f"ok: failover followed (writes paused {took:.1f} s around the SIGKILL); "
+        print(f"ok{' (INGEST_WAIT_REPLICAS=1)' if wait_replicas else ''}: failover followed "
+              f"(writes paused {took:.1f} s around the SIGKILL); "
               f"{len(acked)} chunks and {len(tasks)} tasks acknowledged; lost in the replication window: "
               f"{len(lost)} chunks, {len(lost_tasks)} tasks")
         print("sentinel fleet test passed")
