@@ -280,7 +280,11 @@ void AsyncRedis::Connected() {
   connects_.fetch_add(1);
   backoff_.Reset();
   if (outage_logged_) {
-    SF_LOG_INFO("redis {}:{}: connected again", config_.host, config_.port);
+    if (config_.sentinel.nodes.empty()) {
+      SF_LOG_INFO("redis {}:{}: connected again", config_.host, config_.port);
+    } else {  // host/port are unused behind Sentinel
+      SF_LOG_INFO("redis master '{}' (through the sentinels): connected again", config_.sentinel.master);
+    }
     outage_logged_ = false;
   }
 }
