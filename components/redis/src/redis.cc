@@ -269,7 +269,7 @@ Status RedisClient::Open() {
     quiet_ok_ = !(*r)[0].is_error();
     if (!quiet_ok_ && !quiet_refusal_logged_) {
       quiet_refusal_logged_ = true;
-      SF_LOG_INFO("redis: CLIENT REPLY refused ({}): acks wait for their replies as usual", (*r)[0].str);
+      SF_LOG_INFO("redis: CLIENT REPLY refused ({}): sends on this connection get their replies as usual", (*r)[0].str);
     }
   }
   return Status::Ok();
