@@ -341,11 +341,11 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
   if (turn_on) {
     auto reply = conn_->Read();
     if (!reply.ok()) return Broken(reply.status());
-    const bool on = (*reply)->type == REDIS_REPLY_STATUS;
-    std::string said((*reply)->str ? (*reply)->str : "", (*reply)->str ? (*reply)->len : 0);
+    RedisValue on = OwnReply(*reply);
     freeReplyObject(*reply);
-    // Accepted at connect: a refusal now (an ACL changed since) leaves the connection out of step.
-    if (!on) return Broken(Status::Unavailable("redis: CLIENT REPLY ON refused: " + said));
+    // Accepted at connect (Open asks the same way): a refusal now (an ACL changed since) leaves the
+    // connection out of step.
+    if (on.is_error()) return Broken(Status::Unavailable("redis: CLIENT REPLY ON refused: " + on.str));
     replies_off_ = false;
   }
   std::vector<RedisValue> out;

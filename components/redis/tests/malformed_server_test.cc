@@ -4,7 +4,6 @@
 // connection fails with kUnavailable naming the cause, every command pending on it is answered exactly
 // once, nothing crashes, and the next command connects again.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,7 +16,7 @@
 #include <vector>
 
 #include "streamfleet/redis/async_redis.h"
-#include "streamfleet/testing/redis_server.h"
+#include "support/loopback.h"
 #include "support/wait.h"
 
 namespace streamfleet {
@@ -33,24 +32,13 @@ class FakeRespServer {
  public:
   using Answer = std::function<std::string(const std::vector<std::string>& argv)>;
   explicit FakeRespServer(Answer answer) : answer_(std::move(answer)) {
-    listener_ = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    port_ = testing::FreePort();
-    a.sin_port = htons(static_cast<uint16_t>(port_));
-    if (bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(listener_, 16) != 0) {
-      ADD_FAILURE() << "fake server cannot listen on " << port_;
-    }
+    listener_ = testing::ListenOnLoopback(&port_);
     acceptor_ = std::thread([this] { AcceptLoop(); });
   }
   ~FakeRespServer() {
     stopping_ = true;
-    shutdown(listener_, SHUT_RDWR);
-    close(listener_);
     acceptor_.join();
+    close(listener_);
     std::lock_guard<std::mutex> l(mu_);
     for (int fd : fds_) shutdown(fd, SHUT_RDWR);
     for (auto& t : conns_) t.join();
@@ -63,7 +51,7 @@ class FakeRespServer {
  private:
   void AcceptLoop() {
     while (!stopping_) {
-      int fd = accept(listener_, nullptr, nullptr);
+      int fd = testing::AcceptWithTimeout(listener_);
       if (fd < 0) continue;
       ++accepted_;
       std::lock_guard<std::mutex> l(mu_);
