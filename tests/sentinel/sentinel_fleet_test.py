@@ -114,6 +114,12 @@ def main():
         master.kill9()
         if wait_replicas:
             wait_until(lambda: cli(rport, "ROLE").splitlines()[:1] == ["master"], 30, "the replica's promotion")
+            # Only once every sentinel names the promoted replica is the failover recorded: an old master back
+            # before that can be taken for the master again and the replica turned back into its replica.
+            for s in sentinels:
+                wait_until(lambda s=s: cli(s.split(":")[1], "SENTINEL", "get-master-addr-by-name",
+                                           "mymaster").splitlines()[1:2] == [str(rport)], 30,
+                           f"sentinel {s} naming the promoted replica")
             # Back (empty: no persistence) as the new master's replica, as an orchestrator restarts it; the
             # sentinels would reconfigure a restarted master too, but only after several seconds.
             master.argv += ["--replicaof", "127.0.0.1", str(rport)]
