@@ -475,6 +475,7 @@ int main(int argc, char** argv) {
   o.loops = static_cast<int>(f.Int("loops", 0));
   o.loop_options.linger_ms = static_cast<int>(f.Int("linger-ms", o.loop_options.linger_ms));
   o.loop_options.min_batch = static_cast<int>(f.Int("min-batch", o.loop_options.min_batch));
+  o.loop_options.read_count = static_cast<int>(f.Int("read-count", o.loop_options.read_count));
   o.tmpdir = f.Str("tmpdir", "/tmp");
   o.compactor_bin = f.Str("compactor-bin", "");
   if (o.redis_port == 0) {
