@@ -29,18 +29,15 @@ struct HttpOutMessage {
   std::shared_ptr<HttpStreamState> stream = {};  // kStreamHead
 };
 
-class HttpOutbox {
+class HttpOutbox : public std::enable_shared_from_this<HttpOutbox> {
  public:
   explicit HttpOutbox(uv_async_t* wake) : wake_(wake) {}
 
-  // Any thread. Dropped once Close()d (the server is gone; nobody can be answered any more).
-  void Post(HttpOutMessage m) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (wake_ == nullptr) return;
-    bool was_empty = queue_.empty();
-    queue_.push_back(std::move(m));
-    if (was_empty) uv_async_send(wake_);
-  }
+  // Any thread. Dropped once Close()d (the server is gone; nobody can be answered any more). Inside an
+  // HttpWriteBatch of the calling thread, held until the batch ends (http_write_batch.cc).
+  void Post(HttpOutMessage m);
+  // Posts several in order, with one lock and at most one wake-up.
+  void PostAll(std::vector<HttpOutMessage> ms);
   // Loop thread.
   std::vector<HttpOutMessage> Take() {
     std::vector<HttpOutMessage> out;

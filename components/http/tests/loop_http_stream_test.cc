@@ -1,7 +1,8 @@
 // Streamed answers on LoopHttpServer (HttpExchange::StartStream, streamfleet/http/http_exchange.h) over real
 // sockets: chunks written from another thread after the handler returned, the end of the body, a client
 // that goes away (the writer sees `closed`), a client that does not read (`buffered` grows, memory stays
-// bounded by what the writer allows), and Stop ending every stream with a complete last chunk.
+// bounded by what the writer allows), writes held by an HttpWriteBatch, and Stop ending every stream with a
+// complete last chunk.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -70,6 +71,43 @@ TEST(LoopHttpStreamTest, ChunksWrittenLaterFromAnotherThreadReachTheClientThenTh
   EXPECT_NE(raw.find("Cache-Control: no-store\r\n"), std::string::npos) << raw;
   EXPECT_EQ(BodyOf(raw), "b\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\n0\r\n\r\n");
   EXPECT_EQ(raw.find("ignored"), std::string::npos);
+  server->Stop();
+}
+
+TEST(LoopHttpStreamTest, WritesInABatchWaitForItsEndAndKeepTheirOrder) {
+  Streams streams;
+  auto server = StreamingServer(streams);
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(WaitUntil([&] { return streams.size() == 1; }));
+  auto s = streams.At(0);
+  std::string held;
+  {
+    HttpWriteBatch outer;
+    EXPECT_TRUE(s->Write("data: one\n\n"));
+    {
+      HttpWriteBatch inner;
+      EXPECT_TRUE(s->Write("data: two\n\n"));
+    }  // the inner batch's end sends nothing: the outer one holds everything
+    EXPECT_TRUE(s->Write("data: three\n\n"));
+    EXPECT_GT(s->buffered(), 0) << "held bytes count as buffered: the live hub bounds readers with it";
+    s->End();
+    held = c.ReadUntilClosed(300);  // the head only: nothing of the batch, and not closed
+  }
+  std::string rest = c.ReadUntilClosed(5000);
+  EXPECT_EQ(StatusOf(held), 200) << held;
+  EXPECT_EQ(BodyOf(held), "") << held;
+  EXPECT_EQ(rest, "b\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\nd\r\ndata: three\n\n\r\n0\r\n\r\n");
+  // A batch on another thread holds only that thread's writes.
+  RawConnection c2(server->port());
+  ASSERT_TRUE(c2.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(WaitUntil([&] { return streams.size() == 2; }));
+  HttpWriteBatch not_the_writers;
+  std::thread([&] {
+    streams.At(1)->Write("data: free\n\n");
+    streams.At(1)->End();
+  }).join();
+  EXPECT_EQ(BodyOf(c2.ReadUntilClosed(5000)), "c\r\ndata: free\n\n\r\n0\r\n\r\n");
   server->Stop();
 }
 

@@ -523,16 +523,23 @@ void LiveHub::Impl::Run() {
     Resync(now);
     bool full = now >= next_full_pass_ms;
     if (full) next_full_pass_ms = now + kFullPassMs;
-    for (auto& [key, w] : watched) {
-      if (!full && !w.dirty && !w.behind) continue;
-      w.behind = false;
-      for (auto& r : w.readers) PumpGeneration(w, r, now);
-      w.dirty = true;  // for Housekeep: progress, finished readers
+    {
+      // This pass's events to every reader reach the HTTP loop at once: one wake-up, not up to one per
+      // event, since the loop empties its queue between our writes. Nothing in here waits on Redis;
+      // PumpEvents, which may read a page of events, runs outside any batch.
+      HttpWriteBatch batch;
+      for (auto& [key, w] : watched) {
+        if (!full && !w.dirty && !w.behind) continue;
+        w.behind = false;
+        for (auto& r : w.readers) PumpGeneration(w, r, now);
+        w.dirty = true;  // for Housekeep: progress, finished readers
+      }
     }
     if (full || events_dirty) {
       events_dirty = false;
       for (auto& r : event_readers) PumpEvents(r, now);
     }
+    HttpWriteBatch batch;  // progress events and keep-alives, as above
     Housekeep(now, full);
   }
   tail->Stop();

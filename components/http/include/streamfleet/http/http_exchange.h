@@ -30,6 +30,20 @@ class HttpStream {
   virtual int64_t buffered() const = 0;
 };
 
+// Holds the HttpStream writes (and ends) made on this thread while it lives, and hands them to their server
+// in one go when it ends: one lock and at most one wake-up of the server's loop per batch. Without it a
+// writer feeding many streams in one pass (the live hub: an event to each of a generation's readers) can wake
+// the loop once per write, since the loop, running on another core, empties its queue between the writes.
+// Each stream's writes keep their order. Nestable: the outermost batch sends. Hold one only around work that
+// does not wait (a network round trip, a lock held elsewhere): its writes wait with it.
+class HttpWriteBatch {
+ public:
+  HttpWriteBatch();
+  ~HttpWriteBatch();
+  HttpWriteBatch(const HttpWriteBatch&) = delete;
+  HttpWriteBatch& operator=(const HttpWriteBatch&) = delete;
+};
+
 class HttpExchange {
  public:
   virtual ~HttpExchange() = default;
