@@ -5,15 +5,21 @@ local ttl = tonumber(ARGV[3])
 local maxc = tonumber(ARGV[4])
 local gens = tonumber(ARGV[5])
 -- Pass 1, before anything is written (a rejected call leaves no seen bit without its chunk): validate
--- every seq and total, and build each generation's BITFIELD arguments.
+-- every seq and total, and build each generation's BITFIELD arguments: one 'SET u<n> <first seq> <n ones>'
+-- per run of consecutive seqs (in argument order, at most 52 bits: Lua numbers hold the old value exactly),
+-- rather than one 'SET u1' per seq. A batch's chunks of a generation are mostly consecutive, and each
+-- argument costs Lua a conversion both ways; ops[g] also keeps each run's length (ops[g].len).
+local ONES = {}
+for n = 1, 52 do ONES[n] = string.format('%.0f', 2 ^ n - 1) end
 local starts, ops, sizes = {}, {}, {}
 local a = 6
 for g = 1, gens do
   starts[g] = a
   local nc, nf = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   if nc == nil or nf == nil then return redis.error_reply('SFINVALID malformed apply arguments') end
-  local o, sz = {}, {}
+  local o, sz, len = {}, {}, {}
   local p = a + 4
+  local prev = -2
   for i = 1, nc do
     local s = ARGV[p]
     local v = tonumber(s)
@@ -29,13 +35,23 @@ for g = 1, gens do
     if v == nil or v < 0 or v >= maxc then
       return redis.error_reply('SFINVALID seq ' .. tostring(ARGV[p]) .. ' out of range')
     end
-    local j = i * 4
-    o[j - 3] = 'SET'
-    o[j - 2] = 'u1'
-    o[j - 1] = s
-    o[j] = '1'
+    local r = #len
+    if r > 0 and v == prev + 1 and len[r] < 52 then
+      len[r] = len[r] + 1
+    else
+      r = r + 1
+      len[r] = 1
+      o[r * 4 - 3] = 'SET'
+      o[r * 4 - 1] = s
+    end
+    prev = v
     p = p + 2
   end
+  for r = 1, #len do
+    o[r * 4 - 2] = 'u' .. len[r]
+    o[r * 4] = ONES[len[r]]
+  end
+  o.len = len
   for i = 1, nf do
     local v = tonumber(ARGV[p + i - 1])
     if v == nil or v < 1 or v > maxc then
@@ -56,22 +72,31 @@ local function apply(k, a, o, sz)
   local existed = m[1] ~= false or m[2] ~= false
   local old_total = tonumber(m[1] or '0')
   local total = old_total
-  -- One BITFIELD sets every seq's bit and returns the old bits in order (a seq twice in the batch: the
-  -- second sees 1), so dedupe and append stay one atomic step.
+  -- One BITFIELD sets every seq's bit and returns each run's old bits, in order (a seq twice in the batch
+  -- is in two runs: the second sees 1), so dedupe and append stay one atomic step. A run's first seq is
+  -- its old value's highest bit.
   local pushed, dups, totals_changed = {}, {}, {}
   local bytes = 0
   local i = 0
+  local len = o.len
+  local r = 0
   for first = 1, #o, 1000 do  -- unpack's stack limit; 1000 is a whole number of 4-argument ops
     local old = redis.call('BITFIELD', KEYS[k + 3], unpack(o, first, math.min(first + 999, #o)))
-    for _, bit in ipairs(old) do
-      i = i + 1
-      if bit == 0 then
-        local p = a + 2 + i * 2
-        local e = ARGV[p + 1]
-        pushed[#pushed + 1] = e
-        bytes = bytes + (sz[i] or (#e - #ARGV[p] - 1))
-      else
-        dups[#dups + 1] = i
+    for _, bits in ipairs(old) do
+      r = r + 1
+      local n = len[r]
+      for j = n - 1, 0, -1 do
+        i = i + 1
+        local weight = 2 ^ j
+        if bits >= weight then
+          bits = bits - weight
+          dups[#dups + 1] = i
+        else
+          local p = a + 2 + i * 2
+          local e = ARGV[p + 1]
+          pushed[#pushed + 1] = e
+          bytes = bytes + (sz[i] or (#e - #ARGV[p] - 1))
+        end
       end
     end
   end

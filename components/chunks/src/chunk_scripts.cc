@@ -35,7 +35,8 @@ end
 // chunk, duplicates (rare) reported instead of a flag per chunk, one call per read batch with one TIME,
 // and per generation a fixed number of calls (6 in the common case) however many chunks it has: one
 // BITFIELD does every dedupe bit, one RPUSH every element, one HMGET + one HSET the meta counters
-// (read-modify-write is safe: the script is atomic).
+// (read-modify-write is safe: the script is atomic). Within the BITFIELD, one field per run of consecutive
+// seqs (up to 52 bits) rather than one per seq: four arguments per run instead of four per chunk.
 const LuaScript& ApplyChunks() {
   static const LuaScript s(std::string(kNow) + std::string(lua::kApplyChunks));
   return s;
