@@ -8,10 +8,10 @@ local gens = tonumber(ARGV[5])
 -- every seq and total, and build each generation's BITFIELD arguments: one 'SET u<n> <first seq> <n ones>'
 -- per run of consecutive seqs (in argument order, at most 52 bits: Lua numbers hold the old value exactly),
 -- rather than one 'SET u1' per seq. A batch's chunks of a generation are mostly consecutive, and each
--- argument costs Lua a conversion both ways; ops[g] also keeps each run's length (ops[g].len).
+-- argument costs Lua a conversion both ways. runs[g] holds each run's length.
 local ONES = {}
 for n = 1, 52 do ONES[n] = string.format('%.0f', 2 ^ n - 1) end
-local starts, ops, sizes = {}, {}, {}
+local starts, ops, sizes, runs = {}, {}, {}, {}
 local a = 6
 for g = 1, gens do
   starts[g] = a
@@ -51,7 +51,6 @@ for g = 1, gens do
     o[r * 4 - 2] = 'u' .. len[r]
     o[r * 4] = ONES[len[r]]
   end
-  o.len = len
   for i = 1, nf do
     local v = tonumber(ARGV[p + i - 1])
     if v == nil or v < 1 or v > maxc then
@@ -59,11 +58,12 @@ for g = 1, gens do
     end
   end
   ops[g] = o
+  runs[g] = len
   sizes[g] = sz
   a = p + nf
 end
 
-local function apply(k, a, o, sz)
+local function apply(k, a, o, sz, len)
   local member = ARGV[a]
   local nc, nf = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local ingested = tonumber(ARGV[a + 3])
@@ -78,7 +78,6 @@ local function apply(k, a, o, sz)
   local pushed, dups, totals_changed = {}, {}, {}
   local bytes = 0
   local i = 0
-  local len = o.len
   local r = 0
   for first = 1, #o, 1000 do  -- unpack's stack limit; 1000 is a whole number of 4-argument ops
     local old = redis.call('BITFIELD', KEYS[k + 3], unpack(o, first, math.min(first + 999, #o)))
@@ -154,5 +153,5 @@ local function apply(k, a, o, sz)
 end
 
 local out = {}
-for g = 1, gens do out[g] = apply((g - 1) * 6, starts[g], ops[g], sizes[g]) end
+for g = 1, gens do out[g] = apply((g - 1) * 6, starts[g], ops[g], sizes[g], runs[g]) end
 return out
