@@ -53,6 +53,16 @@ class HttpOutbox : public std::enable_shared_from_this<HttpOutbox> {
   }
 
  private:
+  // Adds to the queue under the lock, unless Close()d, and wakes the loop if the queue was empty.
+  template <typename Add>
+  void Deliver(Add add) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (wake_ == nullptr) return;
+    bool was_empty = queue_.empty();
+    add(queue_);
+    if (was_empty) uv_async_send(wake_);
+  }
+
   std::mutex mu_;
   uv_async_t* wake_;
   std::vector<HttpOutMessage> queue_;

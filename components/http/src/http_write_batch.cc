@@ -31,24 +31,18 @@ void HttpOutbox::Post(HttpOutMessage m) {
     t_pending.per_outbox.emplace_back(shared_from_this(), std::vector<HttpOutMessage>{}).second.push_back(std::move(m));
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (wake_ == nullptr) return;
-  bool was_empty = queue_.empty();
-  queue_.push_back(std::move(m));
-  if (was_empty) uv_async_send(wake_);
+  Deliver([&](std::vector<HttpOutMessage>& q) { q.push_back(std::move(m)); });
 }
 
 void HttpOutbox::PostAll(std::vector<HttpOutMessage> ms) {
   if (ms.empty()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (wake_ == nullptr) return;
-  bool was_empty = queue_.empty();
-  if (was_empty) {
-    queue_ = std::move(ms);
-  } else {
-    queue_.insert(queue_.end(), std::make_move_iterator(ms.begin()), std::make_move_iterator(ms.end()));
-  }
-  if (was_empty) uv_async_send(wake_);
+  Deliver([&](std::vector<HttpOutMessage>& q) {
+    if (q.empty()) {
+      q = std::move(ms);
+    } else {
+      q.insert(q.end(), std::make_move_iterator(ms.begin()), std::make_move_iterator(ms.end()));
+    }
+  });
 }
 
 HttpWriteBatch::HttpWriteBatch() { ++t_pending.depth; }
