@@ -8,33 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "streamfleet/base/clock.h"
-#include "streamfleet/chunks/chunk_buffer.h"
-#include "streamfleet/redis/redis.h"
-#include "streamfleet/testing/redis_server.h"
-#include "support/map_env.h"
+#include "buffer_on_redis.h"
 
 namespace streamfleet {
 namespace {
 
-class ApplyDedupeTest : public ::testing::Test {
+class ApplyDedupeTest : public BufferOnRedisTest {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    auto c = LoadConfig(testing::MapEnv({{"REDIS_URL", server_->url()}}), "127.0.0.1:0");
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    config_ = *c;
-    auto r = RedisClient::Connect(config_.redis);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    redis_ = std::move(*r);
-    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
-    buffer_ = std::make_unique<ChunkBuffer>(config_, clock_);
-  }
-
   static ChunkItem Chunk(const GenerationId& g, int64_t seq) {
     return ChunkItem{g, false, seq, "text of " + std::to_string(seq), false, 0, 0};
   }
@@ -57,15 +37,7 @@ class ApplyDedupeTest : public ::testing::Test {
     EXPECT_EQ(snap->MetaInt("received_chunks"), static_cast<int64_t>(seqs.size()));
     return seqs;
   }
-
-  static testing::RedisServer* server_;
-  Config config_;
-  RedisServerClock clock_;
-  std::unique_ptr<RedisClient> redis_;
-  std::unique_ptr<ChunkBuffer> buffer_;
 };
-
-testing::RedisServer* ApplyDedupeTest::server_ = nullptr;
 
 TEST_F(ApplyDedupeTest, ALongRunIsAppliedOnceAndRedeliveredAsDuplicates) {
   GenerationId g{7, 0, 1};

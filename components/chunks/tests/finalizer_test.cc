@@ -6,10 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "streamfleet/base/clock.h"
-#include "streamfleet/redis/redis.h"
-#include "streamfleet/testing/redis_server.h"
-#include "support/map_env.h"
+#include "buffer_on_redis.h"
 
 namespace streamfleet {
 namespace {
@@ -25,23 +22,8 @@ class MockRepository : public GenerationRepository {
   MOCK_METHOD(StatusOr<std::vector<ChunkRow>>, GetChunks, (int64_t), (override));
 };
 
-class FinalizerTest : public ::testing::Test {
+class FinalizerTest : public BufferOnRedisTest {
  protected:
-  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    auto c = LoadConfig(testing::MapEnv({{"REDIS_URL", server_->url()}}), "127.0.0.1:0");
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    config_ = *c;
-    auto r = RedisClient::Connect(config_.redis);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    redis_ = std::move(*r);
-    ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
-    buffer_ = std::make_unique<ChunkBuffer>(config_, clock_);
-  }
   // A complete two-chunk generation in its buffer, as the compactor's apply step leaves it.
   GenerationId Buffered(int64_t gen) {
     GenerationId g{7, 0, gen};
@@ -54,14 +36,8 @@ class FinalizerTest : public ::testing::Test {
     return s.ok() ? s->str : "?";
   }
 
-  static testing::RedisServer* server_;
-  Config config_;
-  RedisServerClock clock_;
-  std::unique_ptr<RedisClient> redis_;
-  std::unique_ptr<ChunkBuffer> buffer_;
   MockRepository db_;
 };
-testing::RedisServer* FinalizerTest::server_ = nullptr;
 
 TEST_F(FinalizerTest, ARefusedWriteIsTheDatabasesErrorAndLeavesTheBufferToRetry) {
   GenerationId g = Buffered(501);

@@ -50,6 +50,14 @@ std::unique_ptr<LoopHttpServer> StreamingServer(Streams& streams) {
          }).value();
 }
 
+// Asks for a stream on c and waits for the handler to have opened it: the stream, or nullptr.
+std::shared_ptr<HttpStream> OpenStream(RawConnection& c, Streams& streams) {
+  const size_t before = streams.size();
+  if (!c.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")) return nullptr;
+  if (!WaitUntil([&] { return streams.size() > before; })) return nullptr;
+  return streams.At(before);
+}
+
 TEST(LoopHttpStreamTest, ChunksWrittenLaterFromAnotherThreadReachTheClientThenTheEnd) {
   Streams streams;
   auto server = StreamingServer(streams);
@@ -78,9 +86,8 @@ TEST(LoopHttpStreamTest, WritesInABatchWaitForItsEndAndKeepTheirOrder) {
   Streams streams;
   auto server = StreamingServer(streams);
   RawConnection c(server->port());
-  ASSERT_TRUE(c.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
-  ASSERT_TRUE(WaitUntil([&] { return streams.size() == 1; }));
-  auto s = streams.At(0);
+  auto s = OpenStream(c, streams);
+  ASSERT_NE(s, nullptr);
   std::string held;
   {
     HttpWriteBatch outer;
@@ -100,12 +107,12 @@ TEST(LoopHttpStreamTest, WritesInABatchWaitForItsEndAndKeepTheirOrder) {
   EXPECT_EQ(rest, "b\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\nd\r\ndata: three\n\n\r\n0\r\n\r\n");
   // A batch on another thread holds only that thread's writes.
   RawConnection c2(server->port());
-  ASSERT_TRUE(c2.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
-  ASSERT_TRUE(WaitUntil([&] { return streams.size() == 2; }));
+  auto s2 = OpenStream(c2, streams);
+  ASSERT_NE(s2, nullptr);
   HttpWriteBatch not_the_writers;
   std::thread([&] {
-    streams.At(1)->Write("data: free\n\n");
-    streams.At(1)->End();
+    s2->Write("data: free\n\n");
+    s2->End();
   }).join();
   EXPECT_EQ(BodyOf(c2.ReadUntilClosed(5000)), "c\r\ndata: free\n\n\r\n0\r\n\r\n");
   server->Stop();
@@ -133,9 +140,8 @@ TEST(LoopHttpStreamTest, AClientThatDoesNotReadShowsAsBufferedBytes) {
   Streams streams;
   auto server = StreamingServer(streams);
   RawConnection c(server->port());
-  ASSERT_TRUE(c.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
-  ASSERT_TRUE(WaitUntil([&] { return streams.size() == 1; }));
-  auto s = streams.At(0);
+  auto s = OpenStream(c, streams);
+  ASSERT_NE(s, nullptr);
   const std::string piece(64 * 1024, 'x');
   // A writer that stops at its bound (as the live hub does): the client reads nothing, so past the socket
   // buffers the bytes stay counted instead of vanishing into an unbounded queue.
