@@ -1,5 +1,7 @@
 #include "streamfleet/base/shutdown.h"
 
+#include <pthread.h>
+
 #include <csignal>
 
 namespace streamfleet {
@@ -19,5 +21,12 @@ void Shutdown::InstallSignalHandlers() {
 }
 bool Shutdown::Requested() { return g_stop.load(); }
 void Shutdown::Request() { g_stop.store(true); }
+
+void BlockSigpipeOnThisThread() {
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+}
 
 }  // namespace streamfleet

@@ -1,6 +1,6 @@
 #pragma once
-// Messages from any thread to the HTTP event loop: a response to write, or "resume reading" a connection
-// whose body pipe drained. Post wakes the loop only when the queue was empty, so many replies that arrive
+// Messages from any thread to an HTTP event loop: a response to write, "resume reading" a connection whose
+// body pipe drained, a stream's head, body and end. Post wakes the loop only when the queue was empty, so many replies that arrive
 // together (one AsyncRedis read answers many pipelined EVALSHAs) cost one wake-up.
 #include <atomic>
 #include <cstdint>
@@ -20,13 +20,18 @@ struct HttpStreamState {
 };
 
 struct HttpOutMessage {
-  // kStreamHead answers the request like kResponse but leaves the connection to a stream; kStreamData and
-  // kStreamEnd are that stream's body (already chunk-framed) and its end.
-  enum class Kind { kResponse, kResume, kStreamHead, kStreamData, kStreamEnd };
+  // To the server's loop: kResponse, kResume, and kStreamHead, which answers the request like kResponse but
+  // hands the connection over to the server's HttpStreamLoop (http_stream_loop.h) as stream `stream_id`.
+  // To the stream loop: kAdopt (`fd`: the handed-over socket, or -1 when there is none; `bytes`: the head),
+  // then that stream's body pieces (kStreamData, already chunk-framed) and its end (kStreamEnd); `conn` is
+  // the stream's id there.
+  enum class Kind { kResponse, kResume, kStreamHead, kAdopt, kStreamData, kStreamEnd };
   uint64_t conn = 0;
   Kind kind = Kind::kResponse;
   std::string bytes;
-  std::shared_ptr<HttpStreamState> stream = {};  // kStreamHead
+  std::shared_ptr<HttpStreamState> stream = {};  // every kind but kResponse and kResume
+  uint64_t stream_id = 0;                         // kStreamHead
+  int fd = -1;                                    // kAdopt
 };
 
 class HttpOutbox : public std::enable_shared_from_this<HttpOutbox> {

@@ -1,5 +1,6 @@
 #include "loop_http_connection.h"
 
+#include <fcntl.h>
 #include <strings.h>
 
 #include <cstring>
@@ -69,7 +70,6 @@ struct WriteReq {
   uv_write_t req;
   std::string data;
   bool close_after;
-  int64_t counted;  // bytes of a stream's body (HttpStreamState::buffered)
 };
 
 }  // namespace
@@ -143,7 +143,7 @@ void LoopHttpConnection::UpdateReading() {
   // Not while answers pile up unsent: a client that pipelines requests without reading the answers would
   // otherwise grow our memory without bound (reading resumes from the write callback; an idle connection
   // times out meanwhile).
-  bool want = !closing_ && (lingering_ || streaming_ || (!broken_ && !pipe_full_ && !(dispatched_ && body_complete_) &&
+  bool want = !closing_ && (lingering_ || (!broken_ && !pipe_full_ && !(dispatched_ && body_complete_) &&
                                            !WriteBacklogged()));
   if (want && !reading_) {
     reading_ = uv_read_start(stream(), &OnAlloc, &OnRead) == 0;
@@ -193,7 +193,7 @@ void LoopHttpConnection::Feed(const char* data, size_t n) {
 }
 
 void LoopHttpConnection::ParseBuffered() {
-  if (streaming_ || unparsed_.empty() || closing_ || broken_ || (dispatched_ && body_complete_) || WriteBacklogged()) return;
+  if (unparsed_.empty() || closing_ || broken_ || (dispatched_ && body_complete_) || WriteBacklogged()) return;
   size_t k = Execute(unparsed_.data(), unparsed_.size());
   if (closing_ || broken_) {
     unparsed_.clear();
@@ -362,7 +362,7 @@ int LoopHttpConnection::OnMessageComplete(http_parser* p) {
 }
 
 void LoopHttpConnection::Dispatch(std::shared_ptr<HttpBodyPipe> body, bool complete) {
-  auto ex = std::make_shared<LoopHttpExchange>(ctx_.outbox, id_, std::move(head_), std::move(body));
+  auto ex = std::make_shared<LoopHttpExchange>(ctx_.outbox, ctx_.stream_outbox, id_, std::move(head_), std::move(body));
   head_ = {};
   dispatched_ = true;
   ++ctx_.inflight;
@@ -416,42 +416,49 @@ void LoopHttpConnection::OnResponse(std::string bytes) {
   UpdateReading();
 }
 
-void LoopHttpConnection::OnStreamHead(std::string bytes, std::shared_ptr<HttpStreamState> state) {
+void LoopHttpConnection::OnStreamHead(std::string head, std::shared_ptr<HttpStreamState> state, uint64_t id) {
   if (!dispatched_ || closing_) {
-    state->closed.store(true);
+    RefuseStream(ctx_, id, state);
     return;
   }
   dispatched_ = false;
-  streaming_ = true;
-  stream_ = std::move(state);
-  // The connection ends with the stream: whatever the client sends from now on is read and dropped, only
-  // to notice it closing (Feed discards on broken_).
+  // The connection ends with the stream: no further request is read from it.
   broken_ = true;
   unparsed_.clear();
   if (pipe_ && !body_complete_) pipe_->Fail();
   if (ctx_.stopping) {
-    Write(std::move(bytes) + "0\r\n\r\n", true);
-    stream_->closed.store(true);
+    Write(std::move(head) + "0\r\n\r\n", true);  // a complete, empty body: the client reconnects elsewhere
+    RefuseStream(ctx_, id, state);
     return;
   }
-  Write(std::move(bytes), false);
+  hand_over_ = std::make_unique<PendingHandOver>(PendingHandOver{id, std::move(head), std::move(state)});
   UpdateReading();
+  // An earlier answer still queued here would otherwise race the stream loop's writes on the socket.
+  if (uv_stream_get_write_queue_size(stream()) == 0) HandOver();
 }
 
-void LoopHttpConnection::OnStreamData(std::string bytes) {
-  if (!streaming_ || closing_ || stream_->closed.load()) {
-    if (stream_) stream_->buffered.fetch_sub(static_cast<int64_t>(bytes.size()));
+void LoopHttpConnection::HandOver() {
+  auto h = std::move(hand_over_);
+  uv_os_fd_t fd = -1;
+  int dup = uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+  if (dup < 0) {
+    Write(std::move(h->head) + "0\r\n\r\n", true);
+    RefuseStream(ctx_, h->id, h->state);
     return;
   }
-  int64_t n = static_cast<int64_t>(bytes.size());
-  Write(std::move(bytes), false, n);
+  HttpOutMessage adopt{h->id, HttpOutMessage::Kind::kAdopt, std::move(h->head), std::move(h->state)};
+  adopt.fd = dup;
+  ctx_.stream_outbox->Post(std::move(adopt));
+  // Closing our descriptor leaves the socket open (the duplicate holds it); libuv takes it out of this
+  // loop's epoll set explicitly, which a plain close would not do while a duplicate exists.
+  Close();
 }
 
-void LoopHttpConnection::OnStreamEnd() {
-  if (!streaming_ || closing_) return;
-  streaming_ = false;
-  stream_->closed.store(true);
-  Write("0\r\n\r\n", true);  // the last chunk; closed once it is written
+void LoopHttpConnection::RefuseStream(LoopHttpContext& ctx, uint64_t id,
+                                      const std::shared_ptr<HttpStreamState>& state) {
+  state->closed.store(true);
+  HttpOutMessage none{id, HttpOutMessage::Kind::kAdopt, {}, state};
+  ctx.stream_outbox->Post(std::move(none));
 }
 
 void LoopHttpConnection::OnResume() {
@@ -459,32 +466,29 @@ void LoopHttpConnection::OnResume() {
   UpdateReading();
 }
 
-void LoopHttpConnection::Write(std::string bytes, bool close_after, int64_t counted) {
-  if (closing_) {
-    if (counted > 0) stream_->buffered.fetch_sub(counted);
-    return;
-  }
-  auto* w = new WriteReq{{}, std::move(bytes), close_after, counted};
+void LoopHttpConnection::Write(std::string bytes, bool close_after) {
+  if (closing_) return;
+  auto* w = new WriteReq{{}, std::move(bytes), close_after};
   w->req.data = this;
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   int r = uv_write(&w->req, stream(), &b, 1, [](uv_write_t* req, int status) {
     auto* w = reinterpret_cast<WriteReq*>(req);
     auto* c = static_cast<LoopHttpConnection*>(req->data);
-    if (w->counted > 0) c->stream_->buffered.fetch_sub(w->counted);
     if (status < 0) {
       c->Close();
     } else if (w->close_after && c->unread_input_) {
       c->Linger();
     } else if (w->close_after) {
       c->Close();  // the request was read to its end: nothing of the client's can be left to cause a RST
-    } else if (!c->closing_ && !c->dispatched_ && !c->streaming_) {
+    } else if (c->hand_over_ && !c->closing_) {
+      if (uv_stream_get_write_queue_size(c->stream()) == 0) c->HandOver();
+    } else if (!c->closing_ && !c->dispatched_) {
       c->ParseBuffered();  // the backlog drained: go on with pipelined requests held back (WriteBacklogged)
       c->UpdateReading();
     }
     delete w;
   });
   if (r < 0) {
-    if (counted > 0) stream_->buffered.fetch_sub(counted);
     delete w;
     Close();
   }
@@ -520,9 +524,9 @@ void LoopHttpConnection::CheckTimeout(uint64_t now_ms) {
     if (now_ms > deadline_ms_) Close();
     return;
   }
-  // A request being answered is the handler's (a streamed body has its own per-read timeout); a streamed
-  // answer's writer keeps its connection alive (keep-alive comments).
-  if (dispatched_ || streaming_) return;
+  // A request being answered is the handler's (a streamed body has its own per-read timeout); a stream's
+  // hand-over waits only for the socket to take earlier answers (a client that reads nothing times out).
+  if (dispatched_) return;
   if (now_ms <= deadline_ms_) return;
   if (buffer_body_ && in_message_) {
     AbandonBufferedBody();
@@ -540,11 +544,7 @@ void LoopHttpConnection::AbandonBufferedBody() {
 }
 
 void LoopHttpConnection::OnStop() {
-  if (streaming_) {
-    OnStreamEnd();  // a complete end: an SSE client reconnects (to another replica) with its Last-Event-ID
-  } else if (!dispatched_ && !lingering_) {
-    Close();
-  }
+  if (!dispatched_ && !lingering_ && !hand_over_) Close();
 }
 
 void LoopHttpConnection::CutOffBody() {
@@ -557,7 +557,10 @@ void LoopHttpConnection::CutOffBody() {
 void LoopHttpConnection::Close() {
   if (closing_) return;
   closing_ = true;
-  if (stream_) stream_->closed.store(true);
+  if (hand_over_) {
+    RefuseStream(ctx_, hand_over_->id, hand_over_->state);
+    hand_over_.reset();
+  }
   if (pipe_ && !body_complete_) pipe_->Fail();
   if (reading_) {
     uv_read_stop(stream());

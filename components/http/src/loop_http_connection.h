@@ -27,6 +27,7 @@ struct LoopHttpContext {
   FastHttpHandler fast;
   WorkerPool* pool = nullptr;
   std::shared_ptr<HttpOutbox> outbox;
+  std::shared_ptr<HttpOutbox> stream_outbox;  // the server's HttpStreamLoop
   int64_t request_timeout_ms = 60000;
   int64_t keep_alive_ms = 30000;
   bool stopping = false;
@@ -61,15 +62,17 @@ class LoopHttpConnection {
   void Start();                          // accepted: start reading
   void OnResponse(std::string bytes);    // the handler answered the current request
   void OnResume();                       // the body pipe drained: read again
-  // A streamed answer (HttpExchange::StartStream): its head, its chunk-framed body pieces, its end. While
-  // streaming, no timeout applies and the connection only reads to notice the client closing.
-  void OnStreamHead(std::string bytes, std::shared_ptr<HttpStreamState> state);
-  void OnStreamData(std::string bytes);
-  void OnStreamEnd();
+  // A streamed answer (HttpExchange::StartStream): the socket goes to the stream loop (http_stream_loop.h)
+  // as stream `id`, with the head to write first, as soon as everything written here has reached the socket;
+  // this connection then closes its handle and is done.
+  void OnStreamHead(std::string head, std::shared_ptr<HttpStreamState> state, uint64_t id);
   void CheckTimeout(uint64_t now_ms);    // periodic: cut off slow or idle clients
   void OnStop();                         // the server stops: close unless a request is being answered
   void CutOffBody();                     // the stop's grace is over: a body still arriving ends in an error
   void Close();
+  // No hand-over after all (the client went away, the server is stopping, no descriptor): the stream loop
+  // drops what waits for the stream, and the writer sees the stream closed.
+  static void RefuseStream(LoopHttpContext& ctx, uint64_t id, const std::shared_ptr<HttpStreamState>& state);
 
  private:
   static http_parser_settings Settings();
@@ -90,9 +93,9 @@ class LoopHttpConnection {
   bool WriteBacklogged() const;
   static constexpr size_t kMaxQueuedWriteBytes = 256 * 1024;
   void Dispatch(std::shared_ptr<HttpBodyPipe> body, bool complete);
-  // counted: bytes of a stream's body, taken off its `buffered` once written.
-  void Write(std::string bytes, bool close_after, int64_t counted = 0);
+  void Write(std::string bytes, bool close_after);
   void RejectAndClose(int status, const std::string& error, const std::string& detail);
+  void HandOver();
   void UpdateReading();
   void Linger();
   // The client stopped (closed, or stalled past the timeout) in the middle of a body collected for the fast
@@ -116,7 +119,6 @@ class LoopHttpConnection {
   bool buffer_body_ = false;    // collecting the body here for the fast handler
   bool keep_alive_ = true;
   bool pipe_full_ = false;
-  bool streaming_ = false;  // the answer is a stream (stream_ is its shared state)
   bool header_too_large_ = false;
   bool last_was_value_ = false;
   size_t header_bytes_ = 0;
@@ -128,7 +130,12 @@ class LoopHttpConnection {
   std::string url_;
   std::string body_;  // buffer_body_
   std::shared_ptr<HttpBodyPipe> pipe_;  // streaming to a worker
-  std::shared_ptr<HttpStreamState> stream_;
+  struct PendingHandOver {
+    uint64_t id = 0;
+    std::string head;
+    std::shared_ptr<HttpStreamState> state;
+  };
+  std::unique_ptr<PendingHandOver> hand_over_;  // a stream's, waiting for earlier answers to reach the socket
 };
 
 }  // namespace streamfleet

@@ -4,11 +4,17 @@
 
 #include <cstdio>
 
+#include "http_stream_loop.h"
+
 namespace streamfleet {
 
-LoopHttpExchange::LoopHttpExchange(std::shared_ptr<HttpOutbox> outbox, uint64_t conn, HttpRequestHead head,
-                                   std::shared_ptr<HttpBodyPipe> body)
-    : outbox_(std::move(outbox)), conn_(conn), headers_(std::move(head.headers)), body_(std::move(body)) {
+LoopHttpExchange::LoopHttpExchange(std::shared_ptr<HttpOutbox> outbox, std::shared_ptr<HttpOutbox> stream_outbox,
+                                   uint64_t conn, HttpRequestHead head, std::shared_ptr<HttpBodyPipe> body)
+    : outbox_(std::move(outbox)),
+      stream_outbox_(std::move(stream_outbox)),
+      conn_(conn),
+      headers_(std::move(head.headers)),
+      body_(std::move(body)) {
   method_ = std::move(head.method);
   path_ = std::move(head.path);
   query_ = std::move(head.query);
@@ -27,8 +33,10 @@ void LoopHttpExchange::SendResponse(std::string bytes) {
 
 std::shared_ptr<HttpStream> LoopHttpExchange::OpenStream(std::string head) {
   auto state = std::make_shared<HttpStreamState>();
-  outbox_->Post({conn_, HttpOutMessage::Kind::kStreamHead, std::move(head), state});
-  return std::make_shared<LoopHttpStream>(outbox_, conn_, std::move(state));
+  const uint64_t id = HttpStreamLoop::NextId();
+  outbox_->Post({conn_, HttpOutMessage::Kind::kStreamHead, std::move(head), state, id});
+  // Writes go straight to the stream loop: they may get there before the socket does, and wait for it there.
+  return std::make_shared<LoopHttpStream>(stream_outbox_, id, std::move(state));
 }
 
 bool LoopHttpStream::Write(std::string bytes) {
@@ -40,13 +48,13 @@ bool LoopHttpStream::Write(std::string bytes) {
   framed.reserve(static_cast<size_t>(n) + bytes.size() + 2);
   framed.append(size, static_cast<size_t>(n)).append(bytes).append("\r\n");
   state_->buffered.fetch_add(static_cast<int64_t>(framed.size()));
-  outbox_->Post({conn_, HttpOutMessage::Kind::kStreamData, std::move(framed)});
+  outbox_->Post({id_, HttpOutMessage::Kind::kStreamData, std::move(framed), state_});
   return true;
 }
 
 void LoopHttpStream::End() {
   if (ended_.exchange(true)) return;
-  outbox_->Post({conn_, HttpOutMessage::Kind::kStreamEnd, {}});
+  outbox_->Post({id_, HttpOutMessage::Kind::kStreamEnd, {}, state_});
 }
 
 }  // namespace streamfleet

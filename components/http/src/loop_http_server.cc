@@ -8,7 +8,9 @@
 #include <unordered_map>
 
 #include "http_outbox.h"
+#include "http_stream_loop.h"
 #include "loop_http_connection.h"
+#include "streamfleet/base/shutdown.h"
 #include "worker_pool.h"
 
 namespace streamfleet {
@@ -20,6 +22,7 @@ struct LoopHttpServer::Impl {
   uv_timer_t timer;
   LoopHttpContext ctx;
   std::unique_ptr<WorkerPool> pool;
+  std::unique_ptr<HttpStreamLoop> streams;  // streamed answers, once their head is due
   std::unordered_map<uint64_t, std::unique_ptr<LoopHttpConnection>> conns;
   uint64_t next_id = 1;
   int port = 0;
@@ -84,15 +87,16 @@ void LoopHttpServer::Impl::OnWake(uv_async_t* a) {
     if (m.kind == Kind::kResponse || m.kind == Kind::kStreamHead) --self->ctx.inflight;
     auto it = self->conns.find(m.conn);
     if (it == self->conns.end()) {  // the client went away before its answer
-      if (m.stream) m.stream->closed.store(true);
+      if (m.kind == Kind::kStreamHead) LoopHttpConnection::RefuseStream(self->ctx, m.stream_id, m.stream);
       continue;
     }
     switch (m.kind) {
       case Kind::kResponse: it->second->OnResponse(std::move(m.bytes)); break;
       case Kind::kResume: it->second->OnResume(); break;
-      case Kind::kStreamHead: it->second->OnStreamHead(std::move(m.bytes), std::move(m.stream)); break;
-      case Kind::kStreamData: it->second->OnStreamData(std::move(m.bytes)); break;
-      case Kind::kStreamEnd: it->second->OnStreamEnd(); break;
+      case Kind::kStreamHead:
+        it->second->OnStreamHead(std::move(m.bytes), std::move(m.stream), m.stream_id);
+        break;
+      default: break;  // the stream loop's kinds are never posted here
     }
   }
   if (self->stop_requested.load() && !self->ctx.stopping) self->BeginStop();
@@ -162,6 +166,8 @@ StatusOr<std::unique_ptr<LoopHttpServer>> LoopHttpServer::Start(const std::strin
   uv_timer_start(&s->timer, &Impl::OnTimer, tick, tick);
 
   s->pool = std::make_unique<WorkerPool>(std::max(1, threads));
+  s->streams = std::make_unique<HttpStreamLoop>();
+  s->ctx.stream_outbox = s->streams->outbox();
   s->ctx.loop = &s->loop;
   s->ctx.handler = std::move(handler);
   s->ctx.fast = std::move(fast);
@@ -173,7 +179,10 @@ StatusOr<std::unique_ptr<LoopHttpServer>> LoopHttpServer::Start(const std::strin
     s->conns.erase(id);
     s->MaybeFinish();
   };
-  s->thread = std::thread([s] { uv_run(&s->loop, UV_RUN_DEFAULT); });
+  s->thread = std::thread([s] {
+    BlockSigpipeOnThisThread();  // a client that went away is a write error here, not the process's end
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+  });
   return std::unique_ptr<LoopHttpServer>(new LoopHttpServer(std::move(impl)));
 }
 
@@ -183,6 +192,7 @@ void LoopHttpServer::Stop(int64_t grace_ms) {
   impl_->stop_requested.store(true);
   uv_async_send(&impl_->wake);
   impl_->thread.join();  // the loop ends once every handed-out request is answered and every socket closed
+  impl_->streams->Stop();  // after: every stream handed over by then is ended
   impl_->pool->Stop();
   uv_loop_close(&impl_->loop);
 }

@@ -2,7 +2,9 @@
 // sockets: chunks written from another thread after the handler returned, the end of the body, a client
 // that goes away (the writer sees `closed`), a client that does not read (`buffered` grows, memory stays
 // bounded by what the writer allows), writes held by an HttpWriteBatch, and Stop ending every stream with a
-// complete last chunk.
+// complete last chunk. Streams run on a loop of their own (src/http_stream_loop.h): their events flow while the
+// requests' loop is busy, a stream whose client left before its head is closed for its writer, and an ended
+// stream whose client reads nothing is closed after HttpStreamLoop::kEndFlushMs.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../src/http_stream_loop.h"
 #include "streamfleet/http/loop_http_server.h"
 #include "support/raw_http.h"
 #include "support/wait.h"
@@ -56,6 +59,20 @@ std::shared_ptr<HttpStream> OpenStream(RawConnection& c, Streams& streams) {
   if (!c.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")) return nullptr;
   if (!WaitUntil([&] { return streams.size() > before; })) return nullptr;
   return streams.At(before);
+}
+
+// Writes 64 KiB pieces (for at most 10 s) until more than `bound` bytes are buffered: the client reads nothing.
+// Returns how many pieces went out.
+int WriteUntilBuffered(HttpStream& s, int64_t bound) {
+  const std::string piece(64 * 1024, 'x');
+  int written = 0;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline && s.buffered() <= bound) {
+    EXPECT_TRUE(s.Write(piece));
+    ++written;
+    std::this_thread::sleep_for(1ms);
+  }
+  return written;
 }
 
 TEST(LoopHttpStreamTest, ChunksWrittenLaterFromAnotherThreadReachTheClientThenTheEnd) {
@@ -142,17 +159,9 @@ TEST(LoopHttpStreamTest, AClientThatDoesNotReadShowsAsBufferedBytes) {
   RawConnection c(server->port());
   auto s = OpenStream(c, streams);
   ASSERT_NE(s, nullptr);
-  const std::string piece(64 * 1024, 'x');
   // A writer that stops at its bound (as the live hub does): the client reads nothing, so past the socket
   // buffers the bytes stay counted instead of vanishing into an unbounded queue.
-  int written = 0;
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (s->buffered() > 1024 * 1024) break;
-    ASSERT_TRUE(s->Write(piece));
-    ++written;
-    std::this_thread::sleep_for(1ms);
-  }
+  const int written = WriteUntilBuffered(*s, 1024 * 1024);
   EXPECT_GT(s->buffered(), 1024 * 1024) << "the bytes were not counted while the client did not read";
   std::this_thread::sleep_for(200ms);
   EXPECT_GT(s->buffered(), 0) << "no client read them; they cannot have been written";
@@ -183,6 +192,87 @@ TEST(LoopHttpStreamTest, StopEndsOpenStreamsWithTheLastChunk) {
   EXPECT_TRUE(streams.At(0)->closed());
   EXPECT_TRUE(streams.At(1)->closed());
   EXPECT_FALSE(streams.At(1)->Write("late"));
+}
+
+
+TEST(LoopHttpStreamTest, EventsFlowWhileTheRequestLoopIsBusy) {
+  Streams streams;
+  std::atomic<bool> slow_started{false};
+  auto server = LoopHttpServer::Start(
+                    "127.0.0.1:0", 2,
+                    [&](HttpExchange& ex) {
+                      auto s = ex.StartStream(200, "text/event-stream");
+                      ASSERT_NE(s, nullptr);
+                      streams.Add(std::move(s));
+                    },
+                    60000,
+                    [&](const std::shared_ptr<HttpExchange>& ex) {
+                      if (ex->path() != "/slow") return false;
+                      slow_started.store(true);
+                      std::this_thread::sleep_for(1500ms);  // on the requests' loop thread: it reads nothing meanwhile
+                      ex->Respond(200, "text/plain", "slow");
+                      return true;
+                    })
+                    .value();
+  RawConnection c(server->port());
+  auto s = OpenStream(c, streams);
+  ASSERT_NE(s, nullptr);
+  ASSERT_EQ(StatusOf(c.ReadUntilClosed(300)), 200);
+  RawConnection slow(server->port());
+  ASSERT_TRUE(slow.Send("POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"));
+  ASSERT_TRUE(WaitUntil([&] { return slow_started.load(); }));
+  ASSERT_TRUE(s->Write("data: meanwhile\n\n"));
+  EXPECT_EQ(c.ReadUntilClosed(700), "11\r\ndata: meanwhile\n\n\r\n")
+      << "the event waited for the requests' loop";
+  EXPECT_EQ(BodyOf(slow.ReadResponse(5000)), "slow");
+  server->Stop();
+}
+
+TEST(LoopHttpStreamTest, AStreamWhoseClientLeftBeforeItsHeadIsClosedForItsWriter) {
+  Streams streams;
+  std::atomic<bool> client_gone{false};
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
+                  while (!client_gone.load()) std::this_thread::sleep_for(5ms);
+                  std::this_thread::sleep_for(100ms);  // the server's loop has seen the close by now
+                  auto s = ex.StartStream(200, "text/event-stream");
+                  ASSERT_NE(s, nullptr);
+                  s->Write("data: early\n\n");  // before the hand-over was refused: dropped with it
+                  streams.Add(std::move(s));
+                }).value();
+  {
+    RawConnection c(server->port());
+    ASSERT_TRUE(c.Send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+    std::this_thread::sleep_for(50ms);
+  }
+  client_gone.store(true);
+  ASSERT_TRUE(WaitUntil([&] { return streams.size() == 1; }));
+  auto s = streams.At(0);
+  ASSERT_TRUE(WaitUntil([&] { return s->closed(); })) << "the writer was never told";
+  EXPECT_FALSE(s->Write("data: late\n\n"));
+  EXPECT_TRUE(WaitUntil([&] { return s->buffered() == 0; })) << "the dropped bytes stayed counted";
+  // The next client's stream works (its handler finds client_gone set and opens at once).
+  EXPECT_EQ(BodyOf(RawExchange(server->port(), "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")).rfind("d\r\ndata: early", 0), 0u);
+  server->Stop();
+}
+
+TEST(LoopHttpStreamTest, AnEndedStreamWhoseClientReadsNothingIsClosedAnyway) {
+  Streams streams;
+  auto server = StreamingServer(streams);
+  RawConnection c(server->port());
+  auto s = OpenStream(c, streams);
+  ASSERT_NE(s, nullptr);
+  // Fill the socket buffers and leave more queued on the server than they take.
+  WriteUntilBuffered(*s, 512 * 1024);
+  ASSERT_TRUE(WaitUntil([&] { return s->buffered() > 256 * 1024; }));
+  s->End();
+  std::this_thread::sleep_for(std::chrono::milliseconds(HttpStreamLoop::kEndFlushMs) + 1s);
+  EXPECT_EQ(s->buffered(), 0) << "what the socket never took is let go with it";
+  std::string raw = c.ReadUntilClosed(5000);
+  EXPECT_TRUE(c.WaitClosed(100)) << "the server did not close the socket";
+  EXPECT_EQ(raw.find("0\r\n\r\n"), std::string::npos) << "the last chunk cannot have come after what was dropped";
+  auto started = std::chrono::steady_clock::now();
+  server->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
 }
 
 }  // namespace

@@ -76,13 +76,6 @@ class SigpipeGuard {
 
 }  // namespace
 
-void BlockSigpipeOnThisThread() {
-  sigset_t pipe;
-  sigemptyset(&pipe);
-  sigaddset(&pipe, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
-}
-
 long long RedisValue::AsInt() const {
   if (type == Type::kInteger) return integer;
   if (type == Type::kString || type == Type::kStatus) {

@@ -5,15 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "streamfleet/base/shutdown.h"
 #include "streamfleet/redis/redis.h"
 
 namespace streamfleet {
 
-// Blocks SIGPIPE on the calling thread for good, for threads this component owns (the async client's loop,
-// the Sentinel watcher): a write to a socket the server closed is then an error, not a signal that kills a
-// process which does not ignore it (the CLI, the tests, an SDK's host). Threads it does not own get
-// SigpipeGuard around each call instead (redis.cc).
-void BlockSigpipeOnThisThread();
+// Threads this component owns (the async client's loop, the Sentinel watcher) block SIGPIPE for good
+// (BlockSigpipeOnThisThread, streamfleet/base/shutdown.h); threads it does not own get SigpipeGuard around
+// each call instead (redis.cc).
 
 // A deep copy: hiredis frees its reply when the (sync) call or the (async) callback returns.
 RedisValue OwnReply(const redisReply* r);
