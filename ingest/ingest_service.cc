@@ -185,11 +185,7 @@ bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
 }
 
 void IngestService::RecordRequest(const char* name, const HttpExchange& ex, Clk::time_point started) {
-  metrics_.requests.Add({{"route", name}, {"status", std::to_string(ex.status())}}).Increment();
-  metrics_.request_seconds
-      .Add({{"route", name}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                                      0.1, 0.25, 0.5, 1, 5})
-      .Observe(std::chrono::duration<double>(Clk::now() - started).count());
+  request_metrics_.Record(name, ex.status(), std::chrono::duration<double>(Clk::now() - started).count());
 }
 
 void IngestService::Handle(HttpExchange& ex) {

@@ -105,6 +105,7 @@ class IngestService {
 
   const Config& config_;
   IngestMetrics metrics_;
+  RequestMetrics request_metrics_{metrics_.requests, metrics_.request_seconds};
   DependencyHealth redis_health_;  // logs and counts outages; Ready() reads it
   DependencyHealth db_health_;     // only GET .../generations/{gen} reaches the database
   ChunkWriter writer_;

@@ -1,6 +1,25 @@
 #include "ingest/metrics.h"
 
+#include <string>
+
 namespace streamfleet::ingest {
+
+void RequestMetrics::Record(const char* route, int status, double seconds) {
+  Series series;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto [it, added] = series_.try_emplace({route, status}, Series{nullptr, nullptr});
+    if (added) {
+      it->second.requests = &requests_.Add({{"route", route}, {"status", std::to_string(status)}});
+      it->second.seconds = &seconds_.Add({{"route", route}}, prometheus::Histogram::BucketBoundaries{
+                                                                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                                 0.1, 0.25, 0.5, 1, 5});
+    }
+    series = it->second;
+  }
+  series.requests->Increment();
+  series.seconds->Observe(seconds);
+}
 
 IngestMetrics::IngestMetrics(prometheus::Registry& r)
     : requests(prometheus::BuildCounter()
