@@ -103,6 +103,17 @@ bool PeekOrgAndGen(const std::string& raw, int64_t* org, int64_t* gen) {
   return true;
 }
 
+// Whether a chunk entry's fields ([field, value, ...]) may be of a watched generation: false only when its
+// envelope (field "e") is missing or scans as another generation's.
+bool MayBeWatched(const std::vector<RedisValue>& kv, const std::set<GenerationKey>& watched) {
+  for (size_t k = 0; k + 1 < kv.size(); k += 2) {
+    if (kv[k].str != "e") continue;
+    int64_t org = 0, gen = 0;
+    return !PeekOrgAndGen(kv[k + 1].str, &org, &gen) || watched.count({org, gen}) > 0;
+  }
+  return false;
+}
+
 }  // namespace
 
 void ChunkTail::Decode(const StreamEntry& e, bool events, const std::set<GenerationKey>& watched, TailBatch& batch) {
@@ -160,15 +171,27 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
     if (!r.ok()) return false;
     replies = std::move(*r);
   }
+  // The replies ([[stream, [[id, [field, value, ...]], ...]], ...]) are walked in place, and only the entries
+  // that may be watched become StreamEntry copies: the tail sees every chunk of the fleet and keeps few, and
+  // copying each one first was most of its work.
   bool any = false;
   for (const RedisValue& reply : replies) {
-    if (reply.is_error()) continue;
-    for (const StreamEntry& e : ParseStreamReply(reply)) {
-      any = true;
-      for (size_t i = 0; i < streams_.size(); ++i) {
-        if (streams_[i] != e.stream) continue;
-        ids[i] = e.id;
-        Decode(e, i + 1 == streams_.size(), *watched, batch);
+    if (!reply.is_array()) continue;
+    for (const RedisValue& s : reply.elements) {
+      if (!s.is_array() || s.elements.size() < 2 || !s.elements[1].is_array()) continue;
+      size_t i = 0;
+      while (i < streams_.size() && streams_[i] != s.elements[0].str) ++i;
+      if (i == streams_.size()) continue;
+      const bool events = i + 1 == streams_.size();
+      for (const RedisValue& e : s.elements[1].elements) {
+        if (!e.is_array() || e.elements.size() < 2 || !e.elements[1].is_array()) continue;
+        any = true;
+        ids[i] = e.elements[0].str;
+        const auto& kv = e.elements[1].elements;
+        if (!events && !MayBeWatched(kv, *watched)) continue;
+        StreamEntry entry{streams_[i], e.elements[0].str, {}};
+        for (size_t k = 0; k + 1 < kv.size(); k += 2) entry.fields.emplace_back(kv[k].str, kv[k + 1].str);
+        Decode(entry, events, *watched, batch);
       }
     }
   }
