@@ -1,7 +1,5 @@
 #include "http_stream_loop.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -244,9 +242,6 @@ HttpStreamLoop::HttpStreamLoop() : impl_(std::make_unique<Impl>()) {
   s->outbox = std::make_shared<HttpOutbox>(&s->wake);
   s->thread = std::thread([s] {
     BlockSigpipeOnThisThread();  // a client that went away is a write error here, not the process's end
-    // Yields to the requests' loop when the cores are short: the writes that bring a chunk in come before
-    // the writes that show it to its readers (at worst these wait a little longer; nothing is lost).
-    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kNice);
     uv_run(&s->loop, UV_RUN_DEFAULT);
   });
 }
