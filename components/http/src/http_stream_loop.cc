@@ -14,8 +14,7 @@
 namespace streamfleet {
 namespace {
 
-constexpr uint64_t kTickMs = 250;
-constexpr int kNice = 5;  // the stream loop thread's, above the process's 0 (lower priority)  // how often ended streams past kEndFlushMs are looked for
+constexpr uint64_t kTickMs = 250;  // how often ended streams past kEndFlushMs are looked for
 constexpr const char kLastChunk[] = "0\r\n\r\n";
 
 struct StreamWrite {
@@ -68,8 +67,10 @@ struct HttpStreamLoop::Impl {
   // Written before their socket came (kAdopt), in order.
   std::unordered_map<uint64_t, std::vector<HttpOutMessage>> waiting;
   std::vector<char> read_buffer = std::vector<char>(16 * 1024);  // what clients send is dropped
-  std::atomic<bool> stop_requested{false};
-  bool stopping = false;
+  std::atomic<bool> drain_requested{false};   // BeginStop: end every stream, and each one handed over later
+  std::atomic<bool> finish_requested{false};  // Stop: nothing more can be handed over; close once all ended
+  bool draining = false;
+  bool finishing = false;
   bool finished = false;
   std::thread thread;
 
@@ -154,15 +155,17 @@ void StreamSocket::Close() {
 
 void HttpStreamLoop::Impl::OnWake(uv_async_t* a) {
   auto* self = static_cast<Impl*>(a->data);
+  // Read before taking the queue: Stop sets finish_requested once the server's loop has ended, so a queue
+  // taken after seeing it holds every kAdopt there will ever be.
+  const bool finish = self->finish_requested.load();
+  const bool drain = finish || self->drain_requested.load();
   for (auto& m : self->outbox->Take()) self->Handle(std::move(m));
-  if (self->stop_requested.load() && !self->stopping) {
-    self->stopping = true;
+  if (drain && !self->draining) {
+    self->draining = true;
+    // A complete end: an SSE client reconnects (to another replica) with its Last-Event-ID.
     for (auto& [id, s] : self->sockets) s->End();  // End only writes: the map is not changed here
-    for (auto& [id, ms] : self->waiting) {
-      for (const auto& m : ms) Uncount(m);
-    }
-    self->waiting.clear();
   }
+  if (finish) self->finishing = true;
   self->MaybeFinish();
 }
 
@@ -185,7 +188,7 @@ void HttpStreamLoop::Impl::Handle(HttpOutMessage m) {
   if (it == sockets.end()) {
     // Not handed over yet: keep it for the socket -- unless the stream is over (its socket closed, or it
     // will never come), which is also how writes after the end are let go.
-    if (m.stream && !m.stream->closed.load() && !stopping) {
+    if (m.stream && !m.stream->closed.load() && !finishing) {
       waiting[m.conn].push_back(std::move(m));
     } else {
       Uncount(m);
@@ -206,8 +209,7 @@ void HttpStreamLoop::Impl::Adopt(HttpOutMessage m) {
     before = std::move(w->second);
     waiting.erase(w);
   }
-  if (m.fd < 0 || stopping) {
-    if (m.fd >= 0) ::close(m.fd);  // not reachable: Stop runs after the server's loop stopped handing over
+  if (m.fd < 0) {
     if (m.stream) m.stream->closed.store(true);
     for (const auto& b : before) Uncount(b);
     return;
@@ -221,11 +223,16 @@ void HttpStreamLoop::Impl::Adopt(HttpOutMessage m) {
   }
   s->Write(std::move(m.bytes), 0, false);  // the head
   for (auto& b : before) Handle(std::move(b));
+  if (draining) s->End();  // handed over while the server stops: what was written, then the end
 }
 
 void HttpStreamLoop::Impl::MaybeFinish() {
-  if (!stopping || finished || !sockets.empty()) return;
+  if (!finishing || finished || !sockets.empty()) return;
   finished = true;
+  for (auto& [id, ms] : waiting) {  // writes to streams whose socket never came: every kAdopt was handled
+    for (const auto& m : ms) Uncount(m);
+  }
+  waiting.clear();
   outbox->Close();  // later writes are dropped
   uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
@@ -255,9 +262,14 @@ uint64_t HttpStreamLoop::NextId() {
   return next.fetch_add(1);
 }
 
+void HttpStreamLoop::BeginStop() {
+  if (impl_->drain_requested.exchange(true)) return;
+  uv_async_send(&impl_->wake);  // the wake handle lives until finish_requested was seen
+}
+
 void HttpStreamLoop::Stop() {
   if (!impl_->thread.joinable()) return;
-  impl_->stop_requested.store(true);
+  impl_->finish_requested.store(true);
   uv_async_send(&impl_->wake);
   impl_->thread.join();
   uv_loop_close(&impl_->loop);

@@ -33,8 +33,11 @@ class HttpStreamLoop {
   // An ended stream whose last bytes the client has not taken within this long is closed anyway: a client
   // that stopped reading must not keep a socket (or Stop) waiting.
   static constexpr uint64_t kEndFlushMs = 5000;
-  // Ends every stream with its last chunk, waits until their sockets are closed (at most kEndFlushMs and a
-  // tick), and joins the thread. Call once the server's own loop has stopped, so nothing can be handed over
+  // The server begins to stop (any thread): every stream ends now with its last chunk, and so does each one
+  // handed over from now on, right after its head and what was written to it. Idempotent.
+  void BeginStop();
+  // Ends what is still open, waits until every socket is closed (at most kEndFlushMs and a tick after its
+  // end), and joins the thread. Call once the server's own loop has stopped, so nothing can be handed over
   // any more. Idempotent.
   void Stop();
 

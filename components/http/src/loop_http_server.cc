@@ -117,6 +117,7 @@ void LoopHttpServer::Impl::BeginStop() {
   stop_deadline_ms = uv_now(&loop) + static_cast<uint64_t>(std::max<int64_t>(0, stop_grace_ms.load()));
   uv_close(reinterpret_cast<uv_handle_t*>(&listener), nullptr);
   for (auto& [id, c] : conns) c->OnStop();  // closes asynchronously: the map is not changed here
+  streams->BeginStop();  // streams end now, not once the requests still being answered are
 }
 
 void LoopHttpServer::Impl::MaybeFinish() {

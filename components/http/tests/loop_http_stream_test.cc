@@ -195,6 +195,35 @@ TEST(LoopHttpStreamTest, StopEndsOpenStreamsWithTheLastChunk) {
 }
 
 
+TEST(LoopHttpStreamTest, StopEndsStreamsAtOnceWhileARequestIsStillBeingAnswered) {
+  Streams streams;
+  std::atomic<bool> slow_started{false};
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
+                  if (ex.path() == "/slow") {
+                    slow_started.store(true);
+                    std::this_thread::sleep_for(2s);  // Stop waits for this answer
+                    ex.Respond(200, "text/plain", "slow");
+                    return;
+                  }
+                  auto s = ex.StartStream(200, "text/event-stream");
+                  ASSERT_NE(s, nullptr);
+                  streams.Add(std::move(s));
+                }).value();
+  RawConnection c(server->port());
+  auto s = OpenStream(c, streams);
+  ASSERT_NE(s, nullptr);
+  ASSERT_EQ(StatusOf(c.ReadUntilClosed(300)), 200);
+  RawConnection slow(server->port());
+  ASSERT_TRUE(slow.Send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(WaitUntil([&] { return slow_started.load(); }));
+  std::thread stopper([&] { server->Stop(); });
+  // The stream's client is told at once, so it reconnects elsewhere instead of waiting out the grace.
+  EXPECT_EQ(c.ReadUntilClosed(1000), "0\r\n\r\n");
+  EXPECT_TRUE(s->closed());
+  EXPECT_EQ(BodyOf(slow.ReadResponse(5000)), "slow");
+  stopper.join();
+}
+
 TEST(LoopHttpStreamTest, EventsFlowWhileTheRequestLoopIsBusy) {
   Streams streams;
   std::atomic<bool> slow_started{false};

@@ -184,9 +184,10 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
       if (i == streams_.size()) continue;
       const bool events = i + 1 == streams_.size();
       for (const RedisValue& e : s.elements[1].elements) {
-        if (!e.is_array() || e.elements.size() < 2 || !e.elements[1].is_array()) continue;
+        if (!e.is_array() || e.elements.empty()) continue;
         any = true;
-        ids[i] = e.elements[0].str;
+        ids[i] = e.elements[0].str;  // every entry moves the read on, also one without fields
+        if (e.elements.size() < 2 || !e.elements[1].is_array()) continue;
         const auto& kv = e.elements[1].elements;
         if (!events && !MayBeWatched(kv, *watched)) continue;
         StreamEntry entry{streams_[i], e.elements[0].str, {}};
