@@ -188,11 +188,8 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
         any = true;
         ids[i] = e.elements[0].str;  // every entry moves the read on, also one without fields
         if (e.elements.size() < 2 || !e.elements[1].is_array()) continue;
-        const auto& kv = e.elements[1].elements;
-        if (!events && !MayBeWatched(kv, *watched)) continue;
-        StreamEntry entry{streams_[i], e.elements[0].str, {}};
-        for (size_t k = 0; k + 1 < kv.size(); k += 2) entry.fields.emplace_back(kv[k].str, kv[k + 1].str);
-        Decode(entry, events, *watched, batch);
+        if (!events && !MayBeWatched(e.elements[1].elements, *watched)) continue;
+        Decode(ParseEntry(streams_[i], e), events, *watched, batch);
       }
     }
   }

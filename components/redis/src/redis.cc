@@ -489,19 +489,24 @@ const std::string* StreamEntry::Field(const std::string& name) const {
   return nullptr;
 }
 
+StreamEntry ParseEntry(const std::string& stream, const RedisValue& entry) {
+  StreamEntry se;
+  se.stream = stream;
+  if (!entry.is_array() || entry.elements.empty()) return se;
+  se.id = entry.elements[0].str;
+  // Entries deleted or trimmed while pending come back as [id, nil]: keep the id, no fields.
+  if (entry.elements.size() > 1 && entry.elements[1].is_array()) {
+    const auto& f = entry.elements[1].elements;
+    for (size_t i = 0; i + 1 < f.size(); i += 2) se.fields.emplace_back(f[i].str, f[i + 1].str);
+  }
+  return se;
+}
+
 std::vector<StreamEntry> ParseEntries(const std::string& stream, const RedisValue& entries) {
   std::vector<StreamEntry> out;
   for (const auto& e : entries.elements) {
-    // Entries deleted or trimmed while pending come back as [id, nil]: keep the id, no fields.
     if (!e.is_array() || e.elements.empty()) continue;
-    StreamEntry se;
-    se.stream = stream;
-    se.id = e.elements[0].str;
-    if (e.elements.size() > 1 && e.elements[1].is_array()) {
-      const auto& f = e.elements[1].elements;
-      for (size_t i = 0; i + 1 < f.size(); i += 2) se.fields.emplace_back(f[i].str, f[i + 1].str);
-    }
-    out.push_back(std::move(se));
+    out.push_back(ParseEntry(stream, e));
   }
   return out;
 }

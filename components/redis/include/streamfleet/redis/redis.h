@@ -242,6 +242,8 @@ struct StreamEntry {
 std::vector<StreamEntry> ParseStreamReply(const RedisValue& reply);
 // Parses an array of [id, [f, v, ...]] entries (XRANGE, XAUTOCLAIM's second element).
 std::vector<StreamEntry> ParseEntries(const std::string& stream, const RedisValue& entries);
+// Parses one [id, [f, v, ...]] entry (an empty id when it is not one).
+StreamEntry ParseEntry(const std::string& stream, const RedisValue& entry);
 // Parses a flat [k, v, k, v] array (HGETALL, XINFO) into pairs with string values.
 std::vector<std::pair<std::string, RedisValue>> ParsePairs(const RedisValue& v);
 
