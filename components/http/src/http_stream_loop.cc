@@ -172,10 +172,8 @@ void HttpStreamLoop::Impl::OnWake(uv_async_t* a) {
 void HttpStreamLoop::Impl::OnTick(uv_timer_t* t) {
   auto* self = static_cast<Impl*>(t->data);
   uint64_t now = uv_now(&self->loop);
-  std::vector<StreamSocket*> all;  // Close may erase from the map (synchronously never; but stay safe)
-  all.reserve(self->sockets.size());
-  for (auto& [id, s] : self->sockets) all.push_back(s.get());
-  for (StreamSocket* s : all) s->CheckFlushed(now);
+  // Close only asks libuv to close: the socket leaves the map in its close callback, not during this loop.
+  for (auto& [id, s] : self->sockets) s->CheckFlushed(now);
 }
 
 void HttpStreamLoop::Impl::Handle(HttpOutMessage m) {
