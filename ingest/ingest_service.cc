@@ -106,9 +106,19 @@ Status IngestService::Start() {
                 "set per-organization tokens in production)",
                 config_.ingest_listen);
   }
+  // The fast path's Redis connection lives on the HTTP loop: a request, its script call and its answer stay on
+  // one thread, where a connection on a loop of its own cost two thread hand-offs per request. Plain TCP only:
+  // over TLS or behind Sentinel a connect blocks its loop (the handshake, asking the sentinels), which must
+  // not stall every HTTP connection during a Redis outage; those keep the fast path on async_redis_.
+  LoopGuest guest;
+  if (async_redis_ != nullptr && !config_.redis.tls.enabled && config_.redis.sentinel.nodes.empty()) {
+    guest.on_start = [this](uv_loop_s* loop) { fast_redis_ = AsyncRedis::OnLoop(config_.redis, loop); };
+    guest.on_finish = [this] { fast_redis_->Close(); };
+  }
   auto http = LoopHttpServer::Start(
       config_.ingest_listen, config_.ingest_threads, [this](HttpExchange& ex) { Handle(ex); },
-      config_.ingest_request_timeout_ms, [this](const std::shared_ptr<HttpExchange>& ex) { return HandleFast(ex); });
+      config_.ingest_request_timeout_ms, [this](const std::shared_ptr<HttpExchange>& ex) { return HandleFast(ex); },
+      std::move(guest));
   if (!http.ok()) return http.status();
   http_ = std::move(*http);
   sampler_ = std::thread([this] {
@@ -124,6 +134,7 @@ void IngestService::Stop() {
   stopping_.store(true);
   live_.Stop();  // live streams end first (their clients reconnect elsewhere): they never finish by themselves
   if (http_) http_->Stop();  // in-flight requests finish first
+  fast_redis_.reset();       // closed on the loop, which has ended
   if (sampler_.joinable()) sampler_.join();
 }
 
@@ -214,12 +225,13 @@ void IngestService::Handle(HttpExchange& ex) {
 }
 
 bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
-  // Only a single JSON chunk on the shared AsyncRedis; everything else (streamed bodies, other routes, the
-  // cluster's blocking pooled clients) goes to Handle on a worker thread.
-  if (async_redis_ == nullptr || exchange->method() != "POST") return false;
+  // Only a single JSON chunk and tasks, on an AsyncRedis; everything else (streamed bodies, other
+  // routes, the cluster's blocking pooled clients) goes to Handle on a worker thread.
+  AsyncRedis* fast = fast_redis_ != nullptr ? fast_redis_.get() : async_redis_;
+  if (fast == nullptr || exchange->method() != "POST") return false;
   if (TaskApi::Owns(exchange->path())) {
     auto started = Clk::now();
-    return tasks_.HandleFast(exchange, *async_redis_,
+    return tasks_.HandleFast(exchange, *fast,
                              [this, exchange, started] { RecordRequest("tasks", *exchange, started); });
   }
   Route route = MatchRoute(exchange->path());
@@ -238,8 +250,9 @@ bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
   auto batch = std::make_shared<std::vector<PendingChunk>>();
   batch->push_back(std::move(*chunk));
   ChunkWriter::AppendCall call = writer_.PrepareAppend(ctx.gen, *batch, "ingest-json");
-  // The callback runs on the Redis loop thread; its answer reaches the HTTP loop through the server's outbox.
-  async_redis_->SendEval(scripts::IngestAppend(), call.keys, call.args,
+  // The callback runs on this (the HTTP loop's) thread, or on async_redis_'s; the answer goes through the
+  // server's outbox either way.
+  fast->SendEval(scripts::IngestAppend(), call.keys, call.args,
                          [this, exchange, batch, started, gen = ctx.gen](StatusOr<RedisValue> reply) {
                            metrics_.redis_write_seconds.Observe(
                                std::chrono::duration<double>(Clk::now() - started).count());

@@ -50,8 +50,9 @@ class IngestService {
 
   // One HTTP exchange on a worker thread (public for the server callback).
   void Handle(HttpExchange& ex);
-  // On the HTTP loop thread, a request whose body is complete: takes single JSON chunks (answered from the
-  // AsyncRedis callback), declines everything else (false: the server runs Handle on a worker thread).
+  // On the HTTP loop thread, a request whose body is complete: takes single JSON chunks and tasks (sent on
+  // fast_redis_ and answered from its callback on the same thread; over TLS or Sentinel on async_redis_), declines everything else (false: the
+  // server runs Handle on a worker thread).
   bool HandleFast(const std::shared_ptr<HttpExchange>& ex);
 
  private:
@@ -110,7 +111,10 @@ class IngestService {
   DependencyHealth db_health_;     // only GET .../generations/{gen} reaches the database
   ChunkWriter writer_;
   std::unique_ptr<RedisCommands> redis_;  // AsyncRedis, or a PooledRedisCommands on a cluster or over TLS
-  AsyncRedis* async_redis_;               // redis_ when it is an AsyncRedis (HandleFast), else nullptr
+  AsyncRedis* async_redis_;               // redis_ when it is an AsyncRedis, else nullptr
+  // HandleFast's connection, hosted on the HTTP loop (plain TCP only; else HandleFast uses async_redis_):
+  // created and closed on that loop's thread (LoopGuest), freed once the server has stopped.
+  std::unique_ptr<AsyncRedis> fast_redis_;
   std::unique_ptr<RedisClient> sampler_redis_;  // only the sampler thread uses it
   SqlStore* store_;
   Cache cache_;

@@ -30,6 +30,7 @@ struct LoopHttpServer::Impl {
   std::atomic<int64_t> stop_grace_ms{LoopHttpServer::kStopGraceMs};
   uint64_t stop_deadline_ms = 0;  // loop time after which bodies still arriving are cut off
   bool finishing = false;
+  LoopGuest guest;
   std::thread thread;
 
   static void OnConnection(uv_stream_t* server, int status);
@@ -123,6 +124,7 @@ void LoopHttpServer::Impl::BeginStop() {
 void LoopHttpServer::Impl::MaybeFinish() {
   if (!ctx.stopping || finishing || !conns.empty() || ctx.inflight > 0) return;
   finishing = true;
+  if (guest.on_finish) guest.on_finish();  // its handles must close too, or uv_run never returns
   ctx.outbox->Close();  // late answers (none are expected) are dropped instead of touching a closed handle
   uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
@@ -136,7 +138,7 @@ int LoopHttpServer::port() const { return impl_->port; }
 
 StatusOr<std::unique_ptr<LoopHttpServer>> LoopHttpServer::Start(const std::string& listen, int threads,
                                                                  HttpHandler handler, int64_t request_timeout_ms,
-                                                                 FastHttpHandler fast) {
+                                                                 FastHttpHandler fast, LoopGuest guest) {
   sockaddr_storage addr{};
   Status parsed = ParseListen(listen, &addr);
   if (!parsed.ok()) return parsed;
@@ -180,8 +182,10 @@ StatusOr<std::unique_ptr<LoopHttpServer>> LoopHttpServer::Start(const std::strin
     s->conns.erase(id);
     s->MaybeFinish();
   };
+  s->guest = std::move(guest);
   s->thread = std::thread([s] {
     BlockSigpipeOnThisThread();  // a client that went away is a write error here, not the process's end
+    if (s->guest.on_start) s->guest.on_start(&s->loop);
     uv_run(&s->loop, UV_RUN_DEFAULT);
   });
   return std::unique_ptr<LoopHttpServer>(new LoopHttpServer(std::move(impl)));

@@ -4,6 +4,7 @@
 #include "streamfleet/http/loop_http_server.h"
 
 #include <gtest/gtest.h>
+#include <uv.h>
 
 #include <atomic>
 #include <chrono>
@@ -315,6 +316,37 @@ TEST(LoopHttpServerTest, StopWaitsForAnswersInFlight) {
   std::string answer = c.ReadResponse(10000);
   stopper.join();
   EXPECT_EQ(BodyOf(answer), "late");
+}
+
+// A guest shares the loop thread (ingest hosts its fast path's Redis connection there): it starts there
+// before the first request, the fast handler reaches it on the same thread, and the server ends only once
+// on_finish has closed its handle (a repeating timer here, which would keep the loop alive for good).
+TEST(LoopHttpServerTest, AGuestLivesOnTheLoopThreadAndIsClosedWhenTheServerFinishes) {
+  uv_timer_t guest_timer;
+  std::thread::id guest_thread;
+  std::atomic<bool> finished{false};
+  LoopGuest guest;
+  guest.on_start = [&](uv_loop_s* loop) {
+    guest_thread = std::this_thread::get_id();
+    uv_timer_init(loop, &guest_timer);
+    uv_timer_start(&guest_timer, [](uv_timer_t*) {}, 10, 10);
+  };
+  guest.on_finish = [&] {
+    finished = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&guest_timer), nullptr);
+  };
+  auto fast = [&](const std::shared_ptr<HttpExchange>& ex) {
+    ex->Respond(200, "text/plain", std::this_thread::get_id() == guest_thread ? "same" : "other");
+    return true;
+  };
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 1, EchoPath, 5000, fast, std::move(guest)).value();
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send(Post("/x", "{}")));
+  EXPECT_EQ(BodyOf(c.ReadResponse(5000)), "same");
+  EXPECT_FALSE(finished.load());
+  auto stopped = std::async(std::launch::async, [&] { server->Stop(); });
+  ASSERT_EQ(stopped.wait_for(10s), std::future_status::ready) << "Stop hung: the guest's handle kept the loop alive";
+  EXPECT_TRUE(finished.load());
 }
 
 }  // namespace

@@ -22,9 +22,10 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr int kTickMs = 25;
 
 struct AsyncRedis::Loop {
-  uv_loop_t loop;
-  uv_async_t wake;  // another thread queued commands (or asked us to stop)
-  uv_timer_t tick;  // deadline checks
+  uv_loop_t own;     // the threaded form's loop
+  uv_loop_t* loop;   // &own, or the host's
+  uv_async_t wake;   // commands were queued (by another thread, or from inside a callback), or stop
+  uv_timer_t tick;   // deadline checks
 };
 
 struct AsyncRedis::InFlight {
@@ -48,59 +49,99 @@ struct AsyncRedis::DirectOwner final : UvRespConnection::Owner {
   AsyncRedis* self;
 };
 
-AsyncRedis::AsyncRedis(RedisConfig config)
-    : config_(std::move(config)), loop_(std::make_unique<Loop>()), direct_owner_(std::make_unique<DirectOwner>(this)) {
-  uv_loop_init(&loop_->loop);
-  uv_async_init(&loop_->loop, &loop_->wake, [](uv_async_t* h) { static_cast<AsyncRedis*>(h->data)->OnWake(); });
+AsyncRedis::AsyncRedis(RedisConfig config) : AsyncRedis(std::move(config), nullptr) {}
+
+std::unique_ptr<AsyncRedis> AsyncRedis::OnLoop(RedisConfig config, uv_loop_s* loop) {
+  return std::unique_ptr<AsyncRedis>(new AsyncRedis(std::move(config), loop));
+}
+
+AsyncRedis::AsyncRedis(RedisConfig config, uv_loop_s* hosted_on)
+    : config_(std::move(config)),
+      loop_(std::make_unique<Loop>()),
+      hosted_(hosted_on != nullptr),
+      direct_owner_(std::make_unique<DirectOwner>(this)) {
+  if (hosted_) {
+    loop_->loop = hosted_on;
+  } else {
+    loop_->loop = &loop_->own;
+    uv_loop_init(loop_->loop);
+  }
+  uv_async_init(loop_->loop, &loop_->wake, [](uv_async_t* h) { static_cast<AsyncRedis*>(h->data)->OnWake(); });
   loop_->wake.data = this;
-  uv_timer_init(&loop_->loop, &loop_->tick);
+  uv_timer_init(loop_->loop, &loop_->tick);
   loop_->tick.data = this;
   uv_timer_start(
       &loop_->tick, [](uv_timer_t* h) { static_cast<AsyncRedis*>(h->data)->OnTick(); }, kTickMs, kTickMs);
-  thread_ = std::thread([this] { RunLoop(); });
+  if (hosted_) {
+    loop_thread_ = std::this_thread::get_id();
+  } else {
+    thread_ = std::thread([this] { RunLoop(); });
+    loop_thread_ = thread_.get_id();
+  }
 }
 
 AsyncRedis::~AsyncRedis() {
+  if (hosted_) return;  // Close() ran on the host's loop thread, which has closed the handles since
   {
     std::lock_guard<std::mutex> l(mu_);
     stopping_ = true;
     uv_async_send(&loop_->wake);
   }
   thread_.join();
-  uv_loop_close(&loop_->loop);
+  uv_loop_close(loop_->loop);
+}
+
+void AsyncRedis::Close() {
+  if (!hosted_ || closed_) return;
+  std::vector<Request> batch;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+    batch.swap(queue_);
+  }
+  for (auto& r : batch) Answer(r.cb, Status::Unavailable("redis client stopped"));
+  Shutdown();
 }
 
 void AsyncRedis::RunLoop() {
   BlockSigpipeOnThisThread();  // OpenSSL writes with write(2), without MSG_NOSIGNAL
-  uv_run(&loop_->loop, UV_RUN_DEFAULT);
+  uv_run(loop_->loop, UV_RUN_DEFAULT);
 }
 
-void AsyncRedis::Send(std::vector<std::string> argv, Callback cb, int extra_timeout_ms) {
+void AsyncRedis::Answer(const Callback& cb, StatusOr<RedisValue> v) {
+  ++answering_;
+  cb(std::move(v));
+  --answering_;
+}
+
+void AsyncRedis::Submit(Request req) {
+  if (answering_ == 0 && !closed_ && std::this_thread::get_id() == loop_thread_) {
+    // answering_ and closed_ are loop-thread state: read only once we know this is the loop thread.
+    Dispatch(std::move(req));
+    return;
+  }
   std::unique_lock<std::mutex> l(mu_);
   if (stopping_) {
     l.unlock();
-    cb(Status::Unavailable("redis client stopped"));
+    req.cb(Status::Unavailable("redis client stopped"));
     return;
   }
-  queue_.push_back(Request{std::move(argv), std::string(), std::move(cb), extra_timeout_ms, false});
+  queue_.push_back(std::move(req));
   // Under the lock: the destructor cannot close the handle between our check and this call.
   uv_async_send(&loop_->wake);
 }
 
+void AsyncRedis::Send(std::vector<std::string> argv, Callback cb, int extra_timeout_ms) {
+  Submit(Request{std::move(argv), std::string(), std::move(cb), extra_timeout_ms, false});
+}
+
 void AsyncRedis::SendEval(const LuaScript& script, const std::vector<std::string>& keys,
                           const std::vector<std::string>& args, Callback cb) {
-  std::unique_lock<std::mutex> l(mu_);
-  if (stopping_) {
-    l.unlock();
-    cb(Status::Unavailable("redis client stopped"));
-    return;
-  }
-  queue_.push_back(Request{RedisClient::EvalArgv(script, keys, args), script.source(), std::move(cb), 0, false});
-  uv_async_send(&loop_->wake);
+  Submit(Request{RedisClient::EvalArgv(script, keys, args), script.source(), std::move(cb), 0, false});
 }
 
 StatusOr<RedisValue> AsyncRedis::Command(const std::vector<std::string>& argv, int extra_timeout_ms) {
-  if (std::this_thread::get_id() == thread_.get_id()) {
+  if (std::this_thread::get_id() == loop_thread_) {
     return Status::FailedPrecondition("blocking AsyncRedis::Command called on its own loop thread");
   }
   std::promise<StatusOr<RedisValue>> done;
@@ -112,7 +153,7 @@ StatusOr<RedisValue> AsyncRedis::Command(const std::vector<std::string>& argv, i
 
 StatusOr<RedisValue> AsyncRedis::Eval(const LuaScript& script, const std::vector<std::string>& keys,
                                       const std::vector<std::string>& args) {
-  if (std::this_thread::get_id() == thread_.get_id()) {
+  if (std::this_thread::get_id() == loop_thread_) {
     return Status::FailedPrecondition("blocking AsyncRedis::Eval called on its own loop thread");
   }
   std::promise<StatusOr<RedisValue>> done;
@@ -123,7 +164,7 @@ StatusOr<RedisValue> AsyncRedis::Eval(const LuaScript& script, const std::vector
 
 StatusOr<std::vector<RedisValue>> AsyncRedis::Pipeline(const std::vector<std::vector<std::string>>& commands,
                                                        int extra_timeout_ms) {
-  if (std::this_thread::get_id() == thread_.get_id()) {
+  if (std::this_thread::get_id() == loop_thread_) {
     return Status::FailedPrecondition("blocking AsyncRedis::Pipeline called on its own loop thread");
   }
   std::vector<RedisValue> out(commands.size());
@@ -165,7 +206,8 @@ void AsyncRedis::OnWake() {
     stop = stopping_;
   }
   if (stop) {
-    for (auto& r : batch) r.cb(Status::Unavailable("redis client stopped"));
+    if (closed_) return;  // Close() has answered everything already
+    for (auto& r : batch) Answer(r.cb, Status::Unavailable("redis client stopped"));
     Shutdown();
     return;
   }
@@ -173,6 +215,7 @@ void AsyncRedis::OnWake() {
 }
 
 void AsyncRedis::Shutdown() {
+  closed_ = true;
   DropConnection(Status::Unavailable("redis client stopped"));
   uv_timer_stop(&loop_->tick);
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->wake), nullptr);
@@ -182,19 +225,19 @@ void AsyncRedis::Shutdown() {
 void AsyncRedis::Dispatch(Request req) {
   if (config_.cluster) {
     // One async connection cannot follow a cluster's slots; refuse loudly rather than talk to one node.
-    req.cb(Status::FailedPrecondition(
+    Answer(req.cb, Status::FailedPrecondition(
         "AsyncRedis does not support Redis Cluster (REDIS_CLUSTER=true): use PooledRedisCommands "
         "(pooled_redis_commands.h) over cluster-mode RedisClients"));
     return;
   }
   if (!HasConnection()) {
     if (SteadyClock::now() < next_attempt_) {
-      req.cb(Status::Unavailable("redis unavailable (reconnect backing off): " + last_error_.message()));
+      Answer(req.cb, Status::Unavailable("redis unavailable (reconnect backing off): " + last_error_.message()));
       return;
     }
     Connect();
     if (!HasConnection()) {
-      req.cb(last_error_);
+      Answer(req.cb, last_error_);
       return;
     }
   }
@@ -215,7 +258,7 @@ void AsyncRedis::Issue(Request req) {
     // The context is already disconnecting: hiredis did not take the command, so we answer it.
     deadlines_.pop_back();
     std::unique_ptr<InFlight> owned(f);
-    owned->req.cb(Status::Unavailable("redis connection closing"));
+    Answer(owned->req.cb, Status::Unavailable("redis connection closing"));
   }
 }
 
@@ -234,7 +277,7 @@ void AsyncRedis::Connect() {
     return;
   }
   ac->data = this;
-  if (uvredis::Attach(&loop_->loop, ac) != REDIS_OK) {
+  if (uvredis::Attach(loop_->loop, ac) != REDIS_OK) {
     last_error_ = Status::Internal("redis connect " + where + ": cannot attach the socket to the event loop");
     redisAsyncFree(ac);
     ConnectFailed();
@@ -263,7 +306,7 @@ void AsyncRedis::ConnectHandedOver() {
     ConnectFailed();
     return;
   }
-  auto* conn = new UvRespConnection(&loop_->loop, std::move(*socket), direct_owner_.get());
+  auto* conn = new UvRespConnection(loop_->loop, std::move(*socket), direct_owner_.get());
   if (!conn->Start()) {  // it freed itself
     last_error_ = Status::Internal("redis: cannot attach the socket to the event loop");
     ConnectFailed();
@@ -365,9 +408,9 @@ void AsyncRedis::Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const s
   if (!deadlines_.empty()) deadlines_.pop_front();
   if (reply == nullptr) {
     if (fail_reason_) {
-      f->req.cb(*fail_reason_);
+      Answer(f->req.cb, *fail_reason_);
     } else {
-      f->req.cb(Status::Unavailable("redis connection lost: " + (lost.empty() ? std::string("closed") : lost)));
+      Answer(f->req.cb, Status::Unavailable("redis connection lost: " + (lost.empty() ? std::string("closed") : lost)));
     }
     return;
   }
@@ -386,9 +429,9 @@ void AsyncRedis::Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const s
   const bool demoted = v.is_error() && current && direct_ != nullptr && !config_.sentinel.nodes.empty() &&
                        v.str.rfind("READONLY", 0) == 0;
   if (v.is_error() && !f->req.raw_errors) {
-    f->req.cb(TranslateRedisError(v.str));
+    Answer(f->req.cb, TranslateRedisError(v.str));
   } else {
-    f->req.cb(std::move(v));
+    Answer(f->req.cb, std::move(v));
   }
   if (demoted && direct_ != nullptr) {
     SF_LOG_WARN("redis master answered READONLY (demoted by a failover); asking the sentinels again");

@@ -22,12 +22,23 @@
 #include "streamfleet/http/http_server.h"
 #include "streamfleet/base/status.h"
 
+struct uv_loop_s;
+
 namespace streamfleet {
 
 // Called on the loop thread for a request whose body is complete (bodies up to kMaxFastBodyBytes with a
 // Content-Length, not chunked, not NDJSON or SSE: those stream to a worker as they arrive). Returns false to decline: the request then goes to `handler` on a worker thread. When it
 // returns true it owns the answer: ex->Respond from any thread, exactly once, without blocking the loop.
 using FastHttpHandler = std::function<bool(const std::shared_ptr<HttpExchange>& ex)>;
+
+// Something that lives on the server's loop thread beside the connections, so `fast` can use it without a
+// thread hand-off (ingest: its fast path's Redis connection, an AsyncRedis::OnLoop). on_start runs on the
+// loop thread before the first request; on_finish once the server is finishing (every request answered,
+// every connection closed): it must close the guest's handles there, or the loop never ends.
+struct LoopGuest {
+  std::function<void(uv_loop_s* loop)> on_start;
+  std::function<void()> on_finish;
+};
 
 class LoopHttpServer {
  public:
@@ -39,7 +50,7 @@ class LoopHttpServer {
   // worker threads and may block (reading a streamed body, a synchronous Redis call).
   static StatusOr<std::unique_ptr<LoopHttpServer>> Start(const std::string& listen, int threads, HttpHandler handler,
                                                          int64_t request_timeout_ms = 60000,
-                                                         FastHttpHandler fast = nullptr);
+                                                         FastHttpHandler fast = nullptr, LoopGuest guest = {});
   ~LoopHttpServer();
   LoopHttpServer(const LoopHttpServer&) = delete;
   LoopHttpServer& operator=(const LoopHttpServer&) = delete;

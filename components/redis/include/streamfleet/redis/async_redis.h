@@ -31,6 +31,11 @@
 //    (PooledRedisCommands is the cluster-capable RedisCommands).
 // Callbacks must not block. The blocking Command/Eval are for other threads; called on the loop thread
 // they would deadlock, so they return kFailedPrecondition there instead.
+//
+// Hosted on another component's loop (OnLoop): no thread of its own. A command sent on that loop's thread
+// goes to the connection at once, and its callback runs on the same thread: a request served on an event
+// loop and its Redis call never cross threads (ingest's fast path: docs/performance.md). Other threads may
+// still send; their commands reach the loop through a wake-up as in the threaded form.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -49,6 +54,7 @@
 
 struct redisAsyncContext;
 struct redisReply;
+struct uv_loop_s;
 
 namespace streamfleet {
 
@@ -60,8 +66,16 @@ class AsyncRedis final : public RedisCommands {
 
   // Starts the loop thread; connects on the first command.
   explicit AsyncRedis(RedisConfig config);
-  // Stops the loop; callbacks still pending are called with kUnavailable("redis client stopped").
+  // Hosted on `loop`, which the caller runs. Call on the thread that runs (or will run) `loop`; that thread
+  // is then this client's loop thread. Close() it there before the loop ends, and destroy it only after the
+  // loop has run once more (libuv finishes closing handles on its next turn).
+  static std::unique_ptr<AsyncRedis> OnLoop(RedisConfig config, uv_loop_s* loop);
+  // Threaded: stops the loop. Either form: callbacks still pending are called with
+  // kUnavailable("redis client stopped").
   ~AsyncRedis() override;
+  // Hosted form only, on the loop thread: fails what is queued or in flight with kUnavailable, closes the
+  // connection and the handles, and answers later commands with kUnavailable at once. Idempotent.
+  void Close();
   AsyncRedis(const AsyncRedis&) = delete;
   AsyncRedis& operator=(const AsyncRedis&) = delete;
 
@@ -94,7 +108,14 @@ class AsyncRedis final : public RedisCommands {
   struct Loop;         // libuv handles, defined in the .cc so uv.h stays out of this header
   struct DirectOwner;  // receives a UvRespConnection's replies (src/uv_resp_connection.h)
 
+  AsyncRedis(RedisConfig config, uv_loop_s* hosted_on);
   void RunLoop();
+  // Sends now when on the loop thread outside any callback of ours (the connection's state is not in the
+  // middle of changing); otherwise queues for the loop's wake-up.
+  void Submit(Request req);
+  // Calls a command's callback on the loop thread, marked so a command it sends is queued, not issued from
+  // inside the reply or teardown being handled.
+  void Answer(const Callback& cb, StatusOr<RedisValue> v);
   void OnWake();
   void OnTick();
   void Dispatch(Request req);
@@ -118,13 +139,17 @@ class AsyncRedis final : public RedisCommands {
 
   const RedisConfig config_;
   std::unique_ptr<Loop> loop_;
-  std::thread thread_;
+  std::thread thread_;           // threaded form only
+  std::thread::id loop_thread_;  // the thread that runs the loop (ours, or the host's)
+  const bool hosted_;
 
   std::mutex mu_;                 // guards queue_ and stopping_
   std::vector<Request> queue_;    // submitted, not yet handed to hiredis
   bool stopping_ = false;
 
   // Loop-thread state.
+  int answering_ = 0;    // callbacks of ours on the stack (Answer)
+  bool closed_ = false;  // Shutdown ran: the handles are closed
   redisAsyncContext* ctx_ = nullptr;     // plain TCP: hiredis's async context
   UvRespConnection* direct_ = nullptr;   // TLS / Sentinel: the handed-over connection (frees itself)
   std::unique_ptr<DirectOwner> direct_owner_;

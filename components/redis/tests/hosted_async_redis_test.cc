@@ -1,0 +1,151 @@
+// AsyncRedis hosted on a loop it does not own (AsyncRedis::OnLoop, as ingest's HTTP loop hosts its fast
+// path's connection), against a real redis-server: commands sent on the loop thread are answered there,
+// commands sent from a callback or from another thread still arrive, and Close() answers what is pending
+// and lets the host's loop end.
+#include <gtest/gtest.h>
+#include <uv.h>
+
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "streamfleet/redis/async_redis.h"
+#include "streamfleet/testing/redis_server.h"
+#include "support/wait.h"
+
+namespace streamfleet {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A libuv loop on a thread of its own that runs posted functions, standing in for the HTTP server's loop.
+class HostLoop {
+ public:
+  HostLoop() {
+    uv_loop_init(&loop_);
+    uv_async_init(&loop_, &wake_, [](uv_async_t* a) { static_cast<HostLoop*>(a->data)->RunPosted(); });
+    wake_.data = this;
+    thread_ = std::thread([this] {
+      uv_run(&loop_, UV_RUN_DEFAULT);
+      ended_.set_value();
+    });
+  }
+  ~HostLoop() {
+    if (thread_.joinable()) thread_.join();
+    uv_loop_close(&loop_);
+  }
+  // Runs f on the loop thread.
+  void Post(std::function<void()> f) {
+    std::lock_guard<std::mutex> l(mu_);
+    posted_.push_back(std::move(f));
+    uv_async_send(&wake_);
+  }
+  // Runs f on the loop thread and waits for it.
+  void Run(const std::function<void()>& f) {
+    std::promise<void> done;
+    Post([&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().get();
+  }
+  // Closes the host's own handle on the loop thread; the loop ends once every other handle is closed too.
+  void CloseOwnHandle() {
+    Post([this] { uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr); });
+  }
+  bool EndsWithin(std::chrono::milliseconds limit) { return ended_future_.wait_for(limit) == std::future_status::ready; }
+  uv_loop_t* loop() { return &loop_; }
+  std::thread::id thread_id() const { return thread_.get_id(); }
+
+ private:
+  void RunPosted() {
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      run.swap(posted_);
+    }
+    for (auto& f : run) f();
+  }
+
+  uv_loop_t loop_;
+  uv_async_t wake_;
+  std::mutex mu_;
+  std::vector<std::function<void()>> posted_;
+  std::promise<void> ended_;
+  std::future<void> ended_future_ = ended_.get_future();
+  std::thread thread_;
+};
+
+class HostedAsyncRedisTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new testing::RedisServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override {
+    host_.Run([&] { redis_ = AsyncRedis::OnLoop(server_->config(), host_.loop()); });
+  }
+  void TearDown() override {
+    host_.Run([&] { redis_->Close(); });
+    host_.CloseOwnHandle();
+    EXPECT_TRUE(host_.EndsWithin(5s)) << "a handle of the hosted client is still open after Close()";
+  }
+  static testing::RedisServer* server_;
+  HostLoop host_;
+  std::unique_ptr<AsyncRedis> redis_;  // destroyed after host_'s loop has ended (declared after it)
+};
+testing::RedisServer* HostedAsyncRedisTest::server_ = nullptr;
+
+TEST_F(HostedAsyncRedisTest, ACommandSentOnTheLoopThreadIsAnsweredOnIt) {
+  std::promise<std::pair<std::string, std::thread::id>> answered;
+  host_.Post([&] {
+    redis_->Send({"SET", "k", "v"}, [&](StatusOr<RedisValue> r) {
+      answered.set_value({r.ok() ? r->str : r.status().ToString(), std::this_thread::get_id()});
+    });
+  });
+  auto [reply, thread] = answered.get_future().get();
+  EXPECT_EQ(reply, "OK");
+  EXPECT_EQ(thread, host_.thread_id());
+}
+
+TEST_F(HostedAsyncRedisTest, ACommandSentFromACallbackAndOneFromAnotherThreadArrive) {
+  std::promise<std::string> chained;
+  host_.Post([&] {
+    redis_->Send({"SET", "a", "1"}, [&](StatusOr<RedisValue> first) {
+      ASSERT_TRUE(first.ok());
+      // From inside a reply: queued for the loop's next turn, not issued from within the reply's handling.
+      redis_->Send({"INCR", "a"}, [&](StatusOr<RedisValue> second) {
+        chained.set_value(second.ok() ? std::to_string(second->AsInt()) : second.status().ToString());
+      });
+    });
+  });
+  EXPECT_EQ(chained.get_future().get(), "2");
+  // Blocking forms work from other threads (through the wake-up) and are refused on the loop thread.
+  auto got = redis_->Command({"GET", "a"});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->str, "2");
+  Status on_loop;
+  host_.Run([&] { on_loop = redis_->Command({"PING"}).status(); });
+  EXPECT_EQ(on_loop.code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(HostedAsyncRedisTest, CloseAnswersWhatIsPendingAndLaterCommandsAtOnce) {
+  std::promise<Status> parked;
+  host_.Post([&] { redis_->Send({"BLPOP", "never", "10"}, [&](StatusOr<RedisValue> r) { parked.set_value(r.status()); }, 10000); });
+  auto blocked = RedisClient::Connect(server_->config());
+  ASSERT_TRUE(blocked.ok());
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    auto info = (*blocked)->Command({"INFO", "clients"});
+    return info.ok() && info->str.find("blocked_clients:1") != std::string::npos;
+  })) << "the BLPOP never parked";
+  host_.Run([&] { redis_->Close(); });
+  auto f = parked.get_future();
+  ASSERT_EQ(f.wait_for(2s), std::future_status::ready) << "Close() left a command unanswered";
+  Status s = f.get();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("stopped"), std::string::npos) << s.ToString();
+  EXPECT_EQ(redis_->Command({"PING"}).status().code(), StatusCode::kUnavailable);  // answered, not hung
+}
+
+}  // namespace
+}  // namespace streamfleet
