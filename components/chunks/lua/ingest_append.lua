@@ -1,5 +1,8 @@
 -- IngestAppend (components/chunks/src/chunk_scripts.cc documents its KEYS and ARGV).
-local bound = redis.call('HGET', KEYS[1], 'scenario')
+-- One read of the control hash and one write to it (below): each redis.call is a good part of this script's
+-- cost, and one chunk per request is the common call.
+local ctl = redis.call('HMGET', KEYS[1], 'scenario', 'ingested_bytes', 'next_seq', 'finish_total')
+local bound = ctl[1]
 if bound and bound ~= ARGV[1] then
   return redis.error_reply('SFCONFLICT scenario_conflict: scenario_id ' .. ARGV[1] .. ' differs from ' .. bound .. ' used by this generation')
 end
@@ -54,7 +57,7 @@ for i = 1, n do
       bytes = bytes + tonumber(ARGV[b + 4])
     end
   elseif kind == 'f' then
-    if finish_total == false then finish_total = tonumber(redis.call('HGET', KEYS[1], 'finish_total') or '0') end
+    if finish_total == false then finish_total = tonumber(ctl[4] or '0') end
     local t = tonumber(num)
     if t < finish_total then
       return redis.error_reply('SFCONFLICT total_conflict: total_chunks ' .. t .. ' is smaller than the ' .. finish_total .. ' of an earlier finish')
@@ -86,30 +89,34 @@ for i = 1, n do
     end
   end
 end
-if bytes > 0 and tonumber(redis.call('HGET', KEYS[1], 'ingested_bytes') or '0') + bytes > tonumber(ARGV[3]) then
+local ingested = tonumber(ctl[2] or '0')
+if bytes > 0 and ingested + bytes > tonumber(ARGV[3]) then
   return redis.error_reply('SFLIMIT generation would exceed ' .. ARGV[3] .. ' bytes')
 end
--- Every check passed: write.
-local ttl = tonumber(ARGV[4])
+-- Every check passed: write. The new values are computed here (the script runs alone, so read-modify-write is
+-- safe) and set in one HSET.
+local ttl = ARGV[4]  -- the string, as EXPIRE takes it
+local seq = tonumber(ctl[3] or '0')
+local set = {}
+if not bound then set = {'scenario', ARGV[1]} end
+if bytes > 0 then
+  set[#set + 1] = 'ingested_bytes'
+  set[#set + 1] = string.format('%d', ingested + bytes)  -- %d: a number would go through %.14g
+end
+if need > 0 then
+  set[#set + 1] = 'next_seq'
+  set[#set + 1] = string.format('%d', seq + need)
+end
+if new_total then
+  set[#set + 1] = 'finish_total'
+  set[#set + 1] = string.format('%d', new_total)
+end
+if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
 if not bound then
-  redis.call('HSET', KEYS[1], 'scenario', ARGV[1])
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('DEL', KEYS[3])
 end
-if own then redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[5])) end
-if bytes > 0 then redis.call('HINCRBY', KEYS[1], 'ingested_bytes', bytes) end
-if new_total then redis.call('HSET', KEYS[1], 'finish_total', new_total) end
-local seq = 0
-if need > 0 then seq = redis.call('HINCRBY', KEYS[1], 'next_seq', need) - need end
-local function varint(v)
-  local out = {}
-  while v >= 128 do
-    out[#out + 1] = string.char(v % 128 + 128)
-    v = math.floor(v / 128)
-  end
-  out[#out + 1] = string.char(v)
-  return table.concat(out)
-end
+if own then redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[5]) end
 local id = ''
 local ai = 0
 for i = 1, n do
@@ -119,7 +126,14 @@ for i = 1, n do
   if not skip[i] then
     local e = ARGV[b]
     if kind == 'a' then
-      e = e .. string.char(40) .. varint(seq)
+      -- Field 5 as a varint (inline: a local function here would be a new closure on every call).
+      local v, bytes7 = seq, {}
+      while v >= 128 do
+        bytes7[#bytes7 + 1] = v % 128 + 128
+        v = math.floor(v / 128)
+      end
+      bytes7[#bytes7 + 1] = v
+      e = e .. string.char(40, unpack(bytes7))
       aseq[ai] = seq
       if ARGV[b + 2] ~= '' then
         sums[#sums + 1] = 'k' .. ARGV[b + 2]
