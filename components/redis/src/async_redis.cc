@@ -1,5 +1,6 @@
 #include "streamfleet/redis/async_redis.h"
 
+#include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <uv.h>
@@ -27,6 +28,22 @@ struct AsyncRedis::Loop {
   uv_async_t wake;   // commands were queued (by another thread, or from inside a callback), or stop
   uv_timer_t tick;   // deadline checks
 };
+
+// A host name lookup on libuv's thread pool: hiredis would look it up with a blocking getaddrinfo on the
+// loop thread, and a hosted client's loop serves other work (ingest's HTTP requests) that a slow DNS server
+// must not stall.
+struct AsyncRedis::Resolving {
+  uv_getaddrinfo_t req;
+  AsyncRedis* self = nullptr;
+  bool abandoned = false;  // timed out, or the client stopped: the result is dropped when it comes
+};
+
+namespace {
+bool IsIpLiteral(const std::string& host) {
+  in6_addr buf;
+  return inet_pton(AF_INET, host.c_str(), &buf) == 1 || inet_pton(AF_INET6, host.c_str(), &buf) == 1;
+}
+}  // namespace
 
 struct AsyncRedis::InFlight {
   AsyncRedis* self;
@@ -81,7 +98,12 @@ AsyncRedis::AsyncRedis(RedisConfig config, uv_loop_s* hosted_on)
 }
 
 AsyncRedis::~AsyncRedis() {
-  if (hosted_) return;  // Close() ran on the host's loop thread, which has closed the handles since
+  if (hosted_) {
+    // Close() ran on the host's loop thread, which has closed the handles since; without it they would point
+    // here after we are gone, which only the loop thread could have prevented.
+    if (!closed_) SF_LOG_ERROR("a hosted AsyncRedis destroyed without Close(): its loop handles dangle");
+    return;
+  }
   {
     std::lock_guard<std::mutex> l(mu_);
     stopping_ = true;
@@ -109,14 +131,17 @@ void AsyncRedis::RunLoop() {
 }
 
 void AsyncRedis::Answer(const Callback& cb, StatusOr<RedisValue> v) {
-  ++answering_;
+  struct Mark {  // undone also when the callback throws (the HTTP server catches a fast handler's exception)
+    explicit Mark(int& n) : n(n) { ++n; }
+    ~Mark() { --n; }
+    int& n;
+  } mark(answering_);
   cb(std::move(v));
-  --answering_;
 }
 
 void AsyncRedis::Submit(Request req) {
-  if (answering_ == 0 && !closed_ && std::this_thread::get_id() == loop_thread_) {
-    // answering_ and closed_ are loop-thread state: read only once we know this is the loop thread.
+  // answering_ and closed_ are loop-thread state: read only once this is known to be the loop thread.
+  if (std::this_thread::get_id() == loop_thread_ && answering_ == 0 && !closed_) {
     Dispatch(std::move(req));
     return;
   }
@@ -216,6 +241,7 @@ void AsyncRedis::OnWake() {
 
 void AsyncRedis::Shutdown() {
   closed_ = true;
+  AbandonLookup(Status::Unavailable("redis client stopped"));
   DropConnection(Status::Unavailable("redis client stopped"));
   uv_timer_stop(&loop_->tick);
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->wake), nullptr);
@@ -231,11 +257,19 @@ void AsyncRedis::Dispatch(Request req) {
     return;
   }
   if (!HasConnection()) {
+    if (resolving_ != nullptr) {  // the host name is being looked up: the command waits for the connection
+      awaiting_.push_back(std::move(req));
+      return;
+    }
     if (SteadyClock::now() < next_attempt_) {
       Answer(req.cb, Status::Unavailable("redis unavailable (reconnect backing off): " + last_error_.message()));
       return;
     }
     Connect();
+    if (resolving_ != nullptr) {
+      awaiting_.push_back(std::move(req));
+      return;
+    }
     if (!HasConnection()) {
       Answer(req.cb, last_error_);
       return;
@@ -263,13 +297,88 @@ void AsyncRedis::Issue(Request req) {
 }
 
 void AsyncRedis::Connect() {
-  std::string where = config_.host + ":" + std::to_string(config_.port);
   if (config_.tls.enabled || !config_.sentinel.nodes.empty()) {
     // hiredis's async context reads the socket itself (no TLS) and knows nothing of sentinels.
     ConnectHandedOver();
     return;
   }
-  redisAsyncContext* ac = redisAsyncConnect(config_.host.c_str(), config_.port);
+  if (!IsIpLiteral(config_.host)) {
+    Resolve();
+    return;
+  }
+  ConnectTo(config_.host);
+}
+
+void AsyncRedis::Resolve() {
+  auto* r = new Resolving;
+  r->self = this;
+  r->req.data = r;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = uv_getaddrinfo(loop_->loop, &r->req, &AsyncRedis::OnResolved, config_.host.c_str(), nullptr, &hints);
+  if (rc != 0) {
+    delete r;
+    last_error_ = Status::Unavailable("redis connect " + config_.host + ":" + std::to_string(config_.port) +
+                                      ": cannot look up the host: " + uv_strerror(rc));
+    ConnectFailed();
+    return;
+  }
+  resolving_ = r;
+  connect_deadline_ = SteadyClock::now() + std::chrono::milliseconds(config_.connect_timeout_ms);
+}
+
+void AsyncRedis::OnResolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  std::unique_ptr<Resolving> r(static_cast<Resolving*>(req->data));
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (status == 0) {
+    // An IPv4 address when there is one: "localhost" often lists ::1 first, and redis-server binds to
+    // 127.0.0.1 unless told otherwise (hiredis would have tried each address; one connect gets one).
+    const addrinfo* pick = nullptr;
+    for (const addrinfo* a = res; a != nullptr; a = a->ai_next) {
+      if (a->ai_family == AF_INET) {
+        pick = a;
+        break;
+      }
+      if (pick == nullptr && a->ai_family == AF_INET6) pick = a;
+    }
+    if (pick != nullptr && pick->ai_family == AF_INET) {
+      uv_ip4_name(reinterpret_cast<const sockaddr_in*>(pick->ai_addr), ip, sizeof(ip));
+    } else if (pick != nullptr) {
+      uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(pick->ai_addr), ip, sizeof(ip));
+    }
+  }
+  uv_freeaddrinfo(res);
+  if (r->abandoned) return;
+  AsyncRedis* self = r->self;
+  self->resolving_ = nullptr;
+  std::vector<Request> waiting;
+  waiting.swap(self->awaiting_);
+  if (ip[0] == '\0') {
+    self->last_error_ = Status::Unavailable("redis connect " + self->config_.host + ":" +
+                                            std::to_string(self->config_.port) + ": cannot look up the host: " +
+                                            (status != 0 ? uv_strerror(status) : "no address"));
+    self->ConnectFailed();
+    for (auto& w : waiting) self->Answer(w.cb, self->last_error_);
+    return;
+  }
+  self->ConnectTo(ip);
+  for (auto& w : waiting) self->Dispatch(std::move(w));  // on the new connection, or answered with its failure
+}
+
+void AsyncRedis::AbandonLookup(const Status& why) {
+  if (resolving_ == nullptr) return;
+  resolving_->abandoned = true;
+  uv_cancel(reinterpret_cast<uv_req_t*>(&resolving_->req));  // OnResolved still runs (and frees it)
+  resolving_ = nullptr;
+  std::vector<Request> waiting;
+  waiting.swap(awaiting_);
+  for (auto& w : waiting) Answer(w.cb, why);
+}
+
+void AsyncRedis::ConnectTo(const std::string& ip) {
+  std::string where = config_.host + ":" + std::to_string(config_.port);
+  redisAsyncContext* ac = redisAsyncConnect(ip.c_str(), config_.port);
   if (ac == nullptr || ac->err) {
     last_error_ = Status::Unavailable("redis connect " + where + ": " + (ac ? ac->errstr : "out of memory"));
     if (ac != nullptr) redisAsyncFree(ac);
@@ -369,6 +478,14 @@ void AsyncRedis::ConnectionLost(const std::string& why) {
 }
 
 void AsyncRedis::OnTick() {
+  if (resolving_ != nullptr && SteadyClock::now() > connect_deadline_) {
+    last_error_ = Status::Unavailable("redis connect " + config_.host + ":" + std::to_string(config_.port) +
+                                      ": looking up the host timed out after " +
+                                      std::to_string(config_.connect_timeout_ms) + " ms");
+    ConnectFailed();
+    AbandonLookup(last_error_);
+    return;
+  }
   if (!HasConnection()) return;
   if (direct_ != nullptr && opener_->HandedOverMasterReplaced()) {
     // The sentinels announced another master: the one this talks to may still accept writes (cut off from

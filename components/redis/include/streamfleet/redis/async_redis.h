@@ -34,8 +34,14 @@
 //
 // Hosted on another component's loop (OnLoop): no thread of its own. A command sent on that loop's thread
 // goes to the connection at once, and its callback runs on the same thread: a request served on an event
-// loop and its Redis call never cross threads (ingest's fast path: docs/performance.md). Other threads may
-// still send; their commands reach the loop through a wake-up as in the threaded form.
+// loop and its Redis call never cross threads (ingest's fast path: docs/performance.md). So a callback may
+// run before Send returns (backing off, a refused connect): hold no lock across Send that the callback
+// takes. A command sent from inside one of this client's callbacks waits for the loop's next turn (the
+// connection may be in the middle of changing), behind commands sent directly in the same turn. Other
+// threads may still send; their commands reach the loop through a wake-up as in the threaded form.
+//
+// A host name (not an IP address) is looked up on libuv's thread pool before each connect, within the
+// connect timeout: hiredis would call a blocking getaddrinfo on the loop thread.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -55,6 +61,8 @@
 struct redisAsyncContext;
 struct redisReply;
 struct uv_loop_s;
+struct uv_getaddrinfo_s;
+struct addrinfo;
 
 namespace streamfleet {
 
@@ -105,6 +113,7 @@ class AsyncRedis final : public RedisCommands {
     bool raw_errors = false;  // deliver error replies as RedisValue{kError} (Pipeline) instead of a Status
   };
   struct InFlight;
+  struct Resolving;    // a host name lookup in progress (the .cc)
   struct Loop;         // libuv handles, defined in the .cc so uv.h stays out of this header
   struct DirectOwner;  // receives a UvRespConnection's replies (src/uv_resp_connection.h)
 
@@ -121,6 +130,12 @@ class AsyncRedis final : public RedisCommands {
   void Dispatch(Request req);
   void Issue(Request req);
   void Connect();
+  // Plain TCP to a host name: looked up on libuv's thread pool, then ConnectTo the address. Commands sent
+  // meanwhile wait in awaiting_ (bounded by the connect timeout).
+  void Resolve();
+  static void OnResolved(uv_getaddrinfo_s* req, int status, addrinfo* res);
+  void AbandonLookup(const Status& why);  // the lookup's result will be dropped; awaiting_ answered with `why`
+  void ConnectTo(const std::string& ip);
   // TLS or Sentinel: a connection opened by opener_ and handed over to a UvRespConnection.
   void ConnectHandedOver();
   void Connected();
@@ -149,6 +164,8 @@ class AsyncRedis final : public RedisCommands {
 
   // Loop-thread state.
   int answering_ = 0;    // callbacks of ours on the stack (Answer)
+  Resolving* resolving_ = nullptr;  // the current host name lookup
+  std::vector<Request> awaiting_;   // commands waiting for it
   bool closed_ = false;  // Shutdown ran: the handles are closed
   redisAsyncContext* ctx_ = nullptr;     // plain TCP: hiredis's async context
   UvRespConnection* direct_ = nullptr;   // TLS / Sentinel: the handed-over connection (frees itself)
