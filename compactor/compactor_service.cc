@@ -535,7 +535,7 @@ Status CompactorService::ClaimNow(const std::atomic<bool>& stop) {
 
 Status CompactorService::TrimNow() {
   for (const auto& stream : Streams()) {
-    auto t = TrimAcknowledged(*write_, stream);
+    auto t = TrimAcknowledged(*write_, stream, options_.trim_keep_ms);
     if (!t.ok()) return t.status();
     metrics_.trimmed.Increment(static_cast<double>(*t));
     auto d = RemoveDeadConsumers(*write_, stream, buffer_.keys().CompactorGroup(), config_.dead_consumer_idle_ms);

@@ -90,7 +90,7 @@ StatusOr<std::vector<ClaimedEntry>> ClaimIdle(RedisClient& redis, const std::str
   return out;
 }
 
-StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream) {
+StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream, int64_t keep_ms) {
   auto groups = redis.Command({"XINFO", "GROUPS", stream});
   if (!groups.ok()) {
     if (groups.status().message().find("no such key") != std::string::npos) return int64_t{0};
@@ -114,6 +114,22 @@ StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream
     if (safe.empty() || CompareStreamIds(bound, safe) < 0) safe = bound;
   }
   if (safe.empty() || safe == "0-0") return int64_t{0};
+  if (keep_ms > 0) {
+    // Ids of XADD * are the server's clock in ms: keep what it added in the last keep_ms. Its own TIME,
+    // not ours, so clock skew between hosts does not shrink or stretch the window.
+    auto t = redis.Command({"TIME"});
+    if (!t.ok()) return t.status();
+    if (!t->is_array() || t->elements.size() != 2) return Status::Internal("TIME: unexpected reply");
+    int64_t now_ms = 0;
+    try {
+      now_ms = std::stoll(t->elements[0].str) * 1000 + std::stoll(t->elements[1].str) / 1000;
+    } catch (const std::exception&) {
+      return Status::Internal("TIME: unexpected reply");
+    }
+    if (now_ms <= keep_ms) return int64_t{0};
+    std::string window = std::to_string(now_ms - keep_ms) + "-0";
+    if (CompareStreamIds(window, safe) < 0) safe = window;
+  }
   // MINID removes entries with ids strictly lower than `safe`: all delivered and acknowledged.
   auto t = redis.Command({"XTRIM", stream, "MINID", safe});
   if (!t.ok()) return t.status();

@@ -178,6 +178,35 @@ TEST_F(RedisTest, StreamsClaimAndTrimNeverDropUnacknowledged) {
   EXPECT_EQ(stats->groups[0].pending, 0);
 }
 
+// With a kept window, acknowledged entries the server added within keep_ms (by its clock: the ids of
+// XADD *) stay for readers outside the group; older ones go.
+TEST_F(RedisTest, TrimKeepsTheLastMillisecondsOfAcknowledgedEntries) {
+  ASSERT_TRUE(EnsureGroup(*client_, "w", "g").ok());
+  auto time = client_->Command({"TIME"});
+  ASSERT_TRUE(time.ok());
+  const int64_t now_ms = std::stoll(time->elements[0].str) * 1000;
+  for (int64_t ago : {10000, 9000}) {
+    ASSERT_TRUE(client_->Command({"XADD", "w", std::to_string(now_ms - ago) + "-0", "i", "old"}).ok());
+  }
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(client_->Command({"XADD", "w", "*", "i", "new"}).ok());
+  auto read = client_->Command({"XREADGROUP", "GROUP", "g", "c", "STREAMS", "w", ">"});
+  ASSERT_TRUE(read.ok());
+  for (const auto& e : ParseStreamReply(*read)) ASSERT_TRUE(client_->Command({"XACK", "w", "g", e.id}).ok());
+  // Everything is acknowledged; a 5 s window keeps the two added just now.
+  auto trimmed = TrimAcknowledged(*client_, "w", 5000);
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status().ToString();
+  EXPECT_EQ(*trimmed, 2);
+  auto left = client_->Command({"XRANGE", "w", "-", "+"});
+  ASSERT_TRUE(left.ok());
+  auto entries = ParseEntries("w", *left);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(*entries[0].Field("i"), "new");
+  // Without one, everything below the last delivered entry goes.
+  trimmed = TrimAcknowledged(*client_, "w");
+  ASSERT_TRUE(trimmed.ok());
+  EXPECT_EQ(*trimmed, 1);
+}
+
 TEST_F(RedisTest, RefusedConnectionIsUnavailable) {
   RedisConfig c = server_->config();
   c.port = testing::FreePort();

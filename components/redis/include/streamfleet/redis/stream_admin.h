@@ -32,8 +32,11 @@ StatusOr<bool> ExtendLease(RedisClient& redis, const std::string& stream, const 
                            const std::string& consumer, const std::string& id);
 
 // Trims entries every group on the stream has both delivered and acknowledged: below the minimum over
-// groups of min(oldest pending id, last-delivered-id). Returns the number of entries removed.
-StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream);
+// groups of min(oldest pending id, last-delivered-id), and with keep_ms also older than keep_ms by the
+// server's clock (ids of XADD * are its milliseconds). The kept window is for readers outside the groups
+// that follow the stream's end a little behind (ingest's live tail reads every chunk with XREAD): an entry
+// trimmed before they read it would be skipped without a trace. Returns the number of entries removed.
+StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream, int64_t keep_ms = 0);
 
 // Removes consumers idle longer than idle_ms that hold nothing pending. Returns how many.
 StatusOr<int64_t> RemoveDeadConsumers(RedisClient& redis, const std::string& stream, const std::string& group,
