@@ -115,14 +115,11 @@ AsyncRedis::~AsyncRedis() {
 
 void AsyncRedis::Close() {
   if (!hosted_ || closed_) return;
-  std::vector<Request> batch;
   {
     std::lock_guard<std::mutex> l(mu_);
     stopping_ = true;
-    batch.swap(queue_);
   }
-  for (auto& r : batch) Answer(r.cb, Status::Unavailable("redis client stopped"));
-  Shutdown();
+  OnWake();  // the stop path: what is queued answered "stopped", then Shutdown
 }
 
 void AsyncRedis::RunLoop() {
@@ -296,6 +293,8 @@ void AsyncRedis::Issue(Request req) {
   }
 }
 
+std::string AsyncRedis::Where() const { return config_.host + ":" + std::to_string(config_.port); }
+
 void AsyncRedis::Connect() {
   if (config_.tls.enabled || !config_.sentinel.nodes.empty()) {
     // hiredis's async context reads the socket itself (no TLS) and knows nothing of sentinels.
@@ -319,8 +318,7 @@ void AsyncRedis::Resolve() {
   int rc = uv_getaddrinfo(loop_->loop, &r->req, &AsyncRedis::OnResolved, config_.host.c_str(), nullptr, &hints);
   if (rc != 0) {
     delete r;
-    last_error_ = Status::Unavailable("redis connect " + config_.host + ":" + std::to_string(config_.port) +
-                                      ": cannot look up the host: " + uv_strerror(rc));
+    last_error_ = Status::Unavailable("redis connect " + Where() + ": cannot look up the host: " + uv_strerror(rc));
     ConnectFailed();
     return;
   }
@@ -355,8 +353,7 @@ void AsyncRedis::OnResolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   std::vector<Request> waiting;
   waiting.swap(self->awaiting_);
   if (ip[0] == '\0') {
-    self->last_error_ = Status::Unavailable("redis connect " + self->config_.host + ":" +
-                                            std::to_string(self->config_.port) + ": cannot look up the host: " +
+    self->last_error_ = Status::Unavailable("redis connect " + self->Where() + ": cannot look up the host: " +
                                             (status != 0 ? uv_strerror(status) : "no address"));
     self->ConnectFailed();
     for (auto& w : waiting) self->Answer(w.cb, self->last_error_);
@@ -377,7 +374,7 @@ void AsyncRedis::AbandonLookup(const Status& why) {
 }
 
 void AsyncRedis::ConnectTo(const std::string& ip) {
-  std::string where = config_.host + ":" + std::to_string(config_.port);
+  const std::string where = Where();
   redisAsyncContext* ac = redisAsyncConnect(ip.c_str(), config_.port);
   if (ac == nullptr || ac->err) {
     last_error_ = Status::Unavailable("redis connect " + where + ": " + (ac ? ac->errstr : "out of memory"));
@@ -479,8 +476,7 @@ void AsyncRedis::ConnectionLost(const std::string& why) {
 
 void AsyncRedis::OnTick() {
   if (resolving_ != nullptr && SteadyClock::now() > connect_deadline_) {
-    last_error_ = Status::Unavailable("redis connect " + config_.host + ":" + std::to_string(config_.port) +
-                                      ": looking up the host timed out after " +
+    last_error_ = Status::Unavailable("redis connect " + Where() + ": looking up the host timed out after " +
                                       std::to_string(config_.connect_timeout_ms) + " ms");
     ConnectFailed();
     AbandonLookup(last_error_);
@@ -496,8 +492,8 @@ void AsyncRedis::OnTick() {
   }
   auto now = SteadyClock::now();
   if (!ready_ && now > connect_deadline_) {
-    last_error_ = Status::Unavailable("redis connect " + config_.host + ":" + std::to_string(config_.port) +
-                                      ": timed out after " + std::to_string(config_.connect_timeout_ms) + " ms");
+    last_error_ = Status::Unavailable("redis connect " + Where() + ": timed out after " +
+                                      std::to_string(config_.connect_timeout_ms) + " ms");
     DropConnection(last_error_);
     ConnectFailed();
     return;
@@ -564,8 +560,7 @@ void AsyncRedis::OnConnect(const redisAsyncContext* ac, int status) {
       self->ctx_ = nullptr;
       self->ready_ = false;
     }
-    self->last_error_ = Status::Unavailable("redis connect " + self->config_.host + ":" +
-                                            std::to_string(self->config_.port) + ": " +
+    self->last_error_ = Status::Unavailable("redis connect " + self->Where() + ": " +
                                             (ac->errstr != nullptr ? ac->errstr : "failed"));
     self->ConnectFailed();
     return;

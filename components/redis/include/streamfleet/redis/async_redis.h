@@ -130,6 +130,7 @@ class AsyncRedis final : public RedisCommands {
   void Dispatch(Request req);
   void Issue(Request req);
   void Connect();
+  std::string Where() const;  // "host:port", for messages
   // Plain TCP to a host name: looked up on libuv's thread pool, then ConnectTo the address. Commands sent
   // meanwhile wait in awaiting_ (bounded by the connect timeout).
   void Resolve();
