@@ -118,6 +118,9 @@ json DecodedDeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
                       {"bytes", text.size()},                   {"compressed", c.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD},
                       {"data_preview", ToValidUtf8(text.substr(0, 200))}};
       }
+      // An entry of ingest holds one request's chunks: the first is shown, and how many the entry holds.
+      j["chunks_in_entry"] = std::count_if(d.entry.fields.begin(), d.entry.fields.end(),
+                                           [](const auto& f) { return f.first == "e"; });
     }
   }
   return j;

@@ -214,18 +214,20 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
       good.push_back(e);
       continue;
     }
-    ChunkItem item;
+    // An entry is applied or dead-lettered whole (with all its envelopes): its ack covers all of them.
+    const size_t before = items.size();
     std::string why;
-    if (!DecodeChunkEntry(e, &item, &why, static_cast<size_t>(config_.max_generation_bytes))) {
+    if (!DecodeChunkEntry(e, &items, &why, static_cast<size_t>(config_.max_generation_bytes))) {
       DeadLetterEntry(e, why, 1);
       continue;
     }
-    Status v = buffer_.Validate(item);
+    Status v = Status::Ok();
+    for (size_t k = before; k < items.size() && v.ok(); ++k) v = buffer_.Validate(items[k]);
     if (!v.ok()) {
+      items.resize(before);
       DeadLetterEntry(e, v.message(), 1);
       continue;
     }
-    items.push_back(std::move(item));
     good.push_back(e);
   }
   if (!items.empty()) {

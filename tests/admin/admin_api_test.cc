@@ -329,14 +329,24 @@ TEST_F(AdminApiTest, RequeueAllBringsChunkAndTaskDeadLettersBack) {
   std::string cookie = Login();
   KeySchema keys = KeySchema::FromConfig(*config_);
   TaskKeys tkeys("streamfleet");
-  StreamEntry chunk{keys.ChunkStream(0), "1-1", {{"e", "chunk-envelope"}}};
+  // A chunk entry of ingest holds one request's envelopes: listed with how many, requeued whole.
+  StreamEntry chunk{keys.ChunkStream(0), "1-1", {{"e", "chunk-envelope"}, {"e", "second-envelope"}}};
   StreamEntry task{tkeys.Queue("low"), "1-2", {{"e", "task-envelope"}}};
   ASSERT_TRUE(DeadLetter(*redis_, keys.ChunkDeadLetterStream(), chunk, "compactor", "bad", 6).ok());
   ASSERT_TRUE(DeadLetter(*redis_, tkeys.DeadLetters(), task, "workers", "bad", 6).ok());
+  json listed = json::parse(Get("/api/dead-letters", {cookie}).body);
+  ASSERT_EQ(listed.size(), 2u) << listed.dump();
+  for (const auto& d : listed) {
+    if (d["kind"] == "chunk") {
+      EXPECT_EQ(d["chunks_in_entry"], 2) << d.dump();
+    }
+  }
   HttpResponse r = BrowserPost(cookie, "/api/dead-letters/requeue", json{{"all", true}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(json::parse(r.body)["requeued"], 2);
-  EXPECT_EQ(redis_->Command({"XLEN", keys.ChunkStream(0)})->integer, 1);
+  auto back = ParseEntries(keys.ChunkStream(0), *redis_->Command({"XRANGE", keys.ChunkStream(0), "-", "+"}));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].fields, chunk.fields);
   EXPECT_EQ(redis_->Command({"XLEN", tkeys.Queue("low")})->integer, 1);
   EXPECT_EQ(redis_->Command({"XLEN", keys.ChunkDeadLetterStream()})->integer, 0);
 }

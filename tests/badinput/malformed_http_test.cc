@@ -10,6 +10,7 @@
 #include "streamfleet/redis/redis.h"
 #include "support/ingest_harness.h"
 #include "support/raw_http.h"
+#include "streamfleet/testing/chunk_envelope.h"
 #include "streamfleet/testing/redis_server.h"
 
 namespace streamfleet::testing {
@@ -25,7 +26,10 @@ class MalformedHttpTest : public ::testing::Test {
     redis_ = RedisClient::Connect(server_->config()).value();
     ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
   }
-  int64_t StreamLength() { return redis_->Command({"XLEN", "streamfleet:chunks:0"})->integer; }
+  // Chunks in the stream (a request's chunks share one entry).
+  int64_t StreamLength() {
+    return static_cast<int64_t>(testing::ChunksInStream(*redis_, "streamfleet:chunks:0").size());
+  }
   int64_t Keys() { return redis_->Command({"DBSIZE"})->integer; }
   // A well-formed request still succeeds: the server survived whatever came before.
   void ExpectStillServing(IngestHarness& ingest) {

@@ -38,13 +38,13 @@ TEST_F(StreamEntriesTest, CompactorDeadLettersAFutureEnvelopeVersionAndKeepsGoin
   CompactorUnderTest c(server_->port(), db_url_);
   c.Pump(1);  // creates the groups
   const std::string stream = c.keys().ChunkStream(0);
-  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 5}, 0, "[1]", true, 0, false, 3)}).ok());
+  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 5}, 0, "[1]", true, 0, false, 4)}).ok());
   ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", "garbage that is no protobuf \xff"}).ok());
   ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 6}, 0, "[2]", true, 0, false, 1)}).ok());
   c.Pump();
   auto dead = ReadStream(*redis_, c.keys().ChunkDeadLetterStream());
   ASSERT_EQ(dead.size(), 2u);
-  EXPECT_NE(dead[0].Field("reason")->find("ChunkEnvelope version 3 is newer than this build understands (2)"),
+  EXPECT_NE(dead[0].Field("reason")->find("ChunkEnvelope version 4 is newer than this build understands (3)"),
             std::string::npos)
       << *dead[0].Field("reason");
   EXPECT_EQ(*dead[0].Field("source_stream"), stream);

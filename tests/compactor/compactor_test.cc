@@ -398,10 +398,8 @@ std::vector<ChunkItem> ReadAsDeadConsumer(RedisClient& redis, const KeySchema& k
   }
   std::vector<ChunkItem> items;
   for (auto& e : *out) {
-    ChunkItem item;
     std::string why;
-    EXPECT_TRUE(DecodeChunkEntry(e, &item, &why)) << why;
-    items.push_back(std::move(item));
+    EXPECT_TRUE(DecodeChunkEntry(e, &items, &why)) << why;
   }
   return items;
 }
@@ -558,8 +556,11 @@ TEST_P(CompactorTest, CompressedAndPlainChunksOfOneGenerationBecomeTheSameRow) {
   for (int i = 0; i < 120; ++i) rows_json += "{\"month\": " + std::to_string(i) + ", \"revenue\": 1200.5},";
   const std::vector<std::string> parts = {"{\"rows\": [" + rows_json, "{\"month\": -1}", "], \"note\": \"" +
                                           std::string(3000, 'n') + "\"", "}"};
-  std::vector<PendingChunk> first = {{0, parts[0], false, 0, false, ""}, {1, parts[1], false, 0, false, ""}};
-  ASSERT_TRUE(writer.Append(*redis_, g, first, "test").ok());
+  // One chunk per request: a request of several would share an entry and carry version 3 (the test below).
+  for (int64_t s : {0, 1}) {
+    std::vector<PendingChunk> one = {{s, parts[s], false, 0, false, ""}};
+    ASSERT_TRUE(writer.Append(*redis_, g, one, "test").ok());
+  }
   Send(g, 2, parts[2]);  // a producer without compression: plain, though large
   std::vector<PendingChunk> last = {{3, parts[3], true, 0, false, ""}};
   ASSERT_TRUE(writer.Append(*redis_, g, last, "test").ok());
@@ -610,6 +611,91 @@ TEST_P(CompactorTest, CompressedAndPlainChunksOfOneGenerationBecomeTheSameRow) {
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 4u);
   EXPECT_EQ((*rows)[0].data, parts[0]);
+}
+
+// Ingest writes a request's chunks as one entry (a field "e" each, envelope version 3), closed at 64 KiB: the
+// compactor applies every envelope of an entry, and dead-letters an entry with a bad envelope whole (its ack
+// covers them all), with every envelope kept for a replay.
+TEST_P(CompactorTest, ChunksOfOneRequestShareAnEntryAndAreAppliedOrDeadLetteredTogether) {
+  auto& svc = AddService();
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  const KeySchema& k = svc.buffer().keys();
+  Config producer = MakeConfig({{"CHUNK_COMPRESSION", "off"}});  // 30 000 equal bytes would compress to little
+  ChunkWriter writer(producer);
+  GenerationId g{12, 0, 63};
+  std::vector<PendingChunk> request;  // 5 chunks of 30 000 bytes: an entry of 3 (90 000 >= 64 KiB), then 2
+  std::string all;
+  for (int i = 0; i < 5; ++i) {
+    request.push_back({std::nullopt, std::string(30000, static_cast<char>('a' + i)), i == 4, 0, false, ""});
+    all += request.back().data;
+  }
+  ASSERT_TRUE(writer.Append(*redis_, g, request, "test").ok());
+  const std::string stream = k.ChunkStream(k.ShardOf(g));
+  auto entries = ParseEntries(stream, *redis_->Command({"XRANGE", stream, "-", "+"}));
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].fields.size(), 3u);
+  EXPECT_EQ(entries[1].fields.size(), 2u);
+  int undecodable = 0;
+  auto envelopes = testing::ChunkEnvelopesOf(entries, &undecodable);
+  EXPECT_EQ(undecodable, 0);
+  ASSERT_EQ(envelopes.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(envelopes[i].seq(), i) << "seqs assigned by the script, in request order";
+    EXPECT_EQ(envelopes[i].version(), kChunkEnvelopeShared) << "builds that read only the first \"e\" refuse it";
+  }
+  std::vector<PendingChunk> single = {{std::nullopt, "one", false, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, {12, 0, 64}, single, "test").ok());
+  auto last = ParseEntries(stream, *redis_->Command({"XREVRANGE", stream, "+", "-", "COUNT", "1"}));
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(testing::ChunkEnvelopesOf(last).at(0).version(), 0u) << "a one-chunk request stays readable by version 1";
+
+  // Another producer's entry of two envelopes whose second is not one: nothing of it is applied.
+  GenerationId bad{12, 0, 65};
+  ASSERT_TRUE(redis_->Command({"XADD", k.ChunkStream(k.ShardOf(bad)), "*", "e", Envelope(bad, 0, "kept whole"), "e",
+                               "\xff\xffnot a protobuf"})
+                  .ok());
+  Pump(svc);
+  auto row = Row(63);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), all);
+  EXPECT_EQ(row->chunk_count, 5);
+  EXPECT_EQ(redis_->Command({"EXISTS", k.BufferKey(bad)})->integer, 0);
+  auto dead = ParseEntries(k.ChunkDeadLetterStream(), *redis_->Command({"XRANGE", k.ChunkDeadLetterStream(), "-", "+"}));
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_NE(dead[0].Field("reason")->find("envelope 2 of the entry"), std::string::npos) << *dead[0].Field("reason");
+  std::vector<std::string> kept;
+  for (const auto& [f, v] : dead[0].fields) {
+    if (f == "e") kept.push_back(v);
+  }
+  EXPECT_EQ(kept, (std::vector<std::string>{Envelope(bad, 0, "kept whole"), "\xff\xffnot a protobuf"}));
+  for (int i = 0; i < k.chunk_streams(); ++i) EXPECT_EQ(Pending(k.ChunkStream(i)), 0);
+}
+
+// The append script writes an assigned seq into the envelope as a protobuf varint of 1, 2 or more bytes: each
+// width and the boundaries between them read back as the seq.
+TEST_P(CompactorTest, AssignedSeqsReadBackAcrossEveryVarintWidth) {
+  const KeySchema k = KeySchema::FromConfig(MakeConfig());
+  ChunkWriter writer(MakeConfig());
+  GenerationId g{12, 0, 66};
+  std::vector<int64_t> want;
+  for (int64_t start : {0, 126, 16382, 2097150, 268435454}) {
+    ASSERT_TRUE(redis_->Command({"HSET", k.ControlKey(g), "next_seq", std::to_string(start)}).ok());
+    std::vector<PendingChunk> request;
+    for (int i = 0; i < 3; ++i) {
+      request.push_back({std::nullopt, "s" + std::to_string(start + i), false, 0, false, ""});
+      want.push_back(start + i);
+    }
+    ASSERT_TRUE(writer.Append(*redis_, g, request, "test").ok());
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(*request[i].seq, start + i);
+  }
+  int undecodable = 0;
+  std::vector<int64_t> got;
+  for (const auto& e : testing::ChunksInStream(*redis_, k.ChunkStream(k.ShardOf(g)), &undecodable)) {
+    got.push_back(e.seq());
+    EXPECT_EQ(e.data(), "s" + std::to_string(e.seq()));
+  }
+  EXPECT_EQ(undecodable, 0);
+  EXPECT_EQ(got, want);
 }
 
 TEST_P(CompactorTest, CompressedEntriesThatLieAboutTheirSizeAreDeadLettered) {

@@ -12,6 +12,7 @@
 #include "streamfleet/v1/chunk.pb.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
+#include "streamfleet/testing/chunk_envelope.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
 #include "support/wait.h"
@@ -53,12 +54,9 @@ class IngestInputTest : public testing::RedisSuite<> {
     KeySchema keys = KeySchema::FromConfig(*config_);
     std::vector<v1::ChunkEnvelope> out;
     for (int s = 0; s < keys.chunk_streams(); ++s) {
-      auto r = redis_->Command({"XRANGE", keys.ChunkStream(s), "-", "+"});
-      for (auto& e : ParseEntries("s", *r)) {
-        v1::ChunkEnvelope env;
-        EXPECT_TRUE(env.ParseFromString(*e.Field("e")));
-        out.push_back(env);
-      }
+      int undecodable = 0;
+      for (auto& env : testing::ChunksInStream(*redis_, keys.ChunkStream(s), &undecodable)) out.push_back(env);
+      EXPECT_EQ(undecodable, 0);
     }
     return out;
   }

@@ -19,6 +19,7 @@
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "support/queued_generations.h"
+#include "streamfleet/testing/chunk_envelope.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
 #include "support/wait.h"
@@ -72,13 +73,9 @@ class IngestTest : public testing::RedisSuite<> {
   // The chunk stream's name from the key schema: standard "streamfleet:chunks:N", or hash-tagged on a cluster.
   std::string ChunkStream(int shard = 0) { return KeySchema::FromConfig(*config_).ChunkStream(shard); }
   std::vector<v1::ChunkEnvelope> Stream(int shard = 0) {
-    auto r = redis_->Command({"XRANGE", ChunkStream(shard), "-", "+"});
-    std::vector<v1::ChunkEnvelope> out;
-    for (auto& e : ParseEntries("s", *r)) {
-      v1::ChunkEnvelope env;
-      EXPECT_TRUE(env.ParseFromString(*e.Field("e")));
-      out.push_back(env);
-    }
+    int undecodable = 0;
+    auto out = testing::ChunksInStream(*redis_, ChunkStream(shard), &undecodable);
+    EXPECT_EQ(undecodable, 0);
     return out;
   }
   nlohmann::json Json(const HttpResponse& r) { return nlohmann::json::parse(r.body, nullptr, false); }
@@ -136,7 +133,7 @@ TEST_F(IngestTest, NdjsonIsAppendedAsTheBodyStreamsIn) {
   req.stream = [&](std::string* piece) {
     if (sent == 150) {
       // Halfway through the body: the first full batch must already be in Redis.
-      saw_before_end = testing::WaitUntil([&] { return redis_->Command({"XLEN", ChunkStream()})->integer >= 100; });
+      saw_before_end = testing::WaitUntil([&] { return Stream().size() >= 100; });
     }
     if (sent == 300) return false;
     *piece = R"({"seq": )" + std::to_string(sent) + R"(, "data": "line )" + std::to_string(sent) + std::string(80, '.') + "\"" +
@@ -221,7 +218,7 @@ TEST_F(IngestTest, WaitReplicasAnswersOnlyOnceAReplicaHasTheChunk) {
   r = post_until_acknowledged(R"({"seq": 1, "data": "also"})");
   EXPECT_EQ(r.status, 202) << r.body;
   EXPECT_EQ(Stream().size(), 2u) << "the retried chunk was appended twice";
-  EXPECT_EQ(rc->Command({"XLEN", ChunkStream()})->integer, 2) << "the replica does not have both";
+  EXPECT_EQ(testing::ChunksInStream(*rc, ChunkStream()).size(), 2u) << "the replica does not have both";
 }
 
 TEST_F(IngestTest, FinishAndProgressEndToEndWithTheCompactor) {

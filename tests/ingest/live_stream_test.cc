@@ -64,12 +64,12 @@ class LiveStreamTest : public testing::RedisSuite<> {
     service_->Stop();
     std::remove(db_.c_str());
   }
-  int Post(const std::string& path, const std::string& body) {
+  int Post(const std::string& path, const std::string& body, const std::string& type = "application/json") {
     testing::HttpRequest r;
     r.method = "POST";
     r.url = "http://127.0.0.1:" + std::to_string(service_->port()) + path;
     r.body = body;
-    r.headers = {"Content-Type: application/json"};
+    r.headers = {"Content-Type: " + type};
     return testing::Send(r).status;
   }
 
@@ -124,6 +124,32 @@ TEST_F(LiveStreamTest, ASubscriberGetsTheRowsTextInOrderAndTheOrganizationItsEve
   }
   EXPECT_EQ(kinds, (std::vector<std::string>{"generation.started", "generation.compacted"})) << ev;
   EXPECT_TRUE(EventsOf(other_org.ReadUntilClosed(300)).empty()) << "organization 13 saw organization 12's events";
+}
+
+// An NDJSON request's chunks share one chunk-stream entry: the live tail delivers every one of them. The
+// compactor is stopped first, so the tail is the only way they can reach the subscriber (no buffer to read).
+TEST_F(LiveStreamTest, EveryChunkOfAnNdjsonRequestReachesTheSubscriberFromTheTail) {
+  stop_ = true;
+  compacting_.join();
+  testing::RawConnection sub(service_->port());
+  ASSERT_TRUE(sub.Send("GET /v1/orgs/12/generations/4444/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed before the first chunk
+  std::string body, want;
+  for (int i = 0; i < 5; ++i) {
+    std::string t = "line " + std::to_string(i) + ";";
+    body += nlohmann::json{{"data", t}}.dump() + "\n";
+    want += t;
+  }
+  ASSERT_EQ(Post("/v1/orgs/12/generations/4444/chunks", body, "application/x-ndjson"), 202);
+  std::string text;
+  std::vector<int64_t> seqs;
+  for (auto& [event, data] : EventsOf(sub.ReadUntilClosed(3000))) {
+    if (event != "chunk") continue;
+    seqs.push_back(data["seq"].get<int64_t>());
+    text += data["text"].get<std::string>();
+  }
+  EXPECT_EQ(seqs, (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(text, want);
 }
 
 // Compressed chunks (CHUNK_COMPRESSION=zstd, the default, for chunks of 1 KiB and more): a subscriber before the

@@ -22,6 +22,7 @@
 #include "support/fake_provider.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
+#include "streamfleet/testing/chunk_envelope.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
 
@@ -169,11 +170,12 @@ TEST_F(GenerationRunTest, NormalStreamBecomesTheRowWithInitialMetadataAndUsage) 
   EXPECT_NE(req.find("Authorization: Bearer sk-test"), std::string::npos);
   EXPECT_NE(req.find(R"("stream":true)"), std::string::npos);
   EXPECT_NE(req.find(R"("model":"fake-model")"), std::string::npos);
-  auto entries = ParseEntries("s", *redis_->Command({"XRANGE", "streamfleet:chunks:0", "-", "+"}));
-  ASSERT_EQ(entries.size(), 5u);  // 4 chunks + FINISH
-  for (size_t i = 0; i < entries.size(); ++i) {
-    v1::ChunkEnvelope e;
-    ASSERT_TRUE(e.ParseFromString(*entries[i].Field("e")));
+  int undecodable = 0;
+  auto envelopes = testing::ChunksInStream(*redis_, "streamfleet:chunks:0", &undecodable);
+  EXPECT_EQ(undecodable, 0);
+  ASSERT_EQ(envelopes.size(), 5u);  // 4 chunks + FINISH
+  for (size_t i = 0; i < envelopes.size(); ++i) {
+    const v1::ChunkEnvelope& e = envelopes[i];
     EXPECT_EQ(e.source(), "provider");
     if (i < 4) {
       EXPECT_EQ(e.seq(), static_cast<int64_t>(i));

@@ -11,14 +11,12 @@
 
 namespace streamfleet {
 
-bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why, size_t max_plain_bytes) {
-  const std::string* raw = e.Field("e");
-  if (raw == nullptr) {
-    *why = "entry has no \"e\" field (expected a streamfleet.v1.ChunkEnvelope)";
-    return false;
-  }
+namespace {
+
+bool DecodeEnvelope(const std::string& raw, int64_t ingested_ms, ChunkItem* item, std::string* why,
+                    size_t max_plain_bytes) {
   v1::ChunkEnvelope env;
-  if (!env.ParseFromString(*raw)) {
+  if (!env.ParseFromString(raw)) {
     *why = "undecodable ChunkEnvelope";
     return false;
   }
@@ -29,7 +27,7 @@ bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why, s
   item->gen = GenerationId{env.organization_id(), env.scenario_id(), env.generation_id()};
   item->finish = env.kind() == v1::ChunkEnvelope::FINISH;
   item->seq = env.seq();
-  item->data = env.data();
+  item->data = std::move(*env.mutable_data());
   item->compressed = env.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD;
   item->plain_bytes = static_cast<int64_t>(item->data.size());
   if (item->compressed) {
@@ -48,7 +46,29 @@ bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why, s
   }
   item->final = env.final();
   item->total = env.total_chunks();
-  item->ingested_ms = StreamIdMs(e.id);
+  item->ingested_ms = ingested_ms;
+  return true;
+}
+
+}  // namespace
+
+bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::string* why, size_t max_plain_bytes) {
+  const size_t before = items->size();
+  const int64_t ingested_ms = StreamIdMs(e.id);
+  int n = 0;
+  for (const auto& [field, raw] : e.fields) {
+    if (field != "e") continue;
+    ++n;
+    if (!DecodeEnvelope(raw, ingested_ms, &items->emplace_back(), why, max_plain_bytes)) {
+      if (n > 1) *why = "envelope " + std::to_string(n) + " of the entry: " + *why;
+      items->resize(before);
+      return false;
+    }
+  }
+  if (n == 0) {
+    *why = "entry has no \"e\" field (expected a streamfleet.v1.ChunkEnvelope)";
+    return false;
+  }
   return true;
 }
 

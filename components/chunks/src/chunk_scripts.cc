@@ -78,7 +78,8 @@ const LuaScript& MarkCompacted() {
 //   total_conflict              a finish whose total is smaller than an earlier finish's (equal: a retry,
 //                               skipped; larger: the generation grew, appended);
 //   SFLIMIT                     the generation would exceed its byte limit (counting only new data).
-// A keyed chunk seen before is not appended again and answers with the seq it got then.
+// A keyed chunk seen before is not appended again and answers with the seq it got then. The chunks appended go
+// into one stream entry, a field "e" each in order, closed at 64 KiB (docs/ARCHITECTURE.md "Chunk entries").
 // Returns {last stream id ("" when nothing was appended), the seq of every 'a' chunk in order, replayed count}.
 const LuaScript& IngestAppend() {
   // Seqs are reserved here, after the checks, so a rejected batch burns none and the request needs one

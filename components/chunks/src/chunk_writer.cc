@@ -31,7 +31,7 @@ void ChunkWriter::SetEnvelopeData(v1::ChunkEnvelope& e, const std::string& data)
       e.set_data(std::move(*z));
       e.set_data_encoding(v1::ChunkEnvelope::DATA_ZSTD);
       e.set_data_size(static_cast<int64_t>(data.size()));
-      e.set_version(kChunkEnvelopeVersion);  // consumers that predate compression dead-letter, not misread
+      e.set_version(kChunkEnvelopeCompressed);  // consumers that predate compression dead-letter, not misread
       return;
     }
   }
@@ -59,6 +59,7 @@ ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, cons
     e.set_total_chunks(c.total_chunks);
     e.set_produced_at_ms(now);
     e.set_source(source);
+    if (chunks.size() > 1) e.set_version(kChunkEnvelopeShared);  // the script writes them as one entry
     args.push_back(e.SerializeAsString());
     if (c.finish) {
       args.insert(args.end(), {"f", std::to_string(c.total_chunks), ""});

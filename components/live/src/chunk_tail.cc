@@ -103,13 +103,14 @@ bool PeekOrgAndGen(const std::string& raw, int64_t* org, int64_t* gen) {
   return true;
 }
 
-// Whether a chunk entry's fields ([field, value, ...]) may be of a watched generation: false only when its
-// envelope (field "e") is missing or scans as another generation's.
+// Whether a chunk entry's fields ([field, value, ...]) may hold a watched generation's chunk: false only when
+// it has no envelope (field "e") or each scans as another generation's (ingest's entries hold one request's
+// envelopes; other producers may mix generations).
 bool MayBeWatched(const std::vector<RedisValue>& kv, const std::set<GenerationKey>& watched) {
   for (size_t k = 0; k + 1 < kv.size(); k += 2) {
     if (kv[k].str != "e") continue;
     int64_t org = 0, gen = 0;
-    return !PeekOrgAndGen(kv[k + 1].str, &org, &gen) || watched.count({org, gen}) > 0;
+    if (!PeekOrgAndGen(kv[k + 1].str, &org, &gen) || watched.count({org, gen}) > 0) return true;
   }
   return false;
 }
@@ -122,27 +123,26 @@ void ChunkTail::Decode(const StreamEntry& e, bool events, const std::set<Generat
     if (ev.ok()) batch.events.push_back(TailEvent{e.id, std::move(*ev)});
     return;
   }
-  const std::string* raw = e.Field("e");
-  if (raw == nullptr) return;
-  int64_t org = 0, gen = 0;
-  if (PeekOrgAndGen(*raw, &org, &gen) && !watched.count({org, gen})) return;
-  ChunkItem item;
+  std::vector<ChunkItem> items;
   std::string why;
-  if (!DecodeChunkEntry(e, &item, &why) || !watched.count({item.gen.org, item.gen.gen})) return;
-  TailChunk c;
-  c.org = item.gen.org;
-  c.gen = item.gen.gen;
-  c.seq = item.seq;
-  if (item.finish) {
-    c.total = item.total;
-  } else {
-    auto text = ChunkItemText(item);
-    if (!text.ok()) return;  // a corrupt frame: the compactor dead-letters or counts it; the feed waits on the gap
-    c.has_data = true;
-    c.data = std::move(*text);
-    c.total = item.total > 0 ? item.total : (item.final ? item.seq + 1 : 0);
+  if (!DecodeChunkEntry(e, &items, &why)) return;
+  for (const ChunkItem& item : items) {
+    if (!watched.count({item.gen.org, item.gen.gen})) continue;
+    TailChunk c;
+    c.org = item.gen.org;
+    c.gen = item.gen.gen;
+    c.seq = item.seq;
+    if (item.finish) {
+      c.total = item.total;
+    } else {
+      auto text = ChunkItemText(item);
+      if (!text.ok()) continue;  // a corrupt frame: the compactor dead-letters or counts it; the feed waits on the gap
+      c.has_data = true;
+      c.data = std::move(*text);
+      c.total = item.total > 0 ? item.total : (item.final ? item.seq + 1 : 0);
+    }
+    batch.chunks.push_back(std::move(c));
   }
-  batch.chunks.push_back(std::move(c));
 }
 
 bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* got_any) {

@@ -88,9 +88,15 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
     for (const auto& e : entries) {
       if (progress) progress(s, ++done, static_cast<int64_t>(entries.size()));
       const std::string* src = e.Field("source_stream");
-      const std::string* env = e.Field("e");
-      if (src == nullptr || env == nullptr) continue;
-      auto add = redis.Command({"XADD", *src, "*", "e", *env});
+      if (src == nullptr || e.Field("e") == nullptr) continue;
+      // Every envelope of the entry, in order (a chunk entry of ingest holds one request's chunks).
+      std::vector<std::string> add_cmd = {"XADD", *src, "*"};
+      for (const auto& [k, v] : e.fields) {
+        if (k != "e") continue;
+        add_cmd.push_back("e");
+        add_cmd.push_back(v);
+      }
+      auto add = redis.Command(add_cmd);
       if (!add.ok()) return add.status();
       auto del = redis.Command({"XDEL", s, e.id});
       if (!del.ok()) return del.status();

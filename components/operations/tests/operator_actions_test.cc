@@ -6,6 +6,7 @@
 #include "streamfleet/operations/fleet_admin.h"
 #include "streamfleet/operations/operator_json.h"
 #include "streamfleet/operations/operator_task.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "support/map_env.h"
 #include "support/redis_suite.h"
 
@@ -75,6 +76,21 @@ TEST_F(OperatorActionsTest, AnUnknownDeadLetterIdIsNotFound) {
   auto deleted = DeleteDeadLetter(*redis_, config_, sourceless);
   ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
   EXPECT_EQ(*deleted, 1);
+}
+
+// A chunk entry of ingest holds one request's envelopes (a field "e" each): a replay puts all of them back, in
+// order, as one entry.
+TEST_F(OperatorActionsTest, RequeueOfAChunkEntryPutsBackEveryEnvelope) {
+  KeySchema keys = KeySchema::FromConfig(config_);
+  StreamEntry entry{keys.ChunkStream(0), "5-1", {{"e", "first"}, {"e", "second"}, {"e", "third"}}};
+  ASSERT_TRUE(DeadLetter(*redis_, keys.ChunkDeadLetterStream(), entry, "compactor", "old build", 1).ok());
+  auto n = RequeueDeadLetters(*redis_, config_, "");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1);
+  auto back = ParseEntries(entry.stream, *redis_->Command({"XRANGE", entry.stream, "-", "+"}));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].fields, entry.fields);
+  EXPECT_EQ(Len(keys.ChunkDeadLetterStream()), 0);
 }
 
 TEST_F(OperatorActionsTest, JsonFormsNameWhatTheCliAndTheAdminApiShow) {

@@ -9,7 +9,14 @@ namespace streamfleet {
 
 // 2: `data` may be zstd-compressed (ChunkEnvelope.data_encoding). Producers write 2 only on compressed
 // entries (plain ones leave the version unset), so plain entries stay readable by builds that know only 1.
-inline constexpr uint32_t kChunkEnvelopeVersion = 2;
+inline constexpr uint32_t kChunkEnvelopeCompressed = 2;
+// 3: the envelope may share its chunk-stream entry with others (one field "e" each, in order: ingest writes a
+// request's chunks as one entry). A build that knows only 2 reads just an entry's first "e"; version 3 makes
+// it dead-letter such an entry whole instead of dropping the rest. Written only on envelopes of requests
+// with more than one chunk, so one-chunk requests stay readable by older builds.
+inline constexpr uint32_t kChunkEnvelopeShared = 3;
+// The highest version this build reads.
+inline constexpr uint32_t kChunkEnvelopeVersion = kChunkEnvelopeShared;
 inline constexpr uint32_t kTaskEnvelopeVersion = 1;
 
 // "" when `version` is understood, else the dead-letter reason.

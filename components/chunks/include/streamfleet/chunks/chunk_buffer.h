@@ -26,12 +26,13 @@ struct ChunkItem {
   int64_t plain_bytes = 0;  // the text's size when compressed
 };
 
-// A chunk-stream entry (field "e": a streamfleet.v1.ChunkEnvelope) as a ChunkItem; false with *why when it
-// is not one, or of an envelope version this code does not know (the compactor dead-letters it; the live tail
-// skips it). The compactor's and the live tail's one reading of the envelope.
+// A chunk-stream entry's envelopes (each field "e": a streamfleet.v1.ChunkEnvelope; ingest writes one entry per
+// request, so an entry may hold several, in order) appended to *items; false with *why, and *items as it was,
+// when one of them is not an envelope or is of a version this code does not know (the compactor dead-letters
+// the entry; the live tail skips it). The compactor's and the live tail's one reading of the envelope.
 // A compressed envelope's frame is checked (one frame, its recorded size equal to data_size and within
 // max_plain_bytes) but not decompressed: the compactor keeps it compressed in the buffer list.
-bool DecodeChunkEntry(const StreamEntry& e, ChunkItem* item, std::string* why,
+bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::string* why,
                       size_t max_plain_bytes = size_t{64} << 20);
 
 // The item's text (decompressed when needed): the live tail, and chunk rows (GENERATION_CHUNK_STORAGE).

@@ -4,8 +4,10 @@
 // through ingest. Header-only so the benchmarks can use it without the test support library.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "streamfleet/base/keys.h"
+#include "streamfleet/redis/redis.h"
 #include "streamfleet/v1/chunk.pb.h"
 
 namespace streamfleet::testing {
@@ -27,6 +29,31 @@ inline std::string ChunkEnvelopeBytes(const GenerationId& g, int64_t seq, const 
   e.set_version(version);
   e.set_source(source);
   return e.SerializeAsString();
+}
+
+// Every chunk envelope of the entries, in order: ingest writes a request's chunks as one entry, one field "e"
+// each. An envelope that does not parse is counted in *undecodable (and left out).
+inline std::vector<v1::ChunkEnvelope> ChunkEnvelopesOf(const std::vector<StreamEntry>& entries,
+                                                       int* undecodable = nullptr) {
+  std::vector<v1::ChunkEnvelope> out;
+  for (const auto& e : entries) {
+    for (const auto& [field, raw] : e.fields) {
+      if (field != "e") continue;
+      if (!out.emplace_back().ParseFromString(raw)) {
+        out.pop_back();
+        if (undecodable) ++*undecodable;
+      }
+    }
+  }
+  return out;
+}
+
+// The chunk envelopes a chunk stream holds now (XRANGE of all of it: for tests).
+inline std::vector<v1::ChunkEnvelope> ChunksInStream(RedisCommands& redis, const std::string& stream,
+                                                     int* undecodable = nullptr) {
+  auto r = redis.Command({"XRANGE", stream, "-", "+"});
+  if (!r.ok()) return {};
+  return ChunkEnvelopesOf(ParseEntries(stream, *r), undecodable);
 }
 
 }  // namespace streamfleet::testing
