@@ -16,6 +16,13 @@ TEST(Utf8Test, FindsTheFirstInvalidByte) {
   EXPECT_EQ(FirstInvalidUtf8("\xe0\x80\xaf"), 0u);        // overlong, 3 bytes
   EXPECT_EQ(FirstInvalidUtf8("x\xed\xa0\x80"), 1u);       // UTF-16 surrogate
   EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0u);    // above U+10FFFF
+  // Past and between the 8-byte ASCII strides, at every alignment.
+  for (size_t pre = 0; pre < 20; ++pre) {
+    const std::string ascii(pre, 'a');
+    EXPECT_EQ(FirstInvalidUtf8(ascii + "\xff" + std::string(9, 'b')), pre) << pre;
+    EXPECT_EQ(FirstInvalidUtf8(ascii + "\xc3\xa9" + std::string(pre, 'b') + "\xe2\x82"), 2 * pre + 2) << pre;
+    EXPECT_EQ(FirstInvalidUtf8(ascii + "\xf0\x9f\x98\x80" + ascii), std::nullopt) << pre;
+  }
   EXPECT_EQ(FirstInvalidUtf8("\x80"), 0u);                // lone continuation byte
   EXPECT_EQ(FirstInvalidUtf8(std::string("a\0b", 3)), std::nullopt);
 }

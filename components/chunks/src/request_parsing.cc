@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "streamfleet/base/json_input.h"
+#include "streamfleet/chunks/common_chunk_json.h"
 
 namespace streamfleet {
 
@@ -58,6 +59,11 @@ Route MatchRoute(std::string_view path) {
 }
 
 StatusOr<ChunkInput> ParseChunkJson(std::string_view text) {
+  if (auto c = ParseCommonChunkJson(text)) return std::move(*c);
+  return ParseChunkJsonGeneral(text);
+}
+
+StatusOr<ChunkInput> ParseChunkJsonGeneral(std::string_view text) {
   auto parsed = ParseJsonInput(text);
   if (!parsed.ok()) return parsed.status();
   const nlohmann::json& j = *parsed;

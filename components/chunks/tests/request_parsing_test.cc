@@ -1,5 +1,7 @@
 #include "streamfleet/chunks/request_parsing.h"
 
+#include "streamfleet/chunks/common_chunk_json.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -50,6 +52,63 @@ TEST(ParseChunkJsonTest, FieldsAndErrors) {
                           R"({"data": "x", "seq": 1.5})", R"({"data": "x", "final": "yes"})",
                           R"({"data": "x", "total_chunks": 0})"}) {
     EXPECT_FALSE(ParseChunkJson(bad).ok()) << bad;
+  }
+}
+
+// The fast path reads the common shape exactly as the general parser does, and leaves everything else to it.
+TEST(ParseCommonChunkJsonTest, TakesTheCommonShapeAndAgreesWithTheGeneralParser) {
+  auto same = [](const std::string& text) {
+    auto fast = ParseCommonChunkJson(text);
+    auto general = ParseChunkJsonGeneral(text);
+    if (!fast) return ::testing::AssertionSuccess();
+    if (!general.ok()) return ::testing::AssertionFailure() << "fast path accepted, general refused: " << text;
+    if (fast->data != general->data || fast->seq != general->seq || fast->final != general->final ||
+        fast->total_chunks != general->total_chunks) {
+      return ::testing::AssertionFailure() << "read differently: " << text;
+    }
+    return ::testing::AssertionSuccess();
+  };
+  const std::vector<std::string> common = {
+      R"({"data":"x"})",
+      R"({"data": ""})",
+      " \t{ \"data\" : \"a b\" , \"seq\" : 0 }\r",
+      R"({"seq": 7, "data": "h\u00e9 \ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t", "final": true, "total_chunks": 8})",
+      R"({"data": "\u0000 nul", "seq": null, "final": null, "total_chunks": null})",
+      R"({"data": "x", "final": false, "seq": 999999999999999999})",
+      "{\"data\": \"h\xc3\xa9llo \xe2\x82\xac\"}",
+  };
+  for (const auto& text : common) {
+    EXPECT_TRUE(ParseCommonChunkJson(text).has_value()) << text;
+    EXPECT_TRUE(same(text));
+  }
+  auto c = ParseCommonChunkJson(common[3]);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->data, "h\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ / \b\f\n\r\t");
+  EXPECT_EQ(*c->seq, 7);
+  EXPECT_TRUE(c->final);
+  EXPECT_EQ(c->total_chunks, 8);
+  EXPECT_EQ(ParseCommonChunkJson(common[4])->data, std::string("\0 nul", 5));
+
+  // Valid or not, these are the general parser's: its answer stands (ParseChunkJson gives it unchanged).
+  const std::vector<std::string> others = {
+      "", "{", "{}", "[]", R"({"data": "x", "other": 1})", R"({"data": "x", "data": "y"})",
+      R"({"data": "x", "seq": -0})", R"({"data": "x", "seq": 1.0})", R"({"data": "x", "seq": 1e2})",
+      R"({"data": "x", "seq": 01})", R"({"data": "x", "seq": 1234567890123456789})",
+      R"({"data": "x", "seq": "1"})", R"({"data": "x", "total_chunks": 0})", R"({"data": "\ud83d"})",
+      R"({"data": "\ude00"})", R"({"data": "\ud83d\u0041"})", R"({"data": "\x"})", R"({"data": "\u12g4"})",
+      "{\"data\": \"bad \xff\"}", "{\"data\": \"cut \xc3\"}", "{\"data\": \"tab\tinside\"}",
+      R"({"data": "x"} trailing)", R"({"data": "x"},)", R"({"data": ["x"]})", R"({"data": null})",
+      R"({"data": "x", "final": 1})", R"({"data": "x", "final": True})", R"({"da\u0074a": "x"})",
+      "\xef\xbb\xbf{\"data\": \"bom\"}", R"({"data": "x", "seq": 5)", R"({"data": "x" "seq": 5})",
+  };
+  for (const auto& text : others) {
+    EXPECT_FALSE(ParseCommonChunkJson(text).has_value()) << text;
+    auto a = ParseChunkJson(text);
+    auto b = ParseChunkJsonGeneral(text);
+    EXPECT_EQ(a.ok(), b.ok()) << text;
+    if (!a.ok() && !b.ok()) {
+      EXPECT_EQ(a.status().message(), b.status().message()) << text;
+    }
   }
 }
 

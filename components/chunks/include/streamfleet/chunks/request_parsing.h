@@ -34,7 +34,12 @@ struct ChunkInput {
   int64_t total_chunks = 0;  // 0 = unknown
 };
 // {"seq": 0, "data": "...", "final": false, "total_chunks": null}; kInvalidArgument with the reason.
+// The common shape is read by ParseCommonChunkJson (common_chunk_json.h), everything else by the general
+// parser below.
 StatusOr<ChunkInput> ParseChunkJson(std::string_view text);
+// ParseChunkJson without its fast path: a bounded JSON document (json_input.h), then its fields. The reference
+// the fast path is tested against.
+StatusOr<ChunkInput> ParseChunkJsonGeneral(std::string_view text);
 
 // A streamed body (NDJSON or SSE) arrives in reads of any size: hands each complete line of `buffer` to
 // on_line, without its '\n', in order, stopping when on_line returns false. Returns how many bytes were
