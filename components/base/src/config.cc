@@ -78,7 +78,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"INGEST_MAX_CHUNK_BYTES", "1048576", "largest chunk accepted (413 above)"},
       {"INGEST_MAX_BODY_BYTES", "16777216", "largest request body accepted (413 above)"},
       {"INGEST_MAX_GENERATION_BYTES", "67108864", "largest total size of one generation (413 above)"},
-      {"INGEST_BACKPRESSURE_LAG", "200000", "consumer-group lag over the chunk streams above which ingest answers 503"},
+      {"INGEST_BACKPRESSURE_LAG", "200000", "consumer-group lag over the chunk streams (in entries: one per request of up to 64 KiB, docs/ARCHITECTURE.md \"Chunk entries\") above which ingest answers 503"},
       {"INGEST_WAIT_REPLICAS", "0", "ingest (and generation.run): answer 2xx only once this many replicas have the chunks (Redis WAIT); 503 when they do not within INGEST_WAIT_TIMEOUT (the client retries; appends are idempotent). 0: answer when the master has them (docs/deploy.md, High availability)"},
       {"INGEST_WAIT_TIMEOUT", "1s", "the longest INGEST_WAIT_REPLICAS waits for the replicas"},
       {"INGEST_REQUEST_TIMEOUT", "60s", "longest a client may take to send a request's headers, and the longest wait for body data (slow or stalled clients)"},
