@@ -42,7 +42,7 @@ struct LoopOptions {
   // ingest's live tail reads the chunk streams a few ms behind their end, outside the group, and would skip
   // what a trim removed first (its subscribers then wait for the hub's once-a-second buffer read).
   int64_t trim_keep_ms = 2000;
-  // After a blocking read returned fewer than min_batch entries, wait linger_ms before the next read (see
+  // After a blocking read returned fewer than min_batch chunks, wait linger_ms before the next read (see
   // RunOnce). 0 = never.
   int min_batch = 100;
   int linger_ms = 2;

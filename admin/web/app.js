@@ -127,10 +127,11 @@ const pages = {
           card("Over LLEN " + b.threshold, b.over_threshold.length, "over-threshold")),
         h("h2", {}, "Last " + minutes + " minutes"),
         s.length < 2 ? h("p", { class: "muted" }, "collecting samples…") : h("div", { class: "charts" },
-          chart("Chunks / s", s, [{ key: "chunks_in_per_s", label: "in", color: "#2f6fde" }, { key: "chunks_out_per_s", label: "compacted", color: "#1f8a4c" }]),
+          // Chunk-stream entries, not chunks: ingest writes a request's chunks as one entry (docs/ARCHITECTURE.md).
+          chart("Chunk entries / s", s, [{ key: "chunks_in_per_s", label: "in", color: "#2f6fde" }, { key: "chunks_out_per_s", label: "read by compactors", color: "#1f8a4c" }]),
           chart("Tasks / s", s, [{ key: "tasks_in_per_s", label: "enqueued", color: "#2f6fde" }, { key: "tasks_out_per_s", label: "started", color: "#1f8a4c" }]),
           chart("Latency", s, [{ key: "oldest_pending_s", label: "oldest pending (s)", color: "#c2372b" }, { key: "redis_rtt_ms", label: "Redis RTT (ms)", color: "#8a4b00", digits: 2 }]),
-          chart("Backlog", s, [{ key: "chunk_lag", label: "chunk lag", color: "#2f6fde", digits: 0 }, { key: "task_lag", label: "task lag", color: "#8a4b00", digits: 0 }])),
+          chart("Backlog", s, [{ key: "chunk_lag", label: "chunk entries lag", color: "#2f6fde", digits: 0 }, { key: "task_lag", label: "task lag", color: "#8a4b00", digits: 0 }])),
         h("h2", {}, "Live generations"),
         b.live.length === 0 ? h("p", { class: "muted" }, "no generation buffered") : h("div", { class: "scroll" },
           h("table", { "data-testid": "live-generations" },
