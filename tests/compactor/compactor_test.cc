@@ -674,8 +674,9 @@ TEST_P(CompactorTest, ChunksOfOneRequestShareAnEntryAndAreAppliedOrDeadLetteredT
 // The append script writes an assigned seq into the envelope as a protobuf varint of 1, 2 or more bytes: each
 // width and the boundaries between them read back as the seq.
 TEST_P(CompactorTest, AssignedSeqsReadBackAcrossEveryVarintWidth) {
-  const KeySchema k = KeySchema::FromConfig(MakeConfig());
-  ChunkWriter writer(MakeConfig());
+  const Config producer = MakeConfig();  // ChunkWriter keeps a reference to it
+  const KeySchema k = KeySchema::FromConfig(producer);
+  ChunkWriter writer(producer);
   GenerationId g{12, 0, 66};
   std::vector<int64_t> want;
   for (int64_t start : {0, 126, 16382, 2097150, 268435454}) {
