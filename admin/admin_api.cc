@@ -8,6 +8,7 @@
 #include "streamfleet/artifacts/artifact.h"
 #include "streamfleet/base/compression.h"
 #include "streamfleet/base/text.h"
+#include "streamfleet/chunks/chunk_buffer.h"
 #include "streamfleet/base/time.h"
 #include "streamfleet/base/hash_fields.h"
 #include "streamfleet/base/json_input.h"
@@ -119,8 +120,7 @@ json DecodedDeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
                       {"data_preview", ToValidUtf8(text.substr(0, 200))}};
       }
       // An entry of ingest holds one request's chunks: the first is shown, and how many the entry holds.
-      j["chunks_in_entry"] = std::count_if(d.entry.fields.begin(), d.entry.fields.end(),
-                                           [](const auto& f) { return f.first == "e"; });
+      j["chunks_in_entry"] = ChunkEnvelopeCount(d.entry);
     }
   }
   return j;

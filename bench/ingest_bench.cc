@@ -19,6 +19,7 @@
 
 #include "bench/bench_util.h"
 #include "streamfleet/base/keys.h"
+#include "streamfleet/chunks/chunk_buffer.h"
 #include "streamfleet/base/time.h"
 #include "streamfleet/taskqueue/task_queue.h"
 
@@ -150,9 +151,7 @@ Phase ChunkPhase(const Options& o, int batch, const char* name) {
                      if (!r.ok()) break;
                      auto entries = ParseEntries(stream, *r);
                      if (entries.empty()) break;
-                     for (const auto& e : entries) {
-                       for (const auto& f : e.fields) chunks += f.first == "e" ? 1 : 0;
-                     }
+                     for (const auto& e : entries) chunks += static_cast<int64_t>(ChunkEnvelopeCount(e));
                      from = "(" + entries.back().id;
                    }
                  }

@@ -138,12 +138,8 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
   int n = static_cast<int>(entries.size());
   // The batch's size in chunks, for the linger below: an entry of ingest holds a request's chunks, one field
   // "e" each (docs/ARCHITECTURE.md "Chunk entries"); other entries count one.
-  int64_t items = 0;
-  for (const auto& e : entries) {
-    int64_t k = 0;
-    for (const auto& f : e.fields) k += f.first == "e" ? 1 : 0;
-    items += std::max<int64_t>(1, k);
-  }
+  size_t items = 0;
+  for (const auto& e : entries) items += std::max<size_t>(1, ChunkEnvelopeCount(e));
   finalize_queued_ = false;
   if (n > 0) Process(std::move(entries), stop);
   if (n == 0 && !history && !blocking) IdlePoll(stop);
@@ -152,7 +148,7 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
   // with 8 loops on 4 streams batches fell to ~70 entries and throughput to a third. After a small batch,
   // wait a moment so the next read finds more (Kafka's fetch.min.bytes + fetch.max.wait, in effect).
   // Not when this batch completed a generation: its finalize entry is waiting, and finalize latency counts.
-  if (blocking && n > 0 && items < options_.min_batch && options_.linger_ms > 0 && !finalize_queued_ && !stop.load()) {
+  if (blocking && n > 0 && items < static_cast<size_t>(options_.min_batch) && options_.linger_ms > 0 && !finalize_queued_ && !stop.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.linger_ms));
   }
   if (n > 0) idle_poll_ms_ = 0;

@@ -52,6 +52,12 @@ bool DecodeEnvelope(const std::string& raw, int64_t ingested_ms, ChunkItem* item
 
 }  // namespace
 
+size_t ChunkEnvelopeCount(const StreamEntry& e) {
+  size_t n = 0;
+  for (const auto& f : e.fields) n += f.first == "e" ? 1 : 0;
+  return n;
+}
+
 bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::string* why, size_t max_plain_bytes) {
   const size_t before = items->size();
   const int64_t ingested_ms = StreamIdMs(e.id);

@@ -35,6 +35,9 @@ struct ChunkItem {
 bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::string* why,
                       size_t max_plain_bytes = size_t{64} << 20);
 
+// How many envelopes (fields "e") a chunk-stream entry holds, without decoding them.
+size_t ChunkEnvelopeCount(const StreamEntry& e);
+
 // The item's text (decompressed when needed): the live tail, and chunk rows (GENERATION_CHUNK_STORAGE).
 StatusOr<std::string> ChunkItemText(const ChunkItem& item);
 
