@@ -14,6 +14,9 @@
 //   compactor_bench --redis-port P [--gens 2000] [--chunks 50] [--chunk-bytes 200] [--tmpdir DIR]
 //                   [--paced-rate 10000] [--paced-seconds 5] [--compactor-bin build/compactor/streamfleet-compactor]
 //                   [--loops N (consumer loops per compactor; default COMPACTOR_LOOPS')]
+//                   [--compactor-env NAME=value,... (extra settings of the binary in the bin phase)]
+//                   [--entry-chunks N (chunks of a generation per stream entry, as ingest writes an NDJSON
+//                    request's; default 1)]
 //                   [--phases raw,loop,svc1,svc2,e2e1,e2e2,paced,bin (svcN/e2eN: N compactors, N <= 8)]
 #include <signal.h>
 #include <sys/wait.h>
@@ -25,6 +28,7 @@
 #include "bench/bench_util.h"
 #include "compactor/compactor_loops.h"
 #include "streamfleet/base/clock.h"
+#include "streamfleet/base/envelope_version.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/sql/sql_store.h"
@@ -41,10 +45,12 @@ struct Options {
   int chunks = 50;
   int chunk_bytes = 200;
   int window = 64;  // generations in flight at once (their chunks interleave in the streams)
+  int entry_chunks = 1;  // consecutive chunks of a generation per stream entry (>1: the shape ingest's NDJSON writes)
   int loops = 0;    // consumer loops per compactor (0 = COMPACTOR_LOOPS' default)
   compactor::LoopOptions loop_options;  // --linger-ms, --min-batch: A/B of the small-batch linger
   std::string tmpdir = "/tmp";
   std::string compactor_bin;
+  std::vector<std::string> compactor_env;  // extra NAME=value settings of the binary (--compactor-env, repeatable via ',')
 };
 
 std::string Payload(int bytes, int64_t salt) {
@@ -102,13 +108,19 @@ std::vector<std::vector<std::string>> ChunkCommands(const Options& o, const KeyS
       any = true;
       GenerationId g{1, 0, sl.gen};
       std::string stream = single_stream.empty() ? keys.ChunkStream(keys.ShardOf(g)) : single_stream;
-      bool final = sl.seq + 1 == o.chunks;
-      out.push_back({"XADD", stream, "*", "e", Envelope(g, sl.seq, Payload(o.chunk_bytes, sl.gen + sl.seq), final)});
-      if (final) {
-        sl.gen = 0;
-      } else {
-        ++sl.seq;
+      std::vector<std::string> xadd = {"XADD", stream, "*"};
+      bool final = false;
+      for (int k = 0; k < o.entry_chunks && !final; ++k) {
+        final = sl.seq + 1 == o.chunks;
+        std::string data = Payload(o.chunk_bytes, sl.gen + sl.seq);
+        xadd.push_back("e");
+        xadd.push_back(o.entry_chunks > 1 ? streamfleet::testing::ChunkEnvelopeBytes(g, sl.seq, data, final, 0, false,
+                                                                                      kChunkEnvelopeShared, "bench")
+                                          : Envelope(g, sl.seq, data, final));
+        if (!final) ++sl.seq;
       }
+      out.push_back(std::move(xadd));
+      if (final) sl.gen = 0;
     }
     if (!any) break;
   }
@@ -423,8 +435,10 @@ void BinaryPhase(const Options& o) {
   const int64_t total_chunks = o.gens * o.chunks;
 
   auto t0 = Clk::now();
-  pid_t pid = SpawnBinary(o.compactor_bin, {"REDIS_PORT=" + std::to_string(o.redis_port), "DATABASE_URL=sqlite:" + db,
-                                            "CONSUMER_NAME=bench-bin", "METRICS_LISTEN=127.0.0.1:0", "LOG_LEVEL=warn"});
+  std::vector<std::string> env = {"REDIS_PORT=" + std::to_string(o.redis_port), "DATABASE_URL=sqlite:" + db,
+                                  "CONSUMER_NAME=bench-bin", "METRICS_LISTEN=127.0.0.1:0", "LOG_LEVEL=warn"};
+  env.insert(env.end(), o.compactor_env.begin(), o.compactor_env.end());
+  pid_t pid = SpawnBinary(o.compactor_bin, env);
   std::cout << "compactor_pid=" << pid << std::endl;  // run.sh records it so its trap can stop it
   long long rss_peak_kb = 0;
   int64_t events = 0;
@@ -453,10 +467,11 @@ void BinaryPhase(const Options& o) {
   MustOk(rows.status(), "CountGenerations");
   std::cerr << "compactor_bench: binary: " << *rows << " rows (" << events << " events) in " << secs
             << " s (including process start-up)\n";
-  Emit("bin_cps", static_cast<double>(total_chunks) / secs);
-  Emit("bin_rows", static_cast<double>(*rows));
-  Emit("bin_rss_mb", static_cast<double>(std::max(rss_kb, rss_peak_kb)) / 1024.0);
-  Emit("bin_hwm_mb", static_cast<double>(hwm_kb) / 1024.0);
+  const std::string tag = o.entry_chunks > 1 ? "bin_entries_" : "bin_";  // run.sh runs both shapes
+  Emit(tag + "cps", static_cast<double>(total_chunks) / secs);
+  Emit(tag + "rows", static_cast<double>(*rows));
+  Emit(tag + "rss_mb", static_cast<double>(std::max(rss_kb, rss_peak_kb)) / 1024.0);
+  Emit(tag + "hwm_mb", static_cast<double>(hwm_kb) / 1024.0);
   store->reset();
   for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db + suffix);
   (void)r->Command({"FLUSHALL"});
@@ -472,12 +487,18 @@ int main(int argc, char** argv) {
   o.chunks = static_cast<int>(f.Int("chunks", 50));
   o.chunk_bytes = static_cast<int>(f.Int("chunk-bytes", 200));
   o.window = static_cast<int>(f.Int("window", 64));
+  o.entry_chunks = static_cast<int>(std::max<int64_t>(1, f.Int("entry-chunks", 1)));
   o.loops = static_cast<int>(f.Int("loops", 0));
   o.loop_options.linger_ms = static_cast<int>(f.Int("linger-ms", o.loop_options.linger_ms));
   o.loop_options.min_batch = static_cast<int>(f.Int("min-batch", o.loop_options.min_batch));
   o.loop_options.read_count = static_cast<int>(f.Int("read-count", o.loop_options.read_count));
   o.tmpdir = f.Str("tmpdir", "/tmp");
   o.compactor_bin = f.Str("compactor-bin", "");
+  for (std::string rest = f.Str("compactor-env", ""); !rest.empty();) {
+    size_t comma = rest.find(',');
+    o.compactor_env.push_back(rest.substr(0, comma));
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+  }
   if (o.redis_port == 0) {
     std::cerr << "usage: compactor_bench --redis-port P [--gens 2000] [--chunks 50] [--chunk-bytes 200] "
                  "[--window 64] [--tmpdir DIR] [--compactor-bin PATH]\n";

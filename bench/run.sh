@@ -269,6 +269,11 @@ anchor_raw_c
 log "compactor: $COMPACTOR_GENS generations x 50 chunks of $CHUNK_BYTES bytes"
 run_child "$BUILD/bench/compactor_bench" --redis-port "$REDIS_PORT" --gens "$COMPACTOR_GENS" --chunks 50 \
   --chunk-bytes "$CHUNK_BYTES" --tmpdir "$WORK" --paced-rate "$PACED_RATE" --paced-seconds 5 --compactor-bin "$BUILD/compactor/streamfleet-compactor" >>"$RESULTS"
+# The same pre-fill written as ingest writes NDJSON requests: a generation's 50 chunks in one entry.
+log "compactor: the binary draining the pre-fill as entries of 50 chunks (NDJSON requests)"
+run_child "$BUILD/bench/compactor_bench" --redis-port "$REDIS_PORT" --gens "$COMPACTOR_GENS" --chunks 50 \
+  --chunk-bytes "$CHUNK_BYTES" --entry-chunks 50 --tmpdir "$WORK" --phases bin \
+  --compactor-bin "$BUILD/compactor/streamfleet-compactor" >>"$RESULTS"
 
 fi
 
@@ -404,6 +409,7 @@ fi
     printf "| Redis used_memory per buffered chunk byte (buffers only) | %sx | <= 2x | | %s |\n", f2(v["svc1_redis_buffer_bytes_per_chunk_byte"]), met(v["svc1_redis_buffer_bytes_per_chunk_byte"] <= 2)
     printf "| Redis used_memory per chunk byte while still in the chunk streams | %sx | (info) | | |\n", f2(v["svc1_redis_stream_bytes_per_chunk_byte"])
     printf "| compactor RSS, streamfleet-compactor binary (VmHWM) | %s MB | <= 64 MB | | %s |\n", f1(v["bin_hwm_mb"]), met(v["bin_hwm_mb"] <= 64)
+    printf "| compactor RSS, the binary draining entries of 50 chunks (NDJSON requests; %s chunks/s) | %s MB | <= 64 MB | | %s |\n", f0(v["bin_entries_cps"]), f1(v["bin_entries_hwm_mb"]), met(v["bin_entries_hwm_mb"] <= 64)
     printf "| bench process RSS peak with 1 / 2 in-process compactors (drain) (incl. harness; %s MB before start) | %s / %s MB | (info) | | |\n", f1(v["svc1_rss_before_mb"]), f1(v["svc1_rss_peak_mb"]), f1(v["svc2_rss_peak_mb"])
     printf "\nCPU during the runs (cores busy, of %s): ingest JSON %s + redis %s; ingest NDJSON %s + redis %s; compactor drain 1x %s + redis %s; 2x %s + redis %s; end to end 1x %s + redis %s (producer included), 2x %s + redis %s\n", cores, f2(v["ingest_single_cpu_cores"]), f2(v["ingest_single_redis_cpu_cores"]), f2(v["ingest_ndjson_cpu_cores"]), f2(v["ingest_ndjson_redis_cpu_cores"]), f2(v["svc1_cpu_cores"]), f2(v["svc1_redis_cpu_cores"]), f2(v["svc2_cpu_cores"]), f2(v["svc2_redis_cpu_cores"]), f2(v["e2e1_cpu_cores"]), f2(v["e2e1_redis_cpu_cores"]), f2(v["e2e2_cpu_cores"]), f2(v["e2e2_redis_cpu_cores"])
     printf "Errors: ingest JSON %d, NDJSON %d; rows written %d / %d / %d / %d / %d of %d (drain 1x, 2x, end to end 1x, 2x, binary), %d of %d (steady)\n", v["ingest_single_errors"], v["ingest_ndjson_errors"], v["svc1_rows"], v["svc2_rows"], v["e2e1_rows"], v["e2e2_rows"], v["bin_rows"], gens, v["paced_rows"], v["paced_gens"]

@@ -31,6 +31,7 @@ CompactorService::CompactorService(const Config& config, Clock& clock, SqlStore&
       store_(store),
       options_(options),
       metrics_(registry),
+      read_sizer_(options.read_count, options.read_chunks, options.read_bytes),
       own_redis_health_(health.redis ? nullptr : std::make_unique<DependencyHealth>(registry, Dependency::kRedis)),
       own_db_health_(health.db ? nullptr
                                : std::make_unique<DependencyHealth>(registry, Dependency::kDatabase, &metrics_.db_up)),
@@ -127,6 +128,7 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
       auto part = ParseStreamReply(v);
       entries.insert(entries.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
     }
+    std::vector<RedisValue>().swap(*sent);  // parsed: not held twice while the batch is processed
   }
   redis_health_.Report(read_status, "read streams");
   if (!read_status.ok()) {
@@ -137,9 +139,18 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
   if (history && entries.empty() && read_status.ok()) own_pending_recovered_ = true;
   int n = static_cast<int>(entries.size());
   // The batch's size in chunks, for the linger below: an entry of ingest holds a request's chunks, one field
-  // "e" each (docs/ARCHITECTURE.md "Chunk entries"); other entries count one.
-  size_t items = 0;
-  for (const auto& e : entries) items += std::max<size_t>(1, ChunkEnvelopeCount(e));
+  // "e" each (docs/ARCHITECTURE.md "Chunk entries"); other entries count one. What the chunk entries held
+  // sizes the next reads (ReadSizer).
+  size_t items = 0, chunk_entries = 0, envelopes = 0, bytes = 0;
+  for (const auto& e : entries) {
+    const size_t k = ChunkEnvelopeCount(e);
+    items += std::max<size_t>(1, k);
+    if (e.fields.empty() || buffer_.keys().IsFinalizeStream(e.stream)) continue;
+    ++chunk_entries;
+    envelopes += k;
+    for (const auto& f : e.fields) bytes += f.first.size() + f.second.size();
+  }
+  read_sizer_.Observe(chunk_entries, envelopes, bytes);
   finalize_queued_ = false;
   if (n > 0) Process(std::move(entries), stop);
   if (n == 0 && !history && !blocking) IdlePoll(stop);
@@ -170,27 +181,44 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
 }
 
 std::vector<std::vector<std::string>> CompactorService::ReadCommands(bool history) const {
-  std::vector<std::string> head = {"XREADGROUP", "GROUP", buffer_.keys().CompactorGroup(), config_.consumer_name,
-                                   "COUNT", std::to_string(options_.read_count)};
+  const KeySchema& keys = buffer_.keys();
+  auto head = [&](int count) {
+    return std::vector<std::string>{"XREADGROUP", "GROUP", keys.CompactorGroup(), config_.consumer_name,
+                                    "COUNT", std::to_string(count)};
+  };
+  const int chunk_count = read_sizer_.Count();
   std::vector<std::string> streams = Streams();
   const char* from = history ? "0" : ">";
   std::vector<std::vector<std::string>> reads;
-  if (buffer_.keys().cluster()) {
+  if (keys.cluster()) {
     // Redis Cluster refuses a multi-key command across slots, and every shard's stream has its own slot:
     // one non-blocking read per stream (the client pipelines them per master); IdlePoll paces empty rounds.
     for (const auto& s : streams) {
-      auto cmd = head;
+      auto cmd = head(keys.IsFinalizeStream(s) ? options_.read_count : chunk_count);
       cmd.insert(cmd.end(), {"STREAMS", s, from});
       reads.push_back(std::move(cmd));
     }
     return reads;
   }
-  auto cmd = head;
+  auto cmd = head(chunk_count);
   if (!history) cmd.insert(cmd.end(), {"BLOCK", std::to_string(options_.block_ms)});
   cmd.push_back("STREAMS");
   cmd.insert(cmd.end(), streams.begin(), streams.end());
   for (size_t i = 0; i < streams.size(); ++i) cmd.push_back(from);
   reads.push_back(std::move(cmd));
+  if (!history && chunk_count < options_.read_count) {
+    // The blocking read's COUNT also applies to the finalize stream; this read, which Redis answers as soon
+    // as that one returns (a connection's commands run in order), takes the rest of a full batch of them.
+    auto more = head(options_.read_count - chunk_count);
+    more.push_back("STREAMS");
+    std::vector<std::string> finals;
+    for (const auto& s : streams) {
+      if (keys.IsFinalizeStream(s)) finals.push_back(s);
+    }
+    more.insert(more.end(), finals.begin(), finals.end());
+    for (size_t i = 0; i < finals.size(); ++i) more.push_back(">");
+    reads.push_back(std::move(more));
+  }
   return reads;
 }
 
@@ -306,7 +334,38 @@ void CompactorService::ProcessFinalizes(const std::vector<StreamEntry>& entries,
     owners.push_back(e);
   }
   if (reqs.empty()) return;
-  // The whole batch first: one snapshot round trip, one DB transaction, one mark+event round trip.
+  size_t begin = 0;
+  for (size_t end : FinalizeGroupEnds(reqs)) {
+    if (stop.load()) return;  // the rest stays pending
+    FinalizeGroup({reqs.begin() + begin, reqs.begin() + end}, {owners.begin() + begin, owners.begin() + end}, stop);
+    begin = end;
+  }
+}
+
+std::vector<size_t> CompactorService::FinalizeGroupEnds(const std::vector<FinalizeRequest>& reqs) {
+  if (reqs.size() < 2) return {reqs.size()};
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(reqs.size());
+  for (const auto& r : reqs) cmds.push_back({"HGET", buffer_.keys().MetaKey(r.gen), "received_bytes"});
+  // Unknown sizes (Redis unreachable: the finalization's own retry waits for it) count 0.
+  auto sizes = write_->Pipeline(cmds);
+  std::vector<size_t> ends;
+  int64_t held = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const int64_t bytes = sizes.ok() ? std::max<long long>(0, (*sizes)[i].AsInt()) : 0;
+    if (held > 0 && held + bytes > options_.finalize_bytes) {
+      ends.push_back(i);
+      held = 0;
+    }
+    held += bytes;
+  }
+  ends.push_back(reqs.size());
+  return ends;
+}
+
+void CompactorService::FinalizeGroup(const std::vector<FinalizeRequest>& reqs, const std::vector<StreamEntry>& owners,
+                                     const std::atomic<bool>& stop) {
+  // The whole group first: one snapshot round trip, one DB transaction, one mark+event round trip.
   std::vector<FinalizeOutcome> outcomes;
   auto started = Clk::now();
   Status s = RetryFinalize(reqs, &outcomes, stop);
@@ -509,8 +568,10 @@ Status CompactorService::SweepNow() {
 
 Status CompactorService::ClaimNow(const std::atomic<bool>& stop) {
   for (const auto& stream : Streams()) {
+    // At most as many entries as a read takes (chunk entries may be large; see ReadSizer).
+    const int count = buffer_.keys().IsFinalizeStream(stream) ? 100 : std::min(100, read_sizer_.Count());
     auto claimed = ClaimIdle(*write_, stream, buffer_.keys().CompactorGroup(), config_.consumer_name,
-                             config_.visibility_timeout_ms, 100);
+                             config_.visibility_timeout_ms, count);
     if (!claimed.ok()) {
       metrics_.redis_errors.Increment();
       return claimed.status();

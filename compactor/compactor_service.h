@@ -18,6 +18,7 @@
 #include "streamfleet/chunks/chunk_buffer.h"
 #include "streamfleet/chunks/finalizer.h"
 #include "compactor/metrics.h"
+#include "compactor/read_sizing.h"
 #include "streamfleet/base/clock.h"
 #include "streamfleet/base/config.h"
 #include "streamfleet/observability/dependency_health.h"
@@ -35,6 +36,15 @@ struct LoopOptions {
   // and raised the binary's peak RSS draining a backlog from 45 to 61 MB (the target is 64). It also bounds
   // how long a finalize entry waits behind chunk batches; at a steady 500 generations/s batches stay small.
   int read_count = 500;
+  // A chunk stream's entries may hold many chunks each (an NDJSON request's): its reads ask for as many
+  // entries as hold about read_chunks envelopes and read_bytes bytes, as recent reads measured (ReadSizer,
+  // read_sizing.h), at most read_count. The finalize stream is read read_count at a time regardless.
+  int read_chunks = 500;
+  int64_t read_bytes = 1 << 20;
+  // A finalization holds its generation's whole buffer, text and row at once, and a generation may be up to
+  // INGEST_MAX_GENERATION_BYTES: a read's finalizations are done in groups of about this much buffered text
+  // (a generation larger than it alone), not all at once. Each group is one database transaction.
+  int64_t finalize_bytes = 8 << 20;
   int block_ms = 500;
   int sweep_interval_ms = 200;
   int trim_interval_ms = 10000;
@@ -88,11 +98,19 @@ class CompactorService {
   std::vector<std::string> Streams() const;
   // The XREADGROUP(s) of one round: one blocking read of every stream (standard mode), or one non-blocking
   // read per stream (cluster mode: each stream in its own slot). history re-reads this consumer's pending.
+  // Chunk streams are asked for read_sizer_'s count; when that is below read_count, a non-blocking read of
+  // the finalize stream follows in the same round trip, so finalizations never wait behind large entries.
   std::vector<std::vector<std::string>> ReadCommands(bool history) const;
   void IdlePoll(const std::atomic<bool>& stop);
   void Process(std::vector<StreamEntry> entries, const std::atomic<bool>& stop);
   void ProcessChunks(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop);
   void ProcessFinalizes(const std::vector<StreamEntry>& entries, const std::atomic<bool>& stop);
+  // Where a read's finalizations are cut into groups of about LoopOptions::finalize_bytes of buffered text
+  // (the buffers' received_bytes, one round trip): the end index of each group, the last reqs.size().
+  std::vector<size_t> FinalizeGroupEnds(const std::vector<FinalizeRequest>& reqs);
+  // One group: finalized together (FinalizeBatch), then each acked; on a permanent failure one by one.
+  void FinalizeGroup(const std::vector<FinalizeRequest>& reqs, const std::vector<StreamEntry>& owners,
+                     const std::atomic<bool>& stop);
   Status RetryFinalize(const std::vector<FinalizeRequest>& reqs, std::vector<FinalizeOutcome>* out,
                        const std::atomic<bool>& stop);
   void RecordFinalized(const FinalizeRequest& req, const StreamEntry& e, const FinalizeOutcome& outcome);
@@ -116,6 +134,7 @@ class CompactorService {
   SqlStore& store_;
   LoopOptions options_;
   CompactorMetrics metrics_;
+  ReadSizer read_sizer_;  // the COUNT of chunk-stream reads and takeovers
   std::unique_ptr<DependencyHealth> own_redis_health_, own_db_health_;  // unless shared (Health)
   DependencyHealth& redis_health_;  // logs and counts outages; Ready() reads it
   DependencyHealth& db_health_;

@@ -671,6 +671,86 @@ TEST_P(CompactorTest, ChunksOfOneRequestShareAnEntryAndAreAppliedOrDeadLetteredT
   for (int i = 0; i < k.chunk_streams(); ++i) EXPECT_EQ(Pending(k.ChunkStream(i)), 0);
 }
 
+// An NDJSON request's chunks are one entry (docs/ARCHITECTURE.md "Chunk entries"): a read asks each chunk
+// stream for as many entries as hold about read_chunks envelopes (a fixed COUNT of such entries once held
+// 541 MB in one compactor), and the finalize stream is still read a full batch at a time meanwhile.
+TEST_P(CompactorTest, ReadsOfLargeEntriesAskForFewOfThemWithoutHoldingFinalizationsBack) {
+  LoopOptions o = Fast();
+  o.read_chunks = 100;
+  auto& svc = AddService({}, nullptr, o);
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());  // the first cycle looks at its own pending entries only
+  const KeySchema& k = svc.buffer().keys();
+  Config producer = MakeConfig();
+  ChunkWriter writer(producer);
+  constexpr int kGens = 200, kChunks = 50;
+  for (int g = 1; g <= kGens; ++g) {
+    std::vector<PendingChunk> request;
+    for (int i = 0; i < kChunks; ++i) request.push_back({std::nullopt, "c" + std::to_string(i), i + 1 == kChunks, 0, false, ""});
+    ASSERT_TRUE(writer.Append(*redis_, {13, 0, g}, request, "test").ok());
+  }
+  auto applied = [&] { return static_cast<int64_t>(CounterValue(svc.metrics().chunks_applied)); };
+  auto queued_finalizations = [&] {
+    int64_t n = 0;
+    for (int i = 0; i < k.control_shards(); ++i) n += Len(k.FinalizeStream(i));
+    return n;
+  };
+  auto rows = [&] {
+    auto n = stores_.front()->CountGenerations();
+    EXPECT_TRUE(n.ok());
+    return n.ok() ? *n : -1;
+  };
+  // Nothing is known of the entries yet: a small first read.
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  const int64_t first = applied();
+  EXPECT_GT(first, 0);
+  EXPECT_LE(first, int64_t{ReadSizer::kFirstCount} * k.chunk_streams() * kChunks);
+  EXPECT_LT(first, int64_t{kGens} * kChunks);
+  const int64_t completed = queued_finalizations();
+  EXPECT_EQ(completed, first / kChunks) << "each generation of the read is complete";
+  // Then 100 envelopes per stream, 2 entries of 50; the finalizations queued by the first read all come in
+  // the next one (not 2 at a time with the chunk entries).
+  int64_t before = applied();
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  EXPECT_LE(applied() - before, int64_t{2} * k.chunk_streams() * kChunks);
+  EXPECT_GE(rows(), completed);
+  for (int i = 0; i < 400 && rows() < kGens; ++i) {
+    before = applied();
+    ASSERT_TRUE(svc.RunOnce(stop_).ok());
+    EXPECT_LE(applied() - before, int64_t{2} * k.chunk_streams() * kChunks);
+  }
+  EXPECT_EQ(rows(), kGens);
+  EXPECT_EQ(applied(), int64_t{kGens} * kChunks);
+}
+
+// A finalization holds its generation's buffer, text and row at once: a read's finalizations are done in
+// groups of about LoopOptions::finalize_bytes of buffered text, one transaction each, not all together.
+TEST_P(CompactorTest, FinalizationsOfOneReadAreDoneInGroupsBoundedByTheirBufferedBytes) {
+  LoopOptions o = Fast();
+  o.finalize_bytes = 3000;
+  auto& svc = AddService({}, nullptr, o);
+  auto rows = [&] {
+    auto n = stores_.front()->CountGenerations();
+    EXPECT_TRUE(n.ok());
+    return n.ok() ? *n : -1;
+  };
+  for (int g = 1; g <= 10; ++g) Send({14, 0, g}, 0, std::string(1000, 'a' + g));
+  Pump(svc);
+  EXPECT_EQ(rows(), 0);
+  auto batches = [&] { return svc.metrics().finalize_batch_latency.Collect().histogram.sample_count; };
+  const auto batches_before = batches();
+  clock_.Advance(31'000);
+  ASSERT_TRUE(svc.SweepNow().ok());
+  Pump(svc);
+  EXPECT_EQ(rows(), 10);
+  EXPECT_EQ(CounterValue(svc.metrics().finalized_idle), 10);
+  EXPECT_EQ(batches() - batches_before, 4u) << "3 + 3 + 3 + 1 generations of 1000 bytes";
+  for (int g = 1; g <= 10; ++g) {
+    auto row = Row(g);
+    ASSERT_TRUE(row.has_value());
+    EXPECT_EQ(Decoded(*row), std::string(1000, 'a' + g));
+  }
+}
+
 // The append script writes an assigned seq into the envelope as a protobuf varint of 1, 2 or more bytes: each
 // width and the boundaries between them read back as the seq.
 TEST_P(CompactorTest, AssignedSeqsReadBackAcrossEveryVarintWidth) {
