@@ -17,8 +17,8 @@
 
 #include "streamfleet/chunks/chunk_buffer.h"
 #include "streamfleet/chunks/finalizer.h"
+#include "streamfleet/chunks/read_sizing.h"
 #include "compactor/metrics.h"
-#include "compactor/read_sizing.h"
 #include "streamfleet/base/clock.h"
 #include "streamfleet/base/config.h"
 #include "streamfleet/observability/dependency_health.h"
@@ -38,7 +38,7 @@ struct LoopOptions {
   int read_count = 500;
   // A chunk stream's entries may hold many chunks each (an NDJSON request's): its reads ask for as many
   // entries as hold about read_chunks envelopes and read_bytes bytes, as recent reads measured (ReadSizer,
-  // read_sizing.h), at most read_count. The finalize stream is read read_count at a time regardless.
+  // streamfleet/chunks/read_sizing.h), at most read_count. The finalize stream is read read_count at a time.
   int read_chunks = 500;
   int64_t read_bytes = 1 << 20;
   // A finalization holds its generation's whole buffer, text and row at once, and a generation may be up to

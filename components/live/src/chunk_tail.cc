@@ -152,9 +152,10 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
     watched = watched_;
   }
   std::vector<RedisValue> replies;
+  const std::string count = std::to_string(read_sizer_.Count());
   if (!config_.redis.cluster) {
     // One blocking read over every stream: they all live on the one server.
-    std::vector<std::string> cmd = {"XREAD", "COUNT", "1000", "BLOCK", std::to_string(block_ms_), "STREAMS"};
+    std::vector<std::string> cmd = {"XREAD", "COUNT", count, "BLOCK", std::to_string(block_ms_), "STREAMS"};
     cmd.insert(cmd.end(), streams_.begin(), streams_.end());
     cmd.insert(cmd.end(), ids.begin(), ids.end());
     auto r = redis_->Command(cmd, static_cast<int>(block_ms_));
@@ -165,7 +166,7 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
     // master by the client, and a short sleep when nothing came.
     std::vector<std::vector<std::string>> cmds;
     for (size_t i = 0; i < streams_.size(); ++i) {
-      cmds.push_back({"XREAD", "COUNT", "1000", "STREAMS", streams_[i], ids[i]});
+      cmds.push_back({"XREAD", "COUNT", count, "STREAMS", streams_[i], ids[i]});
     }
     auto r = redis_->Pipeline(cmds);
     if (!r.ok()) return false;
@@ -175,6 +176,7 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
   // that may be watched become StreamEntry copies: the tail sees every chunk of the fleet and keeps few, and
   // copying each one first was most of its work.
   bool any = false;
+  size_t chunk_entries = 0, envelopes = 0, bytes = 0;  // what the chunk streams' entries held: the next COUNT
   for (const RedisValue& reply : replies) {
     if (!reply.is_array()) continue;
     for (const RedisValue& s : reply.elements) {
@@ -188,11 +190,20 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
         any = true;
         ids[i] = e.elements[0].str;  // every entry moves the read on, also one without fields
         if (e.elements.size() < 2 || !e.elements[1].is_array()) continue;
-        if (!events && !MayBeWatched(e.elements[1].elements, *watched)) continue;
+        if (!events) {
+          const auto& fields = e.elements[1].elements;
+          ++chunk_entries;
+          for (size_t f = 0; f + 1 < fields.size(); f += 2) {
+            envelopes += fields[f].str == "e" ? 1 : 0;
+            bytes += fields[f].str.size() + fields[f + 1].str.size();
+          }
+          if (!MayBeWatched(fields, *watched)) continue;
+        }
         Decode(ParseEntry(streams_[i], e), events, *watched, batch);
       }
     }
   }
+  read_sizer_.Observe(chunk_entries, envelopes, bytes);
   *got_any = any;
   if (!any && config_.redis.cluster) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::max<int64_t>(1, block_ms_ / 10)));

@@ -17,6 +17,7 @@
 #include "streamfleet/base/config.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/chunks/fleet_events.h"
+#include "streamfleet/chunks/read_sizing.h"
 #include "streamfleet/redis/redis.h"
 
 namespace streamfleet::live {
@@ -71,6 +72,9 @@ class ChunkTail {
   std::function<void(TailBatch)> deliver_;
   std::vector<std::string> streams_;  // the chunk streams, then the events stream
   std::unique_ptr<RedisClient> redis_;
+  // The COUNT of each read: a tail that fell behind NDJSON producers would otherwise bring up to 1000 entries
+  // of up to 64 KiB per stream into one reply. At least 50, since the events stream is read in the same one.
+  ReadSizer read_sizer_{50, 1000, 1000, 1 << 20};  // tail thread only
   std::mutex mu_;
   std::condition_variable cv_;
   std::shared_ptr<const std::set<GenerationKey>> watched_ = std::make_shared<const std::set<GenerationKey>>();

@@ -1,23 +1,23 @@
-// ReadSizer: the COUNT of the compactor's chunk-stream reads follows what recent reads held.
-#include "compactor/read_sizing.h"
+// ReadSizer: the COUNT of chunk-stream reads follows what recent reads held.
+#include "streamfleet/chunks/read_sizing.h"
 
 #include <gtest/gtest.h>
 
-namespace streamfleet::compactor {
+namespace streamfleet {
 namespace {
 
 TEST(ReadSizerTest, StartsSmallThenAsksForAboutTheTargetChunksPerRead) {
-  ReadSizer s(500, 500, 1 << 20);
+  ReadSizer s(1, 500, 500, 1 << 20);
   EXPECT_EQ(s.Count(), ReadSizer::kFirstCount);
   s.Observe(16, 16, 16 * 300);  // one-chunk entries of 300 bytes
   EXPECT_EQ(s.Count(), 500);
-  ReadSizer ndjson(500, 500, 1 << 20);
+  ReadSizer ndjson(1, 500, 500, 1 << 20);
   ndjson.Observe(16, 16 * 100, 16 * 22000);  // an NDJSON request's 100 chunks per entry
   EXPECT_EQ(ndjson.Count(), 5);
 }
 
 TEST(ReadSizerTest, TheByteBudgetBoundsLargeOneChunkEntries) {
-  ReadSizer s(500, 500, 1 << 20);
+  ReadSizer s(1, 500, 500, 1 << 20);
   s.Observe(10, 10, 10 * (256 << 10));  // 256 KiB chunks
   EXPECT_EQ(s.Count(), 4);
   s.Observe(1, 1, 4 << 20);  // never below one entry
@@ -25,7 +25,7 @@ TEST(ReadSizerTest, TheByteBudgetBoundsLargeOneChunkEntries) {
 }
 
 TEST(ReadSizerTest, FollowsAChangeOfTrafficWithinAFewReadsAndIgnoresEmptyOnes) {
-  ReadSizer s(500, 500, 1 << 20);
+  ReadSizer s(1, 500, 500, 1 << 20);
   s.Observe(8, 8000, 8 * 65536);  // entries of 1000 envelopes
   EXPECT_EQ(s.Count(), 1);
   s.Observe(0, 0, 0);
@@ -37,13 +37,22 @@ TEST(ReadSizerTest, FollowsAChangeOfTrafficWithinAFewReadsAndIgnoresEmptyOnes) {
 }
 
 TEST(ReadSizerTest, NeverAsksForMoreThanTheMaximum) {
-  ReadSizer s(50, 500, 1 << 20);
+  ReadSizer s(1, 50, 500, 1 << 20);
   EXPECT_EQ(s.Count(), 16);
   s.Observe(16, 16, 16 * 100);
   EXPECT_EQ(s.Count(), 50);
-  ReadSizer tiny(4, 500, 1 << 20);
+  ReadSizer tiny(1, 4, 500, 1 << 20);
   EXPECT_EQ(tiny.Count(), 4);
 }
 
+TEST(ReadSizerTest, NeverAsksForFewerThanTheMinimum) {
+  ReadSizer s(50, 1000, 1000, 1 << 20);  // the live tail: its COUNT also paces the events stream
+  EXPECT_EQ(s.Count(), 50);
+  s.Observe(10, 10000, 10 * 65536);
+  EXPECT_EQ(s.Count(), 50);
+  for (int i = 0; i < 12; ++i) s.Observe(10, 10, 10 * 200);
+  EXPECT_GT(s.Count(), 500);
+}
+
 }  // namespace
-}  // namespace streamfleet::compactor
+}  // namespace streamfleet
