@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "command_key.h"
+#include "streamfleet/base/log.h"
 
 namespace streamfleet {
 
@@ -50,7 +51,9 @@ RedisClient& ClusterRouter::Node(const std::string& name) {
     c.host = hp->first;
     c.port = hp->second;
   }
+  c.quiet_sends = false;  // see Send: a redirection must be read to be followed
   auto client = RedisClient::Lazy(c);
+  client->track_sent_ = true;
   for (const LuaScript* s : scripts_) client->Register(*s);
   return *nodes_.emplace(name, std::move(client)).first->second;
 }
@@ -188,6 +191,8 @@ StatusOr<std::vector<RedisValue>> ClusterRouter::Pipeline(const std::vector<std:
 
 Status ClusterRouter::Send(const std::vector<std::vector<std::string>>& commands) {
   SF_RETURN_IF_ERROR(EnsureMap());
+  // Redirections read since the last call (a node's deferred replies are read before its next command's).
+  auto resent = ResendRedirected();
   std::map<std::string, std::vector<std::vector<std::string>>> by_node;
   for (const auto& cmd : commands) {
     auto node = Route(cmd);
@@ -197,7 +202,7 @@ Status ClusterRouter::Send(const std::vector<std::vector<std::string>>& commands
     }
     by_node[*node].push_back(cmd);
   }
-  Status first;
+  Status first = resent.status();
   for (const auto& [node, cmds] : by_node) {
     Status s = Node(node).Send(cmds);
     if (!s.ok()) {
@@ -211,15 +216,68 @@ Status ClusterRouter::Send(const std::vector<std::vector<std::string>>& commands
 
 Status ClusterRouter::AwaitSent() {
   Status first;
+  for (int round = 0;; ++round) {
+    for (auto& [name, client] : nodes_) {
+      Status s = client->AwaitSent();
+      if (!s.ok() && first.ok()) first = s;
+    }
+    bool pending = false;
+    for (const auto& [name, client] : nodes_) pending = pending || !client->redirected_.empty();
+    if (!pending) return first;
+    if (round == kMaxRedirects) break;
+    if (round > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20 * round));  // TRYAGAIN, a map settling
+    auto resent = ResendRedirected();
+    if (!resent.ok()) return resent.status();
+  }
   for (auto& [name, client] : nodes_) {
-    Status s = client->AwaitSent();
-    if (!s.ok() && first.ok()) first = s;
+    for (const auto& [cmd, error] : client->redirected_) {
+      ++redirect_errors_;
+      SF_LOG_WARN("redis cluster: a command sent without waiting for its reply was still redirected after {} "
+                  "attempts: {}",
+                  kMaxRedirects, error);
+    }
+    client->redirected_.clear();
   }
   return first;
 }
 
+StatusOr<size_t> ClusterRouter::ResendRedirected() {
+  std::map<std::string, std::vector<std::vector<std::string>>> by_node;
+  size_t n = 0;
+  for (auto& [asked, client] : nodes_) {
+    for (auto& [cmd, error] : client->redirected_) {
+      if (cmd.empty()) continue;
+      int slot = 0;
+      std::string target;
+      if (error.rfind("MOVED ", 0) == 0 && ParseRedirect(error, asked, &slot, &target)) {
+        map_.Set(slot, target);  // as in SendOnce: this slot now, the whole map on the next call
+        stale_ = true;
+        by_node[target].push_back(std::move(cmd));
+      } else if (error.rfind("ASK ", 0) == 0 && ParseRedirect(error, asked, &slot, &target)) {
+        by_node[target].push_back({"ASKING"});  // this command only, this time only
+        by_node[target].push_back(std::move(cmd));
+      } else {
+        by_node[asked].push_back(std::move(cmd));  // TRYAGAIN, or a redirection that does not parse
+      }
+      ++n;
+    }
+    client->redirected_.clear();
+  }
+  Status first;
+  for (auto& [node, cmds] : by_node) {
+    Status s = Node(node).Send(cmds);
+    if (!s.ok()) {
+      stale_ = true;
+      broken_ = true;
+      if (first.ok()) first = s;
+    }
+  }
+  if (!first.ok()) return first;
+  return n;
+}
+
 int64_t ClusterRouter::DeferredErrors() const {
-  int64_t n = 0;
+  int64_t n = redirect_errors_;
   for (const auto& [name, client] : nodes_) n += client->DeferredErrors();
   return n;
 }

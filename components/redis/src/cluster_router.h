@@ -31,7 +31,11 @@ class ClusterRouter {
                                              int extra_timeout_ms);
   void Register(const LuaScript& script);
   // RedisClient::Send / AwaitSent: each command written to its slot's master, replies read later by that
-  // node's client. A redirection answered to a sent command is only logged (the command did nothing).
+  // node's client. A sent command answered with a redirection (a reshard or migration since the map was
+  // loaded) did nothing there: it is sent again where the reply points, with the next Send or within
+  // AwaitSent, which follows up to kMaxRedirects of them and counts a command still redirected then as a
+  // deferred error. Node clients never send quietly (RedisConfig::quiet_sends), or the redirection would
+  // not be seen: the worker's finished tasks would stay pending and run again after a reshard.
   Status Send(const std::vector<std::vector<std::string>>& commands);
   Status AwaitSent();
   int64_t DeferredErrors() const;
@@ -57,7 +61,12 @@ class ClusterRouter {
                                          const std::vector<Routed>& batch, int extra_timeout_ms,
                                          std::vector<RedisValue>* out, bool* try_again);
 
+  // The sent commands the nodes' replies redirected so far, sent again where they point (Send's contract).
+  // Returns how many were sent again.
+  StatusOr<size_t> ResendRedirected();
+
   RedisConfig config_;  // the cluster's; node clients get a standard-mode copy
+  int64_t redirect_errors_ = 0;  // sent commands still redirected after kMaxRedirects rounds
   SlotMap map_;
   bool stale_ = true;    // reload the map before the next call
   bool broken_ = false;  // a connection error since the last successful reload

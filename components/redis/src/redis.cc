@@ -194,6 +194,7 @@ RedisClient::~RedisClient() { Drop(); }
 
 void RedisClient::Drop() {
   unread_ = 0;  // their replies die with the connection (the commands were written: Send's contract)
+  sent_.clear();
   quiet_ok_ = false;
   replies_off_ = false;
   conn_.reset();
@@ -358,6 +359,19 @@ Status RedisClient::ReadDeferred() {
     auto reply = conn_->Read();
     if (!reply.ok()) return Broken(reply.status());
     --unread_;
+    std::vector<std::string> sent;
+    if (track_sent_ && !sent_.empty()) {
+      sent = std::move(sent_.front());
+      sent_.pop_front();
+    }
+    if ((*reply)->type == REDIS_REPLY_ERROR && track_sent_) {
+      std::string error((*reply)->str, (*reply)->len);
+      if (error.rfind("MOVED ", 0) == 0 || error.rfind("ASK ", 0) == 0 || error.rfind("TRYAGAIN", 0) == 0) {
+        redirected_.emplace_back(std::move(sent), std::move(error));  // the router sends it again
+        freeReplyObject(*reply);
+        continue;
+      }
+    }
     if ((*reply)->type == REDIS_REPLY_ERROR) {
       ++deferred_errors_;
       SF_LOG_WARN("redis: a command sent without waiting for its reply failed: {}",
@@ -384,6 +398,7 @@ Status RedisClient::Send(const std::vector<std::vector<std::string>>& commands) 
     replies_off_ = true;
   } else {
     unread_ += commands.size();
+    if (track_sent_) sent_.insert(sent_.end(), commands.begin(), commands.end());
   }
   return Status::Ok();
 }

@@ -282,6 +282,57 @@ TEST_F(RedisClusterTest, AskDuringAnOpenMigration) {
   EXPECT_EQ(cluster_->MasterOf(slot), to);
 }
 
+// Send() writes without waiting (the worker's acks and status records, RedisConfig::quiet_sends): a command
+// a reshard or an open migration redirected did nothing where it went, and is sent again where the
+// redirection points. Before, a MOVED went unseen (quiet) and an acknowledged task ran again.
+TEST_F(RedisClusterTest, SentCommandsFollowAReshardAndAnOpenMigration) {
+  RedisConfig quiet = cluster_->config();
+  quiet.quiet_sends = true;
+  auto sender = Connect(quiet);
+  ASSERT_NE(sender, nullptr);
+  ASSERT_TRUE(sender->Command({"SET", "sent:warm", "1"}).ok());  // the slot map is loaded now
+  auto masters = cluster_->Masters();
+  std::string from = masters[0], to = masters[1];
+  const long long moved_before = ErrorCount(*sender, from, "MOVED");
+  cluster_->MoveSlots(300, from, to);
+  std::vector<std::vector<std::string>> sets, gets;
+  int on_moved_slots = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string key = "sent:" + std::to_string(i);
+    sets.push_back({"SET", key, std::to_string(i)});
+    gets.push_back({"GET", key});
+  }
+  ASSERT_TRUE(sender->Send(sets).ok());
+  ASSERT_TRUE(sender->AwaitSent().ok());
+  for (int i = 0; i < 3000; ++i) on_moved_slots += cluster_->MasterOf(KeySlot("sent:" + std::to_string(i))) == to;
+  ASSERT_GT(on_moved_slots, 0);
+  EXPECT_GT(ErrorCount(*sender, from, "MOVED"), moved_before) << "the sender's map was stale";
+  auto r = client_->Pipeline(gets);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  for (int i = 0; i < 3000; ++i) ASSERT_EQ((*r)[i].str, std::to_string(i)) << "sent:" << i;
+  EXPECT_EQ(sender->DeferredErrors(), 0);
+
+  // An open migration: a key the source does not hold is written at the destination (ASKING first).
+  const std::string key = "{sent-ask}new";
+  const int slot = KeySlot(key);
+  const std::string source = cluster_->MasterOf(slot);
+  std::string dest;
+  for (const auto& m : cluster_->Masters()) {
+    if (m != source) dest = m;
+  }
+  const long long ask_before = ErrorCount(*sender, source, "ASK");
+  cluster_->BeginMigration(slot, dest);
+  ASSERT_TRUE(sender->Send({{"SET", key, "asked"}}).ok());
+  ASSERT_TRUE(sender->AwaitSent().ok());
+  EXPECT_GT(ErrorCount(*sender, source, "ASK"), ask_before);
+  cluster_->FinishMigration(slot, dest);
+  auto g = client_->Command({"GET", key});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(g->str, "asked");
+  EXPECT_EQ(sender->DeferredErrors(), 0);
+  cluster_->MoveSlots(300, to, from);
+}
+
 TEST_F(RedisClusterTest, PooledCommandsWorkAndAsyncRedisRefusesCluster) {
   PooledRedisCommands pooled(cluster_->config());
   LuaScript get("return redis.call('GET', KEYS[1])");

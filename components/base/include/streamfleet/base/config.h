@@ -63,7 +63,8 @@ struct RedisConfig {
   // RedisClient::Send asks the server for no replies (CLIENT REPLY OFF until the next call that reads one),
   // so a fire-and-forget write costs the server no reply write: over TLS each reply is a TLS record of its
   // own, about half of what an ack costs Redis. Not from the environment: the queue-worker sets it for the
-  // connections that ack tasks. A server that refuses CLIENT REPLY (ACL, proxy) gets the normal Send.
+  // connections that ack tasks. A server that refuses CLIENT REPLY (ACL, proxy) gets the normal Send, and so
+  // does a Redis Cluster, whose redirections must be read to be followed (ClusterRouter::Send).
   bool quiet_sends = false;
 };
 

@@ -16,6 +16,7 @@
 //   "SFCONFLICT ..." -> kFailedPrecondition; anything else -> kInternal.
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -140,6 +141,7 @@ class RedisClient final : public RedisCommands {
   // With RedisConfig::quiet_sends (and a server that accepts CLIENT REPLY) the server sends no replies to
   // them at all: an error among them is then neither logged nor counted, and AwaitSent reads the one reply
   // of the CLIENT REPLY ON that ends the quiet run, which the server sends only after applying them.
+  // Cluster mode never sends quietly: a command a reply redirects (MOVED, ASK) is sent again where it points.
   Status Send(const std::vector<std::vector<std::string>>& commands) override;
   Status AwaitSent() override;
   // Error replies to Send()s read so far, on this client (cluster mode: summed over its node clients).
@@ -180,6 +182,13 @@ class RedisClient final : public RedisCommands {
   RedisConfig config_;
   std::unique_ptr<RedisTransport> conn_;  // plain TCP or TLS (src/redis_transport.h); null: not connected
   size_t unread_ = 0;                      // replies of Send()s not read yet on conn_
+  // A cluster node's client (ClusterRouter): the commands of Send()s whose replies are not read yet, and
+  // those a reply redirected elsewhere (MOVED, ASK, TRYAGAIN) with that reply, for the router to send again.
+  // Such a client never sends quietly: the redirection is in the reply.
+  bool track_sent_ = false;
+  std::deque<std::vector<std::string>> sent_;
+  std::vector<std::pair<std::vector<std::string>, std::string>> redirected_;
+  friend class ClusterRouter;
   bool quiet_ok_ = false;     // quiet_sends and this connection's server accepted CLIENT REPLY (Open)
   bool replies_off_ = false;  // conn_ is in CLIENT REPLY OFF: the next read must turn replies on first
   int64_t deferred_errors_ = 0;
