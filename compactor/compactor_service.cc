@@ -347,17 +347,25 @@ std::vector<size_t> CompactorService::FinalizeGroupEnds(const std::vector<Finali
   std::vector<std::vector<std::string>> cmds;
   cmds.reserve(reqs.size());
   for (const auto& r : reqs) cmds.push_back({"HGET", buffer_.keys().MetaKey(r.gen), "received_bytes"});
-  // Unknown sizes (Redis unreachable: the finalization's own retry waits for it) count 0.
+  // Sizes unknown (Redis unreachable: the finalization's own retry waits for it; an error reply): groups of
+  // kFinalizeGroupUnsized, so an unknown size never means one group of everything.
+  constexpr size_t kFinalizeGroupUnsized = 16;
   auto sizes = write_->Pipeline(cmds);
   std::vector<size_t> ends;
-  int64_t held = 0;
+  int64_t held = 0;     // bytes of the open group
+  size_t unsized = 0;   // finalizations of unknown size in it
   for (size_t i = 0; i < reqs.size(); ++i) {
-    const int64_t bytes = sizes.ok() ? std::max<long long>(0, (*sizes)[i].AsInt()) : 0;
-    if (held > 0 && held + bytes > options_.finalize_bytes) {
+    const bool known = sizes.ok() && !(*sizes)[i].is_error();
+    const int64_t bytes = known ? std::max<long long>(0, (*sizes)[i].AsInt()) : 0;
+    const bool too_large = held > 0 && held + bytes > options_.finalize_bytes;
+    const bool too_many_unsized = !known && unsized == kFinalizeGroupUnsized;
+    if (too_large || too_many_unsized) {
       ends.push_back(i);
       held = 0;
+      unsized = 0;
     }
     held += bytes;
+    if (!known) ++unsized;
   }
   ends.push_back(reqs.size());
   return ends;
@@ -568,32 +576,40 @@ Status CompactorService::SweepNow() {
 
 Status CompactorService::ClaimNow(const std::atomic<bool>& stop) {
   for (const auto& stream : Streams()) {
-    // At most as many entries as a read takes (chunk entries may be large; see ReadSizer).
+    // Up to 100 entries per stream and round, as many at a time as a read takes (chunk entries may be large;
+    // see ReadSizer), each batch processed before the next is claimed. The cursor carries the scan on: Redis
+    // looks at only 10 x count pending entries per call, and a small count would otherwise never get past
+    // the first ones, which may be live consumers'.
     const int count = buffer_.keys().IsFinalizeStream(stream) ? 100 : std::min(100, read_sizer_.Count());
-    auto claimed = ClaimIdle(*write_, stream, buffer_.keys().CompactorGroup(), config_.consumer_name,
-                             config_.visibility_timeout_ms, count);
-    if (!claimed.ok()) {
-      metrics_.redis_errors.Increment();
-      return claimed.status();
-    }
-    std::vector<StreamEntry> redo;
-    for (auto& c : *claimed) {
-      metrics_.claimed.Increment();
-      if (c.times_delivered > config_.max_deliveries) {
-        std::string reason = "delivered " + std::to_string(c.times_delivered) + " times (MAX_DELIVERIES " +
-                             std::to_string(config_.max_deliveries) + ")";
-        if (auto f = last_failure_.find(c.entry.id); f != last_failure_.end()) {
-          reason += "; last error: " + f->second;
-          last_failure_.erase(f);
-        }
-        DeadLetterEntry(c.entry, reason, c.times_delivered);
-      } else {
-        redo.push_back(std::move(c.entry));
+    std::string cursor = "0-0";
+    for (int taken = 0; taken < 100 && !stop.load();) {
+      auto claimed = ClaimIdle(*write_, stream, buffer_.keys().CompactorGroup(), config_.consumer_name,
+                               config_.visibility_timeout_ms, count, &cursor);
+      if (!claimed.ok()) {
+        metrics_.redis_errors.Increment();
+        return claimed.status();
       }
-    }
-    if (!redo.empty()) {
-      SF_LOG_INFO("claimed {} entries of {} from dead consumers", redo.size(), stream);
-      Process(std::move(redo), stop);
+      taken += std::max<int>(1, static_cast<int>(claimed->size()));
+      std::vector<StreamEntry> redo;
+      for (auto& c : *claimed) {
+        metrics_.claimed.Increment();
+        if (c.times_delivered > config_.max_deliveries) {
+          std::string reason = "delivered " + std::to_string(c.times_delivered) + " times (MAX_DELIVERIES " +
+                               std::to_string(config_.max_deliveries) + ")";
+          if (auto f = last_failure_.find(c.entry.id); f != last_failure_.end()) {
+            reason += "; last error: " + f->second;
+            last_failure_.erase(f);
+          }
+          DeadLetterEntry(c.entry, reason, c.times_delivered);
+        } else {
+          redo.push_back(std::move(c.entry));
+        }
+      }
+      if (!redo.empty()) {
+        SF_LOG_INFO("claimed {} entries of {} from dead consumers", redo.size(), stream);
+        Process(std::move(redo), stop);
+      }
+      if (cursor == "0-0") break;  // the whole pending list was scanned
     }
   }
   // Takeovers are rare: ack them now rather than with the next read.

@@ -722,6 +722,43 @@ TEST_P(CompactorTest, ReadsOfLargeEntriesAskForFewOfThemWithoutHoldingFinalizati
   EXPECT_EQ(applied(), int64_t{kGens} * kChunks);
 }
 
+// A takeover asks for as few entries at a time as a read does (ReadSizer), and follows XAUTOCLAIM's cursor:
+// Redis scans only 10 x COUNT pending entries per call, so at COUNT 2 a live consumer's 30 pending entries
+// ahead of a dead one's would otherwise hide them.
+TEST_P(CompactorTest, TakeoverWithASmallCountReachesADeadConsumersEntriesBehindALiveOnes) {
+  LoopOptions o = Fast();
+  o.read_count = 2;
+  auto& svc = AddService({{"CHUNK_STREAMS", "1"}}, nullptr, o);
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());  // creates the group
+  const KeySchema& k = svc.buffer().keys();
+  Config producer = MakeConfig({{"CHUNK_STREAMS", "1"}});
+  ChunkWriter writer(producer);
+  auto write = [&](int first, int n) {
+    for (int g = first; g < first + n; ++g) {
+      std::vector<PendingChunk> request;
+      for (int i = 0; i < 50; ++i) request.push_back({std::nullopt, "c", i == 49, 0, false, ""});
+      ASSERT_TRUE(writer.Append(*redis_, {15, 0, g}, request, "test").ok());
+    }
+  };
+  const std::string stream = k.ChunkStream(0);
+  write(1, 30);
+  auto live = redis_->Command({"XREADGROUP", "GROUP", k.CompactorGroup(), "live", "COUNT", "30", "STREAMS", stream, ">"});
+  ASSERT_TRUE(live.ok());
+  write(31, 40);
+  ASSERT_TRUE(redis_->Command({"XREADGROUP", "GROUP", k.CompactorGroup(), "dead", "COUNT", "40", "STREAMS", stream, ">"}).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past VISIBILITY_TIMEOUT
+  std::vector<std::string> renew = {"XCLAIM", stream, k.CompactorGroup(), "live", "0"};
+  for (const auto& e : ParseStreamReply(*live)) renew.push_back(e.id);
+  ASSERT_EQ(renew.size(), 35u);
+  ASSERT_TRUE(redis_->Command(renew).ok());  // the live consumer's entries are fresh again
+  ASSERT_TRUE(svc.ClaimNow(stop_).ok());
+  EXPECT_EQ(CounterValue(svc.metrics().claimed), 40);
+  EXPECT_EQ(CounterValue(svc.metrics().chunks_applied), 40 * 50);
+  auto dead = redis_->Command({"XPENDING", stream, k.CompactorGroup(), "-", "+", "100", "dead"});
+  ASSERT_TRUE(dead.ok());
+  EXPECT_TRUE(dead->elements.empty());
+}
+
 // A finalization holds its generation's buffer, text and row at once: a read's finalizations are done in
 // groups of about LoopOptions::finalize_bytes of buffered text, one transaction each, not all together.
 TEST_P(CompactorTest, FinalizationsOfOneReadAreDoneInGroupsBoundedByTheirBufferedBytes) {

@@ -58,12 +58,16 @@ Status EnsureGroup(RedisClient& redis, const std::string& stream, const std::str
 }
 
 StatusOr<std::vector<ClaimedEntry>> ClaimIdle(RedisClient& redis, const std::string& stream, const std::string& group,
-                                              const std::string& consumer, int64_t min_idle_ms, int count) {
-  auto r = redis.Command({"XAUTOCLAIM", stream, group, consumer, std::to_string(min_idle_ms), "0-0", "COUNT",
+                                              const std::string& consumer, int64_t min_idle_ms, int count,
+                                              std::string* cursor) {
+  const std::string start = cursor != nullptr && !cursor->empty() ? *cursor : "0-0";
+  auto r = redis.Command({"XAUTOCLAIM", stream, group, consumer, std::to_string(min_idle_ms), start, "COUNT",
                           std::to_string(count)});
   if (!r.ok()) return r.status();
   std::vector<ClaimedEntry> out;
+  if (cursor != nullptr) *cursor = "0-0";
   if (!r->is_array() || r->elements.size() < 2) return out;
+  if (cursor != nullptr) *cursor = r->elements[0].str;
   // Redis 7: [cursor, entries, deleted ids]. Deleted (trimmed) ids are gone for good: ack them.
   if (r->elements.size() >= 3 && !r->elements[2].elements.empty()) {
     std::vector<std::string> ack = {"XACK", stream, group};

@@ -21,8 +21,12 @@ struct ClaimedEntry {
 // XAUTOCLAIM entries idle longer than min_idle_ms to `consumer`, with their delivery counts (from the
 // extended XPENDING form; XAUTOCLAIM reports none). Ids whose entries were trimmed away are XACKed and
 // dropped. At most `count` entries.
+// `cursor` (optional): where the scan starts ("0-0" when null or empty), set to where the next one goes on
+// ("0-0" once the whole pending list was scanned). Redis scans at most 10 x count pending entries per call,
+// so a caller claiming few at a time follows the cursor to reach them all.
 StatusOr<std::vector<ClaimedEntry>> ClaimIdle(RedisClient& redis, const std::string& stream, const std::string& group,
-                                              const std::string& consumer, int64_t min_idle_ms, int count);
+                                              const std::string& consumer, int64_t min_idle_ms, int count,
+                                              std::string* cursor = nullptr);
 
 // Keeps an entry this consumer is working on from being claimed: if `consumer` still owns it, resets its
 // idle time (XCLAIM ... JUSTID, which leaves the delivery count alone) and returns true; returns false when
