@@ -78,13 +78,25 @@ Status ClusterRouter::Refresh() {
       continue;
     }
     map_.Assign(*ranges);
+    ++map_epoch_;
     stale_ = false;
     broken_ = false;
     // Drop connections to nodes that no longer serve slots (old masters, replicas used as seeds).
     std::vector<std::string> masters = map_.Masters();
     std::set<std::string> keep(masters.begin(), masters.end());
     for (auto it = nodes_.begin(); it != nodes_.end();) {
-      it = keep.count(it->first) ? std::next(it) : nodes_.erase(it);
+      if (keep.count(it->first)) {
+        ++it;
+        continue;
+      }
+      // What was sent to it and not answered yet is read first (a node that lost its slots answers MOVED),
+      // and the redirections are still owed a resend (ResendRedirected).
+      if (it->second->unread_ > 0) (void)it->second->AwaitSent();
+      redirect_errors_ += it->second->DeferredErrors();
+      for (auto& [cmd, error] : it->second->redirected_) {
+        orphaned_.push_back({std::move(cmd), std::move(error), it->first});
+      }
+      it = nodes_.erase(it);
     }
     return Status::Ok();
   }
@@ -135,6 +147,9 @@ StatusOr<std::vector<ClusterRouter::Routed>> ClusterRouter::SendOnce(
       broken_ = true;
       return replies.status();
     }
+    // Its earlier Sends' replies were read first: what they redirected goes out before this pipeline's own
+    // redirections are followed, so it stays ahead of them.
+    if (HasRedirected()) (void)ResendRedirected();
     size_t k = 0;
     for (const Routed* r : items) {
       if (r->asking) ++k;  // ASKING's +OK
@@ -146,6 +161,7 @@ StatusOr<std::vector<ClusterRouter::Routed>> ClusterRouter::SendOnce(
           // The slot has a new owner for good: fix this slot now, reload the whole map on the next call
           // (a reshard usually moves many slots).
           map_.Set(slot, target);
+          ++map_epoch_;
           stale_ = true;
           again.push_back({r->index, target, false});
         } else if (StartsWith(v.str, "ASK ") && ParseRedirect(v.str, node, &slot, &target)) {
@@ -166,6 +182,7 @@ StatusOr<std::vector<ClusterRouter::Routed>> ClusterRouter::SendOnce(
 StatusOr<std::vector<RedisValue>> ClusterRouter::Pipeline(const std::vector<std::vector<std::string>>& commands,
                                                           int extra_timeout_ms) {
   SF_RETURN_IF_ERROR(EnsureMap());
+  Settle();
   std::vector<RedisValue> out(commands.size());
   std::vector<Routed> batch;
   batch.reserve(commands.size());
@@ -192,7 +209,7 @@ StatusOr<std::vector<RedisValue>> ClusterRouter::Pipeline(const std::vector<std:
 Status ClusterRouter::Send(const std::vector<std::vector<std::string>>& commands) {
   SF_RETURN_IF_ERROR(EnsureMap());
   // Redirections read since the last call (a node's deferred replies are read before its next command's).
-  auto resent = ResendRedirected();
+  Settle();
   std::map<std::string, std::vector<std::vector<std::string>>> by_node;
   for (const auto& cmd : commands) {
     auto node = Route(cmd);
@@ -202,16 +219,38 @@ Status ClusterRouter::Send(const std::vector<std::vector<std::string>>& commands
     }
     by_node[*node].push_back(cmd);
   }
-  Status first = resent.status();
+  Status first;
   for (const auto& [node, cmds] : by_node) {
-    Status s = Node(node).Send(cmds);
+    RedisClient& client = Node(node);
+    Status s = client.Send(cmds);
     if (!s.ok()) {
       stale_ = true;
       broken_ = true;
       if (first.ok()) first = s;
+      continue;
+    }
+    if (client.unread_ > kMaxUnreadPerNode) (void)client.AwaitSent();
+  }
+  if (HasRedirected()) (void)ResendRedirected();
+  return first;
+}
+
+bool ClusterRouter::HasRedirected() const {
+  if (!orphaned_.empty()) return true;
+  for (const auto& [name, client] : nodes_) {
+    if (!client->redirected_.empty()) return true;
+  }
+  return false;
+}
+
+void ClusterRouter::Settle() {
+  if (map_epoch_ != settled_epoch_) {
+    settled_epoch_ = map_epoch_;
+    for (auto& [name, client] : nodes_) {
+      if (client->unread_ > 0) (void)client->AwaitSent();
     }
   }
-  return first;
+  if (HasRedirected()) (void)ResendRedirected();
 }
 
 Status ClusterRouter::AwaitSent() {
@@ -221,7 +260,7 @@ Status ClusterRouter::AwaitSent() {
       Status s = client->AwaitSent();
       if (!s.ok() && first.ok()) first = s;
     }
-    bool pending = false;
+    bool pending = !orphaned_.empty();
     for (const auto& [name, client] : nodes_) pending = pending || !client->redirected_.empty();
     if (!pending) return first;
     if (round == kMaxRedirects) break;
@@ -229,39 +268,47 @@ Status ClusterRouter::AwaitSent() {
     auto resent = ResendRedirected();
     if (!resent.ok()) return resent.status();
   }
+  std::vector<std::string> errors;
+  for (auto& o : orphaned_) errors.push_back(std::move(o.error));
+  orphaned_.clear();
   for (auto& [name, client] : nodes_) {
-    for (const auto& [cmd, error] : client->redirected_) {
-      ++redirect_errors_;
-      SF_LOG_WARN("redis cluster: a command sent without waiting for its reply was still redirected after {} "
-                  "attempts: {}",
-                  kMaxRedirects, error);
-    }
+    for (auto& [cmd, error] : client->redirected_) errors.push_back(std::move(error));
     client->redirected_.clear();
+  }
+  for (const auto& error : errors) {
+    ++redirect_errors_;
+    SF_LOG_WARN("redis cluster: a command sent without waiting for its reply was still redirected after {} "
+                "attempts: {}",
+                kMaxRedirects, error);
   }
   return first;
 }
 
 StatusOr<size_t> ClusterRouter::ResendRedirected() {
+  std::vector<Redirected> all = std::move(orphaned_);
+  orphaned_.clear();
+  for (auto& [asked, client] : nodes_) {
+    for (auto& [cmd, error] : client->redirected_) all.push_back({std::move(cmd), std::move(error), asked});
+    client->redirected_.clear();
+  }
   std::map<std::string, std::vector<std::vector<std::string>>> by_node;
   size_t n = 0;
-  for (auto& [asked, client] : nodes_) {
-    for (auto& [cmd, error] : client->redirected_) {
-      if (cmd.empty()) continue;
-      int slot = 0;
-      std::string target;
-      if (error.rfind("MOVED ", 0) == 0 && ParseRedirect(error, asked, &slot, &target)) {
-        map_.Set(slot, target);  // as in SendOnce: this slot now, the whole map on the next call
-        stale_ = true;
-        by_node[target].push_back(std::move(cmd));
-      } else if (error.rfind("ASK ", 0) == 0 && ParseRedirect(error, asked, &slot, &target)) {
-        by_node[target].push_back({"ASKING"});  // this command only, this time only
-        by_node[target].push_back(std::move(cmd));
-      } else {
-        by_node[asked].push_back(std::move(cmd));  // TRYAGAIN, or a redirection that does not parse
-      }
-      ++n;
+  for (auto& [cmd, error, asked] : all) {
+    if (cmd.empty()) continue;
+    int slot = 0;
+    std::string target;
+    if (error.rfind("MOVED ", 0) == 0 && ParseRedirect(error, asked, &slot, &target)) {
+      map_.Set(slot, target);  // as in SendOnce: this slot now, the whole map on the next call
+      ++map_epoch_;
+      stale_ = true;
+      by_node[target].push_back(std::move(cmd));
+    } else if (error.rfind("ASK ", 0) == 0 && ParseRedirect(error, asked, &slot, &target)) {
+      by_node[target].push_back({"ASKING"});  // this command only, this time only
+      by_node[target].push_back(std::move(cmd));
+    } else {
+      by_node[asked].push_back(std::move(cmd));  // TRYAGAIN, or a redirection that does not parse
     }
-    client->redirected_.clear();
+    ++n;
   }
   Status first;
   for (auto& [node, cmds] : by_node) {

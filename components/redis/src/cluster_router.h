@@ -64,9 +64,26 @@ class ClusterRouter {
   // The sent commands the nodes' replies redirected so far, sent again where they point (Send's contract).
   // Returns how many were sent again.
   StatusOr<size_t> ResendRedirected();
+  bool HasRedirected() const;
+  // Before a command is routed: once the slot map changed, every node's unread replies are read, and what
+  // they redirected is sent again first, so a resent command (a task's "running" record) never lands after
+  // a newer one on the same key ("succeeded") sent with the new map.
+  void Settle();
+  // A node client with more unread replies than this is read at once (Send): a node only written to would
+  // otherwise keep every sent command here and every reply in Redis' output buffer.
+  static constexpr size_t kMaxUnreadPerNode = 256;
 
   RedisConfig config_;  // the cluster's; node clients get a standard-mode copy
-  int64_t redirect_errors_ = 0;  // sent commands still redirected after kMaxRedirects rounds
+  int64_t redirect_errors_ = 0;  // sent commands still redirected after kMaxRedirects rounds, and the
+                                 // deferred errors of node clients Refresh dropped
+  uint64_t map_epoch_ = 0;       // changes whenever the slot map does
+  uint64_t settled_epoch_ = 0;   // the map Settle last read every node's replies for
+  struct Redirected {
+    std::vector<std::string> command;
+    std::string error;  // the reply: MOVED / ASK / TRYAGAIN
+    std::string asked;  // the node that answered it
+  };
+  std::vector<Redirected> orphaned_;  // read from node clients Refresh dropped since
   SlotMap map_;
   bool stale_ = true;    // reload the map before the next call
   bool broken_ = false;  // a connection error since the last successful reload

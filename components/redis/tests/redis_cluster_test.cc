@@ -333,6 +333,55 @@ TEST_F(RedisClusterTest, SentCommandsFollowAReshardAndAnOpenMigration) {
   cluster_->MoveSlots(300, to, from);
 }
 
+// A command resent after a redirection never lands after a newer one on the same key: a worker's "running"
+// record sent to the old master must not overwrite the "succeeded" sent after the map was reloaded.
+TEST_F(RedisClusterTest, AResentCommandStaysAheadOfLaterOnesOnTheSameKey) {
+  RedisConfig quiet = cluster_->config();
+  quiet.quiet_sends = true;
+  auto sender = Connect(quiet);
+  ASSERT_NE(sender, nullptr);
+  auto masters = cluster_->Masters();
+  ASSERT_EQ(masters.size(), 3u);
+  // a last: a map reload asks the first master (CLUSTER SLOTS), which would read a's replies on the way.
+  const std::string a = masters[2], b = masters[1], c = masters[0];
+  auto keys_of = [&](const std::string& master, const std::string& prefix) {
+    std::vector<std::string> out;
+    for (int i = 0; out.size() < 400; ++i) {
+      std::string k = prefix + std::to_string(i);
+      if (cluster_->MasterOf(KeySlot(k)) == master) out.push_back(k);
+    }
+    return out;
+  };
+  std::vector<std::string> on_a = keys_of(a, "order:"), on_c = keys_of(c, "other:");
+  ASSERT_TRUE(sender->Command({"GET", on_a[0]}).ok());  // the map is loaded
+  cluster_->MoveSlots(300, a, b);
+  cluster_->MoveSlots(300, c, b);
+  auto moved_to_b = [&](const std::vector<std::string>& keys) {
+    std::vector<std::string> out;
+    for (const auto& k : keys) {
+      if (cluster_->MasterOf(KeySlot(k)) == b) out.push_back(k);
+    }
+    return out;
+  };
+  std::vector<std::string> moved = moved_to_b(on_a), moved_c = moved_to_b(on_c);
+  ASSERT_GE(moved.size(), 1u);
+  ASSERT_GE(moved_c.size(), 1u);
+  // "running" goes to a (the old map) and is answered MOVED, unread. A read on c meets a MOVED too: the map
+  // is reloaded without a's replies being read. "succeeded" then goes to b directly.
+  for (const auto& k : moved) ASSERT_TRUE(sender->Send({{"SET", k, "running"}}).ok());
+  ASSERT_TRUE(sender->Pipeline({{"GET", moved_c[0]}}).ok());
+  for (const auto& k : moved) ASSERT_TRUE(sender->Send({{"SET", k, "succeeded"}}).ok());
+  ASSERT_TRUE(sender->AwaitSent().ok());
+  for (const auto& k : moved) {
+    auto g = client_->Command({"GET", k});
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    EXPECT_EQ(g->str, "succeeded") << k;
+  }
+  EXPECT_EQ(sender->DeferredErrors(), 0);
+  cluster_->MoveSlots(300, b, a);
+  cluster_->MoveSlots(300, b, c);
+}
+
 TEST_F(RedisClusterTest, PooledCommandsWorkAndAsyncRedisRefusesCluster) {
   PooledRedisCommands pooled(cluster_->config());
   LuaScript get("return redis.call('GET', KEYS[1])");
