@@ -127,6 +127,32 @@ std::optional<std::string> ClusterRouter::Route(const std::vector<std::string>& 
   return masters.front();
 }
 
+bool IsRedirection(const std::string& error_reply) {
+  return StartsWith(error_reply, "MOVED ") || StartsWith(error_reply, "ASK ") || StartsWith(error_reply, "TRYAGAIN");
+}
+
+std::optional<ClusterRouter::Hop> ClusterRouter::Follow(const std::string& error, const std::string& asked) {
+  int slot = 0;
+  std::string target;
+  if (StartsWith(error, "MOVED ") && ParseRedirect(error, asked, &slot, &target)) {
+    // The slot has a new owner for good: fix this slot now, reload the whole map on the next call (a reshard
+    // usually moves many slots).
+    map_.Set(slot, target);
+    ++map_epoch_;
+    stale_ = true;
+    return Hop{target, false, false};
+  }
+  if (StartsWith(error, "ASK ") && ParseRedirect(error, asked, &slot, &target)) {
+    // Only this command, only this time: the slot is being migrated and the key is already there.
+    return Hop{target, true, false};
+  }
+  if (StartsWith(error, "TRYAGAIN")) {
+    // A multi-key command during a migration with its keys split between nodes: retry shortly.
+    return Hop{asked, false, true};
+  }
+  return std::nullopt;
+}
+
 StatusOr<std::vector<ClusterRouter::Routed>> ClusterRouter::SendOnce(
     const std::vector<std::vector<std::string>>& commands, const std::vector<Routed>& batch, int extra_timeout_ms,
     std::vector<RedisValue>* out, bool* try_again) {
@@ -155,22 +181,9 @@ StatusOr<std::vector<ClusterRouter::Routed>> ClusterRouter::SendOnce(
       if (r->asking) ++k;  // ASKING's +OK
       RedisValue& v = (*replies)[k++];
       if (v.is_error()) {
-        int slot = 0;
-        std::string target;
-        if (StartsWith(v.str, "MOVED ") && ParseRedirect(v.str, node, &slot, &target)) {
-          // The slot has a new owner for good: fix this slot now, reload the whole map on the next call
-          // (a reshard usually moves many slots).
-          map_.Set(slot, target);
-          ++map_epoch_;
-          stale_ = true;
-          again.push_back({r->index, target, false});
-        } else if (StartsWith(v.str, "ASK ") && ParseRedirect(v.str, node, &slot, &target)) {
-          // Only this command, only this time: the slot is being migrated and the key is already there.
-          again.push_back({r->index, target, true});
-        } else if (StartsWith(v.str, "TRYAGAIN")) {
-          // A multi-key command during a migration with its keys split between nodes: retry shortly.
-          *try_again = true;
-          again.push_back({r->index, node, false});
+        if (auto hop = Follow(v.str, node)) {
+          if (hop->try_again) *try_again = true;
+          again.push_back({r->index, hop->node, hop->asking});
         }
       }
       (*out)[r->index] = std::move(v);
@@ -260,9 +273,7 @@ Status ClusterRouter::AwaitSent() {
       Status s = client->AwaitSent();
       if (!s.ok() && first.ok()) first = s;
     }
-    bool pending = !orphaned_.empty();
-    for (const auto& [name, client] : nodes_) pending = pending || !client->redirected_.empty();
-    if (!pending) return first;
+    if (!HasRedirected()) return first;
     if (round == kMaxRedirects) break;
     if (round > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20 * round));  // TRYAGAIN, a map settling
     auto resent = ResendRedirected();
@@ -295,19 +306,11 @@ StatusOr<size_t> ClusterRouter::ResendRedirected() {
   size_t n = 0;
   for (auto& [cmd, error, asked] : all) {
     if (cmd.empty()) continue;
-    int slot = 0;
-    std::string target;
-    if (error.rfind("MOVED ", 0) == 0 && ParseRedirect(error, asked, &slot, &target)) {
-      map_.Set(slot, target);  // as in SendOnce: this slot now, the whole map on the next call
-      ++map_epoch_;
-      stale_ = true;
-      by_node[target].push_back(std::move(cmd));
-    } else if (error.rfind("ASK ", 0) == 0 && ParseRedirect(error, asked, &slot, &target)) {
-      by_node[target].push_back({"ASKING"});  // this command only, this time only
-      by_node[target].push_back(std::move(cmd));
-    } else {
-      by_node[asked].push_back(std::move(cmd));  // TRYAGAIN, or a redirection that does not parse
-    }
+    // A redirection that does not parse goes back where it went (AwaitSent bounds the rounds).
+    auto hop = Follow(error, asked);
+    const std::string to = hop ? hop->node : asked;
+    if (hop && hop->asking) by_node[to].push_back({"ASKING"});
+    by_node[to].push_back(std::move(cmd));
     ++n;
   }
   Status first;

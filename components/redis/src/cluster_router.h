@@ -6,6 +6,7 @@
 // follows the cluster's redirections. Not thread-safe, like RedisClient.
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,9 @@
 #include "streamfleet/redis/redis.h"
 
 namespace streamfleet {
+
+// A cluster's redirection (MOVED, ASK, TRYAGAIN) rather than the command's own error.
+bool IsRedirection(const std::string& error_reply);
 
 class ClusterRouter {
  public:
@@ -51,6 +55,15 @@ class ClusterRouter {
     std::string node;  // where to send it
     bool asking;       // prefix with ASKING (an ASK redirection)
   };
+
+  // Where a command `asked` answered with `error` goes next; nullopt when that is not a redirection. A MOVED
+  // fixes the slot in the map (stale_: the whole map is reloaded on the next call).
+  struct Hop {
+    std::string node;
+    bool asking;     // prefix with ASKING (ASK)
+    bool try_again;  // TRYAGAIN: the same node, after a pause
+  };
+  std::optional<Hop> Follow(const std::string& error, const std::string& asked);
 
   Status EnsureMap();
   RedisClient& Node(const std::string& name);

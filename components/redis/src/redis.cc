@@ -366,7 +366,7 @@ Status RedisClient::ReadDeferred() {
     }
     if ((*reply)->type == REDIS_REPLY_ERROR && track_sent_) {
       std::string error((*reply)->str, (*reply)->len);
-      if (error.rfind("MOVED ", 0) == 0 || error.rfind("ASK ", 0) == 0 || error.rfind("TRYAGAIN", 0) == 0) {
+      if (IsRedirection(error)) {
         redirected_.emplace_back(std::move(sent), std::move(error));  // the router sends it again
         freeReplyObject(*reply);
         continue;
