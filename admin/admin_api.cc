@@ -98,31 +98,43 @@ json TaskJson(const v1::TaskEnvelope& t) {
 json DecodedDeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
   json j = DeadLetterJson(d);
   j["kind"] = task_dlq ? "task" : "chunk";
-  if (const std::string* e = d.entry.Field("e")) {
-    if (task_dlq) {
-      v1::TaskEnvelope t;
-      if (t.ParseFromString(*e)) j["task"] = TaskJson(t);
-    } else {
-      v1::ChunkEnvelope c;
-      if (c.ParseFromString(*e)) {
-        // A compressed chunk is shown as its text (a dead letter may be one whose frame is corrupt: then
-        // the preview says so).
-        std::string text = c.data();
-        if (c.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD) {
-          // Bounded: a dead letter's data_size is whatever its producer claimed.
-          auto plain = ZstdDecompress(c.data(), static_cast<size_t>(std::clamp<int64_t>(c.data_size(), 0, 16 << 20)));
-          text = plain.ok() ? std::move(*plain) : "(compressed data that does not decompress: " + plain.status().message() + ")";
-        }
-        j["chunk"] = {{"organization_id", c.organization_id()}, {"scenario_id", c.scenario_id()},
-                      {"generation_id", c.generation_id()},     {"seq", c.seq()},
-                      {"final", c.final()},                     {"total_chunks", c.total_chunks()},
-                      {"bytes", text.size()},                   {"compressed", c.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD},
-                      {"data_preview", ToValidUtf8(text.substr(0, 200))}};
-      }
-      // An entry of ingest holds one request's chunks: the first is shown, and how many the entry holds.
-      j["chunks_in_entry"] = ChunkEnvelopeCount(d.entry);
-    }
+  const std::string* e = d.entry.Field("e");
+  if (task_dlq) {
+    v1::TaskEnvelope t;
+    if (e != nullptr && t.ParseFromString(*e)) j["task"] = TaskJson(t);
+    return j;
   }
+  // The entry's first chunk: its first field "e", or the first envelope of its ChunkBatch (field "b"), whose
+  // seq is the batch's first_seq.
+  std::string_view first;
+  int64_t batch_seq = -1;
+  std::vector<std::string_view> batch;
+  if (e != nullptr) {
+    first = *e;
+  } else if (const std::string* b = d.entry.Field("b"); b != nullptr && ScanChunkBatch(*b, &batch, &batch_seq) &&
+                                                          !batch.empty()) {
+    first = batch[0];
+  }
+  if (e == nullptr && first.empty()) return j;
+  v1::ChunkEnvelope c;
+  if (c.ParseFromArray(first.data(), static_cast<int>(first.size()))) {
+    if (batch_seq >= 0) c.set_seq(batch_seq);
+    // A compressed chunk is shown as its text (a dead letter may be one whose frame is corrupt: then the
+    // preview says so).
+    std::string text = c.data();
+    if (c.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD) {
+      // Bounded: a dead letter's data_size is whatever its producer claimed.
+      auto plain = ZstdDecompress(c.data(), static_cast<size_t>(std::clamp<int64_t>(c.data_size(), 0, 16 << 20)));
+      text = plain.ok() ? std::move(*plain) : "(compressed data that does not decompress: " + plain.status().message() + ")";
+    }
+    j["chunk"] = {{"organization_id", c.organization_id()}, {"scenario_id", c.scenario_id()},
+                  {"generation_id", c.generation_id()},     {"seq", c.seq()},
+                  {"final", c.final()},                     {"total_chunks", c.total_chunks()},
+                  {"bytes", text.size()},                   {"compressed", c.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD},
+                  {"data_preview", ToValidUtf8(text.substr(0, 200))}};
+  }
+  // An entry of ingest holds one request's chunks: the first is shown, and how many the entry holds.
+  j["chunks_in_entry"] = ChunkEnvelopeCount(d.entry);
   return j;
 }
 

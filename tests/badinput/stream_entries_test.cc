@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "badinput/pipeline.h"
+#include "streamfleet/base/envelope_version.h"
 #include "streamfleet/taskqueue/task_queue.h"
 #include "streamfleet/v1/task.pb.h"
 #include "streamfleet/testing/redis_server.h"
@@ -38,14 +39,15 @@ TEST_F(StreamEntriesTest, CompactorDeadLettersAFutureEnvelopeVersionAndKeepsGoin
   CompactorUnderTest c(server_->port(), db_url_);
   c.Pump(1);  // creates the groups
   const std::string stream = c.keys().ChunkStream(0);
-  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 5}, 0, "[1]", true, 0, false, 4)}).ok());
+  ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 5}, 0, "[1]", true, 0, false, kChunkEnvelopeVersion + 1)}).ok());
   ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", "garbage that is no protobuf \xff"}).ok());
   ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", ChunkEnvelopeBytes({1, 0, 6}, 0, "[2]", true, 0, false, 1)}).ok());
   c.Pump();
   auto dead = ReadStream(*redis_, c.keys().ChunkDeadLetterStream());
   ASSERT_EQ(dead.size(), 2u);
-  EXPECT_NE(dead[0].Field("reason")->find("ChunkEnvelope version 4 is newer than this build understands (3)"),
-            std::string::npos)
+  const std::string future = "ChunkEnvelope version " + std::to_string(kChunkEnvelopeVersion + 1) +
+                             " is newer than this build understands (" + std::to_string(kChunkEnvelopeVersion) + ")";
+  EXPECT_NE(dead[0].Field("reason")->find(future), std::string::npos)
       << *dead[0].Field("reason");
   EXPECT_EQ(*dead[0].Field("source_stream"), stream);
   EXPECT_FALSE(c.Row(5).has_value()) << "a future envelope is not read with today's meaning";

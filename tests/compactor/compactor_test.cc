@@ -613,9 +613,11 @@ TEST_P(CompactorTest, CompressedAndPlainChunksOfOneGenerationBecomeTheSameRow) {
   EXPECT_EQ((*rows)[0].data, parts[0]);
 }
 
-// Ingest writes a request's chunks as one entry (a field "e" each, envelope version 3), closed at 64 KiB: the
-// compactor applies every envelope of an entry, and dead-letters an entry with a bad envelope whole (its ack
-// covers them all), with every envelope kept for a replay.
+// Ingest writes a request's chunks as one entry (docs/ARCHITECTURE.md "Chunk entries"), closed at 64 KiB: a
+// ChunkBatch (field "b", envelopes of version 4 whose seqs follow the batch's first_seq) when the script
+// assigns every seq, else a field "e" each (version 3). The compactor applies every envelope of an entry,
+// and dead-letters an entry with a bad envelope whole (its ack covers them all), with every field kept for a
+// replay.
 TEST_P(CompactorTest, ChunksOfOneRequestShareAnEntryAndAreAppliedOrDeadLetteredTogether) {
   auto& svc = AddService();
   ASSERT_TRUE(svc.RunOnce(stop_).ok());
@@ -629,20 +631,49 @@ TEST_P(CompactorTest, ChunksOfOneRequestShareAnEntryAndAreAppliedOrDeadLetteredT
     request.push_back({std::nullopt, std::string(30000, static_cast<char>('a' + i)), i == 4, 0, false, ""});
     all += request.back().data;
   }
-  ASSERT_TRUE(writer.Append(*redis_, g, request, "test").ok());
+  for (int twice = 0; twice < 2; ++twice) {  // the second time: seqs 5..9, the batches' first_seq 5 and 8
+    std::vector<PendingChunk> copy = request;  // Append writes the assigned seqs into its chunks
+    ASSERT_TRUE(writer.Append(*redis_, g, copy, "test").ok());
+    EXPECT_EQ(copy.back().seq, 5 * twice + 4);
+  }
+  all += all;
   const std::string stream = k.ChunkStream(k.ShardOf(g));
   auto entries = ParseEntries(stream, *redis_->Command({"XRANGE", stream, "-", "+"}));
-  ASSERT_EQ(entries.size(), 2u);
-  EXPECT_EQ(entries[0].fields.size(), 3u);
-  EXPECT_EQ(entries[1].fields.size(), 2u);
+  ASSERT_EQ(entries.size(), 4u);
+  for (const auto& e : entries) ASSERT_EQ(e.fields.size(), 1u);
+  EXPECT_EQ(entries[0].fields[0].first, "b");
+  EXPECT_EQ(ChunkEnvelopeCount(entries[0]), 3u);
+  EXPECT_EQ(ChunkEnvelopeCount(entries[1]), 2u);
   int undecodable = 0;
-  auto envelopes = testing::ChunkEnvelopesOf(entries, &undecodable);
+  auto envelopes = testing::ChunkEnvelopesOf(entries, &undecodable);  // protobuf's own parser
   EXPECT_EQ(undecodable, 0);
-  ASSERT_EQ(envelopes.size(), 5u);
-  for (int i = 0; i < 5; ++i) {
+  ASSERT_EQ(envelopes.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(envelopes[i].seq(), i) << "seqs assigned by the script, in request order";
-    EXPECT_EQ(envelopes[i].version(), kChunkEnvelopeShared) << "builds that read only the first \"e\" refuse it";
+    EXPECT_EQ(envelopes[i].version(), kChunkEnvelopeBatched) << "never read alone, where its seq would be 0";
   }
+  // Chunks with client seqs go as fields "e": each is checked and recorded by the script.
+  GenerationId cg{12, 0, 62};
+  std::vector<PendingChunk> seqs = {{2, "c", true, 0, false, ""}, {0, "a", false, 0, false, ""}, {1, "b", false, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, cg, seqs, "test").ok());
+  const std::string cstream = k.ChunkStream(k.ShardOf(cg));
+  auto cl = ParseEntries(cstream, *redis_->Command({"XREVRANGE", cstream, "+", "-", "COUNT", "1"}));
+  ASSERT_EQ(cl.size(), 1u);
+  ASSERT_EQ(cl[0].fields.size(), 3u);
+  for (const auto& [f, v] : cl[0].fields) EXPECT_EQ(f, "e");
+  EXPECT_EQ(testing::ChunkEnvelopesOf(cl).at(0).version(), kChunkEnvelopeShared) << "builds that read only the first \"e\" refuse it";
+  // CHUNK_BATCHES=false (a rollout from a release without batches): such a request as fields "e", version 3.
+  Config unbatched_config = MakeConfig({{"CHUNK_BATCHES", "false"}});
+  ChunkWriter unbatched(unbatched_config);
+  GenerationId ug{12, 0, 68};
+  std::vector<PendingChunk> two = {{std::nullopt, "x", false, 0, false, ""}, {std::nullopt, "y", true, 0, false, ""}};
+  ASSERT_TRUE(unbatched.Append(*redis_, ug, two, "test").ok());
+  const std::string ustream = k.ChunkStream(k.ShardOf(ug));
+  auto ul = ParseEntries(ustream, *redis_->Command({"XREVRANGE", ustream, "+", "-", "COUNT", "1"}));
+  ASSERT_EQ(ul.size(), 1u);
+  ASSERT_EQ(ul[0].fields.size(), 2u);
+  EXPECT_EQ(ul[0].fields[0].first, "e");
+  EXPECT_EQ(testing::ChunkEnvelopesOf(ul).at(1).seq(), 1);
   std::vector<PendingChunk> single = {{std::nullopt, "one", false, 0, false, ""}};
   ASSERT_TRUE(writer.Append(*redis_, {12, 0, 64}, single, "test").ok());
   auto last = ParseEntries(stream, *redis_->Command({"XREVRANGE", stream, "+", "-", "COUNT", "1"}));
@@ -654,20 +685,47 @@ TEST_P(CompactorTest, ChunksOfOneRequestShareAnEntryAndAreAppliedOrDeadLetteredT
   ASSERT_TRUE(redis_->Command({"XADD", k.ChunkStream(k.ShardOf(bad)), "*", "e", Envelope(bad, 0, "kept whole"), "e",
                                "\xff\xffnot a protobuf"})
                   .ok());
+  // A batch whose second envelope is not one, and a batch's envelope alone (its seq would be 0): the same.
+  GenerationId bad_batch{12, 0, 66}, loose{12, 0, 67};
+  v1::ChunkBatch b;
+  b.add_envelopes(testing::ChunkEnvelopeBytes(bad_batch, 0, "x", false, 0, false, kChunkEnvelopeBatched));
+  b.add_envelopes("\xff\xffnot a protobuf");
+  b.set_first_seq(0);
+  ASSERT_TRUE(redis_->Command({"XADD", k.ChunkStream(k.ShardOf(bad_batch)), "*", "b", b.SerializeAsString()}).ok());
+  ASSERT_TRUE(redis_->Command({"XADD", k.ChunkStream(k.ShardOf(loose)), "*", "e",
+                               testing::ChunkEnvelopeBytes(loose, 3, "y", true, 0, false, kChunkEnvelopeBatched)})
+                  .ok());
   Pump(svc);
   auto row = Row(63);
   ASSERT_TRUE(row.has_value());
   EXPECT_EQ(Decoded(*row), all);
-  EXPECT_EQ(row->chunk_count, 5);
-  EXPECT_EQ(redis_->Command({"EXISTS", k.BufferKey(bad)})->integer, 0);
+  EXPECT_EQ(row->chunk_count, 10);
+  ASSERT_TRUE(Row(62).has_value());
+  EXPECT_EQ(Decoded(*Row(62)), "abc");
+  ASSERT_TRUE(Row(68).has_value());
+  EXPECT_EQ(Decoded(*Row(68)), "xy");
+  for (GenerationId d : {bad, bad_batch, loose}) EXPECT_EQ(redis_->Command({"EXISTS", k.BufferKey(d)})->integer, 0);
   auto dead = ParseEntries(k.ChunkDeadLetterStream(), *redis_->Command({"XRANGE", k.ChunkDeadLetterStream(), "-", "+"}));
-  ASSERT_EQ(dead.size(), 1u);
-  EXPECT_NE(dead[0].Field("reason")->find("envelope 2 of the entry"), std::string::npos) << *dead[0].Field("reason");
+  ASSERT_EQ(dead.size(), 3u);
+  std::map<std::string, const StreamEntry*> by_field;  // the dead letters in any order (the shards differ)
+  for (const auto& d : dead) {
+    size_t es = 0;
+    for (const auto& [f, v] : d.fields) es += f == "e" ? 1 : 0;
+    by_field[d.Field("b") ? "b" : es == 2 ? "e-bad" : "e-loose"] = &d;
+  }
+  ASSERT_EQ(by_field.size(), 3u);
+  EXPECT_NE(by_field["e-bad"]->Field("reason")->find("envelope 2 of the entry"), std::string::npos)
+      << *by_field["e-bad"]->Field("reason");
   std::vector<std::string> kept;
-  for (const auto& [f, v] : dead[0].fields) {
+  for (const auto& [f, v] : by_field["e-bad"]->fields) {
     if (f == "e") kept.push_back(v);
   }
   EXPECT_EQ(kept, (std::vector<std::string>{Envelope(bad, 0, "kept whole"), "\xff\xffnot a protobuf"}));
+  EXPECT_NE(by_field["b"]->Field("reason")->find("envelope 2 of the entry: undecodable"), std::string::npos)
+      << *by_field["b"]->Field("reason");
+  EXPECT_EQ(*by_field["b"]->Field("b"), b.SerializeAsString()) << "the batch kept byte for byte, for a replay";
+  EXPECT_NE(by_field["e-loose"]->Field("reason")->find("outside a ChunkBatch"), std::string::npos)
+      << *by_field["e-loose"]->Field("reason");
   for (int i = 0; i < k.chunk_streams(); ++i) EXPECT_EQ(Pending(k.ChunkStream(i)), 0);
 }
 

@@ -17,12 +17,15 @@ if KEYS[4] then
   own = not owner or not bound
 end
 local n = tonumber(ARGV[6])
+-- A batch request (ARGV[7] parts > 0) is n chunks whose seqs this script assigns, without keys: nothing to
+-- check or record per chunk, and their envelopes arrive as ChunkBatch parts this script does not look into.
+local parts = tonumber(ARGV[7])
 -- What was recorded for this generation's seqs and keys. A new control hash means a new life of the
 -- generation: whatever an older ingest hash says (it may outlive an expired control hash) does not count.
 local fields = {}
-if bound then
+if bound and parts == 0 then
   for i = 1, n do
-    local b = 7 + (i - 1) * 5
+    local b = 8 + (i - 1) * 5
     local kind = ARGV[b + 1]
     if kind == 'c' then
       fields[#fields + 1] = 's' .. ARGV[b + 2]
@@ -36,8 +39,11 @@ if #fields > 0 then recorded = redis.call('HMGET', KEYS[3], unpack(fields)) end
 local skip, sums, in_batch, aseq = {}, {}, {}, {}
 local bytes, need, j, replayed = 0, 0, 0, 0
 local finish_total, new_total = false, false
-for i = 1, n do
-  local b = 7 + (i - 1) * 5
+if parts > 0 then
+  bytes, need = tonumber(ARGV[8]), n
+end
+for i = 1, parts > 0 and 0 or n do
+  local b = 8 + (i - 1) * 5
   local kind, num, digest = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   if kind == 'c' then
     local known = in_batch[num]
@@ -96,6 +102,17 @@ end
 -- Every check passed: write. The new values are computed here (the script runs alone, so read-modify-write is
 -- safe) and set in one HSET.
 local ttl = ARGV[4]  -- the string, as EXPIRE takes it
+-- A protobuf varint field (tag, then v in 7-bit groups), appended to serialized bytes: in protobuf a scalar
+-- field that occurs again later in the message wins, so the result carries v without Lua parsing the rest.
+local function varint_field(tag, v)
+  local out = {tag}
+  while v >= 128 do
+    out[#out + 1] = v % 128 + 128
+    v = math.floor(v / 128)
+  end
+  out[#out + 1] = v
+  return string.char(unpack(out))
+end
 local seq = tonumber(ctl[3] or '0')
 local set = {}
 if not bound then set = {'scenario', ARGV[1]} end
@@ -122,30 +139,31 @@ if own then redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[5]) end
 -- An entry is closed at 64 KiB of envelopes or 1000 of them, so a consumer's read of COUNT entries stays
 -- bounded and unpack stays within Lua's stack.
 local id = ''
+-- A batch: each part becomes one entry (field "b", a ChunkBatch) once its first_seq (field 2) is appended;
+-- ingest closed the parts at 64 KiB or 1000 envelopes, as below.
+local first_seq = seq
+for k = 1, parts do
+  id = redis.call('XADD', KEYS[2], '*', 'b', ARGV[7 + 2 * k] .. varint_field(16, seq))
+  seq = seq + tonumber(ARGV[8 + 2 * k])
+end
 local ai = 0
 local entry, entry_bytes = {}, 0
-for i = 1, n do
-  local b = 7 + (i - 1) * 5
+for i = 1, parts > 0 and 0 or n do
+  local b = 8 + (i - 1) * 5
   local kind = ARGV[b + 1]
   if kind == 'a' then ai = ai + 1 end
   if not skip[i] then
     local e = ARGV[b]
     if kind == 'a' then
-      -- Field 5 as a varint, inline (a local function would be a new closure on every call), without a table
-      -- below 2^14 (every table and string made here is garbage the script's collector pays for).
+      -- Field 5 as a varint, inline below 2^14: without the helper's table (every table and string made here
+      -- is garbage the script's collector pays for, per chunk).
       local v = seq
       if v < 128 then
         e = e .. string.char(40, v)
       elseif v < 16384 then
         e = e .. string.char(40, v % 128 + 128, (v - v % 128) / 128)
       else
-        local bytes7 = {}
-        while v >= 128 do
-          bytes7[#bytes7 + 1] = v % 128 + 128
-          v = math.floor(v / 128)
-        end
-        bytes7[#bytes7 + 1] = v
-        e = e .. string.char(40, unpack(bytes7))
+        e = e .. varint_field(40, v)
       end
       aseq[ai] = seq
       if ARGV[b + 2] ~= '' then
@@ -173,5 +191,7 @@ for f = 1, #sums, 1000 do  -- unpack's stack limit
 end
 -- Lives as long as the generation's control hash (a new one clears it, above).
 if #sums > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
--- The 4th element says this request started a new life of the generation (ingest emits generation.started).
+-- The 4th element says this request started a new life of the generation (ingest emits generation.started);
+-- a batch's seqs are the 5th and on (first_seq + position), not listed in the 2nd.
+if parts > 0 then return {id, aseq, replayed, bound and 0 or 1, first_seq} end
 return {id, aseq, replayed, bound and 0 or 1}

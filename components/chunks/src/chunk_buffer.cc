@@ -2,86 +2,11 @@
 
 #include "streamfleet/chunks/consumed_watermark.h"
 #include "streamfleet/chunks/chunk_scripts.h"
-#include "streamfleet/base/compression.h"
-#include "streamfleet/base/envelope_version.h"
 #include "streamfleet/chunks/buffer_element.h"
 #include "streamfleet/base/hash_fields.h"
 #include "streamfleet/redis/stream_admin.h"
-#include "streamfleet/v1/chunk.pb.h"
 
 namespace streamfleet {
-
-namespace {
-
-bool DecodeEnvelope(const std::string& raw, int64_t ingested_ms, ChunkItem* item, std::string* why,
-                    size_t max_plain_bytes) {
-  v1::ChunkEnvelope env;
-  if (!env.ParseFromString(raw)) {
-    *why = "undecodable ChunkEnvelope";
-    return false;
-  }
-  if (std::string v = UnknownVersionReason("ChunkEnvelope", env.version(), kChunkEnvelopeVersion); !v.empty()) {
-    *why = v;
-    return false;
-  }
-  item->gen = GenerationId{env.organization_id(), env.scenario_id(), env.generation_id()};
-  item->finish = env.kind() == v1::ChunkEnvelope::FINISH;
-  item->seq = env.seq();
-  item->data = std::move(*env.mutable_data());
-  item->compressed = env.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD;
-  item->plain_bytes = static_cast<int64_t>(item->data.size());
-  if (item->compressed) {
-    auto size = ZstdFrameContentSize(item->data, max_plain_bytes);
-    if (!size.ok() || static_cast<int64_t>(*size) != env.data_size()) {
-      *why = "compressed chunk data: " +
-             (size.ok() ? "frame size " + std::to_string(*size) + " differs from data_size " +
-                              std::to_string(env.data_size())
-                        : size.status().message());
-      return false;
-    }
-    item->plain_bytes = env.data_size();
-  } else if (env.data_encoding() != v1::ChunkEnvelope::DATA_PLAIN) {
-    *why = "unknown data_encoding " + std::to_string(env.data_encoding());
-    return false;
-  }
-  item->final = env.final();
-  item->total = env.total_chunks();
-  item->ingested_ms = ingested_ms;
-  return true;
-}
-
-}  // namespace
-
-size_t ChunkEnvelopeCount(const StreamEntry& e) {
-  size_t n = 0;
-  for (const auto& f : e.fields) n += f.first == "e" ? 1 : 0;
-  return n;
-}
-
-bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::string* why, size_t max_plain_bytes) {
-  const size_t before = items->size();
-  const int64_t ingested_ms = StreamIdMs(e.id);
-  int n = 0;
-  for (const auto& [field, raw] : e.fields) {
-    if (field != "e") continue;
-    ++n;
-    if (!DecodeEnvelope(raw, ingested_ms, &items->emplace_back(), why, max_plain_bytes)) {
-      if (n > 1) *why = "envelope " + std::to_string(n) + " of the entry: " + *why;
-      items->resize(before);
-      return false;
-    }
-  }
-  if (n == 0) {
-    *why = "entry has no \"e\" field (expected a streamfleet.v1.ChunkEnvelope)";
-    return false;
-  }
-  return true;
-}
-
-StatusOr<std::string> ChunkItemText(const ChunkItem& item) {
-  if (!item.compressed) return item.data;
-  return ZstdDecompress(item.data, static_cast<size_t>(item.plain_bytes));
-}
 
 int64_t BufferSnapshot::MetaInt(const std::string& k) const { return IntField(meta, k); }
 

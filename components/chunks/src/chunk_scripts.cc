@@ -65,10 +65,13 @@ const LuaScript& MarkCompacted() {
 // worker's provider stream).
 // KEYS: 1 ctl hash, 2 chunk stream, 3 ingest hash (KeySchema::IngestKey), 4 owner key (standalone only: on a
 //       cluster the owner lives in another slot and the caller claims it first, generation_owner.h).
-// ARGV: 1 scenario id ("0" = none), 2 organization, 3 byte limit, 4 ttl_s, 5 owner ttl_s, 6 n, then per chunk
-//       5: envelope (protobuf bytes), kind ('a' seq to assign, 'c' client seq, 'f' finish), number (the seq for
-//       'c', the total for 'f', the chunk's idempotency key for 'a' or ""), digest of the data ('c', keyed
-//       'a'), data bytes.
+// ARGV: 1 scenario id ("0" = none), 2 organization, 3 byte limit, 4 ttl_s, 5 owner ttl_s, 6 n (chunks),
+//       7 batch parts (0 = none), then
+//       - without a batch, per chunk 5: envelope (protobuf bytes), kind ('a' seq to assign, 'c' client seq,
+//         'f' finish), number (the seq for 'c', the total for 'f', the chunk's idempotency key for 'a' or ""),
+//         digest of the data ('c', keyed 'a'), data bytes;
+//       - a batch (n > 1 chunks, all 'a' without keys): 8 data bytes of all n, then per part its ChunkBatch
+//         bytes without first_seq and its envelope count (chunk_entry.h).
 // Refused with nothing written (SFCONFLICT <reason>: ..., SFLIMIT ...):
 //   scenario_conflict           the scenario differs from the one the generation started with;
 //   generation_owned_elsewhere  the id's owner record names another organization;
@@ -79,8 +82,10 @@ const LuaScript& MarkCompacted() {
 //                               skipped; larger: the generation grew, appended);
 //   SFLIMIT                     the generation would exceed its byte limit (counting only new data).
 // A keyed chunk seen before is not appended again and answers with the seq it got then. The chunks appended go
-// into one stream entry, a field "e" each in order, closed at 64 KiB (docs/ARCHITECTURE.md "Chunk entries").
-// Returns {last stream id ("" when nothing was appended), the seq of every 'a' chunk in order, replayed count}.
+// into one stream entry, a field "e" each in order, closed at 64 KiB; a batch's parts into one entry each, a
+// field "b" with first_seq appended (docs/ARCHITECTURE.md "Chunk entries").
+// Returns {last stream id ("" when nothing was appended), the seq of every 'a' chunk in order (empty for a
+// batch), replayed count, 1 when this started the generation, and for a batch its first seq}.
 const LuaScript& IngestAppend() {
   // Seqs are reserved here, after the checks, so a rejected batch burns none and the request needs one
   // round trip. The seq goes into the envelope by appending field 5 (varint) to its bytes: in protobuf a

@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/chunks/chunk_entry.h"
 #include "streamfleet/chunks/chunk_scripts.h"
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/compression.h"
@@ -38,6 +39,41 @@ void ChunkWriter::SetEnvelopeData(v1::ChunkEnvelope& e, const std::string& data)
   e.set_data(data);
 }
 
+namespace {
+
+// Whether the request's chunks go to the script as a ChunkBatch: several chunks, all with seqs the script
+// assigns and without keys, so it has nothing to check or record per chunk.
+bool AsBatch(const std::vector<PendingChunk>& chunks) {
+  if (chunks.size() < 2) return false;
+  for (const auto& c : chunks) {
+    if (c.finish || c.seq || !c.idempotency_key.empty()) return false;
+  }
+  return true;
+}
+
+// A batch part (one stream entry) is closed at 64 KiB of envelopes or 1000 of them, like the script's
+// entries of single envelopes: a consumer's read of COUNT entries stays bounded.
+constexpr size_t kPartBytes = 65536;
+constexpr int kPartEnvelopes = 1000;
+
+}  // namespace
+
+v1::ChunkEnvelope ChunkWriter::Envelope(const GenerationId& gen, const PendingChunk& c, int64_t now,
+                                        const std::string& source) const {
+  v1::ChunkEnvelope e;
+  e.set_kind(c.finish ? v1::ChunkEnvelope::FINISH : v1::ChunkEnvelope::CHUNK);
+  e.set_organization_id(gen.org);
+  e.set_scenario_id(gen.scenario);
+  e.set_generation_id(gen.gen);
+  e.set_seq(c.seq.value_or(0));
+  SetEnvelopeData(e, c.data);
+  e.set_final(c.final);
+  e.set_total_chunks(c.total_chunks);
+  e.set_produced_at_ms(now);
+  e.set_source(source);
+  return e;
+}
+
 ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
                                                    const std::string& source) const {
   const int64_t now = WallClockMs();
@@ -46,19 +82,36 @@ ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, cons
   std::vector<std::string> args = {std::to_string(gen.scenario), std::to_string(gen.org),
                                    std::to_string(config_.max_generation_bytes), std::to_string(config_.chunk_ttl_s),
                                    std::to_string(config_.owner_ttl_s), std::to_string(chunks.size())};
+  std::vector<std::string> keys = {keys_.ControlKey(gen), keys_.ChunkStream(keys_.ShardOf(gen)), keys_.IngestKey(gen)};
+  if (!keys_.cluster()) keys.push_back(keys_.OwnerKey(gen.gen));
+  if (config_.chunk_batches && AsBatch(chunks)) {
+    // ARGV 7 parts, 8 data bytes, then per part its ChunkBatch bytes (without first_seq) and envelope count.
+    args.insert(args.end(), {"", ""});
+    int64_t bytes = 0;
+    int parts = 0, in_part = 0;
+    std::string* part = nullptr;
+    for (const auto& c : chunks) {
+      if (part == nullptr || part->size() >= kPartBytes || in_part >= kPartEnvelopes) {
+        if (part != nullptr) args.push_back(std::to_string(in_part));
+        part = &args.emplace_back();
+        ++parts;
+        in_part = 0;
+      }
+      v1::ChunkEnvelope e = Envelope(gen, c, now, source);
+      e.set_version(kChunkEnvelopeBatched);  // the seq is the batch's: never read alone
+      AppendBatchEnvelope(part, e);
+      ++in_part;
+      bytes += static_cast<int64_t>(c.data.size());
+    }
+    args.push_back(std::to_string(in_part));
+    args[6] = std::to_string(parts);
+    args[7] = std::to_string(bytes);
+    return {std::move(keys), std::move(args)};
+  }
+  args.push_back("0");  // ARGV 7: no batch; then 5 per chunk
   args.reserve(args.size() + 5 * chunks.size());
   for (const auto& c : chunks) {
-    v1::ChunkEnvelope e;
-    e.set_kind(c.finish ? v1::ChunkEnvelope::FINISH : v1::ChunkEnvelope::CHUNK);
-    e.set_organization_id(gen.org);
-    e.set_scenario_id(gen.scenario);
-    e.set_generation_id(gen.gen);
-    e.set_seq(c.seq.value_or(0));
-    SetEnvelopeData(e, c.data);
-    e.set_final(c.final);
-    e.set_total_chunks(c.total_chunks);
-    e.set_produced_at_ms(now);
-    e.set_source(source);
+    v1::ChunkEnvelope e = Envelope(gen, c, now, source);
     if (chunks.size() > 1) e.set_version(kChunkEnvelopeShared);  // the script writes them as one entry
     args.push_back(e.SerializeAsString());
     if (c.finish) {
@@ -73,8 +126,6 @@ ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, cons
     }
     args.push_back(std::to_string(c.data.size()));
   }
-  std::vector<std::string> keys = {keys_.ControlKey(gen), keys_.ChunkStream(keys_.ShardOf(gen)), keys_.IngestKey(gen)};
-  if (!keys_.cluster()) keys.push_back(keys_.OwnerKey(gen.gen));
   return {std::move(keys), std::move(args)};
 }
 
@@ -89,9 +140,12 @@ std::string AppendConflictReason(const Status& s) {
 
 StatusOr<AppendResult> ChunkWriter::ParseAppendReply(const StatusOr<RedisValue>& r, std::vector<PendingChunk>& chunks) {
   if (!r.ok()) return r.status();
-  if (!r->is_array() || r->elements.size() != 4 || !r->elements[1].is_array()) {
+  if (!r->is_array() || r->elements.size() < 4 || r->elements.size() > 5 || !r->elements[1].is_array()) {
     return Status::Internal("IngestAppend: unexpected reply");
   }
+  // A batch's seqs: its first, then one each in order (the script does not list them).
+  const bool batch = r->elements.size() == 5;
+  const int64_t first_seq = batch ? r->elements[4].AsInt() : 0;
   AppendResult out;
   out.last_id = r->elements[0].str;
   out.replayed = r->elements[2].AsInt();
@@ -100,7 +154,9 @@ StatusOr<AppendResult> ChunkWriter::ParseAppendReply(const StatusOr<RedisValue>&
   size_t k = 0;
   for (auto& c : chunks) {
     if (c.finish) continue;
-    if (!c.seq) {
+    if (!c.seq && batch) {
+      c.seq = first_seq + static_cast<int64_t>(k++);
+    } else if (!c.seq) {
       if (k >= assigned.size()) return Status::Internal("IngestAppend: fewer seqs than chunks");
       c.seq = assigned[k++].AsInt();
     }

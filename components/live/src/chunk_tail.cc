@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "streamfleet/base/log.h"
-#include "streamfleet/chunks/chunk_buffer.h"
+#include "streamfleet/chunks/chunk_entry.h"
 
 namespace streamfleet::live {
 
@@ -59,58 +59,26 @@ bool ChunkTail::Position(std::vector<std::string>& ids) {
 
 namespace {
 
-// organization_id (field 2) and generation_id (field 4) of a ChunkEnvelope, read off the wire format without
-// parsing the rest (the data above all): the tail sees every chunk of the fleet and keeps only the watched
-// ones. false when the bytes do not scan (the full parse then decides).
-bool PeekOrgAndGen(const std::string& raw, int64_t* org, int64_t* gen) {
-  const auto* p = reinterpret_cast<const unsigned char*>(raw.data());
-  const auto* end = p + raw.size();
-  auto varint = [&](uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; p < end && shift < 64; shift += 7) {
-      unsigned char b = *p++;
-      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  };
-  *org = *gen = 0;
-  while (p < end) {
-    uint64_t tag = 0, v = 0;
-    if (!varint(&tag)) return false;
-    switch (tag & 7) {
-      case 0:
-        if (!varint(&v)) return false;
-        if ((tag >> 3) == 2) *org = static_cast<int64_t>(v);
-        if ((tag >> 3) == 4) *gen = static_cast<int64_t>(v);
-        break;
-      case 2:
-        if (!varint(&v) || v > static_cast<uint64_t>(end - p)) return false;
-        p += v;
-        break;
-      case 1:
-        if (end - p < 8) return false;
-        p += 8;
-        break;
-      case 5:
-        if (end - p < 4) return false;
-        p += 4;
-        break;
-      default:
-        return false;
-    }
-  }
-  return true;
-}
-
 // Whether a chunk entry's fields ([field, value, ...]) may hold a watched generation's chunk: false only when
-// it has no envelope (field "e") or each scans as another generation's (ingest's entries hold one request's
-// envelopes; other producers may mix generations).
-bool MayBeWatched(const std::vector<RedisValue>& kv, const std::set<GenerationKey>& watched) {
-  for (size_t k = 0; k + 1 < kv.size(); k += 2) {
-    if (kv[k].str != "e") continue;
+// it has no envelope or each scans as another generation's (ingest's entries hold one request's envelopes;
+// other producers may mix generations). Envelopes that do not scan count as watched: the full decode decides.
+bool MayBeWatched(const std::vector<RedisValue>& kv, const std::set<GenerationKey>& watched,
+                  std::vector<std::string_view>& batch) {
+  auto watched_envelope = [&](std::string_view raw) {
     int64_t org = 0, gen = 0;
-    if (!PeekOrgAndGen(kv[k + 1].str, &org, &gen) || watched.count({org, gen}) > 0) return true;
+    return !PeekEnvelopeGeneration(raw, &org, &gen) || watched.count({org, gen}) > 0;
+  };
+  for (size_t k = 0; k + 1 < kv.size(); k += 2) {
+    if (kv[k].str == "e") {
+      if (watched_envelope(kv[k + 1].str)) return true;
+    } else if (kv[k].str == "b") {
+      batch.clear();
+      int64_t first_seq = 0;
+      if (!ScanChunkBatch(kv[k + 1].str, &batch, &first_seq)) return true;
+      for (std::string_view raw : batch) {
+        if (watched_envelope(raw)) return true;
+      }
+    }
   }
   return false;
 }
@@ -177,6 +145,7 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
   // copying each one first was most of its work.
   bool any = false;
   size_t chunk_entries = 0, envelopes = 0, bytes = 0;  // what the chunk streams' entries held: the next COUNT
+  std::vector<std::string_view> batch_views;  // MayBeWatched's scratch, reused across entries
   for (const RedisValue& reply : replies) {
     if (!reply.is_array()) continue;
     for (const RedisValue& s : reply.elements) {
@@ -194,10 +163,10 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
           const auto& fields = e.elements[1].elements;
           ++chunk_entries;
           for (size_t f = 0; f + 1 < fields.size(); f += 2) {
-            envelopes += fields[f].str == "e" ? 1 : 0;
+            envelopes += ChunkEnvelopeCount(fields[f].str, fields[f + 1].str);
             bytes += fields[f].str.size() + fields[f + 1].str.size();
           }
-          if (!MayBeWatched(fields, *watched)) continue;
+          if (!MayBeWatched(fields, *watched, batch_views)) continue;
         }
         Decode(ParseEntry(streams_[i], e), events, *watched, batch);
       }

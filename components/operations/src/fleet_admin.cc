@@ -88,12 +88,13 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
     for (const auto& e : entries) {
       if (progress) progress(s, ++done, static_cast<int64_t>(entries.size()));
       const std::string* src = e.Field("source_stream");
-      if (src == nullptr || e.Field("e") == nullptr) continue;
-      // Every envelope of the entry, in order (a chunk entry of ingest holds one request's chunks).
+      if (src == nullptr || (e.Field("e") == nullptr && e.Field("b") == nullptr)) continue;
+      // Every envelope and envelope batch of the entry, in order (a chunk entry of ingest holds one request's
+      // chunks: fields "e", or "b" for a ChunkBatch; the DLQ's own fields are not the entry's).
       std::vector<std::string> add_cmd = {"XADD", *src, "*"};
       for (const auto& [k, v] : e.fields) {
-        if (k != "e") continue;
-        add_cmd.push_back("e");
+        if (k != "e" && k != "b") continue;
+        add_cmd.push_back(k);
         add_cmd.push_back(v);
       }
       auto add = redis.Command(add_cmd);

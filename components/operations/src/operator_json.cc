@@ -35,7 +35,7 @@ json BufferKeyJson(const BufferKeyInfo& key) {
 json DeadLetterJson(const DeadLetterEntry& dead_letter) {
   json j = {{"dlq", dead_letter.dlq}, {"id", dead_letter.entry.id}};
   for (const auto& [k, v] : dead_letter.entry.fields) {
-    if (k != "e") j[k] = v;
+    if (k != "e" && k != "b") j[k] = v;  // envelopes are protobuf bytes, not JSON text
   }
   return j;
 }

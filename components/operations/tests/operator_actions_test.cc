@@ -78,18 +78,22 @@ TEST_F(OperatorActionsTest, AnUnknownDeadLetterIdIsNotFound) {
   EXPECT_EQ(*deleted, 1);
 }
 
-// A chunk entry of ingest holds one request's envelopes (a field "e" each): a replay puts all of them back, in
-// order, as one entry.
+// A chunk entry of ingest holds one request's envelopes (a field "e" each, or a ChunkBatch in a field "b"): a
+// replay puts all of them back, in order, as one entry, without the dead letter's own fields.
 TEST_F(OperatorActionsTest, RequeueOfAChunkEntryPutsBackEveryEnvelope) {
   KeySchema keys = KeySchema::FromConfig(config_);
   StreamEntry entry{keys.ChunkStream(0), "5-1", {{"e", "first"}, {"e", "second"}, {"e", "third"}}};
+  StreamEntry batch{keys.ChunkStream(1), "5-2", {{"b", std::string("\x0a\x01x\x0a\x01y\x10\x07", 8)}}};
   ASSERT_TRUE(DeadLetter(*redis_, keys.ChunkDeadLetterStream(), entry, "compactor", "old build", 1).ok());
+  ASSERT_TRUE(DeadLetter(*redis_, keys.ChunkDeadLetterStream(), batch, "compactor", "old build", 1).ok());
   auto n = RequeueDeadLetters(*redis_, config_, "");
   ASSERT_TRUE(n.ok()) << n.status().ToString();
-  EXPECT_EQ(*n, 1);
-  auto back = ParseEntries(entry.stream, *redis_->Command({"XRANGE", entry.stream, "-", "+"}));
-  ASSERT_EQ(back.size(), 1u);
-  EXPECT_EQ(back[0].fields, entry.fields);
+  EXPECT_EQ(*n, 2);
+  for (const StreamEntry* e : {&entry, &batch}) {
+    auto back = ParseEntries(e->stream, *redis_->Command({"XRANGE", e->stream, "-", "+"}));
+    ASSERT_EQ(back.size(), 1u);
+    EXPECT_EQ(back[0].fields, e->fields);
+  }
   EXPECT_EQ(Len(keys.ChunkDeadLetterStream()), 0);
 }
 

@@ -94,6 +94,7 @@ struct Config {
   int64_t owner_ttl_s = 2592000;  // the generation id -> organization record (tenant isolation)
   ChunkStorage chunk_storage = ChunkStorage::kRedis;
   bool chunk_compression = true;             // CHUNK_COMPRESSION=zstd (false: off)
+  bool chunk_batches = true;                 // CHUNK_BATCHES: ChunkBatch entries (chunk_entry.h)
   int64_t chunk_compression_min_bytes = 1024;  // CHUNK_COMPRESSION_MIN_BYTES
   // ARTIFACT_STORE=s3://bucket/prefix (components/artifacts): large compacted texts live there, not in the row.
   std::string artifact_bucket;  // "" = no object store

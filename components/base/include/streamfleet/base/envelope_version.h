@@ -15,8 +15,12 @@ inline constexpr uint32_t kChunkEnvelopeCompressed = 2;
 // it dead-letter such an entry whole instead of dropping the rest. Written only on envelopes of requests
 // with more than one chunk, so one-chunk requests stay readable by older builds.
 inline constexpr uint32_t kChunkEnvelopeShared = 3;
+// 4: the envelope is one of a ChunkBatch (entry field "b", chunk_entry.h): its seq is the batch's first_seq
+// plus its position. Only inside a batch, which builds that know only 3 do not read (no field "e": they
+// dead-letter the entry with that reason, replayable once upgraded).
+inline constexpr uint32_t kChunkEnvelopeBatched = 4;
 // The highest version this build reads.
-inline constexpr uint32_t kChunkEnvelopeVersion = kChunkEnvelopeShared;
+inline constexpr uint32_t kChunkEnvelopeVersion = kChunkEnvelopeBatched;
 inline constexpr uint32_t kTaskEnvelopeVersion = 1;
 
 // "" when `version` is understood, else the dead-letter reason.

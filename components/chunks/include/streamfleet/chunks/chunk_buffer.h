@@ -10,36 +10,10 @@
 #include "streamfleet/base/clock.h"
 #include "streamfleet/base/config.h"
 #include "streamfleet/base/keys.h"
+#include "streamfleet/chunks/chunk_entry.h"
 #include "streamfleet/redis/redis.h"
 
 namespace streamfleet {
-
-struct ChunkItem {
-  GenerationId gen;
-  bool finish = false;    // a FINISH envelope (no data)
-  int64_t seq = 0;
-  std::string data;       // as stored in the envelope: the text, or its zstd frame when compressed
-  bool final = false;
-  int64_t total = 0;      // 0 = unknown
-  int64_t ingested_ms = 0;  // ms of its chunk-stream entry id: when ingest queued it (0 = unknown: now)
-  bool compressed = false;  // data is a zstd frame of plain_bytes bytes of text
-  int64_t plain_bytes = 0;  // the text's size when compressed
-};
-
-// A chunk-stream entry's envelopes (each field "e": a streamfleet.v1.ChunkEnvelope; ingest writes one entry per
-// request, so an entry may hold several, in order) appended to *items; false with *why, and *items as it was,
-// when one of them is not an envelope or is of a version this code does not know (the compactor dead-letters
-// the entry; the live tail skips it). The compactor's and the live tail's one reading of the envelope.
-// A compressed envelope's frame is checked (one frame, its recorded size equal to data_size and within
-// max_plain_bytes) but not decompressed: the compactor keeps it compressed in the buffer list.
-bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::string* why,
-                      size_t max_plain_bytes = size_t{64} << 20);
-
-// How many envelopes (fields "e") a chunk-stream entry holds, without decoding them.
-size_t ChunkEnvelopeCount(const StreamEntry& e);
-
-// The item's text (decompressed when needed): the live tail, and chunk rows (GENERATION_CHUNK_STORAGE).
-StatusOr<std::string> ChunkItemText(const ChunkItem& item);
 
 struct ApplyResult {
   std::vector<bool> applied;   // per input item: changed the buffer (false = duplicate)

@@ -81,6 +81,9 @@ class ChunkWriter {
   const KeySchema& keys() const { return keys_; }
 
  private:
+  // The chunk's envelope, without the seq the script assigns.
+  v1::ChunkEnvelope Envelope(const GenerationId& gen, const PendingChunk& c, int64_t now,
+                             const std::string& source) const;
   // The chunk text into the envelope: zstd-compressed (CHUNK_COMPRESSION) when it is large enough and that pays.
   void SetEnvelopeData(v1::ChunkEnvelope& e, const std::string& data) const;
 

@@ -32,12 +32,30 @@ inline std::string ChunkEnvelopeBytes(const GenerationId& g, int64_t seq, const 
 }
 
 // Every chunk envelope of the entries, in order: ingest writes a request's chunks as one entry, one field "e"
-// each. An envelope that does not parse is counted in *undecodable (and left out).
+// each, or a ChunkBatch (field "b"), whose envelopes get their seqs from its first_seq here. Parsed with
+// protobuf's own parser, not the product's (chunk_entry.h), so tests cross-check it. An envelope or batch
+// that does not parse is counted in *undecodable (and left out).
 inline std::vector<v1::ChunkEnvelope> ChunkEnvelopesOf(const std::vector<StreamEntry>& entries,
                                                        int* undecodable = nullptr) {
   std::vector<v1::ChunkEnvelope> out;
   for (const auto& e : entries) {
     for (const auto& [field, raw] : e.fields) {
+      if (field == "b") {
+        v1::ChunkBatch batch;
+        if (!batch.ParseFromString(raw)) {
+          if (undecodable) ++*undecodable;
+          continue;
+        }
+        for (int i = 0; i < batch.envelopes_size(); ++i) {
+          if (!out.emplace_back().ParseFromString(batch.envelopes(i))) {
+            out.pop_back();
+            if (undecodable) ++*undecodable;
+            continue;
+          }
+          out.back().set_seq(batch.first_seq() + i);
+        }
+        continue;
+      }
       if (field != "e") continue;
       if (!out.emplace_back().ParseFromString(raw)) {
         out.pop_back();

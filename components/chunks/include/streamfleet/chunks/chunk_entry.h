@@ -1,0 +1,65 @@
+#pragma once
+// The chunk-stream entry format (docs/ARCHITECTURE.md "Chunk entries"), read by the compactor, the live tail
+// and the operator tools, written by ChunkWriter. An entry holds either
+//   - one or more fields "e", each a streamfleet.v1.ChunkEnvelope, in order (other producers, requests of one
+//     chunk, chunks with client seqs or idempotency keys), or
+//   - fields "b", each a streamfleet.v1.ChunkBatch: envelopes whose seqs follow the batch's first_seq (ingest's
+//     requests of several chunks whose seqs it assigns).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "streamfleet/base/keys.h"
+#include "streamfleet/base/status.h"
+#include "streamfleet/redis/redis.h"
+
+namespace streamfleet {
+
+namespace v1 {
+class ChunkEnvelope;
+}
+
+struct ChunkItem {
+  GenerationId gen;
+  bool finish = false;    // a FINISH envelope (no data)
+  int64_t seq = 0;
+  std::string data;       // as stored in the envelope: the text, or its zstd frame when compressed
+  bool final = false;
+  int64_t total = 0;      // 0 = unknown
+  int64_t ingested_ms = 0;  // ms of its chunk-stream entry id: when ingest queued it (0 = unknown: now)
+  bool compressed = false;  // data is a zstd frame of plain_bytes bytes of text
+  int64_t plain_bytes = 0;  // the text's size when compressed
+};
+
+// Whether a field of a chunk-stream entry holds envelopes ("e" or "b").
+inline bool IsChunkEnvelopeField(std::string_view field) { return field == "e" || field == "b"; }
+
+// A chunk-stream entry's envelopes appended to *items, in order; false with *why, and *items as it was, when
+// one of them is not an envelope, is of a version this code does not know, or a batch does not scan (the
+// compactor dead-letters the entry; the live tail skips it). The compactor's and the live tail's one reading
+// of the envelope. A compressed envelope's frame is checked (one frame, its recorded size equal to data_size
+// and within max_plain_bytes) but not decompressed: the compactor keeps it compressed in the buffer list.
+bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::string* why,
+                      size_t max_plain_bytes = size_t{64} << 20);
+
+// How many envelopes an entry field holds without decoding them: 1 for "e", a batch's count for "b" (its
+// records are counted, not parsed), 0 for other fields.
+size_t ChunkEnvelopeCount(std::string_view field, std::string_view value);
+// The same over an entry's fields.
+size_t ChunkEnvelopeCount(const StreamEntry& e);
+
+// The envelopes of a ChunkBatch as views into `raw`, and its first_seq; false when the bytes do not scan.
+bool ScanChunkBatch(std::string_view raw, std::vector<std::string_view>* envelopes, int64_t* first_seq);
+
+// organization_id and generation_id of a serialized ChunkEnvelope, read off the wire format without parsing
+// the rest (the data above all); false when the bytes do not scan.
+bool PeekEnvelopeGeneration(std::string_view raw, int64_t* org, int64_t* gen);
+
+// Appends `e` to a ChunkBatch being built (its field 1), serialized in place.
+void AppendBatchEnvelope(std::string* batch, const v1::ChunkEnvelope& e);
+
+// The item's text (decompressed when needed): the live tail, and chunk rows (GENERATION_CHUNK_STORAGE).
+StatusOr<std::string> ChunkItemText(const ChunkItem& item);
+
+}  // namespace streamfleet

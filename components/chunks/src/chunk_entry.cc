@@ -1,0 +1,212 @@
+#include "streamfleet/chunks/chunk_entry.h"
+
+#include "streamfleet/base/compression.h"
+#include "streamfleet/base/envelope_version.h"
+#include "streamfleet/redis/stream_admin.h"
+#include "streamfleet/v1/chunk.pb.h"
+
+namespace streamfleet {
+
+namespace {
+
+// The protobuf wire format, as far as these readers need it: a cursor over bytes that never reads past them.
+struct WireReader {
+  const unsigned char* p;
+  const unsigned char* end;
+
+  explicit WireReader(std::string_view s)
+      : p(reinterpret_cast<const unsigned char*>(s.data())), end(p + s.size()) {}
+
+  bool Varint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; p < end && shift < 64; shift += 7) {
+      unsigned char b = *p++;
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+
+  // The next field: its number and wire type, and either its varint value (type 0) or its bytes (type 2);
+  // the fixed-size types are skipped.
+  bool Next(uint32_t* field, uint32_t* type, uint64_t* value, std::string_view* bytes) {
+    uint64_t tag = 0;
+    if (!Varint(&tag)) return false;
+    if ((tag >> 3) == 0 || (tag >> 3) > 0x1fffffff) return false;  // no field 0, none past protobuf's last
+    *field = static_cast<uint32_t>(tag >> 3);
+    *type = static_cast<uint32_t>(tag & 7);
+    *bytes = {};
+    *value = 0;
+    switch (tag & 7) {
+      case 0:
+        return Varint(value);
+      case 2: {
+        uint64_t n = 0;
+        if (!Varint(&n) || n > static_cast<uint64_t>(end - p)) return false;
+        *bytes = std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+        p += n;
+        return true;
+      }
+      case 1:
+        if (end - p < 8) return false;
+        p += 8;
+        return true;
+      case 5:
+        if (end - p < 4) return false;
+        p += 4;
+        return true;
+      default:
+        return false;
+    }
+  }
+};
+
+// Calls on_field(number, wire type, varint value, bytes) for each field of a message; false when the bytes
+// do not scan (the fields before were seen).
+template <typename F>
+bool ForEachField(std::string_view raw, F&& on_field) {
+  WireReader r(raw);
+  while (r.p < r.end) {
+    uint32_t field = 0, type = 0;
+    uint64_t value = 0;
+    std::string_view bytes;
+    if (!r.Next(&field, &type, &value, &bytes)) return false;
+    on_field(field, type, value, bytes);
+  }
+  return true;
+}
+
+bool DecodeEnvelope(std::string_view raw, int64_t ingested_ms, bool in_batch, ChunkItem* item, std::string* why,
+                    size_t max_plain_bytes) {
+  v1::ChunkEnvelope env;
+  if (!env.ParseFromArray(raw.data(), static_cast<int>(raw.size()))) {
+    *why = "undecodable ChunkEnvelope";
+    return false;
+  }
+  if (std::string v = UnknownVersionReason("ChunkEnvelope", env.version(), kChunkEnvelopeVersion); !v.empty()) {
+    *why = v;
+    return false;
+  }
+  if (env.version() == kChunkEnvelopeBatched && !in_batch) {
+    // Its seq is its place in a batch: alone, it would land at whatever seq it carries.
+    *why = "a ChunkEnvelope of version " + std::to_string(kChunkEnvelopeBatched) + " outside a ChunkBatch";
+    return false;
+  }
+  item->gen = GenerationId{env.organization_id(), env.scenario_id(), env.generation_id()};
+  item->finish = env.kind() == v1::ChunkEnvelope::FINISH;
+  item->seq = env.seq();
+  item->data = std::move(*env.mutable_data());
+  item->compressed = env.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD;
+  item->plain_bytes = static_cast<int64_t>(item->data.size());
+  if (item->compressed) {
+    auto size = ZstdFrameContentSize(item->data, max_plain_bytes);
+    if (!size.ok() || static_cast<int64_t>(*size) != env.data_size()) {
+      *why = "compressed chunk data: " +
+             (size.ok() ? "frame size " + std::to_string(*size) + " differs from data_size " +
+                              std::to_string(env.data_size())
+                        : size.status().message());
+      return false;
+    }
+    item->plain_bytes = env.data_size();
+  } else if (env.data_encoding() != v1::ChunkEnvelope::DATA_PLAIN) {
+    *why = "unknown data_encoding " + std::to_string(env.data_encoding());
+    return false;
+  }
+  item->final = env.final();
+  item->total = env.total_chunks();
+  item->ingested_ms = ingested_ms;
+  return true;
+}
+
+}  // namespace
+
+bool ScanChunkBatch(std::string_view raw, std::vector<std::string_view>* envelopes, int64_t* first_seq) {
+  *first_seq = 0;
+  // Fields of another wire type than their declared one are unknown fields to protobuf: skipped likewise.
+  return ForEachField(raw, [&](uint32_t field, uint32_t type, uint64_t value, std::string_view bytes) {
+    if (field == 1 && type == 2) envelopes->push_back(bytes);
+    if (field == 2 && type == 0) *first_seq = static_cast<int64_t>(value);  // appended last by the script: it wins
+  });
+}
+
+bool PeekEnvelopeGeneration(std::string_view raw, int64_t* org, int64_t* gen) {
+  *org = *gen = 0;
+  return ForEachField(raw, [&](uint32_t field, uint32_t type, uint64_t value, std::string_view) {
+    if (field == 2 && type == 0) *org = static_cast<int64_t>(value);
+    if (field == 4 && type == 0) *gen = static_cast<int64_t>(value);
+  });
+}
+
+void AppendBatchEnvelope(std::string* batch, const v1::ChunkEnvelope& e) {
+  const size_t size = e.ByteSizeLong();
+  batch->push_back(static_cast<char>(0x0a));  // field 1, length-delimited
+  for (uint64_t v = size; ; v >>= 7) {
+    if (v < 0x80) {
+      batch->push_back(static_cast<char>(v));
+      break;
+    }
+    batch->push_back(static_cast<char>((v & 0x7f) | 0x80));
+  }
+  const size_t at = batch->size();
+  batch->resize(at + size);
+  e.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(batch->data() + at));
+}
+
+size_t ChunkEnvelopeCount(std::string_view field, std::string_view value) {
+  if (field == "e") return 1;
+  if (field != "b") return 0;
+  size_t n = 0;
+  ForEachField(value, [&](uint32_t f, uint32_t type, uint64_t, std::string_view) { n += f == 1 && type == 2 ? 1 : 0; });
+  return n;
+}
+
+size_t ChunkEnvelopeCount(const StreamEntry& e) {
+  size_t n = 0;
+  for (const auto& [field, value] : e.fields) n += ChunkEnvelopeCount(field, value);
+  return n;
+}
+
+bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::string* why, size_t max_plain_bytes) {
+  const size_t before = items->size();
+  const int64_t ingested_ms = StreamIdMs(e.id);
+  size_t n = 0;
+  auto fail = [&] {
+    if (n > 1) *why = "envelope " + std::to_string(n) + " of the entry: " + *why;
+    items->resize(before);
+    return false;
+  };
+  std::vector<std::string_view> batch;
+  for (const auto& [field, raw] : e.fields) {
+    if (field == "e") {
+      ++n;
+      if (!DecodeEnvelope(raw, ingested_ms, false, &items->emplace_back(), why, max_plain_bytes)) return fail();
+    } else if (field == "b") {
+      batch.clear();
+      int64_t first_seq = 0;
+      if (!ScanChunkBatch(raw, &batch, &first_seq) || batch.empty() || first_seq < 0 ||
+          first_seq > (int64_t{1} << 53)) {
+        *why = "undecodable ChunkBatch";
+        ++n;
+        return fail();
+      }
+      for (size_t i = 0; i < batch.size(); ++i) {
+        ++n;
+        ChunkItem& item = items->emplace_back();
+        if (!DecodeEnvelope(batch[i], ingested_ms, true, &item, why, max_plain_bytes)) return fail();
+        item.seq = first_seq + static_cast<int64_t>(i);
+      }
+    }
+  }
+  if (n == 0) {
+    *why = "entry has no \"e\" or \"b\" field (expected a streamfleet.v1.ChunkEnvelope or ChunkBatch)";
+    return false;
+  }
+  return true;
+}
+
+StatusOr<std::string> ChunkItemText(const ChunkItem& item) {
+  if (!item.compressed) return item.data;
+  return ZstdDecompress(item.data, static_cast<size_t>(item.plain_bytes));
+}
+
+}  // namespace streamfleet
