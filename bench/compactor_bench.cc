@@ -110,15 +110,22 @@ std::vector<std::vector<std::string>> ChunkCommands(const Options& o, const KeyS
       std::string stream = single_stream.empty() ? keys.ChunkStream(keys.ShardOf(g)) : single_stream;
       std::vector<std::string> xadd = {"XADD", stream, "*"};
       bool final = false;
+      // Several chunks per entry are written the way ingest writes an NDJSON request's: one ChunkBatch
+      // (field "b", docs/ARCHITECTURE.md "Chunk entries").
+      streamfleet::v1::ChunkBatch batch;
+      batch.set_first_seq(sl.seq);
       for (int k = 0; k < o.entry_chunks && !final; ++k) {
         final = sl.seq + 1 == o.chunks;
         std::string data = Payload(o.chunk_bytes, sl.gen + sl.seq);
-        xadd.push_back("e");
-        xadd.push_back(o.entry_chunks > 1 ? streamfleet::testing::ChunkEnvelopeBytes(g, sl.seq, data, final, 0, false,
-                                                                                      kChunkEnvelopeShared, "bench")
-                                          : Envelope(g, sl.seq, data, final));
+        if (o.entry_chunks > 1) {
+          batch.add_envelopes(streamfleet::testing::ChunkEnvelopeBytes(g, 0, data, final, 0, false,
+                                                                       kChunkEnvelopeBatched, "bench"));
+        } else {
+          xadd.insert(xadd.end(), {"e", Envelope(g, sl.seq, data, final)});
+        }
         if (!final) ++sl.seq;
       }
+      if (o.entry_chunks > 1) xadd.insert(xadd.end(), {"b", batch.SerializeAsString()});
       out.push_back(std::move(xadd));
       if (final) sl.gen = 0;
     }
