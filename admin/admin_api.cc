@@ -115,6 +115,8 @@ json DecodedDeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
                                                           !batch.empty()) {
     first = batch[0];
   }
+  // An entry of ingest holds one request's chunks: the first is shown, and how many the entry holds.
+  j["chunks_in_entry"] = ChunkEnvelopeCount(d.entry);
   if (e == nullptr && first.empty()) return j;
   v1::ChunkEnvelope c;
   if (c.ParseFromArray(first.data(), static_cast<int>(first.size()))) {
@@ -133,8 +135,6 @@ json DecodedDeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
                   {"bytes", text.size()},                   {"compressed", c.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD},
                   {"data_preview", ToValidUtf8(text.substr(0, 200))}};
   }
-  // An entry of ingest holds one request's chunks: the first is shown, and how many the entry holds.
-  j["chunks_in_entry"] = ChunkEnvelopeCount(d.entry);
   return j;
 }
 

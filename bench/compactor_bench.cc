@@ -2,7 +2,7 @@
 //   1. raw ceilings: (raw) pipelined XADD of the same envelopes, then one consumer doing XREADGROUP COUNT 100
 //      + XACK with no work (the read+ack drain alone); (loop) the ceiling, one loop doing XADD x100
 //      pipelined -> XREADGROUP COUNT 100 -> XACK;
-//   2. drain (svcN): chunk streams pre-filled with N generations x 50 chunks (ChunkEnvelope in field "e", last
+//   2. drain (svcN): chunk streams pre-filled with N generations x 50 chunks (ChunkEnvelope in field "e", or a ChunkBatch "b" per entry with --entry-chunks, last
 //      chunk final), then 1 and then 2 CompactorService instances (threads, own SqlStore each, one SQLite
 //      file) run until every generation is finalized; finalize latency from the compactor's histogram;
 //      Redis memory of the buffers per chunk byte; process RSS;

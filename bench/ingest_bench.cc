@@ -141,7 +141,7 @@ Phase ChunkPhase(const Options& o, int batch, const char* name) {
                  return Post("/v1/orgs/1/generations/" + std::to_string(g) + "/chunks", content_type, body);
                },
                [](RedisClient& redis) {
-                 // Chunks, not entries: a request's chunks share one entry (a field "e" each).
+                 // Chunks, not entries: a request's chunks share one entry (fields "e", or ChunkBatches "b").
                  KeySchema keys = KeySchema::FromConfig(MakeConfig({}));
                  int64_t chunks = 0;
                  for (int s = 0; s < keys.chunk_streams(); ++s) {

@@ -138,8 +138,8 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
   }
   if (history && entries.empty() && read_status.ok()) own_pending_recovered_ = true;
   int n = static_cast<int>(entries.size());
-  // The batch's size in chunks, for the linger below: an entry of ingest holds a request's chunks, one field
-  // "e" each (docs/ARCHITECTURE.md "Chunk entries"); other entries count one. What the chunk entries held
+  // The batch's size in chunks, for the linger below: an entry of ingest holds a request's chunks, fields "e"
+  // or ChunkBatches "b" (docs/ARCHITECTURE.md "Chunk entries"); other entries count one. What the chunk entries held
   // sizes the next reads (ReadSizer).
   size_t items = 0, chunk_entries = 0, envelopes = 0, bytes = 0;
   for (const auto& e : entries) {

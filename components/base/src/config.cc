@@ -48,7 +48,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"GENERATION_CHUNK_STORAGE", "redis", "redis | db | both: where chunks are kept besides the final row"},
       {"CHUNK_COMPRESSION", "zstd", "zstd | off: chunk data of at least CHUNK_COMPRESSION_MIN_BYTES is zstd-compressed in the chunk streams and buffer lists when that saves an eighth or more (docs/storage.md; readers of this build read both forms)"},
       {"CHUNK_COMPRESSION_MIN_BYTES", "1024", "smallest chunk ingest (and generation.run) compresses; below it compressing does not pay"},
-      {"CHUNK_BATCHES", "true", "true: a request of several chunks whose seqs ingest assigns, without idempotency keys, is one ChunkBatch entry (field b; docs/ARCHITECTURE.md \"Chunk entries\"); false during a rollout from a release without them, whose consumers dead-letter such entries"},
+      {"CHUNK_BATCHES", "true", "true: a request of several chunks whose seqs ingest (or generation.run) assigns, without idempotency keys, goes in ChunkBatch entries (field b; docs/ARCHITECTURE.md \"Chunk entries\"); false during a rollout from a release without them, whose consumers dead-letter such entries"},
       {"ARTIFACT_STORE", "", "s3://BUCKET[/PREFIX]: an S3-compatible bucket for compacted texts larger than ARTIFACT_INLINE_MAX_BYTES (the row keeps a reference and the SHA-256; docs/storage.md); empty = every text stays in its row"},
       {"ARTIFACT_STORE_ENDPOINT", "", "the store's endpoint, http(s)://HOST[:PORT] (MinIO, GCS, ...); empty = https://s3.{ARTIFACT_STORE_REGION}.amazonaws.com"},
       {"ARTIFACT_STORE_REGION", "us-east-1", "the region requests are signed for (AWS Signature V4)"},

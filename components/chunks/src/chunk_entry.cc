@@ -17,9 +17,11 @@ struct WireReader {
   explicit WireReader(std::string_view s)
       : p(reinterpret_cast<const unsigned char*>(s.data())), end(p + s.size()) {}
 
-  bool Varint(uint64_t* v) {
+  // max_bytes: 10 for a value, 5 for a tag (protobuf refuses longer tags, and this reader accepts only what
+  // protobuf accepts).
+  bool Varint(uint64_t* v, int max_bytes = 10) {
     *v = 0;
-    for (int shift = 0; p < end && shift < 64; shift += 7) {
+    for (int shift = 0; p < end && shift < 7 * max_bytes; shift += 7) {
       unsigned char b = *p++;
       *v |= static_cast<uint64_t>(b & 0x7f) << shift;
       if ((b & 0x80) == 0) return true;
@@ -31,7 +33,7 @@ struct WireReader {
   // the fixed-size types are skipped.
   bool Next(uint32_t* field, uint32_t* type, uint64_t* value, std::string_view* bytes) {
     uint64_t tag = 0;
-    if (!Varint(&tag)) return false;
+    if (!Varint(&tag, 5)) return false;
     if ((tag >> 3) == 0 || (tag >> 3) > 0x1fffffff) return false;  // no field 0, none past protobuf's last
     *field = static_cast<uint32_t>(tag >> 3);
     *type = static_cast<uint32_t>(tag & 7);

@@ -45,12 +45,12 @@ std::vector<std::string> DeadLetterStreams(const Config& config);
 
 struct DeadLetterEntry {
   std::string dlq;    // the dead-letter stream it sits in
-  StreamEntry entry;  // its fields: source_stream, source_id, group, reason, times_delivered, ..., "e"
+  StreamEntry entry;  // its fields: source_stream, source_id, group, reason, times_delivered, ..., "e" (or "b")
 };
 // Up to `limit` entries of every dead-letter stream, oldest first.
 StatusOr<std::vector<DeadLetterEntry>> ListDeadLetters(RedisClient& redis, const Config& config, int limit);
 
-// Requeues entries back onto their source stream (XADD of the original envelope(s) "e", then XDEL from the
+// Requeues entries back onto their source stream (XADD of the original envelope(s) "e" and batches "b", in order, then XDEL from the
 // dead-letter stream). `id` empty = every entry. progress(stream, done, total) is called per entry.
 // Entries without source_stream or envelope are left in place. Returns how many were requeued; kNotFound
 // when `id` names no entry that could be requeued (none, or one without a source to go back to).

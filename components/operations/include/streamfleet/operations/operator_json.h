@@ -19,7 +19,7 @@ nlohmann::json StreamStatsJson(const StreamStats& stats);
 // {"key", "type", "ttl"}, plus "llen" for a list and "hash" (its fields) for a hash.
 nlohmann::json BufferKeyJson(const BufferKeyInfo& key);
 
-// {"dlq", "id"} and the entry's fields (source_stream, reason, ...) except the binary envelope "e".
+// {"dlq", "id"} and the entry's fields (source_stream, reason, ...) except the binary envelopes ("e", and a chunk entry's batches "b").
 nlohmann::json DeadLetterJson(const DeadLetterEntry& dead_letter);
 
 // {"generation_id", "chunk_count", "json_valid", "missing_seqs", "buffer_deleted"}

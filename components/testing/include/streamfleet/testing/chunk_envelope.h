@@ -1,5 +1,5 @@
 #pragma once
-// The chunk envelope as the chunk streams carry it (field "e" of an entry; proto/streamfleet/v1/chunk.proto),
+// The chunk envelope as the chunk streams carry it (field "e" of an entry, or inside a ChunkBatch "b"; proto/streamfleet/v1/chunk.proto),
 // built the way any producer would: for tests and benchmarks that XADD chunks directly instead of going
 // through ingest. Header-only so the benchmarks can use it without the test support library.
 #include <cstdint>
