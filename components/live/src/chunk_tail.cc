@@ -59,28 +59,37 @@ bool ChunkTail::Position(std::vector<std::string>& ids) {
 
 namespace {
 
-// Whether a chunk entry's fields ([field, value, ...]) may hold a watched generation's chunk: false only when
-// it has no envelope or each scans as another generation's (ingest's entries hold one request's envelopes;
-// other producers may mix generations). Envelopes that do not scan count as watched: the full decode decides.
-bool MayBeWatched(const std::vector<RedisValue>& kv, const std::set<GenerationKey>& watched,
-                  std::vector<std::string_view>& batch) {
-  auto watched_envelope = [&](std::string_view raw) {
+// One pass over a chunk entry's fields ([field, value, ...]): adds what it holds to *envelopes and *bytes (the
+// next read's size) and says whether it may hold a watched generation's chunk: false only when it has no
+// envelope or each scans as another generation's (ingest's entries hold one request's envelopes; other
+// producers may mix generations). Envelopes that do not scan count as watched: the full decode decides.
+bool ScanChunkFields(const std::vector<RedisValue>& kv, const std::set<GenerationKey>& watched,
+                     std::vector<std::string_view>& batch, size_t* envelopes, size_t* bytes) {
+  bool may = false;
+  auto consider = [&](std::string_view raw) {
     int64_t org = 0, gen = 0;
-    return !PeekEnvelopeGeneration(raw, &org, &gen) || watched.count({org, gen}) > 0;
+    may = may || !PeekEnvelopeGeneration(raw, &org, &gen) || watched.count({org, gen}) > 0;
   };
   for (size_t k = 0; k + 1 < kv.size(); k += 2) {
+    *bytes += kv[k].str.size() + kv[k + 1].str.size();
     if (kv[k].str == "e") {
-      if (watched_envelope(kv[k + 1].str)) return true;
+      ++*envelopes;
+      consider(kv[k + 1].str);
     } else if (kv[k].str == "b") {
       batch.clear();
       int64_t first_seq = 0;
-      if (!ScanChunkBatch(kv[k + 1].str, &batch, &first_seq)) return true;
+      if (!ScanChunkBatch(kv[k + 1].str, &batch, &first_seq)) {
+        may = true;
+        continue;
+      }
+      *envelopes += batch.size();
       for (std::string_view raw : batch) {
-        if (watched_envelope(raw)) return true;
+        if (may) break;
+        consider(raw);
       }
     }
   }
-  return false;
+  return may;
 }
 
 }  // namespace
@@ -145,7 +154,7 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
   // copying each one first was most of its work.
   bool any = false;
   size_t chunk_entries = 0, envelopes = 0, bytes = 0;  // what the chunk streams' entries held: the next COUNT
-  std::vector<std::string_view> batch_views;  // MayBeWatched's scratch, reused across entries
+  std::vector<std::string_view> batch_views;  // ScanChunkFields' scratch, reused across entries
   for (const RedisValue& reply : replies) {
     if (!reply.is_array()) continue;
     for (const RedisValue& s : reply.elements) {
@@ -162,11 +171,7 @@ bool ChunkTail::ReadOnce(std::vector<std::string>& ids, TailBatch& batch, bool* 
         if (!events) {
           const auto& fields = e.elements[1].elements;
           ++chunk_entries;
-          for (size_t f = 0; f + 1 < fields.size(); f += 2) {
-            envelopes += ChunkEnvelopeCount(fields[f].str, fields[f + 1].str);
-            bytes += fields[f].str.size() + fields[f + 1].str.size();
-          }
-          if (!MayBeWatched(fields, *watched, batch_views)) continue;
+          if (!ScanChunkFields(fields, *watched, batch_views, &envelopes, &bytes)) continue;
         }
         Decode(ParseEntry(streams_[i], e), events, *watched, batch);
       }

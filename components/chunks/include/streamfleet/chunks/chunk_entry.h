@@ -12,6 +12,7 @@
 
 #include "streamfleet/base/keys.h"
 #include "streamfleet/base/status.h"
+#include "streamfleet/chunks/chunk_wire_format.h"
 #include "streamfleet/redis/redis.h"
 
 namespace streamfleet {
@@ -32,9 +33,6 @@ struct ChunkItem {
   int64_t plain_bytes = 0;  // the text's size when compressed
 };
 
-// Whether a field of a chunk-stream entry holds envelopes ("e" or "b").
-inline bool IsChunkEnvelopeField(std::string_view field) { return field == "e" || field == "b"; }
-
 // A chunk-stream entry's envelopes appended to *items, in order; false with *why, and *items as it was, when
 // one of them is not an envelope, is of a version this code does not know, or a batch does not scan (the
 // compactor dead-letters the entry; the live tail skips it). The compactor's and the live tail's one reading
@@ -43,18 +41,8 @@ inline bool IsChunkEnvelopeField(std::string_view field) { return field == "e" |
 bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::string* why,
                       size_t max_plain_bytes = size_t{64} << 20);
 
-// How many envelopes an entry field holds without decoding them: 1 for "e", a batch's count for "b" (its
-// records are counted, not parsed), 0 for other fields.
-size_t ChunkEnvelopeCount(std::string_view field, std::string_view value);
-// The same over an entry's fields.
+// How many envelopes an entry holds (chunk_wire_format.h counts one field's).
 size_t ChunkEnvelopeCount(const StreamEntry& e);
-
-// The envelopes of a ChunkBatch as views into `raw`, and its first_seq; false when the bytes do not scan.
-bool ScanChunkBatch(std::string_view raw, std::vector<std::string_view>* envelopes, int64_t* first_seq);
-
-// organization_id and generation_id of a serialized ChunkEnvelope, read off the wire format without parsing
-// the rest (the data above all); false when the bytes do not scan.
-bool PeekEnvelopeGeneration(std::string_view raw, int64_t* org, int64_t* gen);
 
 // Appends `e` to a ChunkBatch being built (its field 1), serialized in place.
 void AppendBatchEnvelope(std::string* batch, const v1::ChunkEnvelope& e);
