@@ -4,6 +4,7 @@
 
 #include "streamfleet/chunks/assembly.h"
 #include "streamfleet/chunks/buffer_element.h"
+#include "streamfleet/chunks/chunk_wire_format.h"
 #include "streamfleet/redis/redis_scan.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/task.pb.h"
@@ -93,7 +94,7 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
       // chunks: fields "e", or "b" for a ChunkBatch; the DLQ's own fields are not the entry's).
       std::vector<std::string> add_cmd = {"XADD", *src, "*"};
       for (const auto& [k, v] : e.fields) {
-        if (k != "e" && k != "b") continue;
+        if (!IsChunkEnvelopeField(k)) continue;
         add_cmd.push_back(k);
         add_cmd.push_back(v);
       }

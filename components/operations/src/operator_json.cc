@@ -1,6 +1,7 @@
 #include "streamfleet/operations/operator_json.h"
 
 #include "streamfleet/base/text.h"
+#include "streamfleet/chunks/chunk_wire_format.h"
 
 namespace streamfleet {
 
@@ -35,7 +36,7 @@ json BufferKeyJson(const BufferKeyInfo& key) {
 json DeadLetterJson(const DeadLetterEntry& dead_letter) {
   json j = {{"dlq", dead_letter.dlq}, {"id", dead_letter.entry.id}};
   for (const auto& [k, v] : dead_letter.entry.fields) {
-    if (k != "e" && k != "b") j[k] = v;  // envelopes are protobuf bytes, not JSON text
+    if (!IsChunkEnvelopeField(k)) j[k] = v;  // envelopes ("e" of tasks and chunks, "b") are protobuf bytes, not JSON text
   }
   return j;
 }

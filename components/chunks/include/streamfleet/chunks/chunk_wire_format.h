@@ -12,7 +12,8 @@
 
 namespace streamfleet {
 
-// Whether a field of a chunk-stream entry holds envelopes ("e" or "b").
+// Whether a field of a chunk-stream entry holds envelopes ("e" or "b"; a task entry's envelope is "e" too): what
+// a dead-letter replay copies back and what the operator JSON leaves out.
 inline bool IsChunkEnvelopeField(std::string_view field) { return field == "e" || field == "b"; }
 
 // The envelopes of a ChunkBatch as views into `raw`, and its first_seq; false when the bytes do not scan.
