@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/base/envelope_version.h"
 #include "streamfleet/chunks/chunk_buffer.h"
 #include "compactor/compactor_service.h"
 #include "ingest/ingest_service.h"
@@ -21,6 +22,7 @@
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
 #include "support/sql_database.h"
+#include "streamfleet/v1/chunk.pb.h"
 
 namespace streamfleet::ingest {
 namespace {
@@ -71,12 +73,13 @@ class TenantIsolationTest : public testing::RedisSuite<::testing::TestWithParam<
   }
 
   static std::string Token(int64_t org) { return org == 12 ? "tokA" : "tokB"; }
-  HttpResponse Send(const std::string& method, int64_t org, const std::string& path, const std::string& body = "") {
+  HttpResponse Send(const std::string& method, int64_t org, const std::string& path, const std::string& body = "",
+                    const std::string& content_type = "application/json") {
     HttpRequest r;
     r.method = method;
     r.url = "http://127.0.0.1:" + std::to_string(service_->port()) + "/v1/orgs/" + std::to_string(org) + path;
     r.body = body;
-    r.headers = {"Authorization: Bearer " + Token(org), "Content-Type: application/json"};
+    r.headers = {"Authorization: Bearer " + Token(org), "Content-Type: " + content_type};
     return testing::Send(r);
   }
   // Two chunks and a finish: the whole generation, as its organization writes it.
@@ -177,6 +180,44 @@ TEST_P(TenantIsolationTest, HandWrittenEnvelopeForAnotherOrganizationsIdIsDeadLe
   Compact();
   ExpectRow(9404, 13, R"({"owner": "thirteen"})");
   ExpectOwnedElsewhere(Send("POST", 12, "/generations/9404/chunks", R"({"seq": 0, "data": "{}"})"), 13);
+}
+
+// A ChunkBatch (field "b") is what ingest writes for a request of several chunks. One written by hand is read
+// as the envelopes it holds, each under the same rule as field "e": a batch that mixes another organization's
+// claim on an owned id with the owner's chunk of a second generation gives the owner both rows and
+// dead-letters only the foreign finalization. Through ingest, such a request is refused before any write.
+// (Ids without "12" or "13" in them: a refusal must not name the owner.)
+TEST_P(TenantIsolationTest, HandWrittenBatchIsCheckedEnvelopeByEnvelope) {
+  WriteGeneration(12, 9414, R"({"owner": "twelve"})");
+  Compact();
+  ExpectRow(9414, 12, R"({"owner": "twelve"})");
+
+  ExpectOwnedElsewhere(Send("POST", 13, "/generations/9414/chunks", "{\"data\": \"a\"}\n{\"data\": \"b\"}\n",
+                            "application/x-ndjson"),
+                       12);
+
+  // Seqs follow first_seq: the foreign envelope is seq 0 of 9414, the owner's is seq 1 of 9415.
+  v1::ChunkBatch batch;
+  batch.set_first_seq(0);
+  batch.add_envelopes(testing::ChunkEnvelopeBytes({13, 0, 9414}, 0, R"({"owner": "thirteen"})", /*final=*/true, 1,
+                                                  false, kChunkEnvelopeBatched));
+  batch.add_envelopes(testing::ChunkEnvelopeBytes({12, 0, 9415}, 0, "1}", /*final=*/true, 2, false,
+                                                  kChunkEnvelopeBatched));
+  KeySchema keys = KeySchema::FromConfig(*config_);
+  ASSERT_TRUE(redis_->Command({"XADD", keys.ChunkStream(keys.ShardOf({12, 0, 9415})), "*", "b",
+                               batch.SerializeAsString()})
+                  .ok());
+  ASSERT_EQ(Send("POST", 12, "/generations/9415/chunks", R"({"seq": 0, "data": "{\"a\": "})").status, 202);
+  Compact();
+
+  ExpectRow(9414, 12, R"({"owner": "twelve"})");
+  ExpectRow(9415, 12, R"({"a": 1})");
+  auto reasons = DeadLetterReasons();
+  ASSERT_EQ(reasons.size(), 1u);
+  EXPECT_NE(reasons[0].find(kOwnedElsewhere), std::string::npos) << reasons[0];
+  EXPECT_EQ(CounterValue(compactor_registry_, "streamfleet_compactor_owner_conflicts_total"), 1);
+  EXPECT_EQ(redis_->Command({"GET", keys.OwnerKey(9414)})->str, "12");
+  EXPECT_EQ(Send("GET", 13, "/generations/9415").status, 404);
 }
 
 // The SQL write is the backstop when Redis forgot the owner (its record expired, or Redis was replaced): the
