@@ -10,13 +10,16 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <climits>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "redis_internal.h"
 #include "redis_transport.h"
@@ -31,14 +34,33 @@ std::string OpenSslError() {
   return e.empty() ? "no OpenSSL error recorded" : e;
 }
 
-// One SSL_CTX per TLS setting, for the process's life: certificates are read once (a rotated certificate
-// needs a restart, as Kubernetes does when a mounted Secret changes with a rollout).
-StatusOr<std::shared_ptr<SSL_CTX>> ContextFor(const RedisTlsConfig& t) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<SSL_CTX>> contexts;
-  const std::string key = t.ca_file + '\n' + t.cert_file + '\n' + t.key_file + '\n' + (t.insecure ? "1" : "0");
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto it = contexts.find(key); it != contexts.end()) return it->second;
+// What a TLS file is as stat(2) sees it through symlinks. A rotation changes it whether the file is
+// rewritten in place (a copy, cert-manager's CSI driver) or the symlink a mounted Kubernetes Secret is read
+// through is swapped to a new directory (a new inode).
+struct FileStamp {
+  bool exists = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp StampOf(const std::string& path) {
+  FileStamp s;
+  struct stat st {};
+  if (path.empty() || stat(path.c_str(), &st) != 0) return s;
+  s.exists = true;
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.size = st.st_size;
+  s.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return s;
+}
+
+using TlsFileStamps = std::array<FileStamp, 3>;  // REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY
+
+StatusOr<std::shared_ptr<SSL_CTX>> BuildContext(const RedisTlsConfig& t) {
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
   if (!ctx) return Status::Internal("redis TLS: " + OpenSslError());
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
@@ -64,8 +86,38 @@ StatusOr<std::shared_ptr<SSL_CTX>> ContextFor(const RedisTlsConfig& t) {
       return Status::InvalidArgument("REDIS_TLS_KEY " + t.key_file + ": " + OpenSslError());
     }
   }
-  contexts.emplace(key, ctx);
   return ctx;
+}
+
+// The SSL_CTX of a TLS setting, read again when one of its files changed: each connection (a reconnect after
+// a restart or a failover, a new process thread's client) uses the files as they are, so a rotated
+// certificate needs no restart. Open connections keep the session they made. Files that change into
+// something unusable (a certificate whose new key has not been written yet, a truncated file) leave the
+// previous context in use, with one warning per change: a rotation half-way never breaks reconnects.
+StatusOr<std::shared_ptr<SSL_CTX>> ContextFor(const RedisTlsConfig& t) {
+  struct Cached {
+    std::shared_ptr<SSL_CTX> ctx;
+    TlsFileStamps stamps;   // the files ctx was read from
+    std::optional<TlsFileStamps> refused;  // the last files that could not be used (warned once)
+  };
+  static std::mutex mu;
+  static std::map<std::string, Cached> contexts;
+  const std::string key = t.ca_file + '\n' + t.cert_file + '\n' + t.key_file + '\n' + (t.insecure ? "1" : "0");
+  const TlsFileStamps now{StampOf(t.ca_file), StampOf(t.cert_file), StampOf(t.key_file)};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = contexts.find(key);
+  if (it != contexts.end() && (it->second.stamps == now || it->second.refused == now)) return it->second.ctx;
+  auto built = BuildContext(t);
+  if (!built.ok()) {
+    if (it == contexts.end()) return built.status();
+    SF_LOG_WARN("Redis TLS files changed but cannot be used ({}); connecting with the previous ones",
+                built.status().ToString());
+    it->second.refused = now;
+    return it->second.ctx;
+  }
+  if (it != contexts.end()) SF_LOG_INFO("Redis TLS files changed: new connections use them");
+  contexts[key] = Cached{*built, now, std::nullopt};
+  return *built;
 }
 
 void SetSocketTimeout(int fd, int ms) {

@@ -1,7 +1,7 @@
 // RedisClient over TLS against Debian's redis-server with --tls-port, certificates made by the test
 // (components/testing/scripts/make_test_certs.sh): commands, pipelines, large values and scripts over TLS;
-// a wrong CA, a wrong host name, an expired certificate refused with a clear error; mutual TLS; a server
-// restart in the middle (the lazy client reconnects); REDIS_TLS_INSECURE for development; cluster mode over TLS.
+// a wrong CA, a wrong host name, an expired certificate refused with a clear error; mutual TLS; rotated
+// certificate files read by the next connection; a server restart in the middle (the lazy client reconnects); REDIS_TLS_INSECURE for development; cluster mode over TLS.
 // The same for AsyncRedis (the event-loop client): many threads pipelined on one TLS connection, large values,
 // NOSCRIPT repair, a SIGKILLed server with every callback answered once, a command timeout, refused
 // certificates and mutual TLS.
@@ -186,6 +186,49 @@ TEST_F(TlsTest, MutualTlsNeedsTheClientCertificate) {
   auto c = RedisClient::Connect(with_cert);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ((*c)->Command({"PING"})->str, "PONG");
+}
+
+// Rotated certificate files are read by the next connection, without a restart: a mounted Kubernetes Secret
+// is updated in place (cert-manager renews it), and a reconnect after a Redis restart or failover must use
+// what is there now. Half a rotation (a new certificate whose key has not been written yet) keeps the files
+// that worked.
+TEST_F(TlsTest, RotatedCertificateFilesAreReadByTheNextConnection) {
+  TlsServer server(*certs_, "server.crt", /*auth_clients=*/true);
+  const std::string dir = testing::TempPath("sf-tls-rotate");
+  std::filesystem::create_directories(dir);
+  // As the kubelet does: the new file is written beside and renamed over, never seen half-written.
+  auto put = [&](const std::string& from, const std::string& to) {
+    std::filesystem::copy_file(*certs_ + "/" + from, dir + "/" + to + ".new",
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::rename(dir + "/" + to + ".new", dir + "/" + to);
+  };
+  put("other-ca.crt", "ca.crt");
+  put("client.crt", "tls.crt");
+  put("client.key", "tls.key");
+  RedisConfig config = server.Config();
+  config.tls.ca_file = dir + "/ca.crt";
+  config.tls.cert_file = dir + "/tls.crt";
+  config.tls.key_file = dir + "/tls.key";
+  auto c = RedisClient::Connect(config);
+  ASSERT_FALSE(c.ok()) << "a server signed by another CA was trusted";
+  EXPECT_NE(c.status().message().find("certificate verify failed"), std::string::npos) << c.status().ToString();
+
+  put("ca.crt", "ca.crt");  // the CA rotated to the one that signed the server
+  c = RedisClient::Connect(config);
+  ASSERT_TRUE(c.ok()) << "the rotated CA file was not read: " << c.status().ToString();
+  EXPECT_EQ((*c)->Command({"PING"})->str, "PONG");
+
+  put("server.crt", "tls.crt");  // half a rotation: this certificate's key is not tls.key
+  auto d = RedisClient::Connect(config);
+  ASSERT_TRUE(d.ok()) << "half a rotation broke new connections: " << d.status().ToString();
+  EXPECT_EQ((*d)->Command({"PING"})->str, "PONG");
+
+  // The event-loop client's connections are opened the same way.
+  AsyncRedis async(config);
+  auto r = async.Command({"PING"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->str, "PONG");
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(TlsTest, ALazyClientReconnectsAfterTheServerRestarts) {
