@@ -115,7 +115,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"WEBHOOK_MAX_TIMEOUT", "30s", "queue-worker: longest HTTP timeout a webhook task gets; a larger payload timeout_ms (or WEBHOOK_TIMEOUT) is cut to this"},
       {"WEBHOOK_ALLOW_NETS", "", "queue-worker: comma-separated CIDRs (IPv4/IPv6) webhooks may connect to despite the built-in refusals: loopback 127.0.0.0/8, ::1 (and 0.0.0.0/8, ::), link-local 169.254.0.0/16, fe80::/10, cloud metadata 169.254.169.254, fd00:ec2::254. A net opens a built-in refusal only if it is at least as narrow (127.0.0.0/8 opens loopback, 0.0.0.0/0 opens nothing built in); other addresses are allowed anyway"},
       {"WEBHOOK_DENY_NETS", "", "queue-worker: comma-separated CIDRs (IPv4/IPv6) webhooks must never connect to; beats WEBHOOK_ALLOW_NETS. Checked on the address actually connected to (DNS rebinding cannot bypass it); a refusal dead-letters the task"},
-      {"EVENTS_WEBHOOK_URL", "", "queue-worker: POST every fleet event (generation.compacted) here as a webhook task; empty = off"},
+      {"EVENTS_WEBHOOK_URL", "", "queue-worker: POST each generation.compacted event here as a webhook task (generation.started and generation.failed are not forwarded); empty = off"},
       {"CHUNK_RETENTION", "168h", "queue-worker: generation_chunks.purge deletes chunk rows older than this (payload older_than overrides), archiving them to ARTIFACT_STORE first when set"},
       {"PROVIDER_BASE_URL", "https://api.openai.com/v1", "queue-worker generation.run: OpenAI-compatible API base; POST {base}/chat/completions"},
       {"PROVIDER_API_KEY", "", "queue-worker generation.run: bearer token for the provider (never logged; mount from a Secret)"},
