@@ -45,7 +45,9 @@
 #      is missing); probes GET /healthz or /readyz on a port the process serves; container
 #      ports, Service targetPorts and PodMonitor ports match METRICS_LISTEN / INGEST_LISTEN as set
 #      in the manifests (defaults 9100 ingest, 9101 compactor, 9102 queue-worker, 9103 admin, 8080 ingest API,
-#      8090 admin UI)
+#      8090 admin UI); the values each streamfleet container gets (ConfigMaps, the Secrets of the
+#      render, out-of-band Secrets as their *.example.yaml give them) load: `streamfleetctl
+#      check-config` with that environment, as the process would at start
 # Exits non-zero on the first failure. Run from anywhere: it cds to the repository root.
 #   scripts/check-deploy.sh --update-prometheusrule   regenerates the PrometheusRule and exits
 set -euo pipefail
@@ -847,6 +849,68 @@ print(f"   ok: {len(pods)} serving processes: probes, ports, Service targetPorts
       + (f"; env names of {len(containers_env)} containers all read by the binaries" if known
          else "; env names NOT checked (no streamfleetctl)"))
 EOF
+      if [ -x "$STREAMFLEETCTL" ]; then
+        "$PY" - "$TMP/$name.yaml" "$o" "$STREAMFLEETCTL" <<'EOF' || fail "the environment of a $name container does not load"
+# The values each streamfleet container gets load as the processes load them (streamfleetctl check-config):
+# a value they refuse makes the process exit at start, on every pod (INGEST_TOKENS=dev:... once did).
+# Secrets out of band take the values of the overlay's *.example.yaml; what cannot be resolved here (a
+# Secret with neither) is left unset.
+import base64, glob, os, re, subprocess, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+objs = {(d["kind"], d["metadata"]["name"]): d for d in docs if d["kind"] in ("ConfigMap", "Secret")}
+def example_secrets(d, seen):
+    d = os.path.normpath(d)
+    if d in seen or not os.path.isfile(os.path.join(d, "kustomization.yaml")):
+        return
+    seen.add(d)
+    for f in sorted(glob.glob(os.path.join(d, "*.example.yaml"))):
+        for doc in yaml.safe_load_all(open(f)):
+            if doc and doc.get("kind") == "Secret":
+                objs.setdefault(("Secret", doc["metadata"]["name"]), doc)
+    k = yaml.safe_load(open(os.path.join(d, "kustomization.yaml"))) or {}
+    for r in (k.get("resources") or []) + (k.get("components") or []):
+        if os.path.isdir(os.path.join(d, r)):
+            example_secrets(os.path.join(d, r), seen)
+example_secrets(sys.argv[2], set())
+def values(kind, name):
+    d = objs.get((kind, name)) or {}
+    out = {k: str(v) for k, v in (d.get("stringData") or {}).items()}
+    for k, v in (d.get("data") or {}).items():
+        out[k] = base64.b64decode(v).decode() if kind == "Secret" else str(v)
+    return out
+errors, checked = [], 0
+for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")):
+    for c in w["spec"]["template"]["spec"]["containers"]:
+        if not (c.get("command") or [""])[0].startswith("streamfleet"):
+            continue
+        env = {}
+        for ef in c.get("envFrom", []):
+            for kind, ref in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                if ref in ef:
+                    env.update({ef.get("prefix", "") + k: v for k, v in values(kind, ef[ref]["name"]).items()})
+        for e in c.get("env", []):
+            vf = e.get("valueFrom") or {}
+            if "value" in e:
+                # Kubernetes expands $(NAME) from the variables defined before this one.
+                env[e["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)),
+                                        str(e["value"]))
+            elif "fieldRef" in vf:
+                env[e["name"]] = "pod-0"
+            else:
+                kind, ref = ("ConfigMap", vf["configMapKeyRef"]) if "configMapKeyRef" in vf else ("Secret", vf.get("secretKeyRef"))
+                v = values(kind, ref["name"]).get(ref["key"]) if ref else None
+                if v is not None:
+                    env[e["name"]] = v
+        r = subprocess.run([sys.argv[3], "check-config"], env={"PATH": os.environ["PATH"], **env},
+                           capture_output=True, text=True)
+        checked += 1
+        if r.returncode != 0:
+            errors.append(f"{w['kind']} {w['metadata']['name']}/{c['name']}: {r.stderr.strip()}")
+if errors:
+    sys.exit("   FAILED:\n     " + "\n     ".join(errors))
+print(f"   ok: the environment of {checked} streamfleet containers loads (streamfleetctl check-config)")
+EOF
+      fi
     fi
     if [ $yamllint_ok = 1 ]; then
       yamllint -s -d "$RENDER_YAMLLINT_CONFIG" "$TMP/$name.yaml" || fail "yamllint of the $name render"

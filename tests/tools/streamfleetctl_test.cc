@@ -56,7 +56,7 @@ TEST_F(CtlTest, EveryCommandsHelpHasAnExample) {
   for (const std::string cmd : {"inspect-generation", "compact-generation", "replay-generation", "show-generation",
                                 "migrate-artifacts", "generate", "migrate",
                                 "migrate-compacted-from-metadata", "streams", "dlq", "enqueue", "tasks", "schedules", "queues",
-                                "buffers", "config", "cache", "cache stats", "cache flush"}) {
+                                "buffers", "config", "check-config", "cache", "cache stats", "cache flush"}) {
     auto h = Ctl(cmd + " --help");
     EXPECT_EQ(h.code, 0) << cmd;
     EXPECT_NE(h.out.find("example: streamfleetctl"), std::string::npos) << cmd << ":\n" << h.out;
@@ -75,6 +75,22 @@ TEST_F(CtlTest, WrongArgumentsAndUnreachableServicesFailClearly) {
   auto db_down = Ctl("migrate", "DATABASE_URL=postgresql://postgres@127.0.0.1:" + std::to_string(testing::FreePort()) + "/x");
   EXPECT_EQ(db_down.code, 1);
   EXPECT_NE(db_down.out.find("database"), std::string::npos) << db_down.out;
+}
+
+// check-config loads the environment as the processes do, without Redis or a database: what they would refuse
+// at start (scripts/check-deploy.sh runs it on every manifest's environment) exits 2 naming the variable.
+TEST_F(CtlTest, CheckConfigRefusesWhatTheProcessesWouldRefuseAtStart) {
+  const std::string nowhere = "REDIS_PORT=" + std::to_string(testing::FreePort()) + " ";
+  auto good = Ctl("check-config", nowhere + "INGEST_TOKENS=1:secret,22:other TASK_API_TOKENS=app:enqueue+read");
+  EXPECT_EQ(good.code, 0) << good.out;
+  EXPECT_NE(good.out.find("configuration ok"), std::string::npos) << good.out;
+  auto org_not_a_number = Ctl("check-config", nowhere + "INGEST_TOKENS=dev:dev-token");
+  EXPECT_EQ(org_not_a_number.code, 2);
+  EXPECT_NE(org_not_a_number.out.find("INGEST_TOKENS"), std::string::npos) << org_not_a_number.out;
+  EXPECT_EQ(org_not_a_number.out.find("dev-token"), std::string::npos) << "a token was printed: " << org_not_a_number.out;
+  auto bad_duration = Ctl("--json check-config", nowhere + "GENERATION_IDLE_TIMEOUT=soon");
+  EXPECT_EQ(bad_duration.code, 2);
+  EXPECT_NE(bad_duration.out.find("GENERATION_IDLE_TIMEOUT"), std::string::npos) << bad_duration.out;
 }
 
 TEST_F(CtlTest, MigrateOnSqliteAndPostgres) {
