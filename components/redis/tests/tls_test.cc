@@ -1,7 +1,8 @@
 // RedisClient over TLS against Debian's redis-server with --tls-port, certificates made by the test
 // (components/testing/scripts/make_test_certs.sh): commands, pipelines, large values and scripts over TLS;
 // a wrong CA, a wrong host name, an expired certificate refused with a clear error; mutual TLS; rotated
-// certificate files read by the next connection; a server restart in the middle (the lazy client reconnects); REDIS_TLS_INSECURE for development; cluster mode over TLS.
+// certificate files read by the next connection; a server restart in the middle (the lazy client reconnects);
+// REDIS_TLS_INSECURE for development; cluster mode over TLS.
 // The same for AsyncRedis (the event-loop client): many threads pipelined on one TLS connection, large values,
 // NOSCRIPT repair, a SIGKILLed server with every callback answered once, a command timeout, refused
 // certificates and mutual TLS.
