@@ -113,8 +113,8 @@ export interface TaskClientOptions {
 
 export class TaskClient {
   constructor(redis: Redis | Cluster, options?: TaskClientOptions);
-  /** From REDIS_URL / REDIS_HOST..., REDIS_CLUSTER, STREAMFLEET_STREAM_PREFIX, STREAMFLEET_KEY_SCHEMA,
-   * TASK_QUEUE_SHARDS and TASK_RESULT_TTL, with the fleet's defaults. */
+  /** From REDIS_URL / REDIS_HOST..., REDIS_TLS*, REDIS_SENTINEL*, REDIS_CLUSTER, STREAMFLEET_STREAM_PREFIX,
+   * STREAMFLEET_KEY_SCHEMA, TASK_QUEUE_SHARDS and TASK_RESULT_TTL, with the fleet's defaults (redisFromEnv). */
   static fromEnv(env?: Record<string, string | undefined>): TaskClient;
   readonly redis: Redis | Cluster;
   readonly keys: TaskKeys;
@@ -134,6 +134,10 @@ export class TaskClient {
 export function crc16(data: string | Buffer): number;
 export function validQueueName(name: string): boolean;
 export function keysFromEnv(env: Record<string, string | undefined>): TaskKeys;
+/** The ioredis client TaskClient.fromEnv uses: REDIS_URL (redis:// or rediss://) or REDIS_HOST/PORT/USERNAME/
+ * PASSWORD/DB; REDIS_TLS and REDIS_TLS_CA/CERT/KEY/SERVER_NAME/INSECURE; REDIS_SENTINELS with
+ * REDIS_SENTINEL_MASTER (and REDIS_SENTINEL_USERNAME/PASSWORD); REDIS_CLUSTER. */
+export function redisFromEnv(env: Record<string, string | undefined>): Redis | Cluster;
 export const TaskEnvelope: Type;
 export function decodeEnvelope(bytes: Uint8Array): {
   id: string; type: string; payload: Uint8Array; attempt: number; enqueuedAtMs: number; runAtMs: number;

@@ -5,7 +5,7 @@ const {
   CANCEL_MARKER_TTL_MS, CANCEL_SCRIPT, DEFAULT_STATUS_TTL_S, DEFAULT_UNIQUE_FOR_S, TaskClient,
 } = require('./lib/client');
 const { CONSUMER_GROUP, TaskKeys, crc16, validQueueName } = require('./lib/keys');
-const { keysFromEnv } = require('./lib/config');
+const { keysFromEnv, redisFromEnv } = require('./lib/config');
 const { TaskEnvelope, decodeEnvelope } = require('./lib/envelope');
 const {
   DEFAULT_LINK_TTL_S, eventsPath, generationStreamPath, signedEventsLink, signedGenerationStreamLink, signedStreamLink,
@@ -15,5 +15,5 @@ const {
 module.exports = {
   CANCEL_MARKER_TTL_MS, CANCEL_SCRIPT, CONSUMER_GROUP, DEFAULT_LINK_TTL_S, DEFAULT_STATUS_TTL_S, DEFAULT_UNIQUE_FOR_S,
   TaskClient, TaskEnvelope, TaskKeys, crc16, decodeEnvelope, eventsPath, generationStreamPath, keysFromEnv,
-  signedEventsLink, signedGenerationStreamLink, signedStreamLink, streamLinkSignature, validQueueName,
+  redisFromEnv, signedEventsLink, signedGenerationStreamLink, signedStreamLink, streamLinkSignature, validQueueName,
 };

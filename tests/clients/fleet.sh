@@ -36,3 +36,33 @@ start_ingest() {
   for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$mi/readyz" >/dev/null && break; sleep 0.1; done
   curl -sf "http://127.0.0.1:$mi/readyz" >/dev/null || fail "ingest with metrics on $mi not ready"
 }
+# start_tls_and_sentinel: what the clients' from_env must reach besides a plain Redis. A redis-server with a TLS
+# port only (test certificates made fresh, components/testing/scripts/make_test_certs.sh; client certificates
+# required, so a client that does not send REDIS_TLS_CERT/KEY is refused) and one sentinel monitoring the
+# fleet's redis-server ($RP) as "mymaster". Sets TLS_PORT, TLS_CERTS (ca.crt, client.crt, client.key in it) and
+# SENTINEL_PORT.
+start_tls_and_sentinel() {
+  local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  TLS_CERTS=$WORK/certs
+  bash "$root/components/testing/scripts/make_test_certs.sh" "$TLS_CERTS" || fail "making test certificates"
+  TLS_PORT=$(free_port)
+  redis-server --port 0 --tls-port "$TLS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+    --logfile "$WORK/redis-tls.log" --tls-cert-file "$TLS_CERTS/server.crt" --tls-key-file "$TLS_CERTS/server.key" \
+    --tls-ca-cert-file "$TLS_CERTS/ca.crt" --tls-auth-clients yes &
+  PIDS+=($!)
+  SENTINEL_PORT=$(free_port)
+  printf 'port %s\nbind 127.0.0.1\ndir %s\nlogfile %s/sentinel.log\nsentinel monitor mymaster 127.0.0.1 %s 1\n' \
+    "$SENTINEL_PORT" "$WORK" "$WORK" "$RP" >"$WORK/sentinel.conf"
+  redis-server "$WORK/sentinel.conf" --sentinel &
+  PIDS+=($!)
+  local up=0
+  for _ in $(seq 1 100); do
+    if redis-cli --tls --cacert "$TLS_CERTS/ca.crt" --cert "$TLS_CERTS/client.crt" --key "$TLS_CERTS/client.key" \
+         -p "$TLS_PORT" ping 2>/dev/null | grep -q PONG &&
+       redis-cli -p "$SENTINEL_PORT" sentinel get-master-addr-by-name mymaster 2>/dev/null | grep -q "$RP"; then
+      up=1; break
+    fi
+    sleep 0.1
+  done
+  [ $up = 1 ] || fail "the TLS redis-server on $TLS_PORT or the sentinel on $SENTINEL_PORT did not start"
+}

@@ -32,12 +32,54 @@ function keysFromEnv(env) {
   return new TaskKeys({ prefix, cluster, shards });
 }
 
-// REDIS_URL (with REDIS_CLUSTER=true a seed list) or REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB.
+// REDIS_TLS (or a rediss:// REDIS_URL), REDIS_TLS_CA/CERT/KEY, REDIS_TLS_SERVER_NAME and REDIS_TLS_INSECURE as
+// the fleet's processes read them, as the `tls` options ioredis hands to Node's tls.connect (undefined: no TLS).
+// Without REDIS_TLS_CA, Node's own trust store applies.
+function tlsFromEnv(env, urlSaysTls) {
+  const ca = env.REDIS_TLS_CA || '';
+  const cert = env.REDIS_TLS_CERT || '';
+  const key = env.REDIS_TLS_KEY || '';
+  if (!urlSaysTls && !bool(env, 'REDIS_TLS')) {
+    if (ca || cert) throw new Error('REDIS_TLS_CA / REDIS_TLS_CERT are set: set REDIS_TLS=true (or a rediss:// REDIS_URL)');
+    return undefined;
+  }
+  if (Boolean(cert) !== Boolean(key)) throw new Error('REDIS_TLS_CERT and REDIS_TLS_KEY are set together');
+  const fs = require('node:fs');
+  const tls = {};
+  if (ca) tls.ca = fs.readFileSync(ca);
+  if (cert) {
+    tls.cert = fs.readFileSync(cert);
+    tls.key = fs.readFileSync(key);
+  }
+  // Sent as SNI and verified in the certificate instead of the host connected to.
+  if (env.REDIS_TLS_SERVER_NAME) tls.servername = env.REDIS_TLS_SERVER_NAME;
+  if (bool(env, 'REDIS_TLS_INSECURE')) tls.rejectUnauthorized = false;
+  return tls;
+}
+
+// REDIS_SENTINELS ("host:port,host:port") as ioredis' sentinels, or [] without it.
+function sentinelsFromEnv(env) {
+  return (env.REDIS_SENTINELS || '').split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const colon = s.lastIndexOf(':');
+    const port = Number(s.slice(colon + 1));
+    if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new Error(`REDIS_SENTINELS: ${s} is not host:port`);
+    }
+    return { host: s.slice(0, colon), port };
+  });
+}
+
+// REDIS_URL (with REDIS_CLUSTER=true a seed list) or REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD,
+// REDIS_DB; TLS (tlsFromEnv) and Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_MASTER,
+// REDIS_SENTINEL_USERNAME/PASSWORD: the master is asked of the sentinels, and a failover followed, by ioredis).
 function redisFromEnv(env) {
   const Redis = require('ioredis');
   let options;
+  let urlSaysTls = false;
   if (env.REDIS_URL) {
     const u = new URL(env.REDIS_URL.split(',')[0]); // the first seed: a cluster client discovers the rest
+    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`REDIS_URL: ${u.protocol} is not redis: or rediss:`);
+    urlSaysTls = u.protocol === 'rediss:';
     options = {
       host: u.hostname || '127.0.0.1', port: Number(u.port || 6379),
       username: u.username ? decodeURIComponent(u.username) : undefined,
@@ -51,11 +93,26 @@ function redisFromEnv(env) {
       db: Number(env.REDIS_DB || 0),
     };
   }
-  if (bool(env, 'REDIS_CLUSTER')) {
-    return new Redis.Cluster([{ host: options.host, port: options.port }],
-      { redisOptions: { username: options.username, password: options.password } });
+  const tls = tlsFromEnv(env, urlSaysTls);
+  const sentinels = sentinelsFromEnv(env);
+  const cluster = bool(env, 'REDIS_CLUSTER');
+  if (sentinels.length > 0) {
+    if (!env.REDIS_SENTINEL_MASTER) throw new Error('REDIS_SENTINEL_MASTER: the master name the sentinels monitor');
+    if (cluster) throw new Error('REDIS_SENTINELS is unset with REDIS_CLUSTER=true');
+    const { host, port, ...auth } = options; // the sentinels say where the master is
+    return new Redis({
+      ...auth, sentinels, name: env.REDIS_SENTINEL_MASTER,
+      sentinelUsername: env.REDIS_SENTINEL_USERNAME || undefined,
+      sentinelPassword: env.REDIS_SENTINEL_PASSWORD || undefined,
+      // As the fleet does: TLS to the sentinels too, and to the master they name.
+      ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
+    });
   }
-  return new Redis(options);
+  if (cluster) {
+    return new Redis.Cluster([{ host: options.host, port: options.port }],
+      { redisOptions: { username: options.username, password: options.password, tls } });
+  }
+  return new Redis({ ...options, tls });
 }
 
 function clientFromEnv(TaskClient, env) {
