@@ -313,9 +313,9 @@ if have kubectl; then
     ok "$(grep -c '^kind:' "$TMP/$name.yaml") objects: $(grep '^kind:' "$TMP/$name.yaml" | awk '{print $2}' | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}' | sed 's/, $//')"
     if have_pyyaml; then
       # Secrets created out of band: those of the *.example.yaml files of the overlay, of every overlay it builds
-      # on and of its components (recursively), as {name: [keys]}.
+      # on and of its components (recursively), as {name: {key: example value}}.
       "$PY" - "$o" >"$TMP/$name.examples.json" <<'EOF' || fail "reading the *.example.yaml files of $o"
-import glob, json, os, sys, yaml
+import base64, binascii, glob, json, os, sys, yaml
 secrets, seen = {}, set()
 def walk(d):
     d = os.path.normpath(d)
@@ -325,8 +325,14 @@ def walk(d):
     for f in sorted(glob.glob(os.path.join(d, "*.example.yaml"))):
         for doc in yaml.safe_load_all(open(f)):
             if doc and doc.get("kind") == "Secret":
-                keys = secrets.setdefault(doc["metadata"]["name"], [])
-                keys += [k for k in list(doc.get("data") or {}) + list(doc.get("stringData") or {}) if k not in keys]
+                values = secrets.setdefault(doc["metadata"]["name"], {})
+                for k, v in (doc.get("stringData") or {}).items():
+                    values.setdefault(k, "" if v is None else str(v))
+                for k, v in (doc.get("data") or {}).items():
+                    try:
+                        values.setdefault(k, base64.b64decode(v or "", validate=True).decode())
+                    except (binascii.Error, UnicodeDecodeError):
+                        values.setdefault(k, str(v))
     k = yaml.safe_load(open(os.path.join(d, "kustomization.yaml"))) or {}
     for r in (k.get("resources") or []) + (k.get("components") or []):
         if os.path.isdir(os.path.join(d, r)):
@@ -850,28 +856,16 @@ print(f"   ok: {len(pods)} serving processes: probes, ports, Service targetPorts
          else "; env names NOT checked (no streamfleetctl)"))
 EOF
       if [ -x "$STREAMFLEETCTL" ]; then
-        "$PY" - "$TMP/$name.yaml" "$o" "$STREAMFLEETCTL" <<'EOF' || fail "the environment of a $name container does not load"
+        "$PY" - "$TMP/$name.yaml" "$TMP/$name.examples.json" "$STREAMFLEETCTL" <<'EOF' || fail "the environment of a $name container does not load"
 # The values each streamfleet container gets load as the processes load them (streamfleetctl check-config):
 # a value they refuse makes the process exit at start, on every pod (INGEST_TOKENS=dev:... once did).
 # Secrets out of band take the values of the overlay's *.example.yaml; what cannot be resolved here (a
 # Secret with neither) is left unset.
-import base64, glob, os, re, subprocess, sys, yaml
+import base64, json, os, re, subprocess, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 objs = {(d["kind"], d["metadata"]["name"]): d for d in docs if d["kind"] in ("ConfigMap", "Secret")}
-def example_secrets(d, seen):
-    d = os.path.normpath(d)
-    if d in seen or not os.path.isfile(os.path.join(d, "kustomization.yaml")):
-        return
-    seen.add(d)
-    for f in sorted(glob.glob(os.path.join(d, "*.example.yaml"))):
-        for doc in yaml.safe_load_all(open(f)):
-            if doc and doc.get("kind") == "Secret":
-                objs.setdefault(("Secret", doc["metadata"]["name"]), doc)
-    k = yaml.safe_load(open(os.path.join(d, "kustomization.yaml"))) or {}
-    for r in (k.get("resources") or []) + (k.get("components") or []):
-        if os.path.isdir(os.path.join(d, r)):
-            example_secrets(os.path.join(d, r), seen)
-example_secrets(sys.argv[2], set())
+for n, example in json.load(open(sys.argv[2])).items():
+    objs.setdefault(("Secret", n), {"stringData": example})
 def values(kind, name):
     d = objs.get((kind, name)) or {}
     out = {k: str(v) for k, v in (d.get("stringData") or {}).items()}
