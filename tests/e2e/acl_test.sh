@@ -160,6 +160,34 @@ else
   echo "skipped: the real redis_exporter (prometheus-redis-exporter not installed; REDIS_EXPORTER=path to run it)"
 fi
 
+# An application's user (clients/python here; deploy/redis/README.md "producer"): it enqueues, reads the status,
+# dedupes, cancels and pauses; the fleet's worker runs what it enqueued; the chunk path, the dead letters and
+# FLUSHALL are refused.
+PYTHONPATH="$ROOT/clients/python" REDIS_PORT=$RP REDIS_USERNAME=producer REDIS_PASSWORD=change-me-producer \
+  /usr/bin/python3 - >"$WORK/producer.log" 2>&1 <<'EOF' || fail "an application as user producer (clients/python)"
+import time
+from streamfleet_client import CancelOutcome, TaskClient
+client = TaskClient.from_env()
+task = client.enqueue("noop", {"from": "producer"})
+deadline = time.monotonic() + 20
+while (status := client.status(task.id)) is None or status.state != "succeeded":
+    if time.monotonic() > deadline:
+        raise SystemExit(f"the worker did not run the producer's task: {status}")
+    time.sleep(0.05)
+later = client.enqueue("noop", {}, delay=3600)
+assert client.cancel(later.id).outcome is CancelOutcome.CANCELLED
+assert not client.enqueue("noop", unique_key="acl-producer").duplicate
+assert client.enqueue("noop", unique_key="acl-producer").duplicate
+client.pause("low")
+assert "low" in client.paused_queues()
+client.resume("low")
+EOF
+p() { rc producer change-me-producer "$@"; }
+says NOPERM p xrange streamfleet:chunks:0 - + || fail "producer may not read the chunk streams"
+says NOPERM p xrange streamfleet:dlq:tasks - + || fail "producer may not read task dead letters"
+says NOPERM p flushall || fail "producer may not FLUSHALL"
+echo "ok: user producer enqueues, follows, dedupes, cancels and pauses (the worker ran its task); nothing else"
+
 # What must be refused.
 says NOAUTH redis-cli -p "$RP" ping || fail "the default user must be off"
 says NOPERM rc ingest change-me-ingest flushall || fail "ingest may not FLUSHALL"
