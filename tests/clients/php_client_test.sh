@@ -12,7 +12,8 @@ source "$HERE/../e2e/lib.sh"
 PHP_DIR="$HERE/../../clients/php"
 
 command -v phpunit >/dev/null || fail "phpunit not found (Debian: apt-get install phpunit php-curl)"
-php -m | grep -qx curl || fail "PHP has no curl extension (Debian: apt-get install php-curl)"
+# Captured before grep: `php -m | grep -q` fails under pipefail when grep leaves before php's last write (SIGPIPE).
+grep -qx curl <<<"$(php -m)" || fail "PHP has no curl extension (Debian: apt-get install php-curl)"
 
 RP=$(free_port); RP2=$(free_port); IP=$(free_port); IP2=$(free_port); MI=$(free_port); MI2=$(free_port)
 MW=$(free_port); FP=$(free_port)

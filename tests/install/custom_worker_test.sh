@@ -18,7 +18,7 @@ cmake --install "$BUILD" --prefix "$WORK/prefix" >"$WORK/install.log" 2>&1 || fa
 test -f "$WORK/prefix/include/streamfleet/worker/worker.h" || fail "worker.h not installed"
 test -f "$WORK/prefix/lib/libstreamfleet_worker.a" || fail "libstreamfleet_worker.a not installed"
 test -f "$WORK/prefix/lib/libstreamfleet_worker_impl.a" || fail "libstreamfleet_worker_impl.a not installed"
-if find "$WORK/prefix/include" -name 'worker_service.h' -o -name 'handlers.h' | grep -q .; then
+if [ -n "$(find "$WORK/prefix/include" -name 'worker_service.h' -o -name 'handlers.h')" ]; then
   fail "queue-worker headers installed"
 fi
 PKG_CONFIG_PATH="$WORK/prefix/lib/pkgconfig" pkg-config --libs streamfleet | grep -q -- "-lstreamfleet_worker " ||
@@ -28,7 +28,7 @@ cmake -S "$EXAMPLE" -B "$WORK/custom" -G Ninja -DCMAKE_PREFIX_PATH="$WORK/prefix
   fail "configure examples/custom-worker"
 cmake --build "$WORK/custom" >"$WORK/build.log" 2>&1 || fail "build examples/custom-worker"
 WORKER="$WORK/custom/custom-worker"
-"$WORKER" --help | grep -q "Renders thumbnails" || fail "custom-worker --help"
+grep -q "Renders thumbnails" <<<"$("$WORKER" --help)" || fail "custom-worker --help"
 
 RP=$(free_port)
 MP=$(free_port)
