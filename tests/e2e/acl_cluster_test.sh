@@ -83,6 +83,23 @@ until [ "$(sqlite3 "$WORK/fleet.db" 'SELECT COUNT(*) FROM scenario_generations W
 done
 echo "ok: chunks appended by user ingest, compacted by user compactor, on every shard"
 
+# Live streams under user ingest: its tail reads every shard's chunk stream and the events stream.
+curl -sN --max-time 15 "http://127.0.0.1:$IP/v1/orgs/12/generations/69/stream" >"$WORK/live-gen.txt" 2>/dev/null &
+LIVE_GEN=$!
+curl -sN --max-time 6 "http://127.0.0.1:$IP/v1/orgs/12/events" >"$WORK/live-events.txt" 2>/dev/null &
+LIVE_EVENTS=$!
+sleep 0.5
+for i in 0 1; do
+  curl -sf -X POST "http://127.0.0.1:$IP/v1/orgs/12/generations/69/chunks" -H 'Content-Type: application/json' \
+    -d "{\"seq\": $i, \"data\": \"[$i]\", \"final\": $([ $i = 1 ] && echo true || echo false)}" >/dev/null \
+    || fail "chunk $i of generation 69 refused on the cluster"
+done
+wait "$LIVE_GEN" || true
+wait "$LIVE_EVENTS" || true
+grep -q "^event: compacted" "$WORK/live-gen.txt" || fail "the live stream of generation 69 on the cluster: $(tail -c 300 "$WORK/live-gen.txt")"
+grep -q '"generation_id":69' "$WORK/live-events.txt" || fail "the events stream on the cluster: $(tail -c 300 "$WORK/live-events.txt")"
+echo "ok: live generation and events streams under user ingest on the cluster"
+
 # The task API under user ingest, and tasks run by user worker.
 T="http://127.0.0.1:$IP/v1/tasks"
 now=$(curl -sf -X POST "$T" -H 'Content-Type: application/json' -d '{"type": "noop"}' | jq -r .task_id)

@@ -55,6 +55,24 @@ done
 echo "ok: chunks appended by user ingest, compacted by user compactor"
 curl -sf "http://127.0.0.1:$IP/v1/orgs/12/generations/59/progress" >/dev/null || fail "progress under the ACL"
 
+# Live streams under user ingest (docs/live.md): its tail reads the chunk streams and the events stream in one
+# XREAD, and it writes generation.started there.
+curl -sN --max-time 15 "http://127.0.0.1:$IP/v1/orgs/12/generations/60/stream" >"$WORK/live-gen.txt" 2>/dev/null &
+LIVE_GEN=$!
+curl -sN --max-time 6 "http://127.0.0.1:$IP/v1/orgs/12/events" >"$WORK/live-events.txt" 2>/dev/null &
+LIVE_EVENTS=$!
+sleep 0.5
+for i in 0 1; do
+  curl -sf -X POST "http://127.0.0.1:$IP/v1/orgs/12/generations/60/chunks" -H 'Content-Type: application/json' \
+    -d "{\"seq\": $i, \"data\": \"[$i]\", \"final\": $([ $i = 1 ] && echo true || echo false)}" >/dev/null \
+    || fail "chunk $i of generation 60 refused"
+done
+wait "$LIVE_GEN" || true
+wait "$LIVE_EVENTS" || true
+grep -q "^event: compacted" "$WORK/live-gen.txt" || fail "the live stream of generation 60 under user ingest: $(tail -c 300 "$WORK/live-gen.txt")"
+grep -q '"generation_id":60' "$WORK/live-events.txt" || fail "the events stream under user ingest: $(tail -c 300 "$WORK/live-events.txt")"
+echo "ok: live generation and events streams under user ingest"
+
 # Starting a generation through ingest: an id from the counter and a generation.run task (its run needs a
 # provider; here only that user ingest may enqueue it).
 curl -sf -X POST "http://127.0.0.1:$IP/v1/orgs/12/generations" -H 'Content-Type: application/json' \
