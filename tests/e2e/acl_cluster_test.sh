@@ -2,8 +2,9 @@
 # The fleet under deploy/redis/users.acl on a Redis Cluster (REDIS_CLUSTER=true: the hash-tagged key schema,
 # deploy/k8s/overlays/prod-cluster): three masters load the file, and ingest, compactor and queue-worker each
 # connect as their own ACL user; the chunk path (chunks to a compacted row), the task API (now, delayed,
-# unique, cancel), a task run by user worker, an application as user producer (clients/python on the cluster)
-# and the operator's streamfleetctl all work, and no process hits an ACL refusal. Setting the cluster up needs
+# unique, cancel), live streams, a schedule, a task run by user worker, an application as user producer
+# (clients/python on the cluster) and the operator's streamfleetctl all work, and no node refused anything
+# (ACL LOG). Setting the cluster up needs
 # CLUSTER ADDSLOTS/MEET, which no fleet user has: the test's copy of the file adds a `setup` user for that.
 # Loopback only; everything it starts is killed on exit.
 # Usage: acl_cluster_test.sh BUILD_DIR
@@ -59,6 +60,7 @@ REDIS_URL=$(url compactor) CONSUMER_NAME=c1 METRICS_LISTEN=127.0.0.1:$MC \
   "$BUILD/compactor/streamfleet-compactor" 2>"$WORK/compactor.log" &
 PIDS+=($!)
 REDIS_URL=$(url worker) CONSUMER_NAME=w METRICS_LISTEN=127.0.0.1:$MW \
+  SCHEDULES='[{"name": "tick", "cron": "@every 1s", "type": "noop"}]' \
   "$BUILD/queue-worker/streamfleet-queue-worker" 2>"$WORK/worker.log" &
 PIDS+=($!)
 for p in $MI $MC $MW; do
@@ -138,8 +140,18 @@ id=$(REDIS_URL=$(url operator) "$BUILD/tools/streamfleetctl" --json enqueue noop
 [ -n "$id" ] && [ "$id" != null ] || fail "streamfleetctl enqueue as operator on the cluster"
 echo "ok: streamfleetctl as user operator on the cluster"
 
-sleep 1  # housekeeping rounds (sweeps, claims, gauges) under the ACL
+# A schedule fired (SCHEDULES under user worker), and no node refused anything, fire-and-forget writes whose
+# replies no process logs included (ACL LOG, read by the test-only setup user).
+until [ -n "$(setup -c -p "${NODES[0]#*:}" get streamfleet:schedule:tick)" ]; do
+  [ "$SECONDS" -lt "$DEADLINE" ] || fail "schedule tick did not fire under user worker on the cluster"
+  sleep 0.2
+done
+for n in "${NODES[@]}"; do
+  refused=$(setup -p "${n#*:}" acl log 20)
+  [ -z "$refused" ] || fail "node $n refused the fleet (ACL LOG): $(tr '\n' ' ' <<<"$refused" | cut -c1-600)"
+done
 for f in "$WORK"/ingest.log "$WORK"/compactor.log "$WORK"/worker.log; do
   if grep -q NOPERM "$f"; then fail "$(basename "$f") hit an ACL refusal on the cluster: the ACL misses something it needs"; fi
 done
+echo "ok: a schedule fired under user worker; every node's ACL LOG is empty"
 echo "PASS acl_cluster_test"

@@ -16,7 +16,9 @@ source "$(dirname "$0")/lib.sh"
 DEADLINE=$((SECONDS + ${DEADLINE:-60}))
 
 RP=$(free_port); IP=$(free_port); MI=$(free_port); MC=$(free_port); MW=$(free_port)
-cp "$ROOT/deploy/redis/users.acl" "$WORK/users.acl"
+# The file as shipped, plus a test-only `setup` user that reads ACL LOG: what the server refused, including
+# replies a process throws away (a fire-and-forget write's NOPERM reaches no log of the process).
+{ cat "$ROOT/deploy/redis/users.acl"; echo "user setup on >setup ~* &* +@all"; } >"$WORK/users.acl"
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" \
   --aclfile "$WORK/users.acl" &
 PIDS+=($!)
@@ -37,6 +39,7 @@ REDIS_URL=$(url compactor) CONSUMER_NAME=c1 METRICS_LISTEN=127.0.0.1:$MC REDIS_I
   "$BUILD/compactor/streamfleet-compactor" 2>"$WORK/compactor.log" &
 PIDS+=($!)
 REDIS_URL=$(url worker) CONSUMER_NAME=w METRICS_LISTEN=127.0.0.1:$MW \
+  SCHEDULES='[{"name": "tick", "cron": "@every 1s", "type": "noop"}]' \
   "$BUILD/queue-worker/streamfleet-queue-worker" 2>"$WORK/worker.log" &
 PIDS+=($!)
 for p in $MI $MC $MW; do wait_http "http://127.0.0.1:$p/readyz"; done
@@ -132,6 +135,16 @@ for u in ingest compactor worker admin operator; do
   says 'cluster support disabled' rc "$u" "change-me-$u" cluster slots || fail "user $u may not run CLUSTER SLOTS"
 done
 echo "ok: every fleet user may run ROLE and CLUSTER SLOTS"
+
+# Nothing the fleet did so far was refused, fire-and-forget writes included; a schedule fired (SCHEDULES under
+# user worker) within a housekeeping round.
+until [ -n "$(rc setup setup get streamfleet:schedule:tick)" ]; do
+  [ "$SECONDS" -lt "$DEADLINE" ] || fail "schedule tick did not fire under user worker"
+  sleep 0.2
+done
+refused=$(rc setup setup acl log 20)
+[ -z "$refused" ] || fail "the server refused the fleet (ACL LOG): $(tr '\n' ' ' <<<"$refused" | cut -c1-600)"
+echo "ok: a schedule fired under user worker; ACL LOG empty (nothing of the fleet refused)"
 
 # KEDA's user: what the redis-streams scaler runs (INFO for the version, XINFO GROUPS for the lag, XLEN and
 # XPENDING in its other modes) on the streams it scales, read only.
