@@ -46,7 +46,9 @@ start_tls_and_sentinel() {
   TLS_CERTS=$WORK/certs
   bash "$root/components/testing/scripts/make_test_certs.sh" "$TLS_CERTS" || fail "making test certificates"
   TLS_PORT=$(free_port)
-  redis-server --port 0 --tls-port "$TLS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+  # 127.0.0.2 too: the certificate names 127.0.0.1 and localhost only, so a client reaching it as 127.0.0.2 must
+  # refuse it (host name verification).
+  redis-server --port 0 --tls-port "$TLS_PORT" --bind 127.0.0.1 127.0.0.2 --save '' --appendonly no --dir "$WORK" \
     --logfile "$WORK/redis-tls.log" --tls-cert-file "$TLS_CERTS/server.crt" --tls-key-file "$TLS_CERTS/server.key" \
     --tls-ca-cert-file "$TLS_CERTS/ca.crt" --tls-auth-clients yes &
   PIDS+=($!)

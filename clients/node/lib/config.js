@@ -40,7 +40,7 @@ function tlsFromEnv(env, urlSaysTls) {
   const cert = env.REDIS_TLS_CERT || '';
   const key = env.REDIS_TLS_KEY || '';
   if (!urlSaysTls && !bool(env, 'REDIS_TLS')) {
-    if (ca || cert) throw new Error('REDIS_TLS_CA / REDIS_TLS_CERT are set: set REDIS_TLS=true (or a rediss:// REDIS_URL)');
+    if (ca || cert || key) throw new Error('REDIS_TLS_CA / REDIS_TLS_CERT / REDIS_TLS_KEY are set: set REDIS_TLS=true (or a rediss:// REDIS_URL)');
     return undefined;
   }
   if (Boolean(cert) !== Boolean(key)) throw new Error('REDIS_TLS_CERT and REDIS_TLS_KEY are set together');

@@ -56,9 +56,13 @@ test('TLS is verified: an unknown CA, a wrong server name and a missing client c
   assert.match(unknownCa.message, /certificate|self.signed/i);
   const wrongName = await refusal({ ...tlsEnv, REDIS_TLS_SERVER_NAME: 'redis.example.com' });
   assert.match(wrongName.message, /altnames|does not match|Hostname/i);
+  // The same server reached at an address its certificate does not name.
+  const wrongAddress = await refusal({ ...tlsEnv, REDIS_URL: `rediss://127.0.0.2:${tlsPort}` });
+  assert.match(wrongAddress.message, /127\.0\.0\.2|altnames|does not match/i);
   const noClientCert = await refusal({ ...tlsEnv, REDIS_TLS_CERT: '', REDIS_TLS_KEY: '' });
   assert.ok(noClientCert instanceof Error);
   assert.throws(() => redisFromEnv({ REDIS_PORT: String(port), REDIS_TLS_CA: `${certs}/ca.crt` }), /REDIS_TLS=true/);
+  assert.throws(() => redisFromEnv({ REDIS_PORT: String(port), REDIS_TLS_KEY: `${certs}/client.key` }), /REDIS_TLS=true/);
   assert.throws(() => redisFromEnv({ ...tlsEnv, REDIS_TLS_KEY: '' }), /together/);
 });
 

@@ -56,8 +56,9 @@ def _tls_kwargs(env: Dict[str, str], url_says_tls: bool) -> Dict[str, Any]:
     trust store applies; the host name is verified."""
     ca, cert, key = env.get("REDIS_TLS_CA", ""), env.get("REDIS_TLS_CERT", ""), env.get("REDIS_TLS_KEY", "")
     if not url_says_tls and not _bool(env, "REDIS_TLS"):
-        if ca or cert:
-            raise ValueError("REDIS_TLS_CA / REDIS_TLS_CERT are set: set REDIS_TLS=true (or a rediss:// REDIS_URL)")
+        if ca or cert or key:
+            raise ValueError("REDIS_TLS_CA / REDIS_TLS_CERT / REDIS_TLS_KEY are set: set REDIS_TLS=true (or a "
+                             "rediss:// REDIS_URL)")
         return {}
     if bool(cert) != bool(key):
         raise ValueError("REDIS_TLS_CERT and REDIS_TLS_KEY are set together")
@@ -121,6 +122,12 @@ def redis_from_env(env: Dict[str, str]) -> Any:
         return Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **tls).master_for(
             master, username=username, password=password, db=db)
     if cluster:
+        if tls and tls["ssl_check_hostname"]:
+            # redis-py 4.3's RedisCluster drops ssl_check_hostname for its node connections: only the chain would be
+            # verified, not the name. Refused rather than verified less than the README promises.
+            raise ValueError("REDIS_CLUSTER=true with TLS: this client (redis-py 4.3) cannot verify the nodes' host "
+                             "names; build redis.cluster.RedisCluster yourself, or REDIS_TLS_INSECURE=true in "
+                             "development")
         from redis.cluster import RedisCluster
         return RedisCluster(host=host, port=port, username=username, password=password, **tls)
     return redis.Redis(host=host, port=port, username=username, password=password, db=db, **tls)

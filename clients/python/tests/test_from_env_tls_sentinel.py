@@ -49,8 +49,16 @@ class FromEnvTlsAndSentinelTest(unittest.TestCase):
         self.assertIn("certificate verify failed", str(unknown_ca.exception))
         with self.assertRaises(redis.exceptions.ConnectionError):
             redis_from_env({**self.tls_env, "REDIS_TLS_CERT": "", "REDIS_TLS_KEY": ""}).ping()
+        # The same server reached at an address its certificate does not name.
+        with self.assertRaises(redis.exceptions.ConnectionError) as wrong_address:
+            redis_from_env({**self.tls_env, "REDIS_URL": f"rediss://127.0.0.2:{self.tls_port}"}).ping()
+        self.assertIn("127.0.0.2", str(wrong_address.exception))
+        with self.assertRaisesRegex(ValueError, "host names"):
+            redis_from_env({**self.tls_env, "REDIS_CLUSTER": "true"})
         with self.assertRaisesRegex(ValueError, "REDIS_TLS=true"):
             redis_from_env({"REDIS_PORT": str(self.port), "REDIS_TLS_CA": f"{self.certs}/ca.crt"})
+        with self.assertRaisesRegex(ValueError, "REDIS_TLS=true"):
+            redis_from_env({"REDIS_PORT": str(self.port), "REDIS_TLS_KEY": f"{self.certs}/client.key"})
         with self.assertRaisesRegex(ValueError, "together"):
             redis_from_env({**self.tls_env, "REDIS_TLS_KEY": ""})
         with self.assertRaisesRegex(ValueError, "REDIS_TLS_SERVER_NAME"):
