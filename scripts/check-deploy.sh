@@ -870,7 +870,7 @@ def values(kind, name):
     d = objs.get((kind, name)) or {}
     out = {k: str(v) for k, v in (d.get("stringData") or {}).items()}
     for k, v in (d.get("data") or {}).items():
-        out[k] = base64.b64decode(v).decode() if kind == "Secret" else str(v)
+        out[k] = base64.b64decode(v).decode(errors="replace") if kind == "Secret" else str(v)
     return out
 errors, checked = [], 0
 for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")):
@@ -885,8 +885,9 @@ for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonS
         for e in c.get("env", []):
             vf = e.get("valueFrom") or {}
             if "value" in e:
-                # Kubernetes expands $(NAME) from the variables defined before this one.
-                env[e["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)),
+                # Kubernetes expands $(NAME) from the variables defined before this one; $$( is a literal $(.
+                env[e["name"]] = re.sub(r"\$\$\(|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                                        lambda m: "$(" if m.group(1) is None else env.get(m.group(1), m.group(0)),
                                         str(e["value"]))
             elif "fieldRef" in vf:
                 env[e["name"]] = "pod-0"
@@ -895,6 +896,8 @@ for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonS
                 v = values(kind, ref["name"]).get(ref["key"]) if ref else None
                 if v is not None:
                     env[e["name"]] = v
+        # A *_FILE variable names a file inside the pod (SCHEDULES_FILE is read at start): not here to read.
+        env = {k: v for k, v in env.items() if not k.endswith("_FILE")}
         r = subprocess.run([sys.argv[3], "check-config"], env={"PATH": os.environ["PATH"], **env},
                            capture_output=True, text=True)
         checked += 1
