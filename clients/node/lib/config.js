@@ -46,10 +46,16 @@ function tlsFromEnv(env, urlSaysTls) {
   if (Boolean(cert) !== Boolean(key)) throw new Error('REDIS_TLS_CERT and REDIS_TLS_KEY are set together');
   const fs = require('node:fs');
   const tls = {};
-  if (ca) tls.ca = fs.readFileSync(ca);
+  // Read at every (re)connect, as the fleet's processes do, so a rotated certificate (a Kubernetes Secret
+  // updated in place) needs no restart: ioredis copies these options (Object.assign calls the getters) for
+  // each connection it opens.
+  const fromFile = (option, path) => Object.defineProperty(tls, option, {
+    enumerable: true, get: () => fs.readFileSync(path),
+  });
+  if (ca) fromFile('ca', ca);
   if (cert) {
-    tls.cert = fs.readFileSync(cert);
-    tls.key = fs.readFileSync(key);
+    fromFile('cert', cert);
+    fromFile('key', key);
   }
   // Sent as SNI and verified in the certificate instead of the host connected to.
   if (env.REDIS_TLS_SERVER_NAME) tls.servername = env.REDIS_TLS_SERVER_NAME;

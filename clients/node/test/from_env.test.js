@@ -66,6 +66,32 @@ test('TLS is verified: an unknown CA, a wrong server name and a missing client c
   assert.throws(() => redisFromEnv({ ...tlsEnv, REDIS_TLS_KEY: '' }), /together/);
 });
 
+test('a reconnect reads rotated certificate files', async () => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sf-node-rotate-'));
+  // As the kubelet does: written beside, renamed over.
+  const put = (from, to) => {
+    fs.copyFileSync(path.join(certs, from), path.join(dir, `${to}.new`));
+    fs.renameSync(path.join(dir, `${to}.new`), path.join(dir, to));
+  };
+  put('other-ca.crt', 'ca.crt');
+  const redis = redisFromEnv({ ...tlsEnv, REDIS_TLS_CA: path.join(dir, 'ca.crt') });
+  try {
+    await new Promise((resolve) => redis.once('error', resolve)); // the first CA does not trust the server
+    put('ca.crt', 'ca.crt');
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no reconnect with the rotated CA within 10 s')), 10000);
+      redis.once('ready', () => { clearTimeout(timer); resolve(); });
+    });
+    assert.equal(await redis.ping(), 'PONG');
+  } finally {
+    redis.disconnect();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('behind Redis Sentinel the master the sentinels name gets the task', async () => {
   const client = TaskClient.fromEnv({ REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`, REDIS_SENTINEL_MASTER: 'mymaster' });
   const direct = new Redis({ port });
