@@ -13,9 +13,19 @@ const { verify } = require('./verify');
 
 const SECRET = process.env.TASK_SIGNING_SECRET || '';
 
+// A payload a type can never handle: answered 400, so the worker dead-letters it instead of retrying.
+class BadPayload extends Error {}
+
 const handlers = {
   // Delivery is at least once: dedupe side effects on task.id (= the Idempotency-Key header).
-  send_notifications: async (task) => ({ sent: (task.payload.user_ids || []).length }),
+  send_notifications: async (task) => {
+    const payload = task.payload; // any JSON value the producer sent: check its shape before using it
+    const isObject = payload !== null && typeof payload === 'object' && !Array.isArray(payload);
+    if (!isObject || (payload.user_ids !== undefined && !Array.isArray(payload.user_ids))) {
+      throw new BadPayload('payload must be an object with a list "user_ids"');
+    }
+    return { sent: (payload.user_ids || []).length };
+  },
   echo: async (task) => ({ echo: task.payload }),
 };
 
@@ -44,6 +54,7 @@ const server = http.createServer((req, res) => {
     try {
       answer(res, 200, await fn(task));
     } catch (e) {
+      if (e instanceof BadPayload) return answer(res, 400, { error: e.message });
       answer(res, 500, { error: String(e && e.message) }); // retried by the worker
     }
   });

@@ -19,9 +19,16 @@ from verify import verify  # noqa: E402
 SECRET = os.environ.get("TASK_SIGNING_SECRET", "")
 
 
+class BadPayload(Exception):
+    """A payload this type can never handle: answered 400, so the worker dead-letters it instead of retrying."""
+
+
 def send_notifications(task):
     # Delivery is at least once: dedupe side effects on task["id"] (= the Idempotency-Key header).
-    return {"sent": len(task["payload"].get("user_ids", []))}
+    payload = task.get("payload")  # any JSON value the producer sent: check its shape before using it
+    if not isinstance(payload, dict) or not isinstance(payload.get("user_ids", []), list):
+        raise BadPayload('payload must be an object with a list "user_ids"')
+    return {"sent": len(payload.get("user_ids", []))}
 
 
 HANDLERS = {"send_notifications": send_notifications, "echo": lambda task: {"echo": task["payload"]}}
@@ -45,11 +52,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(401, {"error": "bad signature"})
         try:
             task = json.loads(raw)
+            if not isinstance(task, dict):
+                raise TypeError("not an object")
             fn = HANDLERS[task["type"]]
         except (ValueError, KeyError, TypeError):
             return self.answer(400, {"error": "unknown task type or bad body"})
         try:
             result = fn(task)
+        except BadPayload as e:
+            return self.answer(400, {"error": str(e)})
         except Exception as e:  # noqa: BLE001 - any failure is retried by the worker
             return self.answer(500, {"error": str(e)})
         self.answer(200, result)

@@ -135,7 +135,22 @@ check_server() {  # NAME PORT
   out=$(curl -s -o /dev/null -o /dev/null -w "%{num_connects} " -H "X-Streamfleet-Timestamp: $ts" -H "X-Streamfleet-Signature: $sig" \
     --data-binary "@$WORK/req.json" "http://127.0.0.1:$port/tasks" "http://127.0.0.1:$port/tasks")
   [ "$out" = "1 0 " ] || fail "$name: keep-alive not used (connects per request: $out)"
-  echo "$name: 200 + result, 401 on a bad signature, keep-alive ok"
+  # A payload of the wrong shape (the task API accepts any JSON value) is a 400, dead-lettered, not a 500 that
+  # would be retried; so is a body that is JSON but not an object.
+  local bad
+  for bad in '[]' '"x"' 'null' '{"user_ids": 7}'; do
+    printf '{"id":"t-2","type":"send_notifications","payload":%s,"attempt":0}' "$bad" >"$WORK/bad.json"
+    sig=$(sign "$SECRET" "$ts" "$WORK/bad.json")
+    out=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Streamfleet-Timestamp: $ts" -H "X-Streamfleet-Signature: $sig" \
+      --data-binary "@$WORK/bad.json" "http://127.0.0.1:$port/tasks")
+    [ "$out" = 400 ] || fail "$name: payload $bad answered $out, want 400"
+  done
+  printf '[1, 2]' >"$WORK/array.json"
+  sig=$(sign "$SECRET" "$ts" "$WORK/array.json")
+  out=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Streamfleet-Timestamp: $ts" -H "X-Streamfleet-Signature: $sig" \
+    --data-binary "@$WORK/array.json" "http://127.0.0.1:$port/tasks")
+  [ "$out" = 400 ] || fail "$name: a body that is not an object answered $out, want 400"
+  echo "$name: 200 + result, 401 on a bad signature, 400 on a payload of the wrong shape, keep-alive ok"
 }
 P=$(free_port)
 TASK_SIGNING_SECRET="$SECRET" PORT=$P python3 "$HERE/handler.py" >"$WORK/handler-py.log" 2>&1 &
