@@ -67,15 +67,19 @@ CURL* ThreadHandle() {
   return h.c;
 }
 
-// The request's timeout and the deadline the receiver is told: the attempt's deadline when it has one.
+// The request's timeout and the deadline the receiver is told: the attempt's deadline when its type has a
+// timeout, else TASK_ROUTE_TIMEOUT's, after which the request is cut and the task retried all the same (so the
+// handler is told that one too, and can give up in time).
 struct Timing {
   int64_t timeout_ms;
-  int64_t deadline_ms;  // unix ms, 0 = none
+  int64_t deadline_ms;  // unix ms
 };
 Timing TimingOf(const TaskContext& ctx) {
-  if (ctx.deadline == std::chrono::steady_clock::time_point::max()) return {ctx.config.task_route_timeout_ms, 0};
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
-  int64_t ms = std::max<int64_t>(1, left.count());
+  int64_t ms = ctx.config.task_route_timeout_ms;
+  if (ctx.deadline != std::chrono::steady_clock::time_point::max()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
+    ms = std::max<int64_t>(1, left.count());
+  }
   return {ms, WallClockMs() + ms};
 }
 
@@ -89,7 +93,7 @@ Status Push(TaskContext& ctx, const std::string& url) {
                         {"attempt", ctx.task.attempt()},
                         {"queue", ctx.task.queue()},
                         {"enqueued_at_ms", ctx.task.enqueued_at_ms()},
-                        {"deadline_ms", t.deadline_ms > 0 ? nlohmann::json(t.deadline_ms) : nlohmann::json(nullptr)}};
+                        {"deadline_ms", t.deadline_ms}};
   const std::string body = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const std::string timestamp = std::to_string(WallClockMs() / 1000);
 
@@ -103,7 +107,7 @@ Status Push(TaskContext& ctx, const std::string& url) {
   add("Content-Type: application/json");
   add("Idempotency-Key: " + ctx.task.id());
   add("X-Streamfleet-Timestamp: " + timestamp);
-  if (t.deadline_ms > 0) add("X-Streamfleet-Deadline-Ms: " + std::to_string(t.timeout_ms));
+  add("X-Streamfleet-Deadline-Ms: " + std::to_string(t.timeout_ms));
   if (!ctx.config.task_signing_secret.empty()) {
     add("X-Streamfleet-Signature: " + PushSignature(ctx.config.task_signing_secret, timestamp, body));
   }

@@ -178,7 +178,11 @@ class PushHandlerTest(unittest.TestCase):
         self.assertEqual(doc["payload"], {"answer": 200, "user": 7})
         self.assertEqual(doc["queue"], "default")
         self.assertEqual(doc["attempt"], 0)
-        self.assertIsNone(doc["deadline_ms"], "py.ok has no timeout")
+        # py.ok has no timeout of its own: the deadline is TASK_ROUTE_TIMEOUT's (60 s by default), after which
+        # the request would be cut.
+        left = int(req["headers"]["X-Streamfleet-Deadline-Ms"])
+        self.assertTrue(55000 <= left <= 60000, left)
+        self.assertLess(abs(doc["deadline_ms"] - (time.time() * 1000 + left)), 5000, doc["deadline_ms"])
         self.assertLess(abs(int(req["headers"]["X-Streamfleet-Timestamp"]) - time.time()), 5)
 
     def test_4xx_is_dead_at_once(self) -> None:
