@@ -557,6 +557,19 @@ TEST_F(CtlTest, DeadLetterPurgeTakesFilters) {
   task_dlq("noop", "streamfleet:queue:default", "*");
   EXPECT_EQ(nlohmann::json::parse(Ctl("--json dlq purge").out)["purged"], 1);
   EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 0);
+
+  // requeue --all takes the same filters: once one type's handler is fixed, only its dead letters go back.
+  task_dlq("webhook", "streamfleet:queue:default", "*");
+  task_dlq("noop", "streamfleet:queue:default", "*");
+  ASSERT_TRUE(redis_->Command({"XADD", "streamfleet:dlq:chunks", "*", "source_stream", "streamfleet:chunks:0",
+                               "reason", "garbage", "e", "x"}).ok());
+  auto webhooks = Ctl("--json dlq requeue --all --type webhook");
+  ASSERT_EQ(webhooks.code, 0) << webhooks.out;
+  EXPECT_EQ(nlohmann::json::parse(webhooks.out)["requeued"], 1);
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:queue:default"})->integer, 1);
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 1) << "the noop one stays";
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:chunks"})->integer, 1) << "chunk dead letters stay";
+  EXPECT_EQ(Ctl("dlq requeue 1-1 --type webhook").code, 2) << "filters go with --all";
 }
 
 }  // namespace

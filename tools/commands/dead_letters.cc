@@ -39,8 +39,20 @@ void List(const Context& ctx, const Config& c, RedisClient& r, const DeadLetterA
   ctx.Print(j, human.empty() ? "no dead letters\n" : human);
 }
 
+// --older-than, --type and --stream as a DeadLetterFilter (now: the wall clock).
+DeadLetterFilter FilterOf(const DeadLetterArgs& a) {
+  DeadLetterFilter filter;
+  filter.now_ms = WallClockMs();
+  if (!a.older_than.empty()) filter.older_than_ms = Must(ParseDurationMs(a.older_than, 1000), "--older-than");
+  filter.task_type = a.type;
+  filter.source_stream = a.stream;
+  return filter;
+}
+
 void Requeue(const Context& ctx, const Config& c, RedisClient& r, const DeadLetterArgs& a) {
   if (!a.all && a.id.empty()) throw Failure{"requeue needs an ID or --all"};
+  const DeadLetterFilter filter = FilterOf(a);
+  if (!a.all && !filter.empty()) throw Usage{"--type, --stream and --older-than go with requeue --all"};
   // --all may move many entries: a bar per dead-letter stream.
   std::unique_ptr<ProgressBar> bar;
   std::string bar_stream;
@@ -52,7 +64,7 @@ void Requeue(const Context& ctx, const Config& c, RedisClient& r, const DeadLett
     }
     bar->Update(done);
   };
-  auto requeued = RequeueDeadLetters(r, c, a.all ? "" : a.id, progress);
+  auto requeued = RequeueDeadLetters(r, c, a.all ? "" : a.id, progress, filter);
   bar.reset();
   if (requeued.status().code() == StatusCode::kNotFound) throw Failure{"no dead letter with id " + a.id};
   int64_t n = Must(std::move(requeued), "requeue");
@@ -60,11 +72,7 @@ void Requeue(const Context& ctx, const Config& c, RedisClient& r, const DeadLett
 }
 
 void Purge(const Context& ctx, const Config& c, RedisClient& r, const DeadLetterArgs& a) {
-  DeadLetterFilter filter;
-  filter.now_ms = WallClockMs();
-  if (!a.older_than.empty()) filter.older_than_ms = Must(ParseDurationMs(a.older_than, 1000), "--older-than");
-  filter.task_type = a.type;
-  filter.source_stream = a.stream;
+  const DeadLetterFilter filter = FilterOf(a);
   // Deleting dead letters cannot be undone: a person at a terminal is asked first (scripts are not).
   if (!a.yes && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
     int64_t n = Must(PurgeDeadLetters(r, c, filter, /*dry_run=*/true), "purge");
@@ -94,15 +102,15 @@ void RegisterDeadLetterCommands(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<DeadLetterArgs>();
   auto* dlq = app.add_subcommand("dlq", "dead letters of chunks and tasks\n"
                                         "  example: streamfleetctl dlq show 1795622292908-0; "
-                                        "streamfleetctl dlq requeue --all");
+                                        "streamfleetctl dlq requeue --all --type send_notifications");
   dlq->add_option("COMMAND", a->command, "list | show | requeue | purge")->required()->check(
       CLI::IsMember({"list", "show", "requeue", "purge"}));
   dlq->add_option("ID", a->id, "dead-letter entry id (show, requeue)");
-  dlq->add_flag("--all", a->all, "requeue every entry");
+  dlq->add_flag("--all", a->all, "requeue every entry (or those the filters below select)");
   dlq->add_option("--older-than", a->older_than,
-                  "purge: only entries dead-lettered longer ago than this (e.g. 7d, 12h)");
-  dlq->add_option("--type", a->type, "purge: only task dead letters of this task type");
-  dlq->add_option("--stream", a->stream, "purge: only entries that came from this stream");
+                  "purge, requeue --all: only entries dead-lettered longer ago than this (e.g. 7d, 12h)");
+  dlq->add_option("--type", a->type, "purge, requeue --all: only task dead letters of this task type");
+  dlq->add_option("--stream", a->stream, "purge, requeue --all: only entries that came from this stream");
   dlq->add_flag("--yes", a->yes, "purge: do not ask for confirmation on a terminal");
   ctx.OnRun(dlq, a, Run);
 }

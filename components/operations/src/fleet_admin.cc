@@ -77,8 +77,26 @@ StatusOr<std::vector<DeadLetterEntry>> ListDeadLetters(RedisClient& redis, const
   return out;
 }
 
+namespace {
+
+bool Selected(const StreamEntry& e, const DeadLetterFilter& f) {
+  if (f.older_than_ms > 0 && StreamIdMs(e.id) > f.now_ms - f.older_than_ms) return false;
+  if (!f.source_stream.empty()) {
+    const std::string* src = e.Field("source_stream");
+    if (src == nullptr || *src != f.source_stream) return false;
+  }
+  if (!f.task_type.empty()) {
+    const std::string* env = e.Field("e");
+    v1::TaskEnvelope t;
+    if (env == nullptr || !t.ParseFromString(*env) || t.type() != f.task_type) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, const std::string& id,
-                                     const RequeueProgress& progress) {
+                                     const RequeueProgress& progress, const DeadLetterFilter& filter) {
   int64_t n = 0;
   for (const auto& s : DeadLetterStreams(config)) {
     // One entry: XRANGE id id; all: the whole stream (dead-letter streams are small by nature).
@@ -90,6 +108,7 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
       if (progress) progress(s, ++done, static_cast<int64_t>(entries.size()));
       const std::string* src = e.Field("source_stream");
       if (src == nullptr || (e.Field("e") == nullptr && e.Field("b") == nullptr)) continue;
+      if (id.empty() && !filter.empty() && !Selected(e, filter)) continue;
       // Every envelope and envelope batch of the entry, in order (a chunk entry of ingest holds one request's
       // chunks: fields "e", or "b" for a ChunkBatch; the DLQ's own fields are not the entry's).
       std::vector<std::string> add_cmd = {"XADD", *src, "*"};
@@ -120,23 +139,6 @@ StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, con
   return n;
 }
 
-namespace {
-
-bool Selected(const StreamEntry& e, const DeadLetterFilter& f) {
-  if (f.older_than_ms > 0 && StreamIdMs(e.id) > f.now_ms - f.older_than_ms) return false;
-  if (!f.source_stream.empty()) {
-    const std::string* src = e.Field("source_stream");
-    if (src == nullptr || *src != f.source_stream) return false;
-  }
-  if (!f.task_type.empty()) {
-    const std::string* env = e.Field("e");
-    v1::TaskEnvelope t;
-    if (env == nullptr || !t.ParseFromString(*env) || t.type() != f.task_type) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config, const DeadLetterFilter& filter,
                                    bool dry_run) {

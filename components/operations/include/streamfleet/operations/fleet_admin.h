@@ -50,19 +50,7 @@ struct DeadLetterEntry {
 // Up to `limit` entries of every dead-letter stream, oldest first.
 StatusOr<std::vector<DeadLetterEntry>> ListDeadLetters(RedisClient& redis, const Config& config, int limit);
 
-// Requeues entries back onto their source stream (XADD of the original envelope(s) "e" and batches "b", in order, then XDEL from the
-// dead-letter stream). `id` empty = every entry. progress(stream, done, total) is called per entry.
-// Entries without source_stream or envelope are left in place. Returns how many were requeued; kNotFound
-// when `id` names no entry that could be requeued (none, or one without a source to go back to).
-using RequeueProgress = std::function<void(const std::string& dlq, int64_t done, int64_t total)>;
-StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, const std::string& id,
-                                     const RequeueProgress& progress = nullptr);
-
-// Deletes one dead letter (any dead-letter stream) by id; returns how many entries were removed, kNotFound
-// when none was.
-StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, const std::string& id);
-
-// Which dead letters a purge removes; the default (no filter) removes every one.
+// Which dead letters a purge removes, or a requeue of all puts back; the default (no filter) selects every one.
 struct DeadLetterFilter {
   int64_t older_than_ms = 0;   // only entries dead-lettered more than this long before now_ms (0 = any age)
   int64_t now_ms = 0;
@@ -70,6 +58,19 @@ struct DeadLetterFilter {
   std::string source_stream;   // only entries that came from this stream ("" = any)
   bool empty() const { return older_than_ms == 0 && task_type.empty() && source_stream.empty(); }
 };
+// Requeues entries back onto their source stream (XADD of the original envelope(s) "e" and batches "b", in order, then XDEL from the
+// dead-letter stream). `id` empty = every entry. progress(stream, done, total) is called per entry.
+// Entries without source_stream or envelope are left in place. Returns how many were requeued; kNotFound
+// when `id` names no entry that could be requeued (none, or one without a source to go back to).
+using RequeueProgress = std::function<void(const std::string& dlq, int64_t done, int64_t total)>;
+// With an empty `id`, `filter` narrows the entries put back (e.g. one task type's, once its handler is fixed).
+StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, const std::string& id,
+                                     const RequeueProgress& progress = nullptr, const DeadLetterFilter& filter = {});
+
+// Deletes one dead letter (any dead-letter stream) by id; returns how many entries were removed, kNotFound
+// when none was.
+StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, const std::string& id);
+
 // Deletes the dead letters the filter selects (dry_run: only counts them). Returns how many.
 StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config, const DeadLetterFilter& filter = {},
                                    bool dry_run = false);
