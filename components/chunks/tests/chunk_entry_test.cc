@@ -91,6 +91,33 @@ TEST(ChunkEntryTest, EveryTruncationOfABatchIsRefusedOrReadsAPrefixOfItsEnvelope
   }
 }
 
+// fuzz_chunk_batch's finding: a size encoded in more bytes than protobuf reads (its ReadSize takes at most
+// 5, the fifth below 8) was accepted by the scanner. Each encoding of a size is checked against the parser.
+TEST(ChunkEntryTest, SizesAreReadAsProtobufReadsThem) {
+  const std::vector<std::string> sizes = {
+      std::string("\x00", 1), std::string("\x80\x00", 2), std::string("\x80\x80\x80\x80\x00", 5),
+      std::string("\x80\x80\x80\x80\x80\x00", 6), std::string("\x80\x80\x80\x80\x07", 5),
+      std::string("\x80\x80\x80\x80\x08", 5), std::string("\xff\xff\xff\xff\x07", 5)};
+  for (const std::string& size : sizes) {
+    // An unknown length-delimited field 11 of that size (the bytes it claims are not there unless it is 0),
+    // then first_seq 5.
+    std::string raw = "\x5a" + size + std::string("\x10\x05", 2);
+    std::vector<std::string_view> views;
+    int64_t first = -1;
+    v1::ChunkBatch parsed;
+    EXPECT_EQ(ScanChunkBatch(raw, &views, &first), parsed.ParseFromString(raw))
+        << "size bytes " << ::testing::PrintToString(size);
+  }
+  // The fuzzer's input itself.
+  const std::string found("\x10\x5c\x58\x58\x58\x58\x58\x58\x58\x5d\x58\x5c\x58\x58\x58\x58\x58\x58\x58\x58\x58\x58"
+                          "\x58\x58\x58\x86\x58\x58\x58\x5a\x80\x80\x80\x80\x80\x00\x58\x58\x58\x58\x58\x00", 43);
+  std::vector<std::string_view> views;
+  int64_t first = -1;
+  v1::ChunkBatch parsed;
+  EXPECT_FALSE(parsed.ParseFromString(found));
+  EXPECT_FALSE(ScanChunkBatch(found, &views, &first));
+}
+
 TEST(ChunkEntryTest, RandomBytesNeverReadPastTheirEnd) {
   std::mt19937 rng(42);
   for (int round = 0; round < 20000; ++round) {
