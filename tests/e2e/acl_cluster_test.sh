@@ -12,6 +12,7 @@ set -euo pipefail
 BUILD=$(cd "$1" && pwd)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/acl_checks.sh"
 DEADLINE=$((SECONDS + ${DEADLINE:-90}))
 
 { cat "$ROOT/deploy/redis/users.acl"; echo "user setup on >setup ~* &* +@all"; } >"$WORK/users.acl"
@@ -85,56 +86,12 @@ until [ "$(sqlite3 "$WORK/fleet.db" 'SELECT COUNT(*) FROM scenario_generations W
 done
 echo "ok: chunks appended by user ingest, compacted by user compactor, on every shard"
 
-# Live streams under user ingest: its tail reads every shard's chunk stream and the events stream.
-curl -sN --max-time 15 "http://127.0.0.1:$IP/v1/orgs/12/generations/69/stream" >"$WORK/live-gen.txt" 2>/dev/null &
-LIVE_GEN=$!
-curl -sN --max-time 6 "http://127.0.0.1:$IP/v1/orgs/12/events" >"$WORK/live-events.txt" 2>/dev/null &
-LIVE_EVENTS=$!
-sleep 0.5
-for i in 0 1; do
-  curl -sf -X POST "http://127.0.0.1:$IP/v1/orgs/12/generations/69/chunks" -H 'Content-Type: application/json' \
-    -d "{\"seq\": $i, \"data\": \"[$i]\", \"final\": $([ $i = 1 ] && echo true || echo false)}" >/dev/null \
-    || fail "chunk $i of generation 69 refused on the cluster"
-done
-wait "$LIVE_GEN" || true
-wait "$LIVE_EVENTS" || true
-grep -q "^event: compacted" "$WORK/live-gen.txt" || fail "the live stream of generation 69 on the cluster: $(tail -c 300 "$WORK/live-gen.txt")"
-grep -q '"generation_id":69' "$WORK/live-events.txt" || fail "the events stream on the cluster: $(tail -c 300 "$WORK/live-events.txt")"
-echo "ok: live generation and events streams under user ingest on the cluster"
+acl_live_streams "$IP" 69 "on the cluster"
 
-# The task API under user ingest, and tasks run by user worker.
-T="http://127.0.0.1:$IP/v1/tasks"
-now=$(curl -sf -X POST "$T" -H 'Content-Type: application/json' -d '{"type": "noop"}' | jq -r .task_id)
-[ -n "$now" ] && [ "$now" != null ] || fail "POST /v1/tasks refused on the cluster"
-later=$(curl -sf -X POST "$T" -H 'Content-Type: application/json' \
-  -d '{"type": "noop", "delay": "1h", "unique_key": "acl-c"}' | jq -r .task_id)
-[ -n "$later" ] && [ "$later" != null ] || fail "a delayed unique task refused on the cluster"
-curl -sf -X DELETE "$T/$later" | jq -e '.state == "cancelled"' >/dev/null || fail "cancel refused on the cluster"
-until [ "$(curl -sf "$T/$now" | jq -r .state)" = succeeded ]; do
-  [ "$SECONDS" -lt "$DEADLINE" ] || fail "task $now did not succeed under the ACL on the cluster"
-  sleep 0.2
-done
-echo "ok: task API (now, delayed, unique, cancel) under user ingest, run by user worker"
+acl_task_api "$IP" "on the cluster"
 
 # An application as user producer (the cluster schema's queue shards), and the operator's CLI.
-PYTHONPATH="$ROOT/clients/python" REDIS_URL=$(url producer) /usr/bin/python3 - >"$WORK/producer.log" 2>&1 <<'PY' \
-  || fail "an application as user producer on the cluster (clients/python)"
-import time
-from streamfleet_client import CancelOutcome, TaskClient
-client = TaskClient.from_env()
-task = client.enqueue("noop", {"from": "producer"})
-deadline = time.monotonic() + 20
-while (status := client.status(task.id)) is None or status.state != "succeeded":
-    if time.monotonic() > deadline:
-        raise SystemExit(f"the worker did not run the producer's task: {status}")
-    time.sleep(0.05)
-later = client.enqueue("noop", {}, delay=3600, unique_key="acl-cluster")
-assert client.cancel(later.id).outcome is CancelOutcome.CANCELLED
-client.pause("low")
-assert "low" in client.paused_queues()
-client.resume("low")
-PY
-echo "ok: user producer enqueues, follows, cancels and pauses on the cluster (the worker ran its task)"
+acl_producer_app "on the cluster" REDIS_URL="$(url producer)"
 REDIS_URL=$(url operator) "$BUILD/tools/streamfleetctl" streams >/dev/null || fail "streamfleetctl streams as operator on the cluster"
 id=$(REDIS_URL=$(url operator) "$BUILD/tools/streamfleetctl" --json enqueue noop | jq -r .id)
 [ -n "$id" ] && [ "$id" != null ] || fail "streamfleetctl enqueue as operator on the cluster"
