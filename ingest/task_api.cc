@@ -113,14 +113,14 @@ std::optional<OperatorTask> ParseTask(const json& j, const Config& config, const
     if (*ms > 0) t.run_at_ms = now_ms + *ms;
   }
   if (has_run_at) {
-    // ISO-8601 UTC text, or unix seconds (a number), as `streamfleetctl enqueue --at`.
+    // ISO-8601 text (Z or an offset), or unix seconds (a number), as `streamfleetctl enqueue --at`.
     StatusOr<int64_t> at = run_at->is_number()
                                ? StatusOr<int64_t>(static_cast<int64_t>(run_at->get<double>() * 1000))
                                : run_at->is_string() ? ParseTimeMs(run_at->get<std::string>())
                                                      : StatusOr<int64_t>(Status::InvalidArgument("not a time"));
     if (!at.ok() || *at < 0 || *at - now_ms > kMaxDelayMs) {
       err = Refusal{400, "invalid_task",
-                    "run_at must be ISO-8601 UTC (\"2026-12-03T18:00:00Z\") or unix seconds, within a year"};
+                    "run_at must be ISO-8601 (\"2026-12-03T18:00:00Z\", \"2026-12-03T19:00:00+01:00\") or unix seconds, within a year"};
       return std::nullopt;
     }
     t.run_at_ms = *at > now_ms ? *at : 0;

@@ -5,7 +5,7 @@ declare(strict_types=1);
 
 foreach ([
     'TaskApiException', 'ConnectionException', 'TaskNotFoundException', 'TaskTooLateException',
-    'EnqueueResult', 'CancelResult', 'TaskClient', 'SignedStreamLink',
+    'EnqueueResult', 'CancelResult', 'TaskClientInterface', 'TaskClient', 'SignedStreamLink',
 ] as $class) {
     require_once __DIR__ . '/src/' . $class . '.php';
 }

@@ -169,7 +169,7 @@ void AddEnqueue(CLI::App& app, Context& ctx) {
   enqueue->add_option("--payload", a->payload, "JSON payload");
   enqueue->add_option("--queue", a->queue);
   auto* delay = enqueue->add_option("--delay", a->delay, "run later, e.g. 30s, 5m");
-  enqueue->add_option("--at", a->at, "run at a time: ISO-8601 UTC (2026-11-25T18:00:00Z) or unix seconds")
+  enqueue->add_option("--at", a->at, "run at a time: ISO-8601 (2026-11-25T18:00:00Z, or with an offset: +01:00) or unix seconds")
       ->excludes(delay);
   enqueue->add_option("--unique-key", a->unique, "a duplicate enqueue within an hour is a no-op");
   enqueue->add_flag("--force", a->force, "enqueue to a queue that no worker of this configuration reads (QUEUES)");

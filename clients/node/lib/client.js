@@ -43,13 +43,32 @@ function cancelResult(state) {
 
 const NOT_FOUND = Object.freeze({ outcome: 'not_found', state: '' });
 
+// KEYS[1] a unique key, ARGV[1] the id that took it: deletes the key only while it still names that task
+// (docs/task-protocol.md, "Enqueue", step 4; the C++ ReleaseUniqueKeyScript).
+const RELEASE_UNIQUE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+const MAX_DELAY_MS = 366 * 24 * 3600 * 1000; // the task API's bound: a later run is almost surely a unit error
+// Before 2001-09-09 in unix ms: a runAt this small was given in seconds (the task API's and Python's unit).
+const MIN_RUN_AT_MS = 1e12;
+const ENQUEUE_OPTIONS = ['queue', 'delayMs', 'runAt', 'uniqueKey', 'uniqueForS', 'id'];
+const TASK_FIELDS = ['type', 'payload', ...ENQUEUE_OPTIONS];
+
+// An option this client does not know is refused, as the task API refuses an unknown field: `delay` or
+// `unique_key` (the API's and Python's spellings) would otherwise be dropped and the task run now, or twice.
+function checkNames(object, allowed, what) {
+  for (const name of Object.keys(object)) {
+    if (!allowed.includes(name)) throw new Error(`unknown ${what} "${name}" (known: ${allowed.join(', ')})`);
+  }
+}
+
 // A timestamp field of the status record as a number, null when absent.
 function ms(value) {
   return value === undefined || value === '' ? null : Number(value);
 }
 
 function payloadBytes(payload) {
-  if (payload === undefined) return Buffer.from('{}');
+  // null too: the task API, PHP and the push handlers' documentation give an absent payload as {}.
+  if (payload === undefined || payload === null) return Buffer.from('{}');
   if (Buffer.isBuffer(payload)) return payload;
   if (typeof payload === 'string') return Buffer.from(payload, 'utf8');
   return Buffer.from(JSON.stringify(payload), 'utf8'); // JSON by convention: objects are encoded
@@ -59,12 +78,16 @@ function payloadBytes(payload) {
 function runAtMs(task, nowMs) {
   if (task.delayMs !== undefined && task.runAt !== undefined) throw new Error('give delayMs or runAt, not both');
   if (task.delayMs !== undefined) {
-    if (!(task.delayMs >= 0)) throw new Error('delayMs must be a number >= 0');
+    if (!(task.delayMs >= 0 && task.delayMs <= MAX_DELAY_MS)) throw new Error('delayMs must be a number from 0 to a year');
     return nowMs + Math.round(task.delayMs);
   }
   if (task.runAt !== undefined) {
     const ms = task.runAt instanceof Date ? task.runAt.getTime() : Number(task.runAt);
     if (!Number.isFinite(ms)) throw new Error('runAt must be a Date or unix milliseconds');
+    if (!(task.runAt instanceof Date) && ms < MIN_RUN_AT_MS) {
+      throw new Error(`runAt ${task.runAt} is before 2001 in unix milliseconds: seconds? (give a Date or ms)`);
+    }
+    if (ms - nowMs > MAX_DELAY_MS) throw new Error('runAt is more than a year ahead');
     return Math.round(ms);
   }
   return 0;
@@ -93,6 +116,7 @@ class TaskClient {
 
   // Enqueues one task: now, after delayMs, or at runAt; a unique one only if its key is free.
   async enqueue(type, payload = '{}', options = {}) {
+    checkNames(options, ENQUEUE_OPTIONS, 'enqueue option');
     const task = { queue: 'default', uniqueForS: DEFAULT_UNIQUE_FOR_S, ...options, type, payload };
     check(task);
     const now = this.clock();
@@ -108,7 +132,16 @@ class TaskClient {
     }
     const cmds = [];
     const result = this.#appendEnqueue(task, id, runAt, now, cmds);
-    await this.#run(cmds);
+    try {
+      await this.#run(cmds);
+    } catch (err) {
+      // The key names a task that was not added: release it (if still ours), or a retry would be answered
+      // "duplicate" of nothing for uniqueForS. Best effort: Redis may be gone altogether.
+      if (task.uniqueKey) {
+        await this.redis.call('EVAL', RELEASE_UNIQUE_SCRIPT, '1', this.keys.unique(task.uniqueKey), id).catch(() => {});
+      }
+      throw err;
+    }
     return result;
   }
 
@@ -116,6 +149,7 @@ class TaskClient {
   // needs its own SET NX answer first): use enqueue for them. Every task is checked before anything is sent.
   async enqueueMany(tasks) {
     const now = this.clock();
+    for (const t of tasks) checkNames(t, TASK_FIELDS, 'task field');
     const full = tasks.map((t) => ({ queue: 'default', payload: '{}', ...t }));
     for (const t of full) {
       check(t);

@@ -332,3 +332,48 @@ test('statusTtlS 0: no record, so nothing to cancel and no marker written', asyn
   assert.equal(await redis.zscore(client.keys.cancelled(), res.id), null);
   assert.equal(await client.status(res.id), null);
 });
+
+test('a failed add releases the unique key it took, so a retry enqueues instead of answering duplicate', async (t) => {
+  const redis = new Redis({ port });
+  t.after(() => redis.quit());
+  for (const keys of [new TaskKeys({ prefix: 'streamfleet' }), new TaskKeys({ prefix: 'sfc', cluster: true, shards: 4 })]) {
+    const client = new TaskClient(redis, { keys });
+    const uniqueKey = `release-${keys.cluster ? 'c' : 's'}-${Date.now()}`;
+    // A string where the queue's stream should be: Redis refuses the XADD (WRONGTYPE), a real failed add.
+    const stream = keys.queue('unread', keys.shardFor(uniqueKey));
+    await redis.set(stream, 'not a stream');
+    await assert.rejects(client.enqueue('noop', {}, { queue: 'unread', uniqueKey }), /WRONGTYPE/);
+    assert.equal(await redis.exists(keys.unique(uniqueKey)), 0);
+    await redis.del(stream);
+    const retry = await client.enqueue('noop', {}, { queue: 'unread', uniqueKey });
+    assert.equal(retry.duplicate, false);
+    assert.equal(await redis.get(keys.unique(uniqueKey)), retry.id);
+    assert.equal((await queueEnvelopes(redis, keys, 'unread')).filter((e) => e.id === retry.id).length, 1);
+  }
+});
+
+test('unknown options, a runAt in seconds and a run more than a year ahead are refused before anything is sent', async () => {
+  const noRedis = new Proxy({}, { get: (_, name) => { throw new Error(`redis.${String(name)} used`); } });
+  const client = new TaskClient(noRedis);
+  // The task API's and Python's spellings: silently dropped, the task would run now, or twice.
+  await assert.rejects(client.enqueue('noop', {}, { delay: 30 }), /unknown enqueue option "delay"/);
+  await assert.rejects(client.enqueue('noop', {}, { unique_key: 'k' }), /unknown enqueue option "unique_key"/);
+  await assert.rejects(client.enqueue('noop', {}, { uniqueFor: 600 }), /unknown enqueue option "uniqueFor"/);
+  await assert.rejects(client.enqueueMany([{ type: 'noop', run_at: 5 }]), /unknown task field "run_at"/);
+  await assert.rejects(client.enqueue('noop', {}, { runAt: Math.floor(Date.now() / 1000) + 60 }), /seconds\?/);
+  await assert.rejects(client.enqueue('noop', {}, { runAt: Date.now() + 400 * 86400000 }), /more than a year/);
+  await assert.rejects(client.enqueue('noop', {}, { delayMs: 400 * 86400000 }), /from 0 to a year/);
+});
+
+test('a null payload is stored as {}, as the task API and the PHP client store it', async (t) => {
+  const redis = new Redis({ port });
+  t.after(() => redis.quit());
+  const keys = new TaskKeys({ prefix: 'streamfleet' });
+  const client = new TaskClient(redis, { keys });
+  const res = await client.enqueue('noop', null, { queue: 'unread' });
+  const [many] = await client.enqueueMany([{ type: 'noop', payload: null, queue: 'unread' }]);
+  const envelopes = await queueEnvelopes(redis, keys, 'unread');
+  for (const id of [res.id, many.id]) {
+    assert.equal(Buffer.from(envelopes.find((e) => e.id === id).payload).toString(), '{}');
+  }
+});

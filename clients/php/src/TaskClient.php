@@ -19,7 +19,7 @@ namespace Streamfleet;
  * Not for concurrent use from several threads (one curl handle); a process that forks gets a new handle in the
  * child on its next call.
  */
-final class TaskClient
+final class TaskClient implements TaskClientInterface
 {
     public const VERSION = '0.1.0';
     /** The most tasks one enqueueMany() call (POST /v1/tasks:batch) takes. */
@@ -70,7 +70,7 @@ final class TaskClient
      * @param array|object|null $payload JSON-encoded as it is; null and [] are sent as {} (an empty object)
      * @param array             $options queue (string, default "default"; must be one of the fleet's QUEUES),
      *                                   delay (seconds int|float, text like "30s"/"5m", or \DateInterval),
-     *                                   runAt (\DateTimeInterface, unix seconds int|float, or ISO-8601 UTC text;
+     *                                   runAt (\DateTimeInterface, unix seconds int|float, or ISO-8601 text with Z or an offset;
      *                                   not with delay), uniqueKey (string: while a task holds it, enqueueing
      *                                   another with it returns that task as a duplicate), uniqueFor (how long the
      *                                   key is held, same forms as delay; needs uniqueKey)
@@ -229,7 +229,7 @@ final class TaskClient
         if (is_int($v) || is_float($v) || is_string($v)) {
             return $v;
         }
-        throw new \InvalidArgumentException("$what must be a \\DateTimeInterface, unix seconds or ISO-8601 UTC text");
+        throw new \InvalidArgumentException("$what must be a \\DateTimeInterface, unix seconds or ISO-8601 text");
     }
 
     private static function taskPath(string $id): string

@@ -19,6 +19,7 @@ use Streamfleet\ConnectionException;
 use Streamfleet\EnqueueResult;
 use Streamfleet\TaskApiException;
 use Streamfleet\TaskClient;
+use Streamfleet\TaskClientInterface;
 use Streamfleet\TaskNotFoundException;
 use Streamfleet\TaskTooLateException;
 
@@ -87,6 +88,16 @@ final class TaskClientTest extends TestCase
     private static function fakeCount(): int
     {
         return count(self::fakeRequests());
+    }
+
+    public function testAnAppCanDoubleTheClientThroughItsInterface(): void
+    {
+        // TaskClient is final (PHPUnit refuses to mock it): apps bind and mock TaskClientInterface instead.
+        $this->assertInstanceOf(TaskClientInterface::class, new TaskClient(self::env('STREAMFLEET_TEST_URL')));
+        $tasks = $this->createMock(TaskClientInterface::class);
+        $tasks->expects($this->once())->method('enqueue')->with('report.build')
+            ->willReturn(new EnqueueResult('t-1', 'pending', false));
+        $this->assertSame('t-1', $tasks->enqueue('report.build', ['user_id' => 7])->taskId);
     }
 
     public function testAnEnqueuedNoopTaskRunsAndItsStatusHasAttemptsAndTimestamps(): void

@@ -27,7 +27,7 @@ from . import task_pb2
 from .keys import TaskKeys, new_task_id, valid_queue_name
 
 # A payload is JSON by convention: bytes and str are sent as they are, anything else is JSON-encoded.
-Payload = Union[bytes, str, Dict[str, Any], List[Any]]
+Payload = Union[None, bytes, str, Dict[str, Any], List[Any]]  # None: stored as {}
 # A delay in seconds or as a timedelta; a run time as an aware datetime or unix seconds.
 Delay = Union[float, int, timedelta]
 RunAt = Union[datetime, float, int]
@@ -156,11 +156,17 @@ def _text(value: Any) -> str:
 
 
 def _payload_bytes(payload: Payload) -> bytes:
+    if payload is None:
+        # As the task API and the PHP client store an absent payload (docs/push-handlers.md: "{}").
+        return b"{}"
     if isinstance(payload, bytes):
         return payload
     if isinstance(payload, str):
         return payload.encode()
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+MAX_DELAY_MS = 366 * 24 * 3600 * 1000  # the task API's bound: a later run is almost surely a unit error
 
 
 def _run_at_ms(task: Task, now_ms: int) -> int:
@@ -169,16 +175,26 @@ def _run_at_ms(task: Task, now_ms: int) -> int:
         raise ValueError("give delay or run_at, not both")
     if task.delay is not None:
         seconds = task.delay.total_seconds() if isinstance(task.delay, timedelta) else float(task.delay)
-        if seconds < 0:
-            raise ValueError("negative delay")
+        if seconds < 0 or seconds * 1000 > MAX_DELAY_MS:
+            raise ValueError("delay must be from 0 to a year")
         return now_ms + round(seconds * 1000)
     if task.run_at is not None:
         if isinstance(task.run_at, datetime):
             if task.run_at.tzinfo is None:
                 raise ValueError("run_at must be timezone-aware")
-            return round(task.run_at.timestamp() * 1000)
-        return round(float(task.run_at) * 1000)
+            at = round(task.run_at.timestamp() * 1000)
+        else:
+            at = round(float(task.run_at) * 1000)
+        if at - now_ms > MAX_DELAY_MS:
+            # Unix milliseconds given for seconds land thousands of years ahead: refused, as by the task API.
+            raise ValueError("run_at is more than a year ahead (run_at is unix seconds)")
+        return at
     return 0
+
+
+# KEYS[1] a unique key, ARGV[1] the id that took it: deletes the key only while it still names that task
+# (docs/task-protocol.md, "Enqueue", step 4; the C++ ReleaseUniqueKeyScript).
+RELEASE_UNIQUE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 def _check(task: Task) -> None:
@@ -227,7 +243,18 @@ class TaskClient:
                 return EnqueueResult(holder.decode() if holder is not None else task_id, duplicate=True)
         cmds: List[Command] = []
         result = self._append_enqueue(task, task_id, run_at_ms, now, cmds)
-        self._run(cmds)
+        try:
+            self._run(cmds)
+        except Exception:
+            # The key names a task that was not added: release it (if still ours), or a retry would be answered
+            # "duplicate" of nothing for unique_for seconds. Best effort: Redis may be gone altogether.
+            if task.unique_key:
+                try:
+                    self.redis.execute_command("EVAL", RELEASE_UNIQUE_SCRIPT, 1, self.keys.unique(task.unique_key),
+                                               task_id)
+                except Exception:  # noqa: BLE001 - the add's error is the one to raise
+                    pass
+            raise
         return result
 
     def enqueue_many(self, tasks: Sequence[Task]) -> List[EnqueueResult]:

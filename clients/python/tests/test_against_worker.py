@@ -401,5 +401,45 @@ class NoStatusRecordTest(unittest.TestCase):
         self.assertIsNone(client.status(res.id))
 
 
+class EnqueueEdgesTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.r = redis.Redis(port=redis_port())
+        self.addCleanup(self.r.close)
+
+    def test_a_failed_add_releases_the_unique_key(self) -> None:
+        # Without the release a retry is answered "duplicate" of a task that was never added, for unique_for.
+        for keys in (TaskKeys("streamfleet"), TaskKeys("sfc", cluster=True, shards=4)):
+            client = TaskClient(self.r, keys)
+            unique = f"release-{'c' if keys.cluster else 's'}-{time.time_ns()}"
+            stream = keys.queue("unread", keys.shard_for(unique))
+            self.r.set(stream, "not a stream")  # Redis refuses the XADD: a real failed add
+            with self.assertRaises(redis.ResponseError):
+                client.enqueue("noop", {}, queue="unread", unique_key=unique)
+            self.assertEqual(self.r.exists(keys.unique(unique)), 0)
+            self.r.delete(stream)
+            retry = client.enqueue("noop", {}, queue="unread", unique_key=unique)
+            self.assertFalse(retry.duplicate)
+            self.assertEqual(self.r.get(keys.unique(unique)), retry.id.encode())
+
+    def test_none_payload_is_stored_as_an_empty_object(self) -> None:
+        keys = TaskKeys("streamfleet")
+        client = TaskClient(self.r, keys)
+        one = client.enqueue("noop", None, queue="unread")
+        [many] = client.enqueue_many([Task("noop", None, queue="unread")])
+        payloads = {}
+        for _, fields in self.r.xrange(keys.queue("unread")):
+            env = task_pb2.TaskEnvelope.FromString(fields[b"e"])
+            payloads[env.id] = env.payload
+        self.assertEqual(payloads[one.id], b"{}")
+        self.assertEqual(payloads[many.id], b"{}")
+
+    def test_a_run_more_than_a_year_ahead_is_refused(self) -> None:
+        client = TaskClient(self.r, TaskKeys("streamfleet"))
+        with self.assertRaisesRegex(ValueError, "more than a year"):
+            client.enqueue("noop", {}, queue="unread", run_at=time.time() * 1000)  # milliseconds for seconds
+        with self.assertRaisesRegex(ValueError, "a year"):
+            client.enqueue("noop", {}, queue="unread", delay=400 * 86400)
+
+
 if __name__ == "__main__":
     unittest.main()

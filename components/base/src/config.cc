@@ -240,23 +240,49 @@ std::vector<std::string> SplitList(const std::string& text, char sep) {
 }
 
 StatusOr<int64_t> ParseTimeMs(const std::string& text) {
-  Status bad = Status::InvalidArgument("\"" + text + "\" is not unix seconds or ISO-8601 UTC (2026-11-25T18:00:00Z)");
+  Status bad = Status::InvalidArgument("\"" + text +
+                                       "\" is not unix seconds or ISO-8601 (2026-11-25T18:00:00Z, "
+                                       "2026-11-25T19:00:00.5+01:00)");
+  auto digit = [&](size_t i) { return i < text.size() && text[i] >= '0' && text[i] <= '9'; };
   if (!text.empty() && std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
     if (text.size() > 12) return bad;
     return std::stoll(text) * 1000;
   }
+  // Fixed digits at fixed places, read by hand: sscanf's %d would also take signs and spaces.
+  auto number = [&](size_t at, size_t len, int* out) {
+    *out = 0;
+    for (size_t i = at; i < at + len; ++i) {
+      if (!digit(i)) return false;
+      *out = *out * 10 + (text[i] - '0');
+    }
+    return true;
+  };
   std::tm tm{};
+  if (text.size() < 20 || !number(0, 4, &tm.tm_year) || text[4] != '-' || !number(5, 2, &tm.tm_mon) ||
+      text[7] != '-' || !number(8, 2, &tm.tm_mday) || text[10] != 'T' || !number(11, 2, &tm.tm_hour) ||
+      text[13] != ':' || !number(14, 2, &tm.tm_min) || text[16] != ':' || !number(17, 2, &tm.tm_sec)) {
+    return bad;
+  }
+  size_t i = 19;
   int ms = 0;
-  char rest[8] = {0};
-  // "%4d-%2d-%2dT%2d:%2d:%2d" then either "Z" or ".mmmZ"
-  int n = std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%7s", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                      &tm.tm_min, &tm.tm_sec, rest);
-  if (n != 7) return bad;
-  std::string tail = rest;
-  if (tail.size() == 5 && tail[0] == '.' && tail[4] == 'Z' &&
-      std::all_of(tail.begin() + 1, tail.begin() + 4, [](char ch) { return ch >= '0' && ch <= '9'; })) {
-    ms = std::stoi(tail.substr(1, 3));
-  } else if (tail != "Z") {
+  if (text[i] == '.') {
+    // 1 to 9 fraction digits (Python's isoformat gives 6, JavaScript's toISOString 3): milliseconds kept.
+    size_t digits = 0;
+    for (++i; digit(i); ++i, ++digits) {
+      if (digits < 3) ms = ms * 10 + (text[i] - '0');
+    }
+    if (digits == 0 || digits > 9) return bad;
+    for (; digits < 3; ++digits) ms *= 10;
+  }
+  // "Z", or an offset "+HH:MM" / "-HH:MM" (Carbon's toIso8601String, PHP's DATE_ATOM, Python's isoformat).
+  int64_t offset_s = 0;
+  if (i + 1 == text.size() && text[i] == 'Z') {
+    // UTC
+  } else if (i + 6 == text.size() && (text[i] == '+' || text[i] == '-') && text[i + 3] == ':') {
+    int oh = 0, om = 0;
+    if (!number(i + 1, 2, &oh) || !number(i + 4, 2, &om) || oh > 23 || om > 59) return bad;
+    offset_s = (text[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+  } else {
     return bad;
   }
   if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
@@ -265,7 +291,7 @@ StatusOr<int64_t> ParseTimeMs(const std::string& text) {
   }
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
-  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+  return (static_cast<int64_t>(timegm(&tm)) - offset_s) * 1000 + ms;
 }
 
 StatusOr<int64_t> ParseDurationMs(const std::string& text, int64_t bare_unit_ms) {

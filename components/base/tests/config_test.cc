@@ -218,12 +218,27 @@ TEST(ConfigTest, DurationsAcceptUnits) {
   EXPECT_EQ(*ParseDurationMs("2562047h", 1000), int64_t{2562047} * 3600000);
 }
 
-TEST(ConfigTest, TimesAcceptUnixSecondsAndIsoUtc) {
+TEST(ConfigTest, TimesAcceptUnixSecondsAndIso8601WithZOrAnOffset) {
   EXPECT_EQ(*ParseTimeMs("1795000000"), 1795000000000);
   EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00Z"), 1795629600000);
   EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00.250Z"), 1795629600250);
   EXPECT_FALSE(ParseTimeMs("2026-11-25 18:00:00").ok());
-  EXPECT_FALSE(ParseTimeMs("2026-11-25T18:00:00+01:00").ok());
+  // Offsets and 1 to 9 fraction digits, as Carbon, PHP's DATE_ATOM, Python's isoformat and JavaScript write them.
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00+00:00"), 1795629600000);
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00-00:00"), 1795629600000);
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T19:00:00+01:00"), 1795629600000);
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T12:30:00-05:30"), 1795629600000);
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00.5Z"), 1795629600500);
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00.123456+00:00"), 1795629600123);
+  EXPECT_EQ(*ParseTimeMs("2026-11-25T18:00:00.123456789Z"), 1795629600123);
+  EXPECT_FALSE(ParseTimeMs("2026-11-25T18:00:00.Z").ok());
+  EXPECT_FALSE(ParseTimeMs("2026-11-25T18:00:00.1234567890Z").ok());
+  EXPECT_FALSE(ParseTimeMs("2026-11-25T18:00:00+01").ok());
+  EXPECT_FALSE(ParseTimeMs("2026-11-25T18:00:00+24:00").ok());
+  EXPECT_FALSE(ParseTimeMs("2026-11-25T18:00:00").ok());
+  EXPECT_FALSE(ParseTimeMs("2026-11-25T18:00:00ZZ").ok());
+  EXPECT_FALSE(ParseTimeMs("+026-11-25T18:00:00Z").ok());
+  EXPECT_FALSE(ParseTimeMs("2026-11-25T 8:00:00Z").ok());
   EXPECT_FALSE(ParseTimeMs("2026-13-25T18:00:00Z").ok());
   EXPECT_FALSE(ParseTimeMs("tomorrow").ok());
   EXPECT_FALSE(ParseTimeMs("").ok());
