@@ -849,7 +849,8 @@ TEST_P(CompactorTest, FinalizationsOfOneReadAreDoneInGroupsBoundedByTheirBuffere
 // The append script writes an assigned seq into the envelope as a protobuf varint of 1, 2 or more bytes: each
 // width and the boundaries between them read back as the seq.
 TEST_P(CompactorTest, AssignedSeqsReadBackAcrossEveryVarintWidth) {
-  const Config producer = MakeConfig();  // ChunkWriter keeps a reference to it
+  Config producer = MakeConfig();  // ChunkWriter keeps a reference to it
+  producer.max_chunks_per_generation = int64_t{1} << 30;  // the script refuses seqs from this limit on
   const KeySchema k = KeySchema::FromConfig(producer);
   ChunkWriter writer(producer);
   GenerationId g{12, 0, 66};

@@ -358,6 +358,30 @@ TEST_F(IngestTest, LimitsAnswer413AndApplyNothing) {
   EXPECT_EQ(Stream().size(), 1u);
 }
 
+TEST_F(IngestTest, SeqsTheScriptAssignsStayBelowGenerationMaxChunks) {
+  // Chunks without a seq once took seqs past GENERATION_MAX_CHUNKS: answered 202, then the compactor refused
+  // them and dead-lettered their whole entry, the request's valid chunks with it.
+  StartIngest({{"GENERATION_MAX_CHUNKS", "10"}});
+  std::string twelve, eight;
+  for (int i = 0; i < 12; ++i) twelve += "{\"data\":\"c" + std::to_string(i) + " \"}\n";
+  for (int i = 0; i < 8; ++i) eight += "{\"data\":\"d" + std::to_string(i) + " \"}\n";
+  auto over = Post("/v1/orgs/1/generations/3/chunks", twelve, "application/x-ndjson");
+  EXPECT_EQ(over.status, 413) << over.body;
+  EXPECT_EQ(Json(over)["error"], "generation_too_large");
+  EXPECT_NE(over.body.find("GENERATION_MAX_CHUNKS"), std::string::npos) << over.body;
+  EXPECT_TRUE(Stream().empty());
+  ASSERT_EQ(Post("/v1/orgs/1/generations/3/chunks", eight, "application/x-ndjson").status, 202);
+  ASSERT_EQ(Post("/v1/orgs/1/generations/3/chunks", R"({"data": "d8"})").status, 202);
+  ASSERT_EQ(Post("/v1/orgs/1/generations/3/chunks", R"({"data": "d9"})").status, 202);  // seq 9: the last one
+  auto single = Post("/v1/orgs/1/generations/3/chunks", R"({"data": "d10"})");
+  EXPECT_EQ(single.status, 413) << single.body;
+  EXPECT_EQ(Json(single)["error"], "generation_too_large");
+  auto chunks = Stream();
+  ASSERT_EQ(chunks.size(), 10u);
+  for (size_t i = 0; i < chunks.size(); ++i) EXPECT_EQ(chunks[i].seq(), static_cast<int64_t>(i));
+  EXPECT_EQ(Post("/v1/orgs/1/generations/3/finish", R"({"total_chunks": 10})").status, 202);
+}
+
 TEST_F(IngestTest, ScenarioCannotChangeWithinAGeneration) {
   StartIngest();
   ASSERT_EQ(Post("/v1/orgs/1/generations/9/chunks?scenario_id=4", R"({"data": "a"})").status, 202);

@@ -99,6 +99,13 @@ local ingested = tonumber(ctl[2] or '0')
 if bytes > 0 and ingested + bytes > tonumber(ARGV[3]) then
   return redis.error_reply('SFLIMIT generation would exceed ' .. ARGV[3] .. ' bytes')
 end
+-- Seqs the script assigns stay below GENERATION_MAX_CHUNKS (the last argument), as client seqs do (ingest checks
+-- those): the compactor refuses a seq beyond it, and would dead-letter the whole entry, valid chunks included,
+-- after this request had been answered 202.
+local max_chunks = tonumber(ARGV[#ARGV])
+if need > 0 and tonumber(ctl[3] or '0') + need > max_chunks then
+  return redis.error_reply('SFLIMIT generation would exceed ' .. max_chunks .. ' chunks (GENERATION_MAX_CHUNKS)')
+end
 -- Every check passed: write. The new values are computed here (the script runs alone, so read-modify-write is
 -- safe) and set in one HSET.
 local ttl = ARGV[4]  -- the string, as EXPIRE takes it

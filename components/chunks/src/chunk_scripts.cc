@@ -72,6 +72,7 @@ const LuaScript& MarkCompacted() {
 //         digest of the data ('c', keyed 'a'), data bytes;
 //       - a batch (n > 1 chunks, all 'a' without keys): 8 data bytes of all n, then per part its ChunkBatch
 //         bytes without first_seq and its envelope count (chunk_entry.h).
+//       and last, after either, GENERATION_MAX_CHUNKS.
 // Refused with nothing written (SFCONFLICT <reason>: ..., SFLIMIT ...):
 //   scenario_conflict           the scenario differs from the one the generation started with;
 //   generation_owned_elsewhere  the id's owner record names another organization;
@@ -80,7 +81,8 @@ const LuaScript& MarkCompacted() {
 //   idempotency_key_reused      a chunk idempotency key already used for other data;
 //   total_conflict              a finish whose total is smaller than an earlier finish's (equal: a retry,
 //                               skipped; larger: the generation grew, appended);
-//   SFLIMIT                     the generation would exceed its byte limit (counting only new data).
+//   SFLIMIT                     the generation would exceed its byte limit (counting only new data), or the
+//                               seqs it assigns would reach GENERATION_MAX_CHUNKS.
 // A keyed chunk seen before is not appended again and answers with the seq it got then. The chunks appended go
 // into one stream entry, a field "e" each in order, closed at 64 KiB; a batch's parts into one entry each, a
 // field "b" with first_seq appended (docs/ARCHITECTURE.md "Chunk entries").

@@ -106,10 +106,11 @@ ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, cons
     args.push_back(std::to_string(in_part));
     args[6] = std::to_string(parts);
     args[7] = std::to_string(bytes);
+    args.push_back(std::to_string(config_.max_chunks_per_generation));  // the last ARGV
     return {std::move(keys), std::move(args)};
   }
   args.push_back("0");  // ARGV 7: no batch; then 5 per chunk
-  args.reserve(args.size() + 5 * chunks.size());
+  args.reserve(args.size() + 5 * chunks.size() + 1);
   for (const auto& c : chunks) {
     v1::ChunkEnvelope e = Envelope(gen, c, now, source);
     if (chunks.size() > 1) e.set_version(kChunkEnvelopeShared);  // the script writes them as one entry
@@ -126,6 +127,7 @@ ChunkWriter::AppendCall ChunkWriter::PrepareAppend(const GenerationId& gen, cons
     }
     args.push_back(std::to_string(c.data.size()));
   }
+  args.push_back(std::to_string(config_.max_chunks_per_generation));  // the last ARGV
   return {std::move(keys), std::move(args)};
 }
 
