@@ -43,9 +43,12 @@ std::map<std::string, std::string> ParseForm(const std::string& body) {
 }
 
 std::string SafeNext(const std::string& next) {
-  if (next.size() < 1 || next[0] != '/' || (next.size() > 1 && (next[1] == '/' || next[1] == '\\'))) return "/";
-  for (char c : next) {
-    if (c == '\r' || c == '\n') return "/";
+  if (next.empty() || next[0] != '/' || (next.size() > 1 && next[1] == '/')) return "/";
+  // Browsers drop tabs and newlines from a URL and read "\" as "/" before resolving it: "/\t/evil.example"
+  // and "/\evil.example" are "//evil.example", another site; CR/LF would also split the Location header. A
+  // local path has no use for any control character (C0, DEL) or backslash, so none is followed.
+  for (unsigned char c : next) {
+    if (c < 0x20 || c == 0x7f || c == '\\') return "/";
   }
   return next;
 }

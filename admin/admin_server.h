@@ -50,7 +50,8 @@ class AdminServer {
 
 // Form fields of an application/x-www-form-urlencoded body (URL-decoded; "+" is a space).
 std::map<std::string, std::string> ParseForm(const std::string& body);
-// A safe post-login redirect target: a local path ("/..." but not "//..."), else "/".
+// A safe post-login redirect target: a local path ("/..." but not "//..."; no backslash and no control
+// character anywhere, which browsers drop or read as "/"), else "/".
 std::string SafeNext(const std::string& next);
 
 }  // namespace streamfleet::admin

@@ -403,7 +403,9 @@ void TaskApi::Show(HttpExchange& ex, const std::string& id) {
            config_.task_result_ttl_s > 0 ? "no task " + id + " (unknown, or its record expired)"
                                          : std::string("TASK_RESULT_TTL=0: no task status is kept"));
   } else {
-    ex.RespondJson(200, RecordJson(**rec).dump());
+    // The record holds what handlers wrote, e.g. a push handler's response body, cut at 64 KiB maybe inside
+    // a character: invalid UTF-8 is replaced with U+FFFD, or dump() would throw and the task would be a 500.
+    ex.RespondJson(200, RecordJson(**rec).dump(-1, ' ', false, json::error_handler_t::replace));
   }
 }
 

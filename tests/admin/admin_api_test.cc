@@ -199,6 +199,28 @@ TEST_F(AdminApiTest, WrongTokenDoesNotLogIn) {
   EXPECT_EQ(SafeNext("/queues?x=1"), "/queues?x=1");
 }
 
+// Browsers drop tabs and newlines from a URL and read "\" as "/": a 303 to "/\t/evil.example/x" lands on
+// http://evil.example/x. No control character or backslash anywhere in next= is followed.
+TEST_F(AdminApiTest, LoginDoesNotFollowANextWithControlCharactersOrBackslashes) {
+  Start();
+  for (const std::string& next : {std::string("/\t/evil.example/x"), std::string("/queues\t"),
+                                  std::string("/queues\\..\\evil"), std::string("/a\\b"), std::string("/\x7f/x"),
+                                  std::string("/\x01/x"), std::string("/q\0/x", 5), std::string("/q\x1f")}) {
+    EXPECT_EQ(SafeNext(next), "/") << ::testing::PrintToString(next);
+  }
+  EXPECT_EQ(SafeNext("/queues/a%09b%5Cc"), "/queues/a%09b%5Cc") << "percent-encoded, they stay in the path";
+  EXPECT_EQ(SafeNext("/tasks?state=dead"), "/tasks?state=dead");
+
+  HttpRequest r;
+  r.method = "POST";
+  r.url = Origin() + "/login";
+  r.body = std::string("token=") + kToken + "&next=%2F%09%2Fevil.example%2Fx";
+  r.headers = {"Content-Type: application/x-www-form-urlencoded", "Origin: " + Origin()};
+  HttpResponse res = Send(r);
+  EXPECT_EQ(res.status, 303);
+  EXPECT_EQ(HeaderValue(res.headers, "Location"), "/") << res.headers;
+}
+
 TEST_F(AdminApiTest, SessionPostsNeedTheCsrfTokenAndOurOrigin) {
   Start();
   std::string cookie = Login();

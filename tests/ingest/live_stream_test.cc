@@ -195,5 +195,25 @@ TEST_F(LiveStreamTest, CompressedChunksReachSubscribersAsText) {
   EXPECT_EQ(text_of(late.ReadUntilClosed(20000)), all);
 }
 
+// A resume point with a part past UINT64_MAX is refused: Redis refuses every read from it, and the route used
+// to accept it and then send nothing for good. The largest id Redis can hold is still a resume point.
+TEST_F(LiveStreamTest, AnEventsResumePointThatDoesNotFitIn64BitsIsA400) {
+  auto answer = [this](const std::string& target, const std::string& header, int timeout_ms) {
+    testing::RawConnection c(service_->port());
+    EXPECT_TRUE(c.Send("GET " + target + " HTTP/1.1\r\nHost: t\r\n" + header + "\r\n"));
+    return c.ReadUntilClosed(timeout_ms);  // a 400 is kept alive and a 200 streams: whatever came by then
+  };
+  for (const auto& [target, header] : std::vector<std::pair<std::string, std::string>>{
+           {"/v1/orgs/12/events", "Last-Event-ID: 99999999999999999999-0\r\n"},
+           {"/v1/orgs/12/events", "Last-Event-ID: 18446744073709551616-0\r\n"},
+           {"/v1/orgs/12/events?after=0-18446744073709551616", ""}}) {
+    std::string raw = answer(target, header, 300);
+    EXPECT_EQ(testing::StatusOf(raw), 400) << target << " " << header << raw;
+    EXPECT_NE(raw.find("invalid_resume_point"), std::string::npos) << raw;
+  }
+  std::string max = answer("/v1/orgs/12/events", "Last-Event-ID: 18446744073709551615-18446744073709551615\r\n", 300);
+  EXPECT_EQ(testing::StatusOf(max), 200) << max;
+}
+
 }  // namespace
 }  // namespace streamfleet::ingest

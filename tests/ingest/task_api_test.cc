@@ -114,6 +114,25 @@ TEST_F(TaskApiTest, AnEnqueuedTaskRunsAndItsStatusRoundTrips) {
   EXPECT_EQ(Call("GET", "/v1/tasks/nope").status, 404);
 }
 
+// A handler's text is stored as it came (a push handler's response body, cut at 64 KiB possibly inside a
+// character); the status answer replaces the bytes that are not UTF-8 instead of failing with a 500.
+TEST_F(TaskApiTest, AStatusRecordThatIsNotUtf8IsServedWithReplacementCharacters) {
+  Start({}, false);
+  const std::string key = TaskKeys::FromConfig(*config_).Status("not-utf8");
+  ASSERT_TRUE(redis_->Command({"HSET", key, "state", "succeeded", "result", "\xff\xfe ok", "error", "cut \xc3",
+                               "attempts", "1"})
+                  .ok());
+  auto r = Call("GET", "/v1/tasks/not-utf8");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = Body(r);
+  ASSERT_FALSE(j.is_discarded()) << "not JSON: " << r.body;
+  EXPECT_EQ(j["task_id"], "not-utf8");
+  EXPECT_EQ(j["state"], "succeeded");
+  EXPECT_EQ(j["result"], "\xef\xbf\xbd\xef\xbf\xbd ok");
+  EXPECT_EQ(j["error"], "cut \xef\xbf\xbd");
+  EXPECT_EQ(j["attempts"], 1);
+}
+
 TEST_F(TaskApiTest, DelayedTasksWaitInTheScheduledSetAndUniqueKeysDedupe) {
   Start();
   auto delayed = Post("/v1/tasks", {{"type", "record"}, {"delay", "60s"}, {"queue", "low"}});

@@ -225,15 +225,16 @@ Status DeadLetter(RedisClient& redis, const std::string& dlq_stream, const Strea
 }
 
 bool ValidStreamId(std::string_view id) {
-  auto digits = [](std::string_view d) {
+  // Digits alone are not enough: Redis refuses a part past UINT64_MAX and SplitId reads it as 0, so such an
+  // id was accepted, then every XRANGE from it failed and an events stream resumed there sent nothing.
+  auto part = [](std::string_view d) {
     if (d.empty() || d.size() > 20) return false;
-    for (char c : d) {
-      if (c < '0' || c > '9') return false;
-    }
-    return true;
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(d.data(), d.data() + d.size(), v);  // unsigned: no sign accepted
+    return ec == std::errc() && end == d.data() + d.size();
   };
   auto dash = id.find('-');
-  return dash != std::string_view::npos && digits(id.substr(0, dash)) && digits(id.substr(dash + 1));
+  return dash != std::string_view::npos && part(id.substr(0, dash)) && part(id.substr(dash + 1));
 }
 
 }  // namespace streamfleet

@@ -29,11 +29,17 @@ testing::RedisServer* RedisTest::server_ = nullptr;
 
 // Stream ids as the admin API and the live events route accept them from clients.
 TEST(StreamIdTest, OnlyCompleteXaddIdsAreValid) {
-  for (const char* ok : {"0-0", "1733212800000-0", "12345678901234567890-12345678901234567890"}) {
+  for (const char* ok : {"0-0", "1733212800000-0", "12345678901234567890-12345678901234567890",
+                         "18446744073709551615-18446744073709551615"}) {
     EXPECT_TRUE(ValidStreamId(ok)) << ok;
   }
-  for (const char* bad : {"", "0", "1-", "-1", "1-2-3", "1 -2", "a-1", "+", "$", "123456789012345678901-0", "1-2\n"}) {
+  for (const char* bad : {"", "0", "1-", "-1", "1-2-3", "1 -2", "a-1", "+", "$", "123456789012345678901-0", "1-2\n",
+                          "1--1", "1-+1"}) {
     EXPECT_FALSE(ValidStreamId(bad)) << bad;
+  }
+  // Twenty digits past UINT64_MAX: Redis refuses them as stream ids.
+  for (const char* too_big : {"18446744073709551616-0", "0-18446744073709551616", "99999999999999999999-0"}) {
+    EXPECT_FALSE(ValidStreamId(too_big)) << too_big;
   }
   EXPECT_LT(CompareStreamIds("9-0", "10-0"), 0);
 }

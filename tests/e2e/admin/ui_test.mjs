@@ -32,6 +32,18 @@ try {
   check(anon.status() === 401, "anonymous /api/overview answered " + anon.status());
   const anonPost = await page.request.post(ADMIN_URL + "/api/queues/pause", { data: { queue: "default" } });
   check(anonPost.status() === 401, "anonymous pause answered " + anonPost.status());
+
+  step("login page: a next= a browser would resolve to another site is not carried into the form");
+  // login.js keeps SafeNext's rules (admin_server.cc): browsers drop tabs and read "\" as "/", so
+  // "/\t/evil.example/x" would be //evil.example/x.
+  for (const next of ["/\t/evil.example/x", "/a\\b", "/\x7f/x", "//evil.example/"]) {
+    await page.goto(ADMIN_URL + "/login?next=" + encodeURIComponent(next));
+    const kept = await page.inputValue("#next");
+    check(kept === "/", `next=${JSON.stringify(next)} put ${JSON.stringify(kept)} into the login form`);
+  }
+  await page.goto(ADMIN_URL + "/login?next=" + encodeURIComponent("/tasks?state=dead"));
+  check((await page.inputValue("#next")) === "/tasks?state=dead", "a local next= was not carried into the form");
+
   await page.goto(ADMIN_URL + "/queues");
   check(new URL(page.url()).pathname === "/login", "not redirected to /login: " + page.url());
   await page.fill("#token", "wrong-token");

@@ -77,7 +77,8 @@ Status DeadLetter(RedisClient& redis, const std::string& dlq_stream, const Strea
 int64_t StreamIdMs(const std::string& id);
 // Compares two stream ids numerically.
 int CompareStreamIds(const std::string& a, const std::string& b);
-// Whether id is a complete stream id as XADD makes them: "<ms>-<seq>", each 1 to 20 digits.
+// Whether id is a complete stream id as XADD makes them: "<ms>-<seq>", each 1 to 20 digits and at most
+// 18446744073709551615 (UINT64_MAX, the largest part Redis accepts).
 bool ValidStreamId(std::string_view id);
 
 }  // namespace streamfleet
