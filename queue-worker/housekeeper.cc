@@ -56,9 +56,21 @@ Status Housekeeper::ForwardEvents(RedisClient& redis, const std::string& consume
 
 StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot) {
   executor_.Watch(slot);
+  {
+    // Claimed tasks an abandoned predecessor of this thread left waiting: no longer renewed, so a housekeeper
+    // claims them again after VISIBILITY_TIMEOUT (with their delivery counted) instead of them being held
+    // here for good.
+    std::lock_guard<std::mutex> l(slot.watch->mu);
+    slot.held.clear();
+  }
   for (const auto& stream : lifecycle_.keys().QueueStreams(QueueNames(config_))) {
-    auto claimed = ClaimIdle(redis, stream, TaskKeys::Group(), slot.consumer, config_.visibility_timeout_ms, 10);
+    // XAUTOCLAIM looks at no more than 10 x COUNT pending entries per call: the cursor carries on from where the
+    // last round stopped, so a dead worker's tasks behind a live worker's many pending ones are reached too.
+    std::string& cursor = claim_cursors_[stream];
+    auto claimed = ClaimIdle(redis, stream, TaskKeys::Group(), slot.consumer, config_.visibility_timeout_ms,
+                             kClaimCount, &cursor);
     if (!claimed.ok()) return claimed.status();
+    std::deque<int64_t> deliveries;  // times_delivered of each task put in slot.held, in order
     for (auto& c : *claimed) {
       metrics_.claimed.Increment();
       if (c.times_delivered > config_.max_deliveries) {
@@ -70,16 +82,26 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot) {
                              c.times_delivered, decoded ? &task : nullptr);
         continue;
       }
-      SF_LOG_INFO("running task {} taken over from a dead worker", c.entry.id);
-      {
-        // Claiming reset its idle time; the watchdog renews it from here (the claimed tasks behind it wait
-        // unrenewed: if they wait longer than the visibility timeout, a housekeeper claims them again).
-        std::lock_guard<std::mutex> l(slot.watch->mu);
-        slot.watch->leases_fresh_at = WatchClock::now();
-      }
-      if (executor_.Execute(redis, c.entry, c.times_delivered, slot) == kAbandoned) return kAbandoned;
-      SF_RETURN_IF_ERROR(lifecycle_.Flush(redis, slot.finished));
+      // Held, as a poller's read-ahead is: the watchdog renews the leases of the claimed tasks that wait while
+      // an earlier one runs, so no other housekeeper claims (and runs) them meanwhile.
+      std::lock_guard<std::mutex> l(slot.watch->mu);
+      slot.held.push_back(std::move(c.entry));
+      deliveries.push_back(c.times_delivered);
+      slot.watch->leases_fresh_at = WatchClock::now();  // claiming reset their idle time
     }
+    while (!deliveries.empty()) {
+      StreamEntry entry;
+      {
+        std::lock_guard<std::mutex> l(slot.watch->mu);
+        entry = std::move(slot.held.front());
+        slot.held.pop_front();
+      }
+      const int64_t times_delivered = deliveries.front();
+      deliveries.pop_front();
+      SF_LOG_INFO("running task {} taken over from a dead worker", entry.id);
+      if (executor_.Execute(redis, entry, times_delivered, slot) == kAbandoned) return kAbandoned;
+    }
+    SF_RETURN_IF_ERROR(lifecycle_.Flush(redis, slot.finished));
   }
   return 0;
 }

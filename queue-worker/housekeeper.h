@@ -7,6 +7,7 @@
 //
 // Thread-safety: one thread at a time (the housekeeping thread, or a direct caller of HousekeepOnce).
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -45,6 +46,9 @@ class Housekeeper {
   WorkerMetrics& metrics_;
   std::unique_ptr<EventForwarder> forwarder_;  // only with EVENTS_WEBHOOK_URL
   ScheduleFirer schedules_;                    // SCHEDULES
+  // Tasks claimed per stream and round; the ones waiting while the first runs are held with renewed leases.
+  static constexpr int kClaimCount = 10;
+  std::map<std::string, std::string> claim_cursors_;  // XAUTOCLAIM's next start per queue stream
 };
 
 }  // namespace streamfleet::worker

@@ -226,6 +226,33 @@ TEST_F(WorkerTest, TaskOfADeadWorkerIsTakenOverAndCompleted) {
   EXPECT_EQ(Pending("default"), 0);
 }
 
+// XAUTOCLAIM looks at 10 x COUNT pending entries per call. Housekeeping restarted at the start of the pending
+// list every round, so a dead worker's task behind 150 tasks a live worker keeps fresh was never reached.
+TEST_F(WorkerTest, ADeadWorkersTaskBehindManyLiveOnesIsReached) {
+  if (ClusterRun()) GTEST_SKIP() << "one stream: the standard schema's";
+  int calls = 0;
+  handlers_.Register("t", [&](TaskContext&) {
+    ++calls;
+    return Status::Ok();
+  });
+  auto& w = Make();
+  for (int i = 0; i < 150; ++i) Enqueue("t");
+  auto live = ReadAs("alive", "default", 150);
+  ASSERT_EQ(live.size(), 150u);
+  Enqueue("t");
+  ASSERT_EQ(ReadAs("dead", "default").size(), 1u);
+  std::vector<std::string> renew = {"XCLAIM", TaskKeys("streamfleet").Queue("default"), TaskKeys::Group(), "alive",
+                                    "0"};
+  for (const auto& e : live) renew.push_back(e.id);
+  renew.push_back("JUSTID");
+  for (int round = 0; round < 20 && calls == 0; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));  // past VISIBILITY_TIMEOUT 200ms
+    ASSERT_TRUE(redis_->Command(renew).ok());                     // the live worker's heartbeat
+    ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  }
+  EXPECT_EQ(calls, 1) << "the dead worker's task ran, and none of the live worker's";
+}
+
 TEST_F(WorkerTest, PeriodicTaskFiresOncePerPeriodAcrossThreeWorkers) {
   auto& a = Make({{"PERIODIC_TASKS", "tick=noop@10s"}});
   auto& b = Make({{"PERIODIC_TASKS", "tick=noop@10s"}});

@@ -55,7 +55,9 @@ Status TaskLifecycle::Flush(RedisCommands& redis, FinishedTasks& finished) const
 
 Status TaskLifecycle::Retry(RedisClient& redis, const std::string& stream, const std::string& entry_id,
                             const v1::TaskEnvelope& next, int64_t run_at_ms, const std::string& error) const {
-  SF_RETURN_IF_ERROR(ScheduleRetry(redis, keys_, stream, entry_id, next, run_at_ms));
+  auto mine = ScheduleRetry(redis, keys_, stream, entry_id, next, run_at_ms);
+  if (!mine.ok()) return mine.status();
+  if (!*mine) return Status::Ok();  // another consumer's delivery decided; its record stands
   Record(redis, next.id(), "retry_scheduled",
          {"error", error, "attempts", std::to_string(next.attempt()), "run_at_ms", std::to_string(run_at_ms)});
   return Status::Ok();
@@ -65,7 +67,9 @@ Status TaskLifecycle::Postpone(RedisClient& redis, const std::string& stream, co
                                const v1::TaskEnvelope& task, int64_t run_at_ms, const std::string& held_by) const {
   v1::TaskEnvelope later = task;
   later.set_run_at_ms(run_at_ms);
-  SF_RETURN_IF_ERROR(ScheduleRetry(redis, keys_, stream, entry_id, later, run_at_ms));
+  auto mine = ScheduleRetry(redis, keys_, stream, entry_id, later, run_at_ms);
+  if (!mine.ok()) return mine.status();
+  if (!*mine) return Status::Ok();
   Record(redis, task.id(), "scheduled", {"run_at_ms", std::to_string(run_at_ms), "held_by", held_by});
   return Status::Ok();
 }
@@ -73,7 +77,9 @@ Status TaskLifecycle::Postpone(RedisClient& redis, const std::string& stream, co
 Status TaskLifecycle::DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id,
                                  const std::string& raw, const std::string& reason, int64_t times_delivered,
                                  const v1::TaskEnvelope* task) const {
-  SF_RETURN_IF_ERROR(DeadLetterTask(redis, keys_, stream, entry_id, raw, reason, times_delivered));
+  auto mine = DeadLetterTask(redis, keys_, stream, entry_id, raw, reason, times_delivered);
+  if (!mine.ok()) return mine.status();
+  if (!*mine) return Status::Ok();
   if (task != nullptr) Record(redis, task->id(), "dead", {"error", reason, "attempts", std::to_string(task->attempt()), "finished_at_ms",
                                            std::to_string(WallClockMs())});
   return Status::Ok();

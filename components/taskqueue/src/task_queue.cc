@@ -57,10 +57,13 @@ return {0, skipped}
 }
 
 // KEYS: 1 scheduled zset, 2 stream. ARGV: 1 run_at, 2 member, 3 group, 4 entry id.
+// The ack comes first and decides: 0 means another consumer (one that claimed the delivery while this one
+// was still running it) has already retried or finished it, and a second retry would start a second chain.
 const LuaScript& RetryScript() {
   static const LuaScript s(R"(
-redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[2])
-return redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+local acked = redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+if acked == 1 then redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[2]) end
+return acked
 )");
   return s;
 }
@@ -110,11 +113,15 @@ return skipped
 }
 
 // KEYS: 1 dlq stream, 2 stream. ARGV: 1 group, 2 entry id, 3 envelope, 4 reason, 5 times delivered, 6 now.
+// As RetryScript: only the consumer whose ack takes the delivery off the pending list writes the dead letter.
 const LuaScript& DeadLetterScript() {
   static const LuaScript s(R"(
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000000, '*', 'source_stream', KEYS[2], 'source_id', ARGV[2],
-  'group', ARGV[1], 'reason', ARGV[4], 'times_delivered', ARGV[5], 'failed_at_ms', ARGV[6], 'e', ARGV[3])
-return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+local acked = redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+if acked == 1 then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000000, '*', 'source_stream', KEYS[2], 'source_id', ARGV[2],
+    'group', ARGV[1], 'reason', ARGV[4], 'times_delivered', ARGV[5], 'failed_at_ms', ARGV[6], 'e', ARGV[3])
+end
+return acked
 )");
   return s;
 }
@@ -316,20 +323,23 @@ StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t
   return static_cast<int64_t>(r->integer);
 }
 
-Status ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
-                     const v1::TaskEnvelope& next, int64_t run_at_ms) {
+StatusOr<bool> ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream,
+                             const std::string& entry_id, const v1::TaskEnvelope& next, int64_t run_at_ms) {
   auto r = redis.Eval(RetryScript(), {keys.ScheduledOf(stream), stream},
                       {std::to_string(run_at_ms), next.queue() + "|" + next.SerializeAsString(), TaskKeys::Group(),
                        entry_id});
-  return r.status();
+  if (!r.ok()) return r.status();
+  return r->integer == 1;
 }
 
-Status DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream, const std::string& entry_id,
-                      const std::string& raw_envelope, const std::string& reason, int64_t times_delivered) {
+StatusOr<bool> DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream,
+                              const std::string& entry_id, const std::string& raw_envelope, const std::string& reason,
+                              int64_t times_delivered) {
   auto r = redis.Eval(DeadLetterScript(), {keys.DeadLettersOf(stream), stream},
                       {TaskKeys::Group(), entry_id, raw_envelope, reason, std::to_string(times_delivered),
                        std::to_string(WallClockMs())});
-  return r.status();
+  if (!r.ok()) return r.status();
+  return r->integer == 1;
 }
 
 namespace {

@@ -117,6 +117,34 @@ TEST_F(TaskLifecycleTest, DeadLetterMarksTheRecordDeadOnlyWhenTheEnvelopeWasDeco
   EXPECT_EQ(redis_->Command({"XLEN", keys_.DeadLettersOf(entry.stream)})->integer, 2);
 }
 
+// A slow worker's delivery claimed by another (XAUTOCLAIM after VISIBILITY_TIMEOUT) is settled by both. Only the
+// first to ack retries or dead-letters it: before, each scheduled its own retry (two chains of attempts from
+// then on) or wrote its own dead letter, and the later record overwrote the first.
+TEST_F(TaskLifecycleTest, ASecondSettlementOfOneDeliveryChangesNothing) {
+  auto [id, entry] = Deliver();
+  ASSERT_TRUE(redis_->Command({"XCLAIM", entry.stream, TaskKeys::Group(), "other", "0", entry.id}).ok());
+  v1::TaskEnvelope next = Envelope(entry);
+  next.set_attempt(1);
+  ASSERT_TRUE(lifecycle_.Retry(*redis_, entry.stream, entry.id, next, kNow + 1000, "first").ok());
+  ASSERT_TRUE(lifecycle_.Retry(*redis_, entry.stream, entry.id, next, kNow + 5000, "second").ok());
+  EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()})->integer, 1);
+  EXPECT_EQ(Field(id, "error"), "first");
+  EXPECT_EQ(Field(id, "run_at_ms"), std::to_string(kNow + 1000));
+  ASSERT_TRUE(lifecycle_.DeadLetter(*redis_, entry.stream, entry.id, *entry.Field("e"), "late", 2, &next).ok());
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.DeadLettersOf(entry.stream)})->integer, 0);
+  EXPECT_EQ(Field(id, "state"), "retry_scheduled");
+
+  auto [id2, entry2] = Deliver();
+  v1::TaskEnvelope task = Envelope(entry2);
+  ASSERT_TRUE(lifecycle_.DeadLetter(*redis_, entry2.stream, entry2.id, *entry2.Field("e"), "one", 1, &task).ok());
+  ASSERT_TRUE(lifecycle_.DeadLetter(*redis_, entry2.stream, entry2.id, *entry2.Field("e"), "two", 2, &task).ok());
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.DeadLettersOf(entry2.stream)})->integer, 1);
+  EXPECT_EQ(Field(id2, "error"), "one");
+  ASSERT_TRUE(lifecycle_.Postpone(*redis_, entry2.stream, entry2.id, task, kNow + 9000, "max_running").ok());
+  EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()})->integer, 1);
+  EXPECT_EQ(Field(id2, "state"), "dead");
+}
+
 // TASK_RESULT_TTL=0: the transitions happen, and no record is written by any of them.
 TEST_F(TaskLifecycleTest, NoRecordWhenRecordsAreOff) {
   TaskLifecycle off(keys_, 0);

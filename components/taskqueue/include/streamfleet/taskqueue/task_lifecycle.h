@@ -76,7 +76,8 @@ class TaskLifecycle {
 
   // Schedules `next` (the envelope with its attempt counted and its error appended) at run_at_ms and acks the
   // delivery, atomically (ScheduleRetry); then "retry_scheduled" with `error`, next's attempts and run_at_ms.
-  // Not OK: nothing changed, the delivery stays pending and comes back.
+  // Not OK: nothing changed, the delivery stays pending and comes back. OK with nothing done: the delivery was
+  // no longer pending (another consumer claimed and settled it), so neither the retry nor the record is written.
   Status Retry(RedisClient& redis, const std::string& stream, const std::string& entry_id,
                const v1::TaskEnvelope& next, int64_t run_at_ms, const std::string& error) const;
 
