@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "badinput/pipeline.h"
+#include "streamfleet/operations/fleet_admin.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/sql_database.h"
 #include "support/wait.h"
@@ -108,6 +109,20 @@ TEST_P(DbRejectsWriteTest, RefusedTooOftenIsDeadLetteredWithTheDatabaseError) {
   EXPECT_EQ(PendingOf(*redis_, c.keys().FinalizeStreamOf({1, 0, 41})), 0);
   EXPECT_EQ(redis_->Command({"LLEN", c.keys().BufferKey({1, 0, 41})})->integer, 2)
       << "the buffer survives for a replay (streamfleetctl dlq requeue)";
+
+  // Once the database takes rows again, `streamfleetctl dlq requeue` puts the finalize request back on its
+  // stream (it used to skip any dead letter without a chunk envelope: "requeued 0", and nothing else would
+  // finalize the generation, whose idle deadline was already gone).
+  AcceptRows();
+  auto requeued = RequeueDeadLetters(*redis_, c.config(), "");
+  ASSERT_TRUE(requeued.ok()) << requeued.status().ToString();
+  EXPECT_EQ(*requeued, 1);
+  EXPECT_EQ(ReadStream(*redis_, c.keys().ChunkDeadLetterStream()).size(), 0u);
+  c.Pump();
+  auto row = c.Row(41);
+  ASSERT_TRUE(row.has_value()) << "finalized from the requeued request";
+  EXPECT_EQ(DecodedText(*row), "{\"n\": 1}");
+  EXPECT_EQ(PendingOf(*redis_, c.keys().FinalizeStreamOf({1, 0, 41})), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DbRejectsWriteTest, ::testing::Values("sqlite", "postgresql"));

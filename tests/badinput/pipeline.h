@@ -50,6 +50,7 @@ class CompactorUnderTest {
   ~CompactorUnderTest() { StopLoop(); }
 
   compactor::CompactorService& service() { return *service_; }
+  const Config& config() const { return *config_; }
   SqlStore& store() { return *store_; }
   const KeySchema& keys() { return service_->buffer().keys(); }
 

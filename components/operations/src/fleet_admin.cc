@@ -95,8 +95,68 @@ bool Selected(const StreamEntry& e, const DeadLetterFilter& f) {
 
 }  // namespace
 
+namespace {
+
+// The fields of a dead letter that go back to its source stream: every chunk envelope or envelope batch of a
+// chunk entry (fields "e", "b"; a request's chunks), the envelope of a task ("e"), or a finalize request
+// ("m" member, "r" trigger, "at"), in order. Empty: nothing this build knows how to put back.
+std::vector<std::string> RequeuedFields(const StreamEntry& e, bool finalize_source) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : e.fields) {
+    const bool keep = finalize_source ? (k == "m" || k == "r" || k == "at") : IsChunkEnvelopeField(k);
+    if (!keep) continue;
+    out.push_back(k);
+    out.push_back(v);
+  }
+  if (finalize_source && e.Field("m") == nullptr) out.clear();
+  return out;
+}
+
+// KEYS: 1 dead-letter stream, 2 source stream. ARGV: 1 dead letter id, then the fields to add. The move is one
+// step: the entry goes back only if this call removed the dead letter, so two requeues running at once (two
+// operators, an admin UI click during a CLI run) put it back once, and a crash leaves it in one place.
+const LuaScript& MoveDeadLetterScript() {
+  static const LuaScript s(R"(
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+return 1
+)");
+  return s;
+}
+
+// Puts one dead letter back: true when this call moved it. On a Redis Cluster the two streams are in
+// different slots, so no script can hold both: the dead letter is removed first (XDEL answers 1 to one caller
+// only), then added back; if the add fails the dead letter is written again, so the error loses nothing.
+StatusOr<bool> MoveDeadLetter(RedisClient& redis, const Config& config, const std::string& dlq, const StreamEntry& e,
+                              const std::string& source, const std::vector<std::string>& fields) {
+  if (!config.redis.cluster) {
+    std::vector<std::string> args = {e.id};
+    args.insert(args.end(), fields.begin(), fields.end());
+    auto r = redis.Eval(MoveDeadLetterScript(), {dlq, source}, args);
+    if (!r.ok()) return r.status();
+    return r->integer == 1;
+  }
+  auto del = redis.Command({"XDEL", dlq, e.id});
+  if (!del.ok()) return del.status();
+  if (del->integer == 0) return false;
+  std::vector<std::string> add = {"XADD", source, "*"};
+  add.insert(add.end(), fields.begin(), fields.end());
+  auto added = redis.Command(add);
+  if (added.ok()) return true;
+  std::vector<std::string> back = {"XADD", dlq, "*"};
+  for (const auto& [k, v] : e.fields) {
+    back.push_back(k);
+    back.push_back(v);
+  }
+  (void)redis.Command(back);
+  return added.status();
+}
+
+}  // namespace
+
 StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, const std::string& id,
                                      const RequeueProgress& progress, const DeadLetterFilter& filter) {
+  const KeySchema keys = KeySchema::FromConfig(config);
   int64_t n = 0;
   for (const auto& s : DeadLetterStreams(config)) {
     // One entry: XRANGE id id; all: the whole stream (dead-letter streams are small by nature).
@@ -107,21 +167,15 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
     for (const auto& e : entries) {
       if (progress) progress(s, ++done, static_cast<int64_t>(entries.size()));
       const std::string* src = e.Field("source_stream");
-      if (src == nullptr || (e.Field("e") == nullptr && e.Field("b") == nullptr)) continue;
+      if (src == nullptr) continue;
+      // A finalize request dead-lettered after MAX_DELIVERIES (a database that refused the row) goes back to
+      // its finalize stream: its generation's idle deadline is gone, so nothing else would finalize it.
+      std::vector<std::string> fields = RequeuedFields(e, keys.IsFinalizeStream(*src));
+      if (fields.empty()) continue;
       if (id.empty() && !filter.empty() && !Selected(e, filter)) continue;
-      // Every envelope and envelope batch of the entry, in order (a chunk entry of ingest holds one request's
-      // chunks: fields "e", or "b" for a ChunkBatch; the DLQ's own fields are not the entry's).
-      std::vector<std::string> add_cmd = {"XADD", *src, "*"};
-      for (const auto& [k, v] : e.fields) {
-        if (!IsChunkEnvelopeField(k)) continue;
-        add_cmd.push_back(k);
-        add_cmd.push_back(v);
-      }
-      auto add = redis.Command(add_cmd);
-      if (!add.ok()) return add.status();
-      auto del = redis.Command({"XDEL", s, e.id});
-      if (!del.ok()) return del.status();
-      ++n;
+      auto moved = MoveDeadLetter(redis, config, s, e, *src, fields);
+      if (!moved.ok()) return moved.status();
+      if (*moved) ++n;
     }
   }
   if (!id.empty() && n == 0) return Status::NotFound("no dead letter " + id + " (or it has no source)");
