@@ -166,6 +166,9 @@ bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
     ex.Respond(s.ok() ? 200 : 503, "text/plain", s.ok() ? "ready\n" : "not ready: " + s.ToString() + "\n");
   } else if (route.kind == Route::Kind::kUnknown) {
     Reject(ex, 404, "not_found", "no route for " + ex.method() + " " + ex.path());
+  } else if ((route.kind == Route::Kind::kStream || route.kind == Route::Kind::kEvents) && ex.method() == "OPTIONS") {
+    // Before the id check: a refused preflight hides the answer from the page, a 400 to the GET does not.
+    live_.HandlePreflight(ex);
   } else if (!route.bad_id.empty()) {
     Reject(ex, 400, "invalid_id", route.bad_id);
   } else if (bool get_route = route.kind == Route::Kind::kProgress || route.kind == Route::Kind::kGeneration ||
@@ -207,6 +210,10 @@ void IngestService::Handle(HttpExchange& ex) {
     return;
   }
   Route route = MatchRoute(ex.path());
+  // On every answer of the live routes, the errors of Admit and the 204 after the end included.
+  if (route.kind == Route::Kind::kStream || route.kind == Route::Kind::kEvents) {
+    ex.AddAnswerHeaders(live_.CorsHeaders(ex));
+  }
   Ctx ctx;
   if (Admit(ex, route, ctx)) {
     LogScope scope(LogContext().Generation(ctx.gen.org, ctx.gen.gen));

@@ -37,6 +37,10 @@ live::RowReader RowsFrom(SqlStore* store, const Config& config) {
   };
 }
 
+// How long a browser may reuse a preflight's answer (Chromium caps it at 2 hours): a page's reconnects and
+// resumes then cost no extra round trip, and a change of LIVE_CORS_ORIGINS reaches browsers within 10 minutes.
+constexpr int kPreflightMaxAgeS = 600;
+
 void RejectJson(HttpExchange& ex, int status, const std::string& error, const std::string& detail) {
   ex.RespondJson(status, JsonError(error, detail));
 }
@@ -46,21 +50,40 @@ void RejectJson(HttpExchange& ex, int status, const std::string& error, const st
 LiveRoutes::LiveRoutes(const Config& config, RedisCommands& redis, SqlStore* store, prometheus::Registry& registry)
     : config_(config), redis_(redis), hub_(config, live::LiveOptions::FromConfig(config), RowsFrom(store, config), &registry) {}
 
-std::shared_ptr<HttpStream> LiveRoutes::Open(HttpExchange& ex) {
-  // no-store: a cache must not replay a live stream; X-Accel-Buffering: nginx would hold the events back.
-  std::vector<std::pair<std::string, std::string>> headers = {{"Cache-Control", "no-store"},
-                                                              {"X-Accel-Buffering", "no"}};
-  // A browser on an allowed origin may read the stream (an EventSource with a signed link: no credentials).
-  if (auto origin = ex.Header("Origin"); origin && !config_.live_cors_origins.empty()) {
-    for (const auto& allowed : config_.live_cors_origins) {
-      if (allowed == "*" || allowed == *origin) {
-        headers.push_back({"Access-Control-Allow-Origin", allowed == "*" ? "*" : *origin});
-        headers.push_back({"Vary", "Origin"});
-        break;
-      }
+std::vector<std::pair<std::string, std::string>> LiveRoutes::CorsHeaders(const HttpExchange& ex) const {
+  // A browser on an allowed origin may read the answers (an EventSource with a signed link, or fetch with a
+  // token: no cookies either way, so no Allow-Credentials). Vary: a cache must not hand one origin's answer
+  // to another.
+  auto origin = ex.Header("Origin");
+  if (!origin) return {};
+  for (const auto& allowed : config_.live_cors_origins) {
+    if (allowed == "*" || allowed == *origin) {
+      return {{"Access-Control-Allow-Origin", allowed == "*" ? "*" : *origin}, {"Vary", "Origin"}};
     }
   }
-  auto stream = ex.StartStream(200, "text/event-stream; charset=utf-8", headers);
+  return {};
+}
+
+void LiveRoutes::HandlePreflight(HttpExchange& ex) {
+  if (CorsHeaders(ex).empty()) {
+    RejectJson(ex, 403, "origin_not_allowed",
+               "a CORS preflight is answered for the origins in LIVE_CORS_ORIGINS only; Origin: " +
+                   ex.Header("Origin").value_or("(none)"));
+    return;
+  }
+  // The Access-Control-Allow-Origin and Vary headers are the exchange's (CorsHeaders). Last-Event-ID: a
+  // fetch-based client resumes with it, and it is not a CORS-safelisted header.
+  ex.Respond(204, "text/plain", "",
+             {{"Access-Control-Allow-Methods", "GET"},
+              {"Access-Control-Allow-Headers", "Authorization, Last-Event-ID"},
+              {"Access-Control-Max-Age", std::to_string(kPreflightMaxAgeS)}});
+}
+
+std::shared_ptr<HttpStream> LiveRoutes::Open(HttpExchange& ex) {
+  // no-store: a cache must not replay a live stream; X-Accel-Buffering: nginx would hold the events back.
+  // The CORS headers are the exchange's (CorsHeaders), as on every other answer of these routes.
+  auto stream = ex.StartStream(200, "text/event-stream; charset=utf-8",
+                               {{"Cache-Control", "no-store"}, {"X-Accel-Buffering", "no"}});
   if (!stream) RejectJson(ex, 501, "not_implemented", "this server cannot stream answers");
   return stream;
 }

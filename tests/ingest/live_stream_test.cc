@@ -12,6 +12,8 @@
 #include "ingest/ingest_service.h"
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/keys.h"
+#include "streamfleet/base/time.h"
+#include "streamfleet/live/signed_link.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "support/raw_http.h"
@@ -43,6 +45,7 @@ class LiveStreamTest : public testing::RedisSuite<> {
     RedisSuite::SetUp();
     std::map<std::string, std::string> env = server_->env();
     env.insert({{"INGEST_LISTEN", "127.0.0.1:0"}, {"CHUNK_STREAMS", "4"}, {"REDIS_TIMEOUT", "2s"}});
+    for (const auto& [k, v] : extra_env_) env[k] = v;
     config_ = std::make_unique<Config>(LoadConfig(testing::MapEnv(env), "127.0.0.1:0").value());
     db_ = testing::TempPath("sf-live") + ".db";
     config_->database_url = "sqlite:" + db_;
@@ -73,6 +76,7 @@ class LiveStreamTest : public testing::RedisSuite<> {
     return testing::Send(r).status;
   }
 
+  std::map<std::string, std::string> extra_env_;  // a derived fixture's variables, set in its constructor
   std::unique_ptr<Config> config_;
   prometheus::Registry registry_;
   std::string db_;
@@ -213,6 +217,142 @@ TEST_F(LiveStreamTest, AnEventsResumePointThatDoesNotFitIn64BitsIsA400) {
   }
   std::string max = answer("/v1/orgs/12/events", "Last-Event-ID: 18446744073709551615-18446744073709551615\r\n", 300);
   EXPECT_EQ(testing::StatusOf(max), 200) << max;
+}
+
+// A second tab (or a reconnect) opened while the count stands still: progress went out only when it changed,
+// so the newcomer saw none until the next chunk, and none at all once the last chunk had come.
+TEST_F(LiveStreamTest, AReaderThatJoinsLaterIsSentTheProgressRightAfterItsReplay) {
+  stop_ = true;  // no compaction: the generation stays open with its count unchanged
+  compacting_.join();
+  testing::RawConnection first(service_->port());
+  ASSERT_TRUE(first.Send("GET /v1/orgs/12/generations/4545/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed before the first chunk
+  for (int seq : {0, 1}) {
+    nlohmann::json body = {{"seq", seq}, {"data", "part " + std::to_string(seq)}, {"total_chunks", 4}};
+    ASSERT_EQ(Post("/v1/orgs/12/generations/4545/chunks", body.dump()), 202);
+  }
+  auto progress_of = [](const std::string& raw) {
+    std::vector<nlohmann::json> out;
+    for (auto& [event, data] : EventsOf(raw)) {
+      if (event == "progress") out.push_back(data);
+    }
+    return out;
+  };
+  std::string seen;  // until the first reader was told of both chunks (one progress per LIVE_PROGRESS_INTERVAL)
+  for (int i = 0; i < 20; ++i) {
+    seen += first.ReadUntilClosed(300);
+    auto p = progress_of(seen);
+    if (!p.empty() && p.back()["received_chunks"] == 2) break;
+  }
+  auto told = progress_of(seen);
+  ASSERT_FALSE(told.empty()) << "the first reader got no progress\n" << seen;
+  ASSERT_EQ(told.back()["received_chunks"], 2) << seen;
+
+  testing::RawConnection second(service_->port());  // the first stays open: the generation stays watched
+  ASSERT_TRUE(second.Send("GET /v1/orgs/12/generations/4545/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::string raw = second.ReadUntilClosed(1500);
+  auto events = EventsOf(raw);
+  std::vector<std::string> kinds;
+  for (auto& [event, data] : events) kinds.push_back(event);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"chunk", "chunk", "progress"})) << raw;
+  auto late = progress_of(raw);
+  ASSERT_EQ(late.size(), 1u) << raw;
+  EXPECT_EQ(late[0]["received_chunks"], 2);
+  EXPECT_EQ(late[0]["total_chunks"], 4);
+  EXPECT_EQ(late[0]["percent"], 50);
+  EXPECT_TRUE(progress_of(first.ReadUntilClosed(300)).empty()) << "the first reader got its progress again";
+}
+
+// Tokens, and a page on https://app.example allowed to read the live routes.
+class LiveStreamCorsTest : public LiveStreamTest {
+ protected:
+  LiveStreamCorsTest() {
+    extra_env_ = {{"INGEST_TOKENS", "12:tok-12,13:tok-13"}, {"LIVE_CORS_ORIGINS", "https://app.example"}};
+  }
+  // The raw answer to one request (whatever came within timeout_ms: a stream does not end).
+  std::string Answer(const std::string& method, const std::string& target, const std::string& headers,
+                     int timeout_ms = 300) {
+    return testing::RawExchange(service_->port(),
+                                method + " " + target + " HTTP/1.1\r\nHost: t\r\n" + headers + "\r\n", timeout_ms);
+  }
+  static bool HasHeader(const std::string& raw, const std::string& line) {
+    return raw.substr(0, raw.find("\r\n\r\n") + 2).find("\r\n" + line + "\r\n") != std::string::npos;
+  }
+};
+
+// A browser hides an answer without Access-Control-Allow-Origin from the page, status included: the 204 that
+// ends an EventSource after compacted was logged as a CORS error, and an expired link could not be told from
+// a network error. Only the 200 stream carried it.
+TEST_F(LiveStreamCorsTest, EveryAnswerOfTheLiveRoutesCarriesCorsForAnAllowedOrigin) {
+  ASSERT_TRUE(redis_->Command({"SET", KeySchema::FromConfig(*config_).OwnerKey(77), "12"}).ok());
+  const std::string gen = "/v1/orgs/12/generations/77/stream";
+  const std::string auth = "Authorization: Bearer tok-12\r\n";
+  const int64_t now_s = WallClockMs() / 1000;
+  const std::string expired = gen + "?exp=" + std::to_string(now_s - 5) +
+                              "&sig=" + live::SignLink("tok-12", gen, now_s - 5);
+  struct Case {
+    std::string method, target, headers;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"GET", gen, auth + "Last-Event-ID: end\r\n", 204},  // the reconnect after compacted
+      {"GET", gen, "", 401},
+      {"GET", gen, "Authorization: Bearer tok-13\r\n", 403},
+      {"GET", expired, "", 403},
+      {"GET", gen + "?exp=soon&sig=00", "", 400},
+      {"GET", "/v1/orgs/x/events", auth, 400},
+      {"GET", gen, auth + "Last-Event-ID: -3\r\n", 400},
+      {"GET", "/v1/orgs/12/events?after=1-2-3", auth, 400},
+      {"GET", "/v1/orgs/13/generations/77/stream", "Authorization: Bearer tok-13\r\n", 404},
+      {"POST", gen, auth + "Content-Length: 0\r\n", 405},
+      {"GET", gen, auth, 200},
+      {"GET", "/v1/orgs/12/events", auth, 200},
+  };
+  for (const auto& c : cases) {
+    std::string raw = Answer(c.method, c.target, c.headers + "Origin: https://app.example\r\n");
+    EXPECT_EQ(testing::StatusOf(raw), c.status) << c.method << " " << c.target << "\n" << raw;
+    EXPECT_TRUE(HasHeader(raw, "Access-Control-Allow-Origin: https://app.example")) << c.target << "\n" << raw;
+    EXPECT_TRUE(HasHeader(raw, "Vary: Origin")) << raw;
+    std::string other = Answer(c.method, c.target, c.headers + "Origin: https://evil.example\r\n");
+    EXPECT_EQ(testing::StatusOf(other), c.status) << other;
+    EXPECT_EQ(other.find("Access-Control-"), std::string::npos) << "an origin that is not allowed got CORS\n" << other;
+  }
+  EXPECT_FALSE(HasHeader(Answer("GET", "/v1/orgs/12/generations/77", auth + "Origin: https://app.example\r\n"),
+                         "Access-Control-Allow-Origin: https://app.example"))
+      << "CORS is for the live routes only";
+
+  if (server_->cluster()) return;  // stalls one redis-server process
+  server_->server()->Pause();      // the owner check cannot answer within REDIS_TIMEOUT
+  std::string unavailable = Answer("GET", gen, auth + "Origin: https://app.example\r\n", 5000);
+  server_->server()->Resume();
+  EXPECT_EQ(testing::StatusOf(unavailable), 503) << unavailable;
+  EXPECT_TRUE(HasHeader(unavailable, "Access-Control-Allow-Origin: https://app.example")) << unavailable;
+}
+
+// fetch-based SSE clients send Authorization and Last-Event-ID, which are not CORS-safelisted: the browser
+// asks first with OPTIONS, which was answered 405, so they never got to the GET.
+TEST_F(LiveStreamCorsTest, APreflightFromAnAllowedOriginIsAnswered204) {
+  const std::string preflight =
+      "Origin: https://app.example\r\nAccess-Control-Request-Method: GET\r\n"
+      "Access-Control-Request-Headers: authorization,last-event-id\r\n";
+  for (const std::string target : {"/v1/orgs/12/generations/77/stream", "/v1/orgs/12/events?after=0",
+                                   "/v1/orgs/x/events"}) {
+    std::string raw = Answer("OPTIONS", target, preflight);
+    EXPECT_EQ(testing::StatusOf(raw), 204) << target << "\n" << raw;
+    EXPECT_TRUE(HasHeader(raw, "Access-Control-Allow-Origin: https://app.example")) << raw;
+    EXPECT_TRUE(HasHeader(raw, "Access-Control-Allow-Methods: GET")) << raw;
+    EXPECT_TRUE(HasHeader(raw, "Access-Control-Allow-Headers: Authorization, Last-Event-ID")) << raw;
+    EXPECT_TRUE(HasHeader(raw, "Access-Control-Max-Age: 600")) << raw;
+  }
+  // Another origin (or none): 403 with the reason, and nothing that would let the browser go on.
+  for (const std::string origin : {"Origin: https://evil.example\r\n", ""}) {
+    std::string raw = Answer("OPTIONS", "/v1/orgs/12/events", origin + "Access-Control-Request-Method: GET\r\n");
+    EXPECT_EQ(testing::StatusOf(raw), 403) << raw;
+    EXPECT_NE(raw.find("origin_not_allowed"), std::string::npos) << raw;
+    EXPECT_EQ(raw.find("Access-Control-"), std::string::npos) << raw;
+  }
+  // The other routes are as they were.
+  EXPECT_EQ(testing::StatusOf(Answer("OPTIONS", "/v1/orgs/12/generations/77/chunks", preflight)), 405);
 }
 
 }  // namespace

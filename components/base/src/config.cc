@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
+#include <string_view>
 
 namespace streamfleet {
 
@@ -89,7 +90,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"LIVE_SLOW_READER_TIMEOUT", "10s", "live streams: how long a reader may stay behind LIVE_MAX_BUFFERED_BYTES before it is closed"},
       {"LIVE_START_WAIT", "30s", "live generation streams: how long to wait for the first chunk of a generation not started yet"},
       {"LIVE_MAX_STREAM_AGE", "0", "live streams: end each stream after this long so clients reconnect (with Last-Event-ID) and spread over new replicas; 0 = never"},
-      {"LIVE_CORS_ORIGINS", "", "browser origins (https://app.example.com, comma-separated, or *) allowed to read live streams with a signed link"},
+      {"LIVE_CORS_ORIGINS", "", "browser origins (scheme://host[:port], e.g. https://app.example.com; comma-separated, or *) allowed to read live streams with a signed link"},
       {"INGEST_TOKENS", "", "per-organization bearer tokens, \"ORG:TOKEN,ORG:TOKEN\"; empty = open (dev only)"},
       {"TASK_API_TOKENS", "", "ingest's task API (/v1/tasks): bearer tokens with scopes, \"TOKEN:enqueue+read,TOKEN:read\"; empty = open when INGEST_TOKENS is empty too (dev only), else the task API is off"},
       {"TASK_MAX_PAYLOAD_BYTES", "1048576", "largest task payload the task API accepts (413 above; at most 16 MiB)"},
@@ -235,6 +236,60 @@ std::vector<std::string> SplitList(const std::string& text, char sep) {
     if (end == std::string::npos) end = text.size();
     if (end > pos) out.push_back(text.substr(pos, end - pos));
     pos = end + 1;
+  }
+  return out;
+}
+
+// A browser's Origin header is scheme://host[:port]: lowercase, no default port, no slash. It is compared
+// byte for byte with the entries, so an entry is brought to that form, and one that cannot match any Origin
+// is refused at start: it used to be kept and never matched, with no error and no CORS.
+StatusOr<std::vector<std::string>> ParseCorsOrigins(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::string item : SplitList(text, ',')) {
+    item.erase(0, item.find_first_not_of(" \t\r\n"));
+    item.erase(item.find_last_not_of(" \t\r\n") + 1);
+    if (item.empty() || item == "*") {
+      if (!item.empty()) out.push_back(item);
+      continue;
+    }
+    Status bad = Status::InvalidArgument(
+        "* or origins scheme://host[:port] with scheme http or https and no path (https://app.example.com, "
+        "http://localhost:3000), comma-separated; \"" + item + "\" is not one");
+    std::string origin = item;
+    if (origin.ends_with('/')) origin.pop_back();
+    for (auto& ch : origin) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    size_t sep = origin.find("://");
+    std::string scheme = origin.substr(0, sep);
+    if (sep == std::string::npos || (scheme != "http" && scheme != "https")) return bad;
+    std::string_view authority = std::string_view(origin).substr(sep + 3);
+    // The host: a bracketed IPv6 literal, or a name or IPv4 address (an international name as punycode, as
+    // browsers send it).
+    size_t host_end = 0;
+    if (authority.starts_with('[')) {
+      host_end = authority.find(']');
+      if (host_end == std::string_view::npos || host_end < 2) return bad;
+      for (char ch : authority.substr(1, host_end - 1)) {
+        if (!std::isxdigit(static_cast<unsigned char>(ch)) && ch != ':' && ch != '.') return bad;
+      }
+      ++host_end;
+    } else {
+      auto host_char = [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == '_';
+      };
+      while (host_end < authority.size() && host_char(authority[host_end])) ++host_end;
+      if (host_end == 0) return bad;
+    }
+    std::string normalized = scheme + "://" + std::string(authority.substr(0, host_end));
+    // Only ":port" may follow: a path, a query or user@ is not part of an origin.
+    if (std::string_view rest = authority.substr(host_end); !rest.empty()) {
+      int port = 0;
+      auto [end, ec] = std::from_chars(rest.data() + 1, rest.data() + rest.size(), port);
+      if (rest[0] != ':' || ec != std::errc() || end != rest.data() + rest.size() || port < 1 || port > 65535) {
+        return bad;
+      }
+      if (port != (scheme == "http" ? 80 : 443)) normalized += ":" + std::to_string(port);
+    }
+    out.push_back(std::move(normalized));
   }
   return out;
 }
@@ -598,7 +653,7 @@ void LoadIngest(Reader& r, Config& c) {
   c.live_slow_reader_ms = r.Duration("LIVE_SLOW_READER_TIMEOUT", 1000, 10, 3600000);
   c.live_start_wait_ms = r.Duration("LIVE_START_WAIT", 1000, 0, 86400000);
   c.live_max_stream_age_ms = r.Duration("LIVE_MAX_STREAM_AGE", 1000, 0, 86400000);
-  c.live_cors_origins = SplitList(r.Str("LIVE_CORS_ORIGINS"), ',');
+  c.live_cors_origins = r.Spec("LIVE_CORS_ORIGINS", ParseCorsOrigins);
 
   std::string tokens = r.Str("INGEST_TOKENS");
   for (const std::string& item : SplitList(tokens, ',')) {

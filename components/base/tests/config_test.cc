@@ -298,6 +298,51 @@ TEST(ConfigTest, MalformedTaskSpecsNameTheVariableAndTheItem) {
   }
 }
 
+// A browser's Origin is compared byte for byte with LIVE_CORS_ORIGINS: an entry with a space or a trailing
+// slash was kept as written and never matched, so the pages got no CORS and nobody was told.
+TEST(ConfigTest, LiveCorsOriginsAreTrimmedAndBroughtToTheFormOfAnOriginHeader) {
+  auto c = LoadConfig(
+      Env({{"LIVE_CORS_ORIGINS", " https://app.example.com/ , http://localhost:3000,,HTTPS://App.Example.org:443,"
+                                 "http://10.0.0.7:80 ,https://[::1]:8443, *"}}),
+      ":9102");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->live_cors_origins,
+            (std::vector<std::string>{"https://app.example.com", "http://localhost:3000", "https://app.example.org",
+                                      "http://10.0.0.7", "https://[::1]:8443", "*"}));
+  auto none = LoadConfig(Env({{"LIVE_CORS_ORIGINS", " , "}}), ":9102");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->live_cors_origins.empty());
+}
+
+// What can never equal an Origin header stops every process at start (and streamfleetctl check-config), naming
+// the variable and the entry.
+TEST(ConfigTest, MalformedLiveCorsOriginsNameTheVariableAndTheEntry) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"app.example.com", "app.example.com"},
+      {"https://ok.example, app.example.com", "app.example.com"},
+      {"ftp://app.example.com", "ftp://app.example.com"},
+      {"https://", "https://"},
+      {"https://app.example.com/app", "https://app.example.com/app"},
+      {"https://app.example.com//", "https://app.example.com//"},
+      {"https://app.example.com?x=1", "https://app.example.com?x=1"},
+      {"https://user@app.example.com", "https://user@app.example.com"},
+      {"https://app.example.com:0", "https://app.example.com:0"},
+      {"https://app.example.com:65536", "https://app.example.com:65536"},
+      {"https://app.example.com:", "https://app.example.com:"},
+      {"https://app.example.com:80x", "https://app.example.com:80x"},
+      {"https://[zz::1]", "https://[zz::1]"},
+      {"https://exa mple.com", "https://exa mple.com"},
+      {"**", "**"},
+  };
+  for (const auto& [value, item] : bad) {
+    auto c = LoadConfig(Env({{"LIVE_CORS_ORIGINS", value}}), ":9102");
+    ASSERT_FALSE(c.ok()) << value << " was accepted";
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(c.status().message().rfind("LIVE_CORS_ORIGINS=", 0), 0u) << c.status().message();
+    EXPECT_NE(c.status().message().find("\"" + item + "\" is not one"), std::string::npos) << c.status().message();
+  }
+}
+
 TEST(TaskSpecsTest, TimeoutsSpecAndErrors) {
   auto t = ParseTaskTimeouts("webhook=30s,hash.sync=10m,noop=0");
   ASSERT_TRUE(t.ok());

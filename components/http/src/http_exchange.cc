@@ -84,6 +84,7 @@ void HttpExchange::Respond(int status, const std::string& content_type, const st
   head += "Content-Type: " + content_type + "\r\n";
   head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   for (const auto& [k, v] : headers) head += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : answer_headers_) head += k + ": " + v + "\r\n";
   head += "\r\n";
   // One write: headers and body in separate small segments would wait for the client's delayed ACK.
   if (method_ != "HEAD") head += body;
@@ -100,6 +101,7 @@ std::shared_ptr<HttpStream> HttpExchange::StartStream(
   // Chunked, so a client can tell a complete stream (the last chunk) from a cut connection.
   head += "Transfer-Encoding: chunked\r\nConnection: close\r\n";
   for (const auto& [k, v] : headers) head += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : answer_headers_) head += k + ": " + v + "\r\n";
   head += "\r\n";
   return OpenStream(std::move(head));
 }

@@ -59,6 +59,9 @@ struct Reader {
 struct GenReader : Reader {
   int64_t next_seq = 0;
   bool resumed = false;  // the client had part of the text (a row served whole replaces it)
+  // Not yet sent the generation's progress. Progress goes to every reader when it changes, so a reader that
+  // joins while it does not (a second tab, a reconnect) would see none until the next chunk, or ever.
+  bool progress_due = true;
 };
 
 struct EventsReader : Reader {
@@ -81,7 +84,7 @@ struct Watched {
   bool row_checked = false;
   bool row_error_logged = false;
   std::optional<CompactedRow> row;  // served whole: the buffer is gone
-  int64_t last_progress_ms = 0;
+  int64_t last_progress_ms = 0;  // 0: no progress event sent yet
   FeedProgress progress_sent;
   bool dirty = true;   // something changed: pump its readers this tick
   bool behind = false; // a reader is held back by its buffer: pump every tick until it catches up
@@ -392,6 +395,12 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
     return;
   }
   r.behind_since_ms = 0;
+  if (r.progress_due && !w.feed.ended()) {
+    // Right after its replay: the value the other readers were last sent (a newer one goes to all readers
+    // at the next progress interval, this one included).
+    r.progress_due = false;
+    if (w.last_progress_ms > 0) Send(r, ProgressEvent(w.progress_sent), now);
+  }
   if (w.feed.ended()) {
     Finish(r, CompactedEvent(w.feed.compacted()), "compacted", now);
   } else if (!w.exists && options.start_wait_ms >= 0 && now - w.since_ms > options.start_wait_ms) {

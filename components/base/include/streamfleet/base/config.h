@@ -220,6 +220,11 @@ StatusOr<RedisConfig> ParseRedisUrl(const std::string& url);
 // Splits "a,b,,c" into its non-empty items ("a", "b", "c"): the list syntax of every list variable.
 std::vector<std::string> SplitList(const std::string& text, char sep);
 
+// LIVE_CORS_ORIGINS: "*" or origins scheme://host[:port] (http or https), comma-separated, each in the form a
+// browser's Origin header has (spaces around an entry and a trailing slash dropped, lowercased, a default port
+// dropped). kInvalidArgument naming the first entry that is not one.
+StatusOr<std::vector<std::string>> ParseCorsOrigins(const std::string& text);
+
 // Splits "host:port" (host may be empty or "0.0.0.0").
 StatusOr<std::pair<std::string, int>> ParseListen(const std::string& text);
 

@@ -69,6 +69,13 @@ class HttpExchange {
     Respond(status, "application/json", json_body, headers);
   }
   int status() const { return status_.load(); }
+  // Headers that every answer of this exchange carries besides its own: Respond, StartStream and the
+  // server's 500 for a handler that threw. For what a route adds to all of its answers whoever writes them
+  // (the live routes' CORS headers: a browser can read no answer without them, errors included). Call on
+  // the thread that handles the exchange, before it is answered.
+  void AddAnswerHeaders(const std::vector<std::pair<std::string, std::string>>& headers) {
+    answer_headers_.insert(answer_headers_.end(), headers.begin(), headers.end());
+  }
 
   // Whether StartStream can work here (LoopHttpServer: yes; the civetweb HttpServer: no).
   virtual bool CanStream() const { return false; }
@@ -88,6 +95,7 @@ class HttpExchange {
 
  private:
   std::atomic<int> status_{0};
+  std::vector<std::pair<std::string, std::string>> answer_headers_;
 };
 
 // {"error": error, "detail": detail}; bytes of detail that are not UTF-8 become U+FFFD.
