@@ -79,8 +79,46 @@ const std::vector<Migration>& AllMigrations() {
   return m;
 }
 
-Status FromSoci(const char* what, const soci::soci_error& e) {
+// SQLite primary result codes (soci-sqlite3.h brings sqlite3.h's macros) that say the database as a whole
+// cannot serve the call now, whatever the row: another writer holds the lock (BUSY), or the file or the machine
+// refuses (READONLY file or mount, FULL disk or quota, IOERR, CANTOPEN of the file or its -wal/-shm, NOMEM).
+// The same row succeeds once that is over, so they are an outage: retried with backoff and reported to the
+// health check, never a reason to dead-letter the row. LOCKED is not among them: without a shared cache it is
+// a conflict inside one connection, which waiting does not end.
+bool IsSqliteOutage(int primary_code) {
+  switch (primary_code) {
+    case SQLITE_BUSY:
+    case SQLITE_READONLY:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The same outages by SQLite's own text (sqlite3_errstr) for an error that carries no result code. Only for
+// SQLite: PostgreSQL also says "out of memory", and its classification stays as it was.
+bool IsSqliteOutageMessage(const std::string& msg) {
+  for (const char* text :
+       {"database or disk is full", "disk I/O error", "unable to open database file", "out of memory"}) {
+    if (msg.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+Status FromSoci(SqlDialect dialect, const char* what, const soci::soci_error& e) {
   std::string msg = std::string(what) + ": " + e.get_error_message();
+  // soci 4.0.3 gives SQLite errors no category (get_error_category() is `unknown`), but its SQLite backend
+  // throws the database's own failures as sqlite3_soci_error with SQLite's result code: decide by the code,
+  // not by the text. The low byte of an extended code is its primary code.
+  if (const auto* lite = dynamic_cast<const soci::sqlite3_soci_error*>(&e)) {
+    if (IsSqliteOutage(lite->result() & 0xff)) return Status::Unavailable(msg);
+  } else if (dialect == SqlDialect::kSqlite && IsSqliteOutageMessage(msg)) {
+    return Status::Unavailable(msg);
+  }
   // SQLite under several writers: retryable, not a failure of the data.
   if (msg.find("database is locked") != std::string::npos || msg.find("busy") != std::string::npos) {
     return Status::Unavailable(msg);
@@ -269,7 +307,7 @@ Status SqlStore::Run(const char* what, F&& f) {
     f(*sql_);
     return Status::Ok();
   } catch (const soci::soci_error& e) {
-    Status s = FromSoci(what, e);
+    Status s = FromSoci(dialect_, what, e);
     try {
       *sql_ << "ROLLBACK";
     } catch (...) {

@@ -7,6 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
+#include <sqlite3.h>
+
+#include <cstdlib>
 
 #include "streamfleet/base/time.h"
 #include "streamfleet/testing/redis_server.h"
@@ -159,6 +162,78 @@ TEST(SqlStoreOutageTest, UnreachableDatabaseIsUnavailableNotFatal) {
   Status s = (*st)->Ping();
   EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
   EXPECT_FALSE(SqlStore::Open("mysql://x").ok());
+}
+
+// While it lives, every SQLite connection the process opens is held to the size its database has at open:
+// PRAGMA max_page_count, set from an auto extension because it is per connection and the store's session is
+// its own. A write that needs a new page then fails with SQLITE_FULL ("database or disk is full"), as on a
+// full disk or quota, without root or a tiny filesystem.
+class PinSqliteSizeOnOpen {
+ public:
+  PinSqliteSizeOnOpen() { sqlite3_auto_extension(Entry()); }
+  ~PinSqliteSizeOnOpen() { sqlite3_cancel_auto_extension(Entry()); }
+  PinSqliteSizeOnOpen(const PinSqliteSizeOnOpen&) = delete;
+  PinSqliteSizeOnOpen& operator=(const PinSqliteSizeOnOpen&) = delete;
+
+ private:
+  static int Pin(sqlite3* db, char** error, const sqlite3_api_routines*) {
+    int pages = 0;
+    auto read = [](void* out, int, char** values, char**) {
+      *static_cast<int*>(out) = std::atoi(values[0]);
+      return 0;
+    };
+    int rc = sqlite3_exec(db, "PRAGMA page_count", read, &pages, error);
+    if (rc != SQLITE_OK) return rc;
+    std::string pin = "PRAGMA max_page_count = " + std::to_string(pages);
+    return sqlite3_exec(db, pin.c_str(), nullptr, nullptr, error);
+  }
+  // sqlite3_auto_extension takes every entry point as void(*)(void).
+  static void (*Entry())() { return reinterpret_cast<void (*)()>(&Pin); }
+};
+
+TEST(SqlStoreOutageTest, SqliteFullDiskIsUnavailableNotAPermanentError) {
+  std::string path;
+  std::string url = testing::FreshDatabaseUrl("sqlite", "sf-sql-full", &path);
+  {
+    auto st = SqlStore::Open(url);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    ASSERT_TRUE((*st)->Migrate().ok());
+  }
+  std::unique_ptr<SqlStore> store;
+  {
+    PinSqliteSizeOnOpen pin;  // only the connection Open makes now
+    auto st = SqlStore::Open(url);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    store = std::move(*st);
+  }
+  ASSERT_TRUE(store->Ping().ok());
+
+  GenerationWrite w;
+  w.id = 59;
+  w.organization_id = 12;
+  w.compacted = std::string(256 * 1024, 'A');  // overflow pages the file may not grow by
+  w.chunk_count = 1;
+  w.compacted_at = "2026-11-25T12:00:00.000Z";
+  w.compacted_by = "c1";
+  w.finalize_id = "1700000000000-0";
+  auto r = store->UpsertGeneration(w);
+  ASSERT_FALSE(r.ok()) << "the pinned file took a 256 KiB row: no SQLITE_FULL was provoked";
+  // A full disk is an outage (retried, not ready), not a bad row to dead-letter.
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+  EXPECT_TRUE(r.status().retryable());
+  EXPECT_NE(r.status().message().find("database or disk is full"), std::string::npos) << r.status().ToString();
+
+  // Chunk rows (GENERATION_CHUNK_STORAGE=db|both) meet the same disk.
+  Status chunks = store->UpsertChunks({{59, 12, 0, 0, std::string(256 * 1024, 'x')}});
+  EXPECT_EQ(chunks.code(), StatusCode::kUnavailable) << chunks.ToString();
+
+  // The failed transaction was rolled back and the session still answers.
+  auto row = store->GetGeneration(59);
+  ASSERT_TRUE(row.ok()) << row.status().ToString();
+  EXPECT_FALSE(row->has_value());
+
+  store.reset();
+  for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
 }
 
 }  // namespace
