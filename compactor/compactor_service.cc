@@ -70,13 +70,32 @@ Status CompactorService::Ready() const {
 }
 
 template <typename F>
-Status CompactorService::Retry(const std::atomic<bool>& stop, F&& f) {
+Status CompactorService::Retry(const std::atomic<bool>& stop, F&& f, const std::vector<StreamEntry>* held) {
   // No logging here: f reports each attempt to redis_health_ / db_health_, which log once per outage.
   JitteredBackoff backoff;
+  auto renewed = Clk::now();
+  const auto renew_every = std::chrono::milliseconds(std::max<int64_t>(1, config_.visibility_timeout_ms / 3));
   while (true) {
     Status s = f();
     if (s.ok() || !s.retryable() || stop.load()) return s;
-    SleepUnlessStopped(backoff.Next(), stop);
+    // The wait (up to 5 s) is cut into the renewal period, so a lease never runs out during it.
+    const auto until = Clk::now() + std::chrono::milliseconds(backoff.Next());
+    while (!stop.load()) {
+      if (held != nullptr && Clk::now() - renewed >= renew_every) {
+        RenewLeases(*held);
+        renewed = Clk::now();
+      }
+      const auto now = Clk::now();
+      if (now >= until) break;
+      std::this_thread::sleep_for(std::min<Clk::duration>({until - now, std::chrono::milliseconds(20)}));
+    }
+  }
+}
+
+void CompactorService::RenewLeases(const std::vector<StreamEntry>& held) {
+  // Best effort: with Redis itself down the renewals fail, and so do the other consumers' claims.
+  for (const auto& e : held) {
+    (void)ExtendLease(*write_, e.stream, buffer_.keys().CompactorGroup(), config_.consumer_name, e.id);
   }
 }
 
@@ -270,14 +289,17 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
         redis_health_.Report(r.status(), "owners of chunk rows");
         if (r.ok()) rows = std::move(*r);
         return r.status();
-      });
+      }, &good);
       if (!s.ok()) return;
-      s = Retry(stop, [&] {
-        Status st = store_.UpsertChunks(rows);
-        db_health_.Report(st, "store chunks");
-        if (!st.ok()) metrics_.db_errors.Increment();
-        return st;
-      });
+      s = Retry(
+          stop,
+          [&] {
+            Status st = store_.UpsertChunks(rows);
+            db_health_.Report(st, "store chunks");
+            if (!st.ok()) metrics_.db_errors.Increment();
+            return st;
+          },
+          &good);
       if (!s.ok()) return;  // not acked: redelivered or claimed later
     }
     ApplyResult result;
@@ -290,7 +312,7 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
       }
       result = std::move(*r);
       return Status::Ok();
-    });
+    }, &good);
     if (!s.ok()) {
       if (!stop.load()) {
         // Not retryable (e.g. a script rejected the batch): park every entry of it with the reason.
@@ -376,7 +398,7 @@ void CompactorService::FinalizeGroup(const std::vector<FinalizeRequest>& reqs, c
   // The whole group first: one snapshot round trip, one DB transaction, one mark+event round trip.
   std::vector<FinalizeOutcome> outcomes;
   auto started = Clk::now();
-  Status s = RetryFinalize(reqs, &outcomes, stop);
+  Status s = RetryFinalize(reqs, owners, &outcomes, stop);
   metrics_.finalize_batch_latency.Observe(std::chrono::duration<double>(Clk::now() - started).count());
   if (s.ok()) {
     for (size_t k = 0; k < reqs.size(); ++k) {
@@ -394,7 +416,7 @@ void CompactorService::FinalizeGroup(const std::vector<FinalizeRequest>& reqs, c
   for (size_t k = 0; k < reqs.size() && !stop.load(); ++k) {
     LogScope scope(LogContext().Generation(reqs[k].gen.org, reqs[k].gen.gen).Entry(owners[k].id));
     std::vector<FinalizeOutcome> one;
-    Status s1 = RetryFinalize({reqs[k]}, &one, stop);
+    Status s1 = RetryFinalize({reqs[k]}, {owners[k]}, &one, stop);
     if (s1.ok()) {
       RecordFinalized(reqs[k], owners[k], one[0]);
       if (one[0].owned_elsewhere) {
@@ -416,7 +438,8 @@ void CompactorService::FinalizeGroup(const std::vector<FinalizeRequest>& reqs, c
   }
 }
 
-Status CompactorService::RetryFinalize(const std::vector<FinalizeRequest>& reqs, std::vector<FinalizeOutcome>* out,
+Status CompactorService::RetryFinalize(const std::vector<FinalizeRequest>& reqs,
+                                       const std::vector<StreamEntry>& owners, std::vector<FinalizeOutcome>* out,
                                        const std::atomic<bool>& stop) {
   return Retry(stop, [&] {
     FinalizeDependency failed = FinalizeDependency::kRedis;
@@ -431,7 +454,7 @@ Status CompactorService::RetryFinalize(const std::vector<FinalizeRequest>& reqs,
     db_health_.Report(Status::Ok(), "finalize");
     *out = std::move(*o);
     return Status::Ok();
-  });
+  }, &owners);
 }
 
 void CompactorService::RecordFinalized(const FinalizeRequest& req, const StreamEntry& e,

@@ -111,7 +111,8 @@ class CompactorService {
   // One group: finalized together (FinalizeBatch), then each acked; on a permanent failure one by one.
   void FinalizeGroup(const std::vector<FinalizeRequest>& reqs, const std::vector<StreamEntry>& owners,
                      const std::atomic<bool>& stop);
-  Status RetryFinalize(const std::vector<FinalizeRequest>& reqs, std::vector<FinalizeOutcome>* out,
+  Status RetryFinalize(const std::vector<FinalizeRequest>& reqs, const std::vector<StreamEntry>& owners,
+                       std::vector<FinalizeOutcome>* out,
                        const std::atomic<bool>& stop);
   void RecordFinalized(const FinalizeRequest& req, const StreamEntry& e, const FinalizeOutcome& outcome);
   // Queues XACKs; they go out ahead of the next XREADGROUP in the same round trip (FlushAcks otherwise).
@@ -126,7 +127,11 @@ class CompactorService {
   void RefuseForeignGeneration(const FinalizeRequest& req, const StreamEntry& e);
   // Retries f while it fails with a retryable status, with jittered backoff, until stop.
   template <typename F>
-  Status Retry(const std::atomic<bool>& stop, F&& f);
+  // `held`: the entries being worked on. Their leases are renewed while f is retried through an outage, so
+  // the other consumers' claim passes do not take them (each claim counts a delivery: a long database
+  // outage otherwise dead-lettered in-flight finalizations after MAX_DELIVERIES claims by idle loops).
+  Status Retry(const std::atomic<bool>& stop, F&& f, const std::vector<StreamEntry>* held = nullptr);
+  void RenewLeases(const std::vector<StreamEntry>& held);
   void NoteLlen(const GenerationId& g, int64_t llen);
 
   const Config& config_;

@@ -1096,6 +1096,52 @@ TEST_P(CompactorTest, DatabaseDownThenUpLosesNothingAndReadinessFollows) {
   EXPECT_EQ(Pending(svc.buffer().keys().FinalizeStreamOf(g)), 0);
 }
 
+// A database outage longer than VISIBILITY_TIMEOUT: the loop retrying a finalization renews its lease, so the
+// other compactors' claim passes leave the entry alone. Before, each claim counted a delivery, and past
+// MAX_DELIVERIES the finalization of a generation still being retried was dead-lettered.
+TEST_P(CompactorTest, ADatabaseOutageDoesNotLetOtherCompactorsClaimOrDeadLetterWhatIsBeingRetried) {
+  if (GetParam() != "postgresql") GTEST_SKIP() << "the outage is simulated on the PostgreSQL connection";
+  std::string url = db_url_;
+  auto colon = url.rfind(':');
+  int pg_port = std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1));
+  testing::TcpProxy proxy(pg_port);
+  db_url_ = url.substr(0, colon + 1) + std::to_string(proxy.port()) + url.substr(url.find('/', colon));
+  const std::map<std::string, std::string> env = {{"VISIBILITY_TIMEOUT", "300ms"}, {"MAX_DELIVERIES", "1"}};
+  auto& a = AddService(env);
+  auto& b = AddService(env);
+  std::atomic<bool> stop{false};
+  std::thread la([&] { a.Run(stop); });
+  std::thread lb([&] { b.Run(stop); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return a.Ready().ok() && b.Ready().ok(); }));
+  proxy.Down();
+  GenerationId g{2, 0, 32};
+  Send(g, 0, "[\"held\", ");
+  Send(g, 1, "\"through\"]", true);
+  const std::string fin = a.buffer().keys().FinalizeStreamOf(g);
+  EXPECT_TRUE(testing::WaitUntil([&] { return Pending(fin) > 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // 5 x VISIBILITY_TIMEOUT of outage
+  // EXPECT, not ASSERT, until the loops are joined: a test that returns with them running aborts the suite.
+  auto pending = redis_->Command({"XPENDING", fin, a.buffer().keys().CompactorGroup(), "-", "+", "10"});
+  EXPECT_TRUE(pending.ok() && pending->elements.size() == 1u) << "still pending, not dead-lettered";
+  if (pending.ok() && pending->elements.size() == 1u) {
+    EXPECT_EQ(pending->elements[0].elements[3].integer, 1) << "never claimed: delivered once";
+  }
+  EXPECT_EQ(redis_->Command({"XLEN", a.buffer().keys().ChunkDeadLetterStream()})->integer, 0);
+  proxy.Up();
+  std::optional<GenerationRow> row;
+  testing::WaitUntil([&] {
+    auto r = stores_.front()->GetGeneration(32);
+    if (r.ok()) row = *r;
+    return row.has_value();
+  });
+  stop = true;
+  la.join();
+  lb.join();
+  ASSERT_TRUE(row.has_value()) << "finalized once the database came back";
+  EXPECT_EQ(Decoded(*row), "[\"held\", \"through\"]");
+  EXPECT_EQ(redis_->Command({"XLEN", a.buffer().keys().ChunkDeadLetterStream()})->integer, 0);
+}
+
 TEST_P(CompactorTest, RedisOutageIsCountedOnceAndReadinessFollows) {
   if (GetParam() != "sqlite") GTEST_SKIP() << "the Redis outage does not depend on the database backend";
   if (server_->cluster()) GTEST_SKIP() << "the cluster's outage is a failover: redis_cluster_test, fleet cluster test";
