@@ -96,7 +96,8 @@ IngestService::IngestService(const Config& config, prometheus::Registry& registr
       store_(store),
       cache_(config.redis, CacheOptionsFromConfig(config), &registry),
       tasks_(config, *redis_, metrics_),
-      live_(config, *redis_, store, registry) {}
+      live_(config, *redis_, store, registry),
+      org_workers_(config.ingest_org_max_workers) {}
 
 IngestService::~IngestService() { Stop(); }
 
@@ -217,6 +218,17 @@ void IngestService::Handle(HttpExchange& ex) {
   Ctx ctx;
   if (Admit(ex, route, ctx)) {
     LogScope scope(LogContext().Generation(ctx.gen.org, ctx.gen.gen));
+    // The live routes hand their connection over at once (no worker is held while they stream).
+    const bool live = route.kind == Route::Kind::kStream || route.kind == Route::Kind::kEvents;
+    OrgWorkerShare::Slot slot = live ? OrgWorkerShare::Slot() : org_workers_.Acquire(ctx.gen.org);
+    if (!live && !slot) {
+      Reject(ex, 429, "too_many_requests",
+             "organization " + std::to_string(ctx.gen.org) + " already holds " +
+                 std::to_string(org_workers_.max()) + " of ingest's worker threads (INGEST_ORG_MAX_WORKERS)",
+             {{"Retry-After", "1"}});
+      RecordRequest(RouteName(route.kind), ex, started);
+      return;
+    }
     switch (route.kind) {
       case Route::Kind::kChunks: HandleChunks(ex, ctx); break;
       case Route::Kind::kFinish: HandleFinish(ex, ctx); break;

@@ -209,6 +209,49 @@ TEST_F(MalformedHttpTest, SlowlorisIsCutOffAndDoesNotBlockOthers) {
   EXPECT_EQ(StreamLength(), 20);
 }
 
+// A streamed upload holds a worker thread while its body lasts, and may trickle legitimately (an LLM's deltas
+// relayed as they come). One organization's slow uploads once held every worker: another organization's
+// streamed uploads and progress reads waited for INGEST_REQUEST_TIMEOUT. Now an organization holds at most
+// INGEST_ORG_MAX_WORKERS (by default all but an eighth, at least one: 3 of 4 here) and its next request is
+// answered 429 at once.
+TEST_F(MalformedHttpTest, OneOrganizationsSlowUploadsLeaveWorkersForTheOthers) {
+  IngestHarness ingest(server_->port(), {{"INGEST_THREADS", "4"}, {"INGEST_REQUEST_TIMEOUT", "20s"}});
+  auto head = [](int org, int gen) {
+    return "POST /v1/orgs/" + std::to_string(org) + "/generations/" + std::to_string(gen) +
+           "/chunks HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n";
+  };
+  auto chunk = [](const std::string& s) {
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx", s.size());
+    return std::string(size) + "\r\n" + s + "\r\n";
+  };
+  const std::string line = "{\"data\":\"a\"}\n";
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  for (int i = 0; i < 3; ++i) {
+    slow.push_back(std::make_unique<RawConnection>(ingest.port()));
+    ASSERT_TRUE(slow.back()->Send(head(1, 10 + i) + chunk(line)));  // and then nothing, for now
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the three reach their worker threads
+  RawConnection fourth(ingest.port());
+  ASSERT_TRUE(fourth.Send(head(1, 13) + chunk(line)));
+  std::string refused = fourth.ReadResponse(3000);
+  EXPECT_EQ(StatusOf(refused), 429) << refused;
+  EXPECT_NE(refused.find("INGEST_ORG_MAX_WORKERS"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("Retry-After: 1"), std::string::npos) << refused;
+  // Another organization meanwhile: a streamed upload and a progress read, each on the free worker.
+  auto t0 = Clk::now();
+  std::string other = RawExchange(ingest.port(), head(2, 20) + chunk(line) + "0\r\n\r\n", 3000);
+  EXPECT_EQ(StatusOf(other), 202) << other;
+  EXPECT_EQ(ingest.Get("/v1/orgs/2/generations/20/progress").status, 200);
+  EXPECT_LT(Clk::now() - t0, std::chrono::milliseconds(2500)) << "waited on the first organization's uploads";
+  // The slow uploads were only slow: they end normally.
+  for (auto& c : slow) {
+    ASSERT_TRUE(c->Send("0\r\n\r\n"));
+    EXPECT_EQ(StatusOf(c->ReadResponse(3000)), 202);
+  }
+  EXPECT_EQ(StreamLength(), 4);
+}
+
 // JSON text is UTF-8: a body with other bytes is refused with the offset of the first bad byte, on every
 // body format, before anything from it is written.
 TEST_F(MalformedHttpTest, NonUtf8BodiesAreRefusedWithTheByteOffset) {

@@ -77,6 +77,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"METRICS_LISTEN", "(per process)", "/metrics, /healthz, /readyz; 0.0.0.0:9100 ingest, :9101 compactor, :9102 queue-worker, :9103 admin"},
       {"INGEST_LISTEN", "0.0.0.0:8080", "the ingest HTTP API"},
       {"INGEST_THREADS", "64", "ingest HTTP worker threads (concurrent keep-alive connections)"},
+      {"INGEST_ORG_MAX_WORKERS", "0", "most worker threads one organization's requests may hold at once (a streamed upload holds one while its body lasts); above it 429 too_many_requests; 0 = all but an eighth of INGEST_THREADS (at least one is kept for the other organizations)"},
       {"INGEST_MAX_CHUNK_BYTES", "1048576", "largest chunk accepted (413 above)"},
       {"INGEST_MAX_BODY_BYTES", "16777216", "largest request body accepted (413 above)"},
       {"INGEST_MAX_GENERATION_BYTES", "67108864", "largest total size of one generation (413 above)"},
@@ -640,6 +641,9 @@ void LoadIngest(Reader& r, Config& c) {
   c.ingest_listen = r.Str("INGEST_LISTEN");
   if (!ParseListen(c.ingest_listen).ok()) r.Fail("INGEST_LISTEN", c.ingest_listen, "host:port");
   c.ingest_threads = static_cast<int>(r.Int("INGEST_THREADS", 1, 1024));
+  const int64_t org_workers = r.Int("INGEST_ORG_MAX_WORKERS", 0, 1024);
+  c.ingest_org_max_workers = org_workers > 0 ? static_cast<int>(std::min<int64_t>(org_workers, c.ingest_threads))
+                                             : std::max(1, c.ingest_threads - std::max(1, c.ingest_threads / 8));
   c.max_chunk_bytes = r.Int("INGEST_MAX_CHUNK_BYTES", 1, int64_t{1} << 30);
   c.max_body_bytes = r.Int("INGEST_MAX_BODY_BYTES", 1, int64_t{1} << 34);
   c.max_generation_bytes = r.Int("INGEST_MAX_GENERATION_BYTES", 1, int64_t{1} << 40);
