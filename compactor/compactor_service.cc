@@ -93,9 +93,10 @@ Status CompactorService::Retry(const std::atomic<bool>& stop, F&& f, const std::
 }
 
 void CompactorService::RenewLeases(const std::vector<StreamEntry>& held) {
-  // Best effort: with Redis itself down the renewals fail, and so do the other consumers' claims.
+  // Best effort: with Redis itself down the renewals fail, and so do the other consumers' claims. The first
+  // failure ends the pass, so an unreachable Redis costs one timeout here, not one per entry.
   for (const auto& e : held) {
-    (void)ExtendLease(*write_, e.stream, buffer_.keys().CompactorGroup(), config_.consumer_name, e.id);
+    if (!ExtendLease(*write_, e.stream, buffer_.keys().CompactorGroup(), config_.consumer_name, e.id).ok()) return;
   }
 }
 

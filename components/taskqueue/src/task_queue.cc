@@ -56,14 +56,23 @@ return {0, skipped}
   return s;
 }
 
-// KEYS: 1 scheduled zset, 2 stream. ARGV: 1 run_at, 2 member, 3 group, 4 entry id.
-// The ack comes first and decides: 0 means another consumer (one that claimed the delivery while this one
-// was still running it) has already retried or finished it, and a second retry would start a second chain.
+// The delivery must still be pending: if another consumer (one that claimed it while this one was still
+// running it) has already retried or finished it, a second retry would start a second chain. Checked with
+// XPENDING, not by acking first: the write that can be refused (ZADD, XADD under maxmemory) must come before
+// any write, since a script is not rolled back and an ack without its retry would lose the task.
+constexpr const char* kStillPendingLua = R"(
+local function still_pending(stream, group, id)
+  return #redis.call('XPENDING', stream, group, id, id, 1) == 1
+end
+)";
+
+// KEYS: 1 scheduled zset, 2 stream. ARGV: 1 run_at, 2 member, 3 group, 4 entry id. 1: scheduled and acked;
+// 0: the entry was no longer pending, nothing written.
 const LuaScript& RetryScript() {
-  static const LuaScript s(R"(
-local acked = redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
-if acked == 1 then redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[2]) end
-return acked
+  static const LuaScript s(std::string(kStillPendingLua) + R"(
+if not still_pending(KEYS[2], ARGV[3], ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[2])
+return redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
 )");
   return s;
 }
@@ -113,15 +122,13 @@ return skipped
 }
 
 // KEYS: 1 dlq stream, 2 stream. ARGV: 1 group, 2 entry id, 3 envelope, 4 reason, 5 times delivered, 6 now.
-// As RetryScript: only the consumer whose ack takes the delivery off the pending list writes the dead letter.
+// As RetryScript: written only while the delivery is still pending, the dead letter before the ack.
 const LuaScript& DeadLetterScript() {
-  static const LuaScript s(R"(
-local acked = redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
-if acked == 1 then
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000000, '*', 'source_stream', KEYS[2], 'source_id', ARGV[2],
-    'group', ARGV[1], 'reason', ARGV[4], 'times_delivered', ARGV[5], 'failed_at_ms', ARGV[6], 'e', ARGV[3])
-end
-return acked
+  static const LuaScript s(std::string(kStillPendingLua) + R"(
+if not still_pending(KEYS[2], ARGV[1], ARGV[2]) then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000000, '*', 'source_stream', KEYS[2], 'source_id', ARGV[2],
+  'group', ARGV[1], 'reason', ARGV[4], 'times_delivered', ARGV[5], 'failed_at_ms', ARGV[6], 'e', ARGV[3])
+return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 )");
   return s;
 }
