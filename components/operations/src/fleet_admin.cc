@@ -113,20 +113,22 @@ std::vector<std::string> RequeuedFields(const StreamEntry& e, bool finalize_sour
 }
 
 // KEYS: 1 dead-letter stream, 2 source stream. ARGV: 1 dead letter id, then the fields to add. The move is one
-// step: the entry goes back only if this call removed the dead letter, so two requeues running at once (two
-// operators, an admin UI click during a CLI run) put it back once, and a crash leaves it in one place.
+// step: the entry goes back only while the dead letter is still there, so two requeues running at once (two
+// operators, an admin UI click during a CLI run) put it back once. The add comes before the delete: under
+// maxmemory Redis refuses the XADD, and a script is not rolled back, so a delete first would lose the entry.
 const LuaScript& MoveDeadLetterScript() {
   static const LuaScript s(R"(
-if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+redis.call('XDEL', KEYS[1], ARGV[1])
 return 1
 )");
   return s;
 }
 
 // Puts one dead letter back: true when this call moved it. On a Redis Cluster the two streams are in
-// different slots, so no script can hold both: the dead letter is removed first (XDEL answers 1 to one caller
-// only), then added back; if the add fails the dead letter is written again, so the error loses nothing.
+// different slots, so no script can hold both: added back first, then deleted, so an error loses nothing (two
+// requeues of one dead letter running at that very moment can both add it there).
 StatusOr<bool> MoveDeadLetter(RedisClient& redis, const Config& config, const std::string& dlq, const StreamEntry& e,
                               const std::string& source, const std::vector<std::string>& fields) {
   if (!config.redis.cluster) {
@@ -136,20 +138,13 @@ StatusOr<bool> MoveDeadLetter(RedisClient& redis, const Config& config, const st
     if (!r.ok()) return r.status();
     return r->integer == 1;
   }
-  auto del = redis.Command({"XDEL", dlq, e.id});
-  if (!del.ok()) return del.status();
-  if (del->integer == 0) return false;
   std::vector<std::string> add = {"XADD", source, "*"};
   add.insert(add.end(), fields.begin(), fields.end());
   auto added = redis.Command(add);
-  if (added.ok()) return true;
-  std::vector<std::string> back = {"XADD", dlq, "*"};
-  for (const auto& [k, v] : e.fields) {
-    back.push_back(k);
-    back.push_back(v);
-  }
-  (void)redis.Command(back);
-  return added.status();
+  if (!added.ok()) return added.status();
+  auto del = redis.Command({"XDEL", dlq, e.id});
+  if (!del.ok()) return del.status();
+  return true;
 }
 
 }  // namespace

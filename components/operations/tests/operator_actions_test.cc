@@ -97,6 +97,25 @@ TEST_F(OperatorActionsTest, RequeueOfAChunkEntryPutsBackEveryEnvelope) {
   EXPECT_EQ(Len(keys.ChunkDeadLetterStream()), 0);
 }
 
+// Under maxmemory Redis refuses the XADD that puts a dead letter back. The dead letter must still be there
+// afterwards: a script is not rolled back, so a delete before the add would have lost it.
+TEST_F(OperatorActionsTest, ARequeueRefusedForMemoryKeepsTheDeadLetter) {
+  if (config_.redis.cluster) GTEST_SKIP() << "CONFIG SET on one node: the standalone server's";
+  std::string id = redis_->Command({"XADD", tkeys_.DeadLetters(), "*", "source_stream", tkeys_.Queue("default"),
+                                    "reason", "boom", "e", "env"})->str;
+  ASSERT_TRUE(redis_->Command({"CONFIG", "SET", "maxmemory", "1"}).ok());
+  auto refused = RequeueDeadLetters(*redis_, config_, id);
+  ASSERT_TRUE(redis_->Command({"CONFIG", "SET", "maxmemory", "0"}).ok());
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(Len(tkeys_.DeadLetters()), 1) << "kept for the next try";
+  EXPECT_EQ(Len(tkeys_.Queue("default")), 0);
+  auto again = RequeueDeadLetters(*redis_, config_, id);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, 1);
+  EXPECT_EQ(Len(tkeys_.DeadLetters()), 0);
+  EXPECT_EQ(Len(tkeys_.Queue("default")), 1);
+}
+
 TEST_F(OperatorActionsTest, JsonFormsNameWhatTheCliAndTheAdminApiShow) {
   const std::string stream = tkeys_.Queue("default");
   ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", "x"}).ok());
