@@ -313,10 +313,12 @@ with_nofile() {
 INGEST_PORT=$(free_port)
 # A fresh ingest, configured as in part 2 (same threads, no backpressure: the throughput phases run without a
 # compactor), plus a database for the rows the hub looks up and LIVE_START_WAIT far beyond the run, so
-# streams of generations that never start stay open instead of ending with `closing: not_found`.
+# streams of generations that never start stay open instead of ending with `closing: not_found`. Every stream
+# is one organization's, so its share (LIVE_ORG_MAX_STREAMS) has room for all of them.
 ( with_nofile "$LIVE_NOFILE" env REDIS_PORT="$REDIS_PORT" INGEST_LISTEN="127.0.0.1:$INGEST_PORT" INGEST_THREADS=80 \
     INGEST_BACKPRESSURE_LAG=100000000 METRICS_LISTEN=127.0.0.1:0 LOG_LEVEL=warn DATABASE_URL="sqlite:$WORK/live.db" \
-    LIVE_START_WAIT=3600s "$INGEST_BIN" ) >"$WORK/ingest-live.log" 2>&1 &
+    LIVE_START_WAIT=3600s LIVE_ORG_MAX_STREAMS=$((LIVE_IDLE + LIVE_GENS * LIVE_SUBS + 100)) "$INGEST_BIN" ) \
+  >"$WORK/ingest-live.log" 2>&1 &
 INGEST_PID=$!
 for _ in $(seq 100); do
   curl -fs "http://127.0.0.1:$INGEST_PORT/readyz" >/dev/null 2>&1 && break

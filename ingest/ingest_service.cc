@@ -220,7 +220,7 @@ void IngestService::Handle(HttpExchange& ex) {
     LogScope scope(LogContext().Generation(ctx.gen.org, ctx.gen.gen));
     // The live routes hand their connection over at once (no worker is held while they stream).
     const bool live = route.kind == Route::Kind::kStream || route.kind == Route::Kind::kEvents;
-    OrgWorkerShare::Slot slot = live ? OrgWorkerShare::Slot() : org_workers_.Acquire(ctx.gen.org);
+    OrgShare::Slot slot = live ? OrgShare::Slot() : org_workers_.Acquire(ctx.gen.org);
     if (!live && !slot) {
       Reject(ex, 429, "too_many_requests",
              "organization " + std::to_string(ctx.gen.org) + " already holds " +

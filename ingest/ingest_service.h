@@ -22,7 +22,7 @@
 #include "streamfleet/chunks/chunk_writer.h"
 #include "ingest/live_routes.h"
 #include "ingest/metrics.h"
-#include "ingest/org_worker_share.h"
+#include "ingest/org_share.h"
 #include "ingest/task_api.h"
 #include "streamfleet/chunks/request_parsing.h"
 #include "streamfleet/redis/async_redis.h"
@@ -122,7 +122,7 @@ class IngestService {
   TaskApi tasks_;  // /v1/tasks: on redis_, declared after it
   LiveRoutes live_;  // .../stream and .../events: its own Redis connections, the owner check on redis_
   std::unique_ptr<LoopHttpServer> http_;
-  OrgWorkerShare org_workers_;  // INGEST_ORG_MAX_WORKERS
+  OrgShare org_workers_;  // INGEST_ORG_MAX_WORKERS
   std::atomic<int64_t> backlog_{0};
   std::atomic<bool> stopping_{false};
   std::thread sampler_;

@@ -22,13 +22,25 @@ live::RowReader RowsFrom(SqlStore* store, const Config& config) {
     if (!row.ok()) return row.status();
     if (!row->has_value() || (*row)->organization_id != org) return std::optional<live::CompactedRow>();
     SF_RETURN_IF_ERROR(ResolveCompacted(artifacts.get(), **row));
-    if (!(*row)->compacted) return std::optional<live::CompactedRow>();
+    auto md = nlohmann::json::parse((*row)->metadata, nullptr, false);
+    if (!(*row)->compacted) {
+      // generation.run writes the status, and provider_chunks = 0 when nothing was streamed (a generation
+      // with chunks is finalized, so its text comes).
+      live::CompactedRow out;
+      if (md.is_object() && md.value("status", nlohmann::json()) == "failed" &&
+          md.value("provider_chunks", nlohmann::json(0)) == 0) {
+        out.failed = true;
+        auto error = md.find("error");
+        out.error = error != md.end() && error->is_string() ? error->get<std::string>() : "";
+        return std::optional<live::CompactedRow>(std::move(out));
+      }
+      return std::optional<live::CompactedRow>();
+    }
     live::CompactedRow out;
     auto text = Base64Decode(*(*row)->compacted);
     if (!text) return Status::Internal("generation " + std::to_string(gen) + ": compacted is not base64");
     out.text = std::move(*text);
     out.chunk_count = (*row)->chunk_count;
-    auto md = nlohmann::json::parse((*row)->metadata, nullptr, false);
     if (md.is_object()) {
       if (auto v = md.find("json_valid"); v != md.end() && v->is_boolean()) out.json_valid = v->get<bool>();
       if (auto t = md.find("finalize_trigger"); t != md.end() && t->is_string()) out.trigger = t->get<std::string>();
@@ -48,7 +60,10 @@ void RejectJson(HttpExchange& ex, int status, const std::string& error, const st
 }  // namespace
 
 LiveRoutes::LiveRoutes(const Config& config, RedisCommands& redis, SqlStore* store, prometheus::Registry& registry)
-    : config_(config), redis_(redis), hub_(config, live::LiveOptions::FromConfig(config), RowsFrom(store, config), &registry) {}
+    : config_(config),
+      redis_(redis),
+      streams_(config.live_org_max_streams),
+      hub_(config, live::LiveOptions::FromConfig(config), RowsFrom(store, config), &registry) {}
 
 std::vector<std::pair<std::string, std::string>> LiveRoutes::CorsHeaders(const HttpExchange& ex) const {
   // A browser on an allowed origin may read the answers (an EventSource with a signed link, or fetch with a
@@ -79,12 +94,27 @@ void LiveRoutes::HandlePreflight(HttpExchange& ex) {
               {"Access-Control-Max-Age", std::to_string(kPreflightMaxAgeS)}});
 }
 
-std::shared_ptr<HttpStream> LiveRoutes::Open(HttpExchange& ex) {
+std::shared_ptr<HttpStream> LiveRoutes::Open(HttpExchange& ex, int64_t org, std::shared_ptr<void>* hold) {
+  OrgShare::Slot slot = streams_.Acquire(org);
+  if (!slot) {
+    // At once, not queued. A browser's EventSource does not retry a 429 (it fails, and the page's onerror
+    // decides); a fetch-based client waits Retry-After.
+    ex.RespondJson(429,
+                   JsonError("too_many_streams", "organization " + std::to_string(org) + " has " +
+                                                     std::to_string(streams_.max()) +
+                                                     " live streams open on this server (LIVE_ORG_MAX_STREAMS)"),
+                   {{"Retry-After", "5"}});
+    return nullptr;
+  }
   // no-store: a cache must not replay a live stream; X-Accel-Buffering: nginx would hold the events back.
   // The CORS headers are the exchange's (CorsHeaders), as on every other answer of these routes.
   auto stream = ex.StartStream(200, "text/event-stream; charset=utf-8",
                                {{"Cache-Control", "no-store"}, {"X-Accel-Buffering", "no"}});
-  if (!stream) RejectJson(ex, 501, "not_implemented", "this server cannot stream answers");
+  if (!stream) {
+    RejectJson(ex, 501, "not_implemented", "this server cannot stream answers");
+    return nullptr;
+  }
+  *hold = std::make_shared<OrgShare::Slot>(std::move(slot));
   return stream;
 }
 
@@ -110,7 +140,8 @@ void LiveRoutes::HandleGenerationStream(HttpExchange& ex, int64_t org, int64_t g
     RejectJson(ex, 404, "not_found", "no generation " + std::to_string(gen) + " in organization " + std::to_string(org));
     return;
   }
-  if (auto stream = Open(ex)) hub_.WatchGeneration(std::move(stream), org, gen, resume->after_seq);
+  std::shared_ptr<void> hold;
+  if (auto stream = Open(ex, org, &hold)) hub_.WatchGeneration(std::move(stream), org, gen, resume->after_seq, std::move(hold));
 }
 
 void LiveRoutes::HandleEvents(HttpExchange& ex, int64_t org) {
@@ -126,7 +157,8 @@ void LiveRoutes::HandleEvents(HttpExchange& ex, int64_t org) {
     return;
   }
   if (after == "0") after = "0-0";
-  if (auto stream = Open(ex)) hub_.WatchEvents(std::move(stream), org, after);
+  std::shared_ptr<void> hold;
+  if (auto stream = Open(ex, org, &hold)) hub_.WatchEvents(std::move(stream), org, after, std::move(hold));
 }
 
 }  // namespace streamfleet::ingest

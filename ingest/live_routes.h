@@ -10,6 +10,7 @@
 
 #include <prometheus/registry.h>
 
+#include "ingest/org_share.h"
 #include "streamfleet/base/config.h"
 #include "streamfleet/http/http_exchange.h"
 #include "streamfleet/live/live_hub.h"
@@ -37,10 +38,13 @@ class LiveRoutes {
   void Stop() { hub_.Stop(); }
 
  private:
-  std::shared_ptr<HttpStream> Open(HttpExchange& ex);
+  // The stream's head, once the organization's share of streams has room; nullptr when it was answered
+  // otherwise (429, 501). *hold: the organization's slot, for the hub to keep as long as the stream.
+  std::shared_ptr<HttpStream> Open(HttpExchange& ex, int64_t org, std::shared_ptr<void>* hold);
 
   const Config& config_;
   RedisCommands& redis_;
+  OrgShare streams_;  // LIVE_ORG_MAX_STREAMS; before hub_, which holds its slots
   live::LiveHub hub_;
 };
 

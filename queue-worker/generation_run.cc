@@ -113,6 +113,7 @@ class Run {
         break;
     }
     SF_RETURN_IF_ERROR(store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, md.dump()));
+    if (r.end == StreamEnd::kCut) PublishFailed(md["error"].get<std::string>());
     ctx_.result = "generation " + std::to_string(gen_.gen) + " " + md["status"].get<std::string>() + ", " +
                   std::to_string(written_) + " chunks";
     return Status::Ok();
@@ -140,15 +141,18 @@ class Run {
   // will not fix, the row says failed first, so the generation is never left "running".
   Status Failed(const Status& s) {
     bool final = last_attempt_ || !s.retryable();
-    nlohmann::json md = {{"status", final ? "failed" : "retrying"}, {"error", s.ToString()}};
+    // provider_chunks: whether a text will come (a live stream of a generation with none ends at once).
+    nlohmann::json md = {{"status", final ? "failed" : "retrying"}, {"error", s.ToString()}, {"provider_chunks", written_}};
     (void)store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, md.dump());
     if (final && written_ > 0) (void)Finish();
-    if (final) {
-      // For the organization's live events (GET /v1/orgs/{org}/events); best effort, like the row above.
-      (void)ctx_.redis.Command(GenerationFailedCommand(KeySchema::FromConfig(ctx_.config), gen_, s.ToString(),
-                                                       WallClockMs()));
-    }
+    if (final) PublishFailed(s.ToString());
     return s;
+  }
+
+  // generation.failed, for the organization's live events (GET /v1/orgs/{org}/events) and the generation's
+  // live streams; best effort, like the row's status written before it.
+  void PublishFailed(const std::string& reason) {
+    (void)ctx_.redis.Command(GenerationFailedCommand(KeySchema::FromConfig(ctx_.config), gen_, reason, WallClockMs()));
   }
 
   TaskContext& ctx_;

@@ -13,6 +13,7 @@
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/base/time.h"
+#include "streamfleet/chunks/fleet_events.h"
 #include "streamfleet/live/signed_link.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
@@ -261,6 +262,121 @@ TEST_F(LiveStreamTest, AReaderThatJoinsLaterIsSentTheProgressRightAfterItsReplay
   EXPECT_EQ(late[0]["total_chunks"], 4);
   EXPECT_EQ(late[0]["percent"], 50);
   EXPECT_TRUE(progress_of(first.ReadUntilClosed(300)).empty()) << "the first reader got its progress again";
+}
+
+// A generation that fails before its first chunk (generation.run: the provider refused it for good) has no
+// text to wait for. Its streams waited LIVE_START_WAIT (30 s) and ended with not_found, and an EventSource
+// reconnected and waited again. They now end with closing "failed" when the generation.failed event comes,
+// and a stream opened later learns it from the row.
+TEST_F(LiveStreamTest, AGenerationThatFailedBeforeItsFirstChunkEndsItsStreams) {
+  testing::RawConnection sub(service_->port());
+  ASSERT_TRUE(sub.Send("GET /v1/orgs/12/generations/4848/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // watching before the failure
+  KeySchema k = KeySchema::FromConfig(*config_);
+  ASSERT_TRUE(redis_->Command(GenerationFailedCommand(k, {12, 0, 4848}, "provider answered 503", WallClockMs())).ok());
+  ASSERT_TRUE(store_->MergeGenerationMetadata(4848, 12, 0,
+                                             R"({"status":"failed","error":"provider answered 503","provider_chunks":0})")
+                  .ok());
+  auto closing_of = [](const std::string& raw) {
+    auto events = EventsOf(raw);
+    return events.empty() || events.back().first != "closing" ? nlohmann::json() : events.back().second;
+  };
+  std::string raw = sub.ReadUntilClosed(10000);  // LIVE_START_WAIT is 30 s: this is the failure's end
+  auto closing = closing_of(raw);
+  ASSERT_TRUE(closing.is_object()) << raw;
+  EXPECT_EQ(closing["reason"], "failed");
+  EXPECT_NE(closing["detail"].get<std::string>().find("provider answered 503"), std::string::npos) << raw;
+
+  testing::RawConnection late(service_->port());
+  ASSERT_TRUE(late.Send("GET /v1/orgs/12/generations/4848/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  closing = closing_of(late.ReadUntilClosed(10000));
+  ASSERT_TRUE(closing.is_object());
+  EXPECT_EQ(closing["reason"], "failed");
+
+  // A generation whose provider failed after some chunks is finalized: its text still comes.
+  ASSERT_TRUE(store_->MergeGenerationMetadata(4949, 12, 0, R"({"status":"failed","error":"cut","provider_chunks":1})").ok());
+  ASSERT_EQ(Post("/v1/orgs/12/generations/4949/chunks", R"({"seq":0,"data":"partial","final":true})"), 202);
+  testing::RawConnection partial(service_->port());
+  ASSERT_TRUE(partial.Send("GET /v1/orgs/12/generations/4949/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto events = EventsOf(partial.ReadUntilClosed(20000));
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().first, "compacted");
+}
+
+// A per-connection buffer of 4 KiB, and two streams per organization.
+class LiveStreamLimitsTest : public LiveStreamTest {
+ protected:
+  LiveStreamLimitsTest() { extra_env_ = {{"LIVE_MAX_BUFFERED_BYTES", "4096"}, {"LIVE_ORG_MAX_STREAMS", "2"}}; }
+};
+
+// A generation whose buffer is gone is served from its row. The whole text went out as one event, past the
+// connection's buffer: a row of INGEST_MAX_GENERATION_BYTES, escaped, once per reader. It now comes in pieces
+// that fit the buffer; the first replaces what the client has (a resumed client, or one that reconnected
+// after a few pieces, which carry no id), the others append.
+TEST_F(LiveStreamLimitsTest, ARowIsServedInPiecesThatFitTheConnectionsBuffer) {
+  std::string part;  // multibyte characters and characters JSON escapes, so pieces are cut between sequences
+  while (part.size() < 5000) part += "caf\xC3\xA9 \xE2\x82\xAC\xF0\x9F\x98\x80 \"q\"\n\t";
+  for (int seq = 0; seq < 40; ++seq) {
+    nlohmann::json body = {{"seq", seq}, {"data", std::to_string(seq) + part}, {"final", seq == 39}};
+    ASSERT_EQ(Post("/v1/orgs/12/generations/4646/chunks", body.dump()), 202);
+  }
+  std::optional<GenerationRow> row;
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    auto r = store_->GetGeneration(4646);
+    if (r.ok() && r->has_value() && (*r)->chunk_count == 40) row = **r;
+    return row.has_value();
+  }, 20000));
+  const std::string want = *Base64Decode(*row->compacted);
+  KeySchema k = KeySchema::FromConfig(*config_);
+  GenerationId g{12, 0, 4646};
+  ASSERT_TRUE(redis_->Command({"DEL", k.BufferKey(g), k.MetaKey(g), k.SeenKey(g), k.ControlKey(g), k.IngestKey(g)}).ok());
+
+  for (const std::string resume : {"", "Last-Event-ID: 5\r\n"}) {
+    testing::RawConnection sub(service_->port());
+    ASSERT_TRUE(sub.Send("GET /v1/orgs/12/generations/4646/stream HTTP/1.1\r\nHost: t\r\n" + resume + "\r\n"));
+    std::string raw = sub.ReadUntilClosed(20000);
+    auto events = EventsOf(raw);
+    ASSERT_GE(events.size(), 3u) << raw.substr(0, 2000);
+    EXPECT_EQ(events.back().first, "compacted");
+    EXPECT_EQ(events.back().second["chunk_count"], 40);
+    std::string text;
+    for (size_t i = 0; i + 1 < events.size(); ++i) {
+      const auto& [event, data] = events[i];
+      ASSERT_EQ(event, "text") << i;
+      EXPECT_EQ(data["replaces"], i == 0) << i;
+      // A piece's data line, as sent: at most half the buffer (a sixth of the budget, escaped).
+      EXPECT_LE(data.dump().size(), 4096u / 2 + 64) << i;
+      text += data["text"].get<std::string>();
+    }
+    EXPECT_EQ(text, want) << resume;
+    EXPECT_EQ(raw.find("\xEF\xBF\xBD"), std::string::npos) << "a character was cut between two pieces";
+  }
+}
+
+// One organization holds at most LIVE_ORG_MAX_STREAMS streams on a server (both routes): the next is a 429,
+// another organization is served, and a stream the client closes frees its place.
+TEST_F(LiveStreamLimitsTest, OneOrganizationsStreamsAreCappedAndTheOthersServed) {
+  auto open = [this](testing::RawConnection& c, const std::string& target) {
+    EXPECT_TRUE(c.Send("GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    return c.ReadUntilClosed(300);  // a stream does not end: its head and preamble
+  };
+  auto first = std::make_unique<testing::RawConnection>(service_->port());
+  testing::RawConnection second(service_->port()), third(service_->port()), other(service_->port());
+  EXPECT_EQ(testing::StatusOf(open(*first, "/v1/orgs/12/events")), 200);
+  EXPECT_EQ(testing::StatusOf(open(second, "/v1/orgs/12/generations/88/stream")), 200);
+  std::string refused = open(third, "/v1/orgs/12/generations/89/stream");
+  EXPECT_EQ(testing::StatusOf(refused), 429) << refused;
+  EXPECT_NE(refused.find("too_many_streams"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("Retry-After: 5"), std::string::npos) << refused;
+  EXPECT_EQ(testing::StatusOf(open(other, "/v1/orgs/13/events")), 200) << "another organization was refused";
+
+  first.reset();  // the client leaves: its place is free once the server sees it gone
+  int status = 0;
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    testing::RawConnection again(service_->port());
+    status = testing::StatusOf(open(again, "/v1/orgs/12/events"));
+    return status == 200;
+  }, 10000)) << status;
 }
 
 // Tokens, and a page on https://app.example allowed to read the live routes.

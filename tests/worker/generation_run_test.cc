@@ -121,6 +121,16 @@ class GenerationRunTest : public testing::RedisSuite<> {
   static std::string Content(const GenerationRow& row) {
     return row.compacted ? Base64Decode(*row.compacted).value_or("<bad base64>") : "<none>";
   }
+  // The generation.failed events on the events stream, in order.
+  std::vector<FleetEvent> FailedEvents() {
+    std::string events = KeySchema::FromConfig(*config_).EventsStream();
+    std::vector<FleetEvent> failed;
+    for (const auto& e : ParseEntries(events, *redis_->Command({"XRANGE", events, "-", "+"}))) {
+      auto ev = DecodeFleetEvent(e);
+      if (ev.ok() && ev->type == "generation.failed") failed.push_back(*ev);
+    }
+    return failed;
+  }
   std::string TaskState(int64_t id) {
     auto r = redis_->Command({"HGET", TaskKeys("streamfleet").Status("generation-" + std::to_string(id)), "state"});
     return r.ok() ? r->str : "";
@@ -265,12 +275,7 @@ TEST_F(GenerationRunTest, UnavailableProviderMarksTheGenerationFailedOnTheLastAt
   EXPECT_NE(md["error"].get<std::string>().find("503"), std::string::npos) << md.dump();
   EXPECT_EQ(TaskState(id), "dead");
   // The organization's live events (docs/live.md) say so: one generation.failed, on the last attempt only.
-  std::string events = KeySchema::FromConfig(*config_).EventsStream();
-  std::vector<FleetEvent> failed;
-  for (const auto& e : ParseEntries(events, *redis_->Command({"XRANGE", events, "-", "+"}))) {
-    auto ev = DecodeFleetEvent(e);
-    if (ev.ok() && ev->type == "generation.failed") failed.push_back(*ev);
-  }
+  std::vector<FleetEvent> failed = FailedEvents();
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0].gen, id);
   auto j = nlohmann::json::parse(failed[0].json);
@@ -290,6 +295,11 @@ TEST_F(GenerationRunTest, CutMidStreamFinalizesWhatArrivedAndMarksItFailed) {
   EXPECT_NE(md["error"].get<std::string>().find("cut after 2 chunks"), std::string::npos) << md.dump();
   EXPECT_EQ(md["finalize_trigger"], "complete") << "the FINISH marker carries the chunks written";
   EXPECT_EQ(TaskState(id), "succeeded");
+  // Live viewers and the organization's events are told: it was not.
+  std::vector<FleetEvent> failed = FailedEvents();
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].gen, id);
+  EXPECT_NE(failed[0].reason.find("cut after 2 chunks"), std::string::npos) << failed[0].json;
 }
 
 TEST_F(GenerationRunTest, CutWithRetryFromScratchRestartsAtSeqZeroWithoutOldChunks) {

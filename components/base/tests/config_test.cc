@@ -193,6 +193,9 @@ TEST(ConfigTest, MalformedValuesNameTheVariable) {
       {"ARTIFACT_STORE", "bucket"},   {"ARTIFACT_STORE", "s3://"}, {"ARTIFACT_STORE", "s3://a b/x"},
       {"ARTIFACT_STORE_ENDPOINT", "minio:9000"}, {"ARTIFACT_STORE_ENDPOINT", "ftp://minio"},
       {"ARTIFACT_STORE_TIMEOUT", "0"}, {"ARTIFACT_INLINE_MAX_BYTES", "-1"},
+      // An organization's shares (docs/CONFIGURATION.md).
+      {"INGEST_ORG_MAX_WORKERS", "-1"}, {"INGEST_ORG_MAX_WORKERS", "half"}, {"INGEST_ORG_MAX_WORKERS", "5000"},
+      {"LIVE_ORG_MAX_STREAMS", "0"},  {"LIVE_ORG_MAX_STREAMS", "1e3"},
   };
   for (const auto& [k, v] : bad) {
     auto c = LoadConfig(Env({{k, v}}), ":9100");
@@ -200,6 +203,25 @@ TEST(ConfigTest, MalformedValuesNameTheVariable) {
     EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(c.status().message().find(k), std::string::npos) << c.status().message();
   }
+}
+
+// INGEST_ORG_MAX_WORKERS 0 (the default) leaves an eighth of the threads, at least one, to the others; a
+// value above INGEST_THREADS is the whole pool (one organization alone may use every thread).
+TEST(ConfigTest, AnOrganizationsShareOfWorkerThreadsIsResolvedAgainstTheirCount) {
+  auto share = [](const std::string& threads, const std::string& max) {
+    auto c = LoadConfig(Env({{"INGEST_THREADS", threads}, {"INGEST_ORG_MAX_WORKERS", max}}), ":9100");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? c->ingest_org_max_workers : -1;
+  };
+  EXPECT_EQ(share("64", "0"), 56);
+  EXPECT_EQ(share("4", "0"), 3);
+  EXPECT_EQ(share("1", "0"), 1) << "one thread: the organization may use it";
+  EXPECT_EQ(share("8", "2"), 2);
+  EXPECT_EQ(share("8", "100"), 8);
+  auto live = LoadConfig(Env({{"LIVE_ORG_MAX_STREAMS", "7"}}), ":9100");
+  ASSERT_TRUE(live.ok());
+  EXPECT_EQ(live->live_org_max_streams, 7);
+  EXPECT_EQ(LoadConfig(Env({}), ":9100")->live_org_max_streams, 5000);
 }
 
 TEST(ConfigTest, DurationsAcceptUnits) {

@@ -55,6 +55,7 @@ StatusOr<FleetEvent> DecodeFleetEvent(const StreamEntry& entry) {
     out.org = g.organization_id();
     out.gen = g.generation_id();
     j = Ids(out.type, entry.id, out.org, g.scenario_id(), out.gen);
+    out.reason = g.reason();
     j["reason"] = g.reason();
     j["failed_at_ms"] = g.failed_at_ms();
   } else {

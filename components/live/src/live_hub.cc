@@ -50,6 +50,7 @@ constexpr int kEventsPage = 500;
 // One open stream and what it was last sent.
 struct Reader {
   std::shared_ptr<HttpStream> stream;
+  std::shared_ptr<void> hold;  // what the route holds for the stream's life (its organization's share)
   int64_t opened_ms = 0;
   int64_t last_write_ms = 0;
   int64_t behind_since_ms = 0;  // 0: not behind
@@ -58,7 +59,8 @@ struct Reader {
 
 struct GenReader : Reader {
   int64_t next_seq = 0;
-  bool resumed = false;  // the client had part of the text (a row served whole replaces it)
+  size_t row_sent = 0;       // bytes of the row's text sent (a generation served from its row)
+  bool row_started = false;  // its first text event went out
   // Not yet sent the generation's progress. Progress goes to every reader when it changes, so a reader that
   // joins while it does not (a second tab, a reconnect) would see none until the next chunk, or ever.
   bool progress_due = true;
@@ -84,6 +86,7 @@ struct Watched {
   bool row_checked = false;
   bool row_error_logged = false;
   std::optional<CompactedRow> row;  // served whole: the buffer is gone
+  std::optional<std::string> failed;  // failed before its first chunk (an event or its row): why
   int64_t last_progress_ms = 0;  // 0: no progress event sent yet
   FeedProgress progress_sent;
   bool dirty = true;   // something changed: pump its readers this tick
@@ -133,6 +136,10 @@ struct LiveHub::Impl {
   void ApplyBatch(TailBatch& b);
   void Resync(int64_t now);
   void PumpGeneration(Watched& w, GenReader& r, int64_t now);
+  void PumpRow(Watched& w, GenReader& r, int64_t now);
+  // A reader that still has more than its buffer budget to take: fine for a while, closed after
+  // LIVE_SLOW_READER_TIMEOUT (it resumes from its last id).
+  void HoldBack(Watched& w, GenReader& r, int64_t now);
   void PumpEvents(EventsReader& r, int64_t now);
   void Housekeep(int64_t now, bool full);
   bool Send(Reader& r, std::string bytes, int64_t now);
@@ -254,6 +261,13 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
         it->second.next_resync_ms = 0;  // the final read of the buffer
       }
     }
+    if (e.event.type == "generation.failed") {
+      auto it = watched.find({e.event.org, e.event.gen});
+      if (it != watched.end()) {
+        it->second.failed = e.event.reason;
+        it->second.dirty = true;
+      }
+    }
     recent.push_back(std::move(e));
     events_dirty = true;
   }
@@ -350,6 +364,10 @@ void LiveHub::Impl::Resync(int64_t now) {
         continue;
       }
       w.row_checked = true;
+      if (row->has_value() && (*row)->failed) {
+        if (!w.exists) w.failed = (*row)->error;
+        continue;
+      }
       if (row->has_value()) {
         w.have_info = true;
         w.info = CompactedInfo{(*row)->chunk_count, (*row)->json_valid, (*row)->trigger};
@@ -370,8 +388,13 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
     return;
   }
   if (w.row) {
-    Send(r, WholeTextEvent(w.row->text, r.resumed), now);
-    Finish(r, CompactedEvent(w.info), "compacted", now);
+    PumpRow(w, r, now);
+    return;
+  }
+  if (w.failed && !w.exists) {
+    // Failed before its first chunk: nothing will ever be compacted. Said now rather than after
+    // LIVE_START_WAIT, with a reason the client can tell from a slow start (it should not reconnect).
+    Close(r, "failed", "the generation failed before its first chunk: " + *w.failed, now);
     return;
   }
   const int64_t budget = options.max_buffered_bytes / 2;
@@ -383,15 +406,7 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
   }
   if (r.done) return;
   if (w.feed.HasMoreFor(r.next_seq)) {
-    // Behind by more than the buffer: fine for a while (a replay, a hiccup), not for ever.
-    w.behind = true;
-    if (r.behind_since_ms == 0) r.behind_since_ms = now;
-    if (now - r.behind_since_ms > options.slow_reader_ms) {
-      Close(r, "slow_reader",
-            "more than " + std::to_string(options.max_buffered_bytes / 2) + " bytes waited for this client for " +
-                std::to_string(options.slow_reader_ms) + " ms; reconnect with Last-Event-ID",
-            now);
-    }
+    HoldBack(w, r, now);  // behind by more than the buffer: a replay, a hiccup
     return;
   }
   r.behind_since_ms = 0;
@@ -407,6 +422,42 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
     Close(r, "not_found",
           "no chunk of this generation within " + std::to_string(options.start_wait_ms) + " ms (LIVE_START_WAIT)", now);
   }
+}
+
+void LiveHub::Impl::HoldBack(Watched& w, GenReader& r, int64_t now) {
+  w.behind = true;
+  if (r.behind_since_ms == 0) r.behind_since_ms = now;
+  if (now - r.behind_since_ms > options.slow_reader_ms) {
+    Close(r, "slow_reader",
+          "more than " + std::to_string(options.max_buffered_bytes / 2) + " bytes waited for this client for " +
+              std::to_string(options.slow_reader_ms) + " ms; reconnect with Last-Event-ID",
+          now);
+  }
+}
+
+void LiveHub::Impl::PumpRow(Watched& w, GenReader& r, int64_t now) {
+  // The text of a row (up to INGEST_MAX_GENERATION_BYTES) in pieces, within the reader's buffer like chunk
+  // events: in one event, every reader of a large row held a copy of it, escaped, past LIVE_MAX_BUFFERED_BYTES.
+  // A piece is at most a sixth of the budget, since JSON escaping can make one byte six.
+  const std::string& text = w.row->text;
+  const int64_t budget = options.max_buffered_bytes / 2;
+  const size_t piece = static_cast<size_t>(std::max<int64_t>(256, budget / 6));
+  while (!r.done && (!r.row_started || r.row_sent < text.size()) && r.stream->buffered() < budget) {
+    size_t n = TextPieceLength(text, r.row_sent, piece);
+    // The first piece replaces whatever the client has: it may have resumed with part of the text (chunk
+    // boundaries are gone from a row), or reconnected without an id after some pieces (they carry none).
+    if (sent) sent->Increment();
+    Send(r, RowTextEvent(std::string_view(text).substr(r.row_sent, n), !r.row_started), now);
+    r.row_started = true;
+    r.row_sent += n;
+  }
+  if (r.done) return;
+  if (r.row_sent < text.size()) {
+    HoldBack(w, r, now);
+    return;
+  }
+  r.behind_since_ms = 0;
+  Finish(r, CompactedEvent(w.info), "compacted", now);
 }
 
 void LiveHub::Impl::PumpEvents(EventsReader& r, int64_t now) {
@@ -560,11 +611,12 @@ LiveHub::LiveHub(const Config& config, LiveOptions options, RowReader rows, prom
 
 LiveHub::~LiveHub() { Stop(); }
 
-void LiveHub::WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, int64_t gen, int64_t after_seq) {
+void LiveHub::WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, int64_t gen, int64_t after_seq,
+                              std::shared_ptr<void> hold) {
   GenReader r;
   r.stream = std::move(stream);
+  r.hold = std::move(hold);
   r.next_seq = after_seq + 1;
-  r.resumed = after_seq >= 0;
   r.stream->Write(std::string(kStreamPreamble));
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -577,9 +629,11 @@ void LiveHub::WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, i
   impl_->cv.notify_one();
 }
 
-void LiveHub::WatchEvents(std::shared_ptr<HttpStream> stream, int64_t org, std::string after_id) {
+void LiveHub::WatchEvents(std::shared_ptr<HttpStream> stream, int64_t org, std::string after_id,
+                          std::shared_ptr<void> hold) {
   EventsReader r;
   r.stream = std::move(stream);
+  r.hold = std::move(hold);
   r.org = org;
   r.last_id = std::move(after_id);
   r.stream->Write(std::string(kStreamPreamble));

@@ -1,5 +1,6 @@
 #include "streamfleet/live/sse_events.h"
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -52,8 +53,19 @@ std::string CompactedEvent(const CompactedInfo& c) {
   return SseEvent("compacted", kEndId, Dump(j));
 }
 
-std::string WholeTextEvent(std::string_view text, bool replaces) {
+std::string RowTextEvent(std::string_view text, bool replaces) {
   return SseEvent("text", "", Dump({{"text", text}, {"replaces", replaces}}));
+}
+
+size_t TextPieceLength(std::string_view text, size_t from, size_t max_bytes) {
+  if (from >= text.size()) return 0;
+  size_t n = std::min(text.size() - from, std::max<size_t>(max_bytes, 1));
+  if (from + n == text.size()) return n;
+  // Back over at most three continuation bytes (10xxxxxx) to the start of the sequence the cut is in. Text
+  // that is not UTF-8 there is cut where it is (it becomes U+FFFD whatever the cut).
+  size_t cut = n;
+  for (int i = 0; i < 3 && cut > 1 && (static_cast<unsigned char>(text[from + cut]) & 0xC0) == 0x80; ++i) --cut;
+  return (static_cast<unsigned char>(text[from + cut]) & 0xC0) == 0x80 ? n : cut;
 }
 
 std::string ClosingEvent(std::string_view reason, std::string_view detail) {

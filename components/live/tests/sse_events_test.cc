@@ -47,10 +47,32 @@ TEST(SseEventsTest, ProgressCompactedAndClosing) {
   EXPECT_EQ(DataOf(c)["trigger"], "complete");
   EXPECT_TRUE(DataOf(CompactedEvent({1, false, ""}))["trigger"].is_null());
 
-  auto w = DataOf(WholeTextEvent("all\nof it", true));
+  auto w = DataOf(RowTextEvent("all\nof it", true));
   EXPECT_EQ(w["text"], "all\nof it");
   EXPECT_EQ(w["replaces"], true);
   EXPECT_EQ(DataOf(ClosingEvent("slow_reader", "why"))["reason"], "slow_reader");
+}
+
+// A row's text is sent in pieces: none ends inside a UTF-8 sequence, and together they are the text.
+TEST(SseEventsTest, TextPiecesAreCutBetweenCharacters) {
+  const std::string text = "ab\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z";  // a b é € 😀 z: 1,1,2,3,4,1 bytes
+  EXPECT_EQ(TextPieceLength(text, 0, 3), 2u) << "é is not split";
+  EXPECT_EQ(TextPieceLength(text, 0, 4), 4u);
+  EXPECT_EQ(TextPieceLength(text, 4, 4), 3u) << "€ whole, not the 😀 after it in part";
+  EXPECT_EQ(TextPieceLength(text, 7, 3), 3u) << "a sequence longer than a piece is cut (it cannot be kept whole)";
+  EXPECT_EQ(TextPieceLength(text, 7, 100), 5u) << "the rest";
+  EXPECT_EQ(TextPieceLength(text, text.size(), 10), 0u);
+  EXPECT_EQ(TextPieceLength("\x80\x80\x80\x80\x80", 0, 2), 2u) << "not UTF-8: cut where it is";
+  for (size_t max : {1u, 2u, 3u, 5u, 7u}) {
+    std::string joined;
+    for (size_t at = 0; at < text.size();) {
+      size_t n = TextPieceLength(text, at, max);
+      ASSERT_GT(n, 0u);
+      joined += text.substr(at, n);
+      at += n;
+    }
+    EXPECT_EQ(joined, text) << max;
+  }
 }
 
 TEST(SseEventsTest, InvalidUtf8DoesNotThrow) {

@@ -21,6 +21,8 @@ struct FleetEvent {
   int64_t chunk_count = 0;
   bool json_valid = false;
   std::string trigger;
+  // generation.failed only
+  std::string reason;
 };
 
 // kInvalidArgument for an entry that is not a known event.

@@ -26,12 +26,15 @@
 
 namespace streamfleet::live {
 
-// A compacted generation's row, for a stream asked for after its buffer expired.
+// A compacted generation's row, for a stream asked for after its buffer expired; or the row of a generation
+// that failed before its first chunk (generation.run), which will never have a buffer or text.
 struct CompactedRow {
   std::string text;  // the assembled text (the row's `compacted`, decoded)
   int64_t chunk_count = 0;
   bool json_valid = false;
   std::string trigger;
+  bool failed = false;  // no text: failed before its first chunk (metadata status "failed")
+  std::string error;    // why, when failed
 };
 // nullopt: no row. Runs on the hub's thread.
 using RowReader = std::function<StatusOr<std::optional<CompactedRow>>(int64_t org, int64_t gen)>;
@@ -57,10 +60,13 @@ class LiveHub {
   LiveHub& operator=(const LiveHub&) = delete;
 
   // Serves a generation's stream (its head is sent): chunks after after_seq (-1: all), progress, the
-  // compacted event, then the end.
-  void WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, int64_t gen, int64_t after_seq);
+  // compacted event, then the end. hold is kept as long as the stream is, and released (destroyed) with it:
+  // the caller's accounting of open streams.
+  void WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, int64_t gen, int64_t after_seq,
+                       std::shared_ptr<void> hold = nullptr);
   // Serves an organization's lifecycle events after the events-stream id after_id ("": from now on).
-  void WatchEvents(std::shared_ptr<HttpStream> stream, int64_t org, std::string after_id);
+  void WatchEvents(std::shared_ptr<HttpStream> stream, int64_t org, std::string after_id,
+                   std::shared_ptr<void> hold = nullptr);
   // Ends every stream (their clients reconnect elsewhere) and joins the threads. Idempotent.
   void Stop();
 

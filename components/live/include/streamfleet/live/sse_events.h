@@ -42,9 +42,12 @@ struct CompactedInfo {
 };
 // event: compacted, id: end.
 std::string CompactedEvent(const CompactedInfo& c);
-// event: text, id: end: the whole compacted text at once, for a generation whose buffer is gone (served
-// from its row). replaces: the client had part of it; this text replaces what it has.
-std::string WholeTextEvent(std::string_view text, bool replaces);
+// event: text (no id): a piece of the compacted text of a generation whose buffer is gone (served from its
+// row). replaces: the first piece, which replaces whatever the client has; the others are appended.
+std::string RowTextEvent(std::string_view text, bool replaces);
+// How many bytes of text from `from` make the next piece: at most max_bytes, and never ending inside a UTF-8
+// sequence (a split one would reach the client as two U+FFFD). The rest of the text when it is shorter.
+size_t TextPieceLength(std::string_view text, size_t from, size_t max_bytes);
 // event: closing: why the server ends the stream early ("slow_reader", "not_found", ...).
 std::string ClosingEvent(std::string_view reason, std::string_view detail);
 
