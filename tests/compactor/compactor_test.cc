@@ -120,6 +120,25 @@ class CompactorTest : public testing::RedisSuite<::testing::TestWithParam<std::s
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : std::nullopt;
   }
+  // The row of generation `gen` once it is there (nullopt if it is not within the usual wait).
+  std::optional<GenerationRow> WaitForRow(int64_t gen) {
+    std::optional<GenerationRow> row;
+    testing::WaitUntil([&] {
+      auto r = stores_.front()->GetGeneration(gen);
+      if (r.ok()) row = *r;
+      return row.has_value();
+    });
+    return row;
+  }
+  // Routes the database connections of the services added from now on through a proxy the test can cut
+  // (PostgreSQL only: db_url_ names its port).
+  std::unique_ptr<testing::TcpProxy> ProxyDatabase() {
+    auto colon = db_url_.rfind(':');
+    auto slash = db_url_.find('/', colon);
+    auto proxy = std::make_unique<testing::TcpProxy>(std::stoi(db_url_.substr(colon + 1, slash - colon - 1)));
+    db_url_ = db_url_.substr(0, colon + 1) + std::to_string(proxy->port()) + db_url_.substr(slash);
+    return proxy;
+  }
   std::string Decoded(const GenerationRow& row) { return Base64Decode(row.compacted.value_or("")).value_or("<bad>"); }
   nlohmann::json Meta(const GenerationRow& row) { return nlohmann::json::parse(row.metadata); }
   double CounterValue(prometheus::Counter& c) { return c.Value(); }
@@ -189,6 +208,32 @@ TEST_P(CompactorTest, InOrderGenerationBecomesOneRow) {
     auto st = GetStreamStats(*redis_, k.ChunkStream(i));
     for (auto& gs : st->groups) EXPECT_EQ(gs.pending, 0);
   }
+}
+
+// A buffer that expired after compaction and was re-created by late chunks holds the late chunks only. With
+// as many of them as the row has chunks, its finalization replaced the row's text with theirs; the row is
+// now kept, since the write lacks the row's seqs (metadata.seq_runs).
+TEST_P(CompactorTest, ABufferRecreatedByLateChunksDoesNotReplaceTheRowsText) {
+  auto& svc = AddService();
+  GenerationId g{1, 0, 71};
+  for (int s = 0; s < 3; ++s) Send(g, s, "<" + std::to_string(s) + ">", s == 2);
+  Pump(svc);
+  auto row = Row(71);
+  ASSERT_TRUE(row.has_value());
+  ASSERT_EQ(Decoded(*row), "<0><1><2>");
+  EXPECT_EQ(Meta(*row)["seq_runs"], nlohmann::json::parse("[[0,2]]"));
+  const KeySchema& k = svc.buffer().keys();
+  for (const std::string& key : {k.BufferKey(g), k.MetaKey(g), k.SeenKey(g), k.ControlKey(g), k.IngestKey(g)}) {
+    ASSERT_TRUE(redis_->Command({"DEL", key}).ok());  // as if they had expired
+  }
+  for (int s = 3; s < 6; ++s) Send(g, s, "<" + std::to_string(s) + ">");
+  Finish(g, 6);
+  Pump(svc);
+  row = Row(71);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "<0><1><2>") << "the late chunks alone replaced the row";
+  EXPECT_EQ(row->chunk_count, 3);
+  EXPECT_EQ(Pending(k.FinalizeStreamOf(g)), 0) << "the late finalization is settled, not retried";
 }
 
 TEST_P(CompactorTest, OutOfOrderAndDuplicatesAreAssembledBySeq) {
@@ -1061,31 +1106,21 @@ TEST_P(CompactorTest, LoopsOfOneProcessAreConsumersThatShareTheWorkAndTheMetrics
 
 TEST_P(CompactorTest, DatabaseDownThenUpLosesNothingAndReadinessFollows) {
   if (GetParam() != "postgresql") GTEST_SKIP() << "the outage is simulated on the PostgreSQL connection";
-  // Route the compactor's database connection through a proxy we can cut.
-  std::string url = db_url_;
-  auto colon = url.rfind(':');
-  int pg_port = std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1));
-  testing::TcpProxy proxy(pg_port);
-  db_url_ = url.substr(0, colon + 1) + std::to_string(proxy.port()) + url.substr(url.find('/', colon));
+  auto proxy = ProxyDatabase();
   auto& svc = AddService();
   std::atomic<bool> stop{false};
   std::thread loop([&] { svc.Run(stop); });
   GenerationId g{2, 0, 30};
   // Ready first, so "not ready" below is the outage and not a loop that has not started yet.
   ASSERT_TRUE(testing::WaitUntil([&] { return svc.Ready().ok(); })) << "never ready";
-  proxy.Down();
+  proxy->Down();
   Send(g, 0, "[\"kept\", ");
   Send(g, 1, "\"safe\"]", true);
   EXPECT_TRUE(testing::WaitUntil([&] { return !svc.Ready().ok(); })) << "readiness must turn false while the database is down";
   EXPECT_TRUE(testing::WaitUntil([&] { return Pending(svc.buffer().keys().FinalizeStreamOf(g)) > 0; }))
       << "the finalization stays pending, not acked";
-  proxy.Up();
-  std::optional<GenerationRow> row;
-  testing::WaitUntil([&] {
-    auto r = stores_.front()->GetGeneration(30);
-    if (r.ok()) row = *r;
-    return row.has_value();
-  });
+  proxy->Up();
+  std::optional<GenerationRow> row = WaitForRow(30);
   stop = true;
   loop.join();
   ASSERT_TRUE(row.has_value()) << "finalized once the database came back";
@@ -1101,11 +1136,7 @@ TEST_P(CompactorTest, DatabaseDownThenUpLosesNothingAndReadinessFollows) {
 // MAX_DELIVERIES the finalization of a generation still being retried was dead-lettered.
 TEST_P(CompactorTest, ADatabaseOutageDoesNotLetOtherCompactorsClaimOrDeadLetterWhatIsBeingRetried) {
   if (GetParam() != "postgresql") GTEST_SKIP() << "the outage is simulated on the PostgreSQL connection";
-  std::string url = db_url_;
-  auto colon = url.rfind(':');
-  int pg_port = std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1));
-  testing::TcpProxy proxy(pg_port);
-  db_url_ = url.substr(0, colon + 1) + std::to_string(proxy.port()) + url.substr(url.find('/', colon));
+  auto proxy = ProxyDatabase();
   const std::map<std::string, std::string> env = {{"VISIBILITY_TIMEOUT", "300ms"}, {"MAX_DELIVERIES", "1"}};
   auto& a = AddService(env);
   auto& b = AddService(env);
@@ -1113,7 +1144,7 @@ TEST_P(CompactorTest, ADatabaseOutageDoesNotLetOtherCompactorsClaimOrDeadLetterW
   std::thread la([&] { a.Run(stop); });
   std::thread lb([&] { b.Run(stop); });
   ASSERT_TRUE(testing::WaitUntil([&] { return a.Ready().ok() && b.Ready().ok(); }));
-  proxy.Down();
+  proxy->Down();
   GenerationId g{2, 0, 32};
   Send(g, 0, "[\"held\", ");
   Send(g, 1, "\"through\"]", true);
@@ -1127,13 +1158,8 @@ TEST_P(CompactorTest, ADatabaseOutageDoesNotLetOtherCompactorsClaimOrDeadLetterW
     EXPECT_EQ(pending->elements[0].elements[3].integer, 1) << "never claimed: delivered once";
   }
   EXPECT_EQ(redis_->Command({"XLEN", a.buffer().keys().ChunkDeadLetterStream()})->integer, 0);
-  proxy.Up();
-  std::optional<GenerationRow> row;
-  testing::WaitUntil([&] {
-    auto r = stores_.front()->GetGeneration(32);
-    if (r.ok()) row = *r;
-    return row.has_value();
-  });
+  proxy->Up();
+  std::optional<GenerationRow> row = WaitForRow(32);
   stop = true;
   la.join();
   lb.join();

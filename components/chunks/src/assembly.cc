@@ -40,7 +40,14 @@ Assembled Assemble(const std::vector<std::string>& elements, const std::map<int6
   size_t bytes = 0;
   for (const auto& [seq, d] : by_seq) bytes += d.size();
   a.text.reserve(bytes);
-  for (const auto& [seq, d] : by_seq) a.text.append(d);
+  for (const auto& [seq, d] : by_seq) {
+    a.text.append(d);
+    if (a.runs.empty() || a.runs.back().second + 1 != seq) {
+      a.runs.emplace_back(seq, seq);
+    } else {
+      a.runs.back().second = seq;
+    }
+  }
   a.chunk_count = static_cast<int64_t>(by_seq.size());
   if (total > 0) {
     for (int64_t s = 0; s < total; ++s) {

@@ -18,6 +18,9 @@ namespace streamfleet {
 
 namespace {
 
+// Most runs of consecutive seqs a row's metadata lists ("seq_runs"): a complete generation has one.
+constexpr size_t kMaxSeqRuns = 64;
+
 nlohmann::json MsToIso(const BufferSnapshot& s, const std::string& key) {
   int64_t ms = s.MetaInt(key);
   if (ms <= 0) return nullptr;
@@ -69,6 +72,16 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
     if (auto bad = FirstInvalidUtf8(a.text)) md["json_fallback"]["invalid_utf8_at"] = *bad;
   } else {
     md["json_fallback"] = nullptr;
+  }
+  // Which chunks the text holds, so a later finalization that lacks some of them (a buffer that expired and
+  // was re-created by late chunks) does not replace it (SqlStore::UpsertGenerations). Bounded like
+  // missing_seqs; null when there are more runs (the row is then compared by chunk count alone).
+  if (a.runs.size() <= kMaxSeqRuns) {
+    nlohmann::json runs = nlohmann::json::array();
+    for (const auto& [first, last] : a.runs) runs.push_back({first, last});
+    md["seq_runs"] = std::move(runs);
+  } else {
+    md["seq_runs"] = nullptr;
   }
   if (total > 0) {
     // Bounded: a generation with many holes must not bloat the metadata column.
@@ -262,8 +275,8 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
     }
     outs[i].replay = res != UpsertResult::kWritten;
     if (res == UpsertResult::kKeptFullerRow) {
-      SF_LOG_WARN("finalize {}: buffer has {} chunks but the row already has more (buffer deleted or expired "
-                  "before a late chunk); keeping the row",
+      SF_LOG_WARN("finalize {}: the buffer's {} chunks lack some of the row's (the buffer was deleted or expired "
+                  "and late chunks re-created it); keeping the row",
                   KeySchema::Member(reqs[i].gen), outs[i].chunk_count);
     }
     mark_slot[i] = static_cast<int>(cmds.size());

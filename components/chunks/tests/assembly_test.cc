@@ -12,6 +12,10 @@ TEST(AssemblyTest, OrdersBySeqAndReportsMissing) {
   EXPECT_EQ(a.text, "acd");
   EXPECT_EQ(a.chunk_count, 3);
   EXPECT_EQ(a.missing, (std::vector<int64_t>{1, 4}));
+  using Runs = std::vector<std::pair<int64_t, int64_t>>;
+  EXPECT_EQ(a.runs, (Runs{{0, 0}, {2, 3}}));
+  EXPECT_EQ(Assemble({"5:f", "6:g", "7:h"}, {}, 0).runs, (Runs{{5, 7}}));
+  EXPECT_TRUE(Assemble({}, {}, 0).runs.empty());
 }
 
 TEST(AssemblyTest, DataMayContainColonsAndBinary) {

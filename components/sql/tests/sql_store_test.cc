@@ -100,6 +100,59 @@ TEST_P(SqlStoreTest, UpsertIsIdempotentPerFinalizeIdAndMergesMetadata) {
   EXPECT_EQ((*row3)->chunk_count, 4);
 }
 
+// A buffer that expired and was re-created by late chunks holds as many chunks as the row, or more, but not
+// the row's: it replaced the row's text with the late chunks alone. A write replaces a row only when it holds
+// every chunk of it (its seq runs contain the row's), or, for rows without runs, by count.
+TEST_P(SqlStoreTest, AWriteLackingSomeOfTheRowsChunksKeepsTheRow) {
+  GenerationWrite w;
+  w.id = 61;
+  w.organization_id = 12;
+  w.compacted = "Zmlyc3Q=";  // "first"
+  w.metadata_patch = R"({"seq_runs":[[0,9]]})";
+  w.chunk_count = 10;
+  w.compacted_at = "2026-11-25T12:00:00.000Z";
+  w.compacted_by = "c1";
+  w.finalize_id = "1700000000000-0";
+  ASSERT_EQ(*store_->UpsertGeneration(w), UpsertResult::kWritten);
+
+  GenerationWrite late = w;  // seqs 10..19 only: as many chunks, none of the row's
+  late.finalize_id = "1700000000001-0";
+  late.compacted = "bGF0ZQ==";
+  late.metadata_patch = R"({"seq_runs":[[10,19]]})";
+  EXPECT_EQ(*store_->UpsertGeneration(late), UpsertResult::kKeptFullerRow);
+  late.metadata_patch = R"({"seq_runs":[[0,4],[6,19]]})";  // more chunks, but not seq 5
+  late.chunk_count = 19;
+  EXPECT_EQ(*store_->UpsertGeneration(late), UpsertResult::kKeptFullerRow);
+  auto row = store_->GetGeneration(61);
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ(*(*row)->compacted, "Zmlyc3Q=");
+  EXPECT_EQ((*row)->chunk_count, 10);
+
+  GenerationWrite fuller = w;  // every chunk of the row and more: the usual re-finalization
+  fuller.finalize_id = "1700000000002-0";
+  fuller.compacted = "ZnVsbGVy";
+  fuller.metadata_patch = R"({"seq_runs":[[0,19]]})";
+  fuller.chunk_count = 20;
+  EXPECT_EQ(*store_->UpsertGeneration(fuller), UpsertResult::kWritten);
+  row = store_->GetGeneration(61);
+  EXPECT_EQ(*(*row)->compacted, "ZnVsbGVy");
+  EXPECT_EQ(nlohmann::json::parse((*row)->metadata)["seq_runs"], nlohmann::json::parse("[[0,19]]"));
+}
+
+TEST(SqlStoreRulesTest, AWriteHoldsTheRowsChunksWhenItsRunsContainTheRows) {
+  auto md = [](const char* runs) { return nlohmann::json::parse(std::string(R"({"seq_runs":)") + runs + "}"); };
+  const nlohmann::json none = nlohmann::json::object();
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, md("[[0,9]]"), 10, md("[[0,9]]")));
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(12, md("[[0,11]]"), 9, md("[[0,3],[5,9]]")));
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(6, md("[[7,9],[0,2]]"), 4, md("[[0,1],[8,9]]"))) << "any order";
+  EXPECT_FALSE(SqlStore::HoldsEveryChunkOf(10, md("[[10,19]]"), 10, md("[[0,9]]")));
+  EXPECT_FALSE(SqlStore::HoldsEveryChunkOf(10, md("[[0,4],[6,10]]"), 10, md("[[0,9]]")));
+  EXPECT_FALSE(SqlStore::HoldsEveryChunkOf(5, md("[[0,4]]"), 10, none)) << "fewer chunks, whatever the runs";
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, md("[[10,19]]"), 10, none)) << "a row without runs: by count";
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, md("null"), 10, md("[[0,9]]"))) << "runs not listed: by count";
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, md("[[10,19]]"), 10, md(R"([["a",1]])"))) << "hand-written: by count";
+}
+
 TEST_P(SqlStoreTest, ChunksAreIdempotentAndBinarySafe) {
   std::string bin("\x00\xff\xc3\xa9x", 5);
   ASSERT_TRUE(store_->UpsertChunks({{59, 12, 0, 1, "b"}, {59, 12, 0, 0, bin}}).ok());

@@ -13,6 +13,9 @@ struct Assembled {
   std::string text;                 // chunks concatenated in seq order, byte-exact
   int64_t chunk_count = 0;          // distinct seqs present
   std::vector<int64_t> missing;     // seqs in [0, total) absent (only when total is known)
+  // The seqs present as runs of consecutive ones, [first, last] each, in order: what the text is made of,
+  // so that a later write can be checked to hold all of it (sql_store.cc, "seq_runs").
+  std::vector<std::pair<int64_t, int64_t>> runs;
   int64_t malformed_elements = 0;   // buffer elements of neither form, or compressed and undecodable (skipped, counted)
 };
 

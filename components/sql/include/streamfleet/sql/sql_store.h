@@ -75,7 +75,7 @@ struct HashSnapshot {
 enum class UpsertResult {
   kWritten,         // the row was inserted or updated
   kAlreadyApplied,  // this finalize_id was committed before: nothing changed
-  kKeptFullerRow,   // the stored row has more chunks than this write: nothing changed
+  kKeptFullerRow,   // the stored row has chunks this write lacks (HoldsEveryChunkOf): nothing changed
   kOwnedElsewhere,  // the row belongs to another organization: nothing changed (a row never changes owner)
 };
 
@@ -153,6 +153,12 @@ class SqlStore final : public GenerationRepository {
   StatusOr<std::optional<std::string>> GetHashSnapshot(const std::string& key);
 
   Status Ping();
+
+  // Whether a finalization (its chunk count and metadata patch) holds every chunk of the stored row (its
+  // count and metadata), so that it may replace the row: by the "seq_runs" both list (runs of consecutive
+  // seqs, written by the finalizer), or by count alone when either lacks them.
+  static bool HoldsEveryChunkOf(int64_t write_count, const nlohmann::json& write_md, int64_t row_count,
+                                const nlohmann::json& row_md);
 
  private:
   SqlStore(SqlDialect d, std::string connect);
