@@ -33,14 +33,19 @@ Status Housekeeper::FirePeriodic(RedisClient& redis, const std::string& consumer
     const int64_t period = now_ms / p.interval_ms;
     // The key outlives its period (2 intervals + 1 s) so a worker whose clock is a little behind cannot fire
     // the same period again.
-    auto r = redis.Command({"SET", lifecycle_.keys().Periodic(p.name, period), consumer, "NX", "PX",
-                            std::to_string(p.interval_ms * 2 + 1000)});
+    const std::string lock = lifecycle_.keys().Periodic(p.name, period);
+    auto r = redis.Command({"SET", lock, consumer, "NX", "PX", std::to_string(p.interval_ms * 2 + 1000)});
     if (!r.ok()) return r.status();
     if (r->is_nil()) continue;
     EnqueueOptions o = EnqueueOptions::FromConfig(config_);
     o.queue = p.queue;
     auto e = EnqueueTask(redis, lifecycle_.keys(), p.type, "{}", o, now_ms);
-    if (!e.ok()) return e.status();
+    if (!e.ok()) {
+      // The period is not done: give its lock back (if it is still ours), so the next round, here or on
+      // another worker, fires it. Kept, it skipped the period's run for any failed enqueue.
+      (void)redis.Eval(ReleaseUniqueKeyScript(), {lock}, {consumer});
+      return e.status();
+    }
   }
   return Status::Ok();
 }

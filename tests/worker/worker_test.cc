@@ -264,6 +264,23 @@ TEST_F(WorkerTest, PeriodicTaskFiresOncePerPeriodAcrossThreeWorkers) {
   EXPECT_EQ(QueueLen("default"), 3);
 }
 
+// An enqueue that failed after the period's lock was taken (here: the queue's keys are not streams) kept the
+// lock, and that period's task never ran. The lock is given back, and the next round fires it.
+TEST_F(WorkerTest, APeriodicTaskWhoseEnqueueFailedFiresInTheNextRound) {
+  auto& w = Make({{"PERIODIC_TASKS", "tick=noop@10s"}});
+  const auto shards = keys_.QueueShards("default");
+  for (const auto& s : shards) ASSERT_TRUE(redis_->Command({"SET", s, "not a stream"}).ok());
+  EXPECT_FALSE(w.HousekeepOnce(*redis_, "hk").ok());
+  for (const auto& s : shards) {
+    ASSERT_TRUE(redis_->Command({"DEL", s}).ok());
+    ASSERT_TRUE(redis_->Command({"XGROUP", "CREATE", s, TaskKeys::Group(), "$", "MKSTREAM"}).ok());
+  }
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(QueueLen("default"), 1) << "the period's task, once";
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(QueueLen("default"), 1);
+}
+
 TEST_F(WorkerTest, WeightedQueuesServeCriticalMostButNeverStarveLow) {
   std::map<std::string, int> ran;
   handlers_.Register("t", [&](TaskContext& c) {
