@@ -107,14 +107,19 @@ class AdminApiTest : public ::testing::Test {
     return Send(r);
   }
 
-  // Logs in through the form; returns "Cookie: ..." and fills csrf_.
-  std::string Login() {
+  // The login form posted with this body (form-encoded), from `origin`.
+  HttpResponse PostLogin(const std::string& body, const std::string& origin = "") {
     HttpRequest r;
     r.method = "POST";
     r.url = Origin() + "/login";
-    r.body = std::string("token=") + kToken + "&next=%2Fqueues";
-    r.headers = {"Content-Type: application/x-www-form-urlencoded", "Origin: " + Origin()};
-    HttpResponse res = Send(r);
+    r.body = body;
+    r.headers = {"Content-Type: application/x-www-form-urlencoded", "Origin: " + (origin.empty() ? Origin() : origin)};
+    return Send(r);
+  }
+
+  // Logs in through the form; returns "Cookie: ..." and fills csrf_.
+  std::string Login() {
+    HttpResponse res = PostLogin(std::string("token=") + kToken + "&next=%2Fqueues");
     EXPECT_EQ(res.status, 303);
     EXPECT_EQ(HeaderValue(res.headers, "Location"), "/queues");
     std::string set = HeaderValue(res.headers, "Set-Cookie");
@@ -184,12 +189,7 @@ TEST_F(AdminApiTest, UnauthenticatedRequestsAreRefused) {
 
 TEST_F(AdminApiTest, WrongTokenDoesNotLogIn) {
   Start();
-  HttpRequest r;
-  r.method = "POST";
-  r.url = Origin() + "/login";
-  r.body = "token=guess&next=%2F";
-  r.headers = {"Content-Type: application/x-www-form-urlencoded", "Origin: " + Origin()};
-  HttpResponse res = Send(r);
+  HttpResponse res = PostLogin("token=guess&next=%2F");
   EXPECT_EQ(res.status, 303);
   EXPECT_EQ(HeaderValue(res.headers, "Location").rfind("/login?error=1", 0), 0u);
   EXPECT_EQ(HeaderValue(res.headers, "Set-Cookie"), "");
@@ -211,12 +211,7 @@ TEST_F(AdminApiTest, LoginDoesNotFollowANextWithControlCharactersOrBackslashes) 
   EXPECT_EQ(SafeNext("/queues/a%09b%5Cc"), "/queues/a%09b%5Cc") << "percent-encoded, they stay in the path";
   EXPECT_EQ(SafeNext("/tasks?state=dead"), "/tasks?state=dead");
 
-  HttpRequest r;
-  r.method = "POST";
-  r.url = Origin() + "/login";
-  r.body = std::string("token=") + kToken + "&next=%2F%09%2Fevil.example%2Fx";
-  r.headers = {"Content-Type: application/x-www-form-urlencoded", "Origin: " + Origin()};
-  HttpResponse res = Send(r);
+  HttpResponse res = PostLogin(std::string("token=") + kToken + "&next=%2F%09%2Fevil.example%2Fx");
   EXPECT_EQ(res.status, 303);
   EXPECT_EQ(HeaderValue(res.headers, "Location"), "/") << res.headers;
 }
@@ -237,12 +232,7 @@ TEST_F(AdminApiTest, SessionPostsNeedTheCsrfTokenAndOurOrigin) {
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_TRUE(Paused("low"));
   // A login form posted from another site is refused (login CSRF).
-  HttpRequest r;
-  r.method = "POST";
-  r.url = Origin() + "/login";
-  r.body = std::string("token=") + kToken;
-  r.headers = {"Content-Type: application/x-www-form-urlencoded", "Origin: http://evil.example"};
-  EXPECT_EQ(Send(r).status, 403);
+  EXPECT_EQ(PostLogin(std::string("token=") + kToken, "http://evil.example").status, 403);
   // After logout the cookie is worthless.
   EXPECT_EQ(BrowserPost(cookie, "/logout", json::object()).status, 200);
   EXPECT_EQ(Get("/api/queues", {cookie}).status, 401);
