@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "compactor/compactor_service.h"
+#include "streamfleet/base/codec.h"
+#include "streamfleet/cache/generation_cache.h"
 #include "streamfleet/chunks/generation_request.h"
 #include "streamfleet/chunks/generation_start.h"
 #include "streamfleet/redis/stream_admin.h"
@@ -485,6 +487,30 @@ TEST_F(IngestTest, GenerationEndpointServesTheRowThroughTheCacheAndReFinalizatio
   EXPECT_EQ(Json(r), j);
   // The same generation id asked for by another organization is not found (and not served from the cache).
   EXPECT_EQ(Get("/v1/orgs/13/generations/80", {"Authorization: Bearer tok-thirteen"}).status, 404);
+  {
+    // The key is 32 bits of a hash (ir_cache:generation_{hash8}): another organization's generation whose key
+    // is the same (by chance, or searched for: about 2^32 hashes) was served as this one. Its entry, planted
+    // under this key, is never served: the row is, and the entry is left to its generation.
+    const std::string key = "ir_cache:generation_" + Sha256Hex("12:80").substr(0, 8);
+    ASSERT_TRUE(redis_->Command({"EXISTS", key})->integer == 1) << key;
+    GenerationRow other;
+    other.id = 4242;
+    other.organization_id = 13;
+    other.llm_response = R"({"secret": "of organization 13"})";
+    other.metadata = R"({"organization_id": 12, "generation_id": 80})";
+    other.chunk_count = 7;
+    ASSERT_TRUE(redis_->Command({"SET", key, GenerationCacheValue(other)}).ok());
+    auto collided = Get("/v1/orgs/12/generations/80", auth);
+    ASSERT_EQ(collided.status, 200);
+    EXPECT_EQ(Json(collided), j) << collided.body;
+    EXPECT_EQ(collided.body.find("secret"), std::string::npos);
+    EXPECT_NE(collided.headers.find("X-Cache: origin"), std::string::npos) << collided.headers;
+    EXPECT_TRUE(GenerationCacheValueIs(GenerationCacheValue(other), 13, 4242));
+    EXPECT_FALSE(GenerationCacheValueIs(GenerationCacheValue(other), 12, 80)) << "the ids inside metadata are not the row's";
+    EXPECT_FALSE(GenerationCacheValueIs(GenerationCacheValue(other), 1, 4242));
+    EXPECT_FALSE(GenerationCacheValueIs(GenerationCacheValue(other), 13, 424)) << "a prefix of the id";
+    ASSERT_TRUE(redis_->Command({"DEL", key}).ok());
+  }
 
   // A late chunk and a new total re-finalize the generation: the next GET sees the new row.
   ASSERT_EQ(post("/v1/orgs/12/generations/80/chunks", R"({"seq": 2, "data": " "})"), 202);

@@ -199,6 +199,17 @@ std::optional<CacheResult> Cache::ReadRedisTier(Lookup& l, const GetOptions& opt
       for (auto& c : ValueReads(l.key)) cmds.push_back(std::move(c));
     }
     auto r = (*lease)->Pipeline(cmds);
+    // An error reply (LOADING while Redis reads its dataset after a restart, CLUSTERDOWN, a marker key of
+    // another type) is Redis not answering, not markers of 0: read as 0, they invalidated every file of the
+    // filesystem tier, the one that is there to outlive a Redis restart.
+    if (r.ok()) {
+      for (const auto& v : *r) {
+        if (v.is_error()) {
+          r = Status::Unavailable("cache read: " + v.str);
+          break;
+        }
+      }
+    }
     if (r.ok()) {
       RedisRecovered();
       l.redis.emplace(std::move(*lease));
@@ -245,7 +256,7 @@ void Cache::WarmRedis(Lookup& l, const FsCacheEntry& e) {
   if (!l.redis || !redis_tier()) return;
   int64_t left = std::min(e.expires_at_ms - NowMs(), options_.redis_ttl_s * 1000);
   if (left <= 0) return;
-  WriteValue(**l.redis, l.key, e.value, left);
+  WriteValue(**l.redis, l, e.value, left);
 }
 
 std::vector<std::vector<std::string>> Cache::ValueReads(const std::string& key) const {
@@ -276,7 +287,8 @@ std::optional<std::string> Cache::ReadValue(RedisClient& redis, const std::strin
 
 // One form only, so a reader never gets an older value in the other form: the compressed one is set before the
 // plain one is deleted (readers prefer it), the plain one after the compressed one is deleted.
-void Cache::WriteValue(RedisClient& redis, const std::string& key, const std::string& value, int64_t ttl_ms) {
+void Cache::WriteValue(RedisClient& redis, const Lookup& l, const std::string& value, int64_t ttl_ms) {
+  const std::string& key = l.key;
   std::string px = std::to_string(ttl_ms);
   std::vector<std::vector<std::string>> cmds;
   std::optional<std::string> z;
@@ -288,8 +300,23 @@ void Cache::WriteValue(RedisClient& redis, const std::string& key, const std::st
   } else {
     cmds = {{"DEL", CompressedKey(key)}, {"SET", key, value, "PX", px}};
   }
+  // The markers again, after the write (same connection, so Redis runs them after it). An invalidation
+  // between our read of them and this write (a re-finalization committed meanwhile) bumped them, and its DEL
+  // came before our SET: the value written may be the row from before it, and would be served until its TTL
+  // (7 days by default). Taken back then; an invalidation after the SET deletes it itself.
+  cmds.push_back({"GET", l.ver_key});
+  cmds.push_back({"GET", l.epoch_key});
   auto w = redis.Pipeline(cmds);
-  if (!w.ok()) RedisFailed(w.status());
+  if (!w.ok()) {
+    RedisFailed(w.status());
+    return;
+  }
+  const RedisValue& ver = (*w)[w->size() - 2];
+  const RedisValue& epoch = (*w)[w->size() - 1];
+  if (ver.is_error() || epoch.is_error() || ver.AsInt() != l.markers.ver || epoch.AsInt() != l.markers.epoch) {
+    auto undo = redis.Pipeline({{"DEL", key}, {"DEL", CompressedKey(key)}});
+    if (!undo.ok()) RedisFailed(undo.status());
+  }
 }
 
 // The value another caller published while we waited, from whichever tier publishes it.
@@ -364,7 +391,7 @@ StatusOr<CacheResult> Cache::ComputeAndStore(Lookup& l, const ComputeFn& compute
   }
   Count("origin", "hit");
   if (l.redis && redis_tier()) {
-    WriteValue(**l.redis, l.key, *value, options_.redis_ttl_s * 1000);
+    WriteValue(**l.redis, l, *value, options_.redis_ttl_s * 1000);
   }
   if (fs_) {
     int64_t now = NowMs();
@@ -397,8 +424,9 @@ StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& given) {
   }
   auto lease = Redis();
   if (!lease.ok()) return lease.status();
-  // Markers outlive every entry they guard; INCR first so an in-flight filesystem hit cannot re-warm Redis
-  // with a value whose markers it checked before the INCR (it would compare unequal next time).
+  // Markers outlive every entry they guard. INCR before the DEL: a writer that read the markers before the
+  // INCR and writes after the DEL sees them changed when it checks again after its write, and takes its value
+  // back (WriteValue).
   int64_t marker_ttl_ms = (std::max(options_.redis_ttl_s, options_.fs_ttl_s) + 86400) * 1000;
   std::vector<std::vector<std::string>> cmds;
   cmds.reserve(keys.size() * 4);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/base/json_input.h"
+#include "streamfleet/base/log.h"
 
 namespace streamfleet {
 
@@ -31,20 +32,44 @@ std::string GenerationCacheValue(const GenerationRow& row) {
   return j.dump();
 }
 
+bool GenerationCacheValueIs(const std::string& value, int64_t org, int64_t gen) {
+  // The value's keys are in nlohmann's order (sorted): chunk_count, compacted_at, generation_id,
+  // llm_response, metadata, organization_id, scenario_id. So the first "generation_id" is the row's (what
+  // comes before it is a number and a timestamp), and the last "organization_id" is (only scenario_id, a
+  // number, follows it); a key inside llm_response or metadata comes between them. Not parsed: a cached
+  // answer may be megabytes, and this runs on every hit.
+  const std::string g = "\"generation_id\":" + std::to_string(gen) + ",";
+  const std::string o = "\"organization_id\":" + std::to_string(org) + ",";
+  auto at_g = value.find("\"generation_id\":");
+  auto at_o = value.rfind("\"organization_id\":");
+  return at_g != std::string::npos && at_o != std::string::npos && value.compare(at_g, g.size(), g) == 0 &&
+         value.compare(at_o, o.size(), o) == 0;
+}
+
 StatusOr<CacheResult> GetCachedGeneration(Cache& cache, SqlStore& store, int64_t org, int64_t gen,
                                           GetOptions options) {
-  return cache.GetOrCompute(
-      kGenerationCacheName, GenerationCacheContent(org, gen),
-      [&]() -> StatusOr<std::string> {
-        auto row = store.GetGeneration(gen);
-        if (!row.ok()) return row.status();
-        // Another organization's row is "not found" to this one: ids are not secrets, rows are.
-        if (!*row || (*row)->organization_id != org) {
-          return Status::NotFound("no generation " + std::to_string(gen) + " in organization " + std::to_string(org));
-        }
-        return GenerationCacheValue(**row);
-      },
-      options);
+  auto compute = [&]() -> StatusOr<std::string> {
+    auto row = store.GetGeneration(gen);
+    if (!row.ok()) return row.status();
+    // Another organization's row is "not found" to this one: ids are not secrets, rows are.
+    if (!*row || (*row)->organization_id != org) {
+      return Status::NotFound("no generation " + std::to_string(gen) + " in organization " + std::to_string(org));
+    }
+    return GenerationCacheValue(**row);
+  };
+  auto r = cache.GetOrCompute(kGenerationCacheName, GenerationCacheContent(org, gen), compute, options);
+  if (r.ok() && r->tier != CacheTier::kOrigin && !GenerationCacheValueIs(r->value, org, gen)) {
+    // The key holds 32 bits of a hash (ir_cache:generation_{hash8}, the key users know), so two generations
+    // can share one, by chance or searched for by another organization: the entry is not this one's. Served
+    // from the database, and left in place (it is the other generation's).
+    SF_LOG_WARN("cache: the entry for generation {} of organization {} holds another generation's row "
+                "(a key collision); read from the database",
+                gen, org);
+    auto v = compute();
+    if (!v.ok()) return v.status();
+    return CacheResult{std::move(*v), CacheTier::kOrigin};
+  }
+  return r;
 }
 
 }  // namespace streamfleet

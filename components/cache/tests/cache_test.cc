@@ -259,6 +259,52 @@ TEST_F(CacheTest, RedisKilledFilesystemAndOriginKeepServing) {
   EXPECT_EQ(rc->Command({"EXISTS", *c->Key("spec", "b")})->integer, 1) << "warmed after the restart";
 }
 
+// While Redis loads its dataset after a restart it answers -LOADING (a cluster: -CLUSTERDOWN). Those error
+// replies were read as invalidation markers of 0, so every file written after an invalidation (ver >= 1)
+// was deleted as invalidated: the filesystem tier, there to outlive a Redis restart, was wiped by one.
+// An error reply is Redis not answering: the file is served, degraded, as when Redis is down.
+TEST_F(CacheTest, AnErrorReplyForTheMarkersIsAnOutageNotMarkersOfZero) {
+  auto c = Make(Options());
+  std::string key = *c->Key("spec", "a");
+  ASSERT_TRUE(c->Invalidate("spec", "a").ok());  // ver 1
+  ASSERT_EQ(c->GetOrCompute("spec", "a", Origin("va"))->tier, CacheTier::kOrigin);
+  ASSERT_TRUE(fs::exists(FilePath(key)));
+  // The marker answers an error (a key of another type: WRONGTYPE, as LOADING would), and the value is gone.
+  ASSERT_TRUE(redis_->Command({"DEL", key + ":ver"}).ok());
+  ASSERT_TRUE(redis_->Command({"DEL", key}).ok());
+  ASSERT_TRUE(redis_->Command({"HSET", key + ":ver", "x", "1"}).ok());
+  auto r = c->GetOrCompute("spec", "a", Origin("never"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->tier, CacheTier::kFilesystem);
+  EXPECT_EQ(r->value, "va");
+  EXPECT_EQ(computed_, 1);
+  EXPECT_TRUE(fs::exists(FilePath(key))) << "the file was deleted as invalidated";
+  EXPECT_TRUE(c->degraded());
+  ASSERT_TRUE(redis_->Command({"DEL", key + ":ver"}).ok());
+}
+
+// Cache-aside race: host b reads the markers and computes; meanwhile host a invalidates the key (a
+// re-finalization committed). Host b's value is from before it, and written after it, was served from Redis
+// for up to IR_CACHE_TTL (7 days). Host b reads the markers again with its write and takes the value back.
+TEST_F(CacheTest, AValueComputedBeforeAnInvalidationIsNotLeftInRedis) {
+  auto host_a = Make(Options());
+  CacheOptions ob = Options();
+  ob.fs_dir = dir_ + "/host-b";
+  auto host_b = Make(ob);
+  auto r = host_b->GetOrCompute("generation", "12:59", [&]() -> StatusOr<std::string> {
+    EXPECT_TRUE(host_a->Invalidate("generation", "12:59").ok());  // between b's marker read and its write
+    return std::string("before");
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, "before") << "the caller gets what it computed";
+  EXPECT_FALSE(RedisHas(*host_b->Key("generation", "12:59"))) << "the value from before the invalidation stayed";
+  auto next = host_a->GetOrCompute("generation", "12:59", Origin("after"));
+  EXPECT_EQ(next->tier, CacheTier::kOrigin);
+  EXPECT_EQ(next->value, "after");
+  auto b_again = host_b->GetOrCompute("generation", "12:59", Origin("never"));
+  EXPECT_EQ(b_again->value, "after") << "host b's own file (from before) is not served either";
+}
+
 TEST_F(CacheTest, CorruptOrTruncatedFileIsAMissThatGetsRepaired) {
   auto c = Make(Options());
   std::string key = *c->Key("spec", "x");

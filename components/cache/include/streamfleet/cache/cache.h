@@ -139,7 +139,9 @@ class Cache {
   // The value from the replies of ValueReads (nullopt: a miss; a frame that does not decompress is one too).
   std::optional<std::string> ValueFrom(RedisValue& plain, RedisValue& compressed) const;
   std::optional<std::string> ReadValue(RedisClient& redis, const std::string& key);
-  void WriteValue(RedisClient& redis, const std::string& key, const std::string& value, int64_t ttl_ms);
+  // Writes the value looked up by l, then takes it back if the key was invalidated (or the cache flushed)
+  // since l's markers were read: the value may be from before that.
+  void WriteValue(RedisClient& redis, const Lookup& l, const std::string& value, int64_t ttl_ms);
   std::optional<CacheResult> ReadPublished(Lookup& l);
   std::optional<CacheResult> WaitForLock(Lookup& l, const GetOptions& opts);
   void ReleaseLock(Lookup& l);

@@ -19,8 +19,12 @@ std::string GenerationCacheContent(int64_t org, int64_t gen);
 // "compacted_at"}; llm_response and metadata as JSON (not strings), null when absent or unparsable.
 std::string GenerationCacheValue(const GenerationRow& row);
 
+// Whether a cached value is the row of generation gen of organization org (a 32-bit key can be another's).
+bool GenerationCacheValueIs(const std::string& value, int64_t org, int64_t gen);
+
 // The cached value for a generation of org, loaded from the store on a miss. kNotFound when there is no row
-// or it belongs to another organization (nothing is cached then).
+// or it belongs to another organization (nothing is cached then). A cached entry holding another
+// generation's row (a key collision) is not served: the store's row is.
 StatusOr<CacheResult> GetCachedGeneration(Cache& cache, SqlStore& store, int64_t org, int64_t gen,
                                           GetOptions options = {});
 
