@@ -28,9 +28,15 @@ struct DeadLetterArgs {
 void List(const Context& ctx, const Config& c, RedisClient& r, const DeadLetterArgs& a) {
   json j = json::array();
   std::string human;
-  for (const auto& d : Must(ListDeadLetters(r, c, 1000), "XRANGE")) {
+  std::vector<DeadLetterEntry> shown;
+  if (a.command == "show") {
+    // By its id, wherever it is in the stream (a listing shows the first 1000 of each).
+    if (auto d = Must(GetDeadLetter(r, c, a.id), "XRANGE")) shown.push_back(std::move(*d));
+  } else {
+    shown = Must(ListDeadLetters(r, c, 1000), "XRANGE");
+  }
+  for (const auto& d : shown) {
     const StreamEntry& e = d.entry;
-    if (a.command == "show" && e.id != a.id) continue;
     j.push_back(DeadLetterJson(d));
     human += d.dlq + " " + e.id + "  " + (e.Field("source_stream") ? *e.Field("source_stream") : "") + "  " +
              (e.Field("reason") ? *e.Field("reason") : "") + "\n";

@@ -77,7 +77,21 @@ StatusOr<std::vector<DeadLetterEntry>> ListDeadLetters(RedisClient& redis, const
   return out;
 }
 
+StatusOr<std::optional<DeadLetterEntry>> GetDeadLetter(RedisClient& redis, const Config& config, const std::string& id) {
+  for (const auto& s : DeadLetterStreams(config)) {
+    auto r = redis.Command({"XRANGE", s, id, id});
+    if (!r.ok()) return r.status();
+    auto entries = ParseEntries(s, *r);
+    if (!entries.empty()) return std::optional<DeadLetterEntry>(DeadLetterEntry{s, std::move(entries[0])});
+  }
+  return std::optional<DeadLetterEntry>();
+}
+
 namespace {
+
+// Dead letters are read this many at a time: a stream may hold up to its MAXLEN (about a million after a bad
+// rollout), and one XRANGE of all of it stalls Redis for every process and loads it all into this one.
+constexpr int kDeadLetterPage = 500;
 
 bool Selected(const StreamEntry& e, const DeadLetterFilter& f) {
   if (f.older_than_ms > 0 && StreamIdMs(e.id) > f.now_ms - f.older_than_ms) return false;
@@ -154,23 +168,41 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
   const KeySchema keys = KeySchema::FromConfig(config);
   int64_t n = 0;
   for (const auto& s : DeadLetterStreams(config)) {
-    // One entry: XRANGE id id; all: the whole stream (dead-letter streams are small by nature).
-    auto r = id.empty() ? redis.Command({"XRANGE", s, "-", "+"}) : redis.Command({"XRANGE", s, id, id});
-    if (!r.ok()) return r.status();
-    auto entries = ParseEntries(s, *r);
+    // One entry: XRANGE id id. All: the stream as it is now, a page at a time, up to its last entry now (a
+    // requeued task that fails again comes back after it, and is not requeued a second time by this run).
+    std::string last = id;
+    int64_t total = 1;
+    if (id.empty()) {
+      auto tail = redis.Command({"XREVRANGE", s, "+", "-", "COUNT", "1"});
+      if (!tail.ok()) return tail.status();
+      auto newest = ParseEntries(s, *tail);
+      if (newest.empty()) continue;
+      last = newest[0].id;
+      auto len = redis.Command({"XLEN", s});
+      if (!len.ok()) return len.status();
+      total = len->integer;
+    }
+    std::string from = id.empty() ? "-" : id;
     int64_t done = 0;
-    for (const auto& e : entries) {
-      if (progress) progress(s, ++done, static_cast<int64_t>(entries.size()));
-      const std::string* src = e.Field("source_stream");
-      if (src == nullptr) continue;
-      // A finalize request dead-lettered after MAX_DELIVERIES (a database that refused the row) goes back to
-      // its finalize stream: its generation's idle deadline is gone, so nothing else would finalize it.
-      std::vector<std::string> fields = RequeuedFields(e, keys.IsFinalizeStream(*src));
-      if (fields.empty()) continue;
-      if (id.empty() && !filter.empty() && !Selected(e, filter)) continue;
-      auto moved = MoveDeadLetter(redis, config, s, e, *src, fields);
-      if (!moved.ok()) return moved.status();
-      if (*moved) ++n;
+    while (true) {
+      auto r = redis.Command({"XRANGE", s, from, last, "COUNT", std::to_string(kDeadLetterPage)});
+      if (!r.ok()) return r.status();
+      auto entries = ParseEntries(s, *r);
+      for (const auto& e : entries) {
+        if (progress) progress(s, ++done, std::max(total, done));
+        const std::string* src = e.Field("source_stream");
+        if (src == nullptr) continue;
+        // A finalize request dead-lettered after MAX_DELIVERIES (a database that refused the row) goes back to
+        // its finalize stream: its generation's idle deadline is gone, so nothing else would finalize it.
+        std::vector<std::string> fields = RequeuedFields(e, keys.IsFinalizeStream(*src));
+        if (fields.empty()) continue;
+        if (id.empty() && !filter.empty() && !Selected(e, filter)) continue;
+        auto moved = MoveDeadLetter(redis, config, s, e, *src, fields);
+        if (!moved.ok()) return moved.status();
+        if (*moved) ++n;
+      }
+      if (static_cast<int>(entries.size()) < kDeadLetterPage || entries.back().id == last) break;
+      from = "(" + entries.back().id;
     }
   }
   if (!id.empty() && n == 0) return Status::NotFound("no dead letter " + id + " (or it has no source)");
@@ -197,13 +229,14 @@ StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config, con
       auto len = redis.Command({"XLEN", s});
       if (!len.ok()) return len.status();
       n += len->integer;
-      if (!dry_run) SF_RETURN_IF_ERROR(redis.Command({"DEL", s}).status());
+      // UNLINK: a stream of a million dead letters is freed in the background, not while Redis waits.
+      if (!dry_run) SF_RETURN_IF_ERROR(redis.Command({"UNLINK", s}).status());
       continue;
     }
     // Filtered: walk the stream in pages and XDEL what matches.
     std::string from = "-";
     while (true) {
-      auto page = redis.Command({"XRANGE", s, from, "+", "COUNT", "500"});
+      auto page = redis.Command({"XRANGE", s, from, "+", "COUNT", std::to_string(kDeadLetterPage)});
       if (!page.ok()) return page.status();
       auto entries = ParseEntries(s, *page);
       if (entries.empty()) break;

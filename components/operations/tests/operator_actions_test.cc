@@ -116,6 +116,39 @@ TEST_F(OperatorActionsTest, ARequeueRefusedForMemoryKeepsTheDeadLetter) {
   EXPECT_EQ(Len(tkeys_.Queue("default")), 1);
 }
 
+// A requeue of all read the whole dead-letter stream in one XRANGE (up to its MAXLEN, about a million after a
+// bad rollout: Redis stalled for every process). It reads pages, up to the stream's last entry when it
+// started: what fails again meanwhile comes back after it and waits for the next requeue. A dead letter is
+// found by its id wherever it is (a listing shows the first 1000).
+TEST_F(OperatorActionsTest, RequeueOfAllReadsThePagesOfTheStreamAsItWas) {
+  const int kLetters = 1234;  // more than two pages
+  for (int i = 0; i < kLetters; ++i) {
+    ASSERT_TRUE(redis_->Command({"XADD", tkeys_.DeadLetters(), "*", "source_stream", tkeys_.Queue("default"),
+                                 "reason", "boom", "e", "env-" + std::to_string(i)})
+                    .ok());
+  }
+  std::string late;
+  int64_t calls = 0;
+  RequeueProgress progress = [&](const std::string&, int64_t done, int64_t total) {
+    ++calls;
+    EXPECT_EQ(total, kLetters);
+    if (done == 600) {  // a task that failed again while the requeue runs
+      late = redis_->Command({"XADD", tkeys_.DeadLetters(), "*", "source_stream", tkeys_.Queue("default"),
+                              "reason", "again", "e", "late"})->str;
+    }
+  };
+  auto n = RequeueDeadLetters(*redis_, config_, "", progress);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, kLetters);
+  EXPECT_EQ(calls, kLetters);
+  EXPECT_EQ(Len(tkeys_.Queue("default")), kLetters);
+  ASSERT_EQ(Len(tkeys_.DeadLetters()), 1) << "the one that came after the requeue started waits";
+  auto found = GetDeadLetter(*redis_, config_, late);
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ(*(*found)->entry.Field("e"), "late");
+  EXPECT_FALSE(GetDeadLetter(*redis_, config_, "1-1")->has_value());
+}
+
 TEST_F(OperatorActionsTest, JsonFormsNameWhatTheCliAndTheAdminApiShow) {
   const std::string stream = tkeys_.Queue("default");
   ASSERT_TRUE(redis_->Command({"XADD", stream, "*", "e", "x"}).ok());

@@ -49,6 +49,8 @@ struct DeadLetterEntry {
 };
 // Up to `limit` entries of every dead-letter stream, oldest first.
 StatusOr<std::vector<DeadLetterEntry>> ListDeadLetters(RedisClient& redis, const Config& config, int limit);
+// The dead letter with this id, wherever it is (nullopt: none).
+StatusOr<std::optional<DeadLetterEntry>> GetDeadLetter(RedisClient& redis, const Config& config, const std::string& id);
 
 // Which dead letters a purge removes, or a requeue of all puts back; the default (no filter) selects every one.
 struct DeadLetterFilter {
