@@ -269,38 +269,55 @@ TEST_F(LiveStreamTest, AReaderThatJoinsLaterIsSentTheProgressRightAfterItsReplay
 // reconnected and waited again. They now end with closing "failed" when the generation.failed event comes,
 // and a stream opened later learns it from the row.
 TEST_F(LiveStreamTest, AGenerationThatFailedBeforeItsFirstChunkEndsItsStreams) {
-  testing::RawConnection sub(service_->port());
-  ASSERT_TRUE(sub.Send("GET /v1/orgs/12/generations/4848/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // watching before the failure
   KeySchema k = KeySchema::FromConfig(*config_);
-  ASSERT_TRUE(redis_->Command(GenerationFailedCommand(k, {12, 0, 4848}, "provider answered 503", WallClockMs())).ok());
-  ASSERT_TRUE(store_->MergeGenerationMetadata(4848, 12, 0,
-                                             R"({"status":"failed","error":"provider answered 503","provider_chunks":0})")
-                  .ok());
+  auto watch = [this](testing::RawConnection& c, int64_t gen) {
+    EXPECT_TRUE(c.Send("GET /v1/orgs/12/generations/" + std::to_string(gen) + "/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  };
+  // As generation.run does it: the row's status, then the event.
+  auto fail = [&](int64_t gen, int64_t chunks) {
+    nlohmann::json md = {{"status", "failed"}, {"error", "provider answered 503"}, {"provider_chunks", chunks}};
+    ASSERT_TRUE(store_->MergeGenerationMetadata(gen, 12, 0, md.dump()).ok());
+    ASSERT_TRUE(redis_->Command(GenerationFailedCommand(k, {12, 0, gen}, "provider answered 503", WallClockMs())).ok());
+  };
   auto closing_of = [](const std::string& raw) {
     auto events = EventsOf(raw);
     return events.empty() || events.back().first != "closing" ? nlohmann::json() : events.back().second;
   };
+  testing::RawConnection sub(service_->port());
+  watch(sub, 4848);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // watching before the failure
+  fail(4848, 0);
   std::string raw = sub.ReadUntilClosed(10000);  // LIVE_START_WAIT is 30 s: this is the failure's end
   auto closing = closing_of(raw);
   ASSERT_TRUE(closing.is_object()) << raw;
   EXPECT_EQ(closing["reason"], "failed");
   EXPECT_NE(closing["detail"].get<std::string>().find("provider answered 503"), std::string::npos) << raw;
 
+  // Opened after the failure (no event to see): the row says so.
+  nlohmann::json md = {{"status", "failed"}, {"error", "refused"}, {"provider_chunks", 0}};
+  ASSERT_TRUE(store_->MergeGenerationMetadata(4850, 12, 0, md.dump()).ok());
   testing::RawConnection late(service_->port());
-  ASSERT_TRUE(late.Send("GET /v1/orgs/12/generations/4848/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  watch(late, 4850);
   closing = closing_of(late.ReadUntilClosed(10000));
   ASSERT_TRUE(closing.is_object());
   EXPECT_EQ(closing["reason"], "failed");
 
-  // A generation whose provider failed after some chunks is finalized: its text still comes.
-  ASSERT_TRUE(store_->MergeGenerationMetadata(4949, 12, 0, R"({"status":"failed","error":"cut","provider_chunks":1})").ok());
-  ASSERT_EQ(Post("/v1/orgs/12/generations/4949/chunks", R"({"seq":0,"data":"partial","final":true})"), 202);
+  // Failed after some chunks (a provider stream cut mid-answer): they are finalized, so the text comes, even
+  // when the event is seen before them.
   testing::RawConnection partial(service_->port());
-  ASSERT_TRUE(partial.Send("GET /v1/orgs/12/generations/4949/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  watch(partial, 4949);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  fail(4949, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(Post("/v1/orgs/12/generations/4949/chunks", R"({"seq":0,"data":"partial","final":true})"), 202);
+  std::string text;
   auto events = EventsOf(partial.ReadUntilClosed(20000));
+  for (auto& [event, data] : events) {
+    if (event == "chunk") text += data["text"].get<std::string>();
+  }
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back().first, "compacted");
+  EXPECT_EQ(text, "partial");
 }
 
 // A per-connection buffer of 4 KiB, and two streams per organization.

@@ -86,7 +86,7 @@ struct Watched {
   bool row_checked = false;
   bool row_error_logged = false;
   std::optional<CompactedRow> row;  // served whole: the buffer is gone
-  std::optional<std::string> failed;  // failed before its first chunk (an event or its row): why
+  std::optional<std::string> failed;  // failed before its first chunk (its row says so): why
   int64_t last_progress_ms = 0;  // 0: no progress event sent yet
   FeedProgress progress_sent;
   bool dirty = true;   // something changed: pump its readers this tick
@@ -262,10 +262,12 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
       }
     }
     if (e.event.type == "generation.failed") {
+      // The event does not say whether chunks were written before the failure (then they are finalized and
+      // the text comes): the row does (provider_chunks, written before the event). Read it now.
       auto it = watched.find({e.event.org, e.event.gen});
       if (it != watched.end()) {
-        it->second.failed = e.event.reason;
-        it->second.dirty = true;
+        it->second.row_checked = false;
+        it->second.next_resync_ms = 0;
       }
     }
     recent.push_back(std::move(e));
@@ -442,7 +444,9 @@ void LiveHub::Impl::PumpRow(Watched& w, GenReader& r, int64_t now) {
   const std::string& text = w.row->text;
   const int64_t budget = options.max_buffered_bytes / 2;
   const size_t piece = static_cast<size_t>(std::max<int64_t>(256, budget / 6));
+  bool took = false;
   while (!r.done && (!r.row_started || r.row_sent < text.size()) && r.stream->buffered() < budget) {
+    took = true;
     size_t n = TextPieceLength(text, r.row_sent, piece);
     // The first piece replaces whatever the client has: it may have resumed with part of the text (chunk
     // boundaries are gone from a row), or reconnected without an id after some pieces (they carry none).
@@ -453,6 +457,9 @@ void LiveHub::Impl::PumpRow(Watched& w, GenReader& r, int64_t now) {
   }
   if (r.done) return;
   if (r.row_sent < text.size()) {
+    // A row cannot be resumed part way (its pieces carry no id: a reconnect starts it again), so only a
+    // reader that took nothing for LIVE_SLOW_READER_TIMEOUT is closed, not one still reading a large row.
+    if (took) r.behind_since_ms = 0;
     HoldBack(w, r, now);
     return;
   }
