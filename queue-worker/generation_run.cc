@@ -71,6 +71,12 @@ class Run {
     SF_RETURN_IF_ERROR(store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, initial.dump()));
     // What an earlier attempt (a retry, or a worker that died mid-stream) wrote must not mix with this one.
     SF_RETURN_IF_ERROR(writer_.Reset(ctx_.redis, gen_));
+    if (row->has_value() && (*row)->chunk_count > 0) {
+      // The idle timeout finalized what an earlier attempt wrote before it died. This attempt starts again
+      // at seq 0 and may write fewer chunks, and the row only takes a text that holds all of its chunks:
+      // say it holds none of this attempt's (seq_runs []), so this attempt's text replaces it.
+      SF_RETURN_IF_ERROR(store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, R"({"seq_runs":[]})"));
+    }
 
     auto streamed = StreamChat(ProviderOptions::FromConfig(ctx_.config), model, req_.content,
                                [this](std::vector<std::string>& deltas) { return Append(deltas); });

@@ -319,6 +319,32 @@ TEST_F(GenerationRunTest, CutWithRetryFromScratchRestartsAtSeqZeroWithoutOldChun
   EXPECT_EQ(md["missing_count"], 0);
 }
 
+// A worker that died mid-stream left chunks the idle timeout finalized (here 5). The redelivered attempt
+// starts again at seq 0 and writes 4: its row was refused as holding fewer chunks, so the row kept the dead
+// attempt's partial text under status "completed". The attempt now says the row holds none of its chunks.
+TEST_F(GenerationRunTest, ARetryAfterAWorkerDiedMidStreamReplacesThePartialRow) {
+  Start();
+  int64_t id = StartGeneration();
+  KeySchema k = KeySchema::FromConfig(*config_);
+  GenerationId g{12, 0, id};
+  for (int seq = 0; seq < 5; ++seq) {  // the dead attempt's chunks, without a FINISH
+    ASSERT_TRUE(redis_->Command({"XADD", k.ChunkStream(k.ShardOf(g)), "*", "e",
+                                 testing::ChunkEnvelopeBytes(g, seq, "DEAD-" + std::to_string(seq))})
+                    .ok());
+  }
+  GenerationRow partial = WaitForRow(id);  // GENERATION_IDLE_TIMEOUT=1s
+  ASSERT_EQ(partial.chunk_count, 5);
+  EXPECT_EQ(RunOne(), 1);
+  GenerationRow row;
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    row = WaitForRow(id);
+    return Content(row) == "Hello, world";
+  })) << Content(row);
+  EXPECT_EQ(row.chunk_count, 4);
+  EXPECT_EQ(Metadata(id)["status"], "completed");
+  EXPECT_EQ(Metadata(id)["seq_runs"], nlohmann::json::parse("[[0,3]]"));
+}
+
 TEST_F(GenerationRunTest, MalformedEventIsSkippedAndCounted) {
   provider_.set_mode(Mode::kMalformed);
   Start();

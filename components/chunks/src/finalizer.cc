@@ -102,6 +102,7 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
   w.compacted_at = compacted_at;
   w.compacted_by = consumer_;
   w.finalize_id = req.finalize_id;
+  w.seq_runs = std::move(a.runs);
   *text = std::move(a.text);
   return w;
 }

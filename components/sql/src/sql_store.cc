@@ -417,10 +417,10 @@ namespace {
 
 // [first, last] runs from a row's metadata ("seq_runs", written by the finalizer); nullopt when it has none
 // (a row from before them, one with more runs than are listed, or metadata written by hand).
-std::optional<std::vector<std::pair<int64_t, int64_t>>> SeqRuns(const nlohmann::json& md) {
+std::optional<SeqRuns> StoredSeqRuns(const nlohmann::json& md) {
   auto it = md.find("seq_runs");
   if (it == md.end() || !it->is_array()) return std::nullopt;
-  std::vector<std::pair<int64_t, int64_t>> runs;
+  SeqRuns runs;
   for (const auto& r : *it) {
     if (!r.is_array() || r.size() != 2 || !r[0].is_number_integer() || !r[1].is_number_integer()) return std::nullopt;
     runs.emplace_back(r[0].get<int64_t>(), r[1].get<int64_t>());
@@ -430,19 +430,18 @@ std::optional<std::vector<std::pair<int64_t, int64_t>>> SeqRuns(const nlohmann::
 
 }  // namespace
 
-bool SqlStore::HoldsEveryChunkOf(int64_t write_count, const nlohmann::json& write_md, int64_t row_count,
+bool SqlStore::HoldsEveryChunkOf(int64_t write_count, const std::optional<SeqRuns>& write_runs, int64_t row_count,
                                  const nlohmann::json& row_md) {
-  if (row_count > write_count) return false;
-  auto have = SeqRuns(write_md);
-  auto had = SeqRuns(row_md);
-  if (!have || !had) return true;  // by count alone
+  auto had = StoredSeqRuns(row_md);
+  if (!write_runs || !had) return row_count <= write_count;  // by count alone
   // Every run of the row lies within one run of the write: the write's run that starts last at or before
   // the row's run must reach its end (the finalizer's runs are maximal, so a run of the row cannot be held
-  // by two of the write's together).
-  std::sort(have->begin(), have->end());
+  // by two of the write's together). Exact runs on both sides: the count follows.
+  SeqRuns have = *write_runs;
+  std::sort(have.begin(), have.end());
   for (const auto& [first, last] : *had) {
-    auto it = std::upper_bound(have->begin(), have->end(), std::make_pair(first, std::numeric_limits<int64_t>::max()));
-    if (it == have->begin() || std::prev(it)->second < last) return false;
+    auto it = std::upper_bound(have.begin(), have.end(), std::make_pair(first, std::numeric_limits<int64_t>::max()));
+    if (it == have.begin() || std::prev(it)->second < last) return false;
   }
   return true;
 }
@@ -471,7 +470,7 @@ UpsertResult SqlStore::UpsertLocked(soci::session& sql, const GenerationWrite& w
   // same id (its own chunks, or a hand-written envelope) never replaces or re-owns it.
   if (row.exists && row.organization_id != w.organization_id) return UpsertResult::kOwnedElsewhere;
   nlohmann::json patch = ParseObject(w.metadata_patch);
-  if (row.exists && !HoldsEveryChunkOf(w.chunk_count, patch, row.chunk_count, row.metadata)) {
+  if (row.exists && !HoldsEveryChunkOf(w.chunk_count, w.seq_runs, row.chunk_count, row.metadata)) {
     // A buffer only grows, unless it was deleted or expired and a late chunk re-created it: never replace a
     // row with a write that lacks some of its chunks. Checked here, under the row lock, not before the write.
     return UpsertResult::kKeptFullerRow;

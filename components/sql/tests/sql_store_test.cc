@@ -109,6 +109,7 @@ TEST_P(SqlStoreTest, AWriteLackingSomeOfTheRowsChunksKeepsTheRow) {
   w.organization_id = 12;
   w.compacted = "Zmlyc3Q=";  // "first"
   w.metadata_patch = R"({"seq_runs":[[0,9]]})";
+  w.seq_runs = SeqRuns{{0, 9}};
   w.chunk_count = 10;
   w.compacted_at = "2026-11-25T12:00:00.000Z";
   w.compacted_by = "c1";
@@ -119,8 +120,10 @@ TEST_P(SqlStoreTest, AWriteLackingSomeOfTheRowsChunksKeepsTheRow) {
   late.finalize_id = "1700000000001-0";
   late.compacted = "bGF0ZQ==";
   late.metadata_patch = R"({"seq_runs":[[10,19]]})";
+  late.seq_runs = SeqRuns{{10, 19}};
   EXPECT_EQ(*store_->UpsertGeneration(late), UpsertResult::kKeptFullerRow);
   late.metadata_patch = R"({"seq_runs":[[0,4],[6,19]]})";  // more chunks, but not seq 5
+  late.seq_runs = SeqRuns{{0, 4}, {6, 19}};
   late.chunk_count = 19;
   EXPECT_EQ(*store_->UpsertGeneration(late), UpsertResult::kKeptFullerRow);
   auto row = store_->GetGeneration(61);
@@ -132,6 +135,7 @@ TEST_P(SqlStoreTest, AWriteLackingSomeOfTheRowsChunksKeepsTheRow) {
   fuller.finalize_id = "1700000000002-0";
   fuller.compacted = "ZnVsbGVy";
   fuller.metadata_patch = R"({"seq_runs":[[0,19]]})";
+  fuller.seq_runs = SeqRuns{{0, 19}};
   fuller.chunk_count = 20;
   EXPECT_EQ(*store_->UpsertGeneration(fuller), UpsertResult::kWritten);
   row = store_->GetGeneration(61);
@@ -142,15 +146,18 @@ TEST_P(SqlStoreTest, AWriteLackingSomeOfTheRowsChunksKeepsTheRow) {
 TEST(SqlStoreRulesTest, AWriteHoldsTheRowsChunksWhenItsRunsContainTheRows) {
   auto md = [](const char* runs) { return nlohmann::json::parse(std::string(R"({"seq_runs":)") + runs + "}"); };
   const nlohmann::json none = nlohmann::json::object();
-  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, md("[[0,9]]"), 10, md("[[0,9]]")));
-  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(12, md("[[0,11]]"), 9, md("[[0,3],[5,9]]")));
-  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(6, md("[[7,9],[0,2]]"), 4, md("[[0,1],[8,9]]"))) << "any order";
-  EXPECT_FALSE(SqlStore::HoldsEveryChunkOf(10, md("[[10,19]]"), 10, md("[[0,9]]")));
-  EXPECT_FALSE(SqlStore::HoldsEveryChunkOf(10, md("[[0,4],[6,10]]"), 10, md("[[0,9]]")));
-  EXPECT_FALSE(SqlStore::HoldsEveryChunkOf(5, md("[[0,4]]"), 10, none)) << "fewer chunks, whatever the runs";
-  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, md("[[10,19]]"), 10, none)) << "a row without runs: by count";
-  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, md("null"), 10, md("[[0,9]]"))) << "runs not listed: by count";
-  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, md("[[10,19]]"), 10, md(R"([["a",1]])"))) << "hand-written: by count";
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, SeqRuns{{0, 9}}, 10, md("[[0,9]]")));
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(12, SeqRuns{{0, 11}}, 9, md("[[0,3],[5,9]]")));
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(6, SeqRuns{{7, 9}, {0, 2}}, 4, md("[[0,1],[8,9]]"))) << "any order";
+  EXPECT_FALSE(SqlStore::HoldsEveryChunkOf(10, SeqRuns{{10, 19}}, 10, md("[[0,9]]")));
+  EXPECT_FALSE(SqlStore::HoldsEveryChunkOf(10, SeqRuns{{0, 4}, {6, 10}}, 10, md("[[0,9]]")));
+  EXPECT_FALSE(SqlStore::HoldsEveryChunkOf(5, SeqRuns{{0, 4}}, 10, none)) << "a row without runs: by count";
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, SeqRuns{{10, 19}}, 10, none)) << "a row without runs: by count";
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, std::nullopt, 10, md("[[0,9]]"))) << "a write without runs: by count";
+  EXPECT_FALSE(SqlStore::HoldsEveryChunkOf(9, std::nullopt, 10, md("[[0,9]]")));
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, SeqRuns{{10, 19}}, 10, md("null"))) << "more runs than listed: by count";
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(10, SeqRuns{{10, 19}}, 10, md(R"([["a",1]])"))) << "hand-written: by count";
+  EXPECT_TRUE(SqlStore::HoldsEveryChunkOf(3, SeqRuns{{0, 2}}, 50, md("[]"))) << "restarted: holds none of its chunks";
 }
 
 TEST_P(SqlStoreTest, ChunksAreIdempotentAndBinarySafe) {

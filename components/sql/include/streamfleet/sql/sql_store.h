@@ -29,6 +29,9 @@ struct MigrationInfo {
   bool applied;
 };
 
+// Runs of consecutive chunk seqs, [first, last] each: which chunks a text is made of.
+using SeqRuns = std::vector<std::pair<int64_t, int64_t>>;
+
 // What a finalization writes. metadata_patch is a JSON object merged over the stored metadata (top-level
 // keys replaced, other keys kept), so keys set by others (used_instruction, initiator, provider, model)
 // survive. llm_response: JSON text, or nullopt to leave the column as it is.
@@ -44,6 +47,9 @@ struct GenerationWrite {
   std::string compacted_by;
   // Identity of this finalization; replaying the same one is a no-op (idempotent upsert).
   std::string finalize_id;
+  // Every run of seqs the text holds (the metadata lists at most a few of them): a stored row is replaced
+  // only by a write that holds all of its chunks. nullopt: unknown (compared by chunk_count).
+  std::optional<SeqRuns> seq_runs;
 };
 
 struct GenerationRow {
@@ -154,10 +160,11 @@ class SqlStore final : public GenerationRepository {
 
   Status Ping();
 
-  // Whether a finalization (its chunk count and metadata patch) holds every chunk of the stored row (its
-  // count and metadata), so that it may replace the row: by the "seq_runs" both list (runs of consecutive
-  // seqs, written by the finalizer), or by count alone when either lacks them.
-  static bool HoldsEveryChunkOf(int64_t write_count, const nlohmann::json& write_md, int64_t row_count,
+  // Whether a finalization (its chunk count and runs) holds every chunk of the stored row (its count and
+  // metadata, whose "seq_runs" the finalizer wrote), so that it may replace the row: by the runs when both
+  // are known, by count otherwise. A row whose "seq_runs" is [] holds no chunk any more (a generation
+  // restarted from seq 0: any write with runs replaces it).
+  static bool HoldsEveryChunkOf(int64_t write_count, const std::optional<SeqRuns>& write_runs, int64_t row_count,
                                 const nlohmann::json& row_md);
 
  private:
