@@ -43,7 +43,10 @@ def main():
     fleet = Fleet(build, work, ROOT)
     try:
         mport, rport = free_port(), free_port()
-        base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work]
+        # No diskless-sync delay: a replica that needs a full resync after the failover gets it at once, not
+        # 5 s later (with INGEST_WAIT_REPLICAS=1, every write waits for it).
+        base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work,
+                "--repl-diskless-sync-delay", "0"]
         master = Proc(fleet, "redis-master", ["redis-server", "--port", str(mport), *base, "--logfile",
                                               f"{work}/master.log"], os.environ.copy())
         master.start()
@@ -59,7 +62,10 @@ def main():
             with open(conf, "w") as f:
                 f.write(f"port {sp}\nbind 127.0.0.1\ndir {work}\nlogfile {work}/sentinel{i}.log\n"
                         f"sentinel monitor mymaster 127.0.0.1 {mport} 2\n"
-                        "sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n")
+                        # 3 s, not 1: with one missed ping enough, a loaded CI machine had the sentinels take
+                        # the master just promoted for down and fail over a second time (back to the old master,
+                        # with a full resync that held every write past the producer's deadline).
+                        "sentinel down-after-milliseconds mymaster 3000\nsentinel failover-timeout mymaster 5000\n")
             p = Proc(fleet, f"sentinel{i}", ["redis-server", conf, "--sentinel"], os.environ.copy())
             p.start()
             fleet.procs.append(p)
