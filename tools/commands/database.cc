@@ -47,12 +47,20 @@ void MigrateArtifacts(const Context& ctx, const Config& c, const ArtifactMoveArg
   auto direction = a.to == "store" ? ArtifactMoveDirection::kToStore : ArtifactMoveDirection::kToDatabase;
   auto r = Must(MoveArtifacts(*db, *store, c, direction, a.preview), "migrate-artifacts");
   std::string where = a.to == "store" ? "to " + store->Url("") : "into the rows";
+  std::string skipped_ids;
+  for (int64_t id : r.skipped_ids) skipped_ids += (skipped_ids.empty() ? "" : " ") + std::to_string(id);
   ctx.Print(json{{"to", a.to}, {"preview", a.preview}, {"rows", r.rows}, {"text_bytes", r.text_bytes},
-                 {"changed_meanwhile", r.changed}, {"last_id", r.last_id}},
+                 {"changed_meanwhile", r.changed}, {"last_id", r.last_id}, {"skipped", r.skipped},
+                 {"skipped_ids", r.skipped_ids}, {"first_skip_reason", r.first_skip_reason}},
             std::to_string(r.rows) + " rows (" + std::to_string(r.text_bytes) + " bytes of text) " +
                 (a.preview ? "would move " : "moved ") + where + (a.preview ? " (preview: nothing changed)" : "") +
                 (r.changed > 0 ? "; " + std::to_string(r.changed) + " rewritten by a finalization meanwhile, left to it" : "") +
-                "\n");
+                "\n" +
+                (r.skipped > 0 ? std::to_string(r.skipped) + " rows skipped, their text unreadable (" +
+                                     r.first_skip_reason + "): " + skipped_ids + "\n"
+                               : ""));
+  // Everything else moved, but not these: a script must not take the run for a complete one.
+  if (r.skipped > 0) throw Failure{std::to_string(r.skipped) + " rows could not be moved (listed above)"};
 }
 
 }  // namespace

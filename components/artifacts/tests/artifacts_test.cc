@@ -285,6 +285,52 @@ TEST_P(ArtifactMovesTest, MigrateArtifactsMovesLargeRowsOutAndBackIdempotently) 
   if (!db.empty()) std::remove(db.c_str());
 }
 
+// A row whose text cannot be read (its object deleted, or compacted that is not base64) stopped the run, and
+// every rerun started again from the first id and stopped at the same row: the rows after it never moved.
+// It is skipped and listed; the others move.
+TEST_P(ArtifactMovesTest, ARowWhoseTextCannotBeReadIsSkippedAndTheOthersMove) {
+  Config config = MakeConfig({{"ARTIFACT_INLINE_MAX_BYTES", "4096"}});
+  std::string db;
+  std::string url = testing::FreshDatabaseUrl(GetParam(), "sf-artifacts-skip", &db);
+  if (url.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
+  auto sql = SqlStore::Open(url);
+  ASSERT_TRUE(sql.ok());
+  ASSERT_TRUE((*sql)->Migrate().ok());
+  auto write = [&](int64_t id, std::optional<std::string> compacted, const std::string& md) {
+    GenerationWrite w;
+    w.id = id;
+    w.organization_id = 7;
+    w.compacted = std::move(compacted);
+    w.metadata_patch = md;
+    w.chunk_count = 1;
+    w.compacted_at = "2026-12-03T10:00:00.000Z";
+    w.compacted_by = "old";
+    w.finalize_id = "f" + std::to_string(id);
+    ASSERT_TRUE((*sql)->UpsertGeneration(w).ok());
+  };
+  write(1, std::string(9000, '!'), "{}");  // not base64
+  write(2, Base64Encode(Text(9000)), "{}");
+  auto store = OpenObjectStore(config);
+  auto out = MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToStore, false, 1);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->rows, 1);
+  EXPECT_EQ(out->skipped, 1);
+  EXPECT_EQ(out->skipped_ids, (std::vector<int64_t>{1}));
+  EXPECT_NE(out->first_skip_reason.find("not base64"), std::string::npos) << out->first_skip_reason;
+  EXPECT_FALSE((*(*sql)->GetGeneration(2))->compacted.has_value()) << "the row after the bad one moved";
+
+  // Back: row 3 names an object nobody stored (deleted by a lifecycle rule, say).
+  ArtifactRef gone{store->Url("artifacts/" + std::string(64, 'a') + ".zst"), std::string(64, 'a'), 10, 10};
+  write(3, std::nullopt, R"({"artifact": )" + ArtifactJson(gone) + "}");
+  auto back = MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToDatabase, false, 1);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->rows, 1);
+  EXPECT_EQ(back->skipped_ids, (std::vector<int64_t>{3}));
+  EXPECT_EQ(*(*(*sql)->GetGeneration(2))->compacted, Base64Encode(Text(9000)));
+  EXPECT_FALSE((*(*sql)->GetGeneration(3))->compacted.has_value()) << "left as it was";
+  if (!db.empty()) std::remove(db.c_str());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ArtifactMovesTest, ::testing::Values("sqlite", "postgresql"));
 
 }  // namespace

@@ -65,6 +65,14 @@ StatusOr<ArtifactMoveResult> MoveArtifacts(SqlStore& db, ObjectStore& store, con
       if (!row.ok()) return row.status();
       if (!*row) continue;  // deleted meanwhile
       auto moved = MoveRow(db, store, config, direction, preview, **row, out);
+      if (!moved.ok() && (moved.status().code() == StatusCode::kNotFound ||
+                          moved.status().code() == StatusCode::kDataLoss)) {
+        // This row's text is gone or corrupt: no rerun changes that, and stopping here stopped every rerun
+        // at this row (they start again from the first id). Left as it is, for the operator.
+        if (out.skipped++ == 0) out.first_skip_reason = moved.status().ToString();
+        if (out.skipped_ids.size() < ArtifactMoveResult::kMaxListedSkips) out.skipped_ids.push_back(id);
+        continue;
+      }
       if (!moved.ok()) return moved.status();
       if (*moved) ++out.rows;
     }
