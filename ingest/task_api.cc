@@ -289,40 +289,44 @@ bool TaskApi::HandleFast(const std::shared_ptr<HttpExchange>& exchange, AsyncRed
     return true;
   }
   if (task->unique_key.empty()) {
-    AddAsync(exchange, async, *task, now, "", std::move(done));
+    AddAsync(exchange, async, *task, now, std::move(done));
     return true;
   }
-  // The unique key first, as EnqueueTask: a held key means a duplicate, answered with its holder's id.
-  const std::string unique = TaskKeys::FromConfig(config_).Unique(task->unique_key);
-  std::string id = NewTaskId();
-  async.Send({"SET", unique, id, "NX", "EX", std::to_string(task->unique_for_s)},
-             [this, exchange, &async, task = *task, now, done, unique, id](StatusOr<RedisValue> r) mutable {
-               if (!r.ok()) {
-                 RejectRedis(*exchange, r.status());
-                 done();
-               } else if (!r->is_nil()) {
-                 AddAsync(exchange, async, task, now, id, std::move(done));
-               } else {
-                 async.Send({"GET", unique}, [this, exchange, done](StatusOr<RedisValue> holder) {
-                   EnqueueResult dup;
-                   dup.duplicate = true;
-                   if (holder.ok() && !holder->is_nil()) dup.id = holder->str;
-                   exchange->RespondJson(200, Answer(dup).dump());
+  // One script, as EnqueueTask: the unique key, the add and the status record together (a held key means a
+  // duplicate, answered with its holder's id).
+  const TaskKeys keys = TaskKeys::FromConfig(config_);
+  EnqueueOptions o = EnqueueOptions::FromConfig(config_);
+  o.queue = task->queue;
+  o.unique_key = task->unique_key;
+  o.unique_ttl_s = task->unique_for_s;
+  o.run_at_ms = task->run_at_ms;
+  auto result = std::make_shared<EnqueueResult>();
+  auto call = UniqueEnqueueCall(keys, task->type, task->payload, o, now, *result);
+  if (!call.ok()) {
+    RejectRedis(ex, call.status());
+    done();
+    return true;
+  }
+  async.SendEval(GuardedEnqueueScript(), call->keys, call->args,
+                 [this, exchange, result, done](StatusOr<RedisValue> r) {
+                   Status s = ReadUniqueEnqueueReply(r, *result);
+                   if (!s.ok()) {
+                     RejectRedis(*exchange, s);
+                   } else {
+                     if (!result->duplicate) metrics_.tasks_enqueued.Increment();
+                     exchange->RespondJson(result->duplicate ? 200 : 202, Answer(*result).dump());
+                   }
                    done();
                  });
-               }
-             });
   return true;
 }
 
 void TaskApi::AddAsync(const std::shared_ptr<HttpExchange>& exchange, AsyncRedis& async, const OperatorTask& task,
-                       int64_t now_ms, const std::string& id, std::function<void()> done) {
+                       int64_t now_ms, std::function<void()> done) {
   const TaskKeys keys = TaskKeys::FromConfig(config_);
   EnqueueOptions o = EnqueueOptions::FromConfig(config_);
   o.queue = task.queue;
-  o.unique_key = task.unique_key;
   o.run_at_ms = task.run_at_ms;
-  o.id = id;  // the id the unique key was taken for ("" = a new one)
   auto result = std::make_shared<EnqueueResult>();
   auto cmds = EnqueueCommands(keys, task.type, task.payload, o, now_ms, *result);
   if (!cmds.ok()) {
@@ -332,11 +336,8 @@ void TaskApi::AddAsync(const std::shared_ptr<HttpExchange>& exchange, AsyncRedis
   }
   // In order on one connection: the status writes (best effort, as EnqueueTask) and the add, answered.
   for (size_t i = 0; i + 1 < cmds->size(); ++i) async.Send(std::move((*cmds)[i]), [](StatusOr<RedisValue>) {});
-  std::string unique = task.unique_key.empty() ? "" : keys.Unique(task.unique_key);
-  async.Send(std::move(cmds->back()), [this, exchange, &async, result, unique, done](StatusOr<RedisValue> r) {
+  async.Send(std::move(cmds->back()), [this, exchange, result, done](StatusOr<RedisValue> r) {
     if (!r.ok()) {
-      // Nothing was added: give the unique key back, or a retry would be a "duplicate" of nothing.
-      if (!unique.empty()) async.SendEval(ReleaseUniqueKeyScript(), {unique}, {result->id}, [](StatusOr<RedisValue>) {});
       RejectRedis(*exchange, r.status());
     } else {
       metrics_.tasks_enqueued.Increment();

@@ -7,7 +7,8 @@
 //   DELETE /v1/tasks/{id}     cancels it if it has not started (task_control.h)
 // Enqueueing goes through EnqueueOperatorTask(s), the code path of `streamfleetctl enqueue`; POST /v1/tasks on
 // the shared AsyncRedis (standard key schema) is answered without a worker thread instead (HandleFast): the
-// same commands (EnqueueCommands, the unique key's SET NX first), sent asynchronously from the HTTP loop.
+// same writes (EnqueueCommands; a unique task as one GuardedEnqueueScript call), sent asynchronously from the
+// HTTP loop.
 // Tokens are the task API's own (TASK_API_TOKENS, scopes enqueue and read), not the per-organization chunk
 // tokens.
 //
@@ -58,10 +59,9 @@ class TaskApi {
   // The single-task body, checked; nullopt when it answered.
   std::optional<OperatorTask> ReadTask(HttpExchange& ex, int64_t now_ms);
   void Enqueue(HttpExchange& ex);
-  // The add, after the unique key (if any) was taken for task id `id` ("" = no unique key: a new id): the
-  // status record and the XADD/ZADD, answered from the add's reply.
+  // A task without a unique key: the status record and the XADD/ZADD, answered from the add's reply.
   void AddAsync(const std::shared_ptr<HttpExchange>& ex, AsyncRedis& async, const OperatorTask& task,
-                int64_t now_ms, const std::string& id, std::function<void()> done);
+                int64_t now_ms, std::function<void()> done);
   void EnqueueBatch(HttpExchange& ex);
   void Show(HttpExchange& ex, const std::string& id);
   void Cancel(HttpExchange& ex, const std::string& id);

@@ -22,30 +22,18 @@ StatusOr<int> Housekeeper::Housekeep(RedisClient& redis, Slot& slot) {
   auto moved = MoveDueTasks(redis, lifecycle_.keys(), clock_.NowMs(), 500, QueueNames(config_));
   if (!moved.ok()) return moved.status();
   const int64_t now = clock_.NowMs();
-  SF_RETURN_IF_ERROR(FirePeriodic(redis, slot.consumer, now));
+  SF_RETURN_IF_ERROR(FirePeriodic(redis, now));
   SF_RETURN_IF_ERROR(schedules_.FireDue(redis, now));
   SF_RETURN_IF_ERROR(ForwardEvents(redis, slot.consumer, now));
   return Reclaim(redis, slot);
 }
 
-Status Housekeeper::FirePeriodic(RedisClient& redis, const std::string& consumer, int64_t now_ms) {
+Status Housekeeper::FirePeriodic(RedisClient& redis, int64_t now_ms) {
   for (const PeriodicTask& p : config_.periodic_tasks) {
-    const int64_t period = now_ms / p.interval_ms;
-    // The key outlives its period (2 intervals + 1 s) so a worker whose clock is a little behind cannot fire
-    // the same period again.
-    const std::string lock = lifecycle_.keys().Periodic(p.name, period);
-    auto r = redis.Command({"SET", lock, consumer, "NX", "PX", std::to_string(p.interval_ms * 2 + 1000)});
-    if (!r.ok()) return r.status();
-    if (r->is_nil()) continue;
     EnqueueOptions o = EnqueueOptions::FromConfig(config_);
     o.queue = p.queue;
-    auto e = EnqueueTask(redis, lifecycle_.keys(), p.type, "{}", o, now_ms);
-    if (!e.ok()) {
-      // The period is not done: give its lock back (if it is still ours), so the next round, here or on
-      // another worker, fires it. Kept, it skipped the period's run for any failed enqueue.
-      (void)redis.Eval(ReleaseUniqueKeyScript(), {lock}, {consumer});
-      return e.status();
-    }
+    auto fired = EnqueuePeriodic(redis, lifecycle_.keys(), p.name, p.interval_ms, p.type, o, now_ms);
+    if (!fired.ok()) return fired.status();
   }
   return Status::Ok();
 }

@@ -32,8 +32,9 @@ class Housekeeper {
   StatusOr<int> Housekeep(RedisClient& redis, Slot& slot);
 
  private:
-  // SET NX on each periodic task's key for the current period: exactly one process of the fleet enqueues it.
-  Status FirePeriodic(RedisClient& redis, const std::string& consumer, int64_t now_ms);
+  // Each periodic task whose period (of Redis' clock) has not fired yet: exactly one process of the fleet
+  // enqueues it (EnqueuePeriodic).
+  Status FirePeriodic(RedisClient& redis, int64_t now_ms);
   Status ForwardEvents(RedisClient& redis, const std::string& consumer, int64_t now_ms);
   // XAUTOCLAIM of each queue stream's idle tasks; runs them inline (kAbandoned as Housekeep).
   StatusOr<int> Reclaim(RedisClient& redis, Slot& slot);

@@ -253,24 +253,42 @@ TEST_F(WorkerTest, ADeadWorkersTaskBehindManyLiveOnesIsReached) {
   EXPECT_EQ(calls, 1) << "the dead worker's task ran, and none of the live worker's";
 }
 
+// Three workers, three periods of Redis' clock: one task each. Each round starts just after a period
+// begins (the period is Redis' TIME, not the workers' clocks), so all three workers see the same one.
 TEST_F(WorkerTest, PeriodicTaskFiresOncePerPeriodAcrossThreeWorkers) {
-  auto& a = Make({{"PERIODIC_TASKS", "tick=noop@10s"}});
-  auto& b = Make({{"PERIODIC_TASKS", "tick=noop@10s"}});
-  auto& c = Make({{"PERIODIC_TASKS", "tick=noop@10s"}});
+  auto& a = Make({{"PERIODIC_TASKS", "tick=noop@1s"}});
+  auto& b = Make({{"PERIODIC_TASKS", "tick=noop@1s"}});
+  auto& c = Make({{"PERIODIC_TASKS", "tick=noop@1s"}});
   for (int period = 0; period < 3; ++period) {
+    auto t = redis_->Command({"TIME"});
+    ASSERT_TRUE(t.ok());
+    const int64_t us_into = std::stoll(t->elements[1].str);
+    std::this_thread::sleep_for(std::chrono::microseconds(1'000'000 - us_into + 20'000));
     for (auto* w : {&a, &b, &c}) ASSERT_TRUE(w->HousekeepOnce(*redis_, "hk").ok());
-    clock_.Advance(10'000);
   }
   EXPECT_EQ(QueueLen("default"), 3);
 }
 
-// An enqueue that failed after the period's lock was taken (here: the queue's keys are not streams) kept the
-// lock, and that period's task never ran. The lock is given back, and the next round fires it.
+// The workers' clocks do not decide: one whose clock jumps by hours within one period of Redis' fires nothing
+// more (before, a worker behind by more than two intervals fired the period again).
+TEST_F(WorkerTest, APeriodicTaskIgnoresTheWorkersClock) {
+  auto& w = Make({{"PERIODIC_TASKS", "tick=noop@1h"}});
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  clock_.Advance(-3 * 3'600'000);
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  clock_.Advance(10 * 3'600'000);
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(QueueLen("default"), 1);
+}
+
+// An enqueue that failed (here: the queue's keys are not streams) writes nothing, not even the period's mark,
+// and the next round fires it. The mark and the task are one script: no crash between them can lose a period.
 TEST_F(WorkerTest, APeriodicTaskWhoseEnqueueFailedFiresInTheNextRound) {
-  auto& w = Make({{"PERIODIC_TASKS", "tick=noop@10s"}});
+  auto& w = Make({{"PERIODIC_TASKS", "tick=noop@1h"}});
   const auto shards = keys_.QueueShards("default");
   for (const auto& s : shards) ASSERT_TRUE(redis_->Command({"SET", s, "not a stream"}).ok());
   EXPECT_FALSE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(redis_->Command({"EXISTS", keys_.Periodic("tick")})->integer, 0);
   for (const auto& s : shards) {
     ASSERT_TRUE(redis_->Command({"DEL", s}).ok());
     ASSERT_TRUE(redis_->Command({"XGROUP", "CREATE", s, TaskKeys::Group(), "$", "MKSTREAM"}).ok());

@@ -107,7 +107,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"TASK_LIMITS", "", "queue-worker: fleet-wide limits per type \"type=max_running/per_second,...\" (0 = none), e.g. send_notifications=5/20; a task over a limit waits in the scheduled set (not an attempt)"},
       {"SCHEDULES", "", "queue-worker: cron schedules with payloads, a JSON array of {name, cron, type, payload?, queue?} (cron: 5 fields UTC, @daily, @every 30s); each occurrence fires once fleet-wide, missed ones once on return"},
       {"SCHEDULES_FILE", "", "queue-worker: a file holding the SCHEDULES JSON (instead of the variable; e.g. a mounted ConfigMap)"},
-      {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval fleet-wide (an enqueue that fails is tried again at the next housekeeping round)"},
+      {"PERIODIC_TASKS", "", "queue-worker: \"name=type@interval[@queue],...\" fired once per interval of Redis' clock fleet-wide, whatever the workers' clocks say (an enqueue that fails is tried again at the next housekeeping round)"},
       {"TASK_TIMEOUT", "0", "queue-worker: run time after which an attempt fails with reason timeout (0 = none; per type: TASK_TIMEOUTS)"},
       {"TASK_TIMEOUTS", "", "queue-worker: per-type timeouts \"type=duration,...\", e.g. webhook=30s,hash.sync=10m"},
       {"TASK_TIMEOUT_GRACE", "5s", "queue-worker: after a timeout, how long a handler that ignores cancellation is waited for before its thread is abandoned"},

@@ -136,6 +136,7 @@ return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 }  // namespace
 
 // KEYS[1] = a unique key; ARGV[1] = the task id that set it. Deletes the key only while it names that task.
+// (Also a periodic task's mark, ARGV[1] = the period this worker set.)
 const LuaScript& ReleaseUniqueKeyScript() {
   static const LuaScript s(R"(
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -178,12 +179,18 @@ void AppendTaskStatus(const TaskKeys& keys, const std::string& id, const std::st
 
 namespace {
 
-// The commands that enqueue one non-unique task, status hash first (unless status records are off): Redis
-// runs a pipeline in order, so a fast worker can never finish the task before its "pending" status lands
-// (and overwrite "succeeded").
-void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const std::string& payload,
-                           const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out,
-                           std::vector<std::vector<std::string>>& cmds) {
+// What enqueuing one task writes: its status record (unless status records are off) and its add, the XADD to
+// its queue or the ZADD of a delayed task. Sent as a pipeline (AppendEnqueueCommands) or as the arguments of
+// GuardedEnqueueScript.
+struct TaskWrites {
+  std::vector<std::vector<std::string>> status;  // HSET + EXPIRE, or none
+  std::string add_key;                           // the queue stream, or the scheduled zset
+  std::string member;                            // the envelope (XADD), "queue|envelope" (ZADD)
+  std::string score;                             // run_at ms; "" = XADD
+};
+
+TaskWrites PlanEnqueue(const TaskKeys& keys, const std::string& type, const std::string& payload,
+                       const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out) {
   // Reused by this thread from task to task: its strings keep their capacity.
   thread_local v1::TaskEnvelope e;
   e.Clear();
@@ -195,7 +202,7 @@ void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const 
   e.set_run_at_ms(opts.run_at_ms);
   e.set_unique_key(opts.unique_key);
   e.set_queue(opts.queue);
-  std::string raw = e.SerializeAsString();
+  TaskWrites w;
   out.scheduled = opts.run_at_ms > now_ms;
   std::string stream = keys.Queue(opts.queue, keys.ShardFor(opts.unique_key));
   std::vector<std::string> fields = {"type", type, "queue", opts.queue, "attempts", "0", "enqueued_at_ms",
@@ -204,11 +211,31 @@ void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const 
     fields.push_back("run_at_ms");
     fields.push_back(std::to_string(opts.run_at_ms));
   }
-  AppendTaskStatus(keys, out.id, out.scheduled ? "scheduled" : "pending", std::move(fields), opts.status_ttl_s, cmds);
+  AppendTaskStatus(keys, out.id, out.scheduled ? "scheduled" : "pending", std::move(fields), opts.status_ttl_s,
+                   w.status);
   if (out.scheduled) {
-    cmds.push_back({"ZADD", keys.ScheduledOf(stream), std::to_string(opts.run_at_ms), opts.queue + "|" + raw});
+    w.add_key = keys.ScheduledOf(stream);
+    w.score = std::to_string(opts.run_at_ms);
+    w.member = opts.queue + "|" + e.SerializeAsString();
   } else {
-    cmds.push_back({"XADD", std::move(stream), "*", "e", std::move(raw)});
+    w.add_key = std::move(stream);
+    w.member = e.SerializeAsString();
+  }
+  return w;
+}
+
+// The commands that enqueue one non-unique task, status hash first (unless status records are off): Redis
+// runs a pipeline in order, so a fast worker can never finish the task before its "pending" status lands
+// (and overwrite "succeeded").
+void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const std::string& payload,
+                           const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out,
+                           std::vector<std::vector<std::string>>& cmds) {
+  TaskWrites w = PlanEnqueue(keys, type, payload, opts, now_ms, out);
+  for (auto& c : w.status) cmds.push_back(std::move(c));
+  if (w.score.empty()) {
+    cmds.push_back({"XADD", std::move(w.add_key), "*", "e", std::move(w.member)});
+  } else {
+    cmds.push_back({"ZADD", std::move(w.add_key), std::move(w.score), std::move(w.member)});
   }
 }
 
@@ -244,6 +271,75 @@ Status RunEnqueue(RedisCommands& redis, const TaskKeys& keys, const std::vector<
 
 }  // namespace
 
+// KEYS: 1 the guard; 2 the task's status record (absent: none). ARGV: 1 the guard's kind: 'u' a unique key
+// (ARGV[2] the task id, ARGV[3] its TTL in s) or 'p' a periodic task's last period (ARGV[2] the interval in
+// ms, ARGV[3] the mark's TTL in ms; the period is Redis' clock's, so the workers' clocks do not matter and a
+// period fires once however far apart they are); 4 the add: 'x' (XADD to ARGV[5] of field e = ARGV[6]), 'z'
+// (ZADD to ARGV[5] of member ARGV[6] with score ARGV[7]) or '' (none: the guard alone is taken, for a cluster
+// whose queue is in another slot); 8 the status TTL in s; 9.. the status record's field/value pairs.
+// The add's key is an argument, not a declared key: ACLs grant producers the scheduled set write-only
+// (deploy/redis/users.acl, %W~), which Redis refuses for a script's declared keys. The script runs on the
+// standard schema only, where that is allowed.
+// The add goes first and through pcall: a failed add writes nothing, so the guard is never left taken for a
+// task that does not exist (and the script is one step for Redis: no crash falls between).
+// Reply {1, guard value} (the task id, or the period fired), {0, the holder's task id or ''} when taken.
+const LuaScript& GuardedEnqueueScript() {
+  static const LuaScript s(R"(
+local guard
+if ARGV[1] == 'u' then
+  local holder = redis.call('GET', KEYS[1])
+  if holder then return {0, holder} end
+  guard = ARGV[2]
+else
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local period = math.floor(now / tonumber(ARGV[2]))
+  local last = tonumber(redis.call('GET', KEYS[1]) or '')
+  if last and last >= period then return {0, ''} end
+  guard = string.format('%d', period)
+end
+if ARGV[4] ~= '' then
+  local added
+  if ARGV[4] == 'x' then
+    added = redis.pcall('XADD', ARGV[5], '*', 'e', ARGV[6])
+  else
+    added = redis.pcall('ZADD', ARGV[5], ARGV[7], ARGV[6])
+  end
+  if type(added) == 'table' and added.err then return added end
+  if KEYS[2] then
+    -- Best effort, as in a pipelined enqueue: the task is in.
+    redis.pcall('HSET', KEYS[2], unpack(ARGV, 9))
+    redis.pcall('EXPIRE', KEYS[2], ARGV[8])
+  end
+end
+redis.call('SET', KEYS[1], guard, ARGV[1] == 'u' and 'EX' or 'PX', ARGV[3])
+return {1, guard}
+)");
+  return s;
+}
+
+namespace {
+
+// GuardedEnqueueScript's KEYS and ARGV after the guard's own (KEYS[1]; ARGV 1-3): w's writes, or none when
+// w is null.
+void AppendGuardedWrites(const TaskWrites* w, GuardedCall& call) {
+  if (w == nullptr) {
+    call.args.insert(call.args.end(), {"", "", "", "", "0"});
+    return;
+  }
+  call.args.insert(call.args.end(), {w->score.empty() ? "x" : "z", w->add_key, w->member, w->score});
+  if (w->status.empty()) {
+    call.args.push_back("0");
+    return;
+  }
+  const std::vector<std::string>& hset = w->status[0];  // HSET key field value ...
+  call.keys.push_back(hset[1]);
+  call.args.push_back(w->status[1][2]);  // EXPIRE key ttl
+  call.args.insert(call.args.end(), hset.begin() + 2, hset.end());
+}
+
+}  // namespace
+
 StatusOr<std::vector<std::vector<std::string>>> EnqueueCommands(const TaskKeys& keys, const std::string& type,
                                                                 const std::string& payload,
                                                                 const EnqueueOptions& opts, int64_t now_ms,
@@ -258,11 +354,40 @@ StatusOr<std::vector<std::vector<std::string>>> EnqueueCommands(const TaskKeys& 
 
 std::string NewTaskId() { return NewId(); }
 
+StatusOr<GuardedCall> UniqueEnqueueCall(const TaskKeys& keys, const std::string& type, const std::string& payload,
+                                        const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out) {
+  SF_RETURN_IF_ERROR(CheckEnqueue(type, opts));
+  if (opts.unique_key.empty()) return Status::InvalidArgument("UniqueEnqueueCall takes a unique task");
+  if (out.id.empty()) out.id = opts.id.empty() ? NewId() : opts.id;
+  const TaskWrites w = PlanEnqueue(keys, type, payload, opts, now_ms, out);
+  GuardedCall call{{keys.Unique(opts.unique_key)}, {"u", out.id, std::to_string(opts.unique_ttl_s)}};
+  AppendGuardedWrites(&w, call);
+  return call;
+}
+
+Status ReadUniqueEnqueueReply(const StatusOr<RedisValue>& reply, EnqueueResult& out) {
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) return TranslateRedisError(reply->str);
+  if (!reply->is_array() || reply->elements.size() != 2) return Status::Internal("unique enqueue: unexpected reply");
+  if (reply->elements[0].AsInt() == 0) {
+    out.duplicate = true;
+    out.scheduled = false;
+    out.id = reply->elements[1].str;
+  }
+  return Status::Ok();
+}
+
 StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms) {
   SF_RETURN_IF_ERROR(CheckEnqueue(type, opts));
   EnqueueResult out;
   out.id = opts.id.empty() ? NewId() : opts.id;
+  if (!opts.unique_key.empty() && !keys.cluster()) {
+    auto call = UniqueEnqueueCall(keys, type, payload, opts, now_ms, out);
+    if (!call.ok()) return call.status();
+    SF_RETURN_IF_ERROR(ReadUniqueEnqueueReply(redis.Eval(GuardedEnqueueScript(), call->keys, call->args), out));
+    return out;
+  }
   if (!opts.unique_key.empty()) {
     auto r = redis.Command({"SET", keys.Unique(opts.unique_key), out.id, "NX", "EX", std::to_string(opts.unique_ttl_s)});
     if (!r.ok()) return r.status();
@@ -284,6 +409,36 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
   }
   SF_RETURN_IF_ERROR(added);
   return out;
+}
+
+StatusOr<bool> EnqueuePeriodic(RedisCommands& redis, const TaskKeys& keys, const std::string& name,
+                               int64_t interval_ms, const std::string& type, const EnqueueOptions& opts,
+                               int64_t now_ms) {
+  SF_RETURN_IF_ERROR(CheckEnqueue(type, opts));
+  if (interval_ms <= 0) return Status::InvalidArgument("periodic task " + name + ": interval must be above 0");
+  EnqueueResult out;
+  out.id = opts.id.empty() ? NewId() : opts.id;
+  // Kept two intervals and a second past its period: while it lives no worker fires that period again, and
+  // once it is gone nobody has fired for two intervals, so firing the current period is right.
+  GuardedCall call{{keys.Periodic(name)}, {"p", std::to_string(interval_ms), std::to_string(interval_ms * 2 + 1000)}};
+  if (!keys.cluster()) {
+    const TaskWrites w = PlanEnqueue(keys, type, "{}", opts, now_ms, out);
+    AppendGuardedWrites(&w, call);
+  } else {
+    AppendGuardedWrites(nullptr, call);
+  }
+  auto r = redis.Eval(GuardedEnqueueScript(), call.keys, call.args);
+  if (!r.ok()) return r.status();
+  if (!r->is_array() || r->elements.size() != 2) return Status::Internal("periodic enqueue: unexpected reply");
+  if (r->elements[0].AsInt() == 0) return false;
+  if (!keys.cluster()) return true;
+  // The period is ours: add the task, and give the period back if that fails, so the next round fires it.
+  std::vector<std::vector<std::string>> cmds;
+  AppendEnqueueCommands(keys, type, "{}", opts, now_ms, out, cmds);
+  Status added = RunEnqueue(redis, keys, cmds);
+  if (!added.ok()) (void)redis.Eval(ReleaseUniqueKeyScript(), {keys.Periodic(name)}, {r->elements[1].str});
+  SF_RETURN_IF_ERROR(added);
+  return true;
 }
 
 StatusOr<std::vector<EnqueueResult>> EnqueueTasks(RedisCommands& redis, const TaskKeys& keys,

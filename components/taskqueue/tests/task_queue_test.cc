@@ -92,6 +92,63 @@ TEST_F(TaskQueueTest, EnqueueTasksRefusesBadInputWithoutWritingAnything) {
   EXPECT_EQ(redis_->Command({"DBSIZE"})->integer, 0);
 }
 
+// A unique task is one script: the key, the add and the status record together. A duplicate names the
+// holder; an add that fails (here the queue key is not a stream) leaves the key free and writes nothing,
+// so the caller's retry enqueues it instead of being told "duplicate" of a task that does not exist.
+TEST_F(TaskQueueTest, AUniqueEnqueueTakesTheKeyOnlyWithTheTask) {
+  EnqueueOptions o;
+  o.unique_key = "report:7";
+  o.unique_ttl_s = 600;
+  ASSERT_TRUE(redis_->Command({"SET", keys_.Queue("default"), "not a stream"}).ok());
+  auto failed = EnqueueTask(*redis_, keys_, "noop", "{}", o, kNow);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(redis_->Command({"EXISTS", keys_.Unique("report:7")})->integer, 0) << "the key was left taken";
+  EXPECT_EQ(redis_->Command({"KEYS", "streamfleet:task:*"})->elements.size(), 0u) << "a status record of nothing";
+  ASSERT_TRUE(redis_->Command({"DEL", keys_.Queue("default")}).ok());
+
+  auto first = EnqueueTask(*redis_, keys_, "noop", "{}", o, kNow);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_FALSE(first->duplicate);
+  EXPECT_EQ(redis_->Command({"GET", keys_.Unique("report:7")})->str, first->id);
+  EXPECT_GT(redis_->Command({"TTL", keys_.Unique("report:7")})->integer, 500);
+  EXPECT_EQ(Field(keys_.Status(first->id), "state"), "pending");
+  auto second = EnqueueTask(*redis_, keys_, "noop", "{}", o, kNow);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->duplicate);
+  EXPECT_EQ(second->id, first->id);
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 1);
+
+  o.unique_key = "report:8";
+  o.run_at_ms = kNow + 60'000;
+  auto later = EnqueueTask(*redis_, keys_, "noop", "{}", o, kNow);
+  ASSERT_TRUE(later.ok());
+  EXPECT_TRUE(later->scheduled);
+  EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()})->integer, 1);
+  EXPECT_EQ(Field(keys_.Status(later->id), "state"), "scheduled");
+}
+
+// A periodic task's period is Redis' clock's: workers whose clocks are hours apart fire it once per period.
+TEST_F(TaskQueueTest, APeriodicTaskFiresOncePerPeriodOfRedisClock) {
+  const int64_t hour = 3'600'000;
+  EnqueueOptions o;
+  int fired = 0;
+  for (int64_t skew : {int64_t{0}, 5 * hour, -5 * hour, 100 * hour}) {
+    auto r = EnqueuePeriodic(*redis_, keys_, "tick", hour, "noop", o, kNow + skew);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    fired += *r ? 1 : 0;
+  }
+  EXPECT_EQ(fired, 1);
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 1);
+  auto time = redis_->Command({"TIME"});
+  const int64_t now = std::stoll(time->elements[0].str) * 1000;
+  EXPECT_EQ(redis_->Command({"GET", keys_.Periodic("tick")})->str, std::to_string(now / hour))
+      << "the mark is the period of Redis' clock";
+  // A mark of an earlier period (the one before, as a worker's last firing left it) lets the period fire.
+  ASSERT_TRUE(redis_->Command({"SET", keys_.Periodic("tick"), std::to_string(now / hour - 1)}).ok());
+  EXPECT_TRUE(*EnqueuePeriodic(*redis_, keys_, "tick", hour, "noop", o, kNow));
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 2);
+}
+
 TEST_F(TaskQueueTest, EnqueueTaskIsOneRoundTripAndStillReportsRedisDown) {
   auto one = EnqueueTask(*redis_, keys_, "noop", "{}", {}, kNow);
   ASSERT_TRUE(one.ok());

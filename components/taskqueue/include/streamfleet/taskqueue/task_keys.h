@@ -61,9 +61,8 @@ class TaskKeys {
   std::string Cancelled() const { return p_ + ":cancelled"; }
   std::string Status(const std::string& id) const { return p_ + ":task:" + id; }
   std::string Unique(const std::string& key) const { return p_ + ":unique:" + key; }
-  std::string Periodic(const std::string& name, int64_t period) const {
-    return p_ + ":periodic:" + name + ":" + std::to_string(period);
-  }
+  // PERIODIC_TASKS: the last period of task `name` fired (a number of intervals of Redis' clock).
+  std::string Periodic(const std::string& name) const { return p_ + ":periodic:" + name; }
   // SCHEDULES: the last occurrence of schedule `name` that fired (unix ms, a string), fleet-wide.
   std::string ScheduleLastFired(const std::string& name) const { return p_ + ":schedule:" + name; }
   static std::string Group() { return "workers"; }

@@ -50,7 +50,7 @@ struct EnqueueResult {
 StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms);
 
-// What EnqueueTask sends after the unique key's SET NX (which it leaves to the caller), in order: the status
+// What EnqueueTask sends for a task without a unique key (a unique one: UniqueEnqueueCall), in order: the status
 // record (unless status_ttl_s is 0), then the XADD or ZADD that must succeed, last. For callers that send
 // them on a connection of their own, e.g. asynchronously (ingest's task API); standard key schema only (a
 // cluster needs the status writes in a round trip of their own first). kInvalidArgument like EnqueueTask.
@@ -64,6 +64,31 @@ std::string NewTaskId();
 // The script EnqueueTask runs when the add failed after the unique key was taken: KEYS[1] = the unique
 // key, ARGV[1] = the task id; deletes the key only while it still names that task.
 const LuaScript& ReleaseUniqueKeyScript();
+
+// A unique task's enqueue as one script: the unique key's check and SET, the add and the status record
+// together, so neither a failed add nor a crash between two round trips can leave the key held for a task
+// that was never added (a retry would be answered "duplicate" of nothing). Standard key schema only: a
+// cluster keeps unique keys in other slots than the queues, and EnqueueTask there takes the key first and
+// gives it back when the add fails. Send `keys`/`args` with GuardedEnqueueScript(); fills out.id and
+// out.scheduled.
+struct GuardedCall {
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+};
+StatusOr<GuardedCall> UniqueEnqueueCall(const TaskKeys& keys, const std::string& type, const std::string& payload,
+                                        const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out);
+const LuaScript& GuardedEnqueueScript();
+// The script's reply for a unique enqueue: OK with out.duplicate and out.id (the holder's) set when the key
+// was held; an error reply (the add's) as a Status.
+Status ReadUniqueEnqueueReply(const StatusOr<RedisValue>& reply, EnqueueResult& out);
+
+// A periodic task (PERIODIC_TASKS): enqueued at most once per `interval_ms` period of Redis' clock (TIME),
+// fleet-wide, whatever the workers' clocks say; {prefix}:periodic:{name} keeps the last period fired. In
+// standard mode the mark and the task are written by one script; in a cluster (the mark in another slot
+// than the queue) the mark is taken first and given back when the add fails. True when this call fired it.
+StatusOr<bool> EnqueuePeriodic(RedisCommands& redis, const TaskKeys& keys, const std::string& name,
+                               int64_t interval_ms, const std::string& type, const EnqueueOptions& opts,
+                               int64_t now_ms);
 
 // A task's status record ({prefix}:task:{id}): HSET of `state` and the field/value pairs in `fields`, then
 // EXPIRE ttl_s, appended to `cmds`. Every writer of the record goes through here: enqueue, and TaskLifecycle
