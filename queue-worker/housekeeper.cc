@@ -40,10 +40,11 @@ Status Housekeeper::FirePeriodic(RedisClient& redis, int64_t now_ms) {
 
 Status Housekeeper::ForwardEvents(RedisClient& redis, const std::string& consumer, int64_t now_ms) {
   if (!forwarder_) return Status::Ok();
-  auto round = forwarder_->ForwardOnce(redis, consumer, now_ms, 100);
+  auto round = forwarder_->ForwardOnce(redis, consumer, now_ms, 500);
   if (!round.ok()) return round.status();
   metrics_.events_forwarded.Add({{"outcome", "forwarded"}}).Increment(static_cast<double>(round->forwarded));
   metrics_.events_forwarded.Add({{"outcome", "skipped"}}).Increment(static_cast<double>(round->skipped));
+  metrics_.events_forwarded.Add({{"outcome", "lost"}}).Increment(static_cast<double>(round->lost));
   return Status::Ok();
 }
 

@@ -43,7 +43,7 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                     .Add({})),
       events_forwarded(
           CounterFamily(r, "streamfleet_worker_events_forwarded_total",
-                        "Fleet events turned into webhook tasks (forwarded) or acked without one (skipped)")),
+                        "Fleet events turned into webhook tasks (forwarded), acked without one (skipped), or trimmed from the events stream before they were read (lost)")),
       oldest_waiting(GaugeFamily(r, "streamfleet_worker_oldest_waiting_task_seconds",
                                  "Age of the oldest task of a queue not yet given to a worker (0 when none waits)")),
       cancelled(CounterFamily(r, "streamfleet_worker_tasks_cancelled_total",

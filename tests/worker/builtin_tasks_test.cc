@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "queue-worker/event_forwarder.h"
 #include "queue-worker/store_tasks.h"
 #include "streamfleet/base/time.h"
 #include "queue-worker/webhook.h"
@@ -291,6 +292,65 @@ TEST_F(WebhookTest, CompactedEventsArePostedToTheEventsWebhookOnce) {
   EXPECT_EQ(first["generation_id"], 100);
   EXPECT_EQ(first["trigger"], "complete");
   EXPECT_EQ(second_body["generation_id"], 101);
+}
+
+// A compacted event with this generation id, XADDed as the compactor does (without trimming).
+std::string PublishCompacted(RedisClient& redis, const std::string& events, int64_t gen) {
+  v1::Event ev;
+  auto* gc = ev.mutable_generation_compacted();
+  gc->set_organization_id(7);
+  gc->set_generation_id(gen);
+  gc->set_chunk_count(3);
+  return redis.Command({"XADD", events, "*", "type", "generation.compacted", "e", ev.SerializeAsString()})->str;
+}
+
+// One housekeeping round forwards a backlog of many batches (before, 100 events a round, about 400 a second:
+// a fleet compacting more than that fell further behind until the stream's MAXLEN trimmed what it had not read).
+TEST_F(WebhookTest, OneRoundForwardsABacklogOfManyBatches) {
+  auto& w = Make({{"EVENTS_WEBHOOK_URL", receiver_.Url("/events")}});
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  const std::string events = KeySchema::FromConfig(*configs_.back()).EventsStream();
+  for (int i = 0; i < 1200; ++i) PublishCompacted(*redis_, events, 1000 + i);
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  // Standard schema: all of it (one pipeline per batch); a cluster's enqueues are round trips per event, so
+  // its round may stop at its time budget, having still read more than one batch.
+  if (!keys_.cluster()) {
+    EXPECT_EQ(QueueLen("default"), 1200) << "in one round";
+  }
+  EXPECT_GT(QueueLen("default"), 500);
+  for (int round = 0; round < 5 && QueueLen("default") < 1200; ++round) ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(QueueLen("default"), 1200);
+  auto stats = GetStreamStats(*redis_, events);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->groups[0].pending, 0) << "every event acked";
+}
+
+// Events the stream's trimming removed before the forwarder read them are counted as lost (and logged); the
+// ones still there are forwarded, and a later round counts nothing again.
+TEST_F(WebhookTest, EventsTrimmedBeforeTheForwarderReadThemAreCountedAsLost) {
+  Make({{"EVENTS_WEBHOOK_URL", receiver_.Url("/events")}});
+  const Config& config = *configs_.back();
+  const TaskKeys keys = TaskKeys::FromConfig(config);
+  const std::string events = KeySchema::FromConfig(config).EventsStream();
+  worker::EventForwarder forwarder(config, keys);
+  auto first = forwarder.ForwardOnce(*redis_, "hk", clock_.NowMs(), 100);  // the group, on a new stream
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->lost, 0);
+  // Trimmed before the group's first read (Redis does not count that group's reads yet), then after reads.
+  for (int trimmed_after_reads : {0, 1}) {
+    for (int i = 0; i < 10; ++i) PublishCompacted(*redis_, events, 100 + i);
+    ASSERT_TRUE(redis_->Command({"XTRIM", events, "MAXLEN", "4"}).ok());
+    auto round = forwarder.ForwardOnce(*redis_, "hk", clock_.NowMs(), 100);
+    ASSERT_TRUE(round.ok()) << round.status().ToString();
+    EXPECT_EQ(round->lost, 6) << trimmed_after_reads;
+    EXPECT_EQ(round->forwarded, 4);
+    for (int i = 0; i < 3; ++i) PublishCompacted(*redis_, events, 200 + i);
+    round = forwarder.ForwardOnce(*redis_, "hk", clock_.NowMs(), 100);
+    ASSERT_TRUE(round.ok());
+    EXPECT_EQ(round->lost, 0) << "counted once";
+    EXPECT_EQ(round->forwarded, 3);
+  }
+  EXPECT_EQ(QueueLen("default"), 14);
 }
 
 class StoreTaskTest : public WorkerTest, public ::testing::WithParamInterface<std::string> {
