@@ -13,12 +13,15 @@
 #include "streamfleet/base/json_input.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/base/time.h"
+#include "streamfleet/taskqueue/task_keys.h"
 
 namespace streamfleet::worker {
 
 namespace {
 
 constexpr const char* kSource = "provider";  // ChunkEnvelope.source of everything this handler appends
+// How long a recorded outcome waits for a delivery of its task to write it: longer than any retry backoff.
+constexpr int64_t kOutcomeTtlS = 86400;
 
 bool FinalStatus(const std::string& s) { return s == "completed" || s == "failed" || s == "silent"; }
 
@@ -60,6 +63,18 @@ class Run {
         return Status::Ok();
       }
     }
+    // An earlier delivery of this task streamed the whole answer and failed (or died) before its row said so:
+    // write what it recorded rather than pay for the answer again. Its FINISH marker, if it did not get out,
+    // is not needed: the idle timeout finalizes the chunks.
+    auto recorded = ctx_.redis.Command({"GET", OutcomeKey()});
+    if (!recorded.ok()) return recorded.status();
+    if (!recorded->is_nil()) {
+      auto md = ParseJsonInput(recorded->str, kGeneratedJsonLimits);
+      if (md.ok() && md->is_object()) {
+        SF_LOG_INFO("generation.run {}: writing the outcome an earlier attempt recorded", gen_.gen);
+        return WriteOutcome(*md);
+      }
+    }
     std::string model = req_.model.empty() ? ctx_.config.provider_model : req_.model;
     nlohmann::json initial = {
         {"used_instruction", {{"content", req_.content}, {"source", req_.source}, {"language", req_.language}}},
@@ -87,15 +102,16 @@ class Run {
       return Failed(Status::Unavailable("provider stream ended before any content: " + r.detail));
     }
     nlohmann::json md = {{"usage", Usage(r)}, {"malformed_events", r.malformed_events}, {"provider_chunks", written_}};
+    bool finish = true;  // a FINISH marker with the total written
     switch (r.end) {
       case StreamEnd::kDone:
-        SF_RETURN_IF_ERROR(Finish());
         md["status"] = "completed";
         md["error"] = nullptr;
         break;
       case StreamEnd::kSilent:
         // No FINISH marker: the compactor's idle timeout finalizes what arrived (finalize_trigger
         // idle_timeout), as for any producer that stopped talking.
+        finish = false;
         md["status"] = "silent";
         md["error"] = "provider went silent after " + std::to_string(written_) + " chunks: " + r.detail;
         break;
@@ -113,16 +129,16 @@ class Run {
           return Status::Unavailable(why + " (retrying from scratch)");
         }
         // Finalize what arrived, never leave it hanging: the total is what was written.
-        SF_RETURN_IF_ERROR(Finish());
         md["status"] = "failed";
         md["error"] = why;
         break;
     }
-    SF_RETURN_IF_ERROR(store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, md.dump()));
-    if (r.end == StreamEnd::kCut) PublishFailed(md["error"].get<std::string>());
-    ctx_.result = "generation " + std::to_string(gen_.gen) + " " + md["status"].get<std::string>() + ", " +
-                  std::to_string(written_) + " chunks";
-    return Status::Ok();
+    // The answer is paid for: from here on a redelivery must not ask the provider again. The outcome is
+    // recorded before the FINISH marker, and given up only once the row says it (WriteOutcome).
+    auto record = ctx_.redis.Command({"SET", OutcomeKey(), md.dump(), "EX", std::to_string(kOutcomeTtlS)});
+    if (!record.ok()) return record.status();
+    if (finish) SF_RETURN_IF_ERROR(Finish());
+    return WriteOutcome(md);
   }
 
  private:
@@ -133,6 +149,28 @@ class Run {
     auto r = writer_.Append(ctx_.redis, gen_, batch, kSource);
     if (!r.ok()) return r.status();
     written_ += r->accepted;
+    return Status::Ok();
+  }
+
+  // Where an attempt whose stream ended keeps its outcome (the row's final metadata) until the row says it.
+  // Under the task's own key prefix, which the worker's ACL grants.
+  std::string OutcomeKey() const { return TaskKeys::FromConfig(ctx_.config).Status(ctx_.task.id()) + ":generation"; }
+
+  // The row's final metadata: tried a few times in this attempt (a database blip), then left recorded for
+  // the next delivery of the task, which writes it without streaming again.
+  Status WriteOutcome(const nlohmann::json& md) {
+    Status s = store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, md.dump());
+    for (int wait_ms : {250, 500, 1000}) {
+      if (s.ok()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+      s = store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, md.dump());
+    }
+    if (!s.ok()) return s;
+    (void)ctx_.redis.Command({"DEL", OutcomeKey()});
+    const std::string status = md.value("status", "");
+    if (status == "failed") PublishFailed(md.value("error", ""));
+    ctx_.result = "generation " + std::to_string(gen_.gen) + " " + status + ", " +
+                  std::to_string(md.value("provider_chunks", int64_t{0})) + " chunks";
     return Status::Ok();
   }
 

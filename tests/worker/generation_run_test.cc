@@ -210,6 +210,44 @@ TEST_F(GenerationRunTest, NormalStreamBecomesTheRowWithInitialMetadataAndUsage) 
   EXPECT_EQ(Metadata(id)["status"], "completed");
 }
 
+// An attempt whose stream ended records its outcome before its FINISH marker and gives it up once the row
+// says it. A delivery that finds an outcome recorded (the attempt before it streamed the whole answer, then
+// its database write failed or its worker died) writes it and does not call the provider again: the answer
+// was paid for once.
+TEST_F(GenerationRunTest, ARedeliveryAfterTheStreamEndedWritesTheRecordedOutcomeWithoutStreamingAgain) {
+  Start();
+  int64_t id = StartGeneration("Say hello", 345);
+  const std::string task_id = "generation-" + std::to_string(id);
+  const std::string outcome_key = TaskKeys("streamfleet").Status(task_id) + ":generation";
+  EXPECT_EQ(RunOne(), 1);
+  EXPECT_EQ(Content(WaitForRow(id)), "Hello, world");
+  EXPECT_EQ(redis_->Command({"EXISTS", outcome_key})->integer, 0) << "given up once the row said it";
+  const int requests = provider_.requests();
+
+  // The state such an attempt leaves: the row still "running", the outcome recorded.
+  ASSERT_TRUE(store_->MergeGenerationMetadata(id, 12, 345, R"({"status":"running","usage":null})").ok());
+  nlohmann::json recorded = {{"status", "completed"}, {"error", nullptr}, {"provider_chunks", 4},
+                             {"malformed_events", 0}, {"usage", {{"total_tokens", 11}}}};
+  ASSERT_TRUE(redis_->Command({"SET", outcome_key, recorded.dump(), "EX", "600"}).ok());
+  GenerationRequest req;
+  req.organization_id = 12;
+  req.scenario_id = 345;
+  req.generation_id = id;
+  req.content = "Say hello";
+  EnqueueOptions again;
+  again.id = task_id;
+  ASSERT_TRUE(EnqueueTask(*redis_, TaskKeys("streamfleet"), kGenerationRunTask, GenerationRunPayload(req), again,
+                          clock_.NowMsOverride())
+                  .ok());
+  EXPECT_EQ(RunOne(), 1);
+  EXPECT_EQ(provider_.requests(), requests) << "the provider was asked again";
+  auto md = Metadata(id);
+  EXPECT_EQ(md["status"], "completed");
+  EXPECT_EQ(md["usage"]["total_tokens"], 11);
+  EXPECT_EQ(redis_->Command({"EXISTS", outcome_key})->integer, 0);
+  EXPECT_EQ(Content(WaitForRow(id)), "Hello, world") << "the text is the first stream's";
+}
+
 TEST_F(GenerationRunTest, SlowStreamShowsProgressWhileStreaming) {
   provider_.set_mode(Mode::kSlow);
   provider_.set_pause_ms(300);
