@@ -426,6 +426,20 @@ TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {
   auto l = nlohmann::json::parse(Ctl("--json dlq list").out);
   ASSERT_EQ(l.size(), 1u);
   EXPECT_EQ(l[0]["reason"], "boom");
+  const std::string dead_id = l[0]["id"].get<std::string>();
+  auto shown = Ctl("--json dlq show " + dead_id);
+  ASSERT_EQ(shown.code, 0) << shown.out;
+  EXPECT_EQ(nlohmann::json::parse(shown.out)[0]["reason"], "boom");
+  EXPECT_EQ(Ctl("dlq show 1-1").code, 1) << "a well-formed id of no dead letter";
+  // An id that is not a stream id is the command line's mistake (exit 2), said as such; before, Redis'
+  // "Invalid stream ID" came back as a failure of XRANGE.
+  for (const char* bad : {"abc", "12-", "-1", "99999999999999999999999-0"}) {
+    auto r = Ctl(std::string("dlq show '") + bad + "'");
+    EXPECT_EQ(r.code, 2) << bad << ": " << r.out;
+    EXPECT_NE(r.out.find("is not a dead-letter id"), std::string::npos) << r.out;
+    EXPECT_EQ(Ctl(std::string("dlq requeue '") + bad + "'").code, 2) << bad;
+  }
+  EXPECT_EQ(Ctl("dlq show").code, 2);
   ASSERT_EQ(Ctl("dlq requeue --all").code, 0);
   EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:queue:default"})->integer, 1);
   EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 0);

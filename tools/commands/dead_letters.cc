@@ -7,6 +7,7 @@
 #include "streamfleet/base/time.h"
 #include "streamfleet/operations/fleet_admin.h"
 #include "streamfleet/operations/operator_json.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/taskqueue/task_queue.h"
 #include "tools/commands/commands.h"
 #include "tools/commands/connections.h"
@@ -92,6 +93,11 @@ void Purge(const Context& ctx, const Config& c, RedisClient& r, const DeadLetter
 }
 
 void Run(const Context& ctx, const Config& c, const DeadLetterArgs& a) {
+  // An id Redis would answer "Invalid stream ID" to is the command line's mistake, said before connecting.
+  if (a.command == "show" && a.id.empty()) throw Usage{"show needs the ID of a dead letter (see dlq list)"};
+  if (!a.id.empty() && !ValidStreamId(a.id)) {
+    throw Usage{"\"" + a.id + "\" is not a dead-letter id: one looks like 1795622292908-0 (see dlq list)"};
+  }
   auto r = ConnectRedis(c);
   if (a.command == "list" || a.command == "show") {
     List(ctx, c, *r, a);

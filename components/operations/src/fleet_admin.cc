@@ -1,6 +1,7 @@
 #include "streamfleet/operations/fleet_admin.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "streamfleet/chunks/assembly.h"
 #include "streamfleet/chunks/buffer_element.h"
@@ -93,6 +94,21 @@ namespace {
 // rollout), and one XRANGE of all of it stalls Redis for every process and loads it all into this one.
 constexpr int kDeadLetterPage = 500;
 
+// Calls `each` with the entries of `stream` from `from` to `to` (XRANGE bounds), a page at a time, in order;
+// stops at the first error. A page's entries may be deleted by `each`: the next page starts after its last.
+Status ForEachDeadLetterPage(RedisClient& redis, const std::string& stream, std::string from, const std::string& to,
+                             const std::function<Status(const std::vector<StreamEntry>&)>& each) {
+  while (true) {
+    auto page = redis.Command({"XRANGE", stream, from, to, "COUNT", std::to_string(kDeadLetterPage)});
+    if (!page.ok()) return page.status();
+    auto entries = ParseEntries(stream, *page);
+    if (entries.empty()) return Status::Ok();
+    SF_RETURN_IF_ERROR(each(entries));
+    if (static_cast<int>(entries.size()) < kDeadLetterPage || entries.back().id == to) return Status::Ok();
+    from = "(" + entries.back().id;
+  }
+}
+
 bool Selected(const StreamEntry& e, const DeadLetterFilter& f) {
   if (f.older_than_ms > 0 && StreamIdMs(e.id) > f.now_ms - f.older_than_ms) return false;
   if (!f.source_stream.empty()) {
@@ -182,12 +198,8 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
       if (!len.ok()) return len.status();
       total = len->integer;
     }
-    std::string from = id.empty() ? "-" : id;
     int64_t done = 0;
-    while (true) {
-      auto r = redis.Command({"XRANGE", s, from, last, "COUNT", std::to_string(kDeadLetterPage)});
-      if (!r.ok()) return r.status();
-      auto entries = ParseEntries(s, *r);
+    auto requeue = [&](const std::vector<StreamEntry>& entries) -> Status {
       for (const auto& e : entries) {
         if (progress) progress(s, ++done, std::max(total, done));
         const std::string* src = e.Field("source_stream");
@@ -201,9 +213,9 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
         if (!moved.ok()) return moved.status();
         if (*moved) ++n;
       }
-      if (static_cast<int>(entries.size()) < kDeadLetterPage || entries.back().id == last) break;
-      from = "(" + entries.back().id;
-    }
+      return Status::Ok();
+    };
+    SF_RETURN_IF_ERROR(ForEachDeadLetterPage(redis, s, id.empty() ? "-" : id, last, requeue));
   }
   if (!id.empty() && n == 0) return Status::NotFound("no dead letter " + id + " (or it has no source)");
   return n;
@@ -234,21 +246,16 @@ StatusOr<int64_t> PurgeDeadLetters(RedisClient& redis, const Config& config, con
       continue;
     }
     // Filtered: walk the stream in pages and XDEL what matches.
-    std::string from = "-";
-    while (true) {
-      auto page = redis.Command({"XRANGE", s, from, "+", "COUNT", std::to_string(kDeadLetterPage)});
-      if (!page.ok()) return page.status();
-      auto entries = ParseEntries(s, *page);
-      if (entries.empty()) break;
+    auto purge = [&](const std::vector<StreamEntry>& entries) -> Status {
       std::vector<std::string> del = {"XDEL", s};
       for (const auto& e : entries) {
         if (Selected(e, filter)) del.push_back(e.id);
       }
       n += static_cast<int64_t>(del.size() - 2);
-      if (!dry_run && del.size() > 2) SF_RETURN_IF_ERROR(redis.Command(del).status());
-      if (entries.size() < 500) break;
-      from = "(" + entries.back().id;
-    }
+      if (!dry_run && del.size() > 2) return redis.Command(del).status();
+      return Status::Ok();
+    };
+    SF_RETURN_IF_ERROR(ForEachDeadLetterPage(redis, s, "-", "+", purge));
   }
   return n;
 }
