@@ -214,52 +214,69 @@ TEST_F(ArtifactsTest, FinalizerStoresLargeTextsBeforeTheRowAndRetriesWhileTheSto
 // streamfleetctl migrate-artifacts: rows written before the store was turned on move out (preview first),
 // a second run moves nothing, the texts come back byte for byte, and a row a finalization rewrote meanwhile
 // is left to it.
-class ArtifactMovesTest : public ArtifactsTest, public ::testing::WithParamInterface<std::string> {};
-
-TEST_P(ArtifactMovesTest, MigrateArtifactsMovesLargeRowsOutAndBackIdempotently) {
-  Config config = MakeConfig({{"ARTIFACT_INLINE_MAX_BYTES", "4096"}});
-  std::string db;
-  std::string url = testing::FreshDatabaseUrl(GetParam(), "sf-artifacts-move", &db);
-  if (url.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
-  auto sql = SqlStore::Open(url);
-  ASSERT_TRUE(sql.ok());
-  ASSERT_TRUE((*sql)->Migrate().ok());
-  std::map<int64_t, std::string> texts = {{1, Text(20000)}, {2, Text(100)}, {3, Text(9000) + "x"}, {4, Text(5000).substr(0, 4096)}};
-  for (auto& [id, text] : texts) {
+class ArtifactMovesTest : public ArtifactsTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void TearDown() override {
+    sql_.reset();
+    if (!db_.empty()) std::remove(db_.c_str());
+    ArtifactsTest::TearDown();
+  }
+  // A migrated database of this test's backend, in sql_ (an SQLite file removed after the test).
+  void OpenFreshStore(const std::string& name) {
+    std::string url = testing::FreshDatabaseUrl(GetParam(), name, &db_);
+    if (url.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
+    auto sql = SqlStore::Open(url);
+    ASSERT_TRUE(sql.ok()) << sql.status().ToString();
+    sql_ = std::move(*sql);
+    ASSERT_TRUE(sql_->Migrate().ok());
+  }
+  // A finalized row of organization 7 as an earlier release wrote it (compacted_by "old").
+  void WriteRow(int64_t id, std::optional<std::string> compacted, const std::string& metadata_patch,
+                int64_t chunk_count) {
     GenerationWrite w;
     w.id = id;
     w.organization_id = 7;
-    w.compacted = Base64Encode(text);
-    w.metadata_patch = R"({"json_valid": false})";
-    w.chunk_count = 3;
+    w.compacted = std::move(compacted);
+    w.metadata_patch = metadata_patch;
+    w.chunk_count = chunk_count;
     w.compacted_at = "2026-12-03T10:00:00.000Z";
     w.compacted_by = "old";
     w.finalize_id = "f" + std::to_string(id);
-    ASSERT_TRUE((*sql)->UpsertGeneration(w).ok());
+    ASSERT_TRUE(sql_->UpsertGeneration(w).ok());
   }
+  std::string db_;
+  std::unique_ptr<SqlStore> sql_;
+};
+
+TEST_P(ArtifactMovesTest, MigrateArtifactsMovesLargeRowsOutAndBackIdempotently) {
+  Config config = MakeConfig({{"ARTIFACT_INLINE_MAX_BYTES", "4096"}});
+  ASSERT_NO_FATAL_FAILURE(OpenFreshStore("sf-artifacts-move"));
+  SqlStore* sql = sql_.get();
+  std::map<int64_t, std::string> texts = {{1, Text(20000)}, {2, Text(100)}, {3, Text(9000) + "x"}, {4, Text(5000).substr(0, 4096)}};
+  for (auto& [id, text] : texts) ASSERT_NO_FATAL_FAILURE(WriteRow(id, Base64Encode(text), R"({"json_valid": false})", 3));
   auto store = OpenObjectStore(config);
-  auto preview = MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToStore, true, 2);
+  auto preview = MoveArtifacts(*sql, *store, config, ArtifactMoveDirection::kToStore, true, 2);
   ASSERT_TRUE(preview.ok()) << preview.status().ToString();
   EXPECT_EQ(preview->rows, 2);  // 1 and 3; 4 is exactly at the limit and stays
-  EXPECT_TRUE((*(*sql)->GetGeneration(1))->compacted.has_value()) << "a preview changes nothing";
+  EXPECT_TRUE((*sql->GetGeneration(1))->compacted.has_value()) << "a preview changes nothing";
 
-  auto moved = MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToStore, false, 2);
+  auto moved = MoveArtifacts(*sql, *store, config, ArtifactMoveDirection::kToStore, false, 2);
   ASSERT_TRUE(moved.ok()) << moved.status().ToString();
   EXPECT_EQ(moved->rows, 2);
   EXPECT_EQ(moved->text_bytes, static_cast<int64_t>(texts[1].size() + texts[3].size()));
   for (int64_t id : {1, 3}) {
-    auto row = **(*sql)->GetGeneration(id);
+    auto row = **sql->GetGeneration(id);
     EXPECT_FALSE(row.compacted.has_value());
     EXPECT_EQ(nlohmann::json::parse(row.metadata)["finalize_id"], "f" + std::to_string(id)) << "the rest is kept";
     ASSERT_TRUE(ResolveCompacted(store.get(), row).ok());
     EXPECT_EQ(*row.compacted, Base64Encode(texts[id]));
   }
-  EXPECT_TRUE((*(*sql)->GetGeneration(4))->compacted.has_value());
-  EXPECT_EQ(MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToStore, false)->rows, 0) << "idempotent";
+  EXPECT_TRUE((*sql->GetGeneration(4))->compacted.has_value());
+  EXPECT_EQ(MoveArtifacts(*sql, *store, config, ArtifactMoveDirection::kToStore, false)->rows, 0) << "idempotent";
 
   // A finalization rewrites row 3 between the listing and the move back: its metadata changed, so the move
   // leaves it (the optimistic check), and the next run has nothing left for it.
-  auto before = **(*sql)->GetGeneration(3);
+  auto before = **sql->GetGeneration(3);
   GenerationWrite again;
   again.id = 3;
   again.organization_id = 7;
@@ -269,20 +286,19 @@ TEST_P(ArtifactMovesTest, MigrateArtifactsMovesLargeRowsOutAndBackIdempotently) 
   again.compacted_at = "2026-12-03T11:00:00.000Z";
   again.compacted_by = "c2";
   again.finalize_id = "f3-later";
-  ASSERT_TRUE((*sql)->UpsertGeneration(again).ok());
-  auto stale = (*sql)->ReplaceCompactedIfUnchanged(before, Base64Encode(texts[3]), before.metadata);
+  ASSERT_TRUE(sql->UpsertGeneration(again).ok());
+  auto stale = sql->ReplaceCompactedIfUnchanged(before, Base64Encode(texts[3]), before.metadata);
   ASSERT_TRUE(stale.ok());
   EXPECT_FALSE(*stale);
-  EXPECT_EQ(*(*(*sql)->GetGeneration(3))->compacted, Base64Encode("newer"));
+  EXPECT_EQ(*(*sql->GetGeneration(3))->compacted, Base64Encode("newer"));
 
-  auto back = MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToDatabase, false);
+  auto back = MoveArtifacts(*sql, *store, config, ArtifactMoveDirection::kToDatabase, false);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->rows, 1);
-  auto row1 = **(*sql)->GetGeneration(1);
+  auto row1 = **sql->GetGeneration(1);
   EXPECT_EQ(*row1.compacted, Base64Encode(texts[1]));
   EXPECT_TRUE(nlohmann::json::parse(row1.metadata)["artifact"].is_null());
-  EXPECT_EQ(MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToDatabase, false)->rows, 0);
-  if (!db.empty()) std::remove(db.c_str());
+  EXPECT_EQ(MoveArtifacts(*sql, *store, config, ArtifactMoveDirection::kToDatabase, false)->rows, 0);
 }
 
 // A row whose text cannot be read (its object deleted, or compacted that is not base64) stopped the run, and
@@ -290,45 +306,28 @@ TEST_P(ArtifactMovesTest, MigrateArtifactsMovesLargeRowsOutAndBackIdempotently) 
 // It is skipped and listed; the others move.
 TEST_P(ArtifactMovesTest, ARowWhoseTextCannotBeReadIsSkippedAndTheOthersMove) {
   Config config = MakeConfig({{"ARTIFACT_INLINE_MAX_BYTES", "4096"}});
-  std::string db;
-  std::string url = testing::FreshDatabaseUrl(GetParam(), "sf-artifacts-skip", &db);
-  if (url.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
-  auto sql = SqlStore::Open(url);
-  ASSERT_TRUE(sql.ok());
-  ASSERT_TRUE((*sql)->Migrate().ok());
-  auto write = [&](int64_t id, std::optional<std::string> compacted, const std::string& md) {
-    GenerationWrite w;
-    w.id = id;
-    w.organization_id = 7;
-    w.compacted = std::move(compacted);
-    w.metadata_patch = md;
-    w.chunk_count = 1;
-    w.compacted_at = "2026-12-03T10:00:00.000Z";
-    w.compacted_by = "old";
-    w.finalize_id = "f" + std::to_string(id);
-    ASSERT_TRUE((*sql)->UpsertGeneration(w).ok());
-  };
-  write(1, std::string(9000, '!'), "{}");  // not base64
-  write(2, Base64Encode(Text(9000)), "{}");
+  ASSERT_NO_FATAL_FAILURE(OpenFreshStore("sf-artifacts-skip"));
+  SqlStore* sql = sql_.get();
+  ASSERT_NO_FATAL_FAILURE(WriteRow(1, std::string(9000, '!'), "{}", 1));  // not base64
+  ASSERT_NO_FATAL_FAILURE(WriteRow(2, Base64Encode(Text(9000)), "{}", 1));
   auto store = OpenObjectStore(config);
-  auto out = MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToStore, false, 1);
+  auto out = MoveArtifacts(*sql, *store, config, ArtifactMoveDirection::kToStore, false, 1);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_EQ(out->rows, 1);
   EXPECT_EQ(out->skipped, 1);
   EXPECT_EQ(out->skipped_ids, (std::vector<int64_t>{1}));
   EXPECT_NE(out->first_skip_reason.find("not base64"), std::string::npos) << out->first_skip_reason;
-  EXPECT_FALSE((*(*sql)->GetGeneration(2))->compacted.has_value()) << "the row after the bad one moved";
+  EXPECT_FALSE((*sql->GetGeneration(2))->compacted.has_value()) << "the row after the bad one moved";
 
   // Back: row 3 names an object nobody stored (deleted by a lifecycle rule, say).
   ArtifactRef gone{store->Url("artifacts/" + std::string(64, 'a') + ".zst"), std::string(64, 'a'), 10, 10};
-  write(3, std::nullopt, R"({"artifact": )" + ArtifactJson(gone) + "}");
-  auto back = MoveArtifacts(**sql, *store, config, ArtifactMoveDirection::kToDatabase, false, 1);
+  ASSERT_NO_FATAL_FAILURE(WriteRow(3, std::nullopt, R"({"artifact": )" + ArtifactJson(gone) + "}", 1));
+  auto back = MoveArtifacts(*sql, *store, config, ArtifactMoveDirection::kToDatabase, false, 1);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->rows, 1);
   EXPECT_EQ(back->skipped_ids, (std::vector<int64_t>{3}));
-  EXPECT_EQ(*(*(*sql)->GetGeneration(2))->compacted, Base64Encode(Text(9000)));
-  EXPECT_FALSE((*(*sql)->GetGeneration(3))->compacted.has_value()) << "left as it was";
-  if (!db.empty()) std::remove(db.c_str());
+  EXPECT_EQ(*(*sql->GetGeneration(2))->compacted, Base64Encode(Text(9000)));
+  EXPECT_FALSE((*sql->GetGeneration(3))->compacted.has_value()) << "left as it was";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ArtifactMovesTest, ::testing::Values("sqlite", "postgresql"));
