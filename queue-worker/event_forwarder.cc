@@ -1,6 +1,5 @@
 #include "queue-worker/event_forwarder.h"
 
-#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -25,13 +24,15 @@ StatusOr<std::string> EventForwarder::EventBody(const StreamEntry& entry) {
 
 namespace {
 
-// KEYS[1] = the events stream; ARGV[1] = the group. Reply {unread, length, gap}: Redis 7's count of the
-// events added that the group has not read (entries-added - entries-read; -1 when Redis cannot tell), the
-// stream's length, and 1 when the stream's first entry is past the group's last delivered one (a gap: the
-// trimming removed events the group had not read), else 0.
-const LuaScript& EventsBacklogScript() {
+// KEYS[1] = the events stream; ARGV[1] = the group. How many events the stream's trimming removed before
+// the group read them, counted once: when the stream's first entry is past the group's last delivered one (a
+// gap), Redis 7's count of what the group has not read (entries-added - entries-read) beyond what the stream
+// still holds (all of it past the gap) is gone. The script then sets the group's entries-read to match
+// (XGROUP SETID ... ENTRIESREAD), so Redis counts only the events still there as unread: the next gap counts
+// from there, and another worker running this script sees no loss left to count. 0 when there is no gap.
+const LuaScript& CountTrimmedUnreadScript() {
   static const LuaScript s(R"(
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local function fields(a)
   local m = {}
   for i = 1, #a, 2 do m[a[i]] = a[i + 1] end
@@ -44,47 +45,29 @@ local function before(a, b)
   return am < bm or (am == bm and as < bs)
 end
 local s = fields(redis.call('XINFO', 'STREAM', KEYS[1]))
+if not s['first-entry'] then return 0 end
 local g
 for _, gi in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local m = fields(gi)
   if m['name'] == ARGV[1] then g = m end
 end
-if not g then return {-1, s['length'], 0} end
+if not g or not before(g['last-delivered-id'], s['first-entry'][1]) then return 0 end
 local read = g['entries-read']
 if not read then
   -- Redis cannot tell (a group made on a new, empty stream has it nil until its first read): known only
   -- when the group has read nothing at all.
-  if g['last-delivered-id'] ~= '0-0' then return {-1, s['length'], 0} end
+  if g['last-delivered-id'] ~= '0-0' then return 0 end
   read = 0
 end
-local gap = s['first-entry'] and before(g['last-delivered-id'], s['first-entry'][1])
-return {s['entries-added'] - read, s['length'], gap and 1 or 0}
+local lost = s['entries-added'] - read - s['length']
+redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], g['last-delivered-id'], 'ENTRIESREAD', s['entries-added'] - s['length'])
+if lost < 0 then return 0 end
+return lost
 )");
   return s;
 }
 
 }  // namespace
-
-StatusOr<int64_t> EventForwarder::CountLost(RedisClient& redis, bool drained) {
-  auto r = redis.Eval(EventsBacklogScript(), {stream_}, {Group()});
-  if (!r.ok()) return r.status();
-  if (!r->is_array() || r->elements.size() != 3) return Status::Internal("events backlog: unexpected reply");
-  const int64_t unread = r->elements[0].AsInt(), length = r->elements[1].AsInt();
-  if (unread < 0) return 0;
-  if (drained) {
-    // Nothing is left to read: what Redis still counts as unread is its counters' drift (after a gap it may
-    // go on counting the lost events as unread), not events.
-    unread_drift_ = unread;
-    return 0;
-  }
-  if (r->elements[2].AsInt() == 0) return 0;
-  // A gap: every event still in the stream is unread, and what Redis counts as unread beyond them and the
-  // drift is gone. Counted by every worker that sees the gap (and again by one restarted while it is open):
-  // an alert on any increase is what the count is for.
-  const int64_t lost = std::max<int64_t>(0, unread - length - unread_drift_);
-  unread_drift_ += lost;
-  return lost;
-}
 
 Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry>& entries, int64_t now_ms,
                                Round& round) {
@@ -110,7 +93,7 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
     o.unique_ttl_s = 86400;  // far longer than any redelivery of the entry
     if (keys_.cluster()) {
       // The unique key and the queue are in different slots: EnqueueTask's round trips, one event at a time.
-      auto r = EnqueueTask(redis, keys_, "webhook", payload.dump(), o, now_ms);
+      auto r = EnqueueUniqueTaskAtomically(redis, keys_, "webhook", payload.dump(), o, now_ms);
       if (!r.ok()) {
         failed = r.status();  // not acked: redelivered, and the unique key dedupes it
         break;
@@ -147,21 +130,20 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
   return failed;
 }
 
-StatusOr<EventForwarder::Round> EventForwarder::ForwardOnce(RedisClient& redis, const std::string& consumer,
-                                                            int64_t now_ms, int count, int64_t budget_ms) {
+Status EventForwarder::ForwardOnce(RedisClient& redis, const std::string& consumer, int64_t now_ms, int count,
+                                   Round& round, int64_t budget_ms) {
   if (!group_ready_) {
     auto r = redis.Command({"XGROUP", "CREATE", stream_, Group(), "$", "MKSTREAM"});
     if (!r.ok() && r.status().code() != StatusCode::kAlreadyExists) return r.status();
     group_ready_ = true;
   }
-  Round round;
-  auto lost = CountLost(redis, false);
+  auto lost = redis.Eval(CountTrimmedUnreadScript(), {stream_}, {Group()});
   if (!lost.ok()) return lost.status();
-  if (*lost > 0) {
-    round.lost = *lost;
+  if (lost->AsInt() > 0) {
+    round.lost += lost->AsInt();
     SF_LOG_ERROR("events {}: {} events were trimmed (MAXLEN) before group {} read them: their webhooks are lost; "
                  "the forwarder fell behind (workers down or too few)",
-                 stream_, *lost, Group());
+                 stream_, lost->AsInt(), Group());
   }
   auto claimed = ClaimIdle(redis, stream_, Group(), consumer, config_.visibility_timeout_ms, count);
   if (!claimed.ok()) return claimed.status();
@@ -179,8 +161,7 @@ StatusOr<EventForwarder::Round> EventForwarder::ForwardOnce(RedisClient& redis, 
     entries = ParseStreamReply(*read);
     SF_RETURN_IF_ERROR(Forward(redis, entries, now_ms, round));
   } while (static_cast<int>(entries.size()) == count && std::chrono::steady_clock::now() < deadline);
-  if (static_cast<int>(entries.size()) < count) SF_RETURN_IF_ERROR(CountLost(redis, true).status());
-  return round;
+  return Status::Ok();
 }
 
 }  // namespace streamfleet::worker

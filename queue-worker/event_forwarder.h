@@ -8,7 +8,8 @@
 // A round reads and forwards batches until the stream is drained or its time budget is spent, each batch's
 // enqueues in one pipeline (standard schema) and its acks in one XACK, so one worker keeps up with far more
 // events than the fleet makes. The producers bound the stream (MAXLEN ~ 100000): events a stalled forwarder
-// had not read by then are gone, and a round that finds such a gap logs it and counts it as lost.
+// had not read by then are gone, and the first round that finds such a gap, on any worker, logs and counts
+// them as lost (once fleet-wide).
 #include <cstdint>
 #include <string>
 
@@ -30,11 +31,12 @@ class EventForwarder {
     int64_t skipped = 0;    // undecodable / unknown events, acked without a task
     int64_t lost = 0;       // events the stream's trimming removed before this group read them
   };
-  // One round: takes over idle entries, then reads batches of up to `count` new events, enqueues and acks,
-  // until a batch is short or `budget_ms` has passed. now_ms is the caller's clock for the tasks' enqueue
-  // time.
-  StatusOr<Round> ForwardOnce(RedisClient& redis, const std::string& consumer, int64_t now_ms, int count,
-                              int64_t budget_ms = 200);
+  // One round: counts the events trimmed before the group read them (logged), takes over idle entries, then
+  // reads batches of up to `count` new events, enqueues and acks, until a batch is short or `budget_ms` has
+  // passed. Adds what it did to `round` as it goes, so a round that fails part way still reports it. now_ms
+  // is the caller's clock for the tasks' enqueue time.
+  Status ForwardOnce(RedisClient& redis, const std::string& consumer, int64_t now_ms, int count, Round& round,
+                     int64_t budget_ms = 200);
 
   // The webhook body of one event entry ({"type": ..., "event_id": ..., fields of the event}), or an error
   // for an entry that is not a known event.
@@ -43,16 +45,11 @@ class EventForwarder {
  private:
   // Enqueues the webhook task of each entry that has one and acks the entries whose task is in.
   Status Forward(RedisClient& redis, const std::vector<StreamEntry>& entries, int64_t now_ms, Round& round);
-  // The events trimmed before this group read them, not counted before (0 when there is no gap now). Called
-  // with `drained` after a round read everything, to take Redis' count of unread events as its baseline.
-  StatusOr<int64_t> CountLost(RedisClient& redis, bool drained);
 
   const Config& config_;
   const TaskKeys& keys_;
   std::string stream_;
   bool group_ready_ = false;
-  // What Redis counts as unread when nothing is (its counters may keep counting lost events as unread).
-  int64_t unread_drift_ = 0;
 };
 
 }  // namespace streamfleet::worker

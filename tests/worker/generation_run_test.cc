@@ -22,6 +22,8 @@
 #include "support/fake_provider.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
+#include "support/sql_database.h"
+#include "support/tcp_proxy.h"
 #include "streamfleet/testing/chunk_envelope.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
@@ -48,7 +50,8 @@ class GenerationRunTest : public testing::RedisSuite<> {
   }
 
   // Config, compactor (own thread, real time, 1 s idle timeout) and worker (manual clock for retries).
-  void Start(std::map<std::string, std::string> extra = {}) {
+  // `worker_store`: the database generation.run writes to (default: the compactor's).
+  void Start(std::map<std::string, std::string> extra = {}, SqlStore* worker_store = nullptr) {
     std::map<std::string, std::string> env = {{"REDIS_PORT", std::to_string(server_->config().port)},
                                               {"DATABASE_URL", "sqlite:" + db_},
                                               {"CHUNK_STREAMS", "1"},
@@ -72,7 +75,7 @@ class GenerationRunTest : public testing::RedisSuite<> {
     lo.sweep_interval_ms = 50;
     compactor_ = std::make_unique<compactor::CompactorService>(*config_, server_clock_, *store_, registry_, lo);
     compactor_thread_ = std::thread([this] { compactor_->Run(stop_); });
-    RegisterGenerationRun(handlers_, store_.get());
+    RegisterGenerationRun(handlers_, worker_store != nullptr ? worker_store : store_.get());
     worker_ = std::make_unique<WorkerService>(*config_, clock_, handlers_, registry_);
     ASSERT_TRUE(worker_->EnsureGroups(*redis_).ok());
   }
@@ -246,6 +249,50 @@ TEST_F(GenerationRunTest, ARedeliveryAfterTheStreamEndedWritesTheRecordedOutcome
   EXPECT_EQ(md["usage"]["total_tokens"], 11);
   EXPECT_EQ(redis_->Command({"EXISTS", outcome_key})->integer, 0);
   EXPECT_EQ(Content(WaitForRow(id)), "Hello, world") << "the text is the first stream's";
+}
+
+// The database goes away while the provider streams: the attempt's final write fails (after its tries
+// within the attempt), its outcome stays recorded and the task is retried; the retry, with the database
+// back, writes the recorded outcome and does not ask the provider again. (Here generation.run writes to a
+// PostgreSQL behind a proxy that can cut it, the compactor to its SQLite file.)
+TEST_F(GenerationRunTest, ADatabaseOutageAfterTheStreamLeavesTheOutcomeForTheRetryNotASecondStream) {
+  std::string url = testing::FreshDatabaseUrl("postgresql", "sf-genrun-outage", nullptr);
+  if (url.empty()) GTEST_FAIL() << "STREAMFLEET_TEST_PG_URL is not set (scripts/test.sh sets it)";
+  const size_t colon = url.rfind(':'), slash = url.find('/', colon);
+  testing::TcpProxy proxy(std::stoi(url.substr(colon + 1, slash - colon - 1)));
+  const std::string proxied = url.substr(0, colon + 1) + std::to_string(proxy.port()) + url.substr(slash);
+  auto direct = SqlStore::Open(url);
+  ASSERT_TRUE(direct.ok()) << direct.status().ToString();
+  ASSERT_TRUE((*direct)->Migrate().ok());
+  auto worker_store = SqlStore::Open(proxied);
+  ASSERT_TRUE(worker_store.ok()) << worker_store.status().ToString();
+  provider_.set_mode(Mode::kSlow);
+  provider_.set_pause_ms(300);
+  Start({}, worker_store->get());
+  int64_t id = StartGeneration();
+  const std::string task_id = "generation-" + std::to_string(id);
+  const std::string outcome_key = TaskKeys("streamfleet").Status(task_id) + ":generation";
+  auto status_in_db = [&]() -> std::string {
+    auto row = (*direct)->GetGeneration(id);
+    if (!row.ok() || !row->has_value()) return "";
+    return nlohmann::json::parse((*row)->metadata).value("status", "");
+  };
+  std::thread slot([&] { RunOne(); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return status_in_db() == "running"; })) << "never started";
+  proxy.Down();
+  slot.join();
+  EXPECT_EQ(provider_.requests(), 1);
+  EXPECT_EQ(redis_->Command({"EXISTS", outcome_key})->integer, 1) << "the outcome was not recorded";
+  EXPECT_EQ(TaskState(id), "retry_scheduled");
+  EXPECT_EQ(status_in_db(), "running");
+
+  proxy.Up();
+  EXPECT_EQ(RunRetry(), 1);
+  EXPECT_EQ(provider_.requests(), 1) << "the provider was asked again";
+  EXPECT_EQ(status_in_db(), "completed");
+  EXPECT_EQ(redis_->Command({"EXISTS", outcome_key})->integer, 0);
+  EXPECT_EQ(TaskState(id), "succeeded");
+  EXPECT_EQ(Content(WaitForRow(id)), "Hello, world") << "the compactor's row, from the one stream";
 }
 
 TEST_F(GenerationRunTest, SlowStreamShowsProgressWhileStreaming) {

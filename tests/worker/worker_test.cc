@@ -254,16 +254,17 @@ TEST_F(WorkerTest, ADeadWorkersTaskBehindManyLiveOnesIsReached) {
 }
 
 // Three workers, three periods of Redis' clock: one task each. Each round starts just after a period
-// begins (the period is Redis' TIME, not the workers' clocks), so all three workers see the same one.
+// begins (the period is Redis' TIME, not the workers' clocks), so all three workers see the same one (they
+// have almost 2 s for it).
 TEST_F(WorkerTest, PeriodicTaskFiresOncePerPeriodAcrossThreeWorkers) {
-  auto& a = Make({{"PERIODIC_TASKS", "tick=noop@1s"}});
-  auto& b = Make({{"PERIODIC_TASKS", "tick=noop@1s"}});
-  auto& c = Make({{"PERIODIC_TASKS", "tick=noop@1s"}});
+  auto& a = Make({{"PERIODIC_TASKS", "tick=noop@2s"}});
+  auto& b = Make({{"PERIODIC_TASKS", "tick=noop@2s"}});
+  auto& c = Make({{"PERIODIC_TASKS", "tick=noop@2s"}});
   for (int period = 0; period < 3; ++period) {
     auto t = redis_->Command({"TIME"});
     ASSERT_TRUE(t.ok());
-    const int64_t us_into = std::stoll(t->elements[1].str);
-    std::this_thread::sleep_for(std::chrono::microseconds(1'000'000 - us_into + 20'000));
+    const int64_t us_into = (std::stoll(t->elements[0].str) % 2) * 1'000'000 + std::stoll(t->elements[1].str);
+    std::this_thread::sleep_for(std::chrono::microseconds(2'000'000 - us_into + 20'000));
     for (auto* w : {&a, &b, &c}) ASSERT_TRUE(w->HousekeepOnce(*redis_, "hk").ok());
   }
   EXPECT_EQ(QueueLen("default"), 3);

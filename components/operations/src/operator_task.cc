@@ -28,9 +28,13 @@ Status CheckOperatorTask(const OperatorTask& task) {
 }
 
 StatusOr<EnqueueResult> EnqueueOperatorTask(RedisCommands& redis, const Config& config, const OperatorTask& task,
-                                            int64_t now_ms) {
+                                            int64_t now_ms, bool atomic_unique) {
   SF_RETURN_IF_ERROR(CheckOperatorTask(task));
-  return EnqueueTask(redis, TaskKeys::FromConfig(config), task.type, task.payload, OptionsFor(config, task), now_ms);
+  const TaskKeys keys = TaskKeys::FromConfig(config);
+  if (atomic_unique) {
+    return EnqueueUniqueTaskAtomically(redis, keys, task.type, task.payload, OptionsFor(config, task), now_ms);
+  }
+  return EnqueueTask(redis, keys, task.type, task.payload, OptionsFor(config, task), now_ms);
 }
 
 StatusOr<std::vector<EnqueueResult>> EnqueueOperatorTasks(RedisCommands& redis, const Config& config,

@@ -382,12 +382,6 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
   SF_RETURN_IF_ERROR(CheckEnqueue(type, opts));
   EnqueueResult out;
   out.id = opts.id.empty() ? NewId() : opts.id;
-  if (!opts.unique_key.empty() && !keys.cluster()) {
-    auto call = UniqueEnqueueCall(keys, type, payload, opts, now_ms, out);
-    if (!call.ok()) return call.status();
-    SF_RETURN_IF_ERROR(ReadUniqueEnqueueReply(redis.Eval(GuardedEnqueueScript(), call->keys, call->args), out));
-    return out;
-  }
   if (!opts.unique_key.empty()) {
     auto r = redis.Command({"SET", keys.Unique(opts.unique_key), out.id, "NX", "EX", std::to_string(opts.unique_ttl_s)});
     if (!r.ok()) return r.status();
@@ -408,6 +402,17 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
     (void)redis.Eval(ReleaseUniqueKeyScript(), {keys.Unique(opts.unique_key)}, {out.id});
   }
   SF_RETURN_IF_ERROR(added);
+  return out;
+}
+
+StatusOr<EnqueueResult> EnqueueUniqueTaskAtomically(RedisCommands& redis, const TaskKeys& keys,
+                                                     const std::string& type, const std::string& payload,
+                                                     const EnqueueOptions& opts, int64_t now_ms) {
+  if (keys.cluster() || opts.unique_key.empty()) return EnqueueTask(redis, keys, type, payload, opts, now_ms);
+  EnqueueResult out;
+  auto call = UniqueEnqueueCall(keys, type, payload, opts, now_ms, out);
+  if (!call.ok()) return call.status();
+  SF_RETURN_IF_ERROR(ReadUniqueEnqueueReply(redis.Eval(GuardedEnqueueScript(), call->keys, call->args), out));
   return out;
 }
 

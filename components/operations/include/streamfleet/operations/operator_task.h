@@ -26,8 +26,10 @@ struct OperatorTask {
 // Enqueues `task` (scheduled when run_at_ms is later than now_ms). kInvalidArgument, before anything is
 // sent, for a payload that is not JSON ("payload is not valid JSON: ..."; every task handler parses its
 // payload as JSON, so such a task could only fail) or an invalid queue name ("invalid queue name").
+// `atomic_unique`: a unique task's key in the same script as its add (EnqueueUniqueTaskAtomically), for
+// callers whose retry nobody watches (the task API); otherwise docs/task-protocol.md's steps (EnqueueTask).
 StatusOr<EnqueueResult> EnqueueOperatorTask(RedisCommands& redis, const Config& config, const OperatorTask& task,
-                                            int64_t now_ms);
+                                            int64_t now_ms, bool atomic_unique = false);
 
 // The checks of EnqueueOperatorTask without enqueueing: OK or the kInvalidArgument it would return.
 Status CheckOperatorTask(const OperatorTask& task);

@@ -68,9 +68,10 @@ const LuaScript& ReleaseUniqueKeyScript();
 // A unique task's enqueue as one script: the unique key's check and SET, the add and the status record
 // together, so neither a failed add nor a crash between two round trips can leave the key held for a task
 // that was never added (a retry would be answered "duplicate" of nothing). Standard key schema only: a
-// cluster keeps unique keys in other slots than the queues, and EnqueueTask there takes the key first and
-// gives it back when the add fails. Send `keys`/`args` with GuardedEnqueueScript(); fills out.id and
-// out.scheduled.
+// cluster keeps unique keys in other slots than the queues. Send `keys`/`args` with GuardedEnqueueScript();
+// fills out.id and out.scheduled. EnqueueTask keeps docs/task-protocol.md's steps, which every language's
+// producer takes (and its tests check command by command); the fleet's unattended producers (schedules, the
+// events forwarder, the task API's POST /v1/tasks) take this script.
 struct GuardedCall {
   std::vector<std::string> keys;
   std::vector<std::string> args;
@@ -78,6 +79,11 @@ struct GuardedCall {
 StatusOr<GuardedCall> UniqueEnqueueCall(const TaskKeys& keys, const std::string& type, const std::string& payload,
                                         const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out);
 const LuaScript& GuardedEnqueueScript();
+// EnqueueTask with a unique task's key taken in the same script as its add (UniqueEnqueueCall); on a cluster,
+// or for a task without a unique key, EnqueueTask itself.
+StatusOr<EnqueueResult> EnqueueUniqueTaskAtomically(RedisCommands& redis, const TaskKeys& keys,
+                                                     const std::string& type, const std::string& payload,
+                                                     const EnqueueOptions& opts, int64_t now_ms);
 // The script's reply for a unique enqueue: OK with out.duplicate and out.id (the holder's) set when the key
 // was held; an error reply (the add's) as a Status.
 Status ReadUniqueEnqueueReply(const StatusOr<RedisValue>& reply, EnqueueResult& out);
