@@ -7,8 +7,8 @@
 //   DELETE /v1/tasks/{id}     cancels it if it has not started (task_control.h)
 // Enqueueing goes through EnqueueOperatorTask(s), the code path of `streamfleetctl enqueue`; POST /v1/tasks on
 // the shared AsyncRedis (standard key schema) is answered without a worker thread instead (HandleFast): the
-// same writes (EnqueueCommands; a unique task as one GuardedEnqueueScript call), sent asynchronously from the
-// HTTP loop.
+// same writes (EnqueueCommands; a unique task as one GuardedEnqueueScript call, as everywhere in the task
+// API), sent asynchronously from the HTTP loop.
 // Tokens are the task API's own (TASK_API_TOKENS, scopes enqueue and read), not the per-organization chunk
 // tokens.
 //

@@ -130,13 +130,7 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
   return failed;
 }
 
-Status EventForwarder::ForwardOnce(RedisClient& redis, const std::string& consumer, int64_t now_ms, int count,
-                                   Round& round, int64_t budget_ms) {
-  if (!group_ready_) {
-    auto r = redis.Command({"XGROUP", "CREATE", stream_, Group(), "$", "MKSTREAM"});
-    if (!r.ok() && r.status().code() != StatusCode::kAlreadyExists) return r.status();
-    group_ready_ = true;
-  }
+Status EventForwarder::CountTrimmedUnread(RedisClient& redis, Round& round) {
   auto lost = redis.Eval(CountTrimmedUnreadScript(), {stream_}, {Group()});
   if (!lost.ok()) return lost.status();
   if (lost->AsInt() > 0) {
@@ -145,13 +139,28 @@ Status EventForwarder::ForwardOnce(RedisClient& redis, const std::string& consum
                  "the forwarder fell behind (workers down or too few)",
                  stream_, lost->AsInt(), Group());
   }
+  return Status::Ok();
+}
+
+Status EventForwarder::ForwardOnce(RedisClient& redis, const std::string& consumer, int64_t now_ms, int count,
+                                   Round& round, int64_t budget_ms) {
+  if (!group_ready_) {
+    auto r = redis.Command({"XGROUP", "CREATE", stream_, Group(), "$", "MKSTREAM"});
+    if (!r.ok() && r.status().code() != StatusCode::kAlreadyExists) return r.status();
+    group_ready_ = true;
+  }
   auto claimed = ClaimIdle(redis, stream_, Group(), consumer, config_.visibility_timeout_ms, count);
-  if (!claimed.ok()) return claimed.status();
+  if (!claimed.ok()) {
+    if (claimed.status().code() == StatusCode::kFailedPrecondition) group_ready_ = false;  // NOGROUP
+    return claimed.status();
+  }
   std::vector<StreamEntry> entries;
   for (auto& c : *claimed) entries.push_back(std::move(c.entry));
   SF_RETURN_IF_ERROR(Forward(redis, entries, now_ms, round));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(budget_ms);
   do {
+    // Before every read: a read past a gap would leave it uncounted.
+    SF_RETURN_IF_ERROR(CountTrimmedUnread(redis, round));
     auto read = redis.Command(
         {"XREADGROUP", "GROUP", Group(), consumer, "COUNT", std::to_string(count), "STREAMS", stream_, ">"});
     if (!read.ok()) {

@@ -43,6 +43,8 @@ class EventForwarder {
   static StatusOr<std::string> EventBody(const StreamEntry& entry);
 
  private:
+  // Counts (and logs) into round.lost the events trimmed before the group read them (once fleet-wide).
+  Status CountTrimmedUnread(RedisClient& redis, Round& round);
   // Enqueues the webhook task of each entry that has one and acks the entries whose task is in.
   Status Forward(RedisClient& redis, const std::vector<StreamEntry>& entries, int64_t now_ms, Round& round);
 

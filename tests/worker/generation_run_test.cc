@@ -278,9 +278,10 @@ TEST_F(GenerationRunTest, ADatabaseOutageAfterTheStreamLeavesTheOutcomeForTheRet
     return nlohmann::json::parse((*row)->metadata).value("status", "");
   };
   std::thread slot([&] { RunOne(); });
-  ASSERT_TRUE(testing::WaitUntil([&] { return status_in_db() == "running"; })) << "never started";
+  const bool started = testing::WaitUntil([&] { return status_in_db() == "running"; });
   proxy.Down();
-  slot.join();
+  slot.join();  // before any assertion can return: a joinable thread's destructor ends the whole binary
+  ASSERT_TRUE(started) << "never started";
   EXPECT_EQ(provider_.requests(), 1);
   EXPECT_EQ(redis_->Command({"EXISTS", outcome_key})->integer, 1) << "the outcome was not recorded";
   EXPECT_EQ(TaskState(id), "retry_scheduled");

@@ -59,7 +59,8 @@ StatusOr<std::vector<EnqueueResult>> EnqueueOperatorTasks(RedisCommands& redis, 
   }
   for (size_t i = 0; i < tasks.size(); ++i) {
     if (tasks[i].unique_key.empty()) continue;
-    auto r = EnqueueTask(redis, keys, tasks[i].type, tasks[i].payload, OptionsFor(config, tasks[i]), now_ms);
+    auto r = EnqueueUniqueTaskAtomically(redis, keys, tasks[i].type, tasks[i].payload, OptionsFor(config, tasks[i]),
+                                         now_ms);
     if (!r.ok()) return r.status();
     out[i] = std::move(*r);
   }

@@ -36,7 +36,8 @@ Status CheckOperatorTask(const OperatorTask& task);
 
 // Many tasks, results in order. Every task is checked first (the first bad one is returned, with its index in
 // the message, before anything is sent); then the tasks without a unique key go in one pipeline (EnqueueTasks)
-// and each unique one with its own SET NX (EnqueueTask).
+// and each unique one in its own script with its key (EnqueueUniqueTaskAtomically: the task API's caller
+// retries a 503 unwatched, and the key must not outlive a failed add).
 StatusOr<std::vector<EnqueueResult>> EnqueueOperatorTasks(RedisCommands& redis, const Config& config,
                                                           const std::vector<OperatorTask>& tasks, int64_t now_ms);
 
