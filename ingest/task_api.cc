@@ -351,7 +351,7 @@ void TaskApi::Enqueue(HttpExchange& ex) {
   int64_t now = WallClockMs();
   auto task = ReadTask(ex, now);
   if (!task) return;
-  auto r = EnqueueOperatorTask(redis_, config_, *task, now, /*atomic_unique=*/true);
+  auto r = EnqueueOperatorTask(redis_, config_, *task, now);
   if (!r.ok()) {
     RejectRedis(ex, r.status());
     return;

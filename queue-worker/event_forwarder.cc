@@ -93,7 +93,7 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
     o.unique_ttl_s = 86400;  // far longer than any redelivery of the entry
     if (keys_.cluster()) {
       // The unique key and the queue are in different slots: EnqueueTask's round trips, one event at a time.
-      auto r = EnqueueUniqueTaskAtomically(redis, keys_, "webhook", payload.dump(), o, now_ms);
+      auto r = EnqueueTask(redis, keys_, "webhook", payload.dump(), o, now_ms);
       if (!r.ok()) {
         failed = r.status();  // not acked: redelivered, and the unique key dedupes it
         break;

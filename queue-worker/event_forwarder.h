@@ -49,7 +49,7 @@ class EventForwarder {
   Status Forward(RedisClient& redis, const std::vector<StreamEntry>& entries, int64_t now_ms, Round& round);
 
   const Config& config_;
-  const TaskKeys& keys_;
+  const TaskKeys keys_;  // a copy: the forwarder does not rely on its creator's keys outliving it
   std::string stream_;
   bool group_ready_ = false;
 };

@@ -59,7 +59,7 @@ Status ScheduleFirer::FireDue(RedisClient& redis, int64_t now_ms) {
     // Held long enough for every worker to see the occurrence, not forever (an @every 1s schedule).
     o.unique_ttl_s = std::clamp<int64_t>(following == INT64_MAX ? 86400 : (following - due) / 500, 60, 7 * 86400);
     // Key and add in one script: a worker dying between them must not leave the occurrence "enqueued".
-    auto e = EnqueueUniqueTaskAtomically(redis, keys_, s.type, s.payload, o, now_ms);
+    auto e = EnqueueTask(redis, keys_, s.type, s.payload, o, now_ms);
     if (!e.ok()) return e.status();
     auto raised = redis.Eval(RaiseScript(), {key}, {std::to_string(due)});
     if (!raised.ok()) return raised.status();

@@ -9,6 +9,10 @@ export const DEFAULT_UNIQUE_FOR_S: 3600;
 export const CANCEL_MARKER_TTL_MS: 2592000000;
 /** The standard schema's cancel script, the text of docs/task-protocol.md's ("Cancel"). */
 export const CANCEL_SCRIPT: string;
+/** A unique task's enqueue on the standard schema, the text of docs/task-protocol.md's ("Enqueue"). */
+export const ENQUEUE_SCRIPT: string;
+/** The SHA-1 of ENQUEUE_SCRIPT, for EVALSHA. */
+export const ENQUEUE_SCRIPT_SHA1: string;
 
 /** JSON by convention: Buffers and strings are sent as they are, anything else is JSON-encoded. */
 export type Payload = Buffer | string | Record<string, unknown> | unknown[];

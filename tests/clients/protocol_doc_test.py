@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import os
 import re
 import subprocess
@@ -34,6 +35,20 @@ from streamfleet_client.config import client_from_env  # noqa: E402
 PORT = int(os.environ["STREAMFLEET_TEST_REDIS_PORT"])
 CTL = os.environ["STREAMFLEETCTL"]
 DOC = ROOT / "docs" / "task-protocol.md"
+
+
+def lua_blocks() -> List[str]:
+    """The document's ```lua blocks: "Enqueue"'s script (a unique task, standard schema), then "Cancel"'s."""
+    return re.findall(r"^```lua\n(.*?)^```", DOC.read_text(), re.S | re.M)
+
+
+def cpp_script(file: str, name: str) -> str:
+    """The text the C++ LuaScript `name` in components/taskqueue/src/`file` sends, byte for byte."""
+    source = (ROOT / "components" / "taskqueue" / "src" / file).read_text()
+    m = re.search(name + r"\(\) \{\n(?:  //[^\n]*\n)*  static const LuaScript s\(R\"\((.*?)\)\"\);", source, re.S)
+    if m is None:
+        raise AssertionError(f"{name} not found in {file}")
+    return m.group(1)
 
 
 def duration_seconds(text: str) -> float:
@@ -80,8 +95,13 @@ class ProtocolDocTest(unittest.TestCase):
 
     def check(self, example: Example, producer: str) -> None:
         self.redis.flushall()  # unique keys of the previous example must not be held
+        # The examples show the enqueue script's EVALSHA as it goes once the server has the script (after a
+        # producer's first EVAL); <enqueue_script_sha1> must be the SHA-1 of the document's own text.
+        enqueue_script = lua_blocks()[0]
+        self.redis.script_load(enqueue_script)
         env = self.environment(example)
         bindings = Bindings()
+        bindings.values["enqueue_script_sha1"] = hashlib.sha1(enqueue_script.encode()).hexdigest().encode()
         monitor = RedisMonitor(PORT)
         try:
             for n, step in enumerate(example.steps, start=1):
@@ -115,16 +135,25 @@ class ProtocolDocTest(unittest.TestCase):
             with self.subTest(example.title()):
                 self.check(example, "python")
 
-    def test_the_cancel_script_is_the_one_the_cpp_code_runs(self) -> None:
-        # The "Cancel" section's ```lua block is the standard schema's cancel script: the C++ one
-        # (components/taskqueue/src/task_control.cc, CancelScript) must be that text (the clients' own tests
-        # compare theirs with the document too).
-        doc_blocks = re.findall(r"^```lua\n(.*?)^```", DOC.read_text(), re.S | re.M)
-        self.assertEqual(len(doc_blocks), 1)
-        source = (ROOT / "components" / "taskqueue" / "src" / "task_control.cc").read_text()
-        m = re.search(r"CancelScript\(\) \{\n  static const LuaScript s\(R\"\(\n(.*?)\)\"\);", source, re.S)
-        self.assertIsNotNone(m, "CancelScript not found in task_control.cc")
-        self.assertEqual(m.group(1), doc_blocks[0])
+    def test_the_scripts_are_the_ones_the_cpp_code_runs(self) -> None:
+        # "Enqueue"'s ```lua block is GuardedEnqueueScript (task_queue.cc), "Cancel"'s is CancelScript
+        # (task_control.cc): the C++ code must run the document's text (the clients' own tests compare theirs
+        # with the document too).
+        blocks = lua_blocks()
+        self.assertEqual(len(blocks), 2)
+        # The enqueue script's EVALSHA names it by SHA-1: the C++ text must be the document's byte for byte (the
+        # cancel script's may start with a newline; producers send their own copy of it with EVAL).
+        self.assertEqual(cpp_script("task_queue.cc", "GuardedEnqueueScript"), blocks[0])
+        self.assertEqual(cpp_script("task_control.cc", "CancelScript").removeprefix("\n"), blocks[1])
+
+    def test_the_unique_examples_run_the_script(self) -> None:
+        # The unique examples must go through the script (a matcher that skipped them would pass anything).
+        unique = [e for e in self.examples if any("--unique-key" in s.argv for s in e.steps)]
+        self.assertGreaterEqual(len(unique), 3)
+        standard = [e for e in unique if e.env.get("STREAMFLEET_KEY_SCHEMA") != "cluster"]
+        self.assertGreaterEqual(len(standard), 2)
+        for e in standard:
+            self.assertTrue(all(s.commands[0][:2] == ["EVALSHA", "<enqueue_script_sha1>"] for s in e.steps))
 
     def test_a_wrong_document_fails(self) -> None:
         # The matcher must be able to fail: the first example with its TTL changed, and with its envelope's

@@ -5,13 +5,17 @@
 //   pipeline, so a fast worker's "succeeded" is never overwritten by it; with the cluster key schema the status
 //   writes go first in a round trip of their own (a cluster splits a pipeline per master, in no fixed order);
 // - status writes are best effort, the XADD / ZADD must succeed;
-// - a unique task first takes {prefix}:unique:{key} with SET NX EX; when it is held nothing is enqueued and the
-//   result carries the holder's id;
+// - a unique task (standard schema) is one call of the document's enqueue script (ENQUEUE_SCRIPT): the key
+//   {prefix}:unique:{key} checked, the add, the status record and then the key, in one step for Redis, so a crash
+//   or a failed add never leaves the key naming a task that was never added; with the cluster key schema (the key
+//   in another slot than the queue) the key is taken first with SET NX EX and released when the add fails; when
+//   it is held nothing is enqueued and the result carries the holder's id;
 // - statusTtlS (TASK_RESULT_TTL, default 86400) of 0 writes no status record at all.
 // Cancel is the C++ CancelTask (components/taskqueue task_control.cc): a task whose record says pending, scheduled or
 // retry_scheduled gets a cancel marker (workers ack a marked task without running it when they read it) and the
 // state "cancelled"; standard schema in one script (CANCEL_SCRIPT, the text of the document's), cluster schema as
 // HMGET, then the markers of every shard of the task's queue, then the record.
+const crypto = require('crypto');
 const { TaskKeys, newTaskId, validQueueName } = require('./keys');
 const { encodeEnvelope } = require('./envelope');
 
@@ -31,6 +35,45 @@ redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at_ms', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {1, state}
 `;
+
+// docs/task-protocol.md, "Enqueue": a unique task on the standard schema in one step (the C++
+// GuardedEnqueueScript; its 'p' mode is the workers' periodic mark). KEYS[1] the unique key, KEYS[2] the status
+// record (left out when status records are off); ARGV 'u', id, uniqueForS, 'x' (XADD) or 'z' (ZADD), the add's
+// key, its member, its score, TASK_RESULT_TTL, the status record's field/value pairs. Reply [1, id] added,
+// [0, holder's id] held. test/keys.test.js checks that this is the document's text, character for character.
+const ENQUEUE_SCRIPT = `local ttl = tonumber(ARGV[3])
+if not ttl or ttl < 1 or ttl ~= math.floor(ttl) then return redis.error_reply('ERR invalid guard TTL') end
+local guard
+if ARGV[1] == 'u' then
+  local holder = redis.call('GET', KEYS[1])
+  if holder then return {0, holder} end
+  guard = ARGV[2]
+else
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local period = math.floor(now / tonumber(ARGV[2]))
+  local last = tonumber(redis.call('GET', KEYS[1]) or '')
+  if last and last >= period then return {0, ''} end
+  guard = string.format('%d', period)
+end
+if ARGV[4] ~= '' then
+  local added
+  if ARGV[4] == 'x' then
+    added = redis.pcall('XADD', ARGV[5], '*', 'e', ARGV[6])
+  else
+    added = redis.pcall('ZADD', ARGV[5], ARGV[7], ARGV[6])
+  end
+  if type(added) == 'table' and added.err then return added end
+  if KEYS[2] then
+    -- Best effort, as in a pipelined enqueue: the task is in.
+    redis.pcall('HSET', KEYS[2], unpack(ARGV, 9))
+    redis.pcall('EXPIRE', KEYS[2], ARGV[8])
+  end
+end
+redis.call('SET', KEYS[1], guard, ARGV[1] == 'u' and 'EX' or 'PX', ARGV[3])
+return {1, guard}
+`;
+const ENQUEUE_SCRIPT_SHA1 = crypto.createHash('sha1').update(ENQUEUE_SCRIPT).digest('hex');
 
 // The states a cancel can still stop: the task has not started.
 const CANCELLABLE_STATES = ['pending', 'scheduled', 'retry_scheduled'];
@@ -96,6 +139,9 @@ function runAtMs(task, nowMs) {
 function check(task) {
   if (!validQueueName(task.queue)) throw new Error(`invalid queue name "${task.queue}"`);
   if (!task.type) throw new Error('empty task type');
+  if (task.uniqueKey && !(Number.isInteger(task.uniqueForS) && task.uniqueForS > 0)) {
+    throw new Error('uniqueForS must be a positive whole number of seconds');
+  }
 }
 
 const isStatusWrite = (cmd) => cmd[0] === 'HSET' || cmd[0] === 'EXPIRE';
@@ -117,11 +163,13 @@ class TaskClient {
   // Enqueues one task: now, after delayMs, or at runAt; a unique one only if its key is free.
   async enqueue(type, payload = '{}', options = {}) {
     checkNames(options, ENQUEUE_OPTIONS, 'enqueue option');
-    const task = { queue: 'default', uniqueForS: DEFAULT_UNIQUE_FOR_S, ...options, type, payload };
+    const task = { queue: 'default', ...options, type, payload };
+    task.uniqueForS ??= DEFAULT_UNIQUE_FOR_S; // also when given as undefined
     check(task);
     const now = this.clock();
     const runAt = runAtMs(task, now);
     const id = task.id || newTaskId();
+    if (task.uniqueKey && !this.keys.cluster) return this.#enqueueUnique(task, id, runAt, now);
     if (task.uniqueKey) {
       const key = this.keys.unique(task.uniqueKey);
       const taken = await this.redis.call('SET', key, id, 'NX', 'EX', String(task.uniqueForS));
@@ -145,8 +193,35 @@ class TaskClient {
     return result;
   }
 
+  // The standard schema's unique enqueue: ENQUEUE_SCRIPT with the commands #appendEnqueue would send as its
+  // arguments (EVALSHA, and EVAL when the server does not have the script yet).
+  async #enqueueUnique(task, id, runAt, now) {
+    const cmds = [];
+    const result = this.#appendEnqueue(task, id, runAt, now, cmds);
+    const add = cmds[cmds.length - 1];
+    const keys = [this.keys.unique(task.uniqueKey)];
+    const args = ['u', id, String(task.uniqueForS)];
+    if (add[0] === 'XADD') args.push('x', add[1], add[4], '');
+    else args.push('z', add[1], add[3], add[2]);
+    if (cmds.length === 3) { // HSET key field value ..., EXPIRE key ttl
+      keys.push(cmds[0][1]);
+      args.push(cmds[1][2], ...cmds[0].slice(2));
+    } else {
+      args.push('0');
+    }
+    let reply;
+    try {
+      reply = await this.redis.call('EVALSHA', ENQUEUE_SCRIPT_SHA1, String(keys.length), ...keys, ...args);
+    } catch (err) {
+      if (!String(err.message).startsWith('NOSCRIPT')) throw err;
+      reply = await this.redis.call('EVAL', ENQUEUE_SCRIPT, String(keys.length), ...keys, ...args);
+    }
+    if (Number(reply[0]) === 0) return { id: String(reply[1]), duplicate: true, scheduled: false };
+    return result;
+  }
+
   // Many tasks in one round trip (BullMQ's addBulk). Unique tasks are refused, as by the C++ EnqueueTasks (each
-  // needs its own SET NX answer first): use enqueue for them. Every task is checked before anything is sent.
+  // needs its own answer, held or not, first): use enqueue for them. Every task is checked before anything is sent.
   async enqueueMany(tasks) {
     const now = this.clock();
     for (const t of tasks) checkNames(t, TASK_FIELDS, 'task field');
@@ -282,4 +357,7 @@ class TaskClient {
   }
 }
 
-module.exports = { CANCEL_MARKER_TTL_MS, CANCEL_SCRIPT, DEFAULT_STATUS_TTL_S, DEFAULT_UNIQUE_FOR_S, TaskClient };
+module.exports = {
+  CANCEL_MARKER_TTL_MS, CANCEL_SCRIPT, DEFAULT_STATUS_TTL_S, DEFAULT_UNIQUE_FOR_S, ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1,
+  TaskClient,
+};

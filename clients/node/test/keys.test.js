@@ -1,11 +1,14 @@
 'use strict';
-// Key names, the shard function, configuration, the envelope schema and the cancel script's text: no servers.
+// Key names, the shard function, configuration, the envelope schema and the scripts' text: no servers.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const protobuf = require('protobufjs');
 const fs = require('node:fs');
-const { CANCEL_SCRIPT, TaskClient, TaskKeys, crc16, keysFromEnv, validQueueName } = require('..');
+const crypto = require('node:crypto');
+const {
+  CANCEL_SCRIPT, ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1, TaskClient, TaskKeys, crc16, keysFromEnv, validQueueName,
+} = require('..');
 
 test('crc16 is the cluster checksum', () => {
   assert.equal(crc16('123456789'), 0x31c3);
@@ -57,12 +60,14 @@ test('lib/task_envelope.json is proto/streamfleet/v1/task.proto', () => {
     'stale: regenerate lib/task_envelope.json (README.md, "The envelope schema")');
 });
 
-test('the cancel script is the document\'s', () => {
-  // docs/task-protocol.md's "Cancel" section has the one ```lua block: the standard schema's script.
+test('the enqueue and cancel scripts are the document\'s', () => {
+  // docs/task-protocol.md has two ```lua blocks: "Enqueue"'s (a unique task, standard schema) and "Cancel"'s.
   const doc = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'task-protocol.md'), 'utf8');
   const blocks = [...doc.matchAll(/^```lua\n([\s\S]*?)^```/gm)].map((m) => m[1]);
-  assert.equal(blocks.length, 1);
-  assert.equal(CANCEL_SCRIPT, blocks[0]);
+  assert.equal(blocks.length, 2);
+  assert.equal(ENQUEUE_SCRIPT, blocks[0]);
+  assert.equal(ENQUEUE_SCRIPT_SHA1, crypto.createHash('sha1').update(blocks[0]).digest('hex'));
+  assert.equal(CANCEL_SCRIPT, blocks[1]);
 });
 
 test('cancel without status records sends nothing', async () => {

@@ -8,7 +8,9 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { setTimeout: sleep } = require('node:timers/promises');
 const Redis = require('ioredis');
-const { CANCEL_MARKER_TTL_MS, TaskClient, TaskKeys, crc16, decodeEnvelope } = require('..');
+const {
+  CANCEL_MARKER_TTL_MS, ENQUEUE_SCRIPT_SHA1, TaskClient, TaskKeys, crc16, decodeEnvelope,
+} = require('..');
 
 const port = Number(process.env.STREAMFLEET_TEST_REDIS_PORT);
 if (!port) throw new Error('STREAMFLEET_TEST_REDIS_PORT is not set: run tests/clients/node_client_test.sh BUILD_DIR');
@@ -342,14 +344,44 @@ test('a failed add releases the unique key it took, so a retry enqueues instead 
     // A string where the queue's stream should be: Redis refuses the XADD (WRONGTYPE), a real failed add.
     const stream = keys.queue('unread', keys.shardFor(uniqueKey));
     await redis.set(stream, 'not a stream');
-    await assert.rejects(client.enqueue('noop', {}, { queue: 'unread', uniqueKey }), /WRONGTYPE/);
+    const failedId = 'e'.repeat(20);
+    await assert.rejects(client.enqueue('noop', {}, { queue: 'unread', uniqueKey, id: failedId }), /WRONGTYPE/);
     assert.equal(await redis.exists(keys.unique(uniqueKey)), 0);
+    // One script on the standard schema: nothing of the task is written (cluster: the status went first).
+    if (!keys.cluster) assert.equal(await redis.exists(keys.status(failedId)), 0);
     await redis.del(stream);
     const retry = await client.enqueue('noop', {}, { queue: 'unread', uniqueKey });
     assert.equal(retry.duplicate, false);
     assert.equal(await redis.get(keys.unique(uniqueKey)), retry.id);
     assert.equal((await queueEnvelopes(redis, keys, 'unread')).filter((e) => e.id === retry.id).length, 1);
   }
+});
+
+test('a unique task is one script, also on a server that does not have it yet', async (t) => {
+  const redis = new Redis({ port });
+  t.after(() => redis.quit());
+  const keys = new TaskKeys({ prefix: 'streamfleet' });
+  const client = new TaskClient(redis, { keys, statusTtlS: 600 });
+  // A fresh or flushed server answers EVALSHA with NOSCRIPT: the client sends the script's text instead.
+  await redis.script('FLUSH');
+  const uniqueKey = `noscript-${Date.now()}`;
+  const first = await client.enqueue('noop', { n: 1 }, { queue: 'unread', uniqueKey, delayMs: 60000 });
+  assert.equal(first.scheduled, true);
+  assert.deepEqual(await redis.script('EXISTS', ENQUEUE_SCRIPT_SHA1), [1]);
+  assert.equal(await redis.get(keys.unique(uniqueKey)), first.id);
+  assert.equal(await redis.hget(keys.status(first.id), 'state'), 'scheduled');
+  const ttl = await redis.ttl(keys.status(first.id));
+  assert.ok(ttl > 0 && ttl <= 600, `status TTL ${ttl}`);
+  const members = (await redis.zrangeBuffer(keys.scheduled(), 0, -1)).filter((m) => m.includes(first.id));
+  assert.equal(members.length, 1);
+  assert.equal(members[0].subarray(0, 7).toString(), 'unread|');
+  const envelope = decodeEnvelope(members[0].subarray(7));
+  assert.deepEqual([envelope.id, envelope.uniqueKey], [first.id, uniqueKey]);
+  // The duplicate, through EVALSHA now, writes nothing and names the holder.
+  const again = await client.enqueue('noop', { n: 2 }, { queue: 'unread', uniqueKey, id: 'f'.repeat(20) });
+  assert.deepEqual([again.duplicate, again.id], [true, first.id]);
+  assert.equal(await redis.exists(keys.status('f'.repeat(20))), 0);
+  assert.equal((await redis.zrangeBuffer(keys.scheduled(), 0, -1)).filter((m) => m.includes(uniqueKey)).length, 1);
 });
 
 test('unknown options, a runAt in seconds and a run more than a year ahead are refused before anything is sent', async () => {
@@ -359,6 +391,9 @@ test('unknown options, a runAt in seconds and a run more than a year ahead are r
   await assert.rejects(client.enqueue('noop', {}, { delay: 30 }), /unknown enqueue option "delay"/);
   await assert.rejects(client.enqueue('noop', {}, { unique_key: 'k' }), /unknown enqueue option "unique_key"/);
   await assert.rejects(client.enqueue('noop', {}, { uniqueFor: 600 }), /unknown enqueue option "uniqueFor"/);
+  for (const uniqueForS of [0, -5, 1.5, '600']) {
+    await assert.rejects(client.enqueue('noop', {}, { uniqueKey: 'k', uniqueForS }), /uniqueForS must be a positive/);
+  }
   await assert.rejects(client.enqueueMany([{ type: 'noop', run_at: 5 }]), /unknown task field "run_at"/);
   await assert.rejects(client.enqueue('noop', {}, { runAt: Math.floor(Date.now() / 1000) + 60 }), /seconds\?/);
   await assert.rejects(client.enqueue('noop', {}, { runAt: Date.now() + 400 * 86400000 }), /more than a year/);

@@ -5,8 +5,11 @@ Same semantics as the C++ EnqueueTask / EnqueueTasks (components/taskqueue task_
   same pipeline, so a fast worker's "succeeded" can never be overwritten by it; in cluster mode the status
   writes go in a round trip of their own first (a cluster pipeline is split per master, in no fixed order);
 - status writes are best effort, the XADD / ZADD must succeed;
-- a unique task first takes `{prefix}:unique:{key}` with SET NX EX; when the key is held nothing is enqueued
-  and the result carries the holder's task id;
+- a unique task (standard schema) is one call of the document's enqueue script (ENQUEUE_SCRIPT): the key
+  `{prefix}:unique:{key}` checked, the add, the status record and then the key, in one step for Redis, so a
+  crash or a failed add never leaves the key naming a task that was never added; in cluster mode (the key in
+  another slot than the queue) the key is taken first with SET NX EX and released when the add fails; when the
+  key is held nothing is enqueued and the result carries the holder's task id;
 - status_ttl_s (TASK_RESULT_TTL, default 86400) of 0 writes no status record at all.
 
 Cancel is the C++ CancelTask (components/taskqueue task_control.cc): a task whose record says pending,
@@ -17,11 +20,14 @@ cluster schema as HMGET, then the markers of every shard of the task's queue, th
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from redis import exceptions as redis_exceptions
 
 from . import task_pb2
 from .keys import TaskKeys, new_task_id, valid_queue_name
@@ -49,6 +55,46 @@ redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at_ms', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {1, state}
 """
+
+# docs/task-protocol.md, "Enqueue": a unique task on the standard schema in one step (the C++
+# GuardedEnqueueScript; its 'p' mode is the workers' periodic mark). KEYS[1] the unique key, KEYS[2] the status
+# record (left out when status records are off); ARGV 'u', id, unique_for, 'x' (XADD) or 'z' (ZADD), the add's
+# key, its member, its score, TASK_RESULT_TTL, the status record's field/value pairs. Reply {1, id} added,
+# {0, holder's id} held. tests/test_keys_and_config.py checks that this is the document's text.
+ENQUEUE_SCRIPT = """\
+local ttl = tonumber(ARGV[3])
+if not ttl or ttl < 1 or ttl ~= math.floor(ttl) then return redis.error_reply('ERR invalid guard TTL') end
+local guard
+if ARGV[1] == 'u' then
+  local holder = redis.call('GET', KEYS[1])
+  if holder then return {0, holder} end
+  guard = ARGV[2]
+else
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local period = math.floor(now / tonumber(ARGV[2]))
+  local last = tonumber(redis.call('GET', KEYS[1]) or '')
+  if last and last >= period then return {0, ''} end
+  guard = string.format('%d', period)
+end
+if ARGV[4] ~= '' then
+  local added
+  if ARGV[4] == 'x' then
+    added = redis.pcall('XADD', ARGV[5], '*', 'e', ARGV[6])
+  else
+    added = redis.pcall('ZADD', ARGV[5], ARGV[7], ARGV[6])
+  end
+  if type(added) == 'table' and added.err then return added end
+  if KEYS[2] then
+    -- Best effort, as in a pipelined enqueue: the task is in.
+    redis.pcall('HSET', KEYS[2], unpack(ARGV, 9))
+    redis.pcall('EXPIRE', KEYS[2], ARGV[8])
+  end
+end
+redis.call('SET', KEYS[1], guard, ARGV[1] == 'u' and 'EX' or 'PX', ARGV[3])
+return {1, guard}
+"""
+ENQUEUE_SCRIPT_SHA1 = hashlib.sha1(ENQUEUE_SCRIPT.encode()).hexdigest()
 
 # The states a cancel can still stop: the task has not started.
 CANCELLABLE_STATES = ("pending", "scheduled", "retry_scheduled")
@@ -202,6 +248,9 @@ def _check(task: Task) -> None:
         raise ValueError(f'invalid queue name "{task.queue}"')
     if not task.type:
         raise ValueError("empty task type")
+    if task.unique_key and (isinstance(task.unique_for, bool) or not isinstance(task.unique_for, int)
+                            or task.unique_for <= 0):
+        raise ValueError("unique_for must be a positive number of seconds")
 
 
 class TaskClient:
@@ -235,6 +284,8 @@ class TaskClient:
         now = self._clock_ms()
         run_at_ms = _run_at_ms(task, now)
         task_id = task.id or new_task_id()
+        if task.unique_key and not self.keys.cluster:
+            return self._enqueue_unique(task, task_id, run_at_ms, now)
         if task.unique_key:
             taken = self.redis.execute_command("SET", self.keys.unique(task.unique_key), task_id, "NX", "EX",
                                                task.unique_for)
@@ -257,9 +308,35 @@ class TaskClient:
             raise
         return result
 
+    def _enqueue_unique(self, task: Task, task_id: str, run_at_ms: int, now_ms: int) -> EnqueueResult:
+        """The standard schema's unique enqueue: ENQUEUE_SCRIPT with the commands _append_enqueue would send
+        as its arguments (EVALSHA, and EVAL when the server does not have the script yet)."""
+        cmds: List[Command] = []
+        result = self._append_enqueue(task, task_id, run_at_ms, now_ms, cmds)
+        add = cmds[-1]
+        keys: List[Any] = [self.keys.unique(task.unique_key)]
+        args: List[Any] = ["u", task_id, str(task.unique_for)]
+        if add[0] == "XADD":
+            args += ["x", add[1], add[4], ""]
+        else:
+            args += ["z", add[1], add[3], add[2]]
+        if len(cmds) == 3:  # HSET key field value ..., EXPIRE key ttl
+            keys.append(cmds[0][1])
+            args.append(cmds[1][2])
+            args += list(cmds[0][2:])
+        else:
+            args.append("0")
+        try:
+            reply = self.redis.execute_command("EVALSHA", ENQUEUE_SCRIPT_SHA1, len(keys), *keys, *args)
+        except redis_exceptions.NoScriptError:
+            reply = self.redis.execute_command("EVAL", ENQUEUE_SCRIPT, len(keys), *keys, *args)
+        if int(reply[0]) == 0:
+            return EnqueueResult(reply[1].decode(), duplicate=True)
+        return result
+
     def enqueue_many(self, tasks: Sequence[Task]) -> List[EnqueueResult]:
         """Many tasks in one round trip (BullMQ's addBulk). Unique tasks are refused, as by the C++
-        EnqueueTasks (each needs its own SET NX answer first): use enqueue for them. Every task is checked
+        EnqueueTasks (each needs its own answer, held or not, first): use enqueue for them. Every task is checked
         before anything is sent."""
         now = self._clock_ms()
         cmds: List[Command] = []

@@ -16,8 +16,10 @@ from typing import Callable, List, Optional, Tuple
 
 import redis
 
-from streamfleet_client import CancelOutcome, CancelResult, Task, TaskClient, TaskKeys, TaskStatus, crc16, task_pb2
+from streamfleet_client import (ENQUEUE_SCRIPT_SHA1, CancelOutcome, CancelResult, Task, TaskClient, TaskKeys, TaskStatus,
+                                crc16, task_pb2)
 from streamfleet_client.client import CANCEL_MARKER_TTL_MS, wall_clock_ms
+from streamfleet_client.keys import new_task_id
 
 PORT_ENV = "STREAMFLEET_TEST_REDIS_PORT"
 
@@ -218,6 +220,10 @@ class WorkerSuite:
             self.client.enqueue("", queue="unread")
         with self.assertRaises(ValueError):
             self.client.enqueue("noop", queue="unread", delay=1, run_at=time.time() + 1)
+        for bad in (0, -5, 1.5, True):  # the key's TTL: the script would refuse it only after the add
+            with self.assertRaises(ValueError):
+                self.client.enqueue("noop", queue="unread", unique_key=f"bad-ttl-{bad}", unique_for=bad)
+            self.assertEqual(self.r.exists(self.keys.unique(f"bad-ttl-{bad}")), 0)
         self.assertEqual(len(self.queue_entries("unread")), before)
 
     def test_paused_queue_holds_tasks_until_resumed(self) -> None:
@@ -413,13 +419,39 @@ class EnqueueEdgesTest(unittest.TestCase):
             unique = f"release-{'c' if keys.cluster else 's'}-{time.time_ns()}"
             stream = keys.queue("unread", keys.shard_for(unique))
             self.r.set(stream, "not a stream")  # Redis refuses the XADD: a real failed add
+            failed_id = new_task_id()
             with self.assertRaises(redis.ResponseError):
-                client.enqueue("noop", {}, queue="unread", unique_key=unique)
+                client.enqueue("noop", {}, queue="unread", unique_key=unique, task_id=failed_id)
             self.assertEqual(self.r.exists(keys.unique(unique)), 0)
+            if not keys.cluster:  # one script: nothing of the task is written (cluster: the status went first)
+                self.assertEqual(self.r.exists(keys.status(failed_id)), 0)
             self.r.delete(stream)
             retry = client.enqueue("noop", {}, queue="unread", unique_key=unique)
             self.assertFalse(retry.duplicate)
             self.assertEqual(self.r.get(keys.unique(unique)), retry.id.encode())
+
+    def test_a_unique_task_is_one_script_also_on_a_server_without_it(self) -> None:
+        # A fresh or flushed server answers EVALSHA with NOSCRIPT: the client sends the script's text instead.
+        keys = TaskKeys("streamfleet")
+        client = TaskClient(self.r, keys, status_ttl_s=600)
+        self.r.script_flush()
+        unique = f"noscript-{time.time_ns()}"
+        first = client.enqueue("noop", {"n": 1}, queue="unread", unique_key=unique, delay=60)
+        self.assertTrue(first.scheduled)
+        self.assertEqual(self.r.script_exists(ENQUEUE_SCRIPT_SHA1), [True])
+        self.assertEqual(self.r.get(keys.unique(unique)), first.id.encode())
+        self.assertEqual(self.r.hget(keys.status(first.id), "state"), b"scheduled")
+        self.assertTrue(0 < self.r.ttl(keys.status(first.id)) <= 600)
+        members = [m for m in self.r.zrange(keys.scheduled(), 0, -1) if first.id.encode() in m]
+        self.assertEqual(len(members), 1)
+        self.assertTrue(members[0].startswith(b"unread|"))
+        envelope = task_pb2.TaskEnvelope.FromString(members[0][len(b"unread|"):])
+        self.assertEqual((envelope.id, envelope.unique_key), (first.id, unique))
+        # The duplicate, through EVALSHA now, writes nothing and names the holder.
+        again = client.enqueue("noop", {"n": 2}, queue="unread", unique_key=unique, task_id="f" * 20)
+        self.assertEqual((again.duplicate, again.id), (True, first.id))
+        self.assertEqual(self.r.exists(keys.status("f" * 20)), 0)
+        self.assertEqual(len([m for m in self.r.zrange(keys.scheduled(), 0, -1) if unique.encode() in m]), 1)
 
     def test_none_payload_is_stored_as_an_empty_object(self) -> None:
         keys = TaskKeys("streamfleet")

@@ -3,6 +3,7 @@ script's text: no servers."""
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import re
 import shutil
 import subprocess
@@ -10,8 +11,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from streamfleet_client import CANCEL_SCRIPT, CancelOutcome, CancelResult, TaskClient, TaskKeys, TaskStatus, crc16, \
-    valid_queue_name
+from streamfleet_client import (CANCEL_SCRIPT, ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1, CancelOutcome, CancelResult, TaskClient,
+                                TaskKeys, TaskStatus, crc16, valid_queue_name)
 from streamfleet_client.config import keys_from_env
 
 HERE = Path(__file__).resolve().parent
@@ -72,11 +73,14 @@ class ConfigTest(unittest.TestCase):
 
 class CancelTest(unittest.TestCase):
     def test_the_script_is_the_documents(self) -> None:
-        # docs/task-protocol.md's "Cancel" section has the one ```lua block: the standard schema's script.
+        # docs/task-protocol.md has two ```lua blocks: "Enqueue"'s (a unique task, standard schema) and
+        # "Cancel"'s (the standard schema's cancel script).
         doc = (ROOT / "docs" / "task-protocol.md").read_text()
         blocks = re.findall(r"^```lua\n(.*?)^```", doc, re.S | re.M)
-        self.assertEqual(len(blocks), 1)
-        self.assertEqual(CANCEL_SCRIPT, blocks[0])
+        self.assertEqual(len(blocks), 2)
+        self.assertEqual(ENQUEUE_SCRIPT, blocks[0])
+        self.assertEqual(ENQUEUE_SCRIPT_SHA1, hashlib.sha1(blocks[0].encode()).hexdigest())
+        self.assertEqual(CANCEL_SCRIPT, blocks[1])
 
     def test_no_record_means_nothing_is_sent(self) -> None:
         class NoRedis:

@@ -28,12 +28,9 @@ Status CheckOperatorTask(const OperatorTask& task) {
 }
 
 StatusOr<EnqueueResult> EnqueueOperatorTask(RedisCommands& redis, const Config& config, const OperatorTask& task,
-                                            int64_t now_ms, bool atomic_unique) {
+                                            int64_t now_ms) {
   SF_RETURN_IF_ERROR(CheckOperatorTask(task));
   const TaskKeys keys = TaskKeys::FromConfig(config);
-  if (atomic_unique) {
-    return EnqueueUniqueTaskAtomically(redis, keys, task.type, task.payload, OptionsFor(config, task), now_ms);
-  }
   return EnqueueTask(redis, keys, task.type, task.payload, OptionsFor(config, task), now_ms);
 }
 
@@ -59,8 +56,7 @@ StatusOr<std::vector<EnqueueResult>> EnqueueOperatorTasks(RedisCommands& redis, 
   }
   for (size_t i = 0; i < tasks.size(); ++i) {
     if (tasks[i].unique_key.empty()) continue;
-    auto r = EnqueueUniqueTaskAtomically(redis, keys, tasks[i].type, tasks[i].payload, OptionsFor(config, tasks[i]),
-                                         now_ms);
+    auto r = EnqueueTask(redis, keys, tasks[i].type, tasks[i].payload, OptionsFor(config, tasks[i]), now_ms);
     if (!r.ok()) return r.status();
     out[i] = std::move(*r);
   }

@@ -183,10 +183,12 @@ namespace {
 // its queue or the ZADD of a delayed task. Sent as a pipeline (AppendEnqueueCommands) or as the arguments of
 // GuardedEnqueueScript.
 struct TaskWrites {
-  std::vector<std::vector<std::string>> status;  // HSET + EXPIRE, or none
-  std::string add_key;                           // the queue stream, or the scheduled zset
-  std::string member;                            // the envelope (XADD), "queue|envelope" (ZADD)
-  std::string score;                             // run_at ms; "" = XADD
+  std::string state;                       // the status record's state (AppendTaskStatus)
+  std::vector<std::string> status_fields;  // its other field/value pairs
+  int64_t status_ttl_s = 0;                // 0 = no status record (status records off)
+  std::string add_key;                     // the queue stream, or the scheduled zset
+  std::string member;                      // the envelope (XADD), "queue|envelope" (ZADD)
+  std::string score;                       // run_at ms; "" = XADD
 };
 
 TaskWrites PlanEnqueue(const TaskKeys& keys, const std::string& type, const std::string& payload,
@@ -205,14 +207,13 @@ TaskWrites PlanEnqueue(const TaskKeys& keys, const std::string& type, const std:
   TaskWrites w;
   out.scheduled = opts.run_at_ms > now_ms;
   std::string stream = keys.Queue(opts.queue, keys.ShardFor(opts.unique_key));
-  std::vector<std::string> fields = {"type", type, "queue", opts.queue, "attempts", "0", "enqueued_at_ms",
-                                     std::to_string(now_ms)};
+  w.state = out.scheduled ? "scheduled" : "pending";
+  w.status_fields = {"type", type, "queue", opts.queue, "attempts", "0", "enqueued_at_ms", std::to_string(now_ms)};
   if (out.scheduled) {
-    fields.push_back("run_at_ms");
-    fields.push_back(std::to_string(opts.run_at_ms));
+    w.status_fields.push_back("run_at_ms");
+    w.status_fields.push_back(std::to_string(opts.run_at_ms));
   }
-  AppendTaskStatus(keys, out.id, out.scheduled ? "scheduled" : "pending", std::move(fields), opts.status_ttl_s,
-                   w.status);
+  w.status_ttl_s = opts.status_ttl_s;
   if (out.scheduled) {
     w.add_key = keys.ScheduledOf(stream);
     w.score = std::to_string(opts.run_at_ms);
@@ -231,7 +232,7 @@ void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const 
                            const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out,
                            std::vector<std::vector<std::string>>& cmds) {
   TaskWrites w = PlanEnqueue(keys, type, payload, opts, now_ms, out);
-  for (auto& c : w.status) cmds.push_back(std::move(c));
+  AppendTaskStatus(keys, out.id, w.state, std::move(w.status_fields), w.status_ttl_s, cmds);
   if (w.score.empty()) {
     cmds.push_back({"XADD", std::move(w.add_key), "*", "e", std::move(w.member)});
   } else {
@@ -242,6 +243,9 @@ void AppendEnqueueCommands(const TaskKeys& keys, const std::string& type, const 
 Status CheckEnqueue(const std::string& type, const EnqueueOptions& opts) {
   if (!ValidQueueName(opts.queue)) return Status::InvalidArgument("invalid queue name \"" + opts.queue + "\"");
   if (type.empty()) return Status::InvalidArgument("empty task type");
+  if (!opts.unique_key.empty() && opts.unique_ttl_s <= 0) {
+    return Status::InvalidArgument("unique_for must be positive");
+  }
   return Status::Ok();
 }
 
@@ -284,7 +288,10 @@ Status RunEnqueue(RedisCommands& redis, const TaskKeys& keys, const std::vector<
 // task that does not exist (and the script is one step for Redis: no crash falls between).
 // Reply {1, guard value} (the task id, or the period fired), {0, the holder's task id or ''} when taken.
 const LuaScript& GuardedEnqueueScript() {
-  static const LuaScript s(R"(
+  // No newline before the first line: the text is docs/task-protocol.md's "enqueue script" byte for byte, and
+  // producers in other languages send its SHA-1 (EVALSHA), which must name this same script.
+  static const LuaScript s(R"(local ttl = tonumber(ARGV[3])
+if not ttl or ttl < 1 or ttl ~= math.floor(ttl) then return redis.error_reply('ERR invalid guard TTL') end
 local guard
 if ARGV[1] == 'u' then
   local holder = redis.call('GET', KEYS[1])
@@ -320,22 +327,21 @@ return {1, guard}
 
 namespace {
 
-// GuardedEnqueueScript's KEYS and ARGV after the guard's own (KEYS[1]; ARGV 1-3): w's writes, or none when
-// w is null.
-void AppendGuardedWrites(const TaskWrites* w, GuardedCall& call) {
+// GuardedEnqueueScript's KEYS and ARGV after the guard's own (KEYS[1]; ARGV 1-3): w's writes for task `id`
+// (its status record as AppendTaskStatus would write it), or none when w is null.
+void AppendGuardedWrites(const TaskKeys& keys, const std::string& id, const TaskWrites* w, GuardedCall& call) {
   if (w == nullptr) {
     call.args.insert(call.args.end(), {"", "", "", "", "0"});
     return;
   }
   call.args.insert(call.args.end(), {w->score.empty() ? "x" : "z", w->add_key, w->member, w->score});
-  if (w->status.empty()) {
+  if (w->status_ttl_s <= 0) {  // AppendTaskStatus' rule: no record
     call.args.push_back("0");
     return;
   }
-  const std::vector<std::string>& hset = w->status[0];  // HSET key field value ...
-  call.keys.push_back(hset[1]);
-  call.args.push_back(w->status[1][2]);  // EXPIRE key ttl
-  call.args.insert(call.args.end(), hset.begin() + 2, hset.end());
+  call.keys.push_back(keys.Status(id));
+  call.args.insert(call.args.end(), {std::to_string(w->status_ttl_s), "state", w->state});
+  call.args.insert(call.args.end(), w->status_fields.begin(), w->status_fields.end());
 }
 
 }  // namespace
@@ -361,7 +367,7 @@ StatusOr<GuardedCall> UniqueEnqueueCall(const TaskKeys& keys, const std::string&
   if (out.id.empty()) out.id = opts.id.empty() ? NewId() : opts.id;
   const TaskWrites w = PlanEnqueue(keys, type, payload, opts, now_ms, out);
   GuardedCall call{{keys.Unique(opts.unique_key)}, {"u", out.id, std::to_string(opts.unique_ttl_s)}};
-  AppendGuardedWrites(&w, call);
+  AppendGuardedWrites(keys, out.id, &w, call);
   return call;
 }
 
@@ -382,7 +388,16 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
   SF_RETURN_IF_ERROR(CheckEnqueue(type, opts));
   EnqueueResult out;
   out.id = opts.id.empty() ? NewId() : opts.id;
+  if (!opts.unique_key.empty() && !keys.cluster()) {
+    // Key, add and status in one script: no crash or failed add can leave the key naming a task that was
+    // never added (a retry would be answered "duplicate" of nothing until the key expires).
+    auto call = UniqueEnqueueCall(keys, type, payload, opts, now_ms, out);
+    if (!call.ok()) return call.status();
+    SF_RETURN_IF_ERROR(ReadUniqueEnqueueReply(redis.Eval(GuardedEnqueueScript(), call->keys, call->args), out));
+    return out;
+  }
   if (!opts.unique_key.empty()) {
+    // A cluster keeps the unique key in another slot than the queue: docs/task-protocol.md's steps.
     auto r = redis.Command({"SET", keys.Unique(opts.unique_key), out.id, "NX", "EX", std::to_string(opts.unique_ttl_s)});
     if (!r.ok()) return r.status();
     if (r->is_nil()) {
@@ -405,17 +420,6 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
   return out;
 }
 
-StatusOr<EnqueueResult> EnqueueUniqueTaskAtomically(RedisCommands& redis, const TaskKeys& keys,
-                                                     const std::string& type, const std::string& payload,
-                                                     const EnqueueOptions& opts, int64_t now_ms) {
-  if (keys.cluster() || opts.unique_key.empty()) return EnqueueTask(redis, keys, type, payload, opts, now_ms);
-  EnqueueResult out;
-  auto call = UniqueEnqueueCall(keys, type, payload, opts, now_ms, out);
-  if (!call.ok()) return call.status();
-  SF_RETURN_IF_ERROR(ReadUniqueEnqueueReply(redis.Eval(GuardedEnqueueScript(), call->keys, call->args), out));
-  return out;
-}
-
 StatusOr<bool> EnqueuePeriodic(RedisCommands& redis, const TaskKeys& keys, const std::string& name,
                                int64_t interval_ms, const std::string& type, const EnqueueOptions& opts,
                                int64_t now_ms) {
@@ -428,9 +432,9 @@ StatusOr<bool> EnqueuePeriodic(RedisCommands& redis, const TaskKeys& keys, const
   GuardedCall call{{keys.Periodic(name)}, {"p", std::to_string(interval_ms), std::to_string(interval_ms * 2 + 1000)}};
   if (!keys.cluster()) {
     const TaskWrites w = PlanEnqueue(keys, type, "{}", opts, now_ms, out);
-    AppendGuardedWrites(&w, call);
+    AppendGuardedWrites(keys, out.id, &w, call);
   } else {
-    AppendGuardedWrites(nullptr, call);
+    AppendGuardedWrites(keys, out.id, nullptr, call);
   }
   auto r = redis.Eval(GuardedEnqueueScript(), call.keys, call.args);
   if (!r.ok()) return r.status();

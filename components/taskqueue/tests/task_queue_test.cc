@@ -92,35 +92,54 @@ TEST_F(TaskQueueTest, EnqueueTasksRefusesBadInputWithoutWritingAnything) {
   EXPECT_EQ(redis_->Command({"DBSIZE"})->integer, 0);
 }
 
-// A unique task in one script (EnqueueUniqueTaskAtomically): the key, the add and the status record
-// together. A duplicate names the holder; an add that fails (here the queue key is not a stream) leaves the key free and writes nothing,
-// so the caller's retry enqueues it instead of being told "duplicate" of a task that does not exist.
+// A unique task is one script (EnqueueTask, standard schema): the key, the add and the status record together.
+// A duplicate names the holder; an add that fails (here the queue key is not a stream) leaves the key free and
+// writes nothing, so the caller's retry enqueues it instead of being told "duplicate" of a task that does not
+// exist.
 TEST_F(TaskQueueTest, AUniqueEnqueueTakesTheKeyOnlyWithTheTask) {
   EnqueueOptions o;
   o.unique_key = "report:7";
   o.unique_ttl_s = 600;
   ASSERT_TRUE(redis_->Command({"SET", keys_.Queue("default"), "not a stream"}).ok());
-  auto failed = EnqueueUniqueTaskAtomically(*redis_, keys_, "noop", "{}", o, kNow);
+  auto failed = EnqueueTask(*redis_, keys_, "noop", "{}", o, kNow);
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(redis_->Command({"EXISTS", keys_.Unique("report:7")})->integer, 0) << "the key was left taken";
   EXPECT_EQ(redis_->Command({"KEYS", "streamfleet:task:*"})->elements.size(), 0u) << "a status record of nothing";
   ASSERT_TRUE(redis_->Command({"DEL", keys_.Queue("default")}).ok());
 
-  auto first = EnqueueUniqueTaskAtomically(*redis_, keys_, "noop", "{}", o, kNow);
+  auto first = EnqueueTask(*redis_, keys_, "noop", "{}", o, kNow);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   EXPECT_FALSE(first->duplicate);
   EXPECT_EQ(redis_->Command({"GET", keys_.Unique("report:7")})->str, first->id);
   EXPECT_GT(redis_->Command({"TTL", keys_.Unique("report:7")})->integer, 500);
   EXPECT_EQ(Field(keys_.Status(first->id), "state"), "pending");
-  auto second = EnqueueUniqueTaskAtomically(*redis_, keys_, "noop", "{}", o, kNow);
+  auto second = EnqueueTask(*redis_, keys_, "noop", "{}", o, kNow);
   ASSERT_TRUE(second.ok());
   EXPECT_TRUE(second->duplicate);
   EXPECT_EQ(second->id, first->id);
   EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 1);
 
+  // A key TTL that is not a positive whole number is refused before anything is sent, and by the script
+  // itself before the add (its SET would otherwise fail after the task was in).
+  EnqueueOptions no_ttl = o;
+  no_ttl.unique_key = "report:9";
+  no_ttl.unique_ttl_s = 0;
+  EXPECT_EQ(EnqueueTask(*redis_, keys_, "noop", "{}", no_ttl, kNow).status().code(), StatusCode::kInvalidArgument);
+  no_ttl.unique_ttl_s = 600;
+  EnqueueResult unsent;
+  auto call = UniqueEnqueueCall(keys_, "noop", "{}", no_ttl, kNow, unsent);
+  ASSERT_TRUE(call.ok());
+  for (const char* bad : {"0", "1.5", "x"}) {
+    call->args[2] = bad;
+    auto r = redis_->Eval(GuardedEnqueueScript(), call->keys, call->args);
+    EXPECT_TRUE(!r.ok() || r->is_error()) << bad;
+  }
+  EXPECT_EQ(redis_->Command({"EXISTS", keys_.Unique("report:9"), keys_.Status(unsent.id)})->integer, 0);
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.Queue("default")})->integer, 1);
+
   o.unique_key = "report:8";
   o.run_at_ms = kNow + 60'000;
-  auto later = EnqueueUniqueTaskAtomically(*redis_, keys_, "noop", "{}", o, kNow);
+  auto later = EnqueueTask(*redis_, keys_, "noop", "{}", o, kNow);
   ASSERT_TRUE(later.ok());
   EXPECT_TRUE(later->scheduled);
   EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()})->integer, 1);

@@ -26,18 +26,15 @@ struct OperatorTask {
 // Enqueues `task` (scheduled when run_at_ms is later than now_ms). kInvalidArgument, before anything is
 // sent, for a payload that is not JSON ("payload is not valid JSON: ..."; every task handler parses its
 // payload as JSON, so such a task could only fail) or an invalid queue name ("invalid queue name").
-// `atomic_unique`: a unique task's key in the same script as its add (EnqueueUniqueTaskAtomically), for
-// callers whose retry nobody watches (the task API); otherwise docs/task-protocol.md's steps (EnqueueTask).
 StatusOr<EnqueueResult> EnqueueOperatorTask(RedisCommands& redis, const Config& config, const OperatorTask& task,
-                                            int64_t now_ms, bool atomic_unique = false);
+                                            int64_t now_ms);
 
 // The checks of EnqueueOperatorTask without enqueueing: OK or the kInvalidArgument it would return.
 Status CheckOperatorTask(const OperatorTask& task);
 
 // Many tasks, results in order. Every task is checked first (the first bad one is returned, with its index in
 // the message, before anything is sent); then the tasks without a unique key go in one pipeline (EnqueueTasks)
-// and each unique one in its own script with its key (EnqueueUniqueTaskAtomically: the task API's caller
-// retries a 503 unwatched, and the key must not outlive a failed add).
+// and each unique one on its own (EnqueueTask: its key, add and status in one script on the standard schema).
 StatusOr<std::vector<EnqueueResult>> EnqueueOperatorTasks(RedisCommands& redis, const Config& config,
                                                           const std::vector<OperatorTask>& tasks, int64_t now_ms);
 

@@ -46,13 +46,16 @@ struct EnqueueResult {
   bool scheduled = false;  // waiting in the scheduled set
 };
 
-// now_ms is the caller's clock (tests move it); delayed tasks wait in Redis, never in a process.
+// now_ms is the caller's clock (tests move it); delayed tasks wait in Redis, never in a process. A unique task
+// on the standard schema is one script (UniqueEnqueueCall: key, add and status together); on a cluster, whose
+// unique keys are in other slots than the queues, the key is taken first and released when the add fails
+// (docs/task-protocol.md, "Enqueue").
 StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, const std::string& type,
                                     const std::string& payload, const EnqueueOptions& opts, int64_t now_ms);
 
-// What EnqueueTask sends for a task without a unique key (a unique one: UniqueEnqueueCall), in order: the status
-// record (unless status_ttl_s is 0), then the XADD or ZADD that must succeed, last. For callers that send
-// them on a connection of their own, e.g. asynchronously (ingest's task API); standard key schema only (a
+// What EnqueueTask sends for a task without a unique key (a unique one on the standard schema:
+// UniqueEnqueueCall), in order: the status record (unless status_ttl_s is 0), then the XADD or ZADD that must
+// succeed, last. For callers that send them on a connection of their own, e.g. asynchronously (ingest's task API); standard key schema only (a
 // cluster needs the status writes in a round trip of their own first). kInvalidArgument like EnqueueTask.
 // Fills out.id (opts.id or a new one) and out.scheduled.
 StatusOr<std::vector<std::vector<std::string>>> EnqueueCommands(const TaskKeys& keys, const std::string& type,
@@ -61,17 +64,17 @@ StatusOr<std::vector<std::vector<std::string>>> EnqueueCommands(const TaskKeys& 
                                                                 EnqueueResult& out);
 // A new task id: 20 random lowercase hex digits (what EnqueueTask gives a task without opts.id).
 std::string NewTaskId();
-// The script EnqueueTask runs when the add failed after the unique key was taken: KEYS[1] = the unique
-// key, ARGV[1] = the task id; deletes the key only while it still names that task.
+// The script EnqueueTask runs on a cluster when the add failed after the unique key was taken: KEYS[1] = the
+// unique key, ARGV[1] = the task id; deletes the key only while it still names that task.
 const LuaScript& ReleaseUniqueKeyScript();
 
 // A unique task's enqueue as one script: the unique key's check and SET, the add and the status record
 // together, so neither a failed add nor a crash between two round trips can leave the key held for a task
 // that was never added (a retry would be answered "duplicate" of nothing). Standard key schema only: a
-// cluster keeps unique keys in other slots than the queues. Send `keys`/`args` with GuardedEnqueueScript();
-// fills out.id and out.scheduled. EnqueueTask keeps docs/task-protocol.md's steps, which every language's
-// producer takes (and its tests check command by command); the fleet's unattended producers (schedules, the
-// events forwarder, the task API's POST /v1/tasks) take this script.
+// cluster keeps unique keys in other slots than the queues. Send `keys`/`args` with GuardedEnqueueScript()
+// (EnqueueTask does; the task API sends them on its own connection); fills out.id and out.scheduled.
+// GuardedEnqueueScript's text is docs/task-protocol.md's "enqueue script", which every language's producer
+// sends with the same arguments.
 struct GuardedCall {
   std::vector<std::string> keys;
   std::vector<std::string> args;
@@ -79,11 +82,6 @@ struct GuardedCall {
 StatusOr<GuardedCall> UniqueEnqueueCall(const TaskKeys& keys, const std::string& type, const std::string& payload,
                                         const EnqueueOptions& opts, int64_t now_ms, EnqueueResult& out);
 const LuaScript& GuardedEnqueueScript();
-// EnqueueTask with a unique task's key taken in the same script as its add (UniqueEnqueueCall); on a cluster,
-// or for a task without a unique key, EnqueueTask itself.
-StatusOr<EnqueueResult> EnqueueUniqueTaskAtomically(RedisCommands& redis, const TaskKeys& keys,
-                                                     const std::string& type, const std::string& payload,
-                                                     const EnqueueOptions& opts, int64_t now_ms);
 // The script's reply for a unique enqueue: OK with out.duplicate and out.id (the holder's) set when the key
 // was held; an error reply (the add's) as a Status.
 Status ReadUniqueEnqueueReply(const StatusOr<RedisValue>& reply, EnqueueResult& out);
@@ -105,7 +103,7 @@ void AppendTaskStatus(const TaskKeys& keys, const std::string& id, const std::st
                       std::vector<std::string> fields, int64_t ttl_s, std::vector<std::vector<std::string>>& cmds);
 
 // Many tasks in one round trip (BullMQ's addBulk): all or nothing on a connection error. Unique tasks are
-// refused here (each needs its own SET NX answer first); use EnqueueTask for them.
+// refused here (each needs its own answer, held or not, before anything of it is written); use EnqueueTask.
 struct TaskToEnqueue {
   std::string type;
   std::string payload;
