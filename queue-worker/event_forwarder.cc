@@ -77,13 +77,15 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
   std::vector<std::vector<std::string>> calls;
   std::vector<const StreamEntry*> called;
   Status failed = Status::Ok();
+  // Counted into `round` once acked: an entry whose XACK fails is delivered again and counted then.
+  int64_t forwarded = 0, skipped = 0;
   for (const auto& e : entries) {
     auto body = EventBody(e);
     if (!body.ok()) {
       if (body.status().code() != StatusCode::kNotFound) {
         SF_LOG_WARN("events {} {}: {}; acked without a webhook", stream_, e.id, body.status().ToString());
       }
-      ++round.skipped;
+      ++skipped;
       acks.push_back(e.id);
       continue;
     }
@@ -98,7 +100,7 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
         failed = r.status();  // not acked: redelivered, and the unique key dedupes it
         break;
       }
-      ++round.forwarded;
+      ++forwarded;
       acks.push_back(e.id);
       continue;
     }
@@ -119,7 +121,7 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
         if (failed.ok()) failed = s;
         continue;
       }
-      ++round.forwarded;
+      ++forwarded;
       acks.push_back(called[i]->id);
     }
   }
@@ -127,6 +129,8 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
     auto ack = redis.Command(acks);
     if (!ack.ok()) return ack.status();
   }
+  round.forwarded += forwarded;
+  round.skipped += skipped;
   return failed;
 }
 

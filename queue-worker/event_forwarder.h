@@ -7,7 +7,7 @@
 // after VISIBILITY_TIMEOUT. Undecodable or unknown events are acked, logged and counted as skipped.
 // A round reads and forwards batches until the stream is drained or its time budget is spent, each batch's
 // enqueues in one pipeline (standard schema) and its acks in one XACK, so one worker keeps up with far more
-// events than the fleet makes. The producers bound the stream (MAXLEN ~ 100000): events a stalled forwarder
+// events than the fleet makes. The producers bound the stream (MAXLEN ~ EVENTS_MAXLEN): events a stalled forwarder
 // had not read by then are gone, and the first round that finds such a gap, on any worker, logs and counts
 // them as lost (once fleet-wide).
 #include <cstdint>

@@ -312,8 +312,7 @@ TEST_F(WebhookTest, ARoundForwardsABacklogOfManyBatches) {
   auto& w = Make({{"EVENTS_WEBHOOK_URL", receiver_.Url("/events")}});
   const Config& config = *configs_.back();
   const std::string events = KeySchema::FromConfig(config).EventsStream();
-  const TaskKeys keys = TaskKeys::FromConfig(config);  // the forwarder keeps a reference
-  worker::EventForwarder forwarder(config, keys);
+  worker::EventForwarder forwarder(config, TaskKeys::FromConfig(config));
   worker::EventForwarder::Round round;
   ASSERT_TRUE(forwarder.ForwardOnce(*redis_, "hk", clock_.NowMs(), 500, round).ok());  // the group
   for (int i = 0; i < 1200; ++i) PublishCompacted(*redis_, events, 1000 + i);
@@ -356,6 +355,41 @@ TEST_F(WebhookTest, EventsTrimmedBeforeTheForwarderReadThemAreCountedOnceAsLost)
     EXPECT_EQ(later.forwarded, 3);
   }
   EXPECT_EQ(QueueLen("default"), 14);
+}
+
+// A round counts an event once its XACK lands: one whose ack fails (here the connection's ACL user may not
+// XACK) is delivered again, and counted then, not twice; its redelivery enqueues nothing new (the unique key).
+TEST_F(WebhookTest, AnEventIsCountedOnceItsAckLands) {
+  if (ClusterRun()) GTEST_SKIP() << "the ACL user is set on one server";
+  Make({{"EVENTS_WEBHOOK_URL", receiver_.Url("/events")}});
+  const Config& config = *configs_.back();
+  const std::string events = KeySchema::FromConfig(config).EventsStream();
+  worker::EventForwarder forwarder(config, TaskKeys::FromConfig(config));
+  worker::EventForwarder::Round created;
+  ASSERT_TRUE(forwarder.ForwardOnce(*redis_, "hk", clock_.NowMs(), 100, created).ok());  // the group
+  for (int i = 0; i < 5; ++i) PublishCompacted(*redis_, events, 500 + i);
+  ASSERT_TRUE(redis_->Command({"XADD", events, "*", "type", "bogus", "e", "\xff"}).ok());
+
+  ASSERT_TRUE(redis_->Command({"ACL", "SETUSER", "noack", "on", "nopass", "~*", "&*", "+@all", "-xack"}).ok());
+  RedisConfig as_noack = RedisConfigForTest();
+  as_noack.username = "noack";
+  as_noack.password = "any";
+  auto noack = RedisClient::Connect(as_noack);
+  ASSERT_TRUE(noack.ok()) << noack.status().ToString();
+  worker::EventForwarder::Round unacked;
+  EXPECT_FALSE(forwarder.ForwardOnce(**noack, "hk", clock_.NowMs(), 100, unacked).ok());
+  EXPECT_EQ(unacked.forwarded, 0);
+  EXPECT_EQ(unacked.skipped, 0);
+  EXPECT_EQ(QueueLen("default"), 5) << "the tasks went in before the ack failed";
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // VISIBILITY_TIMEOUT 200ms
+  worker::EventForwarder::Round again;
+  ASSERT_TRUE(forwarder.ForwardOnce(*redis_, "hk", clock_.NowMs(), 100, again).ok());
+  EXPECT_EQ(again.forwarded, 5);
+  EXPECT_EQ(again.skipped, 1);
+  EXPECT_EQ(QueueLen("default"), 5) << "the redelivery enqueued nothing new";
+  EXPECT_EQ(GetStreamStats(*redis_, events)->groups[0].pending, 0);
+  EXPECT_TRUE(redis_->Command({"ACL", "DELUSER", "noack"}).ok());
 }
 
 class StoreTaskTest : public WorkerTest, public ::testing::WithParamInterface<std::string> {

@@ -16,8 +16,9 @@ const port = Number(process.env.STREAMFLEET_TEST_REDIS_PORT);
 if (!port) throw new Error('STREAMFLEET_TEST_REDIS_PORT is not set: run tests/clients/node_client_test.sh BUILD_DIR');
 
 async function waitFor(what, condition, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  // Monotonic: a step of the wall clock (NTP on a fresh machine) must not end the wait early.
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     if (await condition()) return;
     await sleep(20);
   }

@@ -5,6 +5,7 @@
 #include <map>
 #include <tuple>
 
+#include "streamfleet/base/keys.h"
 #include "support/map_env.h"
 
 namespace streamfleet {
@@ -45,6 +46,7 @@ TEST(ConfigTest, ReadsEveryVariable) {
                            {"METRICS_LISTEN", "127.0.0.1:19100"},
                            {"INGEST_LISTEN", ":18080"},
                            {"CHUNK_STREAMS", "8"},
+                           {"EVENTS_MAXLEN", "250000"},
                            {"CONSUMER_NAME", "pod-1"},
                            {"STREAMFLEET_KEY_SCHEMA", "cluster"},
                            {"INGEST_TOKENS", "12:abc,13:def"},
@@ -61,6 +63,8 @@ TEST(ConfigTest, ReadsEveryVariable) {
   EXPECT_EQ(c->ir_cache_ttl_s, 0);
   EXPECT_EQ(c->metrics_listen, "127.0.0.1:19100");
   EXPECT_EQ(c->chunk_streams, 8);
+  EXPECT_EQ(c->events_maxlen, 250000);
+  EXPECT_EQ(KeySchema::FromConfig(*c).EventsMaxlen(), "250000");
   EXPECT_EQ(c->consumer_name, "pod-1");
   EXPECT_EQ(c->key_schema, KeySchemaMode::kCluster);
   EXPECT_EQ(c->ingest_tokens.at(12), "abc");
@@ -183,6 +187,7 @@ TEST(ConfigTest, MalformedValuesNameTheVariable) {
       {"METRICS_LISTEN", "nowhere"},  {"REDIS_URL", "http://x"},
       {"INGEST_TOKENS", "abc"},       {"LOG_LEVEL", "loud"},
       {"CHUNK_STREAMS", "0"},         {"GENERATION_DELETE_AFTER_COMPACT", "maybe"},
+      {"EVENTS_MAXLEN", "10"},        {"EVENTS_MAXLEN", "lots"},
       // Past a day: the Redis clients hold their timeouts in int milliseconds (3000000 s would overflow).
       {"REDIS_TIMEOUT", "3000000s"},
       {"WEBHOOK_ALLOW_NETS", "127.0.0.0/33"}, {"WEBHOOK_DENY_NETS", "10.0.0.0/8,example.com"},

@@ -134,8 +134,8 @@ std::vector<std::string> Finalizer::EventCommand(const FinalizeRequest& req, con
   gc->set_json_valid(out.json_valid);
   gc->set_compacted_by(consumer_);
   gc->set_compacted_at_ms(StreamIdMs(req.finalize_id));
-  return {"XADD", buffer_.keys().EventsStream(), "MAXLEN", "~", "100000", "*", "type", "generation.compacted",
-          "e", ev.SerializeAsString()};
+  return {"XADD", buffer_.keys().EventsStream(), "MAXLEN", "~", buffer_.keys().EventsMaxlen(), "*", "type",
+          "generation.compacted", "e", ev.SerializeAsString()};
 }
 
 namespace {

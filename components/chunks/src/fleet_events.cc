@@ -17,7 +17,8 @@ nlohmann::json Ids(const std::string& type, const std::string& event_id, int64_t
 }
 
 std::vector<std::string> EventXadd(const KeySchema& keys, const char* type, const v1::Event& ev) {
-  return {"XADD", keys.EventsStream(), "MAXLEN", "~", "100000", "*", "type", type, "e", ev.SerializeAsString()};
+  return {"XADD", keys.EventsStream(), "MAXLEN", "~", keys.EventsMaxlen(), "*", "type", type, "e",
+          ev.SerializeAsString()};
 }
 
 }  // namespace

@@ -116,6 +116,8 @@ struct Config {
   int64_t ir_cache_compress_min_bytes = 0;  // IR_CACHE_COMPRESS_MIN_BYTES: 0 = values stay plain
 
   int chunk_streams = 4;
+  // EVENTS_MAXLEN: the events stream's bound (XADD MAXLEN ~), the window its readers can resume within.
+  int64_t events_maxlen = 100000;
   // TASK_QUEUE_SHARDS: stream shards per task queue (cluster key schema only; 1 in standard mode).
   int task_queue_shards = 1;
   std::string consumer_name;

@@ -26,13 +26,15 @@ struct GenerationId {
 
 class KeySchema {
  public:
-  KeySchema(std::string key_prefix, std::string stream_prefix, KeySchemaMode mode, int chunk_streams)
+  KeySchema(std::string key_prefix, std::string stream_prefix, KeySchemaMode mode, int chunk_streams,
+            int64_t events_maxlen = 100000)
       : key_prefix_(std::move(key_prefix)),
         stream_prefix_(std::move(stream_prefix)),
         mode_(mode),
-        chunk_streams_(chunk_streams) {}
+        chunk_streams_(chunk_streams),
+        events_maxlen_(std::to_string(events_maxlen)) {}
   static KeySchema FromConfig(const Config& c) {
-    return KeySchema(c.key_prefix, c.stream_prefix, c.key_schema, c.chunk_streams);
+    return KeySchema(c.key_prefix, c.stream_prefix, c.key_schema, c.chunk_streams, c.events_maxlen);
   }
 
   // Buffer keys of one generation (all in one hash slot in cluster mode).
@@ -70,6 +72,8 @@ class KeySchema {
   std::string DeadlinesKeyOf(const GenerationId& g) const { return DeadlinesKey(ControlShardOf(g)); }
   bool IsFinalizeStream(const std::string& stream) const;
   std::string EventsStream() const { return stream_prefix_ + ":events"; }
+  // What every XADD to EventsStream trims it to, about (MAXLEN ~; EVENTS_MAXLEN).
+  const std::string& EventsMaxlen() const { return events_maxlen_; }
   std::string ChunkDeadLetterStream() const { return stream_prefix_ + ":dlq:chunks"; }
   std::string CompactorGroup() const { return "compactor"; }
   // The queue-worker's group on EventsStream (it turns generation.compacted events into webhook tasks).
@@ -91,6 +95,7 @@ class KeySchema {
   std::string stream_prefix_;
   KeySchemaMode mode_;
   int chunk_streams_;
+  std::string events_maxlen_;
 };
 
 }  // namespace streamfleet

@@ -28,7 +28,7 @@ struct FleetEvent {
 // kInvalidArgument for an entry that is not a known event.
 StatusOr<FleetEvent> DecodeFleetEvent(const StreamEntry& entry);
 
-// Bounded like the compacted events (MAXLEN ~ 100000): the stream is a retention window, not an archive.
+// Bounded like the compacted events (MAXLEN ~ EVENTS_MAXLEN): the stream is a retention window, not an archive.
 std::vector<std::string> GenerationStartedCommand(const KeySchema& keys, const GenerationId& g, int64_t at_ms);
 std::vector<std::string> GenerationFailedCommand(const KeySchema& keys, const GenerationId& g,
                                                  const std::string& reason, int64_t at_ms);
