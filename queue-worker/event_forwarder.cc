@@ -1,5 +1,6 @@
 #include "queue-worker/event_forwarder.h"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -128,6 +129,14 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
   if (acks.size() > 3) {
     auto ack = redis.Command(acks);
     if (!ack.ok()) return ack.status();
+    // Only what this XACK took out of the group's pending list: entries another worker claimed (a batch slower
+    // than VISIBILITY_TIMEOUT) and acked were counted by that worker. Which of them were skips is not known;
+    // the total is exact.
+    const int64_t acked = ack->AsInt();
+    if (acked < forwarded + skipped) {
+      forwarded = std::min(forwarded, acked);
+      skipped = acked - forwarded;
+    }
   }
   round.forwarded += forwarded;
   round.skipped += skipped;

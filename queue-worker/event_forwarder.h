@@ -27,7 +27,8 @@ class EventForwarder {
   static std::string Group() { return KeySchema::EventsGroup(); }
 
   struct Round {
-    int64_t forwarded = 0;  // webhook tasks enqueued (or already enqueued: duplicates)
+    // Counted when this forwarder's XACK takes them out of the pending list (a failed ack: when redelivered).
+    int64_t forwarded = 0;  // events whose webhook task is enqueued (or already was: duplicates), acked
     int64_t skipped = 0;    // undecodable / unknown events, acked without a task
     int64_t lost = 0;       // events the stream's trimming removed before this group read them
   };

@@ -93,5 +93,33 @@ TEST_F(FinalizerTest, RedisGoneIsRedissErrorAndTheDatabaseIsNotTouched) {
   EXPECT_EQ(failed, FinalizeDependency::kRedis);
 }
 
+// The compacted event trims the events stream to EVENTS_MAXLEN, as the started and failed events do
+// (fleet_events_test): a compactor left at the default would cut a window the operator raised, and one at a
+// lower value keeps what the operator asked for.
+TEST_F(FinalizerTest, TheCompactedEventKeepsTheEventsStreamToEventsMaxlen) {
+  config_.events_maxlen = 1000;
+  buffer_ = std::make_unique<ChunkBuffer>(config_, clock_);
+  const std::string events = buffer_->keys().EventsStream();
+  std::vector<std::vector<std::string>> fill;
+  for (int i = 0; i < 3000; ++i) fill.push_back({"XADD", events, "*", "type", "filler", "e", ""});
+  ASSERT_TRUE(redis_->Pipeline(fill).ok());
+  GenerationId g = Buffered(504);
+  EXPECT_CALL(db_, UpsertGenerations(_)).WillOnce([](const std::vector<GenerationWrite>&) {
+    return StatusOr<std::vector<UpsertResult>>(std::vector<UpsertResult>{UpsertResult::kWritten});
+  });
+  Finalizer fin(config_, *buffer_, db_, "test");
+  auto out = fin.FinalizeBatch(*redis_, {{g, "complete", "1-0"}});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const int64_t len = redis_->Command({"XLEN", events})->integer;
+  EXPECT_GE(len, 1000);
+  EXPECT_LE(len, 1100);
+  auto last = redis_->Command({"XREVRANGE", events, "+", "-", "COUNT", "1"});
+  ASSERT_TRUE(last.ok());
+  auto entries = ParseEntries(events, *last);
+  ASSERT_EQ(entries.size(), 1u);
+  ASSERT_NE(entries[0].Field("type"), nullptr);
+  EXPECT_EQ(*entries[0].Field("type"), "generation.compacted");
+}
+
 }  // namespace
 }  // namespace streamfleet
