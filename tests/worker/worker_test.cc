@@ -199,6 +199,10 @@ TEST_F(WorkerTest, DelayedTaskRunsOnlyWhenDueAndUniqueKeysDedupe) {
   ASSERT_TRUE(dup.ok());
   EXPECT_TRUE(dup->duplicate);
   EXPECT_EQ(dup->id, first->id);
+  // Held for unique_ttl_s once the task is in (the cluster schema claims it for 30 s before the add).
+  const int64_t held = redis_->Command({"TTL", keys_.Unique("report:42")})->integer;
+  EXPECT_GT(held, 30);
+  EXPECT_LE(held, o.unique_ttl_s);
   ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
   Drain(w);
   EXPECT_EQ(calls, 0);

@@ -8,8 +8,9 @@
 // - a unique task (standard schema) is one call of the document's enqueue script (ENQUEUE_SCRIPT): the key
 //   {prefix}:unique:{key} checked, the add, the status record and then the key, in one step for Redis, so a crash
 //   or a failed add never leaves the key naming a task that was never added; with the cluster key schema (the key
-//   in another slot than the queue) the key is taken first with SET NX EX and released when the add fails; when
-//   it is held nothing is enqueued and the result carries the holder's id;
+//   in another slot than the queue) the key is claimed first with SET NX EX for 30 s, held for uniqueForS once the
+//   task is in, and released when the add fails; when it is held nothing is enqueued and the result carries the
+//   holder's id;
 // - statusTtlS (TASK_RESULT_TTL, default 86400) of 0 writes no status record at all.
 // Cancel is the C++ CancelTask (components/taskqueue task_control.cc): a task whose record says pending, scheduled or
 // retry_scheduled gets a cancel marker (workers ack a marked task without running it when they read it) and the
@@ -21,6 +22,7 @@ const { encodeEnvelope } = require('./envelope');
 
 const DEFAULT_STATUS_TTL_S = 86400; // TASK_RESULT_TTL's default
 const DEFAULT_UNIQUE_FOR_S = 3600;  // EnqueueOptions::unique_ttl_s
+const UNIQUE_CLAIM_TTL_S = 30;      // cluster schema: a unique key's first TTL, before the task is in (kUniqueClaimTtlS)
 const CANCEL_MARKER_TTL_MS = 30 * 24 * 3600 * 1000; // kCancelMarkerTtlMs: a cancel drops markers older than this
 
 // docs/task-protocol.md, "Cancel": KEYS[1] the status record, KEYS[2] the cancel markers; ARGV id, now ms,
@@ -170,9 +172,12 @@ class TaskClient {
     const runAt = runAtMs(task, now);
     const id = task.id || newTaskId();
     if (task.uniqueKey && !this.keys.cluster) return this.#enqueueUnique(task, id, runAt, now);
+    // Cluster schema: the key is claimed for UNIQUE_CLAIM_TTL_S and held for uniqueForS once the task is in, so a
+    // caller that dies in between leaves a key naming nothing for seconds, not for uniqueForS.
+    const claimS = Math.min(UNIQUE_CLAIM_TTL_S, task.uniqueForS);
     if (task.uniqueKey) {
       const key = this.keys.unique(task.uniqueKey);
-      const taken = await this.redis.call('SET', key, id, 'NX', 'EX', String(task.uniqueForS));
+      const taken = await this.redis.call('SET', key, id, 'NX', 'EX', String(claimS));
       if (taken === null) {
         const holder = await this.redis.call('GET', key);
         return { id: holder ?? id, duplicate: true, scheduled: false };
@@ -184,11 +189,17 @@ class TaskClient {
       await this.#run(cmds);
     } catch (err) {
       // The key names a task that was not added: release it (if still ours), or a retry would be answered
-      // "duplicate" of nothing for uniqueForS. Best effort: Redis may be gone altogether.
+      // "duplicate" of nothing until the claim runs out. Best effort: Redis may be gone altogether.
       if (task.uniqueKey) {
         await this.redis.call('EVAL', RELEASE_UNIQUE_SCRIPT, '1', this.keys.unique(task.uniqueKey), id).catch(() => {});
       }
       throw err;
+    }
+    if (task.uniqueKey && task.uniqueForS > claimS) {
+      // Best effort: the task is in (a failure only shortens the dedupe to the claim); XX does not make a claim
+      // that ran out meanwhile again.
+      await this.redis.call('SET', this.keys.unique(task.uniqueKey), id, 'XX', 'EX', String(task.uniqueForS))
+        .catch(() => {});
     }
     return result;
   }

@@ -156,6 +156,9 @@ for (const [schema, keys] of [
       const first = await client.enqueue('noop', '{}', { queue: 'unread', uniqueKey: key });
       const again = await client.enqueue('noop', '{}', { queue: 'unread', uniqueKey: key });
       assert.deepEqual([again.duplicate, again.id], [true, first.id]);
+      // Held for uniqueForS once the task is in (the cluster schema claims it for 30 s before the add).
+      const ttl = await redis.ttl(keys.unique(key));
+      assert.ok(ttl > 30 && ttl <= 3600, `key TTL ${ttl}`);
       assert.equal((await queueEnvelopes(redis, keys, 'unread')).filter((e) => e.uniqueKey === key).length, 1);
       // With the cluster schema it is on the shard its key hashes to, as from every other language.
       const stream = keys.queue('unread', crc16(key) % keys.shards);

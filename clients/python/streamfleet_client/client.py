@@ -8,8 +8,9 @@ Same semantics as the C++ EnqueueTask / EnqueueTasks (components/taskqueue task_
 - a unique task (standard schema) is one call of the document's enqueue script (ENQUEUE_SCRIPT): the key
   `{prefix}:unique:{key}` checked, the add, the status record and then the key, in one step for Redis, so a
   crash or a failed add never leaves the key naming a task that was never added; in cluster mode (the key in
-  another slot than the queue) the key is taken first with SET NX EX and released when the add fails; when the
-  key is held nothing is enqueued and the result carries the holder's task id;
+  another slot than the queue) the key is claimed first with SET NX EX for 30 s, held for unique_for once the
+  task is in, and released when the add fails; when the key is held nothing is enqueued and the result carries
+  the holder's task id;
 - status_ttl_s (TASK_RESULT_TTL, default 86400) of 0 writes no status record at all.
 
 Cancel is the C++ CancelTask (components/taskqueue task_control.cc): a task whose record says pending,
@@ -40,6 +41,7 @@ RunAt = Union[datetime, float, int]
 
 DEFAULT_STATUS_TTL_S = 86400  # TASK_RESULT_TTL's default
 DEFAULT_UNIQUE_FOR_S = 3600   # EnqueueOptions::unique_ttl_s
+UNIQUE_CLAIM_TTL_S = 30       # cluster schema: a unique key's first TTL, before the task is in (kUniqueClaimTtlS)
 CANCEL_MARKER_TTL_MS = 30 * 24 * 3600 * 1000  # kCancelMarkerTtlMs: a cancel drops markers older than this
 
 # docs/task-protocol.md, "Cancel": KEYS[1] the status record, KEYS[2] the cancel markers; ARGV id, now ms,
@@ -286,9 +288,11 @@ class TaskClient:
         task_id = task.id or new_task_id()
         if task.unique_key and not self.keys.cluster:
             return self._enqueue_unique(task, task_id, run_at_ms, now)
+        # Cluster schema: the key is claimed for UNIQUE_CLAIM_TTL_S and held for unique_for once the task is in,
+        # so a caller that dies in between leaves a key naming nothing for seconds, not for unique_for.
+        claim_s = min(UNIQUE_CLAIM_TTL_S, task.unique_for)
         if task.unique_key:
-            taken = self.redis.execute_command("SET", self.keys.unique(task.unique_key), task_id, "NX", "EX",
-                                               task.unique_for)
+            taken = self.redis.execute_command("SET", self.keys.unique(task.unique_key), task_id, "NX", "EX", claim_s)
             if taken is None:
                 holder = self.redis.execute_command("GET", self.keys.unique(task.unique_key))
                 return EnqueueResult(holder.decode() if holder is not None else task_id, duplicate=True)
@@ -298,7 +302,7 @@ class TaskClient:
             self._run(cmds)
         except Exception:
             # The key names a task that was not added: release it (if still ours), or a retry would be answered
-            # "duplicate" of nothing for unique_for seconds. Best effort: Redis may be gone altogether.
+            # "duplicate" of nothing until the claim runs out. Best effort: Redis may be gone altogether.
             if task.unique_key:
                 try:
                     self.redis.execute_command("EVAL", RELEASE_UNIQUE_SCRIPT, 1, self.keys.unique(task.unique_key),
@@ -306,6 +310,12 @@ class TaskClient:
                 except Exception:  # noqa: BLE001 - the add's error is the one to raise
                     pass
             raise
+        if task.unique_key and task.unique_for > claim_s:
+            try:  # best effort: the task is in; XX does not make a claim that ran out meanwhile again
+                self.redis.execute_command("SET", self.keys.unique(task.unique_key), task_id, "XX", "EX",
+                                           task.unique_for)
+            except Exception:  # noqa: BLE001 - a failure only shortens the dedupe to the claim
+                pass
         return result
 
     def _enqueue_unique(self, task: Task, task_id: str, run_at_ms: int, now_ms: int) -> EnqueueResult:

@@ -186,7 +186,8 @@ class WorkerSuite:
         first = self.client.enqueue("noop", queue="unread", unique_key=key)
         again = self.client.enqueue("noop", queue="unread", unique_key=key)
         self.assertEqual((again.duplicate, again.id), (True, first.id))
-        self.assertEqual(self.r.ttl(self.keys.unique(key)) <= 3600, True)
+        # Held for unique_for once the task is in (the cluster schema claims it for 30 s before the add).
+        self.assertTrue(30 < self.r.ttl(self.keys.unique(key)) <= 3600)
         envelopes = [e for e in self.queue_entries("unread") if first.id.encode() in e]
         self.assertEqual(len(envelopes), 1)
         # In the cluster schema the task sits on the shard its key hashes to (the same in every language).
@@ -429,6 +430,22 @@ class EnqueueEdgesTest(unittest.TestCase):
             retry = client.enqueue("noop", {}, queue="unread", unique_key=unique)
             self.assertFalse(retry.duplicate)
             self.assertEqual(self.r.get(keys.unique(unique)), retry.id.encode())
+
+    def test_a_producer_that_dies_after_the_cluster_claim_leaves_the_key_for_seconds(self) -> None:
+        # The cluster schema takes the key in a round trip before the add (another slot): interrupted between
+        # the two (KeyboardInterrupt is not an Exception, so nothing is released), the key names a task that
+        # was never added, but only for the 30 s claim, not for unique_for.
+        keys = TaskKeys("sfc", cluster=True, shards=4)
+        client = TaskClient(self.r, keys)
+
+        def interrupted(cmds: object) -> None:
+            raise KeyboardInterrupt
+
+        client._run = interrupted  # type: ignore[method-assign]
+        unique = f"claim-{time.time_ns()}"
+        with self.assertRaises(KeyboardInterrupt):
+            client.enqueue("noop", {}, queue="unread", unique_key=unique, unique_for=3600)
+        self.assertTrue(0 < self.r.ttl(keys.unique(unique)) <= 30)
 
     def test_a_unique_task_is_one_script_also_on_a_server_without_it(self) -> None:
         # A fresh or flushed server answers EVALSHA with NOSCRIPT: the client sends the script's text instead.

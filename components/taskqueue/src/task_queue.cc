@@ -12,6 +12,9 @@ namespace streamfleet {
 
 namespace {
 
+// How long a unique key is first claimed for on a cluster, before the task is in (docs/task-protocol.md).
+constexpr int64_t kUniqueClaimTtlS = 30;
+
 // KEYS: 1 scheduled zset. ARGV: 1 now, 2 limit, 3 queue key prefix ("{p}:queue:").
 const LuaScript& MoveDueScript() {
   static const LuaScript s(R"(
@@ -396,9 +399,12 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
     SF_RETURN_IF_ERROR(ReadUniqueEnqueueReply(redis.Eval(GuardedEnqueueScript(), call->keys, call->args), out));
     return out;
   }
+  // A cluster keeps the unique key in another slot than the queue: docs/task-protocol.md's steps. The key is
+  // claimed for kUniqueClaimTtlS only and held for unique_ttl_s once the task is in, so a producer that dies
+  // between the two leaves a key naming nothing for seconds, not for the whole unique_ttl_s.
+  const int64_t claim_s = std::min(kUniqueClaimTtlS, opts.unique_ttl_s);
   if (!opts.unique_key.empty()) {
-    // A cluster keeps the unique key in another slot than the queue: docs/task-protocol.md's steps.
-    auto r = redis.Command({"SET", keys.Unique(opts.unique_key), out.id, "NX", "EX", std::to_string(opts.unique_ttl_s)});
+    auto r = redis.Command({"SET", keys.Unique(opts.unique_key), out.id, "NX", "EX", std::to_string(claim_s)});
     if (!r.ok()) return r.status();
     if (r->is_nil()) {
       out.duplicate = true;
@@ -413,10 +419,15 @@ StatusOr<EnqueueResult> EnqueueTask(RedisCommands& redis, const TaskKeys& keys, 
   Status added = RunEnqueue(redis, keys, cmds);
   if (!added.ok() && !opts.unique_key.empty()) {
     // The key names a task that was not added: release it (if it is still ours), or a retry of this enqueue
-    // would be answered "duplicate" of nothing for unique_ttl_s. Best effort: Redis may be gone altogether.
+    // would be answered "duplicate" of nothing until the claim runs out. Best effort: Redis may be gone.
     (void)redis.Eval(ReleaseUniqueKeyScript(), {keys.Unique(opts.unique_key)}, {out.id});
   }
   SF_RETURN_IF_ERROR(added);
+  if (!opts.unique_key.empty() && opts.unique_ttl_s > claim_s) {
+    // Best effort: the task is in (a failure here only shortens the dedupe to the claim). XX: a claim that ran
+    // out meanwhile is not made again (the task is in either way).
+    (void)redis.Command({"SET", keys.Unique(opts.unique_key), out.id, "XX", "EX", std::to_string(opts.unique_ttl_s)});
+  }
   return out;
 }
 
