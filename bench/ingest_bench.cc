@@ -12,6 +12,7 @@
 
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -301,6 +302,7 @@ double CppEnqueueRate(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);  // ingest may close a connection the bench is still writing to
   Flags f(argc, argv);
   Options o;
   o.port = static_cast<int>(f.Int("port", 0));

@@ -12,7 +12,9 @@ namespace streamfleet::testing {
 
 namespace {
 
-void Send(int fd, const std::string& s) { (void)!write(fd, s.data(), s.size()); }
+// MSG_NOSIGNAL: the client under test hangs up mid-stream on purpose (silence and cut tests); a write(2) to
+// it then raises SIGPIPE, which gtest does not ignore.
+void Send(int fd, const std::string& s) { (void)!send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
 
 std::string Event(const nlohmann::json& j) { return "data: " + j.dump() + "\n\n"; }
 

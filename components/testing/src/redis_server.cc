@@ -1,6 +1,7 @@
 #include "streamfleet/testing/redis_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -93,6 +94,16 @@ int SpawnProcess(const std::vector<std::string>& argv) {
   std::vector<std::string> args = argv;  // execvp takes char*
   int pid = fork();
   if (pid == 0) {
+    // The servers log to their own files. Their stdout and stderr must not be the test's: ctest reads a test's
+    // output until every holder closes it, so a server outliving a test that crashed (no destructor ran to
+    // stop it) turned the crash into a 600 s "Timeout" with the cause lost.
+    int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+      dup2(null_fd, STDIN_FILENO);
+      dup2(null_fd, STDOUT_FILENO);
+      dup2(null_fd, STDERR_FILENO);
+      if (null_fd > STDERR_FILENO) close(null_fd);
+    }
     std::vector<char*> ptrs;
     for (auto& a : args) ptrs.push_back(a.data());
     ptrs.push_back(nullptr);
