@@ -1,10 +1,16 @@
 #include "streamfleet/http/http_server.h"
 
 #include <civetweb.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <vector>
 #include <nlohmann/json.hpp>
 
@@ -50,6 +56,31 @@ int CivetExchange::Read(char* buf, size_t n) {
   return r;
 }
 
+// The address a local client reaches a server listening on `listen` ("host:port") at: the wildcard means
+// loopback.
+std::string LocalHost(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "0.0.0.0" || host == "*") return "127.0.0.1";
+  if (host == "::") return "::1";
+  return host;
+}
+
+// Opens and closes one connection to host:port; failures are fine (the server may be gone already).
+void Poke(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || res == nullptr) return;
+  int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+  if (fd >= 0) {
+    (void)connect(fd, res->ai_addr, res->ai_addrlen);
+    close(fd);
+  }
+  freeaddrinfo(res);
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen, int threads,
@@ -75,6 +106,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& liste
   mg_server_port ports[4];
   int n = mg_get_server_ports(s->ctx_, 4, ports);
   if (n > 0) s->port_ = ports[0].port;
+  s->local_host_ = LocalHost(listen);
   return s;
 }
 
@@ -94,10 +126,22 @@ int HttpServer::Dispatch(mg_connection* conn, void* cbdata) {
 HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Stop() {
-  if (ctx_ != nullptr) {
-    mg_stop(ctx_);  // joins worker threads: in-flight requests finish first
-    ctx_ = nullptr;
-  }
+  if (ctx_ == nullptr) return;
+  // civetweb's master thread sees the stop flag only between polls of the listening socket, which wait up to
+  // 2 s each (SOCKET_TIMEOUT_QUANTUM): every stop took that long (a process's SIGTERM exit, every test with a
+  // metrics server or a fake HTTP receiver). A connection ends the poll, so one is made every few ms until
+  // mg_stop returns.
+  std::atomic<bool> stopped{false};
+  std::thread waker([&] {
+    while (!stopped.load()) {
+      Poke(local_host_, port_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  mg_stop(ctx_);  // joins worker threads: in-flight requests finish first
+  stopped = true;
+  waker.join();
+  ctx_ = nullptr;
 }
 
 }  // namespace streamfleet

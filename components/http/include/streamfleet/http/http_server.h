@@ -43,6 +43,7 @@ class HttpServer {
   HttpHandler handler_;
   mg_context* ctx_ = nullptr;
   int port_ = 0;
+  std::string local_host_;  // where Stop() connects to wake civetweb's master thread
 };
 
 }  // namespace streamfleet
