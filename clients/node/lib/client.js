@@ -148,6 +148,18 @@ function check(task) {
 
 const isStatusWrite = (cmd) => cmd[0] === 'HSET' || cmd[0] === 'EXPIRE';
 
+// A task's writes (TaskClient's #plan) as commands, in the order #run sends them: the status record, then the add.
+function commandsOf(w) {
+  const cmds = [];
+  if (w.statusKey !== null) {
+    cmds.push(['HSET', w.statusKey, ...w.statusFields]);
+    cmds.push(['EXPIRE', w.statusKey, String(w.statusTtlS)]);
+  }
+  if (w.scheduled) cmds.push(['ZADD', w.key, String(w.runAt), w.entry]);
+  else cmds.push(['XADD', w.key, '*', 'e', w.entry]);
+  return cmds;
+}
+
 class TaskClient {
   // redis: an ioredis Redis (or Cluster). options: { keys: TaskKeys | {prefix, cluster, shards}, statusTtlS, clock }.
   constructor(redis, options = {}) {
@@ -183,10 +195,9 @@ class TaskClient {
         return { id: holder ?? id, duplicate: true, scheduled: false };
       }
     }
-    const cmds = [];
-    const result = this.#appendEnqueue(task, id, runAt, now, cmds);
+    const writes = this.#plan(task, id, runAt, now);
     try {
-      await this.#run(cmds);
+      await this.#run(commandsOf(writes));
     } catch (err) {
       // The key names a task that was not added: release it (if still ours), or a retry would be answered
       // "duplicate" of nothing until the claim runs out. Best effort: Redis may be gone altogether.
@@ -201,22 +212,20 @@ class TaskClient {
       await this.redis.call('SET', this.keys.unique(task.uniqueKey), id, 'XX', 'EX', String(task.uniqueForS))
         .catch(() => {});
     }
-    return result;
+    return writes.result;
   }
 
-  // The standard schema's unique enqueue: ENQUEUE_SCRIPT with the commands #appendEnqueue would send as its
-  // arguments (EVALSHA, and EVAL when the server does not have the script yet).
+  // The standard schema's unique enqueue: ENQUEUE_SCRIPT with the task's writes as its arguments
+  // (docs/task-protocol.md; EVALSHA, and EVAL when the server does not have the script yet).
   async #enqueueUnique(task, id, runAt, now) {
-    const cmds = [];
-    const result = this.#appendEnqueue(task, id, runAt, now, cmds);
-    const add = cmds[cmds.length - 1];
+    const w = this.#plan(task, id, runAt, now);
     const keys = [this.keys.unique(task.uniqueKey)];
     const args = ['u', id, String(task.uniqueForS)];
-    if (add[0] === 'XADD') args.push('x', add[1], add[4], '');
-    else args.push('z', add[1], add[3], add[2]);
-    if (cmds.length === 3) { // HSET key field value ..., EXPIRE key ttl
-      keys.push(cmds[0][1]);
-      args.push(cmds[1][2], ...cmds[0].slice(2));
+    if (w.scheduled) args.push('z', w.key, w.entry, String(w.runAt));
+    else args.push('x', w.key, w.entry, '');
+    if (w.statusKey !== null) {
+      keys.push(w.statusKey);
+      args.push(String(w.statusTtlS), ...w.statusFields);
     } else {
       args.push('0');
     }
@@ -228,7 +237,7 @@ class TaskClient {
       reply = await this.redis.call('EVAL', ENQUEUE_SCRIPT, String(keys.length), ...keys, ...args);
     }
     if (Number(reply[0]) === 0) return { id: String(reply[1]), duplicate: true, scheduled: false };
-    return result;
+    return w.result;
   }
 
   // Many tasks in one round trip (BullMQ's addBulk). Unique tasks are refused, as by the C++ EnqueueTasks (each
@@ -242,34 +251,39 @@ class TaskClient {
       if (t.uniqueKey) throw new Error('enqueueMany does not take unique tasks (use enqueue)');
     }
     const runAts = full.map((t) => runAtMs(t, now));
-    const cmds = [];
-    const results = full.map((t, i) => this.#appendEnqueue(t, t.id || newTaskId(), runAts[i], now, cmds));
+    const writes = full.map((t, i) => this.#plan(t, t.id || newTaskId(), runAts[i], now));
+    const cmds = writes.flatMap(commandsOf);
     if (cmds.length > 0) await this.#run(cmds);
-    return results;
+    return writes.map((w) => w.result);
   }
 
-  #appendEnqueue(task, id, runAt, now, cmds) {
+  // What enqueueing one task writes, sent as commands (commandsOf) or as the enqueue script's arguments
+  // (#enqueueUnique), from one plan so the two cannot drift apart.
+  #plan(task, id, runAt, now) {
     const raw = encodeEnvelope({
       id, type: task.type, payload: payloadBytes(task.payload), attempt: 0, enqueuedAtMs: now, runAtMs: runAt,
       uniqueKey: task.uniqueKey || '', queue: task.queue,
     });
     const scheduled = runAt > now;
     const stream = this.keys.queue(task.queue, this.keys.shardFor(task.uniqueKey || ''));
+    let statusKey = null;
+    const statusFields = [];
     if (this.statusTtlS > 0) {
-      const key = this.keys.status(id);
-      const hset = ['HSET', key, 'state', scheduled ? 'scheduled' : 'pending', 'type', task.type, 'queue', task.queue,
-        'attempts', '0', 'enqueued_at_ms', String(now)];
-      if (scheduled) hset.push('run_at_ms', String(runAt));
-      cmds.push(hset);
-      cmds.push(['EXPIRE', key, String(this.statusTtlS)]);
+      statusKey = this.keys.status(id);
+      statusFields.push('state', scheduled ? 'scheduled' : 'pending', 'type', task.type, 'queue', task.queue,
+        'attempts', '0', 'enqueued_at_ms', String(now));
+      if (scheduled) statusFields.push('run_at_ms', String(runAt));
     }
-    if (scheduled) {
-      cmds.push(['ZADD', this.keys.scheduledOf(stream), String(runAt),
-        Buffer.concat([Buffer.from(`${task.queue}|`, 'utf8'), raw])]);
-    } else {
-      cmds.push(['XADD', stream, '*', 'e', raw]);
-    }
-    return { id, duplicate: false, scheduled };
+    return {
+      result: { id, duplicate: false, scheduled },
+      scheduled,
+      key: scheduled ? this.keys.scheduledOf(stream) : stream, // the ZADD's set or the XADD's stream
+      entry: scheduled ? Buffer.concat([Buffer.from(`${task.queue}|`, 'utf8'), raw]) : raw,
+      runAt,
+      statusKey, // null: no status record (TASK_RESULT_TTL 0)
+      statusFields,
+      statusTtlS: this.statusTtlS,
+    };
   }
 
   // Sends the commands in order; the status writes are best effort, the adds must succeed.

@@ -104,6 +104,20 @@ CANCELLABLE_STATES = ("pending", "scheduled", "retry_scheduled")
 Command = Tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class _TaskWrites:
+    """What enqueueing one task writes: sent as commands (_commands) or as the enqueue script's arguments
+    (_enqueue_unique), from one plan so the two cannot drift apart."""
+    result: "EnqueueResult"
+    scheduled: bool
+    key: str                      # the stream (XADD) or the scheduled set (ZADD)
+    entry: bytes                  # the envelope, or for ZADD "<queue>|<envelope>"
+    run_at_ms: int                # the ZADD score
+    status_key: Optional[str]     # None: no status record (status_ttl_s 0)
+    status_fields: Tuple[str, ...]
+    status_ttl_s: int
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -296,10 +310,9 @@ class TaskClient:
             if taken is None:
                 holder = self.redis.execute_command("GET", self.keys.unique(task.unique_key))
                 return EnqueueResult(holder.decode() if holder is not None else task_id, duplicate=True)
-        cmds: List[Command] = []
-        result = self._append_enqueue(task, task_id, run_at_ms, now, cmds)
+        writes = self._plan(task, task_id, run_at_ms, now)
         try:
-            self._run(cmds)
+            self._run(self._commands(writes))
         except Exception:
             # The key names a task that was not added: release it (if still ours), or a retry would be answered
             # "duplicate" of nothing until the claim runs out. Best effort: Redis may be gone altogether.
@@ -316,24 +329,22 @@ class TaskClient:
                                            task.unique_for)
             except Exception:  # noqa: BLE001 - a failure only shortens the dedupe to the claim
                 pass
-        return result
+        return writes.result
 
     def _enqueue_unique(self, task: Task, task_id: str, run_at_ms: int, now_ms: int) -> EnqueueResult:
-        """The standard schema's unique enqueue: ENQUEUE_SCRIPT with the commands _append_enqueue would send
-        as its arguments (EVALSHA, and EVAL when the server does not have the script yet)."""
-        cmds: List[Command] = []
-        result = self._append_enqueue(task, task_id, run_at_ms, now_ms, cmds)
-        add = cmds[-1]
+        """The standard schema's unique enqueue: ENQUEUE_SCRIPT with the task's writes as its arguments
+        (docs/task-protocol.md; EVALSHA, and EVAL when the server does not have the script yet)."""
+        w = self._plan(task, task_id, run_at_ms, now_ms)
         keys: List[Any] = [self.keys.unique(task.unique_key)]
         args: List[Any] = ["u", task_id, str(task.unique_for)]
-        if add[0] == "XADD":
-            args += ["x", add[1], add[4], ""]
+        if w.scheduled:
+            args += ["z", w.key, w.entry, str(w.run_at_ms)]
         else:
-            args += ["z", add[1], add[3], add[2]]
-        if len(cmds) == 3:  # HSET key field value ..., EXPIRE key ttl
-            keys.append(cmds[0][1])
-            args.append(cmds[1][2])
-            args += list(cmds[0][2:])
+            args += ["x", w.key, w.entry, ""]
+        if w.status_key is not None:
+            keys.append(w.status_key)
+            args.append(str(w.status_ttl_s))
+            args += list(w.status_fields)
         else:
             args.append("0")
         try:
@@ -342,7 +353,7 @@ class TaskClient:
             reply = self.redis.execute_command("EVAL", ENQUEUE_SCRIPT, len(keys), *keys, *args)
         if int(reply[0]) == 0:
             return EnqueueResult(reply[1].decode(), duplicate=True)
-        return result
+        return w.result
 
     def enqueue_many(self, tasks: Sequence[Task]) -> List[EnqueueResult]:
         """Many tasks in one round trip (BullMQ's addBulk). Unique tasks are refused, as by the C++
@@ -356,32 +367,45 @@ class TaskClient:
             if task.unique_key:
                 raise ValueError("enqueue_many does not take unique tasks (use enqueue)")
         for task in tasks:
-            results.append(self._append_enqueue(task, task.id or new_task_id(), _run_at_ms(task, now), now, cmds))
+            writes = self._plan(task, task.id or new_task_id(), _run_at_ms(task, now), now)
+            cmds += self._commands(writes)
+            results.append(writes.result)
         if cmds:
             self._run(cmds)
         return results
 
-    def _append_enqueue(self, task: Task, task_id: str, run_at_ms: int, now_ms: int,
-                        cmds: List[Command]) -> EnqueueResult:
+    def _plan(self, task: Task, task_id: str, run_at_ms: int, now_ms: int) -> _TaskWrites:
         envelope = task_pb2.TaskEnvelope(id=task_id, type=task.type, payload=_payload_bytes(task.payload), attempt=0,
                                          enqueued_at_ms=now_ms, run_at_ms=run_at_ms, unique_key=task.unique_key,
                                          queue=task.queue)
         raw = envelope.SerializeToString()
         scheduled = run_at_ms > now_ms
         stream = self.keys.queue(task.queue, self.keys.shard_for(task.unique_key))
+        status_key: Optional[str] = None
+        fields: Tuple[str, ...] = ()
         if self.status_ttl_s > 0:
-            key = self.keys.status(task_id)
-            hset = ["HSET", key, "state", "scheduled" if scheduled else "pending", "type", task.type,
-                    "queue", task.queue, "attempts", "0", "enqueued_at_ms", str(now_ms)]
+            status_key = self.keys.status(task_id)
+            fields = ("state", "scheduled" if scheduled else "pending", "type", task.type, "queue", task.queue,
+                      "attempts", "0", "enqueued_at_ms", str(now_ms))
             if scheduled:
-                hset += ["run_at_ms", str(run_at_ms)]
-            cmds.append(tuple(hset))
-            cmds.append(("EXPIRE", key, str(self.status_ttl_s)))
-        if scheduled:
-            cmds.append(("ZADD", self.keys.scheduled_of(stream), str(run_at_ms), task.queue.encode() + b"|" + raw))
+                fields += ("run_at_ms", str(run_at_ms))
+        return _TaskWrites(result=EnqueueResult(task_id, scheduled=scheduled), scheduled=scheduled,
+                           key=self.keys.scheduled_of(stream) if scheduled else stream,
+                           entry=task.queue.encode() + b"|" + raw if scheduled else raw, run_at_ms=run_at_ms,
+                           status_key=status_key, status_fields=fields, status_ttl_s=self.status_ttl_s)
+
+    @staticmethod
+    def _commands(w: _TaskWrites) -> List[Command]:
+        """The plan as commands, in the order _run sends them: the status record first, then the add."""
+        cmds: List[Command] = []
+        if w.status_key is not None:
+            cmds.append(("HSET", w.status_key) + w.status_fields)
+            cmds.append(("EXPIRE", w.status_key, str(w.status_ttl_s)))
+        if w.scheduled:
+            cmds.append(("ZADD", w.key, str(w.run_at_ms), w.entry))
         else:
-            cmds.append(("XADD", stream, "*", "e", raw))
-        return EnqueueResult(task_id, scheduled=scheduled)
+            cmds.append(("XADD", w.key, "*", "e", w.entry))
+        return cmds
 
     def _run(self, cmds: List[Command]) -> None:
         """Sends the commands in order; the status writes are best effort, the adds must succeed."""
