@@ -25,10 +25,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string raw(reinterpret_cast<const char*>(data), size);
   std::vector<std::string_view> views;
   int64_t first_seq = -1;
-  if (ScanChunkBatch(raw, &views, &first_seq)) {
+  uint32_t attempt = 0;
+  if (ScanChunkBatch(raw, &views, &first_seq, &attempt)) {
     v1::ChunkBatch batch;
     FUZZ_CHECK(batch.ParseFromString(raw));
     FUZZ_CHECK(first_seq == batch.first_seq());
+    FUZZ_CHECK(attempt == batch.attempt());
     FUZZ_CHECK(views.size() == static_cast<size_t>(batch.envelopes_size()));
     FUZZ_CHECK(ChunkEnvelopeCount("b", raw) == views.size());
     for (size_t i = 0; i < views.size(); ++i) {

@@ -1,4 +1,4 @@
-// The live routes' client-controlled input (docs/live.md): Last-Event-ID / from_seq (ParseResume) and
+// The live routes' client-controlled input (docs/live.md): Last-Event-ID / from_seq / attempt (ParseResume) and
 // signed links (CheckLink), and the event text for any chunk bytes: a chunk event is one event whose data
 // is one line of JSON, and its text comes back unchanged when it was UTF-8.
 #include <cstddef>
@@ -25,6 +25,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto r = ParseResume(std::string(a), std::string(b));
   if (r.ok() && !r->ended) FUZZ_CHECK(r->after_seq >= -1);
+  // Any chunk id a client can send back names the same seq and attempt as the event it came with.
+  if (r.ok() && !r->ended && r->after_seq >= 0) {
+    std::string id_line = ChunkEvent(r->after_seq, "", r->attempt);
+    std::string id = id_line.substr(4, id_line.find('\n') - 4);
+    auto back = ParseResume(id, std::nullopt);
+    FUZZ_CHECK(back.ok() && back->after_seq == r->after_seq && back->attempt == r->attempt);
+  }
+  auto r3 = ParseResume(std::nullopt, std::string(a), std::string(b));
+  if (r3.ok()) FUZZ_CHECK(!r3->ended && r3->after_seq >= -1);
   auto r2 = ParseResume(std::nullopt, std::string(a));
   if (r2.ok()) FUZZ_CHECK(!r2->ended && r2->after_seq >= -1);
 

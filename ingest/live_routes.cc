@@ -119,7 +119,7 @@ std::shared_ptr<HttpStream> LiveRoutes::Open(HttpExchange& ex, int64_t org, std:
 }
 
 void LiveRoutes::HandleGenerationStream(HttpExchange& ex, int64_t org, int64_t gen) {
-  auto resume = live::ParseResume(ex.Header("Last-Event-ID"), ex.QueryParam("from_seq"));
+  auto resume = live::ParseResume(ex.Header("Last-Event-ID"), ex.QueryParam("from_seq"), ex.QueryParam("attempt"));
   if (!resume.ok()) {
     RejectJson(ex, 400, "invalid_resume_point", resume.status().message());
     return;
@@ -141,7 +141,7 @@ void LiveRoutes::HandleGenerationStream(HttpExchange& ex, int64_t org, int64_t g
     return;
   }
   std::shared_ptr<void> hold;
-  if (auto stream = Open(ex, org, &hold)) hub_.WatchGeneration(std::move(stream), org, gen, resume->after_seq, std::move(hold));
+  if (auto stream = Open(ex, org, &hold)) hub_.WatchGeneration(std::move(stream), org, gen, *resume, std::move(hold));
 }
 
 void LiveRoutes::HandleEvents(HttpExchange& ex, int64_t org) {

@@ -18,6 +18,7 @@
 #include "streamfleet/base/compression.h"
 #include "streamfleet/base/envelope_version.h"
 #include "streamfleet/chunks/buffer_element.h"
+#include "streamfleet/chunks/chunk_entry.h"
 #include "streamfleet/chunks/chunk_writer.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
@@ -656,6 +657,62 @@ TEST_P(CompactorTest, CompressedAndPlainChunksOfOneGenerationBecomeTheSameRow) {
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 4u);
   EXPECT_EQ((*rows)[0].data, parts[0]);
+}
+
+// ChunkWriter::Reset (a producer starting the text over) keeps the generation's attempt, one more, and every
+// kind of entry the next attempt appends carries it: a single envelope, envelopes with client seqs sharing an
+// entry, a ChunkBatch and a FINISH. The compactor reads them as before and the row is the new attempt's text.
+TEST_P(CompactorTest, AfterAResetEveryEntryOfTheNextAttemptCarriesIt) {
+  auto& svc = AddService();
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  const KeySchema& k = svc.buffer().keys();
+  ChunkWriter writer(MakeConfig({{"CHUNK_COMPRESSION", "off"}}));
+  GenerationId g{12, 0, 69};
+  std::vector<PendingChunk> old = {{std::nullopt, "old a", false, 0, false, ""}, {std::nullopt, "old b", false, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, old, "test").ok());
+  EXPECT_FALSE(writer.Reset(*redis_, g).ok()) << "not before the compactor applied the first attempt";
+  Pump(svc);
+  ASSERT_TRUE(writer.Reset(*redis_, g).ok());
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(g), "attempt"})->str, "1");
+  ASSERT_TRUE(writer.Reset(*redis_, g).ok());
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(g), "attempt"})->str, "1") << "nothing appended since: no new attempt";
+  EXPECT_GT(redis_->Command({"TTL", k.ControlKey(g)})->integer, 0) << "a reset never leaves a key without a TTL";
+  const std::string stream = k.ChunkStream(k.ShardOf(g));
+  const std::string after = ParseEntries(stream, *redis_->Command({"XREVRANGE", stream, "+", "-", "COUNT", "1"})).at(0).id;
+
+  std::vector<PendingChunk> batch = {{std::nullopt, "new a", false, 0, false, ""}, {std::nullopt, "new b", false, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, batch, "test").ok());
+  std::vector<PendingChunk> single = {{std::nullopt, "new c", false, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, single, "test").ok());
+  std::vector<PendingChunk> seqs = {{3, "new d", false, 0, false, ""}, {4, "new e", false, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, seqs, "test").ok());
+  std::vector<PendingChunk> finish = {{std::nullopt, "", false, 5, true, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, finish, "test").ok());
+
+  auto entries = ParseEntries(stream, *redis_->Command({"XRANGE", stream, "(" + after, "+"}));
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[0].fields.at(0).first, "b");
+  v1::ChunkBatch parsed;  // protobuf's own reading of what the script appended
+  ASSERT_TRUE(parsed.ParseFromString(*entries[0].Field("b")));
+  EXPECT_EQ(parsed.attempt(), 1u);
+  EXPECT_EQ(parsed.first_seq(), 0);
+  std::vector<ChunkItem> items;
+  for (const auto& e : entries) {
+    std::string why;
+    ASSERT_TRUE(DecodeChunkEntry(e, &items, &why)) << why;
+    for (const auto& [field, raw] : e.fields) {
+      v1::ChunkEnvelope env;
+      if (field == "e" && env.ParseFromString(raw)) {
+        EXPECT_EQ(env.attempt(), 1u) << "seq " << env.seq();
+      }
+    }
+  }
+  ASSERT_EQ(items.size(), 6u);
+  for (const auto& item : items) EXPECT_EQ(item.attempt, 1u) << "seq " << item.seq << (item.finish ? " (finish)" : "");
+  Pump(svc);
+  auto row = WaitForRow(69);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "new anew bnew cnew dnew e");
 }
 
 // Ingest writes a request's chunks as one entry (docs/ARCHITECTURE.md "Chunk entries"), closed at 64 KiB: a

@@ -13,31 +13,27 @@
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/base/time.h"
+#include "streamfleet/chunks/chunk_writer.h"
 #include "streamfleet/chunks/fleet_events.h"
 #include "streamfleet/live/signed_link.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "support/raw_http.h"
 #include "support/redis_suite.h"
+#include "support/sse_events_of.h"
 #include "support/wait.h"
 
 namespace streamfleet::ingest {
 namespace {
 
-// (event, data) of every event in a raw streamed answer. Each HTTP chunk holds whole events, so the chunk
-// framing lines between them are never inside an event.
-std::vector<std::pair<std::string, nlohmann::json>> EventsOf(const std::string& raw) {
-  std::vector<std::pair<std::string, nlohmann::json>> out;
-  size_t at = 0;
-  while ((at = raw.find("event: ", at)) != std::string::npos) {
-    size_t eol = raw.find('\n', at);
-    std::string event = raw.substr(at + 7, eol - at - 7);
-    size_t data = raw.find("data: ", eol);
-    size_t end = raw.find('\n', data);
-    out.emplace_back(event, nlohmann::json::parse(raw.substr(data + 6, end - data - 6), nullptr, false));
-    at = end;
-  }
-  return out;
+using testing::SseEventsOf;
+
+// A read's stop condition: the raw answer holds `text`, and the event it is in is complete.
+std::function<bool(const std::string&)> HasEventWith(const std::string& text) {
+  return [text](const std::string& raw) {
+    size_t at = raw.find(text);
+    return at != std::string::npos && raw.find("\n\n", at) != std::string::npos;
+  };
 }
 
 class LiveStreamTest : public testing::RedisSuite<> {
@@ -107,7 +103,7 @@ TEST_F(LiveStreamTest, ASubscriberGetsTheRowsTextInOrderAndTheOrganizationItsEve
   std::string text;
   std::vector<int64_t> seqs;
   std::string last_event;
-  for (auto& [event, data] : EventsOf(raw)) {
+  for (auto& [event, data] : SseEventsOf(raw)) {
     if (event == "chunk") {
       seqs.push_back(data["seq"].get<int64_t>());
       text += data["text"].get<std::string>();
@@ -120,15 +116,15 @@ TEST_F(LiveStreamTest, ASubscriberGetsTheRowsTextInOrderAndTheOrganizationItsEve
   ASSERT_TRUE(row.ok() && row->has_value() && (*row)->compacted);
   EXPECT_EQ(text, *Base64Decode(*(*row)->compacted));
 
-  std::string ev = events.ReadUntilClosed(1500);
+  std::string ev = events.ReadUntil(HasEventWith("event: generation.compacted"), 5000);
   std::vector<std::string> kinds;
-  for (auto& [event, data] : EventsOf(ev)) {
+  for (auto& [event, data] : SseEventsOf(ev)) {
     EXPECT_EQ(data["organization_id"], 12);
     EXPECT_EQ(data["generation_id"], 4242);
     kinds.push_back(event);
   }
   EXPECT_EQ(kinds, (std::vector<std::string>{"generation.started", "generation.compacted"})) << ev;
-  EXPECT_TRUE(EventsOf(other_org.ReadUntilClosed(300)).empty()) << "organization 13 saw organization 12's events";
+  EXPECT_TRUE(SseEventsOf(other_org.ReadUntilClosed(300)).empty()) << "organization 13 saw organization 12's events";
 }
 
 // An NDJSON request's chunks share one chunk-stream entry: the live tail delivers every one of them. The
@@ -148,13 +144,76 @@ TEST_F(LiveStreamTest, EveryChunkOfAnNdjsonRequestReachesTheSubscriberFromTheTai
   ASSERT_EQ(Post("/v1/orgs/12/generations/4444/chunks", body, "application/x-ndjson"), 202);
   std::string text;
   std::vector<int64_t> seqs;
-  for (auto& [event, data] : EventsOf(sub.ReadUntilClosed(3000))) {
+  for (auto& [event, data] : SseEventsOf(sub.ReadUntil(HasEventWith("line 4;"), 5000))) {
     if (event != "chunk") continue;
     seqs.push_back(data["seq"].get<int64_t>());
     text += data["text"].get<std::string>();
   }
   EXPECT_EQ(seqs, (std::vector<int64_t>{0, 1, 2, 3, 4}));
   EXPECT_EQ(text, want);
+}
+
+// A producer that starts the text over (generation.run retrying a provider stream from scratch, or after a
+// worker died mid-stream: ChunkWriter::Reset) writes seqs from 0 again. A subscriber that was shown the first
+// attempt's chunks is sent a reset and then only the new attempt's, whose ids say the attempt, so its text is
+// the row's; a reconnect with an id of the first attempt gets the reset too, one with the new attempt's id
+// resumes after it. The new attempt's chunks come as one chunk per request and as a batch (NDJSON).
+TEST_F(LiveStreamTest, AProducerThatStartsTheTextOverIsShownOnlyTheNewAttempt) {
+  const std::string path = "/v1/orgs/12/generations/4545";
+  testing::RawConnection sub(service_->port());
+  ASSERT_TRUE(sub.Send("GET " + path + "/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed before the first chunk
+  for (const char* t : {"old 0;", "old 1;", "old 2;"}) {
+    ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", t}}.dump()), 202);
+  }
+  std::string first;
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    first += sub.ReadUntilClosed(200);
+    return first.find("old 2;") != std::string::npos;
+  })) << first;
+  // The compactor applied the first attempt (Reset waits for that), and the producer starts over.
+  ChunkWriter writer(*config_);
+  const GenerationId gen{12, 0, 4545};
+  ASSERT_TRUE(testing::WaitUntil([&] { return writer.Reset(*redis_, gen).ok(); }));
+  auto ctl = redis_->Command({"HGET", writer.keys().ControlKey(gen), "attempt"});
+  ASSERT_TRUE(ctl.ok());
+  EXPECT_EQ(ctl->str, "1");
+  ASSERT_EQ(Post(path + "/chunks", "{\"data\":\"new 0;\"}\n{\"data\":\"new 1;\"}\n", "application/x-ndjson"), 202);
+  ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "new 2;"}}.dump()), 202);
+  ASSERT_EQ(Post(path + "/finish", nlohmann::json{{"total_chunks", 3}}.dump()), 202);
+
+  std::string rest = sub.ReadUntilClosed(20000);
+  std::vector<std::string> kinds;
+  std::string text;
+  for (auto& [event, data] : SseEventsOf(rest)) {
+    kinds.push_back(event == "chunk" ? "chunk " + data["seq"].dump() + "." + data.value("attempt", nlohmann::json(0)).dump()
+                                     : event);
+    if (event == "reset") {
+      EXPECT_EQ(data, nlohmann::json({{"attempt", 1}}));
+    }
+    if (event == "chunk") text += data["text"].get<std::string>();
+  }
+  std::erase(kinds, "progress");
+  EXPECT_EQ(kinds, (std::vector<std::string>{"reset", "chunk 0.1", "chunk 1.1", "chunk 2.1", "compacted"})) << rest;
+  EXPECT_NE(rest.find("id: 1.2\n"), std::string::npos) << "a later attempt's ids name it: " << rest;
+  auto row = store_->GetGeneration(4545);
+  ASSERT_TRUE(row.ok() && row->has_value() && (*row)->compacted);
+  EXPECT_EQ(text, *Base64Decode(*(*row)->compacted));
+  EXPECT_EQ(text, "new 0;new 1;new 2;");
+
+  // Reconnects (the buffer is still there after the compaction): with the first attempt's last id, and with
+  // the new attempt's id of seq 1.
+  auto resume = [&](const std::string& last_id) {
+    testing::RawConnection again(service_->port());
+    EXPECT_TRUE(again.Send("GET " + path + "/stream HTTP/1.1\r\nHost: t\r\nLast-Event-ID: " + last_id + "\r\n\r\n"));
+    std::vector<std::string> got;
+    for (auto& [event, data] : SseEventsOf(again.ReadUntilClosed(10000))) {
+      if (event != "progress") got.push_back(event == "chunk" ? data["text"].get<std::string>() : event);
+    }
+    return got;
+  };
+  EXPECT_EQ(resume("2"), (std::vector<std::string>{"reset", "new 0;", "new 1;", "new 2;", "compacted"}));
+  EXPECT_EQ(resume("1.1"), (std::vector<std::string>{"new 2;", "compacted"}));
 }
 
 // Compressed chunks (CHUNK_COMPRESSION=zstd, the default, for chunks of 1 KiB and more): a subscriber before the
@@ -177,7 +236,7 @@ TEST_F(LiveStreamTest, CompressedChunksReachSubscribersAsText) {
   std::string all = texts[0] + texts[1] + texts[2] + texts[3];
   auto text_of = [](const std::string& raw) {
     std::string text;
-    for (auto& [event, data] : EventsOf(raw)) {
+    for (auto& [event, data] : SseEventsOf(raw)) {
       // "text": the whole answer from the row, when the live hub serves a compacted generation that way
       if (event == "chunk" || event == "text") text += data["text"].get<std::string>();
     }
@@ -206,17 +265,20 @@ TEST_F(LiveStreamTest, AnEventsResumePointThatDoesNotFitIn64BitsIsA400) {
   auto answer = [this](const std::string& target, const std::string& header, int timeout_ms) {
     testing::RawConnection c(service_->port());
     EXPECT_TRUE(c.Send("GET " + target + " HTTP/1.1\r\nHost: t\r\n" + header + "\r\n"));
-    return c.ReadUntilClosed(timeout_ms);  // a 400 is kept alive and a 200 streams: whatever came by then
+    // A 400 is kept alive and a 200 streams: read until its error or its stream's preamble.
+    return c.ReadUntil([](const std::string& raw) {
+      return raw.find("invalid_resume_point") != std::string::npos || raw.find("retry: 1000") != std::string::npos;
+    }, timeout_ms);
   };
   for (const auto& [target, header] : std::vector<std::pair<std::string, std::string>>{
            {"/v1/orgs/12/events", "Last-Event-ID: 99999999999999999999-0\r\n"},
            {"/v1/orgs/12/events", "Last-Event-ID: 18446744073709551616-0\r\n"},
            {"/v1/orgs/12/events?after=0-18446744073709551616", ""}}) {
-    std::string raw = answer(target, header, 300);
+    std::string raw = answer(target, header, 3000);
     EXPECT_EQ(testing::StatusOf(raw), 400) << target << " " << header << raw;
     EXPECT_NE(raw.find("invalid_resume_point"), std::string::npos) << raw;
   }
-  std::string max = answer("/v1/orgs/12/events", "Last-Event-ID: 18446744073709551615-18446744073709551615\r\n", 300);
+  std::string max = answer("/v1/orgs/12/events", "Last-Event-ID: 18446744073709551615-18446744073709551615\r\n", 3000);
   EXPECT_EQ(testing::StatusOf(max), 200) << max;
 }
 
@@ -234,7 +296,7 @@ TEST_F(LiveStreamTest, AReaderThatJoinsLaterIsSentTheProgressRightAfterItsReplay
   }
   auto progress_of = [](const std::string& raw) {
     std::vector<nlohmann::json> out;
-    for (auto& [event, data] : EventsOf(raw)) {
+    for (auto& [event, data] : SseEventsOf(raw)) {
       if (event == "progress") out.push_back(data);
     }
     return out;
@@ -251,8 +313,8 @@ TEST_F(LiveStreamTest, AReaderThatJoinsLaterIsSentTheProgressRightAfterItsReplay
 
   testing::RawConnection second(service_->port());  // the first stays open: the generation stays watched
   ASSERT_TRUE(second.Send("GET /v1/orgs/12/generations/4545/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
-  std::string raw = second.ReadUntilClosed(1500);
-  auto events = EventsOf(raw);
+  std::string raw = second.ReadUntil(HasEventWith("event: progress"), 5000);
+  auto events = SseEventsOf(raw);
   std::vector<std::string> kinds;
   for (auto& [event, data] : events) kinds.push_back(event);
   EXPECT_EQ(kinds, (std::vector<std::string>{"chunk", "chunk", "progress"})) << raw;
@@ -280,7 +342,7 @@ TEST_F(LiveStreamTest, AGenerationThatFailedBeforeItsFirstChunkEndsItsStreams) {
     ASSERT_TRUE(redis_->Command(GenerationFailedCommand(k, {12, 0, gen}, "provider answered 503", WallClockMs())).ok());
   };
   auto closing_of = [](const std::string& raw) {
-    auto events = EventsOf(raw);
+    auto events = SseEventsOf(raw);
     return events.empty() || events.back().first != "closing" ? nlohmann::json() : events.back().second;
   };
   testing::RawConnection sub(service_->port());
@@ -311,7 +373,7 @@ TEST_F(LiveStreamTest, AGenerationThatFailedBeforeItsFirstChunkEndsItsStreams) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ASSERT_EQ(Post("/v1/orgs/12/generations/4949/chunks", R"({"seq":0,"data":"partial","final":true})"), 202);
   std::string text;
-  auto events = EventsOf(partial.ReadUntilClosed(20000));
+  auto events = SseEventsOf(partial.ReadUntilClosed(20000));
   for (auto& [event, data] : events) {
     if (event == "chunk") text += data["text"].get<std::string>();
   }
@@ -352,7 +414,7 @@ TEST_F(LiveStreamLimitsTest, ARowIsServedInPiecesThatFitTheConnectionsBuffer) {
     testing::RawConnection sub(service_->port());
     ASSERT_TRUE(sub.Send("GET /v1/orgs/12/generations/4646/stream HTTP/1.1\r\nHost: t\r\n" + resume + "\r\n"));
     std::string raw = sub.ReadUntilClosed(20000);
-    auto events = EventsOf(raw);
+    auto events = SseEventsOf(raw);
     ASSERT_GE(events.size(), 3u) << raw.substr(0, 2000);
     EXPECT_EQ(events.back().first, "compacted");
     EXPECT_EQ(events.back().second["chunk_count"], 40);

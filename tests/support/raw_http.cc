@@ -40,7 +40,9 @@ bool RawConnection::Send(std::string_view bytes) {
 
 void RawConnection::CloseWrite() { shutdown(fd_, SHUT_WR); }
 
-std::string RawConnection::ReadUntilClosed(int timeout_ms) {
+std::string RawConnection::ReadUntilClosed(int timeout_ms) { return ReadUntil(nullptr, timeout_ms); }
+
+std::string RawConnection::ReadUntil(const std::function<bool(const std::string&)>& done, int timeout_ms) {
   std::string out;
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   char buf[4096];
@@ -53,6 +55,7 @@ std::string RawConnection::ReadUntilClosed(int timeout_ms) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     out.append(buf, static_cast<size_t>(n));
+    if (done && done(out)) break;
   }
   return out;
 }

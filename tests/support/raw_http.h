@@ -1,6 +1,7 @@
 #pragma once
 // Test support: a raw TCP client for HTTP that a well-behaved client (libcurl) will not send: truncated
 // requests, oversized headers, broken chunked encoding, a header trickled byte by byte.
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,9 @@ class RawConnection {
   void CloseWrite();
   // Everything the peer sends until it closes the connection or timeout_ms passes.
   std::string ReadUntilClosed(int timeout_ms);
+  // The same, but also stops as soon as done(what was read so far) is true: a stream that stays open (a live
+  // route) is read until the test has what it waits for, not until the timeout.
+  std::string ReadUntil(const std::function<bool(const std::string&)>& done, int timeout_ms);
   // One answer (head + Content-Length body) on a kept-alive connection; "" on close or timeout. Bytes of the
   // next answer that came with it are kept for the next call.
   std::string ReadResponse(int timeout_ms);

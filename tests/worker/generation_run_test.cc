@@ -22,7 +22,9 @@
 #include "support/fake_provider.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
+#include "support/raw_http.h"
 #include "support/sql_database.h"
+#include "support/sse_events_of.h"
 #include "support/tcp_proxy.h"
 #include "streamfleet/testing/chunk_envelope.h"
 #include "streamfleet/testing/redis_server.h"
@@ -388,16 +390,36 @@ TEST_F(GenerationRunTest, CutMidStreamFinalizesWhatArrivedAndMarksItFailed) {
   EXPECT_NE(failed[0].reason.find("cut after 2 chunks"), std::string::npos) << failed[0].json;
 }
 
+// A viewer of the generation's live stream (subscribed before the first chunk) is shown the cut attempt's
+// chunks, then a reset, then the retry's: the text after the reset is the row's.
 TEST_F(GenerationRunTest, CutWithRetryFromScratchRestartsAtSeqZeroWithoutOldChunks) {
   provider_.set_mode(Mode::kCutOnce);
   Start({{"PROVIDER_RETRY_FROM_SCRATCH", "true"}});
+  ingest_ = std::make_unique<ingest::IngestService>(*config_, ingest_registry_);
+  ASSERT_TRUE(ingest_->Start().ok());
   int64_t id = StartGeneration();
+  testing::RawConnection viewer(ingest_->port());
+  ASSERT_TRUE(viewer.Send("GET /v1/orgs/12/generations/" + std::to_string(id) + "/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // watching before the first chunk
   EXPECT_EQ(RunOne(), 1);
   EXPECT_EQ(TaskState(id), "retry_scheduled");
   EXPECT_EQ(Metadata(id)["status"], "retrying");
   EXPECT_EQ(RunRetry(), 1);
   GenerationRow row = WaitForRow(id);
   EXPECT_EQ(Content(row), "Hello, world") << "nothing of the cut attempt (OLD-ATTEMPT-) may remain";
+  std::string seen, shown;
+  int resets = 0;
+  for (auto& [event, data] : testing::SseEventsOf(viewer.ReadUntilClosed(20000))) {
+    if (event == "chunk") seen += data["text"].get<std::string>();
+    if (event == "chunk") shown += data["text"].get<std::string>();
+    if (event == "reset") {
+      ++resets;
+      shown.clear();
+    }
+  }
+  EXPECT_NE(seen.find("OLD-ATTEMPT-"), std::string::npos) << "the viewer never saw the cut attempt: " << seen;
+  EXPECT_EQ(resets, 1);
+  EXPECT_EQ(shown, Content(row));
   EXPECT_EQ(row.chunk_count, 4);
   auto md = Metadata(id);
   EXPECT_EQ(md["status"], "completed");

@@ -1,7 +1,7 @@
 -- IngestAppend (components/chunks/src/chunk_scripts.cc documents its KEYS and ARGV).
 -- One read of the control hash and one write to it (below): each redis.call is a good part of this script's
 -- cost, and one chunk per request is the common call.
-local ctl = redis.call('HMGET', KEYS[1], 'scenario', 'ingested_bytes', 'next_seq', 'finish_total')
+local ctl = redis.call('HMGET', KEYS[1], 'scenario', 'ingested_bytes', 'next_seq', 'finish_total', 'attempt')
 local bound = ctl[1]
 if bound and bound ~= ARGV[1] then
   return redis.error_reply('SFCONFLICT scenario_conflict: scenario_id ' .. ARGV[1] .. ' differs from ' .. bound .. ' used by this generation')
@@ -121,6 +121,13 @@ local function varint_field(tag, v)
   return string.char(unpack(out))
 end
 local seq = tonumber(ctl[3] or '0')
+-- After ResetGeneration the chunks are stamped with their attempt (field 14 of an envelope, 3 of a batch), so
+-- that a live stream can tell them from the earlier attempt's. The first attempt (0) adds nothing.
+local stamp, batch_stamp = '', ''
+if ctl[5] and ctl[5] ~= '0' then
+  stamp = varint_field(112, tonumber(ctl[5]))
+  batch_stamp = varint_field(24, tonumber(ctl[5]))
+end
 local set = {}
 if not bound then set = {'scenario', ARGV[1]} end
 if bytes > 0 then
@@ -150,7 +157,7 @@ local id = ''
 -- ingest closed the parts at 64 KiB or 1000 envelopes, as below.
 local first_seq = seq
 for k = 1, parts do
-  id = redis.call('XADD', KEYS[2], '*', 'b', ARGV[7 + 2 * k] .. varint_field(16, seq))
+  id = redis.call('XADD', KEYS[2], '*', 'b', ARGV[7 + 2 * k] .. varint_field(16, seq) .. batch_stamp)
   seq = seq + tonumber(ARGV[8 + 2 * k])
 end
 local ai = 0
@@ -179,6 +186,7 @@ for i = 1, parts > 0 and 0 or n do
       end
       seq = seq + 1
     end
+    if stamp ~= '' then e = e .. stamp end
     if n == 1 then
       id = redis.call('XADD', KEYS[2], '*', 'e', e)
     else

@@ -1,7 +1,19 @@
 -- ResetGeneration (components/chunks/src/chunk_scripts.cc documents its KEYS and ARGV).
-local handed = tonumber(redis.call('HGET', KEYS[1], 'next_seq') or '0')
+local ctl = redis.call('HMGET', KEYS[1], 'next_seq', 'attempt', 'scenario')
+local handed = tonumber(ctl[1] or '0')
 local applied = tonumber(redis.call('HGET', KEYS[3], 'received_chunks') or '0')
 if applied < handed then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6])
 redis.call('ZREM', KEYS[5], ARGV[1])
+-- The attempt's number outlives the reset: the appends stamp it on their envelopes, so a live stream tells the
+-- earlier attempt's chunks (same seqs, other text) from this one's. The hash has no scenario, so the next
+-- append still starts a new life of the generation. It counts up only when something was appended since the
+-- last start (the first append binds a scenario): generation.run resets before every attempt, and after a cut
+-- stream too, and a reset with no text to take back is no new attempt.
+local attempt = tonumber(ctl[2] or '0')
+if ctl[3] then attempt = attempt + 1 end
+if attempt > 0 then
+  redis.call('HSET', KEYS[1], 'attempt', string.format('%d', attempt))
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
 return 1

@@ -47,6 +47,7 @@ bool DecodeEnvelope(std::string_view raw, int64_t ingested_ms, bool in_batch, Ch
   }
   item->final = env.final();
   item->total = env.total_chunks();
+  item->attempt = env.attempt();
   item->ingested_ms = ingested_ms;
   return true;
 }
@@ -91,7 +92,8 @@ bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::
     } else if (field == "b") {
       batch.clear();
       int64_t first_seq = 0;
-      if (!ScanChunkBatch(raw, &batch, &first_seq) || batch.empty() || first_seq < 0 ||
+      uint32_t attempt = 0;
+      if (!ScanChunkBatch(raw, &batch, &first_seq, &attempt) || batch.empty() || first_seq < 0 ||
           first_seq > (int64_t{1} << 53)) {
         *why = "undecodable ChunkBatch";
         ++n;
@@ -102,6 +104,7 @@ bool DecodeChunkEntry(const StreamEntry& e, std::vector<ChunkItem>* items, std::
         ChunkItem& item = items->emplace_back();
         if (!DecodeEnvelope(batch[i], ingested_ms, true, &item, why, max_plain_bytes)) return fail();
         item.seq = first_seq + static_cast<int64_t>(i);
+        if (attempt > 0) item.attempt = attempt;  // stamped on the batch, not on each envelope
       }
     }
   }

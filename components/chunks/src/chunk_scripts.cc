@@ -99,7 +99,8 @@ const LuaScript& IngestAppend() {
 
 const LuaScript& ResetGeneration() {
   // KEYS: 1 ctl hash, 2 buffer list, 3 meta hash, 4 seen bitmap, 5 deadlines zset, 6 ingest hash.
-  // ARGV: 1 deadline member.
+  // ARGV: 1 deadline member, 2 the control hash's TTL (s) until the next attempt's first append.
+  // Returns 1 (reset, the control hash's attempt one more) or 0 (chunks of this attempt not yet applied).
   // received_chunks counts distinct seqs applied and the producer wrote seqs 0..next_seq-1, so equality
   // means no chunk of the old attempt is still in a stream (a redelivery of an applied-but-unacked entry
   // after a compactor crash is the remaining, documented, window).

@@ -87,12 +87,16 @@ bool ForEachField(std::string_view raw, F&& on_field) {
 
 }  // namespace
 
-bool ScanChunkBatch(std::string_view raw, std::vector<std::string_view>* envelopes, int64_t* first_seq) {
+bool ScanChunkBatch(std::string_view raw, std::vector<std::string_view>* envelopes, int64_t* first_seq,
+                    uint32_t* attempt) {
   *first_seq = 0;
+  if (attempt != nullptr) *attempt = 0;
   // Fields of another wire type than their declared one are unknown fields to protobuf: skipped likewise.
   return ForEachField(raw, [&](uint32_t field, uint32_t type, uint64_t value, std::string_view bytes) {
     if (field == 1 && type == 2) envelopes->push_back(bytes);
     if (field == 2 && type == 0) *first_seq = static_cast<int64_t>(value);  // appended last by the script: it wins
+    // uint32: protobuf keeps the low 32 bits of a longer varint.
+    if (field == 3 && type == 0 && attempt != nullptr) *attempt = static_cast<uint32_t>(value);
   });
 }
 

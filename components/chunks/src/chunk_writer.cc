@@ -242,6 +242,7 @@ StatusOr<std::string> ChunkWriter::Progress(RedisCommands& redis, int64_t org, i
                       {"first_chunk_at", iso("first_chunk_at")},
                       {"last_chunk_at", iso("last_chunk_at")},
                       {"ingested_bytes", IntField(c, "ingested_bytes")},
+                      {"attempt", IntField(c, "attempt")},
                       {"state", state}};
   return j.dump();
 }
@@ -250,7 +251,7 @@ Status ChunkWriter::Reset(RedisCommands& redis, const GenerationId& gen) {
   auto r = redis.Eval(scripts::ResetGeneration(),
                       {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen),
                        keys_.DeadlinesKeyOf(gen), keys_.IngestKey(gen)},
-                      {KeySchema::Member(gen)});
+                      {KeySchema::Member(gen), std::to_string(config_.chunk_ttl_s)});
   if (!r.ok()) return r.status();
   if (r->AsInt() != 1) return Status::Unavailable("chunks of the earlier attempt are not yet applied by the compactor");
   return Status::Ok();

@@ -109,6 +109,7 @@ void ChunkTail::Decode(const StreamEntry& e, bool events, const std::set<Generat
     c.org = item.gen.org;
     c.gen = item.gen.gen;
     c.seq = item.seq;
+    c.attempt = item.attempt;
     if (item.finish) {
       c.total = item.total;
     } else {

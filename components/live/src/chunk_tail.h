@@ -29,6 +29,7 @@ struct TailChunk {
   std::string data;
   bool has_data = false;  // false: a FINISH (only a total)
   int64_t total = 0;      // what it says of the total (0: nothing)
+  uint32_t attempt = 0;   // which start of the generation's text (ChunkEnvelope.attempt)
 };
 
 struct TailEvent {

@@ -7,9 +7,18 @@ namespace streamfleet::live {
 bool GenerationFeed::Add(int64_t seq, std::string data) {
   if (seq < 0 || chunks_.count(seq)) return false;
   auto size = static_cast<int64_t>(data.size());
-  chunks_.emplace(seq, Chunk{ChunkEvent(seq, data), size});
+  chunks_.emplace(seq, Chunk{ChunkEvent(seq, data, attempt_), size});
   bytes_ += size;
   return true;
+}
+
+void GenerationFeed::Restart(uint32_t attempt) {
+  chunks_.clear();
+  bytes_ = 0;
+  total_ = 0;
+  ended_ = false;
+  info_ = CompactedInfo{};
+  attempt_ = attempt;
 }
 
 void GenerationFeed::NoteTotal(int64_t total) { total_ = std::max(total_, total); }

@@ -3,6 +3,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -47,6 +48,11 @@ constexpr int64_t kYoungMs = 2000;
 constexpr size_t kRecentEvents = 10000;  // events kept in memory for the events route; older ones: XRANGE
 constexpr int kEventsPage = 500;
 
+bool ParseUint32(const std::string& s, uint32_t* out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
 // One open stream and what it was last sent.
 struct Reader {
   std::shared_ptr<HttpStream> stream;
@@ -59,6 +65,7 @@ struct Reader {
 
 struct GenReader : Reader {
   int64_t next_seq = 0;
+  uint32_t attempt = 0;      // the attempt next_seq is of (a reader of an earlier one is sent a reset)
   size_t row_sent = 0;       // bytes of the row's text sent (a generation served from its row)
   bool row_started = false;  // its first text event went out
   // Not yet sent the generation's progress. Progress goes to every reader when it changes, so a reader that
@@ -76,8 +83,9 @@ struct Watched {
   GenerationFeed feed;
   std::vector<GenReader> readers;
   std::string scenario;        // from the control hash ("" unknown, "0" none)
-  int64_t list_read = 0;       // buffer list elements read so far (the list only grows until it expires)
+  int64_t list_read = 0;       // buffer list elements read so far (the list only grows until it expires or is reset)
   int64_t next_resync_ms = 0;
+  int64_t ctl_read_ms = -1;    // when the control hash (and its attempt) was last read
   int64_t since_ms = 0;        // when it was first watched (the start wait)
   bool exists = false;         // something of it was seen in Redis
   bool compacted = false;      // the control hash says so, or a generation.compacted event
@@ -134,6 +142,8 @@ struct LiveHub::Impl {
   void Run();
   void TakeInbox(int64_t now);
   void ApplyBatch(TailBatch& b);
+  // The producer started the text over: what the feed and the buffer reads held is the earlier attempt's.
+  void RestartAttempt(Watched& w, uint32_t attempt);
   void Resync(int64_t now);
   void PumpGeneration(Watched& w, GenReader& r, int64_t now);
   void PumpRow(Watched& w, GenReader& r, int64_t now);
@@ -243,14 +253,6 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
     covered_from = b.events_from;
     events_dirty = true;
   }
-  for (auto& c : b.chunks) {
-    auto it = watched.find({c.org, c.gen});
-    if (it == watched.end()) continue;
-    if (c.has_data) it->second.feed.Add(c.seq, std::move(c.data));
-    if (c.total > 0) it->second.feed.NoteTotal(c.total);
-    it->second.exists = true;
-    it->second.dirty = true;
-  }
   for (auto& e : b.events) {
     if (e.event.type == "generation.compacted") {
       auto it = watched.find({e.event.org, e.event.gen});
@@ -273,10 +275,38 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
     recent.push_back(std::move(e));
     events_dirty = true;
   }
+  // After the events: a generation.compacted of an earlier attempt read in the same batch as the next
+  // attempt's first chunks must not end the next attempt's feed (RestartAttempt clears it; the control hash
+  // says when the new attempt is compacted).
+  for (auto& c : b.chunks) {
+    auto it = watched.find({c.org, c.gen});
+    if (it == watched.end()) continue;
+    Watched& w = it->second;
+    if (c.attempt < w.feed.attempt()) continue;  // the earlier attempt's, read late
+    if (c.attempt > w.feed.attempt()) RestartAttempt(w, c.attempt);
+    if (c.has_data) w.feed.Add(c.seq, std::move(c.data));
+    if (c.total > 0) w.feed.NoteTotal(c.total);
+    w.exists = true;
+    w.dirty = true;
+  }
   while (recent.size() > kRecentEvents) {
     covered_from = recent.front().id;
     recent.pop_front();
   }
+}
+
+void LiveHub::Impl::RestartAttempt(Watched& w, uint32_t attempt) {
+  w.feed.Restart(attempt);
+  w.list_read = 0;  // the list was deleted and is written again from seq 0
+  w.compacted = false;
+  w.have_info = false;
+  w.info = CompactedInfo{};
+  w.row.reset();
+  w.row_checked = false;
+  w.failed.reset();
+  w.progress_sent = FeedProgress{};
+  w.next_resync_ms = 0;
+  w.dirty = true;
 }
 
 void LiveHub::Impl::Resync(int64_t now) {
@@ -289,27 +319,37 @@ void LiveHub::Impl::Resync(int64_t now) {
     }
   }
   if (due.empty()) return;
-  // Round 1: the control hash (scenario: where the buffer is; state: compacted yet?).
+  // Round 1: the control hash (scenario: where the buffer is; state: compacted yet?; attempt: started over?).
   std::vector<std::vector<std::string>> cmds;
   for (const auto& [org, gen] : due_keys) {
-    cmds.push_back({"HMGET", keys.ControlKey(GenerationId{org, 0, gen}), "scenario", "state"});
+    cmds.push_back({"HMGET", keys.ControlKey(GenerationId{org, 0, gen}), "scenario", "state", "attempt"});
   }
   auto ctl = redis->Pipeline(cmds);
   if (!ctl.ok()) {
     for (Watched* w : due) w->next_resync_ms = now + 200;  // Redis is down: the streams wait, with keep-alives
     return;
   }
-  // Round 2: what the buffer list has beyond what was read of it.
+  // Round 2: what the buffer list has beyond what was read of it, and the attempt again after it: when it is
+  // still the one of round 1, no reset came in between, so the list read is that attempt's (a reset deletes
+  // the list and counts the attempt up in one step). The keys share a slot, so a cluster keeps the order too.
   cmds.clear();
   std::vector<size_t> listed;
+  std::vector<std::string> attempt_read(due.size());
+  std::vector<bool> reread(due.size(), false);
   for (size_t i = 0; i < due.size(); ++i) {
     Watched& w = *due[i];
     const RedisValue& v = (*ctl)[i];
-    if (v.is_array() && v.elements.size() == 2) {
+    w.ctl_read_ms = now;
+    if (v.is_array() && v.elements.size() == 3) {
       if (!v.elements[0].is_nil()) {
         w.scenario = v.elements[0].str;
         w.exists = true;
       }
+      attempt_read[i] = v.elements[2].str;
+      uint32_t attempt = 0;
+      if (!attempt_read[i].empty() && !ParseUint32(attempt_read[i], &attempt)) continue;
+      if (attempt > w.feed.attempt()) RestartAttempt(w, attempt);
+      if (attempt < w.feed.attempt()) continue;  // a control hash that expired and started again: the tail decides
       if (v.elements[1].str == "compacted") w.compacted = true;
     }
     if (w.scenario.empty()) continue;
@@ -321,6 +361,7 @@ void LiveHub::Impl::Resync(int64_t now) {
     }
     auto [org, gen] = due_keys[i];
     cmds.push_back({"LRANGE", keys.BufferKey(GenerationId{org, scenario, gen}), std::to_string(w.list_read), "-1"});
+    cmds.push_back({"HGET", keys.ControlKey(GenerationId{org, 0, gen}), "attempt"});
     listed.push_back(i);
   }
   if (!cmds.empty()) {
@@ -331,8 +372,12 @@ void LiveHub::Impl::Resync(int64_t now) {
     }
     for (size_t j = 0; j < listed.size(); ++j) {
       Watched& w = *due[listed[j]];
-      const RedisValue& v = (*lists)[j];
-      if (!v.is_array()) continue;
+      const RedisValue& v = (*lists)[2 * j];
+      const RedisValue& after = (*lists)[2 * j + 1];
+      if (!v.is_array() || after.is_error() || after.str != attempt_read[listed[j]]) {
+        reread[listed[j]] = true;  // reset meanwhile: read again next tick
+        continue;
+      }
       for (const RedisValue& e : v.elements) {
         ++w.list_read;
         BufferElementView element;
@@ -352,6 +397,10 @@ void LiveHub::Impl::Resync(int64_t now) {
     bool waiting = now - w.since_ms < kYoungMs;
     for (const auto& r : w.readers) waiting = waiting || w.feed.GapAt(r.next_seq);
     w.next_resync_ms = now + (waiting ? std::min<int64_t>(kFastResyncMs, options.resync_ms) : options.resync_ms);
+    if (reread[i]) {
+      w.next_resync_ms = 0;
+      continue;  // nothing of this read is to be trusted, compacted or not
+    }
     auto [org, gen] = due_keys[i];
     bool need_row = (w.compacted && !w.have_info) || (!w.exists && !w.row_checked);
     if (need_row && rows) {
@@ -392,6 +441,17 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
   if (w.row) {
     PumpRow(w, r, now);
     return;
+  }
+  if (r.attempt != w.feed.attempt()) {
+    // A client that has a later attempt than this replica read so far waits for the control hash's read; one
+    // whose chunks are of an earlier attempt (or of none this generation had) drops them: the chunks start
+    // again at seq 0. One that has nothing is placed without the event.
+    const bool known = w.ctl_read_ms >= r.opened_ms || w.feed.ended();
+    if (r.attempt > w.feed.attempt() && !known) return;
+    if (r.next_seq > 0 && !Send(r, ResetEvent(w.feed.attempt()), now)) return;
+    r.attempt = w.feed.attempt();
+    r.next_seq = 0;
+    r.progress_due = true;
   }
   if (w.failed && !w.exists) {
     // Failed before its first chunk: nothing will ever be compacted. Said now rather than after
@@ -618,12 +678,13 @@ LiveHub::LiveHub(const Config& config, LiveOptions options, RowReader rows, prom
 
 LiveHub::~LiveHub() { Stop(); }
 
-void LiveHub::WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, int64_t gen, int64_t after_seq,
+void LiveHub::WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, int64_t gen, Resume from,
                               std::shared_ptr<void> hold) {
   GenReader r;
   r.stream = std::move(stream);
   r.hold = std::move(hold);
-  r.next_seq = after_seq + 1;
+  r.next_seq = from.after_seq + 1;
+  r.attempt = from.attempt;
   r.stream->Write(std::string(kStreamPreamble));
   {
     std::lock_guard<std::mutex> lock(impl_->mu);

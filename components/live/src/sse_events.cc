@@ -21,6 +21,13 @@ std::optional<int64_t> ParseSeq(std::string_view s) {
   return v;
 }
 
+std::optional<uint32_t> ParseAttempt(std::string_view s) {
+  uint32_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
 }  // namespace
 
 std::string SseEvent(std::string_view event, std::string_view id, std::string_view data) {
@@ -31,9 +38,13 @@ std::string SseEvent(std::string_view event, std::string_view id, std::string_vi
   return out;
 }
 
-std::string ChunkEvent(int64_t seq, std::string_view text) {
-  return SseEvent("chunk", std::to_string(seq), Dump({{"seq", seq}, {"text", text}}));
+std::string ChunkEvent(int64_t seq, std::string_view text, uint32_t attempt) {
+  if (attempt == 0) return SseEvent("chunk", std::to_string(seq), Dump({{"seq", seq}, {"text", text}}));
+  return SseEvent("chunk", std::to_string(attempt) + "." + std::to_string(seq),
+                  Dump({{"seq", seq}, {"text", text}, {"attempt", attempt}}));
 }
+
+std::string ResetEvent(uint32_t attempt) { return SseEvent("reset", "", Dump({{"attempt", attempt}})); }
 
 std::string ProgressEvent(const FeedProgress& p) {
   nlohmann::json j = {{"received_chunks", p.received_chunks},
@@ -73,22 +84,35 @@ std::string ClosingEvent(std::string_view reason, std::string_view detail) {
 }
 
 StatusOr<Resume> ParseResume(const std::optional<std::string>& last_event_id,
-                             const std::optional<std::string>& from_seq) {
+                             const std::optional<std::string>& from_seq,
+                             const std::optional<std::string>& attempt_param) {
   Resume r;
   if (last_event_id && !last_event_id->empty()) {
     if (*last_event_id == kEndId) {
       r.ended = true;
       return r;
     }
-    auto seq = ParseSeq(*last_event_id);
-    if (!seq) return Status::InvalidArgument("Last-Event-ID must be a chunk seq or \"end\"");
+    std::string_view id = *last_event_id;
+    std::optional<uint32_t> attempt = 0;
+    if (auto dot = id.find('.'); dot != std::string_view::npos) {
+      attempt = ParseAttempt(id.substr(0, dot));
+      id = id.substr(dot + 1);
+    }
+    auto seq = ParseSeq(id);
+    if (!seq || !attempt) return Status::InvalidArgument("Last-Event-ID must be a chunk event's id or \"end\"");
     r.after_seq = *seq;
+    r.attempt = *attempt;
     return r;
   }
   if (from_seq && !from_seq->empty()) {
     auto seq = ParseSeq(*from_seq);
     if (!seq) return Status::InvalidArgument("from_seq must be a non-negative integer");
     r.after_seq = *seq - 1;
+    if (attempt_param && !attempt_param->empty()) {
+      auto a = ParseAttempt(*attempt_param);
+      if (!a) return Status::InvalidArgument("attempt must be an integer from 0 to 4294967295");
+      r.attempt = *a;
+    }
   }
   return r;
 }

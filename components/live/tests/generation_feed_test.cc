@@ -57,6 +57,24 @@ TEST(GenerationFeedTest, CompactionReleasesWhatWaitsBehindAGapThatCannotFillAnyM
   EXPECT_EQ(f.compacted().trigger, "idle_timeout");
 }
 
+TEST(GenerationFeedTest, ARestartDropsTheEarlierAttemptsChunksTotalAndEnd) {
+  GenerationFeed f;
+  f.Add(0, "old a");
+  f.Add(1, "old b");
+  f.NoteTotal(2);
+  f.End({2, false, "complete"});
+  f.Restart(1);
+  EXPECT_EQ(f.attempt(), 1u);
+  EXPECT_FALSE(f.ended());
+  EXPECT_TRUE(f.empty());
+  EXPECT_EQ(f.progress().total_chunks, 0);
+  EXPECT_TRUE(f.Add(0, "new a")) << "seq 0 is free again";
+  int64_t next = 0;
+  std::string out = TakeAll(f, &next);
+  EXPECT_EQ(Events(out), (std::vector<std::pair<int64_t, std::string>>{{0, "new a"}}));
+  EXPECT_NE(out.find("id: 1.0\n"), std::string::npos) << out;
+}
+
 TEST(GenerationFeedTest, AResumedReaderGetsOnlyWhatItHasNotSeen) {
   GenerationFeed f;
   for (int i = 0; i < 5; ++i) f.Add(i, std::to_string(i));

@@ -88,10 +88,40 @@ TEST(SseEventsTest, ResumePoints) {
   EXPECT_EQ(ParseResume(std::nullopt, std::string("0"))->after_seq, -1);
   EXPECT_EQ(ParseResume(std::string(""), std::string("5"))->after_seq, 4) << "an empty Last-Event-ID is none";
   EXPECT_TRUE(ParseResume(std::string("end"), std::nullopt)->ended);
-  for (const char* bad : {"-1", "x", "1.5", "12 ", "99999999999999999999", "9007199254740993"}) {
+  for (const char* bad : {"-1", "x", "12 ", "99999999999999999999", "9007199254740993"}) {
     EXPECT_FALSE(ParseResume(std::string(bad), std::nullopt).ok()) << bad;
     EXPECT_FALSE(ParseResume(std::nullopt, std::string(bad)).ok()) << bad;
   }
+}
+
+// A later attempt's chunk ids are "<attempt>.<seq>"; a client resumes with one, or with from_seq and attempt.
+TEST(SseEventsTest, ResumePointsOfALaterAttempt) {
+  auto r = ParseResume(std::string("3.12"), std::nullopt);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->attempt, 3u);
+  EXPECT_EQ(r->after_seq, 12);
+  EXPECT_EQ(ParseResume(std::string("12"), std::nullopt)->attempt, 0u) << "the first attempt's ids are the seq";
+  r = ParseResume(std::nullopt, std::string("5"), std::string("2"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->attempt, 2u);
+  EXPECT_EQ(r->after_seq, 4);
+  EXPECT_EQ(ParseResume(std::string("1.7"), std::string("5"), std::string("2"))->attempt, 1u) << "Last-Event-ID wins";
+  for (const char* bad : {"1.", ".5", "x.5", "-1.5", "1.-5", "4294967296.1", "1.2.3", "1.9007199254740993"}) {
+    EXPECT_FALSE(ParseResume(std::string(bad), std::nullopt).ok()) << bad;
+  }
+  EXPECT_FALSE(ParseResume(std::nullopt, std::string("1.5")).ok()) << "from_seq is a seq";
+  EXPECT_FALSE(ParseResume(std::nullopt, std::string("5"), std::string("-1")).ok());
+  EXPECT_FALSE(ParseResume(std::nullopt, std::string("5"), std::string("4294967296")).ok());
+}
+
+TEST(SseEventsTest, ALaterAttemptsChunkNamesItAndAResetSaysWhichStarts) {
+  std::string ev = ChunkEvent(4, "x", 2);
+  EXPECT_EQ(ev.rfind("id: 2.4\nevent: chunk\n", 0), 0u) << ev;
+  EXPECT_EQ(DataOf(ev), nlohmann::json({{"seq", 4}, {"text", "x"}, {"attempt", 2}}));
+  EXPECT_EQ(DataOf(ChunkEvent(4, "x")), nlohmann::json({{"seq", 4}, {"text", "x"}})) << "the first attempt's as before";
+  std::string reset = ResetEvent(2);
+  EXPECT_EQ(reset.rfind("event: reset\n", 0), 0u) << "no id: " << reset;
+  EXPECT_EQ(DataOf(reset), nlohmann::json({{"attempt", 2}}));
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ struct ChunkItem {
   int64_t ingested_ms = 0;  // ms of its chunk-stream entry id: when ingest queued it (0 = unknown: now)
   bool compressed = false;  // data is a zstd frame of plain_bytes bytes of text
   int64_t plain_bytes = 0;  // the text's size when compressed
+  uint32_t attempt = 0;     // which start of the generation's text (ChunkEnvelope.attempt)
 };
 
 // A chunk-stream entry's envelopes appended to *items, in order; false with *why, and *items as it was, when

@@ -16,8 +16,10 @@ namespace streamfleet {
 // a dead-letter replay copies back and what the operator JSON leaves out.
 inline bool IsChunkEnvelopeField(std::string_view field) { return field == "e" || field == "b"; }
 
-// The envelopes of a ChunkBatch as views into `raw`, and its first_seq; false when the bytes do not scan.
-bool ScanChunkBatch(std::string_view raw, std::vector<std::string_view>* envelopes, int64_t* first_seq);
+// The envelopes of a ChunkBatch as views into `raw`, its first_seq and (when asked) its attempt; false when
+// the bytes do not scan.
+bool ScanChunkBatch(std::string_view raw, std::vector<std::string_view>* envelopes, int64_t* first_seq,
+                    uint32_t* attempt = nullptr);
 
 // organization_id and generation_id of a serialized ChunkEnvelope, read off the wire format without parsing
 // the rest (the data above all); false when the bytes do not scan.

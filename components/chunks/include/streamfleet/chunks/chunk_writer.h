@@ -72,7 +72,10 @@ class ChunkWriter {
   // deadline) so a fresh attempt starts at seq 0 without mixing with old chunks. Atomic, and only once the
   // compactor has applied every seq the control hash handed out: otherwise an old chunk still in the stream
   // would land in the fresh buffer. kUnavailable "not yet applied" then (retry later). Not for generations
-  // whose FINISH marker was written (those are finalized, not restarted).
+  // whose FINISH marker was written (those are finalized, not restarted). The control hash keeps the
+  // generation's attempt, one more than before when anything was appended since the last start: the next
+  // attempt's envelopes carry it (ChunkEnvelope.attempt), and live streams tell their viewers to drop the
+  // earlier attempt's text.
   Status Reset(RedisCommands& redis, const GenerationId& gen);
 
   // Entries in the chunk streams not yet delivered to the compactor group (XLEN where no group exists).

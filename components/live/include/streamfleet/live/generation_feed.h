@@ -15,10 +15,18 @@
 
 namespace streamfleet::live {
 
+//
+// Attempts: a producer that starts the text over (ChunkWriter::Reset) writes seqs from 0 again, stamped with
+// the next attempt. The feed holds one attempt's chunks: a later one replaces them (Restart), an earlier
+// one's are not taken.
 class GenerationFeed {
  public:
-  // A chunk; false when its seq is known already (the first copy wins, as in the compactor's assembly).
+  // A chunk of the feed's attempt; false when its seq is known already (the first copy wins, as in the
+  // compactor's assembly).
   bool Add(int64_t seq, std::string data);
+  // Drops every chunk, the total and the end: the text starts over as `attempt`.
+  void Restart(uint32_t attempt);
+  uint32_t attempt() const { return attempt_; }
   // What the producer said the total is (a final chunk, total_chunks, a finish); the largest wins.
   void NoteTotal(int64_t total);
   // Compacted: gaps are final from now on.
@@ -47,6 +55,7 @@ class GenerationFeed {
   int64_t total_ = 0;
   bool ended_ = false;
   CompactedInfo info_;
+  uint32_t attempt_ = 0;
 };
 
 }  // namespace streamfleet::live

@@ -23,6 +23,7 @@
 #include "streamfleet/base/config.h"
 #include "streamfleet/base/status.h"
 #include "streamfleet/http/http_exchange.h"
+#include "streamfleet/live/sse_events.h"
 
 namespace streamfleet::live {
 
@@ -59,10 +60,11 @@ class LiveHub {
   LiveHub(const LiveHub&) = delete;
   LiveHub& operator=(const LiveHub&) = delete;
 
-  // Serves a generation's stream (its head is sent): chunks after after_seq (-1: all), progress, the
-  // compacted event, then the end. hold is kept as long as the stream is, and released (destroyed) with it:
-  // the caller's accounting of open streams.
-  void WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, int64_t gen, int64_t after_seq,
+  // Serves a generation's stream (its head is sent): chunks after the resume point (after_seq -1: all; of
+  // an earlier attempt than the generation's: a reset event, then all), progress, the compacted event, then
+  // the end. hold is kept as long as the stream is, and released (destroyed) with it: the caller's accounting
+  // of open streams.
+  void WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, int64_t gen, Resume from,
                        std::shared_ptr<void> hold = nullptr);
   // Serves an organization's lifecycle events after the events-stream id after_id ("": from now on).
   void WatchEvents(std::shared_ptr<HttpStream> stream, int64_t org, std::string after_id,

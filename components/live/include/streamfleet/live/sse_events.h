@@ -23,8 +23,13 @@ inline constexpr std::string_view kStreamPreamble = "retry: 1000\n\n";
 // EventSource then stops reconnecting): it has everything.
 inline constexpr std::string_view kEndId = "end";
 
-// event: chunk, id: seq, data {"seq":..,"text":..}.
-std::string ChunkEvent(int64_t seq, std::string_view text);
+// event: chunk, id: seq, data {"seq":..,"text":..}. A chunk of a later attempt (the producer started the text
+// over) has id "<attempt>.<seq>" and "attempt" in its data: a client resuming with it is not taken for one
+// that has the earlier attempt's chunks of the same seqs.
+std::string ChunkEvent(int64_t seq, std::string_view text, uint32_t attempt = 0);
+// event: reset (no id), data {"attempt":..}: the producer started the text over; drop what was shown, the chunks
+// that follow start again at seq 0.
+std::string ResetEvent(uint32_t attempt);
 
 struct FeedProgress {
   int64_t received_chunks = 0;
@@ -56,9 +61,12 @@ std::string ClosingEvent(std::string_view reason, std::string_view detail);
 struct Resume {
   bool ended = false;    // Last-Event-ID: end
   int64_t after_seq = -1;  // the last seq the client has (-1: none)
+  uint32_t attempt = 0;    // the attempt that seq is of
 };
-// kInvalidArgument for anything else than "end", a seq (0 ... 2^53) or a from_seq (0 ... 2^53).
+// kInvalidArgument for anything else than "end", a seq (0 ... 2^53), "<attempt>.<seq>" (attempt 1 ... 2^32-1),
+// or a from_seq (0 ... 2^53) with an optional attempt (0 ... 2^32-1).
 StatusOr<Resume> ParseResume(const std::optional<std::string>& last_event_id,
-                             const std::optional<std::string>& from_seq);
+                             const std::optional<std::string>& from_seq,
+                             const std::optional<std::string>& attempt = std::nullopt);
 
 }  // namespace streamfleet::live
