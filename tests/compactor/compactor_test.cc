@@ -20,6 +20,7 @@
 #include "streamfleet/chunks/buffer_element.h"
 #include "streamfleet/chunks/chunk_entry.h"
 #include "streamfleet/chunks/chunk_writer.h"
+#include "streamfleet/chunks/fleet_events.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/chunk.pb.h"
 #include "streamfleet/v1/event.pb.h"
@@ -666,7 +667,8 @@ TEST_P(CompactorTest, AfterAResetEveryEntryOfTheNextAttemptCarriesIt) {
   auto& svc = AddService();
   ASSERT_TRUE(svc.RunOnce(stop_).ok());
   const KeySchema& k = svc.buffer().keys();
-  ChunkWriter writer(MakeConfig({{"CHUNK_COMPRESSION", "off"}}));
+  Config producer = MakeConfig({{"CHUNK_COMPRESSION", "off"}});
+  ChunkWriter writer(producer);
   GenerationId g{12, 0, 69};
   std::vector<PendingChunk> old = {{std::nullopt, "old a", false, 0, false, ""}, {std::nullopt, "old b", false, 0, false, ""}};
   ASSERT_TRUE(writer.Append(*redis_, g, old, "test").ok());
@@ -713,6 +715,20 @@ TEST_P(CompactorTest, AfterAResetEveryEntryOfTheNextAttemptCarriesIt) {
   auto row = WaitForRow(69);
   ASSERT_TRUE(row.has_value());
   EXPECT_EQ(Decoded(*row), "new anew bnew cnew dnew e");
+  // Compacted, with its meta hash expired as GENERATION_DELETE_AFTER_COMPACT's grace makes it: a reset still
+  // knows everything was applied (it waited for the meta hash's count, which was gone, for ever).
+  ASSERT_TRUE(redis_->Command({"DEL", k.MetaKey(g)}).ok());
+  EXPECT_TRUE(writer.Reset(*redis_, g).ok());
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(g), "attempt"})->str, "2");
+  // Its compaction's event says which attempt was compacted (a live stream on a later one ignores it).
+  auto events = ParseEntries(k.EventsStream(), *redis_->Command({"XREVRANGE", k.EventsStream(), "+", "-", "COUNT", "1"}));
+  ASSERT_EQ(events.size(), 1u);
+  auto ev = DecodeFleetEvent(events[0]);
+  ASSERT_TRUE(ev.ok()) << ev.status().ToString();
+  EXPECT_EQ(ev->type, "generation.compacted");
+  EXPECT_EQ(ev->gen, 69);
+  EXPECT_EQ(ev->attempt, 1u);
+  EXPECT_EQ(ev->json.find("attempt"), std::string::npos) << "internal, not in the events route's JSON";
 }
 
 // Ingest writes a request's chunks as one entry (docs/ARCHITECTURE.md "Chunk entries"), closed at 64 KiB: a

@@ -214,6 +214,48 @@ TEST_F(LiveStreamTest, AProducerThatStartsTheTextOverIsShownOnlyTheNewAttempt) {
   };
   EXPECT_EQ(resume("2"), (std::vector<std::string>{"reset", "new 0;", "new 1;", "new 2;", "compacted"}));
   EXPECT_EQ(resume("1.1"), (std::vector<std::string>{"new 2;", "compacted"}));
+  // A client's own position: with the attempt it is of, and without (a page from before attempts: it takes
+  // the current attempt, as it did then).
+  auto from = [&](const std::string& query) {
+    testing::RawConnection again(service_->port());
+    EXPECT_TRUE(again.Send("GET " + path + "/stream?" + query + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    std::vector<std::string> got;
+    for (auto& [event, data] : SseEventsOf(again.ReadUntilClosed(10000))) {
+      if (event != "progress") got.push_back(event == "chunk" ? data["text"].get<std::string>() : event);
+    }
+    return got;
+  };
+  EXPECT_EQ(from("from_seq=2&attempt=0"), (std::vector<std::string>{"reset", "new 0;", "new 1;", "new 2;", "compacted"}));
+  EXPECT_EQ(from("from_seq=2&attempt=1"), (std::vector<std::string>{"new 2;", "compacted"}));
+  EXPECT_EQ(from("from_seq=2"), (std::vector<std::string>{"new 2;", "compacted"}));
+}
+
+// The producer started over and then failed for good before the new attempt's first chunk (generation.run's
+// last attempt could not reach the provider): a viewer that was shown the first attempt's chunks is sent the
+// reset and then the failure, instead of keep-alives for ever.
+TEST_F(LiveStreamTest, AFailureAfterAResetEndsTheStreamsOfTheFirstAttemptsViewers) {
+  const std::string path = "/v1/orgs/12/generations/4646";
+  testing::RawConnection sub(service_->port());
+  ASSERT_TRUE(sub.Send("GET " + path + "/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed before the first chunk
+  ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "cut short"}}.dump()), 202);
+  std::string first = sub.ReadUntil(HasEventWith("cut short"), 5000);
+  ASSERT_NE(first.find("cut short"), std::string::npos) << first;
+  ChunkWriter writer(*config_);
+  const GenerationId gen{12, 0, 4646};
+  ASSERT_TRUE(testing::WaitUntil([&] { return writer.Reset(*redis_, gen).ok(); }));
+  nlohmann::json md = {{"status", "failed"}, {"error", "provider answered 503"}, {"provider_chunks", 0}};
+  ASSERT_TRUE(store_->MergeGenerationMetadata(4646, 12, 0, md.dump()).ok());
+  KeySchema k = KeySchema::FromConfig(*config_);
+  ASSERT_TRUE(redis_->Command(GenerationFailedCommand(k, gen, "provider answered 503", WallClockMs())).ok());
+  auto events = SseEventsOf(sub.ReadUntilClosed(10000));
+  std::vector<std::string> kinds;
+  for (auto& [event, data] : events) {
+    if (event != "progress") kinds.push_back(event);
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"reset", "closing"}));
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().second["reason"], "failed");
 }
 
 // Compressed chunks (CHUNK_COMPRESSION=zstd, the default, for chunks of 1 KiB and more): a subscriber before the

@@ -1,8 +1,11 @@
 -- ResetGeneration (components/chunks/src/chunk_scripts.cc documents its KEYS and ARGV).
-local ctl = redis.call('HMGET', KEYS[1], 'next_seq', 'attempt', 'scenario')
+local ctl = redis.call('HMGET', KEYS[1], 'next_seq', 'attempt', 'scenario', 'state', 'compacted_chunks')
 local handed = tonumber(ctl[1] or '0')
-local applied = tonumber(redis.call('HGET', KEYS[3], 'received_chunks') or '0')
-if applied < handed then return 0 end
+local applied = redis.call('HGET', KEYS[3], 'received_chunks')
+-- A compacted generation's meta hash expires after GENERATION_DELETE_GRACE (GENERATION_DELETE_AFTER_COMPACT):
+-- what was applied is then what the compaction counted.
+if not applied and ctl[4] == 'compacted' then applied = ctl[5] end
+if tonumber(applied or '0') < handed then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6])
 redis.call('ZREM', KEYS[5], ARGV[1])
 -- The attempt's number outlives the reset: the appends stamp it on their envelopes, so a live stream tells the

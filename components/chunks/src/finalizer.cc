@@ -2,6 +2,7 @@
 
 #include "streamfleet/artifacts/artifact.h"
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/base/time.h"
@@ -134,6 +135,7 @@ std::vector<std::string> Finalizer::EventCommand(const FinalizeRequest& req, con
   gc->set_json_valid(out.json_valid);
   gc->set_compacted_by(consumer_);
   gc->set_compacted_at_ms(StreamIdMs(req.finalize_id));
+  gc->set_attempt(out.attempt);
   return {"XADD", buffer_.keys().EventsStream(), "MAXLEN", "~", buffer_.keys().EventsMaxlen(), "*", "type",
           "generation.compacted", "e", ev.SerializeAsString()};
 }
@@ -227,6 +229,9 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
       continue;
     }
     std::string text;
+    if (auto a = snap.control.find("attempt"); a != snap.control.end()) {
+      outs[i].attempt = static_cast<uint32_t>(std::strtoul(a->second.c_str(), nullptr, 10));
+    }
     writes.push_back(BuildWrite(reqs[i], snap, from_db, &outs[i], &received[i], &text));
     Status placed = PlaceText(writes.back(), text);
     if (!placed.ok()) {

@@ -37,6 +37,7 @@ StatusOr<FleetEvent> DecodeFleetEvent(const StreamEntry& entry) {
     out.chunk_count = g.chunk_count();
     out.json_valid = g.json_valid();
     out.trigger = g.trigger();
+    out.attempt = g.attempt();
     j = Ids(out.type, entry.id, out.org, g.scenario_id(), out.gen);
     j["chunk_count"] = g.chunk_count();
     j["trigger"] = g.trigger();

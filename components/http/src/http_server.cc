@@ -67,18 +67,17 @@ std::string LocalHost(const std::string& listen) {
   return host;
 }
 
-// Opens and closes one connection to host:port; failures are fine (the server may be gone already).
-void Poke(const std::string& host, int port) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || res == nullptr) return;
-  int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
-  if (fd >= 0) {
-    (void)connect(fd, res->ai_addr, res->ai_addrlen);
+// Opens and closes one connection to the first of `addrs` that takes it; false when every one refused (the
+// server closed its listening socket) or there is nothing to connect to.
+bool Poke(const addrinfo* addrs) {
+  for (const addrinfo* a = addrs; a != nullptr; a = a->ai_next) {
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const bool connected = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
     close(fd);
+    if (connected) return true;
   }
-  freeaddrinfo(res);
+  return false;
 }
 
 }  // namespace
@@ -131,16 +130,20 @@ void HttpServer::Stop() {
   // 2 s each (SOCKET_TIMEOUT_QUANTUM): every stop took that long (a process's SIGTERM exit, every test with a
   // metrics server or a fake HTTP receiver). A connection ends the poll, so one is made every few ms until
   // mg_stop returns.
+  // The address is looked up once, here; once no connection is taken any more the listening socket is closed
+  // and the poking stops (the port may be another server's by then).
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* addrs = nullptr;
+  if (getaddrinfo(local_host_.c_str(), std::to_string(port_).c_str(), &hints, &addrs) != 0) addrs = nullptr;
   std::atomic<bool> stopped{false};
   std::thread waker([&] {
-    while (!stopped.load()) {
-      Poke(local_host_, port_);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    while (!stopped.load() && Poke(addrs)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   });
   mg_stop(ctx_);  // joins worker threads: in-flight requests finish first
   stopped = true;
   waker.join();
+  if (addrs != nullptr) freeaddrinfo(addrs);
   ctx_ = nullptr;
 }
 

@@ -47,6 +47,9 @@ constexpr int64_t kFastResyncMs = 100;
 constexpr int64_t kYoungMs = 2000;
 constexpr size_t kRecentEvents = 10000;  // events kept in memory for the events route; older ones: XRANGE
 constexpr int kEventsPage = 500;
+// A producer that started over may wait out a retry's backoff before its next first chunk (generation.run's
+// is at most 60 s): so much longer than LIVE_START_WAIT is its restart waited for.
+constexpr int64_t kRestartWaitMs = 60000;
 
 bool ParseUint32(const std::string& s, uint32_t* out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
@@ -66,6 +69,7 @@ struct Reader {
 struct GenReader : Reader {
   int64_t next_seq = 0;
   uint32_t attempt = 0;      // the attempt next_seq is of (a reader of an earlier one is sent a reset)
+  bool attempt_known = false;  // false: the client did not say (from_seq alone): it takes the current one
   size_t row_sent = 0;       // bytes of the row's text sent (a generation served from its row)
   bool row_started = false;  // its first text event went out
   // Not yet sent the generation's progress. Progress goes to every reader when it changes, so a reader that
@@ -86,12 +90,16 @@ struct Watched {
   int64_t list_read = 0;       // buffer list elements read so far (the list only grows until it expires or is reset)
   int64_t next_resync_ms = 0;
   int64_t ctl_read_ms = -1;    // when the control hash (and its attempt) was last read
+  bool ctl_wanted = false;     // a reader waits for that read (it may be on a later attempt than the feed)
   int64_t since_ms = 0;        // when it was first watched (the start wait)
-  bool exists = false;         // something of it was seen in Redis
+  bool exists = false;         // something of its current attempt was seen in Redis
+  bool restarting = false;     // the producer started over and has written nothing since
+  int64_t restarted_ms = 0;    // when the feed learned it (the start wait counts from then, longer)
   bool compacted = false;      // the control hash says so, or a generation.compacted event
   bool have_info = false;
   CompactedInfo info;
   bool row_checked = false;
+  bool failure_seen = false;   // a generation.failed came: the row is read whatever attempt the feed is on
   bool row_error_logged = false;
   std::optional<CompactedRow> row;  // served whole: the buffer is gone
   std::optional<std::string> failed;  // failed before its first chunk (its row says so): why
@@ -256,11 +264,18 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
   for (auto& e : b.events) {
     if (e.event.type == "generation.compacted") {
       auto it = watched.find({e.event.org, e.event.gen});
-      if (it != watched.end()) {
-        it->second.compacted = true;
-        it->second.have_info = true;
-        it->second.info = CompactedInfo{e.event.chunk_count, e.event.json_valid, e.event.trigger};
-        it->second.next_resync_ms = 0;  // the final read of the buffer
+      // An earlier attempt's compaction (read late, the events stream being behind the chunk streams) does
+      // not end the attempt the feed follows; a later attempt's starts the feed over first.
+      if (it != watched.end() && e.event.attempt >= it->second.feed.attempt()) {
+        Watched& w = it->second;
+        if (e.event.attempt > w.feed.attempt()) {
+          RestartAttempt(w, e.event.attempt);
+          w.row_checked = false;  // its buffer may be gone already: then the row is the text
+        }
+        w.compacted = true;
+        w.have_info = true;
+        w.info = CompactedInfo{e.event.chunk_count, e.event.json_valid, e.event.trigger};
+        w.next_resync_ms = 0;  // the final read of the buffer
       }
     }
     if (e.event.type == "generation.failed") {
@@ -269,6 +284,7 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
       auto it = watched.find({e.event.org, e.event.gen});
       if (it != watched.end()) {
         it->second.row_checked = false;
+        it->second.failure_seen = true;
         it->second.next_resync_ms = 0;
       }
     }
@@ -287,6 +303,7 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
     if (c.has_data) w.feed.Add(c.seq, std::move(c.data));
     if (c.total > 0) w.feed.NoteTotal(c.total);
     w.exists = true;
+    w.restarting = false;
     w.dirty = true;
   }
   while (recent.size() > kRecentEvents) {
@@ -298,11 +315,18 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
 void LiveHub::Impl::RestartAttempt(Watched& w, uint32_t attempt) {
   w.feed.Restart(attempt);
   w.list_read = 0;  // the list was deleted and is written again from seq 0
+  w.scenario.clear();  // the next append binds it again
+  w.exists = false;
+  w.restarting = attempt > 0;
+  w.restarted_ms = SteadyClockMs();
   w.compacted = false;
   w.have_info = false;
   w.info = CompactedInfo{};
   w.row.reset();
-  w.row_checked = false;
+  // The row, if any, is an earlier attempt's text: not served while this one is coming. A generation.failed
+  // (no chunk of this attempt, for good; it may have come before this restart) or this attempt's compaction
+  // reads it again.
+  w.row_checked = !w.failure_seen;
   w.failed.reset();
   w.progress_sent = FeedProgress{};
   w.next_resync_ms = 0;
@@ -313,7 +337,8 @@ void LiveHub::Impl::Resync(int64_t now) {
   std::vector<Watched*> due;
   std::vector<GenerationKey> due_keys;
   for (auto& [key, w] : watched) {
-    if (w.next_resync_ms <= now && !w.feed.ended() && !w.row) {
+    // An ended feed is read again only for a reader that may be on a later attempt.
+    if (w.next_resync_ms <= now && (!w.feed.ended() || w.ctl_wanted) && !w.row) {
       due.push_back(&w);
       due_keys.push_back(key);
     }
@@ -339,17 +364,23 @@ void LiveHub::Impl::Resync(int64_t now) {
   for (size_t i = 0; i < due.size(); ++i) {
     Watched& w = *due[i];
     const RedisValue& v = (*ctl)[i];
-    w.ctl_read_ms = now;
     if (v.is_array() && v.elements.size() == 3) {
-      if (!v.elements[0].is_nil()) {
-        w.scenario = v.elements[0].str;
-        w.exists = true;
-      }
       attempt_read[i] = v.elements[2].str;
       uint32_t attempt = 0;
       if (!attempt_read[i].empty() && !ParseUint32(attempt_read[i], &attempt)) continue;
-      if (attempt > w.feed.attempt()) RestartAttempt(w, attempt);
-      if (attempt < w.feed.attempt()) continue;  // a control hash that expired and started again: the tail decides
+      const bool bound = !v.elements[0].is_nil();
+      // This read is newer than every tail batch applied so far, so it decides: a later attempt, or a lower
+      // one in a new life of the control hash (it expired and the id started again; not a hash that is
+      // merely gone, which says nothing).
+      if (attempt > w.feed.attempt() || (attempt < w.feed.attempt() && bound)) RestartAttempt(w, attempt);
+      w.ctl_read_ms = now;
+      w.ctl_wanted = false;
+      if (attempt < w.feed.attempt()) continue;
+      if (bound) {
+        w.scenario = v.elements[0].str;
+        w.exists = true;
+        w.restarting = false;
+      }
       if (v.elements[1].str == "compacted") w.compacted = true;
     }
     if (w.scenario.empty()) continue;
@@ -388,6 +419,7 @@ void LiveHub::Impl::Resync(int64_t now) {
         if (!text.ok()) continue;
         w.feed.Add(element.seq, std::move(*text));
         w.exists = true;
+        w.restarting = false;
       }
     }
   }
@@ -442,13 +474,23 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
     PumpRow(w, r, now);
     return;
   }
+  if (r.attempt != w.feed.attempt() || !r.attempt_known) {
+    // Which attempt is current is known once the control hash was read after the reader came (an ended feed
+    // is not read again by itself: the reader asks). A client that did not say its attempt takes that one; a
+    // client on an earlier attempt (or on one this generation never had) drops its chunks: they start again
+    // at seq 0. One that has nothing is placed without the event.
+    if (w.ctl_read_ms < r.opened_ms) {
+      if (!w.ctl_wanted) w.next_resync_ms = 0;
+      w.ctl_wanted = true;
+      return;
+    }
+    if (!r.attempt_known) r.attempt = w.feed.attempt();
+    r.attempt_known = true;
+  }
   if (r.attempt != w.feed.attempt()) {
-    // A client that has a later attempt than this replica read so far waits for the control hash's read; one
-    // whose chunks are of an earlier attempt (or of none this generation had) drops them: the chunks start
-    // again at seq 0. One that has nothing is placed without the event.
-    const bool known = w.ctl_read_ms >= r.opened_ms || w.feed.ended();
-    if (r.attempt > w.feed.attempt() && !known) return;
-    if (r.next_seq > 0 && !Send(r, ResetEvent(w.feed.attempt()), now)) return;
+    if ((r.next_seq > 0 || r.row_started) && !Send(r, ResetEvent(w.feed.attempt()), now)) return;
+    r.row_started = false;
+    r.row_sent = 0;
     r.attempt = w.feed.attempt();
     r.next_seq = 0;
     r.progress_due = true;
@@ -480,7 +522,8 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
   }
   if (w.feed.ended()) {
     Finish(r, CompactedEvent(w.feed.compacted()), "compacted", now);
-  } else if (!w.exists && options.start_wait_ms >= 0 && now - w.since_ms > options.start_wait_ms) {
+  } else if (!w.exists && options.start_wait_ms >= 0 &&
+             now - (w.restarting ? w.restarted_ms + kRestartWaitMs : w.since_ms) > options.start_wait_ms) {
     Close(r, "not_found",
           "no chunk of this generation within " + std::to_string(options.start_wait_ms) + " ms (LIVE_START_WAIT)", now);
   }
@@ -685,6 +728,7 @@ void LiveHub::WatchGeneration(std::shared_ptr<HttpStream> stream, int64_t org, i
   r.hold = std::move(hold);
   r.next_seq = from.after_seq + 1;
   r.attempt = from.attempt;
+  r.attempt_known = from.attempt_known;
   r.stream->Write(std::string(kStreamPreamble));
   {
     std::lock_guard<std::mutex> lock(impl_->mu);

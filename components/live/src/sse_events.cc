@@ -102,6 +102,7 @@ StatusOr<Resume> ParseResume(const std::optional<std::string>& last_event_id,
     if (!seq || !attempt) return Status::InvalidArgument("Last-Event-ID must be a chunk event's id or \"end\"");
     r.after_seq = *seq;
     r.attempt = *attempt;
+    r.attempt_known = true;
     return r;
   }
   if (from_seq && !from_seq->empty()) {
@@ -112,6 +113,7 @@ StatusOr<Resume> ParseResume(const std::optional<std::string>& last_event_id,
       auto a = ParseAttempt(*attempt_param);
       if (!a) return Status::InvalidArgument("attempt must be an integer from 0 to 4294967295");
       r.attempt = *a;
+      r.attempt_known = true;
     }
   }
   return r;

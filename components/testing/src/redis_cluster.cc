@@ -246,6 +246,12 @@ void RedisCluster::FinishMigration(int slot, const std::string& to_master) {
     auto r = On(node, {"CLUSTER", "SETSLOT", s, "NODE", to_id});
     if (!r.ok()) throw std::runtime_error("SETSLOT NODE on " + node + ": " + r.status().ToString());
   }
+  // The replicas learn the new owner by gossip only, and take it only from a config epoch above the one they
+  // hold for the slot: a slot moved back to a node whose epoch is below its last owner's was never taken, and
+  // WaitUntilStable gave up after 20 s ("not stable", one node still naming the old owner). BUMPEPOCH gives
+  // the new owner the greatest epoch (a no-op when it has it already).
+  auto bump = On(to_master, {"CLUSTER", "BUMPEPOCH"});
+  if (!bump.ok()) throw std::runtime_error("CLUSTER BUMPEPOCH: " + bump.status().ToString());
   migrating_from_.erase(slot);
   WaitUntilStable(20000);
 }

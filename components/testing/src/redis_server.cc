@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 #include <stdexcept>
@@ -97,6 +99,8 @@ int SpawnProcess(const std::vector<std::string>& argv) {
     // The servers log to their own files. Their stdout and stderr must not be the test's: ctest reads a test's
     // output until every holder closes it, so a server outliving a test that crashed (no destructor ran to
     // stop it) turned the crash into a 600 s "Timeout" with the cause lost.
+    // The test's stderr, kept (closed on a successful exec) to say why an exec failed.
+    int err_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
     int null_fd = open("/dev/null", O_RDWR);
     if (null_fd >= 0) {
       dup2(null_fd, STDIN_FILENO);
@@ -108,6 +112,11 @@ int SpawnProcess(const std::vector<std::string>& argv) {
     for (auto& a : args) ptrs.push_back(a.data());
     ptrs.push_back(nullptr);
     execvp(ptrs[0], ptrs.data());
+    if (err_fd >= 0) {  // why, on the test's stderr
+      const char* why = std::strerror(errno);
+      const char* parts[] = {"cannot run ", ptrs[0], ": ", why, "\n"};
+      for (const char* part : parts) (void)!write(err_fd, part, std::strlen(part));
+    }
     _exit(127);
   }
   return pid;

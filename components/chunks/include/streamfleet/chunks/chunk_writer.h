@@ -45,6 +45,8 @@ std::string AppendConflictReason(const Status& s);
 class ChunkWriter {
  public:
   explicit ChunkWriter(const Config& config) : config_(config), keys_(KeySchema::FromConfig(config)) {}
+  // It keeps a reference to the config: a temporary would dangle (a test of this very change did).
+  explicit ChunkWriter(const Config&& config) = delete;
 
   // All or nothing per call. Errors: kFailedPrecondition with an AppendConflictReason (scenario, owner,
   // seq, key or total conflict: chunk_scripts.cc IngestAppend), kResourceExhausted (generation byte limit),

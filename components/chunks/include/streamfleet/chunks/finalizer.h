@@ -32,6 +32,7 @@ struct FinalizeOutcome {
   bool marked_compacted = false; // false when chunks arrived during finalization (a later one follows)
   bool json_valid = false;
   int64_t chunk_count = 0;
+  uint32_t attempt = 0;          // the control hash's attempt: which start of the text this is
   std::vector<int64_t> missing;
 };
 

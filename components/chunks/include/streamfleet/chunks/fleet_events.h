@@ -21,6 +21,7 @@ struct FleetEvent {
   int64_t chunk_count = 0;
   bool json_valid = false;
   std::string trigger;
+  uint32_t attempt = 0;  // which start of the generation's text was compacted
   // generation.failed only
   std::string reason;
 };

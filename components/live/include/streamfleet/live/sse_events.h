@@ -62,6 +62,9 @@ struct Resume {
   bool ended = false;    // Last-Event-ID: end
   int64_t after_seq = -1;  // the last seq the client has (-1: none)
   uint32_t attempt = 0;    // the attempt that seq is of
+  // Whether the client said which attempt (a chunk id always does; from_seq only with attempt). A client that
+  // did not (one written before attempts existed) is taken to be in the generation's current attempt.
+  bool attempt_known = false;
 };
 // kInvalidArgument for anything else than "end", a seq (0 ... 2^53), "<attempt>.<seq>" (attempt 1 ... 2^32-1),
 // or a from_seq (0 ... 2^53) with an optional attempt (0 ... 2^32-1).
