@@ -201,30 +201,24 @@ TEST_F(LiveStreamTest, AProducerThatStartsTheTextOverIsShownOnlyTheNewAttempt) {
   EXPECT_EQ(text, *Base64Decode(*(*row)->compacted));
   EXPECT_EQ(text, "new 0;new 1;new 2;");
 
-  // Reconnects (the buffer is still there after the compaction): with the first attempt's last id, and with
-  // the new attempt's id of seq 1.
-  auto resume = [&](const std::string& last_id) {
+  // Reconnects (the buffer is still there after the compaction): the texts and events (but progress) of a
+  // stream opened with `query` and `header`.
+  auto reopen = [&](const std::string& query, const std::string& header) {
     testing::RawConnection again(service_->port());
-    EXPECT_TRUE(again.Send("GET " + path + "/stream HTTP/1.1\r\nHost: t\r\nLast-Event-ID: " + last_id + "\r\n\r\n"));
+    EXPECT_TRUE(again.Send("GET " + path + "/stream" + query + " HTTP/1.1\r\nHost: t\r\n" + header + "\r\n"));
     std::vector<std::string> got;
     for (auto& [event, data] : SseEventsOf(again.ReadUntilClosed(10000))) {
       if (event != "progress") got.push_back(event == "chunk" ? data["text"].get<std::string>() : event);
     }
     return got;
   };
+  auto resume = [&](const std::string& last_id) { return reopen("", "Last-Event-ID: " + last_id + "\r\n"); };
+  auto from = [&](const std::string& query) { return reopen("?" + query, ""); };
+  // With the first attempt's last id, and with the new attempt's id of seq 1.
   EXPECT_EQ(resume("2"), (std::vector<std::string>{"reset", "new 0;", "new 1;", "new 2;", "compacted"}));
   EXPECT_EQ(resume("1.1"), (std::vector<std::string>{"new 2;", "compacted"}));
   // A client's own position: with the attempt it is of, and without (a page from before attempts: it takes
   // the current attempt, as it did then).
-  auto from = [&](const std::string& query) {
-    testing::RawConnection again(service_->port());
-    EXPECT_TRUE(again.Send("GET " + path + "/stream?" + query + " HTTP/1.1\r\nHost: t\r\n\r\n"));
-    std::vector<std::string> got;
-    for (auto& [event, data] : SseEventsOf(again.ReadUntilClosed(10000))) {
-      if (event != "progress") got.push_back(event == "chunk" ? data["text"].get<std::string>() : event);
-    }
-    return got;
-  };
   EXPECT_EQ(from("from_seq=2&attempt=0"), (std::vector<std::string>{"reset", "new 0;", "new 1;", "new 2;", "compacted"}));
   EXPECT_EQ(from("from_seq=2&attempt=1"), (std::vector<std::string>{"new 2;", "compacted"}));
   EXPECT_EQ(from("from_seq=2"), (std::vector<std::string>{"new 2;", "compacted"}));
