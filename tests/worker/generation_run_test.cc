@@ -410,8 +410,10 @@ TEST_F(GenerationRunTest, CutWithRetryFromScratchRestartsAtSeqZeroWithoutOldChun
   std::string seen, shown;
   int resets = 0;
   for (auto& [event, data] : testing::SseEventsOf(viewer.ReadUntilClosed(20000))) {
-    if (event == "chunk") seen += data["text"].get<std::string>();
-    if (event == "chunk") shown += data["text"].get<std::string>();
+    if (event == "chunk") {
+      seen += data["text"].get<std::string>();
+      shown += data["text"].get<std::string>();
+    }
     if (event == "reset") {
       ++resets;
       shown.clear();

@@ -3,7 +3,6 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 
-#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -51,10 +50,6 @@ constexpr int kEventsPage = 500;
 // is at most 60 s): so much longer than LIVE_START_WAIT is its restart waited for.
 constexpr int64_t kRestartWaitMs = 60000;
 
-bool ParseUint32(const std::string& s, uint32_t* out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
 
 // One open stream and what it was last sent.
 struct Reader {
@@ -93,8 +88,7 @@ struct Watched {
   bool ctl_wanted = false;     // a reader waits for that read (it may be on a later attempt than the feed)
   int64_t since_ms = 0;        // when it was first watched (the start wait)
   bool exists = false;         // something of its current attempt was seen in Redis
-  bool restarting = false;     // the producer started over and has written nothing since
-  int64_t restarted_ms = 0;    // when the feed learned it (the start wait counts from then, longer)
+  int64_t restarted_ms = 0;    // when the feed learned of its current attempt (Restarting(): the start wait)
   bool compacted = false;      // the control hash says so, or a generation.compacted event
   bool have_info = false;
   CompactedInfo info;
@@ -108,6 +102,9 @@ struct Watched {
   bool dirty = true;   // something changed: pump its readers this tick
   bool behind = false; // a reader is held back by its buffer: pump every tick until it catches up
 };
+
+// The producer started over (a later attempt) and has written nothing of it yet: a retry's backoff.
+bool Restarting(const Watched& w) { return !w.exists && w.feed.attempt() > 0; }
 
 struct Inbox {
   std::vector<std::pair<GenerationKey, GenReader>> gen_readers;
@@ -303,7 +300,6 @@ void LiveHub::Impl::ApplyBatch(TailBatch& b) {
     if (c.has_data) w.feed.Add(c.seq, std::move(c.data));
     if (c.total > 0) w.feed.NoteTotal(c.total);
     w.exists = true;
-    w.restarting = false;
     w.dirty = true;
   }
   while (recent.size() > kRecentEvents) {
@@ -317,7 +313,6 @@ void LiveHub::Impl::RestartAttempt(Watched& w, uint32_t attempt) {
   w.list_read = 0;  // the list was deleted and is written again from seq 0
   w.scenario.clear();  // the next append binds it again
   w.exists = false;
-  w.restarting = attempt > 0;
   w.restarted_ms = SteadyClockMs();
   w.compacted = false;
   w.have_info = false;
@@ -366,8 +361,9 @@ void LiveHub::Impl::Resync(int64_t now) {
     const RedisValue& v = (*ctl)[i];
     if (v.is_array() && v.elements.size() == 3) {
       attempt_read[i] = v.elements[2].str;
-      uint32_t attempt = 0;
-      if (!attempt_read[i].empty() && !ParseUint32(attempt_read[i], &attempt)) continue;
+      auto parsed = attempt_read[i].empty() ? std::optional<uint32_t>(0) : ParseAttempt(attempt_read[i]);
+      if (!parsed) continue;
+      const uint32_t attempt = *parsed;
       const bool bound = !v.elements[0].is_nil();
       // This read is newer than every tail batch applied so far, so it decides: a later attempt, or a lower
       // one in a new life of the control hash (it expired and the id started again; not a hash that is
@@ -379,7 +375,6 @@ void LiveHub::Impl::Resync(int64_t now) {
       if (bound) {
         w.scenario = v.elements[0].str;
         w.exists = true;
-        w.restarting = false;
       }
       if (v.elements[1].str == "compacted") w.compacted = true;
     }
@@ -419,7 +414,6 @@ void LiveHub::Impl::Resync(int64_t now) {
         if (!text.ok()) continue;
         w.feed.Add(element.seq, std::move(*text));
         w.exists = true;
-        w.restarting = false;
       }
     }
   }
@@ -523,7 +517,7 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
   if (w.feed.ended()) {
     Finish(r, CompactedEvent(w.feed.compacted()), "compacted", now);
   } else if (!w.exists && options.start_wait_ms >= 0 &&
-             now - (w.restarting ? w.restarted_ms + kRestartWaitMs : w.since_ms) > options.start_wait_ms) {
+             now - (Restarting(w) ? w.restarted_ms + kRestartWaitMs : w.since_ms) > options.start_wait_ms) {
     Close(r, "not_found",
           "no chunk of this generation within " + std::to_string(options.start_wait_ms) + " ms (LIVE_START_WAIT)", now);
   }

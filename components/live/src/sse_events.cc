@@ -21,14 +21,14 @@ std::optional<int64_t> ParseSeq(std::string_view s) {
   return v;
 }
 
+}  // namespace
+
 std::optional<uint32_t> ParseAttempt(std::string_view s) {
   uint32_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
   return v;
 }
-
-}  // namespace
 
 std::string SseEvent(std::string_view event, std::string_view id, std::string_view data) {
   std::string out;

@@ -56,6 +56,9 @@ size_t TextPieceLength(std::string_view text, size_t from, size_t max_bytes);
 // event: closing: why the server ends the stream early ("slow_reader", "not_found", ...).
 std::string ClosingEvent(std::string_view reason, std::string_view detail);
 
+// An attempt number as a chunk id or the attempt parameter carries it (0 ... 2^32-1, digits only).
+std::optional<uint32_t> ParseAttempt(std::string_view s);
+
 // Where a generation stream resumes. Last-Event-ID (what EventSource sends on reconnect) wins over the
 // from_seq query parameter (the first seq wanted; for clients that keep their own position).
 struct Resume {
