@@ -404,12 +404,17 @@ TEST_F(GenerationRunTest, CutWithRetryFromScratchRestartsAtSeqZeroWithoutOldChun
   EXPECT_EQ(RunOne(), 1);
   EXPECT_EQ(TaskState(id), "retry_scheduled");
   EXPECT_EQ(Metadata(id)["status"], "retrying");
+  // The viewer is shown the cut attempt before the retry starts over. Without this wait a slow hub (under
+  // sanitizers) may read the retry's attempt first and rightly skip the cut chunks: no reset to test.
+  std::string stream = viewer.ReadUntil(
+      [](const std::string& s) { return s.find("OLD-ATTEMPT-") != std::string::npos; }, 10000);
   EXPECT_EQ(RunRetry(), 1);
   GenerationRow row = WaitForRow(id);
   EXPECT_EQ(Content(row), "Hello, world") << "nothing of the cut attempt (OLD-ATTEMPT-) may remain";
+  stream += viewer.ReadUntilClosed(20000);
   std::string seen, shown;
   int resets = 0;
-  for (auto& [event, data] : testing::SseEventsOf(viewer.ReadUntilClosed(20000))) {
+  for (auto& [event, data] : testing::SseEventsOf(stream)) {
     if (event == "chunk") {
       seen += data["text"].get<std::string>();
       shown += data["text"].get<std::string>();
