@@ -462,6 +462,12 @@ void CompactorService::RecordFinalized(const FinalizeRequest& req, const StreamE
                                        const FinalizeOutcome& outcome) {
   LogScope scope(LogContext().Generation(req.gen.org, req.gen.gen).Entry(e.id));
   if (outcome.owned_elsewhere) return;  // RefuseForeignGeneration counts it
+  if (outcome.superseded) {
+    SF_LOG_INFO("finalize {}: queued ({}) before the generation was started over; the new attempt finalizes itself",
+                KeySchema::Member(req.gen), req.reason);
+    metrics_.finalize_superseded.Increment();
+    return;
+  }
   if (outcome.empty) {
     SF_LOG_WARN("finalize {}: no buffer (expired or already deleted); nothing to write", KeySchema::Member(req.gen));
     return;

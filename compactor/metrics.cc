@@ -39,6 +39,9 @@ CompactorMetrics::CompactorMetrics(prometheus::Registry& r)
       finalized_manual(Finalized(r, "manual")),
       finalize_replays(C(r, "streamfleet_compactor_finalize_replays_total",
                          "Finalizations already committed (redelivered), changed nothing")),
+      finalize_superseded(C(r, "streamfleet_compactor_finalize_superseded_total",
+                            "Finalizations queued before their generation was started over (ChunkWriter::Reset), "
+                            "changed nothing: the next attempt's finalization writes the row")),
       json_fallbacks(C(r, "streamfleet_compactor_json_fallbacks_total",
                        "Finalizations whose text was not valid JSON (stored with a recorded fallback)")),
       dead_lettered(C(r, "streamfleet_compactor_dead_lettered_total", "Entries sent to the dead-letter stream")),

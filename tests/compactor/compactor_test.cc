@@ -731,6 +731,54 @@ TEST_P(CompactorTest, AfterAResetEveryEntryOfTheNextAttemptCarriesIt) {
   EXPECT_EQ(ev->json.find("attempt"), std::string::npos) << "internal, not in the events route's JSON";
 }
 
+// The first attempt's finalization (here its idle timeout) is still unread when the producer starts over
+// and writes the next attempt's first chunk (a compactor behind its streams). Read in one batch, the chunk
+// was applied first and the finalization compacted it: a row of the next attempt's first chunk, and a
+// generation.compacted of the next attempt that ended its live streams there. The entry is now superseded:
+// nothing written, nothing said, the buffer left receiving; the next attempt's own finalization writes it.
+TEST_P(CompactorTest, AFinalizationQueuedBeforeTheProducerStartedOverLeavesTheNextAttemptAlone) {
+  auto& svc = AddService();
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  const KeySchema& k = svc.buffer().keys();
+  Config producer = MakeConfig({{"CHUNK_COMPRESSION", "off"}});
+  ChunkWriter writer(producer);
+  GenerationId g{12, 0, 71};
+  std::vector<PendingChunk> old = {{std::nullopt, "old a", false, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, old, "test").ok());
+  Pump(svc);
+  ASSERT_TRUE(redis_->Command({"XADD", k.FinalizeStreamOf(g), "*", "m", KeySchema::Member(g), "r", "idle_timeout"}).ok());
+  ASSERT_TRUE(writer.Reset(*redis_, g).ok());
+  std::vector<PendingChunk> next = {{std::nullopt, "new a", false, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, next, "test").ok());
+  Pump(svc);
+  EXPECT_EQ(CounterValue(svc.metrics().finalize_superseded), 1);
+  EXPECT_FALSE(Row(71).has_value()) << "the next attempt's first chunk was written as the row";
+  auto compacted_events = [&] {
+    int n = 0;
+    for (const auto& e : ParseEntries(k.EventsStream(), *redis_->Command({"XRANGE", k.EventsStream(), "-", "+"}))) {
+      auto ev = DecodeFleetEvent(e);
+      if (ev.ok() && ev->type == "generation.compacted" && ev->gen == 71) ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(compacted_events(), 0);
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(g), "state"})->str, "receiving");
+  std::vector<PendingChunk> last = {{std::nullopt, "new b", true, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, last, "test").ok());
+  Pump(svc);
+  auto row = WaitForRow(71);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "new anew b");
+  EXPECT_EQ(compacted_events(), 1);
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(g), "state"})->str, "compacted");
+  // A row committed while the producer started over (the reset between the finalizer's read and its mark)
+  // does not mark the next attempt's keys: the mark names the attempt it read.
+  ASSERT_TRUE(redis_->Command({"HSET", k.ControlKey(g), "state", "receiving"}).ok());
+  EXPECT_EQ(redis_->Command(svc.buffer().MarkCompactedCommand(*redis_, g, 2, "1-0", 0))->integer, 0);
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(g), "state"})->str, "receiving");
+  EXPECT_EQ(redis_->Command(svc.buffer().MarkCompactedCommand(*redis_, g, 2, "1-0", 1))->integer, 1);
+}
+
 // Ingest writes a request's chunks as one entry (docs/ARCHITECTURE.md "Chunk entries"), closed at 64 KiB: a
 // ChunkBatch (field "b", envelopes of version 4 whose seqs follow the batch's first_seq) when the script
 // assigns every seq, else a field "e" each (version 3). The compactor applies every envelope of an entry,

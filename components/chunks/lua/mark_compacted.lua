@@ -1,4 +1,7 @@
 -- MarkCompacted (components/chunks/src/chunk_scripts.cc documents its KEYS and ARGV).
+-- The producer started over while the row was being written: the keys hold the next attempt, not what was
+-- compacted (its own finalization marks them).
+if (redis.call('HGET', KEYS[1], 'attempt') or '0') ~= ARGV[4] then return 0 end
 local rc = tonumber(redis.call('HGET', KEYS[3], 'received_chunks') or '0')
 redis.call('HSET', KEYS[1], 'last_finalize_id', ARGV[3])
 if rc ~= tonumber(ARGV[1]) then return 0 end

@@ -16,7 +16,13 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 local attempt = tonumber(ctl[2] or '0')
 if ctl[3] then attempt = attempt + 1 end
 if attempt > 0 then
-  redis.call('HSET', KEYS[1], 'attempt', string.format('%d', attempt))
+  -- started_after: the finalize stream's last entry now. A finalization queued before it (an earlier
+  -- attempt's final marker or idle timeout, its entry still unread) must not compact this attempt's first
+  -- chunks (Finalizer). An entry id, not a time: exact within a millisecond too.
+  local last = redis.call('XREVRANGE', KEYS[7], '+', '-', 'COUNT', 1)
+  local after = '0-0'
+  if #last > 0 then after = last[1][1] end
+  redis.call('HSET', KEYS[1], 'attempt', string.format('%d', attempt), 'started_after', after)
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 return 1

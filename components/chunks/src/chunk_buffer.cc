@@ -169,19 +169,14 @@ StatusOr<std::vector<BufferSnapshot>> ChunkBuffer::Snapshots(RedisCommands& redi
 }
 
 std::vector<std::string> ChunkBuffer::MarkCompactedCommand(RedisCommands& redis, const GenerationId& gen,
-                                                           int64_t received_chunks, const std::string& finalize_id) {
+                                                           int64_t received_chunks, const std::string& finalize_id,
+                                                           uint32_t attempt) {
   redis.Register(scripts::MarkCompacted());
   int64_t grace = config_.delete_after_compact ? config_.delete_grace_s : 0;
   return RedisClient::EvalArgv(scripts::MarkCompacted(),
                                {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen)},
-                               {std::to_string(received_chunks), std::to_string(grace), finalize_id});
-}
-
-StatusOr<bool> ChunkBuffer::MarkCompacted(RedisCommands& redis, const GenerationId& gen, int64_t received_chunks,
-                                          const std::string& finalize_id) {
-  auto r = redis.Command(MarkCompactedCommand(redis, gen, received_chunks, finalize_id));
-  if (!r.ok()) return r.status();
-  return r->integer == 1;
+                               {std::to_string(received_chunks), std::to_string(grace), finalize_id,
+                                std::to_string(attempt)});
 }
 
 StatusOr<int64_t> ChunkBuffer::SweepDeadlines(RedisCommands& redis, int limit) {

@@ -54,8 +54,10 @@ const LuaScript& SweepDeadlines() {
 }
 
 // KEYS: 1 ctl hash, 2 buffer list, 3 meta hash, 4 seen bitmap.
-// ARGV: 1 finalized received_chunks, 2 grace_s (0 = keep the buffer until its TTL), 3 finalize id.
-// Returns 1 when marked compacted, 0 when chunks arrived after the snapshot (a later finalize follows).
+// ARGV: 1 finalized received_chunks, 2 grace_s (0 = keep the buffer until its TTL), 3 finalize id, 4 the
+//       attempt the snapshot read (the control hash's, "0" when it has none).
+// Returns 1 when marked compacted, 0 when chunks arrived after the snapshot (a later finalize follows) or the
+// generation was started over since (ChunkWriter::Reset: the keys are the next attempt's).
 const LuaScript& MarkCompacted() {
   static const LuaScript s(std::string(lua::kMarkCompacted));
   return s;
@@ -98,9 +100,11 @@ const LuaScript& IngestAppend() {
 }
 
 const LuaScript& ResetGeneration() {
-  // KEYS: 1 ctl hash, 2 buffer list, 3 meta hash, 4 seen bitmap, 5 deadlines zset, 6 ingest hash.
+  // KEYS: 1 ctl hash, 2 buffer list, 3 meta hash, 4 seen bitmap, 5 deadlines zset, 6 ingest hash, 7 finalize
+  //       stream.
   // ARGV: 1 deadline member, 2 the control hash's TTL (s) until the next attempt's first append.
-  // Returns 1 (reset, the control hash's attempt one more) or 0 (chunks of this attempt not yet applied).
+  // Returns 1 (reset: the control hash's attempt one more, started_after the finalize stream's last entry id)
+  // or 0 (chunks of this attempt not yet applied).
   // received_chunks counts distinct seqs applied and the producer wrote seqs 0..next_seq-1, so equality
   // means no chunk of the old attempt is still in a stream (a redelivery of an applied-but-unacked entry
   // after a compactor crash is the remaining, documented, window).

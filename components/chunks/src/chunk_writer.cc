@@ -250,7 +250,7 @@ StatusOr<std::string> ChunkWriter::Progress(RedisCommands& redis, int64_t org, i
 Status ChunkWriter::Reset(RedisCommands& redis, const GenerationId& gen) {
   auto r = redis.Eval(scripts::ResetGeneration(),
                       {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen),
-                       keys_.DeadlinesKeyOf(gen), keys_.IngestKey(gen)},
+                       keys_.DeadlinesKeyOf(gen), keys_.IngestKey(gen), keys_.FinalizeStreamOf(gen)},
                       {KeySchema::Member(gen), std::to_string(config_.chunk_ttl_s)});
   if (!r.ok()) return r.status();
   if (r->AsInt() != 1) return Status::Unavailable("chunks of the earlier attempt are not yet applied by the compactor");

@@ -150,6 +150,13 @@ Status DatabaseError(Status s, FinalizeDependency* failed) {
 
 }  // namespace
 
+bool Finalizer::QueuedBeforeTheAttempt(const FinalizeRequest& req, const BufferSnapshot& snap) {
+  // A manual finalization compacts what is there now, as asked (its id is no entry of the finalize stream).
+  if (req.reason == "manual") return false;
+  auto started = snap.control.find("started_after");
+  return started != snap.control.end() && CompareStreamIds(req.finalize_id, started->second) <= 0;
+}
+
 Status Finalizer::ResolveOwners(RedisCommands& redis, const std::vector<FinalizeRequest>& reqs,
                                 const std::vector<BufferSnapshot>& snaps, std::vector<FinalizeOutcome>& outs,
                                 std::vector<std::vector<std::string>>& fixes, FinalizeDependency* failed) {
@@ -199,6 +206,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
   for (const auto& r : reqs) gens.push_back(r.gen);
   auto snaps = buffer_.Snapshots(redis, gens);
   if (!snaps.ok()) return snaps.status();
+  for (size_t i = 0; i < reqs.size(); ++i) outs[i].superseded = QueuedBeforeTheAttempt(reqs[i], (*snaps)[i]);
   // Owner-record commands sent with step 4's round trip (TTL refreshes, corrections).
   std::vector<std::vector<std::string>> owner_fixes;
   SF_RETURN_IF_ERROR(ResolveOwners(redis, reqs, *snaps, outs, owner_fixes, failed));
@@ -223,7 +231,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
       }
     }
     const BufferSnapshot& snap = (*snaps)[i];
-    if (outs[i].owned_elsewhere) continue;
+    if (outs[i].owned_elsewhere || outs[i].superseded) continue;
     if (!snap.exists && from_db.empty()) {
       outs[i].empty = true;
       continue;
@@ -286,7 +294,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
                   KeySchema::Member(reqs[i].gen), outs[i].chunk_count);
     }
     mark_slot[i] = static_cast<int>(cmds.size());
-    cmds.push_back(buffer_.MarkCompactedCommand(redis, reqs[i].gen, received[i], reqs[i].finalize_id));
+    cmds.push_back(buffer_.MarkCompactedCommand(redis, reqs[i].gen, received[i], reqs[i].finalize_id, outs[i].attempt));
     // Published on replays too (at-least-once): a crash between the commit and this XADD must not lose
     // the event. Consumers dedupe on (generation_id, compacted_at_ms). Not for a kept fuller row: this
     // finalization changed nothing.

@@ -47,13 +47,11 @@ class ChunkBuffer {
   // Many generations' snapshots in one round trip, in input order.
   StatusOr<std::vector<BufferSnapshot>> Snapshots(RedisCommands& redis, const std::vector<GenerationId>& gens);
 
-  // After the row committed. Returns true when marked compacted, false when more chunks arrived.
-  StatusOr<bool> MarkCompacted(RedisCommands& redis, const GenerationId& gen, int64_t received_chunks,
-                               const std::string& finalize_id);
-  // The MarkCompacted script call as a command, for pipelines (registers the script on `redis` for
-  // NOSCRIPT repair). Its reply is integer 1 when marked.
+  // After the row committed: the MarkCompacted script call as a command, for pipelines (registers the script
+  // on `redis` for NOSCRIPT repair). Its reply is integer 1 when marked, 0 when more chunks arrived or the
+  // generation started over (`attempt`: the control hash's when the buffer was read) since.
   std::vector<std::string> MarkCompactedCommand(RedisCommands& redis, const GenerationId& gen, int64_t received_chunks,
-                                                const std::string& finalize_id);
+                                                const std::string& finalize_id, uint32_t attempt);
 
   // Moves due idle deadlines to the finalize stream: those past both now and the compactor group's
   // consumed watermark (components/chunks/include/streamfleet/chunks/consumed_watermark.h). Returns how many.

@@ -28,6 +28,10 @@ struct FinalizeOutcome {
   // The generation id belongs to another organization (its Redis owner record or its row): nothing was
   // written; the caller dead-letters the finalize entry with kOwnedElsewhere and counts it.
   bool owned_elsewhere = false;
+  // Queued before the producer started the generation over (ChunkWriter::Reset): an earlier attempt's final
+  // marker or idle timeout, read after the next attempt's first chunks. Nothing was written; the next
+  // attempt's own finalization writes the row.
+  bool superseded = false;
   bool replay = false;           // this finalize id was already committed
   bool marked_compacted = false; // false when chunks arrived during finalization (a later one follows)
   bool json_valid = false;
@@ -62,6 +66,8 @@ class Finalizer {
                                                        FinalizeDependency* failed = nullptr);
 
  private:
+  // The finalize entry is not after the control hash's started_after: the producer started over since.
+  static bool QueuedBeforeTheAttempt(const FinalizeRequest& req, const BufferSnapshot& snap);
   // Sets outs[i].owned_elsewhere for generations that belong to another organization (Redis owner record,
   // or the row where the record disagrees with it); queues owner-record refreshes and corrections in fixes.
   Status ResolveOwners(RedisCommands& redis, const std::vector<FinalizeRequest>& reqs,
