@@ -189,6 +189,7 @@ class Run {
     nlohmann::json md = {{"status", final ? "failed" : "retrying"}, {"error", s.ToString()}, {"provider_chunks", written_}};
     (void)store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, md.dump());
     if (final && written_ > 0) (void)Finish();
+    if (final && written_ == 0) (void)writer_.MarkFailed(ctx_.redis, gen_);  // else the FINISH ends it
     if (final) PublishFailed(s.ToString());
     return s;
   }

@@ -111,6 +111,7 @@ void FakeProvider::Serve(int fd, int n) {
     if (mode == Mode::kMalformed && i == 1) Send(fd, "data: {\"choices\": [{\"delta\": \n\n");
     Send(fd, DeltaEvent(deltas[i]));
   }
+  if (cut && before_cut_) before_cut_();
   if (mode == Mode::kSilence) {
     while (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // connection stays open
   } else if (!cut) {

@@ -3,6 +3,7 @@
 // for libcurl (one thread per connection, "Connection: close", body ends when the socket closes). Each
 // request is answered according to the mode, so a test scripts what a provider does to the worker.
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -33,6 +34,9 @@ class FakeProvider {
   void set_pause_ms(int ms) { pause_ms_ = ms; }
   // The deltas of a first (cut) answer in kCutOnce, so tests can tell the attempts apart.
   void set_first_deltas(std::vector<std::string> d);
+  // Called on the serving thread after a cut answer's last delta, before it closes the connection: a test
+  // holds the cut until it has seen what was streamed (set before the request; not changed during one).
+  void set_before_cut(std::function<void()> f) { before_cut_ = std::move(f); }
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
   int requests() const { return requests_.load(); }
   std::string last_request() const;  // request line, headers and body of the last request
@@ -45,6 +49,7 @@ class FakeProvider {
   int port_ = 0;
   std::atomic<Mode> mode_{Mode::kNormal};
   std::atomic<int> pause_ms_{200};
+  std::function<void()> before_cut_;
   std::atomic<int> requests_{0};
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;

@@ -13,6 +13,7 @@
 #include "ingest/ingest_service.h"
 #include "queue-worker/worker_service.h"
 #include "streamfleet/base/codec.h"
+#include "streamfleet/chunks/chunk_writer.h"
 #include "streamfleet/chunks/fleet_events.h"
 #include "streamfleet/chunks/generation_request.h"
 #include "streamfleet/chunks/generation_start.h"
@@ -362,6 +363,11 @@ TEST_F(GenerationRunTest, UnavailableProviderMarksTheGenerationFailedOnTheLastAt
   EXPECT_EQ(md["status"], "failed");
   EXPECT_NE(md["error"].get<std::string>().find("503"), std::string::npos) << md.dump();
   EXPECT_EQ(TaskState(id), "dead");
+  // /progress says so too (the control hash), not "receiving" until the hash expires.
+  auto progress = ChunkWriter(*config_).Progress(*redis_, 12, id, std::nullopt);
+  ASSERT_TRUE(progress.ok()) << progress.status().ToString();
+  EXPECT_EQ(nlohmann::json::parse(*progress)["state"], "failed") << *progress;
+  EXPECT_GT(redis_->Command({"TTL", KeySchema::FromConfig(*config_).ControlKey(GenerationId{12, 0, id})})->integer, 0);
   // The organization's live events (docs/live.md) say so: one generation.failed, on the last attempt only.
   std::vector<FleetEvent> failed = FailedEvents();
   ASSERT_EQ(failed.size(), 1u);
@@ -401,13 +407,17 @@ TEST_F(GenerationRunTest, CutWithRetryFromScratchRestartsAtSeqZeroWithoutOldChun
   testing::RawConnection viewer(ingest_->port());
   ASSERT_TRUE(viewer.Send("GET /v1/orgs/12/generations/" + std::to_string(id) + "/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // watching before the first chunk
+  // The provider cuts only once the viewer was shown the cut attempt's text: generation.run resets the
+  // generation right after the cut, and a hub that read the new attempt first would rightly skip the old
+  // chunks (no reset to test; it happened under AddressSanitizer).
+  std::string stream;
+  provider_.set_before_cut([&] {
+    // Both of its chunks ("OLD-", "ATTEMPT-"), each in its own event.
+    stream = viewer.ReadUntil([](const std::string& s) { return s.find("ATTEMPT-") != std::string::npos; }, 10000);
+  });
   EXPECT_EQ(RunOne(), 1);
   EXPECT_EQ(TaskState(id), "retry_scheduled");
   EXPECT_EQ(Metadata(id)["status"], "retrying");
-  // The viewer is shown the cut attempt before the retry starts over. Without this wait a slow hub (under
-  // sanitizers) may read the retry's attempt first and rightly skip the cut chunks: no reset to test.
-  std::string stream = viewer.ReadUntil(
-      [](const std::string& s) { return s.find("OLD-ATTEMPT-") != std::string::npos; }, 10000);
   EXPECT_EQ(RunRetry(), 1);
   GenerationRow row = WaitForRow(id);
   EXPECT_EQ(Content(row), "Hello, world") << "nothing of the cut attempt (OLD-ATTEMPT-) may remain";

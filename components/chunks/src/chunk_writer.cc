@@ -257,6 +257,16 @@ Status ChunkWriter::Reset(RedisCommands& redis, const GenerationId& gen) {
   return Status::Ok();
 }
 
+Status ChunkWriter::MarkFailed(RedisCommands& redis, const GenerationId& gen) {
+  const std::string ctl = keys_.ControlKey(gen);
+  auto r = redis.Pipeline({{"HSET", ctl, "state", "failed"}, {"EXPIRE", ctl, std::to_string(config_.chunk_ttl_s)}});
+  if (!r.ok()) return r.status();
+  for (const auto& v : *r) {
+    if (v.is_error()) return TranslateRedisError(v.str);
+  }
+  return Status::Ok();
+}
+
 StatusOr<int64_t> ChunkWriter::Backlog(RedisClient& redis) {
   int64_t total = 0;
   for (int i = 0; i < keys_.chunk_streams(); ++i) {

@@ -79,6 +79,10 @@ class ChunkWriter {
   // attempt's envelopes carry it (ChunkEnvelope.attempt), and live streams tell their viewers to drop the
   // earlier attempt's text.
   Status Reset(RedisCommands& redis, const GenerationId& gen);
+  // The producer gave up before writing a chunk of its current attempt (generation.run's last attempt
+  // failed): the control hash says state "failed", so /progress does not report "receiving" until the hash
+  // expires. It lives chunk_ttl_s from now; a later first append starts the generation again as usual.
+  Status MarkFailed(RedisCommands& redis, const GenerationId& gen);
 
   // Entries in the chunk streams not yet delivered to the compactor group (XLEN where no group exists).
   StatusOr<int64_t> Backlog(RedisClient& redis);
