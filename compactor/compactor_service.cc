@@ -353,7 +353,8 @@ void CompactorService::ProcessFinalizes(const std::vector<StreamEntry>& entries,
       DeadLetterEntry(e, "malformed finalize entry", 1);
       continue;
     }
-    reqs.push_back(FinalizeRequest{gen, r ? *r : "complete", e.id});
+    const std::string* q = e.Field("q");  // requeued from the dead letters: the id it was first queued under
+    reqs.push_back(FinalizeRequest{gen, r ? *r : "complete", e.id, q != nullptr ? *q : ""});
     owners.push_back(e);
   }
   if (reqs.empty()) return;

@@ -86,6 +86,12 @@ class Run {
     SF_RETURN_IF_ERROR(store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, initial.dump()));
     // What an earlier attempt (a retry, or a worker that died mid-stream) wrote must not mix with this one.
     SF_RETURN_IF_ERROR(writer_.Reset(ctx_.redis, gen_));
+    if (ctx_.config.chunk_storage != ChunkStorage::kRedis) {
+      // GENERATION_CHUNK_STORAGE=db|both: the earlier attempt's chunks are rows too (all applied: the reset
+      // waited for that), and the finalizer prefers a stored chunk to the buffer's for the same seq.
+      auto deleted = store_.DeleteChunksOf(gen_.gen, gen_.org);
+      if (!deleted.ok()) return deleted.status();
+    }
     if (row->has_value() && (*row)->chunk_count > 0) {
       // The idle timeout finalized what an earlier attempt wrote before it died. This attempt starts again
       // at seq 0 and may write fewer chunks, and the row only takes a text that holds all of its chunks:

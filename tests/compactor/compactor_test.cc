@@ -746,8 +746,13 @@ TEST_P(CompactorTest, AFinalizationQueuedBeforeTheProducerStartedOverLeavesTheNe
   std::vector<PendingChunk> old = {{std::nullopt, "old a", false, 0, false, ""}};
   ASSERT_TRUE(writer.Append(*redis_, g, old, "test").ok());
   Pump(svc);
-  ASSERT_TRUE(redis_->Command({"XADD", k.FinalizeStreamOf(g), "*", "m", KeySchema::Member(g), "r", "idle_timeout"}).ok());
+  const std::string old_id =
+      redis_->Command({"XADD", k.FinalizeStreamOf(g), "*", "m", KeySchema::Member(g), "r", "idle_timeout"})->str;
   ASSERT_TRUE(writer.Reset(*redis_, g).ok());
+  // MarkFailed (a producer giving up before its attempt's first chunk) marks the hash of a reset generation,
+  // and a first append starts it again.
+  ASSERT_TRUE(writer.MarkFailed(*redis_, g).ok());
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(g), "state"})->str, "failed");
   std::vector<PendingChunk> next = {{std::nullopt, "new a", false, 0, false, ""}};
   ASSERT_TRUE(writer.Append(*redis_, g, next, "test").ok());
   Pump(svc);
@@ -763,6 +768,16 @@ TEST_P(CompactorTest, AFinalizationQueuedBeforeTheProducerStartedOverLeavesTheNe
   };
   EXPECT_EQ(compacted_events(), 0);
   EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(g), "state"})->str, "receiving");
+  ASSERT_TRUE(writer.MarkFailed(*redis_, g).ok());
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(g), "state"})->str, "receiving")
+      << "this attempt has a chunk: not the failed producer's to mark";
+  // The same entry put back from the dead letters (a new id; "q" the one it was first queued under), and a
+  // generation.compact task's entry queued before the reset: superseded alike.
+  ASSERT_TRUE(redis_->Command({"XADD", k.FinalizeStreamOf(g), "*", "m", KeySchema::Member(g), "r", "idle_timeout",
+                               "q", old_id}).ok());
+  Pump(svc);
+  EXPECT_EQ(CounterValue(svc.metrics().finalize_superseded), 2);
+  EXPECT_FALSE(Row(71).has_value());
   std::vector<PendingChunk> last = {{std::nullopt, "new b", true, 0, false, ""}};
   ASSERT_TRUE(writer.Append(*redis_, g, last, "test").ok());
   Pump(svc);

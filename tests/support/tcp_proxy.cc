@@ -17,10 +17,13 @@ TcpProxy::TcpProxy(int upstream_port) : upstream_(upstream_port) {
 TcpProxy::~TcpProxy() {
   stop_ = true;
   Down();
-  shutdown(listen_fd_, SHUT_RDWR);
-  close(listen_fd_);
+  shutdown(listen_fd_, SHUT_RDWR);  // wakes the acceptor; closed after it stopped, so it never polls a reused fd
   acceptor_.join();
+  close(listen_fd_);
   for (auto& t : threads_) t.join();
+  // Closed only now: Down() shuts down every fd in fds_, and one closed earlier could have been reused by
+  // then for something of the test's.
+  for (int fd : fds_) close(fd);
 }
 
 void TcpProxy::Down() {

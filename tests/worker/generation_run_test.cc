@@ -400,7 +400,9 @@ TEST_F(GenerationRunTest, CutMidStreamFinalizesWhatArrivedAndMarksItFailed) {
 // chunks, then a reset, then the retry's: the text after the reset is the row's.
 TEST_F(GenerationRunTest, CutWithRetryFromScratchRestartsAtSeqZeroWithoutOldChunks) {
   provider_.set_mode(Mode::kCutOnce);
-  Start({{"PROVIDER_RETRY_FROM_SCRATCH", "true"}});
+  // The provider holds its cut below until the viewer has the cut text: neither the worker's silence timeout
+  // nor the compactor's idle timeout may end the attempt meanwhile, however slow the hub (sanitizers).
+  Start({{"PROVIDER_RETRY_FROM_SCRATCH", "true"}, {"PROVIDER_SILENCE_TIMEOUT", "30s"}, {"GENERATION_IDLE_TIMEOUT", "30s"}});
   ingest_ = std::make_unique<ingest::IngestService>(*config_, ingest_registry_);
   ASSERT_TRUE(ingest_->Start().ok());
   int64_t id = StartGeneration();
@@ -442,6 +444,25 @@ TEST_F(GenerationRunTest, CutWithRetryFromScratchRestartsAtSeqZeroWithoutOldChun
   EXPECT_EQ(md["status"], "completed");
   EXPECT_EQ(md["received_chunks"], 4);
   EXPECT_EQ(md["missing_count"], 0);
+}
+
+// With GENERATION_CHUNK_STORAGE=both the cut attempt's chunks are rows of generation_chunks too, and the
+// finalizer takes a stored chunk over the buffer's for the same seq: the retry's row began with the cut
+// attempt's text ("OLD-ATTEMPT-, world").
+TEST_F(GenerationRunTest, ARetryFromScratchWithChunksInTheDatabaseKeepsOnlyItsOwnText) {
+  provider_.set_mode(Mode::kCutOnce);
+  Start({{"PROVIDER_RETRY_FROM_SCRATCH", "true"}, {"GENERATION_CHUNK_STORAGE", "both"}});
+  int64_t id = StartGeneration();
+  EXPECT_EQ(RunOne(), 1);
+  ASSERT_TRUE(testing::WaitUntil([&] {  // the compactor stored the cut attempt's two chunks as it applied them
+    auto c = store_->GetChunks(id);
+    return c.ok() && c->size() == 2 && (*c)[0].data == "OLD-";
+  }));
+  EXPECT_EQ(RunRetry(), 1);
+  GenerationRow row = WaitForRow(id);
+  EXPECT_EQ(Content(row), "Hello, world");
+  EXPECT_EQ(row.chunk_count, 4);
+  EXPECT_EQ(Metadata(id)["status"], "completed");
 }
 
 // A worker that died mid-stream left chunks the idle timeout finalized (here 5). The redelivered attempt

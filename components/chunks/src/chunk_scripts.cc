@@ -112,4 +112,12 @@ const LuaScript& ResetGeneration() {
   return s;
 }
 
+const LuaScript& MarkFailed() {
+  // KEYS: 1 ctl hash. ARGV: 1 the control hash's TTL (s).
+  // Returns 1 (state "failed", the TTL restarted) or 0 (a producer has appended since the last start: the
+  // hash is that attempt's).
+  static const LuaScript s(std::string(lua::kMarkFailed));
+  return s;
+}
+
 }  // namespace streamfleet::scripts

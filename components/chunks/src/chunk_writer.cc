@@ -258,13 +258,8 @@ Status ChunkWriter::Reset(RedisCommands& redis, const GenerationId& gen) {
 }
 
 Status ChunkWriter::MarkFailed(RedisCommands& redis, const GenerationId& gen) {
-  const std::string ctl = keys_.ControlKey(gen);
-  auto r = redis.Pipeline({{"HSET", ctl, "state", "failed"}, {"EXPIRE", ctl, std::to_string(config_.chunk_ttl_s)}});
-  if (!r.ok()) return r.status();
-  for (const auto& v : *r) {
-    if (v.is_error()) return TranslateRedisError(v.str);
-  }
-  return Status::Ok();
+  auto r = redis.Eval(scripts::MarkFailed(), {keys_.ControlKey(gen)}, {std::to_string(config_.chunk_ttl_s)});
+  return r.status();
 }
 
 StatusOr<int64_t> ChunkWriter::Backlog(RedisClient& redis) {

@@ -151,10 +151,13 @@ Status DatabaseError(Status s, FinalizeDependency* failed) {
 }  // namespace
 
 bool Finalizer::QueuedBeforeTheAttempt(const FinalizeRequest& req, const BufferSnapshot& snap) {
-  // A manual finalization compacts what is there now, as asked (its id is no entry of the finalize stream).
-  if (req.reason == "manual") return false;
+  // A manual finalization made at once (streamfleetctl compact-generation: its id is no stream entry's)
+  // compacts what is there now, as asked. One queued through the stream (the generation.compact task) is
+  // an entry like the others.
+  const std::string& queued = req.queued_id.empty() ? req.finalize_id : req.queued_id;
+  if (!ValidStreamId(queued)) return false;
   auto started = snap.control.find("started_after");
-  return started != snap.control.end() && CompareStreamIds(req.finalize_id, started->second) <= 0;
+  return started != snap.control.end() && CompareStreamIds(queued, started->second) <= 0;
 }
 
 Status Finalizer::ResolveOwners(RedisCommands& redis, const std::vector<FinalizeRequest>& reqs,
@@ -216,6 +219,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
   std::vector<size_t> written_of;  // writes[k] belongs to reqs[written_of[k]]
   std::vector<int64_t> received(reqs.size(), 0);
   for (size_t i = 0; i < reqs.size(); ++i) {
+    if (outs[i].superseded) continue;  // before the database is asked: an outage must not hold these up
     std::map<int64_t, std::string> from_db;
     if (config_.chunk_storage != ChunkStorage::kRedis && !outs[i].owned_elsewhere) {
       auto rows = store_.GetChunks(reqs[i].gen.gen);

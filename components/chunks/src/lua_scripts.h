@@ -9,5 +9,6 @@ extern const char kSweepDeadlines[];
 extern const char kMarkCompacted[];
 extern const char kIngestAppend[];
 extern const char kResetGeneration[];
+extern const char kMarkFailed[];
 
 }  // namespace streamfleet::lua

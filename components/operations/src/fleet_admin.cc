@@ -133,12 +133,19 @@ namespace {
 std::vector<std::string> RequeuedFields(const StreamEntry& e, bool finalize_source) {
   std::vector<std::string> out;
   for (const auto& [k, v] : e.fields) {
-    const bool keep = finalize_source ? (k == "m" || k == "r" || k == "at") : IsChunkEnvelopeField(k);
+    const bool keep = finalize_source ? (k == "m" || k == "r" || k == "at" || k == "q") : IsChunkEnvelopeField(k);
     if (!keep) continue;
     out.push_back(k);
     out.push_back(v);
   }
   if (finalize_source && e.Field("m") == nullptr) out.clear();
+  // A finalization goes back under a new id; "q" keeps the id it was first queued under, which tells the
+  // finalizer whether the generation was started over since (Finalizer: an earlier attempt's is superseded).
+  const std::string* source_id = e.Field("source_id");
+  if (!out.empty() && finalize_source && e.Field("q") == nullptr && source_id != nullptr) {
+    out.push_back("q");
+    out.push_back(*source_id);
+  }
   return out;
 }
 

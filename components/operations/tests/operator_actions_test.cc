@@ -97,6 +97,29 @@ TEST_F(OperatorActionsTest, RequeueOfAChunkEntryPutsBackEveryEnvelope) {
   EXPECT_EQ(Len(keys.ChunkDeadLetterStream()), 0);
 }
 
+// A finalization goes back under a new id, with "q" the id it was first queued under: the finalizer compares
+// that one with the generation's start (an earlier attempt's finalization is superseded, docs/ARCHITECTURE.md
+// "Attempts"). Put back twice, it keeps the first.
+TEST_F(OperatorActionsTest, RequeueOfAFinalizationKeepsTheIdItWasFirstQueuedUnder) {
+  KeySchema keys = KeySchema::FromConfig(config_);
+  StreamEntry fin{keys.FinalizeStream(0), "7-3", {{"m", "12:0:5"}, {"r", "idle_timeout"}, {"at", "7"}}};
+  ASSERT_TRUE(DeadLetter(*redis_, keys.ChunkDeadLetterStream(), fin, "compactor", "db refused", 5).ok());
+  auto n = RequeueDeadLetters(*redis_, config_, "");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1);
+  auto back = ParseEntries(fin.stream, *redis_->Command({"XRANGE", fin.stream, "-", "+"}));
+  ASSERT_EQ(back.size(), 1u);
+  ASSERT_NE(back[0].Field("q"), nullptr);
+  EXPECT_EQ(*back[0].Field("q"), "7-3");
+  EXPECT_EQ(*back[0].Field("m"), "12:0:5");
+  ASSERT_TRUE(DeadLetter(*redis_, keys.ChunkDeadLetterStream(), back[0], "compactor", "db refused", 5).ok());
+  ASSERT_TRUE(redis_->Command({"DEL", fin.stream}).ok());
+  ASSERT_TRUE(RequeueDeadLetters(*redis_, config_, "").ok());
+  auto twice = ParseEntries(fin.stream, *redis_->Command({"XRANGE", fin.stream, "-", "+"}));
+  ASSERT_EQ(twice.size(), 1u);
+  EXPECT_EQ(*twice[0].Field("q"), "7-3");
+}
+
 // Under maxmemory Redis refuses the XADD that puts a dead letter back. The dead letter must still be there
 // afterwards: a script is not rolled back, so a delete before the add would have lost it.
 TEST_F(OperatorActionsTest, ARequeueRefusedForMemoryKeepsTheDeadLetter) {

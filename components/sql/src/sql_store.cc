@@ -663,6 +663,20 @@ Status SqlStore::UpsertChunks(const std::vector<ChunkRow>& chunks) {
   });
 }
 
+StatusOr<int64_t> SqlStore::DeleteChunksOf(int64_t generation_id, int64_t organization_id) {
+  std::lock_guard<std::mutex> l(*mu_);
+  int64_t deleted = 0;
+  Status s = Run("delete chunks", [&](soci::session& sql) {
+    long long g = generation_id, o = organization_id;
+    soci::statement st = (sql.prepare << "DELETE FROM generation_chunks WHERE generation_id = :g AND organization_id = :o",
+                          soci::use(g), soci::use(o));
+    st.execute(true);
+    deleted = st.get_affected_rows();
+  });
+  if (!s.ok()) return s;
+  return deleted;
+}
+
 StatusOr<std::vector<ChunkRow>> SqlStore::GetChunks(int64_t generation_id) {
   std::lock_guard<std::mutex> l(*mu_);
   std::vector<ChunkRow> out;

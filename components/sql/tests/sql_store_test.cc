@@ -171,6 +171,21 @@ TEST_P(SqlStoreTest, ChunksAreIdempotentAndBinarySafe) {
   EXPECT_EQ((*rows)[1].data, "b");
 }
 
+// A producer starting a generation over deletes its organization's chunk rows of it, and only those.
+TEST_P(SqlStoreTest, DeleteChunksOfTakesOneOrganizationsRowsOfOneGeneration) {
+  ASSERT_TRUE(store_->UpsertChunks({{62, 12, 0, 0, "a"}, {62, 12, 0, 1, "b"}, {63, 12, 0, 0, "c"}}).ok());
+  ASSERT_TRUE(store_->UpsertChunks({{64, 13, 0, 0, "d"}}).ok());
+  auto other_org = store_->DeleteChunksOf(64, 12);
+  ASSERT_TRUE(other_org.ok()) << other_org.status().ToString();
+  EXPECT_EQ(*other_org, 0);
+  auto n = store_->DeleteChunksOf(62, 12);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 2);
+  EXPECT_TRUE(store_->GetChunks(62)->empty());
+  EXPECT_EQ(store_->GetChunks(63)->size(), 1u);
+  EXPECT_EQ(store_->GetChunks(64)->size(), 1u);
+}
+
 TEST_P(SqlStoreTest, MigrateCompactedFromMetadataPreviewChangesNothing) {
   ASSERT_TRUE(store_->MergeGenerationMetadata(7, 1, 0, R"({"compacted":"QUJD","model":"m"})").ok());
   auto preview = store_->MigrateCompactedFromMetadata(true);

@@ -14,12 +14,14 @@ const LuaScript& ApplyChunks();
 const LuaScript& SweepDeadlines();
 // After the row commit: mark compacted unless chunks arrived meanwhile; optionally shorten the TTLs.
 const LuaScript& MarkCompacted();
+// A producer that gave up before its attempt's first chunk: state "failed" unless one has appended since.
+const LuaScript& MarkFailed();
 // Ingest: bind scenario, count bytes against the per-generation limit, reserve seqs for the envelopes
 // that have none, XADD the envelopes. Returns [last entry id, first reserved seq].
 const LuaScript& IngestAppend();
 // A producer restarting a generation from scratch: if every seq handed out was applied, delete the
-// buffer, meta, seen bitmap and control hash and drop the idle deadline. Returns 1 when reset, 0 when
-// chunks are still on their way to the compactor.
+// buffer, meta, seen bitmap and control hash (keeping its attempt and where the finalize stream stood) and
+// drop the idle deadline. Returns 1 when reset, 0 when chunks are still on their way to the compactor.
 const LuaScript& ResetGeneration();
 
 }  // namespace streamfleet::scripts

@@ -81,7 +81,8 @@ class ChunkWriter {
   Status Reset(RedisCommands& redis, const GenerationId& gen);
   // The producer gave up before writing a chunk of its current attempt (generation.run's last attempt
   // failed): the control hash says state "failed", so /progress does not report "receiving" until the hash
-  // expires. It lives chunk_ttl_s from now; a later first append starts the generation again as usual.
+  // expires. It lives chunk_ttl_s from now; a later first append starts the generation again as usual. Not
+  // when a producer has appended since the last start (the hash is that attempt's): then nothing changes.
   Status MarkFailed(RedisCommands& redis, const GenerationId& gen);
 
   // Entries in the chunk streams not yet delivered to the compactor group (XLEN where no group exists).

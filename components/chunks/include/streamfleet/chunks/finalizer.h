@@ -21,6 +21,9 @@ struct FinalizeRequest {
   GenerationId gen;
   std::string reason;        // "complete" | "idle_timeout" | "manual"
   std::string finalize_id;   // the finalize stream entry id (or a manual id); decides compacted_at
+  // The id it was first queued under when that is not finalize_id (a requeued dead letter's field "q"):
+  // what is compared with the generation's start (superseded). "" = finalize_id.
+  std::string queued_id = {};
 };
 
 struct FinalizeOutcome {

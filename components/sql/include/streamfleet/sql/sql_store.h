@@ -131,6 +131,9 @@ class SqlStore final : public GenerationRepository {
   Status UpsertChunks(const std::vector<ChunkRow>& chunks);
   // kDataLoss when a row's data is not base64 (never an empty chunk in its place).
   StatusOr<std::vector<ChunkRow>> GetChunks(int64_t generation_id) override;
+  // Deletes one organization's generation_chunks rows of a generation (a producer starting the text over:
+  // the next attempt writes seqs from 0 again, and a stored chunk is never overwritten). Returns how many.
+  StatusOr<int64_t> DeleteChunksOf(int64_t generation_id, int64_t organization_id);
   // Moving compacted texts between rows and the object store (components/operations artifact_moves.h).
   // Ids after after_id in order, at most limit: with_compacted_over >= 0 those whose compacted is longer than
   // that; -1 those whose compacted is NULL.
