@@ -252,6 +252,40 @@ TEST_F(LiveStreamTest, AFailureAfterAResetEndsTheStreamsOfTheFirstAttemptsViewer
   EXPECT_EQ(events.back().second["reason"], "failed");
 }
 
+// The same failure seen by a viewer who comes after its generation.failed event went by: opening the stream,
+// or reconnecting with the first attempt's id. The control hash says the next attempt (unbound) failed
+// (ChunkWriter::MarkFailed), and the stream ends with the row's reason at once: it waited out the restart's
+// 60 s and LIVE_START_WAIT, then said not_found. Without the row's failure, the hash alone ends it.
+TEST_F(LiveStreamTest, AViewerAfterTheFailureOfAStartedOverGenerationIsToldAtOnce) {
+  for (int64_t id : {4647, 4648}) {
+    const std::string path = "/v1/orgs/12/generations/" + std::to_string(id);
+    ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "cut short"}}.dump()), 202);
+    ChunkWriter writer(*config_);
+    const GenerationId gen{12, 0, id};
+    ASSERT_TRUE(testing::WaitUntil([&] { return writer.Reset(*redis_, gen).ok(); }));
+    const bool row_says_so = id == 4647;
+    if (row_says_so) {
+      nlohmann::json md = {{"status", "failed"}, {"error", "provider answered 503"}, {"provider_chunks", 0}};
+      ASSERT_TRUE(store_->MergeGenerationMetadata(id, 12, 0, md.dump()).ok());
+    }
+    ASSERT_TRUE(writer.MarkFailed(*redis_, gen).ok());
+    KeySchema k = KeySchema::FromConfig(*config_);
+    ASSERT_TRUE(redis_->Command(GenerationFailedCommand(k, gen, "provider answered 503", WallClockMs())).ok());
+    for (const char* resume : {"", "Last-Event-ID: 0\r\n"}) {
+      testing::RawConnection sub(service_->port());
+      ASSERT_TRUE(sub.Send("GET " + path + "/stream HTTP/1.1\r\nHost: t\r\n" + resume + "\r\n"));
+      auto events = SseEventsOf(sub.ReadUntilClosed(10000));
+      ASSERT_FALSE(events.empty()) << id << " " << resume;
+      EXPECT_EQ(events.back().first, "closing") << id << " " << resume;
+      EXPECT_EQ(events.back().second["reason"], "failed") << id << " " << resume << events.back().second.dump();
+      if (row_says_so) {
+        EXPECT_NE(events.back().second.dump().find("503"), std::string::npos) << events.back().second.dump();
+      }
+      for (auto& [event, data] : events) EXPECT_NE(event, "chunk") << "the cut attempt's text is not the answer";
+    }
+  }
+}
+
 // Compressed chunks (CHUNK_COMPRESSION=zstd, the default, for chunks of 1 KiB and more): a subscriber before the
 // first chunk reads them from the stream tail, one after compaction from the buffer list; both get the text.
 TEST_F(LiveStreamTest, CompressedChunksReachSubscribersAsText) {
@@ -293,6 +327,35 @@ TEST_F(LiveStreamTest, CompressedChunksReachSubscribersAsText) {
   testing::RawConnection late(service_->port());
   ASSERT_TRUE(late.Send("GET /v1/orgs/12/generations/4343/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
   EXPECT_EQ(text_of(late.ReadUntilClosed(20000)), all);
+}
+
+// GENERATION_DELETE_AFTER_COMPACT: the buffer expires after its grace while the control hash, still bound, lives
+// on for the chunk TTL. A stream opened then read the empty list and ended with compacted and no text; the
+// row is the text, as when nothing of the generation is left in Redis.
+TEST_F(LiveStreamTest, ACompactedGenerationWhoseBufferExpiredIsServedFromItsRow) {
+  const std::string path = "/v1/orgs/12/generations/4444";
+  ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "[\"kept in "}}.dump()), 202);
+  ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "the row\"]"}, {"final", true}}.dump()), 202);
+  std::optional<GenerationRow> row;
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    auto r = store_->GetGeneration(4444);
+    if (r.ok() && r->has_value()) row = **r;
+    return row.has_value();
+  }));
+  KeySchema k = KeySchema::FromConfig(*config_);
+  GenerationId g{12, 0, 4444};
+  ASSERT_TRUE(testing::WaitUntil([&] { return redis_->Command({"HGET", k.ControlKey(g), "state"})->str == "compacted"; }));
+  ASSERT_TRUE(redis_->Command({"DEL", k.BufferKey(g), k.MetaKey(g), k.SeenKey(g)}).ok());  // the grace passed
+  testing::RawConnection sub(service_->port());
+  ASSERT_TRUE(sub.Send("GET " + path + "/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::string text, last;
+  for (auto& [event, data] : SseEventsOf(sub.ReadUntilClosed(10000))) {
+    if (event == "chunk" || event == "text") text += data["text"].get<std::string>();
+    last = event;
+  }
+  EXPECT_EQ(text, "[\"kept in the row\"]");
+  EXPECT_EQ(text, *Base64Decode(*row->compacted));
+  EXPECT_EQ(last, "compacted");
 }
 
 // A resume point with a part past UINT64_MAX is refused: Redis refuses every read from it, and the route used

@@ -49,6 +49,8 @@ constexpr int kEventsPage = 500;
 // A producer that started over may wait out a retry's backoff before its next first chunk (generation.run's
 // is at most 60 s): so much longer than LIVE_START_WAIT is its restart waited for.
 constexpr int64_t kRestartWaitMs = 60000;
+// The failure's reason when only the control hash says the generation failed (the row would say why).
+constexpr const char* kFailedBeforeFirstChunk = "its producer gave up (no reason recorded)";
 
 
 // One open stream and what it was last sent.
@@ -356,6 +358,7 @@ void LiveHub::Impl::Resync(int64_t now) {
   std::vector<size_t> listed;
   std::vector<std::string> attempt_read(due.size());
   std::vector<bool> reread(due.size(), false);
+  std::vector<bool> failed_ctl(due.size(), false);
   for (size_t i = 0; i < due.size(); ++i) {
     Watched& w = *due[i];
     const RedisValue& v = (*ctl)[i];
@@ -377,6 +380,15 @@ void LiveHub::Impl::Resync(int64_t now) {
         w.exists = true;
       }
       if (v.elements[1].str == "compacted") w.compacted = true;
+      if (v.elements[1].str == "failed" && !bound && !w.failed) {
+        // generation.run gave up before this attempt's first chunk (ChunkWriter::MarkFailed). A viewer that
+        // came after its generation.failed event went by learns it here: the row says why (read below), and
+        // where there is no row to say it the hash is enough.
+        failed_ctl[i] = true;
+        w.failure_seen = true;
+        w.row_checked = false;
+        if (!rows) w.failed = kFailedBeforeFirstChunk;
+      }
     }
     if (w.scenario.empty()) continue;
     int64_t scenario = 0;
@@ -402,6 +414,13 @@ void LiveHub::Impl::Resync(int64_t now) {
       const RedisValue& after = (*lists)[2 * j + 1];
       if (!v.is_array() || after.is_error() || after.str != attempt_read[listed[j]]) {
         reread[listed[j]] = true;  // reset meanwhile: read again next tick
+        continue;
+      }
+      if (v.elements.empty() && w.list_read == 0 && w.compacted && w.feed.progress().received_chunks == 0) {
+        // Compacted, and its buffer gone while the control hash lives on (GENERATION_DELETE_AFTER_COMPACT's
+        // grace is shorter than the hash's TTL): the row is the text, as for a generation that has no hash.
+        w.exists = false;
+        w.row_checked = false;
         continue;
       }
       for (const RedisValue& e : v.elements) {
@@ -443,6 +462,10 @@ void LiveHub::Impl::Resync(int64_t now) {
       w.row_checked = true;
       if (row->has_value() && (*row)->failed) {
         if (!w.exists) w.failed = (*row)->error;
+        continue;
+      }
+      if (failed_ctl[i] && !w.exists) {
+        w.failed = kFailedBeforeFirstChunk;  // the row's write did not make it (best effort, like the event)
         continue;
       }
       if (row->has_value()) {
