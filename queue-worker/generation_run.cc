@@ -89,8 +89,7 @@ class Run {
     if (ctx_.config.chunk_storage != ChunkStorage::kRedis) {
       // GENERATION_CHUNK_STORAGE=db|both: the earlier attempt's chunks are rows too (all applied: the reset
       // waited for that), and the finalizer prefers a stored chunk to the buffer's for the same seq.
-      auto deleted = store_.DeleteChunksOf(gen_.gen, gen_.org);
-      if (!deleted.ok()) return deleted.status();
+      SF_RETURN_IF_ERROR(store_.DeleteChunksOf(gen_.gen, gen_.org).status());
     }
     if (row->has_value() && (*row)->chunk_count > 0) {
       // The idle timeout finalized what an earlier attempt wrote before it died. This attempt starts again

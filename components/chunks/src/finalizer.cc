@@ -2,12 +2,12 @@
 
 #include "streamfleet/artifacts/artifact.h"
 
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/base/time.h"
 #include "streamfleet/chunks/assembly.h"
 #include "streamfleet/base/codec.h"
+#include "streamfleet/base/hash_fields.h"
 #include "streamfleet/cache/generation_cache.h"
 #include "streamfleet/chunks/generation_owner.h"
 #include "streamfleet/base/log.h"
@@ -235,15 +235,13 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
       }
     }
     const BufferSnapshot& snap = (*snaps)[i];
-    if (outs[i].owned_elsewhere || outs[i].superseded) continue;
+    if (outs[i].owned_elsewhere) continue;
     if (!snap.exists && from_db.empty()) {
       outs[i].empty = true;
       continue;
     }
     std::string text;
-    if (auto a = snap.control.find("attempt"); a != snap.control.end()) {
-      outs[i].attempt = static_cast<uint32_t>(std::strtoul(a->second.c_str(), nullptr, 10));
-    }
+    outs[i].attempt = static_cast<uint32_t>(IntField(snap.control, "attempt"));
     writes.push_back(BuildWrite(reqs[i], snap, from_db, &outs[i], &received[i], &text));
     Status placed = PlaceText(writes.back(), text);
     if (!placed.ok()) {
