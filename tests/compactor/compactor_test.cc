@@ -731,6 +731,41 @@ TEST_P(CompactorTest, AfterAResetEveryEntryOfTheNextAttemptCarriesIt) {
   EXPECT_EQ(ev->json.find("attempt"), std::string::npos) << "internal, not in the events route's JSON";
 }
 
+// ARCHITECTURE.md "Known windows" (3), now closed: the first attempt's row was committed without
+// generation.run's mark (its idle finalization read the buffer before the reset and committed after the
+// retry read the row), so the row held 3 chunks the retry's 1-chunk text lacks, and the retry's finalization
+// kept the old row (kKeptFullerRow). The row records the attempt its text is, and a later one replaces it.
+TEST_P(CompactorTest, ARetrysShorterTextReplacesTheEarlierAttemptsRow) {
+  auto& svc = AddService();
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  Config producer = MakeConfig({{"CHUNK_COMPRESSION", "off"}});
+  ChunkWriter writer(producer);
+  GenerationId g{12, 0, 73};
+  std::vector<PendingChunk> old = {{std::nullopt, "old a", false, 0, false, ""},
+                                   {std::nullopt, "old b", false, 0, false, ""},
+                                   {std::nullopt, "old c", false, 0, false, ""},
+                                   {std::nullopt, "", false, 3, true, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, old, "test").ok());
+  Pump(svc);
+  auto row = WaitForRow(73);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "old aold bold c");
+  EXPECT_FALSE(Meta(*row).contains("attempt")) << "attempt 0 leaves the metadata as it was";
+
+  ASSERT_TRUE(writer.Reset(*redis_, g).ok());
+  std::vector<PendingChunk> next = {{std::nullopt, "new a", false, 0, false, ""}, {std::nullopt, "", false, 1, true, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, next, "test").ok());
+  Pump(svc);
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    auto r = Row(73);
+    return r.has_value() && Decoded(*r) == "new a";
+  })) << "kept: " << (Row(73) ? Decoded(*Row(73)) : std::string("no row"));
+  row = Row(73);
+  EXPECT_EQ(row->chunk_count, 1);
+  EXPECT_EQ(Meta(*row)["attempt"], 1);
+  EXPECT_EQ(Meta(*row)["seq_runs"], nlohmann::json::parse("[[0,0]]"));
+}
+
 // The first attempt's finalization (here its idle timeout) is still unread when the producer starts over
 // and writes the next attempt's first chunk (a compactor behind its streams). Read in one batch, the chunk
 // was applied first and the finalization compacted it: a row of the next attempt's first chunk, and a

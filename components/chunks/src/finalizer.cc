@@ -90,7 +90,12 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
     md["missing_seqs"] = shown;
     md["missing_count"] = a.missing.size();
   }
+  // Which attempt of the generation this text is (ChunkWriter::Reset counts them): a row of an earlier one is
+  // replaced whatever chunks it holds, and this write never replaces a later one's (SqlStore). Only above 0,
+  // so the rows of generations never started over stay as they were.
+  if (out->attempt > 0) md["attempt"] = out->attempt;
   GenerationWrite w;
+  w.attempt = out->attempt;
   w.id = req.gen.gen;
   w.organization_id = req.gen.org;
   w.scenario_id = req.gen.scenario;
@@ -261,7 +266,10 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
     std::vector<std::string> stale;
     for (size_t k = 0; k < writes.size(); ++k) {
       UpsertResult res = (*results)[k];
-      if (res == UpsertResult::kKeptFullerRow || res == UpsertResult::kOwnedElsewhere) continue;
+      if (res == UpsertResult::kKeptFullerRow || res == UpsertResult::kKeptLaterAttempt ||
+          res == UpsertResult::kOwnedElsewhere) {
+        continue;
+      }
       const GenerationId& g = reqs[written_of[k]].gen;
       auto key = cache_->Key(kGenerationCacheName, GenerationCacheContent(g.org, g.gen));
       if (!key.ok()) return key.status();
@@ -294,13 +302,18 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
       SF_LOG_WARN("finalize {}: the buffer's {} chunks lack some of the row's (the buffer was deleted or expired "
                   "and late chunks re-created it); keeping the row",
                   KeySchema::Member(reqs[i].gen), outs[i].chunk_count);
+    } else if (res == UpsertResult::kKeptLaterAttempt) {
+      SF_LOG_INFO("finalize {}: attempt {} of the generation, the row already holds a later one; keeping the row",
+                  KeySchema::Member(reqs[i].gen), outs[i].attempt);
     }
     mark_slot[i] = static_cast<int>(cmds.size());
     cmds.push_back(buffer_.MarkCompactedCommand(redis, reqs[i].gen, received[i], reqs[i].finalize_id, outs[i].attempt));
     // Published on replays too (at-least-once): a crash between the commit and this XADD must not lose
-    // the event. Consumers dedupe on (generation_id, compacted_at_ms). Not for a kept fuller row: this
+    // the event. Consumers dedupe on (generation_id, compacted_at_ms). Not for a kept row: this
     // finalization changed nothing.
-    if (res != UpsertResult::kKeptFullerRow) cmds.push_back(EventCommand(reqs[i], outs[i]));
+    if (res != UpsertResult::kKeptFullerRow && res != UpsertResult::kKeptLaterAttempt) {
+      cmds.push_back(EventCommand(reqs[i], outs[i]));
+    }
   }
   for (auto& f : owner_fixes) cmds.push_back(std::move(f));
   auto replies = redis.Pipeline(cmds);

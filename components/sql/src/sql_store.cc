@@ -428,6 +428,12 @@ std::optional<SeqRuns> StoredSeqRuns(const nlohmann::json& md) {
   return runs;
 }
 
+// The attempt a row's text belongs to (metadata "attempt", written above 0 only); anything else is 0.
+int64_t RowAttempt(const nlohmann::json& md) {
+  auto it = md.find("attempt");
+  return it != md.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
 }  // namespace
 
 bool SqlStore::HoldsEveryChunkOf(int64_t write_count, const std::optional<SeqRuns>& write_runs, int64_t row_count,
@@ -470,7 +476,13 @@ UpsertResult SqlStore::UpsertLocked(soci::session& sql, const GenerationWrite& w
   // same id (its own chunks, or a hand-written envelope) never replaces or re-owns it.
   if (row.exists && row.organization_id != w.organization_id) return UpsertResult::kOwnedElsewhere;
   nlohmann::json patch = ParseObject(w.metadata_patch);
-  if (row.exists && !HoldsEveryChunkOf(w.chunk_count, w.seq_runs, row.chunk_count, row.metadata)) {
+  // Which attempt of the generation each side holds decides first: a retry from scratch starts again at seq
+  // 0 and may write fewer chunks than the attempt it replaces, and a finalization of a dead attempt may
+  // commit after the retry's (it read its buffer before the reset). A row without the field is attempt 0.
+  int64_t row_attempt = row.exists ? RowAttempt(row.metadata) : 0;
+  if (row.exists && w.attempt && *w.attempt < row_attempt) return UpsertResult::kKeptLaterAttempt;
+  bool later_attempt = row.exists && w.attempt && *w.attempt > row_attempt;
+  if (row.exists && !later_attempt && !HoldsEveryChunkOf(w.chunk_count, w.seq_runs, row.chunk_count, row.metadata)) {
     // A buffer only grows, unless it was deleted or expired and a late chunk re-created it: never replace a
     // row with a write that lacks some of its chunks. Checked here, under the row lock, not before the write.
     return UpsertResult::kKeptFullerRow;

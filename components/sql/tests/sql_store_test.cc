@@ -103,9 +103,10 @@ TEST_P(SqlStoreTest, UpsertIsIdempotentPerFinalizeIdAndMergesMetadata) {
 // A buffer that expired and was re-created by late chunks holds as many chunks as the row, or more, but not
 // the row's: it replaced the row's text with the late chunks alone. A write replaces a row only when it holds
 // every chunk of it (its seq runs contain the row's), or, for rows without runs, by count.
-TEST_P(SqlStoreTest, AWriteLackingSomeOfTheRowsChunksKeepsTheRow) {
+// A finalization of seqs 0..9 with the text "first", as the compactor writes it.
+GenerationWrite TenChunksOf(int64_t id) {
   GenerationWrite w;
-  w.id = 61;
+  w.id = id;
   w.organization_id = 12;
   w.compacted = "Zmlyc3Q=";  // "first"
   w.metadata_patch = R"({"seq_runs":[[0,9]]})";
@@ -114,6 +115,11 @@ TEST_P(SqlStoreTest, AWriteLackingSomeOfTheRowsChunksKeepsTheRow) {
   w.compacted_at = "2026-11-25T12:00:00.000Z";
   w.compacted_by = "c1";
   w.finalize_id = "1700000000000-0";
+  return w;
+}
+
+TEST_P(SqlStoreTest, AWriteLackingSomeOfTheRowsChunksKeepsTheRow) {
+  GenerationWrite w = TenChunksOf(61);
   ASSERT_EQ(*store_->UpsertGeneration(w), UpsertResult::kWritten);
 
   GenerationWrite late = w;  // seqs 10..19 only: as many chunks, none of the row's
@@ -141,6 +147,47 @@ TEST_P(SqlStoreTest, AWriteLackingSomeOfTheRowsChunksKeepsTheRow) {
   row = store_->GetGeneration(61);
   EXPECT_EQ(*(*row)->compacted, "ZnVsbGVy");
   EXPECT_EQ(nlohmann::json::parse((*row)->metadata)["seq_runs"], nlohmann::json::parse("[[0,19]]"));
+}
+
+// A producer that started the text over (ChunkWriter::Reset: the generation's attempt counts up) writes from
+// seq 0 again, maybe fewer chunks. The attempt decides before the chunks do: the retry's shorter text replaces
+// the earlier attempt's row, and the earlier attempt's finalization, committing late (it read its buffer
+// before the reset), never replaces the retry's row, though it holds every chunk of it and more.
+TEST_P(SqlStoreTest, ALaterAttemptReplacesTheRowAndAnEarlierOneNever) {
+  GenerationWrite first = TenChunksOf(62);
+  first.attempt = 0;
+  ASSERT_EQ(*store_->UpsertGeneration(first), UpsertResult::kWritten);
+  EXPECT_FALSE(nlohmann::json::parse((*store_->GetGeneration(62))->metadata).contains("attempt"));
+
+  GenerationWrite retry = first;  // attempt 1: seqs 0..3 only
+  retry.finalize_id = "1700000000005-0";
+  retry.compacted = "cmV0cnk=";  // "retry"
+  retry.metadata_patch = R"({"seq_runs":[[0,3]],"attempt":1})";
+  retry.seq_runs = SeqRuns{{0, 3}};
+  retry.chunk_count = 4;
+  retry.attempt = 1;
+  ASSERT_EQ(*store_->UpsertGeneration(retry), UpsertResult::kWritten) << "fewer chunks, but a later attempt";
+  auto row = store_->GetGeneration(62);
+  EXPECT_EQ(*(*row)->compacted, "cmV0cnk=");
+  EXPECT_EQ((*row)->chunk_count, 4);
+  EXPECT_EQ(nlohmann::json::parse((*row)->metadata)["attempt"], 1);
+
+  GenerationWrite late = first;  // attempt 0 again, every chunk of the row and more
+  late.finalize_id = "1700000000009-0";
+  late.compacted = "bGF0ZQ==";
+  late.metadata_patch = R"({"seq_runs":[[0,19]]})";
+  late.seq_runs = SeqRuns{{0, 19}};
+  late.chunk_count = 20;
+  EXPECT_EQ(*store_->UpsertGeneration(late), UpsertResult::kKeptLaterAttempt);
+  row = store_->GetGeneration(62);
+  EXPECT_EQ(*(*row)->compacted, "cmV0cnk=");
+  EXPECT_EQ((*row)->chunk_count, 4);
+
+  GenerationWrite unknown = late;  // no attempt known (a hand-written write): the chunks decide, as before
+  unknown.attempt.reset();
+  unknown.finalize_id = "1700000000010-0";
+  EXPECT_EQ(*store_->UpsertGeneration(unknown), UpsertResult::kWritten);
+  EXPECT_EQ(*(*store_->GetGeneration(62))->compacted, "bGF0ZQ==");
 }
 
 TEST(SqlStoreRulesTest, AWriteHoldsTheRowsChunksWhenItsRunsContainTheRows) {

@@ -50,6 +50,11 @@ struct GenerationWrite {
   // Every run of seqs the text holds (the metadata lists at most a few of them): a stored row is replaced
   // only by a write that holds all of its chunks. nullopt: unknown (compared by chunk_count).
   std::optional<SeqRuns> seq_runs;
+  // The generation's attempt whose chunks the text holds (the control hash's `attempt`: 0 until a producer
+  // starts the text over, ChunkWriter::Reset). Recorded in the row's metadata as `attempt` when above 0. A
+  // row of an earlier attempt is replaced whatever chunks it has (the retry may be shorter); a write of an
+  // earlier attempt than the row's never replaces it. nullopt: not known, chunks alone decide.
+  std::optional<int64_t> attempt;
 };
 
 struct GenerationRow {
@@ -82,6 +87,7 @@ enum class UpsertResult {
   kWritten,         // the row was inserted or updated
   kAlreadyApplied,  // this finalize_id was committed before: nothing changed
   kKeptFullerRow,   // the stored row has chunks this write lacks (HoldsEveryChunkOf): nothing changed
+  kKeptLaterAttempt,  // the stored row holds a later attempt of the generation than this write: nothing changed
   kOwnedElsewhere,  // the row belongs to another organization: nothing changed (a row never changes owner)
 };
 
