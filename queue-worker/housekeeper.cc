@@ -30,7 +30,25 @@ StatusOr<int> Housekeeper::Housekeep(RedisClient& redis, Slot& slot) {
   SF_RETURN_IF_ERROR(FirePeriodic(redis, now));
   SF_RETURN_IF_ERROR(schedules_.FireDue(redis, now));
   SF_RETURN_IF_ERROR(ForwardEvents(redis, slot.consumer, now));
+  SF_RETURN_IF_ERROR(TrimQueues(redis, now));
   return Reclaim(redis, slot);
+}
+
+Status Housekeeper::TrimQueues(RedisClient& redis, int64_t now_ms) {
+  if (now_ms < next_trim_ms_) return Status::Ok();
+  next_trim_ms_ = now_ms + kTrimIntervalMs;
+  for (const auto& stream : lifecycle_.keys().QueueStreams(QueueNames(config_))) {
+    // Only below every entry the group still holds (pending: running, held, or a dead worker's to claim) or
+    // has not delivered: a task is gone from its stream once it succeeded, was retried (its next attempt is a
+    // new entry) or dead-lettered (the dead letter keeps a copy). No keep window: nothing reads a queue stream
+    // outside the group.
+    auto trimmed = TrimAcknowledged(redis, stream);
+    if (!trimmed.ok()) return trimmed.status();
+    metrics_.trimmed.Increment(static_cast<double>(*trimmed));
+    auto removed = RemoveDeadConsumers(redis, stream, TaskKeys::Group(), config_.dead_consumer_idle_ms);
+    if (!removed.ok()) return removed.status();
+  }
+  return Status::Ok();
 }
 
 Status Housekeeper::FirePeriodic(RedisClient& redis, int64_t now_ms) {

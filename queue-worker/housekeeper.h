@@ -4,6 +4,9 @@
 // schedules (SCHEDULES, schedule_firer.h) once per occurrence fleet-wide,
 // forwards fleet events to EVENTS_WEBHOOK_URL (event_forwarder.h), and takes over the tasks of dead workers
 // (XAUTOCLAIM after VISIBILITY_TIMEOUT), running them inline or, past MAX_DELIVERIES, dead-lettering them.
+// Every kTrimIntervalMs it trims the queue streams to what the workers' group has acknowledged and removes the
+// group's consumers that are long gone (DEAD_CONSUMER_IDLE): without it every task ever enqueued stayed in
+// its stream, and Redis (noeviction) would end by refusing every write of the fleet.
 //
 // Thread-safety: one thread at a time (the housekeeping thread, or a direct caller of HousekeepOnce).
 #include <cstdint>
@@ -36,6 +39,9 @@ class Housekeeper {
   // enqueues it (EnqueuePeriodic).
   Status FirePeriodic(RedisClient& redis, int64_t now_ms);
   Status ForwardEvents(RedisClient& redis, const std::string& consumer, int64_t now_ms);
+  // XTRIM MINID of each queue stream below its oldest pending or undelivered entry (TrimAcknowledged), and
+  // RemoveDeadConsumers; at most once per kTrimIntervalMs.
+  Status TrimQueues(RedisClient& redis, int64_t now_ms);
   // XAUTOCLAIM of each queue stream's idle tasks; runs them inline (kAbandoned as Housekeep).
   StatusOr<int> Reclaim(RedisClient& redis, Slot& slot);
 
@@ -50,6 +56,9 @@ class Housekeeper {
   // Tasks claimed per stream and round; the ones waiting while the first runs are held with renewed leases.
   static constexpr int kClaimCount = 10;
   std::map<std::string, std::string> claim_cursors_;  // XAUTOCLAIM's next start per queue stream
+  // Trimming reads XINFO GROUPS and XPENDING of every queue stream: not on every round (a few ms apart).
+  static constexpr int64_t kTrimIntervalMs = 10000;
+  int64_t next_trim_ms_ = 0;
 };
 
 }  // namespace streamfleet::worker

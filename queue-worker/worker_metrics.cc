@@ -53,7 +53,10 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                                     "Occurrences of SCHEDULES this process enqueued (one process per occurrence)")),
       limited(CounterFamily(r, "streamfleet_worker_tasks_limited_total",
                             "Tasks held back by a TASK_LIMITS limit (max_running or per_second) and put back in the "
-                            "scheduled set, by type and limit")) {}
+                            "scheduled set, by type and limit")),
+      trimmed(CounterFamily(r, "streamfleet_worker_queue_entries_trimmed_total",
+                            "Acknowledged task entries removed from the queue streams (XTRIM MINID)")
+                  .Add({})) {}
 
 prometheus::Counter& WorkerMetrics::Processed(Slot& slot, const std::string& type, const std::string& outcome) {
   prometheus::Counter*& c = slot.processed[type + '\n' + outcome];

@@ -49,6 +49,7 @@ struct WorkerMetrics {
   prometheus::Counter& cancelled;
   prometheus::Family<prometheus::Counter>& schedules_fired;  // {schedule}
   prometheus::Family<prometheus::Counter>& limited;          // {type, limit}
+  prometheus::Counter& trimmed;
 };
 
 }  // namespace streamfleet::worker

@@ -87,6 +87,86 @@ TEST_F(WorkerTest, LastFailureGoesToTheDeadLetterStreamWithHistory) {
   EXPECT_EQ(w.Processed("broken", "retried"), 2);
 }
 
+// The queue streams were never trimmed: every task ever enqueued stayed in its stream, and Redis (noeviction)
+// would end by refusing the fleet's writes. The housekeeper trims them, every 10 s, below what the group still
+// holds: finished tasks go; a task a dead consumer holds and tasks not read yet stay and still run. Consumers
+// idle past DEAD_CONSUMER_IDLE with nothing pending leave the group.
+TEST_F(WorkerTest, TheHousekeeperTrimsFinishedTasksFromTheQueueStreams) {
+  handlers_.Register("echo", [](TaskContext&) { return Status::Ok(); });
+  auto& w = Make({{"DEAD_CONSUMER_IDLE", "1s"}});
+  for (int i = 0; i < 30; ++i) Enqueue("echo");
+  EXPECT_EQ(Drain(w), 30);
+  EXPECT_EQ(QueueLen("default"), 30);
+  Enqueue("echo");
+  ASSERT_EQ(ReadAs("gone", "default").size(), 1u);  // held by a consumer that died
+  Enqueue("echo");
+  Enqueue("echo");
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  // Standard mode: the three kept. A cluster's shards each keep their last delivered entry too (MINID stops
+  // at the group's last-delivered id, which may be a finished task's).
+  if (ClusterRun()) {
+    EXPECT_LE(QueueLen("default"), 3 + kTestQueueShards);
+  } else {
+    EXPECT_EQ(QueueLen("default"), 3);
+  }
+  EXPECT_EQ(Pending("default"), 1);
+  EXPECT_EQ(Drain(w), 2) << "the tasks not read yet still run";
+
+  for (int i = 0; i < 20; ++i) Enqueue("echo");
+  EXPECT_EQ(Drain(w), 20);
+  const int64_t before = QueueLen("default");
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(QueueLen("default"), before) << "not again within 10 s";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // "gone" idles past DEAD_CONSUMER_IDLE...
+  clock_.Advance(10'000);
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());  // ...but holds a task (reclaimed here: its lease ran out)
+  EXPECT_LE(QueueLen("default"), before - 20 + 1);
+  EXPECT_EQ(Pending("default"), 0) << "the dead consumer's task was taken over and run";
+
+  std::set<std::string> consumers;
+  for (const auto& s : keys_.QueueShards("default")) {
+    auto r = redis_->Command({"XINFO", "CONSUMERS", s, TaskKeys::Group()});
+    ASSERT_TRUE(r.ok());
+    for (const auto& c : r->elements) {
+      for (auto& [k, v] : ParsePairs(c)) {
+        if (k == "name") consumers.insert(v.str);
+      }
+    }
+  }
+  EXPECT_EQ(consumers.count("gone"), 0u) << "idle past DEAD_CONSUMER_IDLE with nothing pending once its task was taken";
+}
+
+// A scheduled-set member without "<queue>|" (the set is writable by every producer) made the move script fail
+// on every round: the housekeeper's round ended there, and no delayed task, retry, periodic task or reclaim
+// went on, on every worker. It is dead-lettered whole, with the reason, and the due tasks beside it move on.
+TEST_F(WorkerTest, AMalformedScheduledMemberIsDeadLetteredAndTheDueTasksMoveOn) {
+  std::vector<std::string> seen;
+  handlers_.Register("echo", [&](TaskContext& c) {
+    seen.push_back(c.task.payload());
+    return Status::Ok();
+  });
+  auto& w = Make();
+  EnqueueOptions o;
+  o.run_at_ms = kStart + 1'000;
+  Enqueue("echo", R"({"n":1})", o);
+  const std::string zset = keys_.ScheduledOf(keys_.QueueShards("default").front());
+  ASSERT_TRUE(redis_->Command({"ZADD", zset, "0", "no queue here"}).ok());
+  ASSERT_TRUE(redis_->Command({"ZADD", zset, "1", "|no queue name"}).ok());
+  clock_.Advance(1'000);
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(Drain(w), 1);
+  EXPECT_EQ(seen, std::vector<std::string>{R"({"n":1})"});
+  EXPECT_EQ(redis_->Command({"ZCARD", zset})->integer, 0);
+  auto dlq = DeadLetters();
+  ASSERT_EQ(dlq.size(), 2u);
+  std::set<std::string> kept;
+  for (const auto& d : dlq) {
+    EXPECT_NE(d.Field("reason")->find("malformed scheduled member"), std::string::npos) << *d.Field("reason");
+    kept.insert(*d.Field("e"));
+  }
+  EXPECT_EQ(kept, (std::set<std::string>{"no queue here", "|no queue name"})) << "kept whole, for a look";
+}
+
 TEST_F(WorkerTest, UnknownTypesAndUndecodableEnvelopesAreDeadLetteredAtOnce) {
   auto& w = Make();
   Enqueue("no.such.type");

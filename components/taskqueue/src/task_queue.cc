@@ -15,28 +15,49 @@ namespace {
 // How long a unique key is first claimed for on a cluster, before the task is in (docs/task-protocol.md).
 constexpr int64_t kUniqueClaimTtlS = 30;
 
-// KEYS: 1 scheduled zset. ARGV: 1 now, 2 limit, 3 queue key prefix ("{p}:queue:").
+// A member that is not "<queue>|<envelope>" (written by hand, or by a producer with a bug: the scheduled set
+// is writable by every producer) is dead-lettered whole, with the reason: the script raised an error on it,
+// every round, and no delayed task, retry, periodic task or reclaim of any worker went on after it.
+constexpr const char* kMalformedScheduledLua = R"(
+local function malformed(dlq, zset, m, now)
+  redis.call('XADD', dlq, 'MAXLEN', '~', 1000000, '*', 'source_stream', zset, 'source_id', '', 'group', '',
+    'reason', 'malformed scheduled member: not "<queue>|<envelope>"', 'times_delivered', '0',
+    'failed_at_ms', now, 'e', m)
+  redis.call('ZREM', zset, m)
+end
+)";
+
+// KEYS: 1 scheduled zset, 2 task dead-letter stream. ARGV: 1 now, 2 limit, 3 queue key prefix ("{p}:queue:").
 const LuaScript& MoveDueScript() {
-  static const LuaScript s(R"(
+  static const LuaScript s(std::string(kMalformedScheduledLua) + R"(
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
   local bar = string.find(m, '|', 1, true)
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('XADD', ARGV[3] .. string.sub(m, 1, bar - 1), '*', 'e', string.sub(m, bar + 1))
+  if not bar or bar == 1 then
+    malformed(KEYS[2], KEYS[1], m, ARGV[1])
+  else
+    redis.call('XADD', ARGV[3] .. string.sub(m, 1, bar - 1), '*', 'e', string.sub(m, bar + 1))
+    redis.call('ZREM', KEYS[1], m)
+  end
 end
 return #due
 )");
   return s;
 }
 
-// Cluster mode, one queue shard. KEYS: 1 its scheduled zset, 2 its stream. ARGV: 1 now, 2 limit.
+// Cluster mode, one queue shard. KEYS: 1 its scheduled zset, 2 its stream, 3 its dead-letter stream.
+// ARGV: 1 now, 2 limit.
 const LuaScript& MoveDueShardScript() {
-  static const LuaScript s(R"(
+  static const LuaScript s(std::string(kMalformedScheduledLua) + R"(
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
   local bar = string.find(m, '|', 1, true)
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('XADD', KEYS[2], '*', 'e', string.sub(m, bar + 1))
+  if not bar or bar == 1 then
+    malformed(KEYS[3], KEYS[1], m, ARGV[1])
+  else
+    redis.call('XADD', KEYS[2], '*', 'e', string.sub(m, bar + 1))
+    redis.call('ZREM', KEYS[1], m)
+  end
 end
 return #due
 )");
@@ -485,7 +506,7 @@ StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t
   if (keys.cluster()) {
     std::vector<std::vector<std::string>> cmds;
     for (const auto& stream : keys.QueueStreams(queues)) {
-      cmds.push_back(RedisClient::EvalArgv(MoveDueShardScript(), {keys.ScheduledOf(stream), stream},
+      cmds.push_back(RedisClient::EvalArgv(MoveDueShardScript(), {keys.ScheduledOf(stream), stream, keys.DeadLettersOf(stream)},
                                            {std::to_string(now_ms), std::to_string(limit)}));
     }
     if (cmds.empty()) return int64_t{0};
@@ -499,7 +520,7 @@ StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t
     }
     return moved;
   }
-  auto r = redis.Eval(MoveDueScript(), {keys.Scheduled()},
+  auto r = redis.Eval(MoveDueScript(), {keys.Scheduled(), keys.DeadLetters()},
                       {std::to_string(now_ms), std::to_string(limit), keys.Queue("")});
   if (!r.ok()) return r.status();
   return static_cast<int64_t>(r->integer);
