@@ -114,10 +114,14 @@ std::optional<OperatorTask> ParseTask(const json& j, const Config& config, const
   }
   if (has_run_at) {
     // ISO-8601 text (Z or an offset), or unix seconds (a number), as `streamfleetctl enqueue --at`.
-    StatusOr<int64_t> at = run_at->is_number()
-                               ? StatusOr<int64_t>(static_cast<int64_t>(run_at->get<double>() * 1000))
-                               : run_at->is_string() ? ParseTimeMs(run_at->get<std::string>())
-                                                     : StatusOr<int64_t>(Status::InvalidArgument("not a time"));
+    // A number is range-checked before the cast: a double past int64 (1e300) is undefined behaviour to convert.
+    StatusOr<int64_t> at = Status::InvalidArgument("not a time");
+    if (run_at->is_number()) {
+      const double s = run_at->get<double>();
+      if (s >= 0 && s < 1e13) at = static_cast<int64_t>(s * 1000);
+    } else if (run_at->is_string()) {
+      at = ParseTimeMs(run_at->get<std::string>());
+    }
     if (!at.ok() || *at < 0 || *at - now_ms > kMaxDelayMs) {
       err = Refusal{400, "invalid_task",
                     "run_at must be ISO-8601 (\"2026-12-03T18:00:00Z\", \"2026-12-03T19:00:00+01:00\") or unix seconds, within a year"};

@@ -171,13 +171,9 @@ Status SyncHashes(TaskContext& ctx, SqlStore& store) {
 }  // namespace
 
 StatusOr<int64_t> ParseRetentionMs(const std::string& text) {
-  StatusOr<int64_t> ms = Status::InvalidArgument("");
-  if (!text.empty() && text.back() == 'd') {
-    auto h = ParseDurationMs(text.substr(0, text.size() - 1) + "h", 1000);
-    if (h.ok()) ms = *h * 24;
-  } else {
-    ms = ParseDurationMs(text, 1000);
-  }
+  // ParseDurationMs reads days itself and refuses what overflows: "213503982335d" once went through hours
+  // times 24 and wrapped to about 9.6 hours, and the purge then deleted what it was asked to keep.
+  StatusOr<int64_t> ms = ParseDurationMs(text, 1000);
   if (!ms.ok() || *ms <= 0) {
     return Status::InvalidArgument("older_than \"" + text + "\": expected a duration like 7d, 12h, 30m");
   }

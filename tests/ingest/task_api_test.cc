@@ -214,6 +214,11 @@ TEST_F(TaskApiTest, BadRequestsGetClearErrorsAndEnqueueNothing) {
       {R"({"type": "record", "priority": 3})", 400, "invalid_task"},
       {R"({"type": "record", "delay": "soon"})", 400, "invalid_task"},
       {R"({"type": "record", "delay": 5, "run_at": 5})", 400, "invalid_task"},
+      // Past int64 milliseconds: refused before the conversion, which was undefined behaviour (UBSan's
+      // float-cast-overflow), as is a negative time.
+      {R"({"type": "record", "run_at": 1e300})", 400, "invalid_task"},
+      {R"({"type": "record", "run_at": -1e300})", 400, "invalid_task"},
+      {R"({"type": "record", "run_at": 9.3e15})", 400, "invalid_task"},
       {R"({"type": "record", "unique_for": 60})", 400, "invalid_task"},
       {R"({"type": "record", "payload": ")" + std::string(2000, 'x') + R"("})", 413, "payload_too_large"},
       {R"({"type": "record",)", 400, "invalid_json"},

@@ -450,6 +450,11 @@ TEST_P(StoreTaskTest, PurgeDeletesChunkRowsOlderThanTheRetention) {
   id = Enqueue("generation_chunks.purge", R"({"older_than": "soon"})");
   Drain(w);
   EXPECT_EQ(StatusField(id, "state"), "dead");
+  // Days past int64 milliseconds: refused. The days once went through hours x 24, which wrapped to about
+  // 9.6 hours: rows older than that were deleted instead of kept.
+  EXPECT_FALSE(ParseRetentionMs("213503982335d").ok());
+  EXPECT_EQ(*ParseRetentionMs("7d"), 7 * 86'400'000LL);
+  EXPECT_EQ(*ParseRetentionMs("90m"), 90 * 60'000LL);
 }
 
 TEST_P(StoreTaskTest, HashSyncUpsertsMatchingHashesIdempotently) {
