@@ -697,10 +697,12 @@ void IngestService::HandleStart(HttpExchange& ex, Ctx& ctx) {
   if (req->scenario_id == 0) req->scenario_id = ctx.gen.scenario;  // ?scenario_id= like the other routes
   if (req->source.empty()) req->source = "api";
   // Redis only (id from INCR, task XADD): the worker that runs generation.run creates the SQL row.
-  auto started = StartGeneration(*redis_, config_, *req, WallClockMs());
+  auto started = StartGeneration(*redis_, config_, *req, WallClockMs(), ctx.idempotency_key);
   if (!started.ok()) {
     const Status& s = started.status();
-    if (s.retryable()) {
+    if (s.code() == StatusCode::kAlreadyExists) {
+      Reject(ex, 409, "idempotency_key_reused", s.message());
+    } else if (s.retryable()) {
       Reject(ex, 503, "redis_unavailable", s.message(), {{"Retry-After", "1"}});
     } else {
       Reject(ex, 500, "internal", s.message());
@@ -715,7 +717,9 @@ void IngestService::HandleStart(HttpExchange& ex, Ctx& ctx) {
                                                                           : nlohmann::json(nullptr)},
                                      {"task_id", started->task_id},
                                      {"progress", "/v1/orgs/" + org + "/generations/" + gen + "/progress"}}
-                          .dump());
+                          .dump(),
+                 started->replayed ? std::vector<std::pair<std::string, std::string>>{{"Idempotent-Replayed", "true"}}
+                                   : std::vector<std::pair<std::string, std::string>>{});
 }
 
 void IngestService::HandleGeneration(HttpExchange& ex, Ctx& ctx) {

@@ -312,6 +312,58 @@ TEST_F(IngestTest, StartGenerationValidatesAuthorizesAndEnqueuesGenerationRun) {
   EXPECT_EQ(queued[1].request.source, "api") << "the route's default source";
 }
 
+// POST /v1/orgs/{org}/generations read the Idempotency-Key header and then ignored it: a retry of a start
+// whose answer was lost (or a 503 whose start had gone through) started a second generation and paid the
+// provider twice. The key now answers with its first start's generation and starts nothing; another body
+// under it is refused; another organization's same key is its own; a start that took its id and died before
+// enqueueing its task is completed by the retry, once.
+TEST_F(IngestTest, AStartWithAnIdempotencyKeyStartsOneGeneration) {
+  StartIngest({{"INGEST_TOKENS", "12:tok-twelve,13:tok-thirteen"}});
+  const std::string body = R"({"instruction": {"content": "Plan Q3", "source": "app"}, "scenario_id": 345})";
+  auto start = [&](int64_t org, const std::string& b, const std::string& key) {
+    return Post("/v1/orgs/" + std::to_string(org) + "/generations", b, "application/json",
+                {"Authorization: Bearer " + std::string(org == 12 ? "tok-twelve" : "tok-thirteen"),
+                 "Idempotency-Key: " + key});
+  };
+  auto queued = [&] {
+    std::map<std::string, int> tasks;  // task id -> entries
+    for (const auto& shard : TaskKeys::FromConfig(*config_).QueueShards("default")) {
+      for (const auto& q : testing::QueuedGenerations(*redis_, shard)) ++tasks[q.task_id];
+    }
+    return tasks;
+  };
+  auto first = start(12, body, "order-7");
+  ASSERT_EQ(first.status, 202) << first.body;
+  EXPECT_EQ(first.headers.find("Idempotent-Replayed"), std::string::npos);
+  const int64_t gen = Json(first)["generation_id"];
+  for (int i = 0; i < 3; ++i) {
+    auto again = start(12, body, "order-7");
+    ASSERT_EQ(again.status, 202) << again.body;
+    EXPECT_EQ(Json(again), Json(first));
+    EXPECT_NE(again.headers.find("Idempotent-Replayed: true"), std::string::npos) << again.headers;
+  }
+  EXPECT_EQ(queued(), (std::map<std::string, int>{{"generation-" + std::to_string(gen), 1}}));
+  auto other = start(12, R"({"instruction": {"content": "Plan Q4"}})", "order-7");
+  EXPECT_EQ(other.status, 409) << other.body;
+  EXPECT_EQ(Json(other)["error"], "idempotency_key_reused");
+  auto theirs = start(13, body, "order-7");
+  ASSERT_EQ(theirs.status, 202) << theirs.body;
+  EXPECT_NE(Json(theirs)["generation_id"], gen) << "another organization's key is its own";
+  EXPECT_EQ(queued().size(), 2u);
+
+  // The first request took id 100 and remembered it, then died before its task was enqueued.
+  auto req = ParseGenerationRequest(12, body);
+  ASSERT_TRUE(req.ok());
+  req->source = "app";
+  ASSERT_TRUE(redis_->Command({"SET", "streamfleet:start_idempotency:12:died", "100 " + Sha256Hex(GenerationRunPayload(*req))}).ok());
+  for (int i = 0; i < 2; ++i) {
+    auto retry = start(12, body, "died");
+    ASSERT_EQ(retry.status, 202) << retry.body;
+    EXPECT_EQ(Json(retry)["generation_id"], 100);
+  }
+  EXPECT_EQ(queued()["generation-100"], 1) << "enqueued by the first retry, not again by the second";
+}
+
 TEST_F(IngestTest, AuthenticationPerOrganization) {
   StartIngest({{"INGEST_TOKENS", "12:tok-twelve,13:tok-thirteen"}});
   const std::string path = "/v1/orgs/12/generations/1/chunks";

@@ -18,11 +18,22 @@ std::string GenerationIdsKey(const Config& config);
 struct StartedGeneration {
   int64_t generation_id = 0;
   std::string task_id;  // "generation-{id}": `streamfleetctl tasks show generation-59`
+  bool replayed = false;  // an Idempotency-Key's earlier start, answered again (nothing new started)
 };
+
+// How long an Idempotency-Key of a start is remembered: a client's retries of one request come within it.
+constexpr int64_t kStartIdempotencyTtlS = 86400;
 
 // Allocates the id (INCR) and enqueues generation.run on the "default" queue. req.generation_id is set.
 // kUnavailable when Redis cannot be reached (an id may have been burned; ids are not required to be dense).
+//
+// With an idempotency_key (the request's Idempotency-Key header) a retry is answered with the generation the
+// first request started, for kStartIdempotencyTtlS, and starts nothing: a 503 whose start had in fact gone
+// through would otherwise pay the provider twice. The key is the organization's own
+// ("{prefix}:start_idempotency:{org}:{key}") and remembers a digest of the request: the same key with another
+// request is kAlreadyExists. The task is enqueued unique to its generation, so a retry after a start that died
+// between remembering the key and enqueueing enqueues it, and one after it ran enqueues nothing more.
 StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& config, GenerationRequest& req,
-                                            int64_t now_ms);
+                                            int64_t now_ms, const std::string& idempotency_key = "");
 
 }  // namespace streamfleet
