@@ -528,6 +528,16 @@ void LoopHttpConnection::CheckTimeout(uint64_t now_ms) {
   // hand-over waits only for the socket to take earlier answers (a client that reads nothing times out).
   if (dispatched_) return;
   if (now_ms <= deadline_ms_) return;
+  // An answer still going out to a client that took some of it since the deadline last passed: it is reading
+  // (a large row at the client's pace), so the answer gets another request timeout rather than being cut off
+  // by the keep-alive timeout, or by a deadline a closing answer never reset. A client that stopped reading
+  // times out as an idle one does.
+  const size_t queued = uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_));
+  if (queued > 0 && queued != queued_at_deadline_) {
+    queued_at_deadline_ = queued;
+    deadline_ms_ = now_ms + static_cast<uint64_t>(ctx_.request_timeout_ms);
+    return;
+  }
   if (buffer_body_ && in_message_) {
     AbandonBufferedBody();
   } else {

@@ -123,6 +123,7 @@ class LoopHttpConnection {
   bool last_was_value_ = false;
   size_t header_bytes_ = 0;
   uint64_t deadline_ms_ = 0;
+  size_t queued_at_deadline_ = 0;  // bytes of answers not yet written when the deadline last passed
   HeadFoldScanner fold_scanner_;
   std::string refusal_;  // why OnHeadersComplete refused a head http_parser took (answered 400)
   std::string unparsed_;  // received bytes not parsed yet (the next pipelined request)

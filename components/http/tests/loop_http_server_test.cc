@@ -294,6 +294,34 @@ TEST(LoopHttpServerTest, SlowHeadersAreCutOffAtTheRequestTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5000ms);
 }
 
+// An answer larger than the socket buffers, read at the client's pace for several request timeouts: the
+// keep-alive deadline (a kept-alive connection) or the request's own, never reset (an answer that closes the
+// connection), cut it off part way while the client was still reading it.
+TEST(LoopHttpServerTest, AnAnswerReadSlowlyIsWrittenWholePastTheTimeouts) {
+  const std::string big(12 << 20, 'r');
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) { ex.Respond(200, "text/plain", big); },
+                                      300).value();
+  for (const std::string extra : {"", "Connection: close\r\n"}) {
+    RawConnection c(server->port());
+    ASSERT_TRUE(c.Send(Get("/big", extra)));
+    size_t calls = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string got = c.ReadUntil([&](const std::string& so_far) {
+      if (++calls % 16 == 0) std::this_thread::sleep_for(10ms);  // about 6 MB/s
+      return so_far.size() >= big.size() && BodyOf(so_far).size() == big.size();
+    }, 30000);
+    EXPECT_EQ(BodyOf(got).size(), big.size()) << "cut off after " << got.size() << " bytes, "
+                                              << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                     std::chrono::steady_clock::now() - t0).count() << " ms";
+    EXPECT_GT(std::chrono::steady_clock::now() - t0, 600ms) << "read faster than two timeouts: proves nothing";
+  }
+  // A client that stops reading is still closed: it times out as an idle one does.
+  RawConnection stalled(server->port());
+  ASSERT_TRUE(stalled.Send(Get("/big")));
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_TRUE(stalled.WaitClosed(3000));
+}
+
 TEST(LoopHttpServerTest, StopWaitsForAnswersInFlight) {
   std::shared_ptr<HttpExchange> held;
   std::promise<void> taken;
