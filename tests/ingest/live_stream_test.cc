@@ -286,6 +286,39 @@ TEST_F(LiveStreamTest, AViewerAfterTheFailureOfAStartedOverGenerationIsToldAtOnc
   }
 }
 
+class LiveStreamRestartTest : public LiveStreamTest {
+ protected:
+  LiveStreamRestartTest() { extra_env_ = {{"LIVE_START_WAIT", "1s"}, {"LIVE_RESTART_WAIT", "1s"}}; }
+};
+
+// A started-over generation whose next attempts fail before their first chunk, one after another (each
+// resets the generation, then waits out a backoff): the stream waited LIVE_START_WAIT + 60 s from the first
+// reset and said not_found, although the text came later. Each reset now starts the wait again (the
+// control hash counts resets), so the viewer gets the attempt that finally writes.
+TEST_F(LiveStreamRestartTest, EachResetOfAStartedOverGenerationStartsTheWaitAgain) {
+  const std::string path = "/v1/orgs/12/generations/4650";
+  testing::RawConnection sub(service_->port());
+  ASSERT_TRUE(sub.Send("GET " + path + "/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "cut short"}}.dump()), 202);
+  std::string seen = sub.ReadUntil(HasEventWith("cut short"), 5000);
+  ASSERT_NE(seen.find("cut short"), std::string::npos) << seen;
+  ChunkWriter writer(*config_);
+  const GenerationId gen{12, 0, 4650};
+  ASSERT_TRUE(testing::WaitUntil([&] { return writer.Reset(*redis_, gen).ok(); }));
+  for (int i = 0; i < 6; ++i) {  // 4.2 s of retries that fail before their first chunk: twice the waits
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    ASSERT_TRUE(writer.Reset(*redis_, gen).ok());
+  }
+  KeySchema k = KeySchema::FromConfig(*config_);
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(gen), "attempt"})->str, "1") << "no new attempt: nothing appended";
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(gen), "resets"})->str, "7");
+  ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "the answer"}}.dump()), 202);
+  std::string rest = sub.ReadUntil(HasEventWith("the answer"), 5000);
+  EXPECT_NE(rest.find("the answer"), std::string::npos) << rest;
+  EXPECT_EQ(rest.find("not_found"), std::string::npos) << rest;
+}
+
 // Compressed chunks (CHUNK_COMPRESSION=zstd, the default, for chunks of 1 KiB and more): a subscriber before the
 // first chunk reads them from the stream tail, one after compaction from the buffer list; both get the text.
 TEST_F(LiveStreamTest, CompressedChunksReachSubscribersAsText) {

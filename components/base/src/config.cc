@@ -91,6 +91,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"LIVE_MAX_BUFFERED_BYTES", "1048576", "live streams: most bytes waiting for one client; a reader that stays past it is closed (it resumes with Last-Event-ID)"},
       {"LIVE_SLOW_READER_TIMEOUT", "10s", "live streams: how long a reader may stay behind LIVE_MAX_BUFFERED_BYTES before it is closed"},
       {"LIVE_START_WAIT", "30s", "live generation streams: how long to wait for the first chunk of a generation not started yet"},
+      {"LIVE_RESTART_WAIT", "60s", "live generation streams: how much longer than LIVE_START_WAIT to wait for the first chunk of a generation its producer started over (a retry's backoff), counted again from each reset"},
       {"LIVE_MAX_STREAM_AGE", "0", "live streams: end each stream after this long so clients reconnect (with Last-Event-ID) and spread over new replicas; 0 = never"},
       {"LIVE_ORG_MAX_STREAMS", "5000", "live streams: most streams (both routes) one organization may hold open on one ingest process; above it 429 too_many_streams, so one organization's tabs or scripts cannot take every connection and file descriptor"},
       {"LIVE_CORS_ORIGINS", "", "browser origins (scheme://host[:port], e.g. https://app.example.com; comma-separated, or *) allowed to read live streams with a signed link"},
@@ -659,6 +660,7 @@ void LoadIngest(Reader& r, Config& c) {
   c.live_max_buffered_bytes = r.Int("LIVE_MAX_BUFFERED_BYTES", 4096, int64_t{1} << 32);
   c.live_slow_reader_ms = r.Duration("LIVE_SLOW_READER_TIMEOUT", 1000, 10, 3600000);
   c.live_start_wait_ms = r.Duration("LIVE_START_WAIT", 1000, 0, 86400000);
+  c.live_restart_wait_ms = r.Duration("LIVE_RESTART_WAIT", 1000, 0, 86400000);
   c.live_max_stream_age_ms = r.Duration("LIVE_MAX_STREAM_AGE", 1000, 0, 86400000);
   c.live_org_max_streams = static_cast<int>(r.Int("LIVE_ORG_MAX_STREAMS", 1, 1000000));
   c.live_cors_origins = r.Spec("LIVE_CORS_ORIGINS", ParseCorsOrigins);

@@ -1,5 +1,5 @@
 -- ResetGeneration (components/chunks/src/chunk_scripts.cc documents its KEYS and ARGV).
-local ctl = redis.call('HMGET', KEYS[1], 'next_seq', 'attempt', 'scenario', 'state', 'compacted_chunks')
+local ctl = redis.call('HMGET', KEYS[1], 'next_seq', 'attempt', 'scenario', 'state', 'compacted_chunks', 'resets')
 local handed = tonumber(ctl[1] or '0')
 local applied = redis.call('HGET', KEYS[3], 'received_chunks')
 -- A compacted generation's meta hash expires after GENERATION_DELETE_GRACE (GENERATION_DELETE_AFTER_COMPACT):
@@ -22,7 +22,10 @@ if attempt > 0 then
   local last = redis.call('XREVRANGE', KEYS[7], '+', '-', 'COUNT', 1)
   local after = '0-0'
   if #last > 0 then after = last[1][1] end
-  redis.call('HSET', KEYS[1], 'attempt', string.format('%d', attempt), 'started_after', after)
+  -- resets counts every reset, also one that is no new attempt: a live stream waiting for the attempt's first
+  -- chunk waits again from here (a chain of retries that fail before their first chunk, each after a backoff).
+  redis.call('HSET', KEYS[1], 'attempt', string.format('%d', attempt), 'started_after', after,
+    'resets', string.format('%d', tonumber(ctl[6] or '0') + 1))
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 return 1

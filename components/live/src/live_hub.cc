@@ -28,6 +28,7 @@ LiveOptions LiveOptions::FromConfig(const Config& c) {
   o.max_buffered_bytes = c.live_max_buffered_bytes;
   o.slow_reader_ms = c.live_slow_reader_ms;
   o.start_wait_ms = c.live_start_wait_ms;
+  o.restart_wait_ms = c.live_restart_wait_ms;
   o.max_stream_age_ms = c.live_max_stream_age_ms;
   o.max_element_bytes = c.max_generation_bytes;
   return o;
@@ -46,9 +47,6 @@ constexpr int64_t kFastResyncMs = 100;
 constexpr int64_t kYoungMs = 2000;
 constexpr size_t kRecentEvents = 10000;  // events kept in memory for the events route; older ones: XRANGE
 constexpr int kEventsPage = 500;
-// A producer that started over may wait out a retry's backoff before its next first chunk (generation.run's
-// is at most 60 s): so much longer than LIVE_START_WAIT is its restart waited for.
-constexpr int64_t kRestartWaitMs = 60000;
 // The failure's reason when only the control hash says the generation failed (the row would say why).
 constexpr const char* kFailedBeforeFirstChunk = "its producer gave up (no reason recorded)";
 
@@ -90,7 +88,8 @@ struct Watched {
   bool ctl_wanted = false;     // a reader waits for that read (it may be on a later attempt than the feed)
   int64_t since_ms = 0;        // when it was first watched (the start wait)
   bool exists = false;         // something of its current attempt was seen in Redis
-  int64_t restarted_ms = 0;    // when the feed learned of its current attempt (Restarting(): the start wait)
+  int64_t restarted_ms = 0;    // when the feed learned of its current attempt or of a reset since (the start wait)
+  std::string resets;          // the control hash's reset count when last read ("" before the first read)
   bool compacted = false;      // the control hash says so, or a generation.compacted event
   bool have_info = false;
   CompactedInfo info;
@@ -344,7 +343,7 @@ void LiveHub::Impl::Resync(int64_t now) {
   // Round 1: the control hash (scenario: where the buffer is; state: compacted yet?; attempt: started over?).
   std::vector<std::vector<std::string>> cmds;
   for (const auto& [org, gen] : due_keys) {
-    cmds.push_back({"HMGET", keys.ControlKey(GenerationId{org, 0, gen}), "scenario", "state", "attempt"});
+    cmds.push_back({"HMGET", keys.ControlKey(GenerationId{org, 0, gen}), "scenario", "state", "attempt", "resets"});
   }
   auto ctl = redis->Pipeline(cmds);
   if (!ctl.ok()) {
@@ -362,7 +361,7 @@ void LiveHub::Impl::Resync(int64_t now) {
   for (size_t i = 0; i < due.size(); ++i) {
     Watched& w = *due[i];
     const RedisValue& v = (*ctl)[i];
-    if (v.is_array() && v.elements.size() == 3) {
+    if (v.is_array() && v.elements.size() == 4) {
       attempt_read[i] = v.elements[2].str;
       auto parsed = attempt_read[i].empty() ? std::optional<uint32_t>(0) : ParseAttempt(attempt_read[i]);
       if (!parsed) continue;
@@ -372,6 +371,11 @@ void LiveHub::Impl::Resync(int64_t now) {
       // one in a new life of the control hash (it expired and the id started again; not a hash that is
       // merely gone, which says nothing).
       if (attempt > w.feed.attempt() || (attempt < w.feed.attempt() && bound)) RestartAttempt(w, attempt);
+      // A reset that was no new attempt (nothing appended since the last): a retry that failed before its
+      // first chunk, and another one coming after a backoff. The wait for the first chunk starts again.
+      const std::string& resets = v.elements[3].str;
+      if (!w.resets.empty() && resets != w.resets && Restarting(w)) w.restarted_ms = now;
+      w.resets = resets;
       w.ctl_read_ms = now;
       w.ctl_wanted = false;
       if (attempt < w.feed.attempt()) continue;
@@ -540,7 +544,7 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
   if (w.feed.ended()) {
     Finish(r, CompactedEvent(w.feed.compacted()), "compacted", now);
   } else if (!w.exists && options.start_wait_ms >= 0 &&
-             now - (Restarting(w) ? w.restarted_ms + kRestartWaitMs : w.since_ms) > options.start_wait_ms) {
+             now - (Restarting(w) ? w.restarted_ms + options.restart_wait_ms : w.since_ms) > options.start_wait_ms) {
     Close(r, "not_found",
           "no chunk of this generation within " + std::to_string(options.start_wait_ms) + " ms (LIVE_START_WAIT)", now);
   }

@@ -146,6 +146,7 @@ struct Config {
   int64_t live_max_buffered_bytes = 1 << 20;    // LIVE_MAX_BUFFERED_BYTES: per connection, not yet sent
   int64_t live_slow_reader_ms = 10000;          // LIVE_SLOW_READER_TIMEOUT: behind that long -> closed
   int64_t live_start_wait_ms = 30000;           // LIVE_START_WAIT: wait for a generation's first chunk
+  int64_t live_restart_wait_ms = 60000;         // LIVE_RESTART_WAIT: a started-over one's, besides, per reset
   int64_t live_max_stream_age_ms = 0;           // LIVE_MAX_STREAM_AGE: end a stream after this long (0: never)
   int live_org_max_streams = 5000;              // LIVE_ORG_MAX_STREAMS: one organization's open streams, per process
   std::vector<std::string> live_cors_origins;   // LIVE_CORS_ORIGINS: browser origins allowed to read streams

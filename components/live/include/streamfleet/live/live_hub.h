@@ -46,6 +46,7 @@ struct LiveOptions {
   int64_t max_buffered_bytes = 1 << 20;
   int64_t slow_reader_ms = 10000;
   int64_t start_wait_ms = 30000;
+  int64_t restart_wait_ms = 60000;  // besides start_wait_ms, for a started-over generation; from its last reset
   int64_t max_stream_age_ms = 0;  // 0: streams end only with their generation (or the client)
   int64_t resync_ms = 1000;      // buffer re-read of every watched generation
   int64_t tail_block_ms = 100;   // XREAD BLOCK (standalone), or the poll interval on a cluster (/10)
