@@ -8,13 +8,6 @@
 
 namespace streamfleet::worker {
 
-namespace {
-bool HoldsMore(Slot& slot) {
-  std::lock_guard<std::mutex> l(slot.watch->mu);
-  return !slot.held.empty();
-}
-}  // namespace
-
 void Finisher::Finish(RedisClient& redis, Slot& slot, Slot::TypeStats& type, AttemptEnd&& end) {
   const v1::TaskEnvelope& task = end.task;
   if (end.took > std::chrono::milliseconds(kShortTaskMs)) slot.batch_fast = false;
@@ -40,7 +33,7 @@ void Finisher::Finish(RedisClient& redis, Slot& slot, Slot::TypeStats& type, Att
     // With status records on and another task held, they go instead in the same write as that task's
     // "running" record, which is sent next, before its handler starts: the same crash window, one write
     // (one TLS record each way) per task instead of two.
-    const bool defer = lifecycle_.records() && !end.abandoned && HoldsMore(slot);
+    const bool defer = lifecycle_.records() && !end.abandoned && slot.HoldsAny();
     (void)lifecycle_.Succeeded(redis, slot.finished, end.stream, end.id, task.id(), std::move(end.result),
                                int64_t{task.attempt()} + 1, !defer);
     slot.ack_deferred = defer;

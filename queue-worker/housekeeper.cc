@@ -88,7 +88,9 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot) {
     auto claimed = ClaimIdle(redis, stream, TaskKeys::Group(), slot.consumer, config_.visibility_timeout_ms,
                              kClaimCount, &cursor);
     if (!claimed.ok()) return claimed.status();
-    std::deque<int64_t> deliveries;  // times_delivered of each task put in slot.held, in order
+    // times_delivered of each task put in slot.held. By id, not by position: the watchdog takes out a held
+    // task that yet another housekeeper claimed meanwhile (Watchdog::DropHeld).
+    std::map<std::string, int64_t> deliveries;
     for (auto& c : *claimed) {
       metrics_.claimed.Increment();
       if (c.times_delivered > config_.max_deliveries) {
@@ -102,22 +104,14 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot) {
       }
       // Held, as a poller's read-ahead is: the watchdog renews the leases of the claimed tasks that wait while
       // an earlier one runs, so no other housekeeper claims (and runs) them meanwhile.
+      deliveries[c.entry.id] = c.times_delivered;
       std::lock_guard<std::mutex> l(slot.watch->mu);
       slot.held.push_back(std::move(c.entry));
-      deliveries.push_back(c.times_delivered);
       slot.watch->leases_fresh_at = WatchClock::now();  // claiming reset their idle time
     }
-    while (!deliveries.empty()) {
-      StreamEntry entry;
-      {
-        std::lock_guard<std::mutex> l(slot.watch->mu);
-        entry = std::move(slot.held.front());
-        slot.held.pop_front();
-      }
-      const int64_t times_delivered = deliveries.front();
-      deliveries.pop_front();
-      SF_LOG_INFO("running task {} taken over from a dead worker", entry.id);
-      if (executor_.Execute(redis, entry, times_delivered, slot) == kAbandoned) return kAbandoned;
+    while (std::optional<StreamEntry> entry = slot.TakeHeld()) {
+      SF_LOG_INFO("running task {} taken over from a dead worker", entry->id);
+      if (executor_.Execute(redis, *entry, deliveries[entry->id], slot) == kAbandoned) return kAbandoned;
     }
     SF_RETURN_IF_ERROR(lifecycle_.Flush(redis, slot.finished));
   }

@@ -10,20 +10,16 @@
 namespace streamfleet::worker {
 
 StatusOr<int> Poller::PollBatch(RedisClient& redis, Slot& slot, int block_ms) {
-  if (slot.held.empty()) {
+  if (!slot.HoldsAny()) {
     auto entries = ReadBatch(redis, slot, block_ms);
     if (!entries.ok()) return entries.status();
     if (entries->empty()) return 0;
     Hold(slot, std::move(*entries));
   }
-  StreamEntry entry;
-  {
-    std::lock_guard<std::mutex> l(slot.watch->mu);
-    entry = std::move(slot.held.front());
-    slot.held.pop_front();
-  }
-  if (executor_.Execute(redis, entry, 1, slot) == kAbandoned) return kAbandoned;
-  if (slot.held.empty()) {
+  std::optional<StreamEntry> entry = slot.TakeHeld();
+  if (!entry) return 0;  // the watchdog dropped what was held: another worker took it over
+  if (executor_.Execute(redis, *entry, 1, slot) == kAbandoned) return kAbandoned;
+  if (!slot.HoldsAny()) {
     slot.prefetch = slot.batch_fast ? std::min(slot.prefetch * 2, std::max(1, config_.worker_prefetch)) : 1;
   }
   return 1;
@@ -99,7 +95,7 @@ StatusOr<int> Poller::PollOnce(RedisClient& redis, const std::string& consumer, 
   auto ran = PollBatch(redis, slot, block_ms);
   // A cluster-mode read may hold more tasks than the slot's prefetch (ReadNextTasks): this slot dies with
   // the call, so it runs them all rather than leave them pending until another worker claims them.
-  while (ran.ok() && *ran > 0 && !slot.held.empty()) {
+  while (ran.ok() && *ran > 0 && slot.HoldsAny()) {
     auto more = PollBatch(redis, slot, block_ms);
     if (!more.ok()) {
       ran = more;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +49,19 @@ struct Slot {
   std::string consumer;
   std::shared_ptr<SlotWatch> watch;  // the held tasks and the running attempt, as the watchdog sees them
   std::deque<StreamEntry>& held;     // watch->held: read ahead, not started (in this consumer's PEL)
+  // `held` is shared with the watchdog, which takes out a task another worker took over (Watchdog::DropHeld):
+  // read and take it under watch->mu, through these.
+  bool HoldsAny() const {
+    std::lock_guard<std::mutex> l(watch->mu);
+    return !held.empty();
+  }
+  std::optional<StreamEntry> TakeHeld() {
+    std::lock_guard<std::mutex> l(watch->mu);
+    if (held.empty()) return std::nullopt;
+    std::optional<StreamEntry> e(std::move(held.front()));
+    held.pop_front();
+    return e;
+  }
   FinishedTasks finished;   // records and acks a connection error held back (task_lifecycle.h), or deferred:
   // with status records on, a finished task's record and ack go out with the next held task's "running"
   // record, in one write, before that task's handler starts (ack_deferred); `runs` counts the tasks that

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "streamfleet/base/log.h"
 #include "streamfleet/redis/stream_admin.h"
 
 namespace streamfleet::worker {
@@ -114,10 +115,26 @@ void Watchdog::Check(const std::shared_ptr<SlotWatch>& s, WatchClock::time_point
   for (const StreamEntry& e : s->held) beat.leases.push_back({e.stream, e.id});
 }
 
+void Watchdog::DropHeld(SlotWatch& s, const Lease& lease) {
+  std::lock_guard<std::mutex> l(s.mu);
+  auto it = std::find_if(s.held.begin(), s.held.end(),
+                         [&](const StreamEntry& e) { return e.id == lease.id && e.stream == lease.stream; });
+  if (it == s.held.end()) return;  // started meanwhile (its attempt's own lease check decides) or gone
+  SF_LOG_WARN("task entry {} of {} was taken over by another worker while read ahead here: not run here",
+              lease.id, lease.stream);
+  s.held.erase(it);
+}
+
 void Watchdog::SendBeat(const Beat& b) {
   for (size_t i = 0; i < b.leases.size(); ++i) {
     auto owned = ExtendLease(*redis_, b.leases[i].stream, opts_.group, b.slot->consumer, b.leases[i].id);
-    if (i != 0 || b.attempt == 0) continue;  // read-ahead tasks: a failed renewal is retried next period
+    if (i != 0 || b.attempt == 0) {
+      // A read-ahead task whose lease ran out (Redis away for longer than VISIBILITY_TIMEOUT: no renewal got
+      // through) and that another worker's housekeeper claimed since, or that is no longer pending: it is not
+      // run here as well. A Redis error says nothing: the next period tries again.
+      if (owned.ok() && !*owned) DropHeld(*b.slot, b.leases[i]);
+      continue;
+    }
     if (owned.ok() && *owned && hooks_.lease_extended) hooks_.lease_extended();
     // A Redis error is not a lost lease: the next heartbeat tries again within the visibility timeout.
     if (!owned.ok() || *owned) continue;

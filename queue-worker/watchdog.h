@@ -127,6 +127,8 @@ class Watchdog {
   void Check(const std::shared_ptr<SlotWatch>& slot, WatchClock::time_point now, Beat& beat,
              std::optional<Handoff>& handoff);
   void SendBeat(const Beat& beat);
+  // Takes a read-ahead task whose renewal found it owned elsewhere (or acked) out of the slot's held tasks.
+  void DropHeld(SlotWatch& s, const Lease& lease);
 
   const RedisConfig redis_config_;
   const Options opts_;

@@ -69,7 +69,7 @@ bool WorkerService::SlotLoop(Slot& slot, std::optional<AbandonedAttempt> orphan,
   bool groups = false;
   JitteredBackoff backoff;
   // On stop the slot still runs the short tasks it read ahead (graceful drain), then sends its acks.
-  while (!stop.load() || !slot.held.empty()) {
+  while (!stop.load() || slot.HoldsAny()) {
     if (!groups) groups = EnsureGroups(*redis).ok();
     auto r = groups ? poller_.PollBatch(*redis, slot, 500) : StatusOr<int>(Status::Unavailable("no groups"));
     if (r.ok() && *r == kAbandoned) return false;  // this thread was replaced: `this` may be gone

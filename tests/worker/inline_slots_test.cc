@@ -174,6 +174,59 @@ TEST_F(WorkerTest, ReadAheadTasksKeepTheirLeasesWhileALongTaskRunsInline) {
   EXPECT_EQ(Pending("default"), 0);
 }
 
+// The other side of the above: a read-ahead task whose lease this worker could not renew (Redis away for
+// longer than VISIBILITY_TIMEOUT) and that another worker claimed meanwhile. The renewal result was ignored
+// for read-ahead tasks and they ran here too, each twice fleet-wide; the heartbeat that finds a held task
+// owned elsewhere now drops it, and it runs only where it was claimed.
+TEST_F(WorkerTest, AReadAheadTaskAnotherWorkerTookOverIsNotRunHere) {
+  std::map<std::string, int> runs;
+  std::mutex mu;
+  std::atomic<bool> release{false};
+  handlers_.Register("t", [&](TaskContext& c) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      ++runs[c.task.payload()];
+    }
+    while (c.task.payload() == "long" && !release.load()) std::this_thread::sleep_for(milliseconds(5));
+    return Status::Ok();
+  });
+  auto& w = Make();
+  auto unique = UniqueKeysOnOneShard(4, "taken");
+  EnqueueOptions o;
+  o.unique_key = unique[0];
+  Enqueue("t", "long", o);
+  for (int i = 1; i < 4; ++i) {
+    o.unique_key = unique[i];
+    Enqueue("t", "{\"n\":" + std::to_string(i) + "}", o);
+  }
+  Slot slot("w");
+  slot.prefetch = 4 * keys_.shards();
+  std::thread first([&] { ASSERT_EQ(*w.PollBatch(*redis_, slot, 10), 1); });
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    std::lock_guard<std::mutex> l(mu);
+    return runs.count("long") == 1;
+  }));
+  std::vector<std::pair<std::string, std::string>> held;  // stream, id
+  {
+    std::lock_guard<std::mutex> l(slot.watch->mu);
+    for (const auto& e : slot.held) held.emplace_back(e.stream, e.id);
+  }
+  ASSERT_EQ(held.size(), 3u);
+  auto other = RedisClient::Connect(RedisConfigForTest()).value();
+  for (const auto& [stream, id] : held) {  // what another worker's housekeeper does once the lease ran out
+    ASSERT_TRUE(other->Command({"XCLAIM", stream, TaskKeys::Group(), "thief", "0", id}).ok());
+  }
+  EXPECT_TRUE(testing::WaitUntil([&] { return !slot.HoldsAny(); }, 2000)) << "the next heartbeat drops them";
+  release = true;
+  first.join();
+  while (*w.PollBatch(*redis_, slot, 10) > 0) {
+  }
+  ASSERT_TRUE(w.FlushSlot(*redis_, slot).ok());
+  std::lock_guard<std::mutex> l(mu);
+  EXPECT_EQ(runs, (std::map<std::string, int>{{"long", 1}})) << "a task another worker owns ran here";
+  EXPECT_EQ(Pending("default"), 3) << "still the other worker's to run";
+}
+
 // streamfleet_worker_busy is counted from the slots when scraped (not updated per task).
 TEST_F(WorkerTest, BusyGaugeCountsTheSlotsRunningATask) {
   std::atomic<bool> release{false};
