@@ -22,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Route r = MatchRoute(path);
   if (r.kind == Route::Kind::kUnknown) {
     FUZZ_CHECK(r.bad_id.empty());
-    (void)streamfleet::JsonError("not_found", "no route for POST " + std::string(path));
+    (void)streamfleet::JsonError("no_route", "no route for POST " + std::string(path));
   } else if (r.bad_id.empty()) {
     FUZZ_CHECK(r.org > 0);
     // Start (POST .../generations) and the organization's events name no generation.

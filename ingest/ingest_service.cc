@@ -166,7 +166,8 @@ bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
     Status s = Ready();
     ex.Respond(s.ok() ? 200 : 503, "text/plain", s.ok() ? "ready\n" : "not ready: " + s.ToString() + "\n");
   } else if (route.kind == Route::Kind::kUnknown) {
-    Reject(ex, 404, "not_found", "no route for " + ex.method() + " " + ex.path());
+    // Its own code: a client must not read a wrong base URL as "no such task" or "no such generation".
+    Reject(ex, 404, "no_route", "no route for " + ex.method() + " " + ex.path());
   } else if ((route.kind == Route::Kind::kStream || route.kind == Route::Kind::kEvents) && ex.method() == "OPTIONS") {
     // Before the id check: a refused preflight hides the answer from the page, a 400 to the GET does not.
     live_.HandlePreflight(ex);

@@ -15,7 +15,7 @@ export const ENQUEUE_SCRIPT: string;
 export const ENQUEUE_SCRIPT_SHA1: string;
 
 /** JSON by convention: Buffers and strings are sent as they are, anything else is JSON-encoded. */
-export type Payload = Buffer | string | Record<string, unknown> | unknown[];
+export type Payload = Buffer | string | Record<string, unknown> | unknown[] | null; // null: stored as {}
 
 export interface TaskKeysOptions {
   /** STREAMFLEET_STREAM_PREFIX, default "streamfleet". */

@@ -595,7 +595,7 @@ TEST_F(IngestTest, BadIdThatIsNotUtf8IsA400WithJsonBody) {
   }
   auto unknown = Get("/v1/%FF");
   EXPECT_EQ(unknown.status, 404);
-  EXPECT_EQ(Json(unknown)["error"], "not_found");
+  EXPECT_EQ(Json(unknown)["error"], "no_route") << "not a missing task or generation: a route ingest lacks";
 }
 
 }  // namespace

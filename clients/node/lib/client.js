@@ -177,8 +177,9 @@ class TaskClient {
   // Enqueues one task: now, after delayMs, or at runAt; a unique one only if its key is free.
   async enqueue(type, payload = '{}', options = {}) {
     checkNames(options, ENQUEUE_OPTIONS, 'enqueue option');
-    const task = { queue: 'default', ...options, type, payload };
-    task.uniqueForS ??= DEFAULT_UNIQUE_FOR_S; // also when given as undefined
+    const task = { ...options, type, payload };
+    task.queue ??= 'default'; // also when given as undefined ({ queue: cfg.queue } with cfg.queue unset)
+    task.uniqueForS ??= DEFAULT_UNIQUE_FOR_S; // likewise
     check(task);
     const now = this.clock();
     const runAt = runAtMs(task, now);
@@ -245,7 +246,7 @@ class TaskClient {
   async enqueueMany(tasks) {
     const now = this.clock();
     for (const t of tasks) checkNames(t, TASK_FIELDS, 'task field');
-    const full = tasks.map((t) => ({ queue: 'default', payload: '{}', ...t }));
+    const full = tasks.map((t) => ({ ...t, queue: t.queue ?? 'default', payload: t.payload ?? '{}' }));
     for (const t of full) {
       check(t);
       if (t.uniqueKey) throw new Error('enqueueMany does not take unique tasks (use enqueue)');

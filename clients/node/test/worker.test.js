@@ -404,6 +404,19 @@ test('unknown options, a runAt in seconds and a run more than a year ahead are r
   await assert.rejects(client.enqueue('noop', {}, { delayMs: 400 * 86400000 }), /from 0 to a year/);
 });
 
+test('a queue given as undefined is the default queue, as when left out', async (t) => {
+  const redis = new Redis({ port });
+  t.after(() => redis.quit());
+  const keys = new TaskKeys({ prefix: 'undefq' }); // a prefix no worker of this file reads
+  const client = new TaskClient(redis, { keys });
+  const cfg = {}; // an app's settings without a queue
+  const res = await client.enqueue('noop', '{}', { queue: cfg.queue });
+  const [many] = await client.enqueueMany([{ type: 'noop', queue: cfg.queue, payload: undefined }]);
+  const envelopes = await queueEnvelopes(redis, keys, 'default');
+  assert.deepEqual(envelopes.map((e) => e.id).sort(), [res.id, many.id].sort());
+  for (const e of envelopes) assert.equal(e.queue, 'default');
+});
+
 test('a null payload is stored as {}, as the task API and the PHP client store it', async (t) => {
   const redis = new Redis({ port });
   t.after(() => redis.quit());

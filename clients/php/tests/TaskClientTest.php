@@ -271,6 +271,17 @@ final class TaskClientTest extends TestCase
         $this->assertSame(404, $e->status);
         $this->assertSame('not_found', $e->errorCode);
         $this->assertNull($c->status($missing));
+
+        // A base URL that misses the task API (a path prefix a proxy would strip, here sent to ingest itself):
+        // ingest's own 404 for a route it does not have is not "no such task". status() returned null and
+        // cancel() said not found, for every id.
+        $astray = new TaskClient(self::env('STREAMFLEET_TEST_URL') . '/streamfleet', self::env('STREAMFLEET_TEST_TOKEN'), 5.0);
+        $e = self::expectThrown(TaskApiException::class, fn () => $astray->status($id));
+        $this->assertNotInstanceOf(TaskNotFoundException::class, $e);
+        $this->assertSame(404, $e->status);
+        $this->assertSame('no_route', $e->errorCode);
+        $e = self::expectThrown(TaskApiException::class, fn () => $astray->cancel($id));
+        $this->assertNotInstanceOf(TaskNotFoundException::class, $e);
     }
 
     public function testRefusedTasksThrowTheServersErrorCodeAndDetail(): void
