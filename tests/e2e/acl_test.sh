@@ -66,6 +66,12 @@ acl_live_streams "$IP" 60 "under the ACL"
 curl -sf -X POST "http://127.0.0.1:$IP/v1/orgs/12/generations" -H 'Content-Type: application/json' \
   -d '{"instruction": {"content": "Plan a launch", "source": "api", "language": "en"}}' >/dev/null \
   || fail "POST /v1/orgs/12/generations refused under the ACL"
+# With an Idempotency-Key (its key lives beside the organization's control hashes): started once, replayed once.
+for _ in 1 2; do
+  curl -sf -X POST "http://127.0.0.1:$IP/v1/orgs/12/generations" -H 'Content-Type: application/json'     -H 'Idempotency-Key: acl-start-1' -d '{"instruction": {"content": "Plan a launch"}}' >>"$WORK/keyed-starts"     || fail "POST /v1/orgs/12/generations with an Idempotency-Key refused under the ACL"
+  echo >>"$WORK/keyed-starts"
+done
+[ "$(jq -r .generation_id "$WORK/keyed-starts" | sort -u | wc -l)" = 1 ] || fail "a keyed start replayed another generation"
 echo "ok: generation started by user ingest"
 
 acl_task_api "$IP" "under the ACL"

@@ -355,13 +355,26 @@ TEST_F(IngestTest, AStartWithAnIdempotencyKeyStartsOneGeneration) {
   auto req = ParseGenerationRequest(12, body);
   ASSERT_TRUE(req.ok());
   req->source = "app";
-  ASSERT_TRUE(redis_->Command({"SET", "streamfleet:start_idempotency:12:died", "100 " + Sha256Hex(GenerationRunPayload(*req))}).ok());
+  const std::string died_key = config_->key_prefix + ":org:12:start_idempotency:died";
+  ASSERT_TRUE(redis_->Command({"SET", died_key, "100 " + Sha256Hex(GenerationRunPayload(*req))}).ok());
   for (int i = 0; i < 2; ++i) {
     auto retry = start(12, body, "died");
     ASSERT_EQ(retry.status, 202) << retry.body;
     EXPECT_EQ(Json(retry)["generation_id"], 100);
   }
   EXPECT_EQ(queued()["generation-100"], 1) << "enqueued by the first retry, not again by the second";
+
+  // The generation's unique key held by another task (an app's own unique_key through the task API): the start
+  // is not answered 202 for a task that is not in.
+  auto other_req = ParseGenerationRequest(12, body);
+  ASSERT_TRUE(other_req.ok());
+  other_req->source = "app";
+  ASSERT_TRUE(redis_->Command({"SET", config_->key_prefix + ":org:12:start_idempotency:taken",
+                               "200 " + Sha256Hex(GenerationRunPayload(*other_req))}).ok());
+  ASSERT_TRUE(redis_->Command({"SET", TaskKeys::FromConfig(*config_).Unique("generation-200"), "apps-own-task"}).ok());
+  auto taken = start(12, body, "taken");
+  EXPECT_EQ(taken.status, 500) << taken.body;
+  EXPECT_EQ(queued().count("generation-200"), 0u);
 }
 
 TEST_F(IngestTest, AuthenticationPerOrganization) {

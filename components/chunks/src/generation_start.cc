@@ -56,8 +56,10 @@ StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& 
   } else {
     req.generation_id = 0;
     const std::string digest = Sha256Hex(GenerationRunPayload(req));
-    const std::string key = config.stream_prefix + ":start_idempotency:" + std::to_string(req.organization_id) +
-                            ":" + idempotency_key;
+    // Under the key prefix, beside the organization's control hashes: the Redis user ingest runs as may use
+    // those keys (deploy/redis/users.acl), and no other organization's key can be named.
+    const std::string key = config.key_prefix + ":org:" + std::to_string(req.organization_id) +
+                            ":start_idempotency:" + idempotency_key;
     auto known = redis.Command({"GET", key});
     if (!known.ok()) return known.status();
     if (known->is_nil()) {
@@ -82,8 +84,7 @@ StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& 
       started.replayed = true;
     }
     // At most one generation.run per generation, however many retries: unique to the generation for as long as
-    // the key is remembered. (Released when the task finishes; a retry after that enqueues a task that finds
-    // the row final and does nothing.)
+    // the key is remembered (a unique key lives its TTL out; it is not given back when the task finishes).
     opts.unique_key = "generation-" + std::to_string(req.generation_id);
     opts.unique_ttl_s = kStartIdempotencyTtlS;
   }
@@ -91,6 +92,12 @@ StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& 
   auto r = EnqueueTask(redis, TaskKeys::FromConfig(config), kGenerationRunTask, GenerationRunPayload(req), opts,
                        now_ms);
   if (!r.ok()) return r.status();
+  if (r->duplicate && r->id != opts.id) {
+    // The unique key is held by another task (one enqueued through the task API with this unique_key): this
+    // generation's task is not in, and answering 202 would leave it never running.
+    return Status::Internal("unique key " + opts.unique_key + " is held by task " + r->id +
+                            ", not by this generation's task");
+  }
   started.generation_id = req.generation_id;
   started.task_id = opts.id;
   return started;

@@ -30,9 +30,10 @@ constexpr int64_t kStartIdempotencyTtlS = 86400;
 // With an idempotency_key (the request's Idempotency-Key header) a retry is answered with the generation the
 // first request started, for kStartIdempotencyTtlS, and starts nothing: a 503 whose start had in fact gone
 // through would otherwise pay the provider twice. The key is the organization's own
-// ("{prefix}:start_idempotency:{org}:{key}") and remembers a digest of the request: the same key with another
-// request is kAlreadyExists. The task is enqueued unique to its generation, so a retry after a start that died
-// between remembering the key and enqueueing enqueues it, and one after it ran enqueues nothing more.
+// ("{key_prefix}:org:{org}:start_idempotency:{key}") and remembers a digest of the request: the same key with
+// another request is kAlreadyExists. The task is enqueued unique to its generation ("generation-{id}", for as
+// long as the key lives), so a retry after a start that died between remembering the key and enqueueing
+// enqueues it, and one after it was enqueued (or ran) enqueues nothing more.
 StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& config, GenerationRequest& req,
                                             int64_t now_ms, const std::string& idempotency_key = "");
 
