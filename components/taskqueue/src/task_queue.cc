@@ -16,15 +16,27 @@ namespace {
 constexpr int64_t kUniqueClaimTtlS = 30;
 
 // A member that is not "<queue>|<envelope>" (written by hand, or by a producer with a bug: the scheduled set
-// is writable by every producer) is dead-lettered whole, with the reason: the script raised an error on it,
-// every round, and no delayed task, retry, periodic task or reclaim of any worker went on after it.
+// is writable by every producer), or whose queue key cannot take it (a key of another type), is dead-lettered
+// whole, with the reason. The script raised an error on it after removing it: the member was lost without a
+// trace and the housekeeper's round ended there. No source_stream: nothing to requeue it to (a requeue skips it).
 constexpr const char* kMalformedScheduledLua = R"(
-local function malformed(dlq, zset, m, now)
-  redis.call('XADD', dlq, 'MAXLEN', '~', 1000000, '*', 'source_stream', zset, 'source_id', '', 'group', '',
-    'reason', 'malformed scheduled member: not "<queue>|<envelope>"', 'times_delivered', '0',
-    'failed_at_ms', now, 'e', m)
+local function malformed(dlq, zset, m, now, why)
+  redis.call('XADD', dlq, 'MAXLEN', '~', 1000000, '*', 'scheduled_set', zset, 'reason', why,
+    'times_delivered', '0', 'failed_at_ms', now, 'e', m)
   redis.call('ZREM', zset, m)
 end
+local function move(dlq, zset, m, now, stream, envelope)
+  -- pcall: a queue key of another type refuses the XADD; out of memory refuses the dead letter too, and the
+  -- member then waits for the next round.
+  local r = redis.pcall('XADD', stream, '*', 'e', envelope)
+  if type(r) == 'table' and r.err then
+    if string.find(r.err, 'OOM', 1, true) then return redis.error_reply(r.err) end
+    malformed(dlq, zset, m, now, 'scheduled member not movable to ' .. stream .. ': ' .. r.err)
+  else
+    redis.call('ZREM', zset, m)
+  end
+end
+local NO_QUEUE = 'malformed scheduled member: not "<queue>|<envelope>"'
 )";
 
 // KEYS: 1 scheduled zset, 2 task dead-letter stream. ARGV: 1 now, 2 limit, 3 queue key prefix ("{p}:queue:").
@@ -34,10 +46,10 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]), 'LIM
 for _, m in ipairs(due) do
   local bar = string.find(m, '|', 1, true)
   if not bar or bar == 1 then
-    malformed(KEYS[2], KEYS[1], m, ARGV[1])
+    malformed(KEYS[2], KEYS[1], m, ARGV[1], NO_QUEUE)
   else
-    redis.call('XADD', ARGV[3] .. string.sub(m, 1, bar - 1), '*', 'e', string.sub(m, bar + 1))
-    redis.call('ZREM', KEYS[1], m)
+    local err = move(KEYS[2], KEYS[1], m, ARGV[1], ARGV[3] .. string.sub(m, 1, bar - 1), string.sub(m, bar + 1))
+    if err then return err end
   end
 end
 return #due
@@ -53,10 +65,10 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]), 'LIM
 for _, m in ipairs(due) do
   local bar = string.find(m, '|', 1, true)
   if not bar or bar == 1 then
-    malformed(KEYS[3], KEYS[1], m, ARGV[1])
+    malformed(KEYS[3], KEYS[1], m, ARGV[1], NO_QUEUE)
   else
-    redis.call('XADD', KEYS[2], '*', 'e', string.sub(m, bar + 1))
-    redis.call('ZREM', KEYS[1], m)
+    local err = move(KEYS[3], KEYS[1], m, ARGV[1], KEYS[2], string.sub(m, bar + 1))
+    if err then return err end
   end
 end
 return #due
