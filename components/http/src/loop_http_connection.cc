@@ -402,10 +402,15 @@ void LoopHttpConnection::OnResponse(std::string bytes) {
       bytes.insert(head_end + 2, "Connection: close\r\n");
     }
     Write(std::move(bytes), true);
+    // The answer's own deadline (the request's may have passed while a long upload streamed), and what the
+    // kernel did not take of it at once: CheckTimeout measures the client's reading from here.
+    deadline_ms_ = uv_now(ctx_.loop) + static_cast<uint64_t>(ctx_.request_timeout_ms);
+    queued_at_deadline_ = uv_stream_get_write_queue_size(stream());
     UpdateReading();
     return;
   }
   Write(std::move(bytes), false);
+  queued_at_deadline_ = uv_stream_get_write_queue_size(stream());
   pipe_.reset();
   pipe_full_ = false;
   body_complete_ = false;
@@ -528,12 +533,13 @@ void LoopHttpConnection::CheckTimeout(uint64_t now_ms) {
   // hand-over waits only for the socket to take earlier answers (a client that reads nothing times out).
   if (dispatched_) return;
   if (now_ms <= deadline_ms_) return;
-  // An answer still going out to a client that took some of it since the deadline last passed: it is reading
-  // (a large row at the client's pace), so the answer gets another request timeout rather than being cut off
-  // by the keep-alive timeout, or by a deadline a closing answer never reset. A client that stopped reading
-  // times out as an idle one does.
+  // An answer still going out to a client that took at least kMinAnswerProgressBytes of it since the answer
+  // was written or the deadline last passed: it is reading (a large row at the client's pace), so the answer
+  // gets another request timeout rather than being cut off by the keep-alive timeout, or by a deadline a
+  // closing answer never reset. A client that stopped reading, or trickles (a byte a minute would hold the
+  // answer's memory for hours), times out as an idle one does.
   const size_t queued = uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_));
-  if (queued > 0 && queued != queued_at_deadline_) {
+  if (queued > 0 && queued_at_deadline_ >= queued + kMinAnswerProgressBytes) {
     queued_at_deadline_ = queued;
     deadline_ms_ = now_ms + static_cast<uint64_t>(ctx_.request_timeout_ms);
     return;

@@ -123,7 +123,12 @@ class LoopHttpConnection {
   bool last_was_value_ = false;
   size_t header_bytes_ = 0;
   uint64_t deadline_ms_ = 0;
-  size_t queued_at_deadline_ = 0;  // bytes of answers not yet written when the deadline last passed
+  // Bytes of answers not yet written when the last answer was written or the deadline last passed.
+  size_t queued_at_deadline_ = 0;
+  // What a client must take of an answer per request timeout to keep the connection (CheckTimeout): 256 KiB
+  // per 60 s is about 4 KB/s, which any client that reads does. Measured on what leaves the process, so the
+  // kernel's buffers count as taken: a trickling client is closed once they are full.
+  static constexpr size_t kMinAnswerProgressBytes = 256 * 1024;
   HeadFoldScanner fold_scanner_;
   std::string refusal_;  // why OnHeadersComplete refused a head http_parser took (answered 400)
   std::string unparsed_;  // received bytes not parsed yet (the next pipelined request)
