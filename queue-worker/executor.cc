@@ -7,6 +7,7 @@
 #include "streamfleet/base/envelope_version.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/base/random.h"
+#include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/taskqueue/task_limits.h"
 
 namespace streamfleet::worker {
@@ -82,6 +83,7 @@ int Executor::Execute(RedisClient& redis, const StreamEntry& entry, int64_t time
 
 int Executor::ExecuteEntry(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot) {
   Watch(slot);
+  if (!StillOurs(redis, entry, slot)) return 0;
   const std::string* raw = entry.Field("e");
   // Reused by this thread from task to task (its strings keep their capacity). Per thread, not per slot: an
   // abandoned thread's handler may still read its envelope while the slot's next thread decodes the next one.
@@ -106,11 +108,32 @@ int Executor::ExecuteEntry(RedisClient& redis, const StreamEntry& entry, int64_t
   return ran;
 }
 
+bool Executor::StillOurs(RedisClient& redis, const StreamEntry& entry, Slot& slot) {
+  {
+    std::lock_guard<std::mutex> l(slot.watch->mu);
+    const auto since = WatchClock::now() - slot.watch->leases_confirmed_at;
+    if (since < std::chrono::milliseconds(config_.visibility_timeout_ms / 2)) return true;
+  }
+  // The heartbeats have not got through for half a visibility timeout (Redis away): another worker's
+  // housekeeper may have claimed this read-ahead task meanwhile. Asked before it runs: the heartbeat that would
+  // drop it (Watchdog::DropHeld) may come only after its handler started. A Redis error answers nothing: it
+  // runs, as before (its "running" write and its ack meet the same error).
+  auto owned = ExtendLease(redis, entry.stream, TaskKeys::Group(), slot.consumer, entry.id);
+  if (!owned.ok() || *owned) return true;
+  SF_LOG_WARN("task entry {} of {} was taken over by another worker while read ahead here: not run here", entry.id,
+              entry.stream);
+  return false;
+}
+
+int64_t Executor::PermitLeaseMs(const Slot::TypeStats& type) const {
+  // A permit outlives the attempt's timeout (then the worker gives up on it anyway); without one, a default,
+  // renewed with the running task's lease (Watchdog), so only a dead worker's permit expires.
+  return type.timeout_ms > 0 ? type.timeout_ms + config_.task_timeout_grace_ms : kDefaultPermitLeaseMs;
+}
+
 bool Executor::Permit(RedisClient& redis, const StreamEntry& entry, Slot::TypeStats& type, const v1::TaskEnvelope& task) {
   const int64_t now = WallClockMs();
-  // A permit outlives the attempt's timeout (then the worker gives up on it anyway); without one, a default.
-  const int64_t lease = type.timeout_ms > 0 ? type.timeout_ms + config_.task_timeout_grace_ms : kDefaultPermitLeaseMs;
-  auto r = AcquireTaskPermit(redis, config_.stream_prefix, task.type(), *type.limit, entry.id, now, lease);
+  auto r = AcquireTaskPermit(redis, config_.stream_prefix, task.type(), *type.limit, entry.id, now, PermitLeaseMs(type));
   if (!r.ok()) {
     SF_LOG_WARN("task {}: limit check failed ({}); it stays pending", task.id(), r.status().ToString());
     return false;
@@ -173,6 +196,10 @@ int Executor::Run(RedisClient& redis, const StreamEntry& entry, int64_t times_de
   a.task = &task;
   a.times_delivered = times_delivered;
   a.timeout_ms = type.timeout_ms;
+  if (type.limit != nullptr) {
+    a.permit_key = TaskPermitsKey(config_.stream_prefix, task.type());
+    a.permit_lease_ms = PermitLeaseMs(type);
+  }
   a.started = WatchClock::now();
   if (a.timeout_ms > 0) a.deadline = a.started + std::chrono::milliseconds(a.timeout_ms);
   {

@@ -45,6 +45,11 @@ class Executor {
   // The type's fleet-wide limits (TASK_LIMITS, task_limits.h): true with a permit taken; false when the task
   // was postponed (back to the scheduled set, not an attempt) or Redis failed (it stays pending).
   bool Permit(RedisClient& redis, const StreamEntry& entry, Slot::TypeStats& type, const v1::TaskEnvelope& task);
+  // False when the entry's lease may have lapsed (no heartbeat got through for half a visibility timeout) and
+  // another consumer owns it now: it is not run here.
+  bool StillOurs(RedisClient& redis, const StreamEntry& entry, Slot& slot);
+  // How long a permit of the type lasts from its taking or its last renewal.
+  int64_t PermitLeaseMs(const Slot::TypeStats& type) const;
   // Runs an admitted task's handler with the watchdog watching; kAbandoned as Execute.
   int Run(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, Slot& slot, Slot::TypeStats& type,
           v1::TaskEnvelope& task);

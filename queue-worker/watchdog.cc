@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "streamfleet/base/log.h"
+#include "streamfleet/base/time.h"
+#include "streamfleet/taskqueue/task_limits.h"
 #include "streamfleet/redis/stream_admin.h"
 
 namespace streamfleet::worker {
@@ -111,6 +113,8 @@ void Watchdog::Check(const std::shared_ptr<SlotWatch>& s, WatchClock::time_point
   if (a != nullptr && !a->lease_lost) {  // a lost lease is not renewed again
     beat.attempt = s->attempts;
     beat.leases.push_back({a->entry->stream, a->entry->id});
+    beat.permit_key = a->permit_key;
+    beat.permit_lease_ms = a->permit_lease_ms;
   }
   for (const StreamEntry& e : s->held) beat.leases.push_back({e.stream, e.id});
 }
@@ -126,8 +130,11 @@ void Watchdog::DropHeld(SlotWatch& s, const Lease& lease) {
 }
 
 void Watchdog::SendBeat(const Beat& b) {
+  const WatchClock::time_point sent = WatchClock::now();
+  bool answered = true;  // every renewal got an answer (owned or not): the held leases are known from `sent`
   for (size_t i = 0; i < b.leases.size(); ++i) {
     auto owned = ExtendLease(*redis_, b.leases[i].stream, opts_.group, b.slot->consumer, b.leases[i].id);
+    answered = answered && owned.ok();
     if (i != 0 || b.attempt == 0) {
       // A read-ahead task whose lease ran out (Redis away for longer than VISIBILITY_TIMEOUT: no renewal got
       // through) and that another worker's housekeeper claimed since, or that is no longer pending: it is not
@@ -136,6 +143,12 @@ void Watchdog::SendBeat(const Beat& b) {
       continue;
     }
     if (owned.ok() && *owned && hooks_.lease_extended) hooks_.lease_extended();
+    if (owned.ok() && *owned && !b.permit_key.empty()) {
+      // The permit lives as long as the task keeps its lease: without this, one running past the permit's lease
+      // (TASK_LIMITS without a TASK_TIMEOUT: 10 minutes) lost its place and another task of the type started.
+      // XX: a permit already released (the task just ended) is not taken again. An error: the next beat.
+      (void)ExtendTaskPermit(*redis_, b.permit_key, b.leases[0].id, WallClockMs() + b.permit_lease_ms);
+    }
     // A Redis error is not a lost lease: the next heartbeat tries again within the visibility timeout.
     if (!owned.ok() || *owned) continue;
     std::lock_guard<std::mutex> l(b.slot->mu);
@@ -147,6 +160,10 @@ void Watchdog::SendBeat(const Beat& b) {
       a->cancelled.store(true);
       a->give_up = WatchClock::now() + std::chrono::milliseconds(opts_.grace_ms);
     }
+  }
+  if (answered && !b.leases.empty()) {
+    std::lock_guard<std::mutex> l(b.slot->mu);
+    b.slot->leases_confirmed_at = std::max(b.slot->leases_confirmed_at, sent);
   }
 }
 

@@ -43,6 +43,10 @@ struct RunningAttempt {
   const v1::TaskEnvelope* task = nullptr;
   int64_t times_delivered = 1;
   int64_t timeout_ms = 0;                    // 0 = none
+  // TASK_LIMITS: the zset holding this attempt's permit (member: the entry id), renewed with its lease, so a
+  // task running longer than the permit's lease keeps its place in max_running ("" = no limit).
+  std::string permit_key;
+  int64_t permit_lease_ms = 0;
   WatchClock::time_point started;
   WatchClock::time_point deadline = WatchClock::time_point::max();
   std::atomic<bool> cancelled{false};        // TaskContext::cancelled
@@ -77,6 +81,10 @@ struct SlotWatch {
   // When the leases of `held` and of the running task were last renewed: the read or claim that delivered
   // them (the slot thread sets it), or the last heartbeat. Guarded by mu.
   WatchClock::time_point leases_fresh_at = WatchClock::time_point::min();
+  // When the held tasks' leases were last known to be this slot's: their delivery or claim, or a heartbeat
+  // whose renewals all got an answer. Older than half a visibility timeout (Redis away), a held task is asked
+  // about before it runs (Executor). Guarded by mu.
+  WatchClock::time_point leases_confirmed_at = WatchClock::time_point::min();
   // Starts a replacement thread for this slot, handing it the abandoned attempt. Guarded by mu; empty = this
   // slot's thread cannot be replaced, so it is never abandoned.
   std::function<void(AbandonedAttempt)> replace;
@@ -116,6 +124,8 @@ class Watchdog {
     std::shared_ptr<SlotWatch> slot;
     uint64_t attempt = 0;  // SlotWatch::attempts of the running attempt (its lease is leases[0]), 0 = none
     std::vector<Lease> leases;  // the running task's first, if any
+    std::string permit_key;     // the running task's TASK_LIMITS permit, renewed with its lease ("" = none)
+    int64_t permit_lease_ms = 0;
   };
   struct Handoff {  // an abandoned attempt for its slot's replacement thread
     std::function<void(AbandonedAttempt)> replace;

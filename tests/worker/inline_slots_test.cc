@@ -227,6 +227,44 @@ TEST_F(WorkerTest, AReadAheadTaskAnotherWorkerTookOverIsNotRunHere) {
   EXPECT_EQ(Pending("default"), 3) << "still the other worker's to run";
 }
 
+// The same take-over seen by the slot before any heartbeat could: no renewal got through for half a visibility
+// timeout (Redis away; here the slot's last confirmation is made old by hand), another worker claimed the held
+// tasks, and the slot is about to start one. It asks first, and runs only what is still its own.
+TEST_F(WorkerTest, ASlotWhoseLeasesLapsedAsksBeforeRunningAHeldTask) {
+  std::map<std::string, int> runs;
+  std::mutex mu;
+  handlers_.Register("t", [&](TaskContext& c) {
+    std::lock_guard<std::mutex> l(mu);
+    ++runs[c.task.payload()];
+    return Status::Ok();
+  });
+  auto& w = Make();
+  auto unique = UniqueKeysOnOneShard(3, "lapsed");
+  for (int i = 0; i < 3; ++i) {
+    EnqueueOptions o;
+    o.unique_key = unique[i];
+    Enqueue("t", "{\"n\":" + std::to_string(i) + "}", o);
+  }
+  Slot slot("w");
+  slot.prefetch = 3 * keys_.shards();
+  ASSERT_EQ(*w.PollBatch(*redis_, slot, 10), 1);
+  std::vector<std::pair<std::string, std::string>> held;  // stream, id
+  {
+    std::lock_guard<std::mutex> l(slot.watch->mu);
+    for (const auto& e : slot.held) held.emplace_back(e.stream, e.id);
+    slot.watch->leases_confirmed_at = WatchClock::now() - milliseconds(1000);  // five visibility timeouts ago
+  }
+  ASSERT_EQ(held.size(), 2u);
+  // The first held task was taken over; the second is still the slot's.
+  ASSERT_TRUE(redis_->Command({"XCLAIM", held[0].first, TaskKeys::Group(), "thief", "0", held[0].second}).ok());
+  while (slot.HoldsAny()) (void)*w.PollBatch(*redis_, slot, 10);
+  ASSERT_TRUE(w.FlushSlot(*redis_, slot).ok());
+  std::lock_guard<std::mutex> l(mu);
+  EXPECT_EQ(runs.size(), 2u) << "the task another worker owns ran here";
+  for (auto& [payload, n] : runs) EXPECT_EQ(n, 1) << payload;
+  EXPECT_EQ(Pending("default"), 1) << "the thief's, still to run there";
+}
+
 // streamfleet_worker_busy is counted from the slots when scraped (not updated per task).
 TEST_F(WorkerTest, BusyGaugeCountsTheSlotsRunningATask) {
   std::atomic<bool> release{false};
