@@ -30,7 +30,12 @@ StatusOr<int> Housekeeper::Housekeep(RedisClient& redis, Slot& slot) {
   SF_RETURN_IF_ERROR(FirePeriodic(redis, now));
   SF_RETURN_IF_ERROR(schedules_.FireDue(redis, now));
   SF_RETURN_IF_ERROR(ForwardEvents(redis, slot.consumer, now));
-  SF_RETURN_IF_ERROR(TrimQueues(redis, now));
+  // A trim that failed (a queue stream or its group not there yet) is tried again in kTrimIntervalMs; the
+  // round goes on: the reclaim of a dead worker's tasks must not wait for it.
+  if (Status trimmed = TrimQueues(redis, now); !trimmed.ok()) {
+    SF_LOG_WARN("trimming the queue streams failed (tried again in {} s): {}", kTrimIntervalMs / 1000,
+                trimmed.ToString());
+  }
   return Reclaim(redis, slot);
 }
 
@@ -46,7 +51,13 @@ Status Housekeeper::TrimQueues(RedisClient& redis, int64_t now_ms) {
     if (!trimmed.ok()) return trimmed.status();
     metrics_.trimmed.Increment(static_cast<double>(*trimmed));
     auto removed = RemoveDeadConsumers(redis, stream, TaskKeys::Group(), config_.dead_consumer_idle_ms);
-    if (!removed.ok()) return removed.status();
+    if (!removed.ok()) {
+      // A queue nobody enqueued to yet, or whose group the slots have not created yet: nothing to remove.
+      const std::string& why = removed.status().message();
+      if (why.find("no such key") == std::string::npos && why.find("NOGROUP") == std::string::npos) {
+        return removed.status();
+      }
+    }
   }
   return Status::Ok();
 }
@@ -108,6 +119,7 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot) {
       std::lock_guard<std::mutex> l(slot.watch->mu);
       slot.held.push_back(std::move(c.entry));
       slot.watch->leases_fresh_at = WatchClock::now();  // claiming reset their idle time
+      slot.watch->leases_confirmed_at = slot.watch->leases_fresh_at;
     }
     while (std::optional<StreamEntry> entry = slot.TakeHeld()) {
       SF_LOG_INFO("running task {} taken over from a dead worker", entry->id);

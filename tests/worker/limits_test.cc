@@ -10,6 +10,7 @@
 
 #include "streamfleet/base/time.h"
 #include "streamfleet/taskqueue/task_limits.h"
+#include "support/wait.h"
 #include "tests/worker/worker_fixture.h"
 
 namespace streamfleet::worker {
@@ -56,6 +57,38 @@ TEST_F(LimitsTest, MaxRunningHoldsAcrossWorkers) {
   EXPECT_EQ(runs.load(), 2);
   EXPECT_EQ(Field(first, "state"), "succeeded");
   EXPECT_EQ(Field(second, "state"), "succeeded");
+}
+
+// A limited task running longer than its permit's lease (TASK_LIMITS without a TASK_TIMEOUT: 10 minutes) lost
+// its place: the permit expired while it ran and another task of the type started beside it. The running
+// task's heartbeat renews the permit with its lease (here one every ~66 ms: VISIBILITY_TIMEOUT 200 ms).
+TEST_F(LimitsTest, ARunningTasksPermitIsRenewedWithItsLease) {
+  std::atomic<bool> release{false}, started{false};
+  handlers_.Register("export", [&](TaskContext&) {
+    started = true;
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return Status::Ok();
+  });
+  WorkerService& a = Make({{"TASK_LIMITS", "export=1/0"}});
+  std::string id = Enqueue("export");
+  auto own = RedisClient::Connect(RedisConfigForTest()).value();
+  std::thread runner([&] {
+    auto r = a.PollOnce(*own, "a", 10);
+    EXPECT_TRUE(r.ok() && *r == 1);
+  });
+  ASSERT_TRUE(testing::WaitUntil([&] { return started.load(); }));
+  const std::string permits = TaskPermitsKey("streamfleet", "export");
+  auto expiry = [&] {
+    auto r = redis_->Command({"ZRANGE", permits, "0", "-1", "WITHSCORES"});
+    return r.ok() && r->elements.size() == 2 ? std::stoll(r->elements[1].str) : int64_t{0};
+  };
+  const int64_t first = expiry();
+  ASSERT_GT(first, WallClockMs() + 500'000) << "the permit's default lease (10 minutes)";
+  EXPECT_TRUE(testing::WaitUntil([&] { return expiry() > first + 100; }, 3000)) << "never renewed: " << first;
+  release = true;
+  runner.join();
+  EXPECT_EQ(redis_->Command({"ZCARD", permits})->integer, 0) << "released when the task ended, not taken again";
+  EXPECT_EQ(Field(id, "state"), "succeeded");
 }
 
 TEST_F(LimitsTest, PerSecondCapsTheStartsInEverySecond) {

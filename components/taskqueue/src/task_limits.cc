@@ -45,6 +45,12 @@ StatusOr<LimitOutcome> AcquireTaskPermit(RedisCommands& redis, const std::string
   }
 }
 
+Status ExtendTaskPermit(RedisCommands& redis, const std::string& permits_key, const std::string& token,
+                        int64_t expires_at_ms) {
+  auto r = redis.Command({"ZADD", permits_key, "XX", std::to_string(expires_at_ms), token});
+  return r.ok() ? Status::Ok() : r.status();
+}
+
 Status ReleaseTaskPermit(RedisCommands& redis, const std::string& prefix, const std::string& type,
                          const std::string& token) {
   return redis.Send({{"ZREM", TaskPermitsKey(prefix, type), token}});

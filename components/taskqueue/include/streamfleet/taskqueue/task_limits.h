@@ -5,8 +5,9 @@
 // a cluster):
 //   {prefix:limit:<type>}:running      zset of permits (the delivery's entry id) by lease expiry (unix ms)
 //   {prefix:limit:<type>}:rate:<sec>   starts in that second (expires after 2 s)
-// A permit is released when its task ends; one whose worker died expires with its lease (the task's timeout,
-// else kDefaultPermitLeaseMs), so a crash holds a slot of the limit at most that long.
+// A permit is released when its task ends; the running task's heartbeat renews it; one whose worker died
+// expires with its lease (the task's timeout, else kDefaultPermitLeaseMs from the last heartbeat), so a crash
+// holds a slot of the limit at most that long.
 //
 // Thread-safety: stateless functions over the caller's client. Errors: Redis' (the worker then leaves the
 // task pending, as after any Redis error on its read path: it comes back after VISIBILITY_TIMEOUT).
@@ -27,6 +28,9 @@ enum class LimitOutcome { kAdmitted, kTooManyRunning, kRateExceeded };
 StatusOr<LimitOutcome> AcquireTaskPermit(RedisCommands& redis, const std::string& prefix, const std::string& type,
                                          const TaskLimit& limit, const std::string& token, int64_t now_ms,
                                          int64_t lease_ms);
+// Moves a held permit's expiry to expires_at_ms (the running task's heartbeat); a released one stays released.
+Status ExtendTaskPermit(RedisCommands& redis, const std::string& permits_key, const std::string& token,
+                        int64_t expires_at_ms);
 // Gives the permit back (sent without waiting: RedisCommands::Send).
 Status ReleaseTaskPermit(RedisCommands& redis, const std::string& prefix, const std::string& type,
                          const std::string& token);
