@@ -92,10 +92,12 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
   }
   // Which attempt of the generation this text is (ChunkWriter::Reset counts them): a row of an earlier one is
   // replaced whatever chunks it holds, and this write never replaces a later one's (SqlStore). Only above 0,
-  // so the rows of generations never started over stay as they were.
-  if (out->attempt > 0) md["attempt"] = out->attempt;
+  // so the rows of generations never started over stay as they were. Not known once the control hash is gone
+  // (expired; a rebuild from generation_chunks): the chunks decide then, as before.
+  const bool attempt_known = !snap.control.empty();
+  if (attempt_known && out->attempt > 0) md["attempt"] = out->attempt;
   GenerationWrite w;
-  w.attempt = out->attempt;
+  if (attempt_known) w.attempt = out->attempt;
   w.id = req.gen.gen;
   w.organization_id = req.gen.org;
   w.scenario_id = req.gen.scenario;
