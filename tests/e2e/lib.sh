@@ -2,7 +2,16 @@
 # failure), fail() with the tail of every log, free loopback ports, waiting for HTTP, a throwaway redis-server.
 WORK=$(mktemp -d /tmp/streamfleet-e2e.XXXXXX)
 PIDS=()
-fail() { echo "FAIL: $*" >&2; for f in "$WORK"/*.log; do echo "--- $f"; tail -20 "$f"; done >&2; exit 1; }
+# A sanitizer's report is printed whole (its first lines name the fault; the tail is only the shadow legend).
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$WORK"/*.log; do
+    echo "--- $f"
+    grep -m1 -A60 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$f" || true
+    tail -20 "$f"
+  done >&2
+  exit 1
+}
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
