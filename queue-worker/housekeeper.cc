@@ -53,7 +53,8 @@ Status Housekeeper::TrimQueues(RedisClient& redis, int64_t now_ms) {
     auto removed = RemoveDeadConsumers(redis, stream, TaskKeys::Group(), config_.dead_consumer_idle_ms);
     if (!removed.ok()) {
       // A queue nobody enqueued to yet, or whose group the slots have not created yet: nothing to remove.
-      const std::string& why = removed.status().message();
+      const Status failed = removed.status();  // status() is a copy: the message must outlive this line
+      const std::string& why = failed.message();
       if (why.find("no such key") == std::string::npos && why.find("NOGROUP") == std::string::npos) {
         return removed.status();
       }
