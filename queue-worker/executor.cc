@@ -93,15 +93,15 @@ int Executor::ExecuteEntry(RedisClient& redis, const StreamEntry& entry, int64_t
     LogScope entry_scope(LogContext().Entry(entry.id));
     SF_LOG_WARN("dead-lettering undecodable task {} {}", entry.stream, entry.id);
     // No status record to update: a failed parse leaves no id that can be trusted.
-    finisher_.DeadLetter(redis, entry.stream, entry.id, raw ? *raw : "", "undecodable TaskEnvelope", times_delivered,
-                         nullptr);
+    finisher_.DeadLetter(redis, slot, entry.stream, entry.id, raw ? *raw : "", "undecodable TaskEnvelope",
+                         times_delivered, nullptr);
     return 0;
   }
   // Every line logged while this task runs (ours and its handler's) carries its entry and task id.
   LogScope scope(LogContext().Entry(entry.id).Task(task.id()));
   Slot::TypeStats* type = Admit(redis, entry, times_delivered, slot, task);
   if (type == nullptr) return 0;
-  if (type->limit != nullptr && !Permit(redis, entry, *type, task)) return 0;
+  if (type->limit != nullptr && !Permit(redis, entry, slot, *type, task)) return 0;
   const int ran = Run(redis, entry, times_delivered, slot, *type, task);
   // An abandoned thread touches nothing: its permit expires with its lease.
   if (type->limit != nullptr && ran != kAbandoned) (void)ReleaseTaskPermit(redis, config_.stream_prefix, task.type(), entry.id);
@@ -120,8 +120,7 @@ bool Executor::StillOurs(RedisClient& redis, const StreamEntry& entry, Slot& slo
   // runs, as before (its "running" write and its ack meet the same error).
   auto owned = ExtendLease(redis, entry.stream, TaskKeys::Group(), slot.consumer, entry.id);
   if (!owned.ok() || *owned) return true;
-  SF_LOG_WARN("task entry {} of {} was taken over by another worker while read ahead here: not run here", entry.id,
-              entry.stream);
+  LogReadAheadTakenOver(entry.stream, entry.id);
   return false;
 }
 
@@ -131,7 +130,8 @@ int64_t Executor::PermitLeaseMs(const Slot::TypeStats& type) const {
   return type.timeout_ms > 0 ? type.timeout_ms + config_.task_timeout_grace_ms : kDefaultPermitLeaseMs;
 }
 
-bool Executor::Permit(RedisClient& redis, const StreamEntry& entry, Slot::TypeStats& type, const v1::TaskEnvelope& task) {
+bool Executor::Permit(RedisClient& redis, const StreamEntry& entry, const Slot& slot, Slot::TypeStats& type,
+                      const v1::TaskEnvelope& task) {
   const int64_t now = WallClockMs();
   auto r = AcquireTaskPermit(redis, config_.stream_prefix, task.type(), *type.limit, entry.id, now, PermitLeaseMs(type));
   if (!r.ok()) {
@@ -144,7 +144,7 @@ bool Executor::Permit(RedisClient& redis, const StreamEntry& entry, Slot::TypeSt
   const int64_t delay = rate ? 1000 - now % 1000 + static_cast<int64_t>(RandomU64() % 100)
                              : 100 + static_cast<int64_t>(RandomU64() % 400);
   const char* held_by = rate ? "per_second" : "max_running";
-  if (lifecycle_.Postpone(redis, entry.stream, entry.id, task, now + delay, held_by).ok()) {
+  if (lifecycle_.Postpone(redis, entry.stream, entry.id, task, now + delay, held_by, slot.consumer).ok()) {
     metrics_.limited.Add({{"type", task.type()}, {"limit", held_by}}).Increment();
   }
   return false;
@@ -155,7 +155,7 @@ Slot::TypeStats* Executor::Admit(RedisClient& redis, const StreamEntry& entry, i
   // Only the rare dead-letter paths below need the raw envelope again (Execute decoded it: it is there).
   if (std::string v = UnknownVersionReason("TaskEnvelope", task.version(), kTaskEnvelopeVersion); !v.empty()) {
     SF_LOG_WARN("dead-lettering task {} {}: {}", entry.stream, entry.id, v);
-    if (finisher_.DeadLetter(redis, entry.stream, entry.id, *entry.Field("e"), v, times_delivered, &task)) {
+    if (finisher_.DeadLetter(redis, slot, entry.stream, entry.id, *entry.Field("e"), v, times_delivered, &task)) {
       metrics_.Processed(slot, "unknown", "dead_lettered").Increment();
     }
     return nullptr;
@@ -171,7 +171,7 @@ Slot::TypeStats* Executor::Admit(RedisClient& redis, const StreamEntry& entry, i
   Slot::TypeStats& type = TypeFor(slot, task.type());
   if (type.handler == nullptr) {
     SF_LOG_WARN("dead-lettering task {}: unknown type \"{}\"", task.id(), task.type());
-    if (finisher_.DeadLetter(redis, entry.stream, entry.id, *entry.Field("e"),
+    if (finisher_.DeadLetter(redis, slot, entry.stream, entry.id, *entry.Field("e"),
                              "unknown task type \"" + task.type() + "\"", times_delivered, &task)) {
       metrics_.Processed(slot, "unknown", "dead_lettered").Increment();
     }

@@ -48,11 +48,12 @@ class Finisher {
   // dead-letters its task. A task whose lease was lost is left to the worker that owns it now.
   void Finish(RedisClient& redis, Slot& slot, Slot::TypeStats& type, AttemptEnd&& end);
 
-  // Dead-letters a delivery (TaskLifecycle::DeadLetter: with `task`, the decoded envelope, its status record
-  // says "dead") and counts it. False when the dead letter was not written: the delivery stays pending and
-  // comes back.
-  bool DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id, const std::string& raw,
-                  const std::string& reason, int64_t times_delivered, const v1::TaskEnvelope* task);
+  // Dead-letters a delivery of `slot` (TaskLifecycle::DeadLetter: with `task`, the decoded envelope, its status
+  // record says "dead") and counts it. False when the dead letter was not written: the delivery stays pending
+  // and comes back, or another worker claimed it meanwhile and decides it.
+  bool DeadLetter(RedisClient& redis, const Slot& slot, const std::string& stream, const std::string& entry_id,
+                  const std::string& raw, const std::string& reason, int64_t times_delivered,
+                  const v1::TaskEnvelope* task);
 
  private:
   // A failed attempt (an error, a timeout): retry or dead letter, as the type's policy says.

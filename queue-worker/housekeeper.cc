@@ -51,14 +51,7 @@ Status Housekeeper::TrimQueues(RedisClient& redis, int64_t now_ms) {
     if (!trimmed.ok()) return trimmed.status();
     metrics_.trimmed.Increment(static_cast<double>(*trimmed));
     auto removed = RemoveDeadConsumers(redis, stream, TaskKeys::Group(), config_.dead_consumer_idle_ms);
-    if (!removed.ok()) {
-      // A queue nobody enqueued to yet, or whose group the slots have not created yet: nothing to remove.
-      const Status failed = removed.status();  // status() is a copy: the message must outlive this line
-      const std::string& why = failed.message();
-      if (why.find("no such key") == std::string::npos && why.find("NOGROUP") == std::string::npos) {
-        return removed.status();
-      }
-    }
+    if (!removed.ok()) return removed.status();
   }
   return Status::Ok();
 }
@@ -109,7 +102,7 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot) {
         const std::string* raw = c.entry.Field("e");
         v1::TaskEnvelope task;
         const bool decoded = raw != nullptr && task.ParseFromString(*raw);
-        finisher_.DeadLetter(redis, c.entry.stream, c.entry.id, raw ? *raw : "",
+        finisher_.DeadLetter(redis, slot, c.entry.stream, c.entry.id, raw ? *raw : "",
                              "delivered " + std::to_string(c.times_delivered) + " times (MAX_DELIVERIES)",
                              c.times_delivered, decoded ? &task : nullptr);
         continue;

@@ -119,13 +119,17 @@ void Watchdog::Check(const std::shared_ptr<SlotWatch>& s, WatchClock::time_point
   for (const StreamEntry& e : s->held) beat.leases.push_back({e.stream, e.id});
 }
 
+void LogReadAheadTakenOver(const std::string& stream, const std::string& id) {
+  SF_LOG_WARN("task entry {} of {} was taken over by another worker while read ahead here: not run here", id,
+              stream);
+}
+
 void Watchdog::DropHeld(SlotWatch& s, const Lease& lease) {
   std::lock_guard<std::mutex> l(s.mu);
   auto it = std::find_if(s.held.begin(), s.held.end(),
                          [&](const StreamEntry& e) { return e.id == lease.id && e.stream == lease.stream; });
   if (it == s.held.end()) return;  // started meanwhile (its attempt's own lease check decides) or gone
-  SF_LOG_WARN("task entry {} of {} was taken over by another worker while read ahead here: not run here",
-              lease.id, lease.stream);
+  LogReadAheadTakenOver(lease.stream, lease.id);
   s.held.erase(it);
 }
 

@@ -37,6 +37,11 @@ namespace streamfleet::worker {
 
 using WatchClock = std::chrono::steady_clock;
 
+// A read-ahead task another worker's housekeeper claimed (its lease ran out here while Redis was away) is
+// left to that worker. Two places notice it: a heartbeat (Watchdog::DropHeld) and the executor's check just
+// before it runs (Executor::StillOurs); whichever does first logs it, once, in these words.
+void LogReadAheadTakenOver(const std::string& stream, const std::string& id);
+
 // The attempt a slot thread is running, on that thread's stack while its handler runs.
 struct RunningAttempt {
   const StreamEntry* entry = nullptr;        // its lease (stream, id)

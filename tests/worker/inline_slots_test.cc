@@ -227,6 +227,34 @@ TEST_F(WorkerTest, AReadAheadTaskAnotherWorkerTookOverIsNotRunHere) {
   EXPECT_EQ(Pending("default"), 3) << "still the other worker's to run";
 }
 
+// A running task another worker claimed (its lease ran out here) and that then fails here before a heartbeat
+// noticed: the failure is not this worker's to settle. Before, its retry went in (the entry was still pending,
+// on the claimant) while the claimant ran it too, and the task ran once more later.
+TEST_F(WorkerTest, AFailureOfATaskAnotherWorkerClaimedMeanwhileSchedulesNoRetry) {
+  auto other = RedisClient::Connect(RedisConfigForTest()).value();
+  handlers_.Register("t", [&](TaskContext&) {
+    // What another worker's housekeeper does once this one's lease ran out: it owns the delivery now.
+    for (const auto& s : keys_.QueueShards("default")) {
+      auto p = other->Command({"XPENDING", s, TaskKeys::Group(), "-", "+", "10"});
+      if (!p.ok()) continue;
+      for (const auto& e : p->elements) {
+        EXPECT_TRUE(other->Command({"XCLAIM", s, TaskKeys::Group(), "thief", "0", e.elements[0].str}).ok());
+      }
+    }
+    return Status::Unavailable("failed here after the takeover");
+  });
+  auto& w = Make();
+  Enqueue("t");
+  Slot slot("w");
+  ASSERT_EQ(*w.PollBatch(*redis_, slot, 10), 1);
+  ASSERT_TRUE(w.FlushSlot(*redis_, slot).ok());
+  for (const auto& z : keys_.AllScheduled({"default"})) {
+    EXPECT_EQ(redis_->Command({"ZCARD", z})->integer, 0) << "no retry from a worker that no longer owns it";
+  }
+  EXPECT_TRUE(DeadLetters().empty());
+  EXPECT_EQ(Pending("default"), 1) << "still the claimant's to run and settle";
+}
+
 // The same take-over seen by the slot before any heartbeat could: no renewal got through for half a visibility
 // timeout (Redis away; here the slot's last confirmation is made old by hand), another worker claimed the held
 // tasks, and the slot is about to start one. It asks first, and runs only what is still its own.

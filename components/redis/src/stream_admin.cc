@@ -143,7 +143,15 @@ StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream
 StatusOr<int64_t> RemoveDeadConsumers(RedisClient& redis, const std::string& stream, const std::string& group,
                                       int64_t idle_ms) {
   auto r = redis.Command({"XINFO", "CONSUMERS", stream, group});
-  if (!r.ok()) return r.status();
+  if (!r.ok()) {
+    // A stream nobody wrote to yet, or whose group its consumers have not created yet: nobody to remove
+    // (TrimAcknowledged answers 0 for a missing stream the same way).
+    const std::string message = r.status().message();
+    if (message.find("no such key") != std::string::npos || message.find("NOGROUP") != std::string::npos) {
+      return int64_t{0};
+    }
+    return r.status();
+  }
   int64_t removed = 0;
   for (const auto& c : r->elements) {
     std::string name;

@@ -213,6 +213,32 @@ TEST_F(RedisTest, TrimKeepsTheLastMillisecondsOfAcknowledgedEntries) {
   EXPECT_EQ(*trimmed, 1);
 }
 
+TEST_F(RedisTest, RemoveDeadConsumersKeepsThoseHoldingEntriesAndAnswersZeroForNoStreamOrGroup) {
+  // Nothing there yet (a queue nobody enqueued to, a group not created yet) is nothing to remove, not an error.
+  auto none = RemoveDeadConsumers(*client_, "absent", "g", 0);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(*none, 0);
+  ASSERT_TRUE(client_->Command({"XADD", "d", "*", "i", "1"}).ok());
+  none = RemoveDeadConsumers(*client_, "d", "no-group", 0);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(*none, 0);
+
+  ASSERT_TRUE(client_->Command({"XGROUP", "CREATE", "d", "g", "0"}).ok());
+  ASSERT_TRUE(client_->Command({"XREADGROUP", "GROUP", "g", "holder", "COUNT", "1", "STREAMS", "d", ">"}).ok());
+  ASSERT_TRUE(client_->Command({"XGROUP", "CREATECONSUMER", "d", "g", "idle"}).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto removed = RemoveDeadConsumers(*client_, "d", "g", 5);
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, 1);  // "idle"; "holder" still holds its entry for a takeover
+  auto consumers = client_->Command({"XINFO", "CONSUMERS", "d", "g"});
+  ASSERT_TRUE(consumers.ok());
+  ASSERT_EQ(consumers->elements.size(), 1u);
+
+  // Another failure is still one.
+  ASSERT_TRUE(client_->Command({"SET", "not-a-stream", "x"}).ok());
+  EXPECT_FALSE(RemoveDeadConsumers(*client_, "not-a-stream", "g", 0).ok());
+}
+
 TEST_F(RedisTest, RefusedConnectionIsUnavailable) {
   RedisConfig c = server_->config();
   c.port = testing::FreePort();

@@ -97,16 +97,17 @@ return {0, skipped}
 // XPENDING, not by acking first: the write that can be refused (ZADD, XADD under maxmemory) must come before
 // any write, since a script is not rolled back and an ack without its retry would lose the task.
 constexpr const char* kStillPendingLua = R"(
-local function still_pending(stream, group, id)
-  return #redis.call('XPENDING', stream, group, id, id, 1) == 1
+local function still_pending(stream, group, id, owner)
+  if owner == '' then return #redis.call('XPENDING', stream, group, id, id, 1) == 1 end
+  return #redis.call('XPENDING', stream, group, id, id, 1, owner) == 1
 end
 )";
 
-// KEYS: 1 scheduled zset, 2 stream. ARGV: 1 run_at, 2 member, 3 group, 4 entry id. 1: scheduled and acked;
-// 0: the entry was no longer pending, nothing written.
+// KEYS: 1 scheduled zset, 2 stream. ARGV: 1 run_at, 2 member, 3 group, 4 entry id, 5 owner ('' = any
+// consumer). 1: scheduled and acked; 0: the entry was no longer pending (on the owner), nothing written.
 const LuaScript& RetryScript() {
   static const LuaScript s(std::string(kStillPendingLua) + R"(
-if not still_pending(KEYS[2], ARGV[3], ARGV[4]) then return 0 end
+if not still_pending(KEYS[2], ARGV[3], ARGV[4], ARGV[5]) then return 0 end
 redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[2])
 return redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
 )");
@@ -158,10 +159,11 @@ return skipped
 }
 
 // KEYS: 1 dlq stream, 2 stream. ARGV: 1 group, 2 entry id, 3 envelope, 4 reason, 5 times delivered, 6 now.
-// As RetryScript: written only while the delivery is still pending, the dead letter before the ack.
+// As RetryScript: written only while the delivery is still pending (on ARGV[7], the owner; '' = any
+// consumer), the dead letter before the ack.
 const LuaScript& DeadLetterScript() {
   static const LuaScript s(std::string(kStillPendingLua) + R"(
-if not still_pending(KEYS[2], ARGV[1], ARGV[2]) then return 0 end
+if not still_pending(KEYS[2], ARGV[1], ARGV[2], ARGV[7]) then return 0 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000000, '*', 'source_stream', KEYS[2], 'source_id', ARGV[2],
   'group', ARGV[1], 'reason', ARGV[4], 'times_delivered', ARGV[5], 'failed_at_ms', ARGV[6], 'e', ARGV[3])
 return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
@@ -539,20 +541,21 @@ StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t
 }
 
 StatusOr<bool> ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream,
-                             const std::string& entry_id, const v1::TaskEnvelope& next, int64_t run_at_ms) {
+                             const std::string& entry_id, const v1::TaskEnvelope& next, int64_t run_at_ms,
+                             const std::string& owner) {
   auto r = redis.Eval(RetryScript(), {keys.ScheduledOf(stream), stream},
                       {std::to_string(run_at_ms), next.queue() + "|" + next.SerializeAsString(), TaskKeys::Group(),
-                       entry_id});
+                       entry_id, owner});
   if (!r.ok()) return r.status();
   return r->integer == 1;
 }
 
 StatusOr<bool> DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream,
                               const std::string& entry_id, const std::string& raw_envelope, const std::string& reason,
-                              int64_t times_delivered) {
+                              int64_t times_delivered, const std::string& owner) {
   auto r = redis.Eval(DeadLetterScript(), {keys.DeadLettersOf(stream), stream},
                       {TaskKeys::Group(), entry_id, raw_envelope, reason, std::to_string(times_delivered),
-                       std::to_string(WallClockMs())});
+                       std::to_string(WallClockMs()), owner});
   if (!r.ok()) return r.status();
   return r->integer == 1;
 }

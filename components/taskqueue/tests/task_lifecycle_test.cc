@@ -145,6 +145,30 @@ TEST_F(TaskLifecycleTest, ASecondSettlementOfOneDeliveryChangesNothing) {
   EXPECT_EQ(Field(id2, "state"), "dead");
 }
 
+// A slow worker whose delivery another claimed (its lease ran out) while the other still runs it: the slow
+// one's failure neither retries, postpones nor dead-letters it -- the claimant's outcome decides. Before, the
+// first to settle won: a retry here while the claimant ran it made the task run once more later.
+TEST_F(TaskLifecycleTest, ASettlementByAConsumerThatNoLongerOwnsTheDeliveryChangesNothing) {
+  auto [id, entry] = Deliver();  // delivered to "w"
+  ASSERT_TRUE(redis_->Command({"XCLAIM", entry.stream, TaskKeys::Group(), "claimant", "0", entry.id}).ok());
+  v1::TaskEnvelope next = Envelope(entry);
+  next.set_attempt(1);
+  ASSERT_TRUE(lifecycle_.Retry(*redis_, entry.stream, entry.id, next, kNow + 1000, "slow failed", "w").ok());
+  ASSERT_TRUE(lifecycle_.Postpone(*redis_, entry.stream, entry.id, next, kNow + 1000, "max_running", "w").ok());
+  ASSERT_TRUE(lifecycle_.DeadLetter(*redis_, entry.stream, entry.id, *entry.Field("e"), "slow gave up", 2, &next, "w")
+                  .ok());
+  EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()})->integer, 0);
+  EXPECT_EQ(redis_->Command({"XLEN", keys_.DeadLettersOf(entry.stream)})->integer, 0);
+  EXPECT_EQ(Pending(), 1);  // still the claimant's
+  EXPECT_EQ(Field(id, "state"), "pending");
+
+  // The claimant's own failure is a retry as usual.
+  ASSERT_TRUE(lifecycle_.Retry(*redis_, entry.stream, entry.id, next, kNow + 1000, "claimant failed", "claimant").ok());
+  EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()})->integer, 1);
+  EXPECT_EQ(Pending(), 0);
+  EXPECT_EQ(Field(id, "error"), "claimant failed");
+}
+
 // TASK_RESULT_TTL=0: the transitions happen, and no record is written by any of them.
 TEST_F(TaskLifecycleTest, NoRecordWhenRecordsAreOff) {
   TaskLifecycle off(keys_, 0);

@@ -42,7 +42,8 @@ StatusOr<bool> ExtendLease(RedisClient& redis, const std::string& stream, const 
 // trimmed before they read it would be skipped without a trace. Returns the number of entries removed.
 StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream, int64_t keep_ms = 0);
 
-// Removes consumers idle longer than idle_ms that hold nothing pending. Returns how many.
+// Removes consumers idle longer than idle_ms that hold nothing pending. Returns how many; 0 when the stream
+// or the group does not exist (yet).
 StatusOr<int64_t> RemoveDeadConsumers(RedisClient& redis, const std::string& stream, const std::string& group,
                                       int64_t idle_ms);
 

@@ -121,15 +121,18 @@ StatusOr<int64_t> MoveDueTasks(RedisClient& redis, const TaskKeys& keys, int64_t
 // The stream side of a retry and of a dead letter. A worker calls them through TaskLifecycle, which also
 // writes the status record to match; these alone leave the record as it was.
 // `stream` is the entry's stream shard: the retry and the dead letter stay in its shard (cluster mode).
-// Atomically, while the entry is still pending: schedules a retry (envelope with attempt+1 and the error
-// appended) and XACKs it. False: the entry was no longer pending (a consumer that claimed it while this one
-// ran it has retried or finished it already) and nothing was written.
+// Atomically, while the entry is still pending on `owner` (the consumer whose delivery failed; "" = on any
+// consumer, for tools): schedules a retry (envelope with attempt+1 and the error appended) and XACKs it.
+// False: the entry was no longer pending there and nothing was written: a consumer that claimed it while this
+// one ran it has retried or finished it already, or is running it now and decides it.
 StatusOr<bool> ScheduleRetry(RedisClient& redis, const TaskKeys& keys, const std::string& stream,
-                             const std::string& entry_id, const v1::TaskEnvelope& next, int64_t run_at_ms);
-// The same for a dead letter (with reason and history): written only while the entry is still pending.
+                             const std::string& entry_id, const v1::TaskEnvelope& next, int64_t run_at_ms,
+                             const std::string& owner = "");
+// The same for a dead letter (with reason and history): written only while the entry is still pending on
+// `owner`.
 StatusOr<bool> DeadLetterTask(RedisClient& redis, const TaskKeys& keys, const std::string& stream,
                               const std::string& entry_id, const std::string& raw_envelope, const std::string& reason,
-                              int64_t times_delivered);
+                              int64_t times_delivered, const std::string& owner = "");
 
 // One round trip for a worker slot: which queues are paused, and up to `count` waiting tasks of the first
 // open queue that has any (queues tried in the given order, e.g. weighted). Without a task, open_queues lists
