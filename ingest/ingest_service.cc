@@ -159,13 +159,21 @@ void IngestService::Reject(HttpExchange& ex, int status, const std::string& reas
   ex.RespondJson(status, JsonError(reason, detail), headers);
 }
 
-bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
+bool IngestService::AnswerProbe(HttpExchange& ex) {
   if (ex.path() == "/healthz") {
     ex.Respond(200, "text/plain", "ok\n");
   } else if (ex.path() == "/readyz") {
-    Status s = Ready();
+    Status s = Ready();  // an atomic's read: fine on the loop thread
     ex.Respond(s.ok() ? 200 : 503, "text/plain", s.ok() ? "ready\n" : "not ready: " + s.ToString() + "\n");
-  } else if (route.kind == Route::Kind::kUnknown) {
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool IngestService::Admit(HttpExchange& ex, const Route& route, Ctx& ctx) {
+  if (AnswerProbe(ex)) return false;  // a HEAD or POST of a probe route (the GETs are answered on the loop)
+  if (route.kind == Route::Kind::kUnknown) {
     // Its own code: a client must not read a wrong base URL as "no such task" or "no such generation".
     Reject(ex, 404, "no_route", "no route for " + ex.method() + " " + ex.path());
   } else if ((route.kind == Route::Kind::kStream || route.kind == Route::Kind::kEvents) && ex.method() == "OPTIONS") {
@@ -247,6 +255,9 @@ void IngestService::Handle(HttpExchange& ex) {
 bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
   // Only a single JSON chunk and tasks, on an AsyncRedis; everything else (streamed bodies, other
   // routes, the cluster's blocking pooled clients) goes to Handle on a worker thread.
+  // The kubelet's probes, on the loop: on a worker thread they would queue behind streamed uploads that hold
+  // every thread, time out, and have the busiest pod restarted; on the loop they still see a loop that stopped.
+  if (exchange->method() == "GET" && AnswerProbe(*exchange)) return true;
   AsyncRedis* fast = fast_redis_ != nullptr ? fast_redis_.get() : async_redis_;
   if (fast == nullptr || exchange->method() != "POST") return false;
   if (TaskApi::Owns(exchange->path())) {

@@ -59,6 +59,8 @@ class IngestService {
  private:
   struct Ctx;
   using Clk = std::chrono::steady_clock;
+  // /healthz and /readyz (any method): true when `ex` is one of them, answered.
+  bool AnswerProbe(HttpExchange& ex);
   // Health routes, route/method checks, authorization, ?scenario_id=. Returns true when the route's handler
   // should run (ctx filled); false when it already answered.
   bool Admit(HttpExchange& ex, const Route& route, Ctx& ctx);

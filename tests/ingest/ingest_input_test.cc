@@ -12,6 +12,7 @@
 #include "streamfleet/v1/chunk.pb.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
+#include "support/raw_http.h"
 #include "streamfleet/testing/chunk_envelope.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
@@ -202,6 +203,29 @@ TEST_F(IngestInputTest, ARetriedUploadAfterAPartialOneAppendsExactlyTheMissingLi
   std::vector<std::string> data;
   for (const auto& env : Stream()) data.push_back(env.data() + "@" + std::to_string(env.seq()));
   EXPECT_EQ(data, (std::vector<std::string>{"a@0", "b@1", "c@2"}));
+}
+
+// The kubelet's probes while every worker thread holds a streamed upload: they are answered on the HTTP loop
+// at once. On the pool they waited behind the uploads, timed out, and the busiest pod was restarted.
+TEST_F(IngestInputTest, ProbesAreAnsweredWhileEveryWorkerThreadHoldsAStreamedUpload) {
+  StartIngest({{"INGEST_THREADS", "1"}});
+  testing::RawConnection upload(service_->port());
+  ASSERT_TRUE(upload.Send("POST /v1/orgs/12/generations/31/chunks HTTP/1.1\r\nHost: x\r\n"
+                          "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "e\r\n{\"data\": \"a\"}\n\r\n"));
+  // The one thread holds the upload (its lines are written in batches, so nothing shows in Redis yet): a
+  // request that needs a thread waits.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::string progress = "GET /v1/orgs/12/generations/31/progress HTTP/1.1\r\nHost: x\r\n\r\n";
+  EXPECT_EQ(testing::StatusOf(testing::RawExchange(service_->port(), progress, 300)), 0) << "the pool is held";
+  for (const std::string probe : {"/healthz", "/readyz"}) {
+    const std::string answer =
+        testing::RawExchange(service_->port(), "GET " + probe + " HTTP/1.1\r\nHost: x\r\n\r\n", 2000);
+    EXPECT_EQ(testing::StatusOf(answer), 200) << probe << ": " << answer;
+  }
+  ASSERT_TRUE(upload.Send("e\r\n{\"data\": \"b\"}\n\r\n0\r\n\r\n"));
+  EXPECT_EQ(testing::StatusOf(upload.ReadResponse(3000)), 202);
+  EXPECT_EQ(Stream().size(), 2u);
 }
 
 // The defect as found: with Redis stalled past the command timeout, a chunk without seq got 503 although it

@@ -108,6 +108,13 @@ Cache::Cache(const RedisConfig& redis, CacheOptions options, prometheus::Registr
                    .Name("streamfleet_cache_requests_total")
                    .Help("Cache lookups per tier and result (hit, miss, corrupt, stale, error)")
                    .Register(*registry);
+  if (redis_tier()) {
+    // At 0 from the start: a cache that never hits must still show its hit series, or the hit-rate alert
+    // (StreamfleetRedisCacheHitRateLow: hits / lookups of the Redis tier) has no numerator and cannot fire.
+    for (const char* result : {"hit", "miss", "error"}) {
+      requests_->Add({{"cache", options_.prefix}, {"tier", "redis"}, {"result", result}});
+    }
+  }
   degraded_requests_ = &prometheus::BuildCounter()
                             .Name("streamfleet_cache_degraded_requests_total")
                             .Help("Cache requests served without Redis (filesystem and origin tiers only)")
