@@ -157,6 +157,9 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
     if (entries.empty()) return read_status;
   }
   if (history && entries.empty() && read_status.ok()) own_pending_recovered_ = true;
+  if (history) {
+    for (const auto& e : entries) recovered_up_to_[e.stream] = e.id;  // each stream's in id order
+  }
   int n = static_cast<int>(entries.size());
   // The batch's size in chunks, for the linger below: an entry of ingest holds a request's chunks, fields "e"
   // or ChunkBatches "b" (docs/ARCHITECTURE.md "Chunk entries"); other entries count one. What the chunk entries held
@@ -208,14 +211,18 @@ std::vector<std::vector<std::string>> CompactorService::ReadCommands(bool histor
   };
   const int chunk_count = read_sizer_.Count();
   std::vector<std::string> streams = Streams();
-  const char* from = history ? "0" : ">";
+  auto from = [&](const std::string& stream) -> std::string {
+    if (!history) return ">";
+    auto at = recovered_up_to_.find(stream);
+    return at == recovered_up_to_.end() ? "0" : at->second;
+  };
   std::vector<std::vector<std::string>> reads;
   if (keys.cluster()) {
     // Redis Cluster refuses a multi-key command across slots, and every shard's stream has its own slot:
     // one non-blocking read per stream (the client pipelines them per master); IdlePoll paces empty rounds.
     for (const auto& s : streams) {
       auto cmd = head(keys.IsFinalizeStream(s) ? options_.read_count : chunk_count);
-      cmd.insert(cmd.end(), {"STREAMS", s, from});
+      cmd.insert(cmd.end(), {"STREAMS", s, from(s)});
       reads.push_back(std::move(cmd));
     }
     return reads;
@@ -224,7 +231,7 @@ std::vector<std::vector<std::string>> CompactorService::ReadCommands(bool histor
   if (!history) cmd.insert(cmd.end(), {"BLOCK", std::to_string(options_.block_ms)});
   cmd.push_back("STREAMS");
   cmd.insert(cmd.end(), streams.begin(), streams.end());
-  for (size_t i = 0; i < streams.size(); ++i) cmd.push_back(from);
+  for (const auto& s : streams) cmd.push_back(from(s));
   reads.push_back(std::move(cmd));
   if (!history && chunk_count < options_.read_count) {
     // The blocking read's COUNT also applies to the finalize stream; this read, which Redis answers as soon

@@ -155,6 +155,11 @@ class CompactorService {
   std::map<std::string, std::vector<std::string>> acks_;  // stream -> ids processed, not acked yet
   bool groups_ready_ = false;
   bool own_pending_recovered_ = false;
+  // The recovery's place in each stream's own pending entries: each is read once, after the last one read.
+  // Read from "0" each round, an entry whose finalization the database refuses came back every round (its
+  // idle time reset each time, so the claim path never counted it toward MAX_DELIVERIES) and new entries were
+  // never read; what the recovery leaves pending is the claim path's, as any failure's.
+  std::map<std::string, std::string> recovered_up_to_;
   int64_t idle_poll_ms_ = 0;  // cluster mode: the current wait after an empty round
   bool finalize_queued_ = false;  // the current batch completed a generation (no linger before the next read)
   std::chrono::steady_clock::time_point next_sweep_{}, next_claim_{}, next_trim_{};

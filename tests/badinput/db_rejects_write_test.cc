@@ -58,6 +58,19 @@ class DbRejectsWriteTest : public ::testing::TestWithParam<std::string> {
           "FOR EACH ROW EXECUTE FUNCTION refuse_rows()");
     }
   }
+  // Only generation `gen`'s row, as a row-level policy would: the others are written.
+  void RefuseRowOf(int64_t gen) {
+    const std::string id = std::to_string(gen);
+    if (GetParam() == "sqlite") {
+      Sql("CREATE TRIGGER refuse_rows BEFORE INSERT ON scenario_generations WHEN NEW.id = " + id +
+          " BEGIN SELECT RAISE(ABORT, 'rows refused by policy'); END");
+    } else {
+      Sql("CREATE OR REPLACE FUNCTION refuse_rows() RETURNS trigger LANGUAGE plpgsql AS "
+          "$$ BEGIN IF NEW.id = " + id + " THEN RAISE EXCEPTION 'rows refused by policy'; END IF; RETURN NEW; END $$");
+      Sql("CREATE TRIGGER refuse_rows BEFORE INSERT ON scenario_generations "
+          "FOR EACH ROW EXECUTE FUNCTION refuse_rows()");
+    }
+  }
   void AcceptRows() { Sql(GetParam() == "sqlite" ? "DROP TRIGGER refuse_rows" : "DROP TRIGGER refuse_rows ON scenario_generations"); }
   void SendGeneration(CompactorUnderTest& c, int64_t gen) {
     const std::string stream = c.keys().ChunkStream(0);
@@ -123,6 +136,35 @@ TEST_P(DbRejectsWriteTest, RefusedTooOftenIsDeadLetteredWithTheDatabaseError) {
   ASSERT_TRUE(row.has_value()) << "finalized from the requeued request";
   EXPECT_EQ(DecodedText(*row), "{\"n\": 1}");
   EXPECT_EQ(PendingOf(*redis_, c.keys().FinalizeStreamOf({1, 0, 41})), 0);
+}
+
+// A compactor restarted (same consumer name) with a refused finalization among its own pending entries: its
+// recovery read that entry again every round from "0" -- each read reset its idle time, so the claim path never
+// counted it toward MAX_DELIVERIES -- and never got to new entries: the other generations waited for ever.
+TEST_P(DbRejectsWriteTest, ARestartWithARefusedFinalizationPendingGoesOnWithNewWorkAndDeadLettersIt) {
+  {
+    CompactorUnderTest before(server_->port(), db_url_, {{"MAX_DELIVERIES", "3"}});
+    RefuseRowOf(42);  // once the table is there
+    before.Pump(1);
+    SendGeneration(before, 42);
+    before.Pump();
+    ASSERT_EQ(PendingOf(*redis_, before.keys().FinalizeStreamOf({1, 0, 42})), 1) << "refused, left pending";
+  }
+  CompactorUnderTest after(server_->port(), db_url_, {{"MAX_DELIVERIES", "3"}});
+  SendGeneration(after, 43);
+  bool dead = false;
+  for (int round = 0; round < 400 && !(dead && after.Row(43).has_value()); ++round) {
+    ASSERT_TRUE(after.service().RunOnce(std::atomic<bool>{false}).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    dead = ReadStream(*redis_, after.keys().ChunkDeadLetterStream()).size() == 1;
+  }
+  auto row = after.Row(43);
+  ASSERT_TRUE(row.has_value()) << "the restarted compactor never got past its refused entry";
+  EXPECT_EQ(DecodedText(*row), "{\"n\": 1}");
+  ASSERT_TRUE(dead) << "the refused entry reached MAX_DELIVERIES through the claim path";
+  auto letters = ReadStream(*redis_, after.keys().ChunkDeadLetterStream());
+  EXPECT_EQ(*letters[0].Field("source_stream"), after.keys().FinalizeStreamOf({1, 0, 42}));
+  EXPECT_FALSE(after.Row(42).has_value());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DbRejectsWriteTest, ::testing::Values("sqlite", "postgresql"));
