@@ -394,6 +394,23 @@ TEST_P(CompactorTest, InvalidJsonIsStoredWithARecordedFallback) {
   EXPECT_EQ(CounterValue(svc.metrics().json_fallbacks), 1);
 }
 
+// Valid JSON holding U+0000: PostgreSQL's jsonb refuses it, and the finalization was retried until it was
+// dead-lettered, the generation without a row. Text with the fallback recorded, the same on both backends.
+TEST_P(CompactorTest, JsonHoldingUPlus0000IsStoredAsTextOnEveryBackend) {
+  auto& svc = AddService();
+  GenerationId g{1, 0, 13};
+  Send(g, 0, "{\"a\": \"servers busy, no connection");
+  Send(g, 1, "\\u0000\"}", true);
+  Pump(svc);
+  auto row = Row(13);
+  ASSERT_TRUE(row.has_value()) << "no row: the finalization was refused";
+  EXPECT_FALSE(row->llm_response.has_value());
+  EXPECT_EQ(Decoded(*row), "{\"a\": \"servers busy, no connection\\u0000\"}");
+  auto md = Meta(*row);
+  EXPECT_EQ(md["json_valid"], false);
+  EXPECT_NE(md["json_fallback"]["reason"].get<std::string>().find("U+0000"), std::string::npos);
+}
+
 // Regression (fault suite): prose whose JSON parse stops inside a multi-byte character ("tr" + "é": the
 // lexer expected "true") used to throw in the metadata dump and take the compactor down on every delivery.
 TEST_P(CompactorTest, ProseWhoseParseStopsInsideAUtf8CharacterIsStored) {

@@ -57,14 +57,37 @@ Assembled Assemble(const std::vector<std::string>& elements, const std::map<int6
   return a;
 }
 
+namespace {
+
+// Whether a serialized document holds a \u0000 escape (U+0000 in a string), and not only the text "\u0000"
+// (an escaped backslash, "\\u0000"): an odd run of backslashes before the "u".
+bool HoldsEscapedNul(const std::string& dumped) {
+  for (size_t at = dumped.find("u0000"); at != std::string::npos; at = dumped.find("u0000", at + 1)) {
+    size_t slashes = 0;
+    while (slashes < at && dumped[at - 1 - slashes] == '\\') ++slashes;
+    if (slashes % 2 == 1) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 JsonDecode DecodeJson(const std::string& text) {
   JsonDecode d;
   // Bounded depth: an answer nested deeper than kGeneratedJsonLimits is stored as text with the fallback
   // recorded, instead of recursing the compactor's stack away.
   auto j = ParseJsonInput(text, kGeneratedJsonLimits);
   if (j.ok()) {
-    d.valid = true;
     d.normalized = j->dump();
+    // PostgreSQL's jsonb refuses U+0000 ("unsupported Unicode escape sequence"): such a document could never
+    // be written there, and its finalization would be retried until dead-lettered. Text with the fallback
+    // recorded instead, on every backend, so a generation's row does not depend on the database.
+    if (HoldsEscapedNul(d.normalized)) {
+      d.normalized.clear();
+      d.error = "JSON holds U+0000 (a \\u0000 escape), which PostgreSQL's jsonb cannot store";
+      return d;
+    }
+    d.valid = true;
   } else {
     d.valid = false;
     // The parser quotes the bytes it stopped at; they may be invalid UTF-8 (a chunk that cut a multi-byte

@@ -47,6 +47,21 @@ TEST(AssemblyTest, JsonDecodeWithFallbackReason) {
   EXPECT_FALSE(DecodeJson("").valid);
 }
 
+// U+0000 in a string: valid JSON, but PostgreSQL's jsonb refuses it, and the finalization was retried until
+// dead-lettered; it is stored as text with the fallback recorded. The six characters \u0000 (an escaped
+// backslash) are not U+0000 and stay JSON.
+TEST(AssemblyTest, JsonHoldingUPlus0000IsTextWithTheReasonRecorded) {
+  for (const char* text : {R"({"a": "x\u0000"})", R"(["\\\u0000"])", R"({"\u0000": 1})"}) {
+    auto d = DecodeJson(text);
+    EXPECT_FALSE(d.valid) << text;
+    EXPECT_NE(d.error.find("U+0000"), std::string::npos) << d.error;
+  }
+  for (const char* text : {R"({"a": "\\u0000"})", R"(["\\\\u0000", "u0000"])"}) {
+    auto d = DecodeJson(text);
+    EXPECT_TRUE(d.valid) << text << ": " << d.error;
+  }
+}
+
 // Found by the fault suite: "tré" makes the lexer stop inside "é" (it expected "true"), and the error quoted
 // the cut bytes; the compactor then died in metadata.dump() (type_error 316) on every delivery.
 TEST(AssemblyTest, JsonDecodeErrorIsValidUtf8WhenTheParseStopsInsideACharacter) {

@@ -112,21 +112,28 @@ bool IsSqliteOutageMessage(const std::string& msg) {
 
 Status FromSoci(SqlDialect dialect, const char* what, const soci::soci_error& e) {
   std::string msg = std::string(what) + ": " + e.get_error_message();
+  // The phrases below are looked for before PostgreSQL's DETAIL, HINT and CONTEXT lines only: those quote the
+  // data (a refused JSON value's text), and a row whose text says "connection" or "busy" must not turn a
+  // permanent refusal into an outage retried for ever. (libpq's own messages of a lost connection, several
+  // lines long, come before any of them.)
+  size_t data_from = msg.size();
+  for (const char* field : {"\nDETAIL:", "\nHINT:", "\nCONTEXT:"}) data_from = std::min(data_from, msg.find(field));
+  const std::string head = msg.substr(0, data_from);
   // soci 4.0.3 gives SQLite errors no category (get_error_category() is `unknown`), but its SQLite backend
   // throws the database's own failures as sqlite3_soci_error with SQLite's result code: decide by the code,
   // not by the text. The low byte of an extended code is its primary code.
   if (const auto* lite = dynamic_cast<const soci::sqlite3_soci_error*>(&e)) {
     if (IsSqliteOutage(lite->result() & 0xff)) return Status::Unavailable(msg);
-  } else if (dialect == SqlDialect::kSqlite && IsSqliteOutageMessage(msg)) {
+  } else if (dialect == SqlDialect::kSqlite && IsSqliteOutageMessage(head)) {
     return Status::Unavailable(msg);
   }
   // SQLite under several writers: retryable, not a failure of the data.
-  if (msg.find("database is locked") != std::string::npos || msg.find("busy") != std::string::npos) {
+  if (head.find("database is locked") != std::string::npos || head.find("busy") != std::string::npos) {
     return Status::Unavailable(msg);
   }
   // The whole database refuses writes (a read-only SQLite file or mount, a PostgreSQL standby or
   // default_transaction_read_only): an outage until an operator fixes it, not a property of the row.
-  if (msg.find("readonly database") != std::string::npos || msg.find("read-only transaction") != std::string::npos) {
+  if (head.find("readonly database") != std::string::npos || head.find("read-only transaction") != std::string::npos) {
     return Status::Unavailable(msg);
   }
   switch (e.get_error_category()) {
@@ -142,8 +149,8 @@ Status FromSoci(SqlDialect dialect, const char* what, const soci::soci_error& e)
       break;
   }
   // libpq reports a dropped server as a generic error with these phrases.
-  if (msg.find("server closed") != std::string::npos || msg.find("connection") != std::string::npos ||
-      msg.find("terminating") != std::string::npos || msg.find("could not") != std::string::npos) {
+  if (head.find("server closed") != std::string::npos || head.find("connection") != std::string::npos ||
+      head.find("terminating") != std::string::npos || head.find("could not") != std::string::npos) {
     return Status::Unavailable(msg);
   }
   return Status::Internal(msg);

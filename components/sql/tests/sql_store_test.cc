@@ -190,6 +190,25 @@ TEST_P(SqlStoreTest, ALaterAttemptReplacesTheRowAndAnEarlierOneNever) {
   EXPECT_EQ(*(*store_->GetGeneration(62))->compacted, "bGF0ZQ==");
 }
 
+// PostgreSQL quotes the refused value in its error's DETAIL/CONTEXT lines; words of the data there ("busy",
+// "connection", "could not") made a permanent refusal look like an outage, retried for ever.
+TEST_P(SqlStoreTest, ARefusalQuotingTheDataIsNotTakenForAnOutage) {
+  if (GetParam() != "postgresql") GTEST_SKIP() << "SQLite stores any JSON text";
+  GenerationWrite w;
+  w.id = 61;
+  w.organization_id = 12;
+  w.llm_response = R"({"a": "servers busy, could not get a connection \u0000"})";  // jsonb refuses U+0000
+  w.compacted = "eA==";
+  w.metadata_patch = "{}";
+  w.chunk_count = 1;
+  w.compacted_at = "2026-11-25T12:00:00.000Z";
+  w.compacted_by = "c1";
+  w.finalize_id = "1700000000000-0";
+  auto r = store_->UpsertGeneration(w);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+}
+
 TEST(SqlStoreRulesTest, AWriteHoldsTheRowsChunksWhenItsRunsContainTheRows) {
   auto md = [](const char* runs) { return nlohmann::json::parse(std::string(R"({"seq_runs":)") + runs + "}"); };
   const nlohmann::json none = nlohmann::json::object();
