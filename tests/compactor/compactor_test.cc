@@ -378,6 +378,33 @@ TEST_P(CompactorTest, IdleDeadlineCountsFromIngestTimeNotFromWhenTheCompactorRea
   EXPECT_EQ(Meta(*Row(31))["finalize_trigger"], "idle_timeout");
 }
 
+// A producer that writes the chunk stream itself (the stream contract; no ingest, so no control hash): the
+// buffer script created the control hash without a TTL, and so did MarkCompacted for one that had expired;
+// each generation left a hash in Redis for ever.
+TEST_P(CompactorTest, AControlHashCreatedByTheCompactorExpiresWithItsGeneration) {
+  auto& svc = AddService();
+  const KeySchema& k = svc.buffer().keys();
+  GenerationId g{1, 0, 14};
+  Send(g, 0, "{\"a\": ");
+  Pump(svc);
+  ASSERT_EQ(redis_->Command({"HGET", k.ControlKey(g), "state"})->str, "receiving");
+  EXPECT_GT(redis_->Command({"TTL", k.ControlKey(g)})->integer, 0) << "receiving";
+  Send(g, 1, "1}", true);
+  Pump(svc);
+  ASSERT_TRUE(Row(14).has_value());
+  ASSERT_EQ(redis_->Command({"HGET", k.ControlKey(g), "state"})->str, "compacted");
+  EXPECT_GT(redis_->Command({"TTL", k.ControlKey(g)})->integer, 0) << "compacted";
+
+  // MarkCompacted after the control hash is gone (expired before the row was written): it writes the
+  // hash again, with a TTL.
+  GenerationId h{1, 0, 15};
+  ASSERT_TRUE(redis_->Command({"DEL", k.ControlKey(h)}).ok());
+  auto mark = svc.buffer().MarkCompactedCommand(*redis_, h, 0, "1-0", 0);
+  ASSERT_TRUE(redis_->Command(mark).ok());
+  EXPECT_EQ(redis_->Command({"HGET", k.ControlKey(h), "last_finalize_id"})->str, "1-0");
+  EXPECT_GT(redis_->Command({"TTL", k.ControlKey(h)})->integer, 0);
+}
+
 TEST_P(CompactorTest, InvalidJsonIsStoredWithARecordedFallback) {
   auto& svc = AddService();
   GenerationId g{1, 0, 12};

@@ -142,10 +142,14 @@ local function apply(k, a, o, sz, len)
   if complete then
     redis.call('ZREM', KEYS[k + 5], member)
     redis.call('HSET', KEYS[k + 4], 'state', 'finalizing')
+    if not state then redis.call('EXPIRE', KEYS[k + 4], ttl, 'NX') end
     redis.call('XADD', KEYS[k + 6], '*', 'm', member, 'r', 'complete', 'at', now)
     return {dups, totals_changed, llen, 1}
   end
   if state ~= 'receiving' then redis.call('HSET', KEYS[k + 4], 'state', 'receiving') end
+  -- No state read: the control hash may have been created just now (a producer that writes the stream
+  -- itself, without ingest's control hash); it expires with the buffer. NX: ingest's own TTL stands.
+  if not state then redis.call('EXPIRE', KEYS[k + 4], ttl, 'NX') end
   -- Idle is measured in ingest time (the deadline sweep waits until the compactors have read that far):
   -- GT keeps a later deadline when an older entry (a redelivery, a claimed one) is applied after newer ones.
   redis.call('ZADD', KEYS[k + 5], 'GT', ingested + idle, member)

@@ -4,7 +4,10 @@
 if (redis.call('HGET', KEYS[1], 'attempt') or '0') ~= ARGV[4] then return 0 end
 local rc = tonumber(redis.call('HGET', KEYS[3], 'received_chunks') or '0')
 redis.call('HSET', KEYS[1], 'last_finalize_id', ARGV[3])
-if rc ~= tonumber(ARGV[1]) then return 0 end
+if rc ~= tonumber(ARGV[1]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[5], 'NX')  -- as below
+  return 0
+end
 redis.call('HSET', KEYS[1], 'state', 'compacted', 'compacted_chunks', rc)
 local grace = tonumber(ARGV[2])
 if grace > 0 then
@@ -12,4 +15,7 @@ if grace > 0 then
   redis.call('EXPIRE', KEYS[3], grace)
   redis.call('EXPIRE', KEYS[4], grace)
 end
+-- The HSETs above create the control hash when it had expired (a row rebuilt from generation_chunks) or never
+-- existed: it must not outlive its generation for ever. NX: a TTL it already has stands.
+redis.call('EXPIRE', KEYS[1], ARGV[5], 'NX')
 return 1

@@ -176,7 +176,7 @@ std::vector<std::string> ChunkBuffer::MarkCompactedCommand(RedisCommands& redis,
   return RedisClient::EvalArgv(scripts::MarkCompacted(),
                                {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen)},
                                {std::to_string(received_chunks), std::to_string(grace), finalize_id,
-                                std::to_string(attempt)});
+                                std::to_string(attempt), std::to_string(config_.chunk_ttl_s)});
 }
 
 StatusOr<int64_t> ChunkBuffer::SweepDeadlines(RedisCommands& redis, int limit) {
