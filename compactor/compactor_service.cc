@@ -291,24 +291,15 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
   }
   if (!items.empty()) {
     if (config_.chunk_storage != ChunkStorage::kRedis) {
-      std::vector<ChunkRow> rows;
+      std::vector<size_t> own;
       Status s = Retry(stop, [&] {
-        auto r = OwnChunkRows(items);
+        auto r = OwnChunkItems(items);
         redis_health_.Report(r.status(), "owners of chunk rows");
-        if (r.ok()) rows = std::move(*r);
+        if (r.ok()) own = std::move(*r);
         return r.status();
       }, &good);
       if (!s.ok()) return;
-      s = Retry(
-          stop,
-          [&] {
-            Status st = store_.UpsertChunks(rows);
-            db_health_.Report(st, "store chunks");
-            if (!st.ok()) metrics_.db_errors.Increment();
-            return st;
-          },
-          &good);
-      if (!s.ok()) return;  // not acked: redelivered or claimed later
+      if (!StoreChunkRows(items, own, good, stop)) return;  // not acked: redelivered or claimed later
     }
     ApplyResult result;
     Status s = Retry(stop, [&] {
@@ -530,7 +521,7 @@ Status CompactorService::FlushAcks() {
   return Status::Ok();
 }
 
-StatusOr<std::vector<ChunkRow>> CompactorService::OwnChunkRows(const std::vector<ChunkItem>& items) {
+StatusOr<std::vector<size_t>> CompactorService::OwnChunkItems(const std::vector<ChunkItem>& items) {
   // generation_chunks is keyed by (generation, seq): a foreign organization's chunk stored first would hide
   // the owner's. Rows are written only for ids that are this organization's or nobody's yet (the finalizer
   // decides those, and reads back only the finalizing organization's rows).
@@ -551,18 +542,44 @@ StatusOr<std::vector<ChunkRow>> CompactorService::OwnChunkRows(const std::vector
       owner[gens[i]] = (*r)[i].str;
     }
   }
-  std::vector<ChunkRow> rows;
-  for (const auto& it : items) {
+  std::vector<size_t> own;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const ChunkItem& it = items[i];
     if (it.finish) continue;
     const std::string& o = owner[it.gen.gen];
     if (!o.empty() && o != std::to_string(it.gen.org)) continue;
-    // Rows hold the text (generation_chunks is read by SQL users and replays); a frame that does not
-    // decompress gets no row, and its buffer copy is counted malformed at finalize.
-    auto text = ChunkItemText(it);
-    if (!text.ok()) continue;
-    rows.push_back({it.gen.gen, it.gen.org, it.gen.scenario, it.seq, std::move(*text)});
+    own.push_back(i);
   }
-  return rows;
+  return own;
+}
+
+bool CompactorService::StoreChunkRows(const std::vector<ChunkItem>& items, const std::vector<size_t>& own,
+                                      const std::vector<StreamEntry>& good, const std::atomic<bool>& stop) {
+  for (size_t next = 0; next < own.size();) {
+    std::vector<ChunkRow> rows;
+    int64_t bytes = 0;
+    for (; next < own.size() && (rows.empty() || bytes < options_.chunk_rows_bytes); ++next) {
+      const ChunkItem& it = items[own[next]];
+      // Rows hold the text (generation_chunks is read by SQL users and replays); a frame that does not
+      // decompress gets no row, and its buffer copy is counted malformed at finalize.
+      auto text = ChunkItemText(it);
+      if (!text.ok()) continue;
+      bytes += static_cast<int64_t>(text->size());
+      rows.push_back({it.gen.gen, it.gen.org, it.gen.scenario, it.seq, std::move(*text)});
+    }
+    if (rows.empty()) continue;
+    Status s = Retry(
+        stop,
+        [&] {
+          Status st = store_.UpsertChunks(rows);
+          db_health_.Report(st, "store chunks");
+          if (!st.ok()) metrics_.db_errors.Increment();
+          return st;
+        },
+        &good);
+    if (!s.ok()) return false;
+  }
+  return true;
 }
 
 void CompactorService::RefuseForeignGeneration(const FinalizeRequest& req, const StreamEntry& e) {

@@ -45,6 +45,9 @@ struct LoopOptions {
   // INGEST_MAX_GENERATION_BYTES: a read's finalizations are done in groups of about this much buffered text
   // (a generation larger than it alone), not all at once. Each group is one database transaction.
   int64_t finalize_bytes = 8 << 20;
+  // GENERATION_CHUNK_STORAGE db|both: a batch's chunk rows are written in transactions of about this much
+  // text. Reads are sized by what the stream entries hold, and compressed frames may inflate a hundredfold.
+  int64_t chunk_rows_bytes = 8 << 20;
   int block_ms = 500;
   int sweep_interval_ms = 200;
   int trim_interval_ms = 10000;
@@ -120,9 +123,13 @@ class CompactorService {
   std::vector<std::vector<std::string>> TakeAckCommands();
   void RequeueAck(const std::vector<std::string>& xack);  // an XACK that was not sent: queue its ids again
   void DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered);
-  // The DB chunk rows of a batch (GENERATION_CHUNK_STORAGE db|both), without those of ids another
-  // organization owns.
-  StatusOr<std::vector<ChunkRow>> OwnChunkRows(const std::vector<ChunkItem>& items);
+  // The items of a batch whose DB chunk rows are written (GENERATION_CHUNK_STORAGE db|both): not those of
+  // ids another organization owns, nor finish markers. Their indexes in `items`.
+  StatusOr<std::vector<size_t>> OwnChunkItems(const std::vector<ChunkItem>& items);
+  // Writes those rows, decompressed a group of about options_.chunk_rows_bytes at a time; false when stopped
+  // (nothing is acked then: redelivered, and the rows already written are kept: ON CONFLICT DO NOTHING).
+  bool StoreChunkRows(const std::vector<ChunkItem>& items, const std::vector<size_t>& own,
+                      const std::vector<StreamEntry>& good, const std::atomic<bool>& stop);
   // A finalization of a generation id that belongs to another organization: dead-lettered and counted.
   void RefuseForeignGeneration(const FinalizeRequest& req, const StreamEntry& e);
   // Retries f while it fails with a retryable status, with jittered backoff, until stop.

@@ -18,7 +18,7 @@ live::RowReader RowsFrom(SqlStore* store, const Config& config) {
   if (store == nullptr) return nullptr;
   std::shared_ptr<ObjectStore> artifacts = OpenObjectStore(config);
   return [store, artifacts](int64_t org, int64_t gen) -> StatusOr<std::optional<live::CompactedRow>> {
-    auto row = store->GetGeneration(gen);
+    auto row = store->ReadGeneration(gen, SqlStore::LargeColumns::kCompactedOnly);  // the text is served
     if (!row.ok()) return row.status();
     if (!row->has_value() || (*row)->organization_id != org) return std::optional<live::CompactedRow>();
     SF_RETURN_IF_ERROR(ResolveCompacted(artifacts.get(), **row));

@@ -46,7 +46,7 @@ class Run {
         last_attempt_(last_attempt) {}
 
   Status Execute() {
-    auto row = store_.GetGeneration(gen_.gen);
+    auto row = store_.ReadGeneration(gen_.gen, SqlStore::LargeColumns::kNeither);  // its owner and metadata
     if (!row.ok()) return row.status();
     if (!row->has_value()) {
       // No row yet: the id must still be this organization's to take (a task enqueued by hand or by the CLI

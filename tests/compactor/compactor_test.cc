@@ -635,6 +635,29 @@ TEST_P(CompactorTest, StorageBothKeepsChunksInTheDatabase) {
   EXPECT_EQ(Decoded(*Row(20)), "abc");
 }
 
+// A batch's chunk rows are written a group of about chunk_rows_bytes of text at a time (compressed frames
+// may inflate a hundredfold past what the read was sized by); at 1 byte, one row per transaction, and every
+// row of several generations is there once.
+TEST_P(CompactorTest, ChunkRowsAreWrittenInGroupsAndAllArrive) {
+  LoopOptions o = Fast();
+  o.chunk_rows_bytes = 1;
+  auto& svc = AddService({{"GENERATION_CHUNK_STORAGE", "db"}}, nullptr, o);
+  for (int64_t gen = 21; gen <= 23; ++gen) {
+    for (int seq = 0; seq < 5; ++seq) Send({3, 0, gen}, seq, std::string(1 + seq, 'a' + seq), seq == 4);
+    Send({3, 0, gen}, 2, "ccc");  // a duplicate: written once
+  }
+  Pump(svc);
+  for (int64_t gen = 21; gen <= 23; ++gen) {
+    auto rows = stores_.front()->GetChunks(gen);
+    ASSERT_TRUE(rows.ok());
+    ASSERT_EQ(rows->size(), 5u) << gen;
+    EXPECT_EQ((*rows)[4].data, "eeeee");
+    auto row = Row(gen);
+    ASSERT_TRUE(row.has_value()) << gen;
+    EXPECT_EQ(Decoded(*row), "abbcccddddeeeee");
+  }
+}
+
 // CHUNK_COMPRESSION: a generation whose chunks came partly compressed (ingest of this build, large chunks) and
 // partly plain (small chunks, or a producer of an earlier build during a rolling deploy) is one row whose
 // `compacted` is the base64 of the text, as if nothing were compressed.

@@ -1,6 +1,7 @@
 #include "streamfleet/base/json_input.h"
 
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "streamfleet/base/text.h"
@@ -91,7 +92,87 @@ class BoundedBuilder {
   std::string error_;
 };
 
+// The same events checked, nothing built: depth, duplicate keys (the keys of each open object, only when
+// they are refused) and U+0000 in strings and keys.
+class Checker {
+ public:
+  Checker(const JsonLimits& limits, JsonFacts& facts) : limits_(limits), facts_(facts) {}
+
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) { return true; }
+  bool string(json::string_t& v) {
+    Note(v);
+    return true;
+  }
+  bool binary(json::binary_t&) { return true; }
+
+  bool start_object(std::size_t) { return Open(); }
+  bool start_array(std::size_t) { return Open(); }
+  bool end_object() { return Close(); }
+  bool end_array() { return Close(); }
+
+  bool key(json::string_t& k) {
+    Note(k);
+    if (limits_.reject_duplicate_keys && !open_.back().insert(k).second) {
+      error_ = "duplicate key \"" + k.substr(0, 64) + "\" in an object";
+      return false;
+    }
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) {
+    error_ = ToValidUtf8(ex.what()) + " (byte " + std::to_string(position > 0 ? position - 1 : 0) + ")";
+    return false;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  void Note(const std::string& s) {
+    if (!facts_.holds_nul && s.find('\0') != std::string::npos) facts_.holds_nul = true;
+  }
+  bool Open() {
+    if (depth_ >= limits_.max_depth) {
+      error_ = "JSON nested deeper than " + std::to_string(limits_.max_depth) + " levels";
+      return false;
+    }
+    ++depth_;
+    // Arrays too get an (empty) entry, so Close pops what Open pushed; only objects' ever fill.
+    if (limits_.reject_duplicate_keys) open_.emplace_back();
+    return true;
+  }
+  bool Close() {
+    --depth_;
+    if (limits_.reject_duplicate_keys) open_.pop_back();
+    return true;
+  }
+
+  const JsonLimits& limits_;
+  JsonFacts& facts_;
+  int depth_ = 0;
+  std::vector<std::unordered_set<std::string>> open_;
+  std::string error_;
+};
+
 }  // namespace
+
+Status CheckJsonInput(std::string_view text, const JsonLimits& limits, JsonFacts* facts) {
+  if (limits.max_bytes > 0 && text.size() > limits.max_bytes) {
+    return Status::InvalidArgument("JSON document of " + std::to_string(text.size()) + " bytes exceeds " +
+                                   std::to_string(limits.max_bytes));
+  }
+  JsonFacts ignored;
+  Checker c(limits, facts != nullptr ? *facts : ignored);
+  bool ok = false;
+  try {
+    ok = json::sax_parse(text.begin(), text.end(), &c, json::input_format_t::json, /*strict=*/true);
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(std::string("not valid JSON: ") + e.what());
+  }
+  if (!ok) return Status::InvalidArgument(c.error().empty() ? "not valid JSON" : c.error());
+  return Status::Ok();
+}
 
 StatusOr<json> ParseJsonInput(std::string_view text, const JsonLimits& limits) {
   if (limits.max_bytes > 0 && text.size() > limits.max_bytes) {

@@ -79,6 +79,36 @@ TEST(JsonInputTest, SyntaxErrorsAndSizeLimit) {
   EXPECT_FALSE(ParseJsonInput("[1,2]", small).ok());
 }
 
+// CheckJsonInput applies ParseJsonInput's rules without building the value: the same verdict on every case
+// above, and what it saw of U+0000.
+TEST(JsonInputTest, CheckingGivesTheParsersVerdictWithoutBuilding) {
+  std::vector<std::pair<std::string, JsonLimits>> cases = {
+      {R"({"a": [1, 2.5, "x", null, true, {"b": {}}], "c": -3})", {}},
+      {Nested('[', ']', 64), {}}, {Nested('[', ']', 65), {}}, {Nested('{', '}', 3), {}},
+      {Nested('[', ']', 70000), kGeneratedJsonLimits}, {std::string(500000, '{'), {}},
+      {R"({"seq":0,"seq":5})", {}}, {R"({"seq":0,"seq":5})", kGeneratedJsonLimits},
+      {R"({"a":{"x":1,"x":1}})", {}}, {R"([{"x":1},{"x":2}])", {}}, {R"({"a":{"x":1},"x":2})", {}},
+      {"", {}}, {"[1,]", {}}, {"{\"a\":1} x", {}}, {"\"\\x\"", {}}, {"[1,2]", JsonLimits{64, 4}},
+  };
+  for (const auto& [text, limits] : cases) {
+    const bool parsed = ParseJsonInput(text, limits).ok();
+    Status checked = CheckJsonInput(text, limits);
+    EXPECT_EQ(checked.ok(), parsed) << text.substr(0, 80) << ": " << checked.ToString();
+    if (!parsed) {
+      EXPECT_EQ(checked.code(), StatusCode::kInvalidArgument) << text.substr(0, 80);
+    }
+  }
+  JsonFacts facts;
+  ASSERT_TRUE(CheckJsonInput(R"({"a": "x\u0000y"})", {}, &facts).ok());
+  EXPECT_TRUE(facts.holds_nul);
+  facts = {};
+  ASSERT_TRUE(CheckJsonInput(R"({"\u0000": 1})", {}, &facts).ok());
+  EXPECT_TRUE(facts.holds_nul) << "in a key";
+  facts = {};
+  ASSERT_TRUE(CheckJsonInput(R"({"a": "\\u0000"})", {}, &facts).ok());
+  EXPECT_FALSE(facts.holds_nul) << "the six characters \\u0000 are not U+0000";
+}
+
 TEST(SecretEqualsTest, ComparesContentsOfAnyLength) {
   EXPECT_TRUE(SecretEquals("tok-twelve", "tok-twelve"));
   EXPECT_FALSE(SecretEquals("tok-twelve", "tok-twelvf"));

@@ -397,7 +397,9 @@ StatusOr<CacheResult> Cache::ComputeAndStore(Lookup& l, const ComputeFn& compute
     return value.status();
   }
   Count("origin", "hit");
-  if (l.redis && redis_tier()) {
+  // Not a value above kMaxRedisValueBytes: the write would hold it twice more in this process (the command and
+  // its wire form) and block Redis while it copies it, for a value read rarely (a generation's whole answer).
+  if (l.redis && redis_tier() && value->size() <= kMaxRedisValueBytes) {
     WriteValue(**l.redis, l, *value, options_.redis_ttl_s * 1000);
   }
   if (fs_) {

@@ -1,5 +1,6 @@
 // The multi-tier cache against a real redis-server and temp directories.
 #include "streamfleet/cache/cache.h"
+#include "streamfleet/cache/generation_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -142,6 +143,48 @@ TEST_F(CacheTest, RedisTtlExpires) {
       << "the Redis TTL never expired the entry";
   EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("v"))->tier, CacheTier::kOrigin);
   EXPECT_EQ(computed_, 2);
+}
+
+// A value above kMaxRedisValueBytes (a generation's whole answer) is served but not written to Redis: the
+// write held it twice more in the process and blocked Redis while it copied it.
+TEST_F(CacheTest, ValuesAboveTheRedisLimitAreServedButNotStoredInRedis) {
+  CacheOptions o = Options();
+  o.fs_dir = "";  // Redis tier only
+  auto c = Make(o);
+  const std::string big(kMaxRedisValueBytes + 1, 'x');
+  auto first = c->GetOrCompute("spec", "big", Origin(big));
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->value.size(), big.size());
+  EXPECT_EQ(redis_->Command({"EXISTS", *c->Key("spec", "big")})->integer, 0);
+  EXPECT_EQ(c->GetOrCompute("spec", "big", Origin(big))->tier, CacheTier::kOrigin);
+  const std::string limit(kMaxRedisValueBytes, 'y');
+  ASSERT_TRUE(c->GetOrCompute("spec", "limit", Origin(limit)).ok());
+  EXPECT_EQ(c->GetOrCompute("spec", "limit", Origin(limit))->tier, CacheTier::kRedis) << "at the limit: stored";
+}
+
+// The GET's value with an answer above kSpliceResponseMinBytes: the stored text is put in as it is (checked,
+// not built: its DOM cost several times its size), and the value is the same JSON as the built one.
+TEST(GenerationCacheValueTest, ALargeAnswerIsPutInAsStoredAndIsTheSameJson) {
+  std::string items;
+  while (items.size() <= kSpliceResponseMinBytes) items += R"({"k": 1, "t": "lorem ipsum"}, )";
+  GenerationRow row;
+  row.id = 4242;
+  row.organization_id = 13;
+  row.llm_response = "{\"items\": [" + items + "{}]}";
+  row.metadata = R"({"copy": {"llm_response": null, "generation_id": 1}})";
+  row.chunk_count = 3;
+  row.compacted_at = "2026-12-07T08:00:00.000Z";
+  const std::string value = GenerationCacheValue(row);
+  EXPECT_NE(value.find(*row.llm_response), std::string::npos) << "as stored";
+  auto parsed = nlohmann::json::parse(value);
+  EXPECT_EQ(parsed["llm_response"], nlohmann::json::parse(*row.llm_response));
+  EXPECT_EQ(parsed["metadata"], nlohmann::json::parse(row.metadata));
+  EXPECT_EQ(parsed["generation_id"], 4242);
+  EXPECT_EQ(parsed["chunk_count"], 3);
+  EXPECT_TRUE(GenerationCacheValueIs(value, 13, 4242));
+  // Not JSON (a row altered outside the fleet): null, as for a small one.
+  row.llm_response = "{\"items\": [" + items;
+  EXPECT_TRUE(nlohmann::json::parse(GenerationCacheValue(row))["llm_response"].is_null());
 }
 
 TEST_F(CacheTest, FilesystemTtlExpiresAndTheStaleValueCoversAnOriginFailure) {

@@ -59,6 +59,11 @@ Assembled Assemble(const std::vector<std::string>& elements, const std::map<int6
 
 namespace {
 
+// PostgreSQL's jsonb refuses U+0000 ("unsupported Unicode escape sequence"): such a document could never be
+// written there, and its finalization would be retried until dead-lettered. Text with the fallback recorded
+// instead, on every backend, so a generation's row does not depend on the database.
+constexpr const char* kNulError = "JSON holds U+0000 (a \\u0000 escape), which PostgreSQL's jsonb cannot store";
+
 // Whether a serialized document holds a \u0000 escape (U+0000 in a string), and not only the text "\u0000"
 // (an escaped backslash, "\\u0000"): an odd run of backslashes before the "u".
 bool HoldsEscapedNul(const std::string& dumped) {
@@ -74,17 +79,27 @@ bool HoldsEscapedNul(const std::string& dumped) {
 
 JsonDecode DecodeJson(const std::string& text) {
   JsonDecode d;
+  if (text.size() > kNormalizeMaxBytes) {
+    JsonFacts facts;
+    Status checked = CheckJsonInput(text, kGeneratedJsonLimits, &facts);
+    if (!checked.ok()) {
+      d.error = ToValidUtf8(checked.message());
+    } else if (facts.holds_nul) {
+      d.error = kNulError;
+    } else {
+      d.valid = true;
+      d.as_sent = true;
+    }
+    return d;
+  }
   // Bounded depth: an answer nested deeper than kGeneratedJsonLimits is stored as text with the fallback
   // recorded, instead of recursing the compactor's stack away.
   auto j = ParseJsonInput(text, kGeneratedJsonLimits);
   if (j.ok()) {
     d.normalized = j->dump();
-    // PostgreSQL's jsonb refuses U+0000 ("unsupported Unicode escape sequence"): such a document could never
-    // be written there, and its finalization would be retried until dead-lettered. Text with the fallback
-    // recorded instead, on every backend, so a generation's row does not depend on the database.
     if (HoldsEscapedNul(d.normalized)) {
       d.normalized.clear();
-      d.error = "JSON holds U+0000 (a \\u0000 escape), which PostgreSQL's jsonb cannot store";
+      d.error = kNulError;
       return d;
     }
     d.valid = true;

@@ -101,7 +101,7 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
   w.id = req.gen.gen;
   w.organization_id = req.gen.org;
   w.scenario_id = req.gen.scenario;
-  if (json.valid) w.llm_response = json.normalized;
+  if (json.valid) w.llm_response = json.as_sent ? a.text : std::move(json.normalized);
   w.compacted = Base64Encode(a.text);
   // replace, not throw: no string in the metadata may take the compactor down (it would crash-loop on this
   // finalize entry until it is dead-lettered, and the generation would have no row).
@@ -241,7 +241,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
         if (r.organization_id == reqs[i].gen.org) from_db.emplace(r.seq, std::move(r.data));  // never another's
       }
     }
-    const BufferSnapshot& snap = (*snaps)[i];
+    BufferSnapshot& snap = (*snaps)[i];
     if (outs[i].owned_elsewhere) continue;
     if (!snap.exists && from_db.empty()) {
       outs[i].empty = true;
@@ -250,6 +250,9 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
     std::string text;
     outs[i].attempt = static_cast<uint32_t>(IntField(snap.control, "attempt"));
     writes.push_back(BuildWrite(reqs[i], snap, from_db, &outs[i], &received[i], &text));
+    // Assembled: the elements are not read again, and a large generation's would otherwise be held (once
+    // more than its text) until the batch's rows are written.
+    std::vector<std::string>().swap(snap.elements);
     Status placed = PlaceText(writes.back(), text);
     if (!placed.ok()) {
       if (failed != nullptr) *failed = FinalizeDependency::kArtifactStore;

@@ -62,6 +62,30 @@ TEST(AssemblyTest, JsonHoldingUPlus0000IsTextWithTheReasonRecorded) {
   }
 }
 
+// Above kNormalizeMaxBytes a document is checked without building it and kept as sent (its DOM and dump
+// cost several times its size); the same verdicts as below it.
+TEST(AssemblyTest, LargeJsonIsCheckedWithoutBuildingAndKeptAsSent) {
+  std::string items;
+  while (items.size() <= kNormalizeMaxBytes) items += R"({"k": 1, "t": "lorem ipsum"}, )";
+  const std::string doc = "{\"items\": [" + items + "{}]}";
+  auto ok = DecodeJson(doc);
+  EXPECT_TRUE(ok.valid) << ok.error;
+  EXPECT_TRUE(ok.as_sent);
+  EXPECT_TRUE(ok.normalized.empty());
+  auto cut = DecodeJson(doc.substr(0, doc.size() - 1));
+  EXPECT_FALSE(cut.valid);
+  EXPECT_NE(cut.error.find("parse"), std::string::npos) << cut.error;
+  auto nul = DecodeJson("{\"items\": [" + items + "\"\\u0000\"]}");
+  EXPECT_FALSE(nul.valid);
+  EXPECT_NE(nul.error.find("U+0000"), std::string::npos) << nul.error;
+  auto deep = DecodeJson("[" + items + std::string(600, '[') + std::string(600, ']') + "]");
+  EXPECT_FALSE(deep.valid);
+  EXPECT_NE(deep.error.find("deeper than"), std::string::npos) << deep.error;
+  auto small = DecodeJson(R"( {"a": 1} )");
+  EXPECT_FALSE(small.as_sent);
+  EXPECT_EQ(small.normalized, R"({"a":1})");
+}
+
 // Found by the fault suite: "tré" makes the lexer stop inside "é" (it expected "true"), and the error quoted
 // the cut bytes; the compactor then died in metadata.dump() (type_error 316) on every delivery.
 TEST(AssemblyTest, JsonDecodeErrorIsValidUtf8WhenTheParseStopsInsideACharacter) {

@@ -582,6 +582,10 @@ Status SqlStore::MergeGenerationMetadataOnce(int64_t id, int64_t org, int64_t sc
 }
 
 StatusOr<std::optional<GenerationRow>> SqlStore::GetGeneration(int64_t id) {
+  return ReadGeneration(id, LargeColumns::kBoth);
+}
+
+StatusOr<std::optional<GenerationRow>> SqlStore::ReadGeneration(int64_t id, LargeColumns columns) {
   std::lock_guard<std::mutex> l(*mu_);
   std::optional<GenerationRow> out;
   Status s = Run("get generation", [&](soci::session& sql) {
@@ -591,7 +595,12 @@ StatusOr<std::optional<GenerationRow>> SqlStore::GetGeneration(int64_t id) {
     soci::indicator sind, lind, cind, mind, aind, bind;
     std::string text = dialect_ == SqlDialect::kPostgres ? "::text" : "";
     int64_t rid = id;
-    sql << "SELECT organization_id, scenario_id, llm_response" + text + ", compacted, metadata" + text +
+    // A column left out is read as a NULL of its type (both dialects), so the statement keeps its shape.
+    const bool with_response = columns == LargeColumns::kBoth || columns == LargeColumns::kResponseOnly;
+    const bool with_compacted = columns == LargeColumns::kBoth || columns == LargeColumns::kCompactedOnly;
+    const std::string response = with_response ? "llm_response" + text : "CAST(NULL AS TEXT)";
+    const std::string compacted = with_compacted ? "compacted" : "CAST(NULL AS TEXT)";
+    sql << "SELECT organization_id, scenario_id, " + response + ", " + compacted + ", metadata" + text +
                ", chunk_count, " + TsOut("compacted_at") + ", compacted_by FROM scenario_generations WHERE id = :id",
         soci::use(rid), soci::into(org), soci::into(sc, sind), soci::into(llm, lind), soci::into(cmp, cind),
         soci::into(md, mind), soci::into(cc), soci::into(at, aind), soci::into(by, bind);

@@ -39,6 +39,21 @@ class SqlStoreTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<SqlStore> store_;
 };
 
+// A one-chunk row of organization 12 with the given answer.
+GenerationWrite OneChunkRow(int64_t id, std::string llm_response) {
+  GenerationWrite w;
+  w.id = id;
+  w.organization_id = 12;
+  w.llm_response = std::move(llm_response);
+  w.compacted = "eyJhIjoxfQ==";
+  w.metadata_patch = R"({"chunk_count":1})";
+  w.chunk_count = 1;
+  w.compacted_at = "2026-11-25T12:00:00.000Z";
+  w.compacted_by = "c1";
+  w.finalize_id = "1700000000000-0";
+  return w;
+}
+
 TEST_P(SqlStoreTest, MigrationsAreVersionedAndIdempotent) {
   ASSERT_TRUE(store_->Migrate().ok());
   auto m = store_->Migrations();
@@ -190,21 +205,36 @@ TEST_P(SqlStoreTest, ALaterAttemptReplacesTheRowAndAnEarlierOneNever) {
   EXPECT_EQ(*(*store_->GetGeneration(62))->compacted, "bGF0ZQ==");
 }
 
+// A reader that serves one of the two large columns reads only that one (a generation may be 64 MiB).
+TEST_P(SqlStoreTest, AReadOfOneLargeColumnLeavesTheOtherUnset) {
+  GenerationWrite w = OneChunkRow(62, R"({"a":1})");
+  ASSERT_TRUE(store_->UpsertGeneration(w).ok());
+  auto both = store_->ReadGeneration(62, SqlStore::LargeColumns::kBoth);
+  ASSERT_TRUE(both.ok() && both->has_value()) << both.status().ToString();
+  EXPECT_TRUE((*both)->llm_response && (*both)->compacted);
+  auto response = store_->ReadGeneration(62, SqlStore::LargeColumns::kResponseOnly);
+  ASSERT_TRUE(response.ok() && response->has_value()) << response.status().ToString();
+  EXPECT_EQ(nlohmann::json::parse(*(*response)->llm_response), nlohmann::json::parse(*w.llm_response));
+  EXPECT_FALSE((*response)->compacted.has_value());
+  auto text = store_->ReadGeneration(62, SqlStore::LargeColumns::kCompactedOnly);
+  ASSERT_TRUE(text.ok() && text->has_value()) << text.status().ToString();
+  EXPECT_EQ((*text)->compacted, w.compacted);
+  EXPECT_FALSE((*text)->llm_response.has_value());
+  EXPECT_EQ((*text)->organization_id, 12);
+  EXPECT_EQ((*text)->chunk_count, 1);
+  EXPECT_EQ((*text)->compacted_by, "c1");
+  auto neither = store_->ReadGeneration(62, SqlStore::LargeColumns::kNeither);
+  ASSERT_TRUE(neither.ok() && neither->has_value()) << neither.status().ToString();
+  EXPECT_FALSE((*neither)->llm_response || (*neither)->compacted);
+  EXPECT_EQ(nlohmann::json::parse((*neither)->metadata)["chunk_count"], 1);
+}
+
 // PostgreSQL quotes the refused value in its error's DETAIL/CONTEXT lines; words of the data there ("busy",
 // "connection", "could not") made a permanent refusal look like an outage, retried for ever.
 TEST_P(SqlStoreTest, ARefusalQuotingTheDataIsNotTakenForAnOutage) {
   if (GetParam() != "postgresql") GTEST_SKIP() << "SQLite stores any JSON text";
-  GenerationWrite w;
-  w.id = 61;
-  w.organization_id = 12;
-  w.llm_response = R"({"a": "servers busy, could not get a connection \u0000"})";  // jsonb refuses U+0000
-  w.compacted = "eA==";
-  w.metadata_patch = "{}";
-  w.chunk_count = 1;
-  w.compacted_at = "2026-11-25T12:00:00.000Z";
-  w.compacted_by = "c1";
-  w.finalize_id = "1700000000000-0";
-  auto r = store_->UpsertGeneration(w);
+  // jsonb refuses U+0000, and the error quotes the value.
+  auto r = store_->UpsertGeneration(OneChunkRow(61, R"({"a": "servers busy, could not get a connection \u0000"})"));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
 }

@@ -33,4 +33,12 @@ inline constexpr JsonLimits kGeneratedJsonLimits{512, 0, false};
 
 StatusOr<nlohmann::json> ParseJsonInput(std::string_view text, const JsonLimits& limits = {});
 
+// What CheckJsonInput saw besides validity.
+struct JsonFacts {
+  bool holds_nul = false;  // a string or key holds U+0000
+};
+// The same rules and errors as ParseJsonInput, without building the value: memory follows the depth, not the
+// size (a DOM of many small values costs several times its text), for documents too large to hold twice.
+Status CheckJsonInput(std::string_view text, const JsonLimits& limits = {}, JsonFacts* facts = nullptr);
+
 }  // namespace streamfleet

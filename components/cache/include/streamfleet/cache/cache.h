@@ -31,6 +31,7 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -45,6 +46,10 @@
 #include "streamfleet/base/status.h"
 
 namespace streamfleet {
+
+// Values larger than this are computed and returned but not written to the Redis tier (the filesystem tier,
+// when on, still keeps them).
+inline constexpr size_t kMaxRedisValueBytes = size_t{8} << 20;
 
 class FsCacheTier;
 struct FsCacheEntry;

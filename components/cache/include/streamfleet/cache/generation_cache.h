@@ -3,6 +3,7 @@
 // content "{org}:{gen}" -> key ir_cache:generation_{hash8}) and the value (the JSON that
 // GET /v1/orgs/{org}/generations/{gen} answers). ingest reads through it, the queue-worker's cache.warm fills
 // it, and the compactor's finalizer invalidates it after a re-finalization writes the row.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -17,6 +18,8 @@ std::string GenerationCacheContent(int64_t org, int64_t gen);
 
 // {"generation_id", "organization_id", "scenario_id", "llm_response", "metadata", "chunk_count",
 // "compacted_at"}; llm_response and metadata as JSON (not strings), null when absent or unparsable.
+// llm_response above kSpliceResponseMinBytes is put in as stored (checked, not re-serialized).
+inline constexpr size_t kSpliceResponseMinBytes = size_t{1} << 20;
 std::string GenerationCacheValue(const GenerationRow& row);
 
 // Whether a cached value is the row of generation gen of organization org (a 32-bit key can be another's).

@@ -27,9 +27,15 @@ Assembled Assemble(const std::vector<std::string>& elements, const std::map<int6
 
 struct JsonDecode {
   bool valid = false;
-  std::string normalized;  // the parsed document re-serialized (valid only)
+  // The parsed document re-serialized (valid only). Empty with `as_sent` for a document above
+  // kNormalizeMaxBytes: stored as the text itself.
+  std::string normalized;
+  bool as_sent = false;
   std::string error;       // why decoding failed (invalid only)
 };
+// Above this, a valid document is checked without being built (CheckJsonInput) and stored as sent: its DOM
+// and re-serialization cost several times its size, and a generation may be INGEST_MAX_GENERATION_BYTES.
+inline constexpr size_t kNormalizeMaxBytes = size_t{1} << 20;
 JsonDecode DecodeJson(const std::string& text);
 
 }  // namespace streamfleet

@@ -131,6 +131,11 @@ class SqlStore final : public GenerationRepository {
   // when the row belongs to another organization (nothing is written).
   Status MergeGenerationMetadata(int64_t id, int64_t org, int64_t scenario, const std::string& metadata_patch);
   StatusOr<std::optional<GenerationRow>> GetGeneration(int64_t id) override;
+  // Which of a row's two large columns a read brings; the other is left unset. A generation may be
+  // INGEST_MAX_GENERATION_BYTES and its base64 a third more: a reader that serves one of them (the GET of a
+  // generation, its live stream) must not hold the other too.
+  enum class LargeColumns { kBoth, kResponseOnly, kCompactedOnly, kNeither };
+  StatusOr<std::optional<GenerationRow>> ReadGeneration(int64_t id, LargeColumns columns);
   StatusOr<int64_t> CountGenerations();
 
   // Idempotent (same generation + seq = same row).
