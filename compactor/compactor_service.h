@@ -126,8 +126,9 @@ class CompactorService {
   // The items of a batch whose DB chunk rows are written (GENERATION_CHUNK_STORAGE db|both): not those of
   // ids another organization owns, nor finish markers. Their indexes in `items`.
   StatusOr<std::vector<size_t>> OwnChunkItems(const std::vector<ChunkItem>& items);
-  // Writes those rows, decompressed a group of about options_.chunk_rows_bytes at a time; false when stopped
-  // (nothing is acked then: redelivered, and the rows already written are kept: ON CONFLICT DO NOTHING).
+  // Writes those rows, decompressed a group of about options_.chunk_rows_bytes at a time; false when a group
+  // could not be written (stopped, or a permanent database error): nothing is acked then, the batch is
+  // redelivered, and the rows already written are kept (ON CONFLICT DO NOTHING).
   bool StoreChunkRows(const std::vector<ChunkItem>& items, const std::vector<size_t>& own,
                       const std::vector<StreamEntry>& good, const std::atomic<bool>& stop);
   // A finalization of a generation id that belongs to another organization: dead-lettered and counted.

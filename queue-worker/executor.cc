@@ -144,7 +144,8 @@ bool Executor::Permit(RedisClient& redis, const StreamEntry& entry, const Slot& 
   const int64_t delay = rate ? 1000 - now % 1000 + static_cast<int64_t>(RandomU64() % 100)
                              : 100 + static_cast<int64_t>(RandomU64() % 400);
   const char* held_by = rate ? "per_second" : "max_running";
-  if (lifecycle_.Postpone(redis, entry.stream, entry.id, task, now + delay, held_by, slot.consumer).ok()) {
+  auto postponed = lifecycle_.Postpone(redis, entry.stream, entry.id, task, now + delay, held_by, slot.consumer);
+  if (postponed.ok() && *postponed) {
     metrics_.limited.Add({{"type", task.type()}, {"limit", held_by}}).Increment();
   }
   return false;

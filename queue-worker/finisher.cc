@@ -47,9 +47,9 @@ void Finisher::Failed(RedisClient& redis, Slot& slot, const AttemptEnd& end) {
   const v1::TaskEnvelope& task = end.task;
   FailedAttempt f = DecideFailure(task, end.status, handlers_.Policy(task.type(), config_), clock_.NowMs(), RandomU64());
   if (f.dead) {
-    SF_LOG_WARN("dead-lettering task {} ({}): {}", task.id(), task.type(), f.reason);
     if (DeadLetter(redis, slot, end.stream, end.id, f.next.SerializeAsString(), f.reason, end.times_delivered,
                    &f.next)) {
+      SF_LOG_WARN("dead-lettered task {} ({}): {}", task.id(), task.type(), f.reason);
       metrics_.Processed(slot, task.type(), "dead_lettered").Increment();
     }
     return;
@@ -62,7 +62,8 @@ void Finisher::Failed(RedisClient& redis, Slot& slot, const AttemptEnd& end) {
   }
   // Only while the delivery is still this slot's: another worker that claimed it meanwhile (this one's lease ran
   // out, Redis away) may be running it, and its outcome decides; a retry from here would run it once more.
-  if (lifecycle_.Retry(redis, end.stream, end.id, f.next, f.run_at_ms, end.status.ToString(), slot.consumer).ok()) {
+  auto retried = lifecycle_.Retry(redis, end.stream, end.id, f.next, f.run_at_ms, end.status.ToString(), slot.consumer);
+  if (retried.ok() && *retried) {
     metrics_.retries.Increment();
     metrics_.Processed(slot, task.type(), "retried").Increment();
   }
@@ -71,9 +72,8 @@ void Finisher::Failed(RedisClient& redis, Slot& slot, const AttemptEnd& end) {
 bool Finisher::DeadLetter(RedisClient& redis, const Slot& slot, const std::string& stream, const std::string& entry_id,
                           const std::string& raw, const std::string& reason, int64_t times_delivered,
                           const v1::TaskEnvelope* task) {
-  if (!lifecycle_.DeadLetter(redis, stream, entry_id, raw, reason, times_delivered, task, slot.consumer).ok()) {
-    return false;
-  }
+  auto written = lifecycle_.DeadLetter(redis, stream, entry_id, raw, reason, times_delivered, task, slot.consumer);
+  if (!written.ok() || !*written) return false;
   metrics_.dead_lettered.Increment();
   return true;
 }

@@ -636,9 +636,10 @@ TEST_P(CompactorTest, StorageBothKeepsChunksInTheDatabase) {
 }
 
 // A batch's chunk rows are written a group of about chunk_rows_bytes of text at a time (compressed frames
-// may inflate a hundredfold past what the read was sized by); at 1 byte, one row per transaction, and every
-// row of several generations is there once.
-TEST_P(CompactorTest, ChunkRowsAreWrittenInGroupsAndAllArrive) {
+// may inflate a hundredfold past what the read was sized by). At 1 byte every group is one row: every row of
+// several generations, duplicates among them, still arrives once. (That they are separate transactions is
+// not seen from here.)
+TEST_P(CompactorTest, WithGroupsOfOneRowEveryChunkRowArrivesOnce) {
   LoopOptions o = Fast();
   o.chunk_rows_bytes = 1;
   auto& svc = AddService({{"GENERATION_CHUNK_STORAGE", "db"}}, nullptr, o);

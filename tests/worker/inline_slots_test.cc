@@ -253,6 +253,7 @@ TEST_F(WorkerTest, AFailureOfATaskAnotherWorkerClaimedMeanwhileSchedulesNoRetry)
   }
   EXPECT_TRUE(DeadLetters().empty());
   EXPECT_EQ(Pending("default"), 1) << "still the claimant's to run and settle";
+  EXPECT_EQ(MetricValue(registry_, "streamfleet_worker_retries_total"), 0) << "no retry of its own counted";
 }
 
 // The same take-over seen by the slot before any heartbeat could: no renewal got through for half a visibility

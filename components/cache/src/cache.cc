@@ -295,6 +295,10 @@ std::optional<std::string> Cache::ReadValue(RedisClient& redis, const std::strin
 // One form only, so a reader never gets an older value in the other form: the compressed one is set before the
 // plain one is deleted (readers prefer it), the plain one after the compressed one is deleted.
 void Cache::WriteValue(RedisClient& redis, const Lookup& l, const std::string& value, int64_t ttl_ms) {
+  // Not a value above kMaxRedisValueBytes, computed or warmed from the filesystem tier: the write would hold it
+  // twice more in this process (the command and its wire form) and block Redis while it copies it, for a
+  // value read rarely (a generation's whole answer).
+  if (value.size() > kMaxRedisValueBytes) return;
   const std::string& key = l.key;
   std::string px = std::to_string(ttl_ms);
   std::vector<std::vector<std::string>> cmds;
@@ -397,9 +401,7 @@ StatusOr<CacheResult> Cache::ComputeAndStore(Lookup& l, const ComputeFn& compute
     return value.status();
   }
   Count("origin", "hit");
-  // Not a value above kMaxRedisValueBytes: the write would hold it twice more in this process (the command and
-  // its wire form) and block Redis while it copies it, for a value read rarely (a generation's whole answer).
-  if (l.redis && redis_tier() && value->size() <= kMaxRedisValueBytes) {
+  if (l.redis && redis_tier()) {
     WriteValue(**l.redis, l, *value, options_.redis_ttl_s * 1000);
   }
   if (fs_) {

@@ -26,7 +26,7 @@ std::string GenerationCacheValue(const GenerationRow& row) {
   // times its size (7x in all, measured on a GET of a 62 MB generation), for a value only passed on. As the
   // compactor does (kNormalizeMaxBytes): below it, re-serialized as before.
   const bool as_stored = row.llm_response && row.llm_response->size() > kSpliceResponseMinBytes &&
-                         CheckJsonInput(*row.llm_response, kGeneratedJsonLimits).ok();
+                         UsableAsSent(*row.llm_response) && CheckJsonInput(*row.llm_response, kGeneratedJsonLimits).ok();
   nlohmann::json j = {{"generation_id", row.id},
                       {"organization_id", row.organization_id},
                       {"scenario_id", row.scenario_id ? nlohmann::json(*row.scenario_id) : nlohmann::json(nullptr)},

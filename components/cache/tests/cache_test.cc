@@ -160,6 +160,13 @@ TEST_F(CacheTest, ValuesAboveTheRedisLimitAreServedButNotStoredInRedis) {
   const std::string limit(kMaxRedisValueBytes, 'y');
   ASSERT_TRUE(c->GetOrCompute("spec", "limit", Origin(limit)).ok());
   EXPECT_EQ(c->GetOrCompute("spec", "limit", Origin(limit))->tier, CacheTier::kRedis) << "at the limit: stored";
+
+  // With the filesystem tier on: kept there, and its hits do not warm Redis with it either.
+  auto both = Make(Options());
+  ASSERT_EQ(both->GetOrCompute("spec", "big2", Origin(big))->tier, CacheTier::kOrigin);
+  EXPECT_EQ(both->GetOrCompute("spec", "big2", Origin(big))->tier, CacheTier::kFilesystem);
+  EXPECT_EQ(both->GetOrCompute("spec", "big2", Origin(big))->tier, CacheTier::kFilesystem);
+  EXPECT_EQ(redis_->Command({"EXISTS", *both->Key("spec", "big2")})->integer, 0);
 }
 
 // The GET's value with an answer above kSpliceResponseMinBytes: the stored text is put in as it is (checked,
@@ -182,6 +189,10 @@ TEST(GenerationCacheValueTest, ALargeAnswerIsPutInAsStoredAndIsTheSameJson) {
   EXPECT_EQ(parsed["generation_id"], 4242);
   EXPECT_EQ(parsed["chunk_count"], 3);
   EXPECT_TRUE(GenerationCacheValueIs(value, 13, 4242));
+  // A leading byte order mark (SQLite keeps what it was given): built and dumped, so the answer stays JSON.
+  const std::string with_bom = "\xEF\xBB\xBF" + *row.llm_response;
+  row.llm_response = with_bom;
+  EXPECT_EQ(nlohmann::json::parse(GenerationCacheValue(row))["llm_response"], parsed["llm_response"]);
   // Not JSON (a row altered outside the fleet): null, as for a small one.
   row.llm_response = "{\"items\": [" + items;
   EXPECT_TRUE(nlohmann::json::parse(GenerationCacheValue(row))["llm_response"].is_null());

@@ -79,7 +79,7 @@ bool HoldsEscapedNul(const std::string& dumped) {
 
 JsonDecode DecodeJson(const std::string& text) {
   JsonDecode d;
-  if (text.size() > kNormalizeMaxBytes) {
+  if (text.size() > kNormalizeMaxBytes && UsableAsSent(text)) {
     JsonFacts facts;
     Status checked = CheckJsonInput(text, kGeneratedJsonLimits, &facts);
     if (!checked.ok()) {

@@ -53,38 +53,38 @@ Status TaskLifecycle::Flush(RedisCommands& redis, FinishedTasks& finished) const
   return redis.AwaitSent();
 }
 
-Status TaskLifecycle::Retry(RedisClient& redis, const std::string& stream, const std::string& entry_id,
-                            const v1::TaskEnvelope& next, int64_t run_at_ms, const std::string& error,
-                            const std::string& owner) const {
+StatusOr<bool> TaskLifecycle::Retry(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                                    const v1::TaskEnvelope& next, int64_t run_at_ms, const std::string& error,
+                                    const std::string& owner) const {
   auto mine = ScheduleRetry(redis, keys_, stream, entry_id, next, run_at_ms, owner);
   if (!mine.ok()) return mine.status();
-  if (!*mine) return Status::Ok();  // another consumer's delivery decided; its record stands
+  if (!*mine) return false;  // another consumer's delivery decided; its record stands
   Record(redis, next.id(), "retry_scheduled",
          {"error", error, "attempts", std::to_string(next.attempt()), "run_at_ms", std::to_string(run_at_ms)});
-  return Status::Ok();
+  return true;
 }
 
-Status TaskLifecycle::Postpone(RedisClient& redis, const std::string& stream, const std::string& entry_id,
-                               const v1::TaskEnvelope& task, int64_t run_at_ms, const std::string& held_by,
-                               const std::string& owner) const {
+StatusOr<bool> TaskLifecycle::Postpone(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                                       const v1::TaskEnvelope& task, int64_t run_at_ms, const std::string& held_by,
+                                       const std::string& owner) const {
   v1::TaskEnvelope later = task;
   later.set_run_at_ms(run_at_ms);
   auto mine = ScheduleRetry(redis, keys_, stream, entry_id, later, run_at_ms, owner);
   if (!mine.ok()) return mine.status();
-  if (!*mine) return Status::Ok();
+  if (!*mine) return false;
   Record(redis, task.id(), "scheduled", {"run_at_ms", std::to_string(run_at_ms), "held_by", held_by});
-  return Status::Ok();
+  return true;
 }
 
-Status TaskLifecycle::DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id,
-                                 const std::string& raw, const std::string& reason, int64_t times_delivered,
-                                 const v1::TaskEnvelope* task, const std::string& owner) const {
+StatusOr<bool> TaskLifecycle::DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                                         const std::string& raw, const std::string& reason, int64_t times_delivered,
+                                         const v1::TaskEnvelope* task, const std::string& owner) const {
   auto mine = DeadLetterTask(redis, keys_, stream, entry_id, raw, reason, times_delivered, owner);
   if (!mine.ok()) return mine.status();
-  if (!*mine) return Status::Ok();
+  if (!*mine) return false;
   if (task != nullptr) Record(redis, task->id(), "dead", {"error", reason, "attempts", std::to_string(task->attempt()), "finished_at_ms",
                                            std::to_string(WallClockMs())});
-  return Status::Ok();
+  return true;
 }
 
 }  // namespace streamfleet

@@ -41,4 +41,9 @@ struct JsonFacts {
 // size (a DOM of many small values costs several times its text), for documents too large to hold twice.
 Status CheckJsonInput(std::string_view text, const JsonLimits& limits = {}, JsonFacts* facts = nullptr);
 
+// Whether a checked document may be used as it is, in place of its re-serialization: not when it starts with a
+// UTF-8 byte order mark, which the parser skips but PostgreSQL's jsonb refuses and which inside another
+// document (a GET's answer) is not JSON.
+inline bool UsableAsSent(std::string_view text) { return !text.starts_with("\xEF\xBB\xBF"); }
+
 }  // namespace streamfleet

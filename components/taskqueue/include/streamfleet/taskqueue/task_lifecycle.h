@@ -80,24 +80,25 @@ class TaskLifecycle {
   // no longer pending (another consumer claimed and settled it), so neither the retry nor the record is written.
   // `owner`: the consumer whose delivery this is (the worker's slot); another consumer that claimed it since
   // decides it instead ("" = whichever consumer holds it: tools and tests). The same for Postpone and DeadLetter.
-  Status Retry(RedisClient& redis, const std::string& stream, const std::string& entry_id,
-               const v1::TaskEnvelope& next, int64_t run_at_ms, const std::string& error,
-               const std::string& owner = "") const;
+  // All three answer whether they wrote it (false: nothing done, the delivery was not this owner's to settle).
+  StatusOr<bool> Retry(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                       const v1::TaskEnvelope& next, int64_t run_at_ms, const std::string& error,
+                       const std::string& owner = "") const;
 
   // A task a limit holds back (task_limits.h): back to the scheduled set at run_at_ms as it is (not an
   // attempt: `task` unchanged but for run_at_ms) and acked, atomically; then "scheduled" with run_at_ms and
   // `held_by` (the limit). Not OK: nothing changed, the delivery stays pending and comes back.
-  Status Postpone(RedisClient& redis, const std::string& stream, const std::string& entry_id,
-                  const v1::TaskEnvelope& task, int64_t run_at_ms, const std::string& held_by,
-                  const std::string& owner = "") const;
+  StatusOr<bool> Postpone(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                          const v1::TaskEnvelope& task, int64_t run_at_ms, const std::string& held_by,
+                          const std::string& owner = "") const;
 
   // Dead-letters the delivery (raw envelope, reason, times delivered) and acks it, atomically
   // (DeadLetterTask); then, when the envelope was decoded (`task`; nullptr: undecodable, no id to trust),
   // "dead" with the reason and task's attempts, so the record does not say "pending" until it expires.
   // Not OK: nothing changed, the delivery stays pending and comes back.
-  Status DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id, const std::string& raw,
-                    const std::string& reason, int64_t times_delivered, const v1::TaskEnvelope* task,
-                    const std::string& owner = "") const;
+  StatusOr<bool> DeadLetter(RedisClient& redis, const std::string& stream, const std::string& entry_id,
+                            const std::string& raw, const std::string& reason, int64_t times_delivered,
+                            const v1::TaskEnvelope* task, const std::string& owner = "") const;
 
  private:
   // The record's state and fields, now, best effort.
