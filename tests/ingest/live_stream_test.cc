@@ -3,6 +3,7 @@
 // chunk, chunks out of order across four chunk streams, the compactor running; the subscriber's text is the
 // row's, and the organization's events stream shows the generation's start and compaction.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <nlohmann/json.hpp>
@@ -319,6 +320,29 @@ TEST_F(LiveStreamRestartTest, EachResetOfAStartedOverGenerationStartsTheWaitAgai
   EXPECT_EQ(rest.find("not_found"), std::string::npos) << rest;
 }
 
+class LiveStreamStartWaitTest : public LiveStreamTest {
+ protected:
+  LiveStreamStartWaitTest() { extra_env_ = {{"LIVE_START_WAIT", "2s"}}; }
+};
+
+// LIVE_START_WAIT is each reader's: one that joins a generation another reader has waited on for 1.2 s waits
+// its own 2 s. It was counted from the first reader's arrival, so the second got not_found 0.8 s after it came
+// and missed the text that started right after.
+TEST_F(LiveStreamStartWaitTest, EachReaderWaitsItsOwnStartWait) {
+  const std::string path = "/v1/orgs/12/generations/4660";
+  testing::RawConnection first(service_->port());
+  ASSERT_TRUE(first.Send("GET " + path + "/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  testing::RawConnection second(service_->port());
+  ASSERT_TRUE(second.Send("GET " + path + "/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::string gone = first.ReadUntilClosed(10000);
+  ASSERT_NE(gone.find("not_found"), std::string::npos) << gone;
+  ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "late start"}}.dump()), 202);
+  std::string seen = second.ReadUntil(HasEventWith("late start"), 5000);
+  EXPECT_NE(seen.find("late start"), std::string::npos) << seen;
+  EXPECT_EQ(seen.find("not_found"), std::string::npos) << seen;
+}
+
 // Compressed chunks (CHUNK_COMPRESSION=zstd, the default, for chunks of 1 KiB and more): a subscriber before the
 // first chunk reads them from the stream tail, one after compaction from the buffer list; both get the text.
 TEST_F(LiveStreamTest, CompressedChunksReachSubscribersAsText) {
@@ -389,6 +413,39 @@ TEST_F(LiveStreamTest, ACompactedGenerationWhoseBufferExpiredIsServedFromItsRow)
   EXPECT_EQ(text, "[\"kept in the row\"]");
   EXPECT_EQ(text, *Base64Decode(*row->compacted));
   EXPECT_EQ(last, "compacted");
+}
+
+// A stream opened after compaction while the buffer is still there reads the row only for its facts (chunk
+// count, json_valid). A row that cannot be read (here `compacted` is not base64; an artifact whose store this
+// ingest does not have is the same) kept the stream open for ever with the whole text sent, the row re-read
+// every second. After a few tries it ends without the facts.
+TEST_F(LiveStreamTest, ACompactedStreamWhoseRowCannotBeReadEndsWithItsText) {
+  const std::string path = "/v1/orgs/12/generations/4445";
+  ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "all "}}.dump()), 202);
+  ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "here"}, {"final", true}}.dump()), 202);
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    auto r = store_->GetGeneration(4445);
+    return r.ok() && r->has_value();
+  }));
+  KeySchema k = KeySchema::FromConfig(*config_);
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return redis_->Command({"HGET", k.ControlKey({12, 0, 4445}), "state"})->str == "compacted"; }));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  EXPECT_EQ(sqlite3_exec(db, "UPDATE scenario_generations SET compacted = '%%%' WHERE id = 4445", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  testing::RawConnection sub(service_->port());
+  ASSERT_TRUE(sub.Send("GET " + path + "/stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::string text, last;
+  for (auto& [event, data] : SseEventsOf(sub.ReadUntilClosed(15000))) {
+    if (event == "chunk" || event == "text") text += data["text"].get<std::string>();
+    last = event;
+  }
+  EXPECT_EQ(text, "all here");
+  EXPECT_EQ(last, "compacted") << "the stream never ended";
 }
 
 // A resume point with a part past UINT64_MAX is refused: Redis refuses every read from it, and the route used

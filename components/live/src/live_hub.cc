@@ -3,6 +3,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -45,6 +46,9 @@ constexpr int64_t kFullPassMs = 250;
 // started) arrives in a tenth of a second.
 constexpr int64_t kFastResyncMs = 100;
 constexpr int64_t kYoungMs = 2000;
+// Failed row reads (one per resync) after which a compacted stream whose text is all here ends without the row's
+// facts (chunk count, json_valid, trigger).
+constexpr int kRowTriesForInfo = 3;
 constexpr size_t kRecentEvents = 10000;  // events kept in memory for the events route; older ones: XRANGE
 constexpr int kEventsPage = 500;
 // The failure's reason when only the control hash says the generation failed (the row would say why).
@@ -96,6 +100,7 @@ struct Watched {
   bool row_checked = false;
   bool failure_seen = false;   // a generation.failed came: the row is read whatever attempt the feed is on
   bool row_error_logged = false;
+  int row_failures = 0;  // reads of the row that failed while only its facts were wanted
   std::optional<CompactedRow> row;  // served whole: the buffer is gone
   std::optional<std::string> failed;  // failed before its first chunk (its row says so): why
   int64_t last_progress_ms = 0;  // 0: no progress event sent yet
@@ -461,6 +466,10 @@ void LiveHub::Impl::Resync(int64_t now) {
           SF_LOG_WARN("live stream of generation {}: reading its row: {}", gen, row.status().ToString());
           w.row_error_logged = true;
         }
+        // The text is all here and only the row's facts were wanted: after a few tries it ends without them,
+        // as without a database. A row that cannot be read (its artifact's store not configured here, a
+        // corrupt column) kept the stream open for ever, re-read every second.
+        if (w.compacted && w.exists && ++w.row_failures >= kRowTriesForInfo) w.feed.End(w.info);
         continue;
       }
       w.row_checked = true;
@@ -544,7 +553,10 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
   if (w.feed.ended()) {
     Finish(r, CompactedEvent(w.feed.compacted()), "compacted", now);
   } else if (!w.exists && options.start_wait_ms >= 0 &&
-             now - (Restarting(w) ? w.restarted_ms + options.restart_wait_ms : w.since_ms) > options.start_wait_ms) {
+             now - std::max(r.opened_ms, Restarting(w) ? w.restarted_ms + options.restart_wait_ms : w.since_ms) >
+                 options.start_wait_ms) {
+    // From the later of the reader's arrival and the generation's watch (or restart): a reader that came 28 s
+    // into another's wait is given its own LIVE_START_WAIT, not the 2 s left of that one.
     Close(r, "not_found",
           "no chunk of this generation within " + std::to_string(options.start_wait_ms) + " ms (LIVE_START_WAIT)", now);
   }
