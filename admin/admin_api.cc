@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <regex>
 
+#include "admin/security_headers.h"
 #include "streamfleet/artifacts/artifact.h"
 #include "streamfleet/base/compression.h"
 #include "streamfleet/base/text.h"
@@ -190,11 +191,11 @@ void AdminApi::Handle(HttpExchange& ex, const std::string& route) {
     } else {
       throw ApiError{404, "not_found", "no API route " + route};
     }
-    ex.RespondJson(200, out.dump(-1, ' ', false, json::error_handler_t::replace), {{"Cache-Control", "no-store"}});
+    ex.RespondJson(200, out.dump(-1, ' ', false, json::error_handler_t::replace), WithSecurity({}));
   } catch (const ApiError& e) {
-    ex.RespondJson(e.status, JsonError(e.error, e.detail), {{"Cache-Control", "no-store"}});
+    ex.RespondJson(e.status, JsonError(e.error, e.detail), WithSecurity({}));
   } catch (const ApiRefusal& e) {
-    ex.RespondJson(e.status, e.body.dump(-1, ' ', false, json::error_handler_t::replace), {{"Cache-Control", "no-store"}});
+    ex.RespondJson(e.status, e.body.dump(-1, ' ', false, json::error_handler_t::replace), WithSecurity({}));
   }
 }
 

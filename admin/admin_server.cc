@@ -2,31 +2,13 @@
 
 #include <cctype>
 #include <map>
-#include <thread>
 
+#include "admin/security_headers.h"
 #include "admin/web_assets.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/base/text.h"
 
 namespace streamfleet::admin {
-namespace {
-
-// Headers on every response: no framing (clickjacking), no MIME sniffing, a script policy that allows
-// only our own files (the UI has no inline script), and nothing cached (the data is live).
-const std::vector<std::pair<std::string, std::string>> kSecurityHeaders = {
-    {"X-Frame-Options", "DENY"},
-    {"X-Content-Type-Options", "nosniff"},
-    {"Content-Security-Policy",
-     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"},
-    {"Referrer-Policy", "same-origin"},
-    {"Cache-Control", "no-store"}};
-
-std::vector<std::pair<std::string, std::string>> WithSecurity(std::vector<std::pair<std::string, std::string>> h) {
-  h.insert(h.end(), kSecurityHeaders.begin(), kSecurityHeaders.end());
-  return h;
-}
-
-}  // namespace
 
 std::map<std::string, std::string> ParseForm(const std::string& body) {
   std::map<std::string, std::string> out;
@@ -107,9 +89,14 @@ void AdminServer::HandleLogin(HttpExchange& ex) {
     ex.Respond(403, "text/plain", "cross-origin login refused\n", WithSecurity({}));
     return;
   }
-  if (!auth_.TokenMatches(form["token"])) {
+  auto offered = auth_.OfferToken(form["token"]);
+  if (!offered) {
+    ex.Respond(429, "text/plain", "too many wrong tokens: try again in a few seconds\n",
+               WithSecurity({{"Retry-After", std::to_string(AdminAuth::kFailureWindow.count())}}));
+    return;
+  }
+  if (!*offered) {
     SF_LOG_WARN("admin: failed login from {}", ex.Header("X-Forwarded-For").value_or("a direct client"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // slows guessing; tokens are long anyway
     ex.Respond(303, "text/plain", "", WithSecurity({{"Location", "/login?error=1&next=" + UrlEncodePath(next)}}));
     return;
   }
@@ -120,11 +107,18 @@ void AdminServer::HandleLogin(HttpExchange& ex) {
 void AdminServer::Handle(HttpExchange& ex) {
   const std::string& path = ex.path();
   if (path == "/healthz") {
-    ex.Respond(200, "text/plain", "ok\n");
+    ex.Respond(200, "text/plain", "ok\n", WithSecurity({}));
     return;
   }
   if (path.rfind("/static/", 0) == 0) {
     ServePage(ex, path.substr(8));
+    return;
+  }
+  if (auth_.insecure() && !AdminAuth::LoopbackHost(ex)) {  // DNS rebinding (auth.h)
+    ex.RespondJson(403,
+                   JsonError("host_refused", "without ADMIN_TOKEN only requests to localhost, 127.0.0.1 or [::1] are "
+                                             "answered"),
+                   WithSecurity({}));
     return;
   }
   if (path == "/login") {
@@ -147,6 +141,12 @@ void AdminServer::Handle(HttpExchange& ex) {
       std::string target = path + (ex.query().empty() ? "" : "?" + ex.query());
       ex.Respond(302, "text/plain", "", WithSecurity({{"Location", "/login?next=" + UrlEncodePath(target)}}));
     }
+    return;
+  }
+  if (a.result == AuthResult::kThrottled) {
+    SF_LOG_WARN("admin: refused {} {}: {}", ex.method(), path, a.reason);
+    ex.RespondJson(429, JsonError("too_many_attempts", a.reason),
+                   WithSecurity({{"Retry-After", std::to_string(AdminAuth::kFailureWindow.count())}}));
     return;
   }
   if (a.result == AuthResult::kCsrfRefused) {

@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 
@@ -43,6 +44,36 @@ std::optional<std::string> CookieValue(const std::string& header, const std::str
 
 bool AdminAuth::TokenMatches(const std::string& candidate) const {
   return !token_.empty() && SecretEquals(candidate, token_);
+}
+
+std::optional<bool> AdminAuth::OfferToken(const std::string& candidate) {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (now - window_start_ >= kFailureWindow) {
+      window_start_ = now;
+      failures_ = 0;
+    }
+    // Refused before it is compared: a right guess among throttled ones must not be told apart either.
+    if (failures_ >= kMaxTokenFailures) return std::nullopt;
+  }
+  if (TokenMatches(candidate)) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  ++failures_;
+  return false;
+}
+
+bool AdminAuth::LoopbackHost(const HttpExchange& ex) {
+  auto host = ex.Header("Host");
+  if (!host) return false;
+  std::string name = *host;
+  if (!name.empty() && name[0] == '[') {
+    name = name.substr(1, name.find(']') == std::string::npos ? std::string::npos : name.find(']') - 1);
+  } else if (auto colon = name.find(':'); colon != std::string::npos) {
+    name = name.substr(0, colon);
+  }
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name == "localhost" || name == "127.0.0.1" || name == "::1";
 }
 
 Session AdminAuth::CreateSession() {
@@ -89,8 +120,14 @@ RequestAuth AdminAuth::Check(const HttpExchange& ex, const std::string& form_csr
   out.session = FindSession(ex);
   auto authz = ex.Header("Authorization");
   const std::string bearer = "Bearer ";
-  if (authz && authz->compare(0, bearer.size(), bearer) == 0 && TokenMatches(authz->substr(bearer.size()))) {
-    out.bearer = true;
+  if (authz && authz->compare(0, bearer.size(), bearer) == 0 && !token_.empty()) {
+    auto offered = OfferToken(authz->substr(bearer.size()));
+    if (!offered) {
+      out.result = AuthResult::kThrottled;
+      out.reason = "too many wrong tokens: try again in a few seconds";
+      return out;
+    }
+    out.bearer = *offered;
   }
   if (!out.session && !out.bearer && !insecure_) {
     out.reason = "log in with the admin token (or send Authorization: Bearer)";

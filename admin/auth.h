@@ -9,7 +9,12 @@
 // `csrf` form field) and an Origin naming this server; a bearer POST needs no CSRF token (browsers never
 // attach it on their own) but a foreign Origin is still refused.
 // In insecure mode (ADMIN_INSECURE, no token) everyone is authenticated, and sessions (hence CSRF) still
-// apply to browsers: a page load creates one.
+// apply to browsers: a page load creates one. Only requests addressed to a loopback name are answered then
+// (Host localhost, 127.0.0.1 or [::1]): a web page whose name a DNS rebinding pointed at 127.0.0.1 is its own
+// origin, and would otherwise pass the Origin check and drive the fleet from the developer's browser.
+// Wrong tokens (the login form and Bearer alike) are counted: past kMaxTokenFailures within kFailureWindow,
+// every token is refused with 429 until the window ends, so the token cannot be guessed at request speed.
+// Sessions already open are not affected.
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -26,7 +31,7 @@ struct Session {
   std::chrono::steady_clock::time_point expires;
 };
 
-enum class AuthResult { kOk, kUnauthenticated, kCsrfRefused };
+enum class AuthResult { kOk, kUnauthenticated, kCsrfRefused, kThrottled };
 
 struct RequestAuth {
   AuthResult result = AuthResult::kUnauthenticated;
@@ -41,9 +46,18 @@ class AdminAuth {
   AdminAuth(std::string token, bool insecure, std::chrono::seconds session_ttl = std::chrono::hours(12))
       : token_(std::move(token)), insecure_(insecure), ttl_(session_ttl) {}
 
+  static constexpr int kMaxTokenFailures = 10;
+  static constexpr std::chrono::seconds kFailureWindow{10};
+
   bool insecure() const { return insecure_; }
   // Constant-time comparison with the configured token (false when none is configured).
   bool TokenMatches(const std::string& candidate) const;
+  // A token offered (login form, Bearer): nullopt while wrong tokens are throttled (seconds to wait),
+  // else whether it matches; a wrong one is counted.
+  std::optional<bool> OfferToken(const std::string& candidate);
+  // Whether the request is addressed to a loopback name (its Host header): AdminServer answers nothing else in
+  // insecure mode.
+  static bool LoopbackHost(const HttpExchange& ex);
   // A new session (random 256-bit id and CSRF token).
   Session CreateSession();
   void EndSession(const std::string& id);
@@ -64,6 +78,8 @@ class AdminAuth {
   const std::chrono::seconds ttl_;
   std::mutex mu_;
   std::map<std::string, Session> sessions_;  // guarded by mu_
+  std::chrono::steady_clock::time_point window_start_{};  // guarded by mu_: the failure window's start
+  int failures_ = 0;                                      // guarded by mu_: wrong tokens in that window
 };
 
 // Value of one cookie from a Cookie header ("a=1; b=2").

@@ -187,6 +187,51 @@ TEST_F(AdminApiTest, UnauthenticatedRequestsAreRefused) {
   EXPECT_EQ(Get("/healthz").status, 200);
 }
 
+// Wrong tokens are counted, the form's and Bearer's alike: past kMaxTokenFailures within the window every
+// token is refused with 429 until it ends, the right one too, and a session opened before still works.
+// Before, a wrong Bearer token was answered at once, so the token could be guessed at request speed.
+TEST_F(AdminApiTest, WrongTokensAreThrottledFormAndBearerAlike) {
+  std::unique_ptr<Config> c;
+  auto own = StartAdmin(&c);  // its own counter: the shared server's tests must not be throttled
+  ASSERT_TRUE(own.ok()) << own.status().ToString();
+  admin_ = own->get();
+  const std::string cookie = Login();
+  for (int i = 0; i < AdminAuth::kMaxTokenFailures; ++i) {
+    if (i % 2 == 0) {
+      EXPECT_EQ(Get("/api/queues", {"Authorization: Bearer guess" + std::to_string(i)}).status, 401) << i;
+    } else {
+      EXPECT_EQ(PostLogin("token=guess" + std::to_string(i) + "&next=%2F").status, 303) << i;
+    }
+  }
+  HttpResponse bearer = Get("/api/queues", {std::string("Authorization: Bearer ") + kToken});
+  EXPECT_EQ(bearer.status, 429) << bearer.body;
+  EXPECT_EQ(HeaderValue(bearer.headers, "Retry-After"), std::to_string(AdminAuth::kFailureWindow.count()));
+  EXPECT_EQ(PostLogin(std::string("token=") + kToken + "&next=%2F").status, 429);
+  EXPECT_EQ(Get("/api/queues", {cookie}).status, 200) << "a session opened before is not affected";
+  (*own)->Stop();
+}
+
+// Insecure mode (no token) answers only requests addressed to a loopback name: a page whose name a DNS
+// rebinding pointed at 127.0.0.1 is its own origin (Origin = Host) and passed the CSRF checks.
+TEST_F(AdminApiTest, InsecureModeAnswersOnlyRequestsToALoopbackName) {
+  std::unique_ptr<Config> c;
+  auto own = StartAdmin(&c, {{"ADMIN_TOKEN", ""}, {"ADMIN_INSECURE", "true"}});
+  ASSERT_TRUE(own.ok()) << own.status().ToString();
+  admin_ = own->get();
+  const std::string port = std::to_string(admin_->port());
+  EXPECT_EQ(Get("/api/queues").status, 200);  // Host: 127.0.0.1:port
+  EXPECT_EQ(Get("/api/queues", {"Host: localhost:" + port}).status, 200);
+  EXPECT_EQ(Get("/api/queues", {"Host: [::1]:" + port}).status, 200);
+  HttpResponse page = Get("/", {"Host: rebound.example:" + port});
+  EXPECT_EQ(page.status, 403);
+  HttpResponse pause = Post("/api/queues/pause", R"({"queue":"low"})",
+                            {"Host: rebound.example:" + port, "Origin: http://rebound.example:" + port});
+  EXPECT_EQ(pause.status, 403) << pause.body;
+  EXPECT_NE(pause.body.find("host_refused"), std::string::npos) << pause.body;
+  EXPECT_FALSE(Paused("low"));
+  (*own)->Stop();
+}
+
 TEST_F(AdminApiTest, WrongTokenDoesNotLogIn) {
   Start();
   HttpResponse res = PostLogin("token=guess&next=%2F");
