@@ -22,7 +22,7 @@ namespace streamfleet {
 
 const std::vector<ConfigVar>& ConfigVars() {
   static const std::vector<ConfigVar> vars = {
-      {"REDIS_URL", "", "redis://[[user]:password@]host[:port][/db] (rediss:// for TLS); when set it wins over REDIS_HOST/PORT/USERNAME/PASSWORD. With REDIS_CLUSTER=true a comma-separated list of seed nodes: redis://[user:pass@]h1:p1,h2:p2,..."},
+      {"REDIS_URL", "", "redis://[[user]:password@]host[:port][/db] (rediss:// for TLS); user and password percent-decoded (a ':', '@' or '%' in them written %3A, %40, %25, as redis-py and ioredis read it); when set it wins over REDIS_HOST/PORT/USERNAME/PASSWORD. With REDIS_CLUSTER=true a comma-separated list of seed nodes: redis://[user:pass@]h1:p1,h2:p2,..."},
       {"REDIS_TLS", "false", "true: TLS to Redis (as a rediss:// REDIS_URL does), certificate and host name verified"},
       {"REDIS_TLS_CA", "", "PEM file of the CA(s) to trust for Redis' certificate (empty: the system's trust store)"},
       {"REDIS_TLS_CERT", "", "client certificate (PEM) for Redis servers that require one (tls-auth-clients); with REDIS_TLS_KEY"},
@@ -396,10 +396,12 @@ StatusOr<RedisConfig> ParseRedisUrl(const std::string& url) {
   if (at != std::string::npos) {
     std::string auth = rest.substr(0, at);
     rest = rest.substr(at + 1);
-    // redis://user:password@host (ACL user), redis://:password@host or redis://password@host (default user)
+    // redis://user:password@host (ACL user), redis://:password@host or redis://password@host (default user).
+    // Percent-decoded, as redis-py's and ioredis' URLs are (the fleet's clients read the same REDIS_URL): a
+    // password with ':', '@' or '%' is written %3A, %40, %25. A '%' not followed by two hex digits stays.
     auto colon = auth.find(':');
-    rc.password = colon == std::string::npos ? auth : auth.substr(colon + 1);
-    if (colon != std::string::npos) rc.username = auth.substr(0, colon);
+    rc.password = UrlDecode(colon == std::string::npos ? auth : auth.substr(colon + 1), false);
+    if (colon != std::string::npos) rc.username = UrlDecode(auth.substr(0, colon), false);
   }
   auto slash = rest.find('/');
   if (slash != std::string::npos) {

@@ -84,6 +84,15 @@ TEST(ConfigTest, RedisUrlWinsOverHostAndPort) {
   ASSERT_TRUE(acl.ok());
   EXPECT_EQ(acl->redis.username, "compactor");
   EXPECT_EQ(acl->redis.password, "s3cret");
+  // Percent-decoded, as the Python and Node clients read the same REDIS_URL: before, the fleet's processes
+  // sent "p%40ss%3Aword" as the password where the clients sent "p@ss:word".
+  auto encoded = LoadConfig(Env({{"REDIS_URL", "redis://us%65r:p%40ss%3Aword%25@redis:6379"}}), ":9100");
+  ASSERT_TRUE(encoded.ok());
+  EXPECT_EQ(encoded->redis.username, "user");
+  EXPECT_EQ(encoded->redis.password, "p@ss:word%");
+  auto lone = LoadConfig(Env({{"REDIS_URL", "redis://:100%@redis:6379"}}), ":9100");
+  ASSERT_TRUE(lone.ok());
+  EXPECT_EQ(lone->redis.password, "100%") << "a '%' without two hex digits stays";
   auto parts = LoadConfig(Env({{"REDIS_USERNAME", "worker"}, {"REDIS_PASSWORD", "pw2"}}), ":9100");
   ASSERT_TRUE(parts.ok());
   EXPECT_EQ(parts->redis.username, "worker");
