@@ -12,39 +12,50 @@ namespace streamfleet::ingest {
 
 namespace {
 
-// The hub reads a row only for a generation whose buffer is gone; another organization's row is no row.
-// A row whose text is in the object store (ARTIFACT_STORE) is read through it, digest checked.
+// The row's facts a stream ends with (chunk count, json_valid, trigger), or its failure before any chunk
+// (generation.run writes the status, and provider_chunks = 0 when nothing was streamed).
+live::CompactedRow FactsOf(const GenerationRow& row, bool has_text) {
+  live::CompactedRow out;
+  auto md = nlohmann::json::parse(row.metadata, nullptr, false);
+  if (!md.is_object()) return out;
+  if (!has_text && md.value("status", nlohmann::json()) == "failed" &&
+      md.value("provider_chunks", nlohmann::json(0)) == 0) {
+    out.failed = true;
+    auto error = md.find("error");
+    out.error = error != md.end() && error->is_string() ? error->get<std::string>() : "";
+    return out;
+  }
+  out.chunk_count = row.chunk_count;
+  if (auto v = md.find("json_valid"); v != md.end() && v->is_boolean()) out.json_valid = v->get<bool>();
+  if (auto t = md.find("finalize_trigger"); t != md.end() && t->is_string()) out.trigger = t->get<std::string>();
+  return out;
+}
+
+// The hub reads a row for its facts (the buffer still holds the text) or, once the buffer is gone, for its
+// text too; another organization's row is no row. The owner is read first, without the text: a generation may
+// be 64 MiB, and another organization could otherwise have the hub's thread load one it may not see. A row
+// whose text is in the object store (ARTIFACT_STORE) is read through it, digest checked.
 live::RowReader RowsFrom(SqlStore* store, const Config& config) {
   if (store == nullptr) return nullptr;
   std::shared_ptr<ObjectStore> artifacts = OpenObjectStore(config);
-  return [store, artifacts](int64_t org, int64_t gen) -> StatusOr<std::optional<live::CompactedRow>> {
-    auto row = store->ReadGeneration(gen, SqlStore::LargeColumns::kCompactedOnly);  // the text is served
+  return [store, artifacts](int64_t org, int64_t gen, bool with_text) -> StatusOr<std::optional<live::CompactedRow>> {
+    auto head = store->ReadGeneration(gen, SqlStore::LargeColumns::kNeither);
+    if (!head.ok()) return head.status();
+    if (!head->has_value() || (*head)->organization_id != org) return std::optional<live::CompactedRow>();
+    if (!with_text) return std::optional<live::CompactedRow>(FactsOf(**head, true));
+    auto row = store->ReadGeneration(gen, SqlStore::LargeColumns::kCompactedOnly);
     if (!row.ok()) return row.status();
     if (!row->has_value() || (*row)->organization_id != org) return std::optional<live::CompactedRow>();
     SF_RETURN_IF_ERROR(ResolveCompacted(artifacts.get(), **row));
-    auto md = nlohmann::json::parse((*row)->metadata, nullptr, false);
     if (!(*row)->compacted) {
-      // generation.run writes the status, and provider_chunks = 0 when nothing was streamed (a generation
-      // with chunks is finalized, so its text comes).
-      live::CompactedRow out;
-      if (md.is_object() && md.value("status", nlohmann::json()) == "failed" &&
-          md.value("provider_chunks", nlohmann::json(0)) == 0) {
-        out.failed = true;
-        auto error = md.find("error");
-        out.error = error != md.end() && error->is_string() ? error->get<std::string>() : "";
-        return std::optional<live::CompactedRow>(std::move(out));
-      }
+      live::CompactedRow facts = FactsOf(**row, false);
+      if (facts.failed) return std::optional<live::CompactedRow>(std::move(facts));
       return std::optional<live::CompactedRow>();
     }
-    live::CompactedRow out;
     auto text = Base64Decode(*(*row)->compacted);
     if (!text) return Status::Internal("generation " + std::to_string(gen) + ": compacted is not base64");
+    live::CompactedRow out = FactsOf(**row, true);
     out.text = std::move(*text);
-    out.chunk_count = (*row)->chunk_count;
-    if (md.is_object()) {
-      if (auto v = md.find("json_valid"); v != md.end() && v->is_boolean()) out.json_valid = v->get<bool>();
-      if (auto t = md.find("finalize_trigger"); t != md.end() && t->is_string()) out.trigger = t->get<std::string>();
-    }
     return std::optional<live::CompactedRow>(std::move(out));
   };
 }

@@ -43,10 +43,14 @@ bool GenerationFeed::GapAt(int64_t next_seq) const {
   return !ended_ && it != chunks_.end() && it->first != next_seq;
 }
 
-void GenerationFeed::Take(int64_t* next_seq, size_t max_bytes, std::string* out) const {
-  for (auto it = chunks_.lower_bound(*next_seq); it != chunks_.end() && out->size() < max_bytes; ++it) {
+void GenerationFeed::Take(int64_t* next_seq, size_t max_bytes, std::string* out, bool first_may_exceed) const {
+  const size_t started = out->size();
+  for (auto it = chunks_.lower_bound(*next_seq); it != chunks_.end(); ++it) {
     if (!ended_ && it->first != *next_seq) break;  // a gap: wait for it to fill
-    out->append(it->second.event);
+    const std::string& event = it->second.event;
+    const bool first = out->size() == started;
+    if (out->size() - started + event.size() > max_bytes && !(first && first_may_exceed)) break;
+    out->append(event);
     *next_seq = it->first + 1;
   }
 }

@@ -458,7 +458,7 @@ void LiveHub::Impl::Resync(int64_t now) {
     auto [org, gen] = due_keys[i];
     bool need_row = (w.compacted && !w.have_info) || (!w.exists && !w.row_checked);
     if (need_row && rows) {
-      auto row = rows(org, gen);
+      auto row = rows(org, gen, /*with_text=*/!w.exists);
       if (!row.ok()) {
         // Retried at the next resync; said once per watched generation (a database that is down, or has
         // no table yet, is not news every second).
@@ -534,7 +534,11 @@ void LiveHub::Impl::PumpGeneration(Watched& w, GenReader& r, int64_t now) {
   const int64_t budget = options.max_buffered_bytes / 2;
   while (!r.done && w.feed.HasMoreFor(r.next_seq) && r.stream->buffered() < budget) {
     std::string out;
-    w.feed.Take(&r.next_seq, static_cast<size_t>(budget - r.stream->buffered()), &out);
+    // What fits what is left of the budget; an event larger than that only into an empty buffer, so a reader
+    // holds at most the budget or one event, never both (a 1 MiB chunk of control characters is ~6 MiB of
+    // JSON, per reader).
+    w.feed.Take(&r.next_seq, static_cast<size_t>(budget - r.stream->buffered()), &out, r.stream->buffered() == 0);
+    if (out.empty()) break;  // the next event waits for the buffer to drain
     if (sent) sent->Increment();
     Send(r, std::move(out), now);
   }

@@ -94,7 +94,14 @@ TEST(GenerationFeedTest, TakeStopsNearItsByteBudget) {
   std::string first;
   int64_t zero = 0;
   f.Take(&zero, 1, &first);
-  EXPECT_EQ(zero, 1) << "one event always goes, however small the budget";
+  EXPECT_EQ(zero, 1) << "one event goes, however small the budget, into an empty buffer";
+  std::string none;
+  f.Take(&zero, 1, &none, /*first_may_exceed=*/false);
+  EXPECT_EQ(zero, 1) << "not into one that holds something";
+  EXPECT_TRUE(none.empty());
+  f.Take(&zero, 5000, &none, false);
+  EXPECT_LE(none.size(), 5000u) << "never past the budget then";
+  EXPECT_GE(zero, 4);
 }
 
 TEST(GenerationFeedTest, ProgressCountsChunksBytesAndTheLargestTotal) {

@@ -41,9 +41,10 @@ class GenerationFeed {
   bool HasMoreFor(int64_t next_seq) const;
   // Whether a reader at next_seq waits behind a gap (something after it is known, not next_seq itself).
   bool GapAt(int64_t next_seq) const;
-  // Appends chunk events for a reader at *next_seq to *out until out passes max_bytes or nothing more may
-  // go, and moves *next_seq past them.
-  void Take(int64_t* next_seq, size_t max_bytes, std::string* out) const;
+  // Appends chunk events for a reader at *next_seq to *out while they fit in max_bytes and may go, and moves
+  // *next_seq past them. The first event goes even when it alone is larger, if first_may_exceed (a chunk of
+  // INGEST_MAX_CHUNK_BYTES escapes to several MiB: it must go some time, but only into an empty buffer).
+  void Take(int64_t* next_seq, size_t max_bytes, std::string* out, bool first_may_exceed = true) const;
 
  private:
   struct Chunk {

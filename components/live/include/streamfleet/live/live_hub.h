@@ -37,8 +37,9 @@ struct CompactedRow {
   bool failed = false;  // no text: failed before its first chunk (metadata status "failed")
   std::string error;    // why, when failed
 };
-// nullopt: no row. Runs on the hub's thread.
-using RowReader = std::function<StatusOr<std::optional<CompactedRow>>(int64_t org, int64_t gen)>;
+// nullopt: no row. with_text false: only its facts are wanted (the buffer still holds the text), and `text`
+// is left empty. Runs on the hub's thread.
+using RowReader = std::function<StatusOr<std::optional<CompactedRow>>(int64_t org, int64_t gen, bool with_text)>;
 
 struct LiveOptions {
   int64_t keepalive_ms = 15000;
