@@ -74,13 +74,17 @@ int64_t Int(const json& body, const char* field, int64_t fallback = -1) {
   }
   if (body[field].is_number_integer()) return body[field].get<int64_t>();
   if (body[field].is_string()) {
-    try {
-      return std::stoll(body[field].get<std::string>());
-    } catch (...) {
-    }
+    // The whole string, or it is not an integer ("12abc" is not 12).
+    const std::string& text = body[field].get_ref<const std::string&>();
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec == std::errc() && end == text.data() + text.size() && !text.empty()) return v;
   }
   throw ApiError{400, "invalid_request", std::string("\"") + field + "\" must be an integer"};
 }
+
+// The longest delay an operator may give a task it enqueues.
+constexpr int64_t kMaxDelaySeconds = int64_t{10} * 365 * 24 * 3600;
 
 // A row's metadata as JSON for the UI, or as its raw text when it does not parse (within the limits).
 json MetadataJson(const std::string& text) {
@@ -487,6 +491,11 @@ json AdminApi::Action(RedisClient& r, const std::string& route, const json& body
     if (body.contains("queue") && body["queue"].is_string()) task.queue = body["queue"].get<std::string>();
     int64_t now = WallClockMs();
     int64_t delay_s = Int(body, "delay_seconds", 0);
+    // Bounded before it is multiplied: a larger one overflowed (undefined behaviour) into a time in the past.
+    if (delay_s < 0 || delay_s > kMaxDelaySeconds) {
+      throw ApiError{400, "invalid_request",
+                     "\"delay_seconds\" must be 0 to " + std::to_string(kMaxDelaySeconds) + " (10 years)"};
+    }
     if (delay_s > 0) task.run_at_ms = now + delay_s * 1000;
     auto res = EnqueueOperatorTask(r, config_, task, now);
     // Its kInvalidArgument is about the request (payload, queue name), not Redis.

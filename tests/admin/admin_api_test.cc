@@ -408,6 +408,21 @@ TEST_F(AdminApiTest, RequeueAllBringsChunkAndTaskDeadLettersBack) {
   EXPECT_EQ(redis_->Command({"XLEN", keys.ChunkDeadLetterStream()})->integer, 0);
 }
 
+// An operator's enqueue with a delay: a delay past 10 years was multiplied into a signed overflow (undefined
+// behaviour; a run time in the past); refused now, as is a number written with trailing characters.
+TEST_F(AdminApiTest, EnqueueRefusesADelayOutOfRangeOrNotAnInteger) {
+  Start();
+  const std::string bearer = std::string("Authorization: Bearer ") + kToken;
+  HttpResponse ok = Post("/api/tasks/enqueue", R"({"type":"noop","delay_seconds":"60"})", {bearer});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_TRUE(json::parse(ok.body)["scheduled"].get<bool>());
+  for (const char* body : {R"({"type":"noop","delay_seconds":9223372036854775807})",
+                           R"({"type":"noop","delay_seconds":-5})", R"({"type":"noop","delay_seconds":"12abc"})"}) {
+    HttpResponse bad = Post("/api/tasks/enqueue", body, {bearer});
+    EXPECT_EQ(bad.status, 400) << body << ": " << bad.body;
+  }
+}
+
 TEST_F(AdminApiTest, OverviewShowsLiveGenerationProgressAndRedisStats) {
   Start();
   KeySchema keys = KeySchema::FromConfig(*config_);
