@@ -448,6 +448,32 @@ TEST_F(LiveStreamTest, ACompactedStreamWhoseRowCannotBeReadEndsWithItsText) {
   EXPECT_EQ(last, "compacted") << "the stream never ended";
 }
 
+// Readers resuming from far back read the events stream itself, a page at a time on the hub's thread; the
+// pages are shared out per tick (kCatchUpPagesPerTick, the first reader turning), so one organization's many
+// `?after=0` readers cannot stall every stream. Each still gets every event once, in order.
+TEST_F(LiveStreamTest, ReadersCatchingUpFromFarBackEachGetEveryEventInOrder) {
+  KeySchema k = KeySchema::FromConfig(*config_);
+  constexpr int kEvents = 2600;  // more than five pages of 500
+  std::vector<std::vector<std::string>> adds;
+  for (int i = 1; i <= kEvents; ++i) adds.push_back(GenerationStartedCommand(k, {12, 0, i}, 1'800'000'000'000 + i));
+  ASSERT_TRUE(redis_->Pipeline(adds).ok());
+  std::vector<std::unique_ptr<testing::RawConnection>> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.push_back(std::make_unique<testing::RawConnection>(service_->port()));
+    ASSERT_TRUE(readers.back()->Send("GET /v1/orgs/12/events?after=0 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  }
+  const std::string last = "\"generation_id\":" + std::to_string(kEvents) + ",";
+  for (auto& reader : readers) {
+    std::string raw = reader->ReadUntil(HasEventWith(last), 30000);
+    std::vector<int64_t> ids;
+    for (auto& [event, data] : SseEventsOf(raw)) {
+      if (event == "generation.started") ids.push_back(data["generation_id"].get<int64_t>());
+    }
+    ASSERT_EQ(ids.size(), static_cast<size_t>(kEvents));
+    for (int i = 0; i < kEvents; ++i) ASSERT_EQ(ids[i], i + 1) << "at " << i;
+  }
+}
+
 // A resume point with a part past UINT64_MAX is refused: Redis refuses every read from it, and the route used
 // to accept it and then send nothing for good. The largest id Redis can hold is still a resume point.
 TEST_F(LiveStreamTest, AnEventsResumePointThatDoesNotFitIn64BitsIsA400) {

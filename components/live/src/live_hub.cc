@@ -51,6 +51,10 @@ constexpr int64_t kYoungMs = 2000;
 constexpr int kRowTriesForInfo = 3;
 constexpr size_t kRecentEvents = 10000;  // events kept in memory for the events route; older ones: XRANGE
 constexpr int kEventsPage = 500;
+// Pages of the events stream read for readers behind the tail's window, per tick and for all of them: each
+// read waits on Redis on the hub's thread, and thousands of readers resuming from far back (one organization's
+// `?after=0`) would otherwise stall every organization's streams for as long as they catch up.
+constexpr int kCatchUpPagesPerTick = 4;
 // The failure's reason when only the control hash says the generation failed (the row would say why).
 constexpr const char* kFailedBeforeFirstChunk = "its producer gave up (no reason recorded)";
 
@@ -193,6 +197,8 @@ struct LiveHub::Impl {
   uint64_t epoch = 0;
   bool watch_set_dirty = false;
   bool events_dirty = true;      // new events (or readers): pump the events readers this tick
+  int catch_up_pages_left = 0;   // this tick's (kCatchUpPagesPerTick)
+  size_t events_first = 0;       // the event reader pumped first this tick: turns, so catching up is shared
   int64_t next_full_pass_ms = 0;
 
   prometheus::Gauge* gen_streams = nullptr;
@@ -627,7 +633,12 @@ void LiveHub::Impl::PumpEvents(EventsReader& r, int64_t now) {
   r.behind_since_ms = 0;
   std::string out;
   if (CompareStreamIds(r.last_id, covered_from) < 0) {
-    // Older than what the tail saw: a page of the stream itself.
+    // Older than what the tail saw: a page of the stream itself, if this tick has one left.
+    if (catch_up_pages_left <= 0) {
+      events_dirty = true;
+      return;
+    }
+    --catch_up_pages_left;
     auto page = redis->Command({"XRANGE", keys.EventsStream(), "(" + r.last_id, "+", "COUNT", std::to_string(kEventsPage)});
     if (!page.ok()) return;  // next tick
     auto entries = ParseEntries(keys.EventsStream(), *page);
@@ -744,7 +755,10 @@ void LiveHub::Impl::Run() {
     }
     if (full || events_dirty) {
       events_dirty = false;
-      for (auto& r : event_readers) PumpEvents(r, now);
+      catch_up_pages_left = kCatchUpPagesPerTick;
+      const size_t n = event_readers.size();
+      for (size_t k = 0; k < n; ++k) PumpEvents(event_readers[(events_first + k) % n], now);
+      events_first = n == 0 ? 0 : (events_first + 1) % n;
     }
     HttpWriteBatch batch;  // progress events and keep-alives, as above
     Housekeep(now, full);
