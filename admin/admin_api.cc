@@ -447,7 +447,10 @@ json AdminApi::Generation(RedisClient& r, int64_t org, int64_t gen, int64_t scen
   if (org <= 0 || gen <= 0 || scenario < 0) throw ApiError{400, "invalid_request", "org and gen must be positive"};
   KeySchema keys = KeySchema::FromConfig(config_);
   json buffer = json::array();
-  for (const auto& k : Must(InspectGenerationBuffer(r, keys, org, gen, scenario))) buffer.push_back(BufferKeyJson(k));
+  // Lengths only: the page shows them and refreshes every 3 s (the elements of a large buffer are a big LRANGE).
+  for (const auto& k : Must(InspectGenerationBuffer(r, keys, org, gen, scenario, /*with_elements=*/false))) {
+    buffer.push_back(BufferKeyJson(k));
+  }
   json row = nullptr;
   std::string row_error;
   if (store_ == nullptr) {

@@ -332,7 +332,7 @@ StatusOr<std::map<std::string, std::string>> TaskStatus(RedisClient& redis, cons
 }
 
 StatusOr<std::vector<BufferKeyInfo>> InspectGenerationBuffer(RedisClient& redis, const KeySchema& keys, int64_t org,
-                                                             int64_t gen, int64_t scenario) {
+                                                             int64_t gen, int64_t scenario, bool with_elements) {
   auto found = ScanKeys(redis, keys.BufferScanPattern(org, gen));
   if (!found.ok()) return found.status();
   std::sort(found->begin(), found->end());
@@ -345,7 +345,12 @@ StatusOr<std::vector<BufferKeyInfo>> InspectGenerationBuffer(RedisClient& redis,
     info.key = k;
     info.type = (*r)[0].str;
     info.ttl = (*r)[1].integer;
-    if (info.type == "list") {
+    if (info.type == "list" && !with_elements) {
+      auto n = redis.Command({"LLEN", k});
+      if (!n.ok()) return n.status();
+      info.llen = n->integer;
+    } else if (info.type == "list") {
+      info.elements_read = true;
       auto n = redis.Command({"LRANGE", k, "0", "-1"});
       if (!n.ok()) return n.status();
       std::vector<std::string> elements;

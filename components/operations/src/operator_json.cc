@@ -24,10 +24,12 @@ json BufferKeyJson(const BufferKeyInfo& key) {
   json j = {{"key", key.key}, {"type", key.type}, {"ttl", key.ttl}};
   if (key.type == "list") {
     j["llen"] = key.llen;
-    j["text"] = ToValidUtf8(key.text);
-    j["text_bytes"] = key.text.size();
-    j["stored_bytes"] = key.stored_bytes;
-    j["compressed_elements"] = key.compressed_elements;
+    if (key.elements_read) {
+      j["text"] = ToValidUtf8(key.text);
+      j["text_bytes"] = key.text.size();
+      j["stored_bytes"] = key.stored_bytes;
+      j["compressed_elements"] = key.compressed_elements;
+    }
   }
   if (key.type == "hash") j["hash"] = key.hash;
   return j;
