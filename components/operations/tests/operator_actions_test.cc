@@ -186,9 +186,11 @@ TEST_F(OperatorActionsTest, JsonFormsNameWhatTheCliAndTheAdminApiShow) {
   EXPECT_EQ(s["groups"][0]["consumer_list"][0]["name"], "w-1");
   EXPECT_FALSE(s["groups"][0].contains("last_delivered_id")) << "the admin API adds it, the CLI does not show it";
 
-  BufferKeyInfo list{"k", "list", 60, 3, {}, "abc", 1, 20};
+  BufferKeyInfo list{"k", "list", 60, 3, {}, "abc", 1, 20, /*elements_read=*/true};
   EXPECT_EQ(BufferKeyJson(list), json::parse(R"({"key":"k","type":"list","ttl":60,"llen":3,"text":"abc","text_bytes":3,
                                                  "stored_bytes":20,"compressed_elements":1})"));
+  BufferKeyInfo length_only{"k", "list", 60, 3, {}, "", 0, 0, false};  // the admin page's (with_elements false)
+  EXPECT_EQ(BufferKeyJson(length_only), json::parse(R"({"key":"k","type":"list","ttl":60,"llen":3})"));
   BufferKeyInfo meta{"k:meta", "hash", -1, -1, {{"total_chunks", "4"}}, "", 0, 0};
   EXPECT_EQ(BufferKeyJson(meta),
             json::parse(R"({"key":"k:meta","type":"hash","ttl":-1,"hash":{"total_chunks":"4"}})"));

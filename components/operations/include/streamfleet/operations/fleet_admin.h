@@ -102,12 +102,12 @@ struct BufferKeyInfo {
   int64_t ttl = -2;
   int64_t llen = -1;                          // lists only
   std::map<std::string, std::string> hash;    // hashes only (the :meta hash)
-  // Lists only (the buffer), when its elements were read (with_elements): decoded (buffer_element.h),
-  // compressed ones decompressed, in seq order.
-  bool elements_read = false;
+  // Lists only (the buffer), when its elements were read (elements_read, with_elements): decoded
+  // (buffer_element.h), compressed ones decompressed, in seq order.
   std::string text;
   int64_t compressed_elements = 0;
   int64_t stored_bytes = 0;  // what the elements' data takes in Redis (compressed frames as stored)
+  bool elements_read = false;
 };
 // Every key of a generation's buffer (both key forms; with scenario > 0 only that scenario's keys).
 // with_elements false: a list's length only (LLEN), not its elements (LRANGE of a buffer of up to 100 000
