@@ -494,7 +494,7 @@ json AdminApi::Action(RedisClient& r, const std::string& route, const json& body
     if (body.contains("queue") && body["queue"].is_string()) task.queue = body["queue"].get<std::string>();
     int64_t now = WallClockMs();
     int64_t delay_s = Int(body, "delay_seconds", 0);
-    // Bounded before it is multiplied: a larger one overflowed (undefined behaviour) into a time in the past.
+    // Bounded before it is multiplied: from about 9.2e15 s on the product overflowed (undefined behaviour).
     if (delay_s < 0 || delay_s > kMaxDelaySeconds) {
       throw ApiError{400, "invalid_request",
                      "\"delay_seconds\" must be 0 to " + std::to_string(kMaxDelaySeconds) + " (10 years)"};

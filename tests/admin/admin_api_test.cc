@@ -408,8 +408,8 @@ TEST_F(AdminApiTest, RequeueAllBringsChunkAndTaskDeadLettersBack) {
   EXPECT_EQ(redis_->Command({"XLEN", keys.ChunkDeadLetterStream()})->integer, 0);
 }
 
-// An operator's enqueue with a delay: a delay past 10 years was multiplied into a signed overflow (undefined
-// behaviour; a run time in the past); refused now, as is a number written with trailing characters.
+// An operator's enqueue with a delay: one of about 9.2e15 s or more overflowed when turned into milliseconds
+// (undefined behaviour); delays are bounded to 10 years now, and a number with trailing characters is refused.
 TEST_F(AdminApiTest, EnqueueRefusesADelayOutOfRangeOrNotAnInteger) {
   Start();
   const std::string bearer = std::string("Authorization: Bearer ") + kToken;
