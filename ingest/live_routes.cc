@@ -16,6 +16,7 @@ namespace {
 // (generation.run writes the status, and provider_chunks = 0 when nothing was streamed).
 live::CompactedRow FactsOf(const GenerationRow& row, bool has_text) {
   live::CompactedRow out;
+  out.chunk_count = row.chunk_count;
   auto md = nlohmann::json::parse(row.metadata, nullptr, false);
   if (!md.is_object()) return out;
   if (!has_text && md.value("status", nlohmann::json()) == "failed" &&
@@ -25,7 +26,6 @@ live::CompactedRow FactsOf(const GenerationRow& row, bool has_text) {
     out.error = error != md.end() && error->is_string() ? error->get<std::string>() : "";
     return out;
   }
-  out.chunk_count = row.chunk_count;
   if (auto v = md.find("json_valid"); v != md.end() && v->is_boolean()) out.json_valid = v->get<bool>();
   if (auto t = md.find("finalize_trigger"); t != md.end() && t->is_string()) out.trigger = t->get<std::string>();
   return out;

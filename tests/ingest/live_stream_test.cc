@@ -416,9 +416,10 @@ TEST_F(LiveStreamTest, ACompactedGenerationWhoseBufferExpiredIsServedFromItsRow)
 }
 
 // A stream opened after compaction while the buffer is still there reads the row only for its facts (chunk
-// count, json_valid). A row that cannot be read (here `compacted` is not base64; an artifact whose store this
-// ingest does not have is the same) kept the stream open for ever with the whole text sent, the row re-read
-// every second. After a few tries it ends without the facts.
+// count, json_valid). A row that cannot be read (here its table is gone; before the hub read the facts
+// without the text, a corrupt `compacted` or an artifact whose store this ingest lacks did the same) kept the
+// stream open for ever with the whole text sent, the row re-read every second. After a few tries it ends
+// without the facts.
 TEST_F(LiveStreamTest, ACompactedStreamWhoseRowCannotBeReadEndsWithItsText) {
   const std::string path = "/v1/orgs/12/generations/4445";
   ASSERT_EQ(Post(path + "/chunks", nlohmann::json{{"data", "all "}}.dump()), 202);
@@ -433,7 +434,7 @@ TEST_F(LiveStreamTest, ACompactedStreamWhoseRowCannotBeReadEndsWithItsText) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
   sqlite3_busy_timeout(db, 5000);
-  EXPECT_EQ(sqlite3_exec(db, "UPDATE scenario_generations SET compacted = '%%%' WHERE id = 4445", nullptr, nullptr,
+  EXPECT_EQ(sqlite3_exec(db, "ALTER TABLE scenario_generations RENAME TO hidden_generations", nullptr, nullptr,
                          nullptr),
             SQLITE_OK);
   sqlite3_close(db);
