@@ -12,6 +12,16 @@ namespace {
 
 using json = nlohmann::json;
 
+// The refusals both handlers below give, in the same words.
+std::string ParseErrorText(std::size_t position, const nlohmann::detail::exception& ex) {
+  // nlohmann quotes the bytes it stopped at, which may cut a UTF-8 character: the message goes into JSON
+  // error bodies and metadata, so it must be valid UTF-8 itself. Its message already carries line/column;
+  // the byte offset is kept too for NDJSON callers.
+  return ToValidUtf8(ex.what()) + " (byte " + std::to_string(position > 0 ? position - 1 : 0) + ")";
+}
+std::string DuplicateKeyText(const std::string& key) { return "duplicate key \"" + key.substr(0, 64) + "\" in an object"; }
+std::string TooDeepText(int max_depth) { return "JSON nested deeper than " + std::to_string(max_depth) + " levels"; }
+
 // A SAX handler that builds the DOM iteratively with an explicit stack of open containers, so neither the
 // parse nor the build recurses on input-controlled depth.
 class BoundedBuilder {
@@ -34,7 +44,7 @@ class BoundedBuilder {
   bool key(json::string_t& k) {
     json* obj = open_.back();
     if (limits_.reject_duplicate_keys && obj->contains(k)) {
-      error_ = "duplicate key \"" + k.substr(0, 64) + "\" in an object";
+      error_ = DuplicateKeyText(k);
       return false;
     }
     slot_ = &(*obj)[std::move(k)];
@@ -42,11 +52,7 @@ class BoundedBuilder {
   }
 
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) {
-    // nlohmann quotes the bytes it stopped at, which may cut a UTF-8 character: the message goes into
-    // JSON error bodies and metadata, so it must be valid UTF-8 itself.
-    error_ = ToValidUtf8(ex.what());
-    // nlohmann's message already carries line/column; keep the byte offset too for NDJSON callers.
-    error_ += " (byte " + std::to_string(position > 0 ? position - 1 : 0) + ")";
+    error_ = ParseErrorText(position, ex);
     return false;
   }
 
@@ -74,7 +80,7 @@ class BoundedBuilder {
   }
   bool Open(json&& container) {
     if (static_cast<int>(open_.size()) >= limits_.max_depth) {
-      error_ = "JSON nested deeper than " + std::to_string(limits_.max_depth) + " levels";
+      error_ = TooDeepText(limits_.max_depth);
       return false;
     }
     open_.push_back(Place(std::move(container)));
@@ -117,13 +123,13 @@ class Checker {
   bool key(json::string_t& k) {
     Note(k);
     if (limits_.reject_duplicate_keys && !open_.back().insert(k).second) {
-      error_ = "duplicate key \"" + k.substr(0, 64) + "\" in an object";
+      error_ = DuplicateKeyText(k);
       return false;
     }
     return true;
   }
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) {
-    error_ = ToValidUtf8(ex.what()) + " (byte " + std::to_string(position > 0 ? position - 1 : 0) + ")";
+    error_ = ParseErrorText(position, ex);
     return false;
   }
   const std::string& error() const { return error_; }
@@ -134,7 +140,7 @@ class Checker {
   }
   bool Open() {
     if (depth_ >= limits_.max_depth) {
-      error_ = "JSON nested deeper than " + std::to_string(limits_.max_depth) + " levels";
+      error_ = TooDeepText(limits_.max_depth);
       return false;
     }
     ++depth_;
@@ -155,41 +161,35 @@ class Checker {
   std::string error_;
 };
 
-}  // namespace
-
-Status CheckJsonInput(std::string_view text, const JsonLimits& limits, JsonFacts* facts) {
+// Runs nlohmann's SAX parser over `text` with `handler` (the size limit first): OK, or kInvalidArgument
+// with the handler's reason.
+template <class Handler>
+Status RunSax(std::string_view text, const JsonLimits& limits, Handler& handler) {
   if (limits.max_bytes > 0 && text.size() > limits.max_bytes) {
     return Status::InvalidArgument("JSON document of " + std::to_string(text.size()) + " bytes exceeds " +
                                    std::to_string(limits.max_bytes));
   }
-  JsonFacts ignored;
-  Checker c(limits, facts != nullptr ? *facts : ignored);
   bool ok = false;
   try {
-    ok = json::sax_parse(text.begin(), text.end(), &c, json::input_format_t::json, /*strict=*/true);
+    ok = json::sax_parse(text.begin(), text.end(), &handler, json::input_format_t::json, /*strict=*/true);
   } catch (const std::exception& e) {
     return Status::InvalidArgument(std::string("not valid JSON: ") + e.what());
   }
-  if (!ok) return Status::InvalidArgument(c.error().empty() ? "not valid JSON" : c.error());
+  if (!ok) return Status::InvalidArgument(handler.error().empty() ? "not valid JSON" : handler.error());
   return Status::Ok();
 }
 
+}  // namespace
+
+Status CheckJsonInput(std::string_view text, const JsonLimits& limits, JsonFacts* facts) {
+  JsonFacts ignored;
+  Checker c(limits, facts != nullptr ? *facts : ignored);
+  return RunSax(text, limits, c);
+}
+
 StatusOr<json> ParseJsonInput(std::string_view text, const JsonLimits& limits) {
-  if (limits.max_bytes > 0 && text.size() > limits.max_bytes) {
-    return Status::InvalidArgument("JSON document of " + std::to_string(text.size()) + " bytes exceeds " +
-                                   std::to_string(limits.max_bytes));
-  }
   BoundedBuilder b(limits);
-  bool ok = false;
-  try {
-    ok = json::sax_parse(text.begin(), text.end(), &b, json::input_format_t::json, /*strict=*/true);
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument(std::string("not valid JSON: ") + e.what());
-  }
-  if (!ok) {
-    if (b.error().empty()) return Status::InvalidArgument("not valid JSON");
-    return Status::InvalidArgument(b.error());
-  }
+  SF_RETURN_IF_ERROR(RunSax(text, limits, b));
   return b.Take();
 }
 
