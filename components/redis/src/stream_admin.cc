@@ -94,10 +94,21 @@ StatusOr<std::vector<ClaimedEntry>> ClaimIdle(RedisClient& redis, const std::str
   return out;
 }
 
+namespace {
+
+// An XINFO's refusal for a stream nobody wrote to yet, or a group its consumers have not created yet: nothing
+// there to trim or remove, not a failure.
+bool NothingThere(const Status& s) {
+  const std::string& message = s.message();
+  return message.find("no such key") != std::string::npos || message.find("NOGROUP") != std::string::npos;
+}
+
+}  // namespace
+
 StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream, int64_t keep_ms) {
   auto groups = redis.Command({"XINFO", "GROUPS", stream});
   if (!groups.ok()) {
-    if (groups.status().message().find("no such key") != std::string::npos) return int64_t{0};
+    if (NothingThere(groups.status())) return int64_t{0};
     return groups.status();
   }
   if (groups->elements.empty()) return int64_t{0};  // no group: nobody consumes; leave it to MAXLEN policies
@@ -144,12 +155,7 @@ StatusOr<int64_t> RemoveDeadConsumers(RedisClient& redis, const std::string& str
                                       int64_t idle_ms) {
   auto r = redis.Command({"XINFO", "CONSUMERS", stream, group});
   if (!r.ok()) {
-    // A stream nobody wrote to yet, or whose group its consumers have not created yet: nobody to remove
-    // (TrimAcknowledged answers 0 for a missing stream the same way).
-    const std::string message = r.status().message();
-    if (message.find("no such key") != std::string::npos || message.find("NOGROUP") != std::string::npos) {
-      return int64_t{0};
-    }
+    if (NothingThere(r.status())) return int64_t{0};
     return r.status();
   }
   int64_t removed = 0;
