@@ -112,8 +112,7 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot) {
       deliveries[c.entry.id] = c.times_delivered;
       std::lock_guard<std::mutex> l(slot.watch->mu);
       slot.held.push_back(std::move(c.entry));
-      slot.watch->leases_fresh_at = WatchClock::now();  // claiming reset their idle time
-      slot.watch->leases_confirmed_at = slot.watch->leases_fresh_at;
+      slot.watch->LeasesDeliveredNow();
     }
     while (std::optional<StreamEntry> entry = slot.TakeHeld()) {
       SF_LOG_INFO("running task {} taken over from a dead worker", entry->id);

@@ -86,8 +86,7 @@ void Poller::Hold(Slot& slot, std::vector<StreamEntry> entries) {
   executor_.Watch(slot);
   std::lock_guard<std::mutex> l(slot.watch->mu);
   slot.held.assign(std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
-  slot.watch->leases_fresh_at = WatchClock::now();  // delivery reset their idle time
-  slot.watch->leases_confirmed_at = slot.watch->leases_fresh_at;
+  slot.watch->LeasesDeliveredNow();
   slot.batch_fast = true;
 }
 

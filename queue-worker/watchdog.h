@@ -90,6 +90,9 @@ struct SlotWatch {
   // whose renewals all got an answer. Older than half a visibility timeout (Redis away), a held task is asked
   // about before it runs (Executor). Guarded by mu.
   WatchClock::time_point leases_confirmed_at = WatchClock::time_point::min();
+  // The held tasks were just delivered or claimed, which reset their idle time: their leases are fresh and
+  // known to be this slot's. Call with mu held.
+  void LeasesDeliveredNow() { leases_fresh_at = leases_confirmed_at = WatchClock::now(); }
   // Starts a replacement thread for this slot, handing it the abandoned attempt. Guarded by mu; empty = this
   // slot's thread cannot be replaced, so it is never abandoned.
   std::function<void(AbandonedAttempt)> replace;
