@@ -91,7 +91,7 @@ void AdminServer::HandleLogin(HttpExchange& ex) {
   }
   auto offered = auth_.OfferToken(form["token"]);
   if (!offered) {
-    ex.Respond(429, "text/plain", "too many wrong tokens: try again in a few seconds\n",
+    ex.Respond(429, "text/plain", std::string(AdminAuth::kThrottledReason) + "\n",
                WithSecurity({{"Retry-After", std::to_string(AdminAuth::kFailureWindow.count())}}));
     return;
   }

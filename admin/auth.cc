@@ -68,7 +68,7 @@ bool AdminAuth::LoopbackHost(const HttpExchange& ex) {
   if (!host) return false;
   std::string name = *host;
   if (!name.empty() && name[0] == '[') {
-    name = name.substr(1, name.find(']') == std::string::npos ? std::string::npos : name.find(']') - 1);
+    name = name.substr(1, name.find(']') - 1);  // npos - 1 is still "to the end"
   } else if (auto colon = name.find(':'); colon != std::string::npos) {
     name = name.substr(0, colon);
   }
@@ -124,7 +124,7 @@ RequestAuth AdminAuth::Check(const HttpExchange& ex, const std::string& form_csr
     auto offered = OfferToken(authz->substr(bearer.size()));
     if (!offered) {
       out.result = AuthResult::kThrottled;
-      out.reason = "too many wrong tokens: try again in a few seconds";
+      out.reason = kThrottledReason;
       return out;
     }
     out.bearer = *offered;

@@ -48,6 +48,7 @@ class AdminAuth {
 
   static constexpr int kMaxTokenFailures = 10;
   static constexpr std::chrono::seconds kFailureWindow{10};
+  static constexpr const char* kThrottledReason = "too many wrong tokens: try again in a few seconds";
 
   bool insecure() const { return insecure_; }
   // Constant-time comparison with the configured token (false when none is configured).
