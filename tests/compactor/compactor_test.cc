@@ -141,6 +141,23 @@ class CompactorTest : public testing::RedisSuite<::testing::TestWithParam<std::s
     db_url_ = db_url_.substr(0, colon + 1) + std::to_string(proxy->port()) + db_url_.substr(slash);
     return proxy;
   }
+  // Generation `gen` of organization 1 sent as two chunks and finalized: its row must exist and hold the text
+  // only (no llm_response, json_valid false, the text as sent). Its metadata.
+  nlohmann::json TextOnlyRowMetadata(CompactorService& svc, int64_t gen, const std::string& first,
+                                     const std::string& last) {
+    GenerationId g{1, 0, gen};
+    Send(g, 0, first);
+    Send(g, 1, last, true);
+    Pump(svc);
+    auto row = Row(gen);
+    EXPECT_TRUE(row.has_value()) << "no row: the finalization was refused";
+    if (!row) return nlohmann::json::object();
+    EXPECT_FALSE(row->llm_response.has_value());
+    EXPECT_EQ(Decoded(*row), first + last);
+    auto md = Meta(*row);
+    EXPECT_EQ(md["json_valid"], false);
+    return md;
+  }
   std::string Decoded(const GenerationRow& row) { return Base64Decode(row.compacted.value_or("")).value_or("<bad>"); }
   nlohmann::json Meta(const GenerationRow& row) { return nlohmann::json::parse(row.metadata); }
   double CounterValue(prometheus::Counter& c) { return c.Value(); }
@@ -407,16 +424,7 @@ TEST_P(CompactorTest, AControlHashCreatedByTheCompactorExpiresWithItsGeneration)
 
 TEST_P(CompactorTest, InvalidJsonIsStoredWithARecordedFallback) {
   auto& svc = AddService();
-  GenerationId g{1, 0, 12};
-  Send(g, 0, "{\"a\": 1,");
-  Send(g, 1, " oops", true);
-  Pump(svc);
-  auto row = Row(12);
-  ASSERT_TRUE(row.has_value());
-  EXPECT_FALSE(row->llm_response.has_value());
-  EXPECT_EQ(Decoded(*row), "{\"a\": 1, oops");
-  auto md = Meta(*row);
-  EXPECT_EQ(md["json_valid"], false);
+  auto md = TextOnlyRowMetadata(svc, 12, "{\"a\": 1,", " oops");
   EXPECT_TRUE(md["json_fallback"]["reason"].is_string());
   EXPECT_EQ(CounterValue(svc.metrics().json_fallbacks), 1);
 }
@@ -425,16 +433,7 @@ TEST_P(CompactorTest, InvalidJsonIsStoredWithARecordedFallback) {
 // dead-lettered, the generation without a row. Text with the fallback recorded, the same on both backends.
 TEST_P(CompactorTest, JsonHoldingUPlus0000IsStoredAsTextOnEveryBackend) {
   auto& svc = AddService();
-  GenerationId g{1, 0, 13};
-  Send(g, 0, "{\"a\": \"servers busy, no connection");
-  Send(g, 1, "\\u0000\"}", true);
-  Pump(svc);
-  auto row = Row(13);
-  ASSERT_TRUE(row.has_value()) << "no row: the finalization was refused";
-  EXPECT_FALSE(row->llm_response.has_value());
-  EXPECT_EQ(Decoded(*row), "{\"a\": \"servers busy, no connection\\u0000\"}");
-  auto md = Meta(*row);
-  EXPECT_EQ(md["json_valid"], false);
+  auto md = TextOnlyRowMetadata(svc, 13, "{\"a\": \"servers busy, no connection", "\\u0000\"}");
   EXPECT_NE(md["json_fallback"]["reason"].get<std::string>().find("U+0000"), std::string::npos);
 }
 
