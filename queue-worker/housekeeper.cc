@@ -24,19 +24,24 @@ Housekeeper::Housekeeper(const Config& config, Clock& clock, const TaskLifecycle
 }
 
 StatusOr<int> Housekeeper::Housekeep(RedisClient& redis, Slot& slot) {
+  SF_RETURN_IF_ERROR(Schedule(redis, slot.consumer));
+  return Reclaim(redis, slot);
+}
+
+Status Housekeeper::Schedule(RedisClient& redis, const std::string& consumer) {
   auto moved = MoveDueTasks(redis, lifecycle_.keys(), clock_.NowMs(), 500, QueueNames(config_));
   if (!moved.ok()) return moved.status();
   const int64_t now = clock_.NowMs();
   SF_RETURN_IF_ERROR(FirePeriodic(redis, now));
   SF_RETURN_IF_ERROR(schedules_.FireDue(redis, now));
-  SF_RETURN_IF_ERROR(ForwardEvents(redis, slot.consumer, now));
+  SF_RETURN_IF_ERROR(ForwardEvents(redis, consumer, now));
   // A trim that failed (a queue stream or its group not there yet) is tried again in kTrimIntervalMs; the
   // round goes on: the reclaim of a dead worker's tasks must not wait for it.
   if (Status trimmed = TrimQueues(redis, now); !trimmed.ok()) {
     SF_LOG_WARN("trimming the queue streams failed (tried again in {} s): {}", kTrimIntervalMs / 1000,
                 trimmed.ToString());
   }
-  return Reclaim(redis, slot);
+  return Status::Ok();
 }
 
 Status Housekeeper::TrimQueues(RedisClient& redis, int64_t now_ms) {

@@ -1,5 +1,5 @@
 #pragma once
-// What the housekeeping thread does each round, besides the slots' work: moves due scheduled tasks (delayed
+// What the worker does besides the slots' work, each round: moves due scheduled tasks (delayed
 // tasks and retries) to their queues, fires periodic tasks (PERIODIC_TASKS) once per period and cron
 // schedules (SCHEDULES, schedule_firer.h) once per occurrence fleet-wide,
 // forwards fleet events to EVENTS_WEBHOOK_URL (event_forwarder.h), and takes over the tasks of dead workers
@@ -8,7 +8,12 @@
 // group's consumers that are long gone (DEAD_CONSUMER_IDLE): without it every task ever enqueued stayed in
 // its stream, and Redis (noeviction) would end by refusing every write of the fleet.
 //
-// Thread-safety: one thread at a time (the housekeeping thread, or a direct caller of HousekeepOnce).
+// WorkerService::Run calls the two halves from two threads: Schedule on the scheduling thread, Reclaim on the
+// housekeeping thread, which runs what it claims inline. Run on one thread, a dead worker's long tasks held
+// back every delayed task, retry, periodic task, cron occurrence and event until they had all run.
+//
+// Thread-safety: Schedule one thread at a time, Reclaim one thread at a time (the two share no state);
+// Housekeep (both, in turn) is for a direct caller (HousekeepOnce) and excludes the other two.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -30,9 +35,14 @@ class Housekeeper {
   Housekeeper(const Config& config, Clock& clock, const TaskLifecycle& lifecycle, Executor& executor,
               Finisher& finisher, WorkerMetrics& metrics);
 
-  // One round, as the slot's consumer. Returns 0, or kAbandoned if the watchdog abandoned the calling thread
-  // while a claimed task ran (as Poller::PollBatch).
+  // One round, as the slot's consumer: Schedule, then Reclaim. Returns 0, or kAbandoned if the watchdog
+  // abandoned the calling thread while a claimed task ran (as Poller::PollBatch).
   StatusOr<int> Housekeep(RedisClient& redis, Slot& slot);
+  // Due scheduled tasks to their queues, periodic tasks, cron schedules, events (as `consumer` of the events
+  // group) and, every kTrimIntervalMs, the trim. Runs no task.
+  Status Schedule(RedisClient& redis, const std::string& consumer);
+  // XAUTOCLAIM of each queue stream's idle tasks; runs them inline (kAbandoned as Housekeep).
+  StatusOr<int> Reclaim(RedisClient& redis, Slot& slot);
 
  private:
   // Each periodic task whose period (of Redis' clock) has not fired yet: exactly one process of the fleet
@@ -42,9 +52,6 @@ class Housekeeper {
   // XTRIM MINID of each queue stream below its oldest pending or undelivered entry (TrimAcknowledged), and
   // RemoveDeadConsumers; at most once per kTrimIntervalMs.
   Status TrimQueues(RedisClient& redis, int64_t now_ms);
-  // XAUTOCLAIM of each queue stream's idle tasks; runs them inline (kAbandoned as Housekeep).
-  StatusOr<int> Reclaim(RedisClient& redis, Slot& slot);
-
   const Config& config_;
   Clock& clock_;
   const TaskLifecycle& lifecycle_;
@@ -53,10 +60,12 @@ class Housekeeper {
   WorkerMetrics& metrics_;
   std::unique_ptr<EventForwarder> forwarder_;  // only with EVENTS_WEBHOOK_URL
   ScheduleFirer schedules_;                    // SCHEDULES
-  // Tasks claimed per stream and round; the ones waiting while the first runs are held with renewed leases.
+  // Reclaim's. Tasks claimed per stream and round; the ones waiting while the first runs are held with
+  // renewed leases.
   static constexpr int kClaimCount = 10;
   std::map<std::string, std::string> claim_cursors_;  // XAUTOCLAIM's next start per queue stream
-  // Trimming reads XINFO GROUPS and XPENDING of every queue stream: not on every round (a few ms apart).
+  // Schedule's. Trimming reads XINFO GROUPS and XPENDING of every queue stream: not on every round (a few ms
+  // apart).
   static constexpr int64_t kTrimIntervalMs = 10000;
   int64_t next_trim_ms_ = 0;
 };

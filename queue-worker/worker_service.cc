@@ -95,12 +95,26 @@ bool WorkerService::HousekeeperLoop(Slot& slot, std::optional<AbandonedAttempt> 
     poller_.FlushAndReport(*redis, slot, "housekeeping");
   }
   while (!stop.load()) {
-    auto r = housekeeper_.Housekeep(*redis, slot);
+    auto r = housekeeper_.Reclaim(*redis, slot);
     if (r.ok() && *r == kAbandoned) return false;
     metrics_.redis_health.Report(r.ok() ? Status::Ok() : r.status(), "housekeeping");
-    for (int i = 0; i < 5 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Nap(stop);
   }
   return true;
+}
+
+bool WorkerService::SchedulerLoop(const std::string& consumer, const std::atomic<bool>& stop) {
+  auto redis = RedisClient::Lazy(config_.redis);
+  while (!stop.load()) {
+    metrics_.redis_health.Report(housekeeper_.Schedule(*redis, consumer), "scheduling");
+    Nap(stop);
+  }
+  return true;
+}
+
+void WorkerService::Nap(const std::atomic<bool>& stop) {
+  // 250 ms between rounds, cut short by stop.
+  for (int i = 0; i < 5 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
 }
 
 void WorkerService::Run(const std::atomic<bool>& stop) {
@@ -115,6 +129,11 @@ void WorkerService::Run(const std::atomic<bool>& stop) {
   auto housekeeper = std::make_shared<Slot>(config_.consumer_name + "-housekeeper");
   threads.Start(housekeeper->watch, [this, housekeeper, &stop](std::optional<AbandonedAttempt> orphan) {
     return HousekeeperLoop(*housekeeper, std::move(orphan), stop);
+  });
+  // Runs no handler, so it is never abandoned. Reads the events group as the housekeeper's consumer, as the
+  // single housekeeping thread did, so the events an upgraded worker held are its own again.
+  threads.Start(nullptr, [this, consumer = housekeeper->consumer, &stop](std::optional<AbandonedAttempt>) {
+    return SchedulerLoop(consumer, stop);
   });
   threads.Wait();  // each slot finishes its running and read-ahead tasks first: graceful drain
 }

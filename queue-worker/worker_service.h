@@ -2,13 +2,14 @@
 // The queue-worker: WORKER_CONCURRENCY slots, each a thread and a consumer (own connection) in the "workers"
 // group of every queue stream, picking queues by weight and reading short tasks ahead in batches (slot.h,
 // poller.h). A slot runs each task's handler inline on its own thread (no hand-off per task; executor.h). One
-// housekeeping thread moves due scheduled tasks, fires periodic tasks once per period fleet-wide, and takes
-// over tasks of dead workers (XAUTOCLAIM), running them inline too (housekeeper.h). One watchdog thread per
-// process (watchdog.h) watches every slot and the housekeeper while their handlers run: it renews the running
-// and the read-ahead tasks' leases (ExtendLease every third of VISIBILITY_TIMEOUT) so only a dead worker's
-// tasks are taken over, cancels an attempt at its type's timeout, and replaces a slot thread whose handler
-// ignores cancellation past TASK_TIMEOUT_GRACE (slot_threads.h). With EVENTS_WEBHOOK_URL the housekeeper also
-// turns fleet events into webhook tasks (event_forwarder.h).
+// scheduling thread moves due scheduled tasks, fires periodic tasks once per period fleet-wide and, with
+// EVENTS_WEBHOOK_URL, turns fleet events into webhook tasks (event_forwarder.h); one housekeeping thread takes
+// over tasks of dead workers (XAUTOCLAIM) and runs them inline too (housekeeper.h), so a dead worker's long
+// tasks never hold back what is due. One watchdog thread per process (watchdog.h) watches every slot and the
+// housekeeper while their handlers run: it renews the running and the read-ahead tasks' leases (ExtendLease
+// every third of VISIBILITY_TIMEOUT) so only a dead worker's tasks are taken over, cancels an attempt at its
+// type's timeout, and replaces a slot thread whose handler ignores cancellation past TASK_TIMEOUT_GRACE
+// (slot_threads.h).
 // Failures retry with exponential backoff and jitter through the scheduled set; the last failure, an unknown
 // type or an undecodable envelope goes to the dead-letter stream with its reason and history (finisher.h,
 // retry_policy.h), and the task's status record (when it has one and its id is known) says "dead" with that
@@ -84,6 +85,8 @@ class WorkerService {
   // thread this one replaces left, finished first.
   bool SlotLoop(Slot& slot, std::optional<AbandonedAttempt> orphan, const std::atomic<bool>& stop);
   bool HousekeeperLoop(Slot& slot, std::optional<AbandonedAttempt> orphan, const std::atomic<bool>& stop);
+  bool SchedulerLoop(const std::string& consumer, const std::atomic<bool>& stop);
+  static void Nap(const std::atomic<bool>& stop);
 
   const Config& config_;
   const TaskLifecycle lifecycle_;  // every state change of a task: streams and status record

@@ -295,6 +295,40 @@ TEST_F(WorkerTest, ASlotWhoseLeasesLapsedAsksBeforeRunningAHeldTask) {
 }
 
 // streamfleet_worker_busy is counted from the slots when scraped (not updated per task).
+// The housekeeping thread runs what it takes over from a dead worker inline. Due delayed tasks (and retries,
+// periodic tasks, cron occurrences) are moved by another thread, so a long taken-over task does not hold
+// them back: the delayed task runs on the free slot while the taken-over one is still running.
+TEST_F(WorkerTest, ADeadWorkersLongTaskDoesNotHoldBackDueDelayedTasks) {
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  auto started = std::make_shared<std::atomic<bool>>(false);
+  handlers_.Register("long", [release, started](TaskContext&) {
+    started->store(true);
+    testing::WaitUntil([&] { return release->load(); }, 10000);
+    return Status::Ok();
+  });
+  std::atomic<int> quick{0};
+  handlers_.Register("quick", [&quick](TaskContext&) {
+    ++quick;
+    return Status::Ok();
+  });
+  auto& w = Make({{"WORKER_CONCURRENCY", "1"}, {"CONSUMER_NAME", "alive"}});
+  std::string long_id = Enqueue("long");
+  ASSERT_EQ(ReadAs("dead", "default").size(), 1u);  // taken by a worker that then died
+  EnqueueOptions later;
+  later.run_at_ms = kStart + 60'000;
+  Enqueue("quick", "{}", later);
+  std::this_thread::sleep_for(milliseconds(250));  // past VISIBILITY_TIMEOUT 200ms: reclaimable
+  Running run(w);
+  ASSERT_TRUE(testing::WaitUntil([&] { return started->load(); })) << "the housekeeper took the task over";
+  clock_.Advance(60'000);  // the delayed task is due now
+  EXPECT_TRUE(testing::WaitUntil([&] { return quick.load() == 1; }, 3000))
+      << "the due delayed task waited for the taken-over task";
+  EXPECT_FALSE(release->load());
+  release->store(true);
+  ASSERT_TRUE(testing::WaitUntil([&] { return StatusField(long_id, "state") == "succeeded"; }));
+  EXPECT_EQ(quick.load(), 1);
+}
+
 TEST_F(WorkerTest, BusyGaugeCountsTheSlotsRunningATask) {
   std::atomic<bool> release{false};
   std::atomic<int> started{0};
