@@ -1,5 +1,7 @@
 #include "ingest/ingest_service.h"
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -72,6 +74,29 @@ namespace {
 
 // One shared pipelined connection for the request threads (AsyncRedis, also over TLS and behind Sentinel);
 // on a Redis Cluster, which that client does not follow, a pool of blocking clients instead.
+// Every connection is a file descriptor. Container runtimes often start processes with a soft limit of 1024,
+// far below what INGEST_MAX_CONNECTIONS allows (10 000 idle live streams are a target): the soft limit is
+// raised to the hard one, as Go's runtime and nginx's worker_rlimit_nofile do, and an operator is told when
+// even that is too low for the cap (past it a connection is dropped by the kernel's accept, not answered).
+void RaiseDescriptorLimit(int64_t max_connections) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  // Besides the connections: Redis connections, the metrics server's, the database, logs.
+  constexpr int64_t kOtherDescriptors = 256;
+  if (max_connections > 0 && lim.rlim_cur != RLIM_INFINITY &&
+      static_cast<int64_t>(lim.rlim_cur) < max_connections + kOtherDescriptors) {
+    SF_LOG_WARN("the file descriptor limit ({}) is below INGEST_MAX_CONNECTIONS ({}) plus {} for the process's "
+                "own: connections past it are refused by the kernel rather than answered 503 (raise the "
+                "container's nofile limit, or lower INGEST_MAX_CONNECTIONS)",
+                static_cast<int64_t>(lim.rlim_cur), max_connections, kOtherDescriptors);
+  }
+}
+
 std::unique_ptr<RedisCommands> RequestPathRedis(const Config& full) {
   const RedisConfig& config = full.redis;
   // With INGEST_WAIT_REPLICAS every append waits (WAIT) on its connection: one shared connection would
@@ -116,15 +141,20 @@ Status IngestService::Start() {
     guest.on_start = [this](uv_loop_s* loop) { fast_redis_ = AsyncRedis::OnLoop(config_.redis, loop); };
     guest.on_finish = [this] { fast_redis_->Close(); };
   }
+  RaiseDescriptorLimit(config_.ingest_max_connections);
+  LoopHttpLimits limits;
+  limits.max_connections = config_.ingest_max_connections;
+  prometheus::Counter* refused = &metrics_.rejections.Add({{"reason", "too_many_connections"}});
+  limits.on_refused = [refused] { refused->Increment(); };
   auto http = LoopHttpServer::Start(
       config_.ingest_listen, config_.ingest_threads, [this](HttpExchange& ex) { Handle(ex); },
       config_.ingest_request_timeout_ms, [this](const std::shared_ptr<HttpExchange>& ex) { return HandleFast(ex); },
-      std::move(guest));
+      std::move(guest), std::move(limits));
   if (!http.ok()) return http.status();
   http_ = std::move(*http);
   sampler_ = std::thread([this] {
     while (!stopping_.load()) {
-      SampleBacklog();
+      SampleGauges();
       for (int i = 0; i < 10 && !stopping_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
@@ -144,7 +174,8 @@ Status IngestService::Ready() {
   return Status::Ok();
 }
 
-void IngestService::SampleBacklog() {
+void IngestService::SampleGauges() {
+  metrics_.open_connections.Set(static_cast<double>(http_->open_connections()));
   auto b = writer_.Backlog(*sampler_redis_);
   redis_health_.Report(b.status(), "sample backlog");
   if (b.ok()) {

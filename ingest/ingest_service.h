@@ -46,6 +46,7 @@ class IngestService {
   // Stops accepting, finishes in-flight requests, stops the sampler. Idempotent.
   void Stop();
   int port() const { return http_ ? http_->port() : 0; }
+  int64_t open_connections() const { return http_ ? http_->open_connections() : 0; }
   Status Ready();
   const DependencyHealth& redis_health() const { return redis_health_; }
 
@@ -105,7 +106,8 @@ class IngestService {
   bool Written(HttpExchange& ex, const GenerationId& gen, const StatusOr<AppendResult>& r,
                const std::vector<PendingChunk>& batch,
                AppendResult* total);
-  void SampleBacklog();
+  // The sampler thread's round: the chunk-stream backlog (backpressure) and the open connections.
+  void SampleGauges();
 
   const Config& config_;
   IngestMetrics metrics_;

@@ -61,6 +61,11 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                   .Help("Chunk-stream entries not yet delivered to the compactors, as last seen")
                   .Register(r)
                   .Add({})),
+      open_connections(prometheus::BuildGauge()
+                           .Name("streamfleet_ingest_open_connections")
+                           .Help("HTTP connections open, live streams included (capped by INGEST_MAX_CONNECTIONS)")
+                           .Register(r)
+                           .Add({})),
       redis_up(prometheus::BuildGauge()
                    .Name("streamfleet_redis_up")
                    .Help("1 when the last Redis operation of this process succeeded")

@@ -22,6 +22,7 @@ struct IngestMetrics {
   prometheus::Counter& idempotent_replays;
   prometheus::Histogram& redis_write_seconds;
   prometheus::Gauge& backlog;
+  prometheus::Gauge& open_connections;  // the HTTP server's, requests' and live streams' (INGEST_MAX_CONNECTIONS)
   prometheus::Gauge& redis_up;
   prometheus::Counter& tasks_enqueued;  // through the task API (task_api.h)
 };

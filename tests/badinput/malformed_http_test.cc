@@ -10,6 +10,7 @@
 #include "streamfleet/redis/redis.h"
 #include "support/ingest_harness.h"
 #include "support/raw_http.h"
+#include "support/wait.h"
 #include "streamfleet/testing/chunk_envelope.h"
 #include "streamfleet/testing/redis_server.h"
 
@@ -250,6 +251,42 @@ TEST_F(MalformedHttpTest, OneOrganizationsSlowUploadsLeaveWorkersForTheOthers) {
     EXPECT_EQ(StatusOf(c->ReadResponse(3000)), 202);
   }
   EXPECT_EQ(StreamLength(), 4);
+}
+
+// Every connection holds a file descriptor and memory: past INGEST_MAX_CONNECTIONS a new one is answered 503
+// too_many_connections and closed, and counted; once a connection closes, a new one is served again.
+TEST_F(MalformedHttpTest, ConnectionsPastTheCapAreAnswered503AndTheRestServed) {
+  IngestHarness ingest(server_->port(), {{"INGEST_MAX_CONNECTIONS", "3"}});
+  std::vector<std::unique_ptr<RawConnection>> idle;
+  for (int i = 0; i < 3; ++i) idle.push_back(std::make_unique<RawConnection>(ingest.port()));
+  // The three are accepted (and counted) before the fourth arrives: accepts are handled in order.
+  {
+    RawConnection fourth(ingest.port());
+    std::string refused = fourth.ReadUntilClosed(3000);
+    EXPECT_EQ(StatusOf(refused), 503) << refused;
+    EXPECT_NE(refused.find("too_many_connections"), std::string::npos) << refused;
+    EXPECT_NE(refused.find("Retry-After: 1"), std::string::npos) << refused;
+    EXPECT_NE(refused.find("Connection: close"), std::string::npos) << refused;
+  }
+  // The connections inside the cap are served.
+  const std::string body = R"({"data": "served"})";
+  const std::string post = ChunkPost("Content-Length: " + std::to_string(body.size()) + "\r\n", body);
+  ASSERT_TRUE(idle[0]->Send(post));
+  EXPECT_EQ(StatusOf(idle[0]->ReadResponse(3000)), 202);
+  double counted = 0;
+  for (const auto& f : ingest.registry().Collect()) {
+    if (f.name != "streamfleet_ingest_rejections_total") continue;
+    for (const auto& m : f.metric) {
+      if (!m.label.empty() && m.label[0].value == "too_many_connections") counted = m.counter.value;
+    }
+  }
+  EXPECT_EQ(counted, 1);
+  // One closes: a new connection is served.
+  idle.pop_back();
+  ASSERT_TRUE(testing::WaitUntil([&] { return ingest.service().open_connections() <= 2; }, 3000));
+  std::string served = RawExchange(ingest.port(), post);
+  EXPECT_EQ(StatusOf(served), 202) << served;
+  EXPECT_EQ(StreamLength(), 2);
 }
 
 // JSON text is UTF-8: a body with other bytes is refused with the offset of the first bad byte, on every

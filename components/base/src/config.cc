@@ -79,6 +79,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"INGEST_LISTEN", "0.0.0.0:8080", "the ingest HTTP API"},
       {"INGEST_THREADS", "64", "ingest HTTP worker threads (concurrent keep-alive connections)"},
       {"INGEST_ORG_MAX_WORKERS", "0", "most worker threads one organization's requests may hold at once (a streamed upload holds one while its body lasts); above it 429 too_many_requests; 0 = all but an eighth of INGEST_THREADS (at least one is kept for the other organizations)"},
+      {"INGEST_MAX_CONNECTIONS", "16000", "most connections (requests' and live streams') one ingest process holds open; past it a new one is answered 503 too_many_connections (Retry-After: 1) and closed, so a flood of connections cannot take the descriptors and memory every other client needs; 0 = no cap. Ingest raises its soft file descriptor limit to the hard one at start and warns when that is below this"},
       {"INGEST_MAX_CHUNK_BYTES", "1048576", "largest chunk accepted (413 above)"},
       {"INGEST_MAX_BODY_BYTES", "16777216", "largest request body accepted (413 above)"},
       {"INGEST_MAX_GENERATION_BYTES", "67108864", "largest total size of one generation (413 above)"},
@@ -650,6 +651,7 @@ void LoadIngest(Reader& r, Config& c) {
   const int64_t org_workers = r.Int("INGEST_ORG_MAX_WORKERS", 0, 1024);
   c.ingest_org_max_workers = org_workers > 0 ? static_cast<int>(std::min<int64_t>(org_workers, c.ingest_threads))
                                              : std::max(1, c.ingest_threads - std::max(1, c.ingest_threads / 8));
+  c.ingest_max_connections = r.Int("INGEST_MAX_CONNECTIONS", 0, 10'000'000);
   c.max_chunk_bytes = r.Int("INGEST_MAX_CHUNK_BYTES", 1, int64_t{1} << 30);
   c.max_body_bytes = r.Int("INGEST_MAX_BODY_BYTES", 1, int64_t{1} << 34);
   c.max_generation_bytes = r.Int("INGEST_MAX_GENERATION_BYTES", 1, int64_t{1} << 40);

@@ -210,6 +210,7 @@ TEST(ConfigTest, MalformedValuesNameTheVariable) {
       // An organization's shares (docs/CONFIGURATION.md).
       {"INGEST_ORG_MAX_WORKERS", "-1"}, {"INGEST_ORG_MAX_WORKERS", "half"}, {"INGEST_ORG_MAX_WORKERS", "5000"},
       {"LIVE_ORG_MAX_STREAMS", "0"},  {"LIVE_ORG_MAX_STREAMS", "1e3"},
+      {"INGEST_MAX_CONNECTIONS", "-1"}, {"INGEST_MAX_CONNECTIONS", "lots"}, {"INGEST_MAX_CONNECTIONS", "20000000"},
   };
   for (const auto& [k, v] : bad) {
     auto c = LoadConfig(Env({{k, v}}), ":9100");
@@ -236,6 +237,8 @@ TEST(ConfigTest, AnOrganizationsShareOfWorkerThreadsIsResolvedAgainstTheirCount)
   ASSERT_TRUE(live.ok());
   EXPECT_EQ(live->live_org_max_streams, 7);
   EXPECT_EQ(LoadConfig(Env({}), ":9100")->live_org_max_streams, 5000);
+  EXPECT_EQ(LoadConfig(Env({}), ":9100")->ingest_max_connections, 16000);
+  EXPECT_EQ(LoadConfig(Env({{"INGEST_MAX_CONNECTIONS", "0"}}), ":9100")->ingest_max_connections, 0) << "no cap";
 }
 
 TEST(ConfigTest, DurationsAcceptUnits) {

@@ -64,6 +64,7 @@ struct HttpStreamLoop::Impl {
   uv_timer_t tick;
   std::shared_ptr<HttpOutbox> outbox;
   std::unordered_map<uint64_t, std::unique_ptr<StreamSocket>> sockets;
+  std::atomic<int64_t> open_sockets{0};  // sockets.size(), for other threads (LoopHttpServer's connection cap)
   // Written before their socket came (kAdopt), in order.
   std::unordered_map<uint64_t, std::vector<HttpOutMessage>> waiting;
   std::vector<char> read_buffer = std::vector<char>(16 * 1024);  // what clients send is dropped
@@ -80,6 +81,7 @@ struct HttpStreamLoop::Impl {
   void Adopt(HttpOutMessage m);
   void Forget(uint64_t id) {
     sockets.erase(id);
+    open_sockets.store(static_cast<int64_t>(sockets.size()));
     MaybeFinish();
   }
   void MaybeFinish();
@@ -214,6 +216,7 @@ void HttpStreamLoop::Impl::Adopt(HttpOutMessage m) {
   }
   auto& slot = sockets[m.conn];
   slot = std::make_unique<StreamSocket>(*this, m.conn, m.stream);
+  open_sockets.store(static_cast<int64_t>(sockets.size()));
   StreamSocket* s = slot.get();
   if (!s->Open(m.fd)) {
     for (const auto& b : before) Uncount(b);
@@ -254,6 +257,8 @@ HttpStreamLoop::HttpStreamLoop() : impl_(std::make_unique<Impl>()) {
 HttpStreamLoop::~HttpStreamLoop() { Stop(); }
 
 const std::shared_ptr<HttpOutbox>& HttpStreamLoop::outbox() const { return impl_->outbox; }
+
+int64_t HttpStreamLoop::open_sockets() const { return impl_->open_sockets.load(); }
 
 uint64_t HttpStreamLoop::NextId() {
   static std::atomic<uint64_t> next{1};

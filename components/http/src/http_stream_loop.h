@@ -27,6 +27,8 @@ class HttpStreamLoop {
 
   // Where streams post kAdopt, kStreamData and kStreamEnd.
   const std::shared_ptr<HttpOutbox>& outbox() const;
+  // The streams' sockets this loop holds (any thread).
+  int64_t open_sockets() const;
   // A new stream's id (process-wide unique).
   static uint64_t NextId();
 

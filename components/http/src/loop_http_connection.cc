@@ -512,13 +512,14 @@ void LoopHttpConnection::Linger() {
   UpdateReading();
 }
 
-void LoopHttpConnection::RejectAndClose(int status, const std::string& error, const std::string& detail) {
+void LoopHttpConnection::RejectAndClose(int status, const std::string& error, const std::string& detail,
+                                        const std::string& extra_headers) {
   broken_ = true;
   unread_input_ = true;
   std::string body = JsonError(error, detail);
   std::string r = "HTTP/1.1 " + std::to_string(status) + " " + HttpReason(status) +
                   "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\nConnection: close\r\n\r\n" + body;
+                  "\r\nConnection: close\r\n" + extra_headers + "\r\n" + body;
   Write(std::move(r), true);
   UpdateReading();
 }

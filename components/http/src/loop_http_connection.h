@@ -60,6 +60,9 @@ class LoopHttpConnection {
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   uv_tcp_t* tcp() { return &tcp_; }
   void Start();                          // accepted: start reading
+  // Answers `status` with a JSON error (and `extra_headers`, each line ending in CRLF), then closes.
+  void RejectAndClose(int status, const std::string& error, const std::string& detail,
+                      const std::string& extra_headers = "");
   void OnResponse(std::string bytes);    // the handler answered the current request
   void OnResume();                       // the body pipe drained: read again
   // A streamed answer (HttpExchange::StartStream): the socket goes to the stream loop (http_stream_loop.h)
@@ -94,7 +97,6 @@ class LoopHttpConnection {
   static constexpr size_t kMaxQueuedWriteBytes = 256 * 1024;
   void Dispatch(std::shared_ptr<HttpBodyPipe> body, bool complete);
   void Write(std::string bytes, bool close_after);
-  void RejectAndClose(int status, const std::string& error, const std::string& detail);
   void HandOver();
   void UpdateReading();
   void Linger();

@@ -24,6 +24,8 @@ struct LoopHttpServer::Impl {
   std::unique_ptr<WorkerPool> pool;
   std::unique_ptr<HttpStreamLoop> streams;  // streamed answers, once their head is due
   std::unordered_map<uint64_t, std::unique_ptr<LoopHttpConnection>> conns;
+  std::atomic<int64_t> open_conns{0};  // conns.size(), for other threads
+  LoopHttpLimits limits;
   uint64_t next_id = 1;
   int port = 0;
   std::atomic<bool> stop_requested{false};
@@ -38,6 +40,7 @@ struct LoopHttpServer::Impl {
   static void OnTimer(uv_timer_t* t);
   void BeginStop();
   void MaybeFinish();
+  int64_t Open() const { return open_conns.load() + streams->open_sockets(); }
 };
 
 namespace {
@@ -71,14 +74,26 @@ Status ParseListen(const std::string& listen, sockaddr_storage* addr) {
 void LoopHttpServer::Impl::OnConnection(uv_stream_t* server, int status) {
   auto* self = static_cast<Impl*>(server->data);
   if (status < 0 || self->ctx.stopping) return;
+  // Before this one is counted: the cap is what may be open, this connection included.
+  const bool over = self->limits.max_connections > 0 && self->Open() >= self->limits.max_connections;
   uint64_t id = self->next_id++;
   auto& c = self->conns[id];
   c = std::make_unique<LoopHttpConnection>(self->ctx, id);
+  self->open_conns.store(static_cast<int64_t>(self->conns.size()));
   if (uv_accept(server, c->stream()) != 0) {
     c->Close();  // freed by its close callback
     return;
   }
   c->Start();
+  if (over) {
+    // Answered rather than reset, so the client knows to come back (or go to another replica); the refused
+    // connection is open only until the answer is written and the client closes (the linger after it).
+    c->RejectAndClose(503, "too_many_connections",
+                      "this server holds its most connections (" + std::to_string(self->limits.max_connections) +
+                          "); retry shortly or on another replica",
+                      "Retry-After: 1\r\n");
+    if (self->limits.on_refused) self->limits.on_refused();
+  }
 }
 
 void LoopHttpServer::Impl::OnWake(uv_async_t* a) {
@@ -136,9 +151,12 @@ LoopHttpServer::~LoopHttpServer() { Stop(); }
 
 int LoopHttpServer::port() const { return impl_->port; }
 
+int64_t LoopHttpServer::open_connections() const { return impl_->Open(); }
+
 StatusOr<std::unique_ptr<LoopHttpServer>> LoopHttpServer::Start(const std::string& listen, int threads,
                                                                  HttpHandler handler, int64_t request_timeout_ms,
-                                                                 FastHttpHandler fast, LoopGuest guest) {
+                                                                 FastHttpHandler fast, LoopGuest guest,
+                                                                 LoopHttpLimits limits) {
   sockaddr_storage addr{};
   Status parsed = ParseListen(listen, &addr);
   if (!parsed.ok()) return parsed;
@@ -180,9 +198,11 @@ StatusOr<std::unique_ptr<LoopHttpServer>> LoopHttpServer::Start(const std::strin
   s->ctx.keep_alive_ms = std::min<int64_t>(30000, request_timeout_ms);
   s->ctx.on_closed = [s](uint64_t id) {
     s->conns.erase(id);
+    s->open_conns.store(static_cast<int64_t>(s->conns.size()));
     s->MaybeFinish();
   };
   s->guest = std::move(guest);
+  s->limits = std::move(limits);
   s->thread = std::thread([s] {
     BlockSigpipeOnThisThread();  // a client that went away is a write error here, not the process's end
     if (s->guest.on_start) s->guest.on_start(&s->loop);

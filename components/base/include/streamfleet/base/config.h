@@ -130,6 +130,7 @@ struct Config {
   std::string ingest_listen = "0.0.0.0:8080";
   int ingest_threads = 64;
   int ingest_org_max_workers = 56;  // INGEST_ORG_MAX_WORKERS, resolved (0: all but an eighth of ingest_threads)
+  int64_t ingest_max_connections = 16000;  // INGEST_MAX_CONNECTIONS (0: no cap)
   int64_t max_chunk_bytes = 1 << 20;
   int64_t max_body_bytes = 16 << 20;
   int64_t max_generation_bytes = 64 << 20;

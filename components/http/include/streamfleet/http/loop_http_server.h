@@ -40,6 +40,16 @@ struct LoopGuest {
   std::function<void()> on_finish;
 };
 
+// Connection admission. A process has a file descriptor and some memory per open connection; without a cap a
+// flood of connections (or one client's leak) takes the descriptors its Redis connections and every other
+// client need.
+struct LoopHttpLimits {
+  // Open connections (requests' and handed-over streams') at which a new one is answered 503
+  // too_many_connections (Connection: close, Retry-After: 1) and closed; 0: no cap.
+  int64_t max_connections = 0;
+  std::function<void()> on_refused;  // on the loop thread, for each connection refused so
+};
+
 class LoopHttpServer {
  public:
   static constexpr size_t kMaxHeaderBytes = 16 * 1024;
@@ -50,12 +60,15 @@ class LoopHttpServer {
   // worker threads and may block (reading a streamed body, a synchronous Redis call).
   static StatusOr<std::unique_ptr<LoopHttpServer>> Start(const std::string& listen, int threads, HttpHandler handler,
                                                          int64_t request_timeout_ms = 60000,
-                                                         FastHttpHandler fast = nullptr, LoopGuest guest = {});
+                                                         FastHttpHandler fast = nullptr, LoopGuest guest = {},
+                                                         LoopHttpLimits limits = {});
   ~LoopHttpServer();
   LoopHttpServer(const LoopHttpServer&) = delete;
   LoopHttpServer& operator=(const LoopHttpServer&) = delete;
 
   int port() const;
+  // Connections open now: the loop's and the handed-over streams' (any thread).
+  int64_t open_connections() const;
   // Stops accepting, closes idle connections, waits for every request already handed to a handler to be
   // answered and written, then closes the rest. Idempotent. A request body still arriving after grace_ms (a
   // long NDJSON/SSE upload, a client trickling bytes) is cut off: its handler sees a read error and answers
