@@ -22,7 +22,7 @@ export interface TaskKeysOptions {
   prefix?: string;
   /** The cluster key schema (hash-tagged queue shards); default false. */
   cluster?: boolean;
-  /** Stream shards per queue with the cluster schema (the fleet's default there is 4); 1 otherwise. */
+  /** Stream shards per queue with the cluster schema: default 4, the fleet's (TASK_QUEUE_SHARDS); 1 otherwise. */
   shards?: number;
 }
 
@@ -54,11 +54,13 @@ export interface EnqueueOptions {
   delayMs?: number;
   /** Run at this time (a Date or unix milliseconds; excludes delayMs). */
   runAt?: Date | number;
-  /** A second enqueue with this key within uniqueForS enqueues nothing and returns the first task's id. */
+  /** A second enqueue with this key within uniqueForS enqueues nothing and returns the first task's id.
+   * 1 to 200 visible ASCII characters (as the task API takes). */
   uniqueKey?: string;
-  /** Default 3600. */
+  /** Whole seconds from 1 to 2592000 (30 days, the task API's bound); default 3600. */
   uniqueForS?: number;
-  /** Default: 20 random hex digits. */
+  /** Default: 20 random hex digits. 1 to 200 visible ASCII characters without '/', not ending in ':generation'
+   * (the task API's ids, so it can be read and cancelled through GET/DELETE /v1/tasks/{id}). */
   id?: string;
 }
 
@@ -73,6 +75,16 @@ export interface EnqueueResult {
   duplicate: boolean;
   /** Waiting in the scheduled set until its run time. */
   scheduled: boolean;
+}
+
+/** enqueueMany: Redis refused the add of some tasks after the others were written (nothing is undone). */
+export class EnqueueManyError extends Error {
+  /** One per task, in the order given: its result when it is enqueued, null when Redis refused it. */
+  readonly results: (EnqueueResult | null)[];
+  /** The tasks that are in (enqueueMany them again and they run twice). */
+  readonly enqueued: EnqueueResult[];
+  /** The first refusal (an ioredis ReplyError). */
+  readonly cause: Error;
 }
 
 export type TaskState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'retry_scheduled' | 'dead' | 'cancelled';
@@ -109,7 +121,7 @@ export interface CancelResult {
 
 export interface TaskClientOptions {
   keys?: TaskKeys | TaskKeysOptions;
-  /** TASK_RESULT_TTL: seconds the status record lives; 0 writes none. Default 86400. */
+  /** TASK_RESULT_TTL: whole seconds (0 to 2^31) the status record lives; 0 writes none. Default 86400. */
   statusTtlS?: number;
   /** Unix milliseconds now; default Date.now. */
   clock?: () => number;
@@ -124,7 +136,8 @@ export class TaskClient {
   readonly keys: TaskKeys;
   readonly statusTtlS: number;
   enqueue(type: string, payload?: Payload, options?: EnqueueOptions): Promise<EnqueueResult>;
-  /** One round trip; unique tasks are refused (use enqueue). */
+  /** One round trip; unique tasks are refused (use enqueue). Not all or nothing: rejects with an EnqueueManyError
+   * naming the tasks that are in when Redis refuses some adds; after any other error any of them may be in. */
   enqueueMany(tasks: Task[]): Promise<EnqueueResult[]>;
   status(id: string): Promise<TaskStatus | null>;
   /** Cancels the task if it has not started: a worker that reads it acks it without running it. Rejects for an

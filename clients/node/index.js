@@ -3,7 +3,7 @@
 // live-stream links for browsers (docs/live.md).
 const {
   CANCEL_MARKER_TTL_MS, CANCEL_SCRIPT, DEFAULT_STATUS_TTL_S, DEFAULT_UNIQUE_FOR_S, ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1,
-  TaskClient,
+  EnqueueManyError, TaskClient,
 } = require('./lib/client');
 const { CONSUMER_GROUP, TaskKeys, crc16, validQueueName } = require('./lib/keys');
 const { keysFromEnv, redisFromEnv } = require('./lib/config');
@@ -15,6 +15,6 @@ const {
 
 module.exports = {
   CANCEL_MARKER_TTL_MS, CANCEL_SCRIPT, CONSUMER_GROUP, DEFAULT_LINK_TTL_S, DEFAULT_STATUS_TTL_S, DEFAULT_UNIQUE_FOR_S,
-  ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1, TaskClient, TaskEnvelope, TaskKeys, crc16, decodeEnvelope, eventsPath, generationStreamPath, keysFromEnv,
+  ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1, EnqueueManyError, TaskClient, TaskEnvelope, TaskKeys, crc16, decodeEnvelope, eventsPath, generationStreamPath, keysFromEnv,
   redisFromEnv, signedEventsLink, signedGenerationStreamLink, signedStreamLink, streamLinkSignature, validQueueName,
 };

@@ -17,12 +17,17 @@
 // state "cancelled"; standard schema in one script (CANCEL_SCRIPT, the text of the document's), cluster schema as
 // HMGET, then the markers of every shard of the task's queue, then the record.
 const crypto = require('crypto');
+const { ReplyError } = require('ioredis');
 const { TaskKeys, newTaskId, validQueueName } = require('./keys');
 const { encodeEnvelope } = require('./envelope');
 
 const DEFAULT_STATUS_TTL_S = 86400; // TASK_RESULT_TTL's default
 const DEFAULT_UNIQUE_FOR_S = 3600;  // EnqueueOptions::unique_ttl_s
 const UNIQUE_CLAIM_TTL_S = 30;      // cluster schema: a unique key's first TTL, before the task is in (kUniqueClaimTtlS)
+const UNIQUE_CLAIM_TRIES = 3;       // cluster schema: SET NX tries when the key runs out between a refused SET NX and GET
+const MAX_STATUS_TTL_S = 2 ** 31;   // fromEnv's bound for TASK_RESULT_TTL
+const MAX_UNIQUE_FOR_S = 30 * 24 * 3600; // the task API's bound (kMaxUniqueForS in ingest/task_api.cc)
+const MAX_TOKEN_LEN = 200;          // task ids and unique keys: the task API's ValidToken bound
 const CANCEL_MARKER_TTL_MS = 30 * 24 * 3600 * 1000; // kCancelMarkerTtlMs: a cancel drops markers older than this
 
 // docs/task-protocol.md, "Cancel": KEYS[1] the status record, KEYS[2] the cancel markers; ARGV id, now ms,
@@ -138,15 +143,52 @@ function runAtMs(task, nowMs) {
   return 0;
 }
 
+// 1 to 200 visible ASCII characters: what the task API takes for ids and unique keys (ValidToken in
+// ingest/task_api.cc), so a task enqueued here can be read and cancelled through it too.
+function validToken(value) {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_TOKEN_LEN && /^[\x21-\x7e]+$/.test(value);
+}
+
 function check(task) {
   if (!validQueueName(task.queue)) throw new Error(`invalid queue name "${task.queue}"`);
   if (!task.type) throw new Error('empty task type');
-  if (task.uniqueKey && !(Number.isInteger(task.uniqueForS) && task.uniqueForS > 0)) {
-    throw new Error('uniqueForS must be a positive whole number of seconds');
+  // An id is a part of key names ({prefix}:task:{id}) and of the task API's path (/v1/tasks/{id}): no '/', and not
+  // ending in ":generation", or its record would be the key {prefix}:task:{other id}:generation that workers keep
+  // for task {other id} (docs/task-protocol.md, "Keys").
+  if ((task.id ?? '') !== '' &&
+      (!validToken(task.id) || task.id.includes('/') || task.id.endsWith(':generation'))) {
+    throw new Error(`task id ${JSON.stringify(task.id)}: 1 to 200 visible ASCII characters without '/', ` +
+      "not ending in ':generation'");
+  }
+  if ((task.uniqueKey ?? '') !== '' && !validToken(task.uniqueKey)) {
+    throw new Error(`uniqueKey ${JSON.stringify(task.uniqueKey)}: 1 to 200 visible ASCII characters`);
+  }
+  // Whole seconds (Redis' SET ... EX refuses "1.5"), at most 30 days (the task API's bound): past what EX takes, the
+  // script's final SET would fail after the add.
+  const f = task.uniqueForS;
+  if (task.uniqueKey && !(Number.isInteger(f) && f > 0 && f <= MAX_UNIQUE_FOR_S)) {
+    throw new Error(`uniqueForS must be a positive whole number of seconds, at most ${MAX_UNIQUE_FOR_S} (30 days)`);
   }
 }
 
+// enqueueMany: Redis refused the add (XADD / ZADD) of some tasks after the others were written (a pipeline is not
+// a transaction, so nothing is undone). results has one entry per task, in the order given: its result when it is
+// enqueued, null when Redis refused it; cause is the first refusal.
+class EnqueueManyError extends Error {
+  constructor(results, cause) {
+    const missing = results.filter((r) => r === null).length;
+    super(`${missing} of ${results.length} tasks not enqueued: ${cause.message}`, { cause });
+    this.name = 'EnqueueManyError';
+    this.results = results;
+  }
+
+  // The tasks that are in: enqueueMany them again and they run twice.
+  get enqueued() { return this.results.filter((r) => r !== null); }
+}
+
 const isStatusWrite = (cmd) => cmd[0] === 'HSET' || cmd[0] === 'EXPIRE';
+// An error Redis answered (the command was refused, so not executed), as opposed to a lost connection.
+const isReplyError = (err) => err instanceof ReplyError;
 
 // A task's writes (TaskClient's #plan) as commands, in the order #run sends them: the status record, then the add.
 function commandsOf(w) {
@@ -166,6 +208,12 @@ class TaskClient {
     this.redis = redis;
     this.keys = options.keys instanceof TaskKeys ? options.keys : new TaskKeys(options.keys || {});
     this.statusTtlS = options.statusTtlS ?? DEFAULT_STATUS_TTL_S;
+    if (!(Number.isInteger(this.statusTtlS) && this.statusTtlS >= 0 && this.statusTtlS <= MAX_STATUS_TTL_S)) {
+      // Refused here, not by Redis: the enqueue script drops EXPIRE's error for "1.5" (the record would never
+      // expire) and cancel would reject after it had cancelled.
+      throw new Error(`statusTtlS must be a whole number of seconds from 0 to ${MAX_STATUS_TTL_S}, ` +
+        `got ${this.statusTtlS}`);
+    }
     this.clock = options.clock || Date.now;
   }
 
@@ -188,17 +236,27 @@ class TaskClient {
     // Cluster schema: the key is claimed for UNIQUE_CLAIM_TTL_S and held for uniqueForS once the task is in, so a
     // caller that dies in between leaves a key naming nothing for seconds, not for uniqueForS.
     const claimS = Math.min(UNIQUE_CLAIM_TTL_S, task.uniqueForS);
+    // Planned before the claim: a payload that cannot be encoded must not leave the key held for nothing.
+    const writes = this.#plan(task, id, runAt, now);
     if (task.uniqueKey) {
       const key = this.keys.unique(task.uniqueKey);
-      const taken = await this.redis.call('SET', key, id, 'NX', 'EX', String(claimS));
-      if (taken === null) {
+      let claimed = false;
+      for (let i = 0; i < UNIQUE_CLAIM_TRIES; i++) {
+        claimed = (await this.redis.call('SET', key, id, 'NX', 'EX', String(claimS))) !== null;
+        if (claimed) break;
         const holder = await this.redis.call('GET', key);
-        return { id: holder ?? id, duplicate: true, scheduled: false };
+        if (holder !== null) return { id: holder, duplicate: true, scheduled: false };
+        // The holder's key ran out (or was released) between the SET NX and the GET: claim it again rather than
+        // answer "duplicate" naming a task that was never enqueued.
+      }
+      if (!claimed) {
+        throw new Error(`unique key "${task.uniqueKey}" changed hands ${UNIQUE_CLAIM_TRIES} times while being ` +
+          'claimed: nothing enqueued, try again');
       }
     }
-    const writes = this.#plan(task, id, runAt, now);
     try {
-      await this.#run(commandsOf(writes));
+      const failed = await this.#run(commandsOf(writes));
+      if (failed.size > 0) throw failed.values().next().value;
     } catch (err) {
       // The key names a task that was not added: release it (if still ours), or a retry would be answered
       // "duplicate" of nothing until the claim runs out. Best effort: Redis may be gone altogether.
@@ -243,6 +301,8 @@ class TaskClient {
 
   // Many tasks in one round trip (BullMQ's addBulk). Unique tasks are refused, as by the C++ EnqueueTasks (each
   // needs its own answer, held or not, first): use enqueue for them. Every task is checked before anything is sent.
+  // Not all or nothing: when Redis refuses some adds the others are in, and the EnqueueManyError says which (its
+  // results); when Redis cannot be reached (a connection error) any of them may be in.
   async enqueueMany(tasks) {
     const now = this.clock();
     for (const t of tasks) checkNames(t, TASK_FIELDS, 'task field');
@@ -253,8 +313,19 @@ class TaskClient {
     }
     const runAts = full.map((t) => runAtMs(t, now));
     const writes = full.map((t, i) => this.#plan(t, t.id || newTaskId(), runAts[i], now));
-    const cmds = writes.flatMap(commandsOf);
-    if (cmds.length > 0) await this.#run(cmds);
+    const cmds = [];
+    const adds = []; // each task's add: the last of its commands (commandsOf)
+    for (const w of writes) {
+      cmds.push(...commandsOf(w));
+      adds.push(cmds.length - 1);
+    }
+    const failed = cmds.length > 0 ? await this.#run(cmds) : new Map();
+    if (failed.size > 0) {
+      const first = failed.get(Math.min(...failed.keys()));
+      // Not a refusal (the connection lost mid-way): whether that add is in is unknown.
+      if (![...failed.values()].every(isReplyError)) throw first;
+      throw new EnqueueManyError(writes.map((w, i) => (failed.has(adds[i]) ? null : w.result)), first);
+    }
     return writes.map((w) => w.result);
   }
 
@@ -287,23 +358,28 @@ class TaskClient {
     };
   }
 
-  // Sends the commands in order; the status writes are best effort, the adds must succeed.
+  // Sends the commands in order; the status writes are best effort, the adds must succeed. Resolves to the adds
+  // that failed (index in cmds -> error; empty when all are in), so enqueueMany can say which tasks are in.
   async #run(cmds) {
+    const failed = new Map();
     if (this.keys.cluster) {
       // Each command on its own (an ioredis Cluster pipeline must stay in one slot); they still go out together.
-      const settle = (batch) => Promise.allSettled(batch.map((c) => this.redis.call(...c)));
-      await settle(cmds.filter(isStatusWrite));
-      const adds = await settle(cmds.filter((c) => !isStatusWrite(c)));
-      const failed = adds.find((r) => r.status === 'rejected');
-      if (failed) throw failed.reason;
-      return;
+      const settle = (indexes) => Promise.allSettled(indexes.map((i) => this.redis.call(...cmds[i])));
+      const indexes = cmds.map((_, i) => i);
+      await settle(indexes.filter((i) => isStatusWrite(cmds[i])));
+      const adds = indexes.filter((i) => !isStatusWrite(cmds[i]));
+      (await settle(adds)).forEach((r, j) => {
+        if (r.status === 'rejected') failed.set(adds[j], r.reason);
+      });
+      return failed;
     }
     const pipeline = this.redis.pipeline();
     for (const c of cmds) pipeline.call(...c);
     const replies = await pipeline.exec();
     replies.forEach(([err], i) => {
-      if (err && !isStatusWrite(cmds[i])) throw err;
+      if (err && !isStatusWrite(cmds[i])) failed.set(i, err);
     });
+    return failed;
   }
 
   // The task's status record, or null (unknown id, expired, or TASK_RESULT_TTL=0). state is pending, scheduled,
@@ -385,5 +461,5 @@ class TaskClient {
 
 module.exports = {
   CANCEL_MARKER_TTL_MS, CANCEL_SCRIPT, DEFAULT_STATUS_TTL_S, DEFAULT_UNIQUE_FOR_S, ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1,
-  TaskClient,
+  EnqueueManyError, TaskClient,
 };

@@ -5,6 +5,8 @@ const crypto = require('node:crypto');
 // Queue names become key names: [a-z0-9_.-]{1,64} (ValidQueueName in components/base task_specs.cc).
 const QUEUE_NAME = /^[a-z0-9_.-]{1,64}$/;
 const CONSUMER_GROUP = 'workers';
+// TASK_QUEUE_SHARDS' default with the cluster schema (components/base config.cc LoadConsumers).
+const DEFAULT_CLUSTER_SHARDS = 4;
 
 function validQueueName(name) {
   return typeof name === 'string' && QUEUE_NAME.test(name);
@@ -25,11 +27,13 @@ function crc16(data) {
 }
 
 class TaskKeys {
-  constructor({ prefix = 'streamfleet', cluster = false, shards = 1 } = {}) {
+  constructor({ prefix = 'streamfleet', cluster = false, shards = DEFAULT_CLUSTER_SHARDS } = {}) {
     if (!prefix) throw new Error('empty key prefix');
     this.prefix = prefix;
     this.cluster = Boolean(cluster);
-    // Standard mode has exactly one stream per queue, whatever `shards` says (as the C++ TaskKeys).
+    // Standard mode has exactly one stream per queue, whatever `shards` says (as the C++ TaskKeys). The cluster
+    // schema without `shards` has the fleet's default, as the workers without TASK_QUEUE_SHARDS: 1 here would make
+    // pause() and cancel() touch shard 0 only while tasks sit on all 4.
     this.shards = this.cluster ? Math.max(1, shards | 0) : 1;
   }
 

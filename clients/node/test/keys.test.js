@@ -35,6 +35,25 @@ test('standard and cluster key names', () => {
   assert.deepEqual([...picks].sort(), [0, 1, 2, 3]);
 });
 
+test('the cluster schema defaults to the fleet\'s 4 shards', () => {
+  // TASK_QUEUE_SHARDS is 4 by default with the cluster schema (components/base config.cc).
+  assert.equal(new TaskKeys({ prefix: 'sf', cluster: true }).shards, 4);
+  assert.equal(new TaskKeys({ prefix: 'sf', cluster: true, shards: 2 }).shards, 2);
+  assert.equal(new TaskKeys({ prefix: 'sf' }).shards, 1);
+  assert.equal(new TaskClient(null, { keys: { cluster: true } }).keys.shards, 4);
+});
+
+test('statusTtlS must be whole seconds', () => {
+  // EXPIRE refuses "1.5": the enqueue script drops that error (the record would never expire) and cancel would
+  // reject after it had cancelled. Refused when the client is made instead.
+  for (const statusTtlS of [1.5, 86400.5, -1, '600', true, NaN, 2 ** 31 + 1]) {
+    assert.throws(() => new TaskClient(null, { statusTtlS }), /statusTtlS must be/, String(statusTtlS));
+  }
+  for (const statusTtlS of [0, 1, 86400, 2 ** 31]) {
+    assert.equal(new TaskClient(null, { statusTtlS }).statusTtlS, statusTtlS);
+  }
+});
+
 test('queue names', () => {
   for (const good of ['default', 'a', 'x'.repeat(64), 'q_1.b-2']) assert.ok(validQueueName(good), good);
   for (const bad of ['', 'x'.repeat(65), 'Default', 'a:b', 'a b', '{a}']) assert.ok(!validQueueName(bad), bad);

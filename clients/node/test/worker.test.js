@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const { setTimeout: sleep } = require('node:timers/promises');
 const Redis = require('ioredis');
 const {
-  CANCEL_MARKER_TTL_MS, ENQUEUE_SCRIPT_SHA1, TaskClient, TaskKeys, crc16, decodeEnvelope,
+  CANCEL_MARKER_TTL_MS, ENQUEUE_SCRIPT_SHA1, EnqueueManyError, TaskClient, TaskKeys, crc16, decodeEnvelope,
 } = require('..');
 
 const port = Number(process.env.STREAMFLEET_TEST_REDIS_PORT);
@@ -185,6 +185,84 @@ for (const [schema, keys] of [
       await assert.rejects(client.enqueue('', '{}', { queue: 'unread' }));
       await assert.rejects(client.enqueue('noop', '{}', { queue: 'unread', delayMs: 1, runAt: Date.now() }));
       assert.equal((await queueEnvelopes(redis, keys, 'unread')).length, before);
+    });
+
+    await t.test('a partly refused bulk names the tasks that are in', async () => {
+      // A pipeline is not a transaction: the adds Redis takes stay when it refuses another. The error must say which
+      // are in, or a retry of the whole batch enqueues those twice.
+      const broken = `broken-${process.hrtime.bigint()}`;
+      // Redis refuses the XADD (WRONGTYPE): a real refused add.
+      for (const s of keys.queueShards(broken)) await redis.set(s, 'not a stream');
+      try {
+        const err = await client.enqueueMany([
+          { type: 'noop', queue: 'unread' },
+          { type: 'noop', queue: broken },
+          { type: 'noop', queue: 'unread', delayMs: 3600000 },
+        ]).then(() => null, (e) => e);
+        assert.ok(err instanceof EnqueueManyError, String(err));
+        assert.match(err.message, /^1 of 3 tasks not enqueued: WRONGTYPE/);
+        assert.match(err.cause.message, /WRONGTYPE/);
+        const [first, missing, later] = err.results;
+        assert.equal(missing, null);
+        assert.deepEqual(err.enqueued, [first, later]);
+        assert.deepEqual([first.scheduled, later.scheduled], [false, true]);
+        assert.notEqual(await entryOf('unread', first.id), null); // they really are in
+        const scheduled = [...new Set(keys.queueShards('unread').map((s) => keys.scheduledOf(s)))];
+        let found = false;
+        for (const z of scheduled) found ||= (await redis.zrangeBuffer(z, 0, -1)).some((m) => m.includes(later.id));
+        assert.ok(found, 'the delayed task is in the scheduled set');
+      } finally {
+        await redis.del(...keys.queueShards(broken));
+      }
+    });
+
+    await t.test('a payload that cannot be encoded sends nothing and holds no unique key', async () => {
+      const before = (await queueEnvelopes(redis, keys, 'unread')).length;
+      const uniqueKey = `node-bigint-${process.hrtime.bigint()}`;
+      await assert.rejects(client.enqueue('noop', { n: 1n }, { queue: 'unread' }), TypeError);
+      // The cluster schema's claim comes before the add: it must not be taken for a task that cannot be built.
+      await assert.rejects(client.enqueue('noop', { n: 1n }, { queue: 'unread', uniqueKey }), TypeError);
+      assert.equal(await redis.exists(keys.unique(uniqueKey)), 0);
+      assert.equal((await queueEnvelopes(redis, keys, 'unread')).length, before);
+    });
+
+    await t.test('uniqueForS is at most 30 days', async () => {
+      // Past what SET ... EX takes (1e16) the script's last step would fail after the add; the task API's bound.
+      const before = (await queueEnvelopes(redis, keys, 'unread')).length;
+      const uniqueKey = `node-long-${process.hrtime.bigint()}`;
+      for (const uniqueForS of [1e16, 30 * 86400 + 1]) {
+        const options = { queue: 'unread', uniqueKey, uniqueForS };
+        await assert.rejects(client.enqueue('noop', {}, options), /uniqueForS must be/);
+      }
+      assert.equal((await queueEnvelopes(redis, keys, 'unread')).length, before);
+      assert.equal(await redis.exists(keys.unique(uniqueKey)), 0);
+      const res = await client.enqueue('noop', {}, { queue: 'unread', uniqueKey, uniqueForS: 30 * 86400 });
+      assert.equal(res.duplicate, false);
+      const ttl = await redis.ttl(keys.unique(uniqueKey));
+      assert.ok(ttl > 30 * 86400 - 10 && ttl <= 30 * 86400, `key TTL ${ttl}`);
+    });
+
+    await t.test('ids and unique keys are what the task API takes', async () => {
+      // Visible ASCII, 1 to 200 (ids without '/': GET/DELETE /v1/tasks/{id}); an id ending in ":generation" would
+      // make its record the key a worker keeps for another task's generation.
+      const before = (await queueEnvelopes(redis, keys, 'unread')).length;
+      const victim = 'a'.repeat(20);
+      for (const id of [`${victim}:generation`, 'has space', 'a/b', 'x'.repeat(201), 'caf\u00e9', 'tab\t', 42]) {
+        await assert.rejects(client.enqueue('noop', {}, { queue: 'unread', id }), /task id/, String(id));
+        await assert.rejects(client.enqueueMany([{ type: 'noop', queue: 'unread', id }]), /task id/, String(id));
+        assert.equal(await redis.exists(keys.status(String(id))), 0);
+      }
+      for (const uniqueKey of ['has space', 'x'.repeat(201), 'na\u00efve', 7]) {
+        await assert.rejects(client.enqueue('noop', {}, { queue: 'unread', uniqueKey }), /uniqueKey/);
+        assert.equal(await redis.exists(keys.unique(String(uniqueKey))), 0);
+      }
+      assert.equal((await queueEnvelopes(redis, keys, 'unread')).length, before);
+      // The edges the task API takes are taken here too.
+      const stamp = process.hrtime.bigint();
+      for (const id of [`node-${stamp}-`.padEnd(200, 'x'), `node:${stamp}~!$%&'()*+,;=?@[]`]) {
+        assert.equal((await client.enqueue('noop', {}, { queue: 'unread', id, uniqueKey: id })).id, id);
+        assert.equal(await state(id), 'pending');
+      }
     });
 
     await t.test('a paused queue holds its tasks until resumed', async () => {
@@ -428,4 +506,67 @@ test('a null payload is stored as {}, as the task API and the PHP client store i
   for (const id of [res.id, many.id]) {
     assert.equal(Buffer.from(envelopes.find((e) => e.id === id).payload).toString(), '{}');
   }
+});
+
+test('cluster keys default to the fleet\'s 4 shards: pause and cancel reach every shard', async (t) => {
+  // The "sfc" workers leave TASK_QUEUE_SHARDS at its default: a client made with cluster: true alone must pause and
+  // cancel on every shard their producers use, not on shard 0 only.
+  const redis = new Redis({ port });
+  t.after(() => redis.quit());
+  const fleet = new TaskKeys({ prefix: 'sfc', cluster: true, shards: 4 });
+  const client = new TaskClient(redis, { keys: { prefix: 'sfc', cluster: true } });
+  assert.deepEqual(client.keys.queueShards('unread'), fleet.queueShards('unread'));
+  await client.pause('unread');
+  try {
+    for (const s of fleet.queueShards('unread')) assert.equal(await redis.get(fleet.pausedFlagOf(s)), '1');
+  } finally {
+    await client.resume('unread');
+  }
+  for (const s of fleet.queueShards('unread')) assert.equal(await redis.exists(fleet.pausedFlagOf(s)), 0);
+  const res = await new TaskClient(redis, { keys: fleet }).enqueue('noop', {}, { queue: 'unread' });
+  assert.deepEqual(await client.cancel(res.id), { outcome: 'cancelled', state: 'pending' });
+  for (const s of fleet.queueShards('unread')) assert.notEqual(await redis.zscore(fleet.cancelledOf(s), res.id), null);
+});
+
+test('a cluster claim tries again when the holder runs out between the SET NX and the GET', async (t) => {
+  // The key held at the SET NX and gone at the GET (it ran out in between): the task must be enqueued, not answered
+  // "duplicate" of an id no task has.
+  const redis = new Redis({ port });
+  t.after(() => redis.quit());
+  const keys = new TaskKeys({ prefix: 'sfc', cluster: true, shards: 4 });
+  // The real connection; after a refused SET NX the key is deleted (another client's key running out), `times`
+  // times, and if `retaken` taken again before each SET NX after the first refusal.
+  const race = { times: 1, retaken: false, refused: 0 };
+  const isClaim = (args) => args[0] === 'SET' && args.includes('NX');
+  const conn = new Proxy(redis, {
+    get(target, name) {
+      if (name !== 'call') return typeof target[name] === 'function' ? target[name].bind(target) : target[name];
+      return async (...args) => {
+        if (isClaim(args) && race.retaken && race.refused > 0 && race.refused < race.times) {
+          await redis.set(args[1], 'another-producer');
+        }
+        const reply = await redis.call(...args);
+        if (isClaim(args) && reply === null && race.refused < race.times) {
+          race.refused++;
+          await redis.del(args[1]);
+        }
+        return reply;
+      };
+    },
+  });
+  const client = new TaskClient(conn, { keys });
+  const uniqueKey = `runs-out-${process.hrtime.bigint()}`;
+  await redis.set(keys.unique(uniqueKey), 'ghost', 'EX', 30);
+  const res = await client.enqueue('noop', {}, { queue: 'unread', uniqueKey });
+  assert.deepEqual([res.duplicate, race.refused], [false, 1]);
+  assert.equal(await redis.get(keys.unique(uniqueKey)), res.id);
+  assert.equal((await queueEnvelopes(redis, keys, 'unread')).filter((e) => e.id === res.id).length, 1);
+  // A key that keeps changing hands: a bounded number of tries, then an error, nothing enqueued.
+  Object.assign(race, { times: 3, retaken: true, refused: 0 });
+  const churn = `churn-${process.hrtime.bigint()}`;
+  await redis.set(keys.unique(churn), 'ghost', 'EX', 30);
+  await assert.rejects(client.enqueue('noop', {}, { queue: 'unread', uniqueKey: churn, id: churn }), /changed hands/);
+  assert.equal(race.refused, 3);
+  assert.equal(await redis.exists(keys.unique(churn)), 0);
+  assert.equal(await redis.exists(keys.status(churn)), 0);
 });

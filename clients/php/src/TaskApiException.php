@@ -36,8 +36,11 @@ class TaskApiException extends \RuntimeException
 
     /**
      * Whether sending the same request again later may succeed: Redis or ingest unavailable (503, 502, 504),
-     * rate limited (429), or no answer (ConnectionException). Retrying an enqueue whose answer was lost can
-     * enqueue it twice: give such tasks a uniqueKey.
+     * rate limited (429), or no answer (ConnectionException). Not whether it is safe to: after a 503, 502, 504
+     * or no answer an enqueue may have written its task, and an enqueueMany some or all of its tasks (a batch's
+     * tasks are written one after another; a 503 can come after some of them), so sending it again enqueues
+     * those twice. Retry an enqueue or a batch only when every task in it has a uniqueKey (the ones already in
+     * are then answered as duplicates) or when running a task twice is harmless.
      */
     public function isRetryable(): bool
     {

@@ -84,8 +84,11 @@ final class TaskClient implements TaskClientInterface
     }
 
     /**
-     * Enqueues up to MAX_BATCH tasks in one request (POST /v1/tasks:batch): all of them, or none when one is
-     * refused (the exception's detail names it: "tasks[3]: ...").
+     * Enqueues up to MAX_BATCH tasks in one request (POST /v1/tasks:batch). Every task is checked before
+     * anything is written: none is enqueued when one is refused (a 4xx; the exception's detail names it:
+     * "tasks[3]: ..."). Past the checks it is not all or nothing: a 503 can come after some tasks were written,
+     * and after a 502, a 504 or no answer any may be in; the exception does not say which. Sending the batch
+     * again is safe only when every task has a uniqueKey (see TaskApiException::isRetryable()).
      *
      * @param array $tasks a list of ['type' => ..., 'payload' => ..., and enqueue()'s options] arrays
      * @return EnqueueResult[] one per task, in order

@@ -26,7 +26,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from redis import exceptions as redis_exceptions
 
@@ -41,7 +41,11 @@ RunAt = Union[datetime, float, int]
 
 DEFAULT_STATUS_TTL_S = 86400  # TASK_RESULT_TTL's default
 DEFAULT_UNIQUE_FOR_S = 3600   # EnqueueOptions::unique_ttl_s
+MAX_STATUS_TTL_S = 1 << 31    # from_env's bound for TASK_RESULT_TTL
+MAX_UNIQUE_FOR_S = 30 * 24 * 3600  # the task API's bound (kMaxUniqueForS in ingest/task_api.cc)
+MAX_TOKEN_LEN = 200           # task ids and unique keys: the task API's ValidToken bound
 UNIQUE_CLAIM_TTL_S = 30       # cluster schema: a unique key's first TTL, before the task is in (kUniqueClaimTtlS)
+UNIQUE_CLAIM_TRIES = 3        # cluster schema: SET NX attempts when the key runs out between a refused SET NX and GET
 CANCEL_MARKER_TTL_MS = 30 * 24 * 3600 * 1000  # kCancelMarkerTtlMs: a cancel drops markers older than this
 
 # docs/task-protocol.md, "Cancel": KEYS[1] the status record, KEYS[2] the cancel markers; ARGV id, now ms,
@@ -127,6 +131,23 @@ class EnqueueResult:
     id: str
     duplicate: bool = False  # the unique key was held: nothing enqueued, `id` is the holder's
     scheduled: bool = False  # waiting in the scheduled set until its run time
+
+
+class EnqueueManyError(redis_exceptions.ResponseError):
+    """enqueue_many: Redis refused the add (XADD / ZADD) of some tasks after the others were written (a pipeline
+    is not a transaction, so nothing is undone). `results` has one entry per task, in the order given: its
+    EnqueueResult when it is enqueued, None when Redis refused it. The first refusal is the message's end and
+    __cause__. A ResponseError, as the refusal alone was before, so existing handlers still catch it."""
+
+    def __init__(self, results: List[Optional[EnqueueResult]], first: Exception) -> None:
+        missing = sum(r is None for r in results)
+        super().__init__(f"{missing} of {len(results)} tasks not enqueued: {first}")
+        self.results = results
+
+    @property
+    def enqueued(self) -> List[EnqueueResult]:
+        """The tasks that are in: enqueue_many them again and they run twice."""
+        return [r for r in self.results if r is not None]
 
 
 @dataclass
@@ -225,7 +246,9 @@ def _payload_bytes(payload: Payload) -> bytes:
         return payload
     if isinstance(payload, str):
         return payload.encode()
-    return json.dumps(payload, separators=(",", ":")).encode()
+    # allow_nan=False: NaN and Infinity would be sent as bare NaN / Infinity, which is not JSON: the worker refuses
+    # the payload and dead-letters the task. A ValueError here is raised before anything is sent.
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
 
 
 MAX_DELAY_MS = 366 * 24 * 3600 * 1000  # the task API's bound: a later run is almost surely a unit error
@@ -259,14 +282,35 @@ def _run_at_ms(task: Task, now_ms: int) -> int:
 RELEASE_UNIQUE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
+def _whole(value: Any, low: int, high: int) -> bool:
+    """An int (not a bool) from low to high: Redis' EX and EXPIRE take whole seconds only, and refuse "86400.0"
+    inside the scripts, after the task is in."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _valid_token(value: Any) -> bool:
+    """1 to 200 visible ASCII characters: what the task API takes for ids and unique keys (ValidToken in
+    ingest/task_api.cc), so a task enqueued here can be read and cancelled through it too."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_TOKEN_LEN and all("!" <= c <= "~" for c in value)
+
+
 def _check(task: Task) -> None:
     if not valid_queue_name(task.queue):
         raise ValueError(f'invalid queue name "{task.queue}"')
     if not task.type:
         raise ValueError("empty task type")
-    if task.unique_key and (isinstance(task.unique_for, bool) or not isinstance(task.unique_for, int)
-                            or task.unique_for <= 0):
-        raise ValueError("unique_for must be a positive number of seconds")
+    # An id is a part of key names ({prefix}:task:{id}) and of the task API's path (/v1/tasks/{id}): no '/', and
+    # not ending in ":generation", or its record would be the key {prefix}:task:{other id}:generation that
+    # workers keep for task {other id} (docs/task-protocol.md, "Keys").
+    if task.id and (not _valid_token(task.id) or "/" in task.id or task.id.endswith(":generation")):
+        raise ValueError(f"task id {task.id!r}: 1 to 200 visible ASCII characters without '/', not ending in "
+                         "':generation'")
+    if task.unique_key and not _valid_token(task.unique_key):
+        raise ValueError(f"unique_key {task.unique_key!r}: 1 to 200 visible ASCII characters")
+    if task.unique_key and not _whole(task.unique_for, 1, MAX_UNIQUE_FOR_S):
+        # Above 30 days (the task API's bound) a huge value makes the script's final SET ... EX fail after the add.
+        raise ValueError(f"unique_for must be a whole number of seconds from 1 to {MAX_UNIQUE_FOR_S} (30 days), "
+                         f"got {task.unique_for!r}")
 
 
 class TaskClient:
@@ -278,6 +322,11 @@ class TaskClient:
 
     def __init__(self, redis: Any, keys: Optional[TaskKeys] = None, status_ttl_s: int = DEFAULT_STATUS_TTL_S,
                  clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        if not _whole(status_ttl_s, 0, MAX_STATUS_TTL_S):
+            # Refused here, not by Redis: the enqueue script drops EXPIRE's error (the record would never expire)
+            # and cancel would raise after it had cancelled. int(td.total_seconds()) for a timedelta.
+            raise ValueError(f"status_ttl_s must be an int from 0 to {MAX_STATUS_TTL_S} (seconds), "
+                             f"got {status_ttl_s!r}")
         self.redis = redis
         self.keys = keys or TaskKeys()
         self.status_ttl_s = status_ttl_s
@@ -305,14 +354,25 @@ class TaskClient:
         # Cluster schema: the key is claimed for UNIQUE_CLAIM_TTL_S and held for unique_for once the task is in,
         # so a caller that dies in between leaves a key naming nothing for seconds, not for unique_for.
         claim_s = min(UNIQUE_CLAIM_TTL_S, task.unique_for)
-        if task.unique_key:
-            taken = self.redis.execute_command("SET", self.keys.unique(task.unique_key), task_id, "NX", "EX", claim_s)
-            if taken is None:
-                holder = self.redis.execute_command("GET", self.keys.unique(task.unique_key))
-                return EnqueueResult(holder.decode() if holder is not None else task_id, duplicate=True)
+        # Planned before the claim: a payload that cannot be encoded must not leave the key held for nothing.
         writes = self._plan(task, task_id, run_at_ms, now)
+        if task.unique_key:
+            key = self.keys.unique(task.unique_key)
+            for _ in range(UNIQUE_CLAIM_TRIES):
+                if self.redis.execute_command("SET", key, task_id, "NX", "EX", claim_s) is not None:
+                    break
+                holder = self.redis.execute_command("GET", key)
+                if holder is not None:
+                    return EnqueueResult(holder.decode(), duplicate=True)
+                # The holder's key ran out (or was released) between the SET NX and the GET: claim it again rather
+                # than answer "duplicate" naming a task that was never enqueued.
+            else:
+                raise redis_exceptions.RedisError(f"unique key {task.unique_key!r} changed hands {UNIQUE_CLAIM_TRIES} "
+                                                  "times while being claimed: nothing enqueued, try again")
         try:
-            self._run(self._commands(writes))
+            failed = self._run(self._commands(writes))
+            if failed:
+                raise next(iter(failed.values()))
         except Exception:
             # The key names a task that was not added: release it (if still ours), or a retry would be answered
             # "duplicate" of nothing until the claim runs out. Best effort: Redis may be gone altogether.
@@ -355,24 +415,32 @@ class TaskClient:
             return EnqueueResult(reply[1].decode(), duplicate=True)
         return w.result
 
-    def enqueue_many(self, tasks: Sequence[Task]) -> List[EnqueueResult]:
+    def enqueue_many(self, tasks: Iterable[Task]) -> List[EnqueueResult]:
         """Many tasks in one round trip (BullMQ's addBulk). Unique tasks are refused, as by the C++
         EnqueueTasks (each needs its own answer, held or not, first): use enqueue for them. Every task is checked
-        before anything is sent."""
+        before anything is sent. Not all or nothing: when Redis refuses some adds the others are in, and
+        EnqueueManyError says which (its `results`); when Redis cannot be reached (a connection error) any of
+        them may be in."""
+        tasks = list(tasks)  # checked, then sent: a generator would be used up by the checks and nothing sent
         now = self._clock_ms()
-        cmds: List[Command] = []
-        results: List[EnqueueResult] = []
         for task in tasks:
             _check(task)
             if task.unique_key:
                 raise ValueError("enqueue_many does not take unique tasks (use enqueue)")
-        for task in tasks:
-            writes = self._plan(task, task.id or new_task_id(), _run_at_ms(task, now), now)
+        plans = [self._plan(task, task.id or new_task_id(), _run_at_ms(task, now), now) for task in tasks]
+        cmds: List[Command] = []
+        adds: List[int] = []  # each task's add: the last of its commands (_commands)
+        for writes in plans:
             cmds += self._commands(writes)
-            results.append(writes.result)
-        if cmds:
-            self._run(cmds)
-        return results
+            adds.append(len(cmds) - 1)
+        failed = self._run(cmds) if cmds else {}
+        if failed:
+            first = failed[min(failed)]
+            if not all(isinstance(e, redis_exceptions.ResponseError) for e in failed.values()):
+                raise first  # not a refusal (a connection lost mid-way): whether that add is in is unknown
+            results = [None if add in failed else w.result for add, w in zip(adds, plans)]
+            raise EnqueueManyError(results, first) from first
+        return [w.result for w in plans]
 
     def _plan(self, task: Task, task_id: str, run_at_ms: int, now_ms: int) -> _TaskWrites:
         envelope = task_pb2.TaskEnvelope(id=task_id, type=task.type, payload=_payload_bytes(task.payload), attempt=0,
@@ -407,24 +475,29 @@ class TaskClient:
             cmds.append(("XADD", w.key, "*", "e", w.entry))
         return cmds
 
-    def _run(self, cmds: List[Command]) -> None:
-        """Sends the commands in order; the status writes are best effort, the adds must succeed."""
+    def _run(self, cmds: List[Command]) -> Dict[int, Exception]:
+        """Sends the commands in order; the status writes are best effort, the adds must succeed. Returns the
+        adds that failed (the error of each, by its index in `cmds`; empty when all are in), so enqueue_many can
+        say which tasks are in; raises when the round trip itself fails."""
         def is_status(cmd: Command) -> bool:
             return cmd[0] in ("HSET", "EXPIRE")
 
-        batches = [cmds]
+        everything = list(range(len(cmds)))
+        batches = [everything]
         if self.keys.cluster:
-            batches = [[c for c in cmds if is_status(c)], [c for c in cmds if not is_status(c)]]
+            batches = [[i for i in everything if is_status(cmds[i])], [i for i in everything if not is_status(cmds[i])]]
+        failed: Dict[int, Exception] = {}
         for batch in batches:
             if not batch:
                 continue
             pipe = self.redis.pipeline(transaction=False)
-            for cmd in batch:
-                pipe.execute_command(*cmd)
+            for i in batch:
+                pipe.execute_command(*cmds[i])
             replies = pipe.execute(raise_on_error=False)
-            for cmd, reply in zip(batch, replies):
-                if isinstance(reply, Exception) and not is_status(cmd):
-                    raise reply
+            for i, reply in zip(batch, replies):
+                if isinstance(reply, Exception) and not is_status(cmds[i]):
+                    failed[i] = reply
+        return failed
 
     # --- follow ----------------------------------------------------------------------------------------
 

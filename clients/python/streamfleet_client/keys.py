@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import List
+from typing import List, Optional
 
 # Queue names become key names: [a-z0-9_.-]{1,64} (ValidQueueName in components/base task_specs.cc).
 _QUEUE_NAME = re.compile(r"[a-z0-9_.\-]{1,64}")
 
 CONSUMER_GROUP = "workers"
+# TASK_QUEUE_SHARDS' default with the cluster schema (components/base config.cc LoadConsumers).
+DEFAULT_CLUSTER_SHARDS = 4
 
 
 def valid_queue_name(name: str) -> bool:
@@ -39,12 +41,16 @@ def crc16(data: bytes) -> int:
 class TaskKeys:
     """Every key name a producer touches, for one stream prefix and key schema."""
 
-    def __init__(self, prefix: str = "streamfleet", cluster: bool = False, shards: int = 1) -> None:
+    def __init__(self, prefix: str = "streamfleet", cluster: bool = False, shards: Optional[int] = None) -> None:
         if not prefix:
             raise ValueError("empty key prefix")
         self.prefix = prefix
         self.cluster = cluster
         # Standard mode has exactly one stream per queue, whatever `shards` says (TaskKeys in C++ does the same).
+        # Cluster mode without `shards`: the fleet's default, as the workers use without TASK_QUEUE_SHARDS; 1 here
+        # would make pause() and cancel() touch shard 0 only while tasks sit on all 4.
+        if shards is None:
+            shards = DEFAULT_CLUSTER_SHARDS
         self.shards = max(1, shards) if cluster else 1
 
     def queue(self, name: str, shard: int = 0) -> str:

@@ -8,6 +8,7 @@ cancelled task is acked by the worker without running while a started or finishe
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import unittest
@@ -16,8 +17,8 @@ from typing import Callable, List, Optional, Tuple
 
 import redis
 
-from streamfleet_client import (ENQUEUE_SCRIPT_SHA1, CancelOutcome, CancelResult, Task, TaskClient, TaskKeys, TaskStatus,
-                                crc16, task_pb2)
+from streamfleet_client import (ENQUEUE_SCRIPT_SHA1, CancelOutcome, CancelResult, EnqueueManyError, EnqueueResult, Task,
+                                TaskClient, TaskKeys, TaskStatus, crc16, task_pb2)
 from streamfleet_client.client import CANCEL_MARKER_TTL_MS, wall_clock_ms
 from streamfleet_client.keys import new_task_id
 
@@ -226,6 +227,88 @@ class WorkerSuite:
                 self.client.enqueue("noop", queue="unread", unique_key=f"bad-ttl-{bad}", unique_for=bad)
             self.assertEqual(self.r.exists(self.keys.unique(f"bad-ttl-{bad}")), 0)
         self.assertEqual(len(self.queue_entries("unread")), before)
+
+    def test_bulk_takes_a_generator(self) -> None:
+        # Checked, then sent: a generator used up by the checks would enqueue nothing and say nothing.
+        results = self.client.enqueue_many(Task("noop", {"i": i}, queue="unread") for i in range(3))
+        self.assertEqual(len(results), 3)
+        for r in results:
+            self.assertIsNotNone(self.entry_of("unread", r.id))
+
+    def test_a_partly_refused_bulk_names_the_tasks_that_are_in(self) -> None:
+        # A pipeline is not a transaction: the adds Redis takes stay when it refuses another. The error must say
+        # which are in, or a retry of the whole batch enqueues those twice.
+        broken = f"broken-{time.time_ns()}"
+        for stream in self.keys.queue_shards(broken):
+            self.r.set(stream, "not a stream")  # Redis refuses the XADD (WRONGTYPE): a real refused add
+        self.addCleanup(self.r.delete, *self.keys.queue_shards(broken))
+        tasks = [Task("noop", queue="unread"), Task("noop", queue=broken), Task("noop", queue="unread", delay=3600)]
+        with self.assertRaises(EnqueueManyError) as caught:
+            self.client.enqueue_many(tasks)
+        err = caught.exception
+        self.assertIsInstance(err, redis.ResponseError)  # as the bare refusal was: existing handlers still catch it
+        self.assertIn("WRONGTYPE", str(err))
+        first, missing, later = err.results
+        self.assertIsNone(missing)
+        assert first is not None and later is not None
+        self.assertEqual(err.enqueued, [first, later])
+        self.assertEqual((first.scheduled, later.scheduled), (False, True))
+        self.assertIsNotNone(self.entry_of("unread", first.id))  # they really are in
+        scheduled = {self.keys.scheduled_of(s) for s in self.keys.queue_shards("unread")}
+        self.assertTrue(any(later.id.encode() in m for z in scheduled for m in self.r.zrange(z, 0, -1)))
+
+    def test_nan_payload_is_refused_before_anything_is_sent(self) -> None:
+        # NaN / Infinity are not JSON: the worker would refuse the payload and dead-letter the task.
+        before = len(self.queue_entries("unread"))
+        unique = f"py-nan-{time.time_ns()}"
+        for payload in ({"x": math.nan}, [math.inf], {"y": -math.inf}):
+            with self.assertRaises(ValueError):
+                self.client.enqueue("noop", payload, queue="unread")
+            with self.assertRaises(ValueError):
+                self.client.enqueue("noop", payload, queue="unread", unique_key=unique)
+            with self.assertRaises(ValueError):
+                self.client.enqueue_many([Task("noop", {"ok": 1}, queue="unread"),
+                                          Task("noop", payload, queue="unread")])
+        self.assertEqual(len(self.queue_entries("unread")), before)
+        self.assertEqual(self.r.exists(self.keys.unique(unique)), 0)  # the cluster schema's claim was not taken
+
+    def test_unique_for_is_at_most_30_days(self) -> None:
+        # Past what SET ... EX takes (1e16) the script's last step would fail after the add; the task API's bound.
+        before = len(self.queue_entries("unread"))
+        unique = f"py-long-{time.time_ns()}"
+        for bad in (10 ** 16, 30 * 86400 + 1):
+            with self.assertRaisesRegex(ValueError, "unique_for"):
+                self.client.enqueue("noop", queue="unread", unique_key=unique, unique_for=bad)
+        self.assertEqual(len(self.queue_entries("unread")), before)
+        self.assertEqual(self.r.exists(self.keys.unique(unique)), 0)
+        res = self.client.enqueue("noop", queue="unread", unique_key=unique, unique_for=30 * 86400)
+        self.assertFalse(res.duplicate)
+        self.assertTrue(30 * 86400 - 10 < self.r.ttl(self.keys.unique(unique)) <= 30 * 86400)
+
+    def test_ids_and_unique_keys_are_what_the_task_api_takes(self) -> None:
+        # Visible ASCII, 1 to 200 (ids without '/': GET/DELETE /v1/tasks/{id}); an id ending in ":generation"
+        # would make its record the key a worker keeps for another task's generation.
+        before = len(self.queue_entries("unread"))
+        victim = new_task_id()
+        for bad_id in (f"{victim}:generation", "has space", "a/b", "x" * 201, "caf\u00e9", "tab\t"):
+            with self.subTest(bad_id):
+                with self.assertRaisesRegex(ValueError, "task id"):
+                    self.client.enqueue("noop", queue="unread", task_id=bad_id)
+                with self.assertRaisesRegex(ValueError, "task id"):
+                    self.client.enqueue_many([Task("noop", queue="unread", id=bad_id)])
+                self.assertEqual(self.r.exists(self.keys.status(bad_id)), 0)
+        for bad_key in ("has space", "x" * 201, "na\u00efve"):
+            with self.subTest(bad_key):
+                with self.assertRaisesRegex(ValueError, "unique_key"):
+                    self.client.enqueue("noop", queue="unread", unique_key=bad_key)
+                self.assertEqual(self.r.exists(self.keys.unique(bad_key)), 0)
+        self.assertEqual(len(self.queue_entries("unread")), before)
+        # The edges the task API takes are taken here too.
+        long_id = f"py-{time.time_ns()}-".ljust(200, "x")
+        odd_id = f"py:{time.time_ns()}~!$%&'()*+,;=?@[]"
+        for good in (long_id, odd_id):
+            self.assertEqual(self.client.enqueue("noop", queue="unread", task_id=good, unique_key=good).id, good)
+            self.assertEqual(self.state(good), "pending")
 
     def test_paused_queue_holds_tasks_until_resumed(self) -> None:
         self.client.pause("low")
@@ -481,6 +564,70 @@ class EnqueueEdgesTest(unittest.TestCase):
             payloads[env.id] = env.payload
         self.assertEqual(payloads[one.id], b"{}")
         self.assertEqual(payloads[many.id], b"{}")
+
+    def test_status_ttl_must_be_whole_seconds(self) -> None:
+        # EXPIRE refuses "86400.0": the enqueue script drops that error (the record would never expire) and cancel
+        # would raise after it had cancelled. Refused when the client is made instead.
+        for bad in (86400.0, timedelta(days=1).total_seconds(), 1.5, -1, True, "600", (1 << 31) + 1):
+            with self.subTest(bad=bad), self.assertRaisesRegex(ValueError, "status_ttl_s"):
+                TaskClient(self.r, TaskKeys("streamfleet"), status_ttl_s=bad)  # type: ignore[arg-type]
+        for good in (0, 1, 1 << 31):
+            self.assertEqual(TaskClient(self.r, TaskKeys("streamfleet"), status_ttl_s=good).status_ttl_s, good)
+
+    def test_cluster_keys_default_to_the_fleets_four_shards(self) -> None:
+        # The "sfc" workers leave TASK_QUEUE_SHARDS at its default: a client made with cluster=True alone must
+        # pause and cancel on every shard their producers use, not on shard 0 only.
+        fleet = TaskKeys("sfc", cluster=True, shards=4)
+        client = TaskClient(self.r, TaskKeys("sfc", cluster=True))
+        self.assertEqual(client.keys.queue_shards("unread"), fleet.queue_shards("unread"))
+        client.pause("unread")
+        try:
+            self.assertEqual([self.r.get(fleet.paused_flag_of(s)) for s in fleet.queue_shards("unread")], [b"1"] * 4)
+        finally:
+            client.resume("unread")
+        self.assertEqual(sum(self.r.exists(fleet.paused_flag_of(s)) for s in fleet.queue_shards("unread")), 0)
+        res = TaskClient(self.r, fleet).enqueue("noop", queue="unread")
+        self.assertEqual(client.cancel(res.id), CancelResult(CancelOutcome.CANCELLED, "pending"))
+        markers = [self.r.zscore(fleet.cancelled_of(s), res.id) for s in fleet.queue_shards("unread")]
+        self.assertTrue(all(m is not None for m in markers), markers)
+
+    def test_a_cluster_claim_retries_when_the_holder_runs_out_before_the_get(self) -> None:
+        # The key held at the SET NX and gone at the GET (it ran out in between): the task must be enqueued, not
+        # answered "duplicate" of an id no task has.
+        keys = TaskKeys("sfc", cluster=True, shards=4)
+        r = self.r
+
+        class RunsOutAfterRefusedClaims(redis.Redis):
+            """A real connection; after a refused SET NX the key is deleted (another client's key running out),
+            `times` times, and before each SET NX but the first after that it is taken again if `retaken`."""
+            times, retaken, refused = 1, False, 0
+
+            def execute_command(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+                if args[0] == "SET" and "NX" in args and self.retaken and 0 < self.refused < self.times:
+                    r.set(args[1], "another-producer")
+                reply = super().execute_command(*args, **kwargs)
+                if args[0] == "SET" and "NX" in args and reply is None and self.refused < self.times:
+                    self.refused += 1
+                    r.delete(args[1])
+                return reply
+
+        conn = RunsOutAfterRefusedClaims(port=redis_port())
+        self.addCleanup(conn.close)
+        unique = f"runs-out-{time.time_ns()}"
+        r.set(keys.unique(unique), "ghost", ex=30)
+        res = TaskClient(conn, keys).enqueue("noop", queue="unread", unique_key=unique)
+        self.assertEqual((res.duplicate, conn.refused), (False, 1))
+        self.assertEqual(r.get(keys.unique(unique)), res.id.encode())
+        stream = keys.queue("unread", keys.shard_for(unique))
+        self.assertTrue(any(task_pb2.TaskEnvelope.FromString(f[b"e"]).id == res.id for _, f in r.xrange(stream)))
+        # A key that keeps changing hands: a bounded number of tries, then an error, nothing enqueued.
+        conn.times, conn.retaken, conn.refused = 3, True, 0
+        churn = f"churn-{time.time_ns()}"
+        r.set(keys.unique(churn), "ghost", ex=30)
+        with self.assertRaisesRegex(redis.RedisError, "changed hands"):
+            TaskClient(conn, keys).enqueue("noop", queue="unread", unique_key=churn, task_id=f"churn-{time.time_ns()}")
+        self.assertEqual(conn.refused, 3)
+        self.assertEqual(r.exists(keys.unique(churn)), 0)
 
     def test_a_run_more_than_a_year_ahead_is_refused(self) -> None:
         client = TaskClient(self.r, TaskKeys("streamfleet"))

@@ -48,6 +48,12 @@ class KeysTest(unittest.TestCase):
         self.assertEqual(k.cancelled_of(stream), "{streamfleet:queue:default:1}:cancelled")
         self.assertEqual({k.shard_for("") for _ in range(200)}, {0, 1, 2, 3})
 
+    def test_cluster_shards_default_to_the_fleets(self) -> None:
+        # TASK_QUEUE_SHARDS is 4 by default with the cluster schema (components/base config.cc).
+        self.assertEqual(TaskKeys("sf", cluster=True).shards, 4)
+        self.assertEqual(TaskKeys("sf", cluster=True, shards=2).shards, 2)
+        self.assertEqual(TaskKeys("sf").shards, 1)
+
     def test_queue_names(self) -> None:
         for good in ("default", "a", "x" * 64, "q_1.b-2"):
             self.assertTrue(valid_queue_name(good), good)
