@@ -609,7 +609,9 @@ void IngestService::FailLine(HttpExchange& ex, Ctx& ctx, Upload& up, int status,
                       {"accepted", up.total.accepted},
                       {"last_seq", up.total.last_seq}};
   if (offset) j["offset"] = *offset;
-  ex.RespondJson(status, j.dump());
+  // replace: a detail quoting the client's bytes must never turn the answer (with accepted/last_seq, what a
+  // client without an Idempotency-Key needs to resume) into a 500.
+  ex.RespondJson(status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 // One line of the body. False when the request already got its answer. line_offset: its offset in the body.

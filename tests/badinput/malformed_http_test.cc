@@ -253,6 +253,48 @@ TEST_F(MalformedHttpTest, OneOrganizationsSlowUploadsLeaveWorkersForTheOthers) {
   EXPECT_EQ(StreamLength(), 4);
 }
 
+// Upgrade is not spoken here: such a request is answered as plain HTTP and the connection ends with it. The
+// parser flags the upgrade as soon as the head is read; acting on it then cut off a body that came in a later
+// read (no answer until INGEST_REQUEST_TIMEOUT, then a 400 for a valid request).
+TEST_F(MalformedHttpTest, AnUpgradeRequestIsAnsweredAsPlainHttpWithABodyInALaterRead) {
+  IngestHarness ingest(server_->port(), {{"INGEST_REQUEST_TIMEOUT", "20s"}});
+  const std::string body = R"({"data": "upgrade ignored"})";
+  RawConnection c(ingest.port());
+  ASSERT_TRUE(c.Send(ChunkPost("Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: " +
+                                   std::to_string(body.size()) + "\r\n",
+                               "")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the body in a read of its own
+  ASSERT_TRUE(c.Send(body));
+  auto t0 = Clk::now();
+  std::string answer = c.ReadResponse(5000);
+  EXPECT_EQ(StatusOf(answer), 202) << answer;
+  EXPECT_LT(Clk::now() - t0, std::chrono::seconds(3));
+  EXPECT_TRUE(c.WaitClosed(3000)) << "the connection ends with the answer";
+  EXPECT_EQ(StreamLength(), 1);
+  // A body-less upgrade request (curl --http2 sends Upgrade: h2c) is answered too.
+  std::string probe = RawExchange(ingest.port(), "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, "
+                                                 "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n");
+  EXPECT_EQ(StatusOf(probe), 200) << probe;
+  ExpectStillServing(ingest);
+}
+
+// A duplicate key longer than the 64 bytes the refusal quotes, cut inside a UTF-8 character: the line is
+// refused with 400 and what was accepted before it (its quote made dump() throw: a 500 without either).
+TEST_F(MalformedHttpTest, ADuplicateLongNonAsciiKeyIsA400WithWhatWasAccepted) {
+  IngestHarness ingest(server_->port());
+  std::string key = "a";
+  for (int i = 0; i < 40; ++i) key += "\xc3\xa9";  // é: 81 bytes, the 64th byte inside a character
+  const std::string ndjson = "{\"data\":\"first\"}\n{\"data\":\"x\",\"" + key + "\":1,\"" + key + "\":2}\n";
+  auto r = ingest.Post("/v1/orgs/1/generations/5/chunks", ndjson, "application/x-ndjson");
+  EXPECT_EQ(r.status, 400) << r.body;
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.body;
+  EXPECT_EQ(j.value("error", ""), "malformed_line") << r.body;
+  EXPECT_EQ(j.value("accepted", -1), 1) << r.body;
+  EXPECT_EQ(j.value("line", -1), 2) << r.body;
+  EXPECT_EQ(StreamLength(), 1);
+}
+
 // Every connection holds a file descriptor and memory: past INGEST_MAX_CONNECTIONS a new one is answered 503
 // too_many_connections and closed, and counted; once a connection closes, a new one is served again.
 TEST_F(MalformedHttpTest, ConnectionsPastTheCapAreAnswered503AndTheRestServed) {

@@ -19,7 +19,11 @@ std::string ParseErrorText(std::size_t position, const nlohmann::detail::excepti
   // the byte offset is kept too for NDJSON callers.
   return ToValidUtf8(ex.what()) + " (byte " + std::to_string(position > 0 ? position - 1 : 0) + ")";
 }
-std::string DuplicateKeyText(const std::string& key) { return "duplicate key \"" + key.substr(0, 64) + "\" in an object"; }
+// The key's first 64 bytes may end inside a UTF-8 character: the text goes into JSON error bodies, whose dump()
+// throws on invalid UTF-8 (an NDJSON line's duplicate key was a 500 without accepted/last_seq).
+std::string DuplicateKeyText(const std::string& key) {
+  return "duplicate key \"" + ToValidUtf8(key.substr(0, 64)) + "\" in an object";
+}
 std::string TooDeepText(int max_depth) { return "JSON nested deeper than " + std::to_string(max_depth) + " levels"; }
 
 // A SAX handler that builds the DOM iteratively with an explicit stack of open containers, so neither the

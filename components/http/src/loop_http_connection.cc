@@ -229,12 +229,6 @@ size_t LoopHttpConnection::Execute(const char* data, size_t n) {
     }
     return n;
   }
-  if (parser_.upgrade) {
-    // Upgrade / CONNECT: not spoken here. Whatever follows is not HTTP/1.1 requests.
-    broken_ = true;
-    keep_alive_ = false;
-    return n;
-  }
   return k;
 }
 
@@ -356,6 +350,11 @@ int LoopHttpConnection::OnMessageComplete(http_parser* p) {
   } else if (c->pipe_) {
     c->pipe_->End();
   }
+  // Upgrade (or CONNECT): not spoken here, so the request is answered as plain HTTP, which RFC 9110 allows.
+  // The parser hands over whatever follows as the other protocol's bytes and keeps its upgrade flag into the
+  // next request, so the connection ends with this answer. (Checked here, at the message's end: the flag is set
+  // once the head is read, and acting on it then cut off the request's own body, which the parser still reads.)
+  if (p->upgrade) c->keep_alive_ = false;
   http_parser_pause(p, 1);  // the next pipelined request is parsed after this one is answered
   c->fold_scanner_.Rearm();
   return 0;
@@ -485,6 +484,8 @@ void LoopHttpConnection::Write(std::string bytes, bool close_after) {
       c->Linger();
     } else if (w->close_after) {
       c->Close();  // the request was read to its end: nothing of the client's can be left to cause a RST
+    } else if (c->close_when_written_) {
+      if (uv_stream_get_write_queue_size(c->stream()) == 0) c->Close();  // stopping: the last answer is out
     } else if (c->hand_over_ && !c->closing_) {
       if (uv_stream_get_write_queue_size(c->stream()) == 0) c->HandOver();
     } else if (!c->closing_ && !c->dispatched_) {
@@ -561,7 +562,14 @@ void LoopHttpConnection::AbandonBufferedBody() {
 }
 
 void LoopHttpConnection::OnStop() {
-  if (!dispatched_ && !lingering_ && !hand_over_) Close();
+  if (dispatched_ || lingering_ || hand_over_) return;
+  // An answer still going out is finished first (closing the handle would cancel its writes); CheckTimeout
+  // bounds how long a client that stopped reading holds the stop up.
+  if (uv_stream_get_write_queue_size(stream()) > 0) {
+    close_when_written_ = true;
+    return;
+  }
+  Close();
 }
 
 void LoopHttpConnection::CutOffBody() {

@@ -112,6 +112,7 @@ class LoopHttpConnection {
   http_parser parser_;
   bool reading_ = false;
   bool lingering_ = false;
+  bool close_when_written_ = false;  // the server stops: close once the queued answers are written
   bool unread_input_ = false;  // closing with client bytes possibly unread: linger (see kLingerMs)
   bool closing_ = false;
   bool broken_ = false;         // no more requests on this connection (parse error, upgrade, EOF)

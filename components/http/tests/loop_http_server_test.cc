@@ -355,6 +355,28 @@ TEST(LoopHttpServerTest, StopWaitsForAnswersInFlight) {
   EXPECT_EQ(BodyOf(answer), "late");
 }
 
+// An answer already handed to the socket but not yet taken by the client when Stop is called is written whole
+// before the connection closes: Stop closed every connection not waiting on a handler, and closing a handle
+// cancels its queued writes (a large row read just before SIGTERM arrived cut short).
+TEST(LoopHttpServerTest, StopFinishesWritingAnAnswerTheClientIsStillReading) {
+  const std::string big(8 << 20, 's');
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) { ex.Respond(200, "text/plain", big); },
+                                      5000).value();
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send(Get("/big")));
+  std::this_thread::sleep_for(300ms);  // answered: most of it waits in the server's write queue
+  std::thread stopper([&] { server->Stop(); });
+  std::this_thread::sleep_for(100ms);
+  std::string got = c.ReadUntil([&](const std::string& so_far) {
+    size_t head = so_far.find("\r\n\r\n");
+    return head != std::string::npos && so_far.size() - head - 4 >= big.size();
+  }, 10000);
+  stopper.join();
+  size_t head = got.find("\r\n\r\n");
+  ASSERT_NE(head, std::string::npos) << got.substr(0, 200);
+  EXPECT_EQ(got.size() - head - 4, big.size()) << "the answer was cut off by Stop";
+}
+
 // A guest shares the loop thread (ingest hosts its fast path's Redis connection there): it starts there
 // before the first request, the fast handler reaches it on the same thread, and the server ends only once
 // on_finish has closed its handle (a repeating timer here, which would keep the loop alive for good).
