@@ -629,12 +629,11 @@ StatusOr<std::vector<int64_t>> SqlStore::GenerationIdsByCompacted(int64_t after_
     long long a = after_id, over = with_compacted_over, n = limit;
     std::string cond = with_compacted_over >= 0 ? "compacted IS NOT NULL AND LENGTH(compacted) > :o" : "compacted IS NULL";
     std::string q = "SELECT id FROM scenario_generations WHERE id > :a AND " + cond + " ORDER BY id LIMIT :n";
-    soci::rowset<soci::row> rs = with_compacted_over >= 0
+    // rowset<long long>, not of rows: SOCI reads SQLite's INTEGER columns of a row as int (ids past 2^31 wrap).
+    soci::rowset<long long> rs = with_compacted_over >= 0
                                      ? (sql.prepare << q, soci::use(a), soci::use(over), soci::use(n))
                                      : (sql.prepare << q, soci::use(a), soci::use(n));
-    for (const auto& row : rs) {
-      ids.push_back(row.get_properties(0).get_data_type() == soci::dt_integer ? row.get<int>(0) : row.get<long long>(0));
-    }
+    for (long long id : rs) ids.push_back(id);
   });
   if (!s.ok()) return s;
   return ids;
@@ -711,25 +710,23 @@ StatusOr<std::vector<ChunkRow>> SqlStore::GetChunks(int64_t generation_id) {
   int64_t corrupt = -1;  // the seq of a row whose data is not base64
   Status s = Run("get chunks", [&](soci::session& sql) {
     int64_t g = generation_id;
-    soci::rowset<soci::row> rs = (sql.prepare << "SELECT organization_id, scenario_id, seq, data_base64 FROM "
-                                                 "generation_chunks WHERE generation_id = :g ORDER BY seq",
-                                  soci::use(g));
-    for (const auto& row : rs) {
+    // Typed intos, not a generic row: SOCI describes SQLite's INTEGER columns as int and truncates them there
+    // (an organization id past 2^31 read as another organization's).
+    long long org = 0, scenario = 0, seq = 0;
+    soci::indicator scenario_ind = soci::i_ok;
+    std::string data;
+    soci::statement st = (sql.prepare << "SELECT organization_id, scenario_id, seq, data_base64 FROM "
+                                         "generation_chunks WHERE generation_id = :g ORDER BY seq",
+                          soci::use(g), soci::into(org), soci::into(scenario, scenario_ind), soci::into(seq),
+                          soci::into(data));
+    st.execute();
+    while (st.fetch()) {
       ChunkRow c;
       c.generation_id = generation_id;
-      auto num = [&](size_t i) -> int64_t {
-        if (row.get_indicator(i) == soci::i_null) return 0;
-        switch (row.get_properties(i).get_data_type()) {
-          case soci::dt_long_long: return row.get<long long>(i);
-          case soci::dt_integer: return row.get<int>(i);
-          case soci::dt_unsigned_long_long: return static_cast<int64_t>(row.get<unsigned long long>(i));
-          default: return std::stoll(row.get<std::string>(i));
-        }
-      };
-      c.organization_id = num(0);
-      c.scenario_id = num(1);
-      c.seq = num(2);
-      auto d = Base64Decode(row.get<std::string>(3));
+      c.organization_id = org;
+      c.scenario_id = scenario_ind == soci::i_null ? 0 : scenario;
+      c.seq = seq;
+      auto d = Base64Decode(data);
       if (!d) {
         corrupt = c.seq;
         continue;
@@ -755,12 +752,16 @@ StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
     std::string text = dialect_ == SqlDialect::kPostgres ? "::text" : "";
     std::vector<std::pair<int64_t, std::string>> rows;
     {
-      soci::rowset<soci::row> rs = (sql.prepare << "SELECT id, metadata" + text + " FROM scenario_generations");
-      for (const auto& row : rs) {
-        int64_t id = row.get_properties(0).get_data_type() == soci::dt_integer ? row.get<int>(0)
-                                                                                : row.get<long long>(0);
-        rows.emplace_back(id, row.get_indicator(1) == soci::i_null ? "{}" : row.get<std::string>(1));
-      }
+      // Typed intos: SOCI reads SQLite's INTEGER columns of a generic row as int, and the UPDATE below by a
+      // wrapped id wrote another generation's row.
+      long long id = 0;
+      std::string md;
+      soci::indicator md_ind = soci::i_ok;
+      soci::statement st =
+          (sql.prepare << "SELECT id, metadata" + text + " FROM scenario_generations", soci::into(id),
+           soci::into(md, md_ind));
+      st.execute();
+      while (st.fetch()) rows.emplace_back(id, md_ind == soci::i_null ? "{}" : md);
     }
     for (auto& [id, md] : rows) {
       nlohmann::json j = ParseObject(md);
@@ -805,13 +806,11 @@ StatusOr<std::vector<int64_t>> SqlStore::GenerationIdsWithChunksBefore(const std
     std::string t = cutoff_iso;
     long long a = after_id, n = limit;
     std::string cutoff = dialect_ == SqlDialect::kPostgres ? "CAST(:t AS TIMESTAMPTZ)" : ":t";
-    soci::rowset<soci::row> rs =
+    soci::rowset<long long> rs =
         (sql.prepare << "SELECT DISTINCT generation_id FROM generation_chunks WHERE created_at < " + cutoff +
                             " AND generation_id > :a ORDER BY generation_id LIMIT :n",
          soci::use(t), soci::use(a), soci::use(n));
-    for (const auto& row : rs) {
-      ids.push_back(row.get_properties(0).get_data_type() == soci::dt_integer ? row.get<int>(0) : row.get<long long>(0));
-    }
+    for (long long id : rs) ids.push_back(id);  // rowset<long long>: see GenerationIdsByCompacted
   });
   if (!s.ok()) return s;
   return ids;

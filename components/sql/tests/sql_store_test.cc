@@ -282,6 +282,30 @@ TEST_P(SqlStoreTest, DeleteChunksOfTakesOneOrganizationsRowsOfOneGeneration) {
   EXPECT_EQ(store_->GetChunks(64)->size(), 1u);
 }
 
+// Ids are int64 (ingest takes up to 18 digits). SQLite's INTEGER columns were read as int where a query's
+// rows are read generically: ids past 2^31 wrapped, in the chunk rows' organization, the id lists of the
+// maintenance tasks, and the migration's UPDATE ... WHERE id (another row's).
+TEST_P(SqlStoreTest, IdsPastTwoToThe31AreReadWhole) {
+  const int64_t gen = 5'000'000'000, org = 4'294'967'297;  // org wraps to 1 as an int
+  ASSERT_TRUE(store_->UpsertChunks({{gen, org, 7'000'000'000, 0, "a"}}).ok());
+  auto rows = store_->GetChunks(gen);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].organization_id, org);
+  EXPECT_EQ((*rows)[0].scenario_id, 7'000'000'000);
+  auto with_chunks = store_->GenerationIdsWithChunksBefore("2999-01-01T00:00:00.000Z", 0, 10);
+  ASSERT_TRUE(with_chunks.ok()) << with_chunks.status().ToString();
+  EXPECT_EQ(*with_chunks, std::vector<int64_t>{gen});
+  ASSERT_TRUE(store_->MergeGenerationMetadata(gen, org, 0, R"({"compacted":"QUJD"})").ok());
+  auto uncompacted = store_->GenerationIdsByCompacted(0, -1, 10);
+  ASSERT_TRUE(uncompacted.ok()) << uncompacted.status().ToString();
+  EXPECT_EQ(*uncompacted, std::vector<int64_t>{gen});
+  EXPECT_EQ(*store_->MigrateCompactedFromMetadata(false), 1);
+  auto row = store_->GetGeneration(gen);
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ(*(*row)->compacted, "QUJD") << "the migration wrote the row it read";
+}
+
 TEST_P(SqlStoreTest, MigrateCompactedFromMetadataPreviewChangesNothing) {
   ASSERT_TRUE(store_->MergeGenerationMetadata(7, 1, 0, R"({"compacted":"QUJD","model":"m"})").ok());
   auto preview = store_->MigrateCompactedFromMetadata(true);
