@@ -69,11 +69,24 @@ std::string NewToken() {
 }  // namespace
 
 // The invalidation markers a value was computed under (see the header).
+// Tokens, not counters: a key's counter that expired (or was lost) started again from 0, and its next
+// invalidation made it 1 again, matching files written under the earlier 1: an invalidated value was served
+// again, and warmed back into Redis for the fleet. A token never repeats.
 struct Cache::Markers {
-  int64_t ver = 0;
-  int64_t epoch = 0;
+  std::string ver;     // "" while the key was never invalidated (or its marker expired: see MarkerTtlMs)
+  std::string epoch;   // "" while the cache was never flushed
   bool known = false;  // false when Redis was unreachable
 };
+
+namespace {
+std::string NewMarker() {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(RandomU64()));
+  return buf;
+}
+// A marker reply as its token: nil is "" (no marker).
+std::string MarkerOf(const RedisValue& v) { return v.is_nil() ? "" : v.str; }
+}  // namespace
 
 CacheOptions CacheOptionsFromConfig(const Config& c) {
   CacheOptions o;
@@ -220,7 +233,7 @@ std::optional<CacheResult> Cache::ReadRedisTier(Lookup& l, const GetOptions& opt
     if (r.ok()) {
       RedisRecovered();
       l.redis.emplace(std::move(*lease));
-      l.markers = Markers{(*r)[0].AsInt(), (*r)[1].AsInt(), true};
+      l.markers = Markers{MarkerOf((*r)[0]), MarkerOf((*r)[1]), true};
       if (read_value) {
         if (auto v = ValueFrom((*r)[2], (*r)[3])) {
           Count("redis", "hit");
@@ -245,7 +258,11 @@ std::optional<FsCacheEntry> Cache::ReadFsTier(Lookup& l, bool count) {
     if (e.status().code() == StatusCode::kDataLoss) SF_LOG_WARN("cache: {} (repairing)", e.status().message());
     return std::nullopt;
   }
-  if (l.markers.known && (e->ver != l.markers.ver || e->epoch != l.markers.epoch)) {
+  // Older than a marker lives: an invalidation it missed may have expired since (its key then reads "" again,
+  // the marker of a file written before any invalidation). A fresh hit is never that old; this bounds the stale
+  // fallback. Not when Redis is down (degraded mode serves without checks, as documented).
+  const bool outlived_markers = e->written_at_ms + MarkerTtlMs() <= NowMs();
+  if (l.markers.known && (e->ver != l.markers.ver || e->epoch != l.markers.epoch || outlived_markers)) {
     fs_->Remove(l.key);  // invalidated since it was written: never served, not even stale
     if (count) Count("filesystem", "miss");
     return std::nullopt;
@@ -298,7 +315,13 @@ void Cache::WriteValue(RedisClient& redis, const Lookup& l, const std::string& v
   // Not a value above kMaxRedisValueBytes, computed or warmed from the filesystem tier: the write would hold it
   // twice more in this process (the command and its wire form) and block Redis while it copies it, for a
   // value read rarely (a generation's whole answer).
-  if (value.size() > kMaxRedisValueBytes) return;
+  // What Redis holds for the key is then older than this value (a forced refresh of a value that grew past
+  // the bound): deleted, or readers kept getting it until its TTL.
+  if (value.size() > kMaxRedisValueBytes) {
+    auto d = redis.Pipeline({{"DEL", l.key}, {"DEL", CompressedKey(l.key)}});
+    if (!d.ok()) RedisFailed(d.status());
+    return;
+  }
   const std::string& key = l.key;
   std::string px = std::to_string(ttl_ms);
   std::vector<std::vector<std::string>> cmds;
@@ -324,7 +347,7 @@ void Cache::WriteValue(RedisClient& redis, const Lookup& l, const std::string& v
   }
   const RedisValue& ver = (*w)[w->size() - 2];
   const RedisValue& epoch = (*w)[w->size() - 1];
-  if (ver.is_error() || epoch.is_error() || ver.AsInt() != l.markers.ver || epoch.AsInt() != l.markers.epoch) {
+  if (ver.is_error() || epoch.is_error() || MarkerOf(ver) != l.markers.ver || MarkerOf(epoch) != l.markers.epoch) {
     auto undo = redis.Pipeline({{"DEL", key}, {"DEL", CompressedKey(key)}});
     if (!undo.ok()) RedisFailed(undo.status());
   }
@@ -435,15 +458,12 @@ StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& given) {
   }
   auto lease = Redis();
   if (!lease.ok()) return lease.status();
-  // Markers outlive every entry they guard. INCR before the DEL: a writer that read the markers before the
-  // INCR and writes after the DEL sees them changed when it checks again after its write, and takes its value
-  // back (WriteValue).
-  int64_t marker_ttl_ms = (std::max(options_.redis_ttl_s, options_.fs_ttl_s) + 86400) * 1000;
+  // A new marker before the DEL: a writer that read the markers before it and writes after the DEL sees them
+  // changed when it checks again after its write, and takes its value back (WriteValue).
   std::vector<std::vector<std::string>> cmds;
-  cmds.reserve(keys.size() * 4);
+  cmds.reserve(keys.size() * 3);
   for (const auto& key : keys) {
-    cmds.push_back({"INCR", key + ":ver"});
-    cmds.push_back({"PEXPIRE", key + ":ver", std::to_string(marker_ttl_ms)});
+    cmds.push_back({"SET", key + ":ver", NewMarker(), "PX", std::to_string(MarkerTtlMs())});
     cmds.push_back({"DEL", key});
     cmds.push_back({"DEL", CompressedKey(key)});
   }
@@ -456,7 +476,7 @@ StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& given) {
   for (const auto& v : *r) {
     if (v.is_error()) return TranslateRedisError(v.str);
   }
-  for (size_t i = 0; i < keys.size(); ++i) deleted += (*r)[4 * i + 2].integer + (*r)[4 * i + 3].integer;
+  for (size_t i = 0; i < keys.size(); ++i) deleted += (*r)[3 * i + 1].integer + (*r)[3 * i + 2].integer;
   return deleted;
 }
 
@@ -481,7 +501,7 @@ StatusOr<int64_t> Cache::InvalidateMatching(const std::string& pattern, bool bum
   };
   if (bump_epoch) {
     // Every host's filesystem entries written before this point stop matching.
-    auto e = (*lease)->Command({"INCR", options_.prefix + ":_epoch"});
+    auto e = (*lease)->Command({"SET", options_.prefix + ":_epoch", NewMarker()});
     if (!e.ok()) return fail(e.status());
   }
   int64_t deleted = 0;

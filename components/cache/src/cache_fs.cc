@@ -50,6 +50,16 @@ std::string FsCacheTier::PathOf(const std::string& key) const {
   return dir_ + "/" + key.substr(prefix_.size() + 1) + kSuffix;
 }
 
+namespace {
+// A marker as written: a token string. Files of builds before tokens hold counters (numbers); they get a
+// marker no token equals, so they are recomputed rather than trusted (counters restarted from 0 when Redis
+// lost them, and matched files they should not).
+std::string Marker(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  return "counter:" + v.dump();
+}
+}  // namespace
+
 StatusOr<FsCacheEntry> FsCacheTier::Read(const std::string& key) const {
   std::string path = PathOf(key);
   std::ifstream in(path, std::ios::binary);
@@ -72,10 +82,14 @@ StatusOr<FsCacheEntry> FsCacheTier::Read(const std::string& key) const {
       if (!v) return corrupt("bad value_b64");
       e.value = std::move(*v);
     }
+    // Integers only: get<int64_t> of a float (1e300 in a hand-edited file) is an out-of-range conversion.
+    if (!j.at("written_at_ms").is_number_integer() || !j.at("expires_at_ms").is_number_integer()) {
+      return corrupt("times are not integers");
+    }
     e.written_at_ms = j.at("written_at_ms").get<int64_t>();
     e.expires_at_ms = j.at("expires_at_ms").get<int64_t>();
-    e.ver = j.at("ver").get<int64_t>();
-    e.epoch = j.at("epoch").get<int64_t>();
+    e.ver = Marker(j.at("ver"));
+    e.epoch = Marker(j.at("epoch"));
     if (j.at("length").get<int64_t>() != static_cast<int64_t>(e.value.size())) return corrupt("length mismatch");
     if (j.at("sha256").get<std::string>() != Sha256Hex(e.value)) return corrupt("checksum mismatch");
   } catch (const nlohmann::json::exception& ex) {

@@ -5,7 +5,7 @@
 //
 // File format ({name}_{hash8}.json):
 //   {"key": "ir_cache:generation_1a2b3c4d", "value": "...", "length": 123, "sha256": "<hex of value>",
-//    "written_at_ms": ..., "expires_at_ms": ..., "ver": 0, "epoch": 0}
+//    "written_at_ms": ..., "expires_at_ms": ..., "ver": "", "epoch": "<token>"}
 // "value_b64" replaces "value" when the value is not valid UTF-8 (JSON strings must be).
 #include <cstdint>
 #include <string>
@@ -22,8 +22,8 @@ struct FsCacheEntry {
   std::string value;
   int64_t written_at_ms = 0;
   int64_t expires_at_ms = 0;
-  int64_t ver = 0;    // the key's invalidation marker when the value was computed
-  int64_t epoch = 0;  // the cache's flush epoch when the value was computed
+  std::string ver;    // the key's invalidation marker when the value was computed ("" = never invalidated)
+  std::string epoch;  // the cache's flush epoch when the value was computed
 };
 
 class FsCacheTier {

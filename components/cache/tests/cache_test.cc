@@ -239,6 +239,23 @@ TEST_F(CacheTest, ForceRefreshBypassesBothTiersAndStoresTheNewValue) {
   EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("never"))->value, "v2") << "the filesystem tier was refreshed too";
 }
 
+// A forced refresh whose value grew past kMaxRedisValueBytes is not written to Redis; the older value there
+// was left, and served until its TTL.
+TEST_F(CacheTest, AForcedRefreshTooLargeForRedisDropsTheOlderValueThere) {
+  CacheOptions o = Options();
+  o.fs_dir = "";  // Redis and the origin only
+  auto c = Make(o);
+  ASSERT_EQ(c->GetOrCompute("spec", "x", Origin("small"))->value, "small");
+  const std::string big(kMaxRedisValueBytes + 1, 'b');
+  auto r = c->GetOrCompute("spec", "x", Origin(big), GetOptions{.force_refresh = true});
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(RedisHas(*c->Key("spec", "x")));
+  auto next = c->GetOrCompute("spec", "x", Origin(big));
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->tier, CacheTier::kOrigin);
+  EXPECT_EQ(next->value.size(), big.size()) << "the older value was served";
+}
+
 TEST_F(CacheTest, WarmsRedisBackUpAfterAFlush) {
   auto c = Make(Options());
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(c->GetOrCompute("spec", std::to_string(i), Origin("v" + std::to_string(i))).ok());
@@ -359,6 +376,38 @@ TEST_F(CacheTest, AValueComputedBeforeAnInvalidationIsNotLeftInRedis) {
   EXPECT_EQ(b_again->value, "after") << "host b's own file (from before) is not served either";
 }
 
+// A key's marker expires (IR_CACHE_TTL + 1 day after its invalidation). As a counter it then started again:
+// the next invalidation made it 1 again, and a file another host wrote under the earlier 1 matched it and was
+// served (and warmed back into Redis for the fleet) though it predates that invalidation. Tokens never repeat.
+TEST_F(CacheTest, AnInvalidationAfterTheMarkerExpiredStillInvalidatesOtherHostsFiles) {
+  auto host_a = Make(Options());
+  CacheOptions ob = Options();
+  ob.fs_dir = dir_ + "/host-b";
+  auto host_b = Make(ob);
+  const std::string key = *host_b->Key("generation", "12:60");
+  ASSERT_TRUE(host_a->Invalidate("generation", "12:60").ok());
+  ASSERT_EQ(host_b->GetOrCompute("generation", "12:60", Origin("first"))->value, "first");  // file under it
+  ASSERT_TRUE(redis_->Command({"DEL", key + ":ver"}).ok());  // the marker's TTL ran out
+  ASSERT_TRUE(host_a->Invalidate("generation", "12:60").ok());  // the row changed again
+  auto r = host_b->GetOrCompute("generation", "12:60", Origin("second"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, "second") << "host b's file from before the invalidation was served";
+  EXPECT_EQ(r->tier, CacheTier::kOrigin);
+}
+
+// A file older than a marker lives cannot be checked (the invalidation it missed may have expired since): it
+// is not served, not even as the stale fallback when the origin fails.
+TEST_F(CacheTest, AFileOlderThanTheMarkersIsNotServedEvenStale) {
+  ManualClock clock(1'900'000'000'000);
+  auto c = Make(Options(), &clock);
+  ASSERT_TRUE(c->GetOrCompute("spec", "old", Origin("v1")).ok());
+  ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  clock.Advance(c->MarkerTtlMs());
+  auto r = c->GetOrCompute("spec", "old", [] { return StatusOr<std::string>(Status::Unavailable("origin down")); });
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << (r.ok() ? r->value : "");
+  EXPECT_FALSE(fs::exists(FilePath(*c->Key("spec", "old"))));
+}
+
 TEST_F(CacheTest, CorruptOrTruncatedFileIsAMissThatGetsRepaired) {
   auto c = Make(Options());
   std::string key = *c->Key("spec", "x");
@@ -386,8 +435,11 @@ TEST_F(CacheTest, CorruptOrTruncatedFileIsAMissThatGetsRepaired) {
   j = nlohmann::json::parse(good);
   j["key"] = "ir_cache:spec_00000000";
   corrupt_with(j.dump());
-  EXPECT_EQ(computed_, 6);
-  EXPECT_EQ(Requests("filesystem", "corrupt"), 5);
+  j = nlohmann::json::parse(good);
+  j["expires_at_ms"] = 1e300;  // a float out of int64's range: its conversion was undefined behaviour
+  corrupt_with(j.dump());
+  EXPECT_EQ(computed_, 7);
+  EXPECT_EQ(Requests("filesystem", "corrupt"), 6);
   // Repaired: the file is whole again and serves.
   ASSERT_TRUE(redis_->Command({"DEL", key}).ok());
   EXPECT_EQ(c->GetOrCompute("spec", "x", Origin("never"))->tier, CacheTier::kFilesystem);

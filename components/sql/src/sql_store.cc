@@ -14,6 +14,7 @@
 
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/log.h"
+#include "streamfleet/base/text.h"
 #include "streamfleet/base/time.h"
 #include "streamfleet/sql/owned_elsewhere.h"
 #include "streamfleet/base/json_input.h"
@@ -170,18 +171,9 @@ StatusOr<std::string> PostgresUrlToConninfo(const std::string& url) {
     if (url.rfind(scheme, 0) == 0) rest = url.substr(std::string(scheme).size());
   }
   if (rest.empty()) return Status::InvalidArgument("DATABASE_URL: expected postgresql://user@host:port/db");
-  auto decode = [](const std::string& s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '%' && i + 2 < s.size()) {
-        out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-        i += 2;
-      } else {
-        out += s[i];
-      }
-    }
-    return out;
-  };
+  // A malformed escape ("%zz" in a password) stays as it is: std::stoi threw there, and the exception ended
+  // the process at start instead of an error, and "%4x" decoded to the wrong byte.
+  auto decode = [](const std::string& s) { return UrlDecode(s, /*plus_is_space=*/false); };
   auto quote = [](const std::string& v) {
     std::string q = "'";
     for (char c : v) {

@@ -350,6 +350,15 @@ TEST_P(SqlStoreTest, HashSnapshotsUpsertIdempotently) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, SqlStoreTest, ::testing::Values("sqlite", "postgresql"));
 
+// Percent escapes in DATABASE_URL are decoded; a malformed one stays as written (it threw std::invalid_argument,
+// which ended the process at start).
+TEST(SqlStoreUrlTest, MalformedPercentEscapesAreKeptNotFatal) {
+  auto c = PostgresUrlToConninfo("postgresql://app:p%zz%4x%41@db.example:5433/streamfleet");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_NE(c->find("password='p%zz%4xA'"), std::string::npos) << *c;
+  EXPECT_NE(c->find("port='5433'"), std::string::npos) << *c;
+}
+
 TEST(SqlStoreOutageTest, UnreachableDatabaseIsUnavailableNotFatal) {
   auto st = SqlStore::Open("postgresql://postgres@127.0.0.1:" + std::to_string(testing::FreePort()) +
                            "/x?connect_timeout=2");

@@ -12,11 +12,15 @@
 // value if there is one, else compute themselves. A holder that dies only delays the others by lock_ttl_ms.
 //
 // Invalidation reaches every host's filesystem tier without talking to the hosts: each entry records the
-// key's version marker ({key}:ver, INCR on invalidation) and the cache epoch ({prefix}:_epoch, INCR on a
-// name or pattern flush) it was computed under, and a filesystem entry whose markers differ from Redis's is
-// a miss (its file is removed). Markers have no TTL shorter than the entries'. If Redis lost the markers
-// (restart without persistence), entries computed before an invalidation compare unequal and are recomputed:
-// the conservative direction.
+// key's version marker ({key}:ver, a new random token on each invalidation, kept for MarkerTtlMs) and the
+// cache epoch ({prefix}:_epoch, a new random token on each name or pattern flush) it was computed under
+// ("" for none), and a filesystem entry whose markers differ from Redis's, or that is older than a marker
+// lives, is a miss (its file is removed). Tokens never repeat (counters did, after an expiry, and matched files
+// written before an invalidation). The limit: if Redis loses its data (a restart without persistence, a
+// failover to a replica behind), it loses the record of the invalidations and flushes too, and a file written
+// before one of them that no read on its host removed since is served again. That is what keeps the
+// filesystem tier serving across a Redis restart; where it must not happen, run Redis with persistence or
+// leave the tier off (IR_CACHE_DIR empty, as the Kubernetes manifests do).
 //
 // Redis down (degraded mode): the filesystem and origin tiers keep serving without version checks or the
 // lock (each caller that misses computes); the transition is logged once and every request served that way
@@ -30,6 +34,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -132,6 +137,10 @@ class Cache {
 
   const CacheOptions& options() const { return options_; }
   bool degraded() const { return degraded_.load(); }
+
+  // How long a key's invalidation marker lives: past both tiers' TTLs by a day, so it outlives every entry it
+  // guards (ReadFsTier drops a file older than this whatever its markers say).
+  int64_t MarkerTtlMs() const { return (std::max(options_.redis_ttl_s, options_.fs_ttl_s) + 86400) * 1000; }
 
  private:
   struct Markers;
