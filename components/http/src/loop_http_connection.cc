@@ -77,6 +77,11 @@ struct WriteReq {
 bool HeadFoldScanner::Scan(const char* data, size_t n) {
   for (size_t i = 0; i < n && in_head_; ++i) {
     const char b = data[i];
+    if (after_cr_ && b != '\n') {
+      reason_ = "a bare CR (not followed by LF) in the request head (RFC 9112 section 2.2)";
+      return false;
+    }
+    after_cr_ = b == '\r';
     if (!line_start_) {
       if (b == '\n') {
         line_start_ = true;
@@ -90,7 +95,10 @@ bool HeadFoldScanner::Scan(const char* data, size_t n) {
       in_head_ = lines_ == 0;
       continue;
     }
-    if (lines_ > 0 && (b == ' ' || b == '\t')) return false;
+    if (lines_ > 0 && (b == ' ' || b == '\t')) {
+      reason_ = "a header line starts with a space or tab (obs-fold, RFC 9112 section 5.2)";
+      return false;
+    }
     line_start_ = false;
   }
   return true;
@@ -207,7 +215,7 @@ size_t LoopHttpConnection::Execute(const char* data, size_t n) {
   // Every request's bytes start a call here (the parser pauses at each request's end); while it is paused,
   // the bytes are the next request's and are scanned when it resumes.
   if (HTTP_PARSER_ERRNO(&parser_) != HPE_PAUSED && !fold_scanner_.Scan(data, n)) {
-    RejectAndClose(400, "bad_request", "a header line starts with a space or tab (obs-fold, RFC 9112 section 5.2)");
+    RejectAndClose(400, "bad_request", fold_scanner_.reason());
     return n;
   }
   size_t k = http_parser_execute(&parser_, &settings, data, n);

@@ -36,19 +36,23 @@ struct LoopHttpContext {
   std::vector<char> read_buffer = std::vector<char>(64 * 1024);  // every socket read lands here first
 };
 
-// Finds obs-fold (a header line starting with a space or tab, RFC 9112 section 5.2) in a request head as its
-// bytes arrive, whatever the read boundaries. http_parser 2.9 silently joins such a line to the header
-// before it, where a proxy in front of us may have read it as a header of its own (request smuggling).
+// Finds, in a request head as its bytes arrive (whatever the read boundaries), what Debian's http_parser 2.9
+// (built without HTTP_PARSER_STRICT) accepts and a proxy in front of us may read differently (request
+// smuggling): obs-fold (a header line starting with a space or tab, RFC 9112 section 5.2), which the parser
+// silently joins to the header before it, and a bare CR (one not followed by LF), which it takes as a line end.
 class HeadFoldScanner {
  public:
   void Rearm() { *this = {}; }  // the next byte starts a new request
-  // Scans up to the head's blank line (later bytes are body); false on a fold.
+  // Scans up to the head's blank line (later bytes are body); false on a fold or a bare CR (see reason()).
   bool Scan(const char* data, size_t n);
+  const char* reason() const { return reason_; }
 
  private:
   bool in_head_ = true;
   bool line_start_ = true;
-  int lines_ = 0;  // lines of the head ended so far (the request line is the first)
+  bool after_cr_ = false;  // the last byte scanned was a CR: the next must be LF
+  int lines_ = 0;          // lines of the head ended so far (the request line is the first)
+  const char* reason_ = "";
 };
 
 class LoopHttpConnection {
