@@ -334,13 +334,17 @@ void Cache::WriteValue(RedisClient& redis, const Lookup& l, const std::string& v
   } else {
     cmds = {{"DEL", CompressedKey(key)}, {"SET", key, value, "PX", px}};
   }
-  // The markers again, after the write (same connection, so Redis runs them after it). An invalidation
-  // between our read of them and this write (a re-finalization committed meanwhile) bumped them, and its DEL
-  // came before our SET: the value written may be the row from before it, and would be served until its TTL
-  // (7 days by default). Taken back then; an invalidation after the SET deletes it itself.
-  cmds.push_back({"GET", l.ver_key});
-  cmds.push_back({"GET", l.epoch_key});
-  auto w = redis.Pipeline(cmds);
+  // The markers again, once the write is done. An invalidation between our read of them and this write (a
+  // re-finalization committed meanwhile) changed them, and its DEL came before our SET: the value written may
+  // be the row from before it, and would be served until its TTL (7 days by default). Taken back then; an
+  // invalidation after the SET deletes it itself. Two round trips, not one pipeline: on a Redis Cluster the
+  // value and its marker live on different nodes, and a pipeline's commands to two nodes are not run in order.
+  auto written = redis.Pipeline(cmds);
+  if (!written.ok()) {
+    RedisFailed(written.status());
+    return;
+  }
+  auto w = redis.Pipeline({{"GET", l.ver_key}, {"GET", l.epoch_key}});
   if (!w.ok()) {
     RedisFailed(w.status());
     return;
@@ -458,25 +462,33 @@ StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& given) {
   }
   auto lease = Redis();
   if (!lease.ok()) return lease.status();
-  // A new marker before the DEL: a writer that read the markers before it and writes after the DEL sees them
-  // changed when it checks again after its write, and takes its value back (WriteValue).
-  std::vector<std::vector<std::string>> cmds;
-  cmds.reserve(keys.size() * 3);
+  // The new markers before the DELs, in a round trip of their own (a cluster runs a pipeline's commands to
+  // different nodes in no set order): a writer that read the markers before them and writes after the DEL sees
+  // them changed when it checks again after its write, and takes its value back (WriteValue).
+  std::vector<std::vector<std::string>> markers, dels;
+  markers.reserve(keys.size());
+  dels.reserve(keys.size() * 2);
   for (const auto& key : keys) {
-    cmds.push_back({"SET", key + ":ver", NewMarker(), "PX", std::to_string(MarkerTtlMs())});
-    cmds.push_back({"DEL", key});
-    cmds.push_back({"DEL", CompressedKey(key)});
+    markers.push_back({"SET", key + ":ver", NewMarker(), "PX", std::to_string(MarkerTtlMs())});
+    dels.push_back({"DEL", key});
+    dels.push_back({"DEL", CompressedKey(key)});
   }
-  auto r = (*lease)->Pipeline(cmds);
-  if (!r.ok()) {
-    RedisFailed(r.status());
-    return r.status();
-  }
+  auto send = [&](const std::vector<std::vector<std::string>>& cmds) -> StatusOr<std::vector<RedisValue>> {
+    auto r = (*lease)->Pipeline(cmds);
+    if (!r.ok()) {
+      RedisFailed(r.status());
+      return r.status();
+    }
+    for (const auto& v : *r) {
+      if (v.is_error()) return TranslateRedisError(v.str);
+    }
+    return r;
+  };
+  if (auto m = send(markers); !m.ok()) return m.status();
+  auto d = send(dels);
+  if (!d.ok()) return d.status();
   int64_t deleted = 0;
-  for (const auto& v : *r) {
-    if (v.is_error()) return TranslateRedisError(v.str);
-  }
-  for (size_t i = 0; i < keys.size(); ++i) deleted += (*r)[3 * i + 1].integer + (*r)[3 * i + 2].integer;
+  for (const auto& v : *d) deleted += v.integer;
   return deleted;
 }
 
