@@ -435,9 +435,22 @@ StatusOr<CacheResult> Cache::ComputeAndStore(Lookup& l, const ComputeFn& compute
     int64_t now = NowMs();
     Status s = fs_->Write({l.key, *value, now, now + options_.fs_ttl_s * 1000, l.markers.ver, l.markers.epoch});
     if (!s.ok()) SF_LOG_WARN("cache {}: filesystem tier write failed: {}", l.key, s.ToString());
+    MaybeSweep(now);
   }
   ReleaseLock(l);
   return CacheResult{std::move(*value), CacheTier::kOrigin};
+}
+
+// At most once per kSweepIntervalMs, on the thread that just wrote a file (a miss, which waited on its origin
+// anyway): files no read may serve any more (older than a marker lives, ReadFsTier) are removed.
+void Cache::MaybeSweep(int64_t now_ms) {
+  int64_t due = next_sweep_ms_.load();
+  if (now_ms < due || !next_sweep_ms_.compare_exchange_strong(due, now_ms + kSweepIntervalMs)) return;
+  if (due == 0) return;  // the first write only schedules: a process's first requests do not pay for a sweep
+  const int64_t removed = fs_->Sweep(MarkerTtlMs());
+  if (removed > 0) {
+    SF_LOG_INFO("cache {}: removed {} filesystem entries past their markers' life", options_.prefix, removed);
+  }
 }
 
 StatusOr<int64_t> Cache::Invalidate(const std::string& name, std::string_view content) {

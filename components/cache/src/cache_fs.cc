@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -142,6 +143,28 @@ int64_t FsCacheTier::RemoveMatching(const std::string& pattern) const {
     if (file.size() <= std::strlen(kSuffix) || file.compare(file.size() - 5, 5, kSuffix) != 0) continue;
     std::string key = prefix_ + ":" + file.substr(0, file.size() - 5);
     if (fnmatch(pattern.c_str(), key.c_str(), 0) == 0 && ::unlink(it->path().c_str()) == 0) ++n;
+  }
+  return n;
+}
+
+int64_t FsCacheTier::Sweep(int64_t max_age_ms) const {
+  constexpr int64_t kTempMaxAgeMs = 3600 * 1000;  // no write takes this long: its writer is gone
+  const auto now = fs::file_time_type::clock::now();
+  int64_t n = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code fec;
+    if (!it->is_regular_file(fec)) continue;
+    const auto written = it->last_write_time(fec);
+    if (fec) continue;
+    const int64_t age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - written).count();
+    const std::string file = it->path().filename().string();
+    const bool temp = file.find(".tmp.") != std::string::npos;
+    const bool entry = !temp && file.size() > std::strlen(kSuffix) &&
+                       file.compare(file.size() - std::strlen(kSuffix), std::strlen(kSuffix), kSuffix) == 0;
+    if (((temp && age_ms > kTempMaxAgeMs) || (entry && age_ms > max_age_ms)) && ::unlink(it->path().c_str()) == 0) {
+      ++n;
+    }
   }
   return n;
 }

@@ -39,6 +39,10 @@ class FsCacheTier {
   // Removes the files whose key matches a Redis-style glob (fnmatch); returns how many.
   int64_t RemoveMatching(const std::string& pattern) const;
   void Usage(int64_t* files, int64_t* bytes) const;
+  // Removes entries last written longer than max_age_ms ago (by their files' modification time: a sweep reads
+  // no file) and temp files a crashed writer left for an hour; returns how many. Without it every key ever
+  // computed stayed on disk for good.
+  int64_t Sweep(int64_t max_age_ms) const;
 
  private:
   std::string PathOf(const std::string& key) const;

@@ -408,6 +408,31 @@ TEST_F(CacheTest, AFileOlderThanTheMarkersIsNotServedEvenStale) {
   EXPECT_FALSE(fs::exists(FilePath(*c->Key("spec", "old"))));
 }
 
+// Files no read may serve any more (older than a marker lives) and a crashed writer's temp files are swept
+// hourly, by a miss that wrote a file: nothing removed them, and every key ever computed stayed on disk.
+TEST_F(CacheTest, AnHourlySweepRemovesFilesPastTheMarkersLifeAndOldTempFiles) {
+  ManualClock clock(1'900'000'000'000);
+  auto c = Make(Options(), &clock);
+  ASSERT_TRUE(c->GetOrCompute("spec", "old", Origin("v")).ok());  // the first write schedules the sweep
+  ASSERT_TRUE(c->GetOrCompute("spec", "fresh", Origin("v")).ok());
+  const std::string old_file = FilePath(*c->Key("spec", "old"));
+  const std::string fresh_file = FilePath(*c->Key("spec", "fresh"));
+  const std::string temp_file = old_file + ".tmp.1.2";
+  std::ofstream(temp_file) << "half";
+  const auto long_ago = fs::file_time_type::clock::now() -
+                        std::chrono::milliseconds(c->MarkerTtlMs() + 60'000);
+  fs::last_write_time(old_file, long_ago);
+  fs::last_write_time(temp_file, long_ago);
+  ASSERT_TRUE(c->GetOrCompute("spec", "before", Origin("v")).ok());
+  EXPECT_TRUE(fs::exists(old_file)) << "swept before the hour was up";
+  clock.Advance(3600 * 1000);
+  ASSERT_TRUE(c->GetOrCompute("spec", "after", Origin("v")).ok());
+  EXPECT_FALSE(fs::exists(old_file));
+  EXPECT_FALSE(fs::exists(temp_file));
+  EXPECT_TRUE(fs::exists(fresh_file));
+  EXPECT_TRUE(fs::exists(FilePath(*c->Key("spec", "after"))));
+}
+
 TEST_F(CacheTest, CorruptOrTruncatedFileIsAMissThatGetsRepaired) {
   auto c = Make(Options());
   std::string key = *c->Key("spec", "x");

@@ -27,8 +27,9 @@
 // is counted. Redis is retried after degraded_retry_ms, not on every call.
 //
 // Filesystem entries past their TTL are not served as hits, but kept as a stale fallback for when the origin
-// fails or the lock wait times out. A corrupt or truncated file (bad JSON, wrong key, checksum mismatch) is a
-// miss; the next store rewrites it.
+// fails or the lock wait times out, until a marker's life (MarkerTtlMs) after they were written: then an
+// hourly sweep, run by a miss that wrote a file, removes them (and temp files a crashed writer left). A
+// corrupt or truncated file (bad JSON, wrong key, checksum mismatch) is a miss; the next store rewrites it.
 //
 // Thread-safety: a Cache is safe for concurrent use (Redis clients come from an internal pool).
 #include <prometheus/counter.h>
@@ -148,6 +149,7 @@ class Cache {
   std::optional<CacheResult> ReadRedisTier(Lookup& l, const GetOptions& opts);
   std::optional<FsCacheEntry> ReadFsTier(Lookup& l, bool count);
   void WarmRedis(Lookup& l, const FsCacheEntry& e);
+  void MaybeSweep(int64_t now_ms);
   // The Redis value tier's reads and writes, in either form (plain at the key, compressed at "{key}:z").
   std::vector<std::vector<std::string>> ValueReads(const std::string& key) const;
   // The value from the replies of ValueReads (nullopt: a miss; a frame that does not decompress is one too).
@@ -172,6 +174,8 @@ class Cache {
   RedisPool pool_;
   Clock* clock_;
   std::unique_ptr<FsCacheTier> fs_;  // null when the filesystem tier is disabled
+  static constexpr int64_t kSweepIntervalMs = 3600 * 1000;
+  std::atomic<int64_t> next_sweep_ms_{0};  // when MaybeSweep runs next (0: not scheduled yet)
   std::unique_ptr<prometheus::Registry> own_registry_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Counter* degraded_requests_;
