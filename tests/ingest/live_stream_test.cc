@@ -674,6 +674,48 @@ TEST_F(LiveStreamLimitsTest, OneOrganizationsStreamsAreCappedAndTheOthersServed)
   }, 10000)) << status;
 }
 
+// One organization's watched generations hold at most LIVE_ORG_MAX_HELD_BYTES of text (64 KiB here): past it
+// the streams of its most recently watched generation are closed with a reason, its first keeps going, and
+// another organization's stream of as much text is not touched.
+class LiveStreamHeldTextTest : public LiveStreamTest {
+ protected:
+  LiveStreamHeldTextTest() { extra_env_ = {{"LIVE_ORG_MAX_HELD_BYTES", "65536"}}; }
+};
+
+TEST_F(LiveStreamHeldTextTest, AnOrganizationPastItsHeldTextLosesItsNewestStreamsOnly) {
+  const std::string part(10000, 'x');
+  auto fill = [&](int org, int gen) {
+    for (int seq = 0; seq < 4; ++seq) {  // 40 KB: under the cap alone, over it with another
+      nlohmann::json body = {{"seq", seq}, {"data", part}};
+      ASSERT_EQ(Post("/v1/orgs/" + std::to_string(org) + "/generations/" + std::to_string(gen) + "/chunks",
+                     body.dump()),
+                202);
+    }
+  };
+  auto open = [this](testing::RawConnection& c, const std::string& target) {
+    ASSERT_TRUE(c.Send("GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+  };
+  testing::RawConnection first(service_->port()), newest(service_->port()), other(service_->port());
+  fill(12, 5001);
+  open(first, "/v1/orgs/12/generations/5001/stream");
+  ASSERT_NE(first.ReadUntil(HasEventWith("id: 3"), 10000).find("id: 3"), std::string::npos);
+  fill(13, 5003);
+  open(other, "/v1/orgs/13/generations/5003/stream");
+  ASSERT_NE(other.ReadUntil(HasEventWith("id: 3"), 10000).find("id: 3"), std::string::npos);
+  fill(12, 5002);
+  open(newest, "/v1/orgs/12/generations/5002/stream");
+  std::string closed = newest.ReadUntilClosed(10000);
+  EXPECT_NE(closed.find("event: closing"), std::string::npos) << closed.substr(0, 500);
+  EXPECT_NE(closed.find("org_text_limit"), std::string::npos) << closed.substr(0, 500);
+  // The first stream of the organization and the other organization's stream go on.
+  ASSERT_EQ(Post("/v1/orgs/12/generations/5001/chunks", R"({"seq":4,"data":"more"})"), 202);
+  EXPECT_NE(first.ReadUntil(HasEventWith("id: 4"), 10000).find("id: 4"), std::string::npos);
+  ASSERT_EQ(Post("/v1/orgs/13/generations/5003/chunks", R"({"seq":4,"data":"more"})"), 202);
+  std::string still = other.ReadUntil(HasEventWith("id: 4"), 10000);
+  EXPECT_NE(still.find("id: 4"), std::string::npos);
+  EXPECT_EQ(still.find("org_text_limit"), std::string::npos);
+}
+
 // Tokens, and a page on https://app.example allowed to read the live routes.
 class LiveStreamCorsTest : public LiveStreamTest {
  protected:

@@ -94,6 +94,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"LIVE_START_WAIT", "30s", "live generation streams: how long to wait for the first chunk of a generation not started yet"},
       {"LIVE_RESTART_WAIT", "60s", "live generation streams: how much longer than LIVE_START_WAIT to wait for the first chunk of a generation its producer started over (a retry's backoff), counted again from each reset"},
       {"LIVE_MAX_STREAM_AGE", "0", "live streams: end each stream after this long so clients reconnect (with Last-Event-ID) and spread over new replicas; 0 = never"},
+      {"LIVE_ORG_MAX_HELD_BYTES", "134217728", "live streams: most text (as events) one organization's watched generations may hold in one ingest process; past it the streams of its most recently watched generations are closed with reason org_text_limit (they resume later), down to one generation, which is always served, so one organization's many large generations cannot take the memory every organization's requests need"},
       {"LIVE_ORG_MAX_STREAMS", "5000", "live streams: most streams (both routes) one organization may hold open on one ingest process; above it 429 too_many_streams, so one organization's tabs or scripts cannot take every connection and file descriptor"},
       {"LIVE_CORS_ORIGINS", "", "browser origins (scheme://host[:port], e.g. https://app.example.com; comma-separated, or *) allowed to read live streams with a signed link"},
       {"INGEST_TOKENS", "", "per-organization bearer tokens, \"ORG:TOKEN,ORG:TOKEN\"; empty = open (dev only)"},
@@ -667,6 +668,7 @@ void LoadIngest(Reader& r, Config& c) {
   c.live_restart_wait_ms = r.Duration("LIVE_RESTART_WAIT", 1000, 0, 86400000);
   c.live_max_stream_age_ms = r.Duration("LIVE_MAX_STREAM_AGE", 1000, 0, 86400000);
   c.live_org_max_streams = static_cast<int>(r.Int("LIVE_ORG_MAX_STREAMS", 1, 1000000));
+  c.live_org_max_held_bytes = r.Int("LIVE_ORG_MAX_HELD_BYTES", 65536, int64_t{1} << 40);
   c.live_cors_origins = r.Spec("LIVE_CORS_ORIGINS", ParseCorsOrigins);
 
   std::string tokens = r.Str("INGEST_TOKENS");

@@ -7,14 +7,16 @@ namespace streamfleet::live {
 bool GenerationFeed::Add(int64_t seq, std::string data) {
   if (seq < 0 || chunks_.count(seq)) return false;
   auto size = static_cast<int64_t>(data.size());
-  chunks_.emplace(seq, Chunk{ChunkEvent(seq, data, attempt_), size});
+  auto [it, added] = chunks_.emplace(seq, Chunk{ChunkEvent(seq, data, attempt_), size});
   bytes_ += size;
+  held_ += static_cast<int64_t>(it->second.event.size());
   return true;
 }
 
 void GenerationFeed::Restart(uint32_t attempt) {
   chunks_.clear();
   bytes_ = 0;
+  held_ = 0;
   total_ = 0;
   ended_ = false;
   info_ = CompactedInfo{};

@@ -32,6 +32,7 @@ LiveOptions LiveOptions::FromConfig(const Config& c) {
   o.restart_wait_ms = c.live_restart_wait_ms;
   o.max_stream_age_ms = c.live_max_stream_age_ms;
   o.max_element_bytes = c.max_generation_bytes;
+  o.org_max_held_bytes = c.live_org_max_held_bytes;
   return o;
 }
 
@@ -170,6 +171,7 @@ struct LiveHub::Impl {
   bool Send(Reader& r, std::string bytes, int64_t now);
   void Close(Reader& r, const char* reason, const std::string& detail, int64_t now);
   void Finish(Reader& r, std::string last, const char* reason, int64_t now);
+  void CapHeldText(int64_t now);
   // LIVE_MAX_STREAM_AGE: a plain end; the client reconnects from its last id (to any replica).
   void EndIfOld(Reader& r, int64_t now) {
     if (options.max_stream_age_ms > 0 && now - r.opened_ms >= options.max_stream_age_ms) Finish(r, "", "max_age", now);
@@ -666,7 +668,43 @@ void LiveHub::Impl::PumpEvents(EventsReader& r, int64_t now) {
   }
 }
 
+// A watched generation holds its text in this process (its feed's events, or its row served whole), once for
+// all its readers. Past LIVE_ORG_MAX_HELD_BYTES for one organization, the streams of its most recently watched
+// generations are closed (org_text_limit; they resume later) until it is under again or down to one
+// generation, which is always served (one generation is bounded by INGEST_MAX_GENERATION_BYTES). Without it
+// one organization's streams of many large generations could take all of ingest's memory, and every other
+// organization's requests with it. Closed readers are erased, and their generations unwatched, by Housekeep.
+void LiveHub::Impl::CapHeldText(int64_t now) {
+  struct Held {
+    int64_t since_ms;
+    int64_t bytes;
+    Watched* w;
+  };
+  std::map<int64_t, std::vector<Held>> by_org;
+  for (auto& [key, w] : watched) {
+    if (w.readers.empty()) continue;
+    const int64_t bytes = w.feed.held_bytes() + (w.row ? static_cast<int64_t>(w.row->text.size()) : 0);
+    by_org[key.first].push_back({w.since_ms, bytes, &w});
+  }
+  for (auto& [org, gens] : by_org) {
+    int64_t total = 0;
+    for (const auto& g : gens) total += g.bytes;
+    if (total <= options.org_max_held_bytes || gens.size() < 2) continue;
+    std::sort(gens.begin(), gens.end(), [](const Held& a, const Held& b) { return a.since_ms > b.since_ms; });
+    for (size_t i = 0; i + 1 < gens.size() && total > options.org_max_held_bytes; ++i) {
+      for (auto& r : gens[i].w->readers) {
+        Close(r, "org_text_limit",
+              "this organization's live streams hold more than " + std::to_string(options.org_max_held_bytes) +
+                  " bytes of text on this server (LIVE_ORG_MAX_HELD_BYTES); reconnect later with Last-Event-ID",
+              now);
+      }
+      total -= gens[i].bytes;
+    }
+  }
+}
+
 void LiveHub::Impl::Housekeep(int64_t now, bool full) {
+  if (full) CapHeldText(now);
   for (auto& [key, w] : watched) {
     if (!full && !w.dirty) continue;
     FeedProgress p = w.feed.progress();

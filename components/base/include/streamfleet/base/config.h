@@ -150,6 +150,7 @@ struct Config {
   int64_t live_restart_wait_ms = 60000;         // LIVE_RESTART_WAIT: a started-over one's, besides, per reset
   int64_t live_max_stream_age_ms = 0;           // LIVE_MAX_STREAM_AGE: end a stream after this long (0: never)
   int live_org_max_streams = 5000;              // LIVE_ORG_MAX_STREAMS: one organization's open streams, per process
+  int64_t live_org_max_held_bytes = 128 << 20;  // LIVE_ORG_MAX_HELD_BYTES: one organization's watched text, per process
   std::vector<std::string> live_cors_origins;   // LIVE_CORS_ORIGINS: browser origins allowed to read streams
 
   std::vector<std::pair<std::string, int>> queues;  // name, weight

@@ -36,6 +36,8 @@ class GenerationFeed {
   const CompactedInfo& compacted() const { return info_; }
   bool empty() const { return chunks_.empty(); }
   FeedProgress progress() const;
+  // The bytes this feed holds: its chunks' rendered events (what a watched generation costs the process).
+  int64_t held_bytes() const { return held_; }
 
   // Whether a reader at next_seq has something to take.
   bool HasMoreFor(int64_t next_seq) const;
@@ -53,6 +55,7 @@ class GenerationFeed {
   };
   std::map<int64_t, Chunk> chunks_;
   int64_t bytes_ = 0;
+  int64_t held_ = 0;
   int64_t total_ = 0;
   bool ended_ = false;
   CompactedInfo info_;

@@ -52,6 +52,7 @@ struct LiveOptions {
   int64_t resync_ms = 1000;      // buffer re-read of every watched generation
   int64_t tail_block_ms = 100;   // XREAD BLOCK (standalone), or the poll interval on a cluster (/10)
   int64_t max_element_bytes = int64_t{64} << 20;  // most text one compressed buffer element may decompress to
+  int64_t org_max_held_bytes = int64_t{128} << 20;  // LIVE_ORG_MAX_HELD_BYTES
   static LiveOptions FromConfig(const Config& c);
 };
 
