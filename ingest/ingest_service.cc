@@ -72,8 +72,6 @@ struct IngestService::Ctx {
 
 namespace {
 
-// One shared pipelined connection for the request threads (AsyncRedis, also over TLS and behind Sentinel);
-// on a Redis Cluster, which that client does not follow, a pool of blocking clients instead.
 // Every connection is a file descriptor. Container runtimes often start processes with a soft limit of 1024,
 // far below what INGEST_MAX_CONNECTIONS allows (10 000 idle live streams are a target): the soft limit is
 // raised to the hard one, as Go's runtime and nginx's worker_rlimit_nofile do, and an operator is told when
@@ -97,6 +95,8 @@ void RaiseDescriptorLimit(int64_t max_connections) {
   }
 }
 
+// One shared pipelined connection for the request threads (AsyncRedis, also over TLS and behind Sentinel);
+// on a Redis Cluster, which that client does not follow, a pool of blocking clients instead.
 std::unique_ptr<RedisCommands> RequestPathRedis(const Config& full) {
   const RedisConfig& config = full.redis;
   // With INGEST_WAIT_REPLICAS every append waits (WAIT) on its connection: one shared connection would

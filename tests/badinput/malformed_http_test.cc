@@ -271,6 +271,23 @@ TEST_F(MalformedHttpTest, OneOrganizationsSlowUploadsLeaveWorkersForTheOthers) {
   EXPECT_EQ(StreamLength(), 4);
 }
 
+// Refused connections are open too while their 503 goes out and the client closes: in a flood, past the cap
+// by a tenth (and 16), they are closed at once and unanswered, so they cannot take every descriptor.
+TEST_F(MalformedHttpTest, AFloodPastTheCapIsClosedUnanswered) {
+  IngestHarness ingest(server_->port(), {{"INGEST_MAX_CONNECTIONS", "3"}});
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 3 + 16; ++i) held.push_back(std::make_unique<RawConnection>(ingest.port()));  // 3 + 0 + 16
+  ASSERT_TRUE(testing::WaitUntil([&] { return ingest.service().open_connections() >= 19; }, 3000))
+      << ingest.service().open_connections();
+  RawConnection flood(ingest.port());
+  EXPECT_EQ(flood.ReadUntilClosed(3000), "") << "answered past the flood line";
+  EXPECT_TRUE(testing::WaitUntil([&] { return ingest.service().open_connections() <= 19; }, 3000))
+      << ingest.service().open_connections();
+  held.clear();
+  ASSERT_TRUE(testing::WaitUntil([&] { return ingest.service().open_connections() == 0; }, 5000));
+  ExpectStillServing(ingest);
+}
+
 // Upgrade is not spoken here: such a request is answered as plain HTTP and the connection ends with it. The
 // parser flags the upgrade as soon as the head is read; acting on it then cut off a body that came in a later
 // read (no answer until INGEST_REQUEST_TIMEOUT, then a 400 for a valid request).

@@ -492,8 +492,14 @@ void LoopHttpConnection::Write(std::string bytes, bool close_after) {
       c->Linger();
     } else if (w->close_after) {
       c->Close();  // the request was read to its end: nothing of the client's can be left to cause a RST
-    } else if (c->close_when_written_) {
-      if (uv_stream_get_write_queue_size(c->stream()) == 0) c->Close();  // stopping: the last answer is out
+    } else if (c->close_when_written_ && !c->dispatched_) {
+      if (uv_stream_get_write_queue_size(c->stream()) == 0) {  // stopping: the last answer is out
+        if (c->unread_input_) {
+          c->Linger();
+        } else {
+          c->Close();
+        }
+      }
     } else if (c->hand_over_ && !c->closing_) {
       if (uv_stream_get_write_queue_size(c->stream()) == 0) c->HandOver();
     } else if (!c->closing_ && !c->dispatched_) {
@@ -574,10 +580,21 @@ void LoopHttpConnection::OnStop() {
   // An answer still going out is finished first (closing the handle would cancel its writes); CheckTimeout
   // bounds how long a client that stopped reading holds the stop up.
   if (uv_stream_get_write_queue_size(stream()) > 0) {
+    // No request after it: one parsed now would run its handler and lose its answer with the connection. What
+    // the client sends meanwhile stays unread, so the close lingers (a close over unread bytes is a reset,
+    // which can take the end of the answer with it).
     close_when_written_ = true;
+    broken_ = true;
+    keep_alive_ = false;
+    unread_input_ = true;
+    UpdateReading();
     return;
   }
   Close();
+}
+
+void LoopHttpConnection::GiveUpWriting() {
+  if (close_when_written_ && !dispatched_) Close();
 }
 
 void LoopHttpConnection::CutOffBody() {

@@ -76,6 +76,9 @@ class LoopHttpConnection {
   void CheckTimeout(uint64_t now_ms);    // periodic: cut off slow or idle clients
   void OnStop();                         // the server stops: close unless a request is being answered
   void CutOffBody();                     // the stop's grace is over: a body still arriving ends in an error
+  // The stop's grace is over too: an answer still being written since OnStop is given up, so a client that
+  // stopped reading cannot hold the process's exit past its termination grace period.
+  void GiveUpWriting();
   void Close();
   // No hand-over after all (the client went away, the server is stopping, no descriptor): the stream loop
   // drops what waits for the stream, and the writer sees the stream closed.

@@ -74,14 +74,24 @@ Status ParseListen(const std::string& listen, sockaddr_storage* addr) {
 void LoopHttpServer::Impl::OnConnection(uv_stream_t* server, int status) {
   auto* self = static_cast<Impl*>(server->data);
   if (status < 0 || self->ctx.stopping) return;
-  // Before this one is counted: the cap is what may be open, this connection included.
-  const bool over = self->limits.max_connections > 0 && self->Open() >= self->limits.max_connections;
+  // Before this one is counted: the cap is what may be open, this connection included. Refused connections
+  // are open too, while their answer goes out and the client closes; past a tenth more (a flood) they are
+  // closed at once, unanswered, so they cannot take the descriptors the cap is there to keep.
+  const int64_t cap = self->limits.max_connections;
+  const int64_t open = self->Open();
+  const bool over = cap > 0 && open >= cap;
+  const bool flood = over && open >= cap + cap / 10 + 16;
   uint64_t id = self->next_id++;
   auto& c = self->conns[id];
   c = std::make_unique<LoopHttpConnection>(self->ctx, id);
   self->open_conns.store(static_cast<int64_t>(self->conns.size()));
   if (uv_accept(server, c->stream()) != 0) {
     c->Close();  // freed by its close callback
+    return;
+  }
+  if (flood) {
+    c->Close();  // freed by its close callback
+    if (self->limits.on_refused) self->limits.on_refused();
     return;
   }
   c->Start();
@@ -124,7 +134,10 @@ void LoopHttpServer::Impl::OnTimer(uv_timer_t* t) {
   uint64_t now = uv_now(&self->loop);
   for (auto& [id, c] : self->conns) c->CheckTimeout(now);
   if (self->ctx.stopping && now >= self->stop_deadline_ms) {
-    for (auto& [id, c] : self->conns) c->CutOffBody();
+    for (auto& [id, c] : self->conns) {
+      c->CutOffBody();
+      c->GiveUpWriting();  // closes asynchronously: the map is not changed here
+    }
   }
 }
 

@@ -377,6 +377,43 @@ TEST(LoopHttpServerTest, StopFinishesWritingAnAnswerTheClientIsStillReading) {
   EXPECT_EQ(got.size() - head - 4, big.size()) << "the answer was cut off by Stop";
 }
 
+// A request that arrives on that connection after Stop is not run: its answer would be lost with the
+// connection, and a client without an idempotency key could not tell that it was applied.
+TEST(LoopHttpServerTest, ARequestArrivingWhileStopFinishesAnAnswerIsNotRun) {
+  const std::string big(8 << 20, 's');
+  std::atomic<int> runs{0};
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
+    ++runs;
+    ex.Respond(200, "text/plain", big);
+  }, 5000).value();
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send(Get("/big")));
+  std::this_thread::sleep_for(300ms);
+  std::thread stopper([&] { server->Stop(); });
+  std::this_thread::sleep_for(100ms);
+  c.Send(Get("/second"));  // may fail once the server closed its reading side
+  std::string got = c.ReadUntilClosed(10000);
+  stopper.join();
+  EXPECT_EQ(runs.load(), 1) << "a request read after Stop was run";
+  size_t head = got.find("\r\n\r\n");
+  ASSERT_NE(head, std::string::npos);
+  EXPECT_GE(got.size() - head - 4, big.size()) << "the first answer was cut off";
+}
+
+// A client that reads nothing of its answer holds Stop only for the grace it is given, not for the request
+// timeout (or, reading a little now and then, for ever).
+TEST(LoopHttpServerTest, StopGivesUpAnAnswerTheClientDoesNotReadPastTheGrace) {
+  const std::string big(8 << 20, 's');
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) { ex.Respond(200, "text/plain", big); },
+                                      60000).value();
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send(Get("/big")));
+  std::this_thread::sleep_for(300ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  server->Stop(300);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "Stop waited on a client that reads nothing";
+}
+
 // A guest shares the loop thread (ingest hosts its fast path's Redis connection there): it starts there
 // before the first request, the fast handler reaches it on the same thread, and the server ends only once
 // on_finish has closed its handle (a repeating timer here, which would keep the loop alive for good).
