@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/base/text.h"
 #include "streamfleet/artifacts/chunk_archive.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/base/time.h"
@@ -144,6 +145,7 @@ Status SyncHashes(TaskContext& ctx, SqlStore& store) {
   }
   const std::string pattern = j["pattern"].get<std::string>();
   int64_t synced = 0;
+  int64_t skipped = 0;  // keys that cannot be a row's key (not UTF-8, or a NUL)
   Status failed;
   // Every master (ScanAll). SCAN's TYPE filter is per node and ScanAll has none: HGETALL answers WRONGTYPE
   // for the keys that are not hashes, which are skipped.
@@ -162,6 +164,13 @@ Status SyncHashes(TaskContext& ctx, SqlStore& store) {
     }
     std::vector<HashSnapshot> rows;
     for (size_t i = 0; i < keys.size(); ++i) {
+      // The key is the row's primary key, kept as it is (a replaced byte would name another key): one that is
+      // not UTF-8 or holds a NUL, which PostgreSQL's text refuses and failed its whole batch every run, is
+      // skipped and counted.
+      if (keys[i].find('\0') != std::string::npos || ToValidUtf8(keys[i]) != keys[i]) {
+        ++skipped;
+        continue;
+      }
       const RedisValue& v = (*values)[i];
       if (v.is_error() && v.str.rfind("WRONGTYPE", 0) == 0) continue;  // not a hash
       if (v.is_error()) {
@@ -184,6 +193,7 @@ Status SyncHashes(TaskContext& ctx, SqlStore& store) {
   SF_RETURN_IF_ERROR(failed);
   SF_RETURN_IF_ERROR(scanned);
   ctx.result = std::to_string(synced) + " hashes synced to " + kHashSnapshotTable;
+  if (skipped > 0) ctx.result += "; " + std::to_string(skipped) + " skipped: their keys are not UTF-8 text";
   return Status::Ok();
 }
 

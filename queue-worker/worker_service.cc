@@ -8,6 +8,7 @@
 #include "queue-worker/queues.h"
 #include "queue-worker/slot_threads.h"
 #include "streamfleet/base/backoff.h"
+#include "streamfleet/base/log.h"
 #include "streamfleet/redis/stream_admin.h"
 
 namespace streamfleet::worker {
@@ -105,8 +106,18 @@ bool WorkerService::HousekeeperLoop(Slot& slot, std::optional<AbandonedAttempt> 
 
 bool WorkerService::SchedulerLoop(const std::string& consumer, const std::atomic<bool>& stop) {
   auto redis = RedisClient::Lazy(config_.redis);
+  std::string failing;  // the last round's error ("" when it succeeded): logged when it changes
   while (!stop.load()) {
-    metrics_.redis_health.Report(housekeeper_.Schedule(*redis, consumer), "scheduling");
+    // Not reported to redis_health: the slots and the housekeeping thread report whether Redis answers, and a
+    // failure of this round beside their successes (a timeout of one script) would flip readiness each round.
+    Status s = housekeeper_.Schedule(*redis, consumer);
+    if (!s.ok() && s.ToString() != failing) {
+      SF_LOG_WARN("scheduling round failed (due tasks, periodic tasks, schedules, events wait; retried every "
+                  "250 ms): {}", s.ToString());
+    } else if (s.ok() && !failing.empty()) {
+      SF_LOG_INFO("scheduling rounds succeed again");
+    }
+    failing = s.ok() ? "" : s.ToString();
     Nap(stop);
   }
   return true;

@@ -490,6 +490,12 @@ TEST_P(StoreTaskTest, HashSyncUpsertsMatchingHashesIdempotently) {
   auto nul = store_->GetHashSnapshot("progress:nul");
   ASSERT_TRUE(nul.ok() && nul->has_value());
   EXPECT_EQ(nlohmann::json::parse(**nul)["note"], "a\xEF\xBF\xBD" "b");
+  // A key that is not UTF-8 cannot be a row's key: skipped and counted, the others synced.
+  ASSERT_TRUE(redis_->Command({"HSET", std::string("progress:\xff", 10), "x", "1"}).ok());
+  id = Enqueue("hash.sync", R"({"pattern": "progress:*"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "succeeded") << StatusField(id, "error");
+  EXPECT_NE(StatusField(id, "result").find("1 skipped"), std::string::npos) << StatusField(id, "result");
 
   id = Enqueue("hash.sync", R"({"pattern": "progress:*", "table": "scenario_generations; DROP TABLE x"})");
   Drain(w);

@@ -294,7 +294,6 @@ TEST_F(WorkerTest, ASlotWhoseLeasesLapsedAsksBeforeRunningAHeldTask) {
   EXPECT_EQ(Pending("default"), 1) << "the thief's, still to run there";
 }
 
-// streamfleet_worker_busy is counted from the slots when scraped (not updated per task).
 // The housekeeping thread runs what it takes over from a dead worker inline. Due delayed tasks (and retries,
 // periodic tasks, cron occurrences) are moved by another thread, so a long taken-over task does not hold
 // them back: the delayed task runs on the free slot while the taken-over one is still running.
@@ -329,6 +328,7 @@ TEST_F(WorkerTest, ADeadWorkersLongTaskDoesNotHoldBackDueDelayedTasks) {
   EXPECT_EQ(quick.load(), 1);
 }
 
+// streamfleet_worker_busy is counted from the slots when scraped (not updated per task).
 TEST_F(WorkerTest, BusyGaugeCountsTheSlotsRunningATask) {
   std::atomic<bool> release{false};
   std::atomic<int> started{0};

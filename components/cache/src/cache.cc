@@ -45,7 +45,7 @@ std::string PlainKeyOf(const std::string& key) {
   return z ? key.substr(0, key.size() - kCompressedSuffix.size()) : key;
 }
 
-// {prefix}:{name}_{8 hex}[:z]: a value key, plain or compressed (not a :lock / :ver marker, not the epoch, not
+// {prefix}:{name}_{8 hex}[:z]: a value key, plain or compressed (not a :lock / :vtoken marker, not the epoch, not
 // someone else's key).
 bool IsValueKey(const std::string& prefix, const std::string& given, std::string* name) {
   const std::string key = PlainKeyOf(given);
@@ -79,11 +79,6 @@ struct Cache::Markers {
 };
 
 namespace {
-std::string NewMarker() {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(RandomU64()));
-  return buf;
-}
 // A marker reply as its token: nil is "" (no marker).
 std::string MarkerOf(const RedisValue& v) { return v.is_nil() ? "" : v.str; }
 }  // namespace
@@ -183,6 +178,7 @@ struct Cache::Lookup {
   std::optional<RedisPool::Lease> redis;      // set when Redis answered the first round trip
   std::string token;                          // the stampede lock's token
   bool locked = false;
+  bool refreshing = false;                    // GetOptions::force_refresh: Redis may hold an older value
 };
 
 StatusOr<CacheResult> Cache::GetOrCompute(const std::string& name, std::string_view content,
@@ -192,8 +188,9 @@ StatusOr<CacheResult> Cache::GetOrCompute(const std::string& name, std::string_v
   Lookup l;
   l.key = *key;
   l.lock_key = l.key + ":lock";
-  l.ver_key = l.key + ":ver";
-  l.epoch_key = options_.prefix + ":_epoch";
+  l.refreshing = opts.force_refresh;
+  l.ver_key = VerKey(l.key);
+  l.epoch_key = EpochKey();
 
   if (auto hit = ReadRedisTier(l, opts)) return std::move(*hit);
   if (fs_ && !opts.force_refresh) {
@@ -315,9 +312,10 @@ void Cache::WriteValue(RedisClient& redis, const Lookup& l, const std::string& v
   // Not a value above kMaxRedisValueBytes, computed or warmed from the filesystem tier: the write would hold it
   // twice more in this process (the command and its wire form) and block Redis while it copies it, for a
   // value read rarely (a generation's whole answer).
-  // What Redis holds for the key is then older than this value (a forced refresh of a value that grew past
-  // the bound): deleted, or readers kept getting it until its TTL.
+  // On a forced refresh Redis may hold an older value (one that grew past the bound since): deleted, or
+  // readers kept getting it until its TTL. Otherwise this was a miss: nothing to delete, no round trip.
   if (value.size() > kMaxRedisValueBytes) {
+    if (!l.refreshing) return;
     auto d = redis.Pipeline({{"DEL", l.key}, {"DEL", CompressedKey(l.key)}});
     if (!d.ok()) RedisFailed(d.status());
     return;
@@ -482,7 +480,7 @@ StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& given) {
   markers.reserve(keys.size());
   dels.reserve(keys.size() * 2);
   for (const auto& key : keys) {
-    markers.push_back({"SET", key + ":ver", NewMarker(), "PX", std::to_string(MarkerTtlMs())});
+    markers.push_back({"SET", VerKey(key), NewToken(), "PX", std::to_string(MarkerTtlMs())});
     dels.push_back({"DEL", key});
     dels.push_back({"DEL", CompressedKey(key)});
   }
@@ -526,7 +524,7 @@ StatusOr<int64_t> Cache::InvalidateMatching(const std::string& pattern, bool bum
   };
   if (bump_epoch) {
     // Every host's filesystem entries written before this point stop matching.
-    auto e = (*lease)->Command({"SET", options_.prefix + ":_epoch", NewMarker()});
+    auto e = (*lease)->Command({"SET", EpochKey(), NewToken()});
     if (!e.ok()) return fail(e.status());
   }
   int64_t deleted = 0;

@@ -341,9 +341,9 @@ TEST_F(CacheTest, AnErrorReplyForTheMarkersIsAnOutageNotMarkersOfZero) {
   ASSERT_EQ(c->GetOrCompute("spec", "a", Origin("va"))->tier, CacheTier::kOrigin);
   ASSERT_TRUE(fs::exists(FilePath(key)));
   // The marker answers an error (a key of another type: WRONGTYPE, as LOADING would), and the value is gone.
-  ASSERT_TRUE(redis_->Command({"DEL", key + ":ver"}).ok());
+  ASSERT_TRUE(redis_->Command({"DEL", Cache::VerKey(key)}).ok());
   ASSERT_TRUE(redis_->Command({"DEL", key}).ok());
-  ASSERT_TRUE(redis_->Command({"HSET", key + ":ver", "x", "1"}).ok());
+  ASSERT_TRUE(redis_->Command({"HSET", Cache::VerKey(key), "x", "1"}).ok());
   auto r = c->GetOrCompute("spec", "a", Origin("never"));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->tier, CacheTier::kFilesystem);
@@ -351,7 +351,7 @@ TEST_F(CacheTest, AnErrorReplyForTheMarkersIsAnOutageNotMarkersOfZero) {
   EXPECT_EQ(computed_, 1);
   EXPECT_TRUE(fs::exists(FilePath(key))) << "the file was deleted as invalidated";
   EXPECT_TRUE(c->degraded());
-  ASSERT_TRUE(redis_->Command({"DEL", key + ":ver"}).ok());
+  ASSERT_TRUE(redis_->Command({"DEL", Cache::VerKey(key)}).ok());
 }
 
 // Cache-aside race: host b reads the markers and computes; meanwhile host a invalidates the key (a
@@ -387,7 +387,7 @@ TEST_F(CacheTest, AnInvalidationAfterTheMarkerExpiredStillInvalidatesOtherHostsF
   const std::string key = *host_b->Key("generation", "12:60");
   ASSERT_TRUE(host_a->Invalidate("generation", "12:60").ok());
   ASSERT_EQ(host_b->GetOrCompute("generation", "12:60", Origin("first"))->value, "first");  // file under it
-  ASSERT_TRUE(redis_->Command({"DEL", key + ":ver"}).ok());  // the marker's TTL ran out
+  ASSERT_TRUE(redis_->Command({"DEL", Cache::VerKey(key)}).ok());  // the marker's TTL ran out
   ASSERT_TRUE(host_a->Invalidate("generation", "12:60").ok());  // the row changed again
   auto r = host_b->GetOrCompute("generation", "12:60", Origin("second"));
   ASSERT_TRUE(r.ok()) << r.status().ToString();

@@ -12,8 +12,8 @@
 // value if there is one, else compute themselves. A holder that dies only delays the others by lock_ttl_ms.
 //
 // Invalidation reaches every host's filesystem tier without talking to the hosts: each entry records the
-// key's version marker ({key}:ver, a new random token on each invalidation, kept for MarkerTtlMs) and the
-// cache epoch ({prefix}:_epoch, a new random token on each name or pattern flush) it was computed under
+// key's version marker ({key}:vtoken, a new random token on each invalidation, kept for MarkerTtlMs) and the
+// cache epoch ({prefix}:_epoch_token, a new random token on each name or pattern flush) it was computed under
 // ("" for none), and a filesystem entry whose markers differ from Redis's, or that is older than a marker
 // lives, is a miss (its file is removed). Tokens never repeat (counters did, after an expiry, and matched files
 // written before an invalidation). The limit: if Redis loses its data (a restart without persistence, a
@@ -141,6 +141,10 @@ class Cache {
 
   // How long a key's invalidation marker lives: past both tiers' TTLs by a day, so it outlives every entry it
   // guards (ReadFsTier drops a file older than this whatever its markers say).
+  // The markers' keys. New names with the tokens (counters were {key}:ver and {prefix}:_epoch): a build
+  // with counters, during a rolling upgrade or after a rollback, INCRs its own keys instead of failing on ours.
+  static std::string VerKey(const std::string& key) { return key + ":vtoken"; }
+  std::string EpochKey() const { return options_.prefix + ":_epoch_token"; }
   int64_t MarkerTtlMs() const { return (std::max(options_.redis_ttl_s, options_.fs_ttl_s) + 86400) * 1000; }
 
  private:
