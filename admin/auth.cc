@@ -118,10 +118,9 @@ bool AdminAuth::SameOrigin(const HttpExchange& ex) {
 RequestAuth AdminAuth::Check(const HttpExchange& ex, const std::string& form_csrf) {
   RequestAuth out;
   out.session = FindSession(ex);
-  auto authz = ex.Header("Authorization");
-  const std::string bearer = "Bearer ";
-  if (authz && authz->compare(0, bearer.size(), bearer) == 0 && !token_.empty()) {
-    auto offered = OfferToken(authz->substr(bearer.size()));
+  auto bearer = BearerToken(ex.Header("Authorization"));
+  if (bearer && !token_.empty()) {
+    auto offered = OfferToken(*bearer);
     if (!offered) {
       out.result = AuthResult::kThrottled;
       out.reason = kThrottledReason;

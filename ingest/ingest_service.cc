@@ -345,12 +345,12 @@ bool IngestService::AuthorizeRoute(HttpExchange& ex, const Route& route) {
 
 bool IngestService::Authorize(HttpExchange& ex, int64_t org) {
   if (config_.ingest_tokens.empty()) return true;
-  auto auth = ex.Header("Authorization");
-  if (!auth || auth->rfind("Bearer ", 0) != 0) {
+  auto bearer = BearerToken(ex.Header("Authorization"));
+  if (!bearer) {
     Reject(ex, 401, "unauthorized", "missing bearer token", {{"WWW-Authenticate", "Bearer"}});
     return false;
   }
-  std::string token = auth->substr(7);
+  const std::string& token = *bearer;
   bool known_elsewhere = false;
   for (const auto& [o, t] : config_.ingest_tokens) {
     if (SecretEquals(t, token)) {

@@ -207,12 +207,12 @@ bool TaskApi::Authorize(HttpExchange& ex, Scope scope) {
     Reject(ex, 403, "task_api_disabled", "the task API needs its own tokens: set TASK_API_TOKENS");
     return false;
   }
-  auto auth = ex.Header("Authorization");
-  if (!auth || auth->rfind("Bearer ", 0) != 0) {
+  auto bearer = BearerToken(ex.Header("Authorization"));
+  if (!bearer) {
     Reject(ex, 401, "unauthorized", "missing bearer token", {{"WWW-Authenticate", "Bearer"}});
     return false;
   }
-  std::string token = auth->substr(7);
+  const std::string& token = *bearer;
   for (const TaskApiToken& t : config_.task_api_tokens) {
     if (!SecretEquals(t.token, token)) continue;
     if (scope == Scope::kEnqueue ? t.enqueue : t.read) return true;

@@ -152,6 +152,25 @@ TEST_P(TenantIsolationTest, AnotherOrganizationCannotWriteFinishOrReadAnOwnedGen
   EXPECT_EQ(redis_->Command({"EXISTS", keys.ControlKey({13, 0, 9401})})->AsInt(), 0);
 }
 
+// The authorization scheme is case-insensitive (RFC 9110 section 11.1): "bearer tokA" was refused as a
+// missing token. The token still decides the organization.
+TEST_P(TenantIsolationTest, TheBearerSchemeIsCaseInsensitiveAndTheTokenStillDecides) {
+  auto post = [&](int64_t org, const std::string& authorization) {
+    HttpRequest r;
+    r.method = "POST";
+    r.url = "http://127.0.0.1:" + std::to_string(service_->port()) + "/v1/orgs/" + std::to_string(org) +
+            "/generations/9402/chunks";
+    r.body = R"({"data": "x"})";
+    r.headers = {"Authorization: " + authorization, "Content-Type: application/json"};
+    return testing::Send(r).status;
+  };
+  EXPECT_EQ(post(12, "bearer tokA"), 202);
+  EXPECT_EQ(post(12, "BEARER   tokA"), 202);
+  EXPECT_EQ(post(13, "bearer tokA"), 403) << "org 12's token, whatever the scheme's case";
+  EXPECT_EQ(post(12, "BearertokA"), 401);
+  EXPECT_EQ(post(12, "Basic tokA"), 401);
+}
+
 // The reverse order: the first user is org 13, and org 12 is the one refused (it used to end with no row
 // for org 13 and a "keeping the row" log line).
 TEST_P(TenantIsolationTest, TheFirstOrganizationKeepsTheIdWhicheverOrganizationItIs) {

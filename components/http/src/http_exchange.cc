@@ -1,5 +1,7 @@
 #include "streamfleet/http/http_exchange.h"
 
+#include <strings.h>
+
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/base/text.h"
@@ -40,6 +42,16 @@ std::string JsonError(const std::string& error, const std::string& detail) {
   // replaced with U+FFFD, or dump() would throw and a 400 would turn into a 500 (found by fuzz/fuzz_route).
   return nlohmann::json{{"error", error}, {"detail", detail}}.dump(-1, ' ', false,
                                                                    nlohmann::json::error_handler_t::replace);
+}
+
+std::optional<std::string> BearerToken(const std::optional<std::string>& authorization) {
+  if (!authorization) return std::nullopt;
+  const std::string& v = *authorization;
+  constexpr size_t kScheme = 6;  // "Bearer"
+  if (v.size() <= kScheme || strncasecmp(v.data(), "Bearer", kScheme) != 0 || v[kScheme] != ' ') return std::nullopt;
+  size_t at = v.find_first_not_of(' ', kScheme);
+  if (at == std::string::npos) return std::nullopt;
+  return v.substr(at);
 }
 
 std::optional<std::string> HttpExchange::QueryParam(const std::string& name) const {

@@ -101,6 +101,11 @@ class HttpExchange {
 // {"error": error, "detail": detail}; bytes of detail that are not UTF-8 become U+FFFD.
 std::string JsonError(const std::string& error, const std::string& detail);
 
+// The token of an "Authorization: Bearer <token>" header value; nullopt for another scheme or none. The scheme
+// is matched case-insensitively and may be followed by several spaces (RFC 9110 section 11.1): "bearer tok"
+// was refused as "missing bearer token".
+std::optional<std::string> BearerToken(const std::optional<std::string>& authorization);
+
 // "Bad Request" for 400, ...; "Status" for codes it does not know.
 const char* HttpReason(int status);
 
