@@ -167,7 +167,7 @@ Status SyncHashes(TaskContext& ctx, SqlStore& store) {
       // The key is the row's primary key, kept as it is (a replaced byte would name another key): one that is
       // not UTF-8 or holds a NUL, which PostgreSQL's text refuses and failed its whole batch every run, is
       // skipped and counted.
-      if (keys[i].find('\0') != std::string::npos || ToValidUtf8(keys[i]) != keys[i]) {
+      if (keys[i].find('\0') != std::string::npos || FirstInvalidUtf8(keys[i])) {
         ++skipped;
         continue;
       }

@@ -37,6 +37,17 @@ class MalformedHttpTest : public ::testing::Test {
     auto r = ingest.Post("/v1/orgs/9/generations/9/chunks", R"({"data": "still serving"})");
     EXPECT_EQ(r.status, 202) << r.body << r.error;
   }
+  // The answer to `request` sent as two writes, cut at `cut`, with a pause between them so that the second part
+  // normally arrives in a read of its own. (A loaded server may still read both at once; what is refused must
+  // be refused either way, which is what the callers assert.)
+  static std::string AnswerInTwoReads(IngestHarness& ingest, const std::string& request, size_t cut) {
+    RawConnection conn(ingest.port());
+    EXPECT_TRUE(conn.Send(std::string_view(request).substr(0, cut)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(conn.Send(std::string_view(request).substr(cut)));
+    conn.CloseWrite();
+    return conn.ReadUntilClosed(3000);
+  }
   static std::string ChunkPost(const std::string& extra_headers, const std::string& body) {
     return "POST /v1/orgs/1/generations/1/chunks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n" +
            extra_headers + "\r\n" + body;
@@ -145,15 +156,7 @@ TEST_F(MalformedHttpTest, AmbiguouslyFramedRequestsAreRefused) {
 TEST_F(MalformedHttpTest, ObsFoldIsRefusedAcrossReadBoundaries) {
   IngestHarness ingest(server_->port());
   std::string request = ChunkPost("X-Note: a\r\n continued\r\nContent-Length: 13\r\n", R"({"data": "x"})");
-  size_t fold = request.find("\r\n continued") + 2;
-  RawConnection conn(ingest.port());
-  ASSERT_TRUE(conn.Send(std::string_view(request).substr(0, fold)));  // the head up to the folded line
-  // A pause on purpose, so that the folded line normally arrives in a read of its own. (A loaded server may
-  // still read both parts at once; the fold must be refused either way, which is what is asserted.)
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_TRUE(conn.Send(std::string_view(request).substr(fold)));
-  conn.CloseWrite();
-  std::string answer = conn.ReadUntilClosed(3000);
+  std::string answer = AnswerInTwoReads(ingest, request, request.find("\r\n continued") + 2);
   EXPECT_EQ(StatusOf(answer), 400) << answer;
   EXPECT_NE(BodyOf(answer).find("obs-fold"), std::string::npos) << answer;
   EXPECT_EQ(StreamLength(), 0);
@@ -164,13 +167,7 @@ TEST_F(MalformedHttpTest, ObsFoldIsRefusedAcrossReadBoundaries) {
 TEST_F(MalformedHttpTest, ABareCrInTheHeadIsRefusedAcrossReadBoundaries) {
   IngestHarness ingest(server_->port());
   std::string request = ChunkPost("X-A: 1\rX-B: 2\r\nContent-Length: 13\r\n", R"({"data": "x"})");
-  size_t cut = request.find("1\r") + 2;  // just after the bare CR
-  RawConnection conn(ingest.port());
-  ASSERT_TRUE(conn.Send(std::string_view(request).substr(0, cut)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_TRUE(conn.Send(std::string_view(request).substr(cut)));
-  conn.CloseWrite();
-  std::string answer = conn.ReadUntilClosed(3000);
+  std::string answer = AnswerInTwoReads(ingest, request, request.find("1\r") + 2);  // cut after the bare CR
   EXPECT_EQ(StatusOf(answer), 400) << answer;
   EXPECT_NE(BodyOf(answer).find("bare CR"), std::string::npos) << answer;
   EXPECT_EQ(StreamLength(), 0);

@@ -347,8 +347,8 @@ void Cache::WriteValue(RedisClient& redis, const Lookup& l, const std::string& v
     RedisFailed(w.status());
     return;
   }
-  const RedisValue& ver = (*w)[w->size() - 2];
-  const RedisValue& epoch = (*w)[w->size() - 1];
+  const RedisValue& ver = (*w)[0];
+  const RedisValue& epoch = (*w)[1];
   if (ver.is_error() || epoch.is_error() || MarkerOf(ver) != l.markers.ver || MarkerOf(epoch) != l.markers.epoch) {
     auto undo = redis.Pipeline({{"DEL", key}, {"DEL", CompressedKey(key)}});
     if (!undo.ok()) RedisFailed(undo.status());

@@ -25,6 +25,12 @@ namespace {
 
 constexpr const char* kSuffix = ".json";
 
+// Whether a directory entry's name is an entry's file ({stem}.json), not a temp file or anything else.
+bool IsEntryFile(const std::string& file) {
+  const size_t n = std::strlen(kSuffix);
+  return file.size() > n && file.compare(file.size() - n, n, kSuffix) == 0;
+}
+
 // Unique per process and call, so concurrent writers of one key never share a temp file.
 std::string TempSuffix() {
   static std::atomic<uint64_t> n{0};
@@ -140,7 +146,7 @@ int64_t FsCacheTier::RemoveMatching(const std::string& pattern) const {
   std::error_code ec;
   for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
     std::string file = it->path().filename().string();
-    if (file.size() <= std::strlen(kSuffix) || file.compare(file.size() - 5, 5, kSuffix) != 0) continue;
+    if (!IsEntryFile(file)) continue;
     std::string key = prefix_ + ":" + file.substr(0, file.size() - 5);
     if (fnmatch(pattern.c_str(), key.c_str(), 0) == 0 && ::unlink(it->path().c_str()) == 0) ++n;
   }
@@ -160,8 +166,7 @@ int64_t FsCacheTier::Sweep(int64_t max_age_ms) const {
     const int64_t age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - written).count();
     const std::string file = it->path().filename().string();
     const bool temp = file.find(".tmp.") != std::string::npos;
-    const bool entry = !temp && file.size() > std::strlen(kSuffix) &&
-                       file.compare(file.size() - std::strlen(kSuffix), std::strlen(kSuffix), kSuffix) == 0;
+    const bool entry = IsEntryFile(file);  // temp files end ".json.tmp.<pid>.<n>"
     if (((temp && age_ms > kTempMaxAgeMs) || (entry && age_ms > max_age_ms)) && ::unlink(it->path().c_str()) == 0) {
       ++n;
     }

@@ -5,7 +5,8 @@
 //
 // File format ({name}_{hash8}.json):
 //   {"key": "ir_cache:generation_1a2b3c4d", "value": "...", "length": 123, "sha256": "<hex of value>",
-//    "written_at_ms": ..., "expires_at_ms": ..., "ver": "", "epoch": "<token>"}
+//    "written_at_ms": ..., "expires_at_ms": ..., "ver": "<token>", "epoch": "<token>"}
+//   (a marker is "" while the key was never invalidated, or the cache never flushed)
 // "value_b64" replaces "value" when the value is not valid UTF-8 (JSON strings must be).
 #include <cstdint>
 #include <string>

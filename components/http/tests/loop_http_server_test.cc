@@ -355,62 +355,66 @@ TEST(LoopHttpServerTest, StopWaitsForAnswersInFlight) {
   EXPECT_EQ(BodyOf(answer), "late");
 }
 
+// A server whose every answer is 8 MiB (more than the socket buffers take) and a client that asked for one
+// 300 ms ago: most of the answer waits in the server's write queue.
+struct QueuedBigAnswer {
+  explicit QueuedBigAnswer(int64_t request_timeout_ms)
+      : server(LoopHttpServer::Start("127.0.0.1:0", 2, [this](HttpExchange& ex) {
+          ++runs;
+          ex.Respond(200, "text/plain", big);
+        }, request_timeout_ms).value()),
+        client(server->port()) {
+    EXPECT_TRUE(client.Send(Get("/big")));
+    std::this_thread::sleep_for(300ms);
+  }
+  // The bytes of the body in what the client read (npos without a whole head).
+  static size_t BodyBytes(const std::string& got) {
+    size_t head = got.find("\r\n\r\n");
+    return head == std::string::npos ? std::string::npos : got.size() - head - 4;
+  }
+
+  const std::string big = std::string(8 << 20, 's');
+  std::atomic<int> runs{0};
+  std::unique_ptr<LoopHttpServer> server;
+  RawConnection client;
+};
+
 // An answer already handed to the socket but not yet taken by the client when Stop is called is written whole
 // before the connection closes: Stop closed every connection not waiting on a handler, and closing a handle
 // cancels its queued writes (a large row read just before SIGTERM arrived cut short).
 TEST(LoopHttpServerTest, StopFinishesWritingAnAnswerTheClientIsStillReading) {
-  const std::string big(8 << 20, 's');
-  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) { ex.Respond(200, "text/plain", big); },
-                                      5000).value();
-  RawConnection c(server->port());
-  ASSERT_TRUE(c.Send(Get("/big")));
-  std::this_thread::sleep_for(300ms);  // answered: most of it waits in the server's write queue
-  std::thread stopper([&] { server->Stop(); });
+  QueuedBigAnswer q(5000);
+  std::thread stopper([&] { q.server->Stop(); });
   std::this_thread::sleep_for(100ms);
-  std::string got = c.ReadUntil([&](const std::string& so_far) {
-    size_t head = so_far.find("\r\n\r\n");
-    return head != std::string::npos && so_far.size() - head - 4 >= big.size();
+  std::string got = q.client.ReadUntil([&](const std::string& so_far) {
+    size_t body = QueuedBigAnswer::BodyBytes(so_far);
+    return body != std::string::npos && body >= q.big.size();
   }, 10000);
   stopper.join();
-  size_t head = got.find("\r\n\r\n");
-  ASSERT_NE(head, std::string::npos) << got.substr(0, 200);
-  EXPECT_EQ(got.size() - head - 4, big.size()) << "the answer was cut off by Stop";
+  ASSERT_NE(QueuedBigAnswer::BodyBytes(got), std::string::npos) << got.substr(0, 200);
+  EXPECT_EQ(QueuedBigAnswer::BodyBytes(got), q.big.size()) << "the answer was cut off by Stop";
 }
 
 // A request that arrives on that connection after Stop is not run: its answer would be lost with the
 // connection, and a client without an idempotency key could not tell that it was applied.
 TEST(LoopHttpServerTest, ARequestArrivingWhileStopFinishesAnAnswerIsNotRun) {
-  const std::string big(8 << 20, 's');
-  std::atomic<int> runs{0};
-  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
-    ++runs;
-    ex.Respond(200, "text/plain", big);
-  }, 5000).value();
-  RawConnection c(server->port());
-  ASSERT_TRUE(c.Send(Get("/big")));
-  std::this_thread::sleep_for(300ms);
-  std::thread stopper([&] { server->Stop(); });
+  QueuedBigAnswer q(5000);
+  std::thread stopper([&] { q.server->Stop(); });
   std::this_thread::sleep_for(100ms);
-  c.Send(Get("/second"));  // may fail once the server closed its reading side
-  std::string got = c.ReadUntilClosed(10000);
+  q.client.Send(Get("/second"));  // may fail once the server closed its reading side
+  std::string got = q.client.ReadUntilClosed(10000);
   stopper.join();
-  EXPECT_EQ(runs.load(), 1) << "a request read after Stop was run";
-  size_t head = got.find("\r\n\r\n");
-  ASSERT_NE(head, std::string::npos);
-  EXPECT_GE(got.size() - head - 4, big.size()) << "the first answer was cut off";
+  EXPECT_EQ(q.runs.load(), 1) << "a request read after Stop was run";
+  ASSERT_NE(QueuedBigAnswer::BodyBytes(got), std::string::npos);
+  EXPECT_GE(QueuedBigAnswer::BodyBytes(got), q.big.size()) << "the first answer was cut off";
 }
 
 // A client that reads nothing of its answer holds Stop only for the grace it is given, not for the request
 // timeout (or, reading a little now and then, for ever).
 TEST(LoopHttpServerTest, StopGivesUpAnAnswerTheClientDoesNotReadPastTheGrace) {
-  const std::string big(8 << 20, 's');
-  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) { ex.Respond(200, "text/plain", big); },
-                                      60000).value();
-  RawConnection c(server->port());
-  ASSERT_TRUE(c.Send(Get("/big")));
-  std::this_thread::sleep_for(300ms);
+  QueuedBigAnswer q(60000);
   const auto t0 = std::chrono::steady_clock::now();
-  server->Stop(300);
+  q.server->Stop(300);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "Stop waited on a client that reads nothing";
 }
 

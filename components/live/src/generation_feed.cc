@@ -7,7 +7,7 @@ namespace streamfleet::live {
 bool GenerationFeed::Add(int64_t seq, std::string data) {
   if (seq < 0 || chunks_.count(seq)) return false;
   auto size = static_cast<int64_t>(data.size());
-  auto [it, added] = chunks_.emplace(seq, Chunk{ChunkEvent(seq, data, attempt_), size});
+  auto it = chunks_.emplace(seq, Chunk{ChunkEvent(seq, data, attempt_), size}).first;
   bytes_ += size;
   held_ += static_cast<int64_t>(it->second.event.size());
   return true;

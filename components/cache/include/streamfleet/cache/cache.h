@@ -139,12 +139,12 @@ class Cache {
   const CacheOptions& options() const { return options_; }
   bool degraded() const { return degraded_.load(); }
 
-  // How long a key's invalidation marker lives: past both tiers' TTLs by a day, so it outlives every entry it
-  // guards (ReadFsTier drops a file older than this whatever its markers say).
   // The markers' keys. New names with the tokens (counters were {key}:ver and {prefix}:_epoch): a build
   // with counters, during a rolling upgrade or after a rollback, INCRs its own keys instead of failing on ours.
   static std::string VerKey(const std::string& key) { return key + ":vtoken"; }
   std::string EpochKey() const { return options_.prefix + ":_epoch_token"; }
+  // How long a key's invalidation marker lives: past both tiers' TTLs by a day, so it outlives every entry it
+  // guards (ReadFsTier drops a file older than this whatever its markers say).
   int64_t MarkerTtlMs() const { return (std::max(options_.redis_ttl_s, options_.fs_ttl_s) + 86400) * 1000; }
 
  private:
