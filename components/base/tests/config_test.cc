@@ -211,6 +211,7 @@ TEST(ConfigTest, MalformedValuesNameTheVariable) {
       {"INGEST_ORG_MAX_WORKERS", "-1"}, {"INGEST_ORG_MAX_WORKERS", "half"}, {"INGEST_ORG_MAX_WORKERS", "5000"},
       {"LIVE_ORG_MAX_STREAMS", "0"},  {"LIVE_ORG_MAX_STREAMS", "1e3"},
       {"INGEST_MAX_CONNECTIONS", "-1"}, {"INGEST_MAX_CONNECTIONS", "lots"}, {"INGEST_MAX_CONNECTIONS", "20000000"},
+      {"LIVE_ORG_MAX_HELD_BYTES", "0"}, {"LIVE_ORG_MAX_HELD_BYTES", "1k"}, {"LIVE_ORG_MAX_HELD_BYTES", "-5"},
   };
   for (const auto& [k, v] : bad) {
     auto c = LoadConfig(Env({{k, v}}), ":9100");
