@@ -233,8 +233,8 @@ json AdminApi::Overview(RedisClient& r) {
                 {"redis_version", info["redis_version"]}};
   KeySchema keys = KeySchema::FromConfig(config_);
   auto b = Must(SummarizeBuffers(r, keys, config_.llen_alert_threshold, /*with_meta=*/true));
-  // Live means not yet compacted, as /progress says it (the control hash's state): a compacted buffer stays
-  // in Redis until its TTL, and listing those made "live" every generation of the last day.
+  // Live means still receiving (SummarizeBuffers lists no buffer queued for finalization or compacted, which
+  // stays in Redis until its TTL); the state shown is the control hash's, as /progress reports it.
   std::vector<std::vector<std::string>> states;
   std::vector<json> ids;
   for (const auto& buf : b.buffers) {
@@ -245,13 +245,8 @@ json AdminApi::Overview(RedisClient& r) {
   }
   auto state = Must(r.Pipeline(states));
   json live = json::array(), over = json::array();
-  int64_t compacted = 0;
   for (size_t i = 0; i < b.buffers.size(); ++i) {
     const LiveBuffer& buf = b.buffers[i];
-    if (state[i].str == "compacted") {
-      ++compacted;
-      continue;
-    }
     json g = std::move(ids[i]);
     g["key"] = buf.key;
     g["llen"] = buf.llen;
@@ -270,8 +265,7 @@ json AdminApi::Overview(RedisClient& r) {
           {"redis", redis},
           {"buffers",
            {{"count", b.count}, {"total_chunks", b.total_chunks}, {"max_llen", b.max_llen},
-            {"threshold", config_.llen_alert_threshold}, {"over_threshold", over}, {"live", live},
-            {"compacted", compacted}}}};
+            {"threshold", config_.llen_alert_threshold}, {"over_threshold", over}, {"live", live}}}};
 }
 
 json AdminApi::Streams(RedisClient& r) {

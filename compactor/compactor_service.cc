@@ -8,7 +8,7 @@
 #include "streamfleet/base/backoff.h"
 #include "streamfleet/chunks/generation_owner.h"
 #include "streamfleet/base/log.h"
-#include "streamfleet/redis/redis_scan.h"
+#include "streamfleet/chunks/live_buffers.h"
 #include "streamfleet/redis/stream_admin.h"
 
 namespace streamfleet::compactor {
@@ -685,24 +685,16 @@ Status CompactorService::TrimNow() {
 void CompactorService::SampleGauges() {
   std::lock_guard<std::mutex> l(sample_mu_);
   if (config_.redis_info_metrics) (void)redis_info_.Sample(*sample_);
-  // Buffers: SCAN (never KEYS) in batches of 100, at most 100 batches per scrape, on every master.
+  // Buffers: the live ones (listed from the deadlines sets, live_buffers.h), their LLEN pipelined by page.
   int64_t live = 0, sum = 0, max = 0, over = 0;
-  int batches = 0;
-  Status scanned = ScanAll(*sample_, buffer_.keys().AllBuffersPattern(), 100, [&](const std::vector<std::string>& keys) {
-    std::vector<std::vector<std::string>> cmds;
-    for (const auto& k : keys) cmds.push_back({"LLEN", k});
-    if (!cmds.empty()) {
-      auto lens = sample_->Pipeline(cmds);
-      if (!lens.ok()) return false;
-      for (const auto& v : *lens) {
-        if (v.type != RedisValue::Type::kInteger) continue;  // not a list (AllBuffersPattern also matches others)
-        ++live;
-        sum += v.integer;
-        max = std::max<int64_t>(max, v.integer);
-        if (v.integer > config_.llen_alert_threshold) ++over;
-      }
+  Status scanned = ForEachLiveBuffer(*sample_, buffer_.keys(), 500, [&](const std::vector<LiveBufferLength>& page) {
+    for (const auto& b : page) {
+      ++live;
+      sum += b.llen;
+      max = std::max<int64_t>(max, b.llen);
+      if (b.llen > config_.llen_alert_threshold) ++over;
     }
-    return ++batches < 100;
+    return true;
   });
   if (!scanned.ok()) return;
   metrics_.buffers_live.Set(static_cast<double>(live));

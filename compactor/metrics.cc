@@ -71,7 +71,7 @@ CompactorMetrics::CompactorMetrics(prometheus::Registry& r)
                                        "transaction, mark compacted)")
                                  .Register(r)
                                  .Add({}, kLatency)),
-      buffers_live(G(r, "streamfleet_buffers_live", "Generation buffers currently in Redis (sampled with SCAN)")),
+      buffers_live(G(r, "streamfleet_buffers_live", "Generation buffers still receiving (not yet queued for finalization)")),
       buffer_chunks(G(r, "streamfleet_buffer_chunks", "Sum of LLEN over live generation buffers")),
       buffer_llen_max(G(r, "streamfleet_buffer_llen_max", "Largest LLEN of a live generation buffer")),
       buffers_over_threshold(G(r, "streamfleet_buffers_over_threshold",

@@ -429,6 +429,12 @@ TEST_F(AdminApiTest, OverviewShowsLiveGenerationProgressAndRedisStats) {
   GenerationId g{7, 0, 42};
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(redis_->Command({"RPUSH", keys.BufferKey(g), "chunk"}).ok());
   ASSERT_TRUE(redis_->Command({"HSET", keys.MetaKey(g), "received_chunks", "5", "total_chunks", "20"}).ok());
+  // Its idle deadline, as applying chunks sets it: what makes a buffer live (live_buffers.h).
+  ASSERT_TRUE(redis_->Command({"ZADD", keys.DeadlinesKeyOf(g), "1", KeySchema::Member(g)}).ok());
+  // A compacted generation's buffer, still within its TTL, with no deadline: not live.
+  GenerationId done{7, 0, 43};
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(redis_->Command({"RPUSH", keys.BufferKey(done), "chunk"}).ok());
+  ASSERT_TRUE(redis_->Command({"HSET", keys.ControlKey(done), "state", "compacted"}).ok());
   std::string bearer = std::string("Authorization: Bearer ") + kToken;
   HttpResponse r = Get("/api/overview", {bearer});
   ASSERT_EQ(r.status, 200) << r.body;
@@ -442,13 +448,16 @@ TEST_F(AdminApiTest, OverviewShowsLiveGenerationProgressAndRedisStats) {
   EXPECT_EQ(live["percent"], 25);
   EXPECT_EQ(live["state"], "receiving");
   EXPECT_EQ(o["buffers"]["over_threshold"].size(), 1u);
+  EXPECT_EQ(o["buffers"]["count"], 1);
+  EXPECT_EQ(o["buffers"]["total_chunks"], 5);
   EXPECT_GT(o["redis"]["used_memory"].get<int64_t>(), 0);
-  // Once compacted (what /progress reports as state "compacted"), the buffer is no longer live, although it
-  // stays in Redis until its TTL.
-  ASSERT_TRUE(redis_->Command({"HSET", keys.ControlKey(g), "state", "compacted"}).ok());
+  // Once queued for finalization (its deadline removed, as apply_chunks.lua does on the last chunk), the
+  // buffer is no longer live, although it stays in Redis until its TTL.
+  ASSERT_TRUE(redis_->Command({"ZREM", keys.DeadlinesKeyOf(g), KeySchema::Member(g)}).ok());
+  ASSERT_TRUE(redis_->Command({"HSET", keys.ControlKey(g), "state", "finalizing"}).ok());
   json after = json::parse(Get("/api/overview", {bearer}).body);
   EXPECT_EQ(after["buffers"]["live"].size(), 0u);
-  EXPECT_EQ(after["buffers"]["compacted"], 1);
+  EXPECT_EQ(after["buffers"]["count"], 0);
   EXPECT_TRUE(o["redis"].contains("evicted_keys"));
   // Chunks added to a stream show as a rate once the sampler (every 100ms) has taken its next samples.
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(redis_->Command({"XADD", keys.ChunkStream(0), "*", "e", "x"}).ok());

@@ -229,6 +229,36 @@ TEST_P(CompactorTest, InOrderGenerationBecomesOneRow) {
   }
 }
 
+// The buffer gauges (and their LLEN alert) count every generation still receiving and nothing else. They
+// SCANned the keyspace, at most 100 batches of 100 per scrape: beside other keys (a Redis shared with the
+// cache) and many buffers they saw a fraction of them, and a finalized generation's buffer, kept until its
+// TTL, was counted (a long generation kept the alert firing for a day after it was compacted).
+TEST_P(CompactorTest, BufferGaugesCountEveryLiveBufferAndNoFinalizedOne) {
+  auto& svc = AddService({{"GENERATION_LLEN_ALERT_THRESHOLD", "10"}});
+  const KeySchema& k = svc.buffer().keys();
+  std::vector<std::vector<std::string>> adds;
+  for (int64_t gen = 1; gen <= 5; ++gen) {
+    for (int64_t seq = 0; seq < 12; ++seq) adds.push_back({"XADD", k.ChunkStream(k.ShardOf({3, 0, gen})), "*", "e", Envelope({3, 0, gen}, seq, "x")});
+  }
+  for (int64_t gen = 100; gen < 2095; ++gen) {
+    adds.push_back({"XADD", k.ChunkStream(k.ShardOf({3, 0, gen})), "*", "e", Envelope({3, 0, gen}, 0, "y")});
+  }
+  for (int64_t seq = 0; seq < 20; ++seq) Send({3, 0, 7}, seq, "z", seq == 19);  // finalized
+  ASSERT_TRUE(redis_->Pipeline(adds).ok());
+  Pump(svc, 200);
+  ASSERT_TRUE(Row(7).has_value());
+  for (int batch = 0; batch < 20; ++batch) {
+    std::vector<std::vector<std::string>> sets;
+    for (int i = 0; i < 1000; ++i) sets.push_back({"SET", "other:" + std::to_string(batch * 1000 + i), "v"});
+    ASSERT_TRUE(redis_->Pipeline(sets).ok());
+  }
+  svc.SampleGauges();
+  EXPECT_EQ(svc.metrics().buffers_live.Value(), 2000);
+  EXPECT_EQ(svc.metrics().buffer_chunks.Value(), 5 * 12 + 1995);
+  EXPECT_EQ(svc.metrics().buffer_llen_max.Value(), 12);
+  EXPECT_EQ(svc.metrics().buffers_over_threshold.Value(), 5);
+}
+
 // A buffer that expired after compaction and was re-created by late chunks holds the late chunks only. With
 // as many of them as the row has chunks, its finalization replaced the row's text with theirs; the row is
 // now kept, since the write lacks the row's seqs (metadata.seq_runs).

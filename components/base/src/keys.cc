@@ -55,7 +55,6 @@ std::string KeySchema::BufferScanPattern(int64_t org, int64_t gen) const {
   return GlobEscape(head) + "org:" + o + ":*generation:" + g + ":chunks*";
 }
 
-std::string KeySchema::AllBuffersPattern() const { return GlobEscape(key_prefix_) + ":*:chunks"; }
 
 int KeySchema::ShardOf(const GenerationId& g) const {
   // Stable across processes and releases: a fixed mix of the ids, not std::hash.

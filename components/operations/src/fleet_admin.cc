@@ -6,6 +6,7 @@
 #include "streamfleet/chunks/assembly.h"
 #include "streamfleet/chunks/buffer_element.h"
 #include "streamfleet/chunks/chunk_wire_format.h"
+#include "streamfleet/chunks/live_buffers.h"
 #include "streamfleet/redis/redis_scan.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/task.pb.h"
@@ -376,25 +377,31 @@ StatusOr<std::vector<BufferKeyInfo>> InspectGenerationBuffer(RedisClient& redis,
 
 StatusOr<BufferSummary> SummarizeBuffers(RedisClient& redis, const KeySchema& keys, int64_t threshold, bool with_meta,
                                          size_t max_buffers) {
-  auto found = ScanKeys(redis, keys.AllBuffersPattern());
-  if (!found.ok()) return found.status();
-  std::sort(found->begin(), found->end());
   BufferSummary s;
-  for (const auto& k : *found) {
-    std::vector<std::vector<std::string>> cmds = {{"LLEN", k}};
-    bool meta = with_meta && s.buffers.size() < max_buffers;
-    if (meta) cmds.push_back({"HGETALL", k + ":meta"});
-    auto r = redis.Pipeline(cmds);
-    if (!r.ok()) return r.status();
-    LiveBuffer b{k, (*r)[0].integer, {}};
-    if (meta && (*r)[1].is_array()) {
-      for (auto& [f, v] : ParsePairs((*r)[1])) b.meta[f] = v.str;
+  Status walked = ForEachLiveBuffer(redis, keys, 500, [&](const std::vector<LiveBufferLength>& page) {
+    for (const auto& b : page) {
+      ++s.count;
+      s.total_chunks += b.llen;
+      s.max_llen = std::max(s.max_llen, b.llen);
+      if (b.llen > threshold) s.over_threshold.push_back({b.key, b.llen, {}});
+      if (with_meta && s.buffers.size() < max_buffers) s.buffers.push_back({b.key, b.llen, {}});
     }
-    ++s.count;
-    s.total_chunks += b.llen;
-    s.max_llen = std::max(s.max_llen, b.llen);
-    if (b.llen > threshold) s.over_threshold.push_back(b);
-    if (meta) s.buffers.push_back(std::move(b));
+    return true;
+  });
+  if (!walked.ok()) return walked;
+  // ZSCAN order is the set's hash order: listed by key, as the admin page shows them.
+  auto by_key = [](const LiveBuffer& x, const LiveBuffer& y) { return x.key < y.key; };
+  std::sort(s.over_threshold.begin(), s.over_threshold.end(), by_key);
+  std::sort(s.buffers.begin(), s.buffers.end(), by_key);
+  if (s.buffers.empty()) return s;
+  std::vector<std::vector<std::string>> metas;
+  metas.reserve(s.buffers.size());
+  for (const auto& b : s.buffers) metas.push_back({"HGETALL", b.key + ":meta"});
+  auto m = redis.Pipeline(metas);
+  if (!m.ok()) return m.status();
+  for (size_t i = 0; i < s.buffers.size() && i < m->size(); ++i) {
+    if (!(*m)[i].is_array()) continue;
+    for (auto& [f, v] : ParsePairs((*m)[i])) s.buffers[i].meta[f] = v.str;
   }
   return s;
 }

@@ -55,8 +55,6 @@ class KeySchema {
   std::string OwnerKey(int64_t gen) const { return key_prefix_ + ":generation:" + std::to_string(gen) + ":owner"; }
   // SCAN pattern matching both buffer key forms of a generation.
   std::string BufferScanPattern(int64_t org, int64_t gen) const;
-  // SCAN pattern for all buffer lists.
-  std::string AllBuffersPattern() const;
 
   bool cluster() const { return mode_ == KeySchemaMode::kCluster; }
   int chunk_streams() const { return chunk_streams_; }

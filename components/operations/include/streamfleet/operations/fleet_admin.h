@@ -125,8 +125,9 @@ struct BufferSummary {
   std::vector<LiveBuffer> over_threshold;
   std::vector<LiveBuffer> buffers;  // filled only with with_meta: every live buffer with its meta
 };
-// SCANs every buffer list: count, chunk sum, largest LLEN, and those over `threshold`. with_meta also reads
-// each buffer's :meta hash (the admin overview's progress bars), at most `max_buffers` of them.
+// Every live buffer (still receiving: live_buffers.h): count, chunk sum, largest LLEN, and those over
+// `threshold`. with_meta also reads the :meta hash of the first `max_buffers` by key (the admin overview's
+// progress bars).
 StatusOr<BufferSummary> SummarizeBuffers(RedisClient& redis, const KeySchema& keys, int64_t threshold,
                                          bool with_meta = false, size_t max_buffers = 200);
 
