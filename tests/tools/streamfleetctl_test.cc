@@ -397,6 +397,7 @@ TEST_F(CtlTest, EnqueueTasksQueuesAndDeadLetters) {
   auto at = Ctl("--json enqueue noop --at 2099-01-01T00:00:00Z");
   ASSERT_EQ(at.code, 0) << at.out;
   EXPECT_EQ(Ctl("enqueue noop --at tomorrow").code, 1);
+  EXPECT_EQ(Ctl("enqueue noop --delay 106751991167d").code, 2) << "overflowed into a run at once";
   EXPECT_NE(Ctl("enqueue noop --at 2099-01-01T00:00:00Z --delay 5s").code, 0) << "--at and --delay exclude";
   auto sch = nlohmann::json::parse(Ctl("--json tasks scheduled").out);
   ASSERT_EQ(sch.size(), 2u);
@@ -584,6 +585,32 @@ TEST_F(CtlTest, DeadLetterPurgeTakesFilters) {
   EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 1) << "the noop one stays";
   EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:chunks"})->integer, 1) << "chunk dead letters stay";
   EXPECT_EQ(Ctl("dlq requeue 1-1 --type webhook").code, 2) << "filters go with --all";
+}
+
+// `dlq purge ID` deletes that dead letter only: the ID was ignored and every dead letter deleted (a script
+// is not asked). An ID beside --all or filters, and filters where they do nothing, are refused untouched.
+TEST_F(CtlTest, DeadLetterPurgeOfAnIdDeletesOnlyThatOne) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto id = redis_->Command({"XADD", "streamfleet:dlq:chunks", "*", "source_stream", "streamfleet:chunks:0",
+                               "reason", "garbage", "e", "x"});
+    ASSERT_TRUE(id.ok());
+    ids.push_back(id->str);
+  }
+  for (const std::string& bad : std::vector<std::string>{"dlq requeue --all " + ids[0], "dlq purge " + ids[0] + " --older-than 1d",
+                                "dlq list --type webhook", "dlq show " + ids[0] + " --stream s", "dlq purge --all",
+                                "dlq list " + ids[0]}) {
+    EXPECT_EQ(Ctl(bad).code, 2) << bad;
+  }
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:chunks"})->integer, 3) << "nothing touched";
+  auto one = Ctl("--json dlq purge " + ids[1]);
+  ASSERT_EQ(one.code, 0) << one.out;
+  EXPECT_EQ(nlohmann::json::parse(one.out)["purged"], 1);
+  auto left = redis_->Command({"XRANGE", "streamfleet:dlq:chunks", "-", "+"});
+  ASSERT_EQ(left->elements.size(), 2u);
+  EXPECT_EQ(left->elements[0].elements[0].str, ids[0]);
+  EXPECT_EQ(left->elements[1].elements[0].str, ids[2]);
+  EXPECT_EQ(Ctl("dlq purge " + ids[1]).code, 1) << "gone: no dead letter with that id";
 }
 
 }  // namespace

@@ -20,9 +20,9 @@ namespace {
 using nlohmann::json;
 
 struct DeadLetterArgs {
-  std::string command, id;  // list | show | requeue | purge; the entry id (show, requeue)
+  std::string command, id;  // list | show | requeue | purge; the entry id (show, requeue, purge)
   bool all = false, yes = false;
-  std::string older_than, type, stream;  // purge filters
+  std::string older_than, type, stream;  // filters of purge and requeue --all
 };
 
 // `list` every dead letter; `show ID` only that one.
@@ -79,6 +79,14 @@ void Requeue(const Context& ctx, const Config& c, RedisClient& r, const DeadLett
 }
 
 void Purge(const Context& ctx, const Config& c, RedisClient& r, const DeadLetterArgs& a) {
+  if (!a.id.empty()) {
+    // One dead letter by its id: nothing else is deleted, so nothing to confirm.
+    auto deleted = DeleteDeadLetter(r, c, a.id);
+    if (deleted.status().code() == StatusCode::kNotFound) throw Failure{"no dead letter with id " + a.id};
+    int64_t n = Must(std::move(deleted), "purge");
+    ctx.Print(json{{"purged", n}}, "purged " + std::to_string(n) + "\n");
+    return;
+  }
   const DeadLetterFilter filter = FilterOf(a);
   // Deleting dead letters cannot be undone: a person at a terminal is asked first (scripts are not).
   if (!a.yes && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
@@ -97,6 +105,18 @@ void Run(const Context& ctx, const Config& c, const DeadLetterArgs& a) {
   if (a.command == "show" && a.id.empty()) throw Usage{"show needs the ID of a dead letter (see dlq list)"};
   if (!a.id.empty() && !ValidStreamId(a.id)) {
     throw Usage{"\"" + a.id + "\" is not a dead-letter id: one looks like 1795622292908-0 (see dlq list)"};
+  }
+  // An ID beside a choice of many entries (or a filter where none applies) was ignored, and `purge ID`
+  // deleted every dead letter: each such mix is refused before anything is touched.
+  const bool filtered = !a.older_than.empty() || !a.type.empty() || !a.stream.empty();
+  if (a.command == "list" && !a.id.empty()) throw Usage{"list takes no ID: dlq show ID shows one"};
+  if ((a.command == "list" || a.command == "show") && filtered) {
+    throw Usage{"--older-than, --type and --stream go with purge and requeue --all"};
+  }
+  if (a.all && a.command != "requeue") throw Usage{"--all goes with requeue"};
+  if (a.all && !a.id.empty()) throw Usage{"requeue takes an ID or --all, not both"};
+  if (a.command == "purge" && !a.id.empty() && filtered) {
+    throw Usage{"purge takes an ID or filters, not both"};
   }
   auto r = ConnectRedis(c);
   if (a.command == "list" || a.command == "show") {
@@ -117,7 +137,7 @@ void RegisterDeadLetterCommands(CLI::App& app, Context& ctx) {
                                         "streamfleetctl dlq requeue --all --type send_notifications");
   dlq->add_option("COMMAND", a->command, "list | show | requeue | purge")->required()->check(
       CLI::IsMember({"list", "show", "requeue", "purge"}));
-  dlq->add_option("ID", a->id, "dead-letter entry id (show, requeue)");
+  dlq->add_option("ID", a->id, "dead-letter entry id (show, requeue, purge: only that one)");
   dlq->add_flag("--all", a->all, "requeue every entry (or those the filters below select)");
   dlq->add_option("--older-than", a->older_than,
                   "purge, requeue --all: only entries dead-lettered longer ago than this (e.g. 7d, 12h)");

@@ -47,7 +47,14 @@ void Enqueue(const Context& ctx, const Config& c, const EnqueueArgs& a) {
   auto r = ConnectRedis(c);
   OperatorTask task{a.type, a.payload, a.queue, a.unique, 0};
   int64_t now = WallClockMs();
-  if (!a.delay.empty()) task.run_at_ms = now + Must(ParseDurationMs(a.delay, 1000), "--delay");
+  // Bounded (100 years, as far as --at is taken): a larger delay overflowed `now + delay` (undefined
+  // behaviour; in practice a negative time, so the task ran at once instead of never).
+  constexpr int64_t kMaxDelayMs = int64_t{100} * 366 * 24 * 3600 * 1000;
+  if (!a.delay.empty()) {
+    int64_t delay = Must(ParseDurationMs(a.delay, 1000), "--delay");
+    if (delay < 0 || delay > kMaxDelayMs) throw Usage{"--delay must be between 0 and 100 years"};
+    task.run_at_ms = now + delay;
+  }
   if (!a.at.empty()) task.run_at_ms = Must(ParseTimeMs(a.at), "--at");
   auto res = Must(EnqueueOperatorTask(*r, c, task, now), "enqueue");
   ctx.Print(json{{"id", res.id}, {"duplicate", res.duplicate}, {"scheduled", res.scheduled}},
