@@ -104,7 +104,8 @@ int Executor::ExecuteEntry(RedisClient& redis, const StreamEntry& entry, int64_t
   if (type->limit != nullptr && !Permit(redis, entry, slot, *type, task)) return 0;
   const int ran = Run(redis, entry, times_delivered, slot, *type, task);
   // An abandoned thread touches nothing: its permit expires with its lease.
-  if (type->limit != nullptr && ran != kAbandoned) (void)ReleaseTaskPermit(redis, config_.stream_prefix, task.type(), entry.id);
+  if (type->limit != nullptr && ran != kAbandoned) (void)ReleaseTaskPermit(redis, config_.stream_prefix, task.type(),
+                                                                       TaskPermitToken(entry.stream, entry.id));
   return ran;
 }
 
@@ -133,7 +134,8 @@ int64_t Executor::PermitLeaseMs(const Slot::TypeStats& type) const {
 bool Executor::Permit(RedisClient& redis, const StreamEntry& entry, const Slot& slot, Slot::TypeStats& type,
                       const v1::TaskEnvelope& task) {
   const int64_t now = WallClockMs();
-  auto r = AcquireTaskPermit(redis, config_.stream_prefix, task.type(), *type.limit, entry.id, now, PermitLeaseMs(type));
+  auto r = AcquireTaskPermit(redis, config_.stream_prefix, task.type(), *type.limit,
+                             TaskPermitToken(entry.stream, entry.id), now, PermitLeaseMs(type));
   if (!r.ok()) {
     SF_LOG_WARN("task {}: limit check failed ({}); it stays pending", task.id(), r.status().ToString());
     return false;

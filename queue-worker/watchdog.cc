@@ -151,7 +151,8 @@ void Watchdog::SendBeat(const Beat& b) {
       // The permit lives as long as the task keeps its lease: without this, one running past the permit's lease
       // (TASK_LIMITS without a TASK_TIMEOUT: 10 minutes) lost its place and another task of the type started.
       // XX: a permit already released (the task just ended) is not taken again. An error: the next beat.
-      (void)ExtendTaskPermit(*redis_, b.permit_key, b.leases[0].id, WallClockMs() + b.permit_lease_ms);
+      (void)ExtendTaskPermit(*redis_, b.permit_key, TaskPermitToken(b.leases[0].stream, b.leases[0].id),
+                             WallClockMs() + b.permit_lease_ms);
     }
     // A Redis error is not a lost lease: the next heartbeat tries again within the visibility timeout.
     if (!owned.ok() || *owned) continue;

@@ -59,6 +59,53 @@ TEST_F(LimitsTest, MaxRunningHoldsAcrossWorkers) {
   EXPECT_EQ(Field(second, "state"), "succeeded");
 }
 
+// Entry ids are unique within one stream only: two queues (or two shards of one) give out the same id in the
+// same millisecond. Two such deliveries shared one permit (the token was the entry id), so with max_running 2 a
+// third task of the type started beside them.
+TEST_F(LimitsTest, DeliveriesWithTheSameEntryIdInTwoQueuesTakeAPermitEach) {
+  std::atomic<bool> release{false};
+  std::atomic<int> running{0};
+  handlers_.Register("export", [&](TaskContext&) {
+    ++running;
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return Status::Ok();
+  });
+  WorkerService& w = Make({{"TASK_LIMITS", "export=2/0"}});
+  std::vector<std::string> ids;
+  for (const char* queue : {"critical", "default"}) {
+    EnqueueOptions o;
+    o.queue = queue;
+    ids.push_back(Enqueue("export", "{}", o));
+    // The same entry id in both queues: the task's entry moved to it.
+    std::string stream;  // the queue's shard that holds it (a cluster run has several)
+    for (const auto& shard : keys_.QueueStreams({queue})) {
+      if (redis_->Command({"XLEN", shard})->integer > 0) stream = shard;
+    }
+    auto entries = redis_->Command({"XRANGE", stream, "-", "+"});
+    ASSERT_TRUE(entries.ok());
+    ASSERT_EQ(entries->elements.size(), 1u);
+    std::vector<std::string> add = {"XADD", stream, "4000000000000-0"};
+    for (const auto& f : entries->elements[0].elements[1].elements) add.push_back(f.str);
+    ASSERT_TRUE(redis_->Command({"XDEL", stream, entries->elements[0].elements[0].str}).ok());
+    ASSERT_TRUE(redis_->Command(add).ok());
+  }
+  ids.push_back(Enqueue("export"));
+  std::vector<std::thread> runners;
+  for (int i = 0; i < 3; ++i) {
+    runners.emplace_back([&, i] {
+      auto own = RedisClient::Connect(RedisConfigForTest()).value();
+      (void)w.PollOnce(*own, "r" + std::to_string(i), 10);
+    });
+  }
+  ASSERT_TRUE(testing::WaitUntil([&] { return running.load() >= 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // time for a third to start, were it let
+  EXPECT_EQ(running.load(), 2);
+  EXPECT_EQ(redis_->Command({"ZCARD", TaskPermitsKey("streamfleet", "export")})->integer, 2) << "one permit each";
+  release = true;
+  for (auto& t : runners) t.join();
+  EXPECT_EQ(redis_->Command({"ZCARD", TaskPermitsKey("streamfleet", "export")})->integer, 0) << "each released";
+}
+
 // A limited task running longer than its permit's lease (TASK_LIMITS without a TASK_TIMEOUT: 10 minutes) lost
 // its place: the permit expired while it ran and another task of the type started beside it. The running
 // task's heartbeat renews the permit with its lease (here one every ~66 ms: VISIBILITY_TIMEOUT 200 ms).

@@ -28,6 +28,8 @@ return 0
 
 }  // namespace
 
+std::string TaskPermitToken(const std::string& stream, const std::string& entry_id) { return stream + "/" + entry_id; }
+
 std::string TaskPermitsKey(const std::string& prefix, const std::string& type) { return Tag(prefix, type) + ":running"; }
 
 StatusOr<LimitOutcome> AcquireTaskPermit(RedisCommands& redis, const std::string& prefix, const std::string& type,

@@ -3,7 +3,7 @@
 // Celery's rate_limit give: at most max_running tasks of the type running at once across every worker, and at
 // most per_second started per second. Both are kept in Redis under the type's hash tag (one script, also on
 // a cluster):
-//   {prefix:limit:<type>}:running      zset of permits (the delivery's entry id) by lease expiry (unix ms)
+//   {prefix:limit:<type>}:running      zset of permits (TaskPermitToken of the delivery) by lease expiry (unix ms)
 //   {prefix:limit:<type>}:rate:<sec>   starts in that second (expires after 2 s)
 // A permit is released when its task ends; the running task's heartbeat renews it; one whose worker died
 // expires with its lease (the task's timeout, else kDefaultPermitLeaseMs from the last heartbeat), so a crash
@@ -34,6 +34,10 @@ Status ExtendTaskPermit(RedisCommands& redis, const std::string& permits_key, co
 // Gives the permit back (sent without waiting: RedisCommands::Send).
 Status ReleaseTaskPermit(RedisCommands& redis, const std::string& prefix, const std::string& type,
                          const std::string& token);
+// The permit token of a delivery: its stream and entry id. An entry id alone is unique within one stream
+// only: two queues, or two shards of one, give out the same `<ms>-0` in the same millisecond, and two tasks
+// then shared one permit (the second ZADD replaced the first; the first's release freed the second's).
+std::string TaskPermitToken(const std::string& stream, const std::string& entry_id);
 // The key of a type's running permits (for tests and operators).
 std::string TaskPermitsKey(const std::string& prefix, const std::string& type);
 
