@@ -1,6 +1,7 @@
 #include "cluster_router.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -127,6 +128,20 @@ std::optional<std::string> ClusterRouter::Route(const std::vector<std::string>& 
   return masters.front();
 }
 
+namespace {
+
+// WAIT has no key: it counts the replicas holding this connection's writes, so in a pipeline it belongs on the
+// node the command before it wrote to (ingest's append then WAIT, INGEST_WAIT_REPLICAS). Routed like other
+// keyless commands it went to the first master, whose connection had written none of them: it answered at
+// once, and the chunks of every other shard were acknowledged with no replica holding them.
+bool IsWait(const std::vector<std::string>& argv) {
+  return !argv.empty() && argv[0].size() == 4 &&
+         std::equal(argv[0].begin(), argv[0].end(), "WAIT",
+                    [](char a, char b) { return std::toupper(static_cast<unsigned char>(a)) == b; });
+}
+
+}  // namespace
+
 bool IsRedirection(const std::string& error_reply) {
   return StartsWith(error_reply, "MOVED ") || StartsWith(error_reply, "ASK ") || StartsWith(error_reply, "TRYAGAIN");
 }
@@ -206,13 +221,19 @@ StatusOr<std::vector<RedisValue>> ClusterRouter::Pipeline(const std::vector<std:
       stale_ = true;
       continue;
     }
+    if (IsWait(commands[i]) && !batch.empty() && batch.back().index + 1 == i) node = batch.back().node;
     batch.push_back({i, *node, false});
   }
   for (int attempt = 0; !batch.empty() && attempt <= kMaxRedirects; ++attempt) {
     bool try_again = false;
     auto again = SendOnce(commands, batch, extra_timeout_ms, &out, &try_again);
     if (!again.ok()) return again.status();
-    batch = std::move(*again);
+    batch.clear();
+    for (const Routed& r : *again) {
+      batch.push_back(r);
+      // A redirected write takes its WAIT along: the WAIT's first answer was about the node it left.
+      if (r.index + 1 < commands.size() && IsWait(commands[r.index + 1])) batch.push_back({r.index + 1, r.node, false});
+    }
     if (try_again && !batch.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
   }
   // Whatever is still redirected after kMaxRedirects keeps its last error reply in its slot.

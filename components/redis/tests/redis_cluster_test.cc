@@ -151,6 +151,28 @@ TEST_F(RedisClusterTest, PipelineAcrossAllMastersKeepsTheCallersOrder) {
   }
 }
 
+// WAIT in a pipeline runs on the node of the write before it (ingest's append then WAIT with
+// INGEST_WAIT_REPLICAS): as a keyless command it went to the first master, which had nothing to wait for, so
+// the writes of the other shards were acknowledged with no replica holding them.
+TEST_F(RedisClusterTest, WaitInAPipelineGoesToTheNodeOfTheWriteBeforeIt) {
+  auto waits = [&](const std::string& node) {
+    auto info = client_->CommandOn(node, {"INFO", "commandstats"});
+    EXPECT_TRUE(info.ok());
+    auto at = info->str.find("cmdstat_wait:calls=");
+    return at == std::string::npos ? 0LL : std::stoll(info->str.substr(at + 19));
+  };
+  for (const auto& m : cluster_->Masters()) ASSERT_TRUE(client_->CommandOn(m, {"CONFIG", "RESETSTAT"}).ok());
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& m : cluster_->Masters()) {
+    cmds.push_back({"SET", KeyOn(*cluster_, m, "waited:"), "v"});
+    cmds.push_back({"wait", "1", "2000"});
+  }
+  auto r = client_->Pipeline(cmds);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  for (size_t i = 1; i < r->size(); i += 2) EXPECT_EQ((*r)[i].integer, 1) << "the shard's replica has the write";
+  for (const auto& m : cluster_->Masters()) EXPECT_EQ(waits(m), 1) << m;
+}
+
 TEST_F(RedisClusterTest, NoscriptIsRepairedOnEveryNode) {
   LuaScript incr("return redis.call('INCR', KEYS[1])");
   client_->Register(incr);
