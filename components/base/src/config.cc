@@ -22,7 +22,7 @@ namespace streamfleet {
 
 const std::vector<ConfigVar>& ConfigVars() {
   static const std::vector<ConfigVar> vars = {
-      {"REDIS_URL", "", "redis://[[user]:password@]host[:port][/db] (rediss:// for TLS); user and password percent-decoded (a ':', '@' or '%' in them written %3A, %40, %25, as redis-py and ioredis read it); when set it wins over REDIS_HOST/PORT/USERNAME/PASSWORD. With REDIS_CLUSTER=true a comma-separated list of seed nodes: redis://[user:pass@]h1:p1,h2:p2,..."},
+      {"REDIS_URL", "", "redis://[[user]:password@]host[:port][/db] (rediss:// for TLS; an IPv6 host in brackets, [::1]:6379); user and password percent-decoded (a ':', '@' or '%' in them written %3A, %40, %25, as redis-py and ioredis read it); when set it wins over REDIS_HOST/PORT/USERNAME/PASSWORD. With REDIS_CLUSTER=true a comma-separated list of seed nodes: redis://[user:pass@]h1:p1,h2:p2,..."},
       {"REDIS_TLS", "false", "true: TLS to Redis (as a rediss:// REDIS_URL does), certificate and host name verified"},
       {"REDIS_TLS_CA", "", "PEM file of the CA(s) to trust for Redis' certificate (empty: the system's trust store)"},
       {"REDIS_TLS_CERT", "", "client certificate (PEM) for Redis servers that require one (tls-auth-clients); with REDIS_TLS_KEY"},
@@ -36,7 +36,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"REDIS_CLUSTER", "false", "true: Redis Cluster mode (commands routed by key slot, MOVED/ASK followed, failover tracked; REDIS_DB must be 0; docs/redis-cluster.md)"},
       {"REDIS_HOST", "127.0.0.1", "Redis host"},
       {"REDIS_PORT", "6379", "Redis port"},
-      {"REDIS_USERNAME", "", "Redis ACL user for AUTH (empty: the default user); see deploy/redis/users.acl"},
+      {"REDIS_USERNAME", "", "Redis ACL user for AUTH (empty: the default user; with no password, AUTH with an empty one, as a nopass user takes); see deploy/redis/users.acl"},
       {"REDIS_PASSWORD", "", "Redis AUTH password (empty: no AUTH)"},
       {"REDIS_DB", "0", "Redis logical database"},
       {"REDIS_TIMEOUT", "5s", "Redis connect/command timeout (blocking reads add their BLOCK time)"},
@@ -422,7 +422,17 @@ StatusOr<RedisConfig> ParseRedisUrl(const std::string& url) {
   for (size_t i = 0; i < nodes.size(); ++i) {
     std::string host = nodes[i];
     int port = 6379;
-    auto colon = host.rfind(':');
+    // An IPv6 address is written in brackets (RFC 3986): "[::1]" or "[::1]:6380".
+    size_t search_from = 0;
+    if (!host.empty() && host[0] == '[') {
+      auto close = host.find(']');
+      if (close == std::string::npos || (close + 1 < host.size() && host[close + 1] != ':')) {
+        return Status::InvalidArgument("bad IPv6 host in redis url (\"[address]:port\")");
+      }
+      search_from = close;
+    }
+    auto colon = host.find(':', search_from);
+    if (search_from == 0) colon = host.rfind(':');
     if (colon != std::string::npos) {
       std::string port_s = host.substr(colon + 1);
       host = host.substr(0, colon);
@@ -431,6 +441,7 @@ StatusOr<RedisConfig> ParseRedisUrl(const std::string& url) {
         return Status::InvalidArgument("bad port in redis url");
       }
     }
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
     if (host.empty()) return Status::InvalidArgument("missing host in redis url");
     if (i == 0) {
       rc.host = host;

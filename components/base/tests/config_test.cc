@@ -97,6 +97,17 @@ TEST(ConfigTest, RedisUrlWinsOverHostAndPort) {
   ASSERT_TRUE(parts.ok());
   EXPECT_EQ(parts->redis.username, "worker");
   EXPECT_EQ(parts->redis.password, "pw2");
+  // An IPv6 address in brackets: "[::1]" was taken as the host name and "[::1]" alone failed on its port.
+  auto v6 = LoadConfig(Env({{"REDIS_URL", "redis://:pw@[::1]:6380/1"}}), ":9100");
+  ASSERT_TRUE(v6.ok()) << v6.status().ToString();
+  EXPECT_EQ(v6->redis.host, "::1");
+  EXPECT_EQ(v6->redis.port, 6380);
+  auto v6_default_port = LoadConfig(Env({{"REDIS_URL", "redis://[fe80::2]"}}), ":9100");
+  ASSERT_TRUE(v6_default_port.ok()) << v6_default_port.status().ToString();
+  EXPECT_EQ(v6_default_port->redis.host, "fe80::2");
+  EXPECT_EQ(v6_default_port->redis.port, 6379);
+  EXPECT_FALSE(LoadConfig(Env({{"REDIS_URL", "redis://[::1"}}), ":9100").ok());
+  EXPECT_FALSE(LoadConfig(Env({{"REDIS_URL", "redis://[::1]x"}}), ":9100").ok());
 }
 
 TEST(ConfigTest, RedisTlsFromARedissUrlOrRedisTlsAndTheirFiles) {

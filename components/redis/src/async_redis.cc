@@ -272,6 +272,10 @@ void AsyncRedis::Dispatch(Request req) {
       return;
     }
   }
+  if (handshaking_ != nullptr) {  // after AUTH and SELECT succeeded (HandshakeStep)
+    awaiting_.push_back(std::move(req));
+    return;
+  }
   Issue(std::move(req));
 }
 
@@ -394,14 +398,38 @@ void AsyncRedis::ConnectTo(const std::string& ip) {
   ctx_ = ac;
   ready_ = false;
   connect_deadline_ = SteadyClock::now() + std::chrono::milliseconds(config_.connect_timeout_ms);
-  // hiredis queues these until the connect completes; every later command is written after them.
-  auto check = [this](const char* what) {
-    return [this, what](StatusOr<RedisValue> r) {
-      if (!r.ok()) SF_LOG_ERROR("redis {} failed: {}", what, r.status().ToString());
-    };
+  // hiredis queues these until the connect completes; later commands wait for their replies (Dispatch).
+  const bool auth = NeedsAuth(config_);
+  handshake_left_ = (auth ? 1 : 0) + (config_.db != 0 ? 1 : 0);
+  handshaking_ = handshake_left_ > 0 ? ac : nullptr;
+  auto step = [this, ac](const char* what) {
+    return [this, ac, what](StatusOr<RedisValue> r) { HandshakeStep(ac, what, r); };
   };
-  if (!config_.password.empty()) Issue(Request{AuthCommand(config_), std::string(), check("AUTH"), 0, false});
-  if (config_.db != 0) Issue(Request{{"SELECT", std::to_string(config_.db)}, std::string(), check("SELECT"), 0, false});
+  if (auth) Issue(Request{AuthCommand(config_), std::string(), step("AUTH"), 0, false});
+  if (config_.db != 0) Issue(Request{{"SELECT", std::to_string(config_.db)}, std::string(), step("SELECT"), 0, false});
+}
+
+void AsyncRedis::HandshakeStep(redisAsyncContext* ac, const char* what, const StatusOr<RedisValue>& r) {
+  if (handshaking_ != ac) return;  // an earlier step failed, or this connection is no longer the one in use
+  std::vector<Request> waiting;
+  if (r.ok()) {
+    if (--handshake_left_ > 0) return;
+    handshaking_ = nullptr;
+    waiting.swap(awaiting_);
+    for (auto& w : waiting) Dispatch(std::move(w));
+    return;
+  }
+  // Refused (a wrong password, a database the server does not have) or the connection went down first: the
+  // commands waiting get the reason, and the next one connects again after the backoff.
+  handshaking_ = nullptr;
+  handshake_left_ = 0;
+  Status why(r.status().code(), std::string("redis ") + what + " on connect: " + r.status().message());
+  SF_LOG_ERROR("{}", why.ToString());
+  last_error_ = why;
+  if (ctx_ == ac) DropConnection(why);
+  ConnectFailed();
+  waiting.swap(awaiting_);
+  for (auto& w : waiting) Answer(w.cb, why);
 }
 
 void AsyncRedis::ConnectHandedOver() {

@@ -36,7 +36,10 @@ std::optional<std::string> CommandKey(const std::vector<std::string>& argv) {
     return argv[3];
   }
   if (cmd == "XREAD" || cmd == "XREADGROUP") {
-    for (size_t i = 1; i + 1 < argv.size(); ++i) {
+    // XREADGROUP GROUP <group> <consumer>: names that may be "streams" themselves (CONSUMER_NAME=streams
+    // routed by the word after it, and every read was redirected).
+    size_t from = cmd == "XREADGROUP" && argv.size() > 4 && Upper(argv[1]) == "GROUP" ? 4 : 1;
+    for (size_t i = from; i + 1 < argv.size(); ++i) {
       if (Upper(argv[i]) == "STREAMS") return argv[i + 1];
     }
     return std::nullopt;

@@ -235,7 +235,7 @@ Status RedisClient::Open() {
   auto conn = ConnectTransport(target);
   if (!conn.ok()) return conn.status();
   conn_ = std::move(*conn);
-  if (!config_.password.empty()) {
+  if (NeedsAuth(config_)) {
     auto r = RawPipeline({AuthCommand(config_)}, 0);
     if (!r.ok()) return r.status();
     if ((*r)[0].is_error()) return Broken(TranslateRedisError((*r)[0].str));

@@ -204,6 +204,50 @@ TEST_F(AsyncRedisTest, AuthAndSelectAreSentFirst) {
   EXPECT_TRUE((*db0)->Command({"GET", "where"})->is_nil());
 }
 
+// A refused AUTH or SELECT fails the commands behind it: pipelined after it they ran anyway, as the default
+// user or in database 0. And a user name without a password authenticates (an ACL user of `nopass`): it
+// sent no AUTH and ran as the default user. The blocking client, for the last part, alike.
+TEST_F(AsyncRedisTest, ARefusedAuthOrSelectRunsNoCommandAndAUserAloneAuthenticates) {
+  testing::RedisServer open_server;  // the default user on, no password, 16 databases
+  auto admin = RedisClient::Connect(open_server.config());
+  ASSERT_TRUE(admin.ok());
+  ASSERT_TRUE((*admin)->Command({"ACL", "SETUSER", "writer", "on", ">secret", "~w:*", "+@all"}).ok());
+  ASSERT_TRUE((*admin)->Command({"ACL", "SETUSER", "limited", "on", "nopass", "~lim:*", "+@all"}).ok());
+  RedisConfig c = open_server.config();
+  c.username = "writer";
+  c.password = "wrong";
+  {
+    AsyncRedis wrong(c);
+    auto r = wrong.Command({"SET", "w:1", "x"});
+    EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated) << r.status().ToString();
+    EXPECT_NE(r.status().message().find("AUTH"), std::string::npos) << r.status().ToString();
+  }
+  c.password = "secret";
+  c.db = 20;
+  {
+    AsyncRedis no_such_db(c);
+    auto r = no_such_db.Command({"SET", "w:2", "x"});
+    EXPECT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("SELECT"), std::string::npos) << r.status().ToString();
+  }
+  EXPECT_EQ((*admin)->Command({"EXISTS", "w:1", "w:2"})->integer, 0) << "nothing ran in database 0";
+  c.db = 0;
+  {
+    AsyncRedis good(c);
+    EXPECT_TRUE(good.Command({"SET", "w:3", "x"}).ok());
+  }
+  c.username = "limited";
+  c.password = "";
+  AsyncRedis limited(c);
+  EXPECT_TRUE(limited.Command({"SET", "lim:1", "x"}).ok());
+  auto outside = limited.Command({"SET", "other", "x"});
+  EXPECT_FALSE(outside.ok()) << "ran as the default user";
+  auto blocking = RedisClient::Connect(c);
+  ASSERT_TRUE(blocking.ok());
+  EXPECT_FALSE((*blocking)->Command({"SET", "other", "x"}).ok()) << "ran as the default user";
+  EXPECT_EQ((*admin)->Command({"EXISTS", "other"})->integer, 0);
+}
+
 TEST_F(AsyncRedisTest, StoppingAnswersPendingCallbacksOnce) {
   CallLog log;
   {

@@ -173,6 +173,24 @@ TEST_F(RedisClusterTest, WaitInAPipelineGoesToTheNodeOfTheWriteBeforeIt) {
   for (const auto& m : cluster_->Masters()) EXPECT_EQ(waits(m), 1) << m;
 }
 
+// A consumer (or group) named "streams" is not the STREAMS keyword: the read was routed by the word after the
+// name and redirected every time (MOVED, then a reload of the slot map).
+TEST_F(RedisClusterTest, AConsumerNamedStreamsIsRoutedByTheStream) {
+  std::map<std::string, long long> moved;
+  for (const auto& m : cluster_->Masters()) moved[m] = ErrorCount(*client_, m, "MOVED");
+  int read = 0;
+  for (int i = 0; i < 6; ++i) {
+    const std::string stream = "named:" + std::to_string(i);
+    ASSERT_TRUE(client_->Command({"XADD", stream, "*", "f", "v"}).ok());
+    ASSERT_TRUE(client_->Command({"XGROUP", "CREATE", stream, "streams", "0"}).ok());
+    auto r = client_->Command({"XREADGROUP", "GROUP", "streams", "STREAMS", "COUNT", "1", "STREAMS", stream, ">"});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    read += static_cast<int>(ParseStreamReply(*r).size());
+  }
+  EXPECT_EQ(read, 6);
+  for (const auto& m : cluster_->Masters()) EXPECT_EQ(ErrorCount(*client_, m, "MOVED"), moved[m]) << m;
+}
+
 TEST_F(RedisClusterTest, NoscriptIsRepairedOnEveryNode) {
   LuaScript incr("return redis.call('INCR', KEYS[1])");
   client_->Register(incr);

@@ -166,7 +166,12 @@ class AsyncRedis final : public RedisCommands {
   // Loop-thread state.
   int answering_ = 0;    // callbacks of ours on the stack (Answer)
   Resolving* resolving_ = nullptr;  // the current host name lookup
-  std::vector<Request> awaiting_;   // commands waiting for it
+  std::vector<Request> awaiting_;   // commands waiting for it, or for the handshake below
+  // Plain TCP: the connection whose AUTH/SELECT replies are still owed (nullptr: none). Commands wait for them
+  // in awaiting_: pipelined behind a refused AUTH or SELECT they ran as the default user or in database 0.
+  redisAsyncContext* handshaking_ = nullptr;
+  int handshake_left_ = 0;
+  void HandshakeStep(redisAsyncContext* ac, const char* what, const StatusOr<RedisValue>& r);
   bool closed_ = false;  // Shutdown ran: the handles are closed
   redisAsyncContext* ctx_ = nullptr;     // plain TCP: hiredis's async context
   UvRespConnection* direct_ = nullptr;   // TLS / Sentinel: the handed-over connection (frees itself)

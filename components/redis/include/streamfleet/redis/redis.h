@@ -52,6 +52,9 @@ struct RedisValue {
 // Maps a Redis error reply ("NOGROUP No such key ...") to a Status.
 Status TranslateRedisError(const std::string& error_reply);
 
+// Whether a connection authenticates first: with a password, or with a user name alone (an ACL user of
+// `nopass`, whose AUTH takes any password). Without this a user name with no password ran as `default`.
+inline bool NeedsAuth(const RedisConfig& config) { return !config.password.empty() || !config.username.empty(); }
 // AUTH [username] password, for a connection's first command.
 std::vector<std::string> AuthCommand(const RedisConfig& config);
 
