@@ -166,12 +166,16 @@ TEST_F(CtlTest, ReplayGenerationRebuildsTheBufferFromGenerationChunksAndFinalize
     std::vector<std::string> parts = {"{\"greeting\": ", "\"h\u00e9llo ", "\u00e9t\u00e9\"}"};
     std::vector<ChunkRow> rows;
     for (size_t i = 0; i < parts.size(); ++i) rows.push_back({gen, 5, 0, static_cast<int64_t>(i), parts[i]});
+    // Another organization's chunk under the same id (the id used again after its owner record lapsed): it
+    // was replayed into organization 5's text.
+    rows.push_back({gen, 9, 0, 3, " and organization 9's"});
     ASSERT_TRUE(store->UpsertChunks(rows).ok());
 
     auto r = Ctl("--json replay-generation " + std::to_string(gen), env);
     ASSERT_EQ(r.code, 0) << r.out;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["organization_id"], 5);
+    EXPECT_EQ(j["other_organization_rows"], 1);
     EXPECT_EQ(j["rows"], 3);
     EXPECT_EQ(j["appended"], 3);
     EXPECT_EQ(j["chunk_count"], 3);

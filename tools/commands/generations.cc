@@ -100,10 +100,15 @@ void Replay(const Context& ctx, const Config& c, const ReplayArgs& a) {
   const auto& o = res.outcome;
   ctx.Print(json{{"organization_id", res.gen.org}, {"scenario_id", res.gen.scenario}, {"generation_id", a.gen},
                  {"rows", res.rows}, {"from_archive", res.archived}, {"appended", res.appended}, {"chunk_count", o.chunk_count},
-                 {"json_valid", o.json_valid}, {"missing_seqs", o.missing}, {"buffer_deleted", res.buffer_deleted}},
+                 {"json_valid", o.json_valid}, {"missing_seqs", o.missing}, {"buffer_deleted", res.buffer_deleted},
+                 {"other_organization_rows", res.other_organizations}},
             "replayed generation " + std::to_string(a.gen) + " (org " + std::to_string(res.gen.org) + "): " +
                 std::to_string(res.rows) + " rows" +
-                (res.archived > 0 ? " (" + std::to_string(res.archived) + " from the chunk archive)" : "") + ", " +
+                (res.archived > 0 ? " (" + std::to_string(res.archived) + " from the chunk archive)" : "") +
+                (res.other_organizations > 0
+                     ? ", " + std::to_string(res.other_organizations) + " of another organization left out"
+                     : "") +
+                ", " +
                 std::to_string(res.appended) + " re-buffered, " +
                 std::to_string(o.chunk_count) + " chunks compacted, json " +
                 (o.json_valid ? "valid" : "invalid (fallback recorded)") +

@@ -53,11 +53,25 @@ StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store, Obj
                             (archive != nullptr ? " in the table or the chunk archive" : "") +
                             " (GENERATION_CHUNK_STORAGE=redis keeps none)");
   }
+  // Whose generation it is: the row's organization, else the first chunk's. A generation id can carry another
+  // organization's chunks too (its owner record lapsed and the id was used again); those are never replayed
+  // into this one's text, as the Finalizer never reads them.
+  auto row = store.GetGeneration(generation_id);
+  if (!row.ok()) return row.status();
+  const int64_t owner = row->has_value() ? (*row)->organization_id : rows->front().organization_id;
   ReplayResult out;
+  const size_t read = rows->size();
+  rows->erase(std::remove_if(rows->begin(), rows->end(), [owner](const ChunkRow& r) { return r.organization_id != owner; }),
+              rows->end());
+  out.other_organizations = static_cast<int64_t>(read - rows->size());
+  if (rows->empty()) {
+    return Status::NotFound("generation " + std::to_string(generation_id) + " belongs to organization " +
+                            std::to_string(owner) + ", and none of its chunk rows are that organization's");
+  }
   out.rows = static_cast<int64_t>(rows->size());
   out.archived = only_archived;
   const ChunkRow& first = rows->front();
-  out.gen = GenerationId{first.organization_id, first.scenario_id, generation_id};
+  out.gen = GenerationId{owner, first.scenario_id, generation_id};
   for (size_t i = 0; i < rows->size(); i += kBatch) {
     std::vector<ChunkItem> items;
     for (size_t k = i; k < std::min(rows->size(), i + kBatch); ++k) {

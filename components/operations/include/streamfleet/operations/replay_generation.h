@@ -15,6 +15,9 @@ struct ReplayResult {
   GenerationId gen;
   int64_t rows = 0;       // chunks read: the table's rows and the archive's, each seq once
   int64_t archived = 0;   // of those, the ones only the archive still held
+  // Rows of another organization under the same id (left out): the owner is the scenario_generations row's
+  // organization, else the first chunk row's.
+  int64_t other_organizations = 0;
   int64_t appended = 0;   // chunks that were not in the buffer already
   FinalizeOutcome outcome;
   bool buffer_deleted = false;
