@@ -6,6 +6,8 @@
 
 #include "queue-worker/queues.h"
 #include "streamfleet/base/log.h"
+#include "streamfleet/base/time.h"
+#include "streamfleet/taskqueue/task_control.h"
 
 namespace streamfleet::worker {
 
@@ -36,7 +38,7 @@ StatusOr<std::vector<StreamEntry>> Poller::ReadBatch(RedisClient& redis, Slot& s
                             slot.prefetch);
   redis_health_.Report(next.status(), "poll queues");
   if (!next.ok()) return next.status();
-  Skipped(next->cancelled);
+  Skipped(redis, next->cancelled);
   if (!next->entries.empty()) return std::move(next->entries);
   if (next->open_queues.empty()) {  // every queue paused
     // Not the whole BLOCK time: a resumed queue is served within kPausedPollMs (one cheap script call per slot
@@ -64,14 +66,19 @@ StatusOr<std::vector<StreamEntry>> Poller::BlockingRead(RedisClient& redis, Slot
   // The next-task script checks cancel markers as it reads; a blocking read cannot, so one more call does.
   auto skipped = DropCancelled(redis, lifecycle_.keys(), entries);
   if (!skipped.ok()) return skipped.status();  // the entries stay pending: taken over after the visibility timeout
-  Skipped(*skipped);
+  Skipped(redis, *skipped);
   return entries;
 }
 
-void Poller::Skipped(const std::vector<std::string>& cancelled_ids) {
+void Poller::Skipped(RedisClient& redis, const std::vector<std::string>& cancelled_ids) {
   if (cancelled_ids.empty()) return;
   cancelled_.Increment(static_cast<double>(cancelled_ids.size()));
-  for (const auto& id : cancelled_ids) SF_LOG_INFO("skipped cancelled task {}", id);
+  for (const auto& id : cancelled_ids) {
+    SF_LOG_INFO("skipped cancelled task {}", id);
+    // Usually it says "cancelled" already; a retry of a task that ran before its cancel says "retry_scheduled".
+    auto r = RecordSkippedTaskCancelled(redis, lifecycle_.keys(), id, lifecycle_.record_ttl_s(), WallClockMs());
+    if (!r.ok()) SF_LOG_WARN("skipped cancelled task {}: its record not updated: {}", id, r.status().ToString());
+  }
 }
 
 void Poller::IdleWait(Slot& slot, int block_ms) {

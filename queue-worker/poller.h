@@ -54,7 +54,7 @@ class Poller {
   // The slot holds `entries` from now on; the watchdog keeps their leases.
   void Hold(Slot& slot, std::vector<StreamEntry> entries);
   // Counts and logs the cancelled tasks a read skipped (already acked by it).
-  void Skipped(const std::vector<std::string>& cancelled_ids);
+  void Skipped(RedisClient& redis, const std::vector<std::string>& cancelled_ids);
 
   const Config& config_;
   const TaskLifecycle& lifecycle_;

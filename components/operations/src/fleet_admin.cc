@@ -7,6 +7,7 @@
 #include "streamfleet/chunks/buffer_element.h"
 #include "streamfleet/chunks/chunk_wire_format.h"
 #include "streamfleet/chunks/live_buffers.h"
+#include "streamfleet/base/time.h"
 #include "streamfleet/redis/redis_scan.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/v1/task.pb.h"
@@ -185,11 +186,34 @@ StatusOr<bool> MoveDeadLetter(RedisClient& redis, const Config& config, const st
   return true;
 }
 
+// KEYS: 1 a task's status record. ARGV: 1 now ms, 2 record TTL s. A requeued dead task waits again: its record
+// said "dead" until the task ran, so `tasks show` reported it dead and a cancel was refused ("task is dead").
+const LuaScript& RequeuedRecordScript() {
+  static const LuaScript s(R"(
+if redis.call('HGET', KEYS[1], 'state') ~= 'dead' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'pending', 'requeued_at_ms', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+)");
+  return s;
+}
+
+// The record of the task a requeued dead letter holds, if it is one (its envelope, "e", from a task queue).
+void MarkRequeuedTask(RedisClient& redis, const Config& config, const TaskKeys& tkeys, const StreamEntry& e) {
+  const std::string* env = e.Field("e");
+  v1::TaskEnvelope t;
+  if (config.task_result_ttl_s <= 0 || env == nullptr || !t.ParseFromString(*env) || t.id().empty()) return;
+  // Best effort: the task is back in its queue whatever this says, and a worker's records follow it.
+  (void)redis.Eval(RequeuedRecordScript(), {tkeys.Status(t.id())},
+                   {std::to_string(WallClockMs()), std::to_string(config.task_result_ttl_s)});
+}
+
 }  // namespace
 
 StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, const std::string& id,
                                      const RequeueProgress& progress, const DeadLetterFilter& filter) {
   const KeySchema keys = KeySchema::FromConfig(config);
+  const TaskKeys tkeys = TaskKeys::FromConfig(config);
   int64_t n = 0;
   for (const auto& s : DeadLetterStreams(config)) {
     // One entry: XRANGE id id. All: the stream as it is now, a page at a time, up to its last entry now (a
@@ -219,7 +243,9 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
         if (id.empty() && !filter.empty() && !Selected(e, filter)) continue;
         auto moved = MoveDeadLetter(redis, config, s, e, *src, fields);
         if (!moved.ok()) return moved.status();
-        if (*moved) ++n;
+        if (!*moved) continue;
+        ++n;
+        if (!tkeys.QueueOf(*src).empty()) MarkRequeuedTask(redis, config, tkeys, e);
       }
       return Status::Ok();
     };

@@ -78,6 +78,25 @@ TEST_F(OperatorActionsTest, AnUnknownDeadLetterIdIsNotFound) {
   EXPECT_EQ(*deleted, 1);
 }
 
+// A requeued dead task waits again, and its record says so: it said "dead" until the task ran, so `tasks show`
+// reported it dead and a cancel was refused. A record that moved on since is left as it is.
+TEST_F(OperatorActionsTest, ARequeuedDeadTasksRecordSaysPending) {
+  auto enq = EnqueueOperatorTask(*redis_, config_, {"noop", "{}", "default", "", 0}, kNow);
+  ASSERT_TRUE(enq.ok()) << enq.status().ToString();
+  auto read = redis_->Command({"XRANGE", tkeys_.Queue("default"), "-", "+"});
+  ASSERT_EQ(read->elements.size(), 1u);
+  StreamEntry entry = ParseEntries(tkeys_.Queue("default"), *read)[0];
+  ASSERT_TRUE(redis_->Command({"DEL", tkeys_.Queue("default")}).ok());
+  ASSERT_TRUE(DeadLetter(*redis_, tkeys_.DeadLetters(), entry, "w", "boom", 3).ok());
+  ASSERT_TRUE(redis_->Command({"HSET", tkeys_.Status(enq->id), "state", "dead"}).ok());
+  auto n = RequeueDeadLetters(*redis_, config_, "");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(Len(tkeys_.Queue("default")), 1);
+  EXPECT_EQ(redis_->Command({"HGET", tkeys_.Status(enq->id), "state"})->str, "pending");
+  EXPECT_GT(redis_->Command({"TTL", tkeys_.Status(enq->id)})->integer, 0);
+}
+
 // A chunk entry of ingest holds one request's envelopes (a field "e" each, or a ChunkBatch in a field "b"): a
 // replay puts all of them back, in order, as one entry, without the dead letter's own fields.
 TEST_F(OperatorActionsTest, RequeueOfAChunkEntryPutsBackEveryEnvelope) {

@@ -25,6 +25,28 @@ return {1, state}
   return s;
 }
 
+// KEYS: 1 status record. ARGV: 1 now ms, 2 record TTL s. The record alone: "cancelled" if it still says the
+// task waits. Returns {0} (no record), {1, state} (cancelled now), {2, state} (nothing changed).
+const LuaScript& CancelRecordScript() {
+  static const LuaScript s(R"(
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {0} end
+if state ~= 'pending' and state ~= 'scheduled' and state ~= 'retry_scheduled' then return {2, state} end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at_ms', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {1, state}
+)");
+  return s;
+}
+
+StatusOr<RedisValue> CancelRecord(RedisCommands& redis, const TaskKeys& keys, const std::string& id,
+                                  int64_t record_ttl_s, int64_t now_ms) {
+  auto r = redis.Eval(CancelRecordScript(), {keys.Status(id)}, {std::to_string(now_ms), std::to_string(record_ttl_s)});
+  if (!r.ok()) return r.status();
+  if (!r->is_array() || r->elements.empty()) return Status::Internal("cancel record script: unexpected reply");
+  return r;
+}
+
 CancelResult Outcome(const std::string& state) {
   if (state == "cancelled") return {CancelOutcome::kAlreadyCancelled, state};
   if (Cancellable(state)) return {CancelOutcome::kCancelled, state};
@@ -32,7 +54,10 @@ CancelResult Outcome(const std::string& state) {
 }
 
 // Cluster schema: the record and the markers live on different masters, so no script spans them. The
-// markers go first (a worker reading the task from now on skips it), then the record.
+// markers go first, in a round trip of their own (a worker reading the task from then on skips it), then the
+// record, by a script that checks its state as it writes it: read, then written, a task that started in
+// between ended up "cancelled" while it ran or after it succeeded. Too late by then, the markers are taken
+// back (a retry of the task would otherwise be skipped).
 StatusOr<CancelResult> CancelSharded(RedisCommands& redis, const TaskKeys& keys, const std::string& id,
                                      int64_t record_ttl_s, int64_t now_ms) {
   auto r = redis.Command({"HMGET", keys.Status(id), "state", "queue"});
@@ -42,21 +67,25 @@ StatusOr<CancelResult> CancelSharded(RedisCommands& redis, const TaskKeys& keys,
   const std::string queue = r->elements[1].str;
   if (!Cancellable(state)) return Outcome(state);
   if (!ValidQueueName(queue)) return Status::Internal("task " + id + " has a record without a valid queue");
-  std::vector<std::vector<std::string>> cmds;
+  std::vector<std::vector<std::string>> marks, unmarks;
   const std::string now = std::to_string(now_ms);
   for (const std::string& stream : keys.QueueShards(queue)) {
-    cmds.push_back({"ZREMRANGEBYSCORE", keys.CancelledOf(stream), "-inf",
-                    "(" + std::to_string(now_ms - kCancelMarkerTtlMs)});
-    cmds.push_back({"ZADD", keys.CancelledOf(stream), now, id});
+    marks.push_back({"ZREMRANGEBYSCORE", keys.CancelledOf(stream), "-inf",
+                     "(" + std::to_string(now_ms - kCancelMarkerTtlMs)});
+    marks.push_back({"ZADD", keys.CancelledOf(stream), now, id});
+    unmarks.push_back({"ZREM", keys.CancelledOf(stream), id});
   }
-  cmds.push_back({"HSET", keys.Status(id), "state", "cancelled", "cancelled_at_ms", now});
-  cmds.push_back({"EXPIRE", keys.Status(id), std::to_string(record_ttl_s)});
-  auto done = redis.Pipeline(cmds);
-  if (!done.ok()) return done.status();
-  for (const RedisValue& v : *done) {
+  auto marked = redis.Pipeline(marks);
+  if (!marked.ok()) return marked.status();
+  for (const RedisValue& v : *marked) {
     if (v.is_error()) return TranslateRedisError(v.str);
   }
-  return CancelResult{CancelOutcome::kCancelled, state};
+  auto rec = CancelRecord(redis, keys, id, record_ttl_s, now_ms);
+  if (!rec.ok()) return rec.status();  // the markers stay: the caller retries, and a retry meets them
+  if (rec->elements[0].AsInt() == 1) return CancelResult{CancelOutcome::kCancelled, state};
+  (void)redis.Pipeline(unmarks);  // best effort: a marker left behind is dropped by a later cancel's trim
+  if (rec->elements[0].AsInt() == 0) return CancelResult{};
+  return Outcome(rec->elements.size() > 1 ? rec->elements[1].str : "");
 }
 
 }  // namespace
@@ -83,6 +112,14 @@ StatusOr<std::optional<TaskRecord>> ReadTaskRecord(RedisCommands& redis, const T
     rec.fields.emplace_back(r->elements[i].str, r->elements[i + 1].str);
   }
   return std::optional<TaskRecord>(std::move(rec));
+}
+
+StatusOr<bool> RecordSkippedTaskCancelled(RedisCommands& redis, const TaskKeys& keys, const std::string& id,
+                                          int64_t record_ttl_s, int64_t now_ms) {
+  if (record_ttl_s <= 0 || id.empty()) return false;
+  auto r = CancelRecord(redis, keys, id, record_ttl_s, now_ms);
+  if (!r.ok()) return r.status();
+  return r->elements[0].AsInt() == 1;
 }
 
 StatusOr<CancelResult> CancelTask(RedisCommands& redis, const TaskKeys& keys, const std::string& id,

@@ -153,6 +153,39 @@ TEST_F(TaskControlTest, OnlyAWaitingTaskCanBeCancelled) {
   }
 }
 
+// A task read ahead before its cancel runs once; when that attempt fails its retry is skipped for the marker
+// the run left, and the record said "retry_scheduled" until it expired. The worker now records the skip.
+TEST_F(TaskControlTest, ARetrySkippedForItsCancelRecordsTheCancel) {
+  std::string a = Enqueue();
+  NextTask first = Read();
+  ASSERT_EQ(first.entries.size(), 1u);  // read ahead: it runs whatever happens next
+  EXPECT_EQ(Cancel(a).outcome, CancelOutcome::kCancelled);
+  TaskLifecycle lifecycle(keys_, kTtl);
+  lifecycle.Running(*redis_, a, "w", first.entries[0].id);
+  ASSERT_TRUE(redis_->AwaitSent().ok());
+  // Its attempt failed: the retry script's record (the retry's entry follows below).
+  ASSERT_TRUE(redis_->Command({"HSET", keys_.Status(a), "state", "retry_scheduled", "attempts", "1"}).ok());
+  ASSERT_TRUE(redis_->Command({"XACK", first.entries[0].stream, TaskKeys::Group(), first.entries[0].id}).ok());
+  EnqueueOptions retry;
+  retry.id = a;
+  retry.status_ttl_s = 0;  // the retry's entry, as the retry script writes it: the record is the worker's
+  ASSERT_TRUE(EnqueueTask(*redis_, keys_, "noop", "{}", retry, kNow).ok());
+  NextTask next = Read();
+  EXPECT_TRUE(next.entries.empty());
+  ASSERT_EQ(next.cancelled, std::vector<std::string>{a});
+  EXPECT_EQ(State(a), "retry_scheduled");
+  auto recorded = RecordSkippedTaskCancelled(*redis_, keys_, a, kTtl, kNow + 9);
+  ASSERT_TRUE(recorded.ok()) << recorded.status().ToString();
+  EXPECT_TRUE(*recorded);
+  EXPECT_EQ(State(a), "cancelled");
+  // A record that says the task ran to its end is left as it is.
+  std::string b = Enqueue();
+  ASSERT_TRUE(redis_->Command({"HSET", keys_.Status(b), "state", "succeeded"}).ok());
+  EXPECT_FALSE(RecordSkippedTaskCancelled(*redis_, keys_, b, kTtl, kNow).value());
+  EXPECT_EQ(State(b), "succeeded");
+  EXPECT_FALSE(RecordSkippedTaskCancelled(*redis_, keys_, "no-such", kTtl, kNow).value());
+}
+
 TEST_F(TaskControlTest, WithoutStatusRecordsNothingCanBeFoundOrCancelled) {
   std::string a = Enqueue();
   EXPECT_EQ(Cancel(a, 0).outcome, CancelOutcome::kNotFound);

@@ -15,7 +15,8 @@
 // The one window: a worker reads short tasks ahead of running them (at most WORKER_PREFETCH per slot, and only
 // while each finishes within a few ms); a task it read before the cancel still runs, and its record then
 // moves on from "cancelled" to "running" and "succeeded" (the record reports what happened). Its marker
-// stays until markers older than kCancelMarkerTtlMs are dropped by a later cancel.
+// stays until markers older than kCancelMarkerTtlMs are dropped by a later cancel, or until a retry of the
+// task is read: that retry is skipped and the record says "cancelled" again (RecordSkippedTaskCancelled).
 //
 // Thread-safety: none of its own; each call uses the client it is given. Errors: those of Redis
 // (kUnavailable when it cannot be reached; nothing is half-written in standard mode: one script).
@@ -59,5 +60,12 @@ struct CancelResult {
 // Cancels task `id` if it has not started (above). record_ttl_s is TASK_RESULT_TTL (the record's new TTL).
 StatusOr<CancelResult> CancelTask(RedisCommands& redis, const TaskKeys& keys, const std::string& id,
                                   int64_t record_ttl_s, int64_t now_ms);
+
+// For a worker that skipped a delivery of task `id` for its cancel marker: the record says "cancelled" if it
+// still says the task waits (true), else it is left as it is (false; also without a record). A task read
+// ahead before its cancel runs once and may fail: its retry is then skipped, and without this its record
+// said "retry_scheduled" until it expired.
+StatusOr<bool> RecordSkippedTaskCancelled(RedisCommands& redis, const TaskKeys& keys, const std::string& id,
+                                          int64_t record_ttl_s, int64_t now_ms);
 
 }  // namespace streamfleet

@@ -70,6 +70,7 @@ class TaskLifecycle {
   // Writes what `finished` owes without waiting for the replies (RedisCommands::Send); kept owed on error.
   Status SendOwed(RedisCommands& redis, FinishedTasks& finished) const;
   bool records() const { return record_ttl_s_ > 0; }
+  int64_t record_ttl_s() const { return record_ttl_s_; }
   // Sends what `finished` owes and waits until Redis has applied it and every earlier Send of this
   // connection (RedisCommands::AwaitSent): before a consumer gives its tasks up, and in tests.
   Status Flush(RedisCommands& redis, FinishedTasks& finished) const;
