@@ -70,7 +70,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"IR_CACHE_COMPRESS_MIN_BYTES", "0", "cache values of at least this many bytes are kept zstd-compressed in Redis, under {key}:z (0 = never; turn it on once every process runs a build that reads them, docs/storage.md)"},
       {"CHUNK_STREAMS", "4", "number of chunk streams; a generation always maps to the same one"},
       {"EVENTS_MAXLEN", "100000", "the events stream keeps about this many entries (XADD MAXLEN ~): how far back GET /v1/orgs/{org}/events resumes, and how long the webhook forwarder (EVENTS_WEBHOOK_URL) may fall behind before events are lost. Every process that writes events trims to its own value (ingest, compactor, queue-worker, streamfleet-admin, streamfleetctl compact-generation / replay-generation), so set it fleet-wide (the shared ConfigMap)"},
-      {"TASK_QUEUE_SHARDS", "(1; 4 with REDIS_CLUSTER=true)", "stream shards per task queue in cluster mode, so a queue spreads over the masters; must be 1 in standard mode (one {prefix}:queue:{name} stream per queue)"},
+      {"TASK_QUEUE_SHARDS", "(1; 4 with the cluster key schema: REDIS_CLUSTER=true or STREAMFLEET_KEY_SCHEMA=cluster)", "stream shards per task queue in cluster mode, so a queue spreads over the masters; must be 1 in standard mode (one {prefix}:queue:{name} stream per queue)"},
       {"CONSUMER_NAME", "", "consumer name in the groups (default hostname-pid; use the pod name on Kubernetes)"},
       {"VISIBILITY_TIMEOUT", "30s", "entries pending this long on a consumer are claimed by another"},
       {"MAX_DELIVERIES", "5", "an entry delivered more often than this goes to the dead-letter stream"},

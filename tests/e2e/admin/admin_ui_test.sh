@@ -13,7 +13,7 @@ source "$HERE/../lib.sh"
 
 browser_harness
 
-RP=$(free_port); IP=$(free_port); AP=$(free_port)
+RP=$(free_port); IP=$(free_port); AP=$(free_port); MP=$(free_port)
 TOKEN=e2e-admin-token-$RANDOM$RANDOM
 start_redis "$RP"
 CTL="$BUILD/tools/streamfleetctl"
@@ -40,11 +40,14 @@ if ADMIN_LISTEN=127.0.0.1:0 METRICS_LISTEN=127.0.0.1:0 "$BUILD/admin/streamfleet
   fail "streamfleet-admin started without ADMIN_TOKEN"
 fi
 grep -q ADMIN_TOKEN "$WORK/admin-notoken.log" || fail "no ADMIN_TOKEN hint when refusing to start"
-ADMIN_TOKEN=$TOKEN ADMIN_LISTEN=127.0.0.1:$AP ADMIN_SAMPLE_INTERVAL=500ms METRICS_LISTEN=127.0.0.1:0 \
+ADMIN_TOKEN=$TOKEN ADMIN_LISTEN=127.0.0.1:$AP ADMIN_SAMPLE_INTERVAL=500ms METRICS_LISTEN=127.0.0.1:$MP \
   "$BUILD/admin/streamfleet-admin" 2>"$WORK/admin.log" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$IP/healthz"
 wait_http "http://127.0.0.1:$AP/healthz"
+# Its metrics port answers /readyz (Redis reachable) and /health, as every process's does.
+wait_http "http://127.0.0.1:$MP/readyz"
+curl -sf "http://127.0.0.1:$MP/health" | jq -e '.connected == true' >/dev/null || fail "admin /health does not report Redis"
 
 # A live generation: 4 of 10 chunks (total declared up front), the rest arrives while the page is open.
 for s in 0 1 2 3; do
@@ -57,4 +60,8 @@ rm -rf "$SHOTS"; mkdir -p "$SHOTS"
 ADMIN_URL="http://127.0.0.1:$AP" ADMIN_TOKEN=$TOKEN INGEST_URL="http://127.0.0.1:$IP" POISON_ID=$POISON \
   SHOTS=$SHOTS CHROMIUM=$CHROMIUM timeout 90 node "$HERE/ui_test.mjs" || fail "browser test failed"
 ls "$SHOTS"/*.png >/dev/null || fail "no screenshots"
+# Redis gone: the admin is not ready (it answered 200 whatever Redis did).
+redis-cli -p "$RP" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MP/readyz")
+[ "$code" = 503 ] || fail "admin /readyz answered $code with Redis down"
 echo "admin UI e2e passed; screenshots in $SHOTS"
