@@ -37,7 +37,8 @@ StatusOr<int64_t> Offset(const std::string& pos) {
   if (pos.empty()) return int64_t{0};
   int64_t n = -1;
   auto [end, ec] = std::from_chars(pos.data(), pos.data() + pos.size(), n);
-  if (ec != std::errc() || end != pos.data() + pos.size() || n < 0) {
+  // Bounded: a page position adds the page's size to it (an offset near INT64_MAX overflowed).
+  if (ec != std::errc() || end != pos.data() + pos.size() || n < 0 || n > (int64_t{1} << 40)) {
     return Status::InvalidArgument("invalid cursor position \"" + pos + "\"");
   }
   return n;
@@ -51,34 +52,67 @@ bool Decode(const std::string* raw, v1::TaskEnvelope& t) { return raw != nullptr
 
 std::string LastError(const v1::TaskEnvelope& t) { return t.errors_size() > 0 ? t.errors(t.errors_size() - 1) : ""; }
 
-// scheduled / retrying: positions are offsets into a scheduled zset.
+// scheduled / retrying: a position is "<score>+<n>": from the first member of at least that score (run_at_ms),
+// past the n members of exactly that score already walked. The set drains from its front as tasks come due:
+// an offset from the front, as positions were, skipped as many tasks as had come due since the last page.
+struct ScorePos {
+  bool set = false;  // false: from the start
+  int64_t score = 0;
+  int64_t skip = 0;
+};
+
+StatusOr<ScorePos> ParseScorePos(const std::string& pos) {
+  ScorePos p;
+  if (pos.empty()) return p;
+  const auto plus = pos.find('+');
+  const char* b = pos.data();
+  const char* e = pos.data() + pos.size();
+  auto [mid, ec1] = std::from_chars(b, plus == std::string::npos ? e : b + plus, p.score);
+  if (plus == std::string::npos || ec1 != std::errc() || mid != b + plus) {
+    return Status::InvalidArgument("invalid cursor position \"" + pos + "\"");
+  }
+  auto [end, ec2] = std::from_chars(b + plus + 1, e, p.skip);
+  if (ec2 != std::errc() || end != e || p.skip < 0) return Status::InvalidArgument("invalid cursor position \"" + pos + "\"");
+  p.set = true;
+  return p;
+}
+
 StatusOr<TaskPage> ScheduledPage(RedisClient& redis, const std::vector<std::string>& sets, const TaskListQuery& q,
                                  const Cursor& cur) {
   TaskPage page;
   const bool retrying = q.kind == TaskListKind::kRetrying;
   for (size_t src = cur.source; src < sets.size(); ++src) {
-    auto start = Offset(src == cur.source ? cur.pos : "");
+    auto start = ParseScorePos(src == cur.source ? cur.pos : "");
     if (!start.ok()) return start.status();
-    int64_t off = *start;
+    // The member walked last: its score, and how many of that score were walked (they are skipped next time).
+    bool walked = start->set;
+    int64_t score = start->score, at_score = start->skip;
     for (;;) {
-      auto z = redis.Command({"ZRANGE", sets[src], std::to_string(off), std::to_string(off + kBatch - 1), "WITHSCORES"});
+      auto z = redis.Command({"ZRANGE", sets[src], walked ? std::to_string(score) : "-inf", "+inf", "BYSCORE", "LIMIT",
+                              std::to_string(walked ? at_score : 0), std::to_string(kBatch), "WITHSCORES"});
       if (!z.ok()) return z.status();
       const size_t n = z->elements.size() / 2;
       for (size_t i = 0; i < n; ++i) {
+        const int64_t s = z->elements[2 * i + 1].AsInt();
+        if (walked && s == score) {
+          ++at_score;
+        } else {
+          walked = true;
+          score = s;
+          at_score = 1;
+        }
         const std::string& m = z->elements[2 * i].str;  // "queue|envelope"
         size_t bar = m.find('|');
         v1::TaskEnvelope t;
         if (bar == std::string::npos || !t.ParseFromString(m.substr(bar + 1))) continue;
         if ((t.attempt() > 0) != retrying || !Wanted(q, m.substr(0, bar), t.type())) continue;
-        page.tasks.push_back({t.id(), t.type(), m.substr(0, bar), t.attempt(), z->elements[2 * i + 1].AsInt(),
-                              retrying ? LastError(t) : "", ""});
+        page.tasks.push_back({t.id(), t.type(), m.substr(0, bar), t.attempt(), s, retrying ? LastError(t) : "", ""});
         if (static_cast<int>(page.tasks.size()) == q.limit) {
-          page.next_cursor = Next(src, std::to_string(off + static_cast<int64_t>(i) + 1));
+          page.next_cursor = Next(src, std::to_string(score) + "+" + std::to_string(at_score));
           return page;
         }
       }
       if (n < static_cast<size_t>(kBatch)) break;
-      off += static_cast<int64_t>(n);
     }
   }
   return page;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <set>
 
 #include "streamfleet/operations/operator_task.h"
@@ -92,6 +94,39 @@ TEST_F(TaskListsTest, ScheduledAndRetryingArePagedEarliestFirstAndFiltered) {
   EXPECT_EQ(retrying[0].id, "r1");
   EXPECT_EQ(retrying[0].attempt, 1);
   EXPECT_EQ(retrying[0].detail, "attempt 1: UNAVAILABLE: smtp down");
+}
+
+// The scheduled set drains from its front as tasks come due. Pages were offsets from the front: the second
+// page skipped as many tasks as had come due since the first. Ties of run time are walked in order too.
+TEST_F(TaskListsTest, AScheduledPageStartsAfterTheLastListedWhateverCameDueMeanwhile) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i) ids.push_back(Enqueue("report", "default", kNow + 1000 * (i / 2 + 1)));  // in pairs
+  TaskListQuery q{TaskListKind::kScheduled, "", "", 3, ""};
+  auto first = ListTasks(*redis_, config_, q, kNow);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->tasks.size(), 3u);
+  // The two earliest come due and are moved to their queue.
+  auto front = redis_->Command({"ZRANGE", keys_.Scheduled(), "0", "1"});
+  ASSERT_EQ(front->elements.size(), 2u);
+  ASSERT_TRUE(redis_->Command({"ZREM", keys_.Scheduled(), front->elements[0].str, front->elements[1].str}).ok());
+  std::vector<std::string> listed;
+  for (const auto& t : first->tasks) listed.push_back(t.id);
+  q.cursor = first->next_cursor;
+  while (!q.cursor.empty()) {
+    auto page = ListTasks(*redis_, config_, q, kNow);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    for (const auto& t : page->tasks) listed.push_back(t.id);
+    q.cursor = page->next_cursor;
+  }
+  std::vector<std::string> sorted_ids = ids, sorted_listed = listed;
+  std::sort(sorted_ids.begin(), sorted_ids.end());
+  std::sort(sorted_listed.begin(), sorted_listed.end());
+  EXPECT_EQ(sorted_listed, sorted_ids) << "every task once, none skipped";
+  EXPECT_EQ(ListTasks(*redis_, config_, {TaskListKind::kSucceeded, "", "", 10, "0:9223372036854775807"}, kNow)
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument)
+      << "an offset near INT64_MAX overflowed";
 }
 
 TEST_F(TaskListsTest, RunningListsWhatWorkersHoldWithTheirConsumer) {

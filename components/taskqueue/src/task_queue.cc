@@ -587,9 +587,16 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
       }
       auto r = redis.Pipeline(cmds);
       if (!r.ok()) return r.status();
+      // One shard's error (a master failing over) does not discard what the others delivered: those tasks are
+      // this consumer's now, and dropped they waited a visibility timeout and counted a delivery.
+      Status failed = Status::Ok();
       for (const RedisValue& v : *r) {
-        if (v.is_error()) return TranslateRedisError(v.str);
-        if (!v.is_array() || v.elements.empty()) return Status::Internal("next task script: unexpected reply");
+        if (v.is_error() || !v.is_array() || v.elements.empty()) {
+          if (failed.ok()) {
+            failed = v.is_error() ? TranslateRedisError(v.str) : Status::Internal("next task script: unexpected reply");
+          }
+          continue;
+        }
         int64_t state = v.elements[0].AsInt();
         open = open || state >= 0;
         if (state == 1 && v.elements.size() == 3) {
@@ -598,6 +605,7 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
         if (state >= 0) AppendStrings(v.elements.back(), out.cancelled);
       }
       if (!out.entries.empty()) return out;
+      if (!failed.ok()) return failed;
       cmds.clear();
     }
     if (open) out.open_queues.push_back(q);

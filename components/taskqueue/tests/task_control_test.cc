@@ -228,5 +228,22 @@ TEST_F(TaskControlTest, ClusterSchemaMarksEveryShardOfTheQueue) {
   EXPECT_EQ(Pending(), 6);
 }
 
+// One shard's error in a read across shards threw away what the other shards had delivered to the consumer
+// in the same round trip: those tasks sat pending until the visibility timeout. Here one shard's cancel
+// markers key has the wrong type, so its script fails after its read.
+TEST_F(TaskControlTest, ClusterSchemaReturnsTheTasksOfTheShardsThatAnswered) {
+  UseKeys(TaskKeys("streamfleet", KeySchemaMode::kCluster, 4));
+  for (int i = 0; i < 40; ++i) Enqueue();
+  const std::string broken = keys_.QueueShards("default")[1];
+  const int64_t on_broken = redis_->Command({"XLEN", broken})->integer;
+  ASSERT_GT(on_broken, 0);
+  ASSERT_LT(on_broken, 40);
+  ASSERT_TRUE(redis_->Command({"SET", keys_.CancelledOf(broken), "not a zset"}).ok());
+  auto r = ReadNextTasks(*redis_, keys_, TaskKeys::Group(), "w", {"default"}, 8);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->entries.size(), 6u) << "two from each of the three shards that answered";
+  for (const auto& e : r->entries) EXPECT_NE(e.stream, broken);
+}
+
 }  // namespace
 }  // namespace streamfleet
