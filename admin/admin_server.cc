@@ -101,7 +101,8 @@ void AdminServer::HandleLogin(HttpExchange& ex) {
     return;
   }
   Session s = auth_.CreateSession();
-  ex.Respond(303, "text/plain", "", WithSecurity({{"Location", next}, {"Set-Cookie", AdminAuth::CookieFor(s)}}));
+  ex.Respond(303, "text/plain", "",
+             WithSecurity({{"Location", next}, {"Set-Cookie", AdminAuth::CookieFor(s, AdminAuth::ViaHttps(ex))}}));
 }
 
 void AdminServer::Handle(HttpExchange& ex) {
@@ -132,7 +133,7 @@ void AdminServer::Handle(HttpExchange& ex) {
   std::vector<std::pair<std::string, std::string>> set_cookie;
   if (a.result == AuthResult::kOk && auth_.insecure() && !a.session && !a.bearer && !api && ex.method() == "GET") {
     a.session = auth_.CreateSession();
-    set_cookie.push_back({"Set-Cookie", AdminAuth::CookieFor(*a.session)});
+    set_cookie.push_back({"Set-Cookie", AdminAuth::CookieFor(*a.session, AdminAuth::ViaHttps(ex))});
   }
   if (a.result == AuthResult::kUnauthenticated) {
     if (api || ex.method() != "GET") {
@@ -156,7 +157,8 @@ void AdminServer::Handle(HttpExchange& ex) {
   }
   if (path == "/logout" && ex.method() == "POST") {
     if (a.session) auth_.EndSession(a.session->id);
-    ex.RespondJson(200, "{\"logged_out\":true}", WithSecurity({{"Set-Cookie", AdminAuth::ClearCookie()}}));
+    ex.RespondJson(200, "{\"logged_out\":true}",
+                   WithSecurity({{"Set-Cookie", AdminAuth::ClearCookie(AdminAuth::ViaHttps(ex))}}));
     return;
   }
   if (path == "/api/session") {

@@ -154,10 +154,31 @@ RequestAuth AdminAuth::Check(const HttpExchange& ex, const std::string& form_csr
   return out;
 }
 
-std::string AdminAuth::CookieFor(const Session& s) {
-  return std::string(kCookie) + "=" + s.id + "; Path=/; HttpOnly; SameSite=Strict";
+std::string AdminAuth::CookieFor(const Session& s, bool secure) {
+  return std::string(kCookie) + "=" + s.id + "; Path=/; HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "");
 }
 
-std::string AdminAuth::ClearCookie() { return std::string(kCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"; }
+std::string AdminAuth::ClearCookie(bool secure) {
+  return std::string(kCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0" + (secure ? "; Secure" : "");
+}
+
+bool AdminAuth::ViaHttps(const HttpExchange& ex) {
+  auto lower = [](std::string v) {
+    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return v;
+  };
+  if (auto proto = ex.Header("X-Forwarded-Proto")) {
+    // "https", or a list from several proxies ("https, http"): the first is the client's.
+    std::string first = lower(proto->substr(0, proto->find(',')));
+    first.erase(0, first.find_first_not_of(" \t"));
+    first.erase(first.find_last_not_of(" \t") + 1);
+    if (first == "https") return true;
+  }
+  if (auto fwd = ex.Header("Forwarded")) {  // RFC 7239: "for=...;proto=https"
+    std::string v = lower(fwd->substr(0, fwd->find(',')));
+    if (v.find("proto=https") != std::string::npos) return true;
+  }
+  return false;
+}
 
 }  // namespace streamfleet::admin

@@ -65,9 +65,13 @@ class AdminAuth {
   // Authenticates a request; for POSTs also checks Origin and (session requests) the CSRF token.
   // form_csrf: the `csrf` field of a form-encoded body, when the caller parsed one.
   RequestAuth Check(const HttpExchange& ex, const std::string& form_csrf = "");
-  // Set-Cookie value for a session (HttpOnly, SameSite=Strict, Path=/).
-  static std::string CookieFor(const Session& s);
-  static std::string ClearCookie();
+  // Set-Cookie value for a session (HttpOnly, SameSite=Strict, Path=/), Secure when the request reached the
+  // server over HTTPS (ViaHttps): a browser then never sends the session over plain HTTP.
+  static std::string CookieFor(const Session& s, bool secure);
+  static std::string ClearCookie(bool secure);
+  // The request came over HTTPS: the admin serves plain HTTP, so this is what the TLS-terminating proxy (an
+  // ingress) says in X-Forwarded-Proto or Forwarded. Trusted as given: it can only make the cookie stricter.
+  static bool ViaHttps(const HttpExchange& ex);
   // Origin matches the Host header (any scheme): the request comes from a page served by this server.
   static bool SameOrigin(const HttpExchange& ex);
 

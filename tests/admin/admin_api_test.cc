@@ -166,6 +166,30 @@ TEST_F(AdminApiTest, RefusesToStartWithoutATokenUnlessInsecure) {
   (*insecure)->Stop();
 }
 
+// Behind a TLS-terminating proxy (X-Forwarded-Proto or Forwarded says https) the session cookie is Secure, so
+// a browser never sends it over plain HTTP; served plainly it cannot be (the browser would drop it).
+TEST_F(AdminApiTest, TheSessionCookieIsSecureWhenTheRequestCameOverHttps) {
+  Start();
+  auto login = [&](const std::string& header) {
+    HttpRequest r;
+    r.method = "POST";
+    r.url = Origin() + "/login";
+    r.body = std::string("token=") + kToken + "&next=%2F";
+    r.headers = {"Content-Type: application/x-www-form-urlencoded", "Origin: " + Origin()};
+    if (!header.empty()) r.headers.push_back(header);
+    HttpResponse res = Send(r);
+    EXPECT_EQ(res.status, 303);
+    return HeaderValue(res.headers, "Set-Cookie");
+  };
+  EXPECT_EQ(login("").find("Secure"), std::string::npos);
+  EXPECT_EQ(login("X-Forwarded-Proto: http").find("Secure"), std::string::npos);
+  for (const char* h : {"X-Forwarded-Proto: https", "X-Forwarded-Proto: HTTPS, http", "Forwarded: for=1.2.3.4;proto=https"}) {
+    std::string set = login(h);
+    EXPECT_NE(set.find("; Secure"), std::string::npos) << h << ": " << set;
+    EXPECT_NE(set.find("HttpOnly"), std::string::npos);
+  }
+}
+
 TEST_F(AdminApiTest, UnauthenticatedRequestsAreRefused) {
   Start();
   EXPECT_EQ(Get("/api/overview").status, 401);

@@ -52,9 +52,10 @@ bool Decode(const std::string* raw, v1::TaskEnvelope& t) { return raw != nullptr
 
 std::string LastError(const v1::TaskEnvelope& t) { return t.errors_size() > 0 ? t.errors(t.errors_size() - 1) : ""; }
 
-// scheduled / retrying: a position is "<score>+<n>": from the first member of at least that score (run_at_ms),
-// past the n members of exactly that score already walked. The set drains from its front as tasks come due:
-// an offset from the front, as positions were, skipped as many tasks as had come due since the last page.
+// scheduled / retrying: a position is "<score>-<n>" (URL-safe as it is): from the first member of at least
+// that score (run_at_ms), past the n members of exactly that score already walked. The set drains from its
+// front as tasks come due: an offset from the front, as positions were, skipped as many tasks as had come
+// due since the last page.
 struct ScorePos {
   bool set = false;  // false: from the start
   int64_t score = 0;
@@ -64,14 +65,12 @@ struct ScorePos {
 StatusOr<ScorePos> ParseScorePos(const std::string& pos) {
   ScorePos p;
   if (pos.empty()) return p;
-  const auto plus = pos.find('+');
-  const char* b = pos.data();
   const char* e = pos.data() + pos.size();
-  auto [mid, ec1] = std::from_chars(b, plus == std::string::npos ? e : b + plus, p.score);
-  if (plus == std::string::npos || ec1 != std::errc() || mid != b + plus) {
+  auto [dash, ec1] = std::from_chars(pos.data(), e, p.score);
+  if (ec1 != std::errc() || dash == e || *dash != '-') {
     return Status::InvalidArgument("invalid cursor position \"" + pos + "\"");
   }
-  auto [end, ec2] = std::from_chars(b + plus + 1, e, p.skip);
+  auto [end, ec2] = std::from_chars(dash + 1, e, p.skip);
   if (ec2 != std::errc() || end != e || p.skip < 0) return Status::InvalidArgument("invalid cursor position \"" + pos + "\"");
   p.set = true;
   return p;
@@ -108,7 +107,7 @@ StatusOr<TaskPage> ScheduledPage(RedisClient& redis, const std::vector<std::stri
         if ((t.attempt() > 0) != retrying || !Wanted(q, m.substr(0, bar), t.type())) continue;
         page.tasks.push_back({t.id(), t.type(), m.substr(0, bar), t.attempt(), s, retrying ? LastError(t) : "", ""});
         if (static_cast<int>(page.tasks.size()) == q.limit) {
-          page.next_cursor = Next(src, std::to_string(score) + "+" + std::to_string(at_score));
+          page.next_cursor = Next(src, std::to_string(score) + "-" + std::to_string(at_score));
           return page;
         }
       }
