@@ -485,14 +485,28 @@ StatusOr<RedisPool::Lease> RedisPool::Acquire() {
       idle_.pop_back();
       return Lease(this, std::move(c));
     }
+    if (std::chrono::steady_clock::now() < next_connect_) {
+      return Status::Unavailable("redis unavailable (reconnect backing off): " + connect_error_.message());
+    }
   }
   auto c = RedisClient::Connect(config_);
-  if (!c.ok()) return c.status();
+  std::lock_guard<std::mutex> l(mu_);
+  if (!c.ok()) {
+    connect_error_ = c.status();
+    next_connect_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(connect_backoff_.Next());
+    return c.status();
+  }
+  connect_backoff_.Reset();
+  next_connect_ = {};
   return Lease(this, std::move(*c));
 }
 
 void RedisPool::Release(std::unique_ptr<RedisClient> c) {
-  if (!c->connected()) return;  // broken clients are not pooled
+  // A broken cluster client is kept: its router reconnects node by node, each with its own backoff, and
+  // reloads the slot map from the masters it knows before the seeds. A new one started from the seeds, and
+  // behind a dead first seed every request waited out a connect timeout. A broken single-server client
+  // holds nothing worth keeping.
+  if (!c->connected() && !c->config().cluster) return;
   std::lock_guard<std::mutex> l(mu_);
   idle_.push_back(std::move(c));
 }

@@ -18,6 +18,7 @@
 #include "streamfleet/redis/redis.h"
 #include "streamfleet/redis/redis_scan.h"
 #include "streamfleet/testing/redis_cluster.h"
+#include "streamfleet/testing/redis_server.h"
 #include "support/wait.h"
 
 namespace streamfleet {
@@ -189,6 +190,26 @@ TEST_F(RedisClusterTest, AConsumerNamedStreamsIsRoutedByTheStream) {
   }
   EXPECT_EQ(read, 6);
   for (const auto& m : cluster_->Masters()) EXPECT_EQ(ErrorCount(*client_, m, "MOVED"), moved[m]) << m;
+}
+
+// A pooled cluster client that met a node error is kept: its router reconnects node by node and reloads the
+// slot map from the masters it knows. Thrown away, every new client started from the seeds again, and behind
+// a dead first seed each request waited out a connect timeout.
+TEST_F(RedisClusterTest, APoolKeepsAClusterClientThatMetANodeError) {
+  RedisPool pool(cluster_->config());
+  RedisClient* used = nullptr;
+  {
+    auto lease = pool.Acquire();
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    used = &**lease;
+    EXPECT_FALSE((*lease)->CommandOn("127.0.0.1:" + std::to_string(testing::FreePort()), {"PING"}).ok());
+    EXPECT_FALSE((*lease)->connected()) << "the node error marks it for a refresh";
+  }
+  auto again = pool.Acquire();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(&**again, used) << "the same client, not one started from the seeds";
+  EXPECT_TRUE((*again)->Command({"SET", "pooled:after", "1"}).ok());
+  EXPECT_TRUE((*again)->connected());
 }
 
 TEST_F(RedisClusterTest, NoscriptIsRepairedOnEveryNode) {

@@ -248,6 +248,31 @@ TEST_F(RedisTest, RefusedConnectionIsUnavailable) {
   EXPECT_NE(r.status().message().find("refused"), std::string::npos) << r.status().message();
 }
 
+// A pool whose connect failed fails fast until its backoff passes, instead of every request trying (and,
+// behind an address that drops packets, waiting out the connect timeout); it connects again after.
+TEST_F(RedisTest, APoolBacksOffAfterAFailedConnectAndRecovers) {
+  testing::RedisServer own;
+  RedisPool pool(own.config());
+  {
+    auto first = pool.Acquire();
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+  }
+  own.Kill();
+  {
+    auto lease = pool.Acquire();  // the pooled client: its command fails and it is not pooled again
+    ASSERT_TRUE(lease.ok());
+    EXPECT_FALSE((*lease)->Command({"PING"}).ok());
+  }
+  auto refused = pool.Acquire();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("refused"), std::string::npos) << refused.status().ToString();
+  auto backing_off = pool.Acquire();
+  ASSERT_FALSE(backing_off.ok());
+  EXPECT_NE(backing_off.status().message().find("backing off"), std::string::npos) << backing_off.status().ToString();
+  own.Start();
+  EXPECT_TRUE(testing::WaitUntil([&] { return pool.Acquire().ok(); }));
+}
+
 TEST_F(RedisTest, ReconnectsAfterServerRestartWithoutLosingOrRepeatingCalls) {
   ASSERT_TRUE(client_->Command({"SET", "before", "1"}).ok());
   server_->Kill();

@@ -232,7 +232,9 @@ class RedisPool {
     std::unique_ptr<RedisClient> client_;
   };
 
-  // A connected client, or kUnavailable.
+  // A connected client, or kUnavailable. After a failed connect, later calls fail at once with that error
+  // until a jittered backoff (50 ms doubling to 2 s) has passed: a Redis whose address drops packets cost
+  // every request the whole connect timeout before.
   StatusOr<Lease> Acquire();
 
  private:
@@ -241,6 +243,9 @@ class RedisPool {
   RedisConfig config_;
   std::mutex mu_;
   std::vector<std::unique_ptr<RedisClient>> idle_;
+  std::chrono::steady_clock::time_point next_connect_{};  // guarded by mu_
+  JitteredBackoff connect_backoff_{50, 2000};
+  Status connect_error_;
 };
 
 // Small helpers for reading stream replies.
