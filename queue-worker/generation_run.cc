@@ -98,7 +98,9 @@ class Run {
       SF_RETURN_IF_ERROR(store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, R"({"seq_runs":[]})"));
     }
 
-    auto streamed = StreamChat(ProviderOptions::FromConfig(ctx_.config), model, req_.content,
+    ProviderOptions provider = ProviderOptions::FromConfig(ctx_.config);
+    provider.cancelled = ctx_.cancelled;
+    auto streamed = StreamChat(provider, model, req_.content,
                                [this](std::vector<std::string>& deltas) { return Append(deltas); });
     if (!streamed.ok()) return Failed(streamed.status());
     const StreamResult& r = *streamed;
@@ -148,6 +150,9 @@ class Run {
 
  private:
   Status Append(std::vector<std::string>& deltas) {
+    // Nothing more once the attempt is cancelled: its retry starts the text over at seq 0, and this
+    // attempt's chunks would land in the same buffer.
+    if (ctx_.Cancelled()) return Status::DeadlineExceeded("the attempt was cancelled: provider stream stopped");
     std::vector<PendingChunk> batch;
     batch.reserve(deltas.size());
     for (auto& d : deltas) batch.push_back({std::nullopt, std::move(d), false, 0, false, ""});

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 
+#include "streamfleet/base/text.h"
 #include "streamfleet/http/sse.h"
 
 namespace streamfleet::worker {
@@ -36,6 +37,8 @@ struct Transfer {
   Clk::time_point last_byte = Clk::now();
   std::chrono::milliseconds silence{60000};
   bool silent = false;  // aborted by OnProgress for silence
+  const std::atomic<bool>* cancel = nullptr;
+  bool cancelled = false;  // aborted by OnProgress: the attempt was cancelled
   const DeltaSink* sink = nullptr;
   long http_status = 0;
   std::string error_body;  // first bytes of a non-200 answer, for the error message
@@ -91,6 +94,12 @@ size_t OnWrite(char* data, size_t size, size_t n, void* user) {
 // aborted a silent stream only after 7 s.)
 int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto& t = *static_cast<Transfer*>(user);
+  if (t.cancel != nullptr && t.cancel->load()) {
+    // The attempt is over (its timeout, a lost lease): a stream that went on would keep appending beside the
+    // retry, after the worker gave this thread up.
+    t.cancelled = true;
+    return 1;
+  }
   if (Clk::now() - t.last_byte < t.silence) return 0;
   t.silent = true;
   return 1;  // CURLE_ABORTED_BY_CALLBACK
@@ -122,6 +131,7 @@ StatusOr<StreamResult> StreamChat(const ProviderOptions& options, const std::str
   t.curl = curl.get();
   t.sink = &on_deltas;
   t.silence = std::chrono::milliseconds(options.silence_timeout_ms);
+  t.cancel = options.cancelled;
   char errbuf[CURL_ERROR_SIZE] = {0};
   CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -134,8 +144,9 @@ StatusOr<StreamResult> StreamChat(const ProviderOptions& options, const std::str
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // several slot threads: no SIGALRM-based timeouts
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout_ms));
-  // Silence: no byte for silence_timeout_ms aborts (OnProgress). There is deliberately no total timeout: a
-  // long generation that keeps talking is fine.
+  // Silence: no byte for silence_timeout_ms aborts (OnProgress), and so does the attempt's cancel flag (its
+  // TASK_TIMEOUTS). There is deliberately no total timeout of its own: a long generation that keeps talking
+  // is fine.
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
@@ -144,10 +155,16 @@ StatusOr<StreamResult> StreamChat(const ProviderOptions& options, const std::str
   std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 
   if (rc == CURLE_WRITE_ERROR && !t.sink_status.ok()) return t.sink_status;
+  if (t.cancelled) {
+    return Status::DeadlineExceeded("the attempt was cancelled (its timeout passed or its lease was lost): provider "
+                                    "stream stopped after " + std::to_string(t.result.deltas) + " deltas");
+  }
   if (t.http_status != 200) {
     if (t.http_status == 0 && t.silent) return Status::Unavailable("provider silent before answering");
     if (t.http_status == 0) return Status::Unavailable("provider unreachable: " + why);
-    std::string msg = "provider answered HTTP " + std::to_string(t.http_status) + ": " + t.error_body;
+    // An excerpt, control characters replaced: the body goes into the row's metadata.error, the organization's
+    // generation.failed event and the logs, and a gateway's error page may echo anything.
+    std::string msg = "provider answered HTTP " + std::to_string(t.http_status) + ": " + TextExcerpt(t.error_body, 200);
     bool transient = t.http_status == 408 || t.http_status == 429 || t.http_status >= 500;
     return transient ? Status::Unavailable(msg) : Status::FailedPrecondition(msg);
   }

@@ -6,6 +6,7 @@
 // In the queue-worker every slot is its own thread with its own Redis connection, so a stream occupies only
 // its slot: the other slots keep taking tasks. Deltas reach the caller as they arrive, once per network
 // read, so they can be appended while the provider is still talking.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -24,6 +25,9 @@ struct ProviderOptions {
   std::string api_key;   // "" = no Authorization header; never logged
   int64_t connect_timeout_ms = 10000;
   int64_t silence_timeout_ms = 60000;  // no byte for this long aborts the transfer
+  // The attempt's cancel flag (TaskContext::cancelled: its timeout passed or its lease was lost); set, the
+  // transfer stops within about a second. nullptr: never.
+  const std::atomic<bool>* cancelled = nullptr;
   static ProviderOptions FromConfig(const Config& c);
 };
 

@@ -331,6 +331,27 @@ TEST_F(GenerationRunTest, SlowStreamShowsProgressWhileStreaming) {
   EXPECT_EQ(Metadata(id)["status"], "completed");
 }
 
+// An attempt past its timeout stops streaming: the provider stream went on (its cancel flag was never looked
+// at), appending beside the retry into the same generation after the worker gave the thread up.
+TEST_F(GenerationRunTest, AnAttemptPastItsTimeoutStopsStreaming) {
+  provider_.set_mode(Mode::kSlow);
+  provider_.set_pause_ms(200);
+  std::vector<std::string> many;
+  for (int i = 0; i < 25; ++i) many.push_back("d" + std::to_string(i) + " ");
+  provider_.set_deltas(many);  // 5 s of stream
+  Start({{"TASK_TIMEOUTS", "generation.run=1s"}});
+  int64_t id = StartGeneration();
+  const std::string ctl =
+      KeySchema::FromConfig(*config_).ControlKey(GenerationId{12, 0, id});
+  RunOne();
+  const int64_t written = redis_->Command({"HGET", ctl, "next_seq"})->AsInt();
+  EXPECT_LT(written, 25) << "the stream ran to its end past the timeout";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_EQ(redis_->Command({"HGET", ctl, "next_seq"})->AsInt(), written) << "appended after the attempt ended";
+  EXPECT_EQ(TaskState(id), "retry_scheduled");
+  EXPECT_EQ(Metadata(id)["status"], "retrying");
+}
+
 TEST_F(GenerationRunTest, TooManyRequestsIsRetriedWithBackoffThenSucceeds) {
   provider_.set_mode(Mode::kTooManyRequestsOnce);
   Start();
