@@ -42,8 +42,11 @@ void RegisterBuiltins(HandlerRegistry& registry, Clock& clock) {
     auto parsed = ctx.PayloadJson();
     if (!parsed.ok()) return parsed.status();
     nlohmann::json& j = *parsed;
+    // scenario_id of another type threw out of j.value (a type error: retried as an internal error, not
+    // dead-lettered at once with this message).
     if (!j.is_object() || !j.value("organization_id", nlohmann::json()).is_number_integer() ||
-        !j.value("generation_id", nlohmann::json()).is_number_integer()) {
+        !j.value("generation_id", nlohmann::json()).is_number_integer() ||
+        !j.value("scenario_id", nlohmann::json(0)).is_number_integer()) {
       return Status::InvalidArgument("payload must be {\"organization_id\": N, \"generation_id\": N, \"scenario_id\": N?}");
     }
     GenerationId g{j["organization_id"].get<int64_t>(), j.value("scenario_id", int64_t{0}),
@@ -77,7 +80,8 @@ void RegisterCacheHandlers(HandlerRegistry& registry, Cache& cache, SqlStore* st
     auto parsed = ctx.PayloadJson();
     if (!parsed.ok()) return parsed.status();
     nlohmann::json& j = *parsed;
-    if (!j.is_object() || !j.contains("generations") || !j["generations"].is_array()) {
+    if (!j.is_object() || !j.contains("generations") || !j["generations"].is_array() ||
+        !j.value("force", nlohmann::json(false)).is_boolean()) {
       return Status::InvalidArgument(
           "payload must be {\"generations\": [{\"organization_id\": N, \"generation_id\": N}, ...], \"force\": false}");
     }

@@ -163,7 +163,11 @@ int64_t RetryAfterMs(const std::string& value, int64_t now_ms) {
   if (value.empty()) return 0;
   int64_t seconds = -1;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (ec == std::errc() && end == value.data() + value.size()) return seconds > 0 ? seconds * 1000 : 0;
+  if (ec == std::errc() && end == value.data() + value.size()) {
+    // Bounded before the multiplication (which overflowed from about 9.2e15 s); the finisher caps at 24 h.
+    constexpr int64_t kMaxSeconds = int64_t{366} * 24 * 3600;
+    return seconds > 0 ? std::min(seconds, kMaxSeconds) * 1000 : 0;
+  }
   time_t at = curl_getdate(value.c_str(), nullptr);  // an HTTP date
   if (at <= 0) return 0;
   return std::max<int64_t>(0, static_cast<int64_t>(at) * 1000 - now_ms);

@@ -122,6 +122,9 @@ Status PostWebhook(const WebhookRequest& req, const std::atomic<bool>* cancelled
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, AbortIfCancelled);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancelled));
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  // Never through a proxy from the environment (http_proxy, ALL_PROXY): the destination check below would see
+  // only the proxy's address, and the proxy would fetch a refused destination for us.
+  curl_easy_setopt(c, CURLOPT_PROXY, "");
   curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, OpenCheckedSocket);
   curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &destination);
   CURLcode rc = curl_easy_perform(c);

@@ -29,16 +29,40 @@ const handlers = {
   echo: async (task) => ({ echo: task.payload }),
 };
 
-function answer(res, code, doc) {
+// The largest request the worker sends: a 16 MiB payload and its envelope. The body is collected before its
+// signature can be checked, so anything larger is refused, not buffered.
+const MAX_BODY = 17 * 1024 * 1024;
+
+function answer(res, code, doc, close = false) {
   const body = JSON.stringify(doc);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) };
+  if (close) headers.Connection = 'close';
+  res.writeHead(code, headers);
   res.end(body);
 }
 
 const server = http.createServer((req, res) => {
+  const tooLarge = () => answer(res, 413, { error: 'body too large' }, true);
+  if (Number(req.headers['content-length'] || 0) > MAX_BODY) {
+    req.resume(); // discarded
+    return tooLarge();
+  }
   const chunks = [];
-  req.on('data', (c) => chunks.push(c));
+  let size = 0;
+  let refused = false;
+  req.on('data', (c) => {
+    if (refused) return;
+    size += c.length;
+    if (size > MAX_BODY) { // a chunked body without a Content-Length
+      refused = true;
+      chunks.length = 0;
+      tooLarge();
+      return;
+    }
+    chunks.push(c);
+  });
   req.on('end', async () => {
+    if (refused) return;
     const raw = Buffer.concat(chunks);
     if (!verify(SECRET, req.headers['x-streamfleet-timestamp'], req.headers['x-streamfleet-signature'], raw)) {
       return answer(res, 401, { error: 'bad signature' });

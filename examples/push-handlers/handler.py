@@ -34,6 +34,11 @@ def send_notifications(task):
 HANDLERS = {"send_notifications": send_notifications, "echo": lambda task: {"echo": task["payload"]}}
 
 
+# The largest request the worker sends: a 16 MiB payload and its envelope. Anything larger, or a bad
+# Content-Length, is refused before it is read: the body is read before its signature can be checked.
+MAX_BODY = 17 * 1024 * 1024
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: every answer carries Content-Length
 
@@ -46,7 +51,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_POST(self):
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self.close_connection = True  # the unread body must not be taken for the next request
+            return self.answer(413, {"error": "body too large or bad Content-Length"})
+        raw = self.rfile.read(length)
         if not verify(SECRET, self.headers.get("X-Streamfleet-Timestamp"),
                       self.headers.get("X-Streamfleet-Signature"), raw):
             return self.answer(401, {"error": "bad signature"})

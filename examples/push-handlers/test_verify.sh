@@ -150,7 +150,20 @@ check_server() {  # NAME PORT
   out=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Streamfleet-Timestamp: $ts" -H "X-Streamfleet-Signature: $sig" \
     --data-binary "@$WORK/array.json" "http://127.0.0.1:$port/tasks")
   [ "$out" = 400 ] || fail "$name: a body that is not an object answered $out, want 400"
-  echo "$name: 200 + result, 401 on a bad signature, 400 on a payload of the wrong shape, keep-alive ok"
+  # A body over the worker's largest request (or a bad length) is refused before it is read: it is read before
+  # its signature can be checked.
+  for len in 999999999 -5; do
+    out=$(python3 - "$port" "$len" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + sys.argv[2].encode() + b"\r\n\r\n{}")
+print(s.recv(64).split(b" ")[1].decode())
+PY
+)
+    # A negative length: 413 from the handler, or 400 from Node's own HTTP parser, which refuses it first.
+    [ "$out" = 413 ] || { [ "$len" = -5 ] && [ "$out" = 400 ]; } || fail "$name: Content-Length $len answered $out, want 413"
+  done
+  echo "$name: 200 + result, 401 on a bad signature, 400 on a payload of the wrong shape, 413 on an oversized body, keep-alive ok"
 }
 P=$(free_port)
 TASK_SIGNING_SECRET="$SECRET" PORT=$P python3 "$HERE/handler.py" >"$WORK/handler-py.log" 2>&1 &

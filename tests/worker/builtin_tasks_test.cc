@@ -3,6 +3,8 @@
 // against a real redis-server.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -203,6 +205,28 @@ TEST_F(WebhookTest, CloudMetadataIsRefusedEvenWhenWideNetsAreAllowed) {
             std::string::npos)
       << StatusField(id, "error");
   EXPECT_EQ(DeadLetters().size(), 1u);
+}
+
+// A proxy from the worker's environment (http_proxy, common in corporate clusters) is not used: the
+// destination check saw only the proxy's address, and the proxy fetched a refused destination for the worker.
+TEST_F(WebhookTest, AProxyFromTheEnvironmentDoesNotBypassTheDestinationCheck) {
+  auto& w = Make();  // WEBHOOK_ALLOW_NETS=127.0.0.0/8: the "proxy" (the receiver) is an allowed address
+  const std::string url = receiver_.Url("/");
+  struct Env {
+    explicit Env(const std::string& proxy) {
+      setenv("http_proxy", proxy.c_str(), 1);
+      setenv("HTTP_PROXY", proxy.c_str(), 1);
+    }
+    ~Env() {
+      unsetenv("http_proxy");
+      unsetenv("HTTP_PROXY");
+    }
+  } env(url);
+  std::string id = EnqueueWebhook("http://169.254.169.254/latest/meta-data/", {{"timeout_ms", 300}});
+  Drain(w);
+  EXPECT_TRUE(receiver_.Received().empty()) << "the proxy was asked to fetch it";
+  EXPECT_EQ(StatusField(id, "state"), "dead") << StatusField(id, "error");
+  EXPECT_NE(StatusField(id, "error").find("cloud metadata"), std::string::npos) << StatusField(id, "error");
 }
 
 TEST_F(WebhookTest, ADenyRuleBeatsAnAllowRule) {

@@ -26,6 +26,9 @@ TEST(PushHandlersTest, RetryAfterIsSecondsOrAnHttpDate) {
   EXPECT_EQ(RetryAfterMs("", now), 0);
   EXPECT_EQ(RetryAfterMs("soon", now), 0);
   EXPECT_EQ(RetryAfterMs("-5", now), 0);
+  // Huge values are bounded, not overflowed into an arbitrary time.
+  EXPECT_EQ(RetryAfterMs("9300000000000000", now), int64_t{366} * 24 * 3600 * 1000);
+  EXPECT_EQ(RetryAfterMs("9223372036854775807", now), int64_t{366} * 24 * 3600 * 1000);
 }
 
 TEST(PushHandlersTest, ExactRoutesWinThenGlobsInOrder) {

@@ -219,6 +219,8 @@ TEST_F(WorkerTest, DeadLetteredTasksHaveADeadStatusWithTheReason) {
   const std::string unknown = Enqueue("no.such.type");
   const std::string deep = Enqueue("generation.compact", R"({"organization_id":1,"generation_id":2,"x":)" +
                                                              std::string(100000, '[') + std::string(100000, ']') + "}");
+  // An optional field of the wrong type threw a JSON type error, retried as an internal error.
+  const std::string typed = Enqueue("generation.compact", R"({"organization_id":1,"generation_id":2,"scenario_id":"7"})");
   v1::TaskEnvelope future;
   future.set_id("from-the-future");
   future.set_type("noop");
@@ -228,13 +230,14 @@ TEST_F(WorkerTest, DeadLetteredTasksHaveADeadStatusWithTheReason) {
   ASSERT_TRUE(redis_->Pipeline(status).ok());
   ASSERT_TRUE(redis_->Command({"XADD", keys_.Queue("default"), "*", "e", future.SerializeAsString()}).ok());
   Drain(w);
-  EXPECT_EQ(DeadLetters().size(), 3u) << "all at once, on their first delivery";
+  EXPECT_EQ(DeadLetters().size(), 4u) << "all at once, on their first delivery";
   for (const auto& z : keys_.AllScheduled({"default"})) {
     EXPECT_EQ(redis_->Command({"ZCARD", z})->integer, 0) << "no retry scheduled";
   }
   EXPECT_EQ(Pending("default"), 0);
   const std::map<std::string, std::string> causes = {{unknown, "unknown task type \"no.such.type\""},
                                                      {deep, "nested deeper than"},
+                                                     {typed, "payload must be"},
                                                      {future.id(), "version 2 is newer"}};
   for (const auto& [id, cause] : causes) {
     EXPECT_EQ(StatusField(id, "state"), "dead") << id;
@@ -768,6 +771,10 @@ TEST_F(WorkerTest, CacheWarmAndCacheFlushUseTheCacheLibrary) {
   id = Enqueue("cache.flush", R"({"key": "a", "name": "b"})");
   Drain(w);
   EXPECT_EQ(StatusField(id, "state"), "dead") << "an ambiguous payload is not retried";
+  id = Enqueue("cache.warm", R"({"generations": [], "force": "yes"})");
+  Drain(w);
+  EXPECT_EQ(StatusField(id, "state"), "dead") << "a wrongly typed field is not retried as an internal error";
+  EXPECT_NE(StatusField(id, "error").find("payload must be"), std::string::npos) << StatusField(id, "error");
   std::remove(db.c_str());
   std::filesystem::remove_all(dir);
 }
