@@ -1,5 +1,7 @@
 #include "queue-worker/event_forwarder.h"
 
+#include "queue-worker/webhook.h"
+
 #include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -90,7 +92,9 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
       acks.push_back(e.id);
       continue;
     }
-    nlohmann::json payload = {{"url", config_.events_webhook_url}, {"body", nlohmann::json::parse(*body)}};
+    // The URL by name, looked up when the task runs: a hook URL often carries its token, and a task's payload
+    // is shown by dead letters, the admin UI and task records.
+    nlohmann::json payload = {{"url_from", kEventsWebhookUrlFrom}, {"body", nlohmann::json::parse(*body)}};
     EnqueueOptions o = EnqueueOptions::FromConfig(config_);
     o.unique_key = "event:" + e.id;
     o.unique_ttl_s = 86400;  // far longer than any redelivery of the entry

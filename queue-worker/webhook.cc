@@ -1,5 +1,7 @@
 #include "queue-worker/webhook.h"
 
+#include "queue-worker/push_handlers.h"
+
 #include "queue-worker/curl_handles.h"
 
 #include <curl/curl.h>
@@ -11,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/base/text.h"
+#include "streamfleet/base/time.h"
 
 namespace streamfleet::worker {
 
@@ -153,15 +156,26 @@ void RegisterWebhookHandler(HandlerRegistry& registry) {
     auto parsed = ctx.PayloadJson();
     if (!parsed.ok()) return parsed.status();
     nlohmann::json& j = *parsed;
-    if (!j.is_object() || !j.contains("url") || !j["url"].is_string() ||
+    const bool events = j.is_object() && !j.contains("url") && j.contains("url_from") &&
+                        j["url_from"].is_string() && j["url_from"].get<std::string>() == kEventsWebhookUrlFrom;
+    if (!j.is_object() || (!events && (!j.contains("url") || !j["url"].is_string())) ||
         (j.contains("headers") && !j["headers"].is_object()) ||
         (j.contains("timeout_ms") && !j["timeout_ms"].is_number_integer())) {
       return Status::InvalidArgument(
           "payload must be {\"url\": U, \"body\": {...}, \"headers\": {\"Name\": \"value\"}, \"timeout_ms\": N?}");
     }
+    if (events && ctx.config.events_webhook_url.empty()) {
+      return Status::FailedPrecondition("an events webhook task, and EVENTS_WEBHOOK_URL is not set on this worker");
+    }
     WebhookRequest req;
-    req.url = j["url"].get<std::string>();
+    req.url = events ? ctx.config.events_webhook_url : j["url"].get<std::string>();
     req.body = j.contains("body") ? j["body"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "{}";
+    if (events && !ctx.config.task_signing_secret.empty()) {
+      // Signed as a push handler's request is (docs/push-handlers.md), so the receiver can verify it.
+      const std::string ts = std::to_string(WallClockMs() / 1000);
+      req.headers.emplace_back("X-Streamfleet-Timestamp", ts);
+      req.headers.emplace_back("X-Streamfleet-Signature", PushSignature(ctx.config.task_signing_secret, ts, req.body));
+    }
     if (j.contains("headers")) {
       for (const auto& [name, value] : j["headers"].items()) {
         if (!value.is_string()) return Status::InvalidArgument("webhook header values must be strings");

@@ -1,6 +1,8 @@
 #pragma once
 // The `webhook` task type: POST a JSON document to a URL with libcurl.
 //   payload {"url": "https://...", "body": {...}, "headers": {"Name": "value"}, "timeout_ms": 5000}
+//   or {"url_from": "EVENTS_WEBHOOK_URL", "body": ...}: the worker's configured events URL (the event
+//   forwarder's tasks), signed like a push handler's request when TASK_SIGNING_SECRET is set.
 // The outcome decides the retry (handlers.h: kInvalidArgument / kFailedPrecondition are dead-lettered at
 // once, anything else is retried with backoff):
 //   2xx                                      -> success
@@ -25,6 +27,9 @@
 #include "streamfleet/base/ip_nets.h"
 
 namespace streamfleet::worker {
+
+// The value of a webhook payload's "url_from" that names the worker's EVENTS_WEBHOOK_URL.
+inline constexpr const char* kEventsWebhookUrlFrom = "EVENTS_WEBHOOK_URL";
 
 struct WebhookRequest {
   std::string url;  // http:// or https:// only

@@ -14,12 +14,14 @@
 #include "queue-worker/event_forwarder.h"
 #include "queue-worker/store_tasks.h"
 #include "streamfleet/base/time.h"
+#include "queue-worker/push_handlers.h"
 #include "queue-worker/webhook.h"
 #include "streamfleet/http/http_server.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/base/text.h"
 #include "streamfleet/v1/event.pb.h"
+#include "streamfleet/v1/task.pb.h"
 #include "streamfleet/artifacts/chunk_archive.h"
 #include "support/map_env.h"
 #include "support/s3_server.h"
@@ -34,7 +36,7 @@ namespace {
 class FakeReceiver {
  public:
   struct Request {
-    std::string path, body, content_type, custom, idempotency_key;
+    std::string path, body, content_type, custom, idempotency_key, timestamp, signature;
   };
   FakeReceiver() {
     server_ = HttpServer::Start("127.0.0.1:0", 4, [this](HttpExchange& x) { Serve(x); }).value();
@@ -56,7 +58,8 @@ class FakeReceiver {
   void Serve(HttpExchange& x) {
     auto body = x.ReadBody(1 << 20);
     Request r{x.path(), body.ok() ? *body : "", x.Header("Content-Type").value_or(""),
-              x.Header("X-Custom").value_or(""), x.Header("Idempotency-Key").value_or("")};
+              x.Header("X-Custom").value_or(""), x.Header("Idempotency-Key").value_or(""),
+              x.Header("X-Streamfleet-Timestamp").value_or(""), x.Header("X-Streamfleet-Signature").value_or("")};
     int status = 200;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -274,7 +277,7 @@ TEST_F(WebhookTest, ErrorQuotesABoundedSanitizedExcerptOfTheAnswer) {
 // End to end: an event as the compactor XADDs it becomes one webhook POST, also when the forwarder dies
 // between enqueueing and acking (the redelivered event finds its unique key taken).
 TEST_F(WebhookTest, CompactedEventsArePostedToTheEventsWebhookOnce) {
-  auto& w = Make({{"EVENTS_WEBHOOK_URL", receiver_.Url("/events")}});
+  auto& w = Make({{"EVENTS_WEBHOOK_URL", receiver_.Url("/events")}, {"TASK_SIGNING_SECRET", "s3cret"}});
   ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());  // creates the "webhooks" group at the stream's end
   std::string events = KeySchema::FromConfig(*configs_.back()).EventsStream();
   auto publish = [&](int64_t gen) {
@@ -291,6 +294,16 @@ TEST_F(WebhookTest, CompactedEventsArePostedToTheEventsWebhookOnce) {
   ASSERT_TRUE(redis_->Command({"XADD", events, "*", "type", "bogus", "e", "\xff"}).ok());
   ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
   EXPECT_EQ(QueueLen("default"), 1) << "the bogus event is skipped";
+  // The task names the URL instead of holding it: a hook URL often carries its token, and a payload is shown
+  // by dead letters, the admin UI and task records.
+  for (const auto& q : keys_.QueueShards("default")) {
+    for (const auto& e : ParseEntries(q, *redis_->Command({"XRANGE", q, "-", "+"}))) {
+      v1::TaskEnvelope t;
+      ASSERT_TRUE(t.ParseFromString(*e.Field("e")));
+      EXPECT_EQ(t.payload().find("/events"), std::string::npos) << t.payload();
+      EXPECT_NE(t.payload().find("EVENTS_WEBHOOK_URL"), std::string::npos) << t.payload();
+    }
+  }
 
   // A forwarder reads event 101, enqueues its task and dies before XACK.
   std::string second = publish(101);
@@ -316,6 +329,12 @@ TEST_F(WebhookTest, CompactedEventsArePostedToTheEventsWebhookOnce) {
   EXPECT_EQ(first["generation_id"], 100);
   EXPECT_EQ(first["trigger"], "complete");
   EXPECT_EQ(second_body["generation_id"], 101);
+  // The forwarded event is signed as a push handler's request is (it was unsigned).
+  for (const auto& r : got) {
+    if (nlohmann::json::parse(r.body)["generation_id"] != 100) continue;
+    ASSERT_FALSE(r.timestamp.empty());
+    EXPECT_EQ(r.signature, PushSignature("s3cret", r.timestamp, r.body));
+  }
 }
 
 // A compacted event with this generation id, XADDed as the compactor does (without trimming).
