@@ -100,7 +100,9 @@ json TaskJson(const v1::TaskEnvelope& t) {
 }
 
 // A dead letter with its envelope decoded (task or chunk, by the stream it came from).
-json DecodedDeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
+// max_plain_bytes: a compressed chunk larger than this (INGEST_MAX_CHUNK_BYTES) is not decompressed for its
+// preview: a listing decodes up to 500 dead letters, and each could claim 16 MiB.
+json DecodedDeadLetterJson(const DeadLetterEntry& d, bool task_dlq, int64_t max_plain_bytes) {
   json j = DeadLetterJson(d);
   j["kind"] = task_dlq ? "task" : "chunk";
   const std::string* e = d.entry.Field("e");
@@ -130,8 +132,9 @@ json DecodedDeadLetterJson(const DeadLetterEntry& d, bool task_dlq) {
     // preview says so).
     std::string text = c.data();
     if (c.data_encoding() == v1::ChunkEnvelope::DATA_ZSTD) {
-      // Bounded: a dead letter's data_size is whatever its producer claimed.
-      auto plain = ZstdDecompress(c.data(), static_cast<size_t>(std::clamp<int64_t>(c.data_size(), 0, 16 << 20)));
+      // Bounded: a dead letter's data_size is whatever its producer claimed, and no chunk ingest accepts is
+      // larger than INGEST_MAX_CHUNK_BYTES.
+      auto plain = ZstdDecompress(c.data(), static_cast<size_t>(std::clamp<int64_t>(c.data_size(), 0, max_plain_bytes)));
       text = plain.ok() ? std::move(*plain) : "(compressed data that does not decompress: " + plain.status().message() + ")";
     }
     j["chunk"] = {{"organization_id", c.organization_id()}, {"scenario_id", c.scenario_id()},
@@ -432,7 +435,7 @@ json AdminApi::DeadLetters(RedisClient& r) {
   const std::string chunk_dlq = KeySchema::FromConfig(config_).ChunkDeadLetterStream();
   json out = json::array();
   for (const auto& d : Must(ListDeadLetters(r, config_, 500))) {
-    out.push_back(DecodedDeadLetterJson(d, d.dlq != chunk_dlq));
+    out.push_back(DecodedDeadLetterJson(d, d.dlq != chunk_dlq, config_.max_chunk_bytes));
   }
   return out;
 }

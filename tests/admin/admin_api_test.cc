@@ -13,6 +13,7 @@
 #include "streamfleet/chunks/chunk_buffer.h"
 #include "streamfleet/base/clock.h"
 #include "streamfleet/base/codec.h"
+#include "streamfleet/base/compression.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/base/time.h"
 #include "streamfleet/operations/operator_task.h"
@@ -20,6 +21,7 @@
 #include "streamfleet/taskqueue/task_control.h"
 #include "streamfleet/taskqueue/task_lifecycle.h"
 #include "streamfleet/taskqueue/task_queue.h"
+#include "streamfleet/v1/chunk.pb.h"
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "support/wait.h"
@@ -403,6 +405,33 @@ TEST_F(AdminApiTest, RequeueAndDeleteDeadLetters) {
   ASSERT_EQ(BrowserPost(cookie, "/api/dead-letters/delete", json{{"id", ids[1]}}).status, 200);
   EXPECT_EQ(redis_->Command({"XLEN", tkeys.DeadLetters()})->integer, 0);
   EXPECT_EQ(redis_->Command({"XLEN", tkeys.Queue("default")})->integer, before + 1);
+}
+
+// A compressed chunk's preview is decompressed only up to INGEST_MAX_CHUNK_BYTES (no chunk ingest accepts is
+// larger): a listing decodes up to 500 dead letters, and each decompressed whatever up to 16 MiB it claimed.
+TEST_F(AdminApiTest, ADeadLetterPreviewDecompressesNoMoreThanAChunkMayHold) {
+  Start();
+  std::string cookie = Login();
+  KeySchema keys = KeySchema::FromConfig(*config_);
+  auto envelope = [](const std::string& plain) {
+    v1::ChunkEnvelope c;
+    c.set_organization_id(3);
+    c.set_generation_id(4);
+    c.set_data_encoding(v1::ChunkEnvelope::DATA_ZSTD);
+    c.set_data(ZstdCompress(plain));
+    c.set_data_size(static_cast<int64_t>(plain.size()));
+    return c.SerializeAsString();
+  };
+  StreamEntry small{keys.ChunkStream(0), "1-1", {{"e", envelope(std::string(1000, 'a'))}}};
+  StreamEntry big{keys.ChunkStream(0), "1-2", {{"e", envelope(std::string(config_->max_chunk_bytes + 1, 'b'))}}};
+  ASSERT_TRUE(DeadLetter(*redis_, keys.ChunkDeadLetterStream(), small, "compactor", "bad", 6).ok());
+  ASSERT_TRUE(DeadLetter(*redis_, keys.ChunkDeadLetterStream(), big, "compactor", "bad", 6).ok());
+  json listed = json::parse(Get("/api/dead-letters", {cookie}).body);
+  ASSERT_EQ(listed.size(), 2u) << listed.dump();
+  std::set<std::string> previews;
+  for (const auto& d : listed) previews.insert(d["chunk"]["data_preview"].get<std::string>().substr(0, 20));
+  EXPECT_TRUE(previews.count(std::string(20, 'a'))) << listed.dump();
+  EXPECT_TRUE(previews.count("(compressed data tha")) << "the oversized one is not decompressed: " << listed.dump();
 }
 
 TEST_F(AdminApiTest, RequeueAllBringsChunkAndTaskDeadLettersBack) {
