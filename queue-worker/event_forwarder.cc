@@ -95,6 +95,12 @@ Status EventForwarder::Forward(RedisClient& redis, const std::vector<StreamEntry
     // The URL by name, looked up when the task runs: a hook URL often carries its token, and a task's payload
     // is shown by dead letters, the admin UI and task records.
     nlohmann::json payload = {{"url_from", kEventsWebhookUrlFrom}, {"body", nlohmann::json::parse(*body)}};
+    if (!config_.task_signing_secret.empty()) {
+      // Over the body as the handler serializes it again (webhook.cc), so the two agree byte for byte.
+      payload["attest"] = EventsWebhookAttestation(
+          config_.task_signing_secret,
+          payload["body"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
     EnqueueOptions o = EnqueueOptions::FromConfig(config_);
     o.unique_key = "event:" + e.id;
     o.unique_ttl_s = 86400;  // far longer than any redelivery of the entry

@@ -102,6 +102,14 @@ class Run {
     provider.cancelled = ctx_.cancelled;
     auto streamed = StreamChat(provider, model, req_.content,
                                [this](std::vector<std::string>& deltas) { return Append(deltas); });
+    // Cancelled (its timeout passed, its lease was lost): the attempt is over and a successor may already be
+    // streaming into this generation, so no FINISH with this attempt's total and no outcome. Only the last
+    // attempt says failed in the row, so the generation is not left "running".
+    if (ctx_.Cancelled()) {
+      Status s = streamed.ok() ? Status::DeadlineExceeded("the attempt was cancelled after its stream ended")
+                               : streamed.status();
+      return last_attempt_ ? Failed(s, /*finish=*/false) : s;
+    }
     if (!streamed.ok()) return Failed(streamed.status());
     const StreamResult& r = *streamed;
     if (r.end != StreamEnd::kDone && written_ == 0) {
@@ -193,12 +201,13 @@ class Run {
 
   // An error the worker will retry (or dead-letter). On the last attempt, and for errors that retrying
   // will not fix, the row says failed first, so the generation is never left "running".
-  Status Failed(const Status& s) {
+  // finish=false: no FINISH marker (a cancelled attempt: the idle timeout finalizes what it wrote).
+  Status Failed(const Status& s, bool finish = true) {
     bool final = last_attempt_ || !s.retryable();
     // provider_chunks: whether a text will come (a live stream of a generation with none ends at once).
     nlohmann::json md = {{"status", final ? "failed" : "retrying"}, {"error", s.ToString()}, {"provider_chunks", written_}};
     (void)store_.MergeGenerationMetadata(gen_.gen, gen_.org, gen_.scenario, md.dump());
-    if (final && written_ > 0) (void)Finish();
+    if (final && written_ > 0 && finish) (void)Finish();
     if (final && written_ == 0) (void)writer_.MarkFailed(ctx_.redis, gen_);  // else the FINISH ends it
     if (final) PublishFailed(s.ToString());
     return s;

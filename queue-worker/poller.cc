@@ -39,6 +39,16 @@ StatusOr<std::vector<StreamEntry>> Poller::ReadBatch(RedisClient& redis, Slot& s
   redis_health_.Report(next.status(), "poll queues");
   if (!next.ok()) return next.status();
   Skipped(redis, next->cancelled);
+  // A shard that failed while others answered: logged (at most once a minute: not reported to redis_health,
+  // which the answering shards' success would flip back every poll), so a shard that keeps failing is seen.
+  if (!next->shard_error.ok()) {
+    const int64_t now = WallClockMs();
+    int64_t last = shard_error_logged_ms_.load();
+    if (now - last >= 60'000 && shard_error_logged_ms_.compare_exchange_strong(last, now)) {
+      SF_LOG_WARN("a queue shard failed while the others answered (logged once a minute): {}",
+                  next->shard_error.ToString());
+    }
+  }
   if (!next->entries.empty()) return std::move(next->entries);
   if (next->open_queues.empty()) {  // every queue paused
     // Not the whole BLOCK time: a resumed queue is served within kPausedPollMs (one cheap script call per slot

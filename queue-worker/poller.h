@@ -5,6 +5,7 @@
 //
 // Thread-safety: each call runs on the thread that owns the slot it is given; the poller has no state of its
 // own.
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -60,6 +61,7 @@ class Poller {
   const TaskLifecycle& lifecycle_;
   Executor& executor_;
   DependencyHealth& redis_health_;
+  std::atomic<int64_t> shard_error_logged_ms_{0};  // when a failing queue shard was last logged (ReadBatch)
   prometheus::Counter& cancelled_;
 };
 

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "streamfleet/base/codec.h"
 #include "streamfleet/base/text.h"
 #include "streamfleet/base/time.h"
 
@@ -151,6 +152,10 @@ Status PostWebhook(const WebhookRequest& req, const std::atomic<bool>* cancelled
   return Status::FailedPrecondition(what);
 }
 
+std::string EventsWebhookAttestation(const std::string& secret, const std::string& body) {
+  return HmacSha256Hex(secret, "events-webhook." + body);
+}
+
 void RegisterWebhookHandler(HandlerRegistry& registry) {
   registry.Register("webhook", [](TaskContext& ctx) {
     auto parsed = ctx.PayloadJson();
@@ -171,6 +176,12 @@ void RegisterWebhookHandler(HandlerRegistry& registry) {
     req.url = events ? ctx.config.events_webhook_url : j["url"].get<std::string>();
     req.body = j.contains("body") ? j["body"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "{}";
     if (events && !ctx.config.task_signing_secret.empty()) {
+      const std::string* attest = j.contains("attest") && j["attest"].is_string() ? j["attest"].get_ptr<const std::string*>() : nullptr;
+      if (attest == nullptr ||
+          !SecretEquals(*attest, EventsWebhookAttestation(ctx.config.task_signing_secret, req.body))) {
+        return Status::FailedPrecondition("an events webhook task the event forwarder did not make (no valid attest): "
+                                          "not signed, not sent");
+      }
       // Signed as a push handler's request is (docs/push-handlers.md), so the receiver can verify it.
       const std::string ts = std::to_string(WallClockMs() / 1000);
       req.headers.emplace_back("X-Streamfleet-Timestamp", ts);

@@ -30,6 +30,10 @@ namespace streamfleet::worker {
 
 // The value of a webhook payload's "url_from" that names the worker's EVENTS_WEBHOOK_URL.
 inline constexpr const char* kEventsWebhookUrlFrom = "EVENTS_WEBHOOK_URL";
+// With TASK_SIGNING_SECRET set, the event forwarder's attestation of an events webhook task's body (payload
+// field "attest"): the worker signs and posts only bodies the forwarder made, not any task an enqueuer
+// (a task API token, say) writes with url_from.
+std::string EventsWebhookAttestation(const std::string& secret, const std::string& body);
 
 struct WebhookRequest {
   std::string url;  // http:// or https:// only

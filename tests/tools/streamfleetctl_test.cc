@@ -615,6 +615,14 @@ TEST_F(CtlTest, DeadLetterPurgeOfAnIdDeletesOnlyThatOne) {
   EXPECT_EQ(left->elements[0].elements[0].str, ids[0]);
   EXPECT_EQ(left->elements[1].elements[0].str, ids[2]);
   EXPECT_EQ(Ctl("dlq purge " + ids[1]).code, 1) << "gone: no dead letter with that id";
+  // Ids are unique per stream only: one that is in two dead-letter streams is not deleted from both.
+  ASSERT_TRUE(redis_->Command({"XADD", "streamfleet:dlq:chunks", "9999999999999-0", "reason", "a"}).ok());
+  ASSERT_TRUE(redis_->Command({"XADD", "streamfleet:dlq:tasks", "9999999999999-0", "reason", "b"}).ok());
+  auto twice = Ctl("dlq purge 9999999999999-0");
+  EXPECT_EQ(twice.code, 1) << twice.out;
+  EXPECT_NE(twice.out.find("several"), std::string::npos) << twice.out;
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:tasks"})->integer, 1);
+  EXPECT_EQ(redis_->Command({"XLEN", "streamfleet:dlq:chunks"})->integer, 3);
 }
 
 }  // namespace

@@ -335,6 +335,14 @@ TEST_F(WebhookTest, CompactedEventsArePostedToTheEventsWebhookOnce) {
     ASSERT_FALSE(r.timestamp.empty());
     EXPECT_EQ(r.signature, PushSignature("s3cret", r.timestamp, r.body));
   }
+  // Any enqueuer can write a task with url_from: without the forwarder's attestation it is neither signed nor
+  // sent (it would have been a correctly signed fake event).
+  std::string forged = Enqueue("webhook", nlohmann::json({{"url_from", "EVENTS_WEBHOOK_URL"},
+                                                          {"body", {{"type", "generation.compacted"}}}}).dump());
+  Drain(w);
+  EXPECT_EQ(StatusField(forged, "state"), "dead");
+  EXPECT_NE(StatusField(forged, "error").find("did not make"), std::string::npos) << StatusField(forged, "error");
+  EXPECT_EQ(receiver_.Received().size(), 2u);
 }
 
 // A compacted event with this generation id, XADDed as the compactor does (without trimming).

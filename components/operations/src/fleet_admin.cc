@@ -256,14 +256,24 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
 }
 
 StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, const std::string& id) {
-  int64_t n = 0;
+  // An entry id is unique within one stream only: the chunk and task dead-letter streams (or two queue
+  // shards') can each hold `<ms>-0` of the same millisecond. Deleting it everywhere deleted unrelated entries.
+  std::vector<std::string> holding;
   for (const auto& s : DeadLetterStreams(config)) {
-    auto r = redis.Command({"XDEL", s, id});
+    auto r = redis.Command({"XRANGE", s, id, id, "COUNT", "1"});
     if (!r.ok()) return r.status();
-    n += r->integer;
+    if (!r->elements.empty()) holding.push_back(s);
   }
-  if (n == 0) return Status::NotFound("no dead letter " + id);
-  return n;
+  if (holding.empty()) return Status::NotFound("no dead letter " + id);
+  if (holding.size() > 1) {
+    std::string where;
+    for (const auto& s : holding) where += (where.empty() ? "" : ", ") + s;
+    return Status::InvalidArgument("dead letter id " + id + " is in several dead-letter streams (" + where +
+                                      "): nothing deleted; purge them with a filter (--stream, --type)");
+  }
+  auto r = redis.Command({"XDEL", holding[0], id});
+  if (!r.ok()) return r.status();
+  return r->integer;
 }
 
 
@@ -410,15 +420,16 @@ StatusOr<BufferSummary> SummarizeBuffers(RedisClient& redis, const KeySchema& ke
       s.total_chunks += b.llen;
       s.max_llen = std::max(s.max_llen, b.llen);
       if (b.llen > threshold) s.over_threshold.push_back({b.key, b.llen, {}});
-      if (with_meta && s.buffers.size() < max_buffers) s.buffers.push_back({b.key, b.llen, {}});
+      if (with_meta) s.buffers.push_back({b.key, b.llen, {}});
     }
     return true;
   });
   if (!walked.ok()) return walked;
-  // ZSCAN order is the set's hash order: listed by key, as the admin page shows them.
+  // ZSCAN order is the set's hash order: the first by key are listed (the same ones from view to view).
   auto by_key = [](const LiveBuffer& x, const LiveBuffer& y) { return x.key < y.key; };
   std::sort(s.over_threshold.begin(), s.over_threshold.end(), by_key);
   std::sort(s.buffers.begin(), s.buffers.end(), by_key);
+  if (s.buffers.size() > max_buffers) s.buffers.resize(max_buffers);
   if (s.buffers.empty()) return s;
   std::vector<std::vector<std::string>> metas;
   metas.reserve(s.buffers.size());

@@ -83,12 +83,22 @@ StatusOr<TaskPage> ScheduledPage(RedisClient& redis, const std::vector<std::stri
   for (size_t src = cur.source; src < sets.size(); ++src) {
     auto start = ParseScorePos(src == cur.source ? cur.pos : "");
     if (!start.ok()) return start.status();
-    // The member walked last: its score, and how many of that score were walked (they are skipped next time).
-    bool walked = start->set;
+    // The member walked last: its score, and how many of that score were walked. The members of exactly that
+    // score are read on from there (ties), then those of a higher score from their start: a skip over
+    // everything from the score on would pass members that came due meanwhile.
+    bool walked = start->set, ties = start->set;
     int64_t score = start->score, at_score = start->skip;
     for (;;) {
-      auto z = redis.Command({"ZRANGE", sets[src], walked ? std::to_string(score) : "-inf", "+inf", "BYSCORE", "LIMIT",
-                              std::to_string(walked ? at_score : 0), std::to_string(kBatch), "WITHSCORES"});
+      std::vector<std::string> cmd = {"ZRANGE", sets[src]};
+      if (!walked) {
+        cmd.insert(cmd.end(), {"-inf", "+inf", "BYSCORE", "LIMIT", "0"});
+      } else if (ties) {
+        cmd.insert(cmd.end(), {std::to_string(score), std::to_string(score), "BYSCORE", "LIMIT", std::to_string(at_score)});
+      } else {
+        cmd.insert(cmd.end(), {"(" + std::to_string(score), "+inf", "BYSCORE", "LIMIT", "0"});
+      }
+      cmd.insert(cmd.end(), {std::to_string(kBatch), "WITHSCORES"});
+      auto z = redis.Command(cmd);
       if (!z.ok()) return z.status();
       const size_t n = z->elements.size() / 2;
       for (size_t i = 0; i < n; ++i) {
@@ -111,7 +121,13 @@ StatusOr<TaskPage> ScheduledPage(RedisClient& redis, const std::vector<std::stri
           return page;
         }
       }
-      if (n < static_cast<size_t>(kBatch)) break;
+      if (n == static_cast<size_t>(kBatch)) {
+        ties = true;  // a full batch: the last score may have more members
+      } else if (ties) {
+        ties = false;  // the score's members are all walked: on to higher ones
+      } else {
+        break;
+      }
     }
   }
   return page;

@@ -415,6 +415,7 @@ void AsyncRedis::HandshakeStep(redisAsyncContext* ac, const char* what, const St
   if (r.ok()) {
     if (--handshake_left_ > 0) return;
     handshaking_ = nullptr;
+    Connected();  // only now: a refused handshake is a failed connect, and keeps its backoff growing
     waiting.swap(awaiting_);
     for (auto& w : waiting) Dispatch(std::move(w));
     return;
@@ -591,6 +592,12 @@ void AsyncRedis::OnConnect(const redisAsyncContext* ac, int status) {
     self->last_error_ = Status::Unavailable("redis connect " + self->Where() + ": " +
                                             (ac->errstr != nullptr ? ac->errstr : "failed"));
     self->ConnectFailed();
+    return;
+  }
+  if (self->handshaking_ == ac) {
+    // Connected once AUTH/SELECT are answered (HandshakeStep): a refused password must not reset the backoff
+    // and log "connected again" on every attempt.
+    self->ready_ = true;
     return;
   }
   self->Connected();

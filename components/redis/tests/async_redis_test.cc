@@ -221,6 +221,12 @@ TEST_F(AsyncRedisTest, ARefusedAuthOrSelectRunsNoCommandAndAUserAloneAuthenticat
     auto r = wrong.Command({"SET", "w:1", "x"});
     EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated) << r.status().ToString();
     EXPECT_NE(r.status().message().find("AUTH"), std::string::npos) << r.status().ToString();
+    // A refused handshake is a failed connect: never counted connected, and the backoff is not reset (every
+    // attempt reconnected at the initial delay, logging "connected again").
+    EXPECT_EQ(wrong.connects(), 0);
+    auto again = wrong.Command({"SET", "w:1", "x"});
+    EXPECT_FALSE(again.ok());
+    EXPECT_EQ(wrong.connects(), 0);
   }
   c.password = "secret";
   c.db = 20;

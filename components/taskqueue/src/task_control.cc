@@ -83,9 +83,13 @@ StatusOr<CancelResult> CancelSharded(RedisCommands& redis, const TaskKeys& keys,
   auto rec = CancelRecord(redis, keys, id, record_ttl_s, now_ms);
   if (!rec.ok()) return rec.status();  // the markers stay: the caller retries, and a retry meets them
   if (rec->elements[0].AsInt() == 1) return CancelResult{CancelOutcome::kCancelled, state};
-  (void)redis.Pipeline(unmarks);  // best effort: a marker left behind is dropped by a later cancel's trim
+  const std::string now_state = rec->elements.size() > 1 ? rec->elements[1].str : "";
+  // Another cancel got there first (a double click, a client's retry): the markers are its too, so they stay.
+  // Otherwise the task started or the record is gone: taken back (best effort: a marker left behind is
+  // dropped by a later cancel's trim).
+  if (now_state != "cancelled") (void)redis.Pipeline(unmarks);
   if (rec->elements[0].AsInt() == 0) return CancelResult{};
-  return Outcome(rec->elements.size() > 1 ? rec->elements[1].str : "");
+  return Outcome(now_state);
 }
 
 }  // namespace

@@ -604,7 +604,10 @@ StatusOr<NextTask> ReadNextShardedTasks(RedisClient& redis, const TaskKeys& keys
         }
         if (state >= 0) AppendStrings(v.elements.back(), out.cancelled);
       }
-      if (!out.entries.empty()) return out;
+      if (!out.entries.empty() || (!failed.ok() && !out.cancelled.empty())) {
+        out.shard_error = failed;
+        return out;
+      }
       if (!failed.ok()) return failed;
       cmds.clear();
     }

@@ -243,6 +243,7 @@ TEST_F(TaskControlTest, ClusterSchemaReturnsTheTasksOfTheShardsThatAnswered) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->entries.size(), 6u) << "two from each of the three shards that answered";
   for (const auto& e : r->entries) EXPECT_NE(e.stream, broken);
+  EXPECT_FALSE(r->shard_error.ok()) << "the failing shard is reported";
 }
 
 }  // namespace

@@ -147,6 +147,9 @@ struct NextTask {
   std::vector<StreamEntry> entries;  // empty when none was waiting
   std::vector<std::string> open_queues;
   std::vector<std::string> cancelled;  // ids of the cancelled tasks skipped (and acked) by this read
+  // Cluster schema: a shard's error in a read whose other shards delivered tasks or skipped cancelled ones
+  // (those are returned; the caller reports this).
+  Status shard_error;
 };
 StatusOr<NextTask> ReadNextTasks(RedisClient& redis, const TaskKeys& keys, const std::string& group,
                                  const std::string& consumer, const std::vector<std::string>& queues, int count);
