@@ -198,7 +198,9 @@ StatusOr<std::vector<ClusterRouter::Routed>> ClusterRouter::SendOnce(
       if (v.is_error()) {
         if (auto hop = Follow(v.str, node)) {
           if (hop->try_again) *try_again = true;
-          again.push_back({r->index, hop->node, hop->asking});
+          // A TRYAGAIN at the node an ASK sent it to is retried there with ASKING again: without it that node
+          // answers MOVED back to the source, which asks again, and the rounds run out on the bounce.
+          again.push_back({r->index, hop->node, hop->asking || (hop->try_again && r->asking)});
         }
       }
       (*out)[r->index] = std::move(v);

@@ -436,13 +436,20 @@ StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::v
   if (redo.empty()) return r;
   std::vector<std::vector<std::string>> loads;
   for (const LuaScript* s : scripts_) loads.push_back({"SCRIPT", "LOAD", s->source()});
+  // An EVALSHA a cluster router sent after ASKING (a slot being imported) is re-run after it too: without it
+  // the importing node answers MOVED, and the router bounces the script back to the source.
   std::vector<std::vector<std::string>> again;
-  for (size_t i : redo) again.push_back(commands[i]);
+  std::vector<size_t> reply_of;  // index in `again` of each redone command's own reply
+  for (size_t i : redo) {
+    if (i > 0 && commands[i - 1].size() == 1 && commands[i - 1][0] == "ASKING") again.push_back(commands[i - 1]);
+    reply_of.push_back(again.size());
+    again.push_back(commands[i]);
+  }
   auto l = RawPipeline(loads, 0);
   if (!l.ok()) return l;
   auto a = RawPipeline(again, extra_timeout_ms);
   if (!a.ok()) return a;
-  for (size_t k = 0; k < redo.size(); ++k) (*r)[redo[k]] = std::move((*a)[k]);
+  for (size_t k = 0; k < redo.size(); ++k) (*r)[redo[k]] = std::move((*a)[reply_of[k]]);
   return r;
 }
 

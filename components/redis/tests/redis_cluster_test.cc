@@ -343,6 +343,38 @@ TEST_F(RedisClusterTest, AskDuringAnOpenMigration) {
   EXPECT_EQ(cluster_->MasterOf(slot), to);
 }
 
+// At the node an ASK sent a command to, ASKING stays in front of it when it is tried again there: after a
+// NOSCRIPT (the script re-run once loaded) and after a TRYAGAIN (keys split between the two nodes). Without it
+// the importing node answered MOVED, which sent the command back to the source and bounced it.
+TEST_F(RedisClusterTest, AskingIsKeptForRetriesAtTheImportingNode) {
+  const std::string a = "{asking}a", b = "{asking}b";
+  const int slot = KeySlot(a);
+  const std::string from = cluster_->MasterOf(slot);
+  std::string to;
+  for (const auto& m : cluster_->Masters()) {
+    if (m != from) to = m;
+  }
+  cluster_->BeginMigration(slot, to);
+  LuaScript set("return redis.call('SET', KEYS[1], ARGV[1])");
+  client_->Register(set);
+  ASSERT_TRUE(client_->CommandOn(to, {"SCRIPT", "FLUSH"}).ok());
+  const long long moved_before = ErrorCount(*client_, to, "MOVED");
+  // The source holds neither key: ASK to the destination, which has not loaded the script.
+  auto r = client_->Pipeline({RedisClient::EvalArgv(set, {a}, {"x"})});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE((*r)[0].is_error()) << (*r)[0].str;
+  // `a` is at the destination now, `b` nowhere: the destination answers TRYAGAIN to both keys at once.
+  r = client_->Pipeline({{"MGET", a, b}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE((*r)[0].is_error());
+  EXPECT_EQ((*r)[0].str.rfind("TRYAGAIN", 0), 0u) << (*r)[0].str;
+  EXPECT_EQ(ErrorCount(*client_, to, "MOVED"), moved_before) << "a retry reached the destination without ASKING";
+  cluster_->FinishMigration(slot, to);
+  auto g = client_->Command({"GET", a});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(g->str, "x");
+}
+
 // Send() writes without waiting (the worker's acks and status records, RedisConfig::quiet_sends): a command
 // a reshard or an open migration redirected did nothing where it went, and is sent again where the
 // redirection points. Before, a MOVED went unseen (quiet) and an acknowledged task ran again.
