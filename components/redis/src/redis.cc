@@ -193,7 +193,10 @@ std::unique_ptr<RedisClient> RedisClient::Lazy(const RedisConfig& config) {
 RedisClient::~RedisClient() { Drop(); }
 
 void RedisClient::Drop() {
-  unread_ = 0;  // their replies die with the connection (the commands were written: Send's contract)
+  // Their replies die with the connection (the commands were written: Send's contract), and whether the server
+  // applied them is unknown: the next AwaitSent says so rather than confirm them.
+  if (unread_ > 0 || replies_off_) replies_lost_ = true;
+  unread_ = 0;
   sent_.clear();
   quiet_ok_ = false;
   replies_off_ = false;
@@ -405,10 +408,17 @@ Status RedisClient::Send(const std::vector<std::vector<std::string>>& commands) 
 
 Status RedisClient::AwaitSent() {
   if (cluster_) return cluster_->AwaitSent();
-  if (conn_ == nullptr) return unread_ == 0 ? Status::Ok() : Status::Unavailable("not connected");
-  // Quiet Sends are applied once the ON after them is answered (a connection's commands run in order).
-  if (replies_off_) return RawPipeline({}, 0).status();
-  return ReadDeferred();
+  Status s;
+  if (conn_ != nullptr) {
+    // Quiet Sends are applied once the ON after them is answered (a connection's commands run in order).
+    s = replies_off_ ? RawPipeline({}, 0).status() : ReadDeferred();
+  }
+  if (replies_lost_ && s.ok()) {
+    replies_lost_ = false;
+    return Status::Unavailable("redis: a connection closed before the replies of commands sent on it were read; "
+                               "they may not have been applied");
+  }
+  return s;
 }
 
 int64_t RedisClient::DeferredErrors() const { return cluster_ ? cluster_->DeferredErrors() : deferred_errors_; }

@@ -126,6 +126,22 @@ TEST_F(RedisTest, SendToAnUnreachableServerFails) {
   EXPECT_TRUE(c->AwaitSent().ok()) << "nothing owed";
 }
 
+// A connection that closes before the replies of its Sends are read leaves their fate unknown: AwaitSent says
+// so once (it used to confirm them, as if the server had applied them), then confirms what follows.
+TEST_F(RedisTest, AwaitSentFailsOnceWhenTheRepliesOfSendsWereLost) {
+  auto c = RedisClient::Lazy(server_->config());
+  auto id = c->Command({"CLIENT", "ID"});
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(c->Send({{"SET", "lost", "1"}}).ok());
+  ASSERT_TRUE(client_->Command({"CLIENT", "KILL", "ID", std::to_string(id->integer)}).ok());
+  (void)c->Command({"PING"});  // reads the owed reply first, on a connection that is gone
+  Status s = c->AwaitSent();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  ASSERT_TRUE(c->Send({{"SET", "kept", "1"}}).ok());
+  EXPECT_TRUE(c->AwaitSent().ok()) << "said once; what was sent after it is confirmed";
+  EXPECT_EQ(client_->Command({"GET", "kept"})->str, "1");
+}
+
 // gtest does not ignore SIGPIPE, so this process dies if a write to the closed socket raises it.
 TEST_F(RedisTest, SendingOnAConnectionTheServerClosedIsAnErrorNotASigpipe) {
   auto c = RedisClient::Lazy(server_->config());

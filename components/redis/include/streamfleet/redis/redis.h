@@ -99,7 +99,8 @@ class RedisCommands {
   virtual Status Send(const std::vector<std::vector<std::string>>& commands) {
     return commands.empty() ? Status::Ok() : Pipeline(commands).status();
   }
-  // Reads the replies of every earlier Send: when it returns OK the server has applied them all.
+  // Reads the replies of every earlier Send: when it returns OK the server has applied them all. Not OK (once)
+  // when a connection closed before their replies were read: they may or may not have been applied.
   virtual Status AwaitSent() { return Status::Ok(); }
 };
 
@@ -185,6 +186,7 @@ class RedisClient final : public RedisCommands {
   RedisConfig config_;
   std::unique_ptr<RedisTransport> conn_;  // plain TCP or TLS (src/redis_transport.h); null: not connected
   size_t unread_ = 0;                      // replies of Send()s not read yet on conn_
+  bool replies_lost_ = false;              // a connection dropped with unread_ or quiet Sends: AwaitSent fails once
   // A cluster node's client (ClusterRouter): the commands of Send()s whose replies are not read yet, and
   // those a reply redirected elsewhere (MOVED, ASK, TRYAGAIN) with that reply, for the router to send again.
   // Such a client never sends quietly: the redirection is in the reply.
