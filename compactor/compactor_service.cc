@@ -320,6 +320,10 @@ void CompactorService::ProcessChunks(const std::vector<StreamEntry>& entries, co
       return;
     }
     for (size_t i = 0; i < items.size(); ++i) {
+      if (result.superseded[i]) {
+        metrics_.chunks_superseded.Increment();
+        continue;
+      }
       if (!result.applied[i]) {
         metrics_.chunks_duplicate.Increment();
         continue;

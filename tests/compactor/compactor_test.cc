@@ -828,6 +828,43 @@ TEST_P(CompactorTest, AfterAResetEveryEntryOfTheNextAttemptCarriesIt) {
   EXPECT_EQ(ev->json.find("attempt"), std::string::npos) << "internal, not in the events route's JSON";
 }
 
+// ARCHITECTURE.md "Known windows" (1), now closed: a compactor applied the first attempt's chunks and died
+// before its ack; the producer started over (the reset saw them applied) and the chunks came back to another
+// compactor after the claim timeout. They took their seqs in the new buffer, and the new attempt's chunks of
+// those seqs were dropped as duplicates: the row mixed two answers. An older attempt's chunks are now
+// superseded: counted, acknowledged, not applied.
+TEST_P(CompactorTest, AnEarlierAttemptsRedeliveredChunksDoNotEnterTheNextAttempt) {
+  auto& svc = AddService();
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  const KeySchema& k = svc.buffer().keys();
+  Config producer = MakeConfig({{"CHUNK_COMPRESSION", "off"}});
+  ChunkWriter writer(producer);
+  GenerationId g{12, 0, 73};
+  std::vector<PendingChunk> old = {{std::nullopt, "old a", false, 0, false, ""}, {std::nullopt, "old b", false, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, old, "test").ok());
+  const std::string stream = k.ChunkStream(k.ShardOf(g));
+  std::vector<ChunkItem> first;
+  for (const auto& e : ParseEntries(stream, *redis_->Command({"XRANGE", stream, "-", "+"}))) {
+    std::string why;
+    ASSERT_TRUE(DecodeChunkEntry(e, &first, &why)) << why;
+  }
+  ASSERT_EQ(first.size(), 2u);
+  Pump(svc);  // applied and acknowledged: the reset may go ahead
+  ASSERT_TRUE(writer.Reset(*redis_, g).ok());
+  // The crashed compactor's delivery, claimed by another one: the same items again.
+  auto again = svc.buffer().Apply(*redis_, first);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->superseded, std::vector<bool>({true, true}));
+  EXPECT_EQ(again->applied, std::vector<bool>({false, false}));
+  EXPECT_EQ(redis_->Command({"LLEN", k.BufferKey(g)})->integer, 0) << "nothing entered the new attempt's buffer";
+  std::vector<PendingChunk> next = {{std::nullopt, "new a", false, 0, false, ""}, {std::nullopt, "new b", true, 0, false, ""}};
+  ASSERT_TRUE(writer.Append(*redis_, g, next, "test").ok());
+  Pump(svc);
+  auto row = WaitForRow(73);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "new anew b");
+}
+
 // ARCHITECTURE.md "Known windows" (3), now closed: the first attempt's row was committed without
 // generation.run's mark (its idle finalization read the buffer before the reset and committed after the
 // retry read the row), so the row held 3 chunks the retry's 1-chunk text lacks, and the retry's finalization

@@ -16,9 +16,11 @@ local a = 6
 for g = 1, gens do
   starts[g] = a
   local nc, nf = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  if nc == nil or nf == nil then return redis.error_reply('SFINVALID malformed apply arguments') end
+  if nc == nil or nf == nil or tonumber(ARGV[a + 4]) == nil then
+    return redis.error_reply('SFINVALID malformed apply arguments')
+  end
   local o, sz, len = {}, {}, {}
-  local p = a + 4
+  local p = a + 5
   local prev = -2
   for i = 1, nc do
     local s = ARGV[p]
@@ -68,6 +70,15 @@ local function apply(k, a, o, sz, len)
   local nc, nf = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local ingested = tonumber(ARGV[a + 3])
   if not ingested or ingested <= 0 then ingested = now end
+  local ctl = redis.call('HMGET', KEYS[k + 4], 'state', 'attempt')
+  local state = ctl[1]
+  if tonumber(ARGV[a + 4]) < tonumber(ctl[2] or '0') then
+    -- An earlier attempt's chunks after the producer started over: a compactor applied them, crashed before
+    -- its ack, and they came back. In the new buffer they would take the seqs of the new attempt's text.
+    local all = {}
+    for i = 1, nc do all[i] = i end
+    return {all, {}, redis.call('LLEN', KEYS[k + 1]), 0, 1}
+  end
   local m = redis.call('HMGET', KEYS[k + 2], 'total_chunks', 'received_chunks', 'received_bytes', 'first_chunk_at')
   local existed = m[1] ~= false or m[2] ~= false
   local old_total = tonumber(m[1] or '0')
@@ -91,7 +102,7 @@ local function apply(k, a, o, sz, len)
           bits = bits - weight
           dups[#dups + 1] = i
         else
-          local p = a + 2 + i * 2
+          local p = a + 3 + i * 2
           local e = ARGV[p + 1]
           pushed[#pushed + 1] = e
           bytes = bytes + (sz[i] or (#e - #ARGV[p] - 1))
@@ -99,7 +110,7 @@ local function apply(k, a, o, sz, len)
       end
     end
   end
-  local f = a + 4 + nc * 2
+  local f = a + 5 + nc * 2
   for j = 1, nf do
     local v = tonumber(ARGV[f + j - 1])
     if v ~= total then
@@ -114,7 +125,7 @@ local function apply(k, a, o, sz, len)
   if not llen then llen = redis.call('LLEN', KEYS[k + 1]) end
   if #pushed == 0 and #totals_changed == 0 then
     -- A redelivery or duplicate: nothing changes, not even the deadline.
-    return {dups, totals_changed, llen, 0}
+    return {dups, totals_changed, llen, 0, 0}
   end
   local meta = {}
   if #pushed > 0 then
@@ -130,7 +141,6 @@ local function apply(k, a, o, sz, len)
     meta[#meta + 1] = total
   end
   redis.call('HSET', KEYS[k + 2], unpack(meta))
-  local state = redis.call('HGET', KEYS[k + 4], 'state')
   if not existed or state == 'compacted' then
     -- New buffer, or a straggler re-opening a compacted one: (re)start the TTL of every key.
     for j = 1, 4 do redis.call('EXPIRE', KEYS[k + j], ttl) end
@@ -144,7 +154,7 @@ local function apply(k, a, o, sz, len)
     redis.call('HSET', KEYS[k + 4], 'state', 'finalizing')
     if not state then redis.call('EXPIRE', KEYS[k + 4], ttl, 'NX') end
     redis.call('XADD', KEYS[k + 6], '*', 'm', member, 'r', 'complete', 'at', now)
-    return {dups, totals_changed, llen, 1}
+    return {dups, totals_changed, llen, 1, 0}
   end
   if state ~= 'receiving' then redis.call('HSET', KEYS[k + 4], 'state', 'receiving') end
   -- No state read: the control hash may have been created just now (a producer that writes the stream
@@ -153,7 +163,7 @@ local function apply(k, a, o, sz, len)
   -- Idle is measured in ingest time (the deadline sweep waits until the compactors have read that far):
   -- GT keeps a later deadline when an older entry (a redelivery, a claimed one) is applied after newer ones.
   redis.call('ZADD', KEYS[k + 5], 'GT', ingested + idle, member)
-  return {dups, totals_changed, llen, 0}
+  return {dups, totals_changed, llen, 0, 0}
 end
 
 local out = {}

@@ -32,16 +32,22 @@ Status ChunkBuffer::Validate(const ChunkItem& item) const {
 
 StatusOr<ApplyResult> ChunkBuffer::Apply(RedisCommands& redis, const std::vector<ChunkItem>& items) {
   redis.Register(scripts::ApplyChunks());
-  // Group by generation, keeping arrival order inside each group.
-  std::vector<GenerationId> order;
+  // Group by generation and attempt, keeping arrival order inside each group: the script drops the chunks of
+  // an attempt older than the generation's (a redelivery of what a crashed compactor had applied before the
+  // producer started over), so a batch's chunks of two attempts are two groups. Almost always one per generation.
+  struct Group {
+    GenerationId gen;
+    uint32_t attempt;
+  };
+  std::vector<Group> order;
   std::vector<std::vector<size_t>> groups;
   for (size_t i = 0; i < items.size(); ++i) {
     size_t g = 0;
     for (; g < order.size(); ++g) {
-      if (order[g] == items[i].gen) break;
+      if (order[g].gen == items[i].gen && order[g].attempt == items[i].attempt) break;
     }
     if (g == order.size()) {
-      order.push_back(items[i].gen);
+      order.push_back({items[i].gen, items[i].attempt});
       groups.emplace_back();
     }
     groups[g].push_back(i);
@@ -68,7 +74,7 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisCommands& redis, const std::vector
     gens_here.clear();
   };
   for (size_t g = 0; g < order.size(); ++g) {
-    const GenerationId& gen = order[g];
+    const GenerationId& gen = order[g].gen;
     // The deadline counts from the newest ingest time in the batch. A test clock replaces every time
     // reading, this one too ("0" = the script's now).
     int64_t ingested = 0;
@@ -79,7 +85,7 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisCommands& redis, const std::vector
                              keys_.DeadlinesKeyOf(gen), keys_.FinalizeStreamOf(gen)});
     args.push_back(KeySchema::Member(gen));
     const size_t counts_at = args.size();
-    args.insert(args.end(), {"", "", std::to_string(ingested)});
+    args.insert(args.end(), {"", "", std::to_string(ingested), std::to_string(order[g].attempt)});
     std::vector<std::string> totals;
     for (size_t i : groups[g]) {
       const ChunkItem& it = items[i];
@@ -111,6 +117,7 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisCommands& redis, const std::vector
   if (!replies.ok()) return replies.status();
   ApplyResult out;
   out.applied.assign(items.size(), false);
+  out.superseded.assign(items.size(), false);
   for (size_t c = 0; c < cmds.size(); ++c) {
     const RedisValue& r = (*replies)[c];
     if (r.is_error()) return TranslateRedisError(r.str);
@@ -131,7 +138,10 @@ StatusOr<ApplyResult> ChunkBuffer::Apply(RedisCommands& redis, const std::vector
       }
       out.finalize_queued += v.elements[3].integer;
       out.max_llen = std::max<int64_t>(out.max_llen, v.elements[2].integer);
-      out.llens.emplace_back(order[g], v.elements[2].integer);
+      out.llens.emplace_back(order[g].gen, v.elements[2].integer);
+      if (v.elements.size() > 4 && v.elements[4].integer == 1) {
+        for (size_t i : groups[g]) out.superseded[i] = true;
+      }
     }
   }
   // A finish item that only repeats a known total reports 0; that is the duplicate case too.

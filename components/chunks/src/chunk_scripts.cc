@@ -23,12 +23,14 @@ end
 //       deadlines zset, finalize stream. (Redis Cluster: one generation per call, its keys share a slot.)
 // ARGV: 1 now override, 2 idle_ms, 3 ttl_s, 4 max_chunks, 5 G (generations), then per generation:
 //       member "org:scenario:gen", nc (chunks), nf (totals), ingest time of its newest item (stream-id ms;
-//       "0" = now), then nc pairs: seq, list element (buffer_element.h: "<seq>:<text>" or "<seq>z:<frame>";
+//       "0" = now), the attempt its items carry (ChunkItem::attempt; a group holds one attempt), then nc pairs: seq, list element (buffer_element.h: "<seq>:<text>" or "<seq>z:<frame>";
 //       the caller formats it: no string building in Lua), then nf totals (from finish envelopes, and seq + 1 of a final chunk without one).
 //       A compressed chunk's seq is "<seq>/<text bytes>" (its element's length is not its text's, and
 //       received_bytes counts text); plain ones stay bare, so the common case costs no extra argument.
 // Returns per generation {duplicate chunks (1-based positions among its nc), totals that changed the known
-// total (1-based positions among its nf), llen, queued_finalize (0/1)}.
+// total (1-based positions among its nf), llen, queued_finalize (0/1), superseded (0/1)}. Superseded: the
+// items' attempt is older than the control hash's (the producer started over since they were written; they are
+// redeliveries of what was applied before the reset): nothing is written and every chunk is a duplicate.
 //
 // Cost: this script is most of the compactor's Redis time, and its cost is per argument and per call:
 // every ARGV string is created in Lua, every redis.call converts its arguments back. So two arguments per

@@ -16,7 +16,9 @@
 namespace streamfleet {
 
 struct ApplyResult {
-  std::vector<bool> applied;   // per input item: changed the buffer (false = duplicate)
+  std::vector<bool> applied;   // per input item: changed the buffer (false = duplicate or superseded)
+  // per input item: of an attempt older than the generation's current one (ChunkItem::attempt), not applied
+  std::vector<bool> superseded;
   int64_t finalize_queued = 0; // generations whose last missing chunk arrived in this batch
   int64_t max_llen = 0;
   std::vector<std::pair<GenerationId, int64_t>> llens;  // per generation touched
