@@ -8,6 +8,7 @@
 #include "streamfleet/base/json_input.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/base/time.h"
+#include "streamfleet/chunks/generation_start.h"
 #include "streamfleet/operations/fleet_admin.h"
 #include "streamfleet/operations/operator_task.h"
 #include "streamfleet/taskqueue/task_control.h"
@@ -132,6 +133,12 @@ std::optional<OperatorTask> ParseTask(const json& j, const Config& config, const
   if (auto u = OptString(j, "unique_key", err)) {
     if (!ValidToken(*u, 200)) {
       err = Refusal{400, "invalid_task", "unique_key must be 1 to 200 visible ASCII characters"};
+      return std::nullopt;
+    }
+    if (u->rfind(kGenerationTaskPrefix, 0) == 0) {
+      err = Refusal{400, "invalid_task",
+                    std::string("unique_key must not start with \"") + kGenerationTaskPrefix +
+                        "\": reserved for the generations' own tasks"};
       return std::nullopt;
     }
     t.unique_key = *u;

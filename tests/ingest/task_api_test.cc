@@ -152,6 +152,12 @@ TEST_F(TaskApiTest, DelayedTasksWaitInTheScheduledSetAndUniqueKeysDedupe) {
   EXPECT_EQ(Body(second)["task_id"], Body(first)["task_id"]) << "the holder's id";
   EXPECT_LE(redis_->Command({"TTL", keys_.Unique("report-7")}).value().AsInt(), 600);
   EXPECT_EQ(RunAll(), 1);
+  // A generation's own unique key ("generation-{id}", ids are predictable) is not for the taking: held, that
+  // generation's start would find its task's key taken and fail.
+  auto reserved = Post("/v1/tasks", {{"type", "record"}, {"unique_key", "generation-61"}});
+  EXPECT_EQ(reserved.status, 400) << reserved.body;
+  EXPECT_EQ(Body(reserved)["error"], "invalid_task");
+  EXPECT_EQ(redis_->Command({"EXISTS", keys_.Unique("generation-61")}).value().AsInt(), 0);
 }
 
 TEST_F(TaskApiTest, ABatchEnqueuesEveryTaskOrNone) {

@@ -85,10 +85,10 @@ StatusOr<StartedGeneration> StartGeneration(RedisCommands& redis, const Config& 
     }
     // At most one generation.run per generation, however many retries: unique to the generation for as long as
     // the key is remembered (a unique key lives its TTL out; it is not given back when the task finishes).
-    opts.unique_key = "generation-" + std::to_string(req.generation_id);
+    opts.unique_key = kGenerationTaskPrefix + std::to_string(req.generation_id);
     opts.unique_ttl_s = kStartIdempotencyTtlS;
   }
-  opts.id = "generation-" + std::to_string(req.generation_id);
+  opts.id = kGenerationTaskPrefix + std::to_string(req.generation_id);
   auto r = EnqueueTask(redis, TaskKeys::FromConfig(config), kGenerationRunTask, GenerationRunPayload(req), opts,
                        now_ms);
   if (!r.ok()) return r.status();

@@ -15,6 +15,11 @@ namespace streamfleet {
 // that also number generations themselves should SET it above their highest id once.
 std::string GenerationIdsKey(const Config& config);
 
+// The task id and unique key of a generation's generation.run: "generation-{id}". Reserved: the task API refuses
+// unique keys that start with it (one taken by an enqueuer would block that generation's start, and generation
+// ids are predictable).
+inline constexpr const char kGenerationTaskPrefix[] = "generation-";
+
 struct StartedGeneration {
   int64_t generation_id = 0;
   std::string task_id;  // "generation-{id}": `streamfleetctl tasks show generation-59`
