@@ -23,13 +23,18 @@
 #      overlay, the overlays it builds on and its components, and every key referenced is listed there
 #   6b. Redis credentials in each render: every container that talks to Redis (the streamfleet-* processes;
 #      not `streamfleetctl migrate`, database only) sets REDIS_USERNAME and REDIS_PASSWORD from a Secret
-#      (secretKeyRef), each Deployment its own user; the ConfigMap and the envFrom Secrets carry no Redis
+#      (secretKeyRef), each Deployment its own user; the ConfigMap and any envFrom Secret carry no Redis
 #      credentials (REDIS_URL would win over them); the exporter sets REDIS_USER/REDIS_PASSWORD from a Secret,
 #      the KEDA TriggerAuthentication username and password; with REDIS_TLS=true every REDIS_TLS_CA/CERT/KEY
 #      (and the exporter's TLS files) is a key of a Secret mounted at that path, the exporter scrapes
 #      rediss:// and KEDA gets `tls: enable` and `ca` (`cert`/`key` with a client certificate); $(VAR) in an
 #      env value names a variable defined before it; where the render loads deploy/redis/users.acl (dev),
 #      every user/password pair the Secrets give exists, is on and has that password there
+#   6c. application secrets, least privilege: no streamfleet container (Deployments, the migrate Job) takes a
+#      Secret whole (envFrom); each sets, one secretKeyRef per variable, only the secrets its process reads
+#      (SECRETS_OF below, after KeepOnlySecretsOf in components/base/src/config.cc), the ones it needs not
+#      optional; no secret variable in a ConfigMap; every key a secretKeyRef names is in its Secret (render or
+#      *.example.yaml; an optional key may be missing from a Secret of the render)
 #   7. yamllint (if installed; Debian package `yamllint`) on the renders and on deploy/**/*.yml|yaml
 #   8. the PrometheusRule of deploy/k8s/components/monitoring is generated from alerts.yml (text
 #      identical to a fresh generation, and identical groups in every render); the dashboard
@@ -39,8 +44,8 @@
 #   9. offline schema validation of every object of every render (tools/k8s-validate: Node.js
 #      models of the Kubernetes, KEDA and prometheus-operator schemas; `npm ci` there first when
 #      node_modules is missing or older than package-lock.json; needs node + npm and the npm registry)
-#  10. the renders match the binaries: every env variable set for a streamfleet container (env,
-#      envFrom ConfigMaps/Secrets, KEDA *FromEnv) is one `streamfleetctl --json config` lists
+#  10. the renders match the binaries: every env variable set for a streamfleet container (env and its
+#      secretKeyRefs, envFrom ConfigMaps/Secrets, KEDA *FromEnv) is one `streamfleetctl --json config` lists
 #      (binary: $STREAMFLEETCTL, default build/tools/streamfleetctl; this part is skipped when it
 #      is missing); probes GET /healthz or /readyz on a port the process serves; container
 #      ports, Service targetPorts and PodMonitor ports match METRICS_LISTEN / INGEST_LISTEN as set
@@ -397,9 +402,29 @@ for name in fleet:
         if env.get("CONSUMER_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
             errors.append(f"{name}/{c['name']}: CONSUMER_NAME from metadata.name")
         refs = [list(e.keys())[0] for e in c.get("envFrom", [])]
-        if "configMapRef" not in refs or "secretRef" not in refs:
-            errors.append(f"{name}/{c['name']}: envFrom ConfigMap and Secret")
+        if "configMapRef" not in refs:
+            errors.append(f"{name}/{c['name']}: envFrom ConfigMap")
+        if "secretRef" in refs:
+            errors.append(f"{name}/{c['name']}: envFrom Secret (secrets go one by one, secretKeyRef)")
 names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+# The admin's "compact now" runs a whole finalization in-process, as the compactor does (about 10x the
+# generation's size, docs/deploy.md "Memory follows the largest generation"): its memory limit is the
+# compactor's at least.
+def mem_bytes(q):
+    q = str(q)
+    for suffix, mul in (("Ki", 2**10), ("Mi", 2**20), ("Gi", 2**30), ("Ti", 2**40), ("k", 10**3), ("M", 10**6),
+                        ("G", 10**9), ("T", 10**12)):
+        if q.endswith(suffix):
+            return float(q[: -len(suffix)]) * mul
+    return float(q)
+def mem_limit(dep):
+    return max((mem_bytes(c.get("resources", {}).get("limits", {}).get("memory", 0))
+                for c in dep["spec"]["template"]["spec"]["containers"]), default=0)
+admin = next((d for d in by_kind.get("Deployment", []) if d["metadata"]["name"] == "streamfleet-admin"), None)
+if admin is not None and "streamfleet-compactor" in deps:
+    if mem_limit(admin) < mem_limit(deps["streamfleet-compactor"]):
+        errors.append("streamfleet-admin: memory limit below the compactor's (\"compact now\" finalizes in the admin "
+                      "process, about 10x the generation's size)")
 # Every ConfigMap/Secret a workload references must be in the render or, created out of band, in an
 # *.example.yaml of the overlay (prod: streamfleet-secrets, streamfleet-redis-users, ...).
 external = {("Secret", n) for n in examples}
@@ -436,7 +461,9 @@ cms = [d for d in by_kind.get("ConfigMap", []) if d["metadata"]["name"].startswi
 cluster = bool(cms) and cms[0]["data"].get("REDIS_CLUSTER", "false") == "true"
 # A SIGTERM (rollout, KEDA scale-down) lets running tasks finish up to their timeout: the queue-worker's grace
 # period must outlast the longest TASK_TIMEOUTS / TASK_TIMEOUT plus TASK_TIMEOUT_GRACE and a margin, or
-# Kubernetes SIGKILLs a long task (a generation.run stream) mid-way (docs/deploy.md, Long tasks).
+# Kubernetes SIGKILLs a long task (a generation.run stream) mid-way (docs/deploy.md, Long tasks). That is one
+# task per slot: the tasks a slot read ahead (up to WORKER_PREFETCH) run after it during the drain and are not
+# covered; cut or not started, they stay pending and are claimed elsewhere after VISIBILITY_TIMEOUT.
 def seconds(text):
     text = text.strip()
     for unit, mul in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
@@ -674,6 +701,81 @@ print(f"   ok: Redis credentials: {talking} containers, each its own ACL user fr
       + ("; TLS files mounted, exporter rediss://, KEDA tls" if tls else "")
       + ("; users match " + sys.argv[3] if acl_secrets else ""))
 EOF
+      "$PY" - "$TMP/$name.yaml" "$TMP/$name.examples.json" <<'EOF'
+# Application secrets, least privilege: no streamfleet container takes a Secret whole (envFrom); each sets, one
+# secretKeyRef per variable, only the secrets its process reads (components/base/src/config.cc,
+# KeepOnlySecretsOf; docs/CONFIGURATION.md), so the internet-facing ingest never holds ADMIN_TOKEN,
+# PROVIDER_API_KEY or TASK_SIGNING_SECRET. Every key a secretKeyRef names exists in its Secret (in the render
+# or its *.example.yaml); an optional one may be missing from a Secret in the render (dev), not from an example.
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+examples = json.load(open(sys.argv[2]))
+errors = []
+AWS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}  # ARTIFACT_STORE, every daemon
+# process -> (secrets it may get, those it must get without `optional`: a missing INGEST_TOKENS would leave
+# ingest open to everyone, a missing ADMIN_TOKEN keeps the admin from starting, a missing DATABASE_URL falls
+# back to a SQLite file on a read-only filesystem).
+SECRETS_OF = {
+    "streamfleet-ingest": ({"DATABASE_URL", "INGEST_TOKENS", "TASK_API_TOKENS"} | AWS, {"DATABASE_URL", "INGEST_TOKENS"}),
+    "streamfleet-compactor": ({"DATABASE_URL"} | AWS, {"DATABASE_URL"}),
+    "streamfleet-queue-worker": ({"DATABASE_URL", "PROVIDER_API_KEY", "TASK_SIGNING_SECRET"} | AWS, {"DATABASE_URL"}),
+    "streamfleet-admin": ({"DATABASE_URL", "ADMIN_TOKEN"} | AWS, {"DATABASE_URL", "ADMIN_TOKEN"}),
+    "streamfleetctl migrate": ({"DATABASE_URL"}, {"DATABASE_URL"}),
+}
+SECRET_VARS = set().union(*(may for may, _ in SECRETS_OF.values()))
+secrets = {d["metadata"]["name"]: set(d.get("data") or {}) | set(d.get("stringData") or {})
+           for d in docs if d["kind"] == "Secret"}
+for d in docs:
+    if d["kind"] == "ConfigMap":
+        for k in sorted(set(d.get("data") or {}) & SECRET_VARS):
+            errors.append(f"ConfigMap {d['metadata']['name']} sets {k}: a secret, and every pod reads the ConfigMap")
+checked = 0
+for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")):
+    for c in w["spec"]["template"]["spec"]["containers"]:
+        where = f"{w['kind']} {w['metadata']['name']}/{c['name']}"
+        for e in c.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if not ref:
+                continue
+            if ref["name"] in secrets:
+                if ref["key"] not in secrets[ref["name"]] and not ref.get("optional"):
+                    errors.append(f"{where}: {e['name']} from Secret {ref['name']} key {ref['key']}, which it lacks "
+                                  "(and the reference is not optional)")
+            elif ref["name"] in examples:
+                if ref["key"] not in examples[ref["name"]]:
+                    errors.append(f"{where}: {e['name']} from Secret {ref['name']} key {ref['key']}, not listed in "
+                                  "its *.example.yaml")
+        cmd = c.get("command") or [""]
+        proc = "streamfleetctl migrate" if cmd[:2] == ["streamfleetctl", "migrate"] else cmd[0]
+        if not proc.startswith("streamfleet"):
+            continue
+        if proc not in SECRETS_OF:
+            errors.append(f"{where}: {proc} is not in SECRETS_OF of scripts/check-deploy.sh: say which secrets it reads")
+            continue
+        checked += 1
+        for ef in c.get("envFrom") or []:
+            if "secretRef" in ef:
+                errors.append(f"{where}: envFrom Secret {ef['secretRef']['name']}: the process would hold every key of "
+                              "it; set the secrets it reads one by one (env valueFrom.secretKeyRef)")
+        may, must = SECRETS_OF[proc]
+        env = {e["name"]: e for e in c.get("env") or []}
+        for n in sorted(set(env) & SECRET_VARS):
+            ref = (env[n].get("valueFrom") or {}).get("secretKeyRef")
+            if n not in may:
+                errors.append(f"{where}: {n}: {proc} does not read it (KeepOnlySecretsOf); do not give it to this pod")
+            elif not ref:
+                errors.append(f"{where}: {n} must come from a Secret (env valueFrom.secretKeyRef)")
+            elif n in must and ref.get("optional"):
+                errors.append(f"{where}: {n} must not be optional: {proc} needs it")
+        for n in sorted(must - set(env)):
+            errors.append(f"{where}: {n} is not set: {proc} needs it (env valueFrom.secretKeyRef)")
+if checked < 5:
+    errors.append(f"only {checked} streamfleet containers found (ingest, compactor, queue-worker, admin, migrate expected)")
+if errors:
+    sys.exit("   FAILED:\n     " + "\n     ".join(errors))
+print(f"   ok: application secrets: {checked} streamfleet containers, no envFrom Secret, each only its own "
+      "(secretKeyRef), every key referenced in its Secret or *.example.yaml")
+EOF
     else
       skip "structural checks (python3-yaml not available)"
     fi
@@ -830,6 +932,11 @@ for w in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonS
             port = named.get(hg.get("port"), hg.get("port"))
             if port not in served:
                 errors.append(f"{where}: {pn} port {hg.get('port')!r} is not one the process serves ({sorted(served)})")
+            # Ingest's API listener refuses connections past INGEST_MAX_CONNECTIONS (503 too_many_connections):
+            # liveness there restarts a pod that is merely full of live streams. The metrics listener has no cap.
+            if pn == "livenessProbe" and cmd == "streamfleet-ingest" and port == ip:
+                errors.append(f"{where}: livenessProbe on the API port {ip} (INGEST_LISTEN), which refuses connections "
+                              "past INGEST_MAX_CONNECTIONS: probe /healthz on `metrics` (METRICS_LISTEN)")
         pods.append((tmpl["metadata"].get("labels") or {}, named, served))
 # Services: a named targetPort must be on some selected streamfleet pod, a number must be served.
 for svc in (d for d in docs if d["kind"] == "Service"):
