@@ -225,6 +225,35 @@ TEST_F(MalformedHttpTest, SlowlorisIsCutOffAndDoesNotBlockOthers) {
   EXPECT_EQ(StreamLength(), 20);
 }
 
+// A small body (buffered on the HTTP loop, its token checked once it is complete) trickled a byte at a time
+// used to push the deadline on with each byte: a client without a token held its connection slot for ever
+// (thousands of them, every slot). The whole body now has INGEST_REQUEST_TIMEOUT from the end of the head.
+TEST_F(MalformedHttpTest, ATrickledSmallBodyIsCutOffAtTheRequestTimeout) {
+  IngestHarness ingest(server_->port(), {{"INGEST_REQUEST_TIMEOUT", "2s"}});
+  RawConnection slow(ingest.port());
+  const std::string body(100, 'x');
+  ASSERT_TRUE(slow.Send("POST /v1/orgs/1/generations/1/chunks HTTP/1.1\r\nHost: t\r\nContent-Type: "
+                        "application/json\r\nContent-Length: 100\r\n\r\n"));
+  const auto started = Clk::now();
+  std::atomic<bool> cut{false};
+  std::thread trickle([&] {
+    for (char c : body) {
+      // One byte per 300 ms: each well within the timeout, the whole body (30 s) far beyond it.
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      if (!slow.Send(std::string_view(&c, 1)) || Clk::now() - started > std::chrono::seconds(12)) {
+        cut = true;
+        return;
+      }
+    }
+  });
+  std::string answer = slow.ReadResponse(12000);
+  const auto held = Clk::now() - started;
+  trickle.join();
+  EXPECT_EQ(StatusOf(answer), 400) << answer;
+  EXPECT_LT(held, std::chrono::seconds(8)) << "cut off near INGEST_REQUEST_TIMEOUT (2s), not after the whole body";
+  EXPECT_EQ(StreamLength(), 0);
+}
+
 // A streamed upload holds a worker thread while its body lasts, and may trickle legitimately (an LLM's deltas
 // relayed as they come). One organization's slow uploads once held every worker: another organization's
 // streamed uploads and progress reads waited for INGEST_REQUEST_TIMEOUT. Now an organization holds at most
