@@ -16,7 +16,7 @@ SECONDS_PER_TARGET=${1:-60}
 JOBS=${JOBS:-1}
 FUZZ_JOBS=${FUZZ_JOBS:-1}
 BUILD=${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
-ALL_TARGETS="route chunk_json ndjson sse generation_request chunk_envelope task_envelope config json_input cron live buffer_element chunk_batch"
+ALL_TARGETS="route chunk_json ndjson sse generation_request chunk_envelope task_envelope config json_input cron live buffer_element chunk_batch request_framing"
 TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 
 dict_of() {

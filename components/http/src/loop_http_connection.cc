@@ -74,36 +74,6 @@ struct WriteReq {
 
 }  // namespace
 
-bool HeadFoldScanner::Scan(const char* data, size_t n) {
-  for (size_t i = 0; i < n && in_head_; ++i) {
-    const char b = data[i];
-    if (after_cr_ && b != '\n') {
-      reason_ = "a bare CR (not followed by LF) in the request head (RFC 9112 section 2.2)";
-      return false;
-    }
-    after_cr_ = b == '\r';
-    if (!line_start_) {
-      if (b == '\n') {
-        line_start_ = true;
-        ++lines_;
-      }
-      continue;
-    }
-    if (b == '\r') continue;  // the CR of a CRLF ending a blank line
-    if (b == '\n') {
-      // A blank line ends the head; before the request line it is skipped (as http_parser does).
-      in_head_ = lines_ == 0;
-      continue;
-    }
-    if (lines_ > 0 && (b == ' ' || b == '\t')) {
-      reason_ = "a header line starts with a space or tab (obs-fold, RFC 9112 section 5.2)";
-      return false;
-    }
-    line_start_ = false;
-  }
-  return true;
-}
-
 http_parser_settings LoopHttpConnection::Settings() {
   http_parser_settings s;
   http_parser_settings_init(&s);
@@ -214,8 +184,15 @@ size_t LoopHttpConnection::Execute(const char* data, size_t n) {
   static const http_parser_settings settings = Settings();
   // Every request's bytes start a call here (the parser pauses at each request's end); while it is paused,
   // the bytes are the next request's and are scanned when it resumes.
-  if (HTTP_PARSER_ERRNO(&parser_) != HPE_PAUSED && !fold_scanner_.Scan(data, n)) {
-    RejectAndClose(400, "bad_request", fold_scanner_.reason());
+  if (HTTP_PARSER_ERRNO(&parser_) != HPE_PAUSED && !framing_.Scan(data, n)) {
+    if (dispatched_) {
+      // A chunked body a handler is reading: it sees a read error and answers 400, as for what the parser
+      // itself refuses (below).
+      if (pipe_) pipe_->Fail();
+      broken_ = true;
+    } else {
+      RejectAndClose(400, "bad_request", framing_.reason());
+    }
     return n;
   }
   size_t k = http_parser_execute(&parser_, &settings, data, n);
@@ -367,7 +344,7 @@ int LoopHttpConnection::OnMessageComplete(http_parser* p) {
   // once the head is read, and acting on it then cut off the request's own body, which the parser still reads.)
   if (p->upgrade) c->keep_alive_ = false;
   http_parser_pause(p, 1);  // the next pipelined request is parsed after this one is answered
-  c->fold_scanner_.Rearm();
+  c->framing_.Rearm();
   return 0;
 }
 

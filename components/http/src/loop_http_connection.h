@@ -15,6 +15,7 @@
 #include "http_body_pipe.h"
 #include "http_outbox.h"
 #include "loop_http_exchange.h"
+#include "request_framing.h"
 #include "streamfleet/http/loop_http_server.h"
 #include "worker_pool.h"
 
@@ -34,25 +35,6 @@ struct LoopHttpContext {
   int64_t inflight = 0;                    // requests handed to a handler and not yet answered
   std::function<void(uint64_t)> on_closed;  // the connection's handle is closed: free it
   std::vector<char> read_buffer = std::vector<char>(64 * 1024);  // every socket read lands here first
-};
-
-// Finds, in a request head as its bytes arrive (whatever the read boundaries), what Debian's http_parser 2.9
-// (built without HTTP_PARSER_STRICT) accepts and a proxy in front of us may read differently (request
-// smuggling): obs-fold (a header line starting with a space or tab, RFC 9112 section 5.2), which the parser
-// silently joins to the header before it, and a bare CR (one not followed by LF), which it takes as a line end.
-class HeadFoldScanner {
- public:
-  void Rearm() { *this = {}; }  // the next byte starts a new request
-  // Scans up to the head's blank line (later bytes are body); false on a fold or a bare CR (see reason()).
-  bool Scan(const char* data, size_t n);
-  const char* reason() const { return reason_; }
-
- private:
-  bool in_head_ = true;
-  bool line_start_ = true;
-  bool after_cr_ = false;  // the last byte scanned was a CR: the next must be LF
-  int lines_ = 0;          // lines of the head ended so far (the request line is the first)
-  const char* reason_ = "";
 };
 
 class LoopHttpConnection {
@@ -139,7 +121,7 @@ class LoopHttpConnection {
   // per 60 s is about 4 KB/s, which any client that reads does. Measured on what leaves the process, so the
   // kernel's buffers count as taken: a trickling client is closed once they are full.
   static constexpr size_t kMinAnswerProgressBytes = 256 * 1024;
-  HeadFoldScanner fold_scanner_;
+  RequestFramingScanner framing_;
   std::string refusal_;  // why OnHeadersComplete refused a head http_parser took (answered 400)
   std::string unparsed_;  // received bytes not parsed yet (the next pipelined request)
   HttpRequestHead head_;
