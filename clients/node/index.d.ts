@@ -9,6 +9,10 @@ export const DEFAULT_UNIQUE_FOR_S: 3600;
 export const CANCEL_MARKER_TTL_MS: 2592000000;
 /** The standard schema's cancel script, the text of docs/task-protocol.md's ("Cancel"). */
 export const CANCEL_SCRIPT: string;
+/** The cluster schema's cancel record script (docs/task-protocol.md, "Cancel"), byte for byte the C++ one. */
+export const CANCEL_RECORD_SCRIPT: string;
+/** The SHA-1 of CANCEL_RECORD_SCRIPT, for EVALSHA. */
+export const CANCEL_RECORD_SCRIPT_SHA1: string;
 /** A unique task's enqueue on the standard schema, the text of docs/task-protocol.md's ("Enqueue"). */
 export const ENQUEUE_SCRIPT: string;
 /** The SHA-1 of ENQUEUE_SCRIPT, for EVALSHA. */
@@ -55,12 +59,14 @@ export interface EnqueueOptions {
   /** Run at this time (a Date or unix milliseconds; excludes delayMs). */
   runAt?: Date | number;
   /** A second enqueue with this key within uniqueForS enqueues nothing and returns the first task's id.
-   * 1 to 200 visible ASCII characters (as the task API takes). */
+   * 1 to 200 visible ASCII characters (as the task API takes), not starting with 'generation-' (the fleet's own). */
   uniqueKey?: string;
   /** Whole seconds from 1 to 2592000 (30 days, the task API's bound); default 3600. */
   uniqueForS?: number;
   /** Default: 20 random hex digits. 1 to 200 visible ASCII characters without '/', not ending in ':generation'
-   * (the task API's ids, so it can be read and cancelled through GET/DELETE /v1/tasks/{id}). */
+   * (the task API's ids, so it can be read and cancelled through GET/DELETE /v1/tasks/{id}), not starting with
+   * 'generation-' (the fleet's own). An id does not deduplicate: a second enqueue with it is a second task (use
+   * uniqueKey for that). */
   id?: string;
 }
 
@@ -128,6 +134,7 @@ export interface TaskClientOptions {
 }
 
 export class TaskClient {
+  /** Throws when redis has an ioredis keyPrefix (it is not applied to the key names in a command's arguments). */
   constructor(redis: Redis | Cluster, options?: TaskClientOptions);
   /** From REDIS_URL / REDIS_HOST..., REDIS_TLS*, REDIS_SENTINEL*, REDIS_CLUSTER, STREAMFLEET_STREAM_PREFIX,
    * STREAMFLEET_KEY_SCHEMA, TASK_QUEUE_SHARDS and TASK_RESULT_TTL, with the fleet's defaults (redisFromEnv). */

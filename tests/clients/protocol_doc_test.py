@@ -38,7 +38,8 @@ DOC = ROOT / "docs" / "task-protocol.md"
 
 
 def lua_blocks() -> List[str]:
-    """The document's ```lua blocks: "Enqueue"'s script (a unique task, standard schema), then "Cancel"'s."""
+    """The document's ```lua blocks: "Enqueue"'s script (a unique task, standard schema), then "Cancel"'s two
+    (the standard schema's cancel script, the cluster schema's record script)."""
     return re.findall(r"^```lua\n(.*?)^```", DOC.read_text(), re.S | re.M)
 
 
@@ -136,15 +137,18 @@ class ProtocolDocTest(unittest.TestCase):
                 self.check(example, "python")
 
     def test_the_scripts_are_the_ones_the_cpp_code_runs(self) -> None:
-        # "Enqueue"'s ```lua block is GuardedEnqueueScript (task_queue.cc), "Cancel"'s is CancelScript
-        # (task_control.cc): the C++ code must run the document's text (the clients' own tests compare theirs
-        # with the document too).
+        # "Enqueue"'s ```lua block is GuardedEnqueueScript (task_queue.cc), "Cancel"'s are CancelScript and
+        # CancelRecordScript (task_control.cc): the C++ code must run the document's text (the clients' own tests
+        # compare theirs with the document too).
         blocks = lua_blocks()
-        self.assertEqual(len(blocks), 2)
+        self.assertEqual(len(blocks), 3)
         # The enqueue script's EVALSHA names it by SHA-1: the C++ text must be the document's byte for byte (the
         # cancel script's may start with a newline; producers send their own copy of it with EVAL).
         self.assertEqual(cpp_script("task_queue.cc", "GuardedEnqueueScript"), blocks[0])
         self.assertEqual(cpp_script("task_control.cc", "CancelScript").removeprefix("\n"), blocks[1])
+        # The record script goes by SHA-1 too (the clients' EVALSHA, the workers' own for a task they skip): the
+        # C++ text is the block after one newline, as the document says and the clients send it.
+        self.assertEqual(cpp_script("task_control.cc", "CancelRecordScript"), "\n" + blocks[2])
 
     def test_the_unique_examples_run_the_script(self) -> None:
         # The unique examples must go through the script (a matcher that skipped them would pass anything).

@@ -15,7 +15,8 @@
 // Cancel is the C++ CancelTask (components/taskqueue task_control.cc): a task whose record says pending, scheduled or
 // retry_scheduled gets a cancel marker (workers ack a marked task without running it when they read it) and the
 // state "cancelled"; standard schema in one script (CANCEL_SCRIPT, the text of the document's), cluster schema as
-// HMGET, then the markers of every shard of the task's queue, then the record.
+// HMGET, then the markers of every shard of the task's queue, then the record by CANCEL_RECORD_SCRIPT, which checks
+// the state again as it writes it (the markers are taken back when the task started meanwhile).
 const crypto = require('crypto');
 const { ReplyError } = require('ioredis');
 const { TaskKeys, newTaskId, validQueueName } = require('./keys');
@@ -28,6 +29,10 @@ const UNIQUE_CLAIM_TRIES = 3;       // cluster schema: SET NX tries when the key
 const MAX_STATUS_TTL_S = 2 ** 31;   // fromEnv's bound for TASK_RESULT_TTL
 const MAX_UNIQUE_FOR_S = 30 * 24 * 3600; // the task API's bound (kMaxUniqueForS in ingest/task_api.cc)
 const MAX_TOKEN_LEN = 200;          // task ids and unique keys: the task API's ValidToken bound
+// Task ids and unique keys the fleet keeps for itself: generation.run of generation n is task "generation-<n>" with
+// unique key "generation-<n>" (components/chunks generation_start.cc). A caller's task there would take that id's
+// record, or hold the key so the generation's own task is never enqueued.
+const RESERVED_PREFIX = 'generation-';
 const CANCEL_MARKER_TTL_MS = 30 * 24 * 3600 * 1000; // kCancelMarkerTtlMs: a cancel drops markers older than this
 
 // docs/task-protocol.md, "Cancel": KEYS[1] the status record, KEYS[2] the cancel markers; ARGV id, now ms,
@@ -81,6 +86,21 @@ redis.call('SET', KEYS[1], guard, ARGV[1] == 'u' and 'EX' or 'PX', ARGV[3])
 return {1, guard}
 `;
 const ENQUEUE_SCRIPT_SHA1 = crypto.createHash('sha1').update(ENQUEUE_SCRIPT).digest('hex');
+
+// docs/task-protocol.md, "Cancel", cluster schema: the record alone, "cancelled" only if it still says the task waits
+// (the C++ CancelRecordScript, which workers also run). KEYS[1] the status record; ARGV now ms, TASK_RESULT_TTL.
+// [0] no record, [1, previous state] cancelled, [2, state] nothing changed. Sent by SHA-1, so the text is the C++ one
+// byte for byte, its leading newline included (test/keys.test.js compares it with the document's third ```lua
+// block, tests/clients/protocol_doc_test.py the block with the C++ text).
+const CANCEL_RECORD_SCRIPT = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {0} end
+if state ~= 'pending' and state ~= 'scheduled' and state ~= 'retry_scheduled' then return {2, state} end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at_ms', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {1, state}
+`;
+const CANCEL_RECORD_SCRIPT_SHA1 = crypto.createHash('sha1').update(CANCEL_RECORD_SCRIPT).digest('hex');
 
 // The states a cancel can still stop: the task has not started.
 const CANCELLABLE_STATES = ['pending', 'scheduled', 'retry_scheduled'];
@@ -163,6 +183,12 @@ function check(task) {
   if ((task.uniqueKey ?? '') !== '' && !validToken(task.uniqueKey)) {
     throw new Error(`uniqueKey ${JSON.stringify(task.uniqueKey)}: 1 to 200 visible ASCII characters`);
   }
+  for (const [what, value] of [['task id', task.id], ['uniqueKey', task.uniqueKey]]) {
+    if (typeof value === 'string' && value.startsWith(RESERVED_PREFIX)) {
+      throw new Error(`${what} ${JSON.stringify(value)}: ids and unique keys starting with "${RESERVED_PREFIX}" are ` +
+        "the fleet's own (its generation.run tasks)");
+    }
+  }
   // Whole seconds (Redis' SET ... EX refuses "1.5"), at most 30 days (the task API's bound): past what EX takes, the
   // script's final SET would fail after the add.
   const f = task.uniqueForS;
@@ -205,6 +231,15 @@ function commandsOf(w) {
 class TaskClient {
   // redis: an ioredis Redis (or Cluster). options: { keys: TaskKeys | {prefix, cluster, shards}, statusTtlS, clock }.
   constructor(redis, options = {}) {
+    // ioredis' keyPrefix goes in front of a command's keys (an EVAL's KEYS too) but not of key names passed as
+    // arguments (the enqueue script's stream and scheduled set): tasks would go to keys no worker reads, silently.
+    // The fleet's prefix is keys.prefix (STREAMFLEET_STREAM_PREFIX).
+    const keyPrefix = redis?.options?.keyPrefix || redis?.options?.redisOptions?.keyPrefix;
+    if (keyPrefix) {
+      throw new Error(`the ioredis client has keyPrefix "${keyPrefix}", which this client cannot use (ioredis ` +
+        'prefixes a command\'s keys but not the key names in its arguments, so tasks would go where no worker ' +
+        'reads): give it a Redis without keyPrefix, and the fleet\'s prefix as { keys: { prefix } }');
+    }
     this.redis = redis;
     this.keys = options.keys instanceof TaskKeys ? options.keys : new TaskKeys(options.keys || {});
     this.statusTtlS = options.statusTtlS ?? DEFAULT_STATUS_TTL_S;
@@ -420,23 +455,41 @@ class TaskClient {
   }
 
   // The record and the shards live on different masters: no script spans them. The markers first (a worker reading
-  // the task from then on skips it), then the record.
+  // the task from then on skips it), then the record, as the C++ CancelSharded (task_control.cc) does it.
   async #cancelSharded(id, now) {
     const key = this.keys.status(id);
     const [state, queue] = await this.redis.call('HMGET', key, 'state', 'queue');
     if (state === null || state === undefined) return { ...NOT_FOUND };
     if (!CANCELLABLE_STATES.includes(state)) return cancelResult(state);
     if (!validQueueName(queue)) throw new Error(`task ${id} has a record without a valid queue`);
-    await Promise.all(this.keys.queueShards(queue).map(async (stream) => {
+    const shards = this.keys.queueShards(queue);
+    await Promise.all(shards.map(async (stream) => {
       const markers = this.keys.cancelledOf(stream);
       await this.redis.call('ZREMRANGEBYSCORE', markers, '-inf', `(${now - CANCEL_MARKER_TTL_MS}`);
       await this.redis.call('ZADD', markers, String(now), id);
     }));
-    await Promise.all([ // one key: one connection, in this order
-      this.redis.call('HSET', key, 'state', 'cancelled', 'cancelled_at_ms', String(now)),
-      this.redis.call('EXPIRE', key, String(this.statusTtlS)),
-    ]);
-    return { outcome: 'cancelled', state };
+    // The record by a script that checks its state as it writes it: read above, then written, a task that started in
+    // between would end up "cancelled" while it ran or after it succeeded. A rejection here leaves the markers: the
+    // caller retries, and a retry meets them.
+    const args = ['1', key, String(now), String(this.statusTtlS)];
+    let reply;
+    try {
+      reply = await this.redis.call('EVALSHA', CANCEL_RECORD_SCRIPT_SHA1, ...args);
+    } catch (err) {
+      if (!String(err.message).startsWith('NOSCRIPT')) throw err;
+      reply = await this.redis.call('EVAL', CANCEL_RECORD_SCRIPT, ...args);
+    }
+    if (!Array.isArray(reply) || reply.length === 0) throw new Error('cancel record script: unexpected reply');
+    if (Number(reply[0]) === 1) return { outcome: 'cancelled', state };
+    const nowState = reply.length > 1 ? String(reply[1]) : '';
+    // Another cancel got there first (a double click, a client's retry): the markers are its too, so they stay.
+    // Otherwise the task started or the record is gone: taken back, or a retry of the task would be skipped. Best
+    // effort: a marker left behind is dropped by a later cancel's trim.
+    if (nowState !== 'cancelled') {
+      await Promise.allSettled(shards.map((stream) => this.redis.call('ZREM', this.keys.cancelledOf(stream), id)));
+    }
+    if (Number(reply[0]) === 0) return { ...NOT_FOUND };
+    return cancelResult(nowState);
   }
 
   // Workers stop taking tasks from `queue` (they wait in its stream) until resume.
@@ -460,6 +513,6 @@ class TaskClient {
 }
 
 module.exports = {
-  CANCEL_MARKER_TTL_MS, CANCEL_SCRIPT, DEFAULT_STATUS_TTL_S, DEFAULT_UNIQUE_FOR_S, ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1,
-  EnqueueManyError, TaskClient,
+  CANCEL_MARKER_TTL_MS, CANCEL_RECORD_SCRIPT, CANCEL_RECORD_SCRIPT_SHA1, CANCEL_SCRIPT, DEFAULT_STATUS_TTL_S,
+  DEFAULT_UNIQUE_FOR_S, ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1, EnqueueManyError, TaskClient,
 };

@@ -21,7 +21,12 @@ function int(env, name, def, low, high) {
 // STREAMFLEET_STREAM_PREFIX, STREAMFLEET_KEY_SCHEMA (cluster by default with REDIS_CLUSTER=true) and
 // TASK_QUEUE_SHARDS (4 by default with the cluster schema, else 1), as components/base config.cc reads them.
 function keysFromEnv(env) {
-  const prefix = env.STREAMFLEET_STREAM_PREFIX || 'streamfleet';
+  // Set but empty is an error, as for the fleet's processes and the Python client: falling back to the default
+  // would write keys the workers of a fleet with another prefix never read.
+  const prefix = env.STREAMFLEET_STREAM_PREFIX ?? 'streamfleet';
+  if (prefix === '') {
+    throw new Error('STREAMFLEET_STREAM_PREFIX is empty: give a prefix, or leave it unset for "streamfleet"');
+  }
   const redisCluster = bool(env, 'REDIS_CLUSTER');
   const schema = env.STREAMFLEET_KEY_SCHEMA || (redisCluster ? 'cluster' : 'standard');
   if (schema !== 'standard' && schema !== 'cluster') throw new Error(`STREAMFLEET_KEY_SCHEMA=${schema}: expected standard or cluster`);
@@ -75,6 +80,15 @@ function sentinelsFromEnv(env) {
   });
 }
 
+// The URL for an error message: whatever stands between the scheme and the last '@' (a user and password, however
+// malformed) replaced.
+function redactedUrl(url) {
+  const at = url.lastIndexOf('@');
+  if (at < 0) return url;
+  const sep = url.indexOf('://');
+  return `${sep >= 0 && sep < at ? url.slice(0, sep + 3) : ''}***@${url.slice(at + 1)}`;
+}
+
 // REDIS_URL (with REDIS_CLUSTER=true a seed list) or REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD,
 // REDIS_DB; TLS (tlsFromEnv) and Redis Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_MASTER,
 // REDIS_SENTINEL_USERNAME/PASSWORD: the master is asked of the sentinels, and a failover followed, by ioredis).
@@ -83,7 +97,15 @@ function redisFromEnv(env) {
   let options;
   let urlSaysTls = false;
   if (env.REDIS_URL) {
-    const u = new URL(env.REDIS_URL.split(',')[0]); // the first seed: a cluster client discovers the rest
+    let u;
+    try {
+      u = new URL(env.REDIS_URL.split(',')[0]); // the first seed: a cluster client discovers the rest
+    } catch {
+      // Node's ERR_INVALID_URL carries the whole URL in err.input, password included (one with '#', '/' or '?'
+      // in it, not percent-encoded, is what fails to parse): a new error, without the original as its cause.
+      throw new Error(`REDIS_URL ${redactedUrl(env.REDIS_URL)} is not redis(s)://[[user]:password@]host[:port][/db] ` +
+        "(percent-encode '#', '/', '?' and '@' in a password)");
+    }
     if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`REDIS_URL: ${u.protocol} is not redis: or rediss:`);
     urlSaysTls = u.protocol === 'rediss:';
     options = {
@@ -123,7 +145,9 @@ function redisFromEnv(env) {
 
 function clientFromEnv(TaskClient, env) {
   const statusTtlS = int(env, 'TASK_RESULT_TTL', 86400, 0, 2 ** 31);
-  return new TaskClient(redisFromEnv(env), { keys: keysFromEnv(env), statusTtlS });
+  // Before the connection: ioredis connects as it is made, and a refused variable after that would leave it open.
+  const keys = keysFromEnv(env);
+  return new TaskClient(redisFromEnv(env), { keys, statusTtlS });
 }
 
 module.exports = { clientFromEnv, keysFromEnv, redisFromEnv };

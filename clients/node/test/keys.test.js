@@ -6,8 +6,10 @@ const path = require('node:path');
 const protobuf = require('protobufjs');
 const fs = require('node:fs');
 const crypto = require('node:crypto');
+const Redis = require('ioredis');
 const {
-  CANCEL_SCRIPT, ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1, TaskClient, TaskKeys, crc16, keysFromEnv, validQueueName,
+  CANCEL_RECORD_SCRIPT, CANCEL_RECORD_SCRIPT_SHA1, CANCEL_SCRIPT, ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1, TaskClient,
+  TaskKeys, crc16, keysFromEnv, redisFromEnv, validQueueName,
 } = require('..');
 
 test('crc16 is the cluster checksum', () => {
@@ -72,6 +74,28 @@ test('configuration follows the fleet', () => {
   }
 });
 
+test('an empty STREAMFLEET_STREAM_PREFIX is refused, as by the fleet and the Python client', () => {
+  // Set but empty is a mistake (a templated value that came out empty): the default would write keys the workers
+  // of a fleet with another prefix never read.
+  assert.throws(() => keysFromEnv({ STREAMFLEET_STREAM_PREFIX: '' }), /STREAMFLEET_STREAM_PREFIX is empty/);
+  assert.throws(() => TaskClient.fromEnv({ STREAMFLEET_STREAM_PREFIX: '' }), /STREAMFLEET_STREAM_PREFIX is empty/);
+  assert.equal(keysFromEnv({ STREAMFLEET_STREAM_PREFIX: undefined }).prefix, 'streamfleet'); // unset: the default
+});
+
+test('the fleet\'s own generation ids and unique keys are refused before anything is sent', async () => {
+  // generation.run of generation n is task "generation-<n>" with unique key "generation-<n>": a caller's task there
+  // would take its record, or hold its key so the generation's own task is never enqueued.
+  const noRedis = new Proxy({}, {
+    get: (_, name) => { if (name === 'options') return undefined; throw new Error(`redis.${String(name)} used`); },
+  });
+  const client = new TaskClient(noRedis);
+  for (const reserved of ['generation-7', 'generation-', 'generation-x']) {
+    await assert.rejects(client.enqueue('noop', {}, { id: reserved }), /task id .*generation-.*the fleet's own/);
+    await assert.rejects(client.enqueueMany([{ type: 'noop', id: reserved }]), /task id .*generation-/);
+    await assert.rejects(client.enqueue('noop', {}, { uniqueKey: reserved }), /uniqueKey .*generation-.*fleet's own/);
+  }
+});
+
 test('lib/task_envelope.json is proto/streamfleet/v1/task.proto', () => {
   const proto = path.join(__dirname, '..', '..', '..', 'proto', 'streamfleet', 'v1', 'task.proto');
   const fresh = protobuf.loadSync(proto).toJSON();
@@ -80,17 +104,60 @@ test('lib/task_envelope.json is proto/streamfleet/v1/task.proto', () => {
 });
 
 test('the enqueue and cancel scripts are the document\'s', () => {
-  // docs/task-protocol.md has two ```lua blocks: "Enqueue"'s (a unique task, standard schema) and "Cancel"'s.
+  // docs/task-protocol.md has three ```lua blocks: "Enqueue"'s (a unique task, standard schema), "Cancel"'s and the
+  // cluster schema's cancel record script, which is sent by SHA-1 as the C++ text: that starts with a newline
+  // (tests/clients/protocol_doc_test.py).
   const doc = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'task-protocol.md'), 'utf8');
   const blocks = [...doc.matchAll(/^```lua\n([\s\S]*?)^```/gm)].map((m) => m[1]);
-  assert.equal(blocks.length, 2);
+  assert.equal(blocks.length, 3);
   assert.equal(ENQUEUE_SCRIPT, blocks[0]);
   assert.equal(ENQUEUE_SCRIPT_SHA1, crypto.createHash('sha1').update(blocks[0]).digest('hex'));
   assert.equal(CANCEL_SCRIPT, blocks[1]);
+  assert.equal(CANCEL_RECORD_SCRIPT, `\n${blocks[2]}`);
+  assert.equal(CANCEL_RECORD_SCRIPT_SHA1, crypto.createHash('sha1').update(`\n${blocks[2]}`).digest('hex'));
+});
+
+test('an ioredis keyPrefix is refused: it would send the tasks where no worker reads', () => {
+  // ioredis prefixes a command's keys, not the key names in its arguments (the enqueue script's stream and
+  // scheduled set): the status record and the unique key would be "app:streamfleet:...", the task elsewhere.
+  const clients = [
+    new Redis({ lazyConnect: true, keyPrefix: 'app:' }),
+    new Redis.Cluster([{ host: '127.0.0.1', port: 7000 }], { lazyConnect: true, keyPrefix: 'app:' }),
+    new Redis.Cluster([{ host: '127.0.0.1', port: 7000 }], { lazyConnect: true, redisOptions: { keyPrefix: 'app:' } }),
+  ];
+  for (const redis of clients) {
+    assert.throws(() => new TaskClient(redis), /keyPrefix "app:".*keys: \{ prefix \}/);
+    redis.disconnect();
+  }
+  const plain = new Redis({ lazyConnect: true });
+  assert.equal(new TaskClient(plain, { keys: { prefix: 'app' } }).keys.prefix, 'app');
+  plain.disconnect();
+});
+
+test('a REDIS_URL that does not parse is named without its password', () => {
+  // Node's ERR_INVALID_URL carries the whole URL in err.input: nothing of the password may reach the error, its
+  // properties or a cause (logs print them).
+  const cases = [['redis://:abc#def@h', 'redis://***@h'], ['rediss://u:abc/def@h:6380/0', 'rediss://***@h:6380/0']];
+  for (const [url, shown] of cases) {
+    let err = null;
+    try {
+      redisFromEnv({ REDIS_URL: url }).disconnect();
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof Error, url);
+    assert.ok(err.message.includes(shown), err.message);
+    assert.equal(err.cause, undefined);
+    const everything = JSON.stringify({ message: err.message, props: Object.fromEntries(Object.entries(err)) });
+    for (const secret of ['abc', 'def']) assert.ok(!everything.includes(secret), `${secret} in ${everything}`);
+  }
 });
 
 test('cancel without status records sends nothing', async () => {
-  const noRedis = new Proxy({}, { get: (_, name) => { throw new Error(`redis.${String(name)} used`); } });
+  // Its configuration may be read (the constructor's keyPrefix check); nothing may be sent.
+  const noRedis = new Proxy({}, {
+    get: (_, name) => { if (name === 'options') return undefined; throw new Error(`redis.${String(name)} used`); },
+  });
   assert.deepEqual(await new TaskClient(noRedis, { statusTtlS: 0 }).cancel('abc'), { outcome: 'not_found', state: '' });
   await assert.rejects(new TaskClient(noRedis).cancel(''), /empty task id/);
 });

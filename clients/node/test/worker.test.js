@@ -9,7 +9,8 @@ const assert = require('node:assert/strict');
 const { setTimeout: sleep } = require('node:timers/promises');
 const Redis = require('ioredis');
 const {
-  CANCEL_MARKER_TTL_MS, ENQUEUE_SCRIPT_SHA1, EnqueueManyError, TaskClient, TaskKeys, crc16, decodeEnvelope,
+  CANCEL_MARKER_TTL_MS, CANCEL_RECORD_SCRIPT_SHA1, ENQUEUE_SCRIPT_SHA1, EnqueueManyError, TaskClient, TaskKeys, crc16,
+  decodeEnvelope,
 } = require('..');
 
 const port = Number(process.env.STREAMFLEET_TEST_REDIS_PORT);
@@ -467,7 +468,10 @@ test('a unique task is one script, also on a server that does not have it yet', 
 });
 
 test('unknown options, a runAt in seconds and a run more than a year ahead are refused before anything is sent', async () => {
-  const noRedis = new Proxy({}, { get: (_, name) => { throw new Error(`redis.${String(name)} used`); } });
+  // Its configuration may be read (the constructor's keyPrefix check); nothing may be sent.
+  const noRedis = new Proxy({}, {
+    get: (_, name) => { if (name === 'options') return undefined; throw new Error(`redis.${String(name)} used`); },
+  });
   const client = new TaskClient(noRedis);
   // The task API's and Python's spellings: silently dropped, the task would run now, or twice.
   await assert.rejects(client.enqueue('noop', {}, { delay: 30 }), /unknown enqueue option "delay"/);
@@ -526,6 +530,66 @@ test('cluster keys default to the fleet\'s 4 shards: pause and cancel reach ever
   const res = await new TaskClient(redis, { keys: fleet }).enqueue('noop', {}, { queue: 'unread' });
   assert.deepEqual(await client.cancel(res.id), { outcome: 'cancelled', state: 'pending' });
   for (const s of fleet.queueShards('unread')) assert.notEqual(await redis.zscore(fleet.cancelledOf(s), res.id), null);
+});
+
+test('a cluster cancel checks the record again as it writes it: what happened since the HMGET decides', async (t) => {
+  // The cluster schema reads the record (HMGET), adds the markers, then writes the record: a worker can take the task
+  // in between, another cancel can get there first, the record can expire. The record is written by a script that
+  // checks the state again (docs/task-protocol.md, "Cancel"), as the C++ CancelSharded.
+  const redis = new Redis({ port });
+  t.after(() => redis.quit());
+  const keys = new TaskKeys({ prefix: 'sfc', cluster: true, shards: 4 });
+  // The real connection; once the cancel markers of every shard are in, race.change(id) runs, as a worker or another
+  // cancel would between the markers and the record.
+  const race = { change: null, marked: 0, changed: 0 };
+  const conn = new Proxy(redis, {
+    get(target, name) {
+      if (name !== 'call') return typeof target[name] === 'function' ? target[name].bind(target) : target[name];
+      return async (...args) => {
+        const reply = await redis.call(...args);
+        if (args[0] === 'ZADD' && String(args[1]).endsWith(':cancelled') && ++race.marked === keys.shards) {
+          race.changed++;
+          if (race.change) await race.change(args[3]);
+        }
+        return reply;
+      };
+    },
+  });
+  const client = new TaskClient(conn, { keys });
+  const producer = new TaskClient(redis, { keys });
+  const markers = (id) => Promise.all(keys.queueShards('unread').map((s) => redis.zscore(keys.cancelledOf(s), id)));
+  await redis.script('FLUSH'); // the record script through EVAL once, then EVALSHA
+  const cases = [
+    ['the task succeeded', (id) => redis.hset(keys.status(id), 'state', 'succeeded', 'result', '', 'finished_at_ms', 1),
+      { outcome: 'too_late', state: 'succeeded' }, 'succeeded'],
+    ['another cancel got there first', (id) => redis.hset(keys.status(id), 'state', 'cancelled', 'cancelled_at_ms', 1),
+      { outcome: 'already_cancelled', state: 'cancelled' }, 'cancelled'],
+    ['the record expired', (id) => redis.del(keys.status(id)), { outcome: 'not_found', state: '' }, null],
+  ];
+  for (const [what, change, answer, stateAfter] of cases) {
+    const { id } = await producer.enqueue('noop', {}, { queue: 'unread' });
+    Object.assign(race, { change, marked: 0, changed: 0 });
+    assert.deepEqual(await client.cancel(id), answer, what);
+    assert.equal(race.changed, 1, `${what}: the change came between the markers and the record`);
+    // The record script wrote nothing: the record says what the change left, no cancel time of this cancel's, and a
+    // record that is gone is not made again.
+    assert.equal(await redis.hget(keys.status(id), 'state'), stateAfter, what);
+    assert.ok([null, '1'].includes(await redis.hget(keys.status(id), 'cancelled_at_ms')), what);
+    if (answer.outcome === 'already_cancelled') {
+      // The markers are the other cancel's too: kept.
+      assert.ok((await markers(id)).every((m) => m !== null), what);
+    } else {
+      // Too late, or gone: taken back (a retry of the task would be skipped).
+      assert.deepEqual(await markers(id), Array(keys.shards).fill(null), what);
+    }
+  }
+  assert.deepEqual(await redis.script('EXISTS', CANCEL_RECORD_SCRIPT_SHA1), [1]);
+  // Nothing in between: cancelled, marked in every shard.
+  Object.assign(race, { change: null, marked: 0, changed: 0 });
+  const { id } = await producer.enqueue('noop', {}, { queue: 'unread' });
+  assert.deepEqual(await client.cancel(id), { outcome: 'cancelled', state: 'pending' });
+  assert.equal(await redis.hget(keys.status(id), 'state'), 'cancelled');
+  assert.ok((await markers(id)).every((m) => m !== null));
 });
 
 test('a cluster claim tries again when the holder runs out between the SET NX and the GET', async (t) => {

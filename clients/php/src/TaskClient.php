@@ -51,7 +51,8 @@ final class TaskClient implements TaskClientInterface
     {
         $baseUrl = rtrim($baseUrl, '/');
         if (!preg_match('#^https?://[^/?\#\s]+(/[^?\#\s]*)?$#i', $baseUrl)) {
-            throw new \InvalidArgumentException("baseUrl must be http(s)://host[:port][/prefix], got \"$baseUrl\"");
+            throw new \InvalidArgumentException('baseUrl must be http(s)://host[:port][/prefix], got "'
+                . self::redacted($baseUrl, true) . '"');
         }
         if ($token !== null && preg_match('/[^\x21-\x7e]/', $token)) {
             throw new \InvalidArgumentException('token must be visible ASCII characters');
@@ -253,6 +254,18 @@ final class TaskClient implements TaskClientInterface
     }
 
     /**
+     * The URL for an exception's message: a user and password in it (http://user:pass@host, which curl sends as
+     * Basic auth) replaced, so logs of the error do not carry them. A valid base URL's user info ends at the last
+     * '@' before the path; in one that is not valid ($malformed) a password may hold '/', '?' or '#', so
+     * everything up to the last '@' goes.
+     */
+    private static function redacted(string $url, bool $malformed = false): string
+    {
+        $pattern = $malformed ? '#^([a-z][a-z0-9+.-]*://)?.*@#is' : '#^([a-z][a-z0-9+.-]*://)[^/?\#]*@#i';
+        return preg_replace($pattern, '$1***@', $url) ?? '(not shown)';
+    }
+
+    /**
      * Sends one request and returns [HTTP status, decoded JSON object]. Answers other than 2xx throw, except
      * those whose status and error code are in $passThrough (status => code), which are returned: a 404 from a
      * proxy in front of ingest is an error, not a missing task.
@@ -305,7 +318,7 @@ final class TaskClient implements TaskClientInterface
         if ($raw === false) {
             $errno = curl_errno($h);
             $code = $errno === CURLE_OPERATION_TIMEDOUT ? 'timeout' : 'connection_failed';
-            throw new ConnectionException(0, $code, curl_error($h) . " ($method $url)");
+            throw new ConnectionException(0, $code, curl_error($h) . " ($method " . self::redacted($url) . ')');
         }
         $status = (int) curl_getinfo($h, CURLINFO_RESPONSE_CODE);
         $decoded = null;

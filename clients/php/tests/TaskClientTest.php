@@ -363,6 +363,21 @@ final class TaskClientTest extends TestCase
         $this->assertSame('timeout', $e->errorCode);
     }
 
+    public function testNoAnswerNamesTheUrlWithoutItsPassword(): void
+    {
+        // A base URL may carry user:password@ (curl sends it as Basic auth, for a proxy in front of ingest): the
+        // exception, which apps log, names the request without them.
+        $nobody = new TaskClient('http://app:s3cret-pw@127.0.0.1:1/prefix');
+        $e = self::expectThrown(ConnectionException::class, fn () => $nobody->enqueue('noop'));
+        $this->assertStringContainsString('POST http://***@127.0.0.1:1/prefix/v1/tasks', $e->getMessage());
+        foreach ([$e->getMessage(), $e->detail, (string) $e] as $text) {
+            $this->assertStringNotContainsString('s3cret-pw', $text);
+            $this->assertStringNotContainsString('app:', $text);
+        }
+        $bad = self::expectThrown(\InvalidArgumentException::class, fn () => new TaskClient('http://app:s3c#ret@h'));
+        $this->assertStringNotContainsString('s3c', $bad->getMessage());
+    }
+
     public function testWhatIsSentOnTheWire(): void
     {
         $from = self::fakeCount();

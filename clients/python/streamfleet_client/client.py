@@ -16,7 +16,9 @@ Same semantics as the C++ EnqueueTask / EnqueueTasks (components/taskqueue task_
 Cancel is the C++ CancelTask (components/taskqueue task_control.cc): a task whose record says pending,
 scheduled or retry_scheduled gets a cancel marker (workers ack a marked task without running it when they read
 it) and the state "cancelled"; standard schema in one script (CANCEL_SCRIPT, the text of the document's),
-cluster schema as HMGET, then the markers of every shard of the task's queue, then the record.
+cluster schema as HMGET, then the markers of every shard of the task's queue, then the record by
+CANCEL_RECORD_SCRIPT, which checks the state again as it writes it (the markers are taken back when the task
+started meanwhile).
 """
 from __future__ import annotations
 
@@ -44,6 +46,10 @@ DEFAULT_UNIQUE_FOR_S = 3600   # EnqueueOptions::unique_ttl_s
 MAX_STATUS_TTL_S = 1 << 31    # from_env's bound for TASK_RESULT_TTL
 MAX_UNIQUE_FOR_S = 30 * 24 * 3600  # the task API's bound (kMaxUniqueForS in ingest/task_api.cc)
 MAX_TOKEN_LEN = 200           # task ids and unique keys: the task API's ValidToken bound
+# Task ids and unique keys the fleet keeps for itself: generation.run of generation n is task "generation-<n>"
+# with unique key "generation-<n>" (components/chunks generation_start.cc). A caller's task there would take
+# that id's record, or hold the key so the generation's own task is never enqueued.
+RESERVED_PREFIX = "generation-"
 UNIQUE_CLAIM_TTL_S = 30       # cluster schema: a unique key's first TTL, before the task is in (kUniqueClaimTtlS)
 UNIQUE_CLAIM_TRIES = 3        # cluster schema: SET NX attempts when the key runs out between a refused SET NX and GET
 CANCEL_MARKER_TTL_MS = 30 * 24 * 3600 * 1000  # kCancelMarkerTtlMs: a cancel drops markers older than this
@@ -101,6 +107,21 @@ redis.call('SET', KEYS[1], guard, ARGV[1] == 'u' and 'EX' or 'PX', ARGV[3])
 return {1, guard}
 """
 ENQUEUE_SCRIPT_SHA1 = hashlib.sha1(ENQUEUE_SCRIPT.encode()).hexdigest()
+
+# docs/task-protocol.md, "Cancel", cluster schema: the record alone, "cancelled" only if it still says the task
+# waits (the C++ CancelRecordScript, which workers also run). KEYS[1] the status record; ARGV now ms,
+# TASK_RESULT_TTL. {0} no record, {1, previous state} cancelled, {2, state} nothing changed. Sent by SHA-1, so
+# the text is the C++ one byte for byte: its leading newline included (tests/test_keys_and_config.py compares it
+# with the document's third ```lua block, and tests/clients/protocol_doc_test.py the block with the C++ text).
+CANCEL_RECORD_SCRIPT = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {0} end
+if state ~= 'pending' and state ~= 'scheduled' and state ~= 'retry_scheduled' then return {2, state} end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at_ms', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {1, state}
+"""
+CANCEL_RECORD_SCRIPT_SHA1 = hashlib.sha1(CANCEL_RECORD_SCRIPT.encode()).hexdigest()
 
 # The states a cancel can still stop: the task has not started.
 CANCELLABLE_STATES = ("pending", "scheduled", "retry_scheduled")
@@ -235,6 +256,7 @@ def _cancel_result(state: str) -> CancelResult:
 
 
 def _text(value: Any) -> str:
+    """A reply as str: bytes from a redis client made with decode_responses=False, str already with True."""
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
@@ -307,6 +329,10 @@ def _check(task: Task) -> None:
                          "':generation'")
     if task.unique_key and not _valid_token(task.unique_key):
         raise ValueError(f"unique_key {task.unique_key!r}: 1 to 200 visible ASCII characters")
+    for what, value in (("task id", task.id), ("unique_key", task.unique_key)):
+        if value and value.startswith(RESERVED_PREFIX):
+            raise ValueError(f"{what} {value!r}: ids and unique keys starting with {RESERVED_PREFIX!r} are the "
+                             "fleet's own (its generation.run tasks)")
     if task.unique_key and not _whole(task.unique_for, 1, MAX_UNIQUE_FOR_S):
         # Above 30 days (the task API's bound) a huge value makes the script's final SET ... EX fail after the add.
         raise ValueError(f"unique_for must be a whole number of seconds from 1 to {MAX_UNIQUE_FOR_S} (30 days), "
@@ -316,8 +342,9 @@ def _check(task: Task) -> None:
 class TaskClient:
     """A producer of one fleet: its stream prefix, key schema and status TTL.
 
-    `redis` is a redis.Redis (or redis.cluster.RedisCluster) made with the default decode_responses=False:
-    envelopes are bytes. Not thread-safe beyond what the redis client is; one per thread is cheap.
+    `redis` is a redis.Redis (or redis.cluster.RedisCluster), with decode_responses False (the default) or True:
+    replies are read as bytes or str alike. Not thread-safe beyond what the redis client is; one per thread is
+    cheap.
     """
 
     def __init__(self, redis: Any, keys: Optional[TaskKeys] = None, status_ttl_s: int = DEFAULT_STATUS_TTL_S,
@@ -363,7 +390,7 @@ class TaskClient:
                     break
                 holder = self.redis.execute_command("GET", key)
                 if holder is not None:
-                    return EnqueueResult(holder.decode(), duplicate=True)
+                    return EnqueueResult(_text(holder), duplicate=True)
                 # The holder's key ran out (or was released) between the SET NX and the GET: claim it again rather
                 # than answer "duplicate" naming a task that was never enqueued.
             else:
@@ -412,7 +439,7 @@ class TaskClient:
         except redis_exceptions.NoScriptError:
             reply = self.redis.execute_command("EVAL", ENQUEUE_SCRIPT, len(keys), *keys, *args)
         if int(reply[0]) == 0:
-            return EnqueueResult(reply[1].decode(), duplicate=True)
+            return EnqueueResult(_text(reply[1]), duplicate=True)
         return w.result
 
     def enqueue_many(self, tasks: Iterable[Task]) -> List[EnqueueResult]:
@@ -508,7 +535,7 @@ class TaskClient:
             pairs = list(raw.items())
         else:
             pairs = list(zip(raw[0::2], raw[1::2]))
-        fields = {k.decode(): v.decode(errors="replace") for k, v in pairs}
+        fields = {_text(k): _text(v) for k, v in pairs}
         if not fields:
             return None
         return TaskStatus(fields.get("state", ""), fields)
@@ -538,7 +565,8 @@ class TaskClient:
 
     def _cancel_sharded(self, task_id: str, now: int) -> CancelResult:
         # The record and the shards live on different masters: no script spans them. The markers first (a
-        # worker reading the task from then on skips it), then the record.
+        # worker reading the task from then on skips it), then the record, as the C++ CancelSharded
+        # (task_control.cc) does it.
         key = self.keys.status(task_id)
         state_raw, queue_raw = self.redis.execute_command("HMGET", key, "state", "queue")
         if state_raw is None:
@@ -549,17 +577,40 @@ class TaskClient:
         queue = _text(queue_raw) if queue_raw is not None else ""
         if not valid_queue_name(queue):
             raise RuntimeError(f"task {task_id} has a record without a valid queue")
+        shards = self.keys.queue_shards(queue)
         pipe = self.redis.pipeline(transaction=False)
-        for stream in self.keys.queue_shards(queue):
+        for stream in shards:
             markers = self.keys.cancelled_of(stream)
             pipe.execute_command("ZREMRANGEBYSCORE", markers, "-inf", f"({now - CANCEL_MARKER_TTL_MS}")
             pipe.execute_command("ZADD", markers, str(now), task_id)
         pipe.execute()
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.execute_command("HSET", key, "state", "cancelled", "cancelled_at_ms", str(now))
-        pipe.execute_command("EXPIRE", key, str(self.status_ttl_s))
-        pipe.execute()
-        return CancelResult(CancelOutcome.CANCELLED, state)
+        # The record by a script that checks its state as it writes it: read above, then written, a task that
+        # started in between would end up "cancelled" while it ran or after it succeeded. An error here leaves
+        # the markers: the caller retries, and a retry meets them.
+        args = (1, key, str(now), str(self.status_ttl_s))
+        try:
+            reply = self.redis.execute_command("EVALSHA", CANCEL_RECORD_SCRIPT_SHA1, *args)
+        except redis_exceptions.NoScriptError:
+            reply = self.redis.execute_command("EVAL", CANCEL_RECORD_SCRIPT, *args)
+        if not isinstance(reply, list) or not reply:
+            raise RuntimeError(f"cancel record script: unexpected reply {reply!r}")
+        if int(reply[0]) == 1:
+            return CancelResult(CancelOutcome.CANCELLED, state)
+        now_state = _text(reply[1]) if len(reply) > 1 else ""
+        # Another cancel got there first (a double click, a client's retry): the markers are its too, so they
+        # stay. Otherwise the task started or the record is gone: taken back, or a retry of the task would be
+        # skipped. Best effort: a marker left behind is dropped by a later cancel's trim.
+        if now_state != "cancelled":
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for stream in shards:
+                    pipe.execute_command("ZREM", self.keys.cancelled_of(stream), task_id)
+                pipe.execute()
+            except redis_exceptions.RedisError:
+                pass
+        if int(reply[0]) == 0:
+            return CancelResult(CancelOutcome.NOT_FOUND)
+        return _cancel_result(now_state)
 
     # --- pause / resume --------------------------------------------------------------------------------
 
@@ -571,7 +622,7 @@ class TaskClient:
         self._set_paused(queue, False)
 
     def paused_queues(self) -> List[str]:
-        return sorted(m.decode() for m in self.redis.smembers(self.keys.paused()))
+        return sorted(_text(m) for m in self.redis.smembers(self.keys.paused()))
 
     def _set_paused(self, queue: str, paused: bool) -> None:
         # As SetQueuePaused (components/operations fleet_admin.cc): in cluster mode the shard flags, which the

@@ -83,6 +83,15 @@ def _sentinels(env: Dict[str, str]) -> List[Tuple[str, int]]:
     return out
 
 
+def _redacted(url: str) -> str:
+    """The URL for an error message: whatever stands between the scheme and the last '@' (a user and password,
+    however malformed) replaced."""
+    if "@" not in url:
+        return url
+    scheme, sep, _ = url.partition("://")
+    return (scheme + sep if sep else "") + "***@" + url.rpartition("@")[2]
+
+
 def redis_from_env(env: Dict[str, str]) -> Any:
     """REDIS_URL (redis:// or rediss://[[user]:password@]host[:port][/db]; with REDIS_CLUSTER=true a seed list)
     or REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB; TLS (REDIS_TLS, REDIS_TLS_CA/CERT/KEY,
@@ -97,10 +106,20 @@ def redis_from_env(env: Dict[str, str]) -> Any:
         if u.scheme not in ("redis", "rediss"):
             raise ValueError(f"REDIS_URL: {u.scheme}: is not redis: or rediss:")
         url_says_tls = u.scheme == "rediss"
-        host, port = u.hostname or "127.0.0.1", u.port or 6379
-        username = unquote(u.username) if u.username else None
-        password = unquote(u.password) if u.password else None
-        db = int(u.path.lstrip("/") or "0")
+        # urllib's own errors quote the part they could not read, which for a password with '#', '/' or '?' in
+        # it (not percent-encoded) is a piece of the password ("Port could not be cast to integer value as
+        # 'abc'"). Raised afresh outside the except block, so not even __context__ holds the original.
+        malformed = False
+        try:
+            host, port = u.hostname or "127.0.0.1", u.port or 6379
+            username = unquote(u.username) if u.username else None
+            password = unquote(u.password) if u.password else None
+            db = int(u.path.lstrip("/") or "0")
+        except ValueError:
+            malformed = True
+        if malformed:
+            raise ValueError(f"REDIS_URL {_redacted(url)} is not redis(s)://[[user]:password@]host[:port][/db] "
+                             "(percent-encode '#', '/', '?' and '@' in a password)")
     else:
         host, port = env.get("REDIS_HOST", "127.0.0.1"), int(env.get("REDIS_PORT", "6379"))
         username = env.get("REDIS_USERNAME") or None

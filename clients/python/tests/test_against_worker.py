@@ -13,12 +13,13 @@ import os
 import time
 import unittest
 from datetime import datetime, timedelta, timezone
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import redis
 
-from streamfleet_client import (ENQUEUE_SCRIPT_SHA1, CancelOutcome, CancelResult, EnqueueManyError, EnqueueResult, Task,
-                                TaskClient, TaskKeys, TaskStatus, crc16, task_pb2)
+from streamfleet_client import (CANCEL_RECORD_SCRIPT_SHA1, ENQUEUE_SCRIPT_SHA1, CancelOutcome, CancelResult,
+                                EnqueueManyError, EnqueueResult, Task, TaskClient, TaskKeys, TaskStatus, crc16,
+                                task_pb2)
 from streamfleet_client.client import CANCEL_MARKER_TTL_MS, wall_clock_ms
 from streamfleet_client.keys import new_task_id
 
@@ -310,6 +311,24 @@ class WorkerSuite:
             self.assertEqual(self.client.enqueue("noop", queue="unread", task_id=good, unique_key=good).id, good)
             self.assertEqual(self.state(good), "pending")
 
+    def test_the_fleets_own_generation_ids_and_keys_are_refused(self) -> None:
+        # generation.run of generation n is task "generation-<n>" with unique key "generation-<n>": a caller's task
+        # there would take its record, or hold its key so the generation's task is never enqueued.
+        before = len(self.queue_entries("unread"))
+        for reserved in ("generation-7", "generation-", "generation-x"):
+            with self.subTest(reserved):
+                with self.assertRaisesRegex(ValueError, "task id .*generation-"):
+                    self.client.enqueue("noop", queue="unread", task_id=reserved)
+                with self.assertRaisesRegex(ValueError, "task id .*generation-"):
+                    self.client.enqueue_many([Task("noop", queue="unread", id=reserved)])
+                with self.assertRaisesRegex(ValueError, "unique_key .*generation-"):
+                    self.client.enqueue("noop", queue="unread", unique_key=reserved)
+                self.assertEqual(self.r.exists(self.keys.status(reserved), self.keys.unique(reserved)), 0)
+        self.assertEqual(len(self.queue_entries("unread")), before)
+        # Only the prefix is the fleet's.
+        mine = f"my-generation-{time.time_ns()}"
+        self.assertEqual(self.client.enqueue("noop", queue="unread", task_id=mine, unique_key=mine).id, mine)
+
     def test_paused_queue_holds_tasks_until_resumed(self) -> None:
         self.client.pause("low")
         try:
@@ -473,6 +492,112 @@ class ClusterSchemaTest(WorkerSuite, unittest.TestCase):
                          [b"1"] * 4)
         self.client.resume("unread")
         self.assertEqual(sum(self.r.exists(self.keys.paused_flag_of(s)) for s in self.keys.queue_shards("unread")), 0)
+
+
+class ClusterCancelRaceTest(unittest.TestCase):
+    """The cluster schema's cancel reads the record (HMGET), adds the markers, then writes the record: a worker
+    can take the task in between, another cancel can get there first, the record can expire. The record is
+    written by a script that checks the state again (docs/task-protocol.md, "Cancel"), as the C++ CancelSharded."""
+
+    def setUp(self) -> None:
+        self.r = redis.Redis(port=redis_port())
+        self.addCleanup(self.r.close)
+        self.keys = TaskKeys("sfc", cluster=True, shards=4)
+
+    def test_what_happens_between_the_markers_and_the_record_decides_the_answer(self) -> None:
+        r, keys = self.r, self.keys
+        # What runs (on another connection) right after the pipeline that adds the cancel markers, as a worker or
+        # another cancel would between the two round trips; and how often it ran.
+        race: Dict[str, Any] = {"change": None, "changed": 0}
+
+        class Meanwhile(redis.Redis):
+            """A real connection whose pipelines run race["change"](task id) after adding cancel markers."""
+
+            def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+                pipe = super().pipeline(*args, **kwargs)
+                run = pipe.execute
+
+                def execute(*a: Any, **kw: Any) -> Any:
+                    marked = {c[0][3] for c in pipe.command_stack
+                              if c[0][0] == "ZADD" and c[0][1].endswith(":cancelled")}
+                    replies = run(*a, **kw)
+                    for task_id in marked:
+                        race["changed"] += 1
+                        if race["change"] is not None:
+                            race["change"](task_id)
+                    return replies
+
+                pipe.execute = execute  # type: ignore[method-assign]
+                return pipe
+
+        conn = Meanwhile(port=redis_port())
+        self.addCleanup(conn.close)
+        client = TaskClient(conn, keys)
+        r.script_flush()  # the record script through EVAL once, then EVALSHA
+
+        def succeeds(task_id: str) -> None:
+            r.hset(keys.status(task_id), mapping={"state": "succeeded", "result": "", "finished_at_ms": "1"})
+
+        def cancelled_by_another(task_id: str) -> None:
+            r.hset(keys.status(task_id), mapping={"state": "cancelled", "cancelled_at_ms": "1"})
+
+        def expires(task_id: str) -> None:
+            r.delete(keys.status(task_id))
+
+        cases = [(succeeds, CancelResult(CancelOutcome.TOO_LATE, "succeeded"), b"succeeded"),
+                 (cancelled_by_another, CancelResult(CancelOutcome.ALREADY_CANCELLED, "cancelled"), b"cancelled"),
+                 (expires, CancelResult(CancelOutcome.NOT_FOUND, ""), None)]
+        for change, answer, state_after in cases:
+            with self.subTest(change.__name__):
+                res = TaskClient(r, keys).enqueue("noop", queue="unread")
+                race.update(change=change, changed=0)
+                self.assertEqual(client.cancel(res.id), answer)
+                self.assertEqual(race["changed"], 1)  # the change came between the markers and the record
+                # The record script wrote nothing: the record says what the change left, no cancel time of this
+                # cancel's, and a record that is gone is not made again.
+                self.assertEqual(r.hget(keys.status(res.id), "state"), state_after)
+                self.assertIn(r.hget(keys.status(res.id), "cancelled_at_ms"), (None, b"1"))
+                markers = [r.zscore(keys.cancelled_of(s), res.id) for s in keys.queue_shards("unread")]
+                if change is cancelled_by_another:
+                    # The markers are the other cancel's too: kept.
+                    self.assertTrue(all(m is not None for m in markers), markers)
+                else:
+                    # Too late, or gone: taken back (a retry of the task would be skipped).
+                    self.assertEqual(markers, [None] * keys.shards)
+        self.assertEqual(r.script_exists(CANCEL_RECORD_SCRIPT_SHA1), [True])
+        # Nothing in between: cancelled, marked in every shard.
+        race.update(change=None, changed=0)
+        res = TaskClient(r, keys).enqueue("noop", queue="unread")
+        self.assertEqual(client.cancel(res.id), CancelResult(CancelOutcome.CANCELLED, "pending"))
+        self.assertEqual(race["changed"], 1)
+        self.assertEqual(r.hget(keys.status(res.id), "state"), b"cancelled")
+        self.assertTrue(all(r.zscore(keys.cancelled_of(s), res.id) is not None for s in keys.queue_shards("unread")))
+
+
+class DecodedRepliesTest(unittest.TestCase):
+    def test_a_redis_client_with_decode_responses_works_as_one_without(self) -> None:
+        # redis.Redis(decode_responses=True) answers str, not bytes: every reply the client reads (a duplicate's
+        # holder, from the script and from GET; the status record; the cancel replies; the paused queues).
+        r = redis.Redis(port=redis_port(), decode_responses=True)
+        self.addCleanup(r.close)
+        for keys in (TaskKeys("streamfleet"), TaskKeys("sfc", cluster=True, shards=4)):
+            with self.subTest(cluster=keys.cluster):
+                client = TaskClient(r, keys)
+                unique = f"decoded-{time.time_ns()}"
+                first = client.enqueue("noop", {"n": 1}, queue="unread", unique_key=unique)
+                again = client.enqueue("noop", {"n": 2}, queue="unread", unique_key=unique)
+                self.assertEqual((again.duplicate, again.id), (True, first.id))
+                status = client.status(first.id)
+                assert status is not None
+                self.assertEqual((status.state, status.fields["queue"]), ("pending", "unread"))
+                self.assertEqual(client.cancel(first.id), CancelResult(CancelOutcome.CANCELLED, "pending"))
+                self.assertEqual(client.cancel(first.id), CancelResult(CancelOutcome.ALREADY_CANCELLED, "cancelled"))
+                paused = f"decoded-{time.time_ns()}"
+                client.pause(paused)
+                try:
+                    self.assertIn(paused, client.paused_queues())
+                finally:
+                    client.resume(paused)
 
 
 class NoStatusRecordTest(unittest.TestCase):

@@ -11,9 +11,10 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from streamfleet_client import (CANCEL_SCRIPT, ENQUEUE_SCRIPT, ENQUEUE_SCRIPT_SHA1, CancelOutcome, CancelResult, TaskClient,
-                                TaskKeys, TaskStatus, crc16, valid_queue_name)
-from streamfleet_client.config import keys_from_env
+from streamfleet_client import (CANCEL_RECORD_SCRIPT, CANCEL_RECORD_SCRIPT_SHA1, CANCEL_SCRIPT, ENQUEUE_SCRIPT,
+                                ENQUEUE_SCRIPT_SHA1, CancelOutcome, CancelResult, TaskClient, TaskKeys, TaskStatus,
+                                crc16, valid_queue_name)
+from streamfleet_client.config import keys_from_env, redis_from_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -76,17 +77,37 @@ class ConfigTest(unittest.TestCase):
             with self.assertRaises(ValueError, msg=str(env)):
                 keys_from_env(env)
 
+    def test_a_redis_url_that_does_not_parse_is_named_without_its_password(self) -> None:
+        # urllib quotes what it could not read: for a password with '#' or '/' in it, a piece of the password
+        # ("Port could not be cast to integer value as 'abc'"). Nothing of it may reach the error, its arguments,
+        # its attributes or the exception it was raised from (logs print the chain).
+        for url, shown in (("redis://:abc#def@h", "redis://***@h"),
+                           ("redis://u:abc/def@h:6380/0", "redis://***@h:6380/0"),
+                           ("rediss://:abc?def@h", "rediss://***@h")):
+            with self.subTest(url), self.assertRaises(ValueError) as caught:
+                redis_from_env({"REDIS_URL": url})
+            e = caught.exception
+            self.assertIn(shown, str(e))
+            for where in (str(e), repr(e.args), repr(vars(e))):
+                self.assertNotIn("abc", where)
+                self.assertNotIn("def", where)
+            self.assertIsNone(e.__cause__)
+            self.assertIsNone(e.__context__)
+
 
 class CancelTest(unittest.TestCase):
     def test_the_script_is_the_documents(self) -> None:
-        # docs/task-protocol.md has two ```lua blocks: "Enqueue"'s (a unique task, standard schema) and
-        # "Cancel"'s (the standard schema's cancel script).
+        # docs/task-protocol.md has three ```lua blocks: "Enqueue"'s (a unique task, standard schema), "Cancel"'s
+        # (the standard schema's cancel script) and the cluster schema's cancel record script, which is sent by
+        # SHA-1 as the C++ text: that starts with a newline (tests/clients/protocol_doc_test.py).
         doc = (ROOT / "docs" / "task-protocol.md").read_text()
         blocks = re.findall(r"^```lua\n(.*?)^```", doc, re.S | re.M)
-        self.assertEqual(len(blocks), 2)
+        self.assertEqual(len(blocks), 3)
         self.assertEqual(ENQUEUE_SCRIPT, blocks[0])
         self.assertEqual(ENQUEUE_SCRIPT_SHA1, hashlib.sha1(blocks[0].encode()).hexdigest())
         self.assertEqual(CANCEL_SCRIPT, blocks[1])
+        self.assertEqual(CANCEL_RECORD_SCRIPT, "\n" + blocks[2])
+        self.assertEqual(CANCEL_RECORD_SCRIPT_SHA1, hashlib.sha1(("\n" + blocks[2]).encode()).hexdigest())
 
     def test_no_record_means_nothing_is_sent(self) -> None:
         class NoRedis:
