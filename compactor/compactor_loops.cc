@@ -9,7 +9,8 @@ StatusOr<std::unique_ptr<CompactorLoops>> CompactorLoops::Open(const Config& con
                                                                int loops) {
   if (loops <= 0) loops = config.compactor_loops;
   std::unique_ptr<CompactorLoops> out(new CompactorLoops());
-  out->redis_health_ = std::make_unique<DependencyHealth>(registry, Dependency::kRedis);
+  out->redis_health_ =
+      std::make_unique<DependencyHealth>(registry, Dependency::kRedis, &DependencyHealth::RedisUpGauge(registry));
   // The db_up gauge lives in the registry (every loop's CompactorMetrics finds the same one).
   out->db_health_ = std::make_unique<DependencyHealth>(registry, Dependency::kDatabase, &CompactorMetrics(registry).db_up);
   const CompactorHealth health{out->redis_health_.get(), out->db_health_.get()};

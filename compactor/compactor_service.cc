@@ -32,7 +32,9 @@ CompactorService::CompactorService(const Config& config, Clock& clock, SqlStore&
       options_(options),
       metrics_(registry),
       read_sizer_(1, options.read_count, options.read_chunks, options.read_bytes),
-      own_redis_health_(health.redis ? nullptr : std::make_unique<DependencyHealth>(registry, Dependency::kRedis)),
+      own_redis_health_(health.redis ? nullptr
+                                     : std::make_unique<DependencyHealth>(registry, Dependency::kRedis,
+                                                                          &DependencyHealth::RedisUpGauge(registry))),
       own_db_health_(health.db ? nullptr
                                : std::make_unique<DependencyHealth>(registry, Dependency::kDatabase, &metrics_.db_up)),
       redis_health_(health.redis ? *health.redis : *own_redis_health_),

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "streamfleet/observability/dependency_health.h"
+
 namespace streamfleet::ingest {
 
 void RequestMetrics::Record(const char* route, int status, double seconds) {
@@ -66,11 +68,7 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                            .Help("HTTP connections open, live streams included (capped by INGEST_MAX_CONNECTIONS)")
                            .Register(r)
                            .Add({})),
-      redis_up(prometheus::BuildGauge()
-                   .Name("streamfleet_redis_up")
-                   .Help("1 when the last Redis operation of this process succeeded")
-                   .Register(r)
-                   .Add({})),
+      redis_up(DependencyHealth::RedisUpGauge(r)),
       tasks_enqueued(prometheus::BuildCounter()
                          .Name("streamfleet_ingest_tasks_enqueued_total")
                          .Help("Tasks enqueued through the task API (POST /v1/tasks, /v1/tasks:batch)")

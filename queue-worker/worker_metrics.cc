@@ -32,7 +32,7 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
       scheduled(
           GaugeFamily(r, "streamfleet_worker_scheduled_tasks", "Delayed tasks and retries waiting in Redis").Add({})),
       stream_gauges(r),
-      redis_health(r, Dependency::kRedis),
+      redis_health(r, Dependency::kRedis, &DependencyHealth::RedisUpGauge(r)),
       timeouts(CounterFamily(r, "streamfleet_worker_task_timeouts_total",
                              "Task attempts that ran past their timeout (TASK_TIMEOUT, TASK_TIMEOUTS), by type")),
       lease_extensions(CounterFamily(r, "streamfleet_worker_lease_extensions_total",

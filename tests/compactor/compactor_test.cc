@@ -1477,13 +1477,17 @@ TEST_P(CompactorTest, RedisOutageIsCountedOnceAndReadinessFollows) {
   if (GetParam() != "sqlite") GTEST_SKIP() << "the Redis outage does not depend on the database backend";
   if (server_->cluster()) GTEST_SKIP() << "the cluster's outage is a failover: redis_cluster_test, fleet cluster test";
   auto& svc = AddService();
+  // streamfleet_redis_up, which the Redis-down alert watches: ingest's only, until the compactor had one too.
+  prometheus::Gauge& redis_up = DependencyHealth::RedisUpGauge(*registries_.back());
   std::atomic<bool> stop{false};
   std::thread loop([&] { svc.Run(stop); });
   auto wait_for = [&](bool ready) { return testing::WaitUntil([&] { return svc.Ready().ok() == ready; }); };
   ASSERT_TRUE(wait_for(true));
   EXPECT_EQ(svc.redis_health().outages(), 0);
+  EXPECT_EQ(redis_up.Value(), 1);
   server_->server()->Kill();
   EXPECT_TRUE(wait_for(false)) << "not ready while Redis is down";
+  EXPECT_EQ(redis_up.Value(), 0);
   // Letting time pass while Redis is down is the point: the loop fails read after read, and it is still one
   // outage. A loaded machine makes fewer failed reads in this time; the count must be 1 either way.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

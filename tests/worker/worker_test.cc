@@ -556,9 +556,13 @@ TEST_F(WorkerTest, RedisOutageIsCountedOnceAndReadinessFollows) {
   std::atomic<bool> stop{false};
   std::thread t([&] { w.Run(stop); });
   auto wait_for = [&](bool ready) { return testing::WaitUntil([&] { return w.Ready().ok() == ready; }); };
+  // streamfleet_redis_up, which the Redis-down alert watches: ingest's only, until the worker had one too.
+  prometheus::Gauge& redis_up = DependencyHealth::RedisUpGauge(registry_);
   EXPECT_TRUE(wait_for(true));
+  EXPECT_EQ(redis_up.Value(), 1);
   server_->Kill();
   EXPECT_TRUE(wait_for(false)) << "not ready while Redis is down";
+  EXPECT_EQ(redis_up.Value(), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // every slot keeps failing: still one outage
   server_->Start();
   EXPECT_TRUE(wait_for(true)) << "ready again once Redis is back";

@@ -21,6 +21,14 @@ DependencyHealth::DependencyHealth(prometheus::Registry& registry, Dependency de
       outages_(Outages(registry, dependency)),
       up_gauge_(up_gauge) {}
 
+prometheus::Gauge& DependencyHealth::RedisUpGauge(prometheus::Registry& registry) {
+  return prometheus::BuildGauge()
+      .Name("streamfleet_redis_up")
+      .Help("1 when the last Redis operation of this process succeeded")
+      .Register(registry)
+      .Add({});
+}
+
 void DependencyHealth::Report(const Status& s, const char* what) {
   // A rejected password (WRONGPASS/NOAUTH) makes the dependency as unusable as an outage, and it must be
   // logged with its reason: the calls after it only say "reconnect backing off".

@@ -21,6 +21,9 @@ class DependencyHealth {
   // Counts into streamfleet_redis_outages_total or streamfleet_db_outages_total. up_gauge, when given,
   // mirrors the state (1 up, 0 down): the process's existing *_up gauge, so alerts keep their names.
   DependencyHealth(prometheus::Registry& registry, Dependency dependency, prometheus::Gauge* up_gauge = nullptr);
+  // streamfleet_redis_up, the gauge each process's Redis health mirrors (one per registry): the alert on it
+  // covers every process that needs Redis, not only ingest.
+  static prometheus::Gauge& RedisUpGauge(prometheus::Registry& registry);
 
   // Ok: reachable. A retryable failure (unavailable, timeout): unreachable. Any other failure means the
   // dependency answered (a rejected script, a constraint), so the state is left as it is.
