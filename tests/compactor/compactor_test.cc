@@ -1473,6 +1473,51 @@ TEST_P(CompactorTest, ADatabaseOutageDoesNotLetOtherCompactorsClaimOrDeadLetterW
   EXPECT_EQ(redis_->Command({"XLEN", a.buffer().keys().ChunkDeadLetterStream()})->integer, 0);
 }
 
+// Redis full with maxmemory-policy noeviction (what docs/deploy.md recommends): every write that may grow
+// memory is refused with OOM, which is retryable. Marking a finalized generation compacted (and publishing its
+// event) was such a write, so a finalization committed its row and then retried for ever: the buffers that
+// finalizing lets go were never let go, and Redis stayed full. Those two writes are now allowed when full
+// (scripts flagged allow-oom): a few small fields and one trimmed event per generation.
+TEST_P(CompactorTest, AFullRedisStillLetsFinalizationsFinish) {
+  if (GetParam() != "sqlite") GTEST_SKIP() << "Redis memory does not depend on the database backend";
+  if (server_->cluster()) GTEST_SKIP() << "one server's maxmemory";
+  auto& svc = AddService();
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  const KeySchema& k = svc.buffer().keys();
+  GenerationId g{3, 0, 77};
+  std::vector<ChunkItem> items(2);
+  items[0].gen = items[1].gen = g;
+  items[0].seq = 0;
+  items[0].data = "[\"full\", ";
+  items[1].seq = 1;
+  items[1].data = "\"redis\"]";
+  items[1].final = true;
+  ASSERT_TRUE(redis_->Command({"SET", k.OwnerKey(g.gen), "3"}).ok());  // as ingest records it
+  auto applied = svc.buffer().Apply(*redis_, items);  // the buffer complete, its finalization queued
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  ASSERT_EQ(applied->finalize_queued, 1);
+  ASSERT_TRUE(redis_->Command({"CONFIG", "SET", "maxmemory-policy", "noeviction"}).ok());
+  ASSERT_TRUE(redis_->Command({"CONFIG", "SET", "maxmemory", "1"}).ok());  // full whatever it holds
+  auto refused = redis_->Command({"SET", "any", "write"});
+  EXPECT_FALSE(refused.ok()) << "Redis is full";
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { svc.Run(stop); });
+  const bool marked = testing::WaitUntil(
+      [&] {
+        auto st = redis_->Command({"HGET", k.ControlKey(g), "state"});
+        return st.ok() && st->str == "compacted";
+      },
+      5000);
+  stop = true;
+  loop.join();
+  ASSERT_TRUE(redis_->Command({"CONFIG", "SET", "maxmemory", "0"}).ok());
+  EXPECT_TRUE(marked) << "the finalization was retried for ever";
+  auto row = Row(77);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "[\"full\", \"redis\"]");
+  EXPECT_EQ(redis_->Command({"XLEN", k.EventsStream()})->integer, 1) << "its generation.compacted event";
+}
+
 TEST_P(CompactorTest, RedisOutageIsCountedOnceAndReadinessFollows) {
   if (GetParam() != "sqlite") GTEST_SKIP() << "the Redis outage does not depend on the database backend";
   if (server_->cluster()) GTEST_SKIP() << "the cluster's outage is a failover: redis_cluster_test, fleet cluster test";

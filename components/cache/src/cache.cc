@@ -35,6 +35,14 @@ const LuaScript& UnlockScript() {
   return s;
 }
 
+// An invalidation's marker (SET key token PX ttl), also when Redis is full (maxmemory with noeviction refuses a
+// plain SET): a compaction invalidates its generation's cached row after committing it, and a refused marker
+// made the compactor retry that finalization for ever while Redis stayed full. One small key with a TTL.
+const LuaScript& MarkerScript() {
+  static const LuaScript s("#!lua flags=allow-oom\nreturn redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])");
+  return s;
+}
+
 // "{key}:z": where a value is kept compressed (CacheOptions::compress_min_bytes).
 constexpr std::string_view kCompressedSuffix = ":z";
 std::string CompressedKey(const std::string& key) { return key + std::string(kCompressedSuffix); }
@@ -479,8 +487,9 @@ StatusOr<int64_t> Cache::InvalidateKeys(const std::vector<std::string>& given) {
   std::vector<std::vector<std::string>> markers, dels;
   markers.reserve(keys.size());
   dels.reserve(keys.size() * 2);
+  (*lease)->Register(MarkerScript());
   for (const auto& key : keys) {
-    markers.push_back({"SET", VerKey(key), NewToken(), "PX", std::to_string(MarkerTtlMs())});
+    markers.push_back(RedisClient::EvalArgv(MarkerScript(), {VerKey(key)}, {NewToken(), std::to_string(MarkerTtlMs())}));
     dels.push_back({"DEL", key});
     dels.push_back({"DEL", CompressedKey(key)});
   }

@@ -1,4 +1,8 @@
+#!lua flags=allow-oom
 -- MarkCompacted (components/chunks/src/chunk_scripts.cc documents its KEYS and ARGV).
+-- allow-oom: run even when Redis is full under maxmemory-policy noeviction. It writes a few small fields and
+-- lets a finalized generation's buffer go; refused, the row was committed and this retried for ever, and
+-- what finalizing frees stayed in Redis.
 -- The producer started over while the row was being written: the keys hold the next attempt, not what was
 -- compacted (its own finalization marks them).
 if (redis.call('HGET', KEYS[1], 'attempt') or '0') ~= ARGV[4] then return 0 end

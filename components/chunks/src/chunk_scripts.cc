@@ -66,6 +66,13 @@ const LuaScript& MarkCompacted() {
   return s;
 }
 
+// KEYS: 1 the events stream. ARGV: 1 its MAXLEN (approximate trim), 2 the event type, 3 the serialized Event.
+// Returns the entry id. Flagged allow-oom (the finalizer's event beside MarkCompacted).
+const LuaScript& PublishEvent() {
+  static const LuaScript s(std::string(lua::kPublishEvent));
+  return s;
+}
+
 // The producer side of a generation, checked and applied in one atomic call (ingest, the SSE relay, the
 // worker's provider stream).
 // KEYS: 1 ctl hash, 2 chunk stream, 3 ingest hash (KeySchema::IngestKey), 4 owner key (standalone only: on a

@@ -6,6 +6,7 @@
 
 #include "streamfleet/base/time.h"
 #include "streamfleet/chunks/assembly.h"
+#include "streamfleet/chunks/chunk_scripts.h"
 #include "streamfleet/base/codec.h"
 #include "streamfleet/base/hash_fields.h"
 #include "streamfleet/cache/generation_cache.h"
@@ -143,8 +144,8 @@ std::vector<std::string> Finalizer::EventCommand(const FinalizeRequest& req, con
   gc->set_compacted_by(consumer_);
   gc->set_compacted_at_ms(StreamIdMs(req.finalize_id));
   gc->set_attempt(out.attempt);
-  return {"XADD", buffer_.keys().EventsStream(), "MAXLEN", "~", buffer_.keys().EventsMaxlen(), "*", "type",
-          "generation.compacted", "e", ev.SerializeAsString()};
+  return RedisClient::EvalArgv(scripts::PublishEvent(), {buffer_.keys().EventsStream()},
+                               {buffer_.keys().EventsMaxlen(), "generation.compacted", ev.SerializeAsString()});
 }
 
 namespace {
@@ -174,14 +175,24 @@ Status Finalizer::ResolveOwners(RedisCommands& redis, const std::vector<Finalize
   // Whose generation is it? The first organization that used the id (ingest recorded it). An envelope
   // written by hand, with no owner record, claims the id here, before its row exists; a finalization with
   // nothing buffered (a manual compaction of an expired or unknown generation) only looks.
+  // Read first, claim only what has no record: a read is served when Redis is full (maxmemory, noeviction),
+  // a SET ... NX is refused even when the key exists, and ingest records every owner it sees.
   std::vector<std::vector<std::string>> cmds;
-  for (size_t i = 0; i < reqs.size(); ++i) {
-    const GenerationId& g = reqs[i].gen;
-    cmds.push_back(snaps[i].exists ? ClaimOwnerCommand(keys, g.org, g.gen, config_.owner_ttl_s)
-                                   : std::vector<std::string>{"GET", keys.OwnerKey(g.gen)});
-  }
+  for (size_t i = 0; i < reqs.size(); ++i) cmds.push_back({"GET", keys.OwnerKey(reqs[i].gen.gen)});
   auto owners = redis.Pipeline(cmds);
   if (!owners.ok()) return owners.status();
+  std::vector<size_t> unclaimed;
+  cmds.clear();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (!snaps[i].exists || !(*owners)[i].is_nil()) continue;
+    unclaimed.push_back(i);
+    cmds.push_back(ClaimOwnerCommand(keys, reqs[i].gen.org, reqs[i].gen.gen, config_.owner_ttl_s));
+  }
+  if (!cmds.empty()) {
+    auto claims = redis.Pipeline(cmds);
+    if (!claims.ok()) return claims.status();
+    for (size_t k = 0; k < unclaimed.size(); ++k) (*owners)[unclaimed[k]] = std::move((*claims)[k]);
+  }
   for (size_t i = 0; i < reqs.size(); ++i) {
     const GenerationId& g = reqs[i].gen;
     Status s = CheckClaimReply((*owners)[i], g.org, g.gen);
@@ -317,6 +328,7 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
     // the event. Consumers dedupe on (generation_id, compacted_at_ms). Not for a kept row: this
     // finalization changed nothing.
     if (res != UpsertResult::kKeptFullerRow && res != UpsertResult::kKeptLaterAttempt) {
+      redis.Register(scripts::PublishEvent());
       cmds.push_back(EventCommand(reqs[i], outs[i]));
     }
   }

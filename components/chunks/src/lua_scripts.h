@@ -10,5 +10,6 @@ extern const char kMarkCompacted[];
 extern const char kIngestAppend[];
 extern const char kResetGeneration[];
 extern const char kMarkFailed[];
+extern const char kPublishEvent[];
 
 }  // namespace streamfleet::lua

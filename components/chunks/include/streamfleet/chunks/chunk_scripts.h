@@ -14,6 +14,8 @@ const LuaScript& ApplyChunks();
 const LuaScript& SweepDeadlines();
 // After the row commit: mark compacted unless chunks arrived meanwhile; optionally shorten the TTLs.
 const LuaScript& MarkCompacted();
+// The finalizer's generation.compacted event, an XADD that runs when Redis is full (as MarkCompacted).
+const LuaScript& PublishEvent();
 // A producer that gave up before its attempt's first chunk: state "failed" unless one has appended since.
 const LuaScript& MarkFailed();
 // Ingest: bind scenario, count bytes against the per-generation limit, reserve seqs for the envelopes
