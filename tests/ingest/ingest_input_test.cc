@@ -144,6 +144,20 @@ TEST_F(IngestInputTest, ASecondFinishWithASmallerTotalIsRefused) {
   EXPECT_EQ(s[1].total_chunks(), 4);
 }
 
+// A finish below the seqs already handed out: the chunks past its total were assembled anyway, and each later
+// batch of the generation queued its finalization again (its first `total` bits stay set).
+TEST_F(IngestInputTest, AFinishBelowTheChunksAlreadyGivenSeqsIsRefused) {
+  StartIngest();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(Post("/v1/orgs/12/generations/7/chunks", R"({"data": "x"})").status, 202);
+  }
+  auto below = Post("/v1/orgs/12/generations/7/finish", R"({"total_chunks": 2})");
+  EXPECT_EQ(below.status, 409) << below.body;
+  EXPECT_EQ(Error(below), "total_conflict");
+  EXPECT_NE(below.body.find("3 chunks already given seqs"), std::string::npos) << below.body;
+  EXPECT_EQ(Post("/v1/orgs/12/generations/7/finish", R"({"total_chunks": 3})").status, 202);
+}
+
 TEST_F(IngestInputTest, IdempotencyKeyReplaysTheFirstAnswerForEveryBodyType) {
   StartIngest();
   const std::vector<std::string> key = {"Idempotency-Key: req-1"};

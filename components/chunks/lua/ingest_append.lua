@@ -68,6 +68,12 @@ for i = 1, parts > 0 and 0 or n do
     if t < finish_total then
       return redis.error_reply('SFCONFLICT total_conflict: total_chunks ' .. t .. ' is smaller than the ' .. finish_total .. ' of an earlier finish')
     end
+    -- Fewer than the seqs already handed out (and those this request takes before it): the chunks past the
+    -- total would be assembled anyway, and every later batch would queue the generation's finalization again.
+    local handed = tonumber(ctl[3] or '0') + need
+    if t < handed then
+      return redis.error_reply('SFCONFLICT total_conflict: total_chunks ' .. t .. ' is smaller than the ' .. handed .. ' chunks already given seqs')
+    end
     if t == finish_total then
       skip[i] = true
     else

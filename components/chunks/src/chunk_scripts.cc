@@ -92,7 +92,8 @@ const LuaScript& PublishEvent() {
 //                               retry: accepted, not appended again, not counted toward the byte limit);
 //   idempotency_key_reused      a chunk idempotency key already used for other data;
 //   total_conflict              a finish whose total is smaller than an earlier finish's (equal: a retry,
-//                               skipped; larger: the generation grew, appended);
+//                               skipped; larger: the generation grew, appended), or than the seqs already
+//                               handed out (next_seq, with those this request assigns before it);
 //   SFLIMIT                     the generation would exceed its byte limit (counting only new data), or the
 //                               seqs it assigns would reach GENERATION_MAX_CHUNKS.
 // A keyed chunk seen before is not appended again and answers with the seq it got then. The chunks appended go
