@@ -489,6 +489,12 @@ void CompactorService::RecordFinalized(const FinalizeRequest& req, const StreamE
     metrics_.finalized_manual.Increment();
   }
   if (!outcome.json_valid) metrics_.json_fallbacks.Increment();
+  if (outcome.malformed > 0) {
+    SF_LOG_WARN("finalize {}: {} buffered chunks did not decode (corrupt compressed data) and are left out of the "
+                "text (metadata.malformed_chunks)",
+                KeySchema::Member(req.gen), outcome.malformed);
+    metrics_.chunks_malformed.Increment(static_cast<double>(outcome.malformed));
+  }
   int64_t queued = StreamIdMs(e.id);
   if (queued > 0) metrics_.finalize_latency.Observe(std::max<double>(0, (WallClockMs() - queued) / 1000.0));
 }
@@ -567,7 +573,8 @@ bool CompactorService::StoreChunkRows(const std::vector<ChunkItem>& items, const
     for (; next < own.size() && (rows.empty() || bytes < options_.chunk_rows_bytes); ++next) {
       const ChunkItem& it = items[own[next]];
       // Rows hold the text (generation_chunks is read by SQL users and replays); a frame that does not
-      // decompress gets no row, and its buffer copy is counted malformed at finalize.
+      // decompress gets no row, and its buffer copy is counted malformed at finalize (chunks_malformed,
+      // metadata.malformed_chunks).
       auto text = ChunkItemText(it);
       if (!text.ok()) continue;
       bytes += static_cast<int64_t>(text->size());

@@ -32,6 +32,9 @@ CompactorMetrics::CompactorMetrics(prometheus::Registry& r)
     : chunks_applied(C(r, "streamfleet_compactor_chunks_applied_total", "Chunks appended to a buffer")),
       chunks_duplicate(C(r, "streamfleet_compactor_chunks_duplicate_total",
                          "Chunks already applied (redelivery or duplicate), changed nothing")),
+      chunks_malformed(C(r, "streamfleet_compactor_chunks_malformed_total",
+                         "Buffered chunks left out of a generation's text at finalize because they did not decode "
+                         "(corrupt compressed data)")),
       chunks_superseded(C(r, "streamfleet_compactor_chunks_superseded_total",
                           "Chunks of an attempt the producer has started over from since (a redelivery after a "
                           "reset), not applied")),

@@ -14,6 +14,7 @@ struct CompactorMetrics {
 
   prometheus::Counter& chunks_applied;
   prometheus::Counter& chunks_duplicate;
+  prometheus::Counter& chunks_malformed;
   prometheus::Counter& chunks_superseded;
   // Chunk data applied, as text and as stored in the buffer lists (CHUNK_COMPRESSION): their ratio is what
   // compression saves in Redis memory.

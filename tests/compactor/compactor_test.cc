@@ -1255,6 +1255,34 @@ TEST_P(CompactorTest, CompressedEntriesThatLieAboutTheirSizeAreDeadLettered) {
   EXPECT_EQ(redis_->Command({"LLEN", k.BufferKey(g)})->integer, 2);
 }
 
+// A buffered frame that does not decompress (written to the stream by hand, or damaged in Redis) is left out
+// of the text at finalize. It used to be left out silently: the row now says how many
+// (metadata.malformed_chunks), its seq is among the missing ones, and the compactor counts it.
+TEST_P(CompactorTest, ABufferedFrameThatDoesNotDecompressIsNamedInTheRow) {
+  auto& svc = AddService();
+  ASSERT_TRUE(svc.RunOnce(stop_).ok());
+  GenerationId g{1, 0, 63};
+  std::vector<ChunkItem> items(3);
+  for (int i = 0; i < 3; ++i) {
+    items[i].gen = g;
+    items[i].seq = i;
+  }
+  items[0].data = "[\"a\", ";
+  items[1].data = "not a zstd frame";  // taken as compressed: nothing checks frames on this path
+  items[1].compressed = true;
+  items[1].plain_bytes = 5;
+  items[2].data = "\"c\"]";
+  items[2].final = true;
+  ASSERT_TRUE(svc.buffer().Apply(*redis_, items).ok());
+  Pump(svc);
+  auto row = WaitForRow(63);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(Decoded(*row), "[\"a\", \"c\"]");
+  EXPECT_EQ(Meta(*row)["malformed_chunks"], 1);
+  EXPECT_EQ(Meta(*row)["missing_seqs"], nlohmann::json::array({1}));
+  EXPECT_EQ(CounterValue(svc.metrics().chunks_malformed), 1);
+}
+
 TEST_P(CompactorTest, TrimmingKeepsUnacknowledgedEntries) {
   // Long enough that the dead consumer's entries are not claimed while the test looks at them. No kept
   // window (the next test covers it): everything acknowledged may go.

@@ -46,6 +46,7 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
   out->json_valid = json.valid;
   out->chunk_count = a.chunk_count;
   out->missing = a.missing;
+  out->malformed = a.malformed_elements;
 
   *received = snap.MetaInt("received_chunks");
   int64_t received_bytes = snap.MetaInt("received_bytes");
@@ -97,6 +98,8 @@ GenerationWrite Finalizer::BuildWrite(const FinalizeRequest& req, const BufferSn
   // (expired; a rebuild from generation_chunks): the chunks decide then, as before.
   const bool attempt_known = !snap.control.empty();
   if (attempt_known && out->attempt > 0) md["attempt"] = out->attempt;
+  // Said, not only left out: the text lacks them, and nothing else records why.
+  if (a.malformed_elements > 0) md["malformed_chunks"] = a.malformed_elements;
   GenerationWrite w;
   if (attempt_known) w.attempt = out->attempt;
   w.id = req.gen.gen;

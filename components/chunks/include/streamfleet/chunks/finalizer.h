@@ -39,6 +39,9 @@ struct FinalizeOutcome {
   bool marked_compacted = false; // false when chunks arrived during finalization (a later one follows)
   bool json_valid = false;
   int64_t chunk_count = 0;
+  // Buffer elements that did not decode (a compressed frame that does not decompress): left out of the text,
+  // counted in the row's metadata.malformed_chunks (their seqs are among missing_seqs when the total is known).
+  int64_t malformed = 0;
   uint32_t attempt = 0;          // the control hash's attempt: which start of the text this is
   std::vector<int64_t> missing;
 };
