@@ -481,6 +481,10 @@ void CompactorService::RecordFinalized(const FinalizeRequest& req, const StreamE
     metrics_.finalize_replays.Increment();
     return;
   }
+  if (outcome.kept_row) {  // said in the finalizer's log line; neither a replay nor a finalization
+    metrics_.finalize_kept_rows.Increment();
+    return;
+  }
   if (req.reason == "idle_timeout") {
     metrics_.finalized_idle.Increment();
   } else if (req.reason == "complete") {

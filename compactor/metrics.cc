@@ -45,6 +45,9 @@ CompactorMetrics::CompactorMetrics(prometheus::Registry& r)
       finalized_manual(Finalized(r, "manual")),
       finalize_replays(C(r, "streamfleet_compactor_finalize_replays_total",
                          "Finalizations already committed (redelivered), changed nothing")),
+      finalize_kept_rows(C(r, "streamfleet_compactor_finalize_kept_rows_total",
+                           "Finalizations whose text the stored row outdid (it holds chunks this one lacks, or a "
+                           "later attempt), changed nothing")),
       finalize_superseded(C(r, "streamfleet_compactor_finalize_superseded_total",
                             "Finalizations queued before their generation was started over (ChunkWriter::Reset), "
                             "changed nothing: the next attempt's finalization writes the row")),

@@ -24,6 +24,7 @@ struct CompactorMetrics {
   prometheus::Counter& finalized_idle;
   prometheus::Counter& finalized_manual;
   prometheus::Counter& finalize_replays;
+  prometheus::Counter& finalize_kept_rows;
   prometheus::Counter& finalize_superseded;
   prometheus::Counter& json_fallbacks;
   prometheus::Counter& dead_lettered;

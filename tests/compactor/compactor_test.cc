@@ -278,10 +278,19 @@ TEST_P(CompactorTest, ABufferRecreatedByLateChunksDoesNotReplaceTheRowsText) {
   for (int s = 3; s < 6; ++s) Send(g, s, "<" + std::to_string(s) + ">");
   Finish(g, 6);
   Pump(svc);
+  // Seqs 0-2 are not in the re-created buffer: its finalization is the idle timeout's.
+  clock_.Advance(31'000);
+  ASSERT_TRUE(svc.SweepNow().ok());
+  Pump(svc);
   row = Row(71);
   ASSERT_TRUE(row.has_value());
   EXPECT_EQ(Decoded(*row), "<0><1><2>") << "the late chunks alone replaced the row";
   EXPECT_EQ(row->chunk_count, 3);
+  // Counted as a kept row, not as a redelivered finalization (it was not one) nor as a finalization.
+  EXPECT_EQ(CounterValue(svc.metrics().finalize_kept_rows), 1);
+  EXPECT_EQ(CounterValue(svc.metrics().finalized_idle), 0);
+  EXPECT_EQ(CounterValue(svc.metrics().finalize_replays), 0);
+  EXPECT_EQ(CounterValue(svc.metrics().finalized_complete), 1);
   EXPECT_EQ(Pending(k.FinalizeStreamOf(g)), 0) << "the late finalization is settled, not retried";
 }
 

@@ -316,7 +316,8 @@ StatusOr<std::vector<FinalizeOutcome>> Finalizer::FinalizeBatch(RedisCommands& r
       }
       continue;
     }
-    outs[i].replay = res != UpsertResult::kWritten;
+    outs[i].replay = res == UpsertResult::kAlreadyApplied;
+    outs[i].kept_row = res == UpsertResult::kKeptFullerRow || res == UpsertResult::kKeptLaterAttempt;
     if (res == UpsertResult::kKeptFullerRow) {
       SF_LOG_WARN("finalize {}: the buffer's {} chunks lack some of the row's (the buffer was deleted or expired "
                   "and late chunks re-created it); keeping the row",

@@ -36,6 +36,8 @@ struct FinalizeOutcome {
   // attempt's own finalization writes the row.
   bool superseded = false;
   bool replay = false;           // this finalize id was already committed
+  // The stored row outdid this text (it holds chunks this one lacks, or a later attempt): nothing changed.
+  bool kept_row = false;
   bool marked_compacted = false; // false when chunks arrived during finalization (a later one follows)
   bool json_valid = false;
   int64_t chunk_count = 0;
