@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "chunk_tail.h"
+#include "row_read_budget.h"
 #include "streamfleet/base/keys.h"
 #include "streamfleet/base/log.h"
 #include "streamfleet/base/time.h"
@@ -453,6 +454,7 @@ void LiveHub::Impl::Resync(int64_t now) {
       }
     }
   }
+  RowReadBudget row_reads;
   for (size_t i = 0; i < due.size(); ++i) {
     Watched& w = *due[i];
     w.dirty = true;
@@ -465,6 +467,10 @@ void LiveHub::Impl::Resync(int64_t now) {
     }
     auto [org, gen] = due_keys[i];
     bool need_row = (w.compacted && !w.have_info) || (!w.exists && !w.row_checked);
+    if (need_row && rows && !row_reads.Take(org)) {
+      w.next_resync_ms = now;  // this pass read its share of rows: the next pass, a tick later
+      continue;
+    }
     if (need_row && rows) {
       auto row = rows(org, gen, /*with_text=*/!w.exists);
       if (!row.ok()) {
