@@ -161,6 +161,7 @@ StatusOr<int> CompactorService::RunOnce(const std::atomic<bool>& stop) {
   if (history && entries.empty() && read_status.ok()) own_pending_recovered_ = true;
   if (history) {
     for (const auto& e : entries) recovered_up_to_[e.stream] = e.id;  // each stream's in id order
+    DeadLetterOverDelivered(entries);
   }
   int n = static_cast<int>(entries.size());
   // The batch's size in chunks, for the linger below: an entry of ingest holds a request's chunks, fields "e"
@@ -607,6 +608,54 @@ void CompactorService::RefuseForeignGeneration(const FinalizeRequest& req, const
                   std::string(kOwnedElsewhere) + ": generation " + std::to_string(req.gen.gen) +
                       " belongs to another organization than " + std::to_string(req.gen.org) + "; no row written",
                   1);
+}
+
+void CompactorService::DeadLetterOverDelivered(std::vector<StreamEntry>& entries) {
+  // This consumer's own pending entries, read again after a restart under the same name: the claim path's
+  // MAX_DELIVERIES rule applies to them too. An entry that kills the process (memory) was otherwise taken up
+  // again by each restart, a crash loop that only another compactor's claim, after VISIBILITY_TIMEOUT of an
+  // idle entry, could end (and a restarted pod re-reads it sooner). One XPENDING per stream read.
+  std::vector<std::string> streams;
+  std::map<std::string, std::pair<std::string, std::string>> range;  // stream -> first and last id read
+  for (const auto& e : entries) {
+    auto [it, fresh] = range.try_emplace(e.stream, e.id, e.id);
+    if (fresh) {
+      streams.push_back(e.stream);
+    } else {
+      it->second.second = e.id;
+    }
+  }
+  std::vector<std::vector<std::string>> cmds;
+  std::map<std::string, size_t> count;
+  for (const auto& e : entries) ++count[e.stream];
+  for (const auto& stream : streams) {
+    cmds.push_back({"XPENDING", stream, buffer_.keys().CompactorGroup(), range[stream].first, range[stream].second,
+                    std::to_string(count[stream]), config_.consumer_name});
+  }
+  auto replies = write_->Pipeline(cmds);
+  if (!replies.ok()) return;  // processed as read: the claim path still bounds them
+  std::map<std::string, int64_t> delivered;  // entry id (within its stream) -> times delivered
+  for (size_t i = 0; i < streams.size(); ++i) {
+    const RedisValue& v = (*replies)[i];
+    if (!v.is_array()) continue;
+    for (const RedisValue& p : v.elements) {
+      if (p.is_array() && p.elements.size() >= 4) delivered[streams[i] + " " + p.elements[0].str] = p.elements[3].integer;
+    }
+  }
+  std::vector<StreamEntry> kept;
+  kept.reserve(entries.size());
+  for (auto& e : entries) {
+    auto d = delivered.find(e.stream + " " + e.id);
+    if (d != delivered.end() && d->second > config_.max_deliveries) {
+      DeadLetterEntry(e,
+                      "delivered " + std::to_string(d->second) + " times (MAX_DELIVERIES " +
+                          std::to_string(config_.max_deliveries) + "), read again after a restart",
+                      d->second);
+    } else {
+      kept.push_back(std::move(e));
+    }
+  }
+  entries = std::move(kept);
 }
 
 void CompactorService::DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered) {

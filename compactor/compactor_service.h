@@ -122,6 +122,9 @@ class CompactorService {
   void Ack(const std::vector<StreamEntry>& entries);
   std::vector<std::vector<std::string>> TakeAckCommands();
   void RequeueAck(const std::vector<std::string>& xack);  // an XACK that was not sent: queue its ids again
+  // Dead-letters (and takes out of `entries`) this consumer's pending entries read again after a restart that
+  // were delivered more than MAX_DELIVERIES times.
+  void DeadLetterOverDelivered(std::vector<StreamEntry>& entries);
   void DeadLetterEntry(const StreamEntry& e, const std::string& reason, int64_t times_delivered);
   // The items of a batch whose DB chunk rows are written (GENERATION_CHUNK_STORAGE db|both): not those of
   // ids another organization owns, nor finish markers. Their indexes in `items`.

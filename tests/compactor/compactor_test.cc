@@ -1292,6 +1292,32 @@ TEST_P(CompactorTest, ABufferedFrameThatDoesNotDecompressIsNamedInTheRow) {
   EXPECT_EQ(CounterValue(svc.metrics().chunks_malformed), 1);
 }
 
+// An entry that kills the compactor (its memory, say) stays pending on the consumer that read it, and a
+// restart under the same name reads its own pending entries first: each restart took it up again, a crash
+// loop. Read again after a restart, an entry delivered more than MAX_DELIVERIES times is dead-lettered, as
+// the claim path does with another consumer's.
+TEST_P(CompactorTest, AnOwnPendingEntryDeliveredTooOftenIsDeadLetteredAfterARestart) {
+  KeySchema k = KeySchema::FromConfig(MakeConfig());
+  auto& first = AddService({{"CONSUMER_NAME", "pod-1"}});
+  ASSERT_TRUE(first.RunOnce(stop_).ok());  // the groups
+  GenerationId g{1, 0, 64};
+  Send(g, 0, "poison");
+  const std::string stream = k.ChunkStream(k.ShardOf(g));
+  auto read = redis_->Command({"XREADGROUP", "GROUP", "compactor", "pod-1", "COUNT", "10", "STREAMS", stream, ">"});
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  auto entries = ParseStreamReply(*read);
+  ASSERT_EQ(entries.size(), 1u);
+  // Its earlier deliveries, each ended by the process dying: the count a crash loop leaves.
+  ASSERT_TRUE(redis_->Command({"XCLAIM", stream, "compactor", "pod-1", "0", entries[0].id, "RETRYCOUNT", "9"}).ok());
+  auto& restarted = AddService({{"CONSUMER_NAME", "pod-1"}});  // the same name, as a StatefulSet pod's
+  Pump(restarted);
+  auto dead = ParseEntries(k.ChunkDeadLetterStream(), *redis_->Command({"XRANGE", k.ChunkDeadLetterStream(), "-", "+"}));
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_NE(dead[0].Field("reason")->find("read again after a restart"), std::string::npos) << *dead[0].Field("reason");
+  EXPECT_EQ(redis_->Command({"LLEN", k.BufferKey(g)})->integer, 0) << "not applied";
+  EXPECT_EQ(Pending(stream), 0) << "acknowledged";
+}
+
 TEST_P(CompactorTest, TrimmingKeepsUnacknowledgedEntries) {
   // Long enough that the dead consumer's entries are not claimed while the test looks at them. No kept
   // window (the next test covers it): everything acknowledged may go.
