@@ -122,6 +122,7 @@ IngestService::IngestService(const Config& config, prometheus::Registry& registr
       cache_(config.redis, CacheOptionsFromConfig(config), &registry),
       tasks_(config, *redis_, metrics_),
       live_(config, *redis_, store, registry),
+      answers_(config.ingest_max_queued_answer_bytes),
       org_workers_(config.ingest_org_max_workers) {}
 
 IngestService::~IngestService() { Stop(); }
@@ -176,6 +177,7 @@ Status IngestService::Ready() {
 
 void IngestService::SampleGauges() {
   metrics_.open_connections.Set(static_cast<double>(http_->open_connections()));
+  metrics_.queued_answer_bytes.Set(static_cast<double>(answers_.queued_bytes()));
   auto b = writer_.Backlog(*sampler_redis_);
   redis_health_.Report(b.status(), "sample backlog");
   if (b.ok()) {
@@ -786,8 +788,32 @@ void IngestService::HandleGeneration(HttpExchange& ex, Ctx& ctx) {
     return;
   }
   if (r->tier == CacheTier::kOrigin) db_health_.Report(Status::Ok(), "read generation");
+  auto charge = ChargeAnswer(ex, ctx.gen.org, r->value.size());
+  if (!charge) return;
+  ex.HoldUntilWritten(std::move(charge));
   // X-Cache says which tier answered (redis, filesystem, origin or stale): useful when debugging freshness.
   ex.RespondJson(200, r->value, {{"X-Cache", CacheTierName(r->tier)}});
+}
+
+std::shared_ptr<void> IngestService::ChargeAnswer(HttpExchange& ex, int64_t org, size_t bytes) {
+  AnswerBudget::Admission a = answers_.Admit(org, static_cast<int64_t>(bytes));
+  if (a.charge) return std::make_shared<AnswerBudget::Charge>(std::move(a.charge));
+  // Retry-After 5: the answers in the way leave at their clients' pace (a keep-alive timeout for one that
+  // reads nothing), not within a second.
+  if (a.refused == AnswerBudget::Refusal::kOrganization) {
+    Reject(ex, 429, "too_many_requests",
+           "organization " + std::to_string(org) + " already has answers of up to " +
+               std::to_string(answers_.org_max_bytes()) +
+               " bytes waiting for its clients to read them on this server (half of INGEST_MAX_QUEUED_ANSWER_BYTES)",
+           {{"Retry-After", "5"}});
+  } else {
+    Reject(ex, 503, "answer_budget_exhausted",
+           "this server holds answers of up to " + std::to_string(answers_.max_bytes()) +
+               " bytes that their clients have not read yet (INGEST_MAX_QUEUED_ANSWER_BYTES); retry shortly or on "
+               "another replica",
+           {{"Retry-After", "5"}});
+  }
+  return nullptr;
 }
 
 }  // namespace streamfleet::ingest

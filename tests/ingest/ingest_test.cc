@@ -21,6 +21,7 @@
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "support/queued_generations.h"
+#include "support/raw_http.h"
 #include "streamfleet/testing/chunk_envelope.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
@@ -593,6 +594,60 @@ TEST_F(IngestTest, GenerationEndpointServesTheRowThroughTheCacheAndReFinalizatio
   EXPECT_EQ(Get("/v1/orgs/12/generations/80").status, 503);
   std::remove(db.c_str());
   std::filesystem::remove_all(cache_dir);
+}
+
+// GET .../generations/{gen} answers a row as one write that stays in memory until the client's socket has
+// taken all of it, and nothing bounded what answers nobody reads held (200 connections of one organization
+// asking for a 64 MiB row: 12.8 GB). With INGEST_MAX_QUEUED_ANSWER_BYTES at 20 MiB and rows of 8 MiB (loopback's
+// socket buffers take about 4 MiB of one), clients that read nothing: an organization's second row is past its
+// half (429), a third organization's row past the whole (503); other requests are served meanwhile, and once
+// those clients close, the row is served again.
+TEST_F(IngestTest, AnswersClientsDoNotReadAreBoundedAndOtherRequestsServed) {
+  std::string db = testing::TempPath("sf-ingest-unread") + ".db";
+  auto store = SqlStore::Open("sqlite:" + db).value();
+  ASSERT_TRUE(store->Migrate().ok());
+  const std::string text(8 << 20, 'x');
+  for (int64_t org : {12, 13, 14}) {
+    GenerationWrite w;
+    w.id = 900 + org;
+    w.organization_id = org;
+    w.llm_response = "\"" + text + "\"";
+    w.chunk_count = 1;
+    w.compacted_at = "2026-12-01T00:00:00.000Z";
+    w.finalize_id = "unread-" + std::to_string(org);
+    ASSERT_TRUE(store->UpsertGeneration(w).ok());
+  }
+  StartIngest({{"INGEST_MAX_QUEUED_ANSWER_BYTES", std::to_string(20 << 20)}, {"IR_CACHE_TTL", "0"}}, store.get());
+  auto row = [](int64_t org) { return "/v1/orgs/" + std::to_string(org) + "/generations/" + std::to_string(900 + org); };
+  // Asks for the organization's row and reads the answer's head only: the rest waits in the server.
+  auto ask = [&](testing::RawConnection& c, int64_t org) {
+    EXPECT_TRUE(c.Send("GET " + row(org) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    return c.ReadUntil([](const std::string& got) { return got.find("\r\n\r\n") != std::string::npos; }, 10000);
+  };
+  auto first = std::make_unique<testing::RawConnection>(service_->port());
+  auto other = std::make_unique<testing::RawConnection>(service_->port());
+  testing::RawConnection second(service_->port()), third(service_->port());
+  ASSERT_EQ(testing::StatusOf(ask(*first, 12)), 200);
+  std::string refused = ask(second, 12);
+  EXPECT_EQ(testing::StatusOf(refused), 429) << refused.substr(0, 400);
+  EXPECT_NE(refused.find("Retry-After: 5"), std::string::npos) << refused.substr(0, 400);
+  ASSERT_EQ(testing::StatusOf(ask(*other, 13)), 200) << "another organization's row, within the whole";
+  std::string full = testing::RawExchange(service_->port(), "GET " + row(14) + " HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(testing::StatusOf(full), 503) << full.substr(0, 400);
+  EXPECT_NE(full.find("answer_budget_exhausted"), std::string::npos) << full.substr(0, 400);
+  EXPECT_NE(full.find("Retry-After: 5"), std::string::npos) << full.substr(0, 400);
+  EXPECT_EQ(Post("/v1/orgs/14/generations/55/chunks", R"({"data": "still served"})").status, 202);
+  EXPECT_EQ(Get("/v1/orgs/14/generations/55/progress").status, 200);
+
+  first.reset();  // the clients leave: what their answers held is released once the server sees them gone
+  other.reset();
+  HttpResponse again;
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    again = Get(row(14));
+    return again.status == 200;
+  }, 10000)) << again.status << " " << again.body.substr(0, 400);
+  EXPECT_GT(again.body.size(), text.size());
+  std::remove(db.c_str());
 }
 
 // Found by fuzz/fuzz_route: the 400 body quotes the bad id, and a percent-encoded byte that is not UTF-8

@@ -70,6 +70,8 @@ struct WriteReq {
   uv_write_t req;
   std::string data;
   bool close_after;
+  // Released with the request: when the write completes, fails, or is cancelled by the handle's close.
+  std::shared_ptr<void> hold;
 };
 
 }  // namespace
@@ -374,7 +376,7 @@ void LoopHttpConnection::Dispatch(std::shared_ptr<HttpBodyPipe> body, bool compl
   });
 }
 
-void LoopHttpConnection::OnResponse(std::string bytes) {
+void LoopHttpConnection::OnResponse(std::string bytes, std::shared_ptr<void> hold) {
   if (!dispatched_ || closing_) return;
   dispatched_ = false;
   bool close = broken_ || !keep_alive_ || !body_complete_ || ctx_.stopping;
@@ -388,7 +390,7 @@ void LoopHttpConnection::OnResponse(std::string bytes) {
     if (head_end != std::string::npos && !HasConnectionHeader(std::string_view(bytes).substr(0, head_end))) {
       bytes.insert(head_end + 2, "Connection: close\r\n");
     }
-    Write(std::move(bytes), true);
+    Write(std::move(bytes), true, std::move(hold));
     // The answer's own deadline (the request's may have passed while a long upload streamed), and what the
     // kernel did not take of it at once: CheckTimeout measures the client's reading from here.
     deadline_ms_ = uv_now(ctx_.loop) + static_cast<uint64_t>(ctx_.request_timeout_ms);
@@ -396,7 +398,7 @@ void LoopHttpConnection::OnResponse(std::string bytes) {
     UpdateReading();
     return;
   }
-  Write(std::move(bytes), false);
+  Write(std::move(bytes), false, std::move(hold));
   queued_at_deadline_ = uv_stream_get_write_queue_size(stream());
   pipe_.reset();
   pipe_full_ = false;
@@ -458,9 +460,9 @@ void LoopHttpConnection::OnResume() {
   UpdateReading();
 }
 
-void LoopHttpConnection::Write(std::string bytes, bool close_after) {
+void LoopHttpConnection::Write(std::string bytes, bool close_after, std::shared_ptr<void> hold) {
   if (closing_) return;
-  auto* w = new WriteReq{{}, std::move(bytes), close_after};
+  auto* w = new WriteReq{{}, std::move(bytes), close_after, std::move(hold)};
   w->req.data = this;
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   int r = uv_write(&w->req, stream(), &b, 1, [](uv_write_t* req, int status) {

@@ -49,7 +49,9 @@ class LoopHttpConnection {
   // Answers `status` with a JSON error (and `extra_headers`, each line ending in CRLF), then closes.
   void RejectAndClose(int status, const std::string& error, const std::string& detail,
                       const std::string& extra_headers = "");
-  void OnResponse(std::string bytes);    // the handler answered the current request
+  // The handler answered the current request; `hold` (HttpExchange::HoldUntilWritten) lives until the bytes
+  // are written or the connection closes.
+  void OnResponse(std::string bytes, std::shared_ptr<void> hold);
   void OnResume();                       // the body pipe drained: read again
   // A streamed answer (HttpExchange::StartStream): the socket goes to the stream loop (http_stream_loop.h)
   // as stream `id`, with the head to write first, as soon as everything written here has reached the socket;
@@ -85,7 +87,7 @@ class LoopHttpConnection {
   bool WriteBacklogged() const;
   static constexpr size_t kMaxQueuedWriteBytes = 256 * 1024;
   void Dispatch(std::shared_ptr<HttpBodyPipe> body, bool complete);
-  void Write(std::string bytes, bool close_after);
+  void Write(std::string bytes, bool close_after, std::shared_ptr<void> hold = nullptr);
   void HandOver();
   void UpdateReading();
   void Linger();

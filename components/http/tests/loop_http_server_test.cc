@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -185,6 +187,43 @@ TEST(LoopHttpServerTest, AClientThatDoesNotReadIsNotServedWithoutBound) {
   EXPECT_EQ(BodyOf(c.ReadResponse(5000)), "end");
   sender.join();
   EXPECT_EQ(handled.load(), n + 1);
+}
+
+// HttpExchange::HoldUntilWritten (what ingest charges an answer to its answer budget with) lives while the
+// answer waits for the client's socket: released once the socket took all of it, on a connection kept alive,
+// and when the client goes away without reading it.
+TEST(LoopHttpServerTest, AnAnswersHoldIsReleasedWhenWrittenOrGivenUp) {
+  const std::string big(8 << 20, 'h');  // more than loopback's socket buffers take
+  std::mutex mu;
+  std::weak_ptr<void> last;
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
+    auto hold = std::make_shared<int>(0);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      last = hold;
+    }
+    ex.HoldUntilWritten(std::move(hold));
+    ex.Respond(200, "text/plain", big);
+  }).value();
+  auto held = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !last.expired();
+  };
+  {
+    RawConnection reader(server->port());
+    ASSERT_TRUE(reader.Send(Get("/read")));
+    std::string answer = reader.ReadResponse(20000);
+    EXPECT_EQ(BodyOf(answer).size(), big.size());
+    EXPECT_TRUE(WaitUntil([&] { return !held(); })) << "the hold outlived the written answer";
+  }
+  {
+    RawConnection idle(server->port());
+    ASSERT_TRUE(idle.Send(Get("/unread")));
+    ASSERT_TRUE(WaitUntil(held)) << "the handler never answered";
+    std::this_thread::sleep_for(300ms);  // on purpose: nothing is read, so nothing may be released
+    EXPECT_TRUE(held()) << "released while most of the answer was still queued";
+  }
+  EXPECT_TRUE(WaitUntil([&] { return !held(); })) << "the hold outlived its connection";
 }
 
 TEST(LoopHttpServerTest, ManyKeepAliveConnectionsAtOnce) {
