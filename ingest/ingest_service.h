@@ -77,6 +77,8 @@ class IngestService {
   void HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse);
   struct Upload;
   bool ReadLines(HttpExchange& ex, Ctx& ctx, Upload& up);
+  // Reads and drops the rest of a body whose SSE stream ended ([DONE]); body_bytes: read so far.
+  void DrainBody(HttpExchange& ex, int64_t body_bytes, std::vector<char>& buffer);
   bool HandleLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line, int64_t line_offset);
   bool AddSseLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line);
   bool AddNdjsonLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line);

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -190,6 +190,65 @@ TEST_F(IngestTest, SseStreamIsRelayedWithAFinishMarker) {
   auto bad = Post("/v1/orgs/5/generations/7/chunks", "data: {broken\n\n", "text/event-stream");
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(Json(bad)["line"], 1);
+}
+
+// docs/API.md: anything after the first `data: [DONE]` is ignored. It was still read as lines, and a line
+// too long, a body past INGEST_MAX_BODY_BYTES or a read error after it answered 400/413 without writing the
+// FINISH (the generation then waited for its idle timeout, and a producer retrying without an
+// Idempotency-Key appended its stream again). The FINISH is written at [DONE], and the answer is 202 done:true
+// whatever follows.
+TEST_F(IngestTest, WhatFollowsSseDoneNeitherFailsTheStreamNorHoldsBackItsFinish) {
+  StartIngest({{"INGEST_MAX_CHUNK_BYTES", "100"}, {"INGEST_MAX_BODY_BYTES", "8192"}});
+  const std::string stream =
+      "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n"
+      "data: [DONE]\n\n";
+  auto entries_of = [&](int64_t gen) {
+    std::vector<v1::ChunkEnvelope> out;
+    for (auto& e : Stream()) {
+      if (e.generation_id() == gen) out.push_back(std::move(e));
+    }
+    return out;
+  };
+  // The two deltas, then the FINISH with their count.
+  auto finished = [&](int64_t gen) {
+    auto e = entries_of(gen);
+    return e.size() == 3 && e[2].kind() == v1::ChunkEnvelope::FINISH && e[2].total_chunks() == 2;
+  };
+  // A line longer than any chunk of the limit could need (100 * 6 + 4096 bytes), and a chunked body (a
+  // Content-Length past the limit is refused before it is read) that goes past the limit with more events.
+  auto expect_done = [&](int64_t gen, const HttpResponse& r) {
+    EXPECT_EQ(r.status, 202) << gen << ": " << r.body << r.error;
+    EXPECT_EQ(Json(r)["done"], true) << r.body;
+    EXPECT_EQ(Json(r)["accepted"], 2) << r.body;
+    EXPECT_TRUE(finished(gen)) << gen << ": " << entries_of(gen).size() << " entries";
+  };
+  expect_done(701, Post("/v1/orgs/5/generations/701/chunks", stream + std::string(6000, 'g'), "text/event-stream"));
+  HttpRequest chunked;
+  chunked.method = "POST";
+  chunked.url = Url("/v1/orgs/5/generations/702/chunks");
+  chunked.headers = {"Content-Type: text/event-stream"};
+  size_t sent = 0;
+  chunked.stream = [&](std::string* piece) {
+    if (sent >= 20000) return false;
+    *piece = sent == 0 ? stream : "data: {\"choices\":[{\"delta\":{\"content\":\"late\"}}]}\n\n";
+    sent += piece->size();
+    return true;
+  };
+  expect_done(702, testing::Send(chunked));
+
+  // The client's connection reset in the middle of a chunk after [DONE]: nobody gets the answer, but the
+  // FINISH is written all the same.
+  testing::RawConnection c(service_->port());
+  char size[16];
+  std::snprintf(size, sizeof(size), "%zx\r\n", stream.size());
+  ASSERT_TRUE(c.Send("POST /v1/orgs/5/generations/703/chunks HTTP/1.1\r\nHost: t\r\nContent-Type: text/event-stream\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n" + std::string(size) + stream + "\r\n"));
+  ASSERT_TRUE(testing::WaitUntil([&] { return entries_of(703).size() >= 2; })) << "the deltas never arrived";
+  ASSERT_TRUE(c.Send("400\r\ndata: half"));
+  c.Reset();
+  EXPECT_TRUE(testing::WaitUntil([&] { return finished(703); })) << entries_of(703).size() << " entries";
+  EXPECT_EQ(Post("/v1/orgs/5/generations/704/chunks", R"({"data": "still served"})").status, 202);
 }
 
 // INGEST_WAIT_REPLICAS: 202 only once a replica has the chunk; without one a 503 the client retries, and the

@@ -40,6 +40,14 @@ bool RawConnection::Send(std::string_view bytes) {
 
 void RawConnection::CloseWrite() { shutdown(fd_, SHUT_WR); }
 
+void RawConnection::Reset() {
+  if (fd_ < 0) return;
+  linger now{1, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+  close(fd_);
+  fd_ = -1;
+}
+
 std::string RawConnection::ReadUntilClosed(int timeout_ms) { return ReadUntil(nullptr, timeout_ms); }
 
 std::string RawConnection::ReadUntil(const std::function<bool(const std::string&)>& done, int timeout_ms) {
