@@ -48,6 +48,13 @@ void RawConnection::Reset() {
   fd_ = -1;
 }
 
+int RawConnection::LocalPort() const {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) return 0;
+  return ntohs(a.sin_port);
+}
+
 std::string RawConnection::ReadUntilClosed(int timeout_ms) { return ReadUntil(nullptr, timeout_ms); }
 
 std::string RawConnection::ReadUntil(const std::function<bool(const std::string&)>& done, int timeout_ms) {

@@ -154,6 +154,11 @@ void LoopHttpConnection::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) 
       c->UpdateReading();
     } else if (c->buffer_body_ && c->in_message_ && !c->lingering_) {
       c->AbandonBufferedBody();
+    } else if (n == UV_EOF && !c->lingering_ && !c->hand_over_ &&
+               uv_stream_get_write_queue_size(c->stream()) > 0) {
+      // Only the client's sending side is shut, and an answer is still going out: closing the handle now would
+      // cancel the rest of it. CheckTimeout bounds a client that does not read it.
+      c->CloseWhenWritten(/*unread_input=*/false);
     } else {
       c->Close();
     }
@@ -562,17 +567,21 @@ void LoopHttpConnection::OnStop() {
   // An answer still going out is finished first (closing the handle would cancel its writes); CheckTimeout
   // bounds how long a client that stopped reading holds the stop up.
   if (uv_stream_get_write_queue_size(stream()) > 0) {
-    // No request after it: one parsed now would run its handler and lose its answer with the connection. What
-    // the client sends meanwhile stays unread, so the close lingers (a close over unread bytes is a reset,
-    // which can take the end of the answer with it).
-    close_when_written_ = true;
-    broken_ = true;
-    keep_alive_ = false;
-    unread_input_ = true;
-    UpdateReading();
+    // What the client sends meanwhile stays unread, so the close lingers (a close over unread bytes is a
+    // reset, which can take the end of the answer with it).
+    CloseWhenWritten(/*unread_input=*/true);
     return;
   }
   Close();
+}
+
+void LoopHttpConnection::CloseWhenWritten(bool unread_input) {
+  // No request after it: one parsed now would run its handler and lose its answer with the connection.
+  close_when_written_ = true;
+  broken_ = true;
+  keep_alive_ = false;
+  unread_input_ = unread_input_ || unread_input;
+  UpdateReading();
 }
 
 void LoopHttpConnection::GiveUpWriting() {

@@ -91,6 +91,9 @@ class LoopHttpConnection {
   void HandOver();
   void UpdateReading();
   void Linger();
+  // Closes once the answers queued now are written (the server stops, or the client shut down its sending
+  // side), reading no further request; unread_input: the client may still send (the close then lingers).
+  void CloseWhenWritten(bool unread_input);
   // The client stopped (closed, or stalled past the timeout) in the middle of a body collected for the fast
   // handler: the worker handler gets the part that came, then a read error, and answers (400, or what a
   // streamed body's complete lines earned) as it would on a streamed body.
@@ -103,7 +106,7 @@ class LoopHttpConnection {
   http_parser parser_;
   bool reading_ = false;
   bool lingering_ = false;
-  bool close_when_written_ = false;  // the server stops: close once the queued answers are written
+  bool close_when_written_ = false;  // close once the queued answers are written (CloseWhenWritten)
   bool unread_input_ = false;  // closing with client bytes possibly unread: linger (see kLingerMs)
   bool closing_ = false;
   bool broken_ = false;         // no more requests on this connection (parse error, upgrade, EOF)
