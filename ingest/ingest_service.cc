@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -122,6 +123,7 @@ IngestService::IngestService(const Config& config, prometheus::Registry& registr
       cache_(config.redis, CacheOptionsFromConfig(config), &registry),
       tasks_(config, *redis_, metrics_),
       live_(config, *redis_, store, registry),
+      answers_(config.ingest_max_queued_answer_bytes),
       org_workers_(config.ingest_org_max_workers) {}
 
 IngestService::~IngestService() { Stop(); }
@@ -176,6 +178,7 @@ Status IngestService::Ready() {
 
 void IngestService::SampleGauges() {
   metrics_.open_connections.Set(static_cast<double>(http_->open_connections()));
+  metrics_.queued_answer_bytes.Set(static_cast<double>(answers_.queued_bytes()));
   auto b = writer_.Backlog(*sampler_redis_);
   redis_health_.Report(b.status(), "sample backlog");
   if (b.ok()) {
@@ -553,13 +556,13 @@ void IngestService::HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse) {
   up.source = sse ? "ingest-sse" : "ingest-ndjson";
   if (!ReadLines(ex, ctx, up)) return;
   if (!Write(ex, ctx, up.batch, up.source, &up.total)) return;
-  if (sse && up.done && !AppendStreamTotal(ex, ctx, up)) return;
   nlohmann::json j = {{"accepted", up.total.accepted}, {"last_seq", up.total.last_seq}};
   if (sse) j["done"] = up.done;
   ex.RespondJson(202, j.dump());
 }
 
 // Reads the body and hands each complete line to HandleLine. False when the request already got its answer.
+// After an SSE [DONE] the rest of the body is not read as lines (DrainBody).
 bool IngestService::ReadLines(HttpExchange& ex, Ctx& ctx, Upload& up) {
   const size_t max_line = static_cast<size_t>(config_.max_chunk_bytes) * 6 + 4096;  // JSON escaping headroom
   std::string pending;         // bytes of an incomplete line
@@ -576,17 +579,24 @@ bool IngestService::ReadLines(HttpExchange& ex, Ctx& ctx, Upload& up) {
       return false;
     }
     if (n == 0) break;
+    // The lines within INGEST_MAX_BODY_BYTES are handled before a read that crosses it is refused: a [DONE]
+    // among them ends the stream whatever follows it.
+    const auto within = static_cast<size_t>(std::min<int64_t>(n, config_.max_body_bytes - body_bytes));
     body_bytes += n;
-    if (body_bytes > config_.max_body_bytes) {
-      FailLine(ex, ctx, up, 413, "body_too_large",
-               "request body exceeds " + std::to_string(config_.max_body_bytes) + " bytes");
-      return false;
-    }
-    pending.append(buffer.data(), static_cast<size_t>(n));
+    pending.append(buffer.data(), within);
     size_t consumed = ForEachCompleteLine(pending, [&](std::string_view line) {
       return HandleLine(ex, ctx, up, line, pending_offset + static_cast<int64_t>(line.data() - pending.data()));
     });
     if (consumed == std::string_view::npos) return false;
+    if (up.done) {
+      DrainBody(ex, body_bytes, buffer);
+      return true;
+    }
+    if (within < static_cast<size_t>(n)) {
+      FailLine(ex, ctx, up, 413, "body_too_large",
+               "request body exceeds " + std::to_string(config_.max_body_bytes) + " bytes");
+      return false;
+    }
     pending.erase(0, consumed);
     pending_offset += static_cast<int64_t>(consumed);
     if (pending.size() > max_line) {
@@ -596,6 +606,20 @@ bool IngestService::ReadLines(HttpExchange& ex, Ctx& ctx, Upload& up) {
     }
   }
   return pending.empty() || HandleLine(ex, ctx, up, pending, pending_offset);
+}
+
+// The producer's stream ended with [DONE], whose FINISH is written: docs/API.md says anything after it is
+// ignored, so nothing after it may turn the finished stream's answer into an error (it was a 400 or 413
+// without the FINISH, and the generation waited for its idle timeout). The rest is read and dropped, up to
+// INGEST_MAX_BODY_BYTES, so a body that ends normally (the blank line after [DONE], the last chunk) leaves the
+// connection kept alive; a read error or a body past the limit only ends the draining, and the server closes
+// the connection after the answer (the body was not read to its end).
+void IngestService::DrainBody(HttpExchange& ex, int64_t body_bytes, std::vector<char>& buffer) {
+  while (body_bytes <= config_.max_body_bytes) {
+    int n = ex.Read(buffer.data(), buffer.size());
+    if (n <= 0) return;
+    body_bytes += n;
+  }
 }
 
 // Answers a bad line. Lines before it are durable already or flushed now; nothing from it on is applied.
@@ -639,9 +663,10 @@ bool IngestService::AddSseLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::stri
     return false;
   }
   if (l->kind == SseLine::Kind::kDone) {
+    // The FINISH at once, not at the body's end: nothing that follows [DONE] can keep it from being written.
     if (!Write(ex, ctx, up.batch, up.source, &up.total)) return false;
     up.done = true;
-    return true;
+    return AppendStreamTotal(ex, ctx, up);
   }
   if (l->kind == SseLine::Kind::kSkip) return true;
   if (static_cast<int64_t>(l->text.size()) > config_.max_chunk_bytes) {
@@ -786,8 +811,32 @@ void IngestService::HandleGeneration(HttpExchange& ex, Ctx& ctx) {
     return;
   }
   if (r->tier == CacheTier::kOrigin) db_health_.Report(Status::Ok(), "read generation");
+  auto charge = ChargeAnswer(ex, ctx.gen.org, r->value.size());
+  if (!charge) return;
+  ex.HoldUntilWritten(std::move(charge));
   // X-Cache says which tier answered (redis, filesystem, origin or stale): useful when debugging freshness.
   ex.RespondJson(200, r->value, {{"X-Cache", CacheTierName(r->tier)}});
+}
+
+std::shared_ptr<void> IngestService::ChargeAnswer(HttpExchange& ex, int64_t org, size_t bytes) {
+  AnswerBudget::Admission a = answers_.Admit(org, static_cast<int64_t>(bytes));
+  if (a.charge) return std::make_shared<AnswerBudget::Charge>(std::move(a.charge));
+  // Retry-After 5: the answers in the way leave at their clients' pace (a keep-alive timeout for one that
+  // reads nothing), not within a second.
+  if (a.refused == AnswerBudget::Refusal::kOrganization) {
+    Reject(ex, 429, "too_many_requests",
+           "organization " + std::to_string(org) + " already has answers of up to " +
+               std::to_string(answers_.org_max_bytes()) +
+               " bytes waiting for its clients to read them on this server (half of INGEST_MAX_QUEUED_ANSWER_BYTES)",
+           {{"Retry-After", "5"}});
+  } else {
+    Reject(ex, 503, "answer_budget_exhausted",
+           "this server holds answers of up to " + std::to_string(answers_.max_bytes()) +
+               " bytes that their clients have not read yet (INGEST_MAX_QUEUED_ANSWER_BYTES); retry shortly or on "
+               "another replica",
+           {{"Retry-After", "5"}});
+  }
+  return nullptr;
 }
 
 }  // namespace streamfleet::ingest

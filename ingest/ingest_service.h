@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "streamfleet/chunks/chunk_writer.h"
+#include "ingest/answer_budget.h"
 #include "ingest/live_routes.h"
 #include "ingest/metrics.h"
 #include "ingest/org_share.h"
@@ -76,6 +77,8 @@ class IngestService {
   void HandleStreamed(HttpExchange& ex, Ctx& ctx, bool sse);
   struct Upload;
   bool ReadLines(HttpExchange& ex, Ctx& ctx, Upload& up);
+  // Reads and drops the rest of a body whose SSE stream ended ([DONE]); body_bytes: read so far.
+  void DrainBody(HttpExchange& ex, int64_t body_bytes, std::vector<char>& buffer);
   bool HandleLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line, int64_t line_offset);
   bool AddSseLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line);
   bool AddNdjsonLine(HttpExchange& ex, Ctx& ctx, Upload& up, std::string_view line);
@@ -85,6 +88,9 @@ class IngestService {
   void HandleFinish(HttpExchange& ex, Ctx& ctx);
   void HandleProgress(HttpExchange& ex, Ctx& ctx);
   void HandleGeneration(HttpExchange& ex, Ctx& ctx);
+  // Charges an answer of `bytes` to the organization's share of INGEST_MAX_QUEUED_ANSWER_BYTES, to be held until
+  // it is written (HttpExchange::HoldUntilWritten); null when it answered 429/503 instead.
+  std::shared_ptr<void> ChargeAnswer(HttpExchange& ex, int64_t org, size_t bytes);
   // POST /v1/orgs/{org}/generations: validate, allocate the id, enqueue generation.run (Redis only).
   void HandleStart(HttpExchange& ex, Ctx& ctx);
   // Authorization for org; responds 401/403 and returns false when denied.
@@ -106,7 +112,7 @@ class IngestService {
   bool Written(HttpExchange& ex, const GenerationId& gen, const StatusOr<AppendResult>& r,
                const std::vector<PendingChunk>& batch,
                AppendResult* total);
-  // The sampler thread's round: the chunk-stream backlog (backpressure) and the open connections.
+  // The sampler thread's round: the chunk-stream backlog (backpressure), the open connections and the queued answers.
   void SampleGauges();
 
   const Config& config_;
@@ -125,6 +131,8 @@ class IngestService {
   Cache cache_;
   TaskApi tasks_;  // /v1/tasks: on redis_, declared after it
   LiveRoutes live_;  // .../stream and .../events: its own Redis connections, the owner check on redis_
+  // Before http_: the loop releases the charges of answers still being written when it stops.
+  AnswerBudget answers_;  // INGEST_MAX_QUEUED_ANSWER_BYTES
   std::unique_ptr<LoopHttpServer> http_;
   OrgShare org_workers_;  // INGEST_ORG_MAX_WORKERS
   std::atomic<int64_t> backlog_{0};

@@ -68,6 +68,12 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                            .Help("HTTP connections open, live streams included (capped by INGEST_MAX_CONNECTIONS)")
                            .Register(r)
                            .Add({})),
+      queued_answer_bytes(prometheus::BuildGauge()
+                              .Name("streamfleet_ingest_queued_answer_bytes")
+                              .Help("Bytes of generation rows answered and not yet taken by their clients' sockets "
+                                    "(capped by INGEST_MAX_QUEUED_ANSWER_BYTES)")
+                              .Register(r)
+                              .Add({})),
       redis_up(DependencyHealth::RedisUpGauge(r)),
       tasks_enqueued(prometheus::BuildCounter()
                          .Name("streamfleet_ingest_tasks_enqueued_total")

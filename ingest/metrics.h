@@ -23,6 +23,7 @@ struct IngestMetrics {
   prometheus::Histogram& redis_write_seconds;
   prometheus::Gauge& backlog;
   prometheus::Gauge& open_connections;  // the HTTP server's, requests' and live streams' (INGEST_MAX_CONNECTIONS)
+  prometheus::Gauge& queued_answer_bytes;  // AnswerBudget's total (INGEST_MAX_QUEUED_ANSWER_BYTES)
   prometheus::Gauge& redis_up;
   prometheus::Counter& tasks_enqueued;  // through the task API (task_api.h)
 };

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -21,6 +21,7 @@
 #include "support/http_client.h"
 #include "support/map_env.h"
 #include "support/queued_generations.h"
+#include "support/raw_http.h"
 #include "streamfleet/testing/chunk_envelope.h"
 #include "streamfleet/testing/redis_server.h"
 #include "support/redis_suite.h"
@@ -189,6 +190,65 @@ TEST_F(IngestTest, SseStreamIsRelayedWithAFinishMarker) {
   auto bad = Post("/v1/orgs/5/generations/7/chunks", "data: {broken\n\n", "text/event-stream");
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(Json(bad)["line"], 1);
+}
+
+// docs/API.md: anything after the first `data: [DONE]` is ignored. It was still read as lines, and a line
+// too long, a body past INGEST_MAX_BODY_BYTES or a read error after it answered 400/413 without writing the
+// FINISH (the generation then waited for its idle timeout, and a producer retrying without an
+// Idempotency-Key appended its stream again). The FINISH is written at [DONE], and the answer is 202 done:true
+// whatever follows.
+TEST_F(IngestTest, WhatFollowsSseDoneNeitherFailsTheStreamNorHoldsBackItsFinish) {
+  StartIngest({{"INGEST_MAX_CHUNK_BYTES", "100"}, {"INGEST_MAX_BODY_BYTES", "8192"}});
+  const std::string stream =
+      "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n"
+      "data: [DONE]\n\n";
+  auto entries_of = [&](int64_t gen) {
+    std::vector<v1::ChunkEnvelope> out;
+    for (auto& e : Stream()) {
+      if (e.generation_id() == gen) out.push_back(std::move(e));
+    }
+    return out;
+  };
+  // The two deltas, then the FINISH with their count.
+  auto finished = [&](int64_t gen) {
+    auto e = entries_of(gen);
+    return e.size() == 3 && e[2].kind() == v1::ChunkEnvelope::FINISH && e[2].total_chunks() == 2;
+  };
+  // A line longer than any chunk of the limit could need (100 * 6 + 4096 bytes), and a chunked body (a
+  // Content-Length past the limit is refused before it is read) that goes past the limit with more events.
+  auto expect_done = [&](int64_t gen, const HttpResponse& r) {
+    EXPECT_EQ(r.status, 202) << gen << ": " << r.body << r.error;
+    EXPECT_EQ(Json(r)["done"], true) << r.body;
+    EXPECT_EQ(Json(r)["accepted"], 2) << r.body;
+    EXPECT_TRUE(finished(gen)) << gen << ": " << entries_of(gen).size() << " entries";
+  };
+  expect_done(701, Post("/v1/orgs/5/generations/701/chunks", stream + std::string(6000, 'g'), "text/event-stream"));
+  HttpRequest chunked;
+  chunked.method = "POST";
+  chunked.url = Url("/v1/orgs/5/generations/702/chunks");
+  chunked.headers = {"Content-Type: text/event-stream"};
+  size_t sent = 0;
+  chunked.stream = [&](std::string* piece) {
+    if (sent >= 20000) return false;
+    *piece = sent == 0 ? stream : "data: {\"choices\":[{\"delta\":{\"content\":\"late\"}}]}\n\n";
+    sent += piece->size();
+    return true;
+  };
+  expect_done(702, testing::Send(chunked));
+
+  // The client's connection reset in the middle of a chunk after [DONE]: nobody gets the answer, but the
+  // FINISH is written all the same.
+  testing::RawConnection c(service_->port());
+  char size[16];
+  std::snprintf(size, sizeof(size), "%zx\r\n", stream.size());
+  ASSERT_TRUE(c.Send("POST /v1/orgs/5/generations/703/chunks HTTP/1.1\r\nHost: t\r\nContent-Type: text/event-stream\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n" + std::string(size) + stream + "\r\n"));
+  ASSERT_TRUE(testing::WaitUntil([&] { return entries_of(703).size() >= 2; })) << "the deltas never arrived";
+  ASSERT_TRUE(c.Send("400\r\ndata: half"));
+  c.Reset();
+  EXPECT_TRUE(testing::WaitUntil([&] { return finished(703); })) << entries_of(703).size() << " entries";
+  EXPECT_EQ(Post("/v1/orgs/5/generations/704/chunks", R"({"data": "still served"})").status, 202);
 }
 
 // INGEST_WAIT_REPLICAS: 202 only once a replica has the chunk; without one a 503 the client retries, and the
@@ -593,6 +653,60 @@ TEST_F(IngestTest, GenerationEndpointServesTheRowThroughTheCacheAndReFinalizatio
   EXPECT_EQ(Get("/v1/orgs/12/generations/80").status, 503);
   std::remove(db.c_str());
   std::filesystem::remove_all(cache_dir);
+}
+
+// GET .../generations/{gen} answers a row as one write that stays in memory until the client's socket has
+// taken all of it, and nothing bounded what answers nobody reads held (200 connections of one organization
+// asking for a 64 MiB row: 12.8 GB). With INGEST_MAX_QUEUED_ANSWER_BYTES at 20 MiB and rows of 8 MiB (loopback's
+// socket buffers take about 4 MiB of one), clients that read nothing: an organization's second row is past its
+// half (429), a third organization's row past the whole (503); other requests are served meanwhile, and once
+// those clients close, the row is served again.
+TEST_F(IngestTest, AnswersClientsDoNotReadAreBoundedAndOtherRequestsServed) {
+  std::string db = testing::TempPath("sf-ingest-unread") + ".db";
+  auto store = SqlStore::Open("sqlite:" + db).value();
+  ASSERT_TRUE(store->Migrate().ok());
+  const std::string text(8 << 20, 'x');
+  for (int64_t org : {12, 13, 14}) {
+    GenerationWrite w;
+    w.id = 900 + org;
+    w.organization_id = org;
+    w.llm_response = "\"" + text + "\"";
+    w.chunk_count = 1;
+    w.compacted_at = "2026-12-01T00:00:00.000Z";
+    w.finalize_id = "unread-" + std::to_string(org);
+    ASSERT_TRUE(store->UpsertGeneration(w).ok());
+  }
+  StartIngest({{"INGEST_MAX_QUEUED_ANSWER_BYTES", std::to_string(20 << 20)}, {"IR_CACHE_TTL", "0"}}, store.get());
+  auto row = [](int64_t org) { return "/v1/orgs/" + std::to_string(org) + "/generations/" + std::to_string(900 + org); };
+  // Asks for the organization's row and reads the answer's head only: the rest waits in the server.
+  auto ask = [&](testing::RawConnection& c, int64_t org) {
+    EXPECT_TRUE(c.Send("GET " + row(org) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    return c.ReadUntil([](const std::string& got) { return got.find("\r\n\r\n") != std::string::npos; }, 10000);
+  };
+  auto first = std::make_unique<testing::RawConnection>(service_->port());
+  auto other = std::make_unique<testing::RawConnection>(service_->port());
+  testing::RawConnection second(service_->port()), third(service_->port());
+  ASSERT_EQ(testing::StatusOf(ask(*first, 12)), 200);
+  std::string refused = ask(second, 12);
+  EXPECT_EQ(testing::StatusOf(refused), 429) << refused.substr(0, 400);
+  EXPECT_NE(refused.find("Retry-After: 5"), std::string::npos) << refused.substr(0, 400);
+  ASSERT_EQ(testing::StatusOf(ask(*other, 13)), 200) << "another organization's row, within the whole";
+  std::string full = testing::RawExchange(service_->port(), "GET " + row(14) + " HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(testing::StatusOf(full), 503) << full.substr(0, 400);
+  EXPECT_NE(full.find("answer_budget_exhausted"), std::string::npos) << full.substr(0, 400);
+  EXPECT_NE(full.find("Retry-After: 5"), std::string::npos) << full.substr(0, 400);
+  EXPECT_EQ(Post("/v1/orgs/14/generations/55/chunks", R"({"data": "still served"})").status, 202);
+  EXPECT_EQ(Get("/v1/orgs/14/generations/55/progress").status, 200);
+
+  first.reset();  // the clients leave: what their answers held is released once the server sees them gone
+  other.reset();
+  HttpResponse again;
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    again = Get(row(14));
+    return again.status == 200;
+  }, 10000)) << again.status << " " << again.body.substr(0, 400);
+  EXPECT_GT(again.body.size(), text.size());
+  std::remove(db.c_str());
 }
 
 // Found by fuzz/fuzz_route: the 400 body quotes the bad id, and a percent-encoded byte that is not UTF-8

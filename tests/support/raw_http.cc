@@ -40,6 +40,21 @@ bool RawConnection::Send(std::string_view bytes) {
 
 void RawConnection::CloseWrite() { shutdown(fd_, SHUT_WR); }
 
+void RawConnection::Reset() {
+  if (fd_ < 0) return;
+  linger now{1, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+  close(fd_);
+  fd_ = -1;
+}
+
+int RawConnection::LocalPort() const {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) return 0;
+  return ntohs(a.sin_port);
+}
+
 std::string RawConnection::ReadUntilClosed(int timeout_ms) { return ReadUntil(nullptr, timeout_ms); }
 
 std::string RawConnection::ReadUntil(const std::function<bool(const std::string&)>& done, int timeout_ms) {

@@ -18,6 +18,10 @@ class RawConnection {
   bool Send(std::string_view bytes);
   // Half-close: the server sees the end of the request stream but can still answer.
   void CloseWrite();
+  // Closes with a reset (SO_LINGER 0): the server's next read fails instead of seeing the stream end.
+  void Reset();
+  // The port of this end of the connection (what the server sees as its peer's).
+  int LocalPort() const;
   // Everything the peer sends until it closes the connection or timeout_ms passes.
   std::string ReadUntilClosed(int timeout_ms);
   // The same, but also stops as soon as done(what was read so far) is true: a stream that stays open (a live

@@ -80,6 +80,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"INGEST_THREADS", "64", "ingest HTTP worker threads (concurrent keep-alive connections)"},
       {"INGEST_ORG_MAX_WORKERS", "0", "most worker threads one organization's requests may hold at once (a streamed upload holds one while its body lasts); above it 429 too_many_requests; 0 = all but an eighth of INGEST_THREADS (at least one is kept for the other organizations)"},
       {"INGEST_MAX_CONNECTIONS", "16000", "most connections (requests' and live streams') one ingest process holds open; past it a new one is answered 503 too_many_connections (Retry-After: 1) and closed, so a flood of connections cannot take the descriptors and memory every other client needs; 0 = no cap. Ingest raises its soft file descriptor limit to the hard one at start and warns when that is below this"},
+      {"INGEST_MAX_QUEUED_ANSWER_BYTES", "268435456", "most bytes of generation rows (GET /v1/orgs/{org}/generations/{gen}) one ingest process holds for clients that have not read them yet (a row stays in memory until the socket has taken all of it); an answer past it is 503 answer_budget_exhausted, and past half of it for one organization 429 too_many_requests (both with Retry-After: 5), instead of being queued. An answer is always served when none is waiting, so a row larger than this is served one at a time. Keep it well below the process's memory limit"},
       {"INGEST_MAX_CHUNK_BYTES", "1048576", "largest chunk accepted (413 above)"},
       {"INGEST_MAX_BODY_BYTES", "16777216", "largest request body accepted (413 above)"},
       {"INGEST_MAX_GENERATION_BYTES", "67108864", "largest total size of one generation (413 above)"},
@@ -664,6 +665,7 @@ void LoadIngest(Reader& r, Config& c) {
   c.ingest_org_max_workers = org_workers > 0 ? static_cast<int>(std::min<int64_t>(org_workers, c.ingest_threads))
                                              : std::max(1, c.ingest_threads - std::max(1, c.ingest_threads / 8));
   c.ingest_max_connections = r.Int("INGEST_MAX_CONNECTIONS", 0, 10'000'000);
+  c.ingest_max_queued_answer_bytes = r.Int("INGEST_MAX_QUEUED_ANSWER_BYTES", 65536, int64_t{1} << 40);
   c.max_chunk_bytes = r.Int("INGEST_MAX_CHUNK_BYTES", 1, int64_t{1} << 30);
   c.max_body_bytes = r.Int("INGEST_MAX_BODY_BYTES", 1, int64_t{1} << 34);
   c.max_generation_bytes = r.Int("INGEST_MAX_GENERATION_BYTES", 1, int64_t{1} << 40);

@@ -223,6 +223,7 @@ TEST(ConfigTest, MalformedValuesNameTheVariable) {
       {"LIVE_ORG_MAX_STREAMS", "0"},  {"LIVE_ORG_MAX_STREAMS", "1e3"},
       {"INGEST_MAX_CONNECTIONS", "-1"}, {"INGEST_MAX_CONNECTIONS", "lots"}, {"INGEST_MAX_CONNECTIONS", "20000000"},
       {"LIVE_ORG_MAX_HELD_BYTES", "0"}, {"LIVE_ORG_MAX_HELD_BYTES", "1k"}, {"LIVE_ORG_MAX_HELD_BYTES", "-5"},
+      {"INGEST_MAX_QUEUED_ANSWER_BYTES", "0"}, {"INGEST_MAX_QUEUED_ANSWER_BYTES", "1G"},
   };
   for (const auto& [k, v] : bad) {
     auto c = LoadConfig(Env({{k, v}}), ":9100");
@@ -250,6 +251,7 @@ TEST(ConfigTest, AnOrganizationsShareOfWorkerThreadsIsResolvedAgainstTheirCount)
   EXPECT_EQ(live->live_org_max_streams, 7);
   EXPECT_EQ(LoadConfig(Env({}), ":9100")->live_org_max_streams, 5000);
   EXPECT_EQ(LoadConfig(Env({}), ":9100")->ingest_max_connections, 16000);
+  EXPECT_EQ(LoadConfig(Env({}), ":9100")->ingest_max_queued_answer_bytes, 256 << 20);
   EXPECT_EQ(LoadConfig(Env({{"INGEST_MAX_CONNECTIONS", "0"}}), ":9100")->ingest_max_connections, 0) << "no cap";
 }
 

@@ -100,7 +100,7 @@ void HttpExchange::Respond(int status, const std::string& content_type, const st
   head += "\r\n";
   // One write: headers and body in separate small segments would wait for the client's delayed ACK.
   if (method_ != "HEAD") head += body;
-  SendResponse(std::move(head));
+  SendResponse(std::move(head), std::move(answer_hold_));
 }
 
 std::shared_ptr<HttpStream> HttpExchange::StartStream(

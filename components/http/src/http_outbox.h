@@ -32,6 +32,9 @@ struct HttpOutMessage {
   std::shared_ptr<HttpStreamState> stream = {};  // every kind but kResponse and kResume
   uint64_t stream_id = 0;                         // kStreamHead
   int fd = -1;                                    // kAdopt
+  // kResponse: released once the bytes are written or given up (HttpExchange::HoldUntilWritten). A message
+  // dropped on the way (the connection is gone, the outbox closed) releases it with itself.
+  std::shared_ptr<void> hold = {};
 };
 
 class HttpOutbox : public std::enable_shared_from_this<HttpOutbox> {

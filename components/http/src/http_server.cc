@@ -26,7 +26,10 @@ class CivetExchange final : public HttpExchange {
   int Read(char* buf, size_t n) override;
 
  private:
-  void SendResponse(std::string bytes) override { mg_write(conn_, bytes.data(), bytes.size()); }
+  // Written before this returns: the hold goes with the exchange.
+  void SendResponse(std::string bytes, std::shared_ptr<void> /*hold*/) override {
+    mg_write(conn_, bytes.data(), bytes.size());
+  }
 
   mg_connection* conn_;
   int64_t content_length_ = -1;

@@ -70,6 +70,8 @@ struct WriteReq {
   uv_write_t req;
   std::string data;
   bool close_after;
+  // Released with the request: when the write completes, fails, or is cancelled by the handle's close.
+  std::shared_ptr<void> hold;
 };
 
 }  // namespace
@@ -152,6 +154,11 @@ void LoopHttpConnection::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) 
       c->UpdateReading();
     } else if (c->buffer_body_ && c->in_message_ && !c->lingering_) {
       c->AbandonBufferedBody();
+    } else if (n == UV_EOF && !c->lingering_ && !c->hand_over_ &&
+               uv_stream_get_write_queue_size(c->stream()) > 0) {
+      // Only the client's sending side is shut, and an answer is still going out: closing the handle now would
+      // cancel the rest of it. CheckTimeout bounds a client that does not read it.
+      c->CloseWhenWritten(/*unread_input=*/false);
     } else {
       c->Close();
     }
@@ -374,7 +381,7 @@ void LoopHttpConnection::Dispatch(std::shared_ptr<HttpBodyPipe> body, bool compl
   });
 }
 
-void LoopHttpConnection::OnResponse(std::string bytes) {
+void LoopHttpConnection::OnResponse(std::string bytes, std::shared_ptr<void> hold) {
   if (!dispatched_ || closing_) return;
   dispatched_ = false;
   bool close = broken_ || !keep_alive_ || !body_complete_ || ctx_.stopping;
@@ -388,7 +395,7 @@ void LoopHttpConnection::OnResponse(std::string bytes) {
     if (head_end != std::string::npos && !HasConnectionHeader(std::string_view(bytes).substr(0, head_end))) {
       bytes.insert(head_end + 2, "Connection: close\r\n");
     }
-    Write(std::move(bytes), true);
+    Write(std::move(bytes), true, std::move(hold));
     // The answer's own deadline (the request's may have passed while a long upload streamed), and what the
     // kernel did not take of it at once: CheckTimeout measures the client's reading from here.
     deadline_ms_ = uv_now(ctx_.loop) + static_cast<uint64_t>(ctx_.request_timeout_ms);
@@ -396,7 +403,7 @@ void LoopHttpConnection::OnResponse(std::string bytes) {
     UpdateReading();
     return;
   }
-  Write(std::move(bytes), false);
+  Write(std::move(bytes), false, std::move(hold));
   queued_at_deadline_ = uv_stream_get_write_queue_size(stream());
   pipe_.reset();
   pipe_full_ = false;
@@ -458,9 +465,9 @@ void LoopHttpConnection::OnResume() {
   UpdateReading();
 }
 
-void LoopHttpConnection::Write(std::string bytes, bool close_after) {
+void LoopHttpConnection::Write(std::string bytes, bool close_after, std::shared_ptr<void> hold) {
   if (closing_) return;
-  auto* w = new WriteReq{{}, std::move(bytes), close_after};
+  auto* w = new WriteReq{{}, std::move(bytes), close_after, std::move(hold)};
   w->req.data = this;
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   int r = uv_write(&w->req, stream(), &b, 1, [](uv_write_t* req, int status) {
@@ -560,17 +567,21 @@ void LoopHttpConnection::OnStop() {
   // An answer still going out is finished first (closing the handle would cancel its writes); CheckTimeout
   // bounds how long a client that stopped reading holds the stop up.
   if (uv_stream_get_write_queue_size(stream()) > 0) {
-    // No request after it: one parsed now would run its handler and lose its answer with the connection. What
-    // the client sends meanwhile stays unread, so the close lingers (a close over unread bytes is a reset,
-    // which can take the end of the answer with it).
-    close_when_written_ = true;
-    broken_ = true;
-    keep_alive_ = false;
-    unread_input_ = true;
-    UpdateReading();
+    // What the client sends meanwhile stays unread, so the close lingers (a close over unread bytes is a
+    // reset, which can take the end of the answer with it).
+    CloseWhenWritten(/*unread_input=*/true);
     return;
   }
   Close();
+}
+
+void LoopHttpConnection::CloseWhenWritten(bool unread_input) {
+  // No request after it: one parsed now would run its handler and lose its answer with the connection.
+  close_when_written_ = true;
+  broken_ = true;
+  keep_alive_ = false;
+  unread_input_ = unread_input_ || unread_input;
+  UpdateReading();
 }
 
 void LoopHttpConnection::GiveUpWriting() {

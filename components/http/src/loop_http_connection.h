@@ -49,7 +49,9 @@ class LoopHttpConnection {
   // Answers `status` with a JSON error (and `extra_headers`, each line ending in CRLF), then closes.
   void RejectAndClose(int status, const std::string& error, const std::string& detail,
                       const std::string& extra_headers = "");
-  void OnResponse(std::string bytes);    // the handler answered the current request
+  // The handler answered the current request; `hold` (HttpExchange::HoldUntilWritten) lives until the bytes
+  // are written or the connection closes.
+  void OnResponse(std::string bytes, std::shared_ptr<void> hold);
   void OnResume();                       // the body pipe drained: read again
   // A streamed answer (HttpExchange::StartStream): the socket goes to the stream loop (http_stream_loop.h)
   // as stream `id`, with the head to write first, as soon as everything written here has reached the socket;
@@ -85,10 +87,13 @@ class LoopHttpConnection {
   bool WriteBacklogged() const;
   static constexpr size_t kMaxQueuedWriteBytes = 256 * 1024;
   void Dispatch(std::shared_ptr<HttpBodyPipe> body, bool complete);
-  void Write(std::string bytes, bool close_after);
+  void Write(std::string bytes, bool close_after, std::shared_ptr<void> hold = nullptr);
   void HandOver();
   void UpdateReading();
   void Linger();
+  // Closes once the answers queued now are written (the server stops, or the client shut down its sending
+  // side), reading no further request; unread_input: the client may still send (the close then lingers).
+  void CloseWhenWritten(bool unread_input);
   // The client stopped (closed, or stalled past the timeout) in the middle of a body collected for the fast
   // handler: the worker handler gets the part that came, then a read error, and answers (400, or what a
   // streamed body's complete lines earned) as it would on a streamed body.
@@ -101,7 +106,7 @@ class LoopHttpConnection {
   http_parser parser_;
   bool reading_ = false;
   bool lingering_ = false;
-  bool close_when_written_ = false;  // the server stops: close once the queued answers are written
+  bool close_when_written_ = false;  // close once the queued answers are written (CloseWhenWritten)
   bool unread_input_ = false;  // closing with client bytes possibly unread: linger (see kLingerMs)
   bool closing_ = false;
   bool broken_ = false;         // no more requests on this connection (parse error, upgrade, EOF)

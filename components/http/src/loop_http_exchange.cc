@@ -27,8 +27,10 @@ std::optional<std::string> LoopHttpExchange::Header(const char* name) const {
   return std::nullopt;
 }
 
-void LoopHttpExchange::SendResponse(std::string bytes) {
-  outbox_->Post({conn_, HttpOutMessage::Kind::kResponse, std::move(bytes)});
+void LoopHttpExchange::SendResponse(std::string bytes, std::shared_ptr<void> hold) {
+  HttpOutMessage m{conn_, HttpOutMessage::Kind::kResponse, std::move(bytes)};
+  m.hold = std::move(hold);
+  outbox_->Post(std::move(m));
 }
 
 std::shared_ptr<HttpStream> LoopHttpExchange::OpenStream(std::string head) {

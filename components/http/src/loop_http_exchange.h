@@ -47,7 +47,7 @@ class LoopHttpExchange final : public HttpExchange {
   bool CanStream() const override { return true; }
 
  private:
-  void SendResponse(std::string bytes) override;
+  void SendResponse(std::string bytes, std::shared_ptr<void> hold) override;
   std::shared_ptr<HttpStream> OpenStream(std::string head) override;
 
   std::shared_ptr<HttpOutbox> outbox_;

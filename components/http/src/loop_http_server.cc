@@ -117,7 +117,7 @@ void LoopHttpServer::Impl::OnWake(uv_async_t* a) {
       continue;
     }
     switch (m.kind) {
-      case Kind::kResponse: it->second->OnResponse(std::move(m.bytes)); break;
+      case Kind::kResponse: it->second->OnResponse(std::move(m.bytes), std::move(m.hold)); break;
       case Kind::kResume: it->second->OnResume(); break;
       case Kind::kStreamHead:
         it->second->OnStreamHead(std::move(m.bytes), std::move(m.stream), m.stream_id);

@@ -3,14 +3,20 @@
 // bodies larger than the pipe streamed with backpressure, many connections at once, graceful Stop.
 #include "streamfleet/http/loop_http_server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <future>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -185,6 +191,86 @@ TEST(LoopHttpServerTest, AClientThatDoesNotReadIsNotServedWithoutBound) {
   EXPECT_EQ(BodyOf(c.ReadResponse(5000)), "end");
   sender.join();
   EXPECT_EQ(handled.load(), n + 1);
+}
+
+// HttpExchange::HoldUntilWritten (what ingest charges an answer to its answer budget with) lives while the
+// answer waits for the client's socket: released once the socket took all of it, on a connection kept alive,
+// and when the client goes away without reading it.
+TEST(LoopHttpServerTest, AnAnswersHoldIsReleasedWhenWrittenOrGivenUp) {
+  const std::string big(8 << 20, 'h');  // more than loopback's socket buffers take
+  std::mutex mu;
+  std::weak_ptr<void> last;
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
+    auto hold = std::make_shared<int>(0);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      last = hold;
+    }
+    ex.HoldUntilWritten(std::move(hold));
+    ex.Respond(200, "text/plain", big);
+  }).value();
+  auto held = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !last.expired();
+  };
+  {
+    RawConnection reader(server->port());
+    ASSERT_TRUE(reader.Send(Get("/read")));
+    std::string answer = reader.ReadResponse(20000);
+    EXPECT_EQ(BodyOf(answer).size(), big.size());
+    EXPECT_TRUE(WaitUntil([&] { return !held(); })) << "the hold outlived the written answer";
+  }
+  {
+    RawConnection idle(server->port());
+    ASSERT_TRUE(idle.Send(Get("/unread")));
+    ASSERT_TRUE(WaitUntil(held)) << "the handler never answered";
+    std::this_thread::sleep_for(300ms);  // on purpose: nothing is read, so nothing may be released
+    EXPECT_TRUE(held()) << "released while most of the answer was still queued";
+  }
+  EXPECT_TRUE(WaitUntil([&] { return !held(); })) << "the hold outlived its connection";
+}
+
+// The server's end of a loopback connection to a server in this process: the descriptor whose peer is the
+// client's port; -1 until the server has accepted it.
+int ServerEndOf(const RawConnection& client) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 && peer.sin_family == AF_INET &&
+        ntohs(peer.sin_port) == client.LocalPort()) {
+      return fd;
+    }
+  }
+  return -1;
+}
+
+// A client that shuts down its sending side after its request (a request piped through `nc -N` does) and
+// reads its answer afterwards. When the answer was larger than what the socket took at once but under
+// the 256 KiB past which the server stops reading, the server read the end of the stream while the rest was
+// still queued and closed the connection, cutting the answer off. It closes once the answer is written. (The
+// server's send buffer is made small here, as on a real network: on loopback it takes megabytes.)
+TEST(LoopHttpServerTest, AHalfClosedClientGetsItsWholeAnswerBeforeTheClose) {
+  const std::string answer(240 * 1024, 'm');
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
+    ex.Respond(200, "text/plain", answer);
+  }).value();
+  RawConnection c(server->port());
+  int server_end = -1;
+  ASSERT_TRUE(WaitUntil([&] { return (server_end = ServerEndOf(c)) >= 0; })) << "never accepted";
+  const int small = 4096;
+  ASSERT_EQ(setsockopt(server_end, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  ASSERT_TRUE(c.Send(Get("/mid")));
+  // The answer is being written (its head came) before the client shuts down its side.
+  std::string got = c.ReadUntil([](const std::string& so_far) { return so_far.find("\r\n\r\n") != std::string::npos; },
+                                10000);
+  ASSERT_EQ(StatusOf(got), 200) << got.substr(0, 200);
+  c.CloseWrite();
+  std::this_thread::sleep_for(300ms);  // on purpose: the server sees the end of the stream while it writes
+  const auto t0 = std::chrono::steady_clock::now();
+  got += c.ReadUntilClosed(10000);
+  EXPECT_EQ(BodyOf(got).size(), answer.size()) << "the answer was cut off";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "the connection was not closed after the answer";
 }
 
 TEST(LoopHttpServerTest, ManyKeepAliveConnectionsAtOnce) {

@@ -131,6 +131,8 @@ struct Config {
   int ingest_threads = 64;
   int ingest_org_max_workers = 56;  // INGEST_ORG_MAX_WORKERS, resolved (0: all but an eighth of ingest_threads)
   int64_t ingest_max_connections = 16000;  // INGEST_MAX_CONNECTIONS (0: no cap)
+  // INGEST_MAX_QUEUED_ANSWER_BYTES: rows answered and not yet taken by their clients' sockets, per process
+  int64_t ingest_max_queued_answer_bytes = 256 << 20;
   int64_t max_chunk_bytes = 1 << 20;
   int64_t max_body_bytes = 16 << 20;
   int64_t max_generation_bytes = 64 << 20;

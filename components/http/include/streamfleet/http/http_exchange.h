@@ -69,6 +69,11 @@ class HttpExchange {
     Respond(status, "application/json", json_body, headers);
   }
   int status() const { return status_.load(); }
+  // Keeps `hold` alive until the answer has left the process: written to the socket whole, or given up (the
+  // client went away, the server stopped). For what an answer's bytes cost while a client is slow to read them
+  // (ingest's INGEST_MAX_QUEUED_ANSWER_BYTES); a server that writes before Respond returns (civetweb's) lets it
+  // go with the exchange. Call on the thread that answers, before Respond.
+  void HoldUntilWritten(std::shared_ptr<void> hold) { answer_hold_ = std::move(hold); }
   // Headers that every answer of this exchange carries besides its own: Respond, StartStream and the
   // server's 500 for a handler that threw. For what a route adds to all of its answers whoever writes them
   // (the live routes' CORS headers: a browser can read no answer without them, errors included). Call on
@@ -88,14 +93,16 @@ class HttpExchange {
  protected:
   // Sends a streamed answer's head; the connection then belongs to the returned stream.
   virtual std::shared_ptr<HttpStream> OpenStream(std::string /*head*/) { return nullptr; }
-  // Writes one complete response (status line, headers and body in one buffer).
-  virtual void SendResponse(std::string bytes) = 0;
+  // Writes one complete response (status line, headers and body in one buffer); `hold` (HoldUntilWritten, or
+  // null) lives until the bytes are written or given up.
+  virtual void SendResponse(std::string bytes, std::shared_ptr<void> hold) = 0;
 
   std::string method_, path_, query_;
 
  private:
   std::atomic<int> status_{0};
   std::vector<std::pair<std::string, std::string>> answer_headers_;
+  std::shared_ptr<void> answer_hold_;
 };
 
 // {"error": error, "detail": detail}; bytes of detail that are not UTF-8 become U+FFFD.
