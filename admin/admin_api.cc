@@ -46,6 +46,7 @@ struct ApiRefusal {
 void Must(const Status& s) {
   if (s.ok()) return;
   if (s.code() == StatusCode::kNotFound) throw ApiError{404, "not_found", s.message()};
+  if (s.code() == StatusCode::kFailedPrecondition) throw ApiError{409, "conflict", s.message()};
   throw ApiError{s.code() == StatusCode::kInvalidArgument ? 400 : 502, "redis", s.ToString()};
 }
 template <typename T>

@@ -578,6 +578,15 @@ TEST_F(AdminApiTest, GenerationSearchAndCompactNow) {
   EXPECT_TRUE(moved["row"]["compacted_bytes"].is_null());
   // Another organization's id does not reveal the row.
   EXPECT_TRUE(json::parse(Get("/api/generations?org=4&gen=9", {cookie}).body)["row"].is_null());
+  // Nor is it compacted under another organization, nor its buffer deleted: the finalization writes nothing
+  // for an id another organization owns, and the buffer stays (it was deleted whatever the finalization did).
+  GenerationId foreign{4, 0, 9};
+  ASSERT_TRUE(buffer.Apply(*redis_, {{foreign, false, 0, "theirs", false, 1}}).ok());
+  HttpResponse refused =
+      BrowserPost(cookie, "/api/generations/compact", json{{"org", 4}, {"gen", 9}, {"delete_buffer", true}});
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  EXPECT_EQ(redis_->Command({"EXISTS", buffer.keys().BufferKey(foreign)})->integer, 1) << "the buffer is kept";
+  EXPECT_EQ(store_->GetGeneration(9).value()->organization_id, 3);
 }
 
 // The task lists (GET /api/tasks) and cancel (POST /api/tasks/cancel): tasks put where the fleet puts them.

@@ -14,7 +14,8 @@ if rc ~= tonumber(ARGV[1]) then
 end
 redis.call('HSET', KEYS[1], 'state', 'compacted', 'compacted_chunks', rc)
 local grace = tonumber(ARGV[2])
-if grace > 0 then
+-- Negative: now (EXPIRE with a negative TTL deletes the key), a manual compaction's "delete the buffer".
+if grace ~= 0 then
   redis.call('EXPIRE', KEYS[2], grace)
   redis.call('EXPIRE', KEYS[3], grace)
   redis.call('EXPIRE', KEYS[4], grace)

@@ -56,7 +56,7 @@ const LuaScript& SweepDeadlines() {
 }
 
 // KEYS: 1 ctl hash, 2 buffer list, 3 meta hash, 4 seen bitmap.
-// ARGV: 1 finalized received_chunks, 2 grace_s (0 = keep the buffer until its TTL), 3 finalize id, 4 the
+// ARGV: 1 finalized received_chunks, 2 grace_s (0 = keep the buffer until its TTL; negative: delete it now), 3 finalize id, 4 the
 //       attempt the snapshot read (the control hash's, "0" when it has none), 5 the TTL the control hash gets
 //       when it has none (CHUNK_TTL: it may have been created here).
 // Returns 1 when marked compacted, 0 when chunks arrived after the snapshot (a later finalize follows) or the

@@ -45,8 +45,11 @@ json DeadLetterJson(const DeadLetterEntry& dead_letter) {
 
 json ManualCompactionJson(int64_t generation_id, const ManualCompaction& result) {
   const FinalizeOutcome& o = result.outcome;
+  // row_kept: the stored row outdid this text (it holds chunks this one lacks, or a later attempt), and stays.
+  // marked_compacted false: chunks arrived while it ran (a later finalization takes them; the buffer is kept).
   return {{"generation_id", generation_id}, {"chunk_count", o.chunk_count}, {"json_valid", o.json_valid},
-          {"missing_seqs", o.missing}, {"buffer_deleted", result.buffer_deleted}};
+          {"missing_seqs", o.missing}, {"row_kept", o.kept_row}, {"marked_compacted", o.marked_compacted},
+          {"buffer_deleted", result.buffer_deleted}};
 }
 
 }  // namespace streamfleet
