@@ -84,6 +84,16 @@ int64_t Int(const json& body, const char* field, int64_t fallback = -1) {
   throw ApiError{400, "invalid_request", std::string("\"") + field + "\" must be an integer"};
 }
 
+// An optional boolean field: absent or null is `fallback`; anything but true/false is a 400 (json's value()
+// threw a type error, answered 500 without the security headers).
+bool Bool(const json& body, const char* field, bool fallback = false) {
+  if (!body.contains(field) || body[field].is_null()) return fallback;
+  if (!body[field].is_boolean()) {
+    throw ApiError{400, "invalid_request", std::string("\"") + field + "\" must be true or false"};
+  }
+  return body[field].get<bool>();
+}
+
 // The longest delay an operator may give a task it enqueues.
 constexpr int64_t kMaxDelaySeconds = int64_t{10} * 365 * 24 * 3600;
 
@@ -530,13 +540,13 @@ json AdminApi::Action(RedisClient& r, const std::string& route, const json& body
     }
   }
   if (route == "dead-letters/requeue") {
-    bool all = body.value("all", false);
+    bool all = Bool(body, "all");
     std::string id = all ? "" : Str(body, "id");
     if (!all && !ValidStreamId(id)) throw ApiError{400, "invalid_request", "id must be a stream id"};
     return {{"requeued", Must(RequeueDeadLetters(r, config_, id))}};
   }
   if (route == "dead-letters/delete") {
-    if (body.value("all", false)) return {{"deleted", Must(PurgeDeadLetters(r, config_))}};
+    if (Bool(body, "all")) return {{"deleted", Must(PurgeDeadLetters(r, config_))}};
     std::string id = Str(body, "id");
     if (!ValidStreamId(id)) throw ApiError{400, "invalid_request", "id must be a stream id"};
     return {{"deleted", Must(DeleteDeadLetter(r, config_, id))}};
@@ -566,9 +576,12 @@ json AdminApi::Action(RedisClient& r, const std::string& route, const json& body
   if (route == "generations/compact") {
     if (store_ == nullptr) throw ApiError{503, "no_database", "DATABASE_URL was not reachable at startup"};
     GenerationId g{Int(body, "org"), Int(body, "scenario", 0), Int(body, "gen")};
-    if (g.org <= 0 || g.gen <= 0) throw ApiError{400, "invalid_request", "org and gen must be positive"};
+    if (g.org <= 0 || g.gen <= 0 || g.scenario < 0) {
+      throw ApiError{400, "invalid_request", "org and gen must be positive, scenario not negative"};
+    }
+    const bool delete_buffer = Bool(body, "delete_buffer");
     std::lock_guard<std::mutex> lock(store_mu_);
-    auto done = Must(CompactGenerationNow(config_, r, *store_, g, body.value("delete_buffer", false),
+    auto done = Must(CompactGenerationNow(config_, r, *store_, g, delete_buffer,
                                                      "streamfleet-admin"));
     return ManualCompactionJson(g.gen, done);
   }

@@ -388,6 +388,12 @@ TEST_F(AdminApiTest, RequeueAndDeleteDeadLetters) {
   // CSRF-less requeue is refused and changes nothing.
   EXPECT_EQ(Post("/api/dead-letters/requeue", json{{"id", ids[0]}}.dump(), {cookie, "Origin: " + Origin()}).status, 403);
   EXPECT_EQ(redis_->Command({"XLEN", tkeys.DeadLetters()})->integer, 2);
+  // A field of the wrong type is the client's mistake, said as such (it was a 500 from a JSON type error).
+  HttpResponse typed = BrowserPost(cookie, "/api/dead-letters/requeue", json{{"all", "yes"}});
+  EXPECT_EQ(typed.status, 400) << typed.body;
+  EXPECT_NE(typed.body.find("must be true or false"), std::string::npos) << typed.body;
+  EXPECT_EQ(BrowserPost(cookie, "/api/generations/compact", json{{"org", 1}, {"gen", 1}, {"delete_buffer", 1}}).status,
+            400);
   HttpResponse rq = BrowserPost(cookie, "/api/dead-letters/requeue", json{{"id", ids[0]}});
   ASSERT_EQ(rq.status, 200) << rq.body;
   EXPECT_EQ(json::parse(rq.body)["requeued"], 1);
