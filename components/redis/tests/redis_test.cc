@@ -132,7 +132,9 @@ TEST_F(RedisTest, AwaitSentFailsOnceWhenTheRepliesOfSendsWereLost) {
   auto c = RedisClient::Lazy(server_->config());
   auto id = c->Command({"CLIENT", "ID"});
   ASSERT_TRUE(id.ok()) << id.status().ToString();
-  ASSERT_TRUE(c->Send({{"SET", "lost", "1"}}).ok());
+  // A command whose reply cannot have come before the kill (it blocks until then): with a SET the reply could
+  // be read before the connection went, and its fate was then known.
+  ASSERT_TRUE(c->Send({{"BLPOP", "never-pushed", "0"}}).ok());
   ASSERT_TRUE(client_->Command({"CLIENT", "KILL", "ID", std::to_string(id->integer)}).ok());
   (void)c->Command({"PING"});  // reads the owed reply first, on a connection that is gone
   Status s = c->AwaitSent();
