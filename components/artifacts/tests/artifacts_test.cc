@@ -322,10 +322,14 @@ TEST_P(ArtifactMovesTest, ARowWhoseTextCannotBeReadIsSkippedAndTheOthersMove) {
   // Back: row 3 names an object nobody stored (deleted by a lifecycle rule, say).
   ArtifactRef gone{store->Url("artifacts/" + std::string(64, 'a') + ".zst"), std::string(64, 'a'), 10, 10};
   ASSERT_NO_FATAL_FAILURE(WriteRow(3, std::nullopt, R"({"artifact": )" + ArtifactJson(gone) + "}", 1));
+  // Row 4 names another bucket (this store's credentials cannot read it): InvalidArgument, which stopped every
+  // run at it.
+  ArtifactRef elsewhere{"s3://another-bucket/artifacts/" + std::string(64, 'b') + ".zst", std::string(64, 'b'), 10, 10};
+  ASSERT_NO_FATAL_FAILURE(WriteRow(4, std::nullopt, R"({"artifact": )" + ArtifactJson(elsewhere) + "}", 1));
   auto back = MoveArtifacts(*sql, *store, config, ArtifactMoveDirection::kToDatabase, false, 1);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->rows, 1);
-  EXPECT_EQ(back->skipped_ids, (std::vector<int64_t>{3}));
+  EXPECT_EQ(back->skipped_ids, (std::vector<int64_t>{3, 4}));
   EXPECT_EQ(*(*sql->GetGeneration(2))->compacted, Base64Encode(Text(9000)));
   EXPECT_FALSE((*sql->GetGeneration(3))->compacted.has_value()) << "left as it was";
 }

@@ -65,10 +65,13 @@ StatusOr<ArtifactMoveResult> MoveArtifacts(SqlStore& db, ObjectStore& store, con
       if (!row.ok()) return row.status();
       if (!*row) continue;  // deleted meanwhile
       auto moved = MoveRow(db, store, config, direction, preview, **row, out);
-      if (!moved.ok() && (moved.status().code() == StatusCode::kNotFound ||
-                          moved.status().code() == StatusCode::kDataLoss)) {
-        // This row's text is gone or corrupt: no rerun changes that, and stopping here stopped every rerun
-        // at this row (they start again from the first id). Left as it is, for the operator.
+      const StatusCode code = moved.ok() ? StatusCode::kOk : moved.status().code();
+      if (code == StatusCode::kNotFound || code == StatusCode::kDataLoss || code == StatusCode::kInvalidArgument ||
+          code == StatusCode::kPermissionDenied || code == StatusCode::kResourceExhausted) {
+        // This row's text is gone or corrupt, names another bucket or prefix (InvalidArgument), is refused to
+        // this store's credentials (S3 answers 403 for a missing object without ListBucket), or is over the
+        // size limits: no rerun changes that, and stopping here stopped every rerun at this row (they start
+        // again from the first id). Left as it is, for the operator.
         if (out.skipped++ == 0) out.first_skip_reason = moved.status().ToString();
         if (out.skipped_ids.size() < ArtifactMoveResult::kMaxListedSkips) out.skipped_ids.push_back(id);
         continue;
