@@ -155,17 +155,27 @@ class S3ObjectStore : public ObjectStore {
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(headers);
     std::string what = std::string(method) + " " + Url(key);
-    if (rc != CURLE_OK) {
-      if (sink->too_large) return Status::ResourceExhausted(what + ": larger than " + std::to_string(sink->max) + " bytes");
-      return Status::Unavailable(what + ": " + curl_easy_strerror(rc));
-    }
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (rc != CURLE_OK) {
+      // Over the object limit only when the object itself was coming: an error answer cut at 64 KiB (a proxy's
+      // HTML page with a 502) is that error, not a too large object.
+      if (sink->too_large && status >= 200 && status < 300) {
+        return Status::ResourceExhausted(what + ": larger than " + std::to_string(sink->max) + " bytes");
+      }
+      if (!sink->too_large || status == 0) return Status::Unavailable(what + ": " + curl_easy_strerror(rc));
+    }
     if (status >= 200 && status < 300) return status;
     std::string detail = what + ": HTTP " + std::to_string(status) + " " + ErrorCode(sink->data);
     if (status == 404) return Status::NotFound(detail);
     if (status == 401 || status == 403) return Status::PermissionDenied(detail);
     if (status >= 500 || status == 429) return Status::Unavailable(detail);
+    // 400s that a retry may not get: the request took too long on the wire, or temporary credentials ran out
+    // (renewed in the credentials file, read again on the next request).
+    const std::string code = ErrorCode(sink->data);
+    if (code == "RequestTimeout" || code == "ExpiredToken" || code == "RequestTimeTooSkewed") {
+      return Status::Unavailable(detail);
+    }
     return Status::Internal(detail);
   }
 

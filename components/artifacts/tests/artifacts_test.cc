@@ -2,7 +2,13 @@
 // the finalizer, a real redis-server and SQLite.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "streamfleet/artifacts/artifact.h"
@@ -62,6 +68,79 @@ TEST_F(ArtifactsTest, PutGetUrlsAndErrors) {
   EXPECT_EQ(store->Get("a/b.bin", 2).status().code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(OpenObjectStore(MakeConfig({{"ARTIFACT_STORE", ""}})), nullptr);
   EXPECT_FALSE(LoadConfig(testing::MapEnv({{"ARTIFACT_STORE", "bucket-without-scheme"}}), "127.0.0.1:0").ok());
+}
+
+// One canned HTTP answer to each connection, on loopback: what a proxy or S3 answers that s3rver does not.
+class CannedAnswer {
+ public:
+  explicit CannedAnswer(std::string answer) : answer_(std::move(answer)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      for (;;) {
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        std::string head;
+        char buf[4096];
+        while (head.find("\r\n\r\n") == std::string::npos) {
+          ssize_t n = ::read(c, buf, sizeof buf);
+          if (n <= 0) break;
+          head.append(buf, static_cast<size_t>(n));
+        }
+        for (size_t at = 0; at < answer_.size();) {
+          ssize_t n = ::write(c, answer_.data() + at, answer_.size() - at);
+          if (n <= 0) break;
+          at += static_cast<size_t>(n);
+        }
+        ::close(c);
+      }
+    });
+  }
+  ~CannedAnswer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  std::string answer_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+std::string HttpAnswer(int status, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\n\r\n" + body;
+}
+
+// A proxy's large error page with a 502 was read as "the object is larger than the limit" (ResourceExhausted,
+// which the chunk archive reports as over its size limits); a 400 RequestTimeout or ExpiredToken, which a
+// retry may get past, was a permanent error. Both are Unavailable: retried.
+TEST_F(ArtifactsTest, ErrorAnswersAreClassifiedByStatusAndCode) {
+  {
+    CannedAnswer proxy(HttpAnswer(502, "<html>" + std::string(100 << 10, 'x') + "</html>"));
+    auto store = OpenObjectStore(MakeConfig({{"ARTIFACT_STORE_ENDPOINT", proxy.endpoint()}}));
+    auto got = store->Get("a/b.bin", 1 << 20);
+    EXPECT_EQ(got.status().code(), StatusCode::kUnavailable) << got.status().ToString();
+  }
+  for (const char* code : {"RequestTimeout", "ExpiredToken"}) {
+    CannedAnswer s3(HttpAnswer(400, std::string("<Error><Code>") + code + "</Code></Error>"));
+    auto store = OpenObjectStore(MakeConfig({{"ARTIFACT_STORE_ENDPOINT", s3.endpoint()}}));
+    auto got = store->Get("a/b.bin", 1 << 20);
+    EXPECT_EQ(got.status().code(), StatusCode::kUnavailable) << code << ": " << got.status().ToString();
+  }
+  CannedAnswer refused(HttpAnswer(400, "<Error><Code>InvalidBucketName</Code></Error>"));
+  auto store = OpenObjectStore(MakeConfig({{"ARTIFACT_STORE_ENDPOINT", refused.endpoint()}}));
+  EXPECT_EQ(store->Get("a/b.bin", 1 << 20).status().code(), StatusCode::kInternal) << "a request that cannot succeed";
 }
 
 TEST_F(ArtifactsTest, CredentialsFromAFileAreReadAtEveryRequest) {
