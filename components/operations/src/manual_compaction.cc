@@ -1,5 +1,7 @@
 #include "streamfleet/operations/manual_compaction.h"
 
+#include <algorithm>
+
 #include "streamfleet/base/time.h"
 #include "streamfleet/taskqueue/task_queue.h"
 
@@ -7,7 +9,15 @@ namespace streamfleet {
 
 StatusOr<ManualCompaction> CompactGenerationNow(const Config& config, RedisClient& redis, SqlStore& store,
                                                 const GenerationId& gen, bool delete_buffer, const std::string& by) {
-  if (Status s = store.Migrate(); !s.ok()) return s;
+  // Migrated only when a migration is missing (a first compaction before any compactor ran): Migrate takes the
+  // write lock (SQLite) and runs CREATE TABLE IF NOT EXISTS, which PostgreSQL refuses to a role without CREATE
+  // on the schema even when the table exists (the default from PostgreSQL 15): every "compact now" failed.
+  auto applied = store.Migrations();
+  if (!applied.ok()) return applied.status();
+  const bool current = std::all_of(applied->begin(), applied->end(), [](const MigrationInfo& m) { return m.applied; });
+  if (!current) {
+    if (Status s = store.Migrate(); !s.ok()) return s;
+  }
   // Deleting the buffer is marking it compacted with no grace (MarkCompacted, a negative grace): it lets the
   // buffer go only when no chunk arrived since the snapshot the row was written from, in the same atomic step.
   // A plain DEL after the finalization lost the chunks that came in between, and deleted the buffer whatever

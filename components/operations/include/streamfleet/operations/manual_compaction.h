@@ -14,7 +14,7 @@ struct ManualCompaction {
   bool buffer_deleted = false;
 };
 
-// Migrates the store first (idempotent). kNotFound when nothing is buffered for the generation.
+// Migrates the store first when a migration is missing (idempotent). kNotFound when nothing is buffered for the generation.
 // `by` is recorded as compacted_by ("streamfleetctl", "streamfleet-admin").
 StatusOr<ManualCompaction> CompactGenerationNow(const Config& config, RedisClient& redis, SqlStore& store,
                                                 const GenerationId& gen, bool delete_buffer, const std::string& by);
