@@ -263,7 +263,7 @@ TEST_P(CompactorTest, BufferGaugesCountEveryLiveBufferAndNoFinalizedOne) {
 // as many of them as the row has chunks, its finalization replaced the row's text with theirs; the row is
 // now kept, since the write lacks the row's seqs (metadata.seq_runs).
 TEST_P(CompactorTest, ABufferRecreatedByLateChunksDoesNotReplaceTheRowsText) {
-  auto& svc = AddService();
+  auto& svc = AddService({{"GENERATION_DELETE_AFTER_COMPACT", "true"}});
   GenerationId g{1, 0, 71};
   for (int s = 0; s < 3; ++s) Send(g, s, "<" + std::to_string(s) + ">", s == 2);
   Pump(svc);
@@ -289,6 +289,8 @@ TEST_P(CompactorTest, ABufferRecreatedByLateChunksDoesNotReplaceTheRowsText) {
   // Counted as a kept row, not as a redelivered finalization (it was not one) nor as a finalization.
   EXPECT_EQ(CounterValue(svc.metrics().finalize_kept_rows), 1);
   EXPECT_EQ(CounterValue(svc.metrics().finalized_idle), 0);
+  // The kept row lacks the late chunks: their buffer is not let go after GENERATION_DELETE_GRACE (300 s).
+  EXPECT_GT(redis_->Command({"TTL", k.BufferKey(g)})->integer, 300);
   EXPECT_EQ(CounterValue(svc.metrics().finalize_replays), 0);
   EXPECT_EQ(CounterValue(svc.metrics().finalized_complete), 1);
   EXPECT_EQ(Pending(k.FinalizeStreamOf(g)), 0) << "the late finalization is settled, not retried";
@@ -1559,26 +1561,36 @@ TEST_P(CompactorTest, AFullRedisStillLetsFinalizationsFinish) {
   auto applied = svc.buffer().Apply(*redis_, items);  // the buffer complete, its finalization queued
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
   ASSERT_EQ(applied->finalize_queued, 1);
+  // And one whose owner record is gone (it expired) and that ends by its idle timeout: the claim of the record
+  // and the deadline's sweep are writes a full Redis refuses too.
+  GenerationId idle{3, 0, 78};
+  std::vector<ChunkItem> partial(1);
+  partial[0].gen = idle;
+  partial[0].data = "[\"idle\"]";
+  ASSERT_TRUE(svc.buffer().Apply(*redis_, partial).ok());
   ASSERT_TRUE(redis_->Command({"CONFIG", "SET", "maxmemory-policy", "noeviction"}).ok());
   ASSERT_TRUE(redis_->Command({"CONFIG", "SET", "maxmemory", "1"}).ok());  // full whatever it holds
   auto refused = redis_->Command({"SET", "any", "write"});
   EXPECT_FALSE(refused.ok()) << "Redis is full";
   std::atomic<bool> stop{false};
   std::thread loop([&] { svc.Run(stop); });
-  const bool marked = testing::WaitUntil(
-      [&] {
-        auto st = redis_->Command({"HGET", k.ControlKey(g), "state"});
-        return st.ok() && st->str == "compacted";
-      },
-      5000);
+  auto compacted = [&](const GenerationId& id) {
+    auto st = redis_->Command({"HGET", k.ControlKey(id), "state"});
+    return st.ok() && st->str == "compacted";
+  };
+  const bool marked = testing::WaitUntil([&] { return compacted(g); }, 5000);
+  clock_.Advance(31'000);  // past GENERATION_IDLE_TIMEOUT
+  const bool idle_marked = testing::WaitUntil([&] { return compacted(idle); }, 5000);
   stop = true;
   loop.join();
   ASSERT_TRUE(redis_->Command({"CONFIG", "SET", "maxmemory", "0"}).ok());
   EXPECT_TRUE(marked) << "the finalization was retried for ever";
+  EXPECT_TRUE(idle_marked) << "the idle generation was never swept, or its owner claim retried for ever";
   auto row = Row(77);
   ASSERT_TRUE(row.has_value());
   EXPECT_EQ(Decoded(*row), "[\"full\", \"redis\"]");
-  EXPECT_EQ(redis_->Command({"XLEN", k.EventsStream()})->integer, 1) << "its generation.compacted event";
+  EXPECT_TRUE(Row(78).has_value());
+  EXPECT_EQ(redis_->Command({"XLEN", k.EventsStream()})->integer, 2) << "their generation.compacted events";
 }
 
 TEST_P(CompactorTest, RedisOutageIsCountedOnceAndReadinessFollows) {

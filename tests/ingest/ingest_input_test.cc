@@ -156,6 +156,9 @@ TEST_F(IngestInputTest, AFinishBelowTheChunksAlreadyGivenSeqsIsRefused) {
   EXPECT_EQ(Error(below), "total_conflict");
   EXPECT_NE(below.body.find("3 chunks already given seqs"), std::string::npos) << below.body;
   EXPECT_EQ(Post("/v1/orgs/12/generations/7/finish", R"({"total_chunks": 3})").status, 202);
+  // Its retry after more chunks were given seqs is still a retry (skipped), not a conflict.
+  ASSERT_EQ(Post("/v1/orgs/12/generations/7/chunks", R"({"data": "late"})").status, 202);
+  EXPECT_EQ(Post("/v1/orgs/12/generations/7/finish", R"({"total_chunks": 3})").status, 202);
 }
 
 TEST_F(IngestInputTest, IdempotencyKeyReplaysTheFirstAnswerForEveryBodyType) {

@@ -167,15 +167,16 @@ class S3ObjectStore : public ObjectStore {
     }
     if (status >= 200 && status < 300) return status;
     std::string detail = what + ": HTTP " + std::to_string(status) + " " + ErrorCode(sink->data);
-    if (status == 404) return Status::NotFound(detail);
-    if (status == 401 || status == 403) return Status::PermissionDenied(detail);
-    if (status >= 500 || status == 429) return Status::Unavailable(detail);
-    // 400s that a retry may not get: the request took too long on the wire, or temporary credentials ran out
-    // (renewed in the credentials file, read again on the next request).
+    // Answers a retry may get past, whatever their status (AWS sends RequestTimeTooSkewed with a 403, some
+    // stores ExpiredToken with a 403): the request took too long on the wire, the clock was off, or temporary
+    // credentials ran out (the credentials file is read again on the next request).
     const std::string code = ErrorCode(sink->data);
     if (code == "RequestTimeout" || code == "ExpiredToken" || code == "RequestTimeTooSkewed") {
       return Status::Unavailable(detail);
     }
+    if (status == 404) return Status::NotFound(detail);
+    if (status == 401 || status == 403) return Status::PermissionDenied(detail);
+    if (status >= 500 || status == 429) return Status::Unavailable(detail);
     return Status::Internal(detail);
   }
 

@@ -132,8 +132,9 @@ TEST_F(ArtifactsTest, ErrorAnswersAreClassifiedByStatusAndCode) {
     auto got = store->Get("a/b.bin", 1 << 20);
     EXPECT_EQ(got.status().code(), StatusCode::kUnavailable) << got.status().ToString();
   }
-  for (const char* code : {"RequestTimeout", "ExpiredToken"}) {
-    CannedAnswer s3(HttpAnswer(400, std::string("<Error><Code>") + code + "</Code></Error>"));
+  for (const auto& [status, code] : std::vector<std::pair<int, const char*>>{
+           {400, "RequestTimeout"}, {400, "ExpiredToken"}, {403, "RequestTimeTooSkewed"}}) {
+    CannedAnswer s3(HttpAnswer(status, std::string("<Error><Code>") + code + "</Code></Error>"));
     auto store = OpenObjectStore(MakeConfig({{"ARTIFACT_STORE_ENDPOINT", s3.endpoint()}}));
     auto got = store->Get("a/b.bin", 1 << 20);
     EXPECT_EQ(got.status().code(), StatusCode::kUnavailable) << code << ": " << got.status().ToString();

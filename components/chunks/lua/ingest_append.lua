@@ -68,10 +68,11 @@ for i = 1, parts > 0 and 0 or n do
     if t < finish_total then
       return redis.error_reply('SFCONFLICT total_conflict: total_chunks ' .. t .. ' is smaller than the ' .. finish_total .. ' of an earlier finish')
     end
-    -- Fewer than the seqs already handed out (and those this request takes before it): the chunks past the
-    -- total would be assembled anyway, and every later batch would queue the generation's finalization again.
+    -- A new total below the seqs already handed out (and those this request takes before it): the chunks past
+    -- it would be assembled anyway, and every later batch would queue the generation's finalization again. Not
+    -- for the same total again (a retry, skipped below, whatever was appended since).
     local handed = tonumber(ctl[3] or '0') + need
-    if t < handed then
+    if t ~= finish_total and t < handed then
       return redis.error_reply('SFCONFLICT total_conflict: total_chunks ' .. t .. ' is smaller than the ' .. handed .. ' chunks already given seqs')
     end
     if t == finish_total then

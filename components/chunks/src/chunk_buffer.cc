@@ -180,9 +180,9 @@ StatusOr<std::vector<BufferSnapshot>> ChunkBuffer::Snapshots(RedisCommands& redi
 
 std::vector<std::string> ChunkBuffer::MarkCompactedCommand(RedisCommands& redis, const GenerationId& gen,
                                                            int64_t received_chunks, const std::string& finalize_id,
-                                                           uint32_t attempt) {
+                                                           uint32_t attempt, bool keep_buffer) {
   redis.Register(scripts::MarkCompacted());
-  int64_t grace = config_.delete_after_compact ? config_.delete_grace_s : 0;
+  int64_t grace = config_.delete_after_compact && !keep_buffer ? config_.delete_grace_s : 0;
   return RedisClient::EvalArgv(scripts::MarkCompacted(),
                                {keys_.ControlKey(gen), keys_.BufferKey(gen), keys_.MetaKey(gen), keys_.SeenKey(gen)},
                                {std::to_string(received_chunks), std::to_string(grace), finalize_id,

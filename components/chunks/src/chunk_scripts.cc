@@ -50,8 +50,10 @@ const LuaScript& ApplyChunks() {
 // chunks still wait in the backlog is not idle.
 // Returns the number of deadlines turned into finalize entries. ZREM+XADD in one script: exactly once,
 // whichever compactor runs it.
+// allow-oom: a full Redis (noeviction) must still queue the idle generations' finalizations, which let their
+// buffers go; each is a ZREM and one small XADD.
 const LuaScript& SweepDeadlines() {
-  static const LuaScript s(std::string(kNow) + std::string(lua::kSweepDeadlines));
+  static const LuaScript s("#!lua flags=allow-oom\n" + std::string(kNow) + std::string(lua::kSweepDeadlines));
   return s;
 }
 

@@ -67,11 +67,11 @@ StatusOr<ArtifactMoveResult> MoveArtifacts(SqlStore& db, ObjectStore& store, con
       auto moved = MoveRow(db, store, config, direction, preview, **row, out);
       const StatusCode code = moved.ok() ? StatusCode::kOk : moved.status().code();
       if (code == StatusCode::kNotFound || code == StatusCode::kDataLoss || code == StatusCode::kInvalidArgument ||
-          code == StatusCode::kPermissionDenied || code == StatusCode::kResourceExhausted) {
-        // This row's text is gone or corrupt, names another bucket or prefix (InvalidArgument), is refused to
-        // this store's credentials (S3 answers 403 for a missing object without ListBucket), or is over the
+          code == StatusCode::kResourceExhausted) {
+        // This row's text is gone or corrupt, names another bucket or prefix (InvalidArgument), or is over the
         // size limits: no rerun changes that, and stopping here stopped every rerun at this row (they start
-        // again from the first id). Left as it is, for the operator.
+        // again from the first id). Left as it is, for the operator. Not a refusal (403): that is the
+        // credentials' or the clock's, would skip every row, and a rerun after the fix moves them.
         if (out.skipped++ == 0) out.first_skip_reason = moved.status().ToString();
         if (out.skipped_ids.size() < ArtifactMoveResult::kMaxListedSkips) out.skipped_ids.push_back(id);
         continue;

@@ -41,7 +41,7 @@ StatusOr<ManualCompaction> CompactGenerationNow(const Config& config, RedisClien
                                       ": nothing written, the buffer left as it is");
   }
   ManualCompaction out{*o, false};
-  if (delete_buffer && o->marked_compacted) {  // marked with no grace: deleted
+  if (delete_buffer && o->marked_compacted && !o->kept_row) {  // marked with no grace: deleted
     auto z = redis.Command({"ZREM", keys.DeadlinesKeyOf(gen), KeySchema::Member(gen)});
     if (!z.ok()) return z.status();
     out.buffer_deleted = true;

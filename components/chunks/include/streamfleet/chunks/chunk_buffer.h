@@ -51,9 +51,11 @@ class ChunkBuffer {
 
   // After the row committed: the MarkCompacted script call as a command, for pipelines (registers the script
   // on `redis` for NOSCRIPT repair). Its reply is integer 1 when marked, 0 when more chunks arrived or the
-  // generation started over (`attempt`: the control hash's when the buffer was read) since.
+  // generation started over (`attempt`: the control hash's when the buffer was read) since. keep_buffer: no
+  // GENERATION_DELETE_AFTER_COMPACT grace (a row that was kept: the buffer may hold chunks it lacks).
   std::vector<std::string> MarkCompactedCommand(RedisCommands& redis, const GenerationId& gen, int64_t received_chunks,
-                                                const std::string& finalize_id, uint32_t attempt);
+                                                const std::string& finalize_id, uint32_t attempt,
+                                                bool keep_buffer = false);
 
   // Moves due idle deadlines to the finalize stream: those past both now and the compactor group's
   // consumed watermark (components/chunks/include/streamfleet/chunks/consumed_watermark.h). Returns how many.
