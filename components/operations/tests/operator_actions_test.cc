@@ -221,8 +221,10 @@ TEST_F(OperatorActionsTest, JsonFormsNameWhatTheCliAndTheAdminApiShow) {
   m.outcome.chunk_count = 3;
   m.outcome.json_valid = true;
   m.outcome.missing = {1};
+  m.outcome.marked_compacted = true;
   EXPECT_EQ(ManualCompactionJson(9, m), json::parse(R"({"generation_id":9,"chunk_count":3,"json_valid":true,
-                                                          "missing_seqs":[1],"buffer_deleted":false})"));
+                                                          "missing_seqs":[1],"row_kept":false,
+                                                          "marked_compacted":true,"buffer_deleted":false})"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "command_key.h"
 #include "streamfleet/base/log.h"
@@ -92,7 +93,8 @@ Status ClusterRouter::Refresh() {
       }
       // What was sent to it and not answered yet is read first (a node that lost its slots answers MOVED),
       // and the redirections are still owed a resend (ResendRedirected).
-      if (it->second->unread_ > 0) (void)it->second->AwaitSent();
+      if (it->second->unread_ > 0) Note(it->second->AwaitSent());
+      if (it->second->replies_lost_) replies_lost_ = true;  // the node goes: its flag is the router's now
       redirect_errors_ += it->second->DeferredErrors();
       for (auto& [cmd, error] : it->second->redirected_) {
         orphaned_.push_back({std::move(cmd), std::move(error), it->first});
@@ -265,7 +267,7 @@ Status ClusterRouter::Send(const std::vector<std::vector<std::string>>& commands
       if (first.ok()) first = s;
       continue;
     }
-    if (client.unread_ > kMaxUnreadPerNode) (void)client.AwaitSent();
+    if (client.unread_ > kMaxUnreadPerNode) Note(client.AwaitSent());
   }
   if (HasRedirected()) (void)ResendRedirected();
   return first;
@@ -283,18 +285,36 @@ void ClusterRouter::Settle() {
   if (map_epoch_ != settled_epoch_) {
     settled_epoch_ = map_epoch_;
     for (auto& [name, client] : nodes_) {
-      if (client->unread_ > 0) (void)client->AwaitSent();
+      if (client->unread_ > 0) Note(client->AwaitSent());
     }
   }
   if (HasRedirected()) (void)ResendRedirected();
 }
 
+void ClusterRouter::Note(const Status& s) {
+  // A read the router made for itself of a node's owed replies that did not confirm them (lost with the
+  // connection, or failed reading): kept for the caller's AwaitSent.
+  if (!s.ok()) replies_lost_ = true;
+}
+
 Status ClusterRouter::AwaitSent() {
+  Status first = AwaitNodes();
+  // Once, as a node client says it: unless an error of this call already says something failed.
+  const bool lost = std::exchange(replies_lost_, false);
+  if (lost && first.ok()) return RepliesLost();
+  return first;
+}
+
+Status ClusterRouter::AwaitNodes() {
   Status first;
   for (int round = 0;; ++round) {
     for (auto& [name, client] : nodes_) {
       Status s = client->AwaitSent();
-      if (!s.ok() && first.ok()) first = s;
+      if (s.code() == StatusCode::kDataLoss) {
+        replies_lost_ = true;
+      } else if (!s.ok() && first.ok()) {
+        first = s;
+      }
     }
     if (!HasRedirected()) return first;
     if (round == kMaxRedirects) break;

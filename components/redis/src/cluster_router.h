@@ -87,6 +87,11 @@ class ClusterRouter {
   static constexpr size_t kMaxUnreadPerNode = 256;
 
   RedisConfig config_;  // the cluster's; node clients get a standard-mode copy
+  // Replies of Sends lost with a node's connection (RedisClient::AwaitSent's flag), met by the router's own
+  // reads (Settle, a full node's unread replies, a node dropped from the map): AwaitSent says so, once.
+  bool replies_lost_ = false;
+  void Note(const Status& s);
+  Status AwaitNodes();  // AwaitSent's rounds: every node's replies and the redirections they owe
   int64_t redirect_errors_ = 0;  // sent commands still redirected after kMaxRedirects rounds, and the
                                  // deferred errors of node clients Refresh dropped
   uint64_t map_epoch_ = 0;       // changes whenever the slot map does

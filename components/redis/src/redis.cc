@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cerrno>
 #include <thread>
+#include <utility>
 
 namespace streamfleet {
 namespace {
@@ -413,12 +414,17 @@ Status RedisClient::AwaitSent() {
     // Quiet Sends are applied once the ON after them is answered (a connection's commands run in order).
     s = replies_off_ ? RawPipeline({}, 0).status() : ReadDeferred();
   }
-  if (replies_lost_ && s.ok()) {
-    replies_lost_ = false;
-    return Status::Unavailable("redis: a connection closed before the replies of commands sent on it were read; "
-                               "they may not have been applied");
-  }
+  // Said once, by this call or by the error it returns (a read that failed here dropped the connection). Not a
+  // retryable code: the connection may be back (a caller counting outages would count this one twice), and
+  // nothing retries what is unknown.
+  const bool lost = std::exchange(replies_lost_, false);
+  if (lost && s.ok()) return RepliesLost();
   return s;
+}
+
+Status RepliesLost() {
+  return Status::DataLoss("redis: a connection closed before the replies of commands sent on it were read; they "
+                          "may not have been applied");
 }
 
 int64_t RedisClient::DeferredErrors() const { return cluster_ ? cluster_->DeferredErrors() : deferred_errors_; }

@@ -375,6 +375,24 @@ TEST_F(RedisClusterTest, AskingIsKeptForRetriesAtTheImportingNode) {
   EXPECT_EQ(g->str, "x");
 }
 
+// The replies of Sends lost with a node's connection: the cluster client's AwaitSent says so once too, also
+// when another call met the loss first.
+TEST_F(RedisClusterTest, AwaitSentSaysWhenANodesRepliesWereLost) {
+  const std::string master = client_->Masters().front();
+  const std::string key = KeyOn(*cluster_, master, "lost:");
+  auto id = client_->CommandOn(master, {"CLIENT", "ID"});
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(client_->Send({{"BLPOP", key, "0"}}).ok());  // its reply cannot come before the kill
+  auto other = Connect(cluster_->config());
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(other->CommandOn(master, {"CLIENT", "KILL", "ID", std::to_string(id->integer)}).ok());
+  (void)client_->Command({"GET", key});  // meets the loss first
+  Status s = client_->AwaitSent();
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.ToString();
+  ASSERT_TRUE(client_->Send({{"SET", key, "kept"}}).ok());
+  EXPECT_TRUE(client_->AwaitSent().ok()) << "said once";
+}
+
 // Send() writes without waiting (the worker's acks and status records, RedisConfig::quiet_sends): a command
 // a reshard or an open migration redirected did nothing where it went, and is sent again where the
 // redirection points. Before, a MOVED went unseen (quiet) and an acknowledged task ran again.

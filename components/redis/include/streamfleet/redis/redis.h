@@ -58,6 +58,10 @@ inline bool NeedsAuth(const RedisConfig& config) { return !config.password.empty
 // AUTH [username] password, for a connection's first command.
 std::vector<std::string> AuthCommand(const RedisConfig& config);
 
+// What AwaitSent returns, once, when a connection closed before the replies of Sends on it were read: their
+// fate is unknown (kDataLoss: not retryable, and no outage of its own; the failed read was one).
+Status RepliesLost();
+
 // A Lua script identified by its SHA1, run with EVALSHA and loaded on NOSCRIPT.
 class LuaScript {
  public:
