@@ -273,6 +273,53 @@ TEST(LoopHttpServerTest, AHalfClosedClientGetsItsWholeAnswerBeforeTheClose) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "the connection was not closed after the answer";
 }
 
+// A client that shuts down its side while its request runs, with nothing pipelined, still gets its answer, and
+// the connection closes right after it, not at the keep-alive timeout.
+TEST(LoopHttpServerTest, AClientThatShutsDownWhileItsRequestRunsGetsTheAnswerThenTheClose) {
+  std::atomic<bool> started{false}, release{false};
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 2, [&](HttpExchange& ex) {
+    started = true;
+    WaitUntil([&] { return release.load(); });
+    ex.Respond(200, "text/plain", std::string(ex.path().substr(1)));
+  }, /*request_timeout_ms=*/30000).value();
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send(Get("/first")));
+  ASSERT_TRUE(WaitUntil([&] { return started.load(); })) << "the handler never ran";
+  c.CloseWrite();
+  std::this_thread::sleep_for(100ms);  // on purpose: the server reads the end of the stream while answering
+  release = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string got = c.ReadUntilClosed(20000);
+  EXPECT_EQ(StatusOf(got), 200) << got.substr(0, 200);
+  EXPECT_EQ(BodyOf(got), "first");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s) << "the connection was not closed after the answer";
+}
+
+// Requests sent while another is answered wait for it (they are not run before it), are answered in order,
+// and the connection stays usable.
+TEST(LoopHttpServerTest, ARequestSentWhileAnotherIsAnsweredIsAnsweredAfterIt) {
+  std::atomic<int> running{0};
+  std::atomic<bool> release{false};
+  auto server = LoopHttpServer::Start("127.0.0.1:0", 4, [&](HttpExchange& ex) {
+    ++running;
+    if (ex.path() == "/held") WaitUntil([&] { return release.load(); });
+    auto body = ex.ReadBody(1 << 20);
+    ex.Respond(200, "text/plain", ex.path().substr(1) + ":" + std::to_string(body.ok() ? body->size() : 0));
+  }).value();
+  RawConnection c(server->port());
+  ASSERT_TRUE(c.Send(Get("/held")));
+  ASSERT_TRUE(WaitUntil([&] { return running.load() == 1; }));
+  ASSERT_TRUE(c.Send(Post("/next", std::string(3000, 'n')) + Get("/last")));
+  std::this_thread::sleep_for(100ms);  // on purpose: the pipelined bytes arrive while /held is answered
+  EXPECT_EQ(running.load(), 1) << "a request ran before the one ahead of it was answered";
+  release = true;
+  EXPECT_EQ(BodyOf(c.ReadResponse(10000)), "held:0");
+  EXPECT_EQ(BodyOf(c.ReadResponse(10000)), "next:3000");
+  EXPECT_EQ(BodyOf(c.ReadResponse(10000)), "last:0");
+  ASSERT_TRUE(c.Send(Get("/again")));
+  EXPECT_EQ(BodyOf(c.ReadResponse(10000)), "again:0");
+}
+
 TEST(LoopHttpServerTest, ManyKeepAliveConnectionsAtOnce) {
   std::atomic<int> fast_count{0};
   auto fast = [&](const std::shared_ptr<HttpExchange>& ex) {
