@@ -362,6 +362,10 @@ StatusOr<size_t> ClusterRouter::ResendRedirected() {
     if (!s.ok()) {
       stale_ = true;
       broken_ = true;
+      // These commands left every list: most callers resend from Send, Pipeline or Settle without looking
+      // at this status, so the next AwaitSent must not confirm them (a worker's XACK lost here ran its task
+      // again while the worker counted it acknowledged).
+      replies_lost_ = true;
       if (first.ok()) first = s;
     }
   }

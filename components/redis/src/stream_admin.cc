@@ -33,6 +33,17 @@ return 1
   return s;
 }
 
+// Deletes consumer ARGV[2] of group ARGV[1] on stream KEYS[1] only if it holds no pending entry (returns 0;
+// -1 when it was kept).
+const LuaScript& DeleteIdleConsumerScript() {
+  static const LuaScript s(R"(
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return -1 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 0
+)");
+  return s;
+}
+
 }  // namespace
 
 StatusOr<bool> ExtendLease(RedisClient& redis, const std::string& stream, const std::string& group,
@@ -151,6 +162,13 @@ StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream
   return static_cast<int64_t>(t->integer);
 }
 
+StatusOr<bool> DeleteConsumerWithoutPending(RedisClient& redis, const std::string& stream, const std::string& group,
+                                            const std::string& consumer) {
+  auto d = redis.Eval(DeleteIdleConsumerScript(), {stream}, {group, consumer});
+  if (!d.ok()) return d.status();
+  return d->integer == 0;
+}
+
 StatusOr<int64_t> RemoveDeadConsumers(RedisClient& redis, const std::string& stream, const std::string& group,
                                       int64_t idle_ms) {
   auto r = redis.Command({"XINFO", "CONSUMERS", stream, group});
@@ -168,9 +186,11 @@ StatusOr<int64_t> RemoveDeadConsumers(RedisClient& redis, const std::string& str
       if (k == "idle") idle = v.integer;
     }
     if (pending == 0 && idle > idle_ms) {
-      auto d = redis.Command({"XGROUP", "DELCONSUMER", stream, group, name});
+      // Checked again where it is deleted: the consumer may have read an entry since XINFO, and DELCONSUMER
+      // drops its pending entries (that entry would be in no pending list and never delivered again).
+      auto d = DeleteConsumerWithoutPending(redis, stream, group, name);
       if (!d.ok()) return d.status();
-      ++removed;
+      if (*d) ++removed;
     }
   }
   return removed;

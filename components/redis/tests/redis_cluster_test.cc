@@ -533,6 +533,29 @@ TEST(RedisClientStandardTest, MastersAndCommandOnNameTheOneServer) {
 }
 
 // A master SIGKILLed: its replica is promoted and the client follows, failing with kUnavailable meanwhile.
+// A command sent without waiting, redirected to a node that cannot be reached when it is resent (the slot moved
+// there, then the node died): AwaitSent says the command was not confirmed instead of OK.
+TEST(RedisClusterFailoverTest, ASentCommandWhoseRedirectionCannotBeFollowedIsNotConfirmed) {
+  RedisCluster cluster;
+  auto sender = Connect(cluster.config());
+  ASSERT_NE(sender, nullptr);
+  auto masters = cluster.Masters();
+  ASSERT_EQ(masters.size(), 3u);
+  const std::string from = masters[0], to = masters[1];
+  const std::string key = KeyOn(cluster, from, "lost-resend:");
+  const std::string other = KeyOn(cluster, from, "lost-resend-other:");
+  ASSERT_TRUE(sender->Command({"SET", other, "1"}).ok());  // the sender's map says `from` serves the key
+  const int slot = KeySlot(key);
+  cluster.BeginMigration(slot, to);
+  cluster.FinishMigration(slot, to);
+  ASSERT_EQ(cluster.KillMasterOf(slot), to);
+  ASSERT_TRUE(sender->Send({{"SET", key, "v"}}).ok());  // `from` answers MOVED to the dead node
+  // A command on `from` reads that reply and resends the SET to `to`, which refuses the connection.
+  (void)sender->Pipeline({{"GET", other}});
+  Status s = sender->AwaitSent();
+  EXPECT_FALSE(s.ok()) << "a command that never reached a node was confirmed";
+}
+
 TEST(RedisClusterFailoverTest, ClientRecoversAfterMasterKilledAndReplicaPromoted) {
   RedisCluster cluster;
   auto client = Connect(cluster.config());

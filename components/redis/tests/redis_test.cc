@@ -257,6 +257,31 @@ TEST_F(RedisTest, RemoveDeadConsumersKeepsThoseHoldingEntriesAndAnswersZeroForNo
   EXPECT_FALSE(RemoveDeadConsumers(*client_, "not-a-stream", "g", 0).ok());
 }
 
+// RemoveDeadConsumers decides from XINFO, then deletes: a consumer that read an entry in between (a quiet queue's
+// slot waking up) must keep it, or the entry is in no pending list and is never delivered again.
+TEST_F(RedisTest, AConsumerIsDeletedOnlyIfItHoldsNothingAtThatMoment) {
+  ASSERT_TRUE(client_->Command({"XADD", "race", "*", "i", "1"}).ok());
+  ASSERT_TRUE(client_->Command({"XGROUP", "CREATE", "race", "g", "0"}).ok());
+  ASSERT_TRUE(client_->Command({"XGROUP", "CREATECONSUMER", "race", "g", "slot"}).ok());
+  // Seen idle with nothing pending; then it reads before the delete.
+  auto read = client_->Command({"XREADGROUP", "GROUP", "g", "slot", "COUNT", "1", "STREAMS", "race", ">"});
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  auto kept = DeleteConsumerWithoutPending(*client_, "race", "g", "slot");
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_FALSE(*kept);
+  auto pending = client_->Command({"XPENDING", "race", "g"});
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(pending->elements[0].integer, 1) << "the entry left the pending list";
+  const std::string id = read->elements[0].elements[1].elements[0].elements[0].str;
+  ASSERT_TRUE(client_->Command({"XACK", "race", "g", id}).ok());
+  auto deleted = DeleteConsumerWithoutPending(*client_, "race", "g", "slot");
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_TRUE(*deleted);
+  auto consumers = client_->Command({"XINFO", "CONSUMERS", "race", "g"});
+  ASSERT_TRUE(consumers.ok());
+  EXPECT_TRUE(consumers->elements.empty());
+}
+
 TEST_F(RedisTest, RefusedConnectionIsUnavailable) {
   RedisConfig c = server_->config();
   c.port = testing::FreePort();

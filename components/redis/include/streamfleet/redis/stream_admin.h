@@ -47,6 +47,11 @@ StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream
 StatusOr<int64_t> RemoveDeadConsumers(RedisClient& redis, const std::string& stream, const std::string& group,
                                       int64_t idle_ms);
 
+// Deletes `consumer` if, at that moment, it holds nothing pending (checked and deleted in one script: a
+// consumer that read an entry since it was seen idle keeps it). Returns whether it was deleted.
+StatusOr<bool> DeleteConsumerWithoutPending(RedisClient& redis, const std::string& stream, const std::string& group,
+                                            const std::string& consumer);
+
 struct ConsumerStats {
   std::string name;
   int64_t pending = 0;
