@@ -63,6 +63,10 @@ int main(int argc, char** argv) {
   } catch (const ctl::Usage& u) {
     std::cerr << "streamfleetctl: " << u.message << "\n";
     return 2;
+  } catch (const std::exception& e) {
+    // Anything else a command throws is a failure with its message (it aborted the process, exit 134).
+    std::cerr << "streamfleetctl: " << e.what() << "\n";
+    return 1;
   }
   return 0;
 }

@@ -16,6 +16,7 @@
 #include "streamfleet/base/codec.h"
 #include "streamfleet/artifacts/chunk_archive.h"
 #include "streamfleet/sql/sql_store.h"
+#include "streamfleet/taskqueue/task_keys.h"
 #include "streamfleet/v1/task.pb.h"
 #include "support/queued_generations.h"
 #include "streamfleet/testing/redis_server.h"
@@ -209,6 +210,33 @@ TEST_F(CtlTest, ReplayGenerationRebuildsTheBufferFromGenerationChunksAndFinalize
   EXPECT_NE(Ctl("replay-generation -3").code, 0);
 }
 
+// A replay whose finalization writes nothing (the id's owner record names another organization) fails and leaves the
+// buffer; with --delete the buffer goes only through the finalization itself (it was DEL'd whatever happened,
+// with a chunk that arrived meanwhile, and the command said "compacted").
+TEST_F(CtlTest, ReplayGenerationOfAnIdHeldByAnotherOrganizationFailsAndKeepsTheBuffer) {
+  auto store = SqlStore::Open("sqlite:" + db_).value();
+  ASSERT_TRUE(store->Migrate().ok());
+  const int64_t gen = 4343;
+  ASSERT_TRUE(store->UpsertChunks({{gen, 5, 0, 0, "{\"a\": "}, {gen, 5, 0, 1, "1}"}}).ok());
+  Config c = LoadConfig([](const std::string&) { return std::nullopt; }, ":0").value();
+  KeySchema keys = KeySchema::FromConfig(c);
+  ASSERT_TRUE(redis_->Command({"SET", keys.OwnerKey(gen), "9", "EX", "600"}).ok());
+  auto r = Ctl("replay-generation " + std::to_string(gen) + " --delete");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("another organization"), std::string::npos) << r.out;
+  GenerationId g{5, 0, gen};
+  EXPECT_EQ(redis_->Command({"LLEN", keys.BufferKey(g)})->integer, 2) << "the buffer was deleted";
+  EXPECT_FALSE(store->GetGeneration(gen).value().has_value());
+
+  // Its owner now: replayed, written, and the buffer deleted by the finalization.
+  ASSERT_TRUE(redis_->Command({"SET", keys.OwnerKey(gen), "5", "EX", "600"}).ok());
+  auto ok = Ctl("--json replay-generation " + std::to_string(gen) + " --delete");
+  ASSERT_EQ(ok.code, 0) << ok.out;
+  EXPECT_EQ(nlohmann::json::parse(ok.out)["buffer_deleted"], true);
+  EXPECT_EQ(redis_->Command({"EXISTS", keys.BufferKey(g), keys.MetaKey(g)})->integer, 0);
+  EXPECT_EQ(store->GetGeneration(gen).value()->chunk_count, 2);
+}
+
 // Rows generation_chunks.purge archived and deleted come back from the chunk archive (s3rver): replay merges them
 // with the rows still in the table, and an archive it cannot read fails the replay instead of compacting a part.
 TEST_F(CtlTest, ReplayGenerationReadsPurgedRowsFromTheChunkArchive) {
@@ -387,6 +415,12 @@ TEST_F(CtlTest, TasksListPagesAndTasksCancel) {
   EXPECT_EQ(nlohmann::json::parse(c.out)["previous_state"], "scheduled");
   EXPECT_EQ(nlohmann::json::parse(Ctl("--json tasks show " + id).out)["state"], "cancelled");
   EXPECT_EQ(Ctl("tasks cancel " + id).code, 0) << "again: already cancelled";
+  // A record holding bytes that are not UTF-8 (a handler's raw result): printed with replacements, not an abort.
+  Config defaults = LoadConfig([](const std::string&) { return std::nullopt; }, ":0").value();
+  ASSERT_TRUE(redis_->Command({"HSET", TaskKeys::FromConfig(defaults).Status(id), "result", "ok \xff\xfe"}).ok());
+  auto raw = Ctl("--json tasks show " + id);
+  ASSERT_EQ(raw.code, 0) << raw.out;
+  EXPECT_EQ(nlohmann::json::parse(raw.out)["result"], "ok \xEF\xBF\xBD\xEF\xBF\xBD");
   auto unknown = Ctl("tasks cancel no-such-task");
   EXPECT_EQ(unknown.code, 1);
   EXPECT_NE(unknown.out.find("unknown or expired"), std::string::npos) << unknown.out;

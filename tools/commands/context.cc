@@ -17,7 +17,9 @@ const Context::Command* Context::Parsed() const {
 
 void Context::Print(const nlohmann::json& j, const std::string& human) const {
   if (as_json) {
-    std::cout << j.dump(2) << "\n";
+    // Invalid UTF-8 (a handler's raw result or error, a dead letter's reason) is replaced, not thrown on: the
+    // strict dump threw out of every --json listing that held one.
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::cout << human;
   }

@@ -83,11 +83,12 @@ struct ReplayArgs {
 void Replay(const Context& ctx, const Config& c, const ReplayArgs& a) {
   auto r = ConnectRedis(c);
   auto store = OpenStore(c);
-  Must(store->Migrate(), "migrate");
+  Must(MigrateIfBehind(*store), "migrate");
+  const Config effective = a.del ? DeletingBufferConfig(c) : c;
   RedisServerClock clock;
-  ChunkBuffer buffer(c, clock);
-  Cache cache(c.redis, CacheOptionsFromConfig(c));
-  Finalizer fin(c, buffer, *store, "streamfleetctl", &cache);
+  ChunkBuffer buffer(effective, clock);
+  Cache cache(effective.redis, CacheOptionsFromConfig(effective));
+  Finalizer fin(effective, buffer, *store, "streamfleetctl", &cache);
   auto archive = OpenObjectStore(c);  // chunks generation_chunks.purge archived (ARTIFACT_STORE)
   std::unique_ptr<ProgressBar> bar;
   auto res = Must(ReplayGeneration(*r, *store, archive.get(), ChunkArchiveMaxBytes(c), buffer, fin, a.gen, a.del,

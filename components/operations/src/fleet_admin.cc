@@ -208,14 +208,41 @@ void MarkRequeuedTask(RedisClient& redis, const Config& config, const TaskKeys& 
                    {std::to_string(WallClockMs()), std::to_string(config.task_result_ttl_s)});
 }
 
+// The one dead-letter stream holding entry `id`. An entry id is unique within one stream only: the chunk and
+// task dead-letter streams (or two queue shards') can each hold `<ms>-0` of the same millisecond, and acting on
+// every one of them requeued or deleted unrelated entries: InvalidArgument then, nothing `what`.
+StatusOr<std::string> StreamHoldingDeadLetter(RedisClient& redis, const Config& config, const std::string& id,
+                                              const std::string& what) {
+  std::vector<std::string> holding;
+  for (const auto& s : DeadLetterStreams(config)) {
+    auto r = redis.Command({"XRANGE", s, id, id, "COUNT", "1"});
+    if (!r.ok()) return r.status();
+    if (!r->elements.empty()) holding.push_back(s);
+  }
+  if (holding.empty()) return Status::NotFound("no dead letter " + id);
+  if (holding.size() > 1) {
+    std::string where;
+    for (const auto& s : holding) where += (where.empty() ? "" : ", ") + s;
+    return Status::InvalidArgument("dead letter id " + id + " is in several dead-letter streams (" + where +
+                                   "): nothing " + what);
+  }
+  return holding[0];
+}
+
 }  // namespace
 
 StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, const std::string& id,
                                      const RequeueProgress& progress, const DeadLetterFilter& filter) {
   const KeySchema keys = KeySchema::FromConfig(config);
   const TaskKeys tkeys = TaskKeys::FromConfig(config);
+  std::vector<std::string> streams = DeadLetterStreams(config);
+  if (!id.empty()) {
+    auto holding = StreamHoldingDeadLetter(redis, config, id, "requeued; requeue them with a filter (--stream, --type)");
+    if (!holding.ok()) return holding.status();
+    streams = {*holding};
+  }
   int64_t n = 0;
-  for (const auto& s : DeadLetterStreams(config)) {
+  for (const auto& s : streams) {
     // One entry: XRANGE id id. All: the stream as it is now, a page at a time, up to its last entry now (a
     // requeued task that fails again comes back after it, and is not requeued a second time by this run).
     std::string last = id;
@@ -256,22 +283,9 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
 }
 
 StatusOr<int64_t> DeleteDeadLetter(RedisClient& redis, const Config& config, const std::string& id) {
-  // An entry id is unique within one stream only: the chunk and task dead-letter streams (or two queue
-  // shards') can each hold `<ms>-0` of the same millisecond. Deleting it everywhere deleted unrelated entries.
-  std::vector<std::string> holding;
-  for (const auto& s : DeadLetterStreams(config)) {
-    auto r = redis.Command({"XRANGE", s, id, id, "COUNT", "1"});
-    if (!r.ok()) return r.status();
-    if (!r->elements.empty()) holding.push_back(s);
-  }
-  if (holding.empty()) return Status::NotFound("no dead letter " + id);
-  if (holding.size() > 1) {
-    std::string where;
-    for (const auto& s : holding) where += (where.empty() ? "" : ", ") + s;
-    return Status::InvalidArgument("dead letter id " + id + " is in several dead-letter streams (" + where +
-                                      "): nothing deleted; purge them with a filter (--stream, --type)");
-  }
-  auto r = redis.Command({"XDEL", holding[0], id});
+  auto holding = StreamHoldingDeadLetter(redis, config, id, "deleted; purge them with a filter (--stream, --type)");
+  if (!holding.ok()) return holding.status();
+  auto r = redis.Command({"XDEL", *holding, id});
   if (!r.ok()) return r.status();
   return r->integer;
 }

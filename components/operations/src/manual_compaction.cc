@@ -7,26 +7,27 @@
 
 namespace streamfleet {
 
-StatusOr<ManualCompaction> CompactGenerationNow(const Config& config, RedisClient& redis, SqlStore& store,
-                                                const GenerationId& gen, bool delete_buffer, const std::string& by) {
-  // Migrated only when a migration is missing (a first compaction before any compactor ran): Migrate takes the
-  // write lock (SQLite) and runs CREATE TABLE IF NOT EXISTS, which PostgreSQL refuses to a role without CREATE
-  // on the schema even when the table exists (the default from PostgreSQL 15): every "compact now" failed.
+Status MigrateIfBehind(SqlStore& store) {
   auto applied = store.Migrations();
   if (!applied.ok()) return applied.status();
   const bool current = std::all_of(applied->begin(), applied->end(), [](const MigrationInfo& m) { return m.applied; });
-  if (!current) {
-    if (Status s = store.Migrate(); !s.ok()) return s;
-  }
-  // Deleting the buffer is marking it compacted with no grace (MarkCompacted, a negative grace): it lets the
-  // buffer go only when no chunk arrived since the snapshot the row was written from, in the same atomic step.
+  return current ? Status() : store.Migrate();
+}
+
+Config DeletingBufferConfig(const Config& config) {
   // A plain DEL after the finalization lost the chunks that came in between, and deleted the buffer whatever
-  // the finalization did (nothing, for another organization's generation or a row it kept).
+  // the finalization did.
   Config effective = config;
-  if (delete_buffer) {
-    effective.delete_after_compact = true;
-    effective.delete_grace_s = -1;
-  }
+  effective.delete_after_compact = true;
+  effective.delete_grace_s = -1;
+  return effective;
+}
+
+StatusOr<ManualCompaction> CompactGenerationNow(const Config& config, RedisClient& redis, SqlStore& store,
+                                                const GenerationId& gen, bool delete_buffer, const std::string& by) {
+  // A first compaction may come before any compactor ran.
+  if (Status s = MigrateIfBehind(store); !s.ok()) return s;
+  const Config effective = delete_buffer ? DeletingBufferConfig(config) : config;
   RedisServerClock clock;
   ChunkBuffer buffer(effective, clock);
   Cache cache(effective.redis, CacheOptionsFromConfig(effective));

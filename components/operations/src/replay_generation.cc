@@ -91,11 +91,16 @@ StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store, Obj
   auto o = finalizer.Finalize(redis, {out.gen, "replay", std::to_string(WallClockMs()) + "-replay"});
   if (!o.ok()) return o.status();
   out.outcome = std::move(*o);
-  if (delete_buffer) {
+  if (out.outcome.owned_elsewhere) {
+    return Status::FailedPrecondition("generation " + std::to_string(generation_id) + " is held by another organization than " +
+                                      std::to_string(owner) + " (its owner record): nothing written, the buffer left as it is");
+  }
+  // The finalizer's config deleted the buffer when asked (DeletingBufferConfig): only what it marked compacted
+  // with nothing arrived since, and not a row it kept. Its deadline goes with it.
+  if (delete_buffer && out.outcome.marked_compacted && !out.outcome.kept_row) {
     const KeySchema& keys = buffer.keys();
-    auto d = redis.Pipeline({{"DEL", keys.BufferKey(out.gen), keys.MetaKey(out.gen), keys.SeenKey(out.gen)},
-                             {"ZREM", keys.DeadlinesKeyOf(out.gen), KeySchema::Member(out.gen)}});
-    if (!d.ok()) return d.status();
+    auto z = redis.Command({"ZREM", keys.DeadlinesKeyOf(out.gen), KeySchema::Member(out.gen)});
+    if (!z.ok()) return z.status();
     out.buffer_deleted = true;
   }
   return out;

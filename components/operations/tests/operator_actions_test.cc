@@ -78,6 +78,23 @@ TEST_F(OperatorActionsTest, AnUnknownDeadLetterIdIsNotFound) {
   EXPECT_EQ(*deleted, 1);
 }
 
+// The chunk and the task dead-letter streams generate their ids apart: one id can name an entry in each. Requeue by
+// id moved both (a poison chunk entry went back beside the task asked for); like delete, it now moves neither.
+TEST_F(OperatorActionsTest, ADeadLetterIdHeldByTwoStreamsIsNotRequeued) {
+  KeySchema keys = KeySchema::FromConfig(config_);
+  ASSERT_TRUE(redis_->Command({"XADD", tkeys_.DeadLetters(), "9-0", "source_stream", tkeys_.Queue("default"),
+                               "reason", "boom", "e", "env"}).ok());
+  ASSERT_TRUE(redis_->Command({"XADD", keys.ChunkDeadLetterStream(), "9-0", "source_stream", keys.ChunkStream(0),
+                               "reason", "poison", "e", "chunk"}).ok());
+  auto r = RequeueDeadLetters(*redis_, config_, "9-0");
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("several dead-letter streams"), std::string::npos) << r.status().ToString();
+  EXPECT_EQ(Len(tkeys_.DeadLetters()), 1);
+  EXPECT_EQ(Len(keys.ChunkDeadLetterStream()), 1);
+  EXPECT_EQ(Len(tkeys_.Queue("default")), 0);
+  EXPECT_EQ(Len(keys.ChunkStream(0)), 0);
+}
+
 // A requeued dead task waits again, and its record says so: it said "dead" until the task ran, so `tasks show`
 // reported it dead and a cancel was refused. A record that moved on since is left as it is.
 TEST_F(OperatorActionsTest, ARequeuedDeadTasksRecordSaysPending) {

@@ -27,7 +27,10 @@ struct ReplayResult {
 // (read within archive_max_bytes; an archived line wins over a table row of the same seq: the archive keeps a
 // seq's first data, as the table does). kNotFound when
 // neither has any (GENERATION_CHUNK_STORAGE=redis keeps none); an unreadable archive is an error, not a
-// replay of what is left. on_progress(done, total) is called as chunks are applied.
+// replay of what is left. on_progress(done, total) is called as chunks are applied. With delete_buffer,
+// `finalizer` must be built on DeletingBufferConfig (streamfleet/operations/manual_compaction.h): the buffer is
+// deleted by the finalization itself, only when nothing arrived meanwhile and the row was written.
+// kFailedPrecondition when the generation's owner record names another organization (nothing written).
 StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store, ObjectStore* archive,
                                         size_t archive_max_bytes,
                                         ChunkBuffer& buffer, Finalizer& finalizer,
