@@ -451,6 +451,15 @@ TEST_F(MalformedHttpTest, NonUtf8BodiesAreRefusedWithTheByteOffset) {
 
   r = ingest.Post("/v1/orgs/1/generations", std::string(R"({"instruction": {"content": ")") + "\xff\"}}");
   EXPECT_EQ(r.status, 400) << r.body;
+  // U+0000 in what goes into the row's metadata (PostgreSQL's jsonb refuses it: generation.run failed every
+  // attempt after a 202, and the generation never got a row), however deep in the initiator.
+  for (const std::string body : {R"({"instruction": {"content": "a\u0000b"}})",
+                                 R"({"instruction": {"content": "a"}, "initiator": {"user": {"name": "x\u0000"}}})",
+                                 R"({"instruction": {"content": "a"}, "initiator": {"k\u0000": 1}})"}) {
+    r = ingest.Post("/v1/orgs/1/generations", body);
+    EXPECT_EQ(r.status, 400) << body << " -> " << r.body;
+    EXPECT_NE(r.body.find("U+0000"), std::string::npos) << r.body;
+  }
   // Bytes that are not UTF-8 in an id (%FF decodes to 0xFF) are a 400 naming the id, never a 500.
   r = ingest.Post("/v1/orgs/%FF/generations/1/chunks", R"({"data": "x"})");
   EXPECT_EQ(r.status, 400) << r.body;

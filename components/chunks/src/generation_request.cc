@@ -6,8 +6,31 @@ namespace streamfleet {
 
 namespace {
 
+// Whether a string of `j` (a value or an object's key) holds U+0000: the request's fields go into the row's
+// metadata, which PostgreSQL's jsonb refuses with it ("unsupported Unicode escape sequence"): every attempt of
+// generation.run failed before calling the provider, and the generation never got a row. (At most max_depth
+// deep: ParseJsonInput built it.)
+bool HoldsNul(const nlohmann::json& j) {
+  if (j.is_string()) return j.get_ref<const std::string&>().find('\0') != std::string::npos;
+  if (j.is_array()) {
+    for (const auto& v : j) {
+      if (HoldsNul(v)) return true;
+    }
+  } else if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) {
+      if (k.find('\0') != std::string::npos || HoldsNul(v)) return true;
+    }
+  }
+  return false;
+}
+
 // Reads the request fields shared by the HTTP body and the task payload.
 Status ReadCommon(const nlohmann::json& j, GenerationRequest* r) {
+  for (const char* field : {"instruction", "model", "initiator"}) {
+    if (auto f = j.find(field); f != j.end() && HoldsNul(*f)) {
+      return Status::InvalidArgument(std::string("\"") + field + "\" must not hold U+0000 (\\u0000)");
+    }
+  }
   auto ins = j.find("instruction");
   if (ins == j.end() || !ins->is_object()) return Status::InvalidArgument("\"instruction\" must be an object");
   auto content = ins->find("content");
