@@ -101,11 +101,14 @@ int Executor::ExecuteEntry(RedisClient& redis, const StreamEntry& entry, int64_t
   LogScope scope(LogContext().Entry(entry.id).Task(task.id()));
   Slot::TypeStats* type = Admit(redis, entry, times_delivered, slot, task);
   if (type == nullptr) return 0;
-  if (type->limit != nullptr && !Permit(redis, entry, slot, *type, task)) return 0;
+  if (type->limit != nullptr && !Permit(redis, entry, times_delivered, slot, *type, task)) return 0;
   const int ran = Run(redis, entry, times_delivered, slot, *type, task);
-  // An abandoned thread touches nothing: its permit expires with its lease.
-  if (type->limit != nullptr && ran != kAbandoned) (void)ReleaseTaskPermit(redis, config_.stream_prefix, task.type(),
-                                                                       TaskPermitToken(entry.stream, entry.id));
+  // An abandoned thread touches nothing: its permit expires with its lease. One whose lease was lost gives back
+  // only its own permit (a worker that claimed the task since holds another: the tokens are per delivery).
+  if (type->limit != nullptr && ran != kAbandoned) {
+    (void)ReleaseTaskPermit(redis, config_.stream_prefix, task.type(),
+                            TaskPermitToken(entry.stream, entry.id, times_delivered));
+  }
   return ran;
 }
 
@@ -131,11 +134,12 @@ int64_t Executor::PermitLeaseMs(const Slot::TypeStats& type) const {
   return type.timeout_ms > 0 ? type.timeout_ms + config_.task_timeout_grace_ms : kDefaultPermitLeaseMs;
 }
 
-bool Executor::Permit(RedisClient& redis, const StreamEntry& entry, const Slot& slot, Slot::TypeStats& type,
-                      const v1::TaskEnvelope& task) {
+bool Executor::Permit(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, const Slot& slot,
+                      Slot::TypeStats& type, const v1::TaskEnvelope& task) {
   const int64_t now = WallClockMs();
   auto r = AcquireTaskPermit(redis, config_.stream_prefix, task.type(), *type.limit,
-                             TaskPermitToken(entry.stream, entry.id), now, PermitLeaseMs(type));
+                             TaskPermitToken(entry.stream, entry.id, times_delivered), now,
+                             PermitLeaseMs(type));
   if (!r.ok()) {
     SF_LOG_WARN("task {}: limit check failed ({}); it stays pending", task.id(), r.status().ToString());
     return false;
@@ -163,7 +167,10 @@ Slot::TypeStats* Executor::Admit(RedisClient& redis, const StreamEntry& entry, i
     }
     return nullptr;
   }
-  if (task.queue().empty()) task.set_queue(lifecycle_.keys().QueueOf(entry.stream));
+  // The stream it was read from names its queue, whatever the envelope says: a hand-written envelope naming
+  // another queue (or one no worker reads) was retried and postponed into that queue's stream, where it could
+  // wait for ever, while cluster mode kept it in its own shard.
+  if (std::string q = lifecycle_.keys().QueueOf(entry.stream); !q.empty()) task.set_queue(std::move(q));
   if (task.attempt() == 0 && times_delivered == 1) {
     // Queue latency (Sidekiq's "latency"): what users feel when workers are too few. Wall clocks of the
     // enqueuer and this host; a skew below zero counts as zero.
@@ -201,6 +208,7 @@ int Executor::Run(RedisClient& redis, const StreamEntry& entry, int64_t times_de
   a.timeout_ms = type.timeout_ms;
   if (type.limit != nullptr) {
     a.permit_key = TaskPermitsKey(config_.stream_prefix, task.type());
+    a.permit_token = TaskPermitToken(entry.stream, entry.id, times_delivered);
     a.permit_lease_ms = PermitLeaseMs(type);
   }
   a.started = WatchClock::now();

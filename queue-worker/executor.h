@@ -44,8 +44,8 @@ class Executor {
                          v1::TaskEnvelope& task);
   // The type's fleet-wide limits (TASK_LIMITS, task_limits.h): true with a permit taken; false when the task
   // was postponed (back to the scheduled set, not an attempt) or Redis failed (it stays pending).
-  bool Permit(RedisClient& redis, const StreamEntry& entry, const Slot& slot, Slot::TypeStats& type,
-              const v1::TaskEnvelope& task);
+  bool Permit(RedisClient& redis, const StreamEntry& entry, int64_t times_delivered, const Slot& slot,
+              Slot::TypeStats& type, const v1::TaskEnvelope& task);
   // False when the entry's lease may have lapsed (no heartbeat got through for half a visibility timeout) and
   // another consumer owns it now: it is not run here.
   bool StillOurs(RedisClient& redis, const StreamEntry& entry, Slot& slot);

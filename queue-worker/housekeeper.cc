@@ -82,7 +82,7 @@ Status Housekeeper::ForwardEvents(RedisClient& redis, const std::string& consume
   return s;
 }
 
-StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot) {
+StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot, const std::atomic<bool>* stop) {
   executor_.Watch(slot);
   {
     // Claimed tasks an abandoned predecessor of this thread left waiting: no longer renewed, so a housekeeper
@@ -92,6 +92,9 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot) {
     slot.held.clear();
   }
   for (const auto& stream : lifecycle_.keys().QueueStreams(QueueNames(config_))) {
+    // SIGTERM: claiming on (up to kClaimCount per stream, run one after another here) would start tasks the
+    // termination grace cuts off, each then counting one more delivery where it is claimed again.
+    if (stop != nullptr && stop->load()) break;
     // XAUTOCLAIM looks at no more than 10 x COUNT pending entries per call: the cursor carries on from where the
     // last round stopped, so a dead worker's tasks behind a live worker's many pending ones are reached too.
     std::string& cursor = claim_cursors_[stream];

@@ -14,6 +14,7 @@
 //
 // Thread-safety: Schedule one thread at a time, Reclaim one thread at a time (the two share no state);
 // Housekeep (both, in turn) is for a direct caller (HousekeepOnce) and excludes the other two.
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -41,8 +42,9 @@ class Housekeeper {
   // Due scheduled tasks to their queues, periodic tasks, cron schedules, events (as `consumer` of the events
   // group) and, every kTrimIntervalMs, the trim. Runs no task.
   Status Schedule(RedisClient& redis, const std::string& consumer);
-  // XAUTOCLAIM of each queue stream's idle tasks; runs them inline (kAbandoned as Housekeep).
-  StatusOr<int> Reclaim(RedisClient& redis, Slot& slot);
+  // XAUTOCLAIM of each queue stream's idle tasks; runs them inline (kAbandoned as Housekeep). Once `stop` is
+  // set no further stream is claimed from (what was claimed still runs, as a slot's read-ahead does).
+  StatusOr<int> Reclaim(RedisClient& redis, Slot& slot, const std::atomic<bool>* stop = nullptr);
 
  private:
   // Each periodic task whose period (of Redis' clock) has not fired yet: exactly one process of the fleet

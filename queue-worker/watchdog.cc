@@ -114,6 +114,7 @@ void Watchdog::Check(const std::shared_ptr<SlotWatch>& s, WatchClock::time_point
     beat.attempt = s->attempts;
     beat.leases.push_back({a->entry->stream, a->entry->id});
     beat.permit_key = a->permit_key;
+    beat.permit_token = a->permit_token;
     beat.permit_lease_ms = a->permit_lease_ms;
   }
   for (const StreamEntry& e : s->held) beat.leases.push_back({e.stream, e.id});
@@ -151,7 +152,7 @@ void Watchdog::SendBeat(const Beat& b) {
       // The permit lives as long as the task keeps its lease: without this, one running past the permit's lease
       // (TASK_LIMITS without a TASK_TIMEOUT: 10 minutes) lost its place and another task of the type started.
       // XX: a permit already released (the task just ended) is not taken again. An error: the next beat.
-      (void)ExtendTaskPermit(*redis_, b.permit_key, TaskPermitToken(b.leases[0].stream, b.leases[0].id),
+      (void)ExtendTaskPermit(*redis_, b.permit_key, b.permit_token,
                              WallClockMs() + b.permit_lease_ms);
     }
     // A Redis error is not a lost lease: the next heartbeat tries again within the visibility timeout.

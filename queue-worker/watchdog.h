@@ -48,9 +48,10 @@ struct RunningAttempt {
   const v1::TaskEnvelope* task = nullptr;
   int64_t times_delivered = 1;
   int64_t timeout_ms = 0;                    // 0 = none
-  // TASK_LIMITS: the zset holding this attempt's permit (member: the entry id), renewed with its lease, so a
+  // TASK_LIMITS: the zset holding this attempt's permit (member: permit_token), renewed with its lease, so a
   // task running longer than the permit's lease keeps its place in max_running ("" = no limit).
   std::string permit_key;
+  std::string permit_token;  // TaskPermitToken of this delivery
   int64_t permit_lease_ms = 0;
   WatchClock::time_point started;
   WatchClock::time_point deadline = WatchClock::time_point::max();
@@ -133,6 +134,7 @@ class Watchdog {
     uint64_t attempt = 0;  // SlotWatch::attempts of the running attempt (its lease is leases[0]), 0 = none
     std::vector<Lease> leases;  // the running task's first, if any
     std::string permit_key;     // the running task's TASK_LIMITS permit, renewed with its lease ("" = none)
+    std::string permit_token;
     int64_t permit_lease_ms = 0;
   };
   struct Handoff {  // an abandoned attempt for its slot's replacement thread

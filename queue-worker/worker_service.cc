@@ -96,7 +96,7 @@ bool WorkerService::HousekeeperLoop(Slot& slot, std::optional<AbandonedAttempt> 
     poller_.FlushAndReport(*redis, slot, "housekeeping");
   }
   while (!stop.load()) {
-    auto r = housekeeper_.Reclaim(*redis, slot);
+    auto r = housekeeper_.Reclaim(*redis, slot, &stop);
     if (r.ok() && *r == kAbandoned) return false;
     metrics_.redis_health.Report(r.ok() ? Status::Ok() : r.status(), "housekeeping");
     Nap(stop);

@@ -106,6 +106,45 @@ TEST_F(LimitsTest, DeliveriesWithTheSameEntryIdInTwoQueuesTakeAPermitEach) {
   EXPECT_EQ(redis_->Command({"ZCARD", TaskPermitsKey("streamfleet", "export")})->integer, 0) << "each released";
 }
 
+// A task whose lease lapsed is claimed and started by another worker while the first still runs it: each
+// delivery holds a permit of its own. They shared one (the token was the stream and entry id): the second
+// delivery's ZADD added nothing, so a third task could start beside the two, and the first one's release at
+// its end freed the second's.
+TEST_F(LimitsTest, TwoDeliveriesOfOneTaskHoldAPermitEach) {
+  std::atomic<bool> release{false}, started{false};
+  handlers_.Register("export", [&](TaskContext&) {
+    started = true;
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return Status::Ok();
+  });
+  WorkerService& a = Make({{"TASK_LIMITS", "export=2/0"}});
+  Enqueue("export");
+  std::string stream, entry;
+  for (const auto& shard : keys_.QueueStreams({"default"})) {
+    auto r = redis_->Command({"XRANGE", shard, "-", "+"});
+    if (r.ok() && !r->elements.empty()) stream = shard, entry = r->elements[0].elements[0].str;
+  }
+  ASSERT_FALSE(entry.empty());
+  auto own = RedisClient::Connect(RedisConfigForTest()).value();
+  std::thread runner([&] { (void)a.PollOnce(*own, "a", 10); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return started.load(); }));
+  const std::string permits = TaskPermitsKey("streamfleet", "export");
+  ASSERT_EQ(redis_->Command({"ZCARD", permits})->integer, 1);
+  // The second delivery takes its permit as Executor::Permit does.
+  auto second = AcquireTaskPermit(*redis_, "streamfleet", "export", TaskLimit{2, 0},
+                                  TaskPermitToken(stream, entry, 2), WallClockMs(), 600'000);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(*second, LimitOutcome::kAdmitted);
+  EXPECT_EQ(redis_->Command({"ZCARD", permits})->integer, 2) << "the two deliveries hold one permit";
+  auto third = AcquireTaskPermit(*redis_, "streamfleet", "export", TaskLimit{2, 0}, TaskPermitToken(stream, "9-9", 1),
+                                 WallClockMs(), 600'000);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(*third, LimitOutcome::kTooManyRunning);
+  release = true;
+  runner.join();
+  EXPECT_EQ(redis_->Command({"ZCARD", permits})->integer, 1) << "the first delivery's end freed the second's permit";
+}
+
 // A limited task running longer than its permit's lease (TASK_LIMITS without a TASK_TIMEOUT: 10 minutes) lost
 // its place: the permit expired while it ran and another task of the type started beside it. The running
 // task's heartbeat renews the permit with its lease (here one every ~66 ms: VISIBILITY_TIMEOUT 200 ms).

@@ -294,6 +294,25 @@ TEST_F(WorkerTest, EnvelopeWithAbsurdAttemptCountIsDeadLetteredWithoutOverflow) 
   EXPECT_EQ(redis_->Command({"ZCARD", keys_.Scheduled()}).value().integer, 0) << "no retry scheduled";
 }
 
+// A retry goes back to the queue the task was read from, not to one its envelope names (a hand-written envelope
+// naming a queue no worker reads waited there for ever).
+TEST_F(WorkerTest, ARetryGoesBackToTheQueueTheTaskWasReadFrom) {
+  int calls = 0;
+  handlers_.Register("flaky", [&](TaskContext&) { return ++calls < 2 ? Status::Unavailable("down") : Status::Ok(); });
+  auto& w = Make();
+  v1::TaskEnvelope t;
+  t.set_id("misnamed");
+  t.set_type("flaky");
+  t.set_queue("nobody-reads-this");
+  ASSERT_TRUE(redis_->Command({"XADD", keys_.Queue("default"), "*", "e", t.SerializeAsString()}).ok());
+  EXPECT_EQ(Drain(w), 1);
+  clock_.Advance(1'001);
+  ASSERT_TRUE(w.HousekeepOnce(*redis_, "hk").ok());
+  EXPECT_EQ(redis_->Command({"EXISTS", keys_.Queue("nobody-reads-this")}).value().integer, 0);
+  EXPECT_EQ(Drain(w), 1);
+  EXPECT_EQ(calls, 2);
+}
+
 TEST_F(WorkerTest, DelayedTaskRunsOnlyWhenDueAndUniqueKeysDedupe) {
   int calls = 0;
   handlers_.Register("t", [&](TaskContext&) {

@@ -28,7 +28,9 @@ return 0
 
 }  // namespace
 
-std::string TaskPermitToken(const std::string& stream, const std::string& entry_id) { return stream + "/" + entry_id; }
+std::string TaskPermitToken(const std::string& stream, const std::string& entry_id, int64_t delivery) {
+  return stream + "/" + entry_id + "/" + std::to_string(delivery);
+}
 
 std::string TaskPermitsKey(const std::string& prefix, const std::string& type) { return Tag(prefix, type) + ":running"; }
 

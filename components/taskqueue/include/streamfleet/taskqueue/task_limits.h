@@ -34,10 +34,12 @@ Status ExtendTaskPermit(RedisCommands& redis, const std::string& permits_key, co
 // Gives the permit back (sent without waiting: RedisCommands::Send).
 Status ReleaseTaskPermit(RedisCommands& redis, const std::string& prefix, const std::string& type,
                          const std::string& token);
-// The permit token of a delivery: its stream and entry id. An entry id alone is unique within one stream
-// only: two queues, or two shards of one, give out the same `<ms>-0` in the same millisecond, and two tasks
-// then shared one permit (the second ZADD replaced the first; the first's release freed the second's).
-std::string TaskPermitToken(const std::string& stream, const std::string& entry_id);
+// The permit token of a delivery: its stream, entry id and delivery count. An entry id alone is unique within
+// one stream only: two queues, or two shards of one, give out the same `<ms>-0` in the same millisecond, and
+// two tasks then shared one permit (the second ZADD replaced the first; the first's release freed the
+// second's). The delivery count tells a worker whose lease lapsed from the one that claimed the task after
+// it: both ran on one permit, and the first one's release freed the second's.
+std::string TaskPermitToken(const std::string& stream, const std::string& entry_id, int64_t delivery);
 // The key of a type's running permits (for tests and operators).
 std::string TaskPermitsKey(const std::string& prefix, const std::string& type);
 
