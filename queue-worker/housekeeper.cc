@@ -29,9 +29,17 @@ StatusOr<int> Housekeeper::Housekeep(RedisClient& redis, Slot& slot) {
 }
 
 Status Housekeeper::Schedule(RedisClient& redis, const std::string& consumer) {
-  auto moved = MoveDueTasks(redis, lifecycle_.keys(), clock_.NowMs(), 500, QueueNames(config_));
+  // One "now" for the round: the Redis server's (docs/task-protocol.md), unless a test's clock overrides it.
+  // This host's clock released every delayed task and retry of the fleet early on a worker running ahead, and
+  // a SCHEDULES occurrence fired twice under two labels from two workers whose clocks differed.
+  int64_t now = clock_.NowMsOverride();
+  if (now == 0) {
+    auto server = RedisTimeMs(redis);
+    if (!server.ok()) return server.status();
+    now = *server;
+  }
+  auto moved = MoveDueTasks(redis, lifecycle_.keys(), now, 500, QueueNames(config_));
   if (!moved.ok()) return moved.status();
-  const int64_t now = clock_.NowMs();
   SF_RETURN_IF_ERROR(FirePeriodic(redis, now));
   SF_RETURN_IF_ERROR(schedules_.FireDue(redis, now));
   SF_RETURN_IF_ERROR(ForwardEvents(redis, consumer, now));

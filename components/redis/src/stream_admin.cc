@@ -53,6 +53,17 @@ StatusOr<bool> ExtendLease(RedisClient& redis, const std::string& stream, const 
   return r->integer == 1;
 }
 
+StatusOr<int64_t> RedisTimeMs(RedisClient& redis) {
+  auto t = redis.Command({"TIME"});
+  if (!t.ok()) return t.status();
+  if (!t->is_array() || t->elements.size() != 2) return Status::Internal("TIME: unexpected reply");
+  try {
+    return std::stoll(t->elements[0].str) * 1000 + std::stoll(t->elements[1].str) / 1000;
+  } catch (const std::exception&) {
+    return Status::Internal("TIME: unexpected reply");
+  }
+}
+
 int64_t StreamIdMs(const std::string& id) { return static_cast<int64_t>(SplitId(id).first); }
 
 int CompareStreamIds(const std::string& a, const std::string& b) {
@@ -143,15 +154,9 @@ StatusOr<int64_t> TrimAcknowledged(RedisClient& redis, const std::string& stream
   if (keep_ms > 0) {
     // Ids of XADD * are the server's clock in ms: keep what it added in the last keep_ms. Its own TIME,
     // not ours, so clock skew between hosts does not shrink or stretch the window.
-    auto t = redis.Command({"TIME"});
-    if (!t.ok()) return t.status();
-    if (!t->is_array() || t->elements.size() != 2) return Status::Internal("TIME: unexpected reply");
-    int64_t now_ms = 0;
-    try {
-      now_ms = std::stoll(t->elements[0].str) * 1000 + std::stoll(t->elements[1].str) / 1000;
-    } catch (const std::exception&) {
-      return Status::Internal("TIME: unexpected reply");
-    }
+    auto now = RedisTimeMs(redis);
+    if (!now.ok()) return now.status();
+    const int64_t now_ms = *now;
     if (now_ms <= keep_ms) return int64_t{0};
     std::string window = std::to_string(now_ms - keep_ms) + "-0";
     if (CompareStreamIds(window, safe) < 0) safe = window;

@@ -81,6 +81,9 @@ Status DeadLetter(RedisClient& redis, const std::string& dlq_stream, const Strea
 
 // Milliseconds part of a stream id ("1700000000000-3" -> 1700000000000); 0 if malformed.
 int64_t StreamIdMs(const std::string& id);
+
+// The Redis server's clock (TIME) in ms: the one "now" that processes on hosts with different clocks share.
+StatusOr<int64_t> RedisTimeMs(RedisClient& redis);
 // Compares two stream ids numerically.
 int CompareStreamIds(const std::string& a, const std::string& b);
 // Whether id is a complete stream id as XADD makes them: "<ms>-<seq>", each 1 to 20 digits and at most
