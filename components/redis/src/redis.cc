@@ -333,7 +333,11 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
   SigpipeGuard no_sigpipe;  // the first read writes the appended commands
   // After quiet Sends, replies are turned on in the same write as the commands that want theirs.
   const bool turn_on = replies_off_;
+  // Behind Sentinel, with the role: a replica drops quiet writes without a word (their errors are replies too,
+  // and replies were off), and accepts the ON; a master demoted since they were sent did not apply them.
+  const bool ask_role = turn_on && !config_.sentinel.nodes.empty();
   if (turn_on) conn_->Append({"CLIENT", "REPLY", "ON"});
+  if (ask_role) conn_->Append({"ROLE"});
   for (const auto& argv : commands) conn_->Append(argv);
   SF_RETURN_IF_ERROR(ReadDeferred());
   if (turn_on) {
@@ -344,6 +348,13 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
     // Accepted at connect (Open asks the same way): a refusal now (an ACL changed since) leaves the
     // connection out of step.
     if (on.is_error()) return Broken(Status::Unavailable("redis: CLIENT REPLY ON refused: " + on.str));
+    if (ask_role) {
+      auto role = conn_->Read();
+      if (!role.ok()) return Broken(role.status());
+      RedisValue r = OwnReply(*role);
+      freeReplyObject(*role);
+      if (r.is_array() && !r.elements.empty() && r.elements[0].str != "master") return Demoted();
+    }
     replies_off_ = false;
   }
   std::vector<RedisValue> out;
@@ -359,6 +370,7 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
 }
 
 Status RedisClient::ReadDeferred() {
+  bool demoted = false;
   while (unread_ > 0) {
     auto reply = conn_->Read();
     if (!reply.ok()) return Broken(reply.status());
@@ -378,12 +390,21 @@ Status RedisClient::ReadDeferred() {
     }
     if ((*reply)->type == REDIS_REPLY_ERROR) {
       ++deferred_errors_;
-      SF_LOG_WARN("redis: a command sent without waiting for its reply failed: {}",
-                  std::string((*reply)->str, (*reply)->len));
+      std::string error((*reply)->str, (*reply)->len);
+      SF_LOG_WARN("redis: a command sent without waiting for its reply failed: {}", error);
+      if (!config_.sentinel.nodes.empty() && error.rfind("READONLY", 0) == 0) demoted = true;
     }
     freeReplyObject(*reply);
   }
+  if (demoted) return Demoted();
   return Status::Ok();
+}
+
+Status RedisClient::Demoted() {
+  // The master was demoted under us (a failover while connected): writes sent without waiting were refused,
+  // so the next AwaitSent must not confirm them, and the next call asks the sentinels.
+  replies_lost_ = true;
+  return Broken(Status::Unavailable("redis: the master was demoted to a replica (READONLY); asking the sentinels"));
 }
 
 Status RedisClient::Send(const std::vector<std::vector<std::string>>& commands) {

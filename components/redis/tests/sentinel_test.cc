@@ -208,6 +208,51 @@ TEST(SentinelTest, FollowsSwitchMasterAnnouncementsEvenWhenTheOldMasterStaysUp) 
   std::filesystem::remove_all(dir);
 }
 
+// Writes sent without waiting (Send: the worker's acks and records) to a master demoted under the client, before
+// any sentinel announces it: a replica refuses them (READONLY), and with quiet sends (replies off) says
+// nothing at all while it accepts the CLIENT REPLY ON. AwaitSent confirmed them either way; it now says they
+// were not applied, and the connection is dropped so the next call asks the sentinels.
+TEST(SentinelTest, WritesSentToAMasterDemotedUnderTheClientAreNotConfirmed) {
+  testing::RedisServer master;
+  testing::RedisServer replica("--replicaof 127.0.0.1 " + std::to_string(master.port()));
+  std::string dir = testing::TempPath("sf-sentinel-demoted");
+  std::filesystem::create_directories(dir);
+  std::vector<std::unique_ptr<Sentinel>> sentinels;
+  for (int i = 0; i < 3; ++i) sentinels.push_back(std::make_unique<Sentinel>(dir, master.port()));
+  RedisConfig c;
+  c.host = "unused.invalid";
+  c.port = 1;
+  c.connect_timeout_ms = 1000;
+  c.command_timeout_ms = 2000;
+  c.sentinel.master = "mymaster";
+  for (auto& s : sentinels) c.sentinel.nodes.push_back(s->node());
+  RedisConfig quiet = c;
+  quiet.quiet_sends = true;
+  auto loud_client = RedisClient::Lazy(c);
+  auto quiet_client = RedisClient::Lazy(quiet);
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    up = loud_client->Command({"SET", "up", "1"}).ok() && quiet_client->Command({"SET", "up", "1"}).ok();
+    if (!up) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(up) << "no master through the sentinels";
+  ASSERT_TRUE(quiet_client->Send({{"SET", "quiet-before", "1"}}).ok());
+  ASSERT_TRUE(quiet_client->AwaitSent().ok()) << "a quiet write to the master is confirmed";
+
+  auto direct = RedisClient::Connect(master.config());
+  ASSERT_TRUE(direct.ok());
+  ASSERT_TRUE((*direct)->Command({"REPLICAOF", "127.0.0.1", std::to_string(replica.port())}).ok());
+  ASSERT_TRUE(quiet_client->Send({{"SET", "quiet-after", "1"}}).ok());
+  ASSERT_TRUE(loud_client->Send({{"SET", "loud-after", "1"}}).ok());
+  Status q = quiet_client->AwaitSent();
+  Status l = loud_client->AwaitSent();
+  EXPECT_FALSE(q.ok()) << "a quiet write the demoted master dropped was confirmed";
+  EXPECT_FALSE(l.ok()) << "a write the demoted master refused (READONLY) was confirmed";
+  EXPECT_EQ((*direct)->Command({"EXISTS", "quiet-after", "loud-after"})->integer, 0);
+  sentinels.clear();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(SentinelTest, NoSentinelKnowsTheMasterIsAClearError) {
   RedisConfig c;
   c.connect_timeout_ms = 500;

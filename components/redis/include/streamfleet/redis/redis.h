@@ -182,6 +182,9 @@ class RedisClient final : public RedisCommands {
   void Drop();
   // A transport error: the connection is dropped (the next call reconnects) and the error returned.
   Status Broken(Status s);
+  // Behind Sentinel, the server answered as a replica (READONLY, or ROLE after quiet sends): the connection is
+  // dropped, the sends since the last AwaitSent count as lost, and kUnavailable returned.
+  Status Demoted();
   StatusOr<std::vector<RedisValue>> RawPipeline(const std::vector<std::vector<std::string>>& commands,
                                                 int extra_timeout_ms);
   // Reads the replies owed to earlier Send()s (they come before any later command's).
