@@ -200,11 +200,22 @@ StatusOr<std::string> PostgresUrlToConninfo(const std::string& url) {
     conninfo += "user=" + quote(decode(auth.substr(0, colon)));
     if (colon != std::string::npos) conninfo += " password=" + quote(decode(auth.substr(colon + 1)));
   }
+  // The host is percent-decoded (a socket directory: %2Fvar%2Frun%2Fpostgresql) and an IPv6 address is in
+  // brackets ([::1]:5432), whose colons are not the port's.
   std::string host = rest, port;
-  if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+  if (!rest.empty() && rest[0] == '[') {
+    const size_t close = rest.find(']');
+    if (close == std::string::npos) return Status::InvalidArgument("DATABASE_URL: unclosed [ in the host");
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return Status::InvalidArgument("DATABASE_URL: expected :port after the ]");
+      port = rest.substr(close + 2);
+    }
+  } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
     host = rest.substr(0, colon);
     port = rest.substr(colon + 1);
   }
+  host = decode(host);
   if (!host.empty()) conninfo += " host=" + quote(host);
   if (!port.empty()) conninfo += " port=" + quote(port);
   if (!dbname.empty()) conninfo += " dbname=" + quote(decode(dbname));
@@ -737,40 +748,65 @@ StatusOr<std::vector<ChunkRow>> SqlStore::GetChunks(int64_t generation_id) {
 }
 
 StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
-  std::lock_guard<std::mutex> l(*mu_);
+  // A page of rows at a time, each page its own short transaction: the whole table read into memory at once
+  // held every old-layout blob together (the process could run out of memory), and one transaction over it
+  // held SQLite's write lock for the whole run, stalling every compactor. Each row is written only if its
+  // metadata is still what was read (as ReplaceCompactedIfUnchanged): a finalization committed in between keeps
+  // its newer metadata (finalize_id, seq_runs) instead of losing it to the stale copy.
+  constexpr int kPage = 32;
+  const bool pg = dialect_ == SqlDialect::kPostgres;
+  const std::string text = pg ? "::text" : "";
+  const std::string md_param = pg ? "CAST(:m AS JSONB)" : ":m";
+  const std::string old_param = pg ? "CAST(:old AS JSONB)" : ":old";
   int64_t moved = 0;
-  Status s = Run("migrate compacted", [&](soci::session& sql) {
-    sql << Begin();
-    std::string text = dialect_ == SqlDialect::kPostgres ? "::text" : "";
-    std::vector<std::pair<int64_t, std::string>> rows;
-    {
+  for (long long after = std::numeric_limits<long long>::min();;) {
+    std::lock_guard<std::mutex> l(*mu_);
+    std::vector<std::pair<long long, std::string>> rows;
+    int64_t page_moved = 0;
+    Status s = Run("migrate compacted", [&](soci::session& sql) {
+      rows.clear();  // Run may call again after a transient failure
+      page_moved = 0;
       // Typed intos: SOCI reads SQLite's INTEGER columns of a generic row as int, and the UPDATE below by a
       // wrapped id wrote another generation's row.
       long long id = 0;
       std::string md;
       soci::indicator md_ind = soci::i_ok;
       soci::statement st =
-          (sql.prepare << "SELECT id, metadata" + text + " FROM scenario_generations", soci::into(id),
-           soci::into(md, md_ind));
+          (sql.prepare << "SELECT id, metadata" + text + " FROM scenario_generations WHERE id > :after AND metadata" +
+                              text + " LIKE '%\"compacted\"%' ORDER BY id LIMIT " + std::to_string(kPage),
+           soci::use(after), soci::into(id), soci::into(md, md_ind));
       st.execute();
       while (st.fetch()) rows.emplace_back(id, md_ind == soci::i_null ? "{}" : md);
+      if (preview || rows.empty()) return;
+      sql << Begin();
+      for (auto& [rid, md_old] : rows) {
+        nlohmann::json j = ParseObject(md_old);
+        if (!j.contains("compacted") || !j["compacted"].is_string()) continue;
+        std::string blob = j["compacted"].get<std::string>();
+        j.erase("compacted");
+        std::string md_new = j.dump();
+        long long row_id = rid;
+        // Only fill the column if it is empty: a newer compaction already wrote the real value.
+        soci::statement up = (sql.prepare << "UPDATE scenario_generations SET compacted = COALESCE(compacted, :b), "
+                                             "metadata = " + md_param + " WHERE id = :id AND metadata = " + old_param,
+                              soci::use(blob), soci::use(md_new), soci::use(row_id), soci::use(md_old));
+        up.execute(true);
+        page_moved += up.get_affected_rows();
+      }
+      sql << "COMMIT";
+    });
+    if (!s.ok()) return s;
+    moved += page_moved;
+    if (rows.empty()) break;
+    if (preview) {
+      for (const auto& [rid, md] : rows) {
+        nlohmann::json j = ParseObject(md);
+        if (j.contains("compacted") && j["compacted"].is_string()) ++moved;
+      }
     }
-    for (auto& [id, md] : rows) {
-      nlohmann::json j = ParseObject(md);
-      if (!j.contains("compacted") || !j["compacted"].is_string()) continue;
-      ++moved;
-      if (preview) continue;
-      std::string blob = j["compacted"].get<std::string>();
-      j.erase("compacted");
-      std::string md2 = j.dump();
-      int64_t rid = id;
-      // Only fill the column if it is empty: a newer compaction already wrote the real value.
-      sql << "UPDATE scenario_generations SET compacted = COALESCE(compacted, :b), metadata = :m WHERE id = :id",
-          soci::use(blob), soci::use(md2), soci::use(rid);
-    }
-    sql << (preview ? "ROLLBACK" : "COMMIT");
-  });
-  if (!s.ok()) return s;
+    after = rows.back().first;
+    if (rows.size() < static_cast<size_t>(kPage)) break;
+  }
   return moved;
 }
 

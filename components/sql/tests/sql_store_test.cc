@@ -322,6 +322,35 @@ TEST_P(SqlStoreTest, MigrateCompactedFromMetadataPreviewChangesNothing) {
   EXPECT_EQ(*store_->MigrateCompactedFromMetadata(false), 0) << "idempotent";
 }
 
+// The migration reads the table a page at a time (it read every row into memory in one transaction): rows past
+// the first pages are migrated too, and rows of the new layout are left as they are.
+TEST_P(SqlStoreTest, MigrateCompactedFromMetadataGoesThroughEveryPage) {
+  for (int64_t id = 1; id <= 75; ++id) {
+    const std::string md = id % 5 == 0 ? R"({"model":"m"})" : R"({"compacted":"QUJD)" + std::to_string(id) + R"(","n":1})";
+    ASSERT_TRUE(store_->MergeGenerationMetadata(1000 + id, 1, 0, md).ok());
+  }
+  auto preview = store_->MigrateCompactedFromMetadata(true);
+  ASSERT_TRUE(preview.ok()) << preview.status().ToString();
+  EXPECT_EQ(*preview, 60);
+  auto moved = store_->MigrateCompactedFromMetadata(false);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, 60);
+  for (int64_t id = 1; id <= 75; ++id) {
+    auto row = store_->GetGeneration(1000 + id);
+    ASSERT_TRUE(row.ok() && row->has_value()) << id;
+    if (id % 5 == 0) {
+      EXPECT_FALSE((*row)->compacted.has_value()) << id;
+      continue;
+    }
+    ASSERT_TRUE((*row)->compacted.has_value()) << id;
+    EXPECT_EQ(*(*row)->compacted, "QUJD" + std::to_string(id));
+    auto md = nlohmann::json::parse((*row)->metadata);
+    EXPECT_FALSE(md.contains("compacted")) << id;
+    EXPECT_EQ(md.value("n", 0), 1) << id;
+  }
+  EXPECT_EQ(*store_->MigrateCompactedFromMetadata(false), 0) << "idempotent";
+}
+
 TEST_P(SqlStoreTest, PurgeChunksDeletesOnlyRowsOlderThanTheCutoff) {
   ASSERT_TRUE(store_->UpsertChunks({{61, 12, 0, 0, "a"}, {61, 12, 0, 1, "b"}}).ok());
   int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -357,6 +386,22 @@ TEST(SqlStoreUrlTest, MalformedPercentEscapesAreKeptNotFatal) {
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_NE(c->find("password='p%zz%4xA'"), std::string::npos) << *c;
   EXPECT_NE(c->find("port='5433'"), std::string::npos) << *c;
+}
+
+// An IPv6 host is in brackets (its colons are not the port's: "[::1]:5432" became host '[::1]'), and a
+// percent-encoded host is decoded (a socket directory reached libpq as "%2Fvar...").
+TEST(SqlStoreUrlTest, BracketedIpv6AndEncodedSocketDirectoryHosts) {
+  auto v6 = PostgresUrlToConninfo("postgresql://app@[::1]:5433/db");
+  ASSERT_TRUE(v6.ok()) << v6.status().ToString();
+  EXPECT_NE(v6->find("host='::1' port='5433'"), std::string::npos) << *v6;
+  auto v6_no_port = PostgresUrlToConninfo("postgresql://app@[fe80::1]/db");
+  ASSERT_TRUE(v6_no_port.ok());
+  EXPECT_NE(v6_no_port->find("host='fe80::1'"), std::string::npos) << *v6_no_port;
+  EXPECT_EQ(v6_no_port->find("port="), std::string::npos) << *v6_no_port;
+  auto socket = PostgresUrlToConninfo("postgresql://app@%2Fvar%2Frun%2Fpostgresql/db");
+  ASSERT_TRUE(socket.ok());
+  EXPECT_NE(socket->find("host='/var/run/postgresql'"), std::string::npos) << *socket;
+  EXPECT_FALSE(PostgresUrlToConninfo("postgresql://app@[::1/db").ok());
 }
 
 TEST(SqlStoreOutageTest, UnreachableDatabaseIsUnavailableNotFatal) {
