@@ -101,6 +101,8 @@ Status TranslateRedisError(const std::string& e) {
   if (prefix == "NOSCRIPT") return Status::NotFound(e);
   if (prefix == "NOAUTH" || prefix == "WRONGPASS") return Status::Unauthenticated(e);
   if (prefix == "NOPERM") return Status::PermissionDenied(e);
+  // A server at maxclients accepts, says so and closes: an outage to wait out (ingest answers 503), not a bug.
+  if (e.rfind("ERR max number of clients reached", 0) == 0) return Status::Unavailable(e);
   // OOM (maxmemory reached with noeviction) is retryable, not a limit of the request: memory comes back as
   // the compactors drain the buffers. Ingest answers 503 and consumers back off without acking anything.
   // MOVED / ASK reach a caller only when the cluster client's bounded redirects ran out while the topology

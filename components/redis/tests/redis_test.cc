@@ -291,6 +291,19 @@ TEST_F(RedisTest, RefusedConnectionIsUnavailable) {
   EXPECT_NE(r.status().message().find("refused"), std::string::npos) << r.status().message();
 }
 
+// A server at maxclients accepts a connection, writes an error and closes it: that is an outage (503 in ingest,
+// a retry in a worker), not an internal error.
+TEST_F(RedisTest, AServerAtMaxClientsIsUnavailable) {
+  testing::RedisServer full("--maxclients 1");
+  auto holder = RedisClient::Connect(full.config());
+  ASSERT_TRUE(holder.ok());
+  ASSERT_TRUE((*holder)->Command({"PING"}).ok());
+  auto second = RedisClient::Lazy(full.config());
+  auto r = second->Command({"PING"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+}
+
 // A pool whose connect failed fails fast until its backoff passes, instead of every request trying (and,
 // behind an address that drops packets, waiting out the connect timeout); it connects again after.
 TEST_F(RedisTest, APoolBacksOffAfterAFailedConnectAndRecovers) {
