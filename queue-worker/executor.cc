@@ -56,16 +56,18 @@ RedisClient& Executor::HandlerRedis(Slot& slot) {
 Slot::TypeStats& Executor::TypeFor(Slot& slot, const std::string& type) {
   auto it = slot.types.find(type);
   if (it != slot.types.end()) return it->second;
+  const Handler* h = handlers_.Find(type);
+  // Not kept per name: a producer sending ever new type names (a bug, or on purpose) grew every slot's map for
+  // as long as the worker ran.
+  if (h == nullptr) return slot.unknown_type;
   Slot::TypeStats& t = slot.types[type];
-  if (const Handler* h = handlers_.Find(type)) {
-    t.handler = std::make_shared<const Handler>(*h);
-    auto timeout = config_.task_timeouts.find(type);
-    t.timeout_ms = timeout == config_.task_timeouts.end() ? config_.task_timeout_ms : timeout->second;
-    t.duration = &metrics_.Duration(type);
-    t.succeeded = &metrics_.processed.Add({{"type", type}, {"outcome", "succeeded"}});
-    auto limit = config_.task_limits.find(type);
-    if (limit != config_.task_limits.end()) t.limit = &limit->second;
-  }
+  t.handler = std::make_shared<const Handler>(*h);
+  auto timeout = config_.task_timeouts.find(type);
+  t.timeout_ms = timeout == config_.task_timeouts.end() ? config_.task_timeout_ms : timeout->second;
+  t.duration = &metrics_.Duration(type);
+  t.succeeded = &metrics_.processed.Add({{"type", type}, {"outcome", "succeeded"}});
+  auto limit = config_.task_limits.find(type);
+  if (limit != config_.task_limits.end()) t.limit = &limit->second;
   return t;
 }
 

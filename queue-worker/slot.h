@@ -79,7 +79,8 @@ struct Slot {
   // callers.
   RedisClient* handler_redis = nullptr;
   // Metric children and handlers by label, so the hot path does not hash label maps under the family's lock.
-  std::unordered_map<std::string, TypeStats> types;
+  std::unordered_map<std::string, TypeStats> types;  // registered types only (TypeFor)
+  TypeStats unknown_type;  // what TypeFor answers for a type no handler takes (not kept per name; never changed)
   std::unordered_map<std::string, prometheus::Counter*> processed;  // "type\noutcome", the rarer outcomes
   std::unordered_map<std::string, prometheus::Histogram*> waits;
 };
