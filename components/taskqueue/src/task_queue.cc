@@ -656,11 +656,18 @@ StatusOr<std::vector<std::string>> DropCancelled(RedisClient& redis, const TaskK
   std::vector<std::string> skipped;
   AppendStrings(*r, skipped);
   if (!skipped.empty()) {
-    // args holds each entry's task id at 2 + 2i (decoded once, above).
-    std::unordered_set<std::string> gone(skipped.begin(), skipped.end());
+    // args holds each entry's task id at 2 + 2i (decoded once, above). The script took each marker once, and
+    // acked the first entry of that id in the read: only that one is dropped here. Two entries of one task id
+    // (enqueued twice) were both dropped, and the second, never acked, waited unleased for a reclaim.
+    std::unordered_multiset<std::string> gone(skipped.begin(), skipped.end());
     std::vector<StreamEntry> kept;
     for (size_t i = 0; i < entries.size(); ++i) {
-      if (gone.count(args[2 + 2 * i]) == 0) kept.push_back(std::move(entries[i]));
+      auto it = gone.find(args[2 + 2 * i]);
+      if (it == gone.end()) {
+        kept.push_back(std::move(entries[i]));
+      } else {
+        gone.erase(it);
+      }
     }
     entries = std::move(kept);
   }

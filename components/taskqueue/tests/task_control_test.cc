@@ -122,6 +122,32 @@ TEST_F(TaskControlTest, ABlockingReadsEntriesGoThroughTheSameCheck) {
   EXPECT_EQ(Pending(), 1);
 }
 
+// Two entries of one task id in a read (a task enqueued twice with one id): the cancel marker is taken once and
+// the first entry acked; only that one is dropped. Both were dropped, and the second, never acked and never
+// run, waited unleased in the pending list.
+TEST_F(TaskControlTest, OfTwoEntriesOfOneCancelledIdOnlyTheAckedOneIsDropped) {
+  std::string a = Enqueue();
+  auto first = redis_->Command({"XRANGE", keys_.Queue("default"), "-", "+"});
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->elements.size(), 1u);
+  std::vector<std::string> copy = {"XADD", keys_.Queue("default"), "*"};
+  for (const auto& f : first->elements[0].elements[1].elements) copy.push_back(f.str);
+  ASSERT_TRUE(redis_->Command(copy).ok());
+  Cancel(a);
+  auto read = redis_->Command({"XREADGROUP", "GROUP", TaskKeys::Group(), "w", "COUNT", "10", "STREAMS",
+                               keys_.Queue("default"), ">"});
+  ASSERT_TRUE(read.ok());
+  auto entries = ParseStreamReply(*read);
+  ASSERT_EQ(entries.size(), 2u);
+  const std::string second_id = entries[1].id;
+  auto skipped = DropCancelled(*redis_, keys_, entries);
+  ASSERT_TRUE(skipped.ok()) << skipped.status().ToString();
+  EXPECT_EQ(*skipped, std::vector<std::string>{a});
+  ASSERT_EQ(entries.size(), 1u) << "the unacked copy was dropped too";
+  EXPECT_EQ(entries[0].id, second_id);
+  EXPECT_EQ(Pending(), 1);
+}
+
 TEST_F(TaskControlTest, OnlyAWaitingTaskCanBeCancelled) {
   EXPECT_EQ(Cancel("no-such-task").outcome, CancelOutcome::kNotFound);
 
