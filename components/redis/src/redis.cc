@@ -218,13 +218,27 @@ constexpr auto kSentinelSwitchGrace = std::chrono::seconds(10);
 }  // namespace
 
 Status RedisClient::Open() {
+  // Behind Sentinel, a server named master that answers ROLE as a replica is left for the next sentinel's
+  // answer: the first sentinel asked may hold an old view (restarted with the original master in its file)
+  // while the others name the promoted one; trusting the first kept every process away from the real master.
+  std::set<std::string> refused;
+  for (;;) {
+    std::string named;
+    bool not_master = false;
+    Status s = OpenOnce(refused, &named, &not_master);
+    if (s.ok() || !not_master || refused.size() >= config_.sentinel.nodes.size()) return s;
+    refused.insert(named);
+  }
+}
+
+Status RedisClient::OpenOnce(const std::set<std::string>& refused, std::string* named_out, bool* not_master) {
   Drop();
   RedisConfig target = config_;
   if (!config_.sentinel.nodes.empty()) {
     // Behind Sentinel: whoever is the master now (after a failover, the promoted replica). The failover count
     // is read first: a switch while this connects makes the next call connect again.
     sentinel_epoch_ = sentinel_watch_->epoch();
-    auto master = AskSentinelsForMaster(config_);
+    auto master = AskSentinelsForMaster(config_, refused);
     if (!master.ok()) return master.status();
     target.host = master->first;
     target.port = master->second;
@@ -236,6 +250,7 @@ Status RedisClient::Open() {
       return Status::Unavailable("the sentinels still name " + named + ", announced replaced (failover in progress)");
     }
     sentinel_master_ = named;
+    *named_out = named;
     if (named != sentinel_left_) sentinel_left_.clear();
   }
   auto conn = ConnectTransport(target);
@@ -257,6 +272,7 @@ Status RedisClient::Open() {
     if (!r.ok()) return r.status();
     const RedisValue& role = (*r)[0];
     if (!role.is_array() || role.elements.empty() || role.elements[0].str != "master") {
+      *not_master = true;
       return Broken(Status::Unavailable("redis " + target.host + ":" + std::to_string(target.port) +
                                         " named master by the sentinels is not a master (failover in progress)"));
     }

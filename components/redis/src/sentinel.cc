@@ -62,12 +62,14 @@ StatusOr<std::pair<std::string, int>> AskOne(const RedisConfig& config, const st
 
 }  // namespace
 
-StatusOr<std::pair<std::string, int>> AskSentinelsForMaster(const RedisConfig& config) {
+StatusOr<std::pair<std::string, int>> AskSentinelsForMaster(const RedisConfig& config,
+                                                            const std::set<std::string>& refused) {
   std::string answers;
   for (const auto& node : config.sentinel.nodes) {
     auto m = AskOne(config, node);
-    if (m.ok()) return m;
-    answers += (answers.empty() ? "" : "; ") + node + ": " + m.status().message();
+    if (m.ok() && refused.count(m->first + ":" + std::to_string(m->second)) == 0) return m;
+    answers += (answers.empty() ? "" : "; ") + node + ": " +
+               (m.ok() ? m->first + ":" + std::to_string(m->second) + ", not a master" : m.status().message());
   }
   return Status::Unavailable("no sentinel named the master " + config.sentinel.master + " (" + answers + ")");
 }

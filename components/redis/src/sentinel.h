@@ -2,6 +2,7 @@
 // Redis Sentinel: which server is the master now. Asked at every (re)connect of a RedisClient configured
 // with REDIS_SENTINELS, so a failover is followed without a restart.
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -12,9 +13,11 @@
 
 namespace streamfleet {
 
-// The master's host and port, from the first sentinel that knows it (SENTINEL get-master-addr-by-name),
-// over TLS when config.tls says so. kUnavailable (with each sentinel's answer) when none does.
-StatusOr<std::pair<std::string, int>> AskSentinelsForMaster(const RedisConfig& config);
+// The master's host and port, from the first sentinel that knows it (SENTINEL get-master-addr-by-name) and
+// names one not in `refused` ("host:port" found not to be a master), over TLS when config.tls says so.
+// kUnavailable (with each sentinel's answer) when none does.
+StatusOr<std::pair<std::string, int>> AskSentinelsForMaster(const RedisConfig& config,
+                                                            const std::set<std::string>& refused = {});
 
 // A connection to one sentinel ("host:port"), authenticated with the Sentinel credentials when there are any.
 StatusOr<std::unique_ptr<RedisTransport>> ConnectSentinel(const RedisConfig& config, const std::string& node);

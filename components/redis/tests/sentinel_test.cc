@@ -253,6 +253,32 @@ TEST(SentinelTest, WritesSentToAMasterDemotedUnderTheClientAreNotConfirmed) {
   std::filesystem::remove_all(dir);
 }
 
+// The first sentinel asked names a server that is not the master (a sentinel restarted with an old view: here one
+// that monitors the replica): the client goes on to the next sentinel's answer instead of giving up (every
+// process stayed away from the real master until that sentinel caught up).
+TEST(SentinelTest, ASentinelNamingAReplicaIsPassedOverForTheNextOnesAnswer) {
+  testing::RedisServer master;
+  testing::RedisServer replica("--replicaof 127.0.0.1 " + std::to_string(master.port()));
+  std::string dir = testing::TempPath("sf-sentinel-stale");
+  std::filesystem::create_directories(dir);
+  Sentinel stale(dir, replica.port());
+  Sentinel good(dir, master.port());
+  RedisConfig c;
+  c.host = "unused.invalid";
+  c.port = 1;
+  c.connect_timeout_ms = 1000;
+  c.command_timeout_ms = 2000;
+  c.sentinel.master = "mymaster";
+  c.sentinel.nodes = {stale.node(), good.node()};
+  auto client = RedisClient::Lazy(c);
+  auto r = client->Command({"SET", "k", "v"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto direct = RedisClient::Connect(master.config());
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ((*direct)->Command({"GET", "k"})->str, "v");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(SentinelTest, NoSentinelKnowsTheMasterIsAClearError) {
   RedisConfig c;
   c.connect_timeout_ms = 500;

@@ -19,6 +19,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -179,6 +180,9 @@ class RedisClient final : public RedisCommands {
   explicit RedisClient(const RedisConfig& config);
   Status EnsureConnected();
   Status Open();
+  // One connect attempt. Behind Sentinel, the first sentinel answer not in `refused`; *not_master is set (with
+  // *named) when that server answered ROLE as a replica.
+  Status OpenOnce(const std::set<std::string>& refused, std::string* named, bool* not_master);
   void Drop();
   // A transport error: the connection is dropped (the next call reconnects) and the error returned.
   Status Broken(Status s);
