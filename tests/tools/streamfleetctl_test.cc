@@ -210,9 +210,9 @@ TEST_F(CtlTest, ReplayGenerationRebuildsTheBufferFromGenerationChunksAndFinalize
   EXPECT_NE(Ctl("replay-generation -3").code, 0);
 }
 
-// A replay whose finalization writes nothing (the id's owner record names another organization) fails and leaves the
-// buffer; with --delete the buffer goes only through the finalization itself (it was DEL'd whatever happened,
-// with a chunk that arrived meanwhile, and the command said "compacted").
+// A replay of an id whose owner record names another organization fails before buffering anything (it buffered,
+// finalized nothing, DEL'd the buffer with --delete whatever happened and said "compacted"); its owner's replay
+// with --delete has the buffer deleted by the finalization itself.
 TEST_F(CtlTest, ReplayGenerationOfAnIdHeldByAnotherOrganizationFailsAndKeepsTheBuffer) {
   auto store = SqlStore::Open("sqlite:" + db_).value();
   ASSERT_TRUE(store->Migrate().ok());
@@ -225,7 +225,7 @@ TEST_F(CtlTest, ReplayGenerationOfAnIdHeldByAnotherOrganizationFailsAndKeepsTheB
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("another organization"), std::string::npos) << r.out;
   GenerationId g{5, 0, gen};
-  EXPECT_EQ(redis_->Command({"LLEN", keys.BufferKey(g)})->integer, 2) << "the buffer was deleted";
+  EXPECT_EQ(redis_->Command({"EXISTS", keys.BufferKey(g)})->integer, 0) << "buffered for another's id";
   EXPECT_FALSE(store->GetGeneration(gen).value().has_value());
 
   // Its owner now: replayed, written, and the buffer deleted by the finalization.

@@ -127,19 +127,18 @@ TEST_F(LimitsTest, TwoDeliveriesOfOneTaskHoldAPermitEach) {
   ASSERT_FALSE(entry.empty());
   auto own = RedisClient::Connect(RedisConfigForTest()).value();
   std::thread runner([&] { (void)a.PollOnce(*own, "a", 10); });
-  ASSERT_TRUE(testing::WaitUntil([&] { return started.load(); }));
+  // EXPECTs only until the runner is joined (an ASSERT returning here would leave it joinable: terminate).
+  EXPECT_TRUE(testing::WaitUntil([&] { return started.load(); }));
   const std::string permits = TaskPermitsKey("streamfleet", "export");
-  ASSERT_EQ(redis_->Command({"ZCARD", permits})->integer, 1);
+  EXPECT_EQ(redis_->Command({"ZCARD", permits})->integer, 1);
   // The second delivery takes its permit as Executor::Permit does.
   auto second = AcquireTaskPermit(*redis_, "streamfleet", "export", TaskLimit{2, 0},
                                   TaskPermitToken(stream, entry, 2), WallClockMs(), 600'000);
-  ASSERT_TRUE(second.ok()) << second.status().ToString();
-  EXPECT_EQ(*second, LimitOutcome::kAdmitted);
+  EXPECT_TRUE(second.ok() && *second == LimitOutcome::kAdmitted) << second.status().ToString();
   EXPECT_EQ(redis_->Command({"ZCARD", permits})->integer, 2) << "the two deliveries hold one permit";
   auto third = AcquireTaskPermit(*redis_, "streamfleet", "export", TaskLimit{2, 0}, TaskPermitToken(stream, "9-9", 1),
                                  WallClockMs(), 600'000);
-  ASSERT_TRUE(third.ok());
-  EXPECT_EQ(*third, LimitOutcome::kTooManyRunning);
+  EXPECT_TRUE(third.ok() && *third == LimitOutcome::kTooManyRunning);
   release = true;
   runner.join();
   EXPECT_EQ(redis_->Command({"ZCARD", permits})->integer, 1) << "the first delivery's end freed the second's permit";

@@ -237,7 +237,7 @@ StatusOr<int64_t> RequeueDeadLetters(RedisClient& redis, const Config& config, c
   const TaskKeys tkeys = TaskKeys::FromConfig(config);
   std::vector<std::string> streams = DeadLetterStreams(config);
   if (!id.empty()) {
-    auto holding = StreamHoldingDeadLetter(redis, config, id, "requeued; requeue them with a filter (--stream, --type)");
+    auto holding = StreamHoldingDeadLetter(redis, config, id, "requeued; requeue with --all and a filter (--stream SOURCE, --type) instead");
     if (!holding.ok()) return holding.status();
     streams = {*holding};
   }

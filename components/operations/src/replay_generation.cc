@@ -39,6 +39,12 @@ StatusOr<std::vector<ChunkRow>> ChunksOf(SqlStore& store, ObjectStore* archive, 
   return out;
 }
 
+Status OwnedElsewhere(int64_t generation_id, int64_t owner) {
+  return Status::FailedPrecondition("generation " + std::to_string(generation_id) +
+                                    " is held by another organization than " + std::to_string(owner) +
+                                    " (its owner record): nothing replayed");
+}
+
 }  // namespace
 
 StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store, ObjectStore* archive,
@@ -72,6 +78,13 @@ StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store, Obj
   out.archived = only_archived;
   const ChunkRow& first = rows->front();
   out.gen = GenerationId{owner, first.scenario_id, generation_id};
+  // The id's owner record names another organization: refused before anything is buffered (the finalization
+  // would write nothing, and the buffer applied here would stay behind).
+  auto held_by = redis.Command({"GET", buffer.keys().OwnerKey(generation_id)});
+  if (!held_by.ok()) return held_by.status();
+  if (!held_by->is_nil() && !held_by->is_error() && held_by->str != std::to_string(owner)) {
+    return OwnedElsewhere(generation_id, owner);
+  }
   for (size_t i = 0; i < rows->size(); i += kBatch) {
     std::vector<ChunkItem> items;
     for (size_t k = i; k < std::min(rows->size(), i + kBatch); ++k) {
@@ -91,10 +104,7 @@ StatusOr<ReplayResult> ReplayGeneration(RedisClient& redis, SqlStore& store, Obj
   auto o = finalizer.Finalize(redis, {out.gen, "replay", std::to_string(WallClockMs()) + "-replay"});
   if (!o.ok()) return o.status();
   out.outcome = std::move(*o);
-  if (out.outcome.owned_elsewhere) {
-    return Status::FailedPrecondition("generation " + std::to_string(generation_id) + " is held by another organization than " +
-                                      std::to_string(owner) + " (its owner record): nothing written, the buffer left as it is");
-  }
+  if (out.outcome.owned_elsewhere) return OwnedElsewhere(generation_id, owner);  // claimed meanwhile
   // The finalizer's config deleted the buffer when asked (DeletingBufferConfig): only what it marked compacted
   // with nothing arrived since, and not a row it kept. Its deadline goes with it.
   if (delete_buffer && out.outcome.marked_compacted && !out.outcome.kept_row) {

@@ -329,6 +329,8 @@ Status ClusterRouter::AwaitNodes() {
     for (auto& [cmd, error] : client->redirected_) errors.push_back(std::move(error));
     client->redirected_.clear();
   }
+  // Not applied where they went: the next AwaitSent must not confirm them (as for a resend that failed).
+  if (!errors.empty()) replies_lost_ = true;
   for (const auto& error : errors) {
     ++redirect_errors_;
     SF_LOG_WARN("redis cluster: a command sent without waiting for its reply was still redirected after {} "

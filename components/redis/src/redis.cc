@@ -422,7 +422,7 @@ Status RedisClient::Demoted() {
   // The master was demoted under us (a failover while connected): writes sent without waiting were refused,
   // so the next AwaitSent must not confirm them, and the next call asks the sentinels.
   replies_lost_ = true;
-  return Broken(Status::Unavailable("redis: the master was demoted to a replica (READONLY); asking the sentinels"));
+  return Broken(Status::Unavailable("redis: the master was demoted to a replica; asking the sentinels"));
 }
 
 Status RedisClient::Send(const std::vector<std::vector<std::string>>& commands) {
@@ -474,13 +474,14 @@ StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::v
   SF_RETURN_IF_ERROR(EnsureConnected());
   auto r = RawPipeline(commands, extra_timeout_ms);
   if (!r.ok()) return r;
-  if (!config_.sentinel.nodes.empty()) {
-    for (const auto& v : *r) {
-      // The master was demoted under us (a failover while connected): the next call asks the sentinels.
-      if (v.is_error() && v.str.rfind("READONLY", 0) == 0) {
-        Drop();
-        break;
-      }
+  for (const auto& v : *r) {
+    if (!v.is_error()) continue;
+    // The master was demoted under us (a failover while connected): the next call asks the sentinels.
+    const bool demoted = !config_.sentinel.nodes.empty() && v.str.rfind("READONLY", 0) == 0;
+    // A server at maxclients closes the connection after saying so: not one to keep (a pool kept it).
+    if (demoted || v.str.rfind("ERR max number of clients reached", 0) == 0) {
+      Drop();
+      break;
     }
   }
   // Repair NOSCRIPT (script cache flushed or a fresh server): load and re-run the failed EVALSHAs in order.

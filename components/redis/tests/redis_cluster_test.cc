@@ -532,7 +532,6 @@ TEST(RedisClientStandardTest, MastersAndCommandOnNameTheOneServer) {
   EXPECT_EQ(seen, 1);
 }
 
-// A master SIGKILLed: its replica is promoted and the client follows, failing with kUnavailable meanwhile.
 // A command sent without waiting, redirected to a node that cannot be reached when it is resent (the slot moved
 // there, then the node died): AwaitSent says the command was not confirmed instead of OK.
 TEST(RedisClusterFailoverTest, ASentCommandWhoseRedirectionCannotBeFollowedIsNotConfirmed) {
@@ -556,6 +555,7 @@ TEST(RedisClusterFailoverTest, ASentCommandWhoseRedirectionCannotBeFollowedIsNot
   EXPECT_FALSE(s.ok()) << "a command that never reached a node was confirmed";
 }
 
+// A master SIGKILLed: its replica is promoted and the client follows, failing with kUnavailable meanwhile.
 TEST(RedisClusterFailoverTest, ClientRecoversAfterMasterKilledAndReplicaPromoted) {
   RedisCluster cluster;
   auto client = Connect(cluster.config());

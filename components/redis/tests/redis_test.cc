@@ -302,6 +302,7 @@ TEST_F(RedisTest, AServerAtMaxClientsIsUnavailable) {
   auto r = second->Command({"PING"});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+  EXPECT_FALSE(second->connected()) << "a connection the server closed is not kept (a pool would reuse it)";
 }
 
 // A pool whose connect failed fails fast until its backoff passes, instead of every request trying (and,

@@ -758,14 +758,15 @@ StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
   const std::string text = pg ? "::text" : "";
   const std::string md_param = pg ? "CAST(:m AS JSONB)" : ":m";
   const std::string old_param = pg ? "CAST(:old AS JSONB)" : ":old";
-  int64_t moved = 0;
+  int64_t moved = 0, candidates = 0;
   for (long long after = std::numeric_limits<long long>::min();;) {
     std::lock_guard<std::mutex> l(*mu_);
     std::vector<std::pair<long long, std::string>> rows;
-    int64_t page_moved = 0;
+    int64_t page_moved = 0, page_candidates = 0;
     Status s = Run("migrate compacted", [&](soci::session& sql) {
-      rows.clear();  // Run may call again after a transient failure
+      rows.clear();
       page_moved = 0;
+      page_candidates = 0;
       // Typed intos: SOCI reads SQLite's INTEGER columns of a generic row as int, and the UPDATE below by a
       // wrapped id wrote another generation's row.
       long long id = 0;
@@ -782,6 +783,7 @@ StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
       for (auto& [rid, md_old] : rows) {
         nlohmann::json j = ParseObject(md_old);
         if (!j.contains("compacted") || !j["compacted"].is_string()) continue;
+        ++page_candidates;
         std::string blob = j["compacted"].get<std::string>();
         j.erase("compacted");
         std::string md_new = j.dump();
@@ -797,6 +799,7 @@ StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
     });
     if (!s.ok()) return s;
     moved += page_moved;
+    candidates += page_candidates;
     if (rows.empty()) break;
     if (preview) {
       for (const auto& [rid, md] : rows) {
@@ -806,6 +809,11 @@ StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
     }
     after = rows.back().first;
     if (rows.size() < static_cast<size_t>(kPage)) break;
+  }
+  if (!preview && candidates > moved) {
+    SF_LOG_WARN("migrate compacted: {} rows changed while they were migrated and were left as they are; run the "
+                "migration again",
+                candidates - moved);
   }
   return moved;
 }
