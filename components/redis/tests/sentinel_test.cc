@@ -55,6 +55,24 @@ class Sentinel {
   std::string conf_;
 };
 
+// A client configuration that finds its master through the sentinels at `nodes` (host:port each).
+RedisConfig ThroughSentinels(const std::vector<std::string>& nodes) {
+  RedisConfig c;
+  c.host = "unused.invalid";  // the sentinels say where the master is
+  c.port = 1;
+  c.connect_timeout_ms = 1000;
+  c.command_timeout_ms = 2000;
+  c.sentinel.master = "mymaster";
+  c.sentinel.nodes = nodes;
+  return c;
+}
+
+std::vector<std::string> NodesOf(const std::vector<std::unique_ptr<Sentinel>>& sentinels) {
+  std::vector<std::string> nodes;
+  for (const auto& s : sentinels) nodes.push_back(s->node());
+  return nodes;
+}
+
 TEST(SentinelTest, FollowsAFailoverWithoutARestartAndNeverWritesToAReplica) {
   testing::RedisServer master;  // started by its constructor
   testing::RedisServer replica("--replicaof 127.0.0.1 " + std::to_string(master.port()));
@@ -63,13 +81,7 @@ TEST(SentinelTest, FollowsAFailoverWithoutARestartAndNeverWritesToAReplica) {
   std::vector<std::unique_ptr<Sentinel>> sentinels;
   for (int i = 0; i < 3; ++i) sentinels.push_back(std::make_unique<Sentinel>(dir, master.port()));
 
-  RedisConfig c;
-  c.host = "unused.invalid";  // the sentinels say where the master is
-  c.port = 1;
-  c.connect_timeout_ms = 1000;
-  c.command_timeout_ms = 2000;
-  c.sentinel.master = "mymaster";
-  for (auto& s : sentinels) c.sentinel.nodes.push_back(s->node());
+  RedisConfig c = ThroughSentinels(NodesOf(sentinels));
   c.sentinel.nodes.insert(c.sentinel.nodes.begin(), "127.0.0.1:1");  // a dead sentinel first: skipped
   auto client = RedisClient::Lazy(c);
   AsyncRedis async(c);
@@ -219,13 +231,7 @@ TEST(SentinelTest, WritesSentToAMasterDemotedUnderTheClientAreNotConfirmed) {
   std::filesystem::create_directories(dir);
   std::vector<std::unique_ptr<Sentinel>> sentinels;
   for (int i = 0; i < 3; ++i) sentinels.push_back(std::make_unique<Sentinel>(dir, master.port()));
-  RedisConfig c;
-  c.host = "unused.invalid";
-  c.port = 1;
-  c.connect_timeout_ms = 1000;
-  c.command_timeout_ms = 2000;
-  c.sentinel.master = "mymaster";
-  for (auto& s : sentinels) c.sentinel.nodes.push_back(s->node());
+  RedisConfig c = ThroughSentinels(NodesOf(sentinels));
   RedisConfig quiet = c;
   quiet.quiet_sends = true;
   auto loud_client = RedisClient::Lazy(c);
@@ -263,14 +269,7 @@ TEST(SentinelTest, ASentinelNamingAReplicaIsPassedOverForTheNextOnesAnswer) {
   std::filesystem::create_directories(dir);
   Sentinel stale(dir, replica.port());
   Sentinel good(dir, master.port());
-  RedisConfig c;
-  c.host = "unused.invalid";
-  c.port = 1;
-  c.connect_timeout_ms = 1000;
-  c.command_timeout_ms = 2000;
-  c.sentinel.master = "mymaster";
-  c.sentinel.nodes = {stale.node(), good.node()};
-  auto client = RedisClient::Lazy(c);
+  auto client = RedisClient::Lazy(ThroughSentinels({stale.node(), good.node()}));
   auto r = client->Command({"SET", "k", "v"});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   auto direct = RedisClient::Connect(master.config());
