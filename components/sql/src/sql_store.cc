@@ -778,20 +778,28 @@ StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
            soci::use(after), soci::into(id), soci::into(md, md_ind));
       st.execute();
       while (st.fetch()) rows.emplace_back(id, md_ind == soci::i_null ? "{}" : md);
-      if (preview || rows.empty()) return;
-      sql << Begin();
+      // The rows that still hold their text in metadata (LIKE also matches the word inside a value).
+      struct OldLayout {
+        long long id;
+        std::string* read_as;  // the metadata text as read: the write's condition
+        nlohmann::json metadata;
+      };
+      std::vector<OldLayout> old_layout;
       for (auto& [rid, md_old] : rows) {
         nlohmann::json j = ParseObject(md_old);
-        if (!j.contains("compacted") || !j["compacted"].is_string()) continue;
-        ++page_candidates;
-        std::string blob = j["compacted"].get<std::string>();
-        j.erase("compacted");
-        std::string md_new = j.dump();
-        long long row_id = rid;
+        if (j.contains("compacted") && j["compacted"].is_string()) old_layout.push_back({rid, &md_old, std::move(j)});
+      }
+      page_candidates = static_cast<int64_t>(old_layout.size());
+      if (preview || old_layout.empty()) return;
+      sql << Begin();
+      for (auto& row : old_layout) {
+        std::string blob = row.metadata["compacted"].get<std::string>();
+        row.metadata.erase("compacted");
+        std::string md_new = row.metadata.dump();
         // Only fill the column if it is empty: a newer compaction already wrote the real value.
         soci::statement up = (sql.prepare << "UPDATE scenario_generations SET compacted = COALESCE(compacted, :b), "
                                              "metadata = " + md_param + " WHERE id = :id AND metadata = " + old_param,
-                              soci::use(blob), soci::use(md_new), soci::use(row_id), soci::use(md_old));
+                              soci::use(blob), soci::use(md_new), soci::use(row.id), soci::use(*row.read_as));
         up.execute(true);
         page_moved += up.get_affected_rows();
       }
@@ -801,16 +809,11 @@ StatusOr<int64_t> SqlStore::MigrateCompactedFromMetadata(bool preview) {
     moved += page_moved;
     candidates += page_candidates;
     if (rows.empty()) break;
-    if (preview) {
-      for (const auto& [rid, md] : rows) {
-        nlohmann::json j = ParseObject(md);
-        if (j.contains("compacted") && j["compacted"].is_string()) ++moved;
-      }
-    }
     after = rows.back().first;
     if (rows.size() < static_cast<size_t>(kPage)) break;
   }
-  if (!preview && candidates > moved) {
+  if (preview) return candidates;
+  if (candidates > moved) {
     SF_LOG_WARN("migrate compacted: {} rows changed while they were migrated and were left as they are; run the "
                 "migration again",
                 candidates - moved);
