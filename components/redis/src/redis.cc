@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -89,6 +90,9 @@ long long RedisValue::AsInt() const {
   return 0;
 }
 
+// What a server at maxclients writes before it closes a connection it accepted.
+constexpr std::string_view kMaxClientsError = "ERR max number of clients reached";
+
 Status TranslateRedisError(const std::string& e) {
   std::string prefix = e.substr(0, e.find_first_of(" \n"));
   // Errors raised by our own Lua scripts come back wrapped by Redis in some versions; look inside too.
@@ -102,7 +106,7 @@ Status TranslateRedisError(const std::string& e) {
   if (prefix == "NOAUTH" || prefix == "WRONGPASS") return Status::Unauthenticated(e);
   if (prefix == "NOPERM") return Status::PermissionDenied(e);
   // A server at maxclients accepts, says so and closes: an outage to wait out (ingest answers 503), not a bug.
-  if (e.rfind("ERR max number of clients reached", 0) == 0) return Status::Unavailable(e);
+  if (e.rfind(kMaxClientsError, 0) == 0) return Status::Unavailable(e);
   // OOM (maxmemory reached with noeviction) is retryable, not a limit of the request: memory comes back as
   // the compactors drain the buffers. Ingest answers 503 and consumers back off without acking anything.
   // MOVED / ASK reach a caller only when the cluster client's bounded redirects ran out while the topology
@@ -479,7 +483,7 @@ StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::v
     // The master was demoted under us (a failover while connected): the next call asks the sentinels.
     const bool demoted = !config_.sentinel.nodes.empty() && v.str.rfind("READONLY", 0) == 0;
     // A server at maxclients closes the connection after saying so: not one to keep (a pool kept it).
-    if (demoted || v.str.rfind("ERR max number of clients reached", 0) == 0) {
+    if (demoted || v.str.rfind(kMaxClientsError, 0) == 0) {
       Drop();
       break;
     }
