@@ -29,7 +29,9 @@ StatusOr<std::unique_ptr<RedisTransport>> ConnectSentinel(const RedisConfig& con
   s.tls = config.tls;
   auto t = ConnectTransport(s);
   if (!t.ok()) return t.status();
-  if (!config.sentinel.password.empty()) {
+  // As for Redis itself (NeedsAuth): an ACL user without a password (`nopass`) is authenticated too; with
+  // only a password set, the sentinel's default user.
+  if (!config.sentinel.password.empty() || !config.sentinel.username.empty()) {
     std::vector<std::string> auth = {"AUTH"};
     if (!config.sentinel.username.empty()) auth.push_back(config.sentinel.username);
     auth.push_back(config.sentinel.password);

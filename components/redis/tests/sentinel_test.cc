@@ -23,18 +23,25 @@ using namespace std::chrono_literals;
 
 class Sentinel {
  public:
-  Sentinel(const std::string& dir, int master_port) : port_(testing::FreePort()) {
+  // `extra_conf`: more sentinel.conf lines (requirepass, ACL users); `username`/`password`: what the
+  // start-up check authenticates with.
+  Sentinel(const std::string& dir, int master_port, const std::string& extra_conf = "",
+           const std::string& username = "", const std::string& password = "")
+      : port_(testing::FreePort()) {
     conf_ = dir + "/sentinel-" + std::to_string(port_) + ".conf";
     std::ofstream(conf_) << "port " << port_ << "\nbind 127.0.0.1\ndir " << dir << "\nlogfile " << conf_
                          << ".log\nsentinel monitor mymaster 127.0.0.1 " << master_port
                          << " 2\nsentinel down-after-milliseconds mymaster 1000\n"
-                            "sentinel failover-timeout mymaster 5000\nsentinel parallel-syncs mymaster 1\n";
+                            "sentinel failover-timeout mymaster 5000\nsentinel parallel-syncs mymaster 1\n"
+                         << extra_conf;
     pid_ = testing::SpawnProcess({"redis-server", conf_, "--sentinel"});
     // Listening before the test goes on: a test that talks to a sentinel directly must not race its start
     // (slower under the sanitizers).
     RedisConfig c;
     c.host = "127.0.0.1";
     c.port = port_;
+    c.username = username;
+    c.password = password;
     c.connect_timeout_ms = 200;
     for (int i = 0; i < 200; ++i) {
       auto s = RedisClient::Connect(c);
@@ -275,6 +282,44 @@ TEST(SentinelTest, ASentinelNamingAReplicaIsPassedOverForTheNextOnesAnswer) {
   auto direct = RedisClient::Connect(master.config());
   ASSERT_TRUE(direct.ok());
   EXPECT_EQ((*direct)->Command({"GET", "k"})->str, "v");
+  std::filesystem::remove_all(dir);
+}
+
+// Sentinels that require authentication of their own (REDIS_SENTINEL_USERNAME / REDIS_SENTINEL_PASSWORD):
+// a password (requirepass), and an ACL user without one (`nopass`, the default user switched off), which
+// was never authenticated (only a password triggered AUTH) and so found no master. Both clients find the
+// master; without the credentials the error names the refusal.
+TEST(SentinelTest, AuthenticatesToSentinelsWithAPasswordOrAnAclUser) {
+  testing::RedisServer master;
+  std::string dir = testing::TempPath("sf-sentinel-auth");
+  std::filesystem::create_directories(dir);
+  Sentinel guarded(dir, master.port(), "requirepass sentinel-secret\n", "", "sentinel-secret");
+  Sentinel acl(dir, master.port(), "user default off\nuser watcher on nopass +@all\n", "watcher", "");
+
+  RedisConfig by_password = ThroughSentinels({guarded.node()});
+  by_password.sentinel.password = "sentinel-secret";
+  RedisConfig by_user = ThroughSentinels({acl.node()});
+  by_user.sentinel.username = "watcher";
+  for (const RedisConfig& c : {by_password, by_user}) {
+    auto client = RedisClient::Connect(c);
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    EXPECT_TRUE((*client)->Command({"SET", "through-" + c.sentinel.nodes[0], "1"}).ok());
+    AsyncRedis async(c);
+    auto r = async.Command({"SET", "async-through-" + c.sentinel.nodes[0], "1"});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+  }
+  auto direct = RedisClient::Connect(master.config());
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ((*direct)->Command({"GET", "through-" + guarded.node()})->str, "1");
+  EXPECT_EQ((*direct)->Command({"GET", "async-through-" + acl.node()})->str, "1");
+
+  for (const std::string& node : {guarded.node(), acl.node()}) {
+    RedisConfig none = ThroughSentinels({node});
+    none.connect_timeout_ms = 500;
+    auto r = RedisClient::Connect(none);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("NOAUTH"), std::string::npos) << r.status().ToString();
+  }
   std::filesystem::remove_all(dir);
 }
 
