@@ -1,6 +1,8 @@
 #include "streamfleet/daemon/run_process.h"
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -72,6 +74,16 @@ int RunProcess(int argc, char** argv, const ProcessSpec& spec, const StartFn& st
   RunUntilShutdown(service);
   if (service.stop) service.stop();
   (*metrics)->Stop();
+  if (const int64_t left = service.threads_left_running ? service.threads_left_running() : 0; left > 0) {
+    // What was owed is done (an abandoned attempt was handed back as a retry by the thread that replaced
+    // it); what is left is a handler C++ cannot stop. Waiting could take forever, and destroying the service
+    // would free what it returns into.
+    SF_LOG_WARN("{} stopped with {} abandoned task handler(s) still running: exiting without waiting for them",
+                spec.log_name, left);
+    spdlog::default_logger()->flush();
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
   while (!service.parts.empty()) service.parts.pop_back();
   SF_LOG_INFO("{} stopped", spec.log_name);
   return 0;

@@ -9,6 +9,7 @@
 #include "queue-worker/generation_run.h"
 #include "queue-worker/push_handlers.h"
 #include "queue-worker/store_tasks.h"
+#include "queue-worker/watchdog.h"
 #include "queue-worker/webhook.h"
 #include "queue-worker/worker_service.h"
 #include "sdk_handler.h"
@@ -99,6 +100,7 @@ StatusOr<RunningService> Start(ProcessContext& ctx, const WorkerOptions& options
   r.ready = [svc] { return svc->Ready(); };
   r.sample_gauges = [svc] { svc->SampleGauges(); };
   r.run = [svc](const std::atomic<bool>& stop) { svc->Run(stop); };
+  r.threads_left_running = [] { return worker::Watchdog::AbandonedNow(); };
   r.started = options.log_name + " " + config.consumer_name + " started with " +
               std::to_string(config.worker_concurrency) + " slots";
   r.stopping = options.log_name + ": SIGTERM received, finishing running tasks";

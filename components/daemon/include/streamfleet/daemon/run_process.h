@@ -6,6 +6,7 @@
 //
 // Thread-safety: call once, from main. Errors: reported on stderr / the log and turned into exit code 2.
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,6 +44,11 @@ struct RunningService {
   // waits for the signal.
   std::function<void(const std::atomic<bool>& stop)> run;
   std::function<void()> stop;             // after the signal (and after run returned): drain, close listeners
+  // Threads the service could not stop: task handlers that ignored their cancellation, whose threads the
+  // worker's watchdog abandoned (nullptr: none can be left). Such a thread still uses what `parts` hold
+  // once its handler returns, so when this counts any after the drain the process ends at once
+  // (std::_Exit, after flushing the log) instead of destroying them under it.
+  std::function<int64_t()> threads_left_running;
   std::string started;                    // the "started" log line
   std::string stopping;                   // logged when the signal arrives ("" = nothing)
   // What the service is made of, in construction order (a store before the service that uses it): owned by
