@@ -24,8 +24,10 @@ Housekeeper::Housekeeper(const Config& config, Clock& clock, const TaskLifecycle
 }
 
 StatusOr<int> Housekeeper::Housekeep(RedisClient& redis, Slot& slot) {
-  SF_RETURN_IF_ERROR(Schedule(redis, slot.consumer));
-  return Reclaim(redis, slot);
+  Status scheduled = Schedule(redis, slot.consumer);  // a failed schedule still lets the reclaim run
+  auto reclaimed = Reclaim(redis, slot);
+  if (!reclaimed.ok() || *reclaimed == kAbandoned || scheduled.ok()) return reclaimed;
+  return scheduled;
 }
 
 Status Housekeeper::Schedule(RedisClient& redis, const std::string& consumer) {
@@ -38,18 +40,23 @@ Status Housekeeper::Schedule(RedisClient& redis, const std::string& consumer) {
     if (!server.ok()) return server.status();
     now = *server;
   }
-  auto moved = MoveDueTasks(redis, lifecycle_.keys(), now, 500, QueueNames(config_));
-  if (!moved.ok()) return moved.status();
-  SF_RETURN_IF_ERROR(FirePeriodic(redis, now));
-  SF_RETURN_IF_ERROR(schedules_.FireDue(redis, now));
-  SF_RETURN_IF_ERROR(ForwardEvents(redis, consumer, now));
+  // Each step is tried even when one before it failed (a Redis Cluster node that is down holds one step's
+  // keys, not all of them); the round reports the first failure.
+  Status first = Status::Ok();
+  auto note = [&first](Status s) {
+    if (!s.ok() && first.ok()) first = std::move(s);
+  };
+  note(MoveDueTasks(redis, lifecycle_.keys(), now, 500, QueueNames(config_)).status());
+  note(FirePeriodic(redis, now));
+  note(schedules_.FireDue(redis, now));
+  note(ForwardEvents(redis, consumer, now));
   // A trim that failed (a queue stream or its group not there yet) is tried again in kTrimIntervalMs; the
   // round goes on: the reclaim of a dead worker's tasks must not wait for it.
   if (Status trimmed = TrimQueues(redis, now); !trimmed.ok()) {
     SF_LOG_WARN("trimming the queue streams failed (tried again in {} s): {}", kTrimIntervalMs / 1000,
                 trimmed.ToString());
   }
-  return Status::Ok();
+  return first;
 }
 
 Status Housekeeper::TrimQueues(RedisClient& redis, int64_t now_ms) {
@@ -99,6 +106,7 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot, const std::at
     std::lock_guard<std::mutex> l(slot.watch->mu);
     slot.held.clear();
   }
+  Status first_failure = Status::Ok();
   for (const auto& stream : lifecycle_.keys().QueueStreams(QueueNames(config_))) {
     // SIGTERM: claiming on (up to kClaimCount per stream, run one after another here) would start tasks the
     // termination grace cuts off, each then counting one more delivery where it is claimed again.
@@ -108,7 +116,13 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot, const std::at
     std::string& cursor = claim_cursors_[stream];
     auto claimed = ClaimIdle(redis, stream, TaskKeys::Group(), slot.consumer, config_.visibility_timeout_ms,
                              kClaimCount, &cursor);
-    if (!claimed.ok()) return claimed.status();
+    if (!claimed.ok()) {
+      // The other streams are still reclaimed (a Redis Cluster shard whose node is down, or one queue's
+      // stream replaced by another kind of key, kept a dead worker's tasks in every other queue waiting);
+      // the round reports the first failure.
+      if (first_failure.ok()) first_failure = claimed.status();
+      continue;
+    }
     // times_delivered of each task put in slot.held. By id, not by position: the watchdog takes out a held
     // task that yet another housekeeper claimed meanwhile (Watchdog::DropHeld).
     std::map<std::string, int64_t> deliveries;
@@ -136,6 +150,7 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot, const std::at
     }
     SF_RETURN_IF_ERROR(lifecycle_.Flush(redis, slot.finished));
   }
+  if (!first_failure.ok()) return first_failure;
   return 0;
 }
 

@@ -36,14 +36,17 @@ class Housekeeper {
   Housekeeper(const Config& config, Clock& clock, const TaskLifecycle& lifecycle, Executor& executor,
               Finisher& finisher, WorkerMetrics& metrics);
 
-  // One round, as the slot's consumer: Schedule, then Reclaim. Returns 0, or kAbandoned if the watchdog
-  // abandoned the calling thread while a claimed task ran (as Poller::PollBatch).
+  // One round, as the slot's consumer: Schedule, then Reclaim (also when Schedule failed). Returns 0, or
+  // kAbandoned if the watchdog abandoned the calling thread while a claimed task ran (as Poller::PollBatch),
+  // or the first failure.
   StatusOr<int> Housekeep(RedisClient& redis, Slot& slot);
   // Due scheduled tasks to their queues, periodic tasks, cron schedules, events (as `consumer` of the events
-  // group) and, every kTrimIntervalMs, the trim. Runs no task.
+  // group) and, every kTrimIntervalMs, the trim. Runs no task. A step that fails does not stop the others;
+  // the first failure is returned.
   Status Schedule(RedisClient& redis, const std::string& consumer);
   // XAUTOCLAIM of each queue stream's idle tasks; runs them inline (kAbandoned as Housekeep). Once `stop` is
-  // set no further stream is claimed from (what was claimed still runs, as a slot's read-ahead does).
+  // set no further stream is claimed from (what was claimed still runs, as a slot's read-ahead does). A stream
+  // that cannot be claimed from is passed over for the others; the first such failure is returned.
   StatusOr<int> Reclaim(RedisClient& redis, Slot& slot, const std::atomic<bool>* stop = nullptr);
 
  private:
