@@ -9,6 +9,7 @@ struct Events {
   uv_poll_t poll;              // first member: the handle's address is the struct's address
   redisAsyncContext* context;  // NULL once hiredis has released the context
   int events;                  // what hiredis currently waits for (UV_READABLE | UV_WRITABLE)
+  int handling;                // > 0 while OnPoll is inside hiredis (InsideEvent)
 };
 
 void OnPoll(uv_poll_t* handle, int status, int events) {
@@ -17,8 +18,10 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   int ready = status < 0 ? e->events : events;
   // Each call may free the context (its cleanup hook clears e->context); the struct itself stays valid
   // until the close callback, which libuv runs on a later loop iteration.
+  ++e->handling;
   if (e->context != nullptr && (ready & UV_READABLE)) redisAsyncHandleRead(e->context);
   if (e->context != nullptr && (ready & UV_WRITABLE)) redisAsyncHandleWrite(e->context);
+  --e->handling;
 }
 
 void Update(Events* e, int add, int remove) {
@@ -46,6 +49,11 @@ void Cleanup(void* p) {
 }
 
 }  // namespace
+
+bool InsideEvent(const redisAsyncContext* ac) {
+  const auto* e = static_cast<const Events*>(ac->ev.data);
+  return e != nullptr && e->handling > 0;
+}
 
 int Attach(uv_loop_t* loop, redisAsyncContext* ac) {
   if (ac->ev.data != nullptr) return REDIS_ERR;

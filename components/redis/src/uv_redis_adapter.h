@@ -17,4 +17,9 @@ namespace streamfleet::uvredis {
 // polled. The poll handle lives until hiredis frees the context (its cleanup hook closes the handle).
 int Attach(uv_loop_t* loop, redisAsyncContext* ac);
 
+// True while `ac`'s own read or write event is being handled (hiredis is on the stack below the caller,
+// e.g. in its connect callback). Whoever writes to the context outside an event must not do it then: a
+// failed write frees the context under hiredis' feet (0.14 frees it at once).
+bool InsideEvent(const redisAsyncContext* ac);
+
 }  // namespace streamfleet::uvredis

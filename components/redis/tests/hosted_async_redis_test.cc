@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <uv.h>
 
+#include <atomic>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -137,6 +138,35 @@ TEST_F(HostedAsyncRedisTest, ACommandSentFromACallbackAndOneFromAnotherThreadArr
   Status on_loop;
   host_.Run([&] { on_loop = redis_->Command({"PING"}).status(); });
   EXPECT_EQ(on_loop.code(), StatusCode::kFailedPrecondition);
+}
+
+// Commands sent in one turn of the loop: the first (and every few after it, with what is buffered before
+// it) reaches Redis while the loop thread is still busy, so Redis works while the host parses its next
+// requests; the rest wait for the loop's writable event, written together (AsyncRedis::WriteEarly).
+TEST_F(HostedAsyncRedisTest, TheFirstCommandsOfALoopTurnReachRedisWhileTheLoopIsStillBusy) {
+  auto warm = redis_->Command({"PING"});  // connected, so this turn's commands are not waiting for a connect
+  ASSERT_TRUE(warm.ok()) << warm.status().ToString();
+  auto probe = RedisClient::Connect(server_->config());
+  ASSERT_TRUE(probe.ok());
+  constexpr int kCommands = 10;
+  std::atomic<int> answered{0};
+  bool first_arrived = false;
+  bool last_arrived_early = true;
+  host_.Run([&] {
+    for (int i = 1; i <= kCommands; ++i) {
+      redis_->Send({"SET", "turn:" + std::to_string(i), "1"}, [&](StatusOr<RedisValue> r) {
+        if (r.ok()) ++answered;
+      });
+    }
+    // Still inside the loop's turn: nothing runs the loop while this waits.
+    auto exists = [&](int i) { return (*probe)->Command({"EXISTS", "turn:" + std::to_string(i)})->integer == 1; };
+    first_arrived = testing::WaitUntil([&] { return exists(1); }, 2000);
+    bool ninth = testing::WaitUntil([&] { return exists(9); }, 2000);
+    last_arrived_early = !ninth || exists(kCommands);
+  });
+  EXPECT_TRUE(first_arrived) << "the turn's first command waited for the loop";
+  EXPECT_FALSE(last_arrived_early) << "every command was written at once (one write per command)";
+  EXPECT_TRUE(testing::WaitUntil([&] { return answered.load() == kCommands; }));
 }
 
 TEST_F(HostedAsyncRedisTest, CloseAnswersWhatIsPendingAndLaterCommandsAtOnce) {

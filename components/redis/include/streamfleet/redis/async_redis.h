@@ -129,6 +129,9 @@ class AsyncRedis final : public RedisCommands {
   void OnTick();
   void Dispatch(Request req);
   void Issue(Request req);
+  // Plain TCP: writes the buffered commands now when this one is the first of the loop iteration, or every
+  // few after it, rather than at the next writable event (the .cc says why).
+  void WriteEarly();
   void Connect();
   std::string Where() const;  // "host:port", for messages
   // Plain TCP to a host name: looked up on libuv's thread pool, then ConnectTo the address. Commands sent
@@ -165,6 +168,8 @@ class AsyncRedis final : public RedisCommands {
 
   // Loop-thread state.
   int answering_ = 0;    // callbacks of ours on the stack (Answer)
+  bool eager_write_spent_ = false;  // this loop iteration wrote a command at once (WriteEarly)
+  int buffered_since_write_ = 0;    // commands buffered since that write
   Resolving* resolving_ = nullptr;  // the current host name lookup
   std::vector<Request> awaiting_;   // commands waiting for it, or for the handshake below
   // Plain TCP: the connection whose AUTH/SELECT replies are still owed (nullptr: none). Commands wait for them
