@@ -495,7 +495,7 @@ void AsyncRedis::Connected() {
   ready_ = true;
   connected_.store(true);
   connects_.fetch_add(1);
-  backoff_.Reset();
+  if (!refused_at_capacity_) backoff_.Reset();  // a full server accepts connects too
   if (outage_logged_) {
     if (config_.sentinel.nodes.empty()) {
       SF_LOG_INFO("redis {}:{}: connected again", config_.host, config_.port);
@@ -609,6 +609,15 @@ void AsyncRedis::Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const s
   // command has its answer, so the next one asks the sentinels instead of failing on a replica.
   const bool demoted = v.is_error() && current && direct_ != nullptr && !config_.sentinel.nodes.empty() &&
                        v.str.rfind("READONLY", 0) == 0;
+  if (v.is_error() && IsMaxClientsError(v.str)) {
+    // The server closes this connection after saying so; the next connect would be accepted and refused
+    // the same way: back off as after a failed connect (the connect's success does not reset it).
+    refused_at_capacity_ = true;
+    next_attempt_ = SteadyClock::now() + std::chrono::milliseconds(backoff_.Next());
+    last_error_ = Status::Unavailable(v.str);
+  } else if (current) {
+    refused_at_capacity_ = false;
+  }
   if (v.is_error() && !f->req.raw_errors) {
     Answer(f->req.cb, TranslateRedisError(v.str));
   } else {

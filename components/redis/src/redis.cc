@@ -90,8 +90,9 @@ long long RedisValue::AsInt() const {
   return 0;
 }
 
-// What a server at maxclients writes before it closes a connection it accepted.
-constexpr std::string_view kMaxClientsError = "ERR max number of clients reached";
+bool IsMaxClientsError(const std::string& error_reply) {
+  return error_reply.rfind("ERR max number of clients reached", 0) == 0;
+}
 
 Status TranslateRedisError(const std::string& e) {
   std::string prefix = e.substr(0, e.find_first_of(" \n"));
@@ -106,7 +107,7 @@ Status TranslateRedisError(const std::string& e) {
   if (prefix == "NOAUTH" || prefix == "WRONGPASS") return Status::Unauthenticated(e);
   if (prefix == "NOPERM") return Status::PermissionDenied(e);
   // A server at maxclients accepts, says so and closes: an outage to wait out (ingest answers 503), not a bug.
-  if (e.rfind(kMaxClientsError, 0) == 0) return Status::Unavailable(e);
+  if (IsMaxClientsError(e)) return Status::Unavailable(e);
   // OOM (maxmemory reached with noeviction) is retryable, not a limit of the request: memory comes back as
   // the compactors drain the buffers. Ingest answers 503 and consumers back off without acking anything.
   // MOVED / ASK reach a caller only when the cluster client's bounded redirects ran out while the topology
@@ -341,7 +342,8 @@ Status RedisClient::EnsureConnected() {
   if (now < next_attempt_) return Status::Unavailable("redis unavailable (reconnect backing off)");
   Status s = Open();
   if (s.ok()) {
-    backoff_.Reset();
+    // A server at maxclients accepts the connect too: the backoff keeps growing until it answers.
+    if (!refused_at_capacity_) backoff_.Reset();
     return s;
   }
   next_attempt_ = now + std::chrono::milliseconds(backoff_.Next());
@@ -478,13 +480,20 @@ StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::v
   SF_RETURN_IF_ERROR(EnsureConnected());
   auto r = RawPipeline(commands, extra_timeout_ms);
   if (!r.ok()) return r;
+  refused_at_capacity_ = false;
   for (const auto& v : *r) {
     if (!v.is_error()) continue;
     // The master was demoted under us (a failover while connected): the next call asks the sentinels.
     const bool demoted = !config_.sentinel.nodes.empty() && v.str.rfind("READONLY", 0) == 0;
-    // A server at maxclients closes the connection after saying so: not one to keep (a pool kept it).
-    if (demoted || v.str.rfind(kMaxClientsError, 0) == 0) {
+    // A server at maxclients closes the connection after saying so: not one to keep (a pool kept it), nor
+    // to replace at once (each new one is accepted and refused the same way).
+    const bool full = IsMaxClientsError(v.str);
+    if (demoted || full) {
       Drop();
+      if (full) {
+        refused_at_capacity_ = true;
+        next_attempt_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_.Next());
+      }
       break;
     }
   }
@@ -563,8 +572,7 @@ StatusOr<RedisPool::Lease> RedisPool::Acquire() {
     next_connect_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(connect_backoff_.Next());
     return c.status();
   }
-  connect_backoff_.Reset();
-  next_connect_ = {};
+  next_connect_ = {};  // the backoff is reset once a client comes back working (Release)
   return Lease(this, std::move(*c));
 }
 
@@ -573,8 +581,16 @@ void RedisPool::Release(std::unique_ptr<RedisClient> c) {
   // reloads the slot map from the masters it knows before the seeds. A new one started from the seeds, and
   // behind a dead first seed every request waited out a connect timeout. A broken single-server client
   // holds nothing worth keeping.
-  if (!c->connected() && !c->config().cluster) return;
+  if (!c->connected() && !c->config().cluster) {
+    if (c->RefusedAtCapacity()) {
+      std::lock_guard<std::mutex> l(mu_);
+      connect_error_ = Status::Unavailable("redis at maxclients (the server refused the connection)");
+      next_connect_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(connect_backoff_.Next());
+    }
+    return;
+  }
   std::lock_guard<std::mutex> l(mu_);
+  connect_backoff_.Reset();
   idle_.push_back(std::move(c));
 }
 

@@ -17,6 +17,10 @@ namespace streamfleet {
 // A deep copy: hiredis frees its reply when the (sync) call or the (async) callback returns.
 RedisValue OwnReply(const redisReply* r);
 
+// The error a server at maxclients writes to a connection it accepted, before it closes it. Both clients
+// treat it as a failed connect: backing off, not reconnecting at once (each new connection is refused too).
+bool IsMaxClientsError(const std::string& error_reply);
+
 // The argv/argvlen arrays hiredis's *CommandArgv functions take, pointing into `argv` (binary-safe: lengths
 // are explicit). Valid while `argv` is alive and unchanged.
 struct ArgvView {

@@ -254,6 +254,29 @@ TEST_F(AsyncRedisTest, ARefusedAuthOrSelectRunsNoCommandAndAUserAloneAuthenticat
   EXPECT_EQ((*admin)->Command({"EXISTS", "other"})->integer, 0);
 }
 
+// A server at maxclients accepts each connection before refusing it: the client backs off as after a failed
+// connect (it reconnected for every command, as fast as they came: ingest's fast path per request), and
+// recovers once the server has room.
+TEST_F(AsyncRedisTest, RefusedAtMaxClientsItBacksOffInsteadOfReconnectingPerCommand) {
+  testing::RedisServer full("--maxclients 1");
+  auto holder = RedisClient::Connect(full.config());
+  ASSERT_TRUE(holder.ok());
+  auto refused = [&] {
+    auto info = (*holder)->Command({"INFO", "stats"});
+    const std::string key = "rejected_connections:";  // what maxclients turned away
+    size_t at = info.ok() ? info->str.find(key) : std::string::npos;
+    return at == std::string::npos ? -1 : std::stoll(info->str.substr(at + key.size()));
+  };
+  const int64_t before = refused();
+  AsyncRedis client(full.config());
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(client.Command({"PING"}).status().code(), StatusCode::kUnavailable);
+  }
+  EXPECT_LE(refused() - before, 5) << "a connection per command to a full server";
+  holder->reset();  // room again
+  EXPECT_TRUE(testing::WaitUntil([&] { return client.Command({"PING"}).ok(); })) << "the client recovers";
+}
+
 TEST_F(AsyncRedisTest, StoppingAnswersPendingCallbacksOnce) {
   CallLog log;
   {

@@ -305,6 +305,43 @@ TEST_F(RedisTest, AServerAtMaxClientsIsUnavailable) {
   EXPECT_FALSE(second->connected()) << "a connection the server closed is not kept (a pool would reuse it)";
 }
 
+// The server at maxclients accepts each new connection before refusing it: the client and a pool back off as
+// after a failed connect (they opened a connection per call, as fast as the calls came), and recover once
+// the server has room.
+TEST_F(RedisTest, ClientsRefusedAtMaxClientsBackOffInsteadOfReconnectingPerCall) {
+  testing::RedisServer full("--maxclients 1");
+  auto holder = RedisClient::Connect(full.config());
+  ASSERT_TRUE(holder.ok());
+  auto refused = [&] {
+    auto info = (*holder)->Command({"INFO", "stats"});
+    const std::string key = "rejected_connections:";  // what maxclients turned away
+    size_t at = info.ok() ? info->str.find(key) : std::string::npos;
+    return at == std::string::npos ? -1 : std::stoll(info->str.substr(at + key.size()));
+  };
+  const int64_t before = refused();
+  auto client = RedisClient::Lazy(full.config());
+  RedisPool pool(full.config());
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(client->Command({"PING"}).status().code(), StatusCode::kUnavailable);
+    auto lease = pool.Acquire();
+    if (lease.ok()) {
+      EXPECT_FALSE((*lease)->Command({"PING"}).ok());
+    }
+  }
+  EXPECT_LE(refused() - before, 6) << "a connection per call to a full server";
+  auto backing_off = pool.Acquire();
+  ASSERT_FALSE(backing_off.ok());
+  EXPECT_NE(backing_off.status().message().find("maxclients"), std::string::npos) << backing_off.status().ToString();
+
+  holder->reset();  // room again
+  EXPECT_TRUE(testing::WaitUntil([&] { return client->Command({"PING"}).ok(); })) << "the client recovers";
+  client.reset();  // the one connection the server allows, for the pool
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    auto lease = pool.Acquire();
+    return lease.ok() && (*lease)->Command({"PING"}).ok();
+  })) << "the pool recovers";
+}
+
 // A pool whose connect failed fails fast until its backoff passes, instead of every request trying (and,
 // behind an address that drops packets, waiting out the connect timeout); it connects again after.
 TEST_F(RedisTest, APoolBacksOffAfterAFailedConnectAndRecovers) {

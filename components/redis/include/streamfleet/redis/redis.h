@@ -158,6 +158,10 @@ class RedisClient final : public RedisCommands {
 
   // Cluster mode: a slot map is loaded and no connection error happened since.
   bool connected() const;
+  // The server's last word on this client's connection was that it is at maxclients (it accepted the
+  // connection, said so and closed it): a reconnect would succeed and be refused the same way, so this
+  // client and a pool back off as after a failed connect.
+  bool RefusedAtCapacity() const { return refused_at_capacity_; }
   const RedisConfig& config() const { return config_; }
 
   // host:port of every master, for commands that must run on each (SCAN, INFO, DBSIZE, FLUSHALL); in
@@ -213,6 +217,7 @@ class RedisClient final : public RedisCommands {
   // Reconnect backoff: after a failed connect, calls fail fast until next_attempt_.
   std::chrono::steady_clock::time_point next_attempt_{};
   JitteredBackoff backoff_;
+  bool refused_at_capacity_ = false;  // RefusedAtCapacity: the backoff is not reset by the next connect
   std::unique_ptr<ClusterRouter> cluster_;  // set in cluster mode: every call is delegated to it
   // Behind Sentinel: the process's +switch-master watcher (src/sentinel_watcher.h) and its count of failovers
   // when this client connected; a count that moved on means reconnect (to the new master) before the next call.
@@ -245,9 +250,10 @@ class RedisPool {
     std::unique_ptr<RedisClient> client_;
   };
 
-  // A connected client, or kUnavailable. After a failed connect, later calls fail at once with that error
-  // until a jittered backoff (50 ms doubling to 2 s) has passed: a Redis whose address drops packets cost
-  // every request the whole connect timeout before.
+  // A connected client, or kUnavailable. After a failed connect, or a client given back refused at the
+  // server's maxclients, later calls fail at once with that error until a jittered backoff (50 ms doubling
+  // to 2 s, reset when a working client is given back) has passed: a Redis whose address drops packets cost
+  // every request the whole connect timeout before, and a full one took a new connection per request.
   StatusOr<Lease> Acquire();
 
  private:
