@@ -39,7 +39,7 @@ const std::vector<ConfigVar>& ConfigVars() {
       {"REDIS_USERNAME", "", "Redis ACL user for AUTH (empty: the default user; with no password, AUTH with an empty one, as a nopass user takes); see deploy/redis/users.acl"},
       {"REDIS_PASSWORD", "", "Redis AUTH password (empty: no AUTH)"},
       {"REDIS_DB", "0", "Redis logical database"},
-      {"REDIS_TIMEOUT", "5s", "Redis connect/command timeout (blocking reads add their BLOCK time)"},
+      {"REDIS_TIMEOUT", "5s", "Redis connect/command timeout (the connect's includes looking the host name up; blocking reads add their BLOCK time)"},
       {"DATABASE_URL", "sqlite:streamfleet.db", "sqlite:PATH (embedded default) or postgresql://user:pass@host:port/db"},
       {"STREAMFLEET_KEY_PREFIX", "app:scenario_planning", "prefix of the generation buffer keys users inspect"},
       {"STREAMFLEET_STREAM_PREFIX", "streamfleet", "prefix of the fleet's streams, deadlines and dead letters"},

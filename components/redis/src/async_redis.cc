@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <future>
 
+#include "host_lookup.h"
 #include "redis_internal.h"
 #include "streamfleet/base/log.h"
 #include "redis_transport.h"
@@ -42,13 +43,6 @@ struct AsyncRedis::Resolving {
   AsyncRedis* self = nullptr;
   bool abandoned = false;  // timed out, or the client stopped: the result is dropped when it comes
 };
-
-namespace {
-bool IsIpLiteral(const std::string& host) {
-  in6_addr buf;
-  return inet_pton(AF_INET, host.c_str(), &buf) == 1 || inet_pton(AF_INET6, host.c_str(), &buf) == 1;
-}
-}  // namespace
 
 struct AsyncRedis::InFlight {
   AsyncRedis* self;

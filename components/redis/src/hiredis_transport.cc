@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "host_lookup.h"
 #include "redis_internal.h"
 #include "redis_transport.h"
 
@@ -61,13 +62,21 @@ class HiredisTransport final : public RedisTransport {
 
 StatusOr<std::unique_ptr<RedisTransport>> ConnectTransport(const RedisConfig& config) {
   if (config.tls.enabled) return ConnectTlsTransport(config);
-  redisContext* ctx = redisConnectWithTimeout(config.host.c_str(), config.port, ToTimeval(config.connect_timeout_ms));
-  if (ctx == nullptr) return Status::Unavailable("redis: cannot allocate context");
-  if (ctx->err) {
-    Status s = Status::Unavailable("redis connect " + config.host + ":" + std::to_string(config.port) + ": " + ctx->errstr);
+  const std::string where = config.host + ":" + std::to_string(config.port);
+  // Looked up here, within the connect timeout: hiredis would call getaddrinfo without a limit.
+  auto addresses = LookUpHost(config.host, config.connect_timeout_ms);
+  if (!addresses.ok()) return Status::Unavailable("redis connect " + where + ": " + addresses.status().message());
+  redisContext* ctx = nullptr;
+  std::string why;
+  for (const std::string& ip : *addresses) {
+    ctx = redisConnectWithTimeout(ip.c_str(), config.port, ToTimeval(config.connect_timeout_ms));
+    if (ctx == nullptr) return Status::Unavailable("redis: cannot allocate context");
+    if (!ctx->err) break;
+    why = ctx->errstr;
     redisFree(ctx);
-    return s;
+    ctx = nullptr;
   }
+  if (ctx == nullptr) return Status::Unavailable("redis connect " + where + ": " + why);
   redisSetTimeout(ctx, ToTimeval(config.command_timeout_ms));
   redisEnableKeepAlive(ctx);
   return std::unique_ptr<RedisTransport>(new HiredisTransport(ctx));

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 
+#include "host_lookup.h"
 #include "redis_internal.h"
 #include "redis_transport.h"
 #include "streamfleet/base/log.h"
@@ -128,20 +129,26 @@ void SetSocketTimeout(int fd, int ms) {
 
 // A connected blocking socket, or -1 with *why.
 int ConnectSocket(const std::string& host, int port, int timeout_ms, std::string* why) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
-  if (rc != 0) {
-    *why = gai_strerror(rc);
+  // Looked up within the connect timeout (getaddrinfo has no limit of its own), then each address in turn.
+  auto addresses = LookUpHost(host, timeout_ms);
+  if (!addresses.ok()) {
+    *why = addresses.status().message();
     return -1;
   }
   int fd = -1;
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+  for (const std::string& ip : *addresses) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;  // an address already: no lookup
+    addrinfo* ai = nullptr;
+    if (getaddrinfo(ip.c_str(), std::to_string(port).c_str(), &hints, &ai) != 0 || ai == nullptr) continue;
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int c = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
+    const int connect_errno = errno;
+    freeaddrinfo(ai);
     if (fd < 0) continue;
-    int c = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    errno = connect_errno;
     if (c != 0 && errno == EINPROGRESS) {
       pollfd p{fd, POLLOUT, 0};
       int err = 0;
@@ -160,18 +167,14 @@ int ConnectSocket(const std::string& host, int port, int timeout_ms, std::string
     close(fd);
     fd = -1;
   }
-  freeaddrinfo(res);
   if (fd >= 0) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  } else if (why->empty()) {
+    *why = "no usable address";
   }
   return fd;
-}
-
-bool IsIpAddress(const std::string& s) {
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
 class TlsTransport final : public RedisTransport {
@@ -279,7 +282,7 @@ StatusOr<std::unique_ptr<RedisTransport>> ConnectTlsTransport(const RedisConfig&
   }
   SSL_set_fd(ssl, fd);
   const std::string name = config.tls.server_name.empty() ? config.host : config.tls.server_name;
-  const bool ip = IsIpAddress(name);
+  const bool ip = IsIpLiteral(name);
   if (!ip) SSL_set_tlsext_host_name(ssl, name.c_str());  // SNI carries names only
   if (!config.tls.insecure) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
+#include "../src/host_lookup.h"
 #include "streamfleet/redis/async_redis.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/testing/redis_server.h"
@@ -340,6 +342,40 @@ TEST_F(RedisTest, ClientsRefusedAtMaxClientsBackOffInsteadOfReconnectingPerCall)
     auto lease = pool.Acquire();
     return lease.ok() && (*lease)->Command({"PING"}).ok();
   })) << "the pool recovers";
+}
+
+// A host name whose lookup hangs (a pod's DNS down: getaddrinfo waits out its resolver's attempts times the
+// search domains) fails the connect within the connect timeout, instead of stalling the caller for as long
+// as the lookup takes; a name that resolves is connected to. The lookup itself is the one stand-in here (no
+// DNS server can be made to hang on this machine); the connects are real.
+TEST(HostLookupTest, AHangingLookupFailsTheConnectWithinTheConnectTimeout) {
+  testing::RedisServer server;
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  SetHostLookupForTesting([release](const char* host, const addrinfo* hints, addrinfo** res) {
+    if (std::string(host) == "hanging.redis.test") {
+      while (!release->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      return EAI_AGAIN;
+    }
+    return getaddrinfo("127.0.0.1", nullptr, hints, res);  // any other name: this machine
+  });
+  RedisConfig hanging = server.config();
+  hanging.host = "hanging.redis.test";
+  hanging.connect_timeout_ms = 300;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = RedisClient::Connect(hanging);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("longer than the connect timeout"), std::string::npos) << r.status().ToString();
+  EXPECT_LT(took, std::chrono::seconds(3)) << "the connect waited for the lookup";
+
+  RedisConfig named = server.config();
+  named.host = "redis.test";
+  auto ok = RedisClient::Connect(named);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_TRUE((*ok)->Command({"PING"}).ok());
+  release->store(true);  // the abandoned lookup ends on its own thread
+  SetHostLookupForTesting(nullptr);
 }
 
 // A pool whose connect failed fails fast until its backoff passes, instead of every request trying (and,

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../src/host_lookup.h"
 #include "streamfleet/redis/async_redis.h"
 #include "streamfleet/redis/redis.h"
 #include "streamfleet/testing/redis_server.h"
@@ -93,6 +94,37 @@ class TlsTest : public ::testing::Test {
   }
   static inline std::string* certs_ = nullptr;
 };
+
+// Over TLS as over plain TCP (redis_test.cc, HostLookupTest): a host name whose lookup hangs fails the
+// connect within the connect timeout; a name that resolves is connected to and verified by the name the
+// certificate carries.
+TEST_F(TlsTest, AHangingLookupFailsTheTlsConnectWithinTheConnectTimeout) {
+  TlsServer server(*certs_, "server.crt", false);
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  SetHostLookupForTesting([release](const char* host, const addrinfo* hints, addrinfo** res) {
+    if (std::string(host) == "hanging.redis.test") {
+      while (!release->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      return EAI_AGAIN;
+    }
+    return getaddrinfo("127.0.0.1", nullptr, hints, res);
+  });
+  RedisConfig hanging = server.Config();
+  hanging.host = "hanging.redis.test";
+  hanging.connect_timeout_ms = 300;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = RedisClient::Connect(hanging);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("longer than the connect timeout"), std::string::npos) << r.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3)) << "the connect waited for the lookup";
+  RedisConfig named = server.Config();
+  named.host = "redis.test";
+  named.tls.server_name = "localhost";  // the certificate's name
+  auto ok = RedisClient::Connect(named);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_TRUE((*ok)->Command({"PING"}).ok());
+  release->store(true);
+  SetHostLookupForTesting(nullptr);
+}
 
 TEST_F(TlsTest, CommandsPipelinesLargeValuesAndScriptsOverTls) {
   TlsServer server(*certs_, "server.crt", false);
