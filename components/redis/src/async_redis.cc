@@ -248,6 +248,10 @@ void AsyncRedis::Shutdown() {
 }
 
 void AsyncRedis::Dispatch(Request req) {
+  if (closed_) {  // a callback of a batch being dispatched (OnWake) called Close(): no reconnect after it
+    Answer(req.cb, Status::Unavailable("redis client stopped"));
+    return;
+  }
   if (config_.cluster) {
     // One async connection cannot follow a cluster's slots; refuse loudly rather than talk to one node.
     Answer(req.cb, Status::FailedPrecondition(
@@ -256,6 +260,10 @@ void AsyncRedis::Dispatch(Request req) {
     return;
   }
   if (!HasConnection()) {
+    if (lost_by_early_write_) {  // WriteEarly: the connection broke under this loop turn's earlier commands
+      Answer(req.cb, Status::Unavailable("redis connection lost (a write failed in this loop turn)"));
+      return;
+    }
     if (resolving_ != nullptr) {  // the host name is being looked up: the command waits for the connection
       awaiting_.push_back(std::move(req));
       return;
@@ -310,6 +318,7 @@ void AsyncRedis::WriteEarly() {
   // rest still go out together at the writable event. Measured on ingest's single-chunk path
   // (docs/performance.md, "Ingest against redis-benchmark XADD", 2026-12-07 seventeenth session): +15%
   // requests/s for about 2 us more CPU per request; writing every command at once gained less.
+  if (!hosted_) return;  // the threaded form writes a batch from another thread once (OnWake): measured no need
   ++buffered_since_write_;
   if (eager_write_spent_ && buffered_since_write_ < kWriteAtOnceEvery) return;
   if (!ready_ || handshaking_ != nullptr || answering_ > 0) return;
@@ -322,12 +331,16 @@ void AsyncRedis::WriteEarly() {
     auto* self = static_cast<AsyncRedis*>(h->data);
     self->eager_write_spent_ = false;
     self->buffered_since_write_ = 0;
+    self->lost_by_early_write_ = false;
     uv_prepare_stop(h);
   });
   // A failed write is handled as in the writable event: hiredis answers the pending commands (OnReply, from
   // here: the caller may see its answer before Send returns, as for a refused connect) and OnDisconnect
-  // clears ctx_.
+  // clears ctx_. The rest of this loop turn's commands are then answered too (Dispatch), not sent on a new
+  // connection: one request's commands (a record, then its XADD) must not be split across two connections,
+  // the first ones lost and the later ones applied.
   redisAsyncHandleWrite(ctx_);
+  if (ctx_ == nullptr) lost_by_early_write_ = true;
 }
 
 std::string AsyncRedis::Where() const { return config_.host + ":" + std::to_string(config_.port); }
@@ -607,10 +620,12 @@ void AsyncRedis::Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const s
     // The server closes this connection after saying so; the next connect would be accepted and refused
     // the same way: back off as after a failed connect (the connect's success does not reset it).
     refused_at_capacity_ = true;
-    next_attempt_ = SteadyClock::now() + std::chrono::milliseconds(backoff_.Next());
+    // Refused in the middle of AUTH/SELECT, the handshake's failure backs off (HandshakeStep).
+    if (handshaking_ == nullptr) next_attempt_ = SteadyClock::now() + std::chrono::milliseconds(backoff_.Next());
     last_error_ = Status::Unavailable(v.str);
-  } else if (current) {
+  } else if (current && refused_at_capacity_) {  // the server has room again
     refused_at_capacity_ = false;
+    backoff_.Reset();
   }
   if (v.is_error() && !f->req.raw_errors) {
     Answer(f->req.cb, TranslateRedisError(v.str));

@@ -216,6 +216,15 @@ Status RedisClient::Broken(Status s) {
   return s;
 }
 
+Status RedisClient::RefusedFull(const std::string& error_reply) {
+  // The server closes this connection after saying so; the next connect would be accepted and refused the
+  // same way: back off as after a failed connect (the connect's success does not reset it).
+  Drop();
+  refused_at_capacity_ = true;
+  next_attempt_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_.Next());
+  return Status::Unavailable(error_reply);
+}
+
 namespace {
 // How long a client refuses to go back to a master the sentinels announced replaced (RedisClient::Open): longer
 // than the sentinels need to agree, short enough that a watcher's mistake cannot strand a client.
@@ -369,6 +378,7 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
     if (!reply.ok()) return Broken(reply.status());
     RedisValue on = OwnReply(*reply);
     freeReplyObject(*reply);
+    if (on.is_error() && IsMaxClientsError(on.str)) return RefusedFull(on.str);
     // Accepted at connect (Open asks the same way): a refusal now (an ACL changed since) leaves the
     // connection out of step.
     if (on.is_error()) return Broken(Status::Unavailable("redis: CLIENT REPLY ON refused: " + on.str));
@@ -388,8 +398,14 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
     if (!reply.ok()) return Broken(reply.status());
     out.push_back(OwnReply(*reply));
     freeReplyObject(*reply);
+    // The server refused the connection (it was full) before reading any of it: no further reply comes.
+    if (out.back().is_error() && IsMaxClientsError(out.back().str)) return RefusedFull(out.back().str);
   }
   if (extra_timeout_ms > 0) conn_->SetTimeout(config_.command_timeout_ms);
+  if (refused_at_capacity_) {  // the server has room again
+    refused_at_capacity_ = false;
+    backoff_.Reset();
+  }
   return out;
 }
 
@@ -478,22 +494,13 @@ StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::v
                                                         int extra_timeout_ms) {
   if (cluster_) return cluster_->Pipeline(commands, extra_timeout_ms);
   SF_RETURN_IF_ERROR(EnsureConnected());
-  auto r = RawPipeline(commands, extra_timeout_ms);
+  auto r = RawPipeline(commands, extra_timeout_ms);  // a server at maxclients: RawPipeline backs off
   if (!r.ok()) return r;
-  refused_at_capacity_ = false;
   for (const auto& v : *r) {
     if (!v.is_error()) continue;
     // The master was demoted under us (a failover while connected): the next call asks the sentinels.
-    const bool demoted = !config_.sentinel.nodes.empty() && v.str.rfind("READONLY", 0) == 0;
-    // A server at maxclients closes the connection after saying so: not one to keep (a pool kept it), nor
-    // to replace at once (each new one is accepted and refused the same way).
-    const bool full = IsMaxClientsError(v.str);
-    if (demoted || full) {
+    if (!config_.sentinel.nodes.empty() && v.str.rfind("READONLY", 0) == 0) {
       Drop();
-      if (full) {
-        refused_at_capacity_ = true;
-        next_attempt_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_.Next());
-      }
       break;
     }
   }

@@ -34,9 +34,13 @@
 //
 // Hosted on another component's loop (OnLoop): no thread of its own. A command sent on that loop's thread
 // goes to the connection at once, and its callback runs on the same thread: a request served on an event
-// loop and its Redis call never cross threads (ingest's fast path: docs/performance.md). So a callback may
-// run before Send returns (backing off, a refused connect): hold no lock across Send that the callback
-// takes. A command sent from inside one of this client's callbacks waits for the loop's next turn (the
+// loop and its Redis call never cross threads (ingest's fast path: docs/performance.md). The first command
+// of a loop turn, and every 4th after it, is written at once rather than at the next writable event, so
+// Redis works while the loop goes on. So a callback may run before Send returns (backing off, a refused
+// connect, or a connection that such a write found broken: then every command pending on it, sent earlier
+// by other requests, is answered inside this Send, and the rest of that loop turn's commands are answered
+// "connection lost" rather than sent on a new connection behind the ones that failed): hold no lock
+// across Send that a callback takes. A command sent from inside one of this client's callbacks waits for the loop's next turn (the
 // connection may be in the middle of changing), behind commands sent directly in the same turn. Other
 // threads may still send; their commands reach the loop through a wake-up as in the threaded form.
 //
@@ -170,6 +174,7 @@ class AsyncRedis final : public RedisCommands {
   int answering_ = 0;    // callbacks of ours on the stack (Answer)
   bool eager_write_spent_ = false;  // this loop iteration wrote a command at once (WriteEarly)
   int buffered_since_write_ = 0;    // commands buffered since that write
+  bool lost_by_early_write_ = false;  // that write found the connection broken, in this loop iteration
   Resolving* resolving_ = nullptr;  // the current host name lookup
   std::vector<Request> awaiting_;   // commands waiting for it, or for the handshake below
   // Plain TCP: the connection whose AUTH/SELECT replies are still owed (nullptr: none). Commands wait for them

@@ -218,6 +218,7 @@ class RedisClient final : public RedisCommands {
   std::chrono::steady_clock::time_point next_attempt_{};
   JitteredBackoff backoff_;
   bool refused_at_capacity_ = false;  // RefusedAtCapacity: the backoff is not reset by the next connect
+  Status RefusedFull(const std::string& error_reply);  // drops the connection, backs off, kUnavailable
   std::unique_ptr<ClusterRouter> cluster_;  // set in cluster mode: every call is delegated to it
   // Behind Sentinel: the process's +switch-master watcher (src/sentinel_watcher.h) and its count of failovers
   // when this client connected; a count that moved on means reconnect (to the new master) before the next call.
