@@ -232,8 +232,8 @@ int Executor::Run(RedisClient& redis, const StreamEntry& entry, int64_t times_de
   {
     std::lock_guard<std::mutex> l(slot.watch->mu);
     if (a.abandoned) {
-      // The slot, its task and its leases belong to the replacement thread now: touch nothing.
-      Watchdog::AbandonedThreadEnded();
+      // The slot, its task and its leases belong to the replacement thread now: touch nothing. (The
+      // abandoned count falls once this thread has unwound: SlotThreads::Launch.)
       return kAbandoned;
     }
     slot.watch->running = nullptr;

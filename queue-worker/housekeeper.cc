@@ -26,8 +26,9 @@ Housekeeper::Housekeeper(const Config& config, Clock& clock, const TaskLifecycle
 StatusOr<int> Housekeeper::Housekeep(RedisClient& redis, Slot& slot) {
   Status scheduled = Schedule(redis, slot.consumer);  // a failed schedule still lets the reclaim run
   auto reclaimed = Reclaim(redis, slot);
-  if (!reclaimed.ok() || *reclaimed == kAbandoned || scheduled.ok()) return reclaimed;
-  return scheduled;
+  if (reclaimed.ok() && *reclaimed == kAbandoned) return reclaimed;
+  if (!scheduled.ok()) return scheduled;  // the first failure
+  return reclaimed;
 }
 
 Status Housekeeper::Schedule(RedisClient& redis, const std::string& consumer) {
@@ -148,7 +149,11 @@ StatusOr<int> Housekeeper::Reclaim(RedisClient& redis, Slot& slot, const std::at
       SF_LOG_INFO("running task {} taken over from a dead worker", entry->id);
       if (executor_.Execute(redis, *entry, deliveries[entry->id], slot) == kAbandoned) return kAbandoned;
     }
-    SF_RETURN_IF_ERROR(lifecycle_.Flush(redis, slot.finished));
+    // A failed flush (its node down) is reported and the other streams go on: acks it could not confirm
+    // leave their entries pending, claimed again later, as after any connection error.
+    if (Status flushed = lifecycle_.Flush(redis, slot.finished); !flushed.ok() && first_failure.ok()) {
+      first_failure = flushed;
+    }
   }
   if (!first_failure.ok()) return first_failure;
   return 0;

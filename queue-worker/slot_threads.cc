@@ -34,7 +34,12 @@ void SlotThreads::Launch(size_t lane, std::optional<AbandonedAttempt> orphan) {
   // The thread holds its own copy of the body (and so of what the body captured): an abandoned thread
   // outlives its Lane's next thread and maybe this object.
   lanes_[lane].thread = std::thread([this, lane, body = lanes_[lane].body, orphan = std::move(orphan)]() mutable {
-    if (!body(std::move(orphan))) return;  // abandoned: `this` may be gone
+    if (!body(std::move(orphan))) {  // abandoned: `this` may be gone
+      body = nullptr;  // what the body holds (the slot, its connections) goes first
+      // Last: a process ending its drain reads the count (RunProcess) and destroys the worker once it is 0.
+      Watchdog::AbandonedThreadEnded();
+      return;
+    }
     {
       std::lock_guard<std::mutex> l(mu_);
       lanes_[lane].ended = true;

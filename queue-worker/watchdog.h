@@ -122,7 +122,7 @@ class Watchdog {
 
   // Abandoned handler threads still running, process-wide (the gauge streamfleet_worker_abandoned_handlers).
   static int64_t AbandonedNow();
-  // Called by an abandoned thread once its handler returned.
+  // Called by an abandoned thread once its handler returned and it has unwound (SlotThreads).
   static void AbandonedThreadEnded();
 
  private:

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -34,10 +35,11 @@ TEST(WorkerShutdownTest, AnAbandonedHandlerStillRunningEndsTheProcessWithoutDest
   ASSERT_TRUE(enqueued.ok()) << enqueued.status().ToString();
 
   const std::string out = testing::TempPath("sf-stubborn") + ".log";
+  const std::string db = testing::TempPath("sf-stubborn") + ".db";
   std::vector<std::string> env = {"REDIS_PORT=" + std::to_string(redis.port()), "QUEUES=default:1",
                                   "CONSUMER_NAME=stubborn", "WORKER_CONCURRENCY=1", "TASK_TIMEOUT_GRACE=100ms",
                                   "METRICS_LISTEN=127.0.0.1:0", "LOG_LEVEL=info",
-                                  "DATABASE_URL=sqlite:" + testing::TempPath("sf-stubborn") + ".db"};
+                                  "DATABASE_URL=sqlite:" + db};
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   std::vector<char*> envp;
   for (auto& s : env) envp.push_back(s.data());
@@ -64,6 +66,8 @@ TEST(WorkerShutdownTest, AnAbandonedHandlerStillRunningEndsTheProcessWithoutDest
   }
   std::stringstream log;
   log << std::ifstream(out).rdbuf();
+  std::remove(out.c_str());
+  std::remove(db.c_str());
   ASSERT_TRUE(exited) << "the worker did not stop within 20 s of its SIGTERM:\n" << log.str();
   ASSERT_TRUE(WIFEXITED(status)) << log.str();
   EXPECT_EQ(WEXITSTATUS(status), 0) << log.str();
