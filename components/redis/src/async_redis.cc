@@ -612,10 +612,10 @@ void AsyncRedis::Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const s
     Issue(std::move(again));
     return;
   }
-  // Behind Sentinel, -READONLY means the master was demoted under us (a failover): leave it once this
-  // command has its answer, so the next one asks the sentinels instead of failing on a replica.
-  const bool demoted = v.is_error() && current && direct_ != nullptr && !config_.sentinel.nodes.empty() &&
-                       v.str.rfind("READONLY", 0) == 0;
+  // -READONLY means the master was demoted under us (a failover): leave it once this command has its
+  // answer, so the next one asks the sentinels, or without them connects again (a managed Redis moves its
+  // DNS name to the promoted replica), instead of failing on a replica for as long as the connection lasts.
+  const bool demoted = v.is_error() && current && HasConnection() && v.str.rfind("READONLY", 0) == 0;
   if (v.is_error() && IsMaxClientsError(v.str)) {
     // The server closes this connection after saying so; the next connect would be accepted and refused
     // the same way: back off as after a failed connect (the connect's success does not reset it).
@@ -632,8 +632,11 @@ void AsyncRedis::Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const s
   } else {
     Answer(f->req.cb, std::move(v));
   }
-  if (demoted && direct_ != nullptr) {
-    SF_LOG_WARN("redis master answered READONLY (demoted by a failover); asking the sentinels again");
+  if (demoted && HasConnection()) {  // (the answer's callback may have dropped it already)
+    SF_LOG_WARN("redis master answered READONLY (demoted by a failover); {}",
+                config_.sentinel.nodes.empty() ? "connecting again" : "asking the sentinels again");
+    // On hiredis' own connection this runs inside its reply callback: it frees the context once the
+    // callback returns, answering what is still pending then.
     DropConnection(Status::Unavailable("redis master demoted (READONLY): failover in progress"));
   }
 }

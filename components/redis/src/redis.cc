@@ -366,9 +366,11 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
   SigpipeGuard no_sigpipe;  // the first read writes the appended commands
   // After quiet Sends, replies are turned on in the same write as the commands that want theirs.
   const bool turn_on = replies_off_;
-  // Behind Sentinel, with the role: a replica drops quiet writes without a word (their errors are replies too,
-  // and replies were off), and accepts the ON; a master demoted since they were sent did not apply them.
-  const bool ask_role = turn_on && !config_.sentinel.nodes.empty();
+  // With the role: a replica drops quiet writes without a word (their errors are replies too, and replies
+  // were off), and accepts the ON; a master demoted since they were sent did not apply them. Behind
+  // Sentinel, and without it too: a managed Redis fails over by moving its DNS name, and a connection to the
+  // old primary stays open to what is a replica now. (A cluster's node clients have the router for that.)
+  const bool ask_role = turn_on && !track_sent_;
   if (turn_on) conn_->Append({"CLIENT", "REPLY", "ON"});
   if (ask_role) conn_->Append({"ROLE"});
   for (const auto& argv : commands) conn_->Append(argv);
@@ -432,7 +434,7 @@ Status RedisClient::ReadDeferred() {
       ++deferred_errors_;
       std::string error((*reply)->str, (*reply)->len);
       SF_LOG_WARN("redis: a command sent without waiting for its reply failed: {}", error);
-      if (!config_.sentinel.nodes.empty() && error.rfind("READONLY", 0) == 0) demoted = true;
+      if (!track_sent_ && error.rfind("READONLY", 0) == 0) demoted = true;
     }
     freeReplyObject(*reply);
   }
@@ -442,9 +444,12 @@ Status RedisClient::ReadDeferred() {
 
 Status RedisClient::Demoted() {
   // The master was demoted under us (a failover while connected): writes sent without waiting were refused,
-  // so the next AwaitSent must not confirm them, and the next call asks the sentinels.
+  // so the next AwaitSent must not confirm them, and the next call asks the sentinels (or, without them,
+  // connects again: a failover that moved a DNS name is followed by the new connection's lookup).
   replies_lost_ = true;
-  return Broken(Status::Unavailable("redis: the master was demoted to a replica; asking the sentinels"));
+  return Broken(Status::Unavailable(config_.sentinel.nodes.empty()
+                                        ? "redis: the server is a replica now (READONLY: failed over); reconnecting"
+                                        : "redis: the master was demoted to a replica; asking the sentinels"));
 }
 
 Status RedisClient::Send(const std::vector<std::vector<std::string>>& commands) {
@@ -498,8 +503,9 @@ StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::v
   if (!r.ok()) return r;
   for (const auto& v : *r) {
     if (!v.is_error()) continue;
-    // The master was demoted under us (a failover while connected): the next call asks the sentinels.
-    if (!config_.sentinel.nodes.empty() && v.str.rfind("READONLY", 0) == 0) {
+    // The master was demoted under us (a failover while connected): the next call asks the sentinels, or
+    // without them connects again (a managed Redis moves its DNS name to the promoted replica).
+    if (v.str.rfind("READONLY", 0) == 0) {
       Drop();
       break;
     }

@@ -355,6 +355,41 @@ TEST_F(RedisTest, ClientsRefusedAtMaxClientsBackOffInsteadOfReconnectingPerCall)
   })) << "the pool recovers";
 }
 
+// Without Sentinel, the server turned into a replica under its clients (a managed Redis fails over by moving
+// its DNS name, and connections to the old primary stay open to what is a replica now): on READONLY each
+// client drops its connection, so the next call connects again (looking the name up again), and writes
+// sent without waiting are not confirmed (a replica drops them without a word while replies are off).
+TEST(ReadonlyTest, ClientsLeaveAServerThatBecameAReplica) {
+  testing::RedisServer primary;
+  testing::RedisServer other;
+  auto client = RedisClient::Connect(primary.config());
+  RedisConfig quiet_config = primary.config();
+  quiet_config.quiet_sends = true;
+  auto quiet = RedisClient::Connect(quiet_config);
+  AsyncRedis async(primary.config());
+  auto admin = RedisClient::Connect(primary.config());
+  ASSERT_TRUE(client.ok() && quiet.ok() && admin.ok());
+  ASSERT_TRUE((*client)->Command({"SET", "a", "1"}).ok());
+  ASSERT_TRUE((*quiet)->Send({{"SET", "q", "1"}}).ok());
+  ASSERT_TRUE((*quiet)->AwaitSent().ok());
+  ASSERT_TRUE(async.Command({"SET", "async", "1"}).ok());
+  const int64_t async_connects = async.connects();
+
+  ASSERT_TRUE((*admin)->Command({"REPLICAOF", "127.0.0.1", std::to_string(other.port())}).ok());
+  auto refused = (*client)->Command({"SET", "b", "2"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE((*client)->connected()) << "the connection to the replica was kept";
+  ASSERT_TRUE((*quiet)->Send({{"SET", "q", "2"}}).ok());
+  EXPECT_FALSE((*quiet)->AwaitSent().ok()) << "a write the replica dropped was confirmed";
+  EXPECT_FALSE(async.Command({"SET", "async", "2"}).ok());
+
+  ASSERT_TRUE((*admin)->Command({"REPLICAOF", "NO", "ONE"}).ok());  // (the name points at a primary again)
+  EXPECT_TRUE((*client)->Command({"SET", "b", "3"}).ok());
+  EXPECT_TRUE(testing::WaitUntil([&] { return async.Command({"SET", "async", "3"}).ok(); }));
+  EXPECT_GT(async.connects(), async_connects) << "the async client stayed on its connection to the replica";
+}
+
 // A host name whose lookup hangs (a pod's DNS down: getaddrinfo waits out its resolver's attempts times the
 // search domains) fails the connect within the connect timeout, instead of stalling the caller for as long
 // as the lookup takes; a name that resolves is connected to. The lookup itself is the one stand-in here (no
