@@ -32,7 +32,7 @@ struct AsyncRedis::Loop {
   uv_loop_t* loop;   // &own, or the host's
   uv_async_t wake;   // commands were queued (by another thread, or from inside a callback), or stop
   uv_timer_t tick;   // deadline checks
-  uv_prepare_t next_iteration;  // runs before the loop next waits: the eager write is available again
+  uv_check_t turn_ended;  // runs once the loop turn's I/O callbacks have: the early write is available again
 };
 
 // A host name lookup on libuv's thread pool: hiredis would look it up with a blocking getaddrinfo on the
@@ -88,8 +88,8 @@ AsyncRedis::AsyncRedis(RedisConfig config, uv_loop_s* hosted_on)
   loop_->tick.data = this;
   uv_timer_start(
       &loop_->tick, [](uv_timer_t* h) { static_cast<AsyncRedis*>(h->data)->OnTick(); }, kTickMs, kTickMs);
-  uv_prepare_init(loop_->loop, &loop_->next_iteration);
-  loop_->next_iteration.data = this;
+  uv_check_init(loop_->loop, &loop_->turn_ended);
+  loop_->turn_ended.data = this;
   if (hosted_) {
     loop_thread_ = std::this_thread::get_id();
   } else {
@@ -244,7 +244,7 @@ void AsyncRedis::Shutdown() {
   uv_timer_stop(&loop_->tick);
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->wake), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->tick), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&loop_->next_iteration), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&loop_->turn_ended), nullptr);
 }
 
 void AsyncRedis::Dispatch(Request req) {
@@ -327,12 +327,12 @@ void AsyncRedis::WriteEarly() {
   if ((ctx_->c.flags & REDIS_IN_CALLBACK) != 0 || uvredis::InsideEvent(ctx_)) return;
   eager_write_spent_ = true;
   buffered_since_write_ = 0;
-  uv_prepare_start(&loop_->next_iteration, [](uv_prepare_t* h) {
+  uv_check_start(&loop_->turn_ended, [](uv_check_t* h) {
     auto* self = static_cast<AsyncRedis*>(h->data);
     self->eager_write_spent_ = false;
     self->buffered_since_write_ = 0;
     self->lost_by_early_write_ = false;
-    uv_prepare_stop(h);
+    uv_check_stop(h);
   });
   // A failed write is handled as in the writable event: hiredis answers the pending commands (OnReply, from
   // here: the caller may see its answer before Send returns, as for a refused connect) and OnDisconnect
@@ -502,7 +502,7 @@ void AsyncRedis::Connected() {
   ready_ = true;
   connected_.store(true);
   connects_.fetch_add(1);
-  if (!refused_at_capacity_) backoff_.Reset();  // a full server accepts connects too
+  if (!refused_after_connect_) backoff_.Reset();  // a full server accepts connects too
   if (outage_logged_) {
     if (config_.sentinel.nodes.empty()) {
       SF_LOG_INFO("redis {}:{}: connected again", config_.host, config_.port);
@@ -616,15 +616,17 @@ void AsyncRedis::Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const s
   // answer, so the next one asks the sentinels, or without them connects again (a managed Redis moves its
   // DNS name to the promoted replica), instead of failing on a replica for as long as the connection lasts.
   const bool demoted = v.is_error() && current && HasConnection() && v.str.rfind("READONLY", 0) == 0;
-  if (v.is_error() && IsMaxClientsError(v.str)) {
-    // The server closes this connection after saying so; the next connect would be accepted and refused
-    // the same way: back off as after a failed connect (the connect's success does not reset it).
-    refused_at_capacity_ = true;
+  // At maxclients the server closes this connection after saying so. Either way the next connect would be
+  // accepted and refused the same way (a DNS name may point at the old primary for a while): back off as
+  // after a failed connect (the connect's success does not reset it; a working reply does).
+  const bool full = v.is_error() && IsMaxClientsError(v.str);
+  if (full || demoted) {
+    refused_after_connect_ = true;
     // Refused in the middle of AUTH/SELECT, the handshake's failure backs off (HandshakeStep).
     if (handshaking_ == nullptr) next_attempt_ = SteadyClock::now() + std::chrono::milliseconds(backoff_.Next());
     last_error_ = Status::Unavailable(v.str);
-  } else if (current && refused_at_capacity_) {  // the server has room again
-    refused_at_capacity_ = false;
+  } else if (current && refused_after_connect_) {  // the server works again
+    refused_after_connect_ = false;
     backoff_.Reset();
   }
   if (v.is_error() && !f->req.raw_errors) {
@@ -633,8 +635,11 @@ void AsyncRedis::Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const s
     Answer(f->req.cb, std::move(v));
   }
   if (demoted && HasConnection()) {  // (the answer's callback may have dropped it already)
-    SF_LOG_WARN("redis master answered READONLY (demoted by a failover); {}",
-                config_.sentinel.nodes.empty() ? "connecting again" : "asking the sentinels again");
+    if (!outage_logged_) {  // once per outage, not per reconnect
+      SF_LOG_WARN("redis master answered READONLY (demoted by a failover); {}",
+                  config_.sentinel.nodes.empty() ? "connecting again" : "asking the sentinels again");
+      outage_logged_ = true;
+    }
     // On hiredis' own connection this runs inside its reply callback: it frees the context once the
     // callback returns, answering what is still pending then.
     DropConnection(Status::Unavailable("redis master demoted (READONLY): failover in progress"));

@@ -63,16 +63,20 @@ class HiredisTransport final : public RedisTransport {
 StatusOr<std::unique_ptr<RedisTransport>> ConnectTransport(const RedisConfig& config) {
   if (config.tls.enabled) return ConnectTlsTransport(config);
   const std::string where = config.host + ":" + std::to_string(config.port);
-  // Looked up here, within the connect timeout: hiredis would call getaddrinfo without a limit.
+  // Looked up here, within the connect timeout (hiredis would call getaddrinfo without a limit); the lookup
+  // and the connects share it.
+  const ConnectDeadline deadline(config.connect_timeout_ms);
   auto addresses = LookUpHost(config.host, config.connect_timeout_ms);
   if (!addresses.ok()) return Status::Unavailable("redis connect " + where + ": " + addresses.status().message());
   redisContext* ctx = nullptr;
-  std::string why;
+  std::string why = "timed out after " + std::to_string(config.connect_timeout_ms) + " ms";
   for (const std::string& ip : *addresses) {
-    ctx = redisConnectWithTimeout(ip.c_str(), config.port, ToTimeval(config.connect_timeout_ms));
+    const int left_ms = deadline.LeftMs();
+    if (left_ms <= 0) break;
+    ctx = redisConnectWithTimeout(ip.c_str(), config.port, ToTimeval(left_ms));
     if (ctx == nullptr) return Status::Unavailable("redis: cannot allocate context");
     if (!ctx->err) break;
-    why = ctx->errstr;
+    why = ip + ": " + ctx->errstr;
     redisFree(ctx);
     ctx = nullptr;
   }

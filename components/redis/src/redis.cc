@@ -216,12 +216,16 @@ Status RedisClient::Broken(Status s) {
   return s;
 }
 
-Status RedisClient::RefusedFull(const std::string& error_reply) {
-  // The server closes this connection after saying so; the next connect would be accepted and refused the
-  // same way: back off as after a failed connect (the connect's success does not reset it).
-  Drop();
-  refused_at_capacity_ = true;
+void RedisClient::BackOffAfterRefusal() {
+  // The next connect would be accepted and refused the same way: back off as after a failed connect (the
+  // connect's success does not reset it; a working reply does, RawPipeline).
+  refused_after_connect_ = true;
   next_attempt_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_.Next());
+}
+
+Status RedisClient::RefusedFull(const std::string& error_reply) {
+  Drop();  // the server closes this connection after saying so
+  BackOffAfterRefusal();
   return Status::Unavailable(error_reply);
 }
 
@@ -352,10 +356,11 @@ Status RedisClient::EnsureConnected() {
   Status s = Open();
   if (s.ok()) {
     // A server at maxclients accepts the connect too: the backoff keeps growing until it answers.
-    if (!refused_at_capacity_) backoff_.Reset();
+    if (!refused_after_connect_) backoff_.Reset();
     return s;
   }
-  next_attempt_ = now + std::chrono::milliseconds(backoff_.Next());
+  // (Unless Open was refused after its connect and has set the backoff already: one step per refusal.)
+  if (next_attempt_ <= now) next_attempt_ = now + std::chrono::milliseconds(backoff_.Next());
   return s;
 }
 
@@ -404,8 +409,8 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
     if (out.back().is_error() && IsMaxClientsError(out.back().str)) return RefusedFull(out.back().str);
   }
   if (extra_timeout_ms > 0) conn_->SetTimeout(config_.command_timeout_ms);
-  if (refused_at_capacity_) {  // the server has room again
-    refused_at_capacity_ = false;
+  if (refused_after_connect_) {  // the server has room again
+    refused_after_connect_ = false;
     backoff_.Reset();
   }
   return out;
@@ -431,8 +436,12 @@ Status RedisClient::ReadDeferred() {
       }
     }
     if ((*reply)->type == REDIS_REPLY_ERROR) {
-      ++deferred_errors_;
       std::string error((*reply)->str, (*reply)->len);
+      if (IsMaxClientsError(error)) {
+        freeReplyObject(*reply);
+        return RefusedFull(error);
+      }
+      ++deferred_errors_;
       SF_LOG_WARN("redis: a command sent without waiting for its reply failed: {}", error);
       if (!track_sent_ && error.rfind("READONLY", 0) == 0) demoted = true;
     }
@@ -447,6 +456,7 @@ Status RedisClient::Demoted() {
   // so the next AwaitSent must not confirm them, and the next call asks the sentinels (or, without them,
   // connects again: a failover that moved a DNS name is followed by the new connection's lookup).
   replies_lost_ = true;
+  BackOffAfterRefusal();
   return Broken(Status::Unavailable(config_.sentinel.nodes.empty()
                                         ? "redis: the server is a replica now (READONLY: failed over); reconnecting"
                                         : "redis: the master was demoted to a replica; asking the sentinels"));
@@ -505,8 +515,9 @@ StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::v
     if (!v.is_error()) continue;
     // The master was demoted under us (a failover while connected): the next call asks the sentinels, or
     // without them connects again (a managed Redis moves its DNS name to the promoted replica).
-    if (v.str.rfind("READONLY", 0) == 0) {
+    if (!track_sent_ && v.str.rfind("READONLY", 0) == 0) {  // (a cluster node client: its router's)
       Drop();
+      BackOffAfterRefusal();
       break;
     }
   }
@@ -595,9 +606,10 @@ void RedisPool::Release(std::unique_ptr<RedisClient> c) {
   // behind a dead first seed every request waited out a connect timeout. A broken single-server client
   // holds nothing worth keeping.
   if (!c->connected() && !c->config().cluster) {
-    if (c->RefusedAtCapacity()) {
+    if (c->RefusedAfterConnect()) {
       std::lock_guard<std::mutex> l(mu_);
-      connect_error_ = Status::Unavailable("redis at maxclients (the server refused the connection)");
+      connect_error_ = Status::Unavailable(
+          "redis refused the connection after it was made (at maxclients, or a replica answering READONLY)");
       next_connect_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(connect_backoff_.Next());
     }
     return;

@@ -129,14 +129,19 @@ void SetSocketTimeout(int fd, int ms) {
 
 // A connected blocking socket, or -1 with *why.
 int ConnectSocket(const std::string& host, int port, int timeout_ms, std::string* why) {
-  // Looked up within the connect timeout (getaddrinfo has no limit of its own), then each address in turn.
+  // Looked up within the connect timeout (getaddrinfo has no limit of its own), then each address in turn,
+  // all within it.
+  const ConnectDeadline deadline(timeout_ms);
   auto addresses = LookUpHost(host, timeout_ms);
   if (!addresses.ok()) {
     *why = addresses.status().message();
     return -1;
   }
   int fd = -1;
+  *why = "timed out after " + std::to_string(timeout_ms) + " ms";
   for (const std::string& ip : *addresses) {
+    const int left_ms = deadline.LeftMs();
+    if (left_ms <= 0) break;
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -153,7 +158,7 @@ int ConnectSocket(const std::string& host, int port, int timeout_ms, std::string
       pollfd p{fd, POLLOUT, 0};
       int err = 0;
       socklen_t len = sizeof(err);
-      if (poll(&p, 1, timeout_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+      if (poll(&p, 1, left_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
         c = 0;
       } else {
         errno = err != 0 ? err : ETIMEDOUT;
@@ -163,7 +168,7 @@ int ConnectSocket(const std::string& host, int port, int timeout_ms, std::string
       fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
       break;
     }
-    *why = std::strerror(errno);
+    *why = ip + ": " + std::strerror(errno);
     close(fd);
     fd = -1;
   }
@@ -171,8 +176,6 @@ int ConnectSocket(const std::string& host, int port, int timeout_ms, std::string
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-  } else if (why->empty()) {
-    *why = "no usable address";
   }
   return fd;
 }

@@ -261,12 +261,7 @@ TEST_F(AsyncRedisTest, RefusedAtMaxClientsItBacksOffInsteadOfReconnectingPerComm
   testing::RedisServer full("--maxclients 1");
   auto holder = RedisClient::Connect(full.config());
   ASSERT_TRUE(holder.ok());
-  auto refused = [&] {
-    auto info = (*holder)->Command({"INFO", "stats"});
-    const std::string key = "rejected_connections:";  // what maxclients turned away
-    size_t at = info.ok() ? info->str.find(key) : std::string::npos;
-    return at == std::string::npos ? -1 : std::stoll(info->str.substr(at + key.size()));
-  };
+  auto refused = [&] { return testing::ServerStat(**holder, "rejected_connections"); };  // what maxclients turned away
   const int64_t before = refused();
   AsyncRedis client(full.config());
   for (int i = 0; i < 50; ++i) {

@@ -314,12 +314,7 @@ TEST_F(RedisTest, ClientsRefusedAtMaxClientsBackOffInsteadOfReconnectingPerCall)
   testing::RedisServer full("--maxclients 1");
   auto holder = RedisClient::Connect(full.config());
   ASSERT_TRUE(holder.ok());
-  auto refused = [&] {
-    auto info = (*holder)->Command({"INFO", "stats"});
-    const std::string key = "rejected_connections:";  // what maxclients turned away
-    size_t at = info.ok() ? info->str.find(key) : std::string::npos;
-    return at == std::string::npos ? -1 : std::stoll(info->str.substr(at + key.size()));
-  };
+  auto refused = [&] { return testing::ServerStat(**holder, "rejected_connections"); };  // what maxclients turned away
   const int64_t before = refused();
   auto client = RedisClient::Lazy(full.config());
   RedisConfig quiet_config = full.config();  // a worker's acking connection: CLIENT REPLY asked at connect
@@ -383,9 +378,20 @@ TEST(ReadonlyTest, ClientsLeaveAServerThatBecameAReplica) {
   ASSERT_TRUE((*quiet)->Send({{"SET", "q", "2"}}).ok());
   EXPECT_FALSE((*quiet)->AwaitSent().ok()) << "a write the replica dropped was confirmed";
   EXPECT_FALSE(async.Command({"SET", "async", "2"}).ok());
+  // Refused after each connect, the clients back off rather than reconnect per call.
+  auto accepted = [&] { return testing::ServerStat(**admin, "total_connections_received"); };
+  const int64_t before = accepted();
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_FALSE((*client)->Command({"SET", "b", "x"}).ok());
+    EXPECT_FALSE(async.Command({"SET", "async", "x"}).ok());
+  }
+  EXPECT_LE(accepted() - before, 6) << "a reconnect per call to a replica";
 
   ASSERT_TRUE((*admin)->Command({"REPLICAOF", "NO", "ONE"}).ok());  // (the name points at a primary again)
-  EXPECT_TRUE((*client)->Command({"SET", "b", "3"}).ok());
+  // After the backoff a refusal starts (a name may point at the old primary for a while): not a
+  // reconnect per call.
+  EXPECT_TRUE(testing::WaitUntil([&] { return (*client)->Command({"SET", "b", "3"}).ok(); }));
+  EXPECT_TRUE(testing::WaitUntil([&] { return (*quiet)->Command({"SET", "q", "3"}).ok(); }));
   EXPECT_TRUE(testing::WaitUntil([&] { return async.Command({"SET", "async", "3"}).ok(); }));
   EXPECT_GT(async.connects(), async_connects) << "the async client stayed on its connection to the replica";
 }
@@ -397,13 +403,15 @@ TEST(ReadonlyTest, ClientsLeaveAServerThatBecameAReplica) {
 TEST(HostLookupTest, AHangingLookupFailsTheConnectWithinTheConnectTimeout) {
   testing::RedisServer server;
   auto release = std::make_shared<std::atomic<bool>>(false);
-  SetHostLookupForTesting([release](const char* host, const addrinfo* hints, addrinfo** res) {
+  ScopedHostLookupForTesting stand_in(
+      [release](const char* host, const addrinfo* hints, addrinfo** res) {
     if (std::string(host) == "hanging.redis.test") {
       while (!release->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       return EAI_AGAIN;
     }
     return getaddrinfo("127.0.0.1", nullptr, hints, res);  // any other name: this machine
-  });
+  },
+      [release] { release->store(true); });  // the abandoned lookup ends on its own thread
   RedisConfig hanging = server.config();
   hanging.host = "hanging.redis.test";
   hanging.connect_timeout_ms = 300;
@@ -420,8 +428,6 @@ TEST(HostLookupTest, AHangingLookupFailsTheConnectWithinTheConnectTimeout) {
   auto ok = RedisClient::Connect(named);
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_TRUE((*ok)->Command({"PING"}).ok());
-  release->store(true);  // the abandoned lookup ends on its own thread
-  SetHostLookupForTesting(nullptr);
 }
 
 // A pool whose connect failed fails fast until its backoff passes, instead of every request trying (and,

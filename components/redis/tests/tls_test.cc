@@ -101,13 +101,15 @@ class TlsTest : public ::testing::Test {
 TEST_F(TlsTest, AHangingLookupFailsTheTlsConnectWithinTheConnectTimeout) {
   TlsServer server(*certs_, "server.crt", false);
   auto release = std::make_shared<std::atomic<bool>>(false);
-  SetHostLookupForTesting([release](const char* host, const addrinfo* hints, addrinfo** res) {
+  ScopedHostLookupForTesting stand_in(
+      [release](const char* host, const addrinfo* hints, addrinfo** res) {
     if (std::string(host) == "hanging.redis.test") {
       while (!release->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       return EAI_AGAIN;
     }
     return getaddrinfo("127.0.0.1", nullptr, hints, res);
-  });
+  },
+      [release] { release->store(true); });  // the abandoned lookup ends on its own thread
   RedisConfig hanging = server.Config();
   hanging.host = "hanging.redis.test";
   hanging.connect_timeout_ms = 300;
@@ -122,8 +124,6 @@ TEST_F(TlsTest, AHangingLookupFailsTheTlsConnectWithinTheConnectTimeout) {
   auto ok = RedisClient::Connect(named);
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_TRUE((*ok)->Command({"PING"}).ok());
-  release->store(true);
-  SetHostLookupForTesting(nullptr);
 }
 
 TEST_F(TlsTest, CommandsPipelinesLargeValuesAndScriptsOverTls) {

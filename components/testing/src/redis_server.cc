@@ -146,4 +146,11 @@ void RedisServer::Stop() {
   }
 }
 
+int64_t ServerStat(RedisClient& client, const std::string& field) {
+  auto info = client.Command({"INFO", "stats"});
+  const std::string key = field + ":";
+  const size_t at = info.ok() ? info->str.find(key) : std::string::npos;
+  return at == std::string::npos ? -1 : std::stoll(info->str.substr(at + key.size()));
+}
+
 }  // namespace streamfleet::testing

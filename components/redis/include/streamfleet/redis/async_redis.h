@@ -192,7 +192,7 @@ class AsyncRedis final : public RedisCommands {
   std::chrono::steady_clock::time_point connect_deadline_{};
   std::chrono::steady_clock::time_point next_attempt_{};
   JitteredBackoff backoff_;
-  bool refused_at_capacity_ = false;  // the last reply was the server's maxclients refusal (Deliver)
+  bool refused_after_connect_ = false;  // the last reply was the server's maxclients refusal (Deliver)
   std::deque<std::chrono::steady_clock::time_point> deadlines_;  // in-flight commands, in reply order
   std::optional<Status> fail_reason_;  // why pending callbacks are being failed right now
   Status last_error_ = Status::Unavailable("redis: not connected yet");

@@ -158,10 +158,11 @@ class RedisClient final : public RedisCommands {
 
   // Cluster mode: a slot map is loaded and no connection error happened since.
   bool connected() const;
-  // The server's last word on this client's connection was that it is at maxclients (it accepted the
-  // connection, said so and closed it): a reconnect would succeed and be refused the same way, so this
-  // client and a pool back off as after a failed connect.
-  bool RefusedAtCapacity() const { return refused_at_capacity_; }
+  // The server's last word on this client's connection refused it after the connect succeeded: it is at
+  // maxclients (it accepted the connection, said so and closed it), or it answered READONLY (a replica now:
+  // the name may still point at the old primary for a while). A reconnect would succeed and be refused the
+  // same way, so this client and a pool back off as after a failed connect, until a call works.
+  bool RefusedAfterConnect() const { return refused_after_connect_; }
   const RedisConfig& config() const { return config_; }
 
   // host:port of every master, for commands that must run on each (SCAN, INFO, DBSIZE, FLUSHALL); in
@@ -217,8 +218,9 @@ class RedisClient final : public RedisCommands {
   // Reconnect backoff: after a failed connect, calls fail fast until next_attempt_.
   std::chrono::steady_clock::time_point next_attempt_{};
   JitteredBackoff backoff_;
-  bool refused_at_capacity_ = false;  // RefusedAtCapacity: the backoff is not reset by the next connect
-  Status RefusedFull(const std::string& error_reply);  // drops the connection, backs off, kUnavailable
+  bool refused_after_connect_ = false;  // RefusedAfterConnect: the backoff is not reset by the next connect
+  Status RefusedFull(const std::string& error_reply);  // maxclients: drops the connection, backs off, kUnavailable
+  void BackOffAfterRefusal();  // RefusedAfterConnect: the next connect waits out the backoff
   std::unique_ptr<ClusterRouter> cluster_;  // set in cluster mode: every call is delegated to it
   // Behind Sentinel: the process's +switch-master watcher (src/sentinel_watcher.h) and its count of failovers
   // when this client connected; a count that moved on means reconnect (to the new master) before the next call.

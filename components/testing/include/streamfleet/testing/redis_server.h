@@ -1,9 +1,11 @@
 #pragma once
 // Test support: a real redis-server started on a free loopback port, owned by the test.
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "streamfleet/base/config.h"
+#include "streamfleet/redis/redis.h"
 
 namespace streamfleet::testing {
 
@@ -39,6 +41,10 @@ class RedisServer {
   int port_ = 0;
   int pid_ = -1;
 };
+
+// A counter of INFO stats (e.g. "total_connections_received", "rejected_connections") as `client`'s
+// server reports it, or -1 when it cannot be read.
+int64_t ServerStat(RedisClient& client, const std::string& field);
 
 // Unique temp path for a SQLite file (removed by the caller or left in /tmp).
 std::string TempPath(const std::string& stem);
