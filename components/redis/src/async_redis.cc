@@ -615,7 +615,7 @@ void AsyncRedis::Deliver(std::unique_ptr<InFlight> f, redisReply* reply, const s
   // -READONLY means the master was demoted under us (a failover): leave it once this command has its
   // answer, so the next one asks the sentinels, or without them connects again (a managed Redis moves its
   // DNS name to the promoted replica), instead of failing on a replica for as long as the connection lasts.
-  const bool demoted = v.is_error() && current && HasConnection() && v.str.rfind("READONLY", 0) == 0;
+  const bool demoted = v.is_error() && current && HasConnection() && IsReadonlyError(v.str);
   // At maxclients the server closes this connection after saying so. Either way the next connect would be
   // accepted and refused the same way (a DNS name may point at the old primary for a while): back off as
   // after a failed connect (the connect's success does not reset it; a working reply does).

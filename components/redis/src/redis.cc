@@ -94,6 +94,8 @@ bool IsMaxClientsError(const std::string& error_reply) {
   return error_reply.rfind("ERR max number of clients reached", 0) == 0;
 }
 
+bool IsReadonlyError(const std::string& error_reply) { return error_reply.rfind("READONLY", 0) == 0; }
+
 Status TranslateRedisError(const std::string& e) {
   std::string prefix = e.substr(0, e.find_first_of(" \n"));
   // Errors raised by our own Lua scripts come back wrapped by Redis in some versions; look inside too.
@@ -409,6 +411,19 @@ StatusOr<std::vector<RedisValue>> RedisClient::RawPipeline(const std::vector<std
     if (out.back().is_error() && IsMaxClientsError(out.back().str)) return RefusedFull(out.back().str);
   }
   if (extra_timeout_ms > 0) conn_->SetTimeout(config_.command_timeout_ms);
+  // READONLY: the server was demoted under us (a failover while connected). The replies are the caller's
+  // answer, but the connection is left (the next call asks the sentinels or, without them, connects again: a
+  // managed Redis moves its DNS name to the promoted replica) and, not being a working reply, it keeps the
+  // backoff growing rather than resetting it. (A cluster node client: its router handles READONLY.)
+  if (!track_sent_) {
+    for (const auto& v : out) {
+      if (v.is_error() && IsReadonlyError(v.str)) {
+        Drop();
+        BackOffAfterRefusal();
+        return out;
+      }
+    }
+  }
   if (refused_after_connect_) {  // the server has room again
     refused_after_connect_ = false;
     backoff_.Reset();
@@ -443,7 +458,7 @@ Status RedisClient::ReadDeferred() {
       }
       ++deferred_errors_;
       SF_LOG_WARN("redis: a command sent without waiting for its reply failed: {}", error);
-      if (!track_sent_ && error.rfind("READONLY", 0) == 0) demoted = true;
+      if (!track_sent_ && IsReadonlyError(error)) demoted = true;
     }
     freeReplyObject(*reply);
   }
@@ -509,18 +524,9 @@ StatusOr<std::vector<RedisValue>> RedisClient::Pipeline(const std::vector<std::v
                                                         int extra_timeout_ms) {
   if (cluster_) return cluster_->Pipeline(commands, extra_timeout_ms);
   SF_RETURN_IF_ERROR(EnsureConnected());
-  auto r = RawPipeline(commands, extra_timeout_ms);  // a server at maxclients: RawPipeline backs off
+  // A server at maxclients or a demoted master (READONLY): RawPipeline drops the connection and backs off.
+  auto r = RawPipeline(commands, extra_timeout_ms);
   if (!r.ok()) return r;
-  for (const auto& v : *r) {
-    if (!v.is_error()) continue;
-    // The master was demoted under us (a failover while connected): the next call asks the sentinels, or
-    // without them connects again (a managed Redis moves its DNS name to the promoted replica).
-    if (!track_sent_ && v.str.rfind("READONLY", 0) == 0) {  // (a cluster node client: its router's)
-      Drop();
-      BackOffAfterRefusal();
-      break;
-    }
-  }
   // Repair NOSCRIPT (script cache flushed or a fresh server): load and re-run the failed EVALSHAs in order.
   std::vector<size_t> redo;
   for (size_t i = 0; i < r->size(); ++i) {

@@ -20,6 +20,9 @@ RedisValue OwnReply(const redisReply* r);
 // The error a server at maxclients writes to a connection it accepted, before it closes it. Both clients
 // treat it as a failed connect: backing off, not reconnecting at once (each new connection is refused too).
 bool IsMaxClientsError(const std::string& error_reply);
+// The error a replica answers a write with: the server was demoted under a client (a failover). Both clients
+// leave the connection and back off; it is not a working reply (it does not reset the backoff).
+bool IsReadonlyError(const std::string& error_reply);
 
 // The argv/argvlen arrays hiredis's *CommandArgv functions take, pointing into `argv` (binary-safe: lengths
 // are explicit). Valid while `argv` is alive and unchanged.
