@@ -316,7 +316,7 @@ void AsyncRedis::WriteEarly() {
   // requests wait on the two hops in turn, each process about half busy. Writing the first command of an
   // iteration at once, and then every kWriteAtOnceEvery-th, lets Redis work while this loop parses; the
   // rest still go out together at the writable event. Measured on ingest's single-chunk path
-  // (docs/performance.md, "Ingest against redis-benchmark XADD", 2026-12-07 seventeenth session): +15%
+  // (docs/performance.md, "Ingest against redis-benchmark XADD", 2026-12-07 seventeenth session): +17%
   // requests/s for about 2 us more CPU per request; writing every command at once gained less.
   if (!hosted_) return;  // the threaded form writes a batch from another thread once (OnWake): measured no need
   ++buffered_since_write_;

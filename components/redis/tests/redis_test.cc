@@ -7,7 +7,7 @@
 #include <functional>
 #include <thread>
 
-#include "../src/host_lookup.h"
+#include "hanging_host_lookup.h"
 #include "streamfleet/redis/async_redis.h"
 #include "streamfleet/redis/stream_admin.h"
 #include "streamfleet/testing/redis_server.h"
@@ -412,18 +412,9 @@ TEST(ReadonlyTest, ClientsLeaveAServerThatBecameAReplica) {
 // DNS server can be made to hang on this machine); the connects are real.
 TEST(HostLookupTest, AHangingLookupFailsTheConnectWithinTheConnectTimeout) {
   testing::RedisServer server;
-  auto release = std::make_shared<std::atomic<bool>>(false);
-  ScopedHostLookupForTesting stand_in(
-      [release](const char* host, const addrinfo* hints, addrinfo** res) {
-    if (std::string(host) == "hanging.redis.test") {
-      while (!release->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      return EAI_AGAIN;
-    }
-    return getaddrinfo("127.0.0.1", nullptr, hints, res);  // any other name: this machine
-  },
-      [release] { release->store(true); });  // the abandoned lookup ends on its own thread
+  testing::HangingHostLookup hanging_lookup;
   RedisConfig hanging = server.config();
-  hanging.host = "hanging.redis.test";
+  hanging.host = testing::HangingHostLookup::kHost;
   hanging.connect_timeout_ms = 300;
   const auto t0 = std::chrono::steady_clock::now();
   auto r = RedisClient::Connect(hanging);

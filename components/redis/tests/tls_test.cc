@@ -19,7 +19,7 @@
 #include <mutex>
 #include <thread>
 
-#include "../src/host_lookup.h"
+#include "hanging_host_lookup.h"
 #include "streamfleet/redis/async_redis.h"
 #include "streamfleet/redis/redis.h"
 #include "streamfleet/testing/redis_server.h"
@@ -100,18 +100,9 @@ class TlsTest : public ::testing::Test {
 // certificate carries.
 TEST_F(TlsTest, AHangingLookupFailsTheTlsConnectWithinTheConnectTimeout) {
   TlsServer server(*certs_, "server.crt", false);
-  auto release = std::make_shared<std::atomic<bool>>(false);
-  ScopedHostLookupForTesting stand_in(
-      [release](const char* host, const addrinfo* hints, addrinfo** res) {
-    if (std::string(host) == "hanging.redis.test") {
-      while (!release->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      return EAI_AGAIN;
-    }
-    return getaddrinfo("127.0.0.1", nullptr, hints, res);
-  },
-      [release] { release->store(true); });  // the abandoned lookup ends on its own thread
+  testing::HangingHostLookup hanging_lookup;
   RedisConfig hanging = server.Config();
-  hanging.host = "hanging.redis.test";
+  hanging.host = testing::HangingHostLookup::kHost;
   hanging.connect_timeout_ms = 300;
   const auto t0 = std::chrono::steady_clock::now();
   auto r = RedisClient::Connect(hanging);
