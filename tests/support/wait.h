@@ -22,4 +22,16 @@ bool WaitUntil(Pred pred, int timeout_ms = kWaitMs) {
   return true;
 }
 
+// Calls call() every 2 ms for `ms` of wall time: a test bounding how often something happens per unit of time
+// (a client's reconnects under backoff) stays true on a fast machine and a slow one, where a fixed number of
+// calls takes a time that depends on the machine.
+template <typename Call>
+void CallFor(int ms, Call call) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) {
+    call();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 }  // namespace streamfleet::testing
