@@ -7,12 +7,6 @@
 
 namespace streamfleet {
 
-AppendBatcher::AppendBatcher(AsyncRedis& redis, uv_loop_s* loop, prometheus::Counter& shared)
-    : redis_(redis), shared_(shared) {
-  uv_check_init(loop, &turn_ended_);
-  turn_ended_.data = this;
-}
-
 void AppendBatcher::Submit(ChunkWriter::AppendCall call, Done done) {
   Waiting w{std::move(call), std::move(done)};
   if (closed_) {
@@ -27,12 +21,14 @@ void AppendBatcher::Submit(ChunkWriter::AppendCall call, Done done) {
     if (waiting_.size() >= kMaxPerCall) Flush();
   }
   // At the end of the turn: what waits goes out, and the next turn's first request goes alone again.
-  uv_check_start(&turn_ended_, [](uv_check_t* h) {
-    auto* self = static_cast<AppendBatcher*>(h->data);
-    self->Flush();
-    self->sent_this_turn_ = false;
-    uv_check_stop(h);
-  });
+  if (!flush_due_) {
+    flush_due_ = true;
+    redis_.AtTurnEnd([this] {
+      flush_due_ = false;
+      Flush();
+      sent_this_turn_ = false;
+    });
+  }
 }
 
 void AppendBatcher::SendAlone(Waiting w) {
@@ -67,7 +63,6 @@ void AppendBatcher::Close() {
   if (closed_) return;
   Flush();
   closed_ = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&turn_ended_), nullptr);
 }
 
 }  // namespace streamfleet

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include <prometheus/counter.h>
-#include <uv.h>
 
 #include "streamfleet/chunks/chunk_writer.h"
 #include "streamfleet/redis/async_redis.h"
@@ -24,15 +23,15 @@ class AppendBatcher {
   static constexpr size_t kMaxPerCall = 8;
   using Done = std::function<void(StatusOr<RedisValue>)>;
 
-  // On the loop thread that hosts `redis` (AsyncRedis::OnLoop); both outlive this object's Close().
+  // `redis` is hosted on the loop thread that calls Submit (AsyncRedis::OnLoop), and outlives this object.
   // `shared` counts the requests sent in a call with others.
-  AppendBatcher(AsyncRedis& redis, uv_loop_s* loop, prometheus::Counter& shared);
+  AppendBatcher(AsyncRedis& redis, prometheus::Counter& shared) : redis_(redis), shared_(shared) {}
   AppendBatcher(const AppendBatcher&) = delete;
   AppendBatcher& operator=(const AppendBatcher&) = delete;
 
   // Loop thread. `done` gets the request's own IngestAppend reply (or its refusal, or the call's error).
   void Submit(ChunkWriter::AppendCall call, Done done);
-  // Loop thread: sends what waits and closes the handle (the loop is ending). Idempotent.
+  // Loop thread: sends what waits, and from then on each request alone (the loop is ending). Idempotent.
   void Close();
 
  private:
@@ -45,9 +44,9 @@ class AppendBatcher {
 
   AsyncRedis& redis_;
   prometheus::Counter& shared_;
-  uv_check_t turn_ended_;
   bool closed_ = false;
   bool sent_this_turn_ = false;
+  bool flush_due_ = false;  // AtTurnEnd asked for this turn
   std::vector<Waiting> waiting_;
 };
 

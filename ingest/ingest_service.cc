@@ -142,7 +142,7 @@ Status IngestService::Start() {
   if (async_redis_ != nullptr && !config_.redis.tls.enabled && config_.redis.sentinel.nodes.empty()) {
     guest.on_start = [this](uv_loop_s* loop) {
       fast_redis_ = AsyncRedis::OnLoop(config_.redis, loop);
-      append_batcher_ = std::make_unique<AppendBatcher>(*fast_redis_, loop, metrics_.shared_appends);
+      append_batcher_ = std::make_unique<AppendBatcher>(*fast_redis_, metrics_.shared_appends);
     };
     guest.on_finish = [this] {
       append_batcher_->Close();  // (nothing waits: the server finishes once every request is answered)
@@ -173,7 +173,7 @@ void IngestService::Stop() {
   stopping_.store(true);
   live_.Stop();  // live streams end first (their clients reconnect elsewhere): they never finish by themselves
   if (http_) http_->Stop();  // in-flight requests finish first
-  append_batcher_.reset();   // closed on the loop, which has ended
+  append_batcher_.reset();   // closed on the loop, which has ended (before fast_redis_, whose AtTurnEnd it used)
   fast_redis_.reset();
   if (sampler_.joinable()) sampler_.join();
 }
