@@ -140,14 +140,8 @@ Status IngestService::Start() {
   // not stall every HTTP connection during a Redis outage; those keep the fast path on async_redis_.
   LoopGuest guest;
   if (async_redis_ != nullptr && !config_.redis.tls.enabled && config_.redis.sentinel.nodes.empty()) {
-    guest.on_start = [this](uv_loop_s* loop) {
-      fast_redis_ = AsyncRedis::OnLoop(config_.redis, loop);
-      append_batcher_ = std::make_unique<AppendBatcher>(*fast_redis_, metrics_.shared_appends);
-    };
-    guest.on_finish = [this] {
-      append_batcher_->Close();  // (nothing waits: the server finishes once every request is answered)
-      fast_redis_->Close();
-    };
+    guest.on_start = [this](uv_loop_s* loop) { fast_redis_ = AsyncRedis::OnLoop(config_.redis, loop); };
+    guest.on_finish = [this] { fast_redis_->Close(); };
   }
   RaiseDescriptorLimit(config_.ingest_max_connections);
   LoopHttpLimits limits;
@@ -173,8 +167,7 @@ void IngestService::Stop() {
   stopping_.store(true);
   live_.Stop();  // live streams end first (their clients reconnect elsewhere): they never finish by themselves
   if (http_) http_->Stop();  // in-flight requests finish first
-  append_batcher_.reset();   // closed on the loop, which has ended (before fast_redis_, whose AtTurnEnd it used)
-  fast_redis_.reset();
+  fast_redis_.reset();       // closed on the loop, which has ended
   if (sampler_.joinable()) sampler_.join();
 }
 
@@ -324,21 +317,16 @@ bool IngestService::HandleFast(const std::shared_ptr<HttpExchange>& exchange) {
   ChunkWriter::AppendCall call = writer_.PrepareAppend(ctx.gen, *batch, "ingest-json");
   // The callback runs on this (the HTTP loop's) thread, or on async_redis_'s; the answer goes through the
   // server's outbox either way.
-  auto answer = [this, exchange, batch, started, gen = ctx.gen](StatusOr<RedisValue> reply) {
-    metrics_.redis_write_seconds.Observe(std::chrono::duration<double>(Clk::now() - started).count());
-    AppendResult total;
-    if (Written(*exchange, gen, ChunkWriter::ParseAppendReply(reply, *batch), *batch, &total)) {
-      RespondAccepted(*exchange, total);
-    }
-    RecordRequest(RouteName(Route::Kind::kChunks), *exchange, started);
-  };
-  // On the hosted connection the loop turn's requests share script calls; the threaded one (TLS, Sentinel)
-  // writes what its loop gathered in one write already.
-  if (fast == fast_redis_.get()) {
-    append_batcher_->Submit(std::move(call), std::move(answer));
-  } else {
-    fast->SendEval(scripts::IngestAppend(), call.keys, call.args, std::move(answer));
-  }
+  fast->SendEval(scripts::IngestAppend(), call.keys, call.args,
+                         [this, exchange, batch, started, gen = ctx.gen](StatusOr<RedisValue> reply) {
+                           metrics_.redis_write_seconds.Observe(
+                               std::chrono::duration<double>(Clk::now() - started).count());
+                           AppendResult total;
+                           if (Written(*exchange, gen, ChunkWriter::ParseAppendReply(reply, *batch), *batch, &total)) {
+                             RespondAccepted(*exchange, total);
+                           }
+                           RecordRequest(RouteName(Route::Kind::kChunks), *exchange, started);
+                         });
   return true;
 }
 

@@ -21,7 +21,6 @@
 
 #include "streamfleet/chunks/chunk_writer.h"
 #include "ingest/answer_budget.h"
-#include "ingest/append_batcher.h"
 #include "ingest/live_routes.h"
 #include "ingest/metrics.h"
 #include "ingest/org_share.h"
@@ -127,8 +126,6 @@ class IngestService {
   // HandleFast's connection, hosted on the HTTP loop (plain TCP only; else HandleFast uses async_redis_):
   // created and closed on that loop's thread (LoopGuest), freed once the server has stopped.
   std::unique_ptr<AsyncRedis> fast_redis_;
-  // fast_redis_'s single-chunk appends of one loop turn as one script call; made and closed with it.
-  std::unique_ptr<AppendBatcher> append_batcher_;
   std::unique_ptr<RedisClient> sampler_redis_;  // only the sampler thread uses it
   SqlStore* store_;
   Cache cache_;

@@ -58,12 +58,6 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r)
                               .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001,
                                                                                0.0025, 0.005, 0.01, 0.025, 0.05,
                                                                                0.1, 0.25, 1})),
-      shared_appends(prometheus::BuildCounter()
-                         .Name("streamfleet_ingest_shared_append_requests_total")
-                         .Help("Single-chunk requests appended in one script call with others read in the same "
-                               "event-loop turn")
-                         .Register(r)
-                         .Add({})),
       backlog(prometheus::BuildGauge()
                   .Name("streamfleet_ingest_backlog")
                   .Help("Chunk-stream entries not yet delivered to the compactors, as last seen")

@@ -21,7 +21,6 @@ struct IngestMetrics {
   prometheus::Counter& bytes;
   prometheus::Counter& idempotent_replays;
   prometheus::Histogram& redis_write_seconds;
-  prometheus::Counter& shared_appends;  // single-chunk requests appended in a script call with others (append_batcher.h)
   prometheus::Gauge& backlog;
   prometheus::Gauge& open_connections;  // the HTTP server's, requests' and live streams' (INGEST_MAX_CONNECTIONS)
   prometheus::Gauge& queued_answer_bytes;  // AnswerBudget's total (INGEST_MAX_QUEUED_ANSWER_BYTES)

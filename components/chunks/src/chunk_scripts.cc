@@ -112,18 +112,6 @@ const LuaScript& IngestAppend() {
   return s;
 }
 
-// Several IngestAppend calls in one (ingest's requests of one event-loop turn), each with its own keys and
-// arguments, each checked and written as by a call of its own. Standalone Redis only (the requests' keys are
-// in any slots).
-// KEYS: each request's IngestAppend KEYS, one request after the other.
-// ARGV: 1 the number of requests, then per request: its KEYS count, its ARGV count, its ARGV.
-// Returns one element per request: IngestAppend's reply, or its refusal as an error element.
-const LuaScript& IngestAppendMany() {
-  static const LuaScript s(std::string("local function append(KEYS, ARGV)\n") + lua::kIngestAppend + "\nend\n" +
-                           lua::kIngestAppendMany);
-  return s;
-}
-
 const LuaScript& ResetGeneration() {
   // KEYS: 1 ctl hash, 2 buffer list, 3 meta hash, 4 seen bitmap, 5 deadlines zset, 6 ingest hash, 7 finalize
   //       stream.

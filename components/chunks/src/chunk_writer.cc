@@ -168,37 +168,6 @@ StatusOr<AppendResult> ChunkWriter::ParseAppendReply(const StatusOr<RedisValue>&
   return out;
 }
 
-ChunkWriter::AppendCall ChunkWriter::PackAppends(std::vector<AppendCall> calls) {
-  AppendCall many;
-  many.args.push_back(std::to_string(calls.size()));
-  for (auto& c : calls) {
-    many.args.push_back(std::to_string(c.keys.size()));
-    many.args.push_back(std::to_string(c.args.size()));
-    for (auto& k : c.keys) many.keys.push_back(std::move(k));
-    for (auto& a : c.args) many.args.push_back(std::move(a));
-  }
-  return many;
-}
-
-std::vector<StatusOr<RedisValue>> ChunkWriter::SplitAppendsReply(StatusOr<RedisValue> reply, size_t calls) {
-  // The call as a whole failed (Redis down or full, the script aborted): every request's answer.
-  if (reply.ok() && (!reply->is_array() || reply->elements.size() != calls)) {
-    reply = Status::Internal("IngestAppendMany: unexpected reply");
-  }
-  if (!reply.ok()) return std::vector<StatusOr<RedisValue>>(calls, reply.status());
-  std::vector<StatusOr<RedisValue>> out;
-  out.reserve(calls);
-  for (auto& v : reply->elements) {
-    // A refusal is that request's alone (its checks failed and nothing of it was written).
-    if (v.is_error()) {
-      out.emplace_back(TranslateRedisError(v.str));
-    } else {
-      out.emplace_back(std::move(v));
-    }
-  }
-  return out;
-}
-
 StatusOr<AppendResult> ChunkWriter::Append(RedisCommands& redis, const GenerationId& gen,
                                            std::vector<PendingChunk>& chunks, const std::string& source) {
   if (chunks.empty()) return AppendResult{};

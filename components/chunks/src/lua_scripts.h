@@ -8,7 +8,6 @@ extern const char kApplyChunks[];
 extern const char kSweepDeadlines[];
 extern const char kMarkCompacted[];
 extern const char kIngestAppend[];
-extern const char kIngestAppendMany[];
 extern const char kResetGeneration[];
 extern const char kMarkFailed[];
 extern const char kPublishEvent[];

@@ -245,7 +245,6 @@ void AsyncRedis::Shutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->wake), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->tick), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->turn_ended), nullptr);
-  at_turn_end_.clear();
 }
 
 void AsyncRedis::Dispatch(Request req) {
@@ -328,7 +327,13 @@ void AsyncRedis::WriteEarly() {
   if ((ctx_->c.flags & REDIS_IN_CALLBACK) != 0 || uvredis::InsideEvent(ctx_)) return;
   eager_write_spent_ = true;
   buffered_since_write_ = 0;
-  StartTurnEnd();
+  uv_check_start(&loop_->turn_ended, [](uv_check_t* h) {
+    auto* self = static_cast<AsyncRedis*>(h->data);
+    self->eager_write_spent_ = false;
+    self->buffered_since_write_ = 0;
+    self->lost_by_early_write_ = false;
+    uv_check_stop(h);
+  });
   // A failed write is handled as in the writable event: hiredis answers the pending commands (OnReply, from
   // here: the caller may see its answer before Send returns, as for a refused connect) and OnDisconnect
   // clears ctx_. The rest of this loop turn's commands are then answered too (Dispatch), not sent on a new
@@ -336,30 +341,6 @@ void AsyncRedis::WriteEarly() {
   // the first ones lost and the later ones applied.
   redisAsyncHandleWrite(ctx_);
   if (ctx_ == nullptr) lost_by_early_write_ = true;
-}
-
-void AsyncRedis::StartTurnEnd() {
-  uv_check_start(&loop_->turn_ended, [](uv_check_t* h) {
-    auto* self = static_cast<AsyncRedis*>(h->data);
-    // First what callers left for the end of the turn: an early write of theirs belongs to this turn, and is
-    // reset with it below (with a check handle of their own, libuv's order of checks could leave it set
-    // into the next turn).
-    while (!self->at_turn_end_.empty() && !self->closed_) {
-      auto fns = std::move(self->at_turn_end_);
-      self->at_turn_end_.clear();
-      for (auto& fn : fns) fn();
-    }
-    self->eager_write_spent_ = false;
-    self->buffered_since_write_ = 0;
-    self->lost_by_early_write_ = false;
-    uv_check_stop(h);
-  });
-}
-
-void AsyncRedis::AtTurnEnd(std::function<void()> fn) {
-  if (!hosted_ || closed_) return;
-  at_turn_end_.push_back(std::move(fn));
-  StartTurnEnd();
 }
 
 std::string AsyncRedis::Where() const { return config_.host + ":" + std::to_string(config_.port); }

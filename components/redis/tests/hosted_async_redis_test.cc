@@ -187,34 +187,6 @@ TEST_F(HostedAsyncRedisTest, CloseAnswersWhatIsPendingAndLaterCommandsAtOnce) {
 
 // On the loop thread a command goes to the connection at once: while the client backs off after a refused
 // connect, its callback has run before Send returns (queued, it would run on a later turn).
-// AtTurnEnd runs its function once, after the loop turn's callbacks (the batcher gathers a turn's requests
-// before it), on the loop thread, and a command sent from there is answered; Close() drops what is left.
-TEST_F(HostedAsyncRedisTest, AtTurnEndRunsOnceAfterTheTurnsCallbacks) {
-  std::vector<std::string> order;  // loop thread only
-  std::promise<std::string> answered;
-  host_.Post([&] {
-    redis_->AtTurnEnd([&] {
-      order.push_back("turn end");
-      redis_->Send({"INCR", "turn-end"}, [&](StatusOr<RedisValue> r) {
-        answered.set_value(r.ok() ? std::to_string(r->AsInt()) : r.status().ToString());
-      });
-    });
-    order.push_back("callback");
-  });
-  EXPECT_EQ(Within(answered.get_future()), "1");
-  std::vector<std::string> seen;
-  host_.Run([&] { seen = order; });  // (a later turn: a second run would show)
-  EXPECT_EQ(seen, (std::vector<std::string>{"callback", "turn end"}));
-
-  bool ran = false;
-  host_.Run([&] {
-    redis_->AtTurnEnd([&] { ran = true; });
-    redis_->Close();
-  });
-  host_.Run([&] {});  // a turn has ended since
-  EXPECT_FALSE(ran) << "run after Close()";
-}
-
 TEST(HostedAsyncRedisAloneTest, OnTheLoopThreadACommandIsDispatchedBeforeSendReturns) {
   std::unique_ptr<AsyncRedis> redis;
   HostLoop host;

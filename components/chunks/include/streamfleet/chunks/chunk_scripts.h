@@ -21,8 +21,6 @@ const LuaScript& MarkFailed();
 // Ingest: bind scenario, count bytes against the per-generation limit, reserve seqs for the envelopes
 // that have none, XADD the envelopes. Returns [last entry id, first reserved seq].
 const LuaScript& IngestAppend();
-// Several IngestAppend calls in one script call, each answered on its own (ingest's requests of a loop turn).
-const LuaScript& IngestAppendMany();
 // A producer restarting a generation from scratch: if every seq handed out was applied, delete the
 // buffer, meta, seen bitmap and control hash (keeping its attempt and where the finalize stream stood) and
 // drop the idle deadline. Returns 1 when reset, 0 when chunks are still on their way to the compactor.

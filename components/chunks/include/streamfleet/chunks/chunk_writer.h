@@ -66,11 +66,6 @@ class ChunkWriter {
   AppendCall PrepareAppend(const GenerationId& gen, const std::vector<PendingChunk>& chunks,
                            const std::string& source) const;
   static StatusOr<AppendResult> ParseAppendReply(const StatusOr<RedisValue>& reply, std::vector<PendingChunk>& chunks);
-  // Several PrepareAppend calls as one IngestAppendMany call (chunk_scripts.h; standalone Redis only), and its
-  // reply split back into each call's own IngestAppend reply or refusal (the call's error for all when it
-  // failed as a whole), for ParseAppendReply.
-  static AppendCall PackAppends(std::vector<AppendCall> calls);
-  static std::vector<StatusOr<RedisValue>> SplitAppendsReply(StatusOr<RedisValue> reply, size_t calls);
 
   // Progress JSON from Redis; kNotFound when nothing is known about the generation.
   StatusOr<std::string> Progress(RedisCommands& redis, int64_t org, int64_t gen, std::optional<int64_t> scenario);

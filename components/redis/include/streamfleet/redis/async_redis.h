@@ -96,11 +96,6 @@ class AsyncRedis final : public RedisCommands {
   void SendEval(const LuaScript& script, const std::vector<std::string>& keys,
                 const std::vector<std::string>& args, Callback cb);
 
-  // Hosted form only, on the loop thread: runs `fn` once at the end of this loop turn (after its I/O
-  // callbacks), before the turn's early-write state is reset, so commands `fn` sends count as this turn's
-  // (a caller gathering the turn's commands into one, ingest's append batcher). Dropped by Close().
-  void AtTurnEnd(std::function<void()> fn);
-
   // Blocking forms for threads other than the loop's.
   StatusOr<RedisValue> Command(const std::vector<std::string>& argv, int extra_timeout_ms = 0) override;
   StatusOr<RedisValue> Eval(const LuaScript& script, const std::vector<std::string>& keys,
@@ -180,8 +175,6 @@ class AsyncRedis final : public RedisCommands {
   bool eager_write_spent_ = false;  // this loop iteration wrote a command at once (WriteEarly)
   int buffered_since_write_ = 0;    // commands buffered since that write
   bool lost_by_early_write_ = false;  // that write found the connection broken, in this loop iteration
-  std::vector<std::function<void()>> at_turn_end_;  // AtTurnEnd's, for the end of this loop iteration
-  void StartTurnEnd();  // the turn_ended check: runs at_turn_end_, then resets the early-write state
   Resolving* resolving_ = nullptr;  // the current host name lookup
   std::vector<Request> awaiting_;   // commands waiting for it, or for the handshake below
   // Plain TCP: the connection whose AUTH/SELECT replies are still owed (nullptr: none). Commands wait for them
